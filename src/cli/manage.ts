@@ -1,0 +1,138 @@
+// Commands that change a checkpoint by hand: reset, mark-done, rollback. Each takes the run's lease first.
+import { rm } from 'node:fs/promises';
+import { Checkpoint } from '../journal/checkpoint.js';
+import { acquireLease } from '../journal/lock.js';
+import { isStepComplete } from '../journal/state.js';
+import { dependentsOf, prepare } from '../engine/prepare.js';
+import { UnitProcess } from '../engine/process.js';
+import { scrubEnv } from '../engine/env.js';
+import type { Plan } from '../plan/types.js';
+import { type CommonOptions, requirePlan, resolveRunId, rootOf, shown, UsageError } from './context.js';
+import type { Io } from './run.js';
+
+function checkSteps(plan: Plan, ids: string[], flag: string): void {
+  for (const id of ids) {
+    if (!plan.steps.some((s) => s.id === id)) {
+      throw new UsageError(`${flag}: no step "${id}" in ${shown(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
+    }
+  }
+}
+
+async function withRun<T>(
+  opts: CommonOptions & { run?: string },
+  fn: (plan: Plan, ckpt: Checkpoint) => Promise<T>,
+): Promise<T> {
+  const plan = await requirePlan(opts);
+  const root = rootOf(opts);
+  const id = await resolveRunId(root, opts.run);
+  const lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
+  try {
+    const ckpt = await Checkpoint.read(root, id);
+    await ckpt.openForWrite();
+    try {
+      return await fn(plan, ckpt);
+    } finally {
+      await ckpt.compact();
+      await ckpt.close();
+    }
+  } finally {
+    await lease.release();
+  }
+}
+
+export async function resetCommand(
+  steps: string[],
+  opts: CommonOptions & { run?: string; all?: boolean; failed?: boolean },
+  io: Io,
+): Promise<number> {
+  if (!opts.all && steps.length === 0 && !opts.failed) {
+    throw new UsageError('reset: name the steps to reset, or pass --all (or --failed for failed units only)');
+  }
+  return withRun(opts, async (plan, ckpt) => {
+    checkSteps(plan, steps, 'reset');
+    const named = opts.all || steps.length === 0 ? plan.steps.map((s) => s.id) : steps;
+    const targets = opts.failed ? new Set(named) : dependentsOf(plan, named);
+    let n = 0;
+    for (const id of plan.steps.map((s) => s.id)) {
+      if (!targets.has(id)) continue;
+      const rec = ckpt.state.steps.get(id);
+      if (!rec) continue;
+      if (opts.failed) {
+        if (rec.failed.size === 0) continue;
+        await ckpt.record({ type: 'reset', step: id, failedOnly: true, reason: 'checkpoint reset --failed' });
+        io.out.write(`reset ${id}: ${rec.failed.size} failed unit(s) are pending again with fresh tries\n`);
+      } else {
+        await ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset' });
+        await ckpt.clearStepFiles(id);
+        await rm(ckpt.stateDir(id), { recursive: true, force: true });
+        io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again\n`);
+      }
+      n += 1;
+    }
+    if (n === 0) io.out.write('nothing to reset\n');
+    return 0;
+  });
+}
+
+export async function markDoneCommand(steps: string[], opts: CommonOptions & { run?: string }, io: Io): Promise<number> {
+  if (steps.length === 0) throw new UsageError('mark-done: name at least one step, e.g. `checkpoint mark-done schema`');
+  return withRun(opts, async (plan, ckpt) => {
+    checkSteps(plan, steps, 'mark-done');
+    const prep = await prepare(plan, ckpt.state, { env: io.env });
+    for (const ev of prep.events) {
+      if (ev.type === 'step-init' && steps.includes(ev.step) && !ckpt.state.steps.has(ev.step)) {
+        await ckpt.record(ev);
+        const list = prep.items.get(ev.step);
+        if (list) await ckpt.writeItems(ev.step, list);
+      }
+    }
+    for (const id of steps) {
+      await ckpt.record({ type: 'mark-done', step: id });
+      await ckpt.writeMarker(id);
+      io.out.write(`marked ${id} done (by hand)\n`);
+    }
+    return 0;
+  });
+}
+
+export async function rollbackCommand(opts: CommonOptions & { run?: string; to?: string }, io: Io): Promise<number> {
+  return withRun(opts, async (plan, ckpt) => {
+    if (opts.to) checkSteps(plan, [opts.to], '--to');
+    const done = plan.steps
+      .map((s) => ({ s, rec: ckpt.state.steps.get(s.id) }))
+      .filter(({ rec }) => rec !== undefined && (isStepComplete(rec) || rec.unitsDone > 0))
+      .sort((a, b) => (b.rec?.completedAt ?? b.rec?.timeMs ?? 0) - (a.rec?.completedAt ?? a.rec?.timeMs ?? 0));
+    let ran = 0;
+    for (const { s } of done) {
+      if (s.rollback) {
+        io.out.write(`rollback ${s.id}: ${s.rollback.split('\n')[0]}\n`);
+        const proc = new UnitProcess({
+          argv: [...plan.shell.argv, s.rollback],
+          cwd: s.workingDirectory,
+          env: {
+            ...scrubEnv(io.env),
+            ...s.env,
+            CHECKPOINT_RUN_ID: ckpt.runId,
+            CHECKPOINT_STEP: s.id,
+            CHECKPOINT_STATE_DIR: ckpt.stateDir(s.id),
+            CHECKPOINT_OUTPUTS: ckpt.outputsPath(),
+          },
+          onLine: (line) => io.out.write(`[${s.id} rollback] ${line}\n`),
+        });
+        const exit = await proc.exited;
+        if (exit.code !== 0) {
+          io.err.write(
+            `rollback of ${s.id} failed (${exit.spawnError ?? `exit code ${exit.code ?? exit.signal}`}); later steps were rolled back, ${s.id} and earlier ones were not. Fix it and run \`checkpoint rollback\` again.\n`,
+          );
+          return 1;
+        }
+        ran += 1;
+      }
+      await ckpt.record({ type: 'reset', step: s.id, failedOnly: false, forget: true, reason: 'rolled back' });
+      await ckpt.clearStepFiles(s.id);
+      if (opts.to === s.id) break;
+    }
+    io.out.write(`rolled back ${done.length} step(s), ${ran} rollback command(s) run\n`);
+    return 0;
+  });
+}

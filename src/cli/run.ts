@@ -1,0 +1,184 @@
+// `checkpoint run`: pick or create the run, take its lease, prepare, run the engine, and stop cleanly on
+// SIGINT/SIGTERM (exit 75 within 5 s, a second SIGINT skips the grace).
+import { hostname } from 'node:os';
+import { Checkpoint } from '../journal/checkpoint.js';
+import { ensureDir } from '../journal/fsutil.js';
+import { acquireLease, type Lease } from '../journal/lock.js';
+import { isValidRunId, newRunId, readLatest } from '../journal/runs.js';
+import { isStepComplete } from '../journal/state.js';
+import { parseDuration } from '../plan/duration.js';
+import type { Plan } from '../plan/types.js';
+import { type Preparation, prepare } from '../engine/prepare.js';
+import { Engine, EXIT_INCOMPLETE, EXIT_OK, type RunResult } from '../engine/scheduler.js';
+import { colorEnabled } from '../report/colors.js';
+import { Progress } from '../report/progress.js';
+import { type CommonOptions, requirePlan, rootOf, shown, UsageError } from './context.js';
+import { printExplain } from './explain.js';
+import { parseShard } from './shard.js';
+
+export interface RunCliOptions extends CommonOptions {
+  run?: string;
+  new?: boolean;
+  timeBudget?: string;
+  concurrency?: string;
+  only?: string[];
+  shard?: string;
+  dryRun?: boolean;
+}
+
+export interface Io {
+  out: NodeJS.WritableStream & { isTTY?: boolean };
+  err: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+function parseConcurrency(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--concurrency: expected a positive integer, got "${v}"`);
+  return n;
+}
+
+function parseBudget(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  try {
+    const ms = parseDuration(v);
+    if (ms <= 0) throw new Error('must be more than zero');
+    return ms;
+  } catch (err) {
+    throw new UsageError(`--time-budget: ${(err as Error).message}`);
+  }
+}
+
+function planComplete(plan: Plan, ckpt: Checkpoint): boolean {
+  return plan.steps.every((s) => {
+    const rec = ckpt.state.steps.get(s.id);
+    return rec !== undefined && isStepComplete(rec);
+  });
+}
+
+/** `--run ID`, `--new`, or the latest unfinished run of this plan; otherwise a fresh run. */
+async function chooseRun(plan: Plan, root: string, opts: RunCliOptions): Promise<{ id: string; existing: boolean }> {
+  if (opts.run !== undefined) {
+    if (!isValidRunId(opts.run)) {
+      throw new UsageError(`--run: "${opts.run}" is not a valid run id; use letters, digits, ".", "_" and "-"`);
+    }
+    return { id: opts.run, existing: await Checkpoint.exists(root, opts.run) };
+  }
+  if (!opts.new) {
+    const latest = await readLatest(root);
+    if (latest && (await Checkpoint.exists(root, latest))) {
+      const ck = await Checkpoint.read(root, latest);
+      if (ck.state.planName === plan.name && !planComplete(plan, ck)) return { id: latest, existing: true };
+    }
+  }
+  return { id: await newRunId(root, plan.name), existing: false };
+}
+
+export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
+  const plan = await requirePlan(opts);
+  const root = rootOf(opts);
+  const concurrency = parseConcurrency(opts.concurrency);
+  const budgetMs = parseBudget(opts.timeBudget);
+  const startedAt = Date.now();
+  const deadline = budgetMs === undefined ? undefined : startedAt + budgetMs;
+  if (opts.shard !== undefined) parseShard(opts.shard);
+  for (const id of opts.only ?? []) {
+    if (!plan.steps.some((s) => s.id === id)) {
+      throw new UsageError(`--only: no step "${id}" in ${shown(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
+    }
+  }
+  const { id, existing } = await chooseRun(plan, root, opts);
+
+  // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
+  let engine: Engine | undefined;
+  let early: string | undefined;
+  let sigints = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (sig === 'SIGINT') sigints += 1;
+    if (!engine) {
+      early = sig;
+      return;
+    }
+    if (sig === 'SIGINT' && sigints >= 2) engine.stop('second SIGINT: no grace', 0);
+    else engine.stop(`received ${sig}`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let lease: Lease | undefined;
+  try {
+    let ckpt: Checkpoint;
+    let prep: Preparation;
+    if (existing) {
+      if (!opts.dryRun) lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
+      ckpt = await Checkpoint.read(root, id);
+      if (ckpt.state.planName !== '' && ckpt.state.planName !== plan.name) {
+        throw new UsageError(
+          `--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`,
+        );
+      }
+      prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+    } else {
+      ckpt = Checkpoint.blank(root, id, plan.name);
+      prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+    }
+    if (opts.dryRun) {
+      printExplain(io.out, plan, prep, existing ? id : `${id} (new)`);
+      return EXIT_OK;
+    }
+    if (!lease) {
+      await ensureDir(root);
+      await ensureDir(`${root}/${id}`);
+      lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
+    }
+    await ckpt.openForWrite();
+    if (existing) {
+      // The model was re-read under the lease; decide again against what is really there.
+      prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+    }
+    if (early) {
+      io.err.write(`checkpoint: received ${early} before starting; nothing ran\n`);
+      return EXIT_INCOMPLETE;
+    }
+    const tty = io.out.isTTY === true && io.env.CI !== 'true';
+    const progress = new Progress(
+      plan,
+      ckpt,
+      prep.selected.map((s) => s.id),
+      { tty, color: colorEnabled(io.out, io.env), out: io.out },
+    );
+    const report = ckpt.loadReport;
+    if (report.rebuiltFrom) progress.line(`warning: ${report.rebuiltFrom}`);
+    if (report.tornTail) progress.line('note: ignored a torn last line in the journal (the run before was cut off mid-write)');
+    progress.line(
+      `${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name} in ${shown(ckpt.dir)} (host ${hostname()})`,
+    );
+    engine = new Engine(plan, ckpt, prep, {
+      concurrency,
+      deadline,
+      env: io.env,
+      onEvent: (ev) => progress.event(ev),
+      onOutput: (label, line, stream) => progress.output(label, line, stream),
+    });
+    const lost = (reason: string) => engine?.stop(`lease lost: ${reason}`, 0);
+    lease.onLost(lost);
+    progress.start();
+    let result: RunResult;
+    try {
+      result = await engine.run();
+    } finally {
+      progress.stop();
+      await ckpt.close();
+    }
+    progress.line(
+      `${result.exitCode === EXIT_OK ? 'complete' : result.reason}: ${result.unitsDone} of ${result.unitsDone + result.unitsRemaining} units done` +
+        `${result.unitsFailed ? `, ${result.unitsFailed} failed` : ''} (attempt ${result.attempt}, exit ${result.exitCode})`,
+    );
+    if (result.exitCode === EXIT_INCOMPLETE) progress.line(`resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}`);
+    return result.exitCode;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await lease?.release();
+  }
+}

@@ -1,0 +1,100 @@
+// `checkpoint status [--run ID] [--json]`: where a run stands. The JSON shape is documented in
+// docs/cli.md and kept stable: fields are only ever added.
+import { Checkpoint } from '../journal/checkpoint.js';
+import { readLease } from '../journal/lock.js';
+import { formatDuration } from '../plan/duration.js';
+import { colorEnabled, makeColors } from '../report/colors.js';
+import { runStats, type StepStats } from '../report/stats.js';
+import { type CommonOptions, optionalPlan, resolveRunId, rootOf, shown } from './context.js';
+import type { Io } from './run.js';
+
+export interface StatusOptions extends CommonOptions {
+  run?: string;
+  json?: boolean;
+}
+
+function ranges(list: Array<[number, number]>, max = 6): string {
+  const parts = list.slice(0, max).map(([s, e]) => (e - s === 1 ? `${s}` : `${s}-${e - 1}`));
+  if (list.length > max) parts.push(`… ${list.length - max} more`);
+  return parts.join(', ');
+}
+
+export async function statusCommand(opts: StatusOptions, io: Io): Promise<number> {
+  const plan = await optionalPlan(opts);
+  const root = rootOf(opts);
+  const id = await resolveRunId(root, opts.run);
+  const ckpt = await Checkpoint.read(root, id);
+  const lease = await readLease(ckpt.dir).catch(() => undefined);
+  const stats = runStats(ckpt, plan);
+  const state = ckpt.state;
+  if (opts.json) {
+    const doc = {
+      format: 1,
+      runId: stats.runId,
+      plan: stats.plan,
+      dir: ckpt.dir,
+      complete: stats.complete,
+      createdAt: new Date(state.createdAt).toISOString(),
+      updatedAt: new Date(state.updatedAt).toISOString(),
+      units: { total: stats.unitsTotal, done: stats.unitsDone, failed: stats.unitsFailed, remaining: stats.unitsRemaining },
+      etaSeconds: stats.etaMs === undefined ? null : Math.round(stats.etaMs / 1000),
+      lock: lease ? { pid: lease.pid, host: lease.host, attempt: lease.attempt, heartbeat: new Date(lease.heartbeat).toISOString() } : null,
+      attempts: state.attempts.map((a) => ({
+        attempt: a.attempt,
+        host: a.host,
+        pid: a.pid,
+        startedAt: new Date(a.startedAt).toISOString(),
+        endedAt: a.endedAt === undefined ? null : new Date(a.endedAt).toISOString(),
+        exit: a.exit ?? null,
+        reason: a.reason ?? null,
+        unitsDone: a.unitsDone,
+      })),
+      steps: stats.steps.map((s) => ({
+        id: s.id,
+        name: s.name,
+        state: s.status,
+        units: { total: s.unitsTotal, done: s.unitsDone, failed: s.unitsFailed, remaining: s.unitsRemaining },
+        timeSeconds: Math.round(s.timeMs) / 1000,
+        etaSeconds: s.etaMs === undefined ? null : Math.round(s.etaMs / 1000),
+        done: s.done,
+        failed: s.failed,
+        interrupted: s.interrupted,
+        items: s.items ?? null,
+        outputs: s.outputs,
+        completedAt: s.completedAt === undefined ? null : new Date(s.completedAt).toISOString(),
+      })),
+    };
+    io.out.write(`${JSON.stringify(doc, null, 2)}\n`);
+    return 0;
+  }
+  const c = makeColors(colorEnabled(io.out, io.env));
+  const pct = stats.unitsTotal ? Math.floor((stats.unitsDone / stats.unitsTotal) * 100) : 100;
+  io.out.write(
+    `${c.bold(`run ${stats.runId}`)} · plan ${stats.plan} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
+      `${stats.unitsDone}/${stats.unitsTotal} units (${pct}%)` +
+      `${stats.etaMs && !stats.complete ? ` · ETA ${formatDuration(stats.etaMs)}` : ''}\n`,
+  );
+  io.out.write(`  ${shown(ckpt.dir)} · ${state.attempts.length} attempt(s)`);
+  if (lease) io.out.write(` · ${c.yellow(`locked by pid ${lease.pid} on ${lease.host}`)}`);
+  io.out.write('\n\n');
+  const width = Math.max(4, ...stats.steps.map((s) => s.id.length));
+  const mark = (s: StepStats) =>
+    ({ done: c.green('✓'), failed: c.red('✗'), running: c.cyan('›'), interrupted: c.yellow('!'), partial: c.yellow('…'), pending: ' ' })[
+      s.status
+    ];
+  io.out.write(`  ${'step'.padEnd(width)}  ${'state'.padEnd(11)} ${'units'.padStart(15)}  ${'time'.padStart(7)}  eta\n`);
+  for (const s of stats.steps) {
+    const units = `${s.unitsDone}/${s.unitsTotal}${s.unitsFailed ? ` ✗${s.unitsFailed}` : ''}`;
+    const eta = s.status === 'done' ? '' : s.etaMs === undefined ? '?' : formatDuration(s.etaMs);
+    io.out.write(
+      `${mark(s)} ${s.id.padEnd(width)}  ${s.status.padEnd(11)} ${units.padStart(15)}  ${formatDuration(s.timeMs).padStart(7)}  ${eta}\n`,
+    );
+    if (s.batch && s.status !== 'done' && s.done.length > 0) io.out.write(`    done: ${ranges(s.done)}\n`);
+    for (const f of s.failed.slice(0, 5)) {
+      io.out.write(`    ${c.red('failed')} [${f.start}, ${f.end}): ${f.reason} after ${f.tries} tries\n`);
+    }
+    if (s.failed.length > 5) io.out.write(`    … ${s.failed.length - 5} more failed units (status --json lists all)\n`);
+    if (s.interrupted.length > 0) io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
+  }
+  return 0;
+}

@@ -1,0 +1,39 @@
+// A run killed with SIGKILL leaves its units running. Before their work is handed out again, the next run on
+// the same host ends them — identified by the process group recorded at spawn and the process start time, so
+// a pid the kernel has since reused for something else is never signalled.
+import { hostname } from 'node:os';
+import type { Checkpoint } from '../journal/checkpoint.js';
+import { orphanedUnits } from '../journal/state.js';
+import { groupAlive, processStartTime, signalGroup } from './process.js';
+
+export async function endOrphans(ckpt: Checkpoint, notice: (message: string) => void): Promise<number> {
+  const host = hostname();
+  let ended = 0;
+  const waits: number[] = [];
+  for (const { step, unit } of orphanedUnits(ckpt.state)) {
+    const pid = unit.pid;
+    if (pid !== undefined && unit.host === host && unit.startTime !== undefined) {
+      const now = processStartTime(pid);
+      if (now === unit.startTime && signalGroup(pid, 'SIGKILL')) {
+        notice(`ended unit ${step} [${unit.start}, ${unit.end}) left running by attempt ${unit.attempt} (pid ${pid})`);
+        waits.push(pid);
+        ended += 1;
+      }
+    }
+    ckpt.recordLater({
+      type: 'interrupt',
+      step,
+      start: unit.start,
+      end: unit.end,
+      index: unit.index,
+      ms: 0,
+      reason: `attempt ${unit.attempt} ended while it ran`,
+    });
+  }
+  // SIGKILL is asynchronous; the group is gone once the kernel has reaped or re-parented every member.
+  const until = Date.now() + 5000;
+  while (waits.some((pid) => groupAlive(pid) && processStartTime(pid) !== undefined) && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return ended;
+}

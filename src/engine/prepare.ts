@@ -1,0 +1,227 @@
+// Decides, before anything is written, what an attempt will do with each step: create its record, keep it,
+// invalidate it (changed fingerprint or changed dependency), or leave it done. Item lists are expanded here,
+// so a failing items command is reported like a plan error and the checkpoint stays untouched.
+import type { CheckpointEvent, ItemsInfo } from '../journal/events.js';
+import type { CheckpointState, StepRecord } from '../journal/state.js';
+import { isStepComplete, unitCount } from '../journal/state.js';
+import { diffFingerprints, type Fingerprint, fingerprintStep } from '../plan/fingerprint.js';
+import { expandItems } from '../plan/items.js';
+import type { ItemsSource, Plan, Step } from '../plan/types.js';
+import { itemsHash } from '../journal/checkpoint.js';
+
+export interface StepPlanInfo {
+  step: Step;
+  fingerprint: Fingerprint;
+  /** `run`, `skip`, `partial` (some units left). */
+  action: 'run' | 'skip' | 'partial';
+  why: string;
+  unitsTotal: number;
+  unitsDone: number;
+  /** Item source changed since the list was frozen (informational; `checkpoint reset STEP` re-expands). */
+  itemsDrift?: string;
+}
+
+export interface Preparation {
+  events: CheckpointEvent[];
+  /** Item lists to freeze (step id → items), for steps (re)initialised in this attempt. */
+  items: Map<string, string[]>;
+  /** Steps whose records are replaced: their markers and frozen lists are removed first. */
+  replaced: Set<string>;
+  info: Map<string, StepPlanInfo>;
+  /** The selected steps (all, or `--only` plus what they need that isn't done), in plan order. */
+  selected: Step[];
+}
+
+export function describeSource(src: ItemsSource): string {
+  switch (src.kind) {
+    case 'list':
+      return `list of ${src.items.length}`;
+    case 'file':
+      return `file ${src.file}`;
+    case 'glob':
+      return `glob ${src.glob}`;
+    case 'command':
+      return `command ${src.command}`;
+  }
+}
+
+/** Steps in dependency order (the plan is validated acyclic). */
+export function topoOrder(plan: Plan): Step[] {
+  const byId = new Map(plan.steps.map((s) => [s.id, s]));
+  const out: Step[] = [];
+  const seen = new Set<string>();
+  const visit = (s: Step) => {
+    if (seen.has(s.id)) return;
+    seen.add(s.id);
+    for (const d of s.needs) {
+      const dep = byId.get(d);
+      if (dep) visit(dep);
+    }
+    out.push(s);
+  };
+  for (const s of plan.steps) visit(s);
+  return out;
+}
+
+export function dependentsOf(plan: Plan, ids: Iterable<string>): Set<string> {
+  const out = new Set(ids);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const s of plan.steps) {
+      if (!out.has(s.id) && s.needs.some((d) => out.has(d))) {
+        out.add(s.id);
+        grew = true;
+      }
+    }
+  }
+  return out;
+}
+
+export interface PrepareOptions {
+  only?: string[];
+  /** Expand item lists of steps that need (re)initialising. `explain` passes false for a dry look. */
+  expand?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function prepare(plan: Plan, state: CheckpointState, opts: PrepareOptions = {}): Promise<Preparation> {
+  const expand = opts.expand ?? true;
+  const env = opts.env ?? process.env;
+  const order = topoOrder(plan);
+  const events: CheckpointEvent[] = [];
+  const items = new Map<string, string[]>();
+  const replaced = new Set<string>();
+  const info = new Map<string, StepPlanInfo>();
+  const invalidated = new Map<string, string>();
+  const records = new Map<string, StepRecord | undefined>();
+
+  for (const step of order) {
+    const fp = await fingerprintStep(plan, step);
+    const rec = state.steps.get(step.id);
+    let reason: string | undefined;
+    if (!rec) reason = 'new';
+    else if (rec.fingerprint.hash !== fp.hash) {
+      const diff = diffFingerprints(rec.fingerprint, fp);
+      const why = `fingerprint changed: ${diff.join('; ') || 'definition'}`;
+      if (step.onChange === 'rerun') reason = why;
+      else {
+        const space = await spaceOf(plan, step, rec, false, env);
+        events.push({ type: 'step-redefine', step: step.id, fingerprint: fp, ...space, reason: `${why} (kept)` });
+      }
+    } else {
+      const changedDep = step.needs.find((d) => invalidated.has(d));
+      if (changedDep && step.onChange === 'rerun') reason = `dependency ${changedDep} will run again`;
+    }
+    if (reason !== undefined) {
+      if (rec) {
+        invalidated.set(step.id, reason);
+        replaced.add(step.id);
+      }
+      const space = await spaceOf(plan, step, undefined, expand, env);
+      const ev: CheckpointEvent = { type: 'step-init', step: step.id, fingerprint: fp, ...space.range, reason };
+      if (space.items) ev.items = space.items;
+      if (space.list) items.set(step.id, space.list);
+      events.push(ev);
+      records.set(step.id, undefined);
+    } else {
+      records.set(step.id, rec);
+    }
+    const cur = records.get(step.id);
+    const total = cur ? unitCount(cur) : undefined;
+    const done = cur ? cur.unitsDone : 0;
+    let action: StepPlanInfo['action'] = 'run';
+    let why = reason ?? '';
+    if (cur && isStepComplete(cur)) {
+      if (step.always) {
+        action = 'run';
+        why = 'always: runs on every attempt';
+      } else {
+        action = 'skip';
+        why = 'done';
+      }
+    } else if (cur) {
+      action = done > 0 || cur.failed.size > 0 || cur.interrupted.size > 0 ? 'partial' : 'run';
+      const parts: string[] = [];
+      if (done > 0) parts.push(`${done} of ${total} units done`);
+      if (cur.failed.size > 0) parts.push(`${cur.failed.size} failed (retried first)`);
+      if (cur.interrupted.count > 0) parts.push('interrupted units will run again');
+      why = parts.join(', ') || 'not started';
+    }
+    const pi: StepPlanInfo = {
+      step,
+      fingerprint: fp,
+      action,
+      why,
+      unitsTotal: total ?? 0,
+      unitsDone: done,
+    };
+    info.set(step.id, pi);
+  }
+
+  // Always steps run again each attempt: their done work is made pending, their dependents stay done.
+  for (const step of order) {
+    const rec = records.get(step.id);
+    if (step.always && rec && (isStepComplete(rec) || rec.unitsDone > 0)) {
+      events.push({ type: 'reset', step: step.id, failedOnly: false, reason: 'always' });
+    }
+  }
+
+  const selected = selectSteps(plan, opts.only, (id) => {
+    const i = info.get(id);
+    return i?.action === 'skip';
+  });
+  return { events, items, replaced, info, selected };
+}
+
+/** `--only a b`: those steps plus every step they need, transitively, that is not already done. */
+export function selectSteps(plan: Plan, only: string[] | undefined, isDone: (id: string) => boolean): Step[] {
+  if (!only || only.length === 0) return plan.steps;
+  const byId = new Map(plan.steps.map((s) => [s.id, s]));
+  const want = new Set<string>();
+  const add = (id: string) => {
+    if (want.has(id)) return;
+    want.add(id);
+    for (const d of byId.get(id)?.needs ?? []) if (!isDone(d)) add(d);
+  };
+  for (const id of only) add(id);
+  return plan.steps.filter((s) => want.has(s.id));
+}
+
+interface Space {
+  range: { from: number; to: number; size: number };
+  items?: ItemsInfo;
+  list?: string[];
+}
+
+async function spaceOf(
+  plan: Plan,
+  step: Step,
+  keepFrom: StepRecord | undefined,
+  expand: boolean,
+  env: NodeJS.ProcessEnv,
+): Promise<Space & { from: number; to: number; size: number }> {
+  const b = step.batch;
+  if (!b) return { range: { from: 0, to: 1, size: 1 }, from: 0, to: 1, size: 1 };
+  if (b.space.kind === 'range') {
+    const range = { from: b.space.from, to: b.space.to, size: b.size };
+    return { range, ...range };
+  }
+  if (keepFrom?.items) {
+    // on-change: keep holds on to the frozen list; only `checkpoint reset` re-expands it.
+    const range = { from: 0, to: keepFrom.items.count, size: b.size };
+    return { range, ...range };
+  }
+  if (!expand) {
+    const range = { from: 0, to: 0, size: b.size };
+    return { range, ...range };
+  }
+  const list = await expandItems(b.space.source, plan.dir, { ...env, ...step.env });
+  const range = { from: 0, to: list.length, size: b.size };
+  return {
+    range,
+    ...range,
+    list,
+    items: { count: list.length, sha256: itemsHash(list), source: describeSource(b.space.source) },
+  };
+}

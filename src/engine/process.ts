@@ -1,0 +1,197 @@
+// The one place that spawns unit processes: own process group, environment, output capture, timeouts and
+// group-wide signals. Everything else asks this module.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+export interface UnitExit {
+  /** Exit code, or null when ended by a signal. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  ms: number;
+  /** Why the engine ended it, if it did: `timeout`, `stop`. */
+  endedBy?: 'timeout' | 'stop';
+  /** The process could not be started at all (missing shell, missing working directory). */
+  spawnError?: string;
+}
+
+export interface SpawnOptions {
+  argv: string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** Called once per complete output line (without the newline). */
+  onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  timeoutMs?: number;
+  /** SIGTERM → SIGKILL delay on timeout. */
+  timeoutGraceMs?: number;
+  /** Bytes of output tail kept for logs and error messages. */
+  tailBytes?: number;
+}
+
+/** Process start time in clock ticks since boot (Linux); undefined elsewhere. Guards against pid reuse. */
+export function processStartTime(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may contain spaces and parentheses: fields are counted after the last ')'.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const v = Number(rest[19]);
+    return Number.isFinite(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sends a signal to a whole process group; a group that is already gone is not an error. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+class Tail {
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+  readonly #limit: number;
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+  push(b: Buffer): void {
+    this.#chunks.push(b);
+    this.#bytes += b.length;
+    while (this.#bytes - (this.#chunks[0]?.length ?? 0) >= this.#limit && this.#chunks.length > 1) {
+      this.#bytes -= this.#chunks.shift()?.length ?? 0;
+    }
+  }
+  toString(): string {
+    const all = Buffer.concat(this.#chunks);
+    return all.subarray(Math.max(0, all.length - this.#limit)).toString('utf8');
+  }
+  get empty(): boolean {
+    return this.#bytes === 0;
+  }
+}
+
+export class UnitProcess {
+  readonly pid: number | undefined;
+  readonly startTime: number | undefined;
+  readonly exited: Promise<UnitExit>;
+  readonly #child: ChildProcess;
+  readonly #tail: Tail;
+  readonly #started = performance.now();
+  #endedBy: UnitExit['endedBy'];
+  #timers: NodeJS.Timeout[] = [];
+  #done = false;
+
+  constructor(opts: SpawnOptions) {
+    this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
+    const [cmd, ...args] = opts.argv;
+    // detached: the child becomes the leader of a new process group, so signals reach everything it starts.
+    this.#child = spawn(cmd ?? 'sh', args, {
+      cwd: opts.cwd,
+      env: opts.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.pid = this.#child.pid;
+    this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
+    const onLine = opts.onLine;
+    for (const stream of ['stdout', 'stderr'] as const) {
+      let partial = '';
+      this.#child[stream]?.on('data', (chunk: Buffer) => {
+        this.#tail.push(chunk);
+        if (!onLine) return;
+        const text = partial + chunk.toString('utf8');
+        const lines = text.split('\n');
+        partial = lines.pop() ?? '';
+        for (const l of lines) onLine(l, stream);
+      });
+      this.#child[stream]?.on('end', () => {
+        if (partial && onLine) onLine(partial, stream);
+        partial = '';
+      });
+    }
+    this.exited = new Promise<UnitExit>((resolve) => {
+      const finish = (exit: Omit<UnitExit, 'ms' | 'endedBy'>) => {
+        if (this.#done) return;
+        this.#done = true;
+        for (const t of this.#timers) clearTimeout(t);
+        const result: UnitExit = { ...exit, ms: Math.round(performance.now() - this.#started) };
+        if (this.#endedBy) result.endedBy = this.#endedBy;
+        // Background children may keep the pipes open after the shell exits; don't let them hold the unit.
+        const drain = setTimeout(() => {
+          this.#child.stdout?.destroy();
+          this.#child.stderr?.destroy();
+          resolve(result);
+        }, 50);
+        let open = 2;
+        const closed = () => {
+          open -= 1;
+          if (open === 0) {
+            clearTimeout(drain);
+            resolve(result);
+          }
+        };
+        if (this.#child.stdout?.readableEnded ?? true) closed();
+        else this.#child.stdout?.once('close', closed);
+        if (this.#child.stderr?.readableEnded ?? true) closed();
+        else this.#child.stderr?.once('close', closed);
+      };
+      this.#child.once('error', (err) => {
+        finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) });
+      });
+      this.#child.once('exit', (code, signal) => finish({ code, signal }));
+    });
+    if (opts.timeoutMs !== undefined && this.pid !== undefined) {
+      const t = setTimeout(() => {
+        this.#endedBy = 'timeout';
+        this.terminate(opts.timeoutGraceMs ?? 10_000);
+      }, opts.timeoutMs);
+      this.#timers.push(t);
+    }
+  }
+
+  /** SIGTERM to the group now, SIGKILL after the grace (0 = SIGKILL at once). */
+  terminate(graceMs: number, reason: 'stop' | 'timeout' = this.#endedBy ?? 'stop'): void {
+    if (this.#done || this.pid === undefined) return;
+    this.#endedBy ??= reason;
+    const pid = this.pid;
+    if (graceMs <= 0) {
+      signalGroup(pid, 'SIGKILL');
+      return;
+    }
+    signalGroup(pid, 'SIGTERM');
+    const t = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
+    this.#timers.push(t);
+  }
+
+  /** After the unit's main process ended, anything it left in its group is ended too (on stop only). */
+  killGroup(): void {
+    if (this.pid !== undefined) signalGroup(this.pid, 'SIGKILL');
+  }
+
+  tail(): string {
+    return this.#tail.toString();
+  }
+
+  get hasOutput(): boolean {
+    return !this.#tail.empty;
+  }
+}
+
+function describeSpawnError(err: NodeJS.ErrnoException, opts: SpawnOptions): string {
+  if (err.code === 'ENOENT') {
+    return `could not start "${opts.argv[0]}" in ${opts.cwd}: the program or the working directory does not exist; check \`shell\` and \`working-directory\``;
+  }
+  return `could not start "${opts.argv[0]}": ${err.message}`;
+}

@@ -1,0 +1,675 @@
+// The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
+// transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget.
+import { mkdir, rm, stat, writeFile, readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Checkpoint } from '../journal/checkpoint.js';
+import { IntervalSet } from '../journal/intervals.js';
+import { isStepComplete, p90, type StepRecord, unitCount } from '../journal/state.js';
+import { formatDuration } from '../plan/duration.js';
+import type { Plan, Step } from '../plan/types.js';
+import { scrubEnv } from './env.js';
+import { endOrphans } from './orphans.js';
+import { OutputSyntaxError, parseOutputFile } from './outputs.js';
+import type { Preparation } from './prepare.js';
+import { UnitProcess, type UnitExit } from './process.js';
+import { retryDelayMs } from './retry.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_INCOMPLETE = 75;
+
+/** Ranges bigger than this get no CHECKPOINT_ITEMS_FILE: writing millions of numbers per unit helps nobody. */
+const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
+
+export interface Unit {
+  step: string;
+  start: number;
+  end: number;
+  index: number;
+}
+
+export type EngineEvent =
+  | { type: 'unit-start'; unit: Unit; try: number }
+  | { type: 'unit-end'; unit: Unit; result: 'done' | 'failed' | 'retry' | 'yielded' | 'interrupted'; ms: number; detail?: string; tail?: string }
+  | { type: 'step-state'; step: string; state: StepRunState; detail?: string }
+  | { type: 'notice'; message: string };
+
+export type StepRunState = 'waiting' | 'running' | 'done' | 'failed' | 'blocked' | 'stopped';
+
+export interface EngineOptions {
+  /** Most units at once across the plan (overrides the plan's `concurrency`). */
+  concurrency?: number;
+  /** Unix ms of the budget's end. */
+  deadline?: number;
+  stopGraceMs?: number;
+  timeoutGraceMs?: number;
+  deadlineGraceMs?: number;
+  onEvent?: (ev: EngineEvent) => void;
+  /** A line of a unit's output; `label` is `step` or `step#index`. */
+  onOutput?: (label: string, line: string, stream: 'stdout' | 'stderr') => void;
+  env?: NodeJS.ProcessEnv;
+  random?: () => number;
+}
+
+export interface RunResult {
+  exitCode: number;
+  /** Why the run ended the way it did, for the last log line and the summary. */
+  reason: string;
+  complete: boolean;
+  resumed: boolean;
+  stepsDone: number;
+  stepsRemaining: number;
+  unitsDone: number;
+  unitsRemaining: number;
+  unitsFailed: number;
+  attempt: number;
+}
+
+interface QueuedUnit extends Unit {
+  notBefore: number;
+}
+
+/** One selected step's bookkeeping for this attempt. */
+class StepRun {
+  readonly step: Step;
+  readonly #ckpt: Checkpoint;
+  /** Work done before now plus every unit handed out in this attempt; only grows. */
+  taken = new IntervalSet();
+  cursor: number;
+  retryQueue: QueuedUnit[] = [];
+  tries = new Map<number, number>();
+  running = 0;
+  failedFinal = 0;
+  failedFinalStarts = new Set<number>();
+  stoppedByFailures = false;
+  budgetBlocked = false;
+  completedThisAttempt = false;
+  state: StepRunState = 'waiting';
+  items: string[] | undefined;
+
+  constructor(step: Step, ckpt: Checkpoint) {
+    this.step = step;
+    this.#ckpt = ckpt;
+    const rec = this.rec;
+    this.cursor = rec.from;
+    this.taken = rec.done.clone();
+    // Failed and interrupted units of earlier attempts go first.
+    const first: QueuedUnit[] = [];
+    for (const f of [...rec.failed.values()].sort((a, b) => a.start - b.start)) {
+      first.push({ step: step.id, start: f.start, end: f.end, index: f.index, notBefore: 0 });
+      this.taken.add(f.start, f.end);
+    }
+    for (const [s, e] of rec.interrupted.intervals()) {
+      for (const u of this.cut(s, e)) {
+        first.push({ ...u, notBefore: 0 });
+        this.taken.add(u.start, u.end);
+      }
+    }
+    this.retryQueue = first;
+  }
+
+  get rec(): StepRecord {
+    const r = this.#ckpt.state.steps.get(this.step.id);
+    if (!r) throw new Error(`internal: step ${this.step.id} has no record`);
+    return r;
+  }
+
+  get parallel(): number {
+    return this.step.batch ? (this.step.batch.order === 'sequential' ? 1 : this.step.batch.parallel) : 1;
+  }
+
+  get complete(): boolean {
+    return isStepComplete(this.rec) && this.running === 0;
+  }
+
+  get maxFailures(): number {
+    const mf = this.step.batch?.maxFailures;
+    if (!mf) return 0;
+    if (mf.kind === 'count') return mf.count;
+    return Math.floor((mf.percent / 100) * unitCount(this.rec));
+  }
+
+  /** Grid-aligned units covering [s, e): a unit never spans two chunks of the step's grid. */
+  *cut(s: number, e: number): Generator<Unit> {
+    const { from, size } = this.rec;
+    let p = s;
+    while (p < e) {
+      const index = Math.floor((p - from) / size);
+      const end = Math.min(from + (index + 1) * size, e);
+      yield { step: this.step.id, start: p, end, index };
+      p = end;
+    }
+  }
+
+  /** The next unit to start now, or the time to look again, or nothing left in this attempt. */
+  next(now: number): Unit | { wakeAt: number } | undefined {
+    if (this.stoppedByFailures) return undefined;
+    if (this.step.batch?.order === 'sequential') return this.#nextSequential(now);
+    let wakeAt = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < this.retryQueue.length; i++) {
+      const q = this.retryQueue[i] as QueuedUnit;
+      if (q.notBefore <= now) {
+        this.retryQueue.splice(i, 1);
+        return q;
+      }
+      wakeAt = Math.min(wakeAt, q.notBefore);
+    }
+    const gap = this.taken.firstGap(this.cursor, this.rec.to);
+    if (gap) {
+      const u = this.cut(gap[0], gap[1]).next().value as Unit;
+      this.taken.add(u.start, u.end);
+      this.cursor = u.end;
+      return u;
+    }
+    this.cursor = this.rec.to;
+    return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
+  }
+
+  #nextSequential(now: number): Unit | { wakeAt: number } | undefined {
+    if (this.running > 0) return undefined;
+    const rec = this.rec;
+    const gap = rec.done.firstGap(rec.from, rec.to);
+    if (!gap) return undefined;
+    const u = this.cut(gap[0], gap[1]).next().value as Unit;
+    if (this.failedFinalStarts.has(u.start)) return undefined;
+    const q = this.retryQueue.findIndex((x) => x.start === u.start);
+    if (q >= 0) {
+      const item = this.retryQueue[q] as QueuedUnit;
+      if (item.notBefore > now) return { wakeAt: item.notBefore };
+      this.retryQueue.splice(q, 1);
+    }
+    return u;
+  }
+
+  requeue(u: Unit, notBefore: number): void {
+    this.retryQueue.push({ ...u, notBefore });
+  }
+
+  get hasQueued(): boolean {
+    return this.retryQueue.length > 0 || this.taken.firstGap(this.cursor, this.rec.to) !== undefined;
+  }
+}
+
+interface Live {
+  unit: Unit;
+  proc: UnitProcess;
+  run: StepRun;
+}
+
+export class Engine {
+  readonly #plan: Plan;
+  readonly #ckpt: Checkpoint;
+  readonly #prep: Preparation;
+  readonly #opts: EngineOptions;
+  readonly #runs = new Map<string, StepRun>();
+  readonly #live = new Set<Live>();
+  readonly #pending = new Set<Promise<void>>();
+  #stopping: { reason: string; graceMs: number } | undefined;
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #finish: (() => void) | undefined;
+  #attempt = 0;
+  #resumed = false;
+  #yieldedLeft = false;
+  #fatal: Error | undefined;
+  #baseEnv: NodeJS.ProcessEnv = {};
+  #concurrency: number;
+
+  constructor(plan: Plan, ckpt: Checkpoint, prep: Preparation, opts: EngineOptions = {}) {
+    this.#plan = plan;
+    this.#ckpt = ckpt;
+    this.#prep = prep;
+    this.#opts = opts;
+    this.#concurrency = Math.max(1, opts.concurrency ?? plan.concurrency);
+  }
+
+  get attempt(): number {
+    return this.#attempt;
+  }
+
+  /** Stops starting units and ends running ones: SIGTERM to each group, SIGKILL after the grace. */
+  stop(reason: string, graceMs = this.#opts.stopGraceMs ?? 3000): void {
+    if (this.#stopping && graceMs >= this.#stopping.graceMs) return;
+    this.#stopping = { reason: this.#stopping?.reason ?? reason, graceMs };
+    this.#emit({ type: 'notice', message: `stopping (${reason}): ending ${this.#live.size} running unit(s)` });
+    for (const l of this.#live) l.proc.terminate(graceMs, 'stop');
+    this.#pump();
+  }
+
+  #stopInfo(): { reason: string; graceMs: number } | undefined {
+    return this.#stopping;
+  }
+
+  #emit(ev: EngineEvent): void {
+    this.#opts.onEvent?.(ev);
+  }
+
+  async run(): Promise<RunResult> {
+    const ckpt = this.#ckpt;
+    const state = ckpt.state;
+    this.#resumed = state.attempts.length > 0;
+    this.#attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
+    ckpt.recordLater({
+      type: 'attempt',
+      attempt: this.#attempt,
+      plan: this.#plan.name,
+      pid: process.pid,
+      host: hostname(),
+      resumed: this.#resumed,
+    });
+    for (const id of this.#prep.replaced) await ckpt.clearStepFiles(id);
+    for (const ev of this.#prep.events) ckpt.recordLater(ev);
+    for (const [id, list] of this.#prep.items) await ckpt.writeItems(id, list);
+    await this.#endOrphans();
+    await ckpt.flush();
+    await ckpt.syncMarkers();
+
+    this.#baseEnv = scrubEnv(this.#opts.env ?? process.env);
+    for (const step of this.#prep.selected) {
+      const run = new StepRun(step, ckpt);
+      if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from) run.items = await ckpt.readItems(step.id);
+      this.#runs.set(step.id, run);
+      await mkdir(ckpt.stateDir(step.id), { recursive: true, mode: 0o700 });
+    }
+    const deadline = this.#opts.deadline;
+    if (deadline !== undefined) {
+      const ms = Math.max(0, deadline - Date.now());
+      this.#deadlineTimer = setTimeout(
+        () => this.stop(`time budget reached`, this.#opts.deadlineGraceMs ?? 10_000),
+        ms,
+      );
+    }
+    // Steps already complete (and not `always`) are done for this attempt before anything starts.
+    for (const run of this.#runs.values()) {
+      if (run.complete && !run.step.always) {
+        run.completedThisAttempt = true;
+        run.state = 'done';
+      }
+    }
+    await new Promise<void>((resolve) => {
+      this.#finish = resolve;
+      this.#pump();
+    });
+    await Promise.all([...this.#pending]);
+    if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
+    if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
+    const result = this.#result();
+    ckpt.recordLater({ type: 'attempt-end', attempt: this.#attempt, exit: result.exitCode, reason: result.reason });
+    await ckpt.compact();
+    if (this.#fatal) throw this.#fatal;
+    return result;
+  }
+
+  /** Units recorded running by an attempt that died: end any survivor on this host, then mark them interrupted. */
+  async #endOrphans(): Promise<void> {
+    await endOrphans(this.#ckpt, (m) => this.#emit({ type: 'notice', message: m }));
+  }
+
+  #depsSatisfied(run: StepRun): 'yes' | 'wait' | 'never' {
+    for (const d of run.step.needs) {
+      const dep = this.#runs.get(d);
+      if (!dep) {
+        // Not selected (`--only`): it must already be complete.
+        const rec = this.#ckpt.state.steps.get(d);
+        if (!rec || !isStepComplete(rec)) return 'never';
+        continue;
+      }
+      if (dep.completedThisAttempt) continue;
+      if (dep.state === 'failed' || dep.state === 'blocked') return 'never';
+      return 'wait';
+    }
+    return 'yes';
+  }
+
+  #totalRunning(): number {
+    return this.#live.size;
+  }
+
+  #pump(): void {
+    if (this.#wakeTimer) {
+      clearTimeout(this.#wakeTimer);
+      this.#wakeTimer = undefined;
+    }
+    if (this.#finish === undefined) return;
+    const now = Date.now();
+    let wakeAt = Number.POSITIVE_INFINITY;
+    for (const run of this.#runs.values()) {
+      if (run.completedThisAttempt || run.state === 'failed' || run.state === 'blocked') continue;
+      const deps = this.#depsSatisfied(run);
+      if (deps === 'never') {
+        run.state = 'blocked';
+        this.#emit({ type: 'step-state', step: run.step.id, state: 'blocked', detail: 'a step it needs failed' });
+        continue;
+      }
+      if (deps === 'wait') continue;
+      if (run.complete) {
+        this.#completeStep(run);
+        continue;
+      }
+      while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.running < run.parallel) {
+        const nx = run.next(now);
+        if (nx === undefined) break;
+        if ('wakeAt' in nx) {
+          wakeAt = Math.min(wakeAt, nx.wakeAt);
+          break;
+        }
+        if (!this.#fitsBudget(run, nx, now)) break;
+        this.#startUnit(run, nx);
+      }
+      this.#settleStep(run);
+    }
+    if (this.#totalRunning() === 0 && this.#pending.size === 0) {
+      const canProgress =
+        !this.#stopping &&
+        Number.isFinite(wakeAt) &&
+        [...this.#runs.values()].some((r) => r.state !== 'failed' && r.state !== 'blocked');
+      if (!canProgress) {
+        const f = this.#finish;
+        this.#finish = undefined;
+        f();
+        return;
+      }
+    }
+    if (Number.isFinite(wakeAt) && !this.#stopping) {
+      this.#wakeTimer = setTimeout(() => this.#pump(), Math.max(0, wakeAt - Date.now()));
+    }
+  }
+
+  /** Predictive stop: skip a unit whose p90 duration would run past the deadline. */
+  #fitsBudget(run: StepRun, u: Unit, now: number): boolean {
+    const deadline = this.#opts.deadline;
+    if (deadline === undefined) return true;
+    const est = p90(run.rec.durations);
+    if (est === undefined || now + est <= deadline) return true;
+    // Hand the unit back: it stays pending for the next attempt.
+    run.requeue(u, Number.POSITIVE_INFINITY);
+    if (!run.budgetBlocked) {
+      run.budgetBlocked = true;
+      this.#emit({
+        type: 'notice',
+        message: `${run.step.id}: not starting more units: p90 ${formatDuration(est)} would end after the time budget (${formatDuration(Math.max(0, deadline - now))} left)`,
+      });
+    }
+    return false;
+  }
+
+  /** After a unit ends or a step runs dry: decide whether the step is failed/stopped for this attempt. */
+  #settleStep(run: StepRun): void {
+    if (run.completedThisAttempt || run.running > 0) return;
+    if (run.complete) {
+      this.#completeStep(run);
+      return;
+    }
+    const now = Date.now();
+    const waitingRetry = run.retryQueue.some((q) => Number.isFinite(q.notBefore) && q.notBefore > now);
+    const moreToStart = !run.stoppedByFailures && run.hasQueued && !run.budgetBlocked;
+    if (run.failedFinal > 0 && !waitingRetry && (!moreToStart || this.#stopping)) {
+      if (run.state !== 'failed') {
+        run.state = 'failed';
+        this.#emit({ type: 'step-state', step: run.step.id, state: 'failed', detail: `${run.failedFinal} unit(s) failed` });
+      }
+    }
+  }
+
+  #completeStep(run: StepRun): void {
+    if (run.completedThisAttempt) return;
+    run.completedThisAttempt = true;
+    run.state = 'done';
+    const ckpt = this.#ckpt;
+    const p = (async () => {
+      await ckpt.record({ type: 'step-complete', step: run.step.id });
+      await ckpt.writeMarker(run.step.id);
+    })();
+    this.#track(p);
+    this.#emit({ type: 'step-state', step: run.step.id, state: 'done' });
+  }
+
+  #track(p: Promise<void>): void {
+    const wrapped = p
+      .catch((err: unknown) => this.#onFatal(err))
+      .finally(() => {
+        this.#pending.delete(wrapped);
+        this.#pump();
+      });
+    this.#pending.add(wrapped);
+  }
+
+  /** A journal write failed: nothing more can be recorded, so stop everything and report it. */
+  #onFatal(err: unknown): void {
+    if (!this.#fatal) this.#fatal = err instanceof Error ? err : new Error(String(err));
+    this.stop(`cannot record progress: ${this.#fatal.message}`, 0);
+  }
+
+  #unitEnv(run: StepRun, u: Unit, tryNo: number, outFile: string, itemsFile: string | undefined): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...this.#baseEnv, ...run.step.env };
+    env.CHECKPOINT_RUN_ID = this.#ckpt.runId;
+    env.CHECKPOINT_STEP = run.step.id;
+    env.CHECKPOINT_TRY = String(tryNo);
+    env.CHECKPOINT_RESUMED = this.#resumed ? 'true' : 'false';
+    if (this.#opts.deadline !== undefined) env.CHECKPOINT_DEADLINE = String(Math.floor(this.#opts.deadline / 1000));
+    else delete env.CHECKPOINT_DEADLINE;
+    env.CHECKPOINT_STATE_DIR = this.#ckpt.stateDir(run.step.id);
+    env.CHECKPOINT_OUTPUT = outFile;
+    env.CHECKPOINT_OUTPUTS = this.#ckpt.outputsPath();
+    for (const k of ['CHECKPOINT_BATCH_INDEX', 'CHECKPOINT_BATCH_START', 'CHECKPOINT_BATCH_END', 'CHECKPOINT_ITEMS_FILE', 'CHECKPOINT_ITEM']) {
+      delete env[k];
+    }
+    if (run.step.batch) {
+      env.CHECKPOINT_BATCH_INDEX = String(u.index);
+      env.CHECKPOINT_BATCH_START = String(u.start);
+      env.CHECKPOINT_BATCH_END = String(u.end);
+      if (itemsFile) env.CHECKPOINT_ITEMS_FILE = itemsFile;
+      if (run.step.batch.size === 1) {
+        env.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
+      }
+    }
+    return env;
+  }
+
+  #startUnit(run: StepRun, u: Unit): void {
+    const tryNo = (run.tries.get(u.start) ?? 0) + 1;
+    run.tries.set(u.start, tryNo);
+    run.running += 1;
+    if (run.state !== 'running') {
+      run.state = 'running';
+      this.#emit({ type: 'step-state', step: run.step.id, state: 'running' });
+    }
+    const placeholder: Live = { unit: u, proc: undefined as unknown as UnitProcess, run };
+    // Counted as running at once so the pump respects limits while the async start proceeds.
+    this.#live.add(placeholder);
+    this.#track(this.#runUnit(run, u, tryNo, placeholder));
+  }
+
+  async #runUnit(run: StepRun, u: Unit, tryNo: number, live: Live): Promise<void> {
+    const ckpt = this.#ckpt;
+    const step = run.step;
+    const label = step.batch ? `${step.id}#${u.index}` : step.id;
+    const tmp = join(ckpt.dir, 'tmp');
+    const outFile = join(tmp, `${step.id}.${u.index}.${u.start}.${tryNo}.out`);
+    let itemsFile: string | undefined;
+    try {
+      if (step.batch && (run.items || u.end - u.start <= MAX_ITEMS_FILE_NUMBERS)) {
+        itemsFile = join(tmp, `${step.id}.${u.index}.${u.start}.items`);
+        const lines: string[] = [];
+        for (let i = u.start; i < u.end; i++) lines.push(run.items ? (run.items[i] ?? '') : String(i));
+        await writeFile(itemsFile, `${lines.join('\n')}\n`, { mode: 0o600 });
+      }
+      await ckpt.writeOutputsFile();
+      // Recorded running before the process exists; durable with the next group commit.
+      ckpt.recordLater({ type: 'start', ...u, try: tryNo, attempt: this.#attempt });
+      if (this.#stopping) {
+        ckpt.recordLater({ type: 'interrupt', ...u, ms: 0, reason: this.#stopping.reason });
+        run.requeue(u, 0);
+        return;
+      }
+      this.#emit({ type: 'unit-start', unit: u, try: tryNo });
+      const proc = new UnitProcess({
+        argv: [...this.#plan.shell.argv, step.run],
+        cwd: step.workingDirectory,
+        env: this.#unitEnv(run, u, tryNo, outFile, itemsFile),
+        timeoutMs: step.timeoutMs,
+        timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
+        onLine: this.#opts.onOutput ? (line, stream) => this.#opts.onOutput?.(label, line, stream) : undefined,
+      });
+      live.proc = proc;
+      // A stop may have begun while the process was being set up.
+      const stopping = this.#stopInfo();
+      if (stopping) proc.terminate(stopping.graceMs, 'stop');
+      if (proc.pid !== undefined) {
+        const ev = { type: 'spawned' as const, ...u, pid: proc.pid, host: hostname() };
+        ckpt.recordLater(proc.startTime === undefined ? ev : { ...ev, startTime: proc.startTime });
+      }
+      const exit = await proc.exited;
+      this.#live.delete(live);
+      if (exit.endedBy === 'stop') proc.killGroup();
+      await this.#recordExit(run, u, tryNo, exit, proc, outFile);
+    } finally {
+      this.#live.delete(live);
+      // Released only now, after the unit's end is durable: a step is complete only when nothing is in flight.
+      run.running -= 1;
+      await rm(outFile, { force: true });
+      if (itemsFile) await rm(itemsFile, { force: true });
+    }
+  }
+
+  async #recordExit(run: StepRun, u: Unit, tryNo: number, exit: UnitExit, proc: UnitProcess, outFile: string): Promise<void> {
+    const ckpt = this.#ckpt;
+    const step = run.step;
+    const tail = proc.tail();
+    if (proc.hasOutput) await this.#writeLog(step.id, u.index, tail);
+    if (exit.code === 0 && !exit.spawnError) {
+      let outputs: Record<string, string> | undefined;
+      try {
+        const text = await readFile(outFile, 'utf8').catch(() => undefined);
+        if (text !== undefined && text.length > 0) outputs = parseOutputFile(text, `CHECKPOINT_OUTPUT of ${step.id}`);
+      } catch (err) {
+        if (!(err instanceof OutputSyntaxError)) throw err;
+        return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, tail);
+      }
+      await ckpt.record({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) });
+      this.#emit({ type: 'unit-end', unit: u, result: 'done', ms: exit.ms });
+      return;
+    }
+    if (exit.endedBy === 'stop') {
+      await ckpt.record({ type: 'interrupt', ...u, ms: exit.ms, reason: this.#stopping?.reason ?? 'stopped' });
+      run.requeue(u, Number.POSITIVE_INFINITY);
+      this.#emit({ type: 'unit-end', unit: u, result: 'interrupted', ms: exit.ms, detail: this.#stopping?.reason });
+      return;
+    }
+    if (exit.code === EXIT_INCOMPLETE && !exit.endedBy) {
+      ckpt.recordLater({ type: 'yield', ...u, ms: exit.ms });
+      // A yield is progress, not a failure: run it again now (no try used) unless the run is stopping.
+      run.tries.set(u.start, tryNo - 1);
+      run.requeue(u, this.#stopping ? Number.POSITIVE_INFINITY : 0);
+      if (this.#stopping) this.#yieldedLeft = true;
+      this.#emit({ type: 'unit-end', unit: u, result: 'yielded', ms: exit.ms });
+      return;
+    }
+    let reason: string;
+    if (exit.spawnError) reason = exit.spawnError;
+    else if (exit.endedBy === 'timeout') reason = `timed out after ${formatDuration(step.timeoutMs ?? 0)}`;
+    else if (exit.signal) reason = `killed by ${exit.signal}`;
+    else reason = `exit code ${exit.code}`;
+    await this.#recordFailure(run, u, tryNo, exit, reason, tail);
+  }
+
+  async #recordFailure(run: StepRun, u: Unit, tryNo: number, exit: UnitExit, reason: string, tail: string): Promise<void> {
+    const step = run.step;
+    const final = tryNo >= step.retry.attempts || this.#stopping !== undefined;
+    const cmd = step.batch ? `${step.id} [${u.start}, ${u.end})` : step.id;
+    const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts})`;
+    await this.#ckpt.record({
+      type: 'fail',
+      ...u,
+      try: tryNo,
+      ms: exit.ms,
+      exit: exit.code,
+      signal: exit.signal,
+      final,
+      reason,
+    });
+    if (!final) {
+      const delay = retryDelayMs(step.retry, tryNo + 1, this.#opts.random);
+      run.requeue(u, Date.now() + delay);
+      this.#emit({ type: 'unit-end', unit: u, result: 'retry', ms: exit.ms, detail: `${detail}; retrying in ${formatDuration(delay)}`, tail });
+      return;
+    }
+    run.failedFinal += 1;
+    run.failedFinalStarts.add(u.start);
+    if (run.failedFinal > run.maxFailures && !run.stoppedByFailures) {
+      run.stoppedByFailures = true;
+      this.#emit({
+        type: 'notice',
+        message: `${step.id}: ${run.failedFinal} unit(s) failed, more than max-failures (${run.maxFailures}); not starting more units of this step`,
+      });
+    }
+    this.#emit({ type: 'unit-end', unit: u, result: 'failed', ms: exit.ms, detail, tail });
+  }
+
+  async #writeLog(step: string, index: number, tail: string): Promise<void> {
+    const path = this.#ckpt.logPath(step, index);
+    await mkdir(join(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
+    await writeFile(path, tail, { mode: 0o600 });
+  }
+
+  #result(): RunResult {
+    let stepsDone = 0;
+    let unitsDone = 0;
+    let unitsTotal = 0;
+    let unitsFailed = 0;
+    let anyFailed = false;
+    for (const run of this.#runs.values()) {
+      const rec = run.rec;
+      const total = unitCount(rec);
+      unitsTotal += total;
+      unitsDone += Math.min(total, rec.unitsDone);
+      unitsFailed += run.failedFinal;
+      if (run.failedFinal > 0) anyFailed = true;
+      if (isStepComplete(rec) && (run.completedThisAttempt || !run.step.always)) stepsDone += 1;
+    }
+    const stepsTotal = this.#runs.size;
+    const complete = stepsDone === stepsTotal && !anyFailed;
+    let exitCode: number;
+    let reason: string;
+    if (this.#fatal) {
+      exitCode = EXIT_FAILED;
+      reason = this.#fatal.message;
+    } else if (anyFailed) {
+      exitCode = EXIT_FAILED;
+      const failedSteps = [...this.#runs.values()].filter((r) => r.failedFinal > 0).map((r) => r.step.id);
+      reason = `${unitsFailed} unit(s) failed in ${failedSteps.join(', ')}`;
+    } else if (complete) {
+      exitCode = EXIT_OK;
+      reason = 'complete';
+    } else {
+      exitCode = EXIT_INCOMPLETE;
+      if (this.#stopping) reason = `stopped early: ${this.#stopping.reason}`;
+      else if ([...this.#runs.values()].some((r) => r.budgetBlocked)) reason = 'stopped early: the next units would not finish within the time budget';
+      else if (this.#yieldedLeft) reason = 'stopped early: a unit yielded';
+      else reason = 'stopped early';
+    }
+    return {
+      exitCode,
+      reason,
+      complete,
+      resumed: this.#resumed,
+      stepsDone,
+      stepsRemaining: stepsTotal - stepsDone,
+      unitsDone,
+      unitsRemaining: Math.max(0, unitsTotal - unitsDone),
+      unitsFailed,
+      attempt: this.#attempt,
+    };
+  }
+}
+
+export async function fileExists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

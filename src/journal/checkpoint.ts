@@ -1,0 +1,306 @@
+// One run's checkpoint directory: loads snapshot + journal into the model, records events durably, and keeps
+// the side files (markers, frozen item lists, outputs.json) in step with the model.
+import { createHash } from 'node:crypto';
+import { readdir, rm, stat, unlink } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import type { CheckpointEvent, Stamped } from './events.js';
+import { ensureDir, readFileIfExists, writeFileAtomic } from './fsutil.js';
+import { JournalWriter, readJournal, truncateTo } from './journal-file.js';
+import { parseSnapshot, SnapshotError, serializeSnapshot } from './snapshot.js';
+import { applyEvent, type CheckpointState, emptyState, isStepComplete } from './state.js';
+
+export class CheckpointCorruptError extends Error {
+  override name = 'CheckpointCorruptError';
+}
+
+/** Compact the journal into the snapshot once it holds this many bytes. */
+const COMPACT_BYTES = 8 * 1024 * 1024;
+
+export interface LoadReport {
+  /** A torn last journal line was found (and, when opened for writing, cut off). */
+  tornTail: boolean;
+  /** The snapshot was unusable and the state was rebuilt from the journal. */
+  rebuiltFrom?: string;
+  eventsReplayed: number;
+}
+
+export function runDirOf(root: string, runId: string): string {
+  return join(root, runId);
+}
+
+export class Checkpoint {
+  readonly root: string;
+  readonly dir: string;
+  state: CheckpointState;
+  readonly loadReport: LoadReport;
+  #journal: JournalWriter | undefined;
+  #journalBytesAtOpen = 0;
+  #outputsDirty = true;
+
+  private constructor(root: string, dir: string, state: CheckpointState, report: LoadReport) {
+    this.root = root;
+    this.dir = dir;
+    this.state = state;
+    this.loadReport = report;
+  }
+
+  get runId(): string {
+    return this.state.runId;
+  }
+
+  get journalPath(): string {
+    return join(this.dir, 'journal.ndjson');
+  }
+
+  get snapshotPath(): string {
+    return join(this.dir, 'checkpoint.json');
+  }
+
+  /** Reads a run without changing anything on disk (status, explain, runs). */
+  static async read(root: string, runId: string): Promise<Checkpoint> {
+    const dir = runDirOf(root, runId);
+    const { state, report } = await loadState(dir, runId);
+    return new Checkpoint(root, dir, state, report);
+  }
+
+  /** A model for a run that does not exist yet; nothing is written until `openForWrite`. */
+  static blank(root: string, runId: string, planName: string): Checkpoint {
+    return new Checkpoint(root, runDirOf(root, runId), emptyState(runId, planName), {
+      tornTail: false,
+      eventsReplayed: 0,
+    });
+  }
+
+  static async exists(root: string, runId: string): Promise<boolean> {
+    const dir = runDirOf(root, runId);
+    return (
+      (await statOrUndefined(join(dir, 'checkpoint.json'))) !== undefined ||
+      (await statOrUndefined(join(dir, 'journal.ndjson'))) !== undefined
+    );
+  }
+
+  /** Creates the folders, re-reads the state (the caller now holds the lease), cuts a torn tail, opens the journal. */
+  async openForWrite(): Promise<void> {
+    await ensureDir(this.root);
+    await ensureDir(this.dir);
+    for (const sub of ['steps', 'state', 'logs', 'items', 'tmp']) await ensureDir(join(this.dir, sub));
+    if (await Checkpoint.exists(this.root, this.runId)) {
+      const { state, report, validBytes } = await loadState(this.dir, this.runId);
+      this.state = state;
+      Object.assign(this.loadReport, report);
+      if (report.tornTail) await truncateTo(this.journalPath, validBytes);
+    } else {
+      // A brand-new run: the snapshot exists from the start so `runs`/`status` can always read the name.
+      await writeFileAtomic(this.snapshotPath, serializeSnapshot(this.state));
+    }
+    this.#journal = await JournalWriter.open(this.journalPath);
+    this.#journalBytesAtOpen = (await statOrUndefined(this.journalPath))?.size ?? 0;
+    await writeFileAtomic(join(this.root, 'latest'), `${this.runId}\n`);
+  }
+
+  #stamp(ev: CheckpointEvent): Stamped {
+    return { ...ev, seq: this.state.seq + 1, t: Date.now() };
+  }
+
+  /** Applies the event and resolves once it is on disk (fsynced, shared with concurrent records). */
+  async record(ev: CheckpointEvent): Promise<void> {
+    const s = this.#stamp(ev);
+    applyEvent(this.state, s);
+    this.#touch(ev);
+    await this.#writer().append(s);
+  }
+
+  /** Applies and writes the event; it becomes durable with the next `record` or `flush`. */
+  recordLater(ev: CheckpointEvent): void {
+    const s = this.#stamp(ev);
+    applyEvent(this.state, s);
+    this.#touch(ev);
+    this.#writer().appendLater(s);
+  }
+
+  #touch(ev: CheckpointEvent): void {
+    if (ev.type === 'done' && ev.outputs) this.#outputsDirty = true;
+    if (ev.type === 'reset' || ev.type === 'step-init') this.#outputsDirty = true;
+  }
+
+  #writer(): JournalWriter {
+    if (!this.#journal) throw new Error(`checkpoint ${this.dir} is not open for writing`);
+    return this.#journal;
+  }
+
+  async flush(): Promise<void> {
+    await this.#journal?.flush();
+  }
+
+  get journalBytes(): number {
+    return this.#journalBytesAtOpen + (this.#journal?.bytesWritten ?? 0);
+  }
+
+  /**
+   * Writes the snapshot. The journal is only cut when it has grown large: while it still holds the whole
+   * history, a damaged snapshot can be rebuilt from it.
+   */
+  async compact(force = false): Promise<void> {
+    await this.flush();
+    await writeFileAtomic(this.snapshotPath, serializeSnapshot(this.state));
+    if (force || this.journalBytes > COMPACT_BYTES) {
+      await this.#journal?.close();
+      await writeFileAtomic(this.journalPath, '');
+      this.#journal = await JournalWriter.open(this.journalPath);
+      this.#journalBytesAtOpen = 0;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#journal?.close();
+    this.#journal = undefined;
+  }
+
+  stateDir(step: string): string {
+    return join(this.dir, 'state', step);
+  }
+
+  logPath(step: string, index: number): string {
+    return join(this.dir, 'logs', step, `${index}.log`);
+  }
+
+  outputsPath(): string {
+    return join(this.dir, 'outputs.json');
+  }
+
+  itemsPath(step: string): string {
+    return join(this.dir, 'items', `${step}.json`);
+  }
+
+  /** Rewrites outputs.json when a step's outputs changed since the last write. */
+  async writeOutputsFile(): Promise<string> {
+    if (this.#outputsDirty) {
+      const all: Record<string, Record<string, string>> = {};
+      for (const [id, rec] of this.state.steps) if (Object.keys(rec.outputs).length > 0) all[id] = rec.outputs;
+      await writeFileAtomic(this.outputsPath(), `${JSON.stringify(all, null, 2)}\n`);
+      this.#outputsDirty = false;
+    }
+    return this.outputsPath();
+  }
+
+  async writeItems(step: string, items: readonly string[]): Promise<void> {
+    await writeFileAtomic(this.itemsPath(step), `${JSON.stringify(items)}\n`);
+  }
+
+  async readItems(step: string): Promise<string[]> {
+    const text = await readFileIfExists(this.itemsPath(step));
+    const rec = this.state.steps.get(step);
+    if (text === undefined) {
+      throw new CheckpointCorruptError(
+        `${relative(process.cwd(), this.itemsPath(step))}: the frozen item list of step "${step}" is missing; run \`checkpoint reset ${step}\` to expand it again`,
+      );
+    }
+    if (rec?.items && itemsHash(JSON.parse(text) as string[]) !== rec.items.sha256) {
+      throw new CheckpointCorruptError(
+        `${relative(process.cwd(), this.itemsPath(step))}: the frozen item list of step "${step}" does not match its checksum; run \`checkpoint reset ${step}\` to expand it again`,
+      );
+    }
+    return JSON.parse(text) as string[];
+  }
+
+  /** steps/<id>.complete, readable by shell scripts (`. steps/build.complete`). */
+  async writeMarker(step: string, exitCode = 0): Promise<void> {
+    const rec = this.state.steps.get(step);
+    if (!rec) return;
+    const completedAt = new Date(rec.completedAt ?? Date.now()).toISOString();
+    const text = [
+      `STEP=${step}`,
+      `COMPLETED_AT=${completedAt}`,
+      `DURATION_SECONDS=${(rec.timeMs / 1000).toFixed(3)}`,
+      `EXIT_CODE=${exitCode}`,
+      `FINGERPRINT=${rec.fingerprint.hash}`,
+      '',
+    ].join('\n');
+    await writeFileAtomic(join(this.dir, 'steps', `${step}.complete`), text);
+  }
+
+  async removeMarker(step: string): Promise<void> {
+    await unlink(join(this.dir, 'steps', `${step}.complete`)).catch(() => undefined);
+  }
+
+  /** Makes markers agree with the model (after a reset, an invalidation, or a crash between the two). */
+  async syncMarkers(): Promise<void> {
+    const present = new Set(
+      (await readdir(join(this.dir, 'steps')).catch(() => [] as string[]))
+        .filter((f) => f.endsWith('.complete'))
+        .map((f) => f.slice(0, -'.complete'.length)),
+    );
+    for (const [id, rec] of this.state.steps) {
+      const complete = isStepComplete(rec) && rec.completedAt !== undefined;
+      if (complete && !present.has(id)) await this.writeMarker(id);
+      if (!complete && present.has(id)) await this.removeMarker(id);
+    }
+  }
+
+  async clearStepFiles(step: string): Promise<void> {
+    await this.removeMarker(step);
+    await rm(join(this.dir, 'items', `${step}.json`), { force: true });
+  }
+}
+
+export function itemsHash(items: readonly string[]): string {
+  return createHash('sha256').update(JSON.stringify(items)).digest('hex');
+}
+
+async function statOrUndefined(path: string) {
+  try {
+    return await stat(path);
+  } catch {
+    return undefined;
+  }
+}
+
+async function loadState(
+  dir: string,
+  runId: string,
+): Promise<{ state: CheckpointState; report: LoadReport; validBytes: number }> {
+  const snapPath = join(dir, 'checkpoint.json');
+  const journalPath = join(dir, 'journal.ndjson');
+  const shown = (p: string) => relative(process.cwd(), p) || p;
+  const report: LoadReport = { tornTail: false, eventsReplayed: 0 };
+  const journal = await readJournal(journalPath);
+  report.tornTail = journal.tornTail;
+  const events = journal.events as unknown as Stamped[];
+  let state: CheckpointState | undefined;
+  const text = await readFileIfExists(snapPath);
+  if (text !== undefined) {
+    try {
+      state = parseSnapshot(text, shown(snapPath));
+    } catch (err) {
+      if (!(err instanceof SnapshotError)) throw err;
+      // The journal can stand in for the snapshot only when it still holds the run's whole history.
+      if (events.length > 0 && events[0]?.seq === 1) {
+        report.rebuiltFrom = `${err.message}; rebuilt from ${shown(journalPath)}`;
+      } else {
+        throw new CheckpointCorruptError(
+          `${err.message}. The journal no longer holds the whole history, so it cannot be rebuilt. ` +
+            `Restore the previous checkpoint entry, or start over with \`checkpoint reset --all\` (or \`checkpoint run --new\`).`,
+        );
+      }
+    }
+  } else if (events.length > 0 && events[0]?.seq !== 1) {
+    throw new CheckpointCorruptError(
+      `${shown(snapPath)} is missing and ${shown(journalPath)} does not start at the beginning of the run; ` +
+        'restore the previous checkpoint entry, or start over with `checkpoint run --new`.',
+    );
+  }
+  if (!state) state = emptyState(runId, '');
+  let expected = state.seq + 1;
+  for (const ev of events) {
+    if (ev.seq <= state.seq) continue;
+    if (ev.seq !== expected) {
+      throw new CheckpointCorruptError(
+        `${shown(journalPath)}: event ${ev.seq} follows ${expected - 1} (a gap); restore the previous checkpoint entry or run \`checkpoint reset --all\``,
+      );
+    }
+    applyEvent(state, ev);
+    expected += 1;
+    report.eventsReplayed += 1;
+  }
+  return { state, report, validBytes: journal.validBytes };
+}

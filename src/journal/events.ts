@@ -1,0 +1,136 @@
+// The journal's event vocabulary. Every line of journal.ndjson is one of these plus `seq`, `t` (ms epoch)
+// and `crc`. docs/format.md documents each field; keep the two in step.
+import type { Fingerprint } from '../plan/fingerprint.js';
+
+export interface ItemsInfo {
+  count: number;
+  sha256: string;
+  /** Where the list came from, for `status`/`explain`: `file ids.txt`, `glob data/*.csv`, ... */
+  source: string;
+}
+
+export interface StepInitEvent {
+  type: 'step-init';
+  step: string;
+  fingerprint: Fingerprint;
+  from: number;
+  to: number;
+  size: number;
+  items?: ItemsInfo;
+  /** Why the step's record was (re)created: `new`, `fingerprint changed: run`, `dependency x changed`... */
+  reason: string;
+}
+
+/** `on-change: keep`: the definition changed, completed work stays. */
+export interface StepRedefineEvent {
+  type: 'step-redefine';
+  step: string;
+  fingerprint: Fingerprint;
+  from: number;
+  to: number;
+  size: number;
+  reason: string;
+}
+
+export interface AttemptEvent {
+  type: 'attempt';
+  attempt: number;
+  /** The plan's name: a checkpoint is bound to it. */
+  plan: string;
+  pid: number;
+  host: string;
+  resumed: boolean;
+}
+
+export interface AttemptEndEvent {
+  type: 'attempt-end';
+  attempt: number;
+  exit: number;
+  reason: string;
+}
+
+interface UnitBase {
+  step: string;
+  start: number;
+  end: number;
+  index: number;
+}
+
+export interface UnitStartEvent extends UnitBase {
+  type: 'start';
+  try: number;
+  attempt: number;
+}
+
+export interface UnitSpawnedEvent extends UnitBase {
+  type: 'spawned';
+  pid: number;
+  /** Process start time (clock ticks since boot, /proc/PID/stat field 22) so a reused pid is never killed. */
+  startTime?: number;
+  host: string;
+}
+
+export interface UnitDoneEvent extends UnitBase {
+  type: 'done';
+  ms: number;
+  outputs?: Record<string, string>;
+}
+
+export interface UnitFailEvent extends UnitBase {
+  type: 'fail';
+  try: number;
+  ms: number;
+  exit: number | null;
+  signal: string | null;
+  /** Tries exhausted: the unit is failed for this attempt. */
+  final: boolean;
+  reason: string;
+}
+
+export interface UnitYieldEvent extends UnitBase {
+  type: 'yield';
+  ms: number;
+}
+
+export interface UnitInterruptEvent extends UnitBase {
+  type: 'interrupt';
+  ms: number;
+  reason: string;
+}
+
+export interface StepCompleteEvent {
+  type: 'step-complete';
+  step: string;
+}
+
+export interface ResetEvent {
+  type: 'reset';
+  step: string;
+  /** Only failed units are made pending; done work stays. */
+  failedOnly: boolean;
+  reason: string;
+  /** Drop the record entirely (`checkpoint reset`): the next run starts the step afresh and re-expands items. */
+  forget?: boolean;
+}
+
+export interface MarkDoneEvent {
+  type: 'mark-done';
+  step: string;
+}
+
+export type CheckpointEvent =
+  | StepInitEvent
+  | StepRedefineEvent
+  | AttemptEvent
+  | AttemptEndEvent
+  | UnitStartEvent
+  | UnitSpawnedEvent
+  | UnitDoneEvent
+  | UnitFailEvent
+  | UnitYieldEvent
+  | UnitInterruptEvent
+  | StepCompleteEvent
+  | ResetEvent
+  | MarkDoneEvent;
+
+export type Stamped<E extends CheckpointEvent = CheckpointEvent> = E & { seq: number; t: number };

@@ -1,0 +1,379 @@
+// The append-only journal: one JSON object per line, each carrying a CRC-32 of itself, so a reader can
+// tell a torn last line (the process or machine died mid-write: ignored) from damage in the middle of the
+// file (refused with a way out). Appends are group-committed: every append() resolves only once its line
+// is written and fdatasync'd, and all appends that arrive while one fdatasync is in flight share the next.
+
+import type { FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { crc32 } from './crc32.js';
+import { errorCode, FILE_MODE, fsyncDir } from './fsutil.js';
+
+/** `"crc":"xxxxxxxx"}`: the fixed-size tail every line ends with (before the newline). */
+const CRC_TAIL_LENGTH = 17;
+const HEX8 = /^[0-9a-f]{8}$/;
+
+/**
+ * One journal line: the event's JSON with a last `"crc"` key holding the CRC-32 of the event's JSON
+ * without that key, then '\n'. An own `crc` key on the event is ignored. Accepts any plain object (typed
+ * event interfaces have no index signature, so `object` rather than Record<string, unknown>).
+ */
+export function encodeLine(event: object): string {
+  const source = event as Record<string, unknown>;
+  const rest: Record<string, unknown> = {};
+  for (const key of Object.keys(source)) if (key !== 'crc') rest[key] = source[key];
+  const json = JSON.stringify(rest);
+  const crc = crc32(json);
+  return json === '{}' ? `{"crc":"${crc}"}\n` : `${json.slice(0, -1)},"crc":"${crc}"}\n`;
+}
+
+/**
+ * The event of one journal line (with or without its newline), without the `crc` key; undefined when the
+ * line is not valid JSON, lacks the checksum, or the checksum does not match.
+ */
+export function decodeLine(line: string): Record<string, unknown> | undefined {
+  const text = line.endsWith('\n') ? line.slice(0, -1) : line;
+  if (text.length <= CRC_TAIL_LENGTH || !text.endsWith('"}')) return undefined;
+  if (text.slice(-CRC_TAIL_LENGTH, -10) !== '"crc":"') return undefined;
+  const crc = text.slice(-10, -2);
+  if (!HEX8.test(crc)) return undefined;
+  const head = text.slice(0, -CRC_TAIL_LENGTH);
+  let json: string;
+  if (head === '{') json = '{}';
+  else if (head.startsWith('{') && head.endsWith(',')) json = `${head.slice(0, -1)}}`;
+  else return undefined;
+  if (crc32(json) !== crc) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  return value as Record<string, unknown>;
+}
+
+const WRITE_FIXES: Record<string, string> = {
+  ENOSPC: 'the disk is full: free disk space',
+  EDQUOT: 'the disk quota is exhausted: free space or raise the quota',
+  EFBIG: 'the file size limit was reached (see `ulimit -f`): raise it',
+  EROFS: 'the filesystem is read-only: put the checkpoint directory (--dir) on a writable filesystem',
+  EACCES: 'permission denied: make the checkpoint directory writable by this user',
+  EPERM: 'permission denied: make the checkpoint directory writable by this user',
+  EIO: 'the disk reported an I/O error: check the disk',
+};
+
+/** Writing or syncing the journal failed; nothing from the failed batch was acknowledged. */
+export class JournalWriteError extends Error {
+  override readonly name = 'JournalWriteError';
+  readonly path: string;
+  /** The OS error code (ENOSPC, EFBIG, EROFS, EBADF...), when there was one. */
+  readonly code: string | undefined;
+
+  constructor(path: string, cause: unknown) {
+    const code = errorCode(cause);
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    const fix = (code !== undefined ? WRITE_FIXES[code] : undefined) ?? 'fix the cause above';
+    super(
+      `could not write the checkpoint journal ${path}: ${code ?? 'error'} (${detail}). ` +
+        `To continue, ${fix} and run \`checkpoint run\` again; work recorded before this point is kept.`,
+      { cause },
+    );
+    this.path = path;
+    this.code = code;
+  }
+}
+
+/** A line in the middle of the journal is damaged (intact lines follow it, so it is not a torn write). */
+export class JournalCorruptError extends Error {
+  override readonly name = 'JournalCorruptError';
+  readonly path: string;
+  /** 1-based number of the first damaged line. */
+  readonly line: number;
+
+  constructor(path: string, line: number) {
+    super(
+      `the checkpoint journal ${path} is corrupt at line ${line}: the line is not valid JSON or its checksum ` +
+        'does not match, and intact lines follow it, so this is damage, not an interrupted write. ' +
+        'Run `checkpoint reset --all` to start this run over, or restore the previous checkpoint entry ' +
+        '(the cache or artifact saved before this one) and run again.',
+    );
+    this.path = path;
+    this.line = line;
+  }
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+interface Entry {
+  /** One encoded line, or '' for a pure sync request (flush). */
+  line: string;
+  /** Present when the caller waits for durability (append, flush); absent for appendLater. */
+  waiter?: Waiter;
+}
+
+export class JournalWriter {
+  readonly path: string;
+  #fh: FileHandle;
+  #initialSize: number;
+  #queue: Entry[] = [];
+  #draining = false;
+  #unsynced = false;
+  #bytesWritten = 0;
+  #syncs = 0;
+  #error: JournalWriteError | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(path: string, fh: FileHandle, initialSize: number) {
+    this.path = path;
+    this.#fh = fh;
+    this.#initialSize = initialSize;
+  }
+
+  /**
+   * Opens (creating with mode 0600) `path` for appending. A torn tail must already have been cut off
+   * (readJournal → truncateTo), otherwise the first new line would be glued to it.
+   */
+  static async open(path: string): Promise<JournalWriter> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'a', FILE_MODE);
+    } catch (error) {
+      throw new JournalWriteError(path, error);
+    }
+    try {
+      const { size } = await fh.stat();
+      // Make the file's directory entry durable, in case we just created it.
+      await fsyncDir(dirname(path));
+      return new JournalWriter(path, fh, size);
+    } catch (error) {
+      await fh.close().catch(() => undefined);
+      throw new JournalWriteError(path, error);
+    }
+  }
+
+  /** Bytes appended by this writer (written, not necessarily synced yet). */
+  get bytesWritten(): number {
+    return this.#bytesWritten;
+  }
+
+  /** Size of the journal: what it held when opened plus bytesWritten. */
+  get size(): number {
+    return this.#initialSize + this.#bytesWritten;
+  }
+
+  /** Number of fdatasync calls so far (group commit makes this far smaller than the number of appends). */
+  get syncCount(): number {
+    return this.#syncs;
+  }
+
+  /** The error that stopped this writer, if any. Once set, every append/flush/close rejects with it. */
+  get error(): JournalWriteError | undefined {
+    return this.#error;
+  }
+
+  /** Appends `event`; resolves once its line is on disk and fdatasync'd. */
+  append(event: object): Promise<void> {
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#closing) return Promise.reject(this.#closedError());
+    let line: string;
+    try {
+      line = encodeLine(event);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ line, waiter: { resolve, reject } });
+      this.#kick();
+    });
+  }
+
+  /**
+   * Appends `event` in order with the others without waiting for durability: the line is written soon
+   * (so it survives a crash of this process) and fdatasync'd with the next append() or flush(). After a
+   * write error this is a no-op; the error surfaces through append(), flush() and close().
+   */
+  appendLater(event: object): void {
+    if (this.#error) return;
+    if (this.#closing) throw this.#closedError();
+    this.#queue.push({ line: encodeLine(event) });
+    this.#kick();
+  }
+
+  /** Resolves once everything appended so far (appendLater included) is on disk and fdatasync'd. */
+  flush(): Promise<void> {
+    if (this.#error) return Promise.reject(this.#error);
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ line: '', waiter: { resolve, reject } });
+      this.#kick();
+    });
+  }
+
+  /** Flushes and closes the file. Rejects with the write error if the writer had failed (the file is closed anyway). */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      let failure: unknown;
+      if (!this.#error) {
+        try {
+          await this.flush();
+        } catch (error) {
+          failure = error;
+        }
+      }
+      await this.#fh.close().catch(() => undefined);
+      if (this.#error) throw this.#error;
+      if (failure !== undefined) throw failure;
+    })();
+    return this.#closing;
+  }
+
+  #closedError(): Error {
+    return new Error(`the checkpoint journal ${this.path} was already closed; this is a bug in checkpoint`);
+  }
+
+  #kick(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    // Let every append issued in the current tick join the first batch.
+    await Promise.resolve();
+    try {
+      while (this.#queue.length > 0 && !this.#error) {
+        const batch = this.#queue;
+        this.#queue = [];
+        await this.#commit(batch);
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  async #commit(batch: Entry[]): Promise<void> {
+    let text = '';
+    let wantsSync = false;
+    for (const entry of batch) {
+      text += entry.line;
+      if (entry.waiter) wantsSync = true;
+    }
+    const sizeBefore = this.size;
+    try {
+      if (text.length > 0) {
+        const buffer = Buffer.from(text, 'utf8');
+        let offset = 0;
+        // One write() normally takes the whole batch; a short write happens only at a limit (disk full,
+        // file size limit), and the next write() then reports the error.
+        while (offset < buffer.length) {
+          const { bytesWritten } = await this.#fh.write(buffer, offset, buffer.length - offset);
+          if (bytesWritten <= 0) throw Object.assign(new Error('write() wrote nothing'), { code: 'EIO' });
+          offset += bytesWritten;
+        }
+        this.#bytesWritten += buffer.length;
+        this.#unsynced = true;
+      }
+      if (wantsSync && this.#unsynced) {
+        await this.#fh.datasync();
+        this.#syncs++;
+        this.#unsynced = false;
+      }
+    } catch (cause) {
+      this.#error = new JournalWriteError(this.path, cause);
+      // Cut off whatever part of this batch reached the file, so nothing we are about to reject stays
+      // behind (best effort: if that fails too, readJournal treats a partial last line as a torn tail).
+      await this.#fh.truncate(sizeBefore).catch(() => undefined);
+      const rejected = [...batch, ...this.#queue];
+      this.#queue = [];
+      for (const entry of rejected) entry.waiter?.reject(this.#error);
+      return;
+    }
+    for (const entry of batch) entry.waiter?.resolve();
+  }
+}
+
+export interface JournalContents {
+  events: Record<string, unknown>[];
+  /** True when the file ends with an incomplete or damaged line, which was ignored. */
+  tornTail: boolean;
+  /** Byte offset just after the last good line: truncate to this before appending again. */
+  validBytes: number;
+}
+
+const READ_CHUNK = 1 << 20;
+
+/**
+ * Reads every event of the journal at `path` (a missing file is an empty journal). Damaged lines at the
+ * end are a torn tail and are ignored; a damaged line followed by an intact one throws JournalCorruptError.
+ */
+export async function readJournal(path: string): Promise<JournalContents> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return { events: [], tornTail: false, validBytes: 0 };
+    throw error;
+  }
+  const events: Record<string, unknown>[] = [];
+  let validBytes = 0;
+  let lineNumber = 0;
+  let firstBadLine: number | undefined;
+  // Bytes of the current, not yet terminated line, as copied chunks (a long garbage tail stays linear).
+  let partial: Buffer[] = [];
+  let partialLength = 0;
+  let fileOffset = 0;
+  try {
+    const chunk = Buffer.allocUnsafe(READ_CHUNK);
+    for (;;) {
+      const { bytesRead } = await fh.read(chunk, 0, READ_CHUNK, null);
+      if (bytesRead === 0) break;
+      const data = chunk.subarray(0, bytesRead);
+      let start = 0;
+      for (;;) {
+        const newline = data.indexOf(10, start);
+        if (newline === -1) break;
+        let text: string;
+        if (partialLength > 0) {
+          partial.push(data.subarray(start, newline));
+          text = Buffer.concat(partial).toString('utf8');
+          partial = [];
+          partialLength = 0;
+        } else {
+          text = data.toString('utf8', start, newline);
+        }
+        lineNumber++;
+        const event = decodeLine(text);
+        if (event === undefined) {
+          firstBadLine ??= lineNumber;
+        } else {
+          if (firstBadLine !== undefined) throw new JournalCorruptError(path, firstBadLine);
+          events.push(event);
+          validBytes = fileOffset + newline + 1;
+        }
+        start = newline + 1;
+      }
+      if (start < bytesRead) {
+        partial.push(Buffer.from(data.subarray(start)));
+        partialLength += bytesRead - start;
+      }
+      fileOffset += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return { events, tornTail: firstBadLine !== undefined || partialLength > 0, validBytes };
+}
+
+/** Truncates the file at `path` to `bytes` and fsyncs it (used to cut a torn tail before appending). */
+export async function truncateTo(path: string, bytes: number): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.truncate(bytes);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

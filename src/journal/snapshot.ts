@@ -1,0 +1,212 @@
+// checkpoint.json: the whole model as human-readable JSON with a checksum over its content. Interval lists
+// are printed one per line so a million fragments stay greppable without a line per number.
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { IntervalSet } from './intervals.js';
+import { type CheckpointState, FORMAT_VERSION, type StepRecord } from './state.js';
+
+export class SnapshotError extends Error {
+  override name = 'SnapshotError';
+}
+
+const intervals = z.array(z.tuple([z.number().int(), z.number().int()]));
+const fingerprint = z.object({
+  hash: z.string(),
+  parts: z.object({
+    run: z.string(),
+    shell: z.string(),
+    env: z.string(),
+    workingDirectory: z.string(),
+    batch: z.string(),
+    inputs: z.record(z.string(), z.string()),
+  }),
+});
+const stepSchema = z.object({
+  fingerprint,
+  from: z.number().int(),
+  to: z.number().int(),
+  size: z.number().int().positive(),
+  items: z.object({ count: z.number().int().nonnegative(), sha256: z.string(), source: z.string() }).optional(),
+  unitsTotal: z.number().int().nonnegative(),
+  unitsDone: z.number().int().nonnegative(),
+  done: intervals,
+  interrupted: intervals,
+  failed: z.array(
+    z.object({
+      start: z.number().int(),
+      end: z.number().int(),
+      index: z.number().int(),
+      exit: z.number().int().nullable(),
+      signal: z.string().nullable(),
+      tries: z.number().int(),
+      reason: z.string(),
+      attempt: z.number().int(),
+      t: z.number(),
+    }),
+  ),
+  running: z.array(
+    z.object({
+      start: z.number().int(),
+      end: z.number().int(),
+      index: z.number().int(),
+      attempt: z.number().int(),
+      try: z.number().int(),
+      t: z.number(),
+      pid: z.number().int().optional(),
+      startTime: z.number().optional(),
+      host: z.string().optional(),
+    }),
+  ),
+  outputs: z.record(z.string(), z.string()),
+  durations: z.array(z.number()),
+  timeMs: z.number(),
+  completedAt: z.number().optional(),
+  reason: z.string(),
+});
+const snapshotSchema = z.object({
+  format: z.number().int(),
+  runId: z.string(),
+  planName: z.string(),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+  seq: z.number().int().nonnegative(),
+  attempts: z.array(
+    z.object({
+      attempt: z.number().int(),
+      pid: z.number().int(),
+      host: z.string(),
+      resumed: z.boolean(),
+      startedAt: z.number(),
+      endedAt: z.number().optional(),
+      exit: z.number().int().optional(),
+      reason: z.string().optional(),
+      unitsDone: z.number().int(),
+    }),
+  ),
+  steps: z.record(z.string(), stepSchema),
+  checksum: z.string(),
+});
+
+export type SnapshotJson = z.infer<typeof snapshotSchema>;
+
+function stepToJson(rec: StepRecord): z.infer<typeof stepSchema> {
+  const out: z.infer<typeof stepSchema> = {
+    fingerprint: rec.fingerprint,
+    from: rec.from,
+    to: rec.to,
+    size: rec.size,
+    unitsTotal: Math.ceil((rec.to - rec.from) / rec.size),
+    unitsDone: rec.unitsDone,
+    done: rec.done.toJSON(),
+    interrupted: rec.interrupted.toJSON(),
+    failed: [...rec.failed.values()],
+    running: [...rec.running.values()],
+    outputs: rec.outputs,
+    durations: rec.durations,
+    timeMs: rec.timeMs,
+    reason: rec.reason,
+  };
+  if (rec.items) out.items = rec.items;
+  if (rec.completedAt !== undefined) out.completedAt = rec.completedAt;
+  return out;
+}
+
+/** Pretty JSON, except that arrays of scalars (and of scalar pairs) stay on one line. */
+export function stringifyReadable(value: unknown, indent = ''): string {
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '[]';
+    if (value.every((v) => typeof v !== 'object' || v === null)) return JSON.stringify(value);
+    const inner = `${indent}  `;
+    const flat = value.every((v) => Array.isArray(v) && v.every((x) => typeof x !== 'object'));
+    if (flat) return `[\n${value.map((v) => inner + JSON.stringify(v)).join(',\n')}\n${indent}]`;
+    return `[\n${value.map((v) => inner + stringifyReadable(v, inner)).join(',\n')}\n${indent}]`;
+  }
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) return '{}';
+    const inner = `${indent}  `;
+    return `{\n${entries.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${stringifyReadable(v, inner)}`).join(',\n')}\n${indent}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function checksumOf(body: string): string {
+  return `sha256:${createHash('sha256').update(body).digest('hex')}`;
+}
+
+/** The checksum covers the document printed without its `checksum` key. */
+export function serializeSnapshot(state: CheckpointState): string {
+  const doc: Record<string, unknown> = {
+    format: FORMAT_VERSION,
+    runId: state.runId,
+    planName: state.planName,
+    createdAt: state.createdAt,
+    updatedAt: state.updatedAt,
+    seq: state.seq,
+    attempts: state.attempts,
+    steps: Object.fromEntries([...state.steps].map(([id, rec]) => [id, stepToJson(rec)])),
+  };
+  const body = stringifyReadable(doc);
+  return `${stringifyReadable({ ...doc, checksum: checksumOf(body) })}\n`;
+}
+
+export function parseSnapshot(text: string, file: string): CheckpointState {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new SnapshotError(`${file}: not valid JSON (${(err as Error).message})`);
+  }
+  if (raw === null || typeof raw !== 'object') throw new SnapshotError(`${file}: expected a JSON object`);
+  const fmt = (raw as { format?: unknown }).format;
+  if (typeof fmt === 'number' && fmt > FORMAT_VERSION) {
+    throw new SnapshotError(
+      `${file}: checkpoint format ${fmt} is newer than this program reads (${FORMAT_VERSION}); upgrade checkpoint-action`,
+    );
+  }
+  // Verify over the document as read (JSON.parse keeps key order), so the body is byte-identical to the one
+  // that was hashed when written.
+  const { checksum, ...rest } = raw as Record<string, unknown>;
+  if (typeof checksum !== 'string' || checksumOf(stringifyReadable(rest)) !== checksum) {
+    throw new SnapshotError(`${file}: checksum mismatch (the file was changed or damaged)`);
+  }
+  const parsed = snapshotSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SnapshotError(
+      `${file}: does not match the checkpoint schema at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+    );
+  }
+  const doc = parsed.data;
+  const steps = new Map<string, StepRecord>();
+  for (const [id, s] of Object.entries(doc.steps)) {
+    const rec: StepRecord = {
+      fingerprint: s.fingerprint,
+      from: s.from,
+      to: s.to,
+      size: s.size,
+      done: IntervalSet.fromJSON(s.done),
+      interrupted: IntervalSet.fromJSON(s.interrupted),
+      failed: new Map(s.failed.map((f) => [f.start, f])),
+      running: new Map(s.running.map((r) => [r.start, r])),
+      outputs: s.outputs,
+      durations: s.durations,
+      timeMs: s.timeMs,
+      unitsDone: s.unitsDone,
+      reason: s.reason,
+    };
+    if (s.items) rec.items = s.items;
+    if (s.completedAt !== undefined) rec.completedAt = s.completedAt;
+    steps.set(id, rec);
+  }
+  return {
+    format: doc.format,
+    runId: doc.runId,
+    planName: doc.planName,
+    createdAt: doc.createdAt,
+    updatedAt: doc.updatedAt,
+    seq: doc.seq,
+    attempts: doc.attempts,
+    steps,
+  };
+}

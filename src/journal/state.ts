@@ -1,0 +1,298 @@
+// The checkpoint's in-memory model and the one function that changes it (`applyEvent`). The snapshot
+// (checkpoint.json) is this model serialised; the journal is the list of events applied since.
+import type { Fingerprint } from '../plan/fingerprint.js';
+import type { CheckpointEvent, ItemsInfo, Stamped } from './events.js';
+import { IntervalSet } from './intervals.js';
+
+export const FORMAT_VERSION = 1;
+/** Durations kept per step for the p90 estimate: recent ones matter most and the snapshot stays small. */
+const DURATION_SAMPLES = 256;
+
+export interface FailedUnit {
+  start: number;
+  end: number;
+  index: number;
+  exit: number | null;
+  signal: string | null;
+  tries: number;
+  reason: string;
+  attempt: number;
+  t: number;
+}
+
+export interface RunningUnit {
+  start: number;
+  end: number;
+  index: number;
+  attempt: number;
+  try: number;
+  t: number;
+  pid?: number;
+  startTime?: number;
+  host?: string;
+}
+
+export interface StepRecord {
+  fingerprint: Fingerprint;
+  from: number;
+  to: number;
+  size: number;
+  items?: ItemsInfo;
+  done: IntervalSet;
+  /** Units whose last try failed, keyed by start. They are pending and retried first. */
+  failed: Map<number, FailedUnit>;
+  /** Units that were running when an attempt stopped or died. Pending. */
+  interrupted: IntervalSet;
+  running: Map<number, RunningUnit>;
+  outputs: Record<string, string>;
+  durations: number[];
+  /** Sum of unit run times across attempts, ms. */
+  timeMs: number;
+  unitsDone: number;
+  completedAt?: number;
+  reason: string;
+}
+
+export interface AttemptRecord {
+  attempt: number;
+  pid: number;
+  host: string;
+  resumed: boolean;
+  startedAt: number;
+  endedAt?: number;
+  exit?: number;
+  reason?: string;
+  unitsDone: number;
+}
+
+export interface CheckpointState {
+  format: number;
+  runId: string;
+  planName: string;
+  createdAt: number;
+  updatedAt: number;
+  seq: number;
+  attempts: AttemptRecord[];
+  steps: Map<string, StepRecord>;
+}
+
+export function emptyState(runId: string, planName: string, now = Date.now()): CheckpointState {
+  return {
+    format: FORMAT_VERSION,
+    runId,
+    planName,
+    createdAt: now,
+    updatedAt: now,
+    seq: 0,
+    attempts: [],
+    steps: new Map(),
+  };
+}
+
+export function unitCount(rec: Pick<StepRecord, 'from' | 'to' | 'size'>): number {
+  return Math.ceil((rec.to - rec.from) / rec.size);
+}
+
+export function isStepComplete(rec: StepRecord): boolean {
+  return rec.to <= rec.from || rec.done.covers(rec.from, rec.to);
+}
+
+function newRecord(
+  e: { fingerprint: Fingerprint; from: number; to: number; size: number; items?: ItemsInfo },
+  reason: string,
+): StepRecord {
+  const rec: StepRecord = {
+    fingerprint: e.fingerprint,
+    from: e.from,
+    to: e.to,
+    size: e.size,
+    done: new IntervalSet(),
+    failed: new Map(),
+    interrupted: new IntervalSet(),
+    running: new Map(),
+    outputs: {},
+    durations: [],
+    timeMs: 0,
+    unitsDone: 0,
+    reason,
+  };
+  if (e.items) rec.items = e.items;
+  return rec;
+}
+
+/** Units counted from intervals: a unit is done when its whole range is. */
+export function countDoneUnits(rec: StepRecord): number {
+  if (rec.size === 1) return rec.done.size;
+  let n = 0;
+  for (const [s, e] of rec.done.intervals()) {
+    // Whole grid cells inside [s, e).
+    const first = Math.ceil((s - rec.from) / rec.size);
+    const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
+    if (lastEnd > first) n += lastEnd - first;
+  }
+  return n;
+}
+
+function pushDuration(rec: StepRecord, ms: number): void {
+  rec.durations.push(ms);
+  if (rec.durations.length > DURATION_SAMPLES) rec.durations.splice(0, rec.durations.length - DURATION_SAMPLES);
+}
+
+/**
+ * Applies one event. Unknown steps are ignored rather than fatal: a journal may name a step that a later
+ * plan removed, and losing that history is harmless.
+ */
+export function applyEvent(state: CheckpointState, ev: Stamped): void {
+  state.seq = ev.seq;
+  state.updatedAt = ev.t;
+  const e = ev as Stamped<CheckpointEvent>;
+  switch (e.type) {
+    case 'attempt':
+      if (state.planName === '') state.planName = e.plan;
+      if (state.attempts.length === 0 && state.seq === ev.seq && state.createdAt > ev.t) state.createdAt = ev.t;
+      state.attempts.push({
+        attempt: e.attempt,
+        pid: e.pid,
+        host: e.host,
+        resumed: e.resumed,
+        startedAt: e.t,
+        unitsDone: 0,
+      });
+      return;
+    case 'attempt-end': {
+      const a = state.attempts.find((x) => x.attempt === e.attempt);
+      if (a) {
+        a.endedAt = e.t;
+        a.exit = e.exit;
+        a.reason = e.reason;
+      }
+      return;
+    }
+    case 'step-init':
+      state.steps.set(e.step, newRecord(e, e.reason));
+      return;
+    case 'step-redefine': {
+      const rec = state.steps.get(e.step);
+      if (!rec) {
+        state.steps.set(e.step, newRecord(e, e.reason));
+        return;
+      }
+      rec.fingerprint = e.fingerprint;
+      rec.from = e.from;
+      rec.to = e.to;
+      rec.size = e.size;
+      rec.reason = e.reason;
+      rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
+      return;
+    }
+    default:
+      break;
+  }
+  const rec = state.steps.get(e.step);
+  if (!rec) return;
+  switch (e.type) {
+    case 'start':
+      rec.running.set(e.start, {
+        start: e.start,
+        end: e.end,
+        index: e.index,
+        attempt: e.attempt,
+        try: e.try,
+        t: e.t,
+      });
+      rec.interrupted.remove(e.start, e.end);
+      return;
+    case 'spawned': {
+      const r = rec.running.get(e.start);
+      if (r) {
+        r.pid = e.pid;
+        if (e.startTime !== undefined) r.startTime = e.startTime;
+        r.host = e.host;
+      }
+      return;
+    }
+    case 'done': {
+      rec.running.delete(e.start);
+      rec.failed.delete(e.start);
+      rec.interrupted.remove(e.start, e.end);
+      if (!rec.done.covers(e.start, e.end)) {
+        rec.done.add(e.start, e.end);
+        rec.unitsDone += 1;
+        const a = state.attempts[state.attempts.length - 1];
+        if (a) a.unitsDone += 1;
+      }
+      rec.timeMs += e.ms;
+      pushDuration(rec, e.ms);
+      if (e.outputs) Object.assign(rec.outputs, e.outputs);
+      return;
+    }
+    case 'fail': {
+      rec.running.delete(e.start);
+      rec.timeMs += e.ms;
+      const prev = rec.failed.get(e.start);
+      rec.failed.set(e.start, {
+        start: e.start,
+        end: e.end,
+        index: e.index,
+        exit: e.exit,
+        signal: e.signal,
+        tries: (prev?.tries ?? 0) + 1,
+        reason: e.reason,
+        attempt: state.attempts[state.attempts.length - 1]?.attempt ?? 0,
+        t: e.t,
+      });
+      return;
+    }
+    case 'yield':
+      rec.running.delete(e.start);
+      rec.timeMs += e.ms;
+      return;
+    case 'interrupt':
+      rec.running.delete(e.start);
+      rec.timeMs += e.ms;
+      rec.interrupted.add(e.start, e.end);
+      return;
+    case 'step-complete':
+      rec.completedAt = e.t;
+      return;
+    case 'reset':
+      if (e.forget) {
+        state.steps.delete(e.step);
+        return;
+      }
+      rec.failed.clear();
+      if (!e.failedOnly) {
+        rec.done = new IntervalSet();
+        rec.interrupted = new IntervalSet();
+        rec.outputs = {};
+        rec.unitsDone = 0;
+        rec.completedAt = undefined;
+        rec.reason = e.reason;
+      }
+      return;
+    case 'mark-done':
+      rec.failed.clear();
+      rec.interrupted = new IntervalSet();
+      if (rec.to > rec.from) rec.done.add(rec.from, rec.to);
+      rec.unitsDone = unitCount(rec);
+      rec.completedAt = e.t;
+      return;
+  }
+}
+
+/**
+ * Running units survive in the model only when an attempt died without recording their end. Loading turns
+ * them into interrupted units; the engine first ends any such process still alive (see engine/orphans.ts).
+ */
+export function orphanedUnits(state: CheckpointState): Array<{ step: string; unit: RunningUnit }> {
+  const out: Array<{ step: string; unit: RunningUnit }> = [];
+  for (const [step, rec] of state.steps) for (const unit of rec.running.values()) out.push({ step, unit });
+  return out;
+}
+
+export function p90(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const i = Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1);
+  return sorted[Math.max(0, i)];
+}

@@ -1,0 +1,616 @@
+// The zod schema of `checkpoint.yml` as users write it (kebab-case keys, durations as text), and the
+// formatter that turns zod issues into the one-line, user-facing problems a PlanError carries.
+//
+// Conventions for messages set here: a message that starts with "expected" describes the value wanted and
+// the formatter appends `, got <value>`; text after FIX is printed after the value, as the fix. Any other
+// message is printed as it is.
+
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import type { ItemsSource, MaxFailures } from './types.js';
+
+export const STEP_ID_PATTERN = /^[a-z0-9][a-z0-9_-]*$/;
+const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Separates the "expected ..." part of a message from a fix shown after the offending value. */
+const FIX = '\u0000';
+
+function expecting(expected: string, fix?: string): string {
+  return fix === undefined ? expected : `${expected}${FIX}${fix}`;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+// ---------------------------------------------------------------------------------------------------------
+// Building blocks
+
+class Rejected {
+  constructor(readonly message: string) {}
+}
+
+/**
+ * A scalar checked and converted by a plain function, for values with more than one accepted form
+ * (durations, `max-failures`, env values). `convert` returns the converted value or a Rejected message.
+ * A missing key passes through as undefined; `.optional()` on the result keeps the types honest.
+ */
+function leaf<T>(convert: (v: unknown) => T | Rejected) {
+  return z.unknown().transform((v, ctx): T | undefined => {
+    if (v === undefined) return undefined;
+    const out = convert(v);
+    if (out instanceof Rejected) {
+      ctx.addIssue({ code: 'custom', message: out.message, input: v });
+      return z.NEVER;
+    }
+    return out;
+  });
+}
+
+const positiveInt = (expected = 'expected a positive integer') =>
+  z.int({ error: expected }).min(1, { error: expected });
+
+/** A string with at least one non-blank character. */
+const text = (expected: string) => z.string({ error: expected }).regex(/\S/, { error: expected });
+
+const bool = z.boolean({ error: 'expected true or false' });
+
+function duration(kind: 'positive' | 'non-negative') {
+  const expected =
+    kind === 'positive'
+      ? 'expected a duration like 90s, 10m, 1h30m or 2d'
+      : 'expected a duration like 0s, 500ms, 2s or 1m';
+  return leaf((v) => {
+    if (typeof v !== 'string' && typeof v !== 'number') return new Rejected(expected);
+    let ms: number;
+    try {
+      ms = parseDuration(v);
+    } catch {
+      return new Rejected(expected);
+    }
+    if (kind === 'positive' && ms <= 0) return new Rejected('expected a duration above zero, like 90s or 10m');
+    return ms;
+  }).optional();
+}
+
+/** A single string or a list of them (`needs: build` is read as `needs: [build]`). */
+function stringOrList(expectedList: string, expectedElement: string) {
+  return z
+    .union([text(expectedList), z.array(text(expectedElement), { error: expectedList })], {
+      error: expectedList,
+    })
+    .transform((v) => (typeof v === 'string' ? [v] : v))
+    .optional();
+}
+
+const envMap = z
+  .unknown()
+  .transform((v, ctx): Record<string, string> | undefined => {
+    if (v === undefined) return undefined;
+    if (!isPlainObject(v)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: expecting('expected a mapping of variable names to values', 'e.g. env: { REGION: eu }'),
+        input: v,
+      });
+      return z.NEVER;
+    }
+    const out: Record<string, string> = {};
+    let ok = true;
+    for (const [key, value] of Object.entries(v)) {
+      if (!ENV_NAME_PATTERN.test(key)) {
+        ok = false;
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: 'not a valid variable name; use letters, digits and _, not starting with a digit',
+          input: key,
+        });
+      }
+      if (typeof value === 'string') out[key] = value;
+      else if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean') {
+        out[key] = String(value);
+      } else {
+        ok = false;
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message:
+            value === null
+              ? expecting('expected a string, number or boolean', `write ${key}: "" for an empty value`)
+              : 'expected a string, number or boolean',
+          input: value,
+        });
+      }
+    }
+    return ok ? out : z.NEVER;
+  })
+  .optional();
+
+// ---------------------------------------------------------------------------------------------------------
+// retry
+
+const retryObjectSchema = z.strictObject(
+  {
+    attempts: positiveInt('expected a positive number of tries (1 = no retry)').optional(),
+    delay: duration('non-negative'),
+    backoff: z
+      .number({ error: 'expected a number >= 1 (the factor between delays)' })
+      .min(1, { error: 'expected a number >= 1 (the factor between delays)' })
+      .optional(),
+    'max-delay': duration('non-negative'),
+  },
+  { error: 'expected a mapping' },
+);
+
+const RETRY_EXPECTED = 'expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay}';
+const retrySchema = z
+  .union([positiveInt(RETRY_EXPECTED), retryObjectSchema], { error: RETRY_EXPECTED })
+  .transform((v) => (typeof v === 'number' ? { attempts: v } : v))
+  .optional();
+
+export type RawRetry = NonNullable<z.output<typeof retrySchema>>;
+
+const onChangeSchema = z.enum(['rerun', 'keep'], { error: 'expected rerun or keep' }).optional();
+
+// ---------------------------------------------------------------------------------------------------------
+// batch
+
+const rangeSchema = z
+  .strictObject(
+    {
+      from: z.int({ error: 'expected an integer' }),
+      to: z.int({ error: 'expected an integer' }),
+    },
+    { error: expecting('expected a mapping {from, to}', 'e.g. range: { from: 0, to: 1000 }') },
+  )
+  .superRefine((r, ctx) => {
+    if (r.to < r.from) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['to'],
+        message: expecting(`expected an integer >= from (${r.from})`, 'the range is [from, to), half-open'),
+        input: r.to,
+      });
+    }
+  });
+
+const ITEM_EXPECTED = 'expected a single-line string or a number';
+const itemSchema = leaf((v) => {
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  // Items travel one per line in CHECKPOINT_ITEMS_FILE, so a line break would split one item into two.
+  if (typeof v === 'string' && v !== '' && !/[\r\n]/.test(v)) return v;
+  return new Rejected(ITEM_EXPECTED);
+});
+
+const itemsObjectShape = z.strictObject(
+  {
+    file: text('expected a file path relative to the plan file').optional(),
+    glob: text('expected a glob pattern like "data/*.csv"').optional(),
+    command: text('expected a shell command printing one item per line').optional(),
+  },
+  { error: 'expected a mapping' },
+);
+
+const itemsObjectSchema = itemsObjectShape
+  .superRefine((o, ctx) => {
+    const given = (['file', 'glob', 'command'] as const).filter((k) => o[k] !== undefined);
+    if (given.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          given.length === 0
+            ? expecting(
+                'expected exactly one of file, glob or command',
+                'e.g. items: { file: ids.txt } or items: { glob: "data/*.csv" }',
+              )
+            : `use only one of file, glob or command, not ${given.join(' and ')}`,
+      });
+    }
+  })
+  .transform((o): ItemsSource => {
+    if (o.file !== undefined) return { kind: 'file', file: o.file };
+    if (o.glob !== undefined) return { kind: 'glob', glob: o.glob };
+    return { kind: 'command', command: o.command ?? '' };
+  });
+
+const ITEMS_EXPECTED = 'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}';
+const itemsSchema = z.union(
+  [
+    z
+      .array(itemSchema, { error: ITEMS_EXPECTED })
+      .transform((items): ItemsSource => ({ kind: 'list', items: items.map((i) => i ?? '') })),
+    itemsObjectSchema,
+  ],
+  { error: ITEMS_EXPECTED },
+);
+
+const MAX_FAILURES_EXPECTED = 'expected a number of failed units (0 or more) or a percentage like "10%"';
+const maxFailuresSchema = leaf((v): MaxFailures | Rejected => {
+  if (typeof v === 'number') {
+    return Number.isSafeInteger(v) && v >= 0 ? { kind: 'count', count: v } : new Rejected(MAX_FAILURES_EXPECTED);
+  }
+  if (typeof v === 'string') {
+    const percent = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(v);
+    if (percent) {
+      const n = Number(percent[1]);
+      return n <= 100 ? { kind: 'percent', percent: n } : new Rejected('expected a percentage from 0% to 100%');
+    }
+    if (/^\s*\d+\s*$/.test(v)) return { kind: 'count', count: Number(v) };
+  }
+  return new Rejected(MAX_FAILURES_EXPECTED);
+}).optional();
+
+const batchSchema = z
+  .strictObject(
+    {
+      range: rangeSchema.optional(),
+      items: itemsSchema.optional(),
+      size: positiveInt('expected a positive integer (items or numbers per unit)').optional(),
+      parallel: positiveInt('expected a positive integer (most units of this step at once)').optional(),
+      order: z.enum(['any', 'sequential'], { error: 'expected any or sequential' }).optional(),
+      'max-failures': maxFailuresSchema,
+    },
+    { error: expecting('expected a mapping', 'e.g. batch: { range: { from: 0, to: 1000 }, size: 100 }') },
+  )
+  .superRefine((b, ctx) => {
+    if (b.range === undefined && b.items === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: expecting(
+          'expected exactly one of range or items',
+          'add range: { from: 0, to: N } or items: [a, b, c]',
+        ),
+      });
+    } else if (b.range !== undefined && b.items !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'use either range or items, not both' });
+    }
+  });
+
+export type RawBatch = z.output<typeof batchSchema>;
+
+// ---------------------------------------------------------------------------------------------------------
+// steps and the plan
+
+function idSuggestion(input: unknown): string | undefined {
+  if (typeof input !== 'string') return undefined;
+  const fixed = input
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^[-_]+/, '')
+    .replace(/-+$/, '');
+  return STEP_ID_PATTERN.test(fixed) ? `try ${JSON.stringify(fixed)}` : undefined;
+}
+
+function runExpected(iss: { input?: unknown }): string {
+  return Array.isArray(iss.input)
+    ? expecting('expected a shell command (a string)', 'for several commands use "run: |" and one per line')
+    : 'expected a shell command (a non-empty string)';
+}
+
+const ID_EXPECTED = 'expected an id of lowercase letters, digits, - and _, starting with a letter or digit';
+
+const stepSchema = z.strictObject(
+  {
+    id: z.string({ error: ID_EXPECTED }).regex(STEP_ID_PATTERN, {
+      error: (iss) => expecting(ID_EXPECTED, idSuggestion(iss.input)),
+    }),
+    name: text('expected a display name (a non-empty string)').optional(),
+    run: z.string({ error: runExpected }).regex(/\S/, { error: runExpected }),
+    env: envMap,
+    'working-directory': text('expected a directory path relative to the plan file').optional(),
+    timeout: duration('positive'),
+    retry: retrySchema,
+    needs: stringOrList('expected a list of step ids like [build, test]', 'expected a step id'),
+    always: bool.optional(),
+    rollback: text('expected a shell command (a non-empty string)').optional(),
+    inputs: stringOrList('expected a list of file globs like ["src/**", "Makefile"]', 'expected a file glob'),
+    'on-change': onChangeSchema,
+    batch: batchSchema.optional(),
+    shards: z.enum(['all', 'first'], { error: 'expected all or first' }).optional(),
+  },
+  { error: expecting('expected a step mapping', 'e.g. - { id: build, run: make }') },
+);
+
+export type RawStep = z.output<typeof stepSchema>;
+
+const defaultsSchema = z.strictObject(
+  {
+    timeout: duration('positive'),
+    retry: retrySchema,
+    'on-change': onChangeSchema,
+  },
+  { error: expecting('expected a mapping', 'e.g. defaults: { timeout: 30m, retry: 3 }') },
+);
+
+export const planSchema = z.strictObject(
+  {
+    version: z.literal(1, { error: 'expected 1 (the only plan format version)' }),
+    name: text('expected a plan name (a non-empty string)').optional(),
+    shell: text('expected bash, sh or a command prefix like "python3 -c"').optional(),
+    concurrency: positiveInt('expected a positive integer (most units running at once)').optional(),
+    env: envMap,
+    defaults: defaultsSchema.optional(),
+    steps: z
+      .array(stepSchema, {
+        error: expecting('expected a list of steps', 'write each step as "- id: NAME" followed by "run: COMMAND"'),
+      })
+      .min(1, { error: expecting('expected at least one step', 'add "- id: NAME" with "run: COMMAND"') }),
+  },
+  { error: 'expected a mapping with version: 1 and steps' },
+);
+
+export type RawPlan = z.output<typeof planSchema>;
+
+// ---------------------------------------------------------------------------------------------------------
+// Issue formatting
+
+/** Allowed keys of each mapping, by path pattern (indices written `[]`). */
+const ALLOWED_KEYS: Record<string, readonly string[]> = {
+  '': Object.keys(planSchema.shape),
+  defaults: Object.keys(defaultsSchema.shape),
+  'defaults.retry': Object.keys(retryObjectSchema.shape),
+  'steps[]': Object.keys(stepSchema.shape),
+  'steps[].retry': Object.keys(retryObjectSchema.shape),
+  'steps[].batch': Object.keys(batchSchema.shape),
+  'steps[].batch.range': Object.keys(rangeSchema.shape),
+  'steps[].batch.items': Object.keys(itemsObjectShape.shape),
+};
+
+/** Names people reach for from other tools, mapped to ours; used only for "did you mean". */
+const KEY_ALIASES: Record<string, Record<string, string>> = {
+  '': {
+    jobs: 'steps',
+    tasks: 'steps',
+    parallelism: 'concurrency',
+    'max-parallel': 'concurrency',
+    environment: 'env',
+    title: 'name',
+  },
+  defaults: { retries: 'retry', 'timeout-minutes': 'timeout' },
+  'steps[]': {
+    command: 'run',
+    cmd: 'run',
+    script: 'run',
+    'depends-on': 'needs',
+    depends: 'needs',
+    requires: 'needs',
+    after: 'needs',
+    cwd: 'working-directory',
+    dir: 'working-directory',
+    workdir: 'working-directory',
+    environment: 'env',
+    retries: 'retry',
+    'timeout-minutes': 'timeout',
+    undo: 'rollback',
+    compensate: 'rollback',
+    title: 'name',
+    label: 'name',
+  },
+  'steps[].batch': {
+    'chunk-size': 'size',
+    chunk: 'size',
+    'batch-size': 'size',
+    concurrency: 'parallel',
+    'max-parallel': 'parallel',
+    list: 'items',
+    failures: 'max-failures',
+  },
+  'steps[].batch.range': { start: 'from', begin: 'from', end: 'to', until: 'to', stop: 'to' },
+  'steps[].batch.items': { path: 'file', pattern: 'glob', cmd: 'command', run: 'command' },
+  'defaults.retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
+  'steps[].retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
+};
+
+/** What to do about a missing required key, by path pattern. */
+const REQUIRED_HINTS: Record<string, string> = {
+  version: 'add "version: 1" at the top of the file',
+  steps: 'add "steps:" with a list of steps, each with an id and run',
+  'steps[].id': 'add an id like "build" (lowercase letters, digits, - and _)',
+  'steps[].run': 'add a shell command to run',
+  'steps[].batch.range.from': 'add from: N (the first number)',
+  'steps[].batch.range.to': 'add to: N (the end, not included)',
+};
+
+type Path = readonly PropertyKey[];
+
+function pathPattern(path: Path): string {
+  return path.map((p) => (typeof p === 'number' ? '[]' : `.${String(p)}`)).join('').replace(/^\./, '');
+}
+
+/** `steps[2].batch.size`, `env["MY VAR"]`. */
+export function formatPath(path: Path): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else {
+      const key = String(p);
+      if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(key)) out += out === '' ? key : `.${key}`;
+      else out += `[${JSON.stringify(key)}]`;
+    }
+  }
+  return out;
+}
+
+/** The value as JSON, at most 60 characters. Never throws (YAML aliases can build cyclic values). */
+export function showValue(value: unknown): string {
+  let s: string;
+  if (value === undefined) s = 'nothing';
+  else if (typeof value === 'number' && !Number.isFinite(value)) s = String(value);
+  else {
+    try {
+      s = JSON.stringify(value) ?? String(value);
+    } catch {
+      s = Array.isArray(value) ? '[...]' : typeof value === 'object' ? '{...}' : String(value);
+    }
+  }
+  return s.length > 60 ? `${s.slice(0, 59)}…` : s;
+}
+
+function lookup(root: unknown, path: Path): { present: boolean; value: unknown } {
+  let cur: unknown = root;
+  for (const p of path) {
+    if (Array.isArray(cur) && typeof p === 'number' && p < cur.length) cur = cur[p];
+    else if (isPlainObject(cur) && typeof p === 'string' && Object.hasOwn(cur, p)) cur = cur[p];
+    else return { present: false, value: undefined };
+  }
+  return { present: true, value: cur };
+}
+
+function normaliseKey(k: string): string {
+  return k.toLowerCase().replace(/[-_\s]/g, '');
+}
+
+/** Edit distance where swapping two neighbouring letters (`fiel` → `file`) counts as one edit. */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  const at = (i: number, j: number) => d[i]?.[j] ?? Number.POSITIVE_INFINITY;
+  for (let i = 1; i <= a.length; i++) {
+    const row = d[i] as number[];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        row[j] = Math.min(at(i, j), at(i - 2, j - 2) + 1);
+      }
+    }
+  }
+  return at(a.length, b.length);
+}
+
+/**
+ * The closest candidate to `input` (ignoring case, `-` and `_`), or undefined when none is close.
+ * `aliases` maps other tools' names to candidates, e.g. `depends_on` → `needs`.
+ */
+export function didYouMean(
+  input: string,
+  candidates: readonly string[],
+  aliases: Record<string, string> = {},
+): string | undefined {
+  const wanted = normaliseKey(input);
+  if (wanted === '') return undefined;
+  const limit = Math.min(2, Math.floor((wanted.length - 1) / 2));
+  let best: { name: string; distance: number } | undefined;
+  const consider = (key: string, name: string) => {
+    if (name === input) return;
+    const distance = editDistance(wanted, normaliseKey(key));
+    if (distance <= limit && (best === undefined || distance < best.distance)) best = { name, distance };
+  };
+  for (const c of candidates) consider(c, c);
+  for (const [alias, target] of Object.entries(aliases)) consider(alias, target);
+  return best?.name;
+}
+
+function describeExpected(iss: { code?: string; expected?: unknown; values?: unknown }): string {
+  switch (iss.expected) {
+    case 'object':
+      return 'a mapping';
+    case 'array':
+      return 'a list';
+    case 'string':
+      return 'a string';
+    case 'boolean':
+      return 'true or false';
+    case 'int':
+      return 'an integer';
+    case 'number':
+      return 'a number';
+    default:
+      return 'a different value';
+  }
+}
+
+/**
+ * Per-parse fallback for issues whose schema sets no message of its own, so zod's default English
+ * ("Invalid input: expected string, received number") never reaches a user.
+ */
+export function fallbackMessage(iss: z.core.$ZodRawIssue): string {
+  switch (iss.code) {
+    case 'invalid_type':
+      return `expected ${describeExpected(iss)}`;
+    case 'too_small':
+      return `expected at least ${String(iss.minimum)}`;
+    case 'too_big':
+      return `expected at most ${String(iss.maximum)}`;
+    case 'invalid_value':
+      return `expected one of ${iss.values.map((v) => String(v)).join(', ')}`;
+    case 'invalid_format':
+      return 'expected a value in a different format';
+    default:
+      return 'expected a different value';
+  }
+}
+
+/**
+ * One line per problem: `<file>: <path>: <expected>, got <value>[; <fix>]`, `<file>: <path>: unknown key;
+ * allowed keys: ...`, or `<file>: <path>: required; <fix>`.
+ */
+export function formatIssues(issues: readonly z.core.$ZodIssue[], raw: unknown, file: string): string[] {
+  const out: string[] = [];
+  const line = (path: Path, text: string) => {
+    const where = formatPath(path);
+    out.push(where === '' ? `${file}: ${text}` : `${file}: ${where}: ${text}`);
+  };
+
+  const valueProblem = (path: Path, message: string) => {
+    const { present, value } = lookup(raw, path);
+    const [expected = '', fix] = message.split(FIX);
+    if (!present && path.length > 0) {
+      const hint = REQUIRED_HINTS[pathPattern(path)];
+      line(path, hint ? `required; ${hint}` : 'required');
+    } else if (expected.startsWith('expected')) {
+      line(path, `${expected}, got ${showValue(value)}${fix ? `; ${fix}` : ''}`);
+    } else {
+      line(path, fix ? `${expected}; ${fix}` : expected);
+    }
+  };
+
+  const visit = (iss: z.core.$ZodIssue, base: Path) => {
+    const path = [...base, ...iss.path];
+    switch (iss.code) {
+      case 'unrecognized_keys': {
+        const pattern = pathPattern(path);
+        const allowed = ALLOWED_KEYS[pattern] ?? [];
+        for (const key of iss.keys) {
+          const suggestion = didYouMean(key, allowed, KEY_ALIASES[pattern]);
+          const list = allowed.length > 0 ? `; allowed keys: ${allowed.join(', ')}` : '';
+          line([...path, key], `unknown key${list}${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`);
+        }
+        return;
+      }
+      case 'invalid_union': {
+        // Report the branch whose type matched (a mapping for `retry: {attempts: x}`); when no branch
+        // matched the type at all, the union's own message describes every accepted form.
+        const matched = iss.errors.filter(
+          (branch) => !branch.some((b) => b.path.length === 0 && b.code === 'invalid_type'),
+        );
+        const branch = matched[0];
+        if (branch && branch.length > 0) visitAll(branch, path);
+        else valueProblem(path, iss.message);
+        return;
+      }
+      case 'invalid_key':
+      case 'invalid_element':
+        visitAll(iss.issues, path);
+        return;
+      default:
+        valueProblem(path, iss.message);
+    }
+  };
+
+  function visitAll(list: readonly z.core.$ZodIssue[], base: Path): void {
+    // A refinement of an object that also has unknown keys ("exactly one of file, glob or command" next
+    // to `fiel: x`) restates the same mistake; the unknown key line says it better.
+    const withUnknownKeys = new Set(
+      list.filter((i) => i.code === 'unrecognized_keys').map((i) => JSON.stringify(i.path)),
+    );
+    for (const iss of list) {
+      if (iss.code === 'custom' && withUnknownKeys.has(JSON.stringify(iss.path))) continue;
+      visit(iss, base);
+    }
+  }
+
+  visitAll(issues, []);
+  return out;
+}

@@ -1,0 +1,143 @@
+// Per-step figures shared by `status`, the live progress view and (later) the job summary.
+import type { Checkpoint } from '../journal/checkpoint.js';
+import { type CheckpointState, countDoneUnits, isStepComplete, type StepRecord, unitCount } from '../journal/state.js';
+import type { Plan } from '../plan/types.js';
+
+export type StepStatus = 'done' | 'pending' | 'running' | 'partial' | 'failed' | 'interrupted';
+
+export interface StepStats {
+  id: string;
+  name: string;
+  status: StepStatus;
+  unitsTotal: number;
+  unitsDone: number;
+  unitsFailed: number;
+  unitsRemaining: number;
+  /** Run time across attempts, ms. */
+  timeMs: number;
+  /** Estimated time to finish the remaining units, ms (mean unit duration × remaining / parallel). */
+  etaMs: number | undefined;
+  done: Array<[number, number]>;
+  interrupted: Array<[number, number]>;
+  failed: Array<{ start: number; end: number; index: number; exit: number | null; reason: string; tries: number }>;
+  items?: { count: number; source: string };
+  outputs: Record<string, string>;
+  completedAt?: number;
+  parallel: number;
+  batch: boolean;
+}
+
+export function stepStats(
+  id: string,
+  name: string,
+  rec: StepRecord | undefined,
+  parallel: number,
+  batch: boolean,
+  live = false,
+): StepStats {
+  if (!rec) {
+    return {
+      id,
+      name,
+      status: 'pending',
+      unitsTotal: 0,
+      unitsDone: 0,
+      unitsFailed: 0,
+      unitsRemaining: 0,
+      timeMs: 0,
+      etaMs: undefined,
+      done: [],
+      interrupted: [],
+      failed: [],
+      outputs: {},
+      parallel,
+      batch,
+    };
+  }
+  const total = unitCount(rec);
+  const done = Math.min(total, countDoneUnits(rec));
+  const complete = isStepComplete(rec);
+  let status: StepStatus;
+  if (complete) status = 'done';
+  else if (rec.running.size > 0) status = live ? 'running' : 'interrupted';
+  else if (rec.failed.size > 0) status = 'failed';
+  else if (rec.interrupted.count > 0) status = 'interrupted';
+  else if (done > 0) status = 'partial';
+  else status = 'pending';
+  const remaining = total - done;
+  const mean = rec.durations.length > 0 ? rec.durations.reduce((a, b) => a + b, 0) / rec.durations.length : undefined;
+  const s: StepStats = {
+    id,
+    name,
+    status,
+    unitsTotal: total,
+    unitsDone: done,
+    unitsFailed: rec.failed.size,
+    unitsRemaining: remaining,
+    timeMs: rec.timeMs,
+    etaMs: remaining === 0 ? 0 : mean === undefined ? undefined : (mean * remaining) / Math.max(1, parallel),
+    done: rec.done.toJSON(),
+    interrupted: rec.interrupted.toJSON(),
+    failed: [...rec.failed.values()].map((f) => ({
+      start: f.start,
+      end: f.end,
+      index: f.index,
+      exit: f.exit,
+      reason: f.reason,
+      tries: f.tries,
+    })),
+    outputs: rec.outputs,
+    parallel,
+    batch,
+  };
+  if (rec.items) s.items = { count: rec.items.count, source: rec.items.source };
+  if (rec.completedAt !== undefined) s.completedAt = rec.completedAt;
+  return s;
+}
+
+/** Stats for every step of the plan (in plan order), or of the checkpoint alone when the plan is unknown. */
+export function allStepStats(state: CheckpointState, plan: Plan | undefined, live = false): StepStats[] {
+  if (plan) {
+    return plan.steps.map((s) =>
+      stepStats(
+        s.id,
+        s.name,
+        state.steps.get(s.id),
+        s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1,
+        s.batch !== undefined,
+        live,
+      ),
+    );
+  }
+  return [...state.steps].map(([id, rec]) => stepStats(id, id, rec, 1, unitCount(rec) > 1, live));
+}
+
+export interface RunStats {
+  runId: string;
+  plan: string;
+  complete: boolean;
+  unitsTotal: number;
+  unitsDone: number;
+  unitsFailed: number;
+  unitsRemaining: number;
+  etaMs: number | undefined;
+  steps: StepStats[];
+}
+
+export function runStats(ckpt: Checkpoint, plan: Plan | undefined, live = false): RunStats {
+  const steps = allStepStats(ckpt.state, plan, live);
+  const sum = (f: (s: StepStats) => number) => steps.reduce((a, s) => a + f(s), 0);
+  const etas = steps.map((s) => s.etaMs);
+  return {
+    runId: ckpt.runId,
+    plan: ckpt.state.planName,
+    complete: steps.length > 0 && steps.every((s) => s.status === 'done'),
+    unitsTotal: sum((s) => s.unitsTotal),
+    unitsDone: sum((s) => s.unitsDone),
+    unitsFailed: sum((s) => s.unitsFailed),
+    unitsRemaining: sum((s) => s.unitsRemaining),
+    // Steps mostly run one after another, so the run's ETA is the sum of theirs.
+    etaMs: etas.some((e) => e === undefined) ? undefined : etas.reduce((a: number, b) => a + (b ?? 0), 0),
+    steps,
+  };
+}
