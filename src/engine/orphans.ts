@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import type { Checkpoint } from '../journal/checkpoint.js';
 import { orphanedUnits } from '../journal/state.js';
-import { groupAlive, processStartTime, signalGroup } from './process.js';
+import { groupAlive, processRunning, processStartTime, signalGroup } from './process.js';
 
 export async function endOrphans(ckpt: Checkpoint, notice: (message: string) => void): Promise<number> {
   const host = hostname();
@@ -32,7 +32,7 @@ export async function endOrphans(ckpt: Checkpoint, notice: (message: string) => 
   }
   // SIGKILL is asynchronous; the group is gone once the kernel has reaped or re-parented every member.
   const until = Date.now() + 5000;
-  while (waits.some((pid) => groupAlive(pid) && processStartTime(pid) !== undefined) && Date.now() < until) {
+  while (waits.some((pid) => groupAlive(pid) && processRunning(pid)) && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 20));
   }
   return ended;

@@ -54,13 +54,13 @@ export function decodeLine(line: string): Record<string, unknown> | undefined {
 }
 
 const WRITE_FIXES: Record<string, string> = {
-  ENOSPC: 'the disk is full: free disk space',
-  EDQUOT: 'the disk quota is exhausted: free space or raise the quota',
-  EFBIG: 'the file size limit was reached (see `ulimit -f`): raise it',
-  EROFS: 'the filesystem is read-only: put the checkpoint directory (--dir) on a writable filesystem',
-  EACCES: 'permission denied: make the checkpoint directory writable by this user',
-  EPERM: 'permission denied: make the checkpoint directory writable by this user',
-  EIO: 'the disk reported an I/O error: check the disk',
+  ENOSPC: 'The disk is full: free disk space',
+  EDQUOT: 'The disk quota is exhausted: free space or raise the quota',
+  EFBIG: 'The file size limit was reached (see `ulimit -f`): raise it',
+  EROFS: 'The filesystem is read-only: put the checkpoint directory (--dir) on a writable filesystem',
+  EACCES: 'Permission denied: make the checkpoint directory writable by this user',
+  EPERM: 'Permission denied: make the checkpoint directory writable by this user',
+  EIO: 'The disk reported an I/O error: check the disk',
 };
 
 /** Writing or syncing the journal failed; nothing from the failed batch was acknowledged. */
@@ -73,10 +73,10 @@ export class JournalWriteError extends Error {
   constructor(path: string, cause: unknown) {
     const code = errorCode(cause);
     const detail = cause instanceof Error ? cause.message : String(cause);
-    const fix = (code !== undefined ? WRITE_FIXES[code] : undefined) ?? 'fix the cause above';
+    const fix = (code !== undefined ? WRITE_FIXES[code] : undefined) ?? 'Fix the cause above';
     super(
       `could not write the checkpoint journal ${path}: ${code ?? 'error'} (${detail}). ` +
-        `To continue, ${fix} and run \`checkpoint run\` again; work recorded before this point is kept.`,
+        `${fix} and run \`checkpoint run\` again; work recorded before this point is kept.`,
       { cause },
     );
     this.path = path;

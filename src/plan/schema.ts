@@ -26,7 +26,10 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 // Building blocks
 
 class Rejected {
-  constructor(readonly message: string) {}
+  readonly message: string;
+  constructor(message: string) {
+    this.message = message;
+  }
 }
 
 /**
