@@ -97,7 +97,14 @@ export async function fingerprintStep(plan: Plan, step: Step): Promise<Fingerpri
     inputs,
   };
   const hash = short(
-    JSON.stringify([parts.run, parts.shell, parts.env, parts.workingDirectory, parts.batch, sortedEntries(inputs)]),
+    JSON.stringify([
+      parts.run,
+      parts.shell,
+      parts.env,
+      parts.workingDirectory,
+      parts.batch,
+      sortedEntries(inputs),
+    ]),
   );
   return { hash, parts };
 }

@@ -26,7 +26,11 @@ function splitLines(text: string): string[] {
  * with `bash -eo pipefail -c` in `planDir` with `env`). Throws ItemsError for a missing file or a failing
  * command.
  */
-export async function expandItems(source: ItemsSource, planDir: string, env: NodeJS.ProcessEnv): Promise<string[]> {
+export async function expandItems(
+  source: ItemsSource,
+  planDir: string,
+  env: NodeJS.ProcessEnv,
+): Promise<string[]> {
   switch (source.kind) {
     case 'list':
       return source.items.map(String);
@@ -81,7 +85,9 @@ function runItemsCommand(command: string, cwd: string, env: NodeJS.ProcessEnv): 
       stderr = (stderr + chunk.toString('utf8')).slice(-8 * STDERR_TAIL_CHARS);
     });
     child.on('error', (err) => {
-      reject(new ItemsError(`items command "${shorten(command)}" could not start: ${err.message}`, { cause: err }));
+      reject(
+        new ItemsError(`items command "${shorten(command)}" could not start: ${err.message}`, { cause: err }),
+      );
     });
     child.on('close', (code, signal) => {
       if (code === 0) {

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { LineCounter, parseDocument, type YAMLError } from 'yaml';
+import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { PlanError } from './errors.js';
 import {
   didYouMean,
@@ -12,10 +12,10 @@ import {
   formatIssues,
   formatPath,
   planSchema,
-  STEP_ID_PATTERN,
   type RawBatch,
   type RawPlan,
   type RawRetry,
+  STEP_ID_PATTERN,
 } from './schema.js';
 import type { BatchSpec, Plan, RetryPolicy, Shell, Step } from './types.js';
 
@@ -114,11 +114,24 @@ function parseYaml(text: string, shown: string): unknown {
     }
     throw new PlanError(lines);
   }
+  // yaml reports an alias without its anchor only when converting, and without a position; find them first.
+  const unresolved: string[] = [];
+  visit(doc, {
+    Alias(_, node) {
+      if (node.resolve(doc) !== undefined) return;
+      const { line, col } = lineCounter.linePos(node.range?.[0] ?? 0);
+      unresolved.push(
+        `${shown}:${line}:${col}: invalid YAML: alias *${node.source} has no anchor &${node.source} before it`,
+      );
+    },
+  });
+  if (unresolved.length > 0) throw new PlanError(unresolved);
   try {
     return doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new PlanError(`${shown}: invalid YAML: ${reason}`);
+    // In practice: too many aliases (yaml's guard against "billion laughs" documents).
+    const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+    throw new PlanError(`${shown}: invalid YAML: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}`);
   }
 }
 
@@ -346,7 +359,8 @@ function normaliseBatch(b: RawBatch, concurrency: number): BatchSpec {
 
 function normalise(data: RawPlan, file: string, opts: LoadOptions): Plan {
   const dir = path.dirname(file);
-  const concurrency = opts.concurrency ?? data.concurrency ?? opts.defaultConcurrency ?? os.availableParallelism();
+  const concurrency =
+    opts.concurrency ?? data.concurrency ?? opts.defaultConcurrency ?? os.availableParallelism();
   const shellSpec = data.shell ?? 'bash';
   const shell: Shell = { spec: shellSpec, argv: shellArgv(shellSpec) };
   const env = data.env ?? {};

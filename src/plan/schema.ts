@@ -70,7 +70,8 @@ function duration(kind: 'positive' | 'non-negative') {
     } catch {
       return new Rejected(expected);
     }
-    if (kind === 'positive' && ms <= 0) return new Rejected('expected a duration above zero, like 90s or 10m');
+    if (kind === 'positive' && ms <= 0)
+      return new Rejected('expected a duration above zero, like 90s or 10m');
     return ms;
   }).optional();
 }
@@ -145,7 +146,8 @@ const retryObjectSchema = z.strictObject(
   { error: 'expected a mapping' },
 );
 
-const RETRY_EXPECTED = 'expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay}';
+const RETRY_EXPECTED =
+  'expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay}';
 const retrySchema = z
   .union([positiveInt(RETRY_EXPECTED), retryObjectSchema], { error: RETRY_EXPECTED })
   .transform((v) => (typeof v === 'number' ? { attempts: v } : v))
@@ -216,7 +218,8 @@ const itemsObjectSchema = itemsObjectShape
     return { kind: 'command', command: o.command ?? '' };
   });
 
-const ITEMS_EXPECTED = 'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}';
+const ITEMS_EXPECTED =
+  'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}';
 const itemsSchema = z.union(
   [
     z
@@ -230,13 +233,17 @@ const itemsSchema = z.union(
 const MAX_FAILURES_EXPECTED = 'expected a number of failed units (0 or more) or a percentage like "10%"';
 const maxFailuresSchema = leaf((v): MaxFailures | Rejected => {
   if (typeof v === 'number') {
-    return Number.isSafeInteger(v) && v >= 0 ? { kind: 'count', count: v } : new Rejected(MAX_FAILURES_EXPECTED);
+    return Number.isSafeInteger(v) && v >= 0
+      ? { kind: 'count', count: v }
+      : new Rejected(MAX_FAILURES_EXPECTED);
   }
   if (typeof v === 'string') {
     const percent = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(v);
     if (percent) {
       const n = Number(percent[1]);
-      return n <= 100 ? { kind: 'percent', percent: n } : new Rejected('expected a percentage from 0% to 100%');
+      return n <= 100
+        ? { kind: 'percent', percent: n }
+        : new Rejected('expected a percentage from 0% to 100%');
     }
     if (/^\s*\d+\s*$/.test(v)) return { kind: 'count', count: Number(v) };
   }
@@ -335,7 +342,10 @@ export const planSchema = z.strictObject(
     defaults: defaultsSchema.optional(),
     steps: z
       .array(stepSchema, {
-        error: expecting('expected a list of steps', 'write each step as "- id: NAME" followed by "run: COMMAND"'),
+        error: expecting(
+          'expected a list of steps',
+          'write each step as "- id: NAME" followed by "run: COMMAND"',
+        ),
       })
       .min(1, { error: expecting('expected at least one step', 'add "- id: NAME" with "run: COMMAND"') }),
   },
@@ -417,7 +427,10 @@ const REQUIRED_HINTS: Record<string, string> = {
 type Path = readonly PropertyKey[];
 
 function pathPattern(path: Path): string {
-  return path.map((p) => (typeof p === 'number' ? '[]' : `.${String(p)}`)).join('').replace(/^\./, '');
+  return path
+    .map((p) => (typeof p === 'number' ? '[]' : `.${String(p)}`))
+    .join('')
+    .replace(/^\./, '');
 }
 
 /** `steps[2].batch.size`, `env["MY VAR"]`. */
@@ -446,7 +459,10 @@ export function showValue(value: unknown): string {
       s = Array.isArray(value) ? '[...]' : typeof value === 'object' ? '{...}' : String(value);
     }
   }
-  return s.length > 60 ? `${s.slice(0, 59)}…` : s;
+  if (s.length <= 60) return s;
+  // By code point, so that an emoji is never cut in half.
+  const chars = [...s];
+  return chars.length > 60 ? `${chars.slice(0, 59).join('')}…` : s;
 }
 
 function lookup(root: unknown, path: Path): { present: boolean; value: unknown } {

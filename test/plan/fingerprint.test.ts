@@ -84,7 +84,11 @@ describe('fingerprintStep', () => {
 
   it('ignores scheduling-only batch settings and equivalent spellings', async () => {
     const before = await fp();
-    expect(await fp({ batch: '{ range: { from: 0, to: 100 }, size: 10, parallel: 9, order: sequential, max-failures: 5% }' })).toEqual(before);
+    expect(
+      await fp({
+        batch: '{ range: { from: 0, to: 100 }, size: 10, parallel: 9, order: sequential, max-failures: 5% }',
+      }),
+    ).toEqual(before);
     expect((await fp({ wd: 'db/' })).hash).toBe((await fp({ wd: './db' })).hash);
     expect((await fp({ env: '{ A: "1", B: "2" }' })).hash).toBe((await fp({ env: '{ B: 2, A: 1 }' })).hash);
   });

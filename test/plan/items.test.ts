@@ -56,7 +56,8 @@ describe('expandItems', () => {
     const items = await expandItems(
       {
         kind: 'command',
-        command: 'printf "%s\\n" "$PREFIX-1" ""; printf "%s-2\\r\\n" "$PREFIX"; ls data | head -1; echo noise >&2',
+        command:
+          'printf "%s\\n" "$PREFIX-1" ""; printf "%s-2\\r\\n" "$PREFIX"; ls data | head -1; echo noise >&2',
       },
       dir,
       { PATH: process.env.PATH, PREFIX: 'shard' },
@@ -77,9 +78,9 @@ describe('expandItems', () => {
   });
 
   it('fails on the first failing command of a pipeline', async () => {
-    const err = await expandItems({ kind: 'command', command: 'false | cat' }, dir, { PATH: process.env.PATH }).catch(
-      (e: unknown) => e,
-    );
+    const err = await expandItems({ kind: 'command', command: 'false | cat' }, dir, {
+      PATH: process.env.PATH,
+    }).catch((e: unknown) => e);
     expect((err as Error).message).toBe('items command "false | cat" exited with code 1');
   });
 });

@@ -140,9 +140,12 @@ describe('parsePlan: valid plans', () => {
   });
 
   it('lets the caller override concurrency, which batch steps inherit', () => {
-    const p = plan(`version: 1\nconcurrency: 2\nsteps:\n  - id: a\n    run: x\n    batch: { items: [a, b] }\n`, {
-      concurrency: 7,
-    });
+    const p = plan(
+      `version: 1\nconcurrency: 2\nsteps:\n  - id: a\n    run: x\n    batch: { items: [a, b] }\n`,
+      {
+        concurrency: 7,
+      },
+    );
     expect(p.concurrency).toBe(7);
     expect(p.steps[0]?.batch?.parallel).toBe(7);
   });
@@ -254,8 +257,12 @@ steps:
 describe('parsePlan: error messages', () => {
   it('says what was expected, and what it got', () => {
     expect(
-      problems(`version: 1\nsteps:\n  - { id: a, run: x }\n  - { id: b, run: x }\n  - { id: c, run: x, batch: { range: { from: 0, to: 9 }, size: 10k } }\n`),
-    ).toEqual(['checkpoint.yml: steps[2].batch.size: expected a positive integer (items or numbers per unit), got "10k"']);
+      problems(
+        `version: 1\nsteps:\n  - { id: a, run: x }\n  - { id: b, run: x }\n  - { id: c, run: x, batch: { range: { from: 0, to: 9 }, size: 10k } }\n`,
+      ),
+    ).toEqual([
+      'checkpoint.yml: steps[2].batch.size: expected a positive integer (items or numbers per unit), got "10k"',
+    ]);
   });
 
   it('names unknown keys, lists the allowed ones and suggests the closest', () => {
@@ -273,7 +280,9 @@ describe('parsePlan: error messages', () => {
       'checkpoint.yml: version: required; add "version: 1" at the top of the file',
       'checkpoint.yml: verison: unknown key; allowed keys: version, name, shell, concurrency, env, defaults, steps (did you mean "version"?)',
     ]);
-    expect(problems(oneStep('    zzz: 1\n'))[0]).toMatch(/steps\[0\]\.zzz: unknown key; allowed keys: [a-z, -]+$/);
+    expect(problems(oneStep('    zzz: 1\n'))[0]).toMatch(
+      /steps\[0\]\.zzz: unknown key; allowed keys: [a-z, -]+$/,
+    );
   });
 
   it('says what a missing required key needs', () => {
@@ -390,7 +399,9 @@ steps:
     expect(problems('# nothing\n')).toEqual([
       'checkpoint.yml: the file is empty; add "version: 1" and a list of steps',
     ]);
-    expect(problems('hello')).toEqual(['checkpoint.yml: expected a mapping with version: 1 and steps, got "hello"']);
+    expect(problems('hello')).toEqual([
+      'checkpoint.yml: expected a mapping with version: 1 and steps, got "hello"',
+    ]);
     expect(problems('version: 1\nsteps: []\n')).toEqual([
       'checkpoint.yml: steps: expected at least one step, got []; add "- id: NAME" with "run: COMMAND"',
     ]);
@@ -412,6 +423,25 @@ steps:
     expect(problems('version: 1\nsteps:\n\t- id: a\n')[0]).toMatch(/^checkpoint\.yml:3:1: invalid YAML: /);
   });
 
+  it('locates aliases without an anchor', () => {
+    expect(problems('version: 1\nname: *nope\nsteps: []\n')).toEqual([
+      'checkpoint.yml:2:7: invalid YAML: alias *nope has no anchor &nope before it',
+    ]);
+  });
+
+  it('refuses alias bombs', () => {
+    const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 12; i++)
+      lines.push(
+        `a${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
+    expect(problems(`${lines.join('\n')}\n`)[0]).toMatch(
+      /^checkpoint\.yml: invalid YAML: excessive alias count/,
+    );
+  });
+
   it('survives self-referencing YAML aliases', () => {
     expect(problems('version: 1\nsteps: &a [*a]\n')).toEqual([
       'checkpoint.yml: steps[0]: expected a step mapping, got [...]; e.g. - { id: build, run: make }',
@@ -421,19 +451,23 @@ steps:
 
 describe('parsePlan: checks across steps', () => {
   it('names both indexes of a duplicate id', () => {
-    expect(problems(`version: 1\nsteps:\n  - { id: a, run: x }\n  - { id: b, run: x }\n  - { id: a, run: y }\n`)).toEqual([
-      'checkpoint.yml: steps[2].id: duplicate id "a", also used by steps[0]; ids must be unique',
-    ]);
+    expect(
+      problems(`version: 1\nsteps:\n  - { id: a, run: x }\n  - { id: b, run: x }\n  - { id: a, run: y }\n`),
+    ).toEqual(['checkpoint.yml: steps[2].id: duplicate id "a", also used by steps[0]; ids must be unique']);
   });
 
   it('names the step and the unknown id it needs, with a suggestion when close', () => {
     expect(
-      problems(`version: 1\nsteps:\n  - { id: schema, run: x }\n  - { id: backfill, run: x, needs: [shema, zzz] }\n`),
+      problems(
+        `version: 1\nsteps:\n  - { id: schema, run: x }\n  - { id: backfill, run: x, needs: [shema, zzz] }\n`,
+      ),
     ).toEqual([
       'checkpoint.yml: steps[1].needs[0]: step "backfill" needs unknown step "shema" (did you mean "schema"?)',
       'checkpoint.yml: steps[1].needs[1]: step "backfill" needs unknown step "zzz"',
     ]);
-    expect(problems(`version: 1\nsteps:\n  - { id: build, run: x }\n  - { id: b, run: x, needs: biuld }\n`)).toEqual([
+    expect(
+      problems(`version: 1\nsteps:\n  - { id: build, run: x }\n  - { id: b, run: x, needs: biuld }\n`),
+    ).toEqual([
       'checkpoint.yml: steps[1].needs: step "b" needs unknown step "biuld" (did you mean "build"?)',
     ]);
   });
@@ -446,7 +480,9 @@ describe('parsePlan: checks across steps', () => {
 
   it('reports cycles in run order, including needs defaulted to the step before', () => {
     expect(
-      problems(`version: 1\nsteps:\n  - { id: a, run: x, needs: [c] }\n  - { id: b, run: x }\n  - { id: c, run: x }\n`),
+      problems(
+        `version: 1\nsteps:\n  - { id: a, run: x, needs: [c] }\n  - { id: b, run: x }\n  - { id: c, run: x }\n`,
+      ),
     ).toEqual(['checkpoint.yml: steps: needs form a cycle: a -> b -> c -> a']);
     expect(
       problems(`
@@ -466,7 +502,9 @@ steps:
 
   it('reports problems across steps together with schema problems', () => {
     expect(
-      problems(`version: 1\nsteps:\n  - { id: a, run: x, timeout: never }\n  - { id: a, run: x, needs: [c] }\n`),
+      problems(
+        `version: 1\nsteps:\n  - { id: a, run: x, timeout: never }\n  - { id: a, run: x, needs: [c] }\n`,
+      ),
     ).toEqual([
       'checkpoint.yml: steps[0].timeout: expected a duration like 90s, 10m, 1h30m or 2d, got "never"',
       'checkpoint.yml: steps[1].id: duplicate id "a", also used by steps[0]; ids must be unique',
@@ -478,9 +516,13 @@ steps:
 describe('file names in messages', () => {
   it('shows the file relative to the working directory, or as given when shorter', () => {
     expect(displayFile('checkpoint.yml')).toBe('checkpoint.yml');
-    expect(displayFile(path.join(process.cwd(), 'ci', 'checkpoint.yml'))).toBe(path.join('ci', 'checkpoint.yml'));
+    expect(displayFile(path.join(process.cwd(), 'ci', 'checkpoint.yml'))).toBe(
+      path.join('ci', 'checkpoint.yml'),
+    );
     expect(displayFile('/definitely/elsewhere/c.yml')).toBe('/definitely/elsewhere/c.yml');
-    expect(problems('version: 3\n', path.join(process.cwd(), 'ci', 'plan.yml'))[0]).toMatch(/^ci\/plan\.yml: version: /);
+    expect(problems('version: 3\n', path.join(process.cwd(), 'ci', 'plan.yml'))[0]).toMatch(
+      /^ci\/plan\.yml: version: /,
+    );
   });
 });
 
