@@ -9,9 +9,13 @@ const entries = [['cli', 'src/cli/index.ts']];
 for (const [name, entry] of entries) {
   const out = `dist/${name}`;
   rmSync(out, { recursive: true, force: true });
-  execFileSync('npx', ['ncc', 'build', entry, '-o', out, '--target', 'es2022', '--quiet', '--no-source-map-register'], {
-    stdio: 'inherit',
-  });
+  execFileSync(
+    'npx',
+    ['ncc', 'build', entry, '-o', out, '--target', 'es2022', '--quiet', '--no-source-map-register'],
+    {
+      stdio: 'inherit',
+    },
+  );
   const file = `${out}/index.js`;
   let code = readFileSync(file, 'utf8');
   code = code.replaceAll('__CHECKPOINT_VERSION__', pkg.version);

@@ -9475,7 +9475,7 @@ __webpack_unused_export__ = publicApi.parse;
 __webpack_unused_export__ = publicApi.parseAllDocuments;
 exports.Tp = publicApi.parseDocument;
 __webpack_unused_export__ = publicApi.stringify;
-__webpack_unused_export__ = visit.visit;
+exports.YR = visit.visit;
 __webpack_unused_export__ = visit.visitAsync;
 
 
@@ -15518,13 +15518,1622 @@ const {
   /* Help */ "_V": Help,
 } = commander;
 
-;// CONCATENATED MODULE: external "node:crypto"
-const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
+;// CONCATENATED MODULE: ./src/journal/intervals.ts
+// A set of integers kept as sorted, disjoint, merged half-open intervals [start, end).
+//
+// Completed work is recorded here: a million contiguous done units is one interval, and even a
+// pathological every-other pattern (500,000 fragments) is a single flat number[] of 1,000,000 entries,
+// not an array of tuples (which would cost an object header per fragment).
+//
+// Layout: #d = [s0, e0, s1, e1, ...] with s0 < e0 < s1 < e1 < ... (strict: adjacent intervals are
+// merged, so e_i < s_{i+1}). Units finish in roughly ascending order, so add() has an O(1) fast path
+// for appending at or touching the end; everything else is a binary search plus one splice.
+function checkInt(name, value) {
+    if (!Number.isSafeInteger(value)) {
+        throw new RangeError(`IntervalSet: expected \`${name}\` to be a safe integer, got \`${String(value)}\``);
+    }
+}
+class IntervalSet {
+    #d = [];
+    #size = 0;
+    /** Total count of integers covered. */
+    get size() {
+        return this.#size;
+    }
+    /** Number of disjoint intervals. */
+    get count() {
+        return this.#d.length >> 1;
+    }
+    get isEmpty() {
+        return this.#d.length === 0;
+    }
+    /** Smallest covered integer, or undefined when empty. */
+    get min() {
+        return this.#d[0];
+    }
+    /** One past the largest covered integer, or undefined when empty. */
+    get max() {
+        return this.#d[this.#d.length - 1];
+    }
+    /** Index (interval number) of the first interval whose end is >= x (or > x when `strict`). */
+    #firstEndingAtOrAfter(x, strict) {
+        const d = this.#d;
+        let lo = 0;
+        let hi = d.length >> 1;
+        while (lo < hi) {
+            const mid = (lo + hi) >>> 1;
+            const end = d[2 * mid + 1];
+            if (strict ? end > x : end >= x)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        return lo;
+    }
+    /** Index of the first interval whose start is > x (or >= x when `inclusive`). */
+    #firstStartingAfter(x, inclusive) {
+        const d = this.#d;
+        let lo = 0;
+        let hi = d.length >> 1;
+        while (lo < hi) {
+            const mid = (lo + hi) >>> 1;
+            const start = d[2 * mid];
+            if (inclusive ? start >= x : start > x)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        return lo;
+    }
+    /** Adds [start, end). Overlapping and adjacent intervals merge. An empty range is a no-op. */
+    add(start, end) {
+        checkInt('start', start);
+        checkInt('end', end);
+        if (start >= end)
+            return this;
+        const d = this.#d;
+        const n = d.length;
+        // Fast paths: appending past, touching or overlapping the last interval.
+        if (n === 0 || start > d[n - 1]) {
+            d.push(start, end);
+            this.#size += end - start;
+            return this;
+        }
+        const lastStart = d[n - 2];
+        const lastEnd = d[n - 1];
+        if (start >= lastStart) {
+            if (end > lastEnd) {
+                d[n - 1] = end;
+                this.#size += end - lastEnd;
+            }
+            return this;
+        }
+        // General case: intervals i..j-1 touch or overlap [start, end) and merge with it.
+        const i = this.#firstEndingAtOrAfter(start, false);
+        const j = this.#firstStartingAfter(end, false);
+        if (i === j) {
+            d.splice(2 * i, 0, start, end);
+            this.#size += end - start;
+            return this;
+        }
+        const newStart = Math.min(start, d[2 * i]);
+        const newEnd = Math.max(end, d[2 * j - 1]);
+        let removed = 0;
+        for (let k = i; k < j; k++)
+            removed += d[2 * k + 1] - d[2 * k];
+        if (j - i === 1) {
+            d[2 * i] = newStart;
+            d[2 * i + 1] = newEnd;
+        }
+        else {
+            d.splice(2 * i, 2 * (j - i), newStart, newEnd);
+        }
+        this.#size += newEnd - newStart - removed;
+        return this;
+    }
+    /** Removes [start, end) from the set, splitting an interval when needed. */
+    remove(start, end) {
+        checkInt('start', start);
+        checkInt('end', end);
+        if (start >= end)
+            return this;
+        const d = this.#d;
+        // Intervals i..j-1 strictly overlap [start, end).
+        const i = this.#firstEndingAtOrAfter(start, true);
+        const j = this.#firstStartingAfter(end, true);
+        if (i >= j)
+            return this;
+        const firstStart = d[2 * i];
+        const lastEnd = d[2 * j - 1];
+        let removed = 0;
+        for (let k = i; k < j; k++)
+            removed += d[2 * k + 1] - d[2 * k];
+        const keep = [];
+        if (firstStart < start)
+            keep.push(firstStart, start);
+        if (lastEnd > end)
+            keep.push(end, lastEnd);
+        d.splice(2 * i, 2 * (j - i), ...keep);
+        let kept = 0;
+        for (let k = 0; k < keep.length; k += 2)
+            kept += keep[k + 1] - keep[k];
+        this.#size -= removed - kept;
+        return this;
+    }
+    clear() {
+        this.#d = [];
+        this.#size = 0;
+        return this;
+    }
+    has(x) {
+        const i = this.#firstEndingAtOrAfter(x, true);
+        return i < this.count && this.#d[2 * i] <= x;
+    }
+    /** True when every integer of [start, end) is in the set (vacuously true for an empty range). */
+    covers(start, end) {
+        if (start >= end)
+            return true;
+        const i = this.#firstEndingAtOrAfter(start, true);
+        return i < this.count && this.#d[2 * i] <= start && this.#d[2 * i + 1] >= end;
+    }
+    /** True when some integer of [start, end) is in the set. */
+    overlaps(start, end) {
+        if (start >= end)
+            return false;
+        const i = this.#firstEndingAtOrAfter(start, true);
+        return i < this.count && this.#d[2 * i] < end;
+    }
+    /** Number of integers of [start, end) in the set. */
+    coveredIn(start, end) {
+        if (start >= end)
+            return 0;
+        const d = this.#d;
+        let total = 0;
+        for (let i = this.#firstEndingAtOrAfter(start, true); i < this.count; i++) {
+            const s = d[2 * i];
+            if (s >= end)
+                break;
+            total += Math.min(end, d[2 * i + 1]) - Math.max(start, s);
+        }
+        return total;
+    }
+    *intervals() {
+        const d = this.#d;
+        for (let k = 0; k < d.length; k += 2)
+            yield [d[k], d[k + 1]];
+    }
+    /** The uncovered pieces of [from, to), in ascending order. */
+    *gaps(from, to) {
+        if (from >= to)
+            return;
+        const d = this.#d;
+        let cur = from;
+        for (let i = this.#firstEndingAtOrAfter(from, true); i < this.count; i++) {
+            const s = d[2 * i];
+            if (s >= to)
+                break;
+            if (s > cur)
+                yield [cur, s];
+            cur = d[2 * i + 1];
+            if (cur >= to)
+                return;
+        }
+        if (cur < to)
+            yield [cur, to];
+    }
+    /**
+     * The first uncovered piece of [from, to) that starts at or after `after` (default `from`), clipped to
+     * begin no earlier than `after`; undefined when everything there is covered. The scheduler uses
+     * `after` as a cursor to find the next pending unit without rescanning the finished prefix.
+     */
+    firstGap(from, to, after = from) {
+        const start = Math.max(from, after);
+        for (const gap of this.gaps(start, to))
+            return gap;
+        return undefined;
+    }
+    clone() {
+        const copy = new IntervalSet();
+        copy.#d = this.#d.slice();
+        copy.#size = this.#size;
+        return copy;
+    }
+    equals(other) {
+        const a = this.#d;
+        const b = other.#d;
+        if (a.length !== b.length)
+            return false;
+        for (let k = 0; k < a.length; k++)
+            if (a[k] !== b[k])
+                return false;
+        return true;
+    }
+    toJSON() {
+        return [...this.intervals()];
+    }
+    /** "0-99, 150, 200-299" (inclusive ends), for messages and status output. */
+    toString() {
+        const parts = [];
+        for (const [s, e] of this.intervals())
+            parts.push(e - s === 1 ? `${s}` : `${s}-${e - 1}`);
+        return parts.join(', ');
+    }
+    /**
+     * Parses the output of toJSON(). Intervals must be [start, end) pairs of safe integers with start < end,
+     * sorted and not overlapping; adjacent intervals are accepted and merged.
+     */
+    static fromJSON(value) {
+        if (!Array.isArray(value)) {
+            throw new Error(`invalid interval list: expected an array of [start, end] pairs, got ${describe(value)}`);
+        }
+        const set = new IntervalSet();
+        const d = set.#d;
+        let size = 0;
+        for (let i = 0; i < value.length; i++) {
+            const pair = value[i];
+            if (!Array.isArray(pair) || pair.length !== 2) {
+                throw new Error(`invalid interval list: entry ${i} must be a [start, end] pair, got ${describe(pair)}`);
+            }
+            const [s, e] = pair;
+            if (!Number.isSafeInteger(s) || !Number.isSafeInteger(e)) {
+                throw new Error(`invalid interval list: entry ${i} must hold two integers, got ${describe(pair)}`);
+            }
+            const start = s;
+            const end = e;
+            if (start >= end) {
+                throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] is empty or reversed (start must be < end)`);
+            }
+            const prevEnd = d[d.length - 1];
+            if (prevEnd !== undefined) {
+                if (start < prevEnd) {
+                    throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] overlaps or precedes the previous one, which ends at ${prevEnd}; entries must be sorted and disjoint`);
+                }
+                if (start === prevEnd) {
+                    d[d.length - 1] = end;
+                    size += end - start;
+                    continue;
+                }
+            }
+            d.push(start, end);
+            size += end - start;
+        }
+        set.#size = size;
+        return set;
+    }
+    static from(intervals) {
+        const set = new IntervalSet();
+        for (const [s, e] of intervals)
+            set.add(s, e);
+        return set;
+    }
+}
+function describe(value) {
+    let text;
+    try {
+        text = JSON.stringify(value) ?? String(value);
+    }
+    catch {
+        text = String(value);
+    }
+    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+;// CONCATENATED MODULE: ./src/journal/state.ts
+
+const FORMAT_VERSION = 1;
+/** Durations kept per step for the p90 estimate: recent ones matter most and the snapshot stays small. */
+const DURATION_SAMPLES = 256;
+function emptyState(runId, planName, now = Date.now()) {
+    return {
+        format: FORMAT_VERSION,
+        runId,
+        planName,
+        createdAt: now,
+        updatedAt: now,
+        seq: 0,
+        attempts: [],
+        steps: new Map(),
+    };
+}
+function unitCount(rec) {
+    return Math.ceil((rec.to - rec.from) / rec.size);
+}
+function isStepComplete(rec) {
+    return rec.to <= rec.from || rec.done.covers(rec.from, rec.to);
+}
+function newRecord(e, reason) {
+    const rec = {
+        fingerprint: e.fingerprint,
+        from: e.from,
+        to: e.to,
+        size: e.size,
+        done: new IntervalSet(),
+        failed: new Map(),
+        interrupted: new IntervalSet(),
+        running: new Map(),
+        outputs: {},
+        durations: [],
+        timeMs: 0,
+        unitsDone: 0,
+        reason,
+    };
+    if (e.items)
+        rec.items = e.items;
+    return rec;
+}
+/** Units counted from intervals: a unit is done when its whole range is. */
+function countDoneUnits(rec) {
+    if (rec.size === 1)
+        return rec.done.size;
+    let n = 0;
+    for (const [s, e] of rec.done.intervals()) {
+        // Whole grid cells inside [s, e).
+        const first = Math.ceil((s - rec.from) / rec.size);
+        const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
+        if (lastEnd > first)
+            n += lastEnd - first;
+    }
+    return n;
+}
+function pushDuration(rec, ms) {
+    rec.durations.push(ms);
+    if (rec.durations.length > DURATION_SAMPLES)
+        rec.durations.splice(0, rec.durations.length - DURATION_SAMPLES);
+}
+/**
+ * Applies one event. Unknown steps are ignored rather than fatal: a journal may name a step that a later
+ * plan removed, and losing that history is harmless.
+ */
+function applyEvent(state, ev) {
+    state.seq = ev.seq;
+    state.updatedAt = ev.t;
+    const e = ev;
+    switch (e.type) {
+        case 'attempt':
+            if (state.planName === '')
+                state.planName = e.plan;
+            if (state.attempts.length === 0 && state.seq === ev.seq && state.createdAt > ev.t)
+                state.createdAt = ev.t;
+            state.attempts.push({
+                attempt: e.attempt,
+                pid: e.pid,
+                host: e.host,
+                resumed: e.resumed,
+                startedAt: e.t,
+                unitsDone: 0,
+            });
+            return;
+        case 'attempt-end': {
+            const a = state.attempts.find((x) => x.attempt === e.attempt);
+            if (a) {
+                a.endedAt = e.t;
+                a.exit = e.exit;
+                a.reason = e.reason;
+            }
+            return;
+        }
+        case 'step-init':
+            state.steps.set(e.step, newRecord(e, e.reason));
+            return;
+        case 'step-redefine': {
+            const rec = state.steps.get(e.step);
+            if (!rec) {
+                state.steps.set(e.step, newRecord(e, e.reason));
+                return;
+            }
+            rec.fingerprint = e.fingerprint;
+            rec.from = e.from;
+            rec.to = e.to;
+            rec.size = e.size;
+            rec.reason = e.reason;
+            rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
+            return;
+        }
+        default:
+            break;
+    }
+    const rec = state.steps.get(e.step);
+    if (!rec)
+        return;
+    switch (e.type) {
+        case 'start':
+            rec.running.set(e.start, {
+                start: e.start,
+                end: e.end,
+                index: e.index,
+                attempt: e.attempt,
+                try: e.try,
+                t: e.t,
+            });
+            rec.interrupted.remove(e.start, e.end);
+            return;
+        case 'spawned': {
+            const r = rec.running.get(e.start);
+            if (r) {
+                r.pid = e.pid;
+                if (e.startTime !== undefined)
+                    r.startTime = e.startTime;
+                r.host = e.host;
+            }
+            return;
+        }
+        case 'done': {
+            rec.running.delete(e.start);
+            rec.failed.delete(e.start);
+            rec.interrupted.remove(e.start, e.end);
+            if (!rec.done.covers(e.start, e.end)) {
+                rec.done.add(e.start, e.end);
+                rec.unitsDone += 1;
+                const a = state.attempts[state.attempts.length - 1];
+                if (a)
+                    a.unitsDone += 1;
+            }
+            rec.timeMs += e.ms;
+            pushDuration(rec, e.ms);
+            if (e.outputs)
+                Object.assign(rec.outputs, e.outputs);
+            return;
+        }
+        case 'fail': {
+            rec.running.delete(e.start);
+            rec.timeMs += e.ms;
+            const prev = rec.failed.get(e.start);
+            rec.failed.set(e.start, {
+                start: e.start,
+                end: e.end,
+                index: e.index,
+                exit: e.exit,
+                signal: e.signal,
+                tries: (prev?.tries ?? 0) + 1,
+                reason: e.reason,
+                attempt: state.attempts[state.attempts.length - 1]?.attempt ?? 0,
+                t: e.t,
+            });
+            return;
+        }
+        case 'yield':
+            rec.running.delete(e.start);
+            rec.timeMs += e.ms;
+            return;
+        case 'interrupt':
+            rec.running.delete(e.start);
+            rec.timeMs += e.ms;
+            rec.interrupted.add(e.start, e.end);
+            return;
+        case 'step-complete':
+            rec.completedAt = e.t;
+            return;
+        case 'reset':
+            if (e.forget) {
+                state.steps.delete(e.step);
+                return;
+            }
+            rec.failed.clear();
+            if (!e.failedOnly) {
+                rec.done = new IntervalSet();
+                rec.interrupted = new IntervalSet();
+                rec.outputs = {};
+                rec.unitsDone = 0;
+                rec.completedAt = undefined;
+                rec.reason = e.reason;
+            }
+            return;
+        case 'mark-done':
+            rec.failed.clear();
+            rec.interrupted = new IntervalSet();
+            if (rec.to > rec.from)
+                rec.done.add(rec.from, rec.to);
+            rec.unitsDone = unitCount(rec);
+            rec.completedAt = e.t;
+            return;
+    }
+}
+/**
+ * Running units survive in the model only when an attempt died without recording their end. Loading turns
+ * them into interrupted units; the engine first ends any such process still alive (see engine/orphans.ts).
+ */
+function orphanedUnits(state) {
+    const out = [];
+    for (const [step, rec] of state.steps)
+        for (const unit of rec.running.values())
+            out.push({ step, unit });
+    return out;
+}
+function p90(values) {
+    if (values.length === 0)
+        return undefined;
+    const sorted = [...values].sort((a, b) => a - b);
+    const i = Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1);
+    return sorted[Math.max(0, i)];
+}
+
+;// CONCATENATED MODULE: ./src/plan/duration.ts
+// Durations as users write them in plans and flags (`90s`, `10m`, `1h30m`, `2d`, `500ms`) and as the
+// program prints them back (`3m05s`).
+const UNIT_MS = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
+/** Units in the order they must appear in a combined duration (`1d2h`, never `2h1d`). */
+const UNIT_ORDER = ['d', 'h', 'm', 's', 'ms'];
+// `ms` must be tried before `m` so that `500ms` is not read as 500 minutes followed by garbage.
+const PART = /(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)/y;
+const BARE_NUMBER = /^\d+(?:\.\d+)?$/;
+function durationError(text) {
+    return new Error(`expected a duration like 90s, 10m, 1h30m or 2d, got ${JSON.stringify(String(text))}`);
+}
+/**
+ * Parses a duration into milliseconds. Accepts `500ms`, `90s`, `10m`, `1h30m`, `2d`, combinations in
+ * decreasing order of unit (`1d2h`, `2m30s`, `1s500ms`, spaces allowed between parts), decimals (`1.5h`),
+ * and a bare number, which means seconds. Throws a plain `Error` with a user-facing message otherwise.
+ */
+function parseDuration(text) {
+    if (typeof text === 'number') {
+        if (!Number.isFinite(text) || text < 0)
+            throw durationError(text);
+        return Math.round(text * 1000);
+    }
+    if (typeof text !== 'string')
+        throw durationError(text);
+    const s = text.trim();
+    if (s === '')
+        throw durationError(text);
+    if (BARE_NUMBER.test(s))
+        return Math.round(Number(s) * 1000);
+    let total = 0;
+    let pos = 0;
+    let lastUnit = -1;
+    while (pos < s.length) {
+        PART.lastIndex = pos;
+        const m = PART.exec(s);
+        if (!m)
+            throw durationError(text);
+        const unit = m[2];
+        const order = UNIT_ORDER.indexOf(unit);
+        // Each unit at most once and from largest to smallest: `1m1m` or `30m1h` are more likely typos than intent.
+        if (order <= lastUnit)
+            throw durationError(text);
+        lastUnit = order;
+        total += Number(m[1]) * UNIT_MS[unit];
+        pos = PART.lastIndex;
+        while (s[pos] === ' ')
+            pos++;
+    }
+    if (!Number.isFinite(total))
+        throw durationError(text);
+    return Math.round(total);
+}
+/**
+ * Formats milliseconds compactly: `850ms`, `42s`, `3m05s`, `1h30m`, `2d4h`. Two units at most; the smaller
+ * one is left out when it is zero (`3m`, `1h`, `2d`). Rounds down, so 59.9 s prints as `59s`, never `60s`.
+ */
+function formatDuration(ms) {
+    if (Number.isNaN(ms))
+        return '?';
+    if (ms < 0)
+        return `-${formatDuration(-ms)}`;
+    if (!Number.isFinite(ms))
+        return '∞';
+    if (ms < 1000)
+        return `${Math.floor(ms)}ms`;
+    const totalSeconds = Math.floor(ms / 1000);
+    if (totalSeconds < 60)
+        return `${totalSeconds}s`;
+    const totalMinutes = Math.floor(totalSeconds / 60);
+    if (totalMinutes < 60)
+        return pair(totalMinutes, 'm', totalSeconds % 60, 's', true);
+    const totalHours = Math.floor(totalMinutes / 60);
+    if (totalHours < 24)
+        return pair(totalHours, 'h', totalMinutes % 60, 'm', true);
+    return pair(Math.floor(totalHours / 24), 'd', totalHours % 24, 'h', false);
+}
+function pair(big, bigUnit, small, smallUnit, pad) {
+    if (small === 0)
+        return `${big}${bigUnit}`;
+    const smallText = pad ? String(small).padStart(2, '0') : String(small);
+    return `${big}${bigUnit}${smallText}${smallUnit}`;
+}
+
+;// CONCATENATED MODULE: ./src/engine/env.ts
+// The environment a unit sees: the engine's own, minus the runner's secrets, plus the plan's and ours.
+/**
+ * Variables that let a process talk to the runner's services as the job. User commands never need them and
+ * must not be able to read them (DESIGN §6, Security).
+ */
+const SECRET_NAMES = new Set([
+    'ACTIONS_RUNTIME_TOKEN',
+    'ACTIONS_RESULTS_URL',
+    'ACTIONS_CACHE_URL',
+    'ACTIONS_RUNTIME_URL',
+]);
+const SECRET_PREFIXES = ['ACTIONS_ID_TOKEN_REQUEST_'];
+function isRunnerSecret(name) {
+    return SECRET_NAMES.has(name) || SECRET_PREFIXES.some((p) => name.startsWith(p));
+}
+function scrubEnv(env) {
+    const out = {};
+    for (const [k, v] of Object.entries(env))
+        if (v !== undefined && !isRunnerSecret(k))
+            out[k] = v;
+    return out;
+}
+
+// EXTERNAL MODULE: external "node:child_process"
+var external_node_child_process_ = __nccwpck_require__(1421);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+;// CONCATENATED MODULE: ./src/engine/process.ts
+// The one place that spawns unit processes: own process group, environment, output capture, timeouts and
+// group-wide signals. Everything else asks this module.
+
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Process start time in clock ticks since boot (Linux); undefined elsewhere. Guards against pid reuse. */
+function processStartTime(pid) {
+    try {
+        const stat = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+        // The command name may contain spaces and parentheses: fields are counted after the last ')'.
+        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const v = Number(rest[19]);
+        return Number.isFinite(v) ? v : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Sends a signal to a whole process group; a group that is already gone is not an error. */
+function signalGroup(pgid, signal) {
+    try {
+        process.kill(-pgid, signal);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+/** Running (not a zombie awaiting its reaper: a container's pid 1 may never reap). Linux; elsewhere kill(0). */
+function processRunning(pid) {
+    try {
+        const stat = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+        return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
+    }
+    catch (err) {
+        if (err.code === 'ENOENT')
+            return false;
+        try {
+            process.kill(pid, 0);
+            return true;
+        }
+        catch {
+            return false;
+        }
+    }
+}
+function groupAlive(pgid) {
+    try {
+        process.kill(-pgid, 0);
+        return true;
+    }
+    catch (err) {
+        return err.code === 'EPERM';
+    }
+}
+class Tail {
+    #chunks = [];
+    #bytes = 0;
+    #limit;
+    constructor(limit) {
+        this.#limit = limit;
+    }
+    push(b) {
+        this.#chunks.push(b);
+        this.#bytes += b.length;
+        while (this.#bytes - (this.#chunks[0]?.length ?? 0) >= this.#limit && this.#chunks.length > 1) {
+            this.#bytes -= this.#chunks.shift()?.length ?? 0;
+        }
+    }
+    toString() {
+        const all = Buffer.concat(this.#chunks);
+        return all.subarray(Math.max(0, all.length - this.#limit)).toString('utf8');
+    }
+    get empty() {
+        return this.#bytes === 0;
+    }
+}
+class UnitProcess {
+    pid;
+    startTime;
+    exited;
+    #child;
+    #tail;
+    #started = performance.now();
+    #endedBy;
+    #timers = [];
+    #done = false;
+    constructor(opts) {
+        this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
+        const [cmd, ...args] = opts.argv;
+        // detached: the child becomes the leader of a new process group, so signals reach everything it starts.
+        this.#child = (0,external_node_child_process_.spawn)(cmd ?? 'sh', args, {
+            cwd: opts.cwd,
+            env: opts.env,
+            detached: true,
+            stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        this.pid = this.#child.pid;
+        this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
+        const onLine = opts.onLine;
+        for (const stream of ['stdout', 'stderr']) {
+            let partial = '';
+            this.#child[stream]?.on('data', (chunk) => {
+                this.#tail.push(chunk);
+                if (!onLine)
+                    return;
+                const text = partial + chunk.toString('utf8');
+                const lines = text.split('\n');
+                partial = lines.pop() ?? '';
+                for (const l of lines)
+                    onLine(l, stream);
+            });
+            this.#child[stream]?.on('end', () => {
+                if (partial && onLine)
+                    onLine(partial, stream);
+                partial = '';
+            });
+        }
+        this.exited = new Promise((resolve) => {
+            const finish = (exit) => {
+                if (this.#done)
+                    return;
+                this.#done = true;
+                for (const t of this.#timers)
+                    clearTimeout(t);
+                const result = { ...exit, ms: Math.round(performance.now() - this.#started) };
+                if (this.#endedBy)
+                    result.endedBy = this.#endedBy;
+                // Background children may keep the pipes open after the shell exits; don't let them hold the unit.
+                const drain = setTimeout(() => {
+                    this.#child.stdout?.destroy();
+                    this.#child.stderr?.destroy();
+                    resolve(result);
+                }, 50);
+                let open = 2;
+                const closed = () => {
+                    open -= 1;
+                    if (open === 0) {
+                        clearTimeout(drain);
+                        resolve(result);
+                    }
+                };
+                if (this.#child.stdout?.readableEnded ?? true)
+                    closed();
+                else
+                    this.#child.stdout?.once('close', closed);
+                if (this.#child.stderr?.readableEnded ?? true)
+                    closed();
+                else
+                    this.#child.stderr?.once('close', closed);
+            };
+            this.#child.once('error', (err) => {
+                finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) });
+            });
+            this.#child.once('exit', (code, signal) => finish({ code, signal }));
+        });
+        // setTimeout fires at once past 2^31-1 ms (~24.8 days); a longer timeout is as good as none.
+        if (opts.timeoutMs !== undefined && opts.timeoutMs < MAX_TIMER_MS && this.pid !== undefined) {
+            const t = setTimeout(() => {
+                this.#endedBy = 'timeout';
+                this.terminate(opts.timeoutGraceMs ?? 10_000);
+            }, opts.timeoutMs);
+            this.#timers.push(t);
+        }
+    }
+    /** SIGTERM to the group now, SIGKILL after the grace (0 = SIGKILL at once). */
+    terminate(graceMs, reason = this.#endedBy ?? 'stop') {
+        if (this.#done || this.pid === undefined)
+            return;
+        this.#endedBy ??= reason;
+        const pid = this.pid;
+        if (graceMs <= 0) {
+            signalGroup(pid, 'SIGKILL');
+            return;
+        }
+        signalGroup(pid, 'SIGTERM');
+        const t = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
+        this.#timers.push(t);
+    }
+    /** After the unit's main process ended, anything it left in its group is ended too (on stop only). */
+    killGroup() {
+        if (this.pid !== undefined)
+            signalGroup(this.pid, 'SIGKILL');
+    }
+    tail() {
+        return this.#tail.toString();
+    }
+    get hasOutput() {
+        return !this.#tail.empty;
+    }
+}
+function describeSpawnError(err, opts) {
+    if (err.code === 'ENOENT') {
+        return `could not start "${opts.argv[0]}" in ${opts.cwd}: the program or the working directory does not exist; check \`shell\` and \`working-directory\``;
+    }
+    return `could not start "${opts.argv[0]}": ${err.message}`;
+}
+
+;// CONCATENATED MODULE: ./src/engine/orphans.ts
+// A run killed with SIGKILL leaves its units running. Before their work is handed out again, the next run on
+// the same host ends them — identified by the process group recorded at spawn and the process start time, so
+// a pid the kernel has since reused for something else is never signalled.
+
+
+
+async function endOrphans(ckpt, notice) {
+    const host = (0,external_node_os_namespaceObject.hostname)();
+    let ended = 0;
+    const waits = [];
+    for (const { step, unit } of orphanedUnits(ckpt.state)) {
+        const pid = unit.pid;
+        if (pid !== undefined && unit.host === host && unit.startTime !== undefined) {
+            const now = processStartTime(pid);
+            if (now === unit.startTime && signalGroup(pid, 'SIGKILL')) {
+                notice(`ended unit ${step} [${unit.start}, ${unit.end}) left running by attempt ${unit.attempt} (pid ${pid})`);
+                waits.push(pid);
+                ended += 1;
+            }
+        }
+        ckpt.recordLater({
+            type: 'interrupt',
+            step,
+            start: unit.start,
+            end: unit.end,
+            index: unit.index,
+            ms: 0,
+            reason: `attempt ${unit.attempt} ended while it ran`,
+        });
+    }
+    // SIGKILL is asynchronous; the group is gone once the kernel has reaped or re-parented every member.
+    const until = Date.now() + 5000;
+    while (waits.some((pid) => groupAlive(pid) && processRunning(pid)) && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 20));
+    }
+    return ended;
+}
+
+;// CONCATENATED MODULE: ./src/engine/outputs.ts
+// CHECKPOINT_OUTPUT files use GITHUB_OUTPUT's syntax: `key=value` lines and `key<<DELIM` heredocs.
+class OutputSyntaxError extends Error {
+    name = 'OutputSyntaxError';
+}
+function parseOutputFile(text, file) {
+    const out = {};
+    const lines = text.split(/\r?\n/);
+    for (let i = 0; i < lines.length; i++) {
+        const line = lines[i] ?? '';
+        if (line.trim() === '')
+            continue;
+        const heredoc = /^([^=<\s][^=<]*?)<<(.+)$/.exec(line);
+        if (heredoc) {
+            const key = heredoc[1];
+            const delim = heredoc[2];
+            const body = [];
+            let j = i + 1;
+            for (; j < lines.length && lines[j] !== delim; j++)
+                body.push(lines[j] ?? '');
+            if (j >= lines.length) {
+                throw new OutputSyntaxError(`${file}:${i + 1}: output "${key}" opens a heredoc with delimiter "${delim}" that is never closed; end it with a line holding only ${delim}`);
+            }
+            out[key] = body.join('\n');
+            i = j;
+            continue;
+        }
+        const eq = line.indexOf('=');
+        if (eq <= 0) {
+            throw new OutputSyntaxError(`${file}:${i + 1}: expected key=value or key<<DELIMITER, got ${JSON.stringify(line.slice(0, 60))}`);
+        }
+        out[line.slice(0, eq)] = line.slice(eq + 1);
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/engine/retry.ts
+/**
+ * Delay before try `nextTry` (2 = the first retry): exponential, capped, with "equal jitter" (half fixed,
+ * half random) so units failing together don't retry in lockstep yet never retry instantly.
+ */
+function retryDelayMs(policy, nextTry, random = Math.random) {
+    const exp = policy.delayMs * policy.backoff ** Math.max(0, nextTry - 2);
+    const capped = Math.min(policy.maxDelayMs, exp);
+    return Math.round(capped / 2 + random() * (capped / 2));
+}
+
+;// CONCATENATED MODULE: ./src/engine/scheduler.ts
+// The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
+// transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget.
+
+
+
+
+
+
+
+
+
+
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+const EXIT_INCOMPLETE = 75;
+/** Ranges bigger than this get no CHECKPOINT_ITEMS_FILE: writing millions of numbers per unit helps nobody. */
+const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
+/** One selected step's bookkeeping for this attempt. */
+class StepRun {
+    step;
+    #ckpt;
+    /** Work done before now plus every unit handed out in this attempt; only grows. */
+    taken = new IntervalSet();
+    cursor;
+    retryQueue = [];
+    tries = new Map();
+    running = 0;
+    failedFinal = 0;
+    failedFinalStarts = new Set();
+    stoppedByFailures = false;
+    budgetBlocked = false;
+    completedThisAttempt = false;
+    state = 'waiting';
+    items;
+    constructor(step, ckpt) {
+        this.step = step;
+        this.#ckpt = ckpt;
+        const rec = this.rec;
+        this.cursor = rec.from;
+        this.taken = rec.done.clone();
+        // Failed and interrupted units of earlier attempts go first.
+        const first = [];
+        for (const f of [...rec.failed.values()].sort((a, b) => a.start - b.start)) {
+            first.push({ step: step.id, start: f.start, end: f.end, index: f.index, notBefore: 0 });
+            this.taken.add(f.start, f.end);
+        }
+        for (const [s, e] of rec.interrupted.intervals()) {
+            for (const u of this.cut(s, e)) {
+                first.push({ ...u, notBefore: 0 });
+                this.taken.add(u.start, u.end);
+            }
+        }
+        this.retryQueue = first;
+    }
+    get rec() {
+        const r = this.#ckpt.state.steps.get(this.step.id);
+        if (!r)
+            throw new Error(`internal: step ${this.step.id} has no record`);
+        return r;
+    }
+    get parallel() {
+        return this.step.batch ? (this.step.batch.order === 'sequential' ? 1 : this.step.batch.parallel) : 1;
+    }
+    get complete() {
+        return isStepComplete(this.rec) && this.running === 0;
+    }
+    get maxFailures() {
+        const mf = this.step.batch?.maxFailures;
+        if (!mf)
+            return 0;
+        if (mf.kind === 'count')
+            return mf.count;
+        return Math.floor((mf.percent / 100) * unitCount(this.rec));
+    }
+    /** Grid-aligned units covering [s, e): a unit never spans two chunks of the step's grid. */
+    *cut(s, e) {
+        const { from, size } = this.rec;
+        let p = s;
+        while (p < e) {
+            const index = Math.floor((p - from) / size);
+            const end = Math.min(from + (index + 1) * size, e);
+            yield { step: this.step.id, start: p, end, index };
+            p = end;
+        }
+    }
+    /** The next unit to start now, or the time to look again, or nothing left in this attempt. */
+    next(now) {
+        if (this.stoppedByFailures)
+            return undefined;
+        if (this.step.batch?.order === 'sequential')
+            return this.#nextSequential(now);
+        let wakeAt = Number.POSITIVE_INFINITY;
+        for (let i = 0; i < this.retryQueue.length; i++) {
+            const q = this.retryQueue[i];
+            if (q.notBefore <= now) {
+                this.retryQueue.splice(i, 1);
+                return q;
+            }
+            wakeAt = Math.min(wakeAt, q.notBefore);
+        }
+        const gap = this.taken.firstGap(this.cursor, this.rec.to);
+        if (gap) {
+            const u = this.cut(gap[0], gap[1]).next().value;
+            this.taken.add(u.start, u.end);
+            this.cursor = u.end;
+            return u;
+        }
+        this.cursor = this.rec.to;
+        return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
+    }
+    #nextSequential(now) {
+        if (this.running > 0)
+            return undefined;
+        const rec = this.rec;
+        const gap = rec.done.firstGap(rec.from, rec.to);
+        if (!gap)
+            return undefined;
+        const u = this.cut(gap[0], gap[1]).next().value;
+        if (this.failedFinalStarts.has(u.start))
+            return undefined;
+        const q = this.retryQueue.findIndex((x) => x.start === u.start);
+        if (q >= 0) {
+            const item = this.retryQueue[q];
+            if (item.notBefore > now)
+                return { wakeAt: item.notBefore };
+            this.retryQueue.splice(q, 1);
+        }
+        return u;
+    }
+    requeue(u, notBefore) {
+        this.retryQueue.push({ ...u, notBefore });
+    }
+    get hasQueued() {
+        return this.retryQueue.length > 0 || this.taken.firstGap(this.cursor, this.rec.to) !== undefined;
+    }
+}
+class Engine {
+    #plan;
+    #ckpt;
+    #prep;
+    #opts;
+    #runs = new Map();
+    #live = new Set();
+    #pending = new Set();
+    #stopping;
+    #wakeTimer;
+    #deadlineTimer;
+    #finish;
+    #attempt = 0;
+    #resumed = false;
+    #yieldedLeft = false;
+    #fatal;
+    #baseEnv = {};
+    #concurrency;
+    constructor(plan, ckpt, prep, opts = {}) {
+        this.#plan = plan;
+        this.#ckpt = ckpt;
+        this.#prep = prep;
+        this.#opts = opts;
+        this.#concurrency = Math.max(1, opts.concurrency ?? plan.concurrency);
+    }
+    get attempt() {
+        return this.#attempt;
+    }
+    /** Stops starting units and ends running ones: SIGTERM to each group, SIGKILL after the grace. */
+    stop(reason, graceMs = this.#opts.stopGraceMs ?? 3000) {
+        if (this.#stopping && graceMs >= this.#stopping.graceMs)
+            return;
+        this.#stopping = { reason: this.#stopping?.reason ?? reason, graceMs };
+        this.#emit({
+            type: 'notice',
+            message: `stopping (${reason}): ending ${this.#live.size} running unit(s)`,
+        });
+        for (const l of this.#live)
+            l.proc.terminate(graceMs, 'stop');
+        this.#pump();
+    }
+    #stopInfo() {
+        return this.#stopping;
+    }
+    #emit(ev) {
+        this.#opts.onEvent?.(ev);
+    }
+    async run() {
+        const ckpt = this.#ckpt;
+        const state = ckpt.state;
+        this.#resumed = state.attempts.length > 0;
+        this.#attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
+        ckpt.recordLater({
+            type: 'attempt',
+            attempt: this.#attempt,
+            plan: this.#plan.name,
+            pid: process.pid,
+            host: (0,external_node_os_namespaceObject.hostname)(),
+            resumed: this.#resumed,
+        });
+        for (const id of this.#prep.replaced)
+            await ckpt.clearStepFiles(id);
+        for (const ev of this.#prep.events)
+            ckpt.recordLater(ev);
+        for (const [id, list] of this.#prep.items)
+            await ckpt.writeItems(id, list);
+        await this.#endOrphans();
+        await ckpt.flush();
+        await ckpt.syncMarkers();
+        this.#baseEnv = scrubEnv(this.#opts.env ?? process.env);
+        for (const step of this.#prep.selected) {
+            const run = new StepRun(step, ckpt);
+            if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
+                run.items = await ckpt.readItems(step.id);
+            this.#runs.set(step.id, run);
+            await (0,promises_namespaceObject.mkdir)(ckpt.stateDir(step.id), { recursive: true, mode: 0o700 });
+        }
+        const deadline = this.#opts.deadline;
+        if (deadline !== undefined && deadline - Date.now() < MAX_TIMER_MS) {
+            const ms = Math.max(0, deadline - Date.now());
+            this.#deadlineTimer = setTimeout(() => this.stop(`time budget reached`, this.#opts.deadlineGraceMs ?? 10_000), ms);
+        }
+        // Steps already complete (and not `always`) are done for this attempt before anything starts.
+        for (const run of this.#runs.values()) {
+            if (run.complete && !run.step.always) {
+                run.completedThisAttempt = true;
+                run.state = 'done';
+            }
+        }
+        await new Promise((resolve) => {
+            this.#finish = resolve;
+            this.#pump();
+        });
+        await Promise.all([...this.#pending]);
+        if (this.#deadlineTimer)
+            clearTimeout(this.#deadlineTimer);
+        if (this.#wakeTimer)
+            clearTimeout(this.#wakeTimer);
+        const result = this.#result();
+        ckpt.recordLater({
+            type: 'attempt-end',
+            attempt: this.#attempt,
+            exit: result.exitCode,
+            reason: result.reason,
+        });
+        await ckpt.compact();
+        if (this.#fatal)
+            throw this.#fatal;
+        return result;
+    }
+    /** Units recorded running by an attempt that died: end any survivor on this host, then mark them interrupted. */
+    async #endOrphans() {
+        await endOrphans(this.#ckpt, (m) => this.#emit({ type: 'notice', message: m }));
+    }
+    #depsSatisfied(run) {
+        for (const d of run.step.needs) {
+            const dep = this.#runs.get(d);
+            if (!dep) {
+                // Not selected (`--only`): it must already be complete.
+                const rec = this.#ckpt.state.steps.get(d);
+                if (!rec || !isStepComplete(rec))
+                    return 'never';
+                continue;
+            }
+            if (dep.completedThisAttempt)
+                continue;
+            if (dep.state === 'failed' || dep.state === 'blocked')
+                return 'never';
+            return 'wait';
+        }
+        return 'yes';
+    }
+    #totalRunning() {
+        return this.#live.size;
+    }
+    #pump() {
+        if (this.#wakeTimer) {
+            clearTimeout(this.#wakeTimer);
+            this.#wakeTimer = undefined;
+        }
+        if (this.#finish === undefined)
+            return;
+        const now = Date.now();
+        let wakeAt = Number.POSITIVE_INFINITY;
+        for (const run of this.#runs.values()) {
+            if (run.completedThisAttempt || run.state === 'failed' || run.state === 'blocked')
+                continue;
+            const deps = this.#depsSatisfied(run);
+            if (deps === 'never') {
+                run.state = 'blocked';
+                this.#emit({
+                    type: 'step-state',
+                    step: run.step.id,
+                    state: 'blocked',
+                    detail: 'a step it needs failed',
+                });
+                continue;
+            }
+            if (deps === 'wait')
+                continue;
+            if (run.complete) {
+                this.#completeStep(run);
+                continue;
+            }
+            while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.running < run.parallel) {
+                const nx = run.next(now);
+                if (nx === undefined)
+                    break;
+                if ('wakeAt' in nx) {
+                    wakeAt = Math.min(wakeAt, nx.wakeAt);
+                    break;
+                }
+                if (!this.#fitsBudget(run, nx, now))
+                    break;
+                this.#startUnit(run, nx);
+            }
+            this.#settleStep(run);
+        }
+        if (this.#totalRunning() === 0 && this.#pending.size === 0) {
+            const canProgress = !this.#stopping &&
+                Number.isFinite(wakeAt) &&
+                [...this.#runs.values()].some((r) => r.state !== 'failed' && r.state !== 'blocked');
+            if (!canProgress) {
+                const f = this.#finish;
+                this.#finish = undefined;
+                f();
+                return;
+            }
+        }
+        if (Number.isFinite(wakeAt) && !this.#stopping) {
+            this.#wakeTimer = setTimeout(() => this.#pump(), Math.min(MAX_TIMER_MS, Math.max(0, wakeAt - Date.now())));
+        }
+    }
+    /** Predictive stop: skip a unit whose p90 duration would run past the deadline. */
+    #fitsBudget(run, u, now) {
+        const deadline = this.#opts.deadline;
+        if (deadline === undefined)
+            return true;
+        const est = p90(run.rec.durations);
+        if (est === undefined || now + est <= deadline)
+            return true;
+        // Hand the unit back: it stays pending for the next attempt.
+        run.requeue(u, Number.POSITIVE_INFINITY);
+        if (!run.budgetBlocked) {
+            run.budgetBlocked = true;
+            this.#emit({
+                type: 'notice',
+                message: `${run.step.id}: not starting more units: p90 ${formatDuration(est)} would end after the time budget (${formatDuration(Math.max(0, deadline - now))} left)`,
+            });
+        }
+        return false;
+    }
+    /** After a unit ends or a step runs dry: decide whether the step is failed/stopped for this attempt. */
+    #settleStep(run) {
+        if (run.completedThisAttempt || run.running > 0)
+            return;
+        if (run.complete) {
+            this.#completeStep(run);
+            return;
+        }
+        const now = Date.now();
+        const waitingRetry = run.retryQueue.some((q) => Number.isFinite(q.notBefore) && q.notBefore > now);
+        const moreToStart = !run.stoppedByFailures && run.hasQueued && !run.budgetBlocked;
+        if (run.failedFinal > 0 && !waitingRetry && (!moreToStart || this.#stopping)) {
+            if (run.state !== 'failed') {
+                run.state = 'failed';
+                this.#emit({
+                    type: 'step-state',
+                    step: run.step.id,
+                    state: 'failed',
+                    detail: `${run.failedFinal} unit(s) failed`,
+                });
+            }
+        }
+    }
+    #completeStep(run) {
+        if (run.completedThisAttempt)
+            return;
+        run.completedThisAttempt = true;
+        run.state = 'done';
+        const ckpt = this.#ckpt;
+        const p = (async () => {
+            await ckpt.record({ type: 'step-complete', step: run.step.id });
+            await ckpt.writeMarker(run.step.id);
+        })();
+        this.#track(p);
+        this.#emit({ type: 'step-state', step: run.step.id, state: 'done' });
+    }
+    #track(p) {
+        const wrapped = p
+            .catch((err) => this.#onFatal(err))
+            .finally(() => {
+            this.#pending.delete(wrapped);
+            this.#pump();
+        });
+        this.#pending.add(wrapped);
+    }
+    /** A journal write failed: nothing more can be recorded, so stop everything and report it. */
+    #onFatal(err) {
+        if (!this.#fatal)
+            this.#fatal = err instanceof Error ? err : new Error(String(err));
+        this.stop(`cannot record progress: ${this.#fatal.message}`, 0);
+    }
+    #unitEnv(run, u, tryNo, outFile, itemsFile) {
+        const env = { ...this.#baseEnv, ...run.step.env };
+        env.CHECKPOINT_RUN_ID = this.#ckpt.runId;
+        env.CHECKPOINT_STEP = run.step.id;
+        env.CHECKPOINT_TRY = String(tryNo);
+        env.CHECKPOINT_RESUMED = this.#resumed ? 'true' : 'false';
+        if (this.#opts.deadline !== undefined)
+            env.CHECKPOINT_DEADLINE = String(Math.floor(this.#opts.deadline / 1000));
+        else
+            delete env.CHECKPOINT_DEADLINE;
+        env.CHECKPOINT_STATE_DIR = this.#ckpt.stateDir(run.step.id);
+        env.CHECKPOINT_OUTPUT = outFile;
+        env.CHECKPOINT_OUTPUTS = this.#ckpt.outputsPath();
+        for (const k of [
+            'CHECKPOINT_BATCH_INDEX',
+            'CHECKPOINT_BATCH_START',
+            'CHECKPOINT_BATCH_END',
+            'CHECKPOINT_ITEMS_FILE',
+            'CHECKPOINT_ITEM',
+        ]) {
+            delete env[k];
+        }
+        if (run.step.batch) {
+            env.CHECKPOINT_BATCH_INDEX = String(u.index);
+            env.CHECKPOINT_BATCH_START = String(u.start);
+            env.CHECKPOINT_BATCH_END = String(u.end);
+            if (itemsFile)
+                env.CHECKPOINT_ITEMS_FILE = itemsFile;
+            if (run.step.batch.size === 1) {
+                env.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
+            }
+        }
+        return env;
+    }
+    #startUnit(run, u) {
+        const tryNo = (run.tries.get(u.start) ?? 0) + 1;
+        run.tries.set(u.start, tryNo);
+        run.running += 1;
+        if (run.state !== 'running') {
+            run.state = 'running';
+            this.#emit({ type: 'step-state', step: run.step.id, state: 'running' });
+        }
+        const placeholder = { unit: u, proc: undefined, run };
+        // Counted as running at once so the pump respects limits while the async start proceeds.
+        this.#live.add(placeholder);
+        this.#track(this.#runUnit(run, u, tryNo, placeholder));
+    }
+    async #runUnit(run, u, tryNo, live) {
+        const ckpt = this.#ckpt;
+        const step = run.step;
+        const label = step.batch ? `${step.id}#${u.index}` : step.id;
+        const tmp = (0,external_node_path_.join)(ckpt.dir, 'tmp');
+        const outFile = (0,external_node_path_.join)(tmp, `${step.id}.${u.index}.${u.start}.${tryNo}.out`);
+        let itemsFile;
+        try {
+            if (step.batch && (run.items || u.end - u.start <= MAX_ITEMS_FILE_NUMBERS)) {
+                itemsFile = (0,external_node_path_.join)(tmp, `${step.id}.${u.index}.${u.start}.items`);
+                const lines = [];
+                for (let i = u.start; i < u.end; i++)
+                    lines.push(run.items ? (run.items[i] ?? '') : String(i));
+                await (0,promises_namespaceObject.writeFile)(itemsFile, `${lines.join('\n')}\n`, { mode: 0o600 });
+            }
+            await ckpt.writeOutputsFile();
+            // Recorded running before the process exists; durable with the next group commit.
+            ckpt.recordLater({ type: 'start', ...u, try: tryNo, attempt: this.#attempt });
+            if (this.#stopping) {
+                ckpt.recordLater({ type: 'interrupt', ...u, ms: 0, reason: this.#stopping.reason });
+                run.requeue(u, 0);
+                return;
+            }
+            this.#emit({ type: 'unit-start', unit: u, try: tryNo });
+            const proc = new UnitProcess({
+                argv: [...this.#plan.shell.argv, step.run],
+                cwd: step.workingDirectory,
+                env: this.#unitEnv(run, u, tryNo, outFile, itemsFile),
+                timeoutMs: step.timeoutMs,
+                timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
+                onLine: this.#opts.onOutput
+                    ? (line, stream) => this.#opts.onOutput?.(label, line, stream)
+                    : undefined,
+            });
+            live.proc = proc;
+            // A stop may have begun while the process was being set up.
+            const stopping = this.#stopInfo();
+            if (stopping)
+                proc.terminate(stopping.graceMs, 'stop');
+            if (proc.pid !== undefined) {
+                const ev = { type: 'spawned', ...u, pid: proc.pid, host: (0,external_node_os_namespaceObject.hostname)() };
+                ckpt.recordLater(proc.startTime === undefined ? ev : { ...ev, startTime: proc.startTime });
+            }
+            const exit = await proc.exited;
+            this.#live.delete(live);
+            if (exit.endedBy === 'stop')
+                proc.killGroup();
+            await this.#recordExit(run, u, tryNo, exit, proc, outFile);
+        }
+        finally {
+            this.#live.delete(live);
+            // Released only now, after the unit's end is durable: a step is complete only when nothing is in flight.
+            run.running -= 1;
+            await (0,promises_namespaceObject.rm)(outFile, { force: true });
+            if (itemsFile)
+                await (0,promises_namespaceObject.rm)(itemsFile, { force: true });
+        }
+    }
+    async #recordExit(run, u, tryNo, exit, proc, outFile) {
+        const ckpt = this.#ckpt;
+        const step = run.step;
+        const tail = proc.tail();
+        if (proc.hasOutput)
+            await this.#writeLog(step.id, u.index, tail);
+        if (exit.code === 0 && !exit.spawnError) {
+            let outputs;
+            try {
+                const text = await (0,promises_namespaceObject.readFile)(outFile, 'utf8').catch(() => undefined);
+                if (text !== undefined && text.length > 0)
+                    outputs = parseOutputFile(text, `CHECKPOINT_OUTPUT of ${step.id}`);
+            }
+            catch (err) {
+                if (!(err instanceof OutputSyntaxError))
+                    throw err;
+                return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, tail);
+            }
+            await ckpt.record({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) });
+            this.#emit({ type: 'unit-end', unit: u, result: 'done', ms: exit.ms });
+            return;
+        }
+        if (exit.endedBy === 'stop') {
+            await ckpt.record({
+                type: 'interrupt',
+                ...u,
+                ms: exit.ms,
+                reason: this.#stopping?.reason ?? 'stopped',
+            });
+            run.requeue(u, Number.POSITIVE_INFINITY);
+            this.#emit({
+                type: 'unit-end',
+                unit: u,
+                result: 'interrupted',
+                ms: exit.ms,
+                detail: this.#stopping?.reason,
+            });
+            return;
+        }
+        if (exit.code === EXIT_INCOMPLETE && !exit.endedBy) {
+            ckpt.recordLater({ type: 'yield', ...u, ms: exit.ms });
+            // A yield is progress, not a failure: run it again now (no try used) unless the run is stopping.
+            run.tries.set(u.start, tryNo - 1);
+            run.requeue(u, this.#stopping ? Number.POSITIVE_INFINITY : 0);
+            if (this.#stopping)
+                this.#yieldedLeft = true;
+            this.#emit({ type: 'unit-end', unit: u, result: 'yielded', ms: exit.ms });
+            return;
+        }
+        let reason;
+        if (exit.spawnError)
+            reason = exit.spawnError;
+        else if (exit.endedBy === 'timeout')
+            reason = `timed out after ${formatDuration(step.timeoutMs ?? 0)}`;
+        else if (exit.signal)
+            reason = `killed by ${exit.signal}`;
+        else
+            reason = `exit code ${exit.code}`;
+        await this.#recordFailure(run, u, tryNo, exit, reason, tail);
+    }
+    async #recordFailure(run, u, tryNo, exit, reason, tail) {
+        const step = run.step;
+        const final = tryNo >= step.retry.attempts || this.#stopping !== undefined;
+        const cmd = step.batch ? `${step.id} [${u.start}, ${u.end})` : step.id;
+        const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts})`;
+        await this.#ckpt.record({
+            type: 'fail',
+            ...u,
+            try: tryNo,
+            ms: exit.ms,
+            exit: exit.code,
+            signal: exit.signal,
+            final,
+            reason,
+        });
+        if (!final) {
+            const delay = retryDelayMs(step.retry, tryNo + 1, this.#opts.random);
+            run.requeue(u, Date.now() + delay);
+            this.#emit({
+                type: 'unit-end',
+                unit: u,
+                result: 'retry',
+                ms: exit.ms,
+                detail: `${detail}; retrying in ${formatDuration(delay)}`,
+                tail,
+            });
+            return;
+        }
+        run.failedFinal += 1;
+        run.failedFinalStarts.add(u.start);
+        if (run.failedFinal > run.maxFailures && !run.stoppedByFailures) {
+            run.stoppedByFailures = true;
+            this.#emit({
+                type: 'notice',
+                message: `${step.id}: ${run.failedFinal} unit(s) failed, more than max-failures (${run.maxFailures}); not starting more units of this step`,
+            });
+        }
+        this.#emit({ type: 'unit-end', unit: u, result: 'failed', ms: exit.ms, detail, tail });
+    }
+    async #writeLog(step, index, tail) {
+        const path = this.#ckpt.logPath(step, index);
+        await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
+        await (0,promises_namespaceObject.writeFile)(path, tail, { mode: 0o600 });
+    }
+    #result() {
+        let stepsDone = 0;
+        let unitsDone = 0;
+        let unitsTotal = 0;
+        let unitsFailed = 0;
+        let anyFailed = false;
+        for (const run of this.#runs.values()) {
+            const rec = run.rec;
+            const total = unitCount(rec);
+            unitsTotal += total;
+            unitsDone += Math.min(total, rec.unitsDone);
+            unitsFailed += run.failedFinal;
+            if (run.failedFinal > 0)
+                anyFailed = true;
+            if (isStepComplete(rec) && (run.completedThisAttempt || !run.step.always))
+                stepsDone += 1;
+        }
+        const stepsTotal = this.#runs.size;
+        const complete = stepsDone === stepsTotal && !anyFailed;
+        let exitCode;
+        let reason;
+        if (this.#fatal) {
+            exitCode = EXIT_FAILED;
+            reason = this.#fatal.message;
+        }
+        else if (anyFailed) {
+            exitCode = EXIT_FAILED;
+            const failedSteps = [...this.#runs.values()].filter((r) => r.failedFinal > 0).map((r) => r.step.id);
+            reason = `${unitsFailed} unit(s) failed in ${failedSteps.join(', ')}`;
+        }
+        else if (complete) {
+            exitCode = EXIT_OK;
+            reason = 'complete';
+        }
+        else {
+            exitCode = EXIT_INCOMPLETE;
+            if (this.#stopping)
+                reason = `stopped early: ${this.#stopping.reason}`;
+            else if ([...this.#runs.values()].some((r) => r.budgetBlocked))
+                reason = 'stopped early: the next units would not finish within the time budget';
+            else if (this.#yieldedLeft)
+                reason = 'stopped early: a unit yielded';
+            else
+                reason = 'stopped early';
+        }
+        return {
+            exitCode,
+            reason,
+            complete,
+            resumed: this.#resumed,
+            stepsDone,
+            stepsRemaining: stepsTotal - stepsDone,
+            unitsDone,
+            unitsRemaining: Math.max(0, unitsTotal - unitsDone),
+            unitsFailed,
+            attempt: this.#attempt,
+        };
+    }
+}
+async function fileExists(p) {
+    try {
+        await stat(p);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+
+;// CONCATENATED MODULE: external "node:crypto"
+const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 ;// CONCATENATED MODULE: ./src/journal/fsutil.ts
 // Small durable-file helpers. Every update to the checkpoint directory is either append-then-fsync (the
 // journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
@@ -15571,7 +17180,11 @@ async function fsyncDir(path) {
     catch (error) {
         // Some platforms and filesystems refuse to open or fsync directories; the rename is still atomic there.
         const code = errorCode(error);
-        if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EACCES' && code !== 'ENOTSUP') {
+        if (code !== 'EISDIR' &&
+            code !== 'EINVAL' &&
+            code !== 'EPERM' &&
+            code !== 'EACCES' &&
+            code !== 'ENOTSUP') {
             throw error;
         }
     }
@@ -15711,13 +17324,13 @@ function decodeLine(line) {
     return value;
 }
 const WRITE_FIXES = {
-    ENOSPC: 'the disk is full: free disk space',
-    EDQUOT: 'the disk quota is exhausted: free space or raise the quota',
-    EFBIG: 'the file size limit was reached (see `ulimit -f`): raise it',
-    EROFS: 'the filesystem is read-only: put the checkpoint directory (--dir) on a writable filesystem',
-    EACCES: 'permission denied: make the checkpoint directory writable by this user',
-    EPERM: 'permission denied: make the checkpoint directory writable by this user',
-    EIO: 'the disk reported an I/O error: check the disk',
+    ENOSPC: 'The disk is full: free disk space',
+    EDQUOT: 'The disk quota is exhausted: free space or raise the quota',
+    EFBIG: 'The file size limit was reached (see `ulimit -f`): raise it',
+    EROFS: 'The filesystem is read-only: put the checkpoint directory (--dir) on a writable filesystem',
+    EACCES: 'Permission denied: make the checkpoint directory writable by this user',
+    EPERM: 'Permission denied: make the checkpoint directory writable by this user',
+    EIO: 'The disk reported an I/O error: check the disk',
 };
 /** Writing or syncing the journal failed; nothing from the failed batch was acknowledged. */
 class JournalWriteError extends Error {
@@ -15728,9 +17341,9 @@ class JournalWriteError extends Error {
     constructor(path, cause) {
         const code = errorCode(cause);
         const detail = cause instanceof Error ? cause.message : String(cause);
-        const fix = (code !== undefined ? WRITE_FIXES[code] : undefined) ?? 'fix the cause above';
+        const fix = (code !== undefined ? WRITE_FIXES[code] : undefined) ?? 'Fix the cause above';
         super(`could not write the checkpoint journal ${path}: ${code ?? 'error'} (${detail}). ` +
-            `To continue, ${fix} and run \`checkpoint run\` again; work recorded before this point is kept.`, { cause });
+            `${fix} and run \`checkpoint run\` again; work recorded before this point is kept.`, { cause });
         this.path = path;
         this.code = code;
     }
@@ -21768,7 +23381,7 @@ function _check(fn, params) {
     return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function describe(description) {
+function api_describe(description) {
     const ch = new $ZodCheck({ check: "describe" });
     ch._zod.onattach = [
         (inst) => {
@@ -25495,7 +27108,7 @@ function superRefine(fn, params) {
     return _superRefine(fn, params);
 }
 // Re-export describe and meta from core
-const schemas_describe = describe;
+const schemas_describe = api_describe;
 const schemas_meta = meta;
 const ZodInstanceOf = /*@__PURE__*/ $constructor("ZodInstanceOf", (inst, def) => {
     ZodCustom.init(inst, def);
@@ -25550,535 +27163,6 @@ function preprocess(fn, schema) {
     });
 }
 
-;// CONCATENATED MODULE: ./src/journal/intervals.ts
-// A set of integers kept as sorted, disjoint, merged half-open intervals [start, end).
-//
-// Completed work is recorded here: a million contiguous done units is one interval, and even a
-// pathological every-other pattern (500,000 fragments) is a single flat number[] of 1,000,000 entries,
-// not an array of tuples (which would cost an object header per fragment).
-//
-// Layout: #d = [s0, e0, s1, e1, ...] with s0 < e0 < s1 < e1 < ... (strict: adjacent intervals are
-// merged, so e_i < s_{i+1}). Units finish in roughly ascending order, so add() has an O(1) fast path
-// for appending at or touching the end; everything else is a binary search plus one splice.
-function checkInt(name, value) {
-    if (!Number.isSafeInteger(value)) {
-        throw new RangeError(`IntervalSet: expected \`${name}\` to be a safe integer, got \`${String(value)}\``);
-    }
-}
-class IntervalSet {
-    #d = [];
-    #size = 0;
-    /** Total count of integers covered. */
-    get size() {
-        return this.#size;
-    }
-    /** Number of disjoint intervals. */
-    get count() {
-        return this.#d.length >> 1;
-    }
-    get isEmpty() {
-        return this.#d.length === 0;
-    }
-    /** Smallest covered integer, or undefined when empty. */
-    get min() {
-        return this.#d[0];
-    }
-    /** One past the largest covered integer, or undefined when empty. */
-    get max() {
-        return this.#d[this.#d.length - 1];
-    }
-    /** Index (interval number) of the first interval whose end is >= x (or > x when `strict`). */
-    #firstEndingAtOrAfter(x, strict) {
-        const d = this.#d;
-        let lo = 0;
-        let hi = d.length >> 1;
-        while (lo < hi) {
-            const mid = (lo + hi) >>> 1;
-            const end = d[2 * mid + 1];
-            if (strict ? end > x : end >= x)
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        return lo;
-    }
-    /** Index of the first interval whose start is > x (or >= x when `inclusive`). */
-    #firstStartingAfter(x, inclusive) {
-        const d = this.#d;
-        let lo = 0;
-        let hi = d.length >> 1;
-        while (lo < hi) {
-            const mid = (lo + hi) >>> 1;
-            const start = d[2 * mid];
-            if (inclusive ? start >= x : start > x)
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        return lo;
-    }
-    /** Adds [start, end). Overlapping and adjacent intervals merge. An empty range is a no-op. */
-    add(start, end) {
-        checkInt('start', start);
-        checkInt('end', end);
-        if (start >= end)
-            return this;
-        const d = this.#d;
-        const n = d.length;
-        // Fast paths: appending past, touching or overlapping the last interval.
-        if (n === 0 || start > d[n - 1]) {
-            d.push(start, end);
-            this.#size += end - start;
-            return this;
-        }
-        const lastStart = d[n - 2];
-        const lastEnd = d[n - 1];
-        if (start >= lastStart) {
-            if (end > lastEnd) {
-                d[n - 1] = end;
-                this.#size += end - lastEnd;
-            }
-            return this;
-        }
-        // General case: intervals i..j-1 touch or overlap [start, end) and merge with it.
-        const i = this.#firstEndingAtOrAfter(start, false);
-        const j = this.#firstStartingAfter(end, false);
-        if (i === j) {
-            d.splice(2 * i, 0, start, end);
-            this.#size += end - start;
-            return this;
-        }
-        const newStart = Math.min(start, d[2 * i]);
-        const newEnd = Math.max(end, d[2 * j - 1]);
-        let removed = 0;
-        for (let k = i; k < j; k++)
-            removed += d[2 * k + 1] - d[2 * k];
-        if (j - i === 1) {
-            d[2 * i] = newStart;
-            d[2 * i + 1] = newEnd;
-        }
-        else {
-            d.splice(2 * i, 2 * (j - i), newStart, newEnd);
-        }
-        this.#size += newEnd - newStart - removed;
-        return this;
-    }
-    /** Removes [start, end) from the set, splitting an interval when needed. */
-    remove(start, end) {
-        checkInt('start', start);
-        checkInt('end', end);
-        if (start >= end)
-            return this;
-        const d = this.#d;
-        // Intervals i..j-1 strictly overlap [start, end).
-        const i = this.#firstEndingAtOrAfter(start, true);
-        const j = this.#firstStartingAfter(end, true);
-        if (i >= j)
-            return this;
-        const firstStart = d[2 * i];
-        const lastEnd = d[2 * j - 1];
-        let removed = 0;
-        for (let k = i; k < j; k++)
-            removed += d[2 * k + 1] - d[2 * k];
-        const keep = [];
-        if (firstStart < start)
-            keep.push(firstStart, start);
-        if (lastEnd > end)
-            keep.push(end, lastEnd);
-        d.splice(2 * i, 2 * (j - i), ...keep);
-        let kept = 0;
-        for (let k = 0; k < keep.length; k += 2)
-            kept += keep[k + 1] - keep[k];
-        this.#size -= removed - kept;
-        return this;
-    }
-    clear() {
-        this.#d = [];
-        this.#size = 0;
-        return this;
-    }
-    has(x) {
-        const i = this.#firstEndingAtOrAfter(x, true);
-        return i < this.count && this.#d[2 * i] <= x;
-    }
-    /** True when every integer of [start, end) is in the set (vacuously true for an empty range). */
-    covers(start, end) {
-        if (start >= end)
-            return true;
-        const i = this.#firstEndingAtOrAfter(start, true);
-        return i < this.count && this.#d[2 * i] <= start && this.#d[2 * i + 1] >= end;
-    }
-    /** True when some integer of [start, end) is in the set. */
-    overlaps(start, end) {
-        if (start >= end)
-            return false;
-        const i = this.#firstEndingAtOrAfter(start, true);
-        return i < this.count && this.#d[2 * i] < end;
-    }
-    /** Number of integers of [start, end) in the set. */
-    coveredIn(start, end) {
-        if (start >= end)
-            return 0;
-        const d = this.#d;
-        let total = 0;
-        for (let i = this.#firstEndingAtOrAfter(start, true); i < this.count; i++) {
-            const s = d[2 * i];
-            if (s >= end)
-                break;
-            total += Math.min(end, d[2 * i + 1]) - Math.max(start, s);
-        }
-        return total;
-    }
-    *intervals() {
-        const d = this.#d;
-        for (let k = 0; k < d.length; k += 2)
-            yield [d[k], d[k + 1]];
-    }
-    /** The uncovered pieces of [from, to), in ascending order. */
-    *gaps(from, to) {
-        if (from >= to)
-            return;
-        const d = this.#d;
-        let cur = from;
-        for (let i = this.#firstEndingAtOrAfter(from, true); i < this.count; i++) {
-            const s = d[2 * i];
-            if (s >= to)
-                break;
-            if (s > cur)
-                yield [cur, s];
-            cur = d[2 * i + 1];
-            if (cur >= to)
-                return;
-        }
-        if (cur < to)
-            yield [cur, to];
-    }
-    /**
-     * The first uncovered piece of [from, to) that starts at or after `after` (default `from`), clipped to
-     * begin no earlier than `after`; undefined when everything there is covered. The scheduler uses
-     * `after` as a cursor to find the next pending unit without rescanning the finished prefix.
-     */
-    firstGap(from, to, after = from) {
-        const start = Math.max(from, after);
-        for (const gap of this.gaps(start, to))
-            return gap;
-        return undefined;
-    }
-    clone() {
-        const copy = new IntervalSet();
-        copy.#d = this.#d.slice();
-        copy.#size = this.#size;
-        return copy;
-    }
-    equals(other) {
-        const a = this.#d;
-        const b = other.#d;
-        if (a.length !== b.length)
-            return false;
-        for (let k = 0; k < a.length; k++)
-            if (a[k] !== b[k])
-                return false;
-        return true;
-    }
-    toJSON() {
-        return [...this.intervals()];
-    }
-    /** "0-99, 150, 200-299" (inclusive ends), for messages and status output. */
-    toString() {
-        const parts = [];
-        for (const [s, e] of this.intervals())
-            parts.push(e - s === 1 ? `${s}` : `${s}-${e - 1}`);
-        return parts.join(', ');
-    }
-    /**
-     * Parses the output of toJSON(). Intervals must be [start, end) pairs of safe integers with start < end,
-     * sorted and not overlapping; adjacent intervals are accepted and merged.
-     */
-    static fromJSON(value) {
-        if (!Array.isArray(value)) {
-            throw new Error(`invalid interval list: expected an array of [start, end] pairs, got ${intervals_describe(value)}`);
-        }
-        const set = new IntervalSet();
-        const d = set.#d;
-        let size = 0;
-        for (let i = 0; i < value.length; i++) {
-            const pair = value[i];
-            if (!Array.isArray(pair) || pair.length !== 2) {
-                throw new Error(`invalid interval list: entry ${i} must be a [start, end] pair, got ${intervals_describe(pair)}`);
-            }
-            const [s, e] = pair;
-            if (!Number.isSafeInteger(s) || !Number.isSafeInteger(e)) {
-                throw new Error(`invalid interval list: entry ${i} must hold two integers, got ${intervals_describe(pair)}`);
-            }
-            const start = s;
-            const end = e;
-            if (start >= end) {
-                throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] is empty or reversed (start must be < end)`);
-            }
-            const prevEnd = d[d.length - 1];
-            if (prevEnd !== undefined) {
-                if (start < prevEnd) {
-                    throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] overlaps or precedes the previous one, which ends at ${prevEnd}; entries must be sorted and disjoint`);
-                }
-                if (start === prevEnd) {
-                    d[d.length - 1] = end;
-                    size += end - start;
-                    continue;
-                }
-            }
-            d.push(start, end);
-            size += end - start;
-        }
-        set.#size = size;
-        return set;
-    }
-    static from(intervals) {
-        const set = new IntervalSet();
-        for (const [s, e] of intervals)
-            set.add(s, e);
-        return set;
-    }
-}
-function intervals_describe(value) {
-    let text;
-    try {
-        text = JSON.stringify(value) ?? String(value);
-    }
-    catch {
-        text = String(value);
-    }
-    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
-;// CONCATENATED MODULE: ./src/journal/state.ts
-
-const FORMAT_VERSION = 1;
-/** Durations kept per step for the p90 estimate: recent ones matter most and the snapshot stays small. */
-const DURATION_SAMPLES = 256;
-function emptyState(runId, planName, now = Date.now()) {
-    return {
-        format: FORMAT_VERSION,
-        runId,
-        planName,
-        createdAt: now,
-        updatedAt: now,
-        seq: 0,
-        attempts: [],
-        steps: new Map(),
-    };
-}
-function unitCount(rec) {
-    return Math.ceil((rec.to - rec.from) / rec.size);
-}
-function isStepComplete(rec) {
-    return rec.to <= rec.from || rec.done.covers(rec.from, rec.to);
-}
-function newRecord(e, reason) {
-    const rec = {
-        fingerprint: e.fingerprint,
-        from: e.from,
-        to: e.to,
-        size: e.size,
-        done: new IntervalSet(),
-        failed: new Map(),
-        interrupted: new IntervalSet(),
-        running: new Map(),
-        outputs: {},
-        durations: [],
-        timeMs: 0,
-        unitsDone: 0,
-        reason,
-    };
-    if (e.items)
-        rec.items = e.items;
-    return rec;
-}
-/** Units counted from intervals: a unit is done when its whole range is. */
-function countDoneUnits(rec) {
-    if (rec.size === 1)
-        return rec.done.size;
-    let n = 0;
-    for (const [s, e] of rec.done.intervals()) {
-        // Whole grid cells inside [s, e).
-        const first = Math.ceil((s - rec.from) / rec.size);
-        const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
-        if (lastEnd > first)
-            n += lastEnd - first;
-    }
-    return n;
-}
-function pushDuration(rec, ms) {
-    rec.durations.push(ms);
-    if (rec.durations.length > DURATION_SAMPLES)
-        rec.durations.splice(0, rec.durations.length - DURATION_SAMPLES);
-}
-/**
- * Applies one event. Unknown steps are ignored rather than fatal: a journal may name a step that a later
- * plan removed, and losing that history is harmless.
- */
-function applyEvent(state, ev) {
-    state.seq = ev.seq;
-    state.updatedAt = ev.t;
-    const e = ev;
-    switch (e.type) {
-        case 'attempt':
-            if (state.planName === '')
-                state.planName = e.plan;
-            if (state.attempts.length === 0 && state.seq === ev.seq && state.createdAt > ev.t)
-                state.createdAt = ev.t;
-            state.attempts.push({
-                attempt: e.attempt,
-                pid: e.pid,
-                host: e.host,
-                resumed: e.resumed,
-                startedAt: e.t,
-                unitsDone: 0,
-            });
-            return;
-        case 'attempt-end': {
-            const a = state.attempts.find((x) => x.attempt === e.attempt);
-            if (a) {
-                a.endedAt = e.t;
-                a.exit = e.exit;
-                a.reason = e.reason;
-            }
-            return;
-        }
-        case 'step-init':
-            state.steps.set(e.step, newRecord(e, e.reason));
-            return;
-        case 'step-redefine': {
-            const rec = state.steps.get(e.step);
-            if (!rec) {
-                state.steps.set(e.step, newRecord(e, e.reason));
-                return;
-            }
-            rec.fingerprint = e.fingerprint;
-            rec.from = e.from;
-            rec.to = e.to;
-            rec.size = e.size;
-            rec.reason = e.reason;
-            rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
-            return;
-        }
-        default:
-            break;
-    }
-    const rec = state.steps.get(e.step);
-    if (!rec)
-        return;
-    switch (e.type) {
-        case 'start':
-            rec.running.set(e.start, {
-                start: e.start,
-                end: e.end,
-                index: e.index,
-                attempt: e.attempt,
-                try: e.try,
-                t: e.t,
-            });
-            rec.interrupted.remove(e.start, e.end);
-            return;
-        case 'spawned': {
-            const r = rec.running.get(e.start);
-            if (r) {
-                r.pid = e.pid;
-                if (e.startTime !== undefined)
-                    r.startTime = e.startTime;
-                r.host = e.host;
-            }
-            return;
-        }
-        case 'done': {
-            rec.running.delete(e.start);
-            rec.failed.delete(e.start);
-            rec.interrupted.remove(e.start, e.end);
-            if (!rec.done.covers(e.start, e.end)) {
-                rec.done.add(e.start, e.end);
-                rec.unitsDone += 1;
-                const a = state.attempts[state.attempts.length - 1];
-                if (a)
-                    a.unitsDone += 1;
-            }
-            rec.timeMs += e.ms;
-            pushDuration(rec, e.ms);
-            if (e.outputs)
-                Object.assign(rec.outputs, e.outputs);
-            return;
-        }
-        case 'fail': {
-            rec.running.delete(e.start);
-            rec.timeMs += e.ms;
-            const prev = rec.failed.get(e.start);
-            rec.failed.set(e.start, {
-                start: e.start,
-                end: e.end,
-                index: e.index,
-                exit: e.exit,
-                signal: e.signal,
-                tries: (prev?.tries ?? 0) + 1,
-                reason: e.reason,
-                attempt: state.attempts[state.attempts.length - 1]?.attempt ?? 0,
-                t: e.t,
-            });
-            return;
-        }
-        case 'yield':
-            rec.running.delete(e.start);
-            rec.timeMs += e.ms;
-            return;
-        case 'interrupt':
-            rec.running.delete(e.start);
-            rec.timeMs += e.ms;
-            rec.interrupted.add(e.start, e.end);
-            return;
-        case 'step-complete':
-            rec.completedAt = e.t;
-            return;
-        case 'reset':
-            if (e.forget) {
-                state.steps.delete(e.step);
-                return;
-            }
-            rec.failed.clear();
-            if (!e.failedOnly) {
-                rec.done = new IntervalSet();
-                rec.interrupted = new IntervalSet();
-                rec.outputs = {};
-                rec.unitsDone = 0;
-                rec.completedAt = undefined;
-                rec.reason = e.reason;
-            }
-            return;
-        case 'mark-done':
-            rec.failed.clear();
-            rec.interrupted = new IntervalSet();
-            if (rec.to > rec.from)
-                rec.done.add(rec.from, rec.to);
-            rec.unitsDone = unitCount(rec);
-            rec.completedAt = e.t;
-            return;
-    }
-}
-/**
- * Running units survive in the model only when an attempt died without recording their end. Loading turns
- * them into interrupted units; the engine first ends any such process still alive (see engine/orphans.ts).
- */
-function orphanedUnits(state) {
-    const out = [];
-    for (const [step, rec] of state.steps)
-        for (const unit of rec.running.values())
-            out.push({ step, unit });
-    return out;
-}
-function p90(values) {
-    if (values.length === 0)
-        return undefined;
-    const sorted = [...values].sort((a, b) => a - b);
-    const i = Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1);
-    return sorted[Math.max(0, i)];
-}
-
 ;// CONCATENATED MODULE: ./src/journal/snapshot.ts
 // checkpoint.json: the whole model as human-readable JSON with a checksum over its content. Interval lists
 // are printed one per line so a million fragments stay greppable without a line per number.
@@ -26106,7 +27190,8 @@ const stepSchema = object({
     from: schemas_number().int(),
     to: schemas_number().int(),
     size: schemas_number().int().positive(),
-    items: object({ count: schemas_number().int().nonnegative(), sha256: schemas_string(), source: schemas_string() }).optional(),
+    items: object({ count: schemas_number().int().nonnegative(), sha256: schemas_string(), source: schemas_string() })
+        .optional(),
     unitsTotal: schemas_number().int().nonnegative(),
     unitsDone: schemas_number().int().nonnegative(),
     done: intervals,
@@ -26549,11 +27634,6 @@ async function loadState(dir, runId) {
     return { state, report, validBytes: journal.validBytes };
 }
 
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
 ;// CONCATENATED MODULE: ./src/journal/lock.ts
 // The run's lease: `<runDir>/lock` says which process on which host is working on this checkpoint. It is a
 // lease, not a plain lock file: it is void once its holder's process is gone (same host) or its heartbeat
@@ -26592,7 +27672,7 @@ class LockedError extends Error {
 const DEFAULT_TTL_MS = 30_000;
 const DEFAULT_HEARTBEAT_MS = 5_000;
 /** Start time of process `pid` in clock ticks since boot (Linux /proc), or undefined where unavailable. */
-function processStartTime(pid) {
+function lock_processStartTime(pid) {
     const stat = readProcStat(pid);
     return stat?.startTime;
 }
@@ -26700,16 +27780,22 @@ function judge(state, ttlMs, now) {
             return { stale: true, reason: `process ${record.pid} on this host is gone` };
         }
         if (record.startTime !== undefined) {
-            const current = processStartTime(record.pid);
+            const current = lock_processStartTime(record.pid);
             if (current !== undefined && current !== record.startTime) {
-                return { stale: true, reason: `process ${record.pid} is gone (its pid now belongs to another process)` };
+                return {
+                    stale: true,
+                    reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
+                };
             }
         }
     }
     const ttl = record.ttlMs ?? ttlMs;
     const age = now - record.heartbeat;
     if (age > ttl) {
-        return { stale: true, reason: `its last heartbeat was ${formatAge(age)} ago (lease expires after ${formatAge(ttl)})` };
+        return {
+            stale: true,
+            reason: `its last heartbeat was ${formatAge(age)} ago (lease expires after ${formatAge(ttl)})`,
+        };
     }
     return { stale: false, reason: 'alive' };
 }
@@ -26815,7 +27901,7 @@ async function acquireLease(runDir, info, opts = {}) {
         ttlMs,
         nonce,
     };
-    const startTime = processStartTime(process.pid);
+    const startTime = lock_processStartTime(process.pid);
     if (startTime !== undefined)
         record.startTime = startTime;
     let tookOver;
@@ -26887,7 +27973,9 @@ function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLo
                 return;
             }
             if (current.record?.nonce !== record.nonce) {
-                const by = current.record ? `pid ${current.record.pid} on host ${current.record.host}` : 'another process';
+                const by = current.record
+                    ? `pid ${current.record.pid} on host ${current.record.host}`
+                    : 'another process';
                 lose(`the lease on ${lockPath} was taken over by ${by}`);
                 return;
             }
@@ -27013,1012 +28101,6 @@ class ItemsError extends Error {
     name = 'ItemsError';
 }
 
-;// CONCATENATED MODULE: ./src/plan/duration.ts
-// Durations as users write them in plans and flags (`90s`, `10m`, `1h30m`, `2d`, `500ms`) and as the
-// program prints them back (`3m05s`).
-const UNIT_MS = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
-/** Units in the order they must appear in a combined duration (`1d2h`, never `2h1d`). */
-const UNIT_ORDER = ['d', 'h', 'm', 's', 'ms'];
-// `ms` must be tried before `m` so that `500ms` is not read as 500 minutes followed by garbage.
-const PART = /(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)/y;
-const BARE_NUMBER = /^\d+(?:\.\d+)?$/;
-function durationError(text) {
-    return new Error(`expected a duration like 90s, 10m, 1h30m or 2d, got ${JSON.stringify(String(text))}`);
-}
-/**
- * Parses a duration into milliseconds. Accepts `500ms`, `90s`, `10m`, `1h30m`, `2d`, combinations in
- * decreasing order of unit (`1d2h`, `2m30s`, `1s500ms`, spaces allowed between parts), decimals (`1.5h`),
- * and a bare number, which means seconds. Throws a plain `Error` with a user-facing message otherwise.
- */
-function parseDuration(text) {
-    if (typeof text === 'number') {
-        if (!Number.isFinite(text) || text < 0)
-            throw durationError(text);
-        return Math.round(text * 1000);
-    }
-    if (typeof text !== 'string')
-        throw durationError(text);
-    const s = text.trim();
-    if (s === '')
-        throw durationError(text);
-    if (BARE_NUMBER.test(s))
-        return Math.round(Number(s) * 1000);
-    let total = 0;
-    let pos = 0;
-    let lastUnit = -1;
-    while (pos < s.length) {
-        PART.lastIndex = pos;
-        const m = PART.exec(s);
-        if (!m)
-            throw durationError(text);
-        const unit = m[2];
-        const order = UNIT_ORDER.indexOf(unit);
-        // Each unit at most once and from largest to smallest: `1m1m` or `30m1h` are more likely typos than intent.
-        if (order <= lastUnit)
-            throw durationError(text);
-        lastUnit = order;
-        total += Number(m[1]) * UNIT_MS[unit];
-        pos = PART.lastIndex;
-        while (s[pos] === ' ')
-            pos++;
-    }
-    if (!Number.isFinite(total))
-        throw durationError(text);
-    return Math.round(total);
-}
-/**
- * Formats milliseconds compactly: `850ms`, `42s`, `3m05s`, `1h30m`, `2d4h`. Two units at most; the smaller
- * one is left out when it is zero (`3m`, `1h`, `2d`). Rounds down, so 59.9 s prints as `59s`, never `60s`.
- */
-function formatDuration(ms) {
-    if (Number.isNaN(ms))
-        return '?';
-    if (ms < 0)
-        return `-${formatDuration(-ms)}`;
-    if (!Number.isFinite(ms))
-        return '∞';
-    if (ms < 1000)
-        return `${Math.floor(ms)}ms`;
-    const totalSeconds = Math.floor(ms / 1000);
-    if (totalSeconds < 60)
-        return `${totalSeconds}s`;
-    const totalMinutes = Math.floor(totalSeconds / 60);
-    if (totalMinutes < 60)
-        return pair(totalMinutes, 'm', totalSeconds % 60, 's', true);
-    const totalHours = Math.floor(totalMinutes / 60);
-    if (totalHours < 24)
-        return pair(totalHours, 'h', totalMinutes % 60, 'm', true);
-    return pair(Math.floor(totalHours / 24), 'd', totalHours % 24, 'h', false);
-}
-function pair(big, bigUnit, small, smallUnit, pad) {
-    if (small === 0)
-        return `${big}${bigUnit}`;
-    const smallText = pad ? String(small).padStart(2, '0') : String(small);
-    return `${big}${bigUnit}${smallText}${smallUnit}`;
-}
-
-;// CONCATENATED MODULE: ./src/engine/env.ts
-// The environment a unit sees: the engine's own, minus the runner's secrets, plus the plan's and ours.
-/**
- * Variables that let a process talk to the runner's services as the job. User commands never need them and
- * must not be able to read them (DESIGN §6, Security).
- */
-const SECRET_NAMES = new Set(['ACTIONS_RUNTIME_TOKEN', 'ACTIONS_RESULTS_URL', 'ACTIONS_CACHE_URL', 'ACTIONS_RUNTIME_URL']);
-const SECRET_PREFIXES = ['ACTIONS_ID_TOKEN_REQUEST_'];
-function isRunnerSecret(name) {
-    return SECRET_NAMES.has(name) || SECRET_PREFIXES.some((p) => name.startsWith(p));
-}
-function scrubEnv(env) {
-    const out = {};
-    for (const [k, v] of Object.entries(env))
-        if (v !== undefined && !isRunnerSecret(k))
-            out[k] = v;
-    return out;
-}
-
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(1421);
-;// CONCATENATED MODULE: ./src/engine/process.ts
-// The one place that spawns unit processes: own process group, environment, output capture, timeouts and
-// group-wide signals. Everything else asks this module.
-
-
-/** Process start time in clock ticks since boot (Linux); undefined elsewhere. Guards against pid reuse. */
-function process_processStartTime(pid) {
-    try {
-        const stat = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
-        // The command name may contain spaces and parentheses: fields are counted after the last ')'.
-        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        const v = Number(rest[19]);
-        return Number.isFinite(v) ? v : undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
-/** Sends a signal to a whole process group; a group that is already gone is not an error. */
-function signalGroup(pgid, signal) {
-    try {
-        process.kill(-pgid, signal);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-function groupAlive(pgid) {
-    try {
-        process.kill(-pgid, 0);
-        return true;
-    }
-    catch (err) {
-        return err.code === 'EPERM';
-    }
-}
-class Tail {
-    #chunks = [];
-    #bytes = 0;
-    #limit;
-    constructor(limit) {
-        this.#limit = limit;
-    }
-    push(b) {
-        this.#chunks.push(b);
-        this.#bytes += b.length;
-        while (this.#bytes - (this.#chunks[0]?.length ?? 0) >= this.#limit && this.#chunks.length > 1) {
-            this.#bytes -= this.#chunks.shift()?.length ?? 0;
-        }
-    }
-    toString() {
-        const all = Buffer.concat(this.#chunks);
-        return all.subarray(Math.max(0, all.length - this.#limit)).toString('utf8');
-    }
-    get empty() {
-        return this.#bytes === 0;
-    }
-}
-class UnitProcess {
-    pid;
-    startTime;
-    exited;
-    #child;
-    #tail;
-    #started = performance.now();
-    #endedBy;
-    #timers = [];
-    #done = false;
-    constructor(opts) {
-        this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
-        const [cmd, ...args] = opts.argv;
-        // detached: the child becomes the leader of a new process group, so signals reach everything it starts.
-        this.#child = (0,external_node_child_process_.spawn)(cmd ?? 'sh', args, {
-            cwd: opts.cwd,
-            env: opts.env,
-            detached: true,
-            stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        this.pid = this.#child.pid;
-        this.startTime = this.pid === undefined ? undefined : process_processStartTime(this.pid);
-        const onLine = opts.onLine;
-        for (const stream of ['stdout', 'stderr']) {
-            let partial = '';
-            this.#child[stream]?.on('data', (chunk) => {
-                this.#tail.push(chunk);
-                if (!onLine)
-                    return;
-                const text = partial + chunk.toString('utf8');
-                const lines = text.split('\n');
-                partial = lines.pop() ?? '';
-                for (const l of lines)
-                    onLine(l, stream);
-            });
-            this.#child[stream]?.on('end', () => {
-                if (partial && onLine)
-                    onLine(partial, stream);
-                partial = '';
-            });
-        }
-        this.exited = new Promise((resolve) => {
-            const finish = (exit) => {
-                if (this.#done)
-                    return;
-                this.#done = true;
-                for (const t of this.#timers)
-                    clearTimeout(t);
-                const result = { ...exit, ms: Math.round(performance.now() - this.#started) };
-                if (this.#endedBy)
-                    result.endedBy = this.#endedBy;
-                // Background children may keep the pipes open after the shell exits; don't let them hold the unit.
-                const drain = setTimeout(() => {
-                    this.#child.stdout?.destroy();
-                    this.#child.stderr?.destroy();
-                    resolve(result);
-                }, 50);
-                let open = 2;
-                const closed = () => {
-                    open -= 1;
-                    if (open === 0) {
-                        clearTimeout(drain);
-                        resolve(result);
-                    }
-                };
-                if (this.#child.stdout?.readableEnded ?? true)
-                    closed();
-                else
-                    this.#child.stdout?.once('close', closed);
-                if (this.#child.stderr?.readableEnded ?? true)
-                    closed();
-                else
-                    this.#child.stderr?.once('close', closed);
-            };
-            this.#child.once('error', (err) => {
-                finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) });
-            });
-            this.#child.once('exit', (code, signal) => finish({ code, signal }));
-        });
-        if (opts.timeoutMs !== undefined && this.pid !== undefined) {
-            const t = setTimeout(() => {
-                this.#endedBy = 'timeout';
-                this.terminate(opts.timeoutGraceMs ?? 10_000);
-            }, opts.timeoutMs);
-            this.#timers.push(t);
-        }
-    }
-    /** SIGTERM to the group now, SIGKILL after the grace (0 = SIGKILL at once). */
-    terminate(graceMs, reason = this.#endedBy ?? 'stop') {
-        if (this.#done || this.pid === undefined)
-            return;
-        this.#endedBy ??= reason;
-        const pid = this.pid;
-        if (graceMs <= 0) {
-            signalGroup(pid, 'SIGKILL');
-            return;
-        }
-        signalGroup(pid, 'SIGTERM');
-        const t = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
-        this.#timers.push(t);
-    }
-    /** After the unit's main process ended, anything it left in its group is ended too (on stop only). */
-    killGroup() {
-        if (this.pid !== undefined)
-            signalGroup(this.pid, 'SIGKILL');
-    }
-    tail() {
-        return this.#tail.toString();
-    }
-    get hasOutput() {
-        return !this.#tail.empty;
-    }
-}
-function describeSpawnError(err, opts) {
-    if (err.code === 'ENOENT') {
-        return `could not start "${opts.argv[0]}" in ${opts.cwd}: the program or the working directory does not exist; check \`shell\` and \`working-directory\``;
-    }
-    return `could not start "${opts.argv[0]}": ${err.message}`;
-}
-
-;// CONCATENATED MODULE: ./src/engine/orphans.ts
-// A run killed with SIGKILL leaves its units running. Before their work is handed out again, the next run on
-// the same host ends them — identified by the process group recorded at spawn and the process start time, so
-// a pid the kernel has since reused for something else is never signalled.
-
-
-
-async function endOrphans(ckpt, notice) {
-    const host = (0,external_node_os_namespaceObject.hostname)();
-    let ended = 0;
-    const waits = [];
-    for (const { step, unit } of orphanedUnits(ckpt.state)) {
-        const pid = unit.pid;
-        if (pid !== undefined && unit.host === host && unit.startTime !== undefined) {
-            const now = process_processStartTime(pid);
-            if (now === unit.startTime && signalGroup(pid, 'SIGKILL')) {
-                notice(`ended unit ${step} [${unit.start}, ${unit.end}) left running by attempt ${unit.attempt} (pid ${pid})`);
-                waits.push(pid);
-                ended += 1;
-            }
-        }
-        ckpt.recordLater({
-            type: 'interrupt',
-            step,
-            start: unit.start,
-            end: unit.end,
-            index: unit.index,
-            ms: 0,
-            reason: `attempt ${unit.attempt} ended while it ran`,
-        });
-    }
-    // SIGKILL is asynchronous; the group is gone once the kernel has reaped or re-parented every member.
-    const until = Date.now() + 5000;
-    while (waits.some((pid) => groupAlive(pid) && process_processStartTime(pid) !== undefined) && Date.now() < until) {
-        await new Promise((r) => setTimeout(r, 20));
-    }
-    return ended;
-}
-
-;// CONCATENATED MODULE: ./src/engine/outputs.ts
-// CHECKPOINT_OUTPUT files use GITHUB_OUTPUT's syntax: `key=value` lines and `key<<DELIM` heredocs.
-class OutputSyntaxError extends Error {
-    name = 'OutputSyntaxError';
-}
-function parseOutputFile(text, file) {
-    const out = {};
-    const lines = text.split(/\r?\n/);
-    for (let i = 0; i < lines.length; i++) {
-        const line = lines[i] ?? '';
-        if (line.trim() === '')
-            continue;
-        const heredoc = /^([^=<\s][^=<]*?)<<(.+)$/.exec(line);
-        if (heredoc) {
-            const key = heredoc[1];
-            const delim = heredoc[2];
-            const body = [];
-            let j = i + 1;
-            for (; j < lines.length && lines[j] !== delim; j++)
-                body.push(lines[j] ?? '');
-            if (j >= lines.length) {
-                throw new OutputSyntaxError(`${file}:${i + 1}: output "${key}" opens a heredoc with delimiter "${delim}" that is never closed; end it with a line holding only ${delim}`);
-            }
-            out[key] = body.join('\n');
-            i = j;
-            continue;
-        }
-        const eq = line.indexOf('=');
-        if (eq <= 0) {
-            throw new OutputSyntaxError(`${file}:${i + 1}: expected key=value or key<<DELIMITER, got ${JSON.stringify(line.slice(0, 60))}`);
-        }
-        out[line.slice(0, eq)] = line.slice(eq + 1);
-    }
-    return out;
-}
-
-;// CONCATENATED MODULE: ./src/engine/retry.ts
-/**
- * Delay before try `nextTry` (2 = the first retry): exponential, capped, with "equal jitter" (half fixed,
- * half random) so units failing together don't retry in lockstep yet never retry instantly.
- */
-function retryDelayMs(policy, nextTry, random = Math.random) {
-    const exp = policy.delayMs * policy.backoff ** Math.max(0, nextTry - 2);
-    const capped = Math.min(policy.maxDelayMs, exp);
-    return Math.round(capped / 2 + random() * (capped / 2));
-}
-
-;// CONCATENATED MODULE: ./src/engine/scheduler.ts
-// The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
-// transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget.
-
-
-
-
-
-
-
-
-
-
-
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_USAGE = 2;
-const EXIT_INCOMPLETE = 75;
-/** Ranges bigger than this get no CHECKPOINT_ITEMS_FILE: writing millions of numbers per unit helps nobody. */
-const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
-/** One selected step's bookkeeping for this attempt. */
-class StepRun {
-    step;
-    #ckpt;
-    /** Work done before now plus every unit handed out in this attempt; only grows. */
-    taken = new IntervalSet();
-    cursor;
-    retryQueue = [];
-    tries = new Map();
-    running = 0;
-    failedFinal = 0;
-    failedFinalStarts = new Set();
-    stoppedByFailures = false;
-    budgetBlocked = false;
-    completedThisAttempt = false;
-    state = 'waiting';
-    items;
-    constructor(step, ckpt) {
-        this.step = step;
-        this.#ckpt = ckpt;
-        const rec = this.rec;
-        this.cursor = rec.from;
-        this.taken = rec.done.clone();
-        // Failed and interrupted units of earlier attempts go first.
-        const first = [];
-        for (const f of [...rec.failed.values()].sort((a, b) => a.start - b.start)) {
-            first.push({ step: step.id, start: f.start, end: f.end, index: f.index, notBefore: 0 });
-            this.taken.add(f.start, f.end);
-        }
-        for (const [s, e] of rec.interrupted.intervals()) {
-            for (const u of this.cut(s, e)) {
-                first.push({ ...u, notBefore: 0 });
-                this.taken.add(u.start, u.end);
-            }
-        }
-        this.retryQueue = first;
-    }
-    get rec() {
-        const r = this.#ckpt.state.steps.get(this.step.id);
-        if (!r)
-            throw new Error(`internal: step ${this.step.id} has no record`);
-        return r;
-    }
-    get parallel() {
-        return this.step.batch ? (this.step.batch.order === 'sequential' ? 1 : this.step.batch.parallel) : 1;
-    }
-    get complete() {
-        return isStepComplete(this.rec) && this.running === 0;
-    }
-    get maxFailures() {
-        const mf = this.step.batch?.maxFailures;
-        if (!mf)
-            return 0;
-        if (mf.kind === 'count')
-            return mf.count;
-        return Math.floor((mf.percent / 100) * unitCount(this.rec));
-    }
-    /** Grid-aligned units covering [s, e): a unit never spans two chunks of the step's grid. */
-    *cut(s, e) {
-        const { from, size } = this.rec;
-        let p = s;
-        while (p < e) {
-            const index = Math.floor((p - from) / size);
-            const end = Math.min(from + (index + 1) * size, e);
-            yield { step: this.step.id, start: p, end, index };
-            p = end;
-        }
-    }
-    /** The next unit to start now, or the time to look again, or nothing left in this attempt. */
-    next(now) {
-        if (this.stoppedByFailures)
-            return undefined;
-        if (this.step.batch?.order === 'sequential')
-            return this.#nextSequential(now);
-        let wakeAt = Number.POSITIVE_INFINITY;
-        for (let i = 0; i < this.retryQueue.length; i++) {
-            const q = this.retryQueue[i];
-            if (q.notBefore <= now) {
-                this.retryQueue.splice(i, 1);
-                return q;
-            }
-            wakeAt = Math.min(wakeAt, q.notBefore);
-        }
-        const gap = this.taken.firstGap(this.cursor, this.rec.to);
-        if (gap) {
-            const u = this.cut(gap[0], gap[1]).next().value;
-            this.taken.add(u.start, u.end);
-            this.cursor = u.end;
-            return u;
-        }
-        this.cursor = this.rec.to;
-        return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
-    }
-    #nextSequential(now) {
-        if (this.running > 0)
-            return undefined;
-        const rec = this.rec;
-        const gap = rec.done.firstGap(rec.from, rec.to);
-        if (!gap)
-            return undefined;
-        const u = this.cut(gap[0], gap[1]).next().value;
-        if (this.failedFinalStarts.has(u.start))
-            return undefined;
-        const q = this.retryQueue.findIndex((x) => x.start === u.start);
-        if (q >= 0) {
-            const item = this.retryQueue[q];
-            if (item.notBefore > now)
-                return { wakeAt: item.notBefore };
-            this.retryQueue.splice(q, 1);
-        }
-        return u;
-    }
-    requeue(u, notBefore) {
-        this.retryQueue.push({ ...u, notBefore });
-    }
-    get hasQueued() {
-        return this.retryQueue.length > 0 || this.taken.firstGap(this.cursor, this.rec.to) !== undefined;
-    }
-}
-class Engine {
-    #plan;
-    #ckpt;
-    #prep;
-    #opts;
-    #runs = new Map();
-    #live = new Set();
-    #pending = new Set();
-    #stopping;
-    #wakeTimer;
-    #deadlineTimer;
-    #finish;
-    #attempt = 0;
-    #resumed = false;
-    #yieldedLeft = false;
-    #fatal;
-    #baseEnv = {};
-    #concurrency;
-    constructor(plan, ckpt, prep, opts = {}) {
-        this.#plan = plan;
-        this.#ckpt = ckpt;
-        this.#prep = prep;
-        this.#opts = opts;
-        this.#concurrency = Math.max(1, opts.concurrency ?? plan.concurrency);
-    }
-    get attempt() {
-        return this.#attempt;
-    }
-    /** Stops starting units and ends running ones: SIGTERM to each group, SIGKILL after the grace. */
-    stop(reason, graceMs = this.#opts.stopGraceMs ?? 3000) {
-        if (this.#stopping && graceMs >= this.#stopping.graceMs)
-            return;
-        this.#stopping = { reason: this.#stopping?.reason ?? reason, graceMs };
-        this.#emit({ type: 'notice', message: `stopping (${reason}): ending ${this.#live.size} running unit(s)` });
-        for (const l of this.#live)
-            l.proc.terminate(graceMs, 'stop');
-        this.#pump();
-    }
-    #stopInfo() {
-        return this.#stopping;
-    }
-    #emit(ev) {
-        this.#opts.onEvent?.(ev);
-    }
-    async run() {
-        const ckpt = this.#ckpt;
-        const state = ckpt.state;
-        this.#resumed = state.attempts.length > 0;
-        this.#attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
-        ckpt.recordLater({
-            type: 'attempt',
-            attempt: this.#attempt,
-            plan: this.#plan.name,
-            pid: process.pid,
-            host: (0,external_node_os_namespaceObject.hostname)(),
-            resumed: this.#resumed,
-        });
-        for (const id of this.#prep.replaced)
-            await ckpt.clearStepFiles(id);
-        for (const ev of this.#prep.events)
-            ckpt.recordLater(ev);
-        for (const [id, list] of this.#prep.items)
-            await ckpt.writeItems(id, list);
-        await this.#endOrphans();
-        await ckpt.flush();
-        await ckpt.syncMarkers();
-        this.#baseEnv = scrubEnv(this.#opts.env ?? process.env);
-        for (const step of this.#prep.selected) {
-            const run = new StepRun(step, ckpt);
-            if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
-                run.items = await ckpt.readItems(step.id);
-            this.#runs.set(step.id, run);
-            await (0,promises_namespaceObject.mkdir)(ckpt.stateDir(step.id), { recursive: true, mode: 0o700 });
-        }
-        const deadline = this.#opts.deadline;
-        if (deadline !== undefined) {
-            const ms = Math.max(0, deadline - Date.now());
-            this.#deadlineTimer = setTimeout(() => this.stop(`time budget reached`, this.#opts.deadlineGraceMs ?? 10_000), ms);
-        }
-        // Steps already complete (and not `always`) are done for this attempt before anything starts.
-        for (const run of this.#runs.values()) {
-            if (run.complete && !run.step.always) {
-                run.completedThisAttempt = true;
-                run.state = 'done';
-            }
-        }
-        await new Promise((resolve) => {
-            this.#finish = resolve;
-            this.#pump();
-        });
-        await Promise.all([...this.#pending]);
-        if (this.#deadlineTimer)
-            clearTimeout(this.#deadlineTimer);
-        if (this.#wakeTimer)
-            clearTimeout(this.#wakeTimer);
-        const result = this.#result();
-        ckpt.recordLater({ type: 'attempt-end', attempt: this.#attempt, exit: result.exitCode, reason: result.reason });
-        await ckpt.compact();
-        if (this.#fatal)
-            throw this.#fatal;
-        return result;
-    }
-    /** Units recorded running by an attempt that died: end any survivor on this host, then mark them interrupted. */
-    async #endOrphans() {
-        await endOrphans(this.#ckpt, (m) => this.#emit({ type: 'notice', message: m }));
-    }
-    #depsSatisfied(run) {
-        for (const d of run.step.needs) {
-            const dep = this.#runs.get(d);
-            if (!dep) {
-                // Not selected (`--only`): it must already be complete.
-                const rec = this.#ckpt.state.steps.get(d);
-                if (!rec || !isStepComplete(rec))
-                    return 'never';
-                continue;
-            }
-            if (dep.completedThisAttempt)
-                continue;
-            if (dep.state === 'failed' || dep.state === 'blocked')
-                return 'never';
-            return 'wait';
-        }
-        return 'yes';
-    }
-    #totalRunning() {
-        return this.#live.size;
-    }
-    #pump() {
-        if (this.#wakeTimer) {
-            clearTimeout(this.#wakeTimer);
-            this.#wakeTimer = undefined;
-        }
-        if (this.#finish === undefined)
-            return;
-        const now = Date.now();
-        let wakeAt = Number.POSITIVE_INFINITY;
-        for (const run of this.#runs.values()) {
-            if (run.completedThisAttempt || run.state === 'failed' || run.state === 'blocked')
-                continue;
-            const deps = this.#depsSatisfied(run);
-            if (deps === 'never') {
-                run.state = 'blocked';
-                this.#emit({ type: 'step-state', step: run.step.id, state: 'blocked', detail: 'a step it needs failed' });
-                continue;
-            }
-            if (deps === 'wait')
-                continue;
-            if (run.complete) {
-                this.#completeStep(run);
-                continue;
-            }
-            while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.running < run.parallel) {
-                const nx = run.next(now);
-                if (nx === undefined)
-                    break;
-                if ('wakeAt' in nx) {
-                    wakeAt = Math.min(wakeAt, nx.wakeAt);
-                    break;
-                }
-                if (!this.#fitsBudget(run, nx, now))
-                    break;
-                this.#startUnit(run, nx);
-            }
-            this.#settleStep(run);
-        }
-        if (this.#totalRunning() === 0 && this.#pending.size === 0) {
-            const canProgress = !this.#stopping &&
-                Number.isFinite(wakeAt) &&
-                [...this.#runs.values()].some((r) => r.state !== 'failed' && r.state !== 'blocked');
-            if (!canProgress) {
-                const f = this.#finish;
-                this.#finish = undefined;
-                f();
-                return;
-            }
-        }
-        if (Number.isFinite(wakeAt) && !this.#stopping) {
-            this.#wakeTimer = setTimeout(() => this.#pump(), Math.max(0, wakeAt - Date.now()));
-        }
-    }
-    /** Predictive stop: skip a unit whose p90 duration would run past the deadline. */
-    #fitsBudget(run, u, now) {
-        const deadline = this.#opts.deadline;
-        if (deadline === undefined)
-            return true;
-        const est = p90(run.rec.durations);
-        if (est === undefined || now + est <= deadline)
-            return true;
-        // Hand the unit back: it stays pending for the next attempt.
-        run.requeue(u, Number.POSITIVE_INFINITY);
-        if (!run.budgetBlocked) {
-            run.budgetBlocked = true;
-            this.#emit({
-                type: 'notice',
-                message: `${run.step.id}: not starting more units: p90 ${formatDuration(est)} would end after the time budget (${formatDuration(Math.max(0, deadline - now))} left)`,
-            });
-        }
-        return false;
-    }
-    /** After a unit ends or a step runs dry: decide whether the step is failed/stopped for this attempt. */
-    #settleStep(run) {
-        if (run.completedThisAttempt || run.running > 0)
-            return;
-        if (run.complete) {
-            this.#completeStep(run);
-            return;
-        }
-        const now = Date.now();
-        const waitingRetry = run.retryQueue.some((q) => Number.isFinite(q.notBefore) && q.notBefore > now);
-        const moreToStart = !run.stoppedByFailures && run.hasQueued && !run.budgetBlocked;
-        if (run.failedFinal > 0 && !waitingRetry && (!moreToStart || this.#stopping)) {
-            if (run.state !== 'failed') {
-                run.state = 'failed';
-                this.#emit({ type: 'step-state', step: run.step.id, state: 'failed', detail: `${run.failedFinal} unit(s) failed` });
-            }
-        }
-    }
-    #completeStep(run) {
-        if (run.completedThisAttempt)
-            return;
-        run.completedThisAttempt = true;
-        run.state = 'done';
-        const ckpt = this.#ckpt;
-        const p = (async () => {
-            await ckpt.record({ type: 'step-complete', step: run.step.id });
-            await ckpt.writeMarker(run.step.id);
-        })();
-        this.#track(p);
-        this.#emit({ type: 'step-state', step: run.step.id, state: 'done' });
-    }
-    #track(p) {
-        const wrapped = p
-            .catch((err) => this.#onFatal(err))
-            .finally(() => {
-            this.#pending.delete(wrapped);
-            this.#pump();
-        });
-        this.#pending.add(wrapped);
-    }
-    /** A journal write failed: nothing more can be recorded, so stop everything and report it. */
-    #onFatal(err) {
-        if (!this.#fatal)
-            this.#fatal = err instanceof Error ? err : new Error(String(err));
-        this.stop(`cannot record progress: ${this.#fatal.message}`, 0);
-    }
-    #unitEnv(run, u, tryNo, outFile, itemsFile) {
-        const env = { ...this.#baseEnv, ...run.step.env };
-        env.CHECKPOINT_RUN_ID = this.#ckpt.runId;
-        env.CHECKPOINT_STEP = run.step.id;
-        env.CHECKPOINT_TRY = String(tryNo);
-        env.CHECKPOINT_RESUMED = this.#resumed ? 'true' : 'false';
-        if (this.#opts.deadline !== undefined)
-            env.CHECKPOINT_DEADLINE = String(Math.floor(this.#opts.deadline / 1000));
-        else
-            delete env.CHECKPOINT_DEADLINE;
-        env.CHECKPOINT_STATE_DIR = this.#ckpt.stateDir(run.step.id);
-        env.CHECKPOINT_OUTPUT = outFile;
-        env.CHECKPOINT_OUTPUTS = this.#ckpt.outputsPath();
-        for (const k of ['CHECKPOINT_BATCH_INDEX', 'CHECKPOINT_BATCH_START', 'CHECKPOINT_BATCH_END', 'CHECKPOINT_ITEMS_FILE', 'CHECKPOINT_ITEM']) {
-            delete env[k];
-        }
-        if (run.step.batch) {
-            env.CHECKPOINT_BATCH_INDEX = String(u.index);
-            env.CHECKPOINT_BATCH_START = String(u.start);
-            env.CHECKPOINT_BATCH_END = String(u.end);
-            if (itemsFile)
-                env.CHECKPOINT_ITEMS_FILE = itemsFile;
-            if (run.step.batch.size === 1) {
-                env.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
-            }
-        }
-        return env;
-    }
-    #startUnit(run, u) {
-        const tryNo = (run.tries.get(u.start) ?? 0) + 1;
-        run.tries.set(u.start, tryNo);
-        run.running += 1;
-        if (run.state !== 'running') {
-            run.state = 'running';
-            this.#emit({ type: 'step-state', step: run.step.id, state: 'running' });
-        }
-        const placeholder = { unit: u, proc: undefined, run };
-        // Counted as running at once so the pump respects limits while the async start proceeds.
-        this.#live.add(placeholder);
-        this.#track(this.#runUnit(run, u, tryNo, placeholder));
-    }
-    async #runUnit(run, u, tryNo, live) {
-        const ckpt = this.#ckpt;
-        const step = run.step;
-        const label = step.batch ? `${step.id}#${u.index}` : step.id;
-        const tmp = (0,external_node_path_.join)(ckpt.dir, 'tmp');
-        const outFile = (0,external_node_path_.join)(tmp, `${step.id}.${u.index}.${u.start}.${tryNo}.out`);
-        let itemsFile;
-        try {
-            if (step.batch && (run.items || u.end - u.start <= MAX_ITEMS_FILE_NUMBERS)) {
-                itemsFile = (0,external_node_path_.join)(tmp, `${step.id}.${u.index}.${u.start}.items`);
-                const lines = [];
-                for (let i = u.start; i < u.end; i++)
-                    lines.push(run.items ? (run.items[i] ?? '') : String(i));
-                await (0,promises_namespaceObject.writeFile)(itemsFile, `${lines.join('\n')}\n`, { mode: 0o600 });
-            }
-            await ckpt.writeOutputsFile();
-            // Recorded running before the process exists; durable with the next group commit.
-            ckpt.recordLater({ type: 'start', ...u, try: tryNo, attempt: this.#attempt });
-            if (this.#stopping) {
-                ckpt.recordLater({ type: 'interrupt', ...u, ms: 0, reason: this.#stopping.reason });
-                run.requeue(u, 0);
-                return;
-            }
-            this.#emit({ type: 'unit-start', unit: u, try: tryNo });
-            const proc = new UnitProcess({
-                argv: [...this.#plan.shell.argv, step.run],
-                cwd: step.workingDirectory,
-                env: this.#unitEnv(run, u, tryNo, outFile, itemsFile),
-                timeoutMs: step.timeoutMs,
-                timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
-                onLine: this.#opts.onOutput ? (line, stream) => this.#opts.onOutput?.(label, line, stream) : undefined,
-            });
-            live.proc = proc;
-            // A stop may have begun while the process was being set up.
-            const stopping = this.#stopInfo();
-            if (stopping)
-                proc.terminate(stopping.graceMs, 'stop');
-            if (proc.pid !== undefined) {
-                const ev = { type: 'spawned', ...u, pid: proc.pid, host: (0,external_node_os_namespaceObject.hostname)() };
-                ckpt.recordLater(proc.startTime === undefined ? ev : { ...ev, startTime: proc.startTime });
-            }
-            const exit = await proc.exited;
-            this.#live.delete(live);
-            if (exit.endedBy === 'stop')
-                proc.killGroup();
-            await this.#recordExit(run, u, tryNo, exit, proc, outFile);
-        }
-        finally {
-            this.#live.delete(live);
-            // Released only now, after the unit's end is durable: a step is complete only when nothing is in flight.
-            run.running -= 1;
-            await (0,promises_namespaceObject.rm)(outFile, { force: true });
-            if (itemsFile)
-                await (0,promises_namespaceObject.rm)(itemsFile, { force: true });
-        }
-    }
-    async #recordExit(run, u, tryNo, exit, proc, outFile) {
-        const ckpt = this.#ckpt;
-        const step = run.step;
-        const tail = proc.tail();
-        if (proc.hasOutput)
-            await this.#writeLog(step.id, u.index, tail);
-        if (exit.code === 0 && !exit.spawnError) {
-            let outputs;
-            try {
-                const text = await (0,promises_namespaceObject.readFile)(outFile, 'utf8').catch(() => undefined);
-                if (text !== undefined && text.length > 0)
-                    outputs = parseOutputFile(text, `CHECKPOINT_OUTPUT of ${step.id}`);
-            }
-            catch (err) {
-                if (!(err instanceof OutputSyntaxError))
-                    throw err;
-                return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, tail);
-            }
-            await ckpt.record({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) });
-            this.#emit({ type: 'unit-end', unit: u, result: 'done', ms: exit.ms });
-            return;
-        }
-        if (exit.endedBy === 'stop') {
-            await ckpt.record({ type: 'interrupt', ...u, ms: exit.ms, reason: this.#stopping?.reason ?? 'stopped' });
-            run.requeue(u, Number.POSITIVE_INFINITY);
-            this.#emit({ type: 'unit-end', unit: u, result: 'interrupted', ms: exit.ms, detail: this.#stopping?.reason });
-            return;
-        }
-        if (exit.code === EXIT_INCOMPLETE && !exit.endedBy) {
-            ckpt.recordLater({ type: 'yield', ...u, ms: exit.ms });
-            // A yield is progress, not a failure: run it again now (no try used) unless the run is stopping.
-            run.tries.set(u.start, tryNo - 1);
-            run.requeue(u, this.#stopping ? Number.POSITIVE_INFINITY : 0);
-            if (this.#stopping)
-                this.#yieldedLeft = true;
-            this.#emit({ type: 'unit-end', unit: u, result: 'yielded', ms: exit.ms });
-            return;
-        }
-        let reason;
-        if (exit.spawnError)
-            reason = exit.spawnError;
-        else if (exit.endedBy === 'timeout')
-            reason = `timed out after ${formatDuration(step.timeoutMs ?? 0)}`;
-        else if (exit.signal)
-            reason = `killed by ${exit.signal}`;
-        else
-            reason = `exit code ${exit.code}`;
-        await this.#recordFailure(run, u, tryNo, exit, reason, tail);
-    }
-    async #recordFailure(run, u, tryNo, exit, reason, tail) {
-        const step = run.step;
-        const final = tryNo >= step.retry.attempts || this.#stopping !== undefined;
-        const cmd = step.batch ? `${step.id} [${u.start}, ${u.end})` : step.id;
-        const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts})`;
-        await this.#ckpt.record({
-            type: 'fail',
-            ...u,
-            try: tryNo,
-            ms: exit.ms,
-            exit: exit.code,
-            signal: exit.signal,
-            final,
-            reason,
-        });
-        if (!final) {
-            const delay = retryDelayMs(step.retry, tryNo + 1, this.#opts.random);
-            run.requeue(u, Date.now() + delay);
-            this.#emit({ type: 'unit-end', unit: u, result: 'retry', ms: exit.ms, detail: `${detail}; retrying in ${formatDuration(delay)}`, tail });
-            return;
-        }
-        run.failedFinal += 1;
-        run.failedFinalStarts.add(u.start);
-        if (run.failedFinal > run.maxFailures && !run.stoppedByFailures) {
-            run.stoppedByFailures = true;
-            this.#emit({
-                type: 'notice',
-                message: `${step.id}: ${run.failedFinal} unit(s) failed, more than max-failures (${run.maxFailures}); not starting more units of this step`,
-            });
-        }
-        this.#emit({ type: 'unit-end', unit: u, result: 'failed', ms: exit.ms, detail, tail });
-    }
-    async #writeLog(step, index, tail) {
-        const path = this.#ckpt.logPath(step, index);
-        await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
-        await (0,promises_namespaceObject.writeFile)(path, tail, { mode: 0o600 });
-    }
-    #result() {
-        let stepsDone = 0;
-        let unitsDone = 0;
-        let unitsTotal = 0;
-        let unitsFailed = 0;
-        let anyFailed = false;
-        for (const run of this.#runs.values()) {
-            const rec = run.rec;
-            const total = unitCount(rec);
-            unitsTotal += total;
-            unitsDone += Math.min(total, rec.unitsDone);
-            unitsFailed += run.failedFinal;
-            if (run.failedFinal > 0)
-                anyFailed = true;
-            if (isStepComplete(rec) && (run.completedThisAttempt || !run.step.always))
-                stepsDone += 1;
-        }
-        const stepsTotal = this.#runs.size;
-        const complete = stepsDone === stepsTotal && !anyFailed;
-        let exitCode;
-        let reason;
-        if (this.#fatal) {
-            exitCode = EXIT_FAILED;
-            reason = this.#fatal.message;
-        }
-        else if (anyFailed) {
-            exitCode = EXIT_FAILED;
-            const failedSteps = [...this.#runs.values()].filter((r) => r.failedFinal > 0).map((r) => r.step.id);
-            reason = `${unitsFailed} unit(s) failed in ${failedSteps.join(', ')}`;
-        }
-        else if (complete) {
-            exitCode = EXIT_OK;
-            reason = 'complete';
-        }
-        else {
-            exitCode = EXIT_INCOMPLETE;
-            if (this.#stopping)
-                reason = `stopped early: ${this.#stopping.reason}`;
-            else if ([...this.#runs.values()].some((r) => r.budgetBlocked))
-                reason = 'stopped early: the next units would not finish within the time budget';
-            else if (this.#yieldedLeft)
-                reason = 'stopped early: a unit yielded';
-            else
-                reason = 'stopped early';
-        }
-        return {
-            exitCode,
-            reason,
-            complete,
-            resumed: this.#resumed,
-            stepsDone,
-            stepsRemaining: stepsTotal - stepsDone,
-            unitsDone,
-            unitsRemaining: Math.max(0, unitsTotal - unitsDone),
-            unitsFailed,
-            attempt: this.#attempt,
-        };
-    }
-}
-async function fileExists(p) {
-    try {
-        await stat(p);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/journal/runs.ts
 // The checkpoint root: one folder per run, plus `latest` naming the most recent one.
 
@@ -28040,7 +28122,10 @@ function stamp(d) {
 }
 /** `<name>-YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken. */
 async function newRunId(root, planName, now = new Date()) {
-    const safe = planName.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '') || 'run';
+    const safe = planName
+        .toLowerCase()
+        .replace(/[^a-z0-9_-]+/g, '-')
+        .replace(/^-+|-+$/g, '') || 'run';
     const base = `${safe}-${stamp(now)}`;
     let id = base;
     for (let n = 2; await exists((0,external_node_path_.join)(root, id)); n++)
@@ -28266,13 +28351,17 @@ const itemsSchema = union([
 const MAX_FAILURES_EXPECTED = 'expected a number of failed units (0 or more) or a percentage like "10%"';
 const maxFailuresSchema = leaf((v) => {
     if (typeof v === 'number') {
-        return Number.isSafeInteger(v) && v >= 0 ? { kind: 'count', count: v } : new Rejected(MAX_FAILURES_EXPECTED);
+        return Number.isSafeInteger(v) && v >= 0
+            ? { kind: 'count', count: v }
+            : new Rejected(MAX_FAILURES_EXPECTED);
     }
     if (typeof v === 'string') {
         const percent = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(v);
         if (percent) {
             const n = Number(percent[1]);
-            return n <= 100 ? { kind: 'percent', percent: n } : new Rejected('expected a percentage from 0% to 100%');
+            return n <= 100
+                ? { kind: 'percent', percent: n }
+                : new Rejected('expected a percentage from 0% to 100%');
         }
         if (/^\s*\d+\s*$/.test(v))
             return { kind: 'count', count: Number(v) };
@@ -28282,7 +28371,7 @@ const maxFailuresSchema = leaf((v) => {
 const batchSchema = strictObject({
     range: rangeSchema.optional(),
     items: itemsSchema.optional(),
-    size: positiveInt('expected a positive integer (items or numbers per unit)').optional(),
+    size: positiveInt('expected a positive integer').optional(),
     parallel: positiveInt('expected a positive integer (most units of this step at once)').optional(),
     order: schemas_enum(['any', 'sequential'], { error: 'expected any or sequential' }).optional(),
     'max-failures': maxFailuresSchema,
@@ -28418,7 +28507,10 @@ const REQUIRED_HINTS = {
     'steps[].batch.range.to': 'add to: N (the end, not included)',
 };
 function pathPattern(path) {
-    return path.map((p) => (typeof p === 'number' ? '[]' : `.${String(p)}`)).join('').replace(/^\./, '');
+    return path
+        .map((p) => (typeof p === 'number' ? '[]' : `.${String(p)}`))
+        .join('')
+        .replace(/^\./, '');
 }
 /** `steps[2].batch.size`, `env["MY VAR"]`. */
 function formatPath(path) {
@@ -28451,7 +28543,11 @@ function showValue(value) {
             s = Array.isArray(value) ? '[...]' : typeof value === 'object' ? '{...}' : String(value);
         }
     }
-    return s.length > 60 ? `${s.slice(0, 59)}…` : s;
+    if (s.length <= 60)
+        return s;
+    // By code point, so that an emoji is never cut in half.
+    const chars = [...s];
+    return chars.length > 60 ? `${chars.slice(0, 59).join('')}…` : s;
 }
 function lookup(root, path) {
     let cur = root;
@@ -28683,7 +28779,7 @@ function parsePlan(text, file, opts = {}) {
     catch (err) {
         // Validation above should leave nothing for normalisation to trip over; if it does, still keep the
         // promise that plan problems surface as a PlanError naming the file.
-        const reason = err instanceof Error ? err.message : String(err);
+        const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0];
         throw new PlanError(`${shown}: internal error while reading the plan (${reason}); please report this`);
     }
 }
@@ -28707,12 +28803,25 @@ function parseYaml(text, shown) {
         }
         throw new PlanError(lines);
     }
+    // yaml reports an alias without its anchor only when converting, and without a position; find them first.
+    const unresolved = [];
+    (0,dist/* visit */.YR)(doc, {
+        Alias(_, node) {
+            if (node.resolve(doc) !== undefined)
+                return;
+            const { line, col } = lineCounter.linePos(node.range?.[0] ?? 0);
+            unresolved.push(`${shown}:${line}:${col}: invalid YAML: alias *${node.source} has no anchor &${node.source} before it`);
+        },
+    });
+    if (unresolved.length > 0)
+        throw new PlanError(unresolved);
     try {
         return doc.toJS({ maxAliasCount: 100 });
     }
     catch (err) {
-        const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
-        throw new PlanError(`${shown}: invalid YAML: ${reason}`);
+        // In practice: too many aliases (yaml's guard against "billion laughs" documents).
+        const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+        throw new PlanError(`${shown}: invalid YAML: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}`);
     }
 }
 function yamlReason(e) {
@@ -28784,7 +28893,8 @@ function checkSteps(raw, shown) {
     // With duplicate ids the graph is ambiguous; the user fixes those first.
     if (!duplicates) {
         for (const cycle of findCycles(steps)) {
-            problems.push(`${shown}: steps: needs form a cycle: ${cycle.join(' -> ')}`);
+            const names = cycle.map((id) => (STEP_ID_PATTERN.test(id) ? id : JSON.stringify(id)));
+            problems.push(`${shown}: steps: needs form a cycle: ${names.join(' -> ')}`);
         }
     }
     return problems;
@@ -29989,7 +30099,14 @@ async function fingerprintStep(plan, step) {
         batch: fingerprint_short(JSON.stringify(batchIdentity(step.batch))),
         inputs,
     };
-    const hash = fingerprint_short(JSON.stringify([parts.run, parts.shell, parts.env, parts.workingDirectory, parts.batch, sortedEntries(inputs)]));
+    const hash = fingerprint_short(JSON.stringify([
+        parts.run,
+        parts.shell,
+        parts.env,
+        parts.workingDirectory,
+        parts.batch,
+        sortedEntries(inputs),
+    ]));
     return { hash, parts };
 }
 /**
@@ -30123,6 +30240,9 @@ function runItemsCommand(command, cwd, env) {
 }
 
 ;// CONCATENATED MODULE: ./src/engine/prepare.ts
+// Decides, before anything is written, what an attempt will do with each step: create its record, keep it,
+// invalidate it (changed fingerprint or changed dependency), or leave it done. Item lists are expanded here,
+// so a failing items command is reported like a plan error and the checkpoint stays untouched.
 
 
 
@@ -30196,7 +30316,13 @@ async function prepare(plan, state, opts = {}) {
                 reason = why;
             else {
                 const space = await spaceOf(plan, step, rec, false, env);
-                events.push({ type: 'step-redefine', step: step.id, fingerprint: fp, ...space, reason: `${why} (kept)` });
+                events.push({
+                    type: 'step-redefine',
+                    step: step.id,
+                    fingerprint: fp,
+                    ...space,
+                    reason: `${why} (kept)`,
+                });
             }
         }
         else {
@@ -30210,7 +30336,13 @@ async function prepare(plan, state, opts = {}) {
                 replaced.add(step.id);
             }
             const space = await spaceOf(plan, step, undefined, expand, env);
-            const ev = { type: 'step-init', step: step.id, fingerprint: fp, ...space.range, reason };
+            const ev = {
+                type: 'step-init',
+                step: step.id,
+                fingerprint: fp,
+                ...space.range,
+                reason,
+            };
             if (space.items)
                 ev.items = space.items;
             if (space.list)
@@ -30315,183 +30447,9 @@ async function spaceOf(plan, step, keepFrom, expand, env) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/cli/explain.ts
-
-
-
-
-function printExplain(out, plan, prep, runLabel) {
-    out.write(`plan ${plan.name} (${plan.steps.length} steps), run ${runLabel}\n`);
-    const selected = new Set(prep.selected.map((s) => s.id));
-    const width = Math.max(...plan.steps.map((s) => s.id.length));
-    for (const step of plan.steps) {
-        const i = prep.info.get(step.id);
-        if (!i)
-            continue;
-        const verb = !selected.has(step.id) ? 'skip' : i.action === 'skip' ? 'skip' : i.action === 'partial' ? 'resume' : 'run';
-        const why = !selected.has(step.id) ? 'not selected by --only' : i.why;
-        const units = step.batch ? ` [${i.unitsDone}/${i.unitsTotal} units]` : '';
-        const needs = step.needs.length ? ` after ${step.needs.join(', ')}` : '';
-        out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
-    }
-}
-async function explainCommand(opts, io) {
-    const plan = await requirePlan(opts);
-    const root = rootOf(opts);
-    const id = opts.run ?? (await readLatest(root));
-    let ckpt;
-    let label;
-    if (id && (await Checkpoint.exists(root, id))) {
-        ckpt = await Checkpoint.read(root, id);
-        label = id;
-    }
-    else {
-        ckpt = Checkpoint.blank(root, 'new', plan.name);
-        label = '(none yet: everything runs)';
-    }
-    const prep = await prepare(plan, ckpt.state, { env: io.env });
-    printExplain(io.out, plan, prep, label);
-    return 0;
-}
-
-;// CONCATENATED MODULE: ./src/cli/manage.ts
-// Commands that change a checkpoint by hand: reset, mark-done, rollback. Each takes the run's lease first.
-
-
-
-
-
-
-
-
-function manage_checkSteps(plan, ids, flag) {
-    for (const id of ids) {
-        if (!plan.steps.some((s) => s.id === id)) {
-            throw new UsageError(`${flag}: no step "${id}" in ${shown(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
-        }
-    }
-}
-async function withRun(opts, fn) {
-    const plan = await requirePlan(opts);
-    const root = rootOf(opts);
-    const id = await resolveRunId(root, opts.run);
-    const lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
-    try {
-        const ckpt = await Checkpoint.read(root, id);
-        await ckpt.openForWrite();
-        try {
-            return await fn(plan, ckpt);
-        }
-        finally {
-            await ckpt.compact();
-            await ckpt.close();
-        }
-    }
-    finally {
-        await lease.release();
-    }
-}
-async function resetCommand(steps, opts, io) {
-    if (!opts.all && steps.length === 0 && !opts.failed) {
-        throw new UsageError('reset: name the steps to reset, or pass --all (or --failed for failed units only)');
-    }
-    return withRun(opts, async (plan, ckpt) => {
-        manage_checkSteps(plan, steps, 'reset');
-        const named = opts.all || steps.length === 0 ? plan.steps.map((s) => s.id) : steps;
-        const targets = opts.failed ? new Set(named) : dependentsOf(plan, named);
-        let n = 0;
-        for (const id of plan.steps.map((s) => s.id)) {
-            if (!targets.has(id))
-                continue;
-            const rec = ckpt.state.steps.get(id);
-            if (!rec)
-                continue;
-            if (opts.failed) {
-                if (rec.failed.size === 0)
-                    continue;
-                await ckpt.record({ type: 'reset', step: id, failedOnly: true, reason: 'checkpoint reset --failed' });
-                io.out.write(`reset ${id}: ${rec.failed.size} failed unit(s) are pending again with fresh tries\n`);
-            }
-            else {
-                await ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset' });
-                await ckpt.clearStepFiles(id);
-                await (0,promises_namespaceObject.rm)(ckpt.stateDir(id), { recursive: true, force: true });
-                io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again\n`);
-            }
-            n += 1;
-        }
-        if (n === 0)
-            io.out.write('nothing to reset\n');
-        return 0;
-    });
-}
-async function markDoneCommand(steps, opts, io) {
-    if (steps.length === 0)
-        throw new UsageError('mark-done: name at least one step, e.g. `checkpoint mark-done schema`');
-    return withRun(opts, async (plan, ckpt) => {
-        manage_checkSteps(plan, steps, 'mark-done');
-        const prep = await prepare(plan, ckpt.state, { env: io.env });
-        for (const ev of prep.events) {
-            if (ev.type === 'step-init' && steps.includes(ev.step) && !ckpt.state.steps.has(ev.step)) {
-                await ckpt.record(ev);
-                const list = prep.items.get(ev.step);
-                if (list)
-                    await ckpt.writeItems(ev.step, list);
-            }
-        }
-        for (const id of steps) {
-            await ckpt.record({ type: 'mark-done', step: id });
-            await ckpt.writeMarker(id);
-            io.out.write(`marked ${id} done (by hand)\n`);
-        }
-        return 0;
-    });
-}
-async function rollbackCommand(opts, io) {
-    return withRun(opts, async (plan, ckpt) => {
-        if (opts.to)
-            manage_checkSteps(plan, [opts.to], '--to');
-        const done = plan.steps
-            .map((s) => ({ s, rec: ckpt.state.steps.get(s.id) }))
-            .filter(({ rec }) => rec !== undefined && (isStepComplete(rec) || rec.unitsDone > 0))
-            .sort((a, b) => (b.rec?.completedAt ?? b.rec?.timeMs ?? 0) - (a.rec?.completedAt ?? a.rec?.timeMs ?? 0));
-        let ran = 0;
-        for (const { s } of done) {
-            if (s.rollback) {
-                io.out.write(`rollback ${s.id}: ${s.rollback.split('\n')[0]}\n`);
-                const proc = new UnitProcess({
-                    argv: [...plan.shell.argv, s.rollback],
-                    cwd: s.workingDirectory,
-                    env: {
-                        ...scrubEnv(io.env),
-                        ...s.env,
-                        CHECKPOINT_RUN_ID: ckpt.runId,
-                        CHECKPOINT_STEP: s.id,
-                        CHECKPOINT_STATE_DIR: ckpt.stateDir(s.id),
-                        CHECKPOINT_OUTPUTS: ckpt.outputsPath(),
-                    },
-                    onLine: (line) => io.out.write(`[${s.id} rollback] ${line}\n`),
-                });
-                const exit = await proc.exited;
-                if (exit.code !== 0) {
-                    io.err.write(`rollback of ${s.id} failed (${exit.spawnError ?? `exit code ${exit.code ?? exit.signal}`}); later steps were rolled back, ${s.id} and earlier ones were not. Fix it and run \`checkpoint rollback\` again.\n`);
-                    return 1;
-                }
-                ran += 1;
-            }
-            await ckpt.record({ type: 'reset', step: s.id, failedOnly: false, forget: true, reason: 'rolled back' });
-            await ckpt.clearStepFiles(s.id);
-            if (opts.to === s.id)
-                break;
-        }
-        io.out.write(`rolled back ${done.length} step(s), ${ran} rollback command(s) run\n`);
-        return 0;
-    });
-}
-
 ;// CONCATENATED MODULE: ./src/report/colors.ts
 function makeColors(enabled) {
-    const wrap = (open, close) => (s) => (enabled ? `\x1b[${open}m${s}\x1b[${close}m` : s);
+    const wrap = (open, close) => (s) => enabled ? `\x1b[${open}m${s}\x1b[${close}m` : s;
     return {
         red: wrap(31, 39),
         green: wrap(32, 39),
@@ -30510,11 +30468,13 @@ function colorEnabled(stream, env = process.env) {
 }
 
 ;// CONCATENATED MODULE: ./src/report/progress.ts
+// What `checkpoint run` prints while it works: on a terminal a live block (one line per step: bar,
+// done/total, rate, ETA) under the units' output; elsewhere (CI logs) plain timestamped lines, at most one
+// progress line per step every few seconds, plus a line for each finished, failed or retried unit.
 
 
 
 class Progress {
-    #plan;
     #ckpt;
     #opts;
     #c;
@@ -30523,7 +30483,6 @@ class Progress {
     #timer;
     #now;
     constructor(plan, ckpt, steps, opts) {
-        this.#plan = plan;
         this.#ckpt = ckpt;
         this.#opts = opts;
         this.#c = makeColors(opts.color);
@@ -30745,6 +30704,7 @@ function parseShard(text) {
 
 
 
+
 function parseConcurrency(v) {
     if (v === undefined)
         return undefined;
@@ -30791,9 +30751,9 @@ async function chooseRun(plan, root, opts) {
     return { id: await newRunId(root, plan.name), existing: false };
 }
 async function runCommand(opts, io) {
-    const plan = await requirePlan(opts);
-    const root = rootOf(opts);
     const concurrency = parseConcurrency(opts.concurrency);
+    const plan = await loadPlan(planPath(opts), concurrency === undefined ? {} : { concurrency });
+    const root = rootOf(opts);
     const budgetMs = parseBudget(opts.timeBudget);
     const startedAt = Date.now();
     const deadline = budgetMs === undefined ? undefined : startedAt + budgetMs;
@@ -30895,6 +30855,191 @@ async function runCommand(opts, io) {
         process.off('SIGTERM', onSignal);
         await lease?.release();
     }
+}
+
+;// CONCATENATED MODULE: ./src/cli/explain.ts
+
+
+
+
+function printExplain(out, plan, prep, runLabel) {
+    out.write(`plan ${plan.name} (${plan.steps.length} steps), run ${runLabel}\n`);
+    const selected = new Set(prep.selected.map((s) => s.id));
+    const width = Math.max(...plan.steps.map((s) => s.id.length));
+    for (const step of plan.steps) {
+        const i = prep.info.get(step.id);
+        if (!i)
+            continue;
+        const verb = !selected.has(step.id)
+            ? 'skip'
+            : i.action === 'skip'
+                ? 'skip'
+                : i.action === 'partial'
+                    ? 'resume'
+                    : 'run';
+        const why = !selected.has(step.id) ? 'not selected by --only' : i.why;
+        const units = step.batch ? ` [${i.unitsDone}/${i.unitsTotal} units]` : '';
+        const needs = step.needs.length ? ` after ${step.needs.join(', ')}` : '';
+        out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
+    }
+}
+async function explainCommand(opts, io) {
+    const plan = await requirePlan(opts);
+    const root = rootOf(opts);
+    // The run that `checkpoint run` would pick, so explain and run never disagree.
+    const { id, existing } = await chooseRun(plan, root, opts.run === undefined ? {} : { run: opts.run });
+    const ckpt = existing ? await Checkpoint.read(root, id) : Checkpoint.blank(root, id, plan.name);
+    const label = existing ? id : `${id} (new: the latest run is complete or absent)`;
+    const prep = await prepare(plan, ckpt.state, { env: io.env });
+    printExplain(io.out, plan, prep, label);
+    return 0;
+}
+
+;// CONCATENATED MODULE: ./src/cli/manage.ts
+// Commands that change a checkpoint by hand: reset, mark-done, rollback. Each takes the run's lease first.
+
+
+
+
+
+
+
+
+function manage_checkSteps(plan, ids, flag) {
+    for (const id of ids) {
+        if (!plan.steps.some((s) => s.id === id)) {
+            throw new UsageError(`${flag}: no step "${id}" in ${shown(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
+        }
+    }
+}
+async function withRun(opts, fn) {
+    const plan = await requirePlan(opts);
+    const root = rootOf(opts);
+    const id = await resolveRunId(root, opts.run);
+    const lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
+    try {
+        const ckpt = await Checkpoint.read(root, id);
+        await ckpt.openForWrite();
+        try {
+            return await fn(plan, ckpt);
+        }
+        finally {
+            await ckpt.compact();
+            await ckpt.close();
+        }
+    }
+    finally {
+        await lease.release();
+    }
+}
+async function resetCommand(steps, opts, io) {
+    if (!opts.all && steps.length === 0 && !opts.failed) {
+        throw new UsageError('reset: name the steps to reset, or pass --all (or --failed for failed units only)');
+    }
+    return withRun(opts, async (plan, ckpt) => {
+        manage_checkSteps(plan, steps, 'reset');
+        const named = opts.all || steps.length === 0 ? plan.steps.map((s) => s.id) : steps;
+        const targets = opts.failed ? new Set(named) : dependentsOf(plan, named);
+        let n = 0;
+        for (const id of plan.steps.map((s) => s.id)) {
+            if (!targets.has(id))
+                continue;
+            const rec = ckpt.state.steps.get(id);
+            if (!rec)
+                continue;
+            if (opts.failed) {
+                if (rec.failed.size === 0)
+                    continue;
+                await ckpt.record({ type: 'reset', step: id, failedOnly: true, reason: 'checkpoint reset --failed' });
+                io.out.write(`reset ${id}: ${rec.failed.size} failed unit(s) are pending again with fresh tries\n`);
+            }
+            else {
+                await ckpt.record({
+                    type: 'reset',
+                    step: id,
+                    failedOnly: false,
+                    forget: true,
+                    reason: 'checkpoint reset',
+                });
+                await ckpt.clearStepFiles(id);
+                await (0,promises_namespaceObject.rm)(ckpt.stateDir(id), { recursive: true, force: true });
+                io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again\n`);
+            }
+            n += 1;
+        }
+        if (n === 0)
+            io.out.write('nothing to reset\n');
+        return 0;
+    });
+}
+async function markDoneCommand(steps, opts, io) {
+    if (steps.length === 0)
+        throw new UsageError('mark-done: name at least one step, e.g. `checkpoint mark-done schema`');
+    return withRun(opts, async (plan, ckpt) => {
+        manage_checkSteps(plan, steps, 'mark-done');
+        const prep = await prepare(plan, ckpt.state, { env: io.env });
+        for (const ev of prep.events) {
+            if (ev.type === 'step-init' && steps.includes(ev.step) && !ckpt.state.steps.has(ev.step)) {
+                await ckpt.record(ev);
+                const list = prep.items.get(ev.step);
+                if (list)
+                    await ckpt.writeItems(ev.step, list);
+            }
+        }
+        for (const id of steps) {
+            await ckpt.record({ type: 'mark-done', step: id });
+            await ckpt.writeMarker(id);
+            io.out.write(`marked ${id} done (by hand)\n`);
+        }
+        return 0;
+    });
+}
+async function rollbackCommand(opts, io) {
+    return withRun(opts, async (plan, ckpt) => {
+        if (opts.to)
+            manage_checkSteps(plan, [opts.to], '--to');
+        const done = plan.steps
+            .map((s) => ({ s, rec: ckpt.state.steps.get(s.id) }))
+            .filter(({ rec }) => rec !== undefined && (isStepComplete(rec) || rec.unitsDone > 0))
+            .sort((a, b) => (b.rec?.completedAt ?? b.rec?.timeMs ?? 0) - (a.rec?.completedAt ?? a.rec?.timeMs ?? 0));
+        let ran = 0;
+        for (const { s } of done) {
+            if (s.rollback) {
+                io.out.write(`rollback ${s.id}: ${s.rollback.split('\n')[0]}\n`);
+                const proc = new UnitProcess({
+                    argv: [...plan.shell.argv, s.rollback],
+                    cwd: s.workingDirectory,
+                    env: {
+                        ...scrubEnv(io.env),
+                        ...s.env,
+                        CHECKPOINT_RUN_ID: ckpt.runId,
+                        CHECKPOINT_STEP: s.id,
+                        CHECKPOINT_STATE_DIR: ckpt.stateDir(s.id),
+                        CHECKPOINT_OUTPUTS: ckpt.outputsPath(),
+                    },
+                    onLine: (line) => io.out.write(`[${s.id} rollback] ${line}\n`),
+                });
+                const exit = await proc.exited;
+                if (exit.code !== 0) {
+                    io.err.write(`rollback of ${s.id} failed (${exit.spawnError ?? `exit code ${exit.code ?? exit.signal}`}); later steps were rolled back, ${s.id} and earlier ones were not. Fix it and run \`checkpoint rollback\` again.\n`);
+                    return 1;
+                }
+                ran += 1;
+            }
+            await ckpt.record({
+                type: 'reset',
+                step: s.id,
+                failedOnly: false,
+                forget: true,
+                reason: 'rolled back',
+            });
+            await ckpt.clearStepFiles(s.id);
+            if (opts.to === s.id)
+                break;
+        }
+        io.out.write(`rolled back ${done.length} step(s), ${ran} rollback command(s) run\n`);
+        return 0;
+    });
 }
 
 ;// CONCATENATED MODULE: ./src/report/stats.ts
@@ -31022,7 +31167,16 @@ async function runsCommand(opts, io) {
             });
         }
         catch (err) {
-            rows.push({ id, plan: '?', latest: id === latest, complete: false, attempts: 0, units: { done: 0, total: 0, failed: 0 }, updatedAt: '', error: err.message });
+            rows.push({
+                id,
+                plan: '?',
+                latest: id === latest,
+                complete: false,
+                attempts: 0,
+                units: { done: 0, total: 0, failed: 0 },
+                updatedAt: '',
+                error: err.message,
+            });
         }
     }
     if (opts.json) {
@@ -31117,9 +31271,21 @@ async function statusCommand(opts, io) {
             complete: stats.complete,
             createdAt: new Date(state.createdAt).toISOString(),
             updatedAt: new Date(state.updatedAt).toISOString(),
-            units: { total: stats.unitsTotal, done: stats.unitsDone, failed: stats.unitsFailed, remaining: stats.unitsRemaining },
+            units: {
+                total: stats.unitsTotal,
+                done: stats.unitsDone,
+                failed: stats.unitsFailed,
+                remaining: stats.unitsRemaining,
+            },
             etaSeconds: stats.etaMs === undefined ? null : Math.round(stats.etaMs / 1000),
-            lock: lease ? { pid: lease.pid, host: lease.host, attempt: lease.attempt, heartbeat: new Date(lease.heartbeat).toISOString() } : null,
+            lock: lease
+                ? {
+                    pid: lease.pid,
+                    host: lease.host,
+                    attempt: lease.attempt,
+                    heartbeat: new Date(lease.heartbeat).toISOString(),
+                }
+                : null,
             attempts: state.attempts.map((a) => ({
                 attempt: a.attempt,
                 host: a.host,
@@ -31158,7 +31324,14 @@ async function statusCommand(opts, io) {
         io.out.write(` · ${c.yellow(`locked by pid ${lease.pid} on ${lease.host}`)}`);
     io.out.write('\n\n');
     const width = Math.max(4, ...stats.steps.map((s) => s.id.length));
-    const mark = (s) => ({ done: c.green('✓'), failed: c.red('✗'), running: c.cyan('›'), interrupted: c.yellow('!'), partial: c.yellow('…'), pending: ' ' })[s.status];
+    const mark = (s) => ({
+        done: c.green('✓'),
+        failed: c.red('✗'),
+        running: c.cyan('›'),
+        interrupted: c.yellow('!'),
+        partial: c.yellow('…'),
+        pending: ' ',
+    })[s.status];
     io.out.write(`  ${'step'.padEnd(width)}  ${'state'.padEnd(11)} ${'units'.padStart(15)}  ${'time'.padStart(7)}  eta\n`);
     for (const s of stats.steps) {
         const units = `${s.unitsDone}/${s.unitsTotal}${s.unitsFailed ? ` ✗${s.unitsFailed}` : ''}`;

@@ -1,12 +1,12 @@
 // The `checkpoint` program: argument parsing and the mapping from named errors to exit codes. Commands live
 // in their own modules and return an exit code; nothing here knows how a command works.
 import { Command, CommanderError, Option } from 'commander';
+import { EXIT_FAILED, EXIT_INCOMPLETE, EXIT_USAGE } from '../engine/scheduler.js';
 import { CheckpointCorruptError } from '../journal/checkpoint.js';
 import { JournalCorruptError, JournalWriteError } from '../journal/journal-file.js';
 import { LockedError } from '../journal/lock.js';
 import { SnapshotError } from '../journal/snapshot.js';
 import { ItemsError, PlanError } from '../plan/errors.js';
-import { EXIT_FAILED, EXIT_INCOMPLETE, EXIT_USAGE } from '../engine/scheduler.js';
 import { UsageError } from './context.js';
 import { explainCommand } from './explain.js';
 import { markDoneCommand, resetCommand, rollbackCommand } from './manage.js';
@@ -19,7 +19,8 @@ const version = '__CHECKPOINT_VERSION__';
 
 /** Exit code and message for an error; only unexpected errors show a stack (with CHECKPOINT_DEBUG=1). */
 export function classify(err: unknown, debug = false): { code: number; message: string } {
-  if (err instanceof PlanError || err instanceof ItemsError || err instanceof UsageError) return { code: EXIT_USAGE, message: err.message };
+  if (err instanceof PlanError || err instanceof ItemsError || err instanceof UsageError)
+    return { code: EXIT_USAGE, message: err.message };
   if (err instanceof LockedError) return { code: EXIT_INCOMPLETE, message: err.message };
   if (
     err instanceof CheckpointCorruptError ||
@@ -95,7 +96,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .description('accept steps as done (manual intervention)')
     .argument('<steps...>', 'steps to mark done')
     .option('--run <id>', 'the run (default: latest)')
-    .action(act((steps: string[], o: Parameters<typeof markDoneCommand>[1]) => markDoneCommand(steps, o, io)));
+    .action(
+      act((steps: string[], o: Parameters<typeof markDoneCommand>[1]) => markDoneCommand(steps, o, io)),
+    );
 
   common(program.command('rollback'))
     .description('run the rollback commands of done steps, newest first')

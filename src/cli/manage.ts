@@ -1,11 +1,11 @@
 // Commands that change a checkpoint by hand: reset, mark-done, rollback. Each takes the run's lease first.
 import { rm } from 'node:fs/promises';
+import { scrubEnv } from '../engine/env.js';
+import { dependentsOf, prepare } from '../engine/prepare.js';
+import { UnitProcess } from '../engine/process.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { acquireLease } from '../journal/lock.js';
 import { isStepComplete } from '../journal/state.js';
-import { dependentsOf, prepare } from '../engine/prepare.js';
-import { UnitProcess } from '../engine/process.js';
-import { scrubEnv } from '../engine/env.js';
 import type { Plan } from '../plan/types.js';
 import { type CommonOptions, requirePlan, resolveRunId, rootOf, shown, UsageError } from './context.js';
 import type { Io } from './run.js';
@@ -13,7 +13,9 @@ import type { Io } from './run.js';
 function checkSteps(plan: Plan, ids: string[], flag: string): void {
   for (const id of ids) {
     if (!plan.steps.some((s) => s.id === id)) {
-      throw new UsageError(`${flag}: no step "${id}" in ${shown(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
+      throw new UsageError(
+        `${flag}: no step "${id}" in ${shown(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`,
+      );
     }
   }
 }
@@ -62,10 +64,18 @@ export async function resetCommand(
         await ckpt.record({ type: 'reset', step: id, failedOnly: true, reason: 'checkpoint reset --failed' });
         io.out.write(`reset ${id}: ${rec.failed.size} failed unit(s) are pending again with fresh tries\n`);
       } else {
-        await ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset' });
+        await ckpt.record({
+          type: 'reset',
+          step: id,
+          failedOnly: false,
+          forget: true,
+          reason: 'checkpoint reset',
+        });
         await ckpt.clearStepFiles(id);
         await rm(ckpt.stateDir(id), { recursive: true, force: true });
-        io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again\n`);
+        io.out.write(
+          `reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again\n`,
+        );
       }
       n += 1;
     }
@@ -74,8 +84,13 @@ export async function resetCommand(
   });
 }
 
-export async function markDoneCommand(steps: string[], opts: CommonOptions & { run?: string }, io: Io): Promise<number> {
-  if (steps.length === 0) throw new UsageError('mark-done: name at least one step, e.g. `checkpoint mark-done schema`');
+export async function markDoneCommand(
+  steps: string[],
+  opts: CommonOptions & { run?: string },
+  io: Io,
+): Promise<number> {
+  if (steps.length === 0)
+    throw new UsageError('mark-done: name at least one step, e.g. `checkpoint mark-done schema`');
   return withRun(opts, async (plan, ckpt) => {
     checkSteps(plan, steps, 'mark-done');
     const prep = await prepare(plan, ckpt.state, { env: io.env });
@@ -95,13 +110,18 @@ export async function markDoneCommand(steps: string[], opts: CommonOptions & { r
   });
 }
 
-export async function rollbackCommand(opts: CommonOptions & { run?: string; to?: string }, io: Io): Promise<number> {
+export async function rollbackCommand(
+  opts: CommonOptions & { run?: string; to?: string },
+  io: Io,
+): Promise<number> {
   return withRun(opts, async (plan, ckpt) => {
     if (opts.to) checkSteps(plan, [opts.to], '--to');
     const done = plan.steps
       .map((s) => ({ s, rec: ckpt.state.steps.get(s.id) }))
       .filter(({ rec }) => rec !== undefined && (isStepComplete(rec) || rec.unitsDone > 0))
-      .sort((a, b) => (b.rec?.completedAt ?? b.rec?.timeMs ?? 0) - (a.rec?.completedAt ?? a.rec?.timeMs ?? 0));
+      .sort(
+        (a, b) => (b.rec?.completedAt ?? b.rec?.timeMs ?? 0) - (a.rec?.completedAt ?? a.rec?.timeMs ?? 0),
+      );
     let ran = 0;
     for (const { s } of done) {
       if (s.rollback) {
@@ -128,7 +148,13 @@ export async function rollbackCommand(opts: CommonOptions & { run?: string; to?:
         }
         ran += 1;
       }
-      await ckpt.record({ type: 'reset', step: s.id, failedOnly: false, forget: true, reason: 'rolled back' });
+      await ckpt.record({
+        type: 'reset',
+        step: s.id,
+        failedOnly: false,
+        forget: true,
+        reason: 'rolled back',
+      });
       await ckpt.clearStepFiles(s.id);
       if (opts.to === s.id) break;
     }

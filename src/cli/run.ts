@@ -1,18 +1,19 @@
 // `checkpoint run`: pick or create the run, take its lease, prepare, run the engine, and stop cleanly on
 // SIGINT/SIGTERM (exit 75 within 5 s, a second SIGINT skips the grace).
 import { hostname } from 'node:os';
+import { type Preparation, prepare } from '../engine/prepare.js';
+import { Engine, EXIT_INCOMPLETE, EXIT_OK, type RunResult } from '../engine/scheduler.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { ensureDir } from '../journal/fsutil.js';
 import { acquireLease, type Lease } from '../journal/lock.js';
 import { isValidRunId, newRunId, readLatest } from '../journal/runs.js';
 import { isStepComplete } from '../journal/state.js';
 import { parseDuration } from '../plan/duration.js';
+import { loadPlan } from '../plan/load.js';
 import type { Plan } from '../plan/types.js';
-import { type Preparation, prepare } from '../engine/prepare.js';
-import { Engine, EXIT_INCOMPLETE, EXIT_OK, type RunResult } from '../engine/scheduler.js';
 import { colorEnabled } from '../report/colors.js';
 import { Progress } from '../report/progress.js';
-import { type CommonOptions, requirePlan, rootOf, shown, UsageError } from './context.js';
+import { type CommonOptions, planPath, rootOf, shown, UsageError } from './context.js';
 import { printExplain } from './explain.js';
 import { parseShard } from './shard.js';
 
@@ -35,7 +36,8 @@ export interface Io {
 function parseConcurrency(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--concurrency: expected a positive integer, got "${v}"`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`--concurrency: expected a positive integer, got "${v}"`);
   return n;
 }
 
@@ -58,10 +60,16 @@ function planComplete(plan: Plan, ckpt: Checkpoint): boolean {
 }
 
 /** `--run ID`, `--new`, or the latest unfinished run of this plan; otherwise a fresh run. */
-async function chooseRun(plan: Plan, root: string, opts: RunCliOptions): Promise<{ id: string; existing: boolean }> {
+export async function chooseRun(
+  plan: Plan,
+  root: string,
+  opts: Pick<RunCliOptions, 'run' | 'new'>,
+): Promise<{ id: string; existing: boolean }> {
   if (opts.run !== undefined) {
     if (!isValidRunId(opts.run)) {
-      throw new UsageError(`--run: "${opts.run}" is not a valid run id; use letters, digits, ".", "_" and "-"`);
+      throw new UsageError(
+        `--run: "${opts.run}" is not a valid run id; use letters, digits, ".", "_" and "-"`,
+      );
     }
     return { id: opts.run, existing: await Checkpoint.exists(root, opts.run) };
   }
@@ -76,16 +84,18 @@ async function chooseRun(plan: Plan, root: string, opts: RunCliOptions): Promise
 }
 
 export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
-  const plan = await requirePlan(opts);
-  const root = rootOf(opts);
   const concurrency = parseConcurrency(opts.concurrency);
+  const plan = await loadPlan(planPath(opts), concurrency === undefined ? {} : { concurrency });
+  const root = rootOf(opts);
   const budgetMs = parseBudget(opts.timeBudget);
   const startedAt = Date.now();
   const deadline = budgetMs === undefined ? undefined : startedAt + budgetMs;
   if (opts.shard !== undefined) parseShard(opts.shard);
   for (const id of opts.only ?? []) {
     if (!plan.steps.some((s) => s.id === id)) {
-      throw new UsageError(`--only: no step "${id}" in ${shown(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
+      throw new UsageError(
+        `--only: no step "${id}" in ${shown(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`,
+      );
     }
   }
   const { id, existing } = await chooseRun(plan, root, opts);
@@ -149,7 +159,8 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
     );
     const report = ckpt.loadReport;
     if (report.rebuiltFrom) progress.line(`warning: ${report.rebuiltFrom}`);
-    if (report.tornTail) progress.line('note: ignored a torn last line in the journal (the run before was cut off mid-write)');
+    if (report.tornTail)
+      progress.line('note: ignored a torn last line in the journal (the run before was cut off mid-write)');
     progress.line(
       `${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name} in ${shown(ckpt.dir)} (host ${hostname()})`,
     );
@@ -174,7 +185,8 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
       `${result.exitCode === EXIT_OK ? 'complete' : result.reason}: ${result.unitsDone} of ${result.unitsDone + result.unitsRemaining} units done` +
         `${result.unitsFailed ? `, ${result.unitsFailed} failed` : ''} (attempt ${result.attempt}, exit ${result.exitCode})`,
     );
-    if (result.exitCode === EXIT_INCOMPLETE) progress.line(`resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}`);
+    if (result.exitCode === EXIT_INCOMPLETE)
+      progress.line(`resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}`);
     return result.exitCode;
   } finally {
     process.off('SIGINT', onSignal);

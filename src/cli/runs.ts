@@ -28,7 +28,16 @@ export async function runsCommand(opts: CommonOptions & { json?: boolean }, io: 
         error: null as string | null,
       });
     } catch (err) {
-      rows.push({ id, plan: '?', latest: id === latest, complete: false, attempts: 0, units: { done: 0, total: 0, failed: 0 }, updatedAt: '', error: (err as Error).message });
+      rows.push({
+        id,
+        plan: '?',
+        latest: id === latest,
+        complete: false,
+        attempts: 0,
+        units: { done: 0, total: 0, failed: 0 },
+        updatedAt: '',
+        error: (err as Error).message,
+      });
     }
   }
   if (opts.json) {
@@ -48,7 +57,10 @@ export async function runsCommand(opts: CommonOptions & { json?: boolean }, io: 
   return 0;
 }
 
-export async function pruneCommand(opts: CommonOptions & { olderThan?: string; keep?: string; dryRun?: boolean }, io: Io): Promise<number> {
+export async function pruneCommand(
+  opts: CommonOptions & { olderThan?: string; keep?: string; dryRun?: boolean },
+  io: Io,
+): Promise<number> {
   const root = rootOf(opts);
   let olderMs: number | undefined;
   if (opts.olderThan !== undefined) {
@@ -61,7 +73,8 @@ export async function pruneCommand(opts: CommonOptions & { olderThan?: string; k
   let keep: number | undefined;
   if (opts.keep !== undefined) {
     keep = Number(opts.keep);
-    if (!Number.isInteger(keep) || keep < 0) throw new UsageError(`--keep: expected a whole number >= 0, got "${opts.keep}"`);
+    if (!Number.isInteger(keep) || keep < 0)
+      throw new UsageError(`--keep: expected a whole number >= 0, got "${opts.keep}"`);
   }
   if (olderMs === undefined && keep === undefined) olderMs = parseDuration('7d');
   const runs: Array<{ id: string; updatedAt: number }> = [];

@@ -36,9 +36,21 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
       complete: stats.complete,
       createdAt: new Date(state.createdAt).toISOString(),
       updatedAt: new Date(state.updatedAt).toISOString(),
-      units: { total: stats.unitsTotal, done: stats.unitsDone, failed: stats.unitsFailed, remaining: stats.unitsRemaining },
+      units: {
+        total: stats.unitsTotal,
+        done: stats.unitsDone,
+        failed: stats.unitsFailed,
+        remaining: stats.unitsRemaining,
+      },
       etaSeconds: stats.etaMs === undefined ? null : Math.round(stats.etaMs / 1000),
-      lock: lease ? { pid: lease.pid, host: lease.host, attempt: lease.attempt, heartbeat: new Date(lease.heartbeat).toISOString() } : null,
+      lock: lease
+        ? {
+            pid: lease.pid,
+            host: lease.host,
+            attempt: lease.attempt,
+            heartbeat: new Date(lease.heartbeat).toISOString(),
+          }
+        : null,
       attempts: state.attempts.map((a) => ({
         attempt: a.attempt,
         host: a.host,
@@ -79,10 +91,17 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
   io.out.write('\n\n');
   const width = Math.max(4, ...stats.steps.map((s) => s.id.length));
   const mark = (s: StepStats) =>
-    ({ done: c.green('✓'), failed: c.red('✗'), running: c.cyan('›'), interrupted: c.yellow('!'), partial: c.yellow('…'), pending: ' ' })[
-      s.status
-    ];
-  io.out.write(`  ${'step'.padEnd(width)}  ${'state'.padEnd(11)} ${'units'.padStart(15)}  ${'time'.padStart(7)}  eta\n`);
+    ({
+      done: c.green('✓'),
+      failed: c.red('✗'),
+      running: c.cyan('›'),
+      interrupted: c.yellow('!'),
+      partial: c.yellow('…'),
+      pending: ' ',
+    })[s.status];
+  io.out.write(
+    `  ${'step'.padEnd(width)}  ${'state'.padEnd(11)} ${'units'.padStart(15)}  ${'time'.padStart(7)}  eta\n`,
+  );
   for (const s of stats.steps) {
     const units = `${s.unitsDone}/${s.unitsTotal}${s.unitsFailed ? ` ✗${s.unitsFailed}` : ''}`;
     const eta = s.status === 'done' ? '' : s.etaMs === undefined ? '?' : formatDuration(s.etaMs);
@@ -93,7 +112,8 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
     for (const f of s.failed.slice(0, 5)) {
       io.out.write(`    ${c.red('failed')} [${f.start}, ${f.end}): ${f.reason} after ${f.tries} tries\n`);
     }
-    if (s.failed.length > 5) io.out.write(`    … ${s.failed.length - 5} more failed units (status --json lists all)\n`);
+    if (s.failed.length > 5)
+      io.out.write(`    … ${s.failed.length - 5} more failed units (status --json lists all)\n`);
     if (s.interrupted.length > 0) io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
   }
   return 0;

@@ -4,7 +4,12 @@
  * Variables that let a process talk to the runner's services as the job. User commands never need them and
  * must not be able to read them (DESIGN §6, Security).
  */
-const SECRET_NAMES = new Set(['ACTIONS_RUNTIME_TOKEN', 'ACTIONS_RESULTS_URL', 'ACTIONS_CACHE_URL', 'ACTIONS_RUNTIME_URL']);
+const SECRET_NAMES = new Set([
+  'ACTIONS_RUNTIME_TOKEN',
+  'ACTIONS_RESULTS_URL',
+  'ACTIONS_CACHE_URL',
+  'ACTIONS_RUNTIME_URL',
+]);
 const SECRET_PREFIXES = ['ACTIONS_ID_TOKEN_REQUEST_'];
 
 export function isRunnerSecret(name: string): boolean {

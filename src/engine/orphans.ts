@@ -15,7 +15,9 @@ export async function endOrphans(ckpt: Checkpoint, notice: (message: string) => 
     if (pid !== undefined && unit.host === host && unit.startTime !== undefined) {
       const now = processStartTime(pid);
       if (now === unit.startTime && signalGroup(pid, 'SIGKILL')) {
-        notice(`ended unit ${step} [${unit.start}, ${unit.end}) left running by attempt ${unit.attempt} (pid ${pid})`);
+        notice(
+          `ended unit ${step} [${unit.start}, ${unit.end}) left running by attempt ${unit.attempt} (pid ${pid})`,
+        );
         waits.push(pid);
         ended += 1;
       }

@@ -1,13 +1,14 @@
 // Decides, before anything is written, what an attempt will do with each step: create its record, keep it,
 // invalidate it (changed fingerprint or changed dependency), or leave it done. Item lists are expanded here,
 // so a failing items command is reported like a plan error and the checkpoint stays untouched.
+
+import { itemsHash } from '../journal/checkpoint.js';
 import type { CheckpointEvent, ItemsInfo } from '../journal/events.js';
 import type { CheckpointState, StepRecord } from '../journal/state.js';
 import { isStepComplete, unitCount } from '../journal/state.js';
 import { diffFingerprints, type Fingerprint, fingerprintStep } from '../plan/fingerprint.js';
 import { expandItems } from '../plan/items.js';
 import type { ItemsSource, Plan, Step } from '../plan/types.js';
-import { itemsHash } from '../journal/checkpoint.js';
 
 export interface StepPlanInfo {
   step: Step;
@@ -85,7 +86,11 @@ export interface PrepareOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export async function prepare(plan: Plan, state: CheckpointState, opts: PrepareOptions = {}): Promise<Preparation> {
+export async function prepare(
+  plan: Plan,
+  state: CheckpointState,
+  opts: PrepareOptions = {},
+): Promise<Preparation> {
   const expand = opts.expand ?? true;
   const env = opts.env ?? process.env;
   const order = topoOrder(plan);
@@ -107,7 +112,13 @@ export async function prepare(plan: Plan, state: CheckpointState, opts: PrepareO
       if (step.onChange === 'rerun') reason = why;
       else {
         const space = await spaceOf(plan, step, rec, false, env);
-        events.push({ type: 'step-redefine', step: step.id, fingerprint: fp, ...space, reason: `${why} (kept)` });
+        events.push({
+          type: 'step-redefine',
+          step: step.id,
+          fingerprint: fp,
+          ...space,
+          reason: `${why} (kept)`,
+        });
       }
     } else {
       const changedDep = step.needs.find((d) => invalidated.has(d));
@@ -119,7 +130,13 @@ export async function prepare(plan: Plan, state: CheckpointState, opts: PrepareO
         replaced.add(step.id);
       }
       const space = await spaceOf(plan, step, undefined, expand, env);
-      const ev: CheckpointEvent = { type: 'step-init', step: step.id, fingerprint: fp, ...space.range, reason };
+      const ev: CheckpointEvent = {
+        type: 'step-init',
+        step: step.id,
+        fingerprint: fp,
+        ...space.range,
+        reason,
+      };
       if (space.items) ev.items = space.items;
       if (space.list) items.set(step.id, space.list);
       events.push(ev);

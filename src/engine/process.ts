@@ -3,6 +3,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface UnitExit {
   /** Exit code, or null when ended by a signal. */
   code: number | null;
@@ -168,7 +170,8 @@ export class UnitProcess {
       });
       this.#child.once('exit', (code, signal) => finish({ code, signal }));
     });
-    if (opts.timeoutMs !== undefined && this.pid !== undefined) {
+    // setTimeout fires at once past 2^31-1 ms (~24.8 days); a longer timeout is as good as none.
+    if (opts.timeoutMs !== undefined && opts.timeoutMs < MAX_TIMER_MS && this.pid !== undefined) {
       const t = setTimeout(() => {
         this.#endedBy = 'timeout';
         this.terminate(opts.timeoutGraceMs ?? 10_000);

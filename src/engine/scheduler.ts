@@ -1,6 +1,6 @@
 // The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
 // transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget.
-import { mkdir, rm, stat, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Checkpoint } from '../journal/checkpoint.js';
@@ -12,7 +12,7 @@ import { scrubEnv } from './env.js';
 import { endOrphans } from './orphans.js';
 import { OutputSyntaxError, parseOutputFile } from './outputs.js';
 import type { Preparation } from './prepare.js';
-import { UnitProcess, type UnitExit } from './process.js';
+import { MAX_TIMER_MS, type UnitExit, UnitProcess } from './process.js';
 import { retryDelayMs } from './retry.js';
 
 export const EXIT_OK = 0;
@@ -32,7 +32,14 @@ export interface Unit {
 
 export type EngineEvent =
   | { type: 'unit-start'; unit: Unit; try: number }
-  | { type: 'unit-end'; unit: Unit; result: 'done' | 'failed' | 'retry' | 'yielded' | 'interrupted'; ms: number; detail?: string; tail?: string }
+  | {
+      type: 'unit-end';
+      unit: Unit;
+      result: 'done' | 'failed' | 'retry' | 'yielded' | 'interrupted';
+      ms: number;
+      detail?: string;
+      tail?: string;
+    }
   | { type: 'step-state'; step: string; state: StepRunState; detail?: string }
   | { type: 'notice'; message: string };
 
@@ -233,7 +240,10 @@ export class Engine {
   stop(reason: string, graceMs = this.#opts.stopGraceMs ?? 3000): void {
     if (this.#stopping && graceMs >= this.#stopping.graceMs) return;
     this.#stopping = { reason: this.#stopping?.reason ?? reason, graceMs };
-    this.#emit({ type: 'notice', message: `stopping (${reason}): ending ${this.#live.size} running unit(s)` });
+    this.#emit({
+      type: 'notice',
+      message: `stopping (${reason}): ending ${this.#live.size} running unit(s)`,
+    });
     for (const l of this.#live) l.proc.terminate(graceMs, 'stop');
     this.#pump();
   }
@@ -269,12 +279,13 @@ export class Engine {
     this.#baseEnv = scrubEnv(this.#opts.env ?? process.env);
     for (const step of this.#prep.selected) {
       const run = new StepRun(step, ckpt);
-      if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from) run.items = await ckpt.readItems(step.id);
+      if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
+        run.items = await ckpt.readItems(step.id);
       this.#runs.set(step.id, run);
       await mkdir(ckpt.stateDir(step.id), { recursive: true, mode: 0o700 });
     }
     const deadline = this.#opts.deadline;
-    if (deadline !== undefined) {
+    if (deadline !== undefined && deadline - Date.now() < MAX_TIMER_MS) {
       const ms = Math.max(0, deadline - Date.now());
       this.#deadlineTimer = setTimeout(
         () => this.stop(`time budget reached`, this.#opts.deadlineGraceMs ?? 10_000),
@@ -296,7 +307,12 @@ export class Engine {
     if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
     if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
     const result = this.#result();
-    ckpt.recordLater({ type: 'attempt-end', attempt: this.#attempt, exit: result.exitCode, reason: result.reason });
+    ckpt.recordLater({
+      type: 'attempt-end',
+      attempt: this.#attempt,
+      exit: result.exitCode,
+      reason: result.reason,
+    });
     await ckpt.compact();
     if (this.#fatal) throw this.#fatal;
     return result;
@@ -340,7 +356,12 @@ export class Engine {
       const deps = this.#depsSatisfied(run);
       if (deps === 'never') {
         run.state = 'blocked';
-        this.#emit({ type: 'step-state', step: run.step.id, state: 'blocked', detail: 'a step it needs failed' });
+        this.#emit({
+          type: 'step-state',
+          step: run.step.id,
+          state: 'blocked',
+          detail: 'a step it needs failed',
+        });
         continue;
       }
       if (deps === 'wait') continue;
@@ -373,7 +394,10 @@ export class Engine {
       }
     }
     if (Number.isFinite(wakeAt) && !this.#stopping) {
-      this.#wakeTimer = setTimeout(() => this.#pump(), Math.max(0, wakeAt - Date.now()));
+      this.#wakeTimer = setTimeout(
+        () => this.#pump(),
+        Math.min(MAX_TIMER_MS, Math.max(0, wakeAt - Date.now())),
+      );
     }
   }
 
@@ -408,7 +432,12 @@ export class Engine {
     if (run.failedFinal > 0 && !waitingRetry && (!moreToStart || this.#stopping)) {
       if (run.state !== 'failed') {
         run.state = 'failed';
-        this.#emit({ type: 'step-state', step: run.step.id, state: 'failed', detail: `${run.failedFinal} unit(s) failed` });
+        this.#emit({
+          type: 'step-state',
+          step: run.step.id,
+          state: 'failed',
+          detail: `${run.failedFinal} unit(s) failed`,
+        });
       }
     }
   }
@@ -442,18 +471,31 @@ export class Engine {
     this.stop(`cannot record progress: ${this.#fatal.message}`, 0);
   }
 
-  #unitEnv(run: StepRun, u: Unit, tryNo: number, outFile: string, itemsFile: string | undefined): NodeJS.ProcessEnv {
+  #unitEnv(
+    run: StepRun,
+    u: Unit,
+    tryNo: number,
+    outFile: string,
+    itemsFile: string | undefined,
+  ): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = { ...this.#baseEnv, ...run.step.env };
     env.CHECKPOINT_RUN_ID = this.#ckpt.runId;
     env.CHECKPOINT_STEP = run.step.id;
     env.CHECKPOINT_TRY = String(tryNo);
     env.CHECKPOINT_RESUMED = this.#resumed ? 'true' : 'false';
-    if (this.#opts.deadline !== undefined) env.CHECKPOINT_DEADLINE = String(Math.floor(this.#opts.deadline / 1000));
+    if (this.#opts.deadline !== undefined)
+      env.CHECKPOINT_DEADLINE = String(Math.floor(this.#opts.deadline / 1000));
     else delete env.CHECKPOINT_DEADLINE;
     env.CHECKPOINT_STATE_DIR = this.#ckpt.stateDir(run.step.id);
     env.CHECKPOINT_OUTPUT = outFile;
     env.CHECKPOINT_OUTPUTS = this.#ckpt.outputsPath();
-    for (const k of ['CHECKPOINT_BATCH_INDEX', 'CHECKPOINT_BATCH_START', 'CHECKPOINT_BATCH_END', 'CHECKPOINT_ITEMS_FILE', 'CHECKPOINT_ITEM']) {
+    for (const k of [
+      'CHECKPOINT_BATCH_INDEX',
+      'CHECKPOINT_BATCH_START',
+      'CHECKPOINT_BATCH_END',
+      'CHECKPOINT_ITEMS_FILE',
+      'CHECKPOINT_ITEM',
+    ]) {
       delete env[k];
     }
     if (run.step.batch) {
@@ -511,7 +553,9 @@ export class Engine {
         env: this.#unitEnv(run, u, tryNo, outFile, itemsFile),
         timeoutMs: step.timeoutMs,
         timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
-        onLine: this.#opts.onOutput ? (line, stream) => this.#opts.onOutput?.(label, line, stream) : undefined,
+        onLine: this.#opts.onOutput
+          ? (line, stream) => this.#opts.onOutput?.(label, line, stream)
+          : undefined,
       });
       live.proc = proc;
       // A stop may have begun while the process was being set up.
@@ -534,7 +578,14 @@ export class Engine {
     }
   }
 
-  async #recordExit(run: StepRun, u: Unit, tryNo: number, exit: UnitExit, proc: UnitProcess, outFile: string): Promise<void> {
+  async #recordExit(
+    run: StepRun,
+    u: Unit,
+    tryNo: number,
+    exit: UnitExit,
+    proc: UnitProcess,
+    outFile: string,
+  ): Promise<void> {
     const ckpt = this.#ckpt;
     const step = run.step;
     const tail = proc.tail();
@@ -543,7 +594,8 @@ export class Engine {
       let outputs: Record<string, string> | undefined;
       try {
         const text = await readFile(outFile, 'utf8').catch(() => undefined);
-        if (text !== undefined && text.length > 0) outputs = parseOutputFile(text, `CHECKPOINT_OUTPUT of ${step.id}`);
+        if (text !== undefined && text.length > 0)
+          outputs = parseOutputFile(text, `CHECKPOINT_OUTPUT of ${step.id}`);
       } catch (err) {
         if (!(err instanceof OutputSyntaxError)) throw err;
         return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, tail);
@@ -553,9 +605,20 @@ export class Engine {
       return;
     }
     if (exit.endedBy === 'stop') {
-      await ckpt.record({ type: 'interrupt', ...u, ms: exit.ms, reason: this.#stopping?.reason ?? 'stopped' });
+      await ckpt.record({
+        type: 'interrupt',
+        ...u,
+        ms: exit.ms,
+        reason: this.#stopping?.reason ?? 'stopped',
+      });
       run.requeue(u, Number.POSITIVE_INFINITY);
-      this.#emit({ type: 'unit-end', unit: u, result: 'interrupted', ms: exit.ms, detail: this.#stopping?.reason });
+      this.#emit({
+        type: 'unit-end',
+        unit: u,
+        result: 'interrupted',
+        ms: exit.ms,
+        detail: this.#stopping?.reason,
+      });
       return;
     }
     if (exit.code === EXIT_INCOMPLETE && !exit.endedBy) {
@@ -575,7 +638,14 @@ export class Engine {
     await this.#recordFailure(run, u, tryNo, exit, reason, tail);
   }
 
-  async #recordFailure(run: StepRun, u: Unit, tryNo: number, exit: UnitExit, reason: string, tail: string): Promise<void> {
+  async #recordFailure(
+    run: StepRun,
+    u: Unit,
+    tryNo: number,
+    exit: UnitExit,
+    reason: string,
+    tail: string,
+  ): Promise<void> {
     const step = run.step;
     const final = tryNo >= step.retry.attempts || this.#stopping !== undefined;
     const cmd = step.batch ? `${step.id} [${u.start}, ${u.end})` : step.id;
@@ -593,7 +663,14 @@ export class Engine {
     if (!final) {
       const delay = retryDelayMs(step.retry, tryNo + 1, this.#opts.random);
       run.requeue(u, Date.now() + delay);
-      this.#emit({ type: 'unit-end', unit: u, result: 'retry', ms: exit.ms, detail: `${detail}; retrying in ${formatDuration(delay)}`, tail });
+      this.#emit({
+        type: 'unit-end',
+        unit: u,
+        result: 'retry',
+        ms: exit.ms,
+        detail: `${detail}; retrying in ${formatDuration(delay)}`,
+        tail,
+      });
       return;
     }
     run.failedFinal += 1;
@@ -646,7 +723,8 @@ export class Engine {
     } else {
       exitCode = EXIT_INCOMPLETE;
       if (this.#stopping) reason = `stopped early: ${this.#stopping.reason}`;
-      else if ([...this.#runs.values()].some((r) => r.budgetBlocked)) reason = 'stopped early: the next units would not finish within the time budget';
+      else if ([...this.#runs.values()].some((r) => r.budgetBlocked))
+        reason = 'stopped early: the next units would not finish within the time budget';
       else if (this.#yieldedLeft) reason = 'stopped early: a unit yielded';
       else reason = 'stopped early';
     }

@@ -176,7 +176,8 @@ export class Checkpoint {
   async writeOutputsFile(): Promise<string> {
     if (this.#outputsDirty) {
       const all: Record<string, Record<string, string>> = {};
-      for (const [id, rec] of this.state.steps) if (Object.keys(rec.outputs).length > 0) all[id] = rec.outputs;
+      for (const [id, rec] of this.state.steps)
+        if (Object.keys(rec.outputs).length > 0) all[id] = rec.outputs;
       await writeFileAtomic(this.outputsPath(), `${JSON.stringify(all, null, 2)}\n`);
       this.#outputsDirty = false;
     }

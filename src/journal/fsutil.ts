@@ -45,7 +45,13 @@ export async function fsyncDir(path: string): Promise<void> {
   } catch (error) {
     // Some platforms and filesystems refuse to open or fsync directories; the rename is still atomic there.
     const code = errorCode(error);
-    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EACCES' && code !== 'ENOTSUP') {
+    if (
+      code !== 'EISDIR' &&
+      code !== 'EINVAL' &&
+      code !== 'EPERM' &&
+      code !== 'EACCES' &&
+      code !== 'ENOTSUP'
+    ) {
       throw error;
     }
   } finally {

@@ -194,14 +194,20 @@ function judge(state: LockFileState, ttlMs: number, now: number): Verdict {
     if (record.startTime !== undefined) {
       const current = processStartTime(record.pid);
       if (current !== undefined && current !== record.startTime) {
-        return { stale: true, reason: `process ${record.pid} is gone (its pid now belongs to another process)` };
+        return {
+          stale: true,
+          reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
+        };
       }
     }
   }
   const ttl = record.ttlMs ?? ttlMs;
   const age = now - record.heartbeat;
   if (age > ttl) {
-    return { stale: true, reason: `its last heartbeat was ${formatAge(age)} ago (lease expires after ${formatAge(ttl)})` };
+    return {
+      stale: true,
+      reason: `its last heartbeat was ${formatAge(age)} ago (lease expires after ${formatAge(ttl)})`,
+    };
   }
   return { stale: false, reason: 'alive' };
 }
@@ -218,7 +224,13 @@ function displayDir(runDir: string): string {
   return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : runDir;
 }
 
-function lockedError(runDir: string, lockPath: string, state: LockFileState, ttlMs: number, now: number): LockedError {
+function lockedError(
+  runDir: string,
+  lockPath: string,
+  state: LockFileState,
+  ttlMs: number,
+  now: number,
+): LockedError {
   const record = state.record;
   if (record === undefined) {
     return new LockedError(
@@ -399,7 +411,9 @@ function startLease(
         return;
       }
       if (current.record?.nonce !== record.nonce) {
-        const by = current.record ? `pid ${current.record.pid} on host ${current.record.host}` : 'another process';
+        const by = current.record
+          ? `pid ${current.record.pid} on host ${current.record.host}`
+          : 'another process';
         lose(`the lease on ${lockPath} was taken over by ${by}`);
         return;
       }
@@ -496,7 +510,10 @@ export async function readLease(runDir: string): Promise<LeaseRecord | undefined
 }
 
 /** The lease on `runDir` as acquireLease would judge it (live or stale, and why); undefined without a lock. */
-export async function inspectLease(runDir: string, opts: { ttlMs?: number } = {}): Promise<LeaseStatus | undefined> {
+export async function inspectLease(
+  runDir: string,
+  opts: { ttlMs?: number } = {},
+): Promise<LeaseStatus | undefined> {
   const state = await readLockFile(join(runDir, LOCK_FILE));
   if (state === undefined) return undefined;
   const now = Date.now();

@@ -23,7 +23,11 @@ function stamp(d: Date): string {
 
 /** `<name>-YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken. */
 export async function newRunId(root: string, planName: string, now = new Date()): Promise<string> {
-  const safe = planName.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '') || 'run';
+  const safe =
+    planName
+      .toLowerCase()
+      .replace(/[^a-z0-9_-]+/g, '-')
+      .replace(/^-+|-+$/g, '') || 'run';
   const base = `${safe}-${stamp(now)}`;
   let id = base;
   for (let n = 2; await exists(join(root, id)); n++) id = `${base}-${n}`;

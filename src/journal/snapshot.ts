@@ -26,7 +26,9 @@ const stepSchema = z.object({
   from: z.number().int(),
   to: z.number().int(),
   size: z.number().int().positive(),
-  items: z.object({ count: z.number().int().nonnegative(), sha256: z.string(), source: z.string() }).optional(),
+  items: z
+    .object({ count: z.number().int().nonnegative(), sha256: z.string(), source: z.string() })
+    .optional(),
   unitsTotal: z.number().int().nonnegative(),
   unitsDone: z.number().int().nonnegative(),
   done: intervals,

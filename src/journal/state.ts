@@ -135,7 +135,8 @@ export function countDoneUnits(rec: StepRecord): number {
 
 function pushDuration(rec: StepRecord, ms: number): void {
   rec.durations.push(ms);
-  if (rec.durations.length > DURATION_SAMPLES) rec.durations.splice(0, rec.durations.length - DURATION_SAMPLES);
+  if (rec.durations.length > DURATION_SAMPLES)
+    rec.durations.splice(0, rec.durations.length - DURATION_SAMPLES);
 }
 
 /**
@@ -149,7 +150,8 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
   switch (e.type) {
     case 'attempt':
       if (state.planName === '') state.planName = e.plan;
-      if (state.attempts.length === 0 && state.seq === ev.seq && state.createdAt > ev.t) state.createdAt = ev.t;
+      if (state.attempts.length === 0 && state.seq === ev.seq && state.createdAt > ev.t)
+        state.createdAt = ev.t;
       state.attempts.push({
         attempt: e.attempt,
         pid: e.pid,

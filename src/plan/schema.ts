@@ -255,7 +255,7 @@ const batchSchema = z
     {
       range: rangeSchema.optional(),
       items: itemsSchema.optional(),
-      size: positiveInt('expected a positive integer (items or numbers per unit)').optional(),
+      size: positiveInt('expected a positive integer').optional(),
       parallel: positiveInt('expected a positive integer (most units of this step at once)').optional(),
       order: z.enum(['any', 'sequential'], { error: 'expected any or sequential' }).optional(),
       'max-failures': maxFailuresSchema,

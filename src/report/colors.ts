@@ -9,7 +9,8 @@ export interface Colors {
 }
 
 export function makeColors(enabled: boolean): Colors {
-  const wrap = (open: number, close: number) => (s: string) => (enabled ? `\x1b[${open}m${s}\x1b[${close}m` : s);
+  const wrap = (open: number, close: number) => (s: string) =>
+    enabled ? `\x1b[${open}m${s}\x1b[${close}m` : s;
   return {
     red: wrap(31, 39),
     green: wrap(32, 39),

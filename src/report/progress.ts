@@ -1,9 +1,10 @@
 // What `checkpoint run` prints while it works: on a terminal a live block (one line per step: bar,
 // done/total, rate, ETA) under the units' output; elsewhere (CI logs) plain timestamped lines, at most one
 // progress line per step every few seconds, plus a line for each finished, failed or retried unit.
+
+import type { EngineEvent } from '../engine/scheduler.js';
 import type { Checkpoint } from '../journal/checkpoint.js';
 import { unitCount } from '../journal/state.js';
-import type { EngineEvent } from '../engine/scheduler.js';
 import { formatDuration } from '../plan/duration.js';
 import type { Plan } from '../plan/types.js';
 import { type Colors, makeColors } from './colors.js';
@@ -28,7 +29,6 @@ interface StepLive {
 }
 
 export class Progress {
-  readonly #plan: Plan;
   readonly #ckpt: Checkpoint;
   readonly #opts: ProgressOptions;
   readonly #c: Colors;
@@ -38,7 +38,6 @@ export class Progress {
   readonly #now: () => number;
 
   constructor(plan: Plan, ckpt: Checkpoint, steps: readonly string[], opts: ProgressOptions) {
-    this.#plan = plan;
     this.#ckpt = ckpt;
     this.#opts = opts;
     this.#c = makeColors(opts.color);
@@ -120,7 +119,8 @@ export class Progress {
             for (const l of tail) this.#write(`    ${l}\n`);
           }
         }
-        if (ev.result === 'yielded') this.line(`${c.cyan('⏸')} ${ev.unit.step}#${ev.unit.index} yielded; it runs again`);
+        if (ev.result === 'yielded')
+          this.line(`${c.cyan('⏸')} ${ev.unit.step}#${ev.unit.index} yielded; it runs again`);
         return;
       case 'notice':
         this.line(ev.message);

@@ -1,6 +1,12 @@
 // Per-step figures shared by `status`, the live progress view and (later) the job summary.
 import type { Checkpoint } from '../journal/checkpoint.js';
-import { type CheckpointState, countDoneUnits, isStepComplete, type StepRecord, unitCount } from '../journal/state.js';
+import {
+  type CheckpointState,
+  countDoneUnits,
+  isStepComplete,
+  type StepRecord,
+  unitCount,
+} from '../journal/state.js';
 import type { Plan } from '../plan/types.js';
 
 export type StepStatus = 'done' | 'pending' | 'running' | 'partial' | 'failed' | 'interrupted';
@@ -19,7 +25,14 @@ export interface StepStats {
   etaMs: number | undefined;
   done: Array<[number, number]>;
   interrupted: Array<[number, number]>;
-  failed: Array<{ start: number; end: number; index: number; exit: number | null; reason: string; tries: number }>;
+  failed: Array<{
+    start: number;
+    end: number;
+    index: number;
+    exit: number | null;
+    reason: string;
+    tries: number;
+  }>;
   items?: { count: number; source: string };
   outputs: Record<string, string>;
   completedAt?: number;
@@ -65,7 +78,8 @@ export function stepStats(
   else if (done > 0) status = 'partial';
   else status = 'pending';
   const remaining = total - done;
-  const mean = rec.durations.length > 0 ? rec.durations.reduce((a, b) => a + b, 0) / rec.durations.length : undefined;
+  const mean =
+    rec.durations.length > 0 ? rec.durations.reduce((a, b) => a + b, 0) / rec.durations.length : undefined;
   const s: StepStats = {
     id,
     name,

@@ -3,8 +3,8 @@ import { appendFile, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  pidAlive,
   type Project,
+  pidAlive,
   readLines,
   runCli,
   startCli,
@@ -43,10 +43,14 @@ steps:
     batch: { range: { from: 0, to: 6 }, parallel: 3 }
 `);
     const run = startCli(['run'], { cwd: p.dir });
-    const pids = await waitFor(async () => {
-      const l = await readLines(join(p.dir, 'pids'));
-      return l.length >= 6 ? l.map(Number) : undefined;
-    }, 30_000, 'three units to start');
+    const pids = await waitFor(
+      async () => {
+        const l = await readLines(join(p.dir, 'pids'));
+        return l.length >= 6 ? l.map(Number) : undefined;
+      },
+      30_000,
+      'three units to start',
+    );
     const t0 = Date.now();
     run.child.kill('SIGINT');
     const r = await run.result;
@@ -69,7 +73,9 @@ steps:
       while true; do sleep 0.1; done
 `);
     const run = startCli(['run'], { cwd: p.dir });
-    const pid = Number(await waitFor(async () => (await readLines(join(p.dir, 'pid')))[0], 30_000, 'unit start'));
+    const pid = Number(
+      await waitFor(async () => (await readLines(join(p.dir, 'pid')))[0], 30_000, 'unit start'),
+    );
     run.child.kill('SIGINT');
     await run.waitForOutput(/stopping \(received SIGINT\)/);
     run.child.kill('SIGINT');
@@ -85,7 +91,9 @@ steps:
     run: echo $$ > pid; sleep 60
 `);
     const run = startCli(['run'], { cwd: p.dir });
-    const pid = Number(await waitFor(async () => (await readLines(join(p.dir, 'pid')))[0], 30_000, 'unit start'));
+    const pid = Number(
+      await waitFor(async () => (await readLines(join(p.dir, 'pid')))[0], 30_000, 'unit start'),
+    );
     run.child.kill('SIGTERM');
     expect((await run.result).code).toBe(75);
     expect(pidAlive(pid)).toBe(false);
@@ -135,9 +143,11 @@ steps:
       const target = before + 1 + Math.floor(random() * 25);
       const ended = await Promise.race([
         run.result.then(() => true),
-        waitFor(async () => ((await readLines(p.effects)).length >= target ? true : undefined), 30_000, 'progress').then(
-          () => false,
-        ),
+        waitFor(
+          async () => ((await readLines(p.effects)).length >= target ? true : undefined),
+          30_000,
+          'progress',
+        ).then(() => false),
       ]);
       if (!ended) {
         run.child.kill('SIGKILL');
@@ -293,10 +303,15 @@ steps:
     expect((await runCli(['run'], { cwd: p.dir })).code).toBe(0);
     const dir = await runDir(p);
     const before = await readFile(join(dir, 'checkpoint.json'), 'utf8');
-    await writeFile(p.plan, `version: 1\nsteps:\n  - id: a\n    run: echo a\n    batch: { range: { from: 0, to: 10 }, size: "10k" }\n`);
+    await writeFile(
+      p.plan,
+      `version: 1\nsteps:\n  - id: a\n    run: echo a\n    batch: { range: { from: 0, to: 10 }, size: "10k" }\n`,
+    );
     const r = await runCli(['run'], { cwd: p.dir });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/checkpoint\.yml: steps\[0\]\.batch\.size: expected a positive integer, got "10k"/);
+    expect(r.stderr).toMatch(
+      /checkpoint\.yml: steps\[0\]\.batch\.size: expected a positive integer, got "10k"/,
+    );
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(await readFile(join(dir, 'checkpoint.json'), 'utf8')).toBe(before);
   });

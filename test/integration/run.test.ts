@@ -51,19 +51,26 @@ steps:
       'chunk 1 14 18 14,15,16,17',
       'chunk 2 18 20 18,19',
     ]);
-    expect(lines.filter((l) => l.startsWith('item')).sort()).toEqual(['item alpha', 'item beta', 'item gamma']);
+    expect(lines.filter((l) => l.startsWith('item')).sort()).toEqual([
+      'item alpha',
+      'item beta',
+      'item gamma',
+    ]);
 
     const root = join(p.dir, '.checkpoints');
     const runId = (await readFile(join(root, 'latest'), 'utf8')).trim();
     expect(runId).toMatch(/^env-check-\d{8}-\d{6}$/);
     const dir = join(root, runId);
     const names = await readdir(dir);
-    for (const f of ['checkpoint.json', 'journal.ndjson', 'steps', 'state', 'logs']) expect(names).toContain(f);
+    for (const f of ['checkpoint.json', 'journal.ndjson', 'steps', 'state', 'logs'])
+      expect(names).toContain(f);
     expect((await stat(dir)).mode & 0o777).toBe(0o700);
     expect((await stat(join(dir, 'checkpoint.json'))).mode & 0o777).toBe(0o600);
     expect((await stat(join(dir, 'journal.ndjson'))).mode & 0o777).toBe(0o600);
     const marker = await readFile(join(dir, 'steps', 'chunks.complete'), 'utf8');
-    expect(marker).toMatch(/^STEP=chunks\nCOMPLETED_AT=\S+\nDURATION_SECONDS=[\d.]+\nEXIT_CODE=0\nFINGERPRINT=[0-9a-f]+\n$/);
+    expect(marker).toMatch(
+      /^STEP=chunks\nCOMPLETED_AT=\S+\nDURATION_SECONDS=[\d.]+\nEXIT_CODE=0\nFINGERPRINT=[0-9a-f]+\n$/,
+    );
     const s = await status(p);
     expect(s.complete).toBe(true);
     expect(s.units).toEqual({ total: 7, done: 7, failed: 0, remaining: 0 });

@@ -229,32 +229,98 @@ describe('IntervalSet against a boolean-array model', () => {
 
   it('agrees on every query after random adds and removes', () => {
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 40 }), range, fc.integer({ min: 0, max: U }), (ops, [qs, qe], after) => {
-        const set = new IntervalSet();
-        const model = new Array<boolean>(U).fill(false);
-        for (const { kind, range: [s, e] } of ops) {
-          if (kind === 'add') set.add(s, e);
-          else set.remove(s, e);
-          for (let i = s; i < e; i++) model[i] = kind === 'add';
-        }
-        const expected = modelIntervals(model);
-        expect(set.toJSON()).toEqual(expected);
-        expect(set.count).toBe(expected.length);
-        expect(set.size).toBe(model.filter(Boolean).length);
-        for (let x = -1; x <= U; x++) expect(set.has(x)).toBe(model[x] === true);
-        const inQuery = model.slice(qs, qe);
-        expect(set.covers(qs, qe)).toBe(inQuery.every(Boolean));
-        expect(set.overlaps(qs, qe)).toBe(inQuery.some(Boolean));
-        expect(set.coveredIn(qs, qe)).toBe(inQuery.filter(Boolean).length);
-        const gapModel = new Array<boolean>(U).fill(false);
-        for (let i = qs; i < qe; i++) gapModel[i] = !model[i];
-        const expectedGaps = modelIntervals(gapModel);
-        expect([...set.gaps(qs, qe)]).toEqual(expectedGaps);
-        const gapModelAfter = gapModel.map((g, i) => g && i >= after);
-        expect(set.firstGap(qs, qe, after)).toEqual(modelIntervals(gapModelAfter)[0]);
-        expect(IntervalSet.fromJSON(set.toJSON()).equals(set)).toBe(true);
-      }),
+      fc.property(
+        fc.array(op, { maxLength: 40 }),
+        range,
+        fc.integer({ min: 0, max: U }),
+        (ops, [qs, qe], after) => {
+          const set = new IntervalSet();
+          const model = new Array<boolean>(U).fill(false);
+          for (const {
+            kind,
+            range: [s, e],
+          } of ops) {
+            if (kind === 'add') set.add(s, e);
+            else set.remove(s, e);
+            for (let i = s; i < e; i++) model[i] = kind === 'add';
+          }
+          const expected = modelIntervals(model);
+          expect(set.toJSON()).toEqual(expected);
+          expect(set.count).toBe(expected.length);
+          expect(set.size).toBe(model.filter(Boolean).length);
+          for (let x = -1; x <= U; x++) expect(set.has(x)).toBe(model[x] === true);
+          const inQuery = model.slice(qs, qe);
+          expect(set.covers(qs, qe)).toBe(inQuery.every(Boolean));
+          expect(set.overlaps(qs, qe)).toBe(inQuery.some(Boolean));
+          expect(set.coveredIn(qs, qe)).toBe(inQuery.filter(Boolean).length);
+          const gapModel = new Array<boolean>(U).fill(false);
+          for (let i = qs; i < qe; i++) gapModel[i] = !model[i];
+          const expectedGaps = modelIntervals(gapModel);
+          expect([...set.gaps(qs, qe)]).toEqual(expectedGaps);
+          const gapModelAfter = gapModel.map((g, i) => g && i >= after);
+          expect(set.firstGap(qs, qe, after)).toEqual(modelIntervals(gapModelAfter)[0]);
+          expect(IntervalSet.fromJSON(set.toJSON()).equals(set)).toBe(true);
+        },
+      ),
       { numRuns: 2000 },
     );
+  });
+
+  it('agrees on fragmented sets of thousands of intervals (many internal blocks)', () => {
+    const N = 6000;
+    const short = fc
+      .integer({ min: 0, max: N })
+      .chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: s, max: s + 3 })));
+    const long = fc
+      .tuple(fc.integer({ min: 0, max: N }), fc.integer({ min: 0, max: N }))
+      .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]);
+    const bigOp = fc.record({
+      kind: fc.constantFrom('add', 'remove'),
+      range: fc.oneof({ weight: 9, arbitrary: short }, { weight: 1, arbitrary: long }),
+    });
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 3 }), fc.array(bigOp, { maxLength: 60 }), (stride, ops) => {
+        const set = new IntervalSet();
+        const model = new Uint8Array(N + 4);
+        for (let i = 0; i < N; i += stride) {
+          set.add(i, i + 1);
+          model[i] = 1;
+        }
+        for (const {
+          kind,
+          range: [s, e],
+        } of ops) {
+          if (kind === 'add') set.add(s, e);
+          else set.remove(s, e);
+          model.fill(kind === 'add' ? 1 : 0, s, e);
+        }
+        const expected: [number, number][] = [];
+        for (let i = 0; i < model.length; i++) {
+          if (!model[i]) continue;
+          const last = expected[expected.length - 1];
+          if (last && last[1] === i) last[1] = i + 1;
+          else expected.push([i, i + 1]);
+        }
+        expect(set.toJSON()).toEqual(expected);
+        expect(set.count).toBe(expected.length);
+        expect(set.size).toBe(model.reduce((a, b) => a + b, 0));
+        for (let x = 0; x < model.length; x += 7) expect(set.has(x)).toBe(model[x] === 1);
+        expect([...set.gaps(0, N)].length).toBe([...IntervalSet.from(expected).gaps(0, N)].length);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('fills the gaps of a 500,000-fragment set quickly', () => {
+    const set = new IntervalSet();
+    for (let i = 0; i < 1_000_000; i += 2) set.add(i, i + 1);
+    const t0 = performance.now();
+    for (let i = 1; i < 1_000_000; i += 2) set.add(i, i + 1);
+    expect(performance.now() - t0).toBeLessThan(3000); // ~100 ms; one flat array took minutes
+    expect(set.toJSON()).toEqual([[0, 1_000_000]]);
+    expect(set.count).toBe(1);
+    for (let i = 999_998; i > 0; i -= 2) set.remove(i, i + 1);
+    expect(set.count).toBe(500_000);
+    expect(set.size).toBe(500_001);
   });
 });

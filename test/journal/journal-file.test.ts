@@ -136,13 +136,21 @@ describe('JournalWriter', () => {
 });
 
 describe('readJournal', () => {
-  const events = [{ seq: 1, type: 'start' }, { seq: 2, type: 'done', unit: 7 }, { seq: 3, note: 'ünïcødé ☃ tail' }];
+  const events = [
+    { seq: 1, type: 'start' },
+    { seq: 2, type: 'done', unit: 7 },
+    { seq: 3, note: 'ünïcødé ☃ tail' },
+  ];
   const lines = events.map((e) => encodeLine(e));
   const full = Buffer.from(lines.join(''), 'utf8');
   const lastStart = Buffer.byteLength(lines[0] as string) + Buffer.byteLength(lines[1] as string);
 
   it('reads a missing file as empty', async () => {
-    expect(await readJournal(join(dir, 'nope.ndjson'))).toEqual({ events: [], tornTail: false, validBytes: 0 });
+    expect(await readJournal(join(dir, 'nope.ndjson'))).toEqual({
+      events: [],
+      tornTail: false,
+      validBytes: 0,
+    });
   });
 
   it('ignores a torn last line cut at every byte offset', async () => {
@@ -158,9 +166,16 @@ describe('readJournal', () => {
   });
 
   it('treats a complete last line with a bad checksum (or trailing junk) as a torn tail', async () => {
-    const damaged = Buffer.concat([full.subarray(0, lastStart), Buffer.from(lines[2]?.replace('tail', 'tall') ?? '')]);
+    const damaged = Buffer.concat([
+      full.subarray(0, lastStart),
+      Buffer.from(lines[2]?.replace('tail', 'tall') ?? ''),
+    ]);
     await writeFile(path, damaged);
-    expect(await readJournal(path)).toEqual({ events: events.slice(0, 2), tornTail: true, validBytes: lastStart });
+    expect(await readJournal(path)).toEqual({
+      events: events.slice(0, 2),
+      tornTail: true,
+      validBytes: lastStart,
+    });
     await writeFile(path, Buffer.concat([full, Buffer.alloc(300)])); // zero-filled blocks after a power cut
     expect(await readJournal(path)).toEqual({ events, tornTail: true, validBytes: full.length });
   });
@@ -256,7 +271,9 @@ process.stdout.write(JSON.stringify({ acked, later, closed, error: error && { na
     expect(result.error?.code).toBe('EFBIG');
     expect(result.error?.message).toContain(path);
     expect(result.error?.message).toContain('EFBIG');
-    expect(result.error?.message).toContain('run `checkpoint run` again; work recorded before this point is kept');
+    expect(result.error?.message).toContain(
+      'run `checkpoint run` again; work recorded before this point is kept',
+    );
     expect(result.later).toBe('JournalWriteError');
     expect(result.closed).toBe('JournalWriteError');
     // Exactly the acknowledged appends are on disk: the failed batch's partial write was cut off again.
@@ -289,7 +306,11 @@ process.stdout.write(JSON.stringify({ acked, later, closed, error: error && { na
   it('names the file when it cannot be opened', async () => {
     const missing = join(dir, 'no-such-dir', 'journal.ndjson');
     await expect(JournalWriter.open(missing)).rejects.toThrow(
-      expect.objectContaining({ name: 'JournalWriteError', code: 'ENOENT', message: expect.stringContaining(missing) }),
+      expect.objectContaining({
+        name: 'JournalWriteError',
+        code: 'ENOENT',
+        message: expect.stringContaining(missing),
+      }),
     );
   });
 
@@ -298,7 +319,12 @@ process.stdout.write(JSON.stringify({ acked, later, closed, error: error && { na
     await Promise.all([writer.append({ a: 1 }), writer.append({ b: 2 })]);
     await writer.close();
     const text = await readFile(path, 'utf8');
-    expect(text.split('\n').slice(0, -1).map((l) => JSON.parse(l))).toEqual([
+    expect(
+      text
+        .split('\n')
+        .slice(0, -1)
+        .map((l) => JSON.parse(l)),
+    ).toEqual([
       { a: 1, crc: expect.stringMatching(/^[0-9a-f]{8}$/) },
       { b: 2, crc: expect.stringMatching(/^[0-9a-f]{8}$/) },
     ]);

@@ -215,7 +215,9 @@ describe('acquireLease', () => {
         const racers = Array.from({ length: 5 }, () => contender('race'));
         for (const racer of racers) expect(await racer.next()).toEqual({ ready: true });
         for (const racer of racers) racer.send('go');
-        const results = await Promise.all(racers.map((r) => r.next<{ ok: boolean; pid?: number; name?: string; holderPid?: number }>()));
+        const results = await Promise.all(
+          racers.map((r) => r.next<{ ok: boolean; pid?: number; name?: string; holderPid?: number }>()),
+        );
         const winners = results.filter((r) => r.ok);
         expect(winners, JSON.stringify(results)).toHaveLength(1);
         const winner = winners[0]?.pid;

@@ -76,7 +76,11 @@ export class JsonChild {
         const index = this.#waiters.indexOf(waiter);
         if (index === -1) return;
         this.#waiters.splice(index, 1);
-        reject(new Error(`child ${this.pid} exited (code ${code}, signal ${signal}) first; stderr:\n${this.#stderr}`));
+        reject(
+          new Error(
+            `child ${this.pid} exited (code ${code}, signal ${signal}) first; stderr:\n${this.#stderr}`,
+          ),
+        );
       });
     });
   }
@@ -93,10 +97,14 @@ export class JsonChild {
 }
 
 /** Polls `predicate` until it holds (or throws after `timeoutMs`). */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${predicate.toString()}`);
+    if (Date.now() > deadline)
+      throw new Error(`condition not met within ${timeoutMs} ms: ${predicate.toString()}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }

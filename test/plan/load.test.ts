@@ -260,9 +260,7 @@ describe('parsePlan: error messages', () => {
       problems(
         `version: 1\nsteps:\n  - { id: a, run: x }\n  - { id: b, run: x }\n  - { id: c, run: x, batch: { range: { from: 0, to: 9 }, size: 10k } }\n`,
       ),
-    ).toEqual([
-      'checkpoint.yml: steps[2].batch.size: expected a positive integer (items or numbers per unit), got "10k"',
-    ]);
+    ).toEqual(['checkpoint.yml: steps[2].batch.size: expected a positive integer, got "10k"']);
   });
 
   it('names unknown keys, lists the allowed ones and suggests the closest', () => {
@@ -337,7 +335,7 @@ steps:
       'checkpoint.yml: steps[1].retry: expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay}, got "3"',
       'checkpoint.yml: steps[1].always: expected true or false, got "yes"',
       'checkpoint.yml: steps[1].on-change: expected rerun or keep, got "maybe"',
-      'checkpoint.yml: steps[2].batch.size: expected a positive integer (items or numbers per unit), got 0',
+      'checkpoint.yml: steps[2].batch.size: expected a positive integer, got 0',
       'checkpoint.yml: steps[2].batch: expected exactly one of range or items, got {"size":0}; add range: { from: 0, to: N } or items: [a, b, c]',
     ]);
   });

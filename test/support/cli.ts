@@ -80,7 +80,10 @@ export function startCli(args: string[], opts: { cwd: string; env?: NodeJS.Proce
     waitForOutput(re, timeoutMs = 30_000) {
       return new Promise<void>((res, rej) => {
         if (re.test(stdout + stderr)) return res();
-        const t = setTimeout(() => rej(new Error(`timed out waiting for ${re} in output:\n${stdout}${stderr}`)), timeoutMs);
+        const t = setTimeout(
+          () => rej(new Error(`timed out waiting for ${re} in output:\n${stdout}${stderr}`)),
+          timeoutMs,
+        );
         waiters.push({
           re,
           resolve: () => {
@@ -105,7 +108,11 @@ export function runCli(args: string[], opts: { cwd: string; env?: NodeJS.Process
 }
 
 /** Polls a condition (a file's content, a process's existence): waits on the event, not on a fixed sleep. */
-export async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30_000,
+  what = 'condition',
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

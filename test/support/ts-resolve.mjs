@@ -4,7 +4,11 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export async function resolve(specifier, context, next) {
-  if (specifier.endsWith('.js') && (specifier.startsWith('.') || specifier.startsWith('/')) && context.parentURL) {
+  if (
+    specifier.endsWith('.js') &&
+    (specifier.startsWith('.') || specifier.startsWith('/')) &&
+    context.parentURL
+  ) {
     const url = new URL(specifier, context.parentURL);
     if (url.protocol === 'file:' && !existsSync(fileURLToPath(url))) {
       const ts = new URL(specifier.replace(/\.js$/, '.ts'), context.parentURL);
