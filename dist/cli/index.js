@@ -15530,68 +15530,198 @@ var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_nod
 // A set of integers kept as sorted, disjoint, merged half-open intervals [start, end).
 //
 // Completed work is recorded here: a million contiguous done units is one interval, and even a
-// pathological every-other pattern (500,000 fragments) is a single flat number[] of 1,000,000 entries,
-// not an array of tuples (which would cost an object header per fragment).
+// pathological every-other pattern (500,000 fragments) costs flat number arrays, not an object per
+// fragment.
 //
-// Layout: #d = [s0, e0, s1, e1, ...] with s0 < e0 < s1 < e1 < ... (strict: adjacent intervals are
-// merged, so e_i < s_{i+1}). Units finish in roughly ascending order, so add() has an O(1) fast path
-// for appending at or touching the end; everything else is a binary search plus one splice.
+// Layout: the intervals, in order, are cut into blocks; each block is a flat number[]
+// [s0, e0, s1, e1, ...] of at most MAX_BLOCK numbers, never empty, with s0 < e0 < s1 < e1 < ... across
+// all blocks (strict: adjacent intervals are merged, so e_i < s_{i+1}). A lookup is a binary search over
+// the blocks (by their first start or last end) and then inside one block. Blocks bound the cost of an
+// edit in the middle: one flat array would make filling the gaps of a 500,000-fragment set (a retry of
+// every other unit) shift half a million numbers per unit, a minute of blocked event loop in total.
+// Units finish in roughly ascending order, so add() has an O(1) fast path at the end.
+/** Numbers (2 per interval) per block; a block that grows past it is split in two. */
+const MAX_BLOCK = 1024;
+/** A block shrunk below this is merged into a neighbour when they fit together. */
+const MIN_BLOCK = MAX_BLOCK / 4;
 function checkInt(name, value) {
     if (!Number.isSafeInteger(value)) {
         throw new RangeError(`IntervalSet: expected \`${name}\` to be a safe integer, got \`${String(value)}\``);
     }
 }
+/** In a flat block, the first interval whose end is >= x (> x when strict). */
+function blockIndexByEnd(d, x, strict) {
+    let lo = 0;
+    let hi = d.length >> 1;
+    while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const end = d[2 * mid + 1];
+        if (strict ? end > x : end >= x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+/** In a flat block, the first interval whose start is > x (>= x when inclusive). */
+function blockIndexByStart(d, x, inclusive) {
+    let lo = 0;
+    let hi = d.length >> 1;
+    while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const start = d[2 * mid];
+        if (inclusive ? start >= x : start > x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
 class IntervalSet {
-    #d = [];
+    #blocks = [];
     #size = 0;
+    #count = 0;
     /** Total count of integers covered. */
     get size() {
         return this.#size;
     }
     /** Number of disjoint intervals. */
     get count() {
-        return this.#d.length >> 1;
+        return this.#count;
     }
     get isEmpty() {
-        return this.#d.length === 0;
+        return this.#count === 0;
     }
     /** Smallest covered integer, or undefined when empty. */
     get min() {
-        return this.#d[0];
+        return this.#blocks[0]?.[0];
     }
     /** One past the largest covered integer, or undefined when empty. */
     get max() {
-        return this.#d[this.#d.length - 1];
+        const last = this.#blocks[this.#blocks.length - 1];
+        return last?.[last.length - 1];
     }
-    /** Index (interval number) of the first interval whose end is >= x (or > x when `strict`). */
-    #firstEndingAtOrAfter(x, strict) {
-        const d = this.#d;
+    /** Position of the first interval whose end is >= x (> x when strict). */
+    #posByEnd(x, strict) {
+        const blocks = this.#blocks;
         let lo = 0;
-        let hi = d.length >> 1;
+        let hi = blocks.length;
         while (lo < hi) {
             const mid = (lo + hi) >>> 1;
-            const end = d[2 * mid + 1];
+            const block = blocks[mid];
+            const end = block[block.length - 1];
             if (strict ? end > x : end >= x)
                 hi = mid;
             else
                 lo = mid + 1;
         }
-        return lo;
+        const block = blocks[lo];
+        return { b: lo, k: block === undefined ? 0 : blockIndexByEnd(block, x, strict) };
     }
-    /** Index of the first interval whose start is > x (or >= x when `inclusive`). */
-    #firstStartingAfter(x, inclusive) {
-        const d = this.#d;
+    /** Position of the first interval whose start is > x (>= x when inclusive). */
+    #posByStart(x, inclusive) {
+        const blocks = this.#blocks;
         let lo = 0;
-        let hi = d.length >> 1;
+        let hi = blocks.length;
         while (lo < hi) {
             const mid = (lo + hi) >>> 1;
-            const start = d[2 * mid];
+            const start = blocks[mid][0];
             if (inclusive ? start >= x : start > x)
                 hi = mid;
             else
                 lo = mid + 1;
         }
-        return lo;
+        // The answer is in the block before `lo` (whose first start qualifies not), or is `lo`'s first interval.
+        const prev = blocks[lo - 1];
+        if (prev === undefined)
+            return { b: lo, k: 0 };
+        const k = blockIndexByStart(prev, x, inclusive);
+        return k === prev.length >> 1 ? { b: lo, k: 0 } : { b: lo - 1, k };
+    }
+    #startAt(p) {
+        return this.#blocks[p.b][2 * p.k];
+    }
+    #endAt(p) {
+        return this.#blocks[p.b][2 * p.k + 1];
+    }
+    /** End of the interval just before position `p` (which must not be the first). */
+    #endBefore(p) {
+        if (p.k > 0)
+            return this.#blocks[p.b][2 * p.k - 1];
+        const prev = this.#blocks[p.b - 1];
+        return prev[prev.length - 1];
+    }
+    /** Replaces the intervals from position p (inclusive) to q (exclusive) with `items` (flat, sorted). */
+    #splice(p, q, items) {
+        const blocks = this.#blocks;
+        let removedSize = 0;
+        let removedCount = 0;
+        for (let b = p.b, k = p.k; b < q.b || (b === q.b && k < q.k);) {
+            const block = blocks[b];
+            if (2 * k >= block.length) {
+                b++;
+                k = 0;
+                continue;
+            }
+            removedSize += block[2 * k + 1] - block[2 * k];
+            removedCount++;
+            k++;
+        }
+        let addedSize = 0;
+        for (let i = 0; i < items.length; i += 2)
+            addedSize += items[i + 1] - items[i];
+        this.#size += addedSize - removedSize;
+        this.#count += items.length / 2 - removedCount;
+        if (p.b === blocks.length) {
+            // Insertion at the very end (p === q).
+            const last = blocks[blocks.length - 1];
+            if (last !== undefined && last.length + items.length <= MAX_BLOCK)
+                last.push(...items);
+            else if (items.length > 0)
+                blocks.push(items.slice());
+            return;
+        }
+        const head = blocks[p.b];
+        if (p.b === q.b) {
+            head.splice(2 * p.k, 2 * (q.k - p.k), ...items);
+            this.#rebalance(p.b);
+            return;
+        }
+        head.length = 2 * p.k;
+        head.push(...items);
+        const tail = blocks[q.b];
+        if (tail !== undefined && q.k > 0)
+            tail.splice(0, 2 * q.k);
+        blocks.splice(p.b + 1, q.b - p.b - 1);
+        if (tail !== undefined)
+            this.#rebalance(p.b + 1);
+        this.#rebalance(p.b);
+    }
+    /** Keeps block `b` non-empty, at most MAX_BLOCK long, and merges it with a neighbour when small. */
+    #rebalance(b) {
+        const blocks = this.#blocks;
+        const block = blocks[b];
+        if (block === undefined)
+            return;
+        if (block.length === 0) {
+            blocks.splice(b, 1);
+        }
+        else if (block.length > MAX_BLOCK) {
+            const half = (block.length >> 2) << 1;
+            blocks.splice(b, 1, block.slice(0, half), block.slice(half));
+        }
+        else if (block.length < MIN_BLOCK) {
+            const next = blocks[b + 1];
+            const prev = blocks[b - 1];
+            if (next !== undefined && block.length + next.length <= MAX_BLOCK) {
+                block.push(...next);
+                blocks.splice(b + 1, 1);
+            }
+            else if (prev !== undefined && prev.length + block.length <= MAX_BLOCK) {
+                prev.push(...block);
+                blocks.splice(b, 1);
+            }
+        }
     }
     /** Adds [start, end). Overlapping and adjacent intervals merge. An empty range is a no-op. */
     add(start, end) {
@@ -15599,44 +15729,42 @@ class IntervalSet {
         checkInt('end', end);
         if (start >= end)
             return this;
-        const d = this.#d;
-        const n = d.length;
+        const blocks = this.#blocks;
+        const last = blocks[blocks.length - 1];
         // Fast paths: appending past, touching or overlapping the last interval.
-        if (n === 0 || start > d[n - 1]) {
-            d.push(start, end);
+        if (last === undefined) {
+            blocks.push([start, end]);
             this.#size += end - start;
+            this.#count++;
             return this;
         }
-        const lastStart = d[n - 2];
-        const lastEnd = d[n - 1];
-        if (start >= lastStart) {
+        const n = last.length;
+        const lastEnd = last[n - 1];
+        if (start > lastEnd) {
+            if (n < MAX_BLOCK)
+                last.push(start, end);
+            else
+                blocks.push([start, end]);
+            this.#size += end - start;
+            this.#count++;
+            return this;
+        }
+        if (start >= last[n - 2]) {
             if (end > lastEnd) {
-                d[n - 1] = end;
+                last[n - 1] = end;
                 this.#size += end - lastEnd;
             }
             return this;
         }
-        // General case: intervals i..j-1 touch or overlap [start, end) and merge with it.
-        const i = this.#firstEndingAtOrAfter(start, false);
-        const j = this.#firstStartingAfter(end, false);
-        if (i === j) {
-            d.splice(2 * i, 0, start, end);
-            this.#size += end - start;
-            return this;
-        }
-        const newStart = Math.min(start, d[2 * i]);
-        const newEnd = Math.max(end, d[2 * j - 1]);
-        let removed = 0;
-        for (let k = i; k < j; k++)
-            removed += d[2 * k + 1] - d[2 * k];
-        if (j - i === 1) {
-            d[2 * i] = newStart;
-            d[2 * i + 1] = newEnd;
+        // General case: the intervals from p to q (exclusive) touch or overlap [start, end) and merge with it.
+        const p = this.#posByEnd(start, false);
+        const q = this.#posByStart(end, false);
+        if (p.b === q.b && p.k === q.k) {
+            this.#splice(p, q, [start, end]);
         }
         else {
-            d.splice(2 * i, 2 * (j - i), newStart, newEnd);
+            this.#splice(p, q, [Math.min(start, this.#startAt(p)), Math.max(end, this.#endBefore(q))]);
         }
-        this.#size += newEnd - newStart - removed;
         return this;
     }
     /** Removes [start, end) from the set, splitting an interval when needed. */
@@ -15645,84 +15773,84 @@ class IntervalSet {
         checkInt('end', end);
         if (start >= end)
             return this;
-        const d = this.#d;
-        // Intervals i..j-1 strictly overlap [start, end).
-        const i = this.#firstEndingAtOrAfter(start, true);
-        const j = this.#firstStartingAfter(end, true);
-        if (i >= j)
+        // The intervals from p to q (exclusive) strictly overlap [start, end).
+        const p = this.#posByEnd(start, true);
+        const q = this.#posByStart(end, true);
+        if (p.b > q.b || (p.b === q.b && p.k >= q.k))
             return this;
-        const firstStart = d[2 * i];
-        const lastEnd = d[2 * j - 1];
-        let removed = 0;
-        for (let k = i; k < j; k++)
-            removed += d[2 * k + 1] - d[2 * k];
+        const firstStart = this.#startAt(p);
+        const lastEnd = this.#endBefore(q);
         const keep = [];
         if (firstStart < start)
             keep.push(firstStart, start);
         if (lastEnd > end)
             keep.push(end, lastEnd);
-        d.splice(2 * i, 2 * (j - i), ...keep);
-        let kept = 0;
-        for (let k = 0; k < keep.length; k += 2)
-            kept += keep[k + 1] - keep[k];
-        this.#size -= removed - kept;
+        this.#splice(p, q, keep);
         return this;
     }
     clear() {
-        this.#d = [];
+        this.#blocks = [];
         this.#size = 0;
+        this.#count = 0;
         return this;
     }
     has(x) {
-        const i = this.#firstEndingAtOrAfter(x, true);
-        return i < this.count && this.#d[2 * i] <= x;
+        const p = this.#posByEnd(x, true);
+        return p.b < this.#blocks.length && this.#startAt(p) <= x;
     }
     /** True when every integer of [start, end) is in the set (vacuously true for an empty range). */
     covers(start, end) {
         if (start >= end)
             return true;
-        const i = this.#firstEndingAtOrAfter(start, true);
-        return i < this.count && this.#d[2 * i] <= start && this.#d[2 * i + 1] >= end;
+        const p = this.#posByEnd(start, true);
+        return p.b < this.#blocks.length && this.#startAt(p) <= start && this.#endAt(p) >= end;
     }
     /** True when some integer of [start, end) is in the set. */
     overlaps(start, end) {
         if (start >= end)
             return false;
-        const i = this.#firstEndingAtOrAfter(start, true);
-        return i < this.count && this.#d[2 * i] < end;
+        const p = this.#posByEnd(start, true);
+        return p.b < this.#blocks.length && this.#startAt(p) < end;
+    }
+    /** The intervals from the first one ending after `x` on, in order. */
+    *#from(x) {
+        const blocks = this.#blocks;
+        const p = this.#posByEnd(x, true);
+        for (let b = p.b, k = p.k; b < blocks.length; b++, k = 0) {
+            const block = blocks[b];
+            for (; 2 * k < block.length; k++)
+                yield [block[2 * k], block[2 * k + 1]];
+        }
     }
     /** Number of integers of [start, end) in the set. */
     coveredIn(start, end) {
         if (start >= end)
             return 0;
-        const d = this.#d;
         let total = 0;
-        for (let i = this.#firstEndingAtOrAfter(start, true); i < this.count; i++) {
-            const s = d[2 * i];
+        for (const [s, e] of this.#from(start)) {
             if (s >= end)
                 break;
-            total += Math.min(end, d[2 * i + 1]) - Math.max(start, s);
+            total += Math.min(end, e) - Math.max(start, s);
         }
         return total;
     }
     *intervals() {
-        const d = this.#d;
-        for (let k = 0; k < d.length; k += 2)
-            yield [d[k], d[k + 1]];
+        for (const block of this.#blocks) {
+            for (let k = 0; k < block.length; k += 2)
+                yield [block[k], block[k + 1]];
+        }
     }
     /** The uncovered pieces of [from, to), in ascending order. */
     *gaps(from, to) {
         if (from >= to)
             return;
-        const d = this.#d;
         let cur = from;
-        for (let i = this.#firstEndingAtOrAfter(from, true); i < this.count; i++) {
-            const s = d[2 * i];
+        for (const [s, e] of this.#from(from)) {
             if (s >= to)
                 break;
             if (s > cur)
                 yield [cur, s];
-            cur = d[2 * i + 1];
+            cur = e;
             if (cur >= to)
                 return;
         }
@@ -15742,18 +15870,20 @@ class IntervalSet {
     }
     clone() {
         const copy = new IntervalSet();
-        copy.#d = this.#d.slice();
+        copy.#blocks = this.#blocks.map((block) => block.slice());
         copy.#size = this.#size;
+        copy.#count = this.#count;
         return copy;
     }
     equals(other) {
-        const a = this.#d;
-        const b = other.#d;
-        if (a.length !== b.length)
+        if (this.#count !== other.#count || this.#size !== other.#size)
             return false;
-        for (let k = 0; k < a.length; k++)
-            if (a[k] !== b[k])
+        const theirs = other.intervals();
+        for (const [s, e] of this.intervals()) {
+            const next = theirs.next();
+            if (next.done || next.value[0] !== s || next.value[1] !== e)
                 return false;
+        }
         return true;
     }
     toJSON() {
@@ -15775,8 +15905,7 @@ class IntervalSet {
             throw new Error(`invalid interval list: expected an array of [start, end] pairs, got ${describe(value)}`);
         }
         const set = new IntervalSet();
-        const d = set.#d;
-        let size = 0;
+        let prevEnd;
         for (let i = 0; i < value.length; i++) {
             const pair = value[i];
             if (!Array.isArray(pair) || pair.length !== 2) {
@@ -15791,21 +15920,13 @@ class IntervalSet {
             if (start >= end) {
                 throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] is empty or reversed (start must be < end)`);
             }
-            const prevEnd = d[d.length - 1];
-            if (prevEnd !== undefined) {
-                if (start < prevEnd) {
-                    throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] overlaps or precedes the previous one, which ends at ${prevEnd}; entries must be sorted and disjoint`);
-                }
-                if (start === prevEnd) {
-                    d[d.length - 1] = end;
-                    size += end - start;
-                    continue;
-                }
+            if (prevEnd !== undefined && start < prevEnd) {
+                throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] overlaps or precedes the previous one, which ends at ${prevEnd}; entries must be sorted and disjoint`);
             }
-            d.push(start, end);
-            size += end - start;
+            // Sorted input always takes add()'s append fast path; an adjacent entry merges into the previous one.
+            set.add(start, end);
+            prevEnd = end;
         }
-        set.#size = size;
         return set;
     }
     static from(intervals) {
@@ -16690,15 +16811,17 @@ class Engine {
         if (this.#wakeTimer)
             clearTimeout(this.#wakeTimer);
         const result = this.#result();
+        // After a failed journal write nothing more can be recorded; the error is the result.
+        if (this.#fatal)
+            throw this.#fatal;
         ckpt.recordLater({
             type: 'attempt-end',
             attempt: this.#attempt,
             exit: result.exitCode,
             reason: result.reason,
         });
+        await ckpt.writeOutputsFile();
         await ckpt.compact();
-        if (this.#fatal)
-            throw this.#fatal;
         return result;
     }
     /** Units recorded running by an attempt that died: end any survivor on this host, then mark them interrupted. */
@@ -27657,7 +27780,8 @@ const GUARD_FILE = 'lock.takeover';
 const UNPARSABLE_GRACE_MS = 5_000;
 /** A takeover takes milliseconds; a guard this old was left by a contender that died mid-takeover. */
 const GUARD_STALE_MS = 10_000;
-const MAX_ROUNDS = 200;
+/** How long acquireLease keeps retrying while other contenders create, replace or guard the lock. */
+const ACQUIRE_PATIENCE_MS = GUARD_STALE_MS + 10_000;
 class LockedError extends Error {
     name = 'LockedError';
     /** The live holder; undefined when the lock file could not be parsed (and is too young to be judged stale). */
@@ -27907,8 +28031,9 @@ async function acquireLease(runDir, info, opts = {}) {
     let tookOver;
     const tmp = tempPath(lockPath);
     await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(record)}\n`, { mode: FILE_MODE, flag: 'wx' });
+    const giveUpAt = Date.now() + ACQUIRE_PATIENCE_MS;
     try {
-        for (let round = 0; round < MAX_ROUNDS; round++) {
+        while (Date.now() < giveUpAt) {
             if (await tryLink(tmp, lockPath)) {
                 return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
             }
@@ -27941,7 +28066,7 @@ async function acquireLease(runDir, info, opts = {}) {
                 await removeIfSame(guardPath, guard, nonce).catch(() => undefined);
             }
         }
-        throw new Error(`could not acquire ${lockPath} after ${MAX_ROUNDS} tries: other processes keep creating and replacing it. ` +
+        throw new Error(`could not acquire ${lockPath} within ${ACQUIRE_PATIENCE_MS / 1000}s: other processes keep creating and replacing it. ` +
             'Make sure only one `checkpoint run` works on this checkpoint at a time.');
     }
     finally {

@@ -307,14 +307,16 @@ export class Engine {
     if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
     if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
     const result = this.#result();
+    // After a failed journal write nothing more can be recorded; the error is the result.
+    if (this.#fatal) throw this.#fatal;
     ckpt.recordLater({
       type: 'attempt-end',
       attempt: this.#attempt,
       exit: result.exitCode,
       reason: result.reason,
     });
+    await ckpt.writeOutputsFile();
     await ckpt.compact();
-    if (this.#fatal) throw this.#fatal;
     return result;
   }
 

@@ -22,7 +22,8 @@ const GUARD_FILE = 'lock.takeover';
 const UNPARSABLE_GRACE_MS = 5_000;
 /** A takeover takes milliseconds; a guard this old was left by a contender that died mid-takeover. */
 const GUARD_STALE_MS = 10_000;
-const MAX_ROUNDS = 200;
+/** How long acquireLease keeps retrying while other contenders create, replace or guard the lock. */
+const ACQUIRE_PATIENCE_MS = GUARD_STALE_MS + 10_000;
 
 export interface LeaseRecord {
   pid: number;
@@ -338,8 +339,9 @@ export async function acquireLease(
   let tookOver: Lease['tookOver'];
   const tmp = tempPath(lockPath);
   await writeFile(tmp, `${JSON.stringify(record)}\n`, { mode: FILE_MODE, flag: 'wx' });
+  const giveUpAt = Date.now() + ACQUIRE_PATIENCE_MS;
   try {
-    for (let round = 0; round < MAX_ROUNDS; round++) {
+    while (Date.now() < giveUpAt) {
       if (await tryLink(tmp, lockPath)) {
         return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
       }
@@ -371,7 +373,7 @@ export async function acquireLease(
       }
     }
     throw new Error(
-      `could not acquire ${lockPath} after ${MAX_ROUNDS} tries: other processes keep creating and replacing it. ` +
+      `could not acquire ${lockPath} within ${ACQUIRE_PATIENCE_MS / 1000}s: other processes keep creating and replacing it. ` +
         'Make sure only one `checkpoint run` works on this checkpoint at a time.',
     );
   } finally {

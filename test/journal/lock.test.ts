@@ -203,6 +203,18 @@ describe('acquireLease', () => {
     await lease.release();
   });
 
+  it('clears a takeover guard abandoned by a contender that died mid-takeover', async () => {
+    await writeLock(record({ heartbeat: Date.now() - 60_000 }));
+    const guard = join(runDir, 'lock.takeover');
+    await writeFile(guard, JSON.stringify({ pid: 1, host: 'runner-1', nonce: 'dead' }));
+    const old = new Date(Date.now() - 20_000);
+    await utimes(guard, old, old);
+    const lease = await acquireLease(runDir, { runId: 'nightly', attempt: 3 });
+    expect(lease.tookOver?.holder?.nonce).toBe('their-nonce');
+    await lease.release();
+    expect(await readdir(runDir)).toEqual([]);
+  });
+
   it('lets exactly one of 5 racing processes win, on an empty or a stale lock', async () => {
     const scenarios: (() => Promise<void>)[] = [
       async () => undefined,
