@@ -84,10 +84,32 @@ function tail(text, lines = 12) {
  * Runs a command once with stdout to /dev/null (or captured) and returns its wall time. Stdin is /dev/null
  * unless `input` is given; stderr is captured for error reports.
  */
+// Every command runs under a small bash wrapper whose `times` builtin reports the CPU time (user + sys) of
+// everything it waited for, grandchildren included: less sensitive than wall time to other load on the machine.
+const CPU_WRAPPER = 'f=$1; shift; "$@"; rc=$?; times > "$f"; exit $rc';
+let timesCounter = 0;
+
+function parseTimes(file) {
+  try {
+    const children = fs.readFileSync(file, 'utf8').trim().split('\n')[1] ?? '';
+    const secs = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+    return secs.length === 2 ? (secs[0] + secs[1]) * 1000 : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+}
+
 function timed(cmd, args, { cwd = REPO, captureStdout = false } = {}) {
+  timesCounter += 1;
+  const timesFile = path.join(WORK, `times-${timesCounter}`);
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', captureStdout ? 'pipe' : 'ignore', 'pipe'] });
+    const child = spawn('bash', ['-c', CPU_WRAPPER, 'bash', timesFile, cmd, ...args], {
+      cwd,
+      stdio: ['ignore', captureStdout ? 'pipe' : 'ignore', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout?.on('data', (d) => {
@@ -106,7 +128,8 @@ function timed(cmd, args, { cwd = REPO, captureStdout = false } = {}) {
       });
     });
     child.on('close', (code, signal) => {
-      resolve({ ms: performance.now() - t0, code, signal, stdout: out, stderr: err });
+      const ms = performance.now() - t0;
+      resolve({ ms, cpuMs: parseTimes(timesFile), code, signal, stdout: out, stderr: err });
     });
   });
 }
@@ -177,7 +200,8 @@ const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'checkpoint-bench-'));
 let diskRoot = WORK;
 if (fsType(WORK) === 'tmpfs') {
   // The "journal on disk" row needs a real disk; fall back to a folder inside the repository.
-  diskRoot = fs.mkdtempSync(path.join(RESULTS, 'disk.tmp'));
+  diskRoot = path.join(RESULTS, `disk-${process.pid}.tmp`);
+  fs.mkdirSync(diskRoot, { recursive: true });
   notes.push(`${os.tmpdir()} is tmpfs; the on-disk checkpoint dirs were put under bench/results instead`);
 }
 const shmBase = fs.existsSync('/dev/shm') && fsType('/dev/shm') === 'tmpfs' ? '/dev/shm' : undefined;
@@ -281,11 +305,11 @@ async function measureCheckpoint(base) {
   const dir = path.join(base, `ck-${dirCounter}`);
   const args = [CLI, 'run', '-f', NOOP_PLAN, '--dir', dir];
   const r = await timed(NODE, args);
-  const sample = { ms: r.ms, code: r.code };
+  const sample = { ms: r.ms, cpuMs: r.cpuMs, code: r.code };
   if (r.code !== 0) {
     sample.error = describeRun(
       'node',
-      args.slice(0).map((a) => (a === CLI ? 'dist/cli/index.js' : a)),
+      args.map((a) => (a === CLI ? 'dist/cli/index.js' : a)),
       r,
     );
   } else {
@@ -306,6 +330,7 @@ async function measureXargs() {
   const r = await timed('bash', ['-c', script]);
   return {
     ms: r.ms,
+    cpuMs: r.cpuMs,
     code: r.code,
     ...(r.code === 0 ? {} : { error: describeRun('bash', ['-c', script], r) }),
   };
@@ -317,7 +342,7 @@ async function measureParallel() {
   const joblog = path.join(WORK, `joblog-${joblogCounter}`);
   const script = `seq 0 ${UNITS - 1} | parallel -j${PARALLEL} --joblog ${joblog} bash -eo pipefail -c true`;
   const r = await timed('bash', ['-c', script]);
-  const sample = { ms: r.ms, code: r.code };
+  const sample = { ms: r.ms, cpuMs: r.cpuMs, code: r.code };
   if (r.code !== 0) sample.error = describeRun('bash', ['-c', script], r);
   else {
     const rows = fs.readFileSync(joblog, 'utf8').trim().split('\n').slice(1);
@@ -345,12 +370,14 @@ if (!SHM) {
 }
 
 const runners = [
+  // The two checkpoint runs back to back, so that drift in machine load hits both sides of (a - d) / d alike.
   ['ckDisk', () => measureCheckpoint(diskRoot)],
+  ['ckTmpfs', () => measureCheckpoint(SHM)],
   ['xargs', measureXargs],
   ['parallel', measureParallel],
-  ['ckTmpfs', () => measureCheckpoint(SHM)],
 ];
 
+const loadAtStart = os.loadavg();
 const t1 = performance.now();
 let rounds = 0;
 let lastRoundMs = 0;
@@ -362,7 +389,9 @@ while (rounds < REPEATS) {
     const row = throughputRows[key];
     if (row.skipped) continue;
     log(`round ${rounds + 1}: ${row.label} (${UNITS} units)`);
+    const loadBefore = os.loadavg()[0];
     const s = await fn();
+    s.load1Before = Number(loadBefore.toFixed(2));
     row.samples.push(s);
     log(`  ${fmtSec(s.ms)}${s.error ? ` FAILED: ${s.error}` : ''}`);
   }
@@ -385,6 +414,7 @@ for (const row of Object.values(throughputRows)) {
   row.n = good.length;
   row.medianMs = median(good.map((s) => s.ms));
   row.unitsPerSec = row.medianMs === undefined ? undefined : UNITS / (row.medianMs / 1000);
+  row.cpuMs = median(good.map((s) => s.cpuMs).filter((c) => c !== undefined));
   const jb = good.map((s) => s.journalBytes).filter((b) => b !== undefined);
   if (jb.length) row.journalBytes = median(jb);
 }
@@ -502,12 +532,14 @@ async function measureResume(variantName, ck) {
     ['run --dry-run', ['run', ...common, '--dry-run']],
   ]) {
     const samples = [];
+    const cpu = [];
     for (let i = 0; i < REPEATS; i++) {
       const r = await timed(NODE, [CLI, ...args]);
       if (r.code !== 0) throw new Error(describeRun('node', ['dist/cli/index.js', ...args], r));
       samples.push(r.ms);
+      if (r.cpuMs !== undefined) cpu.push(r.cpuMs);
     }
-    out[cmdName] = { samplesMs: samples, medianMs: median(samples) };
+    out[cmdName] = { samplesMs: samples, medianMs: median(samples), cpuSamplesMs: cpu, cpuMs: median(cpu) };
     log(`  ${variantName} ${cmdName}: ${samples.map(fmtSec).join(', ')}`);
   }
   return out;
@@ -535,6 +567,7 @@ try {
       resumeRows.push({
         label: `\`checkpoint ${cmd}\`, 1M done units, ${name} (${shape}; checkpoint.json ${fmtBytes(ck.snapshotBytes)})`,
         medianMs: m[cmd].medianMs,
+        cpuMs: m[cmd].cpuMs,
         n: REPEATS,
       });
     }
@@ -568,6 +601,7 @@ for (const [key, tag] of [
     target: '',
     result: '',
     n: row.n ?? 0,
+    cpu: row.cpuMs,
   });
 }
 rowsOut.push(
@@ -604,6 +638,7 @@ resumeRows.forEach((r, i) => {
     target: `< ${TARGETS.resumeSeconds} s`,
     result: verdict(r.medianMs < TARGETS.resumeSeconds * 1000),
     n: r.n,
+    cpu: r.cpuMs,
   });
 });
 if (resumeRows.length === 0) {
@@ -619,21 +654,32 @@ if (resumeRows.length === 0) {
 
 const esc = (s) => String(s).replaceAll('|', '\\|');
 const table = [
-  '| # | measurement | median wall time / value | n | target | result |',
-  '|---|---|---|---|---|---|',
+  '| # | measurement | median wall time / value | CPU user+sys (median) | n | target | result |',
+  '|---|---|---|---|---|---|---|',
   ...rowsOut.map(
-    (r) => `| ${r.id} | ${esc(r.what)} | ${esc(r.value)} | ${r.n} | ${esc(r.target)} | ${r.result} |`,
+    (r) =>
+      `| ${r.id} | ${esc(r.what)} | ${esc(r.value)} | ${r.cpu === undefined ? '' : `${fmtSec(r.cpu)}${r.id.startsWith('1') ? ` (${(r.cpu / UNITS).toFixed(2)} ms/unit)` : ''}`} | ${r.n} | ${esc(r.target)} | ${r.result} |`,
   ),
 ].join('\n');
 
 const totalMs = performance.now() - t1;
+const loadAtEnd = os.loadavg();
+const busiest = Math.max(loadAtStart[0], loadAtEnd[0], loadAtEnd[1]);
+const loadText = `load average (1 min) ${loadAtStart[0].toFixed(2)} at start, ${loadAtEnd[0].toFixed(2)} at end (5 min: ${loadAtEnd[1].toFixed(2)}) on ${machine.cpus} CPUs`;
+if (busiest > machine.cpus * 0.75) {
+  notes.push(
+    `the machine was busy (${loadText}): other processes competed for the CPUs, so wall times and especially the small differences (journal overhead) are noisy`,
+  );
+}
 const header = [
   `checkpoint bench — ${new Date().toISOString()} — commit ${gitCommit}${gitDirty ? ' (src/ has uncommitted changes)' : ''}, CLI bundle sha256:${cliSha}`,
   `machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memGiB} GiB, ${machine.kernel}, Node ${machine.node}, ${machine.bash}`,
+  `${loadText}`,
   `on-disk dirs: ${machine.diskDir}; tmpfs dirs: ${machine.tmpfsDir}; GNU parallel: ${gnu.version ?? 'none'}${gnu.installed ? ' (installed by this run)' : ''}`,
 ].join('\n');
 const footer = [
   ...notes.map((n) => `note: ${n}`),
+  'note: CPU = user+sys of the command and every process it waited for (bash `times`), so it counts the units too; it is much less affected by other load than wall time.',
   'note: wall times include Node start-up of the CLI (~0.1 s); units run `bash -eo pipefail -c true`; stdout to /dev/null (not a TTY).',
   'note: "journal off" is approximated by putting the checkpoint dir on tmpfs, where fsync is nearly free; the CLI has no switch to turn the journal off.',
   ...problems.map((p) => `PROBLEM: ${p}`),
@@ -684,6 +730,7 @@ fs.writeFileSync(
       rows: rowsOut,
       notes,
       problems,
+      loadAverage: { start: loadAtStart, end: loadAtEnd },
       benchMs: totalMs,
     },
     null,
@@ -728,8 +775,9 @@ fs.writeFileSync(path.join(RESULTS, 'throughput.svg'), svg);
 // Keep the generated files as `biome check` wants them (the repository lints everything under bench/).
 const biome = path.join(REPO, 'node_modules', '.bin', 'biome');
 if (fs.existsSync(biome)) {
-  const f = spawnSync(biome, ['format', '--write', path.join(RESULTS, 'latest.json')], { encoding: 'utf8' });
-  if (f.status !== 0) log(`biome format of latest.json failed: ${tail(`${f.stdout}${f.stderr}`, 4)}`);
+  const files = ['latest.json', 'latest.md', 'throughput.svg'].map((f) => path.join(RESULTS, f));
+  const f = spawnSync(biome, ['format', '--write', ...files], { encoding: 'utf8' });
+  if (f.status !== 0) log(`biome format of bench/results failed: ${tail(`${f.stdout}${f.stderr}`, 4)}`);
 }
 log(`wrote ${path.relative(REPO, RESULTS)}/latest.json, latest.md, throughput.svg`);
 

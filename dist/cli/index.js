@@ -28187,11 +28187,11 @@ async function sweepLeftovers(runDir) {
 }
 /** The lease record in `runDir`'s lock file; undefined when there is no lock (or it cannot be parsed). */
 async function readLease(runDir) {
-    return (await readLockFile((0,external_node_path_.join)(runDir, LOCK_FILE)))?.record;
+    return (await readLockFile(join(runDir, LOCK_FILE)))?.record;
 }
 /** The lease on `runDir` as acquireLease would judge it (live or stale, and why); undefined without a lock. */
 async function inspectLease(runDir, opts = {}) {
-    const state = await readLockFile(join(runDir, LOCK_FILE));
+    const state = await readLockFile((0,external_node_path_.join)(runDir, LOCK_FILE));
     if (state === undefined)
         return undefined;
     const now = Date.now();
@@ -28881,7 +28881,10 @@ async function loadPlan(file, opts = {}) {
             throw new PlanError(`${shown}: is a directory; pass the plan file with -f PATH`);
         throw new PlanError(`${shown}: cannot read the file (${code ?? String(err)})`);
     }
-    return parsePlan(text, file, opts);
+    // A plan piped in (`-f <(generate-plan)`) lives in /dev/fd: its folder means nothing, so the working
+    // directory anchors relative paths and the checkpoint instead.
+    const regular = await (0,promises_namespaceObject.stat)(file).then((st) => st.isFile(), () => true);
+    return parsePlan(text, file, regular ? opts : { ...opts, dir: process.cwd() });
 }
 /**
  * Parses plan text. `file` is where it came from (relative to the working directory or absolute): it names
@@ -29159,7 +29162,7 @@ function normaliseBatch(b, concurrency) {
     };
 }
 function normalise(data, file, opts) {
-    const dir = external_node_path_default().dirname(file);
+    const dir = opts.dir ?? external_node_path_default().dirname(file);
     const concurrency = opts.concurrency ?? data.concurrency ?? opts.defaultConcurrency ?? external_node_os_default().availableParallelism();
     const shellSpec = data.shell ?? 'bash';
     const shell = { spec: shellSpec, argv: shellArgv(shellSpec) };
@@ -29212,11 +29215,11 @@ class UsageError extends Error {
 function planPath(opts) {
     return (0,external_node_path_.resolve)(opts.file);
 }
-/** `--dir`, else `.checkpoints/` beside the plan file. */
-function rootOf(opts) {
+/** `--dir`, else `.checkpoints/` beside the plan file (in the plan's folder, when it is loaded). */
+function rootOf(opts, plan) {
     if (opts.dir)
         return (0,external_node_path_.isAbsolute)(opts.dir) ? opts.dir : (0,external_node_path_.resolve)(opts.dir);
-    return (0,external_node_path_.resolve)((0,external_node_path_.dirname)(planPath(opts)), '.checkpoints');
+    return (0,external_node_path_.resolve)(plan?.dir ?? (0,external_node_path_.dirname)(planPath(opts)), '.checkpoints');
 }
 function shown(p) {
     const r = (0,external_node_path_.relative)(process.cwd(), p);
@@ -30878,7 +30881,7 @@ async function chooseRun(plan, root, opts) {
 async function runCommand(opts, io) {
     const concurrency = parseConcurrency(opts.concurrency);
     const plan = await loadPlan(planPath(opts), concurrency === undefined ? {} : { concurrency });
-    const root = rootOf(opts);
+    const root = rootOf(opts, plan);
     const budgetMs = parseBudget(opts.timeBudget);
     const startedAt = Date.now();
     const deadline = budgetMs === undefined ? undefined : startedAt + budgetMs;
@@ -30899,6 +30902,12 @@ async function runCommand(opts, io) {
             sigints += 1;
         if (!engine) {
             early = sig;
+            // Set-up normally ends in milliseconds; if it is stuck (a hanging items command, a dead mount), a
+            // signal must still end the command, and nothing has run yet.
+            setTimeout(() => {
+                io.err.write(`checkpoint: received ${sig} during set-up; nothing ran\n`);
+                process.exit(EXIT_INCOMPLETE);
+            }, 3000).unref();
             return;
         }
         if (sig === 'SIGINT' && sigints >= 2)
@@ -30965,10 +30974,14 @@ async function runCommand(opts, io) {
         try {
             result = await engine.run();
         }
-        finally {
+        catch (err) {
             progress.stop();
-            await ckpt.close();
+            // The engine's error (say, a failed journal write) is the one to report, not a second one from closing.
+            await ckpt.close().catch(() => undefined);
+            throw err;
         }
+        progress.stop();
+        await ckpt.close();
         progress.line(`${result.exitCode === EXIT_OK ? 'complete' : result.reason}: ${result.unitsDone} of ${result.unitsDone + result.unitsRemaining} units done` +
             `${result.unitsFailed ? `, ${result.unitsFailed} failed` : ''} (attempt ${result.attempt}, exit ${result.exitCode})`);
         if (result.exitCode === EXIT_INCOMPLETE)
@@ -31010,7 +31023,7 @@ function printExplain(out, plan, prep, runLabel) {
 }
 async function explainCommand(opts, io) {
     const plan = await requirePlan(opts);
-    const root = rootOf(opts);
+    const root = rootOf(opts, plan);
     // The run that `checkpoint run` would pick, so explain and run never disagree.
     const { id, existing } = await chooseRun(plan, root, opts.run === undefined ? {} : { run: opts.run });
     const ckpt = existing ? await Checkpoint.read(root, id) : Checkpoint.blank(root, id, plan.name);
@@ -31039,7 +31052,7 @@ function manage_checkSteps(plan, ids, flag) {
 }
 async function withRun(opts, fn) {
     const plan = await requirePlan(opts);
-    const root = rootOf(opts);
+    const root = rootOf(opts, plan);
     const id = await resolveRunId(root, opts.run);
     const lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
     try {
@@ -31272,8 +31285,8 @@ function runStats(ckpt, plan, live = false) {
 
 
 async function runsCommand(opts, io) {
-    const root = rootOf(opts);
     const plan = await optionalPlan(opts).catch(() => undefined);
+    const root = rootOf(opts, plan);
     const latest = await readLatest(root);
     const rows = [];
     for (const id of await listRunIds(root)) {
@@ -31319,7 +31332,7 @@ async function runsCommand(opts, io) {
     return 0;
 }
 async function pruneCommand(opts, io) {
-    const root = rootOf(opts);
+    const root = rootOf(opts, await optionalPlan(opts).catch(() => undefined));
     let olderMs;
     if (opts.olderThan !== undefined) {
         try {
@@ -31350,9 +31363,9 @@ async function pruneCommand(opts, io) {
         const beyondKeep = keep !== undefined && i >= keep;
         if (!(tooOld || beyondKeep))
             continue;
-        const lease = await readLease(`${root}/${r.id}`).catch(() => undefined);
-        if (lease && isProcessAlive(lease.pid, lease.startTime)) {
-            io.out.write(`kept ${r.id}: in use by pid ${lease.pid}\n`);
+        const lease = await inspectLease(`${root}/${r.id}`).catch(() => undefined);
+        if (lease && !lease.stale) {
+            io.out.write(`kept ${r.id}: in use by pid ${lease.holder?.pid ?? '?'} on ${lease.holder?.host ?? '?'}\n`);
             continue;
         }
         if (!opts.dryRun)
@@ -31381,10 +31394,12 @@ function ranges(list, max = 6) {
 }
 async function statusCommand(opts, io) {
     const plan = await optionalPlan(opts);
-    const root = rootOf(opts);
+    const root = rootOf(opts, plan);
     const id = await resolveRunId(root, opts.run);
     const ckpt = await Checkpoint.read(root, id);
-    const lease = await readLease(ckpt.dir).catch(() => undefined);
+    // Only a live lease counts: a lock left by a killed run is not "locked".
+    const inspected = await inspectLease(ckpt.dir).catch(() => undefined);
+    const lease = inspected && !inspected.stale ? inspected.holder : undefined;
     const stats = runStats(ckpt, plan);
     const state = ckpt.state;
     if (opts.json) {

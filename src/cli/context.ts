@@ -19,10 +19,10 @@ export function planPath(opts: CommonOptions): string {
   return resolve(opts.file);
 }
 
-/** `--dir`, else `.checkpoints/` beside the plan file. */
-export function rootOf(opts: CommonOptions): string {
+/** `--dir`, else `.checkpoints/` beside the plan file (in the plan's folder, when it is loaded). */
+export function rootOf(opts: CommonOptions, plan?: Plan): string {
   if (opts.dir) return isAbsolute(opts.dir) ? opts.dir : resolve(opts.dir);
-  return resolve(dirname(planPath(opts)), '.checkpoints');
+  return resolve(plan?.dir ?? dirname(planPath(opts)), '.checkpoints');
 }
 
 export function shown(p: string): string {

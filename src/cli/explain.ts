@@ -34,7 +34,7 @@ export function printExplain(
 
 export async function explainCommand(opts: CommonOptions & { run?: string }, io: Io): Promise<number> {
   const plan = await requirePlan(opts);
-  const root = rootOf(opts);
+  const root = rootOf(opts, plan);
   // The run that `checkpoint run` would pick, so explain and run never disagree.
   const { id, existing } = await chooseRun(plan, root, opts.run === undefined ? {} : { run: opts.run });
   const ckpt = existing ? await Checkpoint.read(root, id) : Checkpoint.blank(root, id, plan.name);

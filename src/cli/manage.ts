@@ -25,7 +25,7 @@ async function withRun<T>(
   fn: (plan: Plan, ckpt: Checkpoint) => Promise<T>,
 ): Promise<T> {
   const plan = await requirePlan(opts);
-  const root = rootOf(opts);
+  const root = rootOf(opts, plan);
   const id = await resolveRunId(root, opts.run);
   const lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
   try {

@@ -86,7 +86,7 @@ export async function chooseRun(
 export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
   const concurrency = parseConcurrency(opts.concurrency);
   const plan = await loadPlan(planPath(opts), concurrency === undefined ? {} : { concurrency });
-  const root = rootOf(opts);
+  const root = rootOf(opts, plan);
   const budgetMs = parseBudget(opts.timeBudget);
   const startedAt = Date.now();
   const deadline = budgetMs === undefined ? undefined : startedAt + budgetMs;
@@ -108,6 +108,12 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
     if (sig === 'SIGINT') sigints += 1;
     if (!engine) {
       early = sig;
+      // Set-up normally ends in milliseconds; if it is stuck (a hanging items command, a dead mount), a
+      // signal must still end the command, and nothing has run yet.
+      setTimeout(() => {
+        io.err.write(`checkpoint: received ${sig} during set-up; nothing ran\n`);
+        process.exit(EXIT_INCOMPLETE);
+      }, 3000).unref();
       return;
     }
     if (sig === 'SIGINT' && sigints >= 2) engine.stop('second SIGINT: no grace', 0);
@@ -177,10 +183,14 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
     let result: RunResult;
     try {
       result = await engine.run();
-    } finally {
+    } catch (err) {
       progress.stop();
-      await ckpt.close();
+      // The engine's error (say, a failed journal write) is the one to report, not a second one from closing.
+      await ckpt.close().catch(() => undefined);
+      throw err;
     }
+    progress.stop();
+    await ckpt.close();
     progress.line(
       `${result.exitCode === EXIT_OK ? 'complete' : result.reason}: ${result.unitsDone} of ${result.unitsDone + result.unitsRemaining} units done` +
         `${result.unitsFailed ? `, ${result.unitsFailed} failed` : ''} (attempt ${result.attempt}, exit ${result.exitCode})`,

@@ -1,7 +1,7 @@
 // `checkpoint runs` and `checkpoint prune`.
 import { rm } from 'node:fs/promises';
 import { Checkpoint } from '../journal/checkpoint.js';
-import { isProcessAlive, readLease } from '../journal/lock.js';
+import { inspectLease } from '../journal/lock.js';
 import { listRunIds, readLatest } from '../journal/runs.js';
 import { parseDuration } from '../plan/duration.js';
 import { runStats } from '../report/stats.js';
@@ -9,8 +9,8 @@ import { type CommonOptions, optionalPlan, rootOf, shown, UsageError } from './c
 import type { Io } from './run.js';
 
 export async function runsCommand(opts: CommonOptions & { json?: boolean }, io: Io): Promise<number> {
-  const root = rootOf(opts);
   const plan = await optionalPlan(opts).catch(() => undefined);
+  const root = rootOf(opts, plan);
   const latest = await readLatest(root);
   const rows = [];
   for (const id of await listRunIds(root)) {
@@ -61,7 +61,7 @@ export async function pruneCommand(
   opts: CommonOptions & { olderThan?: string; keep?: string; dryRun?: boolean },
   io: Io,
 ): Promise<number> {
-  const root = rootOf(opts);
+  const root = rootOf(opts, await optionalPlan(opts).catch(() => undefined));
   let olderMs: number | undefined;
   if (opts.olderThan !== undefined) {
     try {
@@ -89,9 +89,11 @@ export async function pruneCommand(
     const tooOld = olderMs !== undefined && now - r.updatedAt > olderMs;
     const beyondKeep = keep !== undefined && i >= keep;
     if (!(tooOld || beyondKeep)) continue;
-    const lease = await readLease(`${root}/${r.id}`).catch(() => undefined);
-    if (lease && isProcessAlive(lease.pid, lease.startTime)) {
-      io.out.write(`kept ${r.id}: in use by pid ${lease.pid}\n`);
+    const lease = await inspectLease(`${root}/${r.id}`).catch(() => undefined);
+    if (lease && !lease.stale) {
+      io.out.write(
+        `kept ${r.id}: in use by pid ${lease.holder?.pid ?? '?'} on ${lease.holder?.host ?? '?'}\n`,
+      );
       continue;
     }
     if (!opts.dryRun) await rm(`${root}/${r.id}`, { recursive: true, force: true });

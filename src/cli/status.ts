@@ -1,7 +1,7 @@
 // `checkpoint status [--run ID] [--json]`: where a run stands. The JSON shape is documented in
 // docs/cli.md and kept stable: fields are only ever added.
 import { Checkpoint } from '../journal/checkpoint.js';
-import { readLease } from '../journal/lock.js';
+import { inspectLease } from '../journal/lock.js';
 import { formatDuration } from '../plan/duration.js';
 import { colorEnabled, makeColors } from '../report/colors.js';
 import { runStats, type StepStats } from '../report/stats.js';
@@ -21,10 +21,12 @@ function ranges(list: Array<[number, number]>, max = 6): string {
 
 export async function statusCommand(opts: StatusOptions, io: Io): Promise<number> {
   const plan = await optionalPlan(opts);
-  const root = rootOf(opts);
+  const root = rootOf(opts, plan);
   const id = await resolveRunId(root, opts.run);
   const ckpt = await Checkpoint.read(root, id);
-  const lease = await readLease(ckpt.dir).catch(() => undefined);
+  // Only a live lease counts: a lock left by a killed run is not "locked".
+  const inspected = await inspectLease(ckpt.dir).catch(() => undefined);
+  const lease = inspected && !inspected.stale ? inspected.holder : undefined;
   const stats = runStats(ckpt, plan);
   const state = ckpt.state;
   if (opts.json) {

@@ -1,7 +1,7 @@
 // checkpoint.yml → Plan: YAML parsing, schema validation, checks across steps (ids, needs, cycles) and
 // normalisation (defaults applied, paths resolved). Everything that can go wrong here is a PlanError.
 
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
@@ -27,6 +27,8 @@ export interface LoadOptions {
    * afterwards because batch steps without `parallel` inherit the plan's concurrency.
    */
   concurrency?: number;
+  /** The folder that anchors relative paths; default: the plan file's folder. */
+  dir?: string;
 }
 
 export const DEFAULT_RETRY: Readonly<RetryPolicy> = {
@@ -62,7 +64,13 @@ export async function loadPlan(file: string, opts: LoadOptions = {}): Promise<Pl
     if (code === 'EISDIR') throw new PlanError(`${shown}: is a directory; pass the plan file with -f PATH`);
     throw new PlanError(`${shown}: cannot read the file (${code ?? String(err)})`);
   }
-  return parsePlan(text, file, opts);
+  // A plan piped in (`-f <(generate-plan)`) lives in /dev/fd: its folder means nothing, so the working
+  // directory anchors relative paths and the checkpoint instead.
+  const regular = await stat(file).then(
+    (st) => st.isFile(),
+    () => true,
+  );
+  return parsePlan(text, file, regular ? opts : { ...opts, dir: process.cwd() });
 }
 
 /**
@@ -358,7 +366,7 @@ function normaliseBatch(b: RawBatch, concurrency: number): BatchSpec {
 }
 
 function normalise(data: RawPlan, file: string, opts: LoadOptions): Plan {
-  const dir = path.dirname(file);
+  const dir = opts.dir ?? path.dirname(file);
   const concurrency =
     opts.concurrency ?? data.concurrency ?? opts.defaultConcurrency ?? os.availableParallelism();
   const shellSpec = data.shell ?? 'bash';
