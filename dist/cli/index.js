@@ -16374,7 +16374,7 @@ class UnitProcess {
     #tail;
     #started = performance.now();
     #endedBy;
-    #timers = [];
+    #timeoutTimer;
     #done = false;
     constructor(opts) {
         this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
@@ -16412,8 +16412,10 @@ class UnitProcess {
                 if (this.#done)
                     return;
                 this.#done = true;
-                for (const t of this.#timers)
-                    clearTimeout(t);
+                // The timeout timer is moot now, but a pending SIGKILL still has to reach group members that
+                // ignored the SIGTERM after the leader exited.
+                if (this.#timeoutTimer)
+                    clearTimeout(this.#timeoutTimer);
                 const result = { ...exit, ms: Math.round(performance.now() - this.#started) };
                 if (this.#endedBy)
                     result.endedBy = this.#endedBy;
@@ -16447,11 +16449,10 @@ class UnitProcess {
         });
         // setTimeout fires at once past 2^31-1 ms (~24.8 days); a longer timeout is as good as none.
         if (opts.timeoutMs !== undefined && opts.timeoutMs < MAX_TIMER_MS && this.pid !== undefined) {
-            const t = setTimeout(() => {
+            this.#timeoutTimer = setTimeout(() => {
                 this.#endedBy = 'timeout';
                 this.terminate(opts.timeoutGraceMs ?? 10_000);
             }, opts.timeoutMs);
-            this.#timers.push(t);
         }
     }
     /** SIGTERM to the group now, SIGKILL after the grace (0 = SIGKILL at once). */
@@ -16465,8 +16466,16 @@ class UnitProcess {
             return;
         }
         signalGroup(pid, 'SIGTERM');
-        const t = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
-        this.#timers.push(t);
+        // SIGKILL whatever is left of the group at the end of the grace; stop watching once it is empty.
+        const killAt = Date.now() + graceMs;
+        const watch = setInterval(() => {
+            if (!groupAlive(pid))
+                clearInterval(watch);
+            else if (Date.now() >= killAt) {
+                signalGroup(pid, 'SIGKILL');
+                clearInterval(watch);
+            }
+        }, 50);
     }
     /** After the unit's main process ended, anything it left in its group is ended too (on stop only). */
     killGroup() {
@@ -16560,699 +16569,6 @@ function parseOutputFile(text, file) {
         out[line.slice(0, eq)] = line.slice(eq + 1);
     }
     return out;
-}
-
-;// CONCATENATED MODULE: ./src/engine/retry.ts
-/**
- * Delay before try `nextTry` (2 = the first retry): exponential, capped, with "equal jitter" (half fixed,
- * half random) so units failing together don't retry in lockstep yet never retry instantly.
- */
-function retryDelayMs(policy, nextTry, random = Math.random) {
-    const exp = policy.delayMs * policy.backoff ** Math.max(0, nextTry - 2);
-    const capped = Math.min(policy.maxDelayMs, exp);
-    return Math.round(capped / 2 + random() * (capped / 2));
-}
-
-;// CONCATENATED MODULE: ./src/engine/scheduler.ts
-// The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
-// transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget.
-
-
-
-
-
-
-
-
-
-
-
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_USAGE = 2;
-const EXIT_INCOMPLETE = 75;
-/** Ranges bigger than this get no CHECKPOINT_ITEMS_FILE: writing millions of numbers per unit helps nobody. */
-const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
-/** One selected step's bookkeeping for this attempt. */
-class StepRun {
-    step;
-    #ckpt;
-    /** Work done before now plus every unit handed out in this attempt; only grows. */
-    taken = new IntervalSet();
-    cursor;
-    retryQueue = [];
-    tries = new Map();
-    running = 0;
-    failedFinal = 0;
-    failedFinalStarts = new Set();
-    stoppedByFailures = false;
-    budgetBlocked = false;
-    completedThisAttempt = false;
-    state = 'waiting';
-    items;
-    constructor(step, ckpt) {
-        this.step = step;
-        this.#ckpt = ckpt;
-        const rec = this.rec;
-        this.cursor = rec.from;
-        this.taken = rec.done.clone();
-        // Failed and interrupted units of earlier attempts go first.
-        const first = [];
-        for (const f of [...rec.failed.values()].sort((a, b) => a.start - b.start)) {
-            first.push({ step: step.id, start: f.start, end: f.end, index: f.index, notBefore: 0 });
-            this.taken.add(f.start, f.end);
-        }
-        for (const [s, e] of rec.interrupted.intervals()) {
-            for (const u of this.cut(s, e)) {
-                first.push({ ...u, notBefore: 0 });
-                this.taken.add(u.start, u.end);
-            }
-        }
-        this.retryQueue = first;
-    }
-    get rec() {
-        const r = this.#ckpt.state.steps.get(this.step.id);
-        if (!r)
-            throw new Error(`internal: step ${this.step.id} has no record`);
-        return r;
-    }
-    get parallel() {
-        return this.step.batch ? (this.step.batch.order === 'sequential' ? 1 : this.step.batch.parallel) : 1;
-    }
-    get complete() {
-        return isStepComplete(this.rec) && this.running === 0;
-    }
-    get maxFailures() {
-        const mf = this.step.batch?.maxFailures;
-        if (!mf)
-            return 0;
-        if (mf.kind === 'count')
-            return mf.count;
-        return Math.floor((mf.percent / 100) * unitCount(this.rec));
-    }
-    /** Grid-aligned units covering [s, e): a unit never spans two chunks of the step's grid. */
-    *cut(s, e) {
-        const { from, size } = this.rec;
-        let p = s;
-        while (p < e) {
-            const index = Math.floor((p - from) / size);
-            const end = Math.min(from + (index + 1) * size, e);
-            yield { step: this.step.id, start: p, end, index };
-            p = end;
-        }
-    }
-    /** The next unit to start now, or the time to look again, or nothing left in this attempt. */
-    next(now) {
-        if (this.stoppedByFailures)
-            return undefined;
-        if (this.step.batch?.order === 'sequential')
-            return this.#nextSequential(now);
-        let wakeAt = Number.POSITIVE_INFINITY;
-        for (let i = 0; i < this.retryQueue.length; i++) {
-            const q = this.retryQueue[i];
-            if (q.notBefore <= now) {
-                this.retryQueue.splice(i, 1);
-                return q;
-            }
-            wakeAt = Math.min(wakeAt, q.notBefore);
-        }
-        const gap = this.taken.firstGap(this.cursor, this.rec.to);
-        if (gap) {
-            const u = this.cut(gap[0], gap[1]).next().value;
-            this.taken.add(u.start, u.end);
-            this.cursor = u.end;
-            return u;
-        }
-        this.cursor = this.rec.to;
-        return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
-    }
-    #nextSequential(now) {
-        if (this.running > 0)
-            return undefined;
-        const rec = this.rec;
-        const gap = rec.done.firstGap(rec.from, rec.to);
-        if (!gap)
-            return undefined;
-        const u = this.cut(gap[0], gap[1]).next().value;
-        if (this.failedFinalStarts.has(u.start))
-            return undefined;
-        const q = this.retryQueue.findIndex((x) => x.start === u.start);
-        if (q >= 0) {
-            const item = this.retryQueue[q];
-            if (item.notBefore > now)
-                return { wakeAt: item.notBefore };
-            this.retryQueue.splice(q, 1);
-        }
-        return u;
-    }
-    requeue(u, notBefore) {
-        this.retryQueue.push({ ...u, notBefore });
-    }
-    get hasQueued() {
-        return this.retryQueue.length > 0 || this.taken.firstGap(this.cursor, this.rec.to) !== undefined;
-    }
-}
-class Engine {
-    #plan;
-    #ckpt;
-    #prep;
-    #opts;
-    #runs = new Map();
-    #live = new Set();
-    #pending = new Set();
-    #stopping;
-    #wakeTimer;
-    #deadlineTimer;
-    #finish;
-    #attempt = 0;
-    #resumed = false;
-    #yieldedLeft = false;
-    #fatal;
-    #baseEnv = {};
-    #concurrency;
-    constructor(plan, ckpt, prep, opts = {}) {
-        this.#plan = plan;
-        this.#ckpt = ckpt;
-        this.#prep = prep;
-        this.#opts = opts;
-        this.#concurrency = Math.max(1, opts.concurrency ?? plan.concurrency);
-    }
-    get attempt() {
-        return this.#attempt;
-    }
-    /** Stops starting units and ends running ones: SIGTERM to each group, SIGKILL after the grace. */
-    stop(reason, graceMs = this.#opts.stopGraceMs ?? 3000) {
-        if (this.#stopping && graceMs >= this.#stopping.graceMs)
-            return;
-        this.#stopping = { reason: this.#stopping?.reason ?? reason, graceMs };
-        this.#emit({
-            type: 'notice',
-            message: `stopping (${reason}): ending ${this.#live.size} running unit(s)`,
-        });
-        for (const l of this.#live)
-            l.proc.terminate(graceMs, 'stop');
-        this.#pump();
-    }
-    #stopInfo() {
-        return this.#stopping;
-    }
-    #emit(ev) {
-        this.#opts.onEvent?.(ev);
-    }
-    async run() {
-        const ckpt = this.#ckpt;
-        const state = ckpt.state;
-        this.#resumed = state.attempts.length > 0;
-        this.#attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
-        ckpt.recordLater({
-            type: 'attempt',
-            attempt: this.#attempt,
-            plan: this.#plan.name,
-            pid: process.pid,
-            host: (0,external_node_os_namespaceObject.hostname)(),
-            resumed: this.#resumed,
-        });
-        for (const id of this.#prep.replaced)
-            await ckpt.clearStepFiles(id);
-        for (const ev of this.#prep.events)
-            ckpt.recordLater(ev);
-        for (const [id, list] of this.#prep.items)
-            await ckpt.writeItems(id, list);
-        await this.#endOrphans();
-        await ckpt.flush();
-        await ckpt.syncMarkers();
-        this.#baseEnv = scrubEnv(this.#opts.env ?? process.env);
-        for (const step of this.#prep.selected) {
-            const run = new StepRun(step, ckpt);
-            if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
-                run.items = await ckpt.readItems(step.id);
-            this.#runs.set(step.id, run);
-            await (0,promises_namespaceObject.mkdir)(ckpt.stateDir(step.id), { recursive: true, mode: 0o700 });
-        }
-        const deadline = this.#opts.deadline;
-        if (deadline !== undefined && deadline - Date.now() < MAX_TIMER_MS) {
-            const ms = Math.max(0, deadline - Date.now());
-            this.#deadlineTimer = setTimeout(() => this.stop(`time budget reached`, this.#opts.deadlineGraceMs ?? 10_000), ms);
-        }
-        // Steps already complete (and not `always`) are done for this attempt before anything starts.
-        for (const run of this.#runs.values()) {
-            if (run.complete && !run.step.always) {
-                run.completedThisAttempt = true;
-                run.state = 'done';
-            }
-        }
-        await new Promise((resolve) => {
-            this.#finish = resolve;
-            this.#pump();
-        });
-        await Promise.all([...this.#pending]);
-        if (this.#deadlineTimer)
-            clearTimeout(this.#deadlineTimer);
-        if (this.#wakeTimer)
-            clearTimeout(this.#wakeTimer);
-        const result = this.#result();
-        // After a failed journal write nothing more can be recorded; the error is the result.
-        if (this.#fatal)
-            throw this.#fatal;
-        ckpt.recordLater({
-            type: 'attempt-end',
-            attempt: this.#attempt,
-            exit: result.exitCode,
-            reason: result.reason,
-        });
-        await ckpt.writeOutputsFile();
-        await ckpt.compact();
-        return result;
-    }
-    /** Units recorded running by an attempt that died: end any survivor on this host, then mark them interrupted. */
-    async #endOrphans() {
-        await endOrphans(this.#ckpt, (m) => this.#emit({ type: 'notice', message: m }));
-    }
-    #depsSatisfied(run) {
-        for (const d of run.step.needs) {
-            const dep = this.#runs.get(d);
-            if (!dep) {
-                // Not selected (`--only`): it must already be complete.
-                const rec = this.#ckpt.state.steps.get(d);
-                if (!rec || !isStepComplete(rec))
-                    return 'never';
-                continue;
-            }
-            if (dep.completedThisAttempt)
-                continue;
-            if (dep.state === 'failed' || dep.state === 'blocked')
-                return 'never';
-            return 'wait';
-        }
-        return 'yes';
-    }
-    #totalRunning() {
-        return this.#live.size;
-    }
-    #pump() {
-        if (this.#wakeTimer) {
-            clearTimeout(this.#wakeTimer);
-            this.#wakeTimer = undefined;
-        }
-        if (this.#finish === undefined)
-            return;
-        const now = Date.now();
-        let wakeAt = Number.POSITIVE_INFINITY;
-        for (const run of this.#runs.values()) {
-            if (run.completedThisAttempt || run.state === 'failed' || run.state === 'blocked')
-                continue;
-            const deps = this.#depsSatisfied(run);
-            if (deps === 'never') {
-                run.state = 'blocked';
-                this.#emit({
-                    type: 'step-state',
-                    step: run.step.id,
-                    state: 'blocked',
-                    detail: 'a step it needs failed',
-                });
-                continue;
-            }
-            if (deps === 'wait')
-                continue;
-            if (run.complete) {
-                this.#completeStep(run);
-                continue;
-            }
-            while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.running < run.parallel) {
-                const nx = run.next(now);
-                if (nx === undefined)
-                    break;
-                if ('wakeAt' in nx) {
-                    wakeAt = Math.min(wakeAt, nx.wakeAt);
-                    break;
-                }
-                if (!this.#fitsBudget(run, nx, now))
-                    break;
-                this.#startUnit(run, nx);
-            }
-            this.#settleStep(run);
-        }
-        if (this.#totalRunning() === 0 && this.#pending.size === 0) {
-            const canProgress = !this.#stopping &&
-                Number.isFinite(wakeAt) &&
-                [...this.#runs.values()].some((r) => r.state !== 'failed' && r.state !== 'blocked');
-            if (!canProgress) {
-                const f = this.#finish;
-                this.#finish = undefined;
-                f();
-                return;
-            }
-        }
-        if (Number.isFinite(wakeAt) && !this.#stopping) {
-            this.#wakeTimer = setTimeout(() => this.#pump(), Math.min(MAX_TIMER_MS, Math.max(0, wakeAt - Date.now())));
-        }
-    }
-    /** Predictive stop: skip a unit whose p90 duration would run past the deadline. */
-    #fitsBudget(run, u, now) {
-        const deadline = this.#opts.deadline;
-        if (deadline === undefined)
-            return true;
-        const est = p90(run.rec.durations);
-        if (est === undefined || now + est <= deadline)
-            return true;
-        // Hand the unit back: it stays pending for the next attempt.
-        run.requeue(u, Number.POSITIVE_INFINITY);
-        if (!run.budgetBlocked) {
-            run.budgetBlocked = true;
-            this.#emit({
-                type: 'notice',
-                message: `${run.step.id}: not starting more units: p90 ${formatDuration(est)} would end after the time budget (${formatDuration(Math.max(0, deadline - now))} left)`,
-            });
-        }
-        return false;
-    }
-    /** After a unit ends or a step runs dry: decide whether the step is failed/stopped for this attempt. */
-    #settleStep(run) {
-        if (run.completedThisAttempt || run.running > 0)
-            return;
-        if (run.complete) {
-            this.#completeStep(run);
-            return;
-        }
-        const now = Date.now();
-        const waitingRetry = run.retryQueue.some((q) => Number.isFinite(q.notBefore) && q.notBefore > now);
-        const moreToStart = !run.stoppedByFailures && run.hasQueued && !run.budgetBlocked;
-        if (run.failedFinal > 0 && !waitingRetry && (!moreToStart || this.#stopping)) {
-            if (run.state !== 'failed') {
-                run.state = 'failed';
-                this.#emit({
-                    type: 'step-state',
-                    step: run.step.id,
-                    state: 'failed',
-                    detail: `${run.failedFinal} unit(s) failed`,
-                });
-            }
-        }
-    }
-    #completeStep(run) {
-        if (run.completedThisAttempt)
-            return;
-        run.completedThisAttempt = true;
-        run.state = 'done';
-        const ckpt = this.#ckpt;
-        const p = (async () => {
-            await ckpt.record({ type: 'step-complete', step: run.step.id });
-            await ckpt.writeMarker(run.step.id);
-        })();
-        this.#track(p);
-        this.#emit({ type: 'step-state', step: run.step.id, state: 'done' });
-    }
-    #track(p) {
-        const wrapped = p
-            .catch((err) => this.#onFatal(err))
-            .finally(() => {
-            this.#pending.delete(wrapped);
-            this.#pump();
-        });
-        this.#pending.add(wrapped);
-    }
-    /** A journal write failed: nothing more can be recorded, so stop everything and report it. */
-    #onFatal(err) {
-        if (!this.#fatal)
-            this.#fatal = err instanceof Error ? err : new Error(String(err));
-        this.stop(`cannot record progress: ${this.#fatal.message}`, 0);
-    }
-    #unitEnv(run, u, tryNo, outFile, itemsFile) {
-        const env = { ...this.#baseEnv, ...run.step.env };
-        env.CHECKPOINT_RUN_ID = this.#ckpt.runId;
-        env.CHECKPOINT_STEP = run.step.id;
-        env.CHECKPOINT_TRY = String(tryNo);
-        env.CHECKPOINT_RESUMED = this.#resumed ? 'true' : 'false';
-        if (this.#opts.deadline !== undefined)
-            env.CHECKPOINT_DEADLINE = String(Math.floor(this.#opts.deadline / 1000));
-        else
-            delete env.CHECKPOINT_DEADLINE;
-        env.CHECKPOINT_STATE_DIR = this.#ckpt.stateDir(run.step.id);
-        env.CHECKPOINT_OUTPUT = outFile;
-        env.CHECKPOINT_OUTPUTS = this.#ckpt.outputsPath();
-        for (const k of [
-            'CHECKPOINT_BATCH_INDEX',
-            'CHECKPOINT_BATCH_START',
-            'CHECKPOINT_BATCH_END',
-            'CHECKPOINT_ITEMS_FILE',
-            'CHECKPOINT_ITEM',
-        ]) {
-            delete env[k];
-        }
-        if (run.step.batch) {
-            env.CHECKPOINT_BATCH_INDEX = String(u.index);
-            env.CHECKPOINT_BATCH_START = String(u.start);
-            env.CHECKPOINT_BATCH_END = String(u.end);
-            if (itemsFile)
-                env.CHECKPOINT_ITEMS_FILE = itemsFile;
-            if (run.step.batch.size === 1) {
-                env.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
-            }
-        }
-        return env;
-    }
-    #startUnit(run, u) {
-        const tryNo = (run.tries.get(u.start) ?? 0) + 1;
-        run.tries.set(u.start, tryNo);
-        run.running += 1;
-        if (run.state !== 'running') {
-            run.state = 'running';
-            this.#emit({ type: 'step-state', step: run.step.id, state: 'running' });
-        }
-        const placeholder = { unit: u, proc: undefined, run };
-        // Counted as running at once so the pump respects limits while the async start proceeds.
-        this.#live.add(placeholder);
-        this.#track(this.#runUnit(run, u, tryNo, placeholder));
-    }
-    async #runUnit(run, u, tryNo, live) {
-        const ckpt = this.#ckpt;
-        const step = run.step;
-        const label = step.batch ? `${step.id}#${u.index}` : step.id;
-        const tmp = (0,external_node_path_.join)(ckpt.dir, 'tmp');
-        const outFile = (0,external_node_path_.join)(tmp, `${step.id}.${u.index}.${u.start}.${tryNo}.out`);
-        let itemsFile;
-        try {
-            if (step.batch && (run.items || u.end - u.start <= MAX_ITEMS_FILE_NUMBERS)) {
-                itemsFile = (0,external_node_path_.join)(tmp, `${step.id}.${u.index}.${u.start}.items`);
-                const lines = [];
-                for (let i = u.start; i < u.end; i++)
-                    lines.push(run.items ? (run.items[i] ?? '') : String(i));
-                await (0,promises_namespaceObject.writeFile)(itemsFile, `${lines.join('\n')}\n`, { mode: 0o600 });
-            }
-            await ckpt.writeOutputsFile();
-            // Recorded running before the process exists; durable with the next group commit.
-            ckpt.recordLater({ type: 'start', ...u, try: tryNo, attempt: this.#attempt });
-            if (this.#stopping) {
-                ckpt.recordLater({ type: 'interrupt', ...u, ms: 0, reason: this.#stopping.reason });
-                run.requeue(u, 0);
-                return;
-            }
-            this.#emit({ type: 'unit-start', unit: u, try: tryNo });
-            const proc = new UnitProcess({
-                argv: [...this.#plan.shell.argv, step.run],
-                cwd: step.workingDirectory,
-                env: this.#unitEnv(run, u, tryNo, outFile, itemsFile),
-                timeoutMs: step.timeoutMs,
-                timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
-                onLine: this.#opts.onOutput
-                    ? (line, stream) => this.#opts.onOutput?.(label, line, stream)
-                    : undefined,
-            });
-            live.proc = proc;
-            // A stop may have begun while the process was being set up.
-            const stopping = this.#stopInfo();
-            if (stopping)
-                proc.terminate(stopping.graceMs, 'stop');
-            if (proc.pid !== undefined) {
-                const ev = { type: 'spawned', ...u, pid: proc.pid, host: (0,external_node_os_namespaceObject.hostname)() };
-                ckpt.recordLater(proc.startTime === undefined ? ev : { ...ev, startTime: proc.startTime });
-            }
-            const exit = await proc.exited;
-            this.#live.delete(live);
-            if (exit.endedBy === 'stop')
-                proc.killGroup();
-            await this.#recordExit(run, u, tryNo, exit, proc, outFile);
-        }
-        finally {
-            this.#live.delete(live);
-            // Released only now, after the unit's end is durable: a step is complete only when nothing is in flight.
-            run.running -= 1;
-            await (0,promises_namespaceObject.rm)(outFile, { force: true });
-            if (itemsFile)
-                await (0,promises_namespaceObject.rm)(itemsFile, { force: true });
-        }
-    }
-    async #recordExit(run, u, tryNo, exit, proc, outFile) {
-        const ckpt = this.#ckpt;
-        const step = run.step;
-        const tail = proc.tail();
-        if (proc.hasOutput)
-            await this.#writeLog(step.id, u.index, tail);
-        if (exit.code === 0 && !exit.spawnError) {
-            let outputs;
-            try {
-                const text = await (0,promises_namespaceObject.readFile)(outFile, 'utf8').catch(() => undefined);
-                if (text !== undefined && text.length > 0)
-                    outputs = parseOutputFile(text, `CHECKPOINT_OUTPUT of ${step.id}`);
-            }
-            catch (err) {
-                if (!(err instanceof OutputSyntaxError))
-                    throw err;
-                return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, tail);
-            }
-            await ckpt.record({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) });
-            this.#emit({ type: 'unit-end', unit: u, result: 'done', ms: exit.ms });
-            return;
-        }
-        if (exit.endedBy === 'stop') {
-            await ckpt.record({
-                type: 'interrupt',
-                ...u,
-                ms: exit.ms,
-                reason: this.#stopping?.reason ?? 'stopped',
-            });
-            run.requeue(u, Number.POSITIVE_INFINITY);
-            this.#emit({
-                type: 'unit-end',
-                unit: u,
-                result: 'interrupted',
-                ms: exit.ms,
-                detail: this.#stopping?.reason,
-            });
-            return;
-        }
-        if (exit.code === EXIT_INCOMPLETE && !exit.endedBy) {
-            ckpt.recordLater({ type: 'yield', ...u, ms: exit.ms });
-            // A yield is progress, not a failure: run it again now (no try used) unless the run is stopping.
-            run.tries.set(u.start, tryNo - 1);
-            run.requeue(u, this.#stopping ? Number.POSITIVE_INFINITY : 0);
-            if (this.#stopping)
-                this.#yieldedLeft = true;
-            this.#emit({ type: 'unit-end', unit: u, result: 'yielded', ms: exit.ms });
-            return;
-        }
-        let reason;
-        if (exit.spawnError)
-            reason = exit.spawnError;
-        else if (exit.endedBy === 'timeout')
-            reason = `timed out after ${formatDuration(step.timeoutMs ?? 0)}`;
-        else if (exit.signal)
-            reason = `killed by ${exit.signal}`;
-        else
-            reason = `exit code ${exit.code}`;
-        await this.#recordFailure(run, u, tryNo, exit, reason, tail);
-    }
-    async #recordFailure(run, u, tryNo, exit, reason, tail) {
-        const step = run.step;
-        const final = tryNo >= step.retry.attempts || this.#stopping !== undefined;
-        const cmd = step.batch ? `${step.id} [${u.start}, ${u.end})` : step.id;
-        const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts})`;
-        await this.#ckpt.record({
-            type: 'fail',
-            ...u,
-            try: tryNo,
-            ms: exit.ms,
-            exit: exit.code,
-            signal: exit.signal,
-            final,
-            reason,
-        });
-        if (!final) {
-            const delay = retryDelayMs(step.retry, tryNo + 1, this.#opts.random);
-            run.requeue(u, Date.now() + delay);
-            this.#emit({
-                type: 'unit-end',
-                unit: u,
-                result: 'retry',
-                ms: exit.ms,
-                detail: `${detail}; retrying in ${formatDuration(delay)}`,
-                tail,
-            });
-            return;
-        }
-        run.failedFinal += 1;
-        run.failedFinalStarts.add(u.start);
-        if (run.failedFinal > run.maxFailures && !run.stoppedByFailures) {
-            run.stoppedByFailures = true;
-            this.#emit({
-                type: 'notice',
-                message: `${step.id}: ${run.failedFinal} unit(s) failed, more than max-failures (${run.maxFailures}); not starting more units of this step`,
-            });
-        }
-        this.#emit({ type: 'unit-end', unit: u, result: 'failed', ms: exit.ms, detail, tail });
-    }
-    async #writeLog(step, index, tail) {
-        const path = this.#ckpt.logPath(step, index);
-        await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
-        await (0,promises_namespaceObject.writeFile)(path, tail, { mode: 0o600 });
-    }
-    #result() {
-        let stepsDone = 0;
-        let unitsDone = 0;
-        let unitsTotal = 0;
-        let unitsFailed = 0;
-        let anyFailed = false;
-        for (const run of this.#runs.values()) {
-            const rec = run.rec;
-            const total = unitCount(rec);
-            unitsTotal += total;
-            unitsDone += Math.min(total, rec.unitsDone);
-            unitsFailed += run.failedFinal;
-            if (run.failedFinal > 0)
-                anyFailed = true;
-            if (isStepComplete(rec) && (run.completedThisAttempt || !run.step.always))
-                stepsDone += 1;
-        }
-        const stepsTotal = this.#runs.size;
-        const complete = stepsDone === stepsTotal && !anyFailed;
-        let exitCode;
-        let reason;
-        if (this.#fatal) {
-            exitCode = EXIT_FAILED;
-            reason = this.#fatal.message;
-        }
-        else if (anyFailed) {
-            exitCode = EXIT_FAILED;
-            const failedSteps = [...this.#runs.values()].filter((r) => r.failedFinal > 0).map((r) => r.step.id);
-            reason = `${unitsFailed} unit(s) failed in ${failedSteps.join(', ')}`;
-        }
-        else if (complete) {
-            exitCode = EXIT_OK;
-            reason = 'complete';
-        }
-        else {
-            exitCode = EXIT_INCOMPLETE;
-            if (this.#stopping)
-                reason = `stopped early: ${this.#stopping.reason}`;
-            else if ([...this.#runs.values()].some((r) => r.budgetBlocked))
-                reason = 'stopped early: the next units would not finish within the time budget';
-            else if (this.#yieldedLeft)
-                reason = 'stopped early: a unit yielded';
-            else
-                reason = 'stopped early';
-        }
-        return {
-            exitCode,
-            reason,
-            complete,
-            resumed: this.#resumed,
-            stepsDone,
-            stepsRemaining: stepsTotal - stepsDone,
-            unitsDone,
-            unitsRemaining: Math.max(0, unitsTotal - unitsDone),
-            unitsFailed,
-            attempt: this.#attempt,
-        };
-    }
-}
-async function fileExists(p) {
-    try {
-        await stat(p);
-        return true;
-    }
-    catch {
-        return false;
-    }
 }
 
 ;// CONCATENATED MODULE: external "node:crypto"
@@ -27592,8 +26908,12 @@ class Checkpoint {
     #touch(ev) {
         if (ev.type === 'done' && ev.outputs)
             this.#outputsDirty = true;
-        if (ev.type === 'reset' || ev.type === 'step-init')
+        if (ev.type === 'reset' ||
+            ev.type === 'step-init' ||
+            ev.type === 'step-complete' ||
+            ev.type === 'mark-done') {
             this.#outputsDirty = true;
+        }
     }
     #writer() {
         if (!this.#journal)
@@ -27757,453 +27077,6 @@ async function loadState(dir, runId) {
     return { state, report, validBytes: journal.validBytes };
 }
 
-;// CONCATENATED MODULE: ./src/journal/lock.ts
-// The run's lease: `<runDir>/lock` says which process on which host is working on this checkpoint. It is a
-// lease, not a plain lock file: it is void once its holder's process is gone (same host) or its heartbeat
-// is older than the TTL (any host, e.g. a lock restored from a cache saved on another runner).
-//
-// Creation is atomic: the record is written to a temp file which is then link()ed to `lock` (fails with
-// EEXIST if any lock exists). Replacing a stale lock is serialised by a short-lived `lock.takeover` guard
-// (created the same way), so that several contenders judging the same stale lock cannot each remove
-// the lock another one has just installed. Whoever holds the guard moves the stale lock aside with
-// rename(), checks it moved the lock it judged (same nonce), and links its own; if it moved a different
-// one it links that back.
-
-
-
-
-
-
-const LOCK_FILE = 'lock';
-const GUARD_FILE = 'lock.takeover';
-/** An unparsable lock younger than this may be in the middle of being written by a foreign tool: respect it. */
-const UNPARSABLE_GRACE_MS = 5_000;
-/** A takeover takes milliseconds; a guard this old was left by a contender that died mid-takeover. */
-const GUARD_STALE_MS = 10_000;
-/** How long acquireLease keeps retrying while other contenders create, replace or guard the lock. */
-const ACQUIRE_PATIENCE_MS = GUARD_STALE_MS + 10_000;
-class LockedError extends Error {
-    name = 'LockedError';
-    /** The live holder; undefined when the lock file could not be parsed (and is too young to be judged stale). */
-    holder;
-    lockPath;
-    constructor(message, lockPath, holder) {
-        super(message);
-        this.lockPath = lockPath;
-        this.holder = holder;
-    }
-}
-const DEFAULT_TTL_MS = 30_000;
-const DEFAULT_HEARTBEAT_MS = 5_000;
-/** Start time of process `pid` in clock ticks since boot (Linux /proc), or undefined where unavailable. */
-function lock_processStartTime(pid) {
-    const stat = readProcStat(pid);
-    return stat?.startTime;
-}
-function readProcStat(pid) {
-    if (process.platform !== 'linux')
-        return undefined;
-    let text;
-    try {
-        text = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
-    }
-    catch {
-        return undefined;
-    }
-    // "pid (comm) state ppid ..." — comm may contain spaces and parentheses, so split after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
-    const state = fields[0];
-    const startTime = Number(fields[19]);
-    if (state === undefined || !Number.isSafeInteger(startTime))
-        return undefined;
-    return { state, startTime };
-}
-/**
- * Whether process `pid` exists on this host (a zombie counts as gone). With `startTime`, a process whose
- * start time differs (the pid was reused) counts as gone too.
- */
-function isProcessAlive(pid, startTime) {
-    if (!Number.isSafeInteger(pid) || pid <= 0)
-        return false;
-    try {
-        process.kill(pid, 0);
-    }
-    catch (error) {
-        // EPERM: it exists but belongs to another user.
-        if (errorCode(error) !== 'EPERM')
-            return false;
-    }
-    const stat = readProcStat(pid);
-    if (stat === undefined)
-        return true;
-    if (stat.state === 'Z' || stat.state === 'X')
-        return false;
-    return startTime === undefined || stat.startTime === startTime;
-}
-function parseRecord(text) {
-    let value;
-    try {
-        value = JSON.parse(text);
-    }
-    catch {
-        return undefined;
-    }
-    if (typeof value !== 'object' || value === null)
-        return undefined;
-    const v = value;
-    if (!Number.isSafeInteger(v.pid) ||
-        typeof v.host !== 'string' ||
-        typeof v.runId !== 'string' ||
-        !Number.isSafeInteger(v.attempt) ||
-        typeof v.heartbeat !== 'number' ||
-        !Number.isFinite(v.heartbeat) ||
-        typeof v.nonce !== 'string' ||
-        v.nonce === '') {
-        return undefined;
-    }
-    const record = {
-        pid: v.pid,
-        host: v.host,
-        runId: v.runId,
-        attempt: v.attempt,
-        heartbeat: v.heartbeat,
-        nonce: v.nonce,
-    };
-    if (Number.isSafeInteger(v.startTime))
-        record.startTime = v.startTime;
-    if (typeof v.ttlMs === 'number' && Number.isFinite(v.ttlMs) && v.ttlMs > 0)
-        record.ttlMs = v.ttlMs;
-    return record;
-}
-async function readLockFile(path) {
-    try {
-        const [text, info] = await Promise.all([(0,promises_namespaceObject.readFile)(path, 'utf8'), (0,promises_namespaceObject.stat)(path)]);
-        return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
-    }
-    catch (error) {
-        if (errorCode(error) === 'ENOENT')
-            return undefined;
-        throw error;
-    }
-}
-/** What identifies one version of a lock file across a rename: its nonce, or its text if unparsable. */
-function identity(state) {
-    return state.record ? `nonce:${state.record.nonce}` : `text:${state.text}`;
-}
-function judge(state, ttlMs, now) {
-    const record = state.record;
-    if (record === undefined) {
-        const age = now - state.mtimeMs;
-        return age > UNPARSABLE_GRACE_MS
-            ? { stale: true, reason: `the lock file is unreadable and ${formatAge(age)} old` }
-            : { stale: false, reason: `the lock file is unreadable but only ${formatAge(age)} old` };
-    }
-    if (record.host === (0,external_node_os_namespaceObject.hostname)()) {
-        if (!isProcessAlive(record.pid)) {
-            return { stale: true, reason: `process ${record.pid} on this host is gone` };
-        }
-        if (record.startTime !== undefined) {
-            const current = lock_processStartTime(record.pid);
-            if (current !== undefined && current !== record.startTime) {
-                return {
-                    stale: true,
-                    reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
-                };
-            }
-        }
-    }
-    const ttl = record.ttlMs ?? ttlMs;
-    const age = now - record.heartbeat;
-    if (age > ttl) {
-        return {
-            stale: true,
-            reason: `its last heartbeat was ${formatAge(age)} ago (lease expires after ${formatAge(ttl)})`,
-        };
-    }
-    return { stale: false, reason: 'alive' };
-}
-function formatAge(ms) {
-    const s = Math.max(0, Math.round(ms / 1000));
-    if (s < 120)
-        return `${s}s`;
-    const m = Math.round(s / 60);
-    return m < 120 ? `${m}m` : `${Math.round(m / 60)}h`;
-}
-function displayDir(runDir) {
-    const rel = (0,external_node_path_.relative)(process.cwd(), runDir);
-    return rel !== '' && !rel.startsWith('..') && !(0,external_node_path_.isAbsolute)(rel) ? rel : runDir;
-}
-function lockedError(runDir, lockPath, state, ttlMs, now) {
-    const record = state.record;
-    if (record === undefined) {
-        return new LockedError(`checkpoint ${displayDir(runDir)} is locked: ${lockPath} was written ${formatAge(now - state.mtimeMs)} ago ` +
-            `but cannot be read. Wait a few seconds and try again; if it stays unreadable it is ignored once it is ` +
-            `${UNPARSABLE_GRACE_MS / 1000}s old.`, lockPath, undefined);
-    }
-    const ttl = record.ttlMs ?? ttlMs;
-    return new LockedError(`checkpoint ${displayDir(runDir)} is locked by pid ${record.pid} on host ${record.host} ` +
-        `(attempt ${record.attempt}, heartbeat ${formatAge(now - record.heartbeat)} ago); wait for that run to ` +
-        `finish, or stop it. If it is gone, its lease expires ${formatAge(ttl)} after its last heartbeat.`, lockPath, record);
-}
-async function tryLink(from, to) {
-    try {
-        await (0,promises_namespaceObject.link)(from, to);
-        return true;
-    }
-    catch (error) {
-        if (errorCode(error) === 'EEXIST')
-            return false;
-        throw error;
-    }
-}
-function pause(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-}
-/**
- * Moves `path` aside if it still is the version `expected` identifies, then deletes it. Returns false when
- * the file there was another version (it is put back) or was already gone.
- */
-async function removeIfSame(path, expected, nonce) {
-    const aside = `${path}.stale-${nonce}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
-    try {
-        await (0,promises_namespaceObject.rename)(path, aside);
-    }
-    catch (error) {
-        if (errorCode(error) === 'ENOENT')
-            return false;
-        throw error;
-    }
-    const moved = await readLockFile(aside);
-    if (moved !== undefined && identity(moved) !== expected) {
-        // We moved a newer file than the one judged: put it back unless someone created another meanwhile.
-        await tryLink(aside, path);
-        await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
-        return false;
-    }
-    await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
-    return true;
-}
-/** Takes the takeover guard (returns its identity), clearing a guard abandoned by a contender that died. */
-async function takeGuard(guardPath, nonce) {
-    const text = JSON.stringify({ pid: process.pid, host: (0,external_node_os_namespaceObject.hostname)(), nonce });
-    const tmp = tempPath(guardPath);
-    await (0,promises_namespaceObject.writeFile)(tmp, text, { mode: FILE_MODE, flag: 'wx' });
-    try {
-        if (await tryLink(tmp, guardPath))
-            return `text:${text}`;
-        const guard = await readLockFile(guardPath);
-        if (guard !== undefined && Date.now() - guard.mtimeMs > GUARD_STALE_MS) {
-            await removeIfSame(guardPath, identity(guard), nonce);
-        }
-        return undefined;
-    }
-    finally {
-        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-    }
-}
-/**
- * Acquires the lease on `runDir`, replacing a stale one. Throws LockedError when a live process holds it.
- * The heartbeat timer is unref'd: it never keeps the process alive.
- */
-async function acquireLease(runDir, info, opts = {}) {
-    const ttlMs = opts.ttlMs ?? DEFAULT_TTL_MS;
-    const heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-    if (!(ttlMs > 0) || !(heartbeatMs > 0)) {
-        throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
-    }
-    await ensureDir(runDir);
-    const lockPath = (0,external_node_path_.join)(runDir, LOCK_FILE);
-    const guardPath = (0,external_node_path_.join)(runDir, GUARD_FILE);
-    const nonce = (0,external_node_crypto_namespaceObject.randomBytes)(12).toString('hex');
-    const record = {
-        pid: process.pid,
-        host: (0,external_node_os_namespaceObject.hostname)(),
-        runId: info.runId,
-        attempt: info.attempt,
-        heartbeat: Date.now(),
-        ttlMs,
-        nonce,
-    };
-    const startTime = lock_processStartTime(process.pid);
-    if (startTime !== undefined)
-        record.startTime = startTime;
-    let tookOver;
-    const tmp = tempPath(lockPath);
-    await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(record)}\n`, { mode: FILE_MODE, flag: 'wx' });
-    const giveUpAt = Date.now() + ACQUIRE_PATIENCE_MS;
-    try {
-        while (Date.now() < giveUpAt) {
-            if (await tryLink(tmp, lockPath)) {
-                return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
-            }
-            const holder = await readLockFile(lockPath);
-            if (holder === undefined)
-                continue; // released meanwhile: try again
-            const now = Date.now();
-            const verdict = judge(holder, ttlMs, now);
-            if (!verdict.stale)
-                throw lockedError(runDir, lockPath, holder, ttlMs, now);
-            const guard = await takeGuard(guardPath, nonce);
-            if (guard === undefined) {
-                // Another contender is replacing the stale lock; see what it ends up with.
-                await pause(5 + Math.random() * 20);
-                continue;
-            }
-            try {
-                const current = await readLockFile(lockPath);
-                if (current !== undefined && identity(current) === identity(holder)) {
-                    if (await removeIfSame(lockPath, identity(holder), nonce)) {
-                        tookOver = { holder: holder.record, reason: verdict.reason };
-                    }
-                }
-                // Link under the guard; if someone without the guard linked first, the next round judges them.
-                if (await tryLink(tmp, lockPath)) {
-                    return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
-                }
-            }
-            finally {
-                await removeIfSame(guardPath, guard, nonce).catch(() => undefined);
-            }
-        }
-        throw new Error(`could not acquire ${lockPath} within ${ACQUIRE_PATIENCE_MS / 1000}s: other processes keep creating and replacing it. ` +
-            'Make sure only one `checkpoint run` works on this checkpoint at a time.');
-    }
-    finally {
-        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-    }
-}
-function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLost) {
-    let timer;
-    let tick;
-    let stopped = false;
-    let lastBeat = record.heartbeat;
-    let lostReason;
-    const listeners = onLost ? [onLost] : [];
-    const lose = (reason) => {
-        if (stopped)
-            return;
-        stop();
-        lostReason = reason;
-        for (const listener of listeners)
-            listener(reason);
-    };
-    const beat = async () => {
-        try {
-            const current = await readLockFile(lockPath);
-            if (stopped)
-                return;
-            if (current === undefined) {
-                lose(`the lock file ${lockPath} was removed by another process`);
-                return;
-            }
-            if (current.record?.nonce !== record.nonce) {
-                const by = current.record
-                    ? `pid ${current.record.pid} on host ${current.record.host}`
-                    : 'another process';
-                lose(`the lease on ${lockPath} was taken over by ${by}`);
-                return;
-            }
-            const next = { ...record, heartbeat: Date.now() };
-            const tmp = tempPath(lockPath);
-            // No fsync: a heartbeat lost in a power cut only makes the lease look older, which is harmless.
-            await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(next)}\n`, { mode: FILE_MODE, flag: 'wx' });
-            if (stopped) {
-                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-                return;
-            }
-            try {
-                await (0,promises_namespaceObject.rename)(tmp, lockPath);
-            }
-            catch (error) {
-                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-                throw error;
-            }
-            lastBeat = next.heartbeat;
-            record.heartbeat = next.heartbeat;
-        }
-        catch (error) {
-            // Transient trouble (disk full...) is retried on the next tick; give up once the lease has expired.
-            if (Date.now() - lastBeat > ttlMs) {
-                lose(`could not refresh the lease on ${lockPath} for ${formatAge(ttlMs)}: ${String(error)}`);
-            }
-        }
-    };
-    const stop = () => {
-        stopped = true;
-        if (timer !== undefined)
-            clearInterval(timer);
-        timer = undefined;
-    };
-    timer = setInterval(() => {
-        if (tick !== undefined)
-            return;
-        tick = beat().finally(() => {
-            tick = undefined;
-        });
-    }, heartbeatMs);
-    timer.unref();
-    // Best effort: remove temp and aside files that crashed contenders left behind.
-    void sweepLeftovers(runDir);
-    return {
-        info: record,
-        tookOver,
-        stopHeartbeat: stop,
-        onLost(listener) {
-            const reason = lostReason;
-            if (reason === undefined)
-                listeners.push(listener);
-            else
-                queueMicrotask(() => listener(reason));
-        },
-        async release() {
-            stop();
-            await tick;
-            const current = await readLockFile(lockPath);
-            if (current?.record?.nonce === record.nonce) {
-                await (0,promises_namespaceObject.unlink)(lockPath).catch((error) => {
-                    if (errorCode(error) !== 'ENOENT')
-                        throw error;
-                });
-            }
-        },
-    };
-}
-async function sweepLeftovers(runDir) {
-    try {
-        const cutoff = Date.now() - 60_000;
-        for (const name of await (0,promises_namespaceObject.readdir)(runDir)) {
-            if (!/^lock(\.takeover)?\.(tmp|stale)-/.test(name))
-                continue;
-            const path = (0,external_node_path_.join)(runDir, name);
-            const info = await (0,promises_namespaceObject.stat)(path);
-            if (info.mtimeMs < cutoff)
-                await (0,promises_namespaceObject.unlink)(path);
-        }
-    }
-    catch {
-        // Leftovers are harmless; never fail over them.
-    }
-}
-/** The lease record in `runDir`'s lock file; undefined when there is no lock (or it cannot be parsed). */
-async function readLease(runDir) {
-    return (await readLockFile(join(runDir, LOCK_FILE)))?.record;
-}
-/** The lease on `runDir` as acquireLease would judge it (live or stale, and why); undefined without a lock. */
-async function inspectLease(runDir, opts = {}) {
-    const state = await readLockFile((0,external_node_path_.join)(runDir, LOCK_FILE));
-    if (state === undefined)
-        return undefined;
-    const now = Date.now();
-    const verdict = judge(state, opts.ttlMs ?? DEFAULT_TTL_MS, now);
-    return {
-        holder: state.record,
-        ageMs: now - (state.record?.heartbeat ?? state.mtimeMs),
-        stale: verdict.stale,
-        reason: verdict.reason,
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/plan/errors.ts
 // Named errors of the plan layer. Both are fatal for a run (exit 2 for a PlanError); their messages are
 // complete and meant to be shown to the user as they are, without a stack.
@@ -28224,1038 +27097,6 @@ class PlanError extends Error {
  */
 class ItemsError extends Error {
     name = 'ItemsError';
-}
-
-;// CONCATENATED MODULE: ./src/journal/runs.ts
-// The checkpoint root: one folder per run, plus `latest` naming the most recent one.
-
-
-
-
-const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-function isValidRunId(id) {
-    return RUN_ID.test(id) && id !== 'latest' && !id.includes('..');
-}
-async function readLatest(root) {
-    const text = await readFileIfExists((0,external_node_path_.join)(root, 'latest'));
-    const id = text?.trim();
-    return id && isValidRunId(id) ? id : undefined;
-}
-function stamp(d) {
-    const p = (n) => String(n).padStart(2, '0');
-    return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
-}
-/** `<name>-YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken. */
-async function newRunId(root, planName, now = new Date()) {
-    const safe = planName
-        .toLowerCase()
-        .replace(/[^a-z0-9_-]+/g, '-')
-        .replace(/^-+|-+$/g, '') || 'run';
-    const base = `${safe}-${stamp(now)}`;
-    let id = base;
-    for (let n = 2; await exists((0,external_node_path_.join)(root, id)); n++)
-        id = `${base}-${n}`;
-    return id;
-}
-async function exists(p) {
-    try {
-        await (0,promises_namespaceObject.stat)(p);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-async function listRunIds(root) {
-    let names;
-    try {
-        names = await (0,promises_namespaceObject.readdir)(root);
-    }
-    catch {
-        return [];
-    }
-    const out = [];
-    for (const n of names) {
-        if (!isValidRunId(n))
-            continue;
-        if (await Checkpoint.exists(root, n))
-            out.push(n);
-    }
-    return out.sort();
-}
-
-// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
-;// CONCATENATED MODULE: ./src/plan/schema.ts
-// The zod schema of `checkpoint.yml` as users write it (kebab-case keys, durations as text), and the
-// formatter that turns zod issues into the one-line, user-facing problems a PlanError carries.
-//
-// Conventions for messages set here: a message that starts with "expected" describes the value wanted and
-// the formatter appends `, got <value>`; text after FIX is printed after the value, as the fix. Any other
-// message is printed as it is.
-
-
-const STEP_ID_PATTERN = /^[a-z0-9][a-z0-9_-]*$/;
-const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Separates the "expected ..." part of a message from a fix shown after the offending value. */
-const FIX = '\u0000';
-function expecting(expected, fix) {
-    return fix === undefined ? expected : `${expected}${FIX}${fix}`;
-}
-const schema_isPlainObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
-// ---------------------------------------------------------------------------------------------------------
-// Building blocks
-class Rejected {
-    message;
-    constructor(message) {
-        this.message = message;
-    }
-}
-/**
- * A scalar checked and converted by a plain function, for values with more than one accepted form
- * (durations, `max-failures`, env values). `convert` returns the converted value or a Rejected message.
- * A missing key passes through as undefined; `.optional()` on the result keeps the types honest.
- */
-function leaf(convert) {
-    return unknown().transform((v, ctx) => {
-        if (v === undefined)
-            return undefined;
-        const out = convert(v);
-        if (out instanceof Rejected) {
-            ctx.addIssue({ code: 'custom', message: out.message, input: v });
-            return NEVER;
-        }
-        return out;
-    });
-}
-const positiveInt = (expected = 'expected a positive integer') => schemas_int({ error: expected }).min(1, { error: expected });
-/** A string with at least one non-blank character. */
-const schema_text = (expected) => schemas_string({ error: expected }).regex(/\S/, { error: expected });
-const bool = schemas_boolean({ error: 'expected true or false' });
-function schema_duration(kind) {
-    const expected = kind === 'positive'
-        ? 'expected a duration like 90s, 10m, 1h30m or 2d'
-        : 'expected a duration like 0s, 500ms, 2s or 1m';
-    return leaf((v) => {
-        if (typeof v !== 'string' && typeof v !== 'number')
-            return new Rejected(expected);
-        let ms;
-        try {
-            ms = parseDuration(v);
-        }
-        catch {
-            return new Rejected(expected);
-        }
-        if (kind === 'positive' && ms <= 0)
-            return new Rejected('expected a duration above zero, like 90s or 10m');
-        return ms;
-    }).optional();
-}
-/** A single string or a list of them (`needs: build` is read as `needs: [build]`). */
-function stringOrList(expectedList, expectedElement) {
-    return union([schema_text(expectedList), array(schema_text(expectedElement), { error: expectedList })], {
-        error: expectedList,
-    })
-        .transform((v) => (typeof v === 'string' ? [v] : v))
-        .optional();
-}
-const envMap = unknown()
-    .transform((v, ctx) => {
-    if (v === undefined)
-        return undefined;
-    if (!schema_isPlainObject(v)) {
-        ctx.addIssue({
-            code: 'custom',
-            message: expecting('expected a mapping of variable names to values', 'e.g. env: { REGION: eu }'),
-            input: v,
-        });
-        return NEVER;
-    }
-    const out = {};
-    let ok = true;
-    for (const [key, value] of Object.entries(v)) {
-        if (!ENV_NAME_PATTERN.test(key)) {
-            ok = false;
-            ctx.addIssue({
-                code: 'custom',
-                path: [key],
-                message: 'not a valid variable name; use letters, digits and _, not starting with a digit',
-                input: key,
-            });
-        }
-        if (typeof value === 'string')
-            out[key] = value;
-        else if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean') {
-            out[key] = String(value);
-        }
-        else {
-            ok = false;
-            ctx.addIssue({
-                code: 'custom',
-                path: [key],
-                message: value === null
-                    ? expecting('expected a string, number or boolean', `write ${key}: "" for an empty value`)
-                    : 'expected a string, number or boolean',
-                input: value,
-            });
-        }
-    }
-    return ok ? out : NEVER;
-})
-    .optional();
-// ---------------------------------------------------------------------------------------------------------
-// retry
-const retryObjectSchema = strictObject({
-    attempts: positiveInt('expected a positive number of tries (1 = no retry)').optional(),
-    delay: schema_duration('non-negative'),
-    backoff: schemas_number({ error: 'expected a number >= 1 (the factor between delays)' })
-        .min(1, { error: 'expected a number >= 1 (the factor between delays)' })
-        .optional(),
-    'max-delay': schema_duration('non-negative'),
-}, { error: 'expected a mapping' });
-const RETRY_EXPECTED = 'expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay}';
-const retrySchema = union([positiveInt(RETRY_EXPECTED), retryObjectSchema], { error: RETRY_EXPECTED })
-    .transform((v) => (typeof v === 'number' ? { attempts: v } : v))
-    .optional();
-const onChangeSchema = schemas_enum(['rerun', 'keep'], { error: 'expected rerun or keep' }).optional();
-// ---------------------------------------------------------------------------------------------------------
-// batch
-const rangeSchema = strictObject({
-    from: schemas_int({ error: 'expected an integer' }),
-    to: schemas_int({ error: 'expected an integer' }),
-}, { error: expecting('expected a mapping {from, to}', 'e.g. range: { from: 0, to: 1000 }') })
-    .superRefine((r, ctx) => {
-    if (r.to < r.from) {
-        ctx.addIssue({
-            code: 'custom',
-            path: ['to'],
-            message: expecting(`expected an integer >= from (${r.from})`, 'the range is [from, to), half-open'),
-            input: r.to,
-        });
-    }
-});
-const ITEM_EXPECTED = 'expected a single-line string or a number';
-const itemSchema = leaf((v) => {
-    if (typeof v === 'number' && Number.isFinite(v))
-        return String(v);
-    // Items travel one per line in CHECKPOINT_ITEMS_FILE, so a line break would split one item into two.
-    if (typeof v === 'string' && v !== '' && !/[\r\n]/.test(v))
-        return v;
-    return new Rejected(ITEM_EXPECTED);
-});
-const itemsObjectShape = strictObject({
-    file: schema_text('expected a file path relative to the plan file').optional(),
-    glob: schema_text('expected a glob pattern like "data/*.csv"').optional(),
-    command: schema_text('expected a shell command printing one item per line').optional(),
-}, { error: 'expected a mapping' });
-const itemsObjectSchema = itemsObjectShape
-    .superRefine((o, ctx) => {
-    const given = ['file', 'glob', 'command'].filter((k) => o[k] !== undefined);
-    if (given.length !== 1) {
-        ctx.addIssue({
-            code: 'custom',
-            message: given.length === 0
-                ? expecting('expected exactly one of file, glob or command', 'e.g. items: { file: ids.txt } or items: { glob: "data/*.csv" }')
-                : `use only one of file, glob or command, not ${given.join(' and ')}`,
-        });
-    }
-})
-    .transform((o) => {
-    if (o.file !== undefined)
-        return { kind: 'file', file: o.file };
-    if (o.glob !== undefined)
-        return { kind: 'glob', glob: o.glob };
-    return { kind: 'command', command: o.command ?? '' };
-});
-const ITEMS_EXPECTED = 'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}';
-const itemsSchema = union([
-    array(itemSchema, { error: ITEMS_EXPECTED })
-        .transform((items) => ({ kind: 'list', items: items.map((i) => i ?? '') })),
-    itemsObjectSchema,
-], { error: ITEMS_EXPECTED });
-const MAX_FAILURES_EXPECTED = 'expected a number of failed units (0 or more) or a percentage like "10%"';
-const maxFailuresSchema = leaf((v) => {
-    if (typeof v === 'number') {
-        return Number.isSafeInteger(v) && v >= 0
-            ? { kind: 'count', count: v }
-            : new Rejected(MAX_FAILURES_EXPECTED);
-    }
-    if (typeof v === 'string') {
-        const percent = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(v);
-        if (percent) {
-            const n = Number(percent[1]);
-            return n <= 100
-                ? { kind: 'percent', percent: n }
-                : new Rejected('expected a percentage from 0% to 100%');
-        }
-        if (/^\s*\d+\s*$/.test(v))
-            return { kind: 'count', count: Number(v) };
-    }
-    return new Rejected(MAX_FAILURES_EXPECTED);
-}).optional();
-const batchSchema = strictObject({
-    range: rangeSchema.optional(),
-    items: itemsSchema.optional(),
-    size: positiveInt('expected a positive integer').optional(),
-    parallel: positiveInt('expected a positive integer (most units of this step at once)').optional(),
-    order: schemas_enum(['any', 'sequential'], { error: 'expected any or sequential' }).optional(),
-    'max-failures': maxFailuresSchema,
-}, { error: expecting('expected a mapping', 'e.g. batch: { range: { from: 0, to: 1000 }, size: 100 }') })
-    .superRefine((b, ctx) => {
-    if (b.range === undefined && b.items === undefined) {
-        ctx.addIssue({
-            code: 'custom',
-            message: expecting('expected exactly one of range or items', 'add range: { from: 0, to: N } or items: [a, b, c]'),
-        });
-    }
-    else if (b.range !== undefined && b.items !== undefined) {
-        ctx.addIssue({ code: 'custom', message: 'use either range or items, not both' });
-    }
-});
-// ---------------------------------------------------------------------------------------------------------
-// steps and the plan
-function idSuggestion(input) {
-    if (typeof input !== 'string')
-        return undefined;
-    const fixed = input
-        .toLowerCase()
-        .replace(/[^a-z0-9_-]+/g, '-')
-        .replace(/^[-_]+/, '')
-        .replace(/-+$/, '');
-    return STEP_ID_PATTERN.test(fixed) ? `try ${JSON.stringify(fixed)}` : undefined;
-}
-function runExpected(iss) {
-    return Array.isArray(iss.input)
-        ? expecting('expected a shell command (a string)', 'for several commands use "run: |" and one per line')
-        : 'expected a shell command (a non-empty string)';
-}
-const ID_EXPECTED = 'expected an id of lowercase letters, digits, - and _, starting with a letter or digit';
-const schema_stepSchema = strictObject({
-    id: schemas_string({ error: ID_EXPECTED }).regex(STEP_ID_PATTERN, {
-        error: (iss) => expecting(ID_EXPECTED, idSuggestion(iss.input)),
-    }),
-    name: schema_text('expected a display name (a non-empty string)').optional(),
-    run: schemas_string({ error: runExpected }).regex(/\S/, { error: runExpected }),
-    env: envMap,
-    'working-directory': schema_text('expected a directory path relative to the plan file').optional(),
-    timeout: schema_duration('positive'),
-    retry: retrySchema,
-    needs: stringOrList('expected a list of step ids like [build, test]', 'expected a step id'),
-    always: bool.optional(),
-    rollback: schema_text('expected a shell command (a non-empty string)').optional(),
-    inputs: stringOrList('expected a list of file globs like ["src/**", "Makefile"]', 'expected a file glob'),
-    'on-change': onChangeSchema,
-    batch: batchSchema.optional(),
-    shards: schemas_enum(['all', 'first'], { error: 'expected all or first' }).optional(),
-}, { error: expecting('expected a step mapping', 'e.g. - { id: build, run: make }') });
-const defaultsSchema = strictObject({
-    timeout: schema_duration('positive'),
-    retry: retrySchema,
-    'on-change': onChangeSchema,
-}, { error: expecting('expected a mapping', 'e.g. defaults: { timeout: 30m, retry: 3 }') });
-const planSchema = strictObject({
-    version: literal(1, { error: 'expected 1 (the only plan format version)' }),
-    name: schema_text('expected a plan name (a non-empty string)').optional(),
-    shell: schema_text('expected bash, sh or a command prefix like "python3 -c"').optional(),
-    concurrency: positiveInt('expected a positive integer (most units running at once)').optional(),
-    env: envMap,
-    defaults: defaultsSchema.optional(),
-    steps: array(schema_stepSchema, {
-        error: expecting('expected a list of steps', 'write each step as "- id: NAME" followed by "run: COMMAND"'),
-    })
-        .min(1, { error: expecting('expected at least one step', 'add "- id: NAME" with "run: COMMAND"') }),
-}, { error: 'expected a mapping with version: 1 and steps' });
-// ---------------------------------------------------------------------------------------------------------
-// Issue formatting
-/** Allowed keys of each mapping, by path pattern (indices written `[]`). */
-const ALLOWED_KEYS = {
-    '': Object.keys(planSchema.shape),
-    defaults: Object.keys(defaultsSchema.shape),
-    'defaults.retry': Object.keys(retryObjectSchema.shape),
-    'steps[]': Object.keys(schema_stepSchema.shape),
-    'steps[].retry': Object.keys(retryObjectSchema.shape),
-    'steps[].batch': Object.keys(batchSchema.shape),
-    'steps[].batch.range': Object.keys(rangeSchema.shape),
-    'steps[].batch.items': Object.keys(itemsObjectShape.shape),
-};
-/** Names people reach for from other tools, mapped to ours; used only for "did you mean". */
-const KEY_ALIASES = {
-    '': {
-        jobs: 'steps',
-        tasks: 'steps',
-        parallelism: 'concurrency',
-        'max-parallel': 'concurrency',
-        environment: 'env',
-        title: 'name',
-    },
-    defaults: { retries: 'retry', 'timeout-minutes': 'timeout' },
-    'steps[]': {
-        command: 'run',
-        cmd: 'run',
-        script: 'run',
-        'depends-on': 'needs',
-        depends: 'needs',
-        requires: 'needs',
-        after: 'needs',
-        cwd: 'working-directory',
-        dir: 'working-directory',
-        workdir: 'working-directory',
-        environment: 'env',
-        retries: 'retry',
-        'timeout-minutes': 'timeout',
-        undo: 'rollback',
-        compensate: 'rollback',
-        title: 'name',
-        label: 'name',
-    },
-    'steps[].batch': {
-        'chunk-size': 'size',
-        chunk: 'size',
-        'batch-size': 'size',
-        concurrency: 'parallel',
-        'max-parallel': 'parallel',
-        list: 'items',
-        failures: 'max-failures',
-    },
-    'steps[].batch.range': { start: 'from', begin: 'from', end: 'to', until: 'to', stop: 'to' },
-    'steps[].batch.items': { path: 'file', pattern: 'glob', cmd: 'command', run: 'command' },
-    'defaults.retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
-    'steps[].retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
-};
-/** What to do about a missing required key, by path pattern. */
-const REQUIRED_HINTS = {
-    version: 'add "version: 1" at the top of the file',
-    steps: 'add "steps:" with a list of steps, each with an id and run',
-    'steps[].id': 'add an id like "build" (lowercase letters, digits, - and _)',
-    'steps[].run': 'add a shell command to run',
-    'steps[].batch.range.from': 'add from: N (the first number)',
-    'steps[].batch.range.to': 'add to: N (the end, not included)',
-};
-function pathPattern(path) {
-    return path
-        .map((p) => (typeof p === 'number' ? '[]' : `.${String(p)}`))
-        .join('')
-        .replace(/^\./, '');
-}
-/** `steps[2].batch.size`, `env["MY VAR"]`. */
-function formatPath(path) {
-    let out = '';
-    for (const p of path) {
-        if (typeof p === 'number')
-            out += `[${p}]`;
-        else {
-            const key = String(p);
-            if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(key))
-                out += out === '' ? key : `.${key}`;
-            else
-                out += `[${JSON.stringify(key)}]`;
-        }
-    }
-    return out;
-}
-/** The value as JSON, at most 60 characters. Never throws (YAML aliases can build cyclic values). */
-function showValue(value) {
-    let s;
-    if (value === undefined)
-        s = 'nothing';
-    else if (typeof value === 'number' && !Number.isFinite(value))
-        s = String(value);
-    else {
-        try {
-            s = JSON.stringify(value) ?? String(value);
-        }
-        catch {
-            s = Array.isArray(value) ? '[...]' : typeof value === 'object' ? '{...}' : String(value);
-        }
-    }
-    if (s.length <= 60)
-        return s;
-    // By code point, so that an emoji is never cut in half.
-    const chars = [...s];
-    return chars.length > 60 ? `${chars.slice(0, 59).join('')}…` : s;
-}
-function lookup(root, path) {
-    let cur = root;
-    for (const p of path) {
-        if (Array.isArray(cur) && typeof p === 'number' && p < cur.length)
-            cur = cur[p];
-        else if (schema_isPlainObject(cur) && typeof p === 'string' && Object.hasOwn(cur, p))
-            cur = cur[p];
-        else
-            return { present: false, value: undefined };
-    }
-    return { present: true, value: cur };
-}
-function normaliseKey(k) {
-    return k.toLowerCase().replace(/[-_\s]/g, '');
-}
-/** Edit distance where swapping two neighbouring letters (`fiel` → `file`) counts as one edit. */
-function editDistance(a, b) {
-    const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-    const at = (i, j) => d[i]?.[j] ?? Number.POSITIVE_INFINITY;
-    for (let i = 1; i <= a.length; i++) {
-        const row = d[i];
-        for (let j = 1; j <= b.length; j++) {
-            const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-            row[j] = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
-            if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-                row[j] = Math.min(at(i, j), at(i - 2, j - 2) + 1);
-            }
-        }
-    }
-    return at(a.length, b.length);
-}
-/**
- * The closest candidate to `input` (ignoring case, `-` and `_`), or undefined when none is close.
- * `aliases` maps other tools' names to candidates, e.g. `depends_on` → `needs`.
- */
-function didYouMean(input, candidates, aliases = {}) {
-    const wanted = normaliseKey(input);
-    if (wanted === '')
-        return undefined;
-    const limit = Math.min(2, Math.floor((wanted.length - 1) / 2));
-    let best;
-    const consider = (key, name) => {
-        if (name === input)
-            return;
-        const distance = editDistance(wanted, normaliseKey(key));
-        if (distance <= limit && (best === undefined || distance < best.distance))
-            best = { name, distance };
-    };
-    for (const c of candidates)
-        consider(c, c);
-    for (const [alias, target] of Object.entries(aliases))
-        consider(alias, target);
-    return best?.name;
-}
-function describeExpected(iss) {
-    switch (iss.expected) {
-        case 'object':
-            return 'a mapping';
-        case 'array':
-            return 'a list';
-        case 'string':
-            return 'a string';
-        case 'boolean':
-            return 'true or false';
-        case 'int':
-            return 'an integer';
-        case 'number':
-            return 'a number';
-        default:
-            return 'a different value';
-    }
-}
-/**
- * Per-parse fallback for issues whose schema sets no message of its own, so zod's default English
- * ("Invalid input: expected string, received number") never reaches a user.
- */
-function fallbackMessage(iss) {
-    switch (iss.code) {
-        case 'invalid_type':
-            return `expected ${describeExpected(iss)}`;
-        case 'too_small':
-            return `expected at least ${String(iss.minimum)}`;
-        case 'too_big':
-            return `expected at most ${String(iss.maximum)}`;
-        case 'invalid_value':
-            return `expected one of ${iss.values.map((v) => String(v)).join(', ')}`;
-        case 'invalid_format':
-            return 'expected a value in a different format';
-        default:
-            return 'expected a different value';
-    }
-}
-/**
- * One line per problem: `<file>: <path>: <expected>, got <value>[; <fix>]`, `<file>: <path>: unknown key;
- * allowed keys: ...`, or `<file>: <path>: required; <fix>`.
- */
-function formatIssues(issues, raw, file) {
-    const out = [];
-    const line = (path, text) => {
-        const where = formatPath(path);
-        out.push(where === '' ? `${file}: ${text}` : `${file}: ${where}: ${text}`);
-    };
-    const valueProblem = (path, message) => {
-        const { present, value } = lookup(raw, path);
-        const [expected = '', fix] = message.split(FIX);
-        if (!present && path.length > 0) {
-            const hint = REQUIRED_HINTS[pathPattern(path)];
-            line(path, hint ? `required; ${hint}` : 'required');
-        }
-        else if (expected.startsWith('expected')) {
-            line(path, `${expected}, got ${showValue(value)}${fix ? `; ${fix}` : ''}`);
-        }
-        else {
-            line(path, fix ? `${expected}; ${fix}` : expected);
-        }
-    };
-    const visit = (iss, base) => {
-        const path = [...base, ...iss.path];
-        switch (iss.code) {
-            case 'unrecognized_keys': {
-                const pattern = pathPattern(path);
-                const allowed = ALLOWED_KEYS[pattern] ?? [];
-                for (const key of iss.keys) {
-                    const suggestion = didYouMean(key, allowed, KEY_ALIASES[pattern]);
-                    const list = allowed.length > 0 ? `; allowed keys: ${allowed.join(', ')}` : '';
-                    line([...path, key], `unknown key${list}${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`);
-                }
-                return;
-            }
-            case 'invalid_union': {
-                // Report the branch whose type matched (a mapping for `retry: {attempts: x}`); when no branch
-                // matched the type at all, the union's own message describes every accepted form.
-                const matched = iss.errors.filter((branch) => !branch.some((b) => b.path.length === 0 && b.code === 'invalid_type'));
-                const branch = matched[0];
-                if (branch && branch.length > 0)
-                    visitAll(branch, path);
-                else
-                    valueProblem(path, iss.message);
-                return;
-            }
-            case 'invalid_key':
-            case 'invalid_element':
-                visitAll(iss.issues, path);
-                return;
-            default:
-                valueProblem(path, iss.message);
-        }
-    };
-    function visitAll(list, base) {
-        // A refinement of an object that also has unknown keys ("exactly one of file, glob or command" next
-        // to `fiel: x`) restates the same mistake; the unknown key line says it better.
-        const withUnknownKeys = new Set(list.filter((i) => i.code === 'unrecognized_keys').map((i) => JSON.stringify(i.path)));
-        for (const iss of list) {
-            if (iss.code === 'custom' && withUnknownKeys.has(JSON.stringify(iss.path)))
-                continue;
-            visit(iss, base);
-        }
-    }
-    visitAll(issues, []);
-    return out;
-}
-
-;// CONCATENATED MODULE: ./src/plan/load.ts
-// checkpoint.yml → Plan: YAML parsing, schema validation, checks across steps (ids, needs, cycles) and
-// normalisation (defaults applied, paths resolved). Everything that can go wrong here is a PlanError.
-
-
-
-
-
-
-const DEFAULT_RETRY = {
-    attempts: 1,
-    delayMs: 1_000,
-    backoff: 2,
-    maxDelayMs: 60_000,
-};
-/** The file as shown in messages: relative to the working directory, or as given when that is shorter. */
-function displayFile(file) {
-    const rel = external_node_path_default().relative(process.cwd(), external_node_path_default().resolve(file));
-    if (rel === '')
-        return file;
-    return rel.length <= file.length ? rel : file;
-}
-/** argv prefix for a `shell:` value; the command text is appended as the last argument. */
-function shellArgv(spec) {
-    if (spec === 'bash')
-        return ['bash', '-eo', 'pipefail', '-c'];
-    if (spec === 'sh')
-        return ['sh', '-ec'];
-    return spec.trim().split(/\s+/);
-}
-/** Reads and parses a plan file. A missing or unreadable file is a PlanError too. */
-async function loadPlan(file, opts = {}) {
-    const shown = displayFile(file);
-    let text;
-    try {
-        text = await (0,promises_namespaceObject.readFile)(file, 'utf8');
-    }
-    catch (err) {
-        const code = err?.code;
-        if (code === 'ENOENT')
-            throw new PlanError(`${shown}: file not found; create it or pass -f PATH`);
-        if (code === 'EISDIR')
-            throw new PlanError(`${shown}: is a directory; pass the plan file with -f PATH`);
-        throw new PlanError(`${shown}: cannot read the file (${code ?? String(err)})`);
-    }
-    // A plan piped in (`-f <(generate-plan)`) lives in /dev/fd: its folder means nothing, so the working
-    // directory anchors relative paths and the checkpoint instead.
-    const regular = await (0,promises_namespaceObject.stat)(file).then((st) => st.isFile(), () => true);
-    return parsePlan(text, file, regular ? opts : { ...opts, dir: process.cwd() });
-}
-/**
- * Parses plan text. `file` is where it came from (relative to the working directory or absolute): it names
- * the plan in messages and anchors relative paths. Pure and synchronous apart from reading `process.cwd()`.
- */
-function parsePlan(text, file, opts = {}) {
-    const shown = displayFile(file);
-    const raw = parseYaml(text, shown);
-    if (raw === null || raw === undefined) {
-        throw new PlanError(`${shown}: the file is empty; add "version: 1" and a list of steps`);
-    }
-    const result = planSchema.safeParse(raw, { error: fallbackMessage });
-    const problems = result.success ? [] : formatIssues(result.error.issues, raw, shown);
-    problems.push(...checkSteps(raw, shown));
-    if (!result.success || problems.length > 0)
-        throw new PlanError(problems);
-    try {
-        return normalise(result.data, external_node_path_default().resolve(file), opts);
-    }
-    catch (err) {
-        // Validation above should leave nothing for normalisation to trip over; if it does, still keep the
-        // promise that plan problems surface as a PlanError naming the file.
-        const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0];
-        throw new PlanError(`${shown}: internal error while reading the plan (${reason}); please report this`);
-    }
-}
-// ---------------------------------------------------------------------------------------------------------
-const MAX_YAML_ERRORS = 20;
-function parseYaml(text, shown) {
-    const lineCounter = new dist/* LineCounter */.HN();
-    const doc = (0,dist/* parseDocument */.Tp)(text.replace(/^\uFEFF/, ''), {
-        prettyErrors: false,
-        lineCounter,
-        merge: true,
-        uniqueKeys: true,
-    });
-    if (doc.errors.length > 0) {
-        const lines = doc.errors.slice(0, MAX_YAML_ERRORS).map((e) => {
-            const { line, col } = lineCounter.linePos(e.pos[0]);
-            return `${shown}:${line}:${col}: invalid YAML: ${yamlReason(e)}`;
-        });
-        if (doc.errors.length > MAX_YAML_ERRORS) {
-            lines.push(`${shown}: ${doc.errors.length - MAX_YAML_ERRORS} more YAML errors not shown`);
-        }
-        throw new PlanError(lines);
-    }
-    // yaml reports an alias without its anchor only when converting, and without a position; find them first.
-    const unresolved = [];
-    (0,dist/* visit */.YR)(doc, {
-        Alias(_, node) {
-            if (node.resolve(doc) !== undefined)
-                return;
-            const { line, col } = lineCounter.linePos(node.range?.[0] ?? 0);
-            unresolved.push(`${shown}:${line}:${col}: invalid YAML: alias *${node.source} has no anchor &${node.source} before it`);
-        },
-    });
-    if (unresolved.length > 0)
-        throw new PlanError(unresolved);
-    try {
-        return doc.toJS({ maxAliasCount: 100 });
-    }
-    catch (err) {
-        // In practice: too many aliases (yaml's guard against "billion laughs" documents).
-        const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
-        throw new PlanError(`${shown}: invalid YAML: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}`);
-    }
-}
-function yamlReason(e) {
-    if (e.code === 'MULTIPLE_DOCS')
-        return 'expected a single document; remove the "---" separator';
-    if (e.code === 'DUPLICATE_KEY')
-        return 'a key appears twice in the same mapping; keep one';
-    if (e.code === 'TAB_AS_INDENT')
-        return 'tabs are not allowed as indentation; use spaces';
-    // yaml's messages are one sentence; keep only the first line in case a future version adds context.
-    const first = e.message.split('\n')[0] ?? e.message;
-    return first.charAt(0).toLowerCase() + first.slice(1);
-}
-function isObject(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function viewSteps(raw) {
-    if (!isObject(raw) || !Array.isArray(raw.steps))
-        return [];
-    return raw.steps.map((s, index) => {
-        if (!isObject(s))
-            return { index, id: undefined, needs: [] };
-        const id = typeof s.id === 'string' ? s.id : undefined;
-        const n = s.needs;
-        let needs;
-        if (n === undefined)
-            needs = undefined;
-        else if (typeof n === 'string')
-            needs = [{ id: n, path: ['steps', index, 'needs'] }];
-        else if (Array.isArray(n)) {
-            needs = n.flatMap((ref, j) => typeof ref === 'string' ? [{ id: ref, path: ['steps', index, 'needs', j] }] : []);
-        }
-        else
-            needs = [];
-        return { index, id, needs };
-    });
-}
-function checkSteps(raw, shown) {
-    const steps = viewSteps(raw);
-    const problems = [];
-    const at = (p, text) => problems.push(`${shown}: ${formatPath(p)}: ${text}`);
-    const firstIndex = new Map();
-    let duplicates = false;
-    for (const s of steps) {
-        if (s.id === undefined)
-            continue;
-        const first = firstIndex.get(s.id);
-        if (first === undefined)
-            firstIndex.set(s.id, s.index);
-        else {
-            duplicates = true;
-            at(['steps', s.index, 'id'], `duplicate id ${JSON.stringify(s.id)}, also used by steps[${first}]; ids must be unique`);
-        }
-    }
-    const ids = [...firstIndex.keys()];
-    for (const s of steps) {
-        for (const ref of s.needs ?? []) {
-            const who = s.id === undefined ? 'this step' : `step ${JSON.stringify(s.id)}`;
-            if (ref.id === s.id) {
-                at(ref.path, `${who} needs itself; remove ${JSON.stringify(ref.id)}`);
-            }
-            else if (!firstIndex.has(ref.id)) {
-                const suggestion = didYouMean(ref.id, ids.filter((id) => id !== s.id));
-                at(ref.path, `${who} needs unknown step ${JSON.stringify(ref.id)}` +
-                    (suggestion ? ` (did you mean ${JSON.stringify(suggestion)}?)` : ''));
-            }
-        }
-    }
-    // With duplicate ids the graph is ambiguous; the user fixes those first.
-    if (!duplicates) {
-        for (const cycle of findCycles(steps)) {
-            const names = cycle.map((id) => (STEP_ID_PATTERN.test(id) ? id : JSON.stringify(id)));
-            problems.push(`${shown}: steps: needs form a cycle: ${names.join(' -> ')}`);
-        }
-    }
-    return problems;
-}
-/**
- * Cycles among the steps' needs (one per strongly connected component), each written in run order
- * (`a -> b` means b needs a), starting and ending at the component's earliest step.
- */
-function findCycles(steps) {
-    const byId = new Map();
-    for (const s of steps)
-        if (s.id !== undefined)
-            byId.set(s.id, s);
-    // needsOf: the ids a step waits for, after the same defaults the loader applies.
-    const needsOf = (s) => {
-        if (s.needs === undefined) {
-            const prev = steps[s.index - 1]?.id;
-            return prev === undefined || prev === s.id ? [] : [prev];
-        }
-        return s.needs.map((r) => r.id).filter((id) => id !== s.id && byId.has(id));
-    };
-    // Edges in run order: prerequisite → dependent.
-    const next = new Map();
-    for (const id of byId.keys())
-        next.set(id, []);
-    for (const s of byId.values()) {
-        for (const need of needsOf(s))
-            next.get(need)?.push(s.id);
-    }
-    // Tarjan's strongly connected components, iterative so that a long plan cannot overflow the stack.
-    const index = new Map();
-    const low = new Map();
-    const onStack = new Set();
-    const stack = [];
-    const components = [];
-    let counter = 0;
-    for (const root of byId.keys()) {
-        if (index.has(root))
-            continue;
-        const work = [{ id: root, edge: 0 }];
-        index.set(root, counter);
-        low.set(root, counter++);
-        stack.push(root);
-        onStack.add(root);
-        while (work.length > 0) {
-            const frame = work[work.length - 1];
-            const edges = next.get(frame.id) ?? [];
-            if (frame.edge < edges.length) {
-                const to = edges[frame.edge++];
-                if (!index.has(to)) {
-                    index.set(to, counter);
-                    low.set(to, counter++);
-                    stack.push(to);
-                    onStack.add(to);
-                    work.push({ id: to, edge: 0 });
-                }
-                else if (onStack.has(to)) {
-                    low.set(frame.id, Math.min(low.get(frame.id), index.get(to)));
-                }
-                continue;
-            }
-            work.pop();
-            const parent = work[work.length - 1];
-            if (parent)
-                low.set(parent.id, Math.min(low.get(parent.id), low.get(frame.id)));
-            if (low.get(frame.id) === index.get(frame.id)) {
-                const component = [];
-                let member;
-                do {
-                    member = stack.pop();
-                    onStack.delete(member);
-                    component.push(member);
-                } while (member !== frame.id);
-                if (component.length > 1)
-                    components.push(component);
-            }
-        }
-    }
-    const order = (id) => byId.get(id)?.index ?? 0;
-    return components
-        .map((component) => {
-        const members = new Set(component);
-        const start = component.reduce((a, b) => (order(a) <= order(b) ? a : b));
-        // Shortest way round from the start back to itself, staying inside the component.
-        const from = new Map();
-        const queue = [start];
-        for (let i = 0; i < queue.length; i++) {
-            const cur = queue[i];
-            for (const to of next.get(cur) ?? []) {
-                if (!members.has(to))
-                    continue;
-                if (to === start) {
-                    const cycle = [start];
-                    for (let at = cur; at !== undefined && at !== start; at = from.get(at)) {
-                        cycle.push(at);
-                    }
-                    return [start, ...cycle.slice(1).reverse(), start];
-                }
-                if (!from.has(to)) {
-                    from.set(to, cur);
-                    queue.push(to);
-                }
-            }
-        }
-        return [...component, start];
-    })
-        .sort((a, b) => order(a[0]) - order(b[0]));
-}
-// ---------------------------------------------------------------------------------------------------------
-// Normalisation
-function resolveRetry(...layers) {
-    const policy = { ...DEFAULT_RETRY };
-    for (const layer of layers) {
-        if (layer === undefined)
-            continue;
-        if (layer.attempts !== undefined)
-            policy.attempts = layer.attempts;
-        if ('delay' in layer && layer.delay !== undefined)
-            policy.delayMs = layer.delay;
-        if ('backoff' in layer && layer.backoff !== undefined)
-            policy.backoff = layer.backoff;
-        if ('max-delay' in layer && layer['max-delay'] !== undefined)
-            policy.maxDelayMs = layer['max-delay'];
-    }
-    return policy;
-}
-function normaliseBatch(b, concurrency) {
-    const space = b.range !== undefined
-        ? { kind: 'range', from: b.range.from, to: b.range.to }
-        : { kind: 'items', source: b.items ?? { kind: 'list', items: [] } };
-    return {
-        space,
-        size: b.size ?? 1,
-        parallel: b.parallel ?? concurrency,
-        order: b.order ?? 'any',
-        maxFailures: b['max-failures'] ?? { kind: 'count', count: 0 },
-    };
-}
-function normalise(data, file, opts) {
-    const dir = opts.dir ?? external_node_path_default().dirname(file);
-    const concurrency = opts.concurrency ?? data.concurrency ?? opts.defaultConcurrency ?? external_node_os_default().availableParallelism();
-    const shellSpec = data.shell ?? 'bash';
-    const shell = { spec: shellSpec, argv: shellArgv(shellSpec) };
-    const env = data.env ?? {};
-    const defaults = data.defaults ?? {};
-    const steps = data.steps.map((s, index, all) => {
-        const workingDirectoryRel = s['working-directory'] ?? '.';
-        const previous = all[index - 1];
-        return {
-            id: s.id,
-            name: s.name ?? s.id,
-            run: s.run,
-            env: { ...env, ...(s.env ?? {}) },
-            workingDirectory: external_node_path_default().resolve(dir, workingDirectoryRel),
-            workingDirectoryRel,
-            timeoutMs: s.timeout ?? defaults.timeout,
-            retry: resolveRetry(defaults.retry, s.retry),
-            needs: s.needs !== undefined ? [...new Set(s.needs)] : previous ? [previous.id] : [],
-            always: s.always ?? false,
-            rollback: s.rollback,
-            inputs: s.inputs ?? [],
-            onChange: s['on-change'] ?? defaults['on-change'] ?? 'rerun',
-            batch: s.batch ? normaliseBatch(s.batch, concurrency) : undefined,
-            index,
-            shards: s.shards ?? 'all',
-        };
-    });
-    return {
-        version: 1,
-        name: data.name ?? external_node_path_default().basename(dir),
-        file,
-        dir,
-        shell,
-        concurrency,
-        env,
-        steps,
-    };
-}
-
-;// CONCATENATED MODULE: ./src/cli/context.ts
-// What every command needs first: the plan (or a clear exit 2), the checkpoint root, and the run to act on.
-
-
-
-
-
-class UsageError extends Error {
-    name = 'UsageError';
-}
-function planPath(opts) {
-    return (0,external_node_path_.resolve)(opts.file);
-}
-/** `--dir`, else `.checkpoints/` beside the plan file (in the plan's folder, when it is loaded). */
-function rootOf(opts, plan) {
-    if (opts.dir)
-        return (0,external_node_path_.isAbsolute)(opts.dir) ? opts.dir : (0,external_node_path_.resolve)(opts.dir);
-    return (0,external_node_path_.resolve)(plan?.dir ?? (0,external_node_path_.dirname)(planPath(opts)), '.checkpoints');
-}
-function shown(p) {
-    const r = (0,external_node_path_.relative)(process.cwd(), p);
-    return r === '' ? '.' : r.startsWith('..') && r.length > p.length ? p : r;
-}
-async function requirePlan(opts) {
-    return loadPlan(planPath(opts));
-}
-/** The plan when it loads; undefined when the file is absent (status and runs work from the checkpoint alone). */
-async function optionalPlan(opts) {
-    try {
-        return await loadPlan(planPath(opts));
-    }
-    catch (err) {
-        if (err instanceof PlanError && /file not found/.test(err.message))
-            return undefined;
-        throw err;
-    }
-}
-/** `--run ID`, else `latest`, else the newest run folder. */
-async function resolveRunId(root, runOpt) {
-    if (runOpt) {
-        if (!(await Checkpoint.exists(root, runOpt))) {
-            const known = await listRunIds(root);
-            throw new UsageError(`--run: no run "${runOpt}" in ${shown(root)}${known.length ? `; known runs: ${known.slice(-5).join(', ')}` : ''}`);
-        }
-        return runOpt;
-    }
-    const latest = await readLatest(root);
-    if (latest && (await Checkpoint.exists(root, latest)))
-        return latest;
-    const ids = await listRunIds(root);
-    const last = ids[ids.length - 1];
-    if (!last)
-        throw new UsageError(`no runs in ${shown(root)} yet; start one with \`checkpoint run\``);
-    return last;
 }
 
 ;// CONCATENATED MODULE: external "fs"
@@ -30367,10 +28208,931 @@ function runItemsCommand(command, cwd, env) {
     });
 }
 
+// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
+var dist = __nccwpck_require__(8815);
+;// CONCATENATED MODULE: ./src/plan/schema.ts
+// The zod schema of `checkpoint.yml` as users write it (kebab-case keys, durations as text), and the
+// formatter that turns zod issues into the one-line, user-facing problems a PlanError carries.
+//
+// Conventions for messages set here: a message that starts with "expected" describes the value wanted and
+// the formatter appends `, got <value>`; text after FIX is printed after the value, as the fix. Any other
+// message is printed as it is.
+
+
+const STEP_ID_PATTERN = /^[a-z0-9][a-z0-9_-]*$/;
+const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Separates the "expected ..." part of a message from a fix shown after the offending value. */
+const FIX = '\u0000';
+function expecting(expected, fix) {
+    return fix === undefined ? expected : `${expected}${FIX}${fix}`;
+}
+const schema_isPlainObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
+// ---------------------------------------------------------------------------------------------------------
+// Building blocks
+class Rejected {
+    message;
+    constructor(message) {
+        this.message = message;
+    }
+}
+/**
+ * A scalar checked and converted by a plain function, for values with more than one accepted form
+ * (durations, `max-failures`, env values). `convert` returns the converted value or a Rejected message.
+ * A missing key passes through as undefined; `.optional()` on the result keeps the types honest.
+ */
+function leaf(convert) {
+    return unknown().transform((v, ctx) => {
+        if (v === undefined)
+            return undefined;
+        const out = convert(v);
+        if (out instanceof Rejected) {
+            ctx.addIssue({ code: 'custom', message: out.message, input: v });
+            return NEVER;
+        }
+        return out;
+    });
+}
+const positiveInt = (expected = 'expected a positive integer') => schemas_int({ error: expected }).min(1, { error: expected });
+/** A string with at least one non-blank character. */
+const schema_text = (expected) => schemas_string({ error: expected }).regex(/\S/, { error: expected });
+const bool = schemas_boolean({ error: 'expected true or false' });
+function schema_duration(kind) {
+    const expected = kind === 'positive'
+        ? 'expected a duration like 90s, 10m, 1h30m or 2d'
+        : 'expected a duration like 0s, 500ms, 2s or 1m';
+    return leaf((v) => {
+        if (typeof v !== 'string' && typeof v !== 'number')
+            return new Rejected(expected);
+        let ms;
+        try {
+            ms = parseDuration(v);
+        }
+        catch {
+            return new Rejected(expected);
+        }
+        if (kind === 'positive' && ms <= 0)
+            return new Rejected('expected a duration above zero, like 90s or 10m');
+        return ms;
+    }).optional();
+}
+/** A single string or a list of them (`needs: build` is read as `needs: [build]`). */
+function stringOrList(expectedList, expectedElement) {
+    return union([schema_text(expectedList), array(schema_text(expectedElement), { error: expectedList })], {
+        error: expectedList,
+    })
+        .transform((v) => (typeof v === 'string' ? [v] : v))
+        .optional();
+}
+const envMap = unknown()
+    .transform((v, ctx) => {
+    if (v === undefined)
+        return undefined;
+    if (!schema_isPlainObject(v)) {
+        ctx.addIssue({
+            code: 'custom',
+            message: expecting('expected a mapping of variable names to values', 'e.g. env: { REGION: eu }'),
+            input: v,
+        });
+        return NEVER;
+    }
+    const out = {};
+    let ok = true;
+    for (const [key, value] of Object.entries(v)) {
+        if (!ENV_NAME_PATTERN.test(key)) {
+            ok = false;
+            ctx.addIssue({
+                code: 'custom',
+                path: [key],
+                message: 'not a valid variable name; use letters, digits and _, not starting with a digit',
+                input: key,
+            });
+        }
+        if (typeof value === 'string')
+            out[key] = value;
+        else if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean') {
+            out[key] = String(value);
+        }
+        else {
+            ok = false;
+            ctx.addIssue({
+                code: 'custom',
+                path: [key],
+                message: value === null
+                    ? expecting('expected a string, number or boolean', `write ${key}: "" for an empty value`)
+                    : 'expected a string, number or boolean',
+                input: value,
+            });
+        }
+    }
+    return ok ? out : NEVER;
+})
+    .optional();
+// ---------------------------------------------------------------------------------------------------------
+// retry
+const retryObjectSchema = strictObject({
+    attempts: positiveInt('expected a positive number of tries (1 = no retry)').optional(),
+    delay: schema_duration('non-negative'),
+    backoff: schemas_number({ error: 'expected a number >= 1 (the factor between delays)' })
+        .min(1, { error: 'expected a number >= 1 (the factor between delays)' })
+        .optional(),
+    'max-delay': schema_duration('non-negative'),
+}, { error: 'expected a mapping' });
+const RETRY_EXPECTED = 'expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay}';
+const retrySchema = union([positiveInt(RETRY_EXPECTED), retryObjectSchema], { error: RETRY_EXPECTED })
+    .transform((v) => (typeof v === 'number' ? { attempts: v } : v))
+    .optional();
+const onChangeSchema = schemas_enum(['rerun', 'keep'], { error: 'expected rerun or keep' }).optional();
+// ---------------------------------------------------------------------------------------------------------
+// batch
+const rangeSchema = strictObject({
+    from: schemas_int({ error: 'expected an integer' }),
+    to: schemas_int({ error: 'expected an integer' }),
+}, { error: expecting('expected a mapping {from, to}', 'e.g. range: { from: 0, to: 1000 }') })
+    .superRefine((r, ctx) => {
+    if (r.to < r.from) {
+        ctx.addIssue({
+            code: 'custom',
+            path: ['to'],
+            message: expecting(`expected an integer >= from (${r.from})`, 'the range is [from, to), half-open'),
+            input: r.to,
+        });
+    }
+});
+const ITEM_EXPECTED = 'expected a single-line string or a number';
+const itemSchema = leaf((v) => {
+    if (typeof v === 'number' && Number.isFinite(v))
+        return String(v);
+    // Items travel one per line in CHECKPOINT_ITEMS_FILE, so a line break would split one item into two.
+    if (typeof v === 'string' && v !== '' && !/[\r\n]/.test(v))
+        return v;
+    return new Rejected(ITEM_EXPECTED);
+});
+const itemsObjectShape = strictObject({
+    file: schema_text('expected a file path relative to the plan file').optional(),
+    glob: schema_text('expected a glob pattern like "data/*.csv"').optional(),
+    command: schema_text('expected a shell command printing one item per line').optional(),
+}, { error: 'expected a mapping' });
+const itemsObjectSchema = itemsObjectShape
+    .superRefine((o, ctx) => {
+    const given = ['file', 'glob', 'command'].filter((k) => o[k] !== undefined);
+    if (given.length !== 1) {
+        ctx.addIssue({
+            code: 'custom',
+            message: given.length === 0
+                ? expecting('expected exactly one of file, glob or command', 'e.g. items: { file: ids.txt } or items: { glob: "data/*.csv" }')
+                : `use only one of file, glob or command, not ${given.join(' and ')}`,
+        });
+    }
+})
+    .transform((o) => {
+    if (o.file !== undefined)
+        return { kind: 'file', file: o.file };
+    if (o.glob !== undefined)
+        return { kind: 'glob', glob: o.glob };
+    return { kind: 'command', command: o.command ?? '' };
+});
+const ITEMS_EXPECTED = 'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}';
+const itemsSchema = union([
+    array(itemSchema, { error: ITEMS_EXPECTED })
+        .transform((items) => ({ kind: 'list', items: items.map((i) => i ?? '') })),
+    itemsObjectSchema,
+], { error: ITEMS_EXPECTED });
+const MAX_FAILURES_EXPECTED = 'expected a number of failed units (0 or more) or a percentage like "10%"';
+const maxFailuresSchema = leaf((v) => {
+    if (typeof v === 'number') {
+        return Number.isSafeInteger(v) && v >= 0
+            ? { kind: 'count', count: v }
+            : new Rejected(MAX_FAILURES_EXPECTED);
+    }
+    if (typeof v === 'string') {
+        const percent = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(v);
+        if (percent) {
+            const n = Number(percent[1]);
+            return n <= 100
+                ? { kind: 'percent', percent: n }
+                : new Rejected('expected a percentage from 0% to 100%');
+        }
+        if (/^\s*\d+\s*$/.test(v))
+            return { kind: 'count', count: Number(v) };
+    }
+    return new Rejected(MAX_FAILURES_EXPECTED);
+}).optional();
+const batchSchema = strictObject({
+    range: rangeSchema.optional(),
+    items: itemsSchema.optional(),
+    size: positiveInt('expected a positive integer').optional(),
+    parallel: positiveInt('expected a positive integer (most units of this step at once)').optional(),
+    order: schemas_enum(['any', 'sequential'], { error: 'expected any or sequential' }).optional(),
+    'max-failures': maxFailuresSchema,
+}, { error: expecting('expected a mapping', 'e.g. batch: { range: { from: 0, to: 1000 }, size: 100 }') })
+    .superRefine((b, ctx) => {
+    if (b.range === undefined && b.items === undefined) {
+        ctx.addIssue({
+            code: 'custom',
+            message: expecting('expected exactly one of range or items', 'add range: { from: 0, to: N } or items: [a, b, c]'),
+        });
+    }
+    else if (b.range !== undefined && b.items !== undefined) {
+        ctx.addIssue({ code: 'custom', message: 'use either range or items, not both' });
+    }
+});
+// ---------------------------------------------------------------------------------------------------------
+// steps and the plan
+function idSuggestion(input) {
+    if (typeof input !== 'string')
+        return undefined;
+    const fixed = input
+        .toLowerCase()
+        .replace(/[^a-z0-9_-]+/g, '-')
+        .replace(/^[-_]+/, '')
+        .replace(/-+$/, '');
+    return STEP_ID_PATTERN.test(fixed) ? `try ${JSON.stringify(fixed)}` : undefined;
+}
+function runExpected(iss) {
+    return Array.isArray(iss.input)
+        ? expecting('expected a shell command (a string)', 'for several commands use "run: |" and one per line')
+        : 'expected a shell command (a non-empty string)';
+}
+const ID_EXPECTED = 'expected an id of lowercase letters, digits, - and _, starting with a letter or digit';
+const schema_stepSchema = strictObject({
+    id: schemas_string({ error: ID_EXPECTED }).regex(STEP_ID_PATTERN, {
+        error: (iss) => expecting(ID_EXPECTED, idSuggestion(iss.input)),
+    }),
+    name: schema_text('expected a display name (a non-empty string)').optional(),
+    run: schemas_string({ error: runExpected }).regex(/\S/, { error: runExpected }),
+    env: envMap,
+    'working-directory': schema_text('expected a directory path relative to the plan file').optional(),
+    timeout: schema_duration('positive'),
+    retry: retrySchema,
+    needs: stringOrList('expected a list of step ids like [build, test]', 'expected a step id'),
+    always: bool.optional(),
+    rollback: schema_text('expected a shell command (a non-empty string)').optional(),
+    inputs: stringOrList('expected a list of file globs like ["src/**", "Makefile"]', 'expected a file glob'),
+    'on-change': onChangeSchema,
+    batch: batchSchema.optional(),
+    shards: schemas_enum(['all', 'first'], { error: 'expected all or first' }).optional(),
+}, { error: expecting('expected a step mapping', 'e.g. - { id: build, run: make }') });
+const defaultsSchema = strictObject({
+    timeout: schema_duration('positive'),
+    retry: retrySchema,
+    'on-change': onChangeSchema,
+}, { error: expecting('expected a mapping', 'e.g. defaults: { timeout: 30m, retry: 3 }') });
+const planSchema = strictObject({
+    version: literal(1, { error: 'expected 1 (the only plan format version)' }),
+    name: schema_text('expected a plan name (a non-empty string)').optional(),
+    shell: schema_text('expected bash, sh or a command prefix like "python3 -c"').optional(),
+    concurrency: positiveInt('expected a positive integer (most units running at once)').optional(),
+    env: envMap,
+    defaults: defaultsSchema.optional(),
+    steps: array(schema_stepSchema, {
+        error: expecting('expected a list of steps', 'write each step as "- id: NAME" followed by "run: COMMAND"'),
+    })
+        .min(1, { error: expecting('expected at least one step', 'add "- id: NAME" with "run: COMMAND"') }),
+}, { error: 'expected a mapping with version: 1 and steps' });
+// ---------------------------------------------------------------------------------------------------------
+// Issue formatting
+/** Allowed keys of each mapping, by path pattern (indices written `[]`). */
+const ALLOWED_KEYS = {
+    '': Object.keys(planSchema.shape),
+    defaults: Object.keys(defaultsSchema.shape),
+    'defaults.retry': Object.keys(retryObjectSchema.shape),
+    'steps[]': Object.keys(schema_stepSchema.shape),
+    'steps[].retry': Object.keys(retryObjectSchema.shape),
+    'steps[].batch': Object.keys(batchSchema.shape),
+    'steps[].batch.range': Object.keys(rangeSchema.shape),
+    'steps[].batch.items': Object.keys(itemsObjectShape.shape),
+};
+/** Names people reach for from other tools, mapped to ours; used only for "did you mean". */
+const KEY_ALIASES = {
+    '': {
+        jobs: 'steps',
+        tasks: 'steps',
+        parallelism: 'concurrency',
+        'max-parallel': 'concurrency',
+        environment: 'env',
+        title: 'name',
+    },
+    defaults: { retries: 'retry', 'timeout-minutes': 'timeout' },
+    'steps[]': {
+        command: 'run',
+        cmd: 'run',
+        script: 'run',
+        'depends-on': 'needs',
+        depends: 'needs',
+        requires: 'needs',
+        after: 'needs',
+        cwd: 'working-directory',
+        dir: 'working-directory',
+        workdir: 'working-directory',
+        environment: 'env',
+        retries: 'retry',
+        'timeout-minutes': 'timeout',
+        undo: 'rollback',
+        compensate: 'rollback',
+        title: 'name',
+        label: 'name',
+    },
+    'steps[].batch': {
+        'chunk-size': 'size',
+        chunk: 'size',
+        'batch-size': 'size',
+        concurrency: 'parallel',
+        'max-parallel': 'parallel',
+        list: 'items',
+        failures: 'max-failures',
+    },
+    'steps[].batch.range': { start: 'from', begin: 'from', end: 'to', until: 'to', stop: 'to' },
+    'steps[].batch.items': { path: 'file', pattern: 'glob', cmd: 'command', run: 'command' },
+    'defaults.retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
+    'steps[].retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
+};
+/** What to do about a missing required key, by path pattern. */
+const REQUIRED_HINTS = {
+    version: 'add "version: 1" at the top of the file',
+    steps: 'add "steps:" with a list of steps, each with an id and run',
+    'steps[].id': 'add an id like "build" (lowercase letters, digits, - and _)',
+    'steps[].run': 'add a shell command to run',
+    'steps[].batch.range.from': 'add from: N (the first number)',
+    'steps[].batch.range.to': 'add to: N (the end, not included)',
+};
+function pathPattern(path) {
+    return path
+        .map((p) => (typeof p === 'number' ? '[]' : `.${String(p)}`))
+        .join('')
+        .replace(/^\./, '');
+}
+/** `steps[2].batch.size`, `env["MY VAR"]`. */
+function formatPath(path) {
+    let out = '';
+    for (const p of path) {
+        if (typeof p === 'number')
+            out += `[${p}]`;
+        else {
+            const key = String(p);
+            if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(key))
+                out += out === '' ? key : `.${key}`;
+            else
+                out += `[${JSON.stringify(key)}]`;
+        }
+    }
+    return out;
+}
+/** The value as JSON, at most 60 characters. Never throws (YAML aliases can build cyclic values). */
+function showValue(value) {
+    let s;
+    if (value === undefined)
+        s = 'nothing';
+    else if (typeof value === 'number' && !Number.isFinite(value))
+        s = String(value);
+    else {
+        try {
+            s = JSON.stringify(value) ?? String(value);
+        }
+        catch {
+            s = Array.isArray(value) ? '[...]' : typeof value === 'object' ? '{...}' : String(value);
+        }
+    }
+    if (s.length <= 60)
+        return s;
+    // By code point, so that an emoji is never cut in half.
+    const chars = [...s];
+    return chars.length > 60 ? `${chars.slice(0, 59).join('')}…` : s;
+}
+function lookup(root, path) {
+    let cur = root;
+    for (const p of path) {
+        if (Array.isArray(cur) && typeof p === 'number' && p < cur.length)
+            cur = cur[p];
+        else if (schema_isPlainObject(cur) && typeof p === 'string' && Object.hasOwn(cur, p))
+            cur = cur[p];
+        else
+            return { present: false, value: undefined };
+    }
+    return { present: true, value: cur };
+}
+function normaliseKey(k) {
+    return k.toLowerCase().replace(/[-_\s]/g, '');
+}
+/** Edit distance where swapping two neighbouring letters (`fiel` → `file`) counts as one edit. */
+function editDistance(a, b) {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+    const at = (i, j) => d[i]?.[j] ?? Number.POSITIVE_INFINITY;
+    for (let i = 1; i <= a.length; i++) {
+        const row = d[i];
+        for (let j = 1; j <= b.length; j++) {
+            const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+            row[j] = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+            if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+                row[j] = Math.min(at(i, j), at(i - 2, j - 2) + 1);
+            }
+        }
+    }
+    return at(a.length, b.length);
+}
+/**
+ * The closest candidate to `input` (ignoring case, `-` and `_`), or undefined when none is close.
+ * `aliases` maps other tools' names to candidates, e.g. `depends_on` → `needs`.
+ */
+function didYouMean(input, candidates, aliases = {}) {
+    const wanted = normaliseKey(input);
+    if (wanted === '')
+        return undefined;
+    const limit = Math.min(2, Math.floor((wanted.length - 1) / 2));
+    let best;
+    const consider = (key, name) => {
+        if (name === input)
+            return;
+        const distance = editDistance(wanted, normaliseKey(key));
+        if (distance <= limit && (best === undefined || distance < best.distance))
+            best = { name, distance };
+    };
+    for (const c of candidates)
+        consider(c, c);
+    for (const [alias, target] of Object.entries(aliases))
+        consider(alias, target);
+    return best?.name;
+}
+function describeExpected(iss) {
+    switch (iss.expected) {
+        case 'object':
+            return 'a mapping';
+        case 'array':
+            return 'a list';
+        case 'string':
+            return 'a string';
+        case 'boolean':
+            return 'true or false';
+        case 'int':
+            return 'an integer';
+        case 'number':
+            return 'a number';
+        default:
+            return 'a different value';
+    }
+}
+/**
+ * Per-parse fallback for issues whose schema sets no message of its own, so zod's default English
+ * ("Invalid input: expected string, received number") never reaches a user.
+ */
+function fallbackMessage(iss) {
+    switch (iss.code) {
+        case 'invalid_type':
+            return `expected ${describeExpected(iss)}`;
+        case 'too_small':
+            return `expected at least ${String(iss.minimum)}`;
+        case 'too_big':
+            return `expected at most ${String(iss.maximum)}`;
+        case 'invalid_value':
+            return `expected one of ${iss.values.map((v) => String(v)).join(', ')}`;
+        case 'invalid_format':
+            return 'expected a value in a different format';
+        default:
+            return 'expected a different value';
+    }
+}
+/**
+ * One line per problem: `<file>: <path>: <expected>, got <value>[; <fix>]`, `<file>: <path>: unknown key;
+ * allowed keys: ...`, or `<file>: <path>: required; <fix>`.
+ */
+function formatIssues(issues, raw, file) {
+    const out = [];
+    const line = (path, text) => {
+        const where = formatPath(path);
+        out.push(where === '' ? `${file}: ${text}` : `${file}: ${where}: ${text}`);
+    };
+    const valueProblem = (path, message) => {
+        const { present, value } = lookup(raw, path);
+        const [expected = '', fix] = message.split(FIX);
+        if (!present && path.length > 0) {
+            const hint = REQUIRED_HINTS[pathPattern(path)];
+            line(path, hint ? `required; ${hint}` : 'required');
+        }
+        else if (expected.startsWith('expected')) {
+            line(path, `${expected}, got ${showValue(value)}${fix ? `; ${fix}` : ''}`);
+        }
+        else {
+            line(path, fix ? `${expected}; ${fix}` : expected);
+        }
+    };
+    const visit = (iss, base) => {
+        const path = [...base, ...iss.path];
+        switch (iss.code) {
+            case 'unrecognized_keys': {
+                const pattern = pathPattern(path);
+                const allowed = ALLOWED_KEYS[pattern] ?? [];
+                for (const key of iss.keys) {
+                    const suggestion = didYouMean(key, allowed, KEY_ALIASES[pattern]);
+                    const list = allowed.length > 0 ? `; allowed keys: ${allowed.join(', ')}` : '';
+                    line([...path, key], `unknown key${list}${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`);
+                }
+                return;
+            }
+            case 'invalid_union': {
+                // Report the branch whose type matched (a mapping for `retry: {attempts: x}`); when no branch
+                // matched the type at all, the union's own message describes every accepted form.
+                const matched = iss.errors.filter((branch) => !branch.some((b) => b.path.length === 0 && b.code === 'invalid_type'));
+                const branch = matched[0];
+                if (branch && branch.length > 0)
+                    visitAll(branch, path);
+                else
+                    valueProblem(path, iss.message);
+                return;
+            }
+            case 'invalid_key':
+            case 'invalid_element':
+                visitAll(iss.issues, path);
+                return;
+            default:
+                valueProblem(path, iss.message);
+        }
+    };
+    function visitAll(list, base) {
+        // A refinement of an object that also has unknown keys ("exactly one of file, glob or command" next
+        // to `fiel: x`) restates the same mistake; the unknown key line says it better.
+        const withUnknownKeys = new Set(list.filter((i) => i.code === 'unrecognized_keys').map((i) => JSON.stringify(i.path)));
+        for (const iss of list) {
+            if (iss.code === 'custom' && withUnknownKeys.has(JSON.stringify(iss.path)))
+                continue;
+            visit(iss, base);
+        }
+    }
+    visitAll(issues, []);
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/plan/load.ts
+// checkpoint.yml → Plan: YAML parsing, schema validation, checks across steps (ids, needs, cycles) and
+// normalisation (defaults applied, paths resolved). Everything that can go wrong here is a PlanError.
+
+
+
+
+
+
+const DEFAULT_RETRY = {
+    attempts: 1,
+    delayMs: 1_000,
+    backoff: 2,
+    maxDelayMs: 60_000,
+};
+/** The file as shown in messages: relative to the working directory, or as given when that is shorter. */
+function displayFile(file) {
+    const rel = external_node_path_default().relative(process.cwd(), external_node_path_default().resolve(file));
+    if (rel === '')
+        return file;
+    return rel.length <= file.length ? rel : file;
+}
+/** argv prefix for a `shell:` value; the command text is appended as the last argument. */
+function shellArgv(spec) {
+    if (spec === 'bash')
+        return ['bash', '-eo', 'pipefail', '-c'];
+    if (spec === 'sh')
+        return ['sh', '-ec'];
+    return spec.trim().split(/\s+/);
+}
+/** Reads and parses a plan file. A missing or unreadable file is a PlanError too. */
+async function loadPlan(file, opts = {}) {
+    const shown = displayFile(file);
+    let text;
+    try {
+        text = await (0,promises_namespaceObject.readFile)(file, 'utf8');
+    }
+    catch (err) {
+        const code = err?.code;
+        if (code === 'ENOENT')
+            throw new PlanError(`${shown}: file not found; create it or pass -f PATH`);
+        if (code === 'EISDIR')
+            throw new PlanError(`${shown}: is a directory; pass the plan file with -f PATH`);
+        throw new PlanError(`${shown}: cannot read the file (${code ?? String(err)})`);
+    }
+    // A plan piped in (`-f <(generate-plan)`) lives in /dev/fd: its folder means nothing, so the working
+    // directory anchors relative paths and the checkpoint instead.
+    const regular = await (0,promises_namespaceObject.stat)(file).then((st) => st.isFile(), () => true);
+    return parsePlan(text, file, regular ? opts : { ...opts, dir: process.cwd() });
+}
+/**
+ * Parses plan text. `file` is where it came from (relative to the working directory or absolute): it names
+ * the plan in messages and anchors relative paths. Pure and synchronous apart from reading `process.cwd()`.
+ */
+function parsePlan(text, file, opts = {}) {
+    const shown = displayFile(file);
+    const raw = parseYaml(text, shown);
+    if (raw === null || raw === undefined) {
+        throw new PlanError(`${shown}: the file is empty; add "version: 1" and a list of steps`);
+    }
+    const result = planSchema.safeParse(raw, { error: fallbackMessage });
+    const problems = result.success ? [] : formatIssues(result.error.issues, raw, shown);
+    problems.push(...checkSteps(raw, shown));
+    if (!result.success || problems.length > 0)
+        throw new PlanError(problems);
+    try {
+        return normalise(result.data, external_node_path_default().resolve(file), opts);
+    }
+    catch (err) {
+        // Validation above should leave nothing for normalisation to trip over; if it does, still keep the
+        // promise that plan problems surface as a PlanError naming the file.
+        const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+        throw new PlanError(`${shown}: internal error while reading the plan (${reason}); please report this`);
+    }
+}
+// ---------------------------------------------------------------------------------------------------------
+const MAX_YAML_ERRORS = 20;
+function parseYaml(text, shown) {
+    const lineCounter = new dist/* LineCounter */.HN();
+    const doc = (0,dist/* parseDocument */.Tp)(text.replace(/^\uFEFF/, ''), {
+        prettyErrors: false,
+        lineCounter,
+        merge: true,
+        uniqueKeys: true,
+    });
+    if (doc.errors.length > 0) {
+        const lines = doc.errors.slice(0, MAX_YAML_ERRORS).map((e) => {
+            const { line, col } = lineCounter.linePos(e.pos[0]);
+            return `${shown}:${line}:${col}: invalid YAML: ${yamlReason(e)}`;
+        });
+        if (doc.errors.length > MAX_YAML_ERRORS) {
+            lines.push(`${shown}: ${doc.errors.length - MAX_YAML_ERRORS} more YAML errors not shown`);
+        }
+        throw new PlanError(lines);
+    }
+    // yaml reports an alias without its anchor only when converting, and without a position; find them first.
+    const unresolved = [];
+    (0,dist/* visit */.YR)(doc, {
+        Alias(_, node) {
+            if (node.resolve(doc) !== undefined)
+                return;
+            const { line, col } = lineCounter.linePos(node.range?.[0] ?? 0);
+            unresolved.push(`${shown}:${line}:${col}: invalid YAML: alias *${node.source} has no anchor &${node.source} before it`);
+        },
+    });
+    if (unresolved.length > 0)
+        throw new PlanError(unresolved);
+    try {
+        return doc.toJS({ maxAliasCount: 100 });
+    }
+    catch (err) {
+        // In practice: too many aliases (yaml's guard against "billion laughs" documents).
+        const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+        throw new PlanError(`${shown}: invalid YAML: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}`);
+    }
+}
+function yamlReason(e) {
+    if (e.code === 'MULTIPLE_DOCS')
+        return 'expected a single document; remove the "---" separator';
+    if (e.code === 'DUPLICATE_KEY')
+        return 'a key appears twice in the same mapping; keep one';
+    if (e.code === 'TAB_AS_INDENT')
+        return 'tabs are not allowed as indentation; use spaces';
+    // yaml's messages are one sentence; keep only the first line in case a future version adds context.
+    const first = e.message.split('\n')[0] ?? e.message;
+    return first.charAt(0).toLowerCase() + first.slice(1);
+}
+function isObject(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function viewSteps(raw) {
+    if (!isObject(raw) || !Array.isArray(raw.steps))
+        return [];
+    return raw.steps.map((s, index) => {
+        if (!isObject(s))
+            return { index, id: undefined, needs: [] };
+        const id = typeof s.id === 'string' ? s.id : undefined;
+        const n = s.needs;
+        let needs;
+        if (n === undefined)
+            needs = undefined;
+        else if (typeof n === 'string')
+            needs = [{ id: n, path: ['steps', index, 'needs'] }];
+        else if (Array.isArray(n)) {
+            needs = n.flatMap((ref, j) => typeof ref === 'string' ? [{ id: ref, path: ['steps', index, 'needs', j] }] : []);
+        }
+        else
+            needs = [];
+        return { index, id, needs };
+    });
+}
+function checkSteps(raw, shown) {
+    const steps = viewSteps(raw);
+    const problems = [];
+    const at = (p, text) => problems.push(`${shown}: ${formatPath(p)}: ${text}`);
+    const firstIndex = new Map();
+    let duplicates = false;
+    for (const s of steps) {
+        if (s.id === undefined)
+            continue;
+        const first = firstIndex.get(s.id);
+        if (first === undefined)
+            firstIndex.set(s.id, s.index);
+        else {
+            duplicates = true;
+            at(['steps', s.index, 'id'], `duplicate id ${JSON.stringify(s.id)}, also used by steps[${first}]; ids must be unique`);
+        }
+    }
+    const ids = [...firstIndex.keys()];
+    for (const s of steps) {
+        for (const ref of s.needs ?? []) {
+            const who = s.id === undefined ? 'this step' : `step ${JSON.stringify(s.id)}`;
+            if (ref.id === s.id) {
+                at(ref.path, `${who} needs itself; remove ${JSON.stringify(ref.id)}`);
+            }
+            else if (!firstIndex.has(ref.id)) {
+                const suggestion = didYouMean(ref.id, ids.filter((id) => id !== s.id));
+                at(ref.path, `${who} needs unknown step ${JSON.stringify(ref.id)}` +
+                    (suggestion ? ` (did you mean ${JSON.stringify(suggestion)}?)` : ''));
+            }
+        }
+    }
+    // With duplicate ids the graph is ambiguous; the user fixes those first.
+    if (!duplicates) {
+        for (const cycle of findCycles(steps)) {
+            const names = cycle.map((id) => (STEP_ID_PATTERN.test(id) ? id : JSON.stringify(id)));
+            problems.push(`${shown}: steps: needs form a cycle: ${names.join(' -> ')}`);
+        }
+    }
+    return problems;
+}
+/**
+ * Cycles among the steps' needs (one per strongly connected component), each written in run order
+ * (`a -> b` means b needs a), starting and ending at the component's earliest step.
+ */
+function findCycles(steps) {
+    const byId = new Map();
+    for (const s of steps)
+        if (s.id !== undefined)
+            byId.set(s.id, s);
+    // needsOf: the ids a step waits for, after the same defaults the loader applies.
+    const needsOf = (s) => {
+        if (s.needs === undefined) {
+            const prev = steps[s.index - 1]?.id;
+            return prev === undefined || prev === s.id ? [] : [prev];
+        }
+        return s.needs.map((r) => r.id).filter((id) => id !== s.id && byId.has(id));
+    };
+    // Edges in run order: prerequisite → dependent.
+    const next = new Map();
+    for (const id of byId.keys())
+        next.set(id, []);
+    for (const s of byId.values()) {
+        for (const need of needsOf(s))
+            next.get(need)?.push(s.id);
+    }
+    // Tarjan's strongly connected components, iterative so that a long plan cannot overflow the stack.
+    const index = new Map();
+    const low = new Map();
+    const onStack = new Set();
+    const stack = [];
+    const components = [];
+    let counter = 0;
+    for (const root of byId.keys()) {
+        if (index.has(root))
+            continue;
+        const work = [{ id: root, edge: 0 }];
+        index.set(root, counter);
+        low.set(root, counter++);
+        stack.push(root);
+        onStack.add(root);
+        while (work.length > 0) {
+            const frame = work[work.length - 1];
+            const edges = next.get(frame.id) ?? [];
+            if (frame.edge < edges.length) {
+                const to = edges[frame.edge++];
+                if (!index.has(to)) {
+                    index.set(to, counter);
+                    low.set(to, counter++);
+                    stack.push(to);
+                    onStack.add(to);
+                    work.push({ id: to, edge: 0 });
+                }
+                else if (onStack.has(to)) {
+                    low.set(frame.id, Math.min(low.get(frame.id), index.get(to)));
+                }
+                continue;
+            }
+            work.pop();
+            const parent = work[work.length - 1];
+            if (parent)
+                low.set(parent.id, Math.min(low.get(parent.id), low.get(frame.id)));
+            if (low.get(frame.id) === index.get(frame.id)) {
+                const component = [];
+                let member;
+                do {
+                    member = stack.pop();
+                    onStack.delete(member);
+                    component.push(member);
+                } while (member !== frame.id);
+                if (component.length > 1)
+                    components.push(component);
+            }
+        }
+    }
+    const order = (id) => byId.get(id)?.index ?? 0;
+    return components
+        .map((component) => {
+        const members = new Set(component);
+        const start = component.reduce((a, b) => (order(a) <= order(b) ? a : b));
+        // Shortest way round from the start back to itself, staying inside the component.
+        const from = new Map();
+        const queue = [start];
+        for (let i = 0; i < queue.length; i++) {
+            const cur = queue[i];
+            for (const to of next.get(cur) ?? []) {
+                if (!members.has(to))
+                    continue;
+                if (to === start) {
+                    const cycle = [start];
+                    for (let at = cur; at !== undefined && at !== start; at = from.get(at)) {
+                        cycle.push(at);
+                    }
+                    return [start, ...cycle.slice(1).reverse(), start];
+                }
+                if (!from.has(to)) {
+                    from.set(to, cur);
+                    queue.push(to);
+                }
+            }
+        }
+        return [...component, start];
+    })
+        .sort((a, b) => order(a[0]) - order(b[0]));
+}
+// ---------------------------------------------------------------------------------------------------------
+// Normalisation
+function resolveRetry(...layers) {
+    const policy = { ...DEFAULT_RETRY };
+    for (const layer of layers) {
+        if (layer === undefined)
+            continue;
+        if (layer.attempts !== undefined)
+            policy.attempts = layer.attempts;
+        if ('delay' in layer && layer.delay !== undefined)
+            policy.delayMs = layer.delay;
+        if ('backoff' in layer && layer.backoff !== undefined)
+            policy.backoff = layer.backoff;
+        if ('max-delay' in layer && layer['max-delay'] !== undefined)
+            policy.maxDelayMs = layer['max-delay'];
+    }
+    return policy;
+}
+function normaliseBatch(b, concurrency) {
+    const space = b.range !== undefined
+        ? { kind: 'range', from: b.range.from, to: b.range.to }
+        : { kind: 'items', source: b.items ?? { kind: 'list', items: [] } };
+    return {
+        space,
+        size: b.size ?? 1,
+        parallel: b.parallel ?? concurrency,
+        order: b.order ?? 'any',
+        maxFailures: b['max-failures'] ?? { kind: 'count', count: 0 },
+    };
+}
+function normalise(data, file, opts) {
+    const dir = opts.dir ?? external_node_path_default().dirname(file);
+    const concurrency = opts.concurrency ?? data.concurrency ?? opts.defaultConcurrency ?? external_node_os_default().availableParallelism();
+    const shellSpec = data.shell ?? 'bash';
+    const shell = { spec: shellSpec, argv: shellArgv(shellSpec) };
+    const env = data.env ?? {};
+    const defaults = data.defaults ?? {};
+    const steps = data.steps.map((s, index, all) => {
+        const workingDirectoryRel = s['working-directory'] ?? '.';
+        const previous = all[index - 1];
+        return {
+            id: s.id,
+            name: s.name ?? s.id,
+            run: s.run,
+            env: { ...env, ...(s.env ?? {}) },
+            workingDirectory: external_node_path_default().resolve(dir, workingDirectoryRel),
+            workingDirectoryRel,
+            timeoutMs: s.timeout ?? defaults.timeout,
+            retry: resolveRetry(defaults.retry, s.retry),
+            needs: s.needs !== undefined ? [...new Set(s.needs)] : previous ? [previous.id] : [],
+            always: s.always ?? false,
+            rollback: s.rollback,
+            inputs: s.inputs ?? [],
+            onChange: s['on-change'] ?? defaults['on-change'] ?? 'rerun',
+            batch: s.batch ? normaliseBatch(s.batch, concurrency) : undefined,
+            index,
+            shards: s.shards ?? 'all',
+        };
+    });
+    return {
+        version: 1,
+        name: data.name ?? external_node_path_default().basename(dir),
+        file,
+        dir,
+        shell,
+        concurrency,
+        env,
+        steps,
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/engine/prepare.ts
 // Decides, before anything is written, what an attempt will do with each step: create its record, keep it,
 // invalidate it (changed fingerprint or changed dependency), or leave it done. Item lists are expanded here,
 // so a failing items command is reported like a plan error and the checkpoint stays untouched.
+
+
+
 
 
 
@@ -30434,6 +29196,9 @@ async function prepare(plan, state, opts = {}) {
     for (const step of order) {
         const fp = await fingerprintStep(plan, step);
         const rec = state.steps.get(step.id);
+        let view = rec
+            ? { from: rec.from, to: rec.to, size: rec.size, rec }
+            : { from: 0, to: 0, size: 1, rec: undefined };
         let reason;
         if (!rec)
             reason = 'new';
@@ -30444,6 +29209,7 @@ async function prepare(plan, state, opts = {}) {
                 reason = why;
             else {
                 const space = await spaceOf(plan, step, rec, false, env);
+                view = { ...space.range, rec, note: `${why}; done units kept (on-change: keep)` };
                 events.push({
                     type: 'step-redefine',
                     step: step.id,
@@ -30477,16 +29243,19 @@ async function prepare(plan, state, opts = {}) {
                 items.set(step.id, space.list);
             events.push(ev);
             records.set(step.id, undefined);
+            view = { ...space.range, rec: undefined, note: reason };
         }
         else {
             records.set(step.id, rec);
         }
-        const cur = records.get(step.id);
-        const total = cur ? unitCount(cur) : undefined;
-        const done = cur ? cur.unitsDone : 0;
+        // What the step will look like once the events above are applied.
+        const cur = view.rec;
+        const total = Math.ceil((view.to - view.from) / view.size);
+        const done = cur ? Math.min(total, cur.unitsDone) : 0;
+        const complete = cur !== undefined && (view.to <= view.from || cur.done.covers(view.from, view.to));
         let action = 'run';
-        let why = reason ?? '';
-        if (cur && isStepComplete(cur)) {
+        let why = view.note ?? '';
+        if (cur && complete) {
             if (step.always) {
                 action = 'run';
                 why = 'always: runs on every attempt';
@@ -30505,6 +29274,8 @@ async function prepare(plan, state, opts = {}) {
                 parts.push(`${cur.failed.size} failed (retried first)`);
             if (cur.interrupted.count > 0)
                 parts.push('interrupted units will run again');
+            if (view.note)
+                parts.unshift(view.note);
             why = parts.join(', ') || 'not started';
         }
         const pi = {
@@ -30512,9 +29283,20 @@ async function prepare(plan, state, opts = {}) {
             fingerprint: fp,
             action,
             why,
-            unitsTotal: total ?? 0,
+            unitsTotal: total,
             unitsDone: done,
         };
+        if (opts.checkDrift &&
+            cur?.items &&
+            step.batch?.space.kind === 'items' &&
+            step.batch.space.source.kind !== 'list') {
+            const now = await expandItems(step.batch.space.source, plan.dir, scrubEnv({ ...env, ...step.env })).catch((err) => (err instanceof Error ? err : new Error(String(err))));
+            if (now instanceof Error)
+                pi.itemsDrift = `items source cannot be read now: ${now.message}`;
+            else if (itemsHash(now) !== cur.items.sha256) {
+                pi.itemsDrift = `items source changed since it was frozen (${cur.items.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
+            }
+        }
         info.set(step.id, pi);
     }
     // Always steps run again each attempt: their done work is made pending, their dependents stay done.
@@ -30565,7 +29347,17 @@ async function spaceOf(plan, step, keepFrom, expand, env) {
         const range = { from: 0, to: 0, size: b.size };
         return { range, ...range };
     }
-    const list = await expandItems(b.space.source, plan.dir, { ...env, ...step.env });
+    let list;
+    try {
+        // Items commands are user commands too: the runner's secrets never reach them.
+        list = await expandItems(b.space.source, plan.dir, scrubEnv({ ...env, ...step.env }));
+    }
+    catch (err) {
+        if (err instanceof ItemsError) {
+            throw new ItemsError(`${displayFile(plan.file)}: steps[${step.index}].batch.items: ${err.message}`);
+        }
+        throw err;
+    }
     const range = { from: 0, to: list.length, size: b.size };
     return {
         range,
@@ -30573,6 +29365,1271 @@ async function spaceOf(plan, step, keepFrom, expand, env) {
         list,
         items: { count: list.length, sha256: itemsHash(list), source: describeSource(b.space.source) },
     };
+}
+
+;// CONCATENATED MODULE: ./src/engine/retry.ts
+/**
+ * Delay before try `nextTry` (2 = the first retry): exponential, capped, with "equal jitter" (half fixed,
+ * half random) so units failing together don't retry in lockstep yet never retry instantly.
+ */
+function retryDelayMs(policy, nextTry, random = Math.random) {
+    const exp = policy.delayMs * policy.backoff ** Math.max(0, nextTry - 2);
+    const capped = Math.min(policy.maxDelayMs, exp);
+    return Math.round(capped / 2 + random() * (capped / 2));
+}
+
+;// CONCATENATED MODULE: ./src/engine/scheduler.ts
+// The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
+// transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget.
+
+
+
+
+
+
+
+
+
+
+
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+const EXIT_INCOMPLETE = 75;
+/** Ranges bigger than this get no CHECKPOINT_ITEMS_FILE: writing millions of numbers per unit helps nobody. */
+const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
+/** One selected step's bookkeeping for this attempt. */
+class StepRun {
+    step;
+    #ckpt;
+    /** Work done before now plus every unit handed out in this attempt; only grows. */
+    taken = new IntervalSet();
+    cursor;
+    retryQueue = [];
+    tries = new Map();
+    running = 0;
+    failedFinal = 0;
+    failedFinalStarts = new Set();
+    stoppedByFailures = false;
+    budgetBlocked = false;
+    completedThisAttempt = false;
+    ranThisAttempt = false;
+    state = 'waiting';
+    items;
+    constructor(step, ckpt) {
+        this.step = step;
+        this.#ckpt = ckpt;
+        const rec = this.rec;
+        this.cursor = rec.from;
+        this.taken = rec.done.clone();
+        // Failed and interrupted units of earlier attempts go first.
+        const first = [];
+        for (const f of [...rec.failed.values()].sort((a, b) => a.start - b.start)) {
+            first.push({ step: step.id, start: f.start, end: f.end, index: f.index, notBefore: 0 });
+            this.taken.add(f.start, f.end);
+        }
+        for (const [s, e] of rec.interrupted.intervals()) {
+            for (const u of this.cut(s, e)) {
+                first.push({ ...u, notBefore: 0 });
+                this.taken.add(u.start, u.end);
+            }
+        }
+        this.retryQueue = first;
+    }
+    get rec() {
+        const r = this.#ckpt.state.steps.get(this.step.id);
+        if (!r)
+            throw new Error(`internal: step ${this.step.id} has no record`);
+        return r;
+    }
+    get parallel() {
+        return this.step.batch ? (this.step.batch.order === 'sequential' ? 1 : this.step.batch.parallel) : 1;
+    }
+    get complete() {
+        return isStepComplete(this.rec) && this.running === 0;
+    }
+    get maxFailures() {
+        const mf = this.step.batch?.maxFailures;
+        if (!mf)
+            return 0;
+        if (mf.kind === 'count')
+            return mf.count;
+        return Math.floor((mf.percent / 100) * unitCount(this.rec));
+    }
+    /** Grid-aligned units covering [s, e): a unit never spans two chunks of the step's grid. */
+    *cut(s, e) {
+        const { from, size } = this.rec;
+        let p = s;
+        while (p < e) {
+            const index = Math.floor((p - from) / size);
+            const end = Math.min(from + (index + 1) * size, e);
+            yield { step: this.step.id, start: p, end, index };
+            p = end;
+        }
+    }
+    /** The next unit to start now, or the time to look again, or nothing left in this attempt. */
+    next(now) {
+        if (this.stoppedByFailures)
+            return undefined;
+        if (this.step.batch?.order === 'sequential')
+            return this.#nextSequential(now);
+        let wakeAt = Number.POSITIVE_INFINITY;
+        for (let i = 0; i < this.retryQueue.length; i++) {
+            const q = this.retryQueue[i];
+            if (q.notBefore <= now) {
+                this.retryQueue.splice(i, 1);
+                return q;
+            }
+            wakeAt = Math.min(wakeAt, q.notBefore);
+        }
+        const gap = this.taken.firstGap(this.cursor, this.rec.to);
+        if (gap) {
+            const u = this.cut(gap[0], gap[1]).next().value;
+            this.taken.add(u.start, u.end);
+            this.cursor = u.end;
+            return u;
+        }
+        this.cursor = this.rec.to;
+        return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
+    }
+    #nextSequential(now) {
+        if (this.running > 0)
+            return undefined;
+        const rec = this.rec;
+        const gap = rec.done.firstGap(rec.from, rec.to);
+        if (!gap)
+            return undefined;
+        const u = this.cut(gap[0], gap[1]).next().value;
+        if (this.failedFinalStarts.has(u.start))
+            return undefined;
+        const q = this.retryQueue.findIndex((x) => x.start === u.start);
+        if (q >= 0) {
+            const item = this.retryQueue[q];
+            if (item.notBefore > now)
+                return { wakeAt: item.notBefore };
+            this.retryQueue.splice(q, 1);
+        }
+        return u;
+    }
+    requeue(u, notBefore) {
+        this.retryQueue.push({ ...u, notBefore });
+    }
+    get hasQueued() {
+        return this.retryQueue.length > 0 || this.taken.firstGap(this.cursor, this.rec.to) !== undefined;
+    }
+}
+class Engine {
+    #plan;
+    #ckpt;
+    #prep;
+    #opts;
+    #runs = new Map();
+    #live = new Set();
+    #pending = new Set();
+    #stopping;
+    #wakeTimer;
+    #deadlineTimer;
+    #finish;
+    #attempt = 0;
+    #resumed = false;
+    #yieldedLeft = false;
+    #fatal;
+    #baseEnv = {};
+    #concurrency;
+    constructor(plan, ckpt, prep, opts = {}) {
+        this.#plan = plan;
+        this.#ckpt = ckpt;
+        this.#prep = prep;
+        this.#opts = opts;
+        this.#concurrency = Math.max(1, opts.concurrency ?? plan.concurrency);
+    }
+    get attempt() {
+        return this.#attempt;
+    }
+    /** Stops starting units and ends running ones: SIGTERM to each group, SIGKILL after the grace. */
+    stop(reason, graceMs = this.#opts.stopGraceMs ?? 3000) {
+        if (this.#stopping && graceMs >= this.#stopping.graceMs)
+            return;
+        this.#stopping = { reason: this.#stopping?.reason ?? reason, graceMs };
+        this.#emit({
+            type: 'notice',
+            message: `stopping (${reason}): ending ${this.#live.size} running unit(s)`,
+        });
+        for (const l of this.#live)
+            l.proc.terminate(graceMs, 'stop');
+        this.#pump();
+    }
+    #stopInfo() {
+        return this.#stopping;
+    }
+    #emit(ev) {
+        this.#opts.onEvent?.(ev);
+    }
+    async run() {
+        const ckpt = this.#ckpt;
+        const state = ckpt.state;
+        // Resumed: this attempt starts from recorded progress, not from nothing.
+        this.#resumed = [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0);
+        this.#attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
+        ckpt.recordLater({
+            type: 'attempt',
+            attempt: this.#attempt,
+            plan: this.#plan.name,
+            pid: process.pid,
+            host: (0,external_node_os_namespaceObject.hostname)(),
+            resumed: this.#resumed,
+        });
+        for (const id of this.#prep.replaced)
+            await ckpt.clearStepFiles(id);
+        for (const ev of this.#prep.events)
+            ckpt.recordLater(ev);
+        for (const [id, list] of this.#prep.items)
+            await ckpt.writeItems(id, list);
+        await this.#endOrphans();
+        await ckpt.flush();
+        await ckpt.syncMarkers();
+        this.#baseEnv = scrubEnv(this.#opts.env ?? process.env);
+        // Dependency order, so one pass of the pump settles a chain of steps that are already done.
+        const selected = new Set(this.#prep.selected.map((s) => s.id));
+        for (const step of topoOrder(this.#plan).filter((s) => selected.has(s.id))) {
+            const run = new StepRun(step, ckpt);
+            if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
+                run.items = await ckpt.readItems(step.id);
+            this.#runs.set(step.id, run);
+            await (0,promises_namespaceObject.mkdir)(ckpt.stateDir(step.id), { recursive: true, mode: 0o700 });
+        }
+        const deadline = this.#opts.deadline;
+        if (deadline !== undefined && deadline - Date.now() < MAX_TIMER_MS) {
+            const ms = Math.max(0, deadline - Date.now());
+            this.#deadlineTimer = setTimeout(() => this.stop(`time budget reached`, this.#opts.deadlineGraceMs ?? 10_000), ms);
+        }
+        await new Promise((resolve) => {
+            this.#finish = resolve;
+            this.#pump();
+        });
+        await Promise.all([...this.#pending]);
+        if (this.#deadlineTimer)
+            clearTimeout(this.#deadlineTimer);
+        if (this.#wakeTimer)
+            clearTimeout(this.#wakeTimer);
+        const result = this.#result();
+        // After a failed journal write nothing more can be recorded; the error is the result.
+        if (this.#fatal)
+            throw this.#fatal;
+        ckpt.recordLater({
+            type: 'attempt-end',
+            attempt: this.#attempt,
+            exit: result.exitCode,
+            reason: result.reason,
+        });
+        await ckpt.writeOutputsFile();
+        await ckpt.compact();
+        return result;
+    }
+    /** Units recorded running by an attempt that died: end any survivor on this host, then mark them interrupted. */
+    async #endOrphans() {
+        await endOrphans(this.#ckpt, (m) => this.#emit({ type: 'notice', message: m }));
+    }
+    #depsSatisfied(run) {
+        for (const d of run.step.needs) {
+            const dep = this.#runs.get(d);
+            if (!dep) {
+                // Not selected (`--only`): it must already be complete.
+                const rec = this.#ckpt.state.steps.get(d);
+                if (!rec || !isStepComplete(rec))
+                    return 'never';
+                continue;
+            }
+            if (dep.completedThisAttempt)
+                continue;
+            if (dep.state === 'failed' || dep.state === 'blocked')
+                return 'never';
+            return 'wait';
+        }
+        return 'yes';
+    }
+    #totalRunning() {
+        return this.#live.size;
+    }
+    #pump() {
+        if (this.#wakeTimer) {
+            clearTimeout(this.#wakeTimer);
+            this.#wakeTimer = undefined;
+        }
+        if (this.#finish === undefined)
+            return;
+        const now = Date.now();
+        let wakeAt = Number.POSITIVE_INFINITY;
+        for (const run of this.#runs.values()) {
+            if (run.completedThisAttempt || run.state === 'failed' || run.state === 'blocked')
+                continue;
+            const deps = this.#depsSatisfied(run);
+            if (deps === 'never') {
+                run.state = 'blocked';
+                this.#emit({
+                    type: 'step-state',
+                    step: run.step.id,
+                    state: 'blocked',
+                    detail: 'a step it needs failed',
+                });
+                continue;
+            }
+            if (deps === 'wait')
+                continue;
+            if (run.complete) {
+                this.#completeStep(run);
+                continue;
+            }
+            while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.running < run.parallel) {
+                const nx = run.next(now);
+                if (nx === undefined)
+                    break;
+                if ('wakeAt' in nx) {
+                    wakeAt = Math.min(wakeAt, nx.wakeAt);
+                    break;
+                }
+                if (!this.#fitsBudget(run, nx, now))
+                    break;
+                this.#startUnit(run, nx);
+            }
+            this.#settleStep(run);
+        }
+        if (this.#totalRunning() === 0 && this.#pending.size === 0) {
+            const canProgress = !this.#stopping &&
+                Number.isFinite(wakeAt) &&
+                [...this.#runs.values()].some((r) => r.state !== 'failed' && r.state !== 'blocked');
+            if (!canProgress) {
+                const f = this.#finish;
+                this.#finish = undefined;
+                f();
+                return;
+            }
+        }
+        if (Number.isFinite(wakeAt) && !this.#stopping) {
+            this.#wakeTimer = setTimeout(() => this.#pump(), Math.min(MAX_TIMER_MS, Math.max(0, wakeAt - Date.now())));
+        }
+    }
+    /** Predictive stop: skip a unit whose p90 duration would run past the deadline. */
+    #fitsBudget(run, u, now) {
+        const deadline = this.#opts.deadline;
+        if (deadline === undefined)
+            return true;
+        const est = p90(run.rec.durations);
+        if (est === undefined || now + est <= deadline)
+            return true;
+        // Hand the unit back: it stays pending for the next attempt.
+        run.requeue(u, Number.POSITIVE_INFINITY);
+        if (!run.budgetBlocked) {
+            run.budgetBlocked = true;
+            this.#emit({
+                type: 'notice',
+                message: `${run.step.id}: not starting more units: p90 ${formatDuration(est)} would end after the time budget (${formatDuration(Math.max(0, deadline - now))} left)`,
+            });
+        }
+        return false;
+    }
+    /** After a unit ends or a step runs dry: decide whether the step is failed/stopped for this attempt. */
+    #settleStep(run) {
+        if (run.completedThisAttempt || run.running > 0)
+            return;
+        if (run.complete) {
+            this.#completeStep(run);
+            return;
+        }
+        const now = Date.now();
+        const waitingRetry = run.retryQueue.some((q) => Number.isFinite(q.notBefore) && q.notBefore > now);
+        const moreToStart = !run.stoppedByFailures && run.hasQueued && !run.budgetBlocked;
+        if (run.failedFinal > 0 && !waitingRetry && (!moreToStart || this.#stopping)) {
+            if (run.state !== 'failed') {
+                run.state = 'failed';
+                this.#emit({
+                    type: 'step-state',
+                    step: run.step.id,
+                    state: 'failed',
+                    detail: `${run.failedFinal} unit(s) failed`,
+                });
+            }
+        }
+    }
+    /**
+     * Called once the step's work is complete and everything it needs is complete in this attempt — so a done
+     * step behind an `always` step waits for it, and so do its dependents.
+     */
+    #completeStep(run) {
+        if (run.completedThisAttempt)
+            return;
+        run.completedThisAttempt = true;
+        run.state = 'done';
+        if (!run.ranThisAttempt && run.rec.completedAt !== undefined) {
+            this.#emit({
+                type: 'step-state',
+                step: run.step.id,
+                state: 'done',
+                detail: 'done in an earlier attempt',
+            });
+            return;
+        }
+        const ckpt = this.#ckpt;
+        const p = (async () => {
+            await ckpt.record({ type: 'step-complete', step: run.step.id });
+            await ckpt.writeMarker(run.step.id);
+        })();
+        this.#track(p);
+        this.#emit({ type: 'step-state', step: run.step.id, state: 'done' });
+    }
+    #track(p) {
+        const wrapped = p
+            .catch((err) => this.#onFatal(err))
+            .finally(() => {
+            this.#pending.delete(wrapped);
+            this.#pump();
+        });
+        this.#pending.add(wrapped);
+    }
+    /** A journal write failed: nothing more can be recorded, so stop everything and report it. */
+    #onFatal(err) {
+        if (!this.#fatal)
+            this.#fatal = err instanceof Error ? err : new Error(String(err));
+        this.stop(`cannot record progress: ${this.#fatal.message}`, 0);
+    }
+    #unitEnv(run, u, tryNo, outFile, itemsFile) {
+        const env = { ...this.#baseEnv, ...run.step.env };
+        env.CHECKPOINT_RUN_ID = this.#ckpt.runId;
+        env.CHECKPOINT_STEP = run.step.id;
+        env.CHECKPOINT_TRY = String(tryNo);
+        env.CHECKPOINT_RESUMED = this.#resumed ? 'true' : 'false';
+        if (this.#opts.deadline !== undefined)
+            env.CHECKPOINT_DEADLINE = String(Math.floor(this.#opts.deadline / 1000));
+        else
+            delete env.CHECKPOINT_DEADLINE;
+        env.CHECKPOINT_STATE_DIR = this.#ckpt.stateDir(run.step.id);
+        env.CHECKPOINT_OUTPUT = outFile;
+        env.CHECKPOINT_OUTPUTS = this.#ckpt.outputsPath();
+        for (const k of [
+            'CHECKPOINT_BATCH_INDEX',
+            'CHECKPOINT_BATCH_START',
+            'CHECKPOINT_BATCH_END',
+            'CHECKPOINT_ITEMS_FILE',
+            'CHECKPOINT_ITEM',
+        ]) {
+            delete env[k];
+        }
+        if (run.step.batch) {
+            env.CHECKPOINT_BATCH_INDEX = String(u.index);
+            env.CHECKPOINT_BATCH_START = String(u.start);
+            env.CHECKPOINT_BATCH_END = String(u.end);
+            if (itemsFile)
+                env.CHECKPOINT_ITEMS_FILE = itemsFile;
+            if (run.step.batch.size === 1) {
+                env.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
+            }
+        }
+        return env;
+    }
+    #startUnit(run, u) {
+        const tryNo = (run.tries.get(u.start) ?? 0) + 1;
+        run.tries.set(u.start, tryNo);
+        run.running += 1;
+        run.ranThisAttempt = true;
+        if (run.state !== 'running') {
+            run.state = 'running';
+            this.#emit({ type: 'step-state', step: run.step.id, state: 'running' });
+        }
+        const placeholder = { unit: u, proc: undefined, run };
+        // Counted as running at once so the pump respects limits while the async start proceeds.
+        this.#live.add(placeholder);
+        this.#track(this.#runUnit(run, u, tryNo, placeholder));
+    }
+    async #runUnit(run, u, tryNo, live) {
+        const ckpt = this.#ckpt;
+        const step = run.step;
+        const label = step.batch ? `${step.id}#${u.index}` : step.id;
+        const tmp = (0,external_node_path_.join)(ckpt.dir, 'tmp');
+        const outFile = (0,external_node_path_.join)(tmp, `${step.id}.${u.index}.${u.start}.${tryNo}.out`);
+        let itemsFile;
+        try {
+            if (step.batch && (run.items || u.end - u.start <= MAX_ITEMS_FILE_NUMBERS)) {
+                itemsFile = (0,external_node_path_.join)(tmp, `${step.id}.${u.index}.${u.start}.items`);
+                const lines = [];
+                for (let i = u.start; i < u.end; i++)
+                    lines.push(run.items ? (run.items[i] ?? '') : String(i));
+                await (0,promises_namespaceObject.writeFile)(itemsFile, `${lines.join('\n')}\n`, { mode: 0o600 });
+            }
+            await ckpt.writeOutputsFile();
+            // Recorded running before the process exists; durable with the next group commit.
+            ckpt.recordLater({ type: 'start', ...u, try: tryNo, attempt: this.#attempt });
+            if (this.#stopping) {
+                ckpt.recordLater({ type: 'interrupt', ...u, ms: 0, reason: this.#stopping.reason });
+                run.requeue(u, 0);
+                return;
+            }
+            this.#emit({ type: 'unit-start', unit: u, try: tryNo });
+            const proc = new UnitProcess({
+                argv: [...this.#plan.shell.argv, step.run],
+                cwd: step.workingDirectory,
+                env: this.#unitEnv(run, u, tryNo, outFile, itemsFile),
+                timeoutMs: step.timeoutMs,
+                timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
+                onLine: this.#opts.onOutput
+                    ? (line, stream) => this.#opts.onOutput?.(label, line, stream)
+                    : undefined,
+            });
+            live.proc = proc;
+            // A stop may have begun while the process was being set up.
+            const stopping = this.#stopInfo();
+            if (stopping)
+                proc.terminate(stopping.graceMs, 'stop');
+            if (proc.pid !== undefined) {
+                const ev = { type: 'spawned', ...u, pid: proc.pid, host: (0,external_node_os_namespaceObject.hostname)() };
+                ckpt.recordLater(proc.startTime === undefined ? ev : { ...ev, startTime: proc.startTime });
+            }
+            const exit = await proc.exited;
+            this.#live.delete(live);
+            await this.#recordExit(run, u, tryNo, exit, proc, outFile);
+        }
+        finally {
+            this.#live.delete(live);
+            // Released only now, after the unit's end is durable: a step is complete only when nothing is in flight.
+            run.running -= 1;
+            await (0,promises_namespaceObject.rm)(outFile, { force: true });
+            if (itemsFile)
+                await (0,promises_namespaceObject.rm)(itemsFile, { force: true });
+        }
+    }
+    async #recordExit(run, u, tryNo, exit, proc, outFile) {
+        const ckpt = this.#ckpt;
+        const step = run.step;
+        const tail = proc.tail();
+        if (proc.hasOutput)
+            await this.#writeLog(step.id, u.index, tail);
+        if (exit.code === 0 && !exit.spawnError) {
+            let outputs;
+            try {
+                const text = await (0,promises_namespaceObject.readFile)(outFile, 'utf8').catch(() => undefined);
+                if (text !== undefined && text.length > 0)
+                    outputs = parseOutputFile(text, `CHECKPOINT_OUTPUT of ${step.id}`);
+            }
+            catch (err) {
+                if (!(err instanceof OutputSyntaxError))
+                    throw err;
+                return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, tail);
+            }
+            await ckpt.record({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) });
+            this.#emit({ type: 'unit-end', unit: u, result: 'done', ms: exit.ms });
+            return;
+        }
+        if (exit.endedBy === 'stop') {
+            await ckpt.record({
+                type: 'interrupt',
+                ...u,
+                ms: exit.ms,
+                reason: this.#stopping?.reason ?? 'stopped',
+            });
+            run.requeue(u, Number.POSITIVE_INFINITY);
+            this.#emit({
+                type: 'unit-end',
+                unit: u,
+                result: 'interrupted',
+                ms: exit.ms,
+                detail: this.#stopping?.reason,
+            });
+            return;
+        }
+        if (exit.code === EXIT_INCOMPLETE && !exit.endedBy) {
+            ckpt.recordLater({ type: 'yield', ...u, ms: exit.ms });
+            // A yield is progress, not a failure: run it again now (no try used) unless the run is stopping.
+            run.tries.set(u.start, tryNo - 1);
+            run.requeue(u, this.#stopping ? Number.POSITIVE_INFINITY : 0);
+            if (this.#stopping)
+                this.#yieldedLeft = true;
+            this.#emit({ type: 'unit-end', unit: u, result: 'yielded', ms: exit.ms });
+            return;
+        }
+        let reason;
+        if (exit.spawnError)
+            reason = exit.spawnError;
+        else if (exit.endedBy === 'timeout')
+            reason = `timed out after ${formatDuration(step.timeoutMs ?? 0)}`;
+        else if (exit.signal)
+            reason = `killed by ${exit.signal}`;
+        else
+            reason = `exit code ${exit.code}`;
+        await this.#recordFailure(run, u, tryNo, exit, reason, tail);
+    }
+    async #recordFailure(run, u, tryNo, exit, reason, tail) {
+        const step = run.step;
+        const final = tryNo >= step.retry.attempts || this.#stopping !== undefined;
+        const cmd = step.batch ? `${step.id} [${u.start}, ${u.end})` : step.id;
+        const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts})`;
+        await this.#ckpt.record({
+            type: 'fail',
+            ...u,
+            try: tryNo,
+            ms: exit.ms,
+            exit: exit.code,
+            signal: exit.signal,
+            final,
+            reason,
+        });
+        if (!final) {
+            const delay = retryDelayMs(step.retry, tryNo + 1, this.#opts.random);
+            run.requeue(u, Date.now() + delay);
+            this.#emit({
+                type: 'unit-end',
+                unit: u,
+                result: 'retry',
+                ms: exit.ms,
+                detail: `${detail}; retrying in ${formatDuration(delay)}`,
+                tail,
+            });
+            return;
+        }
+        run.failedFinal += 1;
+        run.failedFinalStarts.add(u.start);
+        if (run.failedFinal > run.maxFailures && !run.stoppedByFailures) {
+            run.stoppedByFailures = true;
+            if (step.batch)
+                this.#emit({
+                    type: 'notice',
+                    message: `${step.id}: ${run.failedFinal} unit(s) failed, more than max-failures (${run.maxFailures}); not starting more units of this step`,
+                });
+        }
+        this.#emit({ type: 'unit-end', unit: u, result: 'failed', ms: exit.ms, detail, tail });
+    }
+    async #writeLog(step, index, tail) {
+        const path = this.#ckpt.logPath(step, index);
+        await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
+        await (0,promises_namespaceObject.writeFile)(path, tail, { mode: 0o600 });
+    }
+    #result() {
+        let stepsDone = 0;
+        let unitsDone = 0;
+        let unitsTotal = 0;
+        let unitsFailed = 0;
+        let anyFailed = false;
+        for (const run of this.#runs.values()) {
+            const rec = run.rec;
+            const total = unitCount(rec);
+            unitsTotal += total;
+            unitsDone += Math.min(total, rec.unitsDone);
+            unitsFailed += run.failedFinal;
+            if (run.failedFinal > 0)
+                anyFailed = true;
+            if (isStepComplete(rec) && (run.completedThisAttempt || !run.step.always))
+                stepsDone += 1;
+        }
+        const stepsTotal = this.#runs.size;
+        const complete = stepsDone === stepsTotal && !anyFailed;
+        let exitCode;
+        let reason;
+        if (this.#fatal) {
+            exitCode = EXIT_FAILED;
+            reason = this.#fatal.message;
+        }
+        else if (anyFailed) {
+            exitCode = EXIT_FAILED;
+            const failedSteps = [...this.#runs.values()].filter((r) => r.failedFinal > 0).map((r) => r.step.id);
+            reason = `${unitsFailed} unit(s) failed in ${failedSteps.join(', ')}`;
+        }
+        else if (complete) {
+            exitCode = EXIT_OK;
+            reason = 'complete';
+        }
+        else {
+            exitCode = EXIT_INCOMPLETE;
+            if (this.#stopping)
+                reason = `stopped early: ${this.#stopping.reason}`;
+            else if ([...this.#runs.values()].some((r) => r.budgetBlocked))
+                reason = 'stopped early: the next units would not finish within the time budget';
+            else if (this.#yieldedLeft)
+                reason = 'stopped early: a unit yielded';
+            else
+                reason = 'stopped early';
+        }
+        return {
+            exitCode,
+            reason,
+            complete,
+            resumed: this.#resumed,
+            stepsDone,
+            stepsRemaining: stepsTotal - stepsDone,
+            unitsDone,
+            unitsRemaining: Math.max(0, unitsTotal - unitsDone),
+            unitsFailed,
+            attempt: this.#attempt,
+        };
+    }
+}
+async function fileExists(p) {
+    try {
+        await stat(p);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/journal/lock.ts
+// The run's lease: `<runDir>/lock` says which process on which host is working on this checkpoint. It is a
+// lease, not a plain lock file: it is void once its holder's process is gone (same host) or its heartbeat
+// is older than the TTL (any host, e.g. a lock restored from a cache saved on another runner).
+//
+// Creation is atomic: the record is written to a temp file which is then link()ed to `lock` (fails with
+// EEXIST if any lock exists). Replacing a stale lock is serialised by a short-lived `lock.takeover` guard
+// (created the same way), so that several contenders judging the same stale lock cannot each remove
+// the lock another one has just installed. Whoever holds the guard moves the stale lock aside with
+// rename(), checks it moved the lock it judged (same nonce), and links its own; if it moved a different
+// one it links that back.
+
+
+
+
+
+
+const LOCK_FILE = 'lock';
+const GUARD_FILE = 'lock.takeover';
+/** An unparsable lock younger than this may be in the middle of being written by a foreign tool: respect it. */
+const UNPARSABLE_GRACE_MS = 5_000;
+/** A takeover takes milliseconds; a guard this old was left by a contender that died mid-takeover. */
+const GUARD_STALE_MS = 10_000;
+/** How long acquireLease keeps retrying while other contenders create, replace or guard the lock. */
+const ACQUIRE_PATIENCE_MS = GUARD_STALE_MS + 10_000;
+class LockedError extends Error {
+    name = 'LockedError';
+    /** The live holder; undefined when the lock file could not be parsed (and is too young to be judged stale). */
+    holder;
+    lockPath;
+    constructor(message, lockPath, holder) {
+        super(message);
+        this.lockPath = lockPath;
+        this.holder = holder;
+    }
+}
+const DEFAULT_TTL_MS = 30_000;
+const DEFAULT_HEARTBEAT_MS = 5_000;
+/** Start time of process `pid` in clock ticks since boot (Linux /proc), or undefined where unavailable. */
+function lock_processStartTime(pid) {
+    const stat = readProcStat(pid);
+    return stat?.startTime;
+}
+function readProcStat(pid) {
+    if (process.platform !== 'linux')
+        return undefined;
+    let text;
+    try {
+        text = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+    }
+    catch {
+        return undefined;
+    }
+    // "pid (comm) state ppid ..." — comm may contain spaces and parentheses, so split after the last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
+    const state = fields[0];
+    const startTime = Number(fields[19]);
+    if (state === undefined || !Number.isSafeInteger(startTime))
+        return undefined;
+    return { state, startTime };
+}
+/**
+ * Whether process `pid` exists on this host (a zombie counts as gone). With `startTime`, a process whose
+ * start time differs (the pid was reused) counts as gone too.
+ */
+function isProcessAlive(pid, startTime) {
+    if (!Number.isSafeInteger(pid) || pid <= 0)
+        return false;
+    try {
+        process.kill(pid, 0);
+    }
+    catch (error) {
+        // EPERM: it exists but belongs to another user.
+        if (errorCode(error) !== 'EPERM')
+            return false;
+    }
+    const stat = readProcStat(pid);
+    if (stat === undefined)
+        return true;
+    if (stat.state === 'Z' || stat.state === 'X')
+        return false;
+    return startTime === undefined || stat.startTime === startTime;
+}
+function parseRecord(text) {
+    let value;
+    try {
+        value = JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+    if (typeof value !== 'object' || value === null)
+        return undefined;
+    const v = value;
+    if (!Number.isSafeInteger(v.pid) ||
+        typeof v.host !== 'string' ||
+        typeof v.runId !== 'string' ||
+        !Number.isSafeInteger(v.attempt) ||
+        typeof v.heartbeat !== 'number' ||
+        !Number.isFinite(v.heartbeat) ||
+        typeof v.nonce !== 'string' ||
+        v.nonce === '') {
+        return undefined;
+    }
+    const record = {
+        pid: v.pid,
+        host: v.host,
+        runId: v.runId,
+        attempt: v.attempt,
+        heartbeat: v.heartbeat,
+        nonce: v.nonce,
+    };
+    if (Number.isSafeInteger(v.startTime))
+        record.startTime = v.startTime;
+    if (typeof v.ttlMs === 'number' && Number.isFinite(v.ttlMs) && v.ttlMs > 0)
+        record.ttlMs = v.ttlMs;
+    return record;
+}
+async function readLockFile(path) {
+    try {
+        const [text, info] = await Promise.all([(0,promises_namespaceObject.readFile)(path, 'utf8'), (0,promises_namespaceObject.stat)(path)]);
+        return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
+    }
+    catch (error) {
+        if (errorCode(error) === 'ENOENT')
+            return undefined;
+        throw error;
+    }
+}
+/** What identifies one version of a lock file across a rename: its nonce, or its text if unparsable. */
+function identity(state) {
+    return state.record ? `nonce:${state.record.nonce}` : `text:${state.text}`;
+}
+function judge(state, ttlMs, now) {
+    const record = state.record;
+    if (record === undefined) {
+        const age = now - state.mtimeMs;
+        return age > UNPARSABLE_GRACE_MS
+            ? { stale: true, reason: `the lock file is unreadable and ${formatAge(age)} old` }
+            : { stale: false, reason: `the lock file is unreadable but only ${formatAge(age)} old` };
+    }
+    if (record.host === (0,external_node_os_namespaceObject.hostname)()) {
+        if (!isProcessAlive(record.pid)) {
+            return { stale: true, reason: `process ${record.pid} on this host is gone` };
+        }
+        if (record.startTime !== undefined) {
+            const current = lock_processStartTime(record.pid);
+            if (current !== undefined && current !== record.startTime) {
+                return {
+                    stale: true,
+                    reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
+                };
+            }
+        }
+    }
+    const ttl = record.ttlMs ?? ttlMs;
+    const age = now - record.heartbeat;
+    if (age > ttl) {
+        return {
+            stale: true,
+            reason: `its last heartbeat was ${formatAge(age)} ago (lease expires after ${formatAge(ttl)})`,
+        };
+    }
+    return { stale: false, reason: 'alive' };
+}
+function formatAge(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 120)
+        return `${s}s`;
+    const m = Math.round(s / 60);
+    return m < 120 ? `${m}m` : `${Math.round(m / 60)}h`;
+}
+function displayDir(runDir) {
+    const rel = (0,external_node_path_.relative)(process.cwd(), runDir);
+    return rel !== '' && !rel.startsWith('..') && !(0,external_node_path_.isAbsolute)(rel) ? rel : runDir;
+}
+function lockedError(runDir, lockPath, state, ttlMs, now) {
+    const record = state.record;
+    if (record === undefined) {
+        return new LockedError(`checkpoint ${displayDir(runDir)} is locked: ${lockPath} was written ${formatAge(now - state.mtimeMs)} ago ` +
+            `but cannot be read. Wait a few seconds and try again; if it stays unreadable it is ignored once it is ` +
+            `${UNPARSABLE_GRACE_MS / 1000}s old.`, lockPath, undefined);
+    }
+    const ttl = record.ttlMs ?? ttlMs;
+    return new LockedError(`checkpoint ${displayDir(runDir)} is locked by pid ${record.pid} on host ${record.host} ` +
+        `(attempt ${record.attempt}, heartbeat ${formatAge(now - record.heartbeat)} ago); wait for that run to ` +
+        `finish, or stop it. If it is gone, its lease expires ${formatAge(ttl)} after its last heartbeat.`, lockPath, record);
+}
+async function tryLink(from, to) {
+    try {
+        await (0,promises_namespaceObject.link)(from, to);
+        return true;
+    }
+    catch (error) {
+        if (errorCode(error) === 'EEXIST')
+            return false;
+        throw error;
+    }
+}
+function pause(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+/**
+ * Moves `path` aside if it still is the version `expected` identifies, then deletes it. Returns false when
+ * the file there was another version (it is put back) or was already gone.
+ */
+async function removeIfSame(path, expected, nonce) {
+    const aside = `${path}.stale-${nonce}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+    try {
+        await (0,promises_namespaceObject.rename)(path, aside);
+    }
+    catch (error) {
+        if (errorCode(error) === 'ENOENT')
+            return false;
+        throw error;
+    }
+    const moved = await readLockFile(aside);
+    if (moved !== undefined && identity(moved) !== expected) {
+        // We moved a newer file than the one judged: put it back unless someone created another meanwhile.
+        await tryLink(aside, path);
+        await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
+        return false;
+    }
+    await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
+    return true;
+}
+/** Takes the takeover guard (returns its identity), clearing a guard abandoned by a contender that died. */
+async function takeGuard(guardPath, nonce) {
+    const text = JSON.stringify({ pid: process.pid, host: (0,external_node_os_namespaceObject.hostname)(), nonce });
+    const tmp = tempPath(guardPath);
+    await (0,promises_namespaceObject.writeFile)(tmp, text, { mode: FILE_MODE, flag: 'wx' });
+    try {
+        if (await tryLink(tmp, guardPath))
+            return `text:${text}`;
+        const guard = await readLockFile(guardPath);
+        if (guard !== undefined && Date.now() - guard.mtimeMs > GUARD_STALE_MS) {
+            await removeIfSame(guardPath, identity(guard), nonce);
+        }
+        return undefined;
+    }
+    finally {
+        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+    }
+}
+/**
+ * Acquires the lease on `runDir`, replacing a stale one. Throws LockedError when a live process holds it.
+ * The heartbeat timer is unref'd: it never keeps the process alive.
+ */
+async function acquireLease(runDir, info, opts = {}) {
+    const ttlMs = opts.ttlMs ?? DEFAULT_TTL_MS;
+    const heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    if (!(ttlMs > 0) || !(heartbeatMs > 0)) {
+        throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
+    }
+    await ensureDir(runDir);
+    const lockPath = (0,external_node_path_.join)(runDir, LOCK_FILE);
+    const guardPath = (0,external_node_path_.join)(runDir, GUARD_FILE);
+    const nonce = (0,external_node_crypto_namespaceObject.randomBytes)(12).toString('hex');
+    const record = {
+        pid: process.pid,
+        host: (0,external_node_os_namespaceObject.hostname)(),
+        runId: info.runId,
+        attempt: info.attempt,
+        heartbeat: Date.now(),
+        ttlMs,
+        nonce,
+    };
+    const startTime = lock_processStartTime(process.pid);
+    if (startTime !== undefined)
+        record.startTime = startTime;
+    let tookOver;
+    const tmp = tempPath(lockPath);
+    await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(record)}\n`, { mode: FILE_MODE, flag: 'wx' });
+    const giveUpAt = Date.now() + ACQUIRE_PATIENCE_MS;
+    try {
+        while (Date.now() < giveUpAt) {
+            if (await tryLink(tmp, lockPath)) {
+                return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
+            }
+            const holder = await readLockFile(lockPath);
+            if (holder === undefined)
+                continue; // released meanwhile: try again
+            const now = Date.now();
+            const verdict = judge(holder, ttlMs, now);
+            if (!verdict.stale)
+                throw lockedError(runDir, lockPath, holder, ttlMs, now);
+            const guard = await takeGuard(guardPath, nonce);
+            if (guard === undefined) {
+                // Another contender is replacing the stale lock; see what it ends up with.
+                await pause(5 + Math.random() * 20);
+                continue;
+            }
+            try {
+                const current = await readLockFile(lockPath);
+                if (current !== undefined && identity(current) === identity(holder)) {
+                    if (await removeIfSame(lockPath, identity(holder), nonce)) {
+                        tookOver = { holder: holder.record, reason: verdict.reason };
+                    }
+                }
+                // Link under the guard; if someone without the guard linked first, the next round judges them.
+                if (await tryLink(tmp, lockPath)) {
+                    return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
+                }
+            }
+            finally {
+                await removeIfSame(guardPath, guard, nonce).catch(() => undefined);
+            }
+        }
+        throw new Error(`could not acquire ${lockPath} within ${ACQUIRE_PATIENCE_MS / 1000}s: other processes keep creating and replacing it. ` +
+            'Make sure only one `checkpoint run` works on this checkpoint at a time.');
+    }
+    finally {
+        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+    }
+}
+function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLost) {
+    let timer;
+    let tick;
+    let stopped = false;
+    let lastBeat = record.heartbeat;
+    let lostReason;
+    const listeners = onLost ? [onLost] : [];
+    const lose = (reason) => {
+        if (stopped)
+            return;
+        stop();
+        lostReason = reason;
+        for (const listener of listeners)
+            listener(reason);
+    };
+    const beat = async () => {
+        try {
+            const current = await readLockFile(lockPath);
+            if (stopped)
+                return;
+            if (current === undefined) {
+                lose(`the lock file ${lockPath} was removed by another process`);
+                return;
+            }
+            if (current.record?.nonce !== record.nonce) {
+                const by = current.record
+                    ? `pid ${current.record.pid} on host ${current.record.host}`
+                    : 'another process';
+                lose(`the lease on ${lockPath} was taken over by ${by}`);
+                return;
+            }
+            const next = { ...record, heartbeat: Date.now() };
+            const tmp = tempPath(lockPath);
+            // No fsync: a heartbeat lost in a power cut only makes the lease look older, which is harmless.
+            await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(next)}\n`, { mode: FILE_MODE, flag: 'wx' });
+            if (stopped) {
+                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+                return;
+            }
+            try {
+                await (0,promises_namespaceObject.rename)(tmp, lockPath);
+            }
+            catch (error) {
+                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+                throw error;
+            }
+            lastBeat = next.heartbeat;
+            record.heartbeat = next.heartbeat;
+        }
+        catch (error) {
+            // Transient trouble (disk full...) is retried on the next tick; give up once the lease has expired.
+            if (Date.now() - lastBeat > ttlMs) {
+                lose(`could not refresh the lease on ${lockPath} for ${formatAge(ttlMs)}: ${String(error)}`);
+            }
+        }
+    };
+    const stop = () => {
+        stopped = true;
+        if (timer !== undefined)
+            clearInterval(timer);
+        timer = undefined;
+    };
+    timer = setInterval(() => {
+        if (tick !== undefined)
+            return;
+        tick = beat().finally(() => {
+            tick = undefined;
+        });
+    }, heartbeatMs);
+    timer.unref();
+    // Best effort: remove temp and aside files that crashed contenders left behind.
+    void sweepLeftovers(runDir);
+    return {
+        info: record,
+        tookOver,
+        stopHeartbeat: stop,
+        onLost(listener) {
+            const reason = lostReason;
+            if (reason === undefined)
+                listeners.push(listener);
+            else
+                queueMicrotask(() => listener(reason));
+        },
+        async release() {
+            stop();
+            await tick;
+            const current = await readLockFile(lockPath);
+            if (current?.record?.nonce === record.nonce) {
+                await (0,promises_namespaceObject.unlink)(lockPath).catch((error) => {
+                    if (errorCode(error) !== 'ENOENT')
+                        throw error;
+                });
+            }
+        },
+    };
+}
+async function sweepLeftovers(runDir) {
+    try {
+        const cutoff = Date.now() - 60_000;
+        for (const name of await (0,promises_namespaceObject.readdir)(runDir)) {
+            if (!/^lock(\.takeover)?\.(tmp|stale)-/.test(name))
+                continue;
+            const path = (0,external_node_path_.join)(runDir, name);
+            const info = await (0,promises_namespaceObject.stat)(path);
+            if (info.mtimeMs < cutoff)
+                await (0,promises_namespaceObject.unlink)(path);
+        }
+    }
+    catch {
+        // Leftovers are harmless; never fail over them.
+    }
+}
+/** The lease record in `runDir`'s lock file; undefined when there is no lock (or it cannot be parsed). */
+async function readLease(runDir) {
+    return (await readLockFile(join(runDir, LOCK_FILE)))?.record;
+}
+/** The lease on `runDir` as acquireLease would judge it (live or stale, and why); undefined without a lock. */
+async function inspectLease(runDir, opts = {}) {
+    const state = await readLockFile((0,external_node_path_.join)(runDir, LOCK_FILE));
+    if (state === undefined)
+        return undefined;
+    const now = Date.now();
+    const verdict = judge(state, opts.ttlMs ?? DEFAULT_TTL_MS, now);
+    return {
+        holder: state.record,
+        ageMs: now - (state.record?.heartbeat ?? state.mtimeMs),
+        stale: verdict.stale,
+        reason: verdict.reason,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/journal/runs.ts
+// The checkpoint root: one folder per run, plus `latest` naming the most recent one.
+
+
+
+
+const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+function isValidRunId(id) {
+    return RUN_ID.test(id) && id !== 'latest' && !id.includes('..');
+}
+async function readLatest(root) {
+    const text = await readFileIfExists((0,external_node_path_.join)(root, 'latest'));
+    const id = text?.trim();
+    return id && isValidRunId(id) ? id : undefined;
+}
+function stamp(d) {
+    const p = (n) => String(n).padStart(2, '0');
+    return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
+}
+/** `<name>-YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken. */
+async function newRunId(root, planName, now = new Date()) {
+    const safe = planName
+        .toLowerCase()
+        .replace(/[^a-z0-9_-]+/g, '-')
+        .replace(/^-+|-+$/g, '') || 'run';
+    const base = `${safe}-${stamp(now)}`;
+    let id = base;
+    for (let n = 2; await exists((0,external_node_path_.join)(root, id)); n++)
+        id = `${base}-${n}`;
+    return id;
+}
+async function exists(p) {
+    try {
+        await (0,promises_namespaceObject.stat)(p);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+async function listRunIds(root) {
+    let names;
+    try {
+        names = await (0,promises_namespaceObject.readdir)(root);
+    }
+    catch {
+        return [];
+    }
+    const out = [];
+    for (const n of names) {
+        if (!isValidRunId(n))
+            continue;
+        if (await Checkpoint.exists(root, n))
+            out.push(n);
+    }
+    return out.sort();
+}
+
+;// CONCATENATED MODULE: ./src/cli/context.ts
+// What every command needs first: the plan (or a clear exit 2), the checkpoint root, and the run to act on.
+
+
+
+
+
+class UsageError extends Error {
+    name = 'UsageError';
+}
+function planPath(opts) {
+    return (0,external_node_path_.resolve)(opts.file);
+}
+/** `--dir`, else `.checkpoints/` beside the plan file (in the plan's folder, when it is loaded). */
+function rootOf(opts, plan) {
+    if (opts.dir)
+        return (0,external_node_path_.isAbsolute)(opts.dir) ? opts.dir : (0,external_node_path_.resolve)(opts.dir);
+    return (0,external_node_path_.resolve)(plan?.dir ?? (0,external_node_path_.dirname)(planPath(opts)), '.checkpoints');
+}
+function shown(p) {
+    const r = (0,external_node_path_.relative)(process.cwd(), p);
+    return r === '' ? '.' : r.startsWith('..') && r.length > p.length ? p : r;
+}
+async function requirePlan(opts) {
+    return loadPlan(planPath(opts));
+}
+/** The plan when it loads; undefined when the file is absent (status and runs work from the checkpoint alone). */
+async function optionalPlan(opts) {
+    try {
+        return await loadPlan(planPath(opts));
+    }
+    catch (err) {
+        if (err instanceof PlanError && /file not found/.test(err.message))
+            return undefined;
+        throw err;
+    }
+}
+/** `--run ID`, else `latest`, else the newest run folder. */
+async function resolveRunId(root, runOpt) {
+    if (runOpt) {
+        if (!(await Checkpoint.exists(root, runOpt))) {
+            const known = await listRunIds(root);
+            throw new UsageError(`--run: no run "${runOpt}" in ${shown(root)}${known.length ? `; known runs: ${known.slice(-5).join(', ')}` : ''}`);
+        }
+        return runOpt;
+    }
+    const latest = await readLatest(root);
+    if (latest && (await Checkpoint.exists(root, latest)))
+        return latest;
+    const ids = await listRunIds(root);
+    const last = ids[ids.length - 1];
+    if (!last)
+        throw new UsageError(`no runs in ${shown(root)} yet; start one with \`checkpoint run\``);
+    return last;
 }
 
 ;// CONCATENATED MODULE: ./src/report/colors.ts
@@ -30679,7 +30736,9 @@ class Progress {
                     s.startedAt = this.#now();
                     s.doneAtStart = this.#ckpt.state.steps.get(ev.step)?.unitsDone ?? 0;
                 }
-                if (ev.state === 'done')
+                if (ev.state === 'done' && ev.detail)
+                    this.line(`${c.green('✓')} ${s.id}: ${ev.detail}`);
+                else if (ev.state === 'done')
                     this.line(`${c.green('✓')} ${s.id} done${this.#stepSummary(s)}`);
                 if (ev.state === 'failed')
                     this.line(`${c.red('✗')} ${s.id} failed: ${ev.detail ?? ''}`);
@@ -30928,11 +30987,19 @@ async function runCommand(opts, io) {
             if (ckpt.state.planName !== '' && ckpt.state.planName !== plan.name) {
                 throw new UsageError(`--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`);
             }
-            prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+            prep = await prepare(plan, ckpt.state, {
+                only: opts.only ?? [],
+                env: io.env,
+                checkDrift: opts.dryRun === true,
+            });
         }
         else {
             ckpt = Checkpoint.blank(root, id, plan.name);
-            prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+            prep = await prepare(plan, ckpt.state, {
+                only: opts.only ?? [],
+                env: io.env,
+                checkDrift: opts.dryRun === true,
+            });
         }
         if (opts.dryRun) {
             printExplain(io.out, plan, prep, existing ? id : `${id} (new)`);
@@ -30946,7 +31013,7 @@ async function runCommand(opts, io) {
         await ckpt.openForWrite();
         if (existing) {
             // The model was re-read under the lease; decide again against what is really there.
-            prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+            prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env, checkDrift: false });
         }
         if (early) {
             io.err.write(`checkpoint: received ${early} before starting; nothing ran\n`);
@@ -31019,6 +31086,8 @@ function printExplain(out, plan, prep, runLabel) {
         const units = step.batch ? ` [${i.unitsDone}/${i.unitsTotal} units]` : '';
         const needs = step.needs.length ? ` after ${step.needs.join(', ')}` : '';
         out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
+        if (i.itemsDrift)
+            out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
     }
 }
 async function explainCommand(opts, io) {
@@ -31028,7 +31097,7 @@ async function explainCommand(opts, io) {
     const { id, existing } = await chooseRun(plan, root, opts.run === undefined ? {} : { run: opts.run });
     const ckpt = existing ? await Checkpoint.read(root, id) : Checkpoint.blank(root, id, plan.name);
     const label = existing ? id : `${id} (new: the latest run is complete or absent)`;
-    const prep = await prepare(plan, ckpt.state, { env: io.env });
+    const prep = await prepare(plan, ckpt.state, { env: io.env, checkDrift: true });
     printExplain(io.out, plan, prep, label);
     return 0;
 }
@@ -31086,10 +31155,11 @@ async function resetCommand(steps, opts, io) {
             if (!rec)
                 continue;
             if (opts.failed) {
-                if (rec.failed.size === 0)
+                const failed = rec.failed.size;
+                if (failed === 0)
                     continue;
                 await ckpt.record({ type: 'reset', step: id, failedOnly: true, reason: 'checkpoint reset --failed' });
-                io.out.write(`reset ${id}: ${rec.failed.size} failed unit(s) are pending again with fresh tries\n`);
+                io.out.write(`reset ${id}: ${failed} failed unit(s) are pending again with fresh tries\n`);
             }
             else {
                 await ckpt.record({
@@ -31141,6 +31211,7 @@ async function rollbackCommand(opts, io) {
             .filter(({ rec }) => rec !== undefined && (isStepComplete(rec) || rec.unitsDone > 0))
             .sort((a, b) => (b.rec?.completedAt ?? b.rec?.timeMs ?? 0) - (a.rec?.completedAt ?? a.rec?.timeMs ?? 0));
         let ran = 0;
+        let undone = 0;
         for (const { s } of done) {
             if (s.rollback) {
                 io.out.write(`rollback ${s.id}: ${s.rollback.split('\n')[0]}\n`);
@@ -31172,26 +31243,38 @@ async function rollbackCommand(opts, io) {
                 reason: 'rolled back',
             });
             await ckpt.clearStepFiles(s.id);
+            undone += 1;
             if (opts.to === s.id)
                 break;
         }
-        io.out.write(`rolled back ${done.length} step(s), ${ran} rollback command(s) run\n`);
+        io.out.write(`rolled back ${undone} step(s), ${ran} rollback command(s) run\n`);
         return 0;
     });
 }
 
 ;// CONCATENATED MODULE: ./src/report/stats.ts
 
-function stepStats(id, name, rec, parallel, batch, live = false) {
+/** Units a step will have before its record exists: known for plain steps, ranges and inline lists. */
+function plannedUnits(step) {
+    const b = step.batch;
+    if (!b)
+        return 1;
+    if (b.space.kind === 'range')
+        return Math.ceil((b.space.to - b.space.from) / b.size);
+    if (b.space.source.kind === 'list')
+        return Math.ceil(b.space.source.items.length / b.size);
+    return 0;
+}
+function stepStats(id, name, rec, parallel, batch, live = false, planned = 0) {
     if (!rec) {
         return {
             id,
             name,
             status: 'pending',
-            unitsTotal: 0,
+            unitsTotal: planned,
             unitsDone: 0,
             unitsFailed: 0,
-            unitsRemaining: 0,
+            unitsRemaining: planned,
             timeMs: 0,
             etaMs: undefined,
             done: [],
@@ -31253,7 +31336,7 @@ function stepStats(id, name, rec, parallel, batch, live = false) {
 /** Stats for every step of the plan (in plan order), or of the checkpoint alone when the plan is unknown. */
 function allStepStats(state, plan, live = false) {
     if (plan) {
-        return plan.steps.map((s) => stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live));
+        return plan.steps.map((s) => stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s)));
     }
     return [...state.steps].map(([id, rec]) => stepStats(id, id, rec, 1, unitCount(rec) > 1, live));
 }
@@ -31386,8 +31469,9 @@ async function pruneCommand(opts, io) {
 
 
 
+/** Half-open like everywhere else: `[0, 400)`. */
 function ranges(list, max = 6) {
-    const parts = list.slice(0, max).map(([s, e]) => (e - s === 1 ? `${s}` : `${s}-${e - 1}`));
+    const parts = list.slice(0, max).map(([s, e]) => `[${s}, ${e})`);
     if (list.length > max)
         parts.push(`… ${list.length - max} more`);
     return parts.join(', ');
@@ -31400,7 +31484,9 @@ async function statusCommand(opts, io) {
     // Only a live lease counts: a lock left by a killed run is not "locked".
     const inspected = await inspectLease(ckpt.dir).catch(() => undefined);
     const lease = inspected && !inspected.stale ? inspected.holder : undefined;
-    const stats = runStats(ckpt, plan);
+    // A plan with another name is not this checkpoint's plan: show the checkpoint alone.
+    const samePlan = plan && plan.name === ckpt.state.planName ? plan : undefined;
+    const stats = runStats(ckpt, samePlan, lease !== undefined);
     const state = ckpt.state;
     if (opts.json) {
         const doc = {

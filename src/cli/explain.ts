@@ -29,6 +29,7 @@ export function printExplain(
     const units = step.batch ? ` [${i.unitsDone}/${i.unitsTotal} units]` : '';
     const needs = step.needs.length ? ` after ${step.needs.join(', ')}` : '';
     out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
+    if (i.itemsDrift) out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
   }
 }
 
@@ -39,7 +40,7 @@ export async function explainCommand(opts: CommonOptions & { run?: string }, io:
   const { id, existing } = await chooseRun(plan, root, opts.run === undefined ? {} : { run: opts.run });
   const ckpt = existing ? await Checkpoint.read(root, id) : Checkpoint.blank(root, id, plan.name);
   const label = existing ? id : `${id} (new: the latest run is complete or absent)`;
-  const prep = await prepare(plan, ckpt.state, { env: io.env });
+  const prep = await prepare(plan, ckpt.state, { env: io.env, checkDrift: true });
   printExplain(io.out, plan, prep, label);
   return 0;
 }

@@ -60,9 +60,10 @@ export async function resetCommand(
       const rec = ckpt.state.steps.get(id);
       if (!rec) continue;
       if (opts.failed) {
-        if (rec.failed.size === 0) continue;
+        const failed = rec.failed.size;
+        if (failed === 0) continue;
         await ckpt.record({ type: 'reset', step: id, failedOnly: true, reason: 'checkpoint reset --failed' });
-        io.out.write(`reset ${id}: ${rec.failed.size} failed unit(s) are pending again with fresh tries\n`);
+        io.out.write(`reset ${id}: ${failed} failed unit(s) are pending again with fresh tries\n`);
       } else {
         await ckpt.record({
           type: 'reset',
@@ -123,6 +124,7 @@ export async function rollbackCommand(
         (a, b) => (b.rec?.completedAt ?? b.rec?.timeMs ?? 0) - (a.rec?.completedAt ?? a.rec?.timeMs ?? 0),
       );
     let ran = 0;
+    let undone = 0;
     for (const { s } of done) {
       if (s.rollback) {
         io.out.write(`rollback ${s.id}: ${s.rollback.split('\n')[0]}\n`);
@@ -156,9 +158,10 @@ export async function rollbackCommand(
         reason: 'rolled back',
       });
       await ckpt.clearStepFiles(s.id);
+      undone += 1;
       if (opts.to === s.id) break;
     }
-    io.out.write(`rolled back ${done.length} step(s), ${ran} rollback command(s) run\n`);
+    io.out.write(`rolled back ${undone} step(s), ${ran} rollback command(s) run\n`);
     return 0;
   });
 }

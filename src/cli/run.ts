@@ -133,10 +133,18 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
           `--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`,
         );
       }
-      prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+      prep = await prepare(plan, ckpt.state, {
+        only: opts.only ?? [],
+        env: io.env,
+        checkDrift: opts.dryRun === true,
+      });
     } else {
       ckpt = Checkpoint.blank(root, id, plan.name);
-      prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+      prep = await prepare(plan, ckpt.state, {
+        only: opts.only ?? [],
+        env: io.env,
+        checkDrift: opts.dryRun === true,
+      });
     }
     if (opts.dryRun) {
       printExplain(io.out, plan, prep, existing ? id : `${id} (new)`);
@@ -150,7 +158,7 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
     await ckpt.openForWrite();
     if (existing) {
       // The model was re-read under the lease; decide again against what is really there.
-      prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+      prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env, checkDrift: false });
     }
     if (early) {
       io.err.write(`checkpoint: received ${early} before starting; nothing ran\n`);

@@ -13,8 +13,9 @@ export interface StatusOptions extends CommonOptions {
   json?: boolean;
 }
 
+/** Half-open like everywhere else: `[0, 400)`. */
 function ranges(list: Array<[number, number]>, max = 6): string {
-  const parts = list.slice(0, max).map(([s, e]) => (e - s === 1 ? `${s}` : `${s}-${e - 1}`));
+  const parts = list.slice(0, max).map(([s, e]) => `[${s}, ${e})`);
   if (list.length > max) parts.push(`… ${list.length - max} more`);
   return parts.join(', ');
 }
@@ -27,7 +28,9 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
   // Only a live lease counts: a lock left by a killed run is not "locked".
   const inspected = await inspectLease(ckpt.dir).catch(() => undefined);
   const lease = inspected && !inspected.stale ? inspected.holder : undefined;
-  const stats = runStats(ckpt, plan);
+  // A plan with another name is not this checkpoint's plan: show the checkpoint alone.
+  const samePlan = plan && plan.name === ckpt.state.planName ? plan : undefined;
+  const stats = runStats(ckpt, samePlan, lease !== undefined);
   const state = ckpt.state;
   if (opts.json) {
     const doc = {

@@ -5,10 +5,13 @@
 import { itemsHash } from '../journal/checkpoint.js';
 import type { CheckpointEvent, ItemsInfo } from '../journal/events.js';
 import type { CheckpointState, StepRecord } from '../journal/state.js';
-import { isStepComplete, unitCount } from '../journal/state.js';
+import { isStepComplete } from '../journal/state.js';
+import { ItemsError } from '../plan/errors.js';
 import { diffFingerprints, type Fingerprint, fingerprintStep } from '../plan/fingerprint.js';
 import { expandItems } from '../plan/items.js';
+import { displayFile } from '../plan/load.js';
 import type { ItemsSource, Plan, Step } from '../plan/types.js';
+import { scrubEnv } from './env.js';
 
 export interface StepPlanInfo {
   step: Step;
@@ -81,8 +84,10 @@ export function dependentsOf(plan: Plan, ids: Iterable<string>): Set<string> {
 
 export interface PrepareOptions {
   only?: string[];
-  /** Expand item lists of steps that need (re)initialising. `explain` passes false for a dry look. */
+  /** Expand item lists of steps that need (re)initialising (default true). */
   expand?: boolean;
+  /** Re-expand frozen item sources and report a change (`explain`, `run --dry-run`). */
+  checkDrift?: boolean;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -104,6 +109,9 @@ export async function prepare(
   for (const step of order) {
     const fp = await fingerprintStep(plan, step);
     const rec = state.steps.get(step.id);
+    let view: { from: number; to: number; size: number; rec: StepRecord | undefined; note?: string } = rec
+      ? { from: rec.from, to: rec.to, size: rec.size, rec }
+      : { from: 0, to: 0, size: 1, rec: undefined };
     let reason: string | undefined;
     if (!rec) reason = 'new';
     else if (rec.fingerprint.hash !== fp.hash) {
@@ -112,6 +120,7 @@ export async function prepare(
       if (step.onChange === 'rerun') reason = why;
       else {
         const space = await spaceOf(plan, step, rec, false, env);
+        view = { ...space.range, rec, note: `${why}; done units kept (on-change: keep)` };
         events.push({
           type: 'step-redefine',
           step: step.id,
@@ -141,15 +150,18 @@ export async function prepare(
       if (space.list) items.set(step.id, space.list);
       events.push(ev);
       records.set(step.id, undefined);
+      view = { ...space.range, rec: undefined, note: reason };
     } else {
       records.set(step.id, rec);
     }
-    const cur = records.get(step.id);
-    const total = cur ? unitCount(cur) : undefined;
-    const done = cur ? cur.unitsDone : 0;
+    // What the step will look like once the events above are applied.
+    const cur = view.rec;
+    const total = Math.ceil((view.to - view.from) / view.size);
+    const done = cur ? Math.min(total, cur.unitsDone) : 0;
+    const complete = cur !== undefined && (view.to <= view.from || cur.done.covers(view.from, view.to));
     let action: StepPlanInfo['action'] = 'run';
-    let why = reason ?? '';
-    if (cur && isStepComplete(cur)) {
+    let why = view.note ?? '';
+    if (cur && complete) {
       if (step.always) {
         action = 'run';
         why = 'always: runs on every attempt';
@@ -163,6 +175,7 @@ export async function prepare(
       if (done > 0) parts.push(`${done} of ${total} units done`);
       if (cur.failed.size > 0) parts.push(`${cur.failed.size} failed (retried first)`);
       if (cur.interrupted.count > 0) parts.push('interrupted units will run again');
+      if (view.note) parts.unshift(view.note);
       why = parts.join(', ') || 'not started';
     }
     const pi: StepPlanInfo = {
@@ -170,9 +183,25 @@ export async function prepare(
       fingerprint: fp,
       action,
       why,
-      unitsTotal: total ?? 0,
+      unitsTotal: total,
       unitsDone: done,
     };
+    if (
+      opts.checkDrift &&
+      cur?.items &&
+      step.batch?.space.kind === 'items' &&
+      step.batch.space.source.kind !== 'list'
+    ) {
+      const now = await expandItems(
+        step.batch.space.source,
+        plan.dir,
+        scrubEnv({ ...env, ...step.env }),
+      ).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+      if (now instanceof Error) pi.itemsDrift = `items source cannot be read now: ${now.message}`;
+      else if (itemsHash(now) !== cur.items.sha256) {
+        pi.itemsDrift = `items source changed since it was frozen (${cur.items.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
+      }
+    }
     info.set(step.id, pi);
   }
 
@@ -233,7 +262,16 @@ async function spaceOf(
     const range = { from: 0, to: 0, size: b.size };
     return { range, ...range };
   }
-  const list = await expandItems(b.space.source, plan.dir, { ...env, ...step.env });
+  let list: string[];
+  try {
+    // Items commands are user commands too: the runner's secrets never reach them.
+    list = await expandItems(b.space.source, plan.dir, scrubEnv({ ...env, ...step.env }));
+  } catch (err) {
+    if (err instanceof ItemsError) {
+      throw new ItemsError(`${displayFile(plan.file)}: steps[${step.index}].batch.items: ${err.message}`);
+    }
+    throw err;
+  }
   const range = { from: 0, to: list.length, size: b.size };
   return {
     range,

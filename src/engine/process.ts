@@ -108,7 +108,7 @@ export class UnitProcess {
   readonly #tail: Tail;
   readonly #started = performance.now();
   #endedBy: UnitExit['endedBy'];
-  #timers: NodeJS.Timeout[] = [];
+  #timeoutTimer: NodeJS.Timeout | undefined;
   #done = false;
 
   constructor(opts: SpawnOptions) {
@@ -143,7 +143,9 @@ export class UnitProcess {
       const finish = (exit: Omit<UnitExit, 'ms' | 'endedBy'>) => {
         if (this.#done) return;
         this.#done = true;
-        for (const t of this.#timers) clearTimeout(t);
+        // The timeout timer is moot now, but a pending SIGKILL still has to reach group members that
+        // ignored the SIGTERM after the leader exited.
+        if (this.#timeoutTimer) clearTimeout(this.#timeoutTimer);
         const result: UnitExit = { ...exit, ms: Math.round(performance.now() - this.#started) };
         if (this.#endedBy) result.endedBy = this.#endedBy;
         // Background children may keep the pipes open after the shell exits; don't let them hold the unit.
@@ -172,11 +174,10 @@ export class UnitProcess {
     });
     // setTimeout fires at once past 2^31-1 ms (~24.8 days); a longer timeout is as good as none.
     if (opts.timeoutMs !== undefined && opts.timeoutMs < MAX_TIMER_MS && this.pid !== undefined) {
-      const t = setTimeout(() => {
+      this.#timeoutTimer = setTimeout(() => {
         this.#endedBy = 'timeout';
         this.terminate(opts.timeoutGraceMs ?? 10_000);
       }, opts.timeoutMs);
-      this.#timers.push(t);
     }
   }
 
@@ -190,8 +191,15 @@ export class UnitProcess {
       return;
     }
     signalGroup(pid, 'SIGTERM');
-    const t = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
-    this.#timers.push(t);
+    // SIGKILL whatever is left of the group at the end of the grace; stop watching once it is empty.
+    const killAt = Date.now() + graceMs;
+    const watch = setInterval(() => {
+      if (!groupAlive(pid)) clearInterval(watch);
+      else if (Date.now() >= killAt) {
+        signalGroup(pid, 'SIGKILL');
+        clearInterval(watch);
+      }
+    }, 50);
   }
 
   /** After the unit's main process ended, anything it left in its group is ended too (on stop only). */

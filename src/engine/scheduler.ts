@@ -11,7 +11,7 @@ import type { Plan, Step } from '../plan/types.js';
 import { scrubEnv } from './env.js';
 import { endOrphans } from './orphans.js';
 import { OutputSyntaxError, parseOutputFile } from './outputs.js';
-import type { Preparation } from './prepare.js';
+import { type Preparation, topoOrder } from './prepare.js';
 import { MAX_TIMER_MS, type UnitExit, UnitProcess } from './process.js';
 import { retryDelayMs } from './retry.js';
 
@@ -93,6 +93,7 @@ class StepRun {
   stoppedByFailures = false;
   budgetBlocked = false;
   completedThisAttempt = false;
+  ranThisAttempt = false;
   state: StepRunState = 'waiting';
   items: string[] | undefined;
 
@@ -259,7 +260,10 @@ export class Engine {
   async run(): Promise<RunResult> {
     const ckpt = this.#ckpt;
     const state = ckpt.state;
-    this.#resumed = state.attempts.length > 0;
+    // Resumed: this attempt starts from recorded progress, not from nothing.
+    this.#resumed = [...state.steps.values()].some(
+      (r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0,
+    );
     this.#attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
     ckpt.recordLater({
       type: 'attempt',
@@ -277,7 +281,9 @@ export class Engine {
     await ckpt.syncMarkers();
 
     this.#baseEnv = scrubEnv(this.#opts.env ?? process.env);
-    for (const step of this.#prep.selected) {
+    // Dependency order, so one pass of the pump settles a chain of steps that are already done.
+    const selected = new Set(this.#prep.selected.map((s) => s.id));
+    for (const step of topoOrder(this.#plan).filter((s) => selected.has(s.id))) {
       const run = new StepRun(step, ckpt);
       if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
         run.items = await ckpt.readItems(step.id);
@@ -291,13 +297,6 @@ export class Engine {
         () => this.stop(`time budget reached`, this.#opts.deadlineGraceMs ?? 10_000),
         ms,
       );
-    }
-    // Steps already complete (and not `always`) are done for this attempt before anything starts.
-    for (const run of this.#runs.values()) {
-      if (run.complete && !run.step.always) {
-        run.completedThisAttempt = true;
-        run.state = 'done';
-      }
     }
     await new Promise<void>((resolve) => {
       this.#finish = resolve;
@@ -444,10 +443,23 @@ export class Engine {
     }
   }
 
+  /**
+   * Called once the step's work is complete and everything it needs is complete in this attempt — so a done
+   * step behind an `always` step waits for it, and so do its dependents.
+   */
   #completeStep(run: StepRun): void {
     if (run.completedThisAttempt) return;
     run.completedThisAttempt = true;
     run.state = 'done';
+    if (!run.ranThisAttempt && run.rec.completedAt !== undefined) {
+      this.#emit({
+        type: 'step-state',
+        step: run.step.id,
+        state: 'done',
+        detail: 'done in an earlier attempt',
+      });
+      return;
+    }
     const ckpt = this.#ckpt;
     const p = (async () => {
       await ckpt.record({ type: 'step-complete', step: run.step.id });
@@ -516,6 +528,7 @@ export class Engine {
     const tryNo = (run.tries.get(u.start) ?? 0) + 1;
     run.tries.set(u.start, tryNo);
     run.running += 1;
+    run.ranThisAttempt = true;
     if (run.state !== 'running') {
       run.state = 'running';
       this.#emit({ type: 'step-state', step: run.step.id, state: 'running' });
@@ -569,7 +582,6 @@ export class Engine {
       }
       const exit = await proc.exited;
       this.#live.delete(live);
-      if (exit.endedBy === 'stop') proc.killGroup();
       await this.#recordExit(run, u, tryNo, exit, proc, outFile);
     } finally {
       this.#live.delete(live);
@@ -679,10 +691,11 @@ export class Engine {
     run.failedFinalStarts.add(u.start);
     if (run.failedFinal > run.maxFailures && !run.stoppedByFailures) {
       run.stoppedByFailures = true;
-      this.#emit({
-        type: 'notice',
-        message: `${step.id}: ${run.failedFinal} unit(s) failed, more than max-failures (${run.maxFailures}); not starting more units of this step`,
-      });
+      if (step.batch)
+        this.#emit({
+          type: 'notice',
+          message: `${step.id}: ${run.failedFinal} unit(s) failed, more than max-failures (${run.maxFailures}); not starting more units of this step`,
+        });
     }
     this.#emit({ type: 'unit-end', unit: u, result: 'failed', ms: exit.ms, detail, tail });
   }

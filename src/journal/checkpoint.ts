@@ -120,7 +120,14 @@ export class Checkpoint {
 
   #touch(ev: CheckpointEvent): void {
     if (ev.type === 'done' && ev.outputs) this.#outputsDirty = true;
-    if (ev.type === 'reset' || ev.type === 'step-init') this.#outputsDirty = true;
+    if (
+      ev.type === 'reset' ||
+      ev.type === 'step-init' ||
+      ev.type === 'step-complete' ||
+      ev.type === 'mark-done'
+    ) {
+      this.#outputsDirty = true;
+    }
   }
 
   #writer(): JournalWriter {

@@ -106,7 +106,8 @@ export class Progress {
           s.startedAt = this.#now();
           s.doneAtStart = this.#ckpt.state.steps.get(ev.step)?.unitsDone ?? 0;
         }
-        if (ev.state === 'done') this.line(`${c.green('✓')} ${s.id} done${this.#stepSummary(s)}`);
+        if (ev.state === 'done' && ev.detail) this.line(`${c.green('✓')} ${s.id}: ${ev.detail}`);
+        else if (ev.state === 'done') this.line(`${c.green('✓')} ${s.id} done${this.#stepSummary(s)}`);
         if (ev.state === 'failed') this.line(`${c.red('✗')} ${s.id} failed: ${ev.detail ?? ''}`);
         if (ev.state === 'blocked') this.line(`${c.yellow('-')} ${s.id} not run: ${ev.detail ?? ''}`);
         return;

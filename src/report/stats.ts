@@ -7,7 +7,7 @@ import {
   type StepRecord,
   unitCount,
 } from '../journal/state.js';
-import type { Plan } from '../plan/types.js';
+import type { Plan, Step } from '../plan/types.js';
 
 export type StepStatus = 'done' | 'pending' | 'running' | 'partial' | 'failed' | 'interrupted';
 
@@ -40,6 +40,15 @@ export interface StepStats {
   batch: boolean;
 }
 
+/** Units a step will have before its record exists: known for plain steps, ranges and inline lists. */
+export function plannedUnits(step: Step): number {
+  const b = step.batch;
+  if (!b) return 1;
+  if (b.space.kind === 'range') return Math.ceil((b.space.to - b.space.from) / b.size);
+  if (b.space.source.kind === 'list') return Math.ceil(b.space.source.items.length / b.size);
+  return 0;
+}
+
 export function stepStats(
   id: string,
   name: string,
@@ -47,16 +56,17 @@ export function stepStats(
   parallel: number,
   batch: boolean,
   live = false,
+  planned = 0,
 ): StepStats {
   if (!rec) {
     return {
       id,
       name,
       status: 'pending',
-      unitsTotal: 0,
+      unitsTotal: planned,
       unitsDone: 0,
       unitsFailed: 0,
-      unitsRemaining: 0,
+      unitsRemaining: planned,
       timeMs: 0,
       etaMs: undefined,
       done: [],
@@ -120,6 +130,7 @@ export function allStepStats(state: CheckpointState, plan: Plan | undefined, liv
         s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1,
         s.batch !== undefined,
         live,
+        plannedUnits(s),
       ),
     );
   }
