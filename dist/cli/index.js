@@ -15929,6 +15929,37 @@ class IntervalSet {
         }
         return set;
     }
+    /** `[s0, e0, s1, e1, ...]`: the compact form the snapshot stores (one array, not an array per interval). */
+    toFlat() {
+        const out = [];
+        for (const block of this.#blocks)
+            for (const x of block)
+                out.push(x);
+        return out;
+    }
+    /** The inverse of `toFlat`, validated: sorted, disjoint, non-empty integer intervals. */
+    static fromFlat(value) {
+        if (!Array.isArray(value) || value.length % 2 !== 0) {
+            throw new Error(`invalid interval list: expected a flat array of start, end pairs, got ${describe(value)}`);
+        }
+        const set = new IntervalSet();
+        let prevEnd = Number.NEGATIVE_INFINITY;
+        for (let i = 0; i < value.length; i += 2) {
+            const start = value[i];
+            const end = value[i + 1];
+            if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) {
+                throw new Error(`invalid interval list: pair ${i / 2} must hold two integers, got ${describe([start, end])}`);
+            }
+            const s = start;
+            const e = end;
+            if (s >= e || s < prevEnd) {
+                throw new Error(`invalid interval list: pair ${i / 2} [${s}, ${e}] is empty, reversed, or not after the previous one (ends at ${prevEnd})`);
+            }
+            set.add(s, e);
+            prevEnd = e;
+        }
+        return set;
+    }
     static from(intervals) {
         const set = new IntervalSet();
         for (const [s, e] of intervals)
@@ -22765,7 +22796,7 @@ function _promise(Class, innerType) {
 }
 // @__NO_SIDE_EFFECTS__
 function _custom(Class, fn, _params) {
-    const norm = util.normalizeParams(_params);
+    const norm = normalizeParams(_params);
     norm.abort ?? (norm.abort = true); // default to abort:false
     const schema = new Class({
         type: "custom",
@@ -26070,14 +26101,14 @@ const ZodTuple = /*@__PURE__*/ $constructor("ZodTuple", (inst, def) => {
     },
 });
 function tuple(items, _paramsOrRest, _params) {
-    const hasRest = _paramsOrRest instanceof $ZodType;
+    const hasRest = _paramsOrRest instanceof core.$ZodType;
     const params = hasRest ? _params : _paramsOrRest;
     const rest = hasRest ? _paramsOrRest : null;
     return new ZodTuple({
         type: "tuple",
         items: items,
         rest,
-        ...normalizeParams(params),
+        ...util.normalizeParams(params),
     });
 }
 const ZodRecord = /*@__PURE__*/ $constructor("ZodRecord", (inst, def) => {
@@ -26537,7 +26568,7 @@ function check(fn) {
     return ch;
 }
 function custom(fn, _params) {
-    return core._custom(ZodCustom, fn ?? (() => true), _params);
+    return _custom(ZodCustom, fn ?? (() => true), _params);
 }
 function refine(fn, _params = {}) {
     return _refine(ZodCustom, fn, _params);
@@ -26612,7 +26643,9 @@ function preprocess(fn, schema) {
 class SnapshotError extends Error {
     name = 'SnapshotError';
 }
-const intervals = array(tuple([schemas_number().int(), schemas_number().int()]));
+// Flat [s0, e0, s1, e1, ...]: a million fragments parse as one array, not a million; IntervalSet.fromFlat
+// validates them (zod per element would double the load time).
+const intervals = custom((v) => Array.isArray(v), 'expected a flat array of interval bounds');
 const fingerprint = object({
     hash: schemas_string(),
     parts: object({
@@ -26692,8 +26725,8 @@ function stepToJson(rec) {
         size: rec.size,
         unitsTotal: Math.ceil((rec.to - rec.from) / rec.size),
         unitsDone: rec.unitsDone,
-        done: rec.done.toJSON(),
-        interrupted: rec.interrupted.toJSON(),
+        done: rec.done.toFlat(),
+        interrupted: rec.interrupted.toFlat(),
         failed: [...rec.failed.values()],
         running: [...rec.running.values()],
         outputs: rec.outputs,
@@ -26729,6 +26762,14 @@ function stringifyReadable(value, indent = '') {
     }
     return JSON.stringify(value);
 }
+function flatIntervals(v, file, where) {
+    try {
+        return IntervalSet.fromFlat(v);
+    }
+    catch (err) {
+        throw new SnapshotError(`${file}: ${where}: ${err.message}`);
+    }
+}
 function checksumOf(body) {
     return `sha256:${(0,external_node_crypto_namespaceObject.createHash)('sha256').update(body).digest('hex')}`;
 }
@@ -26745,7 +26786,8 @@ function serializeSnapshot(state) {
         steps: Object.fromEntries([...state.steps].map(([id, rec]) => [id, stepToJson(rec)])),
     };
     const body = stringifyReadable(doc);
-    return `${stringifyReadable({ ...doc, checksum: checksumOf(body) })}\n`;
+    // `body` ends with "\n}": the checksum goes in as the last key, so a reader can cut it off and re-hash.
+    return `${body.slice(0, -2)},\n  "checksum": "${checksumOf(body)}"\n}\n`;
 }
 function parseSnapshot(text, file) {
     let raw;
@@ -26761,10 +26803,10 @@ function parseSnapshot(text, file) {
     if (typeof fmt === 'number' && fmt > FORMAT_VERSION) {
         throw new SnapshotError(`${file}: checkpoint format ${fmt} is newer than this program reads (${FORMAT_VERSION}); upgrade checkpoint-action`);
     }
-    // Verify over the document as read (JSON.parse keeps key order), so the body is byte-identical to the one
-    // that was hashed when written.
-    const { checksum, ...rest } = raw;
-    if (typeof checksum !== 'string' || checksumOf(stringifyReadable(rest)) !== checksum) {
+    // The checksum is the last key, written after the body was hashed: cut it off and hash the text as read.
+    const marker = text.lastIndexOf(',\n  "checksum": "');
+    const checksum = raw.checksum;
+    if (marker < 0 || typeof checksum !== 'string' || checksumOf(`${text.slice(0, marker)}\n}`) !== checksum) {
         throw new SnapshotError(`${file}: checksum mismatch (the file was changed or damaged)`);
     }
     const parsed = snapshotSchema.safeParse(raw);
@@ -26780,8 +26822,8 @@ function parseSnapshot(text, file) {
             from: s.from,
             to: s.to,
             size: s.size,
-            done: IntervalSet.fromJSON(s.done),
-            interrupted: IntervalSet.fromJSON(s.interrupted),
+            done: flatIntervals(s.done, file, `steps.${id}.done`),
+            interrupted: flatIntervals(s.interrupted, file, `steps.${id}.interrupted`),
             failed: new Map(s.failed.map((f) => [f.start, f])),
             running: new Map(s.running.map((r) => [r.start, r])),
             outputs: s.outputs,
@@ -26834,11 +26876,14 @@ class Checkpoint {
     #journal;
     #journalBytesAtOpen = 0;
     #outputsDirty = true;
-    constructor(root, dir, state, report) {
+    /** Where the journal's valid part ends, when it was read from disk (a torn tail is cut there). */
+    #validBytes;
+    constructor(root, dir, state, report, validBytes) {
         this.root = root;
         this.dir = dir;
         this.state = state;
         this.loadReport = report;
+        this.#validBytes = validBytes;
     }
     get runId() {
         return this.state.runId;
@@ -26852,8 +26897,8 @@ class Checkpoint {
     /** Reads a run without changing anything on disk (status, explain, runs). */
     static async read(root, runId) {
         const dir = runDirOf(root, runId);
-        const { state, report } = await loadState(dir, runId);
-        return new Checkpoint(root, dir, state, report);
+        const { state, report, validBytes } = await loadState(dir, runId);
+        return new Checkpoint(root, dir, state, report, validBytes);
     }
     /** A model for a run that does not exist yet; nothing is written until `openForWrite`. */
     static blank(root, runId, planName) {
@@ -26867,18 +26912,21 @@ class Checkpoint {
         return ((await statOrUndefined((0,external_node_path_.join)(dir, 'checkpoint.json'))) !== undefined ||
             (await statOrUndefined((0,external_node_path_.join)(dir, 'journal.ndjson'))) !== undefined);
     }
-    /** Creates the folders, re-reads the state (the caller now holds the lease), cuts a torn tail, opens the journal. */
+    /**
+     * Creates the folders, cuts a torn journal tail, opens the journal. The caller holds the lease and read the
+     * state under it (`read`), or this is a new run (`blank`), so the model in memory is the one on disk.
+     */
     async openForWrite() {
         await ensureDir(this.root);
         await ensureDir(this.dir);
         for (const sub of ['steps', 'state', 'logs', 'items', 'tmp'])
             await ensureDir((0,external_node_path_.join)(this.dir, sub));
-        if (await Checkpoint.exists(this.root, this.runId)) {
-            const { state, report, validBytes } = await loadState(this.dir, this.runId);
-            this.state = state;
-            Object.assign(this.loadReport, report);
-            if (report.tornTail)
-                await truncateTo(this.journalPath, validBytes);
+        if (this.#validBytes !== undefined) {
+            if (this.loadReport.tornTail)
+                await truncateTo(this.journalPath, this.#validBytes);
+        }
+        else if (await Checkpoint.exists(this.root, this.runId)) {
+            throw new Error(`internal: ${this.dir} exists but was not read before opening it for writing`);
         }
         else {
             // A brand-new run: the snapshot exists from the start so `runs`/`status` can always read the name.
@@ -30932,7 +30980,7 @@ async function chooseRun(plan, root, opts) {
         if (latest && (await Checkpoint.exists(root, latest))) {
             const ck = await Checkpoint.read(root, latest);
             if (ck.state.planName === plan.name && !planComplete(plan, ck))
-                return { id: latest, existing: true };
+                return { id: latest, existing: true, read: ck };
         }
     }
     return { id: await newRunId(root, plan.name), existing: false };
@@ -30951,7 +30999,7 @@ async function runCommand(opts, io) {
             throw new UsageError(`--only: no step "${id}" in ${shown(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
         }
     }
-    const { id, existing } = await chooseRun(plan, root, opts);
+    const { id, existing, read } = await chooseRun(plan, root, opts);
     // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
     let engine;
     let early;
@@ -30983,7 +31031,8 @@ async function runCommand(opts, io) {
         if (existing) {
             if (!opts.dryRun)
                 lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
-            ckpt = await Checkpoint.read(root, id);
+            // A dry run reuses the read made to choose the run; a real one reads again under the lease.
+            ckpt = opts.dryRun && read ? read : await Checkpoint.read(root, id);
             if (ckpt.state.planName !== '' && ckpt.state.planName !== plan.name) {
                 throw new UsageError(`--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`);
             }
@@ -31009,12 +31058,13 @@ async function runCommand(opts, io) {
             await ensureDir(root);
             await ensureDir(`${root}/${id}`);
             lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
+            if (await Checkpoint.exists(root, id)) {
+                // Another run started with the same id in the same second and has finished: continue from it.
+                ckpt = await Checkpoint.read(root, id);
+                prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+            }
         }
         await ckpt.openForWrite();
-        if (existing) {
-            // The model was re-read under the lease; decide again against what is really there.
-            prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env, checkDrift: false });
-        }
         if (early) {
             io.err.write(`checkpoint: received ${early} before starting; nothing ran\n`);
             return EXIT_INCOMPLETE;

@@ -64,7 +64,7 @@ export async function chooseRun(
   plan: Plan,
   root: string,
   opts: Pick<RunCliOptions, 'run' | 'new'>,
-): Promise<{ id: string; existing: boolean }> {
+): Promise<{ id: string; existing: boolean; read?: Checkpoint }> {
   if (opts.run !== undefined) {
     if (!isValidRunId(opts.run)) {
       throw new UsageError(
@@ -77,7 +77,8 @@ export async function chooseRun(
     const latest = await readLatest(root);
     if (latest && (await Checkpoint.exists(root, latest))) {
       const ck = await Checkpoint.read(root, latest);
-      if (ck.state.planName === plan.name && !planComplete(plan, ck)) return { id: latest, existing: true };
+      if (ck.state.planName === plan.name && !planComplete(plan, ck))
+        return { id: latest, existing: true, read: ck };
     }
   }
   return { id: await newRunId(root, plan.name), existing: false };
@@ -98,7 +99,7 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
       );
     }
   }
-  const { id, existing } = await chooseRun(plan, root, opts);
+  const { id, existing, read } = await chooseRun(plan, root, opts);
 
   // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
   let engine: Engine | undefined;
@@ -127,7 +128,8 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
     let prep: Preparation;
     if (existing) {
       if (!opts.dryRun) lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
-      ckpt = await Checkpoint.read(root, id);
+      // A dry run reuses the read made to choose the run; a real one reads again under the lease.
+      ckpt = opts.dryRun && read ? read : await Checkpoint.read(root, id);
       if (ckpt.state.planName !== '' && ckpt.state.planName !== plan.name) {
         throw new UsageError(
           `--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`,
@@ -154,12 +156,13 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
       await ensureDir(root);
       await ensureDir(`${root}/${id}`);
       lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
+      if (await Checkpoint.exists(root, id)) {
+        // Another run started with the same id in the same second and has finished: continue from it.
+        ckpt = await Checkpoint.read(root, id);
+        prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+      }
     }
     await ckpt.openForWrite();
-    if (existing) {
-      // The model was re-read under the lease; decide again against what is really there.
-      prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env, checkDrift: false });
-    }
     if (early) {
       io.err.write(`checkpoint: received ${early} before starting; nothing ran\n`);
       return EXIT_INCOMPLETE;

@@ -36,12 +36,21 @@ export class Checkpoint {
   #journal: JournalWriter | undefined;
   #journalBytesAtOpen = 0;
   #outputsDirty = true;
+  /** Where the journal's valid part ends, when it was read from disk (a torn tail is cut there). */
+  #validBytes: number | undefined;
 
-  private constructor(root: string, dir: string, state: CheckpointState, report: LoadReport) {
+  private constructor(
+    root: string,
+    dir: string,
+    state: CheckpointState,
+    report: LoadReport,
+    validBytes?: number,
+  ) {
     this.root = root;
     this.dir = dir;
     this.state = state;
     this.loadReport = report;
+    this.#validBytes = validBytes;
   }
 
   get runId(): string {
@@ -59,8 +68,8 @@ export class Checkpoint {
   /** Reads a run without changing anything on disk (status, explain, runs). */
   static async read(root: string, runId: string): Promise<Checkpoint> {
     const dir = runDirOf(root, runId);
-    const { state, report } = await loadState(dir, runId);
-    return new Checkpoint(root, dir, state, report);
+    const { state, report, validBytes } = await loadState(dir, runId);
+    return new Checkpoint(root, dir, state, report, validBytes);
   }
 
   /** A model for a run that does not exist yet; nothing is written until `openForWrite`. */
@@ -79,16 +88,18 @@ export class Checkpoint {
     );
   }
 
-  /** Creates the folders, re-reads the state (the caller now holds the lease), cuts a torn tail, opens the journal. */
+  /**
+   * Creates the folders, cuts a torn journal tail, opens the journal. The caller holds the lease and read the
+   * state under it (`read`), or this is a new run (`blank`), so the model in memory is the one on disk.
+   */
   async openForWrite(): Promise<void> {
     await ensureDir(this.root);
     await ensureDir(this.dir);
     for (const sub of ['steps', 'state', 'logs', 'items', 'tmp']) await ensureDir(join(this.dir, sub));
-    if (await Checkpoint.exists(this.root, this.runId)) {
-      const { state, report, validBytes } = await loadState(this.dir, this.runId);
-      this.state = state;
-      Object.assign(this.loadReport, report);
-      if (report.tornTail) await truncateTo(this.journalPath, validBytes);
+    if (this.#validBytes !== undefined) {
+      if (this.loadReport.tornTail) await truncateTo(this.journalPath, this.#validBytes);
+    } else if (await Checkpoint.exists(this.root, this.runId)) {
+      throw new Error(`internal: ${this.dir} exists but was not read before opening it for writing`);
     } else {
       // A brand-new run: the snapshot exists from the start so `runs`/`status` can always read the name.
       await writeFileAtomic(this.snapshotPath, serializeSnapshot(this.state));

@@ -409,6 +409,43 @@ export class IntervalSet {
     return set;
   }
 
+  /** `[s0, e0, s1, e1, ...]`: the compact form the snapshot stores (one array, not an array per interval). */
+  toFlat(): number[] {
+    const out: number[] = [];
+    for (const block of this.#blocks) for (const x of block) out.push(x);
+    return out;
+  }
+
+  /** The inverse of `toFlat`, validated: sorted, disjoint, non-empty integer intervals. */
+  static fromFlat(value: unknown): IntervalSet {
+    if (!Array.isArray(value) || value.length % 2 !== 0) {
+      throw new Error(
+        `invalid interval list: expected a flat array of start, end pairs, got ${describe(value)}`,
+      );
+    }
+    const set = new IntervalSet();
+    let prevEnd = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < value.length; i += 2) {
+      const start: unknown = value[i];
+      const end: unknown = value[i + 1];
+      if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) {
+        throw new Error(
+          `invalid interval list: pair ${i / 2} must hold two integers, got ${describe([start, end])}`,
+        );
+      }
+      const s = start as number;
+      const e = end as number;
+      if (s >= e || s < prevEnd) {
+        throw new Error(
+          `invalid interval list: pair ${i / 2} [${s}, ${e}] is empty, reversed, or not after the previous one (ends at ${prevEnd})`,
+        );
+      }
+      set.add(s, e);
+      prevEnd = e;
+    }
+    return set;
+  }
+
   static from(intervals: Iterable<readonly [number, number]>): IntervalSet {
     const set = new IntervalSet();
     for (const [s, e] of intervals) set.add(s, e);
