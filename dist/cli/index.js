@@ -15518,6 +15518,8 @@ const {
   /* Help */ "_V": Help,
 } = commander;
 
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
 ;// CONCATENATED MODULE: external "node:os"
@@ -16317,11 +16319,332 @@ function scrubEnv(env) {
 
 // EXTERNAL MODULE: external "node:child_process"
 var external_node_child_process_ = __nccwpck_require__(1421);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
+;// CONCATENATED MODULE: ./src/engine/slot-file.ts
+// A scratch file rewritten for every unit that runs in one slot: truncate-and-write on a kept descriptor costs
+// two system calls, where creating and deleting a file per unit cost a path lookup, an inode and a journal
+// entry each — measurable when units take a millisecond.
+
+class SlotFile {
+    path;
+    #fd;
+    constructor(path) {
+        this.path = path;
+        this.#fd = (0,external_node_fs_.openSync)(path, 'w', 0o600);
+    }
+    set(data) {
+        // Write first, then cut to length: ext4 flushes a file truncated to zero (auto_da_alloc), at a
+        // fraction of a millisecond each time, while shortening it to a non-zero length costs nothing extra.
+        const buf = Buffer.from(data);
+        (0,external_node_fs_.writeSync)(this.#fd, buf, 0, buf.length, 0);
+        (0,external_node_fs_.ftruncateSync)(this.#fd, buf.length);
+    }
+    close() {
+        try {
+            (0,external_node_fs_.closeSync)(this.#fd);
+        }
+        catch {
+            // Already closed.
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/engine/launcher.ts
+// Starting a process from Node costs milliseconds of blocked event loop (fork of a big process, then a wait
+// for exec), which capped a plan of short units at a fifth of xargs' rate. A launcher is a small, long-lived
+// bash that forks units for us: Node writes the unit's request to a file and one line to the launcher; the
+// launcher starts the unit in its own process group (job control, `set -m`), reports its pid and exit status
+// on fd 3, and passes its output through on stdout/stderr, closed by an end marker so nothing is misattributed.
+// One launcher runs one unit at a time; the pool holds one per concurrently running unit.
+
+
+
+
+
+const END = '\0checkpoint-unit-end\n';
+// fd 3 carries events: `S <pid>` started, `X <why>` could not start, `E <status>` ended. Units write to fd 1
+// and fd 4 (their stderr); the launcher's own stderr, where job control prints its notices, is discarded.
+const SCRIPT = `
+set -m
+shopt -s execfail
+__req=$1
+# Each request is one empty line (one byte: bash reads pipes a byte at a time); its content is in $__req.
+while IFS= read -r __line; do
+  __ok=1
+  . "$__req" || __ok=0
+  if [ "$__ok" = 1 ]; then
+    (
+      # One builtin call each, not a loop: this runs for every unit.
+      [ \${#__unset[@]} -eq 0 ] || unset -v "\${__unset[@]}"
+      export "\${__env[@]}"
+      cd -- "$__cwd" 2>/dev/null || { printf 'X cwd\\n' >&3; exit 127; }
+      exec "\${__argv[@]}" 2>&4 3>&- 4>&- </dev/null
+      printf 'X exec\\n' >&3
+      exit 127
+    ) &
+    __pid=$!
+    printf 'S %d\\n' "$__pid" >&3
+    wait "$__pid"
+    __st=$?
+  else
+    printf 'X request\\n' >&3
+    __st=127
+  fi
+  printf '\\0checkpoint-unit-end\\n'
+  printf '\\0checkpoint-unit-end\\n' >&4
+  printf 'E %d\\n' "$__st" >&3
+done
+`;
+/** Bash ANSI-C quoting: safe for any byte string without NUL (which neither argv nor env can hold). */
+function bashQuote(s) {
+    let out = "$'";
+    for (const ch of s) {
+        const c = ch.codePointAt(0) ?? 0;
+        if (ch === '\\')
+            out += '\\\\';
+        else if (ch === "'")
+            out += "\\'";
+        else if (c < 0x20 || c === 0x7f)
+            out += `\\x${c.toString(16).padStart(2, '0')}`;
+        else
+            out += ch;
+    }
+    return `${out}'`;
+}
+function signalName(n) {
+    for (const [name, num] of Object.entries(external_node_os_namespaceObject.constants.signals))
+        if (num === n)
+            return name;
+    return null;
+}
+/** Splits one launcher stream into per-unit output by the end marker. */
+class Demux {
+    #carry = '';
+    onData;
+    onEnd;
+    constructor(onData, onEnd) {
+        this.onData = onData;
+        this.onEnd = onEnd;
+    }
+    push(chunk) {
+        // Markers are ASCII; latin1 keeps a 1:1 byte mapping so slices map back to the original bytes.
+        let text = this.#carry + chunk.toString('latin1');
+        this.#carry = '';
+        for (;;) {
+            const i = text.indexOf(END);
+            if (i < 0)
+                break;
+            if (i > 0)
+                this.onData(Buffer.from(text.slice(0, i), 'latin1'));
+            this.onEnd();
+            text = text.slice(i + END.length);
+        }
+        // Keep a possible marker prefix for the next chunk.
+        let keep = 0;
+        for (let k = Math.min(END.length - 1, text.length); k > 0; k--) {
+            if (END.startsWith(text.slice(text.length - k))) {
+                keep = k;
+                break;
+            }
+        }
+        const out = text.slice(0, text.length - keep);
+        this.#carry = text.slice(text.length - keep);
+        if (out.length > 0)
+            this.onData(Buffer.from(out, 'latin1'));
+    }
+}
+class Launcher {
+    #child;
+    #env;
+    #req;
+    #active;
+    #dead = false;
+    #events = '';
+    constructor(env, reqPath, onDeath) {
+        this.#env = env;
+        this.#req = new SlotFile(reqPath);
+        // Detached: its own session, so a terminal's Ctrl-C reaches the engine (which stops units itself),
+        // not the launchers.
+        this.#child = (0,external_node_child_process_.spawn)('bash', ['-c', SCRIPT, 'checkpoint-launcher', reqPath], {
+            env,
+            detached: true,
+            stdio: ['pipe', 'pipe', 'ignore', 'pipe', 'pipe'],
+        });
+        const out = new Demux((c) => this.#active?.sink(c, 'stdout'), () => this.#ended());
+        const err = new Demux((c) => this.#active?.sink(c, 'stderr'), () => this.#ended());
+        this.#child.stdout?.on('data', (c) => out.push(c));
+        this.#child.stdio[4]?.on('data', (c) => err.push(c));
+        const events = this.#child.stdio[3];
+        events?.on('data', (c) => this.#onEvents(c.toString('utf8')));
+        for (const s of [this.#child.stdout, this.#child.stdio[4], events, this.#child.stdin])
+            s?.on('error', () => { });
+        const die = (why) => {
+            if (this.#dead)
+                return;
+            this.#dead = true;
+            onDeath(this);
+            const a = this.#active;
+            this.#active = undefined;
+            if (a) {
+                a.resolveStart(undefined);
+                a.finish({ code: null, signal: null, spawnError: `the unit launcher ended unexpectedly (${why})` });
+            }
+        };
+        this.#child.once('error', (e) => die(e.message));
+        this.#child.once('exit', (code, sig) => die(sig ? `signal ${sig}` : `exit ${code}`));
+    }
+    get dead() {
+        return this.#dead;
+    }
+    #onEvents(text) {
+        this.#events += text;
+        const lines = this.#events.split('\n');
+        this.#events = lines.pop() ?? '';
+        for (const line of lines) {
+            const a = this.#active;
+            if (!a)
+                continue;
+            const [kind, arg] = line.split(' ');
+            if (kind === 'S')
+                a.resolveStart(Number(arg));
+            else if (kind === 'X')
+                a.failed = arg ?? 'start';
+            else if (kind === 'E') {
+                a.status = Number(arg);
+                this.#ended();
+            }
+        }
+    }
+    /** Called for each stream marker and for the E event: the unit is over when all three arrived. */
+    #ended() {
+        const a = this.#active;
+        if (!a)
+            return;
+        a.ends += 1;
+        if (a.ends < 3 || a.status === undefined)
+            return;
+        this.#active = undefined;
+        const st = a.status;
+        if (a.failed) {
+            a.resolveStart(undefined);
+            const what = a.failed === 'cwd' ? 'the working directory does not exist' : 'the program was not found';
+            a.finish({
+                code: null,
+                signal: null,
+                spawnError: `could not start "${a.opts.argv[0]}" in ${a.opts.cwd}: ${what}; check \`shell\` and \`working-directory\``,
+            });
+        }
+        else if (st > 128 && signalName(st - 128)) {
+            a.finish({ code: null, signal: signalName(st - 128) });
+        }
+        else
+            a.finish({ code: st, signal: null });
+    }
+    async start(opts, base) {
+        const env = opts.env;
+        const set = [];
+        const unset = [];
+        // Only the difference to the launcher's own environment travels; bash's own variables are pinned back.
+        for (const [k, v] of Object.entries(env)) {
+            if (v === undefined)
+                continue;
+            if (base[k] !== v || k === 'PWD' || k === 'OLDPWD' || k === 'SHLVL' || k === '_')
+                set.push(`${k}=${v}`);
+        }
+        for (const k of Object.keys(base))
+            if (env[k] === undefined)
+                unset.push(k);
+        for (const k of ['PWD', 'OLDPWD', 'SHLVL'])
+            if (env[k] === undefined)
+                unset.push(k);
+        const req = [
+            `__cwd=${bashQuote(opts.cwd)}`,
+            `__env=(${set.map(bashQuote).join(' ')})`,
+            `__unset=(${unset.map(bashQuote).join(' ')})`,
+            `__argv=(${opts.argv.map(bashQuote).join(' ')})`,
+            '',
+        ].join('\n');
+        this.#req.set(req);
+        let finish;
+        const exited = new Promise((r) => {
+            finish = r;
+        });
+        let buffered = [];
+        let sink = (c, s) => buffered?.push([c, s]);
+        const pid = await new Promise((resolveStart) => {
+            this.#active = {
+                resolveStart,
+                sink: (c, s) => sink(c, s),
+                ends: 0,
+                finish,
+                opts,
+            };
+            if (this.#dead) {
+                this.#active = undefined;
+                resolveStart(undefined);
+                finish({ code: null, signal: null, spawnError: 'the unit launcher is not running' });
+                return;
+            }
+            this.#child.stdin?.write('\n');
+        });
+        return {
+            pid,
+            setOutput: (fn) => {
+                for (const [c, s] of buffered ?? [])
+                    fn(c, s);
+                buffered = undefined;
+                sink = fn;
+            },
+            exited,
+        };
+    }
+    close() {
+        this.#child.stdin?.end();
+        this.#req.close();
+    }
+}
+/** One launcher per slot (a unit running at once), created on demand and replaced if it dies. */
+class LauncherPool {
+    #env;
+    #dir;
+    #bySlot = new Map();
+    constructor(env, tmpDir) {
+        this.#env = env;
+        this.#dir = tmpDir;
+    }
+    /** A launcher needs bash on PATH; without it units are spawned directly. */
+    static available(env) {
+        if (process.platform === 'win32' || env.CHECKPOINT_LAUNCHER === '0')
+            return false;
+        for (const dir of (env.PATH ?? '').split(external_node_path_.delimiter)) {
+            try {
+                (0,external_node_fs_.accessSync)((0,external_node_path_.join)(dir, 'bash'), external_node_fs_.constants.X_OK);
+                return true;
+            }
+            catch {
+                // not here
+            }
+        }
+        return false;
+    }
+    start(opts, slot) {
+        let l = this.#bySlot.get(slot);
+        if (!l || l.dead) {
+            l = new Launcher(this.#env, (0,external_node_path_.join)(this.#dir, `slot-${slot}.launch`), () => { });
+            this.#bySlot.set(slot, l);
+        }
+        return l.start(opts, this.#env);
+    }
+    close() {
+        for (const l of this.#bySlot.values())
+            l.close();
+        this.#bySlot.clear();
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/engine/process.ts
 // The one place that spawns unit processes: own process group, environment, output capture, timeouts and
 // group-wide signals. Everything else asks this module.
+
 
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -16397,86 +16720,120 @@ class Tail {
         return this.#bytes === 0;
     }
 }
+/**
+ * The absolute path of a program as a PATH search would find it, so each of thousands of unit starts skips
+ * the search (a failed stat per PATH entry); the name itself when not found (the start then reports it).
+ */
+function resolveProgram(name, pathVar) {
+    if (name.includes('/'))
+        return name;
+    for (const dir of (pathVar ?? '').split(external_node_path_.delimiter)) {
+        if (!dir)
+            continue;
+        const candidate = (0,external_node_path_.join)(dir, name);
+        try {
+            (0,external_node_fs_.accessSync)(candidate, external_node_fs_.constants.X_OK);
+            if ((0,external_node_fs_.statSync)(candidate).isFile())
+                return candidate;
+        }
+        catch {
+            // not here
+        }
+    }
+    return name;
+}
+/** Starts a unit with Node's spawn, detached: the child leads a new process group. */
+function spawnDirect(opts) {
+    const [cmd, ...args] = opts.argv;
+    // detached: the child becomes the leader of a new process group, so signals reach everything it starts.
+    const child = (0,external_node_child_process_.spawn)(cmd ?? 'sh', args, {
+        cwd: opts.cwd,
+        env: opts.env,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let sink = () => { };
+    child.stdout?.on('data', (c) => sink(c, 'stdout'));
+    child.stderr?.on('data', (c) => sink(c, 'stderr'));
+    const exited = new Promise((resolve) => {
+        let settled = false;
+        const finish = (exit) => {
+            if (settled)
+                return;
+            settled = true;
+            // Background children may keep the pipes open after the shell exits; don't let them hold the unit.
+            const drain = setTimeout(() => {
+                child.stdout?.destroy();
+                child.stderr?.destroy();
+                resolve(exit);
+            }, 50);
+            let open = 2;
+            const closed = () => {
+                open -= 1;
+                if (open === 0) {
+                    clearTimeout(drain);
+                    resolve(exit);
+                }
+            };
+            if (child.stdout?.readableEnded ?? true)
+                closed();
+            else
+                child.stdout?.once('close', closed);
+            if (child.stderr?.readableEnded ?? true)
+                closed();
+            else
+                child.stderr?.once('close', closed);
+        };
+        child.once('error', (err) => finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) }));
+        child.once('exit', (code, signal) => finish({ code, signal }));
+    });
+    return {
+        pid: child.pid,
+        setOutput: (fn) => {
+            sink = fn;
+        },
+        exited,
+    };
+}
 class UnitProcess {
     pid;
     startTime;
     exited;
-    #child;
     #tail;
     #started = performance.now();
     #endedBy;
     #timeoutTimer;
     #done = false;
-    constructor(opts) {
+    constructor(opts, backend = spawnDirect(opts)) {
         this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
-        const [cmd, ...args] = opts.argv;
-        // detached: the child becomes the leader of a new process group, so signals reach everything it starts.
-        this.#child = (0,external_node_child_process_.spawn)(cmd ?? 'sh', args, {
-            cwd: opts.cwd,
-            env: opts.env,
-            detached: true,
-            stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        this.pid = this.#child.pid;
+        this.pid = backend.pid;
         this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
         const onLine = opts.onLine;
-        for (const stream of ['stdout', 'stderr']) {
-            let partial = '';
-            this.#child[stream]?.on('data', (chunk) => {
-                this.#tail.push(chunk);
-                if (!onLine)
-                    return;
-                const text = partial + chunk.toString('utf8');
-                const lines = text.split('\n');
-                partial = lines.pop() ?? '';
-                for (const l of lines)
-                    onLine(l, stream);
-            });
-            this.#child[stream]?.on('end', () => {
-                if (partial && onLine)
-                    onLine(partial, stream);
-                partial = '';
-            });
-        }
-        this.exited = new Promise((resolve) => {
-            const finish = (exit) => {
-                if (this.#done)
-                    return;
-                this.#done = true;
-                // The timeout timer is moot now, but a pending SIGKILL still has to reach group members that
-                // ignored the SIGTERM after the leader exited.
-                if (this.#timeoutTimer)
-                    clearTimeout(this.#timeoutTimer);
-                const result = { ...exit, ms: Math.round(performance.now() - this.#started) };
-                if (this.#endedBy)
-                    result.endedBy = this.#endedBy;
-                // Background children may keep the pipes open after the shell exits; don't let them hold the unit.
-                const drain = setTimeout(() => {
-                    this.#child.stdout?.destroy();
-                    this.#child.stderr?.destroy();
-                    resolve(result);
-                }, 50);
-                let open = 2;
-                const closed = () => {
-                    open -= 1;
-                    if (open === 0) {
-                        clearTimeout(drain);
-                        resolve(result);
-                    }
-                };
-                if (this.#child.stdout?.readableEnded ?? true)
-                    closed();
-                else
-                    this.#child.stdout?.once('close', closed);
-                if (this.#child.stderr?.readableEnded ?? true)
-                    closed();
-                else
-                    this.#child.stderr?.once('close', closed);
-            };
-            this.#child.once('error', (err) => {
-                finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) });
-            });
-            this.#child.once('exit', (code, signal) => finish({ code, signal }));
+        const partial = { stdout: '', stderr: '' };
+        backend.setOutput((chunk, stream) => {
+            this.#tail.push(chunk);
+            if (!onLine)
+                return;
+            const lines = (partial[stream] + chunk.toString('utf8')).split('\n');
+            partial[stream] = lines.pop() ?? '';
+            for (const l of lines)
+                onLine(l, stream);
+        });
+        this.exited = backend.exited.then((exit) => {
+            this.#done = true;
+            // The timeout timer is moot now, but a pending SIGKILL still has to reach group members that
+            // ignored the SIGTERM after the leader exited.
+            if (this.#timeoutTimer)
+                clearTimeout(this.#timeoutTimer);
+            if (onLine) {
+                for (const stream of ['stdout', 'stderr'])
+                    if (partial[stream])
+                        onLine(partial[stream], stream);
+            }
+            const result = { ...exit, ms: Math.round(performance.now() - this.#started) };
+            if (this.#endedBy)
+                result.endedBy = this.#endedBy;
+            return result;
         });
         // setTimeout fires at once past 2^31-1 ms (~24.8 days); a longer timeout is as good as none.
         if (opts.timeoutMs !== undefined && opts.timeoutMs < MAX_TIMER_MS && this.pid !== undefined) {
@@ -29441,6 +29798,9 @@ function retryDelayMs(policy, nextTry, random = Math.random) {
 
 
 
+
+
+
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -29456,7 +29816,10 @@ class StepRun {
     cursor;
     retryQueue = [];
     tries = new Map();
+    /** Units started and not yet recorded as ended (the step is complete only at 0). */
     running = 0;
+    /** Unit processes alive (bounded by `parallel`). */
+    active = 0;
     failedFinal = 0;
     failedFinalStarts = new Set();
     stoppedByFailures = false;
@@ -29584,6 +29947,11 @@ class Engine {
     #yieldedLeft = false;
     #fatal;
     #baseEnv = {};
+    #pool;
+    #freeSlots = [];
+    #programs = new Map();
+    #slotCount = 0;
+    #slotItems = new Map();
     #concurrency;
     constructor(plan, ckpt, prep, opts = {}) {
         this.#plan = plan;
@@ -29638,6 +30006,11 @@ class Engine {
         await ckpt.flush();
         await ckpt.syncMarkers();
         this.#baseEnv = scrubEnv(this.#opts.env ?? process.env);
+        if (this.#opts.launcher !== false && LauncherPool.available(this.#baseEnv)) {
+            // The launchers' own environment: the base without our variables, which each unit sets for itself.
+            const launcherEnv = Object.fromEntries(Object.entries(this.#baseEnv).filter(([k]) => !k.startsWith('CHECKPOINT_')));
+            this.#pool = new LauncherPool(launcherEnv, (0,external_node_path_.join)(ckpt.dir, 'tmp'));
+        }
         // Dependency order, so one pass of the pump settles a chain of steps that are already done.
         const selected = new Set(this.#prep.selected.map((s) => s.id));
         for (const step of topoOrder(this.#plan).filter((s) => selected.has(s.id))) {
@@ -29657,6 +30030,9 @@ class Engine {
             this.#pump();
         });
         await Promise.all([...this.#pending]);
+        this.#pool?.close();
+        for (const f of this.#slotItems.values())
+            f.close();
         if (this.#deadlineTimer)
             clearTimeout(this.#deadlineTimer);
         if (this.#wakeTimer)
@@ -29729,7 +30105,7 @@ class Engine {
                 this.#completeStep(run);
                 continue;
             }
-            while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.running < run.parallel) {
+            while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.active < run.parallel) {
                 const nx = run.next(now);
                 if (nx === undefined)
                     break;
@@ -29879,6 +30255,7 @@ class Engine {
         const tryNo = (run.tries.get(u.start) ?? 0) + 1;
         run.tries.set(u.start, tryNo);
         run.running += 1;
+        run.active += 1;
         run.ranThisAttempt = true;
         if (run.state !== 'running') {
             run.state = 'running';
@@ -29889,20 +30266,57 @@ class Engine {
         this.#live.add(placeholder);
         this.#track(this.#runUnit(run, u, tryNo, placeholder));
     }
+    /** The shell's argv with its program resolved once (unless the step sets its own PATH). */
+    #shellArgv(step) {
+        const [prog, ...rest] = this.#plan.shell.argv;
+        if (prog === undefined || step.env.PATH !== undefined)
+            return this.#plan.shell.argv;
+        let resolved = this.#programs.get(prog);
+        if (resolved === undefined) {
+            resolved = resolveProgram(prog, this.#baseEnv.PATH);
+            this.#programs.set(prog, resolved);
+        }
+        return [resolved, ...rest];
+    }
+    /** A free slot number (0 .. concurrency-1): it names the unit's launcher and scratch files. */
+    #takeSlot() {
+        const free = this.#freeSlots.pop();
+        if (free !== undefined)
+            return free;
+        this.#slotCount += 1;
+        return this.#slotCount - 1;
+    }
+    #itemsFile(slot) {
+        let f = this.#slotItems.get(slot);
+        if (!f) {
+            f = new SlotFile((0,external_node_path_.join)(this.#ckpt.dir, 'tmp', `slot-${slot}.items`));
+            this.#slotItems.set(slot, f);
+        }
+        return f;
+    }
     async #runUnit(run, u, tryNo, live) {
         const ckpt = this.#ckpt;
         const step = run.step;
         const label = step.batch ? `${step.id}#${u.index}` : step.id;
-        const tmp = (0,external_node_path_.join)(ckpt.dir, 'tmp');
-        const outFile = (0,external_node_path_.join)(tmp, `${step.id}.${u.index}.${u.start}.${tryNo}.out`);
+        const slot = this.#takeSlot();
+        const outFile = (0,external_node_path_.join)(ckpt.dir, 'tmp', `slot-${slot}.out`);
         let itemsFile;
+        let released = false;
+        const release = () => {
+            if (released)
+                return;
+            released = true;
+            run.active -= 1;
+            this.#freeSlots.push(slot);
+        };
         try {
             if (step.batch && (run.items || u.end - u.start <= MAX_ITEMS_FILE_NUMBERS)) {
-                itemsFile = (0,external_node_path_.join)(tmp, `${step.id}.${u.index}.${u.start}.items`);
                 const lines = [];
                 for (let i = u.start; i < u.end; i++)
                     lines.push(run.items ? (run.items[i] ?? '') : String(i));
-                await (0,promises_namespaceObject.writeFile)(itemsFile, `${lines.join('\n')}\n`, { mode: 0o600 });
+                const f = this.#itemsFile(slot);
+                f.set(`${lines.join('\n')}\n`);
+                itemsFile = f.path;
             }
             await ckpt.writeOutputsFile();
             // Recorded running before the process exists; durable with the next group commit.
@@ -29913,16 +30327,19 @@ class Engine {
                 return;
             }
             this.#emit({ type: 'unit-start', unit: u, try: tryNo });
-            const proc = new UnitProcess({
-                argv: [...this.#plan.shell.argv, step.run],
+            const spawnOpts = {
+                argv: [...this.#shellArgv(step), step.run],
                 cwd: step.workingDirectory,
                 env: this.#unitEnv(run, u, tryNo, outFile, itemsFile),
-                timeoutMs: step.timeoutMs,
                 timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
-                onLine: this.#opts.onOutput
-                    ? (line, stream) => this.#opts.onOutput?.(label, line, stream)
-                    : undefined,
-            });
+            };
+            if (step.timeoutMs !== undefined)
+                spawnOpts.timeoutMs = step.timeoutMs;
+            const onOutput = this.#opts.onOutput;
+            if (onOutput)
+                spawnOpts.onLine = (line, stream) => onOutput(label, line, stream);
+            const backend = this.#pool ? await this.#pool.start(spawnOpts, slot) : undefined;
+            const proc = new UnitProcess(spawnOpts, backend);
             live.proc = proc;
             // A stop may have begun while the process was being set up.
             const stopping = this.#stopInfo();
@@ -29934,18 +30351,27 @@ class Engine {
             }
             const exit = await proc.exited;
             this.#live.delete(live);
-            await this.#recordExit(run, u, tryNo, exit, proc, outFile);
+            // Outputs are taken before the slot (and its scratch files) goes to the next unit.
+            const outText = takeFile(outFile);
+            if (exit.code === 0 && !exit.spawnError) {
+                // A success frees the slot for the next unit while its end is recorded. A failure does not: it may
+                // exceed max-failures, and no unit may start before that is known.
+                release();
+                this.#pump();
+            }
+            await this.#recordExit(run, u, tryNo, exit, proc, outText);
         }
         finally {
             this.#live.delete(live);
+            if (!released) {
+                takeFile(outFile);
+                release();
+            }
             // Released only now, after the unit's end is durable: a step is complete only when nothing is in flight.
             run.running -= 1;
-            await (0,promises_namespaceObject.rm)(outFile, { force: true });
-            if (itemsFile)
-                await (0,promises_namespaceObject.rm)(itemsFile, { force: true });
         }
     }
-    async #recordExit(run, u, tryNo, exit, proc, outFile) {
+    async #recordExit(run, u, tryNo, exit, proc, outText) {
         const ckpt = this.#ckpt;
         const step = run.step;
         const tail = proc.tail();
@@ -29954,9 +30380,9 @@ class Engine {
         if (exit.code === 0 && !exit.spawnError) {
             let outputs;
             try {
-                const text = await (0,promises_namespaceObject.readFile)(outFile, 'utf8').catch(() => undefined);
-                if (text !== undefined && text.length > 0)
-                    outputs = parseOutputFile(text, `CHECKPOINT_OUTPUT of ${step.id}`);
+                if (outText !== undefined && outText.length > 0) {
+                    outputs = parseOutputFile(outText, `CHECKPOINT_OUTPUT of ${step.id}`);
+                }
             }
             catch (err) {
                 if (!(err instanceof OutputSyntaxError))
@@ -30107,6 +30533,20 @@ class Engine {
             unitsFailed,
             attempt: this.#attempt,
         };
+    }
+}
+/** Reads and removes a unit's CHECKPOINT_OUTPUT file; undefined when the unit wrote none. */
+function takeFile(path) {
+    // Most units write no outputs: a stat that doesn't throw is cheaper than a failed open's exception.
+    if (!(0,external_node_fs_.statSync)(path, { throwIfNoEntry: false }))
+        return undefined;
+    try {
+        const text = (0,external_node_fs_.readFileSync)(path, 'utf8');
+        (0,external_node_fs_.unlinkSync)(path);
+        return text;
+    }
+    catch {
+        return undefined;
     }
 }
 async function fileExists(p) {

@@ -1,7 +1,8 @@
 // The one place that spawns unit processes: own process group, environment, output capture, timeouts and
 // group-wide signals. Everything else asks this module.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -100,77 +101,120 @@ class Tail {
   }
 }
 
+/**
+ * The absolute path of a program as a PATH search would find it, so each of thousands of unit starts skips
+ * the search (a failed stat per PATH entry); the name itself when not found (the start then reports it).
+ */
+export function resolveProgram(name: string, pathVar: string | undefined): string {
+  if (name.includes('/')) return name;
+  for (const dir of (pathVar ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return name;
+}
+
+/** How a unit's process was started: the direct `spawn` below, or a launcher (engine/launcher.ts). */
+export interface UnitBackend {
+  readonly pid: number | undefined;
+  /** Output chunks as they come; the backend calls it until `exited` resolves. */
+  setOutput(fn: (chunk: Buffer, stream: 'stdout' | 'stderr') => void): void;
+  /** Resolves when the process has exited and its output is drained. */
+  readonly exited: Promise<Omit<UnitExit, 'ms' | 'endedBy'>>;
+}
+
+/** Starts a unit with Node's spawn, detached: the child leads a new process group. */
+export function spawnDirect(opts: SpawnOptions): UnitBackend {
+  const [cmd, ...args] = opts.argv;
+  // detached: the child becomes the leader of a new process group, so signals reach everything it starts.
+  const child: ChildProcess = spawn(cmd ?? 'sh', args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let sink: (chunk: Buffer, stream: 'stdout' | 'stderr') => void = () => {};
+  child.stdout?.on('data', (c: Buffer) => sink(c, 'stdout'));
+  child.stderr?.on('data', (c: Buffer) => sink(c, 'stderr'));
+  const exited = new Promise<Omit<UnitExit, 'ms' | 'endedBy'>>((resolve) => {
+    let settled = false;
+    const finish = (exit: Omit<UnitExit, 'ms' | 'endedBy'>) => {
+      if (settled) return;
+      settled = true;
+      // Background children may keep the pipes open after the shell exits; don't let them hold the unit.
+      const drain = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        resolve(exit);
+      }, 50);
+      let open = 2;
+      const closed = () => {
+        open -= 1;
+        if (open === 0) {
+          clearTimeout(drain);
+          resolve(exit);
+        }
+      };
+      if (child.stdout?.readableEnded ?? true) closed();
+      else child.stdout?.once('close', closed);
+      if (child.stderr?.readableEnded ?? true) closed();
+      else child.stderr?.once('close', closed);
+    };
+    child.once('error', (err) =>
+      finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) }),
+    );
+    child.once('exit', (code, signal) => finish({ code, signal }));
+  });
+  return {
+    pid: child.pid,
+    setOutput: (fn) => {
+      sink = fn;
+    },
+    exited,
+  };
+}
+
 export class UnitProcess {
   readonly pid: number | undefined;
   readonly startTime: number | undefined;
   readonly exited: Promise<UnitExit>;
-  readonly #child: ChildProcess;
   readonly #tail: Tail;
   readonly #started = performance.now();
   #endedBy: UnitExit['endedBy'];
   #timeoutTimer: NodeJS.Timeout | undefined;
   #done = false;
 
-  constructor(opts: SpawnOptions) {
+  constructor(opts: SpawnOptions, backend: UnitBackend = spawnDirect(opts)) {
     this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
-    const [cmd, ...args] = opts.argv;
-    // detached: the child becomes the leader of a new process group, so signals reach everything it starts.
-    this.#child = spawn(cmd ?? 'sh', args, {
-      cwd: opts.cwd,
-      env: opts.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.pid = this.#child.pid;
+    this.pid = backend.pid;
     this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
     const onLine = opts.onLine;
-    for (const stream of ['stdout', 'stderr'] as const) {
-      let partial = '';
-      this.#child[stream]?.on('data', (chunk: Buffer) => {
-        this.#tail.push(chunk);
-        if (!onLine) return;
-        const text = partial + chunk.toString('utf8');
-        const lines = text.split('\n');
-        partial = lines.pop() ?? '';
-        for (const l of lines) onLine(l, stream);
-      });
-      this.#child[stream]?.on('end', () => {
-        if (partial && onLine) onLine(partial, stream);
-        partial = '';
-      });
-    }
-    this.exited = new Promise<UnitExit>((resolve) => {
-      const finish = (exit: Omit<UnitExit, 'ms' | 'endedBy'>) => {
-        if (this.#done) return;
-        this.#done = true;
-        // The timeout timer is moot now, but a pending SIGKILL still has to reach group members that
-        // ignored the SIGTERM after the leader exited.
-        if (this.#timeoutTimer) clearTimeout(this.#timeoutTimer);
-        const result: UnitExit = { ...exit, ms: Math.round(performance.now() - this.#started) };
-        if (this.#endedBy) result.endedBy = this.#endedBy;
-        // Background children may keep the pipes open after the shell exits; don't let them hold the unit.
-        const drain = setTimeout(() => {
-          this.#child.stdout?.destroy();
-          this.#child.stderr?.destroy();
-          resolve(result);
-        }, 50);
-        let open = 2;
-        const closed = () => {
-          open -= 1;
-          if (open === 0) {
-            clearTimeout(drain);
-            resolve(result);
-          }
-        };
-        if (this.#child.stdout?.readableEnded ?? true) closed();
-        else this.#child.stdout?.once('close', closed);
-        if (this.#child.stderr?.readableEnded ?? true) closed();
-        else this.#child.stderr?.once('close', closed);
-      };
-      this.#child.once('error', (err) => {
-        finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) });
-      });
-      this.#child.once('exit', (code, signal) => finish({ code, signal }));
+    const partial = { stdout: '', stderr: '' };
+    backend.setOutput((chunk, stream) => {
+      this.#tail.push(chunk);
+      if (!onLine) return;
+      const lines = (partial[stream] + chunk.toString('utf8')).split('\n');
+      partial[stream] = lines.pop() ?? '';
+      for (const l of lines) onLine(l, stream);
+    });
+    this.exited = backend.exited.then((exit) => {
+      this.#done = true;
+      // The timeout timer is moot now, but a pending SIGKILL still has to reach group members that
+      // ignored the SIGTERM after the leader exited.
+      if (this.#timeoutTimer) clearTimeout(this.#timeoutTimer);
+      if (onLine) {
+        for (const stream of ['stdout', 'stderr'] as const)
+          if (partial[stream]) onLine(partial[stream], stream);
+      }
+      const result: UnitExit = { ...exit, ms: Math.round(performance.now() - this.#started) };
+      if (this.#endedBy) result.endedBy = this.#endedBy;
+      return result;
     });
     // setTimeout fires at once past 2^31-1 ms (~24.8 days); a longer timeout is as good as none.
     if (opts.timeoutMs !== undefined && opts.timeoutMs < MAX_TIMER_MS && this.pid !== undefined) {

@@ -1,6 +1,7 @@
 // The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
 // transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget.
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFileSync, statSync, unlinkSync } from 'node:fs';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Checkpoint } from '../journal/checkpoint.js';
@@ -9,11 +10,13 @@ import { isStepComplete, p90, type StepRecord, unitCount } from '../journal/stat
 import { formatDuration } from '../plan/duration.js';
 import type { Plan, Step } from '../plan/types.js';
 import { scrubEnv } from './env.js';
+import { LauncherPool } from './launcher.js';
 import { endOrphans } from './orphans.js';
 import { OutputSyntaxError, parseOutputFile } from './outputs.js';
 import { type Preparation, topoOrder } from './prepare.js';
-import { MAX_TIMER_MS, type UnitExit, UnitProcess } from './process.js';
+import { MAX_TIMER_MS, resolveProgram, type SpawnOptions, type UnitExit, UnitProcess } from './process.js';
 import { retryDelayMs } from './retry.js';
+import { SlotFile } from './slot-file.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -58,6 +61,8 @@ export interface EngineOptions {
   onOutput?: (label: string, line: string, stream: 'stdout' | 'stderr') => void;
   env?: NodeJS.ProcessEnv;
   random?: () => number;
+  /** Start units through bash launchers (default when bash is on PATH); false: Node's spawn for each. */
+  launcher?: boolean;
 }
 
 export interface RunResult {
@@ -87,7 +92,10 @@ class StepRun {
   cursor: number;
   retryQueue: QueuedUnit[] = [];
   tries = new Map<number, number>();
+  /** Units started and not yet recorded as ended (the step is complete only at 0). */
   running = 0;
+  /** Unit processes alive (bounded by `parallel`). */
+  active = 0;
   failedFinal = 0;
   failedFinalStarts = new Set<number>();
   stoppedByFailures = false;
@@ -223,6 +231,11 @@ export class Engine {
   #yieldedLeft = false;
   #fatal: Error | undefined;
   #baseEnv: NodeJS.ProcessEnv = {};
+  #pool: LauncherPool | undefined;
+  readonly #freeSlots: number[] = [];
+  readonly #programs = new Map<string, string>();
+  #slotCount = 0;
+  readonly #slotItems = new Map<number, SlotFile>();
   #concurrency: number;
 
   constructor(plan: Plan, ckpt: Checkpoint, prep: Preparation, opts: EngineOptions = {}) {
@@ -281,6 +294,13 @@ export class Engine {
     await ckpt.syncMarkers();
 
     this.#baseEnv = scrubEnv(this.#opts.env ?? process.env);
+    if (this.#opts.launcher !== false && LauncherPool.available(this.#baseEnv)) {
+      // The launchers' own environment: the base without our variables, which each unit sets for itself.
+      const launcherEnv = Object.fromEntries(
+        Object.entries(this.#baseEnv).filter(([k]) => !k.startsWith('CHECKPOINT_')),
+      );
+      this.#pool = new LauncherPool(launcherEnv, join(ckpt.dir, 'tmp'));
+    }
     // Dependency order, so one pass of the pump settles a chain of steps that are already done.
     const selected = new Set(this.#prep.selected.map((s) => s.id));
     for (const step of topoOrder(this.#plan).filter((s) => selected.has(s.id))) {
@@ -303,6 +323,8 @@ export class Engine {
       this.#pump();
     });
     await Promise.all([...this.#pending]);
+    this.#pool?.close();
+    for (const f of this.#slotItems.values()) f.close();
     if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
     if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
     const result = this.#result();
@@ -370,7 +392,7 @@ export class Engine {
         this.#completeStep(run);
         continue;
       }
-      while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.running < run.parallel) {
+      while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.active < run.parallel) {
         const nx = run.next(now);
         if (nx === undefined) break;
         if ('wakeAt' in nx) {
@@ -528,6 +550,7 @@ export class Engine {
     const tryNo = (run.tries.get(u.start) ?? 0) + 1;
     run.tries.set(u.start, tryNo);
     run.running += 1;
+    run.active += 1;
     run.ranThisAttempt = true;
     if (run.state !== 'running') {
       run.state = 'running';
@@ -539,19 +562,56 @@ export class Engine {
     this.#track(this.#runUnit(run, u, tryNo, placeholder));
   }
 
+  /** The shell's argv with its program resolved once (unless the step sets its own PATH). */
+  #shellArgv(step: Step): string[] {
+    const [prog, ...rest] = this.#plan.shell.argv;
+    if (prog === undefined || step.env.PATH !== undefined) return this.#plan.shell.argv;
+    let resolved = this.#programs.get(prog);
+    if (resolved === undefined) {
+      resolved = resolveProgram(prog, this.#baseEnv.PATH);
+      this.#programs.set(prog, resolved);
+    }
+    return [resolved, ...rest];
+  }
+
+  /** A free slot number (0 .. concurrency-1): it names the unit's launcher and scratch files. */
+  #takeSlot(): number {
+    const free = this.#freeSlots.pop();
+    if (free !== undefined) return free;
+    this.#slotCount += 1;
+    return this.#slotCount - 1;
+  }
+
+  #itemsFile(slot: number): SlotFile {
+    let f = this.#slotItems.get(slot);
+    if (!f) {
+      f = new SlotFile(join(this.#ckpt.dir, 'tmp', `slot-${slot}.items`));
+      this.#slotItems.set(slot, f);
+    }
+    return f;
+  }
+
   async #runUnit(run: StepRun, u: Unit, tryNo: number, live: Live): Promise<void> {
     const ckpt = this.#ckpt;
     const step = run.step;
     const label = step.batch ? `${step.id}#${u.index}` : step.id;
-    const tmp = join(ckpt.dir, 'tmp');
-    const outFile = join(tmp, `${step.id}.${u.index}.${u.start}.${tryNo}.out`);
+    const slot = this.#takeSlot();
+    const outFile = join(ckpt.dir, 'tmp', `slot-${slot}.out`);
     let itemsFile: string | undefined;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      run.active -= 1;
+      this.#freeSlots.push(slot);
+    };
     try {
       if (step.batch && (run.items || u.end - u.start <= MAX_ITEMS_FILE_NUMBERS)) {
-        itemsFile = join(tmp, `${step.id}.${u.index}.${u.start}.items`);
         const lines: string[] = [];
         for (let i = u.start; i < u.end; i++) lines.push(run.items ? (run.items[i] ?? '') : String(i));
-        await writeFile(itemsFile, `${lines.join('\n')}\n`, { mode: 0o600 });
+        const f = this.#itemsFile(slot);
+        f.set(`${lines.join('\n')}\n`);
+        itemsFile = f.path;
       }
       await ckpt.writeOutputsFile();
       // Recorded running before the process exists; durable with the next group commit.
@@ -562,16 +622,17 @@ export class Engine {
         return;
       }
       this.#emit({ type: 'unit-start', unit: u, try: tryNo });
-      const proc = new UnitProcess({
-        argv: [...this.#plan.shell.argv, step.run],
+      const spawnOpts: SpawnOptions = {
+        argv: [...this.#shellArgv(step), step.run],
         cwd: step.workingDirectory,
         env: this.#unitEnv(run, u, tryNo, outFile, itemsFile),
-        timeoutMs: step.timeoutMs,
         timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
-        onLine: this.#opts.onOutput
-          ? (line, stream) => this.#opts.onOutput?.(label, line, stream)
-          : undefined,
-      });
+      };
+      if (step.timeoutMs !== undefined) spawnOpts.timeoutMs = step.timeoutMs;
+      const onOutput = this.#opts.onOutput;
+      if (onOutput) spawnOpts.onLine = (line, stream) => onOutput(label, line, stream);
+      const backend = this.#pool ? await this.#pool.start(spawnOpts, slot) : undefined;
+      const proc = new UnitProcess(spawnOpts, backend);
       live.proc = proc;
       // A stop may have begun while the process was being set up.
       const stopping = this.#stopInfo();
@@ -582,13 +643,23 @@ export class Engine {
       }
       const exit = await proc.exited;
       this.#live.delete(live);
-      await this.#recordExit(run, u, tryNo, exit, proc, outFile);
+      // Outputs are taken before the slot (and its scratch files) goes to the next unit.
+      const outText = takeFile(outFile);
+      if (exit.code === 0 && !exit.spawnError) {
+        // A success frees the slot for the next unit while its end is recorded. A failure does not: it may
+        // exceed max-failures, and no unit may start before that is known.
+        release();
+        this.#pump();
+      }
+      await this.#recordExit(run, u, tryNo, exit, proc, outText);
     } finally {
       this.#live.delete(live);
+      if (!released) {
+        takeFile(outFile);
+        release();
+      }
       // Released only now, after the unit's end is durable: a step is complete only when nothing is in flight.
       run.running -= 1;
-      await rm(outFile, { force: true });
-      if (itemsFile) await rm(itemsFile, { force: true });
     }
   }
 
@@ -598,7 +669,7 @@ export class Engine {
     tryNo: number,
     exit: UnitExit,
     proc: UnitProcess,
-    outFile: string,
+    outText: string | undefined,
   ): Promise<void> {
     const ckpt = this.#ckpt;
     const step = run.step;
@@ -607,9 +678,9 @@ export class Engine {
     if (exit.code === 0 && !exit.spawnError) {
       let outputs: Record<string, string> | undefined;
       try {
-        const text = await readFile(outFile, 'utf8').catch(() => undefined);
-        if (text !== undefined && text.length > 0)
-          outputs = parseOutputFile(text, `CHECKPOINT_OUTPUT of ${step.id}`);
+        if (outText !== undefined && outText.length > 0) {
+          outputs = parseOutputFile(outText, `CHECKPOINT_OUTPUT of ${step.id}`);
+        }
       } catch (err) {
         if (!(err instanceof OutputSyntaxError)) throw err;
         return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, tail);
@@ -755,6 +826,19 @@ export class Engine {
       unitsFailed,
       attempt: this.#attempt,
     };
+  }
+}
+
+/** Reads and removes a unit's CHECKPOINT_OUTPUT file; undefined when the unit wrote none. */
+function takeFile(path: string): string | undefined {
+  // Most units write no outputs: a stat that doesn't throw is cheaper than a failed open's exception.
+  if (!statSync(path, { throwIfNoEntry: false })) return undefined;
+  try {
+    const text = readFileSync(path, 'utf8');
+    unlinkSync(path);
+    return text;
+  } catch {
+    return undefined;
   }
 }
 

@@ -254,4 +254,36 @@ steps:
     expect((await runCli(['run'], { cwd: p.dir })).code).toBe(0);
     expect(await readLines(p.effects)).toEqual(['a', 'b', 'c', 'd', 'c']);
   });
+
+  it('a missing working directory is a failed start naming it; both ways of starting units behave the same', async () => {
+    const yaml = `version: 1
+concurrency: 2
+steps:
+  - id: lost
+    needs: []
+    working-directory: nowhere
+    run: "true"
+  - id: talk
+    needs: []
+    run: |
+      echo "out $CHECKPOINT_BATCH_INDEX"
+      echo "err $CHECKPOINT_BATCH_INDEX" >&2
+      echo "v=$CHECKPOINT_BATCH_INDEX" >> "$CHECKPOINT_OUTPUT"
+    batch: { range: { from: 0, to: 6 }, parallel: 2 }
+`;
+    for (const launcher of ['1', '0']) {
+      const p = await project(yaml);
+      const r = await runCli(['run'], { cwd: p.dir, env: { CHECKPOINT_LAUNCHER: launcher } });
+      expect(r.code, `launcher=${launcher}`).toBe(1);
+      expect(r.stdout).toMatch(
+        /lost: could not start ".*bash" in .*nowhere: .*check `shell` and `working-directory`/,
+      );
+      // Every line is attributed to the unit that printed it.
+      for (let i = 0; i < 6; i++) {
+        expect(r.stdout).toContain(`[talk#${i}] out ${i}`);
+        expect(r.stdout).toContain(`[talk#${i}] err ${i}`);
+      }
+      expect(r.stdout).not.toMatch(/Done|checkpoint-unit-end/);
+    }
+  });
 });
