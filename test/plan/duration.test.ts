@@ -27,14 +27,26 @@ describe('parseDuration', () => {
     expect(parseDuration(1.5)).toBe(1_500);
   });
 
-  it.each(['', ' ', 'x', '10x', '1h30', 'h', '-5s', '5 s s', '30m1h', '1m1m', '10M', '1e3s', 'ms', '1h-30m'])(
-    'rejects %j',
-    (text) => {
-      expect(() => parseDuration(text)).toThrow(
-        `expected a duration like 90s, 10m, 1h30m or 2d, got ${JSON.stringify(text)}`,
-      );
-    },
-  );
+  it.each([
+    '',
+    ' ',
+    'x',
+    '10x',
+    '1h30',
+    'h',
+    '-5s',
+    '5 s s',
+    '30m1h',
+    '1m1m',
+    '10M',
+    '1e3s',
+    'ms',
+    '1h-30m',
+  ])('rejects %j', (text) => {
+    expect(() => parseDuration(text)).toThrow(
+      `expected a duration like 90s, 10m, 1h30m or 2d, got ${JSON.stringify(text)}`,
+    );
+  });
 
   it('rejects negative and non-finite numbers', () => {
     expect(() => parseDuration(-1)).toThrow('expected a duration like 90s, 10m, 1h30m or 2d, got "-1"');
