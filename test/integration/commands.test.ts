@@ -2,19 +2,10 @@
 import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type Project, readLines, runCli, status, tempProject } from '../support/cli.js';
+import { describe, expect, it } from 'vitest';
+import { readLines, runCli, status, useProjects } from '../support/cli.js';
 
-let projects: Project[] = [];
-async function project(yaml: string): Promise<Project> {
-  const p = await tempProject(yaml);
-  projects.push(p);
-  return p;
-}
-afterEach(async () => {
-  await Promise.all(projects.map((p) => p.cleanup()));
-  projects = [];
-});
+const project = useProjects();
 
 const plan = `version: 1
 name: cmds

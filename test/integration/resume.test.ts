@@ -1,7 +1,7 @@
 // Interruption and recovery: real signals, SIGKILL at random moments, lock contention, damaged files.
 import { appendFile, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type Project,
   pidAlive,
@@ -9,20 +9,11 @@ import {
   runCli,
   startCli,
   status,
-  tempProject,
+  useProjects,
   waitFor,
 } from '../support/cli.js';
 
-let projects: Project[] = [];
-async function project(yaml: string): Promise<Project> {
-  const p = await tempProject(yaml);
-  projects.push(p);
-  return p;
-}
-afterEach(async () => {
-  await Promise.all(projects.map((p) => p.cleanup()));
-  projects = [];
-});
+const project = useProjects();
 
 async function runDir(p: Project): Promise<string> {
   const id = (await readFile(join(p.dir, '.checkpoints', 'latest'), 'utf8')).trim();

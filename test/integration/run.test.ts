@@ -1,19 +1,10 @@
 // The engine through the real CLI: real child processes, real files, real exit codes.
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type Project, readLines, runCli, status, tempProject } from '../support/cli.js';
+import { describe, expect, it } from 'vitest';
+import { readLines, runCli, status, useProjects } from '../support/cli.js';
 
-let projects: Project[] = [];
-async function project(yaml: string): Promise<Project> {
-  const p = await tempProject(yaml);
-  projects.push(p);
-  return p;
-}
-afterEach(async () => {
-  await Promise.all(projects.map((p) => p.cleanup()));
-  projects = [];
-});
+const project = useProjects();
 
 describe('checkpoint run', () => {
   it('runs steps and batch ranges, gives every unit its environment, and leaves the documented layout', async () => {

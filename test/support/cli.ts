@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const register = join(repoRoot, 'test/support/register.mjs');
@@ -159,4 +160,21 @@ export async function status(p: Project, extra: string[] = []): Promise<StatusJs
   const r = await runCli(['status', '--json', ...extra], { cwd: p.dir });
   if (r.code !== 0) throw new Error(`status failed (${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout) as StatusJson;
+}
+
+/**
+ * Temp projects for one test file, removed after each test: `const project = useProjects()`, then
+ * `await project(yaml)` inside a test.
+ */
+export function useProjects(): (yaml: string) => Promise<Project> {
+  let projects: Project[] = [];
+  afterEach(async () => {
+    await Promise.all(projects.map((p) => p.cleanup()));
+    projects = [];
+  });
+  return async (yaml: string) => {
+    const p = await tempProject(yaml);
+    projects.push(p);
+    return p;
+  };
 }
