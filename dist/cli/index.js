@@ -16641,26 +16641,564 @@ class LauncherPool {
     }
 }
 
+;// CONCATENATED MODULE: external "node:crypto"
+const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
+;// CONCATENATED MODULE: ./src/journal/fsutil.ts
+// Small durable-file helpers. Every update to the checkpoint directory is either append-then-fsync (the
+// journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
+
+
+
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+/** Error code of a Node system error (ENOENT, EEXIST...), or undefined for anything else. */
+function errorCode(error) {
+    if (typeof error === 'object' && error !== null && 'code' in error) {
+        const code = error.code;
+        return typeof code === 'string' ? code : undefined;
+    }
+    return undefined;
+}
+/**
+ * Creates `path` and any missing parents with mode 0700. Directories that already existed keep their mode
+ * (they may be the user's); the ones created here are chmod'ed to 0700 so a permissive umask can't widen them.
+ */
+async function ensureDir(path) {
+    const created = await (0,promises_namespaceObject.mkdir)(path, { recursive: true, mode: DIR_MODE });
+    if (created === undefined)
+        return;
+    // `created` is the top-most directory mkdir made; everything between it and `path` is ours too.
+    const target = (0,external_node_path_.resolve)(path);
+    let current = (0,external_node_path_.resolve)(created);
+    const rel = (0,external_node_path_.relative)(current, target);
+    await (0,promises_namespaceObject.chmod)(current, DIR_MODE);
+    if (rel === '')
+        return;
+    for (const part of rel.split(external_node_path_.sep)) {
+        current = (0,external_node_path_.join)(current, part);
+        await (0,promises_namespaceObject.chmod)(current, DIR_MODE);
+    }
+}
+/** fsyncs a directory so a rename or a newly created entry in it survives a power loss. */
+async function fsyncDir(path) {
+    let handle;
+    try {
+        handle = await (0,promises_namespaceObject.open)(path, 'r');
+        await handle.sync();
+    }
+    catch (error) {
+        // Some platforms and filesystems refuse to open or fsync directories; the rename is still atomic there.
+        const code = errorCode(error);
+        if (code !== 'EISDIR' &&
+            code !== 'EINVAL' &&
+            code !== 'EPERM' &&
+            code !== 'EACCES' &&
+            code !== 'ENOTSUP') {
+            throw error;
+        }
+    }
+    finally {
+        await handle?.close();
+    }
+}
+/** Name of a unique temporary sibling of `path`. */
+function tempPath(path) {
+    return `${path}.tmp-${process.pid}-${(0,external_node_crypto_namespaceObject.randomBytes)(6).toString('hex')}`;
+}
+/**
+ * Replaces `path` with `data` so that a crash leaves either the old or the new content, never a mix:
+ * write a 0600 temp file beside it, fsync it, rename it over `path`, fsync the directory.
+ */
+async function writeFileAtomic(path, data) {
+    const tmp = tempPath(path);
+    let created = false;
+    try {
+        const handle = await (0,promises_namespaceObject.open)(tmp, 'wx', FILE_MODE);
+        created = true;
+        try {
+            await handle.writeFile(data);
+            await handle.sync();
+        }
+        finally {
+            await handle.close();
+        }
+        await (0,promises_namespaceObject.rename)(tmp, path);
+        created = false;
+        await fsyncDir((0,external_node_path_.dirname)(path));
+    }
+    catch (error) {
+        if (created)
+            await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+        throw error;
+    }
+}
+/** The file's UTF-8 content, or undefined when it does not exist. */
+async function readFileIfExists(path) {
+    try {
+        return await (0,promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (error) {
+        if (errorCode(error) === 'ENOENT')
+            return undefined;
+        throw error;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/journal/lock.ts
+// The run's lease: `<runDir>/lock` says which process on which host is working on this checkpoint. It is a
+// lease, not a plain lock file: it is void once its holder's process is gone (same host) or its heartbeat
+// is older than the TTL (any host, e.g. a lock restored from a cache saved on another runner).
+//
+// Creation is atomic: the record is written to a temp file which is then link()ed to `lock` (fails with
+// EEXIST if any lock exists). Replacing a stale lock is serialised by a short-lived `lock.takeover` guard
+// (created the same way), so that several contenders judging the same stale lock cannot each remove
+// the lock another one has just installed. Whoever holds the guard moves the stale lock aside with
+// rename(), checks it moved the lock it judged (same nonce), and links its own; if it moved a different
+// one it links that back.
+
+
+
+
+
+
+const LOCK_FILE = 'lock';
+const GUARD_FILE = 'lock.takeover';
+/** An unparsable lock younger than this may be in the middle of being written by a foreign tool: respect it. */
+const UNPARSABLE_GRACE_MS = 5_000;
+/** A takeover takes milliseconds; a guard this old was left by a contender that died mid-takeover. */
+const GUARD_STALE_MS = 10_000;
+/** How long acquireLease keeps retrying while other contenders create, replace or guard the lock. */
+const ACQUIRE_PATIENCE_MS = GUARD_STALE_MS + 10_000;
+class LockedError extends Error {
+    name = 'LockedError';
+    /** The live holder; undefined when the lock file could not be parsed (and is too young to be judged stale). */
+    holder;
+    lockPath;
+    constructor(message, lockPath, holder) {
+        super(message);
+        this.lockPath = lockPath;
+        this.holder = holder;
+    }
+}
+const DEFAULT_TTL_MS = 30_000;
+const DEFAULT_HEARTBEAT_MS = 5_000;
+/** Start time of process `pid` in clock ticks since boot (Linux /proc), or undefined where unavailable. */
+function processStartTime(pid) {
+    const stat = readProcStat(pid);
+    return stat?.startTime;
+}
+function readProcStat(pid) {
+    if (process.platform !== 'linux')
+        return undefined;
+    let text;
+    try {
+        text = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+    }
+    catch {
+        return undefined;
+    }
+    // "pid (comm) state ppid ..." — comm may contain spaces and parentheses, so split after the last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
+    const state = fields[0];
+    const startTime = Number(fields[19]);
+    if (state === undefined || !Number.isSafeInteger(startTime))
+        return undefined;
+    return { state, startTime };
+}
+/**
+ * Whether process `pid` exists on this host (a zombie counts as gone). With `startTime`, a process whose
+ * start time differs (the pid was reused) counts as gone too.
+ */
+function isProcessAlive(pid, startTime) {
+    if (!Number.isSafeInteger(pid) || pid <= 0)
+        return false;
+    try {
+        process.kill(pid, 0);
+    }
+    catch (error) {
+        // EPERM: it exists but belongs to another user.
+        if (errorCode(error) !== 'EPERM')
+            return false;
+    }
+    const stat = readProcStat(pid);
+    if (stat === undefined)
+        return true;
+    if (stat.state === 'Z' || stat.state === 'X')
+        return false;
+    return startTime === undefined || stat.startTime === startTime;
+}
+function parseRecord(text) {
+    let value;
+    try {
+        value = JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+    if (typeof value !== 'object' || value === null)
+        return undefined;
+    const v = value;
+    if (!Number.isSafeInteger(v.pid) ||
+        typeof v.host !== 'string' ||
+        typeof v.runId !== 'string' ||
+        !Number.isSafeInteger(v.attempt) ||
+        typeof v.heartbeat !== 'number' ||
+        !Number.isFinite(v.heartbeat) ||
+        typeof v.nonce !== 'string' ||
+        v.nonce === '') {
+        return undefined;
+    }
+    const record = {
+        pid: v.pid,
+        host: v.host,
+        runId: v.runId,
+        attempt: v.attempt,
+        heartbeat: v.heartbeat,
+        nonce: v.nonce,
+    };
+    if (Number.isSafeInteger(v.startTime))
+        record.startTime = v.startTime;
+    if (typeof v.ttlMs === 'number' && Number.isFinite(v.ttlMs) && v.ttlMs > 0)
+        record.ttlMs = v.ttlMs;
+    return record;
+}
+async function readLockFile(path) {
+    try {
+        const [text, info] = await Promise.all([(0,promises_namespaceObject.readFile)(path, 'utf8'), (0,promises_namespaceObject.stat)(path)]);
+        return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
+    }
+    catch (error) {
+        if (errorCode(error) === 'ENOENT')
+            return undefined;
+        throw error;
+    }
+}
+/** What identifies one version of a lock file across a rename: its nonce, or its text if unparsable. */
+function identity(state) {
+    return state.record ? `nonce:${state.record.nonce}` : `text:${state.text}`;
+}
+function judge(state, ttlMs, now) {
+    const record = state.record;
+    if (record === undefined) {
+        const age = now - state.mtimeMs;
+        return age > UNPARSABLE_GRACE_MS
+            ? { stale: true, reason: `the lock file is unreadable and ${formatAge(age)} old` }
+            : { stale: false, reason: `the lock file is unreadable but only ${formatAge(age)} old` };
+    }
+    if (record.host === (0,external_node_os_namespaceObject.hostname)()) {
+        if (!isProcessAlive(record.pid)) {
+            return { stale: true, reason: `process ${record.pid} on this host is gone` };
+        }
+        if (record.startTime !== undefined) {
+            const current = processStartTime(record.pid);
+            if (current !== undefined && current !== record.startTime) {
+                return {
+                    stale: true,
+                    reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
+                };
+            }
+        }
+    }
+    const ttl = record.ttlMs ?? ttlMs;
+    const age = now - record.heartbeat;
+    if (age > ttl) {
+        return {
+            stale: true,
+            reason: `its last heartbeat was ${formatAge(age)} ago (lease expires after ${formatAge(ttl)})`,
+        };
+    }
+    return { stale: false, reason: 'alive' };
+}
+function formatAge(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 120)
+        return `${s}s`;
+    const m = Math.round(s / 60);
+    return m < 120 ? `${m}m` : `${Math.round(m / 60)}h`;
+}
+function displayDir(runDir) {
+    const rel = (0,external_node_path_.relative)(process.cwd(), runDir);
+    return rel !== '' && !rel.startsWith('..') && !(0,external_node_path_.isAbsolute)(rel) ? rel : runDir;
+}
+function lockedError(runDir, lockPath, state, ttlMs, now) {
+    const record = state.record;
+    if (record === undefined) {
+        return new LockedError(`checkpoint ${displayDir(runDir)} is locked: ${lockPath} was written ${formatAge(now - state.mtimeMs)} ago ` +
+            `but cannot be read. Wait a few seconds and try again; if it stays unreadable it is ignored once it is ` +
+            `${UNPARSABLE_GRACE_MS / 1000}s old.`, lockPath, undefined);
+    }
+    const ttl = record.ttlMs ?? ttlMs;
+    return new LockedError(`checkpoint ${displayDir(runDir)} is locked by pid ${record.pid} on host ${record.host} ` +
+        `(attempt ${record.attempt}, heartbeat ${formatAge(now - record.heartbeat)} ago); wait for that run to ` +
+        `finish, or stop it. If it is gone, its lease expires ${formatAge(ttl)} after its last heartbeat.`, lockPath, record);
+}
+async function tryLink(from, to) {
+    try {
+        await (0,promises_namespaceObject.link)(from, to);
+        return true;
+    }
+    catch (error) {
+        if (errorCode(error) === 'EEXIST')
+            return false;
+        throw error;
+    }
+}
+function pause(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+/**
+ * Moves `path` aside if it still is the version `expected` identifies, then deletes it. Returns false when
+ * the file there was another version (it is put back) or was already gone.
+ */
+async function removeIfSame(path, expected, nonce) {
+    const aside = `${path}.stale-${nonce}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+    try {
+        await (0,promises_namespaceObject.rename)(path, aside);
+    }
+    catch (error) {
+        if (errorCode(error) === 'ENOENT')
+            return false;
+        throw error;
+    }
+    const moved = await readLockFile(aside);
+    if (moved !== undefined && identity(moved) !== expected) {
+        // We moved a newer file than the one judged: put it back unless someone created another meanwhile.
+        await tryLink(aside, path);
+        await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
+        return false;
+    }
+    await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
+    return true;
+}
+/** Takes the takeover guard (returns its identity), clearing a guard abandoned by a contender that died. */
+async function takeGuard(guardPath, nonce) {
+    const text = JSON.stringify({ pid: process.pid, host: (0,external_node_os_namespaceObject.hostname)(), nonce });
+    const tmp = tempPath(guardPath);
+    await (0,promises_namespaceObject.writeFile)(tmp, text, { mode: FILE_MODE, flag: 'wx' });
+    try {
+        if (await tryLink(tmp, guardPath))
+            return `text:${text}`;
+        const guard = await readLockFile(guardPath);
+        if (guard !== undefined && Date.now() - guard.mtimeMs > GUARD_STALE_MS) {
+            await removeIfSame(guardPath, identity(guard), nonce);
+        }
+        return undefined;
+    }
+    finally {
+        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+    }
+}
+/**
+ * Acquires the lease on `runDir`, replacing a stale one. Throws LockedError when a live process holds it.
+ * The heartbeat timer is unref'd: it never keeps the process alive.
+ */
+async function acquireLease(runDir, info, opts = {}) {
+    const ttlMs = opts.ttlMs ?? DEFAULT_TTL_MS;
+    const heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    if (!(ttlMs > 0) || !(heartbeatMs > 0)) {
+        throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
+    }
+    await ensureDir(runDir);
+    const lockPath = (0,external_node_path_.join)(runDir, LOCK_FILE);
+    const guardPath = (0,external_node_path_.join)(runDir, GUARD_FILE);
+    const nonce = (0,external_node_crypto_namespaceObject.randomBytes)(12).toString('hex');
+    const record = {
+        pid: process.pid,
+        host: (0,external_node_os_namespaceObject.hostname)(),
+        runId: info.runId,
+        attempt: info.attempt,
+        heartbeat: Date.now(),
+        ttlMs,
+        nonce,
+    };
+    const startTime = processStartTime(process.pid);
+    if (startTime !== undefined)
+        record.startTime = startTime;
+    let tookOver;
+    const tmp = tempPath(lockPath);
+    await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(record)}\n`, { mode: FILE_MODE, flag: 'wx' });
+    const giveUpAt = Date.now() + ACQUIRE_PATIENCE_MS;
+    try {
+        while (Date.now() < giveUpAt) {
+            if (await tryLink(tmp, lockPath)) {
+                return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
+            }
+            const holder = await readLockFile(lockPath);
+            if (holder === undefined)
+                continue; // released meanwhile: try again
+            const now = Date.now();
+            const verdict = judge(holder, ttlMs, now);
+            if (!verdict.stale)
+                throw lockedError(runDir, lockPath, holder, ttlMs, now);
+            const guard = await takeGuard(guardPath, nonce);
+            if (guard === undefined) {
+                // Another contender is replacing the stale lock; see what it ends up with.
+                await pause(5 + Math.random() * 20);
+                continue;
+            }
+            try {
+                const current = await readLockFile(lockPath);
+                if (current !== undefined && identity(current) === identity(holder)) {
+                    if (await removeIfSame(lockPath, identity(holder), nonce)) {
+                        tookOver = { holder: holder.record, reason: verdict.reason };
+                    }
+                }
+                // Link under the guard; if someone without the guard linked first, the next round judges them.
+                if (await tryLink(tmp, lockPath)) {
+                    return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
+                }
+            }
+            finally {
+                await removeIfSame(guardPath, guard, nonce).catch(() => undefined);
+            }
+        }
+        throw new Error(`could not acquire ${lockPath} within ${ACQUIRE_PATIENCE_MS / 1000}s: other processes keep creating and replacing it. ` +
+            'Make sure only one `checkpoint run` works on this checkpoint at a time.');
+    }
+    finally {
+        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+    }
+}
+function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLost) {
+    let timer;
+    let tick;
+    let stopped = false;
+    let lastBeat = record.heartbeat;
+    let lostReason;
+    const listeners = onLost ? [onLost] : [];
+    const lose = (reason) => {
+        if (stopped)
+            return;
+        stop();
+        lostReason = reason;
+        for (const listener of listeners)
+            listener(reason);
+    };
+    const beat = async () => {
+        try {
+            const current = await readLockFile(lockPath);
+            if (stopped)
+                return;
+            if (current === undefined) {
+                lose(`the lock file ${lockPath} was removed by another process`);
+                return;
+            }
+            if (current.record?.nonce !== record.nonce) {
+                const by = current.record
+                    ? `pid ${current.record.pid} on host ${current.record.host}`
+                    : 'another process';
+                lose(`the lease on ${lockPath} was taken over by ${by}`);
+                return;
+            }
+            const next = { ...record, heartbeat: Date.now() };
+            const tmp = tempPath(lockPath);
+            // No fsync: a heartbeat lost in a power cut only makes the lease look older, which is harmless.
+            await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(next)}\n`, { mode: FILE_MODE, flag: 'wx' });
+            if (stopped) {
+                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+                return;
+            }
+            try {
+                await (0,promises_namespaceObject.rename)(tmp, lockPath);
+            }
+            catch (error) {
+                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+                throw error;
+            }
+            lastBeat = next.heartbeat;
+            record.heartbeat = next.heartbeat;
+        }
+        catch (error) {
+            // Transient trouble (disk full...) is retried on the next tick; give up once the lease has expired.
+            if (Date.now() - lastBeat > ttlMs) {
+                lose(`could not refresh the lease on ${lockPath} for ${formatAge(ttlMs)}: ${String(error)}`);
+            }
+        }
+    };
+    const stop = () => {
+        stopped = true;
+        if (timer !== undefined)
+            clearInterval(timer);
+        timer = undefined;
+    };
+    timer = setInterval(() => {
+        if (tick !== undefined)
+            return;
+        tick = beat().finally(() => {
+            tick = undefined;
+        });
+    }, heartbeatMs);
+    timer.unref();
+    // Best effort: remove temp and aside files that crashed contenders left behind.
+    void sweepLeftovers(runDir);
+    return {
+        info: record,
+        tookOver,
+        stopHeartbeat: stop,
+        onLost(listener) {
+            const reason = lostReason;
+            if (reason === undefined)
+                listeners.push(listener);
+            else
+                queueMicrotask(() => listener(reason));
+        },
+        async release() {
+            stop();
+            await tick;
+            const current = await readLockFile(lockPath);
+            if (current?.record?.nonce === record.nonce) {
+                await (0,promises_namespaceObject.unlink)(lockPath).catch((error) => {
+                    if (errorCode(error) !== 'ENOENT')
+                        throw error;
+                });
+            }
+        },
+    };
+}
+async function sweepLeftovers(runDir) {
+    try {
+        const cutoff = Date.now() - 60_000;
+        for (const name of await (0,promises_namespaceObject.readdir)(runDir)) {
+            if (!/^lock(\.takeover)?\.(tmp|stale)-/.test(name))
+                continue;
+            const path = (0,external_node_path_.join)(runDir, name);
+            const info = await (0,promises_namespaceObject.stat)(path);
+            if (info.mtimeMs < cutoff)
+                await (0,promises_namespaceObject.unlink)(path);
+        }
+    }
+    catch {
+        // Leftovers are harmless; never fail over them.
+    }
+}
+/** The lease record in `runDir`'s lock file; undefined when there is no lock (or it cannot be parsed). */
+async function readLease(runDir) {
+    return (await readLockFile(join(runDir, LOCK_FILE)))?.record;
+}
+/** The lease on `runDir` as acquireLease would judge it (live or stale, and why); undefined without a lock. */
+async function inspectLease(runDir, opts = {}) {
+    const state = await readLockFile((0,external_node_path_.join)(runDir, LOCK_FILE));
+    if (state === undefined)
+        return undefined;
+    const now = Date.now();
+    const verdict = judge(state, opts.ttlMs ?? DEFAULT_TTL_MS, now);
+    return {
+        holder: state.record,
+        ageMs: now - (state.record?.heartbeat ?? state.mtimeMs),
+        stale: verdict.stale,
+        reason: verdict.reason,
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/engine/process.ts
 // The one place that spawns unit processes: own process group, environment, output capture, timeouts and
 // group-wide signals. Everything else asks this module.
 
 
 
+
 const MAX_TIMER_MS = 2 ** 31 - 1;
-/** Process start time in clock ticks since boot (Linux); undefined elsewhere. Guards against pid reuse. */
-function processStartTime(pid) {
-    try {
-        const stat = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
-        // The command name may contain spaces and parentheses: fields are counted after the last ')'.
-        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        const v = Number(rest[19]);
-        return Number.isFinite(v) ? v : undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
 /** Sends a signal to a whole process group; a group that is already gone is not an error. */
 function signalGroup(pgid, signal) {
     try {
@@ -16669,24 +17207,6 @@ function signalGroup(pgid, signal) {
     }
     catch {
         return false;
-    }
-}
-/** Running (not a zombie awaiting its reaper: a container's pid 1 may never reap). Linux; elsewhere kill(0). */
-function processRunning(pid) {
-    try {
-        const stat = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
-        return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
-    }
-    catch (err) {
-        if (err.code === 'ENOENT')
-            return false;
-        try {
-            process.kill(pid, 0);
-            return true;
-        }
-        catch {
-            return false;
-        }
     }
 }
 function groupAlive(pgid) {
@@ -16865,11 +17385,6 @@ class UnitProcess {
             }
         }, 50);
     }
-    /** After the unit's main process ended, anything it left in its group is ended too (on stop only). */
-    killGroup() {
-        if (this.pid !== undefined)
-            signalGroup(this.pid, 'SIGKILL');
-    }
     tail() {
         return this.#tail.toString();
     }
@@ -16888,6 +17403,7 @@ function describeSpawnError(err, opts) {
 // A run killed with SIGKILL leaves its units running. Before their work is handed out again, the next run on
 // the same host ends them — identified by the process group recorded at spawn and the process start time, so
 // a pid the kernel has since reused for something else is never signalled.
+
 
 
 
@@ -16917,7 +17433,7 @@ async function endOrphans(ckpt, notice) {
     }
     // SIGKILL is asynchronous; the group is gone once the kernel has reaped or re-parented every member.
     const until = Date.now() + 5000;
-    while (waits.some((pid) => groupAlive(pid) && processRunning(pid)) && Date.now() < until) {
+    while (waits.some((pid) => groupAlive(pid) && isProcessAlive(pid)) && Date.now() < until) {
         await new Promise((r) => setTimeout(r, 20));
     }
     return ended;
@@ -16957,109 +17473,6 @@ function parseOutputFile(text, file) {
         out[line.slice(0, eq)] = line.slice(eq + 1);
     }
     return out;
-}
-
-;// CONCATENATED MODULE: external "node:crypto"
-const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
-;// CONCATENATED MODULE: ./src/journal/fsutil.ts
-// Small durable-file helpers. Every update to the checkpoint directory is either append-then-fsync (the
-// journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
-
-
-
-const DIR_MODE = 0o700;
-const FILE_MODE = 0o600;
-/** Error code of a Node system error (ENOENT, EEXIST...), or undefined for anything else. */
-function errorCode(error) {
-    if (typeof error === 'object' && error !== null && 'code' in error) {
-        const code = error.code;
-        return typeof code === 'string' ? code : undefined;
-    }
-    return undefined;
-}
-/**
- * Creates `path` and any missing parents with mode 0700. Directories that already existed keep their mode
- * (they may be the user's); the ones created here are chmod'ed to 0700 so a permissive umask can't widen them.
- */
-async function ensureDir(path) {
-    const created = await (0,promises_namespaceObject.mkdir)(path, { recursive: true, mode: DIR_MODE });
-    if (created === undefined)
-        return;
-    // `created` is the top-most directory mkdir made; everything between it and `path` is ours too.
-    const target = (0,external_node_path_.resolve)(path);
-    let current = (0,external_node_path_.resolve)(created);
-    const rel = (0,external_node_path_.relative)(current, target);
-    await (0,promises_namespaceObject.chmod)(current, DIR_MODE);
-    if (rel === '')
-        return;
-    for (const part of rel.split(external_node_path_.sep)) {
-        current = (0,external_node_path_.join)(current, part);
-        await (0,promises_namespaceObject.chmod)(current, DIR_MODE);
-    }
-}
-/** fsyncs a directory so a rename or a newly created entry in it survives a power loss. */
-async function fsyncDir(path) {
-    let handle;
-    try {
-        handle = await (0,promises_namespaceObject.open)(path, 'r');
-        await handle.sync();
-    }
-    catch (error) {
-        // Some platforms and filesystems refuse to open or fsync directories; the rename is still atomic there.
-        const code = errorCode(error);
-        if (code !== 'EISDIR' &&
-            code !== 'EINVAL' &&
-            code !== 'EPERM' &&
-            code !== 'EACCES' &&
-            code !== 'ENOTSUP') {
-            throw error;
-        }
-    }
-    finally {
-        await handle?.close();
-    }
-}
-/** Name of a unique temporary sibling of `path`. */
-function tempPath(path) {
-    return `${path}.tmp-${process.pid}-${(0,external_node_crypto_namespaceObject.randomBytes)(6).toString('hex')}`;
-}
-/**
- * Replaces `path` with `data` so that a crash leaves either the old or the new content, never a mix:
- * write a 0600 temp file beside it, fsync it, rename it over `path`, fsync the directory.
- */
-async function writeFileAtomic(path, data) {
-    const tmp = tempPath(path);
-    let created = false;
-    try {
-        const handle = await (0,promises_namespaceObject.open)(tmp, 'wx', FILE_MODE);
-        created = true;
-        try {
-            await handle.writeFile(data);
-            await handle.sync();
-        }
-        finally {
-            await handle.close();
-        }
-        await (0,promises_namespaceObject.rename)(tmp, path);
-        created = false;
-        await fsyncDir((0,external_node_path_.dirname)(path));
-    }
-    catch (error) {
-        if (created)
-            await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-        throw error;
-    }
-}
-/** The file's UTF-8 content, or undefined when it does not exist. */
-async function readFileIfExists(path) {
-    try {
-        return await (0,promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch (error) {
-        if (errorCode(error) === 'ENOENT')
-            return undefined;
-        throw error;
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/journal/crc32.ts
@@ -30548,462 +30961,6 @@ function takeFile(path) {
     catch {
         return undefined;
     }
-}
-async function fileExists(p) {
-    try {
-        await stat(p);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/journal/lock.ts
-// The run's lease: `<runDir>/lock` says which process on which host is working on this checkpoint. It is a
-// lease, not a plain lock file: it is void once its holder's process is gone (same host) or its heartbeat
-// is older than the TTL (any host, e.g. a lock restored from a cache saved on another runner).
-//
-// Creation is atomic: the record is written to a temp file which is then link()ed to `lock` (fails with
-// EEXIST if any lock exists). Replacing a stale lock is serialised by a short-lived `lock.takeover` guard
-// (created the same way), so that several contenders judging the same stale lock cannot each remove
-// the lock another one has just installed. Whoever holds the guard moves the stale lock aside with
-// rename(), checks it moved the lock it judged (same nonce), and links its own; if it moved a different
-// one it links that back.
-
-
-
-
-
-
-const LOCK_FILE = 'lock';
-const GUARD_FILE = 'lock.takeover';
-/** An unparsable lock younger than this may be in the middle of being written by a foreign tool: respect it. */
-const UNPARSABLE_GRACE_MS = 5_000;
-/** A takeover takes milliseconds; a guard this old was left by a contender that died mid-takeover. */
-const GUARD_STALE_MS = 10_000;
-/** How long acquireLease keeps retrying while other contenders create, replace or guard the lock. */
-const ACQUIRE_PATIENCE_MS = GUARD_STALE_MS + 10_000;
-class LockedError extends Error {
-    name = 'LockedError';
-    /** The live holder; undefined when the lock file could not be parsed (and is too young to be judged stale). */
-    holder;
-    lockPath;
-    constructor(message, lockPath, holder) {
-        super(message);
-        this.lockPath = lockPath;
-        this.holder = holder;
-    }
-}
-const DEFAULT_TTL_MS = 30_000;
-const DEFAULT_HEARTBEAT_MS = 5_000;
-/** Start time of process `pid` in clock ticks since boot (Linux /proc), or undefined where unavailable. */
-function lock_processStartTime(pid) {
-    const stat = readProcStat(pid);
-    return stat?.startTime;
-}
-function readProcStat(pid) {
-    if (process.platform !== 'linux')
-        return undefined;
-    let text;
-    try {
-        text = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
-    }
-    catch {
-        return undefined;
-    }
-    // "pid (comm) state ppid ..." — comm may contain spaces and parentheses, so split after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
-    const state = fields[0];
-    const startTime = Number(fields[19]);
-    if (state === undefined || !Number.isSafeInteger(startTime))
-        return undefined;
-    return { state, startTime };
-}
-/**
- * Whether process `pid` exists on this host (a zombie counts as gone). With `startTime`, a process whose
- * start time differs (the pid was reused) counts as gone too.
- */
-function isProcessAlive(pid, startTime) {
-    if (!Number.isSafeInteger(pid) || pid <= 0)
-        return false;
-    try {
-        process.kill(pid, 0);
-    }
-    catch (error) {
-        // EPERM: it exists but belongs to another user.
-        if (errorCode(error) !== 'EPERM')
-            return false;
-    }
-    const stat = readProcStat(pid);
-    if (stat === undefined)
-        return true;
-    if (stat.state === 'Z' || stat.state === 'X')
-        return false;
-    return startTime === undefined || stat.startTime === startTime;
-}
-function parseRecord(text) {
-    let value;
-    try {
-        value = JSON.parse(text);
-    }
-    catch {
-        return undefined;
-    }
-    if (typeof value !== 'object' || value === null)
-        return undefined;
-    const v = value;
-    if (!Number.isSafeInteger(v.pid) ||
-        typeof v.host !== 'string' ||
-        typeof v.runId !== 'string' ||
-        !Number.isSafeInteger(v.attempt) ||
-        typeof v.heartbeat !== 'number' ||
-        !Number.isFinite(v.heartbeat) ||
-        typeof v.nonce !== 'string' ||
-        v.nonce === '') {
-        return undefined;
-    }
-    const record = {
-        pid: v.pid,
-        host: v.host,
-        runId: v.runId,
-        attempt: v.attempt,
-        heartbeat: v.heartbeat,
-        nonce: v.nonce,
-    };
-    if (Number.isSafeInteger(v.startTime))
-        record.startTime = v.startTime;
-    if (typeof v.ttlMs === 'number' && Number.isFinite(v.ttlMs) && v.ttlMs > 0)
-        record.ttlMs = v.ttlMs;
-    return record;
-}
-async function readLockFile(path) {
-    try {
-        const [text, info] = await Promise.all([(0,promises_namespaceObject.readFile)(path, 'utf8'), (0,promises_namespaceObject.stat)(path)]);
-        return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
-    }
-    catch (error) {
-        if (errorCode(error) === 'ENOENT')
-            return undefined;
-        throw error;
-    }
-}
-/** What identifies one version of a lock file across a rename: its nonce, or its text if unparsable. */
-function identity(state) {
-    return state.record ? `nonce:${state.record.nonce}` : `text:${state.text}`;
-}
-function judge(state, ttlMs, now) {
-    const record = state.record;
-    if (record === undefined) {
-        const age = now - state.mtimeMs;
-        return age > UNPARSABLE_GRACE_MS
-            ? { stale: true, reason: `the lock file is unreadable and ${formatAge(age)} old` }
-            : { stale: false, reason: `the lock file is unreadable but only ${formatAge(age)} old` };
-    }
-    if (record.host === (0,external_node_os_namespaceObject.hostname)()) {
-        if (!isProcessAlive(record.pid)) {
-            return { stale: true, reason: `process ${record.pid} on this host is gone` };
-        }
-        if (record.startTime !== undefined) {
-            const current = lock_processStartTime(record.pid);
-            if (current !== undefined && current !== record.startTime) {
-                return {
-                    stale: true,
-                    reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
-                };
-            }
-        }
-    }
-    const ttl = record.ttlMs ?? ttlMs;
-    const age = now - record.heartbeat;
-    if (age > ttl) {
-        return {
-            stale: true,
-            reason: `its last heartbeat was ${formatAge(age)} ago (lease expires after ${formatAge(ttl)})`,
-        };
-    }
-    return { stale: false, reason: 'alive' };
-}
-function formatAge(ms) {
-    const s = Math.max(0, Math.round(ms / 1000));
-    if (s < 120)
-        return `${s}s`;
-    const m = Math.round(s / 60);
-    return m < 120 ? `${m}m` : `${Math.round(m / 60)}h`;
-}
-function displayDir(runDir) {
-    const rel = (0,external_node_path_.relative)(process.cwd(), runDir);
-    return rel !== '' && !rel.startsWith('..') && !(0,external_node_path_.isAbsolute)(rel) ? rel : runDir;
-}
-function lockedError(runDir, lockPath, state, ttlMs, now) {
-    const record = state.record;
-    if (record === undefined) {
-        return new LockedError(`checkpoint ${displayDir(runDir)} is locked: ${lockPath} was written ${formatAge(now - state.mtimeMs)} ago ` +
-            `but cannot be read. Wait a few seconds and try again; if it stays unreadable it is ignored once it is ` +
-            `${UNPARSABLE_GRACE_MS / 1000}s old.`, lockPath, undefined);
-    }
-    const ttl = record.ttlMs ?? ttlMs;
-    return new LockedError(`checkpoint ${displayDir(runDir)} is locked by pid ${record.pid} on host ${record.host} ` +
-        `(attempt ${record.attempt}, heartbeat ${formatAge(now - record.heartbeat)} ago); wait for that run to ` +
-        `finish, or stop it. If it is gone, its lease expires ${formatAge(ttl)} after its last heartbeat.`, lockPath, record);
-}
-async function tryLink(from, to) {
-    try {
-        await (0,promises_namespaceObject.link)(from, to);
-        return true;
-    }
-    catch (error) {
-        if (errorCode(error) === 'EEXIST')
-            return false;
-        throw error;
-    }
-}
-function pause(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-}
-/**
- * Moves `path` aside if it still is the version `expected` identifies, then deletes it. Returns false when
- * the file there was another version (it is put back) or was already gone.
- */
-async function removeIfSame(path, expected, nonce) {
-    const aside = `${path}.stale-${nonce}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
-    try {
-        await (0,promises_namespaceObject.rename)(path, aside);
-    }
-    catch (error) {
-        if (errorCode(error) === 'ENOENT')
-            return false;
-        throw error;
-    }
-    const moved = await readLockFile(aside);
-    if (moved !== undefined && identity(moved) !== expected) {
-        // We moved a newer file than the one judged: put it back unless someone created another meanwhile.
-        await tryLink(aside, path);
-        await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
-        return false;
-    }
-    await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
-    return true;
-}
-/** Takes the takeover guard (returns its identity), clearing a guard abandoned by a contender that died. */
-async function takeGuard(guardPath, nonce) {
-    const text = JSON.stringify({ pid: process.pid, host: (0,external_node_os_namespaceObject.hostname)(), nonce });
-    const tmp = tempPath(guardPath);
-    await (0,promises_namespaceObject.writeFile)(tmp, text, { mode: FILE_MODE, flag: 'wx' });
-    try {
-        if (await tryLink(tmp, guardPath))
-            return `text:${text}`;
-        const guard = await readLockFile(guardPath);
-        if (guard !== undefined && Date.now() - guard.mtimeMs > GUARD_STALE_MS) {
-            await removeIfSame(guardPath, identity(guard), nonce);
-        }
-        return undefined;
-    }
-    finally {
-        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-    }
-}
-/**
- * Acquires the lease on `runDir`, replacing a stale one. Throws LockedError when a live process holds it.
- * The heartbeat timer is unref'd: it never keeps the process alive.
- */
-async function acquireLease(runDir, info, opts = {}) {
-    const ttlMs = opts.ttlMs ?? DEFAULT_TTL_MS;
-    const heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-    if (!(ttlMs > 0) || !(heartbeatMs > 0)) {
-        throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
-    }
-    await ensureDir(runDir);
-    const lockPath = (0,external_node_path_.join)(runDir, LOCK_FILE);
-    const guardPath = (0,external_node_path_.join)(runDir, GUARD_FILE);
-    const nonce = (0,external_node_crypto_namespaceObject.randomBytes)(12).toString('hex');
-    const record = {
-        pid: process.pid,
-        host: (0,external_node_os_namespaceObject.hostname)(),
-        runId: info.runId,
-        attempt: info.attempt,
-        heartbeat: Date.now(),
-        ttlMs,
-        nonce,
-    };
-    const startTime = lock_processStartTime(process.pid);
-    if (startTime !== undefined)
-        record.startTime = startTime;
-    let tookOver;
-    const tmp = tempPath(lockPath);
-    await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(record)}\n`, { mode: FILE_MODE, flag: 'wx' });
-    const giveUpAt = Date.now() + ACQUIRE_PATIENCE_MS;
-    try {
-        while (Date.now() < giveUpAt) {
-            if (await tryLink(tmp, lockPath)) {
-                return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
-            }
-            const holder = await readLockFile(lockPath);
-            if (holder === undefined)
-                continue; // released meanwhile: try again
-            const now = Date.now();
-            const verdict = judge(holder, ttlMs, now);
-            if (!verdict.stale)
-                throw lockedError(runDir, lockPath, holder, ttlMs, now);
-            const guard = await takeGuard(guardPath, nonce);
-            if (guard === undefined) {
-                // Another contender is replacing the stale lock; see what it ends up with.
-                await pause(5 + Math.random() * 20);
-                continue;
-            }
-            try {
-                const current = await readLockFile(lockPath);
-                if (current !== undefined && identity(current) === identity(holder)) {
-                    if (await removeIfSame(lockPath, identity(holder), nonce)) {
-                        tookOver = { holder: holder.record, reason: verdict.reason };
-                    }
-                }
-                // Link under the guard; if someone without the guard linked first, the next round judges them.
-                if (await tryLink(tmp, lockPath)) {
-                    return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
-                }
-            }
-            finally {
-                await removeIfSame(guardPath, guard, nonce).catch(() => undefined);
-            }
-        }
-        throw new Error(`could not acquire ${lockPath} within ${ACQUIRE_PATIENCE_MS / 1000}s: other processes keep creating and replacing it. ` +
-            'Make sure only one `checkpoint run` works on this checkpoint at a time.');
-    }
-    finally {
-        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-    }
-}
-function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLost) {
-    let timer;
-    let tick;
-    let stopped = false;
-    let lastBeat = record.heartbeat;
-    let lostReason;
-    const listeners = onLost ? [onLost] : [];
-    const lose = (reason) => {
-        if (stopped)
-            return;
-        stop();
-        lostReason = reason;
-        for (const listener of listeners)
-            listener(reason);
-    };
-    const beat = async () => {
-        try {
-            const current = await readLockFile(lockPath);
-            if (stopped)
-                return;
-            if (current === undefined) {
-                lose(`the lock file ${lockPath} was removed by another process`);
-                return;
-            }
-            if (current.record?.nonce !== record.nonce) {
-                const by = current.record
-                    ? `pid ${current.record.pid} on host ${current.record.host}`
-                    : 'another process';
-                lose(`the lease on ${lockPath} was taken over by ${by}`);
-                return;
-            }
-            const next = { ...record, heartbeat: Date.now() };
-            const tmp = tempPath(lockPath);
-            // No fsync: a heartbeat lost in a power cut only makes the lease look older, which is harmless.
-            await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(next)}\n`, { mode: FILE_MODE, flag: 'wx' });
-            if (stopped) {
-                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-                return;
-            }
-            try {
-                await (0,promises_namespaceObject.rename)(tmp, lockPath);
-            }
-            catch (error) {
-                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-                throw error;
-            }
-            lastBeat = next.heartbeat;
-            record.heartbeat = next.heartbeat;
-        }
-        catch (error) {
-            // Transient trouble (disk full...) is retried on the next tick; give up once the lease has expired.
-            if (Date.now() - lastBeat > ttlMs) {
-                lose(`could not refresh the lease on ${lockPath} for ${formatAge(ttlMs)}: ${String(error)}`);
-            }
-        }
-    };
-    const stop = () => {
-        stopped = true;
-        if (timer !== undefined)
-            clearInterval(timer);
-        timer = undefined;
-    };
-    timer = setInterval(() => {
-        if (tick !== undefined)
-            return;
-        tick = beat().finally(() => {
-            tick = undefined;
-        });
-    }, heartbeatMs);
-    timer.unref();
-    // Best effort: remove temp and aside files that crashed contenders left behind.
-    void sweepLeftovers(runDir);
-    return {
-        info: record,
-        tookOver,
-        stopHeartbeat: stop,
-        onLost(listener) {
-            const reason = lostReason;
-            if (reason === undefined)
-                listeners.push(listener);
-            else
-                queueMicrotask(() => listener(reason));
-        },
-        async release() {
-            stop();
-            await tick;
-            const current = await readLockFile(lockPath);
-            if (current?.record?.nonce === record.nonce) {
-                await (0,promises_namespaceObject.unlink)(lockPath).catch((error) => {
-                    if (errorCode(error) !== 'ENOENT')
-                        throw error;
-                });
-            }
-        },
-    };
-}
-async function sweepLeftovers(runDir) {
-    try {
-        const cutoff = Date.now() - 60_000;
-        for (const name of await (0,promises_namespaceObject.readdir)(runDir)) {
-            if (!/^lock(\.takeover)?\.(tmp|stale)-/.test(name))
-                continue;
-            const path = (0,external_node_path_.join)(runDir, name);
-            const info = await (0,promises_namespaceObject.stat)(path);
-            if (info.mtimeMs < cutoff)
-                await (0,promises_namespaceObject.unlink)(path);
-        }
-    }
-    catch {
-        // Leftovers are harmless; never fail over them.
-    }
-}
-/** The lease record in `runDir`'s lock file; undefined when there is no lock (or it cannot be parsed). */
-async function readLease(runDir) {
-    return (await readLockFile(join(runDir, LOCK_FILE)))?.record;
-}
-/** The lease on `runDir` as acquireLease would judge it (live or stale, and why); undefined without a lock. */
-async function inspectLease(runDir, opts = {}) {
-    const state = await readLockFile((0,external_node_path_.join)(runDir, LOCK_FILE));
-    if (state === undefined)
-        return undefined;
-    const now = Date.now();
-    const verdict = judge(state, opts.ttlMs ?? DEFAULT_TTL_MS, now);
-    return {
-        holder: state.record,
-        ageMs: now - (state.record?.heartbeat ?? state.mtimeMs),
-        stale: verdict.stale,
-        reason: verdict.reason,
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/journal/runs.ts

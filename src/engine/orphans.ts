@@ -3,8 +3,9 @@
 // a pid the kernel has since reused for something else is never signalled.
 import { hostname } from 'node:os';
 import type { Checkpoint } from '../journal/checkpoint.js';
+import { isProcessAlive, processStartTime } from '../journal/lock.js';
 import { orphanedUnits } from '../journal/state.js';
-import { groupAlive, processRunning, processStartTime, signalGroup } from './process.js';
+import { groupAlive, signalGroup } from './process.js';
 
 export async function endOrphans(ckpt: Checkpoint, notice: (message: string) => void): Promise<number> {
   const host = hostname();
@@ -34,7 +35,7 @@ export async function endOrphans(ckpt: Checkpoint, notice: (message: string) => 
   }
   // SIGKILL is asynchronous; the group is gone once the kernel has reaped or re-parented every member.
   const until = Date.now() + 5000;
-  while (waits.some((pid) => groupAlive(pid) && processRunning(pid)) && Date.now() < until) {
+  while (waits.some((pid) => groupAlive(pid) && isProcessAlive(pid)) && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 20));
   }
   return ended;

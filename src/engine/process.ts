@@ -1,8 +1,9 @@
 // The one place that spawns unit processes: own process group, environment, output capture, timeouts and
 // group-wide signals. Everything else asks this module.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { processStartTime } from '../journal/lock.js';
 
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -30,19 +31,6 @@ export interface SpawnOptions {
   tailBytes?: number;
 }
 
-/** Process start time in clock ticks since boot (Linux); undefined elsewhere. Guards against pid reuse. */
-export function processStartTime(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name may contain spaces and parentheses: fields are counted after the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const v = Number(rest[19]);
-    return Number.isFinite(v) ? v : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Sends a signal to a whole process group; a group that is already gone is not an error. */
 export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   try {
@@ -50,22 +38,6 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** Running (not a zombie awaiting its reaper: a container's pid 1 may never reap). Linux; elsewhere kill(0). */
-export function processRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
   }
 }
 
@@ -244,11 +216,6 @@ export class UnitProcess {
         clearInterval(watch);
       }
     }, 50);
-  }
-
-  /** After the unit's main process ended, anything it left in its group is ended too (on stop only). */
-  killGroup(): void {
-    if (this.pid !== undefined) signalGroup(this.pid, 'SIGKILL');
   }
 
   tail(): string {

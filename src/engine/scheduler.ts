@@ -1,7 +1,7 @@
 // The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
 // transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget.
 import { readFileSync, statSync, unlinkSync } from 'node:fs';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Checkpoint } from '../journal/checkpoint.js';
@@ -839,14 +839,5 @@ function takeFile(path: string): string | undefined {
     return text;
   } catch {
     return undefined;
-  }
-}
-
-export async function fileExists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
   }
 }
