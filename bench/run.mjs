@@ -11,11 +11,10 @@
 //      one-unit intervals): `checkpoint status` and `checkpoint run --dry-run`.
 //
 // Big checkpoints are made from a real one: a tiny real run of the same plan (stopped by --time-budget)
-// creates the run with the engine's own step fingerprint; the bench then rewrites `done`/`unitsDone` in its
-// checkpoint.json and recomputes the checksum with a copy of the serialiser in src/journal/snapshot.ts
-// (stringifyReadable + sha256 over the document without `checksum`). That copy is verified against the
-// real snapshot first, and every generated checkpoint is read back through `checkpoint status --json`.
-// Nothing is imported from src/: the CLI bundle is copied once at start, so a concurrent rebuild of dist/
+// creates the run with the engine's own step fingerprint; the bench then reads its checkpoint.json with the
+// engine's own snapshot module (src/journal/snapshot.ts, loaded through the test resolver), replaces the done
+// intervals, and writes it back with the same module. Every generated checkpoint is read back through
+// `checkpoint status --json`. The CLI bundle is copied once at start, so a concurrent rebuild of dist/
 // cannot change or break it mid-run.
 //
 // Writes bench/results/latest.json, latest.md and throughput.svg. Usage: `npm run bench`
@@ -25,6 +24,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { register } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -161,35 +161,11 @@ function verdict(ok) {
 }
 
 // ------------------------------------------------------------------------------------ snapshot serialiser
-// A copy of stringifyReadable/checksumOf from src/journal/snapshot.ts (verified against a real snapshot below).
+// The engine's own snapshot code (Node 24 strips the types; the resolver maps `./x.js` imports to `x.ts`).
 
-function stringifyReadable(value, indent = '') {
-  if (Array.isArray(value)) {
-    if (value.length === 0) return '[]';
-    if (value.every((v) => typeof v !== 'object' || v === null)) return JSON.stringify(value);
-    const inner = `${indent}  `;
-    const flat = value.every((v) => Array.isArray(v) && v.every((x) => typeof x !== 'object'));
-    if (flat) return `[\n${value.map((v) => inner + JSON.stringify(v)).join(',\n')}\n${indent}]`;
-    return `[\n${value.map((v) => inner + stringifyReadable(v, inner)).join(',\n')}\n${indent}]`;
-  }
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined);
-    if (entries.length === 0) return '{}';
-    const inner = `${indent}  `;
-    return `{\n${entries.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${stringifyReadable(v, inner)}`).join(',\n')}\n${indent}}`;
-  }
-  return JSON.stringify(value);
-}
-
-function checksumOf(body) {
-  return `sha256:${createHash('sha256').update(body).digest('hex')}`;
-}
-
-function serializeSnapshotDoc(docWithoutChecksum) {
-  const body = stringifyReadable(docWithoutChecksum);
-  // The checksum is appended as the last key of the hashed body (see serializeSnapshot).
-  return `${body.slice(0, -2)},\n  "checksum": "${checksumOf(body)}"\n}\n`;
-}
+register('../test/support/ts-resolve.mjs', import.meta.url);
+const { parseSnapshot, serializeSnapshot } = await import('../src/journal/snapshot.ts');
+const { IntervalSet } = await import('../src/journal/intervals.ts');
 
 // ------------------------------------------------------------------------------------------------ set-up
 
@@ -467,19 +443,12 @@ async function seedRun() {
   const runId = fs.readFileSync(path.join(dir, 'latest'), 'utf8').trim();
   const runDir = path.join(dir, runId);
   const text = fs.readFileSync(path.join(runDir, 'checkpoint.json'), 'utf8');
-  const snap = JSON.parse(text);
-  const { checksum, ...rest } = snap;
-  if (checksumOf(stringifyReadable(rest)) !== checksum || serializeSnapshotDoc(rest) !== text) {
-    throw new Error(
-      `the bench's copy of the snapshot serialiser does not reproduce ${runDir}/checkpoint.json byte for byte; ` +
-        'src/journal/snapshot.ts changed: update stringifyReadable/checksumOf in bench/run.mjs',
-    );
-  }
   const journal = fs.readFileSync(path.join(runDir, 'journal.ndjson'), 'utf8').trim();
   const lastSeq = journal ? Math.max(...journal.split('\n').map((l) => JSON.parse(l).seq ?? 0)) : 0;
-  if (!snap.steps?.work)
+  if (!parseSnapshot(text, 'seed checkpoint.json').steps.has('work')) {
     throw new Error(`the seed snapshot ${runDir}/checkpoint.json has no record of step "work"`);
-  return { runId, runDir, snap: rest, lastSeq, seedMs: r.ms };
+  }
+  return { runId, runDir, text, lastSeq, seedMs: r.ms };
 }
 
 function writeBigCheckpoint(seed, name, done) {
@@ -489,15 +458,15 @@ function writeBigCheckpoint(seed, name, done) {
   fs.cpSync(seed.runDir, runDir, { recursive: true });
   fs.rmSync(path.join(runDir, 'lock'), { force: true });
   fs.writeFileSync(path.join(root, 'latest'), `${seed.runId}\n`, { mode: 0o600 });
-  const doc = structuredClone(seed.snap);
-  const step = doc.steps.work;
-  step.done = done;
+  const state = parseSnapshot(seed.text, 'seed checkpoint.json');
+  const step = state.steps.get('work');
+  step.done = IntervalSet.fromFlat(done);
   step.unitsDone = RESUME_DONE;
-  step.interrupted = [];
-  step.running = [];
-  step.failed = [];
-  doc.seq = Math.max(doc.seq, seed.lastSeq);
-  const text = serializeSnapshotDoc(doc);
+  step.interrupted = new IntervalSet();
+  step.running.clear();
+  step.failed.clear();
+  state.seq = Math.max(state.seq, seed.lastSeq);
+  const text = serializeSnapshot(state);
   fs.writeFileSync(path.join(runDir, 'checkpoint.json'), text, { mode: 0o600 });
   // Every journal event is already in the snapshot (seq <= snapshot seq), so an empty journal is equivalent.
   fs.writeFileSync(path.join(runDir, 'journal.ndjson'), '', { mode: 0o600 });
