@@ -4,7 +4,11 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
-const entries = [['cli', 'src/cli/index.ts']];
+const entries = [
+  ['cli', 'src/cli/index.ts'],
+  ['main', 'src/action/main.ts'],
+  ['post', 'src/action/post.ts'],
+];
 
 for (const [name, entry] of entries) {
   const out = `dist/${name}`;

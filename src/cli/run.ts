@@ -2,7 +2,7 @@
 // SIGINT/SIGTERM (exit 75 within 5 s, a second SIGINT skips the grace).
 import { hostname } from 'node:os';
 import { type Preparation, prepare } from '../engine/prepare.js';
-import { Engine, EXIT_INCOMPLETE, EXIT_OK, type RunResult } from '../engine/scheduler.js';
+import { Engine, type EngineEvent, EXIT_INCOMPLETE, EXIT_OK, type RunResult } from '../engine/scheduler.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { ensureDir } from '../journal/fsutil.js';
 import { acquireLease, type Lease } from '../journal/lock.js';
@@ -84,7 +84,31 @@ export async function chooseRun(
   return { id: await newRunId(root, plan.name), existing: false };
 }
 
+/** What a run came to, for callers that do more than exit with its code (the action). */
+export interface RunOutcome {
+  exitCode: number;
+  plan: Plan;
+  root: string;
+  runId: string;
+  /** The engine's result; undefined for a dry run or a run stopped before the engine started. */
+  result?: RunResult;
+  /** The signal that stopped the run, if one did. */
+  signal?: NodeJS.Signals;
+}
+
+export interface RunHooks {
+  /** Called once the engine exists, with the open checkpoint (the action starts its periodic saves here). */
+  onEngine?: (ckpt: Checkpoint, engine: Engine) => void;
+  /** Every engine event, after the progress view saw it. */
+  onEvent?: (ev: EngineEvent) => void;
+}
+
 export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
+  return (await executeRun(opts, io)).exitCode;
+}
+
+/** `checkpoint run`, returning what happened instead of only an exit code. */
+export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = {}): Promise<RunOutcome> {
   const concurrency = parseConcurrency(opts.concurrency);
   const plan = await loadPlan(planPath(opts), concurrency === undefined ? {} : { concurrency });
   const root = rootOf(opts, plan);
@@ -105,7 +129,17 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
   let engine: Engine | undefined;
   let early: string | undefined;
   let sigints = 0;
+  let signal: NodeJS.Signals | undefined;
+  const outcome = (exitCode: number, result?: RunResult): RunOutcome => ({
+    exitCode,
+    plan,
+    root,
+    runId: id,
+    ...(result ? { result } : {}),
+    ...(signal ? { signal } : {}),
+  });
   const onSignal = (sig: NodeJS.Signals) => {
+    signal ??= sig;
     if (sig === 'SIGINT') sigints += 1;
     if (!engine) {
       early = sig;
@@ -150,7 +184,7 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
     }
     if (opts.dryRun) {
       printExplain(io.out, plan, prep, existing ? id : `${id} (new)`);
-      return EXIT_OK;
+      return outcome(EXIT_OK);
     }
     if (!lease) {
       await ensureDir(root);
@@ -165,7 +199,7 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
     await ckpt.openForWrite();
     if (early) {
       io.err.write(`checkpoint: received ${early} before starting; nothing ran\n`);
-      return EXIT_INCOMPLETE;
+      return outcome(EXIT_INCOMPLETE);
     }
     const tty = io.out.isTTY === true && io.env.CI !== 'true';
     const progress = new Progress(
@@ -185,11 +219,15 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
       concurrency,
       deadline,
       env: io.env,
-      onEvent: (ev) => progress.event(ev),
+      onEvent: (ev) => {
+        progress.event(ev);
+        hooks.onEvent?.(ev);
+      },
       onOutput: (label, line, stream) => progress.output(label, line, stream),
     });
     const lost = (reason: string) => engine?.stop(`lease lost: ${reason}`, 0);
     lease.onLost(lost);
+    hooks.onEngine?.(ckpt, engine);
     progress.start();
     let result: RunResult;
     try {
@@ -208,7 +246,7 @@ export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
     );
     if (result.exitCode === EXIT_INCOMPLETE)
       progress.line(`resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}`);
-    return result.exitCode;
+    return outcome(result.exitCode, result);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -1,0 +1,178 @@
+// The action's inputs, read once into a typed object. Nothing below this module calls `core.getInput`;
+// a bad value fails the action here, naming the input, the value and the fix, before anything runs.
+import { isAbsolute, relative, resolve } from 'node:path';
+import { z } from 'zod';
+import { isValidRunId } from '../journal/runs.js';
+import { parseDuration } from '../plan/duration.js';
+
+export const COMMANDS = ['run', 'status', 'rollback', 'report'] as const;
+export const STORES = ['cache', 'artifact', 'none'] as const;
+export const ON_INCOMPLETE = ['fail', 'success', 'dispatch'] as const;
+
+export interface Inputs {
+  /** Absolute path of the plan file (unused when `run` is given). */
+  file: string;
+  /** A one-step plan written inline, instead of `file`. */
+  run?: string;
+  store: (typeof STORES)[number];
+  /** The explicit `key`; undefined means the per-run default. */
+  key?: string;
+  timeBudgetMs?: number;
+  saveEveryMs: number;
+  onIncomplete: (typeof ON_INCOMPLETE)[number];
+  concurrency?: number;
+  shard?: string;
+  /** Extra files or folders carried in the checkpoint, absolute, all inside the workspace. */
+  paths: string[];
+  signingKey?: string;
+  reset: string[];
+  maxContinuations: number;
+  command: (typeof COMMANDS)[number];
+  githubToken: string;
+}
+
+export class InputError extends Error {
+  override name = 'InputError';
+}
+
+function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new InputError(`input \`${name}\`: expected one of ${allowed.join(', ')}, got "${value}"`);
+}
+
+function duration(name: string, value: string, example: string): number {
+  try {
+    const ms = parseDuration(value);
+    if (ms <= 0) throw new Error(`must be more than zero, got "${value}"`);
+    return ms;
+  } catch (err) {
+    throw new InputError(
+      `input \`${name}\`: ${(err as Error).message} (for example \`${name}: ${example}\`)`,
+    );
+  }
+}
+
+function integer(name: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min)
+    throw new InputError(`input \`${name}\`: expected a whole number of at least ${min}, got "${value}"`);
+  return n;
+}
+
+/** Words split on commas, spaces and newlines (YAML block scalars and `a, b` both work). */
+function words(value: string): string[] {
+  return value
+    .split(/[\s,]+/)
+    .map((w) => w.trim())
+    .filter((w) => w !== '');
+}
+
+export interface InputContext {
+  workspace: string;
+}
+
+/** Every input the action declares, with the default action.yml gives it. */
+export const INPUT_DEFAULTS = {
+  file: 'checkpoint.yml',
+  run: '',
+  store: 'cache',
+  key: '',
+  'time-budget': '',
+  'save-every': '5m',
+  'on-incomplete': 'fail',
+  concurrency: '',
+  shard: '',
+  paths: '',
+  'signing-key': '',
+  reset: '',
+  'max-continuations': '10',
+  command: 'run',
+  'github-token': '',
+} as const;
+type InputName = keyof typeof INPUT_DEFAULTS;
+
+/** A zod field over one input's text; a thrown InputError becomes that field's issue. */
+function field<T>(parse: (value: string) => T) {
+  return z.string().transform((value, ctx): T => {
+    try {
+      return parse(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
+const optional = <T>(parse: (value: string) => T) => field((v) => (v === '' ? undefined : parse(v)));
+
+function schema(ctx: InputContext) {
+  return z.object({
+    file: field((v) => resolve(ctx.workspace, v || 'checkpoint.yml')),
+    run: optional((v) => v),
+    store: field((v) => oneOf('store', v || 'cache', STORES)),
+    key: optional((v) => {
+      if (v.length > 200 || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v) || !isValidRunId(v))
+        throw new InputError(
+          `input \`key\`: "${v}" is not usable as a key; use up to 200 letters, digits, ".", "_" and "-", starting with a letter or digit (for example \`key: backfill-2026\`)`,
+        );
+      return v;
+    }),
+    'time-budget': optional((v) => duration('time-budget', v, '25m')),
+    'save-every': field((v) => duration('save-every', v || '5m', '5m')),
+    'on-incomplete': field((v) => oneOf('on-incomplete', v || 'fail', ON_INCOMPLETE)),
+    concurrency: optional((v) => integer('concurrency', v, 1)),
+    shard: optional((v) => {
+      if (!/^\d+\/\d+$/.test(v))
+        throw new InputError(`input \`shard\`: expected I/N such as "0/4", got "${v}"`);
+      return v;
+    }),
+    paths: field((v) =>
+      words(v).map((p) => {
+        const abs = resolve(ctx.workspace, p);
+        const rel = relative(ctx.workspace, abs);
+        if (rel === '' || rel.startsWith('..') || isAbsolute(rel))
+          throw new InputError(
+            `input \`paths\`: "${p}" is not inside the workspace (${ctx.workspace}); list files or folders under it`,
+          );
+        return abs;
+      }),
+    ),
+    'signing-key': optional((v) => v),
+    reset: field(words),
+    'max-continuations': field((v) => integer('max-continuations', v || '10', 0)),
+    command: field((v) => oneOf('command', v || 'run', COMMANDS)),
+    'github-token': field((v) => v),
+  });
+}
+
+/** Reads every input through `get` (core.getInput in the action; a map in tests). */
+export function readInputs(get: (name: string) => string, ctx: InputContext): Inputs {
+  const raw = {} as Record<InputName, string>;
+  // `run` keeps its line breaks (a multi-line script); everything else is trimmed.
+  for (const name of Object.keys(INPUT_DEFAULTS) as InputName[])
+    raw[name] = name === 'run' ? get(name) : get(name).trim();
+  if (raw.run.trim() === '') raw.run = '';
+  const parsed = schema(ctx).safeParse(raw);
+  if (!parsed.success) throw new InputError(parsed.error.issues.map((i) => i.message).join('\n'));
+  const v = parsed.data;
+  if (v.run !== undefined && raw.file !== '' && raw.file !== 'checkpoint.yml')
+    throw new InputError(`inputs \`file\` ("${raw.file}") and \`run\` were both given; use one of them`);
+  const inputs: Inputs = {
+    file: v.file,
+    store: v.store,
+    saveEveryMs: v['save-every'],
+    onIncomplete: v['on-incomplete'],
+    paths: v.paths,
+    reset: v.reset,
+    maxContinuations: v['max-continuations'],
+    command: v.command,
+    githubToken: v['github-token'],
+  };
+  if (v.run !== undefined) inputs.run = v.run;
+  if (v.key !== undefined) inputs.key = v.key;
+  if (v['time-budget'] !== undefined) inputs.timeBudgetMs = v['time-budget'];
+  if (v.concurrency !== undefined) inputs.concurrency = v.concurrency;
+  if (v.shard !== undefined) inputs.shard = v.shard;
+  if (v['signing-key'] !== undefined) inputs.signingKey = v['signing-key'];
+  return inputs;
+}

@@ -1,0 +1,29 @@
+// Cache keys and artifact names. Entries are immutable, so each save is a new entry
+// `checkpoint-v1-<key>-<run_id>-<run_attempt>-<seq>`, and restore takes the newest under `checkpoint-v1-<key>-`.
+
+const UNSAFE = /[^A-Za-z0-9._-]+/g;
+
+function clean(s: string): string {
+  return s.replace(UNSAFE, '_').replace(/^[._-]+/, '') || 'x';
+}
+
+/** The explicit `key`, else `<workflow>-<job>[-shard]-<run_id>`: attempts of one run resume each other. */
+export function baseKey(o: {
+  key?: string;
+  workflow: string;
+  job: string;
+  shard?: string;
+  runId: number;
+}): string {
+  if (o.key) return o.key;
+  const shard = o.shard ? `-shard${o.shard.replace('/', 'of')}` : '';
+  return `${clean(o.workflow)}-${clean(o.job)}${shard}-${o.runId}`;
+}
+
+export function entryPrefix(key: string): string {
+  return `checkpoint-v1-${key}-`;
+}
+
+export function entryName(key: string, runId: number, attempt: number, seq: number): string {
+  return `${entryPrefix(key)}${runId}-${attempt}-${seq}`;
+}

@@ -1,0 +1,308 @@
+// The action's main step: read inputs, restore the newest checkpoint for the key, run the engine (saving
+// every `save-every` while progress changes), save once more, write the job summary and outputs, and end
+// the job the way `on-incomplete` says.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as core from '@actions/core';
+import { stringify } from 'yaml';
+import { classify } from '../cli/main.js';
+import { executeRun, type Io, type RunOutcome } from '../cli/run.js';
+import { EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK } from '../engine/scheduler.js';
+import { Checkpoint } from '../journal/checkpoint.js';
+import { loadPlan } from '../plan/load.js';
+import type { Plan } from '../plan/types.js';
+import { type RunnerConfig, readConfig } from './config.js';
+import { dispatchWorkflow, readContinuations, writeContinuations } from './continuation.js';
+import { InputError, type Inputs, readInputs } from './inputs.js';
+import { baseKey } from './keys.js';
+import { publishReport, setRunOutputs } from './report.js';
+import { CoreStateProvider, type StateProvider } from './state.js';
+import { makeStore } from './store-factory.js';
+import { CheckpointSync } from './sync.js';
+
+/** A plan written inline with the `run` input: one step, run in the workspace. */
+async function inlinePlanFile(inputs: Inputs, cfg: RunnerConfig, key: string): Promise<string> {
+  const dir = join(cfg.temp, 'checkpoint-action');
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, 'inline-plan.yml');
+  const doc = {
+    version: 1,
+    name: key,
+    steps: [{ id: 'run', run: inputs.run, 'working-directory': cfg.workspace }],
+  };
+  await writeFile(file, stringify(doc), { mode: 0o600 });
+  return file;
+}
+
+interface Context {
+  inputs: Inputs;
+  cfg: RunnerConfig;
+  plan: Plan;
+  planFile: string;
+  key: string;
+  root: string;
+  runId: string;
+  state: StateProvider;
+  sync: CheckpointSync;
+  io: Io;
+}
+
+async function setUp(state: StateProvider): Promise<Context | undefined> {
+  const cfg = readConfig();
+  let inputs: Inputs;
+  try {
+    inputs = readInputs((n) => core.getInput(n), { workspace: cfg.workspace });
+    if (inputs.onIncomplete === 'dispatch' && inputs.key === undefined)
+      throw new InputError(
+        'input `on-incomplete: dispatch` continues in a new workflow run, which finds the checkpoint only through an explicit `key`; set `key` (for example `key: nightly-backfill`)',
+      );
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    core.setFailed(err.message);
+    return undefined;
+  }
+  if (inputs.signingKey) core.setSecret(inputs.signingKey);
+  const key = baseKey({
+    ...(inputs.key !== undefined ? { key: inputs.key } : {}),
+    workflow: cfg.workflow,
+    job: cfg.job,
+    ...(inputs.shard !== undefined ? { shard: inputs.shard } : {}),
+    runId: cfg.runId,
+  });
+  const planFile = inputs.run !== undefined ? await inlinePlanFile(inputs, cfg, key) : inputs.file;
+  let plan: Plan;
+  try {
+    plan = await loadPlan(
+      planFile,
+      inputs.concurrency !== undefined ? { concurrency: inputs.concurrency } : {},
+    );
+  } catch (err) {
+    const { code, message } = classify(err);
+    core.setFailed(message);
+    process.exitCode = code;
+    return undefined;
+  }
+  // The run folder is named after the key, so every attempt and every store agrees on it.
+  const runId = key;
+  const root = join(inputs.run !== undefined ? cfg.workspace : plan.dir, '.checkpoints');
+  state.set('root', root);
+  state.set('run-id', runId);
+  state.set('key', key);
+  state.set('plan-name', plan.name);
+  state.set('plan-file', planFile);
+  const store = makeStore(inputs, cfg);
+  const sync = new CheckpointSync({
+    store,
+    key,
+    root,
+    runId,
+    planName: plan.name,
+    workspace: cfg.workspace,
+    temp: cfg.temp,
+    paths: inputs.paths,
+    ...(inputs.signingKey !== undefined ? { signingKey: inputs.signingKey } : {}),
+    ghRunId: cfg.runId,
+    attempt: cfg.runAttempt,
+    state,
+    log: { info: (m) => core.info(m), warning: (m) => core.warning(m) },
+  });
+  const io: Io = { out: process.stdout, err: process.stdout, env: { ...process.env, CI: 'true' } };
+  return { inputs, cfg, plan, planFile, key, root, runId, state, sync, io };
+}
+
+/** One collapsible log group per step; when steps overlap, lines keep their `[step]` prefix inside it. */
+function stepGroups() {
+  let open: string | undefined;
+  return {
+    onState(step: string, s: string) {
+      if (s === 'running' && open !== step) {
+        if (open !== undefined) core.endGroup();
+        core.startGroup(`step ${step}`);
+        open = step;
+      } else if (s !== 'running' && s !== 'waiting' && open === step) {
+        core.endGroup();
+        open = undefined;
+      }
+    },
+    close() {
+      if (open !== undefined) core.endGroup();
+      open = undefined;
+    },
+  };
+}
+
+async function progressOf(ctx: Context): Promise<number | undefined> {
+  if (!(await Checkpoint.exists(ctx.root, ctx.runId))) return undefined;
+  return (await Checkpoint.read(ctx.root, ctx.runId)).state.seq;
+}
+
+async function runEngine(ctx: Context): Promise<RunOutcome> {
+  const groups = stepGroups();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await executeRun(
+      {
+        file: ctx.planFile,
+        dir: ctx.root,
+        run: ctx.runId,
+        ...(ctx.inputs.timeBudgetMs !== undefined ? { timeBudget: `${ctx.inputs.timeBudgetMs}ms` } : {}),
+        ...(ctx.inputs.concurrency !== undefined ? { concurrency: String(ctx.inputs.concurrency) } : {}),
+        ...(ctx.inputs.shard !== undefined ? { shard: ctx.inputs.shard } : {}),
+      },
+      ctx.io,
+      {
+        onEngine: (ckpt) => {
+          timer = setInterval(() => {
+            const seq = ckpt.state.seq;
+            if (ctx.sync.changedSince(seq))
+              void ctx.sync.save(seq, `every ${ctx.inputs.saveEveryMs / 1000}s`);
+          }, ctx.inputs.saveEveryMs);
+          timer.unref();
+        },
+        onEvent: (ev) => {
+          if (ev.type === 'step-state') groups.onState(ev.step, ev.state);
+        },
+      },
+    );
+  } finally {
+    if (timer) clearInterval(timer);
+    groups.close();
+  }
+}
+
+async function resetSteps(ctx: Context): Promise<void> {
+  if (ctx.inputs.reset.length === 0 || !(await Checkpoint.exists(ctx.root, ctx.runId))) return;
+  const { resetCommand } = await import('../cli/manage.js');
+  await resetCommand(ctx.inputs.reset, { file: ctx.planFile, dir: ctx.root, run: ctx.runId }, ctx.io);
+}
+
+async function otherCommand(ctx: Context): Promise<number> {
+  const opts = { file: ctx.planFile, dir: ctx.root, run: ctx.runId };
+  if (!(await Checkpoint.exists(ctx.root, ctx.runId))) {
+    core.info(`no checkpoint for key ${ctx.key} yet: nothing to ${ctx.inputs.command}`);
+    return EXIT_OK;
+  }
+  if (ctx.inputs.command === 'status') {
+    const { statusCommand } = await import('../cli/status.js');
+    return statusCommand(opts, ctx.io);
+  }
+  if (ctx.inputs.command === 'rollback') {
+    const { rollbackCommand } = await import('../cli/manage.js');
+    return rollbackCommand(opts, ctx.io);
+  }
+  // `report`: the summary and outputs below are the report of this job's checkpoint.
+  return EXIT_OK;
+}
+
+/**
+ * For `on-incomplete: dispatch`, counts the continuation in the checkpoint before the final save, so the
+ * next run sees it. Undefined when the limit is reached (nothing is counted then).
+ */
+async function countContinuation(ctx: Context): Promise<number | undefined> {
+  const runDir = join(ctx.root, ctx.runId);
+  const done = await readContinuations(runDir);
+  if (done >= ctx.inputs.maxContinuations) return undefined;
+  await writeContinuations(runDir, done + 1);
+  return done + 1;
+}
+
+/** Ends the job for an incomplete run as `on-incomplete` says. */
+async function onIncomplete(
+  ctx: Context,
+  remaining: number,
+  continuation: number | undefined,
+): Promise<void> {
+  const left = `${remaining} units remain`;
+  if (ctx.inputs.onIncomplete === 'success') {
+    core.info(`incomplete: ${left}; the job passes (on-incomplete: success) and complete=false`);
+    return;
+  }
+  if (ctx.inputs.onIncomplete === 'fail') {
+    core.setFailed(
+      `incomplete: ${left}; the checkpoint is saved under key ${ctx.key}: re-run the job (Re-run failed jobs) to continue`,
+    );
+    return;
+  }
+  if (continuation === undefined) {
+    core.setFailed(
+      `incomplete: ${left} after ${ctx.inputs.maxContinuations} continuations (max-continuations); raise max-continuations or look at why the plan is not finishing`,
+    );
+    return;
+  }
+  try {
+    await dispatchWorkflow({
+      apiUrl: ctx.cfg.apiUrl,
+      repository: ctx.cfg.repository,
+      workflowRef: ctx.cfg.workflowRef,
+      ref: ctx.cfg.ref,
+      token: ctx.inputs.githubToken,
+    });
+    core.info(
+      `incomplete: ${left}; dispatched continuation ${continuation} of at most ${ctx.inputs.maxContinuations}`,
+    );
+  } catch (err) {
+    core.setFailed(
+      `incomplete: ${left}, and the continuation could not be dispatched: ${(err as Error).message}`,
+    );
+  }
+}
+
+/** The main step; never throws: whatever goes wrong ends as a failed step with its message. */
+export async function run(state: StateProvider = new CoreStateProvider(core)): Promise<void> {
+  try {
+    await main(state);
+  } catch (err) {
+    core.setFailed(`checkpoint-action: ${(err as Error).stack ?? String(err)}`);
+  }
+}
+
+async function main(state: StateProvider): Promise<void> {
+  const ctx = await setUp(state);
+  if (!ctx) return;
+  const restored = await ctx.sync.restore();
+  core.info(
+    `checkpoint ${ctx.runId}: ${restored.source === 'store' ? `restored from ${restored.entry}` : restored.source === 'local' ? 'continuing the local checkpoint' : 'fresh start'} (${restored.ms} ms)`,
+  );
+  let exitCode: number;
+  let outcome: RunOutcome | undefined;
+  try {
+    if (ctx.inputs.command === 'run') {
+      await resetSteps(ctx);
+      outcome = await runEngine(ctx);
+      exitCode = outcome.exitCode;
+    } else {
+      exitCode = await otherCommand(ctx);
+    }
+  } catch (err) {
+    const { code, message } = classify(err);
+    core.setFailed(message);
+    exitCode = code;
+  }
+  if (outcome?.signal) {
+    // Cancelled or timed out: the runner kills this process 7.5 s after its SIGINT, and a save may not
+    // fit; post runs next and saves what main could not.
+    core.warning(`stopped by ${outcome.signal}; the post step saves the checkpoint`);
+    await setRunOutputs(ctx, restored.source !== 'none').catch(() => undefined);
+    process.exitCode = EXIT_FAILED;
+    return;
+  }
+  const continuation =
+    exitCode === EXIT_INCOMPLETE && ctx.inputs.onIncomplete === 'dispatch'
+      ? await countContinuation(ctx)
+      : undefined;
+  const seq = await progressOf(ctx);
+  if (seq !== undefined && ctx.inputs.command !== 'status')
+    await ctx.sync.save(seq, 'end of main', continuation !== undefined);
+  const stats = await setRunOutputs(ctx, restored.source !== 'none');
+  await publishReport(ctx, outcome?.result, restored);
+  state.set('main-ended', 'true');
+  if (exitCode === EXIT_OK || ctx.inputs.command !== 'run') {
+    if (exitCode !== EXIT_OK && !process.exitCode)
+      process.exitCode = exitCode === EXIT_INCOMPLETE ? 1 : exitCode;
+    return;
+  }
+  if (exitCode === EXIT_INCOMPLETE) await onIncomplete(ctx, stats?.unitsRemaining ?? 0, continuation);
+  else if (!process.exitCode) core.setFailed(outcome?.result?.reason ?? `the run failed (exit ${exitCode})`);
+}
+
+export type { Context as MainContext };

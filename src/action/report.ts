@@ -1,0 +1,62 @@
+// What the action tells the job: outputs (on every path), the job summary, and error annotations for
+// failed units.
+import { appendFile } from 'node:fs/promises';
+import * as core from '@actions/core';
+import type { RunResult } from '../engine/scheduler.js';
+import { Checkpoint } from '../journal/checkpoint.js';
+import { annotationsFor } from '../report/annotations.js';
+import { type RunStats, runStats } from '../report/stats.js';
+import { readLogTails, renderSummary } from '../report/summary.js';
+import type { MainContext } from './main-run.js';
+import type { RestoreOutcome } from './sync.js';
+
+async function readRun(ctx: MainContext): Promise<Checkpoint | undefined> {
+  if (!(await Checkpoint.exists(ctx.root, ctx.runId))) return undefined;
+  return Checkpoint.read(ctx.root, ctx.runId);
+}
+
+/** Sets every output; a run that never started reports zeros and complete=false. */
+export async function setRunOutputs(ctx: MainContext, resumed: boolean): Promise<RunStats | undefined> {
+  const ckpt = await readRun(ctx);
+  const stats = ckpt ? runStats(ckpt, ctx.plan) : undefined;
+  const steps = stats?.steps ?? [];
+  const done = steps.filter((s) => s.status === 'done').length;
+  const outputs: Record<string, Record<string, string>> = {};
+  for (const s of steps) if (Object.keys(s.outputs).length > 0) outputs[s.id] = s.outputs;
+  core.setOutput('complete', String(stats?.complete ?? false));
+  core.setOutput('resumed', String(resumed));
+  core.setOutput('run-id', ctx.runId);
+  core.setOutput('steps-done', String(done));
+  core.setOutput('steps-remaining', String((stats ? steps.length : ctx.plan.steps.length) - done));
+  core.setOutput('units-done', String(stats?.unitsDone ?? 0));
+  core.setOutput('units-remaining', String(stats?.unitsRemaining ?? 0));
+  core.setOutput('outputs', JSON.stringify(outputs));
+  core.setOutput('checkpoint-key', ctx.key);
+  return stats;
+}
+
+/** Job summary and annotations for the run as it stands now. */
+export async function publishReport(
+  ctx: MainContext,
+  result: RunResult | undefined,
+  restored: RestoreOutcome,
+): Promise<void> {
+  const ckpt = await readRun(ctx);
+  if (!ckpt) return;
+  const stats = runStats(ckpt, ctx.plan);
+  const logs = await readLogTails(ckpt, stats);
+  for (const a of annotationsFor(stats, logs)) core.error(a.message, a.properties);
+  if (!ctx.cfg.summaryFile) return;
+  const markdown = renderSummary({
+    state: ckpt.state,
+    stats,
+    planName: ctx.plan.name,
+    runId: ctx.runId,
+    resumed: restored.source !== 'none',
+    ...(result ? { exitCode: result.exitCode, reason: result.reason } : {}),
+    warnings: ctx.sync.warnings,
+    logs,
+  });
+  // Appended directly: core.summary buffers and would need its own size bookkeeping on top of ours.
+  await appendFile(ctx.cfg.summaryFile, `${markdown}\n`);
+}

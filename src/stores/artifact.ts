@@ -1,0 +1,151 @@
+// The `artifact` store: the real @actions/artifact (loaded only when used). Each save uploads the bundle
+// as a new artifact whose name carries the attempt and sequence; restore lists artifacts through the REST
+// API with the token and takes the newest by creation time. Within one workflow run (attempts re-running
+// it) the run's own list is asked; with an explicit `key` that outlives runs, the repository's list is.
+import { join } from 'node:path';
+import { ARCHIVE, MANIFEST } from './bundle.js';
+import { type Store, StoreError } from './store.js';
+
+type ArtifactModule = typeof import('@actions/artifact');
+
+export interface ArtifactStoreOptions {
+  token: string;
+  /** owner/name */
+  repository: string;
+  runId: number;
+  /** `run`: this workflow run's artifacts; `repository`: every run's (explicit keys resume across runs). */
+  scope: 'run' | 'repository';
+  apiUrl: string;
+  retentionDays?: number;
+}
+
+interface Listed {
+  id: number;
+  name: string;
+  createdAt: number;
+  runId: number;
+}
+
+interface RestArtifact {
+  id: number;
+  name: string;
+  created_at?: string;
+  expired?: boolean;
+  workflow_run?: { id?: number };
+}
+
+export class ArtifactStore implements Store {
+  readonly kind = 'artifact' as const;
+  readonly #o: ArtifactStoreOptions;
+  #lib: ArtifactModule | undefined;
+
+  constructor(o: ArtifactStoreOptions) {
+    this.#o = o;
+  }
+
+  async #client() {
+    this.#lib ??= await import('@actions/artifact');
+    return new this.#lib.DefaultArtifactClient();
+  }
+
+  get #owner(): string {
+    return this.#o.repository.split('/')[0] ?? '';
+  }
+
+  get #repo(): string {
+    return this.#o.repository.split('/')[1] ?? '';
+  }
+
+  /** GET a REST list page; the library only lists one run, so the repository-wide list is asked directly. */
+  async #repositoryArtifacts(prefix: string): Promise<Listed[]> {
+    const found: Listed[] = [];
+    // GitHub lists a repository's artifacts newest first; ten pages of 100 reach far enough back for a
+    // checkpoint that is saved every few minutes, without walking a big repository's whole history.
+    for (let page = 1; page <= 10; page++) {
+      const url = `${this.#o.apiUrl.replace(/\/$/, '')}/repos/${this.#o.repository}/actions/artifacts?per_page=100&page=${page}`;
+      const res = await fetch(url, {
+        headers: {
+          authorization: `Bearer ${this.#o.token}`,
+          accept: 'application/vnd.github+json',
+          'x-github-api-version': '2022-11-28',
+        },
+      });
+      if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+      const body = (await res.json()) as { artifacts?: RestArtifact[] };
+      const list = body.artifacts ?? [];
+      for (const a of list) {
+        if (a.expired || !a.name.startsWith(prefix)) continue;
+        found.push({
+          id: a.id,
+          name: a.name,
+          createdAt: a.created_at ? Date.parse(a.created_at) : 0,
+          runId: a.workflow_run?.id ?? this.#o.runId,
+        });
+      }
+      if (list.length < 100) break;
+    }
+    return found;
+  }
+
+  async #runArtifacts(prefix: string): Promise<Listed[]> {
+    const client = await this.#client();
+    const { artifacts } = await client.listArtifacts({
+      findBy: {
+        token: this.#o.token,
+        workflowRunId: this.#o.runId,
+        repositoryOwner: this.#owner,
+        repositoryName: this.#repo,
+      },
+    });
+    return artifacts
+      .filter((a) => a.name.startsWith(prefix))
+      .map((a) => ({ id: a.id, name: a.name, createdAt: a.createdAt?.getTime() ?? 0, runId: this.#o.runId }));
+  }
+
+  async restore(prefix: string, dir: string) {
+    if (!this.#o.token)
+      throw new StoreError('artifact restore needs `github-token` to list artifacts; set it');
+    let newest: Listed | undefined;
+    try {
+      const list =
+        this.#o.scope === 'repository'
+          ? await this.#repositoryArtifacts(prefix)
+          : await this.#runArtifacts(prefix);
+      // Newest by creation time; equal times (one-second resolution) fall back to the higher id.
+      newest = list.sort((a, b) => b.createdAt - a.createdAt || b.id - a.id)[0];
+    } catch (err) {
+      throw new StoreError(`artifact list failed: ${(err as Error).message}`, { cause: err });
+    }
+    if (!newest) return undefined;
+    try {
+      const client = await this.#client();
+      await client.downloadArtifact(newest.id, {
+        path: dir,
+        findBy: {
+          token: this.#o.token,
+          workflowRunId: newest.runId,
+          repositoryOwner: this.#owner,
+          repositoryName: this.#repo,
+        },
+      });
+    } catch (err) {
+      throw new StoreError(`artifact download of ${newest.name} failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    return { name: newest.name };
+  }
+
+  async save(name: string, dir: string): Promise<void> {
+    try {
+      const client = await this.#client();
+      await client.uploadArtifact(name, [join(dir, MANIFEST), join(dir, ARCHIVE)], dir, {
+        // The archive is already gzip'ed.
+        compressionLevel: 0,
+        ...(this.#o.retentionDays ? { retentionDays: this.#o.retentionDays } : {}),
+      });
+    } catch (err) {
+      throw new StoreError(`artifact upload of ${name} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}

@@ -1,0 +1,37 @@
+// Where checkpoint bundles live between attempts. The action only ever asks a Store for the newest bundle
+// under a key prefix and to keep a new one; how and where is the store's business.
+
+export type StoreKind = 'cache' | 'artifact' | 'none';
+
+export interface RestoredEntry {
+  /** The entry's name in the store (cache key or artifact name). */
+  name: string;
+}
+
+export interface Store {
+  readonly kind: StoreKind;
+  /**
+   * Fetches the newest bundle whose name starts with `prefix` into `dir` (a bundle folder, see bundle.ts);
+   * undefined when there is none. Throws StoreError when the store could not be asked.
+   */
+  restore(prefix: string, dir: string): Promise<RestoredEntry | undefined>;
+  /** Keeps the bundle in `dir` as a new, immutable entry called `name`. Throws StoreError on failure. */
+  save(name: string, dir: string): Promise<void>;
+}
+
+/**
+ * A store that could not do what was asked: an outage, a refused write, a throttled request. Never fatal:
+ * the local checkpoint is intact, and the job's result is decided by its work, so callers log a warning.
+ */
+export class StoreError extends Error {
+  override name = 'StoreError';
+}
+
+/** The local directory only: on a self-hosted runner with a persistent workspace it is the checkpoint. */
+export class NoStore implements Store {
+  readonly kind = 'none' as const;
+  async restore(): Promise<undefined> {
+    return undefined;
+  }
+  async save(): Promise<void> {}
+}
