@@ -1,0 +1,273 @@
+// The built action (dist/main, dist/post) run the way the runner runs it, against local cache and
+// artifact services that the real @actions/cache and @actions/artifact talk to. Attempts are judged by
+// what the units did (lines in an effects file outside the workspace), not by the action's own report.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as cache from '@actions/cache';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Checkpoint } from '../../src/journal/checkpoint.js';
+import { packBundle } from '../../src/stores/bundle.js';
+import { waitFor } from '../support/cli.js';
+import { Job } from '../support/runner.js';
+import { type Services, setEnv, startServices, withCoreLog } from '../support/services/index.js';
+
+const UNITS = 24;
+const PLAN = `version: 1
+name: e2e
+steps:
+  - id: prepare
+    run: echo "prepare" >> "$EFFECTS"
+  - id: chunks
+    run: |
+      echo "start $CHECKPOINT_BATCH_START" >> "$EFFECTS"
+      sleep 0.2
+      # A unit stopped between its last write and its exit did its work but cannot report it, so it runs
+      # again; ignoring SIGTERM for the last line makes "end" mean "recorded done" and the count exact.
+      trap '' TERM
+      echo "end $CHECKPOINT_BATCH_START" >> "$EFFECTS"
+    batch:
+      range: { from: 0, to: ${UNITS} }
+      size: 1
+      parallel: 2
+`;
+
+let services: Services;
+let base: string;
+let nextRun = 100;
+
+beforeAll(async () => {
+  services = await startServices();
+  base = await mkdtemp(join(tmpdir(), 'action-e2e-'));
+});
+
+afterAll(async () => {
+  await services?.stop();
+  await rm(base, { recursive: true, force: true });
+});
+
+interface Scenario {
+  effects: string;
+  job(o: { attempt?: number; runId?: number; inputs?: Record<string, string>; plan?: string }): Promise<Job>;
+}
+
+async function scenario(name: string): Promise<Scenario> {
+  const dir = await mkdtemp(join(base, `${name}-`));
+  const effects = join(dir, 'effects.log');
+  await writeFile(effects, '');
+  let n = 0;
+  return {
+    effects,
+    async job({ attempt = 1, runId = 1, inputs = {}, plan = PLAN }) {
+      n += 1;
+      // Every attempt gets a new, empty workspace and temp folder, as on a fresh runner machine.
+      const workspace = join(dir, `ws${n}`);
+      const temp = join(dir, `temp${n}`);
+      const job = new Job({
+        workspace,
+        temp,
+        inputs,
+        env: {
+          ...services.envFor({ runId, runAttempt: attempt }),
+          // The OIDC request pair a job with `id-token: write` gets; units must not see it either.
+          ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'oidc-request-token',
+          ACTIONS_ID_TOKEN_REQUEST_URL: 'http://127.0.0.1:9/oidc',
+          RUNNER_TEMP: temp,
+          EFFECTS: effects,
+        },
+      });
+      await mkdir(workspace, { recursive: true });
+      await writeFile(join(workspace, 'checkpoint.yml'), plan);
+      return job;
+    },
+  };
+}
+
+function lines(text: string, kind: 'start' | 'end'): number[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${kind} `))
+    .map((l) => Number(l.slice(kind.length + 1)));
+}
+
+async function effectsText(s: Scenario): Promise<string> {
+  return readFile(s.effects, 'utf8');
+}
+
+/** Attempt 1 is cancelled mid-way; attempt 2 starts on a new machine and finishes only what was left. */
+async function cancelAndResume(store: 'cache' | 'artifact') {
+  const s = await scenario(store);
+  const runId = nextRun++;
+  const inputs = { store, 'github-token': services.githubToken };
+  const job1 = await s.job({ runId, attempt: 1, inputs });
+  const main1 = await job1.start('main');
+  await waitFor(async () => lines(await effectsText(s), 'end').length >= 6, 60_000);
+  const cancelled = await main1.cancel();
+  // Stopped by SIGINT within the runner's 7.5 s, not killed.
+  expect(cancelled.signal).toBeNull();
+  expect(cancelled.code).not.toBe(0);
+  const post1 = await (await job1.start('post')).result;
+  expect(post1.code, post1.stdout).toBe(0);
+  expect(post1.stdout).toMatch(
+    new RegExp(`saved checkpoint as checkpoint-v1-ci-build-${runId}-${runId}-1-\\d+`),
+  );
+  const afterFirst = await effectsText(s);
+  const endedFirst = lines(afterFirst, 'end');
+  expect(endedFirst.length).toBeLessThan(UNITS);
+
+  const job2 = await s.job({ runId, attempt: 2, inputs });
+  const { main, post } = await job2.run();
+  expect(main.code, main.stdout).toBe(0);
+  expect(main.outputs).toMatchObject({ complete: 'true', resumed: 'true', 'units-remaining': '0' });
+  expect(main.stdout).toMatch(/restored checkpoint-v1-/);
+  expect(post.code).toBe(0);
+
+  const all = await effectsText(s);
+  const ended = lines(all, 'end');
+  // Every unit finished exactly once across both attempts; nothing finished in attempt 1 started again.
+  expect([...ended].sort((a, b) => a - b)).toEqual(Array.from({ length: UNITS }, (_, i) => i));
+  const startedSecond = lines(all.slice(afterFirst.length), 'start');
+  for (const i of endedFirst) expect(startedSecond).not.toContain(i);
+  expect(all.split('\n').filter((l) => l === 'prepare')).toHaveLength(1);
+  expect(main.summary).toMatch(/e2e: complete/);
+  return { s, main };
+}
+
+describe('the action, end to end', () => {
+  it('store: cache — a cancelled attempt continues on the next attempt and repeats no finished unit', async () => {
+    await cancelAndResume('cache');
+    expect(services.cache.entries().length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('store: artifact — the same through workflow artifacts found with the REST API', async () => {
+    await cancelAndResume('artifact');
+  });
+
+  it('an explicit key resumes across runs, and a completed checkpoint makes the next run a no-op', async () => {
+    const s = await scenario('key');
+    const inputs = { key: `migrate-${nextRun}`, 'time-budget': '1s', 'on-incomplete': 'success' };
+    const r1 = await (await s.job({ runId: nextRun++, inputs })).run();
+    expect(r1.main.code, r1.main.stdout).toBe(0);
+    expect(r1.main.outputs.complete).toBe('false');
+    const ended1 = lines(await effectsText(s), 'end').length;
+    expect(ended1).toBeLessThan(UNITS);
+
+    const r2 = await (await s.job({ runId: nextRun++, inputs: { key: inputs.key } })).run();
+    expect(r2.main.code, r2.main.stdout).toBe(0);
+    expect(r2.main.outputs).toMatchObject({
+      complete: 'true',
+      resumed: 'true',
+      'checkpoint-key': inputs.key,
+    });
+    const before3 = await effectsText(s);
+
+    const r3 = await (await s.job({ runId: nextRun++, inputs: { key: inputs.key } })).run();
+    expect(r3.main.code).toBe(0);
+    expect(r3.main.outputs).toMatchObject({ complete: 'true', 'units-done': String(UNITS + 1) });
+    expect(await effectsText(s)).toBe(before3);
+    expect([...lines(before3, 'end')].sort((a, b) => a - b)).toEqual(
+      Array.from({ length: UNITS }, (_, i) => i),
+    );
+  });
+
+  it('a cache outage during save is a warning: the job passes, and post saves once the service is back', async () => {
+    const s = await scenario('outage');
+    const job = await s.job({ runId: nextRun++ });
+    services.cache.setFault('outage', 'save');
+    let main: Awaited<ReturnType<Awaited<ReturnType<Job['start']>>['cancel']>>;
+    try {
+      // @actions/cache retries a 5xx five times with backoff (~25 s) before giving up.
+      main = await (await job.start('main')).result;
+    } finally {
+      services.cache.setFault('none');
+    }
+    expect(main.code, main.stdout).toBe(0);
+    expect(main.outputs.complete).toBe('true');
+    expect(main.errors).toEqual([]);
+    expect(main.warnings.join('\n')).toMatch(/cache save of checkpoint-v1-.* failed/);
+    expect(main.summary).toMatch(/cache save of checkpoint-v1-/);
+    const ck = await Checkpoint.read(join(job.o.workspace, '.checkpoints'), main.outputs['run-id'] ?? '');
+    expect(ck.state.steps.get('chunks')?.unitsDone).toBe(UNITS);
+    const entries = services.cache.entries().length;
+    const post = await (await job.start('post')).result;
+    expect(post.code).toBe(0);
+    expect(post.stdout).toMatch(/saved checkpoint as checkpoint-v1-/);
+    expect(services.cache.entries().length).toBe(entries + 1);
+  }, 180_000);
+
+  it('with signing-key, a forged newer entry is refused and the run starts fresh with a warning', async () => {
+    const s = await scenario('forged');
+    const runId = nextRun++;
+    const inputs = { 'signing-key': 'correct horse battery staple' };
+    const r1 = await (await s.job({ runId, attempt: 1, inputs })).run();
+    expect(r1.main.code).toBe(0);
+    const key = r1.main.outputs['checkpoint-key'] ?? '';
+
+    // Someone who can write cache entries but lacks the key saves a newer entry that claims all is done.
+    const ws = (await s.job({ runId, attempt: 9, inputs })).o.workspace;
+    const bundle = join(ws, '.checkpoint-action', 'bundle');
+    await packBundle(bundle, {
+      root: r1.main.state.root ?? '',
+      runId: key,
+      planName: 'e2e',
+      seq: 10_000,
+      key,
+      signingKey: 'wrong key',
+    });
+    const restore = setEnv({ ...services.envFor({ runId, runAttempt: 9 }), GITHUB_WORKSPACE: ws });
+    const cwd = process.cwd();
+    process.chdir(ws);
+    try {
+      await withCoreLog(() =>
+        cache.saveCache(['.checkpoint-action/bundle'], `checkpoint-v1-${key}-${runId}-9-1`),
+      );
+    } finally {
+      process.chdir(cwd);
+      restore();
+    }
+
+    const before = lines(await effectsText(s), 'end').length;
+    const r2 = await (await s.job({ runId, attempt: 2, inputs })).run();
+    expect(r2.main.code, r2.main.stdout).toBe(0);
+    expect(r2.main.warnings.join('\n')).toMatch(
+      /was refused: its signature does not match `signing-key`.*starting fresh/,
+    );
+    expect(r2.main.outputs.resumed).toBe('false');
+    // Started fresh: every unit ran again.
+    expect(lines(await effectsText(s), 'end').length).toBe(before + UNITS);
+  });
+
+  it("the runner's runtime tokens never reach a unit", async () => {
+    const s = await scenario('env');
+    const plan = `version: 1
+name: env
+steps:
+  - id: show
+    run: env >> "$EFFECTS"
+`;
+    const { main } = await (await s.job({ runId: nextRun++, plan })).run();
+    expect(main.code, main.stdout).toBe(0);
+    const seen = await effectsText(s);
+    expect(seen).toMatch(/^CHECKPOINT_STEP=show$/m);
+    for (const name of [
+      'ACTIONS_RUNTIME_TOKEN',
+      'ACTIONS_RESULTS_URL',
+      'ACTIONS_CACHE_URL',
+      'ACTIONS_RUNTIME_URL',
+      'ACTIONS_ID_TOKEN_REQUEST_TOKEN',
+      'ACTIONS_ID_TOKEN_REQUEST_URL',
+    ])
+      expect(seen).not.toMatch(new RegExp(`^${name}=`, 'm'));
+    expect(seen).not.toContain(services.envFor().ACTIONS_RUNTIME_TOKEN);
+  });
+
+  it('bad input fails the step before anything runs, naming the input, the value and the fix', async () => {
+    const s = await scenario('bad-input');
+    const job = await s.job({ runId: nextRun++, inputs: { store: 's3' } });
+    const { main, post } = await job.run();
+    expect(main.code).toBe(1);
+    expect(main.errors.join('\n')).toMatch(/input `store`: expected one of cache, artifact, none, got "s3"/);
+    expect(await effectsText(s)).toBe('');
+    expect(post.code).toBe(0);
+  });
+});
