@@ -7,22 +7,24 @@ import { type Store, StoreError } from './store.js';
 type CacheModule = typeof import('@actions/cache');
 
 /**
- * @actions/cache reports a 5xx during save as `core.error`, an error annotation on the job. For us a cache
- * outage is a warning (the checkpoint is safe on disk, the work succeeded), so while the library runs its
- * `::error` workflow commands are passed on as `::warning`.
+ * @actions/cache never throws for service trouble: restoreCache warns and returns undefined (which reads like
+ * a miss), saveCache logs and returns -1. To tell an outage from a miss, and to carry the reason into the job
+ * summary, the `::warning` lines the library prints while it runs are collected (and still printed).
  */
-async function withErrorsAsWarnings<T>(fn: () => Promise<T>): Promise<T> {
+async function watchingWarnings<T>(fn: () => Promise<T>): Promise<{ result: T; warnings: string[] }> {
+  const warnings: string[] = [];
   const write = process.stdout.write;
   const patched = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]): boolean {
-    const text =
-      typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : undefined;
-    const out = text?.startsWith('::error') ? `::warning${text.slice('::error'.length)}` : chunk;
+    const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : '';
+    for (const line of text.split('\n'))
+      if (line.startsWith('::warning'))
+        warnings.push(line.slice(line.indexOf('::', 2) + 2).replace(/%0A/g, ' '));
     // The rest are write's own optional arguments (encoding, callback), passed through untouched.
-    return (write as (...a: unknown[]) => boolean).call(this, out, ...rest);
+    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
   };
   process.stdout.write = patched as typeof process.stdout.write;
   try {
-    return await fn();
+    return { result: await fn(), warnings };
   } finally {
     process.stdout.write = write;
   }
@@ -56,12 +58,17 @@ export class CacheStore implements Store {
         'the cache service is not available to this job (no ACTIONS_RESULTS_URL / ACTIONS_CACHE_URL)',
       );
     let key: string | undefined;
+    let warnings: string[];
     try {
       // No entry is ever called exactly `prefix`, so this is "the newest entry whose key starts with it".
-      key = await withErrorsAsWarnings(() => cache.restoreCache(this.#paths(dir), prefix, [prefix]));
+      ({ result: key, warnings } = await watchingWarnings(() =>
+        cache.restoreCache(this.#paths(dir), prefix, [prefix]),
+      ));
     } catch (err) {
       throw new StoreError(`cache restore failed: ${(err as Error).message}`, { cause: err });
     }
+    if (key === undefined && warnings.length > 0)
+      throw new StoreError(`cache restore failed: ${warnings.join('; ')}`);
     return key === undefined ? undefined : { name: key };
   }
 
@@ -76,12 +83,17 @@ export class CacheStore implements Store {
         `cache save of ${name} skipped: ACTIONS_CACHE_MODE=${process.env.ACTIONS_CACHE_MODE} does not permit writes; the checkpoint stays in the local directory only`,
       );
     let id: number;
+    let warnings: string[];
     try {
-      id = await withErrorsAsWarnings(() => cache.saveCache(this.#paths(dir), name));
+      ({ result: id, warnings } = await watchingWarnings(() => cache.saveCache(this.#paths(dir), name)));
     } catch (err) {
       throw new StoreError(`cache save of ${name} failed: ${(err as Error).message}`, { cause: err });
     }
-    // saveCache logs its own reason and returns -1 when the service refused or failed the save.
-    if (id === -1) throw new StoreError(`cache save of ${name} failed (see the message above)`);
+    // saveCache logs its own reason (a warning, or only an info line for a throttled or refused reservation)
+    // and returns -1 when the service refused or failed the save.
+    if (id === -1)
+      throw new StoreError(
+        `cache save of ${name} failed${warnings.length > 0 ? `: ${warnings.join('; ')}` : ' (the service refused the entry; see the lines above)'}`,
+      );
   }
 }

@@ -143,16 +143,20 @@ describe('the action, end to end', () => {
     await cancelAndResume('artifact');
   });
 
-  it('an explicit key resumes across runs, and a completed checkpoint makes the next run a no-op', async () => {
-    const s = await scenario('key');
-    const inputs = { key: `migrate-${nextRun}`, 'time-budget': '1s', 'on-incomplete': 'success' };
+  it.each([
+    'cache',
+    'artifact',
+  ] as const)('store: %s — an explicit key resumes across runs, and a completed checkpoint makes the next run a no-op', async (store) => {
+    const s = await scenario(`key-${store}`);
+    const common = { store, 'github-token': services.githubToken };
+    const inputs = { ...common, key: `migrate-${nextRun}`, 'time-budget': '1s', 'on-incomplete': 'success' };
     const r1 = await (await s.job({ runId: nextRun++, inputs })).run();
     expect(r1.main.code, r1.main.stdout).toBe(0);
     expect(r1.main.outputs.complete).toBe('false');
     const ended1 = lines(await effectsText(s), 'end').length;
     expect(ended1).toBeLessThan(UNITS);
 
-    const r2 = await (await s.job({ runId: nextRun++, inputs: { key: inputs.key } })).run();
+    const r2 = await (await s.job({ runId: nextRun++, inputs: { ...common, key: inputs.key } })).run();
     expect(r2.main.code, r2.main.stdout).toBe(0);
     expect(r2.main.outputs).toMatchObject({
       complete: 'true',
@@ -161,7 +165,7 @@ describe('the action, end to end', () => {
     });
     const before3 = await effectsText(s);
 
-    const r3 = await (await s.job({ runId: nextRun++, inputs: { key: inputs.key } })).run();
+    const r3 = await (await s.job({ runId: nextRun++, inputs: { ...common, key: inputs.key } })).run();
     expect(r3.main.code).toBe(0);
     expect(r3.main.outputs).toMatchObject({ complete: 'true', 'units-done': String(UNITS + 1) });
     expect(await effectsText(s)).toBe(before3);
@@ -200,7 +204,7 @@ describe('the action, end to end', () => {
     const runId = nextRun++;
     const inputs = { 'signing-key': 'correct horse battery staple' };
     const r1 = await (await s.job({ runId, attempt: 1, inputs })).run();
-    expect(r1.main.code).toBe(0);
+    expect(r1.main.code, r1.main.stdout).toBe(0);
     const key = r1.main.outputs['checkpoint-key'] ?? '';
 
     // Someone who can write cache entries but lacks the key saves a newer entry that claims all is done.
@@ -235,6 +239,107 @@ describe('the action, end to end', () => {
     expect(r2.main.outputs.resumed).toBe('false');
     // Started fresh: every unit ran again.
     expect(lines(await effectsText(s), 'end').length).toBe(before + UNITS);
+  });
+
+  it('main killed outright: post ends the unit process groups it left running, then saves', async () => {
+    const s = await scenario('killed');
+    const plan = `version: 1
+name: killed
+steps:
+  - id: long
+    run: |
+      echo "pid $$" >> "$EFFECTS"
+      sleep 300
+    batch: { range: { from: 0, to: 2 }, size: 1, parallel: 2 }
+`;
+    const job = await s.job({ runId: nextRun++, plan });
+    const main = await job.start('main');
+    await waitFor(
+      async () => (await effectsText(s)).split('\n').filter((l) => l.startsWith('pid ')).length === 2,
+      30_000,
+    );
+    const pids = (await effectsText(s))
+      .split('\n')
+      .filter((l) => l.startsWith('pid '))
+      .map((l) => Number(l.slice(4)));
+    main.child.kill('SIGKILL');
+    await main.result;
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(pids.every(alive)).toBe(true);
+    const post = await (await job.start('post')).result;
+    expect(post.code, post.stdout).toBe(0);
+    expect(post.stdout).toMatch(/ended 2 unit process group\(s\) left running by main/);
+    expect(post.stdout).toMatch(/saved checkpoint as checkpoint-v1-/);
+    await waitFor(async () => !pids.some(alive), 10_000);
+  });
+
+  it('on-incomplete: fail ends the job failed with a message; dispatch starts the workflow again, up to max-continuations', async () => {
+    const s = await scenario('incomplete');
+    const failed = await (await s.job({ runId: nextRun++, inputs: { 'time-budget': '1s' } })).run();
+    expect(failed.main.code).toBe(1);
+    expect(failed.main.errors.join('\n')).toMatch(
+      /incomplete: \d+ units remain; the checkpoint is saved under key .*re-run the job/,
+    );
+    expect(failed.main.outputs.complete).toBe('false');
+
+    // A stand-in for the REST API that records workflow_dispatch calls.
+    const calls: Array<{ url: string; body: string; auth: string }> = [];
+    const { createServer } = await import('node:http');
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on('end', () => {
+        calls.push({ url: req.url ?? '', body, auth: req.headers.authorization ?? '' });
+        res.statusCode = 204;
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const inputs = {
+        key: `dispatch-${nextRun}`,
+        'time-budget': '1s',
+        'on-incomplete': 'dispatch',
+        'max-continuations': '1',
+        'github-token': 'ghs_dispatch',
+      };
+      const env = {
+        GITHUB_API_URL: `http://127.0.0.1:${port}`,
+        GITHUB_WORKFLOW_REF: 'octo-org/octo-repo/.github/workflows/backfill.yml@refs/heads/main',
+        GITHUB_REF: 'refs/heads/main',
+      };
+      const first = await s.job({ runId: nextRun++, inputs });
+      Object.assign(first.o.env, env);
+      const r1 = await first.run();
+      expect(r1.main.code, r1.main.stdout).toBe(0);
+      expect(calls).toHaveLength(1);
+      expect(calls[0]?.url).toBe('/repos/octo-org/octo-repo/actions/workflows/backfill.yml/dispatches');
+      expect(JSON.parse(calls[0]?.body ?? '{}')).toEqual({ ref: 'refs/heads/main' });
+      expect(calls[0]?.auth).toBe('Bearer ghs_dispatch');
+
+      // The dispatched run finds the checkpoint through the key, sees one continuation used, and stops there.
+      const second = await s.job({ runId: nextRun++, inputs });
+      Object.assign(second.o.env, env);
+      const r2 = await second.run();
+      expect(r2.main.outputs.resumed).toBe('true');
+      if (r2.main.outputs.complete !== 'true') {
+        expect(r2.main.code).toBe(1);
+        expect(r2.main.errors.join('\n')).toMatch(/after 1 continuations \(max-continuations\)/);
+        expect(calls).toHaveLength(1);
+      }
+    } finally {
+      server.close();
+    }
   });
 
   it("the runner's runtime tokens never reach a unit", async () => {
