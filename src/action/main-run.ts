@@ -3,7 +3,6 @@
 // the job the way `on-incomplete` says.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as core from '@actions/core';
 import { stringify } from 'yaml';
 import { classify } from '../cli/main.js';
 import { executeRun, type Io, type RunOutcome } from '../cli/run.js';
@@ -16,6 +15,7 @@ import { dispatchWorkflow, readContinuations, writeContinuations } from './conti
 import { InputError, type Inputs, readInputs } from './inputs.js';
 import { baseKey } from './keys.js';
 import { publishReport, setRunOutputs } from './report.js';
+import * as core from './runner-commands.js';
 import { CoreStateProvider, type StateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
 import { CheckpointSync } from './sync.js';

@@ -1,13 +1,13 @@
 // What the action tells the job: outputs (on every path), the job summary, and error annotations for
 // failed units.
 import { appendFile } from 'node:fs/promises';
-import * as core from '@actions/core';
 import type { RunResult } from '../engine/scheduler.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { annotationsFor } from '../report/annotations.js';
 import { type RunStats, runStats } from '../report/stats.js';
 import { readLogTails, renderSummary } from '../report/summary.js';
 import type { MainContext } from './main-run.js';
+import * as core from './runner-commands.js';
 import type { RestoreOutcome } from './sync.js';
 
 async function readRun(ctx: MainContext): Promise<Checkpoint | undefined> {
