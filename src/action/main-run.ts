@@ -20,6 +20,9 @@ import { CoreStateProvider, type StateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
 import { CheckpointSync } from './sync.js';
 
+/** When this step's process started: the time budget counts from here, restore included. */
+const STARTED_AT = Date.now() - Math.round(process.uptime() * 1000);
+
 /** A plan written inline with the `run` input: one step, run in the workspace. */
 async function inlinePlanFile(inputs: Inputs, cfg: RunnerConfig, key: string): Promise<string> {
   const dir = join(cfg.temp, 'checkpoint-action');
@@ -145,7 +148,10 @@ async function runEngine(ctx: Context): Promise<RunOutcome> {
         file: ctx.planFile,
         dir: ctx.root,
         run: ctx.runId,
-        ...(ctx.inputs.timeBudgetMs !== undefined ? { timeBudget: `${ctx.inputs.timeBudgetMs}ms` } : {}),
+        // The budget counts from the start of the step: the restore has used part of it already.
+        ...(ctx.inputs.timeBudgetMs !== undefined
+          ? { timeBudget: `${Math.max(1, ctx.inputs.timeBudgetMs - (Date.now() - STARTED_AT))}ms` }
+          : {}),
         ...(ctx.inputs.concurrency !== undefined ? { concurrency: String(ctx.inputs.concurrency) } : {}),
         ...(ctx.inputs.shard !== undefined ? { shard: ctx.inputs.shard } : {}),
       },
