@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+// `npm run test:faults`: the fault and security campaigns (docs/reliability.md). Each campaign records its
+// figures through test/faults/figures.ts; scripts/fault-figures.mjs prints one line per campaign.
+export default defineConfig({
+  test: {
+    include: ['test/faults/**/*.test.ts'],
+    testTimeout: 300_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+  },
+});
