@@ -3,6 +3,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT_FAILED, EXIT_INCOMPLETE, EXIT_USAGE } from '../engine/scheduler.js';
 import { CheckpointCorruptError } from '../journal/checkpoint.js';
+import { CheckpointWriteError, errorCode, writeFix } from '../journal/fsutil.js';
 import { JournalCorruptError, JournalWriteError } from '../journal/journal-file.js';
 import { LockedError } from '../journal/lock.js';
 import { SnapshotError } from '../journal/snapshot.js';
@@ -26,14 +27,20 @@ export function classify(err: unknown, debug = false): { code: number; message: 
     err instanceof CheckpointCorruptError ||
     err instanceof JournalCorruptError ||
     err instanceof SnapshotError ||
-    err instanceof JournalWriteError
+    err instanceof JournalWriteError ||
+    err instanceof CheckpointWriteError
   ) {
     return { code: EXIT_FAILED, message: err.message };
   }
   const e = err instanceof Error ? err : new Error(String(err));
+  // A full disk, a size limit or a read-only folder met outside the checkpoint's own writers is the
+  // environment, not a bug: say what to do rather than "please report it".
+  const stack = debug && e.stack ? `\n${e.stack}` : '';
+  const fix = writeFix(errorCode(err));
+  if (fix) return { code: EXIT_FAILED, message: `${e.message}. ${fix} and run the command again.${stack}` };
   return {
     code: EXIT_FAILED,
-    message: `internal error: ${e.message}${debug && e.stack ? `\n${e.stack}` : ' (set CHECKPOINT_DEBUG=1 for details; please report it)'}`,
+    message: `internal error: ${e.message}${stack || ' (set CHECKPOINT_DEBUG=1 for details; please report it)'}`,
   };
 }
 

@@ -3,8 +3,10 @@ import { rm } from 'node:fs/promises';
 import { scrubEnv } from '../engine/env.js';
 import { dependentsOf, prepare } from '../engine/prepare.js';
 import { UnitProcess } from '../engine/process.js';
-import { Checkpoint } from '../journal/checkpoint.js';
+import { Checkpoint, CheckpointCorruptError } from '../journal/checkpoint.js';
+import { JournalCorruptError } from '../journal/journal-file.js';
 import { acquireLease } from '../journal/lock.js';
+import { SnapshotError, SnapshotVersionError } from '../journal/snapshot.js';
 import { isStepComplete } from '../journal/state.js';
 import type { Plan } from '../plan/types.js';
 import { type CommonOptions, requirePlan, resolveRunId, rootOf, shown, UsageError } from './context.js';
@@ -20,19 +22,48 @@ function checkSteps(plan: Plan, ids: string[], flag: string): void {
   }
 }
 
+/** The checkpoint cannot be read because it is damaged (not because a newer program wrote it). */
+function isDamage(err: unknown): err is Error {
+  return (
+    err instanceof CheckpointCorruptError ||
+    err instanceof JournalCorruptError ||
+    (err instanceof SnapshotError && !(err instanceof SnapshotVersionError))
+  );
+}
+
+interface StartedOver {
+  /** Why the checkpoint could not be read. */
+  damage: string;
+  /** Where the damaged files were moved. */
+  kept: string[];
+}
+
 async function withRun<T>(
-  opts: CommonOptions & { run?: string },
-  fn: (plan: Plan, ckpt: Checkpoint) => Promise<T>,
+  opts: CommonOptions & {
+    run?: string;
+    /** `reset --all`: a damaged run starts over instead of being refused (the way out its error names). */
+    startOverIfDamaged?: boolean;
+  },
+  fn: (plan: Plan, ckpt: Checkpoint, startedOver?: StartedOver) => Promise<T>,
 ): Promise<T> {
   const plan = await requirePlan(opts);
   const root = rootOf(opts, plan);
   const id = await resolveRunId(root, opts.run);
   const lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
   try {
-    const ckpt = await Checkpoint.read(root, id);
+    let ckpt: Checkpoint;
+    let startedOver: StartedOver | undefined;
+    try {
+      ckpt = await Checkpoint.read(root, id);
+    } catch (err) {
+      if (!opts.startOverIfDamaged || !isDamage(err)) throw err;
+      const fresh = await Checkpoint.startOver(root, id, plan.name);
+      ckpt = fresh.ckpt;
+      startedOver = { damage: err.message, kept: fresh.kept };
+    }
     await ckpt.openForWrite();
     try {
-      return await fn(plan, ckpt);
+      return await fn(plan, ckpt, startedOver);
     } finally {
       await ckpt.compact();
       await ckpt.close();
@@ -50,8 +81,21 @@ export async function resetCommand(
   if (!opts.all && steps.length === 0 && !opts.failed) {
     throw new UsageError('reset: name the steps to reset, or pass --all (or --failed for failed units only)');
   }
-  return withRun(opts, async (plan, ckpt) => {
+  const startOverIfDamaged = opts.all === true && !opts.failed;
+  return withRun({ ...opts, startOverIfDamaged }, async (plan, ckpt, startedOver) => {
     checkSteps(plan, steps, 'reset');
+    if (startedOver) {
+      // The records went with the damaged files: so do the side files of every step.
+      for (const s of plan.steps) {
+        await ckpt.clearStepFiles(s.id);
+        await rm(ckpt.stateDir(s.id), { recursive: true, force: true });
+      }
+      io.err.write(`checkpoint: ${startedOver.damage}\n`);
+      io.out.write(
+        `reset --all: run ${ckpt.runId} starts over, every step is pending again; the damaged files are kept as ${startedOver.kept.map(shown).join(', ')}\n`,
+      );
+      return 0;
+    }
     const named = opts.all || steps.length === 0 ? plan.steps.map((s) => s.id) : steps;
     const targets = opts.failed ? new Set(named) : dependentsOf(plan, named);
     let n = 0;

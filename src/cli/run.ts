@@ -77,7 +77,10 @@ export async function chooseRun(
     const latest = await readLatest(root);
     if (latest && (await Checkpoint.exists(root, latest))) {
       const ck = await Checkpoint.read(root, latest);
-      if (ck.state.planName === plan.name && !planComplete(plan, ck))
+      // Events past the snapshot: the last attempt did not close (its final writes failed, or it was
+      // killed), so even with every unit done it did not end as complete — finish it, never start over.
+      const closed = ck.loadReport.eventsReplayed === 0;
+      if (ck.state.planName === plan.name && (!planComplete(plan, ck) || !closed))
         return { id: latest, existing: true, read: ck };
     }
   }

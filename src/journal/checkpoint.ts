@@ -1,12 +1,12 @@
 // One run's checkpoint directory: loads snapshot + journal into the model, records events durably, and keeps
 // the side files (markers, frozen item lists, outputs.json) in step with the model.
 import { createHash } from 'node:crypto';
-import { readdir, rm, stat, unlink } from 'node:fs/promises';
+import { readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { CheckpointEvent, Stamped } from './events.js';
-import { ensureDir, readFileIfExists, writeFileAtomic } from './fsutil.js';
+import { ensureDir, fsyncDir, readFileIfExists, writeFileAtomic } from './fsutil.js';
 import { JournalWriter, readJournal, truncateTo } from './journal-file.js';
-import { parseSnapshot, SnapshotError, serializeSnapshot } from './snapshot.js';
+import { parseSnapshot, SnapshotError, SnapshotVersionError, serializeSnapshot } from './snapshot.js';
 import { applyEvent, type CheckpointState, emptyState, isStepComplete } from './state.js';
 
 export class CheckpointCorruptError extends Error {
@@ -78,6 +78,29 @@ export class Checkpoint {
       tornTail: false,
       eventsReplayed: 0,
     });
+  }
+
+  /**
+   * `checkpoint reset --all` on a checkpoint that cannot be read: the run starts over in its folder. The
+   * damaged snapshot and journal are kept beside it (`<file>.damaged-<time>`, for a post-mortem); the model
+   * returned is blank, to be opened for writing.
+   */
+  static async startOver(
+    root: string,
+    runId: string,
+    planName: string,
+  ): Promise<{ ckpt: Checkpoint; kept: string[] }> {
+    const dir = runDirOf(root, runId);
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const kept: string[] = [];
+    for (const name of ['journal.ndjson', 'checkpoint.json']) {
+      const path = join(dir, name);
+      if ((await statOrUndefined(path)) === undefined) continue;
+      await rename(path, `${path}.damaged-${stamp}`);
+      kept.push(`${path}.damaged-${stamp}`);
+    }
+    await fsyncDir(dir);
+    return { ckpt: Checkpoint.blank(root, runId, planName), kept };
   }
 
   static async exists(root: string, runId: string): Promise<boolean> {
@@ -291,7 +314,8 @@ async function loadState(
     try {
       state = parseSnapshot(text, shown(snapPath));
     } catch (err) {
-      if (!(err instanceof SnapshotError)) throw err;
+      // A newer program's snapshot is not damage: its journal may hold events this one would misread.
+      if (!(err instanceof SnapshotError) || err instanceof SnapshotVersionError) throw err;
       // The journal can stand in for the snapshot only when it still holds the run's whole history.
       if (events.length > 0 && events[0]?.seq === 1) {
         report.rebuiltFrom = `${err.message}; rebuilt from ${shown(journalPath)}`;
@@ -302,10 +326,13 @@ async function loadState(
         );
       }
     }
-  } else if (events.length > 0 && events[0]?.seq !== 1) {
+  } else if (events[0]?.seq !== 1 && (events.length > 0 || (await statOrUndefined(journalPath)))) {
+    // A run's snapshot is written before its journal is created, so a journal without one is the remains of
+    // a lost snapshot; an empty journal is what compaction leaves, with all progress in that snapshot.
     throw new CheckpointCorruptError(
-      `${shown(snapPath)} is missing and ${shown(journalPath)} does not start at the beginning of the run; ` +
-        'restore the previous checkpoint entry, or start over with `checkpoint run --new`.',
+      `${shown(snapPath)} is missing and ${shown(journalPath)} ${events.length > 0 ? 'does not start at the beginning of the run' : 'holds no events (its history was compacted into the missing snapshot)'}, ` +
+        'so the progress of the run cannot be rebuilt. Restore the previous checkpoint entry, or start over with ' +
+        '`checkpoint reset --all` (or `checkpoint run --new`).',
     );
   }
   if (!state) state = emptyState(runId, '');

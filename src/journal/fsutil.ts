@@ -17,6 +17,44 @@ export function errorCode(error: unknown): string | undefined {
   return undefined;
 }
 
+/** What to do about a failed write, by error code; undefined for codes that are not about the disk. */
+const WRITE_FIXES: Record<string, string> = {
+  ENOSPC: 'The disk is full: free disk space',
+  EDQUOT: 'The disk quota is exhausted: free space or raise the quota',
+  EFBIG: 'The file size limit was reached (see `ulimit -f`): raise it',
+  EROFS: 'The filesystem is read-only: put the checkpoint directory (--dir) on a writable filesystem',
+  EACCES: 'Permission denied: make the checkpoint directory writable by this user',
+  EPERM: 'Permission denied: make the checkpoint directory writable by this user',
+  EIO: 'The disk reported an I/O error: check the disk',
+};
+
+export function writeFix(code: string | undefined): string | undefined {
+  return code === undefined ? undefined : WRITE_FIXES[code];
+}
+
+/**
+ * Replacing a file of the checkpoint failed. Node's own error for a failed write() or fsync() names no file,
+ * so this one does, with the cause and what to do.
+ */
+export class CheckpointWriteError extends Error {
+  override readonly name = 'CheckpointWriteError';
+  readonly path: string;
+  /** The OS error code (ENOSPC, EFBIG, EACCES...), when there was one; errorCode() reads it too. */
+  readonly code: string | undefined;
+
+  constructor(path: string, cause: unknown) {
+    const code = errorCode(cause);
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    super(
+      `could not write ${path}: ${code ?? 'error'} (${detail}). ${writeFix(code) ?? 'Fix the cause above'} ` +
+        'and run the command again; work recorded before this point is kept.',
+      { cause },
+    );
+    this.path = path;
+    this.code = code;
+  }
+}
+
 /**
  * Creates `path` and any missing parents with mode 0700. Directories that already existed keep their mode
  * (they may be the user's); the ones created here are chmod'ed to 0700 so a permissive umask can't widen them.
@@ -85,7 +123,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
     await fsyncDir(dirname(path));
   } catch (error) {
     if (created) await unlink(tmp).catch(() => undefined);
-    throw error;
+    throw new CheckpointWriteError(path, error);
   }
 }
 

@@ -7,7 +7,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from './crc32.js';
-import { errorCode, FILE_MODE, fsyncDir } from './fsutil.js';
+import { errorCode, FILE_MODE, fsyncDir, writeFix } from './fsutil.js';
 
 /** `"crc":"xxxxxxxx"}`: the fixed-size tail every line ends with (before the newline). */
 const CRC_TAIL_LENGTH = 17;
@@ -53,16 +53,6 @@ export function decodeLine(line: string): Record<string, unknown> | undefined {
   return value as Record<string, unknown>;
 }
 
-const WRITE_FIXES: Record<string, string> = {
-  ENOSPC: 'The disk is full: free disk space',
-  EDQUOT: 'The disk quota is exhausted: free space or raise the quota',
-  EFBIG: 'The file size limit was reached (see `ulimit -f`): raise it',
-  EROFS: 'The filesystem is read-only: put the checkpoint directory (--dir) on a writable filesystem',
-  EACCES: 'Permission denied: make the checkpoint directory writable by this user',
-  EPERM: 'Permission denied: make the checkpoint directory writable by this user',
-  EIO: 'The disk reported an I/O error: check the disk',
-};
-
 /** Writing or syncing the journal failed; nothing from the failed batch was acknowledged. */
 export class JournalWriteError extends Error {
   override readonly name = 'JournalWriteError';
@@ -73,7 +63,7 @@ export class JournalWriteError extends Error {
   constructor(path: string, cause: unknown) {
     const code = errorCode(cause);
     const detail = cause instanceof Error ? cause.message : String(cause);
-    const fix = (code !== undefined ? WRITE_FIXES[code] : undefined) ?? 'Fix the cause above';
+    const fix = writeFix(code) ?? 'Fix the cause above';
     super(
       `could not write the checkpoint journal ${path}: ${code ?? 'error'} (${detail}). ` +
         `${fix} and run \`checkpoint run\` again; work recorded before this point is kept.`,
@@ -91,10 +81,10 @@ export class JournalCorruptError extends Error {
   /** 1-based number of the first damaged line. */
   readonly line: number;
 
-  constructor(path: string, line: number) {
+  constructor(path: string, line: number, why = 'and intact lines follow it') {
     super(
       `the checkpoint journal ${path} is corrupt at line ${line}: the line is not valid JSON or its checksum ` +
-        'does not match, and intact lines follow it, so this is damage, not an interrupted write. ' +
+        `does not match, ${why}, so this is damage, not an interrupted write. ` +
         'Run `checkpoint reset --all` to start this run over, or restore the previous checkpoint entry ' +
         '(the cache or artifact saved before this one) and run again.',
     );
@@ -304,6 +294,19 @@ export interface JournalContents {
 }
 
 const READ_CHUNK = 1 << 20;
+/** Every line starts so (encodeLine keeps the event's key order, and every event's first key is `type`). */
+const RECORD_START = '{"type":"';
+
+/**
+ * Whether a damaged line holds a whole record after its start: two lines run together (a newline lost to a
+ * flipped bit). A write cut off by a crash leaves only a prefix of one line, so this is damage, and taking
+ * it for a torn tail would silently drop the intact record inside it.
+ */
+function holdsRecord(text: string): boolean {
+  for (let i = text.indexOf(RECORD_START, 1); i !== -1; i = text.indexOf(RECORD_START, i + 1))
+    if (decodeLine(text.slice(i)) !== undefined) return true;
+  return false;
+}
 
 /**
  * Reads every event of the journal at `path` (a missing file is an empty journal). Damaged lines at the
@@ -348,6 +351,8 @@ export async function readJournal(path: string): Promise<JournalContents> {
         const event = decodeLine(text);
         if (event === undefined) {
           firstBadLine ??= lineNumber;
+          if (holdsRecord(text))
+            throw new JournalCorruptError(path, lineNumber, 'and an intact record runs on inside it');
         } else {
           if (firstBadLine !== undefined) throw new JournalCorruptError(path, firstBadLine);
           events.push(event);
@@ -361,6 +366,8 @@ export async function readJournal(path: string): Promise<JournalContents> {
       }
       fileOffset += bytesRead;
     }
+    if (partialLength > 0 && holdsRecord(Buffer.concat(partial).toString('utf8')))
+      throw new JournalCorruptError(path, lineNumber + 1, 'and an intact record runs on inside it');
   } finally {
     await fh.close();
   }

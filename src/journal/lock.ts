@@ -472,11 +472,13 @@ function startLease(
     async release(): Promise<void> {
       stop();
       await tick;
-      const current = await readLockFile(lockPath);
-      if (current?.record?.nonce === record.nonce) {
-        await unlink(lockPath).catch((error: unknown) => {
-          if (errorCode(error) !== 'ENOENT') throw error;
-        });
+      // Best effort: a lock that cannot be removed (a read-only or full disk, the very fault that may have
+      // ended the run) expires by itself once this process is gone, and failing here would hide that fault.
+      try {
+        const current = await readLockFile(lockPath);
+        if (current?.record?.nonce === record.nonce) await unlink(lockPath);
+      } catch {
+        // See above.
       }
     },
   };

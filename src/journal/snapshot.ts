@@ -9,6 +9,11 @@ export class SnapshotError extends Error {
   override name = 'SnapshotError';
 }
 
+/** Written by a newer program: refused, never rebuilt from the journal (which that program wrote too). */
+export class SnapshotVersionError extends SnapshotError {
+  override name = 'SnapshotVersionError';
+}
+
 // Flat [s0, e0, s1, e1, ...]: a million fragments parse as one array, not a million; IntervalSet.fromFlat
 // validates them (zod per element would double the load time).
 const intervals = z.custom<number[]>((v) => Array.isArray(v), 'expected a flat array of interval bounds');
@@ -173,7 +178,7 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
   if (raw === null || typeof raw !== 'object') throw new SnapshotError(`${file}: expected a JSON object`);
   const fmt = (raw as { format?: unknown }).format;
   if (typeof fmt === 'number' && fmt > FORMAT_VERSION) {
-    throw new SnapshotError(
+    throw new SnapshotVersionError(
       `${file}: checkpoint format ${fmt} is newer than this program reads (${FORMAT_VERSION}); upgrade checkpoint-action`,
     );
   }
