@@ -2,6 +2,7 @@
 // a bad value fails the action here, naming the input, the value and the fix, before anything runs.
 import { isAbsolute, relative, resolve } from 'node:path';
 import { z } from 'zod';
+import { MAX_TIMER_MS } from '../engine/process.js';
 import { isValidRunId } from '../journal/runs.js';
 import { parseDuration } from '../plan/duration.js';
 
@@ -118,12 +119,17 @@ function schema(ctx: InputContext) {
       return v;
     }),
     'time-budget': optional((v) => duration('time-budget', v, '25m')),
-    'save-every': field((v) => duration('save-every', v || '5m', '5m')),
+    // A longer period would overflow Node's timers, which then fire at once: a save every millisecond. About
+    // 24.8 days is "never" for any job.
+    'save-every': field((v) => Math.min(duration('save-every', v || '5m', '5m'), MAX_TIMER_MS)),
     'on-incomplete': field((v) => oneOf('on-incomplete', v || 'fail', ON_INCOMPLETE)),
     concurrency: optional((v) => integer('concurrency', v, 1)),
     shard: optional((v) => {
-      if (!/^\d+\/\d+$/.test(v))
-        throw new InputError(`input \`shard\`: expected I/N such as "0/4", got "${v}"`);
+      const m = /^(\d+)\/(\d+)$/.exec(v);
+      if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2]))
+        throw new InputError(
+          `input \`shard\`: expected I/N with I from 0 to N-1, such as "0/4" (\`\${{ strategy.job-index }}/\${{ strategy.job-total }}\`), got "${v}"`,
+        );
       return v;
     }),
     paths: field((v) =>
@@ -152,6 +158,11 @@ export function readInputs(get: (name: string) => string, ctx: InputContext): In
   for (const name of Object.keys(INPUT_DEFAULTS) as InputName[])
     raw[name] = name === 'run' ? get(name) : get(name).trim();
   if (raw.run.trim() === '') raw.run = '';
+  // No input can carry a NUL byte further: paths, the plan file and process environments all refuse one,
+  // with an error that would name neither the input nor the fix.
+  const nul = (Object.keys(raw) as InputName[]).filter((n) => raw[n].includes('\0'));
+  if (nul.length > 0)
+    throw new InputError(nul.map((n) => `input \`${n}\`: contains a NUL byte (\\0); remove it`).join('\n'));
   const parsed = schema(ctx).safeParse(raw);
   if (!parsed.success) throw new InputError(parsed.error.issues.map((i) => i.message).join('\n'));
   const v = parsed.data;

@@ -37,6 +37,23 @@ async function inlinePlanFile(inputs: Inputs, cfg: RunnerConfig, key: string): P
   return file;
 }
 
+/**
+ * The environment units start from: the runner's, without this action's own inputs (`signing-key` and
+ * `github-token` are secrets meant for the action, not for every command of the plan) and without the
+ * files through which the action reports to the runner (a unit writing there could forge the action's
+ * outputs or the state post acts on). The engine removes the runner's runtime tokens on top of this.
+ */
+export function unitEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { CI: 'true' };
+  for (const [k, v] of Object.entries(env)) {
+    if (k.startsWith('INPUT_') || k.startsWith('STATE_') || k === 'GITHUB_OUTPUT' || k === 'GITHUB_STATE')
+      continue;
+    out[k] = v;
+  }
+  out.CI = 'true';
+  return out;
+}
+
 interface Context {
   inputs: Inputs;
   cfg: RunnerConfig;
@@ -109,7 +126,7 @@ async function setUp(state: StateProvider): Promise<Context | undefined> {
     state,
     log: { info: (m) => core.info(m), warning: (m) => core.warning(m) },
   });
-  const io: Io = { out: process.stdout, err: process.stdout, env: { ...process.env, CI: 'true' } };
+  const io: Io = { out: process.stdout, err: process.stdout, env: unitEnvironment(process.env) };
   return { inputs, cfg, plan, planFile, key, root, runId, state, sync, io };
 }
 

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { errorCode } from '../journal/fsutil.js';
 import { BundleRejected, installPaths, installRun, packBundle, unpackBundle } from '../stores/bundle.js';
-import { type Store, StoreError } from '../stores/store.js';
+import { EntryUnusable, type Store, StoreError } from '../stores/store.js';
 import { entryName, entryPrefix } from './keys.js';
 import type { StateProvider } from './state.js';
 
@@ -37,7 +37,14 @@ export interface RestoreOutcome {
   source: 'store' | 'local' | 'none';
   entry?: string;
   ms: number;
+  /** Entries fetched and refused (digest, signature, schema, key), newest first. */
+  refused?: string[];
 }
+
+/** Entries downloaded at most by one restore: the newest and, when it is refused, the ones before it. */
+export const MAX_CANDIDATES = 3;
+/** A failed download that took longer than this is not followed by downloads of older entries. */
+const SLOW_FAILURE_MS = 20_000;
 
 /** The bundle folder, relative to the workspace the same way every time (the cache hashes the path). */
 export function bundleDir(workspace: string): string {
@@ -78,57 +85,84 @@ export class CheckpointSync {
     }
   }
 
-  /** Fetches the newest entry for the key and installs it unless the local copy is as new or newer. */
+  /**
+   * Fetches the newest entry for the key and installs it unless the local copy is as new or newer. An entry
+   * that fails its checks (digest, signature, schema, key) or that the store found but could not fetch whole
+   * is refused and the one before it is tried, up to MAX_CANDIDATES downloads: one bad entry, damaged or
+   * planted, does not throw away the progress that the entries before it carry.
+   */
   async restore(): Promise<RestoreOutcome> {
     const t0 = performance.now();
     const { store, key } = this.#o;
     const local = await this.#localSeq();
     const ms = () => Math.round(performance.now() - t0);
-    if (store.kind === 'none') return { source: local === undefined ? 'none' : 'local', ms: ms() };
+    const fallback = local === undefined ? 'a fresh start' : 'the local checkpoint';
+    const otherwise = (): RestoreOutcome['source'] => (local === undefined ? 'none' : 'local');
+    if (store.kind === 'none') return { source: otherwise(), ms: ms(), refused: [] };
     const dir = bundleDir(this.#o.workspace);
     const stage = join(this.#o.temp, 'checkpoint-action', 'unpack');
+    const refused = new Set<string>();
+    const refuse = (entry: string, why: string, tries: number) => {
+      refused.add(entry);
+      this.#warn(
+        `${why}; ${tries < MAX_CANDIDATES ? 'trying the entry before it' : `continuing from ${fallback}`}`,
+      );
+    };
     try {
-      await rm(dir, { recursive: true, force: true });
-      let entry: string | undefined;
-      try {
-        entry = (await store.restore(entryPrefix(key), dir))?.name;
-      } catch (err) {
-        if (!(err instanceof StoreError)) throw err;
-        this.#warn(
-          `${err.message}; continuing from ${local === undefined ? 'a fresh start' : 'the local checkpoint'}`,
-        );
-        return { source: local === undefined ? 'none' : 'local', ms: ms() };
-      }
-      if (entry === undefined) {
-        this.#o.log.info(`no saved checkpoint for key ${key} in the ${store.kind} store`);
-        return { source: local === undefined ? 'none' : 'local', ms: ms() };
-      }
-      try {
-        const unpacked = await unpackBundle(dir, stage, {
-          planName: this.#o.planName,
-          ...(this.#o.signingKey !== undefined ? { signingKey: this.#o.signingKey } : {}),
-        });
-        if (unpacked.manifest.key !== key || unpacked.manifest.runId !== this.#o.runId)
-          throw new BundleRejected(
-            `it was saved for key "${unpacked.manifest.key}", not "${key}" (one key is a prefix of the other; choose keys that are not)`,
-          );
-        if (local !== undefined && local >= unpacked.checkpoint.state.seq) {
-          this.#o.log.info(`the local checkpoint is as new as ${entry} or newer; keeping it`);
-          return { source: 'local', entry, ms: ms() };
+      for (let tries = 1; tries <= MAX_CANDIDATES; tries++) {
+        // A refused entry's files must not mix with the next one's.
+        await rm(dir, { recursive: true, force: true });
+        const tryStart = performance.now();
+        let entry: string | undefined;
+        try {
+          entry = (await store.restore(entryPrefix(key), dir, refused))?.name;
+        } catch (err) {
+          // A download that failed after the libraries' long retries (a blob service outage, ~25 s to
+          // minutes) would fail the same way for the older entries: only a quick failure is worth them.
+          if (err instanceof EntryUnusable && performance.now() - tryStart < SLOW_FAILURE_MS) {
+            refuse(err.entry, err.message, tries);
+            continue;
+          }
+          if (!(err instanceof StoreError)) throw err;
+          this.#warn(`${err.message}; continuing from ${fallback}`);
+          return { source: otherwise(), ms: ms(), refused: [...refused] };
         }
-        await installRun(unpacked, this.#o.root);
-        const placed = await installPaths(unpacked, this.#o.workspace);
-        this.#o.log.info(
-          `restored ${entry} (${unpacked.manifest.files} files${placed.length ? `, ${placed.length} from \`paths\`` : ''})`,
-        );
-        return { source: 'store', entry, ms: ms() };
-      } catch (err) {
-        if (!(err instanceof BundleRejected)) throw err;
-        this.#warn(
-          `the saved checkpoint ${entry} was refused: ${err.message}; ${local === undefined ? 'starting fresh' : 'continuing from the local checkpoint'}`,
-        );
-        return { source: local === undefined ? 'none' : 'local', ms: ms() };
+        if (entry === undefined) {
+          if (refused.size === 0)
+            this.#o.log.info(`no saved checkpoint for key ${key} in the ${store.kind} store`);
+          else
+            this.#warn(
+              `no older saved checkpoint for key ${key} could be found; continuing from ${fallback}`,
+            );
+          return { source: otherwise(), ms: ms(), refused: [...refused] };
+        }
+        try {
+          const unpacked = await unpackBundle(dir, stage, {
+            planName: this.#o.planName,
+            ...(this.#o.signingKey !== undefined ? { signingKey: this.#o.signingKey } : {}),
+          });
+          if (unpacked.manifest.key !== key || unpacked.manifest.runId !== this.#o.runId)
+            throw new BundleRejected(
+              `it was saved for key "${unpacked.manifest.key}", not "${key}" (one key is a prefix of the other; choose keys that are not)`,
+            );
+          if (local !== undefined && local >= unpacked.checkpoint.state.seq) {
+            this.#o.log.info(`the local checkpoint is as new as ${entry} or newer; keeping it`);
+            return { source: 'local', entry, ms: ms(), refused: [...refused] };
+          }
+          // Paths first: they can still refuse the bundle (a link in the workspace), and a refusal must
+          // leave the local checkpoint as it was.
+          const placed = await installPaths(unpacked, this.#o.workspace);
+          await installRun(unpacked, this.#o.root);
+          this.#o.log.info(
+            `restored ${entry} (${unpacked.manifest.files} files${placed.length ? `, ${placed.length} from \`paths\`` : ''})`,
+          );
+          return { source: 'store', entry, ms: ms(), refused: [...refused] };
+        } catch (err) {
+          if (!(err instanceof BundleRejected)) throw err;
+          refuse(entry, `the saved checkpoint ${entry} was refused: ${err.message}`, tries);
+        }
       }
+      return { source: otherwise(), ms: ms(), refused: [...refused] };
     } finally {
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
       await rm(stage, { recursive: true, force: true }).catch(() => undefined);

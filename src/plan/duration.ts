@@ -27,7 +27,12 @@ export function parseDuration(text: string | number): number {
   if (typeof text !== 'string') throw durationError(text);
   const s = text.trim();
   if (s === '') throw durationError(text);
-  if (BARE_NUMBER.test(s)) return Math.round(Number(s) * 1000);
+  if (BARE_NUMBER.test(s)) {
+    // Hundreds of digits read as Infinity, which every caller would take for a real duration.
+    const ms = Number(s) * 1000;
+    if (!Number.isFinite(ms)) throw durationError(text);
+    return Math.round(ms);
+  }
 
   let total = 0;
   let pos = 0;

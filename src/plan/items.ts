@@ -35,15 +35,40 @@ export async function expandItems(
     case 'list':
       return source.items.map(String);
     case 'file':
-      return splitLines(await readItemsFile(source.file, planDir));
+      return textItems(
+        splitLines(await readItemsFile(source.file, planDir)),
+        `items file ${JSON.stringify(source.file)}`,
+      );
     case 'glob': {
       const files = await glob(source.glob, { cwd: planDir, onlyFiles: true });
       // Code-point order, not locale order: the list must be identical on every machine.
-      return files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      return textItems(
+        files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+        `items glob ${JSON.stringify(source.glob)}`,
+      );
     }
     case 'command':
-      return splitLines(await runItemsCommand(source.command, planDir, env));
+      return textItems(
+        splitLines(await runItemsCommand(source.command, planDir, env)),
+        `items command "${shorten(source.command)}"`,
+      );
   }
+}
+
+/**
+ * Items reach a unit as an environment variable (CHECKPOINT_ITEM) and as one line of CHECKPOINT_ITEMS_FILE,
+ * so they must be text without NUL bytes (which no environment can hold: the launcher would cut the item
+ * short, a direct spawn would fail) and without line breaks (a file name from a glob may have one).
+ */
+function textItems(items: string[], what: string): string[] {
+  for (const [i, item] of items.entries()) {
+    const bad = item.includes('\0') ? 'a NUL byte' : /[\r\n]/.test(item) ? 'a line break' : undefined;
+    if (bad)
+      throw new ItemsError(
+        `${what} gave an item with ${bad} (item ${i + 1}: ${JSON.stringify(item.length > 40 ? `${item.slice(0, 39)}…` : item)}); items must be text, one per line`,
+      );
+  }
+  return items;
 }
 
 async function readItemsFile(file: string, planDir: string): Promise<string> {

@@ -49,8 +49,19 @@ function leaf<T>(convert: (v: unknown) => T | Rejected) {
   });
 }
 
+/**
+ * zod's int() also refuses integers beyond ±2^53 (they cannot be counted exactly), with the same message as a
+ * fraction or a string; such a value would read "expected an integer, got 9007199254740992", so it says so.
+ */
+function intError(expected: string) {
+  return (iss: { code?: string; origin?: string }) =>
+    (iss.code === 'too_big' || iss.code === 'too_small') && iss.origin === 'int'
+      ? expecting(expected, `integers beyond ±${Number.MAX_SAFE_INTEGER} cannot be counted exactly`)
+      : expected;
+}
+
 const positiveInt = (expected = 'expected a positive integer') =>
-  z.int({ error: expected }).min(1, { error: expected });
+  z.int({ error: intError(expected) }).min(1, { error: expected });
 
 /** A string with at least one non-blank character. */
 const text = (expected: string) => z.string({ error: expected }).regex(/\S/, { error: expected });
@@ -163,8 +174,8 @@ const onChangeSchema = z.enum(['rerun', 'keep'], { error: 'expected rerun or kee
 const rangeSchema = z
   .strictObject(
     {
-      from: z.int({ error: 'expected an integer' }),
-      to: z.int({ error: 'expected an integer' }),
+      from: z.int({ error: intError('expected an integer') }),
+      to: z.int({ error: intError('expected an integer') }),
     },
     { error: expecting('expected a mapping {from, to}', 'e.g. range: { from: 0, to: 1000 }') },
   )

@@ -4,7 +4,8 @@
 // it) the run's own list is asked; with an explicit `key` that outlives runs, the repository's list is.
 import { join } from 'node:path';
 import { ARCHIVE, MANIFEST } from './bundle.js';
-import { type Store, StoreError } from './store.js';
+import { EntryUnusable, type Store, StoreError } from './store.js';
+import { DEFAULT_IDLE_MS, withIdleTimeout } from './watchdog.js';
 
 type ArtifactModule = typeof import('@actions/artifact');
 
@@ -17,6 +18,8 @@ export interface ArtifactStoreOptions {
   scope: 'run' | 'repository';
   apiUrl: string;
   retentionDays?: number;
+  /** How long a connection to the service may stay silent before it is given up (see watchdog.ts). */
+  idleTimeoutMs?: number;
 }
 
 interface Listed {
@@ -31,7 +34,7 @@ interface RestArtifact {
   name: string;
   created_at?: string;
   expired?: boolean;
-  workflow_run?: { id?: number };
+  workflow_run?: { id?: number; repository_id?: number; head_repository_id?: number };
 }
 
 export class ArtifactStore implements Store {
@@ -75,6 +78,14 @@ export class ArtifactStore implements Store {
       const list = body.artifacts ?? [];
       for (const a of list) {
         if (a.expired || !a.name.startsWith(prefix)) continue;
+        // A `pull_request` run from a fork uploads into this repository's list too, with no secrets and
+        // code nobody reviewed: its artifacts are never a checkpoint to resume from.
+        const run = a.workflow_run;
+        const fromFork =
+          run?.head_repository_id !== undefined &&
+          run.repository_id !== undefined &&
+          run.head_repository_id !== run.repository_id;
+        if (fromFork) continue;
         found.push({
           id: a.id,
           name: a.name,
@@ -102,36 +113,48 @@ export class ArtifactStore implements Store {
       .map((a) => ({ id: a.id, name: a.name, createdAt: a.createdAt?.getTime() ?? 0, runId: this.#o.runId }));
   }
 
-  async restore(prefix: string, dir: string) {
+  #watched<T>(fn: () => Promise<T>): Promise<T> {
+    return withIdleTimeout(this.#o.idleTimeoutMs ?? DEFAULT_IDLE_MS, fn).then((r) => r.result);
+  }
+
+  async restore(prefix: string, dir: string, refused: ReadonlySet<string> = new Set()) {
     if (!this.#o.token)
       throw new StoreError('artifact restore needs `github-token` to list artifacts; set it');
     let newest: Listed | undefined;
     try {
-      const list =
-        this.#o.scope === 'repository'
-          ? await this.#repositoryArtifacts(prefix)
-          : await this.#runArtifacts(prefix);
-      // Newest by creation time; equal times (one-second resolution) fall back to the higher id.
-      newest = list.sort((a, b) => b.createdAt - a.createdAt || b.id - a.id)[0];
+      const list = await this.#watched(() =>
+        this.#o.scope === 'repository' ? this.#repositoryArtifacts(prefix) : this.#runArtifacts(prefix),
+      );
+      // Newest by creation time; equal times (one-second resolution) fall back to the higher id. Entries
+      // already refused are passed over, so a bad newest entry leaves the one before it usable.
+      newest = list
+        .filter((a) => !refused.has(a.name))
+        .sort((a, b) => b.createdAt - a.createdAt || b.id - a.id)[0];
     } catch (err) {
       throw new StoreError(`artifact list failed: ${(err as Error).message}`, { cause: err });
     }
     if (!newest) return undefined;
     try {
       const client = await this.#client();
-      await client.downloadArtifact(newest.id, {
-        path: dir,
-        findBy: {
-          token: this.#o.token,
-          workflowRunId: newest.runId,
-          repositoryOwner: this.#owner,
-          repositoryName: this.#repo,
-        },
-      });
+      const id = newest.id;
+      const runId = newest.runId;
+      await this.#watched(() =>
+        client.downloadArtifact(id, {
+          path: dir,
+          findBy: {
+            token: this.#o.token,
+            workflowRunId: runId,
+            repositoryOwner: this.#owner,
+            repositoryName: this.#repo,
+          },
+        }),
+      );
     } catch (err) {
-      throw new StoreError(`artifact download of ${newest.name} failed: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new EntryUnusable(
+        newest.name,
+        `artifact download of ${newest.name} failed: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     return { name: newest.name };
   }
@@ -139,11 +162,13 @@ export class ArtifactStore implements Store {
   async save(name: string, dir: string): Promise<void> {
     try {
       const client = await this.#client();
-      await client.uploadArtifact(name, [join(dir, MANIFEST), join(dir, ARCHIVE)], dir, {
-        // The archive is already gzip'ed.
-        compressionLevel: 0,
-        ...(this.#o.retentionDays ? { retentionDays: this.#o.retentionDays } : {}),
-      });
+      await this.#watched(() =>
+        client.uploadArtifact(name, [join(dir, MANIFEST), join(dir, ARCHIVE)], dir, {
+          // The archive is already gzip'ed.
+          compressionLevel: 0,
+          ...(this.#o.retentionDays ? { retentionDays: this.#o.retentionDays } : {}),
+        }),
+      );
     } catch (err) {
       throw new StoreError(`artifact upload of ${name} failed: ${(err as Error).message}`, { cause: err });
     }

@@ -201,7 +201,9 @@ export async function checkBundle(src: string, o: CheckOptions): Promise<Manifes
     throw new BundleRejected(
       `bundle format ${m.version} is newer than this version of checkpoint-action reads (${VERSION}); update the action`,
     );
-  if (!isValidRunId(m.runId)) throw new BundleRejected(`run id "${m.runId}" in ${MANIFEST} is not valid`);
+  // The same bound as the action's `key`, which names the run folder.
+  if (!isValidRunId(m.runId) || m.runId.length > 200)
+    throw new BundleRejected(`run id "${m.runId.slice(0, 60)}" in ${MANIFEST} is not valid`);
   if (m.plan !== o.planName) throw new BundleRejected(`it belongs to plan "${m.plan}", not "${o.planName}"`);
   if (o.signingKey !== undefined) {
     if (!m.hmac) throw new BundleRejected('it is not signed, and `signing-key` is set');
@@ -279,10 +281,22 @@ export async function unpackBundle(src: string, stage: string, o: CheckOptions):
   const pathsDir = join(stage, 'paths');
   for (const f of files) {
     const [top, ...rest] = f.name.split('/');
+    // Step markers are meant to be sourced by shell scripts (`. steps/build.complete`), so a restored one is
+    // never trusted: the engine writes them again from the checkpoint's own state when the run starts.
+    if (top === 'run' && rest.length === 2 && rest[0] === 'steps' && rest[1]?.endsWith('.complete')) continue;
     const dest = top === 'run' ? join(runDir, ...rest) : join(pathsDir, ...rest);
-    await ensureDir(resolve(dest, '..'));
-    await writeFile(dest, f.data, { mode: 0o600 });
+    try {
+      await ensureDir(resolve(dest, '..'));
+      await writeFile(dest, f.data, { mode: 0o600 });
+    } catch (err) {
+      // A name this file system cannot hold (too long, a file where the archive also has a folder): the
+      // bundle is unusable here, which is a refusal, not a crash of the restore.
+      throw new BundleRejected(`archive entry "${f.name}" cannot be unpacked (${(err as Error).message})`);
+    }
   }
+  // The engine reads a run without snapshot or journal as a blank one; a bundle must carry a checkpoint.
+  if (!(await Checkpoint.exists(root, manifest.runId)))
+    throw new BundleRejected('its archive holds no checkpoint (run/checkpoint.json or run/journal.ndjson)');
   let checkpoint: Checkpoint;
   try {
     checkpoint = await Checkpoint.read(root, manifest.runId);
@@ -293,7 +307,33 @@ export async function unpackBundle(src: string, stage: string, o: CheckOptions):
     throw new BundleRejected(
       `its checkpoint belongs to plan "${checkpoint.state.planName}", not "${o.planName}"`,
     );
+  await checkFrozenItems(checkpoint);
   return { manifest, runDir, pathsDir, checkpoint };
+}
+
+/**
+ * The engine takes a frozen item list as it finds it once its checksum matches, and a list that is not one
+ * (an object, numbers, fewer items than recorded) would run units on nothing and record them done. A bundle
+ * carrying such a list is refused here, where a restored checkpoint is checked.
+ */
+async function checkFrozenItems(checkpoint: Checkpoint): Promise<void> {
+  for (const [step, rec] of checkpoint.state.steps) {
+    if (!rec.items) continue;
+    let items: unknown;
+    try {
+      items = await checkpoint.readItems(step);
+    } catch (err) {
+      throw new BundleRejected(`its checkpoint cannot be read: ${(err as Error).message}`);
+    }
+    const ok =
+      Array.isArray(items) &&
+      items.length === rec.items.count &&
+      items.every((i) => typeof i === 'string' && !i.includes('\0'));
+    if (!ok)
+      throw new BundleRejected(
+        `the frozen item list of step "${step}" is not a list of ${rec.items.count} text items`,
+      );
+  }
 }
 
 /**
@@ -315,18 +355,49 @@ export async function installRun(unpacked: UnpackResult, root: string): Promise<
   if (had) await rm(aside, { recursive: true, force: true });
 }
 
-/** Copies the restored extra paths back into the workspace; a path outside it is refused. */
+/**
+ * Why `rel` cannot be written under `workspace` as it stands, if it cannot. The archive's names are checked
+ * lexically when it is read, but a symbolic link already in the workspace (a checked-out repository may hold
+ * one) would carry the write to wherever it points, and a file where a folder is needed would fail halfway.
+ */
+async function obstacle(workspace: string, rel: string): Promise<string | undefined> {
+  const parts = rel.split(sep);
+  let cur = workspace;
+  for (const [i, part] of parts.entries()) {
+    cur = join(cur, part);
+    const st = await lstat(cur).catch(() => undefined);
+    // What does not exist yet is created by us, as a plain folder or file.
+    if (!st) return undefined;
+    if (st.isSymbolicLink())
+      return `would be written through the symbolic link "${relative(workspace, cur)}" in the workspace`;
+    if (i < parts.length - 1 ? !st.isDirectory() : !st.isFile())
+      return `would replace "${relative(workspace, cur)}", which is not a ${i < parts.length - 1 ? 'folder' : 'file'}`;
+  }
+  return undefined;
+}
+
+/**
+ * Copies the restored extra paths back into the workspace. Every path is checked before any is written: one
+ * that would land outside the workspace, go through a symbolic link found in it or replace something that is
+ * not a plain file refuses the bundle without touching the workspace.
+ */
 export async function installPaths(unpacked: UnpackResult, workspace: string): Promise<string[]> {
   const entries: FileEntry[] = [];
   await walk(unpacked.pathsDir, '', () => false, entries);
-  const placed: string[] = [];
+  const planned: Array<{ from: string; dest: string; rel: string }> = [];
   for (const e of entries) {
     const dest = resolve(workspace, e.name);
     const rel = relative(workspace, dest);
-    if (rel.startsWith('..') || isAbsolute(rel))
+    if (rel === '' || rel.startsWith('..') || isAbsolute(rel))
       throw new BundleRejected(`path "${e.name}" would land outside the workspace`);
+    const problem = await obstacle(workspace, rel);
+    if (problem !== undefined) throw new BundleRejected(`path "${e.name}" ${problem}`);
+    planned.push({ from: e.abs, dest, rel });
+  }
+  const placed: string[] = [];
+  for (const { from, dest, rel } of planned) {
     await ensureDir(resolve(dest, '..'));
-    await rename(e.abs, dest).catch(async () => writeFile(dest, await readFile(e.abs)));
+    await rename(from, dest).catch(async () => writeFile(dest, await readFile(from)));
     placed.push(rel);
   }
   return placed;

@@ -12,9 +12,11 @@ export interface Store {
   readonly kind: StoreKind;
   /**
    * Fetches the newest bundle whose name starts with `prefix` into `dir` (a bundle folder, see bundle.ts);
-   * undefined when there is none. Throws StoreError when the store could not be asked.
+   * undefined when there is none. `refused` names entries already fetched and found unusable: the newest
+   * entry older than those is fetched instead (undefined when the store cannot find one). Throws StoreError
+   * when the store could not be asked.
    */
-  restore(prefix: string, dir: string): Promise<RestoredEntry | undefined>;
+  restore(prefix: string, dir: string, refused?: ReadonlySet<string>): Promise<RestoredEntry | undefined>;
   /** Keeps the bundle in `dir` as a new, immutable entry called `name`. Throws StoreError on failure. */
   save(name: string, dir: string): Promise<void>;
 }
@@ -25,6 +27,20 @@ export interface Store {
  */
 export class StoreError extends Error {
   override name = 'StoreError';
+}
+
+/**
+ * The store found the entry but could not fetch it whole (the download broke off, came back truncated or
+ * would not unpack). Unlike other StoreErrors the store was reachable, so the entries before it are worth
+ * trying; `entry` is the one to pass over.
+ */
+export class EntryUnusable extends StoreError {
+  override name = 'EntryUnusable';
+  readonly entry: string;
+  constructor(entry: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.entry = entry;
+  }
 }
 
 /** The local directory only: on a self-hosted runner with a persistent workspace it is the checkpoint. */

@@ -28,19 +28,27 @@
 //  - REST download (findBy): no retry plugin for the 302 request itself, so a reset connection rejects at
 //    once (undici's bare "other side closed"); the blob GET that follows is retried 5 times, 5 s apart,
 //    before "Unable to download and extract artifact".
+//  - Blob faults (blob-proxy.ts): a `cut` upload is retried by the Azure SDK 4 times (~16 s) before
+//    "Unable to make request: ECONNRESET"; a `truncate`d download fails to unzip, retried 5 times 5 s apart
+//    (~25 s) before "Artifact download failed after 5 retries"; a `cut` download never errors by itself
+//    (the response's abort is not forwarded through `pipe`), only the library's 30 s no-data timer ends each
+//    of the 5 attempts: ~3 minutes.
 //  - Important for callers: @actions/github (which the REST calls go through) reads GITHUB_API_URL once,
 //    when the module is first imported, so the variable must be set before @actions/artifact is imported.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Azurite } from './azurite.js';
+import type { BlobProxy } from './blob-proxy.js';
 import {
   applyTransportFault,
   type FaultMode,
   FaultSwitch,
   type Handler,
   type HttpService,
+  isBlobFault,
   RequestCounter,
   readJson,
   sendJson,
+  shapeReply,
   startHttpService,
   str,
   twirpError,
@@ -84,6 +92,11 @@ export interface RunRef {
   runAttempt: number;
   /** Jobs of one attempt get different job backend ids. */
   job?: string;
+  /**
+   * The repository the run's code came from, when not this one: a `pull_request` run from a fork. Its
+   * artifacts still belong to this repository's runs (and show in its list), with this head repository id.
+   */
+  headRepositoryId?: number;
 }
 
 export interface ArtifactRecord {
@@ -94,6 +107,8 @@ export interface ArtifactRecord {
   /** GITHUB_RUN_ID of the run whose token created it; undefined for backend ids nobody registered. */
   runId?: number;
   runAttempt?: number;
+  /** Set for artifacts of a run from a fork (RunRef.headRepositoryId). */
+  headRepositoryId?: number;
   blob: string;
   mimeType?: string;
   createdAt: Date;
@@ -132,6 +147,8 @@ export interface ArtifactServiceOptions {
   apiUrl?: () => string;
   container?: string;
   repositoryId?: number;
+  /** Where `cut` / `truncate` send the blob transfers; without it they shape the reply instead. */
+  blobProxy?: BlobProxy;
 }
 
 function isTwirpMethod(m: string): m is ArtifactTwirpMethod {
@@ -151,7 +168,7 @@ export function createArtifactService(azurite: Azurite, opts: ArtifactServiceOpt
   const repositoryId = opts.repositoryId ?? 123456789;
   const faults = new FaultSwitch<ArtifactMethod>();
   const counter = new RequestCounter<ArtifactMethod>();
-  const runs = new Map<string, { runId: number; runAttempt: number }>();
+  const runs = new Map<string, { runId: number; runAttempt: number; headRepositoryId?: number }>();
   let records: ArtifactRecord[] = [];
   let nextId = 1001;
 
@@ -167,23 +184,45 @@ export function createArtifactService(azurite: Azurite, opts: ArtifactServiceOpt
       run.runAttempt,
       run.job ?? 'job',
     );
-    runs.set(workflowJobRunBackendId, { runId: run.runId, runAttempt: run.runAttempt });
+    runs.set(workflowJobRunBackendId, {
+      runId: run.runId,
+      runAttempt: run.runAttempt,
+      ...(run.headRepositoryId !== undefined ? { headRepositoryId: run.headRepositoryId } : {}),
+    });
     return { workflowRunBackendId, workflowJobRunBackendId };
   }
 
   const visible = (r: ArtifactRecord) => r.finalizedAt !== undefined && !r.deleted;
   const expired = (r: ArtifactRecord) => r.expiresAt !== undefined && r.expiresAt.getTime() <= Date.now();
 
-  function downloadUrl(r: ArtifactRecord): string {
+  /** The SAS URL as handed out: through the blob proxy when a blob fault is set on the method. */
+  type Route = (sasUrl: string) => string;
+  const direct: Route = (u) => u;
+  function routeFor(fault: FaultMode, res: ServerResponse, handsOutBlob: boolean): Route {
+    if (!isBlobFault(fault)) return direct;
+    const proxy = opts.blobProxy;
+    if (proxy && handsOutBlob) return (u) => proxy.route(u, fault);
+    shapeReply(res, fault);
+    return direct;
+  }
+
+  function downloadUrl(r: ArtifactRecord, route: Route = direct): string {
     const fileName = r.mimeType === 'application/zip' ? `${r.name}.zip` : r.name;
-    return azurite.sasUrl(container, r.blob, 'r', {
-      contentDisposition: `attachment; filename="${fileName}"; filename*=UTF-8''${encodeURIComponent(fileName)}`,
-    });
+    return route(
+      azurite.sasUrl(container, r.blob, 'r', {
+        contentDisposition: `attachment; filename="${fileName}"; filename*=UTF-8''${encodeURIComponent(fileName)}`,
+      }),
+    );
   }
 
   // ---- Twirp ----
 
-  async function createArtifact(body: Record<string, unknown>, ids: BackendIds, res: ServerResponse) {
+  async function createArtifact(
+    body: Record<string, unknown>,
+    ids: BackendIds,
+    res: ServerResponse,
+    route: Route,
+  ) {
     const name = str(body, 'name');
     if (!name) return twirpError(res, 400, 'invalid_argument', 'name is required');
     const taken = records.some(
@@ -202,13 +241,14 @@ export function createArtifactService(azurite: Azurite, opts: ArtifactServiceOpt
       ...ids,
       runId: run?.runId,
       runAttempt: run?.runAttempt,
+      ...(run?.headRepositoryId !== undefined ? { headRepositoryId: run.headRepositoryId } : {}),
       blob,
       mimeType,
       createdAt: new Date(),
       expiresAt,
       deleted: false,
     });
-    sendJson(res, 200, { ok: true, signed_upload_url: azurite.sasUrl(container, blob, 'cw') });
+    sendJson(res, 200, { ok: true, signed_upload_url: route(azurite.sasUrl(container, blob, 'cw')) });
   }
 
   async function finalizeArtifact(body: Record<string, unknown>, ids: BackendIds, res: ServerResponse) {
@@ -262,11 +302,11 @@ export function createArtifactService(azurite: Azurite, opts: ArtifactServiceOpt
       .sort((a, b) => b.id - a.id)[0];
   }
 
-  function signedUrl(body: Record<string, unknown>, res: ServerResponse) {
+  function signedUrl(body: Record<string, unknown>, res: ServerResponse, route: Route) {
     const r = newestByName(str(body, 'workflow_run_backend_id'), str(body, 'name'));
     if (!r) return twirpError(res, 404, 'not_found', 'artifact not found');
     if (expired(r)) return twirpError(res, 404, 'not_found', 'artifact has expired');
-    sendJson(res, 200, { signed_url: downloadUrl(r) });
+    sendJson(res, 200, { signed_url: downloadUrl(r, route) });
   }
 
   async function remove(r: ArtifactRecord): Promise<void> {
@@ -292,6 +332,7 @@ export function createArtifactService(azurite: Azurite, opts: ArtifactServiceOpt
     counter.hit(method);
     const fault = faults.for(method);
     if (applyTransportFault(fault, req, res, 'twirp')) return true;
+    const route = routeFor(fault, res, method === 'CreateArtifact' || method === 'GetSignedArtifactURL');
     const body = await readJson(req);
     const ids = parseRuntimeToken(req.headers.authorization);
     if (!ids) {
@@ -312,7 +353,7 @@ export function createArtifactService(azurite: Azurite, opts: ArtifactServiceOpt
     }
     switch (method) {
       case 'CreateArtifact':
-        await createArtifact(body, ids, res);
+        await createArtifact(body, ids, res, route);
         break;
       case 'FinalizeArtifact':
         await finalizeArtifact(body, ids, res);
@@ -321,7 +362,7 @@ export function createArtifactService(azurite: Azurite, opts: ArtifactServiceOpt
         listArtifacts(body, res);
         break;
       case 'GetSignedArtifactURL':
-        signedUrl(body, res);
+        signedUrl(body, res, route);
         break;
       case 'DeleteArtifact':
         await deleteArtifact(body, res);
@@ -350,7 +391,7 @@ export function createArtifactService(azurite: Azurite, opts: ArtifactServiceOpt
       workflow_run: {
         id: r.runId ?? null,
         repository_id: repositoryId,
-        head_repository_id: repositoryId,
+        head_repository_id: r.headRepositoryId ?? repositoryId,
         head_branch: 'main',
         head_sha: '0000000000000000000000000000000000000000',
       },
@@ -392,6 +433,7 @@ export function createArtifactService(azurite: Azurite, opts: ArtifactServiceOpt
     counter.hit(method);
     const fault = faults.for(method);
     if (applyTransportFault(fault, req, res, 'rest')) return true;
+    const route = routeFor(fault, res, method === 'downloadArtifact');
     const auth = /^(?:token|Bearer) (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     if (auth !== opts.githubToken) {
       restError(res, 401, 'Bad credentials');
@@ -443,7 +485,7 @@ export function createArtifactService(azurite: Azurite, opts: ArtifactServiceOpt
         if (m[4] !== 'zip') restError(res, 404, 'Not Found');
         else if (expired(r)) restError(res, 410, 'Artifact has expired');
         else {
-          res.writeHead(302, { location: downloadUrl(r), 'content-length': 0 });
+          res.writeHead(302, { location: downloadUrl(r, route), 'content-length': 0 });
           res.end();
         }
         break;

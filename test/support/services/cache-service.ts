@@ -19,6 +19,13 @@
 //  - throttle (429): RateLimitError, not retried; warning at once (plus a "rate limit will reset" warning
 //    when Retry-After is set).
 //  - read-denied (403 `cache read denied:`): CacheReadDeniedError, warning, undefined.
+//  - hang (no answer): @actions/http-client gives up after 3 minutes ("Request timeout", no error code), which
+//    the Twirp client retries like a 5xx: ~15 minutes before the warning. (CacheStore's watchdog ends a silent
+//    connection with ETIMEDOUT, a network error that is not retried.)
+//  - cut (download broken off halfway): `Failed to restore: aborted`, at once.
+//  - truncate (a short download with a matching Content-Length): the library's own length check passes and
+//    tar fails: `Failed to restore: "/usr/bin/tar" failed with error: ... exit code 2`, logged after
+//    `Cache hit for restore-key: K` (the only place the entry's name appears).
 //
 // saveCache never throws for service trouble either: it returns -1 (the entry id on success). It throws only
 // ValidationError and, before any request, "Path Validation Error" when none of the paths exist.
@@ -31,6 +38,9 @@
 //    Unable to reserve cache with key K. More details: cache write denied: ...`.
 //  - Failures after the reservation (blob upload, FinalizeCacheEntryUpload) are warnings; the entry stays
 //    reserved but unfinalized, so that key can never be saved again by anyone.
+//  - cut (upload broken off halfway): the Azure SDK retries the upload 4 times (~16 s), then
+//    `::warning::Failed to save: socket hang up` and -1.
+//  - hang: as for restore, ~15 minutes in CreateCacheEntry without the watchdog.
 //  - core.error is never used by the v2 path: its "5xx is an error" branch tests for HttpClientError, which
 //    the Twirp client never throws.
 //
@@ -38,15 +48,18 @@
 // (`cache.tgz`); the method is hashed into the entry version, so a zstd save is invisible to a gzip restore.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Azurite } from './azurite.js';
+import type { BlobProxy } from './blob-proxy.js';
 import {
   applyTransportFault,
   type FaultMode,
   FaultSwitch,
   type Handler,
   type HttpService,
+  isBlobFault,
   RequestCounter,
   readJson,
   sendJson,
+  shapeReply,
   startHttpService,
   str,
   twirpError,
@@ -103,7 +116,14 @@ function isCacheMethod(m: string): m is CacheMethod {
   return (CACHE_METHODS as readonly string[]).includes(m);
 }
 
-export function createCacheService(azurite: Azurite, opts: { container?: string } = {}): CacheService {
+export function createCacheService(
+  azurite: Azurite,
+  opts: {
+    container?: string;
+    /** Where `cut` / `truncate` send the blob transfers; without it they shape the Twirp reply instead. */
+    blobProxy?: BlobProxy;
+  } = {},
+): CacheService {
   const container = opts.container ?? 'actions-cache';
   const faults = new FaultSwitch<CacheMethod>();
   const counter = new RequestCounter<CacheMethod>();
@@ -112,10 +132,15 @@ export function createCacheService(azurite: Azurite, opts: { container?: string 
 
   const prefix = `/twirp/${CACHE_TWIRP_SERVICE}/`;
 
+  /** The SAS URL as handed out: through the blob proxy when a blob fault is set on the method. */
+  type Route = (sasUrl: string) => string;
+  const direct: Route = (u) => u;
+
   async function create(
     body: Record<string, unknown>,
     res: ServerResponse,
     runBackendId: string | undefined,
+    route: Route,
   ) {
     const key = str(body, 'key');
     const version = str(body, 'version');
@@ -128,7 +153,7 @@ export function createCacheService(azurite: Azurite, opts: { container?: string 
     const id = nextId++;
     const blob = `entries/${id}`;
     entries.push({ id, key, version, blob, createdAt: new Date(), runBackendId });
-    sendJson(res, 200, { ok: true, signed_upload_url: azurite.sasUrl(container, blob, 'cw') });
+    sendJson(res, 200, { ok: true, signed_upload_url: route(azurite.sasUrl(container, blob, 'cw')) });
   }
 
   async function finalize(body: Record<string, unknown>, res: ServerResponse) {
@@ -172,7 +197,7 @@ export function createCacheService(azurite: Azurite, opts: { container?: string 
     return undefined;
   }
 
-  function download(body: Record<string, unknown>, res: ServerResponse) {
+  function download(body: Record<string, unknown>, res: ServerResponse, route: Route) {
     const key = str(body, 'key');
     const version = str(body, 'version');
     const raw = body.restore_keys;
@@ -182,7 +207,7 @@ export function createCacheService(azurite: Azurite, opts: { container?: string 
     if (!hit) return sendJson(res, 200, { ok: false });
     sendJson(res, 200, {
       ok: true,
-      signed_download_url: azurite.sasUrl(container, hit.blob, 'r'),
+      signed_download_url: route(azurite.sasUrl(container, hit.blob, 'r')),
       matched_key: hit.key,
     });
   }
@@ -198,6 +223,13 @@ export function createCacheService(azurite: Azurite, opts: { container?: string 
     counter.hit(method);
     const fault = faults.for(method);
     if (applyTransportFault(fault, req, res, 'twirp')) return true;
+    let route = direct;
+    if (isBlobFault(fault)) {
+      const proxy = opts.blobProxy;
+      const handsOutBlob = method === 'CreateCacheEntry' || method === 'GetCacheEntryDownloadURL';
+      if (proxy && handsOutBlob) route = (u) => proxy.route(u, fault);
+      else shapeReply(res, fault);
+    }
     const body = await readJson(req);
     const ids = parseRuntimeToken(req.headers.authorization);
     if (!ids) {
@@ -207,14 +239,14 @@ export function createCacheService(azurite: Azurite, opts: { container?: string 
     switch (method) {
       case 'CreateCacheEntry':
         if (fault === 'write-denied') sendJson(res, 200, { ok: false, message: WRITE_DENIED_MESSAGE });
-        else await create(body, res, ids.workflowRunBackendId);
+        else await create(body, res, ids.workflowRunBackendId, route);
         break;
       case 'FinalizeCacheEntryUpload':
         await finalize(body, res);
         break;
       case 'GetCacheEntryDownloadURL':
         if (fault === 'read-denied') twirpError(res, 403, 'permission_denied', READ_DENIED_MESSAGE);
-        else download(body, res);
+        else download(body, res, route);
         break;
     }
     return true;

@@ -11,8 +11,33 @@ import type { AddressInfo, Socket } from 'node:net';
  * - `throttle`: HTTP 429 with `Retry-After`, a Twirp `resource_exhausted` body.
  * - `write-denied` / `read-denied`: what the service answers a read-only (or no-cache) runtime token;
  *   only meaningful for the methods that write or read, the others answer normally.
+ * - `hang`: the request is read and never answered (the connection stays open), so only a client-side
+ *   timeout ends it. Hung requests end when the service is closed.
+ * - `cut`: the connection closes in the middle of the transfer that matters. For a method that hands out a
+ *   blob URL (cache CreateCacheEntry / GetCacheEntryDownloadURL, artifact CreateArtifact /
+ *   GetSignedArtifactURL / downloadArtifact) the method answers normally and the blob upload or download
+ *   through that URL is cut halfway (see blob-proxy.ts); any other method sends its status line and half
+ *   its body, then resets the connection.
+ * - `truncate`: like `cut`, but the transfer ends cleanly, short: a download is served as its first half
+ *   with a Content-Length that matches (so the client's own length check passes); any other method
+ *   answers half its JSON body. On an upload URL it has no effect (the fake stores what it is sent).
  */
-export type FaultMode = 'none' | 'outage' | 'unreachable' | 'throttle' | 'write-denied' | 'read-denied';
+export type FaultMode =
+  | 'none'
+  | 'outage'
+  | 'unreachable'
+  | 'throttle'
+  | 'write-denied'
+  | 'read-denied'
+  | 'hang'
+  | 'cut'
+  | 'truncate';
+
+/** The modes that act on a blob transfer when the method hands out a blob URL. */
+export type BlobFault = 'cut' | 'truncate';
+export function isBlobFault(mode: FaultMode): mode is BlobFault {
+  return mode === 'cut' || mode === 'truncate';
+}
 
 /** Faults switchable while a test runs: one mode for every method, overridable per method. */
 export class FaultSwitch<M extends string> {
@@ -55,19 +80,36 @@ export class RequestCounter<M extends string> {
   }
 }
 
+/**
+ * Faults that shape the reply rather than replace it (`cut`, `truncate` on methods without a blob URL):
+ * set on a response before the method's handler answers; sendJson applies them.
+ */
+const replyFaults = new WeakMap<ServerResponse, BlobFault>();
+
+export function shapeReply(res: ServerResponse, mode: BlobFault): void {
+  replyFaults.set(res, mode);
+}
+
 export function sendJson(
   res: ServerResponse,
   status: number,
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const text = JSON.stringify(body);
+  const text = Buffer.from(JSON.stringify(body));
+  const fault = replyFaults.get(res);
+  const half = text.subarray(0, Math.floor(text.length / 2));
   res.writeHead(status, {
     'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
+    // `cut` promises the whole body and breaks off; `truncate` announces the short body it sends.
+    'content-length': fault === 'truncate' ? half.length : text.length,
     ...headers,
   });
-  res.end(text);
+  if (fault === 'cut') {
+    res.write(half, () => res.socket?.destroy());
+    return;
+  }
+  res.end(fault === 'truncate' ? half : text);
 }
 
 /** Twirp's error shape: the clients read `msg` (and look for stable prefixes in it). */
@@ -120,6 +162,10 @@ export function applyTransportFault(
     case 'outage':
       if (kind === 'twirp') twirpError(res, 500, 'internal', 'injected outage: internal error');
       else sendJson(res, 500, { message: 'Server Error' });
+      return true;
+    case 'hang':
+      // Read nothing, answer nothing; the socket is destroyed by the client's timeout or by close().
+      req.resume();
       return true;
     case 'throttle':
       if (kind === 'twirp') {

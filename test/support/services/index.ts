@@ -12,12 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ArtifactService, createArtifactService, type RunRef } from './artifact-service.js';
 import { type Azurite, startAzurite } from './azurite.js';
+import { type BlobProxy, startBlobProxy } from './blob-proxy.js';
 import { type CacheService, createCacheService } from './cache-service.js';
 import { type HttpService, startHttpService } from './http.js';
 import { makeRuntimeToken } from './token.js';
 
 export type { ArtifactRecord, ArtifactService, RunRef } from './artifact-service.js';
 export type { Azurite } from './azurite.js';
+export type { BlobProxy } from './blob-proxy.js';
 export type { CacheEntry, CacheService } from './cache-service.js';
 export { captureCore, settleWithCoreLog, withCoreLog } from './core-log.js';
 export type { FaultMode } from './http.js';
@@ -48,6 +50,8 @@ export interface Services {
   cache: CacheService;
   artifact: ArtifactService;
   azurite: Azurite;
+  /** The pass-through in front of Azurite that the `cut` / `truncate` faults send blob transfers to. */
+  blobProxy: BlobProxy;
   /** Origin of the Twirp server (ACTIONS_RESULTS_URL without the slash). */
   resultsUrl: string;
   /** GITHUB_API_URL. */
@@ -96,9 +100,16 @@ export async function startServices(opts: ServicesOptions = {}): Promise<Service
     const runnerTemp = await mkdtemp(join(tmpdir(), 'runner-temp-'));
     closers.push(() => rm(runnerTemp, { recursive: true, force: true }));
 
+    const blobProxy = await startBlobProxy(azurite.url);
+    closers.push(() => blobProxy.close());
     let apiUrl = '';
-    const cache = createCacheService(azurite);
-    const artifact = createArtifactService(azurite, { repository: full, githubToken, apiUrl: () => apiUrl });
+    const cache = createCacheService(azurite, { blobProxy });
+    const artifact = createArtifactService(azurite, {
+      repository: full,
+      githubToken,
+      apiUrl: () => apiUrl,
+      blobProxy,
+    });
 
     // ACTIONS_CACHE_URL / ACTIONS_RUNTIME_URL (the v1 APIs) point here too but nothing serves them: with
     // ACTIONS_CACHE_SERVICE_V2 nothing should call them, and if something does it shows in unhandled().
@@ -135,6 +146,7 @@ export async function startServices(opts: ServicesOptions = {}): Promise<Service
       cache,
       artifact,
       azurite,
+      blobProxy,
       resultsUrl: results.url,
       apiUrl: api.url,
       unhandled: () => [...results.unhandled(), ...api.unhandled()],
