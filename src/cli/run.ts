@@ -251,8 +251,10 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
       progress.line(`resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}`);
     return outcome(result.exitCode, result);
   } finally {
+    // Released before the handlers go: a signal while the lease is let go must not kill the process (exit
+    // 130 after it printed "exit 75").
+    await lease?.release();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await lease?.release();
   }
 }

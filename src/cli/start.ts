@@ -6,6 +6,10 @@ export function start(): void {
   process.on('SIGXFSZ', () => {});
   main(process.argv.slice(2), { out: process.stdout, err: process.stderr, env: process.env }).then(
     (code) => {
+      // The command is over and only the exit is left: a late Ctrl-C or SIGTERM must not turn its exit
+      // code into 130/143.
+      process.on('SIGINT', () => {});
+      process.on('SIGTERM', () => {});
       process.exitCode = code;
     },
     (err: unknown) => {
