@@ -1,6 +1,7 @@
 // `checkpoint run`: pick or create the run, take its lease, prepare, run the engine, and stop cleanly on
 // SIGINT/SIGTERM (exit 75 within 5 s, a second SIGINT skips the grace).
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { type Preparation, prepare } from '../engine/prepare.js';
 import { Engine, type EngineEvent, EXIT_INCOMPLETE, EXIT_OK, type RunResult } from '../engine/scheduler.js';
 import { Checkpoint } from '../journal/checkpoint.js';
@@ -58,6 +59,9 @@ function planComplete(plan: Plan, ckpt: Checkpoint): boolean {
     return rec !== undefined && isStepComplete(rec);
   });
 }
+
+/** Under the checkpoint root: the lease held while a new run is created (not a valid run id: never listed). */
+const CREATING = '.creating';
 
 /** `--run ID`, `--new`, or the latest unfinished run of this plan; otherwise a fresh run. */
 export async function chooseRun(
@@ -126,7 +130,9 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
       );
     }
   }
-  const { id, existing, read } = await chooseRun(plan, root, opts);
+  const chosen = await chooseRun(plan, root, opts);
+  const { existing, read } = chosen;
+  let id = chosen.id;
 
   // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
   let engine: Engine | undefined;
@@ -189,8 +195,26 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
       printExplain(io.out, plan, prep, existing ? id : `${id} (new)`);
       return outcome(EXIT_OK);
     }
+    let creating: Lease | undefined;
     if (!lease) {
       await ensureDir(root);
+      if (!opts.new && opts.run === undefined) {
+        // Runs started together on a fresh folder must agree on one run: creating one is serialised by a
+        // lease on the root, and whoever comes second joins (or is refused by) the run the first created.
+        creating = await acquireLease(join(root, CREATING), { runId: id, attempt: 0 });
+        const latest = await readLatest(root);
+        if (latest && latest !== id && (await Checkpoint.exists(root, latest))) {
+          const other = await Checkpoint.read(root, latest);
+          if (other.state.planName === plan.name && !planComplete(plan, other)) {
+            lease = await acquireLease(`${root}/${latest}`, { runId: latest, attempt: 0 });
+            id = latest;
+            ckpt = await Checkpoint.read(root, id);
+            prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+          }
+        }
+      }
+    }
+    if (!lease) {
       await ensureDir(`${root}/${id}`);
       lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
       if (await Checkpoint.exists(root, id)) {
@@ -199,7 +223,11 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
         prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
       }
     }
-    await ckpt.openForWrite();
+    try {
+      await ckpt.openForWrite();
+    } finally {
+      await creating?.release();
+    }
     if (early) {
       io.err.write(`checkpoint: received ${early} before starting; nothing ran\n`);
       return outcome(EXIT_INCOMPLETE);
