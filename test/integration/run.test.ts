@@ -68,7 +68,7 @@ steps:
     // A second run finds the latest run complete and starts a fresh one.
     const again = await runCli(['run'], { cwd: p.dir });
     expect(again.code).toBe(0);
-    expect((await readdir(root)).filter((n) => n !== 'latest').length).toBe(2);
+    expect((await readdir(root)).filter((n) => n !== 'latest' && !n.startsWith('.')).length).toBe(2);
   });
 
   it('retries with backoff, then succeeds; CHECKPOINT_TRY counts the tries', async () => {
