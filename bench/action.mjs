@@ -45,7 +45,14 @@ const rows = [];
 
 try {
   // ------------------------------------------------------------------------------------ 1. cold start
-  const plan = ['version: 1', 'name: cold', 'steps:', '  - id: first', '    run: date +%s%N > "$STAMP"', ''].join('\n');
+  const plan = [
+    'version: 1',
+    'name: cold',
+    'steps:',
+    '  - id: first',
+    '    run: date +%s%N > "$STAMP"',
+    '',
+  ].join('\n');
   for (const store of ['none', 'cache']) {
     const times = [];
     for (let i = 0; i < ROUNDS; i++) {
@@ -80,7 +87,11 @@ try {
       };
       const epochNs0 = BigInt(Date.now()) * 1_000_000n;
       await new Promise((resolve, reject) => {
-        const child = spawn(NODE, [path.join(REPO, 'dist', 'main', 'index.js')], { cwd: ws, env, stdio: 'ignore' });
+        const child = spawn(NODE, [path.join(REPO, 'dist', 'main', 'index.js')], {
+          cwd: ws,
+          env,
+          stdio: 'ignore',
+        });
         child.on('error', reject);
         child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`main exited ${code}`))));
       });
@@ -121,7 +132,18 @@ try {
   fs.mkdirSync(ws, { recursive: true });
   fs.writeFileSync(
     path.join(ws, 'checkpoint.yml'),
-    ['version: 1', 'name: big', 'steps:', '  - id: units', '    run: "true"', '    batch:', '      range: { from: 0, to: 10000 }', '      size: 1', '      parallel: 2', ''].join('\n'),
+    [
+      'version: 1',
+      'name: big',
+      'steps:',
+      '  - id: units',
+      '    run: "true"',
+      '    batch:',
+      '      range: { from: 0, to: 10000 }',
+      '      size: 1',
+      '      parallel: 2',
+      '',
+    ].join('\n'),
   );
   log('making a real checkpoint of 10,000 done units (checkpoint run) ...');
   const made = spawnSync(NODE, [path.join(REPO, 'dist', 'cli', 'index.js'), 'run', '--run', 'big-key'], {
@@ -136,7 +158,10 @@ try {
   const saves = [];
   const restores = [];
   for (let i = 0; i < 3; i++) {
-    const restoreEnv = setEnv({ ...services.envFor({ runId: 9000, runAttempt: i + 1 }), GITHUB_WORKSPACE: ws });
+    const restoreEnv = setEnv({
+      ...services.envFor({ runId: 9000, runAttempt: i + 1 }),
+      GITHUB_WORKSPACE: ws,
+    });
     const cwd = process.cwd();
     process.chdir(ws);
     const quiet = process.stdout.write;
@@ -170,14 +195,17 @@ try {
       restores.push(performance.now() - t1);
       if (r.source !== 'store') throw new Error(`restore found nothing (${r.source})`);
       const back = await Checkpoint.read(path.join(fresh, '.checkpoints'), 'big-key');
-      if (back.state.steps.get('units')?.unitsDone !== 10000) throw new Error('restored checkpoint lacks units');
+      if (back.state.steps.get('units')?.unitsDone !== 10000)
+        throw new Error('restored checkpoint lacks units');
     } finally {
       process.stdout.write = quiet;
       process.chdir(cwd);
       restoreEnv();
     }
   }
-  log(`save: ${saves.map((t) => t.toFixed(0)).join(', ')} ms; restore: ${restores.map((t) => t.toFixed(0)).join(', ')} ms`);
+  log(
+    `save: ${saves.map((t) => t.toFixed(0)).join(', ')} ms; restore: ${restores.map((t) => t.toFixed(0)).join(', ')} ms`,
+  );
   rows.push({
     id: '3a',
     what: `save a checkpoint of 10,000 done units (run folder ${(runDirBytes / 1e6).toFixed(2)} MB) through the local cache service`,
@@ -221,5 +249,8 @@ const md = [
 ].join('\n');
 fs.mkdirSync(RESULTS, { recursive: true });
 fs.writeFileSync(path.join(RESULTS, 'action.md'), md);
-fs.writeFileSync(path.join(RESULTS, 'action.json'), `${JSON.stringify({ at: new Date().toISOString(), load, rows }, null, 2)}\n`);
+fs.writeFileSync(
+  path.join(RESULTS, 'action.json'),
+  `${JSON.stringify({ at: new Date().toISOString(), load, rows }, null, 2)}\n`,
+);
 process.stdout.write(md);

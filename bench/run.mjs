@@ -19,7 +19,7 @@
 //
 // Writes bench/results/latest.json, latest.md and throughput.svg. Usage: `npm run bench`
 // (BENCH_FULL=1: three rounds of the 5,000-unit runs whatever the time they take; BENCH_UNITS=N: a quicker
-// smoke run with N units instead of 5,000).
+// smoke run with N units instead of 5,000; BENCH_CLI=path/index.js: bench that build instead of dist/cli).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -33,7 +33,10 @@ import { fileURLToPath } from 'node:url';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
 const RESULTS = path.join(HERE, 'results');
-const DIST_CLI = path.join(REPO, 'dist', 'cli', 'index.js');
+// BENCH_CLI=path/to/index.js: another build of the CLI (say, of another commit), to compare without touching dist/.
+const DIST_CLI = process.env.BENCH_CLI
+  ? path.resolve(process.env.BENCH_CLI)
+  : path.join(REPO, 'dist', 'cli', 'index.js');
 
 const UNITS = Number(process.env.BENCH_UNITS) || 5000;
 const PARALLEL = 2;
@@ -188,7 +191,7 @@ const SHM = shmBase ? fs.mkdtempSync(path.join(shmBase, 'checkpoint-bench-')) : 
 const CLI_DIR = path.join(WORK, 'cli');
 fs.mkdirSync(CLI_DIR);
 fs.copyFileSync(DIST_CLI, path.join(CLI_DIR, 'index.js'));
-fs.copyFileSync(path.join(REPO, 'dist', 'cli', 'package.json'), path.join(CLI_DIR, 'package.json'));
+fs.copyFileSync(path.join(path.dirname(DIST_CLI), 'package.json'), path.join(CLI_DIR, 'package.json'));
 const CLI = path.join(CLI_DIR, 'index.js');
 const cliSha = createHash('sha256').update(fs.readFileSync(CLI)).digest('hex').slice(0, 16);
 const NODE = process.execPath;

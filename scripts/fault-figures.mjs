@@ -5,7 +5,9 @@ import { join } from 'node:path';
 const dir = join(import.meta.dirname, '..', 'test', 'faults', 'results');
 let files = [];
 try {
-  files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  files = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
 } catch {
   // No campaign ran.
 }

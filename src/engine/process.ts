@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { processStartTime } from '../journal/lock.js';
+import { envObject, type UnitEnv } from './unit-env.js';
 
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -21,7 +22,8 @@ export interface UnitExit {
 export interface SpawnOptions {
   argv: string[];
   cwd: string;
-  env: NodeJS.ProcessEnv;
+  /** A plain object, or a step's fixed part plus the unit's own variables (cheaper for launchers). */
+  env: NodeJS.ProcessEnv | UnitEnv;
   /** Called once per complete output line (without the newline). */
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
   timeoutMs?: number;
@@ -107,7 +109,7 @@ export function spawnDirect(opts: SpawnOptions): UnitBackend {
   // detached: the child becomes the leader of a new process group, so signals reach everything it starts.
   const child: ChildProcess = spawn(cmd ?? 'sh', args, {
     cwd: opts.cwd,
-    env: opts.env,
+    env: envObject(opts.env),
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

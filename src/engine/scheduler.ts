@@ -1,22 +1,31 @@
 // The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
 // transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget.
 import { readFileSync, statSync, unlinkSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Checkpoint } from '../journal/checkpoint.js';
+import type { UnitDoneEvent } from '../journal/events.js';
 import { IntervalSet } from '../journal/intervals.js';
 import { isStepComplete, p90, type StepRecord, unitCount } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
 import type { Plan, Step } from '../plan/types.js';
 import { scrubEnv } from './env.js';
-import { LauncherPool } from './launcher.js';
+import { type Handoff, LauncherPool } from './launcher.js';
 import { endOrphans } from './orphans.js';
 import { OutputSyntaxError, parseOutputFile } from './outputs.js';
 import { type Preparation, topoOrder } from './prepare.js';
-import { MAX_TIMER_MS, resolveProgram, type SpawnOptions, type UnitExit, UnitProcess } from './process.js';
+import {
+  MAX_TIMER_MS,
+  resolveProgram,
+  type SpawnOptions,
+  type UnitBackend,
+  type UnitExit,
+  UnitProcess,
+} from './process.js';
 import { retryDelayMs } from './retry.js';
 import { SlotFile } from './slot-file.js';
+import { UnitEnv } from './unit-env.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -25,6 +34,27 @@ export const EXIT_INCOMPLETE = 75;
 
 /** Ranges bigger than this get no CHECKPOINT_ITEMS_FILE: writing millions of numbers per unit helps nobody. */
 const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
+
+/**
+ * How long a unit's `done` record waits to be written and fsynced together with those of the units that end
+ * meanwhile. Short pipelined units end every fraction of a millisecond and got a write and an fsync each;
+ * only the unit's own bookkeeping waits, the next unit already runs.
+ */
+const COMMIT_DELAY_MS = 2;
+
+/** Read once: `os.hostname()` is a system call, and the spawned record of every unit carries it. */
+const HOST = hostname();
+
+/** Variables each unit sets for itself; taken out of the step's fixed environment (a nested run has them). */
+const UNIT_VARS = [
+  'CHECKPOINT_TRY',
+  'CHECKPOINT_OUTPUT',
+  'CHECKPOINT_BATCH_INDEX',
+  'CHECKPOINT_BATCH_START',
+  'CHECKPOINT_BATCH_END',
+  'CHECKPOINT_ITEMS_FILE',
+  'CHECKPOINT_ITEM',
+];
 
 export interface Unit {
   step: string;
@@ -104,6 +134,8 @@ class StepRun {
   ranThisAttempt = false;
   state: StepRunState = 'waiting';
   items: string[] | undefined;
+  /** argv and the fixed part of the environment, the same for every unit of this attempt (built on first use). */
+  template: { argv: string[]; env: NodeJS.ProcessEnv } | undefined;
 
   constructor(step: Step, ckpt: Checkpoint) {
     this.step = step;
@@ -159,6 +191,13 @@ class StepRun {
     }
   }
 
+  /** The unit at the start of [s, e) (what `cut` yields first, without a generator per unit). */
+  #unitAt(s: number, e: number): Unit {
+    const { from, size } = this.rec;
+    const index = Math.floor((s - from) / size);
+    return { step: this.step.id, start: s, end: Math.min(from + (index + 1) * size, e), index };
+  }
+
   /** The next unit to start now, or the time to look again, or nothing left in this attempt. */
   next(now: number): Unit | { wakeAt: number } | undefined {
     if (this.stoppedByFailures) return undefined;
@@ -168,13 +207,14 @@ class StepRun {
       const q = this.retryQueue[i] as QueuedUnit;
       if (q.notBefore <= now) {
         this.retryQueue.splice(i, 1);
-        return q;
+        // A plain unit: its fields are spread into journal records.
+        return { step: q.step, start: q.start, end: q.end, index: q.index };
       }
       wakeAt = Math.min(wakeAt, q.notBefore);
     }
     const gap = this.taken.firstGap(this.cursor, this.rec.to);
     if (gap) {
-      const u = this.cut(gap[0], gap[1]).next().value as Unit;
+      const u = this.#unitAt(gap[0], gap[1]);
       this.taken.add(u.start, u.end);
       this.cursor = u.end;
       return u;
@@ -188,7 +228,7 @@ class StepRun {
     const rec = this.rec;
     const gap = rec.done.firstGap(rec.from, rec.to);
     if (!gap) return undefined;
-    const u = this.cut(gap[0], gap[1]).next().value as Unit;
+    const u = this.#unitAt(gap[0], gap[1]);
     if (this.failedFinalStarts.has(u.start)) return undefined;
     const q = this.retryQueue.findIndex((x) => x.start === u.start);
     if (q >= 0) {
@@ -210,8 +250,42 @@ class StepRun {
 
 interface Live {
   unit: Unit;
-  proc: UnitProcess;
   run: StepRun;
+  slot: Slot;
+  /** Set once the process started; until then the unit only holds its place within the limits. */
+  proc: UnitProcess | undefined;
+}
+
+/** A unit's scratch files: CHECKPOINT_OUTPUT, and CHECKPOINT_ITEMS_FILE (opened on first use). */
+interface Scratch {
+  out: string;
+  itemsPath: string;
+  items: SlotFile | undefined;
+}
+
+/** A slot: one unit running at once, with its launcher and scratch files. */
+interface Slot {
+  readonly id: number;
+  /** Units holding it: the one running or being recorded, and one queued behind it. Free at 0. */
+  users: number;
+  /** The scratch files the next unit gets: they alternate, so a queued unit never overwrites the running one's. */
+  phase: 0 | 1;
+  readonly scratch: [Scratch, Scratch];
+  /** The unit whose process runs in it: the one a request may be queued behind. */
+  current: Live | undefined;
+  /** The request queued behind `current`, until the launcher started or dropped it. */
+  queued: Queued | undefined;
+}
+
+/** A unit handed to a launcher behind the running one (see `#mayQueueAhead`). */
+interface Queued {
+  readonly live: Live;
+  readonly tryNo: number;
+  /** Unix µs: the launcher does not start it later (the time budget's last useful start). */
+  readonly startBy: number | undefined;
+  /** Counted in the limits (the unit ahead exited 0, so the launcher is starting it). */
+  counted: boolean;
+  handoff: Handoff | undefined;
 }
 
 export class Engine {
@@ -232,11 +306,12 @@ export class Engine {
   #fatal: Error | undefined;
   #baseEnv: NodeJS.ProcessEnv = {};
   #pool: LauncherPool | undefined;
-  readonly #freeSlots: number[] = [];
+  readonly #slots: Slot[] = [];
+  readonly #freeSlots: Slot[] = [];
   readonly #programs = new Map<string, string>();
-  #slotCount = 0;
-  readonly #slotItems = new Map<number, SlotFile>();
   #concurrency: number;
+  /** `done` records of the current commit window (COMMIT_DELAY_MS), and when they are durable. */
+  #doneBatch: { events: UnitDoneEvent[]; durable: Promise<void> } | undefined;
 
   constructor(plan: Plan, ckpt: Checkpoint, prep: Preparation, opts: EngineOptions = {}) {
     this.#plan = plan;
@@ -258,7 +333,10 @@ export class Engine {
       type: 'notice',
       message: `stopping (${reason}): ending ${this.#live.size} running unit(s)`,
     });
-    for (const l of this.#live) l.proc.terminate(graceMs, 'stop');
+    // Revoked before any unit is signalled: a unit that exits 0 on SIGTERM must not let its launcher start
+    // the request queued behind it, so the revoke is in the launcher's input before that unit can end.
+    this.#revokeQueued();
+    for (const l of this.#live) l.proc?.terminate(graceMs, 'stop');
     this.#pump();
   }
 
@@ -324,7 +402,7 @@ export class Engine {
     });
     await Promise.all([...this.#pending]);
     this.#pool?.close();
-    for (const f of this.#slotItems.values()) f.close();
+    for (const slot of this.#slots) for (const f of slot.scratch) f.items?.close();
     if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
     if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
     const result = this.#result();
@@ -344,6 +422,10 @@ export class Engine {
   /** Units recorded running by an attempt that died: end any survivor on this host, then mark them interrupted. */
   async #endOrphans(): Promise<void> {
     await endOrphans(this.#ckpt, (m) => this.#emit({ type: 'notice', message: m }));
+    // Outputs a unit of a dead attempt left behind would otherwise be read as the next unit's in that slot.
+    const tmp = join(this.#ckpt.dir, 'tmp');
+    for (const f of await readdir(tmp).catch(() => [] as string[]))
+      if (f.startsWith('slot-') && f.endsWith('.out')) await rm(join(tmp, f), { force: true });
   }
 
   #depsSatisfied(run: StepRun): 'yes' | 'wait' | 'never' {
@@ -374,6 +456,9 @@ export class Engine {
     if (this.#finish === undefined) return;
     const now = Date.now();
     let wakeAt = Number.POSITIVE_INFINITY;
+    // A step earlier in dependency order that waits for a slot: later steps queue nothing ahead, so they
+    // don't keep slots it would otherwise get.
+    let starvedBefore = false;
     for (const run of this.#runs.values()) {
       if (run.completedThisAttempt || run.state === 'failed' || run.state === 'blocked') continue;
       const deps = this.#depsSatisfied(run);
@@ -402,6 +487,8 @@ export class Engine {
         if (!this.#fitsBudget(run, nx, now)) break;
         this.#startUnit(run, nx);
       }
+      if (!starvedBefore) wakeAt = Math.min(wakeAt, this.#queueAhead(run, now));
+      starvedBefore ||= this.#starved(run);
       this.#settleStep(run);
     }
     if (this.#totalRunning() === 0 && this.#pending.size === 0) {
@@ -434,6 +521,7 @@ export class Engine {
     run.requeue(u, Number.POSITIVE_INFINITY);
     if (!run.budgetBlocked) {
       run.budgetBlocked = true;
+      this.#revokeQueued(run);
       this.#emit({
         type: 'notice',
         message: `${run.step.id}: not starting more units: p90 ${formatDuration(est)} would end after the time budget (${formatDuration(Math.max(0, deadline - now))} left)`,
@@ -507,59 +595,86 @@ export class Engine {
     this.stop(`cannot record progress: ${this.#fatal.message}`, 0);
   }
 
-  #unitEnv(
-    run: StepRun,
-    u: Unit,
-    tryNo: number,
-    outFile: string,
-    itemsFile: string | undefined,
-  ): NodeJS.ProcessEnv {
+  /** The step's argv and fixed environment, built once per attempt (units differ only in `#ownEnv`). */
+  #template(run: StepRun): { argv: string[]; env: NodeJS.ProcessEnv } {
+    if (run.template) return run.template;
     const env: NodeJS.ProcessEnv = { ...this.#baseEnv, ...run.step.env };
     env.CHECKPOINT_RUN_ID = this.#ckpt.runId;
     env.CHECKPOINT_STEP = run.step.id;
-    env.CHECKPOINT_TRY = String(tryNo);
     env.CHECKPOINT_RESUMED = this.#resumed ? 'true' : 'false';
     if (this.#opts.deadline !== undefined)
       env.CHECKPOINT_DEADLINE = String(Math.floor(this.#opts.deadline / 1000));
     else delete env.CHECKPOINT_DEADLINE;
     env.CHECKPOINT_STATE_DIR = this.#ckpt.stateDir(run.step.id);
-    env.CHECKPOINT_OUTPUT = outFile;
     env.CHECKPOINT_OUTPUTS = this.#ckpt.outputsPath();
-    for (const k of [
-      'CHECKPOINT_BATCH_INDEX',
-      'CHECKPOINT_BATCH_START',
-      'CHECKPOINT_BATCH_END',
-      'CHECKPOINT_ITEMS_FILE',
-      'CHECKPOINT_ITEM',
-    ]) {
-      delete env[k];
-    }
-    if (run.step.batch) {
-      env.CHECKPOINT_BATCH_INDEX = String(u.index);
-      env.CHECKPOINT_BATCH_START = String(u.start);
-      env.CHECKPOINT_BATCH_END = String(u.end);
-      if (itemsFile) env.CHECKPOINT_ITEMS_FILE = itemsFile;
-      if (run.step.batch.size === 1) {
-        env.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
-      }
-    }
-    return env;
+    for (const k of UNIT_VARS) delete env[k];
+    run.template = { argv: [...this.#shellArgv(run.step), run.step.run], env };
+    return run.template;
   }
 
-  #startUnit(run: StepRun, u: Unit): void {
+  #ownEnv(run: StepRun, u: Unit, tryNo: number, scratch: Scratch, items: boolean): Record<string, string> {
+    const own: Record<string, string> = { CHECKPOINT_TRY: String(tryNo), CHECKPOINT_OUTPUT: scratch.out };
+    const batch = run.step.batch;
+    if (batch) {
+      own.CHECKPOINT_BATCH_INDEX = String(u.index);
+      own.CHECKPOINT_BATCH_START = String(u.start);
+      own.CHECKPOINT_BATCH_END = String(u.end);
+      if (items) own.CHECKPOINT_ITEMS_FILE = scratch.itemsPath;
+      if (batch.size === 1) own.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
+    }
+    return own;
+  }
+
+  /** Takes the slot's next scratch files for `u` and writes its CHECKPOINT_ITEMS_FILE. */
+  #claimScratch(slot: Slot, run: StepRun, u: Unit): { scratch: Scratch; items: boolean } {
+    const scratch = slot.scratch[slot.phase];
+    slot.phase = slot.phase === 0 ? 1 : 0;
+    if (!run.step.batch || (!run.items && u.end - u.start > MAX_ITEMS_FILE_NUMBERS))
+      return { scratch, items: false };
+    const lines: string[] = [];
+    for (let i = u.start; i < u.end; i++) lines.push(run.items ? (run.items[i] ?? '') : String(i));
+    scratch.items ??= new SlotFile(scratch.itemsPath);
+    scratch.items.set(`${lines.join('\n')}\n`);
+    return { scratch, items: true };
+  }
+
+  #spawnOptions(live: Live, tryNo: number, claim: { scratch: Scratch; items: boolean }): SpawnOptions {
+    const { run, unit: u } = live;
+    const step = run.step;
+    const t = this.#template(run);
+    const opts: SpawnOptions = {
+      argv: t.argv,
+      cwd: step.workingDirectory,
+      env: new UnitEnv(t.env, this.#ownEnv(run, u, tryNo, claim.scratch, claim.items)),
+      timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
+    };
+    if (step.timeoutMs !== undefined) opts.timeoutMs = step.timeoutMs;
+    const onOutput = this.#opts.onOutput;
+    const label = step.batch ? `${step.id}#${u.index}` : step.id;
+    if (onOutput) opts.onLine = (line, stream) => onOutput(label, line, stream);
+    return opts;
+  }
+
+  /** Counts a try of `u` (the caller starts it). */
+  #nextTry(run: StepRun, u: Unit): number {
     const tryNo = (run.tries.get(u.start) ?? 0) + 1;
     run.tries.set(u.start, tryNo);
-    run.running += 1;
-    run.active += 1;
     run.ranThisAttempt = true;
     if (run.state !== 'running') {
       run.state = 'running';
       this.#emit({ type: 'step-state', step: run.step.id, state: 'running' });
     }
-    const placeholder: Live = { unit: u, proc: undefined as unknown as UnitProcess, run };
+    return tryNo;
+  }
+
+  #startUnit(run: StepRun, u: Unit): void {
+    const tryNo = this.#nextTry(run, u);
+    run.running += 1;
+    run.active += 1;
+    const live: Live = { unit: u, run, slot: this.#takeSlot(), proc: undefined };
     // Counted as running at once so the pump respects limits while the async start proceeds.
-    this.#live.add(placeholder);
-    this.#track(this.#runUnit(run, u, tryNo, placeholder));
+    this.#live.add(live);
+    this.#track(this.#runUnit(live, tryNo));
   }
 
   /** The shell's argv with its program resolved once (unless the step sets its own PATH). */
@@ -574,45 +689,41 @@ export class Engine {
     return [resolved, ...rest];
   }
 
-  /** A free slot number (0 .. concurrency-1): it names the unit's launcher and scratch files. */
-  #takeSlot(): number {
-    const free = this.#freeSlots.pop();
-    if (free !== undefined) return free;
-    this.#slotCount += 1;
-    return this.#slotCount - 1;
-  }
-
-  #itemsFile(slot: number): SlotFile {
-    let f = this.#slotItems.get(slot);
-    if (!f) {
-      f = new SlotFile(join(this.#ckpt.dir, 'tmp', `slot-${slot}.items`));
-      this.#slotItems.set(slot, f);
+  /** A free slot (numbered 0, 1, ...: the number names its launcher and scratch files), now held once more. */
+  #takeSlot(): Slot {
+    let slot = this.#freeSlots.pop();
+    if (!slot) {
+      const id = this.#slots.length;
+      const scratch = (phase: number): Scratch => {
+        const base = join(this.#ckpt.dir, 'tmp', `slot-${id}.${phase}`);
+        return { out: `${base}.out`, itemsPath: `${base}.items`, items: undefined };
+      };
+      slot = {
+        id,
+        users: 0,
+        phase: 0,
+        scratch: [scratch(0), scratch(1)],
+        current: undefined,
+        queued: undefined,
+      };
+      this.#slots.push(slot);
     }
-    return f;
+    slot.users += 1;
+    return slot;
   }
 
-  async #runUnit(run: StepRun, u: Unit, tryNo: number, live: Live): Promise<void> {
+  #releaseSlot(slot: Slot): void {
+    slot.users -= 1;
+    if (slot.users === 0) this.#freeSlots.push(slot);
+  }
+
+  /** A unit the engine starts itself: recorded running, then handed to a launcher (or spawned). */
+  async #runUnit(live: Live, tryNo: number): Promise<void> {
+    const { run, unit: u, slot } = live;
     const ckpt = this.#ckpt;
-    const step = run.step;
-    const label = step.batch ? `${step.id}#${u.index}` : step.id;
-    const slot = this.#takeSlot();
-    const outFile = join(ckpt.dir, 'tmp', `slot-${slot}.out`);
-    let itemsFile: string | undefined;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      run.active -= 1;
-      this.#freeSlots.push(slot);
-    };
+    let handedOver = false;
     try {
-      if (step.batch && (run.items || u.end - u.start <= MAX_ITEMS_FILE_NUMBERS)) {
-        const lines: string[] = [];
-        for (let i = u.start; i < u.end; i++) lines.push(run.items ? (run.items[i] ?? '') : String(i));
-        const f = this.#itemsFile(slot);
-        f.set(`${lines.join('\n')}\n`);
-        itemsFile = f.path;
-      }
+      const claim = this.#claimScratch(slot, run, u);
       await ckpt.writeOutputsFile();
       // Recorded running before the process exists; durable with the next group commit.
       ckpt.recordLater({ type: 'start', ...u, try: tryNo, attempt: this.#attempt });
@@ -622,41 +733,221 @@ export class Engine {
         return;
       }
       this.#emit({ type: 'unit-start', unit: u, try: tryNo });
-      const spawnOpts: SpawnOptions = {
-        argv: [...this.#shellArgv(step), step.run],
-        cwd: step.workingDirectory,
-        env: this.#unitEnv(run, u, tryNo, outFile, itemsFile),
-        timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
-      };
-      if (step.timeoutMs !== undefined) spawnOpts.timeoutMs = step.timeoutMs;
-      const onOutput = this.#opts.onOutput;
-      if (onOutput) spawnOpts.onLine = (line, stream) => onOutput(label, line, stream);
-      const backend = this.#pool ? await this.#pool.start(spawnOpts, slot) : undefined;
-      const proc = new UnitProcess(spawnOpts, backend);
+      const opts = this.#spawnOptions(live, tryNo, claim);
+      const backend = this.#pool ? await this.#pool.start(opts, slot.id) : undefined;
+      handedOver = true;
+      await this.#supervise(live, tryNo, opts, backend, claim.scratch.out);
+    } finally {
+      if (!handedOver) {
+        this.#live.delete(live);
+        run.active -= 1;
+        this.#releaseSlot(slot);
+        run.running -= 1;
+      }
+    }
+  }
+
+  /**
+   * THE PIPELINING RULE (launcher.ts has the protocol). The next unit of a step is queued behind a running
+   * unit of the same step, in its slot, only when
+   *   - units start through launchers (not with CHECKPOINT_LAUNCHER=0 or without bash),
+   *   - the run is not stopping (signal, time budget reached, lost lease, journal failure),
+   *   - the step is a batch with independent units: never for `order: sequential`, whose next unit
+   *     depends on the previous one's recorded end,
+   *   - the step has not stopped for max-failures and is not held back by the time budget's prediction,
+   *   - no step earlier in dependency order waits for a slot (`#starved`), and the slot's running unit is
+   *     its only holder (the unit before it is fully recorded, so the alternate scratch files are free).
+   * The unit is one `next()` hands out now: a retry only once its backoff has passed. Its request carries
+   * the last start time at which it still fits the budget (deadline minus the step's p90) and the launcher
+   * starts it only if the running unit exits 0 — after a failure the engine decides, as without
+   * pipelining. A stop, max-failures or the budget revokes queued requests; a request the launcher had
+   * already started is a started unit like any other (recorded, and ended if the run is stopping).
+   */
+  #mayQueueAhead(run: StepRun): boolean {
+    return (
+      this.#pool !== undefined &&
+      !this.#stopping &&
+      run.step.batch !== undefined &&
+      run.step.batch.order !== 'sequential' &&
+      !run.stoppedByFailures &&
+      !run.budgetBlocked
+    );
+  }
+
+  /** A step that could start a unit but every slot is taken. */
+  #starved(run: StepRun): boolean {
+    return (
+      !this.#stopping &&
+      run.active < run.parallel &&
+      this.#totalRunning() >= this.#concurrency &&
+      !run.stoppedByFailures &&
+      !run.budgetBlocked &&
+      run.hasQueued
+    );
+  }
+
+  /** Queues the next unit of `run` behind each of its running units that has none; returns a wake-up time. */
+  #queueAhead(run: StepRun, now: number): number {
+    const pool = this.#pool;
+    if (!pool || !this.#mayQueueAhead(run)) return Number.POSITIVE_INFINITY;
+    for (const slot of this.#slots) {
+      if (slot.current?.run !== run || slot.queued || slot.users !== 1 || !pool.canQueue(slot.id)) continue;
+      const startBy = this.#startBy(run, now);
+      if (startBy === false) break;
+      const nx = run.next(now);
+      if (nx === undefined) break;
+      if ('wakeAt' in nx) return nx.wakeAt;
+      this.#queueUnit(run, nx, slot, startBy, pool);
+    }
+    return Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * The latest start (Unix µs) at which a unit of `run` still ends within the budget; false: queue nothing
+   * now — none fits, or the step has no finished unit to predict from yet (the engine starts those itself,
+   * judging each with the durations known by then).
+   */
+  #startBy(run: StepRun, now: number): number | undefined | false {
+    const deadline = this.#opts.deadline;
+    if (deadline === undefined) return undefined;
+    const est = p90(run.rec.durations);
+    if (est === undefined || deadline - est <= now) return false;
+    return (deadline - est) * 1000;
+  }
+
+  /** A longer p90 moves the last useful start earlier: queued units now past it are taken back. */
+  #recheckBudget(run: StepRun): void {
+    const deadline = this.#opts.deadline;
+    if (deadline === undefined) return;
+    const by = (deadline - (p90(run.rec.durations) ?? 0)) * 1000;
+    for (const slot of this.#slots) {
+      const q = slot.queued;
+      if (q?.live.run === run && q.startBy !== undefined && q.startBy > by) q.handoff?.revoke();
+    }
+  }
+
+  /**
+   * Hands `u` to the launcher of `slot`, behind its running unit. No outputs.json rewrite first (unlike
+   * `#runUnit`): the step already runs, so the file holds every output its units may rely on, those of the
+   * steps it needs.
+   */
+  #queueUnit(run: StepRun, u: Unit, slot: Slot, startBy: number | undefined, pool: LauncherPool): void {
+    const tryNo = this.#nextTry(run, u);
+    run.running += 1;
+    slot.users += 1;
+    const q: Queued = {
+      live: { unit: u, run, slot, proc: undefined },
+      tryNo,
+      startBy,
+      counted: false,
+      handoff: undefined,
+    };
+    try {
+      const claim = this.#claimScratch(slot, run, u);
+      const opts = this.#spawnOptions(q.live, tryNo, claim);
+      q.handoff = pool.queue(opts, slot.id, startBy, () => this.#countQueued(q));
+      slot.queued = q;
+      this.#track(this.#runQueued(q, opts, claim.scratch.out));
+    } catch (err) {
+      this.#giveBack(q);
+      this.#track(Promise.reject(err));
+    }
+  }
+
+  /** The unit ahead exited 0: the launcher is starting this one, so it takes its place in the limits. */
+  #countQueued(q: Queued): void {
+    if (q.counted) return;
+    q.counted = true;
+    this.#live.add(q.live);
+    q.live.run.active += 1;
+  }
+
+  /** A queued unit that never started goes back to the front of its step's queue, its try unused. */
+  #giveBack(q: Queued): void {
+    const { run, unit: u, slot } = q.live;
+    if (slot.queued === q) slot.queued = undefined;
+    if (q.counted) {
+      this.#live.delete(q.live);
+      run.active -= 1;
+    }
+    this.#releaseSlot(slot);
+    if (run.tries.get(u.start) === q.tryNo) run.tries.set(u.start, q.tryNo - 1);
+    run.requeue(u, 0);
+    run.running -= 1;
+  }
+
+  /** Takes back the requests queued behind running units (of one step, or all). */
+  #revokeQueued(run?: StepRun): void {
+    for (const slot of this.#slots) if (!run || slot.queued?.live.run === run) slot.queued?.handoff?.revoke();
+  }
+
+  /**
+   * A queued unit is recorded running only once the launcher reports it started: it may never start.
+   * Until then it holds a place in its slot and, once the unit ahead exited 0, in the limits.
+   */
+  async #runQueued(q: Queued, opts: SpawnOptions, outFile: string): Promise<void> {
+    const { unit: u, slot } = q.live;
+    const backend = await q.handoff?.started;
+    if (slot.queued === q) slot.queued = undefined;
+    if (!backend) {
+      this.#giveBack(q);
+      return;
+    }
+    this.#countQueued(q);
+    this.#ckpt.recordLater({ type: 'start', ...u, try: q.tryNo, attempt: this.#attempt });
+    this.#emit({ type: 'unit-start', unit: u, try: q.tryNo });
+    await this.#supervise(q.live, q.tryNo, opts, backend, outFile);
+  }
+
+  /** A started unit, from its process to its recorded end; frees its place in the limits and its slot. */
+  async #supervise(
+    live: Live,
+    tryNo: number,
+    opts: SpawnOptions,
+    backend: UnitBackend | undefined,
+    outFile: string,
+  ): Promise<void> {
+    const { run, unit: u, slot } = live;
+    const ckpt = this.#ckpt;
+    let vacated = false;
+    const vacate = () => {
+      if (vacated) return;
+      vacated = true;
+      run.active -= 1;
+      this.#releaseSlot(slot);
+    };
+    try {
+      const proc = new UnitProcess(opts, backend);
       live.proc = proc;
+      slot.current = live;
       // A stop may have begun while the process was being set up.
       const stopping = this.#stopInfo();
       if (stopping) proc.terminate(stopping.graceMs, 'stop');
       if (proc.pid !== undefined) {
-        const ev = { type: 'spawned' as const, ...u, pid: proc.pid, host: hostname() };
+        const ev = { type: 'spawned' as const, ...u, pid: proc.pid, host: HOST };
         ckpt.recordLater(proc.startTime === undefined ? ev : { ...ev, startTime: proc.startTime });
       }
+      // The next unit can be queued behind this one now, unless the one before still holds the slot (its
+      // release pumps then).
+      if (slot.users === 1 && this.#mayQueueAhead(run)) this.#pump();
       const exit = await proc.exited;
       this.#live.delete(live);
+      if (slot.current === live) slot.current = undefined;
       // Outputs are taken before the slot (and its scratch files) goes to the next unit.
       const outText = takeFile(outFile);
       if (exit.code === 0 && !exit.spawnError) {
         // A success frees the slot for the next unit while its end is recorded. A failure does not: it may
         // exceed max-failures, and no unit may start before that is known.
-        release();
+        vacate();
         this.#pump();
       }
       await this.#recordExit(run, u, tryNo, exit, proc, outText);
     } finally {
       this.#live.delete(live);
-      if (!released) {
+      if (slot.current === live) slot.current = undefined;
+      if (!vacated) {
         takeFile(outFile);
-        release();
+        vacate();
       }
       // Released only now, after the unit's end is durable: a step is complete only when nothing is in flight.
       run.running -= 1;
@@ -685,7 +976,9 @@ export class Engine {
         if (!(err instanceof OutputSyntaxError)) throw err;
         return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, tail);
       }
-      await ckpt.record({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) });
+      await this.#recordDone({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) });
+      // A longer p90 may take back units queued with the old one.
+      this.#recheckBudget(run);
       this.#emit({ type: 'unit-end', unit: u, result: 'done', ms: exit.ms });
       return;
     }
@@ -721,6 +1014,26 @@ export class Engine {
     else if (exit.signal) reason = `killed by ${exit.signal}`;
     else reason = `exit code ${exit.code}`;
     await this.#recordFailure(run, u, tryNo, exit, reason, tail);
+  }
+
+  /**
+   * Records a `done` with the others of its commit window: one write and one fsync for all, and no line in
+   * the journal before its fsync (the same promise as `record`). Resolves once durable.
+   */
+  #recordDone(ev: UnitDoneEvent): Promise<void> {
+    let batch = this.#doneBatch;
+    if (!batch) {
+      const events: UnitDoneEvent[] = [];
+      const durable = new Promise<void>((resolve) => setTimeout(resolve, COMMIT_DELAY_MS)).then(async () => {
+        this.#doneBatch = undefined;
+        // Appended in one tick: the journal commits them together.
+        await Promise.all(events.map((e) => this.#ckpt.record(e)));
+      });
+      batch = { events, durable };
+      this.#doneBatch = batch;
+    }
+    batch.events.push(ev);
+    return batch.durable;
   }
 
   async #recordFailure(
@@ -762,6 +1075,7 @@ export class Engine {
     run.failedFinalStarts.add(u.start);
     if (run.failedFinal > run.maxFailures && !run.stoppedByFailures) {
       run.stoppedByFailures = true;
+      this.#revokeQueued(run);
       if (step.batch)
         this.#emit({
           type: 'notice',

@@ -199,7 +199,7 @@ describe('the action, end to end', () => {
     expect(services.cache.entries().length).toBe(entries + 1);
   }, 180_000);
 
-  it('with signing-key, a forged newer entry is refused and the run starts fresh with a warning', async () => {
+  it('with signing-key, a forged newer entry is refused with a warning and the signed entry before it is used', async () => {
     const s = await scenario('forged');
     const runId = nextRun++;
     const inputs = { 'signing-key': 'correct horse battery staple' };
@@ -234,11 +234,11 @@ describe('the action, end to end', () => {
     const r2 = await (await s.job({ runId, attempt: 2, inputs })).run();
     expect(r2.main.code, r2.main.stdout).toBe(0);
     expect(r2.main.warnings.join('\n')).toMatch(
-      /was refused: its signature does not match `signing-key`.*starting fresh/,
+      /was refused: its signature does not match `signing-key`.*trying the entry before it/,
     );
-    expect(r2.main.outputs.resumed).toBe('false');
-    // Started fresh: every unit ran again.
-    expect(lines(await effectsText(s), 'end').length).toBe(before + UNITS);
+    // The entry before the forgery is attempt 1's own, signed and complete: nothing runs again.
+    expect(r2.main.outputs).toMatchObject({ resumed: 'true', complete: 'true' });
+    expect(lines(await effectsText(s), 'end').length).toBe(before);
   });
 
   it('main killed outright: post ends the unit process groups it left running, then saves', async () => {

@@ -85,7 +85,8 @@ function inputEnv(inputs: Record<string, string>): Record<string, string> {
   for (const [name, spec] of Object.entries(actionYml.inputs)) {
     const given = inputs[name];
     let value = given ?? String(spec.default ?? '');
-    if (value === '${{ github.token }}') value = '';
+    // action.yml's default is an expression the runner evaluates; here it is simply empty.
+    if (value === ['$', '{{ github.token }}'].join('')) value = '';
     // The runner upper-cases the name and turns spaces (not dashes) into underscores.
     env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = value;
   }
