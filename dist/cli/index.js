@@ -15528,6 +15528,140 @@ var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
+;// CONCATENATED MODULE: external "node:crypto"
+const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
+;// CONCATENATED MODULE: ./src/journal/fsutil.ts
+// Small durable-file helpers. Every update to the checkpoint directory is either append-then-fsync (the
+// journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
+
+
+
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+/** Error code of a Node system error (ENOENT, EEXIST...), or undefined for anything else. */
+function errorCode(error) {
+    if (typeof error === 'object' && error !== null && 'code' in error) {
+        const code = error.code;
+        return typeof code === 'string' ? code : undefined;
+    }
+    return undefined;
+}
+/** What to do about a failed write, by error code; undefined for codes that are not about the disk. */
+const WRITE_FIXES = {
+    ENOSPC: 'The disk is full: free disk space',
+    EDQUOT: 'The disk quota is exhausted: free space or raise the quota',
+    EFBIG: 'The file size limit was reached (see `ulimit -f`): raise it',
+    EROFS: 'The filesystem is read-only: put the checkpoint directory (--dir) on a writable filesystem',
+    EACCES: 'Permission denied: make the checkpoint directory writable by this user',
+    EPERM: 'Permission denied: make the checkpoint directory writable by this user',
+    EIO: 'The disk reported an I/O error: check the disk',
+};
+function writeFix(code) {
+    return code === undefined ? undefined : WRITE_FIXES[code];
+}
+/**
+ * Replacing a file of the checkpoint failed. Node's own error for a failed write() or fsync() names no file,
+ * so this one does, with the cause and what to do.
+ */
+class CheckpointWriteError extends Error {
+    name = 'CheckpointWriteError';
+    path;
+    /** The OS error code (ENOSPC, EFBIG, EACCES...), when there was one; errorCode() reads it too. */
+    code;
+    constructor(path, cause) {
+        const code = errorCode(cause);
+        const detail = cause instanceof Error ? cause.message : String(cause);
+        super(`could not write ${path}: ${code ?? 'error'} (${detail}). ${writeFix(code) ?? 'Fix the cause above'} ` +
+            'and run the command again; work recorded before this point is kept.', { cause });
+        this.path = path;
+        this.code = code;
+    }
+}
+/**
+ * Creates `path` and any missing parents with mode 0700. Directories that already existed keep their mode
+ * (they may be the user's); the ones created here are chmod'ed to 0700 so a permissive umask can't widen them.
+ */
+async function ensureDir(path) {
+    const created = await (0,promises_namespaceObject.mkdir)(path, { recursive: true, mode: DIR_MODE });
+    if (created === undefined)
+        return;
+    // `created` is the top-most directory mkdir made; everything between it and `path` is ours too.
+    const target = (0,external_node_path_.resolve)(path);
+    let current = (0,external_node_path_.resolve)(created);
+    const rel = (0,external_node_path_.relative)(current, target);
+    await (0,promises_namespaceObject.chmod)(current, DIR_MODE);
+    if (rel === '')
+        return;
+    for (const part of rel.split(external_node_path_.sep)) {
+        current = (0,external_node_path_.join)(current, part);
+        await (0,promises_namespaceObject.chmod)(current, DIR_MODE);
+    }
+}
+/** fsyncs a directory so a rename or a newly created entry in it survives a power loss. */
+async function fsyncDir(path) {
+    let handle;
+    try {
+        handle = await (0,promises_namespaceObject.open)(path, 'r');
+        await handle.sync();
+    }
+    catch (error) {
+        // Some platforms and filesystems refuse to open or fsync directories; the rename is still atomic there.
+        const code = errorCode(error);
+        if (code !== 'EISDIR' &&
+            code !== 'EINVAL' &&
+            code !== 'EPERM' &&
+            code !== 'EACCES' &&
+            code !== 'ENOTSUP') {
+            throw error;
+        }
+    }
+    finally {
+        await handle?.close();
+    }
+}
+/** Name of a unique temporary sibling of `path`. */
+function tempPath(path) {
+    return `${path}.tmp-${process.pid}-${(0,external_node_crypto_namespaceObject.randomBytes)(6).toString('hex')}`;
+}
+/**
+ * Replaces `path` with `data` so that a crash leaves either the old or the new content, never a mix:
+ * write a 0600 temp file beside it, fsync it, rename it over `path`, fsync the directory.
+ */
+async function writeFileAtomic(path, data) {
+    const tmp = tempPath(path);
+    let created = false;
+    try {
+        const handle = await (0,promises_namespaceObject.open)(tmp, 'wx', FILE_MODE);
+        created = true;
+        try {
+            await handle.writeFile(data);
+            await handle.sync();
+        }
+        finally {
+            await handle.close();
+        }
+        await (0,promises_namespaceObject.rename)(tmp, path);
+        created = false;
+        await fsyncDir((0,external_node_path_.dirname)(path));
+    }
+    catch (error) {
+        if (created)
+            await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+        throw new CheckpointWriteError(path, error);
+    }
+}
+/** The file's UTF-8 content, or undefined when it does not exist. */
+async function readFileIfExists(path) {
+    try {
+        return await (0,promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (error) {
+        if (errorCode(error) === 'ENOENT')
+            return undefined;
+        throw error;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/journal/intervals.ts
 // A set of integers kept as sorted, disjoint, merged half-open intervals [start, end).
 //
@@ -16929,140 +17063,6 @@ class LauncherPool {
         for (const l of this.#bySlot.values())
             l.close();
         this.#bySlot.clear();
-    }
-}
-
-;// CONCATENATED MODULE: external "node:crypto"
-const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
-;// CONCATENATED MODULE: ./src/journal/fsutil.ts
-// Small durable-file helpers. Every update to the checkpoint directory is either append-then-fsync (the
-// journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
-
-
-
-const DIR_MODE = 0o700;
-const FILE_MODE = 0o600;
-/** Error code of a Node system error (ENOENT, EEXIST...), or undefined for anything else. */
-function errorCode(error) {
-    if (typeof error === 'object' && error !== null && 'code' in error) {
-        const code = error.code;
-        return typeof code === 'string' ? code : undefined;
-    }
-    return undefined;
-}
-/** What to do about a failed write, by error code; undefined for codes that are not about the disk. */
-const WRITE_FIXES = {
-    ENOSPC: 'The disk is full: free disk space',
-    EDQUOT: 'The disk quota is exhausted: free space or raise the quota',
-    EFBIG: 'The file size limit was reached (see `ulimit -f`): raise it',
-    EROFS: 'The filesystem is read-only: put the checkpoint directory (--dir) on a writable filesystem',
-    EACCES: 'Permission denied: make the checkpoint directory writable by this user',
-    EPERM: 'Permission denied: make the checkpoint directory writable by this user',
-    EIO: 'The disk reported an I/O error: check the disk',
-};
-function writeFix(code) {
-    return code === undefined ? undefined : WRITE_FIXES[code];
-}
-/**
- * Replacing a file of the checkpoint failed. Node's own error for a failed write() or fsync() names no file,
- * so this one does, with the cause and what to do.
- */
-class CheckpointWriteError extends Error {
-    name = 'CheckpointWriteError';
-    path;
-    /** The OS error code (ENOSPC, EFBIG, EACCES...), when there was one; errorCode() reads it too. */
-    code;
-    constructor(path, cause) {
-        const code = errorCode(cause);
-        const detail = cause instanceof Error ? cause.message : String(cause);
-        super(`could not write ${path}: ${code ?? 'error'} (${detail}). ${writeFix(code) ?? 'Fix the cause above'} ` +
-            'and run the command again; work recorded before this point is kept.', { cause });
-        this.path = path;
-        this.code = code;
-    }
-}
-/**
- * Creates `path` and any missing parents with mode 0700. Directories that already existed keep their mode
- * (they may be the user's); the ones created here are chmod'ed to 0700 so a permissive umask can't widen them.
- */
-async function ensureDir(path) {
-    const created = await (0,promises_namespaceObject.mkdir)(path, { recursive: true, mode: DIR_MODE });
-    if (created === undefined)
-        return;
-    // `created` is the top-most directory mkdir made; everything between it and `path` is ours too.
-    const target = (0,external_node_path_.resolve)(path);
-    let current = (0,external_node_path_.resolve)(created);
-    const rel = (0,external_node_path_.relative)(current, target);
-    await (0,promises_namespaceObject.chmod)(current, DIR_MODE);
-    if (rel === '')
-        return;
-    for (const part of rel.split(external_node_path_.sep)) {
-        current = (0,external_node_path_.join)(current, part);
-        await (0,promises_namespaceObject.chmod)(current, DIR_MODE);
-    }
-}
-/** fsyncs a directory so a rename or a newly created entry in it survives a power loss. */
-async function fsyncDir(path) {
-    let handle;
-    try {
-        handle = await (0,promises_namespaceObject.open)(path, 'r');
-        await handle.sync();
-    }
-    catch (error) {
-        // Some platforms and filesystems refuse to open or fsync directories; the rename is still atomic there.
-        const code = errorCode(error);
-        if (code !== 'EISDIR' &&
-            code !== 'EINVAL' &&
-            code !== 'EPERM' &&
-            code !== 'EACCES' &&
-            code !== 'ENOTSUP') {
-            throw error;
-        }
-    }
-    finally {
-        await handle?.close();
-    }
-}
-/** Name of a unique temporary sibling of `path`. */
-function tempPath(path) {
-    return `${path}.tmp-${process.pid}-${(0,external_node_crypto_namespaceObject.randomBytes)(6).toString('hex')}`;
-}
-/**
- * Replaces `path` with `data` so that a crash leaves either the old or the new content, never a mix:
- * write a 0600 temp file beside it, fsync it, rename it over `path`, fsync the directory.
- */
-async function writeFileAtomic(path, data) {
-    const tmp = tempPath(path);
-    let created = false;
-    try {
-        const handle = await (0,promises_namespaceObject.open)(tmp, 'wx', FILE_MODE);
-        created = true;
-        try {
-            await handle.writeFile(data);
-            await handle.sync();
-        }
-        finally {
-            await handle.close();
-        }
-        await (0,promises_namespaceObject.rename)(tmp, path);
-        created = false;
-        await fsyncDir((0,external_node_path_.dirname)(path));
-    }
-    catch (error) {
-        if (created)
-            await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-        throw new CheckpointWriteError(path, error);
-    }
-}
-/** The file's UTF-8 content, or undefined when it does not exist. */
-async function readFileIfExists(path) {
-    try {
-        return await (0,promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch (error) {
-        if (errorCode(error) === 'ENOENT')
-            return undefined;
-        throw error;
     }
 }
 
@@ -30598,6 +30598,7 @@ function retryDelayMs(policy, nextTry, random = Math.random) {
 
 
 
+
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -30826,10 +30827,12 @@ class Engine {
         });
         for (const id of this.#prep.replaced)
             await ckpt.clearStepFiles(id);
-        for (const ev of this.#prep.events)
-            ckpt.recordLater(ev);
+        // The frozen lists go to disk before the records that point at them: a run cut off (or failing to
+        // write) in between then leaves no record whose list is missing, and the next run expands again.
         for (const [id, list] of this.#prep.items)
             await ckpt.writeItems(id, list);
+        for (const ev of this.#prep.events)
+            ckpt.recordLater(ev);
         await this.#endOrphans();
         await ckpt.flush();
         await ckpt.syncMarkers();
@@ -31543,8 +31546,14 @@ class Engine {
     }
     async #writeLog(step, index, tail) {
         const path = this.#ckpt.logPath(step, index);
-        await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
-        await (0,promises_namespaceObject.writeFile)(path, tail, { mode: 0o600 });
+        try {
+            await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
+            await (0,promises_namespaceObject.writeFile)(path, tail, { mode: 0o600 });
+        }
+        catch (err) {
+            // Node's error for a failed write() names no file.
+            throw new CheckpointWriteError(path, err);
+        }
     }
     #result() {
         let stepsDone = 0;

@@ -34366,6 +34366,8 @@ const {
 var external_node_fs_ = __nccwpck_require__(73024);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(48161);
+// EXTERNAL MODULE: ./src/journal/fsutil.ts
+var fsutil = __nccwpck_require__(91268);
 // EXTERNAL MODULE: ./src/journal/intervals.ts
 var intervals = __nccwpck_require__(84041);
 // EXTERNAL MODULE: ./src/journal/state.ts
@@ -35075,6 +35077,7 @@ function retryDelayMs(policy, nextTry, random = Math.random) {
 
 
 
+
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const scheduler_EXIT_USAGE = 2;
@@ -35303,10 +35306,12 @@ class Engine {
         });
         for (const id of this.#prep.replaced)
             await ckpt.clearStepFiles(id);
-        for (const ev of this.#prep.events)
-            ckpt.recordLater(ev);
+        // The frozen lists go to disk before the records that point at them: a run cut off (or failing to
+        // write) in between then leaves no record whose list is missing, and the next run expands again.
         for (const [id, list] of this.#prep.items)
             await ckpt.writeItems(id, list);
+        for (const ev of this.#prep.events)
+            ckpt.recordLater(ev);
         await this.#endOrphans();
         await ckpt.flush();
         await ckpt.syncMarkers();
@@ -36020,8 +36025,14 @@ class Engine {
     }
     async #writeLog(step, index, tail) {
         const path = this.#ckpt.logPath(step, index);
-        await (0,promises_.mkdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
-        await (0,promises_.writeFile)(path, tail, { mode: 0o600 });
+        try {
+            await (0,promises_.mkdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
+            await (0,promises_.writeFile)(path, tail, { mode: 0o600 });
+        }
+        catch (err) {
+            // Node's error for a failed write() names no file.
+            throw new fsutil/* CheckpointWriteError */.Uv(path, err);
+        }
     }
     #result() {
         let stepsDone = 0;
@@ -36099,8 +36110,6 @@ function takeFile(path) {
 
 // EXTERNAL MODULE: ./src/journal/checkpoint.ts
 var journal_checkpoint = __nccwpck_require__(14625);
-// EXTERNAL MODULE: ./src/journal/fsutil.ts
-var fsutil = __nccwpck_require__(91268);
 // EXTERNAL MODULE: ./src/journal/journal-file.ts + 1 modules
 var journal_file = __nccwpck_require__(97162);
 // EXTERNAL MODULE: ./src/journal/snapshot.ts

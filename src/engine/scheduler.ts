@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Checkpoint } from '../journal/checkpoint.js';
 import type { UnitDoneEvent } from '../journal/events.js';
+import { CheckpointWriteError } from '../journal/fsutil.js';
 import { IntervalSet } from '../journal/intervals.js';
 import { isStepComplete, p90, type StepRecord, unitCount } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
@@ -365,8 +366,10 @@ export class Engine {
       resumed: this.#resumed,
     });
     for (const id of this.#prep.replaced) await ckpt.clearStepFiles(id);
-    for (const ev of this.#prep.events) ckpt.recordLater(ev);
+    // The frozen lists go to disk before the records that point at them: a run cut off (or failing to
+    // write) in between then leaves no record whose list is missing, and the next run expands again.
     for (const [id, list] of this.#prep.items) await ckpt.writeItems(id, list);
+    for (const ev of this.#prep.events) ckpt.recordLater(ev);
     await this.#endOrphans();
     await ckpt.flush();
     await ckpt.syncMarkers();
@@ -1087,8 +1090,13 @@ export class Engine {
 
   async #writeLog(step: string, index: number, tail: string): Promise<void> {
     const path = this.#ckpt.logPath(step, index);
-    await mkdir(join(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
-    await writeFile(path, tail, { mode: 0o600 });
+    try {
+      await mkdir(join(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
+      await writeFile(path, tail, { mode: 0o600 });
+    } catch (err) {
+      // Node's error for a failed write() names no file.
+      throw new CheckpointWriteError(path, err);
+    }
   }
 
   #result(): RunResult {

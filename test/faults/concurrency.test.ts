@@ -41,14 +41,10 @@ steps:
 `;
 
 /**
- * Known bug (docs/reliability.md): on a fresh folder a contender that looks after another one created the run
- * folder, but before it wrote `latest` and the snapshot, starts a second run (`<id>-2`) beside it.
- * CHECKPOINT_FAULTS_STRICT=1 fails on it (for checking a fix).
+ * Found by this campaign and fixed: on a fresh folder a contender that looked after another one created the
+ * run folder, but before it wrote `latest`, started a second run (`<id>-2`) beside it. Creating a run is now
+ * serialised by a lease on the root (`.checkpoints/.creating`).
  */
-const STRICT = process.env.CHECKPOINT_FAULTS_STRICT === '1';
-const KNOWN_BUG =
-  'runs started together on a fresh folder: one that chooses its run after another created ' +
-  '.checkpoints/<id>/ but before it wrote `latest` picks `<id>-2` and runs every unit again beside it';
 const tally = {
   races: 0,
   doubleRuns: 0,
@@ -167,7 +163,9 @@ async function race(what: string, p: Project, n: number, alreadyStarted?: Map<st
   const starts = await startsPerUnit(p);
   let doubles = 0;
   for (const [unit, count] of starts) doubles += Math.max(0, count - 1 - (alreadyStarted?.get(unit) ?? 0));
-  const dirs = (await readdir(join(p.dir, '.checkpoints'))).filter((d) => d !== 'latest');
+  const dirs = (await readdir(join(p.dir, '.checkpoints'))).filter(
+    (d) => d !== 'latest' && !d.startsWith('.'),
+  );
   if (doubles > 0 || dirs.length !== 1)
     findings.push(`${what}: ${doubles} extra unit starts, ${dirs.length} run folders (${dirs.join(' ')})`);
   const extra = doubles + Math.max(0, dirs.length - 1);
@@ -214,7 +212,6 @@ describe('concurrency', () => {
         'process on another host and on this one (refused), stale by the default 30 s TTL and by the ' +
         'holder’s own 2 s TTL (taken over); ' +
         `double runs on a fresh folder ${tally.doubleRunsFresh}, on an existing checkpoint ${tally.doubleRuns}. ` +
-        `Known engine bug: ${KNOWN_BUG}` +
         (findings.length > 0 ? `. Findings: ${findings.slice(0, 6).join(' | ')}` : ''),
     );
   });
@@ -237,7 +234,7 @@ describe('concurrency', () => {
     }
     console.log(`concurrency: ${JSON.stringify(tally)}\n${findings.join('\n')}`);
     expect(tally.doubleRuns, findings.join('\n')).toBe(0);
-    if (STRICT) expect(tally.doubleRunsFresh, findings.join('\n')).toBe(0);
+    expect(tally.doubleRunsFresh, findings.join('\n')).toBe(0);
     expect(tally.refusalsNamed, findings.join('\n')).toBe(tally.refusals);
   });
 
