@@ -83,6 +83,10 @@ async function scenario(name: string): Promise<Scenario> {
   };
 }
 
+function runIdOf(job: Job): string {
+  return job.o.env.GITHUB_RUN_ID ?? '';
+}
+
 function lines(text: string, kind: 'start' | 'end'): number[] {
   return text
     .split('\n')
@@ -262,6 +266,13 @@ steps:
       .split('\n')
       .filter((l) => l.startsWith('pid '))
       .map((l) => Number(l.slice(4)));
+    // Killed once both starts are journaled: a unit killed before its `spawned` record is written cannot be
+    // found by anyone (an open finding of the kills campaign, docs/reliability.md).
+    const journal = join(job.o.workspace, '.checkpoints', `ci-build-${runIdOf(job)}`, 'journal.ndjson');
+    await waitFor(
+      async () => ((await readFile(journal, 'utf8').catch(() => '')).match(/"spawned"/g) ?? []).length === 2,
+      30_000,
+    );
     main.child.kill('SIGKILL');
     await main.result;
     const alive = (pid: number) => {
