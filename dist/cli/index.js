@@ -32033,6 +32033,23 @@ function planComplete(plan, ckpt) {
 }
 /** Under the checkpoint root: the lease held while a new run is created (not a valid run id: never listed). */
 const CREATING = '.creating';
+/**
+ * The lease for creating a run. Its holder lets go within milliseconds (it only creates the run), so a
+ * contender waits for it rather than being refused with the name of a process that is not the run's holder.
+ */
+async function acquireCreating(root, id) {
+    const until = Date.now() + 10_000;
+    for (;;) {
+        try {
+            return await acquireLease((0,external_node_path_.join)(root, CREATING), { runId: id, attempt: 0 });
+        }
+        catch (err) {
+            if (!(err instanceof LockedError) || Date.now() > until)
+                throw err;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+    }
+}
 /** `--run ID`, `--new`, or the latest unfinished run of this plan; otherwise a fresh run. */
 async function chooseRun(plan, root, opts) {
     if (opts.run !== undefined) {
@@ -32145,7 +32162,7 @@ async function executeRun(opts, io, hooks = {}) {
             if (!opts.new && opts.run === undefined) {
                 // Runs started together on a fresh folder must agree on one run: creating one is serialised by a
                 // lease on the root, and whoever comes second joins (or is refused by) the run the first created.
-                creating = await acquireLease((0,external_node_path_.join)(root, CREATING), { runId: id, attempt: 0 });
+                creating = await acquireCreating(root, id);
                 const latest = await readLatest(root);
                 if (latest && latest !== id && (await Checkpoint.exists(root, latest))) {
                     const other = await Checkpoint.read(root, latest);

@@ -6,7 +6,7 @@ import { type Preparation, prepare } from '../engine/prepare.js';
 import { Engine, type EngineEvent, EXIT_INCOMPLETE, EXIT_OK, type RunResult } from '../engine/scheduler.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { ensureDir } from '../journal/fsutil.js';
-import { acquireLease, type Lease } from '../journal/lock.js';
+import { acquireLease, type Lease, LockedError } from '../journal/lock.js';
 import { isValidRunId, newRunId, readLatest } from '../journal/runs.js';
 import { isStepComplete } from '../journal/state.js';
 import { parseDuration } from '../plan/duration.js';
@@ -62,6 +62,22 @@ function planComplete(plan: Plan, ckpt: Checkpoint): boolean {
 
 /** Under the checkpoint root: the lease held while a new run is created (not a valid run id: never listed). */
 const CREATING = '.creating';
+
+/**
+ * The lease for creating a run. Its holder lets go within milliseconds (it only creates the run), so a
+ * contender waits for it rather than being refused with the name of a process that is not the run's holder.
+ */
+async function acquireCreating(root: string, id: string): Promise<Lease> {
+  const until = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await acquireLease(join(root, CREATING), { runId: id, attempt: 0 });
+    } catch (err) {
+      if (!(err instanceof LockedError) || Date.now() > until) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
 
 /** `--run ID`, `--new`, or the latest unfinished run of this plan; otherwise a fresh run. */
 export async function chooseRun(
@@ -201,7 +217,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
       if (!opts.new && opts.run === undefined) {
         // Runs started together on a fresh folder must agree on one run: creating one is serialised by a
         // lease on the root, and whoever comes second joins (or is refused by) the run the first created.
-        creating = await acquireLease(join(root, CREATING), { runId: id, attempt: 0 });
+        creating = await acquireCreating(root, id);
         const latest = await readLatest(root);
         if (latest && latest !== id && (await Checkpoint.exists(root, latest))) {
           const other = await Checkpoint.read(root, latest);
