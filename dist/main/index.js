@@ -37702,14 +37702,14 @@ function endGroup() {
 
 
 
+/** The run as it stands on disk, read once after the engine is done; undefined when none was created. */
 async function readRun(ctx) {
     if (!(await journal_checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId)))
         return undefined;
     return journal_checkpoint/* Checkpoint */.F9.read(ctx.root, ctx.runId);
 }
 /** Sets every output; a run that never started reports zeros and complete=false. */
-async function setRunOutputs(ctx, resumed) {
-    const ckpt = await readRun(ctx);
+async function setRunOutputs(ctx, resumed, ckpt) {
     const stats = ckpt ? (0,report_stats/* runStats */.HN)(ckpt, ctx.plan) : undefined;
     const steps = stats?.steps ?? [];
     const done = steps.filter((s) => s.status === 'done').length;
@@ -37729,8 +37729,7 @@ async function setRunOutputs(ctx, resumed) {
     return stats;
 }
 /** Job summary and annotations for the run as it stands now. */
-async function publishReport(ctx, result, restored) {
-    const ckpt = await readRun(ctx);
+async function publishReport(ctx, result, restored, ckpt) {
     if (!ckpt)
         return;
     const stats = (0,report_stats/* runStats */.HN)(ckpt, ctx.plan);
@@ -38888,11 +38887,6 @@ function stepGroups() {
         },
     };
 }
-async function progressOf(ctx) {
-    if (!(await journal_checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId)))
-        return undefined;
-    return (await journal_checkpoint/* Checkpoint */.F9.read(ctx.root, ctx.runId)).state.seq;
-}
 async function runEngine(ctx) {
     const groups = stepGroups();
     let timer;
@@ -39028,18 +39022,20 @@ async function main_run_main(state) {
         // Cancelled or timed out: the runner kills this process 7.5 s after its SIGINT, and a save may not
         // fit; post runs next and saves what main could not.
         warning(`stopped by ${outcome.signal}; the post step saves the checkpoint`);
-        await setRunOutputs(ctx, restored.source !== 'none').catch(() => undefined);
+        await setRunOutputs(ctx, restored.source !== 'none', await readRun(ctx)).catch(() => undefined);
         process.exitCode = EXIT_FAILED;
         return;
     }
     const continuation = exitCode === EXIT_INCOMPLETE && ctx.inputs.onIncomplete === 'dispatch'
         ? await countContinuation(ctx)
         : undefined;
-    const seq = await progressOf(ctx);
+    // Read once: the save, the outputs and the report all describe the same finished state.
+    const ckpt = await readRun(ctx);
+    const seq = ckpt?.state.seq;
     if (seq !== undefined && ctx.inputs.command !== 'status')
         await ctx.sync.save(seq, 'end of main', continuation !== undefined);
-    const stats = await setRunOutputs(ctx, restored.source !== 'none');
-    await publishReport(ctx, outcome?.result, restored);
+    const stats = await setRunOutputs(ctx, restored.source !== 'none', ckpt);
+    await publishReport(ctx, outcome?.result, restored, ckpt);
     state.set('main-ended', 'true');
     if (exitCode === EXIT_OK || ctx.inputs.command !== 'run') {
         if (exitCode !== EXIT_OK && !process.exitCode)

@@ -14,7 +14,7 @@ import { type RunnerConfig, readConfig } from './config.js';
 import { dispatchWorkflow, readContinuations, writeContinuations } from './continuation.js';
 import { InputError, type Inputs, readInputs } from './inputs.js';
 import { baseKey } from './keys.js';
-import { publishReport, setRunOutputs } from './report.js';
+import { publishReport, readRun, setRunOutputs } from './report.js';
 import * as core from './runner-commands.js';
 import { CoreStateProvider, type StateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
@@ -149,11 +149,6 @@ function stepGroups() {
       open = undefined;
     },
   };
-}
-
-async function progressOf(ctx: Context): Promise<number | undefined> {
-  if (!(await Checkpoint.exists(ctx.root, ctx.runId))) return undefined;
-  return (await Checkpoint.read(ctx.root, ctx.runId)).state.seq;
 }
 
 async function runEngine(ctx: Context): Promise<RunOutcome> {
@@ -305,7 +300,7 @@ async function main(state: StateProvider): Promise<void> {
     // Cancelled or timed out: the runner kills this process 7.5 s after its SIGINT, and a save may not
     // fit; post runs next and saves what main could not.
     core.warning(`stopped by ${outcome.signal}; the post step saves the checkpoint`);
-    await setRunOutputs(ctx, restored.source !== 'none').catch(() => undefined);
+    await setRunOutputs(ctx, restored.source !== 'none', await readRun(ctx)).catch(() => undefined);
     process.exitCode = EXIT_FAILED;
     return;
   }
@@ -313,11 +308,13 @@ async function main(state: StateProvider): Promise<void> {
     exitCode === EXIT_INCOMPLETE && ctx.inputs.onIncomplete === 'dispatch'
       ? await countContinuation(ctx)
       : undefined;
-  const seq = await progressOf(ctx);
+  // Read once: the save, the outputs and the report all describe the same finished state.
+  const ckpt = await readRun(ctx);
+  const seq = ckpt?.state.seq;
   if (seq !== undefined && ctx.inputs.command !== 'status')
     await ctx.sync.save(seq, 'end of main', continuation !== undefined);
-  const stats = await setRunOutputs(ctx, restored.source !== 'none');
-  await publishReport(ctx, outcome?.result, restored);
+  const stats = await setRunOutputs(ctx, restored.source !== 'none', ckpt);
+  await publishReport(ctx, outcome?.result, restored, ckpt);
   state.set('main-ended', 'true');
   if (exitCode === EXIT_OK || ctx.inputs.command !== 'run') {
     if (exitCode !== EXIT_OK && !process.exitCode)

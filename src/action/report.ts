@@ -10,14 +10,18 @@ import type { MainContext } from './main-run.js';
 import * as core from './runner-commands.js';
 import type { RestoreOutcome } from './sync.js';
 
-async function readRun(ctx: MainContext): Promise<Checkpoint | undefined> {
+/** The run as it stands on disk, read once after the engine is done; undefined when none was created. */
+export async function readRun(ctx: Pick<MainContext, 'root' | 'runId'>): Promise<Checkpoint | undefined> {
   if (!(await Checkpoint.exists(ctx.root, ctx.runId))) return undefined;
   return Checkpoint.read(ctx.root, ctx.runId);
 }
 
 /** Sets every output; a run that never started reports zeros and complete=false. */
-export async function setRunOutputs(ctx: MainContext, resumed: boolean): Promise<RunStats | undefined> {
-  const ckpt = await readRun(ctx);
+export async function setRunOutputs(
+  ctx: MainContext,
+  resumed: boolean,
+  ckpt: Checkpoint | undefined,
+): Promise<RunStats | undefined> {
   const stats = ckpt ? runStats(ckpt, ctx.plan) : undefined;
   const steps = stats?.steps ?? [];
   const done = steps.filter((s) => s.status === 'done').length;
@@ -40,8 +44,8 @@ export async function publishReport(
   ctx: MainContext,
   result: RunResult | undefined,
   restored: RestoreOutcome,
+  ckpt: Checkpoint | undefined,
 ): Promise<void> {
-  const ckpt = await readRun(ctx);
   if (!ckpt) return;
   const stats = runStats(ckpt, ctx.plan);
   const logs = await readLogTails(ckpt, stats);
