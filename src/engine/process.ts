@@ -165,13 +165,42 @@ export class UnitProcess {
   #done = false;
 
   constructor(opts: SpawnOptions, backend: UnitBackend = spawnDirect(opts)) {
-    this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
     this.pid = backend.pid;
     this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
     const onLine = opts.onLine;
     const partial = { stdout: '', stderr: '' };
+    // stdout and stderr are separate pipes read in no fixed order, so the log takes whole lines only:
+    // a chunk that ends mid-line waits for its stream's next newline, or the tail would splice the
+    // other stream's line into it. A partial line past the tail's size goes in as it is (it would be
+    // cut anyway), which keeps memory bounded by unit output without newlines.
+    const tailLimit = opts.tailBytes ?? 64 * 1024;
+    this.#tail = new Tail(tailLimit);
+    const pendingLine: Record<'stdout' | 'stderr', Buffer[]> = { stdout: [], stderr: [] };
+    const pendingBytes = { stdout: 0, stderr: 0 };
+    const toTail = (chunk: Buffer, stream: 'stdout' | 'stderr'): void => {
+      const nl = chunk.lastIndexOf(0x0a);
+      if (nl < 0) {
+        pendingLine[stream].push(chunk);
+        pendingBytes[stream] += chunk.length;
+        if (pendingBytes[stream] <= tailLimit) return;
+        flushLine(stream);
+        return;
+      }
+      flushLine(stream);
+      this.#tail.push(chunk.subarray(0, nl + 1));
+      if (nl + 1 < chunk.length) {
+        const rest = chunk.subarray(nl + 1);
+        pendingLine[stream].push(rest);
+        pendingBytes[stream] = rest.length;
+      }
+    };
+    const flushLine = (stream: 'stdout' | 'stderr'): void => {
+      for (const b of pendingLine[stream]) this.#tail.push(b);
+      pendingLine[stream] = [];
+      pendingBytes[stream] = 0;
+    };
     backend.setOutput((chunk, stream) => {
-      this.#tail.push(chunk);
+      toTail(chunk, stream);
       if (!onLine) return;
       const lines = (partial[stream] + chunk.toString('utf8')).split('\n');
       partial[stream] = lines.pop() ?? '';
@@ -182,6 +211,11 @@ export class UnitProcess {
       // The timeout timer is moot now, but a pending SIGKILL still has to reach group members that
       // ignored the SIGTERM after the leader exited.
       if (this.#timeoutTimer) clearTimeout(this.#timeoutTimer);
+      // Both streams may end mid-line; the newline between them keeps the two last lines apart.
+      const both = pendingBytes.stdout > 0 && pendingBytes.stderr > 0;
+      flushLine('stdout');
+      if (both) this.#tail.push(Buffer.from('\n'));
+      flushLine('stderr');
       if (onLine) {
         for (const stream of ['stdout', 'stderr'] as const)
           if (partial[stream]) onLine(partial[stream], stream);
