@@ -22,7 +22,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { delimiter, join } from 'node:path';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { SpawnOptions, UnitBackend, UnitExit } from './process.js';
 import { SlotFile } from './slot-file.js';
 import { UnitEnv } from './unit-env.js';
@@ -47,9 +47,37 @@ const MAX_EVENT_LINE = 256;
 // job control prints its notices, is discarded. A PIPE handler (an ignored signal would be inherited by
 // units) turns a write to a vanished engine into an error the loop acts on.
 const SCRIPT = `
-set -m
 shopt -s execfail
 trap : PIPE
+# The engine gone (SIGKILL) while a unit runs: nothing else would end the unit, whose \`spawned\` record may
+# not have reached the journal for the next run to find it. fd 5 is a socket the engine never writes to; a
+# watcher reads end-of-file from it when the engine's end closes, however the engine ended, and signals
+# the launcher (USR1 ends \`wait\` at once), which ends its unit's group: SIGTERM, SIGKILL 3 s later.
+__gone() {
+  local __j __i
+  __j=$(jobs -p)
+  if [ -n "$__j" ]; then
+    kill -TERM -- $(printf -- '-%s ' $__j) 2>/dev/null
+    for __i in {1..30}; do
+      kill -0 -- $(printf -- '-%s ' $__j) 2>/dev/null || exit 0
+      sleep 0.1
+    done
+    kill -KILL -- $(printf -- '-%s ' $__j) 2>/dev/null
+  fi
+  exit 0
+}
+trap __gone USR1
+(
+  trap - USR1
+  exec 0</dev/null 1>/dev/null 2>/dev/null 3<&- 4<&-
+  read -r -u 5 _
+  # Only while the launcher is still this watcher's parent: its pid may belong to another process later.
+  read -r __s < "/proc/$BASHPID/stat" || exit
+  set -- \${__s##*) }
+  [ "$2" = "$$" ] && kill -USR1 "$$"
+) &
+exec 5<&-
+set -m
 __req=$1
 __step=$2
 __have=
@@ -283,6 +311,8 @@ class Launcher {
   readonly #child: ChildProcess;
   /** The launcher's fd 3: commands. */
   readonly #commands: Writable | undefined;
+  /** The launcher's fd 5: held open, never written, for as long as this process lives. */
+  readonly #alive: Readable | Writable | undefined;
   readonly #req: SlotFile;
   readonly #step: SlotFile;
   readonly #templates: TemplateCache;
@@ -302,7 +332,8 @@ class Launcher {
     this.#child = spawn('bash', ['-c', SCRIPT, 'checkpoint-launcher', reqPath, this.#step.path], {
       env,
       detached: true,
-      stdio: ['ignore', 'pipe', 'ignore', 'pipe', 'pipe'],
+      // fd 5: never written; the launcher's watcher sees it close when this process ends (see SCRIPT).
+      stdio: ['ignore', 'pipe', 'ignore', 'pipe', 'pipe', 'pipe'],
     });
     // Node types the extra stdio entries as either direction; a 'pipe' at fd 3 is a duplex socket.
     this.#commands = (this.#child.stdio[3] ?? undefined) as Writable | undefined;
@@ -318,7 +349,10 @@ class Launcher {
     );
     this.#child.stdout?.on('data', (c: Buffer) => out.push(c));
     this.#child.stdio[4]?.on('data', (c: Buffer) => err.push(c as Buffer));
-    for (const s of [this.#child.stdout, this.#child.stdio[4], this.#commands]) s?.on('error', () => {});
+    // Node types stdio as a tuple of five; the sixth entry exists because stdio above asks for it.
+    this.#alive = (this.#child.stdio as readonly (Readable | Writable | null | undefined)[])[5] ?? undefined;
+    for (const s of [this.#child.stdout, this.#child.stdio[4], this.#commands, this.#alive])
+      s?.on('error', () => {});
     this.#child.once('error', (e) => this.#die(e.message));
     this.#child.once('exit', (code, sig) => this.#die(sig ? `signal ${sig}` : `exit ${code}`));
   }
@@ -453,6 +487,7 @@ class Launcher {
 
   close(): void {
     this.#commands?.end();
+    this.#alive?.destroy();
     this.#req.close();
     this.#step.close();
   }

@@ -38,8 +38,9 @@ const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
 
 /**
  * How long a unit's `done` record waits to be written and fsynced together with those of the units that end
- * meanwhile. Short pipelined units end every fraction of a millisecond and got a write and an fsync each;
- * only the unit's own bookkeeping waits, the next unit already runs.
+ * meanwhile. Short pipelined units end every fraction of a millisecond and got a write and an fsync each.
+ * The slot waits for the write (not the fsync) before it takes a new request; the unit its launcher queued
+ * behind this one already runs.
  */
 const COMMIT_DELAY_MS = 2;
 
@@ -312,7 +313,7 @@ export class Engine {
   readonly #programs = new Map<string, string>();
   #concurrency: number;
   /** `done` records of the current commit window (COMMIT_DELAY_MS), and when they are durable. */
-  #doneBatch: { events: UnitDoneEvent[]; durable: Promise<void> } | undefined;
+  #doneBatch: { events: { ev: UnitDoneEvent; onWritten: () => void }[]; durable: Promise<void> } | undefined;
 
   constructor(plan: Plan, ckpt: Checkpoint, prep: Preparation, opts: EngineOptions = {}) {
     this.#plan = plan;
@@ -913,9 +914,12 @@ export class Engine {
     const { run, unit: u, slot } = live;
     const ckpt = this.#ckpt;
     let vacated = false;
+    // A unit counts against the concurrency until its end is written, not just until its process exits:
+    // otherwise new units start while ends wait to be written, and a kill redoes more than `concurrency`.
     const vacate = () => {
       if (vacated) return;
       vacated = true;
+      this.#live.delete(live);
       run.active -= 1;
       this.#releaseSlot(slot);
     };
@@ -934,19 +938,19 @@ export class Engine {
       // release pumps then).
       if (slot.users === 1 && this.#mayQueueAhead(run)) this.#pump();
       const exit = await proc.exited;
-      this.#live.delete(live);
       if (slot.current === live) slot.current = undefined;
       // Outputs are taken before the slot (and its scratch files) goes to the next unit.
       const outText = takeFile(outFile);
-      if (exit.code === 0 && !exit.spawnError) {
-        // A success frees the slot for the next unit while its end is recorded. A failure does not: it may
-        // exceed max-failures, and no unit may start before that is known.
+      // A success frees the slot for the next unit once its `done` line is written, before the fsync: a
+      // SIGKILL from then on does not lose it, so a kill redoes at most the units holding slots (one per
+      // slot, and the unit its launcher started behind it). A failure frees it only after its record: it
+      // may exceed max-failures, and no unit may start before that is known.
+      const onDoneWritten = () => {
         vacate();
         this.#pump();
-      }
-      await this.#recordExit(run, u, tryNo, exit, proc, outText);
+      };
+      await this.#recordExit(run, u, tryNo, exit, proc, outText, onDoneWritten);
     } finally {
-      this.#live.delete(live);
       if (slot.current === live) slot.current = undefined;
       if (!vacated) {
         takeFile(outFile);
@@ -964,6 +968,7 @@ export class Engine {
     exit: UnitExit,
     proc: UnitProcess,
     outText: string | undefined,
+    onDoneWritten: () => void,
   ): Promise<void> {
     const ckpt = this.#ckpt;
     const step = run.step;
@@ -979,7 +984,10 @@ export class Engine {
         if (!(err instanceof OutputSyntaxError)) throw err;
         return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, tail);
       }
-      await this.#recordDone({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) });
+      await this.#recordDone(
+        { type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) },
+        onDoneWritten,
+      );
       // A longer p90 may take back units queued with the old one.
       this.#recheckBudget(run);
       this.#emit({ type: 'unit-end', unit: u, result: 'done', ms: exit.ms });
@@ -1023,19 +1031,19 @@ export class Engine {
    * Records a `done` with the others of its commit window: one write and one fsync for all, and no line in
    * the journal before its fsync (the same promise as `record`). Resolves once durable.
    */
-  #recordDone(ev: UnitDoneEvent): Promise<void> {
+  #recordDone(ev: UnitDoneEvent, onWritten: () => void): Promise<void> {
     let batch = this.#doneBatch;
     if (!batch) {
-      const events: UnitDoneEvent[] = [];
+      const events: { ev: UnitDoneEvent; onWritten: () => void }[] = [];
       const durable = new Promise<void>((resolve) => setTimeout(resolve, COMMIT_DELAY_MS)).then(async () => {
         this.#doneBatch = undefined;
-        // Appended in one tick: the journal commits them together.
-        await Promise.all(events.map((e) => this.#ckpt.record(e)));
+        // Appended in one tick: the journal writes them together and fsyncs them together.
+        await Promise.all(events.map((e) => this.#ckpt.record(e.ev, e.onWritten)));
       });
       batch = { events, durable };
       this.#doneBatch = batch;
     }
-    batch.events.push(ev);
+    batch.events.push({ ev, onWritten });
     return batch.durable;
   }
 

@@ -136,12 +136,15 @@ export class Checkpoint {
     return { ...ev, seq: this.state.seq + 1, t: Date.now() };
   }
 
-  /** Applies the event and resolves once it is on disk (fsynced, shared with concurrent records). */
-  async record(ev: CheckpointEvent): Promise<void> {
+  /**
+   * Applies the event and resolves once it is on disk (fsynced, shared with concurrent records).
+   * `onWritten`: the line is written (it survives a SIGKILL of this process), before the fsync.
+   */
+  async record(ev: CheckpointEvent, onWritten?: () => void): Promise<void> {
     const s = this.#stamp(ev);
     applyEvent(this.state, s);
     this.#touch(ev);
-    await this.#writer().append(s);
+    await this.#writer().append(s, onWritten);
   }
 
   /** Applies and writes the event; it becomes durable with the next `record` or `flush`. */

@@ -103,15 +103,27 @@ interface Entry {
   line: string;
   /** Present when the caller waits for durability (append, flush); absent for appendLater. */
   waiter?: Waiter;
+  /** Called once the line is written (in the page cache: it survives this process, not the machine). */
+  onWritten?: () => void;
+}
+
+/** A caller waiting for durability, and the journal size its line reached. */
+interface SyncWaiter extends Waiter {
+  upTo: number;
 }
 
 export class JournalWriter {
   readonly path: string;
   #fh: FileHandle;
   #initialSize: number;
+  /** Lines not yet written. */
   #queue: Entry[] = [];
-  #draining = false;
-  #unsynced = false;
+  #writing = false;
+  /** Written lines whose callers wait for an fdatasync. */
+  #syncWaiters: SyncWaiter[] = [];
+  #syncing = false;
+  /** The journal size the last completed fdatasync covers. */
+  #syncedSize: number;
   #bytesWritten = 0;
   #syncs = 0;
   #error: JournalWriteError | undefined;
@@ -121,6 +133,7 @@ export class JournalWriter {
     this.path = path;
     this.#fh = fh;
     this.#initialSize = initialSize;
+    this.#syncedSize = initialSize;
   }
 
   /**
@@ -165,8 +178,11 @@ export class JournalWriter {
     return this.#error;
   }
 
-  /** Appends `event`; resolves once its line is on disk and fdatasync'd. */
-  append(event: object): Promise<void> {
+  /**
+   * Appends `event`; resolves once its line is on disk and fdatasync'd. `onWritten` is called earlier, once
+   * the line is written: from then on it survives a crash of this process (not of the machine).
+   */
+  append(event: object, onWritten?: () => void): Promise<void> {
     if (this.#error) return Promise.reject(this.#error);
     if (this.#closing) return Promise.reject(this.#closedError());
     let line: string;
@@ -176,7 +192,9 @@ export class JournalWriter {
       return Promise.reject(error);
     }
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ line, waiter: { resolve, reject } });
+      this.#queue.push(
+        onWritten ? { line, waiter: { resolve, reject }, onWritten } : { line, waiter: { resolve, reject } },
+      );
       this.#kick();
     });
   }
@@ -225,32 +243,32 @@ export class JournalWriter {
   }
 
   #kick(): void {
-    if (this.#draining) return;
-    this.#draining = true;
+    if (this.#writing) return;
+    this.#writing = true;
     void this.#drain();
   }
 
+  // Lines are written as they come, whether or not an fdatasync is in flight: a written line survives a
+  // SIGKILL of this process, and an end waiting behind a slow fdatasync would otherwise be lost with it
+  // while the scheduler already started the next unit. Only the fdatasyncs are grouped: every append that
+  // arrives while one is in flight shares the next.
   async #drain(): Promise<void> {
-    // Let every append issued in the current tick join the first batch.
+    // Let every append issued in the current tick join the first write.
     await Promise.resolve();
     try {
       while (this.#queue.length > 0 && !this.#error) {
         const batch = this.#queue;
         this.#queue = [];
-        await this.#commit(batch);
+        await this.#write(batch);
       }
     } finally {
-      this.#draining = false;
+      this.#writing = false;
     }
   }
 
-  async #commit(batch: Entry[]): Promise<void> {
+  async #write(batch: Entry[]): Promise<void> {
     let text = '';
-    let wantsSync = false;
-    for (const entry of batch) {
-      text += entry.line;
-      if (entry.waiter) wantsSync = true;
-    }
+    for (const entry of batch) text += entry.line;
     const sizeBefore = this.size;
     try {
       if (text.length > 0) {
@@ -264,24 +282,60 @@ export class JournalWriter {
           offset += bytesWritten;
         }
         this.#bytesWritten += buffer.length;
-        this.#unsynced = true;
-      }
-      if (wantsSync && this.#unsynced) {
-        await this.#fh.datasync();
-        this.#syncs++;
-        this.#unsynced = false;
       }
     } catch (cause) {
       this.#error = new JournalWriteError(this.path, cause);
       // Cut off whatever part of this batch reached the file, so nothing we are about to reject stays
       // behind (best effort: if that fails too, readJournal treats a partial last line as a torn tail).
+      // Lines written before this batch stay: their waiters get the outcome of their own fdatasync.
       await this.#fh.truncate(sizeBefore).catch(() => undefined);
       const rejected = [...batch, ...this.#queue];
       this.#queue = [];
       for (const entry of rejected) entry.waiter?.reject(this.#error);
       return;
     }
-    for (const entry of batch) entry.waiter?.resolve();
+    const upTo = this.size;
+    for (const entry of batch) {
+      entry.onWritten?.();
+      if (entry.waiter) this.#syncWaiters.push({ ...entry.waiter, upTo });
+    }
+    if (this.#syncWaiters.length > 0) this.#kickSync();
+  }
+
+  #kickSync(): void {
+    if (this.#syncing) return;
+    this.#syncing = true;
+    void this.#syncLoop();
+  }
+
+  async #syncLoop(): Promise<void> {
+    try {
+      while (this.#syncWaiters.length > 0) {
+        const waiters = this.#syncWaiters;
+        this.#syncWaiters = [];
+        // Everything written so far, these waiters' lines included, is covered by the sync started now.
+        const target = this.size;
+        if (target > this.#syncedSize) {
+          try {
+            await this.#fh.datasync();
+          } catch (cause) {
+            this.#error ??= new JournalWriteError(this.path, cause);
+            const rejected = [...waiters, ...this.#syncWaiters];
+            this.#syncWaiters = [];
+            for (const w of rejected) w.reject(this.#error);
+            const queued = this.#queue;
+            this.#queue = [];
+            for (const entry of queued) entry.waiter?.reject(this.#error);
+            return;
+          }
+          this.#syncs++;
+          this.#syncedSize = Math.max(this.#syncedSize, target);
+        }
+        for (const w of waiters) w.resolve();
+      }
+    } finally {
+      this.#syncing = false;
+    }
   }
 }
 

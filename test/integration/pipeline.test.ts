@@ -183,26 +183,22 @@ printf '%s' "$i-z"`,
     }
   });
 
-  it('a pipelined unit left running by a SIGKILLed engine is ended by the next run', async () => {
-    const p = await project(
-      plan(
-        3,
-        `
+  // Unit 1 hangs the first time; the engine is SIGKILLed once its start and pid are recorded.
+  const HANGS_ONCE = `
 echo "start $CHECKPOINT_ITEM" >> effects.log
-if [ "$CHECKPOINT_ITEM" = 0 ]; then
+if [ "$CHECKPOINT_ITEM" = 0 ] && [ "$CHECKPOINT_LAUNCHER" != 0 ]; then
   queued 1
 elif [ "$CHECKPOINT_ITEM" = 1 ] && [ ! -f once ]; then
   touch once
   echo $$ > pid1
   sleep 60
-fi`,
-      ),
-    );
-    const run = startCli(['run'], { cwd: p.dir });
+fi`;
+
+  async function killWhileUnit1Hangs(p: Project, env?: NodeJS.ProcessEnv): Promise<number> {
+    const run = startCli(['run'], { cwd: p.dir, ...(env ? { env } : {}) });
     const pid = Number(
       await waitFor(async () => (await readLines(join(p.dir, 'pid1')))[0], 30_000, 'unit 1 to start'),
     );
-    // Its start and pid are recorded, and unit 0's end.
     await waitFor(
       async () =>
         (await recorded(p, 'spawned', 1)).some((e) => e.pid === pid) &&
@@ -214,8 +210,25 @@ fi`,
     );
     run.child.kill('SIGKILL');
     await run.result;
-    expect(pidAlive(pid)).toBe(true);
+    return pid;
+  }
+
+  it('a unit left running by a SIGKILLed engine is ended by its launcher, which sees the engine gone', async () => {
+    const p = await project(plan(3, HANGS_ONCE));
+    const pid = await killWhileUnit1Hangs(p);
+    // No next run needed: the launcher's watcher reads end-of-file from the engine and ends the group.
+    await waitFor(() => !pidAlive(pid) || undefined, 30_000, 'the launcher to end unit 1');
     const r = await runCli(['run'], { cwd: p.dir });
+    expect(r.code).toBe(0);
+    expect(await readLines(p.effects)).toEqual(['start 0', 'start 1', 'start 1', 'start 2']);
+  });
+
+  it('a unit started without a launcher and left running by a SIGKILLed engine is ended by the next run', async () => {
+    const p = await project(plan(3, HANGS_ONCE));
+    const env = { ...process.env, CHECKPOINT_LAUNCHER: '0' };
+    const pid = await killWhileUnit1Hangs(p, env);
+    expect(pidAlive(pid)).toBe(true);
+    const r = await runCli(['run'], { cwd: p.dir, env });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/ended unit work \[1, 2\) left running by attempt 1/);
     expect(pidAlive(pid)).toBe(false);

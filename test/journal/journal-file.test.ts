@@ -58,6 +58,15 @@ describe('encodeLine / decodeLine', () => {
   });
 });
 
+/** Polls a condition on every turn of the event loop (no fixed sleep); fails after 10 s naming it. */
+async function waitUntil(ok: () => boolean, what: string): Promise<void> {
+  const until = Date.now() + 10_000;
+  while (!ok()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
 describe('JournalWriter', () => {
   it('writes events that readJournal reads back, to a 0600 file', async () => {
     const writer = await JournalWriter.open(path);
@@ -124,6 +133,45 @@ describe('JournalWriter', () => {
     expect((await readJournal(path)).events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
     await writer.close();
     await expect(writer.append({ seq: 5 })).rejects.toThrow(/already closed/);
+  });
+
+  it('writes lines while an fdatasync is in flight: a line is in the file before the sync ahead returns', async () => {
+    const writer = await JournalWriter.open(path);
+    // Hold the writer's fdatasync calls until the test lets them go: a slow disk, on demand.
+    const { open } = await import('node:fs/promises');
+    const probe = await open(path, 'r');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const original = proto.datasync;
+    const gates: Array<() => void> = [];
+    proto.datasync = function (this: unknown) {
+      return new Promise<void>((resolve) => gates.push(resolve)).then(() => original.call(this));
+    };
+    try {
+      let firstDurable = false;
+      const first = writer.append({ seq: 1 }).then(() => {
+        firstDurable = true;
+      });
+      await waitUntil(() => gates.length === 1, 'the first fdatasync to start');
+      let secondWritten = false;
+      const second = writer.append({ seq: 2 }, () => {
+        secondWritten = true;
+      });
+      await waitUntil(() => secondWritten, 'the second line to be written');
+      // Written while the first sync is still held, and readable by another process right away.
+      expect(firstDurable).toBe(false);
+      expect((await readJournal(path)).events.map((e) => e.seq)).toEqual([1, 2]);
+      for (let i = 0; i < 2; i++) {
+        await waitUntil(() => gates.length > 0, 'an fdatasync to wait at the gate');
+        gates.shift()?.();
+      }
+      await Promise.all([first, second]);
+      expect(writer.syncCount).toBe(2);
+    } finally {
+      proto.datasync = original;
+      for (const g of gates) g();
+    }
+    await writer.close();
   });
 
   it('rejects an event that cannot be serialised without breaking the writer', async () => {
