@@ -17,9 +17,10 @@
 // `checkpoint status --json`. The CLI bundle is copied once at start, so a concurrent rebuild of dist/
 // cannot change or break it mid-run.
 //
-// Writes bench/results/latest.json, latest.md and throughput.svg. Usage: `npm run bench`
-// (BENCH_FULL=1: three rounds of the 5,000-unit runs whatever the time they take; BENCH_UNITS=N: a quicker
-// smoke run with N units instead of 5,000; BENCH_CLI=path/index.js: bench that build instead of dist/cli).
+// Writes bench/results/latest.json, latest.md and throughput.svg, and the docs' chart docs/images/bench.svg
+// (bench/chart.mjs). Usage: `npm run bench` (BENCH_FULL=1: three rounds of the 5,000-unit runs whatever the
+// time they take; BENCH_UNITS=N: a quicker smoke run with N units instead of 5,000; BENCH_CLI=path/index.js:
+// bench that build instead of dist/cli).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -754,6 +755,10 @@ if (fs.existsSync(biome)) {
   if (f.status !== 0) log(`biome format of bench/results failed: ${tail(`${f.stdout}${f.stderr}`, 4)}`);
 }
 log(`wrote ${path.relative(REPO, RESULTS)}/latest.json, latest.md, throughput.svg`);
+// The chart in the docs (README's Performance section, docs/getting-started.md), from the same results.
+const { writeBenchChart } = await import('./chart.mjs');
+const chart = writeBenchChart(JSON.parse(fs.readFileSync(path.join(RESULTS, 'latest.json'), 'utf8')));
+log(`wrote ${path.relative(REPO, chart)}`);
 
 const failedMeasurement = problems.some((p) => !p.startsWith('GNU parallel row skipped'));
 process.exitCode = failedMeasurement ? 1 : 0;

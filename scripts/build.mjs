@@ -26,3 +26,6 @@ for (const [name, entry] of entries) {
   writeFileSync(file, code);
   if (name === 'cli') chmodSync(file, 0o755);
 }
+
+// The plan's JSON Schema for editors (checkpoint.schema.json), made from src/plan/schema.ts.
+execFileSync(process.execPath, ['scripts/gen-schema.mjs'], { stdio: 'inherit' });

@@ -22,7 +22,10 @@ export interface Inputs {
   saveEveryMs: number;
   onIncomplete: (typeof ON_INCOMPLETE)[number];
   concurrency?: number;
+  /** `command: run`: this job's shard, `I/N`. */
   shard?: string;
+  /** `command: report`: how many shards to gather (`shard: N`, or `*` then `/N`). */
+  shards?: number;
   /** Extra files or folders carried in the checkpoint, absolute, all inside the workspace. */
   paths: string[];
   signingKey?: string;
@@ -124,9 +127,11 @@ function schema(ctx: InputContext) {
     'save-every': field((v) => Math.min(duration('save-every', v || '5m', '5m'), MAX_TIMER_MS)),
     'on-incomplete': field((v) => oneOf('on-incomplete', v || 'fail', ON_INCOMPLETE)),
     concurrency: optional((v) => integer('concurrency', v, 1)),
+    // `I/N` for a run; `N` or `*/N` (the number of shards) for `command: report`, checked below.
     shard: optional((v) => {
       const m = /^(\d+)\/(\d+)$/.exec(v);
-      if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2]))
+      const ok = m ? Number(m[2]) >= 1 && Number(m[1]) < Number(m[2]) : /^(\*\/)?\d+$/.test(v);
+      if (!ok || Number(v.replace('*/', '')) === 0)
         throw new InputError(
           `input \`shard\`: expected I/N with I from 0 to N-1, such as "0/4" (\`\${{ strategy.job-index }}/\${{ strategy.job-total }}\`), got "${v}"`,
         );
@@ -183,7 +188,24 @@ export function readInputs(get: (name: string) => string, ctx: InputContext): In
   if (v.key !== undefined) inputs.key = v.key;
   if (v['time-budget'] !== undefined) inputs.timeBudgetMs = v['time-budget'];
   if (v.concurrency !== undefined) inputs.concurrency = v.concurrency;
-  if (v.shard !== undefined) inputs.shard = v.shard;
+  if (v.shard !== undefined) {
+    const total = /^(?:\*\/)?(\d+)$/.exec(v.shard)?.[1];
+    if (v.command === 'report') {
+      if (total === undefined)
+        throw new InputError(
+          `input \`shard\`: with \`command: report\`, give the number of shards to gather, \`N\` or \`*/N\` (for example \`shard: \${{ strategy.job-total }}\` or \`shard: 4\`), got "${v.shard}"`,
+        );
+      if (Number(total) > 256)
+        throw new InputError(
+          `input \`shard\`: at most 256 shards can be gathered (a matrix has at most 256 jobs), got "${v.shard}"`,
+        );
+      inputs.shards = Number(total);
+    } else if (total !== undefined) {
+      throw new InputError(
+        `input \`shard\`: expected I/N with I from 0 to N-1, such as "0/4" (\`\${{ strategy.job-index }}/\${{ strategy.job-total }}\`), got "${v.shard}"; \`N\` and \`*/N\` are for \`command: report\``,
+      );
+    } else inputs.shard = v.shard;
+  }
   if (v['signing-key'] !== undefined) inputs.signingKey = v['signing-key'];
   return inputs;
 }

@@ -7,7 +7,11 @@ function clean(s: string): string {
   return s.replace(UNSAFE, '_').replace(/^[._-]+/, '') || 'x';
 }
 
-/** The explicit `key`, else `<workflow>-<job>[-shard]-<run_id>`: attempts of one run resume each other. */
+/**
+ * The explicit `key`, else `<workflow>-<job>[-shard]-<run_id>`: attempts of one run resume each other. A
+ * shard is always part of the key (`<key>-shardIofN` with an explicit key), so the shards of a matrix never
+ * share a checkpoint.
+ */
 export function baseKey(o: {
   key?: string;
   workflow: string;
@@ -15,9 +19,17 @@ export function baseKey(o: {
   shard?: string;
   runId: number;
 }): string {
-  if (o.key) return o.key;
   const shard = o.shard ? `-shard${o.shard.replace('/', 'of')}` : '';
+  if (o.key) return `${o.key}${shard}`;
   return `${clean(o.workflow)}-${clean(o.job)}${shard}-${o.runId}`;
+}
+
+/** The keys of the N shards of a matrix job (what each shard's `baseKey` was), for `command: report`. */
+export function shardKeys(
+  o: { key?: string; workflow: string; job: string; runId: number },
+  total: number,
+): string[] {
+  return Array.from({ length: total }, (_, i) => baseKey({ ...o, shard: `${i}/${total}` }));
 }
 
 export function entryPrefix(key: string): string {

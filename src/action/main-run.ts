@@ -5,11 +5,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { classify } from '../cli/main.js';
-import { executeRun, type Io, type RunOutcome } from '../cli/run.js';
+import { executeRun, type Io, type RunHooks, type RunOutcome } from '../cli/run.js';
 import { EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK } from '../engine/scheduler.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { loadPlan } from '../plan/load.js';
 import type { Plan } from '../plan/types.js';
+import { startTracing } from '../trace/index.js';
 import { type RunnerConfig, readConfig } from './config.js';
 import { dispatchWorkflow, readContinuations, writeContinuations } from './continuation.js';
 import { InputError, type Inputs, readInputs } from './inputs.js';
@@ -154,34 +155,38 @@ function stepGroups() {
 async function runEngine(ctx: Context): Promise<RunOutcome> {
   const groups = stepGroups();
   let timer: NodeJS.Timeout | undefined;
+  // Spans of the run when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (src/trace); a dead collector warns.
+  const tracing = await startTracing(ctx.io, { warn: (m) => core.warning(m) });
   try {
-    return await executeRun(
-      {
-        file: ctx.planFile,
-        dir: ctx.root,
-        run: ctx.runId,
-        // The budget counts from the start of the step: the restore has used part of it already.
-        ...(ctx.inputs.timeBudgetMs !== undefined
-          ? { timeBudget: `${Math.max(1, ctx.inputs.timeBudgetMs - (Date.now() - STARTED_AT))}ms` }
-          : {}),
-        ...(ctx.inputs.concurrency !== undefined ? { concurrency: String(ctx.inputs.concurrency) } : {}),
-        ...(ctx.inputs.shard !== undefined ? { shard: ctx.inputs.shard } : {}),
+    const hooks: RunHooks = {
+      onEngine: (ckpt) => {
+        timer = setInterval(() => {
+          const seq = ckpt.state.seq;
+          if (ctx.sync.changedSince(seq)) void ctx.sync.save(seq, `every ${ctx.inputs.saveEveryMs / 1000}s`);
+        }, ctx.inputs.saveEveryMs);
+        timer.unref();
       },
-      ctx.io,
-      {
-        onEngine: (ckpt) => {
-          timer = setInterval(() => {
-            const seq = ckpt.state.seq;
-            if (ctx.sync.changedSince(seq))
-              void ctx.sync.save(seq, `every ${ctx.inputs.saveEveryMs / 1000}s`);
-          }, ctx.inputs.saveEveryMs);
-          timer.unref();
-        },
-        onEvent: (ev) => {
-          if (ev.type === 'step-state') groups.onState(ev.step, ev.state);
-        },
+      onEvent: (ev) => {
+        if (ev.type === 'step-state') groups.onState(ev.step, ev.state);
       },
-    );
+    };
+    const run = (h: RunHooks) =>
+      executeRun(
+        {
+          file: ctx.planFile,
+          dir: ctx.root,
+          run: ctx.runId,
+          // The budget counts from the start of the step: the restore has used part of it already.
+          ...(ctx.inputs.timeBudgetMs !== undefined
+            ? { timeBudget: `${Math.max(1, ctx.inputs.timeBudgetMs - (Date.now() - STARTED_AT))}ms` }
+            : {}),
+          ...(ctx.inputs.concurrency !== undefined ? { concurrency: String(ctx.inputs.concurrency) } : {}),
+          ...(ctx.inputs.shard !== undefined ? { shard: ctx.inputs.shard } : {}),
+        },
+        ctx.io,
+        h,
+      );
+    return await (tracing ? tracing.around(run, hooks) : run(hooks));
   } finally {
     if (timer) clearInterval(timer);
     groups.close();
@@ -277,6 +282,13 @@ export async function run(state: StateProvider = new CoreStateProvider(core)): P
 async function main(state: StateProvider): Promise<void> {
   const ctx = await setUp(state);
   if (!ctx) return;
+  if (ctx.inputs.command === 'report' && ctx.inputs.shards !== undefined) {
+    // The final job of a sharded matrix: every shard's checkpoint, not this job's own.
+    const { reportShards } = await import('./shard-report.js');
+    await reportShards(ctx);
+    state.set('main-ended', 'true');
+    return;
+  }
   const restored = await ctx.sync.restore();
   core.info(
     `checkpoint ${ctx.runId}: ${restored.source === 'store' ? `restored from ${restored.entry}` : restored.source === 'local' ? 'continuing the local checkpoint' : 'fresh start'} (${restored.ms} ms)`,

@@ -25,6 +25,8 @@ export interface SyncOptions {
   workspace: string;
   temp: string;
   paths: string[];
+  /** Restore the run folder only, not the `paths` a bundle carries (`command: report` gathering shards). */
+  runOnly?: boolean;
   signingKey?: string;
   ghRunId: number;
   attempt: number;
@@ -151,7 +153,7 @@ export class CheckpointSync {
           }
           // Paths first: they can still refuse the bundle (a link in the workspace), and a refusal must
           // leave the local checkpoint as it was.
-          const placed = await installPaths(unpacked, this.#o.workspace);
+          const placed = this.#o.runOnly ? [] : await installPaths(unpacked, this.#o.workspace);
           await installRun(unpacked, this.#o.root);
           this.#o.log.info(
             `restored ${entry} (${unpacked.manifest.files} files${placed.length ? `, ${placed.length} from \`paths\`` : ''})`,

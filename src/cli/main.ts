@@ -11,6 +11,7 @@ import { ItemsError, PlanError } from '../plan/errors.js';
 import { UsageError } from './context.js';
 import { explainCommand } from './explain.js';
 import { markDoneCommand, resetCommand, rollbackCommand } from './manage.js';
+import { reportCommand } from './report.js';
 import { type Io, runCommand } from './run.js';
 import { pruneCommand, runsCommand } from './runs.js';
 import { statusCommand } from './status.js';
@@ -78,6 +79,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--only <step...>', 'run only these steps (and what they need that is not done)', collect)
     .option('--shard <I/N>', 'this job runs part I of N of every batch step')
     .option('--dry-run', 'print what would run and exit')
+    .option('--trace <file>', 'append OpenTelemetry spans of the run to this file (OTLP JSON lines)')
     .action(act((o: Parameters<typeof runCommand>[0]) => runCommand(o, io)));
 
   common(program.command('status'))
@@ -112,6 +114,20 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--to <step>', 'stop after rolling back this step')
     .option('--run <id>', 'the run (default: latest)')
     .action(act((o: Parameters<typeof rollbackCommand>[0]) => rollbackCommand(o, io)));
+
+  program
+    .command('report')
+    .description("gather the checkpoints of a --shard run's shards into one report")
+    .argument('[dirs...]', "each shard's checkpoint directory (its --dir) or run folder")
+    .option('-f, --file <path>', 'the plan file (for step names and order; optional)', 'checkpoint.yml')
+    .option(
+      '--dir <path>',
+      'a shard checkpoint directory or run folder (repeatable)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option('--json', 'machine-readable output (see docs/cli.md)')
+    .option('--markdown', 'GitHub-flavoured Markdown (for $GITHUB_STEP_SUMMARY)')
+    .action(act((dirs: string[], o: Parameters<typeof reportCommand>[1]) => reportCommand(dirs, o, io)));
 
   common(program.command('runs'))
     .description('list runs in the checkpoint directory')

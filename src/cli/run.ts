@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { type Preparation, prepare } from '../engine/prepare.js';
 import { Engine, type EngineEvent, EXIT_INCOMPLETE, EXIT_OK, type RunResult } from '../engine/scheduler.js';
+import { shardLabel } from '../engine/shard.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { ensureDir } from '../journal/fsutil.js';
 import { acquireLease, type Lease, LockedError } from '../journal/lock.js';
@@ -14,9 +15,10 @@ import { loadPlan } from '../plan/load.js';
 import type { Plan } from '../plan/types.js';
 import { colorEnabled } from '../report/colors.js';
 import { Progress } from '../report/progress.js';
+import { startTracing } from '../trace/index.js';
 import { type CommonOptions, planPath, rootOf, shown, UsageError } from './context.js';
 import { printExplain } from './explain.js';
-import { parseShard } from './shard.js';
+import { checkRunShard, parseShard, type Shard } from './shard.js';
 
 export interface RunCliOptions extends CommonOptions {
   run?: string;
@@ -26,6 +28,8 @@ export interface RunCliOptions extends CommonOptions {
   only?: string[];
   shard?: string;
   dryRun?: boolean;
+  /** `--trace FILE`: append the run's spans to FILE as OTLP JSON lines (src/trace). */
+  trace?: string;
 }
 
 export interface Io {
@@ -79,11 +83,26 @@ async function acquireCreating(root: string, id: string): Promise<Lease> {
   }
 }
 
-/** `--run ID`, `--new`, or the latest unfinished run of this plan; otherwise a fresh run. */
+/** The environment of a sharded run's units: which shard they belong to (removed for unsharded runs). */
+export function shardEnv(env: NodeJS.ProcessEnv, shard: Shard | undefined): NodeJS.ProcessEnv {
+  const out = { ...env };
+  delete out.CHECKPOINT_SHARD_INDEX;
+  delete out.CHECKPOINT_SHARD_TOTAL;
+  if (shard) {
+    out.CHECKPOINT_SHARD_INDEX = String(shard.index);
+    out.CHECKPOINT_SHARD_TOTAL = String(shard.total);
+  }
+  return out;
+}
+
+/**
+ * `--run ID`, `--new`, or the latest unfinished run of this plan; otherwise a fresh run (named after the
+ * shard with `--shard`: `<name>-shardIofN-<time>`).
+ */
 export async function chooseRun(
   plan: Plan,
   root: string,
-  opts: Pick<RunCliOptions, 'run' | 'new'>,
+  opts: Pick<RunCliOptions, 'run' | 'new'> & { shard?: Shard },
 ): Promise<{ id: string; existing: boolean; read?: Checkpoint }> {
   if (opts.run !== undefined) {
     if (!isValidRunId(opts.run)) {
@@ -104,7 +123,8 @@ export async function chooseRun(
         return { id: latest, existing: true, read: ck };
     }
   }
-  return { id: await newRunId(root, plan.name), existing: false };
+  const tag = opts.shard ? `shard${opts.shard.index}of${opts.shard.total}` : undefined;
+  return { id: await newRunId(root, plan.name, new Date(), tag), existing: false };
 }
 
 /** What a run came to, for callers that do more than exit with its code (the action). */
@@ -121,13 +141,21 @@ export interface RunOutcome {
 
 export interface RunHooks {
   /** Called once the engine exists, with the open checkpoint (the action starts its periodic saves here). */
-  onEngine?: (ckpt: Checkpoint, engine: Engine) => void;
+  onEngine?: (ckpt: Checkpoint, engine: Engine, plan: Plan) => void;
   /** Every engine event, after the progress view saw it. */
   onEvent?: (ev: EngineEvent) => void;
 }
 
 export async function runCommand(opts: RunCliOptions, io: Io): Promise<number> {
-  return (await executeRun(opts, io)).exitCode;
+  // Traced when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or --trace says so; a dry run starts no engine.
+  const tracing = opts.dryRun
+    ? undefined
+    : await startTracing(io, {
+        ...(opts.trace !== undefined ? { file: opts.trace } : {}),
+        exitWhenStuck: true,
+      });
+  if (!tracing) return (await executeRun(opts, io)).exitCode;
+  return (await tracing.around((hooks) => executeRun(opts, io, hooks))).exitCode;
 }
 
 /** `checkpoint run`, returning what happened instead of only an exit code. */
@@ -138,7 +166,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
   const budgetMs = parseBudget(opts.timeBudget);
   const startedAt = Date.now();
   const deadline = budgetMs === undefined ? undefined : startedAt + budgetMs;
-  if (opts.shard !== undefined) parseShard(opts.shard);
+  const shard = opts.shard !== undefined ? parseShard(opts.shard) : undefined;
   for (const id of opts.only ?? []) {
     if (!plan.steps.some((s) => s.id === id)) {
       throw new UsageError(
@@ -146,7 +174,11 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
       );
     }
   }
-  const chosen = await chooseRun(plan, root, opts);
+  const chosen = await chooseRun(plan, root, {
+    ...(opts.run !== undefined ? { run: opts.run } : {}),
+    ...(opts.new ? { new: true } : {}),
+    ...(shard ? { shard } : {}),
+  });
   const { existing, read } = chosen;
   let id = chosen.id;
 
@@ -194,13 +226,14 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
           `--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`,
         );
       }
+      checkRunShard(id, ckpt.state.shard, shard);
       prep = await prepare(plan, ckpt.state, {
         only: opts.only ?? [],
         env: io.env,
         checkDrift: opts.dryRun === true,
       });
     } else {
-      ckpt = Checkpoint.blank(root, id, plan.name);
+      ckpt = Checkpoint.blank(root, id, plan.name, shard);
       prep = await prepare(plan, ckpt.state, {
         only: opts.only ?? [],
         env: io.env,
@@ -222,6 +255,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
         if (latest && latest !== id && (await Checkpoint.exists(root, latest))) {
           const other = await Checkpoint.read(root, latest);
           if (other.state.planName === plan.name && !planComplete(plan, other)) {
+            checkRunShard(latest, other.state.shard, shard);
             lease = await acquireLease(`${root}/${latest}`, { runId: latest, attempt: 0 });
             id = latest;
             ckpt = await Checkpoint.read(root, id);
@@ -236,6 +270,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
       if (await Checkpoint.exists(root, id)) {
         // Another run started with the same id in the same second and has finished: continue from it.
         ckpt = await Checkpoint.read(root, id);
+        checkRunShard(id, ckpt.state.shard, shard);
         prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
       }
     }
@@ -260,12 +295,12 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
     if (report.tornTail)
       progress.line('note: ignored a torn last line in the journal (the run before was cut off mid-write)');
     progress.line(
-      `${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name} in ${shown(ckpt.dir)} (host ${hostname()})`,
+      `${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name}${shard ? ` as shard ${shardLabel(shard)}` : ''} in ${shown(ckpt.dir)} (host ${hostname()})`,
     );
     engine = new Engine(plan, ckpt, prep, {
       concurrency,
       deadline,
-      env: io.env,
+      env: shardEnv(io.env, shard),
       onEvent: (ev) => {
         progress.event(ev);
         hooks.onEvent?.(ev);
@@ -274,7 +309,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
     });
     const lost = (reason: string) => engine?.stop(`lease lost: ${reason}`, 0);
     lease.onLost(lost);
-    hooks.onEngine?.(ckpt, engine);
+    hooks.onEngine?.(ckpt, engine, plan);
     progress.start();
     let result: RunResult;
     try {
@@ -292,7 +327,9 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
         `${result.unitsFailed ? `, ${result.unitsFailed} failed` : ''} (attempt ${result.attempt}, exit ${result.exitCode})`,
     );
     if (result.exitCode === EXIT_INCOMPLETE)
-      progress.line(`resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}`);
+      progress.line(
+        `resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${shard ? ` --shard ${shardLabel(shard)}` : ''}`,
+      );
     return outcome(result.exitCode, result);
   } finally {
     // Released before the handlers go: a signal while the lease is let go must not kill the process (exit

@@ -1,18 +1,42 @@
+import { parseShardText, type Shard, shardLabel } from '../engine/shard.js';
 import { UsageError } from './context.js';
 
-export interface Shard {
-  index: number;
-  total: number;
-}
+export type { Shard } from '../engine/shard.js';
 
 /** `I/N` with 0 <= I < N (matrix `strategy.job-index` / `strategy.job-total`). */
 export function parseShard(text: string): Shard {
-  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
-  const index = Number(m?.[1]);
-  const total = Number(m?.[2]);
-  if (!m || total < 1 || index >= total) {
-    throw new UsageError(`--shard: expected I/N with 0 <= I < N (e.g. 0/4), got "${text}"`);
+  const shard = parseShardText(text);
+  if (!shard) throw new UsageError(`--shard: expected I/N with 0 <= I < N (e.g. 0/4), got "${text}"`);
+  return shard;
+}
+
+/**
+ * A run is bound to the shard it was started with: resuming it as another shard (or unsharded) would do
+ * another shard's work or the whole step. Refused before anything is written, naming both and the way out.
+ */
+export function checkRunShard(
+  runId: string,
+  recorded: Shard | undefined,
+  requested: Shard | undefined,
+): void {
+  if (recorded === undefined && requested === undefined) return;
+  if (recorded && requested && recorded.index === requested.index && recorded.total === requested.total)
+    return;
+  if (recorded === undefined && requested) {
+    throw new UsageError(
+      `--shard ${shardLabel(requested)}: run ${runId} is not sharded (it was started without --shard); ` +
+        `run without --shard to resume it, or add --new to start a fresh run as shard ${shardLabel(requested)}`,
+    );
   }
-  // Splitting batch work across matrix jobs is its own feature (issue 5); refusing beats silently running all.
-  throw new UsageError(`--shard ${text}: sharding is not available in this version yet; run without --shard`);
+  const rec = recorded as Shard;
+  if (requested === undefined) {
+    throw new UsageError(
+      `run ${runId} is shard ${shardLabel(rec)}, but no --shard was given; ` +
+        `pass --shard ${shardLabel(rec)} to resume it, or --new to start a fresh, unsharded run`,
+    );
+  }
+  throw new UsageError(
+    `--shard ${shardLabel(requested)}: run ${runId} is shard ${shardLabel(rec)}; ` +
+      `pass --shard ${shardLabel(rec)} to resume it, or add --new to start a fresh run as shard ${shardLabel(requested)}`,
+  );
 }

@@ -1,5 +1,7 @@
 // `checkpoint status [--run ID] [--json]`: where a run stands. The JSON shape is documented in
 // docs/cli.md and kept stable: fields are only ever added.
+
+import { shardLabel } from '../engine/shard.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { inspectLease } from '../journal/lock.js';
 import { formatDuration } from '../plan/duration.js';
@@ -39,6 +41,7 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
       plan: stats.plan,
       dir: ckpt.dir,
       complete: stats.complete,
+      shard: state.shard ? { index: state.shard.index, total: state.shard.total } : null,
       createdAt: new Date(state.createdAt).toISOString(),
       updatedAt: new Date(state.updatedAt).toISOString(),
       units: {
@@ -77,6 +80,7 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
         failed: s.failed,
         interrupted: s.interrupted,
         items: s.items ?? null,
+        sharding: state.steps.get(s.id)?.sharding ?? null,
         outputs: s.outputs,
         completedAt: s.completedAt === undefined ? null : new Date(s.completedAt).toISOString(),
       })),
@@ -87,7 +91,7 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
   const c = makeColors(colorEnabled(io.out, io.env));
   const pct = stats.unitsTotal ? Math.floor((stats.unitsDone / stats.unitsTotal) * 100) : 100;
   io.out.write(
-    `${c.bold(`run ${stats.runId}`)} · plan ${stats.plan} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
+    `${c.bold(`run ${stats.runId}`)} · plan ${stats.plan}${state.shard ? ` · shard ${shardLabel(state.shard)}` : ''} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
       `${stats.unitsDone}/${stats.unitsTotal} units (${pct}%)` +
       `${stats.etaMs && !stats.complete ? ` · ETA ${formatDuration(stats.etaMs)}` : ''}\n`,
   );
@@ -113,6 +117,16 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
     io.out.write(
       `${mark(s)} ${s.id.padEnd(width)}  ${s.status.padEnd(11)} ${units.padStart(15)}  ${formatDuration(s.timeMs).padStart(7)}  ${eta}\n`,
     );
+    const sharding = state.steps.get(s.id)?.sharding;
+    if (sharding?.mode === 'first' && state.shard && state.shard.index > 0)
+      io.out.write(`    shards: first: runs on shard 0 only\n`);
+    else if (sharding?.mode === 'split' && s.status !== 'done') {
+      const rec = state.steps.get(s.id);
+      if (rec)
+        io.out.write(
+          `    this shard's part: [${rec.from}, ${rec.to}) of [${sharding.from}, ${sharding.to})\n`,
+        );
+    }
     if (s.batch && s.status !== 'done' && s.done.length > 0) io.out.write(`    done: ${ranges(s.done)}\n`);
     for (const f of s.failed.slice(0, 5)) {
       io.out.write(`    ${c.red('failed')} [${f.start}, ${f.end}): ${f.reason} after ${f.tries} tries\n`);

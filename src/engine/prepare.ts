@@ -12,6 +12,7 @@ import { expandItems } from '../plan/items.js';
 import { displayFile } from '../plan/load.js';
 import type { ItemsSource, Plan, Step } from '../plan/types.js';
 import { scrubEnv } from './env.js';
+import { partOf, type Shard, type Sharding, type ShardMode, shardLabel, shardModeOf } from './shard.js';
 
 export interface StepPlanInfo {
   step: Step;
@@ -105,10 +106,13 @@ export async function prepare(
   const info = new Map<string, StepPlanInfo>();
   const invalidated = new Map<string, string>();
   const records = new Map<string, StepRecord | undefined>();
+  // A sharded run does its part of every step; the shard is the run's, so every command agrees on it.
+  const shard = state.shard;
 
   for (const step of order) {
     const fp = await fingerprintStep(plan, step);
     const rec = state.steps.get(step.id);
+    const mode = shard ? shardModeOf(step) : undefined;
     let view: { from: number; to: number; size: number; rec: StepRecord | undefined; note?: string } = rec
       ? { from: rec.from, to: rec.to, size: rec.size, rec }
       : { from: 0, to: 0, size: 1, rec: undefined };
@@ -119,7 +123,7 @@ export async function prepare(
       const why = `fingerprint changed: ${diff.join('; ') || 'definition'}`;
       if (step.onChange === 'rerun') reason = why;
       else {
-        const space = await spaceOf(plan, step, rec, false, env);
+        const space = shardSpace(await spaceOf(plan, step, rec, false, env), mode, shard);
         view = { ...space.range, rec, note: `${why}; done units kept (on-change: keep)` };
         events.push({
           type: 'step-redefine',
@@ -132,13 +136,33 @@ export async function prepare(
     } else {
       const changedDep = step.needs.find((d) => invalidated.has(d));
       if (changedDep && step.onChange === 'rerun') reason = `dependency ${changedDep} will run again`;
+      else if (shard && mode) {
+        // `shards:` is not part of the fingerprint: a changed one moves this shard's part, done work kept.
+        const whole = rec.sharding ?? { from: rec.from, to: rec.to };
+        const [from, to] = partOf(whole.from, whole.to, mode, shard);
+        if (rec.sharding?.mode !== mode || rec.from !== from || rec.to !== to) {
+          const why = `shards changed: ${shardsWord(rec.sharding?.mode)} → ${shardsWord(mode)}`;
+          const sharding: Sharding = { from: whole.from, to: whole.to, mode };
+          events.push({
+            type: 'step-redefine',
+            step: step.id,
+            fingerprint: fp,
+            from,
+            to,
+            size: rec.size,
+            sharding,
+            reason: why,
+          });
+          view = { from, to, size: rec.size, rec, note: why };
+        }
+      }
     }
     if (reason !== undefined) {
       if (rec) {
         invalidated.set(step.id, reason);
         replaced.add(step.id);
       }
-      const space = await spaceOf(plan, step, undefined, expand, env);
+      const space = shardSpace(await spaceOf(plan, step, undefined, expand, env), mode, shard);
       const ev: CheckpointEvent = {
         type: 'step-init',
         step: step.id,
@@ -147,6 +171,7 @@ export async function prepare(
         reason,
       };
       if (space.items) ev.items = space.items;
+      if (space.sharding) ev.sharding = space.sharding;
       if (space.list) items.set(step.id, space.list);
       events.push(ev);
       records.set(step.id, undefined);
@@ -177,6 +202,10 @@ export async function prepare(
       if (cur.interrupted.count > 0) parts.push('interrupted units will run again');
       if (view.note) parts.unshift(view.note);
       why = parts.join(', ') || 'not started';
+    }
+    if (mode === 'first' && shard && shard.index > 0) {
+      action = 'skip';
+      why = `shards: first: runs on shard 0 only (this is shard ${shardLabel(shard)})`;
     }
     const pi: StepPlanInfo = {
       step,
@@ -232,6 +261,29 @@ export function selectSteps(plan: Plan, only: string[] | undefined, isDone: (id:
   };
   for (const id of only) add(id);
   return plan.steps.filter((s) => want.has(s.id));
+}
+
+/** `shards:` as the plan says it. */
+function shardsWord(mode: ShardMode | undefined): string {
+  return mode === undefined ? 'unsharded' : mode === 'first' ? 'first' : 'all';
+}
+
+/** This shard's part of a step's space: `range` becomes the part, `sharding` keeps the whole. */
+function shardSpace<S extends Space & { from: number; to: number; size: number }>(
+  space: S,
+  mode: ShardMode | undefined,
+  shard: Shard | undefined,
+): S & { sharding?: Sharding } {
+  if (!shard || !mode) return space;
+  const whole = space.range;
+  const [from, to] = partOf(whole.from, whole.to, mode, shard);
+  return {
+    ...space,
+    range: { from, to, size: whole.size },
+    from,
+    to,
+    sharding: { from: whole.from, to: whole.to, mode },
+  };
 }
 
 interface Space {

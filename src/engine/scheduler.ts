@@ -365,6 +365,7 @@ export class Engine {
       pid: process.pid,
       host: hostname(),
       resumed: this.#resumed,
+      ...(state.shard ? { shard: state.shard } : {}),
     });
     for (const id of this.#prep.replaced) await ckpt.clearStepFiles(id);
     // The frozen lists go to disk before the records that point at them: a run cut off (or failing to

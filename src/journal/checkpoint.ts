@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import type { Shard } from '../engine/shard.js';
 import type { CheckpointEvent, Stamped } from './events.js';
 import { ensureDir, fsyncDir, readFileIfExists, writeFileAtomic } from './fsutil.js';
 import { JournalWriter, readJournal, truncateTo } from './journal-file.js';
@@ -73,8 +74,10 @@ export class Checkpoint {
   }
 
   /** A model for a run that does not exist yet; nothing is written until `openForWrite`. */
-  static blank(root: string, runId: string, planName: string): Checkpoint {
-    return new Checkpoint(root, runDirOf(root, runId), emptyState(runId, planName), {
+  static blank(root: string, runId: string, planName: string, shard?: Shard): Checkpoint {
+    const state = emptyState(runId, planName);
+    if (shard) state.shard = { index: shard.index, total: shard.total };
+    return new Checkpoint(root, runDirOf(root, runId), state, {
       tornTail: false,
       eventsReplayed: 0,
     });

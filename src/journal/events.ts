@@ -1,5 +1,6 @@
 // The journal's event vocabulary. Every line of journal.ndjson is one of these plus `seq`, `t` (ms epoch)
 // and `crc`. docs/format.md documents each field; keep the two in step.
+import type { Shard, Sharding } from '../engine/shard.js';
 import type { Fingerprint } from '../plan/fingerprint.js';
 
 export interface ItemsInfo {
@@ -17,6 +18,8 @@ export interface StepInitEvent {
   to: number;
   size: number;
   items?: ItemsInfo;
+  /** Sharded runs: the whole space and how it is shared; `from`/`to` above are this shard's part. */
+  sharding?: Sharding;
   /** Why the step's record was (re)created: `new`, `fingerprint changed: run`, `dependency x changed`... */
   reason: string;
 }
@@ -29,6 +32,7 @@ export interface StepRedefineEvent {
   from: number;
   to: number;
   size: number;
+  sharding?: Sharding;
   reason: string;
 }
 
@@ -40,6 +44,8 @@ export interface AttemptEvent {
   pid: number;
   host: string;
   resumed: boolean;
+  /** `--shard I/N`: the run is bound to this shard (recorded by every attempt of a sharded run). */
+  shard?: Shard;
 }
 
 export interface AttemptEndEvent {

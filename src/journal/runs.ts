@@ -21,14 +21,22 @@ function stamp(d: Date): string {
   return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
 }
 
-/** `<name>-YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken. */
-export async function newRunId(root: string, planName: string, now = new Date()): Promise<string> {
+/**
+ * `<name>-YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken; `tag` goes after the name
+ * (`<name>-shard1of3-YYYYMMDD-HHMMSS` for `--shard 1/3`).
+ */
+export async function newRunId(
+  root: string,
+  planName: string,
+  now = new Date(),
+  tag?: string,
+): Promise<string> {
   const safe =
     planName
       .toLowerCase()
       .replace(/[^a-z0-9_-]+/g, '-')
       .replace(/^-+|-+$/g, '') || 'run';
-  const base = `${safe}-${stamp(now)}`;
+  const base = `${safe}${tag ? `-${tag}` : ''}-${stamp(now)}`;
   let id = base;
   for (let n = 2; await exists(join(root, id)); n++) id = `${base}-${n}`;
   return id;

@@ -36,6 +36,9 @@ const stepSchema = z.object({
   items: z
     .object({ count: z.number().int().nonnegative(), sha256: z.string(), source: z.string() })
     .optional(),
+  sharding: z
+    .object({ from: z.number().int(), to: z.number().int(), mode: z.enum(['split', 'every', 'first']) })
+    .optional(),
   unitsTotal: z.number().int().nonnegative(),
   unitsDone: z.number().int().nonnegative(),
   done: intervals,
@@ -93,6 +96,10 @@ const snapshotSchema = z.object({
     }),
   ),
   steps: z.record(z.string(), stepSchema),
+  shard: z
+    .object({ index: z.number().int().nonnegative(), total: z.number().int().positive() })
+    .refine((s) => s.index < s.total, 'expected index < total')
+    .optional(),
   checksum: z.string(),
 });
 
@@ -116,6 +123,7 @@ function stepToJson(rec: StepRecord): z.infer<typeof stepSchema> {
     reason: rec.reason,
   };
   if (rec.items) out.items = rec.items;
+  if (rec.sharding) out.sharding = rec.sharding;
   if (rec.completedAt !== undefined) out.completedAt = rec.completedAt;
   return out;
 }
@@ -161,6 +169,7 @@ export function serializeSnapshot(state: CheckpointState): string {
     updatedAt: state.updatedAt,
     seq: state.seq,
     attempts: state.attempts,
+    ...(state.shard ? { shard: state.shard } : {}),
     steps: Object.fromEntries([...state.steps].map(([id, rec]) => [id, stepToJson(rec)])),
   };
   const body = stringifyReadable(doc);
@@ -214,10 +223,11 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
       reason: s.reason,
     };
     if (s.items) rec.items = s.items;
+    if (s.sharding) rec.sharding = s.sharding;
     if (s.completedAt !== undefined) rec.completedAt = s.completedAt;
     steps.set(id, rec);
   }
-  return {
+  const state: CheckpointState = {
     format: doc.format,
     runId: doc.runId,
     planName: doc.planName,
@@ -227,4 +237,6 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
     attempts: doc.attempts,
     steps,
   };
+  if (doc.shard) state.shard = doc.shard;
+  return state;
 }

@@ -1,5 +1,6 @@
 // The checkpoint's in-memory model and the one function that changes it (`applyEvent`). The snapshot
 // (checkpoint.json) is this model serialised; the journal is the list of events applied since.
+import type { Shard, Sharding } from '../engine/shard.js';
 import type { Fingerprint } from '../plan/fingerprint.js';
 import type { CheckpointEvent, ItemsInfo, Stamped } from './events.js';
 import { IntervalSet } from './intervals.js';
@@ -38,6 +39,8 @@ export interface StepRecord {
   to: number;
   size: number;
   items?: ItemsInfo;
+  /** Sharded runs: the step's whole space and how it is shared; `from`/`to` are this shard's part. */
+  sharding?: Sharding;
   done: IntervalSet;
   /** Units whose last try failed, keyed by start. They are pending and retried first. */
   failed: Map<number, FailedUnit>;
@@ -74,6 +77,8 @@ export interface CheckpointState {
   seq: number;
   attempts: AttemptRecord[];
   steps: Map<string, StepRecord>;
+  /** `--shard I/N`: the shard this run does; a run is never resumed as another shard or unsharded. */
+  shard?: Shard;
 }
 
 export function emptyState(runId: string, planName: string, now = Date.now()): CheckpointState {
@@ -98,7 +103,14 @@ export function isStepComplete(rec: StepRecord): boolean {
 }
 
 function newRecord(
-  e: { fingerprint: Fingerprint; from: number; to: number; size: number; items?: ItemsInfo },
+  e: {
+    fingerprint: Fingerprint;
+    from: number;
+    to: number;
+    size: number;
+    items?: ItemsInfo;
+    sharding?: Sharding;
+  },
   reason: string,
 ): StepRecord {
   const rec: StepRecord = {
@@ -117,6 +129,7 @@ function newRecord(
     reason,
   };
   if (e.items) rec.items = e.items;
+  if (e.sharding) rec.sharding = { ...e.sharding };
   return rec;
 }
 
@@ -150,6 +163,7 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
   switch (e.type) {
     case 'attempt':
       if (state.planName === '') state.planName = e.plan;
+      if (e.shard && !state.shard) state.shard = { index: e.shard.index, total: e.shard.total };
       if (state.attempts.length === 0 && state.seq === ev.seq && state.createdAt > ev.t)
         state.createdAt = ev.t;
       state.attempts.push({
@@ -183,6 +197,8 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
       rec.from = e.from;
       rec.to = e.to;
       rec.size = e.size;
+      if (e.sharding) rec.sharding = { ...e.sharding };
+      else delete rec.sharding;
       rec.reason = e.reason;
       rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
       return;

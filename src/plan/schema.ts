@@ -4,6 +4,10 @@
 // Conventions for messages set here: a message that starts with "expected" describes the value wanted and
 // the formatter appends `, got <value>`; text after FIX is printed after the value, as the fix. Any other
 // message is printed as it is.
+//
+// `.meta()` here only feeds checkpoint.schema.json (src/plan/json-schema.ts, `npm run schema`): descriptions,
+// defaults and examples for editors, and the JSON Schema of values that a transform checks. It changes no
+// validation.
 
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
@@ -36,9 +40,10 @@ class Rejected {
  * A scalar checked and converted by a plain function, for values with more than one accepted form
  * (durations, `max-failures`, env values). `convert` returns the converted value or a Rejected message.
  * A missing key passes through as undefined; `.optional()` on the result keeps the types honest.
+ * `accepts` says in JSON Schema what `convert` accepts, for checkpoint.schema.json (a transform has none).
  */
-function leaf<T>(convert: (v: unknown) => T | Rejected) {
-  return z.unknown().transform((v, ctx): T | undefined => {
+function leaf<T>(convert: (v: unknown) => T | Rejected, accepts: Record<string, unknown>) {
+  const schema = z.unknown().transform((v, ctx): T | undefined => {
     if (v === undefined) return undefined;
     const out = convert(v);
     if (out instanceof Rejected) {
@@ -47,6 +52,7 @@ function leaf<T>(convert: (v: unknown) => T | Rejected) {
     }
     return out;
   });
+  return schema.meta(accepts);
 }
 
 /**
@@ -68,11 +74,30 @@ const text = (expected: string) => z.string({ error: expected }).regex(/\S/, { e
 
 const bool = z.boolean({ error: 'expected true or false' });
 
+const DECIMAL = String.raw`\d+(?:\.\d+)?`;
+const DURATION_PARTS = ['d', 'h', 'm', 's', 'ms'].map((unit) => String.raw`(?:${DECIMAL}\s*${unit} *)?`);
+
+/**
+ * The text parseDuration accepts, as a JSON Schema pattern: a bare number (seconds), or parts from the largest
+ * unit down, each unit at most once, spaces allowed between parts; surrounding white space is trimmed.
+ * `positive` also wants a digit other than 0.
+ */
+function durationPattern(positive: boolean): string {
+  const nonZero = positive ? String.raw`(?=[\s\S]*[1-9])` : '';
+  return String.raw`^${nonZero}\s*(?:${DECIMAL}|(?=\d)${DURATION_PARTS.join('')})\s*$`;
+}
+
 function duration(kind: 'positive' | 'non-negative') {
   const expected =
     kind === 'positive'
       ? 'expected a duration like 90s, 10m, 1h30m or 2d'
       : 'expected a duration like 0s, 500ms, 2s or 1m';
+  const accepts = {
+    anyOf: [
+      { type: 'string', pattern: durationPattern(kind === 'positive') },
+      kind === 'positive' ? { type: 'number', exclusiveMinimum: 0 } : { type: 'number', minimum: 0 },
+    ],
+  };
   return leaf((v) => {
     if (typeof v !== 'string' && typeof v !== 'number') return new Rejected(expected);
     let ms: number;
@@ -84,7 +109,7 @@ function duration(kind: 'positive' | 'non-negative') {
     if (kind === 'positive' && ms <= 0)
       return new Rejected('expected a duration above zero, like 90s or 10m');
     return ms;
-  }).optional();
+  }, accepts).optional();
 }
 
 /** A single string or a list of them (`needs: build` is read as `needs: [build]`). */
@@ -139,6 +164,11 @@ const envMap = z
     }
     return ok ? out : z.NEVER;
   })
+  .meta({
+    type: 'object',
+    propertyNames: { pattern: ENV_NAME_PATTERN.source },
+    additionalProperties: { type: ['string', 'number', 'boolean'] },
+  })
   .optional();
 
 // ---------------------------------------------------------------------------------------------------------
@@ -146,13 +176,29 @@ const envMap = z
 
 const retryObjectSchema = z.strictObject(
   {
-    attempts: positiveInt('expected a positive number of tries (1 = no retry)').optional(),
-    delay: duration('non-negative'),
+    attempts: positiveInt('expected a positive number of tries (1 = no retry)')
+      .optional()
+      .meta({
+        description: 'Total tries of a unit in one attempt (1 = no retry).',
+        default: 1,
+        examples: [3],
+      }),
+    delay: duration('non-negative').meta({
+      description:
+        'Base delay before the first retry; each delay is jittered (between half of it and all of it).',
+      default: '1s',
+      examples: ['2s', '500ms'],
+    }),
     backoff: z
       .number({ error: 'expected a number >= 1 (the factor between delays)' })
       .min(1, { error: 'expected a number >= 1 (the factor between delays)' })
-      .optional(),
-    'max-delay': duration('non-negative'),
+      .optional()
+      .meta({ description: 'Factor between consecutive delays.', default: 2, examples: [3] }),
+    'max-delay': duration('non-negative').meta({
+      description: 'Cap on the delay, before jitter.',
+      default: '1m',
+      examples: ['30s'],
+    }),
   },
   { error: 'expected a mapping' },
 );
@@ -167,6 +213,12 @@ const retrySchema = z
 export type RawRetry = NonNullable<z.output<typeof retrySchema>>;
 
 const onChangeSchema = z.enum(['rerun', 'keep'], { error: 'expected rerun or keep' }).optional();
+const ON_CHANGE_DESCRIPTION =
+  'What a changed fingerprint does to completed work: rerun (all of it runs again, and so does the work of the steps depending on it) or keep (done units stay done).';
+const RETRY_DESCRIPTION =
+  'How often a failing unit is tried: a number of tries, or {attempts, delay, backoff, max-delay}.';
+const RETRY_EXAMPLES = [3, { attempts: 3, delay: '2s', backoff: 2, 'max-delay': '1m' }];
+const TIMEOUT_EXAMPLES = ['30m', '90s', '1h30m'];
 
 // ---------------------------------------------------------------------------------------------------------
 // batch
@@ -174,8 +226,13 @@ const onChangeSchema = z.enum(['rerun', 'keep'], { error: 'expected rerun or kee
 const rangeSchema = z
   .strictObject(
     {
-      from: z.int({ error: intError('expected an integer') }),
-      to: z.int({ error: intError('expected an integer') }),
+      from: z
+        .int({ error: intError('expected an integer') })
+        .meta({ description: 'The first number (negative numbers allowed).', examples: [0] }),
+      to: z.int({ error: intError('expected an integer') }).meta({
+        description: 'The end of the range, not included; at least from (to = from is an empty step).',
+        examples: [40000000],
+      }),
     },
     { error: expecting('expected a mapping {from, to}', 'e.g. range: { from: 0, to: 1000 }') },
   )
@@ -191,18 +248,39 @@ const rangeSchema = z
   });
 
 const ITEM_EXPECTED = 'expected a single-line string or a number';
+const ITEM_ACCEPTS = {
+  anyOf: [{ type: 'string', minLength: 1, pattern: String.raw`^[^\r\n]*$` }, { type: 'number' }],
+};
 const itemSchema = leaf((v) => {
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
   // Items travel one per line in CHECKPOINT_ITEMS_FILE, so a line break would split one item into two.
   if (typeof v === 'string' && v !== '' && !/[\r\n]/.test(v)) return v;
   return new Rejected(ITEM_EXPECTED);
-});
+}, ITEM_ACCEPTS);
 
 const itemsObjectShape = z.strictObject(
   {
-    file: text('expected a file path relative to the plan file').optional(),
-    glob: text('expected a glob pattern like "data/*.csv"').optional(),
-    command: text('expected a shell command printing one item per line').optional(),
+    file: text('expected a file path relative to the plan file')
+      .optional()
+      .meta({
+        description:
+          "The file's lines are the items (blank lines skipped); relative to the plan file's directory.",
+        examples: ['ids.txt'],
+      }),
+    glob: text('expected a glob pattern like "data/*.csv"')
+      .optional()
+      .meta({
+        description:
+          "The matching files are the items, as paths relative to the plan file's directory, sorted.",
+        examples: ['data/*.csv'],
+      }),
+    command: text('expected a shell command printing one item per line')
+      .optional()
+      .meta({
+        description:
+          "The command's stdout lines are the items (blank lines skipped); runs with bash -eo pipefail -c in the plan file's directory.",
+        examples: ["psql -Atc 'select id from shards'"],
+      }),
   },
   { error: 'expected a mapping' },
 );
@@ -227,7 +305,8 @@ const itemsObjectSchema = itemsObjectShape
     if (o.file !== undefined) return { kind: 'file', file: o.file };
     if (o.glob !== undefined) return { kind: 'glob', glob: o.glob };
     return { kind: 'command', command: o.command ?? '' };
-  });
+  })
+  .meta({ oneOf: [{ required: ['file'] }, { required: ['glob'] }, { required: ['command'] }] });
 
 const ITEMS_EXPECTED =
   'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}';
@@ -242,6 +321,13 @@ const itemsSchema = z.union(
 );
 
 const MAX_FAILURES_EXPECTED = 'expected a number of failed units (0 or more) or a percentage like "10%"';
+// A count as a number or text ("3"), or a percentage from 0% to 100%.
+const MAX_FAILURES_ACCEPTS = {
+  anyOf: [
+    { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    { type: 'string', pattern: String.raw`^\s*(?:0*(?:100(?:\.0+)?|\d{1,2}(?:\.\d+)?)\s*%|\d+)\s*$` },
+  ],
+};
 const maxFailuresSchema = leaf((v): MaxFailures | Rejected => {
   if (typeof v === 'number') {
     return Number.isSafeInteger(v) && v >= 0
@@ -259,17 +345,41 @@ const maxFailuresSchema = leaf((v): MaxFailures | Rejected => {
     if (/^\s*\d+\s*$/.test(v)) return { kind: 'count', count: Number(v) };
   }
   return new Rejected(MAX_FAILURES_EXPECTED);
-}).optional();
+}, MAX_FAILURES_ACCEPTS).optional();
 
 const batchSchema = z
   .strictObject(
     {
-      range: rangeSchema.optional(),
-      items: itemsSchema.optional(),
-      size: positiveInt('expected a positive integer').optional(),
-      parallel: positiveInt('expected a positive integer (most units of this step at once)').optional(),
-      order: z.enum(['any', 'sequential'], { error: 'expected any or sequential' }).optional(),
-      'max-failures': maxFailuresSchema,
+      range: rangeSchema.optional().meta({
+        description: 'Numbers from `from` up to `to`, half-open: [from, to), so `to` itself is not included.',
+        examples: [{ from: 0, to: 40000000 }],
+      }),
+      items: itemsSchema.optional().meta({
+        description:
+          'A list of items (single-line strings or numbers), or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}; expanded once and frozen into the checkpoint.',
+        examples: [['a', 'b', 'c'], { file: 'ids.txt' }, { glob: 'data/*.csv' }],
+      }),
+      size: positiveInt('expected a positive integer')
+        .optional()
+        .meta({ description: 'Numbers or items per unit.', default: 1, examples: [100000] }),
+      parallel: positiveInt('expected a positive integer (most units of this step at once)')
+        .optional()
+        .meta({
+          description:
+            "Most units of this step running at once (the plan's concurrency still applies). Default: the plan's concurrency.",
+          examples: [4],
+        }),
+      order: z.enum(['any', 'sequential'], { error: 'expected any or sequential' }).optional().meta({
+        description:
+          'any: units start in any order; sequential: one at a time, each only when every lower unit is done.',
+        default: 'any',
+      }),
+      'max-failures': maxFailuresSchema.meta({
+        description:
+          'Units that may fail past their retries in one attempt before the step starts no more: a count, or a percentage of its units ("10%").',
+        default: 0,
+        examples: [3, '10%'],
+      }),
     },
     { error: expecting('expected a mapping', 'e.g. batch: { range: { from: 0, to: 1000 }, size: 100 }') },
   )
@@ -285,7 +395,8 @@ const batchSchema = z
     } else if (b.range !== undefined && b.items !== undefined) {
       ctx.addIssue({ code: 'custom', message: 'use either range or items, not both' });
     }
-  });
+  })
+  .meta({ oneOf: [{ required: ['range'] }, { required: ['items'] }] });
 
 export type RawBatch = z.output<typeof batchSchema>;
 
@@ -312,22 +423,85 @@ const ID_EXPECTED = 'expected an id of lowercase letters, digits, - and _, start
 
 const stepSchema = z.strictObject(
   {
-    id: z.string({ error: ID_EXPECTED }).regex(STEP_ID_PATTERN, {
-      error: (iss) => expecting(ID_EXPECTED, idSuggestion(iss.input)),
+    id: z
+      .string({ error: ID_EXPECTED })
+      .regex(STEP_ID_PATTERN, {
+        error: (iss) => expecting(ID_EXPECTED, idSuggestion(iss.input)),
+      })
+      .meta({
+        description:
+          'Unique id: lowercase letters, digits, - and _, starting with a letter or digit. Names the step in needs, on the command line and in the checkpoint.',
+        examples: ['build', 'backfill'],
+      }),
+    name: text('expected a display name (a non-empty string)')
+      .optional()
+      .meta({ description: 'Display name. Default: the id.', examples: ['Create schema'] }),
+    run: z
+      .string({ error: runExpected })
+      .regex(/\S/, { error: runExpected })
+      .meta({
+        description: "The command, given to the plan's shell as one string; several lines allowed (run: |).",
+        examples: ['./migrate.sh schema'],
+      }),
+    env: envMap.meta({
+      description: "Variables for this step's commands, merged over the plan's env.",
+      examples: [{ BATCH_MODE: '1' }],
     }),
-    name: text('expected a display name (a non-empty string)').optional(),
-    run: z.string({ error: runExpected }).regex(/\S/, { error: runExpected }),
-    env: envMap,
-    'working-directory': text('expected a directory path relative to the plan file').optional(),
-    timeout: duration('positive'),
-    retry: retrySchema,
-    needs: stringOrList('expected a list of step ids like [build, test]', 'expected a step id'),
-    always: bool.optional(),
-    rollback: text('expected a shell command (a non-empty string)').optional(),
-    inputs: stringOrList('expected a list of file globs like ["src/**", "Makefile"]', 'expected a file glob'),
-    'on-change': onChangeSchema,
-    batch: batchSchema.optional(),
-    shards: z.enum(['all', 'first'], { error: 'expected all or first' }).optional(),
+    'working-directory': text('expected a directory path relative to the plan file')
+      .optional()
+      .meta({
+        description:
+          "The directory the step's commands start in, relative to the plan file's directory. Default: the plan file's directory.",
+        examples: ['db/'],
+      }),
+    timeout: duration('positive').meta({
+      description:
+        'The longest one unit (one try) may run; then SIGTERM, SIGKILL 10 s later, and the try fails. Default: defaults.timeout, else none.',
+      examples: ['10m', ...TIMEOUT_EXAMPLES],
+    }),
+    retry: retrySchema.meta({
+      description: `${RETRY_DESCRIPTION} Laid over defaults.retry field by field. Default: 1 try (no retry).`,
+      examples: RETRY_EXAMPLES,
+    }),
+    needs: stringOrList('expected a list of step ids like [build, test]', 'expected a step id').meta({
+      description:
+        'Steps that must be complete before this one starts: a step id or a list of them. Default: the step listed before it; [] = none.',
+      examples: [['schema'], []],
+    }),
+    always: bool.optional().meta({
+      description:
+        'true: run on every attempt, even when an earlier attempt completed it (machine set-up the checkpoint cannot carry).',
+      default: false,
+    }),
+    rollback: text('expected a shell command (a non-empty string)')
+      .optional()
+      .meta({
+        description:
+          'A compensating command, run by `checkpoint rollback` for steps with done work, newest first.',
+        examples: ['./migrate.sh drop-schema'],
+      }),
+    inputs: stringOrList(
+      'expected a list of file globs like ["src/**", "Makefile"]',
+      'expected a file glob',
+    ).meta({
+      description:
+        "File globs, relative to the plan file's directory, whose content is hashed into the step's fingerprint.",
+      default: [],
+      examples: [['sql/schema/**', 'migrate.sh']],
+    }),
+    'on-change': onChangeSchema.meta({
+      description: `${ON_CHANGE_DESCRIPTION} Default: defaults.on-change, else rerun.`,
+    }),
+    batch: batchSchema.optional().meta({
+      description:
+        'Makes this a batch step: the command runs once per unit, a chunk of a number range or of a list of items. Exactly one of range or items.',
+      examples: [{ range: { from: 0, to: 40000000 }, size: 100000, parallel: 4 }],
+    }),
+    shards: z.enum(['all', 'first'], { error: 'expected all or first' }).optional().meta({
+      description:
+        'For the coming --shard I/N: all runs the step on every shard, first on the first shard only. No effect yet.',
+      default: 'all',
+    }),
   },
   { error: expecting('expected a step mapping', 'e.g. - { id: build, run: make }') },
 );
@@ -336,29 +510,74 @@ export type RawStep = z.output<typeof stepSchema>;
 
 const defaultsSchema = z.strictObject(
   {
-    timeout: duration('positive'),
-    retry: retrySchema,
-    'on-change': onChangeSchema,
+    timeout: duration('positive').meta({
+      description:
+        'The timeout of every step without its own: the longest one unit (one try) may run. Default: none.',
+      examples: TIMEOUT_EXAMPLES,
+    }),
+    retry: retrySchema.meta({
+      description: `${RETRY_DESCRIPTION} A step's own retry is laid over it field by field. Default: 1 try (no retry).`,
+      examples: RETRY_EXAMPLES,
+    }),
+    'on-change': onChangeSchema.meta({ description: ON_CHANGE_DESCRIPTION, default: 'rerun' }),
   },
   { error: expecting('expected a mapping', 'e.g. defaults: { timeout: 30m, retry: 3 }') },
 );
 
 export const planSchema = z.strictObject(
   {
-    version: z.literal(1, { error: 'expected 1 (the only plan format version)' }),
-    name: text('expected a plan name (a non-empty string)').optional(),
-    shell: text('expected bash, sh or a command prefix like "python3 -c"').optional(),
-    concurrency: positiveInt('expected a positive integer (most units running at once)').optional(),
-    env: envMap,
-    defaults: defaultsSchema.optional(),
+    version: z
+      .literal(1, { error: 'expected 1 (the only plan format version)' })
+      .meta({ description: 'The plan format version: the number 1.' }),
+    name: text('expected a plan name (a non-empty string)')
+      .optional()
+      .meta({
+        description:
+          "The plan's name: runs are named after it and a checkpoint only resumes a run of the same name. Default: the name of the plan file's directory.",
+        examples: ['nightly-backfill'],
+      }),
+    shell: text('expected bash, sh or a command prefix like "python3 -c"')
+      .optional()
+      .meta({
+        description:
+          'How run and rollback commands are executed: bash (bash -eo pipefail -c), sh (sh -ec), or a command prefix ending with the flag that takes a command string.',
+        default: 'bash',
+        examples: ['bash', 'sh', 'python3 -c'],
+      }),
+    concurrency: positiveInt('expected a positive integer (most units running at once)')
+      .optional()
+      .meta({
+        description:
+          'The most units running at once across the plan (checkpoint run --concurrency overrides it). Default: the CPU count.',
+        examples: [2, 4],
+      }),
+    env: envMap.meta({
+      description:
+        'Variables added to every command: names of letters, digits and _ (not starting with a digit); values are strings, numbers or booleans.',
+      examples: [{ REGION: 'eu' }],
+    }),
+    defaults: defaultsSchema.optional().meta({
+      description: "Defaults for every step: timeout, retry and on-change. A step's own value wins.",
+      examples: [{ timeout: '30m', retry: { attempts: 3, delay: '2s', backoff: 2, 'max-delay': '1m' } }],
+    }),
     steps: z
-      .array(stepSchema, {
-        error: expecting(
-          'expected a list of steps',
-          'write each step as "- id: NAME" followed by "run: COMMAND"',
-        ),
-      })
-      .min(1, { error: expecting('expected at least one step', 'add "- id: NAME" with "run: COMMAND"') }),
+      .array(
+        stepSchema.meta({
+          description:
+            'A step: a shell command (run) and its dependencies; with batch, run once per chunk of a number range or item list.',
+        }),
+        {
+          error: expecting(
+            'expected a list of steps',
+            'write each step as "- id: NAME" followed by "run: COMMAND"',
+          ),
+        },
+      )
+      .min(1, { error: expecting('expected at least one step', 'add "- id: NAME" with "run: COMMAND"') })
+      .meta({
+        description:
+          'The steps: shell commands with dependencies, and batch steps. A step without needs depends on the step listed before it.',
+      }),
   },
   { error: 'expected a mapping with version: 1 and steps' },
 );

@@ -248,7 +248,7 @@ export interface SummaryInput {
 
 type Outcome = 'complete' | 'failed' | 'incomplete';
 
-const STATE_ICON: Record<StepStatus, string> = {
+export const STATE_ICON: Record<StepStatus, string> = {
   done: '✅',
   failed: '❌',
   running: '🔄',
@@ -268,7 +268,7 @@ function pct(done: number, total: number): number {
   return total === 0 ? 100 : Math.floor((done / total) * 100);
 }
 
-function plural(n: number, one: string, many = `${one}s`): string {
+export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
@@ -332,7 +332,7 @@ function metaLine(input: SummaryInput): string {
   return parts.join(' · ');
 }
 
-function warningBlock(warnings: readonly string[]): string[] {
+export function warningBlock(warnings: readonly string[]): string[] {
   if (warnings.length === 0) return [];
   const lines = ['> [!WARNING]'];
   for (const w of warnings) lines.push(`> - ${escapeCell(w)}`);
@@ -368,7 +368,7 @@ function chunkNote(range: FailedRange): string {
   return range.end - range.start > 1 ? ` (chunk #${range.index})` : '';
 }
 
-function failedSection(
+export function failedSection(
   step: StepStats,
   range: FailedRange,
   tail: LogTail | undefined,

@@ -1,8 +1,9 @@
-// The repository's workflows and action.yml, checked with GitHub's own parser (@actions/workflow-parser):
-// schema errors, expression contexts, the jobs and steps we rely on, and that every `with:` given to the action
-// (`uses: ./`) is an input action.yml declares. A broken workflow must fail the same check.
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+// The repository's workflows, the example workflows (examples/*/workflow.yml) and action.yml, checked with
+// GitHub's own parser (@actions/workflow-parser): schema errors, expression contexts, the jobs and steps we rely
+// on, and that every `with:` given to the action (`uses: ./` here, `uses: org/checkpoint-action@v1` in the
+// examples) is an input action.yml declares. A broken workflow must fail the same check.
+import { existsSync, readdirSync } from 'node:fs';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { register } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import type { TemplateParseResult, WorkflowTemplate } from '@actions/workflow-pa
 import type { ActionTemplate } from '@actions/workflow-parser/actions/index';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCommand } from '../../src/cli/run.js';
+import { parseDuration } from '../../src/plan/duration.js';
 import { loadPlan } from '../../src/plan/load.js';
 import { repoRoot } from '../support/cli.js';
 
@@ -46,6 +48,15 @@ type Plain = string | number | boolean | null | Plain[] | { [key: string]: Plain
 
 const ACTION_YML = join(repoRoot, 'action.yml');
 const hasAction = existsSync(ACTION_YML);
+
+/** The repository's own workflows, which use the action as `uses: ./`. */
+const REPO_WORKFLOWS = ['.github/workflows/ci.yml', '.github/workflows/example.yml'];
+/** Every examples/<x>/workflow.yml: what users copy, with `uses: org/checkpoint-action@v1`. */
+const EXAMPLE_WORKFLOWS = readdirSync(join(repoRoot, 'examples'), { withFileTypes: true })
+  .filter((d) => d.isDirectory() && existsSync(join(repoRoot, 'examples', d.name, 'workflow.yml')))
+  .map((d) => `examples/${d.name}/workflow.yml`)
+  .sort();
+const ALL_WORKFLOWS = [...REPO_WORKFLOWS, ...EXAMPLE_WORKFLOWS];
 
 /** DESIGN §6: the action's inputs and outputs. */
 const DESIGN_INPUTS = [
@@ -143,9 +154,24 @@ function jobSteps(p: Parsed, job: string): RawStep[] {
   return jobs[job]?.steps ?? [];
 }
 
+/** This action: `./` in this repository, `org/checkpoint-action@<ref>` as users (and the examples) write it. */
+function isSelf(uses: string | undefined): boolean {
+  return uses === './' || /^org\/checkpoint-action@[\w.-]+$/.test(uses ?? '');
+}
+
 function selfSteps(p: Parsed): RawStep[] {
   const jobs = p.raw.jobs as { [key: string]: { steps?: RawStep[] } };
-  return Object.values(jobs).flatMap((j) => (j.steps ?? []).filter((s) => s.uses === './'));
+  return Object.values(jobs).flatMap((j) => (j.steps ?? []).filter((s) => isSelf(s.uses)));
+}
+
+interface RawJob {
+  'timeout-minutes'?: Plain;
+  permissions?: Plain;
+  steps?: RawStep[];
+}
+
+function rawJobs(p: Parsed): { [key: string]: RawJob } {
+  return p.raw.jobs as { [key: string]: RawJob };
 }
 
 /** action.yml converted; throws with the parser's messages when it does not parse, so later checks say why. */
@@ -237,6 +263,146 @@ describe('examples/action/checkpoint.yml', () => {
   });
 });
 
+/** The example's folder, e.g. `examples/quickstart` for `examples/quickstart/workflow.yml`. */
+function exampleDir(rel: string): string {
+  return rel.slice(0, rel.lastIndexOf('/'));
+}
+
+/** Runs a copy of an example folder with the real engine (CLI, in-process); returns the exit code and outputs. */
+async function runExample(
+  dir: string,
+  env: Record<string, string> = {},
+  edit: (plan: string) => string = (plan) => plan,
+): Promise<{ code: number; outputs: { [step: string]: { [key: string]: string } } }> {
+  const work = await mkdtemp(join(tmpdir(), 'ckpt-example-'));
+  try {
+    await cp(join(repoRoot, dir), work, {
+      recursive: true,
+      filter: (src) => !/[/\\](\.checkpoints|data|out)$/.test(src),
+    });
+    const sink = new PassThrough();
+    sink.resume();
+    const file = join(work, 'checkpoint.yml');
+    await writeFile(file, edit(await readFile(file, 'utf8')));
+    const code = await runCommand(
+      { file },
+      { out: sink, err: sink, env: { ...process.env, CI: 'true', ...env } },
+    );
+    const runId = (await readFile(join(work, '.checkpoints', 'latest'), 'utf8')).trim();
+    const outputs = JSON.parse(await readFile(join(work, '.checkpoints', runId, 'outputs.json'), 'utf8'));
+    return { code, outputs };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+describe('examples/*/workflow.yml (what users copy, with uses: org/checkpoint-action@v1)', () => {
+  it('include the three user stories', () => {
+    expect(EXAMPLE_WORKFLOWS).toEqual(
+      expect.arrayContaining([
+        'examples/migration-across-runs/workflow.yml',
+        'examples/quickstart/workflow.yml',
+        'examples/rerun-failed/workflow.yml',
+      ]),
+    );
+  });
+
+  it.each(
+    EXAMPLE_WORKFLOWS,
+  )('%s parses, uses the action, and its time-budget ends before timeout-minutes', async (rel) => {
+    const p = await parseWorkflowFile(rel);
+    expect(p.errors).toEqual([]);
+    expect(selfSteps(p).length).toBeGreaterThan(0);
+    for (const [id, job] of Object.entries(rawJobs(p))) {
+      for (const step of (job.steps ?? []).filter((s) => isSelf(s.uses))) {
+        const budget = step.with?.['time-budget'];
+        if (budget === undefined) continue;
+        const limit = job['timeout-minutes'];
+        expect(
+          typeof limit,
+          `${rel}: jobs.${id} sets a time-budget, so it needs a numeric timeout-minutes`,
+        ).toBe('number');
+        expect(parseDuration(String(budget)), `${rel}: jobs.${id}: time-budget ${budget}`).toBeLessThan(
+          Number(limit) * 60_000,
+        );
+      }
+    }
+  });
+
+  it.each(EXAMPLE_WORKFLOWS)('%s: its folder has a README.md and a valid checkpoint.yml', async (rel) => {
+    const dir = exampleDir(rel);
+    expect(existsSync(join(repoRoot, dir, 'README.md')), `${dir}/README.md`).toBe(true);
+    const plan = join(repoRoot, dir, 'checkpoint.yml');
+    if (existsSync(plan)) await expect(loadPlan(plan)).resolves.toBeTruthy();
+  });
+
+  it('rerun-failed: default per-run key, on-incomplete fail, done steps’ files carried in paths', async () => {
+    const p = await parseWorkflowFile('examples/rerun-failed/workflow.yml');
+    expect(p.raw.permissions).toEqual({ contents: 'read' });
+    const [self, ...more] = selfSteps(p);
+    expect(more).toEqual([]);
+    // No key: attempts of one workflow run resume each other ("Re-run failed jobs"); new runs start fresh.
+    expect(self?.with?.key).toBeUndefined();
+    expect(self?.with?.['on-incomplete'] ?? 'fail').toBe('fail');
+    expect(self?.with?.['time-budget']).toBeTruthy();
+    // The plan sits at the repository root: the action's default file.
+    expect(self?.with?.file ?? 'checkpoint.yml').toBe('checkpoint.yml');
+    expect(String(self?.with?.paths).split('\n')).toContain('dist/');
+
+    const plan = await loadPlan(join(repoRoot, 'examples/rerun-failed/checkpoint.yml'));
+    expect(plan.steps.map((s) => s.id)).toEqual(['install', 'build', 'test', 'package']);
+    const byId = new Map(plan.steps.map((s) => [s.id, s]));
+    expect(byId.get('install')?.always).toBe(true);
+    // A step with work left waits for an `always` step only if it needs it directly (docs/plan.md#always).
+    for (const id of ['test', 'package']) expect(byId.get(id)?.needs, id).toContain('install');
+    expect(byId.get('test')?.batch).toBeTruthy();
+  });
+
+  it('migration-across-runs: explicit key, dispatch with actions: write, max-continuations, signing-key', async () => {
+    const p = await parseWorkflowFile('examples/migration-across-runs/workflow.yml');
+    expect(Object.keys(p.template.events)).toContain('workflow_dispatch');
+    expect(p.raw.permissions).toMatchObject({ actions: 'write' });
+    expect(p.raw.concurrency).toMatchObject({ 'cancel-in-progress': false });
+    const [self, ...more] = selfSteps(p);
+    expect(more).toEqual([]);
+    expect(self?.with).toMatchObject({
+      'on-incomplete': 'dispatch',
+      'max-continuations': expect.any(String),
+    });
+    expect(self?.with?.key).toBeTruthy();
+    expect(self?.with?.['time-budget']).toBeTruthy();
+    expect(self?.with?.['signing-key']).toMatch(/secrets\./);
+  });
+
+  it('migration-across-runs: the plan runs to completion with the real engine (range cut to 10 chunks)', async () => {
+    const shorter = (plan: string) => {
+      expect(plan).toContain('to: 40000000');
+      return plan.replace('to: 40000000', 'to: 1000000');
+    };
+    const { code, outputs } = await runExample(
+      'examples/migration-across-runs',
+      { CHUNK_SECONDS: '0' },
+      shorter,
+    );
+    expect(code).toBe(0);
+    expect(outputs).toEqual({});
+  });
+
+  it('quickstart: the workflow runs the quickstart plan and carries its data/ and out/', async () => {
+    const p = await parseWorkflowFile('examples/quickstart/workflow.yml');
+    const [self] = selfSteps(p);
+    expect(self?.with?.file).toBe('examples/quickstart/checkpoint.yml');
+    expect(String(self?.with?.paths).trim().split('\n')).toEqual([
+      'examples/quickstart/data/',
+      'examples/quickstart/out/',
+    ]);
+    const { code, outputs } = await runExample('examples/quickstart');
+    expect(code).toBe(0);
+    // 2000 numbers (i*i + 7) % 1009 summed in 20 chunks.
+    expect(outputs.report).toEqual({ total: '1000711' });
+  });
+});
+
 describe('the parser check is real', () => {
   it('reports errors for a broken workflow', async () => {
     const p = await parseWorkflowText(
@@ -306,20 +472,23 @@ describe(`action.yml${hasAction ? '' : ' (skipped: action.yml does not exist yet
     },
   );
 
-  itWithAction('every with: key given to `uses: ./` in the workflows is a declared input', async () => {
-    const declared = ((await loadAction()).inputs ?? []).map((i) => i.id);
-    for (const rel of ['.github/workflows/ci.yml', '.github/workflows/example.yml']) {
-      const p = await parseWorkflowFile(rel);
-      for (const step of selfSteps(p))
-        for (const key of Object.keys(step.with ?? {}))
-          expect(declared, `${rel}: with.${key}`).toContain(key);
-    }
-  });
+  itWithAction(
+    'every with: key given to the action in the workflows and examples is a declared input',
+    async () => {
+      const declared = ((await loadAction()).inputs ?? []).map((i) => i.id);
+      for (const rel of ALL_WORKFLOWS) {
+        const p = await parseWorkflowFile(rel);
+        for (const step of selfSteps(p))
+          for (const key of Object.keys(step.with ?? {}))
+            expect(declared, `${rel}: with.${key}`).toContain(key);
+      }
+    },
+  );
 });
 
 describe('with: keys against DESIGN §6 (holds with or without action.yml)', () => {
-  it('every with: key given to `uses: ./` is an input DESIGN §6 names', async () => {
-    for (const rel of ['.github/workflows/ci.yml', '.github/workflows/example.yml']) {
+  it('every with: key given to the action (workflows and examples) is an input DESIGN §6 names', async () => {
+    for (const rel of ALL_WORKFLOWS) {
       const p = await parseWorkflowFile(rel);
       for (const step of selfSteps(p))
         for (const key of Object.keys(step.with ?? {}))
