@@ -14,6 +14,8 @@ export interface RunnerConfig {
   repository: string;
   ref: string;
   apiUrl: string;
+  /** GITHUB_ACTOR: who started the workflow run (the approver of the `approve` input); '' when unset. */
+  actor?: string;
   /** The runner's job-level token variables are present (a real or emulated runner, not a laptop). */
   summaryFile?: string;
 }
@@ -31,6 +33,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RunnerConfig {
     repository: env.GITHUB_REPOSITORY || '',
     ref: env.GITHUB_REF || '',
     apiUrl: env.GITHUB_API_URL || 'https://api.github.com',
+    actor: env.GITHUB_ACTOR || '',
   };
   if (env.GITHUB_STEP_SUMMARY) cfg.summaryFile = env.GITHUB_STEP_SUMMARY;
   return cfg;

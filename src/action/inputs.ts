@@ -30,6 +30,8 @@ export interface Inputs {
   paths: string[];
   signingKey?: string;
   reset: string[];
+  /** Step ids with `approval: true` to approve before the engine runs (checked against the plan in main). */
+  approve: string[];
   maxContinuations: number;
   command: (typeof COMMANDS)[number];
   githubToken: string;
@@ -89,6 +91,7 @@ export const INPUT_DEFAULTS = {
   paths: '',
   'signing-key': '',
   reset: '',
+  approve: '',
   'max-continuations': '10',
   command: 'run',
   'github-token': '',
@@ -150,6 +153,7 @@ function schema(ctx: InputContext) {
     ),
     'signing-key': optional((v) => v),
     reset: field(words),
+    approve: field(words),
     'max-continuations': field((v) => integer('max-continuations', v || '10', 0)),
     command: field((v) => oneOf('command', v || 'run', COMMANDS)),
     'github-token': field((v) => v),
@@ -180,6 +184,7 @@ export function readInputs(get: (name: string) => string, ctx: InputContext): In
     onIncomplete: v['on-incomplete'],
     paths: v.paths,
     reset: v.reset,
+    approve: v.approve,
     maxContinuations: v['max-continuations'],
     command: v.command,
     githubToken: v['github-token'],

@@ -7,6 +7,7 @@ import { stringify } from 'yaml';
 import { classify } from '../cli/main.js';
 import { executeRun, type Io, type RunHooks, type RunOutcome } from '../cli/run.js';
 import { EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK } from '../engine/scheduler.js';
+import { parseShardText } from '../engine/shard.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { loadPlan } from '../plan/load.js';
 import type { Plan } from '../plan/types.js';
@@ -16,6 +17,7 @@ import { dispatchWorkflow, readContinuations, writeContinuations } from './conti
 import { InputError, type Inputs, readInputs } from './inputs.js';
 import { baseKey } from './keys.js';
 import { publishReport, readRun, setRunOutputs } from './report.js';
+import { maskSecrets, secretValues } from './secrets.js';
 import * as core from './runner-commands.js';
 import { CoreStateProvider, type StateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
@@ -103,6 +105,16 @@ async function setUp(state: StateProvider): Promise<Context | undefined> {
     process.exitCode = code;
     return undefined;
   }
+  if (inputs.approve.length > 0) {
+    // Checked against the plan before anything is restored: an unknown step is an input error.
+    const { checkApprovable } = await import('../cli/manage.js');
+    try {
+      checkApprovable(plan, inputs.approve, 'input `approve`');
+    } catch (err) {
+      core.setFailed((err as Error).message);
+      return undefined;
+    }
+  }
   // The run folder is named after the key, so every attempt and every store agrees on it.
   const runId = key;
   const root = join(inputs.run !== undefined ? cfg.workspace : plan.dir, '.checkpoints');
@@ -155,11 +167,15 @@ function stepGroups() {
 async function runEngine(ctx: Context): Promise<RunOutcome> {
   const groups = stepGroups();
   let timer: NodeJS.Timeout | undefined;
+  let engineCkpt: Checkpoint | undefined;
   // Spans of the run when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (src/trace); a dead collector warns.
   const tracing = await startTracing(ctx.io, { warn: (m) => core.warning(m) });
   try {
     const hooks: RunHooks = {
       onEngine: (ckpt) => {
+        engineCkpt = ckpt;
+        // Secret outputs restored from earlier attempts, before any unit can print them.
+        maskSecrets(secretValues(ctx.plan, ckpt.state));
         timer = setInterval(() => {
           const seq = ckpt.state.seq;
           if (ctx.sync.changedSince(seq)) void ctx.sync.save(seq, `every ${ctx.inputs.saveEveryMs / 1000}s`);
@@ -168,6 +184,9 @@ async function runEngine(ctx: Context): Promise<RunOutcome> {
       },
       onEvent: (ev) => {
         if (ev.type === 'step-state') groups.onState(ev.step, ev.state);
+        // A unit recorded its outputs: secret ones are masked before a later unit could print them.
+        if (ev.type === 'unit-end' && ev.result === 'done' && engineCkpt)
+          maskSecrets(secretValues(ctx.plan, engineCkpt.state, ev.unit.step));
       },
     };
     const run = (h: RunHooks) =>
@@ -197,6 +216,24 @@ async function resetSteps(ctx: Context): Promise<void> {
   if (ctx.inputs.reset.length === 0 || !(await Checkpoint.exists(ctx.root, ctx.runId))) return;
   const { resetCommand } = await import('../cli/manage.js');
   await resetCommand(ctx.inputs.reset, { file: ctx.planFile, dir: ctx.root, run: ctx.runId }, ctx.io);
+}
+
+/** The `approve` input: recorded after the restore (reset first), before the engine, by GITHUB_ACTOR. */
+async function approveSteps(ctx: Context): Promise<void> {
+  if (ctx.inputs.approve.length === 0) return;
+  const { approveInRun } = await import('../cli/manage.js');
+  const shard = ctx.inputs.shard !== undefined ? parseShardText(ctx.inputs.shard) : undefined;
+  await approveInRun(
+    {
+      plan: ctx.plan,
+      root: ctx.root,
+      runId: ctx.runId,
+      ids: ctx.inputs.approve,
+      by: ctx.cfg.actor || 'unknown',
+      ...(shard ? { shard } : {}),
+    },
+    ctx.io,
+  );
 }
 
 async function otherCommand(ctx: Context): Promise<number> {
@@ -270,6 +307,25 @@ async function onIncomplete(
   }
 }
 
+/**
+ * An incomplete run that stopped before steps with `approval: true`: `success` passes, `fail` and `dispatch`
+ * fail the job (nothing is dispatched: it would stop at the same place), naming the steps and the way on.
+ */
+function waitingForApproval(ctx: Context, remaining: number, steps: string[]): void {
+  const list = steps.join(', ');
+  const how =
+    `waiting for approval: ${list}; run the workflow again with the input \`approve: ${list}\` ` +
+    '(for example from a workflow_dispatch input)' +
+    (ctx.inputs.key === undefined
+      ? ' and the same `key` (without a `key` input each workflow run has its own checkpoint)'
+      : ` (key ${ctx.inputs.key})`);
+  if (ctx.inputs.onIncomplete === 'success') {
+    core.info(`incomplete: ${remaining} units remain; ${how}; the job passes (on-incomplete: success)`);
+    return;
+  }
+  core.setFailed(`incomplete: ${remaining} units remain; ${how}`);
+}
+
 /** The main step; never throws: whatever goes wrong ends as a failed step with its message. */
 export async function run(state: StateProvider = new CoreStateProvider(core)): Promise<void> {
   try {
@@ -298,6 +354,7 @@ async function main(state: StateProvider): Promise<void> {
   try {
     if (ctx.inputs.command === 'run') {
       await resetSteps(ctx);
+      await approveSteps(ctx);
       outcome = await runEngine(ctx);
       exitCode = outcome.exitCode;
     } else {
@@ -316,8 +373,12 @@ async function main(state: StateProvider): Promise<void> {
     process.exitCode = EXIT_FAILED;
     return;
   }
+  // Stopped only because steps wait for approval: a continuation would stop at the same place.
+  const awaiting = outcome?.result?.reason.startsWith('waiting for approval')
+    ? (outcome.result.waitingForApproval ?? [])
+    : [];
   const continuation =
-    exitCode === EXIT_INCOMPLETE && ctx.inputs.onIncomplete === 'dispatch'
+    exitCode === EXIT_INCOMPLETE && ctx.inputs.onIncomplete === 'dispatch' && awaiting.length === 0
       ? await countContinuation(ctx)
       : undefined;
   // Read once: the save, the outputs and the report all describe the same finished state.
@@ -333,7 +394,9 @@ async function main(state: StateProvider): Promise<void> {
       process.exitCode = exitCode === EXIT_INCOMPLETE ? 1 : exitCode;
     return;
   }
-  if (exitCode === EXIT_INCOMPLETE) await onIncomplete(ctx, stats?.unitsRemaining ?? 0, continuation);
+  if (exitCode === EXIT_INCOMPLETE && awaiting.length > 0)
+    waitingForApproval(ctx, stats?.unitsRemaining ?? 0, awaiting);
+  else if (exitCode === EXIT_INCOMPLETE) await onIncomplete(ctx, stats?.unitsRemaining ?? 0, continuation);
   else if (!process.exitCode) core.setFailed(outcome?.result?.reason ?? `the run failed (exit ${exitCode})`);
 }
 

@@ -8,6 +8,7 @@ import { type RunStats, runStats } from '../report/stats.js';
 import { readLogTails, renderSummary } from '../report/summary.js';
 import type { MainContext } from './main-run.js';
 import * as core from './runner-commands.js';
+import { maskSecrets, redact, secretValues } from './secrets.js';
 import type { RestoreOutcome } from './sync.js';
 
 /** The run as it stands on disk, read once after the engine is done; undefined when none was created. */
@@ -27,6 +28,8 @@ export async function setRunOutputs(
   const done = steps.filter((s) => s.status === 'done').length;
   const outputs: Record<string, Record<string, string>> = {};
   for (const s of steps) if (Object.keys(s.outputs).length > 0) outputs[s.id] = s.outputs;
+  // Before any output is written: the runner masks what it has been told about from then on.
+  if (ckpt) maskSecrets(secretValues(ctx.plan, ckpt.state));
   core.setOutput('complete', String(stats?.complete ?? false));
   core.setOutput('resumed', String(resumed));
   core.setOutput('run-id', ctx.runId);
@@ -49,7 +52,9 @@ export async function publishReport(
   if (!ckpt) return;
   const stats = runStats(ckpt, ctx.plan);
   const logs = await readLogTails(ckpt, stats);
-  for (const a of annotationsFor(stats, logs)) core.error(a.message, a.properties);
+  const secrets = secretValues(ctx.plan, ckpt.state);
+  maskSecrets(secrets);
+  for (const a of annotationsFor(stats, logs)) core.error(redact(a.message, secrets), a.properties);
   if (!ctx.cfg.summaryFile) return;
   const markdown = renderSummary({
     state: ckpt.state,
@@ -61,6 +66,7 @@ export async function publishReport(
     warnings: ctx.sync.warnings,
     logs,
   });
-  // Appended directly: core.summary buffers and would need its own size bookkeeping on top of ours.
-  await appendFile(ctx.cfg.summaryFile, `${markdown}\n`);
+  // Appended directly: core.summary buffers and would need its own size bookkeeping on top of ours. The
+  // summary is a file, not the log: the runner's masking does not reach it, so secret values go here.
+  await appendFile(ctx.cfg.summaryFile, `${redact(markdown, secrets)}\n`);
 }

@@ -10,7 +10,7 @@ import { SnapshotError } from '../journal/snapshot.js';
 import { ItemsError, PlanError } from '../plan/errors.js';
 import { UsageError } from './context.js';
 import { explainCommand } from './explain.js';
-import { markDoneCommand, resetCommand, rollbackCommand } from './manage.js';
+import { approveCommand, markDoneCommand, resetCommand, rollbackCommand } from './manage.js';
 import { reportCommand } from './report.js';
 import { type Io, runCommand } from './run.js';
 import { pruneCommand, runsCommand } from './runs.js';
@@ -108,6 +108,13 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .action(
       act((steps: string[], o: Parameters<typeof markDoneCommand>[1]) => markDoneCommand(steps, o, io)),
     );
+
+  common(program.command('approve'))
+    .description('approve steps with `approval: true` so the next run starts them (manual intervention)')
+    .argument('<steps...>', 'steps to approve')
+    .option('--by <name>', 'who approves (default: $GITHUB_ACTOR, else $USER)')
+    .option('--run <id>', 'the run (default: latest)')
+    .action(act((steps: string[], o: Parameters<typeof approveCommand>[1]) => approveCommand(steps, o, io)));
 
   common(program.command('rollback'))
     .description('run the rollback commands of done steps, newest first')

@@ -1,13 +1,16 @@
-// Commands that change a checkpoint by hand: reset, mark-done, rollback. Each takes the run's lease first.
+// Commands that change a checkpoint by hand: reset, mark-done, rollback, approve. Each takes the run's lease
+// first.
 import { rm } from 'node:fs/promises';
 import { scrubEnv } from '../engine/env.js';
 import { dependentsOf, prepare } from '../engine/prepare.js';
 import { UnitProcess } from '../engine/process.js';
+import type { Shard } from '../engine/shard.js';
 import { Checkpoint, CheckpointCorruptError } from '../journal/checkpoint.js';
+import { ensureDir } from '../journal/fsutil.js';
 import { JournalCorruptError } from '../journal/journal-file.js';
 import { acquireLease } from '../journal/lock.js';
 import { SnapshotError, SnapshotVersionError } from '../journal/snapshot.js';
-import { isStepComplete } from '../journal/state.js';
+import { approvalOf, isStepComplete } from '../journal/state.js';
 import type { Plan } from '../plan/types.js';
 import { type CommonOptions, requirePlan, resolveRunId, rootOf, shown, UsageError } from './context.js';
 import type { Io } from './run.js';
@@ -43,10 +46,13 @@ async function withRun<T>(
     run?: string;
     /** `reset --all`: a damaged run starts over instead of being refused (the way out its error names). */
     startOverIfDamaged?: boolean;
+    /** Checks the arguments against the plan before the lease is taken (a usage error wins over a lock). */
+    check?: (plan: Plan) => void;
   },
   fn: (plan: Plan, ckpt: Checkpoint, startedOver?: StartedOver) => Promise<T>,
 ): Promise<T> {
   const plan = await requirePlan(opts);
+  opts.check?.(plan);
   const root = rootOf(opts, plan);
   const id = await resolveRunId(root, opts.run);
   const lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
@@ -102,6 +108,19 @@ export async function resetCommand(
     for (const id of plan.steps.map((s) => s.id)) {
       if (!targets.has(id)) continue;
       const rec = ckpt.state.steps.get(id);
+      // No record but an approval (given before the step was first prepared): the reset takes it back.
+      if (!rec && !opts.failed && approvalOf(ckpt.state, id)) {
+        await ckpt.record({
+          type: 'reset',
+          step: id,
+          failedOnly: false,
+          forget: true,
+          reason: 'checkpoint reset',
+        });
+        io.out.write(`reset ${id}: its approval is taken back\n`);
+        n += 1;
+        continue;
+      }
       if (!rec) continue;
       if (opts.failed) {
         const failed = rec.failed.size;
@@ -109,6 +128,7 @@ export async function resetCommand(
         await ckpt.record({ type: 'reset', step: id, failedOnly: true, reason: 'checkpoint reset --failed' });
         io.out.write(`reset ${id}: ${failed} failed unit(s) are pending again with fresh tries\n`);
       } else {
+        const approved = approvalOf(ckpt.state, id) !== undefined;
         await ckpt.record({
           type: 'reset',
           step: id,
@@ -119,7 +139,7 @@ export async function resetCommand(
         await ckpt.clearStepFiles(id);
         await rm(ckpt.stateDir(id), { recursive: true, force: true });
         io.out.write(
-          `reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again\n`,
+          `reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`,
         );
       }
       n += 1;
@@ -208,4 +228,107 @@ export async function rollbackCommand(
     io.out.write(`rolled back ${undone} step(s), ${ran} rollback command(s) run\n`);
     return 0;
   });
+}
+
+/** Who approves when `--by` is not given: the GitHub actor, else the local user. */
+export function defaultApprover(env: NodeJS.ProcessEnv): string {
+  return env.GITHUB_ACTOR?.trim() || env.USER?.trim() || env.USERNAME?.trim() || 'unknown';
+}
+
+/** `approve b,c d` and `approve: "b, c"`: step ids split on commas and white space. */
+export function approvalIds(args: readonly string[]): string[] {
+  return [...new Set(args.flatMap((a) => a.split(/[\s,]+/)).filter((a) => a !== ''))];
+}
+
+/**
+ * Every id names a step of the plan with `approval: true`; otherwise a usage error naming the step and the
+ * fix. `where` starts the message: `approve` for the command, ``input `approve` `` for the action.
+ */
+export function checkApprovable(plan: Plan, ids: readonly string[], where: string): void {
+  const gated = plan.steps.filter((s) => s.approval).map((s) => s.id);
+  const which =
+    gated.length > 0
+      ? `steps that wait for approval: ${gated.join(', ')}`
+      : 'no step of this plan has `approval: true`';
+  for (const id of ids) {
+    const step = plan.steps.find((s) => s.id === id);
+    if (!step) {
+      throw new UsageError(
+        `${where}: no step "${id}" in ${shown(plan.file)}; ${which} (all steps: ${plan.steps.map((s) => s.id).join(', ')})`,
+      );
+    }
+    if (!step.approval) {
+      throw new UsageError(
+        `${where}: step "${id}" does not wait for approval; add \`approval: true\` to it in ${shown(plan.file)} to make it a manual intervention point (${which})`,
+      );
+    }
+  }
+}
+
+/** Records an `approve` event for each step and says so; approving again replaces who and when. */
+async function recordApprovals(ckpt: Checkpoint, ids: readonly string[], by: string, io: Io): Promise<void> {
+  for (const id of ids) {
+    const before = approvalOf(ckpt.state, id);
+    await ckpt.record({ type: 'approve', step: id, by });
+    const rec = ckpt.state.steps.get(id);
+    const done = rec !== undefined && isStepComplete(rec) ? ' (it is done already)' : '';
+    const again = before
+      ? `; it was approved before by ${before.by} at ${new Date(before.at).toISOString()}`
+      : '';
+    io.out.write(`approved ${id} (by ${by})${done}${again}\n`);
+  }
+}
+
+export async function approveCommand(
+  steps: string[],
+  opts: CommonOptions & { run?: string; by?: string },
+  io: Io,
+): Promise<number> {
+  const ids = approvalIds(steps);
+  if (ids.length === 0)
+    throw new UsageError('approve: name at least one step, e.g. `checkpoint approve deploy`');
+  if (opts.by !== undefined && opts.by.trim() === '')
+    throw new UsageError('--by: expected a name, e.g. `--by alice`');
+  const by = opts.by?.trim() || defaultApprover(io.env);
+  const check = (plan: Plan) => checkApprovable(plan, ids, 'approve');
+  return withRun({ ...opts, check }, async (_plan, ckpt) => {
+    await recordApprovals(ckpt, ids, by, io);
+    const again = [
+      'checkpoint run',
+      opts.file !== 'checkpoint.yml' ? `-f ${opts.file}` : '',
+      opts.dir !== undefined ? `--dir ${opts.dir}` : '',
+      opts.run !== undefined ? `--run ${ckpt.runId}` : '',
+    ].filter(Boolean);
+    io.out.write(`run again to continue: ${again.join(' ')}\n`);
+    return 0;
+  });
+}
+
+/**
+ * The action's `approve` input: records the approvals in the run `runId` (after the restore, before the
+ * engine), creating the run when there is no checkpoint yet, so a first run can be approved up front.
+ * The ids are checked with `checkApprovable` first.
+ */
+export async function approveInRun(
+  o: { plan: Plan; root: string; runId: string; ids: readonly string[]; by: string; shard?: Shard },
+  io: Io,
+): Promise<void> {
+  const dir = `${o.root}/${o.runId}`;
+  await ensureDir(o.root);
+  const lease = await acquireLease(dir, { runId: o.runId, attempt: 0 });
+  try {
+    const exists = await Checkpoint.exists(o.root, o.runId);
+    const ckpt = exists
+      ? await Checkpoint.read(o.root, o.runId)
+      : Checkpoint.blank(o.root, o.runId, o.plan.name, o.shard);
+    await ckpt.openForWrite();
+    try {
+      await recordApprovals(ckpt, o.ids, o.by, io);
+    } finally {
+      await ckpt.compact();
+      await ckpt.close();
+    }
+  } finally {
+    await lease.release();
+  }
 }

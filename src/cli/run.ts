@@ -326,10 +326,18 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
       `${result.exitCode === EXIT_OK ? 'complete' : result.reason}: ${result.unitsDone} of ${result.unitsDone + result.unitsRemaining} units done` +
         `${result.unitsFailed ? `, ${result.unitsFailed} failed` : ''} (attempt ${result.attempt}, exit ${result.exitCode})`,
     );
-    if (result.exitCode === EXIT_INCOMPLETE)
+    const waiting = result.waitingForApproval ?? [];
+    if (result.exitCode === EXIT_INCOMPLETE && waiting.length === 0)
       progress.line(
         `resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${shard ? ` --shard ${shardLabel(shard)}` : ''}`,
       );
+    if (waiting.length > 0) {
+      // The last line names the steps and the way on, for the CLI and for the action's log.
+      const where = `${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${opts.dir !== undefined ? ` --dir ${opts.dir}` : ''}`;
+      progress.line(
+        `approve with: checkpoint approve ${waiting.join(' ')}${where}, then run again: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${shard ? ` --shard ${shardLabel(shard)}` : ''} (GitHub Action: run the workflow again with the input \`approve: ${waiting.join(', ')}\`)`,
+      );
+    }
     return outcome(result.exitCode, result);
   } finally {
     // Released before the handlers go: a signal while the lease is let go must not kill the process (exit

@@ -1,6 +1,7 @@
 // `checkpoint status [--run ID] [--json]`: where a run stands. The JSON shape is documented in
 // docs/cli.md and kept stable: fields are only ever added.
 
+import { type ChunkInfo, chunkInfo } from '../engine/chunking.js';
 import { shardLabel } from '../engine/shard.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { inspectLease } from '../journal/lock.js';
@@ -32,6 +33,12 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
   const lease = inspected && !inspected.stale ? inspected.holder : undefined;
   // A plan with another name is not this checkpoint's plan: show the checkpoint alone.
   const samePlan = plan && plan.name === ckpt.state.planName ? plan : undefined;
+  // Chunks sized by time: the last chunk, the rate, and (with the plan) the target and the next size.
+  const chunks = (id: string): ChunkInfo | null => {
+    const rec = ckpt.state.steps.get(id);
+    const adaptive = samePlan?.steps.find((st) => st.id === id)?.batch?.adaptive;
+    return rec?.adaptive ? chunkInfo(rec, adaptive) : null;
+  };
   const stats = runStats(ckpt, samePlan, lease !== undefined);
   const state = ckpt.state;
   if (opts.json) {
@@ -81,6 +88,25 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
         interrupted: s.interrupted,
         items: s.items ?? null,
         sharding: state.steps.get(s.id)?.sharding ?? null,
+        chunks: chunks(s.id),
+        approval: s.approval
+          ? s.approval.approved
+            ? {
+                required: true,
+                approved: true,
+                by: s.approval.by,
+                at: new Date(s.approval.at).toISOString(),
+              }
+            : { required: true, approved: false }
+          : null,
+        throttle: s.throttle
+          ? {
+              held: s.throttle.held,
+              reason: s.throttle.reason ?? null,
+              times: s.throttle.count,
+              heldSeconds: Math.round(s.throttle.heldMs) / 1000,
+            }
+          : null,
         outputs: s.outputs,
         completedAt: s.completedAt === undefined ? null : new Date(s.completedAt).toISOString(),
       })),
@@ -106,6 +132,7 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
       running: c.cyan('›'),
       interrupted: c.yellow('!'),
       partial: c.yellow('…'),
+      waiting: c.yellow('⏸'),
       pending: ' ',
     })[s.status];
   io.out.write(
@@ -134,6 +161,36 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
     if (s.failed.length > 5)
       io.out.write(`    … ${s.failed.length - 5} more failed units (status --json lists all)\n`);
     if (s.interrupted.length > 0) io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
+    const ch = chunks(s.id);
+    if (ch) io.out.write(`    ${describeChunks(ch)}\n`);
+    if (s.approval?.approved)
+      io.out.write(`    approved by ${s.approval.by} at ${new Date(s.approval.at).toISOString()}\n`);
+    else if (s.approval && s.status === 'waiting')
+      io.out.write(`    ${c.yellow('waiting for approval')} (checkpoint approve ${s.id})\n`);
+    else if (s.approval && s.status !== 'done')
+      io.out.write(`    needs approval before it starts (checkpoint approve ${s.id})\n`);
+    if (s.throttle && (s.throttle.held || s.throttle.count > 0)) {
+      const t = s.throttle;
+      io.out.write(
+        `    ${t.held ? c.yellow('throttled') : 'throttle'}: held back ${t.count} time(s), ${formatDuration(t.heldMs)} in all` +
+          `${t.reason ? `; last: ${t.reason}` : ''}\n`,
+      );
+    }
   }
   return 0;
+}
+
+/** `chunks sized by time: last 2000 in 190ms (10526/s), next 2100, target 200ms, min 100, max 100000`. */
+function describeChunks(ch: ChunkInfo): string {
+  const parts: string[] = [];
+  if (ch.lastSize !== null)
+    parts.push(
+      `last ${ch.lastSize} in ${formatDuration(ch.lastMs ?? 0)}${ch.ratePerSecond !== null ? ` (${ch.ratePerSecond}/s)` : ''}`,
+    );
+  else parts.push('none done yet');
+  if (ch.nextSize !== null) parts.push(`next ${ch.nextSize}`);
+  if (ch.targetMs !== null) parts.push(`target ${formatDuration(ch.targetMs)}`);
+  parts.push(`min ${ch.min}`);
+  if (ch.max !== null) parts.push(`max ${ch.max}`);
+  return `chunks sized by time: ${parts.join(', ')}`;
 }

@@ -11,6 +11,7 @@ import { diffFingerprints, type Fingerprint, fingerprintStep } from '../plan/fin
 import { expandItems } from '../plan/items.js';
 import { displayFile } from '../plan/load.js';
 import type { ItemsSource, Plan, Step } from '../plan/types.js';
+import { type ChunkInfo, chunkInfo } from './chunking.js';
 import { scrubEnv } from './env.js';
 import { partOf, type Shard, type Sharding, type ShardMode, shardLabel, shardModeOf } from './shard.js';
 
@@ -24,6 +25,8 @@ export interface StepPlanInfo {
   unitsDone: number;
   /** Item source changed since the list was frozen (informational; `checkpoint reset STEP` re-expands). */
   itemsDrift?: string;
+  /** Chunks sized by time: the target and what was measured (for `explain`). */
+  chunks?: ChunkInfo;
 }
 
 export interface Preparation {
@@ -113,6 +116,8 @@ export async function prepare(
     const fp = await fingerprintStep(plan, step);
     const rec = state.steps.get(step.id);
     const mode = shard ? shardModeOf(step) : undefined;
+    // Chunks sized by time: recorded on the step's record, which then measures its done chunks.
+    const adaptive = step.batch?.adaptive ? { adaptive: true as const } : {};
     let view: { from: number; to: number; size: number; rec: StepRecord | undefined; note?: string } = rec
       ? { from: rec.from, to: rec.to, size: rec.size, rec }
       : { from: 0, to: 0, size: 1, rec: undefined };
@@ -130,18 +135,29 @@ export async function prepare(
           step: step.id,
           fingerprint: fp,
           ...space,
+          ...adaptive,
           reason: `${why} (kept)`,
         });
       }
     } else {
       const changedDep = step.needs.find((d) => invalidated.has(d));
+      // Chunks sized by time: `min` is the step's grid and not part of the fingerprint (done work is kept
+      // as intervals), so a changed one is recorded with the done work kept.
+      const size = step.batch?.adaptive ? step.batch.size : rec.size;
+      const sizeWhy = size !== rec.size ? `batch.size.min changed: ${rec.size} → ${size}` : undefined;
       if (changedDep && step.onChange === 'rerun') reason = `dependency ${changedDep} will run again`;
       else if (shard && mode) {
         // `shards:` is not part of the fingerprint: a changed one moves this shard's part, done work kept.
         const whole = rec.sharding ?? { from: rec.from, to: rec.to };
         const [from, to] = partOf(whole.from, whole.to, mode, shard);
-        if (rec.sharding?.mode !== mode || rec.from !== from || rec.to !== to) {
-          const why = `shards changed: ${shardsWord(rec.sharding?.mode)} → ${shardsWord(mode)}`;
+        const moved = rec.sharding?.mode !== mode || rec.from !== from || rec.to !== to;
+        if (moved || sizeWhy !== undefined) {
+          const why = [
+            moved ? `shards changed: ${shardsWord(rec.sharding?.mode)} → ${shardsWord(mode)}` : undefined,
+            sizeWhy,
+          ]
+            .filter((w) => w !== undefined)
+            .join('; ');
           const sharding: Sharding = { from: whole.from, to: whole.to, mode };
           events.push({
             type: 'step-redefine',
@@ -149,12 +165,26 @@ export async function prepare(
             fingerprint: fp,
             from,
             to,
-            size: rec.size,
+            size,
             sharding,
+            ...adaptive,
             reason: why,
           });
-          view = { from, to, size: rec.size, rec, note: why };
+          view = { from, to, size, rec, note: why };
         }
+      } else if (sizeWhy !== undefined) {
+        events.push({
+          type: 'step-redefine',
+          step: step.id,
+          fingerprint: fp,
+          from: rec.from,
+          to: rec.to,
+          size,
+          ...(rec.sharding ? { sharding: rec.sharding } : {}),
+          ...adaptive,
+          reason: sizeWhy,
+        });
+        view = { from: rec.from, to: rec.to, size, rec, note: `${sizeWhy}; done work kept` };
       }
     }
     if (reason !== undefined) {
@@ -172,6 +202,7 @@ export async function prepare(
       };
       if (space.items) ev.items = space.items;
       if (space.sharding) ev.sharding = space.sharding;
+      if (adaptive.adaptive) ev.adaptive = true;
       if (space.list) items.set(step.id, space.list);
       events.push(ev);
       records.set(step.id, undefined);
@@ -215,6 +246,7 @@ export async function prepare(
       unitsTotal: total,
       unitsDone: done,
     };
+    if (step.batch?.adaptive) pi.chunks = chunkInfo(cur ?? { size: view.size }, step.batch.adaptive);
     if (
       opts.checkDrift &&
       cur?.items &&

@@ -8,9 +8,10 @@ import type { Checkpoint } from '../journal/checkpoint.js';
 import type { UnitDoneEvent } from '../journal/events.js';
 import { CheckpointWriteError } from '../journal/fsutil.js';
 import { IntervalSet } from '../journal/intervals.js';
-import { isStepComplete, p90, type StepRecord, unitCount } from '../journal/state.js';
+import { approvalOf, isStepComplete, p90, type StepRecord, unitCount } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
 import type { Plan, Step } from '../plan/types.js';
+import { estimateMs, fitsRemaining, latestStart, nextChunkSize } from './chunking.js';
 import { scrubEnv } from './env.js';
 import { type Handoff, LauncherPool } from './launcher.js';
 import { endOrphans } from './orphans.js';
@@ -109,11 +110,31 @@ export interface RunResult {
   unitsRemaining: number;
   unitsFailed: number;
   attempt: number;
+  /**
+   * Steps with `approval: true` that held the run: their needs are done and they wait for
+   * `checkpoint approve` (or the action's `approve` input). Absent when none did.
+   */
+  waitingForApproval?: string[];
 }
 
 interface QueuedUnit extends Unit {
   notBefore: number;
 }
+
+/** A step's throttle check (`batch.throttle`) in this attempt. */
+interface ThrottleState {
+  /** Unix ms: the last check passed, and holds until then. */
+  okUntil: number;
+  /** Unix ms: the last check failed; the next runs then. */
+  blockedUntil: number;
+  /** The check running now. */
+  proc: UnitProcess | undefined;
+  /** Why units are held back, while they are (recorded in the journal on each change). */
+  held: string | undefined;
+}
+
+/** A throttle check that hangs holds units back no longer than this; it then counts as failed. */
+const THROTTLE_CHECK_TIMEOUT_MS = 60_000;
 
 /** One selected step's bookkeeping for this attempt. */
 class StepRun {
@@ -133,11 +154,18 @@ class StepRun {
   stoppedByFailures = false;
   budgetBlocked = false;
   completedThisAttempt = false;
+  /** `approval: true` and not approved: no unit of it starts in this attempt (reported once). */
+  awaitingApproval = false;
   ranThisAttempt = false;
   state: StepRunState = 'waiting';
   items: string[] | undefined;
   /** argv and the fixed part of the environment, the same for every unit of this attempt (built on first use). */
   template: { argv: string[]; env: NodeJS.ProcessEnv } | undefined;
+  throttle: ThrottleState | undefined;
+  /** The time budget's deadline (Unix ms), if any: chunks sized by time are cut to fit before it. */
+  deadline: number | undefined;
+  /** Chunks sized by time: interrupted work of earlier attempts, handed out first, in chunks sized anew. */
+  #resume: IntervalSet | undefined;
 
   constructor(step: Step, ckpt: Checkpoint) {
     this.step = step;
@@ -152,12 +180,19 @@ class StepRun {
       this.taken.add(f.start, f.end);
     }
     for (const [s, e] of rec.interrupted.intervals()) {
+      if (step.batch?.adaptive) {
+        this.#resume ??= new IntervalSet();
+        this.#resume.add(s, e);
+        continue;
+      }
       for (const u of this.cut(s, e)) {
         first.push({ ...u, notBefore: 0 });
         this.taken.add(u.start, u.end);
       }
     }
     this.retryQueue = first;
+    if (step.batch?.throttle)
+      this.throttle = { okUntil: 0, blockedUntil: 0, proc: undefined, held: undefined };
   }
 
   get rec(): StepRecord {
@@ -214,6 +249,11 @@ class StepRun {
       }
       wakeAt = Math.min(wakeAt, q.notBefore);
     }
+    if (this.step.batch?.adaptive) {
+      const chunk = this.#nextChunk(now);
+      if (chunk) return chunk;
+      return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
+    }
     const gap = this.taken.firstGap(this.cursor, this.rec.to);
     if (gap) {
       const u = this.#unitAt(gap[0], gap[1]);
@@ -225,11 +265,53 @@ class StepRun {
     return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
   }
 
+  /**
+   * Chunks sized by time (chunking.ts): the next chunk from the first pending gap, interrupted work of
+   * earlier attempts first. A retry never comes here: it keeps its unit's exact [start, end).
+   */
+  #nextChunk(now: number): Unit | undefined {
+    const rec = this.rec;
+    let gap: [number, number] | undefined;
+    if (this.#resume) {
+      for (const [s, e] of this.#resume.intervals()) {
+        gap = this.taken.firstGap(s, e);
+        if (gap) break;
+      }
+      if (!gap) this.#resume = undefined;
+    }
+    const resumed = gap !== undefined;
+    gap ??= this.taken.firstGap(this.cursor, rec.to);
+    if (!gap) {
+      this.cursor = rec.to;
+      return undefined;
+    }
+    const u = this.#chunkAt(gap[0], gap[1], now);
+    this.taken.add(u.start, u.end);
+    if (!resumed) this.cursor = u.end;
+    return u;
+  }
+
+  /** A chunk sized by time starting at `s`, within [s, e); its index is its first cell of the `min` grid. */
+  #chunkAt(s: number, e: number, now: number): Unit {
+    const rec = this.rec;
+    const adaptive = this.step.batch?.adaptive;
+    const size = adaptive
+      ? nextChunkSize({
+          size: adaptive,
+          pace: rec.pace,
+          room: e - s,
+          remainingMs: this.deadline === undefined ? undefined : this.deadline - now,
+        })
+      : e - s;
+    return { step: this.step.id, start: s, end: s + size, index: Math.floor((s - rec.from) / rec.size) };
+  }
+
   #nextSequential(now: number): Unit | { wakeAt: number } | undefined {
     if (this.running > 0) return undefined;
     const rec = this.rec;
     const gap = rec.done.firstGap(rec.from, rec.to);
     if (!gap) return undefined;
+    if (this.step.batch?.adaptive) return this.#nextSequentialChunk(gap, now);
     const u = this.#unitAt(gap[0], gap[1]);
     if (this.failedFinalStarts.has(u.start)) return undefined;
     const q = this.retryQueue.findIndex((x) => x.start === u.start);
@@ -239,6 +321,23 @@ class StepRun {
       this.retryQueue.splice(q, 1);
     }
     return u;
+  }
+
+  /** `order: sequential` with chunks sized by time: a retry keeps its exact range; else a new chunk. */
+  #nextSequentialChunk(gap: [number, number], now: number): Unit | { wakeAt: number } | undefined {
+    const [s, e] = gap;
+    if (this.failedFinalStarts.has(s)) return undefined;
+    const q = this.retryQueue.findIndex((x) => x.start === s);
+    if (q >= 0) {
+      const item = this.retryQueue[q] as QueuedUnit;
+      if (item.notBefore > now) return { wakeAt: item.notBefore };
+      this.retryQueue.splice(q, 1);
+      return { step: item.step, start: item.start, end: item.end, index: item.index };
+    }
+    // A new chunk stops where a unit waiting for its retry begins.
+    let end = e;
+    for (const x of this.retryQueue) if (x.start > s && x.start < end) end = x.start;
+    return this.#chunkAt(s, end, now);
   }
 
   requeue(u: Unit, notBefore: number): void {
@@ -339,6 +438,7 @@ export class Engine {
     // the request queued behind it, so the revoke is in the launcher's input before that unit can end.
     this.#revokeQueued();
     for (const l of this.#live) l.proc?.terminate(graceMs, 'stop');
+    for (const r of this.#runs.values()) r.throttle?.proc?.terminate(graceMs, 'stop');
     this.#pump();
   }
 
@@ -388,6 +488,7 @@ export class Engine {
     const selected = new Set(this.#prep.selected.map((s) => s.id));
     for (const step of topoOrder(this.#plan).filter((s) => selected.has(s.id))) {
       const run = new StepRun(step, ckpt);
+      run.deadline = this.#opts.deadline;
       if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
         run.items = await ckpt.readItems(step.id);
       this.#runs.set(step.id, run);
@@ -413,6 +514,10 @@ export class Engine {
     const result = this.#result();
     // After a failed journal write nothing more can be recorded; the error is the result.
     if (this.#fatal) throw this.#fatal;
+    // Time held back by a throttle is counted per attempt: an attempt that ends held closes its span.
+    for (const run of this.#runs.values())
+      if (run.throttle?.held !== undefined)
+        ckpt.recordLater({ type: 'throttle', step: run.step.id, held: false, reason: 'the attempt ended' });
     ckpt.recordLater({
       type: 'attempt-end',
       attempt: this.#attempt,
@@ -482,6 +587,25 @@ export class Engine {
         this.#completeStep(run);
         continue;
       }
+      // A manual intervention point: nothing of it starts until it is approved; its dependents wait with it
+      // and independent steps go on. Approvals are recorded between attempts (under the lease), never now.
+      if (run.step.approval && !approvalOf(this.#ckpt.state, run.step.id)) {
+        if (!run.awaitingApproval) {
+          run.awaitingApproval = true;
+          this.#emit({
+            type: 'step-state',
+            step: run.step.id,
+            state: 'waiting',
+            detail: `waiting for approval (checkpoint approve ${run.step.id})`,
+          });
+        }
+        continue;
+      }
+      if (run.throttle && this.#wouldStart(run) && !this.#throttleOpen(run, run.throttle, now)) {
+        if (!run.throttle.proc) wakeAt = Math.min(wakeAt, run.throttle.blockedUntil);
+        this.#settleStep(run);
+        continue;
+      }
       while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.active < run.parallel) {
         const nx = run.next(now);
         if (nx === undefined) break;
@@ -516,10 +640,80 @@ export class Engine {
     }
   }
 
+  /** Whether `run` has room and work for a unit now (before its throttle is asked). */
+  #wouldStart(run: StepRun): boolean {
+    return (
+      !this.#stopping &&
+      this.#totalRunning() < this.#concurrency &&
+      run.active < run.parallel &&
+      !run.stoppedByFailures &&
+      !run.budgetBlocked &&
+      run.hasQueued
+    );
+  }
+
+  /**
+   * THE THROTTLE (`batch.throttle`): units of the step start only while its check passes. A passing check
+   * holds for `every`; a failing one holds units back for `backoff`, then the check runs again. The check
+   * runs only when a unit could start, with the plan's shell in the step's directory and environment.
+   */
+  #throttleOpen(run: StepRun, t: ThrottleState, now: number): boolean {
+    if (t.okUntil > now) return true;
+    if (t.proc || t.blockedUntil > now) return false;
+    const spec = run.step.batch?.throttle;
+    if (!spec) return true;
+    const tpl = this.#template(run);
+    const proc = new UnitProcess({
+      argv: [...this.#shellArgv(run.step), spec.command],
+      cwd: run.step.workingDirectory,
+      env: tpl.env,
+      timeoutMs: THROTTLE_CHECK_TIMEOUT_MS,
+      timeoutGraceMs: 3000,
+      tailBytes: 2048,
+    });
+    t.proc = proc;
+    this.#track(
+      proc.exited.then(async (exit) => {
+        t.proc = undefined;
+        const at = Date.now();
+        if (exit.code === 0 && !exit.spawnError) {
+          t.okUntil = at + spec.everyMs;
+          if (t.held !== undefined) {
+            t.held = undefined;
+            await this.#ckpt.record({ type: 'throttle', step: run.step.id, held: false });
+            this.#emit({ type: 'notice', message: `${run.step.id}: throttle check passes: starting units again` });
+          }
+          return;
+        }
+        if (exit.endedBy === 'stop') return;
+        t.blockedUntil = at + spec.backoffMs;
+        const why = exit.spawnError
+          ? exit.spawnError
+          : exit.endedBy === 'timeout'
+            ? `timed out after ${formatDuration(THROTTLE_CHECK_TIMEOUT_MS)}`
+            : exit.signal
+              ? `killed by ${exit.signal}`
+              : `exit code ${exit.code}`;
+        const said = lastLine(proc.tail());
+        const reason = `throttled: ${spec.command}: ${why}${said ? ` (${said})` : ''}`;
+        if (reason !== t.held) {
+          t.held = reason;
+          await this.#ckpt.record({ type: 'throttle', step: run.step.id, held: true, reason });
+        }
+        this.#emit({
+          type: 'notice',
+          message: `${run.step.id}: ${reason}; no new unit starts, checking again in ${formatDuration(spec.backoffMs)}`,
+        });
+      }),
+    );
+    return false;
+  }
+
   /** Predictive stop: skip a unit whose p90 duration would run past the deadline. */
   #fitsBudget(run: StepRun, u: Unit, now: number): boolean {
     const deadline = this.#opts.deadline;
     if (deadline === undefined) return true;
+    if (run.step.batch?.adaptive) return this.#chunkFitsBudget(run, u, now, deadline);
     const est = p90(run.rec.durations);
     if (est === undefined || now + est <= deadline) return true;
     // Hand the unit back: it stays pending for the next attempt.
@@ -530,6 +724,26 @@ export class Engine {
       this.#emit({
         type: 'notice',
         message: `${run.step.id}: not starting more units: p90 ${formatDuration(est)} would end after the time budget (${formatDuration(Math.max(0, deadline - now))} left)`,
+      });
+    }
+    return false;
+  }
+
+  /**
+   * The predictive stop for chunks sized by time: a chunk's estimate is its size at the step's measured rate
+   * (chunking.ts). The chunk was already cut to the time left, so only a chunk of `min` (or a retry, which
+   * keeps its range) can be too long; then the step starts no more units, as with the p90.
+   */
+  #chunkFitsBudget(run: StepRun, u: Unit, now: number, deadline: number): boolean {
+    const est = estimateMs(run.rec.pace, u.end - u.start);
+    if (est === undefined || fitsRemaining(est, deadline - now)) return true;
+    run.requeue(u, Number.POSITIVE_INFINITY);
+    if (!run.budgetBlocked) {
+      run.budgetBlocked = true;
+      this.#revokeQueued(run);
+      this.#emit({
+        type: 'notice',
+        message: `${run.step.id}: not starting more units: a chunk of ${u.end - u.start} would take about ${formatDuration(Math.round(est))}, more than the time budget allows (${formatDuration(Math.max(0, deadline - now))} left)`,
       });
     }
     return false;
@@ -625,7 +839,8 @@ export class Engine {
       own.CHECKPOINT_BATCH_START = String(u.start);
       own.CHECKPOINT_BATCH_END = String(u.end);
       if (items) own.CHECKPOINT_ITEMS_FILE = scratch.itemsPath;
-      if (batch.size === 1) own.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
+      if (batch.size === 1 && !batch.adaptive)
+        own.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
     }
     return own;
   }
@@ -759,6 +974,7 @@ export class Engine {
    *   - the run is not stopping (signal, time budget reached, lost lease, journal failure),
    *   - the step is a batch with independent units: never for `order: sequential`, whose next unit
    *     depends on the previous one's recorded end,
+   *   - the step has no throttle (each of its units asks the throttle when it starts),
    *   - the step has not stopped for max-failures and is not held back by the time budget's prediction,
    *   - no step earlier in dependency order waits for a slot (`#starved`), and the slot's running unit is
    *     its only holder (the unit before it is fully recorded, so the alternate scratch files are free).
@@ -774,6 +990,8 @@ export class Engine {
       !this.#stopping &&
       run.step.batch !== undefined &&
       run.step.batch.order !== 'sequential' &&
+      // A queued unit would start without asking the throttle; throttled steps start each unit themselves.
+      run.step.batch.throttle === undefined &&
       !run.stoppedByFailures &&
       !run.budgetBlocked
     );
@@ -797,11 +1015,19 @@ export class Engine {
     if (!pool || !this.#mayQueueAhead(run)) return Number.POSITIVE_INFINITY;
     for (const slot of this.#slots) {
       if (slot.current?.run !== run || slot.queued || slot.users !== 1 || !pool.canQueue(slot.id)) continue;
-      const startBy = this.#startBy(run, now);
+      let startBy = this.#startBy(run, now);
       if (startBy === false) break;
       const nx = run.next(now);
       if (nx === undefined) break;
       if ('wakeAt' in nx) return nx.wakeAt;
+      if (run.step.batch?.adaptive) {
+        // A chunk's last useful start depends on its size.
+        startBy = this.#chunkStartBy(run, nx);
+        if (startBy !== undefined && startBy <= now * 1000) {
+          run.requeue(nx, 0);
+          break;
+        }
+      }
       this.#queueUnit(run, nx, slot, startBy, pool);
     }
     return Number.POSITIVE_INFINITY;
@@ -815,9 +1041,23 @@ export class Engine {
   #startBy(run: StepRun, now: number): number | undefined | false {
     const deadline = this.#opts.deadline;
     if (deadline === undefined) return undefined;
+    if (run.step.batch?.adaptive) {
+      // Chunks sized by time: whether a chunk of `min` still fits (each chunk then gets its own, below).
+      const est = estimateMs(run.rec.pace, run.rec.size);
+      if (est === undefined || latestStart(deadline, est) <= now) return false;
+      return latestStart(deadline, est) * 1000;
+    }
     const est = p90(run.rec.durations);
     if (est === undefined || deadline - est <= now) return false;
     return (deadline - est) * 1000;
+  }
+
+  /** Chunks sized by time: the latest start (Unix µs) at which chunk `u` still fits the budget. */
+  #chunkStartBy(run: StepRun, u: Unit): number | undefined {
+    const deadline = this.#opts.deadline;
+    const est = estimateMs(run.rec.pace, u.end - u.start);
+    if (deadline === undefined || est === undefined) return undefined;
+    return latestStart(deadline, est) * 1000;
   }
 
   /** A longer p90 moves the last useful start earlier: queued units now past it are taken back. */
@@ -827,7 +1067,10 @@ export class Engine {
     const by = (deadline - (p90(run.rec.durations) ?? 0)) * 1000;
     for (const slot of this.#slots) {
       const q = slot.queued;
-      if (q?.live.run === run && q.startBy !== undefined && q.startBy > by) q.handoff?.revoke();
+      if (q?.live.run !== run || q.startBy === undefined) continue;
+      // Chunks sized by time: a slower rate moves each queued chunk's last useful start by its own size.
+      const chunkBy = run.step.batch?.adaptive ? this.#chunkStartBy(run, q.live.unit) : undefined;
+      if (q.startBy > (chunkBy ?? by)) q.handoff?.revoke();
     }
   }
 
@@ -1125,6 +1368,9 @@ export class Engine {
     }
     const stepsTotal = this.#runs.size;
     const complete = stepsDone === stepsTotal && !anyFailed;
+    const waitingForApproval = [...this.#runs.values()]
+      .filter((r) => r.awaitingApproval && !r.completedThisAttempt)
+      .map((r) => r.step.id);
     let exitCode: number;
     let reason: string;
     if (this.#fatal) {
@@ -1143,6 +1389,8 @@ export class Engine {
       else if ([...this.#runs.values()].some((r) => r.budgetBlocked))
         reason = 'stopped early: the next units would not finish within the time budget';
       else if (this.#yieldedLeft) reason = 'stopped early: a unit yielded';
+      else if (waitingForApproval.length > 0)
+        reason = `waiting for approval: ${waitingForApproval.join(', ')}`;
       else reason = 'stopped early';
     }
     return {
@@ -1156,11 +1404,19 @@ export class Engine {
       unitsRemaining: Math.max(0, unitsTotal - unitsDone),
       unitsFailed,
       attempt: this.#attempt,
+      ...(waitingForApproval.length > 0 ? { waitingForApproval } : {}),
     };
   }
 }
 
 /** Reads and removes a unit's CHECKPOINT_OUTPUT file; undefined when the unit wrote none. */
+/** The last non-empty line of a command's output, shortened for one log line. */
+function lastLine(text: string): string {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const l = (lines[lines.length - 1] ?? '').trim();
+  return l.length > 200 ? `${l.slice(0, 197)}...` : l;
+}
+
 function takeFile(path: string): string | undefined {
   // Most units write no outputs: a stat that doesn't throw is cheaper than a failed open's exception.
   if (!statSync(path, { throwIfNoEntry: false })) return undefined;

@@ -20,6 +20,8 @@ export interface StepInitEvent {
   items?: ItemsInfo;
   /** Sharded runs: the whole space and how it is shared; `from`/`to` above are this shard's part. */
   sharding?: Sharding;
+  /** Chunks sized by time (`size: { target, min, max }`): `size` is `min`, and done chunks are measured. */
+  adaptive?: true;
   /** Why the step's record was (re)created: `new`, `fingerprint changed: run`, `dependency x changed`... */
   reason: string;
 }
@@ -33,6 +35,8 @@ export interface StepRedefineEvent {
   to: number;
   size: number;
   sharding?: Sharding;
+  /** As in `step-init`; absent: the step's chunks are of the fixed `size`. */
+  adaptive?: true;
   reason: string;
 }
 
@@ -119,12 +123,29 @@ export interface ResetEvent {
   forget?: boolean;
 }
 
+/** `batch.throttle`: units of the step were held back (`held`, with the check's answer) or start again. */
+export interface ThrottleEvent {
+  type: 'throttle';
+  step: string;
+  held: boolean;
+  reason?: string;
+}
+
 export interface MarkDoneEvent {
   type: 'mark-done';
   step: string;
 }
 
+/** `checkpoint approve` / the action's `approve` input: a step with `approval: true` may start (time: `t`). */
+export interface ApproveEvent {
+  type: 'approve';
+  step: string;
+  /** Who approved: `--by`, else $GITHUB_ACTOR, else $USER, else `unknown`. */
+  by: string;
+}
+
 export type CheckpointEvent =
+  | ThrottleEvent
   | StepInitEvent
   | StepRedefineEvent
   | AttemptEvent
@@ -137,6 +158,7 @@ export type CheckpointEvent =
   | UnitInterruptEvent
   | StepCompleteEvent
   | ResetEvent
-  | MarkDoneEvent;
+  | MarkDoneEvent
+  | ApproveEvent;
 
 export type Stamped<E extends CheckpointEvent = CheckpointEvent> = E & { seq: number; t: number };

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { IntervalSet } from './intervals.js';
-import { type CheckpointState, FORMAT_VERSION, type StepRecord } from './state.js';
+import { type CheckpointState, FORMAT_VERSION, type StepRecord, type ThrottleRecord } from './state.js';
 
 export class SnapshotError extends Error {
   override name = 'SnapshotError';
@@ -38,6 +38,16 @@ const stepSchema = z.object({
     .optional(),
   sharding: z
     .object({ from: z.number().int(), to: z.number().int(), mode: z.enum(['split', 'every', 'first']) })
+    .optional(),
+  adaptive: z.boolean().optional(),
+  pace: z
+    .object({
+      items: z.number().nonnegative(),
+      ms: z.number().nonnegative(),
+      lastSize: z.number().int().nonnegative(),
+      lastMs: z.number().nonnegative(),
+      chunks: z.number().int().nonnegative(),
+    })
     .optional(),
   unitsTotal: z.number().int().nonnegative(),
   unitsDone: z.number().int().nonnegative(),
@@ -74,6 +84,15 @@ const stepSchema = z.object({
   timeMs: z.number(),
   completedAt: z.number().optional(),
   reason: z.string(),
+  throttle: z
+    .object({
+      held: z.boolean(),
+      reason: z.string().optional(),
+      since: z.number().optional(),
+      count: z.number().int(),
+      heldMs: z.number(),
+    })
+    .optional(),
 });
 const snapshotSchema = z.object({
   format: z.number().int(),
@@ -96,6 +115,7 @@ const snapshotSchema = z.object({
     }),
   ),
   steps: z.record(z.string(), stepSchema),
+  approvals: z.record(z.string(), z.object({ by: z.string(), at: z.number() })).optional(),
   shard: z
     .object({ index: z.number().int().nonnegative(), total: z.number().int().positive() })
     .refine((s) => s.index < s.total, 'expected index < total')
@@ -124,7 +144,10 @@ function stepToJson(rec: StepRecord): z.infer<typeof stepSchema> {
   };
   if (rec.items) out.items = rec.items;
   if (rec.sharding) out.sharding = rec.sharding;
+  if (rec.adaptive) out.adaptive = true;
+  if (rec.pace) out.pace = { ...rec.pace };
   if (rec.completedAt !== undefined) out.completedAt = rec.completedAt;
+  if (rec.throttle) out.throttle = { ...rec.throttle };
   return out;
 }
 
@@ -170,6 +193,7 @@ export function serializeSnapshot(state: CheckpointState): string {
     seq: state.seq,
     attempts: state.attempts,
     ...(state.shard ? { shard: state.shard } : {}),
+    ...(state.approvals?.size ? { approvals: Object.fromEntries(state.approvals) } : {}),
     steps: Object.fromEntries([...state.steps].map(([id, rec]) => [id, stepToJson(rec)])),
   };
   const body = stringifyReadable(doc);
@@ -224,7 +248,10 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
     };
     if (s.items) rec.items = s.items;
     if (s.sharding) rec.sharding = s.sharding;
+    if (s.adaptive) rec.adaptive = true;
+    if (s.pace) rec.pace = s.pace;
     if (s.completedAt !== undefined) rec.completedAt = s.completedAt;
+    if (s.throttle) rec.throttle = throttleRecord(s.throttle);
     steps.set(id, rec);
   }
   const state: CheckpointState = {
@@ -238,5 +265,21 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
     steps,
   };
   if (doc.shard) state.shard = doc.shard;
+  if (doc.approvals && Object.keys(doc.approvals).length > 0)
+    state.approvals = new Map(Object.entries(doc.approvals).map(([id, a]) => [id, { by: a.by, at: a.at }]));
   return state;
+}
+
+/** Only the fields that are there: the record type has no `undefined` values (exactOptionalPropertyTypes). */
+function throttleRecord(t: {
+  held: boolean;
+  reason?: string | undefined;
+  since?: number | undefined;
+  count: number;
+  heldMs: number;
+}): ThrottleRecord {
+  const out: ThrottleRecord = { held: t.held, count: t.count, heldMs: t.heldMs };
+  if (t.reason !== undefined) out.reason = t.reason;
+  if (t.since !== undefined) out.since = t.since;
+  return out;
 }

@@ -4,6 +4,7 @@ import type { Shard, Sharding } from '../engine/shard.js';
 import type { Fingerprint } from '../plan/fingerprint.js';
 import type { CheckpointEvent, ItemsInfo, Stamped } from './events.js';
 import { IntervalSet } from './intervals.js';
+import { type Pace, updatePace } from './pace.js';
 
 export const FORMAT_VERSION = 1;
 /** Durations kept per step for the p90 estimate: recent ones matter most and the snapshot stays small. */
@@ -41,6 +42,10 @@ export interface StepRecord {
   items?: ItemsInfo;
   /** Sharded runs: the step's whole space and how it is shared; `from`/`to` are this shard's part. */
   sharding?: Sharding;
+  /** Chunks sized by time: `size` is the grid (`min`); units are whole multiples of it. */
+  adaptive?: boolean;
+  /** Chunks sized by time: how fast done chunks went, across attempts (see pace.ts). */
+  pace?: Pace;
   done: IntervalSet;
   /** Units whose last try failed, keyed by start. They are pending and retried first. */
   failed: Map<number, FailedUnit>;
@@ -54,6 +59,16 @@ export interface StepRecord {
   unitsDone: number;
   completedAt?: number;
   reason: string;
+  /** `batch.throttle` history: held back now (since, why), how often and how long across attempts. */
+  throttle?: ThrottleRecord;
+}
+
+export interface ThrottleRecord {
+  held: boolean;
+  reason?: string;
+  since?: number;
+  count: number;
+  heldMs: number;
 }
 
 export interface AttemptRecord {
@@ -79,6 +94,19 @@ export interface CheckpointState {
   steps: Map<string, StepRecord>;
   /** `--shard I/N`: the shard this run does; a run is never resumed as another shard or unsharded. */
   shard?: Shard;
+  /** Steps with `approval: true` that were approved (`approve` events), until a reset or rollback clears them. */
+  approvals?: Map<string, Approval>;
+}
+
+/** Who approved a step and when (Unix ms). */
+export interface Approval {
+  by: string;
+  at: number;
+}
+
+/** The approval recorded for `step`, if any. */
+export function approvalOf(state: CheckpointState, step: string): Approval | undefined {
+  return state.approvals?.get(step);
 }
 
 export function emptyState(runId: string, planName: string, now = Date.now()): CheckpointState {
@@ -110,6 +138,7 @@ function newRecord(
     size: number;
     items?: ItemsInfo;
     sharding?: Sharding;
+    adaptive?: true;
   },
   reason: string,
 ): StepRecord {
@@ -130,7 +159,18 @@ function newRecord(
   };
   if (e.items) rec.items = e.items;
   if (e.sharding) rec.sharding = { ...e.sharding };
+  if (e.adaptive) rec.adaptive = true;
   return rec;
+}
+
+/**
+ * Grid cells (units of `size`) wholly inside [s, e); the last cell ends at `to`. A done chunk sized by time
+ * counts as the cells it covers, so that unit counts and progress stay in one measure.
+ */
+function cellsIn(rec: StepRecord, s: number, e: number): number {
+  const first = Math.ceil((s - rec.from) / rec.size);
+  const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
+  return Math.max(0, lastEnd - first);
 }
 
 /** Units counted from intervals: a unit is done when its whole range is. */
@@ -199,10 +239,25 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
       rec.size = e.size;
       if (e.sharding) rec.sharding = { ...e.sharding };
       else delete rec.sharding;
+      if (e.adaptive) rec.adaptive = true;
+      else {
+        delete rec.adaptive;
+        delete rec.pace;
+      }
       rec.reason = e.reason;
       rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
       return;
     }
+    case 'approve':
+      if (!state.approvals) state.approvals = new Map();
+      state.approvals.set(e.step, { by: e.by, at: e.t });
+      return;
+    case 'reset':
+      // Throwing the step's work away by hand (`checkpoint reset`, rollback) also takes back its approval;
+      // `--failed` and the reset of `always` steps at each attempt do not. Cleared before the record lookup:
+      // a step approved before its record existed has none.
+      if (!e.failedOnly && e.reason !== 'always') state.approvals?.delete(e.step);
+      break;
     default:
       break;
   }
@@ -234,13 +289,16 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
       rec.failed.delete(e.start);
       rec.interrupted.remove(e.start, e.end);
       if (!rec.done.covers(e.start, e.end)) {
+        // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
+        const n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
         rec.done.add(e.start, e.end);
-        rec.unitsDone += 1;
+        rec.unitsDone += n;
         const a = state.attempts[state.attempts.length - 1];
-        if (a) a.unitsDone += 1;
+        if (a) a.unitsDone += n;
       }
       rec.timeMs += e.ms;
       pushDuration(rec, e.ms);
+      if (rec.adaptive) rec.pace = updatePace(rec.pace, e.end - e.start, e.ms);
       if (e.outputs) Object.assign(rec.outputs, e.outputs);
       return;
     }
@@ -288,6 +346,22 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
         rec.reason = e.reason;
       }
       return;
+    case 'throttle': {
+      const t = (rec.throttle ??= { held: false, count: 0, heldMs: 0 });
+      if (e.held) {
+        if (!t.held) {
+          t.count += 1;
+          t.since = e.t;
+        }
+        t.held = true;
+        if (e.reason !== undefined) t.reason = e.reason;
+      } else if (t.held) {
+        t.heldMs += Math.max(0, e.t - (t.since ?? e.t));
+        t.held = false;
+        delete t.since;
+      }
+      return;
+    }
     case 'mark-done':
       rec.failed.clear();
       rec.interrupted = new IntervalSet();

@@ -44,10 +44,14 @@ function hashFile(file: string): Promise<string> {
 /**
  * What defines the units of a batch step: the space and the chunk size. `parallel`, `order` and
  * `max-failures` only change how units are scheduled, so changing them keeps completed work.
+ * Chunks sized by time (`size: { target, min, max }`) differ from attempt to attempt anyway, so a command
+ * that runs under it takes any [start, end): only the space and the fact of sizing by time count, and
+ * changing `target`, `min` or `max` keeps completed work (done work is kept as intervals).
  */
 function batchIdentity(batch: BatchSpec | undefined): unknown {
   if (batch === undefined) return null;
-  const { space, size } = batch;
+  const { space } = batch;
+  const size = batch.adaptive ? 'by-time' : batch.size;
   if (space.kind === 'range') return { range: [space.from, space.to], size };
   return { items: space.source, size };
 }

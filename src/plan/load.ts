@@ -17,7 +17,7 @@ import {
   type RawRetry,
   STEP_ID_PATTERN,
 } from './schema.js';
-import type { BatchSpec, Plan, RetryPolicy, Shell, Step } from './types.js';
+import type { AdaptiveSize, BatchSpec, Plan, RetryPolicy, Shell, Step } from './types.js';
 
 export interface LoadOptions {
   /** Concurrency when the plan sets none; default: `os.availableParallelism()`. */
@@ -356,12 +356,31 @@ function normaliseBatch(b: RawBatch, concurrency: number): BatchSpec {
     b.range !== undefined
       ? { kind: 'range', from: b.range.from, to: b.range.to }
       : { kind: 'items', source: b.items ?? { kind: 'list', items: [] } };
+  const adaptive: AdaptiveSize | undefined =
+    typeof b.size === 'object'
+      ? {
+          targetMs: b.size.target ?? 0,
+          min: b.size.min ?? 1,
+          max: b.size.max ?? Number.MAX_SAFE_INTEGER,
+        }
+      : undefined;
   return {
     space,
-    size: b.size ?? 1,
+    // With chunks sized by time, the grid (unit indexes, log names) is `min`.
+    size: typeof b.size === 'number' ? b.size : (adaptive?.min ?? 1),
+    ...(adaptive ? { adaptive } : {}),
     parallel: b.parallel ?? concurrency,
     order: b.order ?? 'any',
     maxFailures: b['max-failures'] ?? { kind: 'count', count: 0 },
+    ...(b.throttle
+      ? {
+          throttle: {
+            command: b.throttle.command,
+            everyMs: b.throttle.every ?? 10_000,
+            backoffMs: b.throttle.backoff ?? 30_000,
+          },
+        }
+      : {}),
   };
 }
 
@@ -388,7 +407,9 @@ function normalise(data: RawPlan, file: string, opts: LoadOptions): Plan {
       retry: resolveRetry(defaults.retry, s.retry),
       needs: s.needs !== undefined ? [...new Set(s.needs)] : previous ? [previous.id] : [],
       always: s.always ?? false,
+      approval: s.approval ?? false,
       rollback: s.rollback,
+      secretOutputs: s['secret-outputs'] ?? [],
       inputs: s.inputs ?? [],
       onChange: s['on-change'] ?? defaults['on-change'] ?? 'rerun',
       batch: s.batch ? normaliseBatch(s.batch, concurrency) : undefined,

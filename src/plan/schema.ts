@@ -347,6 +347,101 @@ const maxFailuresSchema = leaf((v): MaxFailures | Rejected => {
   return new Rejected(MAX_FAILURES_EXPECTED);
 }, MAX_FAILURES_ACCEPTS).optional();
 
+const throttleSchema = z
+  .strictObject(
+    {
+      command: text('expected a shell command (a non-empty string)').meta({
+        description:
+          "Run with the plan's shell in the step's working directory before units start: exit 0 lets units start, any other exit holds them back.",
+        examples: ['./db-load-ok.sh'],
+      }),
+      every: duration('positive').meta({
+        description: 'How long a passing check holds: the command runs at most this often while it passes.',
+        default: '10s',
+        examples: ['10s'],
+      }),
+      backoff: duration('positive').meta({
+        description: 'After a failing check, how long no unit starts before the command runs again.',
+        default: '30s',
+        examples: ['30s'],
+      }),
+    },
+    {
+      error: expecting(
+        'expected a mapping {command, every, backoff}',
+        'e.g. throttle: { command: ./db-load-ok.sh, every: 10s, backoff: 30s }',
+      ),
+    },
+  )
+  .optional();
+
+// `size: 100` or `size: { target: 30s, min: 100, max: 100000 }`: chunks sized by time (docs/plan.md#batchsize).
+const SIZE_EXPECTED = 'expected a positive integer';
+const SIZE_BY_TIME_HINT = 'to size chunks by time, write size: { target: 30s, min: 100, max: 100000 }';
+
+const sizeByTimeShape = z.strictObject(
+  {
+    target: duration('positive').meta({
+      description: 'How long each chunk should take: the next chunks grow or shrink towards it.',
+      examples: ['30s', '2m'],
+    }),
+    min: positiveInt('expected a positive integer (the smallest chunk)')
+      .optional()
+      .meta({
+        description:
+          'The smallest chunk, in numbers or items; chunks are whole multiples of it, and the first chunk of a step is this size.',
+        default: 1,
+        examples: [100],
+      }),
+    max: positiveInt('expected a positive integer (the largest chunk)')
+      .optional()
+      .meta({
+        description: 'The largest chunk, in numbers or items. Default: no limit.',
+        examples: [100000],
+      }),
+  },
+  {
+    error: expecting(
+      'expected a mapping {target, min, max}',
+      'e.g. size: { target: 30s, min: 100, max: 100000 }',
+    ),
+  },
+);
+
+const sizeByTimeSchema = sizeByTimeShape
+  .superRefine((o, ctx) => {
+    if (o.target === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['target'], message: 'required' });
+    }
+    if (o.min !== undefined && o.max !== undefined && o.max < o.min) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max'],
+        message: expecting(
+          `expected an integer >= min (${o.min})`,
+          'max is the largest chunk, min the smallest',
+        ),
+        input: o.max,
+      });
+    }
+  })
+  .meta({ required: ['target'] });
+
+const sizeSchema = z.union([positiveInt(SIZE_EXPECTED), sizeByTimeSchema], {
+  // A duration where a count belongs (`size: 30s`) most likely means a chunk time.
+  error: (iss) => {
+    if (typeof iss.input === 'string') {
+      try {
+        parseDuration(iss.input);
+        return expecting(SIZE_EXPECTED, SIZE_BY_TIME_HINT);
+      } catch {
+        // not a duration either
+      }
+    }
+    return SIZE_EXPECTED;
+  },
+});
+
 const batchSchema = z
   .strictObject(
     {
@@ -359,9 +454,12 @@ const batchSchema = z
           'A list of items (single-line strings or numbers), or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}; expanded once and frozen into the checkpoint.',
         examples: [['a', 'b', 'c'], { file: 'ids.txt' }, { glob: 'data/*.csv' }],
       }),
-      size: positiveInt('expected a positive integer')
-        .optional()
-        .meta({ description: 'Numbers or items per unit.', default: 1, examples: [100000] }),
+      size: sizeSchema.optional().meta({
+        description:
+          'Numbers or items per unit; or {target, min, max}: chunks sized so that each takes about `target`.',
+        default: 1,
+        examples: [100000, { target: '30s', min: 100, max: 100000 }],
+      }),
       parallel: positiveInt('expected a positive integer (most units of this step at once)')
         .optional()
         .meta({
@@ -379,6 +477,11 @@ const batchSchema = z
           'Units that may fail past their retries in one attempt before the step starts no more: a count, or a percentage of its units ("10%").',
         default: 0,
         examples: [3, '10%'],
+      }),
+      throttle: throttleSchema.meta({
+        description:
+          'A brake: a command checked before units start (at most every `every`); while it exits non-zero no new unit of this step starts, for `backoff` at a time.',
+        examples: [{ command: './db-load-ok.sh', every: '10s', backoff: '30s' }],
       }),
     },
     { error: expecting('expected a mapping', 'e.g. batch: { range: { from: 0, to: 1000 }, size: 100 }') },
@@ -472,6 +575,19 @@ const stepSchema = z.strictObject(
       description:
         'true: run on every attempt, even when an earlier attempt completed it (machine set-up the checkpoint cannot carry).',
       default: false,
+    }),
+    approval: bool.optional().meta({
+      description:
+        'true: a manual intervention point. Once the steps it needs are done the run stops before this step (exit 75, "waiting for approval") until someone runs `checkpoint approve STEP` (or passes the action input `approve: STEP`); independent steps keep going. `checkpoint reset STEP` clears the approval.',
+      default: false,
+    }),
+    'secret-outputs': stringOrList(
+      'expected a list of output names like [token, password]',
+      'expected an output name',
+    ).meta({
+      description:
+        "Names of this step's outputs whose values are secret: the action masks them in the job's log (::add-mask::) and in the job summary.",
+      examples: [['db-password']],
     }),
     rollback: text('expected a shell command (a non-empty string)')
       .optional()
@@ -595,6 +711,7 @@ const ALLOWED_KEYS: Record<string, readonly string[]> = {
   'steps[]': Object.keys(stepSchema.shape),
   'steps[].retry': Object.keys(retryObjectSchema.shape),
   'steps[].batch': Object.keys(batchSchema.shape),
+  'steps[].batch.size': Object.keys(sizeByTimeShape.shape),
   'steps[].batch.range': Object.keys(rangeSchema.shape),
   'steps[].batch.items': Object.keys(itemsObjectShape.shape),
 };
@@ -628,6 +745,10 @@ const KEY_ALIASES: Record<string, Record<string, string>> = {
     compensate: 'rollback',
     title: 'name',
     label: 'name',
+    approve: 'approval',
+    manual: 'approval',
+    'requires-approval': 'approval',
+    'manual-approval': 'approval',
   },
   'steps[].batch': {
     'chunk-size': 'size',
@@ -639,6 +760,15 @@ const KEY_ALIASES: Record<string, Record<string, string>> = {
     failures: 'max-failures',
   },
   'steps[].batch.range': { start: 'from', begin: 'from', end: 'to', until: 'to', stop: 'to' },
+  'steps[].batch.size': {
+    time: 'target',
+    'chunk-time': 'target',
+    duration: 'target',
+    minimum: 'min',
+    'min-size': 'min',
+    maximum: 'max',
+    'max-size': 'max',
+  },
   'steps[].batch.items': { path: 'file', pattern: 'glob', cmd: 'command', run: 'command' },
   'defaults.retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
   'steps[].retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
@@ -652,6 +782,7 @@ const REQUIRED_HINTS: Record<string, string> = {
   'steps[].run': 'add a shell command to run',
   'steps[].batch.range.from': 'add from: N (the first number)',
   'steps[].batch.range.to': 'add to: N (the end, not included)',
+  'steps[].batch.size.target': 'add target: DURATION, how long each chunk should take (e.g. target: 30s)',
 };
 
 type Path = readonly PropertyKey[];

@@ -21,12 +21,37 @@ export type MaxFailures = { kind: 'count'; count: number } | { kind: 'percent'; 
 
 export interface BatchSpec {
   space: BatchSpace;
-  /** Items or numbers per unit. */
+  /**
+   * Items or numbers per unit: the step's grid. With `size: { target, min, max }` this is `min`, and units
+   * are whole multiples of it, sized by `adaptive`.
+   */
   size: number;
+  /** `size: { target, min, max }`: chunks grow or shrink so that each takes about `targetMs`. */
+  adaptive?: AdaptiveSize;
   /** Most units of this step at once. */
   parallel: number;
   order: 'any' | 'sequential';
   maxFailures: MaxFailures;
+  /** Units start only while this check passes (issue 5, "Throttling"). */
+  throttle?: Throttle;
+}
+
+/** `batch.size: { target, min, max }` (chunks sized by time). */
+export interface AdaptiveSize {
+  /** How long each chunk should take, ms (> 0). */
+  targetMs: number;
+  /** The smallest chunk, and the grid: chunks are whole multiples of it (>= 1). */
+  min: number;
+  /** The largest chunk (>= min); Number.MAX_SAFE_INTEGER when not set. */
+  max: number;
+}
+
+export interface Throttle {
+  command: string;
+  /** A passing check holds this long. */
+  everyMs: number;
+  /** After a failing check, no unit starts for this long. */
+  backoffMs: number;
 }
 
 export interface Step {
@@ -44,16 +69,28 @@ export interface Step {
   retry: RetryPolicy;
   needs: string[];
   always: boolean;
+  /**
+   * `approval: true`: the run stops before this step until it is approved (`checkpoint approve`, the
+   * action's `approve` input). Always set by the loader; optional only so hand-built Steps in tests need
+   * not spell it out.
+   */
+  approval?: boolean;
   rollback: string | undefined;
+  /**
+   * Outputs whose values are secret: the action masks them in the log and the job summary. Always set by
+   * the loader; optional so that hand-built Steps in tests need not spell it out.
+   */
+  secretOutputs?: string[];
   inputs: string[];
   onChange: 'rerun' | 'keep';
   batch: BatchSpec | undefined;
   /** Index in the plan's `steps` list. */
   index: number;
   /**
-   * With `--shard I/N`, where a plain step runs: `all` (default) on every shard, `first` on shard 1 only
-   * (DESIGN §7). Batch steps always split their units across shards. Always set by the loader; optional
-   * only so that hand-built Steps in tests need not spell it out.
+   * With `--shard I/N`: `all` (default) runs a plain step on every shard and splits a batch step's units
+   * among the shards; `first` runs the whole step on shard 0 only (it counts as done, with no units, on the
+   * others). See src/engine/shard.ts. Always set by the loader; optional only so that hand-built Steps in
+   * tests need not spell it out.
    */
   shards?: 'all' | 'first';
 }

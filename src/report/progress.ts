@@ -110,6 +110,7 @@ export class Progress {
         else if (ev.state === 'done') this.line(`${c.green('✓')} ${s.id} done${this.#stepSummary(s)}`);
         if (ev.state === 'failed') this.line(`${c.red('✗')} ${s.id} failed: ${ev.detail ?? ''}`);
         if (ev.state === 'blocked') this.line(`${c.yellow('-')} ${s.id} not run: ${ev.detail ?? ''}`);
+        if (ev.state === 'waiting' && ev.detail) this.line(`${c.yellow('⏸')} ${s.id} ${ev.detail}`);
         return;
       }
       case 'unit-end':
@@ -216,7 +217,8 @@ export class Progress {
               : s.state === 'blocked'
                 ? c.yellow('-')
                 : ' ';
-      lines.push(`${mark} ${s.id.padEnd(width)} ${bar} ${this.#figureText(f)}`);
+      const held = this.#ckpt.state.steps.get(s.id)?.throttle?.held ? `  ${c.yellow('throttled')}` : '';
+      lines.push(`${mark} ${s.id.padEnd(width)} ${bar} ${this.#figureText(f)}${held}`);
     }
     this.#write(`${lines.join('\n')}\n`);
     this.#drawn = lines.length;

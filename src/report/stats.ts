@@ -1,6 +1,8 @@
 // Per-step figures shared by `status`, the live progress view and (later) the job summary.
 import type { Checkpoint } from '../journal/checkpoint.js';
+import { paceRate } from '../journal/pace.js';
 import {
+  approvalOf,
   type CheckpointState,
   countDoneUnits,
   isStepComplete,
@@ -9,7 +11,13 @@ import {
 } from '../journal/state.js';
 import type { Plan, Step } from '../plan/types.js';
 
-export type StepStatus = 'done' | 'pending' | 'running' | 'partial' | 'failed' | 'interrupted';
+/** `waiting`: `approval: true`, not approved, and every step it needs is done: the run stops before it. */
+export type StepStatus = 'done' | 'pending' | 'running' | 'partial' | 'failed' | 'interrupted' | 'waiting';
+
+/** A step's approval: `required` (`approval: true`), and who approved it and when (Unix ms) once approved. */
+export type StepApproval =
+  | { required: true; approved: false }
+  | { required: true; approved: true; by: string; at: number };
 
 export interface StepStats {
   id: string;
@@ -38,6 +46,10 @@ export interface StepStats {
   completedAt?: number;
   parallel: number;
   batch: boolean;
+  /** Steps with `approval: true` (or, without the plan, with an approval recorded). */
+  approval?: StepApproval;
+  /** `batch.throttle`: held back now (and why), how often and how long, across attempts. */
+  throttle?: { held: boolean; reason: string | undefined; count: number; heldMs: number };
 }
 
 /** Units a step will have before its record exists: known for plain steps, ranges and inline lists. */
@@ -88,8 +100,11 @@ export function stepStats(
   else if (done > 0) status = 'partial';
   else status = 'pending';
   const remaining = total - done;
-  const mean =
+  let mean =
     rec.durations.length > 0 ? rec.durations.reduce((a, b) => a + b, 0) / rec.durations.length : undefined;
+  // Chunks sized by time: done chunks are of any size; the time per grid cell comes from the measured rate.
+  const rate = rec.adaptive ? paceRate(rec.pace) : undefined;
+  if (rate !== undefined) mean = rec.size / rate;
   const s: StepStats = {
     id,
     name,
@@ -116,6 +131,12 @@ export function stepStats(
   };
   if (rec.items) s.items = { count: rec.items.count, source: rec.items.source };
   if (rec.completedAt !== undefined) s.completedAt = rec.completedAt;
+  if (rec.throttle) {
+    const t = rec.throttle;
+    // A hold still open counts up to now only while this process watches it (`live`).
+    const open = t.held && live && t.since !== undefined ? Date.now() - t.since : 0;
+    s.throttle = { held: t.held, reason: t.reason, count: t.count, heldMs: t.heldMs + open };
+  }
   return s;
 }
 
@@ -123,18 +144,44 @@ export function stepStats(
 export function allStepStats(state: CheckpointState, plan: Plan | undefined, live = false): StepStats[] {
   if (plan) {
     return plan.steps.map((s) =>
-      stepStats(
-        s.id,
-        s.name,
-        state.steps.get(s.id),
-        s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1,
-        s.batch !== undefined,
-        live,
-        plannedUnits(s),
+      withApproval(
+        state,
+        s,
+        stepStats(
+          s.id,
+          s.name,
+          state.steps.get(s.id),
+          s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1,
+          s.batch !== undefined,
+          live,
+          plannedUnits(s),
+        ),
       ),
     );
   }
-  return [...state.steps].map(([id, rec]) => stepStats(id, id, rec, 1, unitCount(rec) > 1, live));
+  return [...state.steps].map(([id, rec]) => {
+    const st = stepStats(id, id, rec, 1, unitCount(rec) > 1, live);
+    const a = approvalOf(state, id);
+    if (a) st.approval = { required: true, approved: true, by: a.by, at: a.at };
+    return st;
+  });
+}
+
+/** `approval: true`: who approved it, or — unapproved, not done and its needs done — `waiting`. */
+function withApproval(state: CheckpointState, step: Step, st: StepStats): StepStats {
+  if (!step.approval) return st;
+  const a = approvalOf(state, step.id);
+  if (a) {
+    st.approval = { required: true, approved: true, by: a.by, at: a.at };
+    return st;
+  }
+  st.approval = { required: true, approved: false };
+  const needsDone = step.needs.every((d) => {
+    const rec = state.steps.get(d);
+    return rec !== undefined && isStepComplete(rec);
+  });
+  if (needsDone && st.status !== 'done' && st.status !== 'running') st.status = 'waiting';
+  return st;
 }
 
 export interface RunStats {

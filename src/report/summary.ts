@@ -255,6 +255,7 @@ export const STATE_ICON: Record<StepStatus, string> = {
   interrupted: '⚠️',
   partial: '⏳',
   pending: '⏸️',
+  waiting: '✋',
 };
 
 function outcomeOf(input: SummaryInput): Outcome {
@@ -324,6 +325,7 @@ function metaLine(input: SummaryInput): string {
   const last = state.attempts[state.attempts.length - 1];
   const resumed = input.resumed ?? last?.resumed ?? false;
   const parts = [`Run ${inlineCode(input.runId ?? input.stats.runId)}`];
+  if (state.shard) parts.push(`shard ${state.shard.index}/${state.shard.total}`);
   if (last) parts.push(`attempt ${last.attempt}${resumed ? ' (resumed)' : ' (fresh start)'}`);
   else if (resumed) parts.push('resumed');
   const unitTime = input.stats.steps.reduce((a, s) => a + s.timeMs, 0);
@@ -347,7 +349,7 @@ function stepRow(s: StepStats): string {
   const eta = s.status === 'done' ? '—' : s.etaMs === undefined ? '?' : formatDuration(s.etaMs);
   const cells = [
     stepCell(s),
-    `${STATE_ICON[s.status]} ${s.status}`,
+    `${STATE_ICON[s.status]} ${s.status === 'waiting' ? 'waiting for approval' : s.status}`,
     `${s.unitsDone} / ${s.unitsTotal}`,
     String(s.unitsFailed),
     String(s.unitsRemaining),
@@ -497,6 +499,26 @@ export function renderSummary(input: SummaryInput): string {
     used += bytes(row) + 1;
   }
   if (rowsLeft > 0) tableLines.push('', `_${plural(rowsLeft, 'more step')} not shown (summary size limit)._`);
+  // `batch.throttle`: why units did not start, said once per step (a few short lines at most).
+  for (const st of stats.steps) {
+    const t = st.throttle;
+    if (!t || (!t.held && t.count === 0)) continue;
+    const line =
+      `⏳ **${escapeCell(st.id)}** ${t.held ? 'is held back by its throttle' : 'was held back by its throttle'} ` +
+      `${plural(t.count, 'time')}, ${formatDuration(t.heldMs)} in all${t.reason ? `: ${inlineCode(t.reason)}` : ''}`;
+    tableLines.push('', line);
+    used += bytes(line) + 2;
+  }
+  // `approval: true`: the steps the run stopped before, and how to let them start.
+  for (const st of stats.steps) {
+    if (st.status !== 'waiting') continue;
+    const line =
+      `✋ **${escapeCell(st.id)}** is waiting for approval: run the workflow again with the action input ` +
+      `${inlineCode(`approve: ${st.id}`)} (for example from a \`workflow_dispatch\` input), or approve it with ` +
+      `${inlineCode(`checkpoint approve ${st.id}`)} where the checkpoint is and run again.`;
+    tableLines.push('', line);
+    used += bytes(line) + 2;
+  }
   const tableText = `${tableLines.join('\n')}\n`;
 
   const sections: string[] = [];
