@@ -112,7 +112,27 @@ function field<T>(parse: (value: string) => T) {
 
 const optional = <T>(parse: (value: string) => T) => field((v) => (v === '' ? undefined : parse(v)));
 
-function schema(ctx: InputContext) {
+const SHARD_EXAMPLE = '`$' + '{{ strategy.job-index }}/$' + '{{ strategy.job-total }}`';
+
+/** `shard`: `I/N` (0 <= I < N) for a run; for `command: report`, `N` or `*\/N` (1 to 256). */
+function parseShardInput(v: string, command: string): string {
+  const m = /^(\d+)\/(\d+)$/.exec(v);
+  const total = /^(?:\*\/)?(\d+)$/.exec(v)?.[1];
+  if (command === 'report') {
+    if (total === undefined || Number(total) < 1 || Number(total) > 256)
+      throw new InputError(
+        `input \`shard\`: with \`command: report\`, give the number of shards to gather, \`N\` or \`*/N\` from 1 to 256 (for example \`shard: 4\`), got "${v}"`,
+      );
+    return v;
+  }
+  if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2]))
+    throw new InputError(
+      `input \`shard\`: expected I/N with I from 0 to N-1, such as "0/4" (${SHARD_EXAMPLE}), got "${v}"${total !== undefined ? '; `N` and `*/N` are for `command: report`' : ''}`,
+    );
+  return v;
+}
+
+function schema(ctx: InputContext, command: string) {
   return z.object({
     file: field((v) => resolve(ctx.workspace, v || 'checkpoint.yml')),
     run: optional((v) => v),
@@ -130,16 +150,8 @@ function schema(ctx: InputContext) {
     'save-every': field((v) => Math.min(duration('save-every', v || '5m', '5m'), MAX_TIMER_MS)),
     'on-incomplete': field((v) => oneOf('on-incomplete', v || 'fail', ON_INCOMPLETE)),
     concurrency: optional((v) => integer('concurrency', v, 1)),
-    // `I/N` for a run; `N` or `*/N` (the number of shards) for `command: report`, checked below.
-    shard: optional((v) => {
-      const m = /^(\d+)\/(\d+)$/.exec(v);
-      const ok = m ? Number(m[2]) >= 1 && Number(m[1]) < Number(m[2]) : /^(\*\/)?\d+$/.test(v);
-      if (!ok || Number(v.replace('*/', '')) === 0)
-        throw new InputError(
-          `input \`shard\`: expected I/N with I from 0 to N-1, such as "0/4" (\`\${{ strategy.job-index }}/\${{ strategy.job-total }}\`), got "${v}"`,
-        );
-      return v;
-    }),
+    // `I/N` for a run; `N` or `*/N` (the number of shards to gather) for `command: report`.
+    shard: optional((v) => parseShardInput(v, command)),
     paths: field((v) =>
       words(v).map((p) => {
         const abs = resolve(ctx.workspace, p);
@@ -172,7 +184,7 @@ export function readInputs(get: (name: string) => string, ctx: InputContext): In
   const nul = (Object.keys(raw) as InputName[]).filter((n) => raw[n].includes('\0'));
   if (nul.length > 0)
     throw new InputError(nul.map((n) => `input \`${n}\`: contains a NUL byte (\\0); remove it`).join('\n'));
-  const parsed = schema(ctx).safeParse(raw);
+  const parsed = schema(ctx, raw.command || 'run').safeParse(raw);
   if (!parsed.success) throw new InputError(parsed.error.issues.map((i) => i.message).join('\n'));
   const v = parsed.data;
   if (v.run !== undefined && raw.file !== '' && raw.file !== 'checkpoint.yml')
@@ -194,22 +206,9 @@ export function readInputs(get: (name: string) => string, ctx: InputContext): In
   if (v['time-budget'] !== undefined) inputs.timeBudgetMs = v['time-budget'];
   if (v.concurrency !== undefined) inputs.concurrency = v.concurrency;
   if (v.shard !== undefined) {
-    const total = /^(?:\*\/)?(\d+)$/.exec(v.shard)?.[1];
-    if (v.command === 'report') {
-      if (total === undefined)
-        throw new InputError(
-          `input \`shard\`: with \`command: report\`, give the number of shards to gather, \`N\` or \`*/N\` (for example \`shard: \${{ strategy.job-total }}\` or \`shard: 4\`), got "${v.shard}"`,
-        );
-      if (Number(total) > 256)
-        throw new InputError(
-          `input \`shard\`: at most 256 shards can be gathered (a matrix has at most 256 jobs), got "${v.shard}"`,
-        );
-      inputs.shards = Number(total);
-    } else if (total !== undefined) {
-      throw new InputError(
-        `input \`shard\`: expected I/N with I from 0 to N-1, such as "0/4" (\`\${{ strategy.job-index }}/\${{ strategy.job-total }}\`), got "${v.shard}"; \`N\` and \`*/N\` are for \`command: report\``,
-      );
-    } else inputs.shard = v.shard;
+    // Checked against the command above: `N` / `*/N` only reach here for `command: report`.
+    if (v.command === 'report') inputs.shards = Number(v.shard.replace('*/', ''));
+    else inputs.shard = v.shard;
   }
   if (v['signing-key'] !== undefined) inputs.signingKey = v['signing-key'];
   return inputs;

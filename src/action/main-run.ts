@@ -17,8 +17,8 @@ import { dispatchWorkflow, readContinuations, writeContinuations } from './conti
 import { InputError, type Inputs, readInputs } from './inputs.js';
 import { baseKey } from './keys.js';
 import { publishReport, readRun, setRunOutputs } from './report.js';
-import { maskSecrets, secretValues } from './secrets.js';
 import * as core from './runner-commands.js';
+import { maskSecrets, secretValues } from './secrets.js';
 import { CoreStateProvider, type StateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
 import { CheckpointSync } from './sync.js';
@@ -317,8 +317,8 @@ function waitingForApproval(ctx: Context, remaining: number, steps: string[]): v
     `waiting for approval: ${list}; run the workflow again with the input \`approve: ${list}\` ` +
     '(for example from a workflow_dispatch input)' +
     (ctx.inputs.key === undefined
-      ? ' and the same `key` (without a `key` input each workflow run has its own checkpoint)'
-      : ` (key ${ctx.inputs.key})`);
+      ? '; set a `key` so that run finds this checkpoint (without one, each workflow run has its own)'
+      : `; it continues this checkpoint (key ${ctx.inputs.key})`);
   if (ctx.inputs.onIncomplete === 'success') {
     core.info(`incomplete: ${remaining} units remain; ${how}; the job passes (on-incomplete: success)`);
     return;

@@ -7,8 +7,9 @@
 // - Before any chunk of the step finished (in any attempt), a chunk is `min`.
 // - A chunk grows at most GROWTH times the last finished one per step: one fast chunk (an empty stretch of a
 //   table) does not make the next one huge; it shrinks at once when chunks get slow.
-// - With a time budget, a chunk is also cut to what fits in the time left, less a margin; when not even `min`
-//   fits, the step starts no more chunks (the time budget's predictive stop).
+// - With a time budget, a chunk is also cut to what fits in the time left, less a margin (a tenth of it, at
+//   least a second: a chunk's start-up and recording are not in the rate, and weigh most in the last small
+//   chunks); when not even `min` fits, the step starts no more chunks (the time budget's predictive stop).
 import type { Pace } from '../journal/pace.js';
 import { paceRate } from '../journal/pace.js';
 import type { AdaptiveSize } from '../plan/types.js';
@@ -17,6 +18,13 @@ import type { AdaptiveSize } from '../plan/types.js';
 export const GROWTH = 4;
 /** Part of the time left that a chunk may plan to use: the rest is a margin for the estimate's error. */
 export const BUDGET_SHARE = 0.9;
+/** The margin is at least this long (ms). */
+export const MIN_MARGIN_MS = 1000;
+
+/** Of `remainingMs` left in the budget, the time a chunk may plan to take. */
+export function usableMs(remainingMs: number): number {
+  return Math.max(0, Math.min(remainingMs * BUDGET_SHARE, remainingMs - MIN_MARGIN_MS));
+}
 
 export interface ChunkInput {
   size: AdaptiveSize;
@@ -57,7 +65,7 @@ export function nextChunkSize(input: ChunkInput): number {
   let chunk = wantedChunk(size, pace);
   const rate = paceRate(pace);
   if (remainingMs !== undefined && rate !== undefined) {
-    const fits = rate * Math.max(0, remainingMs) * BUDGET_SHARE;
+    const fits = rate * usableMs(remainingMs);
     if (fits < chunk) chunk = clampToGrid(size, fits);
   }
   return Math.max(1, Math.min(chunk, room));
@@ -71,13 +79,13 @@ export function estimateMs(pace: Pace | undefined, items: number): number | unde
 
 /** Whether a chunk estimated at `estMs` may start with `remainingMs` left (keeping the margin). */
 export function fitsRemaining(estMs: number, remainingMs: number): boolean {
-  return estMs <= remainingMs * BUDGET_SHARE;
+  return estMs <= usableMs(remainingMs);
 }
 
 /** The latest start (Unix ms) at which a chunk estimated at `estMs` still fits before `deadline`. */
 export function latestStart(deadline: number, estMs: number): number {
-  // fitsRemaining(est, deadline - start) ⇔ start <= deadline - est / BUDGET_SHARE
-  return deadline - estMs / BUDGET_SHARE;
+  // fitsRemaining(est, deadline - start) ⇔ deadline - start >= max(est / BUDGET_SHARE, est + MIN_MARGIN_MS)
+  return deadline - Math.max(estMs / BUDGET_SHARE, estMs + MIN_MARGIN_MS);
 }
 
 /** What `status` shows of a step's chunks sized by time. */

@@ -5,7 +5,7 @@
 import { itemsHash } from '../journal/checkpoint.js';
 import type { CheckpointEvent, ItemsInfo } from '../journal/events.js';
 import type { CheckpointState, StepRecord } from '../journal/state.js';
-import { isStepComplete } from '../journal/state.js';
+import { approvalOf, isStepComplete } from '../journal/state.js';
 import { ItemsError } from '../plan/errors.js';
 import { diffFingerprints, type Fingerprint, fingerprintStep } from '../plan/fingerprint.js';
 import { expandItems } from '../plan/items.js';
@@ -238,6 +238,8 @@ export async function prepare(
       action = 'skip';
       why = `shards: first: runs on shard 0 only (this is shard ${shardLabel(shard)})`;
     }
+    if (step.approval && action !== 'skip' && !approvalOf(state, step.id))
+      why = `${why ? `${why}; ` : ''}waits for approval (checkpoint approve ${step.id})`;
     const pi: StepPlanInfo = {
       step,
       fingerprint: fp,

@@ -11,7 +11,7 @@ import { IntervalSet } from '../journal/intervals.js';
 import { approvalOf, isStepComplete, p90, type StepRecord, unitCount } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
 import type { Plan, Step } from '../plan/types.js';
-import { estimateMs, fitsRemaining, latestStart, nextChunkSize } from './chunking.js';
+import { estimateMs, fitsRemaining, latestStart, nextChunkSize, usableMs } from './chunking.js';
 import { scrubEnv } from './env.js';
 import { type Handoff, LauncherPool } from './launcher.js';
 import { endOrphans } from './orphans.js';
@@ -75,6 +75,10 @@ export type EngineEvent =
       ms: number;
       detail?: string;
       tail?: string;
+      /** The process's exit code (null when a signal ended it, or it never started); failed tries only. */
+      exit?: number | null;
+      /** The signal that ended the process; failed tries only. */
+      signal?: string | null;
     }
   | { type: 'step-state'; step: string; state: StepRunState; detail?: string }
   | { type: 'notice'; message: string };
@@ -342,6 +346,21 @@ class StepRun {
 
   requeue(u: Unit, notBefore: number): void {
     this.retryQueue.push({ ...u, notBefore });
+  }
+
+  /**
+   * A unit handed out that never started goes back, its try unused: to the front of the queue, as it was;
+   * with chunks sized by time, a new chunk (not a retry) goes back to the pending work instead, to be sized
+   * anew (the time left may be shorter by now).
+   */
+  giveBack(u: Unit): void {
+    const retry = (this.tries.get(u.start) ?? 0) > 0 || this.rec.failed.has(u.start);
+    if (!this.step.batch?.adaptive || retry) {
+      this.requeue(u, 0);
+      return;
+    }
+    this.taken.remove(u.start, u.end);
+    if (u.start < this.cursor) this.cursor = u.start;
   }
 
   get hasQueued(): boolean {
@@ -681,7 +700,10 @@ export class Engine {
           if (t.held !== undefined) {
             t.held = undefined;
             await this.#ckpt.record({ type: 'throttle', step: run.step.id, held: false });
-            this.#emit({ type: 'notice', message: `${run.step.id}: throttle check passes: starting units again` });
+            this.#emit({
+              type: 'notice',
+              message: `${run.step.id}: throttle check passes: starting units again`,
+            });
           }
           return;
         }
@@ -743,7 +765,7 @@ export class Engine {
       this.#revokeQueued(run);
       this.#emit({
         type: 'notice',
-        message: `${run.step.id}: not starting more units: a chunk of ${u.end - u.start} would take about ${formatDuration(Math.round(est))}, more than the time budget allows (${formatDuration(Math.max(0, deadline - now))} left)`,
+        message: `${run.step.id}: not starting more units: a chunk of ${u.end - u.start} would take about ${formatDuration(Math.round(est))}, more than fits in the time budget (${formatDuration(Math.max(0, deadline - now))} left, less a margin of ${formatDuration(Math.max(0, deadline - now) - usableMs(deadline - now))})`,
       });
     }
     return false;
@@ -1024,7 +1046,7 @@ export class Engine {
         // A chunk's last useful start depends on its size.
         startBy = this.#chunkStartBy(run, nx);
         if (startBy !== undefined && startBy <= now * 1000) {
-          run.requeue(nx, 0);
+          run.giveBack(nx);
           break;
         }
       }
@@ -1120,7 +1142,7 @@ export class Engine {
     }
     this.#releaseSlot(slot);
     if (run.tries.get(u.start) === q.tryNo) run.tries.set(u.start, q.tryNo - 1);
-    run.requeue(u, 0);
+    run.giveBack(u);
     run.running -= 1;
   }
 
@@ -1323,6 +1345,8 @@ export class Engine {
         ms: exit.ms,
         detail: `${detail}; retrying in ${formatDuration(delay)}`,
         tail,
+        exit: exit.code,
+        signal: exit.signal,
       });
       return;
     }
@@ -1337,7 +1361,16 @@ export class Engine {
           message: `${step.id}: ${run.failedFinal} unit(s) failed, more than max-failures (${run.maxFailures}); not starting more units of this step`,
         });
     }
-    this.#emit({ type: 'unit-end', unit: u, result: 'failed', ms: exit.ms, detail, tail });
+    this.#emit({
+      type: 'unit-end',
+      unit: u,
+      result: 'failed',
+      ms: exit.ms,
+      detail,
+      tail,
+      exit: exit.code,
+      signal: exit.signal,
+    });
   }
 
   async #writeLog(step: string, index: number, tail: string): Promise<void> {

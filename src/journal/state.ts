@@ -347,7 +347,8 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
       }
       return;
     case 'throttle': {
-      const t = (rec.throttle ??= { held: false, count: 0, heldMs: 0 });
+      if (!rec.throttle) rec.throttle = { held: false, count: 0, heldMs: 0 };
+      const t = rec.throttle;
       if (e.held) {
         if (!t.held) {
           t.count += 1;

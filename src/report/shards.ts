@@ -249,6 +249,7 @@ export function gatherShards(o: GatherOptions): ShardReport {
     const cells: StepShardCell[] = [];
     const union = new IntervalSet();
     let itemsHash: { sha: string; index: number } | undefined;
+    let definition: { hash: string; index: number } | undefined;
     for (let i = 0; i < total; i++) {
       const rec = recs[i];
       const shard = { index: i, total };
@@ -287,6 +288,11 @@ export function gatherShards(o: GatherOptions): ShardReport {
           `${where}: its part is ${fmt([rec.from, rec.to])}, but shard ${shardLabel(shard)} of ${fmt(shape.whole as Interval)} is ${fmt(part)}; run that shard again with --new`,
         );
       }
+      if (!definition) definition = { hash: rec.fingerprint.hash, index: i };
+      else if (definition.hash !== rec.fingerprint.hash)
+        warnings.push(
+          `step ${id}: shards ${definition.index} and ${i} ran different definitions of it (fingerprint ${definition.hash} and ${rec.fingerprint.hash}); run every shard from the same commit`,
+        );
       if (rec.items) {
         if (!itemsHash) itemsHash = { sha: rec.items.sha256, index: i };
         else if (itemsHash.sha !== rec.items.sha256)
@@ -294,9 +300,12 @@ export function gatherShards(o: GatherOptions): ShardReport {
             `step ${id}: shards ${itemsHash.index} and ${i} froze different item lists (${rec.items.source}); an item index means a different item on each — make the list the same on every shard and start over with --new`,
           );
       }
-      const outside = [...rec.done.intervals()].flatMap(([s, e]) => {
-        const inside = new IntervalSet().add(rec.from, Math.max(rec.from, rec.to));
-        return [...inside.gaps(s, e)];
+      const outside = [...rec.done.intervals()].flatMap(([s, e]): Interval[] => {
+        if (rec.to <= rec.from) return [[s, e]];
+        const out: Interval[] = [];
+        if (s < rec.from) out.push([s, Math.min(e, rec.from)]);
+        if (e > rec.to) out.push([Math.max(s, rec.to), e]);
+        return out;
       });
       if (outside.length > 0)
         errors.push(

@@ -39,8 +39,12 @@ export function exitFacts(ev: Extract<EngineEvent, { type: 'unit-end' }>): {
 } {
   if (ev.result === 'done') return { code: 0 };
   if (ev.result === 'yielded') return { code: 75 };
+  if (ev.exit !== undefined || ev.signal !== undefined) {
+    if (ev.signal) return { signal: ev.signal };
+    return ev.exit === null || ev.exit === undefined ? {} : { code: ev.exit };
+  }
   if (ev.result === 'interrupted' || ev.detail === undefined) return {};
-  // The engine's failure detail: `<unit>: exit code 3 (try 1 of 2)` or `<unit>: killed by SIGKILL (try ...)`.
+  // Events without the fields (older callers): the engine's failure detail: `<unit>: exit code 3 (try 1 of 2)` or `<unit>: killed by SIGKILL (try ...)`.
   const code = /: exit code (\d+) \(try \d+ of \d+\)/.exec(ev.detail);
   if (code?.[1] !== undefined) return { code: Number(code[1]) };
   const sig = /: killed by (SIG[A-Z0-9]+) \(try \d+ of \d+\)/.exec(ev.detail);
@@ -217,7 +221,8 @@ export class RunTrace {
       attrs[A.UNIT_INDEX] = u.index;
       attrs[A.UNIT_START] = u.start;
       attrs[A.UNIT_END] = u.end;
-      if (step.batch.space.kind === 'items' && step.batch.size === 1) void this.#itemList(u.step);
+      if (step.batch.space.kind === 'items' && step.batch.size === 1 && !step.batch.adaptive)
+        void this.#itemList(u.step);
     }
     const parent = this.#stepSpan(u.step, t).span;
     const span = this.#tracer.startSpan(
@@ -252,7 +257,7 @@ export class RunTrace {
     // The process's own run time, from the start event; never past the end event (recording it took the rest).
     const end = Math.min(t, Math.max(u.startedAt, u.startedAt + ev.ms));
     const step = this.#step(ev.unit.step);
-    if (step?.batch?.space.kind === 'items' && step.batch.size === 1) {
+    if (step?.batch?.space.kind === 'items' && step.batch.size === 1 && !step.batch.adaptive) {
       const index = ev.unit.start;
       const withItem = (list: string[] | undefined) => {
         const item = list?.[index];

@@ -6,7 +6,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { baseKey } from '../../src/action/keys.js';
+import { INPUT_DEFAULTS, InputError, readInputs } from '../../src/action/inputs.js';
+import { baseKey, shardKeys } from '../../src/action/keys.js';
 import { run as mainRun } from '../../src/action/main-run.js';
 import { MemoryStateProvider } from '../../src/action/state.js';
 import { CheckpointSync } from '../../src/action/sync.js';
@@ -306,4 +307,46 @@ describe('command: report over a sharded matrix', () => {
       /input `shard`: expected I\/N .*got "\*\/3"; `N` and `\*\/N` are for `command: report`/,
     );
   }, 60_000);
+});
+
+describe('the shard input and the shard keys', () => {
+  const read = (given: Record<string, string>) => {
+    const all: Record<string, string> = { ...INPUT_DEFAULTS, 'github-token': 'ghs_x', ...given };
+    return readInputs((n) => all[n] ?? '', { workspace: '/w' });
+  };
+
+  it('`I/N` for a run, `N` or `*/N` for command: report', () => {
+    expect(read({ shard: '1/4' })).toMatchObject({ shard: '1/4' });
+    expect(read({ shard: '1/4' }).shards).toBeUndefined();
+    expect(read({ command: 'report', shard: '*/4' })).toMatchObject({ shards: 4 });
+    expect(read({ command: 'report', shard: '4' })).toMatchObject({ shards: 4 });
+    expect(read({ command: 'report', shard: '4' }).shard).toBeUndefined();
+    expect(read({ command: 'report' }).shards).toBeUndefined();
+    for (const [given, message] of [
+      [{ shard: '4' }, /input `shard`: expected I\/N .*got "4"; `N` and `\*\/N` are for `command: report`/],
+      [{ command: 'report', shard: '0' }, /input `shard`: with `command: report`, .*got "0"/],
+      [{ command: 'report', shard: '257' }, /from 1 to 256/],
+      [
+        { command: 'report', shard: '2/4' },
+        /give the number of shards to gather, `N` or `\*\/N`.*got "2\/4"/,
+      ],
+    ] as const) {
+      expect(() => read(given), JSON.stringify(given)).toThrow(InputError);
+      expect(() => read(given), JSON.stringify(given)).toThrow(message);
+    }
+    // Reported together with the other bad inputs.
+    expect(() => read({ store: 'x', shard: '4' })).toThrow(/`store`[\s\S]*`shard`/);
+  });
+
+  it('every shard has its own key, with or without an explicit key', () => {
+    const o = { workflow: 'CI / nightly', job: 'backfill', runId: 7 };
+    expect(shardKeys(o, 3)).toEqual([
+      'CI_nightly-backfill-shard0of3-7',
+      'CI_nightly-backfill-shard1of3-7',
+      'CI_nightly-backfill-shard2of3-7',
+    ]);
+    expect(shardKeys({ ...o, key: 'bf' }, 2)).toEqual(['bf-shard0of2', 'bf-shard1of2']);
+    expect(baseKey({ ...o, key: 'bf', shard: '1/2' })).toBe('bf-shard1of2');
+    expect(baseKey({ ...o, key: 'bf' })).toBe('bf');
+  });
 });

@@ -9,6 +9,7 @@ import {
   largestChunk,
   latestStart,
   nextChunkSize,
+  usableMs,
   wantedChunk,
 } from '../../src/engine/chunking.js';
 import type { CheckpointEvent, Stamped } from '../../src/journal/events.js';
@@ -96,14 +97,28 @@ describe('nextChunkSize', () => {
 
   it('respects the time left in the budget, keeping a margin', () => {
     const p = paceOf([200, 200], [200, 200]); // 1 item/ms
-    // 100 ms left: 90 ms of work, 90 items.
-    expect(nextChunkSize({ size, pace: p, room: 10_000, remainingMs: 100 })).toBe(90);
+    // 1.1 s left: the margin is 1 s (at least a second), so 100 ms of work, 100 items.
+    expect(nextChunkSize({ size, pace: p, room: 10_000, remainingMs: 1100 })).toBe(100);
     // Plenty of time: the target decides.
     expect(nextChunkSize({ size, pace: p, room: 10_000, remainingMs: 60_000 })).toBe(200);
     // Not even min fits: min (the engine's predictive stop then holds it back).
-    expect(nextChunkSize({ size, pace: p, room: 10_000, remainingMs: 5 })).toBe(10);
-    expect(fitsRemaining(estimateMs(p, 10) ?? 0, 5)).toBe(false);
-    expect(fitsRemaining(estimateMs(p, 90) ?? 0, 100)).toBe(true);
+    expect(nextChunkSize({ size, pace: p, room: 10_000, remainingMs: 1005 })).toBe(10);
+    expect(fitsRemaining(estimateMs(p, 10) ?? 0, 1005)).toBe(false);
+    expect(fitsRemaining(estimateMs(p, 100) ?? 0, 1100)).toBe(true);
+    // With a slower pace and a long budget the margin is a tenth of the time left.
+    const slow = paceOf([10, 1000]); // 0.01 item/ms
+    const big: AdaptiveSize = { targetMs: 3_600_000, min: 1, max: 1_000_000 };
+    expect(nextChunkSize({ size: big, pace: slow, room: 1e9, remainingMs: 100_000 })).toBe(40); // growth cap
+    expect(
+      nextChunkSize({
+        size: { ...big, min: 1 },
+        pace: paceOf([1000, 100_000]),
+        room: 1e9,
+        remainingMs: 100_000,
+      }),
+    ).toBe(900);
+    expect(usableMs(100_000)).toBe(90_000);
+    expect(usableMs(500)).toBe(0);
   });
 
   it('ignores the budget before anything was measured (like the p90: nothing to predict from)', () => {
@@ -112,10 +127,13 @@ describe('nextChunkSize', () => {
   });
 
   it('gives the latest start that still fits', () => {
-    const start = latestStart(10_000, 900);
-    expect(start).toBe(9000);
-    expect(fitsRemaining(900, 10_000 - start)).toBe(true);
-    expect(fitsRemaining(900, 10_000 - start - 1)).toBe(false);
+    for (const est of [900, 18_000]) {
+      const start = latestStart(100_000, est);
+      expect(fitsRemaining(est, 100_000 - start)).toBe(true);
+      expect(fitsRemaining(est, 100_000 - start - 1)).toBe(false);
+    }
+    expect(latestStart(100_000, 900)).toBe(98_100);
+    expect(latestStart(100_000, 18_000)).toBe(80_000);
   });
 });
 

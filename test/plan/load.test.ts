@@ -94,7 +94,9 @@ describe('parsePlan: valid plans', () => {
       retry: { attempts: 3, delayMs: 2_000, backoff: 2, maxDelayMs: 60_000 },
       needs: [],
       always: true,
+      approval: false,
       rollback: undefined,
+      secretOutputs: [],
       inputs: [],
       onChange: 'rerun',
       batch: undefined,
@@ -265,7 +267,7 @@ describe('parsePlan: error messages', () => {
 
   it('names unknown keys, lists the allowed ones and suggests the closest', () => {
     expect(problems(oneStep('    comand: make\n'))).toEqual([
-      'checkpoint.yml: steps[0].comand: unknown key; allowed keys: id, name, run, env, working-directory, timeout, retry, needs, always, rollback, inputs, on-change, batch, shards (did you mean "run"?)',
+      'checkpoint.yml: steps[0].comand: unknown key; allowed keys: id, name, run, env, working-directory, timeout, retry, needs, always, approval, secret-outputs, rollback, inputs, on-change, batch, shards (did you mean "run"?)',
     ]);
     expect(problems(oneStep('    working_directory: db\n'))[0]).toMatch(
       /^checkpoint\.yml: steps\[0\]\.working_directory: unknown key; allowed keys: .* \(did you mean "working-directory"\?\)$/,

@@ -258,6 +258,25 @@ describe('gatherShards', () => {
     );
   });
 
+  it('a `shards: first` step done on another shard is an error; different definitions are a warning', () => {
+    const sources = [0, 1].map((i) =>
+      shard(i, 2, { once: { whole: [0, 1], mode: 'first', done: [[0, 1]] } }),
+    );
+    const r = gatherShards({ sources });
+    expect(r.errors).toContain(
+      'step once on shard 1/2: work outside its part [0, 0) is recorded done: [0, 1)',
+    );
+    expect(r.errors).toContain('step once: [0, 1) done on shard 1 and on shard 0 (done twice)');
+    const again = [0, 1].map((i) => shard(i, 2, { setup: { whole: [0, 1], mode: 'every', done: [[0, 1]] } }));
+    const rec = again[1]?.ckpt.state.steps.get('setup');
+    if (rec) rec.fingerprint = { ...rec.fingerprint, hash: 'other' };
+    const w = gatherShards({ sources: again });
+    expect(w.complete).toBe(true);
+    expect(w.warnings).toEqual([
+      'step setup: shards 0 and 1 ran different definitions of it (fingerprint h and other); run every shard from the same commit',
+    ]);
+  });
+
   it('an unsharded run is the one shard of 1', () => {
     const r = gatherShards({
       sources: [shard(undefined, 1, { work: { whole: [0, 4], mode: 'split', size: 2, done: [[0, 4]] } })],
