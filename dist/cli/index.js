@@ -2513,6 +2513,41 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("buffer");
 
 /***/ }),
 
+/***/ 5317:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("child_process");
+
+/***/ }),
+
+/***/ 6982:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("crypto");
+
+/***/ }),
+
+/***/ 9896:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("fs");
+
+/***/ }),
+
+/***/ 8611:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("http");
+
+/***/ }),
+
+/***/ 5692:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("https");
+
+/***/ }),
+
 /***/ 1421:
 /***/ ((module) => {
 
@@ -2534,6 +2569,13 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 
 /***/ }),
 
+/***/ 8161:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+
+/***/ }),
+
 /***/ 6760:
 /***/ ((module) => {
 
@@ -2548,10 +2590,45 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:process
 
 /***/ }),
 
+/***/ 857:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
+
+/***/ }),
+
+/***/ 6928:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("path");
+
+/***/ }),
+
 /***/ 932:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("process");
+
+/***/ }),
+
+/***/ 2203:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("stream");
+
+/***/ }),
+
+/***/ 9023:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
+
+/***/ }),
+
+/***/ 3106:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
 
 /***/ }),
 
@@ -15421,6 +15498,9 @@ exports.visitAsync = visitAsync;
 /******/ 	return module.exports;
 /******/ }
 /******/ 
+/******/ // expose the modules object (__webpack_modules__)
+/******/ __nccwpck_require__.m = __webpack_modules__;
+/******/ 
 /************************************************************************/
 /******/ /* webpack/runtime/asset-relocator-loader */
 /******/ if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = decodeURIComponent(new URL('.', import.meta.url).pathname).slice(import.meta.url.match(/^file:\/\/\/\w:/) ? 1 : 0, -1) + "/";
@@ -15479,6 +15559,28 @@ exports.visitAsync = visitAsync;
 /******/ 	};
 /******/ })();
 /******/ 
+/******/ /* webpack/runtime/ensure chunk */
+/******/ (() => {
+/******/ 	__nccwpck_require__.f = {};
+/******/ 	// This file contains only the entry chunk.
+/******/ 	// The chunk loading function for additional chunks
+/******/ 	__nccwpck_require__.e = (chunkId) => {
+/******/ 		return Promise.all(Object.keys(__nccwpck_require__.f).reduce((promises, key) => {
+/******/ 			__nccwpck_require__.f[key](chunkId, promises);
+/******/ 			return promises;
+/******/ 		}, []));
+/******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/get javascript chunk filename */
+/******/ (() => {
+/******/ 	// This function allow to reference async chunks
+/******/ 	__nccwpck_require__.u = (chunkId) => {
+/******/ 		// return url for filenames based on template
+/******/ 		return "" + chunkId + ".index.js";
+/******/ 	};
+/******/ })();
+/******/ 
 /******/ /* webpack/runtime/hasOwnProperty shorthand */
 /******/ (() => {
 /******/ 	__nccwpck_require__.o = (obj, prop) => (Object.prototype.hasOwnProperty.call(obj, prop))
@@ -15493,6 +15595,69 @@ exports.visitAsync = visitAsync;
 /******/ 		}
 /******/ 		Object.defineProperty(exports, '__esModule', { value: true });
 /******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/import chunk loading */
+/******/ (() => {
+/******/ 	// no baseURI
+/******/ 	
+/******/ 	// object to store loaded and loading chunks
+/******/ 	// undefined = chunk not loaded, null = chunk preloaded/prefetched
+/******/ 	// [resolve, Promise] = chunk loading, 0 = chunk loaded
+/******/ 	var installedChunks = {
+/******/ 		792: 0
+/******/ 	};
+/******/ 	
+/******/ 	var installChunk = (data) => {
+/******/ 		var {ids, modules, runtime} = data;
+/******/ 		// add "modules" to the modules object,
+/******/ 		// then flag all "ids" as loaded and fire callback
+/******/ 		var moduleId, chunkId, i = 0;
+/******/ 		for(moduleId in modules) {
+/******/ 			if(__nccwpck_require__.o(modules, moduleId)) {
+/******/ 				__nccwpck_require__.m[moduleId] = modules[moduleId];
+/******/ 			}
+/******/ 		}
+/******/ 		if(runtime) runtime(__nccwpck_require__);
+/******/ 		for(;i < ids.length; i++) {
+/******/ 			chunkId = ids[i];
+/******/ 			if(__nccwpck_require__.o(installedChunks, chunkId) && installedChunks[chunkId]) {
+/******/ 				installedChunks[chunkId][0]();
+/******/ 			}
+/******/ 			installedChunks[ids[i]] = 0;
+/******/ 		}
+/******/ 	
+/******/ 	}
+/******/ 	
+/******/ 	__nccwpck_require__.f.j = (chunkId, promises) => {
+/******/ 			// import() chunk loading for javascript
+/******/ 			var installedChunkData = __nccwpck_require__.o(installedChunks, chunkId) ? installedChunks[chunkId] : undefined;
+/******/ 			if(installedChunkData !== 0) { // 0 means "already installed".
+/******/ 	
+/******/ 				// a Promise means "currently loading".
+/******/ 				if(installedChunkData) {
+/******/ 					promises.push(installedChunkData[1]);
+/******/ 				} else {
+/******/ 					if(true) { // all chunks have JS
+/******/ 						// setup Promise in chunk cache
+/******/ 						var promise = import("./" + __nccwpck_require__.u(chunkId)).then(installChunk, (e) => {
+/******/ 							if(installedChunks[chunkId] !== 0) installedChunks[chunkId] = undefined;
+/******/ 							throw e;
+/******/ 						});
+/******/ 						var promise = Promise.race([promise, new Promise((resolve) => (installedChunkData = installedChunks[chunkId] = [resolve]))])
+/******/ 						promises.push(installedChunkData[1] = promise);
+/******/ 					}
+/******/ 				}
+/******/ 			}
+/******/ 	};
+/******/ 	
+/******/ 	// no prefetching
+/******/ 	
+/******/ 	// no preloaded
+/******/ 	
+/******/ 	// no external install chunk
+/******/ 	
+/******/ 	// no on chunks loaded
 /******/ })();
 /******/ 
 /************************************************************************/
@@ -15522,9 +15687,9 @@ const {
 var external_node_fs_ = __nccwpck_require__(3024);
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
+var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
@@ -15581,7 +15746,7 @@ class CheckpointWriteError extends Error {
  * Creates `path` and any missing parents with mode 0700. Directories that already existed keep their mode
  * (they may be the user's); the ones created here are chmod'ed to 0700 so a permissive umask can't widen them.
  */
-async function ensureDir(path) {
+async function fsutil_ensureDir(path) {
     const created = await (0,promises_namespaceObject.mkdir)(path, { recursive: true, mode: DIR_MODE });
     if (created === undefined)
         return;
@@ -16114,11 +16279,45 @@ function describe(value) {
     return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
+;// CONCATENATED MODULE: ./src/journal/pace.ts
+// How fast a step with chunks sized by time (`batch.size: { target, min, max }`) gets through its items,
+// kept in its checkpoint record so that a resumed attempt sizes its first chunks from what earlier attempts
+// measured. Like pt-online-schema-change's --chunk-time: an exponentially weighted average of the items and
+// of the time of the finished chunks, whose ratio is the rate. A ratio of weighted sums (rather than a
+// weighted mean of per-chunk rates) lets a big chunk count for more than a tiny one.
+/** Weight of the history against each new chunk (pt-online-schema-change uses the same). */
+const PACE_WEIGHT = 0.75;
+/** `pace` with one more done chunk of `size` items that took `ms`. */
+function updatePace(pace, size, ms) {
+    // A chunk never takes less than a millisecond: a 0 would make an infinite rate.
+    const t = Math.max(1, ms);
+    if (!pace)
+        return { items: size, ms: t, lastSize: size, lastMs: ms, chunks: 1 };
+    return {
+        items: pace.items * PACE_WEIGHT + size,
+        ms: pace.ms * PACE_WEIGHT + t,
+        lastSize: size,
+        lastMs: ms,
+        chunks: pace.chunks + 1,
+    };
+}
+/** Items per millisecond; undefined before the first done chunk. */
+function paceRate(pace) {
+    if (!pace || !(pace.ms > 0) || !(pace.items > 0))
+        return undefined;
+    return pace.items / pace.ms;
+}
+
 ;// CONCATENATED MODULE: ./src/journal/state.ts
+
 
 const FORMAT_VERSION = 1;
 /** Durations kept per step for the p90 estimate: recent ones matter most and the snapshot stays small. */
 const DURATION_SAMPLES = 256;
+/** The approval recorded for `step`, if any. */
+function approvalOf(state, step) {
+    return state.approvals?.get(step);
+}
 function emptyState(runId, planName, now = Date.now()) {
     return {
         format: FORMAT_VERSION,
@@ -16155,7 +16354,20 @@ function newRecord(e, reason) {
     };
     if (e.items)
         rec.items = e.items;
+    if (e.sharding)
+        rec.sharding = { ...e.sharding };
+    if (e.adaptive)
+        rec.adaptive = true;
     return rec;
+}
+/**
+ * Grid cells (units of `size`) wholly inside [s, e); the last cell ends at `to`. A done chunk sized by time
+ * counts as the cells it covers, so that unit counts and progress stay in one measure.
+ */
+function cellsIn(rec, s, e) {
+    const first = Math.ceil((s - rec.from) / rec.size);
+    const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
+    return Math.max(0, lastEnd - first);
 }
 /** Units counted from intervals: a unit is done when its whole range is. */
 function countDoneUnits(rec) {
@@ -16188,6 +16400,8 @@ function applyEvent(state, ev) {
         case 'attempt':
             if (state.planName === '')
                 state.planName = e.plan;
+            if (e.shard && !state.shard)
+                state.shard = { index: e.shard.index, total: e.shard.total };
             if (state.attempts.length === 0 && state.seq === ev.seq && state.createdAt > ev.t)
                 state.createdAt = ev.t;
             state.attempts.push({
@@ -16221,10 +16435,32 @@ function applyEvent(state, ev) {
             rec.from = e.from;
             rec.to = e.to;
             rec.size = e.size;
+            if (e.sharding)
+                rec.sharding = { ...e.sharding };
+            else
+                delete rec.sharding;
+            if (e.adaptive)
+                rec.adaptive = true;
+            else {
+                delete rec.adaptive;
+                delete rec.pace;
+            }
             rec.reason = e.reason;
             rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
             return;
         }
+        case 'approve':
+            if (!state.approvals)
+                state.approvals = new Map();
+            state.approvals.set(e.step, { by: e.by, at: e.t });
+            return;
+        case 'reset':
+            // Throwing the step's work away by hand (`checkpoint reset`, rollback) also takes back its approval;
+            // `--failed` and the reset of `always` steps at each attempt do not. Cleared before the record lookup:
+            // a step approved before its record existed has none.
+            if (!e.failedOnly && e.reason !== 'always')
+                state.approvals?.delete(e.step);
+            break;
         default:
             break;
     }
@@ -16258,14 +16494,18 @@ function applyEvent(state, ev) {
             rec.failed.delete(e.start);
             rec.interrupted.remove(e.start, e.end);
             if (!rec.done.covers(e.start, e.end)) {
+                // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
+                const n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
                 rec.done.add(e.start, e.end);
-                rec.unitsDone += 1;
+                rec.unitsDone += n;
                 const a = state.attempts[state.attempts.length - 1];
                 if (a)
-                    a.unitsDone += 1;
+                    a.unitsDone += n;
             }
             rec.timeMs += e.ms;
             pushDuration(rec, e.ms);
+            if (rec.adaptive)
+                rec.pace = updatePace(rec.pace, e.end - e.start, e.ms);
             if (e.outputs)
                 Object.assign(rec.outputs, e.outputs);
             return;
@@ -16314,6 +16554,26 @@ function applyEvent(state, ev) {
                 rec.reason = e.reason;
             }
             return;
+        case 'throttle': {
+            if (!rec.throttle)
+                rec.throttle = { held: false, count: 0, heldMs: 0 };
+            const t = rec.throttle;
+            if (e.held) {
+                if (!t.held) {
+                    t.count += 1;
+                    t.since = e.t;
+                }
+                t.held = true;
+                if (e.reason !== undefined)
+                    t.reason = e.reason;
+            }
+            else if (t.held) {
+                t.heldMs += Math.max(0, e.t - (t.since ?? e.t));
+                t.held = false;
+                delete t.since;
+            }
+            return;
+        }
         case 'mark-done':
             rec.failed.clear();
             rec.interrupted = new IntervalSet();
@@ -16405,11 +16665,11 @@ function parseDuration(text) {
  * Formats milliseconds compactly: `850ms`, `42s`, `3m05s`, `1h30m`, `2d4h`. Two units at most; the smaller
  * one is left out when it is zero (`3m`, `1h`, `2d`). Rounds down, so 59.9 s prints as `59s`, never `60s`.
  */
-function formatDuration(ms) {
+function duration_formatDuration(ms) {
     if (Number.isNaN(ms))
         return '?';
     if (ms < 0)
-        return `-${formatDuration(-ms)}`;
+        return `-${duration_formatDuration(-ms)}`;
     if (!Number.isFinite(ms))
         return '∞';
     if (ms < 1000)
@@ -16430,6 +16690,79 @@ function pair(big, bigUnit, small, smallUnit, pad) {
         return `${big}${bigUnit}`;
     const smallText = pad ? String(small).padStart(2, '0') : String(small);
     return `${big}${bigUnit}${smallText}${smallUnit}`;
+}
+
+;// CONCATENATED MODULE: ./src/engine/chunking.ts
+
+/** The most a chunk grows over the last finished one. */
+const GROWTH = 4;
+/** Part of the time left that a chunk may plan to use: the rest is a margin for the estimate's error. */
+const BUDGET_SHARE = 0.9;
+/** The margin is at least this long (ms). */
+const MIN_MARGIN_MS = 1000;
+/** Of `remainingMs` left in the budget, the time a chunk may plan to take. */
+function usableMs(remainingMs) {
+    return Math.max(0, Math.min(remainingMs * BUDGET_SHARE, remainingMs - MIN_MARGIN_MS));
+}
+/** The largest chunk: `max` rounded down to a whole multiple of `min` (at least `min`). */
+function largestChunk(size) {
+    return Math.max(1, Math.floor(size.max / size.min)) * size.min;
+}
+/**
+ * The chunk size the rate alone asks for (no gap, no budget): rate × target, grown at most GROWTH times the
+ * last chunk, in whole multiples of `min` within [min, max]. `min` before anything was measured.
+ */
+function wantedChunk(size, pace) {
+    const rate = paceRate(pace);
+    if (rate === undefined || !pace)
+        return size.min;
+    let want = rate * size.targetMs;
+    want = Math.min(want, Math.max(pace.lastSize, size.min) * GROWTH);
+    return clampToGrid(size, want);
+}
+/** `want` as a whole multiple of `min` within [min, max]. */
+function clampToGrid(size, want) {
+    const k = Math.floor(want / size.min);
+    return Math.min(largestChunk(size), Math.max(1, Number.isFinite(k) ? k : 1) * size.min);
+}
+/** The next chunk's size: `wantedChunk`, cut to the time left (when a budget is set) and to the room. */
+function nextChunkSize(input) {
+    const { size, pace, room, remainingMs } = input;
+    let chunk = wantedChunk(size, pace);
+    const rate = paceRate(pace);
+    if (remainingMs !== undefined && rate !== undefined) {
+        const fits = rate * usableMs(remainingMs);
+        if (fits < chunk)
+            chunk = clampToGrid(size, fits);
+    }
+    return Math.max(1, Math.min(chunk, room));
+}
+/** How long `items` will take at the measured pace, ms; undefined before anything was measured. */
+function estimateMs(pace, items) {
+    const rate = paceRate(pace);
+    return rate === undefined ? undefined : items / rate;
+}
+/** Whether a chunk estimated at `estMs` may start with `remainingMs` left (keeping the margin). */
+function fitsRemaining(estMs, remainingMs) {
+    return estMs <= usableMs(remainingMs);
+}
+/** The latest start (Unix ms) at which a chunk estimated at `estMs` still fits before `deadline`. */
+function latestStart(deadline, estMs) {
+    // fitsRemaining(est, deadline - start) ⇔ deadline - start >= max(est / BUDGET_SHARE, est + MIN_MARGIN_MS)
+    return deadline - Math.max(estMs / BUDGET_SHARE, estMs + MIN_MARGIN_MS);
+}
+function chunkInfo(rec, size) {
+    const rate = paceRate(rec.pace);
+    return {
+        targetMs: size ? size.targetMs : null,
+        min: size ? size.min : rec.size,
+        max: size && size.max < Number.MAX_SAFE_INTEGER ? size.max : null,
+        lastSize: rec.pace ? rec.pace.lastSize : null,
+        lastMs: rec.pace ? rec.pace.lastMs : null,
+        ratePerSecond: rate === undefined ? null : Math.round(rate * 1000 * 10) / 10,
+        nextSize: size ? wantedChunk(size, rec.pace) : null,
+        measured: rec.pace?.chunks ?? 0,
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/engine/env.ts
@@ -16567,9 +16900,37 @@ const MAX_EVENT_LINE = 256;
 // job control prints its notices, is discarded. A PIPE handler (an ignored signal would be inherited by
 // units) turns a write to a vanished engine into an error the loop acts on.
 const SCRIPT = `
-set -m
 shopt -s execfail
 trap : PIPE
+# The engine gone (SIGKILL) while a unit runs: nothing else would end the unit, whose \`spawned\` record may
+# not have reached the journal for the next run to find it. fd 5 is a socket the engine never writes to; a
+# watcher reads end-of-file from it when the engine's end closes, however the engine ended, and signals
+# the launcher (USR1 ends \`wait\` at once), which ends its unit's group: SIGTERM, SIGKILL 3 s later.
+__gone() {
+  local __j __i
+  __j=$(jobs -p)
+  if [ -n "$__j" ]; then
+    kill -TERM -- $(printf -- '-%s ' $__j) 2>/dev/null
+    for __i in {1..30}; do
+      kill -0 -- $(printf -- '-%s ' $__j) 2>/dev/null || exit 0
+      sleep 0.1
+    done
+    kill -KILL -- $(printf -- '-%s ' $__j) 2>/dev/null
+  fi
+  exit 0
+}
+trap __gone USR1
+(
+  trap - USR1
+  exec 0</dev/null 1>/dev/null 2>/dev/null 3<&- 4<&-
+  read -r -u 5 _
+  # Only while the launcher is still this watcher's parent: its pid may belong to another process later.
+  read -r __s < "/proc/$BASHPID/stat" || exit
+  set -- \${__s##*) }
+  [ "$2" = "$$" ] && kill -USR1 "$$"
+) &
+exec 5<&-
+set -m
 __req=$1
 __step=$2
 __have=
@@ -16651,7 +17012,7 @@ function bashQuote(s) {
     return `${out}'`;
 }
 function signalName(n) {
-    for (const [name, num] of Object.entries(external_node_os_namespaceObject.constants.signals))
+    for (const [name, num] of Object.entries(external_node_os_.constants.signals))
         if (num === n)
             return name;
     return null;
@@ -16794,6 +17155,8 @@ class Launcher {
     #child;
     /** The launcher's fd 3: commands. */
     #commands;
+    /** The launcher's fd 5: held open, never written, for as long as this process lives. */
+    #alive;
     #req;
     #step;
     #templates;
@@ -16812,7 +17175,8 @@ class Launcher {
         this.#child = (0,external_node_child_process_.spawn)('bash', ['-c', SCRIPT, 'checkpoint-launcher', reqPath, this.#step.path], {
             env,
             detached: true,
-            stdio: ['ignore', 'pipe', 'ignore', 'pipe', 'pipe'],
+            // fd 5: never written; the launcher's watcher sees it close when this process ends (see SCRIPT).
+            stdio: ['ignore', 'pipe', 'ignore', 'pipe', 'pipe', 'pipe'],
         });
         // Node types the extra stdio entries as either direction; a 'pipe' at fd 3 is a duplex socket.
         this.#commands = (this.#child.stdio[3] ?? undefined);
@@ -16821,7 +17185,9 @@ class Launcher {
         const err = new Demux((c) => this.#units.find((u) => !u.errEnded)?.output(c, 'stderr'), () => this.#streamEnded('errEnded'));
         this.#child.stdout?.on('data', (c) => out.push(c));
         this.#child.stdio[4]?.on('data', (c) => err.push(c));
-        for (const s of [this.#child.stdout, this.#child.stdio[4], this.#commands])
+        // Node types stdio as a tuple of five; the sixth entry exists because stdio above asks for it.
+        this.#alive = this.#child.stdio[5] ?? undefined;
+        for (const s of [this.#child.stdout, this.#child.stdio[4], this.#commands, this.#alive])
             s?.on('error', () => { });
         this.#child.once('error', (e) => this.#die(e.message));
         this.#child.once('exit', (code, sig) => this.#die(sig ? `signal ${sig}` : `exit ${code}`));
@@ -16958,6 +17324,7 @@ class Launcher {
     }
     close() {
         this.#commands?.end();
+        this.#alive?.destroy();
         this.#req.close();
         this.#step.close();
     }
@@ -17208,7 +17575,7 @@ function judge(state, ttlMs, now) {
             ? { stale: true, reason: `the lock file is unreadable and ${formatAge(age)} old` }
             : { stale: false, reason: `the lock file is unreadable but only ${formatAge(age)} old` };
     }
-    if (record.host === (0,external_node_os_namespaceObject.hostname)()) {
+    if (record.host === (0,external_node_os_.hostname)()) {
         if (!isProcessAlive(record.pid)) {
             return { stale: true, reason: `process ${record.pid} on this host is gone` };
         }
@@ -17295,7 +17662,7 @@ async function removeIfSame(path, expected, nonce) {
 }
 /** Takes the takeover guard (returns its identity), clearing a guard abandoned by a contender that died. */
 async function takeGuard(guardPath, nonce) {
-    const text = JSON.stringify({ pid: process.pid, host: (0,external_node_os_namespaceObject.hostname)(), nonce });
+    const text = JSON.stringify({ pid: process.pid, host: (0,external_node_os_.hostname)(), nonce });
     const tmp = tempPath(guardPath);
     await (0,promises_namespaceObject.writeFile)(tmp, text, { mode: FILE_MODE, flag: 'wx' });
     try {
@@ -17315,19 +17682,19 @@ async function takeGuard(guardPath, nonce) {
  * Acquires the lease on `runDir`, replacing a stale one. Throws LockedError when a live process holds it.
  * The heartbeat timer is unref'd: it never keeps the process alive.
  */
-async function acquireLease(runDir, info, opts = {}) {
+async function lock_acquireLease(runDir, info, opts = {}) {
     const ttlMs = opts.ttlMs ?? DEFAULT_TTL_MS;
     const heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     if (!(ttlMs > 0) || !(heartbeatMs > 0)) {
         throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
     }
-    await ensureDir(runDir);
+    await fsutil_ensureDir(runDir);
     const lockPath = (0,external_node_path_.join)(runDir, LOCK_FILE);
     const guardPath = (0,external_node_path_.join)(runDir, GUARD_FILE);
     const nonce = (0,external_node_crypto_namespaceObject.randomBytes)(12).toString('hex');
     const record = {
         pid: process.pid,
-        host: (0,external_node_os_namespaceObject.hostname)(),
+        host: (0,external_node_os_.hostname)(),
         runId: info.runId,
         attempt: info.attempt,
         heartbeat: Date.now(),
@@ -17651,13 +18018,44 @@ class UnitProcess {
     #timeoutTimer;
     #done = false;
     constructor(opts, backend = spawnDirect(opts)) {
-        this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
         this.pid = backend.pid;
         this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
         const onLine = opts.onLine;
         const partial = { stdout: '', stderr: '' };
+        // stdout and stderr are separate pipes read in no fixed order, so the log takes whole lines only:
+        // a chunk that ends mid-line waits for its stream's next newline, or the tail would splice the
+        // other stream's line into it. A partial line past the tail's size goes in as it is (it would be
+        // cut anyway), which keeps memory bounded by unit output without newlines.
+        const tailLimit = opts.tailBytes ?? 64 * 1024;
+        this.#tail = new Tail(tailLimit);
+        const pendingLine = { stdout: [], stderr: [] };
+        const pendingBytes = { stdout: 0, stderr: 0 };
+        const toTail = (chunk, stream) => {
+            const nl = chunk.lastIndexOf(0x0a);
+            if (nl < 0) {
+                pendingLine[stream].push(chunk);
+                pendingBytes[stream] += chunk.length;
+                if (pendingBytes[stream] <= tailLimit)
+                    return;
+                flushLine(stream);
+                return;
+            }
+            flushLine(stream);
+            this.#tail.push(chunk.subarray(0, nl + 1));
+            if (nl + 1 < chunk.length) {
+                const rest = chunk.subarray(nl + 1);
+                pendingLine[stream].push(rest);
+                pendingBytes[stream] = rest.length;
+            }
+        };
+        const flushLine = (stream) => {
+            for (const b of pendingLine[stream])
+                this.#tail.push(b);
+            pendingLine[stream] = [];
+            pendingBytes[stream] = 0;
+        };
         backend.setOutput((chunk, stream) => {
-            this.#tail.push(chunk);
+            toTail(chunk, stream);
             if (!onLine)
                 return;
             const lines = (partial[stream] + chunk.toString('utf8')).split('\n');
@@ -17671,6 +18069,12 @@ class UnitProcess {
             // ignored the SIGTERM after the leader exited.
             if (this.#timeoutTimer)
                 clearTimeout(this.#timeoutTimer);
+            // Both streams may end mid-line; the newline between them keeps the two last lines apart.
+            const both = pendingBytes.stdout > 0 && pendingBytes.stderr > 0;
+            flushLine('stdout');
+            if (both)
+                this.#tail.push(Buffer.from('\n'));
+            flushLine('stderr');
             if (onLine) {
                 for (const stream of ['stdout', 'stderr'])
                     if (partial[stream])
@@ -17734,7 +18138,7 @@ function describeSpawnError(err, opts) {
 
 
 async function endOrphans(ckpt, notice) {
-    const host = (0,external_node_os_namespaceObject.hostname)();
+    const host = (0,external_node_os_.hostname)();
     let ended = 0;
     const waits = [];
     for (const { step, unit } of orphanedUnits(ckpt.state)) {
@@ -17924,9 +18328,14 @@ class JournalWriter {
     path;
     #fh;
     #initialSize;
+    /** Lines not yet written. */
     #queue = [];
-    #draining = false;
-    #unsynced = false;
+    #writing = false;
+    /** Written lines whose callers wait for an fdatasync. */
+    #syncWaiters = [];
+    #syncing = false;
+    /** The journal size the last completed fdatasync covers. */
+    #syncedSize;
     #bytesWritten = 0;
     #syncs = 0;
     #error;
@@ -17935,6 +18344,7 @@ class JournalWriter {
         this.path = path;
         this.#fh = fh;
         this.#initialSize = initialSize;
+        this.#syncedSize = initialSize;
     }
     /**
      * Opens (creating with mode 0600) `path` for appending. A torn tail must already have been cut off
@@ -17975,8 +18385,11 @@ class JournalWriter {
     get error() {
         return this.#error;
     }
-    /** Appends `event`; resolves once its line is on disk and fdatasync'd. */
-    append(event) {
+    /**
+     * Appends `event`; resolves once its line is on disk and fdatasync'd. `onWritten` is called earlier, once
+     * the line is written: from then on it survives a crash of this process (not of the machine).
+     */
+    append(event, onWritten) {
         if (this.#error)
             return Promise.reject(this.#error);
         if (this.#closing)
@@ -17989,7 +18402,7 @@ class JournalWriter {
             return Promise.reject(error);
         }
         return new Promise((resolve, reject) => {
-            this.#queue.push({ line, waiter: { resolve, reject } });
+            this.#queue.push(onWritten ? { line, waiter: { resolve, reject }, onWritten } : { line, waiter: { resolve, reject } });
             this.#kick();
         });
     }
@@ -18039,33 +18452,33 @@ class JournalWriter {
         return new Error(`the checkpoint journal ${this.path} was already closed; this is a bug in checkpoint`);
     }
     #kick() {
-        if (this.#draining)
+        if (this.#writing)
             return;
-        this.#draining = true;
+        this.#writing = true;
         void this.#drain();
     }
+    // Lines are written as they come, whether or not an fdatasync is in flight: a written line survives a
+    // SIGKILL of this process, and an end waiting behind a slow fdatasync would otherwise be lost with it
+    // while the scheduler already started the next unit. Only the fdatasyncs are grouped: every append that
+    // arrives while one is in flight shares the next.
     async #drain() {
-        // Let every append issued in the current tick join the first batch.
+        // Let every append issued in the current tick join the first write.
         await Promise.resolve();
         try {
             while (this.#queue.length > 0 && !this.#error) {
                 const batch = this.#queue;
                 this.#queue = [];
-                await this.#commit(batch);
+                await this.#write(batch);
             }
         }
         finally {
-            this.#draining = false;
+            this.#writing = false;
         }
     }
-    async #commit(batch) {
+    async #write(batch) {
         let text = '';
-        let wantsSync = false;
-        for (const entry of batch) {
+        for (const entry of batch)
             text += entry.line;
-            if (entry.waiter)
-                wantsSync = true;
-        }
         const sizeBefore = this.size;
         try {
             if (text.length > 0) {
@@ -18080,18 +18493,13 @@ class JournalWriter {
                     offset += bytesWritten;
                 }
                 this.#bytesWritten += buffer.length;
-                this.#unsynced = true;
-            }
-            if (wantsSync && this.#unsynced) {
-                await this.#fh.datasync();
-                this.#syncs++;
-                this.#unsynced = false;
             }
         }
         catch (cause) {
             this.#error = new JournalWriteError(this.path, cause);
             // Cut off whatever part of this batch reached the file, so nothing we are about to reject stays
             // behind (best effort: if that fails too, readJournal treats a partial last line as a torn tail).
+            // Lines written before this batch stay: their waiters get the outcome of their own fdatasync.
             await this.#fh.truncate(sizeBefore).catch(() => undefined);
             const rejected = [...batch, ...this.#queue];
             this.#queue = [];
@@ -18099,8 +18507,54 @@ class JournalWriter {
                 entry.waiter?.reject(this.#error);
             return;
         }
-        for (const entry of batch)
-            entry.waiter?.resolve();
+        const upTo = this.size;
+        for (const entry of batch) {
+            entry.onWritten?.();
+            if (entry.waiter)
+                this.#syncWaiters.push({ ...entry.waiter, upTo });
+        }
+        if (this.#syncWaiters.length > 0)
+            this.#kickSync();
+    }
+    #kickSync() {
+        if (this.#syncing)
+            return;
+        this.#syncing = true;
+        void this.#syncLoop();
+    }
+    async #syncLoop() {
+        try {
+            while (this.#syncWaiters.length > 0) {
+                const waiters = this.#syncWaiters;
+                this.#syncWaiters = [];
+                // Everything written so far, these waiters' lines included, is covered by the sync started now.
+                const target = this.size;
+                if (target > this.#syncedSize) {
+                    try {
+                        await this.#fh.datasync();
+                    }
+                    catch (cause) {
+                        this.#error ??= new JournalWriteError(this.path, cause);
+                        const rejected = [...waiters, ...this.#syncWaiters];
+                        this.#syncWaiters = [];
+                        for (const w of rejected)
+                            w.reject(this.#error);
+                        const queued = this.#queue;
+                        this.#queue = [];
+                        for (const entry of queued)
+                            entry.waiter?.reject(this.#error);
+                        return;
+                    }
+                    this.#syncs++;
+                    this.#syncedSize = Math.max(this.#syncedSize, target);
+                }
+                for (const w of waiters)
+                    w.resolve();
+            }
+        }
+        finally {
+            this.#syncing = false;
+        }
     }
 }
 const READ_CHUNK = 1 << 20;
@@ -27772,6 +28226,17 @@ const stepSchema = object({
     size: schemas_number().int().positive(),
     items: object({ count: schemas_number().int().nonnegative(), sha256: schemas_string(), source: schemas_string() })
         .optional(),
+    sharding: object({ from: schemas_number().int(), to: schemas_number().int(), mode: schemas_enum(['split', 'every', 'first']) })
+        .optional(),
+    adaptive: schemas_boolean().optional(),
+    pace: object({
+        items: schemas_number().nonnegative(),
+        ms: schemas_number().nonnegative(),
+        lastSize: schemas_number().int().nonnegative(),
+        lastMs: schemas_number().nonnegative(),
+        chunks: schemas_number().int().nonnegative(),
+    })
+        .optional(),
     unitsTotal: schemas_number().int().nonnegative(),
     unitsDone: schemas_number().int().nonnegative(),
     done: intervals,
@@ -27803,6 +28268,14 @@ const stepSchema = object({
     timeMs: schemas_number(),
     completedAt: schemas_number().optional(),
     reason: schemas_string(),
+    throttle: object({
+        held: schemas_boolean(),
+        reason: schemas_string().optional(),
+        since: schemas_number().optional(),
+        count: schemas_number().int(),
+        heldMs: schemas_number(),
+    })
+        .optional(),
 });
 const snapshotSchema = object({
     format: schemas_number().int(),
@@ -27823,6 +28296,10 @@ const snapshotSchema = object({
         unitsDone: schemas_number().int(),
     })),
     steps: record(schemas_string(), stepSchema),
+    approvals: record(schemas_string(), object({ by: schemas_string(), at: schemas_number() })).optional(),
+    shard: object({ index: schemas_number().int().nonnegative(), total: schemas_number().int().positive() })
+        .refine((s) => s.index < s.total, 'expected index < total')
+        .optional(),
     checksum: schemas_string(),
 });
 function stepToJson(rec) {
@@ -27844,8 +28321,16 @@ function stepToJson(rec) {
     };
     if (rec.items)
         out.items = rec.items;
+    if (rec.sharding)
+        out.sharding = rec.sharding;
+    if (rec.adaptive)
+        out.adaptive = true;
+    if (rec.pace)
+        out.pace = { ...rec.pace };
     if (rec.completedAt !== undefined)
         out.completedAt = rec.completedAt;
+    if (rec.throttle)
+        out.throttle = { ...rec.throttle };
     return out;
 }
 /** Pretty JSON, except that arrays of scalars (and of scalar pairs) stay on one line. */
@@ -27891,6 +28376,8 @@ function serializeSnapshot(state) {
         updatedAt: state.updatedAt,
         seq: state.seq,
         attempts: state.attempts,
+        ...(state.shard ? { shard: state.shard } : {}),
+        ...(state.approvals?.size ? { approvals: Object.fromEntries(state.approvals) } : {}),
         steps: Object.fromEntries([...state.steps].map(([id, rec]) => [id, stepToJson(rec)])),
     };
     const body = stringifyReadable(doc);
@@ -27942,11 +28429,19 @@ function parseSnapshot(text, file) {
         };
         if (s.items)
             rec.items = s.items;
+        if (s.sharding)
+            rec.sharding = s.sharding;
+        if (s.adaptive)
+            rec.adaptive = true;
+        if (s.pace)
+            rec.pace = s.pace;
         if (s.completedAt !== undefined)
             rec.completedAt = s.completedAt;
+        if (s.throttle)
+            rec.throttle = throttleRecord(s.throttle);
         steps.set(id, rec);
     }
-    return {
+    const state = {
         format: doc.format,
         runId: doc.runId,
         planName: doc.planName,
@@ -27956,6 +28451,20 @@ function parseSnapshot(text, file) {
         attempts: doc.attempts,
         steps,
     };
+    if (doc.shard)
+        state.shard = doc.shard;
+    if (doc.approvals && Object.keys(doc.approvals).length > 0)
+        state.approvals = new Map(Object.entries(doc.approvals).map(([id, a]) => [id, { by: a.by, at: a.at }]));
+    return state;
+}
+/** Only the fields that are there: the record type has no `undefined` values (exactOptionalPropertyTypes). */
+function throttleRecord(t) {
+    const out = { held: t.held, count: t.count, heldMs: t.heldMs };
+    if (t.reason !== undefined)
+        out.reason = t.reason;
+    if (t.since !== undefined)
+        out.since = t.since;
+    return out;
 }
 
 ;// CONCATENATED MODULE: ./src/journal/checkpoint.ts
@@ -27976,7 +28485,7 @@ const COMPACT_BYTES = 8 * 1024 * 1024;
 function runDirOf(root, runId) {
     return (0,external_node_path_.join)(root, runId);
 }
-class Checkpoint {
+class checkpoint_Checkpoint {
     root;
     dir;
     state;
@@ -28006,11 +28515,14 @@ class Checkpoint {
     static async read(root, runId) {
         const dir = runDirOf(root, runId);
         const { state, report, validBytes } = await loadState(dir, runId);
-        return new Checkpoint(root, dir, state, report, validBytes);
+        return new checkpoint_Checkpoint(root, dir, state, report, validBytes);
     }
     /** A model for a run that does not exist yet; nothing is written until `openForWrite`. */
-    static blank(root, runId, planName) {
-        return new Checkpoint(root, runDirOf(root, runId), emptyState(runId, planName), {
+    static blank(root, runId, planName, shard) {
+        const state = emptyState(runId, planName);
+        if (shard)
+            state.shard = { index: shard.index, total: shard.total };
+        return new checkpoint_Checkpoint(root, runDirOf(root, runId), state, {
             tornTail: false,
             eventsReplayed: 0,
         });
@@ -28032,7 +28544,7 @@ class Checkpoint {
             kept.push(`${path}.damaged-${stamp}`);
         }
         await fsyncDir(dir);
-        return { ckpt: Checkpoint.blank(root, runId, planName), kept };
+        return { ckpt: checkpoint_Checkpoint.blank(root, runId, planName), kept };
     }
     static async exists(root, runId) {
         const dir = runDirOf(root, runId);
@@ -28044,15 +28556,15 @@ class Checkpoint {
      * state under it (`read`), or this is a new run (`blank`), so the model in memory is the one on disk.
      */
     async openForWrite() {
-        await ensureDir(this.root);
-        await ensureDir(this.dir);
+        await fsutil_ensureDir(this.root);
+        await fsutil_ensureDir(this.dir);
         for (const sub of ['steps', 'state', 'logs', 'items', 'tmp'])
-            await ensureDir((0,external_node_path_.join)(this.dir, sub));
+            await fsutil_ensureDir((0,external_node_path_.join)(this.dir, sub));
         if (this.#validBytes !== undefined) {
             if (this.loadReport.tornTail)
                 await truncateTo(this.journalPath, this.#validBytes);
         }
-        else if (await Checkpoint.exists(this.root, this.runId)) {
+        else if (await checkpoint_Checkpoint.exists(this.root, this.runId)) {
             throw new Error(`internal: ${this.dir} exists but was not read before opening it for writing`);
         }
         else {
@@ -28066,12 +28578,15 @@ class Checkpoint {
     #stamp(ev) {
         return { ...ev, seq: this.state.seq + 1, t: Date.now() };
     }
-    /** Applies the event and resolves once it is on disk (fsynced, shared with concurrent records). */
-    async record(ev) {
+    /**
+     * Applies the event and resolves once it is on disk (fsynced, shared with concurrent records).
+     * `onWritten`: the line is written (it survives a SIGKILL of this process), before the fsync.
+     */
+    async record(ev, onWritten) {
         const s = this.#stamp(ev);
         applyEvent(this.state, s);
         this.#touch(ev);
-        await this.#writer().append(s);
+        await this.#writer().append(s, onWritten);
     }
     /** Applies and writes the event; it becomes durable with the next `record` or `flush`. */
     recordLater(ev) {
@@ -28278,11 +28793,11 @@ class ItemsError extends Error {
     name = 'ItemsError';
 }
 
-;// CONCATENATED MODULE: external "fs"
-const external_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("fs");
-var external_fs_namespaceObject_0 = /*#__PURE__*/__nccwpck_require__.t(external_fs_namespaceObject, 2);
-;// CONCATENATED MODULE: external "path"
-const external_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("path");
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(9896);
+var external_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_fs_, 2);
+// EXTERNAL MODULE: external "path"
+var external_path_ = __nccwpck_require__(6928);
 ;// CONCATENATED MODULE: external "url"
 const external_url_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("url");
 ;// CONCATENATED MODULE: external "module"
@@ -28298,8 +28813,8 @@ var __require = /* @__PURE__ */ (0,external_module_namespaceObject.createRequire
 //#endregion
 //#region src/utils.ts
 function cleanPath(path) {
-	let normalized = (0,external_path_namespaceObject.normalize)(path);
-	if (normalized.length > 1 && normalized[normalized.length - 1] === external_path_namespaceObject.sep) normalized = normalized.substring(0, normalized.length - 1);
+	let normalized = (0,external_path_.normalize)(path);
+	if (normalized.length > 1 && normalized[normalized.length - 1] === external_path_.sep) normalized = normalized.substring(0, normalized.length - 1);
 	return normalized;
 }
 const SLASHES_REGEX = /[\\/]/g;
@@ -28313,7 +28828,7 @@ function isRootDirectory(path) {
 function normalizePath(path, options) {
 	const { resolvePaths, normalizePath: normalizePath$1, pathSeparator } = options;
 	const pathNeedsCleaning = process.platform === "win32" && path.includes("/") || path.startsWith(".");
-	if (resolvePaths) path = (0,external_path_namespaceObject.resolve)(path);
+	if (resolvePaths) path = (0,external_path_.resolve)(path);
 	if (normalizePath$1 || pathNeedsCleaning) path = cleanPath(path);
 	if (path === ".") return "";
 	const needsSeperator = path[path.length - 1] !== pathSeparator;
@@ -28329,7 +28844,7 @@ function joinPathWithRelativePath(root, options) {
 	return function(filename, directoryPath) {
 		const sameRoot = directoryPath.startsWith(root);
 		if (sameRoot) return directoryPath.slice(root.length) + filename;
-		else return convertSlashes((0,external_path_namespaceObject.relative)(root, directoryPath), options.pathSeparator) + options.pathSeparator + filename;
+		else return convertSlashes((0,external_path_.relative)(root, directoryPath), options.pathSeparator) + options.pathSeparator + filename;
 	};
 }
 function joinPath(filename) {
@@ -28453,13 +28968,13 @@ function build$2(options, isSynchronous) {
 }
 function dist_isRecursive(path, resolved, state) {
 	if (state.options.useRealPaths) return isRecursiveUsingRealPaths(resolved, state);
-	let parent = (0,external_path_namespaceObject.dirname)(path);
+	let parent = (0,external_path_.dirname)(path);
 	let depth = 1;
 	while (parent !== state.root && depth < 2) {
 		const resolvedPath = state.symlinks.get(parent);
 		const isSameRoot = !!resolvedPath && (resolvedPath === resolved || resolvedPath.startsWith(resolved) || resolved.startsWith(resolvedPath));
 		if (isSameRoot) depth++;
-		else parent = (0,external_path_namespaceObject.dirname)(parent);
+		else parent = (0,external_path_.dirname)(parent);
 	}
 	state.symlinks.set(path, resolved);
 	return depth > 1;
@@ -28635,7 +29150,7 @@ var Walker = class {
 			symlinks: /* @__PURE__ */ new Map(),
 			visited: [""].slice(0, 0),
 			controller: new Aborter(),
-			fs: options.fs || external_fs_namespaceObject_0
+			fs: options.fs || external_fs_namespaceObject
 		};
 		this.joinPath = build$7(this.root, options);
 		this.pushDirectory = build$6(this.root, options);
@@ -28673,8 +29188,8 @@ var Walker = class {
 						this.walkDirectory(this.state, resolvedPath, useRealPaths ? resolvedPath : path + pathSeparator, depth - 1, this.walk);
 					} else {
 						resolvedPath = useRealPaths ? resolvedPath : path;
-						const filename = (0,external_path_namespaceObject.basename)(resolvedPath);
-						const directoryPath$1 = normalizePath((0,external_path_namespaceObject.dirname)(resolvedPath), this.state.options);
+						const filename = (0,external_path_.basename)(resolvedPath);
+						const directoryPath$1 = normalizePath((0,external_path_.dirname)(resolvedPath), this.state.options);
 						resolvedPath = this.joinPath(filename, directoryPath$1);
 						this.pushFile(resolvedPath, files, this.state.counts, filters);
 					}
@@ -28738,7 +29253,7 @@ var Builder = class {
 	options = {
 		maxDepth: Infinity,
 		suppressErrors: true,
-		pathSeparator: external_path_namespaceObject.sep,
+		pathSeparator: external_path_.sep,
 		filters: []
 	};
 	globFunction;
@@ -28923,8 +29438,8 @@ function buildFormat(cwd, root, absolute) {
 		};
 		return (p, isDir) => isDir && p !== "." ? p.slice(0, -1) : p;
 	}
-	if (absolute) return (p) => external_path_namespaceObject.posix.relative(cwd, p) || ".";
-	return (p) => external_path_namespaceObject.posix.relative(cwd, `${root}/${p}`) || ".";
+	if (absolute) return (p) => external_path_.posix.relative(cwd, p) || ".";
+	return (p) => external_path_.posix.relative(cwd, `${root}/${p}`) || ".";
 }
 function buildRelative(cwd, root) {
 	if (root.startsWith(`${cwd}/`)) {
@@ -28932,7 +29447,7 @@ function buildRelative(cwd, root) {
 		return (p) => `${prefix}/${p}`;
 	}
 	return (p) => {
-		const result = external_path_namespaceObject.posix.relative(cwd, `${root}/${p}`);
+		const result = external_path_.posix.relative(cwd, `${root}/${p}`);
 		return p[p.length - 1] === "/" && result !== "" ? `${result}/` : result || ".";
 	};
 }
@@ -29003,7 +29518,7 @@ function normalizePattern(pattern, opts, props, isIgnore) {
 	if (pattern[pattern.length - 1] === "/") result = pattern.slice(0, -1);
 	if (result[result.length - 1] !== "*" && opts.expandDirectories) result += "/**";
 	const escapedCwd = escapePath(cwd);
-	result = (0,external_path_namespaceObject.isAbsolute)(result.replace(ESCAPING_BACKSLASHES, "")) ? external_path_namespaceObject.posix.relative(escapedCwd, result) : external_path_namespaceObject.posix.normalize(result);
+	result = (0,external_path_.isAbsolute)(result.replace(ESCAPING_BACKSLASHES, "")) ? external_path_.posix.relative(escapedCwd, result) : external_path_.posix.normalize(result);
 	const parentDir = (_PARENT_DIRECTORY$exe = PARENT_DIRECTORY.exec(result)) === null || _PARENT_DIRECTORY$exe === void 0 ? void 0 : _PARENT_DIRECTORY$exe[0];
 	const parts = splitPattern(result);
 	if (parentDir) {
@@ -29014,7 +29529,7 @@ function normalizePattern(pattern, opts, props, isIgnore) {
 			result = result.slice(0, (n - i - 1) * 3) + result.slice((n - i) * 3 + parts[i + n].length + 1) || ".";
 			i++;
 		}
-		const potentialRoot = external_path_namespaceObject.posix.join(cwd, parentDir.slice(i * 3));
+		const potentialRoot = external_path_.posix.join(cwd, parentDir.slice(i * 3));
 		if (potentialRoot[0] !== "." && props.root.length > potentialRoot.length) {
 			props.root = ensureNonDriveRelativePath(potentialRoot);
 			props.depthOffset = -n + i;
@@ -29036,7 +29551,7 @@ function normalizePattern(pattern, opts, props, isIgnore) {
 		}
 		props.depthOffset = newCommonPath.length;
 		props.commonPath = newCommonPath;
-		props.root = ensureNonDriveRelativePath(newCommonPath.length > 0 ? external_path_namespaceObject.posix.join(cwd, ...newCommonPath) : cwd);
+		props.root = ensureNonDriveRelativePath(newCommonPath.length > 0 ? external_path_.posix.join(cwd, ...newCommonPath) : cwd);
 	}
 	return result;
 }
@@ -29137,15 +29652,15 @@ const defaultOptions = {
 function getOptions(options) {
 	const opts = Object.assign({}, options);
 	for (const key in defaultOptions) if (opts[key] === void 0) Object.assign(opts, { [key]: defaultOptions[key] });
-	opts.cwd = (opts.cwd instanceof URL ? (0,external_url_namespaceObject.fileURLToPath)(opts.cwd) : (0,external_path_namespaceObject.resolve)(opts.cwd || process.cwd())).replace(BACKSLASHES, "/");
+	opts.cwd = (opts.cwd instanceof URL ? (0,external_url_namespaceObject.fileURLToPath)(opts.cwd) : (0,external_path_.resolve)(opts.cwd || process.cwd())).replace(BACKSLASHES, "/");
 	opts.ignore = ensureStringArray(opts.ignore);
 	opts.fs && (opts.fs = {
-		readdir: opts.fs.readdir || external_fs_namespaceObject.readdir,
-		readdirSync: opts.fs.readdirSync || external_fs_namespaceObject.readdirSync,
-		realpath: opts.fs.realpath || external_fs_namespaceObject.realpath,
-		realpathSync: opts.fs.realpathSync || external_fs_namespaceObject.realpathSync,
-		stat: opts.fs.stat || external_fs_namespaceObject.stat,
-		statSync: opts.fs.statSync || external_fs_namespaceObject.statSync
+		readdir: opts.fs.readdir || external_fs_.readdir,
+		readdirSync: opts.fs.readdirSync || external_fs_.readdirSync,
+		realpath: opts.fs.realpath || external_fs_.realpath,
+		realpathSync: opts.fs.realpathSync || external_fs_.realpathSync,
+		stat: opts.fs.stat || external_fs_.stat,
+		statSync: opts.fs.statSync || external_fs_.statSync
 	});
 	if (opts.debug) log("globbing with options:", opts);
 	return opts;
@@ -29196,11 +29711,15 @@ function hashFile(file) {
 /**
  * What defines the units of a batch step: the space and the chunk size. `parallel`, `order` and
  * `max-failures` only change how units are scheduled, so changing them keeps completed work.
+ * Chunks sized by time (`size: { target, min, max }`) differ from attempt to attempt anyway, so a command
+ * that runs under it takes any [start, end): only the space and the fact of sizing by time count, and
+ * changing `target`, `min` or `max` keeps completed work (done work is kept as intervals).
  */
 function batchIdentity(batch) {
     if (batch === undefined)
         return null;
-    const { space, size } = batch;
+    const { space } = batch;
+    const size = batch.adaptive ? 'by-time' : batch.size;
     if (space.kind === 'range')
         return { range: [space.from, space.to], size };
     return { items: space.source, size };
@@ -29409,6 +29928,10 @@ var dist = __nccwpck_require__(8815);
 // Conventions for messages set here: a message that starts with "expected" describes the value wanted and
 // the formatter appends `, got <value>`; text after FIX is printed after the value, as the fix. Any other
 // message is printed as it is.
+//
+// `.meta()` here only feeds checkpoint.schema.json (src/plan/json-schema.ts, `npm run schema`): descriptions,
+// defaults and examples for editors, and the JSON Schema of values that a transform checks. It changes no
+// validation.
 
 
 const STEP_ID_PATTERN = /^[a-z0-9][a-z0-9_-]*$/;
@@ -29431,9 +29954,10 @@ class Rejected {
  * A scalar checked and converted by a plain function, for values with more than one accepted form
  * (durations, `max-failures`, env values). `convert` returns the converted value or a Rejected message.
  * A missing key passes through as undefined; `.optional()` on the result keeps the types honest.
+ * `accepts` says in JSON Schema what `convert` accepts, for checkpoint.schema.json (a transform has none).
  */
-function leaf(convert) {
-    return unknown().transform((v, ctx) => {
+function leaf(convert, accepts) {
+    const schema = unknown().transform((v, ctx) => {
         if (v === undefined)
             return undefined;
         const out = convert(v);
@@ -29443,6 +29967,7 @@ function leaf(convert) {
         }
         return out;
     });
+    return schema.meta(accepts);
 }
 /**
  * zod's int() also refuses integers beyond ±2^53 (they cannot be counted exactly), with the same message as a
@@ -29457,10 +29982,27 @@ const positiveInt = (expected = 'expected a positive integer') => schemas_int({ 
 /** A string with at least one non-blank character. */
 const schema_text = (expected) => schemas_string({ error: expected }).regex(/\S/, { error: expected });
 const bool = schemas_boolean({ error: 'expected true or false' });
+const DECIMAL = String.raw `\d+(?:\.\d+)?`;
+const DURATION_PARTS = ['d', 'h', 'm', 's', 'ms'].map((unit) => String.raw `(?:${DECIMAL}\s*${unit} *)?`);
+/**
+ * The text parseDuration accepts, as a JSON Schema pattern: a bare number (seconds), or parts from the largest
+ * unit down, each unit at most once, spaces allowed between parts; surrounding white space is trimmed.
+ * `positive` also wants a digit other than 0.
+ */
+function durationPattern(positive) {
+    const nonZero = positive ? String.raw `(?=[\s\S]*[1-9])` : '';
+    return String.raw `^${nonZero}\s*(?:${DECIMAL}|(?=\d)${DURATION_PARTS.join('')})\s*$`;
+}
 function schema_duration(kind) {
     const expected = kind === 'positive'
         ? 'expected a duration like 90s, 10m, 1h30m or 2d'
         : 'expected a duration like 0s, 500ms, 2s or 1m';
+    const accepts = {
+        anyOf: [
+            { type: 'string', pattern: durationPattern(kind === 'positive') },
+            kind === 'positive' ? { type: 'number', exclusiveMinimum: 0 } : { type: 'number', minimum: 0 },
+        ],
+    };
     return leaf((v) => {
         if (typeof v !== 'string' && typeof v !== 'number')
             return new Rejected(expected);
@@ -29474,7 +30016,7 @@ function schema_duration(kind) {
         if (kind === 'positive' && ms <= 0)
             return new Rejected('expected a duration above zero, like 90s or 10m');
         return ms;
-    }).optional();
+    }, accepts).optional();
 }
 /** A single string or a list of them (`needs: build` is read as `needs: [build]`). */
 function stringOrList(expectedList, expectedElement) {
@@ -29527,27 +30069,55 @@ const envMap = unknown()
     }
     return ok ? out : NEVER;
 })
+    .meta({
+    type: 'object',
+    propertyNames: { pattern: ENV_NAME_PATTERN.source },
+    additionalProperties: { type: ['string', 'number', 'boolean'] },
+})
     .optional();
 // ---------------------------------------------------------------------------------------------------------
 // retry
 const retryObjectSchema = strictObject({
-    attempts: positiveInt('expected a positive number of tries (1 = no retry)').optional(),
-    delay: schema_duration('non-negative'),
+    attempts: positiveInt('expected a positive number of tries (1 = no retry)')
+        .optional()
+        .meta({
+        description: 'Total tries of a unit in one attempt (1 = no retry).',
+        default: 1,
+        examples: [3],
+    }),
+    delay: schema_duration('non-negative').meta({
+        description: 'Base delay before the first retry; each delay is jittered (between half of it and all of it).',
+        default: '1s',
+        examples: ['2s', '500ms'],
+    }),
     backoff: schemas_number({ error: 'expected a number >= 1 (the factor between delays)' })
         .min(1, { error: 'expected a number >= 1 (the factor between delays)' })
-        .optional(),
-    'max-delay': schema_duration('non-negative'),
+        .optional()
+        .meta({ description: 'Factor between consecutive delays.', default: 2, examples: [3] }),
+    'max-delay': schema_duration('non-negative').meta({
+        description: 'Cap on the delay, before jitter.',
+        default: '1m',
+        examples: ['30s'],
+    }),
 }, { error: 'expected a mapping' });
 const RETRY_EXPECTED = 'expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay}';
 const retrySchema = union([positiveInt(RETRY_EXPECTED), retryObjectSchema], { error: RETRY_EXPECTED })
     .transform((v) => (typeof v === 'number' ? { attempts: v } : v))
     .optional();
 const onChangeSchema = schemas_enum(['rerun', 'keep'], { error: 'expected rerun or keep' }).optional();
+const ON_CHANGE_DESCRIPTION = 'What a changed fingerprint does to completed work: rerun (all of it runs again, and so does the work of the steps depending on it) or keep (done units stay done).';
+const RETRY_DESCRIPTION = 'How often a failing unit is tried: a number of tries, or {attempts, delay, backoff, max-delay}.';
+const RETRY_EXAMPLES = [3, { attempts: 3, delay: '2s', backoff: 2, 'max-delay': '1m' }];
+const TIMEOUT_EXAMPLES = ['30m', '90s', '1h30m'];
 // ---------------------------------------------------------------------------------------------------------
 // batch
 const rangeSchema = strictObject({
-    from: schemas_int({ error: intError('expected an integer') }),
-    to: schemas_int({ error: intError('expected an integer') }),
+    from: schemas_int({ error: intError('expected an integer') })
+        .meta({ description: 'The first number (negative numbers allowed).', examples: [0] }),
+    to: schemas_int({ error: intError('expected an integer') }).meta({
+        description: 'The end of the range, not included; at least from (to = from is an empty step).',
+        examples: [40000000],
+    }),
 }, { error: expecting('expected a mapping {from, to}', 'e.g. range: { from: 0, to: 1000 }') })
     .superRefine((r, ctx) => {
     if (r.to < r.from) {
@@ -29560,6 +30130,9 @@ const rangeSchema = strictObject({
     }
 });
 const ITEM_EXPECTED = 'expected a single-line string or a number';
+const ITEM_ACCEPTS = {
+    anyOf: [{ type: 'string', minLength: 1, pattern: String.raw `^[^\r\n]*$` }, { type: 'number' }],
+};
 const itemSchema = leaf((v) => {
     if (typeof v === 'number' && Number.isFinite(v))
         return String(v);
@@ -29567,11 +30140,26 @@ const itemSchema = leaf((v) => {
     if (typeof v === 'string' && v !== '' && !/[\r\n]/.test(v))
         return v;
     return new Rejected(ITEM_EXPECTED);
-});
+}, ITEM_ACCEPTS);
 const itemsObjectShape = strictObject({
-    file: schema_text('expected a file path relative to the plan file').optional(),
-    glob: schema_text('expected a glob pattern like "data/*.csv"').optional(),
-    command: schema_text('expected a shell command printing one item per line').optional(),
+    file: schema_text('expected a file path relative to the plan file')
+        .optional()
+        .meta({
+        description: "The file's lines are the items (blank lines skipped); relative to the plan file's directory.",
+        examples: ['ids.txt'],
+    }),
+    glob: schema_text('expected a glob pattern like "data/*.csv"')
+        .optional()
+        .meta({
+        description: "The matching files are the items, as paths relative to the plan file's directory, sorted.",
+        examples: ['data/*.csv'],
+    }),
+    command: schema_text('expected a shell command printing one item per line')
+        .optional()
+        .meta({
+        description: "The command's stdout lines are the items (blank lines skipped); runs with bash -eo pipefail -c in the plan file's directory.",
+        examples: ["psql -Atc 'select id from shards'"],
+    }),
 }, { error: 'expected a mapping' });
 const itemsObjectSchema = itemsObjectShape
     .superRefine((o, ctx) => {
@@ -29591,7 +30179,8 @@ const itemsObjectSchema = itemsObjectShape
     if (o.glob !== undefined)
         return { kind: 'glob', glob: o.glob };
     return { kind: 'command', command: o.command ?? '' };
-});
+})
+    .meta({ oneOf: [{ required: ['file'] }, { required: ['glob'] }, { required: ['command'] }] });
 const ITEMS_EXPECTED = 'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}';
 const itemsSchema = union([
     array(itemSchema, { error: ITEMS_EXPECTED })
@@ -29599,6 +30188,13 @@ const itemsSchema = union([
     itemsObjectSchema,
 ], { error: ITEMS_EXPECTED });
 const MAX_FAILURES_EXPECTED = 'expected a number of failed units (0 or more) or a percentage like "10%"';
+// A count as a number or text ("3"), or a percentage from 0% to 100%.
+const MAX_FAILURES_ACCEPTS = {
+    anyOf: [
+        { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+        { type: 'string', pattern: String.raw `^\s*(?:0*(?:100(?:\.0+)?|\d{1,2}(?:\.\d+)?)\s*%|\d+)\s*$` },
+    ],
+};
 const maxFailuresSchema = leaf((v) => {
     if (typeof v === 'number') {
         return Number.isSafeInteger(v) && v >= 0
@@ -29617,14 +30213,113 @@ const maxFailuresSchema = leaf((v) => {
             return { kind: 'count', count: Number(v) };
     }
     return new Rejected(MAX_FAILURES_EXPECTED);
-}).optional();
+}, MAX_FAILURES_ACCEPTS).optional();
+const throttleSchema = strictObject({
+    command: schema_text('expected a shell command (a non-empty string)').meta({
+        description: "Run with the plan's shell in the step's working directory before units start: exit 0 lets units start, any other exit holds them back.",
+        examples: ['./db-load-ok.sh'],
+    }),
+    every: schema_duration('positive').meta({
+        description: 'How long a passing check holds: the command runs at most this often while it passes.',
+        default: '10s',
+        examples: ['10s'],
+    }),
+    backoff: schema_duration('positive').meta({
+        description: 'After a failing check, how long no unit starts before the command runs again.',
+        default: '30s',
+        examples: ['30s'],
+    }),
+}, {
+    error: expecting('expected a mapping {command, every, backoff}', 'e.g. throttle: { command: ./db-load-ok.sh, every: 10s, backoff: 30s }'),
+})
+    .optional();
+// `size: 100` or `size: { target: 30s, min: 100, max: 100000 }`: chunks sized by time (docs/plan.md#batchsize).
+const SIZE_EXPECTED = 'expected a positive integer';
+const SIZE_BY_TIME_HINT = 'to size chunks by time, write size: { target: 30s, min: 100, max: 100000 }';
+const sizeByTimeShape = strictObject({
+    target: schema_duration('positive').meta({
+        description: 'How long each chunk should take: the next chunks grow or shrink towards it.',
+        examples: ['30s', '2m'],
+    }),
+    min: positiveInt('expected a positive integer (the smallest chunk)')
+        .optional()
+        .meta({
+        description: 'The smallest chunk, in numbers or items; chunks are whole multiples of it, and the first chunk of a step is this size.',
+        default: 1,
+        examples: [100],
+    }),
+    max: positiveInt('expected a positive integer (the largest chunk)')
+        .optional()
+        .meta({
+        description: 'The largest chunk, in numbers or items. Default: no limit.',
+        examples: [100000],
+    }),
+}, {
+    error: expecting('expected a mapping {target, min, max}', 'e.g. size: { target: 30s, min: 100, max: 100000 }'),
+});
+const sizeByTimeSchema = sizeByTimeShape
+    .superRefine((o, ctx) => {
+    if (o.target === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['target'], message: 'required' });
+    }
+    if (o.min !== undefined && o.max !== undefined && o.max < o.min) {
+        ctx.addIssue({
+            code: 'custom',
+            path: ['max'],
+            message: expecting(`expected an integer >= min (${o.min})`, 'max is the largest chunk, min the smallest'),
+            input: o.max,
+        });
+    }
+})
+    .meta({ required: ['target'] });
+const sizeSchema = union([positiveInt(SIZE_EXPECTED), sizeByTimeSchema], {
+    // A duration where a count belongs (`size: 30s`) most likely means a chunk time.
+    error: (iss) => {
+        if (typeof iss.input === 'string') {
+            try {
+                parseDuration(iss.input);
+                return expecting(SIZE_EXPECTED, SIZE_BY_TIME_HINT);
+            }
+            catch {
+                // not a duration either
+            }
+        }
+        return SIZE_EXPECTED;
+    },
+});
 const batchSchema = strictObject({
-    range: rangeSchema.optional(),
-    items: itemsSchema.optional(),
-    size: positiveInt('expected a positive integer').optional(),
-    parallel: positiveInt('expected a positive integer (most units of this step at once)').optional(),
-    order: schemas_enum(['any', 'sequential'], { error: 'expected any or sequential' }).optional(),
-    'max-failures': maxFailuresSchema,
+    range: rangeSchema.optional().meta({
+        description: 'Numbers from `from` up to `to`, half-open: [from, to), so `to` itself is not included.',
+        examples: [{ from: 0, to: 40000000 }],
+    }),
+    items: itemsSchema.optional().meta({
+        description: 'A list of items (single-line strings or numbers), or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}; expanded once and frozen into the checkpoint.',
+        examples: [['a', 'b', 'c'], { file: 'ids.txt' }, { glob: 'data/*.csv' }],
+    }),
+    size: sizeSchema.optional().meta({
+        description: 'Numbers or items per unit; or {target, min, max}: chunks sized so that each takes about `target`.',
+        default: 1,
+        examples: [100000, { target: '30s', min: 100, max: 100000 }],
+    }),
+    parallel: positiveInt('expected a positive integer (most units of this step at once)')
+        .optional()
+        .meta({
+        description: "Most units of this step running at once (the plan's concurrency still applies). Default: the plan's concurrency.",
+        examples: [4],
+    }),
+    order: schemas_enum(['any', 'sequential'], { error: 'expected any or sequential' }).optional().meta({
+        description: 'any: units start in any order; sequential: one at a time, each only when every lower unit is done.',
+        default: 'any',
+    }),
+    'max-failures': maxFailuresSchema.meta({
+        description: 'Units that may fail past their retries in one attempt before the step starts no more: a count, or a percentage of its units ("10%").',
+        default: 0,
+        examples: [3, '10%'],
+    }),
+    throttle: throttleSchema.meta({
+        description: 'A brake: a command checked before units start (at most every `every`); while it exits non-zero no new unit of this step starts, for `backoff` at a time.',
+        examples: [{ command: './db-load-ok.sh', every: '10s', backoff: '30s' }],
+    }),
 }, { error: expecting('expected a mapping', 'e.g. batch: { range: { from: 0, to: 1000 }, size: 100 }') })
     .superRefine((b, ctx) => {
     if (b.range === undefined && b.items === undefined) {
@@ -29636,7 +30331,8 @@ const batchSchema = strictObject({
     else if (b.range !== undefined && b.items !== undefined) {
         ctx.addIssue({ code: 'custom', message: 'use either range or items, not both' });
     }
-});
+})
+    .meta({ oneOf: [{ required: ['range'] }, { required: ['items'] }] });
 // ---------------------------------------------------------------------------------------------------------
 // steps and the plan
 function idSuggestion(input) {
@@ -29656,39 +30352,130 @@ function runExpected(iss) {
 }
 const ID_EXPECTED = 'expected an id of lowercase letters, digits, - and _, starting with a letter or digit';
 const schema_stepSchema = strictObject({
-    id: schemas_string({ error: ID_EXPECTED }).regex(STEP_ID_PATTERN, {
+    id: schemas_string({ error: ID_EXPECTED })
+        .regex(STEP_ID_PATTERN, {
         error: (iss) => expecting(ID_EXPECTED, idSuggestion(iss.input)),
+    })
+        .meta({
+        description: 'Unique id: lowercase letters, digits, - and _, starting with a letter or digit. Names the step in needs, on the command line and in the checkpoint.',
+        examples: ['build', 'backfill'],
     }),
-    name: schema_text('expected a display name (a non-empty string)').optional(),
-    run: schemas_string({ error: runExpected }).regex(/\S/, { error: runExpected }),
-    env: envMap,
-    'working-directory': schema_text('expected a directory path relative to the plan file').optional(),
-    timeout: schema_duration('positive'),
-    retry: retrySchema,
-    needs: stringOrList('expected a list of step ids like [build, test]', 'expected a step id'),
-    always: bool.optional(),
-    rollback: schema_text('expected a shell command (a non-empty string)').optional(),
-    inputs: stringOrList('expected a list of file globs like ["src/**", "Makefile"]', 'expected a file glob'),
-    'on-change': onChangeSchema,
-    batch: batchSchema.optional(),
-    shards: schemas_enum(['all', 'first'], { error: 'expected all or first' }).optional(),
+    name: schema_text('expected a display name (a non-empty string)')
+        .optional()
+        .meta({ description: 'Display name. Default: the id.', examples: ['Create schema'] }),
+    run: schemas_string({ error: runExpected })
+        .regex(/\S/, { error: runExpected })
+        .meta({
+        description: "The command, given to the plan's shell as one string; several lines allowed (run: |).",
+        examples: ['./migrate.sh schema'],
+    }),
+    env: envMap.meta({
+        description: "Variables for this step's commands, merged over the plan's env.",
+        examples: [{ BATCH_MODE: '1' }],
+    }),
+    'working-directory': schema_text('expected a directory path relative to the plan file')
+        .optional()
+        .meta({
+        description: "The directory the step's commands start in, relative to the plan file's directory. Default: the plan file's directory.",
+        examples: ['db/'],
+    }),
+    timeout: schema_duration('positive').meta({
+        description: 'The longest one unit (one try) may run; then SIGTERM, SIGKILL 10 s later, and the try fails. Default: defaults.timeout, else none.',
+        examples: ['10m', ...TIMEOUT_EXAMPLES],
+    }),
+    retry: retrySchema.meta({
+        description: `${RETRY_DESCRIPTION} Laid over defaults.retry field by field. Default: 1 try (no retry).`,
+        examples: RETRY_EXAMPLES,
+    }),
+    needs: stringOrList('expected a list of step ids like [build, test]', 'expected a step id').meta({
+        description: 'Steps that must be complete before this one starts: a step id or a list of them. Default: the step listed before it; [] = none.',
+        examples: [['schema'], []],
+    }),
+    always: bool.optional().meta({
+        description: 'true: run on every attempt, even when an earlier attempt completed it (machine set-up the checkpoint cannot carry).',
+        default: false,
+    }),
+    approval: bool.optional().meta({
+        description: 'true: a manual intervention point. Once the steps it needs are done the run stops before this step (exit 75, "waiting for approval") until someone runs `checkpoint approve STEP` (or passes the action input `approve: STEP`); independent steps keep going. `checkpoint reset STEP` clears the approval.',
+        default: false,
+    }),
+    'secret-outputs': stringOrList('expected a list of output names like [token, password]', 'expected an output name').meta({
+        description: "Names of this step's outputs whose values are secret: the action masks them in the job's log (::add-mask::) and in the job summary.",
+        examples: [['db-password']],
+    }),
+    rollback: schema_text('expected a shell command (a non-empty string)')
+        .optional()
+        .meta({
+        description: 'A compensating command, run by `checkpoint rollback` for steps with done work, newest first.',
+        examples: ['./migrate.sh drop-schema'],
+    }),
+    inputs: stringOrList('expected a list of file globs like ["src/**", "Makefile"]', 'expected a file glob').meta({
+        description: "File globs, relative to the plan file's directory, whose content is hashed into the step's fingerprint.",
+        default: [],
+        examples: [['sql/schema/**', 'migrate.sh']],
+    }),
+    'on-change': onChangeSchema.meta({
+        description: `${ON_CHANGE_DESCRIPTION} Default: defaults.on-change, else rerun.`,
+    }),
+    batch: batchSchema.optional().meta({
+        description: 'Makes this a batch step: the command runs once per unit, a chunk of a number range or of a list of items. Exactly one of range or items.',
+        examples: [{ range: { from: 0, to: 40000000 }, size: 100000, parallel: 4 }],
+    }),
+    shards: schemas_enum(['all', 'first'], { error: 'expected all or first' }).optional().meta({
+        description: 'For the coming --shard I/N: all runs the step on every shard, first on the first shard only. No effect yet.',
+        default: 'all',
+    }),
 }, { error: expecting('expected a step mapping', 'e.g. - { id: build, run: make }') });
 const defaultsSchema = strictObject({
-    timeout: schema_duration('positive'),
-    retry: retrySchema,
-    'on-change': onChangeSchema,
+    timeout: schema_duration('positive').meta({
+        description: 'The timeout of every step without its own: the longest one unit (one try) may run. Default: none.',
+        examples: TIMEOUT_EXAMPLES,
+    }),
+    retry: retrySchema.meta({
+        description: `${RETRY_DESCRIPTION} A step's own retry is laid over it field by field. Default: 1 try (no retry).`,
+        examples: RETRY_EXAMPLES,
+    }),
+    'on-change': onChangeSchema.meta({ description: ON_CHANGE_DESCRIPTION, default: 'rerun' }),
 }, { error: expecting('expected a mapping', 'e.g. defaults: { timeout: 30m, retry: 3 }') });
 const planSchema = strictObject({
-    version: literal(1, { error: 'expected 1 (the only plan format version)' }),
-    name: schema_text('expected a plan name (a non-empty string)').optional(),
-    shell: schema_text('expected bash, sh or a command prefix like "python3 -c"').optional(),
-    concurrency: positiveInt('expected a positive integer (most units running at once)').optional(),
-    env: envMap,
-    defaults: defaultsSchema.optional(),
-    steps: array(schema_stepSchema, {
+    version: literal(1, { error: 'expected 1 (the only plan format version)' })
+        .meta({ description: 'The plan format version: the number 1.' }),
+    name: schema_text('expected a plan name (a non-empty string)')
+        .optional()
+        .meta({
+        description: "The plan's name: runs are named after it and a checkpoint only resumes a run of the same name. Default: the name of the plan file's directory.",
+        examples: ['nightly-backfill'],
+    }),
+    shell: schema_text('expected bash, sh or a command prefix like "python3 -c"')
+        .optional()
+        .meta({
+        description: 'How run and rollback commands are executed: bash (bash -eo pipefail -c), sh (sh -ec), or a command prefix ending with the flag that takes a command string.',
+        default: 'bash',
+        examples: ['bash', 'sh', 'python3 -c'],
+    }),
+    concurrency: positiveInt('expected a positive integer (most units running at once)')
+        .optional()
+        .meta({
+        description: 'The most units running at once across the plan (checkpoint run --concurrency overrides it). Default: the CPU count.',
+        examples: [2, 4],
+    }),
+    env: envMap.meta({
+        description: 'Variables added to every command: names of letters, digits and _ (not starting with a digit); values are strings, numbers or booleans.',
+        examples: [{ REGION: 'eu' }],
+    }),
+    defaults: defaultsSchema.optional().meta({
+        description: "Defaults for every step: timeout, retry and on-change. A step's own value wins.",
+        examples: [{ timeout: '30m', retry: { attempts: 3, delay: '2s', backoff: 2, 'max-delay': '1m' } }],
+    }),
+    steps: array(schema_stepSchema.meta({
+        description: 'A step: a shell command (run) and its dependencies; with batch, run once per chunk of a number range or item list.',
+    }), {
         error: expecting('expected a list of steps', 'write each step as "- id: NAME" followed by "run: COMMAND"'),
     })
-        .min(1, { error: expecting('expected at least one step', 'add "- id: NAME" with "run: COMMAND"') }),
+        .min(1, { error: expecting('expected at least one step', 'add "- id: NAME" with "run: COMMAND"') })
+        .meta({
+        description: 'The steps: shell commands with dependencies, and batch steps. A step without needs depends on the step listed before it.',
+    }),
 }, { error: 'expected a mapping with version: 1 and steps' });
 // ---------------------------------------------------------------------------------------------------------
 // Issue formatting
@@ -29700,6 +30487,7 @@ const ALLOWED_KEYS = {
     'steps[]': Object.keys(schema_stepSchema.shape),
     'steps[].retry': Object.keys(retryObjectSchema.shape),
     'steps[].batch': Object.keys(batchSchema.shape),
+    'steps[].batch.size': Object.keys(sizeByTimeShape.shape),
     'steps[].batch.range': Object.keys(rangeSchema.shape),
     'steps[].batch.items': Object.keys(itemsObjectShape.shape),
 };
@@ -29732,6 +30520,10 @@ const KEY_ALIASES = {
         compensate: 'rollback',
         title: 'name',
         label: 'name',
+        approve: 'approval',
+        manual: 'approval',
+        'requires-approval': 'approval',
+        'manual-approval': 'approval',
     },
     'steps[].batch': {
         'chunk-size': 'size',
@@ -29743,6 +30535,15 @@ const KEY_ALIASES = {
         failures: 'max-failures',
     },
     'steps[].batch.range': { start: 'from', begin: 'from', end: 'to', until: 'to', stop: 'to' },
+    'steps[].batch.size': {
+        time: 'target',
+        'chunk-time': 'target',
+        duration: 'target',
+        minimum: 'min',
+        'min-size': 'min',
+        maximum: 'max',
+        'max-size': 'max',
+    },
     'steps[].batch.items': { path: 'file', pattern: 'glob', cmd: 'command', run: 'command' },
     'defaults.retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
     'steps[].retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
@@ -29755,6 +30556,7 @@ const REQUIRED_HINTS = {
     'steps[].run': 'add a shell command to run',
     'steps[].batch.range.from': 'add from: N (the first number)',
     'steps[].batch.range.to': 'add to: N (the end, not included)',
+    'steps[].batch.size.target': 'add target: DURATION, how long each chunk should take (e.g. target: 30s)',
 };
 function pathPattern(path) {
     return path
@@ -30278,12 +31080,30 @@ function normaliseBatch(b, concurrency) {
     const space = b.range !== undefined
         ? { kind: 'range', from: b.range.from, to: b.range.to }
         : { kind: 'items', source: b.items ?? { kind: 'list', items: [] } };
+    const adaptive = typeof b.size === 'object'
+        ? {
+            targetMs: b.size.target ?? 0,
+            min: b.size.min ?? 1,
+            max: b.size.max ?? Number.MAX_SAFE_INTEGER,
+        }
+        : undefined;
     return {
         space,
-        size: b.size ?? 1,
+        // With chunks sized by time, the grid (unit indexes, log names) is `min`.
+        size: typeof b.size === 'number' ? b.size : (adaptive?.min ?? 1),
+        ...(adaptive ? { adaptive } : {}),
         parallel: b.parallel ?? concurrency,
         order: b.order ?? 'any',
         maxFailures: b['max-failures'] ?? { kind: 'count', count: 0 },
+        ...(b.throttle
+            ? {
+                throttle: {
+                    command: b.throttle.command,
+                    everyMs: b.throttle.every ?? 10_000,
+                    backoffMs: b.throttle.backoff ?? 30_000,
+                },
+            }
+            : {}),
     };
 }
 function normalise(data, file, opts) {
@@ -30307,7 +31127,9 @@ function normalise(data, file, opts) {
             retry: resolveRetry(defaults.retry, s.retry),
             needs: s.needs !== undefined ? [...new Set(s.needs)] : previous ? [previous.id] : [],
             always: s.always ?? false,
+            approval: s.approval ?? false,
             rollback: s.rollback,
+            secretOutputs: s['secret-outputs'] ?? [],
             inputs: s.inputs ?? [],
             onChange: s['on-change'] ?? defaults['on-change'] ?? 'rerun',
             batch: s.batch ? normaliseBatch(s.batch, concurrency) : undefined,
@@ -30327,10 +31149,67 @@ function normalise(data, file, opts) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/engine/shard.ts
+function shardLabel(s) {
+    return `${s.index}/${s.total}`;
+}
+/** `I/N` with 0 <= I < N; undefined when the text is not that. */
+function parseShardText(text) {
+    const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+    if (!m)
+        return undefined;
+    const index = Number(m[1]);
+    const total = Number(m[2]);
+    if (!Number.isSafeInteger(index) || !Number.isSafeInteger(total) || total < 1 || index >= total)
+        return undefined;
+    return { index, total };
+}
+function sameShard(a, b) {
+    return a === undefined || b === undefined ? a === b : a.index === b.index && a.total === b.total;
+}
+/** `⌊i·len/N⌋` without losing precision for spaces past 2^53 / N. */
+function cut(i, len, total) {
+    if (i === 0)
+        return 0;
+    if (i === total)
+        return len;
+    const exact = i * len;
+    if (Number.isSafeInteger(exact))
+        return Math.floor(exact / total);
+    return Number((BigInt(i) * BigInt(len)) / BigInt(total));
+}
+/** Part `index` of `total` of the half-open space [from, to): contiguous, possibly empty. */
+function shardPart(from, to, shard) {
+    const len = Math.max(0, to - from);
+    return [from + cut(shard.index, len, shard.total), from + cut(shard.index + 1, len, shard.total)];
+}
+function shardModeOf(step) {
+    if (step.shards === 'first')
+        return 'first';
+    return step.batch ? 'split' : 'every';
+}
+/** This shard's part of a step's whole space [from, to) under `mode`. */
+function partOf(from, to, mode, shard) {
+    if (mode === 'split')
+        return shardPart(from, to, shard);
+    if (mode === 'first' && shard.index > 0)
+        return [from, from];
+    return [from, to];
+}
+/** The units (chunks of `size`) of the half-open part [from, to), as the engine hands them out. */
+function unitsOf(from, to, size) {
+    const out = [];
+    for (let s = from; s < to; s += size)
+        out.push([s, Math.min(s + size, to)]);
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./src/engine/prepare.ts
 // Decides, before anything is written, what an attempt will do with each step: create its record, keep it,
 // invalidate it (changed fingerprint or changed dependency), or leave it done. Item lists are expanded here,
 // so a failing items command is reported like a plan error and the checkpoint stays untouched.
+
+
 
 
 
@@ -30394,9 +31273,14 @@ async function prepare(plan, state, opts = {}) {
     const info = new Map();
     const invalidated = new Map();
     const records = new Map();
+    // A sharded run does its part of every step; the shard is the run's, so every command agrees on it.
+    const shard = state.shard;
     for (const step of order) {
         const fp = await fingerprintStep(plan, step);
         const rec = state.steps.get(step.id);
+        const mode = shard ? shardModeOf(step) : undefined;
+        // Chunks sized by time: recorded on the step's record, which then measures its done chunks.
+        const adaptive = step.batch?.adaptive ? { adaptive: true } : {};
         let view = rec
             ? { from: rec.from, to: rec.to, size: rec.size, rec }
             : { from: 0, to: 0, size: 1, rec: undefined };
@@ -30409,28 +31293,74 @@ async function prepare(plan, state, opts = {}) {
             if (step.onChange === 'rerun')
                 reason = why;
             else {
-                const space = await spaceOf(plan, step, rec, false, env);
+                const space = shardSpace(await spaceOf(plan, step, rec, false, env), mode, shard);
                 view = { ...space.range, rec, note: `${why}; done units kept (on-change: keep)` };
                 events.push({
                     type: 'step-redefine',
                     step: step.id,
                     fingerprint: fp,
                     ...space,
+                    ...adaptive,
                     reason: `${why} (kept)`,
                 });
             }
         }
         else {
             const changedDep = step.needs.find((d) => invalidated.has(d));
+            // Chunks sized by time: `min` is the step's grid and not part of the fingerprint (done work is kept
+            // as intervals), so a changed one is recorded with the done work kept.
+            const size = step.batch?.adaptive ? step.batch.size : rec.size;
+            const sizeWhy = size !== rec.size ? `batch.size.min changed: ${rec.size} → ${size}` : undefined;
             if (changedDep && step.onChange === 'rerun')
                 reason = `dependency ${changedDep} will run again`;
+            else if (shard && mode) {
+                // `shards:` is not part of the fingerprint: a changed one moves this shard's part, done work kept.
+                const whole = rec.sharding ?? { from: rec.from, to: rec.to };
+                const [from, to] = partOf(whole.from, whole.to, mode, shard);
+                const moved = rec.sharding?.mode !== mode || rec.from !== from || rec.to !== to;
+                if (moved || sizeWhy !== undefined) {
+                    const why = [
+                        moved ? `shards changed: ${shardsWord(rec.sharding?.mode)} → ${shardsWord(mode)}` : undefined,
+                        sizeWhy,
+                    ]
+                        .filter((w) => w !== undefined)
+                        .join('; ');
+                    const sharding = { from: whole.from, to: whole.to, mode };
+                    events.push({
+                        type: 'step-redefine',
+                        step: step.id,
+                        fingerprint: fp,
+                        from,
+                        to,
+                        size,
+                        sharding,
+                        ...adaptive,
+                        reason: why,
+                    });
+                    view = { from, to, size, rec, note: why };
+                }
+            }
+            else if (sizeWhy !== undefined) {
+                events.push({
+                    type: 'step-redefine',
+                    step: step.id,
+                    fingerprint: fp,
+                    from: rec.from,
+                    to: rec.to,
+                    size,
+                    ...(rec.sharding ? { sharding: rec.sharding } : {}),
+                    ...adaptive,
+                    reason: sizeWhy,
+                });
+                view = { from: rec.from, to: rec.to, size, rec, note: `${sizeWhy}; done work kept` };
+            }
         }
         if (reason !== undefined) {
             if (rec) {
                 invalidated.set(step.id, reason);
                 replaced.add(step.id);
             }
-            const space = await spaceOf(plan, step, undefined, expand, env);
+            const space = shardSpace(await spaceOf(plan, step, undefined, expand, env), mode, shard);
             const ev = {
                 type: 'step-init',
                 step: step.id,
@@ -30440,6 +31370,10 @@ async function prepare(plan, state, opts = {}) {
             };
             if (space.items)
                 ev.items = space.items;
+            if (space.sharding)
+                ev.sharding = space.sharding;
+            if (adaptive.adaptive)
+                ev.adaptive = true;
             if (space.list)
                 items.set(step.id, space.list);
             events.push(ev);
@@ -30479,6 +31413,12 @@ async function prepare(plan, state, opts = {}) {
                 parts.unshift(view.note);
             why = parts.join(', ') || 'not started';
         }
+        if (mode === 'first' && shard && shard.index > 0) {
+            action = 'skip';
+            why = `shards: first: runs on shard 0 only (this is shard ${shardLabel(shard)})`;
+        }
+        if (step.approval && action !== 'skip' && !approvalOf(state, step.id))
+            why = `${why ? `${why}; ` : ''}waits for approval (checkpoint approve ${step.id})`;
         const pi = {
             step,
             fingerprint: fp,
@@ -30487,6 +31427,8 @@ async function prepare(plan, state, opts = {}) {
             unitsTotal: total,
             unitsDone: done,
         };
+        if (step.batch?.adaptive)
+            pi.chunks = chunkInfo(cur ?? { size: view.size }, step.batch.adaptive);
         if (opts.checkDrift &&
             cur?.items &&
             step.batch?.space.kind === 'items' &&
@@ -30530,6 +31472,24 @@ function selectSteps(plan, only, isDone) {
     for (const id of only)
         add(id);
     return plan.steps.filter((s) => want.has(s.id));
+}
+/** `shards:` as the plan says it. */
+function shardsWord(mode) {
+    return mode === undefined ? 'unsharded' : mode === 'first' ? 'first' : 'all';
+}
+/** This shard's part of a step's space: `range` becomes the part, `sharding` keeps the whole. */
+function shardSpace(space, mode, shard) {
+    if (!shard || !mode)
+        return space;
+    const whole = space.range;
+    const [from, to] = partOf(whole.from, whole.to, mode, shard);
+    return {
+        ...space,
+        range: { from, to, size: whole.size },
+        from,
+        to,
+        sharding: { from: whole.from, to: whole.to, mode },
+    };
 }
 async function spaceOf(plan, step, keepFrom, expand, env) {
     const b = step.batch;
@@ -30599,6 +31559,7 @@ function retryDelayMs(policy, nextTry, random = Math.random) {
 
 
 
+
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -30607,12 +31568,13 @@ const EXIT_INCOMPLETE = 75;
 const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
 /**
  * How long a unit's `done` record waits to be written and fsynced together with those of the units that end
- * meanwhile. Short pipelined units end every fraction of a millisecond and got a write and an fsync each;
- * only the unit's own bookkeeping waits, the next unit already runs.
+ * meanwhile. Short pipelined units end every fraction of a millisecond and got a write and an fsync each.
+ * The slot waits for the write (not the fsync) before it takes a new request; the unit its launcher queued
+ * behind this one already runs.
  */
 const COMMIT_DELAY_MS = 2;
 /** Read once: `os.hostname()` is a system call, and the spawned record of every unit carries it. */
-const HOST = (0,external_node_os_namespaceObject.hostname)();
+const HOST = (0,external_node_os_.hostname)();
 /** Variables each unit sets for itself; taken out of the step's fixed environment (a nested run has them). */
 const UNIT_VARS = [
     'CHECKPOINT_TRY',
@@ -30623,6 +31585,8 @@ const UNIT_VARS = [
     'CHECKPOINT_ITEMS_FILE',
     'CHECKPOINT_ITEM',
 ];
+/** A throttle check that hangs holds units back no longer than this; it then counts as failed. */
+const THROTTLE_CHECK_TIMEOUT_MS = 60_000;
 /** One selected step's bookkeeping for this attempt. */
 class StepRun {
     step;
@@ -30641,11 +31605,18 @@ class StepRun {
     stoppedByFailures = false;
     budgetBlocked = false;
     completedThisAttempt = false;
+    /** `approval: true` and not approved: no unit of it starts in this attempt (reported once). */
+    awaitingApproval = false;
     ranThisAttempt = false;
     state = 'waiting';
     items;
     /** argv and the fixed part of the environment, the same for every unit of this attempt (built on first use). */
     template;
+    throttle;
+    /** The time budget's deadline (Unix ms), if any: chunks sized by time are cut to fit before it. */
+    deadline;
+    /** Chunks sized by time: interrupted work of earlier attempts, handed out first, in chunks sized anew. */
+    #resume;
     constructor(step, ckpt) {
         this.step = step;
         this.#ckpt = ckpt;
@@ -30659,12 +31630,19 @@ class StepRun {
             this.taken.add(f.start, f.end);
         }
         for (const [s, e] of rec.interrupted.intervals()) {
+            if (step.batch?.adaptive) {
+                this.#resume ??= new IntervalSet();
+                this.#resume.add(s, e);
+                continue;
+            }
             for (const u of this.cut(s, e)) {
                 first.push({ ...u, notBefore: 0 });
                 this.taken.add(u.start, u.end);
             }
         }
         this.retryQueue = first;
+        if (step.batch?.throttle)
+            this.throttle = { okUntil: 0, blockedUntil: 0, proc: undefined, held: undefined };
     }
     get rec() {
         const r = this.#ckpt.state.steps.get(this.step.id);
@@ -30719,6 +31697,12 @@ class StepRun {
             }
             wakeAt = Math.min(wakeAt, q.notBefore);
         }
+        if (this.step.batch?.adaptive) {
+            const chunk = this.#nextChunk(now);
+            if (chunk)
+                return chunk;
+            return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
+        }
         const gap = this.taken.firstGap(this.cursor, this.rec.to);
         if (gap) {
             const u = this.#unitAt(gap[0], gap[1]);
@@ -30729,6 +31713,48 @@ class StepRun {
         this.cursor = this.rec.to;
         return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
     }
+    /**
+     * Chunks sized by time (chunking.ts): the next chunk from the first pending gap, interrupted work of
+     * earlier attempts first. A retry never comes here: it keeps its unit's exact [start, end).
+     */
+    #nextChunk(now) {
+        const rec = this.rec;
+        let gap;
+        if (this.#resume) {
+            for (const [s, e] of this.#resume.intervals()) {
+                gap = this.taken.firstGap(s, e);
+                if (gap)
+                    break;
+            }
+            if (!gap)
+                this.#resume = undefined;
+        }
+        const resumed = gap !== undefined;
+        gap ??= this.taken.firstGap(this.cursor, rec.to);
+        if (!gap) {
+            this.cursor = rec.to;
+            return undefined;
+        }
+        const u = this.#chunkAt(gap[0], gap[1], now);
+        this.taken.add(u.start, u.end);
+        if (!resumed)
+            this.cursor = u.end;
+        return u;
+    }
+    /** A chunk sized by time starting at `s`, within [s, e); its index is its first cell of the `min` grid. */
+    #chunkAt(s, e, now) {
+        const rec = this.rec;
+        const adaptive = this.step.batch?.adaptive;
+        const size = adaptive
+            ? nextChunkSize({
+                size: adaptive,
+                pace: rec.pace,
+                room: e - s,
+                remainingMs: this.deadline === undefined ? undefined : this.deadline - now,
+            })
+            : e - s;
+        return { step: this.step.id, start: s, end: s + size, index: Math.floor((s - rec.from) / rec.size) };
+    }
     #nextSequential(now) {
         if (this.running > 0)
             return undefined;
@@ -30736,6 +31762,8 @@ class StepRun {
         const gap = rec.done.firstGap(rec.from, rec.to);
         if (!gap)
             return undefined;
+        if (this.step.batch?.adaptive)
+            return this.#nextSequentialChunk(gap, now);
         const u = this.#unitAt(gap[0], gap[1]);
         if (this.failedFinalStarts.has(u.start))
             return undefined;
@@ -30748,8 +31776,43 @@ class StepRun {
         }
         return u;
     }
+    /** `order: sequential` with chunks sized by time: a retry keeps its exact range; else a new chunk. */
+    #nextSequentialChunk(gap, now) {
+        const [s, e] = gap;
+        if (this.failedFinalStarts.has(s))
+            return undefined;
+        const q = this.retryQueue.findIndex((x) => x.start === s);
+        if (q >= 0) {
+            const item = this.retryQueue[q];
+            if (item.notBefore > now)
+                return { wakeAt: item.notBefore };
+            this.retryQueue.splice(q, 1);
+            return { step: item.step, start: item.start, end: item.end, index: item.index };
+        }
+        // A new chunk stops where a unit waiting for its retry begins.
+        let end = e;
+        for (const x of this.retryQueue)
+            if (x.start > s && x.start < end)
+                end = x.start;
+        return this.#chunkAt(s, end, now);
+    }
     requeue(u, notBefore) {
         this.retryQueue.push({ ...u, notBefore });
+    }
+    /**
+     * A unit handed out that never started goes back, its try unused: to the front of the queue, as it was;
+     * with chunks sized by time, a new chunk (not a retry) goes back to the pending work instead, to be sized
+     * anew (the time left may be shorter by now).
+     */
+    giveBack(u) {
+        const retry = (this.tries.get(u.start) ?? 0) > 0 || this.rec.failed.has(u.start);
+        if (!this.step.batch?.adaptive || retry) {
+            this.requeue(u, 0);
+            return;
+        }
+        this.taken.remove(u.start, u.end);
+        if (u.start < this.cursor)
+            this.cursor = u.start;
     }
     get hasQueued() {
         return this.retryQueue.length > 0 || this.taken.firstGap(this.cursor, this.rec.to) !== undefined;
@@ -30803,6 +31866,8 @@ class Engine {
         this.#revokeQueued();
         for (const l of this.#live)
             l.proc?.terminate(graceMs, 'stop');
+        for (const r of this.#runs.values())
+            r.throttle?.proc?.terminate(graceMs, 'stop');
         this.#pump();
     }
     #stopInfo() {
@@ -30822,8 +31887,9 @@ class Engine {
             attempt: this.#attempt,
             plan: this.#plan.name,
             pid: process.pid,
-            host: (0,external_node_os_namespaceObject.hostname)(),
+            host: (0,external_node_os_.hostname)(),
             resumed: this.#resumed,
+            ...(state.shard ? { shard: state.shard } : {}),
         });
         for (const id of this.#prep.replaced)
             await ckpt.clearStepFiles(id);
@@ -30846,6 +31912,7 @@ class Engine {
         const selected = new Set(this.#prep.selected.map((s) => s.id));
         for (const step of topoOrder(this.#plan).filter((s) => selected.has(s.id))) {
             const run = new StepRun(step, ckpt);
+            run.deadline = this.#opts.deadline;
             if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
                 run.items = await ckpt.readItems(step.id);
             this.#runs.set(step.id, run);
@@ -30873,6 +31940,10 @@ class Engine {
         // After a failed journal write nothing more can be recorded; the error is the result.
         if (this.#fatal)
             throw this.#fatal;
+        // Time held back by a throttle is counted per attempt: an attempt that ends held closes its span.
+        for (const run of this.#runs.values())
+            if (run.throttle?.held !== undefined)
+                ckpt.recordLater({ type: 'throttle', step: run.step.id, held: false, reason: 'the attempt ended' });
         ckpt.recordLater({
             type: 'attempt-end',
             attempt: this.#attempt,
@@ -30945,6 +32016,26 @@ class Engine {
                 this.#completeStep(run);
                 continue;
             }
+            // A manual intervention point: nothing of it starts until it is approved; its dependents wait with it
+            // and independent steps go on. Approvals are recorded between attempts (under the lease), never now.
+            if (run.step.approval && !approvalOf(this.#ckpt.state, run.step.id)) {
+                if (!run.awaitingApproval) {
+                    run.awaitingApproval = true;
+                    this.#emit({
+                        type: 'step-state',
+                        step: run.step.id,
+                        state: 'waiting',
+                        detail: `waiting for approval (checkpoint approve ${run.step.id})`,
+                    });
+                }
+                continue;
+            }
+            if (run.throttle && this.#wouldStart(run) && !this.#throttleOpen(run, run.throttle, now)) {
+                if (!run.throttle.proc)
+                    wakeAt = Math.min(wakeAt, run.throttle.blockedUntil);
+                this.#settleStep(run);
+                continue;
+            }
             while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.active < run.parallel) {
                 const nx = run.next(now);
                 if (nx === undefined)
@@ -30977,11 +32068,83 @@ class Engine {
             this.#wakeTimer = setTimeout(() => this.#pump(), Math.min(MAX_TIMER_MS, Math.max(0, wakeAt - Date.now())));
         }
     }
+    /** Whether `run` has room and work for a unit now (before its throttle is asked). */
+    #wouldStart(run) {
+        return (!this.#stopping &&
+            this.#totalRunning() < this.#concurrency &&
+            run.active < run.parallel &&
+            !run.stoppedByFailures &&
+            !run.budgetBlocked &&
+            run.hasQueued);
+    }
+    /**
+     * THE THROTTLE (`batch.throttle`): units of the step start only while its check passes. A passing check
+     * holds for `every`; a failing one holds units back for `backoff`, then the check runs again. The check
+     * runs only when a unit could start, with the plan's shell in the step's directory and environment.
+     */
+    #throttleOpen(run, t, now) {
+        if (t.okUntil > now)
+            return true;
+        if (t.proc || t.blockedUntil > now)
+            return false;
+        const spec = run.step.batch?.throttle;
+        if (!spec)
+            return true;
+        const tpl = this.#template(run);
+        const proc = new UnitProcess({
+            argv: [...this.#shellArgv(run.step), spec.command],
+            cwd: run.step.workingDirectory,
+            env: tpl.env,
+            timeoutMs: THROTTLE_CHECK_TIMEOUT_MS,
+            timeoutGraceMs: 3000,
+            tailBytes: 2048,
+        });
+        t.proc = proc;
+        this.#track(proc.exited.then(async (exit) => {
+            t.proc = undefined;
+            const at = Date.now();
+            if (exit.code === 0 && !exit.spawnError) {
+                t.okUntil = at + spec.everyMs;
+                if (t.held !== undefined) {
+                    t.held = undefined;
+                    await this.#ckpt.record({ type: 'throttle', step: run.step.id, held: false });
+                    this.#emit({
+                        type: 'notice',
+                        message: `${run.step.id}: throttle check passes: starting units again`,
+                    });
+                }
+                return;
+            }
+            if (exit.endedBy === 'stop')
+                return;
+            t.blockedUntil = at + spec.backoffMs;
+            const why = exit.spawnError
+                ? exit.spawnError
+                : exit.endedBy === 'timeout'
+                    ? `timed out after ${duration_formatDuration(THROTTLE_CHECK_TIMEOUT_MS)}`
+                    : exit.signal
+                        ? `killed by ${exit.signal}`
+                        : `exit code ${exit.code}`;
+            const said = lastLine(proc.tail());
+            const reason = `throttled: ${spec.command}: ${why}${said ? ` (${said})` : ''}`;
+            if (reason !== t.held) {
+                t.held = reason;
+                await this.#ckpt.record({ type: 'throttle', step: run.step.id, held: true, reason });
+            }
+            this.#emit({
+                type: 'notice',
+                message: `${run.step.id}: ${reason}; no new unit starts, checking again in ${duration_formatDuration(spec.backoffMs)}`,
+            });
+        }));
+        return false;
+    }
     /** Predictive stop: skip a unit whose p90 duration would run past the deadline. */
     #fitsBudget(run, u, now) {
         const deadline = this.#opts.deadline;
         if (deadline === undefined)
             return true;
+        if (run.step.batch?.adaptive)
+            return this.#chunkFitsBudget(run, u, now, deadline);
         const est = p90(run.rec.durations);
         if (est === undefined || now + est <= deadline)
             return true;
@@ -30992,7 +32155,27 @@ class Engine {
             this.#revokeQueued(run);
             this.#emit({
                 type: 'notice',
-                message: `${run.step.id}: not starting more units: p90 ${formatDuration(est)} would end after the time budget (${formatDuration(Math.max(0, deadline - now))} left)`,
+                message: `${run.step.id}: not starting more units: p90 ${duration_formatDuration(est)} would end after the time budget (${duration_formatDuration(Math.max(0, deadline - now))} left)`,
+            });
+        }
+        return false;
+    }
+    /**
+     * The predictive stop for chunks sized by time: a chunk's estimate is its size at the step's measured rate
+     * (chunking.ts). The chunk was already cut to the time left, so only a chunk of `min` (or a retry, which
+     * keeps its range) can be too long; then the step starts no more units, as with the p90.
+     */
+    #chunkFitsBudget(run, u, now, deadline) {
+        const est = estimateMs(run.rec.pace, u.end - u.start);
+        if (est === undefined || fitsRemaining(est, deadline - now))
+            return true;
+        run.requeue(u, Number.POSITIVE_INFINITY);
+        if (!run.budgetBlocked) {
+            run.budgetBlocked = true;
+            this.#revokeQueued(run);
+            this.#emit({
+                type: 'notice',
+                message: `${run.step.id}: not starting more units: a chunk of ${u.end - u.start} would take about ${duration_formatDuration(Math.round(est))}, more than fits in the time budget (${duration_formatDuration(Math.max(0, deadline - now))} left, less a margin of ${duration_formatDuration(Math.max(0, deadline - now) - usableMs(deadline - now))})`,
             });
         }
         return false;
@@ -31089,7 +32272,7 @@ class Engine {
             own.CHECKPOINT_BATCH_END = String(u.end);
             if (items)
                 own.CHECKPOINT_ITEMS_FILE = scratch.itemsPath;
-            if (batch.size === 1)
+            if (batch.size === 1 && !batch.adaptive)
                 own.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
         }
         return own;
@@ -31221,6 +32404,7 @@ class Engine {
      *   - the run is not stopping (signal, time budget reached, lost lease, journal failure),
      *   - the step is a batch with independent units: never for `order: sequential`, whose next unit
      *     depends on the previous one's recorded end,
+     *   - the step has no throttle (each of its units asks the throttle when it starts),
      *   - the step has not stopped for max-failures and is not held back by the time budget's prediction,
      *   - no step earlier in dependency order waits for a slot (`#starved`), and the slot's running unit is
      *     its only holder (the unit before it is fully recorded, so the alternate scratch files are free).
@@ -31235,6 +32419,8 @@ class Engine {
             !this.#stopping &&
             run.step.batch !== undefined &&
             run.step.batch.order !== 'sequential' &&
+            // A queued unit would start without asking the throttle; throttled steps start each unit themselves.
+            run.step.batch.throttle === undefined &&
             !run.stoppedByFailures &&
             !run.budgetBlocked);
     }
@@ -31255,7 +32441,7 @@ class Engine {
         for (const slot of this.#slots) {
             if (slot.current?.run !== run || slot.queued || slot.users !== 1 || !pool.canQueue(slot.id))
                 continue;
-            const startBy = this.#startBy(run, now);
+            let startBy = this.#startBy(run, now);
             if (startBy === false)
                 break;
             const nx = run.next(now);
@@ -31263,6 +32449,14 @@ class Engine {
                 break;
             if ('wakeAt' in nx)
                 return nx.wakeAt;
+            if (run.step.batch?.adaptive) {
+                // A chunk's last useful start depends on its size.
+                startBy = this.#chunkStartBy(run, nx);
+                if (startBy !== undefined && startBy <= now * 1000) {
+                    run.giveBack(nx);
+                    break;
+                }
+            }
             this.#queueUnit(run, nx, slot, startBy, pool);
         }
         return Number.POSITIVE_INFINITY;
@@ -31276,10 +32470,25 @@ class Engine {
         const deadline = this.#opts.deadline;
         if (deadline === undefined)
             return undefined;
+        if (run.step.batch?.adaptive) {
+            // Chunks sized by time: whether a chunk of `min` still fits (each chunk then gets its own, below).
+            const est = estimateMs(run.rec.pace, run.rec.size);
+            if (est === undefined || latestStart(deadline, est) <= now)
+                return false;
+            return latestStart(deadline, est) * 1000;
+        }
         const est = p90(run.rec.durations);
         if (est === undefined || deadline - est <= now)
             return false;
         return (deadline - est) * 1000;
+    }
+    /** Chunks sized by time: the latest start (Unix µs) at which chunk `u` still fits the budget. */
+    #chunkStartBy(run, u) {
+        const deadline = this.#opts.deadline;
+        const est = estimateMs(run.rec.pace, u.end - u.start);
+        if (deadline === undefined || est === undefined)
+            return undefined;
+        return latestStart(deadline, est) * 1000;
     }
     /** A longer p90 moves the last useful start earlier: queued units now past it are taken back. */
     #recheckBudget(run) {
@@ -31289,7 +32498,11 @@ class Engine {
         const by = (deadline - (p90(run.rec.durations) ?? 0)) * 1000;
         for (const slot of this.#slots) {
             const q = slot.queued;
-            if (q?.live.run === run && q.startBy !== undefined && q.startBy > by)
+            if (q?.live.run !== run || q.startBy === undefined)
+                continue;
+            // Chunks sized by time: a slower rate moves each queued chunk's last useful start by its own size.
+            const chunkBy = run.step.batch?.adaptive ? this.#chunkStartBy(run, q.live.unit) : undefined;
+            if (q.startBy > (chunkBy ?? by))
                 q.handoff?.revoke();
         }
     }
@@ -31341,7 +32554,7 @@ class Engine {
         this.#releaseSlot(slot);
         if (run.tries.get(u.start) === q.tryNo)
             run.tries.set(u.start, q.tryNo - 1);
-        run.requeue(u, 0);
+        run.giveBack(u);
         run.running -= 1;
     }
     /** Takes back the requests queued behind running units (of one step, or all). */
@@ -31373,10 +32586,13 @@ class Engine {
         const { run, unit: u, slot } = live;
         const ckpt = this.#ckpt;
         let vacated = false;
+        // A unit counts against the concurrency until its end is written, not just until its process exits:
+        // otherwise new units start while ends wait to be written, and a kill redoes more than `concurrency`.
         const vacate = () => {
             if (vacated)
                 return;
             vacated = true;
+            this.#live.delete(live);
             run.active -= 1;
             this.#releaseSlot(slot);
         };
@@ -31397,21 +32613,21 @@ class Engine {
             if (slot.users === 1 && this.#mayQueueAhead(run))
                 this.#pump();
             const exit = await proc.exited;
-            this.#live.delete(live);
             if (slot.current === live)
                 slot.current = undefined;
             // Outputs are taken before the slot (and its scratch files) goes to the next unit.
             const outText = takeFile(outFile);
-            if (exit.code === 0 && !exit.spawnError) {
-                // A success frees the slot for the next unit while its end is recorded. A failure does not: it may
-                // exceed max-failures, and no unit may start before that is known.
+            // A success frees the slot for the next unit once its `done` line is written, before the fsync: a
+            // SIGKILL from then on does not lose it, so a kill redoes at most the units holding slots (one per
+            // slot, and the unit its launcher started behind it). A failure frees it only after its record: it
+            // may exceed max-failures, and no unit may start before that is known.
+            const onDoneWritten = () => {
                 vacate();
                 this.#pump();
-            }
-            await this.#recordExit(run, u, tryNo, exit, proc, outText);
+            };
+            await this.#recordExit(run, u, tryNo, exit, proc, outText, onDoneWritten);
         }
         finally {
-            this.#live.delete(live);
             if (slot.current === live)
                 slot.current = undefined;
             if (!vacated) {
@@ -31422,7 +32638,7 @@ class Engine {
             run.running -= 1;
         }
     }
-    async #recordExit(run, u, tryNo, exit, proc, outText) {
+    async #recordExit(run, u, tryNo, exit, proc, outText, onDoneWritten) {
         const ckpt = this.#ckpt;
         const step = run.step;
         const tail = proc.tail();
@@ -31440,7 +32656,7 @@ class Engine {
                     throw err;
                 return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, tail);
             }
-            await this.#recordDone({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) });
+            await this.#recordDone({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) }, onDoneWritten);
             // A longer p90 may take back units queued with the old one.
             this.#recheckBudget(run);
             this.#emit({ type: 'unit-end', unit: u, result: 'done', ms: exit.ms });
@@ -31477,7 +32693,7 @@ class Engine {
         if (exit.spawnError)
             reason = exit.spawnError;
         else if (exit.endedBy === 'timeout')
-            reason = `timed out after ${formatDuration(step.timeoutMs ?? 0)}`;
+            reason = `timed out after ${duration_formatDuration(step.timeoutMs ?? 0)}`;
         else if (exit.signal)
             reason = `killed by ${exit.signal}`;
         else
@@ -31488,19 +32704,19 @@ class Engine {
      * Records a `done` with the others of its commit window: one write and one fsync for all, and no line in
      * the journal before its fsync (the same promise as `record`). Resolves once durable.
      */
-    #recordDone(ev) {
+    #recordDone(ev, onWritten) {
         let batch = this.#doneBatch;
         if (!batch) {
             const events = [];
             const durable = new Promise((resolve) => setTimeout(resolve, COMMIT_DELAY_MS)).then(async () => {
                 this.#doneBatch = undefined;
-                // Appended in one tick: the journal commits them together.
-                await Promise.all(events.map((e) => this.#ckpt.record(e)));
+                // Appended in one tick: the journal writes them together and fsyncs them together.
+                await Promise.all(events.map((e) => this.#ckpt.record(e.ev, e.onWritten)));
             });
             batch = { events, durable };
             this.#doneBatch = batch;
         }
-        batch.events.push(ev);
+        batch.events.push({ ev, onWritten });
         return batch.durable;
     }
     async #recordFailure(run, u, tryNo, exit, reason, tail) {
@@ -31526,8 +32742,10 @@ class Engine {
                 unit: u,
                 result: 'retry',
                 ms: exit.ms,
-                detail: `${detail}; retrying in ${formatDuration(delay)}`,
+                detail: `${detail}; retrying in ${duration_formatDuration(delay)}`,
                 tail,
+                exit: exit.code,
+                signal: exit.signal,
             });
             return;
         }
@@ -31542,7 +32760,16 @@ class Engine {
                     message: `${step.id}: ${run.failedFinal} unit(s) failed, more than max-failures (${run.maxFailures}); not starting more units of this step`,
                 });
         }
-        this.#emit({ type: 'unit-end', unit: u, result: 'failed', ms: exit.ms, detail, tail });
+        this.#emit({
+            type: 'unit-end',
+            unit: u,
+            result: 'failed',
+            ms: exit.ms,
+            detail,
+            tail,
+            exit: exit.code,
+            signal: exit.signal,
+        });
     }
     async #writeLog(step, index, tail) {
         const path = this.#ckpt.logPath(step, index);
@@ -31574,6 +32801,9 @@ class Engine {
         }
         const stepsTotal = this.#runs.size;
         const complete = stepsDone === stepsTotal && !anyFailed;
+        const waitingForApproval = [...this.#runs.values()]
+            .filter((r) => r.awaitingApproval && !r.completedThisAttempt)
+            .map((r) => r.step.id);
         let exitCode;
         let reason;
         if (this.#fatal) {
@@ -31597,6 +32827,8 @@ class Engine {
                 reason = 'stopped early: the next units would not finish within the time budget';
             else if (this.#yieldedLeft)
                 reason = 'stopped early: a unit yielded';
+            else if (waitingForApproval.length > 0)
+                reason = `waiting for approval: ${waitingForApproval.join(', ')}`;
             else
                 reason = 'stopped early';
         }
@@ -31611,10 +32843,17 @@ class Engine {
             unitsRemaining: Math.max(0, unitsTotal - unitsDone),
             unitsFailed,
             attempt: this.#attempt,
+            ...(waitingForApproval.length > 0 ? { waitingForApproval } : {}),
         };
     }
 }
 /** Reads and removes a unit's CHECKPOINT_OUTPUT file; undefined when the unit wrote none. */
+/** The last non-empty line of a command's output, shortened for one log line. */
+function lastLine(text) {
+    const lines = text.split('\n').filter((l) => l.trim() !== '');
+    const l = (lines[lines.length - 1] ?? '').trim();
+    return l.length > 200 ? `${l.slice(0, 197)}...` : l;
+}
 function takeFile(path) {
     // Most units write no outputs: a stat that doesn't throw is cheaper than a failed open's exception.
     if (!(0,external_node_fs_.statSync)(path, { throwIfNoEntry: false }))
@@ -31648,13 +32887,16 @@ function stamp(d) {
     const p = (n) => String(n).padStart(2, '0');
     return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
 }
-/** `<name>-YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken. */
-async function newRunId(root, planName, now = new Date()) {
+/**
+ * `<name>-YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken; `tag` goes after the name
+ * (`<name>-shard1of3-YYYYMMDD-HHMMSS` for `--shard 1/3`).
+ */
+async function newRunId(root, planName, now = new Date(), tag) {
     const safe = planName
         .toLowerCase()
         .replace(/[^a-z0-9_-]+/g, '-')
         .replace(/^-+|-+$/g, '') || 'run';
-    const base = `${safe}-${stamp(now)}`;
+    const base = `${safe}${tag ? `-${tag}` : ''}-${stamp(now)}`;
     let id = base;
     for (let n = 2; await exists((0,external_node_path_.join)(root, id)); n++)
         id = `${base}-${n}`;
@@ -31681,7 +32923,7 @@ async function listRunIds(root) {
     for (const n of names) {
         if (!isValidRunId(n))
             continue;
-        if (await Checkpoint.exists(root, n))
+        if (await checkpoint_Checkpoint.exists(root, n))
             out.push(n);
     }
     return out.sort();
@@ -31727,14 +32969,14 @@ async function optionalPlan(opts) {
 /** `--run ID`, else `latest`, else the newest run folder. */
 async function resolveRunId(root, runOpt) {
     if (runOpt) {
-        if (!(await Checkpoint.exists(root, runOpt))) {
+        if (!(await checkpoint_Checkpoint.exists(root, runOpt))) {
             const known = await listRunIds(root);
             throw new UsageError(`--run: no run "${runOpt}" in ${shown(root)}${known.length ? `; known runs: ${known.slice(-5).join(', ')}` : ''}`);
         }
         return runOpt;
     }
     const latest = await readLatest(root);
-    if (latest && (await Checkpoint.exists(root, latest)))
+    if (latest && (await checkpoint_Checkpoint.exists(root, latest)))
         return latest;
     const ids = await listRunIds(root);
     const last = ids[ids.length - 1];
@@ -31855,6 +33097,8 @@ class Progress {
                     this.line(`${c.red('✗')} ${s.id} failed: ${ev.detail ?? ''}`);
                 if (ev.state === 'blocked')
                     this.line(`${c.yellow('-')} ${s.id} not run: ${ev.detail ?? ''}`);
+                if (ev.state === 'waiting' && ev.detail)
+                    this.line(`${c.yellow('⏸')} ${s.id} ${ev.detail}`);
                 return;
             }
             case 'unit-end':
@@ -31882,7 +33126,7 @@ class Progress {
             return '';
         const total = unitCount(rec);
         const ran = rec.unitsDone - s.doneAtStart;
-        const took = s.startedAt === undefined ? '' : ` in ${formatDuration(this.#now() - s.startedAt)}`;
+        const took = s.startedAt === undefined ? '' : ` in ${duration_formatDuration(this.#now() - s.startedAt)}`;
         return total > 1 ? ` (${ran} of ${total} units run now${took})` : took;
     }
     #figures(s) {
@@ -31926,7 +33170,7 @@ class Progress {
         if (f.rate !== undefined)
             parts.push(`${f.rate >= 10 ? f.rate.toFixed(0) : f.rate.toFixed(1)}/s`);
         if (f.etaMs !== undefined)
-            parts.push(`ETA ${formatDuration(f.etaMs)}`);
+            parts.push(`ETA ${duration_formatDuration(f.etaMs)}`);
         return parts.join('  ');
     }
     #redrawPending = false;
@@ -31964,30 +33208,153 @@ class Progress {
                         : s.state === 'blocked'
                             ? c.yellow('-')
                             : ' ';
-            lines.push(`${mark} ${s.id.padEnd(width)} ${bar} ${this.#figureText(f)}`);
+            const held = this.#ckpt.state.steps.get(s.id)?.throttle?.held ? `  ${c.yellow('throttled')}` : '';
+            lines.push(`${mark} ${s.id.padEnd(width)} ${bar} ${this.#figureText(f)}${held}`);
         }
         this.#write(`${lines.join('\n')}\n`);
         this.#drawn = lines.length;
     }
 }
 
+;// CONCATENATED MODULE: ./src/trace/config.ts
+// Whether a run is traced, and where its spans go: decided from the environment (OTLP over HTTP) and the
+// `--trace FILE` flag (OTLP JSON lines). Reads no OpenTelemetry package: untraced runs never load one.
+const TRACES_VAR = 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT';
+const ENDPOINT_VAR = 'OTEL_EXPORTER_OTLP_ENDPOINT';
+/**
+ * The traces URL the OTLP exporters use: the signal-specific variable as it is; the generic one with
+ * `v1/traces` appended (OTLP exporter specification).
+ */
+function endpointFrom(env) {
+    const specific = env[TRACES_VAR]?.trim();
+    if (specific)
+        return { url: specific, from: TRACES_VAR };
+    const generic = env[ENDPOINT_VAR]?.trim();
+    if (generic)
+        return { url: `${generic.endsWith('/') ? generic : `${generic}/`}v1/traces`, from: ENDPOINT_VAR };
+    return undefined;
+}
+function traceConfig(env, file) {
+    const warnings = [];
+    const serviceName = env.OTEL_SERVICE_NAME?.trim() || 'checkpoint';
+    let endpoint;
+    // The SDK's own switches turn off what the environment turned on (never an explicit `--trace FILE`).
+    const disabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true' ||
+        env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() === 'none';
+    if (!disabled)
+        endpoint = endpointFrom(env);
+    if (endpoint) {
+        let ok = false;
+        try {
+            const u = new URL(endpoint.url);
+            ok = u.protocol === 'http:' || u.protocol === 'https:';
+        }
+        catch {
+            ok = false;
+        }
+        if (!ok) {
+            warnings.push(`${endpoint.from}: "${env[endpoint.from]}" is not an http(s) URL; traces are not sent. Set it to the collector's OTLP/HTTP address, e.g. http://localhost:4318`);
+            endpoint = undefined;
+        }
+    }
+    if (!endpoint && file === undefined)
+        return { warnings };
+    return {
+        settings: {
+            serviceName,
+            ...(endpoint ? { endpoint: endpoint.url, endpointVar: endpoint.from } : {}),
+            ...(file !== undefined ? { file } : {}),
+        },
+        warnings,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/trace/index.ts
+// Traces of `checkpoint run` (README.md, "Traces"): with OTEL_EXPORTER_OTLP_ENDPOINT (or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set, or `--trace FILE`, a run emits one span per attempt, per step
+// and per unit try. This module is loaded by every run and loads no OpenTelemetry package itself: those are
+// imported (a separate chunk in dist/) only when tracing is on, so untraced runs start as fast as before.
+
+
+
+// Replaced by scripts/build.mjs with package.json's version (in the entry bundle, which holds this module).
+const VERSION = '0.1.0';
+function openTraceFile(file) {
+    if (file.trim() === '')
+        throw new UsageError('--trace: expected a file path, got ""; e.g. --trace trace.jsonl');
+    try {
+        return (0,external_node_fs_.openSync)(file, 'a', 0o600);
+    }
+    catch (err) {
+        const code = err.code ?? err.message;
+        throw new UsageError(`--trace: cannot write "${file}" (${code}); pick a file in an existing folder you can write to`);
+    }
+}
+/** Undefined when tracing is off (nothing loaded, nothing to do). */
+async function startTracing(io, opts = {}) {
+    const startedAt = performance.timeOrigin + performance.now();
+    const warn = opts.warn ?? ((m) => io.err.write(`checkpoint: warning: ${m}\n`));
+    const { settings, warnings } = traceConfig(io.env, opts.file);
+    for (const w of warnings)
+        warn(w);
+    if (!settings)
+        return undefined;
+    const fd = settings.file !== undefined ? openTraceFile(settings.file) : undefined;
+    try {
+        const { createTracing } = await Promise.all(/* import() */[__nccwpck_require__.e(819), __nccwpck_require__.e(920)]).then(__nccwpck_require__.bind(__nccwpck_require__, 920));
+        return createTracing(settings, {
+            ...(fd !== undefined ? { fd } : {}),
+            warn,
+            startedAt,
+            ...(VERSION.startsWith('__') ? {} : { version: VERSION }),
+            exitWhenStuck: opts.exitWhenStuck === true,
+        });
+    }
+    catch (err) {
+        if (fd !== undefined)
+            (0,external_node_fs_.closeSync)(fd);
+        warn(`traces are off: the OpenTelemetry packages did not load (${err.message}); the run goes on without them`);
+        return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/cli/shard.ts
+
 
 /** `I/N` with 0 <= I < N (matrix `strategy.job-index` / `strategy.job-total`). */
 function parseShard(text) {
-    const m = /^(\d+)\/(\d+)$/.exec(text.trim());
-    const index = Number(m?.[1]);
-    const total = Number(m?.[2]);
-    if (!m || total < 1 || index >= total) {
+    const shard = parseShardText(text);
+    if (!shard)
         throw new UsageError(`--shard: expected I/N with 0 <= I < N (e.g. 0/4), got "${text}"`);
+    return shard;
+}
+/**
+ * A run is bound to the shard it was started with: resuming it as another shard (or unsharded) would do
+ * another shard's work or the whole step. Refused before anything is written, naming both and the way out.
+ */
+function checkRunShard(runId, recorded, requested) {
+    if (recorded === undefined && requested === undefined)
+        return;
+    if (recorded && requested && recorded.index === requested.index && recorded.total === requested.total)
+        return;
+    if (recorded === undefined && requested) {
+        throw new UsageError(`--shard ${shardLabel(requested)}: run ${runId} is not sharded (it was started without --shard); ` +
+            `run without --shard to resume it, or add --new to start a fresh run as shard ${shardLabel(requested)}`);
     }
-    // Splitting batch work across matrix jobs is its own feature (issue 5); refusing beats silently running all.
-    throw new UsageError(`--shard ${text}: sharding is not available in this version yet; run without --shard`);
+    const rec = recorded;
+    if (requested === undefined) {
+        throw new UsageError(`run ${runId} is shard ${shardLabel(rec)}, but no --shard was given; ` +
+            `pass --shard ${shardLabel(rec)} to resume it, or --new to start a fresh, unsharded run`);
+    }
+    throw new UsageError(`--shard ${shardLabel(requested)}: run ${runId} is shard ${shardLabel(rec)}; ` +
+        `pass --shard ${shardLabel(rec)} to resume it, or add --new to start a fresh run as shard ${shardLabel(requested)}`);
 }
 
 ;// CONCATENATED MODULE: ./src/cli/run.ts
 // `checkpoint run`: pick or create the run, take its lease, prepare, run the engine, and stop cleanly on
 // SIGINT/SIGTERM (exit 75 within 5 s, a second SIGINT skips the grace).
+
+
 
 
 
@@ -32041,7 +33408,7 @@ async function acquireCreating(root, id) {
     const until = Date.now() + 10_000;
     for (;;) {
         try {
-            return await acquireLease((0,external_node_path_.join)(root, CREATING), { runId: id, attempt: 0 });
+            return await lock_acquireLease((0,external_node_path_.join)(root, CREATING), { runId: id, attempt: 0 });
         }
         catch (err) {
             if (!(err instanceof LockedError) || Date.now() > until)
@@ -32050,18 +33417,32 @@ async function acquireCreating(root, id) {
         }
     }
 }
-/** `--run ID`, `--new`, or the latest unfinished run of this plan; otherwise a fresh run. */
+/** The environment of a sharded run's units: which shard they belong to (removed for unsharded runs). */
+function shardEnv(env, shard) {
+    const out = { ...env };
+    delete out.CHECKPOINT_SHARD_INDEX;
+    delete out.CHECKPOINT_SHARD_TOTAL;
+    if (shard) {
+        out.CHECKPOINT_SHARD_INDEX = String(shard.index);
+        out.CHECKPOINT_SHARD_TOTAL = String(shard.total);
+    }
+    return out;
+}
+/**
+ * `--run ID`, `--new`, or the latest unfinished run of this plan; otherwise a fresh run (named after the
+ * shard with `--shard`: `<name>-shardIofN-<time>`).
+ */
 async function chooseRun(plan, root, opts) {
     if (opts.run !== undefined) {
         if (!isValidRunId(opts.run)) {
             throw new UsageError(`--run: "${opts.run}" is not a valid run id; use letters, digits, ".", "_" and "-"`);
         }
-        return { id: opts.run, existing: await Checkpoint.exists(root, opts.run) };
+        return { id: opts.run, existing: await checkpoint_Checkpoint.exists(root, opts.run) };
     }
     if (!opts.new) {
         const latest = await readLatest(root);
-        if (latest && (await Checkpoint.exists(root, latest))) {
-            const ck = await Checkpoint.read(root, latest);
+        if (latest && (await checkpoint_Checkpoint.exists(root, latest))) {
+            const ck = await checkpoint_Checkpoint.read(root, latest);
             // Events past the snapshot: the last attempt did not close (its final writes failed, or it was
             // killed), so even with every unit done it did not end as complete — finish it, never start over.
             const closed = ck.loadReport.eventsReplayed === 0;
@@ -32069,10 +33450,20 @@ async function chooseRun(plan, root, opts) {
                 return { id: latest, existing: true, read: ck };
         }
     }
-    return { id: await newRunId(root, plan.name), existing: false };
+    const tag = opts.shard ? `shard${opts.shard.index}of${opts.shard.total}` : undefined;
+    return { id: await newRunId(root, plan.name, new Date(), tag), existing: false };
 }
 async function runCommand(opts, io) {
-    return (await executeRun(opts, io)).exitCode;
+    // Traced when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or --trace says so; a dry run starts no engine.
+    const tracing = opts.dryRun
+        ? undefined
+        : await startTracing(io, {
+            ...(opts.trace !== undefined ? { file: opts.trace } : {}),
+            exitWhenStuck: true,
+        });
+    if (!tracing)
+        return (await executeRun(opts, io)).exitCode;
+    return (await tracing.around((hooks) => executeRun(opts, io, hooks))).exitCode;
 }
 /** `checkpoint run`, returning what happened instead of only an exit code. */
 async function executeRun(opts, io, hooks = {}) {
@@ -32082,14 +33473,17 @@ async function executeRun(opts, io, hooks = {}) {
     const budgetMs = parseBudget(opts.timeBudget);
     const startedAt = Date.now();
     const deadline = budgetMs === undefined ? undefined : startedAt + budgetMs;
-    if (opts.shard !== undefined)
-        parseShard(opts.shard);
+    const shard = opts.shard !== undefined ? parseShard(opts.shard) : undefined;
     for (const id of opts.only ?? []) {
         if (!plan.steps.some((s) => s.id === id)) {
             throw new UsageError(`--only: no step "${id}" in ${shown(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
         }
     }
-    const chosen = await chooseRun(plan, root, opts);
+    const chosen = await chooseRun(plan, root, {
+        ...(opts.run !== undefined ? { run: opts.run } : {}),
+        ...(opts.new ? { new: true } : {}),
+        ...(shard ? { shard } : {}),
+    });
     const { existing, read } = chosen;
     let id = chosen.id;
     // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
@@ -32132,12 +33526,13 @@ async function executeRun(opts, io, hooks = {}) {
         let prep;
         if (existing) {
             if (!opts.dryRun)
-                lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
+                lease = await lock_acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
             // A dry run reuses the read made to choose the run; a real one reads again under the lease.
-            ckpt = opts.dryRun && read ? read : await Checkpoint.read(root, id);
+            ckpt = opts.dryRun && read ? read : await checkpoint_Checkpoint.read(root, id);
             if (ckpt.state.planName !== '' && ckpt.state.planName !== plan.name) {
                 throw new UsageError(`--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`);
             }
+            checkRunShard(id, ckpt.state.shard, shard);
             prep = await prepare(plan, ckpt.state, {
                 only: opts.only ?? [],
                 env: io.env,
@@ -32145,7 +33540,7 @@ async function executeRun(opts, io, hooks = {}) {
             });
         }
         else {
-            ckpt = Checkpoint.blank(root, id, plan.name);
+            ckpt = checkpoint_Checkpoint.blank(root, id, plan.name, shard);
             prep = await prepare(plan, ckpt.state, {
                 only: opts.only ?? [],
                 env: io.env,
@@ -32158,29 +33553,31 @@ async function executeRun(opts, io, hooks = {}) {
         }
         let creating;
         if (!lease) {
-            await ensureDir(root);
+            await fsutil_ensureDir(root);
             if (!opts.new && opts.run === undefined) {
                 // Runs started together on a fresh folder must agree on one run: creating one is serialised by a
                 // lease on the root, and whoever comes second joins (or is refused by) the run the first created.
                 creating = await acquireCreating(root, id);
                 const latest = await readLatest(root);
-                if (latest && latest !== id && (await Checkpoint.exists(root, latest))) {
-                    const other = await Checkpoint.read(root, latest);
+                if (latest && latest !== id && (await checkpoint_Checkpoint.exists(root, latest))) {
+                    const other = await checkpoint_Checkpoint.read(root, latest);
                     if (other.state.planName === plan.name && !planComplete(plan, other)) {
-                        lease = await acquireLease(`${root}/${latest}`, { runId: latest, attempt: 0 });
+                        checkRunShard(latest, other.state.shard, shard);
+                        lease = await lock_acquireLease(`${root}/${latest}`, { runId: latest, attempt: 0 });
                         id = latest;
-                        ckpt = await Checkpoint.read(root, id);
+                        ckpt = await checkpoint_Checkpoint.read(root, id);
                         prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
                     }
                 }
             }
         }
         if (!lease) {
-            await ensureDir(`${root}/${id}`);
-            lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
-            if (await Checkpoint.exists(root, id)) {
+            await fsutil_ensureDir(`${root}/${id}`);
+            lease = await lock_acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
+            if (await checkpoint_Checkpoint.exists(root, id)) {
                 // Another run started with the same id in the same second and has finished: continue from it.
-                ckpt = await Checkpoint.read(root, id);
+                ckpt = await checkpoint_Checkpoint.read(root, id);
+                checkRunShard(id, ckpt.state.shard, shard);
                 prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
             }
         }
@@ -32201,11 +33598,11 @@ async function executeRun(opts, io, hooks = {}) {
             progress.line(`warning: ${report.rebuiltFrom}`);
         if (report.tornTail)
             progress.line('note: ignored a torn last line in the journal (the run before was cut off mid-write)');
-        progress.line(`${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name} in ${shown(ckpt.dir)} (host ${(0,external_node_os_namespaceObject.hostname)()})`);
+        progress.line(`${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name}${shard ? ` as shard ${shardLabel(shard)}` : ''} in ${shown(ckpt.dir)} (host ${(0,external_node_os_.hostname)()})`);
         engine = new Engine(plan, ckpt, prep, {
             concurrency,
             deadline,
-            env: io.env,
+            env: shardEnv(io.env, shard),
             onEvent: (ev) => {
                 progress.event(ev);
                 hooks.onEvent?.(ev);
@@ -32214,7 +33611,7 @@ async function executeRun(opts, io, hooks = {}) {
         });
         const lost = (reason) => engine?.stop(`lease lost: ${reason}`, 0);
         lease.onLost(lost);
-        hooks.onEngine?.(ckpt, engine);
+        hooks.onEngine?.(ckpt, engine, plan);
         progress.start();
         let result;
         try {
@@ -32230,8 +33627,14 @@ async function executeRun(opts, io, hooks = {}) {
         await ckpt.close();
         progress.line(`${result.exitCode === EXIT_OK ? 'complete' : result.reason}: ${result.unitsDone} of ${result.unitsDone + result.unitsRemaining} units done` +
             `${result.unitsFailed ? `, ${result.unitsFailed} failed` : ''} (attempt ${result.attempt}, exit ${result.exitCode})`);
-        if (result.exitCode === EXIT_INCOMPLETE)
-            progress.line(`resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}`);
+        const waiting = result.waitingForApproval ?? [];
+        if (result.exitCode === EXIT_INCOMPLETE && waiting.length === 0)
+            progress.line(`resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${shard ? ` --shard ${shardLabel(shard)}` : ''}`);
+        if (waiting.length > 0) {
+            // The last line names the steps and the way on, for the CLI and for the action's log.
+            const where = `${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${opts.dir !== undefined ? ` --dir ${opts.dir}` : ''}`;
+            progress.line(`approve with: checkpoint approve ${waiting.join(' ')}${where}, then run again: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${shard ? ` --shard ${shardLabel(shard)}` : ''} (GitHub Action: run the workflow again with the input \`approve: ${waiting.join(', ')}\`)`);
+        }
         return outcome(result.exitCode, result);
     }
     finally {
@@ -32244,6 +33647,8 @@ async function executeRun(opts, io, hooks = {}) {
 }
 
 ;// CONCATENATED MODULE: ./src/cli/explain.ts
+// `checkpoint explain` and `run --dry-run`: for every step, whether it will run and why.
+
 
 
 
@@ -32269,6 +33674,8 @@ function printExplain(out, plan, prep, runLabel) {
         out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
         if (i.itemsDrift)
             out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
+        if (i.chunks)
+            out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
     }
 }
 async function explainCommand(opts, io) {
@@ -32276,15 +33683,26 @@ async function explainCommand(opts, io) {
     const root = rootOf(opts, plan);
     // The run that `checkpoint run` would pick, so explain and run never disagree.
     const { id, existing } = await chooseRun(plan, root, opts.run === undefined ? {} : { run: opts.run });
-    const ckpt = existing ? await Checkpoint.read(root, id) : Checkpoint.blank(root, id, plan.name);
+    const ckpt = existing ? await checkpoint_Checkpoint.read(root, id) : checkpoint_Checkpoint.blank(root, id, plan.name);
     const label = existing ? id : `${id} (new: the latest run is complete or absent)`;
     const prep = await prepare(plan, ckpt.state, { env: io.env, checkDrift: true });
     printExplain(io.out, plan, prep, label);
     return 0;
 }
+/** How the step's chunks will be sized, e.g. `chunks sized by time: target 200ms (min 10, max 1000); next chunk 190 from the rate of 12 done chunks (950/s)`. */
+function explainChunks(ch) {
+    const bounds = `min ${ch.min}${ch.max !== null ? `, max ${ch.max}` : ''}`;
+    const target = ch.targetMs !== null ? duration_formatDuration(ch.targetMs) : '?';
+    const next = ch.measured > 0
+        ? `next chunk ${ch.nextSize} from the rate of ${ch.measured} done chunk(s) (${ch.ratePerSecond}/s)`
+        : `first chunk ${ch.min}, then sized from the measured rate`;
+    return `chunks sized by time: target ${target} (${bounds}); ${next}; a time budget cuts chunks to fit`;
+}
 
 ;// CONCATENATED MODULE: ./src/cli/manage.ts
-// Commands that change a checkpoint by hand: reset, mark-done, rollback. Each takes the run's lease first.
+// Commands that change a checkpoint by hand: reset, mark-done, rollback, approve. Each takes the run's lease
+// first.
+
 
 
 
@@ -32310,19 +33728,20 @@ function isDamage(err) {
 }
 async function withRun(opts, fn) {
     const plan = await requirePlan(opts);
+    opts.check?.(plan);
     const root = rootOf(opts, plan);
     const id = await resolveRunId(root, opts.run);
-    const lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
+    const lease = await lock_acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
     try {
         let ckpt;
         let startedOver;
         try {
-            ckpt = await Checkpoint.read(root, id);
+            ckpt = await checkpoint_Checkpoint.read(root, id);
         }
         catch (err) {
             if (!opts.startOverIfDamaged || !isDamage(err))
                 throw err;
-            const fresh = await Checkpoint.startOver(root, id, plan.name);
+            const fresh = await checkpoint_Checkpoint.startOver(root, id, plan.name);
             ckpt = fresh.ckpt;
             startedOver = { damage: err.message, kept: fresh.kept };
         }
@@ -32363,6 +33782,19 @@ async function resetCommand(steps, opts, io) {
             if (!targets.has(id))
                 continue;
             const rec = ckpt.state.steps.get(id);
+            // No record but an approval (given before the step was first prepared): the reset takes it back.
+            if (!rec && !opts.failed && approvalOf(ckpt.state, id)) {
+                await ckpt.record({
+                    type: 'reset',
+                    step: id,
+                    failedOnly: false,
+                    forget: true,
+                    reason: 'checkpoint reset',
+                });
+                io.out.write(`reset ${id}: its approval is taken back\n`);
+                n += 1;
+                continue;
+            }
             if (!rec)
                 continue;
             if (opts.failed) {
@@ -32373,6 +33805,7 @@ async function resetCommand(steps, opts, io) {
                 io.out.write(`reset ${id}: ${failed} failed unit(s) are pending again with fresh tries\n`);
             }
             else {
+                const approved = approvalOf(ckpt.state, id) !== undefined;
                 await ckpt.record({
                     type: 'reset',
                     step: id,
@@ -32382,7 +33815,7 @@ async function resetCommand(steps, opts, io) {
                 });
                 await ckpt.clearStepFiles(id);
                 await (0,promises_namespaceObject.rm)(ckpt.stateDir(id), { recursive: true, force: true });
-                io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again\n`);
+                io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`);
             }
             n += 1;
         }
@@ -32462,8 +33895,96 @@ async function rollbackCommand(opts, io) {
         return 0;
     });
 }
+/** Who approves when `--by` is not given: the GitHub actor, else the local user. */
+function defaultApprover(env) {
+    return env.GITHUB_ACTOR?.trim() || env.USER?.trim() || env.USERNAME?.trim() || 'unknown';
+}
+/** `approve b,c d` and `approve: "b, c"`: step ids split on commas and white space. */
+function approvalIds(args) {
+    return [...new Set(args.flatMap((a) => a.split(/[\s,]+/)).filter((a) => a !== ''))];
+}
+/**
+ * Every id names a step of the plan with `approval: true`; otherwise a usage error naming the step and the
+ * fix. `where` starts the message: `approve` for the command, ``input `approve` `` for the action.
+ */
+function checkApprovable(plan, ids, where) {
+    const gated = plan.steps.filter((s) => s.approval).map((s) => s.id);
+    const which = gated.length > 0
+        ? `steps that wait for approval: ${gated.join(', ')}`
+        : 'no step of this plan has `approval: true`';
+    for (const id of ids) {
+        const step = plan.steps.find((s) => s.id === id);
+        if (!step) {
+            throw new UsageError(`${where}: no step "${id}" in ${shown(plan.file)}; ${which} (all steps: ${plan.steps.map((s) => s.id).join(', ')})`);
+        }
+        if (!step.approval) {
+            throw new UsageError(`${where}: step "${id}" does not wait for approval; add \`approval: true\` to it in ${shown(plan.file)} to make it a manual intervention point (${which})`);
+        }
+    }
+}
+/** Records an `approve` event for each step and says so; approving again replaces who and when. */
+async function recordApprovals(ckpt, ids, by, io) {
+    for (const id of ids) {
+        const before = approvalOf(ckpt.state, id);
+        await ckpt.record({ type: 'approve', step: id, by });
+        const rec = ckpt.state.steps.get(id);
+        const done = rec !== undefined && isStepComplete(rec) ? ' (it is done already)' : '';
+        const again = before
+            ? `; it was approved before by ${before.by} at ${new Date(before.at).toISOString()}`
+            : '';
+        io.out.write(`approved ${id} (by ${by})${done}${again}\n`);
+    }
+}
+async function approveCommand(steps, opts, io) {
+    const ids = approvalIds(steps);
+    if (ids.length === 0)
+        throw new UsageError('approve: name at least one step, e.g. `checkpoint approve deploy`');
+    if (opts.by !== undefined && opts.by.trim() === '')
+        throw new UsageError('--by: expected a name, e.g. `--by alice`');
+    const by = opts.by?.trim() || defaultApprover(io.env);
+    const check = (plan) => checkApprovable(plan, ids, 'approve');
+    return withRun({ ...opts, check }, async (_plan, ckpt) => {
+        await recordApprovals(ckpt, ids, by, io);
+        const again = [
+            'checkpoint run',
+            opts.file !== 'checkpoint.yml' ? `-f ${opts.file}` : '',
+            opts.dir !== undefined ? `--dir ${opts.dir}` : '',
+            opts.run !== undefined ? `--run ${ckpt.runId}` : '',
+        ].filter(Boolean);
+        io.out.write(`run again to continue: ${again.join(' ')}\n`);
+        return 0;
+    });
+}
+/**
+ * The action's `approve` input: records the approvals in the run `runId` (after the restore, before the
+ * engine), creating the run when there is no checkpoint yet, so a first run can be approved up front.
+ * The ids are checked with `checkApprovable` first.
+ */
+async function approveInRun(o, io) {
+    const dir = `${o.root}/${o.runId}`;
+    await ensureDir(o.root);
+    const lease = await acquireLease(dir, { runId: o.runId, attempt: 0 });
+    try {
+        const exists = await Checkpoint.exists(o.root, o.runId);
+        const ckpt = exists
+            ? await Checkpoint.read(o.root, o.runId)
+            : Checkpoint.blank(o.root, o.runId, o.plan.name, o.shard);
+        await ckpt.openForWrite();
+        try {
+            await recordApprovals(ckpt, o.ids, o.by, io);
+        }
+        finally {
+            await ckpt.compact();
+            await ckpt.close();
+        }
+    }
+    finally {
+        await lease.release();
+    }
+}
 
 ;// CONCATENATED MODULE: ./src/report/stats.ts
+
 
 /** Units a step will have before its record exists: known for plain steps, ranges and inline lists. */
 function plannedUnits(step) {
@@ -32513,7 +34034,11 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0) {
     else
         status = 'pending';
     const remaining = total - done;
-    const mean = rec.durations.length > 0 ? rec.durations.reduce((a, b) => a + b, 0) / rec.durations.length : undefined;
+    let mean = rec.durations.length > 0 ? rec.durations.reduce((a, b) => a + b, 0) / rec.durations.length : undefined;
+    // Chunks sized by time: done chunks are of any size; the time per grid cell comes from the measured rate.
+    const rate = rec.adaptive ? paceRate(rec.pace) : undefined;
+    if (rate !== undefined)
+        mean = rec.size / rate;
     const s = {
         id,
         name,
@@ -32542,14 +34067,44 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0) {
         s.items = { count: rec.items.count, source: rec.items.source };
     if (rec.completedAt !== undefined)
         s.completedAt = rec.completedAt;
+    if (rec.throttle) {
+        const t = rec.throttle;
+        // A hold still open counts up to now only while this process watches it (`live`).
+        const open = t.held && live && t.since !== undefined ? Date.now() - t.since : 0;
+        s.throttle = { held: t.held, reason: t.reason, count: t.count, heldMs: t.heldMs + open };
+    }
     return s;
 }
 /** Stats for every step of the plan (in plan order), or of the checkpoint alone when the plan is unknown. */
 function allStepStats(state, plan, live = false) {
     if (plan) {
-        return plan.steps.map((s) => stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s)));
+        return plan.steps.map((s) => withApproval(state, s, stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s))));
     }
-    return [...state.steps].map(([id, rec]) => stepStats(id, id, rec, 1, unitCount(rec) > 1, live));
+    return [...state.steps].map(([id, rec]) => {
+        const st = stepStats(id, id, rec, 1, unitCount(rec) > 1, live);
+        const a = approvalOf(state, id);
+        if (a)
+            st.approval = { required: true, approved: true, by: a.by, at: a.at };
+        return st;
+    });
+}
+/** `approval: true`: who approved it, or — unapproved, not done and its needs done — `waiting`. */
+function withApproval(state, step, st) {
+    if (!step.approval)
+        return st;
+    const a = approvalOf(state, step.id);
+    if (a) {
+        st.approval = { required: true, approved: true, by: a.by, at: a.at };
+        return st;
+    }
+    st.approval = { required: true, approved: false };
+    const needsDone = step.needs.every((d) => {
+        const rec = state.steps.get(d);
+        return rec !== undefined && isStepComplete(rec);
+    });
+    if (needsDone && st.status !== 'done' && st.status !== 'running')
+        st.status = 'waiting';
+    return st;
 }
 function runStats(ckpt, plan, live = false) {
     const steps = allStepStats(ckpt.state, plan, live);
@@ -32569,6 +34124,1073 @@ function runStats(ckpt, plan, live = false) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/report/summary.ts
+// The job summary (GITHUB_STEP_SUMMARY): GitHub-flavoured Markdown built from a run's checkpoint and its
+// stats. Rendering is pure; the only I/O is `readLogTails`, which the caller runs first, so the action, the
+// `report` command and the tests all feed the same function. No @actions/core here: the action writes the
+// string itself.
+
+
+/** GitHub refuses a step summary above 1 MiB (and then shows nothing at all). */
+const SUMMARY_LIMIT_BYTES = (/* unused pure expression or super */ null && (1024 * 1024));
+/** Default budget: under the limit with room for whatever else the job appends to the same file. */
+const DEFAULT_MAX_BYTES = 1_000_000;
+const DEFAULT_LOG_LINES = 20;
+/** Longer lines are cut: one minified-JSON line must not eat the whole budget. */
+const MAX_LINE_CHARS = 400;
+/** Units' logs are bounded by the engine (64 KiB); read no more than that even if a file is bigger. */
+const MAX_LOG_READ_BYTES = 64 * 1024;
+const DEFAULT_MAX_FAILED_RANGES = 100;
+const MAX_TIMELINE_ATTEMPTS = 40;
+// ---------------------------------------------------------------------------------------------------------
+// Escaping
+const HTML_ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
+/** For text inside raw HTML (`<summary>`): Markdown is not parsed there, so backslash escapes would show. */
+function escapeHtml(text) {
+    return text.replace(/[&<>"]/g, (c) => HTML_ENTITIES[c] ?? c).replace(/\r\n|\r|\n/g, ' ');
+}
+/** For text in Markdown flow (headings, paragraphs, quotes): HTML and the Markdown punctuation that formats. */
+function escapeMarkdown(text) {
+    return text
+        .replace(/[\\`*_[\]~]/g, '\\$&')
+        .replace(/[&<>"]/g, (c) => HTML_ENTITIES[c] ?? c)
+        .replace(/\r\n|\r|\n/g, ' ');
+}
+/**
+ * For a table cell: as `escapeMarkdown`, and `|` as an entity (GFM splits cells on `|` before anything else,
+ * and `\|` is ambiguous after a literal backslash); newlines become `<br>` so a row stays one line.
+ */
+function escapeCell(text) {
+    return text
+        .split(/\r\n|\r|\n/)
+        .map((line) => escapeMarkdown(line).replace(/\|/g, '&#124;'))
+        .join('<br>');
+}
+/** Inline code whose delimiters outnumber any backtick run inside (CommonMark code spans). */
+function inlineCode(text) {
+    const flat = text.replace(/\r\n|\r|\n/g, ' ');
+    const ticks = '`'.repeat(longestRun(flat, '`') + 1);
+    const pad = flat.startsWith('`') || flat.endsWith('`') ? ' ' : '';
+    return `${ticks}${pad}${flat}${pad}${ticks}`;
+}
+function longestRun(text, ch) {
+    let best = 0;
+    let run = 0;
+    for (const c of text) {
+        run = c === ch ? run + 1 : 0;
+        if (run > best)
+            best = run;
+    }
+    return best;
+}
+/** A fenced code block that the content cannot close: the fence is longer than any backtick run inside. */
+function fencedBlock(text, info = '') {
+    const fence = '`'.repeat(Math.max(3, longestRun(text, '`') + 1));
+    return `${fence}${info}\n${text}\n${fence}`;
+}
+function logKey(step, index) {
+    return `${step}#${index}`;
+}
+// CSI (colours, cursor moves) and OSC (titles, hyperlinks) sequences, then any other C0 control but tab.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching terminal control characters is the point
+const ANSI = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-_]/g;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: as above
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+/** The last `maxLines` lines of a unit's output, as a reader would have seen them on a terminal. */
+function tailLines(text, maxLines = DEFAULT_LOG_LINES) {
+    const all = text.replace(/\r\n/g, '\n').split('\n');
+    if (all.length > 0 && all[all.length - 1] === '')
+        all.pop();
+    const start = Math.max(0, all.length - maxLines);
+    const lines = all.slice(start).map((raw) => {
+        // A progress bar redraws its line with \r: what stayed on screen is the last redraw.
+        const shown = raw.slice(raw.lastIndexOf('\r') + 1);
+        const clean = shown.replace(ANSI, '').replace(CONTROL, '');
+        return clean.length > MAX_LINE_CHARS ? `${clean.slice(0, MAX_LINE_CHARS)}…` : clean;
+    });
+    return { lines, omitted: start };
+}
+async function readTail(path) {
+    let fh;
+    try {
+        fh = await (0,promises_namespaceObject.open)(path, 'r');
+        const { size } = await fh.stat();
+        const length = Math.min(size, MAX_LOG_READ_BYTES);
+        const buf = Buffer.alloc(length);
+        await fh.read(buf, 0, length, size - length);
+        let text = buf.toString('utf8');
+        // Started mid-file: the first line is partial (and may start mid-character).
+        if (length < size)
+            text = text.slice(text.indexOf('\n') + 1);
+        return text;
+    }
+    catch (err) {
+        if (err.code === 'ENOENT')
+            return undefined;
+        throw err;
+    }
+    finally {
+        await fh?.close();
+    }
+}
+/**
+ * Reads the tail of the log of the first unit of every failed range (`logs/<step>/<index>.log`, named by
+ * `Checkpoint.logPath`). A unit that printed nothing has no log file and no entry.
+ */
+async function readLogTails(ckpt, stats, opts = {}) {
+    const out = new Map();
+    let budget = opts.maxLogs ?? DEFAULT_MAX_FAILED_RANGES;
+    for (const step of stats.steps) {
+        for (const range of failedRanges(step)) {
+            if (budget-- <= 0)
+                return out;
+            const text = await readTail(ckpt.logPath(step.id, range.index));
+            if (text !== undefined)
+                out.set(logKey(step.id, range.index), tailLines(text, opts.maxLines));
+        }
+    }
+    return out;
+}
+/**
+ * A step's failed units, adjacent ones with the same reason merged: 400 chunks that all failed on the same
+ * missing table are one range with one log, not 400 sections or annotations.
+ */
+function failedRanges(step) {
+    const sorted = [...step.failed].sort((a, b) => a.start - b.start);
+    const out = [];
+    for (const f of sorted) {
+        const last = out[out.length - 1];
+        if (last && last.end === f.start && last.reason === f.reason && last.exit === f.exit) {
+            last.end = f.end;
+            last.units += 1;
+            last.tries = Math.max(last.tries, f.tries);
+            continue;
+        }
+        out.push({
+            step: step.id,
+            start: f.start,
+            end: f.end,
+            index: f.index,
+            units: 1,
+            exit: f.exit,
+            reason: f.reason,
+            tries: f.tries,
+        });
+    }
+    return out;
+}
+/**
+ * What the range covers, in the user's terms (inclusive, as people say "rows 40000–49999"), or '' for a
+ * plain step, which is one unit.
+ */
+function rangeLabel(step, start, end) {
+    if (!step.batch)
+        return '';
+    const noun = step.items ? 'item' : 'unit';
+    return end - start <= 1 ? `${noun} ${start}` : `${noun}s ${start}–${end - 1}`;
+}
+const STATE_ICON = {
+    done: '✅',
+    failed: '❌',
+    running: '🔄',
+    interrupted: '⚠️',
+    partial: '⏳',
+    pending: '⏸️',
+    waiting: '✋',
+};
+function outcomeOf(input) {
+    if (input.complete ?? input.stats.complete)
+        return 'complete';
+    // An attempt stopped by its budget may leave failed units of an earlier attempt behind: it did not fail.
+    if (input.exitCode !== undefined)
+        return input.exitCode === 1 ? 'failed' : 'incomplete';
+    return input.stats.unitsFailed > 0 ? 'failed' : 'incomplete';
+}
+function pct(done, total) {
+    return total === 0 ? 100 : Math.floor((done / total) * 100);
+}
+function plural(n, one, many = `${one}s`) {
+    return `${n} ${n === 1 ? one : many}`;
+}
+function listSteps(steps, count, max = 8) {
+    // One step: the count is already in the sentence.
+    if (steps.length === 1)
+        return escapeMarkdown(steps[0].id);
+    const parts = steps.slice(0, max).map((s) => `${escapeMarkdown(s.id)} (${count(s)})`);
+    if (steps.length > max)
+        parts.push(`${steps.length - max} more`);
+    return parts.join(', ');
+}
+function headline(input, outcome) {
+    const stats = input.stats;
+    const plan = escapeMarkdown(input.planName ?? stats.plan);
+    const lines = [];
+    if (outcome === 'complete') {
+        lines.push(`## ✅ ${plan}: complete`);
+        lines.push('', `All ${plural(stats.unitsTotal, 'unit')} of ${plural(stats.steps.length, 'step')} are done.`);
+    }
+    else if (outcome === 'failed') {
+        const failing = stats.steps.filter((s) => s.unitsFailed > 0);
+        lines.push(`## ❌ ${plan}: failed`);
+        const what = failing.length > 0
+            ? `${plural(stats.unitsFailed, 'unit')} failed in ${listSteps(failing, (s) => s.unitsFailed)}`
+            : 'The run failed';
+        lines.push('', `${what}; ${stats.unitsDone} of ${stats.unitsTotal} units done (${pct(stats.unitsDone, stats.unitsTotal)}%). ` +
+            'The next attempt retries the failed units first.');
+    }
+    else {
+        const left = stats.steps.filter((s) => s.status !== 'done');
+        lines.push(`## ⏸️ ${plan}: incomplete`);
+        const eta = stats.etaMs === undefined ? '' : ` · ETA ${formatDuration(stats.etaMs)}`;
+        lines.push('', `${stats.unitsDone} of ${stats.unitsTotal} units done (${pct(stats.unitsDone, stats.unitsTotal)}%); ` +
+            `${stats.unitsRemaining} left in ${listSteps(left, (s) => s.unitsRemaining)}${eta}. ` +
+            'The next attempt resumes from here.');
+    }
+    // A failed run's reason repeats the sentence above unless no unit failed (a fatal error).
+    const reasonAdds = outcome === 'incomplete' || (outcome === 'failed' && stats.unitsFailed === 0);
+    if (input.reason && reasonAdds)
+        lines.push('', `Ended: ${escapeMarkdown(input.reason)}.`);
+    return lines;
+}
+function metaLine(input) {
+    const state = input.state;
+    const last = state.attempts[state.attempts.length - 1];
+    const resumed = input.resumed ?? last?.resumed ?? false;
+    const parts = [`Run ${inlineCode(input.runId ?? input.stats.runId)}`];
+    if (state.shard)
+        parts.push(`shard ${state.shard.index}/${state.shard.total}`);
+    if (last)
+        parts.push(`attempt ${last.attempt}${resumed ? ' (resumed)' : ' (fresh start)'}`);
+    else if (resumed)
+        parts.push('resumed');
+    const unitTime = input.stats.steps.reduce((a, s) => a + s.timeMs, 0);
+    parts.push(`${formatDuration(unitTime)} of unit time across attempts`);
+    if (input.exitCode !== undefined)
+        parts.push(`exit ${input.exitCode}`);
+    return parts.join(' · ');
+}
+function warningBlock(warnings) {
+    if (warnings.length === 0)
+        return [];
+    const lines = ['> [!WARNING]'];
+    for (const w of warnings)
+        lines.push(`> - ${escapeCell(w)}`);
+    return lines;
+}
+function stepCell(s) {
+    return s.name && s.name !== s.id ? `${escapeCell(s.name)} (${escapeCell(s.id)})` : escapeCell(s.id);
+}
+function stepRow(s) {
+    const eta = s.status === 'done' ? '—' : s.etaMs === undefined ? '?' : formatDuration(s.etaMs);
+    const cells = [
+        stepCell(s),
+        `${STATE_ICON[s.status]} ${s.status === 'waiting' ? 'waiting for approval' : s.status}`,
+        `${s.unitsDone} / ${s.unitsTotal}`,
+        String(s.unitsFailed),
+        String(s.unitsRemaining),
+        formatDuration(s.timeMs),
+        eta,
+    ];
+    return `| ${cells.join(' | ')} |`;
+}
+const TABLE_HEAD = (/* unused pure expression or super */ null && ([
+    '| Step | State | Done | Failed | Remaining | Time | ETA |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+]));
+/** Which chunks a range is, when the numbers alone do not say it (chunks of more than one number). */
+function chunkNote(range) {
+    if (range.units > 1)
+        return ` (${range.units} chunks from #${range.index})`;
+    return range.end - range.start > 1 ? ` (chunk #${range.index})` : '';
+}
+function failedSection(step, range, tail, maxLines, open) {
+    const log = tail && {
+        lines: tail.lines.slice(-maxLines),
+        omitted: tail.omitted + Math.max(0, tail.lines.length - maxLines),
+    };
+    const where = rangeLabel(step, range.start, range.end);
+    const summary = [
+        `❌ ${escapeHtml(step.id)}`,
+        where && `${escapeHtml(where)}${chunkNote(range)}`,
+        escapeHtml(range.reason),
+        plural(range.tries, 'try', 'tries'),
+    ]
+        .filter(Boolean)
+        .join(' · ');
+    const lines = [`<details${open ? ' open' : ''}><summary>${summary}</summary>`, ''];
+    if (!log || log.lines.length === 0) {
+        lines.push('_No output was recorded._');
+    }
+    else {
+        const which = range.units > 1 ? ` of chunk #${range.index}` : '';
+        const cut = log.omitted > 0 ? `last ${plural(log.lines.length, 'line')}` : 'full output';
+        lines.push(`Log${which} (${cut}):`, '', fencedBlock(log.lines.join('\n'), 'text'));
+    }
+    lines.push('', '</details>');
+    return lines.join('\n');
+}
+/** Mermaid's gantt grammar reserves `:`, `;` and `#`; keep labels to plain ASCII words, `max` chars. */
+function ganttText(text, max) {
+    const clean = text
+        .replace(/:/g, ' -')
+        .replace(/[^A-Za-z0-9 .,()/+=-]+/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim();
+    return clean.length > max ? `${clean.slice(0, max - 3).trimEnd()}...` : clean;
+}
+function attemptEnd(a, next, now) {
+    if (a.endedAt !== undefined) {
+        const how = a.exit === 0 ? 'complete' : `exit ${a.exit}, ${a.reason ?? 'no reason recorded'}`;
+        const tag = a.exit === 0 ? 'done, ' : a.exit === 1 ? 'crit, ' : '';
+        return { end: a.endedAt, how, tag };
+    }
+    // No end recorded: killed, cancelled or crashed; the next attempt's start bounds it.
+    if (next)
+        return { end: next.startedAt, how: 'no end recorded (killed or cancelled)', tag: 'crit, ' };
+    return { end: Math.max(now, a.startedAt), how: 'running or no end recorded', tag: 'active, ' };
+}
+function timeline(state, now) {
+    const attempts = state.attempts;
+    if (attempts.length === 0)
+        return [];
+    const shown = attempts.slice(-MAX_TIMELINE_ATTEMPTS);
+    const first = shown[0];
+    const rows = [];
+    let lastEnd = first.startedAt;
+    for (let i = 0; i < shown.length; i++) {
+        const a = shown[i];
+        const { end, how, tag } = attemptEnd(a, shown[i + 1], now);
+        // A zero-length bar is drawn as nothing at all.
+        const stop = Math.max(end, a.startedAt + 1000);
+        lastEnd = Math.max(lastEnd, stop);
+        const label = `Attempt ${a.attempt}${a.resumed ? ' (resumed)' : ''} - ${ganttText(how, 60)} - ${plural(a.unitsDone, 'unit')} done`;
+        rows.push(`    ${label} :${tag}a${a.attempt}, ${a.startedAt}, ${stop}`);
+    }
+    const multiDay = lastEnd - first.startedAt > 86_400_000;
+    const lines = [
+        '### Timeline',
+        '',
+        '```mermaid',
+        'gantt',
+        `    title ${plural(attempts.length, 'attempt')}`,
+        '    dateFormat x',
+        `    axisFormat ${multiDay ? '%m-%d %H:%M' : '%H:%M'}`,
+        '    todayMarker off',
+        '    section Attempts',
+        ...rows,
+        '```',
+    ];
+    if (attempts.length > shown.length)
+        lines.push('', `_${attempts.length - shown.length} earlier attempts are not shown._`);
+    return lines;
+}
+function bytes(text) {
+    return Buffer.byteLength(text, 'utf8');
+}
+/**
+ * The job summary for one run. Sections: headline (complete / failed / incomplete with what is left), store
+ * warnings, a table of steps, failed ranges with their log tails, and a Mermaid timeline of attempts. Stays
+ * under `maxBytes` by leaving out failed-range sections (with a note) and, only for absurdly long plans,
+ * table rows.
+ */
+function renderSummary(input) {
+    const maxBytes = input.maxBytes ?? DEFAULT_MAX_BYTES;
+    const outcome = outcomeOf(input);
+    const head = [...headline(input, outcome), '', metaLine(input)];
+    const warnings = warningBlock(input.warnings ?? []);
+    if (warnings.length > 0)
+        head.push('', ...warnings);
+    const headText = `${head.join('\n')}\n`;
+    const stats = input.stats;
+    const timelineText = (() => {
+        const t = timeline(input.state, input.now ?? Date.now());
+        return t.length > 0 ? `\n${t.join('\n')}\n` : '';
+    })();
+    // Room kept for the notes that say what was left out.
+    const NOTE_RESERVE = 400;
+    let used = bytes(headText) + bytes(timelineText) + NOTE_RESERVE;
+    const tableLines = ['', '### Steps', '', ...TABLE_HEAD];
+    used += bytes(`${tableLines.join('\n')}\n`);
+    let rowsLeft = 0;
+    for (let i = 0; i < stats.steps.length; i++) {
+        const row = stepRow(stats.steps[i]);
+        if (used + bytes(row) + 1 > maxBytes) {
+            rowsLeft = stats.steps.length - i;
+            break;
+        }
+        tableLines.push(row);
+        used += bytes(row) + 1;
+    }
+    if (rowsLeft > 0)
+        tableLines.push('', `_${plural(rowsLeft, 'more step')} not shown (summary size limit)._`);
+    // `batch.throttle`: why units did not start, said once per step (a few short lines at most).
+    for (const st of stats.steps) {
+        const t = st.throttle;
+        if (!t || (!t.held && t.count === 0))
+            continue;
+        const line = `⏳ **${escapeCell(st.id)}** ${t.held ? 'is held back by its throttle' : 'was held back by its throttle'} ` +
+            `${plural(t.count, 'time')}, ${formatDuration(t.heldMs)} in all${t.reason ? `: ${inlineCode(t.reason)}` : ''}`;
+        tableLines.push('', line);
+        used += bytes(line) + 2;
+    }
+    // `approval: true`: the steps the run stopped before, and how to let them start.
+    for (const st of stats.steps) {
+        if (st.status !== 'waiting')
+            continue;
+        const line = `✋ **${escapeCell(st.id)}** is waiting for approval: run the workflow again with the action input ` +
+            `${inlineCode(`approve: ${st.id}`)} (for example from a \`workflow_dispatch\` input), or approve it with ` +
+            `${inlineCode(`checkpoint approve ${st.id}`)} where the checkpoint is and run again.`;
+        tableLines.push('', line);
+        used += bytes(line) + 2;
+    }
+    const tableText = `${tableLines.join('\n')}\n`;
+    const sections = [];
+    const all = stats.steps.flatMap((s) => failedRanges(s).map((r) => ({ step: s, range: r })));
+    const maxRanges = input.maxFailedRanges ?? DEFAULT_MAX_FAILED_RANGES;
+    let cutBy;
+    for (const { step, range } of all) {
+        if (sections.length >= maxRanges) {
+            cutBy = 'count';
+            break;
+        }
+        const section = failedSection(step, range, input.logs?.get(logKey(step.id, range.index)), input.logLines ?? DEFAULT_LOG_LINES, sections.length === 0);
+        const cost = bytes(section) + 2;
+        if (used + cost > maxBytes) {
+            cutBy = 'size';
+            break;
+        }
+        sections.push(section);
+        used += cost;
+    }
+    let failedText = '';
+    if (all.length > 0) {
+        const lines = ['', '### Failed units', '', sections.join('\n\n')];
+        const left = all.length - sections.length;
+        if (left > 0) {
+            const why = cutBy === 'size' ? 'to keep the summary under its size limit' : 'to keep the summary short';
+            lines.push('', '> [!NOTE]', `> ${plural(left, 'more failed range')} not shown ${why}; \`checkpoint status --json\` lists them all.`);
+        }
+        failedText = `${lines.join('\n')}\n`;
+    }
+    return headText + tableText + failedText + timelineText;
+}
+
+;// CONCATENATED MODULE: ./src/report/shards.ts
+// `checkpoint report` and the action's `command: report`: several shards' checkpoints gathered into one
+// report. Per step and per shard: units done, failed and remaining, ETA and failed ranges; across shards: is
+// the union of the done work exactly the whole, and was no range done on two shards. Gathering and rendering
+// are pure; the callers read the checkpoints (from directories, or restored from the store) and the logs.
+
+
+
+
+
+
+const MAX_LISTED = 100;
+function units(total, done, failed) {
+    return { total, done, failed, remaining: Math.max(0, total - done) };
+}
+function addUnits(a, b) {
+    return units(a.total + b.total, a.done + b.done, a.failed + b.failed);
+}
+function fmt([s, e]) {
+    return `[${s}, ${e})`;
+}
+function listRanges(list, max = 5) {
+    const shown = list.slice(0, max).map(fmt);
+    if (list.length > max)
+        shown.push(`… ${list.length - max} more`);
+    return shown.join(', ');
+}
+/** The pieces of [s, e) that `set` covers. */
+function coveredPieces(set, s, e) {
+    const out = [];
+    let cur = s;
+    for (const [gs, ge] of set.gaps(s, e)) {
+        if (gs > cur)
+            out.push([cur, gs]);
+        cur = ge;
+    }
+    if (cur < e)
+        out.push([cur, e]);
+    return out;
+}
+function shardOf(ckpt) {
+    return ckpt.state.shard;
+}
+/** How a step is shared: from the first shard that recorded it, else from the plan. */
+function shapeOf(recs, step, total) {
+    for (const rec of recs) {
+        if (!rec)
+            continue;
+        const span = rec.sharding ? rec.sharding.to - rec.sharding.from : rec.to - rec.from;
+        const batch = step
+            ? step.batch !== undefined
+            : rec.sharding?.mode === 'split' || rec.size > 1 || rec.items !== undefined || span > 1;
+        if (rec.sharding)
+            return { whole: [rec.sharding.from, rec.sharding.to], mode: rec.sharding.mode, size: rec.size, batch };
+        // An unsharded run (N = 1): its space is the whole.
+        return { whole: [rec.from, rec.to], mode: batch ? 'split' : 'every', size: rec.size, batch };
+    }
+    if (!step)
+        return undefined;
+    const mode = step.shards === 'first' && total > 1 ? 'first' : step.batch ? 'split' : 'every';
+    const b = step.batch;
+    if (!b)
+        return { whole: [0, 1], mode, size: 1, batch: false };
+    if (b.space.kind === 'range')
+        return { whole: [b.space.from, b.space.to], mode, size: b.size, batch: true };
+    if (b.space.source.kind === 'list')
+        return { whole: [0, b.space.source.items.length], mode, size: b.size, batch: true };
+    return { whole: null, mode, size: b.size, batch: true };
+}
+function aggregateState(cells, complete) {
+    if (complete)
+        return 'done';
+    const states = cells.map((c) => c.state);
+    if (states.includes('failed'))
+        return 'failed';
+    if (states.includes('running'))
+        return 'running';
+    if (states.includes('interrupted'))
+        return 'interrupted';
+    if (cells.some((c) => c.units.done > 0))
+        return 'partial';
+    if (states.every((s) => s === 'missing'))
+        return 'missing';
+    return 'pending';
+}
+/**
+ * Gathers the shards' checkpoints into one report. Consistency errors (the report is then not complete):
+ * checkpoints of different plans or shard counts, two checkpoints for one shard, a shard whose recorded part
+ * is not its part of the step, work done outside a shard's part, a range done on two shards, item lists
+ * that differ between shards.
+ */
+function gatherShards(o) {
+    const errors = [];
+    const warnings = [...(o.warnings ?? [])];
+    const sources = o.sources;
+    const names = [...new Set(sources.map((s) => s.ckpt.state.planName))];
+    if (names.length > 1)
+        errors.push(`the checkpoints belong to different plans (${sources.map((s) => `${s.source}: "${s.ckpt.state.planName}"`).join(', ')}); report the shards of one plan`);
+    const planName = names[0] ?? o.plan?.name ?? '';
+    const plan = o.plan && o.plan.name === planName ? o.plan : undefined;
+    // N: given, else what the checkpoints recorded (an unsharded run is the one shard of 1).
+    const totals = [...new Set(sources.map((s) => shardOf(s.ckpt)?.total ?? 1))];
+    const unsharded = sources.filter((s) => shardOf(s.ckpt) === undefined);
+    if (unsharded.length > 0 && (sources.length > 1 || (o.total !== undefined && o.total > 1)))
+        errors.push(`${unsharded.map((s) => `${s.source} (run ${s.ckpt.runId})`).join(', ')} ${unsharded.length === 1 ? 'is' : 'are'} not sharded (run without --shard); report only the checkpoints of \`checkpoint run --shard I/N\` runs`);
+    const total = o.total ?? Math.max(1, ...totals);
+    const wrongTotal = sources.filter((s) => {
+        const sh = shardOf(s.ckpt);
+        return sh !== undefined && sh.total !== total;
+    });
+    if (wrongTotal.length > 0)
+        errors.push(`the shard counts differ: ${sources.map((s) => `${s.source} is shard ${shardOf(s.ckpt) ? shardLabel(shardOf(s.ckpt)) : '(none)'}`).join(', ')}; every shard must be run with the same N`);
+    const byIndex = new Map();
+    for (const s of sources) {
+        const sh = shardOf(s.ckpt) ?? { index: 0, total: 1 };
+        if (sh.total !== total)
+            continue;
+        const prev = byIndex.get(sh.index);
+        if (prev) {
+            errors.push(`shard ${shardLabel(sh)} was given twice (${prev.source}, run ${prev.ckpt.runId}, and ${s.source}, run ${s.ckpt.runId}); pass one checkpoint per shard`);
+            continue;
+        }
+        byIndex.set(sh.index, s);
+    }
+    // Steps: the plan's, in its order; else every step any shard recorded, in first-seen order.
+    const ids = plan ? plan.steps.map((s) => s.id) : [];
+    if (!plan)
+        for (const s of sources)
+            for (const id of s.ckpt.state.steps.keys())
+                if (!ids.includes(id))
+                    ids.push(id);
+    const stepById = new Map(plan?.steps.map((s) => [s.id, s]) ?? []);
+    const steps = [];
+    for (const id of ids) {
+        const step = stepById.get(id);
+        const recs = Array.from({ length: total }, (_, i) => byIndex.get(i)?.ckpt.state.steps.get(id));
+        const shape = shapeOf(recs, step, total) ?? { whole: null, mode: 'split', size: 1, batch: false };
+        const parallel = step?.batch ? (step.batch.order === 'sequential' ? 1 : step.batch.parallel) : 1;
+        const cells = [];
+        const union = new IntervalSet();
+        let itemsHash;
+        let definition;
+        for (let i = 0; i < total; i++) {
+            const rec = recs[i];
+            const shard = { index: i, total };
+            const part = shape.whole
+                ? partOf(shape.whole[0], shape.whole[1], shape.mode, shard)
+                : null;
+            if (!rec) {
+                const n = part ? Math.ceil((part[1] - part[0]) / shape.size) : 0;
+                cells.push({
+                    index: i,
+                    state: byIndex.has(i) ? 'pending' : 'missing',
+                    part,
+                    units: units(n, 0, 0),
+                    etaMs: n === 0 ? 0 : undefined,
+                    done: [],
+                    interrupted: [],
+                    failed: [],
+                });
+                continue;
+            }
+            const where = `step ${id} on shard ${shardLabel(shard)}`;
+            const recWhole = rec.sharding ? [rec.sharding.from, rec.sharding.to] : [rec.from, rec.to];
+            const recMode = rec.sharding?.mode ?? shape.mode;
+            if (shape.whole &&
+                (recWhole[0] !== shape.whole[0] ||
+                    recWhole[1] !== shape.whole[1] ||
+                    recMode !== shape.mode ||
+                    rec.size !== shape.size)) {
+                errors.push(`${where}: recorded the space ${fmt(recWhole)} (${recMode}, size ${rec.size}) but another shard recorded ${fmt(shape.whole)} (${shape.mode}, size ${shape.size}); the shards ran different plans — run them all from one commit (checkpoint run --new on each)`);
+            }
+            else if (part && (rec.from !== part[0] || rec.to !== part[1])) {
+                errors.push(`${where}: its part is ${fmt([rec.from, rec.to])}, but shard ${shardLabel(shard)} of ${fmt(shape.whole)} is ${fmt(part)}; run that shard again with --new`);
+            }
+            if (!definition)
+                definition = { hash: rec.fingerprint.hash, index: i };
+            else if (definition.hash !== rec.fingerprint.hash)
+                warnings.push(`step ${id}: shards ${definition.index} and ${i} ran different definitions of it (fingerprint ${definition.hash} and ${rec.fingerprint.hash}); run every shard from the same commit`);
+            if (rec.items) {
+                if (!itemsHash)
+                    itemsHash = { sha: rec.items.sha256, index: i };
+                else if (itemsHash.sha !== rec.items.sha256)
+                    errors.push(`step ${id}: shards ${itemsHash.index} and ${i} froze different item lists (${rec.items.source}); an item index means a different item on each — make the list the same on every shard and start over with --new`);
+            }
+            const outside = [...rec.done.intervals()].flatMap(([s, e]) => {
+                if (rec.to <= rec.from)
+                    return [[s, e]];
+                const out = [];
+                if (s < rec.from)
+                    out.push([s, Math.min(e, rec.from)]);
+                if (e > rec.to)
+                    out.push([Math.max(s, rec.to), e]);
+                return out;
+            });
+            if (outside.length > 0)
+                errors.push(`${where}: work outside its part ${fmt([rec.from, rec.to])} is recorded done: ${listRanges(outside)}`);
+            const stats = stepStats(id, step?.name ?? id, rec, parallel, shape.batch);
+            // A sharded step that every shard runs is done on each; the others are shared out, never done twice.
+            if (shape.mode !== 'every') {
+                for (const [s, e] of rec.done.intervals()) {
+                    const twice = coveredPieces(union, s, e);
+                    if (twice.length > 0) {
+                        const others = cells
+                            .filter((c) => c.done.some(([cs, ce]) => twice.some(([ts, te]) => cs < te && ts < ce)))
+                            .map((c) => c.index);
+                        errors.push(`step ${id}: ${listRanges(twice)} done on shard ${i} and on shard ${others.join(', ') || '?'} (done twice)`);
+                    }
+                    union.add(s, e);
+                }
+            }
+            cells.push({
+                index: i,
+                state: stats.status,
+                part: [rec.from, rec.to],
+                units: units(stats.unitsTotal, stats.unitsDone, stats.unitsFailed),
+                etaMs: stats.etaMs,
+                done: stats.done,
+                interrupted: stats.interrupted,
+                failed: stats.failed,
+                stats,
+            });
+        }
+        let complete;
+        let remaining = [];
+        if (shape.mode === 'every') {
+            complete = recs.every((r) => r !== undefined && isStepComplete(r));
+        }
+        else if (shape.whole) {
+            // Split: the union of the shards' done work is the whole. First: shard 0 did it all (and recorded it).
+            remaining = [...union.gaps(shape.whole[0], shape.whole[1])].slice(0, MAX_LISTED);
+            complete = remaining.length === 0;
+            if (shape.mode === 'first')
+                complete = complete && recs[0] !== undefined && isStepComplete(recs[0]);
+        }
+        else
+            complete = false;
+        const stepUnits = cells.reduce((a, c) => addUnits(a, c.units), units(0, 0, 0));
+        const etas = cells.map((c) => c.etaMs);
+        steps.push({
+            id,
+            name: step?.name ?? id,
+            mode: shape.mode,
+            batch: shape.batch,
+            whole: shape.whole,
+            state: aggregateState(cells, complete),
+            complete,
+            units: stepUnits,
+            // Shards run at once: the step is done when its slowest shard is.
+            etaMs: complete
+                ? 0
+                : etas.some((e) => e === undefined)
+                    ? undefined
+                    : Math.max(0, ...etas),
+            remaining,
+            shards: cells,
+        });
+    }
+    const shards = [];
+    for (let i = 0; i < total; i++) {
+        const src = byIndex.get(i);
+        const cells = steps.map((s) => s.shards[i]);
+        const u = cells.reduce((a, c) => addUnits(a, c.units), units(0, 0, 0));
+        const etas = cells.map((c) => c.etaMs);
+        // Steps of one shard mostly run one after another: its ETA is the sum of theirs.
+        const eta = etas.some((e) => e === undefined)
+            ? undefined
+            : etas.reduce((a, b) => a + (b ?? 0), 0);
+        const complete = src !== undefined && cells.length > 0 && cells.every((c) => c.state === 'done');
+        shards.push({
+            index: i,
+            present: src !== undefined,
+            source: src?.source ?? null,
+            runId: src?.ckpt.runId ?? null,
+            complete,
+            units: u,
+            etaMs: complete ? 0 : eta,
+            attempts: src?.ckpt.state.attempts.length ?? 0,
+            updatedAt: src?.ckpt.state.updatedAt,
+        });
+    }
+    const missing = shards.filter((s) => !s.present).map((s) => s.index);
+    if (missing.length > 0 && sources.length > 0)
+        warnings.push(`no checkpoint for shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i}/${total}`).join(', ')}: ${missing.length > 1 ? 'their' : 'its'} work counts as remaining`);
+    const allUnits = shards.reduce((a, s) => addUnits(a, s.units), units(0, 0, 0));
+    const shardEtas = shards.map((s) => s.etaMs);
+    const consistent = errors.length === 0;
+    const complete = consistent && missing.length === 0 && steps.length > 0 && steps.every((s) => s.complete);
+    return {
+        plan: planName,
+        total,
+        complete,
+        consistent,
+        errors,
+        warnings,
+        units: allUnits,
+        etaMs: complete
+            ? 0
+            : shardEtas.some((e) => e === undefined)
+                ? undefined
+                : Math.max(0, ...shardEtas),
+        shards,
+        steps,
+    };
+}
+/** Exit code of `checkpoint report`: 0 complete, 1 inconsistent or failed units, 75 incomplete. */
+function reportExitCode(r) {
+    if (!r.consistent || r.units.failed > 0)
+        return 1;
+    return r.complete ? 0 : 75;
+}
+// ---------------------------------------------------------------------------------------------------------
+// JSON (docs/cli.md#report---json): fields are only ever added.
+const seconds = (ms) => (ms === undefined ? null : Math.round(ms / 1000));
+function reportJson(r) {
+    return {
+        format: 1,
+        plan: r.plan,
+        total: r.total,
+        complete: r.complete,
+        consistent: r.consistent,
+        errors: r.errors,
+        warnings: r.warnings,
+        units: r.units,
+        etaSeconds: seconds(r.etaMs),
+        shards: r.shards.map((s) => ({
+            index: s.index,
+            shard: `${s.index}/${r.total}`,
+            present: s.present,
+            source: s.source,
+            runId: s.runId,
+            complete: s.complete,
+            units: s.units,
+            etaSeconds: seconds(s.etaMs),
+            attempts: s.attempts,
+            updatedAt: s.updatedAt === undefined ? null : new Date(s.updatedAt).toISOString(),
+        })),
+        steps: r.steps.map((s) => ({
+            id: s.id,
+            name: s.name,
+            mode: s.mode,
+            whole: s.whole,
+            state: s.state,
+            complete: s.complete,
+            units: s.units,
+            etaSeconds: seconds(s.etaMs),
+            remaining: s.remaining,
+            shards: s.shards.map((c) => ({
+                index: c.index,
+                state: c.state,
+                part: c.part,
+                units: c.units,
+                etaSeconds: seconds(c.etaMs),
+                done: c.done,
+                interrupted: c.interrupted,
+                failed: c.failed,
+            })),
+        })),
+    };
+}
+// ---------------------------------------------------------------------------------------------------------
+// Text (stdout of `checkpoint report`)
+function shards_pct(u) {
+    return u.total === 0 ? 100 : Math.floor((u.done / u.total) * 100);
+}
+function outcomeWord(r) {
+    if (!r.consistent)
+        return 'inconsistent';
+    if (r.complete)
+        return 'complete';
+    return r.units.failed > 0 ? 'failed' : 'incomplete';
+}
+function renderReportText(r) {
+    const out = [];
+    const eta = !r.complete && r.etaMs !== undefined ? ` · ETA ${duration_formatDuration(r.etaMs)}` : '';
+    out.push(`plan ${r.plan} · ${plural(r.total, 'shard')} · ${outcomeWord(r)} · ${r.units.done}/${r.units.total} units (${shards_pct(r.units)}%)${r.units.failed ? ` · ${r.units.failed} failed` : ''}${eta}`);
+    for (const e of r.errors)
+        out.push(`error: ${e}`);
+    for (const w of r.warnings)
+        out.push(`warning: ${w}`);
+    out.push('');
+    for (const s of r.shards) {
+        const label = `shard ${s.index}/${r.total}`;
+        if (!s.present) {
+            out.push(`  ${label}  missing     ${s.units.total} units remaining`);
+            continue;
+        }
+        const state = s.complete ? 'complete' : s.units.failed > 0 ? 'failed' : 'incomplete';
+        const sEta = !s.complete && s.etaMs !== undefined ? `  ETA ${duration_formatDuration(s.etaMs)}` : '';
+        out.push(`  ${label}  ${state.padEnd(10)}  ${s.units.done}/${s.units.total} units${s.units.failed ? ` ✗${s.units.failed}` : ''}${sEta}  run ${s.runId} (${s.source})`);
+    }
+    out.push('');
+    const width = Math.max(4, ...r.steps.map((s) => s.id.length));
+    out.push(`  ${'step'.padEnd(width)}  ${'shards'.padEnd(6)}  ${'state'.padEnd(11)} ${'units'.padStart(13)}  eta`);
+    for (const s of r.steps) {
+        const mode = s.mode === 'split' ? 'split' : s.mode === 'first' ? 'first' : 'all';
+        const u = `${s.units.done}/${s.units.total}${s.units.failed ? ` ✗${s.units.failed}` : ''}`;
+        const e = s.complete ? '' : s.etaMs === undefined ? '?' : duration_formatDuration(s.etaMs);
+        out.push(`  ${s.id.padEnd(width)}  ${mode.padEnd(6)}  ${s.state.padEnd(11)} ${u.padStart(13)}  ${e}`);
+        if (s.complete && r.total > 1 && s.mode !== 'split')
+            continue;
+        for (const c of s.shards) {
+            if (s.complete && c.failed.length === 0)
+                continue;
+            const cu = `${c.units.done}/${c.units.total}${c.units.failed ? ` ✗${c.units.failed}` : ''}`;
+            const ce = c.state === 'done' ? '' : c.etaMs === undefined ? '?' : duration_formatDuration(c.etaMs);
+            const part = c.part && s.mode === 'split' ? `part ${fmt(c.part)}` : '';
+            out.push(`  ${' '.repeat(width)}  ${`${c.index}/${r.total}`.padEnd(6)}  ${c.state.padEnd(11)} ${cu.padStart(13)}  ${[ce, part].filter(Boolean).join('  ')}`.trimEnd());
+            for (const f of failedRanges({ id: s.id, failed: c.failed }).slice(0, 5))
+                out.push(`  ${' '.repeat(width)}    failed ${fmt([f.start, f.end])}: ${f.reason} after ${plural(f.tries, 'try', 'tries')}`);
+        }
+        if (!s.complete && s.remaining.length > 0 && s.mode !== 'every')
+            out.push(`  ${' '.repeat(width)}  not done on any shard: ${listRanges(s.remaining)}`);
+    }
+    return `${out.join('\n')}\n`;
+}
+// ---------------------------------------------------------------------------------------------------------
+// Markdown (the job summary)
+/** Log tails of the first unit of every failed range, per shard: `shard → logKey → tail`. */
+async function readShardLogTails(r, sources) {
+    const out = new Map();
+    let budget = 50;
+    for (const src of sources) {
+        const index = src.ckpt.state.shard?.index ?? 0;
+        if (r.shards[index]?.source !== src.source)
+            continue;
+        const steps = r.steps.flatMap((s) => {
+            const stats = s.shards[index]?.stats;
+            return stats && stats.failed.length > 0 ? [stats] : [];
+        });
+        if (steps.length === 0 || budget <= 0)
+            continue;
+        const stats = {
+            runId: src.ckpt.runId,
+            plan: r.plan,
+            complete: false,
+            unitsTotal: 0,
+            unitsDone: 0,
+            unitsFailed: 0,
+            unitsRemaining: 0,
+            etaMs: undefined,
+            steps,
+        };
+        const tails = await readLogTails(src.ckpt, stats, { maxLogs: budget });
+        budget -= tails.size;
+        out.set(index, tails);
+    }
+    return out;
+}
+const MD_LIMIT = 1_000_000;
+function iconOf(state) {
+    return state === 'missing' ? '❔' : STATE_ICON[state];
+}
+function renderReportMarkdown(r, opts = {}) {
+    const maxBytes = opts.maxBytes ?? MD_LIMIT;
+    const plan = escapeMarkdown(r.plan);
+    const word = outcomeWord(r);
+    const icon = word === 'complete' ? '✅' : word === 'incomplete' ? '⏸️' : '❌';
+    const head = [`## ${icon} ${plan}: ${word} across ${plural(r.total, 'shard')}`, ''];
+    const present = r.shards.filter((s) => s.present).length;
+    const eta = !r.complete && r.etaMs !== undefined ? ` · ETA ${duration_formatDuration(r.etaMs)}` : '';
+    head.push(`${r.units.done} of ${r.units.total} units done (${shards_pct(r.units)}%)${r.units.failed ? `, ${r.units.failed} failed` : ''} · checkpoints of ${present} of ${r.total} shards${eta}.`);
+    if (r.complete)
+        head.push('', 'The union of the shards’ done work is the whole of every step, and no range was done twice.');
+    if (r.errors.length > 0) {
+        head.push('', '> [!CAUTION]', '> The shards do not add up:');
+        for (const e of r.errors)
+            head.push(`> - ${escapeCell(e)}`);
+    }
+    const warn = warningBlock(r.warnings);
+    if (warn.length > 0)
+        head.push('', ...warn);
+    const shardRows = [
+        '',
+        '### Shards',
+        '',
+        '| Shard | Run | State | Done | Failed | Remaining | Attempts | ETA |',
+        '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |',
+    ];
+    for (const s of r.shards) {
+        const state = !s.present
+            ? 'missing'
+            : s.complete
+                ? 'done'
+                : s.units.failed > 0
+                    ? 'failed'
+                    : 'partial';
+        const e = s.complete ? '—' : s.etaMs === undefined ? '?' : duration_formatDuration(s.etaMs);
+        shardRows.push(`| ${s.index}/${r.total} | ${s.runId ? inlineCode(s.runId) : '—'} | ${iconOf(state)} ${state === 'done' ? 'complete' : state} | ${s.units.done} / ${s.units.total} | ${s.units.failed} | ${s.units.remaining} | ${s.attempts} | ${e} |`);
+    }
+    const stepRows = [
+        '',
+        '### Steps by shard',
+        '',
+        '| Step | Shard | State | Done | Failed | Remaining | ETA | Failed ranges |',
+        '| --- | --- | --- | ---: | ---: | ---: | ---: | --- |',
+    ];
+    let used = Buffer.byteLength(head.join('\n')) + Buffer.byteLength(shardRows.join('\n')) + 2000;
+    let left = 0;
+    for (const s of r.steps) {
+        const name = s.name !== s.id ? `${escapeCell(s.name)} (${escapeCell(s.id)})` : escapeCell(s.id);
+        const mode = s.mode === 'split' ? 'split' : s.mode === 'first' ? 'shards: first' : 'every shard';
+        const e = s.complete ? '—' : s.etaMs === undefined ? '?' : duration_formatDuration(s.etaMs);
+        const rows = [
+            `| **${name}** | ${mode} | ${iconOf(s.state)} ${s.state} | ${s.units.done} / ${s.units.total} | ${s.units.failed} | ${s.units.remaining} | ${e} | ${s.remaining.length && !s.complete && s.mode !== 'every' ? `not done anywhere: ${escapeCell(listRanges(s.remaining, 3))}` : ''} |`,
+        ];
+        for (const c of s.shards) {
+            const ce = c.state === 'done' ? '—' : c.etaMs === undefined ? '?' : duration_formatDuration(c.etaMs);
+            const failed = failedRanges({ id: s.id, failed: c.failed });
+            const fr = failed.length
+                ? escapeCell(`${listRanges(failed.map((f) => [f.start, f.end]), 3)}: ${failed[0]?.reason ?? ''}`)
+                : '';
+            rows.push(`|  | ${c.index}/${r.total}${c.part ? ` ${escapeCell(fmt(c.part))}` : ''} | ${iconOf(c.state)} ${c.state} | ${c.units.done} / ${c.units.total} | ${c.units.failed} | ${c.units.remaining} | ${ce} | ${fr} |`);
+        }
+        const cost = Buffer.byteLength(rows.join('\n')) + 1;
+        if (used + cost > maxBytes) {
+            left += 1;
+            continue;
+        }
+        used += cost;
+        stepRows.push(...rows);
+    }
+    if (left > 0)
+        stepRows.push('', `_${plural(left, 'more step')} not shown (summary size limit)._`);
+    const sections = [];
+    let cut = 0;
+    for (const s of r.steps) {
+        for (const c of s.shards) {
+            if (!c.stats)
+                continue;
+            for (const range of failedRanges(c.stats)) {
+                const tail = opts.logs?.get(c.index)?.get(logKey(s.id, range.index));
+                const section = failedSection({ ...c.stats, id: `${s.id} · shard ${c.index}/${r.total}` }, range, tail, 20, sections.length === 0);
+                const cost = Buffer.byteLength(section) + 2;
+                if (sections.length >= MAX_LISTED || used + cost > maxBytes) {
+                    cut += 1;
+                    continue;
+                }
+                used += cost;
+                sections.push(section);
+            }
+        }
+    }
+    const failedText = sections.length + cut > 0
+        ? [
+            '',
+            '### Failed units',
+            '',
+            sections.join('\n\n'),
+            ...(cut > 0
+                ? [
+                    '',
+                    `_${plural(cut, 'more failed range')} not shown; \`checkpoint report --json\` lists them all._`,
+                ]
+                : []),
+        ]
+        : [];
+    return `${[...head, ...shardRows, ...stepRows, ...failedText].join('\n')}\n`;
+}
+
+;// CONCATENATED MODULE: ./src/cli/report.ts
+// `checkpoint report DIR... [--dir DIR]... [--json | --markdown]`: gathers the checkpoints of the shards of
+// a `--shard I/N` run (one per directory) into one report. Each DIR is a checkpoint directory (its `latest`
+// run is taken) or a run folder (the one holding checkpoint.json). Exit 0 complete, 1 inconsistent or failed
+// units, 75 incomplete, 2 usage errors.
+
+
+
+
+
+
+async function isDir(p) {
+    return (await (0,promises_namespaceObject.stat)(p).catch(() => undefined))?.isDirectory() === true;
+}
+/** A run folder (checkpoint.json or journal.ndjson inside) or a checkpoint directory (its latest run). */
+async function openShardDir(dir) {
+    const abs = (0,external_node_path_.resolve)(dir);
+    if (!(await isDir(abs)))
+        throw new UsageError(`report: ${dir}: no such directory; pass each shard's checkpoint directory (its --dir) or run folder`);
+    const root = (0,external_node_path_.dirname)(abs);
+    const id = (0,external_node_path_.basename)(abs);
+    if (isValidRunId(id) && (await checkpoint_Checkpoint.exists(root, id)))
+        return { source: dir, ckpt: await checkpoint_Checkpoint.read(root, id) };
+    let runId;
+    try {
+        runId = await resolveRunId(abs, undefined);
+    }
+    catch (err) {
+        if (!(err instanceof UsageError))
+            throw err;
+        throw new UsageError(`report: ${dir} is neither a checkpoint directory (with runs in it) nor a run folder (with checkpoint.json); pass the --dir each shard ran with`);
+    }
+    return { source: dir, ckpt: await checkpoint_Checkpoint.read(abs, runId) };
+}
+async function reportCommand(dirs, opts, io) {
+    const all = [...dirs, ...(opts.dir ?? [])];
+    if (all.length === 0)
+        throw new UsageError('report: name the shards’ checkpoint directories, e.g. `checkpoint report shard0/.checkpoints shard1/.checkpoints` (or --dir A --dir B)');
+    if (opts.json && opts.markdown)
+        throw new UsageError('report: use one of --json and --markdown');
+    const plan = await optionalPlan({ file: opts.file });
+    const sources = [];
+    for (const d of all)
+        sources.push(await openShardDir(d));
+    const report = gatherShards({ sources, ...(plan ? { plan } : {}) });
+    if (opts.json)
+        io.out.write(`${JSON.stringify(reportJson(report), null, 2)}\n`);
+    else if (opts.markdown)
+        io.out.write(renderReportMarkdown(report, { logs: await readShardLogTails(report, sources) }));
+    else
+        io.out.write(renderReportText(report));
+    if (!opts.json && !opts.markdown && report.errors.length > 0)
+        io.err.write(`checkpoint: report: the shards do not add up (${report.errors.length} error(s) above)\n`);
+    return reportExitCode(report);
+}
+
 ;// CONCATENATED MODULE: ./src/cli/runs.ts
 // `checkpoint runs` and `checkpoint prune`.
 
@@ -32585,7 +35207,7 @@ async function runsCommand(opts, io) {
     const rows = [];
     for (const id of await listRunIds(root)) {
         try {
-            const ck = await Checkpoint.read(root, id);
+            const ck = await checkpoint_Checkpoint.read(root, id);
             const st = runStats(ck, plan && plan.name === ck.state.planName ? plan : undefined);
             rows.push({
                 id,
@@ -32646,7 +35268,7 @@ async function pruneCommand(opts, io) {
         olderMs = parseDuration('7d');
     const runs = [];
     for (const id of await listRunIds(root)) {
-        const ck = await Checkpoint.read(root, id).catch(() => undefined);
+        const ck = await checkpoint_Checkpoint.read(root, id).catch(() => undefined);
         runs.push({ id, updatedAt: ck?.state.updatedAt ?? 0 });
     }
     runs.sort((a, b) => b.updatedAt - a.updatedAt);
@@ -32680,6 +35302,8 @@ async function pruneCommand(opts, io) {
 
 
 
+
+
 /** Half-open like everywhere else: `[0, 400)`. */
 function ranges(list, max = 6) {
     const parts = list.slice(0, max).map(([s, e]) => `[${s}, ${e})`);
@@ -32691,12 +35315,18 @@ async function statusCommand(opts, io) {
     const plan = await optionalPlan(opts);
     const root = rootOf(opts, plan);
     const id = await resolveRunId(root, opts.run);
-    const ckpt = await Checkpoint.read(root, id);
+    const ckpt = await checkpoint_Checkpoint.read(root, id);
     // Only a live lease counts: a lock left by a killed run is not "locked".
     const inspected = await inspectLease(ckpt.dir).catch(() => undefined);
     const lease = inspected && !inspected.stale ? inspected.holder : undefined;
     // A plan with another name is not this checkpoint's plan: show the checkpoint alone.
     const samePlan = plan && plan.name === ckpt.state.planName ? plan : undefined;
+    // Chunks sized by time: the last chunk, the rate, and (with the plan) the target and the next size.
+    const chunks = (id) => {
+        const rec = ckpt.state.steps.get(id);
+        const adaptive = samePlan?.steps.find((st) => st.id === id)?.batch?.adaptive;
+        return rec?.adaptive ? chunkInfo(rec, adaptive) : null;
+    };
     const stats = runStats(ckpt, samePlan, lease !== undefined);
     const state = ckpt.state;
     if (opts.json) {
@@ -32706,6 +35336,7 @@ async function statusCommand(opts, io) {
             plan: stats.plan,
             dir: ckpt.dir,
             complete: stats.complete,
+            shard: state.shard ? { index: state.shard.index, total: state.shard.total } : null,
             createdAt: new Date(state.createdAt).toISOString(),
             updatedAt: new Date(state.updatedAt).toISOString(),
             units: {
@@ -32744,6 +35375,26 @@ async function statusCommand(opts, io) {
                 failed: s.failed,
                 interrupted: s.interrupted,
                 items: s.items ?? null,
+                sharding: state.steps.get(s.id)?.sharding ?? null,
+                chunks: chunks(s.id),
+                approval: s.approval
+                    ? s.approval.approved
+                        ? {
+                            required: true,
+                            approved: true,
+                            by: s.approval.by,
+                            at: new Date(s.approval.at).toISOString(),
+                        }
+                        : { required: true, approved: false }
+                    : null,
+                throttle: s.throttle
+                    ? {
+                        held: s.throttle.held,
+                        reason: s.throttle.reason ?? null,
+                        times: s.throttle.count,
+                        heldSeconds: Math.round(s.throttle.heldMs) / 1000,
+                    }
+                    : null,
                 outputs: s.outputs,
                 completedAt: s.completedAt === undefined ? null : new Date(s.completedAt).toISOString(),
             })),
@@ -32753,9 +35404,9 @@ async function statusCommand(opts, io) {
     }
     const c = makeColors(colorEnabled(io.out, io.env));
     const pct = stats.unitsTotal ? Math.floor((stats.unitsDone / stats.unitsTotal) * 100) : 100;
-    io.out.write(`${c.bold(`run ${stats.runId}`)} · plan ${stats.plan} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
+    io.out.write(`${c.bold(`run ${stats.runId}`)} · plan ${stats.plan}${state.shard ? ` · shard ${shardLabel(state.shard)}` : ''} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
         `${stats.unitsDone}/${stats.unitsTotal} units (${pct}%)` +
-        `${stats.etaMs && !stats.complete ? ` · ETA ${formatDuration(stats.etaMs)}` : ''}\n`);
+        `${stats.etaMs && !stats.complete ? ` · ETA ${duration_formatDuration(stats.etaMs)}` : ''}\n`);
     io.out.write(`  ${shown(ckpt.dir)} · ${state.attempts.length} attempt(s)`);
     if (lease)
         io.out.write(` · ${c.yellow(`locked by pid ${lease.pid} on ${lease.host}`)}`);
@@ -32767,13 +35418,22 @@ async function statusCommand(opts, io) {
         running: c.cyan('›'),
         interrupted: c.yellow('!'),
         partial: c.yellow('…'),
+        waiting: c.yellow('⏸'),
         pending: ' ',
     })[s.status];
     io.out.write(`  ${'step'.padEnd(width)}  ${'state'.padEnd(11)} ${'units'.padStart(15)}  ${'time'.padStart(7)}  eta\n`);
     for (const s of stats.steps) {
         const units = `${s.unitsDone}/${s.unitsTotal}${s.unitsFailed ? ` ✗${s.unitsFailed}` : ''}`;
-        const eta = s.status === 'done' ? '' : s.etaMs === undefined ? '?' : formatDuration(s.etaMs);
-        io.out.write(`${mark(s)} ${s.id.padEnd(width)}  ${s.status.padEnd(11)} ${units.padStart(15)}  ${formatDuration(s.timeMs).padStart(7)}  ${eta}\n`);
+        const eta = s.status === 'done' ? '' : s.etaMs === undefined ? '?' : duration_formatDuration(s.etaMs);
+        io.out.write(`${mark(s)} ${s.id.padEnd(width)}  ${s.status.padEnd(11)} ${units.padStart(15)}  ${duration_formatDuration(s.timeMs).padStart(7)}  ${eta}\n`);
+        const sharding = state.steps.get(s.id)?.sharding;
+        if (sharding?.mode === 'first' && state.shard && state.shard.index > 0)
+            io.out.write(`    shards: first: runs on shard 0 only\n`);
+        else if (sharding?.mode === 'split' && s.status !== 'done') {
+            const rec = state.steps.get(s.id);
+            if (rec)
+                io.out.write(`    this shard's part: [${rec.from}, ${rec.to}) of [${sharding.from}, ${sharding.to})\n`);
+        }
         if (s.batch && s.status !== 'done' && s.done.length > 0)
             io.out.write(`    done: ${ranges(s.done)}\n`);
         for (const f of s.failed.slice(0, 5)) {
@@ -32783,13 +35443,44 @@ async function statusCommand(opts, io) {
             io.out.write(`    … ${s.failed.length - 5} more failed units (status --json lists all)\n`);
         if (s.interrupted.length > 0)
             io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
+        const ch = chunks(s.id);
+        if (ch)
+            io.out.write(`    ${describeChunks(ch)}\n`);
+        if (s.approval?.approved)
+            io.out.write(`    approved by ${s.approval.by} at ${new Date(s.approval.at).toISOString()}\n`);
+        else if (s.approval && s.status === 'waiting')
+            io.out.write(`    ${c.yellow('waiting for approval')} (checkpoint approve ${s.id})\n`);
+        else if (s.approval && s.status !== 'done')
+            io.out.write(`    needs approval before it starts (checkpoint approve ${s.id})\n`);
+        if (s.throttle && (s.throttle.held || s.throttle.count > 0)) {
+            const t = s.throttle;
+            io.out.write(`    ${t.held ? c.yellow('throttled') : 'throttle'}: held back ${t.count} time(s), ${duration_formatDuration(t.heldMs)} in all` +
+                `${t.reason ? `; last: ${t.reason}` : ''}\n`);
+        }
     }
     return 0;
+}
+/** `chunks sized by time: last 2000 in 190ms (10526/s), next 2100, target 200ms, min 100, max 100000`. */
+function describeChunks(ch) {
+    const parts = [];
+    if (ch.lastSize !== null)
+        parts.push(`last ${ch.lastSize} in ${duration_formatDuration(ch.lastMs ?? 0)}${ch.ratePerSecond !== null ? ` (${ch.ratePerSecond}/s)` : ''}`);
+    else
+        parts.push('none done yet');
+    if (ch.nextSize !== null)
+        parts.push(`next ${ch.nextSize}`);
+    if (ch.targetMs !== null)
+        parts.push(`target ${duration_formatDuration(ch.targetMs)}`);
+    parts.push(`min ${ch.min}`);
+    if (ch.max !== null)
+        parts.push(`max ${ch.max}`);
+    return `chunks sized by time: ${parts.join(', ')}`;
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 // The `checkpoint` program: argument parsing and the mapping from named errors to exit codes. Commands live
 // in their own modules and return an exit code; nothing here knows how a command works.
+
 
 
 
@@ -32860,6 +35551,7 @@ async function main(argv, io) {
         .option('--only <step...>', 'run only these steps (and what they need that is not done)', collect)
         .option('--shard <I/N>', 'this job runs part I of N of every batch step')
         .option('--dry-run', 'print what would run and exit')
+        .option('--trace <file>', 'append OpenTelemetry spans of the run to this file (OTLP JSON lines)')
         .action(act((o) => runCommand(o, io)));
     common(program.command('status'))
         .description('steps, states, done/failed ranges, progress and ETA')
@@ -32882,11 +35574,26 @@ async function main(argv, io) {
         .argument('<steps...>', 'steps to mark done')
         .option('--run <id>', 'the run (default: latest)')
         .action(act((steps, o) => markDoneCommand(steps, o, io)));
+    common(program.command('approve'))
+        .description('approve steps with `approval: true` so the next run starts them (manual intervention)')
+        .argument('<steps...>', 'steps to approve')
+        .option('--by <name>', 'who approves (default: $GITHUB_ACTOR, else $USER)')
+        .option('--run <id>', 'the run (default: latest)')
+        .action(act((steps, o) => approveCommand(steps, o, io)));
     common(program.command('rollback'))
         .description('run the rollback commands of done steps, newest first')
         .option('--to <step>', 'stop after rolling back this step')
         .option('--run <id>', 'the run (default: latest)')
         .action(act((o) => rollbackCommand(o, io)));
+    program
+        .command('report')
+        .description("gather the checkpoints of a --shard run's shards into one report")
+        .argument('[dirs...]', "each shard's checkpoint directory (its --dir) or run folder")
+        .option('-f, --file <path>', 'the plan file (for step names and order; optional)', 'checkpoint.yml')
+        .option('--dir <path>', 'a shard checkpoint directory or run folder (repeatable)', (v, prev = []) => [...prev, v])
+        .option('--json', 'machine-readable output (see docs/cli.md)')
+        .option('--markdown', 'GitHub-flavoured Markdown (for $GITHUB_STEP_SUMMARY)')
+        .action(act((dirs, o) => reportCommand(dirs, o, io)));
     common(program.command('runs'))
         .description('list runs in the checkpoint directory')
         .option('--json', 'machine-readable output')

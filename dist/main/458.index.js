@@ -21663,7 +21663,7 @@ module.exports = baseFindIndex;
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 var arrayPush = __webpack_require__(50827),
-    isFlattenable = __webpack_require__(45088);
+    isFlattenable = __webpack_require__(22707);
 
 /**
  * The base implementation of `_.flatten` with support for restricting flattening.
@@ -21868,7 +21868,7 @@ module.exports = baseIsNative;
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 var baseGetTag = __webpack_require__(29117),
-    isLength = __webpack_require__(56657),
+    isLength = __webpack_require__(79038),
     isObjectLike = __webpack_require__(51645);
 
 /** `Object#toString` result references. */
@@ -22517,7 +22517,7 @@ module.exports = hashSet;
 
 /***/ }),
 
-/***/ 45088:
+/***/ 22707:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 var Symbol = __webpack_require__(38584),
@@ -23672,7 +23672,7 @@ module.exports = isArray;
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 var isFunction = __webpack_require__(34329),
-    isLength = __webpack_require__(56657);
+    isLength = __webpack_require__(79038);
 
 /**
  * Checks if `value` is array-like. A value is considered array-like if it's
@@ -23838,7 +23838,7 @@ module.exports = isFunction;
 
 /***/ }),
 
-/***/ 56657:
+/***/ 79038:
 /***/ ((module) => {
 
 /** Used as references for various `Number` constants. */

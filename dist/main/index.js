@@ -5556,6 +5556,970 @@ function trailingBytesSeen(data) {
 
 /***/ }),
 
+/***/ 81729:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ko: () => (/* binding */ readInputs),
+/* harmony export */   dz: () => (/* binding */ InputError)
+/* harmony export */ });
+/* unused harmony exports COMMANDS, STORES, ON_INCOMPLETE, INPUT_DEFAULTS */
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var zod__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9691);
+/* harmony import */ var zod__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(88532);
+/* harmony import */ var _engine_process_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(90531);
+/* harmony import */ var _journal_runs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(98045);
+/* harmony import */ var _plan_duration_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(72983);
+// The action's inputs, read once into a typed object. Nothing below this module calls `core.getInput`;
+// a bad value fails the action here, naming the input, the value and the fix, before anything runs.
+
+
+
+
+
+const COMMANDS = ['run', 'status', 'rollback', 'report'];
+const STORES = ['cache', 'artifact', 'none'];
+const ON_INCOMPLETE = ['fail', 'success', 'dispatch'];
+class InputError extends Error {
+    name = 'InputError';
+}
+function oneOf(name, value, allowed) {
+    if (allowed.includes(value))
+        return value;
+    throw new InputError(`input \`${name}\`: expected one of ${allowed.join(', ')}, got "${value}"`);
+}
+function duration(name, value, example) {
+    try {
+        const ms = (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_3__/* .parseDuration */ .E)(value);
+        if (ms <= 0)
+            throw new Error(`must be more than zero, got "${value}"`);
+        return ms;
+    }
+    catch (err) {
+        throw new InputError(`input \`${name}\`: ${err.message} (for example \`${name}: ${example}\`)`);
+    }
+}
+function integer(name, value, min) {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min)
+        throw new InputError(`input \`${name}\`: expected a whole number of at least ${min}, got "${value}"`);
+    return n;
+}
+/** Words split on commas, spaces and newlines (YAML block scalars and `a, b` both work). */
+function words(value) {
+    return value
+        .split(/[\s,]+/)
+        .map((w) => w.trim())
+        .filter((w) => w !== '');
+}
+/** Every input the action declares, with the default action.yml gives it. */
+const INPUT_DEFAULTS = {
+    file: 'checkpoint.yml',
+    run: '',
+    store: 'cache',
+    key: '',
+    'time-budget': '',
+    'save-every': '5m',
+    'on-incomplete': 'fail',
+    concurrency: '',
+    shard: '',
+    paths: '',
+    'signing-key': '',
+    reset: '',
+    approve: '',
+    'max-continuations': '10',
+    command: 'run',
+    'github-token': '',
+};
+/** A zod field over one input's text; a thrown InputError becomes that field's issue. */
+function field(parse) {
+    return zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP().transform((value, ctx) => {
+        try {
+            return parse(value);
+        }
+        catch (err) {
+            ctx.addIssue({ code: 'custom', message: err.message });
+            return zod__WEBPACK_IMPORTED_MODULE_5__/* .NEVER */ .tm;
+        }
+    });
+}
+const optional = (parse) => field((v) => (v === '' ? undefined : parse(v)));
+const SHARD_EXAMPLE = '`$' + '{{ strategy.job-index }}/$' + '{{ strategy.job-total }}`';
+/** `shard`: `I/N` (0 <= I < N) for a run; for `command: report`, `N` or `*\/N` (1 to 256). */
+function parseShardInput(v, command) {
+    const m = /^(\d+)\/(\d+)$/.exec(v);
+    const total = /^(?:\*\/)?(\d+)$/.exec(v)?.[1];
+    if (command === 'report') {
+        if (total === undefined || Number(total) < 1 || Number(total) > 256)
+            throw new InputError(`input \`shard\`: with \`command: report\`, give the number of shards to gather, \`N\` or \`*/N\` from 1 to 256 (for example \`shard: 4\`), got "${v}"`);
+        return v;
+    }
+    if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2]))
+        throw new InputError(`input \`shard\`: expected I/N with I from 0 to N-1, such as "0/4" (${SHARD_EXAMPLE}), got "${v}"${total !== undefined ? '; `N` and `*/N` are for `command: report`' : ''}`);
+    return v;
+}
+function schema(ctx, command) {
+    return zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({
+        file: field((v) => (0,node_path__WEBPACK_IMPORTED_MODULE_0__.resolve)(ctx.workspace, v || 'checkpoint.yml')),
+        run: optional((v) => v),
+        store: field((v) => oneOf('store', v || 'cache', STORES)),
+        key: optional((v) => {
+            if (v.length > 200 || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v) || !(0,_journal_runs_js__WEBPACK_IMPORTED_MODULE_2__/* .isValidRunId */ .LU)(v))
+                throw new InputError(`input \`key\`: "${v}" is not usable as a key; use up to 200 letters, digits, ".", "_" and "-", starting with a letter or digit (for example \`key: backfill-2026\`)`);
+            return v;
+        }),
+        'time-budget': optional((v) => duration('time-budget', v, '25m')),
+        // A longer period would overflow Node's timers, which then fire at once: a save every millisecond. About
+        // 24.8 days is "never" for any job.
+        'save-every': field((v) => Math.min(duration('save-every', v || '5m', '5m'), _engine_process_js__WEBPACK_IMPORTED_MODULE_1__/* .MAX_TIMER_MS */ ._o)),
+        'on-incomplete': field((v) => oneOf('on-incomplete', v || 'fail', ON_INCOMPLETE)),
+        concurrency: optional((v) => integer('concurrency', v, 1)),
+        // `I/N` for a run; `N` or `*/N` (the number of shards to gather) for `command: report`.
+        shard: optional((v) => parseShardInput(v, command)),
+        paths: field((v) => words(v).map((p) => {
+            const abs = (0,node_path__WEBPACK_IMPORTED_MODULE_0__.resolve)(ctx.workspace, p);
+            const rel = (0,node_path__WEBPACK_IMPORTED_MODULE_0__.relative)(ctx.workspace, abs);
+            if (rel === '' || rel.startsWith('..') || (0,node_path__WEBPACK_IMPORTED_MODULE_0__.isAbsolute)(rel))
+                throw new InputError(`input \`paths\`: "${p}" is not inside the workspace (${ctx.workspace}); list files or folders under it`);
+            return abs;
+        })),
+        'signing-key': optional((v) => v),
+        reset: field(words),
+        approve: field(words),
+        'max-continuations': field((v) => integer('max-continuations', v || '10', 0)),
+        command: field((v) => oneOf('command', v || 'run', COMMANDS)),
+        'github-token': field((v) => v),
+    });
+}
+/** Reads every input through `get` (core.getInput in the action; a map in tests). */
+function readInputs(get, ctx) {
+    const raw = {};
+    // `run` keeps its line breaks (a multi-line script); everything else is trimmed.
+    for (const name of Object.keys(INPUT_DEFAULTS))
+        raw[name] = name === 'run' ? get(name) : get(name).trim();
+    if (raw.run.trim() === '')
+        raw.run = '';
+    // No input can carry a NUL byte further: paths, the plan file and process environments all refuse one,
+    // with an error that would name neither the input nor the fix.
+    const nul = Object.keys(raw).filter((n) => raw[n].includes('\0'));
+    if (nul.length > 0)
+        throw new InputError(nul.map((n) => `input \`${n}\`: contains a NUL byte (\\0); remove it`).join('\n'));
+    const parsed = schema(ctx, raw.command || 'run').safeParse(raw);
+    if (!parsed.success)
+        throw new InputError(parsed.error.issues.map((i) => i.message).join('\n'));
+    const v = parsed.data;
+    if (v.run !== undefined && raw.file !== '' && raw.file !== 'checkpoint.yml')
+        throw new InputError(`inputs \`file\` ("${raw.file}") and \`run\` were both given; use one of them`);
+    const inputs = {
+        file: v.file,
+        store: v.store,
+        saveEveryMs: v['save-every'],
+        onIncomplete: v['on-incomplete'],
+        paths: v.paths,
+        reset: v.reset,
+        approve: v.approve,
+        maxContinuations: v['max-continuations'],
+        command: v.command,
+        githubToken: v['github-token'],
+    };
+    if (v.run !== undefined)
+        inputs.run = v.run;
+    if (v.key !== undefined)
+        inputs.key = v.key;
+    if (v['time-budget'] !== undefined)
+        inputs.timeBudgetMs = v['time-budget'];
+    if (v.concurrency !== undefined)
+        inputs.concurrency = v.concurrency;
+    if (v.shard !== undefined) {
+        // Checked against the command above: `N` / `*/N` only reach here for `command: report`.
+        if (v.command === 'report')
+            inputs.shards = Number(v.shard.replace('*/', ''));
+        else
+            inputs.shard = v.shard;
+    }
+    if (v['signing-key'] !== undefined)
+        inputs.signingKey = v['signing-key'];
+    return inputs;
+}
+
+
+/***/ }),
+
+/***/ 86764:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   B3: () => (/* binding */ entryPrefix),
+/* harmony export */   H_: () => (/* binding */ baseKey),
+/* harmony export */   MB: () => (/* binding */ entryName),
+/* harmony export */   vM: () => (/* binding */ shardKeys)
+/* harmony export */ });
+// Cache keys and artifact names. Entries are immutable, so each save is a new entry
+// `checkpoint-v1-<key>-<run_id>-<run_attempt>-<seq>`, and restore takes the newest under `checkpoint-v1-<key>-`.
+const UNSAFE = /[^A-Za-z0-9._-]+/g;
+function clean(s) {
+    return s.replace(UNSAFE, '_').replace(/^[._-]+/, '') || 'x';
+}
+/**
+ * The explicit `key`, else `<workflow>-<job>[-shard]-<run_id>`: attempts of one run resume each other. A
+ * shard is always part of the key (`<key>-shardIofN` with an explicit key), so the shards of a matrix never
+ * share a checkpoint.
+ */
+function baseKey(o) {
+    const shard = o.shard ? `-shard${o.shard.replace('/', 'of')}` : '';
+    if (o.key)
+        return `${o.key}${shard}`;
+    return `${clean(o.workflow)}-${clean(o.job)}${shard}-${o.runId}`;
+}
+/** The keys of the N shards of a matrix job (what each shard's `baseKey` was), for `command: report`. */
+function shardKeys(o, total) {
+    return Array.from({ length: total }, (_, i) => baseKey({ ...o, shard: `${i}/${total}` }));
+}
+function entryPrefix(key) {
+    return `checkpoint-v1-${key}-`;
+}
+function entryName(key, runId, attempt, seq) {
+    return `${entryPrefix(key)}${runId}-${attempt}-${seq}`;
+}
+
+
+/***/ }),
+
+/***/ 9673:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+__nccwpck_require__.r(__webpack_exports__);
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   endGroup: () => (/* binding */ endGroup),
+/* harmony export */   error: () => (/* binding */ error),
+/* harmony export */   getInput: () => (/* binding */ getInput),
+/* harmony export */   getState: () => (/* binding */ getState),
+/* harmony export */   info: () => (/* binding */ info),
+/* harmony export */   saveState: () => (/* binding */ saveState),
+/* harmony export */   setFailed: () => (/* binding */ setFailed),
+/* harmony export */   setOutput: () => (/* binding */ setOutput),
+/* harmony export */   setSecret: () => (/* binding */ setSecret),
+/* harmony export */   startGroup: () => (/* binding */ startGroup),
+/* harmony export */   warning: () => (/* binding */ warning)
+/* harmony export */ });
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(77598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(73024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(48161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_2__);
+// The runner's side of an action: inputs from INPUT_* variables, outputs and state through the
+// GITHUB_OUTPUT / GITHUB_STATE files, log commands (`::warning::`, `::group::`) on stdout. This is the
+// protocol @actions/core implements, written out here because importing @actions/core also loads its OIDC
+// client and with it @actions/http-client and undici (1.2 MB of bundle, ~50 ms of compile on every cold
+// start) that main and post never use. The store libraries bring their own copy when they are loaded.
+
+
+
+function escapeData(s) {
+    return s.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+}
+function escapeProperty(s) {
+    return escapeData(s).replace(/:/g, '%3A').replace(/,/g, '%2C');
+}
+function issue(command, message = '', props = {}) {
+    const p = Object.entries(props)
+        .filter(([, v]) => v !== undefined && v !== '')
+        .map(([k, v]) => `${k}=${escapeProperty(String(v))}`)
+        .join(',');
+    process.stdout.write(`::${command}${p ? ` ${p}` : ''}::${escapeData(message)}${node_os__WEBPACK_IMPORTED_MODULE_2__.EOL}`);
+}
+/** `name<<delimiter` blocks, as the runner reads GITHUB_OUTPUT and GITHUB_STATE. */
+function fileCommand(envName, legacy, name, value) {
+    const file = process.env[envName];
+    if (!file) {
+        issue(legacy, value, { name });
+        return;
+    }
+    const delimiter = `ghadelimiter_${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomUUID)()}`;
+    // A uuid cannot appear by chance; refusing is what the toolkit does should one be forged into a value.
+    if (name.includes(delimiter) || value.includes(delimiter))
+        throw new Error(`${envName}: the name or value of "${name}" contains the delimiter`);
+    (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.appendFileSync)(file, `${name}<<${delimiter}${node_os__WEBPACK_IMPORTED_MODULE_2__.EOL}${value}${node_os__WEBPACK_IMPORTED_MODULE_2__.EOL}${delimiter}${node_os__WEBPACK_IMPORTED_MODULE_2__.EOL}`, { encoding: 'utf8' });
+}
+/** The raw input (not trimmed: `run` keeps its layout); '' when the workflow gave none. */
+function getInput(name) {
+    return process.env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] ?? '';
+}
+function setOutput(name, value) {
+    fileCommand('GITHUB_OUTPUT', 'set-output', name, value);
+}
+function saveState(name, value) {
+    fileCommand('GITHUB_STATE', 'save-state', name, value);
+}
+/** What main saved, handed to post by the runner as STATE_<name>. */
+function getState(name) {
+    return process.env[`STATE_${name}`] ?? '';
+}
+function info(message) {
+    process.stdout.write(`${message}${node_os__WEBPACK_IMPORTED_MODULE_2__.EOL}`);
+}
+function warning(message, props = {}) {
+    issue('warning', message, { ...props });
+}
+function error(message, props = {}) {
+    issue('error', message, { ...props });
+}
+function setFailed(message) {
+    process.exitCode = 1;
+    error(message);
+}
+function setSecret(value) {
+    issue('add-mask', value);
+}
+function startGroup(name) {
+    issue('group', name);
+}
+function endGroup() {
+    issue('endgroup');
+}
+
+
+/***/ }),
+
+/***/ 33175:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   i: () => (/* binding */ MemoryStateProvider),
+/* harmony export */   q: () => (/* binding */ CoreStateProvider)
+/* harmony export */ });
+// State handed from main to post. One small interface over core.saveState/getState, so the rest of the
+// action (and its tests) never import @actions/core for it.
+class CoreStateProvider {
+    #core;
+    constructor(core) {
+        this.#core = core;
+    }
+    set(name, value) {
+        this.#core.saveState(name, value);
+    }
+    get(name) {
+        return this.#core.getState(name);
+    }
+}
+/** For tests and for running main's logic outside a runner. */
+class MemoryStateProvider {
+    values = new Map();
+    set(name, value) {
+        this.values.set(name, value);
+    }
+    get(name) {
+        return this.values.get(name) ?? '';
+    }
+}
+
+
+/***/ }),
+
+/***/ 47656:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  y: () => (/* binding */ makeStore)
+});
+
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(76760);
+// EXTERNAL MODULE: ./src/stores/bundle.ts + 1 modules
+var bundle = __nccwpck_require__(44639);
+// EXTERNAL MODULE: ./src/stores/store.ts
+var store = __nccwpck_require__(34703);
+// EXTERNAL MODULE: external "node:diagnostics_channel"
+var external_node_diagnostics_channel_ = __nccwpck_require__(53053);
+;// CONCATENATED MODULE: ./src/stores/watchdog.ts
+// A service that accepts a connection and never answers holds the toolkit's HTTP clients for a long time:
+// @actions/http-client gives up on a silent request after 3 minutes and the Twirp clients of @actions/cache and
+// @actions/artifact then retry it, 5 attempts in all, so one hung save or restore blocks the action for about
+// 15 minutes (the end-of-main save, and post's save after it, count against the job's timeout). Neither
+// library takes a timeout for those calls, so the watchdog works one level down: every TCP connection opened
+// while a store operation runs is watched, and one that moves no byte in either direction for `idleMs` is
+// destroyed with ETIMEDOUT. Both Twirp clients treat ETIMEDOUT as a network error and do not retry it, so a
+// hung service costs one idle period, and the operation fails the way an unreachable service does.
+
+/** Long enough for any server-side pause of a healthy service; @actions/cache's own download uses 5 s. */
+const DEFAULT_IDLE_MS = 30_000;
+const CHANNEL = 'net.client.socket';
+const active = new Set();
+function onSocket(message) {
+    const socket = message?.socket;
+    if (!socket)
+        return;
+    for (const w of active)
+        w.sockets.set(socket, [-1, Date.now()]);
+}
+function check(w) {
+    const now = Date.now();
+    for (const [socket, [bytes, since]] of w.sockets) {
+        if (socket.destroyed) {
+            w.sockets.delete(socket);
+            continue;
+        }
+        const moved = socket.bytesRead + socket.bytesWritten;
+        if (moved !== bytes) {
+            w.sockets.set(socket, [moved, now]);
+        }
+        else if (now - since >= w.idleMs) {
+            w.fired = true;
+            w.sockets.delete(socket);
+            const err = new Error(`no data in either direction for ${Math.round(w.idleMs / 1000)} s`);
+            socket.destroy(Object.assign(err, { code: 'ETIMEDOUT' }));
+        }
+    }
+}
+/**
+ * Runs `fn` with every connection it opens watched for silence (see above). `timedOut` says whether a
+ * connection was ended for it (the operation's own error or warning then tells only half the story).
+ */
+async function withIdleTimeout(idleMs, fn) {
+    const w = { idleMs, sockets: new Map(), fired: false };
+    if (active.size === 0)
+        (0,external_node_diagnostics_channel_.subscribe)(CHANNEL, onSocket);
+    active.add(w);
+    const timer = setInterval(() => check(w), Math.max(50, Math.min(1_000, idleMs / 4)));
+    // Only the operation's own sockets should keep the process alive.
+    timer.unref();
+    try {
+        return { result: await fn(), timedOut: w.fired };
+    }
+    catch (err) {
+        if (w.fired && err instanceof Error)
+            err.message += ` (a connection was silent for ${Math.round(idleMs / 1000)} s)`;
+        throw err;
+    }
+    finally {
+        clearInterval(timer);
+        active.delete(w);
+        if (active.size === 0)
+            (0,external_node_diagnostics_channel_.unsubscribe)(CHANNEL, onSocket);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/stores/artifact.ts
+// The `artifact` store: the real @actions/artifact (loaded only when used). Each save uploads the bundle
+// as a new artifact whose name carries the attempt and sequence; restore lists artifacts through the REST
+// API with the token and takes the newest by creation time. Within one workflow run (attempts re-running
+// it) the run's own list is asked; with an explicit `key` that outlives runs, the repository's list is.
+
+
+
+
+class ArtifactStore {
+    kind = 'artifact';
+    #o;
+    #lib;
+    constructor(o) {
+        this.#o = o;
+    }
+    async #client() {
+        this.#lib ??= await Promise.all(/* import() */[__nccwpck_require__.e(371), __nccwpck_require__.e(458)]).then(__nccwpck_require__.bind(__nccwpck_require__, 67458));
+        return new this.#lib.DefaultArtifactClient();
+    }
+    get #owner() {
+        return this.#o.repository.split('/')[0] ?? '';
+    }
+    get #repo() {
+        return this.#o.repository.split('/')[1] ?? '';
+    }
+    /** GET a REST list page; the library only lists one run, so the repository-wide list is asked directly. */
+    async #repositoryArtifacts(prefix) {
+        const found = [];
+        // GitHub lists a repository's artifacts newest first; ten pages of 100 reach far enough back for a
+        // checkpoint that is saved every few minutes, without walking a big repository's whole history.
+        for (let page = 1; page <= 10; page++) {
+            const url = `${this.#o.apiUrl.replace(/\/$/, '')}/repos/${this.#o.repository}/actions/artifacts?per_page=100&page=${page}`;
+            const res = await fetch(url, {
+                headers: {
+                    authorization: `Bearer ${this.#o.token}`,
+                    accept: 'application/vnd.github+json',
+                    'x-github-api-version': '2022-11-28',
+                },
+            });
+            if (!res.ok)
+                throw new Error(`GET ${url}: HTTP ${res.status}`);
+            const body = (await res.json());
+            const list = body.artifacts ?? [];
+            for (const a of list) {
+                if (a.expired || !a.name.startsWith(prefix))
+                    continue;
+                // A `pull_request` run from a fork uploads into this repository's list too, with no secrets and
+                // code nobody reviewed: its artifacts are never a checkpoint to resume from.
+                const run = a.workflow_run;
+                const fromFork = run?.head_repository_id !== undefined &&
+                    run.repository_id !== undefined &&
+                    run.head_repository_id !== run.repository_id;
+                if (fromFork)
+                    continue;
+                found.push({
+                    id: a.id,
+                    name: a.name,
+                    createdAt: a.created_at ? Date.parse(a.created_at) : 0,
+                    runId: a.workflow_run?.id ?? this.#o.runId,
+                });
+            }
+            if (list.length < 100)
+                break;
+        }
+        return found;
+    }
+    async #runArtifacts(prefix) {
+        const client = await this.#client();
+        const { artifacts } = await client.listArtifacts({
+            findBy: {
+                token: this.#o.token,
+                workflowRunId: this.#o.runId,
+                repositoryOwner: this.#owner,
+                repositoryName: this.#repo,
+            },
+        });
+        return artifacts
+            .filter((a) => a.name.startsWith(prefix))
+            .map((a) => ({ id: a.id, name: a.name, createdAt: a.createdAt?.getTime() ?? 0, runId: this.#o.runId }));
+    }
+    #watched(fn) {
+        return withIdleTimeout(this.#o.idleTimeoutMs ?? DEFAULT_IDLE_MS, fn).then((r) => r.result);
+    }
+    async restore(prefix, dir, refused = new Set()) {
+        if (!this.#o.token)
+            throw new store/* StoreError */.AD('artifact restore needs `github-token` to list artifacts; set it');
+        let newest;
+        try {
+            const list = await this.#watched(() => this.#o.scope === 'repository' ? this.#repositoryArtifacts(prefix) : this.#runArtifacts(prefix));
+            // Newest by creation time; equal times (one-second resolution) fall back to the higher id. Entries
+            // already refused are passed over, so a bad newest entry leaves the one before it usable.
+            newest = list
+                .filter((a) => !refused.has(a.name))
+                .sort((a, b) => b.createdAt - a.createdAt || b.id - a.id)[0];
+        }
+        catch (err) {
+            throw new store/* StoreError */.AD(`artifact list failed: ${err.message}`, { cause: err });
+        }
+        if (!newest)
+            return undefined;
+        try {
+            const client = await this.#client();
+            const id = newest.id;
+            const runId = newest.runId;
+            await this.#watched(() => client.downloadArtifact(id, {
+                path: dir,
+                findBy: {
+                    token: this.#o.token,
+                    workflowRunId: runId,
+                    repositoryOwner: this.#owner,
+                    repositoryName: this.#repo,
+                },
+            }));
+        }
+        catch (err) {
+            throw new store/* EntryUnusable */.SQ(newest.name, `artifact download of ${newest.name} failed: ${err.message}`, { cause: err });
+        }
+        return { name: newest.name };
+    }
+    async save(name, dir) {
+        try {
+            const client = await this.#client();
+            await this.#watched(() => client.uploadArtifact(name, [(0,external_node_path_.join)(dir, bundle/* MANIFEST */.e0), (0,external_node_path_.join)(dir, bundle/* ARCHIVE */.$3)], dir, {
+                // The archive is already gzip'ed.
+                compressionLevel: 0,
+                ...(this.#o.retentionDays ? { retentionDays: this.#o.retentionDays } : {}),
+            }));
+        }
+        catch (err) {
+            throw new store/* StoreError */.AD(`artifact upload of ${name} failed: ${err.message}`, { cause: err });
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/stores/cache.ts
+// The `cache` store: the real @actions/cache, loaded only when used (it is most of the bundle's weight and
+// the action's cold start matters). Entries are immutable, so every save gets a new key and restore asks for
+// the newest key under the prefix.
+
+
+
+/**
+ * @actions/cache never throws for service trouble: restoreCache warns and returns undefined (which reads like
+ * a miss), saveCache logs and returns -1. To tell an outage from a miss, and to carry the reason into the job
+ * summary, the `::warning` lines the library prints while it runs are collected (and still printed). So is
+ * the entry it found ("Cache hit for: K"), the only way to learn which entry a failed download was.
+ */
+async function watchingWarnings(fn) {
+    const warnings = [];
+    let hit;
+    const write = process.stdout.write;
+    const patched = function (chunk, ...rest) {
+        const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : '';
+        for (const line of text.split('\n')) {
+            if (line.startsWith('::warning'))
+                warnings.push(line.slice(line.indexOf('::', 2) + 2).replace(/%0A/g, ' '));
+            hit = /^Cache hit for(?: restore-key)?: (\S+)$/.exec(line)?.[1] ?? hit;
+        }
+        // The rest are write's own optional arguments (encoding, callback), passed through untouched.
+        return write.call(this, chunk, ...rest);
+    };
+    process.stdout.write = patched;
+    try {
+        const result = await fn();
+        return hit === undefined ? { result, warnings } : { result, warnings, hit };
+    }
+    finally {
+        process.stdout.write = write;
+    }
+}
+/** The runner's ACTIONS_CACHE_MODE lattice (as @actions/cache reads it): unset or unknown allows both. */
+function cacheModeAllows(mode, op) {
+    const m = (mode ?? '').trim().toLowerCase();
+    if (!['none', 'read', 'write', 'write-only'].includes(m))
+        return true;
+    return op === 'read' ? m === 'read' || m === 'write' : m === 'write' || m === 'write-only';
+}
+/** The cache answers at most 10 keys per lookup (the library refuses more). */
+const MAX_KEYS = 10;
+/**
+ * Older entries to ask for once the newest ones were refused. The cache can only be asked for "the newest
+ * entry under a prefix" (for up to 10 keys at once, first match wins), never to list, so the candidates come
+ * from the refused names, `<prefix><run>-<attempt>-<seq>`: the earlier saves of the same attempt by exact
+ * name, newest first, then the newest entry of each earlier attempt of that run. Entries of earlier workflow
+ * runs (an explicit `key`) cannot be reached this way.
+ */
+function olderKeys(prefix, refused) {
+    let oldest;
+    for (const name of refused) {
+        const m = name.startsWith(prefix) ? /^(\d+)-(\d+)-(\d+)$/.exec(name.slice(prefix.length)) : null;
+        if (!m)
+            continue;
+        const at = [Number(m[1]), Number(m[2]), Number(m[3])];
+        if (!oldest || at[1] < oldest[1] || (at[1] === oldest[1] && at[2] < oldest[2]))
+            oldest = at;
+    }
+    if (!oldest)
+        return [];
+    const [run, attempt, seq] = oldest;
+    const keys = [];
+    for (let s = seq - 1; s >= 1 && keys.length < MAX_KEYS / 2; s--)
+        keys.push(`${prefix}${run}-${attempt}-${s}`);
+    for (let a = attempt - 1; a >= 1 && keys.length < MAX_KEYS; a--)
+        keys.push(`${prefix}${run}-${a}-`);
+    return keys.filter((k) => !refused.has(k));
+}
+class CacheStore {
+    kind = 'cache';
+    #lib;
+    #idleMs;
+    constructor(o = {}) {
+        this.#idleMs = o.idleTimeoutMs ?? DEFAULT_IDLE_MS;
+    }
+    async #cache() {
+        this.#lib ??= await Promise.all(/* import() */[__nccwpck_require__.e(371), __nccwpck_require__.e(91)]).then(__nccwpck_require__.bind(__nccwpck_require__, 18091));
+        return this.#lib;
+    }
+    /** The library hashes the path strings into the entry's version, so they must read the same every time. */
+    #paths(dir) {
+        return [(0,external_node_path_.relative)(process.cwd(), dir) || '.'];
+    }
+    async restore(prefix, dir, refused = new Set()) {
+        const cache = await this.#cache();
+        if (!cache.isFeatureAvailable())
+            throw new store/* StoreError */.AD('the cache service is not available to this job (no ACTIONS_RESULTS_URL / ACTIONS_CACHE_URL)');
+        // No entry is ever called exactly `prefix`, so [prefix] asks for "the newest entry whose key starts
+        // with it"; after a refusal, the older candidates are asked for instead.
+        const [first, ...rest] = refused.size === 0 ? [prefix] : olderKeys(prefix, refused);
+        if (first === undefined)
+            return undefined;
+        let key;
+        let warnings;
+        let hit;
+        let timedOut;
+        try {
+            ({
+                result: { result: key, warnings, hit },
+                timedOut,
+            } = await withIdleTimeout(this.#idleMs, () => watchingWarnings(() => cache.restoreCache(this.#paths(dir), first, rest.length ? rest : [first]))));
+        }
+        catch (err) {
+            throw new store/* StoreError */.AD(`cache restore failed: ${err.message}`, { cause: err });
+        }
+        if (key === undefined && warnings.length > 0) {
+            const why = `${warnings.join('; ')}${this.#silence(timedOut)}`;
+            // Found, then lost on the way (cut, truncated, not extractable): the entries before it may be whole.
+            if (hit !== undefined)
+                throw new store/* EntryUnusable */.SQ(hit, `cache restore of ${hit} failed: ${why}`);
+            throw new store/* StoreError */.AD(`cache restore failed: ${why}`);
+        }
+        // A refused entry found again (a name the candidates could not tell apart) is no candidate.
+        return key === undefined || refused.has(key) ? undefined : { name: key };
+    }
+    async save(name, dir) {
+        const cache = await this.#cache();
+        if (!cache.isFeatureAvailable())
+            throw new store/* StoreError */.AD('the cache service is not available to this job (no ACTIONS_RESULTS_URL / ACTIONS_CACHE_URL)');
+        if (!cacheModeAllows(process.env.ACTIONS_CACHE_MODE, 'write'))
+            throw new store/* StoreError */.AD(`cache save of ${name} skipped: ACTIONS_CACHE_MODE=${process.env.ACTIONS_CACHE_MODE} does not permit writes; the checkpoint stays in the local directory only`);
+        let id;
+        let warnings;
+        let timedOut;
+        try {
+            ({
+                result: { result: id, warnings },
+                timedOut,
+            } = await withIdleTimeout(this.#idleMs, () => watchingWarnings(() => cache.saveCache(this.#paths(dir), name))));
+        }
+        catch (err) {
+            throw new store/* StoreError */.AD(`cache save of ${name} failed: ${err.message}`, { cause: err });
+        }
+        // saveCache logs its own reason (a warning, or only an info line for a throttled or refused reservation)
+        // and returns -1 when the service refused or failed the save.
+        if (id === -1)
+            throw new store/* StoreError */.AD(`cache save of ${name} failed${warnings.length > 0 ? `: ${warnings.join('; ')}` : timedOut ? '' : ' (the service refused the entry; see the lines above)'}${this.#silence(timedOut)}`);
+    }
+    #silence(timedOut) {
+        return timedOut
+            ? ` (the cache service did not answer for ${Math.round(this.#idleMs / 1000)} s; the connection was given up)`
+            : '';
+    }
+}
+
+;// CONCATENATED MODULE: ./src/action/store-factory.ts
+// Picks the store the `store` input names.
+
+
+
+function makeStore(inputs, cfg) {
+    if (inputs.store === 'none')
+        return new store/* NoStore */.by();
+    if (inputs.store === 'artifact')
+        return new ArtifactStore({
+            token: inputs.githubToken,
+            repository: cfg.repository,
+            runId: cfg.runId,
+            // The default key is per run; an explicit key is meant to be found by later runs.
+            scope: inputs.key === undefined ? 'run' : 'repository',
+            apiUrl: cfg.apiUrl,
+        });
+    return new CacheStore();
+}
+
+
+/***/ }),
+
+/***/ 95627:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ir: () => (/* binding */ CheckpointSync)
+/* harmony export */ });
+/* unused harmony exports MAX_CANDIDATES, bundleDir */
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(51455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(76760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_perf_hooks__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(643);
+/* harmony import */ var node_perf_hooks__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_perf_hooks__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(14625);
+/* harmony import */ var _journal_fsutil_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(91268);
+/* harmony import */ var _stores_bundle_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(44639);
+/* harmony import */ var _stores_store_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(34703);
+/* harmony import */ var _keys_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(86764);
+// Moves the checkpoint between the local directory and the store: restore at the start of main, saves
+// while the run goes on and at its end, and post's save when main could not. Store trouble is a warning
+// (collected for the job summary); the local checkpoint is never touched by a failed save or a refused bundle.
+
+
+
+
+
+
+
+
+/** Entries downloaded at most by one restore: the newest and, when it is refused, the ones before it. */
+const MAX_CANDIDATES = 3;
+/** A failed download that took longer than this is not followed by downloads of older entries. */
+const SLOW_FAILURE_MS = 20_000;
+/** The bundle folder, relative to the workspace the same way every time (the cache hashes the path). */
+function bundleDir(workspace) {
+    return (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(workspace, '.checkpoint-action', 'bundle');
+}
+class CheckpointSync {
+    #o;
+    warnings = [];
+    #seq;
+    #savedProgress;
+    #chain = Promise.resolve();
+    #lastSaveMs;
+    constructor(o) {
+        this.#o = o;
+        this.#seq = Number(o.state.get('save-seq')) || 0;
+        const saved = o.state.get('saved-progress');
+        this.#savedProgress = saved === '' ? -1 : Number(saved);
+    }
+    get lastSaveMs() {
+        return this.#lastSaveMs;
+    }
+    #warn(message) {
+        this.warnings.push(message);
+        this.#o.log.warning(message);
+    }
+    async #localSeq() {
+        try {
+            if (!(await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_3__/* .Checkpoint */ .F9.exists(this.#o.root, this.#o.runId)))
+                return undefined;
+            return (await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_3__/* .Checkpoint */ .F9.read(this.#o.root, this.#o.runId)).state.seq;
+        }
+        catch {
+            // A local copy that cannot be read loses to any valid restored one.
+            return -1;
+        }
+    }
+    /**
+     * Fetches the newest entry for the key and installs it unless the local copy is as new or newer. An entry
+     * that fails its checks (digest, signature, schema, key) or that the store found but could not fetch whole
+     * is refused and the one before it is tried, up to MAX_CANDIDATES downloads: one bad entry, damaged or
+     * planted, does not throw away the progress that the entries before it carry.
+     */
+    async restore() {
+        const t0 = node_perf_hooks__WEBPACK_IMPORTED_MODULE_2__.performance.now();
+        const { store, key } = this.#o;
+        const local = await this.#localSeq();
+        const ms = () => Math.round(node_perf_hooks__WEBPACK_IMPORTED_MODULE_2__.performance.now() - t0);
+        const fallback = local === undefined ? 'a fresh start' : 'the local checkpoint';
+        const otherwise = () => (local === undefined ? 'none' : 'local');
+        if (store.kind === 'none')
+            return { source: otherwise(), ms: ms(), refused: [] };
+        const dir = bundleDir(this.#o.workspace);
+        const stage = (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(this.#o.temp, 'checkpoint-action', 'unpack');
+        const refused = new Set();
+        const refuse = (entry, why, tries) => {
+            refused.add(entry);
+            this.#warn(`${why}; ${tries < MAX_CANDIDATES ? 'trying the entry before it' : `continuing from ${fallback}`}`);
+        };
+        try {
+            for (let tries = 1; tries <= MAX_CANDIDATES; tries++) {
+                // A refused entry's files must not mix with the next one's.
+                await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(dir, { recursive: true, force: true });
+                const tryStart = node_perf_hooks__WEBPACK_IMPORTED_MODULE_2__.performance.now();
+                let entry;
+                try {
+                    entry = (await store.restore((0,_keys_js__WEBPACK_IMPORTED_MODULE_7__/* .entryPrefix */ .B3)(key), dir, refused))?.name;
+                }
+                catch (err) {
+                    // A download that failed after the libraries' long retries (a blob service outage, ~25 s to
+                    // minutes) would fail the same way for the older entries: only a quick failure is worth them.
+                    if (err instanceof _stores_store_js__WEBPACK_IMPORTED_MODULE_6__/* .EntryUnusable */ .SQ && node_perf_hooks__WEBPACK_IMPORTED_MODULE_2__.performance.now() - tryStart < SLOW_FAILURE_MS) {
+                        refuse(err.entry, err.message, tries);
+                        continue;
+                    }
+                    if (!(err instanceof _stores_store_js__WEBPACK_IMPORTED_MODULE_6__/* .StoreError */ .AD))
+                        throw err;
+                    this.#warn(`${err.message}; continuing from ${fallback}`);
+                    return { source: otherwise(), ms: ms(), refused: [...refused] };
+                }
+                if (entry === undefined) {
+                    if (refused.size === 0)
+                        this.#o.log.info(`no saved checkpoint for key ${key} in the ${store.kind} store`);
+                    else
+                        this.#warn(`no older saved checkpoint for key ${key} could be found; continuing from ${fallback}`);
+                    return { source: otherwise(), ms: ms(), refused: [...refused] };
+                }
+                try {
+                    const unpacked = await (0,_stores_bundle_js__WEBPACK_IMPORTED_MODULE_5__/* .unpackBundle */ .zq)(dir, stage, {
+                        planName: this.#o.planName,
+                        ...(this.#o.signingKey !== undefined ? { signingKey: this.#o.signingKey } : {}),
+                    });
+                    if (unpacked.manifest.key !== key || unpacked.manifest.runId !== this.#o.runId)
+                        throw new _stores_bundle_js__WEBPACK_IMPORTED_MODULE_5__/* .BundleRejected */ .Ho(`it was saved for key "${unpacked.manifest.key}", not "${key}" (one key is a prefix of the other; choose keys that are not)`);
+                    if (local !== undefined && local >= unpacked.checkpoint.state.seq) {
+                        this.#o.log.info(`the local checkpoint is as new as ${entry} or newer; keeping it`);
+                        return { source: 'local', entry, ms: ms(), refused: [...refused] };
+                    }
+                    // Paths first: they can still refuse the bundle (a link in the workspace), and a refusal must
+                    // leave the local checkpoint as it was.
+                    const placed = this.#o.runOnly ? [] : await (0,_stores_bundle_js__WEBPACK_IMPORTED_MODULE_5__/* .installPaths */ .me)(unpacked, this.#o.workspace);
+                    await (0,_stores_bundle_js__WEBPACK_IMPORTED_MODULE_5__/* .installRun */ .tY)(unpacked, this.#o.root);
+                    this.#o.log.info(`restored ${entry} (${unpacked.manifest.files} files${placed.length ? `, ${placed.length} from \`paths\`` : ''})`);
+                    return { source: 'store', entry, ms: ms(), refused: [...refused] };
+                }
+                catch (err) {
+                    if (!(err instanceof _stores_bundle_js__WEBPACK_IMPORTED_MODULE_5__/* .BundleRejected */ .Ho))
+                        throw err;
+                    refuse(entry, `the saved checkpoint ${entry} was refused: ${err.message}`, tries);
+                }
+            }
+            return { source: otherwise(), ms: ms(), refused: [...refused] };
+        }
+        finally {
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(dir, { recursive: true, force: true }).catch(() => undefined);
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(stage, { recursive: true, force: true }).catch(() => undefined);
+        }
+    }
+    /** True when the checkpoint moved on since the last successful save. */
+    changedSince(progress) {
+        return progress !== this.#savedProgress;
+    }
+    /**
+     * Saves the run's checkpoint as a new entry if its progress (event sequence) moved on since the last
+     * save (`force`: a side file such as the continuation count changed). Saves run one at a time. Returns false when nothing was saved (unchanged, or the store failed).
+     */
+    save(progress, why, force = false) {
+        const next = this.#chain.then(() => this.#save(progress, why, force));
+        this.#chain = next.catch(() => undefined);
+        return next;
+    }
+    async #save(progress, why, force) {
+        const { store } = this.#o;
+        if (store.kind === 'none' || (!force && !this.changedSince(progress)))
+            return false;
+        const t0 = node_perf_hooks__WEBPACK_IMPORTED_MODULE_2__.performance.now();
+        const dir = bundleDir(this.#o.workspace);
+        this.#seq += 1;
+        this.#o.state.set('save-seq', String(this.#seq));
+        const name = (0,_keys_js__WEBPACK_IMPORTED_MODULE_7__/* .entryName */ .MB)(this.#o.key, this.#o.ghRunId, this.#o.attempt, this.#seq);
+        try {
+            await (0,_stores_bundle_js__WEBPACK_IMPORTED_MODULE_5__/* .packBundle */ .ii)(dir, {
+                root: this.#o.root,
+                runId: this.#o.runId,
+                planName: this.#o.planName,
+                seq: progress,
+                key: this.#o.key,
+                paths: this.#o.paths,
+                workspace: this.#o.workspace,
+                ...(this.#o.signingKey !== undefined ? { signingKey: this.#o.signingKey } : {}),
+            });
+            await store.save(name, dir);
+        }
+        catch (err) {
+            if (err instanceof _stores_store_js__WEBPACK_IMPORTED_MODULE_6__/* .StoreError */ .AD) {
+                this.#warn(`${err.message} (${why}); the checkpoint is safe in the local directory`);
+                return false;
+            }
+            // A run folder that vanished mid-pack (another process pruned it) is a failed save, not a crash.
+            if ((0,_journal_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .errorCode */ .CA)(err) === 'ENOENT') {
+                this.#warn(`could not pack the checkpoint for ${name} (${why}): ${err.message}`);
+                return false;
+            }
+            throw err;
+        }
+        finally {
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(dir, { recursive: true, force: true }).catch(() => undefined);
+        }
+        this.#savedProgress = progress;
+        this.#o.state.set('saved-progress', String(progress));
+        this.#lastSaveMs = Math.round(node_perf_hooks__WEBPACK_IMPORTED_MODULE_2__.performance.now() - t0);
+        this.#o.log.info(`saved checkpoint as ${name} (${why}, ${this.#lastSaveMs} ms)`);
+        return true;
+    }
+}
+
+
+/***/ }),
+
 /***/ 85217:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -5636,22 +6600,27 @@ async function resolveRunId(root, runOpt) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   approveInRun: () => (/* binding */ approveInRun),
+/* harmony export */   checkApprovable: () => (/* binding */ checkApprovable),
 /* harmony export */   resetCommand: () => (/* binding */ resetCommand),
 /* harmony export */   rollbackCommand: () => (/* binding */ rollbackCommand)
 /* harmony export */ });
-/* unused harmony export markDoneCommand */
+/* unused harmony exports markDoneCommand, defaultApprover, approvalIds, approveCommand */
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(51455);
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _engine_env_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(98725);
 /* harmony import */ var _engine_prepare_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(58761);
 /* harmony import */ var _engine_process_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(90531);
 /* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(14625);
-/* harmony import */ var _journal_journal_file_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(97162);
-/* harmony import */ var _journal_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(17680);
-/* harmony import */ var _journal_snapshot_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(58123);
-/* harmony import */ var _journal_state_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(49226);
-/* harmony import */ var _context_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(85217);
-// Commands that change a checkpoint by hand: reset, mark-done, rollback. Each takes the run's lease first.
+/* harmony import */ var _journal_fsutil_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(91268);
+/* harmony import */ var _journal_journal_file_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(97162);
+/* harmony import */ var _journal_lock_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(17680);
+/* harmony import */ var _journal_snapshot_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(58123);
+/* harmony import */ var _journal_state_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(49226);
+/* harmony import */ var _context_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(85217);
+// Commands that change a checkpoint by hand: reset, mark-done, rollback, approve. Each takes the run's lease
+// first.
+
 
 
 
@@ -5665,21 +6634,22 @@ async function resolveRunId(root, runOpt) {
 function checkSteps(plan, ids, flag) {
     for (const id of ids) {
         if (!plan.steps.some((s) => s.id === id)) {
-            throw new _context_js__WEBPACK_IMPORTED_MODULE_9__/* .UsageError */ .eb(`${flag}: no step "${id}" in ${(0,_context_js__WEBPACK_IMPORTED_MODULE_9__/* .shown */ .SP)(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
+            throw new _context_js__WEBPACK_IMPORTED_MODULE_10__/* .UsageError */ .eb(`${flag}: no step "${id}" in ${(0,_context_js__WEBPACK_IMPORTED_MODULE_10__/* .shown */ .SP)(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
         }
     }
 }
 /** The checkpoint cannot be read because it is damaged (not because a newer program wrote it). */
 function isDamage(err) {
     return (err instanceof _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__/* .CheckpointCorruptError */ .qd ||
-        err instanceof _journal_journal_file_js__WEBPACK_IMPORTED_MODULE_5__/* .JournalCorruptError */ .Zi ||
-        (err instanceof _journal_snapshot_js__WEBPACK_IMPORTED_MODULE_7__/* .SnapshotError */ .JC && !(err instanceof _journal_snapshot_js__WEBPACK_IMPORTED_MODULE_7__/* .SnapshotVersionError */ .lJ)));
+        err instanceof _journal_journal_file_js__WEBPACK_IMPORTED_MODULE_6__/* .JournalCorruptError */ .Zi ||
+        (err instanceof _journal_snapshot_js__WEBPACK_IMPORTED_MODULE_8__/* .SnapshotError */ .JC && !(err instanceof _journal_snapshot_js__WEBPACK_IMPORTED_MODULE_8__/* .SnapshotVersionError */ .lJ)));
 }
 async function withRun(opts, fn) {
-    const plan = await (0,_context_js__WEBPACK_IMPORTED_MODULE_9__/* .requirePlan */ .VH)(opts);
-    const root = (0,_context_js__WEBPACK_IMPORTED_MODULE_9__/* .rootOf */ .I5)(opts, plan);
-    const id = await (0,_context_js__WEBPACK_IMPORTED_MODULE_9__/* .resolveRunId */ .nv)(root, opts.run);
-    const lease = await (0,_journal_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .acquireLease */ .ZZ)(`${root}/${id}`, { runId: id, attempt: 0 });
+    const plan = await (0,_context_js__WEBPACK_IMPORTED_MODULE_10__/* .requirePlan */ .VH)(opts);
+    opts.check?.(plan);
+    const root = (0,_context_js__WEBPACK_IMPORTED_MODULE_10__/* .rootOf */ .I5)(opts, plan);
+    const id = await (0,_context_js__WEBPACK_IMPORTED_MODULE_10__/* .resolveRunId */ .nv)(root, opts.run);
+    const lease = await (0,_journal_lock_js__WEBPACK_IMPORTED_MODULE_7__/* .acquireLease */ .ZZ)(`${root}/${id}`, { runId: id, attempt: 0 });
     try {
         let ckpt;
         let startedOver;
@@ -5708,7 +6678,7 @@ async function withRun(opts, fn) {
 }
 async function resetCommand(steps, opts, io) {
     if (!opts.all && steps.length === 0 && !opts.failed) {
-        throw new _context_js__WEBPACK_IMPORTED_MODULE_9__/* .UsageError */ .eb('reset: name the steps to reset, or pass --all (or --failed for failed units only)');
+        throw new _context_js__WEBPACK_IMPORTED_MODULE_10__/* .UsageError */ .eb('reset: name the steps to reset, or pass --all (or --failed for failed units only)');
     }
     const startOverIfDamaged = opts.all === true && !opts.failed;
     return withRun({ ...opts, startOverIfDamaged }, async (plan, ckpt, startedOver) => {
@@ -5720,7 +6690,7 @@ async function resetCommand(steps, opts, io) {
                 await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(ckpt.stateDir(s.id), { recursive: true, force: true });
             }
             io.err.write(`checkpoint: ${startedOver.damage}\n`);
-            io.out.write(`reset --all: run ${ckpt.runId} starts over, every step is pending again; the damaged files are kept as ${startedOver.kept.map(_context_js__WEBPACK_IMPORTED_MODULE_9__/* .shown */ .SP).join(', ')}\n`);
+            io.out.write(`reset --all: run ${ckpt.runId} starts over, every step is pending again; the damaged files are kept as ${startedOver.kept.map(_context_js__WEBPACK_IMPORTED_MODULE_10__/* .shown */ .SP).join(', ')}\n`);
             return 0;
         }
         const named = opts.all || steps.length === 0 ? plan.steps.map((s) => s.id) : steps;
@@ -5730,6 +6700,19 @@ async function resetCommand(steps, opts, io) {
             if (!targets.has(id))
                 continue;
             const rec = ckpt.state.steps.get(id);
+            // No record but an approval (given before the step was first prepared): the reset takes it back.
+            if (!rec && !opts.failed && (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .approvalOf */ .xf)(ckpt.state, id)) {
+                await ckpt.record({
+                    type: 'reset',
+                    step: id,
+                    failedOnly: false,
+                    forget: true,
+                    reason: 'checkpoint reset',
+                });
+                io.out.write(`reset ${id}: its approval is taken back\n`);
+                n += 1;
+                continue;
+            }
             if (!rec)
                 continue;
             if (opts.failed) {
@@ -5740,6 +6723,7 @@ async function resetCommand(steps, opts, io) {
                 io.out.write(`reset ${id}: ${failed} failed unit(s) are pending again with fresh tries\n`);
             }
             else {
+                const approved = (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .approvalOf */ .xf)(ckpt.state, id) !== undefined;
                 await ckpt.record({
                     type: 'reset',
                     step: id,
@@ -5749,7 +6733,7 @@ async function resetCommand(steps, opts, io) {
                 });
                 await ckpt.clearStepFiles(id);
                 await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(ckpt.stateDir(id), { recursive: true, force: true });
-                io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again\n`);
+                io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`);
             }
             n += 1;
         }
@@ -5786,7 +6770,7 @@ async function rollbackCommand(opts, io) {
             checkSteps(plan, [opts.to], '--to');
         const done = plan.steps
             .map((s) => ({ s, rec: ckpt.state.steps.get(s.id) }))
-            .filter(({ rec }) => rec !== undefined && ((0,_journal_state_js__WEBPACK_IMPORTED_MODULE_8__/* .isStepComplete */ .EX)(rec) || rec.unitsDone > 0))
+            .filter(({ rec }) => rec !== undefined && ((0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .isStepComplete */ .EX)(rec) || rec.unitsDone > 0))
             .sort((a, b) => (b.rec?.completedAt ?? b.rec?.timeMs ?? 0) - (a.rec?.completedAt ?? a.rec?.timeMs ?? 0));
         let ran = 0;
         let undone = 0;
@@ -5829,6 +6813,93 @@ async function rollbackCommand(opts, io) {
         return 0;
     });
 }
+/** Who approves when `--by` is not given: the GitHub actor, else the local user. */
+function defaultApprover(env) {
+    return env.GITHUB_ACTOR?.trim() || env.USER?.trim() || env.USERNAME?.trim() || 'unknown';
+}
+/** `approve b,c d` and `approve: "b, c"`: step ids split on commas and white space. */
+function approvalIds(args) {
+    return [...new Set(args.flatMap((a) => a.split(/[\s,]+/)).filter((a) => a !== ''))];
+}
+/**
+ * Every id names a step of the plan with `approval: true`; otherwise a usage error naming the step and the
+ * fix. `where` starts the message: `approve` for the command, ``input `approve` `` for the action.
+ */
+function checkApprovable(plan, ids, where) {
+    const gated = plan.steps.filter((s) => s.approval).map((s) => s.id);
+    const which = gated.length > 0
+        ? `steps that wait for approval: ${gated.join(', ')}`
+        : 'no step of this plan has `approval: true`';
+    for (const id of ids) {
+        const step = plan.steps.find((s) => s.id === id);
+        if (!step) {
+            throw new _context_js__WEBPACK_IMPORTED_MODULE_10__/* .UsageError */ .eb(`${where}: no step "${id}" in ${(0,_context_js__WEBPACK_IMPORTED_MODULE_10__/* .shown */ .SP)(plan.file)}; ${which} (all steps: ${plan.steps.map((s) => s.id).join(', ')})`);
+        }
+        if (!step.approval) {
+            throw new _context_js__WEBPACK_IMPORTED_MODULE_10__/* .UsageError */ .eb(`${where}: step "${id}" does not wait for approval; add \`approval: true\` to it in ${(0,_context_js__WEBPACK_IMPORTED_MODULE_10__/* .shown */ .SP)(plan.file)} to make it a manual intervention point (${which})`);
+        }
+    }
+}
+/** Records an `approve` event for each step and says so; approving again replaces who and when. */
+async function recordApprovals(ckpt, ids, by, io) {
+    for (const id of ids) {
+        const before = (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .approvalOf */ .xf)(ckpt.state, id);
+        await ckpt.record({ type: 'approve', step: id, by });
+        const rec = ckpt.state.steps.get(id);
+        const done = rec !== undefined && (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .isStepComplete */ .EX)(rec) ? ' (it is done already)' : '';
+        const again = before
+            ? `; it was approved before by ${before.by} at ${new Date(before.at).toISOString()}`
+            : '';
+        io.out.write(`approved ${id} (by ${by})${done}${again}\n`);
+    }
+}
+async function approveCommand(steps, opts, io) {
+    const ids = approvalIds(steps);
+    if (ids.length === 0)
+        throw new UsageError('approve: name at least one step, e.g. `checkpoint approve deploy`');
+    if (opts.by !== undefined && opts.by.trim() === '')
+        throw new UsageError('--by: expected a name, e.g. `--by alice`');
+    const by = opts.by?.trim() || defaultApprover(io.env);
+    const check = (plan) => checkApprovable(plan, ids, 'approve');
+    return withRun({ ...opts, check }, async (_plan, ckpt) => {
+        await recordApprovals(ckpt, ids, by, io);
+        const again = [
+            'checkpoint run',
+            opts.file !== 'checkpoint.yml' ? `-f ${opts.file}` : '',
+            opts.dir !== undefined ? `--dir ${opts.dir}` : '',
+            opts.run !== undefined ? `--run ${ckpt.runId}` : '',
+        ].filter(Boolean);
+        io.out.write(`run again to continue: ${again.join(' ')}\n`);
+        return 0;
+    });
+}
+/**
+ * The action's `approve` input: records the approvals in the run `runId` (after the restore, before the
+ * engine), creating the run when there is no checkpoint yet, so a first run can be approved up front.
+ * The ids are checked with `checkApprovable` first.
+ */
+async function approveInRun(o, io) {
+    const dir = `${o.root}/${o.runId}`;
+    await (0,_journal_fsutil_js__WEBPACK_IMPORTED_MODULE_5__/* .ensureDir */ .A0)(o.root);
+    const lease = await (0,_journal_lock_js__WEBPACK_IMPORTED_MODULE_7__/* .acquireLease */ .ZZ)(dir, { runId: o.runId, attempt: 0 });
+    try {
+        const exists = await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__/* .Checkpoint */ .F9.exists(o.root, o.runId);
+        const ckpt = exists
+            ? await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__/* .Checkpoint */ .F9.read(o.root, o.runId)
+            : _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__/* .Checkpoint */ .F9.blank(o.root, o.runId, o.plan.name, o.shard);
+        await ckpt.openForWrite();
+        try {
+            await recordApprovals(ckpt, o.ids, o.by, io);
+        }
+        finally {
+            await ckpt.compact();
+            await ckpt.close();
+        }
+    }
+    finally {
+        await lease.release();
+    }
+}
 
 
 /***/ }),
@@ -5839,14 +6910,18 @@ async function rollbackCommand(opts, io) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   statusCommand: () => (/* binding */ statusCommand)
 /* harmony export */ });
+/* harmony import */ var _engine_chunking_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(93303);
+/* harmony import */ var _engine_shard_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(20914);
 /* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(14625);
 /* harmony import */ var _journal_lock_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(17680);
 /* harmony import */ var _plan_duration_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(72983);
-/* harmony import */ var _report_colors_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(87688);
+/* harmony import */ var _report_colors_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(87688);
 /* harmony import */ var _report_stats_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(68621);
 /* harmony import */ var _context_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(85217);
 // `checkpoint status [--run ID] [--json]`: where a run stands. The JSON shape is documented in
 // docs/cli.md and kept stable: fields are only ever added.
+
+
 
 
 
@@ -5870,6 +6945,12 @@ async function statusCommand(opts, io) {
     const lease = inspected && !inspected.stale ? inspected.holder : undefined;
     // A plan with another name is not this checkpoint's plan: show the checkpoint alone.
     const samePlan = plan && plan.name === ckpt.state.planName ? plan : undefined;
+    // Chunks sized by time: the last chunk, the rate, and (with the plan) the target and the next size.
+    const chunks = (id) => {
+        const rec = ckpt.state.steps.get(id);
+        const adaptive = samePlan?.steps.find((st) => st.id === id)?.batch?.adaptive;
+        return rec?.adaptive ? (0,_engine_chunking_js__WEBPACK_IMPORTED_MODULE_5__/* .chunkInfo */ .cQ)(rec, adaptive) : null;
+    };
     const stats = (0,_report_stats_js__WEBPACK_IMPORTED_MODULE_3__/* .runStats */ .HN)(ckpt, samePlan, lease !== undefined);
     const state = ckpt.state;
     if (opts.json) {
@@ -5879,6 +6960,7 @@ async function statusCommand(opts, io) {
             plan: stats.plan,
             dir: ckpt.dir,
             complete: stats.complete,
+            shard: state.shard ? { index: state.shard.index, total: state.shard.total } : null,
             createdAt: new Date(state.createdAt).toISOString(),
             updatedAt: new Date(state.updatedAt).toISOString(),
             units: {
@@ -5917,6 +6999,26 @@ async function statusCommand(opts, io) {
                 failed: s.failed,
                 interrupted: s.interrupted,
                 items: s.items ?? null,
+                sharding: state.steps.get(s.id)?.sharding ?? null,
+                chunks: chunks(s.id),
+                approval: s.approval
+                    ? s.approval.approved
+                        ? {
+                            required: true,
+                            approved: true,
+                            by: s.approval.by,
+                            at: new Date(s.approval.at).toISOString(),
+                        }
+                        : { required: true, approved: false }
+                    : null,
+                throttle: s.throttle
+                    ? {
+                        held: s.throttle.held,
+                        reason: s.throttle.reason ?? null,
+                        times: s.throttle.count,
+                        heldSeconds: Math.round(s.throttle.heldMs) / 1000,
+                    }
+                    : null,
                 outputs: s.outputs,
                 completedAt: s.completedAt === undefined ? null : new Date(s.completedAt).toISOString(),
             })),
@@ -5924,9 +7026,9 @@ async function statusCommand(opts, io) {
         io.out.write(`${JSON.stringify(doc, null, 2)}\n`);
         return 0;
     }
-    const c = (0,_report_colors_js__WEBPACK_IMPORTED_MODULE_5__/* .makeColors */ .Z)((0,_report_colors_js__WEBPACK_IMPORTED_MODULE_5__/* .colorEnabled */ .X)(io.out, io.env));
+    const c = (0,_report_colors_js__WEBPACK_IMPORTED_MODULE_6__/* .makeColors */ .Z)((0,_report_colors_js__WEBPACK_IMPORTED_MODULE_6__/* .colorEnabled */ .X)(io.out, io.env));
     const pct = stats.unitsTotal ? Math.floor((stats.unitsDone / stats.unitsTotal) * 100) : 100;
-    io.out.write(`${c.bold(`run ${stats.runId}`)} · plan ${stats.plan} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
+    io.out.write(`${c.bold(`run ${stats.runId}`)} · plan ${stats.plan}${state.shard ? ` · shard ${(0,_engine_shard_js__WEBPACK_IMPORTED_MODULE_7__/* .shardLabel */ .$_)(state.shard)}` : ''} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
         `${stats.unitsDone}/${stats.unitsTotal} units (${pct}%)` +
         `${stats.etaMs && !stats.complete ? ` · ETA ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(stats.etaMs)}` : ''}\n`);
     io.out.write(`  ${(0,_context_js__WEBPACK_IMPORTED_MODULE_4__/* .shown */ .SP)(ckpt.dir)} · ${state.attempts.length} attempt(s)`);
@@ -5940,6 +7042,7 @@ async function statusCommand(opts, io) {
         running: c.cyan('›'),
         interrupted: c.yellow('!'),
         partial: c.yellow('…'),
+        waiting: c.yellow('⏸'),
         pending: ' ',
     })[s.status];
     io.out.write(`  ${'step'.padEnd(width)}  ${'state'.padEnd(11)} ${'units'.padStart(15)}  ${'time'.padStart(7)}  eta\n`);
@@ -5947,6 +7050,14 @@ async function statusCommand(opts, io) {
         const units = `${s.unitsDone}/${s.unitsTotal}${s.unitsFailed ? ` ✗${s.unitsFailed}` : ''}`;
         const eta = s.status === 'done' ? '' : s.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(s.etaMs);
         io.out.write(`${mark(s)} ${s.id.padEnd(width)}  ${s.status.padEnd(11)} ${units.padStart(15)}  ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(s.timeMs).padStart(7)}  ${eta}\n`);
+        const sharding = state.steps.get(s.id)?.sharding;
+        if (sharding?.mode === 'first' && state.shard && state.shard.index > 0)
+            io.out.write(`    shards: first: runs on shard 0 only\n`);
+        else if (sharding?.mode === 'split' && s.status !== 'done') {
+            const rec = state.steps.get(s.id);
+            if (rec)
+                io.out.write(`    this shard's part: [${rec.from}, ${rec.to}) of [${sharding.from}, ${sharding.to})\n`);
+        }
         if (s.batch && s.status !== 'done' && s.done.length > 0)
             io.out.write(`    done: ${ranges(s.done)}\n`);
         for (const f of s.failed.slice(0, 5)) {
@@ -5956,8 +7067,126 @@ async function statusCommand(opts, io) {
             io.out.write(`    … ${s.failed.length - 5} more failed units (status --json lists all)\n`);
         if (s.interrupted.length > 0)
             io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
+        const ch = chunks(s.id);
+        if (ch)
+            io.out.write(`    ${describeChunks(ch)}\n`);
+        if (s.approval?.approved)
+            io.out.write(`    approved by ${s.approval.by} at ${new Date(s.approval.at).toISOString()}\n`);
+        else if (s.approval && s.status === 'waiting')
+            io.out.write(`    ${c.yellow('waiting for approval')} (checkpoint approve ${s.id})\n`);
+        else if (s.approval && s.status !== 'done')
+            io.out.write(`    needs approval before it starts (checkpoint approve ${s.id})\n`);
+        if (s.throttle && (s.throttle.held || s.throttle.count > 0)) {
+            const t = s.throttle;
+            io.out.write(`    ${t.held ? c.yellow('throttled') : 'throttle'}: held back ${t.count} time(s), ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(t.heldMs)} in all` +
+                `${t.reason ? `; last: ${t.reason}` : ''}\n`);
+        }
     }
     return 0;
+}
+/** `chunks sized by time: last 2000 in 190ms (10526/s), next 2100, target 200ms, min 100, max 100000`. */
+function describeChunks(ch) {
+    const parts = [];
+    if (ch.lastSize !== null)
+        parts.push(`last ${ch.lastSize} in ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(ch.lastMs ?? 0)}${ch.ratePerSecond !== null ? ` (${ch.ratePerSecond}/s)` : ''}`);
+    else
+        parts.push('none done yet');
+    if (ch.nextSize !== null)
+        parts.push(`next ${ch.nextSize}`);
+    if (ch.targetMs !== null)
+        parts.push(`target ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(ch.targetMs)}`);
+    parts.push(`min ${ch.min}`);
+    if (ch.max !== null)
+        parts.push(`max ${ch.max}`);
+    return `chunks sized by time: ${parts.join(', ')}`;
+}
+
+
+/***/ }),
+
+/***/ 93303:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   GZ: () => (/* binding */ latestStart),
+/* harmony export */   KW: () => (/* binding */ nextChunkSize),
+/* harmony export */   PT: () => (/* binding */ usableMs),
+/* harmony export */   cQ: () => (/* binding */ chunkInfo),
+/* harmony export */   n_: () => (/* binding */ fitsRemaining),
+/* harmony export */   z6: () => (/* binding */ estimateMs)
+/* harmony export */ });
+/* unused harmony exports GROWTH, BUDGET_SHARE, MIN_MARGIN_MS, largestChunk, wantedChunk */
+/* harmony import */ var _journal_pace_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(26368);
+
+/** The most a chunk grows over the last finished one. */
+const GROWTH = 4;
+/** Part of the time left that a chunk may plan to use: the rest is a margin for the estimate's error. */
+const BUDGET_SHARE = 0.9;
+/** The margin is at least this long (ms). */
+const MIN_MARGIN_MS = 1000;
+/** Of `remainingMs` left in the budget, the time a chunk may plan to take. */
+function usableMs(remainingMs) {
+    return Math.max(0, Math.min(remainingMs * BUDGET_SHARE, remainingMs - MIN_MARGIN_MS));
+}
+/** The largest chunk: `max` rounded down to a whole multiple of `min` (at least `min`). */
+function largestChunk(size) {
+    return Math.max(1, Math.floor(size.max / size.min)) * size.min;
+}
+/**
+ * The chunk size the rate alone asks for (no gap, no budget): rate × target, grown at most GROWTH times the
+ * last chunk, in whole multiples of `min` within [min, max]. `min` before anything was measured.
+ */
+function wantedChunk(size, pace) {
+    const rate = (0,_journal_pace_js__WEBPACK_IMPORTED_MODULE_0__/* .paceRate */ .KU)(pace);
+    if (rate === undefined || !pace)
+        return size.min;
+    let want = rate * size.targetMs;
+    want = Math.min(want, Math.max(pace.lastSize, size.min) * GROWTH);
+    return clampToGrid(size, want);
+}
+/** `want` as a whole multiple of `min` within [min, max]. */
+function clampToGrid(size, want) {
+    const k = Math.floor(want / size.min);
+    return Math.min(largestChunk(size), Math.max(1, Number.isFinite(k) ? k : 1) * size.min);
+}
+/** The next chunk's size: `wantedChunk`, cut to the time left (when a budget is set) and to the room. */
+function nextChunkSize(input) {
+    const { size, pace, room, remainingMs } = input;
+    let chunk = wantedChunk(size, pace);
+    const rate = (0,_journal_pace_js__WEBPACK_IMPORTED_MODULE_0__/* .paceRate */ .KU)(pace);
+    if (remainingMs !== undefined && rate !== undefined) {
+        const fits = rate * usableMs(remainingMs);
+        if (fits < chunk)
+            chunk = clampToGrid(size, fits);
+    }
+    return Math.max(1, Math.min(chunk, room));
+}
+/** How long `items` will take at the measured pace, ms; undefined before anything was measured. */
+function estimateMs(pace, items) {
+    const rate = (0,_journal_pace_js__WEBPACK_IMPORTED_MODULE_0__/* .paceRate */ .KU)(pace);
+    return rate === undefined ? undefined : items / rate;
+}
+/** Whether a chunk estimated at `estMs` may start with `remainingMs` left (keeping the margin). */
+function fitsRemaining(estMs, remainingMs) {
+    return estMs <= usableMs(remainingMs);
+}
+/** The latest start (Unix ms) at which a chunk estimated at `estMs` still fits before `deadline`. */
+function latestStart(deadline, estMs) {
+    // fitsRemaining(est, deadline - start) ⇔ deadline - start >= max(est / BUDGET_SHARE, est + MIN_MARGIN_MS)
+    return deadline - Math.max(estMs / BUDGET_SHARE, estMs + MIN_MARGIN_MS);
+}
+function chunkInfo(rec, size) {
+    const rate = (0,_journal_pace_js__WEBPACK_IMPORTED_MODULE_0__/* .paceRate */ .KU)(rec.pace);
+    return {
+        targetMs: size ? size.targetMs : null,
+        min: size ? size.min : rec.size,
+        max: size && size.max < Number.MAX_SAFE_INTEGER ? size.max : null,
+        lastSize: rec.pace ? rec.pace.lastSize : null,
+        lastMs: rec.pace ? rec.pace.lastMs : null,
+        ratePerSecond: rate === undefined ? null : Math.round(rate * 1000 * 10) / 10,
+        nextSize: size ? wantedChunk(size, rec.pace) : null,
+        measured: rec.pace?.chunks ?? 0,
+    };
 }
 
 
@@ -6940,11 +8169,15 @@ function hashFile(file) {
 /**
  * What defines the units of a batch step: the space and the chunk size. `parallel`, `order` and
  * `max-failures` only change how units are scheduled, so changing them keeps completed work.
+ * Chunks sized by time (`size: { target, min, max }`) differ from attempt to attempt anyway, so a command
+ * that runs under it takes any [start, end): only the space and the fact of sizing by time count, and
+ * changing `target`, `min` or `max` keeps completed work (done work is kept as intervals).
  */
 function batchIdentity(batch) {
     if (batch === undefined)
         return null;
-    const { space, size } = batch;
+    const { space } = batch;
+    const size = batch.adaptive ? 'by-time' : batch.size;
     if (space.kind === 'range')
         return { range: [space.from, space.to], size };
     return { items: space.source, size };
@@ -7150,12 +8383,18 @@ function runItemsCommand(command, cwd, env) {
 
 // EXTERNAL MODULE: ./src/plan/load.ts + 1 modules
 var load = __nccwpck_require__(75638);
+// EXTERNAL MODULE: ./src/engine/chunking.ts
+var chunking = __nccwpck_require__(93303);
 // EXTERNAL MODULE: ./src/engine/env.ts
 var engine_env = __nccwpck_require__(98725);
+// EXTERNAL MODULE: ./src/engine/shard.ts
+var engine_shard = __nccwpck_require__(20914);
 ;// CONCATENATED MODULE: ./src/engine/prepare.ts
 // Decides, before anything is written, what an attempt will do with each step: create its record, keep it,
 // invalidate it (changed fingerprint or changed dependency), or leave it done. Item lists are expanded here,
 // so a failing items command is reported like a plan error and the checkpoint stays untouched.
+
+
 
 
 
@@ -7219,9 +8458,14 @@ async function prepare(plan, state, opts = {}) {
     const info = new Map();
     const invalidated = new Map();
     const records = new Map();
+    // A sharded run does its part of every step; the shard is the run's, so every command agrees on it.
+    const shard = state.shard;
     for (const step of order) {
         const fp = await fingerprintStep(plan, step);
         const rec = state.steps.get(step.id);
+        const mode = shard ? (0,engine_shard/* shardModeOf */.nZ)(step) : undefined;
+        // Chunks sized by time: recorded on the step's record, which then measures its done chunks.
+        const adaptive = step.batch?.adaptive ? { adaptive: true } : {};
         let view = rec
             ? { from: rec.from, to: rec.to, size: rec.size, rec }
             : { from: 0, to: 0, size: 1, rec: undefined };
@@ -7234,28 +8478,74 @@ async function prepare(plan, state, opts = {}) {
             if (step.onChange === 'rerun')
                 reason = why;
             else {
-                const space = await spaceOf(plan, step, rec, false, env);
+                const space = shardSpace(await spaceOf(plan, step, rec, false, env), mode, shard);
                 view = { ...space.range, rec, note: `${why}; done units kept (on-change: keep)` };
                 events.push({
                     type: 'step-redefine',
                     step: step.id,
                     fingerprint: fp,
                     ...space,
+                    ...adaptive,
                     reason: `${why} (kept)`,
                 });
             }
         }
         else {
             const changedDep = step.needs.find((d) => invalidated.has(d));
+            // Chunks sized by time: `min` is the step's grid and not part of the fingerprint (done work is kept
+            // as intervals), so a changed one is recorded with the done work kept.
+            const size = step.batch?.adaptive ? step.batch.size : rec.size;
+            const sizeWhy = size !== rec.size ? `batch.size.min changed: ${rec.size} → ${size}` : undefined;
             if (changedDep && step.onChange === 'rerun')
                 reason = `dependency ${changedDep} will run again`;
+            else if (shard && mode) {
+                // `shards:` is not part of the fingerprint: a changed one moves this shard's part, done work kept.
+                const whole = rec.sharding ?? { from: rec.from, to: rec.to };
+                const [from, to] = (0,engine_shard/* partOf */.BU)(whole.from, whole.to, mode, shard);
+                const moved = rec.sharding?.mode !== mode || rec.from !== from || rec.to !== to;
+                if (moved || sizeWhy !== undefined) {
+                    const why = [
+                        moved ? `shards changed: ${shardsWord(rec.sharding?.mode)} → ${shardsWord(mode)}` : undefined,
+                        sizeWhy,
+                    ]
+                        .filter((w) => w !== undefined)
+                        .join('; ');
+                    const sharding = { from: whole.from, to: whole.to, mode };
+                    events.push({
+                        type: 'step-redefine',
+                        step: step.id,
+                        fingerprint: fp,
+                        from,
+                        to,
+                        size,
+                        sharding,
+                        ...adaptive,
+                        reason: why,
+                    });
+                    view = { from, to, size, rec, note: why };
+                }
+            }
+            else if (sizeWhy !== undefined) {
+                events.push({
+                    type: 'step-redefine',
+                    step: step.id,
+                    fingerprint: fp,
+                    from: rec.from,
+                    to: rec.to,
+                    size,
+                    ...(rec.sharding ? { sharding: rec.sharding } : {}),
+                    ...adaptive,
+                    reason: sizeWhy,
+                });
+                view = { from: rec.from, to: rec.to, size, rec, note: `${sizeWhy}; done work kept` };
+            }
         }
         if (reason !== undefined) {
             if (rec) {
                 invalidated.set(step.id, reason);
                 replaced.add(step.id);
             }
-            const space = await spaceOf(plan, step, undefined, expand, env);
+            const space = shardSpace(await spaceOf(plan, step, undefined, expand, env), mode, shard);
             const ev = {
                 type: 'step-init',
                 step: step.id,
@@ -7265,6 +8555,10 @@ async function prepare(plan, state, opts = {}) {
             };
             if (space.items)
                 ev.items = space.items;
+            if (space.sharding)
+                ev.sharding = space.sharding;
+            if (adaptive.adaptive)
+                ev.adaptive = true;
             if (space.list)
                 items.set(step.id, space.list);
             events.push(ev);
@@ -7304,6 +8598,12 @@ async function prepare(plan, state, opts = {}) {
                 parts.unshift(view.note);
             why = parts.join(', ') || 'not started';
         }
+        if (mode === 'first' && shard && shard.index > 0) {
+            action = 'skip';
+            why = `shards: first: runs on shard 0 only (this is shard ${(0,engine_shard/* shardLabel */.$_)(shard)})`;
+        }
+        if (step.approval && action !== 'skip' && !(0,journal_state/* approvalOf */.xf)(state, step.id))
+            why = `${why ? `${why}; ` : ''}waits for approval (checkpoint approve ${step.id})`;
         const pi = {
             step,
             fingerprint: fp,
@@ -7312,6 +8612,8 @@ async function prepare(plan, state, opts = {}) {
             unitsTotal: total,
             unitsDone: done,
         };
+        if (step.batch?.adaptive)
+            pi.chunks = (0,chunking/* chunkInfo */.cQ)(cur ?? { size: view.size }, step.batch.adaptive);
         if (opts.checkDrift &&
             cur?.items &&
             step.batch?.space.kind === 'items' &&
@@ -7355,6 +8657,24 @@ function selectSteps(plan, only, isDone) {
     for (const id of only)
         add(id);
     return plan.steps.filter((s) => want.has(s.id));
+}
+/** `shards:` as the plan says it. */
+function shardsWord(mode) {
+    return mode === undefined ? 'unsharded' : mode === 'first' ? 'first' : 'all';
+}
+/** This shard's part of a step's space: `range` becomes the part, `sharding` keeps the whole. */
+function shardSpace(space, mode, shard) {
+    if (!shard || !mode)
+        return space;
+    const whole = space.range;
+    const [from, to] = (0,engine_shard/* partOf */.BU)(whole.from, whole.to, mode, shard);
+    return {
+        ...space,
+        range: { from, to, size: whole.size },
+        from,
+        to,
+        sharding: { from: whole.from, to: whole.to, mode },
+    };
 }
 async function spaceOf(plan, step, keepFrom, expand, env) {
     const b = step.batch;
@@ -7549,13 +8869,44 @@ class UnitProcess {
     #timeoutTimer;
     #done = false;
     constructor(opts, backend = spawnDirect(opts)) {
-        this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
         this.pid = backend.pid;
         this.startTime = this.pid === undefined ? undefined : (0,_journal_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .processStartTime */ .X0)(this.pid);
         const onLine = opts.onLine;
         const partial = { stdout: '', stderr: '' };
+        // stdout and stderr are separate pipes read in no fixed order, so the log takes whole lines only:
+        // a chunk that ends mid-line waits for its stream's next newline, or the tail would splice the
+        // other stream's line into it. A partial line past the tail's size goes in as it is (it would be
+        // cut anyway), which keeps memory bounded by unit output without newlines.
+        const tailLimit = opts.tailBytes ?? 64 * 1024;
+        this.#tail = new Tail(tailLimit);
+        const pendingLine = { stdout: [], stderr: [] };
+        const pendingBytes = { stdout: 0, stderr: 0 };
+        const toTail = (chunk, stream) => {
+            const nl = chunk.lastIndexOf(0x0a);
+            if (nl < 0) {
+                pendingLine[stream].push(chunk);
+                pendingBytes[stream] += chunk.length;
+                if (pendingBytes[stream] <= tailLimit)
+                    return;
+                flushLine(stream);
+                return;
+            }
+            flushLine(stream);
+            this.#tail.push(chunk.subarray(0, nl + 1));
+            if (nl + 1 < chunk.length) {
+                const rest = chunk.subarray(nl + 1);
+                pendingLine[stream].push(rest);
+                pendingBytes[stream] = rest.length;
+            }
+        };
+        const flushLine = (stream) => {
+            for (const b of pendingLine[stream])
+                this.#tail.push(b);
+            pendingLine[stream] = [];
+            pendingBytes[stream] = 0;
+        };
         backend.setOutput((chunk, stream) => {
-            this.#tail.push(chunk);
+            toTail(chunk, stream);
             if (!onLine)
                 return;
             const lines = (partial[stream] + chunk.toString('utf8')).split('\n');
@@ -7569,6 +8920,12 @@ class UnitProcess {
             // ignored the SIGTERM after the leader exited.
             if (this.#timeoutTimer)
                 clearTimeout(this.#timeoutTimer);
+            // Both streams may end mid-line; the newline between them keeps the two last lines apart.
+            const both = pendingBytes.stdout > 0 && pendingBytes.stderr > 0;
+            flushLine('stdout');
+            if (both)
+                this.#tail.push(Buffer.from('\n'));
+            flushLine('stderr');
             if (onLine) {
                 for (const stream of ['stdout', 'stderr'])
                     if (partial[stream])
@@ -7621,6 +8978,73 @@ function describeSpawnError(err, opts) {
         return `could not start "${opts.argv[0]}" in ${opts.cwd}: the program or the working directory does not exist; check \`shell\` and \`working-directory\``;
     }
     return `could not start "${opts.argv[0]}": ${err.message}`;
+}
+
+
+/***/ }),
+
+/***/ 20914:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $_: () => (/* binding */ shardLabel),
+/* harmony export */   BU: () => (/* binding */ partOf),
+/* harmony export */   PG: () => (/* binding */ parseShardText),
+/* harmony export */   nZ: () => (/* binding */ shardModeOf)
+/* harmony export */ });
+/* unused harmony exports sameShard, shardPart, unitsOf */
+function shardLabel(s) {
+    return `${s.index}/${s.total}`;
+}
+/** `I/N` with 0 <= I < N; undefined when the text is not that. */
+function parseShardText(text) {
+    const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+    if (!m)
+        return undefined;
+    const index = Number(m[1]);
+    const total = Number(m[2]);
+    if (!Number.isSafeInteger(index) || !Number.isSafeInteger(total) || total < 1 || index >= total)
+        return undefined;
+    return { index, total };
+}
+function sameShard(a, b) {
+    return a === undefined || b === undefined ? a === b : a.index === b.index && a.total === b.total;
+}
+/** `⌊i·len/N⌋` without losing precision for spaces past 2^53 / N. */
+function cut(i, len, total) {
+    if (i === 0)
+        return 0;
+    if (i === total)
+        return len;
+    const exact = i * len;
+    if (Number.isSafeInteger(exact))
+        return Math.floor(exact / total);
+    return Number((BigInt(i) * BigInt(len)) / BigInt(total));
+}
+/** Part `index` of `total` of the half-open space [from, to): contiguous, possibly empty. */
+function shardPart(from, to, shard) {
+    const len = Math.max(0, to - from);
+    return [from + cut(shard.index, len, shard.total), from + cut(shard.index + 1, len, shard.total)];
+}
+function shardModeOf(step) {
+    if (step.shards === 'first')
+        return 'first';
+    return step.batch ? 'split' : 'every';
+}
+/** This shard's part of a step's whole space [from, to) under `mode`. */
+function partOf(from, to, mode, shard) {
+    if (mode === 'split')
+        return shardPart(from, to, shard);
+    if (mode === 'first' && shard.index > 0)
+        return [from, from];
+    return [from, to];
+}
+/** The units (chunks of `size`) of the half-open part [from, to), as the engine hands them out. */
+function unitsOf(from, to, size) {
+    const out = [];
+    for (let s = from; s < to; s += size)
+        out.push([s, Math.min(s + size, to)]);
+    return out;
 }
 
 
@@ -7727,8 +9151,11 @@ class Checkpoint {
         return new Checkpoint(root, dir, state, report, validBytes);
     }
     /** A model for a run that does not exist yet; nothing is written until `openForWrite`. */
-    static blank(root, runId, planName) {
-        return new Checkpoint(root, runDirOf(root, runId), (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .emptyState */ .p$)(runId, planName), {
+    static blank(root, runId, planName, shard) {
+        const state = (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .emptyState */ .p$)(runId, planName);
+        if (shard)
+            state.shard = { index: shard.index, total: shard.total };
+        return new Checkpoint(root, runDirOf(root, runId), state, {
             tornTail: false,
             eventsReplayed: 0,
         });
@@ -7784,12 +9211,15 @@ class Checkpoint {
     #stamp(ev) {
         return { ...ev, seq: this.state.seq + 1, t: Date.now() };
     }
-    /** Applies the event and resolves once it is on disk (fsynced, shared with concurrent records). */
-    async record(ev) {
+    /**
+     * Applies the event and resolves once it is on disk (fsynced, shared with concurrent records).
+     * `onWritten`: the line is written (it survives a SIGKILL of this process), before the fsync.
+     */
+    async record(ev, onWritten) {
         const s = this.#stamp(ev);
         (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .applyEvent */ .Z8)(this.state, s);
         this.#touch(ev);
-        await this.#writer().append(s);
+        await this.#writer().append(s, onWritten);
     }
     /** Applies and writes the event; it becomes durable with the next `record` or `flush`. */
     recordLater(ev) {
@@ -8736,9 +10166,14 @@ class JournalWriter {
     path;
     #fh;
     #initialSize;
+    /** Lines not yet written. */
     #queue = [];
-    #draining = false;
-    #unsynced = false;
+    #writing = false;
+    /** Written lines whose callers wait for an fdatasync. */
+    #syncWaiters = [];
+    #syncing = false;
+    /** The journal size the last completed fdatasync covers. */
+    #syncedSize;
     #bytesWritten = 0;
     #syncs = 0;
     #error;
@@ -8747,6 +10182,7 @@ class JournalWriter {
         this.path = path;
         this.#fh = fh;
         this.#initialSize = initialSize;
+        this.#syncedSize = initialSize;
     }
     /**
      * Opens (creating with mode 0600) `path` for appending. A torn tail must already have been cut off
@@ -8787,8 +10223,11 @@ class JournalWriter {
     get error() {
         return this.#error;
     }
-    /** Appends `event`; resolves once its line is on disk and fdatasync'd. */
-    append(event) {
+    /**
+     * Appends `event`; resolves once its line is on disk and fdatasync'd. `onWritten` is called earlier, once
+     * the line is written: from then on it survives a crash of this process (not of the machine).
+     */
+    append(event, onWritten) {
         if (this.#error)
             return Promise.reject(this.#error);
         if (this.#closing)
@@ -8801,7 +10240,7 @@ class JournalWriter {
             return Promise.reject(error);
         }
         return new Promise((resolve, reject) => {
-            this.#queue.push({ line, waiter: { resolve, reject } });
+            this.#queue.push(onWritten ? { line, waiter: { resolve, reject }, onWritten } : { line, waiter: { resolve, reject } });
             this.#kick();
         });
     }
@@ -8851,33 +10290,33 @@ class JournalWriter {
         return new Error(`the checkpoint journal ${this.path} was already closed; this is a bug in checkpoint`);
     }
     #kick() {
-        if (this.#draining)
+        if (this.#writing)
             return;
-        this.#draining = true;
+        this.#writing = true;
         void this.#drain();
     }
+    // Lines are written as they come, whether or not an fdatasync is in flight: a written line survives a
+    // SIGKILL of this process, and an end waiting behind a slow fdatasync would otherwise be lost with it
+    // while the scheduler already started the next unit. Only the fdatasyncs are grouped: every append that
+    // arrives while one is in flight shares the next.
     async #drain() {
-        // Let every append issued in the current tick join the first batch.
+        // Let every append issued in the current tick join the first write.
         await Promise.resolve();
         try {
             while (this.#queue.length > 0 && !this.#error) {
                 const batch = this.#queue;
                 this.#queue = [];
-                await this.#commit(batch);
+                await this.#write(batch);
             }
         }
         finally {
-            this.#draining = false;
+            this.#writing = false;
         }
     }
-    async #commit(batch) {
+    async #write(batch) {
         let text = '';
-        let wantsSync = false;
-        for (const entry of batch) {
+        for (const entry of batch)
             text += entry.line;
-            if (entry.waiter)
-                wantsSync = true;
-        }
         const sizeBefore = this.size;
         try {
             if (text.length > 0) {
@@ -8892,18 +10331,13 @@ class JournalWriter {
                     offset += bytesWritten;
                 }
                 this.#bytesWritten += buffer.length;
-                this.#unsynced = true;
-            }
-            if (wantsSync && this.#unsynced) {
-                await this.#fh.datasync();
-                this.#syncs++;
-                this.#unsynced = false;
             }
         }
         catch (cause) {
             this.#error = new JournalWriteError(this.path, cause);
             // Cut off whatever part of this batch reached the file, so nothing we are about to reject stays
             // behind (best effort: if that fails too, readJournal treats a partial last line as a torn tail).
+            // Lines written before this batch stay: their waiters get the outcome of their own fdatasync.
             await this.#fh.truncate(sizeBefore).catch(() => undefined);
             const rejected = [...batch, ...this.#queue];
             this.#queue = [];
@@ -8911,8 +10345,54 @@ class JournalWriter {
                 entry.waiter?.reject(this.#error);
             return;
         }
-        for (const entry of batch)
-            entry.waiter?.resolve();
+        const upTo = this.size;
+        for (const entry of batch) {
+            entry.onWritten?.();
+            if (entry.waiter)
+                this.#syncWaiters.push({ ...entry.waiter, upTo });
+        }
+        if (this.#syncWaiters.length > 0)
+            this.#kickSync();
+    }
+    #kickSync() {
+        if (this.#syncing)
+            return;
+        this.#syncing = true;
+        void this.#syncLoop();
+    }
+    async #syncLoop() {
+        try {
+            while (this.#syncWaiters.length > 0) {
+                const waiters = this.#syncWaiters;
+                this.#syncWaiters = [];
+                // Everything written so far, these waiters' lines included, is covered by the sync started now.
+                const target = this.size;
+                if (target > this.#syncedSize) {
+                    try {
+                        await this.#fh.datasync();
+                    }
+                    catch (cause) {
+                        this.#error ??= new JournalWriteError(this.path, cause);
+                        const rejected = [...waiters, ...this.#syncWaiters];
+                        this.#syncWaiters = [];
+                        for (const w of rejected)
+                            w.reject(this.#error);
+                        const queued = this.#queue;
+                        this.#queue = [];
+                        for (const entry of queued)
+                            entry.waiter?.reject(this.#error);
+                        return;
+                    }
+                    this.#syncs++;
+                    this.#syncedSize = Math.max(this.#syncedSize, target);
+                }
+                for (const w of waiters)
+                    w.resolve();
+            }
+        }
+        finally {
+            this.#syncing = false;
+        }
     }
 }
 const READ_CHUNK = 1 << 20;
@@ -9491,6 +10971,45 @@ async function inspectLease(runDir, opts = {}) {
 
 /***/ }),
 
+/***/ 26368:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   KU: () => (/* binding */ paceRate),
+/* harmony export */   Vt: () => (/* binding */ updatePace)
+/* harmony export */ });
+/* unused harmony export PACE_WEIGHT */
+// How fast a step with chunks sized by time (`batch.size: { target, min, max }`) gets through its items,
+// kept in its checkpoint record so that a resumed attempt sizes its first chunks from what earlier attempts
+// measured. Like pt-online-schema-change's --chunk-time: an exponentially weighted average of the items and
+// of the time of the finished chunks, whose ratio is the rate. A ratio of weighted sums (rather than a
+// weighted mean of per-chunk rates) lets a big chunk count for more than a tiny one.
+/** Weight of the history against each new chunk (pt-online-schema-change uses the same). */
+const PACE_WEIGHT = 0.75;
+/** `pace` with one more done chunk of `size` items that took `ms`. */
+function updatePace(pace, size, ms) {
+    // A chunk never takes less than a millisecond: a 0 would make an infinite rate.
+    const t = Math.max(1, ms);
+    if (!pace)
+        return { items: size, ms: t, lastSize: size, lastMs: ms, chunks: 1 };
+    return {
+        items: pace.items * PACE_WEIGHT + size,
+        ms: pace.ms * PACE_WEIGHT + t,
+        lastSize: size,
+        lastMs: ms,
+        chunks: pace.chunks + 1,
+    };
+}
+/** Items per millisecond; undefined before the first done chunk. */
+function paceRate(pace) {
+    if (!pace || !(pace.ms > 0) || !(pace.items > 0))
+        return undefined;
+    return pace.items / pace.ms;
+}
+
+
+/***/ }),
+
 /***/ 98045:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -9524,13 +11043,16 @@ function stamp(d) {
     const p = (n) => String(n).padStart(2, '0');
     return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
 }
-/** `<name>-YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken. */
-async function newRunId(root, planName, now = new Date()) {
+/**
+ * `<name>-YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken; `tag` goes after the name
+ * (`<name>-shard1of3-YYYYMMDD-HHMMSS` for `--shard 1/3`).
+ */
+async function newRunId(root, planName, now = new Date(), tag) {
     const safe = planName
         .toLowerCase()
         .replace(/[^a-z0-9_-]+/g, '-')
         .replace(/^-+|-+$/g, '') || 'run';
-    const base = `${safe}-${stamp(now)}`;
+    const base = `${safe}${tag ? `-${tag}` : ''}-${stamp(now)}`;
     let id = base;
     for (let n = 2; await exists((0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(root, id)); n++)
         id = `${base}-${n}`;
@@ -9615,6 +11137,17 @@ const stepSchema = zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
     size: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().positive(),
     items: zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({ count: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nonnegative(), sha256: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(), source: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP() })
         .optional(),
+    sharding: zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({ from: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(), to: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(), mode: zod__WEBPACK_IMPORTED_MODULE_3__/* ["enum"] */ .k5n(['split', 'every', 'first']) })
+        .optional(),
+    adaptive: zod__WEBPACK_IMPORTED_MODULE_3__/* .boolean */ .zMY().optional(),
+    pace: zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
+        items: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().nonnegative(),
+        ms: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().nonnegative(),
+        lastSize: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nonnegative(),
+        lastMs: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().nonnegative(),
+        chunks: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nonnegative(),
+    })
+        .optional(),
     unitsTotal: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nonnegative(),
     unitsDone: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nonnegative(),
     done: intervals,
@@ -9646,6 +11179,14 @@ const stepSchema = zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
     timeMs: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig(),
     completedAt: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().optional(),
     reason: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
+    throttle: zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
+        held: zod__WEBPACK_IMPORTED_MODULE_3__/* .boolean */ .zMY(),
+        reason: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP().optional(),
+        since: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().optional(),
+        count: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
+        heldMs: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig(),
+    })
+        .optional(),
 });
 const snapshotSchema = zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
     format: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
@@ -9666,6 +11207,10 @@ const snapshotSchema = zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
         unitsDone: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
     })),
     steps: zod__WEBPACK_IMPORTED_MODULE_3__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(), stepSchema),
+    approvals: zod__WEBPACK_IMPORTED_MODULE_3__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(), zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({ by: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(), at: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig() })).optional(),
+    shard: zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({ index: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nonnegative(), total: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().positive() })
+        .refine((s) => s.index < s.total, 'expected index < total')
+        .optional(),
     checksum: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
 });
 function stepToJson(rec) {
@@ -9687,8 +11232,16 @@ function stepToJson(rec) {
     };
     if (rec.items)
         out.items = rec.items;
+    if (rec.sharding)
+        out.sharding = rec.sharding;
+    if (rec.adaptive)
+        out.adaptive = true;
+    if (rec.pace)
+        out.pace = { ...rec.pace };
     if (rec.completedAt !== undefined)
         out.completedAt = rec.completedAt;
+    if (rec.throttle)
+        out.throttle = { ...rec.throttle };
     return out;
 }
 /** Pretty JSON, except that arrays of scalars (and of scalar pairs) stay on one line. */
@@ -9734,6 +11287,8 @@ function serializeSnapshot(state) {
         updatedAt: state.updatedAt,
         seq: state.seq,
         attempts: state.attempts,
+        ...(state.shard ? { shard: state.shard } : {}),
+        ...(state.approvals?.size ? { approvals: Object.fromEntries(state.approvals) } : {}),
         steps: Object.fromEntries([...state.steps].map(([id, rec]) => [id, stepToJson(rec)])),
     };
     const body = stringifyReadable(doc);
@@ -9785,11 +11340,19 @@ function parseSnapshot(text, file) {
         };
         if (s.items)
             rec.items = s.items;
+        if (s.sharding)
+            rec.sharding = s.sharding;
+        if (s.adaptive)
+            rec.adaptive = true;
+        if (s.pace)
+            rec.pace = s.pace;
         if (s.completedAt !== undefined)
             rec.completedAt = s.completedAt;
+        if (s.throttle)
+            rec.throttle = throttleRecord(s.throttle);
         steps.set(id, rec);
     }
-    return {
+    const state = {
         format: doc.format,
         runId: doc.runId,
         planName: doc.planName,
@@ -9799,6 +11362,20 @@ function parseSnapshot(text, file) {
         attempts: doc.attempts,
         steps,
     };
+    if (doc.shard)
+        state.shard = doc.shard;
+    if (doc.approvals && Object.keys(doc.approvals).length > 0)
+        state.approvals = new Map(Object.entries(doc.approvals).map(([id, a]) => [id, { by: a.by, at: a.at }]));
+    return state;
+}
+/** Only the fields that are there: the record type has no `undefined` values (exactOptionalPropertyTypes). */
+function throttleRecord(t) {
+    const out = { held: t.held, count: t.count, heldMs: t.heldMs };
+    if (t.reason !== undefined)
+        out.reason = t.reason;
+    if (t.since !== undefined)
+        out.since = t.since;
+    return out;
 }
 
 
@@ -9815,13 +11392,20 @@ function parseSnapshot(text, file) {
 /* harmony export */   b5: () => (/* binding */ orphanedUnits),
 /* harmony export */   mz: () => (/* binding */ p90),
 /* harmony export */   p$: () => (/* binding */ emptyState),
-/* harmony export */   q3: () => (/* binding */ unitCount)
+/* harmony export */   q3: () => (/* binding */ unitCount),
+/* harmony export */   xf: () => (/* binding */ approvalOf)
 /* harmony export */ });
 /* harmony import */ var _intervals_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(84041);
+/* harmony import */ var _pace_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(26368);
+
 
 const FORMAT_VERSION = 1;
 /** Durations kept per step for the p90 estimate: recent ones matter most and the snapshot stays small. */
 const DURATION_SAMPLES = 256;
+/** The approval recorded for `step`, if any. */
+function approvalOf(state, step) {
+    return state.approvals?.get(step);
+}
 function emptyState(runId, planName, now = Date.now()) {
     return {
         format: FORMAT_VERSION,
@@ -9858,7 +11442,20 @@ function newRecord(e, reason) {
     };
     if (e.items)
         rec.items = e.items;
+    if (e.sharding)
+        rec.sharding = { ...e.sharding };
+    if (e.adaptive)
+        rec.adaptive = true;
     return rec;
+}
+/**
+ * Grid cells (units of `size`) wholly inside [s, e); the last cell ends at `to`. A done chunk sized by time
+ * counts as the cells it covers, so that unit counts and progress stay in one measure.
+ */
+function cellsIn(rec, s, e) {
+    const first = Math.ceil((s - rec.from) / rec.size);
+    const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
+    return Math.max(0, lastEnd - first);
 }
 /** Units counted from intervals: a unit is done when its whole range is. */
 function countDoneUnits(rec) {
@@ -9891,6 +11488,8 @@ function applyEvent(state, ev) {
         case 'attempt':
             if (state.planName === '')
                 state.planName = e.plan;
+            if (e.shard && !state.shard)
+                state.shard = { index: e.shard.index, total: e.shard.total };
             if (state.attempts.length === 0 && state.seq === ev.seq && state.createdAt > ev.t)
                 state.createdAt = ev.t;
             state.attempts.push({
@@ -9924,10 +11523,32 @@ function applyEvent(state, ev) {
             rec.from = e.from;
             rec.to = e.to;
             rec.size = e.size;
+            if (e.sharding)
+                rec.sharding = { ...e.sharding };
+            else
+                delete rec.sharding;
+            if (e.adaptive)
+                rec.adaptive = true;
+            else {
+                delete rec.adaptive;
+                delete rec.pace;
+            }
             rec.reason = e.reason;
             rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
             return;
         }
+        case 'approve':
+            if (!state.approvals)
+                state.approvals = new Map();
+            state.approvals.set(e.step, { by: e.by, at: e.t });
+            return;
+        case 'reset':
+            // Throwing the step's work away by hand (`checkpoint reset`, rollback) also takes back its approval;
+            // `--failed` and the reset of `always` steps at each attempt do not. Cleared before the record lookup:
+            // a step approved before its record existed has none.
+            if (!e.failedOnly && e.reason !== 'always')
+                state.approvals?.delete(e.step);
+            break;
         default:
             break;
     }
@@ -9961,14 +11582,18 @@ function applyEvent(state, ev) {
             rec.failed.delete(e.start);
             rec.interrupted.remove(e.start, e.end);
             if (!rec.done.covers(e.start, e.end)) {
+                // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
+                const n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
                 rec.done.add(e.start, e.end);
-                rec.unitsDone += 1;
+                rec.unitsDone += n;
                 const a = state.attempts[state.attempts.length - 1];
                 if (a)
-                    a.unitsDone += 1;
+                    a.unitsDone += n;
             }
             rec.timeMs += e.ms;
             pushDuration(rec, e.ms);
+            if (rec.adaptive)
+                rec.pace = (0,_pace_js__WEBPACK_IMPORTED_MODULE_1__/* .updatePace */ .Vt)(rec.pace, e.end - e.start, e.ms);
             if (e.outputs)
                 Object.assign(rec.outputs, e.outputs);
             return;
@@ -10017,6 +11642,26 @@ function applyEvent(state, ev) {
                 rec.reason = e.reason;
             }
             return;
+        case 'throttle': {
+            if (!rec.throttle)
+                rec.throttle = { held: false, count: 0, heldMs: 0 };
+            const t = rec.throttle;
+            if (e.held) {
+                if (!t.held) {
+                    t.count += 1;
+                    t.since = e.t;
+                }
+                t.held = true;
+                if (e.reason !== undefined)
+                    t.reason = e.reason;
+            }
+            else if (t.held) {
+                t.heldMs += Math.max(0, e.t - (t.since ?? e.t));
+                t.held = false;
+                delete t.since;
+            }
+            return;
+        }
         case 'mark-done':
             rec.failed.clear();
             rec.interrupted = new _intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m();
@@ -10215,6 +11860,10 @@ var duration = __nccwpck_require__(72983);
 // Conventions for messages set here: a message that starts with "expected" describes the value wanted and
 // the formatter appends `, got <value>`; text after FIX is printed after the value, as the fix. Any other
 // message is printed as it is.
+//
+// `.meta()` here only feeds checkpoint.schema.json (src/plan/json-schema.ts, `npm run schema`): descriptions,
+// defaults and examples for editors, and the JSON Schema of values that a transform checks. It changes no
+// validation.
 
 
 const STEP_ID_PATTERN = /^[a-z0-9][a-z0-9_-]*$/;
@@ -10237,9 +11886,10 @@ class Rejected {
  * A scalar checked and converted by a plain function, for values with more than one accepted form
  * (durations, `max-failures`, env values). `convert` returns the converted value or a Rejected message.
  * A missing key passes through as undefined; `.optional()` on the result keeps the types honest.
+ * `accepts` says in JSON Schema what `convert` accepts, for checkpoint.schema.json (a transform has none).
  */
-function leaf(convert) {
-    return schemas/* unknown */.L5J().transform((v, ctx) => {
+function leaf(convert, accepts) {
+    const schema = schemas/* unknown */.L5J().transform((v, ctx) => {
         if (v === undefined)
             return undefined;
         const out = convert(v);
@@ -10249,6 +11899,7 @@ function leaf(convert) {
         }
         return out;
     });
+    return schema.meta(accepts);
 }
 /**
  * zod's int() also refuses integers beyond ±2^53 (they cannot be counted exactly), with the same message as a
@@ -10263,10 +11914,27 @@ const positiveInt = (expected = 'expected a positive integer') => schemas/* int 
 /** A string with at least one non-blank character. */
 const schema_text = (expected) => schemas/* string */.YjP({ error: expected }).regex(/\S/, { error: expected });
 const bool = schemas/* boolean */.zMY({ error: 'expected true or false' });
+const DECIMAL = String.raw `\d+(?:\.\d+)?`;
+const DURATION_PARTS = ['d', 'h', 'm', 's', 'ms'].map((unit) => String.raw `(?:${DECIMAL}\s*${unit} *)?`);
+/**
+ * The text parseDuration accepts, as a JSON Schema pattern: a bare number (seconds), or parts from the largest
+ * unit down, each unit at most once, spaces allowed between parts; surrounding white space is trimmed.
+ * `positive` also wants a digit other than 0.
+ */
+function durationPattern(positive) {
+    const nonZero = positive ? String.raw `(?=[\s\S]*[1-9])` : '';
+    return String.raw `^${nonZero}\s*(?:${DECIMAL}|(?=\d)${DURATION_PARTS.join('')})\s*$`;
+}
 function schema_duration(kind) {
     const expected = kind === 'positive'
         ? 'expected a duration like 90s, 10m, 1h30m or 2d'
         : 'expected a duration like 0s, 500ms, 2s or 1m';
+    const accepts = {
+        anyOf: [
+            { type: 'string', pattern: durationPattern(kind === 'positive') },
+            kind === 'positive' ? { type: 'number', exclusiveMinimum: 0 } : { type: 'number', minimum: 0 },
+        ],
+    };
     return leaf((v) => {
         if (typeof v !== 'string' && typeof v !== 'number')
             return new Rejected(expected);
@@ -10280,7 +11948,7 @@ function schema_duration(kind) {
         if (kind === 'positive' && ms <= 0)
             return new Rejected('expected a duration above zero, like 90s or 10m');
         return ms;
-    }).optional();
+    }, accepts).optional();
 }
 /** A single string or a list of them (`needs: build` is read as `needs: [build]`). */
 function stringOrList(expectedList, expectedElement) {
@@ -10333,27 +12001,55 @@ const envMap = schemas/* unknown */.L5J()
     }
     return ok ? out : core/* NEVER */.tm;
 })
+    .meta({
+    type: 'object',
+    propertyNames: { pattern: ENV_NAME_PATTERN.source },
+    additionalProperties: { type: ['string', 'number', 'boolean'] },
+})
     .optional();
 // ---------------------------------------------------------------------------------------------------------
 // retry
 const retryObjectSchema = schemas/* strictObject */.rej({
-    attempts: positiveInt('expected a positive number of tries (1 = no retry)').optional(),
-    delay: schema_duration('non-negative'),
+    attempts: positiveInt('expected a positive number of tries (1 = no retry)')
+        .optional()
+        .meta({
+        description: 'Total tries of a unit in one attempt (1 = no retry).',
+        default: 1,
+        examples: [3],
+    }),
+    delay: schema_duration('non-negative').meta({
+        description: 'Base delay before the first retry; each delay is jittered (between half of it and all of it).',
+        default: '1s',
+        examples: ['2s', '500ms'],
+    }),
     backoff: schemas/* number */.aig({ error: 'expected a number >= 1 (the factor between delays)' })
         .min(1, { error: 'expected a number >= 1 (the factor between delays)' })
-        .optional(),
-    'max-delay': schema_duration('non-negative'),
+        .optional()
+        .meta({ description: 'Factor between consecutive delays.', default: 2, examples: [3] }),
+    'max-delay': schema_duration('non-negative').meta({
+        description: 'Cap on the delay, before jitter.',
+        default: '1m',
+        examples: ['30s'],
+    }),
 }, { error: 'expected a mapping' });
 const RETRY_EXPECTED = 'expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay}';
 const retrySchema = schemas/* union */.KCZ([positiveInt(RETRY_EXPECTED), retryObjectSchema], { error: RETRY_EXPECTED })
     .transform((v) => (typeof v === 'number' ? { attempts: v } : v))
     .optional();
 const onChangeSchema = schemas/* enum */.k5n(['rerun', 'keep'], { error: 'expected rerun or keep' }).optional();
+const ON_CHANGE_DESCRIPTION = 'What a changed fingerprint does to completed work: rerun (all of it runs again, and so does the work of the steps depending on it) or keep (done units stay done).';
+const RETRY_DESCRIPTION = 'How often a failing unit is tried: a number of tries, or {attempts, delay, backoff, max-delay}.';
+const RETRY_EXAMPLES = [3, { attempts: 3, delay: '2s', backoff: 2, 'max-delay': '1m' }];
+const TIMEOUT_EXAMPLES = ['30m', '90s', '1h30m'];
 // ---------------------------------------------------------------------------------------------------------
 // batch
 const rangeSchema = schemas/* strictObject */.rej({
-    from: schemas/* int */.Whr({ error: intError('expected an integer') }),
-    to: schemas/* int */.Whr({ error: intError('expected an integer') }),
+    from: schemas/* int */.Whr({ error: intError('expected an integer') })
+        .meta({ description: 'The first number (negative numbers allowed).', examples: [0] }),
+    to: schemas/* int */.Whr({ error: intError('expected an integer') }).meta({
+        description: 'The end of the range, not included; at least from (to = from is an empty step).',
+        examples: [40000000],
+    }),
 }, { error: expecting('expected a mapping {from, to}', 'e.g. range: { from: 0, to: 1000 }') })
     .superRefine((r, ctx) => {
     if (r.to < r.from) {
@@ -10366,6 +12062,9 @@ const rangeSchema = schemas/* strictObject */.rej({
     }
 });
 const ITEM_EXPECTED = 'expected a single-line string or a number';
+const ITEM_ACCEPTS = {
+    anyOf: [{ type: 'string', minLength: 1, pattern: String.raw `^[^\r\n]*$` }, { type: 'number' }],
+};
 const itemSchema = leaf((v) => {
     if (typeof v === 'number' && Number.isFinite(v))
         return String(v);
@@ -10373,11 +12072,26 @@ const itemSchema = leaf((v) => {
     if (typeof v === 'string' && v !== '' && !/[\r\n]/.test(v))
         return v;
     return new Rejected(ITEM_EXPECTED);
-});
+}, ITEM_ACCEPTS);
 const itemsObjectShape = schemas/* strictObject */.rej({
-    file: schema_text('expected a file path relative to the plan file').optional(),
-    glob: schema_text('expected a glob pattern like "data/*.csv"').optional(),
-    command: schema_text('expected a shell command printing one item per line').optional(),
+    file: schema_text('expected a file path relative to the plan file')
+        .optional()
+        .meta({
+        description: "The file's lines are the items (blank lines skipped); relative to the plan file's directory.",
+        examples: ['ids.txt'],
+    }),
+    glob: schema_text('expected a glob pattern like "data/*.csv"')
+        .optional()
+        .meta({
+        description: "The matching files are the items, as paths relative to the plan file's directory, sorted.",
+        examples: ['data/*.csv'],
+    }),
+    command: schema_text('expected a shell command printing one item per line')
+        .optional()
+        .meta({
+        description: "The command's stdout lines are the items (blank lines skipped); runs with bash -eo pipefail -c in the plan file's directory.",
+        examples: ["psql -Atc 'select id from shards'"],
+    }),
 }, { error: 'expected a mapping' });
 const itemsObjectSchema = itemsObjectShape
     .superRefine((o, ctx) => {
@@ -10397,7 +12111,8 @@ const itemsObjectSchema = itemsObjectShape
     if (o.glob !== undefined)
         return { kind: 'glob', glob: o.glob };
     return { kind: 'command', command: o.command ?? '' };
-});
+})
+    .meta({ oneOf: [{ required: ['file'] }, { required: ['glob'] }, { required: ['command'] }] });
 const ITEMS_EXPECTED = 'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}';
 const itemsSchema = schemas/* union */.KCZ([
     schemas/* array */.YOg(itemSchema, { error: ITEMS_EXPECTED })
@@ -10405,6 +12120,13 @@ const itemsSchema = schemas/* union */.KCZ([
     itemsObjectSchema,
 ], { error: ITEMS_EXPECTED });
 const MAX_FAILURES_EXPECTED = 'expected a number of failed units (0 or more) or a percentage like "10%"';
+// A count as a number or text ("3"), or a percentage from 0% to 100%.
+const MAX_FAILURES_ACCEPTS = {
+    anyOf: [
+        { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+        { type: 'string', pattern: String.raw `^\s*(?:0*(?:100(?:\.0+)?|\d{1,2}(?:\.\d+)?)\s*%|\d+)\s*$` },
+    ],
+};
 const maxFailuresSchema = leaf((v) => {
     if (typeof v === 'number') {
         return Number.isSafeInteger(v) && v >= 0
@@ -10423,14 +12145,113 @@ const maxFailuresSchema = leaf((v) => {
             return { kind: 'count', count: Number(v) };
     }
     return new Rejected(MAX_FAILURES_EXPECTED);
-}).optional();
+}, MAX_FAILURES_ACCEPTS).optional();
+const throttleSchema = schemas/* strictObject */.rej({
+    command: schema_text('expected a shell command (a non-empty string)').meta({
+        description: "Run with the plan's shell in the step's working directory before units start: exit 0 lets units start, any other exit holds them back.",
+        examples: ['./db-load-ok.sh'],
+    }),
+    every: schema_duration('positive').meta({
+        description: 'How long a passing check holds: the command runs at most this often while it passes.',
+        default: '10s',
+        examples: ['10s'],
+    }),
+    backoff: schema_duration('positive').meta({
+        description: 'After a failing check, how long no unit starts before the command runs again.',
+        default: '30s',
+        examples: ['30s'],
+    }),
+}, {
+    error: expecting('expected a mapping {command, every, backoff}', 'e.g. throttle: { command: ./db-load-ok.sh, every: 10s, backoff: 30s }'),
+})
+    .optional();
+// `size: 100` or `size: { target: 30s, min: 100, max: 100000 }`: chunks sized by time (docs/plan.md#batchsize).
+const SIZE_EXPECTED = 'expected a positive integer';
+const SIZE_BY_TIME_HINT = 'to size chunks by time, write size: { target: 30s, min: 100, max: 100000 }';
+const sizeByTimeShape = schemas/* strictObject */.rej({
+    target: schema_duration('positive').meta({
+        description: 'How long each chunk should take: the next chunks grow or shrink towards it.',
+        examples: ['30s', '2m'],
+    }),
+    min: positiveInt('expected a positive integer (the smallest chunk)')
+        .optional()
+        .meta({
+        description: 'The smallest chunk, in numbers or items; chunks are whole multiples of it, and the first chunk of a step is this size.',
+        default: 1,
+        examples: [100],
+    }),
+    max: positiveInt('expected a positive integer (the largest chunk)')
+        .optional()
+        .meta({
+        description: 'The largest chunk, in numbers or items. Default: no limit.',
+        examples: [100000],
+    }),
+}, {
+    error: expecting('expected a mapping {target, min, max}', 'e.g. size: { target: 30s, min: 100, max: 100000 }'),
+});
+const sizeByTimeSchema = sizeByTimeShape
+    .superRefine((o, ctx) => {
+    if (o.target === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['target'], message: 'required' });
+    }
+    if (o.min !== undefined && o.max !== undefined && o.max < o.min) {
+        ctx.addIssue({
+            code: 'custom',
+            path: ['max'],
+            message: expecting(`expected an integer >= min (${o.min})`, 'max is the largest chunk, min the smallest'),
+            input: o.max,
+        });
+    }
+})
+    .meta({ required: ['target'] });
+const sizeSchema = schemas/* union */.KCZ([positiveInt(SIZE_EXPECTED), sizeByTimeSchema], {
+    // A duration where a count belongs (`size: 30s`) most likely means a chunk time.
+    error: (iss) => {
+        if (typeof iss.input === 'string') {
+            try {
+                (0,duration/* parseDuration */.E)(iss.input);
+                return expecting(SIZE_EXPECTED, SIZE_BY_TIME_HINT);
+            }
+            catch {
+                // not a duration either
+            }
+        }
+        return SIZE_EXPECTED;
+    },
+});
 const batchSchema = schemas/* strictObject */.rej({
-    range: rangeSchema.optional(),
-    items: itemsSchema.optional(),
-    size: positiveInt('expected a positive integer').optional(),
-    parallel: positiveInt('expected a positive integer (most units of this step at once)').optional(),
-    order: schemas/* enum */.k5n(['any', 'sequential'], { error: 'expected any or sequential' }).optional(),
-    'max-failures': maxFailuresSchema,
+    range: rangeSchema.optional().meta({
+        description: 'Numbers from `from` up to `to`, half-open: [from, to), so `to` itself is not included.',
+        examples: [{ from: 0, to: 40000000 }],
+    }),
+    items: itemsSchema.optional().meta({
+        description: 'A list of items (single-line strings or numbers), or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}; expanded once and frozen into the checkpoint.',
+        examples: [['a', 'b', 'c'], { file: 'ids.txt' }, { glob: 'data/*.csv' }],
+    }),
+    size: sizeSchema.optional().meta({
+        description: 'Numbers or items per unit; or {target, min, max}: chunks sized so that each takes about `target`.',
+        default: 1,
+        examples: [100000, { target: '30s', min: 100, max: 100000 }],
+    }),
+    parallel: positiveInt('expected a positive integer (most units of this step at once)')
+        .optional()
+        .meta({
+        description: "Most units of this step running at once (the plan's concurrency still applies). Default: the plan's concurrency.",
+        examples: [4],
+    }),
+    order: schemas/* enum */.k5n(['any', 'sequential'], { error: 'expected any or sequential' }).optional().meta({
+        description: 'any: units start in any order; sequential: one at a time, each only when every lower unit is done.',
+        default: 'any',
+    }),
+    'max-failures': maxFailuresSchema.meta({
+        description: 'Units that may fail past their retries in one attempt before the step starts no more: a count, or a percentage of its units ("10%").',
+        default: 0,
+        examples: [3, '10%'],
+    }),
+    throttle: throttleSchema.meta({
+        description: 'A brake: a command checked before units start (at most every `every`); while it exits non-zero no new unit of this step starts, for `backoff` at a time.',
+        examples: [{ command: './db-load-ok.sh', every: '10s', backoff: '30s' }],
+    }),
 }, { error: expecting('expected a mapping', 'e.g. batch: { range: { from: 0, to: 1000 }, size: 100 }') })
     .superRefine((b, ctx) => {
     if (b.range === undefined && b.items === undefined) {
@@ -10442,7 +12263,8 @@ const batchSchema = schemas/* strictObject */.rej({
     else if (b.range !== undefined && b.items !== undefined) {
         ctx.addIssue({ code: 'custom', message: 'use either range or items, not both' });
     }
-});
+})
+    .meta({ oneOf: [{ required: ['range'] }, { required: ['items'] }] });
 // ---------------------------------------------------------------------------------------------------------
 // steps and the plan
 function idSuggestion(input) {
@@ -10462,39 +12284,130 @@ function runExpected(iss) {
 }
 const ID_EXPECTED = 'expected an id of lowercase letters, digits, - and _, starting with a letter or digit';
 const stepSchema = schemas/* strictObject */.rej({
-    id: schemas/* string */.YjP({ error: ID_EXPECTED }).regex(STEP_ID_PATTERN, {
+    id: schemas/* string */.YjP({ error: ID_EXPECTED })
+        .regex(STEP_ID_PATTERN, {
         error: (iss) => expecting(ID_EXPECTED, idSuggestion(iss.input)),
+    })
+        .meta({
+        description: 'Unique id: lowercase letters, digits, - and _, starting with a letter or digit. Names the step in needs, on the command line and in the checkpoint.',
+        examples: ['build', 'backfill'],
     }),
-    name: schema_text('expected a display name (a non-empty string)').optional(),
-    run: schemas/* string */.YjP({ error: runExpected }).regex(/\S/, { error: runExpected }),
-    env: envMap,
-    'working-directory': schema_text('expected a directory path relative to the plan file').optional(),
-    timeout: schema_duration('positive'),
-    retry: retrySchema,
-    needs: stringOrList('expected a list of step ids like [build, test]', 'expected a step id'),
-    always: bool.optional(),
-    rollback: schema_text('expected a shell command (a non-empty string)').optional(),
-    inputs: stringOrList('expected a list of file globs like ["src/**", "Makefile"]', 'expected a file glob'),
-    'on-change': onChangeSchema,
-    batch: batchSchema.optional(),
-    shards: schemas/* enum */.k5n(['all', 'first'], { error: 'expected all or first' }).optional(),
+    name: schema_text('expected a display name (a non-empty string)')
+        .optional()
+        .meta({ description: 'Display name. Default: the id.', examples: ['Create schema'] }),
+    run: schemas/* string */.YjP({ error: runExpected })
+        .regex(/\S/, { error: runExpected })
+        .meta({
+        description: "The command, given to the plan's shell as one string; several lines allowed (run: |).",
+        examples: ['./migrate.sh schema'],
+    }),
+    env: envMap.meta({
+        description: "Variables for this step's commands, merged over the plan's env.",
+        examples: [{ BATCH_MODE: '1' }],
+    }),
+    'working-directory': schema_text('expected a directory path relative to the plan file')
+        .optional()
+        .meta({
+        description: "The directory the step's commands start in, relative to the plan file's directory. Default: the plan file's directory.",
+        examples: ['db/'],
+    }),
+    timeout: schema_duration('positive').meta({
+        description: 'The longest one unit (one try) may run; then SIGTERM, SIGKILL 10 s later, and the try fails. Default: defaults.timeout, else none.',
+        examples: ['10m', ...TIMEOUT_EXAMPLES],
+    }),
+    retry: retrySchema.meta({
+        description: `${RETRY_DESCRIPTION} Laid over defaults.retry field by field. Default: 1 try (no retry).`,
+        examples: RETRY_EXAMPLES,
+    }),
+    needs: stringOrList('expected a list of step ids like [build, test]', 'expected a step id').meta({
+        description: 'Steps that must be complete before this one starts: a step id or a list of them. Default: the step listed before it; [] = none.',
+        examples: [['schema'], []],
+    }),
+    always: bool.optional().meta({
+        description: 'true: run on every attempt, even when an earlier attempt completed it (machine set-up the checkpoint cannot carry).',
+        default: false,
+    }),
+    approval: bool.optional().meta({
+        description: 'true: a manual intervention point. Once the steps it needs are done the run stops before this step (exit 75, "waiting for approval") until someone runs `checkpoint approve STEP` (or passes the action input `approve: STEP`); independent steps keep going. `checkpoint reset STEP` clears the approval.',
+        default: false,
+    }),
+    'secret-outputs': stringOrList('expected a list of output names like [token, password]', 'expected an output name').meta({
+        description: "Names of this step's outputs whose values are secret: the action masks them in the job's log (::add-mask::) and in the job summary.",
+        examples: [['db-password']],
+    }),
+    rollback: schema_text('expected a shell command (a non-empty string)')
+        .optional()
+        .meta({
+        description: 'A compensating command, run by `checkpoint rollback` for steps with done work, newest first.',
+        examples: ['./migrate.sh drop-schema'],
+    }),
+    inputs: stringOrList('expected a list of file globs like ["src/**", "Makefile"]', 'expected a file glob').meta({
+        description: "File globs, relative to the plan file's directory, whose content is hashed into the step's fingerprint.",
+        default: [],
+        examples: [['sql/schema/**', 'migrate.sh']],
+    }),
+    'on-change': onChangeSchema.meta({
+        description: `${ON_CHANGE_DESCRIPTION} Default: defaults.on-change, else rerun.`,
+    }),
+    batch: batchSchema.optional().meta({
+        description: 'Makes this a batch step: the command runs once per unit, a chunk of a number range or of a list of items. Exactly one of range or items.',
+        examples: [{ range: { from: 0, to: 40000000 }, size: 100000, parallel: 4 }],
+    }),
+    shards: schemas/* enum */.k5n(['all', 'first'], { error: 'expected all or first' }).optional().meta({
+        description: 'For the coming --shard I/N: all runs the step on every shard, first on the first shard only. No effect yet.',
+        default: 'all',
+    }),
 }, { error: expecting('expected a step mapping', 'e.g. - { id: build, run: make }') });
 const defaultsSchema = schemas/* strictObject */.rej({
-    timeout: schema_duration('positive'),
-    retry: retrySchema,
-    'on-change': onChangeSchema,
+    timeout: schema_duration('positive').meta({
+        description: 'The timeout of every step without its own: the longest one unit (one try) may run. Default: none.',
+        examples: TIMEOUT_EXAMPLES,
+    }),
+    retry: retrySchema.meta({
+        description: `${RETRY_DESCRIPTION} A step's own retry is laid over it field by field. Default: 1 try (no retry).`,
+        examples: RETRY_EXAMPLES,
+    }),
+    'on-change': onChangeSchema.meta({ description: ON_CHANGE_DESCRIPTION, default: 'rerun' }),
 }, { error: expecting('expected a mapping', 'e.g. defaults: { timeout: 30m, retry: 3 }') });
 const planSchema = schemas/* strictObject */.rej({
-    version: schemas/* literal */.euz(1, { error: 'expected 1 (the only plan format version)' }),
-    name: schema_text('expected a plan name (a non-empty string)').optional(),
-    shell: schema_text('expected bash, sh or a command prefix like "python3 -c"').optional(),
-    concurrency: positiveInt('expected a positive integer (most units running at once)').optional(),
-    env: envMap,
-    defaults: defaultsSchema.optional(),
-    steps: schemas/* array */.YOg(stepSchema, {
+    version: schemas/* literal */.euz(1, { error: 'expected 1 (the only plan format version)' })
+        .meta({ description: 'The plan format version: the number 1.' }),
+    name: schema_text('expected a plan name (a non-empty string)')
+        .optional()
+        .meta({
+        description: "The plan's name: runs are named after it and a checkpoint only resumes a run of the same name. Default: the name of the plan file's directory.",
+        examples: ['nightly-backfill'],
+    }),
+    shell: schema_text('expected bash, sh or a command prefix like "python3 -c"')
+        .optional()
+        .meta({
+        description: 'How run and rollback commands are executed: bash (bash -eo pipefail -c), sh (sh -ec), or a command prefix ending with the flag that takes a command string.',
+        default: 'bash',
+        examples: ['bash', 'sh', 'python3 -c'],
+    }),
+    concurrency: positiveInt('expected a positive integer (most units running at once)')
+        .optional()
+        .meta({
+        description: 'The most units running at once across the plan (checkpoint run --concurrency overrides it). Default: the CPU count.',
+        examples: [2, 4],
+    }),
+    env: envMap.meta({
+        description: 'Variables added to every command: names of letters, digits and _ (not starting with a digit); values are strings, numbers or booleans.',
+        examples: [{ REGION: 'eu' }],
+    }),
+    defaults: defaultsSchema.optional().meta({
+        description: "Defaults for every step: timeout, retry and on-change. A step's own value wins.",
+        examples: [{ timeout: '30m', retry: { attempts: 3, delay: '2s', backoff: 2, 'max-delay': '1m' } }],
+    }),
+    steps: schemas/* array */.YOg(stepSchema.meta({
+        description: 'A step: a shell command (run) and its dependencies; with batch, run once per chunk of a number range or item list.',
+    }), {
         error: expecting('expected a list of steps', 'write each step as "- id: NAME" followed by "run: COMMAND"'),
     })
-        .min(1, { error: expecting('expected at least one step', 'add "- id: NAME" with "run: COMMAND"') }),
+        .min(1, { error: expecting('expected at least one step', 'add "- id: NAME" with "run: COMMAND"') })
+        .meta({
+        description: 'The steps: shell commands with dependencies, and batch steps. A step without needs depends on the step listed before it.',
+    }),
 }, { error: 'expected a mapping with version: 1 and steps' });
 // ---------------------------------------------------------------------------------------------------------
 // Issue formatting
@@ -10506,6 +12419,7 @@ const ALLOWED_KEYS = {
     'steps[]': Object.keys(stepSchema.shape),
     'steps[].retry': Object.keys(retryObjectSchema.shape),
     'steps[].batch': Object.keys(batchSchema.shape),
+    'steps[].batch.size': Object.keys(sizeByTimeShape.shape),
     'steps[].batch.range': Object.keys(rangeSchema.shape),
     'steps[].batch.items': Object.keys(itemsObjectShape.shape),
 };
@@ -10538,6 +12452,10 @@ const KEY_ALIASES = {
         compensate: 'rollback',
         title: 'name',
         label: 'name',
+        approve: 'approval',
+        manual: 'approval',
+        'requires-approval': 'approval',
+        'manual-approval': 'approval',
     },
     'steps[].batch': {
         'chunk-size': 'size',
@@ -10549,6 +12467,15 @@ const KEY_ALIASES = {
         failures: 'max-failures',
     },
     'steps[].batch.range': { start: 'from', begin: 'from', end: 'to', until: 'to', stop: 'to' },
+    'steps[].batch.size': {
+        time: 'target',
+        'chunk-time': 'target',
+        duration: 'target',
+        minimum: 'min',
+        'min-size': 'min',
+        maximum: 'max',
+        'max-size': 'max',
+    },
     'steps[].batch.items': { path: 'file', pattern: 'glob', cmd: 'command', run: 'command' },
     'defaults.retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
     'steps[].retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
@@ -10561,6 +12488,7 @@ const REQUIRED_HINTS = {
     'steps[].run': 'add a shell command to run',
     'steps[].batch.range.from': 'add from: N (the first number)',
     'steps[].batch.range.to': 'add to: N (the end, not included)',
+    'steps[].batch.size.target': 'add target: DURATION, how long each chunk should take (e.g. target: 30s)',
 };
 function pathPattern(path) {
     return path
@@ -11084,12 +13012,30 @@ function normaliseBatch(b, concurrency) {
     const space = b.range !== undefined
         ? { kind: 'range', from: b.range.from, to: b.range.to }
         : { kind: 'items', source: b.items ?? { kind: 'list', items: [] } };
+    const adaptive = typeof b.size === 'object'
+        ? {
+            targetMs: b.size.target ?? 0,
+            min: b.size.min ?? 1,
+            max: b.size.max ?? Number.MAX_SAFE_INTEGER,
+        }
+        : undefined;
     return {
         space,
-        size: b.size ?? 1,
+        // With chunks sized by time, the grid (unit indexes, log names) is `min`.
+        size: typeof b.size === 'number' ? b.size : (adaptive?.min ?? 1),
+        ...(adaptive ? { adaptive } : {}),
         parallel: b.parallel ?? concurrency,
         order: b.order ?? 'any',
         maxFailures: b['max-failures'] ?? { kind: 'count', count: 0 },
+        ...(b.throttle
+            ? {
+                throttle: {
+                    command: b.throttle.command,
+                    everyMs: b.throttle.every ?? 10_000,
+                    backoffMs: b.throttle.backoff ?? 30_000,
+                },
+            }
+            : {}),
     };
 }
 function normalise(data, file, opts) {
@@ -11113,7 +13059,9 @@ function normalise(data, file, opts) {
             retry: resolveRetry(defaults.retry, s.retry),
             needs: s.needs !== undefined ? [...new Set(s.needs)] : previous ? [previous.id] : [],
             always: s.always ?? false,
+            approval: s.approval ?? false,
             rollback: s.rollback,
+            secretOutputs: s['secret-outputs'] ?? [],
             inputs: s.inputs ?? [],
             onChange: s['on-change'] ?? defaults['on-change'] ?? 'rerun',
             batch: s.batch ? normaliseBatch(s.batch, concurrency) : undefined,
@@ -11165,14 +13113,595 @@ function colorEnabled(stream, env = process.env) {
 
 /***/ }),
 
+/***/ 1897:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ay: () => (/* binding */ renderReportMarkdown),
+/* harmony export */   Uv: () => (/* binding */ renderReportText),
+/* harmony export */   g6: () => (/* binding */ readShardLogTails),
+/* harmony export */   lp: () => (/* binding */ gatherShards)
+/* harmony export */ });
+/* unused harmony exports reportExitCode, reportJson */
+/* harmony import */ var _engine_shard_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(20914);
+/* harmony import */ var _journal_intervals_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(84041);
+/* harmony import */ var _journal_state_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(49226);
+/* harmony import */ var _plan_duration_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(72983);
+/* harmony import */ var _stats_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(68621);
+/* harmony import */ var _summary_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(57994);
+// `checkpoint report` and the action's `command: report`: several shards' checkpoints gathered into one
+// report. Per step and per shard: units done, failed and remaining, ETA and failed ranges; across shards: is
+// the union of the done work exactly the whole, and was no range done on two shards. Gathering and rendering
+// are pure; the callers read the checkpoints (from directories, or restored from the store) and the logs.
+
+
+
+
+
+
+const MAX_LISTED = 100;
+function units(total, done, failed) {
+    return { total, done, failed, remaining: Math.max(0, total - done) };
+}
+function addUnits(a, b) {
+    return units(a.total + b.total, a.done + b.done, a.failed + b.failed);
+}
+function fmt([s, e]) {
+    return `[${s}, ${e})`;
+}
+function listRanges(list, max = 5) {
+    const shown = list.slice(0, max).map(fmt);
+    if (list.length > max)
+        shown.push(`… ${list.length - max} more`);
+    return shown.join(', ');
+}
+/** The pieces of [s, e) that `set` covers. */
+function coveredPieces(set, s, e) {
+    const out = [];
+    let cur = s;
+    for (const [gs, ge] of set.gaps(s, e)) {
+        if (gs > cur)
+            out.push([cur, gs]);
+        cur = ge;
+    }
+    if (cur < e)
+        out.push([cur, e]);
+    return out;
+}
+function shardOf(ckpt) {
+    return ckpt.state.shard;
+}
+/** How a step is shared: from the first shard that recorded it, else from the plan. */
+function shapeOf(recs, step, total) {
+    for (const rec of recs) {
+        if (!rec)
+            continue;
+        const span = rec.sharding ? rec.sharding.to - rec.sharding.from : rec.to - rec.from;
+        const batch = step
+            ? step.batch !== undefined
+            : rec.sharding?.mode === 'split' || rec.size > 1 || rec.items !== undefined || span > 1;
+        if (rec.sharding)
+            return { whole: [rec.sharding.from, rec.sharding.to], mode: rec.sharding.mode, size: rec.size, batch };
+        // An unsharded run (N = 1): its space is the whole.
+        return { whole: [rec.from, rec.to], mode: batch ? 'split' : 'every', size: rec.size, batch };
+    }
+    if (!step)
+        return undefined;
+    const mode = step.shards === 'first' && total > 1 ? 'first' : step.batch ? 'split' : 'every';
+    const b = step.batch;
+    if (!b)
+        return { whole: [0, 1], mode, size: 1, batch: false };
+    if (b.space.kind === 'range')
+        return { whole: [b.space.from, b.space.to], mode, size: b.size, batch: true };
+    if (b.space.source.kind === 'list')
+        return { whole: [0, b.space.source.items.length], mode, size: b.size, batch: true };
+    return { whole: null, mode, size: b.size, batch: true };
+}
+function aggregateState(cells, complete) {
+    if (complete)
+        return 'done';
+    const states = cells.map((c) => c.state);
+    if (states.includes('failed'))
+        return 'failed';
+    if (states.includes('running'))
+        return 'running';
+    if (states.includes('interrupted'))
+        return 'interrupted';
+    if (cells.some((c) => c.units.done > 0))
+        return 'partial';
+    if (states.every((s) => s === 'missing'))
+        return 'missing';
+    return 'pending';
+}
+/**
+ * Gathers the shards' checkpoints into one report. Consistency errors (the report is then not complete):
+ * checkpoints of different plans or shard counts, two checkpoints for one shard, a shard whose recorded part
+ * is not its part of the step, work done outside a shard's part, a range done on two shards, item lists
+ * that differ between shards.
+ */
+function gatherShards(o) {
+    const errors = [];
+    const warnings = [...(o.warnings ?? [])];
+    const sources = o.sources;
+    const names = [...new Set(sources.map((s) => s.ckpt.state.planName))];
+    if (names.length > 1)
+        errors.push(`the checkpoints belong to different plans (${sources.map((s) => `${s.source}: "${s.ckpt.state.planName}"`).join(', ')}); report the shards of one plan`);
+    const planName = names[0] ?? o.plan?.name ?? '';
+    const plan = o.plan && o.plan.name === planName ? o.plan : undefined;
+    // N: given, else what the checkpoints recorded (an unsharded run is the one shard of 1).
+    const totals = [...new Set(sources.map((s) => shardOf(s.ckpt)?.total ?? 1))];
+    const unsharded = sources.filter((s) => shardOf(s.ckpt) === undefined);
+    if (unsharded.length > 0 && (sources.length > 1 || (o.total !== undefined && o.total > 1)))
+        errors.push(`${unsharded.map((s) => `${s.source} (run ${s.ckpt.runId})`).join(', ')} ${unsharded.length === 1 ? 'is' : 'are'} not sharded (run without --shard); report only the checkpoints of \`checkpoint run --shard I/N\` runs`);
+    const total = o.total ?? Math.max(1, ...totals);
+    const wrongTotal = sources.filter((s) => {
+        const sh = shardOf(s.ckpt);
+        return sh !== undefined && sh.total !== total;
+    });
+    if (wrongTotal.length > 0)
+        errors.push(`the shard counts differ: ${sources.map((s) => `${s.source} is shard ${shardOf(s.ckpt) ? (0,_engine_shard_js__WEBPACK_IMPORTED_MODULE_5__/* .shardLabel */ .$_)(shardOf(s.ckpt)) : '(none)'}`).join(', ')}; every shard must be run with the same N`);
+    const byIndex = new Map();
+    for (const s of sources) {
+        const sh = shardOf(s.ckpt) ?? { index: 0, total: 1 };
+        if (sh.total !== total)
+            continue;
+        const prev = byIndex.get(sh.index);
+        if (prev) {
+            errors.push(`shard ${(0,_engine_shard_js__WEBPACK_IMPORTED_MODULE_5__/* .shardLabel */ .$_)(sh)} was given twice (${prev.source}, run ${prev.ckpt.runId}, and ${s.source}, run ${s.ckpt.runId}); pass one checkpoint per shard`);
+            continue;
+        }
+        byIndex.set(sh.index, s);
+    }
+    // Steps: the plan's, in its order; else every step any shard recorded, in first-seen order.
+    const ids = plan ? plan.steps.map((s) => s.id) : [];
+    if (!plan)
+        for (const s of sources)
+            for (const id of s.ckpt.state.steps.keys())
+                if (!ids.includes(id))
+                    ids.push(id);
+    const stepById = new Map(plan?.steps.map((s) => [s.id, s]) ?? []);
+    const steps = [];
+    for (const id of ids) {
+        const step = stepById.get(id);
+        const recs = Array.from({ length: total }, (_, i) => byIndex.get(i)?.ckpt.state.steps.get(id));
+        const shape = shapeOf(recs, step, total) ?? { whole: null, mode: 'split', size: 1, batch: false };
+        const parallel = step?.batch ? (step.batch.order === 'sequential' ? 1 : step.batch.parallel) : 1;
+        const cells = [];
+        const union = new _journal_intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m();
+        let itemsHash;
+        let definition;
+        for (let i = 0; i < total; i++) {
+            const rec = recs[i];
+            const shard = { index: i, total };
+            const part = shape.whole
+                ? (0,_engine_shard_js__WEBPACK_IMPORTED_MODULE_5__/* .partOf */ .BU)(shape.whole[0], shape.whole[1], shape.mode, shard)
+                : null;
+            if (!rec) {
+                const n = part ? Math.ceil((part[1] - part[0]) / shape.size) : 0;
+                cells.push({
+                    index: i,
+                    state: byIndex.has(i) ? 'pending' : 'missing',
+                    part,
+                    units: units(n, 0, 0),
+                    etaMs: n === 0 ? 0 : undefined,
+                    done: [],
+                    interrupted: [],
+                    failed: [],
+                });
+                continue;
+            }
+            const where = `step ${id} on shard ${(0,_engine_shard_js__WEBPACK_IMPORTED_MODULE_5__/* .shardLabel */ .$_)(shard)}`;
+            const recWhole = rec.sharding ? [rec.sharding.from, rec.sharding.to] : [rec.from, rec.to];
+            const recMode = rec.sharding?.mode ?? shape.mode;
+            if (shape.whole &&
+                (recWhole[0] !== shape.whole[0] ||
+                    recWhole[1] !== shape.whole[1] ||
+                    recMode !== shape.mode ||
+                    rec.size !== shape.size)) {
+                errors.push(`${where}: recorded the space ${fmt(recWhole)} (${recMode}, size ${rec.size}) but another shard recorded ${fmt(shape.whole)} (${shape.mode}, size ${shape.size}); the shards ran different plans — run them all from one commit (checkpoint run --new on each)`);
+            }
+            else if (part && (rec.from !== part[0] || rec.to !== part[1])) {
+                errors.push(`${where}: its part is ${fmt([rec.from, rec.to])}, but shard ${(0,_engine_shard_js__WEBPACK_IMPORTED_MODULE_5__/* .shardLabel */ .$_)(shard)} of ${fmt(shape.whole)} is ${fmt(part)}; run that shard again with --new`);
+            }
+            if (!definition)
+                definition = { hash: rec.fingerprint.hash, index: i };
+            else if (definition.hash !== rec.fingerprint.hash)
+                warnings.push(`step ${id}: shards ${definition.index} and ${i} ran different definitions of it (fingerprint ${definition.hash} and ${rec.fingerprint.hash}); run every shard from the same commit`);
+            if (rec.items) {
+                if (!itemsHash)
+                    itemsHash = { sha: rec.items.sha256, index: i };
+                else if (itemsHash.sha !== rec.items.sha256)
+                    errors.push(`step ${id}: shards ${itemsHash.index} and ${i} froze different item lists (${rec.items.source}); an item index means a different item on each — make the list the same on every shard and start over with --new`);
+            }
+            const outside = [...rec.done.intervals()].flatMap(([s, e]) => {
+                if (rec.to <= rec.from)
+                    return [[s, e]];
+                const out = [];
+                if (s < rec.from)
+                    out.push([s, Math.min(e, rec.from)]);
+                if (e > rec.to)
+                    out.push([Math.max(s, rec.to), e]);
+                return out;
+            });
+            if (outside.length > 0)
+                errors.push(`${where}: work outside its part ${fmt([rec.from, rec.to])} is recorded done: ${listRanges(outside)}`);
+            const stats = (0,_stats_js__WEBPACK_IMPORTED_MODULE_3__/* .stepStats */ .Ch)(id, step?.name ?? id, rec, parallel, shape.batch);
+            // A sharded step that every shard runs is done on each; the others are shared out, never done twice.
+            if (shape.mode !== 'every') {
+                for (const [s, e] of rec.done.intervals()) {
+                    const twice = coveredPieces(union, s, e);
+                    if (twice.length > 0) {
+                        const others = cells
+                            .filter((c) => c.done.some(([cs, ce]) => twice.some(([ts, te]) => cs < te && ts < ce)))
+                            .map((c) => c.index);
+                        errors.push(`step ${id}: ${listRanges(twice)} done on shard ${i} and on shard ${others.join(', ') || '?'} (done twice)`);
+                    }
+                    union.add(s, e);
+                }
+            }
+            cells.push({
+                index: i,
+                state: stats.status,
+                part: [rec.from, rec.to],
+                units: units(stats.unitsTotal, stats.unitsDone, stats.unitsFailed),
+                etaMs: stats.etaMs,
+                done: stats.done,
+                interrupted: stats.interrupted,
+                failed: stats.failed,
+                stats,
+            });
+        }
+        let complete;
+        let remaining = [];
+        if (shape.mode === 'every') {
+            complete = recs.every((r) => r !== undefined && (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_1__/* .isStepComplete */ .EX)(r));
+        }
+        else if (shape.whole) {
+            // Split: the union of the shards' done work is the whole. First: shard 0 did it all (and recorded it).
+            remaining = [...union.gaps(shape.whole[0], shape.whole[1])].slice(0, MAX_LISTED);
+            complete = remaining.length === 0;
+            if (shape.mode === 'first')
+                complete = complete && recs[0] !== undefined && (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_1__/* .isStepComplete */ .EX)(recs[0]);
+        }
+        else
+            complete = false;
+        const stepUnits = cells.reduce((a, c) => addUnits(a, c.units), units(0, 0, 0));
+        const etas = cells.map((c) => c.etaMs);
+        steps.push({
+            id,
+            name: step?.name ?? id,
+            mode: shape.mode,
+            batch: shape.batch,
+            whole: shape.whole,
+            state: aggregateState(cells, complete),
+            complete,
+            units: stepUnits,
+            // Shards run at once: the step is done when its slowest shard is.
+            etaMs: complete
+                ? 0
+                : etas.some((e) => e === undefined)
+                    ? undefined
+                    : Math.max(0, ...etas),
+            remaining,
+            shards: cells,
+        });
+    }
+    const shards = [];
+    for (let i = 0; i < total; i++) {
+        const src = byIndex.get(i);
+        const cells = steps.map((s) => s.shards[i]);
+        const u = cells.reduce((a, c) => addUnits(a, c.units), units(0, 0, 0));
+        const etas = cells.map((c) => c.etaMs);
+        // Steps of one shard mostly run one after another: its ETA is the sum of theirs.
+        const eta = etas.some((e) => e === undefined)
+            ? undefined
+            : etas.reduce((a, b) => a + (b ?? 0), 0);
+        const complete = src !== undefined && cells.length > 0 && cells.every((c) => c.state === 'done');
+        shards.push({
+            index: i,
+            present: src !== undefined,
+            source: src?.source ?? null,
+            runId: src?.ckpt.runId ?? null,
+            complete,
+            units: u,
+            etaMs: complete ? 0 : eta,
+            attempts: src?.ckpt.state.attempts.length ?? 0,
+            updatedAt: src?.ckpt.state.updatedAt,
+        });
+    }
+    const missing = shards.filter((s) => !s.present).map((s) => s.index);
+    if (missing.length > 0 && sources.length > 0)
+        warnings.push(`no checkpoint for shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i}/${total}`).join(', ')}: ${missing.length > 1 ? 'their' : 'its'} work counts as remaining`);
+    const allUnits = shards.reduce((a, s) => addUnits(a, s.units), units(0, 0, 0));
+    const shardEtas = shards.map((s) => s.etaMs);
+    const consistent = errors.length === 0;
+    const complete = consistent && missing.length === 0 && steps.length > 0 && steps.every((s) => s.complete);
+    return {
+        plan: planName,
+        total,
+        complete,
+        consistent,
+        errors,
+        warnings,
+        units: allUnits,
+        etaMs: complete
+            ? 0
+            : shardEtas.some((e) => e === undefined)
+                ? undefined
+                : Math.max(0, ...shardEtas),
+        shards,
+        steps,
+    };
+}
+/** Exit code of `checkpoint report`: 0 complete, 1 inconsistent or failed units, 75 incomplete. */
+function reportExitCode(r) {
+    if (!r.consistent || r.units.failed > 0)
+        return 1;
+    return r.complete ? 0 : 75;
+}
+// ---------------------------------------------------------------------------------------------------------
+// JSON (docs/cli.md#report---json): fields are only ever added.
+const seconds = (ms) => (ms === undefined ? null : Math.round(ms / 1000));
+function reportJson(r) {
+    return {
+        format: 1,
+        plan: r.plan,
+        total: r.total,
+        complete: r.complete,
+        consistent: r.consistent,
+        errors: r.errors,
+        warnings: r.warnings,
+        units: r.units,
+        etaSeconds: seconds(r.etaMs),
+        shards: r.shards.map((s) => ({
+            index: s.index,
+            shard: `${s.index}/${r.total}`,
+            present: s.present,
+            source: s.source,
+            runId: s.runId,
+            complete: s.complete,
+            units: s.units,
+            etaSeconds: seconds(s.etaMs),
+            attempts: s.attempts,
+            updatedAt: s.updatedAt === undefined ? null : new Date(s.updatedAt).toISOString(),
+        })),
+        steps: r.steps.map((s) => ({
+            id: s.id,
+            name: s.name,
+            mode: s.mode,
+            whole: s.whole,
+            state: s.state,
+            complete: s.complete,
+            units: s.units,
+            etaSeconds: seconds(s.etaMs),
+            remaining: s.remaining,
+            shards: s.shards.map((c) => ({
+                index: c.index,
+                state: c.state,
+                part: c.part,
+                units: c.units,
+                etaSeconds: seconds(c.etaMs),
+                done: c.done,
+                interrupted: c.interrupted,
+                failed: c.failed,
+            })),
+        })),
+    };
+}
+// ---------------------------------------------------------------------------------------------------------
+// Text (stdout of `checkpoint report`)
+function pct(u) {
+    return u.total === 0 ? 100 : Math.floor((u.done / u.total) * 100);
+}
+function outcomeWord(r) {
+    if (!r.consistent)
+        return 'inconsistent';
+    if (r.complete)
+        return 'complete';
+    return r.units.failed > 0 ? 'failed' : 'incomplete';
+}
+function renderReportText(r) {
+    const out = [];
+    const eta = !r.complete && r.etaMs !== undefined ? ` · ETA ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(r.etaMs)}` : '';
+    out.push(`plan ${r.plan} · ${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .plural */ .LS)(r.total, 'shard')} · ${outcomeWord(r)} · ${r.units.done}/${r.units.total} units (${pct(r.units)}%)${r.units.failed ? ` · ${r.units.failed} failed` : ''}${eta}`);
+    for (const e of r.errors)
+        out.push(`error: ${e}`);
+    for (const w of r.warnings)
+        out.push(`warning: ${w}`);
+    out.push('');
+    for (const s of r.shards) {
+        const label = `shard ${s.index}/${r.total}`;
+        if (!s.present) {
+            out.push(`  ${label}  missing     ${s.units.total} units remaining`);
+            continue;
+        }
+        const state = s.complete ? 'complete' : s.units.failed > 0 ? 'failed' : 'incomplete';
+        const sEta = !s.complete && s.etaMs !== undefined ? `  ETA ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(s.etaMs)}` : '';
+        out.push(`  ${label}  ${state.padEnd(10)}  ${s.units.done}/${s.units.total} units${s.units.failed ? ` ✗${s.units.failed}` : ''}${sEta}  run ${s.runId} (${s.source})`);
+    }
+    out.push('');
+    const width = Math.max(4, ...r.steps.map((s) => s.id.length));
+    out.push(`  ${'step'.padEnd(width)}  ${'shards'.padEnd(6)}  ${'state'.padEnd(11)} ${'units'.padStart(13)}  eta`);
+    for (const s of r.steps) {
+        const mode = s.mode === 'split' ? 'split' : s.mode === 'first' ? 'first' : 'all';
+        const u = `${s.units.done}/${s.units.total}${s.units.failed ? ` ✗${s.units.failed}` : ''}`;
+        const e = s.complete ? '' : s.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(s.etaMs);
+        out.push(`  ${s.id.padEnd(width)}  ${mode.padEnd(6)}  ${s.state.padEnd(11)} ${u.padStart(13)}  ${e}`);
+        if (s.complete && r.total > 1 && s.mode !== 'split')
+            continue;
+        for (const c of s.shards) {
+            if (s.complete && c.failed.length === 0)
+                continue;
+            const cu = `${c.units.done}/${c.units.total}${c.units.failed ? ` ✗${c.units.failed}` : ''}`;
+            const ce = c.state === 'done' ? '' : c.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(c.etaMs);
+            const part = c.part && s.mode === 'split' ? `part ${fmt(c.part)}` : '';
+            out.push(`  ${' '.repeat(width)}  ${`${c.index}/${r.total}`.padEnd(6)}  ${c.state.padEnd(11)} ${cu.padStart(13)}  ${[ce, part].filter(Boolean).join('  ')}`.trimEnd());
+            for (const f of (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .failedRanges */ .iZ)({ id: s.id, failed: c.failed }).slice(0, 5))
+                out.push(`  ${' '.repeat(width)}    failed ${fmt([f.start, f.end])}: ${f.reason} after ${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .plural */ .LS)(f.tries, 'try', 'tries')}`);
+        }
+        if (!s.complete && s.remaining.length > 0 && s.mode !== 'every')
+            out.push(`  ${' '.repeat(width)}  not done on any shard: ${listRanges(s.remaining)}`);
+    }
+    return `${out.join('\n')}\n`;
+}
+// ---------------------------------------------------------------------------------------------------------
+// Markdown (the job summary)
+/** Log tails of the first unit of every failed range, per shard: `shard → logKey → tail`. */
+async function readShardLogTails(r, sources) {
+    const out = new Map();
+    let budget = 50;
+    for (const src of sources) {
+        const index = src.ckpt.state.shard?.index ?? 0;
+        if (r.shards[index]?.source !== src.source)
+            continue;
+        const steps = r.steps.flatMap((s) => {
+            const stats = s.shards[index]?.stats;
+            return stats && stats.failed.length > 0 ? [stats] : [];
+        });
+        if (steps.length === 0 || budget <= 0)
+            continue;
+        const stats = {
+            runId: src.ckpt.runId,
+            plan: r.plan,
+            complete: false,
+            unitsTotal: 0,
+            unitsDone: 0,
+            unitsFailed: 0,
+            unitsRemaining: 0,
+            etaMs: undefined,
+            steps,
+        };
+        const tails = await (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .readLogTails */ .my)(src.ckpt, stats, { maxLogs: budget });
+        budget -= tails.size;
+        out.set(index, tails);
+    }
+    return out;
+}
+const MD_LIMIT = 1_000_000;
+function iconOf(state) {
+    return state === 'missing' ? '❔' : _summary_js__WEBPACK_IMPORTED_MODULE_4__/* .STATE_ICON */ .S7[state];
+}
+function renderReportMarkdown(r, opts = {}) {
+    const maxBytes = opts.maxBytes ?? MD_LIMIT;
+    const plan = (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeMarkdown */ .FV)(r.plan);
+    const word = outcomeWord(r);
+    const icon = word === 'complete' ? '✅' : word === 'incomplete' ? '⏸️' : '❌';
+    const head = [`## ${icon} ${plan}: ${word} across ${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .plural */ .LS)(r.total, 'shard')}`, ''];
+    const present = r.shards.filter((s) => s.present).length;
+    const eta = !r.complete && r.etaMs !== undefined ? ` · ETA ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(r.etaMs)}` : '';
+    head.push(`${r.units.done} of ${r.units.total} units done (${pct(r.units)}%)${r.units.failed ? `, ${r.units.failed} failed` : ''} · checkpoints of ${present} of ${r.total} shards${eta}.`);
+    if (r.complete)
+        head.push('', 'The union of the shards’ done work is the whole of every step, and no range was done twice.');
+    if (r.errors.length > 0) {
+        head.push('', '> [!CAUTION]', '> The shards do not add up:');
+        for (const e of r.errors)
+            head.push(`> - ${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(e)}`);
+    }
+    const warn = (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .warningBlock */ .gV)(r.warnings);
+    if (warn.length > 0)
+        head.push('', ...warn);
+    const shardRows = [
+        '',
+        '### Shards',
+        '',
+        '| Shard | Run | State | Done | Failed | Remaining | Attempts | ETA |',
+        '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |',
+    ];
+    for (const s of r.shards) {
+        const state = !s.present
+            ? 'missing'
+            : s.complete
+                ? 'done'
+                : s.units.failed > 0
+                    ? 'failed'
+                    : 'partial';
+        const e = s.complete ? '—' : s.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(s.etaMs);
+        shardRows.push(`| ${s.index}/${r.total} | ${s.runId ? (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .inlineCode */ .ti)(s.runId) : '—'} | ${iconOf(state)} ${state === 'done' ? 'complete' : state} | ${s.units.done} / ${s.units.total} | ${s.units.failed} | ${s.units.remaining} | ${s.attempts} | ${e} |`);
+    }
+    const stepRows = [
+        '',
+        '### Steps by shard',
+        '',
+        '| Step | Shard | State | Done | Failed | Remaining | ETA | Failed ranges |',
+        '| --- | --- | --- | ---: | ---: | ---: | ---: | --- |',
+    ];
+    let used = Buffer.byteLength(head.join('\n')) + Buffer.byteLength(shardRows.join('\n')) + 2000;
+    let left = 0;
+    for (const s of r.steps) {
+        const name = s.name !== s.id ? `${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(s.name)} (${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(s.id)})` : (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(s.id);
+        const mode = s.mode === 'split' ? 'split' : s.mode === 'first' ? 'shards: first' : 'every shard';
+        const e = s.complete ? '—' : s.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(s.etaMs);
+        const rows = [
+            `| **${name}** | ${mode} | ${iconOf(s.state)} ${s.state} | ${s.units.done} / ${s.units.total} | ${s.units.failed} | ${s.units.remaining} | ${e} | ${s.remaining.length && !s.complete && s.mode !== 'every' ? `not done anywhere: ${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(listRanges(s.remaining, 3))}` : ''} |`,
+        ];
+        for (const c of s.shards) {
+            const ce = c.state === 'done' ? '—' : c.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(c.etaMs);
+            const failed = (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .failedRanges */ .iZ)({ id: s.id, failed: c.failed });
+            const fr = failed.length
+                ? (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(`${listRanges(failed.map((f) => [f.start, f.end]), 3)}: ${failed[0]?.reason ?? ''}`)
+                : '';
+            rows.push(`|  | ${c.index}/${r.total}${c.part ? ` ${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(fmt(c.part))}` : ''} | ${iconOf(c.state)} ${c.state} | ${c.units.done} / ${c.units.total} | ${c.units.failed} | ${c.units.remaining} | ${ce} | ${fr} |`);
+        }
+        const cost = Buffer.byteLength(rows.join('\n')) + 1;
+        if (used + cost > maxBytes) {
+            left += 1;
+            continue;
+        }
+        used += cost;
+        stepRows.push(...rows);
+    }
+    if (left > 0)
+        stepRows.push('', `_${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .plural */ .LS)(left, 'more step')} not shown (summary size limit)._`);
+    const sections = [];
+    let cut = 0;
+    for (const s of r.steps) {
+        for (const c of s.shards) {
+            if (!c.stats)
+                continue;
+            for (const range of (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .failedRanges */ .iZ)(c.stats)) {
+                const tail = opts.logs?.get(c.index)?.get((0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .logKey */ .Up)(s.id, range.index));
+                const section = (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .failedSection */ .H0)({ ...c.stats, id: `${s.id} · shard ${c.index}/${r.total}` }, range, tail, 20, sections.length === 0);
+                const cost = Buffer.byteLength(section) + 2;
+                if (sections.length >= MAX_LISTED || used + cost > maxBytes) {
+                    cut += 1;
+                    continue;
+                }
+                used += cost;
+                sections.push(section);
+            }
+        }
+    }
+    const failedText = sections.length + cut > 0
+        ? [
+            '',
+            '### Failed units',
+            '',
+            sections.join('\n\n'),
+            ...(cut > 0
+                ? [
+                    '',
+                    `_${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .plural */ .LS)(cut, 'more failed range')} not shown; \`checkpoint report --json\` lists them all._`,
+                ]
+                : []),
+        ]
+        : [];
+    return `${[...head, ...shardRows, ...stepRows, ...failedText].join('\n')}\n`;
+}
+
+
+/***/ }),
+
 /***/ 68621:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ch: () => (/* binding */ stepStats),
 /* harmony export */   HN: () => (/* binding */ runStats)
 /* harmony export */ });
-/* unused harmony exports plannedUnits, stepStats, allStepStats */
+/* unused harmony exports plannedUnits, allStepStats */
+/* harmony import */ var _journal_pace_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(26368);
 /* harmony import */ var _journal_state_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(49226);
+
 
 /** Units a step will have before its record exists: known for plain steps, ranges and inline lists. */
 function plannedUnits(step) {
@@ -11222,7 +13751,11 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0) {
     else
         status = 'pending';
     const remaining = total - done;
-    const mean = rec.durations.length > 0 ? rec.durations.reduce((a, b) => a + b, 0) / rec.durations.length : undefined;
+    let mean = rec.durations.length > 0 ? rec.durations.reduce((a, b) => a + b, 0) / rec.durations.length : undefined;
+    // Chunks sized by time: done chunks are of any size; the time per grid cell comes from the measured rate.
+    const rate = rec.adaptive ? (0,_journal_pace_js__WEBPACK_IMPORTED_MODULE_1__/* .paceRate */ .KU)(rec.pace) : undefined;
+    if (rate !== undefined)
+        mean = rec.size / rate;
     const s = {
         id,
         name,
@@ -11251,14 +13784,44 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0) {
         s.items = { count: rec.items.count, source: rec.items.source };
     if (rec.completedAt !== undefined)
         s.completedAt = rec.completedAt;
+    if (rec.throttle) {
+        const t = rec.throttle;
+        // A hold still open counts up to now only while this process watches it (`live`).
+        const open = t.held && live && t.since !== undefined ? Date.now() - t.since : 0;
+        s.throttle = { held: t.held, reason: t.reason, count: t.count, heldMs: t.heldMs + open };
+    }
     return s;
 }
 /** Stats for every step of the plan (in plan order), or of the checkpoint alone when the plan is unknown. */
 function allStepStats(state, plan, live = false) {
     if (plan) {
-        return plan.steps.map((s) => stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s)));
+        return plan.steps.map((s) => withApproval(state, s, stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s))));
     }
-    return [...state.steps].map(([id, rec]) => stepStats(id, id, rec, 1, (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_0__/* .unitCount */ .q3)(rec) > 1, live));
+    return [...state.steps].map(([id, rec]) => {
+        const st = stepStats(id, id, rec, 1, (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_0__/* .unitCount */ .q3)(rec) > 1, live);
+        const a = (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_0__/* .approvalOf */ .xf)(state, id);
+        if (a)
+            st.approval = { required: true, approved: true, by: a.by, at: a.at };
+        return st;
+    });
+}
+/** `approval: true`: who approved it, or — unapproved, not done and its needs done — `waiting`. */
+function withApproval(state, step, st) {
+    if (!step.approval)
+        return st;
+    const a = (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_0__/* .approvalOf */ .xf)(state, step.id);
+    if (a) {
+        st.approval = { required: true, approved: true, by: a.by, at: a.at };
+        return st;
+    }
+    st.approval = { required: true, approved: false };
+    const needsDone = step.needs.every((d) => {
+        const rec = state.steps.get(d);
+        return rec !== undefined && (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_0__/* .isStepComplete */ .EX)(rec);
+    });
+    if (needsDone && st.status !== 'done' && st.status !== 'running')
+        st.status = 'waiting';
+    return st;
 }
 function runStats(ckpt, plan, live = false) {
     const steps = allStepStats(ckpt.state, plan, live);
@@ -11276,6 +13839,933 @@ function runStats(ckpt, plan, live = false) {
         etaMs: etas.some((e) => e === undefined) ? undefined : etas.reduce((a, b) => a + (b ?? 0), 0),
         steps,
     };
+}
+
+
+/***/ }),
+
+/***/ 57994:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Br: () => (/* binding */ renderSummary),
+/* harmony export */   FV: () => (/* binding */ escapeMarkdown),
+/* harmony export */   H0: () => (/* binding */ failedSection),
+/* harmony export */   LS: () => (/* binding */ plural),
+/* harmony export */   QT: () => (/* binding */ rangeLabel),
+/* harmony export */   S7: () => (/* binding */ STATE_ICON),
+/* harmony export */   Up: () => (/* binding */ logKey),
+/* harmony export */   gV: () => (/* binding */ warningBlock),
+/* harmony export */   iZ: () => (/* binding */ failedRanges),
+/* harmony export */   kq: () => (/* binding */ escapeCell),
+/* harmony export */   my: () => (/* binding */ readLogTails),
+/* harmony export */   ti: () => (/* binding */ inlineCode)
+/* harmony export */ });
+/* unused harmony exports SUMMARY_LIMIT_BYTES, escapeHtml, fencedBlock, tailLines */
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(51455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _plan_duration_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(72983);
+// The job summary (GITHUB_STEP_SUMMARY): GitHub-flavoured Markdown built from a run's checkpoint and its
+// stats. Rendering is pure; the only I/O is `readLogTails`, which the caller runs first, so the action, the
+// `report` command and the tests all feed the same function. No @actions/core here: the action writes the
+// string itself.
+
+
+/** GitHub refuses a step summary above 1 MiB (and then shows nothing at all). */
+const SUMMARY_LIMIT_BYTES = (/* unused pure expression or super */ null && (1024 * 1024));
+/** Default budget: under the limit with room for whatever else the job appends to the same file. */
+const DEFAULT_MAX_BYTES = 1_000_000;
+const DEFAULT_LOG_LINES = 20;
+/** Longer lines are cut: one minified-JSON line must not eat the whole budget. */
+const MAX_LINE_CHARS = 400;
+/** Units' logs are bounded by the engine (64 KiB); read no more than that even if a file is bigger. */
+const MAX_LOG_READ_BYTES = 64 * 1024;
+const DEFAULT_MAX_FAILED_RANGES = 100;
+const MAX_TIMELINE_ATTEMPTS = 40;
+// ---------------------------------------------------------------------------------------------------------
+// Escaping
+const HTML_ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
+/** For text inside raw HTML (`<summary>`): Markdown is not parsed there, so backslash escapes would show. */
+function escapeHtml(text) {
+    return text.replace(/[&<>"]/g, (c) => HTML_ENTITIES[c] ?? c).replace(/\r\n|\r|\n/g, ' ');
+}
+/** For text in Markdown flow (headings, paragraphs, quotes): HTML and the Markdown punctuation that formats. */
+function escapeMarkdown(text) {
+    return text
+        .replace(/[\\`*_[\]~]/g, '\\$&')
+        .replace(/[&<>"]/g, (c) => HTML_ENTITIES[c] ?? c)
+        .replace(/\r\n|\r|\n/g, ' ');
+}
+/**
+ * For a table cell: as `escapeMarkdown`, and `|` as an entity (GFM splits cells on `|` before anything else,
+ * and `\|` is ambiguous after a literal backslash); newlines become `<br>` so a row stays one line.
+ */
+function escapeCell(text) {
+    return text
+        .split(/\r\n|\r|\n/)
+        .map((line) => escapeMarkdown(line).replace(/\|/g, '&#124;'))
+        .join('<br>');
+}
+/** Inline code whose delimiters outnumber any backtick run inside (CommonMark code spans). */
+function inlineCode(text) {
+    const flat = text.replace(/\r\n|\r|\n/g, ' ');
+    const ticks = '`'.repeat(longestRun(flat, '`') + 1);
+    const pad = flat.startsWith('`') || flat.endsWith('`') ? ' ' : '';
+    return `${ticks}${pad}${flat}${pad}${ticks}`;
+}
+function longestRun(text, ch) {
+    let best = 0;
+    let run = 0;
+    for (const c of text) {
+        run = c === ch ? run + 1 : 0;
+        if (run > best)
+            best = run;
+    }
+    return best;
+}
+/** A fenced code block that the content cannot close: the fence is longer than any backtick run inside. */
+function fencedBlock(text, info = '') {
+    const fence = '`'.repeat(Math.max(3, longestRun(text, '`') + 1));
+    return `${fence}${info}\n${text}\n${fence}`;
+}
+function logKey(step, index) {
+    return `${step}#${index}`;
+}
+// CSI (colours, cursor moves) and OSC (titles, hyperlinks) sequences, then any other C0 control but tab.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching terminal control characters is the point
+const ANSI = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-_]/g;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: as above
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+/** The last `maxLines` lines of a unit's output, as a reader would have seen them on a terminal. */
+function tailLines(text, maxLines = DEFAULT_LOG_LINES) {
+    const all = text.replace(/\r\n/g, '\n').split('\n');
+    if (all.length > 0 && all[all.length - 1] === '')
+        all.pop();
+    const start = Math.max(0, all.length - maxLines);
+    const lines = all.slice(start).map((raw) => {
+        // A progress bar redraws its line with \r: what stayed on screen is the last redraw.
+        const shown = raw.slice(raw.lastIndexOf('\r') + 1);
+        const clean = shown.replace(ANSI, '').replace(CONTROL, '');
+        return clean.length > MAX_LINE_CHARS ? `${clean.slice(0, MAX_LINE_CHARS)}…` : clean;
+    });
+    return { lines, omitted: start };
+}
+async function readTail(path) {
+    let fh;
+    try {
+        fh = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.open)(path, 'r');
+        const { size } = await fh.stat();
+        const length = Math.min(size, MAX_LOG_READ_BYTES);
+        const buf = Buffer.alloc(length);
+        await fh.read(buf, 0, length, size - length);
+        let text = buf.toString('utf8');
+        // Started mid-file: the first line is partial (and may start mid-character).
+        if (length < size)
+            text = text.slice(text.indexOf('\n') + 1);
+        return text;
+    }
+    catch (err) {
+        if (err.code === 'ENOENT')
+            return undefined;
+        throw err;
+    }
+    finally {
+        await fh?.close();
+    }
+}
+/**
+ * Reads the tail of the log of the first unit of every failed range (`logs/<step>/<index>.log`, named by
+ * `Checkpoint.logPath`). A unit that printed nothing has no log file and no entry.
+ */
+async function readLogTails(ckpt, stats, opts = {}) {
+    const out = new Map();
+    let budget = opts.maxLogs ?? DEFAULT_MAX_FAILED_RANGES;
+    for (const step of stats.steps) {
+        for (const range of failedRanges(step)) {
+            if (budget-- <= 0)
+                return out;
+            const text = await readTail(ckpt.logPath(step.id, range.index));
+            if (text !== undefined)
+                out.set(logKey(step.id, range.index), tailLines(text, opts.maxLines));
+        }
+    }
+    return out;
+}
+/**
+ * A step's failed units, adjacent ones with the same reason merged: 400 chunks that all failed on the same
+ * missing table are one range with one log, not 400 sections or annotations.
+ */
+function failedRanges(step) {
+    const sorted = [...step.failed].sort((a, b) => a.start - b.start);
+    const out = [];
+    for (const f of sorted) {
+        const last = out[out.length - 1];
+        if (last && last.end === f.start && last.reason === f.reason && last.exit === f.exit) {
+            last.end = f.end;
+            last.units += 1;
+            last.tries = Math.max(last.tries, f.tries);
+            continue;
+        }
+        out.push({
+            step: step.id,
+            start: f.start,
+            end: f.end,
+            index: f.index,
+            units: 1,
+            exit: f.exit,
+            reason: f.reason,
+            tries: f.tries,
+        });
+    }
+    return out;
+}
+/**
+ * What the range covers, in the user's terms (inclusive, as people say "rows 40000–49999"), or '' for a
+ * plain step, which is one unit.
+ */
+function rangeLabel(step, start, end) {
+    if (!step.batch)
+        return '';
+    const noun = step.items ? 'item' : 'unit';
+    return end - start <= 1 ? `${noun} ${start}` : `${noun}s ${start}–${end - 1}`;
+}
+const STATE_ICON = {
+    done: '✅',
+    failed: '❌',
+    running: '🔄',
+    interrupted: '⚠️',
+    partial: '⏳',
+    pending: '⏸️',
+    waiting: '✋',
+};
+function outcomeOf(input) {
+    if (input.complete ?? input.stats.complete)
+        return 'complete';
+    // An attempt stopped by its budget may leave failed units of an earlier attempt behind: it did not fail.
+    if (input.exitCode !== undefined)
+        return input.exitCode === 1 ? 'failed' : 'incomplete';
+    return input.stats.unitsFailed > 0 ? 'failed' : 'incomplete';
+}
+function pct(done, total) {
+    return total === 0 ? 100 : Math.floor((done / total) * 100);
+}
+function plural(n, one, many = `${one}s`) {
+    return `${n} ${n === 1 ? one : many}`;
+}
+function listSteps(steps, count, max = 8) {
+    // One step: the count is already in the sentence.
+    if (steps.length === 1)
+        return escapeMarkdown(steps[0].id);
+    const parts = steps.slice(0, max).map((s) => `${escapeMarkdown(s.id)} (${count(s)})`);
+    if (steps.length > max)
+        parts.push(`${steps.length - max} more`);
+    return parts.join(', ');
+}
+function headline(input, outcome) {
+    const stats = input.stats;
+    const plan = escapeMarkdown(input.planName ?? stats.plan);
+    const lines = [];
+    if (outcome === 'complete') {
+        lines.push(`## ✅ ${plan}: complete`);
+        lines.push('', `All ${plural(stats.unitsTotal, 'unit')} of ${plural(stats.steps.length, 'step')} are done.`);
+    }
+    else if (outcome === 'failed') {
+        const failing = stats.steps.filter((s) => s.unitsFailed > 0);
+        lines.push(`## ❌ ${plan}: failed`);
+        const what = failing.length > 0
+            ? `${plural(stats.unitsFailed, 'unit')} failed in ${listSteps(failing, (s) => s.unitsFailed)}`
+            : 'The run failed';
+        lines.push('', `${what}; ${stats.unitsDone} of ${stats.unitsTotal} units done (${pct(stats.unitsDone, stats.unitsTotal)}%). ` +
+            'The next attempt retries the failed units first.');
+    }
+    else {
+        const left = stats.steps.filter((s) => s.status !== 'done');
+        lines.push(`## ⏸️ ${plan}: incomplete`);
+        const eta = stats.etaMs === undefined ? '' : ` · ETA ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_1__/* .formatDuration */ .a)(stats.etaMs)}`;
+        lines.push('', `${stats.unitsDone} of ${stats.unitsTotal} units done (${pct(stats.unitsDone, stats.unitsTotal)}%); ` +
+            `${stats.unitsRemaining} left in ${listSteps(left, (s) => s.unitsRemaining)}${eta}. ` +
+            'The next attempt resumes from here.');
+    }
+    // A failed run's reason repeats the sentence above unless no unit failed (a fatal error).
+    const reasonAdds = outcome === 'incomplete' || (outcome === 'failed' && stats.unitsFailed === 0);
+    if (input.reason && reasonAdds)
+        lines.push('', `Ended: ${escapeMarkdown(input.reason)}.`);
+    return lines;
+}
+function metaLine(input) {
+    const state = input.state;
+    const last = state.attempts[state.attempts.length - 1];
+    const resumed = input.resumed ?? last?.resumed ?? false;
+    const parts = [`Run ${inlineCode(input.runId ?? input.stats.runId)}`];
+    if (state.shard)
+        parts.push(`shard ${state.shard.index}/${state.shard.total}`);
+    if (last)
+        parts.push(`attempt ${last.attempt}${resumed ? ' (resumed)' : ' (fresh start)'}`);
+    else if (resumed)
+        parts.push('resumed');
+    const unitTime = input.stats.steps.reduce((a, s) => a + s.timeMs, 0);
+    parts.push(`${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_1__/* .formatDuration */ .a)(unitTime)} of unit time across attempts`);
+    if (input.exitCode !== undefined)
+        parts.push(`exit ${input.exitCode}`);
+    return parts.join(' · ');
+}
+function warningBlock(warnings) {
+    if (warnings.length === 0)
+        return [];
+    const lines = ['> [!WARNING]'];
+    for (const w of warnings)
+        lines.push(`> - ${escapeCell(w)}`);
+    return lines;
+}
+function stepCell(s) {
+    return s.name && s.name !== s.id ? `${escapeCell(s.name)} (${escapeCell(s.id)})` : escapeCell(s.id);
+}
+function stepRow(s) {
+    const eta = s.status === 'done' ? '—' : s.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_1__/* .formatDuration */ .a)(s.etaMs);
+    const cells = [
+        stepCell(s),
+        `${STATE_ICON[s.status]} ${s.status === 'waiting' ? 'waiting for approval' : s.status}`,
+        `${s.unitsDone} / ${s.unitsTotal}`,
+        String(s.unitsFailed),
+        String(s.unitsRemaining),
+        (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_1__/* .formatDuration */ .a)(s.timeMs),
+        eta,
+    ];
+    return `| ${cells.join(' | ')} |`;
+}
+const TABLE_HEAD = [
+    '| Step | State | Done | Failed | Remaining | Time | ETA |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+];
+/** Which chunks a range is, when the numbers alone do not say it (chunks of more than one number). */
+function chunkNote(range) {
+    if (range.units > 1)
+        return ` (${range.units} chunks from #${range.index})`;
+    return range.end - range.start > 1 ? ` (chunk #${range.index})` : '';
+}
+function failedSection(step, range, tail, maxLines, open) {
+    const log = tail && {
+        lines: tail.lines.slice(-maxLines),
+        omitted: tail.omitted + Math.max(0, tail.lines.length - maxLines),
+    };
+    const where = rangeLabel(step, range.start, range.end);
+    const summary = [
+        `❌ ${escapeHtml(step.id)}`,
+        where && `${escapeHtml(where)}${chunkNote(range)}`,
+        escapeHtml(range.reason),
+        plural(range.tries, 'try', 'tries'),
+    ]
+        .filter(Boolean)
+        .join(' · ');
+    const lines = [`<details${open ? ' open' : ''}><summary>${summary}</summary>`, ''];
+    if (!log || log.lines.length === 0) {
+        lines.push('_No output was recorded._');
+    }
+    else {
+        const which = range.units > 1 ? ` of chunk #${range.index}` : '';
+        const cut = log.omitted > 0 ? `last ${plural(log.lines.length, 'line')}` : 'full output';
+        lines.push(`Log${which} (${cut}):`, '', fencedBlock(log.lines.join('\n'), 'text'));
+    }
+    lines.push('', '</details>');
+    return lines.join('\n');
+}
+/** Mermaid's gantt grammar reserves `:`, `;` and `#`; keep labels to plain ASCII words, `max` chars. */
+function ganttText(text, max) {
+    const clean = text
+        .replace(/:/g, ' -')
+        .replace(/[^A-Za-z0-9 .,()/+=-]+/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim();
+    return clean.length > max ? `${clean.slice(0, max - 3).trimEnd()}...` : clean;
+}
+function attemptEnd(a, next, now) {
+    if (a.endedAt !== undefined) {
+        const how = a.exit === 0 ? 'complete' : `exit ${a.exit}, ${a.reason ?? 'no reason recorded'}`;
+        const tag = a.exit === 0 ? 'done, ' : a.exit === 1 ? 'crit, ' : '';
+        return { end: a.endedAt, how, tag };
+    }
+    // No end recorded: killed, cancelled or crashed; the next attempt's start bounds it.
+    if (next)
+        return { end: next.startedAt, how: 'no end recorded (killed or cancelled)', tag: 'crit, ' };
+    return { end: Math.max(now, a.startedAt), how: 'running or no end recorded', tag: 'active, ' };
+}
+function timeline(state, now) {
+    const attempts = state.attempts;
+    if (attempts.length === 0)
+        return [];
+    const shown = attempts.slice(-MAX_TIMELINE_ATTEMPTS);
+    const first = shown[0];
+    const rows = [];
+    let lastEnd = first.startedAt;
+    for (let i = 0; i < shown.length; i++) {
+        const a = shown[i];
+        const { end, how, tag } = attemptEnd(a, shown[i + 1], now);
+        // A zero-length bar is drawn as nothing at all.
+        const stop = Math.max(end, a.startedAt + 1000);
+        lastEnd = Math.max(lastEnd, stop);
+        const label = `Attempt ${a.attempt}${a.resumed ? ' (resumed)' : ''} - ${ganttText(how, 60)} - ${plural(a.unitsDone, 'unit')} done`;
+        rows.push(`    ${label} :${tag}a${a.attempt}, ${a.startedAt}, ${stop}`);
+    }
+    const multiDay = lastEnd - first.startedAt > 86_400_000;
+    const lines = [
+        '### Timeline',
+        '',
+        '```mermaid',
+        'gantt',
+        `    title ${plural(attempts.length, 'attempt')}`,
+        '    dateFormat x',
+        `    axisFormat ${multiDay ? '%m-%d %H:%M' : '%H:%M'}`,
+        '    todayMarker off',
+        '    section Attempts',
+        ...rows,
+        '```',
+    ];
+    if (attempts.length > shown.length)
+        lines.push('', `_${attempts.length - shown.length} earlier attempts are not shown._`);
+    return lines;
+}
+function bytes(text) {
+    return Buffer.byteLength(text, 'utf8');
+}
+/**
+ * The job summary for one run. Sections: headline (complete / failed / incomplete with what is left), store
+ * warnings, a table of steps, failed ranges with their log tails, and a Mermaid timeline of attempts. Stays
+ * under `maxBytes` by leaving out failed-range sections (with a note) and, only for absurdly long plans,
+ * table rows.
+ */
+function renderSummary(input) {
+    const maxBytes = input.maxBytes ?? DEFAULT_MAX_BYTES;
+    const outcome = outcomeOf(input);
+    const head = [...headline(input, outcome), '', metaLine(input)];
+    const warnings = warningBlock(input.warnings ?? []);
+    if (warnings.length > 0)
+        head.push('', ...warnings);
+    const headText = `${head.join('\n')}\n`;
+    const stats = input.stats;
+    const timelineText = (() => {
+        const t = timeline(input.state, input.now ?? Date.now());
+        return t.length > 0 ? `\n${t.join('\n')}\n` : '';
+    })();
+    // Room kept for the notes that say what was left out.
+    const NOTE_RESERVE = 400;
+    let used = bytes(headText) + bytes(timelineText) + NOTE_RESERVE;
+    const tableLines = ['', '### Steps', '', ...TABLE_HEAD];
+    used += bytes(`${tableLines.join('\n')}\n`);
+    let rowsLeft = 0;
+    for (let i = 0; i < stats.steps.length; i++) {
+        const row = stepRow(stats.steps[i]);
+        if (used + bytes(row) + 1 > maxBytes) {
+            rowsLeft = stats.steps.length - i;
+            break;
+        }
+        tableLines.push(row);
+        used += bytes(row) + 1;
+    }
+    if (rowsLeft > 0)
+        tableLines.push('', `_${plural(rowsLeft, 'more step')} not shown (summary size limit)._`);
+    // `batch.throttle`: why units did not start, said once per step (a few short lines at most).
+    for (const st of stats.steps) {
+        const t = st.throttle;
+        if (!t || (!t.held && t.count === 0))
+            continue;
+        const line = `⏳ **${escapeCell(st.id)}** ${t.held ? 'is held back by its throttle' : 'was held back by its throttle'} ` +
+            `${plural(t.count, 'time')}, ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_1__/* .formatDuration */ .a)(t.heldMs)} in all${t.reason ? `: ${inlineCode(t.reason)}` : ''}`;
+        tableLines.push('', line);
+        used += bytes(line) + 2;
+    }
+    // `approval: true`: the steps the run stopped before, and how to let them start.
+    for (const st of stats.steps) {
+        if (st.status !== 'waiting')
+            continue;
+        const line = `✋ **${escapeCell(st.id)}** is waiting for approval: run the workflow again with the action input ` +
+            `${inlineCode(`approve: ${st.id}`)} (for example from a \`workflow_dispatch\` input), or approve it with ` +
+            `${inlineCode(`checkpoint approve ${st.id}`)} where the checkpoint is and run again.`;
+        tableLines.push('', line);
+        used += bytes(line) + 2;
+    }
+    const tableText = `${tableLines.join('\n')}\n`;
+    const sections = [];
+    const all = stats.steps.flatMap((s) => failedRanges(s).map((r) => ({ step: s, range: r })));
+    const maxRanges = input.maxFailedRanges ?? DEFAULT_MAX_FAILED_RANGES;
+    let cutBy;
+    for (const { step, range } of all) {
+        if (sections.length >= maxRanges) {
+            cutBy = 'count';
+            break;
+        }
+        const section = failedSection(step, range, input.logs?.get(logKey(step.id, range.index)), input.logLines ?? DEFAULT_LOG_LINES, sections.length === 0);
+        const cost = bytes(section) + 2;
+        if (used + cost > maxBytes) {
+            cutBy = 'size';
+            break;
+        }
+        sections.push(section);
+        used += cost;
+    }
+    let failedText = '';
+    if (all.length > 0) {
+        const lines = ['', '### Failed units', '', sections.join('\n\n')];
+        const left = all.length - sections.length;
+        if (left > 0) {
+            const why = cutBy === 'size' ? 'to keep the summary under its size limit' : 'to keep the summary short';
+            lines.push('', '> [!NOTE]', `> ${plural(left, 'more failed range')} not shown ${why}; \`checkpoint status --json\` lists them all.`);
+        }
+        failedText = `${lines.join('\n')}\n`;
+    }
+    return headText + tableText + failedText + timelineText;
+}
+
+
+/***/ }),
+
+/***/ 44639:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  $3: () => (/* binding */ ARCHIVE),
+  Ho: () => (/* binding */ BundleRejected),
+  e0: () => (/* binding */ MANIFEST),
+  me: () => (/* binding */ installPaths),
+  tY: () => (/* binding */ installRun),
+  ii: () => (/* binding */ packBundle),
+  zq: () => (/* binding */ unpackBundle)
+});
+
+// UNUSED EXPORTS: checkBundle, entryProblem
+
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(77598);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(73024);
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __nccwpck_require__(51455);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(76760);
+;// CONCATENATED MODULE: external "node:stream/promises"
+const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(38522);
+// EXTERNAL MODULE: ./node_modules/tar-stream/index.js
+var tar_stream = __nccwpck_require__(56118);
+// EXTERNAL MODULE: ./node_modules/zod/v4/classic/schemas.js + 15 modules
+var schemas = __nccwpck_require__(9691);
+// EXTERNAL MODULE: ./src/journal/checkpoint.ts
+var journal_checkpoint = __nccwpck_require__(14625);
+// EXTERNAL MODULE: ./src/journal/fsutil.ts
+var fsutil = __nccwpck_require__(91268);
+// EXTERNAL MODULE: ./src/journal/runs.ts
+var runs = __nccwpck_require__(98045);
+;// CONCATENATED MODULE: ./src/stores/bundle.ts
+// A checkpoint travels between attempts as a bundle: a folder holding `checkpoint.tar.gz` (the run's
+// directory, plus the extra `paths`) and `bundle.json` (what it is, its sha256, and an HMAC when a signing
+// key is set). Stores move the folder; only this module packs and unpacks it, and nothing is written to
+// the checkpoint root until the whole archive has been checked: a bundle that fails any check is refused
+// as a unit, so the run starts fresh (with a warning) instead of from half a checkpoint.
+
+
+
+
+
+
+
+
+
+
+
+const ARCHIVE = 'checkpoint.tar.gz';
+const MANIFEST = 'bundle.json';
+const FORMAT = 'checkpoint-bundle';
+const VERSION = 1;
+/** Files of a run directory that belong to one process's life, never to the checkpoint. */
+function bundle_transient(rel) {
+    const base = external_node_path_.posix.basename(rel);
+    return (rel === 'lock' ||
+        base.startsWith('lock.') ||
+        base.includes('.tmp-') ||
+        rel === 'tmp' ||
+        rel.startsWith('tmp/'));
+}
+const manifestSchema = schemas/* object */.Ikc({
+    format: schemas/* literal */.euz(FORMAT),
+    version: schemas/* number */.aig().int(),
+    key: schemas/* string */.YjP(),
+    plan: schemas/* string */.YjP(),
+    runId: schemas/* string */.YjP(),
+    seq: schemas/* number */.aig().int().nonnegative(),
+    createdAt: schemas/* string */.YjP(),
+    files: schemas/* number */.aig().int().nonnegative(),
+    sha256: schemas/* string */.YjP().regex(/^[0-9a-f]{64}$/),
+    hmac: schemas/* string */.YjP()
+        .regex(/^[0-9a-f]{64}$/)
+        .optional(),
+});
+/** A bundle that must not be used; the message says why, for the warning. */
+class BundleRejected extends Error {
+    name = 'BundleRejected';
+}
+function signedText(m) {
+    // A fixed field order, so the signature does not depend on how JSON happened to be written.
+    return [m.format, m.version, m.key, m.plan, m.runId, m.seq, m.createdAt, m.files, m.sha256].join('\n');
+}
+function hmacOf(m, signingKey) {
+    return (0,external_node_crypto_.createHmac)('sha256', signingKey).update(signedText(m)).digest('hex');
+}
+async function sha256File(path) {
+    const h = (0,external_node_crypto_.createHash)('sha256');
+    await (0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(path), h);
+    return h.digest('hex');
+}
+async function walk(dir, prefix, skip, out) {
+    let names;
+    try {
+        names = (await (0,promises_.readdir)(dir)).sort();
+    }
+    catch (err) {
+        if ((0,fsutil/* errorCode */.CA)(err) === 'ENOENT')
+            return;
+        throw err;
+    }
+    for (const n of names) {
+        const abs = (0,external_node_path_.join)(dir, n);
+        const rel = prefix ? `${prefix}/${n}` : n;
+        if (skip(rel))
+            continue;
+        let st;
+        try {
+            st = await (0,promises_.lstat)(abs);
+        }
+        catch (err) {
+            // A unit may delete a scratch file of its state folder while a periodic save runs.
+            if ((0,fsutil/* errorCode */.CA)(err) === 'ENOENT')
+                continue;
+            throw err;
+        }
+        if (st.isDirectory())
+            await walk(abs, rel, skip, out);
+        else if (st.isFile())
+            out.push({ name: rel, abs });
+        // Symbolic links and special files are not carried: restoring them could point outside the workspace.
+    }
+}
+/**
+ * Writes `<dest>/checkpoint.tar.gz` and `<dest>/bundle.json`. The journal is read before the snapshot: the
+ * engine may compact while this runs, and a newer snapshot with an older journal is consistent (events up to
+ * the snapshot's sequence are skipped), while the other way round could leave a gap.
+ */
+async function packBundle(dest, o) {
+    await (0,promises_.rm)(dest, { recursive: true, force: true });
+    await (0,fsutil/* ensureDir */.A0)(dest);
+    const runDir = (0,external_node_path_.join)(o.root, o.runId);
+    const entries = [];
+    await walk(runDir, '', bundle_transient, entries);
+    const rank = (e) => (e.name === 'journal.ndjson' ? 0 : e.name === 'checkpoint.json' ? 1 : 2);
+    entries.sort((a, b) => rank(a) - rank(b) || (a.name < b.name ? -1 : 1));
+    const items = entries.map((e) => ({ name: `run/${e.name}`, abs: e.abs }));
+    for (const p of o.paths ?? []) {
+        const ws = o.workspace ?? process.cwd();
+        const rel = (0,external_node_path_.relative)(ws, p).split(external_node_path_.sep).join('/');
+        const extra = [];
+        const st = await (0,promises_.lstat)(p).catch(() => undefined);
+        if (!st)
+            continue;
+        if (st.isFile())
+            extra.push({ name: rel, abs: p });
+        else if (st.isDirectory())
+            await walk(p, rel, () => false, extra);
+        for (const e of extra)
+            items.push({ name: `paths/${e.name}`, abs: e.abs });
+    }
+    const pack = tar_stream.pack();
+    const archive = (0,external_node_path_.join)(dest, ARCHIVE);
+    const written = (0,external_node_stream_promises_namespaceObject.pipeline)(pack, (0,external_node_zlib_.createGzip)({ level: 6 }), (0,external_node_fs_.createWriteStream)(archive, { mode: 0o600 }));
+    let files = 0;
+    for (const it of items) {
+        let data;
+        try {
+            data = await (0,promises_.readFile)(it.abs);
+        }
+        catch (err) {
+            if ((0,fsutil/* errorCode */.CA)(err) === 'ENOENT')
+                continue;
+            throw err;
+        }
+        await new Promise((res, rej) => pack.entry({ name: it.name, size: data.length, mode: 0o600, type: 'file' }, data, (e) => e ? rej(e) : res()));
+        files += 1;
+    }
+    pack.finalize();
+    await written;
+    const base = {
+        format: FORMAT,
+        version: VERSION,
+        key: o.key,
+        plan: o.planName,
+        runId: o.runId,
+        seq: o.seq,
+        createdAt: new Date().toISOString(),
+        files,
+        sha256: await sha256File(archive),
+    };
+    const manifest = o.signingKey ? { ...base, hmac: hmacOf(base, o.signingKey) } : base;
+    await (0,promises_.writeFile)((0,external_node_path_.join)(dest, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
+    return manifest;
+}
+/** Reads and checks `bundle.json` and the archive's digest (and HMAC): anything wrong is a BundleRejected. */
+async function checkBundle(src, o) {
+    let raw;
+    try {
+        raw = JSON.parse(await (0,promises_.readFile)((0,external_node_path_.join)(src, MANIFEST), 'utf8'));
+    }
+    catch (err) {
+        throw new BundleRejected(`${MANIFEST} is missing or not JSON (${err.message})`);
+    }
+    const parsed = manifestSchema.safeParse(raw);
+    if (!parsed.success)
+        throw new BundleRejected(`${MANIFEST} is not a checkpoint bundle manifest`);
+    const m = parsed.data;
+    if (m.version > VERSION)
+        throw new BundleRejected(`bundle format ${m.version} is newer than this version of checkpoint-action reads (${VERSION}); update the action`);
+    // The same bound as the action's `key`, which names the run folder.
+    if (!(0,runs/* isValidRunId */.LU)(m.runId) || m.runId.length > 200)
+        throw new BundleRejected(`run id "${m.runId.slice(0, 60)}" in ${MANIFEST} is not valid`);
+    if (m.plan !== o.planName)
+        throw new BundleRejected(`it belongs to plan "${m.plan}", not "${o.planName}"`);
+    if (o.signingKey !== undefined) {
+        if (!m.hmac)
+            throw new BundleRejected('it is not signed, and `signing-key` is set');
+        const { hmac, ...rest } = m;
+        const want = Buffer.from(hmacOf(rest, o.signingKey), 'hex');
+        if (!(0,external_node_crypto_.timingSafeEqual)(want, Buffer.from(hmac, 'hex')))
+            throw new BundleRejected('its signature does not match `signing-key` (tampered, or signed with another key)');
+    }
+    let digest;
+    try {
+        digest = await sha256File((0,external_node_path_.join)(src, ARCHIVE));
+    }
+    catch (err) {
+        throw new BundleRejected(`${ARCHIVE} cannot be read (${err.message})`);
+    }
+    if (digest !== m.sha256)
+        throw new BundleRejected(`${ARCHIVE} does not match the sha256 in ${MANIFEST}`);
+    return m;
+}
+/** An archive entry name, or why it is refused: only plain relative paths under `run/` or `paths/`. */
+function entryProblem(name) {
+    if (name.includes('\0'))
+        return 'contains a NUL byte';
+    if (name.includes('\\'))
+        return 'contains a backslash';
+    if (name.startsWith('/') || /^[A-Za-z]:/.test(name))
+        return 'is absolute';
+    const parts = name.split('/');
+    if (parts.some((p) => p === '..'))
+        return 'climbs out with ".."';
+    if (parts.some((p) => p === '' || p === '.'))
+        return 'is not a normalised path';
+    if (parts[0] !== 'run' && parts[0] !== 'paths')
+        return 'is not under run/ or paths/';
+    if (parts.length < 2)
+        return 'names a folder, not a file';
+    return undefined;
+}
+/**
+ * Checks the bundle in `src` and unpacks it into `stage` (a scratch folder, emptied first). Every entry is
+ * checked before anything is written, the run is then read by the engine's own reader (schema, checksum,
+ * journal), so a bundle is either wholly usable or refused.
+ */
+async function unpackBundle(src, stage, o) {
+    const manifest = await checkBundle(src, o);
+    const files = [];
+    const extract = tar_stream.extract();
+    const reading = (async () => {
+        for await (const entry of extract) {
+            const h = entry.header;
+            const problem = h.type !== 'file' ? `is a ${h.type}, not a regular file` : entryProblem(h.name);
+            if (problem) {
+                entry.resume();
+                throw new BundleRejected(`archive entry "${h.name}" ${problem}`);
+            }
+            const chunks = [];
+            for await (const c of entry)
+                chunks.push(c);
+            files.push({ name: h.name, data: Buffer.concat(chunks) });
+        }
+    })();
+    try {
+        await Promise.all([(0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)((0,external_node_path_.join)(src, ARCHIVE)), (0,external_node_zlib_.createGunzip)(), extract), reading]);
+    }
+    catch (err) {
+        if (err instanceof BundleRejected)
+            throw err;
+        throw new BundleRejected(`${ARCHIVE} is not a valid archive (${err.message})`);
+    }
+    await (0,promises_.rm)(stage, { recursive: true, force: true });
+    await (0,fsutil/* ensureDir */.A0)(stage);
+    const root = (0,external_node_path_.join)(stage, 'root');
+    const runDir = (0,external_node_path_.join)(root, manifest.runId);
+    const pathsDir = (0,external_node_path_.join)(stage, 'paths');
+    for (const f of files) {
+        const [top, ...rest] = f.name.split('/');
+        // Step markers are meant to be sourced by shell scripts (`. steps/build.complete`), so a restored one is
+        // never trusted: the engine writes them again from the checkpoint's own state when the run starts.
+        if (top === 'run' && rest.length === 2 && rest[0] === 'steps' && rest[1]?.endsWith('.complete'))
+            continue;
+        const dest = top === 'run' ? (0,external_node_path_.join)(runDir, ...rest) : (0,external_node_path_.join)(pathsDir, ...rest);
+        try {
+            await (0,fsutil/* ensureDir */.A0)((0,external_node_path_.resolve)(dest, '..'));
+            await (0,promises_.writeFile)(dest, f.data, { mode: 0o600 });
+        }
+        catch (err) {
+            // A name this file system cannot hold (too long, a file where the archive also has a folder): the
+            // bundle is unusable here, which is a refusal, not a crash of the restore.
+            throw new BundleRejected(`archive entry "${f.name}" cannot be unpacked (${err.message})`);
+        }
+    }
+    // The engine reads a run without snapshot or journal as a blank one; a bundle must carry a checkpoint.
+    if (!(await journal_checkpoint/* Checkpoint */.F9.exists(root, manifest.runId)))
+        throw new BundleRejected('its archive holds no checkpoint (run/checkpoint.json or run/journal.ndjson)');
+    let checkpoint;
+    try {
+        checkpoint = await journal_checkpoint/* Checkpoint */.F9.read(root, manifest.runId);
+    }
+    catch (err) {
+        throw new BundleRejected(`its checkpoint cannot be read: ${err.message}`);
+    }
+    if (checkpoint.state.planName !== '' && checkpoint.state.planName !== o.planName)
+        throw new BundleRejected(`its checkpoint belongs to plan "${checkpoint.state.planName}", not "${o.planName}"`);
+    await checkFrozenItems(checkpoint);
+    return { manifest, runDir, pathsDir, checkpoint };
+}
+/**
+ * The engine takes a frozen item list as it finds it once its checksum matches, and a list that is not one
+ * (an object, numbers, fewer items than recorded) would run units on nothing and record them done. A bundle
+ * carrying such a list is refused here, where a restored checkpoint is checked.
+ */
+async function checkFrozenItems(checkpoint) {
+    for (const [step, rec] of checkpoint.state.steps) {
+        if (!rec.items)
+            continue;
+        let items;
+        try {
+            items = await checkpoint.readItems(step);
+        }
+        catch (err) {
+            throw new BundleRejected(`its checkpoint cannot be read: ${err.message}`);
+        }
+        const ok = Array.isArray(items) &&
+            items.length === rec.items.count &&
+            items.every((i) => typeof i === 'string' && !i.includes('\0'));
+        if (!ok)
+            throw new BundleRejected(`the frozen item list of step "${step}" is not a list of ${rec.items.count} text items`);
+    }
+}
+/**
+ * Moves an unpacked run into the checkpoint root, replacing an older local copy of the same run, and makes
+ * it `latest`. The old copy is renamed aside first and removed last, so a crash leaves one of the two.
+ */
+async function installRun(unpacked, root) {
+    await (0,fsutil/* ensureDir */.A0)(root);
+    const dest = (0,external_node_path_.join)(root, unpacked.manifest.runId);
+    const aside = `${dest}.replaced-${process.pid}`;
+    const had = await (0,promises_.lstat)(dest).then(() => true, () => false);
+    if (had)
+        await (0,promises_.rename)(dest, aside);
+    await (0,promises_.mkdir)(root, { recursive: true });
+    await (0,promises_.rename)(unpacked.runDir, dest);
+    await (0,fsutil/* writeFileAtomic */.Zf)((0,external_node_path_.join)(root, 'latest'), `${unpacked.manifest.runId}\n`);
+    if (had)
+        await (0,promises_.rm)(aside, { recursive: true, force: true });
+}
+/**
+ * Why `rel` cannot be written under `workspace` as it stands, if it cannot. The archive's names are checked
+ * lexically when it is read, but a symbolic link already in the workspace (a checked-out repository may hold
+ * one) would carry the write to wherever it points, and a file where a folder is needed would fail halfway.
+ */
+async function obstacle(workspace, rel) {
+    const parts = rel.split(external_node_path_.sep);
+    let cur = workspace;
+    for (const [i, part] of parts.entries()) {
+        cur = (0,external_node_path_.join)(cur, part);
+        const st = await (0,promises_.lstat)(cur).catch(() => undefined);
+        // What does not exist yet is created by us, as a plain folder or file.
+        if (!st)
+            return undefined;
+        if (st.isSymbolicLink())
+            return `would be written through the symbolic link "${(0,external_node_path_.relative)(workspace, cur)}" in the workspace`;
+        if (i < parts.length - 1 ? !st.isDirectory() : !st.isFile())
+            return `would replace "${(0,external_node_path_.relative)(workspace, cur)}", which is not a ${i < parts.length - 1 ? 'folder' : 'file'}`;
+    }
+    return undefined;
+}
+/**
+ * Copies the restored extra paths back into the workspace. Every path is checked before any is written: one
+ * that would land outside the workspace, go through a symbolic link found in it or replace something that is
+ * not a plain file refuses the bundle without touching the workspace.
+ */
+async function installPaths(unpacked, workspace) {
+    const entries = [];
+    await walk(unpacked.pathsDir, '', () => false, entries);
+    const planned = [];
+    for (const e of entries) {
+        const dest = (0,external_node_path_.resolve)(workspace, e.name);
+        const rel = (0,external_node_path_.relative)(workspace, dest);
+        if (rel === '' || rel.startsWith('..') || (0,external_node_path_.isAbsolute)(rel))
+            throw new BundleRejected(`path "${e.name}" would land outside the workspace`);
+        const problem = await obstacle(workspace, rel);
+        if (problem !== undefined)
+            throw new BundleRejected(`path "${e.name}" ${problem}`);
+        planned.push({ from: e.abs, dest, rel });
+    }
+    const placed = [];
+    for (const { from, dest, rel } of planned) {
+        await (0,fsutil/* ensureDir */.A0)((0,external_node_path_.resolve)(dest, '..'));
+        await (0,promises_.rename)(from, dest).catch(async () => (0,promises_.writeFile)(dest, await (0,promises_.readFile)(from)));
+        placed.push(rel);
+    }
+    return placed;
+}
+
+
+/***/ }),
+
+/***/ 34703:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   AD: () => (/* binding */ StoreError),
+/* harmony export */   SQ: () => (/* binding */ EntryUnusable),
+/* harmony export */   by: () => (/* binding */ NoStore)
+/* harmony export */ });
+// Where checkpoint bundles live between attempts. The action only ever asks a Store for the newest bundle
+// under a key prefix and to keep a new one; how and where is the store's business.
+/**
+ * A store that could not do what was asked: an outage, a refused write, a throttled request. Never fatal:
+ * the local checkpoint is intact, and the job's result is decided by its work, so callers log a warning.
+ */
+class StoreError extends Error {
+    name = 'StoreError';
+}
+/**
+ * The store found the entry but could not fetch it whole (the download broke off, came back truncated or
+ * would not unpack). Unlike other StoreErrors the store was reachable, so the entries before it are worth
+ * trying; `entry` is the one to pass over.
+ */
+class EntryUnusable extends StoreError {
+    name = 'EntryUnusable';
+    entry;
+    constructor(entry, message, options) {
+        super(message, options);
+        this.entry = entry;
+    }
+}
+/** The local directory only: on a self-hosted runner with a persistent workspace it is the checkpoint. */
+class NoStore {
+    kind = 'none';
+    async restore() {
+        return undefined;
+    }
+    async save() { }
 }
 
 
@@ -18554,7 +22044,7 @@ __webpack_unused_export__ = cst;
 __webpack_unused_export__ = lexer.Lexer;
 exports.HN = lineCounter.LineCounter;
 __webpack_unused_export__ = parser.Parser;
-__webpack_unused_export__ = publicApi.parse;
+exports.qg = publicApi.parse;
 __webpack_unused_export__ = publicApi.parseAllDocuments;
 exports.Tp = publicApi.parseDocument;
 exports.As = publicApi.stringify;
@@ -34319,23 +37809,6 @@ function constantCatch(value) {
 /************************************************************************/
 var __webpack_exports__ = {};
 
-// NAMESPACE OBJECT: ./src/action/runner-commands.ts
-var runner_commands_namespaceObject = {};
-__nccwpck_require__.r(runner_commands_namespaceObject);
-__nccwpck_require__.d(runner_commands_namespaceObject, {
-  endGroup: () => (endGroup),
-  error: () => (error),
-  getInput: () => (getInput),
-  getState: () => (getState),
-  info: () => (info),
-  saveState: () => (saveState),
-  setFailed: () => (setFailed),
-  setOutput: () => (setOutput),
-  setSecret: () => (setSecret),
-  startGroup: () => (startGroup),
-  warning: () => (warning)
-});
-
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(51455);
 // EXTERNAL MODULE: external "node:path"
@@ -34374,6 +37847,8 @@ var intervals = __nccwpck_require__(84041);
 var state = __nccwpck_require__(49226);
 // EXTERNAL MODULE: ./src/plan/duration.ts
 var duration = __nccwpck_require__(72983);
+// EXTERNAL MODULE: ./src/engine/chunking.ts
+var chunking = __nccwpck_require__(93303);
 // EXTERNAL MODULE: ./src/engine/env.ts
 var env = __nccwpck_require__(98725);
 // EXTERNAL MODULE: external "node:child_process"
@@ -34466,9 +37941,37 @@ const MAX_EVENT_LINE = 256;
 // job control prints its notices, is discarded. A PIPE handler (an ignored signal would be inherited by
 // units) turns a write to a vanished engine into an error the loop acts on.
 const SCRIPT = `
-set -m
 shopt -s execfail
 trap : PIPE
+# The engine gone (SIGKILL) while a unit runs: nothing else would end the unit, whose \`spawned\` record may
+# not have reached the journal for the next run to find it. fd 5 is a socket the engine never writes to; a
+# watcher reads end-of-file from it when the engine's end closes, however the engine ended, and signals
+# the launcher (USR1 ends \`wait\` at once), which ends its unit's group: SIGTERM, SIGKILL 3 s later.
+__gone() {
+  local __j __i
+  __j=$(jobs -p)
+  if [ -n "$__j" ]; then
+    kill -TERM -- $(printf -- '-%s ' $__j) 2>/dev/null
+    for __i in {1..30}; do
+      kill -0 -- $(printf -- '-%s ' $__j) 2>/dev/null || exit 0
+      sleep 0.1
+    done
+    kill -KILL -- $(printf -- '-%s ' $__j) 2>/dev/null
+  fi
+  exit 0
+}
+trap __gone USR1
+(
+  trap - USR1
+  exec 0</dev/null 1>/dev/null 2>/dev/null 3<&- 4<&-
+  read -r -u 5 _
+  # Only while the launcher is still this watcher's parent: its pid may belong to another process later.
+  read -r __s < "/proc/$BASHPID/stat" || exit
+  set -- \${__s##*) }
+  [ "$2" = "$$" ] && kill -USR1 "$$"
+) &
+exec 5<&-
+set -m
 __req=$1
 __step=$2
 __have=
@@ -34693,6 +38196,8 @@ class Launcher {
     #child;
     /** The launcher's fd 3: commands. */
     #commands;
+    /** The launcher's fd 5: held open, never written, for as long as this process lives. */
+    #alive;
     #req;
     #step;
     #templates;
@@ -34711,7 +38216,8 @@ class Launcher {
         this.#child = (0,external_node_child_process_.spawn)('bash', ['-c', SCRIPT, 'checkpoint-launcher', reqPath, this.#step.path], {
             env,
             detached: true,
-            stdio: ['ignore', 'pipe', 'ignore', 'pipe', 'pipe'],
+            // fd 5: never written; the launcher's watcher sees it close when this process ends (see SCRIPT).
+            stdio: ['ignore', 'pipe', 'ignore', 'pipe', 'pipe', 'pipe'],
         });
         // Node types the extra stdio entries as either direction; a 'pipe' at fd 3 is a duplex socket.
         this.#commands = (this.#child.stdio[3] ?? undefined);
@@ -34720,7 +38226,9 @@ class Launcher {
         const err = new Demux((c) => this.#units.find((u) => !u.errEnded)?.output(c, 'stderr'), () => this.#streamEnded('errEnded'));
         this.#child.stdout?.on('data', (c) => out.push(c));
         this.#child.stdio[4]?.on('data', (c) => err.push(c));
-        for (const s of [this.#child.stdout, this.#child.stdio[4], this.#commands])
+        // Node types stdio as a tuple of five; the sixth entry exists because stdio above asks for it.
+        this.#alive = this.#child.stdio[5] ?? undefined;
+        for (const s of [this.#child.stdout, this.#child.stdio[4], this.#commands, this.#alive])
             s?.on('error', () => { });
         this.#child.once('error', (e) => this.#die(e.message));
         this.#child.once('exit', (code, sig) => this.#die(sig ? `signal ${sig}` : `exit ${code}`));
@@ -34857,6 +38365,7 @@ class Launcher {
     }
     close() {
         this.#commands?.end();
+        this.#alive?.destroy();
         this.#req.close();
         this.#step.close();
     }
@@ -35078,6 +38587,7 @@ function retryDelayMs(policy, nextTry, random = Math.random) {
 
 
 
+
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const scheduler_EXIT_USAGE = 2;
@@ -35086,8 +38596,9 @@ const EXIT_INCOMPLETE = 75;
 const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
 /**
  * How long a unit's `done` record waits to be written and fsynced together with those of the units that end
- * meanwhile. Short pipelined units end every fraction of a millisecond and got a write and an fsync each;
- * only the unit's own bookkeeping waits, the next unit already runs.
+ * meanwhile. Short pipelined units end every fraction of a millisecond and got a write and an fsync each.
+ * The slot waits for the write (not the fsync) before it takes a new request; the unit its launcher queued
+ * behind this one already runs.
  */
 const COMMIT_DELAY_MS = 2;
 /** Read once: `os.hostname()` is a system call, and the spawned record of every unit carries it. */
@@ -35102,6 +38613,8 @@ const UNIT_VARS = [
     'CHECKPOINT_ITEMS_FILE',
     'CHECKPOINT_ITEM',
 ];
+/** A throttle check that hangs holds units back no longer than this; it then counts as failed. */
+const THROTTLE_CHECK_TIMEOUT_MS = 60_000;
 /** One selected step's bookkeeping for this attempt. */
 class StepRun {
     step;
@@ -35120,11 +38633,18 @@ class StepRun {
     stoppedByFailures = false;
     budgetBlocked = false;
     completedThisAttempt = false;
+    /** `approval: true` and not approved: no unit of it starts in this attempt (reported once). */
+    awaitingApproval = false;
     ranThisAttempt = false;
     state = 'waiting';
     items;
     /** argv and the fixed part of the environment, the same for every unit of this attempt (built on first use). */
     template;
+    throttle;
+    /** The time budget's deadline (Unix ms), if any: chunks sized by time are cut to fit before it. */
+    deadline;
+    /** Chunks sized by time: interrupted work of earlier attempts, handed out first, in chunks sized anew. */
+    #resume;
     constructor(step, ckpt) {
         this.step = step;
         this.#ckpt = ckpt;
@@ -35138,12 +38658,19 @@ class StepRun {
             this.taken.add(f.start, f.end);
         }
         for (const [s, e] of rec.interrupted.intervals()) {
+            if (step.batch?.adaptive) {
+                this.#resume ??= new intervals/* IntervalSet */.m();
+                this.#resume.add(s, e);
+                continue;
+            }
             for (const u of this.cut(s, e)) {
                 first.push({ ...u, notBefore: 0 });
                 this.taken.add(u.start, u.end);
             }
         }
         this.retryQueue = first;
+        if (step.batch?.throttle)
+            this.throttle = { okUntil: 0, blockedUntil: 0, proc: undefined, held: undefined };
     }
     get rec() {
         const r = this.#ckpt.state.steps.get(this.step.id);
@@ -35198,6 +38725,12 @@ class StepRun {
             }
             wakeAt = Math.min(wakeAt, q.notBefore);
         }
+        if (this.step.batch?.adaptive) {
+            const chunk = this.#nextChunk(now);
+            if (chunk)
+                return chunk;
+            return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
+        }
         const gap = this.taken.firstGap(this.cursor, this.rec.to);
         if (gap) {
             const u = this.#unitAt(gap[0], gap[1]);
@@ -35208,6 +38741,48 @@ class StepRun {
         this.cursor = this.rec.to;
         return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
     }
+    /**
+     * Chunks sized by time (chunking.ts): the next chunk from the first pending gap, interrupted work of
+     * earlier attempts first. A retry never comes here: it keeps its unit's exact [start, end).
+     */
+    #nextChunk(now) {
+        const rec = this.rec;
+        let gap;
+        if (this.#resume) {
+            for (const [s, e] of this.#resume.intervals()) {
+                gap = this.taken.firstGap(s, e);
+                if (gap)
+                    break;
+            }
+            if (!gap)
+                this.#resume = undefined;
+        }
+        const resumed = gap !== undefined;
+        gap ??= this.taken.firstGap(this.cursor, rec.to);
+        if (!gap) {
+            this.cursor = rec.to;
+            return undefined;
+        }
+        const u = this.#chunkAt(gap[0], gap[1], now);
+        this.taken.add(u.start, u.end);
+        if (!resumed)
+            this.cursor = u.end;
+        return u;
+    }
+    /** A chunk sized by time starting at `s`, within [s, e); its index is its first cell of the `min` grid. */
+    #chunkAt(s, e, now) {
+        const rec = this.rec;
+        const adaptive = this.step.batch?.adaptive;
+        const size = adaptive
+            ? (0,chunking/* nextChunkSize */.KW)({
+                size: adaptive,
+                pace: rec.pace,
+                room: e - s,
+                remainingMs: this.deadline === undefined ? undefined : this.deadline - now,
+            })
+            : e - s;
+        return { step: this.step.id, start: s, end: s + size, index: Math.floor((s - rec.from) / rec.size) };
+    }
     #nextSequential(now) {
         if (this.running > 0)
             return undefined;
@@ -35215,6 +38790,8 @@ class StepRun {
         const gap = rec.done.firstGap(rec.from, rec.to);
         if (!gap)
             return undefined;
+        if (this.step.batch?.adaptive)
+            return this.#nextSequentialChunk(gap, now);
         const u = this.#unitAt(gap[0], gap[1]);
         if (this.failedFinalStarts.has(u.start))
             return undefined;
@@ -35227,8 +38804,43 @@ class StepRun {
         }
         return u;
     }
+    /** `order: sequential` with chunks sized by time: a retry keeps its exact range; else a new chunk. */
+    #nextSequentialChunk(gap, now) {
+        const [s, e] = gap;
+        if (this.failedFinalStarts.has(s))
+            return undefined;
+        const q = this.retryQueue.findIndex((x) => x.start === s);
+        if (q >= 0) {
+            const item = this.retryQueue[q];
+            if (item.notBefore > now)
+                return { wakeAt: item.notBefore };
+            this.retryQueue.splice(q, 1);
+            return { step: item.step, start: item.start, end: item.end, index: item.index };
+        }
+        // A new chunk stops where a unit waiting for its retry begins.
+        let end = e;
+        for (const x of this.retryQueue)
+            if (x.start > s && x.start < end)
+                end = x.start;
+        return this.#chunkAt(s, end, now);
+    }
     requeue(u, notBefore) {
         this.retryQueue.push({ ...u, notBefore });
+    }
+    /**
+     * A unit handed out that never started goes back, its try unused: to the front of the queue, as it was;
+     * with chunks sized by time, a new chunk (not a retry) goes back to the pending work instead, to be sized
+     * anew (the time left may be shorter by now).
+     */
+    giveBack(u) {
+        const retry = (this.tries.get(u.start) ?? 0) > 0 || this.rec.failed.has(u.start);
+        if (!this.step.batch?.adaptive || retry) {
+            this.requeue(u, 0);
+            return;
+        }
+        this.taken.remove(u.start, u.end);
+        if (u.start < this.cursor)
+            this.cursor = u.start;
     }
     get hasQueued() {
         return this.retryQueue.length > 0 || this.taken.firstGap(this.cursor, this.rec.to) !== undefined;
@@ -35282,6 +38894,8 @@ class Engine {
         this.#revokeQueued();
         for (const l of this.#live)
             l.proc?.terminate(graceMs, 'stop');
+        for (const r of this.#runs.values())
+            r.throttle?.proc?.terminate(graceMs, 'stop');
         this.#pump();
     }
     #stopInfo() {
@@ -35303,6 +38917,7 @@ class Engine {
             pid: process.pid,
             host: (0,external_node_os_.hostname)(),
             resumed: this.#resumed,
+            ...(state.shard ? { shard: state.shard } : {}),
         });
         for (const id of this.#prep.replaced)
             await ckpt.clearStepFiles(id);
@@ -35325,6 +38940,7 @@ class Engine {
         const selected = new Set(this.#prep.selected.map((s) => s.id));
         for (const step of (0,engine_prepare/* topoOrder */.LI)(this.#plan).filter((s) => selected.has(s.id))) {
             const run = new StepRun(step, ckpt);
+            run.deadline = this.#opts.deadline;
             if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
                 run.items = await ckpt.readItems(step.id);
             this.#runs.set(step.id, run);
@@ -35352,6 +38968,10 @@ class Engine {
         // After a failed journal write nothing more can be recorded; the error is the result.
         if (this.#fatal)
             throw this.#fatal;
+        // Time held back by a throttle is counted per attempt: an attempt that ends held closes its span.
+        for (const run of this.#runs.values())
+            if (run.throttle?.held !== undefined)
+                ckpt.recordLater({ type: 'throttle', step: run.step.id, held: false, reason: 'the attempt ended' });
         ckpt.recordLater({
             type: 'attempt-end',
             attempt: this.#attempt,
@@ -35424,6 +39044,26 @@ class Engine {
                 this.#completeStep(run);
                 continue;
             }
+            // A manual intervention point: nothing of it starts until it is approved; its dependents wait with it
+            // and independent steps go on. Approvals are recorded between attempts (under the lease), never now.
+            if (run.step.approval && !(0,state/* approvalOf */.xf)(this.#ckpt.state, run.step.id)) {
+                if (!run.awaitingApproval) {
+                    run.awaitingApproval = true;
+                    this.#emit({
+                        type: 'step-state',
+                        step: run.step.id,
+                        state: 'waiting',
+                        detail: `waiting for approval (checkpoint approve ${run.step.id})`,
+                    });
+                }
+                continue;
+            }
+            if (run.throttle && this.#wouldStart(run) && !this.#throttleOpen(run, run.throttle, now)) {
+                if (!run.throttle.proc)
+                    wakeAt = Math.min(wakeAt, run.throttle.blockedUntil);
+                this.#settleStep(run);
+                continue;
+            }
             while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.active < run.parallel) {
                 const nx = run.next(now);
                 if (nx === undefined)
@@ -35456,11 +39096,83 @@ class Engine {
             this.#wakeTimer = setTimeout(() => this.#pump(), Math.min(engine_process/* MAX_TIMER_MS */._o, Math.max(0, wakeAt - Date.now())));
         }
     }
+    /** Whether `run` has room and work for a unit now (before its throttle is asked). */
+    #wouldStart(run) {
+        return (!this.#stopping &&
+            this.#totalRunning() < this.#concurrency &&
+            run.active < run.parallel &&
+            !run.stoppedByFailures &&
+            !run.budgetBlocked &&
+            run.hasQueued);
+    }
+    /**
+     * THE THROTTLE (`batch.throttle`): units of the step start only while its check passes. A passing check
+     * holds for `every`; a failing one holds units back for `backoff`, then the check runs again. The check
+     * runs only when a unit could start, with the plan's shell in the step's directory and environment.
+     */
+    #throttleOpen(run, t, now) {
+        if (t.okUntil > now)
+            return true;
+        if (t.proc || t.blockedUntil > now)
+            return false;
+        const spec = run.step.batch?.throttle;
+        if (!spec)
+            return true;
+        const tpl = this.#template(run);
+        const proc = new engine_process/* UnitProcess */.A7({
+            argv: [...this.#shellArgv(run.step), spec.command],
+            cwd: run.step.workingDirectory,
+            env: tpl.env,
+            timeoutMs: THROTTLE_CHECK_TIMEOUT_MS,
+            timeoutGraceMs: 3000,
+            tailBytes: 2048,
+        });
+        t.proc = proc;
+        this.#track(proc.exited.then(async (exit) => {
+            t.proc = undefined;
+            const at = Date.now();
+            if (exit.code === 0 && !exit.spawnError) {
+                t.okUntil = at + spec.everyMs;
+                if (t.held !== undefined) {
+                    t.held = undefined;
+                    await this.#ckpt.record({ type: 'throttle', step: run.step.id, held: false });
+                    this.#emit({
+                        type: 'notice',
+                        message: `${run.step.id}: throttle check passes: starting units again`,
+                    });
+                }
+                return;
+            }
+            if (exit.endedBy === 'stop')
+                return;
+            t.blockedUntil = at + spec.backoffMs;
+            const why = exit.spawnError
+                ? exit.spawnError
+                : exit.endedBy === 'timeout'
+                    ? `timed out after ${(0,duration/* formatDuration */.a)(THROTTLE_CHECK_TIMEOUT_MS)}`
+                    : exit.signal
+                        ? `killed by ${exit.signal}`
+                        : `exit code ${exit.code}`;
+            const said = lastLine(proc.tail());
+            const reason = `throttled: ${spec.command}: ${why}${said ? ` (${said})` : ''}`;
+            if (reason !== t.held) {
+                t.held = reason;
+                await this.#ckpt.record({ type: 'throttle', step: run.step.id, held: true, reason });
+            }
+            this.#emit({
+                type: 'notice',
+                message: `${run.step.id}: ${reason}; no new unit starts, checking again in ${(0,duration/* formatDuration */.a)(spec.backoffMs)}`,
+            });
+        }));
+        return false;
+    }
     /** Predictive stop: skip a unit whose p90 duration would run past the deadline. */
     #fitsBudget(run, u, now) {
         const deadline = this.#opts.deadline;
         if (deadline === undefined)
             return true;
+        if (run.step.batch?.adaptive)
+            return this.#chunkFitsBudget(run, u, now, deadline);
         const est = (0,state/* p90 */.mz)(run.rec.durations);
         if (est === undefined || now + est <= deadline)
             return true;
@@ -35472,6 +39184,26 @@ class Engine {
             this.#emit({
                 type: 'notice',
                 message: `${run.step.id}: not starting more units: p90 ${(0,duration/* formatDuration */.a)(est)} would end after the time budget (${(0,duration/* formatDuration */.a)(Math.max(0, deadline - now))} left)`,
+            });
+        }
+        return false;
+    }
+    /**
+     * The predictive stop for chunks sized by time: a chunk's estimate is its size at the step's measured rate
+     * (chunking.ts). The chunk was already cut to the time left, so only a chunk of `min` (or a retry, which
+     * keeps its range) can be too long; then the step starts no more units, as with the p90.
+     */
+    #chunkFitsBudget(run, u, now, deadline) {
+        const est = (0,chunking/* estimateMs */.z6)(run.rec.pace, u.end - u.start);
+        if (est === undefined || (0,chunking/* fitsRemaining */.n_)(est, deadline - now))
+            return true;
+        run.requeue(u, Number.POSITIVE_INFINITY);
+        if (!run.budgetBlocked) {
+            run.budgetBlocked = true;
+            this.#revokeQueued(run);
+            this.#emit({
+                type: 'notice',
+                message: `${run.step.id}: not starting more units: a chunk of ${u.end - u.start} would take about ${(0,duration/* formatDuration */.a)(Math.round(est))}, more than fits in the time budget (${(0,duration/* formatDuration */.a)(Math.max(0, deadline - now))} left, less a margin of ${(0,duration/* formatDuration */.a)(Math.max(0, deadline - now) - (0,chunking/* usableMs */.PT)(deadline - now))})`,
             });
         }
         return false;
@@ -35568,7 +39300,7 @@ class Engine {
             own.CHECKPOINT_BATCH_END = String(u.end);
             if (items)
                 own.CHECKPOINT_ITEMS_FILE = scratch.itemsPath;
-            if (batch.size === 1)
+            if (batch.size === 1 && !batch.adaptive)
                 own.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
         }
         return own;
@@ -35700,6 +39432,7 @@ class Engine {
      *   - the run is not stopping (signal, time budget reached, lost lease, journal failure),
      *   - the step is a batch with independent units: never for `order: sequential`, whose next unit
      *     depends on the previous one's recorded end,
+     *   - the step has no throttle (each of its units asks the throttle when it starts),
      *   - the step has not stopped for max-failures and is not held back by the time budget's prediction,
      *   - no step earlier in dependency order waits for a slot (`#starved`), and the slot's running unit is
      *     its only holder (the unit before it is fully recorded, so the alternate scratch files are free).
@@ -35714,6 +39447,8 @@ class Engine {
             !this.#stopping &&
             run.step.batch !== undefined &&
             run.step.batch.order !== 'sequential' &&
+            // A queued unit would start without asking the throttle; throttled steps start each unit themselves.
+            run.step.batch.throttle === undefined &&
             !run.stoppedByFailures &&
             !run.budgetBlocked);
     }
@@ -35734,7 +39469,7 @@ class Engine {
         for (const slot of this.#slots) {
             if (slot.current?.run !== run || slot.queued || slot.users !== 1 || !pool.canQueue(slot.id))
                 continue;
-            const startBy = this.#startBy(run, now);
+            let startBy = this.#startBy(run, now);
             if (startBy === false)
                 break;
             const nx = run.next(now);
@@ -35742,6 +39477,14 @@ class Engine {
                 break;
             if ('wakeAt' in nx)
                 return nx.wakeAt;
+            if (run.step.batch?.adaptive) {
+                // A chunk's last useful start depends on its size.
+                startBy = this.#chunkStartBy(run, nx);
+                if (startBy !== undefined && startBy <= now * 1000) {
+                    run.giveBack(nx);
+                    break;
+                }
+            }
             this.#queueUnit(run, nx, slot, startBy, pool);
         }
         return Number.POSITIVE_INFINITY;
@@ -35755,10 +39498,25 @@ class Engine {
         const deadline = this.#opts.deadline;
         if (deadline === undefined)
             return undefined;
+        if (run.step.batch?.adaptive) {
+            // Chunks sized by time: whether a chunk of `min` still fits (each chunk then gets its own, below).
+            const est = (0,chunking/* estimateMs */.z6)(run.rec.pace, run.rec.size);
+            if (est === undefined || (0,chunking/* latestStart */.GZ)(deadline, est) <= now)
+                return false;
+            return (0,chunking/* latestStart */.GZ)(deadline, est) * 1000;
+        }
         const est = (0,state/* p90 */.mz)(run.rec.durations);
         if (est === undefined || deadline - est <= now)
             return false;
         return (deadline - est) * 1000;
+    }
+    /** Chunks sized by time: the latest start (Unix µs) at which chunk `u` still fits the budget. */
+    #chunkStartBy(run, u) {
+        const deadline = this.#opts.deadline;
+        const est = (0,chunking/* estimateMs */.z6)(run.rec.pace, u.end - u.start);
+        if (deadline === undefined || est === undefined)
+            return undefined;
+        return (0,chunking/* latestStart */.GZ)(deadline, est) * 1000;
     }
     /** A longer p90 moves the last useful start earlier: queued units now past it are taken back. */
     #recheckBudget(run) {
@@ -35768,7 +39526,11 @@ class Engine {
         const by = (deadline - ((0,state/* p90 */.mz)(run.rec.durations) ?? 0)) * 1000;
         for (const slot of this.#slots) {
             const q = slot.queued;
-            if (q?.live.run === run && q.startBy !== undefined && q.startBy > by)
+            if (q?.live.run !== run || q.startBy === undefined)
+                continue;
+            // Chunks sized by time: a slower rate moves each queued chunk's last useful start by its own size.
+            const chunkBy = run.step.batch?.adaptive ? this.#chunkStartBy(run, q.live.unit) : undefined;
+            if (q.startBy > (chunkBy ?? by))
                 q.handoff?.revoke();
         }
     }
@@ -35820,7 +39582,7 @@ class Engine {
         this.#releaseSlot(slot);
         if (run.tries.get(u.start) === q.tryNo)
             run.tries.set(u.start, q.tryNo - 1);
-        run.requeue(u, 0);
+        run.giveBack(u);
         run.running -= 1;
     }
     /** Takes back the requests queued behind running units (of one step, or all). */
@@ -35852,10 +39614,13 @@ class Engine {
         const { run, unit: u, slot } = live;
         const ckpt = this.#ckpt;
         let vacated = false;
+        // A unit counts against the concurrency until its end is written, not just until its process exits:
+        // otherwise new units start while ends wait to be written, and a kill redoes more than `concurrency`.
         const vacate = () => {
             if (vacated)
                 return;
             vacated = true;
+            this.#live.delete(live);
             run.active -= 1;
             this.#releaseSlot(slot);
         };
@@ -35876,21 +39641,21 @@ class Engine {
             if (slot.users === 1 && this.#mayQueueAhead(run))
                 this.#pump();
             const exit = await proc.exited;
-            this.#live.delete(live);
             if (slot.current === live)
                 slot.current = undefined;
             // Outputs are taken before the slot (and its scratch files) goes to the next unit.
             const outText = takeFile(outFile);
-            if (exit.code === 0 && !exit.spawnError) {
-                // A success frees the slot for the next unit while its end is recorded. A failure does not: it may
-                // exceed max-failures, and no unit may start before that is known.
+            // A success frees the slot for the next unit once its `done` line is written, before the fsync: a
+            // SIGKILL from then on does not lose it, so a kill redoes at most the units holding slots (one per
+            // slot, and the unit its launcher started behind it). A failure frees it only after its record: it
+            // may exceed max-failures, and no unit may start before that is known.
+            const onDoneWritten = () => {
                 vacate();
                 this.#pump();
-            }
-            await this.#recordExit(run, u, tryNo, exit, proc, outText);
+            };
+            await this.#recordExit(run, u, tryNo, exit, proc, outText, onDoneWritten);
         }
         finally {
-            this.#live.delete(live);
             if (slot.current === live)
                 slot.current = undefined;
             if (!vacated) {
@@ -35901,7 +39666,7 @@ class Engine {
             run.running -= 1;
         }
     }
-    async #recordExit(run, u, tryNo, exit, proc, outText) {
+    async #recordExit(run, u, tryNo, exit, proc, outText, onDoneWritten) {
         const ckpt = this.#ckpt;
         const step = run.step;
         const tail = proc.tail();
@@ -35919,7 +39684,7 @@ class Engine {
                     throw err;
                 return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, tail);
             }
-            await this.#recordDone({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) });
+            await this.#recordDone({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) }, onDoneWritten);
             // A longer p90 may take back units queued with the old one.
             this.#recheckBudget(run);
             this.#emit({ type: 'unit-end', unit: u, result: 'done', ms: exit.ms });
@@ -35967,19 +39732,19 @@ class Engine {
      * Records a `done` with the others of its commit window: one write and one fsync for all, and no line in
      * the journal before its fsync (the same promise as `record`). Resolves once durable.
      */
-    #recordDone(ev) {
+    #recordDone(ev, onWritten) {
         let batch = this.#doneBatch;
         if (!batch) {
             const events = [];
             const durable = new Promise((resolve) => setTimeout(resolve, COMMIT_DELAY_MS)).then(async () => {
                 this.#doneBatch = undefined;
-                // Appended in one tick: the journal commits them together.
-                await Promise.all(events.map((e) => this.#ckpt.record(e)));
+                // Appended in one tick: the journal writes them together and fsyncs them together.
+                await Promise.all(events.map((e) => this.#ckpt.record(e.ev, e.onWritten)));
             });
             batch = { events, durable };
             this.#doneBatch = batch;
         }
-        batch.events.push(ev);
+        batch.events.push({ ev, onWritten });
         return batch.durable;
     }
     async #recordFailure(run, u, tryNo, exit, reason, tail) {
@@ -36007,6 +39772,8 @@ class Engine {
                 ms: exit.ms,
                 detail: `${detail}; retrying in ${(0,duration/* formatDuration */.a)(delay)}`,
                 tail,
+                exit: exit.code,
+                signal: exit.signal,
             });
             return;
         }
@@ -36021,7 +39788,16 @@ class Engine {
                     message: `${step.id}: ${run.failedFinal} unit(s) failed, more than max-failures (${run.maxFailures}); not starting more units of this step`,
                 });
         }
-        this.#emit({ type: 'unit-end', unit: u, result: 'failed', ms: exit.ms, detail, tail });
+        this.#emit({
+            type: 'unit-end',
+            unit: u,
+            result: 'failed',
+            ms: exit.ms,
+            detail,
+            tail,
+            exit: exit.code,
+            signal: exit.signal,
+        });
     }
     async #writeLog(step, index, tail) {
         const path = this.#ckpt.logPath(step, index);
@@ -36053,6 +39829,9 @@ class Engine {
         }
         const stepsTotal = this.#runs.size;
         const complete = stepsDone === stepsTotal && !anyFailed;
+        const waitingForApproval = [...this.#runs.values()]
+            .filter((r) => r.awaitingApproval && !r.completedThisAttempt)
+            .map((r) => r.step.id);
         let exitCode;
         let reason;
         if (this.#fatal) {
@@ -36076,6 +39855,8 @@ class Engine {
                 reason = 'stopped early: the next units would not finish within the time budget';
             else if (this.#yieldedLeft)
                 reason = 'stopped early: a unit yielded';
+            else if (waitingForApproval.length > 0)
+                reason = `waiting for approval: ${waitingForApproval.join(', ')}`;
             else
                 reason = 'stopped early';
         }
@@ -36090,10 +39871,17 @@ class Engine {
             unitsRemaining: Math.max(0, unitsTotal - unitsDone),
             unitsFailed,
             attempt: this.#attempt,
+            ...(waitingForApproval.length > 0 ? { waitingForApproval } : {}),
         };
     }
 }
 /** Reads and removes a unit's CHECKPOINT_OUTPUT file; undefined when the unit wrote none. */
+/** The last non-empty line of a command's output, shortened for one log line. */
+function lastLine(text) {
+    const lines = text.split('\n').filter((l) => l.trim() !== '');
+    const l = (lines[lines.length - 1] ?? '').trim();
+    return l.length > 200 ? `${l.slice(0, 197)}...` : l;
+}
 function takeFile(path) {
     // Most units write no outputs: a stat that doesn't throw is cheaper than a failed open's exception.
     if (!(0,external_node_fs_.statSync)(path, { throwIfNoEntry: false }))
@@ -36109,7 +39897,7 @@ function takeFile(path) {
 }
 
 // EXTERNAL MODULE: ./src/journal/checkpoint.ts
-var journal_checkpoint = __nccwpck_require__(14625);
+var checkpoint = __nccwpck_require__(14625);
 // EXTERNAL MODULE: ./src/journal/journal-file.ts + 1 modules
 var journal_file = __nccwpck_require__(97162);
 // EXTERNAL MODULE: ./src/journal/snapshot.ts
@@ -36118,6 +39906,8 @@ var snapshot = __nccwpck_require__(58123);
 var errors = __nccwpck_require__(99516);
 // EXTERNAL MODULE: ./src/cli/context.ts
 var context = __nccwpck_require__(85217);
+// EXTERNAL MODULE: ./src/engine/shard.ts
+var engine_shard = __nccwpck_require__(20914);
 // EXTERNAL MODULE: ./src/journal/runs.ts
 var runs = __nccwpck_require__(98045);
 // EXTERNAL MODULE: ./src/plan/load.ts + 1 modules
@@ -36216,6 +40006,8 @@ class Progress {
                     this.line(`${c.red('✗')} ${s.id} failed: ${ev.detail ?? ''}`);
                 if (ev.state === 'blocked')
                     this.line(`${c.yellow('-')} ${s.id} not run: ${ev.detail ?? ''}`);
+                if (ev.state === 'waiting' && ev.detail)
+                    this.line(`${c.yellow('⏸')} ${s.id} ${ev.detail}`);
                 return;
             }
             case 'unit-end':
@@ -36325,30 +40117,153 @@ class Progress {
                         : s.state === 'blocked'
                             ? c.yellow('-')
                             : ' ';
-            lines.push(`${mark} ${s.id.padEnd(width)} ${bar} ${this.#figureText(f)}`);
+            const held = this.#ckpt.state.steps.get(s.id)?.throttle?.held ? `  ${c.yellow('throttled')}` : '';
+            lines.push(`${mark} ${s.id.padEnd(width)} ${bar} ${this.#figureText(f)}${held}`);
         }
         this.#write(`${lines.join('\n')}\n`);
         this.#drawn = lines.length;
     }
 }
 
+;// CONCATENATED MODULE: ./src/trace/config.ts
+// Whether a run is traced, and where its spans go: decided from the environment (OTLP over HTTP) and the
+// `--trace FILE` flag (OTLP JSON lines). Reads no OpenTelemetry package: untraced runs never load one.
+const TRACES_VAR = 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT';
+const ENDPOINT_VAR = 'OTEL_EXPORTER_OTLP_ENDPOINT';
+/**
+ * The traces URL the OTLP exporters use: the signal-specific variable as it is; the generic one with
+ * `v1/traces` appended (OTLP exporter specification).
+ */
+function endpointFrom(env) {
+    const specific = env[TRACES_VAR]?.trim();
+    if (specific)
+        return { url: specific, from: TRACES_VAR };
+    const generic = env[ENDPOINT_VAR]?.trim();
+    if (generic)
+        return { url: `${generic.endsWith('/') ? generic : `${generic}/`}v1/traces`, from: ENDPOINT_VAR };
+    return undefined;
+}
+function traceConfig(env, file) {
+    const warnings = [];
+    const serviceName = env.OTEL_SERVICE_NAME?.trim() || 'checkpoint';
+    let endpoint;
+    // The SDK's own switches turn off what the environment turned on (never an explicit `--trace FILE`).
+    const disabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true' ||
+        env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() === 'none';
+    if (!disabled)
+        endpoint = endpointFrom(env);
+    if (endpoint) {
+        let ok = false;
+        try {
+            const u = new URL(endpoint.url);
+            ok = u.protocol === 'http:' || u.protocol === 'https:';
+        }
+        catch {
+            ok = false;
+        }
+        if (!ok) {
+            warnings.push(`${endpoint.from}: "${env[endpoint.from]}" is not an http(s) URL; traces are not sent. Set it to the collector's OTLP/HTTP address, e.g. http://localhost:4318`);
+            endpoint = undefined;
+        }
+    }
+    if (!endpoint && file === undefined)
+        return { warnings };
+    return {
+        settings: {
+            serviceName,
+            ...(endpoint ? { endpoint: endpoint.url, endpointVar: endpoint.from } : {}),
+            ...(file !== undefined ? { file } : {}),
+        },
+        warnings,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/trace/index.ts
+// Traces of `checkpoint run` (README.md, "Traces"): with OTEL_EXPORTER_OTLP_ENDPOINT (or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set, or `--trace FILE`, a run emits one span per attempt, per step
+// and per unit try. This module is loaded by every run and loads no OpenTelemetry package itself: those are
+// imported (a separate chunk in dist/) only when tracing is on, so untraced runs start as fast as before.
+
+
+
+// Replaced by scripts/build.mjs with package.json's version (in the entry bundle, which holds this module).
+const VERSION = '0.1.0';
+function openTraceFile(file) {
+    if (file.trim() === '')
+        throw new context/* UsageError */.eb('--trace: expected a file path, got ""; e.g. --trace trace.jsonl');
+    try {
+        return (0,external_node_fs_.openSync)(file, 'a', 0o600);
+    }
+    catch (err) {
+        const code = err.code ?? err.message;
+        throw new context/* UsageError */.eb(`--trace: cannot write "${file}" (${code}); pick a file in an existing folder you can write to`);
+    }
+}
+/** Undefined when tracing is off (nothing loaded, nothing to do). */
+async function trace_startTracing(io, opts = {}) {
+    const startedAt = performance.timeOrigin + performance.now();
+    const warn = opts.warn ?? ((m) => io.err.write(`checkpoint: warning: ${m}\n`));
+    const { settings, warnings } = traceConfig(io.env, opts.file);
+    for (const w of warnings)
+        warn(w);
+    if (!settings)
+        return undefined;
+    const fd = settings.file !== undefined ? openTraceFile(settings.file) : undefined;
+    try {
+        const { createTracing } = await Promise.all(/* import() */[__nccwpck_require__.e(819), __nccwpck_require__.e(920)]).then(__nccwpck_require__.bind(__nccwpck_require__, 90920));
+        return createTracing(settings, {
+            ...(fd !== undefined ? { fd } : {}),
+            warn,
+            startedAt,
+            ...(VERSION.startsWith('__') ? {} : { version: VERSION }),
+            exitWhenStuck: opts.exitWhenStuck === true,
+        });
+    }
+    catch (err) {
+        if (fd !== undefined)
+            (0,external_node_fs_.closeSync)(fd);
+        warn(`traces are off: the OpenTelemetry packages did not load (${err.message}); the run goes on without them`);
+        return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/cli/shard.ts
+
 
 /** `I/N` with 0 <= I < N (matrix `strategy.job-index` / `strategy.job-total`). */
 function parseShard(text) {
-    const m = /^(\d+)\/(\d+)$/.exec(text.trim());
-    const index = Number(m?.[1]);
-    const total = Number(m?.[2]);
-    if (!m || total < 1 || index >= total) {
+    const shard = (0,engine_shard/* parseShardText */.PG)(text);
+    if (!shard)
         throw new context/* UsageError */.eb(`--shard: expected I/N with 0 <= I < N (e.g. 0/4), got "${text}"`);
+    return shard;
+}
+/**
+ * A run is bound to the shard it was started with: resuming it as another shard (or unsharded) would do
+ * another shard's work or the whole step. Refused before anything is written, naming both and the way out.
+ */
+function checkRunShard(runId, recorded, requested) {
+    if (recorded === undefined && requested === undefined)
+        return;
+    if (recorded && requested && recorded.index === requested.index && recorded.total === requested.total)
+        return;
+    if (recorded === undefined && requested) {
+        throw new context/* UsageError */.eb(`--shard ${(0,engine_shard/* shardLabel */.$_)(requested)}: run ${runId} is not sharded (it was started without --shard); ` +
+            `run without --shard to resume it, or add --new to start a fresh run as shard ${(0,engine_shard/* shardLabel */.$_)(requested)}`);
     }
-    // Splitting batch work across matrix jobs is its own feature (issue 5); refusing beats silently running all.
-    throw new context/* UsageError */.eb(`--shard ${text}: sharding is not available in this version yet; run without --shard`);
+    const rec = recorded;
+    if (requested === undefined) {
+        throw new context/* UsageError */.eb(`run ${runId} is shard ${(0,engine_shard/* shardLabel */.$_)(rec)}, but no --shard was given; ` +
+            `pass --shard ${(0,engine_shard/* shardLabel */.$_)(rec)} to resume it, or --new to start a fresh, unsharded run`);
+    }
+    throw new context/* UsageError */.eb(`--shard ${(0,engine_shard/* shardLabel */.$_)(requested)}: run ${runId} is shard ${(0,engine_shard/* shardLabel */.$_)(rec)}; ` +
+        `pass --shard ${(0,engine_shard/* shardLabel */.$_)(rec)} to resume it, or add --new to start a fresh run as shard ${(0,engine_shard/* shardLabel */.$_)(requested)}`);
 }
 
 ;// CONCATENATED MODULE: ./src/cli/run.ts
 // `checkpoint run`: pick or create the run, take its lease, prepare, run the engine, and stop cleanly on
 // SIGINT/SIGTERM (exit 75 within 5 s, a second SIGINT skips the grace).
+
+
 
 
 
@@ -36411,18 +40326,32 @@ async function acquireCreating(root, id) {
         }
     }
 }
-/** `--run ID`, `--new`, or the latest unfinished run of this plan; otherwise a fresh run. */
+/** The environment of a sharded run's units: which shard they belong to (removed for unsharded runs). */
+function shardEnv(env, shard) {
+    const out = { ...env };
+    delete out.CHECKPOINT_SHARD_INDEX;
+    delete out.CHECKPOINT_SHARD_TOTAL;
+    if (shard) {
+        out.CHECKPOINT_SHARD_INDEX = String(shard.index);
+        out.CHECKPOINT_SHARD_TOTAL = String(shard.total);
+    }
+    return out;
+}
+/**
+ * `--run ID`, `--new`, or the latest unfinished run of this plan; otherwise a fresh run (named after the
+ * shard with `--shard`: `<name>-shardIofN-<time>`).
+ */
 async function run_chooseRun(plan, root, opts) {
     if (opts.run !== undefined) {
         if (!(0,runs/* isValidRunId */.LU)(opts.run)) {
             throw new context/* UsageError */.eb(`--run: "${opts.run}" is not a valid run id; use letters, digits, ".", "_" and "-"`);
         }
-        return { id: opts.run, existing: await journal_checkpoint/* Checkpoint */.F9.exists(root, opts.run) };
+        return { id: opts.run, existing: await checkpoint/* Checkpoint */.F9.exists(root, opts.run) };
     }
     if (!opts.new) {
         const latest = await (0,runs/* readLatest */.Eg)(root);
-        if (latest && (await journal_checkpoint/* Checkpoint */.F9.exists(root, latest))) {
-            const ck = await journal_checkpoint/* Checkpoint */.F9.read(root, latest);
+        if (latest && (await checkpoint/* Checkpoint */.F9.exists(root, latest))) {
+            const ck = await checkpoint/* Checkpoint */.F9.read(root, latest);
             // Events past the snapshot: the last attempt did not close (its final writes failed, or it was
             // killed), so even with every unit done it did not end as complete — finish it, never start over.
             const closed = ck.loadReport.eventsReplayed === 0;
@@ -36430,10 +40359,20 @@ async function run_chooseRun(plan, root, opts) {
                 return { id: latest, existing: true, read: ck };
         }
     }
-    return { id: await (0,runs/* newRunId */.F$)(root, plan.name), existing: false };
+    const tag = opts.shard ? `shard${opts.shard.index}of${opts.shard.total}` : undefined;
+    return { id: await (0,runs/* newRunId */.F$)(root, plan.name, new Date(), tag), existing: false };
 }
 async function run_runCommand(opts, io) {
-    return (await executeRun(opts, io)).exitCode;
+    // Traced when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or --trace says so; a dry run starts no engine.
+    const tracing = opts.dryRun
+        ? undefined
+        : await startTracing(io, {
+            ...(opts.trace !== undefined ? { file: opts.trace } : {}),
+            exitWhenStuck: true,
+        });
+    if (!tracing)
+        return (await executeRun(opts, io)).exitCode;
+    return (await tracing.around((hooks) => executeRun(opts, io, hooks))).exitCode;
 }
 /** `checkpoint run`, returning what happened instead of only an exit code. */
 async function executeRun(opts, io, hooks = {}) {
@@ -36443,14 +40382,17 @@ async function executeRun(opts, io, hooks = {}) {
     const budgetMs = parseBudget(opts.timeBudget);
     const startedAt = Date.now();
     const deadline = budgetMs === undefined ? undefined : startedAt + budgetMs;
-    if (opts.shard !== undefined)
-        parseShard(opts.shard);
+    const shard = opts.shard !== undefined ? parseShard(opts.shard) : undefined;
     for (const id of opts.only ?? []) {
         if (!plan.steps.some((s) => s.id === id)) {
             throw new context/* UsageError */.eb(`--only: no step "${id}" in ${(0,context/* shown */.SP)(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
         }
     }
-    const chosen = await run_chooseRun(plan, root, opts);
+    const chosen = await run_chooseRun(plan, root, {
+        ...(opts.run !== undefined ? { run: opts.run } : {}),
+        ...(opts.new ? { new: true } : {}),
+        ...(shard ? { shard } : {}),
+    });
     const { existing, read } = chosen;
     let id = chosen.id;
     // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
@@ -36495,10 +40437,11 @@ async function executeRun(opts, io, hooks = {}) {
             if (!opts.dryRun)
                 lease = await (0,lock/* acquireLease */.ZZ)(`${root}/${id}`, { runId: id, attempt: 0 });
             // A dry run reuses the read made to choose the run; a real one reads again under the lease.
-            ckpt = opts.dryRun && read ? read : await journal_checkpoint/* Checkpoint */.F9.read(root, id);
+            ckpt = opts.dryRun && read ? read : await checkpoint/* Checkpoint */.F9.read(root, id);
             if (ckpt.state.planName !== '' && ckpt.state.planName !== plan.name) {
                 throw new context/* UsageError */.eb(`--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`);
             }
+            checkRunShard(id, ckpt.state.shard, shard);
             prep = await (0,engine_prepare/* prepare */.iA)(plan, ckpt.state, {
                 only: opts.only ?? [],
                 env: io.env,
@@ -36506,7 +40449,7 @@ async function executeRun(opts, io, hooks = {}) {
             });
         }
         else {
-            ckpt = journal_checkpoint/* Checkpoint */.F9.blank(root, id, plan.name);
+            ckpt = checkpoint/* Checkpoint */.F9.blank(root, id, plan.name, shard);
             prep = await (0,engine_prepare/* prepare */.iA)(plan, ckpt.state, {
                 only: opts.only ?? [],
                 env: io.env,
@@ -36525,12 +40468,13 @@ async function executeRun(opts, io, hooks = {}) {
                 // lease on the root, and whoever comes second joins (or is refused by) the run the first created.
                 creating = await acquireCreating(root, id);
                 const latest = await (0,runs/* readLatest */.Eg)(root);
-                if (latest && latest !== id && (await journal_checkpoint/* Checkpoint */.F9.exists(root, latest))) {
-                    const other = await journal_checkpoint/* Checkpoint */.F9.read(root, latest);
+                if (latest && latest !== id && (await checkpoint/* Checkpoint */.F9.exists(root, latest))) {
+                    const other = await checkpoint/* Checkpoint */.F9.read(root, latest);
                     if (other.state.planName === plan.name && !planComplete(plan, other)) {
+                        checkRunShard(latest, other.state.shard, shard);
                         lease = await (0,lock/* acquireLease */.ZZ)(`${root}/${latest}`, { runId: latest, attempt: 0 });
                         id = latest;
-                        ckpt = await journal_checkpoint/* Checkpoint */.F9.read(root, id);
+                        ckpt = await checkpoint/* Checkpoint */.F9.read(root, id);
                         prep = await (0,engine_prepare/* prepare */.iA)(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
                     }
                 }
@@ -36539,9 +40483,10 @@ async function executeRun(opts, io, hooks = {}) {
         if (!lease) {
             await (0,fsutil/* ensureDir */.A0)(`${root}/${id}`);
             lease = await (0,lock/* acquireLease */.ZZ)(`${root}/${id}`, { runId: id, attempt: 0 });
-            if (await journal_checkpoint/* Checkpoint */.F9.exists(root, id)) {
+            if (await checkpoint/* Checkpoint */.F9.exists(root, id)) {
                 // Another run started with the same id in the same second and has finished: continue from it.
-                ckpt = await journal_checkpoint/* Checkpoint */.F9.read(root, id);
+                ckpt = await checkpoint/* Checkpoint */.F9.read(root, id);
+                checkRunShard(id, ckpt.state.shard, shard);
                 prep = await (0,engine_prepare/* prepare */.iA)(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
             }
         }
@@ -36562,11 +40507,11 @@ async function executeRun(opts, io, hooks = {}) {
             progress.line(`warning: ${report.rebuiltFrom}`);
         if (report.tornTail)
             progress.line('note: ignored a torn last line in the journal (the run before was cut off mid-write)');
-        progress.line(`${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name} in ${(0,context/* shown */.SP)(ckpt.dir)} (host ${(0,external_node_os_.hostname)()})`);
+        progress.line(`${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name}${shard ? ` as shard ${(0,engine_shard/* shardLabel */.$_)(shard)}` : ''} in ${(0,context/* shown */.SP)(ckpt.dir)} (host ${(0,external_node_os_.hostname)()})`);
         engine = new Engine(plan, ckpt, prep, {
             concurrency,
             deadline,
-            env: io.env,
+            env: shardEnv(io.env, shard),
             onEvent: (ev) => {
                 progress.event(ev);
                 hooks.onEvent?.(ev);
@@ -36575,7 +40520,7 @@ async function executeRun(opts, io, hooks = {}) {
         });
         const lost = (reason) => engine?.stop(`lease lost: ${reason}`, 0);
         lease.onLost(lost);
-        hooks.onEngine?.(ckpt, engine);
+        hooks.onEngine?.(ckpt, engine, plan);
         progress.start();
         let result;
         try {
@@ -36591,8 +40536,14 @@ async function executeRun(opts, io, hooks = {}) {
         await ckpt.close();
         progress.line(`${result.exitCode === EXIT_OK ? 'complete' : result.reason}: ${result.unitsDone} of ${result.unitsDone + result.unitsRemaining} units done` +
             `${result.unitsFailed ? `, ${result.unitsFailed} failed` : ''} (attempt ${result.attempt}, exit ${result.exitCode})`);
-        if (result.exitCode === EXIT_INCOMPLETE)
-            progress.line(`resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}`);
+        const waiting = result.waitingForApproval ?? [];
+        if (result.exitCode === EXIT_INCOMPLETE && waiting.length === 0)
+            progress.line(`resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${shard ? ` --shard ${(0,engine_shard/* shardLabel */.$_)(shard)}` : ''}`);
+        if (waiting.length > 0) {
+            // The last line names the steps and the way on, for the CLI and for the action's log.
+            const where = `${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${opts.dir !== undefined ? ` --dir ${opts.dir}` : ''}`;
+            progress.line(`approve with: checkpoint approve ${waiting.join(' ')}${where}, then run again: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${shard ? ` --shard ${(0,engine_shard/* shardLabel */.$_)(shard)}` : ''} (GitHub Action: run the workflow again with the input \`approve: ${waiting.join(', ')}\`)`);
+        }
         return outcome(result.exitCode, result);
     }
     finally {
@@ -36605,6 +40556,8 @@ async function executeRun(opts, io, hooks = {}) {
 }
 
 ;// CONCATENATED MODULE: ./src/cli/explain.ts
+// `checkpoint explain` and `run --dry-run`: for every step, whether it will run and why.
+
 
 
 
@@ -36630,6 +40583,8 @@ function printExplain(out, plan, prep, runLabel) {
         out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
         if (i.itemsDrift)
             out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
+        if (i.chunks)
+            out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
     }
 }
 async function explain_explainCommand(opts, io) {
@@ -36643,9 +40598,76 @@ async function explain_explainCommand(opts, io) {
     printExplain(io.out, plan, prep, label);
     return 0;
 }
+/** How the step's chunks will be sized, e.g. `chunks sized by time: target 200ms (min 10, max 1000); next chunk 190 from the rate of 12 done chunks (950/s)`. */
+function explainChunks(ch) {
+    const bounds = `min ${ch.min}${ch.max !== null ? `, max ${ch.max}` : ''}`;
+    const target = ch.targetMs !== null ? (0,duration/* formatDuration */.a)(ch.targetMs) : '?';
+    const next = ch.measured > 0
+        ? `next chunk ${ch.nextSize} from the rate of ${ch.measured} done chunk(s) (${ch.ratePerSecond}/s)`
+        : `first chunk ${ch.min}, then sized from the measured rate`;
+    return `chunks sized by time: target ${target} (${bounds}); ${next}; a time budget cuts chunks to fit`;
+}
 
 // EXTERNAL MODULE: ./src/cli/manage.ts
 var manage = __nccwpck_require__(45363);
+// EXTERNAL MODULE: ./src/report/shards.ts
+var shards = __nccwpck_require__(1897);
+;// CONCATENATED MODULE: ./src/cli/report.ts
+// `checkpoint report DIR... [--dir DIR]... [--json | --markdown]`: gathers the checkpoints of the shards of
+// a `--shard I/N` run (one per directory) into one report. Each DIR is a checkpoint directory (its `latest`
+// run is taken) or a run folder (the one holding checkpoint.json). Exit 0 complete, 1 inconsistent or failed
+// units, 75 incomplete, 2 usage errors.
+
+
+
+
+
+
+async function isDir(p) {
+    return (await stat(p).catch(() => undefined))?.isDirectory() === true;
+}
+/** A run folder (checkpoint.json or journal.ndjson inside) or a checkpoint directory (its latest run). */
+async function openShardDir(dir) {
+    const abs = resolve(dir);
+    if (!(await isDir(abs)))
+        throw new UsageError(`report: ${dir}: no such directory; pass each shard's checkpoint directory (its --dir) or run folder`);
+    const root = dirname(abs);
+    const id = basename(abs);
+    if (isValidRunId(id) && (await Checkpoint.exists(root, id)))
+        return { source: dir, ckpt: await Checkpoint.read(root, id) };
+    let runId;
+    try {
+        runId = await resolveRunId(abs, undefined);
+    }
+    catch (err) {
+        if (!(err instanceof UsageError))
+            throw err;
+        throw new UsageError(`report: ${dir} is neither a checkpoint directory (with runs in it) nor a run folder (with checkpoint.json); pass the --dir each shard ran with`);
+    }
+    return { source: dir, ckpt: await Checkpoint.read(abs, runId) };
+}
+async function report_reportCommand(dirs, opts, io) {
+    const all = [...dirs, ...(opts.dir ?? [])];
+    if (all.length === 0)
+        throw new UsageError('report: name the shards’ checkpoint directories, e.g. `checkpoint report shard0/.checkpoints shard1/.checkpoints` (or --dir A --dir B)');
+    if (opts.json && opts.markdown)
+        throw new UsageError('report: use one of --json and --markdown');
+    const plan = await optionalPlan({ file: opts.file });
+    const sources = [];
+    for (const d of all)
+        sources.push(await openShardDir(d));
+    const report = gatherShards({ sources, ...(plan ? { plan } : {}) });
+    if (opts.json)
+        io.out.write(`${JSON.stringify(reportJson(report), null, 2)}\n`);
+    else if (opts.markdown)
+        io.out.write(renderReportMarkdown(report, { logs: await readShardLogTails(report, sources) }));
+    else
+        io.out.write(renderReportText(report));
+    if (!opts.json && !opts.markdown && report.errors.length > 0)
+        io.err.write(`checkpoint: report: the shards do not add up (${report.errors.length} error(s) above)\n`);
+    return reportExitCode(report);
+}
+
 // EXTERNAL MODULE: ./src/report/stats.ts
 var report_stats = __nccwpck_require__(68621);
 ;// CONCATENATED MODULE: ./src/cli/runs.ts
@@ -36769,6 +40791,7 @@ var cli_status = __nccwpck_require__(83058);
 
 
 
+
 // Replaced by scripts/build.mjs with package.json's version.
 const version = '0.1.0';
 /** Exit code and message for an error; only unexpected errors show a stack (with CHECKPOINT_DEBUG=1). */
@@ -36777,7 +40800,7 @@ function classify(err, debug = false) {
         return { code: scheduler_EXIT_USAGE, message: err.message };
     if (err instanceof lock/* LockedError */.by)
         return { code: EXIT_INCOMPLETE, message: err.message };
-    if (err instanceof journal_checkpoint/* CheckpointCorruptError */.qd ||
+    if (err instanceof checkpoint/* CheckpointCorruptError */.qd ||
         err instanceof journal_file/* JournalCorruptError */.Zi ||
         err instanceof snapshot/* SnapshotError */.JC ||
         err instanceof journal_file/* JournalWriteError */.dt ||
@@ -36825,6 +40848,7 @@ async function main(argv, io) {
         .option('--only <step...>', 'run only these steps (and what they need that is not done)', collect)
         .option('--shard <I/N>', 'this job runs part I of N of every batch step')
         .option('--dry-run', 'print what would run and exit')
+        .option('--trace <file>', 'append OpenTelemetry spans of the run to this file (OTLP JSON lines)')
         .action(act((o) => runCommand(o, io)));
     common(program.command('status'))
         .description('steps, states, done/failed ranges, progress and ETA')
@@ -36847,11 +40871,26 @@ async function main(argv, io) {
         .argument('<steps...>', 'steps to mark done')
         .option('--run <id>', 'the run (default: latest)')
         .action(act((steps, o) => markDoneCommand(steps, o, io)));
+    common(program.command('approve'))
+        .description('approve steps with `approval: true` so the next run starts them (manual intervention)')
+        .argument('<steps...>', 'steps to approve')
+        .option('--by <name>', 'who approves (default: $GITHUB_ACTOR, else $USER)')
+        .option('--run <id>', 'the run (default: latest)')
+        .action(act((steps, o) => approveCommand(steps, o, io)));
     common(program.command('rollback'))
         .description('run the rollback commands of done steps, newest first')
         .option('--to <step>', 'stop after rolling back this step')
         .option('--run <id>', 'the run (default: latest)')
         .action(act((o) => rollbackCommand(o, io)));
+    program
+        .command('report')
+        .description("gather the checkpoints of a --shard run's shards into one report")
+        .argument('[dirs...]', "each shard's checkpoint directory (its --dir) or run folder")
+        .option('-f, --file <path>', 'the plan file (for step names and order; optional)', 'checkpoint.yml')
+        .option('--dir <path>', 'a shard checkpoint directory or run folder (repeatable)', (v, prev = []) => [...prev, v])
+        .option('--json', 'machine-readable output (see docs/cli.md)')
+        .option('--markdown', 'GitHub-flavoured Markdown (for $GITHUB_STEP_SUMMARY)')
+        .action(act((dirs, o) => reportCommand(dirs, o, io)));
     common(program.command('runs'))
         .description('list runs in the checkpoint directory')
         .option('--json', 'machine-readable output')
@@ -36894,6 +40933,7 @@ function readConfig(env = process.env) {
         repository: env.GITHUB_REPOSITORY || '',
         ref: env.GITHUB_REF || '',
         apiUrl: env.GITHUB_API_URL || 'https://api.github.com',
+        actor: env.GITHUB_ACTOR || '',
     };
     if (env.GITHUB_STEP_SUMMARY)
         cfg.summaryFile = env.GITHUB_STEP_SUMMARY;
@@ -36951,627 +40991,25 @@ async function dispatchWorkflow(o) {
     }
 }
 
-// EXTERNAL MODULE: ./node_modules/zod/v4/classic/schemas.js + 15 modules
-var main_schemas = __nccwpck_require__(9691);
-// EXTERNAL MODULE: ./node_modules/zod/v4/core/core.js
-var main_core = __nccwpck_require__(88532);
-;// CONCATENATED MODULE: ./src/action/inputs.ts
-// The action's inputs, read once into a typed object. Nothing below this module calls `core.getInput`;
-// a bad value fails the action here, naming the input, the value and the fix, before anything runs.
-
-
-
-
-
-const COMMANDS = ['run', 'status', 'rollback', 'report'];
-const STORES = ['cache', 'artifact', 'none'];
-const ON_INCOMPLETE = ['fail', 'success', 'dispatch'];
-class InputError extends Error {
-    name = 'InputError';
-}
-function oneOf(name, value, allowed) {
-    if (allowed.includes(value))
-        return value;
-    throw new InputError(`input \`${name}\`: expected one of ${allowed.join(', ')}, got "${value}"`);
-}
-function inputs_duration(name, value, example) {
-    try {
-        const ms = (0,duration/* parseDuration */.E)(value);
-        if (ms <= 0)
-            throw new Error(`must be more than zero, got "${value}"`);
-        return ms;
-    }
-    catch (err) {
-        throw new InputError(`input \`${name}\`: ${err.message} (for example \`${name}: ${example}\`)`);
-    }
-}
-function integer(name, value, min) {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min)
-        throw new InputError(`input \`${name}\`: expected a whole number of at least ${min}, got "${value}"`);
-    return n;
-}
-/** Words split on commas, spaces and newlines (YAML block scalars and `a, b` both work). */
-function words(value) {
-    return value
-        .split(/[\s,]+/)
-        .map((w) => w.trim())
-        .filter((w) => w !== '');
-}
-/** Every input the action declares, with the default action.yml gives it. */
-const INPUT_DEFAULTS = {
-    file: 'checkpoint.yml',
-    run: '',
-    store: 'cache',
-    key: '',
-    'time-budget': '',
-    'save-every': '5m',
-    'on-incomplete': 'fail',
-    concurrency: '',
-    shard: '',
-    paths: '',
-    'signing-key': '',
-    reset: '',
-    'max-continuations': '10',
-    command: 'run',
-    'github-token': '',
-};
-/** A zod field over one input's text; a thrown InputError becomes that field's issue. */
-function field(parse) {
-    return main_schemas/* string */.YjP().transform((value, ctx) => {
-        try {
-            return parse(value);
-        }
-        catch (err) {
-            ctx.addIssue({ code: 'custom', message: err.message });
-            return main_core/* NEVER */.tm;
-        }
-    });
-}
-const optional = (parse) => field((v) => (v === '' ? undefined : parse(v)));
-function schema(ctx) {
-    return main_schemas/* object */.Ikc({
-        file: field((v) => (0,external_node_path_.resolve)(ctx.workspace, v || 'checkpoint.yml')),
-        run: optional((v) => v),
-        store: field((v) => oneOf('store', v || 'cache', STORES)),
-        key: optional((v) => {
-            if (v.length > 200 || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v) || !(0,runs/* isValidRunId */.LU)(v))
-                throw new InputError(`input \`key\`: "${v}" is not usable as a key; use up to 200 letters, digits, ".", "_" and "-", starting with a letter or digit (for example \`key: backfill-2026\`)`);
-            return v;
-        }),
-        'time-budget': optional((v) => inputs_duration('time-budget', v, '25m')),
-        // A longer period would overflow Node's timers, which then fire at once: a save every millisecond. About
-        // 24.8 days is "never" for any job.
-        'save-every': field((v) => Math.min(inputs_duration('save-every', v || '5m', '5m'), engine_process/* MAX_TIMER_MS */._o)),
-        'on-incomplete': field((v) => oneOf('on-incomplete', v || 'fail', ON_INCOMPLETE)),
-        concurrency: optional((v) => integer('concurrency', v, 1)),
-        shard: optional((v) => {
-            const m = /^(\d+)\/(\d+)$/.exec(v);
-            if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2]))
-                throw new InputError(`input \`shard\`: expected I/N with I from 0 to N-1, such as "0/4" (\`\${{ strategy.job-index }}/\${{ strategy.job-total }}\`), got "${v}"`);
-            return v;
-        }),
-        paths: field((v) => words(v).map((p) => {
-            const abs = (0,external_node_path_.resolve)(ctx.workspace, p);
-            const rel = (0,external_node_path_.relative)(ctx.workspace, abs);
-            if (rel === '' || rel.startsWith('..') || (0,external_node_path_.isAbsolute)(rel))
-                throw new InputError(`input \`paths\`: "${p}" is not inside the workspace (${ctx.workspace}); list files or folders under it`);
-            return abs;
-        })),
-        'signing-key': optional((v) => v),
-        reset: field(words),
-        'max-continuations': field((v) => integer('max-continuations', v || '10', 0)),
-        command: field((v) => oneOf('command', v || 'run', COMMANDS)),
-        'github-token': field((v) => v),
-    });
-}
-/** Reads every input through `get` (core.getInput in the action; a map in tests). */
-function readInputs(get, ctx) {
-    const raw = {};
-    // `run` keeps its line breaks (a multi-line script); everything else is trimmed.
-    for (const name of Object.keys(INPUT_DEFAULTS))
-        raw[name] = name === 'run' ? get(name) : get(name).trim();
-    if (raw.run.trim() === '')
-        raw.run = '';
-    // No input can carry a NUL byte further: paths, the plan file and process environments all refuse one,
-    // with an error that would name neither the input nor the fix.
-    const nul = Object.keys(raw).filter((n) => raw[n].includes('\0'));
-    if (nul.length > 0)
-        throw new InputError(nul.map((n) => `input \`${n}\`: contains a NUL byte (\\0); remove it`).join('\n'));
-    const parsed = schema(ctx).safeParse(raw);
-    if (!parsed.success)
-        throw new InputError(parsed.error.issues.map((i) => i.message).join('\n'));
-    const v = parsed.data;
-    if (v.run !== undefined && raw.file !== '' && raw.file !== 'checkpoint.yml')
-        throw new InputError(`inputs \`file\` ("${raw.file}") and \`run\` were both given; use one of them`);
-    const inputs = {
-        file: v.file,
-        store: v.store,
-        saveEveryMs: v['save-every'],
-        onIncomplete: v['on-incomplete'],
-        paths: v.paths,
-        reset: v.reset,
-        maxContinuations: v['max-continuations'],
-        command: v.command,
-        githubToken: v['github-token'],
-    };
-    if (v.run !== undefined)
-        inputs.run = v.run;
-    if (v.key !== undefined)
-        inputs.key = v.key;
-    if (v['time-budget'] !== undefined)
-        inputs.timeBudgetMs = v['time-budget'];
-    if (v.concurrency !== undefined)
-        inputs.concurrency = v.concurrency;
-    if (v.shard !== undefined)
-        inputs.shard = v.shard;
-    if (v['signing-key'] !== undefined)
-        inputs.signingKey = v['signing-key'];
-    return inputs;
-}
-
-;// CONCATENATED MODULE: ./src/action/keys.ts
-// Cache keys and artifact names. Entries are immutable, so each save is a new entry
-// `checkpoint-v1-<key>-<run_id>-<run_attempt>-<seq>`, and restore takes the newest under `checkpoint-v1-<key>-`.
-const UNSAFE = /[^A-Za-z0-9._-]+/g;
-function clean(s) {
-    return s.replace(UNSAFE, '_').replace(/^[._-]+/, '') || 'x';
-}
-/** The explicit `key`, else `<workflow>-<job>[-shard]-<run_id>`: attempts of one run resume each other. */
-function baseKey(o) {
-    if (o.key)
-        return o.key;
-    const shard = o.shard ? `-shard${o.shard.replace('/', 'of')}` : '';
-    return `${clean(o.workflow)}-${clean(o.job)}${shard}-${o.runId}`;
-}
-function entryPrefix(key) {
-    return `checkpoint-v1-${key}-`;
-}
-function entryName(key, runId, attempt, seq) {
-    return `${entryPrefix(key)}${runId}-${attempt}-${seq}`;
-}
-
-;// CONCATENATED MODULE: ./src/report/summary.ts
-// The job summary (GITHUB_STEP_SUMMARY): GitHub-flavoured Markdown built from a run's checkpoint and its
-// stats. Rendering is pure; the only I/O is `readLogTails`, which the caller runs first, so the action, the
-// `report` command and the tests all feed the same function. No @actions/core here: the action writes the
-// string itself.
-
-
-/** GitHub refuses a step summary above 1 MiB (and then shows nothing at all). */
-const SUMMARY_LIMIT_BYTES = (/* unused pure expression or super */ null && (1024 * 1024));
-/** Default budget: under the limit with room for whatever else the job appends to the same file. */
-const DEFAULT_MAX_BYTES = 1_000_000;
-const DEFAULT_LOG_LINES = 20;
-/** Longer lines are cut: one minified-JSON line must not eat the whole budget. */
-const MAX_LINE_CHARS = 400;
-/** Units' logs are bounded by the engine (64 KiB); read no more than that even if a file is bigger. */
-const MAX_LOG_READ_BYTES = 64 * 1024;
-const DEFAULT_MAX_FAILED_RANGES = 100;
-const MAX_TIMELINE_ATTEMPTS = 40;
-// ---------------------------------------------------------------------------------------------------------
-// Escaping
-const HTML_ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
-/** For text inside raw HTML (`<summary>`): Markdown is not parsed there, so backslash escapes would show. */
-function escapeHtml(text) {
-    return text.replace(/[&<>"]/g, (c) => HTML_ENTITIES[c] ?? c).replace(/\r\n|\r|\n/g, ' ');
-}
-/** For text in Markdown flow (headings, paragraphs, quotes): HTML and the Markdown punctuation that formats. */
-function escapeMarkdown(text) {
-    return text
-        .replace(/[\\`*_[\]~]/g, '\\$&')
-        .replace(/[&<>"]/g, (c) => HTML_ENTITIES[c] ?? c)
-        .replace(/\r\n|\r|\n/g, ' ');
-}
-/**
- * For a table cell: as `escapeMarkdown`, and `|` as an entity (GFM splits cells on `|` before anything else,
- * and `\|` is ambiguous after a literal backslash); newlines become `<br>` so a row stays one line.
- */
-function escapeCell(text) {
-    return text
-        .split(/\r\n|\r|\n/)
-        .map((line) => escapeMarkdown(line).replace(/\|/g, '&#124;'))
-        .join('<br>');
-}
-/** Inline code whose delimiters outnumber any backtick run inside (CommonMark code spans). */
-function inlineCode(text) {
-    const flat = text.replace(/\r\n|\r|\n/g, ' ');
-    const ticks = '`'.repeat(longestRun(flat, '`') + 1);
-    const pad = flat.startsWith('`') || flat.endsWith('`') ? ' ' : '';
-    return `${ticks}${pad}${flat}${pad}${ticks}`;
-}
-function longestRun(text, ch) {
-    let best = 0;
-    let run = 0;
-    for (const c of text) {
-        run = c === ch ? run + 1 : 0;
-        if (run > best)
-            best = run;
-    }
-    return best;
-}
-/** A fenced code block that the content cannot close: the fence is longer than any backtick run inside. */
-function fencedBlock(text, info = '') {
-    const fence = '`'.repeat(Math.max(3, longestRun(text, '`') + 1));
-    return `${fence}${info}\n${text}\n${fence}`;
-}
-function logKey(step, index) {
-    return `${step}#${index}`;
-}
-// CSI (colours, cursor moves) and OSC (titles, hyperlinks) sequences, then any other C0 control but tab.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching terminal control characters is the point
-const ANSI = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-_]/g;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: as above
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
-/** The last `maxLines` lines of a unit's output, as a reader would have seen them on a terminal. */
-function tailLines(text, maxLines = DEFAULT_LOG_LINES) {
-    const all = text.replace(/\r\n/g, '\n').split('\n');
-    if (all.length > 0 && all[all.length - 1] === '')
-        all.pop();
-    const start = Math.max(0, all.length - maxLines);
-    const lines = all.slice(start).map((raw) => {
-        // A progress bar redraws its line with \r: what stayed on screen is the last redraw.
-        const shown = raw.slice(raw.lastIndexOf('\r') + 1);
-        const clean = shown.replace(ANSI, '').replace(CONTROL, '');
-        return clean.length > MAX_LINE_CHARS ? `${clean.slice(0, MAX_LINE_CHARS)}…` : clean;
-    });
-    return { lines, omitted: start };
-}
-async function readTail(path) {
-    let fh;
-    try {
-        fh = await (0,promises_.open)(path, 'r');
-        const { size } = await fh.stat();
-        const length = Math.min(size, MAX_LOG_READ_BYTES);
-        const buf = Buffer.alloc(length);
-        await fh.read(buf, 0, length, size - length);
-        let text = buf.toString('utf8');
-        // Started mid-file: the first line is partial (and may start mid-character).
-        if (length < size)
-            text = text.slice(text.indexOf('\n') + 1);
-        return text;
-    }
-    catch (err) {
-        if (err.code === 'ENOENT')
-            return undefined;
-        throw err;
-    }
-    finally {
-        await fh?.close();
-    }
-}
-/**
- * Reads the tail of the log of the first unit of every failed range (`logs/<step>/<index>.log`, named by
- * `Checkpoint.logPath`). A unit that printed nothing has no log file and no entry.
- */
-async function readLogTails(ckpt, stats, opts = {}) {
-    const out = new Map();
-    let budget = opts.maxLogs ?? DEFAULT_MAX_FAILED_RANGES;
-    for (const step of stats.steps) {
-        for (const range of failedRanges(step)) {
-            if (budget-- <= 0)
-                return out;
-            const text = await readTail(ckpt.logPath(step.id, range.index));
-            if (text !== undefined)
-                out.set(logKey(step.id, range.index), tailLines(text, opts.maxLines));
-        }
-    }
-    return out;
-}
-/**
- * A step's failed units, adjacent ones with the same reason merged: 400 chunks that all failed on the same
- * missing table are one range with one log, not 400 sections or annotations.
- */
-function failedRanges(step) {
-    const sorted = [...step.failed].sort((a, b) => a.start - b.start);
-    const out = [];
-    for (const f of sorted) {
-        const last = out[out.length - 1];
-        if (last && last.end === f.start && last.reason === f.reason && last.exit === f.exit) {
-            last.end = f.end;
-            last.units += 1;
-            last.tries = Math.max(last.tries, f.tries);
-            continue;
-        }
-        out.push({
-            step: step.id,
-            start: f.start,
-            end: f.end,
-            index: f.index,
-            units: 1,
-            exit: f.exit,
-            reason: f.reason,
-            tries: f.tries,
-        });
-    }
-    return out;
-}
-/**
- * What the range covers, in the user's terms (inclusive, as people say "rows 40000–49999"), or '' for a
- * plain step, which is one unit.
- */
-function rangeLabel(step, start, end) {
-    if (!step.batch)
-        return '';
-    const noun = step.items ? 'item' : 'unit';
-    return end - start <= 1 ? `${noun} ${start}` : `${noun}s ${start}–${end - 1}`;
-}
-const STATE_ICON = {
-    done: '✅',
-    failed: '❌',
-    running: '🔄',
-    interrupted: '⚠️',
-    partial: '⏳',
-    pending: '⏸️',
-};
-function outcomeOf(input) {
-    if (input.complete ?? input.stats.complete)
-        return 'complete';
-    // An attempt stopped by its budget may leave failed units of an earlier attempt behind: it did not fail.
-    if (input.exitCode !== undefined)
-        return input.exitCode === 1 ? 'failed' : 'incomplete';
-    return input.stats.unitsFailed > 0 ? 'failed' : 'incomplete';
-}
-function pct(done, total) {
-    return total === 0 ? 100 : Math.floor((done / total) * 100);
-}
-function plural(n, one, many = `${one}s`) {
-    return `${n} ${n === 1 ? one : many}`;
-}
-function listSteps(steps, count, max = 8) {
-    // One step: the count is already in the sentence.
-    if (steps.length === 1)
-        return escapeMarkdown(steps[0].id);
-    const parts = steps.slice(0, max).map((s) => `${escapeMarkdown(s.id)} (${count(s)})`);
-    if (steps.length > max)
-        parts.push(`${steps.length - max} more`);
-    return parts.join(', ');
-}
-function headline(input, outcome) {
-    const stats = input.stats;
-    const plan = escapeMarkdown(input.planName ?? stats.plan);
-    const lines = [];
-    if (outcome === 'complete') {
-        lines.push(`## ✅ ${plan}: complete`);
-        lines.push('', `All ${plural(stats.unitsTotal, 'unit')} of ${plural(stats.steps.length, 'step')} are done.`);
-    }
-    else if (outcome === 'failed') {
-        const failing = stats.steps.filter((s) => s.unitsFailed > 0);
-        lines.push(`## ❌ ${plan}: failed`);
-        const what = failing.length > 0
-            ? `${plural(stats.unitsFailed, 'unit')} failed in ${listSteps(failing, (s) => s.unitsFailed)}`
-            : 'The run failed';
-        lines.push('', `${what}; ${stats.unitsDone} of ${stats.unitsTotal} units done (${pct(stats.unitsDone, stats.unitsTotal)}%). ` +
-            'The next attempt retries the failed units first.');
-    }
-    else {
-        const left = stats.steps.filter((s) => s.status !== 'done');
-        lines.push(`## ⏸️ ${plan}: incomplete`);
-        const eta = stats.etaMs === undefined ? '' : ` · ETA ${(0,duration/* formatDuration */.a)(stats.etaMs)}`;
-        lines.push('', `${stats.unitsDone} of ${stats.unitsTotal} units done (${pct(stats.unitsDone, stats.unitsTotal)}%); ` +
-            `${stats.unitsRemaining} left in ${listSteps(left, (s) => s.unitsRemaining)}${eta}. ` +
-            'The next attempt resumes from here.');
-    }
-    // A failed run's reason repeats the sentence above unless no unit failed (a fatal error).
-    const reasonAdds = outcome === 'incomplete' || (outcome === 'failed' && stats.unitsFailed === 0);
-    if (input.reason && reasonAdds)
-        lines.push('', `Ended: ${escapeMarkdown(input.reason)}.`);
-    return lines;
-}
-function metaLine(input) {
-    const state = input.state;
-    const last = state.attempts[state.attempts.length - 1];
-    const resumed = input.resumed ?? last?.resumed ?? false;
-    const parts = [`Run ${inlineCode(input.runId ?? input.stats.runId)}`];
-    if (last)
-        parts.push(`attempt ${last.attempt}${resumed ? ' (resumed)' : ' (fresh start)'}`);
-    else if (resumed)
-        parts.push('resumed');
-    const unitTime = input.stats.steps.reduce((a, s) => a + s.timeMs, 0);
-    parts.push(`${(0,duration/* formatDuration */.a)(unitTime)} of unit time across attempts`);
-    if (input.exitCode !== undefined)
-        parts.push(`exit ${input.exitCode}`);
-    return parts.join(' · ');
-}
-function warningBlock(warnings) {
-    if (warnings.length === 0)
-        return [];
-    const lines = ['> [!WARNING]'];
-    for (const w of warnings)
-        lines.push(`> - ${escapeCell(w)}`);
-    return lines;
-}
-function stepCell(s) {
-    return s.name && s.name !== s.id ? `${escapeCell(s.name)} (${escapeCell(s.id)})` : escapeCell(s.id);
-}
-function stepRow(s) {
-    const eta = s.status === 'done' ? '—' : s.etaMs === undefined ? '?' : (0,duration/* formatDuration */.a)(s.etaMs);
-    const cells = [
-        stepCell(s),
-        `${STATE_ICON[s.status]} ${s.status}`,
-        `${s.unitsDone} / ${s.unitsTotal}`,
-        String(s.unitsFailed),
-        String(s.unitsRemaining),
-        (0,duration/* formatDuration */.a)(s.timeMs),
-        eta,
-    ];
-    return `| ${cells.join(' | ')} |`;
-}
-const TABLE_HEAD = [
-    '| Step | State | Done | Failed | Remaining | Time | ETA |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
-];
-/** Which chunks a range is, when the numbers alone do not say it (chunks of more than one number). */
-function chunkNote(range) {
-    if (range.units > 1)
-        return ` (${range.units} chunks from #${range.index})`;
-    return range.end - range.start > 1 ? ` (chunk #${range.index})` : '';
-}
-function failedSection(step, range, tail, maxLines, open) {
-    const log = tail && {
-        lines: tail.lines.slice(-maxLines),
-        omitted: tail.omitted + Math.max(0, tail.lines.length - maxLines),
-    };
-    const where = rangeLabel(step, range.start, range.end);
-    const summary = [
-        `❌ ${escapeHtml(step.id)}`,
-        where && `${escapeHtml(where)}${chunkNote(range)}`,
-        escapeHtml(range.reason),
-        plural(range.tries, 'try', 'tries'),
-    ]
-        .filter(Boolean)
-        .join(' · ');
-    const lines = [`<details${open ? ' open' : ''}><summary>${summary}</summary>`, ''];
-    if (!log || log.lines.length === 0) {
-        lines.push('_No output was recorded._');
-    }
-    else {
-        const which = range.units > 1 ? ` of chunk #${range.index}` : '';
-        const cut = log.omitted > 0 ? `last ${plural(log.lines.length, 'line')}` : 'full output';
-        lines.push(`Log${which} (${cut}):`, '', fencedBlock(log.lines.join('\n'), 'text'));
-    }
-    lines.push('', '</details>');
-    return lines.join('\n');
-}
-/** Mermaid's gantt grammar reserves `:`, `;` and `#`; keep labels to plain ASCII words, `max` chars. */
-function ganttText(text, max) {
-    const clean = text
-        .replace(/:/g, ' -')
-        .replace(/[^A-Za-z0-9 .,()/+=-]+/g, ' ')
-        .replace(/\s+/g, ' ')
-        .trim();
-    return clean.length > max ? `${clean.slice(0, max - 3).trimEnd()}...` : clean;
-}
-function attemptEnd(a, next, now) {
-    if (a.endedAt !== undefined) {
-        const how = a.exit === 0 ? 'complete' : `exit ${a.exit}, ${a.reason ?? 'no reason recorded'}`;
-        const tag = a.exit === 0 ? 'done, ' : a.exit === 1 ? 'crit, ' : '';
-        return { end: a.endedAt, how, tag };
-    }
-    // No end recorded: killed, cancelled or crashed; the next attempt's start bounds it.
-    if (next)
-        return { end: next.startedAt, how: 'no end recorded (killed or cancelled)', tag: 'crit, ' };
-    return { end: Math.max(now, a.startedAt), how: 'running or no end recorded', tag: 'active, ' };
-}
-function timeline(state, now) {
-    const attempts = state.attempts;
-    if (attempts.length === 0)
-        return [];
-    const shown = attempts.slice(-MAX_TIMELINE_ATTEMPTS);
-    const first = shown[0];
-    const rows = [];
-    let lastEnd = first.startedAt;
-    for (let i = 0; i < shown.length; i++) {
-        const a = shown[i];
-        const { end, how, tag } = attemptEnd(a, shown[i + 1], now);
-        // A zero-length bar is drawn as nothing at all.
-        const stop = Math.max(end, a.startedAt + 1000);
-        lastEnd = Math.max(lastEnd, stop);
-        const label = `Attempt ${a.attempt}${a.resumed ? ' (resumed)' : ''} - ${ganttText(how, 60)} - ${plural(a.unitsDone, 'unit')} done`;
-        rows.push(`    ${label} :${tag}a${a.attempt}, ${a.startedAt}, ${stop}`);
-    }
-    const multiDay = lastEnd - first.startedAt > 86_400_000;
-    const lines = [
-        '### Timeline',
-        '',
-        '```mermaid',
-        'gantt',
-        `    title ${plural(attempts.length, 'attempt')}`,
-        '    dateFormat x',
-        `    axisFormat ${multiDay ? '%m-%d %H:%M' : '%H:%M'}`,
-        '    todayMarker off',
-        '    section Attempts',
-        ...rows,
-        '```',
-    ];
-    if (attempts.length > shown.length)
-        lines.push('', `_${attempts.length - shown.length} earlier attempts are not shown._`);
-    return lines;
-}
-function bytes(text) {
-    return Buffer.byteLength(text, 'utf8');
-}
-/**
- * The job summary for one run. Sections: headline (complete / failed / incomplete with what is left), store
- * warnings, a table of steps, failed ranges with their log tails, and a Mermaid timeline of attempts. Stays
- * under `maxBytes` by leaving out failed-range sections (with a note) and, only for absurdly long plans,
- * table rows.
- */
-function renderSummary(input) {
-    const maxBytes = input.maxBytes ?? DEFAULT_MAX_BYTES;
-    const outcome = outcomeOf(input);
-    const head = [...headline(input, outcome), '', metaLine(input)];
-    const warnings = warningBlock(input.warnings ?? []);
-    if (warnings.length > 0)
-        head.push('', ...warnings);
-    const headText = `${head.join('\n')}\n`;
-    const stats = input.stats;
-    const timelineText = (() => {
-        const t = timeline(input.state, input.now ?? Date.now());
-        return t.length > 0 ? `\n${t.join('\n')}\n` : '';
-    })();
-    // Room kept for the notes that say what was left out.
-    const NOTE_RESERVE = 400;
-    let used = bytes(headText) + bytes(timelineText) + NOTE_RESERVE;
-    const tableLines = ['', '### Steps', '', ...TABLE_HEAD];
-    used += bytes(`${tableLines.join('\n')}\n`);
-    let rowsLeft = 0;
-    for (let i = 0; i < stats.steps.length; i++) {
-        const row = stepRow(stats.steps[i]);
-        if (used + bytes(row) + 1 > maxBytes) {
-            rowsLeft = stats.steps.length - i;
-            break;
-        }
-        tableLines.push(row);
-        used += bytes(row) + 1;
-    }
-    if (rowsLeft > 0)
-        tableLines.push('', `_${plural(rowsLeft, 'more step')} not shown (summary size limit)._`);
-    const tableText = `${tableLines.join('\n')}\n`;
-    const sections = [];
-    const all = stats.steps.flatMap((s) => failedRanges(s).map((r) => ({ step: s, range: r })));
-    const maxRanges = input.maxFailedRanges ?? DEFAULT_MAX_FAILED_RANGES;
-    let cutBy;
-    for (const { step, range } of all) {
-        if (sections.length >= maxRanges) {
-            cutBy = 'count';
-            break;
-        }
-        const section = failedSection(step, range, input.logs?.get(logKey(step.id, range.index)), input.logLines ?? DEFAULT_LOG_LINES, sections.length === 0);
-        const cost = bytes(section) + 2;
-        if (used + cost > maxBytes) {
-            cutBy = 'size';
-            break;
-        }
-        sections.push(section);
-        used += cost;
-    }
-    let failedText = '';
-    if (all.length > 0) {
-        const lines = ['', '### Failed units', '', sections.join('\n\n')];
-        const left = all.length - sections.length;
-        if (left > 0) {
-            const why = cutBy === 'size' ? 'to keep the summary under its size limit' : 'to keep the summary short';
-            lines.push('', '> [!NOTE]', `> ${plural(left, 'more failed range')} not shown ${why}; \`checkpoint status --json\` lists them all.`);
-        }
-        failedText = `${lines.join('\n')}\n`;
-    }
-    return headText + tableText + failedText + timelineText;
-}
-
+// EXTERNAL MODULE: ./src/action/inputs.ts
+var action_inputs = __nccwpck_require__(81729);
+// EXTERNAL MODULE: ./src/action/keys.ts
+var keys = __nccwpck_require__(86764);
+// EXTERNAL MODULE: ./src/report/summary.ts
+var summary = __nccwpck_require__(57994);
 ;// CONCATENATED MODULE: ./src/report/annotations.ts
 
 /** GitHub shows at most 10 error annotations per step; more are dropped without a word. */
 const DEFAULT_MAX_ANNOTATIONS = 10;
-const annotations_DEFAULT_LOG_LINES = 20;
+const DEFAULT_LOG_LINES = 20;
 /** Annotation messages are shown inline in the run view: keep them a screenful. */
 const DEFAULT_MAX_MESSAGE_CHARS = 4000;
-function annotations_plural(n, one, many = `${one}s`) {
+function plural(n, one, many = `${one}s`) {
     return `${n} ${n === 1 ? one : many}`;
 }
 function exitText(r) {
     // The reason already names the exit code or signal ("exit code 3", "killed by SIGKILL", "timed out after 10m").
-    const tries = annotations_plural(r.tries, 'try', 'tries');
+    const tries = plural(r.tries, 'try', 'tries');
     return r.units > 1
         ? `${r.reason} after ${tries} (${r.units} chunks from #${r.index}; log of chunk #${r.index})`
         : `${r.reason} after ${tries}`;
@@ -37594,15 +41032,15 @@ function bound(head, logLines, maxChars) {
  */
 function annotationsFor(stats, logs, opts = {}) {
     const max = Math.max(1, opts.max ?? DEFAULT_MAX_ANNOTATIONS);
-    const logLines = opts.logLines ?? annotations_DEFAULT_LOG_LINES;
+    const logLines = opts.logLines ?? DEFAULT_LOG_LINES;
     const maxChars = opts.maxMessageChars ?? DEFAULT_MAX_MESSAGE_CHARS;
     const props = (title) => opts.file === undefined ? { title } : { title, file: opts.file };
-    const all = stats.steps.flatMap((s) => failedRanges(s).map((r) => ({ step: s, range: r })));
+    const all = stats.steps.flatMap((s) => (0,summary/* failedRanges */.iZ)(s).map((r) => ({ step: s, range: r })));
     const shown = all.length > max ? all.slice(0, max - 1) : all;
     const out = shown.map(({ step, range }) => {
-        const where = rangeLabel(step, range.start, range.end);
+        const where = (0,summary/* rangeLabel */.QT)(step, range.start, range.end);
         const title = where ? `step ${step.id}, ${where} failed` : `step ${step.id} failed`;
-        const log = logs?.get(logKey(step.id, range.index));
+        const log = logs?.get((0,summary/* logKey */.Up)(step.id, range.index));
         const tail = log ? log.lines.slice(-logLines) : [];
         const head = `${exitText(range)}${tail.length > 0 ? '. Last output:' : '. No output was recorded.'}`;
         return { title, message: bound(head, tail, maxChars), properties: props(title) };
@@ -37611,86 +41049,71 @@ function annotationsFor(stats, logs, opts = {}) {
         const rest = all.slice(shown.length);
         const units = rest.reduce((a, r) => a + r.range.units, 0);
         const steps = [...new Set(rest.map((r) => r.step.id))];
-        const title = `${annotations_plural(rest.length, 'more failed range')} not annotated`;
-        const message = `${annotations_plural(units, 'more unit')} failed in ${steps.join(', ')}. ` +
+        const title = `${plural(rest.length, 'more failed range')} not annotated`;
+        const message = `${plural(units, 'more unit')} failed in ${steps.join(', ')}. ` +
             'The job summary shows their logs; `checkpoint status --json` lists every failed unit.';
         out.push({ title, message, properties: props(title) });
     }
     return out;
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(77598);
-;// CONCATENATED MODULE: ./src/action/runner-commands.ts
-// The runner's side of an action: inputs from INPUT_* variables, outputs and state through the
-// GITHUB_OUTPUT / GITHUB_STATE files, log commands (`::warning::`, `::group::`) on stdout. This is the
-// protocol @actions/core implements, written out here because importing @actions/core also loads its OIDC
-// client and with it @actions/http-client and undici (1.2 MB of bundle, ~50 ms of compile on every cold
-// start) that main and post never use. The store libraries bring their own copy when they are loaded.
+// EXTERNAL MODULE: ./src/action/runner-commands.ts
+var runner_commands = __nccwpck_require__(9673);
+;// CONCATENATED MODULE: ./src/action/secrets.ts
 
-
-
-function escapeData(s) {
-    return s.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
-}
-function escapeProperty(s) {
-    return escapeData(s).replace(/:/g, '%3A').replace(/,/g, '%2C');
-}
-function issue(command, message = '', props = {}) {
-    const p = Object.entries(props)
-        .filter(([, v]) => v !== undefined && v !== '')
-        .map(([k, v]) => `${k}=${escapeProperty(String(v))}`)
-        .join(',');
-    process.stdout.write(`::${command}${p ? ` ${p}` : ''}::${escapeData(message)}${external_node_os_.EOL}`);
-}
-/** `name<<delimiter` blocks, as the runner reads GITHUB_OUTPUT and GITHUB_STATE. */
-function fileCommand(envName, legacy, name, value) {
-    const file = process.env[envName];
-    if (!file) {
-        issue(legacy, value, { name });
-        return;
+/** Values registered in this process: each is announced once. */
+const announced = new Set();
+/**
+ * The runner masks each line of a multi-line secret on its own, and would mask every occurrence of a
+ * one-character "secret" in the whole log: parts shorter than this are not registered on their own.
+ */
+const MIN_PART = 3;
+/** The secret values of `plan`'s steps as the checkpoint holds them (of one step, when given). */
+function secretValues(plan, state, step) {
+    const out = [];
+    for (const s of plan.steps) {
+        if (step !== undefined && s.id !== step)
+            continue;
+        const names = s.secretOutputs ?? [];
+        if (names.length === 0)
+            continue;
+        const outputs = state.steps.get(s.id)?.outputs ?? {};
+        for (const n of names) {
+            const v = outputs[n];
+            if (v !== undefined && v !== '')
+                out.push(v);
+        }
     }
-    const delimiter = `ghadelimiter_${(0,external_node_crypto_.randomUUID)()}`;
-    // A uuid cannot appear by chance; refusing is what the toolkit does should one be forged into a value.
-    if (name.includes(delimiter) || value.includes(delimiter))
-        throw new Error(`${envName}: the name or value of "${name}" contains the delimiter`);
-    (0,external_node_fs_.appendFileSync)(file, `${name}<<${delimiter}${external_node_os_.EOL}${value}${external_node_os_.EOL}${delimiter}${external_node_os_.EOL}`, { encoding: 'utf8' });
+    return out;
 }
-/** The raw input (not trimmed: `run` keeps its layout); '' when the workflow gave none. */
-function getInput(name) {
-    return process.env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] ?? '';
+/** Registers the secret values with the runner's log masking, once each (and each line of a long one). */
+function maskSecrets(values) {
+    for (const v of values) {
+        const parts = [v, ...v.split(/\r?\n/).map((l) => l.trim())];
+        for (const p of parts) {
+            if (p.length < MIN_PART && p !== v)
+                continue;
+            if (p === '' || announced.has(p))
+                continue;
+            announced.add(p);
+            runner_commands.setSecret(p);
+        }
+    }
 }
-function setOutput(name, value) {
-    fileCommand('GITHUB_OUTPUT', 'set-output', name, value);
-}
-function saveState(name, value) {
-    fileCommand('GITHUB_STATE', 'save-state', name, value);
-}
-/** What main saved, handed to post by the runner as STATE_<name>. */
-function getState(name) {
-    return process.env[`STATE_${name}`] ?? '';
-}
-function info(message) {
-    process.stdout.write(`${message}${external_node_os_.EOL}`);
-}
-function warning(message, props = {}) {
-    issue('warning', message, { ...props });
-}
-function error(message, props = {}) {
-    issue('error', message, { ...props });
-}
-function setFailed(message) {
-    process.exitCode = 1;
-    error(message);
-}
-function setSecret(value) {
-    issue('add-mask', value);
-}
-function startGroup(name) {
-    issue('group', name);
-}
-function endGroup() {
-    issue('endgroup');
+/** `text` with every secret value replaced by `***` (longest first, so a value inside another goes too). */
+function redact(text, values) {
+    let out = text;
+    for (const v of [...values].sort((a, b) => b.length - a.length)) {
+        if (v.length === 0)
+            continue;
+        out = out.split(v).join('***');
+        for (const line of v.split(/\r?\n/)) {
+            const l = line.trim();
+            if (l.length >= MIN_PART)
+                out = out.split(l).join('***');
+        }
+    }
+    return out;
 }
 
 ;// CONCATENATED MODULE: ./src/action/report.ts
@@ -37702,11 +41125,12 @@ function endGroup() {
 
 
 
+
 /** The run as it stands on disk, read once after the engine is done; undefined when none was created. */
 async function readRun(ctx) {
-    if (!(await journal_checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId)))
+    if (!(await checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId)))
         return undefined;
-    return journal_checkpoint/* Checkpoint */.F9.read(ctx.root, ctx.runId);
+    return checkpoint/* Checkpoint */.F9.read(ctx.root, ctx.runId);
 }
 /** Sets every output; a run that never started reports zeros and complete=false. */
 async function setRunOutputs(ctx, resumed, ckpt) {
@@ -37717,15 +41141,18 @@ async function setRunOutputs(ctx, resumed, ckpt) {
     for (const s of steps)
         if (Object.keys(s.outputs).length > 0)
             outputs[s.id] = s.outputs;
-    setOutput('complete', String(stats?.complete ?? false));
-    setOutput('resumed', String(resumed));
-    setOutput('run-id', ctx.runId);
-    setOutput('steps-done', String(done));
-    setOutput('steps-remaining', String((stats ? steps.length : ctx.plan.steps.length) - done));
-    setOutput('units-done', String(stats?.unitsDone ?? 0));
-    setOutput('units-remaining', String(stats?.unitsRemaining ?? 0));
-    setOutput('outputs', JSON.stringify(outputs));
-    setOutput('checkpoint-key', ctx.key);
+    // Before any output is written: the runner masks what it has been told about from then on.
+    if (ckpt)
+        maskSecrets(secretValues(ctx.plan, ckpt.state));
+    runner_commands.setOutput('complete', String(stats?.complete ?? false));
+    runner_commands.setOutput('resumed', String(resumed));
+    runner_commands.setOutput('run-id', ctx.runId);
+    runner_commands.setOutput('steps-done', String(done));
+    runner_commands.setOutput('steps-remaining', String((stats ? steps.length : ctx.plan.steps.length) - done));
+    runner_commands.setOutput('units-done', String(stats?.unitsDone ?? 0));
+    runner_commands.setOutput('units-remaining', String(stats?.unitsRemaining ?? 0));
+    runner_commands.setOutput('outputs', JSON.stringify(outputs));
+    runner_commands.setOutput('checkpoint-key', ctx.key);
     return stats;
 }
 /** Job summary and annotations for the run as it stands now. */
@@ -37733,12 +41160,14 @@ async function publishReport(ctx, result, restored, ckpt) {
     if (!ckpt)
         return;
     const stats = (0,report_stats/* runStats */.HN)(ckpt, ctx.plan);
-    const logs = await readLogTails(ckpt, stats);
+    const logs = await (0,summary/* readLogTails */.my)(ckpt, stats);
+    const secrets = secretValues(ctx.plan, ckpt.state);
+    maskSecrets(secrets);
     for (const a of annotationsFor(stats, logs))
-        error(a.message, a.properties);
+        runner_commands.error(redact(a.message, secrets), a.properties);
     if (!ctx.cfg.summaryFile)
         return;
-    const markdown = renderSummary({
+    const markdown = (0,summary/* renderSummary */.Br)({
         state: ckpt.state,
         stats,
         planName: ctx.plan.name,
@@ -37748,1013 +41177,24 @@ async function publishReport(ctx, result, restored, ckpt) {
         warnings: ctx.sync.warnings,
         logs,
     });
-    // Appended directly: core.summary buffers and would need its own size bookkeeping on top of ours.
-    await (0,promises_.appendFile)(ctx.cfg.summaryFile, `${markdown}\n`);
+    // Appended directly: core.summary buffers and would need its own size bookkeeping on top of ours. The
+    // summary is a file, not the log: the runner's masking does not reach it, so secret values go here.
+    await (0,promises_.appendFile)(ctx.cfg.summaryFile, `${redact(markdown, secrets)}\n`);
 }
 
-;// CONCATENATED MODULE: ./src/action/state.ts
-// State handed from main to post. One small interface over core.saveState/getState, so the rest of the
-// action (and its tests) never import @actions/core for it.
-class CoreStateProvider {
-    #core;
-    constructor(core) {
-        this.#core = core;
-    }
-    set(name, value) {
-        this.#core.saveState(name, value);
-    }
-    get(name) {
-        return this.#core.getState(name);
-    }
-}
-/** For tests and for running main's logic outside a runner. */
-class MemoryStateProvider {
-    values = new Map();
-    set(name, value) {
-        this.values.set(name, value);
-    }
-    get(name) {
-        return this.values.get(name) ?? '';
-    }
-}
-
-;// CONCATENATED MODULE: external "node:stream/promises"
-const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(38522);
-// EXTERNAL MODULE: ./node_modules/tar-stream/index.js
-var tar_stream = __nccwpck_require__(56118);
-;// CONCATENATED MODULE: ./src/stores/bundle.ts
-// A checkpoint travels between attempts as a bundle: a folder holding `checkpoint.tar.gz` (the run's
-// directory, plus the extra `paths`) and `bundle.json` (what it is, its sha256, and an HMAC when a signing
-// key is set). Stores move the folder; only this module packs and unpacks it, and nothing is written to
-// the checkpoint root until the whole archive has been checked: a bundle that fails any check is refused
-// as a unit, so the run starts fresh (with a warning) instead of from half a checkpoint.
-
-
-
-
-
-
-
-
-
-
-
-const ARCHIVE = 'checkpoint.tar.gz';
-const MANIFEST = 'bundle.json';
-const FORMAT = 'checkpoint-bundle';
-const VERSION = 1;
-/** Files of a run directory that belong to one process's life, never to the checkpoint. */
-function bundle_transient(rel) {
-    const base = external_node_path_.posix.basename(rel);
-    return (rel === 'lock' ||
-        base.startsWith('lock.') ||
-        base.includes('.tmp-') ||
-        rel === 'tmp' ||
-        rel.startsWith('tmp/'));
-}
-const manifestSchema = main_schemas/* object */.Ikc({
-    format: main_schemas/* literal */.euz(FORMAT),
-    version: main_schemas/* number */.aig().int(),
-    key: main_schemas/* string */.YjP(),
-    plan: main_schemas/* string */.YjP(),
-    runId: main_schemas/* string */.YjP(),
-    seq: main_schemas/* number */.aig().int().nonnegative(),
-    createdAt: main_schemas/* string */.YjP(),
-    files: main_schemas/* number */.aig().int().nonnegative(),
-    sha256: main_schemas/* string */.YjP().regex(/^[0-9a-f]{64}$/),
-    hmac: main_schemas/* string */.YjP()
-        .regex(/^[0-9a-f]{64}$/)
-        .optional(),
-});
-/** A bundle that must not be used; the message says why, for the warning. */
-class BundleRejected extends Error {
-    name = 'BundleRejected';
-}
-function signedText(m) {
-    // A fixed field order, so the signature does not depend on how JSON happened to be written.
-    return [m.format, m.version, m.key, m.plan, m.runId, m.seq, m.createdAt, m.files, m.sha256].join('\n');
-}
-function hmacOf(m, signingKey) {
-    return (0,external_node_crypto_.createHmac)('sha256', signingKey).update(signedText(m)).digest('hex');
-}
-async function sha256File(path) {
-    const h = (0,external_node_crypto_.createHash)('sha256');
-    await (0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(path), h);
-    return h.digest('hex');
-}
-async function walk(dir, prefix, skip, out) {
-    let names;
-    try {
-        names = (await (0,promises_.readdir)(dir)).sort();
-    }
-    catch (err) {
-        if ((0,fsutil/* errorCode */.CA)(err) === 'ENOENT')
-            return;
-        throw err;
-    }
-    for (const n of names) {
-        const abs = (0,external_node_path_.join)(dir, n);
-        const rel = prefix ? `${prefix}/${n}` : n;
-        if (skip(rel))
-            continue;
-        let st;
-        try {
-            st = await (0,promises_.lstat)(abs);
-        }
-        catch (err) {
-            // A unit may delete a scratch file of its state folder while a periodic save runs.
-            if ((0,fsutil/* errorCode */.CA)(err) === 'ENOENT')
-                continue;
-            throw err;
-        }
-        if (st.isDirectory())
-            await walk(abs, rel, skip, out);
-        else if (st.isFile())
-            out.push({ name: rel, abs });
-        // Symbolic links and special files are not carried: restoring them could point outside the workspace.
-    }
-}
-/**
- * Writes `<dest>/checkpoint.tar.gz` and `<dest>/bundle.json`. The journal is read before the snapshot: the
- * engine may compact while this runs, and a newer snapshot with an older journal is consistent (events up to
- * the snapshot's sequence are skipped), while the other way round could leave a gap.
- */
-async function packBundle(dest, o) {
-    await (0,promises_.rm)(dest, { recursive: true, force: true });
-    await (0,fsutil/* ensureDir */.A0)(dest);
-    const runDir = (0,external_node_path_.join)(o.root, o.runId);
-    const entries = [];
-    await walk(runDir, '', bundle_transient, entries);
-    const rank = (e) => (e.name === 'journal.ndjson' ? 0 : e.name === 'checkpoint.json' ? 1 : 2);
-    entries.sort((a, b) => rank(a) - rank(b) || (a.name < b.name ? -1 : 1));
-    const items = entries.map((e) => ({ name: `run/${e.name}`, abs: e.abs }));
-    for (const p of o.paths ?? []) {
-        const ws = o.workspace ?? process.cwd();
-        const rel = (0,external_node_path_.relative)(ws, p).split(external_node_path_.sep).join('/');
-        const extra = [];
-        const st = await (0,promises_.lstat)(p).catch(() => undefined);
-        if (!st)
-            continue;
-        if (st.isFile())
-            extra.push({ name: rel, abs: p });
-        else if (st.isDirectory())
-            await walk(p, rel, () => false, extra);
-        for (const e of extra)
-            items.push({ name: `paths/${e.name}`, abs: e.abs });
-    }
-    const pack = tar_stream.pack();
-    const archive = (0,external_node_path_.join)(dest, ARCHIVE);
-    const written = (0,external_node_stream_promises_namespaceObject.pipeline)(pack, (0,external_node_zlib_.createGzip)({ level: 6 }), (0,external_node_fs_.createWriteStream)(archive, { mode: 0o600 }));
-    let files = 0;
-    for (const it of items) {
-        let data;
-        try {
-            data = await (0,promises_.readFile)(it.abs);
-        }
-        catch (err) {
-            if ((0,fsutil/* errorCode */.CA)(err) === 'ENOENT')
-                continue;
-            throw err;
-        }
-        await new Promise((res, rej) => pack.entry({ name: it.name, size: data.length, mode: 0o600, type: 'file' }, data, (e) => e ? rej(e) : res()));
-        files += 1;
-    }
-    pack.finalize();
-    await written;
-    const base = {
-        format: FORMAT,
-        version: VERSION,
-        key: o.key,
-        plan: o.planName,
-        runId: o.runId,
-        seq: o.seq,
-        createdAt: new Date().toISOString(),
-        files,
-        sha256: await sha256File(archive),
-    };
-    const manifest = o.signingKey ? { ...base, hmac: hmacOf(base, o.signingKey) } : base;
-    await (0,promises_.writeFile)((0,external_node_path_.join)(dest, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
-    return manifest;
-}
-/** Reads and checks `bundle.json` and the archive's digest (and HMAC): anything wrong is a BundleRejected. */
-async function checkBundle(src, o) {
-    let raw;
-    try {
-        raw = JSON.parse(await (0,promises_.readFile)((0,external_node_path_.join)(src, MANIFEST), 'utf8'));
-    }
-    catch (err) {
-        throw new BundleRejected(`${MANIFEST} is missing or not JSON (${err.message})`);
-    }
-    const parsed = manifestSchema.safeParse(raw);
-    if (!parsed.success)
-        throw new BundleRejected(`${MANIFEST} is not a checkpoint bundle manifest`);
-    const m = parsed.data;
-    if (m.version > VERSION)
-        throw new BundleRejected(`bundle format ${m.version} is newer than this version of checkpoint-action reads (${VERSION}); update the action`);
-    // The same bound as the action's `key`, which names the run folder.
-    if (!(0,runs/* isValidRunId */.LU)(m.runId) || m.runId.length > 200)
-        throw new BundleRejected(`run id "${m.runId.slice(0, 60)}" in ${MANIFEST} is not valid`);
-    if (m.plan !== o.planName)
-        throw new BundleRejected(`it belongs to plan "${m.plan}", not "${o.planName}"`);
-    if (o.signingKey !== undefined) {
-        if (!m.hmac)
-            throw new BundleRejected('it is not signed, and `signing-key` is set');
-        const { hmac, ...rest } = m;
-        const want = Buffer.from(hmacOf(rest, o.signingKey), 'hex');
-        if (!(0,external_node_crypto_.timingSafeEqual)(want, Buffer.from(hmac, 'hex')))
-            throw new BundleRejected('its signature does not match `signing-key` (tampered, or signed with another key)');
-    }
-    let digest;
-    try {
-        digest = await sha256File((0,external_node_path_.join)(src, ARCHIVE));
-    }
-    catch (err) {
-        throw new BundleRejected(`${ARCHIVE} cannot be read (${err.message})`);
-    }
-    if (digest !== m.sha256)
-        throw new BundleRejected(`${ARCHIVE} does not match the sha256 in ${MANIFEST}`);
-    return m;
-}
-/** An archive entry name, or why it is refused: only plain relative paths under `run/` or `paths/`. */
-function entryProblem(name) {
-    if (name.includes('\0'))
-        return 'contains a NUL byte';
-    if (name.includes('\\'))
-        return 'contains a backslash';
-    if (name.startsWith('/') || /^[A-Za-z]:/.test(name))
-        return 'is absolute';
-    const parts = name.split('/');
-    if (parts.some((p) => p === '..'))
-        return 'climbs out with ".."';
-    if (parts.some((p) => p === '' || p === '.'))
-        return 'is not a normalised path';
-    if (parts[0] !== 'run' && parts[0] !== 'paths')
-        return 'is not under run/ or paths/';
-    if (parts.length < 2)
-        return 'names a folder, not a file';
-    return undefined;
-}
-/**
- * Checks the bundle in `src` and unpacks it into `stage` (a scratch folder, emptied first). Every entry is
- * checked before anything is written, the run is then read by the engine's own reader (schema, checksum,
- * journal), so a bundle is either wholly usable or refused.
- */
-async function unpackBundle(src, stage, o) {
-    const manifest = await checkBundle(src, o);
-    const files = [];
-    const extract = tar_stream.extract();
-    const reading = (async () => {
-        for await (const entry of extract) {
-            const h = entry.header;
-            const problem = h.type !== 'file' ? `is a ${h.type}, not a regular file` : entryProblem(h.name);
-            if (problem) {
-                entry.resume();
-                throw new BundleRejected(`archive entry "${h.name}" ${problem}`);
-            }
-            const chunks = [];
-            for await (const c of entry)
-                chunks.push(c);
-            files.push({ name: h.name, data: Buffer.concat(chunks) });
-        }
-    })();
-    try {
-        await Promise.all([(0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)((0,external_node_path_.join)(src, ARCHIVE)), (0,external_node_zlib_.createGunzip)(), extract), reading]);
-    }
-    catch (err) {
-        if (err instanceof BundleRejected)
-            throw err;
-        throw new BundleRejected(`${ARCHIVE} is not a valid archive (${err.message})`);
-    }
-    await (0,promises_.rm)(stage, { recursive: true, force: true });
-    await (0,fsutil/* ensureDir */.A0)(stage);
-    const root = (0,external_node_path_.join)(stage, 'root');
-    const runDir = (0,external_node_path_.join)(root, manifest.runId);
-    const pathsDir = (0,external_node_path_.join)(stage, 'paths');
-    for (const f of files) {
-        const [top, ...rest] = f.name.split('/');
-        // Step markers are meant to be sourced by shell scripts (`. steps/build.complete`), so a restored one is
-        // never trusted: the engine writes them again from the checkpoint's own state when the run starts.
-        if (top === 'run' && rest.length === 2 && rest[0] === 'steps' && rest[1]?.endsWith('.complete'))
-            continue;
-        const dest = top === 'run' ? (0,external_node_path_.join)(runDir, ...rest) : (0,external_node_path_.join)(pathsDir, ...rest);
-        try {
-            await (0,fsutil/* ensureDir */.A0)((0,external_node_path_.resolve)(dest, '..'));
-            await (0,promises_.writeFile)(dest, f.data, { mode: 0o600 });
-        }
-        catch (err) {
-            // A name this file system cannot hold (too long, a file where the archive also has a folder): the
-            // bundle is unusable here, which is a refusal, not a crash of the restore.
-            throw new BundleRejected(`archive entry "${f.name}" cannot be unpacked (${err.message})`);
-        }
-    }
-    // The engine reads a run without snapshot or journal as a blank one; a bundle must carry a checkpoint.
-    if (!(await journal_checkpoint/* Checkpoint */.F9.exists(root, manifest.runId)))
-        throw new BundleRejected('its archive holds no checkpoint (run/checkpoint.json or run/journal.ndjson)');
-    let checkpoint;
-    try {
-        checkpoint = await journal_checkpoint/* Checkpoint */.F9.read(root, manifest.runId);
-    }
-    catch (err) {
-        throw new BundleRejected(`its checkpoint cannot be read: ${err.message}`);
-    }
-    if (checkpoint.state.planName !== '' && checkpoint.state.planName !== o.planName)
-        throw new BundleRejected(`its checkpoint belongs to plan "${checkpoint.state.planName}", not "${o.planName}"`);
-    await checkFrozenItems(checkpoint);
-    return { manifest, runDir, pathsDir, checkpoint };
-}
-/**
- * The engine takes a frozen item list as it finds it once its checksum matches, and a list that is not one
- * (an object, numbers, fewer items than recorded) would run units on nothing and record them done. A bundle
- * carrying such a list is refused here, where a restored checkpoint is checked.
- */
-async function checkFrozenItems(checkpoint) {
-    for (const [step, rec] of checkpoint.state.steps) {
-        if (!rec.items)
-            continue;
-        let items;
-        try {
-            items = await checkpoint.readItems(step);
-        }
-        catch (err) {
-            throw new BundleRejected(`its checkpoint cannot be read: ${err.message}`);
-        }
-        const ok = Array.isArray(items) &&
-            items.length === rec.items.count &&
-            items.every((i) => typeof i === 'string' && !i.includes('\0'));
-        if (!ok)
-            throw new BundleRejected(`the frozen item list of step "${step}" is not a list of ${rec.items.count} text items`);
-    }
-}
-/**
- * Moves an unpacked run into the checkpoint root, replacing an older local copy of the same run, and makes
- * it `latest`. The old copy is renamed aside first and removed last, so a crash leaves one of the two.
- */
-async function installRun(unpacked, root) {
-    await (0,fsutil/* ensureDir */.A0)(root);
-    const dest = (0,external_node_path_.join)(root, unpacked.manifest.runId);
-    const aside = `${dest}.replaced-${process.pid}`;
-    const had = await (0,promises_.lstat)(dest).then(() => true, () => false);
-    if (had)
-        await (0,promises_.rename)(dest, aside);
-    await (0,promises_.mkdir)(root, { recursive: true });
-    await (0,promises_.rename)(unpacked.runDir, dest);
-    await (0,fsutil/* writeFileAtomic */.Zf)((0,external_node_path_.join)(root, 'latest'), `${unpacked.manifest.runId}\n`);
-    if (had)
-        await (0,promises_.rm)(aside, { recursive: true, force: true });
-}
-/**
- * Why `rel` cannot be written under `workspace` as it stands, if it cannot. The archive's names are checked
- * lexically when it is read, but a symbolic link already in the workspace (a checked-out repository may hold
- * one) would carry the write to wherever it points, and a file where a folder is needed would fail halfway.
- */
-async function obstacle(workspace, rel) {
-    const parts = rel.split(external_node_path_.sep);
-    let cur = workspace;
-    for (const [i, part] of parts.entries()) {
-        cur = (0,external_node_path_.join)(cur, part);
-        const st = await (0,promises_.lstat)(cur).catch(() => undefined);
-        // What does not exist yet is created by us, as a plain folder or file.
-        if (!st)
-            return undefined;
-        if (st.isSymbolicLink())
-            return `would be written through the symbolic link "${(0,external_node_path_.relative)(workspace, cur)}" in the workspace`;
-        if (i < parts.length - 1 ? !st.isDirectory() : !st.isFile())
-            return `would replace "${(0,external_node_path_.relative)(workspace, cur)}", which is not a ${i < parts.length - 1 ? 'folder' : 'file'}`;
-    }
-    return undefined;
-}
-/**
- * Copies the restored extra paths back into the workspace. Every path is checked before any is written: one
- * that would land outside the workspace, go through a symbolic link found in it or replace something that is
- * not a plain file refuses the bundle without touching the workspace.
- */
-async function installPaths(unpacked, workspace) {
-    const entries = [];
-    await walk(unpacked.pathsDir, '', () => false, entries);
-    const planned = [];
-    for (const e of entries) {
-        const dest = (0,external_node_path_.resolve)(workspace, e.name);
-        const rel = (0,external_node_path_.relative)(workspace, dest);
-        if (rel === '' || rel.startsWith('..') || (0,external_node_path_.isAbsolute)(rel))
-            throw new BundleRejected(`path "${e.name}" would land outside the workspace`);
-        const problem = await obstacle(workspace, rel);
-        if (problem !== undefined)
-            throw new BundleRejected(`path "${e.name}" ${problem}`);
-        planned.push({ from: e.abs, dest, rel });
-    }
-    const placed = [];
-    for (const { from, dest, rel } of planned) {
-        await (0,fsutil/* ensureDir */.A0)((0,external_node_path_.resolve)(dest, '..'));
-        await (0,promises_.rename)(from, dest).catch(async () => (0,promises_.writeFile)(dest, await (0,promises_.readFile)(from)));
-        placed.push(rel);
-    }
-    return placed;
-}
-
-;// CONCATENATED MODULE: ./src/stores/store.ts
-// Where checkpoint bundles live between attempts. The action only ever asks a Store for the newest bundle
-// under a key prefix and to keep a new one; how and where is the store's business.
-/**
- * A store that could not do what was asked: an outage, a refused write, a throttled request. Never fatal:
- * the local checkpoint is intact, and the job's result is decided by its work, so callers log a warning.
- */
-class StoreError extends Error {
-    name = 'StoreError';
-}
-/**
- * The store found the entry but could not fetch it whole (the download broke off, came back truncated or
- * would not unpack). Unlike other StoreErrors the store was reachable, so the entries before it are worth
- * trying; `entry` is the one to pass over.
- */
-class EntryUnusable extends StoreError {
-    name = 'EntryUnusable';
-    entry;
-    constructor(entry, message, options) {
-        super(message, options);
-        this.entry = entry;
-    }
-}
-/** The local directory only: on a self-hosted runner with a persistent workspace it is the checkpoint. */
-class NoStore {
-    kind = 'none';
-    async restore() {
-        return undefined;
-    }
-    async save() { }
-}
-
-// EXTERNAL MODULE: external "node:diagnostics_channel"
-var external_node_diagnostics_channel_ = __nccwpck_require__(53053);
-;// CONCATENATED MODULE: ./src/stores/watchdog.ts
-// A service that accepts a connection and never answers holds the toolkit's HTTP clients for a long time:
-// @actions/http-client gives up on a silent request after 3 minutes and the Twirp clients of @actions/cache and
-// @actions/artifact then retry it, 5 attempts in all, so one hung save or restore blocks the action for about
-// 15 minutes (the end-of-main save, and post's save after it, count against the job's timeout). Neither
-// library takes a timeout for those calls, so the watchdog works one level down: every TCP connection opened
-// while a store operation runs is watched, and one that moves no byte in either direction for `idleMs` is
-// destroyed with ETIMEDOUT. Both Twirp clients treat ETIMEDOUT as a network error and do not retry it, so a
-// hung service costs one idle period, and the operation fails the way an unreachable service does.
-
-/** Long enough for any server-side pause of a healthy service; @actions/cache's own download uses 5 s. */
-const DEFAULT_IDLE_MS = 30_000;
-const CHANNEL = 'net.client.socket';
-const active = new Set();
-function onSocket(message) {
-    const socket = message?.socket;
-    if (!socket)
-        return;
-    for (const w of active)
-        w.sockets.set(socket, [-1, Date.now()]);
-}
-function check(w) {
-    const now = Date.now();
-    for (const [socket, [bytes, since]] of w.sockets) {
-        if (socket.destroyed) {
-            w.sockets.delete(socket);
-            continue;
-        }
-        const moved = socket.bytesRead + socket.bytesWritten;
-        if (moved !== bytes) {
-            w.sockets.set(socket, [moved, now]);
-        }
-        else if (now - since >= w.idleMs) {
-            w.fired = true;
-            w.sockets.delete(socket);
-            const err = new Error(`no data in either direction for ${Math.round(w.idleMs / 1000)} s`);
-            socket.destroy(Object.assign(err, { code: 'ETIMEDOUT' }));
-        }
-    }
-}
-/**
- * Runs `fn` with every connection it opens watched for silence (see above). `timedOut` says whether a
- * connection was ended for it (the operation's own error or warning then tells only half the story).
- */
-async function withIdleTimeout(idleMs, fn) {
-    const w = { idleMs, sockets: new Map(), fired: false };
-    if (active.size === 0)
-        (0,external_node_diagnostics_channel_.subscribe)(CHANNEL, onSocket);
-    active.add(w);
-    const timer = setInterval(() => check(w), Math.max(50, Math.min(1_000, idleMs / 4)));
-    // Only the operation's own sockets should keep the process alive.
-    timer.unref();
-    try {
-        return { result: await fn(), timedOut: w.fired };
-    }
-    catch (err) {
-        if (w.fired && err instanceof Error)
-            err.message += ` (a connection was silent for ${Math.round(idleMs / 1000)} s)`;
-        throw err;
-    }
-    finally {
-        clearInterval(timer);
-        active.delete(w);
-        if (active.size === 0)
-            (0,external_node_diagnostics_channel_.unsubscribe)(CHANNEL, onSocket);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/stores/artifact.ts
-// The `artifact` store: the real @actions/artifact (loaded only when used). Each save uploads the bundle
-// as a new artifact whose name carries the attempt and sequence; restore lists artifacts through the REST
-// API with the token and takes the newest by creation time. Within one workflow run (attempts re-running
-// it) the run's own list is asked; with an explicit `key` that outlives runs, the repository's list is.
-
-
-
-
-class ArtifactStore {
-    kind = 'artifact';
-    #o;
-    #lib;
-    constructor(o) {
-        this.#o = o;
-    }
-    async #client() {
-        this.#lib ??= await Promise.all(/* import() */[__nccwpck_require__.e(371), __nccwpck_require__.e(458)]).then(__nccwpck_require__.bind(__nccwpck_require__, 67458));
-        return new this.#lib.DefaultArtifactClient();
-    }
-    get #owner() {
-        return this.#o.repository.split('/')[0] ?? '';
-    }
-    get #repo() {
-        return this.#o.repository.split('/')[1] ?? '';
-    }
-    /** GET a REST list page; the library only lists one run, so the repository-wide list is asked directly. */
-    async #repositoryArtifacts(prefix) {
-        const found = [];
-        // GitHub lists a repository's artifacts newest first; ten pages of 100 reach far enough back for a
-        // checkpoint that is saved every few minutes, without walking a big repository's whole history.
-        for (let page = 1; page <= 10; page++) {
-            const url = `${this.#o.apiUrl.replace(/\/$/, '')}/repos/${this.#o.repository}/actions/artifacts?per_page=100&page=${page}`;
-            const res = await fetch(url, {
-                headers: {
-                    authorization: `Bearer ${this.#o.token}`,
-                    accept: 'application/vnd.github+json',
-                    'x-github-api-version': '2022-11-28',
-                },
-            });
-            if (!res.ok)
-                throw new Error(`GET ${url}: HTTP ${res.status}`);
-            const body = (await res.json());
-            const list = body.artifacts ?? [];
-            for (const a of list) {
-                if (a.expired || !a.name.startsWith(prefix))
-                    continue;
-                // A `pull_request` run from a fork uploads into this repository's list too, with no secrets and
-                // code nobody reviewed: its artifacts are never a checkpoint to resume from.
-                const run = a.workflow_run;
-                const fromFork = run?.head_repository_id !== undefined &&
-                    run.repository_id !== undefined &&
-                    run.head_repository_id !== run.repository_id;
-                if (fromFork)
-                    continue;
-                found.push({
-                    id: a.id,
-                    name: a.name,
-                    createdAt: a.created_at ? Date.parse(a.created_at) : 0,
-                    runId: a.workflow_run?.id ?? this.#o.runId,
-                });
-            }
-            if (list.length < 100)
-                break;
-        }
-        return found;
-    }
-    async #runArtifacts(prefix) {
-        const client = await this.#client();
-        const { artifacts } = await client.listArtifacts({
-            findBy: {
-                token: this.#o.token,
-                workflowRunId: this.#o.runId,
-                repositoryOwner: this.#owner,
-                repositoryName: this.#repo,
-            },
-        });
-        return artifacts
-            .filter((a) => a.name.startsWith(prefix))
-            .map((a) => ({ id: a.id, name: a.name, createdAt: a.createdAt?.getTime() ?? 0, runId: this.#o.runId }));
-    }
-    #watched(fn) {
-        return withIdleTimeout(this.#o.idleTimeoutMs ?? DEFAULT_IDLE_MS, fn).then((r) => r.result);
-    }
-    async restore(prefix, dir, refused = new Set()) {
-        if (!this.#o.token)
-            throw new StoreError('artifact restore needs `github-token` to list artifacts; set it');
-        let newest;
-        try {
-            const list = await this.#watched(() => this.#o.scope === 'repository' ? this.#repositoryArtifacts(prefix) : this.#runArtifacts(prefix));
-            // Newest by creation time; equal times (one-second resolution) fall back to the higher id. Entries
-            // already refused are passed over, so a bad newest entry leaves the one before it usable.
-            newest = list
-                .filter((a) => !refused.has(a.name))
-                .sort((a, b) => b.createdAt - a.createdAt || b.id - a.id)[0];
-        }
-        catch (err) {
-            throw new StoreError(`artifact list failed: ${err.message}`, { cause: err });
-        }
-        if (!newest)
-            return undefined;
-        try {
-            const client = await this.#client();
-            const id = newest.id;
-            const runId = newest.runId;
-            await this.#watched(() => client.downloadArtifact(id, {
-                path: dir,
-                findBy: {
-                    token: this.#o.token,
-                    workflowRunId: runId,
-                    repositoryOwner: this.#owner,
-                    repositoryName: this.#repo,
-                },
-            }));
-        }
-        catch (err) {
-            throw new EntryUnusable(newest.name, `artifact download of ${newest.name} failed: ${err.message}`, { cause: err });
-        }
-        return { name: newest.name };
-    }
-    async save(name, dir) {
-        try {
-            const client = await this.#client();
-            await this.#watched(() => client.uploadArtifact(name, [(0,external_node_path_.join)(dir, MANIFEST), (0,external_node_path_.join)(dir, ARCHIVE)], dir, {
-                // The archive is already gzip'ed.
-                compressionLevel: 0,
-                ...(this.#o.retentionDays ? { retentionDays: this.#o.retentionDays } : {}),
-            }));
-        }
-        catch (err) {
-            throw new StoreError(`artifact upload of ${name} failed: ${err.message}`, { cause: err });
-        }
-    }
-}
-
-;// CONCATENATED MODULE: ./src/stores/cache.ts
-// The `cache` store: the real @actions/cache, loaded only when used (it is most of the bundle's weight and
-// the action's cold start matters). Entries are immutable, so every save gets a new key and restore asks for
-// the newest key under the prefix.
-
-
-
-/**
- * @actions/cache never throws for service trouble: restoreCache warns and returns undefined (which reads like
- * a miss), saveCache logs and returns -1. To tell an outage from a miss, and to carry the reason into the job
- * summary, the `::warning` lines the library prints while it runs are collected (and still printed). So is
- * the entry it found ("Cache hit for: K"), the only way to learn which entry a failed download was.
- */
-async function watchingWarnings(fn) {
-    const warnings = [];
-    let hit;
-    const write = process.stdout.write;
-    const patched = function (chunk, ...rest) {
-        const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : '';
-        for (const line of text.split('\n')) {
-            if (line.startsWith('::warning'))
-                warnings.push(line.slice(line.indexOf('::', 2) + 2).replace(/%0A/g, ' '));
-            hit = /^Cache hit for(?: restore-key)?: (\S+)$/.exec(line)?.[1] ?? hit;
-        }
-        // The rest are write's own optional arguments (encoding, callback), passed through untouched.
-        return write.call(this, chunk, ...rest);
-    };
-    process.stdout.write = patched;
-    try {
-        const result = await fn();
-        return hit === undefined ? { result, warnings } : { result, warnings, hit };
-    }
-    finally {
-        process.stdout.write = write;
-    }
-}
-/** The runner's ACTIONS_CACHE_MODE lattice (as @actions/cache reads it): unset or unknown allows both. */
-function cacheModeAllows(mode, op) {
-    const m = (mode ?? '').trim().toLowerCase();
-    if (!['none', 'read', 'write', 'write-only'].includes(m))
-        return true;
-    return op === 'read' ? m === 'read' || m === 'write' : m === 'write' || m === 'write-only';
-}
-/** The cache answers at most 10 keys per lookup (the library refuses more). */
-const MAX_KEYS = 10;
-/**
- * Older entries to ask for once the newest ones were refused. The cache can only be asked for "the newest
- * entry under a prefix" (for up to 10 keys at once, first match wins), never to list, so the candidates come
- * from the refused names, `<prefix><run>-<attempt>-<seq>`: the earlier saves of the same attempt by exact
- * name, newest first, then the newest entry of each earlier attempt of that run. Entries of earlier workflow
- * runs (an explicit `key`) cannot be reached this way.
- */
-function olderKeys(prefix, refused) {
-    let oldest;
-    for (const name of refused) {
-        const m = name.startsWith(prefix) ? /^(\d+)-(\d+)-(\d+)$/.exec(name.slice(prefix.length)) : null;
-        if (!m)
-            continue;
-        const at = [Number(m[1]), Number(m[2]), Number(m[3])];
-        if (!oldest || at[1] < oldest[1] || (at[1] === oldest[1] && at[2] < oldest[2]))
-            oldest = at;
-    }
-    if (!oldest)
-        return [];
-    const [run, attempt, seq] = oldest;
-    const keys = [];
-    for (let s = seq - 1; s >= 1 && keys.length < MAX_KEYS / 2; s--)
-        keys.push(`${prefix}${run}-${attempt}-${s}`);
-    for (let a = attempt - 1; a >= 1 && keys.length < MAX_KEYS; a--)
-        keys.push(`${prefix}${run}-${a}-`);
-    return keys.filter((k) => !refused.has(k));
-}
-class CacheStore {
-    kind = 'cache';
-    #lib;
-    #idleMs;
-    constructor(o = {}) {
-        this.#idleMs = o.idleTimeoutMs ?? DEFAULT_IDLE_MS;
-    }
-    async #cache() {
-        this.#lib ??= await Promise.all(/* import() */[__nccwpck_require__.e(371), __nccwpck_require__.e(91)]).then(__nccwpck_require__.bind(__nccwpck_require__, 18091));
-        return this.#lib;
-    }
-    /** The library hashes the path strings into the entry's version, so they must read the same every time. */
-    #paths(dir) {
-        return [(0,external_node_path_.relative)(process.cwd(), dir) || '.'];
-    }
-    async restore(prefix, dir, refused = new Set()) {
-        const cache = await this.#cache();
-        if (!cache.isFeatureAvailable())
-            throw new StoreError('the cache service is not available to this job (no ACTIONS_RESULTS_URL / ACTIONS_CACHE_URL)');
-        // No entry is ever called exactly `prefix`, so [prefix] asks for "the newest entry whose key starts
-        // with it"; after a refusal, the older candidates are asked for instead.
-        const [first, ...rest] = refused.size === 0 ? [prefix] : olderKeys(prefix, refused);
-        if (first === undefined)
-            return undefined;
-        let key;
-        let warnings;
-        let hit;
-        let timedOut;
-        try {
-            ({
-                result: { result: key, warnings, hit },
-                timedOut,
-            } = await withIdleTimeout(this.#idleMs, () => watchingWarnings(() => cache.restoreCache(this.#paths(dir), first, rest.length ? rest : [first]))));
-        }
-        catch (err) {
-            throw new StoreError(`cache restore failed: ${err.message}`, { cause: err });
-        }
-        if (key === undefined && warnings.length > 0) {
-            const why = `${warnings.join('; ')}${this.#silence(timedOut)}`;
-            // Found, then lost on the way (cut, truncated, not extractable): the entries before it may be whole.
-            if (hit !== undefined)
-                throw new EntryUnusable(hit, `cache restore of ${hit} failed: ${why}`);
-            throw new StoreError(`cache restore failed: ${why}`);
-        }
-        // A refused entry found again (a name the candidates could not tell apart) is no candidate.
-        return key === undefined || refused.has(key) ? undefined : { name: key };
-    }
-    async save(name, dir) {
-        const cache = await this.#cache();
-        if (!cache.isFeatureAvailable())
-            throw new StoreError('the cache service is not available to this job (no ACTIONS_RESULTS_URL / ACTIONS_CACHE_URL)');
-        if (!cacheModeAllows(process.env.ACTIONS_CACHE_MODE, 'write'))
-            throw new StoreError(`cache save of ${name} skipped: ACTIONS_CACHE_MODE=${process.env.ACTIONS_CACHE_MODE} does not permit writes; the checkpoint stays in the local directory only`);
-        let id;
-        let warnings;
-        let timedOut;
-        try {
-            ({
-                result: { result: id, warnings },
-                timedOut,
-            } = await withIdleTimeout(this.#idleMs, () => watchingWarnings(() => cache.saveCache(this.#paths(dir), name))));
-        }
-        catch (err) {
-            throw new StoreError(`cache save of ${name} failed: ${err.message}`, { cause: err });
-        }
-        // saveCache logs its own reason (a warning, or only an info line for a throttled or refused reservation)
-        // and returns -1 when the service refused or failed the save.
-        if (id === -1)
-            throw new StoreError(`cache save of ${name} failed${warnings.length > 0 ? `: ${warnings.join('; ')}` : timedOut ? '' : ' (the service refused the entry; see the lines above)'}${this.#silence(timedOut)}`);
-    }
-    #silence(timedOut) {
-        return timedOut
-            ? ` (the cache service did not answer for ${Math.round(this.#idleMs / 1000)} s; the connection was given up)`
-            : '';
-    }
-}
-
-;// CONCATENATED MODULE: ./src/action/store-factory.ts
-// Picks the store the `store` input names.
-
-
-
-function makeStore(inputs, cfg) {
-    if (inputs.store === 'none')
-        return new NoStore();
-    if (inputs.store === 'artifact')
-        return new ArtifactStore({
-            token: inputs.githubToken,
-            repository: cfg.repository,
-            runId: cfg.runId,
-            // The default key is per run; an explicit key is meant to be found by later runs.
-            scope: inputs.key === undefined ? 'run' : 'repository',
-            apiUrl: cfg.apiUrl,
-        });
-    return new CacheStore();
-}
-
-// EXTERNAL MODULE: external "node:perf_hooks"
-var external_node_perf_hooks_ = __nccwpck_require__(643);
-;// CONCATENATED MODULE: ./src/action/sync.ts
-// Moves the checkpoint between the local directory and the store: restore at the start of main, saves
-// while the run goes on and at its end, and post's save when main could not. Store trouble is a warning
-// (collected for the job summary); the local checkpoint is never touched by a failed save or a refused bundle.
-
-
-
-
-
-
-
-
-/** Entries downloaded at most by one restore: the newest and, when it is refused, the ones before it. */
-const MAX_CANDIDATES = 3;
-/** A failed download that took longer than this is not followed by downloads of older entries. */
-const SLOW_FAILURE_MS = 20_000;
-/** The bundle folder, relative to the workspace the same way every time (the cache hashes the path). */
-function bundleDir(workspace) {
-    return (0,external_node_path_.join)(workspace, '.checkpoint-action', 'bundle');
-}
-class CheckpointSync {
-    #o;
-    warnings = [];
-    #seq;
-    #savedProgress;
-    #chain = Promise.resolve();
-    #lastSaveMs;
-    constructor(o) {
-        this.#o = o;
-        this.#seq = Number(o.state.get('save-seq')) || 0;
-        const saved = o.state.get('saved-progress');
-        this.#savedProgress = saved === '' ? -1 : Number(saved);
-    }
-    get lastSaveMs() {
-        return this.#lastSaveMs;
-    }
-    #warn(message) {
-        this.warnings.push(message);
-        this.#o.log.warning(message);
-    }
-    async #localSeq() {
-        try {
-            if (!(await journal_checkpoint/* Checkpoint */.F9.exists(this.#o.root, this.#o.runId)))
-                return undefined;
-            return (await journal_checkpoint/* Checkpoint */.F9.read(this.#o.root, this.#o.runId)).state.seq;
-        }
-        catch {
-            // A local copy that cannot be read loses to any valid restored one.
-            return -1;
-        }
-    }
-    /**
-     * Fetches the newest entry for the key and installs it unless the local copy is as new or newer. An entry
-     * that fails its checks (digest, signature, schema, key) or that the store found but could not fetch whole
-     * is refused and the one before it is tried, up to MAX_CANDIDATES downloads: one bad entry, damaged or
-     * planted, does not throw away the progress that the entries before it carry.
-     */
-    async restore() {
-        const t0 = external_node_perf_hooks_.performance.now();
-        const { store, key } = this.#o;
-        const local = await this.#localSeq();
-        const ms = () => Math.round(external_node_perf_hooks_.performance.now() - t0);
-        const fallback = local === undefined ? 'a fresh start' : 'the local checkpoint';
-        const otherwise = () => (local === undefined ? 'none' : 'local');
-        if (store.kind === 'none')
-            return { source: otherwise(), ms: ms(), refused: [] };
-        const dir = bundleDir(this.#o.workspace);
-        const stage = (0,external_node_path_.join)(this.#o.temp, 'checkpoint-action', 'unpack');
-        const refused = new Set();
-        const refuse = (entry, why, tries) => {
-            refused.add(entry);
-            this.#warn(`${why}; ${tries < MAX_CANDIDATES ? 'trying the entry before it' : `continuing from ${fallback}`}`);
-        };
-        try {
-            for (let tries = 1; tries <= MAX_CANDIDATES; tries++) {
-                // A refused entry's files must not mix with the next one's.
-                await (0,promises_.rm)(dir, { recursive: true, force: true });
-                const tryStart = external_node_perf_hooks_.performance.now();
-                let entry;
-                try {
-                    entry = (await store.restore(entryPrefix(key), dir, refused))?.name;
-                }
-                catch (err) {
-                    // A download that failed after the libraries' long retries (a blob service outage, ~25 s to
-                    // minutes) would fail the same way for the older entries: only a quick failure is worth them.
-                    if (err instanceof EntryUnusable && external_node_perf_hooks_.performance.now() - tryStart < SLOW_FAILURE_MS) {
-                        refuse(err.entry, err.message, tries);
-                        continue;
-                    }
-                    if (!(err instanceof StoreError))
-                        throw err;
-                    this.#warn(`${err.message}; continuing from ${fallback}`);
-                    return { source: otherwise(), ms: ms(), refused: [...refused] };
-                }
-                if (entry === undefined) {
-                    if (refused.size === 0)
-                        this.#o.log.info(`no saved checkpoint for key ${key} in the ${store.kind} store`);
-                    else
-                        this.#warn(`no older saved checkpoint for key ${key} could be found; continuing from ${fallback}`);
-                    return { source: otherwise(), ms: ms(), refused: [...refused] };
-                }
-                try {
-                    const unpacked = await unpackBundle(dir, stage, {
-                        planName: this.#o.planName,
-                        ...(this.#o.signingKey !== undefined ? { signingKey: this.#o.signingKey } : {}),
-                    });
-                    if (unpacked.manifest.key !== key || unpacked.manifest.runId !== this.#o.runId)
-                        throw new BundleRejected(`it was saved for key "${unpacked.manifest.key}", not "${key}" (one key is a prefix of the other; choose keys that are not)`);
-                    if (local !== undefined && local >= unpacked.checkpoint.state.seq) {
-                        this.#o.log.info(`the local checkpoint is as new as ${entry} or newer; keeping it`);
-                        return { source: 'local', entry, ms: ms(), refused: [...refused] };
-                    }
-                    // Paths first: they can still refuse the bundle (a link in the workspace), and a refusal must
-                    // leave the local checkpoint as it was.
-                    const placed = await installPaths(unpacked, this.#o.workspace);
-                    await installRun(unpacked, this.#o.root);
-                    this.#o.log.info(`restored ${entry} (${unpacked.manifest.files} files${placed.length ? `, ${placed.length} from \`paths\`` : ''})`);
-                    return { source: 'store', entry, ms: ms(), refused: [...refused] };
-                }
-                catch (err) {
-                    if (!(err instanceof BundleRejected))
-                        throw err;
-                    refuse(entry, `the saved checkpoint ${entry} was refused: ${err.message}`, tries);
-                }
-            }
-            return { source: otherwise(), ms: ms(), refused: [...refused] };
-        }
-        finally {
-            await (0,promises_.rm)(dir, { recursive: true, force: true }).catch(() => undefined);
-            await (0,promises_.rm)(stage, { recursive: true, force: true }).catch(() => undefined);
-        }
-    }
-    /** True when the checkpoint moved on since the last successful save. */
-    changedSince(progress) {
-        return progress !== this.#savedProgress;
-    }
-    /**
-     * Saves the run's checkpoint as a new entry if its progress (event sequence) moved on since the last
-     * save (`force`: a side file such as the continuation count changed). Saves run one at a time. Returns false when nothing was saved (unchanged, or the store failed).
-     */
-    save(progress, why, force = false) {
-        const next = this.#chain.then(() => this.#save(progress, why, force));
-        this.#chain = next.catch(() => undefined);
-        return next;
-    }
-    async #save(progress, why, force) {
-        const { store } = this.#o;
-        if (store.kind === 'none' || (!force && !this.changedSince(progress)))
-            return false;
-        const t0 = external_node_perf_hooks_.performance.now();
-        const dir = bundleDir(this.#o.workspace);
-        this.#seq += 1;
-        this.#o.state.set('save-seq', String(this.#seq));
-        const name = entryName(this.#o.key, this.#o.ghRunId, this.#o.attempt, this.#seq);
-        try {
-            await packBundle(dir, {
-                root: this.#o.root,
-                runId: this.#o.runId,
-                planName: this.#o.planName,
-                seq: progress,
-                key: this.#o.key,
-                paths: this.#o.paths,
-                workspace: this.#o.workspace,
-                ...(this.#o.signingKey !== undefined ? { signingKey: this.#o.signingKey } : {}),
-            });
-            await store.save(name, dir);
-        }
-        catch (err) {
-            if (err instanceof StoreError) {
-                this.#warn(`${err.message} (${why}); the checkpoint is safe in the local directory`);
-                return false;
-            }
-            // A run folder that vanished mid-pack (another process pruned it) is a failed save, not a crash.
-            if ((0,fsutil/* errorCode */.CA)(err) === 'ENOENT') {
-                this.#warn(`could not pack the checkpoint for ${name} (${why}): ${err.message}`);
-                return false;
-            }
-            throw err;
-        }
-        finally {
-            await (0,promises_.rm)(dir, { recursive: true, force: true }).catch(() => undefined);
-        }
-        this.#savedProgress = progress;
-        this.#o.state.set('saved-progress', String(progress));
-        this.#lastSaveMs = Math.round(external_node_perf_hooks_.performance.now() - t0);
-        this.#o.log.info(`saved checkpoint as ${name} (${why}, ${this.#lastSaveMs} ms)`);
-        return true;
-    }
-}
-
+// EXTERNAL MODULE: ./src/action/state.ts
+var action_state = __nccwpck_require__(33175);
+// EXTERNAL MODULE: ./src/action/store-factory.ts + 3 modules
+var store_factory = __nccwpck_require__(47656);
+// EXTERNAL MODULE: ./src/action/sync.ts
+var action_sync = __nccwpck_require__(95627);
 ;// CONCATENATED MODULE: ./src/action/main-run.ts
 // The action's main step: read inputs, restore the newest checkpoint for the key, run the engine (saving
 // every `save-every` while progress changes), save once more, write the job summary and outputs, and end
 // the job the way `on-incomplete` says.
+
+
+
 
 
 
@@ -38807,19 +41247,19 @@ async function setUp(state) {
     const cfg = readConfig();
     let inputs;
     try {
-        inputs = readInputs((n) => getInput(n), { workspace: cfg.workspace });
+        inputs = (0,action_inputs/* readInputs */.Ko)((n) => runner_commands.getInput(n), { workspace: cfg.workspace });
         if (inputs.onIncomplete === 'dispatch' && inputs.key === undefined)
-            throw new InputError('input `on-incomplete: dispatch` continues in a new workflow run, which finds the checkpoint only through an explicit `key`; set `key` (for example `key: nightly-backfill`)');
+            throw new action_inputs/* InputError */.dz('input `on-incomplete: dispatch` continues in a new workflow run, which finds the checkpoint only through an explicit `key`; set `key` (for example `key: nightly-backfill`)');
     }
     catch (err) {
-        if (!(err instanceof InputError))
+        if (!(err instanceof action_inputs/* InputError */.dz))
             throw err;
-        setFailed(err.message);
+        runner_commands.setFailed(err.message);
         return undefined;
     }
     if (inputs.signingKey)
-        setSecret(inputs.signingKey);
-    const key = baseKey({
+        runner_commands.setSecret(inputs.signingKey);
+    const key = (0,keys/* baseKey */.H_)({
         ...(inputs.key !== undefined ? { key: inputs.key } : {}),
         workflow: cfg.workflow,
         job: cfg.job,
@@ -38833,9 +41273,20 @@ async function setUp(state) {
     }
     catch (err) {
         const { code, message } = classify(err);
-        setFailed(message);
+        runner_commands.setFailed(message);
         process.exitCode = code;
         return undefined;
+    }
+    if (inputs.approve.length > 0) {
+        // Checked against the plan before anything is restored: an unknown step is an input error.
+        const { checkApprovable } = await Promise.resolve(/* import() */).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
+        try {
+            checkApprovable(plan, inputs.approve, 'input `approve`');
+        }
+        catch (err) {
+            runner_commands.setFailed(err.message);
+            return undefined;
+        }
     }
     // The run folder is named after the key, so every attempt and every store agrees on it.
     const runId = key;
@@ -38845,8 +41296,8 @@ async function setUp(state) {
     state.set('key', key);
     state.set('plan-name', plan.name);
     state.set('plan-file', planFile);
-    const store = makeStore(inputs, cfg);
-    const sync = new CheckpointSync({
+    const store = (0,store_factory/* makeStore */.y)(inputs, cfg);
+    const sync = new action_sync/* CheckpointSync */.Ir({
         store,
         key,
         root,
@@ -38859,7 +41310,7 @@ async function setUp(state) {
         ghRunId: cfg.runId,
         attempt: cfg.runAttempt,
         state,
-        log: { info: (m) => info(m), warning: (m) => warning(m) },
+        log: { info: (m) => runner_commands.info(m), warning: (m) => runner_commands.warning(m) },
     });
     const io = { out: process.stdout, err: process.stdout, env: unitEnvironment(process.env) };
     return { inputs, cfg, plan, planFile, key, root, runId, state, sync, io };
@@ -38871,18 +41322,18 @@ function stepGroups() {
         onState(step, s) {
             if (s === 'running' && open !== step) {
                 if (open !== undefined)
-                    endGroup();
-                startGroup(`step ${step}`);
+                    runner_commands.endGroup();
+                runner_commands.startGroup(`step ${step}`);
                 open = step;
             }
             else if (s !== 'running' && s !== 'waiting' && open === step) {
-                endGroup();
+                runner_commands.endGroup();
                 open = undefined;
             }
         },
         close() {
             if (open !== undefined)
-                endGroup();
+                runner_commands.endGroup();
             open = undefined;
         },
     };
@@ -38890,19 +41341,15 @@ function stepGroups() {
 async function runEngine(ctx) {
     const groups = stepGroups();
     let timer;
+    let engineCkpt;
+    // Spans of the run when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (src/trace); a dead collector warns.
+    const tracing = await trace_startTracing(ctx.io, { warn: (m) => runner_commands.warning(m) });
     try {
-        return await executeRun({
-            file: ctx.planFile,
-            dir: ctx.root,
-            run: ctx.runId,
-            // The budget counts from the start of the step: the restore has used part of it already.
-            ...(ctx.inputs.timeBudgetMs !== undefined
-                ? { timeBudget: `${Math.max(1, ctx.inputs.timeBudgetMs - (Date.now() - STARTED_AT))}ms` }
-                : {}),
-            ...(ctx.inputs.concurrency !== undefined ? { concurrency: String(ctx.inputs.concurrency) } : {}),
-            ...(ctx.inputs.shard !== undefined ? { shard: ctx.inputs.shard } : {}),
-        }, ctx.io, {
+        const hooks = {
             onEngine: (ckpt) => {
+                engineCkpt = ckpt;
+                // Secret outputs restored from earlier attempts, before any unit can print them.
+                maskSecrets(secretValues(ctx.plan, ckpt.state));
                 timer = setInterval(() => {
                     const seq = ckpt.state.seq;
                     if (ctx.sync.changedSince(seq))
@@ -38913,8 +41360,23 @@ async function runEngine(ctx) {
             onEvent: (ev) => {
                 if (ev.type === 'step-state')
                     groups.onState(ev.step, ev.state);
+                // A unit recorded its outputs: secret ones are masked before a later unit could print them.
+                if (ev.type === 'unit-end' && ev.result === 'done' && engineCkpt)
+                    maskSecrets(secretValues(ctx.plan, engineCkpt.state, ev.unit.step));
             },
-        });
+        };
+        const run = (h) => executeRun({
+            file: ctx.planFile,
+            dir: ctx.root,
+            run: ctx.runId,
+            // The budget counts from the start of the step: the restore has used part of it already.
+            ...(ctx.inputs.timeBudgetMs !== undefined
+                ? { timeBudget: `${Math.max(1, ctx.inputs.timeBudgetMs - (Date.now() - STARTED_AT))}ms` }
+                : {}),
+            ...(ctx.inputs.concurrency !== undefined ? { concurrency: String(ctx.inputs.concurrency) } : {}),
+            ...(ctx.inputs.shard !== undefined ? { shard: ctx.inputs.shard } : {}),
+        }, ctx.io, h);
+        return await (tracing ? tracing.around(run, hooks) : run(hooks));
     }
     finally {
         if (timer)
@@ -38923,15 +41385,30 @@ async function runEngine(ctx) {
     }
 }
 async function resetSteps(ctx) {
-    if (ctx.inputs.reset.length === 0 || !(await journal_checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId)))
+    if (ctx.inputs.reset.length === 0 || !(await checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId)))
         return;
     const { resetCommand } = await Promise.resolve(/* import() */).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
     await resetCommand(ctx.inputs.reset, { file: ctx.planFile, dir: ctx.root, run: ctx.runId }, ctx.io);
 }
+/** The `approve` input: recorded after the restore (reset first), before the engine, by GITHUB_ACTOR. */
+async function approveSteps(ctx) {
+    if (ctx.inputs.approve.length === 0)
+        return;
+    const { approveInRun } = await Promise.resolve(/* import() */).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
+    const shard = ctx.inputs.shard !== undefined ? (0,engine_shard/* parseShardText */.PG)(ctx.inputs.shard) : undefined;
+    await approveInRun({
+        plan: ctx.plan,
+        root: ctx.root,
+        runId: ctx.runId,
+        ids: ctx.inputs.approve,
+        by: ctx.cfg.actor || 'unknown',
+        ...(shard ? { shard } : {}),
+    }, ctx.io);
+}
 async function otherCommand(ctx) {
     const opts = { file: ctx.planFile, dir: ctx.root, run: ctx.runId };
-    if (!(await journal_checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId))) {
-        info(`no checkpoint for key ${ctx.key} yet: nothing to ${ctx.inputs.command}`);
+    if (!(await checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId))) {
+        runner_commands.info(`no checkpoint for key ${ctx.key} yet: nothing to ${ctx.inputs.command}`);
         return EXIT_OK;
     }
     if (ctx.inputs.command === 'status') {
@@ -38961,15 +41438,15 @@ async function countContinuation(ctx) {
 async function onIncomplete(ctx, remaining, continuation) {
     const left = `${remaining} units remain`;
     if (ctx.inputs.onIncomplete === 'success') {
-        info(`incomplete: ${left}; the job passes (on-incomplete: success) and complete=false`);
+        runner_commands.info(`incomplete: ${left}; the job passes (on-incomplete: success) and complete=false`);
         return;
     }
     if (ctx.inputs.onIncomplete === 'fail') {
-        setFailed(`incomplete: ${left}; the checkpoint is saved under key ${ctx.key}: re-run the job (Re-run failed jobs) to continue`);
+        runner_commands.setFailed(`incomplete: ${left}; the checkpoint is saved under key ${ctx.key}: re-run the job (Re-run failed jobs) to continue`);
         return;
     }
     if (continuation === undefined) {
-        setFailed(`incomplete: ${left} after ${ctx.inputs.maxContinuations} continuations (max-continuations); raise max-continuations or look at why the plan is not finishing`);
+        runner_commands.setFailed(`incomplete: ${left} after ${ctx.inputs.maxContinuations} continuations (max-continuations); raise max-continuations or look at why the plan is not finishing`);
         return;
     }
     try {
@@ -38980,32 +41457,57 @@ async function onIncomplete(ctx, remaining, continuation) {
             ref: ctx.cfg.ref,
             token: ctx.inputs.githubToken,
         });
-        info(`incomplete: ${left}; dispatched continuation ${continuation} of at most ${ctx.inputs.maxContinuations}`);
+        runner_commands.info(`incomplete: ${left}; dispatched continuation ${continuation} of at most ${ctx.inputs.maxContinuations}`);
     }
     catch (err) {
-        setFailed(`incomplete: ${left}, and the continuation could not be dispatched: ${err.message}`);
+        runner_commands.setFailed(`incomplete: ${left}, and the continuation could not be dispatched: ${err.message}`);
     }
 }
+/**
+ * An incomplete run that stopped before steps with `approval: true`: `success` passes, `fail` and `dispatch`
+ * fail the job (nothing is dispatched: it would stop at the same place), naming the steps and the way on.
+ */
+function waitingForApproval(ctx, remaining, steps) {
+    const list = steps.join(', ');
+    const how = `waiting for approval: ${list}; run the workflow again with the input \`approve: ${list}\` ` +
+        '(for example from a workflow_dispatch input)' +
+        (ctx.inputs.key === undefined
+            ? '; set a `key` so that run finds this checkpoint (without one, each workflow run has its own)'
+            : `; it continues this checkpoint (key ${ctx.inputs.key})`);
+    if (ctx.inputs.onIncomplete === 'success') {
+        runner_commands.info(`incomplete: ${remaining} units remain; ${how}; the job passes (on-incomplete: success)`);
+        return;
+    }
+    runner_commands.setFailed(`incomplete: ${remaining} units remain; ${how}`);
+}
 /** The main step; never throws: whatever goes wrong ends as a failed step with its message. */
-async function run(state = new CoreStateProvider(runner_commands_namespaceObject)) {
+async function run(state = new action_state/* CoreStateProvider */.q(runner_commands)) {
     try {
         await main_run_main(state);
     }
     catch (err) {
-        setFailed(`checkpoint-action: ${err.stack ?? String(err)}`);
+        runner_commands.setFailed(`checkpoint-action: ${err.stack ?? String(err)}`);
     }
 }
 async function main_run_main(state) {
     const ctx = await setUp(state);
     if (!ctx)
         return;
+    if (ctx.inputs.command === 'report' && ctx.inputs.shards !== undefined) {
+        // The final job of a sharded matrix: every shard's checkpoint, not this job's own.
+        const { reportShards } = await __nccwpck_require__.e(/* import() */ 17).then(__nccwpck_require__.bind(__nccwpck_require__, 38017));
+        await reportShards(ctx);
+        state.set('main-ended', 'true');
+        return;
+    }
     const restored = await ctx.sync.restore();
-    info(`checkpoint ${ctx.runId}: ${restored.source === 'store' ? `restored from ${restored.entry}` : restored.source === 'local' ? 'continuing the local checkpoint' : 'fresh start'} (${restored.ms} ms)`);
+    runner_commands.info(`checkpoint ${ctx.runId}: ${restored.source === 'store' ? `restored from ${restored.entry}` : restored.source === 'local' ? 'continuing the local checkpoint' : 'fresh start'} (${restored.ms} ms)`);
     let exitCode;
     let outcome;
     try {
         if (ctx.inputs.command === 'run') {
             await resetSteps(ctx);
+            await approveSteps(ctx);
             outcome = await runEngine(ctx);
             exitCode = outcome.exitCode;
         }
@@ -39015,18 +41517,22 @@ async function main_run_main(state) {
     }
     catch (err) {
         const { code, message } = classify(err);
-        setFailed(message);
+        runner_commands.setFailed(message);
         exitCode = code;
     }
     if (outcome?.signal) {
         // Cancelled or timed out: the runner kills this process 7.5 s after its SIGINT, and a save may not
         // fit; post runs next and saves what main could not.
-        warning(`stopped by ${outcome.signal}; the post step saves the checkpoint`);
+        runner_commands.warning(`stopped by ${outcome.signal}; the post step saves the checkpoint`);
         await setRunOutputs(ctx, restored.source !== 'none', await readRun(ctx)).catch(() => undefined);
         process.exitCode = EXIT_FAILED;
         return;
     }
-    const continuation = exitCode === EXIT_INCOMPLETE && ctx.inputs.onIncomplete === 'dispatch'
+    // Stopped only because steps wait for approval: a continuation would stop at the same place.
+    const awaiting = outcome?.result?.reason.startsWith('waiting for approval')
+        ? (outcome.result.waitingForApproval ?? [])
+        : [];
+    const continuation = exitCode === EXIT_INCOMPLETE && ctx.inputs.onIncomplete === 'dispatch' && awaiting.length === 0
         ? await countContinuation(ctx)
         : undefined;
     // Read once: the save, the outputs and the report all describe the same finished state.
@@ -39042,10 +41548,12 @@ async function main_run_main(state) {
             process.exitCode = exitCode === EXIT_INCOMPLETE ? 1 : exitCode;
         return;
     }
-    if (exitCode === EXIT_INCOMPLETE)
+    if (exitCode === EXIT_INCOMPLETE && awaiting.length > 0)
+        waitingForApproval(ctx, stats?.unitsRemaining ?? 0, awaiting);
+    else if (exitCode === EXIT_INCOMPLETE)
         await onIncomplete(ctx, stats?.unitsRemaining ?? 0, continuation);
     else if (!process.exitCode)
-        setFailed(outcome?.result?.reason ?? `the run failed (exit ${exitCode})`);
+        runner_commands.setFailed(outcome?.result?.reason ?? `the run failed (exit ${exitCode})`);
 }
 
 ;// CONCATENATED MODULE: ./src/action/main.ts

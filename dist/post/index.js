@@ -4653,11 +4653,45 @@ function describe(value) {
     return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
+;// CONCATENATED MODULE: ./src/journal/pace.ts
+// How fast a step with chunks sized by time (`batch.size: { target, min, max }`) gets through its items,
+// kept in its checkpoint record so that a resumed attempt sizes its first chunks from what earlier attempts
+// measured. Like pt-online-schema-change's --chunk-time: an exponentially weighted average of the items and
+// of the time of the finished chunks, whose ratio is the rate. A ratio of weighted sums (rather than a
+// weighted mean of per-chunk rates) lets a big chunk count for more than a tiny one.
+/** Weight of the history against each new chunk (pt-online-schema-change uses the same). */
+const PACE_WEIGHT = 0.75;
+/** `pace` with one more done chunk of `size` items that took `ms`. */
+function updatePace(pace, size, ms) {
+    // A chunk never takes less than a millisecond: a 0 would make an infinite rate.
+    const t = Math.max(1, ms);
+    if (!pace)
+        return { items: size, ms: t, lastSize: size, lastMs: ms, chunks: 1 };
+    return {
+        items: pace.items * PACE_WEIGHT + size,
+        ms: pace.ms * PACE_WEIGHT + t,
+        lastSize: size,
+        lastMs: ms,
+        chunks: pace.chunks + 1,
+    };
+}
+/** Items per millisecond; undefined before the first done chunk. */
+function paceRate(pace) {
+    if (!pace || !(pace.ms > 0) || !(pace.items > 0))
+        return undefined;
+    return pace.items / pace.ms;
+}
+
 ;// CONCATENATED MODULE: ./src/journal/state.ts
+
 
 const FORMAT_VERSION = 1;
 /** Durations kept per step for the p90 estimate: recent ones matter most and the snapshot stays small. */
 const DURATION_SAMPLES = 256;
+/** The approval recorded for `step`, if any. */
+function approvalOf(state, step) {
+    return state.approvals?.get(step);
+}
 function emptyState(runId, planName, now = Date.now()) {
     return {
         format: FORMAT_VERSION,
@@ -4694,7 +4728,20 @@ function newRecord(e, reason) {
     };
     if (e.items)
         rec.items = e.items;
+    if (e.sharding)
+        rec.sharding = { ...e.sharding };
+    if (e.adaptive)
+        rec.adaptive = true;
     return rec;
+}
+/**
+ * Grid cells (units of `size`) wholly inside [s, e); the last cell ends at `to`. A done chunk sized by time
+ * counts as the cells it covers, so that unit counts and progress stay in one measure.
+ */
+function cellsIn(rec, s, e) {
+    const first = Math.ceil((s - rec.from) / rec.size);
+    const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
+    return Math.max(0, lastEnd - first);
 }
 /** Units counted from intervals: a unit is done when its whole range is. */
 function countDoneUnits(rec) {
@@ -4727,6 +4774,8 @@ function applyEvent(state, ev) {
         case 'attempt':
             if (state.planName === '')
                 state.planName = e.plan;
+            if (e.shard && !state.shard)
+                state.shard = { index: e.shard.index, total: e.shard.total };
             if (state.attempts.length === 0 && state.seq === ev.seq && state.createdAt > ev.t)
                 state.createdAt = ev.t;
             state.attempts.push({
@@ -4760,10 +4809,32 @@ function applyEvent(state, ev) {
             rec.from = e.from;
             rec.to = e.to;
             rec.size = e.size;
+            if (e.sharding)
+                rec.sharding = { ...e.sharding };
+            else
+                delete rec.sharding;
+            if (e.adaptive)
+                rec.adaptive = true;
+            else {
+                delete rec.adaptive;
+                delete rec.pace;
+            }
             rec.reason = e.reason;
             rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
             return;
         }
+        case 'approve':
+            if (!state.approvals)
+                state.approvals = new Map();
+            state.approvals.set(e.step, { by: e.by, at: e.t });
+            return;
+        case 'reset':
+            // Throwing the step's work away by hand (`checkpoint reset`, rollback) also takes back its approval;
+            // `--failed` and the reset of `always` steps at each attempt do not. Cleared before the record lookup:
+            // a step approved before its record existed has none.
+            if (!e.failedOnly && e.reason !== 'always')
+                state.approvals?.delete(e.step);
+            break;
         default:
             break;
     }
@@ -4797,14 +4868,18 @@ function applyEvent(state, ev) {
             rec.failed.delete(e.start);
             rec.interrupted.remove(e.start, e.end);
             if (!rec.done.covers(e.start, e.end)) {
+                // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
+                const n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
                 rec.done.add(e.start, e.end);
-                rec.unitsDone += 1;
+                rec.unitsDone += n;
                 const a = state.attempts[state.attempts.length - 1];
                 if (a)
-                    a.unitsDone += 1;
+                    a.unitsDone += n;
             }
             rec.timeMs += e.ms;
             pushDuration(rec, e.ms);
+            if (rec.adaptive)
+                rec.pace = updatePace(rec.pace, e.end - e.start, e.ms);
             if (e.outputs)
                 Object.assign(rec.outputs, e.outputs);
             return;
@@ -4853,6 +4928,26 @@ function applyEvent(state, ev) {
                 rec.reason = e.reason;
             }
             return;
+        case 'throttle': {
+            if (!rec.throttle)
+                rec.throttle = { held: false, count: 0, heldMs: 0 };
+            const t = rec.throttle;
+            if (e.held) {
+                if (!t.held) {
+                    t.count += 1;
+                    t.since = e.t;
+                }
+                t.held = true;
+                if (e.reason !== undefined)
+                    t.reason = e.reason;
+            }
+            else if (t.held) {
+                t.heldMs += Math.max(0, e.t - (t.since ?? e.t));
+                t.held = false;
+                delete t.since;
+            }
+            return;
+        }
         case 'mark-done':
             rec.failed.clear();
             rec.interrupted = new IntervalSet();
@@ -5019,13 +5114,44 @@ class UnitProcess {
     #timeoutTimer;
     #done = false;
     constructor(opts, backend = spawnDirect(opts)) {
-        this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
         this.pid = backend.pid;
         this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
         const onLine = opts.onLine;
         const partial = { stdout: '', stderr: '' };
+        // stdout and stderr are separate pipes read in no fixed order, so the log takes whole lines only:
+        // a chunk that ends mid-line waits for its stream's next newline, or the tail would splice the
+        // other stream's line into it. A partial line past the tail's size goes in as it is (it would be
+        // cut anyway), which keeps memory bounded by unit output without newlines.
+        const tailLimit = opts.tailBytes ?? 64 * 1024;
+        this.#tail = new Tail(tailLimit);
+        const pendingLine = { stdout: [], stderr: [] };
+        const pendingBytes = { stdout: 0, stderr: 0 };
+        const toTail = (chunk, stream) => {
+            const nl = chunk.lastIndexOf(0x0a);
+            if (nl < 0) {
+                pendingLine[stream].push(chunk);
+                pendingBytes[stream] += chunk.length;
+                if (pendingBytes[stream] <= tailLimit)
+                    return;
+                flushLine(stream);
+                return;
+            }
+            flushLine(stream);
+            this.#tail.push(chunk.subarray(0, nl + 1));
+            if (nl + 1 < chunk.length) {
+                const rest = chunk.subarray(nl + 1);
+                pendingLine[stream].push(rest);
+                pendingBytes[stream] = rest.length;
+            }
+        };
+        const flushLine = (stream) => {
+            for (const b of pendingLine[stream])
+                this.#tail.push(b);
+            pendingLine[stream] = [];
+            pendingBytes[stream] = 0;
+        };
         backend.setOutput((chunk, stream) => {
-            this.#tail.push(chunk);
+            toTail(chunk, stream);
             if (!onLine)
                 return;
             const lines = (partial[stream] + chunk.toString('utf8')).split('\n');
@@ -5039,6 +5165,12 @@ class UnitProcess {
             // ignored the SIGTERM after the leader exited.
             if (this.#timeoutTimer)
                 clearTimeout(this.#timeoutTimer);
+            // Both streams may end mid-line; the newline between them keeps the two last lines apart.
+            const both = pendingBytes.stdout > 0 && pendingBytes.stderr > 0;
+            flushLine('stdout');
+            if (both)
+                this.#tail.push(Buffer.from('\n'));
+            flushLine('stderr');
             if (onLine) {
                 for (const stream of ['stdout', 'stderr'])
                     if (partial[stream])
@@ -5256,9 +5388,14 @@ class JournalWriter {
     path;
     #fh;
     #initialSize;
+    /** Lines not yet written. */
     #queue = [];
-    #draining = false;
-    #unsynced = false;
+    #writing = false;
+    /** Written lines whose callers wait for an fdatasync. */
+    #syncWaiters = [];
+    #syncing = false;
+    /** The journal size the last completed fdatasync covers. */
+    #syncedSize;
     #bytesWritten = 0;
     #syncs = 0;
     #error;
@@ -5267,6 +5404,7 @@ class JournalWriter {
         this.path = path;
         this.#fh = fh;
         this.#initialSize = initialSize;
+        this.#syncedSize = initialSize;
     }
     /**
      * Opens (creating with mode 0600) `path` for appending. A torn tail must already have been cut off
@@ -5307,8 +5445,11 @@ class JournalWriter {
     get error() {
         return this.#error;
     }
-    /** Appends `event`; resolves once its line is on disk and fdatasync'd. */
-    append(event) {
+    /**
+     * Appends `event`; resolves once its line is on disk and fdatasync'd. `onWritten` is called earlier, once
+     * the line is written: from then on it survives a crash of this process (not of the machine).
+     */
+    append(event, onWritten) {
         if (this.#error)
             return Promise.reject(this.#error);
         if (this.#closing)
@@ -5321,7 +5462,7 @@ class JournalWriter {
             return Promise.reject(error);
         }
         return new Promise((resolve, reject) => {
-            this.#queue.push({ line, waiter: { resolve, reject } });
+            this.#queue.push(onWritten ? { line, waiter: { resolve, reject }, onWritten } : { line, waiter: { resolve, reject } });
             this.#kick();
         });
     }
@@ -5371,33 +5512,33 @@ class JournalWriter {
         return new Error(`the checkpoint journal ${this.path} was already closed; this is a bug in checkpoint`);
     }
     #kick() {
-        if (this.#draining)
+        if (this.#writing)
             return;
-        this.#draining = true;
+        this.#writing = true;
         void this.#drain();
     }
+    // Lines are written as they come, whether or not an fdatasync is in flight: a written line survives a
+    // SIGKILL of this process, and an end waiting behind a slow fdatasync would otherwise be lost with it
+    // while the scheduler already started the next unit. Only the fdatasyncs are grouped: every append that
+    // arrives while one is in flight shares the next.
     async #drain() {
-        // Let every append issued in the current tick join the first batch.
+        // Let every append issued in the current tick join the first write.
         await Promise.resolve();
         try {
             while (this.#queue.length > 0 && !this.#error) {
                 const batch = this.#queue;
                 this.#queue = [];
-                await this.#commit(batch);
+                await this.#write(batch);
             }
         }
         finally {
-            this.#draining = false;
+            this.#writing = false;
         }
     }
-    async #commit(batch) {
+    async #write(batch) {
         let text = '';
-        let wantsSync = false;
-        for (const entry of batch) {
+        for (const entry of batch)
             text += entry.line;
-            if (entry.waiter)
-                wantsSync = true;
-        }
         const sizeBefore = this.size;
         try {
             if (text.length > 0) {
@@ -5412,18 +5553,13 @@ class JournalWriter {
                     offset += bytesWritten;
                 }
                 this.#bytesWritten += buffer.length;
-                this.#unsynced = true;
-            }
-            if (wantsSync && this.#unsynced) {
-                await this.#fh.datasync();
-                this.#syncs++;
-                this.#unsynced = false;
             }
         }
         catch (cause) {
             this.#error = new JournalWriteError(this.path, cause);
             // Cut off whatever part of this batch reached the file, so nothing we are about to reject stays
             // behind (best effort: if that fails too, readJournal treats a partial last line as a torn tail).
+            // Lines written before this batch stay: their waiters get the outcome of their own fdatasync.
             await this.#fh.truncate(sizeBefore).catch(() => undefined);
             const rejected = [...batch, ...this.#queue];
             this.#queue = [];
@@ -5431,8 +5567,54 @@ class JournalWriter {
                 entry.waiter?.reject(this.#error);
             return;
         }
-        for (const entry of batch)
-            entry.waiter?.resolve();
+        const upTo = this.size;
+        for (const entry of batch) {
+            entry.onWritten?.();
+            if (entry.waiter)
+                this.#syncWaiters.push({ ...entry.waiter, upTo });
+        }
+        if (this.#syncWaiters.length > 0)
+            this.#kickSync();
+    }
+    #kickSync() {
+        if (this.#syncing)
+            return;
+        this.#syncing = true;
+        void this.#syncLoop();
+    }
+    async #syncLoop() {
+        try {
+            while (this.#syncWaiters.length > 0) {
+                const waiters = this.#syncWaiters;
+                this.#syncWaiters = [];
+                // Everything written so far, these waiters' lines included, is covered by the sync started now.
+                const target = this.size;
+                if (target > this.#syncedSize) {
+                    try {
+                        await this.#fh.datasync();
+                    }
+                    catch (cause) {
+                        this.#error ??= new JournalWriteError(this.path, cause);
+                        const rejected = [...waiters, ...this.#syncWaiters];
+                        this.#syncWaiters = [];
+                        for (const w of rejected)
+                            w.reject(this.#error);
+                        const queued = this.#queue;
+                        this.#queue = [];
+                        for (const entry of queued)
+                            entry.waiter?.reject(this.#error);
+                        return;
+                    }
+                    this.#syncs++;
+                    this.#syncedSize = Math.max(this.#syncedSize, target);
+                }
+                for (const w of waiters)
+                    w.resolve();
+            }
+        }
+        finally {
+            this.#syncing = false;
+        }
     }
 }
 const READ_CHUNK = 1 << 20;
@@ -15104,6 +15286,17 @@ const stepSchema = object({
     size: schemas_number().int().positive(),
     items: object({ count: schemas_number().int().nonnegative(), sha256: schemas_string(), source: schemas_string() })
         .optional(),
+    sharding: object({ from: schemas_number().int(), to: schemas_number().int(), mode: schemas_enum(['split', 'every', 'first']) })
+        .optional(),
+    adaptive: schemas_boolean().optional(),
+    pace: object({
+        items: schemas_number().nonnegative(),
+        ms: schemas_number().nonnegative(),
+        lastSize: schemas_number().int().nonnegative(),
+        lastMs: schemas_number().nonnegative(),
+        chunks: schemas_number().int().nonnegative(),
+    })
+        .optional(),
     unitsTotal: schemas_number().int().nonnegative(),
     unitsDone: schemas_number().int().nonnegative(),
     done: intervals,
@@ -15135,6 +15328,14 @@ const stepSchema = object({
     timeMs: schemas_number(),
     completedAt: schemas_number().optional(),
     reason: schemas_string(),
+    throttle: object({
+        held: schemas_boolean(),
+        reason: schemas_string().optional(),
+        since: schemas_number().optional(),
+        count: schemas_number().int(),
+        heldMs: schemas_number(),
+    })
+        .optional(),
 });
 const snapshotSchema = object({
     format: schemas_number().int(),
@@ -15155,6 +15356,10 @@ const snapshotSchema = object({
         unitsDone: schemas_number().int(),
     })),
     steps: record(schemas_string(), stepSchema),
+    approvals: record(schemas_string(), object({ by: schemas_string(), at: schemas_number() })).optional(),
+    shard: object({ index: schemas_number().int().nonnegative(), total: schemas_number().int().positive() })
+        .refine((s) => s.index < s.total, 'expected index < total')
+        .optional(),
     checksum: schemas_string(),
 });
 function stepToJson(rec) {
@@ -15176,8 +15381,16 @@ function stepToJson(rec) {
     };
     if (rec.items)
         out.items = rec.items;
+    if (rec.sharding)
+        out.sharding = rec.sharding;
+    if (rec.adaptive)
+        out.adaptive = true;
+    if (rec.pace)
+        out.pace = { ...rec.pace };
     if (rec.completedAt !== undefined)
         out.completedAt = rec.completedAt;
+    if (rec.throttle)
+        out.throttle = { ...rec.throttle };
     return out;
 }
 /** Pretty JSON, except that arrays of scalars (and of scalar pairs) stay on one line. */
@@ -15223,6 +15436,8 @@ function serializeSnapshot(state) {
         updatedAt: state.updatedAt,
         seq: state.seq,
         attempts: state.attempts,
+        ...(state.shard ? { shard: state.shard } : {}),
+        ...(state.approvals?.size ? { approvals: Object.fromEntries(state.approvals) } : {}),
         steps: Object.fromEntries([...state.steps].map(([id, rec]) => [id, stepToJson(rec)])),
     };
     const body = stringifyReadable(doc);
@@ -15274,11 +15489,19 @@ function parseSnapshot(text, file) {
         };
         if (s.items)
             rec.items = s.items;
+        if (s.sharding)
+            rec.sharding = s.sharding;
+        if (s.adaptive)
+            rec.adaptive = true;
+        if (s.pace)
+            rec.pace = s.pace;
         if (s.completedAt !== undefined)
             rec.completedAt = s.completedAt;
+        if (s.throttle)
+            rec.throttle = throttleRecord(s.throttle);
         steps.set(id, rec);
     }
-    return {
+    const state = {
         format: doc.format,
         runId: doc.runId,
         planName: doc.planName,
@@ -15288,6 +15511,20 @@ function parseSnapshot(text, file) {
         attempts: doc.attempts,
         steps,
     };
+    if (doc.shard)
+        state.shard = doc.shard;
+    if (doc.approvals && Object.keys(doc.approvals).length > 0)
+        state.approvals = new Map(Object.entries(doc.approvals).map(([id, a]) => [id, { by: a.by, at: a.at }]));
+    return state;
+}
+/** Only the fields that are there: the record type has no `undefined` values (exactOptionalPropertyTypes). */
+function throttleRecord(t) {
+    const out = { held: t.held, count: t.count, heldMs: t.heldMs };
+    if (t.reason !== undefined)
+        out.reason = t.reason;
+    if (t.since !== undefined)
+        out.since = t.since;
+    return out;
 }
 
 ;// CONCATENATED MODULE: ./src/journal/checkpoint.ts
@@ -15341,8 +15578,11 @@ class checkpoint_Checkpoint {
         return new checkpoint_Checkpoint(root, dir, state, report, validBytes);
     }
     /** A model for a run that does not exist yet; nothing is written until `openForWrite`. */
-    static blank(root, runId, planName) {
-        return new checkpoint_Checkpoint(root, runDirOf(root, runId), emptyState(runId, planName), {
+    static blank(root, runId, planName, shard) {
+        const state = emptyState(runId, planName);
+        if (shard)
+            state.shard = { index: shard.index, total: shard.total };
+        return new checkpoint_Checkpoint(root, runDirOf(root, runId), state, {
             tornTail: false,
             eventsReplayed: 0,
         });
@@ -15398,12 +15638,15 @@ class checkpoint_Checkpoint {
     #stamp(ev) {
         return { ...ev, seq: this.state.seq + 1, t: Date.now() };
     }
-    /** Applies the event and resolves once it is on disk (fsynced, shared with concurrent records). */
-    async record(ev) {
+    /**
+     * Applies the event and resolves once it is on disk (fsynced, shared with concurrent records).
+     * `onWritten`: the line is written (it survives a SIGKILL of this process), before the fsync.
+     */
+    async record(ev, onWritten) {
         const s = this.#stamp(ev);
         applyEvent(this.state, s);
         this.#touch(ev);
-        await this.#writer().append(s);
+        await this.#writer().append(s, onWritten);
     }
     /** Applies and writes the event; it becomes durable with the next `record` or `flush`. */
     recordLater(ev) {
@@ -15605,6 +15848,7 @@ function readConfig(env = process.env) {
         repository: env.GITHUB_REPOSITORY || '',
         ref: env.GITHUB_REF || '',
         apiUrl: env.GITHUB_API_URL || 'https://api.github.com',
+        actor: env.GITHUB_ACTOR || '',
     };
     if (env.GITHUB_STEP_SUMMARY)
         cfg.summaryFile = env.GITHUB_STEP_SUMMARY;
@@ -15630,13 +15874,16 @@ function stamp(d) {
     const p = (n) => String(n).padStart(2, '0');
     return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
 }
-/** `<name>-YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken. */
-async function newRunId(root, planName, now = new Date()) {
+/**
+ * `<name>-YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`… when that second is taken; `tag` goes after the name
+ * (`<name>-shard1of3-YYYYMMDD-HHMMSS` for `--shard 1/3`).
+ */
+async function newRunId(root, planName, now = new Date(), tag) {
     const safe = planName
         .toLowerCase()
         .replace(/[^a-z0-9_-]+/g, '-')
         .replace(/^-+|-+$/g, '') || 'run';
-    const base = `${safe}-${stamp(now)}`;
+    const base = `${safe}${tag ? `-${tag}` : ''}-${stamp(now)}`;
     let id = base;
     for (let n = 2; await exists(join(root, id)); n++)
         id = `${base}-${n}`;
@@ -15815,6 +16062,7 @@ const INPUT_DEFAULTS = {
     paths: '',
     'signing-key': '',
     reset: '',
+    approve: '',
     'max-continuations': '10',
     command: 'run',
     'github-token': '',
@@ -15832,7 +16080,21 @@ function field(parse) {
     });
 }
 const inputs_optional = (parse) => field((v) => (v === '' ? undefined : parse(v)));
-function schema(ctx) {
+const SHARD_EXAMPLE = '`$' + '{{ strategy.job-index }}/$' + '{{ strategy.job-total }}`';
+/** `shard`: `I/N` (0 <= I < N) for a run; for `command: report`, `N` or `*\/N` (1 to 256). */
+function parseShardInput(v, command) {
+    const m = /^(\d+)\/(\d+)$/.exec(v);
+    const total = /^(?:\*\/)?(\d+)$/.exec(v)?.[1];
+    if (command === 'report') {
+        if (total === undefined || Number(total) < 1 || Number(total) > 256)
+            throw new InputError(`input \`shard\`: with \`command: report\`, give the number of shards to gather, \`N\` or \`*/N\` from 1 to 256 (for example \`shard: 4\`), got "${v}"`);
+        return v;
+    }
+    if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2]))
+        throw new InputError(`input \`shard\`: expected I/N with I from 0 to N-1, such as "0/4" (${SHARD_EXAMPLE}), got "${v}"${total !== undefined ? '; `N` and `*/N` are for `command: report`' : ''}`);
+    return v;
+}
+function schema(ctx, command) {
     return object({
         file: field((v) => (0,external_node_path_.resolve)(ctx.workspace, v || 'checkpoint.yml')),
         run: inputs_optional((v) => v),
@@ -15848,12 +16110,8 @@ function schema(ctx) {
         'save-every': field((v) => Math.min(inputs_duration('save-every', v || '5m', '5m'), MAX_TIMER_MS)),
         'on-incomplete': field((v) => oneOf('on-incomplete', v || 'fail', ON_INCOMPLETE)),
         concurrency: inputs_optional((v) => inputs_integer('concurrency', v, 1)),
-        shard: inputs_optional((v) => {
-            const m = /^(\d+)\/(\d+)$/.exec(v);
-            if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2]))
-                throw new InputError(`input \`shard\`: expected I/N with I from 0 to N-1, such as "0/4" (\`\${{ strategy.job-index }}/\${{ strategy.job-total }}\`), got "${v}"`);
-            return v;
-        }),
+        // `I/N` for a run; `N` or `*/N` (the number of shards to gather) for `command: report`.
+        shard: inputs_optional((v) => parseShardInput(v, command)),
         paths: field((v) => words(v).map((p) => {
             const abs = (0,external_node_path_.resolve)(ctx.workspace, p);
             const rel = (0,external_node_path_.relative)(ctx.workspace, abs);
@@ -15863,6 +16121,7 @@ function schema(ctx) {
         })),
         'signing-key': inputs_optional((v) => v),
         reset: field(words),
+        approve: field(words),
         'max-continuations': field((v) => inputs_integer('max-continuations', v || '10', 0)),
         command: field((v) => oneOf('command', v || 'run', COMMANDS)),
         'github-token': field((v) => v),
@@ -15881,7 +16140,7 @@ function readInputs(get, ctx) {
     const nul = Object.keys(raw).filter((n) => raw[n].includes('\0'));
     if (nul.length > 0)
         throw new InputError(nul.map((n) => `input \`${n}\`: contains a NUL byte (\\0); remove it`).join('\n'));
-    const parsed = schema(ctx).safeParse(raw);
+    const parsed = schema(ctx, raw.command || 'run').safeParse(raw);
     if (!parsed.success)
         throw new InputError(parsed.error.issues.map((i) => i.message).join('\n'));
     const v = parsed.data;
@@ -15894,6 +16153,7 @@ function readInputs(get, ctx) {
         onIncomplete: v['on-incomplete'],
         paths: v.paths,
         reset: v.reset,
+        approve: v.approve,
         maxContinuations: v['max-continuations'],
         command: v.command,
         githubToken: v['github-token'],
@@ -15906,8 +16166,13 @@ function readInputs(get, ctx) {
         inputs.timeBudgetMs = v['time-budget'];
     if (v.concurrency !== undefined)
         inputs.concurrency = v.concurrency;
-    if (v.shard !== undefined)
-        inputs.shard = v.shard;
+    if (v.shard !== undefined) {
+        // Checked against the command above: `N` / `*/N` only reach here for `command: report`.
+        if (v.command === 'report')
+            inputs.shards = Number(v.shard.replace('*/', ''));
+        else
+            inputs.shard = v.shard;
+    }
     if (v['signing-key'] !== undefined)
         inputs.signingKey = v['signing-key'];
     return inputs;
@@ -16801,12 +17066,20 @@ const UNSAFE = /[^A-Za-z0-9._-]+/g;
 function clean(s) {
     return s.replace(UNSAFE, '_').replace(/^[._-]+/, '') || 'x';
 }
-/** The explicit `key`, else `<workflow>-<job>[-shard]-<run_id>`: attempts of one run resume each other. */
+/**
+ * The explicit `key`, else `<workflow>-<job>[-shard]-<run_id>`: attempts of one run resume each other. A
+ * shard is always part of the key (`<key>-shardIofN` with an explicit key), so the shards of a matrix never
+ * share a checkpoint.
+ */
 function baseKey(o) {
-    if (o.key)
-        return o.key;
     const shard = o.shard ? `-shard${o.shard.replace('/', 'of')}` : '';
+    if (o.key)
+        return `${o.key}${shard}`;
     return `${clean(o.workflow)}-${clean(o.job)}${shard}-${o.runId}`;
+}
+/** The keys of the N shards of a matrix job (what each shard's `baseKey` was), for `command: report`. */
+function shardKeys(o, total) {
+    return Array.from({ length: total }, (_, i) => baseKey({ ...o, shard: `${i}/${total}` }));
 }
 function entryPrefix(key) {
     return `checkpoint-v1-${key}-`;
@@ -16929,7 +17202,7 @@ class CheckpointSync {
                     }
                     // Paths first: they can still refuse the bundle (a link in the workspace), and a refusal must
                     // leave the local checkpoint as it was.
-                    const placed = await installPaths(unpacked, this.#o.workspace);
+                    const placed = this.#o.runOnly ? [] : await installPaths(unpacked, this.#o.workspace);
                     await installRun(unpacked, this.#o.root);
                     this.#o.log.info(`restored ${entry} (${unpacked.manifest.files} files${placed.length ? `, ${placed.length} from \`paths\`` : ''})`);
                     return { source: 'store', entry, ms: ms(), refused: [...refused] };

@@ -58,7 +58,19 @@ async function scenario(name: string): Promise<Scenario> {
   let n = 0;
   return {
     effects,
-    async job({ attempt = 1, runId = 1, inputs = {}, plan = PLAN }) {
+    async job({
+      attempt = 1,
+      runId = 1,
+      inputs = {},
+      plan = PLAN,
+      env = {},
+    }: {
+      attempt?: number;
+      runId?: number;
+      inputs?: Record<string, string>;
+      plan?: string;
+      env?: Record<string, string>;
+    }) {
       n += 1;
       // Every attempt gets a new, empty workspace and temp folder, as on a fresh runner machine.
       const workspace = join(dir, `ws${n}`);
@@ -74,6 +86,7 @@ async function scenario(name: string): Promise<Scenario> {
           ACTIONS_ID_TOKEN_REQUEST_URL: 'http://127.0.0.1:9/oidc',
           RUNNER_TEMP: temp,
           EFFECTS: effects,
+          ...env,
         },
       });
       await mkdir(workspace, { recursive: true });
@@ -246,6 +259,7 @@ describe('the action, end to end', () => {
   });
 
   it('main killed outright: post ends the unit process groups it left running, then saves', async () => {
+    // Units started without a launcher: nothing but post can end them (with launchers, see the next test).
     const s = await scenario('killed');
     const plan = `version: 1
 name: killed
@@ -256,7 +270,7 @@ steps:
       sleep 300
     batch: { range: { from: 0, to: 2 }, size: 1, parallel: 2 }
 `;
-    const job = await s.job({ runId: nextRun++, plan });
+    const job = await s.job({ runId: nextRun++, plan, env: { CHECKPOINT_LAUNCHER: '0' } });
     const main = await job.start('main');
     await waitFor(
       async () => (await effectsText(s)).split('\n').filter((l) => l.startsWith('pid ')).length === 2,
@@ -266,8 +280,7 @@ steps:
       .split('\n')
       .filter((l) => l.startsWith('pid '))
       .map((l) => Number(l.slice(4)));
-    // Killed once both starts are journaled: a unit killed before its `spawned` record is written cannot be
-    // found by anyone (an open finding of the kills campaign, docs/reliability.md).
+    // Killed once both starts are journaled: post finds the units by their recorded process groups.
     const journal = join(job.o.workspace, '.checkpoints', `ci-build-${runIdOf(job)}`, 'journal.ndjson');
     await waitFor(
       async () => ((await readFile(journal, 'utf8').catch(() => '')).match(/"spawned"/g) ?? []).length === 2,
@@ -289,6 +302,68 @@ steps:
     expect(post.stdout).toMatch(/ended 2 unit process group\(s\) left running by main/);
     expect(post.stdout).toMatch(/saved checkpoint as checkpoint-v1-/);
     await waitFor(async () => !pids.some(alive), 10_000);
+  });
+
+  it('secret-outputs: masked in the log before a later unit prints them, and kept out of the summary', async () => {
+    const s = await scenario('secrets');
+    const plan = `version: 1
+name: secrets
+steps:
+  - id: login
+    run: |
+      echo "token=tok-4f9a2c71e" >> "$CHECKPOINT_OUTPUT"
+      echo "user=alice" >> "$CHECKPOINT_OUTPUT"
+    secret-outputs: [token]
+  - id: use
+    run: |
+      echo "using $(grep -o 'tok-[a-z0-9]*' "$CHECKPOINT_OUTPUTS")"
+      exit 1
+`;
+    const { main } = await (await s.job({ runId: nextRun++, plan })).run();
+    const out = main.stdout;
+    const mask = out.indexOf('::add-mask::tok-4f9a2c71e');
+    expect(mask, out).toBeGreaterThanOrEqual(0);
+    // The runner masks from the moment it is told: before the line that prints the value.
+    expect(out.indexOf('using tok-4f9a2c71e')).toBeGreaterThan(mask);
+    expect(out).not.toMatch(/::add-mask::alice/);
+    expect(main.outputs.outputs).toContain('tok-4f9a2c71e');
+    // The summary and the failure annotation carry the failed unit's log tail, without the value.
+    expect(main.summary).toMatch(/using \*\*\*/);
+    expect(main.summary).not.toContain('tok-4f9a2c71e');
+    expect(main.errors.join('\n')).not.toContain('tok-4f9a2c71e');
+  });
+
+  it('main killed outright: the launchers end their units at once, and post saves', async () => {
+    const s = await scenario('killed-launchers');
+    const plan = `version: 1
+name: killed
+steps:
+  - id: long
+    run: |
+      echo "pid $$" >> "$EFFECTS"
+      sleep 300
+    batch: { range: { from: 0, to: 2 }, size: 1, parallel: 2 }
+`;
+    const job = await s.job({ runId: nextRun++, plan });
+    const main = await job.start('main');
+    const pidLines = async () => (await effectsText(s)).split('\n').filter((l) => l.startsWith('pid '));
+    await waitFor(async () => (await pidLines()).length === 2, 30_000);
+    const pids = (await pidLines()).map((l) => Number(l.slice(4)));
+    main.child.kill('SIGKILL');
+    await main.result;
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    // No post needed for that: each launcher sees its engine gone and ends its unit's process group.
+    await waitFor(async () => !pids.some(alive), 10_000);
+    const post = await (await job.start('post')).result;
+    expect(post.code, post.stdout).toBe(0);
+    expect(post.stdout).toMatch(/saved checkpoint as checkpoint-v1-/);
   });
 
   it('on-incomplete: fail ends the job failed with a message; dispatch starts the workflow again, up to max-continuations', async () => {
