@@ -2,14 +2,15 @@ import { defineConfig } from 'vitest/config';
 
 // `npm run test:faults`: the fault and security campaigns (docs/reliability.md). Each campaign records its
 // figures through test/faults/figures.ts; scripts/fault-figures.mjs prints one line per campaign.
+// The script runs them in two passes: the campaigns that judge time windows (signals: exit within 5 s;
+// concurrency: races between starting runs) alone, one at a time, after the others, which share two
+// workers (they mostly wait on library back-offs and child processes).
 export default defineConfig({
   test: {
     include: ['test/faults/**/*.test.ts'],
     testTimeout: 300_000,
-    hookTimeout: 120_000,
+    hookTimeout: 300_000,
     pool: 'forks',
-    // Most of the time goes to waiting (library retry back-offs, signal graces, child processes), not CPU:
-    // three workers on a 2-core box overlap the waits (320 s → ~125 s) and every test still waits on events.
-    maxWorkers: 3,
+    maxWorkers: 2,
   },
 });

@@ -108,16 +108,14 @@ async function killedHolder(): Promise<{ p: Project; id: string; pid: number }> 
   await waitFor(async () => (await readLines(p.effects)).length > 0 || undefined, 30_000, 'a unit to start');
   holder.child.kill('SIGKILL');
   await holder.result;
-  // A unit the holder started may write its line a moment after the kill: wait until every `start` the
-  // journal holds has its line (a unit killed before its process existed never writes one: give up at 3 s).
-  const journal = join(p.dir, '.checkpoints', await runId(p), 'journal.ndjson');
-  const started = (await readFile(journal, 'utf8')).split('"type":"start"').length - 1;
+  // The SIGKILLed run's launchers see it gone and end its units (SIGTERM, SIGKILL 3 s later). Once they
+  // are gone every `start` line the holder's units will ever write is written: counted only then, a unit
+  // the holder started but had not recorded is not taken for a double start when the next run runs it.
   await waitFor(
-    async () => (await readLines(p.effects)).length >= started || undefined,
-    3000,
-    'start lines',
-  ).catch(() => undefined);
-  // The SIGKILLed run's units keep waiting for `release`; the next run must end them, not the test.
+    async () => (await orphansIn(p.dir)).length === 0 || undefined,
+    15_000,
+    'the holder’s units to end',
+  );
   return { p, id: await runId(p), pid: holder.child.pid ?? 0 };
 }
 

@@ -284,7 +284,8 @@ beforeAll(async () => {
       const others = Array.from({ length: 12 }, (_, i) => i).filter((i) => i !== BLOCKED);
       return spawned && others.every((i) => done.has(i)) ? spawned.pid : undefined;
     },
-    60_000,
+    // Three attempts of a 24-unit plan: seconds alone, longer beside the other campaigns on two cores.
+    180_000,
     'every unit but the hung one to be done',
   );
   run.child.kill('SIGKILL');
