@@ -31566,13 +31566,11 @@ const EXIT_USAGE = 2;
 const EXIT_INCOMPLETE = 75;
 /** Ranges bigger than this get no CHECKPOINT_ITEMS_FILE: writing millions of numbers per unit helps nobody. */
 const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
-/**
- * How long a unit's `done` record waits to be written and fsynced together with those of the units that end
- * meanwhile. Short pipelined units end every fraction of a millisecond and got a write and an fsync each.
- * The slot waits for the write (not the fsync) before it takes a new request; the unit its launcher queued
- * behind this one already runs.
- */
-const COMMIT_DELAY_MS = 2;
+// A unit's `done` record waits one turn of the event loop (setImmediate) to be written together with those
+// of the units whose ends arrived in the same turn; their fsyncs are grouped by the journal writer. Short
+// pipelined units end every fraction of a millisecond and got a write and an fsync each. The slot waits for
+// the write (not the fsync) before it takes a new request, so the wait is kept to one turn (it was a 2 ms
+// timer); the unit its launcher queued behind this one already runs.
 /** Read once: `os.hostname()` is a system call, and the spawned record of every unit carries it. */
 const HOST = (0,external_node_os_.hostname)();
 /** Variables each unit sets for itself; taken out of the step's fixed environment (a nested run has them). */
@@ -31840,7 +31838,7 @@ class Engine {
     #freeSlots = [];
     #programs = new Map();
     #concurrency;
-    /** `done` records of the current commit window (COMMIT_DELAY_MS), and when they are durable. */
+    /** `done` records of the current event-loop turn, and when they are durable. */
     #doneBatch;
     constructor(plan, ckpt, prep, opts = {}) {
         this.#plan = plan;
@@ -32708,7 +32706,7 @@ class Engine {
         let batch = this.#doneBatch;
         if (!batch) {
             const events = [];
-            const durable = new Promise((resolve) => setTimeout(resolve, COMMIT_DELAY_MS)).then(async () => {
+            const durable = new Promise((resolve) => setImmediate(resolve)).then(async () => {
                 this.#doneBatch = undefined;
                 // Appended in one tick: the journal writes them together and fsyncs them together.
                 await Promise.all(events.map((e) => this.#ckpt.record(e.ev, e.onWritten)));

@@ -37,13 +37,11 @@ export const EXIT_INCOMPLETE = 75;
 /** Ranges bigger than this get no CHECKPOINT_ITEMS_FILE: writing millions of numbers per unit helps nobody. */
 const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
 
-/**
- * How long a unit's `done` record waits to be written and fsynced together with those of the units that end
- * meanwhile. Short pipelined units end every fraction of a millisecond and got a write and an fsync each.
- * The slot waits for the write (not the fsync) before it takes a new request; the unit its launcher queued
- * behind this one already runs.
- */
-const COMMIT_DELAY_MS = 2;
+// A unit's `done` record waits one turn of the event loop (setImmediate) to be written together with those
+// of the units whose ends arrived in the same turn; their fsyncs are grouped by the journal writer. Short
+// pipelined units end every fraction of a millisecond and got a write and an fsync each. The slot waits for
+// the write (not the fsync) before it takes a new request, so the wait is kept to one turn (it was a 2 ms
+// timer); the unit its launcher queued behind this one already runs.
 
 /** Read once: `os.hostname()` is a system call, and the spawned record of every unit carries it. */
 const HOST = hostname();
@@ -430,7 +428,7 @@ export class Engine {
   readonly #freeSlots: Slot[] = [];
   readonly #programs = new Map<string, string>();
   #concurrency: number;
-  /** `done` records of the current commit window (COMMIT_DELAY_MS), and when they are durable. */
+  /** `done` records of the current event-loop turn, and when they are durable. */
   #doneBatch: { events: { ev: UnitDoneEvent; onWritten: () => void }[]; durable: Promise<void> } | undefined;
 
   constructor(plan: Plan, ckpt: Checkpoint, prep: Preparation, opts: EngineOptions = {}) {
@@ -1301,7 +1299,7 @@ export class Engine {
     let batch = this.#doneBatch;
     if (!batch) {
       const events: { ev: UnitDoneEvent; onWritten: () => void }[] = [];
-      const durable = new Promise<void>((resolve) => setTimeout(resolve, COMMIT_DELAY_MS)).then(async () => {
+      const durable = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
         this.#doneBatch = undefined;
         // Appended in one tick: the journal writes them together and fsyncs them together.
         await Promise.all(events.map((e) => this.#ckpt.record(e.ev, e.onWritten)));

@@ -48,7 +48,13 @@ afterAll(async () => {
 
 interface Scenario {
   effects: string;
-  job(o: { attempt?: number; runId?: number; inputs?: Record<string, string>; plan?: string }): Promise<Job>;
+  job(o: {
+    attempt?: number;
+    runId?: number;
+    inputs?: Record<string, string>;
+    plan?: string;
+    env?: Record<string, string>;
+  }): Promise<Job>;
 }
 
 async function scenario(name: string): Promise<Scenario> {
