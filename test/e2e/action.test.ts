@@ -156,6 +156,26 @@ async function cancelAndResume(store: 'cache' | 'artifact') {
   return { s, main };
 }
 
+/** Two units that run for 5 minutes unless ended, each recording its pid. */
+const LONG_UNITS = `version: 1
+name: killed
+steps:
+  - id: long
+    run: |
+      echo "pid $$" >> "$EFFECTS"
+      sleep 300
+    batch: { range: { from: 0, to: 2 }, size: 1, parallel: 2 }
+`;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 describe('the action, end to end', () => {
   it('store: cache — a cancelled attempt continues on the next attempt and repeats no finished unit', async () => {
     await cancelAndResume('cache');
@@ -267,16 +287,7 @@ describe('the action, end to end', () => {
   it('main killed outright: post ends the unit process groups it left running, then saves', async () => {
     // Units started without a launcher: nothing but post can end them (with launchers, see the next test).
     const s = await scenario('killed');
-    const plan = `version: 1
-name: killed
-steps:
-  - id: long
-    run: |
-      echo "pid $$" >> "$EFFECTS"
-      sleep 300
-    batch: { range: { from: 0, to: 2 }, size: 1, parallel: 2 }
-`;
-    const job = await s.job({ runId: nextRun++, plan, env: { CHECKPOINT_LAUNCHER: '0' } });
+    const job = await s.job({ runId: nextRun++, plan: LONG_UNITS, env: { CHECKPOINT_LAUNCHER: '0' } });
     const main = await job.start('main');
     await waitFor(
       async () => (await effectsText(s)).split('\n').filter((l) => l.startsWith('pid ')).length === 2,
@@ -294,14 +305,6 @@ steps:
     );
     main.child.kill('SIGKILL');
     await main.result;
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
     expect(pids.every(alive)).toBe(true);
     const post = await (await job.start('post')).result;
     expect(post.code, post.stdout).toBe(0);
@@ -341,30 +344,13 @@ steps:
 
   it('main killed outright: the launchers end their units at once, and post saves', async () => {
     const s = await scenario('killed-launchers');
-    const plan = `version: 1
-name: killed
-steps:
-  - id: long
-    run: |
-      echo "pid $$" >> "$EFFECTS"
-      sleep 300
-    batch: { range: { from: 0, to: 2 }, size: 1, parallel: 2 }
-`;
-    const job = await s.job({ runId: nextRun++, plan });
+    const job = await s.job({ runId: nextRun++, plan: LONG_UNITS });
     const main = await job.start('main');
     const pidLines = async () => (await effectsText(s)).split('\n').filter((l) => l.startsWith('pid '));
     await waitFor(async () => (await pidLines()).length === 2, 30_000);
     const pids = (await pidLines()).map((l) => Number(l.slice(4)));
     main.child.kill('SIGKILL');
     await main.result;
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
     // No post needed for that: each launcher sees its engine gone and ends its unit's process group.
     await waitFor(async () => !pids.some(alive), 10_000);
     const post = await (await job.start('post')).result;

@@ -12,11 +12,12 @@ import {
   usableMs,
   wantedChunk,
 } from '../../src/engine/chunking.js';
-import type { CheckpointEvent, Stamped } from '../../src/journal/events.js';
+import type { CheckpointEvent } from '../../src/journal/events.js';
 import { PACE_WEIGHT, type Pace, paceRate, updatePace } from '../../src/journal/pace.js';
 import { parseSnapshot, serializeSnapshot } from '../../src/journal/snapshot.js';
-import { applyEvent, countDoneUnits, emptyState } from '../../src/journal/state.js';
+import { countDoneUnits } from '../../src/journal/state.js';
 import type { AdaptiveSize } from '../../src/plan/types.js';
+import { fp, replay } from '../support/events.js';
 
 const size: AdaptiveSize = { targetMs: 200, min: 10, max: 1000 };
 
@@ -168,19 +169,6 @@ describe('chunkInfo', () => {
 });
 
 describe('the checkpoint record of a step with chunks sized by time', () => {
-  const fp = {
-    hash: 'h',
-    parts: { run: 'r', shell: 's', env: 'e', workingDirectory: 'w', batch: 'b', inputs: {} },
-  };
-
-  function replay(events: CheckpointEvent[]) {
-    const st = emptyState('run-1', 'plan');
-    events.forEach((e, i) => {
-      applyEvent(st, { ...e, seq: i + 1, t: 1000 + i } as Stamped);
-    });
-    return st;
-  }
-
   const attempt: CheckpointEvent = {
     type: 'attempt',
     attempt: 1,

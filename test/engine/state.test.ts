@@ -1,27 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { CheckpointEvent, Stamped } from '../../src/journal/events.js';
 import { parseSnapshot, SnapshotError, serializeSnapshot } from '../../src/journal/snapshot.js';
-import {
-  applyEvent,
-  countDoneUnits,
-  emptyState,
-  isStepComplete,
-  orphanedUnits,
-  p90,
-} from '../../src/journal/state.js';
-
-const fp = {
-  hash: 'h',
-  parts: { run: 'r', shell: 's', env: 'e', workingDirectory: 'w', batch: 'b', inputs: {} },
-};
-
-function replay(events: CheckpointEvent[]) {
-  const st = emptyState('run-1', 'plan');
-  events.forEach((e, i) => {
-    applyEvent(st, { ...e, seq: i + 1, t: 1000 + i } as Stamped);
-  });
-  return st;
-}
+import { applyEvent, countDoneUnits, isStepComplete, orphanedUnits, p90 } from '../../src/journal/state.js';
+import { fp, replay } from '../support/events.js';
 
 describe('applyEvent', () => {
   it('tracks units through start, fail, done and keeps done work as merged intervals', () => {

@@ -18,6 +18,7 @@ import { runStats } from '../../src/report/stats.js';
 import { readLogTails, renderSummary } from '../../src/report/summary.js';
 import { type CliResult, repoRoot, type Started, type StatusJson, startCli } from '../support/cli.js';
 import { type Postgres, type PsqlSession, startPostgres } from '../support/postgres.js';
+import { prng } from '../support/prng.js';
 
 const EXAMPLE = join(repoRoot, 'examples/postgres-backfill');
 const PLAN = join(EXAMPLE, 'checkpoint.yml');
@@ -26,18 +27,6 @@ const SIZE = 50_000;
 const CHUNKS = ROWS / SIZE;
 /** Change it to try other moments; every draw below comes from it, in a fixed order. */
 const SEED = 20261123;
-
-/** A small, seedable PRNG: the same moments on every machine. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let pg: Postgres;
 let watch: PsqlSession;
@@ -141,7 +130,7 @@ interface AttemptLog {
 describe('examples/postgres-backfill', () => {
   it('backfills 1,000,000 rows through kills and Ctrl-C: every row right, every chunk committed exactly once', async () => {
     const t0 = Date.now();
-    const random = mulberry32(SEED);
+    const random = prng(SEED);
     const attempts: AttemptLog[] = [];
 
     // The seed's big INSERT is running (the first moment: a kill there must leave nothing half-seeded).

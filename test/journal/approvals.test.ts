@@ -1,21 +1,9 @@
 // Approvals in the checkpoint model: `approve` events, what takes them back, and the snapshot round trip.
 import { describe, expect, it } from 'vitest';
-import type { CheckpointEvent, Stamped } from '../../src/journal/events.js';
+import type { CheckpointEvent } from '../../src/journal/events.js';
 import { parseSnapshot, serializeSnapshot } from '../../src/journal/snapshot.js';
-import { applyEvent, approvalOf, emptyState } from '../../src/journal/state.js';
-
-const fp = {
-  hash: 'h',
-  parts: { run: 'r', shell: 's', env: 'e', workingDirectory: 'w', batch: 'b', inputs: {} },
-};
-
-function replay(events: CheckpointEvent[]) {
-  const st = emptyState('run-1', 'plan');
-  events.forEach((e, i) => {
-    applyEvent(st, { ...e, seq: i + 1, t: 1000 + i } as Stamped);
-  });
-  return st;
-}
+import { approvalOf } from '../../src/journal/state.js';
+import { fp, replay } from '../support/events.js';
 
 const init = (step: string): CheckpointEvent => ({
   type: 'step-init',

@@ -12,17 +12,7 @@ export const CLI_ENV: NodeJS.ProcessEnv = {
   NODE_COMPILE_CACHE: join(tmpdir(), 'checkpoint-faults-compile-cache'),
 };
 
-/** mulberry32: tiny, fast, good enough to spread kill moments; the seed is printed so a run can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../../support/prng.js';
 
 export interface LiveProcess {
   pid: number;
