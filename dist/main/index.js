@@ -6631,6 +6631,7 @@ async function resolveRunId(root, runOpt) {
 
 
 
+
 function checkSteps(plan, ids, flag) {
     for (const id of ids) {
         if (!plan.steps.some((s) => s.id === id)) {
@@ -6868,6 +6869,8 @@ async function approveCommand(steps, opts, io) {
             opts.file !== 'checkpoint.yml' ? `-f ${opts.file}` : '',
             opts.dir !== undefined ? `--dir ${opts.dir}` : '',
             opts.run !== undefined ? `--run ${ckpt.runId}` : '',
+            // A sharded run resumes only with its own shard.
+            ckpt.state.shard ? `--shard ${shardLabel(ckpt.state.shard)}` : '',
         ].filter(Boolean);
         io.out.write(`run again to continue: ${again.join(' ')}\n`);
         return 0;

@@ -1,10 +1,12 @@
 // Commands that change a checkpoint by hand: reset, mark-done, rollback, approve. Each takes the run's lease
 // first.
+
 import { rm } from 'node:fs/promises';
 import { scrubEnv } from '../engine/env.js';
 import { dependentsOf, prepare } from '../engine/prepare.js';
 import { UnitProcess } from '../engine/process.js';
 import type { Shard } from '../engine/shard.js';
+import { shardLabel } from '../engine/shard.js';
 import { Checkpoint, CheckpointCorruptError } from '../journal/checkpoint.js';
 import { ensureDir } from '../journal/fsutil.js';
 import { JournalCorruptError } from '../journal/journal-file.js';
@@ -298,6 +300,8 @@ export async function approveCommand(
       opts.file !== 'checkpoint.yml' ? `-f ${opts.file}` : '',
       opts.dir !== undefined ? `--dir ${opts.dir}` : '',
       opts.run !== undefined ? `--run ${ckpt.runId}` : '',
+      // A sharded run resumes only with its own shard.
+      ckpt.state.shard ? `--shard ${shardLabel(ckpt.state.shard)}` : '',
     ].filter(Boolean);
     io.out.write(`run again to continue: ${again.join(' ')}\n`);
     return 0;
