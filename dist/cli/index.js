@@ -32146,15 +32146,15 @@ class Engine {
         const est = p90(run.rec.durations);
         if (est === undefined || now + est <= deadline)
             return true;
-        // Hand the unit back: it stays pending for the next attempt.
+        return this.#holdBackForBudget(run, u, () => `p90 ${duration_formatDuration(est)} would end after the time budget (${duration_formatDuration(Math.max(0, deadline - now))} left)`);
+    }
+    /** Hands `u` back (pending for the next attempt) and stops the step starting more; says why once. */
+    #holdBackForBudget(run, u, why) {
         run.requeue(u, Number.POSITIVE_INFINITY);
         if (!run.budgetBlocked) {
             run.budgetBlocked = true;
             this.#revokeQueued(run);
-            this.#emit({
-                type: 'notice',
-                message: `${run.step.id}: not starting more units: p90 ${duration_formatDuration(est)} would end after the time budget (${duration_formatDuration(Math.max(0, deadline - now))} left)`,
-            });
+            this.#emit({ type: 'notice', message: `${run.step.id}: not starting more units: ${why()}` });
         }
         return false;
     }
@@ -32167,16 +32167,7 @@ class Engine {
         const est = estimateMs(run.rec.pace, u.end - u.start);
         if (est === undefined || fitsRemaining(est, deadline - now))
             return true;
-        run.requeue(u, Number.POSITIVE_INFINITY);
-        if (!run.budgetBlocked) {
-            run.budgetBlocked = true;
-            this.#revokeQueued(run);
-            this.#emit({
-                type: 'notice',
-                message: `${run.step.id}: not starting more units: a chunk of ${u.end - u.start} would take about ${duration_formatDuration(Math.round(est))}, more than fits in the time budget (${duration_formatDuration(Math.max(0, deadline - now))} left, less a margin of ${duration_formatDuration(Math.max(0, deadline - now) - usableMs(deadline - now))})`,
-            });
-        }
-        return false;
+        return this.#holdBackForBudget(run, u, () => `a chunk of ${u.end - u.start} would take about ${duration_formatDuration(Math.round(est))}, more than fits in the time budget (${duration_formatDuration(Math.max(0, deadline - now))} left, less a margin of ${duration_formatDuration(Math.max(0, deadline - now) - usableMs(deadline - now))})`);
     }
     /** After a unit ends or a step runs dry: decide whether the step is failed/stopped for this attempt. */
     #settleStep(run) {
@@ -33777,19 +33768,15 @@ async function resetCommand(steps, opts, io) {
         const named = opts.all || steps.length === 0 ? plan.steps.map((s) => s.id) : steps;
         const targets = opts.failed ? new Set(named) : dependentsOf(plan, named);
         let n = 0;
+        // The whole record goes: the next run starts the step afresh (items expanded again, approval taken back).
+        const forget = (id) => ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset' });
         for (const id of plan.steps.map((s) => s.id)) {
             if (!targets.has(id))
                 continue;
             const rec = ckpt.state.steps.get(id);
             // No record but an approval (given before the step was first prepared): the reset takes it back.
             if (!rec && !opts.failed && approvalOf(ckpt.state, id)) {
-                await ckpt.record({
-                    type: 'reset',
-                    step: id,
-                    failedOnly: false,
-                    forget: true,
-                    reason: 'checkpoint reset',
-                });
+                await forget(id);
                 io.out.write(`reset ${id}: its approval is taken back\n`);
                 n += 1;
                 continue;
@@ -33805,13 +33792,7 @@ async function resetCommand(steps, opts, io) {
             }
             else {
                 const approved = approvalOf(ckpt.state, id) !== undefined;
-                await ckpt.record({
-                    type: 'reset',
-                    step: id,
-                    failedOnly: false,
-                    forget: true,
-                    reason: 'checkpoint reset',
-                });
+                await forget(id);
                 await ckpt.clearStepFiles(id);
                 await (0,promises_namespaceObject.rm)(ckpt.stateDir(id), { recursive: true, force: true });
                 io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`);

@@ -6697,19 +6697,15 @@ async function resetCommand(steps, opts, io) {
         const named = opts.all || steps.length === 0 ? plan.steps.map((s) => s.id) : steps;
         const targets = opts.failed ? new Set(named) : (0,_engine_prepare_js__WEBPACK_IMPORTED_MODULE_2__/* .dependentsOf */ .yk)(plan, named);
         let n = 0;
+        // The whole record goes: the next run starts the step afresh (items expanded again, approval taken back).
+        const forget = (id) => ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset' });
         for (const id of plan.steps.map((s) => s.id)) {
             if (!targets.has(id))
                 continue;
             const rec = ckpt.state.steps.get(id);
             // No record but an approval (given before the step was first prepared): the reset takes it back.
             if (!rec && !opts.failed && (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .approvalOf */ .xf)(ckpt.state, id)) {
-                await ckpt.record({
-                    type: 'reset',
-                    step: id,
-                    failedOnly: false,
-                    forget: true,
-                    reason: 'checkpoint reset',
-                });
+                await forget(id);
                 io.out.write(`reset ${id}: its approval is taken back\n`);
                 n += 1;
                 continue;
@@ -6725,13 +6721,7 @@ async function resetCommand(steps, opts, io) {
             }
             else {
                 const approved = (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .approvalOf */ .xf)(ckpt.state, id) !== undefined;
-                await ckpt.record({
-                    type: 'reset',
-                    step: id,
-                    failedOnly: false,
-                    forget: true,
-                    reason: 'checkpoint reset',
-                });
+                await forget(id);
                 await ckpt.clearStepFiles(id);
                 await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(ckpt.stateDir(id), { recursive: true, force: true });
                 io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`);
@@ -39177,15 +39167,15 @@ class Engine {
         const est = (0,state/* p90 */.mz)(run.rec.durations);
         if (est === undefined || now + est <= deadline)
             return true;
-        // Hand the unit back: it stays pending for the next attempt.
+        return this.#holdBackForBudget(run, u, () => `p90 ${(0,duration/* formatDuration */.a)(est)} would end after the time budget (${(0,duration/* formatDuration */.a)(Math.max(0, deadline - now))} left)`);
+    }
+    /** Hands `u` back (pending for the next attempt) and stops the step starting more; says why once. */
+    #holdBackForBudget(run, u, why) {
         run.requeue(u, Number.POSITIVE_INFINITY);
         if (!run.budgetBlocked) {
             run.budgetBlocked = true;
             this.#revokeQueued(run);
-            this.#emit({
-                type: 'notice',
-                message: `${run.step.id}: not starting more units: p90 ${(0,duration/* formatDuration */.a)(est)} would end after the time budget (${(0,duration/* formatDuration */.a)(Math.max(0, deadline - now))} left)`,
-            });
+            this.#emit({ type: 'notice', message: `${run.step.id}: not starting more units: ${why()}` });
         }
         return false;
     }
@@ -39198,16 +39188,7 @@ class Engine {
         const est = (0,chunking/* estimateMs */.z6)(run.rec.pace, u.end - u.start);
         if (est === undefined || (0,chunking/* fitsRemaining */.n_)(est, deadline - now))
             return true;
-        run.requeue(u, Number.POSITIVE_INFINITY);
-        if (!run.budgetBlocked) {
-            run.budgetBlocked = true;
-            this.#revokeQueued(run);
-            this.#emit({
-                type: 'notice',
-                message: `${run.step.id}: not starting more units: a chunk of ${u.end - u.start} would take about ${(0,duration/* formatDuration */.a)(Math.round(est))}, more than fits in the time budget (${(0,duration/* formatDuration */.a)(Math.max(0, deadline - now))} left, less a margin of ${(0,duration/* formatDuration */.a)(Math.max(0, deadline - now) - (0,chunking/* usableMs */.PT)(deadline - now))})`,
-            });
-        }
-        return false;
+        return this.#holdBackForBudget(run, u, () => `a chunk of ${u.end - u.start} would take about ${(0,duration/* formatDuration */.a)(Math.round(est))}, more than fits in the time budget (${(0,duration/* formatDuration */.a)(Math.max(0, deadline - now))} left, less a margin of ${(0,duration/* formatDuration */.a)(Math.max(0, deadline - now) - (0,chunking/* usableMs */.PT)(deadline - now))})`);
     }
     /** After a unit ends or a step runs dry: decide whether the step is failed/stopped for this attempt. */
     #settleStep(run) {

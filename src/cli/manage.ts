@@ -107,18 +107,15 @@ export async function resetCommand(
     const named = opts.all || steps.length === 0 ? plan.steps.map((s) => s.id) : steps;
     const targets = opts.failed ? new Set(named) : dependentsOf(plan, named);
     let n = 0;
+    // The whole record goes: the next run starts the step afresh (items expanded again, approval taken back).
+    const forget = (id: string) =>
+      ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset' });
     for (const id of plan.steps.map((s) => s.id)) {
       if (!targets.has(id)) continue;
       const rec = ckpt.state.steps.get(id);
       // No record but an approval (given before the step was first prepared): the reset takes it back.
       if (!rec && !opts.failed && approvalOf(ckpt.state, id)) {
-        await ckpt.record({
-          type: 'reset',
-          step: id,
-          failedOnly: false,
-          forget: true,
-          reason: 'checkpoint reset',
-        });
+        await forget(id);
         io.out.write(`reset ${id}: its approval is taken back\n`);
         n += 1;
         continue;
@@ -131,13 +128,7 @@ export async function resetCommand(
         io.out.write(`reset ${id}: ${failed} failed unit(s) are pending again with fresh tries\n`);
       } else {
         const approved = approvalOf(ckpt.state, id) !== undefined;
-        await ckpt.record({
-          type: 'reset',
-          step: id,
-          failedOnly: false,
-          forget: true,
-          reason: 'checkpoint reset',
-        });
+        await forget(id);
         await ckpt.clearStepFiles(id);
         await rm(ckpt.stateDir(id), { recursive: true, force: true });
         io.out.write(

@@ -736,15 +736,21 @@ export class Engine {
     if (run.step.batch?.adaptive) return this.#chunkFitsBudget(run, u, now, deadline);
     const est = p90(run.rec.durations);
     if (est === undefined || now + est <= deadline) return true;
-    // Hand the unit back: it stays pending for the next attempt.
+    return this.#holdBackForBudget(
+      run,
+      u,
+      () =>
+        `p90 ${formatDuration(est)} would end after the time budget (${formatDuration(Math.max(0, deadline - now))} left)`,
+    );
+  }
+
+  /** Hands `u` back (pending for the next attempt) and stops the step starting more; says why once. */
+  #holdBackForBudget(run: StepRun, u: Unit, why: () => string): false {
     run.requeue(u, Number.POSITIVE_INFINITY);
     if (!run.budgetBlocked) {
       run.budgetBlocked = true;
       this.#revokeQueued(run);
-      this.#emit({
-        type: 'notice',
-        message: `${run.step.id}: not starting more units: p90 ${formatDuration(est)} would end after the time budget (${formatDuration(Math.max(0, deadline - now))} left)`,
-      });
+      this.#emit({ type: 'notice', message: `${run.step.id}: not starting more units: ${why()}` });
     }
     return false;
   }
@@ -757,16 +763,12 @@ export class Engine {
   #chunkFitsBudget(run: StepRun, u: Unit, now: number, deadline: number): boolean {
     const est = estimateMs(run.rec.pace, u.end - u.start);
     if (est === undefined || fitsRemaining(est, deadline - now)) return true;
-    run.requeue(u, Number.POSITIVE_INFINITY);
-    if (!run.budgetBlocked) {
-      run.budgetBlocked = true;
-      this.#revokeQueued(run);
-      this.#emit({
-        type: 'notice',
-        message: `${run.step.id}: not starting more units: a chunk of ${u.end - u.start} would take about ${formatDuration(Math.round(est))}, more than fits in the time budget (${formatDuration(Math.max(0, deadline - now))} left, less a margin of ${formatDuration(Math.max(0, deadline - now) - usableMs(deadline - now))})`,
-      });
-    }
-    return false;
+    return this.#holdBackForBudget(
+      run,
+      u,
+      () =>
+        `a chunk of ${u.end - u.start} would take about ${formatDuration(Math.round(est))}, more than fits in the time budget (${formatDuration(Math.max(0, deadline - now))} left, less a margin of ${formatDuration(Math.max(0, deadline - now) - usableMs(deadline - now))})`,
+    );
   }
 
   /** After a unit ends or a step runs dry: decide whether the step is failed/stopped for this attempt. */
