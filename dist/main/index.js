@@ -37846,6 +37846,182 @@ var chunking = __nccwpck_require__(93303);
 var env = __nccwpck_require__(98725);
 // EXTERNAL MODULE: external "node:child_process"
 var external_node_child_process_ = __nccwpck_require__(31421);
+;// CONCATENATED MODULE: ./src/engine/forked-shell.ts
+// Starting `bash` costs about a millisecond of CPU per unit (exec, dynamic linking, importing the
+// environment), most of what a no-op unit costs. A launcher is itself a bash that has paid that once: for a
+// plain `bash [-e] [-o pipefail] ... -c COMMAND` it can fork a subshell, make it look like a freshly started
+// `bash -c` (the unit's environment, options, $0, no launcher variables, functions or traps) and `eval` the
+// command there, instead of exec'ing a new bash. That is a "forked shell" start; anything this module cannot
+// vouch for gets a fresh shell as before ("exec" start). docs/plan.md lists what differs for a unit.
+
+
+/** `set -o` names a forked shell applies itself; any other option means a fresh shell. */
+const SET_O = new Set([
+    'errexit',
+    'pipefail',
+    'nounset',
+    'xtrace',
+    'noglob',
+    'verbose',
+    'noclobber',
+    'allexport',
+]);
+/** Single-letter options `set` takes like bash's command line does. */
+const SET_LETTERS = new Set(['e', 'u', 'x', 'f', 'v', 'C', 'a']);
+// Variables bash treats specially when it starts (reads them to set options, runs files, imports functions,
+// or sets them itself and ignores the environment): a unit whose environment has one gets a fresh shell.
+const STARTUP = new Set([
+    'BASH_ENV',
+    'ENV',
+    'SHELLOPTS',
+    'BASHOPTS',
+    'POSIXLY_CORRECT',
+    'POSIX_PEDANTIC',
+    'IFS',
+    'PS4',
+    'UID',
+    'EUID',
+    'PPID',
+    'BASHPID',
+    'BASH_ARGV0',
+    'BASH_SUBSHELL',
+    'BASH_EXECUTION_STRING',
+    'BASH_XTRACEFD',
+    'BASH_COMPAT',
+    'BASH_LOADABLES_PATH',
+    'RANDOM',
+    'SRANDOM',
+    'SECONDS',
+    'LINENO',
+    'HISTCMD',
+    'EPOCHSECONDS',
+    'EPOCHREALTIME',
+    'GROUPS',
+    'FUNCNAME',
+    'DIRSTACK',
+    'OPTIND',
+    'OPTERR',
+    'OPTARG',
+]);
+// What a forked shell cannot reproduce: `$$` and `PPID` are the launcher's, `$-` lacks `c`. A command that
+// names them itself gets a fresh shell. (Code it sources is not looked at: docs/plan.md says so.)
+const NEEDS_OWN_PROCESS = /\$\$|\$\{[#!]?\$\}|PPID|\$-|\$\{-\}/;
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Parses `bash OPTIONS -c` (the shell's argv without the command); undefined: not one a fork can mimic. */
+function setArgsOf(prefix) {
+    if ((0,external_node_path_.basename)(prefix[0] ?? '') !== 'bash' || prefix[prefix.length - 1] !== '-c')
+        return undefined;
+    const words = ['+m'];
+    for (let i = 1; i < prefix.length - 1; i++) {
+        const arg = prefix[i] ?? '';
+        if (arg === '--noprofile' || arg === '--norc')
+            continue; // what a non-interactive `bash -c` does anyway
+        if (!/^-[A-Za-z]+$/.test(arg))
+            return undefined;
+        for (const letter of arg.slice(1)) {
+            if (letter === 'o') {
+                i += 1;
+                const name = prefix[i];
+                if (name === undefined || i >= prefix.length - 1 || !SET_O.has(name))
+                    return undefined;
+                words.push('-o', name);
+            }
+            else if (SET_LETTERS.has(letter))
+                words.push(`-${letter}`);
+            else
+                return undefined;
+        }
+    }
+    return words.join(' ');
+}
+/** Where `bash` is found on `path` (undefined: nowhere). */
+function whichBash(path) {
+    for (const dir of (path ?? '').split(external_node_path_.delimiter)) {
+        if (!dir || !(0,external_node_path_.isAbsolute)(dir))
+            continue;
+        try {
+            (0,external_node_fs_.accessSync)((0,external_node_path_.join)(dir, 'bash'), external_node_fs_.constants.X_OK);
+            return (0,external_node_path_.join)(dir, 'bash');
+        }
+        catch {
+            // not here
+        }
+    }
+    return undefined;
+}
+function sameFile(a, b) {
+    if (a === b)
+        return true;
+    try {
+        const x = (0,external_node_fs_.statSync)(a);
+        const y = (0,external_node_fs_.statSync)(b);
+        return x.ino === y.ino && x.dev === y.dev;
+    }
+    catch {
+        return false;
+    }
+}
+function isDirectory(path) {
+    try {
+        return (0,external_node_fs_.statSync)(path).isDirectory();
+    }
+    catch {
+        return false;
+    }
+}
+/** bash's rule for the SHLVL a new shell sets: one more than a numeric value it was given, else 1. */
+function nextShellLevel(value) {
+    const n = /^\s*-?\d+\s*$/.test(value ?? '') ? Number.parseInt(value ?? '0', 10) : 0;
+    if (n < 0)
+        return '0';
+    return n + 1 >= 1000 ? '1' : String(n + 1);
+}
+/**
+ * How the launcher whose own environment is `launcherEnv` starts units of `argv` (the shell's argv and the
+ * command) with the step's environment `env`. `mode`: CHECKPOINT_LAUNCHER (`exec` turns forked shells off).
+ */
+function shellStart(argv, env, launcherEnv, mode) {
+    if (mode === 'exec')
+        return { kind: 'exec', why: 'CHECKPOINT_LAUNCHER=exec' };
+    const command = argv[argv.length - 1] ?? '';
+    const setArgs = setArgsOf(argv.slice(0, -1));
+    if (setArgs === undefined)
+        return { kind: 'exec', why: 'the shell is not `bash [options] -c`' };
+    if (NEEDS_OWN_PROCESS.test(command))
+        return { kind: 'exec', why: 'the command uses $$, PPID or $-' };
+    const names = [...Object.keys(env), ...Object.keys(launcherEnv)];
+    const odd = names.find((k) => !IDENT.test(k) || k.startsWith('__') || k.startsWith('BASH_FUNC_') || STARTUP.has(k));
+    if (odd !== undefined)
+        return { kind: 'exec', why: `the environment has ${odd}, which bash reads when it starts` };
+    // The launcher runs the bash its PATH finds; the unit's must be that one.
+    const own = whichBash(launcherEnv.PATH);
+    const shell = argv[0] === 'bash' ? (env.PATH === launcherEnv.PATH ? own : whichBash(env.PATH)) : argv[0];
+    if (own === undefined || shell === undefined || !sameFile(shell, own))
+        return { kind: 'exec', why: `the shell ${argv[0]} is not the launcher's bash (${own})` };
+    const set = [];
+    const unset = [];
+    for (const [k, v] of Object.entries(env)) {
+        if (v === undefined || k === 'PWD' || k === 'OLDPWD' || k === 'SHLVL' || k === '_')
+            continue;
+        if (launcherEnv[k] !== v)
+            set.push(`${k}=${v}`);
+    }
+    for (const k of Object.keys(launcherEnv))
+        if (env[k] === undefined && k !== 'PWD' && k !== 'OLDPWD' && k !== 'SHLVL' && k !== '_')
+            unset.push(k);
+    // A new bash sets PWD itself (the subshell's `cd` does), keeps an OLDPWD that names a directory and
+    // otherwise exports OLDPWD without a value, and counts SHLVL up.
+    const oldpwd = env.OLDPWD;
+    if (oldpwd !== undefined && isDirectory(oldpwd))
+        set.push(`OLDPWD=${oldpwd}`);
+    else {
+        unset.push('OLDPWD');
+        set.push('OLDPWD');
+    }
+    set.push(`SHLVL=${nextShellLevel(env.SHLVL)}`);
+    return { kind: 'fork', argv0: argv[0] ?? 'bash', setArgs, command, set, unset };
+}
+
 ;// CONCATENATED MODULE: ./src/engine/slot-file.ts
 // A scratch file rewritten for every unit that runs in one slot: overwriting a kept descriptor costs one or
 // two system calls, where creating and deleting a file per unit cost a path lookup, an inode and a journal
@@ -37915,6 +38091,7 @@ var unit_env = __nccwpck_require__(27784);
 
 
 
+
 /** Starts the launcher's own lines in a unit stream: NUL never occurs in text output. */
 const PREFIX = '\0checkpoint-';
 /** After PREFIX: the end of a unit's output on this stream. */
@@ -37965,8 +38142,6 @@ trap __gone USR1
 ) &
 exec 5<&-
 set -m
-__req=$1
-__step=$2
 __have=
 __st=0
 __ev=
@@ -38001,13 +38176,37 @@ while :; do
     (
       # One builtin call each, not a loop: this runs for every unit. cd's complaint goes to the
       # launcher's discarded stderr.
+      # cd first: it sets PWD and OLDPWD, which the unit gets from its environment as they were.
+      cd -P -- "$__cwd" || { printf '\\0checkpoint-ev X %d cwd\\n' "$BASHPID"; exit 127; }
+      if [ -z "$__fork" ]; then
+        [ \${#__unset[@]} -eq 0 ] || unset -v "\${__unset[@]}"
+        [ \${#__env[@]} -eq 0 ] || export "\${__env[@]}"
+        [ \${#__own[@]} -eq 0 ] || export "\${__own[@]}"
+        exec "\${__argv[@]}" 2>&4 3>&- 4>&-
+        printf '\\0checkpoint-ev X %d exec\\n' "$BASHPID"
+        exit 127
+      fi
+      # A forked shell (forked-shell.ts): this subshell becomes the unit's \`bash -c\`. Nothing of the
+      # launcher stays: its variables (all named __*), function, traps (still listed by \`trap\` in a
+      # subshell) and shell option go; the unit's set options come last, so they judge only its command.
+      exec 2>&4 3>&- 4>&-
       [ \${#__unset[@]} -eq 0 ] || unset -v "\${__unset[@]}"
-      [ \${#__env[@]} -eq 0 ] || export "\${__env[@]}"
-      [ \${#__own[@]} -eq 0 ] || export "\${__own[@]}"
-      cd -- "$__cwd" || { printf '\\0checkpoint-ev X %d cwd\\n' "$BASHPID"; exit 127; }
-      exec "\${__argv[@]}" 2>&4 3>&- 4>&-
-      printf '\\0checkpoint-ev X %d exec\\n' "$BASHPID"
-      exit 127
+      BASH_EXECUTION_STRING=\${__argv[-1]}
+      BASH_ARGV0=\${__argv[0]}
+      set -- "$__fork" "\${__env[@]}" "\${__own[@]}"
+      unset -v "\${!__@}"
+      unset -f __gone
+      trap - PIPE USR1
+      shopt -u execfail
+      BASH_SUBSHELL=0
+      [ $# -eq 1 ] || export "\${@:2}"
+      set $1 --
+      # The command runs from a trap: a trap's code is numbered from line 1, as \`bash -c\` numbers its
+      # command (LINENO, error messages), where a plain eval here would continue this script's numbering.
+      # Where USR2 was ignored when the launcher started, it cannot be trapped: then a plain eval.
+      trap 'trap - USR2; eval "$BASH_EXECUTION_STRING"; exit $?' USR2
+      kill -USR2 $BASHPID
+      eval "$BASH_EXECUTION_STRING"
     ) &
     __pid=$!
     # No engine to record it: end it rather than leave a unit running that nobody knows of.
@@ -38194,19 +38393,24 @@ class Launcher {
     #req;
     #step;
     #templates;
+    /** CHECKPOINT_LAUNCHER (`exec`: no forked shells). */
+    #mode;
     /** The step part the launcher was last sent (it keeps it loaded), numbered per launcher. */
     #tpl;
     #tplCount = 0;
     /** Requests written and not yet ended, in the order the launcher handles them. */
     #units = [];
     #dead = false;
-    constructor(env, reqPath, templates) {
+    constructor(env, reqPath, templates, mode) {
+        this.#mode = mode;
         this.#req = new SlotFile(reqPath);
         this.#step = new SlotFile(`${reqPath}.step`);
         this.#templates = templates;
         // Detached: its own session, so a terminal's Ctrl-C reaches the engine (which stops units itself), not
         // the launchers. fd 0 is /dev/null, which units inherit; commands come on fd 3 (a socket Node writes to).
-        this.#child = (0,external_node_child_process_.spawn)('bash', ['-c', SCRIPT, 'checkpoint-launcher', reqPath, this.#step.path], {
+        // The paths go in the script, not as arguments: those would show in a forked shell's BASH_ARGV.
+        const script = `__req=${bashQuote(reqPath)} __step=${bashQuote(this.#step.path)}${SCRIPT}`;
+        this.#child = (0,external_node_child_process_.spawn)('bash', ['-c', script, 'checkpoint-launcher'], {
             env,
             detached: true,
             // fd 5: never written; the launcher's watcher sees it close when this process ends (see SCRIPT).
@@ -38323,7 +38527,7 @@ class Launcher {
         const env = r.opts.env instanceof unit_env/* UnitEnv */.i ? r.opts.env : new unit_env/* UnitEnv */.i(r.opts.env, {});
         let t = this.#tpl;
         if (!t || t.fixed !== env.fixed || t.cwd !== r.opts.cwd || !sameArgv(t.argv, r.opts.argv)) {
-            this.#step.set(stepText(r.opts, env.fixed, base, this.#templates));
+            this.#step.set(stepText(r.opts, env.fixed, base, this.#mode, this.#templates));
             this.#tplCount += 1;
             t = { fixed: env.fixed, argv: r.opts.argv, cwd: r.opts.cwd, id: this.#tplCount };
             this.#tpl = t;
@@ -38386,15 +38590,18 @@ function envDiff(env, base) {
 function sameArgv(a, b) {
     return a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
 }
-/** The step part of a request (`slot-N.launch.step`): `__cwd`, `__argv`, `__unset` and `__env`. */
-function stepText(opts, fixed, base, cache) {
+/** The step part of a request (`slot-N.launch.step`): `__cwd`, `__argv`, `__fork`, `__unset` and `__env`. */
+function stepText(opts, fixed, base, mode, cache) {
     const hit = cache.get(fixed);
     if (hit && hit.cwd === opts.cwd && sameArgv(hit.argv, opts.argv))
         return hit.text;
-    const { set, unset } = envDiff(fixed, base);
+    const start = shellStart(opts.argv, fixed, base, mode);
+    const { set, unset } = start.kind === 'fork' ? start : envDiff(fixed, base);
     const text = [
         `__cwd=${bashQuote(opts.cwd)}`,
         `__argv=(${opts.argv.map(bashQuote).join(' ')})`,
+        // Always set: the launcher keeps the last step part's variables.
+        `__fork=${start.kind === 'fork' ? bashQuote(start.setArgs) : ''}`,
         `__unset=(${unset.map(bashQuote).join(' ')})`,
         `__env=(${set.map(bashQuote).join(' ')})`,
         '',
@@ -38418,9 +38625,12 @@ class LauncherPool {
     #dir;
     #bySlot = new Map();
     #templates = new WeakMap();
-    constructor(env, tmpDir) {
+    #mode;
+    /** `mode`: CHECKPOINT_LAUNCHER of the run (`exec`: every unit gets a fresh shell). */
+    constructor(env, tmpDir, mode) {
         this.#env = env;
         this.#dir = tmpDir;
+        this.#mode = mode;
     }
     /** A launcher needs bash on PATH; without it units are spawned directly. */
     static available(env) {
@@ -38440,7 +38650,7 @@ class LauncherPool {
     start(opts, slot) {
         let l = this.#bySlot.get(slot);
         if (!l || l.dead) {
-            l = new Launcher(this.#env, (0,external_node_path_.join)(this.#dir, `slot-${slot}.launch`), this.#templates);
+            l = new Launcher(this.#env, (0,external_node_path_.join)(this.#dir, `slot-${slot}.launch`), this.#templates, this.#mode);
             this.#bySlot.set(slot, l);
         }
         return l.start(opts, this.#env);
@@ -38925,7 +39135,7 @@ class Engine {
         if (this.#opts.launcher !== false && LauncherPool.available(this.#baseEnv)) {
             // The launchers' own environment: the base without our variables, which each unit sets for itself.
             const launcherEnv = Object.fromEntries(Object.entries(this.#baseEnv).filter(([k]) => !k.startsWith('CHECKPOINT_')));
-            this.#pool = new LauncherPool(launcherEnv, (0,external_node_path_.join)(ckpt.dir, 'tmp'));
+            this.#pool = new LauncherPool(launcherEnv, (0,external_node_path_.join)(ckpt.dir, 'tmp'), this.#baseEnv.CHECKPOINT_LAUNCHER);
         }
         // Dependency order, so one pass of the pump settles a chain of steps that are already done.
         const selected = new Set(this.#prep.selected.map((s) => s.id));

@@ -23,6 +23,7 @@ import { accessSync, constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { shellStart } from './forked-shell.js';
 import type { SpawnOptions, UnitBackend, UnitExit } from './process.js';
 import { SlotFile } from './slot-file.js';
 import { UnitEnv } from './unit-env.js';
@@ -78,8 +79,6 @@ trap __gone USR1
 ) &
 exec 5<&-
 set -m
-__req=$1
-__step=$2
 __have=
 __st=0
 __ev=
@@ -114,13 +113,37 @@ while :; do
     (
       # One builtin call each, not a loop: this runs for every unit. cd's complaint goes to the
       # launcher's discarded stderr.
+      # cd first: it sets PWD and OLDPWD, which the unit gets from its environment as they were.
+      cd -P -- "$__cwd" || { printf '\\0checkpoint-ev X %d cwd\\n' "$BASHPID"; exit 127; }
+      if [ -z "$__fork" ]; then
+        [ \${#__unset[@]} -eq 0 ] || unset -v "\${__unset[@]}"
+        [ \${#__env[@]} -eq 0 ] || export "\${__env[@]}"
+        [ \${#__own[@]} -eq 0 ] || export "\${__own[@]}"
+        exec "\${__argv[@]}" 2>&4 3>&- 4>&-
+        printf '\\0checkpoint-ev X %d exec\\n' "$BASHPID"
+        exit 127
+      fi
+      # A forked shell (forked-shell.ts): this subshell becomes the unit's \`bash -c\`. Nothing of the
+      # launcher stays: its variables (all named __*), function, traps (still listed by \`trap\` in a
+      # subshell) and shell option go; the unit's set options come last, so they judge only its command.
+      exec 2>&4 3>&- 4>&-
       [ \${#__unset[@]} -eq 0 ] || unset -v "\${__unset[@]}"
-      [ \${#__env[@]} -eq 0 ] || export "\${__env[@]}"
-      [ \${#__own[@]} -eq 0 ] || export "\${__own[@]}"
-      cd -- "$__cwd" || { printf '\\0checkpoint-ev X %d cwd\\n' "$BASHPID"; exit 127; }
-      exec "\${__argv[@]}" 2>&4 3>&- 4>&-
-      printf '\\0checkpoint-ev X %d exec\\n' "$BASHPID"
-      exit 127
+      BASH_EXECUTION_STRING=\${__argv[-1]}
+      BASH_ARGV0=\${__argv[0]}
+      set -- "$__fork" "\${__env[@]}" "\${__own[@]}"
+      unset -v "\${!__@}"
+      unset -f __gone
+      trap - PIPE USR1
+      shopt -u execfail
+      BASH_SUBSHELL=0
+      [ $# -eq 1 ] || export "\${@:2}"
+      set $1 --
+      # The command runs from a trap: a trap's code is numbered from line 1, as \`bash -c\` numbers its
+      # command (LINENO, error messages), where a plain eval here would continue this script's numbering.
+      # Where USR2 was ignored when the launcher started, it cannot be trapped: then a plain eval.
+      trap 'trap - USR2; eval "$BASH_EXECUTION_STRING"; exit $?' USR2
+      kill -USR2 $BASHPID
+      eval "$BASH_EXECUTION_STRING"
     ) &
     __pid=$!
     # No engine to record it: end it rather than leave a unit running that nobody knows of.
@@ -316,6 +339,8 @@ class Launcher {
   readonly #req: SlotFile;
   readonly #step: SlotFile;
   readonly #templates: TemplateCache;
+  /** CHECKPOINT_LAUNCHER (`exec`: no forked shells). */
+  readonly #mode: string | undefined;
   /** The step part the launcher was last sent (it keeps it loaded), numbered per launcher. */
   #tpl: { fixed: object; argv: readonly string[]; cwd: string; id: number } | undefined;
   #tplCount = 0;
@@ -323,13 +348,16 @@ class Launcher {
   readonly #units: Request[] = [];
   #dead = false;
 
-  constructor(env: NodeJS.ProcessEnv, reqPath: string, templates: TemplateCache) {
+  constructor(env: NodeJS.ProcessEnv, reqPath: string, templates: TemplateCache, mode: string | undefined) {
+    this.#mode = mode;
     this.#req = new SlotFile(reqPath);
     this.#step = new SlotFile(`${reqPath}.step`);
     this.#templates = templates;
     // Detached: its own session, so a terminal's Ctrl-C reaches the engine (which stops units itself), not
     // the launchers. fd 0 is /dev/null, which units inherit; commands come on fd 3 (a socket Node writes to).
-    this.#child = spawn('bash', ['-c', SCRIPT, 'checkpoint-launcher', reqPath, this.#step.path], {
+    // The paths go in the script, not as arguments: those would show in a forked shell's BASH_ARGV.
+    const script = `__req=${bashQuote(reqPath)} __step=${bashQuote(this.#step.path)}${SCRIPT}`;
+    this.#child = spawn('bash', ['-c', script, 'checkpoint-launcher'], {
       env,
       detached: true,
       // fd 5: never written; the launcher's watcher sees it close when this process ends (see SCRIPT).
@@ -445,7 +473,7 @@ class Launcher {
     const env = r.opts.env instanceof UnitEnv ? r.opts.env : new UnitEnv(r.opts.env, {});
     let t = this.#tpl;
     if (!t || t.fixed !== env.fixed || t.cwd !== r.opts.cwd || !sameArgv(t.argv, r.opts.argv)) {
-      this.#step.set(stepText(r.opts, env.fixed, base, this.#templates));
+      this.#step.set(stepText(r.opts, env.fixed, base, this.#mode, this.#templates));
       this.#tplCount += 1;
       t = { fixed: env.fixed, argv: r.opts.argv, cwd: r.opts.cwd, id: this.#tplCount };
       this.#tpl = t;
@@ -519,19 +547,23 @@ function sameArgv(a: readonly string[], b: readonly string[]): boolean {
   return a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
 }
 
-/** The step part of a request (`slot-N.launch.step`): `__cwd`, `__argv`, `__unset` and `__env`. */
+/** The step part of a request (`slot-N.launch.step`): `__cwd`, `__argv`, `__fork`, `__unset` and `__env`. */
 function stepText(
   opts: SpawnOptions,
   fixed: Readonly<NodeJS.ProcessEnv>,
   base: NodeJS.ProcessEnv,
+  mode: string | undefined,
   cache: TemplateCache,
 ): string {
   const hit = cache.get(fixed);
   if (hit && hit.cwd === opts.cwd && sameArgv(hit.argv, opts.argv)) return hit.text;
-  const { set, unset } = envDiff(fixed, base);
+  const start = shellStart(opts.argv, fixed, base, mode);
+  const { set, unset } = start.kind === 'fork' ? start : envDiff(fixed, base);
   const text = [
     `__cwd=${bashQuote(opts.cwd)}`,
     `__argv=(${opts.argv.map(bashQuote).join(' ')})`,
+    // Always set: the launcher keeps the last step part's variables.
+    `__fork=${start.kind === 'fork' ? bashQuote(start.setArgs) : ''}`,
     `__unset=(${unset.map(bashQuote).join(' ')})`,
     `__env=(${set.map(bashQuote).join(' ')})`,
     '',
@@ -559,10 +591,13 @@ export class LauncherPool {
   readonly #dir: string;
   readonly #bySlot = new Map<number, Launcher>();
   readonly #templates: TemplateCache = new WeakMap();
+  readonly #mode: string | undefined;
 
-  constructor(env: NodeJS.ProcessEnv, tmpDir: string) {
+  /** `mode`: CHECKPOINT_LAUNCHER of the run (`exec`: every unit gets a fresh shell). */
+  constructor(env: NodeJS.ProcessEnv, tmpDir: string, mode?: string) {
     this.#env = env;
     this.#dir = tmpDir;
+    this.#mode = mode;
   }
 
   /** A launcher needs bash on PATH; without it units are spawned directly. */
@@ -582,7 +617,7 @@ export class LauncherPool {
   start(opts: SpawnOptions, slot: number): Promise<UnitBackend> {
     let l = this.#bySlot.get(slot);
     if (!l || l.dead) {
-      l = new Launcher(this.#env, join(this.#dir, `slot-${slot}.launch`), this.#templates);
+      l = new Launcher(this.#env, join(this.#dir, `slot-${slot}.launch`), this.#templates, this.#mode);
       this.#bySlot.set(slot, l);
     }
     return l.start(opts, this.#env);

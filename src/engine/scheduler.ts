@@ -499,7 +499,7 @@ export class Engine {
       const launcherEnv = Object.fromEntries(
         Object.entries(this.#baseEnv).filter(([k]) => !k.startsWith('CHECKPOINT_')),
       );
-      this.#pool = new LauncherPool(launcherEnv, join(ckpt.dir, 'tmp'));
+      this.#pool = new LauncherPool(launcherEnv, join(ckpt.dir, 'tmp'), this.#baseEnv.CHECKPOINT_LAUNCHER);
     }
     // Dependency order, so one pass of the pump settles a chain of steps that are already done.
     const selected = new Set(this.#prep.selected.map((s) => s.id));

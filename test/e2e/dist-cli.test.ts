@@ -77,4 +77,20 @@ describe('dist/cli/index.js', () => {
     expect(h.out).toMatch(/run \[options\]/);
     expect(h.out).toMatch(/mark-done/);
   });
+
+  it('stops writing quietly when its reader has gone (`checkpoint --help | head -1`), no stack trace', async () => {
+    const child = spawn(process.execPath, [cli, '--help'], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // Our end of stdout is closed before the child can have started Node: every write it makes gets EPIPE.
+    child.stdout.destroy();
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(err).toBe('');
+    expect(code).toBe(0);
+  });
 });
