@@ -123,7 +123,7 @@ export function renderBenchChart(results) {
   const tRows = [
     {
       label: 'checkpoint run',
-      sub: 'journal on disk, fsynced',
+      sub: 'journal on disk, forked shells',
       key: 'ckDisk',
       color: COLORS.checkpoint,
       extra: (v) => ` (${vs(v)})`,
@@ -134,6 +134,13 @@ export function renderBenchChart(results) {
       key: 'ckTmpfs',
       color: COLORS.checkpointAlt,
       extra: () => '',
+    },
+    {
+      label: 'checkpoint run',
+      sub: 'CHECKPOINT_LAUNCHER=exec: new bash per unit',
+      key: 'ckExec',
+      color: COLORS.checkpointAlt,
+      extra: (v) => ` (${vs(v)})`,
     },
     {
       label: `xargs -P${par}`,

@@ -6,7 +6,11 @@
 //      b. `xargs -P2` (the floor: nothing recorded),
 //      c. GNU parallel `-j2 --joblog` (installed with apt-get when missing),
 //      d. `checkpoint run` with its checkpoint directory on tmpfs (/dev/shm), where fsync costs ~nothing;
-//         the CLI has no "journal off" switch, so (a - d) / d is the cost of durable journaling.
+//         the CLI has no "journal off" switch, so (a - d) / d is the cost of durable journaling,
+//      e. `checkpoint run` with CHECKPOINT_LAUNCHER=exec: a new bash exec'd for every unit, as xargs and
+//         GNU parallel do. By default (a) a launcher runs each unit in a forked subshell of itself made to
+//         look like a fresh `bash -c` (src/engine/forked-shell.ts), which saves bash's start-up per unit;
+//         (e) shows what the engine costs when it starts shells the same way the other two do.
 //   2. Resume planning on checkpoints holding 1,000,000 done units (one contiguous interval, and 1,000,000
 //      one-unit intervals): `checkpoint status` and `checkpoint run --dry-run`.
 //
@@ -105,13 +109,14 @@ function parseTimes(file) {
   }
 }
 
-function timed(cmd, args, { cwd = REPO, captureStdout = false } = {}) {
+function timed(cmd, args, { cwd = REPO, captureStdout = false, env = process.env } = {}) {
   timesCounter += 1;
   const timesFile = path.join(WORK, `times-${timesCounter}`);
   return new Promise((resolve) => {
     const t0 = performance.now();
     const child = spawn('bash', ['-c', CPU_WRAPPER, 'bash', timesFile, cmd, ...args], {
       cwd,
+      env,
       stdio: ['ignore', captureStdout ? 'pipe' : 'ignore', 'pipe'],
     });
     let out = '';
@@ -281,11 +286,11 @@ async function cliJson(args) {
 }
 
 let dirCounter = 0;
-async function measureCheckpoint(base) {
+async function measureCheckpoint(base, env = process.env) {
   dirCounter += 1;
   const dir = path.join(base, `ck-${dirCounter}`);
   const args = [CLI, 'run', '-f', NOOP_PLAN, '--dir', dir];
-  const r = await timed(NODE, args);
+  const r = await timed(NODE, args, { env });
   const sample = { ms: r.ms, cpuMs: r.cpuMs, code: r.code };
   if (r.code !== 0) {
     sample.error = describeRun(
@@ -336,6 +341,7 @@ async function measureParallel() {
 const throughputRows = {
   ckDisk: { label: 'checkpoint run, journal on disk', samples: [] },
   ckTmpfs: { label: 'checkpoint run, journal on tmpfs (fsync ~free)', samples: [] },
+  ckExec: { label: 'checkpoint run, CHECKPOINT_LAUNCHER=exec (a new bash per unit)', samples: [] },
   xargs: { label: `xargs -P${PARALLEL} (floor)`, samples: [] },
   parallel: { label: `GNU parallel -j${PARALLEL} --joblog`, samples: [] },
 };
@@ -354,6 +360,7 @@ const runners = [
   // The two checkpoint runs back to back, so that drift in machine load hits both sides of (a - d) / d alike.
   ['ckDisk', () => measureCheckpoint(diskRoot)],
   ['ckTmpfs', () => measureCheckpoint(SHM)],
+  ['ckExec', () => measureCheckpoint(diskRoot, { ...process.env, CHECKPOINT_LAUNCHER: 'exec' })],
   ['xargs', measureXargs],
   ['parallel', measureParallel],
 ];
@@ -403,6 +410,8 @@ for (const row of Object.values(throughputRows)) {
 const ratio = (a, b) => (a === undefined || b === undefined ? undefined : a / b);
 const vsParallel = ratio(throughputRows.ckDisk.unitsPerSec, throughputRows.parallel.unitsPerSec);
 const vsXargs = ratio(throughputRows.ckDisk.unitsPerSec, throughputRows.xargs.unitsPerSec);
+const execVsParallel = ratio(throughputRows.ckExec.unitsPerSec, throughputRows.parallel.unitsPerSec);
+const execVsXargs = ratio(throughputRows.ckExec.unitsPerSec, throughputRows.xargs.unitsPerSec);
 const overheadPct =
   throughputRows.ckDisk.medianMs === undefined || throughputRows.ckTmpfs.medianMs === undefined
     ? undefined
@@ -563,6 +572,7 @@ for (const [key, tag] of [
   ['xargs', '1b'],
   ['parallel', '1c'],
   ['ckTmpfs', '1d'],
+  ['ckExec', '1h'],
 ]) {
   const row = throughputRows[key];
   rowsOut.push({
@@ -602,6 +612,22 @@ rowsOut.push(
     value: overheadPct === undefined ? 'n/a' : `${overheadPct >= 0 ? '+' : ''}${overheadPct.toFixed(1)} %`,
     target: `< ${TARGETS.journalOverheadPct} %`,
     result: verdict(overheadPct === undefined ? undefined : overheadPct < TARGETS.journalOverheadPct),
+    n: '',
+  },
+  {
+    id: '1i',
+    what: 'checkpoint with a new bash per unit (1h) vs GNU parallel (1c), for comparison',
+    value: ratioText(execVsParallel),
+    target: '',
+    result: '',
+    n: '',
+  },
+  {
+    id: '1j',
+    what: 'checkpoint with a new bash per unit (1h) vs xargs (1b), for comparison',
+    value: ratioText(execVsXargs),
+    target: '',
+    result: '',
     n: '',
   },
 );
@@ -655,7 +681,8 @@ const header = [
 const footer = [
   ...notes.map((n) => `note: ${n}`),
   'note: CPU = user+sys of the command and every process it waited for (bash `times`), so it counts the units too; it is much less affected by other load than wall time.',
-  'note: wall times include Node start-up of the CLI (~0.1 s); units run `bash -eo pipefail -c true`; stdout to /dev/null (not a TTY).',
+  'note: wall times include Node start-up of the CLI (~0.1 s); stdout to /dev/null (not a TTY).',
+  'note: every row runs `true` through bash with `-eo pipefail`. xargs, GNU parallel and 1h exec a new `bash -eo pipefail -c true` per unit; 1a and 1d use forked shells (the default: a subshell of a launcher bash, made to look like a fresh `bash -c`, evaluates the command; see docs/plan.md).',
   'note: "journal off" is approximated by putting the checkpoint dir on tmpfs, where fsync is nearly free; the CLI has no switch to turn the journal off.',
   ...problems.map((p) => `PROBLEM: ${p}`),
   `bench time: ${fmtSec(totalMs)} (throughput ${fmtSec(t2 - t1)}, resume planning ${fmtSec(resumeSectionMs)})`,
@@ -699,6 +726,8 @@ fs.writeFileSync(
       ratios: {
         checkpointVsParallel: vsParallel ?? null,
         checkpointVsXargs: vsXargs ?? null,
+        execVsParallel: execVsParallel ?? null,
+        execVsXargs: execVsXargs ?? null,
         journalOverheadPct: overheadPct ?? null,
       },
       resume,
@@ -716,6 +745,7 @@ fs.writeFileSync(
 // Hand-written SVG bar chart of units/s.
 const bars = [
   ['checkpoint run', throughputRows.ckDisk.unitsPerSec, '#3b6fd4'],
+  ['checkpoint, exec per unit', throughputRows.ckExec.unitsPerSec, '#8aa6e0'],
   [`xargs -P${PARALLEL}`, throughputRows.xargs.unitsPerSec, '#7a7a7a'],
   [`GNU parallel -j${PARALLEL}`, throughputRows.parallel.unitsPerSec, '#d48a3b'],
 ].filter(([, v]) => v !== undefined);
