@@ -37855,19 +37855,13 @@ var external_node_child_process_ = __nccwpck_require__(31421);
 // vouch for gets a fresh shell as before ("exec" start). docs/plan.md lists what differs for a unit.
 
 
-/** `set -o` names a forked shell applies itself; any other option means a fresh shell. */
-const SET_O = new Set([
-    'errexit',
-    'pipefail',
-    'nounset',
-    'xtrace',
-    'noglob',
-    'verbose',
-    'noclobber',
-    'allexport',
-]);
-/** Single-letter options `set` takes like bash's command line does. */
-const SET_LETTERS = new Set(['e', 'u', 'x', 'f', 'v', 'C', 'a']);
+/**
+ * `set -o` names a forked shell applies itself; any other option means a fresh shell. Not xtrace and verbose:
+ * they would also print the subshell's own last steps, which a fresh shell does not have.
+ */
+const SET_O = new Set(['errexit', 'pipefail', 'nounset', 'noglob', 'noclobber', 'allexport']);
+/** Single-letter options `set` takes like bash's command line does (the same, minus -x and -v). */
+const SET_LETTERS = new Set(['e', 'u', 'f', 'C', 'a']);
 // Variables bash treats specially when it starts (reads them to set options, runs files, imports functions,
 // or sets them itself and ignores the environment): a unit whose environment has one gets a fresh shell.
 const STARTUP = new Set([

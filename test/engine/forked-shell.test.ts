@@ -28,8 +28,8 @@ describe('when a unit gets a forked shell', () => {
     expect(abs).toBeDefined();
     expect(shellStart([abs ?? 'bash', '-c', 'true'], base, base, undefined)).toMatchObject({ setArgs: '+m' });
     expect(
-      shellStart(['bash', '--noprofile', '--norc', '-xeuo', 'pipefail', '-c', 'true'], base, base, undefined),
-    ).toMatchObject({ kind: 'fork', setArgs: '+m -x -e -u -o pipefail' });
+      shellStart(['bash', '--noprofile', '--norc', '-euo', 'pipefail', '-c', 'true'], base, base, undefined),
+    ).toMatchObject({ kind: 'fork', setArgs: '+m -e -u -o pipefail' });
   });
 
   it.each([
@@ -38,6 +38,8 @@ describe('when a unit gets a forked shell', () => {
     [['bash', '-o', 'posix', '-c', 'true'], 'not `bash'],
     [['bash', '-c'], 'not `bash'],
     [['bash', '-i', '-c', 'true'], 'not `bash'],
+    [['bash', '-x', '-c', 'true'], 'not `bash'],
+    [['bash', '-o', 'xtrace', '-c', 'true'], 'not `bash'],
     [['bash', '-c', 'echo $$'], 'uses $$'],
     // biome-ignore lint/suspicious/noTemplateCurlyInString: shell code, not a JS template
     [['bash', '-c', 'echo ${$}'], 'uses $$'],
@@ -146,6 +148,16 @@ describe('a forked shell is indistinguishable from `bash -c` for the unit', () =
   async function both(command: string, argv = bash, cwd?: string) {
     return { forked: await runIn(forked, command, argv, cwd), fresh: await runIn(fresh, command, argv, cwd) };
   }
+
+  it.each([
+    [['bash', '-euo', 'pipefail', '-c'], 'echo "$UNSET_HERE"; echo not reached'],
+    [['bash', '-f', '-c'], 'echo /*'],
+    [['bash', '-C', '-c'], 'rm -f f.txt; echo a > f.txt; echo b > f.txt; echo "status $?"'],
+    [['bash', '--noprofile', '--norc', '-c'], 'set -o | grep -E "^(errexit|pipefail|noglob)"'],
+  ])('the options of %j apply to the command, and only to it', async (argv, command) => {
+    const r = await both(command, argv);
+    expect(r.forked).toEqual(r.fresh);
+  });
 
   it('a working directory reached through a symlink: the same PWD and OLDPWD', async () => {
     const r = await both('echo "$PWD $OLDPWD"; pwd -L; pwd -P', bash, join(dir, 'link'));
