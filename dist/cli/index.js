@@ -17051,7 +17051,6 @@ function envObject(env) {
 
 
 
-
 /** Starts the launcher's own lines in a unit stream: NUL never occurs in text output. */
 const PREFIX = '\0checkpoint-';
 /** After PREFIX: the end of a unit's output on this stream. */
@@ -17579,6 +17578,8 @@ function requestText(tpl, own, startBy) {
         text += `__by=${Math.floor(startBy)}\n`;
     return text;
 }
+/** Whether the bash at a path is recent enough for a launcher, asked once per process. */
+const bashVersionOk = new Map();
 /** One launcher per slot (a unit running at once), created on demand and replaced if it dies. */
 class LauncherPool {
     #env;
@@ -17592,20 +17593,24 @@ class LauncherPool {
         this.#dir = tmpDir;
         this.#mode = mode;
     }
-    /** A launcher needs bash on PATH; without it units are spawned directly. */
+    /**
+     * A launcher needs bash 5 or later on PATH (it uses `read -N`, EPOCHREALTIME, BASH_ARGV0); without it (say,
+     * macOS's own bash 3.2 first on PATH) units are spawned directly.
+     */
     static available(env) {
         if (process.platform === 'win32' || env.CHECKPOINT_LAUNCHER === '0')
             return false;
-        for (const dir of (env.PATH ?? '').split(external_node_path_.delimiter)) {
-            try {
-                (0,external_node_fs_.accessSync)((0,external_node_path_.join)(dir, 'bash'), external_node_fs_.constants.X_OK);
-                return true;
-            }
-            catch {
-                // not here
-            }
+        const bash = whichBash(env.PATH);
+        if (bash === undefined)
+            return false;
+        let ok = bashVersionOk.get(bash);
+        if (ok === undefined) {
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: bash code, not a JS template
+            const r = (0,external_node_child_process_.spawnSync)(bash, ['-c', 'echo "${BASH_VERSINFO[0]}"'], { encoding: 'utf8', timeout: 10_000 });
+            ok = r.status === 0 && Number(r.stdout.trim()) >= 5;
+            bashVersionOk.set(bash, ok);
         }
-        return false;
+        return ok;
     }
     start(opts, slot) {
         let l = this.#bySlot.get(slot);

@@ -18,12 +18,11 @@
 // So a revoked request either never starts, or started before the revoke was read and the engine learns
 // its pid from `S` like any other start. The launcher's writes double as a check that the engine is alive:
 // a launcher whose engine is gone (SIGKILL) gets EPIPE and exits instead of starting a queued unit.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { shellStart } from './forked-shell.js';
+import { shellStart, whichBash } from './forked-shell.js';
 import type { SpawnOptions, UnitBackend, UnitExit } from './process.js';
 import { SlotFile } from './slot-file.js';
 import { UnitEnv } from './unit-env.js';
@@ -585,6 +584,9 @@ function requestText(
   return text;
 }
 
+/** Whether the bash at a path is recent enough for a launcher, asked once per process. */
+const bashVersionOk = new Map<string, boolean>();
+
 /** One launcher per slot (a unit running at once), created on demand and replaced if it dies. */
 export class LauncherPool {
   readonly #env: NodeJS.ProcessEnv;
@@ -600,18 +602,22 @@ export class LauncherPool {
     this.#mode = mode;
   }
 
-  /** A launcher needs bash on PATH; without it units are spawned directly. */
+  /**
+   * A launcher needs bash 5 or later on PATH (it uses `read -N`, EPOCHREALTIME, BASH_ARGV0); without it (say,
+   * macOS's own bash 3.2 first on PATH) units are spawned directly.
+   */
   static available(env: NodeJS.ProcessEnv): boolean {
     if (process.platform === 'win32' || env.CHECKPOINT_LAUNCHER === '0') return false;
-    for (const dir of (env.PATH ?? '').split(delimiter)) {
-      try {
-        accessSync(join(dir, 'bash'), constants.X_OK);
-        return true;
-      } catch {
-        // not here
-      }
+    const bash = whichBash(env.PATH);
+    if (bash === undefined) return false;
+    let ok = bashVersionOk.get(bash);
+    if (ok === undefined) {
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: bash code, not a JS template
+      const r = spawnSync(bash, ['-c', 'echo "${BASH_VERSINFO[0]}"'], { encoding: 'utf8', timeout: 10_000 });
+      ok = r.status === 0 && Number(r.stdout.trim()) >= 5;
+      bashVersionOk.set(bash, ok);
     }
-    return false;
+    return ok;
   }
 
   start(opts: SpawnOptions, slot: number): Promise<UnitBackend> {

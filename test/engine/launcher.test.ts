@@ -179,3 +179,18 @@ describe('launcher pipelining', () => {
     expect(outs).toEqual(["it's \\ fixed\n|one|none\n", "it's \\ fixed\n|two|none\n"]);
   });
 });
+
+describe('launcher availability', () => {
+  it('needs bash 5 or later first on PATH; an older one (macOS /bin/bash is 3.2) means direct spawns', async () => {
+    expect(LauncherPool.available(process.env)).toBe(true);
+    const old = await mkdtemp(join(tmpdir(), 'ckpt-old-bash-'));
+    try {
+      await writeFile(join(old, 'bash'), '#!/bin/sh\necho 3\n', { mode: 0o755 });
+      expect(LauncherPool.available({ PATH: `${old}:${process.env.PATH}` })).toBe(false);
+      expect(LauncherPool.available({ PATH: '/nonexistent' })).toBe(false);
+      expect(LauncherPool.available({ ...process.env, CHECKPOINT_LAUNCHER: '0' })).toBe(false);
+    } finally {
+      await rm(old, { recursive: true, force: true });
+    }
+  });
+});
