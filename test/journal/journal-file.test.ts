@@ -174,6 +174,36 @@ describe('JournalWriter', () => {
     await writer.close();
   });
 
+  it('spaces fdatasyncs at least 5 ms apart; lines written meanwhile are in the file at once and share the next', async () => {
+    const writer = await JournalWriter.open(path);
+    const { open } = await import('node:fs/promises');
+    const probe = await open(path, 'r');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const original = proto.datasync;
+    const starts: number[] = [];
+    proto.datasync = function (this: unknown) {
+      starts.push(performance.now());
+      return original.call(this);
+    };
+    try {
+      const durable: Promise<void>[] = [];
+      // Ends of units arriving one after another, each once the line before it is written.
+      for (let i = 0; i < 30; i++) {
+        await new Promise<void>((written) => durable.push(writer.append({ seq: i }, written)));
+        expect((await readJournal(path)).events).toHaveLength(i + 1);
+      }
+      await Promise.all(durable);
+    } finally {
+      proto.datasync = original;
+    }
+    expect(starts.length).toBe(writer.syncCount);
+    // Timers have millisecond resolution: a 5 ms wait may measure 4.x ms.
+    for (let i = 1; i < starts.length; i++)
+      expect((starts[i] ?? 0) - (starts[i - 1] ?? 0)).toBeGreaterThanOrEqual(4);
+    await writer.close();
+  });
+
   it('rejects an event that cannot be serialised without breaking the writer', async () => {
     const writer = await JournalWriter.open(path);
     await expect(writer.append({ n: 1n })).rejects.toThrow(TypeError);
