@@ -5601,9 +5601,13 @@ class JournalWriter {
         try {
             while (this.#syncWaiters.length > 0) {
                 // Syncs start at most every SYNC_SPACING_MS; lines written meanwhile wait for the next one together.
-                const wait = this.#lastSyncStart + SYNC_SPACING_MS - external_node_perf_hooks_.performance.now();
-                if (wait > 0)
-                    await new Promise((resolve) => setTimeout(resolve, wait));
+                // Checked again after the timer: timers count whole milliseconds from the loop's cached clock.
+                for (;;) {
+                    const wait = this.#lastSyncStart + SYNC_SPACING_MS - external_node_perf_hooks_.performance.now();
+                    if (wait <= 0)
+                        break;
+                    await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
+                }
                 const waiters = this.#syncWaiters;
                 this.#syncWaiters = [];
                 // Everything written so far, these waiters' lines included, is covered by the sync started now.
