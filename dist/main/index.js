@@ -38665,8 +38665,15 @@ class LauncherPool {
             return false;
         let ok = bashVersionOk.get(bash);
         if (ok === undefined) {
+            // stdin from /dev/null: a bash whose stdin is a socket (Node's pipes are) and whose SHLVL is unset
+            // thinks rshd started it and sources ~/.bashrc, which on a CI runner may take a tenth of a second.
             // biome-ignore lint/suspicious/noTemplateCurlyInString: bash code, not a JS template
-            const r = (0,external_node_child_process_.spawnSync)(bash, ['-c', 'echo "${BASH_VERSINFO[0]}"'], { encoding: 'utf8', timeout: 10_000 });
+            const r = (0,external_node_child_process_.spawnSync)(bash, ['-c', 'echo "${BASH_VERSINFO[0]}"'], {
+                env,
+                encoding: 'utf8',
+                stdio: ['ignore', 'pipe', 'ignore'],
+                timeout: 10_000,
+            });
             ok = r.status === 0 && Number(r.stdout.trim()) >= 5;
             bashVersionOk.set(bash, ok);
         }

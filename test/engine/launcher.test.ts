@@ -182,9 +182,16 @@ describe('launcher pipelining', () => {
 
 describe('launcher availability', () => {
   it('needs bash 5 or later first on PATH; an older one (macOS /bin/bash is 3.2) means direct spawns', async () => {
-    expect(LauncherPool.available(process.env)).toBe(true);
     const old = await mkdtemp(join(tmpdir(), 'ckpt-old-bash-'));
     try {
+      // The first check of this bash (the answer is kept): as the runner starts the action, with no SHLVL.
+      // bash must not take itself for an rshd session and source ~/.bashrc, slow on CI runners.
+      await writeFile(join(old, '.bashrc'), `echo sourced > ${JSON.stringify(join(old, 'bashrc-ran'))}\n`);
+      const env: NodeJS.ProcessEnv = { ...process.env, HOME: old };
+      delete env.SHLVL;
+      expect(LauncherPool.available(env)).toBe(true);
+      expect(existsSync(join(old, 'bashrc-ran'))).toBe(false);
+      expect(LauncherPool.available(process.env)).toBe(true);
       await writeFile(join(old, 'bash'), '#!/bin/sh\necho 3\n', { mode: 0o755 });
       expect(LauncherPool.available({ PATH: `${old}:${process.env.PATH}` })).toBe(false);
       expect(LauncherPool.available({ PATH: '/nonexistent' })).toBe(false);
