@@ -16791,6 +16791,725 @@ function scrubEnv(env) {
 
 // EXTERNAL MODULE: external "node:child_process"
 var external_node_child_process_ = __nccwpck_require__(1421);
+;// CONCATENATED MODULE: ./src/journal/lock.ts
+// The run's lease: `<runDir>/lock` says which process on which host is working on this checkpoint. It is a
+// lease, not a plain lock file: it is void once its holder's process is gone (same host) or its heartbeat
+// is older than the TTL (any host, e.g. a lock restored from a cache saved on another runner).
+//
+// Creation is atomic: the record is written to a temp file which is then link()ed to `lock` (fails with
+// EEXIST if any lock exists). Replacing a stale lock is serialised by a short-lived `lock.takeover` guard
+// (created the same way), so that several contenders judging the same stale lock cannot each remove
+// the lock another one has just installed. Whoever holds the guard moves the stale lock aside with
+// rename(), checks it moved the lock it judged (same nonce), and links its own; if it moved a different
+// one it links that back.
+
+
+
+
+
+
+const LOCK_FILE = 'lock';
+const GUARD_FILE = 'lock.takeover';
+/** An unparsable lock younger than this may be in the middle of being written by a foreign tool: respect it. */
+const UNPARSABLE_GRACE_MS = 5_000;
+/** A takeover takes milliseconds; a guard this old was left by a contender that died mid-takeover. */
+const GUARD_STALE_MS = 10_000;
+/** How long acquireLease keeps retrying while other contenders create, replace or guard the lock. */
+const ACQUIRE_PATIENCE_MS = GUARD_STALE_MS + 10_000;
+class LockedError extends Error {
+    name = 'LockedError';
+    /** The live holder; undefined when the lock file could not be parsed (and is too young to be judged stale). */
+    holder;
+    lockPath;
+    constructor(message, lockPath, holder) {
+        super(message);
+        this.lockPath = lockPath;
+        this.holder = holder;
+    }
+}
+const DEFAULT_TTL_MS = 30_000;
+const DEFAULT_HEARTBEAT_MS = 5_000;
+/** Start time of process `pid` in clock ticks since boot (Linux /proc), or undefined where unavailable. */
+function processStartTime(pid) {
+    const stat = readProcStat(pid);
+    return stat?.startTime;
+}
+function readProcStat(pid) {
+    if (process.platform !== 'linux')
+        return undefined;
+    let text;
+    try {
+        text = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+    }
+    catch {
+        return undefined;
+    }
+    // "pid (comm) state ppid ..." — comm may contain spaces and parentheses, so split after the last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
+    const state = fields[0];
+    const startTime = Number(fields[19]);
+    if (state === undefined || !Number.isSafeInteger(startTime))
+        return undefined;
+    return { state, startTime };
+}
+/**
+ * Whether process `pid` exists on this host (a zombie counts as gone). With `startTime`, a process whose
+ * start time differs (the pid was reused) counts as gone too.
+ */
+function isProcessAlive(pid, startTime) {
+    if (!Number.isSafeInteger(pid) || pid <= 0)
+        return false;
+    try {
+        process.kill(pid, 0);
+    }
+    catch (error) {
+        // EPERM: it exists but belongs to another user.
+        if (errorCode(error) !== 'EPERM')
+            return false;
+    }
+    const stat = readProcStat(pid);
+    if (stat === undefined)
+        return true;
+    if (stat.state === 'Z' || stat.state === 'X')
+        return false;
+    return startTime === undefined || stat.startTime === startTime;
+}
+function parseRecord(text) {
+    let value;
+    try {
+        value = JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+    if (typeof value !== 'object' || value === null)
+        return undefined;
+    const v = value;
+    if (!Number.isSafeInteger(v.pid) ||
+        typeof v.host !== 'string' ||
+        typeof v.runId !== 'string' ||
+        !Number.isSafeInteger(v.attempt) ||
+        typeof v.heartbeat !== 'number' ||
+        !Number.isFinite(v.heartbeat) ||
+        typeof v.nonce !== 'string' ||
+        v.nonce === '') {
+        return undefined;
+    }
+    const record = {
+        pid: v.pid,
+        host: v.host,
+        runId: v.runId,
+        attempt: v.attempt,
+        heartbeat: v.heartbeat,
+        nonce: v.nonce,
+    };
+    if (Number.isSafeInteger(v.startTime))
+        record.startTime = v.startTime;
+    if (typeof v.ttlMs === 'number' && Number.isFinite(v.ttlMs) && v.ttlMs > 0)
+        record.ttlMs = v.ttlMs;
+    return record;
+}
+async function readLockFile(path) {
+    try {
+        const [text, info] = await Promise.all([(0,promises_namespaceObject.readFile)(path, 'utf8'), (0,promises_namespaceObject.stat)(path)]);
+        return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
+    }
+    catch (error) {
+        if (errorCode(error) === 'ENOENT')
+            return undefined;
+        throw error;
+    }
+}
+/** What identifies one version of a lock file across a rename: its nonce, or its text if unparsable. */
+function identity(state) {
+    return state.record ? `nonce:${state.record.nonce}` : `text:${state.text}`;
+}
+function judge(state, ttlMs, now) {
+    const record = state.record;
+    if (record === undefined) {
+        const age = now - state.mtimeMs;
+        return age > UNPARSABLE_GRACE_MS
+            ? { stale: true, reason: `the lock file is unreadable and ${formatAge(age)} old` }
+            : { stale: false, reason: `the lock file is unreadable but only ${formatAge(age)} old` };
+    }
+    if (record.host === (0,external_node_os_.hostname)()) {
+        if (!isProcessAlive(record.pid)) {
+            return { stale: true, reason: `process ${record.pid} on this host is gone` };
+        }
+        if (record.startTime !== undefined) {
+            const current = processStartTime(record.pid);
+            if (current !== undefined && current !== record.startTime) {
+                return {
+                    stale: true,
+                    reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
+                };
+            }
+        }
+    }
+    const ttl = record.ttlMs ?? ttlMs;
+    const age = now - record.heartbeat;
+    if (age > ttl) {
+        return {
+            stale: true,
+            reason: `its last heartbeat was ${formatAge(age)} ago (lease expires after ${formatAge(ttl)})`,
+        };
+    }
+    return { stale: false, reason: 'alive' };
+}
+function formatAge(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 120)
+        return `${s}s`;
+    const m = Math.round(s / 60);
+    return m < 120 ? `${m}m` : `${Math.round(m / 60)}h`;
+}
+function displayDir(runDir) {
+    const rel = (0,external_node_path_.relative)(process.cwd(), runDir);
+    return rel !== '' && !rel.startsWith('..') && !(0,external_node_path_.isAbsolute)(rel) ? rel : runDir;
+}
+function lockedError(runDir, lockPath, state, ttlMs, now) {
+    const record = state.record;
+    if (record === undefined) {
+        return new LockedError(`checkpoint ${displayDir(runDir)} is locked: ${lockPath} was written ${formatAge(now - state.mtimeMs)} ago ` +
+            `but cannot be read. Wait a few seconds and try again; if it stays unreadable it is ignored once it is ` +
+            `${UNPARSABLE_GRACE_MS / 1000}s old.`, lockPath, undefined);
+    }
+    const ttl = record.ttlMs ?? ttlMs;
+    return new LockedError(`checkpoint ${displayDir(runDir)} is locked by pid ${record.pid} on host ${record.host} ` +
+        `(attempt ${record.attempt}, heartbeat ${formatAge(now - record.heartbeat)} ago); wait for that run to ` +
+        `finish, or stop it. If it is gone, its lease expires ${formatAge(ttl)} after its last heartbeat.`, lockPath, record);
+}
+async function tryLink(from, to) {
+    try {
+        await (0,promises_namespaceObject.link)(from, to);
+        return true;
+    }
+    catch (error) {
+        if (errorCode(error) === 'EEXIST')
+            return false;
+        throw error;
+    }
+}
+function pause(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+/**
+ * Moves `path` aside if it still is the version `expected` identifies, then deletes it. Returns false when
+ * the file there was another version (it is put back) or was already gone.
+ */
+async function removeIfSame(path, expected, nonce) {
+    const aside = `${path}.stale-${nonce}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+    try {
+        await (0,promises_namespaceObject.rename)(path, aside);
+    }
+    catch (error) {
+        if (errorCode(error) === 'ENOENT')
+            return false;
+        throw error;
+    }
+    const moved = await readLockFile(aside);
+    if (moved !== undefined && identity(moved) !== expected) {
+        // We moved a newer file than the one judged: put it back unless someone created another meanwhile.
+        await tryLink(aside, path);
+        await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
+        return false;
+    }
+    await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
+    return true;
+}
+/** Takes the takeover guard (returns its identity), clearing a guard abandoned by a contender that died. */
+async function takeGuard(guardPath, nonce) {
+    const text = JSON.stringify({ pid: process.pid, host: (0,external_node_os_.hostname)(), nonce });
+    const tmp = tempPath(guardPath);
+    await (0,promises_namespaceObject.writeFile)(tmp, text, { mode: FILE_MODE, flag: 'wx' });
+    try {
+        if (await tryLink(tmp, guardPath))
+            return `text:${text}`;
+        const guard = await readLockFile(guardPath);
+        if (guard !== undefined && Date.now() - guard.mtimeMs > GUARD_STALE_MS) {
+            await removeIfSame(guardPath, identity(guard), nonce);
+        }
+        return undefined;
+    }
+    finally {
+        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+    }
+}
+/**
+ * Acquires the lease on `runDir`, replacing a stale one. Throws LockedError when a live process holds it.
+ * The heartbeat timer is unref'd: it never keeps the process alive.
+ */
+async function lock_acquireLease(runDir, info, opts = {}) {
+    const ttlMs = opts.ttlMs ?? DEFAULT_TTL_MS;
+    const heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    if (!(ttlMs > 0) || !(heartbeatMs > 0)) {
+        throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
+    }
+    await fsutil_ensureDir(runDir);
+    const lockPath = (0,external_node_path_.join)(runDir, LOCK_FILE);
+    const guardPath = (0,external_node_path_.join)(runDir, GUARD_FILE);
+    const nonce = (0,external_node_crypto_namespaceObject.randomBytes)(12).toString('hex');
+    const record = {
+        pid: process.pid,
+        host: (0,external_node_os_.hostname)(),
+        runId: info.runId,
+        attempt: info.attempt,
+        heartbeat: Date.now(),
+        ttlMs,
+        nonce,
+    };
+    const startTime = processStartTime(process.pid);
+    if (startTime !== undefined)
+        record.startTime = startTime;
+    let tookOver;
+    const tmp = tempPath(lockPath);
+    await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(record)}\n`, { mode: FILE_MODE, flag: 'wx' });
+    const giveUpAt = Date.now() + ACQUIRE_PATIENCE_MS;
+    try {
+        while (Date.now() < giveUpAt) {
+            if (await tryLink(tmp, lockPath)) {
+                return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
+            }
+            const holder = await readLockFile(lockPath);
+            if (holder === undefined)
+                continue; // released meanwhile: try again
+            const now = Date.now();
+            const verdict = judge(holder, ttlMs, now);
+            if (!verdict.stale)
+                throw lockedError(runDir, lockPath, holder, ttlMs, now);
+            const guard = await takeGuard(guardPath, nonce);
+            if (guard === undefined) {
+                // Another contender is replacing the stale lock; see what it ends up with.
+                await pause(5 + Math.random() * 20);
+                continue;
+            }
+            try {
+                const current = await readLockFile(lockPath);
+                if (current !== undefined && identity(current) === identity(holder)) {
+                    if (await removeIfSame(lockPath, identity(holder), nonce)) {
+                        tookOver = { holder: holder.record, reason: verdict.reason };
+                    }
+                }
+                // Link under the guard; if someone without the guard linked first, the next round judges them.
+                if (await tryLink(tmp, lockPath)) {
+                    return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
+                }
+            }
+            finally {
+                await removeIfSame(guardPath, guard, nonce).catch(() => undefined);
+            }
+        }
+        throw new Error(`could not acquire ${lockPath} within ${ACQUIRE_PATIENCE_MS / 1000}s: other processes keep creating and replacing it. ` +
+            'Make sure only one `checkpoint run` works on this checkpoint at a time.');
+    }
+    finally {
+        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+    }
+}
+function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLost) {
+    let timer;
+    let tick;
+    let stopped = false;
+    let lastBeat = record.heartbeat;
+    let lostReason;
+    const listeners = onLost ? [onLost] : [];
+    const lose = (reason) => {
+        if (stopped)
+            return;
+        stop();
+        lostReason = reason;
+        for (const listener of listeners)
+            listener(reason);
+    };
+    const beat = async () => {
+        try {
+            const current = await readLockFile(lockPath);
+            if (stopped)
+                return;
+            if (current === undefined) {
+                lose(`the lock file ${lockPath} was removed by another process`);
+                return;
+            }
+            if (current.record?.nonce !== record.nonce) {
+                const by = current.record
+                    ? `pid ${current.record.pid} on host ${current.record.host}`
+                    : 'another process';
+                lose(`the lease on ${lockPath} was taken over by ${by}`);
+                return;
+            }
+            const next = { ...record, heartbeat: Date.now() };
+            const tmp = tempPath(lockPath);
+            // No fsync: a heartbeat lost in a power cut only makes the lease look older, which is harmless.
+            await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(next)}\n`, { mode: FILE_MODE, flag: 'wx' });
+            if (stopped) {
+                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+                return;
+            }
+            try {
+                await (0,promises_namespaceObject.rename)(tmp, lockPath);
+            }
+            catch (error) {
+                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+                throw error;
+            }
+            lastBeat = next.heartbeat;
+            record.heartbeat = next.heartbeat;
+        }
+        catch (error) {
+            // Transient trouble (disk full...) is retried on the next tick; give up once the lease has expired.
+            if (Date.now() - lastBeat > ttlMs) {
+                lose(`could not refresh the lease on ${lockPath} for ${formatAge(ttlMs)}: ${String(error)}`);
+            }
+        }
+    };
+    const stop = () => {
+        stopped = true;
+        if (timer !== undefined)
+            clearInterval(timer);
+        timer = undefined;
+    };
+    timer = setInterval(() => {
+        if (tick !== undefined)
+            return;
+        tick = beat().finally(() => {
+            tick = undefined;
+        });
+    }, heartbeatMs);
+    timer.unref();
+    // Best effort: remove temp and aside files that crashed contenders left behind.
+    void sweepLeftovers(runDir);
+    return {
+        info: record,
+        tookOver,
+        stopHeartbeat: stop,
+        onLost(listener) {
+            const reason = lostReason;
+            if (reason === undefined)
+                listeners.push(listener);
+            else
+                queueMicrotask(() => listener(reason));
+        },
+        async release() {
+            stop();
+            await tick;
+            // Best effort: a lock that cannot be removed (a read-only or full disk, the very fault that may have
+            // ended the run) expires by itself once this process is gone, and failing here would hide that fault.
+            try {
+                const current = await readLockFile(lockPath);
+                if (current?.record?.nonce === record.nonce)
+                    await (0,promises_namespaceObject.unlink)(lockPath);
+            }
+            catch {
+                // See above.
+            }
+        },
+    };
+}
+async function sweepLeftovers(runDir) {
+    try {
+        const cutoff = Date.now() - 60_000;
+        for (const name of await (0,promises_namespaceObject.readdir)(runDir)) {
+            if (!/^lock(\.takeover)?\.(tmp|stale)-/.test(name))
+                continue;
+            const path = (0,external_node_path_.join)(runDir, name);
+            const info = await (0,promises_namespaceObject.stat)(path);
+            if (info.mtimeMs < cutoff)
+                await (0,promises_namespaceObject.unlink)(path);
+        }
+    }
+    catch {
+        // Leftovers are harmless; never fail over them.
+    }
+}
+/** The lease record in `runDir`'s lock file; undefined when there is no lock (or it cannot be parsed). */
+async function readLease(runDir) {
+    return (await readLockFile(join(runDir, LOCK_FILE)))?.record;
+}
+/** The lease on `runDir` as acquireLease would judge it (live or stale, and why); undefined without a lock. */
+async function inspectLease(runDir, opts = {}) {
+    const state = await readLockFile((0,external_node_path_.join)(runDir, LOCK_FILE));
+    if (state === undefined)
+        return undefined;
+    const now = Date.now();
+    const verdict = judge(state, opts.ttlMs ?? DEFAULT_TTL_MS, now);
+    return {
+        holder: state.record,
+        ageMs: now - (state.record?.heartbeat ?? state.mtimeMs),
+        stale: verdict.stale,
+        reason: verdict.reason,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/engine/unit-env.ts
+// A unit's environment in two parts: the step's fixed part (the engine's environment, the plan's and the
+// step's variables, the run's CHECKPOINT_* values), built once per step, and the handful of variables that
+// differ from one unit to the next. A launcher turns the fixed part into request text once per step instead
+// of diffing and quoting ~50 variables for every unit; Node's own spawn merges the two.
+class UnitEnv {
+    /** Shared by every unit of a step: never modified after construction. */
+    fixed;
+    /** This unit's own variables (CHECKPOINT_TRY, CHECKPOINT_BATCH_*, ...); they win over `fixed`. */
+    own;
+    constructor(fixed, own) {
+        this.fixed = fixed;
+        this.own = own;
+    }
+    toObject() {
+        return { ...this.fixed, ...this.own };
+    }
+}
+/** The whole environment, whichever way it was given. */
+function envObject(env) {
+    return env instanceof UnitEnv ? env.toObject() : env;
+}
+
+;// CONCATENATED MODULE: ./src/engine/process.ts
+// The one place that spawns unit processes: own process group, environment, output capture, timeouts and
+// group-wide signals. Everything else asks this module.
+
+
+
+
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Sends a signal to a whole process group; a group that is already gone is not an error. */
+function signalGroup(pgid, signal) {
+    try {
+        process.kill(-pgid, signal);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+function groupAlive(pgid) {
+    try {
+        process.kill(-pgid, 0);
+        return true;
+    }
+    catch (err) {
+        return err.code === 'EPERM';
+    }
+}
+class Tail {
+    #chunks = [];
+    #bytes = 0;
+    #limit;
+    constructor(limit) {
+        this.#limit = limit;
+    }
+    push(b) {
+        this.#chunks.push(b);
+        this.#bytes += b.length;
+        while (this.#bytes - (this.#chunks[0]?.length ?? 0) >= this.#limit && this.#chunks.length > 1) {
+            this.#bytes -= this.#chunks.shift()?.length ?? 0;
+        }
+    }
+    toString() {
+        const all = Buffer.concat(this.#chunks);
+        return all.subarray(Math.max(0, all.length - this.#limit)).toString('utf8');
+    }
+    get empty() {
+        return this.#bytes === 0;
+    }
+}
+/**
+ * The absolute path of a program as a PATH search would find it, so each of thousands of unit starts skips
+ * the search (a failed stat per PATH entry); the name itself when not found (the start then reports it).
+ */
+function resolveProgram(name, pathVar) {
+    if (name.includes('/'))
+        return name;
+    for (const dir of (pathVar ?? '').split(external_node_path_.delimiter)) {
+        if (!dir)
+            continue;
+        const candidate = (0,external_node_path_.join)(dir, name);
+        try {
+            (0,external_node_fs_.accessSync)(candidate, external_node_fs_.constants.X_OK);
+            if ((0,external_node_fs_.statSync)(candidate).isFile())
+                return candidate;
+        }
+        catch {
+            // not here
+        }
+    }
+    return name;
+}
+/** Starts a unit with Node's spawn, detached: the child leads a new process group. */
+function spawnDirect(opts) {
+    const [cmd, ...args] = opts.argv;
+    // detached: the child becomes the leader of a new process group, so signals reach everything it starts.
+    const child = (0,external_node_child_process_.spawn)(cmd ?? 'sh', args, {
+        cwd: opts.cwd,
+        env: envObject(opts.env),
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let sink = () => { };
+    child.stdout?.on('data', (c) => sink(c, 'stdout'));
+    child.stderr?.on('data', (c) => sink(c, 'stderr'));
+    const exited = new Promise((resolve) => {
+        let settled = false;
+        const finish = (exit) => {
+            if (settled)
+                return;
+            settled = true;
+            // Background children may keep the pipes open after the shell exits; don't let them hold the unit.
+            const drain = setTimeout(() => {
+                child.stdout?.destroy();
+                child.stderr?.destroy();
+                resolve(exit);
+            }, 50);
+            let open = 2;
+            const closed = () => {
+                open -= 1;
+                if (open === 0) {
+                    clearTimeout(drain);
+                    resolve(exit);
+                }
+            };
+            if (child.stdout?.readableEnded ?? true)
+                closed();
+            else
+                child.stdout?.once('close', closed);
+            if (child.stderr?.readableEnded ?? true)
+                closed();
+            else
+                child.stderr?.once('close', closed);
+        };
+        child.once('error', (err) => finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) }));
+        child.once('exit', (code, signal) => finish({ code, signal }));
+    });
+    return {
+        pid: child.pid,
+        setOutput: (fn) => {
+            sink = fn;
+        },
+        exited,
+    };
+}
+class UnitProcess {
+    pid;
+    startTime;
+    exited;
+    #tail;
+    #started = performance.now();
+    #endedBy;
+    #timeoutTimer;
+    #done = false;
+    constructor(opts, backend = spawnDirect(opts)) {
+        this.pid = backend.pid;
+        this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
+        const onLine = opts.onLine;
+        const partial = { stdout: '', stderr: '' };
+        // stdout and stderr are separate pipes read in no fixed order, so the log takes whole lines only:
+        // a chunk that ends mid-line waits for its stream's next newline, or the tail would splice the
+        // other stream's line into it. A partial line past the tail's size goes in as it is (it would be
+        // cut anyway), which keeps memory bounded by unit output without newlines.
+        const tailLimit = opts.tailBytes ?? 64 * 1024;
+        this.#tail = new Tail(tailLimit);
+        const pendingLine = { stdout: [], stderr: [] };
+        const pendingBytes = { stdout: 0, stderr: 0 };
+        const toTail = (chunk, stream) => {
+            const nl = chunk.lastIndexOf(0x0a);
+            if (nl < 0) {
+                pendingLine[stream].push(chunk);
+                pendingBytes[stream] += chunk.length;
+                if (pendingBytes[stream] <= tailLimit)
+                    return;
+                flushLine(stream);
+                return;
+            }
+            flushLine(stream);
+            this.#tail.push(chunk.subarray(0, nl + 1));
+            if (nl + 1 < chunk.length) {
+                const rest = chunk.subarray(nl + 1);
+                pendingLine[stream].push(rest);
+                pendingBytes[stream] = rest.length;
+            }
+        };
+        const flushLine = (stream) => {
+            for (const b of pendingLine[stream])
+                this.#tail.push(b);
+            pendingLine[stream] = [];
+            pendingBytes[stream] = 0;
+        };
+        backend.setOutput((chunk, stream) => {
+            toTail(chunk, stream);
+            if (!onLine)
+                return;
+            const lines = (partial[stream] + chunk.toString('utf8')).split('\n');
+            partial[stream] = lines.pop() ?? '';
+            for (const l of lines)
+                onLine(l, stream);
+        });
+        this.exited = backend.exited.then((exit) => {
+            this.#done = true;
+            // The timeout timer is moot now, but a pending SIGKILL still has to reach group members that
+            // ignored the SIGTERM after the leader exited.
+            if (this.#timeoutTimer)
+                clearTimeout(this.#timeoutTimer);
+            // Both streams may end mid-line; the newline between them keeps the two last lines apart.
+            const both = pendingBytes.stdout > 0 && pendingBytes.stderr > 0;
+            flushLine('stdout');
+            if (both)
+                this.#tail.push(Buffer.from('\n'));
+            flushLine('stderr');
+            if (onLine) {
+                for (const stream of ['stdout', 'stderr'])
+                    if (partial[stream])
+                        onLine(partial[stream], stream);
+            }
+            const result = { ...exit, ms: Math.round(performance.now() - this.#started) };
+            if (this.#endedBy)
+                result.endedBy = this.#endedBy;
+            return result;
+        });
+        // setTimeout fires at once past 2^31-1 ms (~24.8 days); a longer timeout is as good as none.
+        if (opts.timeoutMs !== undefined && opts.timeoutMs < MAX_TIMER_MS && this.pid !== undefined) {
+            this.#timeoutTimer = setTimeout(() => {
+                this.#endedBy = 'timeout';
+                this.terminate(opts.timeoutGraceMs ?? 10_000);
+            }, opts.timeoutMs);
+        }
+    }
+    /** SIGTERM to the group now, SIGKILL after the grace (0 = SIGKILL at once). */
+    terminate(graceMs, reason = this.#endedBy ?? 'stop') {
+        if (this.#done || this.pid === undefined)
+            return;
+        this.#endedBy ??= reason;
+        const pid = this.pid;
+        if (graceMs <= 0) {
+            signalGroup(pid, 'SIGKILL');
+            return;
+        }
+        signalGroup(pid, 'SIGTERM');
+        // SIGKILL whatever is left of the group at the end of the grace; stop watching once it is empty.
+        const killAt = Date.now() + graceMs;
+        const watch = setInterval(() => {
+            if (!groupAlive(pid))
+                clearInterval(watch);
+            else if (Date.now() >= killAt) {
+                signalGroup(pid, 'SIGKILL');
+                clearInterval(watch);
+            }
+        }, 50);
+    }
+    tail() {
+        return this.#tail.toString();
+    }
+    get hasOutput() {
+        return !this.#tail.empty;
+    }
+}
+function describeSpawnError(err, opts) {
+    if (err.code === 'ENOENT') {
+        return `could not start "${opts.argv[0]}" in ${opts.cwd}: the program or the working directory does not exist; check \`shell\` and \`working-directory\``;
+    }
+    return `could not start "${opts.argv[0]}": ${err.message}`;
+}
+
 ;// CONCATENATED MODULE: ./src/engine/forked-shell.ts
 // Starting `bash` costs about a millisecond of CPU per unit (exec, dynamic linking, importing the
 // environment), most of what a no-op unit costs. A launcher is itself a bash that has paid that once: for a
@@ -16798,6 +17517,7 @@ var external_node_child_process_ = __nccwpck_require__(1421);
 // `bash -c` (the unit's environment, options, $0, no launcher variables, functions or traps) and `eval` the
 // command there, instead of exec'ing a new bash. That is a "forked shell" start; anything this module cannot
 // vouch for gets a fresh shell as before ("exec" start). docs/plan.md lists what differs for a unit.
+
 
 
 /**
@@ -16844,7 +17564,7 @@ const STARTUP = new Set([
 ]);
 // What a forked shell cannot reproduce: `$$` and `PPID` are the launcher's, `$-` lacks `c`. A command that
 // names them itself gets a fresh shell. (Code it sources is not looked at: docs/plan.md says so.)
-const NEEDS_OWN_PROCESS = /\$\$|\$\{[#!]?\$\}|PPID|\$-|\$\{-\}/;
+const NEEDS_OWN_PROCESS = /\$\$|\$\{[#!]?\$\}|\$\{?PPID\b|\$-|\$\{-\}/;
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Parses `bash OPTIONS -c` (the shell's argv without the command); undefined: not one a fork can mimic. */
 function setArgsOf(prefix) {
@@ -16873,20 +17593,27 @@ function setArgsOf(prefix) {
     }
     return words.join(' ');
 }
+/** Variables bash sets itself in the launcher (and `_`, after every command): never taken from it as they are. */
+const BASH_SETS = ['PWD', 'OLDPWD', 'SHLVL', '_'];
+/**
+ * What turns the launcher's environment `base` into `env`: NAME=value to export and names to unset, leaving
+ * out the names in `skip`, which the caller handles itself.
+ */
+function envDelta(env, base, skip) {
+    const set = [];
+    const unset = [];
+    for (const [k, v] of Object.entries(env))
+        if (v !== undefined && base[k] !== v && !skip.includes(k))
+            set.push(`${k}=${v}`);
+    for (const k of Object.keys(base))
+        if (env[k] === undefined && !skip.includes(k))
+            unset.push(k);
+    return { set, unset };
+}
 /** Where `bash` is found on `path` (undefined: nowhere). */
 function whichBash(path) {
-    for (const dir of (path ?? '').split(external_node_path_.delimiter)) {
-        if (!dir || !(0,external_node_path_.isAbsolute)(dir))
-            continue;
-        try {
-            (0,external_node_fs_.accessSync)((0,external_node_path_.join)(dir, 'bash'), external_node_fs_.constants.X_OK);
-            return (0,external_node_path_.join)(dir, 'bash');
-        }
-        catch {
-            // not here
-        }
-    }
-    return undefined;
+    const found = resolveProgram('bash', path);
+    return found === 'bash' ? undefined : found;
 }
 function sameFile(a, b) {
     if (a === b)
@@ -16937,17 +17664,7 @@ function shellStart(argv, env, launcherEnv, mode) {
     const shell = argv[0] === 'bash' ? (env.PATH === launcherEnv.PATH ? own : whichBash(env.PATH)) : argv[0];
     if (own === undefined || shell === undefined || !sameFile(shell, own))
         return { kind: 'exec', why: `the shell ${argv[0]} is not the launcher's bash (${own})` };
-    const set = [];
-    const unset = [];
-    for (const [k, v] of Object.entries(env)) {
-        if (v === undefined || k === 'PWD' || k === 'OLDPWD' || k === 'SHLVL' || k === '_')
-            continue;
-        if (launcherEnv[k] !== v)
-            set.push(`${k}=${v}`);
-    }
-    for (const k of Object.keys(launcherEnv))
-        if (env[k] === undefined && k !== 'PWD' && k !== 'OLDPWD' && k !== 'SHLVL' && k !== '_')
-            unset.push(k);
+    const { set, unset } = envDelta(env, launcherEnv, BASH_SETS);
     // A new bash sets PWD itself (the subshell's `cd` does), keeps an OLDPWD that names a directory and
     // otherwise exports OLDPWD without a value, and counts SHLVL up.
     const oldpwd = env.OLDPWD;
@@ -16999,29 +17716,6 @@ class SlotFile {
             // Already closed.
         }
     }
-}
-
-;// CONCATENATED MODULE: ./src/engine/unit-env.ts
-// A unit's environment in two parts: the step's fixed part (the engine's environment, the plan's and the
-// step's variables, the run's CHECKPOINT_* values), built once per step, and the handful of variables that
-// differ from one unit to the next. A launcher turns the fixed part into request text once per step instead
-// of diffing and quoting ~50 variables for every unit; Node's own spawn merges the two.
-class UnitEnv {
-    /** Shared by every unit of a step: never modified after construction. */
-    fixed;
-    /** This unit's own variables (CHECKPOINT_TRY, CHECKPOINT_BATCH_*, ...); they win over `fixed`. */
-    own;
-    constructor(fixed, own) {
-        this.fixed = fixed;
-        this.own = own;
-    }
-    toObject() {
-        return { ...this.fixed, ...this.own };
-    }
-}
-/** The whole environment, whichever way it was given. */
-function envObject(env) {
-    return env instanceof UnitEnv ? env.toObject() : env;
 }
 
 ;// CONCATENATED MODULE: ./src/engine/launcher.ts
@@ -17528,24 +18222,16 @@ class Launcher {
         this.#step.close();
     }
 }
-// Bash's own variables, which it sets itself in the launcher: a unit gets the values its environment says.
-const PINNED = ['PWD', 'OLDPWD', 'SHLVL'];
 /** Only the difference to the launcher's own environment travels; bash's own variables are pinned back. */
 function envDiff(env, base) {
-    const set = [];
-    const unset = [];
-    for (const [k, v] of Object.entries(env)) {
-        if (v === undefined)
-            continue;
-        if (base[k] !== v || PINNED.includes(k) || k === '_')
+    const { set, unset } = envDelta(env, base, BASH_SETS);
+    for (const k of BASH_SETS) {
+        const v = env[k];
+        if (v !== undefined)
             set.push(`${k}=${v}`);
+        else
+            unset.push(k);
     }
-    for (const k of Object.keys(base))
-        if (env[k] === undefined)
-            unset.push(k);
-    for (const k of PINNED)
-        if (env[k] === undefined)
-            unset.push(k);
     return { set, unset };
 }
 function sameArgv(a, b) {
@@ -17649,702 +18335,6 @@ class LauncherPool {
             l.close();
         this.#bySlot.clear();
     }
-}
-
-;// CONCATENATED MODULE: ./src/journal/lock.ts
-// The run's lease: `<runDir>/lock` says which process on which host is working on this checkpoint. It is a
-// lease, not a plain lock file: it is void once its holder's process is gone (same host) or its heartbeat
-// is older than the TTL (any host, e.g. a lock restored from a cache saved on another runner).
-//
-// Creation is atomic: the record is written to a temp file which is then link()ed to `lock` (fails with
-// EEXIST if any lock exists). Replacing a stale lock is serialised by a short-lived `lock.takeover` guard
-// (created the same way), so that several contenders judging the same stale lock cannot each remove
-// the lock another one has just installed. Whoever holds the guard moves the stale lock aside with
-// rename(), checks it moved the lock it judged (same nonce), and links its own; if it moved a different
-// one it links that back.
-
-
-
-
-
-
-const LOCK_FILE = 'lock';
-const GUARD_FILE = 'lock.takeover';
-/** An unparsable lock younger than this may be in the middle of being written by a foreign tool: respect it. */
-const UNPARSABLE_GRACE_MS = 5_000;
-/** A takeover takes milliseconds; a guard this old was left by a contender that died mid-takeover. */
-const GUARD_STALE_MS = 10_000;
-/** How long acquireLease keeps retrying while other contenders create, replace or guard the lock. */
-const ACQUIRE_PATIENCE_MS = GUARD_STALE_MS + 10_000;
-class LockedError extends Error {
-    name = 'LockedError';
-    /** The live holder; undefined when the lock file could not be parsed (and is too young to be judged stale). */
-    holder;
-    lockPath;
-    constructor(message, lockPath, holder) {
-        super(message);
-        this.lockPath = lockPath;
-        this.holder = holder;
-    }
-}
-const DEFAULT_TTL_MS = 30_000;
-const DEFAULT_HEARTBEAT_MS = 5_000;
-/** Start time of process `pid` in clock ticks since boot (Linux /proc), or undefined where unavailable. */
-function processStartTime(pid) {
-    const stat = readProcStat(pid);
-    return stat?.startTime;
-}
-function readProcStat(pid) {
-    if (process.platform !== 'linux')
-        return undefined;
-    let text;
-    try {
-        text = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
-    }
-    catch {
-        return undefined;
-    }
-    // "pid (comm) state ppid ..." — comm may contain spaces and parentheses, so split after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
-    const state = fields[0];
-    const startTime = Number(fields[19]);
-    if (state === undefined || !Number.isSafeInteger(startTime))
-        return undefined;
-    return { state, startTime };
-}
-/**
- * Whether process `pid` exists on this host (a zombie counts as gone). With `startTime`, a process whose
- * start time differs (the pid was reused) counts as gone too.
- */
-function isProcessAlive(pid, startTime) {
-    if (!Number.isSafeInteger(pid) || pid <= 0)
-        return false;
-    try {
-        process.kill(pid, 0);
-    }
-    catch (error) {
-        // EPERM: it exists but belongs to another user.
-        if (errorCode(error) !== 'EPERM')
-            return false;
-    }
-    const stat = readProcStat(pid);
-    if (stat === undefined)
-        return true;
-    if (stat.state === 'Z' || stat.state === 'X')
-        return false;
-    return startTime === undefined || stat.startTime === startTime;
-}
-function parseRecord(text) {
-    let value;
-    try {
-        value = JSON.parse(text);
-    }
-    catch {
-        return undefined;
-    }
-    if (typeof value !== 'object' || value === null)
-        return undefined;
-    const v = value;
-    if (!Number.isSafeInteger(v.pid) ||
-        typeof v.host !== 'string' ||
-        typeof v.runId !== 'string' ||
-        !Number.isSafeInteger(v.attempt) ||
-        typeof v.heartbeat !== 'number' ||
-        !Number.isFinite(v.heartbeat) ||
-        typeof v.nonce !== 'string' ||
-        v.nonce === '') {
-        return undefined;
-    }
-    const record = {
-        pid: v.pid,
-        host: v.host,
-        runId: v.runId,
-        attempt: v.attempt,
-        heartbeat: v.heartbeat,
-        nonce: v.nonce,
-    };
-    if (Number.isSafeInteger(v.startTime))
-        record.startTime = v.startTime;
-    if (typeof v.ttlMs === 'number' && Number.isFinite(v.ttlMs) && v.ttlMs > 0)
-        record.ttlMs = v.ttlMs;
-    return record;
-}
-async function readLockFile(path) {
-    try {
-        const [text, info] = await Promise.all([(0,promises_namespaceObject.readFile)(path, 'utf8'), (0,promises_namespaceObject.stat)(path)]);
-        return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
-    }
-    catch (error) {
-        if (errorCode(error) === 'ENOENT')
-            return undefined;
-        throw error;
-    }
-}
-/** What identifies one version of a lock file across a rename: its nonce, or its text if unparsable. */
-function identity(state) {
-    return state.record ? `nonce:${state.record.nonce}` : `text:${state.text}`;
-}
-function judge(state, ttlMs, now) {
-    const record = state.record;
-    if (record === undefined) {
-        const age = now - state.mtimeMs;
-        return age > UNPARSABLE_GRACE_MS
-            ? { stale: true, reason: `the lock file is unreadable and ${formatAge(age)} old` }
-            : { stale: false, reason: `the lock file is unreadable but only ${formatAge(age)} old` };
-    }
-    if (record.host === (0,external_node_os_.hostname)()) {
-        if (!isProcessAlive(record.pid)) {
-            return { stale: true, reason: `process ${record.pid} on this host is gone` };
-        }
-        if (record.startTime !== undefined) {
-            const current = processStartTime(record.pid);
-            if (current !== undefined && current !== record.startTime) {
-                return {
-                    stale: true,
-                    reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
-                };
-            }
-        }
-    }
-    const ttl = record.ttlMs ?? ttlMs;
-    const age = now - record.heartbeat;
-    if (age > ttl) {
-        return {
-            stale: true,
-            reason: `its last heartbeat was ${formatAge(age)} ago (lease expires after ${formatAge(ttl)})`,
-        };
-    }
-    return { stale: false, reason: 'alive' };
-}
-function formatAge(ms) {
-    const s = Math.max(0, Math.round(ms / 1000));
-    if (s < 120)
-        return `${s}s`;
-    const m = Math.round(s / 60);
-    return m < 120 ? `${m}m` : `${Math.round(m / 60)}h`;
-}
-function displayDir(runDir) {
-    const rel = (0,external_node_path_.relative)(process.cwd(), runDir);
-    return rel !== '' && !rel.startsWith('..') && !(0,external_node_path_.isAbsolute)(rel) ? rel : runDir;
-}
-function lockedError(runDir, lockPath, state, ttlMs, now) {
-    const record = state.record;
-    if (record === undefined) {
-        return new LockedError(`checkpoint ${displayDir(runDir)} is locked: ${lockPath} was written ${formatAge(now - state.mtimeMs)} ago ` +
-            `but cannot be read. Wait a few seconds and try again; if it stays unreadable it is ignored once it is ` +
-            `${UNPARSABLE_GRACE_MS / 1000}s old.`, lockPath, undefined);
-    }
-    const ttl = record.ttlMs ?? ttlMs;
-    return new LockedError(`checkpoint ${displayDir(runDir)} is locked by pid ${record.pid} on host ${record.host} ` +
-        `(attempt ${record.attempt}, heartbeat ${formatAge(now - record.heartbeat)} ago); wait for that run to ` +
-        `finish, or stop it. If it is gone, its lease expires ${formatAge(ttl)} after its last heartbeat.`, lockPath, record);
-}
-async function tryLink(from, to) {
-    try {
-        await (0,promises_namespaceObject.link)(from, to);
-        return true;
-    }
-    catch (error) {
-        if (errorCode(error) === 'EEXIST')
-            return false;
-        throw error;
-    }
-}
-function pause(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-}
-/**
- * Moves `path` aside if it still is the version `expected` identifies, then deletes it. Returns false when
- * the file there was another version (it is put back) or was already gone.
- */
-async function removeIfSame(path, expected, nonce) {
-    const aside = `${path}.stale-${nonce}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
-    try {
-        await (0,promises_namespaceObject.rename)(path, aside);
-    }
-    catch (error) {
-        if (errorCode(error) === 'ENOENT')
-            return false;
-        throw error;
-    }
-    const moved = await readLockFile(aside);
-    if (moved !== undefined && identity(moved) !== expected) {
-        // We moved a newer file than the one judged: put it back unless someone created another meanwhile.
-        await tryLink(aside, path);
-        await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
-        return false;
-    }
-    await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
-    return true;
-}
-/** Takes the takeover guard (returns its identity), clearing a guard abandoned by a contender that died. */
-async function takeGuard(guardPath, nonce) {
-    const text = JSON.stringify({ pid: process.pid, host: (0,external_node_os_.hostname)(), nonce });
-    const tmp = tempPath(guardPath);
-    await (0,promises_namespaceObject.writeFile)(tmp, text, { mode: FILE_MODE, flag: 'wx' });
-    try {
-        if (await tryLink(tmp, guardPath))
-            return `text:${text}`;
-        const guard = await readLockFile(guardPath);
-        if (guard !== undefined && Date.now() - guard.mtimeMs > GUARD_STALE_MS) {
-            await removeIfSame(guardPath, identity(guard), nonce);
-        }
-        return undefined;
-    }
-    finally {
-        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-    }
-}
-/**
- * Acquires the lease on `runDir`, replacing a stale one. Throws LockedError when a live process holds it.
- * The heartbeat timer is unref'd: it never keeps the process alive.
- */
-async function lock_acquireLease(runDir, info, opts = {}) {
-    const ttlMs = opts.ttlMs ?? DEFAULT_TTL_MS;
-    const heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-    if (!(ttlMs > 0) || !(heartbeatMs > 0)) {
-        throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
-    }
-    await fsutil_ensureDir(runDir);
-    const lockPath = (0,external_node_path_.join)(runDir, LOCK_FILE);
-    const guardPath = (0,external_node_path_.join)(runDir, GUARD_FILE);
-    const nonce = (0,external_node_crypto_namespaceObject.randomBytes)(12).toString('hex');
-    const record = {
-        pid: process.pid,
-        host: (0,external_node_os_.hostname)(),
-        runId: info.runId,
-        attempt: info.attempt,
-        heartbeat: Date.now(),
-        ttlMs,
-        nonce,
-    };
-    const startTime = processStartTime(process.pid);
-    if (startTime !== undefined)
-        record.startTime = startTime;
-    let tookOver;
-    const tmp = tempPath(lockPath);
-    await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(record)}\n`, { mode: FILE_MODE, flag: 'wx' });
-    const giveUpAt = Date.now() + ACQUIRE_PATIENCE_MS;
-    try {
-        while (Date.now() < giveUpAt) {
-            if (await tryLink(tmp, lockPath)) {
-                return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
-            }
-            const holder = await readLockFile(lockPath);
-            if (holder === undefined)
-                continue; // released meanwhile: try again
-            const now = Date.now();
-            const verdict = judge(holder, ttlMs, now);
-            if (!verdict.stale)
-                throw lockedError(runDir, lockPath, holder, ttlMs, now);
-            const guard = await takeGuard(guardPath, nonce);
-            if (guard === undefined) {
-                // Another contender is replacing the stale lock; see what it ends up with.
-                await pause(5 + Math.random() * 20);
-                continue;
-            }
-            try {
-                const current = await readLockFile(lockPath);
-                if (current !== undefined && identity(current) === identity(holder)) {
-                    if (await removeIfSame(lockPath, identity(holder), nonce)) {
-                        tookOver = { holder: holder.record, reason: verdict.reason };
-                    }
-                }
-                // Link under the guard; if someone without the guard linked first, the next round judges them.
-                if (await tryLink(tmp, lockPath)) {
-                    return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
-                }
-            }
-            finally {
-                await removeIfSame(guardPath, guard, nonce).catch(() => undefined);
-            }
-        }
-        throw new Error(`could not acquire ${lockPath} within ${ACQUIRE_PATIENCE_MS / 1000}s: other processes keep creating and replacing it. ` +
-            'Make sure only one `checkpoint run` works on this checkpoint at a time.');
-    }
-    finally {
-        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-    }
-}
-function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLost) {
-    let timer;
-    let tick;
-    let stopped = false;
-    let lastBeat = record.heartbeat;
-    let lostReason;
-    const listeners = onLost ? [onLost] : [];
-    const lose = (reason) => {
-        if (stopped)
-            return;
-        stop();
-        lostReason = reason;
-        for (const listener of listeners)
-            listener(reason);
-    };
-    const beat = async () => {
-        try {
-            const current = await readLockFile(lockPath);
-            if (stopped)
-                return;
-            if (current === undefined) {
-                lose(`the lock file ${lockPath} was removed by another process`);
-                return;
-            }
-            if (current.record?.nonce !== record.nonce) {
-                const by = current.record
-                    ? `pid ${current.record.pid} on host ${current.record.host}`
-                    : 'another process';
-                lose(`the lease on ${lockPath} was taken over by ${by}`);
-                return;
-            }
-            const next = { ...record, heartbeat: Date.now() };
-            const tmp = tempPath(lockPath);
-            // No fsync: a heartbeat lost in a power cut only makes the lease look older, which is harmless.
-            await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(next)}\n`, { mode: FILE_MODE, flag: 'wx' });
-            if (stopped) {
-                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-                return;
-            }
-            try {
-                await (0,promises_namespaceObject.rename)(tmp, lockPath);
-            }
-            catch (error) {
-                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-                throw error;
-            }
-            lastBeat = next.heartbeat;
-            record.heartbeat = next.heartbeat;
-        }
-        catch (error) {
-            // Transient trouble (disk full...) is retried on the next tick; give up once the lease has expired.
-            if (Date.now() - lastBeat > ttlMs) {
-                lose(`could not refresh the lease on ${lockPath} for ${formatAge(ttlMs)}: ${String(error)}`);
-            }
-        }
-    };
-    const stop = () => {
-        stopped = true;
-        if (timer !== undefined)
-            clearInterval(timer);
-        timer = undefined;
-    };
-    timer = setInterval(() => {
-        if (tick !== undefined)
-            return;
-        tick = beat().finally(() => {
-            tick = undefined;
-        });
-    }, heartbeatMs);
-    timer.unref();
-    // Best effort: remove temp and aside files that crashed contenders left behind.
-    void sweepLeftovers(runDir);
-    return {
-        info: record,
-        tookOver,
-        stopHeartbeat: stop,
-        onLost(listener) {
-            const reason = lostReason;
-            if (reason === undefined)
-                listeners.push(listener);
-            else
-                queueMicrotask(() => listener(reason));
-        },
-        async release() {
-            stop();
-            await tick;
-            // Best effort: a lock that cannot be removed (a read-only or full disk, the very fault that may have
-            // ended the run) expires by itself once this process is gone, and failing here would hide that fault.
-            try {
-                const current = await readLockFile(lockPath);
-                if (current?.record?.nonce === record.nonce)
-                    await (0,promises_namespaceObject.unlink)(lockPath);
-            }
-            catch {
-                // See above.
-            }
-        },
-    };
-}
-async function sweepLeftovers(runDir) {
-    try {
-        const cutoff = Date.now() - 60_000;
-        for (const name of await (0,promises_namespaceObject.readdir)(runDir)) {
-            if (!/^lock(\.takeover)?\.(tmp|stale)-/.test(name))
-                continue;
-            const path = (0,external_node_path_.join)(runDir, name);
-            const info = await (0,promises_namespaceObject.stat)(path);
-            if (info.mtimeMs < cutoff)
-                await (0,promises_namespaceObject.unlink)(path);
-        }
-    }
-    catch {
-        // Leftovers are harmless; never fail over them.
-    }
-}
-/** The lease record in `runDir`'s lock file; undefined when there is no lock (or it cannot be parsed). */
-async function readLease(runDir) {
-    return (await readLockFile(join(runDir, LOCK_FILE)))?.record;
-}
-/** The lease on `runDir` as acquireLease would judge it (live or stale, and why); undefined without a lock. */
-async function inspectLease(runDir, opts = {}) {
-    const state = await readLockFile((0,external_node_path_.join)(runDir, LOCK_FILE));
-    if (state === undefined)
-        return undefined;
-    const now = Date.now();
-    const verdict = judge(state, opts.ttlMs ?? DEFAULT_TTL_MS, now);
-    return {
-        holder: state.record,
-        ageMs: now - (state.record?.heartbeat ?? state.mtimeMs),
-        stale: verdict.stale,
-        reason: verdict.reason,
-    };
-}
-
-;// CONCATENATED MODULE: ./src/engine/process.ts
-// The one place that spawns unit processes: own process group, environment, output capture, timeouts and
-// group-wide signals. Everything else asks this module.
-
-
-
-
-
-const MAX_TIMER_MS = 2 ** 31 - 1;
-/** Sends a signal to a whole process group; a group that is already gone is not an error. */
-function signalGroup(pgid, signal) {
-    try {
-        process.kill(-pgid, signal);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-function groupAlive(pgid) {
-    try {
-        process.kill(-pgid, 0);
-        return true;
-    }
-    catch (err) {
-        return err.code === 'EPERM';
-    }
-}
-class Tail {
-    #chunks = [];
-    #bytes = 0;
-    #limit;
-    constructor(limit) {
-        this.#limit = limit;
-    }
-    push(b) {
-        this.#chunks.push(b);
-        this.#bytes += b.length;
-        while (this.#bytes - (this.#chunks[0]?.length ?? 0) >= this.#limit && this.#chunks.length > 1) {
-            this.#bytes -= this.#chunks.shift()?.length ?? 0;
-        }
-    }
-    toString() {
-        const all = Buffer.concat(this.#chunks);
-        return all.subarray(Math.max(0, all.length - this.#limit)).toString('utf8');
-    }
-    get empty() {
-        return this.#bytes === 0;
-    }
-}
-/**
- * The absolute path of a program as a PATH search would find it, so each of thousands of unit starts skips
- * the search (a failed stat per PATH entry); the name itself when not found (the start then reports it).
- */
-function resolveProgram(name, pathVar) {
-    if (name.includes('/'))
-        return name;
-    for (const dir of (pathVar ?? '').split(external_node_path_.delimiter)) {
-        if (!dir)
-            continue;
-        const candidate = (0,external_node_path_.join)(dir, name);
-        try {
-            (0,external_node_fs_.accessSync)(candidate, external_node_fs_.constants.X_OK);
-            if ((0,external_node_fs_.statSync)(candidate).isFile())
-                return candidate;
-        }
-        catch {
-            // not here
-        }
-    }
-    return name;
-}
-/** Starts a unit with Node's spawn, detached: the child leads a new process group. */
-function spawnDirect(opts) {
-    const [cmd, ...args] = opts.argv;
-    // detached: the child becomes the leader of a new process group, so signals reach everything it starts.
-    const child = (0,external_node_child_process_.spawn)(cmd ?? 'sh', args, {
-        cwd: opts.cwd,
-        env: envObject(opts.env),
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let sink = () => { };
-    child.stdout?.on('data', (c) => sink(c, 'stdout'));
-    child.stderr?.on('data', (c) => sink(c, 'stderr'));
-    const exited = new Promise((resolve) => {
-        let settled = false;
-        const finish = (exit) => {
-            if (settled)
-                return;
-            settled = true;
-            // Background children may keep the pipes open after the shell exits; don't let them hold the unit.
-            const drain = setTimeout(() => {
-                child.stdout?.destroy();
-                child.stderr?.destroy();
-                resolve(exit);
-            }, 50);
-            let open = 2;
-            const closed = () => {
-                open -= 1;
-                if (open === 0) {
-                    clearTimeout(drain);
-                    resolve(exit);
-                }
-            };
-            if (child.stdout?.readableEnded ?? true)
-                closed();
-            else
-                child.stdout?.once('close', closed);
-            if (child.stderr?.readableEnded ?? true)
-                closed();
-            else
-                child.stderr?.once('close', closed);
-        };
-        child.once('error', (err) => finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) }));
-        child.once('exit', (code, signal) => finish({ code, signal }));
-    });
-    return {
-        pid: child.pid,
-        setOutput: (fn) => {
-            sink = fn;
-        },
-        exited,
-    };
-}
-class UnitProcess {
-    pid;
-    startTime;
-    exited;
-    #tail;
-    #started = performance.now();
-    #endedBy;
-    #timeoutTimer;
-    #done = false;
-    constructor(opts, backend = spawnDirect(opts)) {
-        this.pid = backend.pid;
-        this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
-        const onLine = opts.onLine;
-        const partial = { stdout: '', stderr: '' };
-        // stdout and stderr are separate pipes read in no fixed order, so the log takes whole lines only:
-        // a chunk that ends mid-line waits for its stream's next newline, or the tail would splice the
-        // other stream's line into it. A partial line past the tail's size goes in as it is (it would be
-        // cut anyway), which keeps memory bounded by unit output without newlines.
-        const tailLimit = opts.tailBytes ?? 64 * 1024;
-        this.#tail = new Tail(tailLimit);
-        const pendingLine = { stdout: [], stderr: [] };
-        const pendingBytes = { stdout: 0, stderr: 0 };
-        const toTail = (chunk, stream) => {
-            const nl = chunk.lastIndexOf(0x0a);
-            if (nl < 0) {
-                pendingLine[stream].push(chunk);
-                pendingBytes[stream] += chunk.length;
-                if (pendingBytes[stream] <= tailLimit)
-                    return;
-                flushLine(stream);
-                return;
-            }
-            flushLine(stream);
-            this.#tail.push(chunk.subarray(0, nl + 1));
-            if (nl + 1 < chunk.length) {
-                const rest = chunk.subarray(nl + 1);
-                pendingLine[stream].push(rest);
-                pendingBytes[stream] = rest.length;
-            }
-        };
-        const flushLine = (stream) => {
-            for (const b of pendingLine[stream])
-                this.#tail.push(b);
-            pendingLine[stream] = [];
-            pendingBytes[stream] = 0;
-        };
-        backend.setOutput((chunk, stream) => {
-            toTail(chunk, stream);
-            if (!onLine)
-                return;
-            const lines = (partial[stream] + chunk.toString('utf8')).split('\n');
-            partial[stream] = lines.pop() ?? '';
-            for (const l of lines)
-                onLine(l, stream);
-        });
-        this.exited = backend.exited.then((exit) => {
-            this.#done = true;
-            // The timeout timer is moot now, but a pending SIGKILL still has to reach group members that
-            // ignored the SIGTERM after the leader exited.
-            if (this.#timeoutTimer)
-                clearTimeout(this.#timeoutTimer);
-            // Both streams may end mid-line; the newline between them keeps the two last lines apart.
-            const both = pendingBytes.stdout > 0 && pendingBytes.stderr > 0;
-            flushLine('stdout');
-            if (both)
-                this.#tail.push(Buffer.from('\n'));
-            flushLine('stderr');
-            if (onLine) {
-                for (const stream of ['stdout', 'stderr'])
-                    if (partial[stream])
-                        onLine(partial[stream], stream);
-            }
-            const result = { ...exit, ms: Math.round(performance.now() - this.#started) };
-            if (this.#endedBy)
-                result.endedBy = this.#endedBy;
-            return result;
-        });
-        // setTimeout fires at once past 2^31-1 ms (~24.8 days); a longer timeout is as good as none.
-        if (opts.timeoutMs !== undefined && opts.timeoutMs < MAX_TIMER_MS && this.pid !== undefined) {
-            this.#timeoutTimer = setTimeout(() => {
-                this.#endedBy = 'timeout';
-                this.terminate(opts.timeoutGraceMs ?? 10_000);
-            }, opts.timeoutMs);
-        }
-    }
-    /** SIGTERM to the group now, SIGKILL after the grace (0 = SIGKILL at once). */
-    terminate(graceMs, reason = this.#endedBy ?? 'stop') {
-        if (this.#done || this.pid === undefined)
-            return;
-        this.#endedBy ??= reason;
-        const pid = this.pid;
-        if (graceMs <= 0) {
-            signalGroup(pid, 'SIGKILL');
-            return;
-        }
-        signalGroup(pid, 'SIGTERM');
-        // SIGKILL whatever is left of the group at the end of the grace; stop watching once it is empty.
-        const killAt = Date.now() + graceMs;
-        const watch = setInterval(() => {
-            if (!groupAlive(pid))
-                clearInterval(watch);
-            else if (Date.now() >= killAt) {
-                signalGroup(pid, 'SIGKILL');
-                clearInterval(watch);
-            }
-        }, 50);
-    }
-    tail() {
-        return this.#tail.toString();
-    }
-    get hasOutput() {
-        return !this.#tail.empty;
-    }
-}
-function describeSpawnError(err, opts) {
-    if (err.code === 'ENOENT') {
-        return `could not start "${opts.argv[0]}" in ${opts.cwd}: the program or the working directory does not exist; check \`shell\` and \`working-directory\``;
-    }
-    return `could not start "${opts.argv[0]}": ${err.message}`;
 }
 
 ;// CONCATENATED MODULE: ./src/engine/orphans.ts

@@ -37870,6 +37870,8 @@ var chunking = __nccwpck_require__(93303);
 var env = __nccwpck_require__(98725);
 // EXTERNAL MODULE: external "node:child_process"
 var external_node_child_process_ = __nccwpck_require__(31421);
+// EXTERNAL MODULE: ./src/engine/process.ts
+var engine_process = __nccwpck_require__(90531);
 ;// CONCATENATED MODULE: ./src/engine/forked-shell.ts
 // Starting `bash` costs about a millisecond of CPU per unit (exec, dynamic linking, importing the
 // environment), most of what a no-op unit costs. A launcher is itself a bash that has paid that once: for a
@@ -37877,6 +37879,7 @@ var external_node_child_process_ = __nccwpck_require__(31421);
 // `bash -c` (the unit's environment, options, $0, no launcher variables, functions or traps) and `eval` the
 // command there, instead of exec'ing a new bash. That is a "forked shell" start; anything this module cannot
 // vouch for gets a fresh shell as before ("exec" start). docs/plan.md lists what differs for a unit.
+
 
 
 /**
@@ -37923,7 +37926,7 @@ const STARTUP = new Set([
 ]);
 // What a forked shell cannot reproduce: `$$` and `PPID` are the launcher's, `$-` lacks `c`. A command that
 // names them itself gets a fresh shell. (Code it sources is not looked at: docs/plan.md says so.)
-const NEEDS_OWN_PROCESS = /\$\$|\$\{[#!]?\$\}|PPID|\$-|\$\{-\}/;
+const NEEDS_OWN_PROCESS = /\$\$|\$\{[#!]?\$\}|\$\{?PPID\b|\$-|\$\{-\}/;
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Parses `bash OPTIONS -c` (the shell's argv without the command); undefined: not one a fork can mimic. */
 function setArgsOf(prefix) {
@@ -37952,20 +37955,27 @@ function setArgsOf(prefix) {
     }
     return words.join(' ');
 }
+/** Variables bash sets itself in the launcher (and `_`, after every command): never taken from it as they are. */
+const BASH_SETS = ['PWD', 'OLDPWD', 'SHLVL', '_'];
+/**
+ * What turns the launcher's environment `base` into `env`: NAME=value to export and names to unset, leaving
+ * out the names in `skip`, which the caller handles itself.
+ */
+function envDelta(env, base, skip) {
+    const set = [];
+    const unset = [];
+    for (const [k, v] of Object.entries(env))
+        if (v !== undefined && base[k] !== v && !skip.includes(k))
+            set.push(`${k}=${v}`);
+    for (const k of Object.keys(base))
+        if (env[k] === undefined && !skip.includes(k))
+            unset.push(k);
+    return { set, unset };
+}
 /** Where `bash` is found on `path` (undefined: nowhere). */
 function whichBash(path) {
-    for (const dir of (path ?? '').split(external_node_path_.delimiter)) {
-        if (!dir || !(0,external_node_path_.isAbsolute)(dir))
-            continue;
-        try {
-            (0,external_node_fs_.accessSync)((0,external_node_path_.join)(dir, 'bash'), external_node_fs_.constants.X_OK);
-            return (0,external_node_path_.join)(dir, 'bash');
-        }
-        catch {
-            // not here
-        }
-    }
-    return undefined;
+    const found = (0,engine_process/* resolveProgram */.dk)('bash', path);
+    return found === 'bash' ? undefined : found;
 }
 function sameFile(a, b) {
     if (a === b)
@@ -38016,17 +38026,7 @@ function shellStart(argv, env, launcherEnv, mode) {
     const shell = argv[0] === 'bash' ? (env.PATH === launcherEnv.PATH ? own : whichBash(env.PATH)) : argv[0];
     if (own === undefined || shell === undefined || !sameFile(shell, own))
         return { kind: 'exec', why: `the shell ${argv[0]} is not the launcher's bash (${own})` };
-    const set = [];
-    const unset = [];
-    for (const [k, v] of Object.entries(env)) {
-        if (v === undefined || k === 'PWD' || k === 'OLDPWD' || k === 'SHLVL' || k === '_')
-            continue;
-        if (launcherEnv[k] !== v)
-            set.push(`${k}=${v}`);
-    }
-    for (const k of Object.keys(launcherEnv))
-        if (env[k] === undefined && k !== 'PWD' && k !== 'OLDPWD' && k !== 'SHLVL' && k !== '_')
-            unset.push(k);
+    const { set, unset } = envDelta(env, launcherEnv, BASH_SETS);
     // A new bash sets PWD itself (the subshell's `cd` does), keeps an OLDPWD that names a directory and
     // otherwise exports OLDPWD without a value, and counts SHLVL up.
     const oldpwd = env.OLDPWD;
@@ -38586,24 +38586,16 @@ class Launcher {
         this.#step.close();
     }
 }
-// Bash's own variables, which it sets itself in the launcher: a unit gets the values its environment says.
-const PINNED = ['PWD', 'OLDPWD', 'SHLVL'];
 /** Only the difference to the launcher's own environment travels; bash's own variables are pinned back. */
 function envDiff(env, base) {
-    const set = [];
-    const unset = [];
-    for (const [k, v] of Object.entries(env)) {
-        if (v === undefined)
-            continue;
-        if (base[k] !== v || PINNED.includes(k) || k === '_')
+    const { set, unset } = envDelta(env, base, BASH_SETS);
+    for (const k of BASH_SETS) {
+        const v = env[k];
+        if (v !== undefined)
             set.push(`${k}=${v}`);
+        else
+            unset.push(k);
     }
-    for (const k of Object.keys(base))
-        if (env[k] === undefined)
-            unset.push(k);
-    for (const k of PINNED)
-        if (env[k] === undefined)
-            unset.push(k);
     return { set, unset };
 }
 function sameArgv(a, b) {
@@ -38711,8 +38703,6 @@ class LauncherPool {
 
 // EXTERNAL MODULE: ./src/journal/lock.ts
 var lock = __nccwpck_require__(17680);
-// EXTERNAL MODULE: ./src/engine/process.ts
-var engine_process = __nccwpck_require__(90531);
 ;// CONCATENATED MODULE: ./src/engine/orphans.ts
 // A run killed with SIGKILL leaves its units running. Before their work is handed out again, the next run on
 // the same host ends them — identified by the process group recorded at spawn and the process start time, so

@@ -4,8 +4,9 @@
 // `bash -c` (the unit's environment, options, $0, no launcher variables, functions or traps) and `eval` the
 // command there, instead of exec'ing a new bash. That is a "forked shell" start; anything this module cannot
 // vouch for gets a fresh shell as before ("exec" start). docs/plan.md lists what differs for a unit.
-import { accessSync, constants, statSync } from 'node:fs';
-import { basename, delimiter, isAbsolute, join } from 'node:path';
+import { statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { resolveProgram } from './process.js';
 
 /** How the launcher starts a step's units. */
 export type ShellStart =
@@ -70,7 +71,7 @@ const STARTUP = new Set([
 
 // What a forked shell cannot reproduce: `$$` and `PPID` are the launcher's, `$-` lacks `c`. A command that
 // names them itself gets a fresh shell. (Code it sources is not looked at: docs/plan.md says so.)
-const NEEDS_OWN_PROCESS = /\$\$|\$\{[#!]?\$\}|PPID|\$-|\$\{-\}/;
+const NEEDS_OWN_PROCESS = /\$\$|\$\{[#!]?\$\}|\$\{?PPID\b|\$-|\$\{-\}/;
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -95,18 +96,30 @@ function setArgsOf(prefix: readonly string[]): string | undefined {
   return words.join(' ');
 }
 
+/** Variables bash sets itself in the launcher (and `_`, after every command): never taken from it as they are. */
+export const BASH_SETS: readonly string[] = ['PWD', 'OLDPWD', 'SHLVL', '_'];
+
+/**
+ * What turns the launcher's environment `base` into `env`: NAME=value to export and names to unset, leaving
+ * out the names in `skip`, which the caller handles itself.
+ */
+export function envDelta(
+  env: Readonly<NodeJS.ProcessEnv>,
+  base: Readonly<NodeJS.ProcessEnv>,
+  skip: readonly string[],
+): { set: string[]; unset: string[] } {
+  const set: string[] = [];
+  const unset: string[] = [];
+  for (const [k, v] of Object.entries(env))
+    if (v !== undefined && base[k] !== v && !skip.includes(k)) set.push(`${k}=${v}`);
+  for (const k of Object.keys(base)) if (env[k] === undefined && !skip.includes(k)) unset.push(k);
+  return { set, unset };
+}
+
 /** Where `bash` is found on `path` (undefined: nowhere). */
 export function whichBash(path: string | undefined): string | undefined {
-  for (const dir of (path ?? '').split(delimiter)) {
-    if (!dir || !isAbsolute(dir)) continue;
-    try {
-      accessSync(join(dir, 'bash'), constants.X_OK);
-      return join(dir, 'bash');
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
+  const found = resolveProgram('bash', path);
+  return found === 'bash' ? undefined : found;
 }
 
 function sameFile(a: string, b: string): boolean {
@@ -162,14 +175,7 @@ export function shellStart(
   if (own === undefined || shell === undefined || !sameFile(shell, own))
     return { kind: 'exec', why: `the shell ${argv[0]} is not the launcher's bash (${own})` };
 
-  const set: string[] = [];
-  const unset: string[] = [];
-  for (const [k, v] of Object.entries(env)) {
-    if (v === undefined || k === 'PWD' || k === 'OLDPWD' || k === 'SHLVL' || k === '_') continue;
-    if (launcherEnv[k] !== v) set.push(`${k}=${v}`);
-  }
-  for (const k of Object.keys(launcherEnv))
-    if (env[k] === undefined && k !== 'PWD' && k !== 'OLDPWD' && k !== 'SHLVL' && k !== '_') unset.push(k);
+  const { set, unset } = envDelta(env, launcherEnv, BASH_SETS);
   // A new bash sets PWD itself (the subshell's `cd` does), keeps an OLDPWD that names a directory and
   // otherwise exports OLDPWD without a value, and counts SHLVL up.
   const oldpwd = env.OLDPWD;

@@ -24,7 +24,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { shellStart, whichBash } from './forked-shell.js';
+import { BASH_SETS, envDelta, shellStart, whichBash } from './forked-shell.js';
 import type { SpawnOptions, UnitBackend, UnitExit } from './process.js';
 import { SlotFile } from './slot-file.js';
 import { UnitEnv } from './unit-env.js';
@@ -525,22 +525,17 @@ class Launcher {
 /** A step's request part per fixed environment, shared by all launchers (see `stepText`). */
 type TemplateCache = WeakMap<object, { argv: readonly string[]; cwd: string; text: string }>;
 
-// Bash's own variables, which it sets itself in the launcher: a unit gets the values its environment says.
-const PINNED = ['PWD', 'OLDPWD', 'SHLVL'];
-
 /** Only the difference to the launcher's own environment travels; bash's own variables are pinned back. */
 function envDiff(
   env: Readonly<NodeJS.ProcessEnv>,
   base: NodeJS.ProcessEnv,
 ): { set: string[]; unset: string[] } {
-  const set: string[] = [];
-  const unset: string[] = [];
-  for (const [k, v] of Object.entries(env)) {
-    if (v === undefined) continue;
-    if (base[k] !== v || PINNED.includes(k) || k === '_') set.push(`${k}=${v}`);
+  const { set, unset } = envDelta(env, base, BASH_SETS);
+  for (const k of BASH_SETS) {
+    const v = env[k];
+    if (v !== undefined) set.push(`${k}=${v}`);
+    else unset.push(k);
   }
-  for (const k of Object.keys(base)) if (env[k] === undefined) unset.push(k);
-  for (const k of PINNED) if (env[k] === undefined) unset.push(k);
   return { set, unset };
 }
 

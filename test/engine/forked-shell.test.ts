@@ -66,6 +66,14 @@ describe('when a unit gets a forked shell', () => {
     if (s.kind === 'exec') expect(s.why).toContain(name);
   });
 
+  it('only the names themselves count: $APPID or a default value keep a forked shell', () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell code, not a JS template
+    for (const command of ['echo "$APPID"', 'echo "${x:-y}"', 'echo "a-b"'])
+      expect(shellStart([...bash, command], base, base, undefined)).toMatchObject({ kind: 'fork' });
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell code, not a JS template
+    expect(shellStart([...bash, 'echo ${PPID}'], base, base, undefined)).toMatchObject({ kind: 'exec' });
+  });
+
   it('CHECKPOINT_LAUNCHER=exec turns it off', () => {
     expect(shellStart([...bash, 'true'], base, base, 'exec')).toMatchObject({ kind: 'exec' });
   });
