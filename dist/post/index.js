@@ -5298,20 +5298,21 @@ function crc32(data) {
 // The append-only journal: one JSON object per line, each carrying a CRC-32 of itself, so a reader can
 // tell a torn last line (the process or machine died mid-write: ignored) from damage in the middle of the
 // file (refused with a way out). Appends are group-committed: every append() resolves only once its line
-// is written and fdatasync'd; lines are written as they come, and fdatasyncs start at most every
-// SYNC_SPACING_MS, each covering every line written before it started.
+// is written and fdatasync'd; lines are written as they come, and each fdatasync covers every line written
+// before it started. A sync that only callers already released on write (`onWritten`) wait for starts at
+// most every SYNC_SPACING_MS.
 
 
 
 
 
 /**
- * The least time between the starts of two fdatasyncs. Units of a few milliseconds end one by one, each
- * wanting its own sync, and on a small VM a sync costs ~0.3 ms of CPU (the filesystem's journal commit):
- * a sixth of the CPU of a no-op unit, taken from the units. Spaced, one sync covers the ends of every unit
- * that ended meanwhile. It costs a unit only a later acknowledgement: its line is written at once (it
- * survives a crash of this process), its slot goes to the next unit at once, and it counts as done only once
- * synced, at most this much later.
+ * The least time between the starts of two fdatasyncs for lines whose callers do not wait on them (a unit's
+ * `done`: its slot goes to the next unit once the line is written). Units of a few milliseconds end one by
+ * one, each wanting its own sync, and on a small VM a sync costs ~0.3 ms of CPU (the filesystem's journal
+ * commit): a sixth of the CPU of a no-op unit, taken from the units. Spaced, one sync covers the ends of
+ * every unit that ended meanwhile. It costs such a unit only a later acknowledgement: its line is written at
+ * once (it survives a crash of this process), and it counts as done once synced, at most this much later.
  */
 const SYNC_SPACING_MS = 5;
 /** `"crc":"xxxxxxxx"}`: the fixed-size tail every line ends with (before the newline). */
@@ -5409,6 +5410,8 @@ class JournalWriter {
     #syncing = false;
     /** performance.now() when the last fdatasync started. */
     #lastSyncStart = Number.NEGATIVE_INFINITY;
+    /** Ends the wait for a spaced sync early: a caller that is blocked until its line is durable came. */
+    #wake;
     /** The journal size the last completed fdatasync covers. */
     #syncedSize;
     #bytesWritten = 0;
@@ -5462,7 +5465,9 @@ class JournalWriter {
     }
     /**
      * Appends `event`; resolves once its line is on disk and fdatasync'd. `onWritten` is called earlier, once
-     * the line is written: from then on it survives a crash of this process (not of the machine).
+     * the line is written: from then on it survives a crash of this process (not of the machine). A caller
+     * that passes it goes on from there, so its sync may wait up to SYNC_SPACING_MS to be shared; without it
+     * the sync starts as soon as the one in flight (if any) ends.
      */
     append(event, onWritten) {
         if (this.#error)
@@ -5586,7 +5591,9 @@ class JournalWriter {
         for (const entry of batch) {
             entry.onWritten?.();
             if (entry.waiter)
-                this.#syncWaiters.push({ ...entry.waiter, upTo });
+                this.#syncWaiters.push({ ...entry.waiter, upTo, patient: entry.onWritten !== undefined });
+            if (entry.waiter && !entry.onWritten)
+                this.#wake?.();
         }
         if (this.#syncWaiters.length > 0)
             this.#kickSync();
@@ -5600,13 +5607,21 @@ class JournalWriter {
     async #syncLoop() {
         try {
             while (this.#syncWaiters.length > 0) {
-                // Syncs start at most every SYNC_SPACING_MS; lines written meanwhile wait for the next one together.
-                // Checked again after the timer: timers count whole milliseconds from the loop's cached clock.
+                // Syncs for patient callers start at most every SYNC_SPACING_MS; lines written meanwhile wait for
+                // the next one together. A caller still blocked on its line (a failure, which decides whether more
+                // units may start; a step's end; a flush) gets its sync at once. Checked again after the timer:
+                // timers count whole milliseconds from the loop's cached clock.
                 for (;;) {
                     const wait = this.#lastSyncStart + SYNC_SPACING_MS - external_node_perf_hooks_.performance.now();
-                    if (wait <= 0)
+                    if (wait <= 0 || !this.#syncWaiters.every((w) => w.patient))
                         break;
-                    await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
+                    let timer;
+                    await new Promise((resolve) => {
+                        this.#wake = resolve;
+                        timer = setTimeout(resolve, Math.ceil(wait));
+                    });
+                    clearTimeout(timer);
+                    this.#wake = undefined;
                 }
                 const waiters = this.#syncWaiters;
                 this.#syncWaiters = [];

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   decodeLine,
   encodeLine,
@@ -201,6 +201,34 @@ describe('JournalWriter', () => {
     // Measured a few microseconds after the writer's own clock reading.
     for (let i = 1; i < starts.length; i++)
       expect((starts[i] ?? 0) - (starts[i - 1] ?? 0)).toBeGreaterThanOrEqual(4.9);
+    await writer.close();
+  });
+
+  it('a caller blocked on its line (no onWritten: a failure, a flush) does not wait for the spacing', async () => {
+    const writer = await JournalWriter.open(path);
+    await writer.append({ seq: 1 }, () => {});
+    // The spacing timer never fires by itself from here on: only an impatient caller can start the sync.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      let patientDurable = false;
+      let written = false;
+      const patient = writer
+        .append({ seq: 2 }, () => {
+          written = true;
+        })
+        .then(() => {
+          patientDurable = true;
+        });
+      while (!written) await new Promise((r) => setImmediate(r));
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      expect(patientDurable).toBe(false);
+      await writer.append({ seq: 3, type: 'fail' });
+      await patient;
+      expect(patientDurable).toBe(true);
+      expect(writer.syncCount).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
     await writer.close();
   });
 
