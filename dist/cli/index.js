@@ -18556,6 +18556,8 @@ class JournalWriter {
     /** Written lines whose callers wait for an fdatasync. */
     #syncWaiters = [];
     #syncing = false;
+    /** SYNC_SPACING_MS, unless a test asks for another. */
+    #syncSpacingMs;
     /** performance.now() when the last fdatasync started. */
     #lastSyncStart = Number.NEGATIVE_INFINITY;
     /** Ends the wait for a spaced sync early: a caller that is blocked until its line is durable came. */
@@ -18566,8 +18568,9 @@ class JournalWriter {
     #syncs = 0;
     #error;
     #closing;
-    constructor(path, fh, initialSize) {
+    constructor(path, fh, initialSize, syncSpacingMs) {
         this.path = path;
+        this.#syncSpacingMs = syncSpacingMs;
         this.#fh = fh;
         this.#initialSize = initialSize;
         this.#syncedSize = initialSize;
@@ -18576,7 +18579,7 @@ class JournalWriter {
      * Opens (creating with mode 0600) `path` for appending. A torn tail must already have been cut off
      * (readJournal → truncateTo), otherwise the first new line would be glued to it.
      */
-    static async open(path) {
+    static async open(path, { syncSpacingMs = SYNC_SPACING_MS } = {}) {
         let fh;
         try {
             fh = await (0,promises_namespaceObject.open)(path, 'a', FILE_MODE);
@@ -18588,7 +18591,7 @@ class JournalWriter {
             const { size } = await fh.stat();
             // Make the file's directory entry durable, in case we just created it.
             await fsyncDir((0,external_node_path_.dirname)(path));
-            return new JournalWriter(path, fh, size);
+            return new JournalWriter(path, fh, size, syncSpacingMs);
         }
         catch (error) {
             await fh.close().catch(() => undefined);
@@ -18760,7 +18763,7 @@ class JournalWriter {
                 // units may start; a step's end; a flush) gets its sync at once. Checked again after the timer:
                 // timers count whole milliseconds from the loop's cached clock.
                 for (;;) {
-                    const wait = this.#lastSyncStart + SYNC_SPACING_MS - external_node_perf_hooks_namespaceObject.performance.now();
+                    const wait = this.#lastSyncStart + this.#syncSpacingMs - external_node_perf_hooks_namespaceObject.performance.now();
                     if (wait <= 0 || !this.#syncWaiters.every((w) => w.patient))
                         break;
                     let timer;

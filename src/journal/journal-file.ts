@@ -137,6 +137,8 @@ export class JournalWriter {
   /** Written lines whose callers wait for an fdatasync. */
   #syncWaiters: SyncWaiter[] = [];
   #syncing = false;
+  /** SYNC_SPACING_MS, unless a test asks for another. */
+  readonly #syncSpacingMs: number;
   /** performance.now() when the last fdatasync started. */
   #lastSyncStart = Number.NEGATIVE_INFINITY;
   /** Ends the wait for a spaced sync early: a caller that is blocked until its line is durable came. */
@@ -148,8 +150,9 @@ export class JournalWriter {
   #error: JournalWriteError | undefined;
   #closing: Promise<void> | undefined;
 
-  private constructor(path: string, fh: FileHandle, initialSize: number) {
+  private constructor(path: string, fh: FileHandle, initialSize: number, syncSpacingMs: number) {
     this.path = path;
+    this.#syncSpacingMs = syncSpacingMs;
     this.#fh = fh;
     this.#initialSize = initialSize;
     this.#syncedSize = initialSize;
@@ -159,7 +162,10 @@ export class JournalWriter {
    * Opens (creating with mode 0600) `path` for appending. A torn tail must already have been cut off
    * (readJournal → truncateTo), otherwise the first new line would be glued to it.
    */
-  static async open(path: string): Promise<JournalWriter> {
+  static async open(
+    path: string,
+    { syncSpacingMs = SYNC_SPACING_MS }: { syncSpacingMs?: number } = {},
+  ): Promise<JournalWriter> {
     let fh: FileHandle;
     try {
       fh = await open(path, 'a', FILE_MODE);
@@ -170,7 +176,7 @@ export class JournalWriter {
       const { size } = await fh.stat();
       // Make the file's directory entry durable, in case we just created it.
       await fsyncDir(dirname(path));
-      return new JournalWriter(path, fh, size);
+      return new JournalWriter(path, fh, size, syncSpacingMs);
     } catch (error) {
       await fh.close().catch(() => undefined);
       throw new JournalWriteError(path, error);
@@ -339,7 +345,7 @@ export class JournalWriter {
         // units may start; a step's end; a flush) gets its sync at once. Checked again after the timer:
         // timers count whole milliseconds from the loop's cached clock.
         for (;;) {
-          const wait = this.#lastSyncStart + SYNC_SPACING_MS - performance.now();
+          const wait = this.#lastSyncStart + this.#syncSpacingMs - performance.now();
           if (wait <= 0 || !this.#syncWaiters.every((w) => w.patient)) break;
           let timer: NodeJS.Timeout | undefined;
           await new Promise<void>((resolve) => {
