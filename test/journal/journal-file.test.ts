@@ -23,6 +23,24 @@ afterEach(async () => {
   await removeDir(dir);
 });
 
+/**
+ * Routes every FileHandle.datasync through `wrap` (given the real sync) until the returned function is
+ * called: the writer's fdatasyncs, watched or held by a test.
+ */
+async function wrapDatasync(wrap: (sync: () => Promise<void>) => Promise<void>): Promise<() => void> {
+  const { open } = await import('node:fs/promises');
+  const probe = await open(path, 'r');
+  const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+  await probe.close();
+  const original = proto.datasync;
+  proto.datasync = function (this: unknown) {
+    return wrap(() => original.call(this));
+  };
+  return () => {
+    proto.datasync = original;
+  };
+}
+
 describe('encodeLine / decodeLine', () => {
   it('round-trips events with a trailing crc key', () => {
     const events = [
@@ -138,15 +156,10 @@ describe('JournalWriter', () => {
   it('writes lines while an fdatasync is in flight: a line is in the file before the sync ahead returns', async () => {
     const writer = await JournalWriter.open(path);
     // Hold the writer's fdatasync calls until the test lets them go: a slow disk, on demand.
-    const { open } = await import('node:fs/promises');
-    const probe = await open(path, 'r');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
-    const original = proto.datasync;
     const gates: Array<() => void> = [];
-    proto.datasync = function (this: unknown) {
-      return new Promise<void>((resolve) => gates.push(resolve)).then(() => original.call(this));
-    };
+    const restore = await wrapDatasync((sync) =>
+      new Promise<void>((resolve) => gates.push(resolve)).then(sync),
+    );
     try {
       let firstDurable = false;
       const first = writer.append({ seq: 1 }).then(() => {
@@ -168,7 +181,7 @@ describe('JournalWriter', () => {
       await Promise.all([first, second]);
       expect(writer.syncCount).toBe(2);
     } finally {
-      proto.datasync = original;
+      restore();
       for (const g of gates) g();
     }
     await writer.close();
@@ -176,16 +189,11 @@ describe('JournalWriter', () => {
 
   it('spaces fdatasyncs at least 5 ms apart; lines written meanwhile are in the file at once and share the next', async () => {
     const writer = await JournalWriter.open(path);
-    const { open } = await import('node:fs/promises');
-    const probe = await open(path, 'r');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
-    const original = proto.datasync;
     const starts: number[] = [];
-    proto.datasync = function (this: unknown) {
+    const restore = await wrapDatasync((sync) => {
       starts.push(performance.now());
-      return original.call(this);
-    };
+      return sync();
+    });
     try {
       const durable: Promise<void>[] = [];
       // Ends of units arriving one after another, each once the line before it is written.
@@ -195,7 +203,7 @@ describe('JournalWriter', () => {
       }
       await Promise.all(durable);
     } finally {
-      proto.datasync = original;
+      restore();
     }
     expect(starts.length).toBe(writer.syncCount);
     // Measured a few microseconds after the writer's own clock reading.
