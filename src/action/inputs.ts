@@ -1,8 +1,10 @@
 // The action's inputs, read once into a typed object. Nothing below this module calls `core.getInput`;
 // a bad value fails the action here, naming the input, the value and the fix, before anything runs.
+
 import { isAbsolute, relative, resolve } from 'node:path';
 import { z } from 'zod';
-import { MAX_TIMER_MS } from '../engine/process.js';
+import { CheckpointError, EXIT_USAGE } from '../errors.js';
+import { MAX_TIMER_MS } from '../exec/process.js';
 import { isValidRunId } from '../journal/runs.js';
 import { parseDuration } from '../plan/duration.js';
 
@@ -37,8 +39,9 @@ export interface Inputs {
   githubToken: string;
 }
 
-export class InputError extends Error {
+export class InputError extends CheckpointError {
   override name = 'InputError';
+  readonly exitCode = EXIT_USAGE;
 }
 
 function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {

@@ -4,13 +4,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { classify } from '../cli/main.js';
-import { executeRun, type Io, type RunHooks, type RunOutcome } from '../cli/run.js';
-import { EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK } from '../engine/scheduler.js';
-import { parseShardText } from '../engine/shard.js';
+import { classify, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK } from '../errors.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { loadPlan } from '../plan/load.js';
+import { parseShardText } from '../plan/space.js';
 import type { Plan } from '../plan/types.js';
+import { executeRun, type Io, type RunHooks, type RunOutcome } from '../session/run.js';
 import { startTracing } from '../trace/index.js';
 import { type RunnerConfig, readConfig } from './config.js';
 import { dispatchWorkflow, readContinuations, writeContinuations } from './continuation.js';

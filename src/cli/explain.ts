@@ -1,41 +1,10 @@
-// `checkpoint explain` and `run --dry-run`: for every step, whether it will run and why.
-
-import type { ChunkInfo } from '../engine/chunking.js';
-import type { Preparation } from '../engine/prepare.js';
+// `checkpoint explain`: for every step, whether it will run and why (the run `checkpoint run` would pick).
 import { prepare } from '../engine/prepare.js';
 import { Checkpoint } from '../journal/checkpoint.js';
-import { formatDuration } from '../plan/duration.js';
-import type { Plan } from '../plan/types.js';
-import { type CommonOptions, requirePlan, rootOf } from './context.js';
-import { chooseRun, type Io } from './run.js';
-
-export function printExplain(
-  out: NodeJS.WritableStream,
-  plan: Plan,
-  prep: Preparation,
-  runLabel: string,
-): void {
-  out.write(`plan ${plan.name} (${plan.steps.length} steps), run ${runLabel}\n`);
-  const selected = new Set(prep.selected.map((s) => s.id));
-  const width = Math.max(...plan.steps.map((s) => s.id.length));
-  for (const step of plan.steps) {
-    const i = prep.info.get(step.id);
-    if (!i) continue;
-    const verb = !selected.has(step.id)
-      ? 'skip'
-      : i.action === 'skip'
-        ? 'skip'
-        : i.action === 'partial'
-          ? 'resume'
-          : 'run';
-    const why = !selected.has(step.id) ? 'not selected by --only' : i.why;
-    const units = step.batch ? ` [${i.unitsDone}/${i.unitsTotal} units]` : '';
-    const needs = step.needs.length ? ` after ${step.needs.join(', ')}` : '';
-    out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
-    if (i.itemsDrift) out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
-    if (i.chunks) out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
-  }
-}
+import { printExplain } from '../report/explain.js';
+import { type CommonOptions, requirePlan, rootOf } from '../session/context.js';
+import type { Io } from '../session/io.js';
+import { chooseRun } from '../session/run.js';
 
 export async function explainCommand(opts: CommonOptions & { run?: string }, io: Io): Promise<number> {
   const plan = await requirePlan(opts);
@@ -47,15 +16,4 @@ export async function explainCommand(opts: CommonOptions & { run?: string }, io:
   const prep = await prepare(plan, ckpt.state, { env: io.env, checkDrift: true });
   printExplain(io.out, plan, prep, label);
   return 0;
-}
-
-/** How the step's chunks will be sized, e.g. `chunks sized by time: target 200ms (min 10, max 1000); next chunk 190 from the rate of 12 done chunks (950/s)`. */
-function explainChunks(ch: ChunkInfo): string {
-  const bounds = `min ${ch.min}${ch.max !== null ? `, max ${ch.max}` : ''}`;
-  const target = ch.targetMs !== null ? formatDuration(ch.targetMs) : '?';
-  const next =
-    ch.measured > 0
-      ? `next chunk ${ch.nextSize} from the rate of ${ch.measured} done chunk(s) (${ch.ratePerSecond}/s)`
-      : `first chunk ${ch.min}, then sized from the measured rate`;
-  return `chunks sized by time: target ${target} (${bounds}); ${next}; a time budget cuts chunks to fit`;
 }

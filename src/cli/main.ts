@@ -1,14 +1,7 @@
-// The `checkpoint` program: argument parsing and the mapping from named errors to exit codes. Commands live
+// The `checkpoint` program: argument parsing; named errors carry their exit codes (src/errors.ts). Commands live
 // in their own modules and return an exit code; nothing here knows how a command works.
 import { Command, CommanderError, Option } from 'commander';
-import { EXIT_FAILED, EXIT_INCOMPLETE, EXIT_USAGE } from '../engine/scheduler.js';
-import { CheckpointCorruptError } from '../journal/checkpoint.js';
-import { CheckpointWriteError, errorCode, writeFix } from '../journal/fsutil.js';
-import { JournalCorruptError, JournalWriteError } from '../journal/journal-file.js';
-import { LockedError } from '../journal/lock.js';
-import { SnapshotError } from '../journal/snapshot.js';
-import { ItemsError, PlanError } from '../plan/errors.js';
-import { UsageError } from './context.js';
+import { classify, EXIT_USAGE } from '../errors.js';
 import { explainCommand } from './explain.js';
 import { approveCommand, markDoneCommand, resetCommand, rollbackCommand } from './manage.js';
 import { reportCommand } from './report.js';
@@ -18,32 +11,6 @@ import { statusCommand } from './status.js';
 
 // Replaced by scripts/build.mjs with package.json's version.
 const version = '__CHECKPOINT_VERSION__';
-
-/** Exit code and message for an error; only unexpected errors show a stack (with CHECKPOINT_DEBUG=1). */
-export function classify(err: unknown, debug = false): { code: number; message: string } {
-  if (err instanceof PlanError || err instanceof ItemsError || err instanceof UsageError)
-    return { code: EXIT_USAGE, message: err.message };
-  if (err instanceof LockedError) return { code: EXIT_INCOMPLETE, message: err.message };
-  if (
-    err instanceof CheckpointCorruptError ||
-    err instanceof JournalCorruptError ||
-    err instanceof SnapshotError ||
-    err instanceof JournalWriteError ||
-    err instanceof CheckpointWriteError
-  ) {
-    return { code: EXIT_FAILED, message: err.message };
-  }
-  const e = err instanceof Error ? err : new Error(String(err));
-  // A full disk, a size limit or a read-only folder met outside the checkpoint's own writers is the
-  // environment, not a bug: say what to do rather than "please report it".
-  const stack = debug && e.stack ? `\n${e.stack}` : '';
-  const fix = writeFix(errorCode(err));
-  if (fix) return { code: EXIT_FAILED, message: `${e.message}. ${fix} and run the command again.${stack}` };
-  return {
-    code: EXIT_FAILED,
-    message: `internal error: ${e.message}${stack || ' (set CHECKPOINT_DEBUG=1 for details; please report it)'}`,
-  };
-}
 
 function common(cmd: Command): Command {
   return cmd

@@ -4,18 +4,25 @@
 import { rm } from 'node:fs/promises';
 import { scrubEnv } from '../engine/env.js';
 import { dependentsOf, prepare } from '../engine/prepare.js';
-import { UnitProcess } from '../engine/process.js';
-import type { Shard } from '../engine/shard.js';
-import { shardLabel } from '../engine/shard.js';
+import { ManagedProcess } from '../exec/process.js';
 import { Checkpoint, CheckpointCorruptError } from '../journal/checkpoint.js';
 import { ensureDir } from '../journal/fsutil.js';
 import { JournalCorruptError } from '../journal/journal-file.js';
 import { acquireLease } from '../journal/lock.js';
 import { SnapshotError, SnapshotVersionError } from '../journal/snapshot.js';
 import { approvalOf, isStepComplete } from '../journal/state.js';
+import type { Shard } from '../plan/space.js';
+import { shardLabel } from '../plan/space.js';
 import type { Plan } from '../plan/types.js';
-import { type CommonOptions, requirePlan, resolveRunId, rootOf, shown, UsageError } from './context.js';
-import type { Io } from './run.js';
+import {
+  type CommonOptions,
+  requirePlan,
+  resolveRunId,
+  rootOf,
+  shown,
+  UsageError,
+} from '../session/context.js';
+import type { Io } from '../session/io.js';
 
 function checkSteps(plan: Plan, ids: string[], flag: string): void {
   for (const id of ids) {
@@ -185,7 +192,7 @@ export async function rollbackCommand(
     for (const { s } of done) {
       if (s.rollback) {
         io.out.write(`rollback ${s.id}: ${s.rollback.split('\n')[0]}\n`);
-        const proc = new UnitProcess({
+        const proc = new ManagedProcess({
           argv: [...plan.shell.argv, s.rollback],
           cwd: s.workingDirectory,
           env: {

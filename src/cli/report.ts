@@ -15,8 +15,8 @@ import {
   reportJson,
   type ShardSource,
 } from '../report/shards.js';
-import { optionalPlan, resolveRunId, UsageError } from './context.js';
-import type { Io } from './run.js';
+import { optionalPlan, resolveRunId, UsageError } from '../session/context.js';
+import type { Io } from '../session/io.js';
 
 export interface ReportOptions {
   file: string;

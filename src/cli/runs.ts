@@ -5,8 +5,8 @@ import { inspectLease } from '../journal/lock.js';
 import { listRunIds, readLatest } from '../journal/runs.js';
 import { parseDuration } from '../plan/duration.js';
 import { runStats } from '../report/stats.js';
-import { type CommonOptions, optionalPlan, rootOf, shown, UsageError } from './context.js';
-import type { Io } from './run.js';
+import { type CommonOptions, optionalPlan, rootOf, shown, UsageError } from '../session/context.js';
+import type { Io } from '../session/io.js';
 
 export async function runsCommand(opts: CommonOptions & { json?: boolean }, io: Io): Promise<number> {
   const plan = await optionalPlan(opts).catch(() => undefined);

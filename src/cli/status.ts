@@ -2,14 +2,14 @@
 // docs/cli.md and kept stable: fields are only ever added.
 
 import { type ChunkInfo, chunkInfo } from '../engine/chunking.js';
-import { shardLabel } from '../engine/shard.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { inspectLease } from '../journal/lock.js';
 import { formatDuration } from '../plan/duration.js';
+import { shardLabel } from '../plan/space.js';
 import { colorEnabled, makeColors } from '../report/colors.js';
 import { runStats, type StepStats } from '../report/stats.js';
-import { type CommonOptions, optionalPlan, resolveRunId, rootOf, shown } from './context.js';
-import type { Io } from './run.js';
+import { type CommonOptions, optionalPlan, resolveRunId, rootOf, shown } from '../session/context.js';
+import type { Io } from '../session/io.js';
 
 export interface StatusOptions extends CommonOptions {
   run?: string;

@@ -1,7 +1,9 @@
 // CHECKPOINT_OUTPUT files use GITHUB_OUTPUT's syntax: `key=value` lines and `key<<DELIM` heredocs.
+import { CheckpointError, EXIT_FAILED } from '../errors.js';
 
-export class OutputSyntaxError extends Error {
+export class OutputSyntaxError extends CheckpointError {
   override name = 'OutputSyntaxError';
+  readonly exitCode = EXIT_FAILED;
 }
 
 export function parseOutputFile(text: string, file: string): Record<string, string> {

@@ -8,12 +8,13 @@ import type { CheckpointState, StepRecord } from '../journal/state.js';
 import { approvalOf, isStepComplete } from '../journal/state.js';
 import { ItemsError } from '../plan/errors.js';
 import { diffFingerprints, type Fingerprint, fingerprintStep } from '../plan/fingerprint.js';
-import { expandItems } from '../plan/items.js';
+import { expandItems, type ItemsCommandRunner } from '../plan/items.js';
 import { displayFile } from '../plan/load.js';
+import { partOf, type Shard, type Sharding, type ShardMode, shardLabel, shardModeOf } from '../plan/space.js';
 import type { ItemsSource, Plan, Step } from '../plan/types.js';
 import { type ChunkInfo, chunkInfo } from './chunking.js';
 import { scrubEnv } from './env.js';
-import { partOf, type Shard, type Sharding, type ShardMode, shardLabel, shardModeOf } from './shard.js';
+import { runItemsCommand } from './items-command.js';
 
 export interface StepPlanInfo {
   step: Step;
@@ -38,6 +39,11 @@ export interface Preparation {
   info: Map<string, StepPlanInfo>;
   /** The selected steps (all, or `--only` plus what they need that isn't done), in plan order. */
   selected: Step[];
+}
+
+/** Runs a step's items command through the one spawner, bounded by the step's timeout. */
+function itemsRunner(step: Step): ItemsCommandRunner {
+  return (command, cwd, env) => runItemsCommand(command, { cwd, env, timeoutMs: step.timeoutMs });
 }
 
 export function describeSource(src: ItemsSource): string {
@@ -259,6 +265,7 @@ export async function prepare(
         step.batch.space.source,
         plan.dir,
         scrubEnv({ ...env, ...step.env }),
+        itemsRunner(step),
       ).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
       if (now instanceof Error) pi.itemsDrift = `items source cannot be read now: ${now.message}`;
       else if (itemsHash(now) !== cur.items.sha256) {
@@ -351,7 +358,7 @@ async function spaceOf(
   let list: string[];
   try {
     // Items commands are user commands too: the runner's secrets never reach them.
-    list = await expandItems(b.space.source, plan.dir, scrubEnv({ ...env, ...step.env }));
+    list = await expandItems(b.space.source, plan.dir, scrubEnv({ ...env, ...step.env }), itemsRunner(step));
   } catch (err) {
     if (err instanceof ItemsError) {
       throw new ItemsError(`${displayFile(plan.file)}: steps[${step.index}].batch.items: ${err.message}`);

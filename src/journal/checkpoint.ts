@@ -1,17 +1,20 @@
 // One run's checkpoint directory: loads snapshot + journal into the model, records events durably, and keeps
 // the side files (markers, frozen item lists, outputs.json) in step with the model.
+
 import { createHash } from 'node:crypto';
 import { readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import type { Shard } from '../engine/shard.js';
+import { CheckpointError, EXIT_FAILED } from '../errors.js';
+import type { Shard } from '../plan/space.js';
 import type { CheckpointEvent, Stamped } from './events.js';
 import { ensureDir, fsyncDir, readFileIfExists, writeFileAtomic } from './fsutil.js';
 import { JournalWriter, readJournal, truncateTo } from './journal-file.js';
 import { parseSnapshot, SnapshotError, SnapshotVersionError, serializeSnapshot } from './snapshot.js';
 import { applyEvent, type CheckpointState, emptyState, isStepComplete } from './state.js';
 
-export class CheckpointCorruptError extends Error {
+export class CheckpointCorruptError extends CheckpointError {
   override name = 'CheckpointCorruptError';
+  readonly exitCode = EXIT_FAILED;
 }
 
 /** Compact the journal into the snapshot once it holds this many bytes. */

@@ -1,7 +1,8 @@
 // The journal's event vocabulary. Every line of journal.ndjson is one of these plus `seq`, `t` (ms epoch)
 // and `crc`. docs/format.md documents each field; keep the two in step.
-import type { Shard, Sharding } from '../engine/shard.js';
+
 import type { Fingerprint } from '../plan/fingerprint.js';
+import type { Shard, Sharding } from '../plan/space.js';
 
 export interface ItemsInfo {
   count: number;
@@ -78,6 +79,8 @@ export interface UnitSpawnedEvent extends UnitBase {
   /** Process start time (clock ticks since boot, /proc/PID/stat field 22) so a reused pid is never killed. */
   startTime?: number;
   host: string;
+  /** The unit's CHECKPOINT_TRACKING_ID (src/exec/marker.ts): finds what it started, also outside its group. */
+  marker?: string;
 }
 
 export interface UnitDoneEvent extends UnitBase {

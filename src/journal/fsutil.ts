@@ -8,36 +8,17 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;
 
-/** Error code of a Node system error (ENOENT, EEXIST...), or undefined for anything else. */
-export function errorCode(error: unknown): string | undefined {
-  if (typeof error === 'object' && error !== null && 'code' in error) {
-    const code = (error as { code: unknown }).code;
-    return typeof code === 'string' ? code : undefined;
-  }
-  return undefined;
-}
+export { errorCode, writeFix } from '../errors.js';
 
-/** What to do about a failed write, by error code; undefined for codes that are not about the disk. */
-const WRITE_FIXES: Record<string, string> = {
-  ENOSPC: 'The disk is full: free disk space',
-  EDQUOT: 'The disk quota is exhausted: free space or raise the quota',
-  EFBIG: 'The file size limit was reached (see `ulimit -f`): raise it',
-  EROFS: 'The filesystem is read-only: put the checkpoint directory (--dir) on a writable filesystem',
-  EACCES: 'Permission denied: make the checkpoint directory writable by this user',
-  EPERM: 'Permission denied: make the checkpoint directory writable by this user',
-  EIO: 'The disk reported an I/O error: check the disk',
-};
-
-export function writeFix(code: string | undefined): string | undefined {
-  return code === undefined ? undefined : WRITE_FIXES[code];
-}
+import { CheckpointError, EXIT_FAILED, errorCode, writeFix } from '../errors.js';
 
 /**
  * Replacing a file of the checkpoint failed. Node's own error for a failed write() or fsync() names no file,
  * so this one does, with the cause and what to do.
  */
-export class CheckpointWriteError extends Error {
+export class CheckpointWriteError extends CheckpointError {
   override readonly name = 'CheckpointWriteError';
+  readonly exitCode = EXIT_FAILED;
   readonly path: string;
   /** The OS error code (ENOSPC, EFBIG, EACCES...), when there was one; errorCode() reads it too. */
   readonly code: string | undefined;

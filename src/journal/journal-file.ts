@@ -9,6 +9,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { CheckpointError, EXIT_FAILED } from '../errors.js';
 import { crc32 } from './crc32.js';
 import { errorCode, FILE_MODE, fsyncDir, writeFix } from './fsutil.js';
 
@@ -67,8 +68,9 @@ export function decodeLine(line: string): Record<string, unknown> | undefined {
 }
 
 /** Writing or syncing the journal failed; nothing from the failed batch was acknowledged. */
-export class JournalWriteError extends Error {
+export class JournalWriteError extends CheckpointError {
   override readonly name = 'JournalWriteError';
+  readonly exitCode = EXIT_FAILED;
   readonly path: string;
   /** The OS error code (ENOSPC, EFBIG, EROFS, EBADF...), when there was one. */
   readonly code: string | undefined;
@@ -88,8 +90,9 @@ export class JournalWriteError extends Error {
 }
 
 /** A line in the middle of the journal is damaged (intact lines follow it, so it is not a torn write). */
-export class JournalCorruptError extends Error {
+export class JournalCorruptError extends CheckpointError {
   override readonly name = 'JournalCorruptError';
+  readonly exitCode = EXIT_FAILED;
   readonly path: string;
   /** 1-based number of the first damaged line. */
   readonly line: number;

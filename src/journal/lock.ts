@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { link, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isAbsolute, join, relative } from 'node:path';
+import { CheckpointError, EXIT_INCOMPLETE } from '../errors.js';
 import { ensureDir, errorCode, FILE_MODE, tempPath } from './fsutil.js';
 
 export const LOCK_FILE = 'lock';
@@ -63,8 +64,9 @@ export interface Lease {
   onLost(listener: (reason: string) => void): void;
 }
 
-export class LockedError extends Error {
+export class LockedError extends CheckpointError {
   override readonly name = 'LockedError';
+  readonly exitCode = EXIT_INCOMPLETE;
   /** The live holder; undefined when the lock file could not be parsed (and is too young to be judged stale). */
   readonly holder: LeaseRecord | undefined;
   readonly lockPath: string;

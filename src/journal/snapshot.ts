@@ -1,12 +1,15 @@
 // checkpoint.json: the whole model as human-readable JSON with a checksum over its content. Interval lists
 // are printed one per line so a million fragments stay greppable without a line per number.
+
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { CheckpointError, EXIT_FAILED } from '../errors.js';
 import { IntervalSet } from './intervals.js';
 import { type CheckpointState, FORMAT_VERSION, type StepRecord, type ThrottleRecord } from './state.js';
 
-export class SnapshotError extends Error {
+export class SnapshotError extends CheckpointError {
   override name = 'SnapshotError';
+  readonly exitCode = EXIT_FAILED;
 }
 
 /** Written by a newer program: refused, never rebuilt from the journal (which that program wrote too). */
@@ -77,6 +80,7 @@ const stepSchema = z.object({
       pid: z.number().int().optional(),
       startTime: z.number().optional(),
       host: z.string().optional(),
+      marker: z.string().optional(),
     }),
   ),
   outputs: z.record(z.string(), z.string()),

@@ -1,7 +1,8 @@
 // The checkpoint's in-memory model and the one function that changes it (`applyEvent`). The snapshot
 // (checkpoint.json) is this model serialised; the journal is the list of events applied since.
-import type { Shard, Sharding } from '../engine/shard.js';
+
 import type { Fingerprint } from '../plan/fingerprint.js';
+import type { Shard, Sharding } from '../plan/space.js';
 import type { CheckpointEvent, ItemsInfo, Stamped } from './events.js';
 import { IntervalSet } from './intervals.js';
 import { type Pace, updatePace } from './pace.js';
@@ -32,6 +33,7 @@ export interface RunningUnit {
   pid?: number;
   startTime?: number;
   host?: string;
+  marker?: string;
 }
 
 export interface StepRecord {
@@ -281,6 +283,7 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
         r.pid = e.pid;
         if (e.startTime !== undefined) r.startTime = e.startTime;
         r.host = e.host;
+        if (e.marker !== undefined) r.marker = e.marker;
       }
       return;
     }

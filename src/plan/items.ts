@@ -1,7 +1,6 @@
 // Expansion of a batch step's `items` source into the list of items. The engine does this once per step
 // and freezes the result into the checkpoint (DESIGN §2), so this runs rarely and may be slow.
 
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { glob } from 'tinyglobby';
@@ -10,8 +9,8 @@ import type { ItemsSource } from './types.js';
 
 export { ItemsError } from './errors.js';
 
-const STDERR_TAIL_LINES = 5;
-const STDERR_TAIL_CHARS = 500;
+/** Runs an `items: { command }` source (the engine's, through the one spawner): its stdout lines. */
+export type ItemsCommandRunner = (command: string, cwd: string, env: NodeJS.ProcessEnv) => Promise<string[]>;
 
 function splitLines(text: string): string[] {
   return text
@@ -30,6 +29,7 @@ export async function expandItems(
   source: ItemsSource,
   planDir: string,
   env: NodeJS.ProcessEnv,
+  runCommand: ItemsCommandRunner,
 ): Promise<string[]> {
   switch (source.kind) {
     case 'list':
@@ -49,8 +49,8 @@ export async function expandItems(
     }
     case 'command':
       return textItems(
-        splitLines(await runItemsCommand(source.command, planDir, env)),
-        `items command "${shorten(source.command)}"`,
+        await runCommand(source.command, planDir, env),
+        `items command "${shortCommand(source.command)}"`,
       );
   }
 }
@@ -85,43 +85,8 @@ async function readItemsFile(file: string, planDir: string): Promise<string> {
   }
 }
 
-function shorten(command: string): string {
+/** A command as one short line, for messages. */
+export function shortCommand(command: string): string {
   const oneLine = command.trim().replace(/\s*\n\s*/g, '; ');
   return oneLine.length > 80 ? `${oneLine.slice(0, 79)}…` : oneLine;
-}
-
-function tail(text: string): string {
-  const lines = text.trimEnd().split('\n').slice(-STDERR_TAIL_LINES).join('\n');
-  return lines.length > STDERR_TAIL_CHARS ? `…${lines.slice(-STDERR_TAIL_CHARS)}` : lines;
-}
-
-function runItemsCommand(command: string, cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-eo', 'pipefail', '-c', command], {
-      cwd,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const stdout: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => {
-      // Only the tail is ever shown; keep memory bounded for chatty commands.
-      stderr = (stderr + chunk.toString('utf8')).slice(-8 * STDERR_TAIL_CHARS);
-    });
-    child.on('error', (err) => {
-      reject(
-        new ItemsError(`items command "${shorten(command)}" could not start: ${err.message}`, { cause: err }),
-      );
-    });
-    child.on('close', (code, signal) => {
-      if (code === 0) {
-        resolve(Buffer.concat(stdout).toString('utf8'));
-        return;
-      }
-      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      const errTail = tail(stderr);
-      reject(new ItemsError(`items command "${shorten(command)}" ${how}${errTail ? `: ${errTail}` : ''}`));
-    });
-  });
 }

@@ -2,11 +2,12 @@
 // report. Per step and per shard: units done, failed and remaining, ETA and failed ranges; across shards: is
 // the union of the done work exactly the whole, and was no range done on two shards. Gathering and rendering
 // are pure; the callers read the checkpoints (from directories, or restored from the store) and the logs.
-import { partOf, type Shard, type ShardMode, shardLabel } from '../engine/shard.js';
+
 import type { Checkpoint } from '../journal/checkpoint.js';
 import { type Interval, IntervalSet } from '../journal/intervals.js';
 import { isStepComplete, type StepRecord } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
+import { partOf, type Shard, type ShardMode, shardLabel } from '../plan/space.js';
 import type { Plan, Step } from '../plan/types.js';
 import { type StepStats, type StepStatus, stepStats } from './stats.js';
 import {

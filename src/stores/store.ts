@@ -1,5 +1,6 @@
 // Where checkpoint bundles live between attempts. The action only ever asks a Store for the newest bundle
 // under a key prefix and to keep a new one; how and where is the store's business.
+import { CheckpointError, EXIT_FAILED } from '../errors.js';
 
 export type StoreKind = 'cache' | 'artifact' | 'none';
 
@@ -25,8 +26,9 @@ export interface Store {
  * A store that could not do what was asked: an outage, a refused write, a throttled request. Never fatal:
  * the local checkpoint is intact, and the job's result is decided by its work, so callers log a warning.
  */
-export class StoreError extends Error {
+export class StoreError extends CheckpointError {
   override name = 'StoreError';
+  readonly exitCode = EXIT_FAILED;
 }
 
 /**

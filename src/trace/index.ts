@@ -3,8 +3,8 @@
 // and per unit try. This module is loaded by every run and loads no OpenTelemetry package itself: those are
 // imported (a separate chunk in dist/) only when tracing is on, so untraced runs start as fast as before.
 import { closeSync, openSync } from 'node:fs';
-import { UsageError } from '../cli/context.js';
-import type { Io, RunHooks, RunOutcome } from '../cli/run.js';
+import { UsageError } from '../session/context.js';
+import type { Io, RunHooks, RunOutcome } from '../session/run.js';
 import { traceConfig } from './config.js';
 
 // Replaced by scripts/build.mjs with package.json's version (in the entry bundle, which holds this module).

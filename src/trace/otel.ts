@@ -17,7 +17,7 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
-import type { RunHooks, RunOutcome } from '../cli/run.js';
+import type { RunHooks, RunOutcome } from '../session/run.js';
 import type { TraceSettings } from './config.js';
 import { OtlpJsonFileExporter } from './file-exporter.js';
 import type { Tracing, TracingSetup } from './index.js';

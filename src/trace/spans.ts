@@ -9,10 +9,10 @@ import {
   type Tracer,
   trace,
 } from '@opentelemetry/api';
-import type { RunOutcome } from '../cli/run.js';
 import type { EngineEvent, RunResult, Unit } from '../engine/scheduler.js';
 import type { Checkpoint } from '../journal/checkpoint.js';
 import type { Plan, Step } from '../plan/types.js';
+import type { RunOutcome } from '../session/run.js';
 import * as A from './attributes.js';
 
 export type SpanResult = 'done' | 'failed' | 'interrupted' | 'yielded' | 'blocked';

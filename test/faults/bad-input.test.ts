@@ -16,8 +16,12 @@ import * as tar from 'tar-stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { INPUT_DEFAULTS, InputError, readInputs } from '../../src/action/inputs.js';
+import { runItemsCommand } from '../../src/engine/items-command.js';
 import { PlanError } from '../../src/plan/errors.js';
-import { expandItems } from '../../src/plan/items.js';
+import { expandItems, type ItemsCommandRunner } from '../../src/plan/items.js';
+
+const runItems: ItemsCommandRunner = (command, cwd, env) => runItemsCommand(command, { cwd, env });
+
 import { parsePlan } from '../../src/plan/load.js';
 import { STEP_ID_PATTERN } from '../../src/plan/schema.js';
 import {
@@ -749,7 +753,7 @@ describe('campaign: bad-input', () => {
     // An items command printing a NUL byte: the launcher cut the item short, a direct spawn died with
     // "internal error"; now the expansion refuses it, and the CLI exits 2 naming the step.
     await expect(
-      expandItems({ kind: 'command', command: "printf 'a\\nb\\0c\\n'" }, base, process.env),
+      expandItems({ kind: 'command', command: "printf 'a\\nb\\0c\\n'" }, base, process.env, runItems),
     ).rejects.toThrow(/items command .* gave an item with a NUL byte \(item 2/);
     const dir = join(base, 'nul-items');
     await mkdir(dir);

@@ -14,7 +14,7 @@ import { cp, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { classify } from '../../src/cli/main.js';
+import { classify } from '../../src/errors.js';
 import { Checkpoint } from '../../src/journal/checkpoint.js';
 import {
   type CliResult,

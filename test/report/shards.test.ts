@@ -1,10 +1,10 @@
 // gatherShards: several shards' checkpoints into one report, and its checks — the union of the done work is
 // the whole, nothing was done on two shards, every shard did its own part of the same plan.
 import { describe, expect, it } from 'vitest';
-import { partOf, type ShardMode } from '../../src/engine/shard.js';
 import { Checkpoint } from '../../src/journal/checkpoint.js';
 import type { CheckpointEvent } from '../../src/journal/events.js';
 import { applyEvent } from '../../src/journal/state.js';
+import { partOf, type ShardMode } from '../../src/plan/space.js';
 import {
   gatherShards,
   renderReportMarkdown,

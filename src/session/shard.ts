@@ -1,7 +1,7 @@
-import { parseShardText, type Shard, shardLabel } from '../engine/shard.js';
+import { parseShardText, type Shard, shardLabel } from '../plan/space.js';
 import { UsageError } from './context.js';
 
-export type { Shard } from '../engine/shard.js';
+export type { Shard } from '../plan/space.js';
 
 /** `I/N` with 0 <= I < N (matrix `strategy.job-index` / `strategy.job-total`). */
 export function parseShard(text: string): Shard {

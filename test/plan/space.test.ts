@@ -2,7 +2,7 @@
 // whole, then chunked by `size` inside each part — for any range, size and N, N larger than the units too.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseShardText, partOf, shardModeOf, shardPart, unitsOf } from '../../src/engine/shard.js';
+import { parseShardText, partOf, shardModeOf, shardPart, unitsOf } from '../../src/plan/space.js';
 
 /** Every shard's part of [from, to). */
 function parts(from: number, to: number, total: number): Array<[number, number]> {

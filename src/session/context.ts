@@ -1,14 +1,13 @@
 // What every command needs first: the plan (or a clear exit 2), the checkpoint root, and the run to act on.
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { UsageError } from '../errors.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { listRunIds, readLatest } from '../journal/runs.js';
 import { PlanError } from '../plan/errors.js';
 import { loadPlan } from '../plan/load.js';
 import type { Plan } from '../plan/types.js';
 
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+export { UsageError } from '../errors.js';
 
 export interface CommonOptions {
   file: string;
