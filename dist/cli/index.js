@@ -15683,26 +15683,27 @@ const {
   /* Help */ "_V": Help,
 } = commander;
 
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-;// CONCATENATED MODULE: external "node:fs/promises"
-const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
-var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
-;// CONCATENATED MODULE: external "node:crypto"
-const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
-;// CONCATENATED MODULE: ./src/journal/fsutil.ts
-// Small durable-file helpers. Every update to the checkpoint directory is either append-then-fsync (the
-// journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
-
-
-
-const DIR_MODE = 0o700;
-const FILE_MODE = 0o600;
+;// CONCATENATED MODULE: ./src/errors.ts
+// One base for the errors the program expects, each carrying its exit code: a plan or usage error exits 2,
+// a run that cannot go on for now (a live lease, a stop before anything ran) 75, a damaged or unwritable
+// checkpoint 1. Their messages are complete (the thing, the value, the fix) and shown as they are, without
+// a stack. Anything else is an internal error. The lowest layer: it imports nothing of the program.
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+const EXIT_INCOMPLETE = 75;
+class CheckpointError extends Error {
+}
+/** A bad command line or input: exit 2, nothing touched. */
+class UsageError extends CheckpointError {
+    name = 'UsageError';
+    exitCode = EXIT_USAGE;
+}
+/** Nothing ran, and the command can simply be run again (a signal during set-up): exit 75. */
+class StoppedError extends CheckpointError {
+    name = 'StoppedError';
+    exitCode = EXIT_INCOMPLETE;
+}
 /** Error code of a Node system error (ENOENT, EEXIST...), or undefined for anything else. */
 function errorCode(error) {
     if (typeof error === 'object' && error !== null && 'code' in error) {
@@ -15724,12 +15725,47 @@ const WRITE_FIXES = {
 function writeFix(code) {
     return code === undefined ? undefined : WRITE_FIXES[code];
 }
+/** Exit code and message for an error; only unexpected errors show a stack (with CHECKPOINT_DEBUG=1). */
+function classify(err, debug = false) {
+    if (err instanceof CheckpointError)
+        return { code: err.exitCode, message: err.message };
+    const e = err instanceof Error ? err : new Error(String(err));
+    const stack = debug && e.stack ? `\n${e.stack}` : '';
+    // A full disk, a size limit or a read-only folder met outside the checkpoint's own writers is the
+    // environment, not a bug: say what to do rather than "please report it".
+    const fix = writeFix(errorCode(err));
+    if (fix)
+        return { code: EXIT_FAILED, message: `${e.message}. ${fix} and run the command again.${stack}` };
+    return {
+        code: EXIT_FAILED,
+        message: `internal error: ${e.message}${stack || ' (set CHECKPOINT_DEBUG=1 for details; please report it)'}`,
+    };
+}
+
+;// CONCATENATED MODULE: external "node:crypto"
+const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
+;// CONCATENATED MODULE: external "node:fs/promises"
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
+;// CONCATENATED MODULE: ./src/journal/fsutil.ts
+// Small durable-file helpers. Every update to the checkpoint directory is either append-then-fsync (the
+// journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
+
+
+
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+
+
 /**
  * Replacing a file of the checkpoint failed. Node's own error for a failed write() or fsync() names no file,
  * so this one does, with the cause and what to do.
  */
-class CheckpointWriteError extends Error {
+class CheckpointWriteError extends CheckpointError {
     name = 'CheckpointWriteError';
+    exitCode = EXIT_FAILED;
     path;
     /** The OS error code (ENOSPC, EFBIG, EACCES...), when there was one; errorCode() reads it too. */
     code;
@@ -15827,2592 +15863,6 @@ async function readFileIfExists(path) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/journal/intervals.ts
-// A set of integers kept as sorted, disjoint, merged half-open intervals [start, end).
-//
-// Completed work is recorded here: a million contiguous done units is one interval, and even a
-// pathological every-other pattern (500,000 fragments) costs flat number arrays, not an object per
-// fragment.
-//
-// Layout: the intervals, in order, are cut into blocks; each block is a flat number[]
-// [s0, e0, s1, e1, ...] of at most MAX_BLOCK numbers, never empty, with s0 < e0 < s1 < e1 < ... across
-// all blocks (strict: adjacent intervals are merged, so e_i < s_{i+1}). A lookup is a binary search over
-// the blocks (by their first start or last end) and then inside one block. Blocks bound the cost of an
-// edit in the middle: one flat array would make filling the gaps of a 500,000-fragment set (a retry of
-// every other unit) shift half a million numbers per unit, a minute of blocked event loop in total.
-// Units finish in roughly ascending order, so add() has an O(1) fast path at the end.
-/** Numbers (2 per interval) per block; a block that grows past it is split in two. */
-const MAX_BLOCK = 1024;
-/** A block shrunk below this is merged into a neighbour when they fit together. */
-const MIN_BLOCK = MAX_BLOCK / 4;
-function checkInt(name, value) {
-    if (!Number.isSafeInteger(value)) {
-        throw new RangeError(`IntervalSet: expected \`${name}\` to be a safe integer, got \`${String(value)}\``);
-    }
-}
-/** In a flat block, the first interval whose end is >= x (> x when strict). */
-function blockIndexByEnd(d, x, strict) {
-    let lo = 0;
-    let hi = d.length >> 1;
-    while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        const end = d[2 * mid + 1];
-        if (strict ? end > x : end >= x)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
-}
-/** In a flat block, the first interval whose start is > x (>= x when inclusive). */
-function blockIndexByStart(d, x, inclusive) {
-    let lo = 0;
-    let hi = d.length >> 1;
-    while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        const start = d[2 * mid];
-        if (inclusive ? start >= x : start > x)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
-}
-class IntervalSet {
-    #blocks = [];
-    #size = 0;
-    #count = 0;
-    /** Total count of integers covered. */
-    get size() {
-        return this.#size;
-    }
-    /** Number of disjoint intervals. */
-    get count() {
-        return this.#count;
-    }
-    get isEmpty() {
-        return this.#count === 0;
-    }
-    /** Smallest covered integer, or undefined when empty. */
-    get min() {
-        return this.#blocks[0]?.[0];
-    }
-    /** One past the largest covered integer, or undefined when empty. */
-    get max() {
-        const last = this.#blocks[this.#blocks.length - 1];
-        return last?.[last.length - 1];
-    }
-    /** Position of the first interval whose end is >= x (> x when strict). */
-    #posByEnd(x, strict) {
-        const blocks = this.#blocks;
-        let lo = 0;
-        let hi = blocks.length;
-        while (lo < hi) {
-            const mid = (lo + hi) >>> 1;
-            const block = blocks[mid];
-            const end = block[block.length - 1];
-            if (strict ? end > x : end >= x)
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        const block = blocks[lo];
-        return { b: lo, k: block === undefined ? 0 : blockIndexByEnd(block, x, strict) };
-    }
-    /** Position of the first interval whose start is > x (>= x when inclusive). */
-    #posByStart(x, inclusive) {
-        const blocks = this.#blocks;
-        let lo = 0;
-        let hi = blocks.length;
-        while (lo < hi) {
-            const mid = (lo + hi) >>> 1;
-            const start = blocks[mid][0];
-            if (inclusive ? start >= x : start > x)
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        // The answer is in the block before `lo` (whose first start qualifies not), or is `lo`'s first interval.
-        const prev = blocks[lo - 1];
-        if (prev === undefined)
-            return { b: lo, k: 0 };
-        const k = blockIndexByStart(prev, x, inclusive);
-        return k === prev.length >> 1 ? { b: lo, k: 0 } : { b: lo - 1, k };
-    }
-    #startAt(p) {
-        return this.#blocks[p.b][2 * p.k];
-    }
-    #endAt(p) {
-        return this.#blocks[p.b][2 * p.k + 1];
-    }
-    /** End of the interval just before position `p` (which must not be the first). */
-    #endBefore(p) {
-        if (p.k > 0)
-            return this.#blocks[p.b][2 * p.k - 1];
-        const prev = this.#blocks[p.b - 1];
-        return prev[prev.length - 1];
-    }
-    /** Replaces the intervals from position p (inclusive) to q (exclusive) with `items` (flat, sorted). */
-    #splice(p, q, items) {
-        const blocks = this.#blocks;
-        let removedSize = 0;
-        let removedCount = 0;
-        for (let b = p.b, k = p.k; b < q.b || (b === q.b && k < q.k);) {
-            const block = blocks[b];
-            if (2 * k >= block.length) {
-                b++;
-                k = 0;
-                continue;
-            }
-            removedSize += block[2 * k + 1] - block[2 * k];
-            removedCount++;
-            k++;
-        }
-        let addedSize = 0;
-        for (let i = 0; i < items.length; i += 2)
-            addedSize += items[i + 1] - items[i];
-        this.#size += addedSize - removedSize;
-        this.#count += items.length / 2 - removedCount;
-        if (p.b === blocks.length) {
-            // Insertion at the very end (p === q).
-            const last = blocks[blocks.length - 1];
-            if (last !== undefined && last.length + items.length <= MAX_BLOCK)
-                last.push(...items);
-            else if (items.length > 0)
-                blocks.push(items.slice());
-            return;
-        }
-        const head = blocks[p.b];
-        if (p.b === q.b) {
-            head.splice(2 * p.k, 2 * (q.k - p.k), ...items);
-            this.#rebalance(p.b);
-            return;
-        }
-        head.length = 2 * p.k;
-        head.push(...items);
-        const tail = blocks[q.b];
-        if (tail !== undefined && q.k > 0)
-            tail.splice(0, 2 * q.k);
-        blocks.splice(p.b + 1, q.b - p.b - 1);
-        if (tail !== undefined)
-            this.#rebalance(p.b + 1);
-        this.#rebalance(p.b);
-    }
-    /** Keeps block `b` non-empty, at most MAX_BLOCK long, and merges it with a neighbour when small. */
-    #rebalance(b) {
-        const blocks = this.#blocks;
-        const block = blocks[b];
-        if (block === undefined)
-            return;
-        if (block.length === 0) {
-            blocks.splice(b, 1);
-        }
-        else if (block.length > MAX_BLOCK) {
-            const half = (block.length >> 2) << 1;
-            blocks.splice(b, 1, block.slice(0, half), block.slice(half));
-        }
-        else if (block.length < MIN_BLOCK) {
-            const next = blocks[b + 1];
-            const prev = blocks[b - 1];
-            if (next !== undefined && block.length + next.length <= MAX_BLOCK) {
-                block.push(...next);
-                blocks.splice(b + 1, 1);
-            }
-            else if (prev !== undefined && prev.length + block.length <= MAX_BLOCK) {
-                prev.push(...block);
-                blocks.splice(b, 1);
-            }
-        }
-    }
-    /** Adds [start, end). Overlapping and adjacent intervals merge. An empty range is a no-op. */
-    add(start, end) {
-        checkInt('start', start);
-        checkInt('end', end);
-        if (start >= end)
-            return this;
-        const blocks = this.#blocks;
-        const last = blocks[blocks.length - 1];
-        // Fast paths: appending past, touching or overlapping the last interval.
-        if (last === undefined) {
-            blocks.push([start, end]);
-            this.#size += end - start;
-            this.#count++;
-            return this;
-        }
-        const n = last.length;
-        const lastEnd = last[n - 1];
-        if (start > lastEnd) {
-            if (n < MAX_BLOCK)
-                last.push(start, end);
-            else
-                blocks.push([start, end]);
-            this.#size += end - start;
-            this.#count++;
-            return this;
-        }
-        if (start >= last[n - 2]) {
-            if (end > lastEnd) {
-                last[n - 1] = end;
-                this.#size += end - lastEnd;
-            }
-            return this;
-        }
-        // General case: the intervals from p to q (exclusive) touch or overlap [start, end) and merge with it.
-        const p = this.#posByEnd(start, false);
-        const q = this.#posByStart(end, false);
-        if (p.b === q.b && p.k === q.k) {
-            this.#splice(p, q, [start, end]);
-        }
-        else {
-            this.#splice(p, q, [Math.min(start, this.#startAt(p)), Math.max(end, this.#endBefore(q))]);
-        }
-        return this;
-    }
-    /** Removes [start, end) from the set, splitting an interval when needed. */
-    remove(start, end) {
-        checkInt('start', start);
-        checkInt('end', end);
-        if (start >= end)
-            return this;
-        // The intervals from p to q (exclusive) strictly overlap [start, end).
-        const p = this.#posByEnd(start, true);
-        const q = this.#posByStart(end, true);
-        if (p.b > q.b || (p.b === q.b && p.k >= q.k))
-            return this;
-        const firstStart = this.#startAt(p);
-        const lastEnd = this.#endBefore(q);
-        const keep = [];
-        if (firstStart < start)
-            keep.push(firstStart, start);
-        if (lastEnd > end)
-            keep.push(end, lastEnd);
-        this.#splice(p, q, keep);
-        return this;
-    }
-    clear() {
-        this.#blocks = [];
-        this.#size = 0;
-        this.#count = 0;
-        return this;
-    }
-    has(x) {
-        const p = this.#posByEnd(x, true);
-        return p.b < this.#blocks.length && this.#startAt(p) <= x;
-    }
-    /** True when every integer of [start, end) is in the set (vacuously true for an empty range). */
-    covers(start, end) {
-        if (start >= end)
-            return true;
-        const p = this.#posByEnd(start, true);
-        return p.b < this.#blocks.length && this.#startAt(p) <= start && this.#endAt(p) >= end;
-    }
-    /** True when some integer of [start, end) is in the set. */
-    overlaps(start, end) {
-        if (start >= end)
-            return false;
-        const p = this.#posByEnd(start, true);
-        return p.b < this.#blocks.length && this.#startAt(p) < end;
-    }
-    /** The intervals from the first one ending after `x` on, in order. */
-    *#from(x) {
-        const blocks = this.#blocks;
-        const p = this.#posByEnd(x, true);
-        for (let b = p.b, k = p.k; b < blocks.length; b++, k = 0) {
-            const block = blocks[b];
-            for (; 2 * k < block.length; k++)
-                yield [block[2 * k], block[2 * k + 1]];
-        }
-    }
-    /** Number of integers of [start, end) in the set. */
-    coveredIn(start, end) {
-        if (start >= end)
-            return 0;
-        let total = 0;
-        for (const [s, e] of this.#from(start)) {
-            if (s >= end)
-                break;
-            total += Math.min(end, e) - Math.max(start, s);
-        }
-        return total;
-    }
-    *intervals() {
-        for (const block of this.#blocks) {
-            for (let k = 0; k < block.length; k += 2)
-                yield [block[k], block[k + 1]];
-        }
-    }
-    /** The uncovered pieces of [from, to), in ascending order. */
-    *gaps(from, to) {
-        if (from >= to)
-            return;
-        let cur = from;
-        for (const [s, e] of this.#from(from)) {
-            if (s >= to)
-                break;
-            if (s > cur)
-                yield [cur, s];
-            cur = e;
-            if (cur >= to)
-                return;
-        }
-        if (cur < to)
-            yield [cur, to];
-    }
-    /**
-     * The first uncovered piece of [from, to) that starts at or after `after` (default `from`), clipped to
-     * begin no earlier than `after`; undefined when everything there is covered. The scheduler uses
-     * `after` as a cursor to find the next pending unit without rescanning the finished prefix.
-     */
-    firstGap(from, to, after = from) {
-        const start = Math.max(from, after);
-        for (const gap of this.gaps(start, to))
-            return gap;
-        return undefined;
-    }
-    clone() {
-        const copy = new IntervalSet();
-        copy.#blocks = this.#blocks.map((block) => block.slice());
-        copy.#size = this.#size;
-        copy.#count = this.#count;
-        return copy;
-    }
-    equals(other) {
-        if (this.#count !== other.#count || this.#size !== other.#size)
-            return false;
-        const theirs = other.intervals();
-        for (const [s, e] of this.intervals()) {
-            const next = theirs.next();
-            if (next.done || next.value[0] !== s || next.value[1] !== e)
-                return false;
-        }
-        return true;
-    }
-    toJSON() {
-        return [...this.intervals()];
-    }
-    /** "0-99, 150, 200-299" (inclusive ends), for messages and status output. */
-    toString() {
-        const parts = [];
-        for (const [s, e] of this.intervals())
-            parts.push(e - s === 1 ? `${s}` : `${s}-${e - 1}`);
-        return parts.join(', ');
-    }
-    /**
-     * Parses the output of toJSON(). Intervals must be [start, end) pairs of safe integers with start < end,
-     * sorted and not overlapping; adjacent intervals are accepted and merged.
-     */
-    static fromJSON(value) {
-        if (!Array.isArray(value)) {
-            throw new Error(`invalid interval list: expected an array of [start, end] pairs, got ${describe(value)}`);
-        }
-        const set = new IntervalSet();
-        let prevEnd;
-        for (let i = 0; i < value.length; i++) {
-            const pair = value[i];
-            if (!Array.isArray(pair) || pair.length !== 2) {
-                throw new Error(`invalid interval list: entry ${i} must be a [start, end] pair, got ${describe(pair)}`);
-            }
-            const [s, e] = pair;
-            if (!Number.isSafeInteger(s) || !Number.isSafeInteger(e)) {
-                throw new Error(`invalid interval list: entry ${i} must hold two integers, got ${describe(pair)}`);
-            }
-            const start = s;
-            const end = e;
-            if (start >= end) {
-                throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] is empty or reversed (start must be < end)`);
-            }
-            if (prevEnd !== undefined && start < prevEnd) {
-                throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] overlaps or precedes the previous one, which ends at ${prevEnd}; entries must be sorted and disjoint`);
-            }
-            // Sorted input always takes add()'s append fast path; an adjacent entry merges into the previous one.
-            set.add(start, end);
-            prevEnd = end;
-        }
-        return set;
-    }
-    /** `[s0, e0, s1, e1, ...]`: the compact form the snapshot stores (one array, not an array per interval). */
-    toFlat() {
-        const out = [];
-        for (const block of this.#blocks)
-            for (const x of block)
-                out.push(x);
-        return out;
-    }
-    /** The inverse of `toFlat`, validated: sorted, disjoint, non-empty integer intervals. */
-    static fromFlat(value) {
-        if (!Array.isArray(value) || value.length % 2 !== 0) {
-            throw new Error(`invalid interval list: expected a flat array of start, end pairs, got ${describe(value)}`);
-        }
-        const set = new IntervalSet();
-        let prevEnd = Number.NEGATIVE_INFINITY;
-        for (let i = 0; i < value.length; i += 2) {
-            const start = value[i];
-            const end = value[i + 1];
-            if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) {
-                throw new Error(`invalid interval list: pair ${i / 2} must hold two integers, got ${describe([start, end])}`);
-            }
-            const s = start;
-            const e = end;
-            if (s >= e || s < prevEnd) {
-                throw new Error(`invalid interval list: pair ${i / 2} [${s}, ${e}] is empty, reversed, or not after the previous one (ends at ${prevEnd})`);
-            }
-            set.add(s, e);
-            prevEnd = e;
-        }
-        return set;
-    }
-    static from(intervals) {
-        const set = new IntervalSet();
-        for (const [s, e] of intervals)
-            set.add(s, e);
-        return set;
-    }
-}
-function describe(value) {
-    let text;
-    try {
-        text = JSON.stringify(value) ?? String(value);
-    }
-    catch {
-        text = String(value);
-    }
-    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
-;// CONCATENATED MODULE: ./src/journal/pace.ts
-// How fast a step with chunks sized by time (`batch.size: { target, min, max }`) gets through its items,
-// kept in its checkpoint record so that a resumed attempt sizes its first chunks from what earlier attempts
-// measured. Like pt-online-schema-change's --chunk-time: an exponentially weighted average of the items and
-// of the time of the finished chunks, whose ratio is the rate. A ratio of weighted sums (rather than a
-// weighted mean of per-chunk rates) lets a big chunk count for more than a tiny one.
-/** Weight of the history against each new chunk (pt-online-schema-change uses the same). */
-const PACE_WEIGHT = 0.75;
-/** `pace` with one more done chunk of `size` items that took `ms`. */
-function updatePace(pace, size, ms) {
-    // A chunk never takes less than a millisecond: a 0 would make an infinite rate.
-    const t = Math.max(1, ms);
-    if (!pace)
-        return { items: size, ms: t, lastSize: size, lastMs: ms, chunks: 1 };
-    return {
-        items: pace.items * PACE_WEIGHT + size,
-        ms: pace.ms * PACE_WEIGHT + t,
-        lastSize: size,
-        lastMs: ms,
-        chunks: pace.chunks + 1,
-    };
-}
-/** Items per millisecond; undefined before the first done chunk. */
-function paceRate(pace) {
-    if (!pace || !(pace.ms > 0) || !(pace.items > 0))
-        return undefined;
-    return pace.items / pace.ms;
-}
-
-;// CONCATENATED MODULE: ./src/journal/state.ts
-
-
-const FORMAT_VERSION = 1;
-/** Durations kept per step for the p90 estimate: recent ones matter most and the snapshot stays small. */
-const DURATION_SAMPLES = 256;
-/** The approval recorded for `step`, if any. */
-function approvalOf(state, step) {
-    return state.approvals?.get(step);
-}
-function emptyState(runId, planName, now = Date.now()) {
-    return {
-        format: FORMAT_VERSION,
-        runId,
-        planName,
-        createdAt: now,
-        updatedAt: now,
-        seq: 0,
-        attempts: [],
-        steps: new Map(),
-    };
-}
-function unitCount(rec) {
-    return Math.ceil((rec.to - rec.from) / rec.size);
-}
-function isStepComplete(rec) {
-    return rec.to <= rec.from || rec.done.covers(rec.from, rec.to);
-}
-function newRecord(e, reason) {
-    const rec = {
-        fingerprint: e.fingerprint,
-        from: e.from,
-        to: e.to,
-        size: e.size,
-        done: new IntervalSet(),
-        failed: new Map(),
-        interrupted: new IntervalSet(),
-        running: new Map(),
-        outputs: {},
-        durations: [],
-        timeMs: 0,
-        unitsDone: 0,
-        reason,
-    };
-    if (e.items)
-        rec.items = e.items;
-    if (e.sharding)
-        rec.sharding = { ...e.sharding };
-    if (e.adaptive)
-        rec.adaptive = true;
-    return rec;
-}
-/**
- * Grid cells (units of `size`) wholly inside [s, e); the last cell ends at `to`. A done chunk sized by time
- * counts as the cells it covers, so that unit counts and progress stay in one measure.
- */
-function cellsIn(rec, s, e) {
-    const first = Math.ceil((s - rec.from) / rec.size);
-    const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
-    return Math.max(0, lastEnd - first);
-}
-/** Units counted from intervals: a unit is done when its whole range is. */
-function countDoneUnits(rec) {
-    if (rec.size === 1)
-        return rec.done.size;
-    let n = 0;
-    for (const [s, e] of rec.done.intervals()) {
-        // Whole grid cells inside [s, e).
-        const first = Math.ceil((s - rec.from) / rec.size);
-        const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
-        if (lastEnd > first)
-            n += lastEnd - first;
-    }
-    return n;
-}
-function pushDuration(rec, ms) {
-    rec.durations.push(ms);
-    if (rec.durations.length > DURATION_SAMPLES)
-        rec.durations.splice(0, rec.durations.length - DURATION_SAMPLES);
-}
-/**
- * Applies one event. Unknown steps are ignored rather than fatal: a journal may name a step that a later
- * plan removed, and losing that history is harmless.
- */
-function applyEvent(state, ev) {
-    state.seq = ev.seq;
-    state.updatedAt = ev.t;
-    const e = ev;
-    switch (e.type) {
-        case 'attempt':
-            if (state.planName === '')
-                state.planName = e.plan;
-            if (e.shard && !state.shard)
-                state.shard = { index: e.shard.index, total: e.shard.total };
-            if (state.attempts.length === 0 && state.seq === ev.seq && state.createdAt > ev.t)
-                state.createdAt = ev.t;
-            state.attempts.push({
-                attempt: e.attempt,
-                pid: e.pid,
-                host: e.host,
-                resumed: e.resumed,
-                startedAt: e.t,
-                unitsDone: 0,
-            });
-            return;
-        case 'attempt-end': {
-            const a = state.attempts.find((x) => x.attempt === e.attempt);
-            if (a) {
-                a.endedAt = e.t;
-                a.exit = e.exit;
-                a.reason = e.reason;
-            }
-            return;
-        }
-        case 'step-init':
-            state.steps.set(e.step, newRecord(e, e.reason));
-            return;
-        case 'step-redefine': {
-            const rec = state.steps.get(e.step);
-            if (!rec) {
-                state.steps.set(e.step, newRecord(e, e.reason));
-                return;
-            }
-            rec.fingerprint = e.fingerprint;
-            rec.from = e.from;
-            rec.to = e.to;
-            rec.size = e.size;
-            if (e.sharding)
-                rec.sharding = { ...e.sharding };
-            else
-                delete rec.sharding;
-            if (e.adaptive)
-                rec.adaptive = true;
-            else {
-                delete rec.adaptive;
-                delete rec.pace;
-            }
-            rec.reason = e.reason;
-            rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
-            return;
-        }
-        case 'approve':
-            if (!state.approvals)
-                state.approvals = new Map();
-            state.approvals.set(e.step, { by: e.by, at: e.t });
-            return;
-        case 'reset':
-            // Throwing the step's work away by hand (`checkpoint reset`, rollback) also takes back its approval;
-            // `--failed` and the reset of `always` steps at each attempt do not. Cleared before the record lookup:
-            // a step approved before its record existed has none.
-            if (!e.failedOnly && e.reason !== 'always')
-                state.approvals?.delete(e.step);
-            break;
-        default:
-            break;
-    }
-    const rec = state.steps.get(e.step);
-    if (!rec)
-        return;
-    switch (e.type) {
-        case 'start':
-            rec.running.set(e.start, {
-                start: e.start,
-                end: e.end,
-                index: e.index,
-                attempt: e.attempt,
-                try: e.try,
-                t: e.t,
-            });
-            rec.interrupted.remove(e.start, e.end);
-            return;
-        case 'spawned': {
-            const r = rec.running.get(e.start);
-            if (r) {
-                r.pid = e.pid;
-                if (e.startTime !== undefined)
-                    r.startTime = e.startTime;
-                r.host = e.host;
-            }
-            return;
-        }
-        case 'done': {
-            rec.running.delete(e.start);
-            rec.failed.delete(e.start);
-            rec.interrupted.remove(e.start, e.end);
-            if (!rec.done.covers(e.start, e.end)) {
-                // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
-                const n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
-                rec.done.add(e.start, e.end);
-                rec.unitsDone += n;
-                const a = state.attempts[state.attempts.length - 1];
-                if (a)
-                    a.unitsDone += n;
-            }
-            rec.timeMs += e.ms;
-            pushDuration(rec, e.ms);
-            if (rec.adaptive)
-                rec.pace = updatePace(rec.pace, e.end - e.start, e.ms);
-            if (e.outputs)
-                Object.assign(rec.outputs, e.outputs);
-            return;
-        }
-        case 'fail': {
-            rec.running.delete(e.start);
-            rec.timeMs += e.ms;
-            const prev = rec.failed.get(e.start);
-            rec.failed.set(e.start, {
-                start: e.start,
-                end: e.end,
-                index: e.index,
-                exit: e.exit,
-                signal: e.signal,
-                tries: (prev?.tries ?? 0) + 1,
-                reason: e.reason,
-                attempt: state.attempts[state.attempts.length - 1]?.attempt ?? 0,
-                t: e.t,
-            });
-            return;
-        }
-        case 'yield':
-            rec.running.delete(e.start);
-            rec.timeMs += e.ms;
-            return;
-        case 'interrupt':
-            rec.running.delete(e.start);
-            rec.timeMs += e.ms;
-            rec.interrupted.add(e.start, e.end);
-            return;
-        case 'step-complete':
-            rec.completedAt = e.t;
-            return;
-        case 'reset':
-            if (e.forget) {
-                state.steps.delete(e.step);
-                return;
-            }
-            rec.failed.clear();
-            if (!e.failedOnly) {
-                rec.done = new IntervalSet();
-                rec.interrupted = new IntervalSet();
-                rec.outputs = {};
-                rec.unitsDone = 0;
-                rec.completedAt = undefined;
-                rec.reason = e.reason;
-            }
-            return;
-        case 'throttle': {
-            if (!rec.throttle)
-                rec.throttle = { held: false, count: 0, heldMs: 0 };
-            const t = rec.throttle;
-            if (e.held) {
-                if (!t.held) {
-                    t.count += 1;
-                    t.since = e.t;
-                }
-                t.held = true;
-                if (e.reason !== undefined)
-                    t.reason = e.reason;
-            }
-            else if (t.held) {
-                t.heldMs += Math.max(0, e.t - (t.since ?? e.t));
-                t.held = false;
-                delete t.since;
-            }
-            return;
-        }
-        case 'mark-done':
-            rec.failed.clear();
-            rec.interrupted = new IntervalSet();
-            if (rec.to > rec.from)
-                rec.done.add(rec.from, rec.to);
-            rec.unitsDone = unitCount(rec);
-            rec.completedAt = e.t;
-            return;
-    }
-}
-/**
- * Running units survive in the model only when an attempt died without recording their end. Loading turns
- * them into interrupted units; the engine first ends any such process still alive (see engine/orphans.ts).
- */
-function orphanedUnits(state) {
-    const out = [];
-    for (const [step, rec] of state.steps)
-        for (const unit of rec.running.values())
-            out.push({ step, unit });
-    return out;
-}
-function p90(values) {
-    if (values.length === 0)
-        return undefined;
-    const sorted = [...values].sort((a, b) => a - b);
-    const i = Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1);
-    return sorted[Math.max(0, i)];
-}
-
-;// CONCATENATED MODULE: ./src/plan/duration.ts
-// Durations as users write them in plans and flags (`90s`, `10m`, `1h30m`, `2d`, `500ms`) and as the
-// program prints them back (`3m05s`).
-const UNIT_MS = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
-/** Units in the order they must appear in a combined duration (`1d2h`, never `2h1d`). */
-const UNIT_ORDER = ['d', 'h', 'm', 's', 'ms'];
-// `ms` must be tried before `m` so that `500ms` is not read as 500 minutes followed by garbage.
-const PART = /(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)/y;
-const BARE_NUMBER = /^\d+(?:\.\d+)?$/;
-function durationError(text) {
-    return new Error(`expected a duration like 90s, 10m, 1h30m or 2d, got ${JSON.stringify(String(text))}`);
-}
-/**
- * Parses a duration into milliseconds. Accepts `500ms`, `90s`, `10m`, `1h30m`, `2d`, combinations in
- * decreasing order of unit (`1d2h`, `2m30s`, `1s500ms`, spaces allowed between parts), decimals (`1.5h`),
- * and a bare number, which means seconds. Throws a plain `Error` with a user-facing message otherwise.
- */
-function parseDuration(text) {
-    if (typeof text === 'number') {
-        if (!Number.isFinite(text) || text < 0)
-            throw durationError(text);
-        return Math.round(text * 1000);
-    }
-    if (typeof text !== 'string')
-        throw durationError(text);
-    const s = text.trim();
-    if (s === '')
-        throw durationError(text);
-    if (BARE_NUMBER.test(s)) {
-        // Hundreds of digits read as Infinity, which every caller would take for a real duration.
-        const ms = Number(s) * 1000;
-        if (!Number.isFinite(ms))
-            throw durationError(text);
-        return Math.round(ms);
-    }
-    let total = 0;
-    let pos = 0;
-    let lastUnit = -1;
-    while (pos < s.length) {
-        PART.lastIndex = pos;
-        const m = PART.exec(s);
-        if (!m)
-            throw durationError(text);
-        const unit = m[2];
-        const order = UNIT_ORDER.indexOf(unit);
-        // Each unit at most once and from largest to smallest: `1m1m` or `30m1h` are more likely typos than intent.
-        if (order <= lastUnit)
-            throw durationError(text);
-        lastUnit = order;
-        total += Number(m[1]) * UNIT_MS[unit];
-        pos = PART.lastIndex;
-        while (s[pos] === ' ')
-            pos++;
-    }
-    if (!Number.isFinite(total))
-        throw durationError(text);
-    return Math.round(total);
-}
-/**
- * Formats milliseconds compactly: `850ms`, `42s`, `3m05s`, `1h30m`, `2d4h`. Two units at most; the smaller
- * one is left out when it is zero (`3m`, `1h`, `2d`). Rounds down, so 59.9 s prints as `59s`, never `60s`.
- */
-function duration_formatDuration(ms) {
-    if (Number.isNaN(ms))
-        return '?';
-    if (ms < 0)
-        return `-${duration_formatDuration(-ms)}`;
-    if (!Number.isFinite(ms))
-        return '∞';
-    if (ms < 1000)
-        return `${Math.floor(ms)}ms`;
-    const totalSeconds = Math.floor(ms / 1000);
-    if (totalSeconds < 60)
-        return `${totalSeconds}s`;
-    const totalMinutes = Math.floor(totalSeconds / 60);
-    if (totalMinutes < 60)
-        return pair(totalMinutes, 'm', totalSeconds % 60, 's', true);
-    const totalHours = Math.floor(totalMinutes / 60);
-    if (totalHours < 24)
-        return pair(totalHours, 'h', totalMinutes % 60, 'm', true);
-    return pair(Math.floor(totalHours / 24), 'd', totalHours % 24, 'h', false);
-}
-function pair(big, bigUnit, small, smallUnit, pad) {
-    if (small === 0)
-        return `${big}${bigUnit}`;
-    const smallText = pad ? String(small).padStart(2, '0') : String(small);
-    return `${big}${bigUnit}${smallText}${smallUnit}`;
-}
-
-;// CONCATENATED MODULE: ./src/engine/chunking.ts
-
-/** The most a chunk grows over the last finished one. */
-const GROWTH = 4;
-/** Part of the time left that a chunk may plan to use: the rest is a margin for the estimate's error. */
-const BUDGET_SHARE = 0.9;
-/** The margin is at least this long (ms). */
-const MIN_MARGIN_MS = 1000;
-/** Of `remainingMs` left in the budget, the time a chunk may plan to take. */
-function usableMs(remainingMs) {
-    return Math.max(0, Math.min(remainingMs * BUDGET_SHARE, remainingMs - MIN_MARGIN_MS));
-}
-/** The largest chunk: `max` rounded down to a whole multiple of `min` (at least `min`). */
-function largestChunk(size) {
-    return Math.max(1, Math.floor(size.max / size.min)) * size.min;
-}
-/**
- * The chunk size the rate alone asks for (no gap, no budget): rate × target, grown at most GROWTH times the
- * last chunk, in whole multiples of `min` within [min, max]. `min` before anything was measured.
- */
-function wantedChunk(size, pace) {
-    const rate = paceRate(pace);
-    if (rate === undefined || !pace)
-        return size.min;
-    let want = rate * size.targetMs;
-    want = Math.min(want, Math.max(pace.lastSize, size.min) * GROWTH);
-    return clampToGrid(size, want);
-}
-/** `want` as a whole multiple of `min` within [min, max]. */
-function clampToGrid(size, want) {
-    const k = Math.floor(want / size.min);
-    return Math.min(largestChunk(size), Math.max(1, Number.isFinite(k) ? k : 1) * size.min);
-}
-/** The next chunk's size: `wantedChunk`, cut to the time left (when a budget is set) and to the room. */
-function nextChunkSize(input) {
-    const { size, pace, room, remainingMs } = input;
-    let chunk = wantedChunk(size, pace);
-    const rate = paceRate(pace);
-    if (remainingMs !== undefined && rate !== undefined) {
-        const fits = rate * usableMs(remainingMs);
-        if (fits < chunk)
-            chunk = clampToGrid(size, fits);
-    }
-    return Math.max(1, Math.min(chunk, room));
-}
-/** How long `items` will take at the measured pace, ms; undefined before anything was measured. */
-function estimateMs(pace, items) {
-    const rate = paceRate(pace);
-    return rate === undefined ? undefined : items / rate;
-}
-/** Whether a chunk estimated at `estMs` may start with `remainingMs` left (keeping the margin). */
-function fitsRemaining(estMs, remainingMs) {
-    return estMs <= usableMs(remainingMs);
-}
-/** The latest start (Unix ms) at which a chunk estimated at `estMs` still fits before `deadline`. */
-function latestStart(deadline, estMs) {
-    // fitsRemaining(est, deadline - start) ⇔ deadline - start >= max(est / BUDGET_SHARE, est + MIN_MARGIN_MS)
-    return deadline - Math.max(estMs / BUDGET_SHARE, estMs + MIN_MARGIN_MS);
-}
-function chunkInfo(rec, size) {
-    const rate = paceRate(rec.pace);
-    return {
-        targetMs: size ? size.targetMs : null,
-        min: size ? size.min : rec.size,
-        max: size && size.max < Number.MAX_SAFE_INTEGER ? size.max : null,
-        lastSize: rec.pace ? rec.pace.lastSize : null,
-        lastMs: rec.pace ? rec.pace.lastMs : null,
-        ratePerSecond: rate === undefined ? null : Math.round(rate * 1000 * 10) / 10,
-        nextSize: size ? wantedChunk(size, rec.pace) : null,
-        measured: rec.pace?.chunks ?? 0,
-    };
-}
-
-;// CONCATENATED MODULE: ./src/engine/env.ts
-// The environment a unit sees: the engine's own, minus the runner's secrets, plus the plan's and ours.
-/**
- * Variables that let a process talk to the runner's services as the job. User commands never need them and
- * must not be able to read them (DESIGN §6, Security).
- */
-const SECRET_NAMES = new Set([
-    'ACTIONS_RUNTIME_TOKEN',
-    'ACTIONS_RESULTS_URL',
-    'ACTIONS_CACHE_URL',
-    'ACTIONS_RUNTIME_URL',
-]);
-const SECRET_PREFIXES = ['ACTIONS_ID_TOKEN_REQUEST_'];
-function isRunnerSecret(name) {
-    return SECRET_NAMES.has(name) || SECRET_PREFIXES.some((p) => name.startsWith(p));
-}
-function scrubEnv(env) {
-    const out = {};
-    for (const [k, v] of Object.entries(env))
-        if (v !== undefined && !isRunnerSecret(k))
-            out[k] = v;
-    return out;
-}
-
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(1421);
-;// CONCATENATED MODULE: ./src/journal/lock.ts
-// The run's lease: `<runDir>/lock` says which process on which host is working on this checkpoint. It is a
-// lease, not a plain lock file: it is void once its holder's process is gone (same host) or its heartbeat
-// is older than the TTL (any host, e.g. a lock restored from a cache saved on another runner).
-//
-// Creation is atomic: the record is written to a temp file which is then link()ed to `lock` (fails with
-// EEXIST if any lock exists). Replacing a stale lock is serialised by a short-lived `lock.takeover` guard
-// (created the same way), so that several contenders judging the same stale lock cannot each remove
-// the lock another one has just installed. Whoever holds the guard moves the stale lock aside with
-// rename(), checks it moved the lock it judged (same nonce), and links its own; if it moved a different
-// one it links that back.
-
-
-
-
-
-
-const LOCK_FILE = 'lock';
-const GUARD_FILE = 'lock.takeover';
-/** An unparsable lock younger than this may be in the middle of being written by a foreign tool: respect it. */
-const UNPARSABLE_GRACE_MS = 5_000;
-/** A takeover takes milliseconds; a guard this old was left by a contender that died mid-takeover. */
-const GUARD_STALE_MS = 10_000;
-/** How long acquireLease keeps retrying while other contenders create, replace or guard the lock. */
-const ACQUIRE_PATIENCE_MS = GUARD_STALE_MS + 10_000;
-class LockedError extends Error {
-    name = 'LockedError';
-    /** The live holder; undefined when the lock file could not be parsed (and is too young to be judged stale). */
-    holder;
-    lockPath;
-    constructor(message, lockPath, holder) {
-        super(message);
-        this.lockPath = lockPath;
-        this.holder = holder;
-    }
-}
-const DEFAULT_TTL_MS = 30_000;
-const DEFAULT_HEARTBEAT_MS = 5_000;
-/** Start time of process `pid` in clock ticks since boot (Linux /proc), or undefined where unavailable. */
-function processStartTime(pid) {
-    const stat = readProcStat(pid);
-    return stat?.startTime;
-}
-function readProcStat(pid) {
-    if (process.platform !== 'linux')
-        return undefined;
-    let text;
-    try {
-        text = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
-    }
-    catch {
-        return undefined;
-    }
-    // "pid (comm) state ppid ..." — comm may contain spaces and parentheses, so split after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
-    const state = fields[0];
-    const startTime = Number(fields[19]);
-    if (state === undefined || !Number.isSafeInteger(startTime))
-        return undefined;
-    return { state, startTime };
-}
-/**
- * Whether process `pid` exists on this host (a zombie counts as gone). With `startTime`, a process whose
- * start time differs (the pid was reused) counts as gone too.
- */
-function isProcessAlive(pid, startTime) {
-    if (!Number.isSafeInteger(pid) || pid <= 0)
-        return false;
-    try {
-        process.kill(pid, 0);
-    }
-    catch (error) {
-        // EPERM: it exists but belongs to another user.
-        if (errorCode(error) !== 'EPERM')
-            return false;
-    }
-    const stat = readProcStat(pid);
-    if (stat === undefined)
-        return true;
-    if (stat.state === 'Z' || stat.state === 'X')
-        return false;
-    return startTime === undefined || stat.startTime === startTime;
-}
-function parseRecord(text) {
-    let value;
-    try {
-        value = JSON.parse(text);
-    }
-    catch {
-        return undefined;
-    }
-    if (typeof value !== 'object' || value === null)
-        return undefined;
-    const v = value;
-    if (!Number.isSafeInteger(v.pid) ||
-        typeof v.host !== 'string' ||
-        typeof v.runId !== 'string' ||
-        !Number.isSafeInteger(v.attempt) ||
-        typeof v.heartbeat !== 'number' ||
-        !Number.isFinite(v.heartbeat) ||
-        typeof v.nonce !== 'string' ||
-        v.nonce === '') {
-        return undefined;
-    }
-    const record = {
-        pid: v.pid,
-        host: v.host,
-        runId: v.runId,
-        attempt: v.attempt,
-        heartbeat: v.heartbeat,
-        nonce: v.nonce,
-    };
-    if (Number.isSafeInteger(v.startTime))
-        record.startTime = v.startTime;
-    if (typeof v.ttlMs === 'number' && Number.isFinite(v.ttlMs) && v.ttlMs > 0)
-        record.ttlMs = v.ttlMs;
-    return record;
-}
-async function readLockFile(path) {
-    try {
-        const [text, info] = await Promise.all([(0,promises_namespaceObject.readFile)(path, 'utf8'), (0,promises_namespaceObject.stat)(path)]);
-        return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
-    }
-    catch (error) {
-        if (errorCode(error) === 'ENOENT')
-            return undefined;
-        throw error;
-    }
-}
-/** What identifies one version of a lock file across a rename: its nonce, or its text if unparsable. */
-function identity(state) {
-    return state.record ? `nonce:${state.record.nonce}` : `text:${state.text}`;
-}
-function judge(state, ttlMs, now) {
-    const record = state.record;
-    if (record === undefined) {
-        const age = now - state.mtimeMs;
-        return age > UNPARSABLE_GRACE_MS
-            ? { stale: true, reason: `the lock file is unreadable and ${formatAge(age)} old` }
-            : { stale: false, reason: `the lock file is unreadable but only ${formatAge(age)} old` };
-    }
-    if (record.host === (0,external_node_os_.hostname)()) {
-        if (!isProcessAlive(record.pid)) {
-            return { stale: true, reason: `process ${record.pid} on this host is gone` };
-        }
-        if (record.startTime !== undefined) {
-            const current = processStartTime(record.pid);
-            if (current !== undefined && current !== record.startTime) {
-                return {
-                    stale: true,
-                    reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
-                };
-            }
-        }
-    }
-    const ttl = record.ttlMs ?? ttlMs;
-    const age = now - record.heartbeat;
-    if (age > ttl) {
-        return {
-            stale: true,
-            reason: `its last heartbeat was ${formatAge(age)} ago (lease expires after ${formatAge(ttl)})`,
-        };
-    }
-    return { stale: false, reason: 'alive' };
-}
-function formatAge(ms) {
-    const s = Math.max(0, Math.round(ms / 1000));
-    if (s < 120)
-        return `${s}s`;
-    const m = Math.round(s / 60);
-    return m < 120 ? `${m}m` : `${Math.round(m / 60)}h`;
-}
-function displayDir(runDir) {
-    const rel = (0,external_node_path_.relative)(process.cwd(), runDir);
-    return rel !== '' && !rel.startsWith('..') && !(0,external_node_path_.isAbsolute)(rel) ? rel : runDir;
-}
-function lockedError(runDir, lockPath, state, ttlMs, now) {
-    const record = state.record;
-    if (record === undefined) {
-        return new LockedError(`checkpoint ${displayDir(runDir)} is locked: ${lockPath} was written ${formatAge(now - state.mtimeMs)} ago ` +
-            `but cannot be read. Wait a few seconds and try again; if it stays unreadable it is ignored once it is ` +
-            `${UNPARSABLE_GRACE_MS / 1000}s old.`, lockPath, undefined);
-    }
-    const ttl = record.ttlMs ?? ttlMs;
-    return new LockedError(`checkpoint ${displayDir(runDir)} is locked by pid ${record.pid} on host ${record.host} ` +
-        `(attempt ${record.attempt}, heartbeat ${formatAge(now - record.heartbeat)} ago); wait for that run to ` +
-        `finish, or stop it. If it is gone, its lease expires ${formatAge(ttl)} after its last heartbeat.`, lockPath, record);
-}
-async function tryLink(from, to) {
-    try {
-        await (0,promises_namespaceObject.link)(from, to);
-        return true;
-    }
-    catch (error) {
-        if (errorCode(error) === 'EEXIST')
-            return false;
-        throw error;
-    }
-}
-function pause(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-}
-/**
- * Moves `path` aside if it still is the version `expected` identifies, then deletes it. Returns false when
- * the file there was another version (it is put back) or was already gone.
- */
-async function removeIfSame(path, expected, nonce) {
-    const aside = `${path}.stale-${nonce}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
-    try {
-        await (0,promises_namespaceObject.rename)(path, aside);
-    }
-    catch (error) {
-        if (errorCode(error) === 'ENOENT')
-            return false;
-        throw error;
-    }
-    const moved = await readLockFile(aside);
-    if (moved !== undefined && identity(moved) !== expected) {
-        // We moved a newer file than the one judged: put it back unless someone created another meanwhile.
-        await tryLink(aside, path);
-        await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
-        return false;
-    }
-    await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
-    return true;
-}
-/** Takes the takeover guard (returns its identity), clearing a guard abandoned by a contender that died. */
-async function takeGuard(guardPath, nonce) {
-    const text = JSON.stringify({ pid: process.pid, host: (0,external_node_os_.hostname)(), nonce });
-    const tmp = tempPath(guardPath);
-    await (0,promises_namespaceObject.writeFile)(tmp, text, { mode: FILE_MODE, flag: 'wx' });
-    try {
-        if (await tryLink(tmp, guardPath))
-            return `text:${text}`;
-        const guard = await readLockFile(guardPath);
-        if (guard !== undefined && Date.now() - guard.mtimeMs > GUARD_STALE_MS) {
-            await removeIfSame(guardPath, identity(guard), nonce);
-        }
-        return undefined;
-    }
-    finally {
-        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-    }
-}
-/**
- * Acquires the lease on `runDir`, replacing a stale one. Throws LockedError when a live process holds it.
- * The heartbeat timer is unref'd: it never keeps the process alive.
- */
-async function lock_acquireLease(runDir, info, opts = {}) {
-    const ttlMs = opts.ttlMs ?? DEFAULT_TTL_MS;
-    const heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-    if (!(ttlMs > 0) || !(heartbeatMs > 0)) {
-        throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
-    }
-    await fsutil_ensureDir(runDir);
-    const lockPath = (0,external_node_path_.join)(runDir, LOCK_FILE);
-    const guardPath = (0,external_node_path_.join)(runDir, GUARD_FILE);
-    const nonce = (0,external_node_crypto_namespaceObject.randomBytes)(12).toString('hex');
-    const record = {
-        pid: process.pid,
-        host: (0,external_node_os_.hostname)(),
-        runId: info.runId,
-        attempt: info.attempt,
-        heartbeat: Date.now(),
-        ttlMs,
-        nonce,
-    };
-    const startTime = processStartTime(process.pid);
-    if (startTime !== undefined)
-        record.startTime = startTime;
-    let tookOver;
-    const tmp = tempPath(lockPath);
-    await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(record)}\n`, { mode: FILE_MODE, flag: 'wx' });
-    const giveUpAt = Date.now() + ACQUIRE_PATIENCE_MS;
-    try {
-        while (Date.now() < giveUpAt) {
-            if (await tryLink(tmp, lockPath)) {
-                return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
-            }
-            const holder = await readLockFile(lockPath);
-            if (holder === undefined)
-                continue; // released meanwhile: try again
-            const now = Date.now();
-            const verdict = judge(holder, ttlMs, now);
-            if (!verdict.stale)
-                throw lockedError(runDir, lockPath, holder, ttlMs, now);
-            const guard = await takeGuard(guardPath, nonce);
-            if (guard === undefined) {
-                // Another contender is replacing the stale lock; see what it ends up with.
-                await pause(5 + Math.random() * 20);
-                continue;
-            }
-            try {
-                const current = await readLockFile(lockPath);
-                if (current !== undefined && identity(current) === identity(holder)) {
-                    if (await removeIfSame(lockPath, identity(holder), nonce)) {
-                        tookOver = { holder: holder.record, reason: verdict.reason };
-                    }
-                }
-                // Link under the guard; if someone without the guard linked first, the next round judges them.
-                if (await tryLink(tmp, lockPath)) {
-                    return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
-                }
-            }
-            finally {
-                await removeIfSame(guardPath, guard, nonce).catch(() => undefined);
-            }
-        }
-        throw new Error(`could not acquire ${lockPath} within ${ACQUIRE_PATIENCE_MS / 1000}s: other processes keep creating and replacing it. ` +
-            'Make sure only one `checkpoint run` works on this checkpoint at a time.');
-    }
-    finally {
-        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-    }
-}
-function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLost) {
-    let timer;
-    let tick;
-    let stopped = false;
-    let lastBeat = record.heartbeat;
-    let lostReason;
-    const listeners = onLost ? [onLost] : [];
-    const lose = (reason) => {
-        if (stopped)
-            return;
-        stop();
-        lostReason = reason;
-        for (const listener of listeners)
-            listener(reason);
-    };
-    const beat = async () => {
-        try {
-            const current = await readLockFile(lockPath);
-            if (stopped)
-                return;
-            if (current === undefined) {
-                lose(`the lock file ${lockPath} was removed by another process`);
-                return;
-            }
-            if (current.record?.nonce !== record.nonce) {
-                const by = current.record
-                    ? `pid ${current.record.pid} on host ${current.record.host}`
-                    : 'another process';
-                lose(`the lease on ${lockPath} was taken over by ${by}`);
-                return;
-            }
-            const next = { ...record, heartbeat: Date.now() };
-            const tmp = tempPath(lockPath);
-            // No fsync: a heartbeat lost in a power cut only makes the lease look older, which is harmless.
-            await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(next)}\n`, { mode: FILE_MODE, flag: 'wx' });
-            if (stopped) {
-                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-                return;
-            }
-            try {
-                await (0,promises_namespaceObject.rename)(tmp, lockPath);
-            }
-            catch (error) {
-                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-                throw error;
-            }
-            lastBeat = next.heartbeat;
-            record.heartbeat = next.heartbeat;
-        }
-        catch (error) {
-            // Transient trouble (disk full...) is retried on the next tick; give up once the lease has expired.
-            if (Date.now() - lastBeat > ttlMs) {
-                lose(`could not refresh the lease on ${lockPath} for ${formatAge(ttlMs)}: ${String(error)}`);
-            }
-        }
-    };
-    const stop = () => {
-        stopped = true;
-        if (timer !== undefined)
-            clearInterval(timer);
-        timer = undefined;
-    };
-    timer = setInterval(() => {
-        if (tick !== undefined)
-            return;
-        tick = beat().finally(() => {
-            tick = undefined;
-        });
-    }, heartbeatMs);
-    timer.unref();
-    // Best effort: remove temp and aside files that crashed contenders left behind.
-    void sweepLeftovers(runDir);
-    return {
-        info: record,
-        tookOver,
-        stopHeartbeat: stop,
-        onLost(listener) {
-            const reason = lostReason;
-            if (reason === undefined)
-                listeners.push(listener);
-            else
-                queueMicrotask(() => listener(reason));
-        },
-        async release() {
-            stop();
-            await tick;
-            // Best effort: a lock that cannot be removed (a read-only or full disk, the very fault that may have
-            // ended the run) expires by itself once this process is gone, and failing here would hide that fault.
-            try {
-                const current = await readLockFile(lockPath);
-                if (current?.record?.nonce === record.nonce)
-                    await (0,promises_namespaceObject.unlink)(lockPath);
-            }
-            catch {
-                // See above.
-            }
-        },
-    };
-}
-async function sweepLeftovers(runDir) {
-    try {
-        const cutoff = Date.now() - 60_000;
-        for (const name of await (0,promises_namespaceObject.readdir)(runDir)) {
-            if (!/^lock(\.takeover)?\.(tmp|stale)-/.test(name))
-                continue;
-            const path = (0,external_node_path_.join)(runDir, name);
-            const info = await (0,promises_namespaceObject.stat)(path);
-            if (info.mtimeMs < cutoff)
-                await (0,promises_namespaceObject.unlink)(path);
-        }
-    }
-    catch {
-        // Leftovers are harmless; never fail over them.
-    }
-}
-/** The lease record in `runDir`'s lock file; undefined when there is no lock (or it cannot be parsed). */
-async function readLease(runDir) {
-    return (await readLockFile(join(runDir, LOCK_FILE)))?.record;
-}
-/** The lease on `runDir` as acquireLease would judge it (live or stale, and why); undefined without a lock. */
-async function inspectLease(runDir, opts = {}) {
-    const state = await readLockFile((0,external_node_path_.join)(runDir, LOCK_FILE));
-    if (state === undefined)
-        return undefined;
-    const now = Date.now();
-    const verdict = judge(state, opts.ttlMs ?? DEFAULT_TTL_MS, now);
-    return {
-        holder: state.record,
-        ageMs: now - (state.record?.heartbeat ?? state.mtimeMs),
-        stale: verdict.stale,
-        reason: verdict.reason,
-    };
-}
-
-;// CONCATENATED MODULE: ./src/engine/unit-env.ts
-// A unit's environment in two parts: the step's fixed part (the engine's environment, the plan's and the
-// step's variables, the run's CHECKPOINT_* values), built once per step, and the handful of variables that
-// differ from one unit to the next. A launcher turns the fixed part into request text once per step instead
-// of diffing and quoting ~50 variables for every unit; Node's own spawn merges the two.
-class UnitEnv {
-    /** Shared by every unit of a step: never modified after construction. */
-    fixed;
-    /** This unit's own variables (CHECKPOINT_TRY, CHECKPOINT_BATCH_*, ...); they win over `fixed`. */
-    own;
-    constructor(fixed, own) {
-        this.fixed = fixed;
-        this.own = own;
-    }
-    toObject() {
-        return { ...this.fixed, ...this.own };
-    }
-}
-/** The whole environment, whichever way it was given. */
-function envObject(env) {
-    return env instanceof UnitEnv ? env.toObject() : env;
-}
-
-;// CONCATENATED MODULE: ./src/engine/process.ts
-// The one place that spawns unit processes: own process group, environment, output capture, timeouts and
-// group-wide signals. Everything else asks this module.
-
-
-
-
-
-const MAX_TIMER_MS = 2 ** 31 - 1;
-/** Sends a signal to a whole process group; a group that is already gone is not an error. */
-function signalGroup(pgid, signal) {
-    try {
-        process.kill(-pgid, signal);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-function groupAlive(pgid) {
-    try {
-        process.kill(-pgid, 0);
-        return true;
-    }
-    catch (err) {
-        return err.code === 'EPERM';
-    }
-}
-class Tail {
-    #chunks = [];
-    #bytes = 0;
-    #limit;
-    constructor(limit) {
-        this.#limit = limit;
-    }
-    push(b) {
-        this.#chunks.push(b);
-        this.#bytes += b.length;
-        while (this.#bytes - (this.#chunks[0]?.length ?? 0) >= this.#limit && this.#chunks.length > 1) {
-            this.#bytes -= this.#chunks.shift()?.length ?? 0;
-        }
-    }
-    toString() {
-        const all = Buffer.concat(this.#chunks);
-        return all.subarray(Math.max(0, all.length - this.#limit)).toString('utf8');
-    }
-    get empty() {
-        return this.#bytes === 0;
-    }
-}
-/**
- * The absolute path of a program as a PATH search would find it, so each of thousands of unit starts skips
- * the search (a failed stat per PATH entry); the name itself when not found (the start then reports it).
- */
-function resolveProgram(name, pathVar) {
-    if (name.includes('/'))
-        return name;
-    for (const dir of (pathVar ?? '').split(external_node_path_.delimiter)) {
-        if (!dir)
-            continue;
-        const candidate = (0,external_node_path_.join)(dir, name);
-        try {
-            (0,external_node_fs_.accessSync)(candidate, external_node_fs_.constants.X_OK);
-            if ((0,external_node_fs_.statSync)(candidate).isFile())
-                return candidate;
-        }
-        catch {
-            // not here
-        }
-    }
-    return name;
-}
-/** Starts a unit with Node's spawn, detached: the child leads a new process group. */
-function spawnDirect(opts) {
-    const [cmd, ...args] = opts.argv;
-    // detached: the child becomes the leader of a new process group, so signals reach everything it starts.
-    const child = (0,external_node_child_process_.spawn)(cmd ?? 'sh', args, {
-        cwd: opts.cwd,
-        env: envObject(opts.env),
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let sink = () => { };
-    child.stdout?.on('data', (c) => sink(c, 'stdout'));
-    child.stderr?.on('data', (c) => sink(c, 'stderr'));
-    const exited = new Promise((resolve) => {
-        let settled = false;
-        const finish = (exit) => {
-            if (settled)
-                return;
-            settled = true;
-            // Background children may keep the pipes open after the shell exits; don't let them hold the unit.
-            const drain = setTimeout(() => {
-                child.stdout?.destroy();
-                child.stderr?.destroy();
-                resolve(exit);
-            }, 50);
-            let open = 2;
-            const closed = () => {
-                open -= 1;
-                if (open === 0) {
-                    clearTimeout(drain);
-                    resolve(exit);
-                }
-            };
-            if (child.stdout?.readableEnded ?? true)
-                closed();
-            else
-                child.stdout?.once('close', closed);
-            if (child.stderr?.readableEnded ?? true)
-                closed();
-            else
-                child.stderr?.once('close', closed);
-        };
-        child.once('error', (err) => finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) }));
-        child.once('exit', (code, signal) => finish({ code, signal }));
-    });
-    return {
-        pid: child.pid,
-        setOutput: (fn) => {
-            sink = fn;
-        },
-        exited,
-    };
-}
-class UnitProcess {
-    pid;
-    startTime;
-    exited;
-    #tail;
-    #started = performance.now();
-    #endedBy;
-    #timeoutTimer;
-    #done = false;
-    constructor(opts, backend = spawnDirect(opts)) {
-        this.pid = backend.pid;
-        this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
-        const onLine = opts.onLine;
-        const partial = { stdout: '', stderr: '' };
-        // stdout and stderr are separate pipes read in no fixed order, so the log takes whole lines only:
-        // a chunk that ends mid-line waits for its stream's next newline, or the tail would splice the
-        // other stream's line into it. A partial line past the tail's size goes in as it is (it would be
-        // cut anyway), which keeps memory bounded by unit output without newlines.
-        const tailLimit = opts.tailBytes ?? 64 * 1024;
-        this.#tail = new Tail(tailLimit);
-        const pendingLine = { stdout: [], stderr: [] };
-        const pendingBytes = { stdout: 0, stderr: 0 };
-        const toTail = (chunk, stream) => {
-            const nl = chunk.lastIndexOf(0x0a);
-            if (nl < 0) {
-                pendingLine[stream].push(chunk);
-                pendingBytes[stream] += chunk.length;
-                if (pendingBytes[stream] <= tailLimit)
-                    return;
-                flushLine(stream);
-                return;
-            }
-            flushLine(stream);
-            this.#tail.push(chunk.subarray(0, nl + 1));
-            if (nl + 1 < chunk.length) {
-                const rest = chunk.subarray(nl + 1);
-                pendingLine[stream].push(rest);
-                pendingBytes[stream] = rest.length;
-            }
-        };
-        const flushLine = (stream) => {
-            for (const b of pendingLine[stream])
-                this.#tail.push(b);
-            pendingLine[stream] = [];
-            pendingBytes[stream] = 0;
-        };
-        backend.setOutput((chunk, stream) => {
-            toTail(chunk, stream);
-            if (!onLine)
-                return;
-            const lines = (partial[stream] + chunk.toString('utf8')).split('\n');
-            partial[stream] = lines.pop() ?? '';
-            for (const l of lines)
-                onLine(l, stream);
-        });
-        this.exited = backend.exited.then((exit) => {
-            this.#done = true;
-            // The timeout timer is moot now, but a pending SIGKILL still has to reach group members that
-            // ignored the SIGTERM after the leader exited.
-            if (this.#timeoutTimer)
-                clearTimeout(this.#timeoutTimer);
-            // Both streams may end mid-line; the newline between them keeps the two last lines apart.
-            const both = pendingBytes.stdout > 0 && pendingBytes.stderr > 0;
-            flushLine('stdout');
-            if (both)
-                this.#tail.push(Buffer.from('\n'));
-            flushLine('stderr');
-            if (onLine) {
-                for (const stream of ['stdout', 'stderr'])
-                    if (partial[stream])
-                        onLine(partial[stream], stream);
-            }
-            const result = { ...exit, ms: Math.round(performance.now() - this.#started) };
-            if (this.#endedBy)
-                result.endedBy = this.#endedBy;
-            return result;
-        });
-        // setTimeout fires at once past 2^31-1 ms (~24.8 days); a longer timeout is as good as none.
-        if (opts.timeoutMs !== undefined && opts.timeoutMs < MAX_TIMER_MS && this.pid !== undefined) {
-            this.#timeoutTimer = setTimeout(() => {
-                this.#endedBy = 'timeout';
-                this.terminate(opts.timeoutGraceMs ?? 10_000);
-            }, opts.timeoutMs);
-        }
-    }
-    /** SIGTERM to the group now, SIGKILL after the grace (0 = SIGKILL at once). */
-    terminate(graceMs, reason = this.#endedBy ?? 'stop') {
-        if (this.#done || this.pid === undefined)
-            return;
-        this.#endedBy ??= reason;
-        const pid = this.pid;
-        if (graceMs <= 0) {
-            signalGroup(pid, 'SIGKILL');
-            return;
-        }
-        signalGroup(pid, 'SIGTERM');
-        // SIGKILL whatever is left of the group at the end of the grace; stop watching once it is empty.
-        const killAt = Date.now() + graceMs;
-        const watch = setInterval(() => {
-            if (!groupAlive(pid))
-                clearInterval(watch);
-            else if (Date.now() >= killAt) {
-                signalGroup(pid, 'SIGKILL');
-                clearInterval(watch);
-            }
-        }, 50);
-    }
-    tail() {
-        return this.#tail.toString();
-    }
-    get hasOutput() {
-        return !this.#tail.empty;
-    }
-}
-function describeSpawnError(err, opts) {
-    if (err.code === 'ENOENT') {
-        return `could not start "${opts.argv[0]}" in ${opts.cwd}: the program or the working directory does not exist; check \`shell\` and \`working-directory\``;
-    }
-    return `could not start "${opts.argv[0]}": ${err.message}`;
-}
-
-;// CONCATENATED MODULE: ./src/engine/forked-shell.ts
-// Starting `bash` costs about a millisecond of CPU per unit (exec, dynamic linking, importing the
-// environment), most of what a no-op unit costs. A launcher is itself a bash that has paid that once: for a
-// plain `bash [-e] [-o pipefail] ... -c COMMAND` it can fork a subshell, make it look like a freshly started
-// `bash -c` (the unit's environment, options, $0, no launcher variables, functions or traps) and `eval` the
-// command there, instead of exec'ing a new bash. That is a "forked shell" start; anything this module cannot
-// vouch for gets a fresh shell as before ("exec" start). docs/plan.md lists what differs for a unit.
-
-
-
-/**
- * `set -o` names a forked shell applies itself; any other option means a fresh shell. Not xtrace and verbose:
- * they would also print the subshell's own last steps, which a fresh shell does not have.
- */
-const SET_O = new Set(['errexit', 'pipefail', 'nounset', 'noglob', 'noclobber', 'allexport']);
-/** Single-letter options `set` takes like bash's command line does (the same, minus -x and -v). */
-const SET_LETTERS = new Set(['e', 'u', 'f', 'C', 'a']);
-// Variables bash treats specially when it starts (reads them to set options, runs files, imports functions,
-// or sets them itself and ignores the environment): a unit whose environment has one gets a fresh shell.
-const STARTUP = new Set([
-    'BASH_ENV',
-    'ENV',
-    'SHELLOPTS',
-    'BASHOPTS',
-    'POSIXLY_CORRECT',
-    'POSIX_PEDANTIC',
-    'IFS',
-    'PS4',
-    'UID',
-    'EUID',
-    'PPID',
-    'BASHPID',
-    'BASH_ARGV0',
-    'BASH_SUBSHELL',
-    'BASH_EXECUTION_STRING',
-    'BASH_XTRACEFD',
-    'BASH_COMPAT',
-    'BASH_LOADABLES_PATH',
-    'RANDOM',
-    'SRANDOM',
-    'SECONDS',
-    'LINENO',
-    'HISTCMD',
-    'EPOCHSECONDS',
-    'EPOCHREALTIME',
-    'GROUPS',
-    'FUNCNAME',
-    'DIRSTACK',
-    'OPTIND',
-    'OPTERR',
-    'OPTARG',
-]);
-// What a forked shell cannot reproduce: `$$` and `PPID` are the launcher's, `$-` lacks `c`. A command that
-// names them itself gets a fresh shell. (Code it sources is not looked at: docs/plan.md says so.)
-const NEEDS_OWN_PROCESS = /\$\$|\$\{[#!]?\$\}|\$\{?PPID\b|\$-|\$\{-\}/;
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Parses `bash OPTIONS -c` (the shell's argv without the command); undefined: not one a fork can mimic. */
-function setArgsOf(prefix) {
-    if ((0,external_node_path_.basename)(prefix[0] ?? '') !== 'bash' || prefix[prefix.length - 1] !== '-c')
-        return undefined;
-    const words = ['+m'];
-    for (let i = 1; i < prefix.length - 1; i++) {
-        const arg = prefix[i] ?? '';
-        if (arg === '--noprofile' || arg === '--norc')
-            continue; // what a non-interactive `bash -c` does anyway
-        if (!/^-[A-Za-z]+$/.test(arg))
-            return undefined;
-        for (const letter of arg.slice(1)) {
-            if (letter === 'o') {
-                i += 1;
-                const name = prefix[i];
-                if (name === undefined || i >= prefix.length - 1 || !SET_O.has(name))
-                    return undefined;
-                words.push('-o', name);
-            }
-            else if (SET_LETTERS.has(letter))
-                words.push(`-${letter}`);
-            else
-                return undefined;
-        }
-    }
-    return words.join(' ');
-}
-/** Variables bash sets itself in the launcher (and `_`, after every command): never taken from it as they are. */
-const BASH_SETS = ['PWD', 'OLDPWD', 'SHLVL', '_'];
-/**
- * What turns the launcher's environment `base` into `env`: NAME=value to export and names to unset, leaving
- * out the names in `skip`, which the caller handles itself.
- */
-function envDelta(env, base, skip) {
-    const set = [];
-    const unset = [];
-    for (const [k, v] of Object.entries(env))
-        if (v !== undefined && base[k] !== v && !skip.includes(k))
-            set.push(`${k}=${v}`);
-    for (const k of Object.keys(base))
-        if (env[k] === undefined && !skip.includes(k))
-            unset.push(k);
-    return { set, unset };
-}
-/** Where `bash` is found on `path` (undefined: nowhere). */
-function whichBash(path) {
-    const found = resolveProgram('bash', path);
-    return found === 'bash' ? undefined : found;
-}
-function sameFile(a, b) {
-    if (a === b)
-        return true;
-    try {
-        const x = (0,external_node_fs_.statSync)(a);
-        const y = (0,external_node_fs_.statSync)(b);
-        return x.ino === y.ino && x.dev === y.dev;
-    }
-    catch {
-        return false;
-    }
-}
-function isDirectory(path) {
-    try {
-        return (0,external_node_fs_.statSync)(path).isDirectory();
-    }
-    catch {
-        return false;
-    }
-}
-/** bash's rule for the SHLVL a new shell sets: one more than a numeric value it was given, else 1. */
-function nextShellLevel(value) {
-    const n = /^\s*-?\d+\s*$/.test(value ?? '') ? Number.parseInt(value ?? '0', 10) : 0;
-    if (n < 0)
-        return '0';
-    return n + 1 >= 1000 ? '1' : String(n + 1);
-}
-/**
- * How the launcher whose own environment is `launcherEnv` starts units of `argv` (the shell's argv and the
- * command) with the step's environment `env`. `mode`: CHECKPOINT_LAUNCHER (`exec` turns forked shells off).
- */
-function shellStart(argv, env, launcherEnv, mode) {
-    if (mode === 'exec')
-        return { kind: 'exec', why: 'CHECKPOINT_LAUNCHER=exec' };
-    const command = argv[argv.length - 1] ?? '';
-    const setArgs = setArgsOf(argv.slice(0, -1));
-    if (setArgs === undefined)
-        return { kind: 'exec', why: 'the shell is not `bash [options] -c`' };
-    if (NEEDS_OWN_PROCESS.test(command))
-        return { kind: 'exec', why: 'the command uses $$, PPID or $-' };
-    const names = [...Object.keys(env), ...Object.keys(launcherEnv)];
-    const odd = names.find((k) => !IDENT.test(k) || k.startsWith('__') || k.startsWith('BASH_FUNC_') || STARTUP.has(k));
-    if (odd !== undefined)
-        return { kind: 'exec', why: `the environment has ${odd}, which bash reads when it starts` };
-    // The launcher runs the bash its PATH finds; the unit's must be that one.
-    const own = whichBash(launcherEnv.PATH);
-    const shell = argv[0] === 'bash' ? (env.PATH === launcherEnv.PATH ? own : whichBash(env.PATH)) : argv[0];
-    if (own === undefined || shell === undefined || !sameFile(shell, own))
-        return { kind: 'exec', why: `the shell ${argv[0]} is not the launcher's bash (${own})` };
-    const { set, unset } = envDelta(env, launcherEnv, BASH_SETS);
-    // A new bash sets PWD itself (the subshell's `cd` does), keeps an OLDPWD that names a directory and
-    // otherwise exports OLDPWD without a value, and counts SHLVL up.
-    const oldpwd = env.OLDPWD;
-    if (oldpwd !== undefined && isDirectory(oldpwd))
-        set.push(`OLDPWD=${oldpwd}`);
-    else {
-        unset.push('OLDPWD');
-        set.push('OLDPWD');
-    }
-    set.push(`SHLVL=${nextShellLevel(env.SHLVL)}`);
-    return { kind: 'fork', argv0: argv[0] ?? 'bash', setArgs, command, set, unset };
-}
-
-;// CONCATENATED MODULE: ./src/engine/slot-file.ts
-// A scratch file rewritten for every unit that runs in one slot: overwriting a kept descriptor costs one or
-// two system calls, where creating and deleting a file per unit cost a path lookup, an inode and a journal
-// entry each — measurable when units take a millisecond.
-
-class SlotFile {
-    path;
-    #fd;
-    /** Bytes the file holds now: only a shorter text needs a cut. */
-    #length = 0;
-    constructor(path) {
-        this.path = path;
-        this.#fd = (0,external_node_fs_.openSync)(path, 'w', 0o600);
-    }
-    set(data) {
-        // Overwrite in place, then cut only if the text got shorter: most texts are as long as the last one, and
-        // the ftruncate is a system call more. Never cut to zero first: ext4 flushes a file truncated to zero
-        // (auto_da_alloc), at a fraction of a millisecond each time.
-        const buf = Buffer.from(data);
-        let done = 0;
-        while (done < buf.length) {
-            const n = (0,external_node_fs_.writeSync)(this.#fd, buf, done, buf.length - done, done);
-            if (n <= 0)
-                throw new Error(`could not write ${this.path}: write() wrote nothing`);
-            done += n;
-        }
-        if (buf.length < this.#length)
-            (0,external_node_fs_.ftruncateSync)(this.#fd, buf.length);
-        this.#length = buf.length;
-    }
-    close() {
-        try {
-            (0,external_node_fs_.closeSync)(this.#fd);
-        }
-        catch {
-            // Already closed.
-        }
-    }
-}
-
-;// CONCATENATED MODULE: ./src/engine/launcher.ts
-// Starting a process from Node costs milliseconds of blocked event loop (fork of a big process, then a wait
-// for exec), which capped a plan of short units at a fifth of xargs' rate. A launcher is a small, long-lived
-// bash that forks units for us: Node writes the unit's request to a file (`slot-N.launch`: its own variables;
-// the step's cwd, argv and environment go to `slot-N.launch.step`, written and read only when they change:
-// parsing them took a tenth of a millisecond per unit) and one byte to the launcher; the launcher starts the
-// unit in its own process group (job control, `set -m`), reports its pid and exit status, and passes its
-// output through on stdout/stderr, closed by an end marker so nothing is misattributed. One launcher runs
-// one unit at a time; the pool holds one per concurrently running unit. A plain `bash -c` unit is not even
-// exec'd: its forked subshell of the launcher becomes that bash (a forked shell, see forked-shell.ts), which
-// saves bash's start-up, about a millisecond of CPU per unit.
-//
-// Pipelining: while a unit runs, the engine may already hand its launcher the next request (`q`). The
-// launcher starts it the moment the running unit exits 0, without waiting for a round trip through the
-// engine; that round trip, not CPU, was most of the time per unit for short units. Revoking is race-free:
-// the launcher answers every request with exactly one of `S pid` (started), `X request` (could not read it)
-// or `R` (not started), and it starts a queued request only if
-//   - the unit before it exited 0 (after a failure the engine decides: it may have exceeded max-failures),
-//   - no `c` (revoke) from the engine is waiting when it looks, and
-//   - the clock is not past the request's start-by time (`__by`, the time budget's last useful start).
-// So a revoked request either never starts, or started before the revoke was read and the engine learns
-// its pid from `S` like any other start. The launcher's writes double as a check that the engine is alive:
-// a launcher whose engine is gone (SIGKILL) gets EPIPE and exits instead of starting a queued unit.
-
-
-
-
-
-
-/** Starts the launcher's own lines in a unit stream: NUL never occurs in text output. */
-const PREFIX = '\0checkpoint-';
-/** After PREFIX: the end of a unit's output on this stream. */
-const END = 'unit-end\n';
-/** After PREFIX, on stdout only: events up to the newline. */
-const EVENTS = 'ev ';
-/** Longer than any event line: a NUL-started line this long without a newline is unit output. */
-const MAX_EVENT_LINE = 256;
-// fd 3 carries one byte per command: `r` start the request now (sent to an idle launcher), `q` start it
-// when the running unit has ended (see above), `c` revoke the queued request (ignored once it started).
-// Events travel in-band on stdout, between units' output, as `\0checkpoint-ev ...` lines: `S <pid>`
-// started, `X <pid> <why>` / `X request` could not start, `R` not started, `E <status>` ended. The `E` of a
-// unit goes with the next queued unit's `S` or `R`, or at once when nothing is queued; events on one line
-// are separated by `;` (bash flushes its output at each newline, so this is one write). In-band, they need
-// no redirection: \`printf >&3\` saves, redirects and restores fd 1 around the write, ten system calls.
-// Units write to fd 1 and fd 4 (their stderr) and read /dev/null (fd 0); the launcher's own stderr, where
-// job control prints its notices, is discarded. A PIPE handler (an ignored signal would be inherited by
-// units) turns a write to a vanished engine into an error the loop acts on.
-const SCRIPT = `
-shopt -s execfail
-trap : PIPE
-# The engine gone (SIGKILL) while a unit runs: nothing else would end the unit, whose \`spawned\` record may
-# not have reached the journal for the next run to find it. fd 5 is a socket the engine never writes to; a
-# watcher reads end-of-file from it when the engine's end closes, however the engine ended, and signals
-# the launcher (USR1 ends \`wait\` at once), which ends its unit's group: SIGTERM, SIGKILL 3 s later.
-__gone() {
-  local __j __i
-  __j=$(jobs -p)
-  if [ -n "$__j" ]; then
-    kill -TERM -- $(printf -- '-%s ' $__j) 2>/dev/null
-    for __i in {1..30}; do
-      kill -0 -- $(printf -- '-%s ' $__j) 2>/dev/null || exit 0
-      sleep 0.1
-    done
-    kill -KILL -- $(printf -- '-%s ' $__j) 2>/dev/null
-  fi
-  exit 0
-}
-trap __gone USR1
-(
-  trap - USR1
-  exec 0</dev/null 1>/dev/null 2>/dev/null 3<&- 4<&-
-  read -r -u 5 _
-  # Only while the launcher is still this watcher's parent: its pid may belong to another process later.
-  read -r __s < "/proc/$BASHPID/stat" || exit
-  set -- \${__s##*) }
-  [ "$2" = "$$" ] && kill -USR1 "$$"
-) &
-exec 5<&-
-set -m
-__have=
-__st=0
-__ev=
-while :; do
-  if [ -n "$__ev" ] && ! read -t 0 -u 3; then printf '\\0checkpoint-ev %s\\n' "\${__ev%;}" || exit; __ev=; fi
-  IFS= read -r -N 1 -u 3 __m || break
-  case $__m in
-  q)
-    # Only a revoke can follow a queued request before it is answered.
-    if [ "$__st" != 0 ]; then __m=c
-    elif read -t 0 -u 3; then IFS= read -r -N 1 -u 3 __m || exit
-    fi
-    if [ "$__m" = c ]; then
-      printf '\\0checkpoint-ev %sR\\n' "$__ev" || exit
-      __ev=
-      continue
-    fi ;;
-  r) ;;
-  *) continue ;;
-  esac
-  __by=
-  # The step's part (cwd, argv, its environment) is read again only when the request names another one.
-  if . "$__req" && { [ "$__tpl" = "$__have" ] || { . "$__step" && __have=$__tpl; }; }; then
-    if [ -n "$__by" ]; then
-      __now=\${EPOCHREALTIME/[.,]/}
-      if [ -z "$__now" ] || [ "$__now" -gt "$__by" ]; then
-        printf '\\0checkpoint-ev %sR\\n' "$__ev" || exit
-        __ev=
-        continue
-      fi
-    fi
-    (
-      # One builtin call each, not a loop: this runs for every unit. cd's complaint goes to the
-      # launcher's discarded stderr. cd first: it sets PWD and OLDPWD, which the unit then gets as its
-      # environment says (the physical path, as a new bash would find with getcwd).
-      cd -P -- "$__cwd" || { printf '\\0checkpoint-ev X %d cwd\\n' "$BASHPID"; exit 127; }
-      if [ -z "$__fork" ]; then
-        [ \${#__unset[@]} -eq 0 ] || unset -v "\${__unset[@]}"
-        [ \${#__env[@]} -eq 0 ] || export "\${__env[@]}"
-        [ \${#__own[@]} -eq 0 ] || export "\${__own[@]}"
-        exec "\${__argv[@]}" 2>&4 3>&- 4>&-
-        printf '\\0checkpoint-ev X %d exec\\n' "$BASHPID"
-        exit 127
-      fi
-      # A forked shell (forked-shell.ts): this subshell becomes the unit's \`bash -c\`. Nothing of the
-      # launcher stays: its variables (all named __*), function, traps (still listed by \`trap\` in a
-      # subshell) and shell option go; the unit's set options come last, so they judge only its command.
-      exec 2>&4 3>&- 4>&-
-      [ \${#__unset[@]} -eq 0 ] || unset -v "\${__unset[@]}"
-      BASH_EXECUTION_STRING=\${__argv[-1]}
-      BASH_ARGV0=\${__argv[0]}
-      set -- "$__fork" "\${__env[@]}" "\${__own[@]}"
-      unset -v "\${!__@}"
-      unset -f __gone
-      trap - PIPE USR1
-      shopt -u execfail
-      BASH_SUBSHELL=0
-      [ $# -eq 1 ] || export "\${@:2}"
-      set $1 --
-      # The command runs from a trap: a trap's code is numbered from line 1, as \`bash -c\` numbers its
-      # command (LINENO, error messages), where a plain eval here would continue this script's numbering.
-      # Where USR2 was ignored when the launcher started, it cannot be trapped: then a plain eval.
-      trap 'trap - USR2; eval "$BASH_EXECUTION_STRING"; exit $?' USR2
-      kill -USR2 $BASHPID
-      eval "$BASH_EXECUTION_STRING"
-    ) &
-    __pid=$!
-    # No engine to record it: end it rather than leave a unit running that nobody knows of.
-    printf '\\0checkpoint-ev %sS %d\\n' "$__ev" "$__pid" || { kill -KILL -- "-$__pid"; exit; }
-    __ev=
-    wait "$__pid"
-    __st=$?
-  else
-    printf '\\0checkpoint-ev %sX request\\n' "$__ev" || exit
-    __ev=
-    __st=127
-  fi
-  printf '\\0checkpoint-unit-end\\n' || exit
-  printf '\\0checkpoint-unit-end\\n' >&4 || exit
-  __ev="E $__st;"
-done
-`;
-/** Bash ANSI-C quoting: safe for any byte string without NUL (which neither argv nor env can hold). */
-function bashQuote(s) {
-    // Most values need no escapes: one test instead of a character loop.
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
-    if (!/[\\'\x00-\x1f\x7f]/.test(s))
-        return `$'${s}'`;
-    let out = "$'";
-    for (const ch of s) {
-        const c = ch.codePointAt(0) ?? 0;
-        if (ch === '\\')
-            out += '\\\\';
-        else if (ch === "'")
-            out += "\\'";
-        else if (c < 0x20 || c === 0x7f)
-            out += `\\x${c.toString(16).padStart(2, '0')}`;
-        else
-            out += ch;
-    }
-    return `${out}'`;
-}
-function signalName(n) {
-    for (const [name, num] of Object.entries(external_node_os_.constants.signals))
-        if (num === n)
-            return name;
-    return null;
-}
-/**
- * Splits one launcher stream into per-unit output by the end marker, taking out the launcher's event lines
- * (stdout only: `onEvents` given). Exported for its tests.
- */
-class Demux {
-    /** The start of a line that may be ours, cut by the end of the previous chunk. */
-    #carry;
-    onData;
-    onEnd;
-    onEvents;
-    constructor(onData, onEnd, onEvents) {
-        this.onData = onData;
-        this.onEnd = onEnd;
-        this.onEvents = onEvents;
-    }
-    push(chunk) {
-        const buf = this.#carry ? Buffer.concat([this.#carry, chunk]) : chunk;
-        this.#carry = undefined;
-        let pos = 0;
-        let from = 0;
-        for (;;) {
-            const i = buf.indexOf(0, from);
-            if (i < 0)
-                break;
-            const line = this.#line(buf, i);
-            if (line === 'no') {
-                from = i + 1;
-                continue;
-            }
-            // The output before a launcher line belongs to the unit that line ends (or runs).
-            if (i > pos)
-                this.onData(buf.subarray(pos, i));
-            if (line === 'cut') {
-                // Possibly ours, cut by the chunk's end: decided with the next chunk.
-                this.#carry = Buffer.from(buf.subarray(i));
-                return;
-            }
-            if (line.events === undefined)
-                this.onEnd();
-            else
-                this.onEvents?.(line.events);
-            pos = i + line.length;
-            from = pos;
-        }
-        if (buf.length > pos)
-            this.onData(pos === 0 ? buf : buf.subarray(pos));
-    }
-    /** What starts at `i` (a NUL): a launcher line (its length, and its events), none, or one cut short. */
-    #line(buf, i) {
-        // Our lines are ASCII: latin1 maps each byte to one character.
-        const head = buf.toString('latin1', i, Math.min(buf.length, i + PREFIX.length + END.length));
-        if (head === PREFIX + END)
-            return { length: head.length };
-        if (this.onEvents && head.startsWith(PREFIX + EVENTS)) {
-            const nl = buf.indexOf(10, i);
-            if (nl >= 0 && nl - i <= MAX_EVENT_LINE) {
-                const events = buf.toString('latin1', i + PREFIX.length + EVENTS.length, nl);
-                return { length: nl + 1 - i, events };
-            }
-            return nl < 0 && buf.length - i <= MAX_EVENT_LINE ? 'cut' : 'no';
-        }
-        // A line cut short is a prefix of ours that reaches the end of the chunk.
-        if (i + head.length < buf.length)
-            return 'no';
-        const cut = (PREFIX + END).startsWith(head) || (this.onEvents !== undefined && (PREFIX + EVENTS).startsWith(head));
-        return cut ? 'cut' : 'no';
-    }
-}
-/** One request from being written until its three ends (stdout marker, stderr marker, `E`) arrived. */
-class Request {
-    opts;
-    /** Sent as `q`, behind a running unit. */
-    queued;
-    started;
-    exited;
-    /** Called when the unit ahead of it exited 0: from then on the launcher starts it unless revoked in time. */
-    onPromote;
-    /** `S`, `X request` or `R` arrived. */
-    settled = false;
-    pid;
-    failed;
-    status;
-    outEnded = false;
-    errEnded = false;
-    evEnded = false;
-    revokeSent = false;
-    #settle;
-    #finish;
-    #buffered = [];
-    #sink = (c, s) => this.#buffered?.push([c, s]);
-    constructor(opts, queued, onPromote) {
-        this.opts = opts;
-        this.queued = queued;
-        this.onPromote = onPromote;
-        this.started = new Promise((r) => {
-            this.#settle = r;
-        });
-        this.exited = new Promise((r) => {
-            this.#finish = r;
-        });
-    }
-    output(chunk, stream) {
-        this.#sink(chunk, stream);
-    }
-    get done() {
-        return this.outEnded && this.errEnded && this.evEnded;
-    }
-    /** It started (or could not: pid undefined); output and the exit follow. */
-    start(pid) {
-        if (this.settled)
-            return;
-        this.settled = true;
-        this.pid = pid;
-        this.#settle({
-            pid,
-            setOutput: (fn) => {
-                for (const [c, s] of this.#buffered ?? [])
-                    fn(c, s);
-                this.#buffered = undefined;
-                this.#sink = fn;
-            },
-            exited: this.exited,
-        });
-    }
-    /** The launcher did not start it. */
-    drop() {
-        this.settled = true;
-        this.#settle(undefined);
-    }
-    finish(exit) {
-        this.start(undefined);
-        this.#finish(exit);
-    }
-}
-class Launcher {
-    #child;
-    /** The launcher's fd 3: commands. */
-    #commands;
-    /** The launcher's fd 5: held open, never written, for as long as this process lives. */
-    #alive;
-    #req;
-    #step;
-    #templates;
-    /** CHECKPOINT_LAUNCHER (`exec`: no forked shells). */
-    #mode;
-    /** The step part the launcher was last sent (it keeps it loaded), numbered per launcher. */
-    #tpl;
-    #tplCount = 0;
-    /** Requests written and not yet ended, in the order the launcher handles them. */
-    #units = [];
-    #dead = false;
-    constructor(env, reqPath, templates, mode) {
-        this.#mode = mode;
-        this.#req = new SlotFile(reqPath);
-        this.#step = new SlotFile(`${reqPath}.step`);
-        this.#templates = templates;
-        // Detached: its own session, so a terminal's Ctrl-C reaches the engine (which stops units itself), not
-        // the launchers. fd 0 is /dev/null, which units inherit; commands come on fd 3 (a socket Node writes to).
-        // The paths go in the script, not as arguments: those would show in a forked shell's BASH_ARGV.
-        const script = `__req=${bashQuote(reqPath)} __step=${bashQuote(this.#step.path)}${SCRIPT}`;
-        this.#child = (0,external_node_child_process_.spawn)('bash', ['-c', script, 'checkpoint-launcher'], {
-            env,
-            detached: true,
-            // fd 5: never written; the launcher's watcher sees it close when this process ends (see SCRIPT).
-            stdio: ['ignore', 'pipe', 'ignore', 'pipe', 'pipe', 'pipe'],
-        });
-        // Node types the extra stdio entries as either direction; a 'pipe' at fd 3 is a duplex socket.
-        this.#commands = (this.#child.stdio[3] ?? undefined);
-        // Each stream is read in order: its output belongs to the first request whose marker it has not sent.
-        const out = new Demux((c) => this.#units.find((u) => !u.outEnded)?.output(c, 'stdout'), () => this.#streamEnded('outEnded'), (text) => this.#onEvents(text));
-        const err = new Demux((c) => this.#units.find((u) => !u.errEnded)?.output(c, 'stderr'), () => this.#streamEnded('errEnded'));
-        this.#child.stdout?.on('data', (c) => out.push(c));
-        this.#child.stdio[4]?.on('data', (c) => err.push(c));
-        // Node types stdio as a tuple of five; the sixth entry exists because stdio above asks for it.
-        this.#alive = this.#child.stdio[5] ?? undefined;
-        for (const s of [this.#child.stdout, this.#child.stdio[4], this.#commands, this.#alive])
-            s?.on('error', () => { });
-        this.#child.once('error', (e) => this.#die(e.message));
-        this.#child.once('exit', (code, sig) => this.#die(sig ? `signal ${sig}` : `exit ${code}`));
-    }
-    get dead() {
-        return this.#dead;
-    }
-    /** A request may be queued: the launcher runs a unit whose end it has not reported, and nothing else waits. */
-    get canQueue() {
-        const last = this.#units[this.#units.length - 1];
-        return !this.#dead && last !== undefined && last.settled && last.pid !== undefined && !last.evEnded;
-    }
-    #die(why) {
-        if (this.#dead)
-            return;
-        this.#dead = true;
-        const left = this.#units.splice(0);
-        for (const r of left)
-            r.finish({ code: null, signal: null, spawnError: `the unit launcher ended unexpectedly (${why})` });
-    }
-    #onEvents(line) {
-        for (const ev of line.split(';'))
-            if (ev)
-                this.#onEvent(ev);
-    }
-    #onEvent(line) {
-        // Events speak of the first request not ended yet, except `X` from a unit's own process (by pid).
-        const r = this.#units.find((u) => !u.evEnded);
-        if (!r)
-            return;
-        const [kind, arg, why] = line.split(' ');
-        if (kind === 'S')
-            r.start(Number(arg));
-        else if (kind === 'R') {
-            this.#units.splice(this.#units.indexOf(r), 1);
-            // Only a queued request may go unstarted; the engine awaits a start for any other.
-            if (r.queued)
-                r.drop();
-            else
-                r.finish({ code: null, signal: null, spawnError: 'the unit launcher did not start it' });
-        }
-        else if (kind === 'X') {
-            if (arg === 'request') {
-                r.failed = 'request';
-                r.start(undefined);
-            }
-            else {
-                // The unit's process may report before its launcher's `S` for it (and before the `E` of the one
-                // ahead of it) arrived: a pid nobody has yet belongs to the request still waiting for its `S`.
-                const pid = Number(arg);
-                const owner = this.#units.find((u) => u.pid === pid) ?? this.#units.find((u) => !u.settled);
-                if (owner)
-                    owner.failed = why ?? 'start';
-            }
-        }
-        else if (kind === 'E') {
-            r.status = Number(arg);
-            r.evEnded = true;
-            const next = this.#units[this.#units.indexOf(r) + 1];
-            if (next?.queued && !next.settled && r.status === 0)
-                next.onPromote?.();
-            this.#maybeFinish(r);
-        }
-    }
-    #streamEnded(which) {
-        const r = this.#units.find((u) => !u[which]);
-        if (!r)
-            return;
-        r[which] = true;
-        this.#maybeFinish(r);
-    }
-    /** The unit is over when its three ends arrived. */
-    #maybeFinish(r) {
-        if (!r.done)
-            return;
-        this.#units.splice(this.#units.indexOf(r), 1);
-        const st = r.status ?? 127;
-        if (r.failed) {
-            const what = r.failed === 'cwd'
-                ? 'the working directory does not exist'
-                : r.failed === 'request'
-                    ? 'the launcher could not read its request'
-                    : 'the program was not found';
-            r.finish({
-                code: null,
-                signal: null,
-                spawnError: `could not start "${r.opts.argv[0]}" in ${r.opts.cwd}: ${what}; check \`shell\` and \`working-directory\``,
-            });
-        }
-        else if (st > 128 && signalName(st - 128)) {
-            r.finish({ code: null, signal: signalName(st - 128) });
-        }
-        else
-            r.finish({ code: st, signal: null });
-    }
-    #send(r, startBy, base) {
-        // The request files are rewritten only here, and only once the previous request was answered (`S`, `X`
-        // or `R`): the launcher reads them between reading the message byte and answering, never later.
-        const env = r.opts.env instanceof UnitEnv ? r.opts.env : new UnitEnv(r.opts.env, {});
-        let t = this.#tpl;
-        if (!t || t.fixed !== env.fixed || t.cwd !== r.opts.cwd || !sameArgv(t.argv, r.opts.argv)) {
-            this.#step.set(stepText(r.opts, env.fixed, base, this.#mode, this.#templates));
-            this.#tplCount += 1;
-            t = { fixed: env.fixed, argv: r.opts.argv, cwd: r.opts.cwd, id: this.#tplCount };
-            this.#tpl = t;
-        }
-        this.#req.set(requestText(t.id, env.own, startBy));
-        if (this.#dead) {
-            r.finish({ code: null, signal: null, spawnError: 'the unit launcher is not running' });
-            return;
-        }
-        this.#units.push(r);
-        this.#commands?.write(r.queued ? 'q' : 'r');
-    }
-    /** Starts a unit now; the launcher must be idle (nothing queued, the last unit's `E` seen). */
-    start(opts, base) {
-        const r = new Request(opts, false);
-        this.#send(r, undefined, base);
-        return r.started;
-    }
-    /** Queues a unit behind the running one (`canQueue` must be true). `startBy`: Unix time in µs. */
-    queue(opts, base, startBy, onPromote) {
-        const r = new Request(opts, true, onPromote);
-        this.#send(r, startBy, base);
-        return {
-            started: r.started,
-            revoke: () => {
-                if (r.settled || r.revokeSent || this.#dead)
-                    return;
-                r.revokeSent = true;
-                this.#commands?.write('c');
-            },
-        };
-    }
-    close() {
-        this.#commands?.end();
-        this.#alive?.destroy();
-        this.#req.close();
-        this.#step.close();
-    }
-}
-/** Only the difference to the launcher's own environment travels; bash's own variables are pinned back. */
-function envDiff(env, base) {
-    const { set, unset } = envDelta(env, base, BASH_SETS);
-    for (const k of BASH_SETS) {
-        const v = env[k];
-        if (v !== undefined)
-            set.push(`${k}=${v}`);
-        else
-            unset.push(k);
-    }
-    return { set, unset };
-}
-function sameArgv(a, b) {
-    return a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
-}
-/** The step part of a request (`slot-N.launch.step`): `__cwd`, `__argv`, `__fork`, `__unset` and `__env`. */
-function stepText(opts, fixed, base, mode, cache) {
-    const hit = cache.get(fixed);
-    if (hit && hit.cwd === opts.cwd && sameArgv(hit.argv, opts.argv))
-        return hit.text;
-    const start = shellStart(opts.argv, fixed, base, mode);
-    const { set, unset } = start.kind === 'fork' ? start : envDiff(fixed, base);
-    const text = [
-        `__cwd=${bashQuote(opts.cwd)}`,
-        `__argv=(${opts.argv.map(bashQuote).join(' ')})`,
-        // Always set: the launcher keeps the last step part's variables.
-        `__fork=${start.kind === 'fork' ? bashQuote(start.setArgs) : ''}`,
-        `__unset=(${unset.map(bashQuote).join(' ')})`,
-        `__env=(${set.map(bashQuote).join(' ')})`,
-        '',
-    ].join('\n');
-    cache.set(fixed, { argv: opts.argv, cwd: opts.cwd, text });
-    return text;
-}
-/** The unit part of a request (`slot-N.launch`): which step part, its own variables, its start-by time. */
-function requestText(tpl, own, startBy) {
-    let text = `__tpl=${tpl}\n__own=(`;
-    for (const [k, v] of Object.entries(own))
-        text += ` ${bashQuote(`${k}=${v}`)}`;
-    text += ')\n';
-    if (startBy !== undefined)
-        text += `__by=${Math.floor(startBy)}\n`;
-    return text;
-}
-/** Whether the bash at a path is recent enough for a launcher, asked once per process. */
-const bashVersionOk = new Map();
-/** One launcher per slot (a unit running at once), created on demand and replaced if it dies. */
-class LauncherPool {
-    #env;
-    #dir;
-    #bySlot = new Map();
-    #templates = new WeakMap();
-    #mode;
-    /** `mode`: CHECKPOINT_LAUNCHER of the run (`exec`: every unit gets a fresh shell). */
-    constructor(env, tmpDir, mode) {
-        this.#env = env;
-        this.#dir = tmpDir;
-        this.#mode = mode;
-    }
-    /**
-     * A launcher needs bash 5 or later on PATH (it uses `read -N`, EPOCHREALTIME, BASH_ARGV0); without it (say,
-     * macOS's own bash 3.2 first on PATH) units are spawned directly.
-     */
-    static available(env) {
-        if (process.platform === 'win32' || env.CHECKPOINT_LAUNCHER === '0')
-            return false;
-        const bash = whichBash(env.PATH);
-        if (bash === undefined)
-            return false;
-        let ok = bashVersionOk.get(bash);
-        if (ok === undefined) {
-            // stdin from /dev/null: a bash whose stdin is a socket (Node's pipes are) and whose SHLVL is unset
-            // thinks rshd started it and sources ~/.bashrc, which on a CI runner may take a tenth of a second.
-            // biome-ignore lint/suspicious/noTemplateCurlyInString: bash code, not a JS template
-            const r = (0,external_node_child_process_.spawnSync)(bash, ['-c', 'echo "${BASH_VERSINFO[0]}"'], {
-                env,
-                encoding: 'utf8',
-                stdio: ['ignore', 'pipe', 'ignore'],
-                timeout: 10_000,
-            });
-            ok = r.status === 0 && Number(r.stdout.trim()) >= 5;
-            bashVersionOk.set(bash, ok);
-        }
-        return ok;
-    }
-    start(opts, slot) {
-        let l = this.#bySlot.get(slot);
-        if (!l || l.dead) {
-            l = new Launcher(this.#env, (0,external_node_path_.join)(this.#dir, `slot-${slot}.launch`), this.#templates, this.#mode);
-            this.#bySlot.set(slot, l);
-        }
-        return l.start(opts, this.#env);
-    }
-    /** Whether `queue` may hand this slot's launcher a request now. */
-    canQueue(slot) {
-        return this.#bySlot.get(slot)?.canQueue === true;
-    }
-    /**
-     * Hands the slot's launcher the request to start when its running unit exits 0 (`canQueue` first).
-     * `startBy` (Unix time, µs): not started later than this. `onPromote`: the unit ahead exited 0, so the
-     * launcher is starting this one now unless a revoke reaches it first.
-     */
-    queue(opts, slot, startBy, onPromote) {
-        const l = this.#bySlot.get(slot);
-        if (!l?.canQueue)
-            throw new Error(`internal: the launcher of slot ${slot} cannot take a queued request`);
-        return l.queue(opts, this.#env, startBy, onPromote);
-    }
-    close() {
-        for (const l of this.#bySlot.values())
-            l.close();
-        this.#bySlot.clear();
-    }
-}
-
-;// CONCATENATED MODULE: ./src/engine/orphans.ts
-// A run killed with SIGKILL leaves its units running. Before their work is handed out again, the next run on
-// the same host ends them — identified by the process group recorded at spawn and the process start time, so
-// a pid the kernel has since reused for something else is never signalled.
-
-
-
-
-async function endOrphans(ckpt, notice) {
-    const host = (0,external_node_os_.hostname)();
-    let ended = 0;
-    const waits = [];
-    for (const { step, unit } of orphanedUnits(ckpt.state)) {
-        const pid = unit.pid;
-        if (pid !== undefined && unit.host === host && unit.startTime !== undefined) {
-            const now = processStartTime(pid);
-            if (now === unit.startTime && signalGroup(pid, 'SIGKILL')) {
-                notice(`ended unit ${step} [${unit.start}, ${unit.end}) left running by attempt ${unit.attempt} (pid ${pid})`);
-                waits.push(pid);
-                ended += 1;
-            }
-        }
-        ckpt.recordLater({
-            type: 'interrupt',
-            step,
-            start: unit.start,
-            end: unit.end,
-            index: unit.index,
-            ms: 0,
-            reason: `attempt ${unit.attempt} ended while it ran`,
-        });
-    }
-    // SIGKILL is asynchronous; the group is gone once the kernel has reaped or re-parented every member.
-    const until = Date.now() + 5000;
-    while (waits.some((pid) => groupAlive(pid) && isProcessAlive(pid)) && Date.now() < until) {
-        await new Promise((r) => setTimeout(r, 20));
-    }
-    return ended;
-}
-
-;// CONCATENATED MODULE: ./src/engine/outputs.ts
-// CHECKPOINT_OUTPUT files use GITHUB_OUTPUT's syntax: `key=value` lines and `key<<DELIM` heredocs.
-class OutputSyntaxError extends Error {
-    name = 'OutputSyntaxError';
-}
-function parseOutputFile(text, file) {
-    const out = {};
-    const lines = text.split(/\r?\n/);
-    for (let i = 0; i < lines.length; i++) {
-        const line = lines[i] ?? '';
-        if (line.trim() === '')
-            continue;
-        const heredoc = /^([^=<\s][^=<]*?)<<(.+)$/.exec(line);
-        if (heredoc) {
-            const key = heredoc[1];
-            const delim = heredoc[2];
-            const body = [];
-            let j = i + 1;
-            for (; j < lines.length && lines[j] !== delim; j++)
-                body.push(lines[j] ?? '');
-            if (j >= lines.length) {
-                throw new OutputSyntaxError(`${file}:${i + 1}: output "${key}" opens a heredoc with delimiter "${delim}" that is never closed; end it with a line holding only ${delim}`);
-            }
-            out[key] = body.join('\n');
-            i = j;
-            continue;
-        }
-        const eq = line.indexOf('=');
-        if (eq <= 0) {
-            throw new OutputSyntaxError(`${file}:${i + 1}: expected key=value or key<<DELIMITER, got ${JSON.stringify(line.slice(0, 60))}`);
-        }
-        out[line.slice(0, eq)] = line.slice(eq + 1);
-    }
-    return out;
-}
-
 ;// CONCATENATED MODULE: external "node:perf_hooks"
 const external_node_perf_hooks_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:perf_hooks");
 ;// CONCATENATED MODULE: ./src/journal/crc32.ts
@@ -18449,6 +15899,7 @@ function crc32(data) {
 // is written and fdatasync'd; lines are written as they come, and each fdatasync covers every line written
 // before it started. A sync that only callers already released on write (`onWritten`) wait for starts at
 // most every SYNC_SPACING_MS.
+
 
 
 
@@ -18516,8 +15967,9 @@ function decodeLine(line) {
     return value;
 }
 /** Writing or syncing the journal failed; nothing from the failed batch was acknowledged. */
-class JournalWriteError extends Error {
+class JournalWriteError extends CheckpointError {
     name = 'JournalWriteError';
+    exitCode = EXIT_FAILED;
     path;
     /** The OS error code (ENOSPC, EFBIG, EROFS, EBADF...), when there was one. */
     code;
@@ -18532,8 +15984,9 @@ class JournalWriteError extends Error {
     }
 }
 /** A line in the middle of the journal is damaged (intact lines follow it, so it is not a torn write). */
-class JournalCorruptError extends Error {
+class JournalCorruptError extends CheckpointError {
     name = 'JournalCorruptError';
+    exitCode = EXIT_FAILED;
     path;
     /** 1-based number of the first damaged line. */
     line;
@@ -24659,7 +22112,7 @@ function _check(fn, params) {
     return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function api_describe(description) {
+function describe(description) {
     const ch = new $ZodCheck({ check: "describe" });
     ch._zod.onattach = [
         (inst) => {
@@ -28386,7 +25839,7 @@ function superRefine(fn, params) {
     return _superRefine(fn, params);
 }
 // Re-export describe and meta from core
-const schemas_describe = api_describe;
+const schemas_describe = describe;
 const schemas_meta = meta;
 const ZodInstanceOf = /*@__PURE__*/ $constructor("ZodInstanceOf", (inst, def) => {
     ZodCustom.init(inst, def);
@@ -28441,6 +25894,786 @@ function preprocess(fn, schema) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/journal/intervals.ts
+// A set of integers kept as sorted, disjoint, merged half-open intervals [start, end).
+//
+// Completed work is recorded here: a million contiguous done units is one interval, and even a
+// pathological every-other pattern (500,000 fragments) costs flat number arrays, not an object per
+// fragment.
+//
+// Layout: the intervals, in order, are cut into blocks; each block is a flat number[]
+// [s0, e0, s1, e1, ...] of at most MAX_BLOCK numbers, never empty, with s0 < e0 < s1 < e1 < ... across
+// all blocks (strict: adjacent intervals are merged, so e_i < s_{i+1}). A lookup is a binary search over
+// the blocks (by their first start or last end) and then inside one block. Blocks bound the cost of an
+// edit in the middle: one flat array would make filling the gaps of a 500,000-fragment set (a retry of
+// every other unit) shift half a million numbers per unit, a minute of blocked event loop in total.
+// Units finish in roughly ascending order, so add() has an O(1) fast path at the end.
+/** Numbers (2 per interval) per block; a block that grows past it is split in two. */
+const MAX_BLOCK = 1024;
+/** A block shrunk below this is merged into a neighbour when they fit together. */
+const MIN_BLOCK = MAX_BLOCK / 4;
+function checkInt(name, value) {
+    if (!Number.isSafeInteger(value)) {
+        throw new RangeError(`IntervalSet: expected \`${name}\` to be a safe integer, got \`${String(value)}\``);
+    }
+}
+/** In a flat block, the first interval whose end is >= x (> x when strict). */
+function blockIndexByEnd(d, x, strict) {
+    let lo = 0;
+    let hi = d.length >> 1;
+    while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const end = d[2 * mid + 1];
+        if (strict ? end > x : end >= x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+/** In a flat block, the first interval whose start is > x (>= x when inclusive). */
+function blockIndexByStart(d, x, inclusive) {
+    let lo = 0;
+    let hi = d.length >> 1;
+    while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const start = d[2 * mid];
+        if (inclusive ? start >= x : start > x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+class IntervalSet {
+    #blocks = [];
+    #size = 0;
+    #count = 0;
+    /** Total count of integers covered. */
+    get size() {
+        return this.#size;
+    }
+    /** Number of disjoint intervals. */
+    get count() {
+        return this.#count;
+    }
+    get isEmpty() {
+        return this.#count === 0;
+    }
+    /** Smallest covered integer, or undefined when empty. */
+    get min() {
+        return this.#blocks[0]?.[0];
+    }
+    /** One past the largest covered integer, or undefined when empty. */
+    get max() {
+        const last = this.#blocks[this.#blocks.length - 1];
+        return last?.[last.length - 1];
+    }
+    /** Position of the first interval whose end is >= x (> x when strict). */
+    #posByEnd(x, strict) {
+        const blocks = this.#blocks;
+        let lo = 0;
+        let hi = blocks.length;
+        while (lo < hi) {
+            const mid = (lo + hi) >>> 1;
+            const block = blocks[mid];
+            const end = block[block.length - 1];
+            if (strict ? end > x : end >= x)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        const block = blocks[lo];
+        return { b: lo, k: block === undefined ? 0 : blockIndexByEnd(block, x, strict) };
+    }
+    /** Position of the first interval whose start is > x (>= x when inclusive). */
+    #posByStart(x, inclusive) {
+        const blocks = this.#blocks;
+        let lo = 0;
+        let hi = blocks.length;
+        while (lo < hi) {
+            const mid = (lo + hi) >>> 1;
+            const start = blocks[mid][0];
+            if (inclusive ? start >= x : start > x)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        // The answer is in the block before `lo` (whose first start qualifies not), or is `lo`'s first interval.
+        const prev = blocks[lo - 1];
+        if (prev === undefined)
+            return { b: lo, k: 0 };
+        const k = blockIndexByStart(prev, x, inclusive);
+        return k === prev.length >> 1 ? { b: lo, k: 0 } : { b: lo - 1, k };
+    }
+    #startAt(p) {
+        return this.#blocks[p.b][2 * p.k];
+    }
+    #endAt(p) {
+        return this.#blocks[p.b][2 * p.k + 1];
+    }
+    /** End of the interval just before position `p` (which must not be the first). */
+    #endBefore(p) {
+        if (p.k > 0)
+            return this.#blocks[p.b][2 * p.k - 1];
+        const prev = this.#blocks[p.b - 1];
+        return prev[prev.length - 1];
+    }
+    /** Replaces the intervals from position p (inclusive) to q (exclusive) with `items` (flat, sorted). */
+    #splice(p, q, items) {
+        const blocks = this.#blocks;
+        let removedSize = 0;
+        let removedCount = 0;
+        for (let b = p.b, k = p.k; b < q.b || (b === q.b && k < q.k);) {
+            const block = blocks[b];
+            if (2 * k >= block.length) {
+                b++;
+                k = 0;
+                continue;
+            }
+            removedSize += block[2 * k + 1] - block[2 * k];
+            removedCount++;
+            k++;
+        }
+        let addedSize = 0;
+        for (let i = 0; i < items.length; i += 2)
+            addedSize += items[i + 1] - items[i];
+        this.#size += addedSize - removedSize;
+        this.#count += items.length / 2 - removedCount;
+        if (p.b === blocks.length) {
+            // Insertion at the very end (p === q).
+            const last = blocks[blocks.length - 1];
+            if (last !== undefined && last.length + items.length <= MAX_BLOCK)
+                last.push(...items);
+            else if (items.length > 0)
+                blocks.push(items.slice());
+            return;
+        }
+        const head = blocks[p.b];
+        if (p.b === q.b) {
+            head.splice(2 * p.k, 2 * (q.k - p.k), ...items);
+            this.#rebalance(p.b);
+            return;
+        }
+        head.length = 2 * p.k;
+        head.push(...items);
+        const tail = blocks[q.b];
+        if (tail !== undefined && q.k > 0)
+            tail.splice(0, 2 * q.k);
+        blocks.splice(p.b + 1, q.b - p.b - 1);
+        if (tail !== undefined)
+            this.#rebalance(p.b + 1);
+        this.#rebalance(p.b);
+    }
+    /** Keeps block `b` non-empty, at most MAX_BLOCK long, and merges it with a neighbour when small. */
+    #rebalance(b) {
+        const blocks = this.#blocks;
+        const block = blocks[b];
+        if (block === undefined)
+            return;
+        if (block.length === 0) {
+            blocks.splice(b, 1);
+        }
+        else if (block.length > MAX_BLOCK) {
+            const half = (block.length >> 2) << 1;
+            blocks.splice(b, 1, block.slice(0, half), block.slice(half));
+        }
+        else if (block.length < MIN_BLOCK) {
+            const next = blocks[b + 1];
+            const prev = blocks[b - 1];
+            if (next !== undefined && block.length + next.length <= MAX_BLOCK) {
+                block.push(...next);
+                blocks.splice(b + 1, 1);
+            }
+            else if (prev !== undefined && prev.length + block.length <= MAX_BLOCK) {
+                prev.push(...block);
+                blocks.splice(b, 1);
+            }
+        }
+    }
+    /** Adds [start, end). Overlapping and adjacent intervals merge. An empty range is a no-op. */
+    add(start, end) {
+        checkInt('start', start);
+        checkInt('end', end);
+        if (start >= end)
+            return this;
+        const blocks = this.#blocks;
+        const last = blocks[blocks.length - 1];
+        // Fast paths: appending past, touching or overlapping the last interval.
+        if (last === undefined) {
+            blocks.push([start, end]);
+            this.#size += end - start;
+            this.#count++;
+            return this;
+        }
+        const n = last.length;
+        const lastEnd = last[n - 1];
+        if (start > lastEnd) {
+            if (n < MAX_BLOCK)
+                last.push(start, end);
+            else
+                blocks.push([start, end]);
+            this.#size += end - start;
+            this.#count++;
+            return this;
+        }
+        if (start >= last[n - 2]) {
+            if (end > lastEnd) {
+                last[n - 1] = end;
+                this.#size += end - lastEnd;
+            }
+            return this;
+        }
+        // General case: the intervals from p to q (exclusive) touch or overlap [start, end) and merge with it.
+        const p = this.#posByEnd(start, false);
+        const q = this.#posByStart(end, false);
+        if (p.b === q.b && p.k === q.k) {
+            this.#splice(p, q, [start, end]);
+        }
+        else {
+            this.#splice(p, q, [Math.min(start, this.#startAt(p)), Math.max(end, this.#endBefore(q))]);
+        }
+        return this;
+    }
+    /** Removes [start, end) from the set, splitting an interval when needed. */
+    remove(start, end) {
+        checkInt('start', start);
+        checkInt('end', end);
+        if (start >= end)
+            return this;
+        // The intervals from p to q (exclusive) strictly overlap [start, end).
+        const p = this.#posByEnd(start, true);
+        const q = this.#posByStart(end, true);
+        if (p.b > q.b || (p.b === q.b && p.k >= q.k))
+            return this;
+        const firstStart = this.#startAt(p);
+        const lastEnd = this.#endBefore(q);
+        const keep = [];
+        if (firstStart < start)
+            keep.push(firstStart, start);
+        if (lastEnd > end)
+            keep.push(end, lastEnd);
+        this.#splice(p, q, keep);
+        return this;
+    }
+    clear() {
+        this.#blocks = [];
+        this.#size = 0;
+        this.#count = 0;
+        return this;
+    }
+    has(x) {
+        const p = this.#posByEnd(x, true);
+        return p.b < this.#blocks.length && this.#startAt(p) <= x;
+    }
+    /** True when every integer of [start, end) is in the set (vacuously true for an empty range). */
+    covers(start, end) {
+        if (start >= end)
+            return true;
+        const p = this.#posByEnd(start, true);
+        return p.b < this.#blocks.length && this.#startAt(p) <= start && this.#endAt(p) >= end;
+    }
+    /** True when some integer of [start, end) is in the set. */
+    overlaps(start, end) {
+        if (start >= end)
+            return false;
+        const p = this.#posByEnd(start, true);
+        return p.b < this.#blocks.length && this.#startAt(p) < end;
+    }
+    /** The intervals from the first one ending after `x` on, in order. */
+    *#from(x) {
+        const blocks = this.#blocks;
+        const p = this.#posByEnd(x, true);
+        for (let b = p.b, k = p.k; b < blocks.length; b++, k = 0) {
+            const block = blocks[b];
+            for (; 2 * k < block.length; k++)
+                yield [block[2 * k], block[2 * k + 1]];
+        }
+    }
+    /** Number of integers of [start, end) in the set. */
+    coveredIn(start, end) {
+        if (start >= end)
+            return 0;
+        let total = 0;
+        for (const [s, e] of this.#from(start)) {
+            if (s >= end)
+                break;
+            total += Math.min(end, e) - Math.max(start, s);
+        }
+        return total;
+    }
+    *intervals() {
+        for (const block of this.#blocks) {
+            for (let k = 0; k < block.length; k += 2)
+                yield [block[k], block[k + 1]];
+        }
+    }
+    /** The uncovered pieces of [from, to), in ascending order. */
+    *gaps(from, to) {
+        if (from >= to)
+            return;
+        let cur = from;
+        for (const [s, e] of this.#from(from)) {
+            if (s >= to)
+                break;
+            if (s > cur)
+                yield [cur, s];
+            cur = e;
+            if (cur >= to)
+                return;
+        }
+        if (cur < to)
+            yield [cur, to];
+    }
+    /**
+     * The first uncovered piece of [from, to) that starts at or after `after` (default `from`), clipped to
+     * begin no earlier than `after`; undefined when everything there is covered. The scheduler uses
+     * `after` as a cursor to find the next pending unit without rescanning the finished prefix.
+     */
+    firstGap(from, to, after = from) {
+        const start = Math.max(from, after);
+        for (const gap of this.gaps(start, to))
+            return gap;
+        return undefined;
+    }
+    clone() {
+        const copy = new IntervalSet();
+        copy.#blocks = this.#blocks.map((block) => block.slice());
+        copy.#size = this.#size;
+        copy.#count = this.#count;
+        return copy;
+    }
+    equals(other) {
+        if (this.#count !== other.#count || this.#size !== other.#size)
+            return false;
+        const theirs = other.intervals();
+        for (const [s, e] of this.intervals()) {
+            const next = theirs.next();
+            if (next.done || next.value[0] !== s || next.value[1] !== e)
+                return false;
+        }
+        return true;
+    }
+    toJSON() {
+        return [...this.intervals()];
+    }
+    /** "0-99, 150, 200-299" (inclusive ends), for messages and status output. */
+    toString() {
+        const parts = [];
+        for (const [s, e] of this.intervals())
+            parts.push(e - s === 1 ? `${s}` : `${s}-${e - 1}`);
+        return parts.join(', ');
+    }
+    /**
+     * Parses the output of toJSON(). Intervals must be [start, end) pairs of safe integers with start < end,
+     * sorted and not overlapping; adjacent intervals are accepted and merged.
+     */
+    static fromJSON(value) {
+        if (!Array.isArray(value)) {
+            throw new Error(`invalid interval list: expected an array of [start, end] pairs, got ${intervals_describe(value)}`);
+        }
+        const set = new IntervalSet();
+        let prevEnd;
+        for (let i = 0; i < value.length; i++) {
+            const pair = value[i];
+            if (!Array.isArray(pair) || pair.length !== 2) {
+                throw new Error(`invalid interval list: entry ${i} must be a [start, end] pair, got ${intervals_describe(pair)}`);
+            }
+            const [s, e] = pair;
+            if (!Number.isSafeInteger(s) || !Number.isSafeInteger(e)) {
+                throw new Error(`invalid interval list: entry ${i} must hold two integers, got ${intervals_describe(pair)}`);
+            }
+            const start = s;
+            const end = e;
+            if (start >= end) {
+                throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] is empty or reversed (start must be < end)`);
+            }
+            if (prevEnd !== undefined && start < prevEnd) {
+                throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] overlaps or precedes the previous one, which ends at ${prevEnd}; entries must be sorted and disjoint`);
+            }
+            // Sorted input always takes add()'s append fast path; an adjacent entry merges into the previous one.
+            set.add(start, end);
+            prevEnd = end;
+        }
+        return set;
+    }
+    /** `[s0, e0, s1, e1, ...]`: the compact form the snapshot stores (one array, not an array per interval). */
+    toFlat() {
+        const out = [];
+        for (const block of this.#blocks)
+            for (const x of block)
+                out.push(x);
+        return out;
+    }
+    /** The inverse of `toFlat`, validated: sorted, disjoint, non-empty integer intervals. */
+    static fromFlat(value) {
+        if (!Array.isArray(value) || value.length % 2 !== 0) {
+            throw new Error(`invalid interval list: expected a flat array of start, end pairs, got ${intervals_describe(value)}`);
+        }
+        const set = new IntervalSet();
+        let prevEnd = Number.NEGATIVE_INFINITY;
+        for (let i = 0; i < value.length; i += 2) {
+            const start = value[i];
+            const end = value[i + 1];
+            if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) {
+                throw new Error(`invalid interval list: pair ${i / 2} must hold two integers, got ${intervals_describe([start, end])}`);
+            }
+            const s = start;
+            const e = end;
+            if (s >= e || s < prevEnd) {
+                throw new Error(`invalid interval list: pair ${i / 2} [${s}, ${e}] is empty, reversed, or not after the previous one (ends at ${prevEnd})`);
+            }
+            set.add(s, e);
+            prevEnd = e;
+        }
+        return set;
+    }
+    static from(intervals) {
+        const set = new IntervalSet();
+        for (const [s, e] of intervals)
+            set.add(s, e);
+        return set;
+    }
+}
+function intervals_describe(value) {
+    let text;
+    try {
+        text = JSON.stringify(value) ?? String(value);
+    }
+    catch {
+        text = String(value);
+    }
+    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+;// CONCATENATED MODULE: ./src/journal/pace.ts
+// How fast a step with chunks sized by time (`batch.size: { target, min, max }`) gets through its items,
+// kept in its checkpoint record so that a resumed attempt sizes its first chunks from what earlier attempts
+// measured. Like pt-online-schema-change's --chunk-time: an exponentially weighted average of the items and
+// of the time of the finished chunks, whose ratio is the rate. A ratio of weighted sums (rather than a
+// weighted mean of per-chunk rates) lets a big chunk count for more than a tiny one.
+/** Weight of the history against each new chunk (pt-online-schema-change uses the same). */
+const PACE_WEIGHT = 0.75;
+/** `pace` with one more done chunk of `size` items that took `ms`. */
+function updatePace(pace, size, ms) {
+    // A chunk never takes less than a millisecond: a 0 would make an infinite rate.
+    const t = Math.max(1, ms);
+    if (!pace)
+        return { items: size, ms: t, lastSize: size, lastMs: ms, chunks: 1 };
+    return {
+        items: pace.items * PACE_WEIGHT + size,
+        ms: pace.ms * PACE_WEIGHT + t,
+        lastSize: size,
+        lastMs: ms,
+        chunks: pace.chunks + 1,
+    };
+}
+/** Items per millisecond; undefined before the first done chunk. */
+function paceRate(pace) {
+    if (!pace || !(pace.ms > 0) || !(pace.items > 0))
+        return undefined;
+    return pace.items / pace.ms;
+}
+
+;// CONCATENATED MODULE: ./src/journal/state.ts
+// The checkpoint's in-memory model and the one function that changes it (`applyEvent`). The snapshot
+// (checkpoint.json) is this model serialised; the journal is the list of events applied since.
+
+
+const FORMAT_VERSION = 1;
+/** Durations kept per step for the p90 estimate: recent ones matter most and the snapshot stays small. */
+const DURATION_SAMPLES = 256;
+/** The approval recorded for `step`, if any. */
+function approvalOf(state, step) {
+    return state.approvals?.get(step);
+}
+function emptyState(runId, planName, now = Date.now()) {
+    return {
+        format: FORMAT_VERSION,
+        runId,
+        planName,
+        createdAt: now,
+        updatedAt: now,
+        seq: 0,
+        attempts: [],
+        steps: new Map(),
+    };
+}
+function unitCount(rec) {
+    return Math.ceil((rec.to - rec.from) / rec.size);
+}
+function isStepComplete(rec) {
+    return rec.to <= rec.from || rec.done.covers(rec.from, rec.to);
+}
+function newRecord(e, reason) {
+    const rec = {
+        fingerprint: e.fingerprint,
+        from: e.from,
+        to: e.to,
+        size: e.size,
+        done: new IntervalSet(),
+        failed: new Map(),
+        interrupted: new IntervalSet(),
+        running: new Map(),
+        outputs: {},
+        durations: [],
+        timeMs: 0,
+        unitsDone: 0,
+        reason,
+    };
+    if (e.items)
+        rec.items = e.items;
+    if (e.sharding)
+        rec.sharding = { ...e.sharding };
+    if (e.adaptive)
+        rec.adaptive = true;
+    return rec;
+}
+/**
+ * Grid cells (units of `size`) wholly inside [s, e); the last cell ends at `to`. A done chunk sized by time
+ * counts as the cells it covers, so that unit counts and progress stay in one measure.
+ */
+function cellsIn(rec, s, e) {
+    const first = Math.ceil((s - rec.from) / rec.size);
+    const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
+    return Math.max(0, lastEnd - first);
+}
+/** Units counted from intervals: a unit is done when its whole range is. */
+function countDoneUnits(rec) {
+    if (rec.size === 1)
+        return rec.done.size;
+    let n = 0;
+    for (const [s, e] of rec.done.intervals()) {
+        // Whole grid cells inside [s, e).
+        const first = Math.ceil((s - rec.from) / rec.size);
+        const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
+        if (lastEnd > first)
+            n += lastEnd - first;
+    }
+    return n;
+}
+function pushDuration(rec, ms) {
+    rec.durations.push(ms);
+    if (rec.durations.length > DURATION_SAMPLES)
+        rec.durations.splice(0, rec.durations.length - DURATION_SAMPLES);
+}
+/**
+ * Applies one event. Unknown steps are ignored rather than fatal: a journal may name a step that a later
+ * plan removed, and losing that history is harmless.
+ */
+function applyEvent(state, ev) {
+    state.seq = ev.seq;
+    state.updatedAt = ev.t;
+    const e = ev;
+    switch (e.type) {
+        case 'attempt':
+            if (state.planName === '')
+                state.planName = e.plan;
+            if (e.shard && !state.shard)
+                state.shard = { index: e.shard.index, total: e.shard.total };
+            if (state.attempts.length === 0 && state.seq === ev.seq && state.createdAt > ev.t)
+                state.createdAt = ev.t;
+            state.attempts.push({
+                attempt: e.attempt,
+                pid: e.pid,
+                host: e.host,
+                resumed: e.resumed,
+                startedAt: e.t,
+                unitsDone: 0,
+            });
+            return;
+        case 'attempt-end': {
+            const a = state.attempts.find((x) => x.attempt === e.attempt);
+            if (a) {
+                a.endedAt = e.t;
+                a.exit = e.exit;
+                a.reason = e.reason;
+            }
+            return;
+        }
+        case 'step-init':
+            state.steps.set(e.step, newRecord(e, e.reason));
+            return;
+        case 'step-redefine': {
+            const rec = state.steps.get(e.step);
+            if (!rec) {
+                state.steps.set(e.step, newRecord(e, e.reason));
+                return;
+            }
+            rec.fingerprint = e.fingerprint;
+            rec.from = e.from;
+            rec.to = e.to;
+            rec.size = e.size;
+            if (e.sharding)
+                rec.sharding = { ...e.sharding };
+            else
+                delete rec.sharding;
+            if (e.adaptive)
+                rec.adaptive = true;
+            else {
+                delete rec.adaptive;
+                delete rec.pace;
+            }
+            rec.reason = e.reason;
+            rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
+            return;
+        }
+        case 'approve':
+            if (!state.approvals)
+                state.approvals = new Map();
+            state.approvals.set(e.step, { by: e.by, at: e.t });
+            return;
+        case 'reset':
+            // Throwing the step's work away by hand (`checkpoint reset`, rollback) also takes back its approval;
+            // `--failed` and the reset of `always` steps at each attempt do not. Cleared before the record lookup:
+            // a step approved before its record existed has none.
+            if (!e.failedOnly && e.reason !== 'always')
+                state.approvals?.delete(e.step);
+            break;
+        default:
+            break;
+    }
+    const rec = state.steps.get(e.step);
+    if (!rec)
+        return;
+    switch (e.type) {
+        case 'start':
+            rec.running.set(e.start, {
+                start: e.start,
+                end: e.end,
+                index: e.index,
+                attempt: e.attempt,
+                try: e.try,
+                t: e.t,
+            });
+            rec.interrupted.remove(e.start, e.end);
+            return;
+        case 'spawned': {
+            const r = rec.running.get(e.start);
+            if (r) {
+                r.pid = e.pid;
+                if (e.startTime !== undefined)
+                    r.startTime = e.startTime;
+                r.host = e.host;
+                if (e.marker !== undefined)
+                    r.marker = e.marker;
+            }
+            return;
+        }
+        case 'done': {
+            rec.running.delete(e.start);
+            rec.failed.delete(e.start);
+            rec.interrupted.remove(e.start, e.end);
+            if (!rec.done.covers(e.start, e.end)) {
+                // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
+                const n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
+                rec.done.add(e.start, e.end);
+                rec.unitsDone += n;
+                const a = state.attempts[state.attempts.length - 1];
+                if (a)
+                    a.unitsDone += n;
+            }
+            rec.timeMs += e.ms;
+            pushDuration(rec, e.ms);
+            if (rec.adaptive)
+                rec.pace = updatePace(rec.pace, e.end - e.start, e.ms);
+            if (e.outputs)
+                Object.assign(rec.outputs, e.outputs);
+            return;
+        }
+        case 'fail': {
+            rec.running.delete(e.start);
+            rec.timeMs += e.ms;
+            const prev = rec.failed.get(e.start);
+            rec.failed.set(e.start, {
+                start: e.start,
+                end: e.end,
+                index: e.index,
+                exit: e.exit,
+                signal: e.signal,
+                tries: (prev?.tries ?? 0) + 1,
+                reason: e.reason,
+                attempt: state.attempts[state.attempts.length - 1]?.attempt ?? 0,
+                t: e.t,
+            });
+            return;
+        }
+        case 'yield':
+            rec.running.delete(e.start);
+            rec.timeMs += e.ms;
+            return;
+        case 'interrupt':
+            rec.running.delete(e.start);
+            rec.timeMs += e.ms;
+            rec.interrupted.add(e.start, e.end);
+            return;
+        case 'step-complete':
+            rec.completedAt = e.t;
+            return;
+        case 'reset':
+            if (e.forget) {
+                state.steps.delete(e.step);
+                return;
+            }
+            rec.failed.clear();
+            if (!e.failedOnly) {
+                rec.done = new IntervalSet();
+                rec.interrupted = new IntervalSet();
+                rec.outputs = {};
+                rec.unitsDone = 0;
+                rec.completedAt = undefined;
+                rec.reason = e.reason;
+            }
+            return;
+        case 'throttle': {
+            if (!rec.throttle)
+                rec.throttle = { held: false, count: 0, heldMs: 0 };
+            const t = rec.throttle;
+            if (e.held) {
+                if (!t.held) {
+                    t.count += 1;
+                    t.since = e.t;
+                }
+                t.held = true;
+                if (e.reason !== undefined)
+                    t.reason = e.reason;
+            }
+            else if (t.held) {
+                t.heldMs += Math.max(0, e.t - (t.since ?? e.t));
+                t.held = false;
+                delete t.since;
+            }
+            return;
+        }
+        case 'mark-done':
+            rec.failed.clear();
+            rec.interrupted = new IntervalSet();
+            if (rec.to > rec.from)
+                rec.done.add(rec.from, rec.to);
+            rec.unitsDone = unitCount(rec);
+            rec.completedAt = e.t;
+            return;
+    }
+}
+/**
+ * Running units survive in the model only when an attempt died without recording their end. Loading turns
+ * them into interrupted units; the engine first ends any such process still alive (see engine/orphans.ts).
+ */
+function orphanedUnits(state) {
+    const out = [];
+    for (const [step, rec] of state.steps)
+        for (const unit of rec.running.values())
+            out.push({ step, unit });
+    return out;
+}
+function p90(values) {
+    if (values.length === 0)
+        return undefined;
+    const sorted = [...values].sort((a, b) => a - b);
+    const i = Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1);
+    return sorted[Math.max(0, i)];
+}
+
 ;// CONCATENATED MODULE: ./src/journal/snapshot.ts
 // checkpoint.json: the whole model as human-readable JSON with a checksum over its content. Interval lists
 // are printed one per line so a million fragments stay greppable without a line per number.
@@ -28448,8 +26681,10 @@ function preprocess(fn, schema) {
 
 
 
-class SnapshotError extends Error {
+
+class SnapshotError extends CheckpointError {
     name = 'SnapshotError';
+    exitCode = EXIT_FAILED;
 }
 /** Written by a newer program: refused, never rebuilt from the journal (which that program wrote too). */
 class SnapshotVersionError extends SnapshotError {
@@ -28512,6 +26747,7 @@ const stepSchema = object({
         pid: schemas_number().int().optional(),
         startTime: schemas_number().optional(),
         host: schemas_string().optional(),
+        marker: schemas_string().optional(),
     })),
     outputs: record(schemas_string(), schemas_string()),
     durations: array(schemas_number()),
@@ -28727,8 +26963,10 @@ function throttleRecord(t) {
 
 
 
-class CheckpointCorruptError extends Error {
+
+class CheckpointCorruptError extends CheckpointError {
     name = 'CheckpointCorruptError';
+    exitCode = EXIT_FAILED;
 }
 /** Compact the journal into the snapshot once it holds this many bytes. */
 const COMPACT_BYTES = 8 * 1024 * 1024;
@@ -29024,9 +27262,11 @@ async function loadState(dir, runId) {
 ;// CONCATENATED MODULE: ./src/plan/errors.ts
 // Named errors of the plan layer. Both are fatal for a run (exit 2 for a PlanError); their messages are
 // complete and meant to be shown to the user as they are, without a stack.
+
 /** A problem with the plan file. One problem per line; every line starts with the plan's file name. */
-class PlanError extends Error {
+class PlanError extends CheckpointError {
     name = 'PlanError';
+    exitCode = EXIT_USAGE;
     /** The individual problems, one per line of `message`. */
     problems;
     constructor(problems) {
@@ -29039,10 +27279,13 @@ class PlanError extends Error {
  * Expanding a batch step's `items` source failed (missing file, failing command). The plan layer does not
  * know which step asked, so the caller adds that context.
  */
-class ItemsError extends Error {
+class ItemsError extends CheckpointError {
     name = 'ItemsError';
+    exitCode = EXIT_USAGE;
 }
 
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
 var external_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_fs_, 2);
@@ -30075,9 +28318,6 @@ function diffFingerprints(old, now) {
 
 
 
-
-const STDERR_TAIL_LINES = 5;
-const STDERR_TAIL_CHARS = 500;
 function splitLines(text) {
     return text
         .split('\n')
@@ -30090,7 +28330,7 @@ function splitLines(text) {
  * with `bash -eo pipefail -c` in `planDir` with `env`). Throws ItemsError for a missing file or a failing
  * command.
  */
-async function expandItems(source, planDir, env) {
+async function expandItems(source, planDir, env, runCommand) {
     switch (source.kind) {
         case 'list':
             return source.items.map(String);
@@ -30102,7 +28342,7 @@ async function expandItems(source, planDir, env) {
             return textItems(files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), `items glob ${JSON.stringify(source.glob)}`);
         }
         case 'command':
-            return textItems(splitLines(await runItemsCommand(source.command, planDir, env)), `items command "${shorten(source.command)}"`);
+            return textItems(await runCommand(source.command, planDir, env), `items command "${shortCommand(source.command)}"`);
     }
 }
 /**
@@ -30132,45 +28372,106 @@ async function readItemsFile(file, planDir) {
         });
     }
 }
-function shorten(command) {
+/** A command as one short line, for messages. */
+function shortCommand(command) {
     const oneLine = command.trim().replace(/\s*\n\s*/g, '; ');
     return oneLine.length > 80 ? `${oneLine.slice(0, 79)}…` : oneLine;
 }
-function tail(text) {
-    const lines = text.trimEnd().split('\n').slice(-STDERR_TAIL_LINES).join('\n');
-    return lines.length > STDERR_TAIL_CHARS ? `…${lines.slice(-STDERR_TAIL_CHARS)}` : lines;
-}
-function runItemsCommand(command, cwd, env) {
-    return new Promise((resolve, reject) => {
-        const child = (0,external_node_child_process_.spawn)('bash', ['-eo', 'pipefail', '-c', command], {
-            cwd,
-            env,
-            stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        const stdout = [];
-        let stderr = '';
-        child.stdout.on('data', (chunk) => stdout.push(chunk));
-        child.stderr.on('data', (chunk) => {
-            // Only the tail is ever shown; keep memory bounded for chatty commands.
-            stderr = (stderr + chunk.toString('utf8')).slice(-8 * STDERR_TAIL_CHARS);
-        });
-        child.on('error', (err) => {
-            reject(new ItemsError(`items command "${shorten(command)}" could not start: ${err.message}`, { cause: err }));
-        });
-        child.on('close', (code, signal) => {
-            if (code === 0) {
-                resolve(Buffer.concat(stdout).toString('utf8'));
-                return;
-            }
-            const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-            const errTail = tail(stderr);
-            reject(new ItemsError(`items command "${shorten(command)}" ${how}${errTail ? `: ${errTail}` : ''}`));
-        });
-    });
-}
 
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
+var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
+;// CONCATENATED MODULE: ./src/plan/duration.ts
+// Durations as users write them in plans and flags (`90s`, `10m`, `1h30m`, `2d`, `500ms`) and as the
+// program prints them back (`3m05s`).
+const UNIT_MS = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
+/** Units in the order they must appear in a combined duration (`1d2h`, never `2h1d`). */
+const UNIT_ORDER = ['d', 'h', 'm', 's', 'ms'];
+// `ms` must be tried before `m` so that `500ms` is not read as 500 minutes followed by garbage.
+const PART = /(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)/y;
+const BARE_NUMBER = /^\d+(?:\.\d+)?$/;
+function durationError(text) {
+    return new Error(`expected a duration like 90s, 10m, 1h30m or 2d, got ${JSON.stringify(String(text))}`);
+}
+/**
+ * Parses a duration into milliseconds. Accepts `500ms`, `90s`, `10m`, `1h30m`, `2d`, combinations in
+ * decreasing order of unit (`1d2h`, `2m30s`, `1s500ms`, spaces allowed between parts), decimals (`1.5h`),
+ * and a bare number, which means seconds. Throws a plain `Error` with a user-facing message otherwise.
+ */
+function parseDuration(text) {
+    if (typeof text === 'number') {
+        if (!Number.isFinite(text) || text < 0)
+            throw durationError(text);
+        return Math.round(text * 1000);
+    }
+    if (typeof text !== 'string')
+        throw durationError(text);
+    const s = text.trim();
+    if (s === '')
+        throw durationError(text);
+    if (BARE_NUMBER.test(s)) {
+        // Hundreds of digits read as Infinity, which every caller would take for a real duration.
+        const ms = Number(s) * 1000;
+        if (!Number.isFinite(ms))
+            throw durationError(text);
+        return Math.round(ms);
+    }
+    let total = 0;
+    let pos = 0;
+    let lastUnit = -1;
+    while (pos < s.length) {
+        PART.lastIndex = pos;
+        const m = PART.exec(s);
+        if (!m)
+            throw durationError(text);
+        const unit = m[2];
+        const order = UNIT_ORDER.indexOf(unit);
+        // Each unit at most once and from largest to smallest: `1m1m` or `30m1h` are more likely typos than intent.
+        if (order <= lastUnit)
+            throw durationError(text);
+        lastUnit = order;
+        total += Number(m[1]) * UNIT_MS[unit];
+        pos = PART.lastIndex;
+        while (s[pos] === ' ')
+            pos++;
+    }
+    if (!Number.isFinite(total))
+        throw durationError(text);
+    return Math.round(total);
+}
+/**
+ * Formats milliseconds compactly: `850ms`, `42s`, `3m05s`, `1h30m`, `2d4h`. Two units at most; the smaller
+ * one is left out when it is zero (`3m`, `1h`, `2d`). Rounds down, so 59.9 s prints as `59s`, never `60s`.
+ */
+function duration_formatDuration(ms) {
+    if (Number.isNaN(ms))
+        return '?';
+    if (ms < 0)
+        return `-${duration_formatDuration(-ms)}`;
+    if (!Number.isFinite(ms))
+        return '∞';
+    if (ms < 1000)
+        return `${Math.floor(ms)}ms`;
+    const totalSeconds = Math.floor(ms / 1000);
+    if (totalSeconds < 60)
+        return `${totalSeconds}s`;
+    const totalMinutes = Math.floor(totalSeconds / 60);
+    if (totalMinutes < 60)
+        return pair(totalMinutes, 'm', totalSeconds % 60, 's', true);
+    const totalHours = Math.floor(totalMinutes / 60);
+    if (totalHours < 24)
+        return pair(totalHours, 'h', totalMinutes % 60, 'm', true);
+    return pair(Math.floor(totalHours / 24), 'd', totalHours % 24, 'h', false);
+}
+function pair(big, bigUnit, small, smallUnit, pad) {
+    if (small === 0)
+        return `${big}${bigUnit}`;
+    const smallText = pad ? String(small).padStart(2, '0') : String(small);
+    return `${big}${bigUnit}${smallText}${smallUnit}`;
+}
+
 ;// CONCATENATED MODULE: ./src/plan/schema.ts
 // The zod schema of `checkpoint.yml` as users write it (kebab-case keys, durations as text), and the
 // formatter that turns zod issues into the one-line, user-facing problems a PlanError carries.
@@ -31399,7 +29700,7 @@ function normalise(data, file, opts) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/engine/shard.ts
+;// CONCATENATED MODULE: ./src/plan/space.ts
 function shardLabel(s) {
     return `${s.index}/${s.total}`;
 }
@@ -31454,6 +29755,1072 @@ function unitsOf(from, to, size) {
     return out;
 }
 
+;// CONCATENATED MODULE: ./src/engine/chunking.ts
+
+/** The most a chunk grows over the last finished one. */
+const GROWTH = 4;
+/** Part of the time left that a chunk may plan to use: the rest is a margin for the estimate's error. */
+const BUDGET_SHARE = 0.9;
+/** The margin is at least this long (ms). */
+const MIN_MARGIN_MS = 1000;
+/** Of `remainingMs` left in the budget, the time a chunk may plan to take. */
+function usableMs(remainingMs) {
+    return Math.max(0, Math.min(remainingMs * BUDGET_SHARE, remainingMs - MIN_MARGIN_MS));
+}
+/** The largest chunk: `max` rounded down to a whole multiple of `min` (at least `min`). */
+function largestChunk(size) {
+    return Math.max(1, Math.floor(size.max / size.min)) * size.min;
+}
+/**
+ * The chunk size the rate alone asks for (no gap, no budget): rate × target, grown at most GROWTH times the
+ * last chunk, in whole multiples of `min` within [min, max]. `min` before anything was measured.
+ */
+function wantedChunk(size, pace) {
+    const rate = paceRate(pace);
+    if (rate === undefined || !pace)
+        return size.min;
+    let want = rate * size.targetMs;
+    want = Math.min(want, Math.max(pace.lastSize, size.min) * GROWTH);
+    return clampToGrid(size, want);
+}
+/** `want` as a whole multiple of `min` within [min, max]. */
+function clampToGrid(size, want) {
+    const k = Math.floor(want / size.min);
+    return Math.min(largestChunk(size), Math.max(1, Number.isFinite(k) ? k : 1) * size.min);
+}
+/** The next chunk's size: `wantedChunk`, cut to the time left (when a budget is set) and to the room. */
+function nextChunkSize(input) {
+    const { size, pace, room, remainingMs } = input;
+    let chunk = wantedChunk(size, pace);
+    const rate = paceRate(pace);
+    if (remainingMs !== undefined && rate !== undefined) {
+        const fits = rate * usableMs(remainingMs);
+        if (fits < chunk)
+            chunk = clampToGrid(size, fits);
+    }
+    return Math.max(1, Math.min(chunk, room));
+}
+/** How long `items` will take at the measured pace, ms; undefined before anything was measured. */
+function estimateMs(pace, items) {
+    const rate = paceRate(pace);
+    return rate === undefined ? undefined : items / rate;
+}
+/** Whether a chunk estimated at `estMs` may start with `remainingMs` left (keeping the margin). */
+function fitsRemaining(estMs, remainingMs) {
+    return estMs <= usableMs(remainingMs);
+}
+/** The latest start (Unix ms) at which a chunk estimated at `estMs` still fits before `deadline`. */
+function latestStart(deadline, estMs) {
+    // fitsRemaining(est, deadline - start) ⇔ deadline - start >= max(est / BUDGET_SHARE, est + MIN_MARGIN_MS)
+    return deadline - Math.max(estMs / BUDGET_SHARE, estMs + MIN_MARGIN_MS);
+}
+function chunkInfo(rec, size) {
+    const rate = paceRate(rec.pace);
+    return {
+        targetMs: size ? size.targetMs : null,
+        min: size ? size.min : rec.size,
+        max: size && size.max < Number.MAX_SAFE_INTEGER ? size.max : null,
+        lastSize: rec.pace ? rec.pace.lastSize : null,
+        lastMs: rec.pace ? rec.pace.lastMs : null,
+        ratePerSecond: rate === undefined ? null : Math.round(rate * 1000 * 10) / 10,
+        nextSize: size ? wantedChunk(size, rec.pace) : null,
+        measured: rec.pace?.chunks ?? 0,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/engine/env.ts
+// The environment a unit sees: the engine's own, minus the runner's secrets, plus the plan's and ours.
+/**
+ * Variables that let a process talk to the runner's services as the job. User commands never need them and
+ * must not be able to read them (DESIGN §6, Security).
+ */
+const SECRET_NAMES = new Set([
+    'ACTIONS_RUNTIME_TOKEN',
+    'ACTIONS_RESULTS_URL',
+    'ACTIONS_CACHE_URL',
+    'ACTIONS_RUNTIME_URL',
+]);
+const SECRET_PREFIXES = ['ACTIONS_ID_TOKEN_REQUEST_'];
+function isRunnerSecret(name) {
+    return SECRET_NAMES.has(name) || SECRET_PREFIXES.some((p) => name.startsWith(p));
+}
+function scrubEnv(env) {
+    const out = {};
+    for (const [k, v] of Object.entries(env))
+        if (v !== undefined && !isRunnerSecret(k))
+            out[k] = v;
+    return out;
+}
+
+// EXTERNAL MODULE: external "node:child_process"
+var external_node_child_process_ = __nccwpck_require__(1421);
+;// CONCATENATED MODULE: ./src/journal/lock.ts
+// The run's lease: `<runDir>/lock` says which process on which host is working on this checkpoint. It is a
+// lease, not a plain lock file: it is void once its holder's process is gone (same host) or its heartbeat
+// is older than the TTL (any host, e.g. a lock restored from a cache saved on another runner).
+//
+// Creation is atomic: the record is written to a temp file which is then link()ed to `lock` (fails with
+// EEXIST if any lock exists). Replacing a stale lock is serialised by a short-lived `lock.takeover` guard
+// (created the same way), so that several contenders judging the same stale lock cannot each remove
+// the lock another one has just installed. Whoever holds the guard moves the stale lock aside with
+// rename(), checks it moved the lock it judged (same nonce), and links its own; if it moved a different
+// one it links that back.
+
+
+
+
+
+
+
+const LOCK_FILE = 'lock';
+const GUARD_FILE = 'lock.takeover';
+/** An unparsable lock younger than this may be in the middle of being written by a foreign tool: respect it. */
+const UNPARSABLE_GRACE_MS = 5_000;
+/** A takeover takes milliseconds; a guard this old was left by a contender that died mid-takeover. */
+const GUARD_STALE_MS = 10_000;
+/** How long acquireLease keeps retrying while other contenders create, replace or guard the lock. */
+const ACQUIRE_PATIENCE_MS = GUARD_STALE_MS + 10_000;
+class LockedError extends CheckpointError {
+    name = 'LockedError';
+    exitCode = EXIT_INCOMPLETE;
+    /** The live holder; undefined when the lock file could not be parsed (and is too young to be judged stale). */
+    holder;
+    lockPath;
+    constructor(message, lockPath, holder) {
+        super(message);
+        this.lockPath = lockPath;
+        this.holder = holder;
+    }
+}
+const DEFAULT_TTL_MS = 30_000;
+const DEFAULT_HEARTBEAT_MS = 5_000;
+/** Start time of process `pid` in clock ticks since boot (Linux /proc), or undefined where unavailable. */
+function processStartTime(pid) {
+    const stat = readProcStat(pid);
+    return stat?.startTime;
+}
+function readProcStat(pid) {
+    if (process.platform !== 'linux')
+        return undefined;
+    let text;
+    try {
+        text = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+    }
+    catch {
+        return undefined;
+    }
+    // "pid (comm) state ppid ..." — comm may contain spaces and parentheses, so split after the last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
+    const state = fields[0];
+    const startTime = Number(fields[19]);
+    if (state === undefined || !Number.isSafeInteger(startTime))
+        return undefined;
+    return { state, startTime };
+}
+/**
+ * Whether process `pid` exists on this host (a zombie counts as gone). With `startTime`, a process whose
+ * start time differs (the pid was reused) counts as gone too.
+ */
+function isProcessAlive(pid, startTime) {
+    if (!Number.isSafeInteger(pid) || pid <= 0)
+        return false;
+    try {
+        process.kill(pid, 0);
+    }
+    catch (error) {
+        // EPERM: it exists but belongs to another user.
+        if (errorCode(error) !== 'EPERM')
+            return false;
+    }
+    const stat = readProcStat(pid);
+    if (stat === undefined)
+        return true;
+    if (stat.state === 'Z' || stat.state === 'X')
+        return false;
+    return startTime === undefined || stat.startTime === startTime;
+}
+function parseRecord(text) {
+    let value;
+    try {
+        value = JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+    if (typeof value !== 'object' || value === null)
+        return undefined;
+    const v = value;
+    if (!Number.isSafeInteger(v.pid) ||
+        typeof v.host !== 'string' ||
+        typeof v.runId !== 'string' ||
+        !Number.isSafeInteger(v.attempt) ||
+        typeof v.heartbeat !== 'number' ||
+        !Number.isFinite(v.heartbeat) ||
+        typeof v.nonce !== 'string' ||
+        v.nonce === '') {
+        return undefined;
+    }
+    const record = {
+        pid: v.pid,
+        host: v.host,
+        runId: v.runId,
+        attempt: v.attempt,
+        heartbeat: v.heartbeat,
+        nonce: v.nonce,
+    };
+    if (Number.isSafeInteger(v.startTime))
+        record.startTime = v.startTime;
+    if (typeof v.ttlMs === 'number' && Number.isFinite(v.ttlMs) && v.ttlMs > 0)
+        record.ttlMs = v.ttlMs;
+    return record;
+}
+async function readLockFile(path) {
+    try {
+        const [text, info] = await Promise.all([(0,promises_namespaceObject.readFile)(path, 'utf8'), (0,promises_namespaceObject.stat)(path)]);
+        return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
+    }
+    catch (error) {
+        if (errorCode(error) === 'ENOENT')
+            return undefined;
+        throw error;
+    }
+}
+/** What identifies one version of a lock file across a rename: its nonce, or its text if unparsable. */
+function identity(state) {
+    return state.record ? `nonce:${state.record.nonce}` : `text:${state.text}`;
+}
+function judge(state, ttlMs, now) {
+    const record = state.record;
+    if (record === undefined) {
+        const age = now - state.mtimeMs;
+        return age > UNPARSABLE_GRACE_MS
+            ? { stale: true, reason: `the lock file is unreadable and ${formatAge(age)} old` }
+            : { stale: false, reason: `the lock file is unreadable but only ${formatAge(age)} old` };
+    }
+    if (record.host === (0,external_node_os_.hostname)()) {
+        if (!isProcessAlive(record.pid)) {
+            return { stale: true, reason: `process ${record.pid} on this host is gone` };
+        }
+        if (record.startTime !== undefined) {
+            const current = processStartTime(record.pid);
+            if (current !== undefined && current !== record.startTime) {
+                return {
+                    stale: true,
+                    reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
+                };
+            }
+        }
+    }
+    const ttl = record.ttlMs ?? ttlMs;
+    const age = now - record.heartbeat;
+    if (age > ttl) {
+        return {
+            stale: true,
+            reason: `its last heartbeat was ${formatAge(age)} ago (lease expires after ${formatAge(ttl)})`,
+        };
+    }
+    return { stale: false, reason: 'alive' };
+}
+function formatAge(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 120)
+        return `${s}s`;
+    const m = Math.round(s / 60);
+    return m < 120 ? `${m}m` : `${Math.round(m / 60)}h`;
+}
+function displayDir(runDir) {
+    const rel = (0,external_node_path_.relative)(process.cwd(), runDir);
+    return rel !== '' && !rel.startsWith('..') && !(0,external_node_path_.isAbsolute)(rel) ? rel : runDir;
+}
+function lockedError(runDir, lockPath, state, ttlMs, now) {
+    const record = state.record;
+    if (record === undefined) {
+        return new LockedError(`checkpoint ${displayDir(runDir)} is locked: ${lockPath} was written ${formatAge(now - state.mtimeMs)} ago ` +
+            `but cannot be read. Wait a few seconds and try again; if it stays unreadable it is ignored once it is ` +
+            `${UNPARSABLE_GRACE_MS / 1000}s old.`, lockPath, undefined);
+    }
+    const ttl = record.ttlMs ?? ttlMs;
+    return new LockedError(`checkpoint ${displayDir(runDir)} is locked by pid ${record.pid} on host ${record.host} ` +
+        `(attempt ${record.attempt}, heartbeat ${formatAge(now - record.heartbeat)} ago); wait for that run to ` +
+        `finish, or stop it. If it is gone, its lease expires ${formatAge(ttl)} after its last heartbeat.`, lockPath, record);
+}
+async function tryLink(from, to) {
+    try {
+        await (0,promises_namespaceObject.link)(from, to);
+        return true;
+    }
+    catch (error) {
+        if (errorCode(error) === 'EEXIST')
+            return false;
+        throw error;
+    }
+}
+function pause(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+/**
+ * Moves `path` aside if it still is the version `expected` identifies, then deletes it. Returns false when
+ * the file there was another version (it is put back) or was already gone.
+ */
+async function removeIfSame(path, expected, nonce) {
+    const aside = `${path}.stale-${nonce}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+    try {
+        await (0,promises_namespaceObject.rename)(path, aside);
+    }
+    catch (error) {
+        if (errorCode(error) === 'ENOENT')
+            return false;
+        throw error;
+    }
+    const moved = await readLockFile(aside);
+    if (moved !== undefined && identity(moved) !== expected) {
+        // We moved a newer file than the one judged: put it back unless someone created another meanwhile.
+        await tryLink(aside, path);
+        await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
+        return false;
+    }
+    await (0,promises_namespaceObject.unlink)(aside).catch(() => undefined);
+    return true;
+}
+/** Takes the takeover guard (returns its identity), clearing a guard abandoned by a contender that died. */
+async function takeGuard(guardPath, nonce) {
+    const text = JSON.stringify({ pid: process.pid, host: (0,external_node_os_.hostname)(), nonce });
+    const tmp = tempPath(guardPath);
+    await (0,promises_namespaceObject.writeFile)(tmp, text, { mode: FILE_MODE, flag: 'wx' });
+    try {
+        if (await tryLink(tmp, guardPath))
+            return `text:${text}`;
+        const guard = await readLockFile(guardPath);
+        if (guard !== undefined && Date.now() - guard.mtimeMs > GUARD_STALE_MS) {
+            await removeIfSame(guardPath, identity(guard), nonce);
+        }
+        return undefined;
+    }
+    finally {
+        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+    }
+}
+/**
+ * Acquires the lease on `runDir`, replacing a stale one. Throws LockedError when a live process holds it.
+ * The heartbeat timer is unref'd: it never keeps the process alive.
+ */
+async function lock_acquireLease(runDir, info, opts = {}) {
+    const ttlMs = opts.ttlMs ?? DEFAULT_TTL_MS;
+    const heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    if (!(ttlMs > 0) || !(heartbeatMs > 0)) {
+        throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
+    }
+    await fsutil_ensureDir(runDir);
+    const lockPath = (0,external_node_path_.join)(runDir, LOCK_FILE);
+    const guardPath = (0,external_node_path_.join)(runDir, GUARD_FILE);
+    const nonce = (0,external_node_crypto_namespaceObject.randomBytes)(12).toString('hex');
+    const record = {
+        pid: process.pid,
+        host: (0,external_node_os_.hostname)(),
+        runId: info.runId,
+        attempt: info.attempt,
+        heartbeat: Date.now(),
+        ttlMs,
+        nonce,
+    };
+    const startTime = processStartTime(process.pid);
+    if (startTime !== undefined)
+        record.startTime = startTime;
+    let tookOver;
+    const tmp = tempPath(lockPath);
+    await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(record)}\n`, { mode: FILE_MODE, flag: 'wx' });
+    const giveUpAt = Date.now() + ACQUIRE_PATIENCE_MS;
+    try {
+        while (Date.now() < giveUpAt) {
+            if (await tryLink(tmp, lockPath)) {
+                return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
+            }
+            const holder = await readLockFile(lockPath);
+            if (holder === undefined)
+                continue; // released meanwhile: try again
+            const now = Date.now();
+            const verdict = judge(holder, ttlMs, now);
+            if (!verdict.stale)
+                throw lockedError(runDir, lockPath, holder, ttlMs, now);
+            const guard = await takeGuard(guardPath, nonce);
+            if (guard === undefined) {
+                // Another contender is replacing the stale lock; see what it ends up with.
+                await pause(5 + Math.random() * 20);
+                continue;
+            }
+            try {
+                const current = await readLockFile(lockPath);
+                if (current !== undefined && identity(current) === identity(holder)) {
+                    if (await removeIfSame(lockPath, identity(holder), nonce)) {
+                        tookOver = { holder: holder.record, reason: verdict.reason };
+                    }
+                }
+                // Link under the guard; if someone without the guard linked first, the next round judges them.
+                if (await tryLink(tmp, lockPath)) {
+                    return startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, opts.onLost);
+                }
+            }
+            finally {
+                await removeIfSame(guardPath, guard, nonce).catch(() => undefined);
+            }
+        }
+        throw new Error(`could not acquire ${lockPath} within ${ACQUIRE_PATIENCE_MS / 1000}s: other processes keep creating and replacing it. ` +
+            'Make sure only one `checkpoint run` works on this checkpoint at a time.');
+    }
+    finally {
+        await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+    }
+}
+function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLost) {
+    let timer;
+    let tick;
+    let stopped = false;
+    let lastBeat = record.heartbeat;
+    let lostReason;
+    const listeners = onLost ? [onLost] : [];
+    const lose = (reason) => {
+        if (stopped)
+            return;
+        stop();
+        lostReason = reason;
+        for (const listener of listeners)
+            listener(reason);
+    };
+    const beat = async () => {
+        try {
+            const current = await readLockFile(lockPath);
+            if (stopped)
+                return;
+            if (current === undefined) {
+                lose(`the lock file ${lockPath} was removed by another process`);
+                return;
+            }
+            if (current.record?.nonce !== record.nonce) {
+                const by = current.record
+                    ? `pid ${current.record.pid} on host ${current.record.host}`
+                    : 'another process';
+                lose(`the lease on ${lockPath} was taken over by ${by}`);
+                return;
+            }
+            const next = { ...record, heartbeat: Date.now() };
+            const tmp = tempPath(lockPath);
+            // No fsync: a heartbeat lost in a power cut only makes the lease look older, which is harmless.
+            await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(next)}\n`, { mode: FILE_MODE, flag: 'wx' });
+            if (stopped) {
+                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+                return;
+            }
+            try {
+                await (0,promises_namespaceObject.rename)(tmp, lockPath);
+            }
+            catch (error) {
+                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
+                throw error;
+            }
+            lastBeat = next.heartbeat;
+            record.heartbeat = next.heartbeat;
+        }
+        catch (error) {
+            // Transient trouble (disk full...) is retried on the next tick; give up once the lease has expired.
+            if (Date.now() - lastBeat > ttlMs) {
+                lose(`could not refresh the lease on ${lockPath} for ${formatAge(ttlMs)}: ${String(error)}`);
+            }
+        }
+    };
+    const stop = () => {
+        stopped = true;
+        if (timer !== undefined)
+            clearInterval(timer);
+        timer = undefined;
+    };
+    timer = setInterval(() => {
+        if (tick !== undefined)
+            return;
+        tick = beat().finally(() => {
+            tick = undefined;
+        });
+    }, heartbeatMs);
+    timer.unref();
+    // Best effort: remove temp and aside files that crashed contenders left behind.
+    void sweepLeftovers(runDir);
+    return {
+        info: record,
+        tookOver,
+        stopHeartbeat: stop,
+        onLost(listener) {
+            const reason = lostReason;
+            if (reason === undefined)
+                listeners.push(listener);
+            else
+                queueMicrotask(() => listener(reason));
+        },
+        async release() {
+            stop();
+            await tick;
+            // Best effort: a lock that cannot be removed (a read-only or full disk, the very fault that may have
+            // ended the run) expires by itself once this process is gone, and failing here would hide that fault.
+            try {
+                const current = await readLockFile(lockPath);
+                if (current?.record?.nonce === record.nonce)
+                    await (0,promises_namespaceObject.unlink)(lockPath);
+            }
+            catch {
+                // See above.
+            }
+        },
+    };
+}
+async function sweepLeftovers(runDir) {
+    try {
+        const cutoff = Date.now() - 60_000;
+        for (const name of await (0,promises_namespaceObject.readdir)(runDir)) {
+            if (!/^lock(\.takeover)?\.(tmp|stale)-/.test(name))
+                continue;
+            const path = (0,external_node_path_.join)(runDir, name);
+            const info = await (0,promises_namespaceObject.stat)(path);
+            if (info.mtimeMs < cutoff)
+                await (0,promises_namespaceObject.unlink)(path);
+        }
+    }
+    catch {
+        // Leftovers are harmless; never fail over them.
+    }
+}
+/** The lease record in `runDir`'s lock file; undefined when there is no lock (or it cannot be parsed). */
+async function readLease(runDir) {
+    return (await readLockFile(join(runDir, LOCK_FILE)))?.record;
+}
+/** The lease on `runDir` as acquireLease would judge it (live or stale, and why); undefined without a lock. */
+async function inspectLease(runDir, opts = {}) {
+    const state = await readLockFile((0,external_node_path_.join)(runDir, LOCK_FILE));
+    if (state === undefined)
+        return undefined;
+    const now = Date.now();
+    const verdict = judge(state, opts.ttlMs ?? DEFAULT_TTL_MS, now);
+    return {
+        holder: state.record,
+        ageMs: now - (state.record?.heartbeat ?? state.mtimeMs),
+        stale: verdict.stale,
+        reason: verdict.reason,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/exec/marker.ts
+// Every process the engine starts carries a marker in its environment, CHECKPOINT_TRACKING_ID, and so does
+// everything those processes start, also what leaves the unit's process group (`setsid`, a double fork, a
+// daemon): the environment is inherited where process groups are not. It is how the GitHub runner finds a
+// job's strays (RUNNER_TRACKING_ID). A marker is `<run id>.<attempt>.<random>.<n>`: unique per unit start,
+// and prefixed by the run, so a marker read back from a checkpoint can only ever name processes of that
+// run's own units.
+
+
+const TRACKING_VAR = 'CHECKPOINT_TRACKING_ID';
+/** Hands out the markers of one engine's units. */
+class Markers {
+    prefix;
+    #n = 0;
+    constructor(runId, attempt) {
+        this.prefix = `${runId}.${attempt}.${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+    }
+    next() {
+        this.#n += 1;
+        return `${this.prefix}.${this.#n}`;
+    }
+}
+/** Whether `marker` is one this run's engine could have handed out (a checkpoint's value is checked). */
+function isMarkerOfRun(marker, runId) {
+    return (typeof marker === 'string' &&
+        marker.length < 512 &&
+        marker.startsWith(`${runId}.`) &&
+        /^[A-Za-z0-9._-]+$/.test(marker));
+}
+const NEEDLE = Buffer.from(`${TRACKING_VAR}=`);
+/** The marker in one process's environment, if it has one (and /proc lets us read it). */
+function markerOf(pid) {
+    let env;
+    try {
+        env = (0,external_node_fs_.readFileSync)(`/proc/${pid}/environ`);
+    }
+    catch {
+        return undefined;
+    }
+    let at = env.indexOf(NEEDLE);
+    // Only at the start of an entry: `X_CHECKPOINT_TRACKING_ID=` is another variable.
+    while (at > 0 && env[at - 1] !== 0)
+        at = env.indexOf(NEEDLE, at + 1);
+    if (at < 0)
+        return undefined;
+    const from = at + NEEDLE.length;
+    const end = env.indexOf(0, from);
+    return env.subarray(from, end < 0 ? env.length : end).toString('utf8');
+}
+/**
+ * The pids of live processes whose marker `matches`, never this process. Linux reads /proc; where there is
+ * no /proc (macOS) nothing is found, and only process groups are signalled (docs/reliability.md).
+ */
+function findMarked(matches) {
+    let entries;
+    try {
+        entries = (0,external_node_fs_.readdirSync)('/proc');
+    }
+    catch {
+        return [];
+    }
+    const out = [];
+    for (const e of entries) {
+        const c = e.charCodeAt(0);
+        if (c < 48 || c > 57)
+            continue;
+        const pid = Number(e);
+        if (!Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid)
+            continue;
+        const m = markerOf(pid);
+        if (m !== undefined && matches(m))
+            out.push(pid);
+    }
+    return out;
+}
+/** Signals each process; one that is gone already is not an error. */
+function signalAll(pids, signal) {
+    for (const pid of pids) {
+        if (pid <= 1 || pid === process.pid)
+            continue;
+        try {
+            process.kill(pid, signal);
+        }
+        catch {
+            // Gone meanwhile.
+        }
+    }
+}
+
+;// CONCATENATED MODULE: external "node:string_decoder"
+const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:string_decoder");
+;// CONCATENATED MODULE: ./src/exec/output.ts
+// A process's output, bounded however much it prints and whatever bytes they are: lines for the live view
+// (decoded as UTF-8 across chunk boundaries, each at most MAX_LINE characters) and the kept tail of raw
+// bytes for logs and error messages (at most `limit` bytes). Both are linear in the output: nothing is
+// joined and split again per chunk, so a 100 MB line costs what 100 MB of short lines cost.
+
+/** Longest line handed to the live view; the rest of a longer line is dropped with a mark. */
+const MAX_LINE = 16 * 1024;
+/** Splits one stream into lines. A line longer than `maxLine` is cut there and its rest skipped. */
+class LineSplitter {
+    #decoder = new external_node_string_decoder_namespaceObject.StringDecoder('utf8');
+    #onLine;
+    #maxLine;
+    #partial = '';
+    /** The current line was already cut: skip to its newline. */
+    #skipping = false;
+    constructor(onLine, maxLine = MAX_LINE) {
+        this.#onLine = onLine;
+        this.#maxLine = maxLine;
+    }
+    push(chunk) {
+        this.#take(this.#decoder.write(chunk));
+    }
+    /** The stream ended: its last line, even without a newline. */
+    end() {
+        this.#take(this.#decoder.end());
+        if (this.#partial !== '' && !this.#skipping)
+            this.#onLine(this.#partial);
+        this.#partial = '';
+        this.#skipping = false;
+    }
+    #take(text) {
+        let from = 0;
+        for (;;) {
+            const nl = text.indexOf('\n', from);
+            if (nl < 0)
+                break;
+            if (!this.#skipping)
+                this.#onLine(this.#bounded(this.#partial + text.slice(from, nl)));
+            this.#partial = '';
+            this.#skipping = false;
+            from = nl + 1;
+        }
+        if (from >= text.length || this.#skipping)
+            return;
+        // Only up to the cap is kept of a line without its newline yet, so memory stays bounded.
+        this.#partial += text.slice(from, from + this.#maxLine + 1 - this.#partial.length);
+        if (this.#partial.length > this.#maxLine) {
+            this.#onLine(this.#bounded(this.#partial));
+            this.#partial = '';
+            this.#skipping = true;
+        }
+    }
+    #bounded(line) {
+        return line.length > this.#maxLine ? `${line.slice(0, this.#maxLine)} …[line cut]` : line;
+    }
+}
+/**
+ * The last `limit` bytes of a process's output, both streams, as whole lines per stream where it can: the
+ * two pipes are read in no fixed order, so a chunk that ends mid-line waits for its stream's newline, or
+ * the tail would splice the other stream's line into it. A pending partial line longer than the limit goes
+ * in as it is (it would be cut anyway), which keeps memory bounded for output without newlines.
+ */
+class Tail {
+    #chunks = [];
+    #bytes = 0;
+    #limit;
+    #pending = { stdout: [], stderr: [] };
+    #pendingBytes = { stdout: 0, stderr: 0 };
+    constructor(limit) {
+        this.#limit = limit;
+    }
+    push(chunk, stream) {
+        const nl = chunk.lastIndexOf(0x0a);
+        if (nl < 0) {
+            this.#hold(stream, chunk);
+            if (this.#pendingBytes[stream] > this.#limit)
+                this.#flush(stream);
+            return;
+        }
+        this.#flush(stream);
+        this.#add(chunk.subarray(0, nl + 1));
+        if (nl + 1 < chunk.length)
+            this.#hold(stream, chunk.subarray(nl + 1));
+    }
+    /** Both streams ended: their last partial lines go in, kept apart by a newline. */
+    end() {
+        const both = this.#pendingBytes.stdout > 0 && this.#pendingBytes.stderr > 0;
+        this.#flush('stdout');
+        if (both)
+            this.#add(Buffer.from('\n'));
+        this.#flush('stderr');
+    }
+    /** The kept bytes as they were printed (for the log file). */
+    bytes() {
+        const all = Buffer.concat(this.#chunks);
+        let start = Math.max(0, all.length - this.#limit);
+        // Cut at a character's start, not inside a multi-byte UTF-8 sequence.
+        for (let i = 0; i < 3 && start < all.length && ((all[start] ?? 0) & 0xc0) === 0x80; i++)
+            start += 1;
+        return all.subarray(start);
+    }
+    /** The kept bytes decoded for messages (invalid bytes become U+FFFD). */
+    toString() {
+        return this.bytes().toString('utf8');
+    }
+    get empty() {
+        return this.#bytes === 0 && this.#pendingBytes.stdout === 0 && this.#pendingBytes.stderr === 0;
+    }
+    #hold(stream, b) {
+        this.#pending[stream].push(b);
+        this.#pendingBytes[stream] += b.length;
+    }
+    #flush(stream) {
+        for (const b of this.#pending[stream])
+            this.#add(b);
+        this.#pending[stream] = [];
+        this.#pendingBytes[stream] = 0;
+    }
+    #add(b) {
+        if (b.length === 0)
+            return;
+        // A chunk bigger than the limit keeps only its end (and replaces everything before it).
+        if (b.length >= this.#limit) {
+            this.#chunks = [Buffer.from(b.subarray(b.length - this.#limit))];
+            this.#bytes = this.#limit;
+            return;
+        }
+        this.#chunks.push(b);
+        this.#bytes += b.length;
+        while (this.#chunks.length > 1 && this.#bytes - (this.#chunks[0]?.length ?? 0) >= this.#limit) {
+            this.#bytes -= this.#chunks.shift()?.length ?? 0;
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/exec/process.ts
+// The one place that starts processes: units, the items command, throttle checks and rollback commands.
+// Each is a real process in its own process group (its `$$`, `$PPID` and /proc/self are its own, as with
+// `bash -c` in a terminal), carries a marker in its environment (marker.ts), has its output bounded
+// (output.ts), its timeout, and ends with its exit status, which is all the engine learns from it: no byte
+// it prints is read as an instruction.
+//
+// Escaped processes: a unit may leave a daemon that keeps its stdout open. Once the unit's own process has
+// exited, its output is waited for at most DRAIN_MS, then the pipes are closed: nothing another process
+// holds can keep a unit (or the engine) from ending. When the engine ends a unit (stop, time budget,
+// timeout), it signals the unit's process group and every process carrying the unit's marker, also those
+// outside the group, and the unit's end waits until they are gone or SIGKILLed after the grace.
+
+
+
+
+
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long output is still read after the process itself exited (what a left daemon may hold open). */
+const DRAIN_MS = 500;
+/** Markers for processes started outside an engine's units (items commands, rollbacks). */
+const adHoc = new Markers('checkpoint', process.pid);
+/** Processes started here that have not ended: `stopAll` ends them (a signal during set-up). */
+const live = new Set();
+/** Ends every process started here and not yet exited (SIGTERM, SIGKILL after the grace). */
+function stopAll(graceMs) {
+    for (const p of live)
+        p.terminate(graceMs, 'stop');
+}
+/** Sends a signal to a whole process group; a group that is already gone is not an error. */
+function signalGroup(pgid, signal) {
+    if (!Number.isSafeInteger(pgid) || pgid <= 1)
+        return false;
+    try {
+        process.kill(-pgid, signal);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+function groupAlive(pgid) {
+    if (!Number.isSafeInteger(pgid) || pgid <= 1)
+        return false;
+    try {
+        process.kill(-pgid, 0);
+        return true;
+    }
+    catch (err) {
+        return err.code === 'EPERM';
+    }
+}
+/**
+ * The absolute path of a program as a PATH search would find it, so each of thousands of unit starts skips
+ * the search (a failed stat per PATH entry); the name itself when not found (the start then reports it).
+ */
+function resolveProgram(name, pathVar) {
+    if (name.includes('/'))
+        return name;
+    for (const dir of (pathVar ?? '').split(external_node_path_.delimiter)) {
+        if (!dir)
+            continue;
+        const candidate = (0,external_node_path_.join)(dir, name);
+        try {
+            (0,external_node_fs_.accessSync)(candidate, external_node_fs_.constants.X_OK);
+            if ((0,external_node_fs_.statSync)(candidate).isFile())
+                return candidate;
+        }
+        catch {
+            // not here
+        }
+    }
+    return name;
+}
+class ManagedProcess {
+    pid;
+    startTime;
+    marker;
+    exited;
+    #child;
+    #tail;
+    #started = performance.now();
+    #endedBy;
+    #timeoutTimer;
+    /** Resolves once an ending the engine began is over: group and marked processes gone, or SIGKILLed. */
+    #ending;
+    #exited = false;
+    constructor(opts) {
+        this.marker = opts.marker ?? adHoc.next();
+        const [cmd, ...args] = opts.argv;
+        // detached: the child leads a new process group, so signals reach everything it starts in it.
+        this.#child = (0,external_node_child_process_.spawn)(cmd ?? 'sh', args, {
+            cwd: opts.cwd,
+            env: { ...opts.env, [TRACKING_VAR]: this.marker },
+            detached: true,
+            stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        this.pid = this.#child.pid;
+        this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
+        this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
+        const onLine = opts.onLine;
+        const splitter = (stream) => onLine
+            ? new LineSplitter((l) => {
+                const cut = l.endsWith(' …[line cut]');
+                onLine(l, stream, cut);
+            }, opts.maxLine)
+            : undefined;
+        const lines = { stdout: splitter('stdout'), stderr: splitter('stderr') };
+        const take = (stream) => (c) => {
+            this.#tail.push(c, stream);
+            lines[stream]?.push(c);
+        };
+        this.#child.stdout?.on('data', take('stdout'));
+        this.#child.stderr?.on('data', take('stderr'));
+        if (this.pid !== undefined)
+            live.add(this);
+        this.exited = this.#watchExit(opts).then(async (exit) => {
+            this.#exited = true;
+            if (this.#timeoutTimer)
+                clearTimeout(this.#timeoutTimer);
+            this.#tail.end();
+            lines.stdout?.end();
+            lines.stderr?.end();
+            // An ending the engine began is over only once what the unit left behind is gone too.
+            await this.#ending;
+            live.delete(this);
+            const result = { ...exit, ms: Math.round(performance.now() - this.#started) };
+            if (this.#endedBy)
+                result.endedBy = this.#endedBy;
+            return result;
+        });
+        // setTimeout fires at once past 2^31-1 ms (~24.8 days); a longer timeout is as good as none.
+        if (opts.timeoutMs !== undefined && opts.timeoutMs < MAX_TIMER_MS && this.pid !== undefined) {
+            this.#timeoutTimer = setTimeout(() => {
+                this.terminate(opts.timeoutGraceMs ?? 10_000, 'timeout');
+            }, opts.timeoutMs);
+        }
+    }
+    #watchExit(opts) {
+        const child = this.#child;
+        return new Promise((resolve) => {
+            let settled = false;
+            const finish = (exit) => {
+                if (settled)
+                    return;
+                settled = true;
+                // Processes the unit left may hold its pipes open: its end does not wait for them.
+                const drain = setTimeout(() => {
+                    child.stdout?.destroy();
+                    child.stderr?.destroy();
+                    resolve(exit);
+                }, DRAIN_MS);
+                let open = 2;
+                const closed = () => {
+                    open -= 1;
+                    if (open === 0) {
+                        clearTimeout(drain);
+                        resolve(exit);
+                    }
+                };
+                for (const s of [child.stdout, child.stderr]) {
+                    if (!s || s.readableEnded || s.destroyed)
+                        closed();
+                    else
+                        s.once('close', closed);
+                }
+            };
+            child.once('error', (err) => finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) }));
+            child.once('exit', (code, signal) => finish({ code, signal }));
+        });
+    }
+    /**
+     * Ends the process and all it started: SIGTERM to its group and to every process with its marker now,
+     * SIGKILL to whatever is left of them after the grace (0 = SIGKILL at once).
+     */
+    terminate(graceMs, reason = 'stop') {
+        if (this.pid === undefined)
+            return;
+        if (this.#exited && !this.#ending)
+            return;
+        this.#endedBy ??= reason;
+        const pid = this.pid;
+        const marker = this.marker;
+        const marked = () => findMarked((m) => m === marker);
+        const kill = (signal) => {
+            signalGroup(pid, signal);
+            signalAll(marked(), signal);
+        };
+        if (graceMs <= 0) {
+            kill('SIGKILL');
+            this.#ending ??= Promise.resolve();
+            return;
+        }
+        if (this.#ending)
+            return;
+        kill('SIGTERM');
+        const killAt = performance.now() + graceMs;
+        this.#ending = new Promise((resolve) => {
+            const watch = setInterval(() => {
+                const left = marked();
+                if (!groupAlive(pid) && left.length === 0) {
+                    clearInterval(watch);
+                    resolve();
+                }
+                else if (performance.now() >= killAt) {
+                    clearInterval(watch);
+                    kill('SIGKILL');
+                    resolve();
+                }
+            }, 50);
+        });
+    }
+    /** The output's tail, decoded for messages. */
+    tail() {
+        return this.#tail.toString();
+    }
+    /** The output's tail as printed, for the log file. */
+    tailBytes() {
+        return this.#tail.bytes();
+    }
+    get hasOutput() {
+        return !this.#tail.empty;
+    }
+}
+function describeSpawnError(err, opts) {
+    if (err.code === 'ENOENT') {
+        return `could not start "${opts.argv[0]}" in ${opts.cwd}: the program or the working directory does not exist; check \`shell\` and \`working-directory\``;
+    }
+    return `could not start "${opts.argv[0]}": ${err.message}`;
+}
+
+;// CONCATENATED MODULE: ./src/engine/items-command.ts
+// An `items: { command }` source, run by the one spawner (src/exec): in its own process group, with the
+// marker, the step's timeout, ended by a signal during set-up (stopAll), its output read line by line (a
+// list of millions of items is never one string). Its failure names the command, how it ended and the end
+// of what it printed.
+
+
+
+
+/** An item line longer than this is refused (an item travels in an environment variable). */
+const MAX_ITEM_CHARS = 64 * 1024;
+/** The command's non-empty stdout lines (`bash -eo pipefail -c`). */
+async function runItemsCommand(command, opts) {
+    const lines = [];
+    let tooLong;
+    const proc = new ManagedProcess({
+        argv: ['bash', '-eo', 'pipefail', '-c', command],
+        cwd: opts.cwd,
+        env: opts.env,
+        maxLine: MAX_ITEM_CHARS,
+        tailBytes: 2048,
+        ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs, timeoutGraceMs: 3000 } : {}),
+        onLine: (line, stream, cut) => {
+            if (stream !== 'stdout')
+                return;
+            if (cut)
+                tooLong ??= lines.length + 1;
+            const l = line.endsWith('\r') ? line.slice(0, -1) : line;
+            if (l.trim() !== '')
+                lines.push(l);
+        },
+    });
+    const exit = await proc.exited;
+    const what = `items command "${shortCommand(command)}"`;
+    if (exit.spawnError)
+        throw new ItemsError(`${what} could not start: ${exit.spawnError}`);
+    if (exit.endedBy === 'stop')
+        throw new ItemsError(`${what} was stopped`);
+    if (exit.code !== 0 || exit.endedBy === 'timeout') {
+        const how = exit.endedBy === 'timeout'
+            ? `timed out after ${duration_formatDuration(opts.timeoutMs ?? 0)} (the step's timeout)`
+            : exit.signal
+                ? `was killed by ${exit.signal}`
+                : `exited with code ${exit.code}`;
+        const said = lastLines(proc.tail());
+        throw new ItemsError(`${what} ${how}${said ? `: ${said}` : ''}`);
+    }
+    if (tooLong !== undefined)
+        throw new ItemsError(`${what} printed a line longer than ${MAX_ITEM_CHARS} characters (item ${tooLong}); items must be short text, one per line`);
+    return lines;
+}
+function lastLines(text) {
+    const lines = text.trimEnd().split('\n').slice(-5).join('\n');
+    return lines.length > 500 ? `…${lines.slice(-500)}` : lines;
+}
+
 ;// CONCATENATED MODULE: ./src/engine/prepare.ts
 // Decides, before anything is written, what an attempt will do with each step: create its record, keep it,
 // invalidate it (changed fingerprint or changed dependency), or leave it done. Item lists are expanded here,
@@ -31467,6 +30834,11 @@ function unitsOf(from, to, size) {
 
 
 
+
+/** Runs a step's items command through the one spawner, bounded by the step's timeout. */
+function itemsRunner(step) {
+    return (command, cwd, env) => runItemsCommand(command, { cwd, env, timeoutMs: step.timeoutMs });
+}
 function describeSource(src) {
     switch (src.kind) {
         case 'list':
@@ -31683,7 +31055,7 @@ async function prepare(plan, state, opts = {}) {
             cur?.items &&
             step.batch?.space.kind === 'items' &&
             step.batch.space.source.kind !== 'list') {
-            const now = await expandItems(step.batch.space.source, plan.dir, scrubEnv({ ...env, ...step.env })).catch((err) => (err instanceof Error ? err : new Error(String(err))));
+            const now = await expandItems(step.batch.space.source, plan.dir, scrubEnv({ ...env, ...step.env }), itemsRunner(step)).catch((err) => (err instanceof Error ? err : new Error(String(err))));
             if (now instanceof Error)
                 pi.itemsDrift = `items source cannot be read now: ${now.message}`;
             else if (itemsHash(now) !== cur.items.sha256) {
@@ -31761,7 +31133,7 @@ async function spaceOf(plan, step, keepFrom, expand, env) {
     let list;
     try {
         // Items commands are user commands too: the runner's secrets never reach them.
-        list = await expandItems(b.space.source, plan.dir, scrubEnv({ ...env, ...step.env }));
+        list = await expandItems(b.space.source, plan.dir, scrubEnv({ ...env, ...step.env }), itemsRunner(step));
     }
     catch (err) {
         if (err instanceof ItemsError) {
@@ -31778,1333 +31150,42 @@ async function spaceOf(plan, step, keepFrom, expand, env) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/engine/retry.ts
-/**
- * Delay before try `nextTry` (2 = the first retry): exponential, capped, with "equal jitter" (half fixed,
- * half random) so units failing together don't retry in lockstep yet never retry instantly.
- */
-function retryDelayMs(policy, nextTry, random = Math.random) {
-    const exp = policy.delayMs * policy.backoff ** Math.max(0, nextTry - 2);
-    const capped = Math.min(policy.maxDelayMs, exp);
-    return Math.round(capped / 2 + random() * (capped / 2));
-}
+;// CONCATENATED MODULE: ./src/report/explain.ts
+// What `checkpoint explain` and `run --dry-run` print: for every step, whether it will run and why.
 
-;// CONCATENATED MODULE: ./src/engine/scheduler.ts
-// The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
-// transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_USAGE = 2;
-const EXIT_INCOMPLETE = 75;
-/** Ranges bigger than this get no CHECKPOINT_ITEMS_FILE: writing millions of numbers per unit helps nobody. */
-const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
-// A unit's `done` record waits one turn of the event loop (setImmediate) to be written together with those
-// of the units whose ends arrived in the same turn; their fsyncs are grouped by the journal writer. Short
-// pipelined units end every fraction of a millisecond and got a write and an fsync each. The slot waits for
-// the write (not the fsync) before it takes a new request, so the wait is kept to one turn (it was a 2 ms
-// timer); the unit its launcher queued behind this one already runs.
-/** Read once: `os.hostname()` is a system call, and the spawned record of every unit carries it. */
-const HOST = (0,external_node_os_.hostname)();
-/** Variables each unit sets for itself; taken out of the step's fixed environment (a nested run has them). */
-const UNIT_VARS = [
-    'CHECKPOINT_TRY',
-    'CHECKPOINT_OUTPUT',
-    'CHECKPOINT_BATCH_INDEX',
-    'CHECKPOINT_BATCH_START',
-    'CHECKPOINT_BATCH_END',
-    'CHECKPOINT_ITEMS_FILE',
-    'CHECKPOINT_ITEM',
-];
-/** A throttle check that hangs holds units back no longer than this; it then counts as failed. */
-const THROTTLE_CHECK_TIMEOUT_MS = 60_000;
-/** One selected step's bookkeeping for this attempt. */
-class StepRun {
-    step;
-    #ckpt;
-    /** Work done before now plus every unit handed out in this attempt; only grows. */
-    taken = new IntervalSet();
-    cursor;
-    retryQueue = [];
-    tries = new Map();
-    /** Units started and not yet recorded as ended (the step is complete only at 0). */
-    running = 0;
-    /** Unit processes alive (bounded by `parallel`). */
-    active = 0;
-    failedFinal = 0;
-    failedFinalStarts = new Set();
-    stoppedByFailures = false;
-    budgetBlocked = false;
-    completedThisAttempt = false;
-    /** `approval: true` and not approved: no unit of it starts in this attempt (reported once). */
-    awaitingApproval = false;
-    ranThisAttempt = false;
-    state = 'waiting';
-    items;
-    /** argv and the fixed part of the environment, the same for every unit of this attempt (built on first use). */
-    template;
-    throttle;
-    /** The time budget's deadline (Unix ms), if any: chunks sized by time are cut to fit before it. */
-    deadline;
-    /** Chunks sized by time: interrupted work of earlier attempts, handed out first, in chunks sized anew. */
-    #resume;
-    constructor(step, ckpt) {
-        this.step = step;
-        this.#ckpt = ckpt;
-        const rec = this.rec;
-        this.cursor = rec.from;
-        this.taken = rec.done.clone();
-        // Failed and interrupted units of earlier attempts go first.
-        const first = [];
-        for (const f of [...rec.failed.values()].sort((a, b) => a.start - b.start)) {
-            first.push({ step: step.id, start: f.start, end: f.end, index: f.index, notBefore: 0 });
-            this.taken.add(f.start, f.end);
-        }
-        for (const [s, e] of rec.interrupted.intervals()) {
-            if (step.batch?.adaptive) {
-                this.#resume ??= new IntervalSet();
-                this.#resume.add(s, e);
-                continue;
-            }
-            for (const u of this.cut(s, e)) {
-                first.push({ ...u, notBefore: 0 });
-                this.taken.add(u.start, u.end);
-            }
-        }
-        this.retryQueue = first;
-        if (step.batch?.throttle)
-            this.throttle = { okUntil: 0, blockedUntil: 0, proc: undefined, held: undefined };
-    }
-    get rec() {
-        const r = this.#ckpt.state.steps.get(this.step.id);
-        if (!r)
-            throw new Error(`internal: step ${this.step.id} has no record`);
-        return r;
-    }
-    get parallel() {
-        return this.step.batch ? (this.step.batch.order === 'sequential' ? 1 : this.step.batch.parallel) : 1;
-    }
-    get complete() {
-        return isStepComplete(this.rec) && this.running === 0;
-    }
-    get maxFailures() {
-        const mf = this.step.batch?.maxFailures;
-        if (!mf)
-            return 0;
-        if (mf.kind === 'count')
-            return mf.count;
-        return Math.floor((mf.percent / 100) * unitCount(this.rec));
-    }
-    /** Grid-aligned units covering [s, e): a unit never spans two chunks of the step's grid. */
-    *cut(s, e) {
-        const { from, size } = this.rec;
-        let p = s;
-        while (p < e) {
-            const index = Math.floor((p - from) / size);
-            const end = Math.min(from + (index + 1) * size, e);
-            yield { step: this.step.id, start: p, end, index };
-            p = end;
-        }
-    }
-    /** The unit at the start of [s, e) (what `cut` yields first, without a generator per unit). */
-    #unitAt(s, e) {
-        const { from, size } = this.rec;
-        const index = Math.floor((s - from) / size);
-        return { step: this.step.id, start: s, end: Math.min(from + (index + 1) * size, e), index };
-    }
-    /** The next unit to start now, or the time to look again, or nothing left in this attempt. */
-    next(now) {
-        if (this.stoppedByFailures)
-            return undefined;
-        if (this.step.batch?.order === 'sequential')
-            return this.#nextSequential(now);
-        let wakeAt = Number.POSITIVE_INFINITY;
-        for (let i = 0; i < this.retryQueue.length; i++) {
-            const q = this.retryQueue[i];
-            if (q.notBefore <= now) {
-                this.retryQueue.splice(i, 1);
-                // A plain unit: its fields are spread into journal records.
-                return { step: q.step, start: q.start, end: q.end, index: q.index };
-            }
-            wakeAt = Math.min(wakeAt, q.notBefore);
-        }
-        if (this.step.batch?.adaptive) {
-            const chunk = this.#nextChunk(now);
-            if (chunk)
-                return chunk;
-            return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
-        }
-        const gap = this.taken.firstGap(this.cursor, this.rec.to);
-        if (gap) {
-            const u = this.#unitAt(gap[0], gap[1]);
-            this.taken.add(u.start, u.end);
-            this.cursor = u.end;
-            return u;
-        }
-        this.cursor = this.rec.to;
-        return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
-    }
-    /**
-     * Chunks sized by time (chunking.ts): the next chunk from the first pending gap, interrupted work of
-     * earlier attempts first. A retry never comes here: it keeps its unit's exact [start, end).
-     */
-    #nextChunk(now) {
-        const rec = this.rec;
-        let gap;
-        if (this.#resume) {
-            for (const [s, e] of this.#resume.intervals()) {
-                gap = this.taken.firstGap(s, e);
-                if (gap)
-                    break;
-            }
-            if (!gap)
-                this.#resume = undefined;
-        }
-        const resumed = gap !== undefined;
-        gap ??= this.taken.firstGap(this.cursor, rec.to);
-        if (!gap) {
-            this.cursor = rec.to;
-            return undefined;
-        }
-        const u = this.#chunkAt(gap[0], gap[1], now);
-        this.taken.add(u.start, u.end);
-        if (!resumed)
-            this.cursor = u.end;
-        return u;
-    }
-    /** A chunk sized by time starting at `s`, within [s, e); its index is its first cell of the `min` grid. */
-    #chunkAt(s, e, now) {
-        const rec = this.rec;
-        const adaptive = this.step.batch?.adaptive;
-        const size = adaptive
-            ? nextChunkSize({
-                size: adaptive,
-                pace: rec.pace,
-                room: e - s,
-                remainingMs: this.deadline === undefined ? undefined : this.deadline - now,
-            })
-            : e - s;
-        return { step: this.step.id, start: s, end: s + size, index: Math.floor((s - rec.from) / rec.size) };
-    }
-    #nextSequential(now) {
-        if (this.running > 0)
-            return undefined;
-        const rec = this.rec;
-        const gap = rec.done.firstGap(rec.from, rec.to);
-        if (!gap)
-            return undefined;
-        if (this.step.batch?.adaptive)
-            return this.#nextSequentialChunk(gap, now);
-        const u = this.#unitAt(gap[0], gap[1]);
-        if (this.failedFinalStarts.has(u.start))
-            return undefined;
-        const q = this.retryQueue.findIndex((x) => x.start === u.start);
-        if (q >= 0) {
-            const item = this.retryQueue[q];
-            if (item.notBefore > now)
-                return { wakeAt: item.notBefore };
-            this.retryQueue.splice(q, 1);
-        }
-        return u;
-    }
-    /** `order: sequential` with chunks sized by time: a retry keeps its exact range; else a new chunk. */
-    #nextSequentialChunk(gap, now) {
-        const [s, e] = gap;
-        if (this.failedFinalStarts.has(s))
-            return undefined;
-        const q = this.retryQueue.findIndex((x) => x.start === s);
-        if (q >= 0) {
-            const item = this.retryQueue[q];
-            if (item.notBefore > now)
-                return { wakeAt: item.notBefore };
-            this.retryQueue.splice(q, 1);
-            return { step: item.step, start: item.start, end: item.end, index: item.index };
-        }
-        // A new chunk stops where a unit waiting for its retry begins.
-        let end = e;
-        for (const x of this.retryQueue)
-            if (x.start > s && x.start < end)
-                end = x.start;
-        return this.#chunkAt(s, end, now);
-    }
-    requeue(u, notBefore) {
-        this.retryQueue.push({ ...u, notBefore });
-    }
-    /**
-     * A unit handed out that never started goes back, its try unused: to the front of the queue, as it was;
-     * with chunks sized by time, a new chunk (not a retry) goes back to the pending work instead, to be sized
-     * anew (the time left may be shorter by now).
-     */
-    giveBack(u) {
-        const retry = (this.tries.get(u.start) ?? 0) > 0 || this.rec.failed.has(u.start);
-        if (!this.step.batch?.adaptive || retry) {
-            this.requeue(u, 0);
-            return;
-        }
-        this.taken.remove(u.start, u.end);
-        if (u.start < this.cursor)
-            this.cursor = u.start;
-    }
-    get hasQueued() {
-        return this.retryQueue.length > 0 || this.taken.firstGap(this.cursor, this.rec.to) !== undefined;
+function printExplain(out, plan, prep, runLabel) {
+    out.write(`plan ${plan.name} (${plan.steps.length} steps), run ${runLabel}\n`);
+    const selected = new Set(prep.selected.map((s) => s.id));
+    const width = Math.max(...plan.steps.map((s) => s.id.length));
+    for (const step of plan.steps) {
+        const i = prep.info.get(step.id);
+        if (!i)
+            continue;
+        const verb = !selected.has(step.id)
+            ? 'skip'
+            : i.action === 'skip'
+                ? 'skip'
+                : i.action === 'partial'
+                    ? 'resume'
+                    : 'run';
+        const why = !selected.has(step.id) ? 'not selected by --only' : i.why;
+        const units = step.batch ? ` [${i.unitsDone}/${i.unitsTotal} units]` : '';
+        const needs = step.needs.length ? ` after ${step.needs.join(', ')}` : '';
+        out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
+        if (i.itemsDrift)
+            out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
+        if (i.chunks)
+            out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
     }
 }
-class Engine {
-    #plan;
-    #ckpt;
-    #prep;
-    #opts;
-    #runs = new Map();
-    #live = new Set();
-    #pending = new Set();
-    #stopping;
-    #wakeTimer;
-    #deadlineTimer;
-    #finish;
-    #attempt = 0;
-    #resumed = false;
-    #yieldedLeft = false;
-    #fatal;
-    #baseEnv = {};
-    #pool;
-    #slots = [];
-    #freeSlots = [];
-    #programs = new Map();
-    #concurrency;
-    /** `done` records of the current event-loop turn, and when they are durable. */
-    #doneBatch;
-    constructor(plan, ckpt, prep, opts = {}) {
-        this.#plan = plan;
-        this.#ckpt = ckpt;
-        this.#prep = prep;
-        this.#opts = opts;
-        this.#concurrency = Math.max(1, opts.concurrency ?? plan.concurrency);
-    }
-    get attempt() {
-        return this.#attempt;
-    }
-    /** Stops starting units and ends running ones: SIGTERM to each group, SIGKILL after the grace. */
-    stop(reason, graceMs = this.#opts.stopGraceMs ?? 3000) {
-        if (this.#stopping && graceMs >= this.#stopping.graceMs)
-            return;
-        this.#stopping = { reason: this.#stopping?.reason ?? reason, graceMs };
-        this.#emit({
-            type: 'notice',
-            message: `stopping (${reason}): ending ${this.#live.size} running unit(s)`,
-        });
-        // Revoked before any unit is signalled: a unit that exits 0 on SIGTERM must not let its launcher start
-        // the request queued behind it, so the revoke is in the launcher's input before that unit can end.
-        this.#revokeQueued();
-        for (const l of this.#live)
-            l.proc?.terminate(graceMs, 'stop');
-        for (const r of this.#runs.values())
-            r.throttle?.proc?.terminate(graceMs, 'stop');
-        this.#pump();
-    }
-    #stopInfo() {
-        return this.#stopping;
-    }
-    #emit(ev) {
-        this.#opts.onEvent?.(ev);
-    }
-    async run() {
-        const ckpt = this.#ckpt;
-        const state = ckpt.state;
-        // Resumed: this attempt starts from recorded progress, not from nothing.
-        this.#resumed = [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0);
-        this.#attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
-        ckpt.recordLater({
-            type: 'attempt',
-            attempt: this.#attempt,
-            plan: this.#plan.name,
-            pid: process.pid,
-            host: (0,external_node_os_.hostname)(),
-            resumed: this.#resumed,
-            ...(state.shard ? { shard: state.shard } : {}),
-        });
-        for (const id of this.#prep.replaced)
-            await ckpt.clearStepFiles(id);
-        // The frozen lists go to disk before the records that point at them: a run cut off (or failing to
-        // write) in between then leaves no record whose list is missing, and the next run expands again.
-        for (const [id, list] of this.#prep.items)
-            await ckpt.writeItems(id, list);
-        for (const ev of this.#prep.events)
-            ckpt.recordLater(ev);
-        await this.#endOrphans();
-        await ckpt.flush();
-        await ckpt.syncMarkers();
-        this.#baseEnv = scrubEnv(this.#opts.env ?? process.env);
-        if (this.#opts.launcher !== false && LauncherPool.available(this.#baseEnv)) {
-            // The launchers' own environment: the base without our variables, which each unit sets for itself.
-            const launcherEnv = Object.fromEntries(Object.entries(this.#baseEnv).filter(([k]) => !k.startsWith('CHECKPOINT_')));
-            this.#pool = new LauncherPool(launcherEnv, (0,external_node_path_.join)(ckpt.dir, 'tmp'), this.#baseEnv.CHECKPOINT_LAUNCHER);
-        }
-        // Dependency order, so one pass of the pump settles a chain of steps that are already done.
-        const selected = new Set(this.#prep.selected.map((s) => s.id));
-        for (const step of topoOrder(this.#plan).filter((s) => selected.has(s.id))) {
-            const run = new StepRun(step, ckpt);
-            run.deadline = this.#opts.deadline;
-            if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
-                run.items = await ckpt.readItems(step.id);
-            this.#runs.set(step.id, run);
-            await (0,promises_namespaceObject.mkdir)(ckpt.stateDir(step.id), { recursive: true, mode: 0o700 });
-        }
-        const deadline = this.#opts.deadline;
-        if (deadline !== undefined && deadline - Date.now() < MAX_TIMER_MS) {
-            const ms = Math.max(0, deadline - Date.now());
-            this.#deadlineTimer = setTimeout(() => this.stop(`time budget reached`, this.#opts.deadlineGraceMs ?? 10_000), ms);
-        }
-        await new Promise((resolve) => {
-            this.#finish = resolve;
-            this.#pump();
-        });
-        await Promise.all([...this.#pending]);
-        this.#pool?.close();
-        for (const slot of this.#slots)
-            for (const f of slot.scratch)
-                f.items?.close();
-        if (this.#deadlineTimer)
-            clearTimeout(this.#deadlineTimer);
-        if (this.#wakeTimer)
-            clearTimeout(this.#wakeTimer);
-        const result = this.#result();
-        // After a failed journal write nothing more can be recorded; the error is the result.
-        if (this.#fatal)
-            throw this.#fatal;
-        // Time held back by a throttle is counted per attempt: an attempt that ends held closes its span.
-        for (const run of this.#runs.values())
-            if (run.throttle?.held !== undefined)
-                ckpt.recordLater({ type: 'throttle', step: run.step.id, held: false, reason: 'the attempt ended' });
-        ckpt.recordLater({
-            type: 'attempt-end',
-            attempt: this.#attempt,
-            exit: result.exitCode,
-            reason: result.reason,
-        });
-        await ckpt.writeOutputsFile();
-        await ckpt.compact();
-        return result;
-    }
-    /** Units recorded running by an attempt that died: end any survivor on this host, then mark them interrupted. */
-    async #endOrphans() {
-        await endOrphans(this.#ckpt, (m) => this.#emit({ type: 'notice', message: m }));
-        // Outputs a unit of a dead attempt left behind would otherwise be read as the next unit's in that slot.
-        const tmp = (0,external_node_path_.join)(this.#ckpt.dir, 'tmp');
-        for (const f of await (0,promises_namespaceObject.readdir)(tmp).catch(() => []))
-            if (f.startsWith('slot-') && f.endsWith('.out'))
-                await (0,promises_namespaceObject.rm)((0,external_node_path_.join)(tmp, f), { force: true });
-    }
-    #depsSatisfied(run) {
-        for (const d of run.step.needs) {
-            const dep = this.#runs.get(d);
-            if (!dep) {
-                // Not selected (`--only`): it must already be complete.
-                const rec = this.#ckpt.state.steps.get(d);
-                if (!rec || !isStepComplete(rec))
-                    return 'never';
-                continue;
-            }
-            if (dep.completedThisAttempt)
-                continue;
-            if (dep.state === 'failed' || dep.state === 'blocked')
-                return 'never';
-            return 'wait';
-        }
-        return 'yes';
-    }
-    #totalRunning() {
-        return this.#live.size;
-    }
-    #pump() {
-        if (this.#wakeTimer) {
-            clearTimeout(this.#wakeTimer);
-            this.#wakeTimer = undefined;
-        }
-        if (this.#finish === undefined)
-            return;
-        const now = Date.now();
-        let wakeAt = Number.POSITIVE_INFINITY;
-        // A step earlier in dependency order that waits for a slot: later steps queue nothing ahead, so they
-        // don't keep slots it would otherwise get.
-        let starvedBefore = false;
-        for (const run of this.#runs.values()) {
-            if (run.completedThisAttempt || run.state === 'failed' || run.state === 'blocked')
-                continue;
-            const deps = this.#depsSatisfied(run);
-            if (deps === 'never') {
-                run.state = 'blocked';
-                this.#emit({
-                    type: 'step-state',
-                    step: run.step.id,
-                    state: 'blocked',
-                    detail: 'a step it needs failed',
-                });
-                continue;
-            }
-            if (deps === 'wait')
-                continue;
-            if (run.complete) {
-                this.#completeStep(run);
-                continue;
-            }
-            // A manual intervention point: nothing of it starts until it is approved; its dependents wait with it
-            // and independent steps go on. Approvals are recorded between attempts (under the lease), never now.
-            if (run.step.approval && !approvalOf(this.#ckpt.state, run.step.id)) {
-                if (!run.awaitingApproval) {
-                    run.awaitingApproval = true;
-                    this.#emit({
-                        type: 'step-state',
-                        step: run.step.id,
-                        state: 'waiting',
-                        detail: `waiting for approval (checkpoint approve ${run.step.id})`,
-                    });
-                }
-                continue;
-            }
-            if (run.throttle && this.#wouldStart(run) && !this.#throttleOpen(run, run.throttle, now)) {
-                if (!run.throttle.proc)
-                    wakeAt = Math.min(wakeAt, run.throttle.blockedUntil);
-                this.#settleStep(run);
-                continue;
-            }
-            while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.active < run.parallel) {
-                const nx = run.next(now);
-                if (nx === undefined)
-                    break;
-                if ('wakeAt' in nx) {
-                    wakeAt = Math.min(wakeAt, nx.wakeAt);
-                    break;
-                }
-                if (!this.#fitsBudget(run, nx, now))
-                    break;
-                this.#startUnit(run, nx);
-            }
-            if (!starvedBefore)
-                wakeAt = Math.min(wakeAt, this.#queueAhead(run, now));
-            starvedBefore ||= this.#starved(run);
-            this.#settleStep(run);
-        }
-        if (this.#totalRunning() === 0 && this.#pending.size === 0) {
-            const canProgress = !this.#stopping &&
-                Number.isFinite(wakeAt) &&
-                [...this.#runs.values()].some((r) => r.state !== 'failed' && r.state !== 'blocked');
-            if (!canProgress) {
-                const f = this.#finish;
-                this.#finish = undefined;
-                f();
-                return;
-            }
-        }
-        if (Number.isFinite(wakeAt) && !this.#stopping) {
-            this.#wakeTimer = setTimeout(() => this.#pump(), Math.min(MAX_TIMER_MS, Math.max(0, wakeAt - Date.now())));
-        }
-    }
-    /** Whether `run` has room and work for a unit now (before its throttle is asked). */
-    #wouldStart(run) {
-        return (!this.#stopping &&
-            this.#totalRunning() < this.#concurrency &&
-            run.active < run.parallel &&
-            !run.stoppedByFailures &&
-            !run.budgetBlocked &&
-            run.hasQueued);
-    }
-    /**
-     * THE THROTTLE (`batch.throttle`): units of the step start only while its check passes. A passing check
-     * holds for `every`; a failing one holds units back for `backoff`, then the check runs again. The check
-     * runs only when a unit could start, with the plan's shell in the step's directory and environment.
-     */
-    #throttleOpen(run, t, now) {
-        if (t.okUntil > now)
-            return true;
-        if (t.proc || t.blockedUntil > now)
-            return false;
-        const spec = run.step.batch?.throttle;
-        if (!spec)
-            return true;
-        const tpl = this.#template(run);
-        const proc = new UnitProcess({
-            argv: [...this.#shellArgv(run.step), spec.command],
-            cwd: run.step.workingDirectory,
-            env: tpl.env,
-            timeoutMs: THROTTLE_CHECK_TIMEOUT_MS,
-            timeoutGraceMs: 3000,
-            tailBytes: 2048,
-        });
-        t.proc = proc;
-        this.#track(proc.exited.then(async (exit) => {
-            t.proc = undefined;
-            const at = Date.now();
-            if (exit.code === 0 && !exit.spawnError) {
-                t.okUntil = at + spec.everyMs;
-                if (t.held !== undefined) {
-                    t.held = undefined;
-                    await this.#ckpt.record({ type: 'throttle', step: run.step.id, held: false });
-                    this.#emit({
-                        type: 'notice',
-                        message: `${run.step.id}: throttle check passes: starting units again`,
-                    });
-                }
-                return;
-            }
-            if (exit.endedBy === 'stop')
-                return;
-            t.blockedUntil = at + spec.backoffMs;
-            const why = exit.spawnError
-                ? exit.spawnError
-                : exit.endedBy === 'timeout'
-                    ? `timed out after ${duration_formatDuration(THROTTLE_CHECK_TIMEOUT_MS)}`
-                    : exit.signal
-                        ? `killed by ${exit.signal}`
-                        : `exit code ${exit.code}`;
-            const said = lastLine(proc.tail());
-            const reason = `throttled: ${spec.command}: ${why}${said ? ` (${said})` : ''}`;
-            if (reason !== t.held) {
-                t.held = reason;
-                await this.#ckpt.record({ type: 'throttle', step: run.step.id, held: true, reason });
-            }
-            this.#emit({
-                type: 'notice',
-                message: `${run.step.id}: ${reason}; no new unit starts, checking again in ${duration_formatDuration(spec.backoffMs)}`,
-            });
-        }));
-        return false;
-    }
-    /** Predictive stop: skip a unit whose p90 duration would run past the deadline. */
-    #fitsBudget(run, u, now) {
-        const deadline = this.#opts.deadline;
-        if (deadline === undefined)
-            return true;
-        if (run.step.batch?.adaptive)
-            return this.#chunkFitsBudget(run, u, now, deadline);
-        const est = p90(run.rec.durations);
-        if (est === undefined || now + est <= deadline)
-            return true;
-        return this.#holdBackForBudget(run, u, () => `p90 ${duration_formatDuration(est)} would end after the time budget (${duration_formatDuration(Math.max(0, deadline - now))} left)`);
-    }
-    /** Hands `u` back (pending for the next attempt) and stops the step starting more; says why once. */
-    #holdBackForBudget(run, u, why) {
-        run.requeue(u, Number.POSITIVE_INFINITY);
-        if (!run.budgetBlocked) {
-            run.budgetBlocked = true;
-            this.#revokeQueued(run);
-            this.#emit({ type: 'notice', message: `${run.step.id}: not starting more units: ${why()}` });
-        }
-        return false;
-    }
-    /**
-     * The predictive stop for chunks sized by time: a chunk's estimate is its size at the step's measured rate
-     * (chunking.ts). The chunk was already cut to the time left, so only a chunk of `min` (or a retry, which
-     * keeps its range) can be too long; then the step starts no more units, as with the p90.
-     */
-    #chunkFitsBudget(run, u, now, deadline) {
-        const est = estimateMs(run.rec.pace, u.end - u.start);
-        if (est === undefined || fitsRemaining(est, deadline - now))
-            return true;
-        return this.#holdBackForBudget(run, u, () => `a chunk of ${u.end - u.start} would take about ${duration_formatDuration(Math.round(est))}, more than fits in the time budget (${duration_formatDuration(Math.max(0, deadline - now))} left, less a margin of ${duration_formatDuration(Math.max(0, deadline - now) - usableMs(deadline - now))})`);
-    }
-    /** After a unit ends or a step runs dry: decide whether the step is failed/stopped for this attempt. */
-    #settleStep(run) {
-        if (run.completedThisAttempt || run.running > 0)
-            return;
-        if (run.complete) {
-            this.#completeStep(run);
-            return;
-        }
-        const now = Date.now();
-        const waitingRetry = run.retryQueue.some((q) => Number.isFinite(q.notBefore) && q.notBefore > now);
-        const moreToStart = !run.stoppedByFailures && run.hasQueued && !run.budgetBlocked;
-        if (run.failedFinal > 0 && !waitingRetry && (!moreToStart || this.#stopping)) {
-            if (run.state !== 'failed') {
-                run.state = 'failed';
-                this.#emit({
-                    type: 'step-state',
-                    step: run.step.id,
-                    state: 'failed',
-                    detail: `${run.failedFinal} unit(s) failed`,
-                });
-            }
-        }
-    }
-    /**
-     * Called once the step's work is complete and everything it needs is complete in this attempt — so a done
-     * step behind an `always` step waits for it, and so do its dependents.
-     */
-    #completeStep(run) {
-        if (run.completedThisAttempt)
-            return;
-        run.completedThisAttempt = true;
-        run.state = 'done';
-        if (!run.ranThisAttempt && run.rec.completedAt !== undefined) {
-            this.#emit({
-                type: 'step-state',
-                step: run.step.id,
-                state: 'done',
-                detail: 'done in an earlier attempt',
-            });
-            return;
-        }
-        const ckpt = this.#ckpt;
-        const p = (async () => {
-            await ckpt.record({ type: 'step-complete', step: run.step.id });
-            await ckpt.writeMarker(run.step.id);
-        })();
-        this.#track(p);
-        this.#emit({ type: 'step-state', step: run.step.id, state: 'done' });
-    }
-    #track(p) {
-        const wrapped = p
-            .catch((err) => this.#onFatal(err))
-            .finally(() => {
-            this.#pending.delete(wrapped);
-            this.#pump();
-        });
-        this.#pending.add(wrapped);
-    }
-    /** A journal write failed: nothing more can be recorded, so stop everything and report it. */
-    #onFatal(err) {
-        if (!this.#fatal)
-            this.#fatal = err instanceof Error ? err : new Error(String(err));
-        this.stop(`cannot record progress: ${this.#fatal.message}`, 0);
-    }
-    /** The step's argv and fixed environment, built once per attempt (units differ only in `#ownEnv`). */
-    #template(run) {
-        if (run.template)
-            return run.template;
-        const env = { ...this.#baseEnv, ...run.step.env };
-        env.CHECKPOINT_RUN_ID = this.#ckpt.runId;
-        env.CHECKPOINT_STEP = run.step.id;
-        env.CHECKPOINT_RESUMED = this.#resumed ? 'true' : 'false';
-        if (this.#opts.deadline !== undefined)
-            env.CHECKPOINT_DEADLINE = String(Math.floor(this.#opts.deadline / 1000));
-        else
-            delete env.CHECKPOINT_DEADLINE;
-        env.CHECKPOINT_STATE_DIR = this.#ckpt.stateDir(run.step.id);
-        env.CHECKPOINT_OUTPUTS = this.#ckpt.outputsPath();
-        for (const k of UNIT_VARS)
-            delete env[k];
-        run.template = { argv: [...this.#shellArgv(run.step), run.step.run], env };
-        return run.template;
-    }
-    #ownEnv(run, u, tryNo, scratch, items) {
-        const own = { CHECKPOINT_TRY: String(tryNo), CHECKPOINT_OUTPUT: scratch.out };
-        const batch = run.step.batch;
-        if (batch) {
-            own.CHECKPOINT_BATCH_INDEX = String(u.index);
-            own.CHECKPOINT_BATCH_START = String(u.start);
-            own.CHECKPOINT_BATCH_END = String(u.end);
-            if (items)
-                own.CHECKPOINT_ITEMS_FILE = scratch.itemsPath;
-            if (batch.size === 1 && !batch.adaptive)
-                own.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
-        }
-        return own;
-    }
-    /** Takes the slot's next scratch files for `u` and writes its CHECKPOINT_ITEMS_FILE. */
-    #claimScratch(slot, run, u) {
-        const scratch = slot.scratch[slot.phase];
-        slot.phase = slot.phase === 0 ? 1 : 0;
-        if (!run.step.batch || (!run.items && u.end - u.start > MAX_ITEMS_FILE_NUMBERS))
-            return { scratch, items: false };
-        const lines = [];
-        for (let i = u.start; i < u.end; i++)
-            lines.push(run.items ? (run.items[i] ?? '') : String(i));
-        scratch.items ??= new SlotFile(scratch.itemsPath);
-        scratch.items.set(`${lines.join('\n')}\n`);
-        return { scratch, items: true };
-    }
-    #spawnOptions(live, tryNo, claim) {
-        const { run, unit: u } = live;
-        const step = run.step;
-        const t = this.#template(run);
-        const opts = {
-            argv: t.argv,
-            cwd: step.workingDirectory,
-            env: new UnitEnv(t.env, this.#ownEnv(run, u, tryNo, claim.scratch, claim.items)),
-            timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
-        };
-        if (step.timeoutMs !== undefined)
-            opts.timeoutMs = step.timeoutMs;
-        const onOutput = this.#opts.onOutput;
-        const label = step.batch ? `${step.id}#${u.index}` : step.id;
-        if (onOutput)
-            opts.onLine = (line, stream) => onOutput(label, line, stream);
-        return opts;
-    }
-    /** Counts a try of `u` (the caller starts it). */
-    #nextTry(run, u) {
-        const tryNo = (run.tries.get(u.start) ?? 0) + 1;
-        run.tries.set(u.start, tryNo);
-        run.ranThisAttempt = true;
-        if (run.state !== 'running') {
-            run.state = 'running';
-            this.#emit({ type: 'step-state', step: run.step.id, state: 'running' });
-        }
-        return tryNo;
-    }
-    #startUnit(run, u) {
-        const tryNo = this.#nextTry(run, u);
-        run.running += 1;
-        run.active += 1;
-        const live = { unit: u, run, slot: this.#takeSlot(), proc: undefined };
-        // Counted as running at once so the pump respects limits while the async start proceeds.
-        this.#live.add(live);
-        this.#track(this.#runUnit(live, tryNo));
-    }
-    /** The shell's argv with its program resolved once (unless the step sets its own PATH). */
-    #shellArgv(step) {
-        const [prog, ...rest] = this.#plan.shell.argv;
-        if (prog === undefined || step.env.PATH !== undefined)
-            return this.#plan.shell.argv;
-        let resolved = this.#programs.get(prog);
-        if (resolved === undefined) {
-            resolved = resolveProgram(prog, this.#baseEnv.PATH);
-            this.#programs.set(prog, resolved);
-        }
-        return [resolved, ...rest];
-    }
-    /** A free slot (numbered 0, 1, ...: the number names its launcher and scratch files), now held once more. */
-    #takeSlot() {
-        let slot = this.#freeSlots.pop();
-        if (!slot) {
-            const id = this.#slots.length;
-            const scratch = (phase) => {
-                const base = (0,external_node_path_.join)(this.#ckpt.dir, 'tmp', `slot-${id}.${phase}`);
-                return { out: `${base}.out`, itemsPath: `${base}.items`, items: undefined };
-            };
-            slot = {
-                id,
-                users: 0,
-                phase: 0,
-                scratch: [scratch(0), scratch(1)],
-                current: undefined,
-                queued: undefined,
-            };
-            this.#slots.push(slot);
-        }
-        slot.users += 1;
-        return slot;
-    }
-    #releaseSlot(slot) {
-        slot.users -= 1;
-        if (slot.users === 0)
-            this.#freeSlots.push(slot);
-    }
-    /** A unit the engine starts itself: recorded running, then handed to a launcher (or spawned). */
-    async #runUnit(live, tryNo) {
-        const { run, unit: u, slot } = live;
-        const ckpt = this.#ckpt;
-        let handedOver = false;
-        try {
-            const claim = this.#claimScratch(slot, run, u);
-            await ckpt.writeOutputsFile();
-            // Recorded running before the process exists; durable with the next group commit.
-            ckpt.recordLater({ type: 'start', ...u, try: tryNo, attempt: this.#attempt });
-            if (this.#stopping) {
-                ckpt.recordLater({ type: 'interrupt', ...u, ms: 0, reason: this.#stopping.reason });
-                run.requeue(u, 0);
-                return;
-            }
-            this.#emit({ type: 'unit-start', unit: u, try: tryNo });
-            const opts = this.#spawnOptions(live, tryNo, claim);
-            const backend = this.#pool ? await this.#pool.start(opts, slot.id) : undefined;
-            handedOver = true;
-            await this.#supervise(live, tryNo, opts, backend, claim.scratch.out);
-        }
-        finally {
-            if (!handedOver) {
-                this.#live.delete(live);
-                run.active -= 1;
-                this.#releaseSlot(slot);
-                run.running -= 1;
-            }
-        }
-    }
-    /**
-     * THE PIPELINING RULE (launcher.ts has the protocol). The next unit of a step is queued behind a running
-     * unit of the same step, in its slot, only when
-     *   - units start through launchers (not with CHECKPOINT_LAUNCHER=0 or without bash),
-     *   - the run is not stopping (signal, time budget reached, lost lease, journal failure),
-     *   - the step is a batch with independent units: never for `order: sequential`, whose next unit
-     *     depends on the previous one's recorded end,
-     *   - the step has no throttle (each of its units asks the throttle when it starts),
-     *   - the step has not stopped for max-failures and is not held back by the time budget's prediction,
-     *   - no step earlier in dependency order waits for a slot (`#starved`), and the slot's running unit is
-     *     its only holder (the unit before it is fully recorded, so the alternate scratch files are free).
-     * The unit is one `next()` hands out now: a retry only once its backoff has passed. Its request carries
-     * the last start time at which it still fits the budget (deadline minus the step's p90) and the launcher
-     * starts it only if the running unit exits 0 — after a failure the engine decides, as without
-     * pipelining. A stop, max-failures or the budget revokes queued requests; a request the launcher had
-     * already started is a started unit like any other (recorded, and ended if the run is stopping).
-     */
-    #mayQueueAhead(run) {
-        return (this.#pool !== undefined &&
-            !this.#stopping &&
-            run.step.batch !== undefined &&
-            run.step.batch.order !== 'sequential' &&
-            // A queued unit would start without asking the throttle; throttled steps start each unit themselves.
-            run.step.batch.throttle === undefined &&
-            !run.stoppedByFailures &&
-            !run.budgetBlocked);
-    }
-    /** A step that could start a unit but every slot is taken. */
-    #starved(run) {
-        return (!this.#stopping &&
-            run.active < run.parallel &&
-            this.#totalRunning() >= this.#concurrency &&
-            !run.stoppedByFailures &&
-            !run.budgetBlocked &&
-            run.hasQueued);
-    }
-    /** Queues the next unit of `run` behind each of its running units that has none; returns a wake-up time. */
-    #queueAhead(run, now) {
-        const pool = this.#pool;
-        if (!pool || !this.#mayQueueAhead(run))
-            return Number.POSITIVE_INFINITY;
-        for (const slot of this.#slots) {
-            if (slot.current?.run !== run || slot.queued || slot.users !== 1 || !pool.canQueue(slot.id))
-                continue;
-            let startBy = this.#startBy(run, now);
-            if (startBy === false)
-                break;
-            const nx = run.next(now);
-            if (nx === undefined)
-                break;
-            if ('wakeAt' in nx)
-                return nx.wakeAt;
-            if (run.step.batch?.adaptive) {
-                // A chunk's last useful start depends on its size.
-                startBy = this.#chunkStartBy(run, nx);
-                if (startBy !== undefined && startBy <= now * 1000) {
-                    run.giveBack(nx);
-                    break;
-                }
-            }
-            this.#queueUnit(run, nx, slot, startBy, pool);
-        }
-        return Number.POSITIVE_INFINITY;
-    }
-    /**
-     * The latest start (Unix µs) at which a unit of `run` still ends within the budget; false: queue nothing
-     * now — none fits, or the step has no finished unit to predict from yet (the engine starts those itself,
-     * judging each with the durations known by then).
-     */
-    #startBy(run, now) {
-        const deadline = this.#opts.deadline;
-        if (deadline === undefined)
-            return undefined;
-        if (run.step.batch?.adaptive) {
-            // Chunks sized by time: whether a chunk of `min` still fits (each chunk then gets its own, below).
-            const est = estimateMs(run.rec.pace, run.rec.size);
-            if (est === undefined || latestStart(deadline, est) <= now)
-                return false;
-            return latestStart(deadline, est) * 1000;
-        }
-        const est = p90(run.rec.durations);
-        if (est === undefined || deadline - est <= now)
-            return false;
-        return (deadline - est) * 1000;
-    }
-    /** Chunks sized by time: the latest start (Unix µs) at which chunk `u` still fits the budget. */
-    #chunkStartBy(run, u) {
-        const deadline = this.#opts.deadline;
-        const est = estimateMs(run.rec.pace, u.end - u.start);
-        if (deadline === undefined || est === undefined)
-            return undefined;
-        return latestStart(deadline, est) * 1000;
-    }
-    /** A longer p90 moves the last useful start earlier: queued units now past it are taken back. */
-    #recheckBudget(run) {
-        const deadline = this.#opts.deadline;
-        if (deadline === undefined)
-            return;
-        const by = (deadline - (p90(run.rec.durations) ?? 0)) * 1000;
-        for (const slot of this.#slots) {
-            const q = slot.queued;
-            if (q?.live.run !== run || q.startBy === undefined)
-                continue;
-            // Chunks sized by time: a slower rate moves each queued chunk's last useful start by its own size.
-            const chunkBy = run.step.batch?.adaptive ? this.#chunkStartBy(run, q.live.unit) : undefined;
-            if (q.startBy > (chunkBy ?? by))
-                q.handoff?.revoke();
-        }
-    }
-    /**
-     * Hands `u` to the launcher of `slot`, behind its running unit. No outputs.json rewrite first (unlike
-     * `#runUnit`): the step already runs, so the file holds every output its units may rely on, those of the
-     * steps it needs.
-     */
-    #queueUnit(run, u, slot, startBy, pool) {
-        const tryNo = this.#nextTry(run, u);
-        run.running += 1;
-        slot.users += 1;
-        const q = {
-            live: { unit: u, run, slot, proc: undefined },
-            tryNo,
-            startBy,
-            counted: false,
-            handoff: undefined,
-        };
-        try {
-            const claim = this.#claimScratch(slot, run, u);
-            const opts = this.#spawnOptions(q.live, tryNo, claim);
-            q.handoff = pool.queue(opts, slot.id, startBy, () => this.#countQueued(q));
-            slot.queued = q;
-            this.#track(this.#runQueued(q, opts, claim.scratch.out));
-        }
-        catch (err) {
-            this.#giveBack(q);
-            this.#track(Promise.reject(err));
-        }
-    }
-    /** The unit ahead exited 0: the launcher is starting this one, so it takes its place in the limits. */
-    #countQueued(q) {
-        if (q.counted)
-            return;
-        q.counted = true;
-        this.#live.add(q.live);
-        q.live.run.active += 1;
-    }
-    /** A queued unit that never started goes back to the front of its step's queue, its try unused. */
-    #giveBack(q) {
-        const { run, unit: u, slot } = q.live;
-        if (slot.queued === q)
-            slot.queued = undefined;
-        if (q.counted) {
-            this.#live.delete(q.live);
-            run.active -= 1;
-        }
-        this.#releaseSlot(slot);
-        if (run.tries.get(u.start) === q.tryNo)
-            run.tries.set(u.start, q.tryNo - 1);
-        run.giveBack(u);
-        run.running -= 1;
-    }
-    /** Takes back the requests queued behind running units (of one step, or all). */
-    #revokeQueued(run) {
-        for (const slot of this.#slots)
-            if (!run || slot.queued?.live.run === run)
-                slot.queued?.handoff?.revoke();
-    }
-    /**
-     * A queued unit is recorded running only once the launcher reports it started: it may never start.
-     * Until then it holds a place in its slot and, once the unit ahead exited 0, in the limits.
-     */
-    async #runQueued(q, opts, outFile) {
-        const { unit: u, slot } = q.live;
-        const backend = await q.handoff?.started;
-        if (slot.queued === q)
-            slot.queued = undefined;
-        if (!backend) {
-            this.#giveBack(q);
-            return;
-        }
-        this.#countQueued(q);
-        this.#ckpt.recordLater({ type: 'start', ...u, try: q.tryNo, attempt: this.#attempt });
-        this.#emit({ type: 'unit-start', unit: u, try: q.tryNo });
-        await this.#supervise(q.live, q.tryNo, opts, backend, outFile);
-    }
-    /** A started unit, from its process to its recorded end; frees its place in the limits and its slot. */
-    async #supervise(live, tryNo, opts, backend, outFile) {
-        const { run, unit: u, slot } = live;
-        const ckpt = this.#ckpt;
-        let vacated = false;
-        // A unit counts against the concurrency until its end is written, not just until its process exits:
-        // otherwise new units start while ends wait to be written, and a kill redoes more than `concurrency`.
-        const vacate = () => {
-            if (vacated)
-                return;
-            vacated = true;
-            this.#live.delete(live);
-            run.active -= 1;
-            this.#releaseSlot(slot);
-        };
-        try {
-            const proc = new UnitProcess(opts, backend);
-            live.proc = proc;
-            slot.current = live;
-            // A stop may have begun while the process was being set up.
-            const stopping = this.#stopInfo();
-            if (stopping)
-                proc.terminate(stopping.graceMs, 'stop');
-            if (proc.pid !== undefined) {
-                const ev = { type: 'spawned', ...u, pid: proc.pid, host: HOST };
-                ckpt.recordLater(proc.startTime === undefined ? ev : { ...ev, startTime: proc.startTime });
-            }
-            // The next unit can be queued behind this one now, unless the one before still holds the slot (its
-            // release pumps then).
-            if (slot.users === 1 && this.#mayQueueAhead(run))
-                this.#pump();
-            const exit = await proc.exited;
-            if (slot.current === live)
-                slot.current = undefined;
-            // Outputs are taken before the slot (and its scratch files) goes to the next unit.
-            const outText = takeFile(outFile);
-            // A success frees the slot for the next unit once its `done` line is written, before the fsync: a
-            // SIGKILL from then on does not lose it, so a kill redoes at most the units holding slots (one per
-            // slot, and the unit its launcher started behind it). A failure frees it only after its record: it
-            // may exceed max-failures, and no unit may start before that is known.
-            const onDoneWritten = () => {
-                vacate();
-                this.#pump();
-            };
-            await this.#recordExit(run, u, tryNo, exit, proc, outText, onDoneWritten);
-        }
-        finally {
-            if (slot.current === live)
-                slot.current = undefined;
-            if (!vacated) {
-                takeFile(outFile);
-                vacate();
-            }
-            // Released only now, after the unit's end is durable: a step is complete only when nothing is in flight.
-            run.running -= 1;
-        }
-    }
-    async #recordExit(run, u, tryNo, exit, proc, outText, onDoneWritten) {
-        const ckpt = this.#ckpt;
-        const step = run.step;
-        const tail = proc.tail();
-        if (proc.hasOutput)
-            await this.#writeLog(step.id, u.index, tail);
-        if (exit.code === 0 && !exit.spawnError) {
-            let outputs;
-            try {
-                if (outText !== undefined && outText.length > 0) {
-                    outputs = parseOutputFile(outText, `CHECKPOINT_OUTPUT of ${step.id}`);
-                }
-            }
-            catch (err) {
-                if (!(err instanceof OutputSyntaxError))
-                    throw err;
-                return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, tail);
-            }
-            await this.#recordDone({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) }, onDoneWritten);
-            // A longer p90 may take back units queued with the old one.
-            this.#recheckBudget(run);
-            this.#emit({ type: 'unit-end', unit: u, result: 'done', ms: exit.ms });
-            return;
-        }
-        if (exit.endedBy === 'stop') {
-            await ckpt.record({
-                type: 'interrupt',
-                ...u,
-                ms: exit.ms,
-                reason: this.#stopping?.reason ?? 'stopped',
-            });
-            run.requeue(u, Number.POSITIVE_INFINITY);
-            this.#emit({
-                type: 'unit-end',
-                unit: u,
-                result: 'interrupted',
-                ms: exit.ms,
-                detail: this.#stopping?.reason,
-            });
-            return;
-        }
-        if (exit.code === EXIT_INCOMPLETE && !exit.endedBy) {
-            ckpt.recordLater({ type: 'yield', ...u, ms: exit.ms });
-            // A yield is progress, not a failure: run it again now (no try used) unless the run is stopping.
-            run.tries.set(u.start, tryNo - 1);
-            run.requeue(u, this.#stopping ? Number.POSITIVE_INFINITY : 0);
-            if (this.#stopping)
-                this.#yieldedLeft = true;
-            this.#emit({ type: 'unit-end', unit: u, result: 'yielded', ms: exit.ms });
-            return;
-        }
-        let reason;
-        if (exit.spawnError)
-            reason = exit.spawnError;
-        else if (exit.endedBy === 'timeout')
-            reason = `timed out after ${duration_formatDuration(step.timeoutMs ?? 0)}`;
-        else if (exit.signal)
-            reason = `killed by ${exit.signal}`;
-        else
-            reason = `exit code ${exit.code}`;
-        await this.#recordFailure(run, u, tryNo, exit, reason, tail);
-    }
-    /**
-     * Records a `done` with the others of its commit window: one write and one fsync for all, and no line in
-     * the journal before its fsync (the same promise as `record`). Resolves once durable.
-     */
-    #recordDone(ev, onWritten) {
-        let batch = this.#doneBatch;
-        if (!batch) {
-            const events = [];
-            const durable = new Promise((resolve) => setImmediate(resolve)).then(async () => {
-                this.#doneBatch = undefined;
-                // Appended in one tick: the journal writes them together and fsyncs them together.
-                await Promise.all(events.map((e) => this.#ckpt.record(e.ev, e.onWritten)));
-            });
-            batch = { events, durable };
-            this.#doneBatch = batch;
-        }
-        batch.events.push({ ev, onWritten });
-        return batch.durable;
-    }
-    async #recordFailure(run, u, tryNo, exit, reason, tail) {
-        const step = run.step;
-        const final = tryNo >= step.retry.attempts || this.#stopping !== undefined;
-        const cmd = step.batch ? `${step.id} [${u.start}, ${u.end})` : step.id;
-        const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts})`;
-        await this.#ckpt.record({
-            type: 'fail',
-            ...u,
-            try: tryNo,
-            ms: exit.ms,
-            exit: exit.code,
-            signal: exit.signal,
-            final,
-            reason,
-        });
-        if (!final) {
-            const delay = retryDelayMs(step.retry, tryNo + 1, this.#opts.random);
-            run.requeue(u, Date.now() + delay);
-            this.#emit({
-                type: 'unit-end',
-                unit: u,
-                result: 'retry',
-                ms: exit.ms,
-                detail: `${detail}; retrying in ${duration_formatDuration(delay)}`,
-                tail,
-                exit: exit.code,
-                signal: exit.signal,
-            });
-            return;
-        }
-        run.failedFinal += 1;
-        run.failedFinalStarts.add(u.start);
-        if (run.failedFinal > run.maxFailures && !run.stoppedByFailures) {
-            run.stoppedByFailures = true;
-            this.#revokeQueued(run);
-            if (step.batch)
-                this.#emit({
-                    type: 'notice',
-                    message: `${step.id}: ${run.failedFinal} unit(s) failed, more than max-failures (${run.maxFailures}); not starting more units of this step`,
-                });
-        }
-        this.#emit({
-            type: 'unit-end',
-            unit: u,
-            result: 'failed',
-            ms: exit.ms,
-            detail,
-            tail,
-            exit: exit.code,
-            signal: exit.signal,
-        });
-    }
-    async #writeLog(step, index, tail) {
-        const path = this.#ckpt.logPath(step, index);
-        try {
-            await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
-            await (0,promises_namespaceObject.writeFile)(path, tail, { mode: 0o600 });
-        }
-        catch (err) {
-            // Node's error for a failed write() names no file.
-            throw new CheckpointWriteError(path, err);
-        }
-    }
-    #result() {
-        let stepsDone = 0;
-        let unitsDone = 0;
-        let unitsTotal = 0;
-        let unitsFailed = 0;
-        let anyFailed = false;
-        for (const run of this.#runs.values()) {
-            const rec = run.rec;
-            const total = unitCount(rec);
-            unitsTotal += total;
-            unitsDone += Math.min(total, rec.unitsDone);
-            unitsFailed += run.failedFinal;
-            if (run.failedFinal > 0)
-                anyFailed = true;
-            if (isStepComplete(rec) && (run.completedThisAttempt || !run.step.always))
-                stepsDone += 1;
-        }
-        const stepsTotal = this.#runs.size;
-        const complete = stepsDone === stepsTotal && !anyFailed;
-        const waitingForApproval = [...this.#runs.values()]
-            .filter((r) => r.awaitingApproval && !r.completedThisAttempt)
-            .map((r) => r.step.id);
-        let exitCode;
-        let reason;
-        if (this.#fatal) {
-            exitCode = EXIT_FAILED;
-            reason = this.#fatal.message;
-        }
-        else if (anyFailed) {
-            exitCode = EXIT_FAILED;
-            const failedSteps = [...this.#runs.values()].filter((r) => r.failedFinal > 0).map((r) => r.step.id);
-            reason = `${unitsFailed} unit(s) failed in ${failedSteps.join(', ')}`;
-        }
-        else if (complete) {
-            exitCode = EXIT_OK;
-            reason = 'complete';
-        }
-        else {
-            exitCode = EXIT_INCOMPLETE;
-            if (this.#stopping)
-                reason = `stopped early: ${this.#stopping.reason}`;
-            else if ([...this.#runs.values()].some((r) => r.budgetBlocked))
-                reason = 'stopped early: the next units would not finish within the time budget';
-            else if (this.#yieldedLeft)
-                reason = 'stopped early: a unit yielded';
-            else if (waitingForApproval.length > 0)
-                reason = `waiting for approval: ${waitingForApproval.join(', ')}`;
-            else
-                reason = 'stopped early';
-        }
-        return {
-            exitCode,
-            reason,
-            complete,
-            resumed: this.#resumed,
-            stepsDone,
-            stepsRemaining: stepsTotal - stepsDone,
-            unitsDone,
-            unitsRemaining: Math.max(0, unitsTotal - unitsDone),
-            unitsFailed,
-            attempt: this.#attempt,
-            ...(waitingForApproval.length > 0 ? { waitingForApproval } : {}),
-        };
-    }
-}
-/** Reads and removes a unit's CHECKPOINT_OUTPUT file; undefined when the unit wrote none. */
-/** The last non-empty line of a command's output, shortened for one log line. */
-function lastLine(text) {
-    const lines = text.split('\n').filter((l) => l.trim() !== '');
-    const l = (lines[lines.length - 1] ?? '').trim();
-    return l.length > 200 ? `${l.slice(0, 197)}...` : l;
-}
-function takeFile(path) {
-    // Most units write no outputs: a stat that doesn't throw is cheaper than a failed open's exception.
-    if (!(0,external_node_fs_.statSync)(path, { throwIfNoEntry: false }))
-        return undefined;
-    try {
-        const text = (0,external_node_fs_.readFileSync)(path, 'utf8');
-        (0,external_node_fs_.unlinkSync)(path);
-        return text;
-    }
-    catch {
-        return undefined;
-    }
+/** How the step's chunks will be sized, e.g. `chunks sized by time: target 200ms (min 10, max 1000); next chunk 190 from the rate of 12 done chunks (950/s)`. */
+function explainChunks(ch) {
+    const bounds = `min ${ch.min}${ch.max !== null ? `, max ${ch.max}` : ''}`;
+    const target = ch.targetMs !== null ? duration_formatDuration(ch.targetMs) : '?';
+    const next = ch.measured > 0
+        ? `next chunk ${ch.nextSize} from the rate of ${ch.measured} done chunk(s) (${ch.ratePerSecond}/s)`
+        : `first chunk ${ch.min}, then sized from the measured rate`;
+    return `chunks sized by time: target ${target} (${bounds}); ${next}; a time budget cuts chunks to fit`;
 }
 
 ;// CONCATENATED MODULE: ./src/journal/runs.ts
@@ -33168,16 +31249,15 @@ async function listRunIds(root) {
     return out.sort();
 }
 
-;// CONCATENATED MODULE: ./src/cli/context.ts
+;// CONCATENATED MODULE: ./src/session/context.ts
 // What every command needs first: the plan (or a clear exit 2), the checkpoint root, and the run to act on.
 
 
 
 
 
-class UsageError extends Error {
-    name = 'UsageError';
-}
+
+
 function planPath(opts) {
     return (0,external_node_path_.resolve)(opts.file);
 }
@@ -33222,6 +31302,1561 @@ async function resolveRunId(root, runOpt) {
     if (!last)
         throw new UsageError(`no runs in ${shown(root)} yet; start one with \`checkpoint run\``);
     return last;
+}
+
+;// CONCATENATED MODULE: ./src/engine/clock.ts
+// Budgets, timeouts, retry delays and rates are measured on the monotonic clock: NTP steps, a suspended VM
+// or a skewed host move the wall clock, not this one. Wall-clock times are for display (and for the
+// CHECKPOINT_DEADLINE a command reads), converted once from the monotonic deadline.
+/** Milliseconds on the monotonic clock (an arbitrary origin; only differences mean anything). */
+function monoNow() {
+    return performance.now();
+}
+/** The Unix time (ms) that monotonic time `mono` corresponds to, by the wall clock as it reads now. */
+function wallOf(mono) {
+    return Date.now() + (mono - monoNow());
+}
+
+;// CONCATENATED MODULE: ./src/exec/watcher.ts
+// An engine killed with SIGKILL cannot end its units, and a unit whose `spawned` record had not reached the
+// journal cannot be found by the next run. So each engine starts one watcher: a small bash that reads, on
+// its own stdin (a pipe from the engine, nothing a unit can write to), which units run now: `+N PGID` when
+// unit N started, `-N` when its end is recorded, `bye` when the engine ends normally. When its stdin reaches
+// end-of-file without `bye` — the engine is gone, however it died — it ends the units still running:
+// SIGTERM to their groups and to every process carrying their markers (also those that left the group),
+// SIGKILL to what is left 3 s later. Daemons of units that finished are not in its list and are left alone.
+
+
+
+const SCRIPT = `
+trap '' INT TERM HUP PIPE
+declare -A live
+while IFS=' ' read -r op n pg; do
+  case $op in
+    +) live[$n]=$pg ;;
+    -) unset "live[$n]" ;;
+    bye) exit 0 ;;
+  esac
+done
+[ \${#live[@]} -eq 0 ] && exit 0
+marked() {
+  local pats=() n f
+  for n in "\${!live[@]}"; do pats+=(-e "$1=$2.$n"); done
+  while IFS= read -r f; do f=\${f#/proc/}; printf '%s\\n' "\${f%/environ}"; done \\
+    < <(grep -lzxF "\${pats[@]}" /proc/[0-9]*/environ 2>/dev/null)
+}
+end() {
+  for n in "\${!live[@]}"; do kill -"$1" -- "-\${live[$n]}" 2>/dev/null; done
+  for p in $(marked "$2" "$3"); do kill -"$1" "$p" 2>/dev/null; done
+}
+end TERM "$1" "$2"
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do
+  alive=
+  for n in "\${!live[@]}"; do kill -0 -- "-\${live[$n]}" 2>/dev/null && alive=1; done
+  [ -z "$alive" ] && [ -z "$(marked "$1" "$2")" ] && exit 0
+  sleep 0.1
+done
+end KILL "$1" "$2"
+`;
+class Watcher {
+    #child;
+    #prefix;
+    #closed = false;
+    /** `prefix`: the engine's marker prefix (units' markers are `<prefix>.<n>`). */
+    constructor(prefix, env) {
+        this.#prefix = `${prefix}.`;
+        const bash = resolveProgram('bash', env.PATH);
+        const own = { ...env };
+        delete own[TRACKING_VAR];
+        try {
+            this.#child = (0,external_node_child_process_.spawn)(bash, ['-c', SCRIPT, 'checkpoint-watcher', TRACKING_VAR, prefix], {
+                env: own,
+                cwd: '/',
+                // Its own group: a Ctrl-C to the terminal's foreground group reaches the engine, not the watcher.
+                detached: true,
+                stdio: ['pipe', 'ignore', 'ignore'],
+            });
+            this.#child.on('error', () => undefined);
+            this.#child.stdin?.on('error', () => undefined);
+            // The engine never waits for it.
+            this.#child.unref();
+        }
+        catch {
+            this.#child = undefined;
+        }
+    }
+    /** A unit started: `marker` is one of this engine's (`<prefix>.<n>`), `pgid` its process group. */
+    started(marker, pgid) {
+        this.#send(`+ ${this.#n(marker)} ${pgid}\n`);
+    }
+    /** A unit's end is recorded: what it left running is the user's from now on. */
+    ended(marker) {
+        this.#send(`- ${this.#n(marker)}\n`);
+    }
+    #n(marker) {
+        return marker.startsWith(this.#prefix) ? marker.slice(this.#prefix.length) : marker;
+    }
+    /** The engine ends normally: the watcher exits without ending anything. */
+    close() {
+        if (this.#closed)
+            return;
+        this.#send('bye\n');
+        this.#closed = true;
+        this.#child?.stdin?.end();
+    }
+    #send(line) {
+        if (this.#closed)
+            return;
+        this.#child?.stdin?.write(line);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/engine/budget.ts
+
+
+
+/** Undefined: the unit fits (or nothing predicts it yet); else why it would not end in time. */
+function wouldOverrun(step, rec, u, now, deadline) {
+    if (deadline === undefined)
+        return undefined;
+    const left = Math.max(0, deadline - now);
+    if (step.batch?.adaptive) {
+        // Chunks sized by time: a chunk's estimate is its size at the step's measured rate. The chunk was already
+        // cut to the time left, so only a chunk of `min` (or a retry, which keeps its range) can be too long.
+        const est = estimateMs(rec.pace, u.end - u.start);
+        if (est === undefined || fitsRemaining(est, deadline - now))
+            return undefined;
+        return `a chunk of ${u.end - u.start} would take about ${duration_formatDuration(Math.round(est))}, more than fits in the time budget (${duration_formatDuration(left)} left, less a margin of ${duration_formatDuration(left - usableMs(left))})`;
+    }
+    const est = p90(rec.durations);
+    if (est === undefined || now + est <= deadline)
+        return undefined;
+    return `p90 ${duration_formatDuration(est)} would end after the time budget (${duration_formatDuration(left)} left)`;
+}
+
+;// CONCATENATED MODULE: ./src/engine/orphans.ts
+// A run killed with SIGKILL may leave its units running (its watcher normally ends them; a watcher killed
+// too, or a host that went down, leaves them). Before their work is handed out again, the next run on the
+// same host ends them. A checkpoint is evidence, not orders: a pid read from it is signalled only once it
+// is proven one of this run's units (the host, the process start time and the unit's marker in its
+// environment, never pid 1 or our own group), and the processes a unit left outside its group are found by
+// that marker alone (exec/marker.ts), which only this run's units carry.
+
+
+
+
+
+
+/** This process's group and its ancestors: never signalled, whatever a checkpoint says. */
+function protectedPids() {
+    const out = new Set([process.pid]);
+    let pid = process.pid;
+    for (let i = 0; i < 64 && pid > 1; i++) {
+        let stat;
+        try {
+            stat = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+        }
+        catch {
+            break;
+        }
+        // Fields after the command name (which may hold spaces and parentheses): state ppid pgrp ...
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (pid === process.pid)
+            out.add(Number(f[2]));
+        pid = Number(f[1]);
+        out.add(pid);
+    }
+    return out;
+}
+/** Whether the group led by `unit.pid` is provably the unit's. */
+function provablyOurs(unit, host) {
+    const pid = unit.pid;
+    if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid)
+        return false;
+    if (unit.host !== host || unit.startTime === undefined || unit.marker === undefined)
+        return false;
+    if (protectedPids().has(pid))
+        return false;
+    return processStartTime(pid) === unit.startTime && markerOf(pid) === unit.marker;
+}
+async function endOrphans(ckpt, notice) {
+    const host = (0,external_node_os_.hostname)();
+    const orphans = orphanedUnits(ckpt.state);
+    const markers = new Set();
+    for (const { unit } of orphans)
+        if (unit.host === host && isMarkerOfRun(unit.marker, ckpt.runId))
+            markers.add(unit.marker);
+    const marked = markers.size > 0 ? findMarked((m) => markers.has(m)) : [];
+    const byMarker = new Map();
+    for (const pid of marked) {
+        const m = markerOf(pid);
+        if (m !== undefined)
+            byMarker.set(m, [...(byMarker.get(m) ?? []), pid]);
+    }
+    let ended = 0;
+    const groups = [];
+    for (const { step, unit } of orphans) {
+        const pids = unit.marker !== undefined ? (byMarker.get(unit.marker) ?? []) : [];
+        const group = provablyOurs(unit, host) ? unit.pid : undefined;
+        if (group !== undefined)
+            signalGroup(group, 'SIGKILL');
+        signalAll(pids, 'SIGKILL');
+        if (group !== undefined || pids.length > 0) {
+            notice(`ended unit ${step} [${unit.start}, ${unit.end}) left running by attempt ${unit.attempt} (${group !== undefined ? `pid ${group}` : `${pids.length} process(es) it started`})`);
+            if (group !== undefined)
+                groups.push(group);
+            ended += 1;
+        }
+        ckpt.recordLater({
+            type: 'interrupt',
+            step,
+            start: unit.start,
+            end: unit.end,
+            index: unit.index,
+            ms: 0,
+            reason: `attempt ${unit.attempt} ended while it ran`,
+        });
+    }
+    // SIGKILL is asynchronous: wait until the groups and marked processes are gone (or 5 s).
+    const until = performance.now() + 5000;
+    const alive = () => groups.some((g) => groupAlive(g)) || (markers.size > 0 && findMarked((m) => markers.has(m)).length > 0);
+    while (ended > 0 && alive() && performance.now() < until) {
+        await new Promise((r) => setTimeout(r, 20));
+    }
+    return ended;
+}
+
+;// CONCATENATED MODULE: ./src/engine/outputs.ts
+// CHECKPOINT_OUTPUT files use GITHUB_OUTPUT's syntax: `key=value` lines and `key<<DELIM` heredocs.
+
+class OutputSyntaxError extends CheckpointError {
+    name = 'OutputSyntaxError';
+    exitCode = EXIT_FAILED;
+}
+function parseOutputFile(text, file) {
+    const out = {};
+    const lines = text.split(/\r?\n/);
+    for (let i = 0; i < lines.length; i++) {
+        const line = lines[i] ?? '';
+        if (line.trim() === '')
+            continue;
+        const heredoc = /^([^=<\s][^=<]*?)<<(.+)$/.exec(line);
+        if (heredoc) {
+            const key = heredoc[1];
+            const delim = heredoc[2];
+            const body = [];
+            let j = i + 1;
+            for (; j < lines.length && lines[j] !== delim; j++)
+                body.push(lines[j] ?? '');
+            if (j >= lines.length) {
+                throw new OutputSyntaxError(`${file}:${i + 1}: output "${key}" opens a heredoc with delimiter "${delim}" that is never closed; end it with a line holding only ${delim}`);
+            }
+            out[key] = body.join('\n');
+            i = j;
+            continue;
+        }
+        const eq = line.indexOf('=');
+        if (eq <= 0) {
+            throw new OutputSyntaxError(`${file}:${i + 1}: expected key=value or key<<DELIMITER, got ${JSON.stringify(line.slice(0, 60))}`);
+        }
+        out[line.slice(0, eq)] = line.slice(eq + 1);
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/engine/recorder.ts
+// From a unit's process end to what the journal says of it. A unit's record comes from its exit status and
+// nothing else (DESIGN §3): `classifyExit` is that rule, pure. The rest keeps what the checkpoint carries
+// bounded however many units run: `done` records share a write and an fsync with the others of their
+// event-loop turn, and a kept log is written only for a unit that failed, timed out or was interrupted, at
+// most LOGS_PER_STEP per step (the summary shows the first failed ranges; successful units' output went to
+// the live log as it came).
+
+
+
+
+/** Exit code of a unit that stopped itself at a safe point (DESIGN §3, cooperative units). */
+const EXIT_YIELDED = 75;
+/** Kept logs per step: the folder stays small whatever a step's failures come to. */
+const LOGS_PER_STEP = 100;
+/** What a process end means for its unit: by its exit status and who ended it, never by its output. */
+function classifyExit(exit, timeoutMs) {
+    if (exit.spawnError)
+        return { kind: 'failed', reason: exit.spawnError, cause: 'spawn' };
+    if (exit.endedBy === 'stop')
+        return { kind: 'interrupted' };
+    if (exit.endedBy === 'timeout')
+        return { kind: 'failed', reason: `timed out after ${duration_formatDuration(timeoutMs ?? 0)}`, cause: 'timeout' };
+    if (exit.code === 0)
+        return { kind: 'done' };
+    if (exit.code === EXIT_YIELDED)
+        return { kind: 'yielded' };
+    if (exit.signal)
+        return { kind: 'failed', reason: `killed by ${exit.signal}`, cause: 'signal' };
+    return { kind: 'failed', reason: `exit code ${exit.code}`, cause: 'exit' };
+}
+class Recorder {
+    #ckpt;
+    /** `done` records of the current event-loop turn, and when they are durable. */
+    #doneBatch;
+    /** Kept logs per step (counted once from disk, then as they are written). */
+    #logs = new Map();
+    constructor(ckpt) {
+        this.#ckpt = ckpt;
+    }
+    /**
+     * Records a `done` with the others of its event-loop turn: one write and one fsync for all, and no line
+     * in the journal before its fsync (the same promise as `record`). Resolves once durable; `onWritten` runs
+     * once the line is written (a SIGKILL from then on does not lose it).
+     */
+    done(ev, onWritten) {
+        let batch = this.#doneBatch;
+        if (!batch) {
+            const events = [];
+            const durable = new Promise((resolve) => setImmediate(resolve)).then(async () => {
+                this.#doneBatch = undefined;
+                await Promise.all(events.map((e) => this.#ckpt.record(e.ev, e.onWritten)));
+            });
+            batch = { events, durable };
+            this.#doneBatch = batch;
+        }
+        batch.events.push({ ev, onWritten });
+        return batch.durable;
+    }
+    /** Keeps the tail of a unit that did not succeed (within the step's cap). */
+    async keepLog(step, index, bytes) {
+        if (bytes.length === 0)
+            return;
+        const kept = await this.#kept(step);
+        if (!kept.has(index) && kept.size >= LOGS_PER_STEP)
+            return;
+        const path = this.#ckpt.logPath(step, index);
+        try {
+            await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
+            // A link where the log should be would write elsewhere: the checkpoint's files are never links.
+            const st = await (0,promises_namespaceObject.lstat)(path).catch(() => undefined);
+            if (st?.isSymbolicLink())
+                await (0,promises_namespaceObject.rm)(path);
+            await (0,promises_namespaceObject.writeFile)(path, bytes, { mode: 0o600 });
+            kept.add(index);
+        }
+        catch (err) {
+            // Node's error for a failed write() names no file.
+            throw new CheckpointWriteError(path, err);
+        }
+    }
+    /** A unit that succeeded after a failed try: its old log no longer describes it. */
+    async dropLog(step, index) {
+        const kept = await this.#kept(step);
+        if (!kept.has(index))
+            return;
+        kept.delete(index);
+        await (0,promises_namespaceObject.rm)(this.#ckpt.logPath(step, index), { force: true });
+    }
+    #kept(step) {
+        let kept = this.#logs.get(step);
+        if (!kept) {
+            kept = (0,promises_namespaceObject.readdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step))
+                .catch(() => [])
+                .then((files) => {
+                const set = new Set();
+                for (const f of files) {
+                    const n = Number(f.replace(/\.log$/, ''));
+                    if (f.endsWith('.log') && Number.isSafeInteger(n))
+                        set.add(n);
+                }
+                return set;
+            });
+            this.#logs.set(step, kept);
+        }
+        return kept;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/engine/retry.ts
+/**
+ * Delay before try `nextTry` (2 = the first retry): exponential, capped, with "equal jitter" (half fixed,
+ * half random) so units failing together don't retry in lockstep yet never retry instantly.
+ */
+function retryDelayMs(policy, nextTry, random = Math.random) {
+    const exp = policy.delayMs * policy.backoff ** Math.max(0, nextTry - 2);
+    const capped = Math.min(policy.maxDelayMs, exp);
+    return Math.round(capped / 2 + random() * (capped / 2));
+}
+
+;// CONCATENATED MODULE: ./src/engine/slot-file.ts
+// A scratch file rewritten for every unit that runs in one slot: overwriting a kept descriptor costs one or
+// two system calls, where creating and deleting a file per unit cost a path lookup, an inode and a journal
+// entry each — measurable when units take a millisecond.
+
+class SlotFile {
+    path;
+    #fd;
+    /** Bytes the file holds now: only a shorter text needs a cut. */
+    #length = 0;
+    constructor(path) {
+        this.path = path;
+        this.#fd = (0,external_node_fs_.openSync)(path, 'w', 0o600);
+    }
+    set(data) {
+        // Overwrite in place, then cut only if the text got shorter: most texts are as long as the last one, and
+        // the ftruncate is a system call more. Never cut to zero first: ext4 flushes a file truncated to zero
+        // (auto_da_alloc), at a fraction of a millisecond each time.
+        const buf = Buffer.from(data);
+        let done = 0;
+        while (done < buf.length) {
+            const n = (0,external_node_fs_.writeSync)(this.#fd, buf, done, buf.length - done, done);
+            if (n <= 0)
+                throw new Error(`could not write ${this.path}: write() wrote nothing`);
+            done += n;
+        }
+        if (buf.length < this.#length)
+            (0,external_node_fs_.ftruncateSync)(this.#fd, buf.length);
+        this.#length = buf.length;
+    }
+    close() {
+        try {
+            (0,external_node_fs_.closeSync)(this.#fd);
+        }
+        catch {
+            // Already closed.
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/engine/throttle.ts
+
+
+/** A throttle check that hangs holds units back no longer than this; it then counts as failed. */
+const THROTTLE_CHECK_TIMEOUT_MS = 60_000;
+class Throttle {
+    #step;
+    #spec;
+    #hooks;
+    /** Monotonic ms: the last check passed, and holds until then. */
+    #okUntil = 0;
+    /** Monotonic ms: the last check failed; the next runs then. */
+    #blockedUntil = 0;
+    #proc;
+    /** Why units are held back, while they are (recorded in the journal on each change). */
+    #held;
+    constructor(step, spec, hooks) {
+        this.#step = step;
+        this.#spec = spec;
+        this.#hooks = hooks;
+    }
+    get held() {
+        return this.#held !== undefined;
+    }
+    /** When to ask again, while a failed check holds units back (and none runs). */
+    get wakeAt() {
+        return this.#proc ? Number.POSITIVE_INFINITY : this.#blockedUntil;
+    }
+    /** Whether a unit may start now; starts a check when one is due. */
+    open(now) {
+        if (this.#okUntil > now)
+            return true;
+        if (this.#proc || this.#blockedUntil > now)
+            return false;
+        const proc = this.#hooks.spawn(this.#spec.command);
+        this.#proc = proc;
+        this.#hooks.track(proc.exited.then((exit) => this.#checked(proc, exit)));
+        return false;
+    }
+    terminate(graceMs) {
+        this.#proc?.terminate(graceMs, 'stop');
+    }
+    async #checked(proc, exit) {
+        this.#proc = undefined;
+        const at = monoNow();
+        const spec = this.#spec;
+        if (exit.code === 0 && !exit.spawnError) {
+            this.#okUntil = at + spec.everyMs;
+            if (this.#held !== undefined) {
+                this.#held = undefined;
+                await this.#hooks.record(false);
+                this.#hooks.notice(`${this.#step}: throttle check passes: starting units again`);
+            }
+            return;
+        }
+        if (exit.endedBy === 'stop')
+            return;
+        this.#blockedUntil = at + spec.backoffMs;
+        const why = exit.spawnError
+            ? exit.spawnError
+            : exit.endedBy === 'timeout'
+                ? `timed out after ${duration_formatDuration(THROTTLE_CHECK_TIMEOUT_MS)}`
+                : exit.signal
+                    ? `killed by ${exit.signal}`
+                    : `exit code ${exit.code}`;
+        const said = lastLine(proc.tail());
+        const reason = `throttled: ${spec.command}: ${why}${said ? ` (${said})` : ''}`;
+        if (reason !== this.#held) {
+            this.#held = reason;
+            await this.#hooks.record(true, reason);
+        }
+        this.#hooks.notice(`${this.#step}: ${reason}; no new unit starts, checking again in ${duration_formatDuration(spec.backoffMs)}`);
+    }
+}
+/** The last non-empty line of a command's output, shortened for one log line. */
+function lastLine(text) {
+    const lines = text.split('\n').filter((l) => l.trim() !== '');
+    const l = (lines[lines.length - 1] ?? '').trim();
+    return l.length > 200 ? `${l.slice(0, 197)}...` : l;
+}
+
+;// CONCATENATED MODULE: ./src/engine/work-queue.ts
+// Which unit of a step starts next: the queue policy, with no processes, files or clocks of its own (the
+// caller passes `now`, on the monotonic clock), so it is tested on its own (test/engine/work-queue.test.ts).
+//
+// - Failed and interrupted units of earlier attempts go first, then new units from the step's grid in
+//   order; a unit never spans two chunks of the grid.
+// - A retry waits for its backoff (`notBefore`); it keeps its unit's exact [start, end).
+// - `order: sequential`: one unit at a time, the lowest pending one, and none after a unit failed for good.
+// - `max-failures`: once more units failed for good than it allows, nothing more starts.
+// - The time budget's predictive stop: `holdBack` hands a unit back and nothing more starts.
+// - Chunks sized by time: each new chunk is sized by `chunking.ts` from the step's measured pace.
+
+
+
+class WorkQueue {
+    step;
+    #rec;
+    /** Work done before now plus every unit handed out in this attempt; only grows. */
+    #taken;
+    #cursor;
+    #retryQueue = [];
+    /** Tries of units in flight or waiting for a retry in this attempt; forgotten at a unit's end. */
+    #tries = new Map();
+    /** Chunks sized by time: interrupted work of earlier attempts, handed out first, in chunks sized anew. */
+    #resume;
+    /** Units handed out and not yet ended (`order: sequential` hands out one at a time). */
+    #inFlight = 0;
+    /** Units that failed for good in this attempt (starts, for `order: sequential`). */
+    #failedFinal = new Set();
+    #stoppedByFailures = false;
+    #heldForBudget = false;
+    /** The time budget's deadline on the monotonic clock: chunks sized by time are cut to fit before it. */
+    deadline;
+    constructor(step, rec) {
+        this.step = step;
+        this.#rec = rec;
+        const r = rec();
+        this.#cursor = r.from;
+        this.#taken = r.done.clone();
+        for (const f of [...r.failed.values()].sort((a, b) => a.start - b.start)) {
+            this.#retryQueue.push({ step: step.id, start: f.start, end: f.end, index: f.index, notBefore: 0 });
+            this.#taken.add(f.start, f.end);
+        }
+        for (const [s, e] of r.interrupted.intervals()) {
+            if (step.batch?.adaptive) {
+                this.#resume ??= new IntervalSet();
+                this.#resume.add(s, e);
+                continue;
+            }
+            for (const u of this.cut(s, e)) {
+                this.#retryQueue.push({ ...u, notBefore: 0 });
+                this.#taken.add(u.start, u.end);
+            }
+        }
+    }
+    get #sequential() {
+        return this.step.batch?.order === 'sequential';
+    }
+    /** Most units of the step at once. */
+    get parallel() {
+        return this.step.batch ? (this.#sequential ? 1 : this.step.batch.parallel) : 1;
+    }
+    get maxFailures() {
+        const mf = this.step.batch?.maxFailures;
+        if (!mf)
+            return 0;
+        if (mf.kind === 'count')
+            return mf.count;
+        return Math.floor((mf.percent / 100) * unitCount(this.#rec()));
+    }
+    get failedFinal() {
+        return this.#failedFinal.size;
+    }
+    get stoppedByFailures() {
+        return this.#stoppedByFailures;
+    }
+    get heldForBudget() {
+        return this.#heldForBudget;
+    }
+    /** Units that would start if limits allowed (now or after a retry's backoff). */
+    get hasQueued() {
+        if (this.#stoppedByFailures || this.#heldForBudget)
+            return false;
+        return this.#retryQueue.length > 0 || this.#taken.firstGap(this.#cursor, this.#rec().to) !== undefined;
+    }
+    /** A retry waits for its backoff (and may yet start in this attempt). */
+    waitingRetry(now) {
+        return this.#retryQueue.some((q) => Number.isFinite(q.notBefore) && q.notBefore > now);
+    }
+    /** Grid-aligned units covering [s, e): a unit never spans two chunks of the step's grid. */
+    *cut(s, e) {
+        const { from, size } = this.#rec();
+        let p = s;
+        while (p < e) {
+            const index = Math.floor((p - from) / size);
+            const end = Math.min(from + (index + 1) * size, e);
+            yield { step: this.step.id, start: p, end, index };
+            p = end;
+        }
+    }
+    /** The next unit to start now, or the time to look again, or nothing left in this attempt. */
+    next(now) {
+        if (this.#stoppedByFailures || this.#heldForBudget)
+            return undefined;
+        const u = this.#sequential ? this.#nextSequential(now) : this.#nextAny(now);
+        if (u && !('wakeAt' in u))
+            this.#inFlight += 1;
+        return u;
+    }
+    /** Counts a try of `u`, which the caller starts now; returns its 1-based number in this attempt. */
+    startTry(u) {
+        const n = (this.#tries.get(u.start) ?? 0) + 1;
+        this.#tries.set(u.start, n);
+        return n;
+    }
+    /** `u` ended done: its bookkeeping is dropped. */
+    done(u) {
+        this.#tries.delete(u.start);
+        this.#inFlight -= 1;
+    }
+    /** `u` failed and runs again at `notBefore` (monotonic ms). */
+    retry(u, notBefore) {
+        this.#inFlight -= 1;
+        this.#retryQueue.push({ ...u, notBefore });
+    }
+    /** `u` yielded (exit 75): it runs again without using a try, at once or (stopping) in the next attempt. */
+    yielded(u, again) {
+        const n = this.#tries.get(u.start) ?? 1;
+        this.#tries.set(u.start, n - 1);
+        this.#inFlight -= 1;
+        this.#retryQueue.push({ ...u, notBefore: again ? 0 : Number.POSITIVE_INFINITY });
+    }
+    /** `u` was interrupted (stop): pending for the next attempt. */
+    interrupted(u) {
+        this.#tries.delete(u.start);
+        this.#inFlight -= 1;
+        this.#retryQueue.push({ ...u, notBefore: Number.POSITIVE_INFINITY });
+    }
+    /** `u` failed for good. Returns true when this failure is the one past `max-failures`. */
+    failed(u) {
+        this.#tries.delete(u.start);
+        this.#inFlight -= 1;
+        this.#failedFinal.add(u.start);
+        if (this.#failedFinal.size > this.maxFailures && !this.#stoppedByFailures) {
+            this.#stoppedByFailures = true;
+            return true;
+        }
+        return false;
+    }
+    /**
+     * A unit handed out that never started goes back, its try unused: to the front of the queue, as it was;
+     * with chunks sized by time, a new chunk (not a retry) goes back to the pending work instead, to be sized
+     * anew (the time left may be shorter by now).
+     */
+    giveBack(u) {
+        this.#inFlight -= 1;
+        const retry = (this.#tries.get(u.start) ?? 0) > 0 || this.#rec().failed.has(u.start);
+        if (!this.step.batch?.adaptive || retry) {
+            this.#retryQueue.unshift({ ...u, notBefore: 0 });
+            return;
+        }
+        this.#taken.remove(u.start, u.end);
+        if (u.start < this.#cursor)
+            this.#cursor = u.start;
+    }
+    /** The time budget's predictive stop: `u` goes back for the next attempt and nothing more starts. */
+    holdBack(u) {
+        this.#inFlight -= 1;
+        this.#retryQueue.push({ ...u, notBefore: Number.POSITIVE_INFINITY });
+        const first = !this.#heldForBudget;
+        this.#heldForBudget = true;
+        return first;
+    }
+    #nextAny(now) {
+        let wakeAt = Number.POSITIVE_INFINITY;
+        for (let i = 0; i < this.#retryQueue.length; i++) {
+            const q = this.#retryQueue[i];
+            if (q.notBefore <= now) {
+                this.#retryQueue.splice(i, 1);
+                // A plain unit: its fields are spread into journal records.
+                return { step: q.step, start: q.start, end: q.end, index: q.index };
+            }
+            wakeAt = Math.min(wakeAt, q.notBefore);
+        }
+        const rec = this.#rec();
+        if (this.step.batch?.adaptive) {
+            const chunk = this.#nextChunk(now);
+            if (chunk)
+                return chunk;
+            return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
+        }
+        const gap = this.#taken.firstGap(this.#cursor, rec.to);
+        if (gap) {
+            const u = this.#unitAt(gap[0], gap[1]);
+            this.#taken.add(u.start, u.end);
+            this.#cursor = u.end;
+            return u;
+        }
+        this.#cursor = rec.to;
+        return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
+    }
+    /** The unit at the start of [s, e) (what `cut` yields first, without a generator per unit). */
+    #unitAt(s, e) {
+        const { from, size } = this.#rec();
+        const index = Math.floor((s - from) / size);
+        return { step: this.step.id, start: s, end: Math.min(from + (index + 1) * size, e), index };
+    }
+    /**
+     * Chunks sized by time (chunking.ts): the next chunk from the first pending gap, interrupted work of
+     * earlier attempts first. A retry never comes here: it keeps its unit's exact [start, end).
+     */
+    #nextChunk(now) {
+        const rec = this.#rec();
+        let gap;
+        if (this.#resume) {
+            for (const [s, e] of this.#resume.intervals()) {
+                gap = this.#taken.firstGap(s, e);
+                if (gap)
+                    break;
+            }
+            if (!gap)
+                this.#resume = undefined;
+        }
+        const resumed = gap !== undefined;
+        gap ??= this.#taken.firstGap(this.#cursor, rec.to);
+        if (!gap) {
+            this.#cursor = rec.to;
+            return undefined;
+        }
+        const u = this.#chunkAt(gap[0], gap[1], now);
+        this.#taken.add(u.start, u.end);
+        if (!resumed)
+            this.#cursor = u.end;
+        return u;
+    }
+    /** A chunk sized by time starting at `s`, within [s, e); its index is its first cell of the `min` grid. */
+    #chunkAt(s, e, now) {
+        const rec = this.#rec();
+        const adaptive = this.step.batch?.adaptive;
+        const size = adaptive
+            ? nextChunkSize({
+                size: adaptive,
+                pace: rec.pace,
+                room: e - s,
+                remainingMs: this.deadline === undefined ? undefined : this.deadline - now,
+            })
+            : e - s;
+        return { step: this.step.id, start: s, end: s + size, index: Math.floor((s - rec.from) / rec.size) };
+    }
+    #nextSequential(now) {
+        if (this.#inFlight > 0)
+            return undefined;
+        const rec = this.#rec();
+        const gap = rec.done.firstGap(rec.from, rec.to);
+        if (!gap)
+            return undefined;
+        const [s, e] = gap;
+        if (this.step.batch?.adaptive) {
+            if (this.#failedFinal.has(s))
+                return undefined;
+            const q = this.#retryQueue.findIndex((x) => x.start === s);
+            if (q >= 0) {
+                const item = this.#retryQueue[q];
+                if (item.notBefore > now)
+                    return Number.isFinite(item.notBefore) ? { wakeAt: item.notBefore } : undefined;
+                this.#retryQueue.splice(q, 1);
+                return { step: item.step, start: item.start, end: item.end, index: item.index };
+            }
+            // A new chunk stops where a unit waiting for its retry begins.
+            let end = e;
+            for (const x of this.#retryQueue)
+                if (x.start > s && x.start < end)
+                    end = x.start;
+            return this.#chunkAt(s, end, now);
+        }
+        const u = this.#unitAt(s, e);
+        if (this.#failedFinal.has(u.start))
+            return undefined;
+        const q = this.#retryQueue.findIndex((x) => x.start === u.start);
+        if (q >= 0) {
+            const item = this.#retryQueue[q];
+            if (item.notBefore > now)
+                return Number.isFinite(item.notBefore) ? { wakeAt: item.notBefore } : undefined;
+            this.#retryQueue.splice(q, 1);
+        }
+        return u;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/engine/scheduler.ts
+// The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
+// transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget. Which unit
+// comes next is the work queue's (work-queue.ts), whether it fits the budget budget.ts's, what a process end
+// means recorder.ts's, the throttle throttle.ts's; processes are started by src/exec. This file is the pump
+// that ties them together.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Ranges bigger than this get no CHECKPOINT_ITEMS_FILE: writing millions of numbers per unit helps nobody. */
+const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
+/** Read once: `os.hostname()` is a system call, and the spawned record of every unit carries it. */
+const HOST = (0,external_node_os_.hostname)();
+/** Variables each unit sets for itself; taken out of the step's fixed environment (a nested run has them). */
+const UNIT_VARS = [
+    'CHECKPOINT_TRY',
+    'CHECKPOINT_OUTPUT',
+    'CHECKPOINT_BATCH_INDEX',
+    'CHECKPOINT_BATCH_START',
+    'CHECKPOINT_BATCH_END',
+    'CHECKPOINT_ITEMS_FILE',
+    'CHECKPOINT_ITEM',
+];
+/** One selected step in this attempt: its queue and what of it runs now. */
+class StepRun {
+    step;
+    queue;
+    #ckpt;
+    /** Units started and not yet recorded as ended (the step is complete only at 0). */
+    running = 0;
+    /** Units holding a place in the limits (bounded by `parallel`): from start until their end is written. */
+    active = 0;
+    completedThisAttempt = false;
+    /** `approval: true` and not approved: no unit of it starts in this attempt (reported once). */
+    awaitingApproval = false;
+    ranThisAttempt = false;
+    state = 'waiting';
+    items;
+    /** argv and the fixed part of the environment, the same for every unit of this attempt (built on first use). */
+    template;
+    throttle;
+    constructor(step, ckpt) {
+        this.step = step;
+        this.#ckpt = ckpt;
+        this.queue = new WorkQueue(step, () => this.rec);
+    }
+    get rec() {
+        const r = this.#ckpt.state.steps.get(this.step.id);
+        if (!r)
+            throw new Error(`internal: step ${this.step.id} has no record`);
+        return r;
+    }
+    get complete() {
+        return isStepComplete(this.rec) && this.running === 0;
+    }
+}
+class Engine {
+    #plan;
+    #ckpt;
+    #prep;
+    #opts;
+    #runs = new Map();
+    #live = new Set();
+    #pending = new Set();
+    #recorder;
+    #stopping;
+    #wakeTimer;
+    #deadlineTimer;
+    #finish;
+    #attempt = 0;
+    #resumed = false;
+    #yieldedLeft = false;
+    #fatal;
+    #baseEnv = {};
+    #markers;
+    #watcher;
+    #slots = [];
+    #freeSlots = [];
+    #programs = new Map();
+    #concurrency;
+    constructor(plan, ckpt, prep, opts = {}) {
+        this.#plan = plan;
+        this.#ckpt = ckpt;
+        this.#prep = prep;
+        this.#opts = opts;
+        this.#concurrency = Math.max(1, opts.concurrency ?? plan.concurrency);
+        this.#recorder = new Recorder(ckpt);
+    }
+    get attempt() {
+        return this.#attempt;
+    }
+    /** Stops starting units and ends running ones: SIGTERM to each unit and what it started, SIGKILL after the grace. */
+    stop(reason, graceMs = this.#opts.stopGraceMs ?? 3000) {
+        if (this.#stopping && graceMs >= this.#stopping.graceMs)
+            return;
+        this.#stopping = { reason: this.#stopping?.reason ?? reason, graceMs };
+        this.#emit({
+            type: 'notice',
+            message: `stopping (${reason}): ending ${this.#live.size} running unit(s)`,
+        });
+        for (const l of this.#live)
+            l.proc?.terminate(graceMs, 'stop');
+        for (const r of this.#runs.values())
+            r.throttle?.terminate(graceMs);
+        this.#pump();
+    }
+    #emit(ev) {
+        this.#opts.onEvent?.(ev);
+    }
+    async run() {
+        const ckpt = this.#ckpt;
+        const state = ckpt.state;
+        // Resumed: this attempt starts from recorded progress, not from nothing.
+        this.#resumed = [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0);
+        this.#attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
+        ckpt.recordLater({
+            type: 'attempt',
+            attempt: this.#attempt,
+            plan: this.#plan.name,
+            pid: process.pid,
+            host: HOST,
+            resumed: this.#resumed,
+            ...(state.shard ? { shard: state.shard } : {}),
+        });
+        for (const id of this.#prep.replaced)
+            await ckpt.clearStepFiles(id);
+        // The frozen lists go to disk before the records that point at them: a run cut off (or failing to
+        // write) in between then leaves no record whose list is missing, and the next run expands again.
+        for (const [id, list] of this.#prep.items)
+            await ckpt.writeItems(id, list);
+        for (const ev of this.#prep.events)
+            ckpt.recordLater(ev);
+        await this.#endOrphans();
+        await ckpt.flush();
+        await ckpt.syncMarkers();
+        this.#baseEnv = scrubEnv(this.#opts.env ?? process.env);
+        // A nested run's own marker is its parent unit's: its units get their own.
+        delete this.#baseEnv[TRACKING_VAR];
+        this.#markers = new Markers(ckpt.runId, this.#attempt);
+        this.#watcher = new Watcher(this.#markers.prefix, this.#baseEnv);
+        // Dependency order, so one pass of the pump settles a chain of steps that are already done.
+        const selected = new Set(this.#prep.selected.map((s) => s.id));
+        const deadline = this.#opts.deadline;
+        for (const step of topoOrder(this.#plan).filter((s) => selected.has(s.id))) {
+            const run = new StepRun(step, ckpt);
+            run.queue.deadline = deadline;
+            if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
+                run.items = await ckpt.readItems(step.id);
+            if (step.batch?.throttle)
+                run.throttle = this.#throttleOf(run, step.batch.throttle);
+            this.#runs.set(step.id, run);
+            await (0,promises_namespaceObject.mkdir)(ckpt.stateDir(step.id), { recursive: true, mode: 0o700 });
+        }
+        if (deadline !== undefined && deadline - monoNow() < MAX_TIMER_MS) {
+            this.#deadlineTimer = setTimeout(() => this.stop(`time budget reached`, this.#opts.deadlineGraceMs ?? 10_000), Math.max(0, deadline - monoNow()));
+        }
+        try {
+            await new Promise((resolve) => {
+                this.#finish = resolve;
+                this.#pump();
+            });
+            await Promise.all([...this.#pending]);
+        }
+        finally {
+            // Every unit's end is recorded (or recording failed and everything was ended): nothing to watch.
+            this.#watcher.close();
+            for (const slot of this.#slots)
+                slot.items?.close();
+            if (this.#deadlineTimer)
+                clearTimeout(this.#deadlineTimer);
+            if (this.#wakeTimer)
+                clearTimeout(this.#wakeTimer);
+        }
+        const result = this.#result();
+        // After a failed journal write nothing more can be recorded; the error is the result.
+        if (this.#fatal)
+            throw this.#fatal;
+        // Time held back by a throttle is counted per attempt: an attempt that ends held closes its span.
+        for (const run of this.#runs.values())
+            if (run.throttle?.held)
+                ckpt.recordLater({ type: 'throttle', step: run.step.id, held: false, reason: 'the attempt ended' });
+        ckpt.recordLater({
+            type: 'attempt-end',
+            attempt: this.#attempt,
+            exit: result.exitCode,
+            reason: result.reason,
+        });
+        await ckpt.writeOutputsFile();
+        await ckpt.compact();
+        return result;
+    }
+    /** Units recorded running by an attempt that died: end any survivor on this host, then mark them interrupted. */
+    async #endOrphans() {
+        await endOrphans(this.#ckpt, (m) => this.#emit({ type: 'notice', message: m }));
+        // Outputs a unit of a dead attempt left behind would otherwise be read as the next unit's in that slot.
+        const tmp = (0,external_node_path_.join)(this.#ckpt.dir, 'tmp');
+        for (const f of await (0,promises_namespaceObject.readdir)(tmp).catch(() => []))
+            if (f.startsWith('slot-') && f.endsWith('.out'))
+                await (0,promises_namespaceObject.rm)((0,external_node_path_.join)(tmp, f), { force: true });
+    }
+    #depsSatisfied(run) {
+        for (const d of run.step.needs) {
+            const dep = this.#runs.get(d);
+            if (!dep) {
+                // Not selected (`--only`): it must already be complete.
+                const rec = this.#ckpt.state.steps.get(d);
+                if (!rec || !isStepComplete(rec))
+                    return 'never';
+                continue;
+            }
+            if (dep.completedThisAttempt)
+                continue;
+            if (dep.state === 'failed' || dep.state === 'blocked')
+                return 'never';
+            return 'wait';
+        }
+        return 'yes';
+    }
+    /**
+     * THE PUMP: starts every unit the limits allow (plan `concurrency`, step `parallel`, dependencies,
+     * approvals, the throttle, the time budget) and settles steps; runs again whenever a unit ends, a step's
+     * record is written, or a retry's backoff or a throttle's wait is over.
+     */
+    #pump() {
+        if (this.#wakeTimer) {
+            clearTimeout(this.#wakeTimer);
+            this.#wakeTimer = undefined;
+        }
+        if (this.#finish === undefined)
+            return;
+        const now = monoNow();
+        let wakeAt = Number.POSITIVE_INFINITY;
+        for (const run of this.#runs.values()) {
+            if (run.completedThisAttempt || run.state === 'failed' || run.state === 'blocked')
+                continue;
+            const deps = this.#depsSatisfied(run);
+            if (deps === 'never') {
+                run.state = 'blocked';
+                this.#emit({
+                    type: 'step-state',
+                    step: run.step.id,
+                    state: 'blocked',
+                    detail: 'a step it needs failed',
+                });
+                continue;
+            }
+            if (deps === 'wait')
+                continue;
+            if (run.complete) {
+                this.#completeStep(run);
+                continue;
+            }
+            // A manual intervention point: nothing of it starts until it is approved; its dependents wait with it
+            // and independent steps go on. Approvals are recorded between attempts (under the lease), never now.
+            if (run.step.approval && !approvalOf(this.#ckpt.state, run.step.id)) {
+                if (!run.awaitingApproval) {
+                    run.awaitingApproval = true;
+                    this.#emit({
+                        type: 'step-state',
+                        step: run.step.id,
+                        state: 'waiting',
+                        detail: `waiting for approval (checkpoint approve ${run.step.id})`,
+                    });
+                }
+                continue;
+            }
+            if (run.throttle && this.#wouldStart(run) && !run.throttle.open(now)) {
+                wakeAt = Math.min(wakeAt, run.throttle.wakeAt);
+                this.#settleStep(run);
+                continue;
+            }
+            while (!this.#stopping && this.#live.size < this.#concurrency && run.active < run.queue.parallel) {
+                const nx = run.queue.next(now);
+                if (nx === undefined)
+                    break;
+                if ('wakeAt' in nx) {
+                    wakeAt = Math.min(wakeAt, nx.wakeAt);
+                    break;
+                }
+                const overrun = wouldOverrun(run.step, run.rec, nx, now, this.#opts.deadline);
+                if (overrun !== undefined) {
+                    if (run.queue.holdBack(nx))
+                        this.#emit({ type: 'notice', message: `${run.step.id}: not starting more units: ${overrun}` });
+                    break;
+                }
+                this.#startUnit(run, nx);
+            }
+            this.#settleStep(run);
+        }
+        if (this.#live.size === 0 && this.#pending.size === 0) {
+            const canProgress = !this.#stopping &&
+                Number.isFinite(wakeAt) &&
+                [...this.#runs.values()].some((r) => r.state !== 'failed' && r.state !== 'blocked');
+            if (!canProgress) {
+                const f = this.#finish;
+                this.#finish = undefined;
+                f();
+                return;
+            }
+        }
+        if (Number.isFinite(wakeAt) && !this.#stopping) {
+            this.#wakeTimer = setTimeout(() => this.#pump(), Math.min(MAX_TIMER_MS, Math.max(0, wakeAt - monoNow())));
+        }
+    }
+    /** Whether `run` has room and work for a unit now (before its throttle is asked). */
+    #wouldStart(run) {
+        return (!this.#stopping &&
+            this.#live.size < this.#concurrency &&
+            run.active < run.queue.parallel &&
+            run.queue.hasQueued);
+    }
+    #throttleOf(run, spec) {
+        return new Throttle(run.step.id, spec, {
+            spawn: (command) => new ManagedProcess({
+                argv: [...this.#shellArgv(run.step), command],
+                cwd: run.step.workingDirectory,
+                env: this.#template(run).env,
+                marker: this.#markers?.next(),
+                timeoutMs: THROTTLE_CHECK_TIMEOUT_MS,
+                timeoutGraceMs: 3000,
+                tailBytes: 2048,
+            }),
+            record: (held, reason) => this.#ckpt.record({
+                type: 'throttle',
+                step: run.step.id,
+                held,
+                ...(reason !== undefined ? { reason } : {}),
+            }),
+            notice: (message) => this.#emit({ type: 'notice', message }),
+            track: (p) => this.#track(p),
+        });
+    }
+    /** After a unit ends or a step runs dry: decide whether the step is failed/stopped for this attempt. */
+    #settleStep(run) {
+        if (run.completedThisAttempt || run.running > 0)
+            return;
+        if (run.complete) {
+            this.#completeStep(run);
+            return;
+        }
+        const q = run.queue;
+        const waitingRetry = q.waitingRetry(monoNow());
+        const moreToStart = q.hasQueued;
+        if (q.failedFinal > 0 && !waitingRetry && (!moreToStart || this.#stopping)) {
+            if (run.state !== 'failed') {
+                run.state = 'failed';
+                this.#emit({
+                    type: 'step-state',
+                    step: run.step.id,
+                    state: 'failed',
+                    detail: `${q.failedFinal} unit(s) failed`,
+                });
+            }
+        }
+    }
+    /**
+     * Called once the step's work is complete and everything it needs is complete in this attempt — so a done
+     * step behind an `always` step waits for it, and so do its dependents.
+     */
+    #completeStep(run) {
+        if (run.completedThisAttempt)
+            return;
+        run.completedThisAttempt = true;
+        run.state = 'done';
+        if (!run.ranThisAttempt && run.rec.completedAt !== undefined) {
+            this.#emit({
+                type: 'step-state',
+                step: run.step.id,
+                state: 'done',
+                detail: 'done in an earlier attempt',
+            });
+            return;
+        }
+        const ckpt = this.#ckpt;
+        const p = (async () => {
+            await ckpt.record({ type: 'step-complete', step: run.step.id });
+            await ckpt.writeMarker(run.step.id);
+        })();
+        this.#track(p);
+        this.#emit({ type: 'step-state', step: run.step.id, state: 'done' });
+    }
+    #track(p) {
+        const wrapped = p
+            .catch((err) => this.#onFatal(err))
+            .finally(() => {
+            this.#pending.delete(wrapped);
+            this.#pump();
+        });
+        this.#pending.add(wrapped);
+    }
+    /** A journal write failed: nothing more can be recorded, so stop everything and report it. */
+    #onFatal(err) {
+        if (!this.#fatal)
+            this.#fatal = err instanceof Error ? err : new Error(String(err));
+        this.stop(`cannot record progress: ${this.#fatal.message}`, 0);
+    }
+    /** The step's argv and fixed environment, built once per attempt (units differ only in `#ownEnv`). */
+    #template(run) {
+        if (run.template)
+            return run.template;
+        const env = { ...this.#baseEnv, ...run.step.env };
+        env.CHECKPOINT_RUN_ID = this.#ckpt.runId;
+        env.CHECKPOINT_STEP = run.step.id;
+        env.CHECKPOINT_RESUMED = this.#resumed ? 'true' : 'false';
+        const deadline = this.#opts.deadline;
+        if (deadline !== undefined)
+            env.CHECKPOINT_DEADLINE = String(Math.floor(wallOf(deadline) / 1000));
+        else
+            delete env.CHECKPOINT_DEADLINE;
+        env.CHECKPOINT_STATE_DIR = this.#ckpt.stateDir(run.step.id);
+        env.CHECKPOINT_OUTPUTS = this.#ckpt.outputsPath();
+        for (const k of UNIT_VARS)
+            delete env[k];
+        run.template = { argv: [...this.#shellArgv(run.step), run.step.run], env };
+        return run.template;
+    }
+    /** The unit's whole environment: the step's fixed part and its own variables. */
+    #unitEnv(run, u, tryNo, slot, items) {
+        const env = { ...this.#template(run).env };
+        env.CHECKPOINT_TRY = String(tryNo);
+        env.CHECKPOINT_OUTPUT = slot.out;
+        const batch = run.step.batch;
+        if (batch) {
+            env.CHECKPOINT_BATCH_INDEX = String(u.index);
+            env.CHECKPOINT_BATCH_START = String(u.start);
+            env.CHECKPOINT_BATCH_END = String(u.end);
+            if (items)
+                env.CHECKPOINT_ITEMS_FILE = slot.itemsPath;
+            if (batch.size === 1 && !batch.adaptive)
+                env.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
+        }
+        return env;
+    }
+    /** Writes the unit's CHECKPOINT_ITEMS_FILE into its slot; false when the unit gets none. */
+    #writeItemsFile(slot, run, u) {
+        if (!run.step.batch || (!run.items && u.end - u.start > MAX_ITEMS_FILE_NUMBERS))
+            return false;
+        const lines = [];
+        for (let i = u.start; i < u.end; i++)
+            lines.push(run.items ? (run.items[i] ?? '') : String(i));
+        slot.items ??= new SlotFile(slot.itemsPath);
+        slot.items.set(`${lines.join('\n')}\n`);
+        return true;
+    }
+    #startUnit(run, u) {
+        const tryNo = run.queue.startTry(u);
+        run.ranThisAttempt = true;
+        if (run.state !== 'running') {
+            run.state = 'running';
+            this.#emit({ type: 'step-state', step: run.step.id, state: 'running' });
+        }
+        run.running += 1;
+        run.active += 1;
+        const live = { unit: u, run, slot: this.#takeSlot(), proc: undefined };
+        // Counted as running at once so the pump respects limits while the async start proceeds.
+        this.#live.add(live);
+        this.#track(this.#runUnit(live, tryNo));
+    }
+    /** The shell's argv with its program resolved once (unless the step sets its own PATH). */
+    #shellArgv(step) {
+        const [prog, ...rest] = this.#plan.shell.argv;
+        if (prog === undefined || step.env.PATH !== undefined)
+            return this.#plan.shell.argv;
+        let resolved = this.#programs.get(prog);
+        if (resolved === undefined) {
+            resolved = resolveProgram(prog, this.#baseEnv.PATH);
+            this.#programs.set(prog, resolved);
+        }
+        return [resolved, ...rest];
+    }
+    /** A free slot (numbered 0, 1, ...: the number names its scratch files). */
+    #takeSlot() {
+        const free = this.#freeSlots.pop();
+        if (free)
+            return free;
+        const id = this.#slots.length;
+        const base = (0,external_node_path_.join)(this.#ckpt.dir, 'tmp', `slot-${id}`);
+        const slot = { id, out: `${base}.out`, itemsPath: `${base}.items`, items: undefined };
+        this.#slots.push(slot);
+        return slot;
+    }
+    /** A unit from its `start` record to its recorded end; frees its place in the limits and its slot. */
+    async #runUnit(live, tryNo) {
+        const { run, unit: u, slot } = live;
+        const ckpt = this.#ckpt;
+        let vacated = false;
+        // A unit counts against the concurrency until its end is written, not just until its process exits:
+        // otherwise new units start while ends wait to be written, and a kill redoes more than `concurrency`.
+        const vacate = () => {
+            if (vacated)
+                return;
+            vacated = true;
+            this.#live.delete(live);
+            run.active -= 1;
+            this.#freeSlots.push(slot);
+        };
+        let marker;
+        try {
+            const items = this.#writeItemsFile(slot, run, u);
+            await ckpt.writeOutputsFile();
+            // Recorded running before the process exists; durable with the next group commit.
+            ckpt.recordLater({ type: 'start', ...u, try: tryNo, attempt: this.#attempt });
+            if (this.#stopping) {
+                ckpt.recordLater({ type: 'interrupt', ...u, ms: 0, reason: this.#stopping.reason });
+                run.queue.interrupted(u);
+                return;
+            }
+            this.#emit({ type: 'unit-start', unit: u, try: tryNo });
+            marker = this.#markers?.next();
+            const opts = this.#spawnOptions(run, u, tryNo, slot, items, marker);
+            const proc = new ManagedProcess(opts);
+            live.proc = proc;
+            if (proc.pid !== undefined) {
+                if (marker !== undefined)
+                    this.#watcher?.started(marker, proc.pid);
+                ckpt.recordLater({
+                    type: 'spawned',
+                    ...u,
+                    pid: proc.pid,
+                    host: HOST,
+                    ...(proc.startTime !== undefined ? { startTime: proc.startTime } : {}),
+                    marker: proc.marker,
+                });
+            }
+            const exit = await proc.exited;
+            // Outputs are taken before the slot (and its scratch files) goes to the next unit.
+            const outText = takeFile(slot.out);
+            // A success frees the slot for the next unit once its `done` line is written, before the fsync: a
+            // SIGKILL from then on does not lose it, so a kill redoes at most the units holding slots. A failure
+            // frees it only after its record: it may exceed max-failures, and no unit may start before that is
+            // known.
+            const onDoneWritten = () => {
+                vacate();
+                this.#pump();
+            };
+            await this.#recordExit(run, u, tryNo, exit, proc, outText, onDoneWritten);
+        }
+        finally {
+            if (marker !== undefined)
+                this.#watcher?.ended(marker);
+            if (!vacated) {
+                takeFile(slot.out);
+                vacate();
+            }
+            // Released only now, after the unit's end is durable: a step is complete only when nothing is in flight.
+            run.running -= 1;
+        }
+    }
+    #spawnOptions(run, u, tryNo, slot, items, marker) {
+        const step = run.step;
+        const opts = {
+            argv: this.#template(run).argv,
+            cwd: step.workingDirectory,
+            env: this.#unitEnv(run, u, tryNo, slot, items),
+            timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
+        };
+        if (marker !== undefined)
+            opts.marker = marker;
+        if (step.timeoutMs !== undefined)
+            opts.timeoutMs = step.timeoutMs;
+        const onOutput = this.#opts.onOutput;
+        const label = step.batch ? `${step.id}#${u.index}` : step.id;
+        if (onOutput)
+            opts.onLine = (line, stream) => onOutput(label, line, stream);
+        return opts;
+    }
+    async #recordExit(run, u, tryNo, exit, proc, outText, onDoneWritten) {
+        const ckpt = this.#ckpt;
+        const step = run.step;
+        const verdict = classifyExit(exit, step.timeoutMs);
+        if (verdict.kind === 'done') {
+            let outputs;
+            try {
+                if (outText !== undefined && outText.length > 0) {
+                    outputs = parseOutputFile(outText, `CHECKPOINT_OUTPUT of ${step.id}`);
+                }
+            }
+            catch (err) {
+                if (!(err instanceof OutputSyntaxError))
+                    throw err;
+                await this.#recorder.keepLog(step.id, u.index, proc.tailBytes());
+                return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, proc.tail());
+            }
+            await this.#recorder.dropLog(step.id, u.index);
+            await this.#recorder.done({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) }, onDoneWritten);
+            run.queue.done(u);
+            this.#emit({ type: 'unit-end', unit: u, result: 'done', ms: exit.ms });
+            return;
+        }
+        if (verdict.kind === 'yielded') {
+            ckpt.recordLater({ type: 'yield', ...u, ms: exit.ms });
+            // A yield is progress, not a failure: run it again now (no try used) unless the run is stopping.
+            run.queue.yielded(u, !this.#stopping);
+            if (this.#stopping)
+                this.#yieldedLeft = true;
+            this.#emit({ type: 'unit-end', unit: u, result: 'yielded', ms: exit.ms });
+            return;
+        }
+        await this.#recorder.keepLog(step.id, u.index, proc.tailBytes());
+        if (verdict.kind === 'interrupted') {
+            await ckpt.record({
+                type: 'interrupt',
+                ...u,
+                ms: exit.ms,
+                reason: this.#stopping?.reason ?? 'stopped',
+            });
+            run.queue.interrupted(u);
+            this.#emit({
+                type: 'unit-end',
+                unit: u,
+                result: 'interrupted',
+                ms: exit.ms,
+                detail: this.#stopping?.reason,
+            });
+            return;
+        }
+        await this.#recordFailure(run, u, tryNo, exit, verdict.reason, proc.tail());
+    }
+    async #recordFailure(run, u, tryNo, exit, reason, tail) {
+        const step = run.step;
+        const final = tryNo >= step.retry.attempts || this.#stopping !== undefined;
+        const cmd = step.batch ? `${step.id} [${u.start}, ${u.end})` : step.id;
+        const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts})`;
+        await this.#ckpt.record({
+            type: 'fail',
+            ...u,
+            try: tryNo,
+            ms: exit.ms,
+            exit: exit.code,
+            signal: exit.signal,
+            final,
+            reason,
+        });
+        if (!final) {
+            const delay = retryDelayMs(step.retry, tryNo + 1, this.#opts.random);
+            run.queue.retry(u, monoNow() + delay);
+            this.#emit({
+                type: 'unit-end',
+                unit: u,
+                result: 'retry',
+                ms: exit.ms,
+                detail: `${detail}; retrying in ${duration_formatDuration(delay)}`,
+                tail,
+                exit: exit.code,
+                signal: exit.signal,
+            });
+            return;
+        }
+        if (run.queue.failed(u) && step.batch)
+            this.#emit({
+                type: 'notice',
+                message: `${step.id}: ${run.queue.failedFinal} unit(s) failed, more than max-failures (${run.queue.maxFailures}); not starting more units of this step`,
+            });
+        this.#emit({
+            type: 'unit-end',
+            unit: u,
+            result: 'failed',
+            ms: exit.ms,
+            detail,
+            tail,
+            exit: exit.code,
+            signal: exit.signal,
+        });
+    }
+    #result() {
+        let stepsDone = 0;
+        let unitsDone = 0;
+        let unitsTotal = 0;
+        let unitsFailed = 0;
+        let anyFailed = false;
+        for (const run of this.#runs.values()) {
+            const rec = run.rec;
+            const total = unitCount(rec);
+            unitsTotal += total;
+            unitsDone += Math.min(total, rec.unitsDone);
+            unitsFailed += run.queue.failedFinal;
+            if (run.queue.failedFinal > 0)
+                anyFailed = true;
+            if (isStepComplete(rec) && (run.completedThisAttempt || !run.step.always))
+                stepsDone += 1;
+        }
+        const stepsTotal = this.#runs.size;
+        const complete = stepsDone === stepsTotal && !anyFailed;
+        const waitingForApproval = [...this.#runs.values()]
+            .filter((r) => r.awaitingApproval && !r.completedThisAttempt)
+            .map((r) => r.step.id);
+        let exitCode;
+        let reason;
+        if (this.#fatal) {
+            exitCode = EXIT_FAILED;
+            reason = this.#fatal.message;
+        }
+        else if (anyFailed) {
+            exitCode = EXIT_FAILED;
+            const failedSteps = [...this.#runs.values()]
+                .filter((r) => r.queue.failedFinal > 0)
+                .map((r) => r.step.id);
+            reason = `${unitsFailed} unit(s) failed in ${failedSteps.join(', ')}`;
+        }
+        else if (complete) {
+            exitCode = EXIT_OK;
+            reason = 'complete';
+        }
+        else {
+            exitCode = EXIT_INCOMPLETE;
+            if (this.#stopping)
+                reason = `stopped early: ${this.#stopping.reason}`;
+            else if ([...this.#runs.values()].some((r) => r.queue.heldForBudget))
+                reason = 'stopped early: the next units would not finish within the time budget';
+            else if (this.#yieldedLeft)
+                reason = 'stopped early: a unit yielded';
+            else if (waitingForApproval.length > 0)
+                reason = `waiting for approval: ${waitingForApproval.join(', ')}`;
+            else
+                reason = 'stopped early';
+        }
+        return {
+            exitCode,
+            reason,
+            complete,
+            resumed: this.#resumed,
+            stepsDone,
+            stepsRemaining: stepsTotal - stepsDone,
+            unitsDone,
+            unitsRemaining: Math.max(0, unitsTotal - unitsDone),
+            unitsFailed,
+            attempt: this.#attempt,
+            ...(waitingForApproval.length > 0 ? { waitingForApproval } : {}),
+        };
+    }
+}
+/** Reads and removes a unit's CHECKPOINT_OUTPUT file; undefined when the unit wrote none. */
+function takeFile(path) {
+    // Most units write no outputs: a stat that doesn't throw is cheaper than a failed open's exception.
+    if (!(0,external_node_fs_.statSync)(path, { throwIfNoEntry: false }))
+        return undefined;
+    try {
+        const text = (0,external_node_fs_.readFileSync)(path, 'utf8');
+        (0,external_node_fs_.unlinkSync)(path);
+        return text;
+    }
+    catch {
+        return undefined;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/report/colors.ts
@@ -33455,109 +33090,7 @@ class Progress {
     }
 }
 
-;// CONCATENATED MODULE: ./src/trace/config.ts
-// Whether a run is traced, and where its spans go: decided from the environment (OTLP over HTTP) and the
-// `--trace FILE` flag (OTLP JSON lines). Reads no OpenTelemetry package: untraced runs never load one.
-const TRACES_VAR = 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT';
-const ENDPOINT_VAR = 'OTEL_EXPORTER_OTLP_ENDPOINT';
-/**
- * The traces URL the OTLP exporters use: the signal-specific variable as it is; the generic one with
- * `v1/traces` appended (OTLP exporter specification).
- */
-function endpointFrom(env) {
-    const specific = env[TRACES_VAR]?.trim();
-    if (specific)
-        return { url: specific, from: TRACES_VAR };
-    const generic = env[ENDPOINT_VAR]?.trim();
-    if (generic)
-        return { url: `${generic.endsWith('/') ? generic : `${generic}/`}v1/traces`, from: ENDPOINT_VAR };
-    return undefined;
-}
-function traceConfig(env, file) {
-    const warnings = [];
-    const serviceName = env.OTEL_SERVICE_NAME?.trim() || 'checkpoint';
-    let endpoint;
-    // The SDK's own switches turn off what the environment turned on (never an explicit `--trace FILE`).
-    const disabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true' ||
-        env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() === 'none';
-    if (!disabled)
-        endpoint = endpointFrom(env);
-    if (endpoint) {
-        let ok = false;
-        try {
-            const u = new URL(endpoint.url);
-            ok = u.protocol === 'http:' || u.protocol === 'https:';
-        }
-        catch {
-            ok = false;
-        }
-        if (!ok) {
-            warnings.push(`${endpoint.from}: "${env[endpoint.from]}" is not an http(s) URL; traces are not sent. Set it to the collector's OTLP/HTTP address, e.g. http://localhost:4318`);
-            endpoint = undefined;
-        }
-    }
-    if (!endpoint && file === undefined)
-        return { warnings };
-    return {
-        settings: {
-            serviceName,
-            ...(endpoint ? { endpoint: endpoint.url, endpointVar: endpoint.from } : {}),
-            ...(file !== undefined ? { file } : {}),
-        },
-        warnings,
-    };
-}
-
-;// CONCATENATED MODULE: ./src/trace/index.ts
-// Traces of `checkpoint run` (README.md, "Traces"): with OTEL_EXPORTER_OTLP_ENDPOINT (or
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set, or `--trace FILE`, a run emits one span per attempt, per step
-// and per unit try. This module is loaded by every run and loads no OpenTelemetry package itself: those are
-// imported (a separate chunk in dist/) only when tracing is on, so untraced runs start as fast as before.
-
-
-
-// Replaced by scripts/build.mjs with package.json's version (in the entry bundle, which holds this module).
-const VERSION = '0.1.0';
-function openTraceFile(file) {
-    if (file.trim() === '')
-        throw new UsageError('--trace: expected a file path, got ""; e.g. --trace trace.jsonl');
-    try {
-        return (0,external_node_fs_.openSync)(file, 'a', 0o600);
-    }
-    catch (err) {
-        const code = err.code ?? err.message;
-        throw new UsageError(`--trace: cannot write "${file}" (${code}); pick a file in an existing folder you can write to`);
-    }
-}
-/** Undefined when tracing is off (nothing loaded, nothing to do). */
-async function startTracing(io, opts = {}) {
-    const startedAt = performance.timeOrigin + performance.now();
-    const warn = opts.warn ?? ((m) => io.err.write(`checkpoint: warning: ${m}\n`));
-    const { settings, warnings } = traceConfig(io.env, opts.file);
-    for (const w of warnings)
-        warn(w);
-    if (!settings)
-        return undefined;
-    const fd = settings.file !== undefined ? openTraceFile(settings.file) : undefined;
-    try {
-        const { createTracing } = await Promise.all(/* import() */[__nccwpck_require__.e(819), __nccwpck_require__.e(920)]).then(__nccwpck_require__.bind(__nccwpck_require__, 920));
-        return createTracing(settings, {
-            ...(fd !== undefined ? { fd } : {}),
-            warn,
-            startedAt,
-            ...(VERSION.startsWith('__') ? {} : { version: VERSION }),
-            exitWhenStuck: opts.exitWhenStuck === true,
-        });
-    }
-    catch (err) {
-        if (fd !== undefined)
-            (0,external_node_fs_.closeSync)(fd);
-        warn(`traces are off: the OpenTelemetry packages did not load (${err.message}); the run goes on without them`);
-        return undefined;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/cli/shard.ts
+;// CONCATENATED MODULE: ./src/session/shard.ts
 
 
 /** `I/N` with 0 <= I < N (matrix `strategy.job-index` / `strategy.job-total`). */
@@ -33589,9 +33122,12 @@ function checkRunShard(runId, recorded, requested) {
         `pass --shard ${shardLabel(rec)} to resume it, or add --new to start a fresh run as shard ${shardLabel(requested)}`);
 }
 
-;// CONCATENATED MODULE: ./src/cli/run.ts
-// `checkpoint run`: pick or create the run, take its lease, prepare, run the engine, and stop cleanly on
-// SIGINT/SIGTERM (exit 75 within 5 s, a second SIGINT skips the grace).
+;// CONCATENATED MODULE: ./src/session/run.ts
+// One run, from options to outcome, for the CLI and the action alike: pick or create the run, take its
+// lease, prepare, run the engine, and stop cleanly on SIGINT/SIGTERM (exit 75 within 5 s, a second SIGINT
+// skips the grace). It returns what happened; callers print or publish it.
+
+
 
 
 
@@ -33637,6 +33173,36 @@ function planComplete(plan, ckpt) {
         return rec !== undefined && isStepComplete(rec);
     });
 }
+/**
+ * A complete run with nothing invalidated: every step done, the last attempt closed (events past the
+ * snapshot mean it was cut off, and it is finished rather than declared done), and no step to run again
+ * (a changed fingerprint or a step added to the plan runs in this same run).
+ */
+function isNoop(plan, ckpt, prep) {
+    const closed = ckpt.loadReport.eventsReplayed === 0;
+    return closed && planComplete(plan, ckpt) && [...prep.info.values()].every((i) => i.action === 'skip');
+}
+/** The result a complete run reports when it is run again. */
+function completeResult(plan, ckpt) {
+    let unitsDone = 0;
+    for (const s of plan.steps) {
+        const rec = ckpt.state.steps.get(s.id);
+        if (rec)
+            unitsDone += unitCount(rec);
+    }
+    return {
+        exitCode: EXIT_OK,
+        reason: 'complete',
+        complete: true,
+        resumed: true,
+        stepsDone: plan.steps.length,
+        stepsRemaining: 0,
+        unitsDone,
+        unitsRemaining: 0,
+        unitsFailed: 0,
+        attempt: ckpt.state.attempts[ckpt.state.attempts.length - 1]?.attempt ?? 0,
+    };
+}
 /** Under the checkpoint root: the lease held while a new run is created (not a valid run id: never listed). */
 const CREATING = '.creating';
 /**
@@ -33679,30 +33245,17 @@ async function chooseRun(plan, root, opts) {
         return { id: opts.run, existing: await checkpoint_Checkpoint.exists(root, opts.run) };
     }
     if (!opts.new) {
+        // The latest run of this plan, complete or not: a complete one is a no-op unless the plan changed
+        // (DESIGN §3, complete runs), so a cron job over a finished migration does nothing.
         const latest = await readLatest(root);
         if (latest && (await checkpoint_Checkpoint.exists(root, latest))) {
             const ck = await checkpoint_Checkpoint.read(root, latest);
-            // Events past the snapshot: the last attempt did not close (its final writes failed, or it was
-            // killed), so even with every unit done it did not end as complete — finish it, never start over.
-            const closed = ck.loadReport.eventsReplayed === 0;
-            if (ck.state.planName === plan.name && (!planComplete(plan, ck) || !closed))
+            if (ck.state.planName === plan.name)
                 return { id: latest, existing: true, read: ck };
         }
     }
     const tag = opts.shard ? `shard${opts.shard.index}of${opts.shard.total}` : undefined;
     return { id: await newRunId(root, plan.name, new Date(), tag), existing: false };
-}
-async function runCommand(opts, io) {
-    // Traced when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or --trace says so; a dry run starts no engine.
-    const tracing = opts.dryRun
-        ? undefined
-        : await startTracing(io, {
-            ...(opts.trace !== undefined ? { file: opts.trace } : {}),
-            exitWhenStuck: true,
-        });
-    if (!tracing)
-        return (await executeRun(opts, io)).exitCode;
-    return (await tracing.around((hooks) => executeRun(opts, io, hooks))).exitCode;
 }
 /** `checkpoint run`, returning what happened instead of only an exit code. */
 async function executeRun(opts, io, hooks = {}) {
@@ -33710,8 +33263,8 @@ async function executeRun(opts, io, hooks = {}) {
     const plan = await loadPlan(planPath(opts), concurrency === undefined ? {} : { concurrency });
     const root = rootOf(opts, plan);
     const budgetMs = parseBudget(opts.timeBudget);
-    const startedAt = Date.now();
-    const deadline = budgetMs === undefined ? undefined : startedAt + budgetMs;
+    // On the monotonic clock: a wall clock that jumps mid-run moves no budget decision (engine/clock.ts).
+    const deadline = budgetMs === undefined ? undefined : monoNow() + budgetMs;
     const shard = opts.shard !== undefined ? parseShard(opts.shard) : undefined;
     for (const id of opts.only ?? []) {
         if (!plan.steps.some((s) => s.id === id)) {
@@ -33743,13 +33296,10 @@ async function executeRun(opts, io, hooks = {}) {
         if (sig === 'SIGINT')
             sigints += 1;
         if (!engine) {
+            // Set-up normally ends in milliseconds; a hanging items command is ended (it is started by the one
+            // spawner, in its own group), set-up then fails, the lease is let go and the command exits 75.
             early = sig;
-            // Set-up normally ends in milliseconds; if it is stuck (a hanging items command, a dead mount), a
-            // signal must still end the command, and nothing has run yet.
-            setTimeout(() => {
-                io.err.write(`checkpoint: received ${sig} during set-up; nothing ran\n`);
-                process.exit(EXIT_INCOMPLETE);
-            }, 3000).unref();
+            stopAll(sigints >= 2 ? 0 : 3000);
             return;
         }
         if (sig === 'SIGINT' && sigints >= 2)
@@ -33786,6 +33336,14 @@ async function executeRun(opts, io, hooks = {}) {
                 checkDrift: opts.dryRun === true,
             });
         }
+        if (existing && isNoop(plan, ckpt, prep)) {
+            const line = `run ${id} of plan ${plan.name} is complete: nothing to do (\`checkpoint run --new\` starts a fresh run)`;
+            if (opts.dryRun)
+                io.out.write(`${line}\n`);
+            else
+                io.out.write(`${io.out.isTTY === true && io.env.CI !== 'true' ? '' : `${new Date().toISOString()} `}${line}\n`);
+            return outcome(EXIT_OK, completeResult(plan, ckpt));
+        }
         if (opts.dryRun) {
             printExplain(io.out, plan, prep, existing ? id : `${id} (new)`);
             return outcome(EXIT_OK);
@@ -33800,7 +33358,7 @@ async function executeRun(opts, io, hooks = {}) {
                 const latest = await readLatest(root);
                 if (latest && latest !== id && (await checkpoint_Checkpoint.exists(root, latest))) {
                     const other = await checkpoint_Checkpoint.read(root, latest);
-                    if (other.state.planName === plan.name && !planComplete(plan, other)) {
+                    if (other.state.planName === plan.name) {
                         checkRunShard(latest, other.state.shard, shard);
                         lease = await lock_acquireLease(`${root}/${latest}`, { runId: latest, attempt: 0 });
                         id = latest;
@@ -33830,6 +33388,7 @@ async function executeRun(opts, io, hooks = {}) {
             io.err.write(`checkpoint: received ${early} before starting; nothing ran\n`);
             return outcome(EXIT_INCOMPLETE);
         }
+        // Past here a signal stops the engine; set-up is over.
         const tty = io.out.isTTY === true && io.env.CI !== 'true';
         const progress = new Progress(plan, ckpt, prep.selected.map((s) => s.id), { tty, color: colorEnabled(io.out, io.env), out: io.out });
         const report = ckpt.loadReport;
@@ -33876,6 +33435,13 @@ async function executeRun(opts, io, hooks = {}) {
         }
         return outcome(result.exitCode, result);
     }
+    catch (err) {
+        // A signal during set-up ends what set-up started (an items command); whatever that made fail, the
+        // command stopped because it was asked to, and nothing ran.
+        if (early && !engine)
+            throw new StoppedError(`received ${early} during set-up; nothing ran (run the same command again)`);
+        throw err;
+    }
     finally {
         // Released before the handlers go: a signal while the lease is let go must not kill the process (exit
         // 130 after it printed "exit 75").
@@ -33886,37 +33452,12 @@ async function executeRun(opts, io, hooks = {}) {
 }
 
 ;// CONCATENATED MODULE: ./src/cli/explain.ts
-// `checkpoint explain` and `run --dry-run`: for every step, whether it will run and why.
+// `checkpoint explain`: for every step, whether it will run and why (the run `checkpoint run` would pick).
 
 
 
 
 
-function printExplain(out, plan, prep, runLabel) {
-    out.write(`plan ${plan.name} (${plan.steps.length} steps), run ${runLabel}\n`);
-    const selected = new Set(prep.selected.map((s) => s.id));
-    const width = Math.max(...plan.steps.map((s) => s.id.length));
-    for (const step of plan.steps) {
-        const i = prep.info.get(step.id);
-        if (!i)
-            continue;
-        const verb = !selected.has(step.id)
-            ? 'skip'
-            : i.action === 'skip'
-                ? 'skip'
-                : i.action === 'partial'
-                    ? 'resume'
-                    : 'run';
-        const why = !selected.has(step.id) ? 'not selected by --only' : i.why;
-        const units = step.batch ? ` [${i.unitsDone}/${i.unitsTotal} units]` : '';
-        const needs = step.needs.length ? ` after ${step.needs.join(', ')}` : '';
-        out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
-        if (i.itemsDrift)
-            out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
-        if (i.chunks)
-            out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
-    }
-}
 async function explainCommand(opts, io) {
     const plan = await requirePlan(opts);
     const root = rootOf(opts, plan);
@@ -33927,15 +33468,6 @@ async function explainCommand(opts, io) {
     const prep = await prepare(plan, ckpt.state, { env: io.env, checkDrift: true });
     printExplain(io.out, plan, prep, label);
     return 0;
-}
-/** How the step's chunks will be sized, e.g. `chunks sized by time: target 200ms (min 10, max 1000); next chunk 190 from the rate of 12 done chunks (950/s)`. */
-function explainChunks(ch) {
-    const bounds = `min ${ch.min}${ch.max !== null ? `, max ${ch.max}` : ''}`;
-    const target = ch.targetMs !== null ? duration_formatDuration(ch.targetMs) : '?';
-    const next = ch.measured > 0
-        ? `next chunk ${ch.nextSize} from the rate of ${ch.measured} done chunk(s) (${ch.ratePerSecond}/s)`
-        : `first chunk ${ch.min}, then sized from the measured rate`;
-    return `chunks sized by time: target ${target} (${bounds}); ${next}; a time budget cuts chunks to fit`;
 }
 
 ;// CONCATENATED MODULE: ./src/cli/manage.ts
@@ -34089,7 +33621,7 @@ async function rollbackCommand(opts, io) {
         for (const { s } of done) {
             if (s.rollback) {
                 io.out.write(`rollback ${s.id}: ${s.rollback.split('\n')[0]}\n`);
-                const proc = new UnitProcess({
+                const proc = new ManagedProcess({
                     argv: [...plan.shell.argv, s.rollback],
                     cwd: s.workingDirectory,
                     env: {
@@ -35423,6 +34955,125 @@ async function reportCommand(dirs, opts, io) {
     return reportExitCode(report);
 }
 
+;// CONCATENATED MODULE: ./src/trace/config.ts
+// Whether a run is traced, and where its spans go: decided from the environment (OTLP over HTTP) and the
+// `--trace FILE` flag (OTLP JSON lines). Reads no OpenTelemetry package: untraced runs never load one.
+const TRACES_VAR = 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT';
+const ENDPOINT_VAR = 'OTEL_EXPORTER_OTLP_ENDPOINT';
+/**
+ * The traces URL the OTLP exporters use: the signal-specific variable as it is; the generic one with
+ * `v1/traces` appended (OTLP exporter specification).
+ */
+function endpointFrom(env) {
+    const specific = env[TRACES_VAR]?.trim();
+    if (specific)
+        return { url: specific, from: TRACES_VAR };
+    const generic = env[ENDPOINT_VAR]?.trim();
+    if (generic)
+        return { url: `${generic.endsWith('/') ? generic : `${generic}/`}v1/traces`, from: ENDPOINT_VAR };
+    return undefined;
+}
+function traceConfig(env, file) {
+    const warnings = [];
+    const serviceName = env.OTEL_SERVICE_NAME?.trim() || 'checkpoint';
+    let endpoint;
+    // The SDK's own switches turn off what the environment turned on (never an explicit `--trace FILE`).
+    const disabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true' ||
+        env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() === 'none';
+    if (!disabled)
+        endpoint = endpointFrom(env);
+    if (endpoint) {
+        let ok = false;
+        try {
+            const u = new URL(endpoint.url);
+            ok = u.protocol === 'http:' || u.protocol === 'https:';
+        }
+        catch {
+            ok = false;
+        }
+        if (!ok) {
+            warnings.push(`${endpoint.from}: "${env[endpoint.from]}" is not an http(s) URL; traces are not sent. Set it to the collector's OTLP/HTTP address, e.g. http://localhost:4318`);
+            endpoint = undefined;
+        }
+    }
+    if (!endpoint && file === undefined)
+        return { warnings };
+    return {
+        settings: {
+            serviceName,
+            ...(endpoint ? { endpoint: endpoint.url, endpointVar: endpoint.from } : {}),
+            ...(file !== undefined ? { file } : {}),
+        },
+        warnings,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/trace/index.ts
+// Traces of `checkpoint run` (README.md, "Traces"): with OTEL_EXPORTER_OTLP_ENDPOINT (or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set, or `--trace FILE`, a run emits one span per attempt, per step
+// and per unit try. This module is loaded by every run and loads no OpenTelemetry package itself: those are
+// imported (a separate chunk in dist/) only when tracing is on, so untraced runs start as fast as before.
+
+
+
+// Replaced by scripts/build.mjs with package.json's version (in the entry bundle, which holds this module).
+const VERSION = '0.1.0';
+function openTraceFile(file) {
+    if (file.trim() === '')
+        throw new UsageError('--trace: expected a file path, got ""; e.g. --trace trace.jsonl');
+    try {
+        return (0,external_node_fs_.openSync)(file, 'a', 0o600);
+    }
+    catch (err) {
+        const code = err.code ?? err.message;
+        throw new UsageError(`--trace: cannot write "${file}" (${code}); pick a file in an existing folder you can write to`);
+    }
+}
+/** Undefined when tracing is off (nothing loaded, nothing to do). */
+async function startTracing(io, opts = {}) {
+    const startedAt = performance.timeOrigin + performance.now();
+    const warn = opts.warn ?? ((m) => io.err.write(`checkpoint: warning: ${m}\n`));
+    const { settings, warnings } = traceConfig(io.env, opts.file);
+    for (const w of warnings)
+        warn(w);
+    if (!settings)
+        return undefined;
+    const fd = settings.file !== undefined ? openTraceFile(settings.file) : undefined;
+    try {
+        const { createTracing } = await Promise.all(/* import() */[__nccwpck_require__.e(819), __nccwpck_require__.e(920)]).then(__nccwpck_require__.bind(__nccwpck_require__, 920));
+        return createTracing(settings, {
+            ...(fd !== undefined ? { fd } : {}),
+            warn,
+            startedAt,
+            ...(VERSION.startsWith('__') ? {} : { version: VERSION }),
+            exitWhenStuck: opts.exitWhenStuck === true,
+        });
+    }
+    catch (err) {
+        if (fd !== undefined)
+            (0,external_node_fs_.closeSync)(fd);
+        warn(`traces are off: the OpenTelemetry packages did not load (${err.message}); the run goes on without them`);
+        return undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/cli/run.ts
+// `checkpoint run`: the session's run (src/session/run.ts), traced when asked.
+
+
+async function runCommand(opts, io) {
+    // Traced when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or --trace says so; a dry run starts no engine.
+    const tracing = opts.dryRun
+        ? undefined
+        : await startTracing(io, {
+            ...(opts.trace !== undefined ? { file: opts.trace } : {}),
+            exitWhenStuck: true,
+        });
+    if (!tracing)
+        return (await executeRun(opts, io)).exitCode;
+    return (await tracing.around((hooks) => executeRun(opts, io, hooks))).exitCode;
+}
+
 ;// CONCATENATED MODULE: ./src/cli/runs.ts
 // `checkpoint runs` and `checkpoint prune`.
 
@@ -35710,15 +35361,8 @@ function describeChunks(ch) {
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
-// The `checkpoint` program: argument parsing and the mapping from named errors to exit codes. Commands live
+// The `checkpoint` program: argument parsing; named errors carry their exit codes (src/errors.ts). Commands live
 // in their own modules and return an exit code; nothing here knows how a command works.
-
-
-
-
-
-
-
 
 
 
@@ -35729,31 +35373,6 @@ function describeChunks(ch) {
 
 // Replaced by scripts/build.mjs with package.json's version.
 const main_version = '0.1.0';
-/** Exit code and message for an error; only unexpected errors show a stack (with CHECKPOINT_DEBUG=1). */
-function classify(err, debug = false) {
-    if (err instanceof PlanError || err instanceof ItemsError || err instanceof UsageError)
-        return { code: EXIT_USAGE, message: err.message };
-    if (err instanceof LockedError)
-        return { code: EXIT_INCOMPLETE, message: err.message };
-    if (err instanceof CheckpointCorruptError ||
-        err instanceof JournalCorruptError ||
-        err instanceof SnapshotError ||
-        err instanceof JournalWriteError ||
-        err instanceof CheckpointWriteError) {
-        return { code: EXIT_FAILED, message: err.message };
-    }
-    const e = err instanceof Error ? err : new Error(String(err));
-    // A full disk, a size limit or a read-only folder met outside the checkpoint's own writers is the
-    // environment, not a bug: say what to do rather than "please report it".
-    const stack = debug && e.stack ? `\n${e.stack}` : '';
-    const fix = writeFix(errorCode(err));
-    if (fix)
-        return { code: EXIT_FAILED, message: `${e.message}. ${fix} and run the command again.${stack}` };
-    return {
-        code: EXIT_FAILED,
-        message: `internal error: ${e.message}${stack || ' (set CHECKPOINT_DEBUG=1 for details; please report it)'}`,
-    };
-}
 function common(cmd) {
     return cmd
         .option('-f, --file <path>', 'the plan file', 'checkpoint.yml')

@@ -5566,13 +5566,15 @@ function trailingBytesSeen(data) {
 /* unused harmony exports COMMANDS, STORES, ON_INCOMPLETE, INPUT_DEFAULTS */
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var zod__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9691);
-/* harmony import */ var zod__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(88532);
-/* harmony import */ var _engine_process_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(90531);
-/* harmony import */ var _journal_runs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(98045);
-/* harmony import */ var _plan_duration_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(72983);
+/* harmony import */ var zod__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(9691);
+/* harmony import */ var zod__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(88532);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(83916);
+/* harmony import */ var _exec_process_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(67879);
+/* harmony import */ var _journal_runs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(98045);
+/* harmony import */ var _plan_duration_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(72983);
 // The action's inputs, read once into a typed object. Nothing below this module calls `core.getInput`;
 // a bad value fails the action here, naming the input, the value and the fix, before anything runs.
+
 
 
 
@@ -5581,8 +5583,9 @@ function trailingBytesSeen(data) {
 const COMMANDS = ['run', 'status', 'rollback', 'report'];
 const STORES = ['cache', 'artifact', 'none'];
 const ON_INCOMPLETE = ['fail', 'success', 'dispatch'];
-class InputError extends Error {
+class InputError extends _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .CheckpointError */ .jg {
     name = 'InputError';
+    exitCode = _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .EXIT_USAGE */ .Ri;
 }
 function oneOf(name, value, allowed) {
     if (allowed.includes(value))
@@ -5591,7 +5594,7 @@ function oneOf(name, value, allowed) {
 }
 function duration(name, value, example) {
     try {
-        const ms = (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_3__/* .parseDuration */ .E)(value);
+        const ms = (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_4__/* .parseDuration */ .E)(value);
         if (ms <= 0)
             throw new Error(`must be more than zero, got "${value}"`);
         return ms;
@@ -5634,13 +5637,13 @@ const INPUT_DEFAULTS = {
 };
 /** A zod field over one input's text; a thrown InputError becomes that field's issue. */
 function field(parse) {
-    return zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP().transform((value, ctx) => {
+    return zod__WEBPACK_IMPORTED_MODULE_5__/* .string */ .YjP().transform((value, ctx) => {
         try {
             return parse(value);
         }
         catch (err) {
             ctx.addIssue({ code: 'custom', message: err.message });
-            return zod__WEBPACK_IMPORTED_MODULE_5__/* .NEVER */ .tm;
+            return zod__WEBPACK_IMPORTED_MODULE_6__/* .NEVER */ .tm;
         }
     });
 }
@@ -5660,19 +5663,19 @@ function parseShardInput(v, command) {
     return v;
 }
 function schema(ctx, command) {
-    return zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({
+    return zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({
         file: field((v) => (0,node_path__WEBPACK_IMPORTED_MODULE_0__.resolve)(ctx.workspace, v || 'checkpoint.yml')),
         run: optional((v) => v),
         store: field((v) => oneOf('store', v || 'cache', STORES)),
         key: optional((v) => {
-            if (v.length > 200 || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v) || !(0,_journal_runs_js__WEBPACK_IMPORTED_MODULE_2__/* .isValidRunId */ .LU)(v))
+            if (v.length > 200 || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v) || !(0,_journal_runs_js__WEBPACK_IMPORTED_MODULE_3__/* .isValidRunId */ .LU)(v))
                 throw new InputError(`input \`key\`: "${v}" is not usable as a key; use up to 200 letters, digits, ".", "_" and "-", starting with a letter or digit (for example \`key: backfill-2026\`)`);
             return v;
         }),
         'time-budget': optional((v) => duration('time-budget', v, '25m')),
         // A longer period would overflow Node's timers, which then fire at once: a save every millisecond. About
         // 24.8 days is "never" for any job.
-        'save-every': field((v) => Math.min(duration('save-every', v || '5m', '5m'), _engine_process_js__WEBPACK_IMPORTED_MODULE_1__/* .MAX_TIMER_MS */ ._o)),
+        'save-every': field((v) => Math.min(duration('save-every', v || '5m', '5m'), _exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .MAX_TIMER_MS */ ._o)),
         'on-incomplete': field((v) => oneOf('on-incomplete', v || 'fail', ON_INCOMPLETE)),
         concurrency: optional((v) => integer('concurrency', v, 1)),
         // `I/N` for a run; `N` or `*/N` (the number of shards to gather) for `command: report`.
@@ -6520,595 +6523,17 @@ class CheckpointSync {
 
 /***/ }),
 
-/***/ 85217:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   I5: () => (/* binding */ rootOf),
-/* harmony export */   SP: () => (/* binding */ shown),
-/* harmony export */   VH: () => (/* binding */ requirePlan),
-/* harmony export */   Yy: () => (/* binding */ optionalPlan),
-/* harmony export */   eb: () => (/* binding */ UsageError),
-/* harmony export */   nv: () => (/* binding */ resolveRunId),
-/* harmony export */   pw: () => (/* binding */ planPath)
-/* harmony export */ });
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(14625);
-/* harmony import */ var _journal_runs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(98045);
-/* harmony import */ var _plan_errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(99516);
-/* harmony import */ var _plan_load_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(75638);
-// What every command needs first: the plan (or a clear exit 2), the checkpoint root, and the run to act on.
-
-
-
-
-
-class UsageError extends Error {
-    name = 'UsageError';
-}
-function planPath(opts) {
-    return (0,node_path__WEBPACK_IMPORTED_MODULE_0__.resolve)(opts.file);
-}
-/** `--dir`, else `.checkpoints/` beside the plan file (in the plan's folder, when it is loaded). */
-function rootOf(opts, plan) {
-    if (opts.dir)
-        return (0,node_path__WEBPACK_IMPORTED_MODULE_0__.isAbsolute)(opts.dir) ? opts.dir : (0,node_path__WEBPACK_IMPORTED_MODULE_0__.resolve)(opts.dir);
-    return (0,node_path__WEBPACK_IMPORTED_MODULE_0__.resolve)(plan?.dir ?? (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)(planPath(opts)), '.checkpoints');
-}
-function shown(p) {
-    const r = (0,node_path__WEBPACK_IMPORTED_MODULE_0__.relative)(process.cwd(), p);
-    return r === '' ? '.' : r.startsWith('..') && r.length > p.length ? p : r;
-}
-async function requirePlan(opts) {
-    return (0,_plan_load_js__WEBPACK_IMPORTED_MODULE_4__/* .loadPlan */ .Yq)(planPath(opts));
-}
-/** The plan when it loads; undefined when the file is absent (status and runs work from the checkpoint alone). */
-async function optionalPlan(opts) {
-    try {
-        return await (0,_plan_load_js__WEBPACK_IMPORTED_MODULE_4__/* .loadPlan */ .Yq)(planPath(opts));
-    }
-    catch (err) {
-        if (err instanceof _plan_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .PlanError */ .W && /file not found/.test(err.message))
-            return undefined;
-        throw err;
-    }
-}
-/** `--run ID`, else `latest`, else the newest run folder. */
-async function resolveRunId(root, runOpt) {
-    if (runOpt) {
-        if (!(await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_1__/* .Checkpoint */ .F9.exists(root, runOpt))) {
-            const known = await (0,_journal_runs_js__WEBPACK_IMPORTED_MODULE_2__/* .listRunIds */ .g$)(root);
-            throw new UsageError(`--run: no run "${runOpt}" in ${shown(root)}${known.length ? `; known runs: ${known.slice(-5).join(', ')}` : ''}`);
-        }
-        return runOpt;
-    }
-    const latest = await (0,_journal_runs_js__WEBPACK_IMPORTED_MODULE_2__/* .readLatest */ .Eg)(root);
-    if (latest && (await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_1__/* .Checkpoint */ .F9.exists(root, latest)))
-        return latest;
-    const ids = await (0,_journal_runs_js__WEBPACK_IMPORTED_MODULE_2__/* .listRunIds */ .g$)(root);
-    const last = ids[ids.length - 1];
-    if (!last)
-        throw new UsageError(`no runs in ${shown(root)} yet; start one with \`checkpoint run\``);
-    return last;
-}
-
-
-/***/ }),
-
-/***/ 45363:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   approveInRun: () => (/* binding */ approveInRun),
-/* harmony export */   checkApprovable: () => (/* binding */ checkApprovable),
-/* harmony export */   resetCommand: () => (/* binding */ resetCommand),
-/* harmony export */   rollbackCommand: () => (/* binding */ rollbackCommand)
-/* harmony export */ });
-/* unused harmony exports markDoneCommand, defaultApprover, approvalIds, approveCommand */
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(51455);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _engine_env_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(98725);
-/* harmony import */ var _engine_prepare_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(58761);
-/* harmony import */ var _engine_process_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(90531);
-/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(14625);
-/* harmony import */ var _journal_fsutil_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(91268);
-/* harmony import */ var _journal_journal_file_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(97162);
-/* harmony import */ var _journal_lock_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(17680);
-/* harmony import */ var _journal_snapshot_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(58123);
-/* harmony import */ var _journal_state_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(49226);
-/* harmony import */ var _context_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(85217);
-// Commands that change a checkpoint by hand: reset, mark-done, rollback, approve. Each takes the run's lease
-// first.
-
-
-
-
-
-
-
-
-
-
-
-
-function checkSteps(plan, ids, flag) {
-    for (const id of ids) {
-        if (!plan.steps.some((s) => s.id === id)) {
-            throw new _context_js__WEBPACK_IMPORTED_MODULE_10__/* .UsageError */ .eb(`${flag}: no step "${id}" in ${(0,_context_js__WEBPACK_IMPORTED_MODULE_10__/* .shown */ .SP)(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
-        }
-    }
-}
-/** The checkpoint cannot be read because it is damaged (not because a newer program wrote it). */
-function isDamage(err) {
-    return (err instanceof _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__/* .CheckpointCorruptError */ .qd ||
-        err instanceof _journal_journal_file_js__WEBPACK_IMPORTED_MODULE_6__/* .JournalCorruptError */ .Zi ||
-        (err instanceof _journal_snapshot_js__WEBPACK_IMPORTED_MODULE_8__/* .SnapshotError */ .JC && !(err instanceof _journal_snapshot_js__WEBPACK_IMPORTED_MODULE_8__/* .SnapshotVersionError */ .lJ)));
-}
-async function withRun(opts, fn) {
-    const plan = await (0,_context_js__WEBPACK_IMPORTED_MODULE_10__/* .requirePlan */ .VH)(opts);
-    opts.check?.(plan);
-    const root = (0,_context_js__WEBPACK_IMPORTED_MODULE_10__/* .rootOf */ .I5)(opts, plan);
-    const id = await (0,_context_js__WEBPACK_IMPORTED_MODULE_10__/* .resolveRunId */ .nv)(root, opts.run);
-    const lease = await (0,_journal_lock_js__WEBPACK_IMPORTED_MODULE_7__/* .acquireLease */ .ZZ)(`${root}/${id}`, { runId: id, attempt: 0 });
-    try {
-        let ckpt;
-        let startedOver;
-        try {
-            ckpt = await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__/* .Checkpoint */ .F9.read(root, id);
-        }
-        catch (err) {
-            if (!opts.startOverIfDamaged || !isDamage(err))
-                throw err;
-            const fresh = await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__/* .Checkpoint */ .F9.startOver(root, id, plan.name);
-            ckpt = fresh.ckpt;
-            startedOver = { damage: err.message, kept: fresh.kept };
-        }
-        await ckpt.openForWrite();
-        try {
-            return await fn(plan, ckpt, startedOver);
-        }
-        finally {
-            await ckpt.compact();
-            await ckpt.close();
-        }
-    }
-    finally {
-        await lease.release();
-    }
-}
-async function resetCommand(steps, opts, io) {
-    if (!opts.all && steps.length === 0 && !opts.failed) {
-        throw new _context_js__WEBPACK_IMPORTED_MODULE_10__/* .UsageError */ .eb('reset: name the steps to reset, or pass --all (or --failed for failed units only)');
-    }
-    const startOverIfDamaged = opts.all === true && !opts.failed;
-    return withRun({ ...opts, startOverIfDamaged }, async (plan, ckpt, startedOver) => {
-        checkSteps(plan, steps, 'reset');
-        if (startedOver) {
-            // The records went with the damaged files: so do the side files of every step.
-            for (const s of plan.steps) {
-                await ckpt.clearStepFiles(s.id);
-                await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(ckpt.stateDir(s.id), { recursive: true, force: true });
-            }
-            io.err.write(`checkpoint: ${startedOver.damage}\n`);
-            io.out.write(`reset --all: run ${ckpt.runId} starts over, every step is pending again; the damaged files are kept as ${startedOver.kept.map(_context_js__WEBPACK_IMPORTED_MODULE_10__/* .shown */ .SP).join(', ')}\n`);
-            return 0;
-        }
-        const named = opts.all || steps.length === 0 ? plan.steps.map((s) => s.id) : steps;
-        const targets = opts.failed ? new Set(named) : (0,_engine_prepare_js__WEBPACK_IMPORTED_MODULE_2__/* .dependentsOf */ .yk)(plan, named);
-        let n = 0;
-        // The whole record goes: the next run starts the step afresh (items expanded again, approval taken back).
-        const forget = (id) => ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset' });
-        for (const id of plan.steps.map((s) => s.id)) {
-            if (!targets.has(id))
-                continue;
-            const rec = ckpt.state.steps.get(id);
-            // No record but an approval (given before the step was first prepared): the reset takes it back.
-            if (!rec && !opts.failed && (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .approvalOf */ .xf)(ckpt.state, id)) {
-                await forget(id);
-                io.out.write(`reset ${id}: its approval is taken back\n`);
-                n += 1;
-                continue;
-            }
-            if (!rec)
-                continue;
-            if (opts.failed) {
-                const failed = rec.failed.size;
-                if (failed === 0)
-                    continue;
-                await ckpt.record({ type: 'reset', step: id, failedOnly: true, reason: 'checkpoint reset --failed' });
-                io.out.write(`reset ${id}: ${failed} failed unit(s) are pending again with fresh tries\n`);
-            }
-            else {
-                const approved = (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .approvalOf */ .xf)(ckpt.state, id) !== undefined;
-                await forget(id);
-                await ckpt.clearStepFiles(id);
-                await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(ckpt.stateDir(id), { recursive: true, force: true });
-                io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`);
-            }
-            n += 1;
-        }
-        if (n === 0)
-            io.out.write('nothing to reset\n');
-        return 0;
-    });
-}
-async function markDoneCommand(steps, opts, io) {
-    if (steps.length === 0)
-        throw new UsageError('mark-done: name at least one step, e.g. `checkpoint mark-done schema`');
-    return withRun(opts, async (plan, ckpt) => {
-        checkSteps(plan, steps, 'mark-done');
-        const prep = await prepare(plan, ckpt.state, { env: io.env });
-        for (const ev of prep.events) {
-            if (ev.type === 'step-init' && steps.includes(ev.step) && !ckpt.state.steps.has(ev.step)) {
-                await ckpt.record(ev);
-                const list = prep.items.get(ev.step);
-                if (list)
-                    await ckpt.writeItems(ev.step, list);
-            }
-        }
-        for (const id of steps) {
-            await ckpt.record({ type: 'mark-done', step: id });
-            await ckpt.writeMarker(id);
-            io.out.write(`marked ${id} done (by hand)\n`);
-        }
-        return 0;
-    });
-}
-async function rollbackCommand(opts, io) {
-    return withRun(opts, async (plan, ckpt) => {
-        if (opts.to)
-            checkSteps(plan, [opts.to], '--to');
-        const done = plan.steps
-            .map((s) => ({ s, rec: ckpt.state.steps.get(s.id) }))
-            .filter(({ rec }) => rec !== undefined && ((0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .isStepComplete */ .EX)(rec) || rec.unitsDone > 0))
-            .sort((a, b) => (b.rec?.completedAt ?? b.rec?.timeMs ?? 0) - (a.rec?.completedAt ?? a.rec?.timeMs ?? 0));
-        let ran = 0;
-        let undone = 0;
-        for (const { s } of done) {
-            if (s.rollback) {
-                io.out.write(`rollback ${s.id}: ${s.rollback.split('\n')[0]}\n`);
-                const proc = new _engine_process_js__WEBPACK_IMPORTED_MODULE_3__/* .UnitProcess */ .A7({
-                    argv: [...plan.shell.argv, s.rollback],
-                    cwd: s.workingDirectory,
-                    env: {
-                        ...(0,_engine_env_js__WEBPACK_IMPORTED_MODULE_1__/* .scrubEnv */ .L)(io.env),
-                        ...s.env,
-                        CHECKPOINT_RUN_ID: ckpt.runId,
-                        CHECKPOINT_STEP: s.id,
-                        CHECKPOINT_STATE_DIR: ckpt.stateDir(s.id),
-                        CHECKPOINT_OUTPUTS: ckpt.outputsPath(),
-                    },
-                    onLine: (line) => io.out.write(`[${s.id} rollback] ${line}\n`),
-                });
-                const exit = await proc.exited;
-                if (exit.code !== 0) {
-                    io.err.write(`rollback of ${s.id} failed (${exit.spawnError ?? `exit code ${exit.code ?? exit.signal}`}); later steps were rolled back, ${s.id} and earlier ones were not. Fix it and run \`checkpoint rollback\` again.\n`);
-                    return 1;
-                }
-                ran += 1;
-            }
-            await ckpt.record({
-                type: 'reset',
-                step: s.id,
-                failedOnly: false,
-                forget: true,
-                reason: 'rolled back',
-            });
-            await ckpt.clearStepFiles(s.id);
-            undone += 1;
-            if (opts.to === s.id)
-                break;
-        }
-        io.out.write(`rolled back ${undone} step(s), ${ran} rollback command(s) run\n`);
-        return 0;
-    });
-}
-/** Who approves when `--by` is not given: the GitHub actor, else the local user. */
-function defaultApprover(env) {
-    return env.GITHUB_ACTOR?.trim() || env.USER?.trim() || env.USERNAME?.trim() || 'unknown';
-}
-/** `approve b,c d` and `approve: "b, c"`: step ids split on commas and white space. */
-function approvalIds(args) {
-    return [...new Set(args.flatMap((a) => a.split(/[\s,]+/)).filter((a) => a !== ''))];
-}
-/**
- * Every id names a step of the plan with `approval: true`; otherwise a usage error naming the step and the
- * fix. `where` starts the message: `approve` for the command, ``input `approve` `` for the action.
- */
-function checkApprovable(plan, ids, where) {
-    const gated = plan.steps.filter((s) => s.approval).map((s) => s.id);
-    const which = gated.length > 0
-        ? `steps that wait for approval: ${gated.join(', ')}`
-        : 'no step of this plan has `approval: true`';
-    for (const id of ids) {
-        const step = plan.steps.find((s) => s.id === id);
-        if (!step) {
-            throw new _context_js__WEBPACK_IMPORTED_MODULE_10__/* .UsageError */ .eb(`${where}: no step "${id}" in ${(0,_context_js__WEBPACK_IMPORTED_MODULE_10__/* .shown */ .SP)(plan.file)}; ${which} (all steps: ${plan.steps.map((s) => s.id).join(', ')})`);
-        }
-        if (!step.approval) {
-            throw new _context_js__WEBPACK_IMPORTED_MODULE_10__/* .UsageError */ .eb(`${where}: step "${id}" does not wait for approval; add \`approval: true\` to it in ${(0,_context_js__WEBPACK_IMPORTED_MODULE_10__/* .shown */ .SP)(plan.file)} to make it a manual intervention point (${which})`);
-        }
-    }
-}
-/** Records an `approve` event for each step and says so; approving again replaces who and when. */
-async function recordApprovals(ckpt, ids, by, io) {
-    for (const id of ids) {
-        const before = (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .approvalOf */ .xf)(ckpt.state, id);
-        await ckpt.record({ type: 'approve', step: id, by });
-        const rec = ckpt.state.steps.get(id);
-        const done = rec !== undefined && (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .isStepComplete */ .EX)(rec) ? ' (it is done already)' : '';
-        const again = before
-            ? `; it was approved before by ${before.by} at ${new Date(before.at).toISOString()}`
-            : '';
-        io.out.write(`approved ${id} (by ${by})${done}${again}\n`);
-    }
-}
-async function approveCommand(steps, opts, io) {
-    const ids = approvalIds(steps);
-    if (ids.length === 0)
-        throw new UsageError('approve: name at least one step, e.g. `checkpoint approve deploy`');
-    if (opts.by !== undefined && opts.by.trim() === '')
-        throw new UsageError('--by: expected a name, e.g. `--by alice`');
-    const by = opts.by?.trim() || defaultApprover(io.env);
-    const check = (plan) => checkApprovable(plan, ids, 'approve');
-    return withRun({ ...opts, check }, async (_plan, ckpt) => {
-        await recordApprovals(ckpt, ids, by, io);
-        const again = [
-            'checkpoint run',
-            opts.file !== 'checkpoint.yml' ? `-f ${opts.file}` : '',
-            opts.dir !== undefined ? `--dir ${opts.dir}` : '',
-            opts.run !== undefined ? `--run ${ckpt.runId}` : '',
-            // A sharded run resumes only with its own shard.
-            ckpt.state.shard ? `--shard ${shardLabel(ckpt.state.shard)}` : '',
-        ].filter(Boolean);
-        io.out.write(`run again to continue: ${again.join(' ')}\n`);
-        return 0;
-    });
-}
-/**
- * The action's `approve` input: records the approvals in the run `runId` (after the restore, before the
- * engine), creating the run when there is no checkpoint yet, so a first run can be approved up front.
- * The ids are checked with `checkApprovable` first.
- */
-async function approveInRun(o, io) {
-    const dir = `${o.root}/${o.runId}`;
-    await (0,_journal_fsutil_js__WEBPACK_IMPORTED_MODULE_5__/* .ensureDir */ .A0)(o.root);
-    const lease = await (0,_journal_lock_js__WEBPACK_IMPORTED_MODULE_7__/* .acquireLease */ .ZZ)(dir, { runId: o.runId, attempt: 0 });
-    try {
-        const exists = await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__/* .Checkpoint */ .F9.exists(o.root, o.runId);
-        const ckpt = exists
-            ? await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__/* .Checkpoint */ .F9.read(o.root, o.runId)
-            : _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__/* .Checkpoint */ .F9.blank(o.root, o.runId, o.plan.name, o.shard);
-        await ckpt.openForWrite();
-        try {
-            await recordApprovals(ckpt, o.ids, o.by, io);
-        }
-        finally {
-            await ckpt.compact();
-            await ckpt.close();
-        }
-    }
-    finally {
-        await lease.release();
-    }
-}
-
-
-/***/ }),
-
-/***/ 83058:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   statusCommand: () => (/* binding */ statusCommand)
-/* harmony export */ });
-/* harmony import */ var _engine_chunking_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(93303);
-/* harmony import */ var _engine_shard_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(20914);
-/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(14625);
-/* harmony import */ var _journal_lock_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(17680);
-/* harmony import */ var _plan_duration_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(72983);
-/* harmony import */ var _report_colors_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(87688);
-/* harmony import */ var _report_stats_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(68621);
-/* harmony import */ var _context_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(85217);
-// `checkpoint status [--run ID] [--json]`: where a run stands. The JSON shape is documented in
-// docs/cli.md and kept stable: fields are only ever added.
-
-
-
-
-
-
-
-
-/** Half-open like everywhere else: `[0, 400)`. */
-function ranges(list, max = 6) {
-    const parts = list.slice(0, max).map(([s, e]) => `[${s}, ${e})`);
-    if (list.length > max)
-        parts.push(`… ${list.length - max} more`);
-    return parts.join(', ');
-}
-async function statusCommand(opts, io) {
-    const plan = await (0,_context_js__WEBPACK_IMPORTED_MODULE_4__/* .optionalPlan */ .Yy)(opts);
-    const root = (0,_context_js__WEBPACK_IMPORTED_MODULE_4__/* .rootOf */ .I5)(opts, plan);
-    const id = await (0,_context_js__WEBPACK_IMPORTED_MODULE_4__/* .resolveRunId */ .nv)(root, opts.run);
-    const ckpt = await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__/* .Checkpoint */ .F9.read(root, id);
-    // Only a live lease counts: a lock left by a killed run is not "locked".
-    const inspected = await (0,_journal_lock_js__WEBPACK_IMPORTED_MODULE_1__/* .inspectLease */ .fk)(ckpt.dir).catch(() => undefined);
-    const lease = inspected && !inspected.stale ? inspected.holder : undefined;
-    // A plan with another name is not this checkpoint's plan: show the checkpoint alone.
-    const samePlan = plan && plan.name === ckpt.state.planName ? plan : undefined;
-    // Chunks sized by time: the last chunk, the rate, and (with the plan) the target and the next size.
-    const chunks = (id) => {
-        const rec = ckpt.state.steps.get(id);
-        const adaptive = samePlan?.steps.find((st) => st.id === id)?.batch?.adaptive;
-        return rec?.adaptive ? (0,_engine_chunking_js__WEBPACK_IMPORTED_MODULE_5__/* .chunkInfo */ .cQ)(rec, adaptive) : null;
-    };
-    const stats = (0,_report_stats_js__WEBPACK_IMPORTED_MODULE_3__/* .runStats */ .HN)(ckpt, samePlan, lease !== undefined);
-    const state = ckpt.state;
-    if (opts.json) {
-        const doc = {
-            format: 1,
-            runId: stats.runId,
-            plan: stats.plan,
-            dir: ckpt.dir,
-            complete: stats.complete,
-            shard: state.shard ? { index: state.shard.index, total: state.shard.total } : null,
-            createdAt: new Date(state.createdAt).toISOString(),
-            updatedAt: new Date(state.updatedAt).toISOString(),
-            units: {
-                total: stats.unitsTotal,
-                done: stats.unitsDone,
-                failed: stats.unitsFailed,
-                remaining: stats.unitsRemaining,
-            },
-            etaSeconds: stats.etaMs === undefined ? null : Math.round(stats.etaMs / 1000),
-            lock: lease
-                ? {
-                    pid: lease.pid,
-                    host: lease.host,
-                    attempt: lease.attempt,
-                    heartbeat: new Date(lease.heartbeat).toISOString(),
-                }
-                : null,
-            attempts: state.attempts.map((a) => ({
-                attempt: a.attempt,
-                host: a.host,
-                pid: a.pid,
-                startedAt: new Date(a.startedAt).toISOString(),
-                endedAt: a.endedAt === undefined ? null : new Date(a.endedAt).toISOString(),
-                exit: a.exit ?? null,
-                reason: a.reason ?? null,
-                unitsDone: a.unitsDone,
-            })),
-            steps: stats.steps.map((s) => ({
-                id: s.id,
-                name: s.name,
-                state: s.status,
-                units: { total: s.unitsTotal, done: s.unitsDone, failed: s.unitsFailed, remaining: s.unitsRemaining },
-                timeSeconds: Math.round(s.timeMs) / 1000,
-                etaSeconds: s.etaMs === undefined ? null : Math.round(s.etaMs / 1000),
-                done: s.done,
-                failed: s.failed,
-                interrupted: s.interrupted,
-                items: s.items ?? null,
-                sharding: state.steps.get(s.id)?.sharding ?? null,
-                chunks: chunks(s.id),
-                approval: s.approval
-                    ? s.approval.approved
-                        ? {
-                            required: true,
-                            approved: true,
-                            by: s.approval.by,
-                            at: new Date(s.approval.at).toISOString(),
-                        }
-                        : { required: true, approved: false }
-                    : null,
-                throttle: s.throttle
-                    ? {
-                        held: s.throttle.held,
-                        reason: s.throttle.reason ?? null,
-                        times: s.throttle.count,
-                        heldSeconds: Math.round(s.throttle.heldMs) / 1000,
-                    }
-                    : null,
-                outputs: s.outputs,
-                completedAt: s.completedAt === undefined ? null : new Date(s.completedAt).toISOString(),
-            })),
-        };
-        io.out.write(`${JSON.stringify(doc, null, 2)}\n`);
-        return 0;
-    }
-    const c = (0,_report_colors_js__WEBPACK_IMPORTED_MODULE_6__/* .makeColors */ .Z)((0,_report_colors_js__WEBPACK_IMPORTED_MODULE_6__/* .colorEnabled */ .X)(io.out, io.env));
-    const pct = stats.unitsTotal ? Math.floor((stats.unitsDone / stats.unitsTotal) * 100) : 100;
-    io.out.write(`${c.bold(`run ${stats.runId}`)} · plan ${stats.plan}${state.shard ? ` · shard ${(0,_engine_shard_js__WEBPACK_IMPORTED_MODULE_7__/* .shardLabel */ .$_)(state.shard)}` : ''} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
-        `${stats.unitsDone}/${stats.unitsTotal} units (${pct}%)` +
-        `${stats.etaMs && !stats.complete ? ` · ETA ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(stats.etaMs)}` : ''}\n`);
-    io.out.write(`  ${(0,_context_js__WEBPACK_IMPORTED_MODULE_4__/* .shown */ .SP)(ckpt.dir)} · ${state.attempts.length} attempt(s)`);
-    if (lease)
-        io.out.write(` · ${c.yellow(`locked by pid ${lease.pid} on ${lease.host}`)}`);
-    io.out.write('\n\n');
-    const width = Math.max(4, ...stats.steps.map((s) => s.id.length));
-    const mark = (s) => ({
-        done: c.green('✓'),
-        failed: c.red('✗'),
-        running: c.cyan('›'),
-        interrupted: c.yellow('!'),
-        partial: c.yellow('…'),
-        waiting: c.yellow('⏸'),
-        pending: ' ',
-    })[s.status];
-    io.out.write(`  ${'step'.padEnd(width)}  ${'state'.padEnd(11)} ${'units'.padStart(15)}  ${'time'.padStart(7)}  eta\n`);
-    for (const s of stats.steps) {
-        const units = `${s.unitsDone}/${s.unitsTotal}${s.unitsFailed ? ` ✗${s.unitsFailed}` : ''}`;
-        const eta = s.status === 'done' ? '' : s.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(s.etaMs);
-        io.out.write(`${mark(s)} ${s.id.padEnd(width)}  ${s.status.padEnd(11)} ${units.padStart(15)}  ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(s.timeMs).padStart(7)}  ${eta}\n`);
-        const sharding = state.steps.get(s.id)?.sharding;
-        if (sharding?.mode === 'first' && state.shard && state.shard.index > 0)
-            io.out.write(`    shards: first: runs on shard 0 only\n`);
-        else if (sharding?.mode === 'split' && s.status !== 'done') {
-            const rec = state.steps.get(s.id);
-            if (rec)
-                io.out.write(`    this shard's part: [${rec.from}, ${rec.to}) of [${sharding.from}, ${sharding.to})\n`);
-        }
-        if (s.batch && s.status !== 'done' && s.done.length > 0)
-            io.out.write(`    done: ${ranges(s.done)}\n`);
-        for (const f of s.failed.slice(0, 5)) {
-            io.out.write(`    ${c.red('failed')} [${f.start}, ${f.end}): ${f.reason} after ${f.tries} tries\n`);
-        }
-        if (s.failed.length > 5)
-            io.out.write(`    … ${s.failed.length - 5} more failed units (status --json lists all)\n`);
-        if (s.interrupted.length > 0)
-            io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
-        const ch = chunks(s.id);
-        if (ch)
-            io.out.write(`    ${describeChunks(ch)}\n`);
-        if (s.approval?.approved)
-            io.out.write(`    approved by ${s.approval.by} at ${new Date(s.approval.at).toISOString()}\n`);
-        else if (s.approval && s.status === 'waiting')
-            io.out.write(`    ${c.yellow('waiting for approval')} (checkpoint approve ${s.id})\n`);
-        else if (s.approval && s.status !== 'done')
-            io.out.write(`    needs approval before it starts (checkpoint approve ${s.id})\n`);
-        if (s.throttle && (s.throttle.held || s.throttle.count > 0)) {
-            const t = s.throttle;
-            io.out.write(`    ${t.held ? c.yellow('throttled') : 'throttle'}: held back ${t.count} time(s), ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(t.heldMs)} in all` +
-                `${t.reason ? `; last: ${t.reason}` : ''}\n`);
-        }
-    }
-    return 0;
-}
-/** `chunks sized by time: last 2000 in 190ms (10526/s), next 2100, target 200ms, min 100, max 100000`. */
-function describeChunks(ch) {
-    const parts = [];
-    if (ch.lastSize !== null)
-        parts.push(`last ${ch.lastSize} in ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(ch.lastMs ?? 0)}${ch.ratePerSecond !== null ? ` (${ch.ratePerSecond}/s)` : ''}`);
-    else
-        parts.push('none done yet');
-    if (ch.nextSize !== null)
-        parts.push(`next ${ch.nextSize}`);
-    if (ch.targetMs !== null)
-        parts.push(`target ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(ch.targetMs)}`);
-    parts.push(`min ${ch.min}`);
-    if (ch.max !== null)
-        parts.push(`max ${ch.max}`);
-    return `chunks sized by time: ${parts.join(', ')}`;
-}
-
-
-/***/ }),
-
 /***/ 93303:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   GZ: () => (/* binding */ latestStart),
 /* harmony export */   KW: () => (/* binding */ nextChunkSize),
 /* harmony export */   PT: () => (/* binding */ usableMs),
 /* harmony export */   cQ: () => (/* binding */ chunkInfo),
 /* harmony export */   n_: () => (/* binding */ fitsRemaining),
 /* harmony export */   z6: () => (/* binding */ estimateMs)
 /* harmony export */ });
-/* unused harmony exports GROWTH, BUDGET_SHARE, MIN_MARGIN_MS, largestChunk, wantedChunk */
+/* unused harmony exports GROWTH, BUDGET_SHARE, MIN_MARGIN_MS, largestChunk, wantedChunk, latestStart */
 /* harmony import */ var _journal_pace_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(26368);
 
 /** The most a chunk grows over the last finished one. */
@@ -7218,7 +6643,7 @@ function scrubEnv(env) {
 
 /***/ }),
 
-/***/ 58761:
+/***/ 42713:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -8268,8 +7693,6 @@ function diffFingerprints(old, now) {
     return reasons;
 }
 
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(31421);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(51455);
 ;// CONCATENATED MODULE: ./src/plan/items.ts
@@ -8280,9 +7703,6 @@ var promises_ = __nccwpck_require__(51455);
 
 
 
-
-const STDERR_TAIL_LINES = 5;
-const STDERR_TAIL_CHARS = 500;
 function splitLines(text) {
     return text
         .split('\n')
@@ -8295,7 +7715,7 @@ function splitLines(text) {
  * with `bash -eo pipefail -c` in `planDir` with `env`). Throws ItemsError for a missing file or a failing
  * command.
  */
-async function expandItems(source, planDir, env) {
+async function expandItems(source, planDir, env, runCommand) {
     switch (source.kind) {
         case 'list':
             return source.items.map(String);
@@ -8307,7 +7727,7 @@ async function expandItems(source, planDir, env) {
             return textItems(files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), `items glob ${JSON.stringify(source.glob)}`);
         }
         case 'command':
-            return textItems(splitLines(await runItemsCommand(source.command, planDir, env)), `items command "${shorten(source.command)}"`);
+            return textItems(await runCommand(source.command, planDir, env), `items command "${shortCommand(source.command)}"`);
     }
 }
 /**
@@ -8337,51 +7757,80 @@ async function readItemsFile(file, planDir) {
         });
     }
 }
-function shorten(command) {
+/** A command as one short line, for messages. */
+function shortCommand(command) {
     const oneLine = command.trim().replace(/\s*\n\s*/g, '; ');
     return oneLine.length > 80 ? `${oneLine.slice(0, 79)}…` : oneLine;
-}
-function tail(text) {
-    const lines = text.trimEnd().split('\n').slice(-STDERR_TAIL_LINES).join('\n');
-    return lines.length > STDERR_TAIL_CHARS ? `…${lines.slice(-STDERR_TAIL_CHARS)}` : lines;
-}
-function runItemsCommand(command, cwd, env) {
-    return new Promise((resolve, reject) => {
-        const child = (0,external_node_child_process_.spawn)('bash', ['-eo', 'pipefail', '-c', command], {
-            cwd,
-            env,
-            stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        const stdout = [];
-        let stderr = '';
-        child.stdout.on('data', (chunk) => stdout.push(chunk));
-        child.stderr.on('data', (chunk) => {
-            // Only the tail is ever shown; keep memory bounded for chatty commands.
-            stderr = (stderr + chunk.toString('utf8')).slice(-8 * STDERR_TAIL_CHARS);
-        });
-        child.on('error', (err) => {
-            reject(new errors/* ItemsError */.P(`items command "${shorten(command)}" could not start: ${err.message}`, { cause: err }));
-        });
-        child.on('close', (code, signal) => {
-            if (code === 0) {
-                resolve(Buffer.concat(stdout).toString('utf8'));
-                return;
-            }
-            const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-            const errTail = tail(stderr);
-            reject(new errors/* ItemsError */.P(`items command "${shorten(command)}" ${how}${errTail ? `: ${errTail}` : ''}`));
-        });
-    });
 }
 
 // EXTERNAL MODULE: ./src/plan/load.ts + 1 modules
 var load = __nccwpck_require__(75638);
+// EXTERNAL MODULE: ./src/plan/space.ts
+var plan_space = __nccwpck_require__(77037);
 // EXTERNAL MODULE: ./src/engine/chunking.ts
 var chunking = __nccwpck_require__(93303);
 // EXTERNAL MODULE: ./src/engine/env.ts
 var engine_env = __nccwpck_require__(98725);
-// EXTERNAL MODULE: ./src/engine/shard.ts
-var engine_shard = __nccwpck_require__(20914);
+// EXTERNAL MODULE: ./src/exec/process.ts + 1 modules
+var exec_process = __nccwpck_require__(67879);
+// EXTERNAL MODULE: ./src/plan/duration.ts
+var duration = __nccwpck_require__(72983);
+;// CONCATENATED MODULE: ./src/engine/items-command.ts
+// An `items: { command }` source, run by the one spawner (src/exec): in its own process group, with the
+// marker, the step's timeout, ended by a signal during set-up (stopAll), its output read line by line (a
+// list of millions of items is never one string). Its failure names the command, how it ended and the end
+// of what it printed.
+
+
+
+
+/** An item line longer than this is refused (an item travels in an environment variable). */
+const MAX_ITEM_CHARS = 64 * 1024;
+/** The command's non-empty stdout lines (`bash -eo pipefail -c`). */
+async function runItemsCommand(command, opts) {
+    const lines = [];
+    let tooLong;
+    const proc = new exec_process/* ManagedProcess */.TE({
+        argv: ['bash', '-eo', 'pipefail', '-c', command],
+        cwd: opts.cwd,
+        env: opts.env,
+        maxLine: MAX_ITEM_CHARS,
+        tailBytes: 2048,
+        ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs, timeoutGraceMs: 3000 } : {}),
+        onLine: (line, stream, cut) => {
+            if (stream !== 'stdout')
+                return;
+            if (cut)
+                tooLong ??= lines.length + 1;
+            const l = line.endsWith('\r') ? line.slice(0, -1) : line;
+            if (l.trim() !== '')
+                lines.push(l);
+        },
+    });
+    const exit = await proc.exited;
+    const what = `items command "${shortCommand(command)}"`;
+    if (exit.spawnError)
+        throw new errors/* ItemsError */.P(`${what} could not start: ${exit.spawnError}`);
+    if (exit.endedBy === 'stop')
+        throw new errors/* ItemsError */.P(`${what} was stopped`);
+    if (exit.code !== 0 || exit.endedBy === 'timeout') {
+        const how = exit.endedBy === 'timeout'
+            ? `timed out after ${(0,duration/* formatDuration */.a)(opts.timeoutMs ?? 0)} (the step's timeout)`
+            : exit.signal
+                ? `was killed by ${exit.signal}`
+                : `exited with code ${exit.code}`;
+        const said = lastLines(proc.tail());
+        throw new errors/* ItemsError */.P(`${what} ${how}${said ? `: ${said}` : ''}`);
+    }
+    if (tooLong !== undefined)
+        throw new errors/* ItemsError */.P(`${what} printed a line longer than ${MAX_ITEM_CHARS} characters (item ${tooLong}); items must be short text, one per line`);
+    return lines;
+}
+function lastLines(text) {
+    const lines = text.trimEnd().split('\n').slice(-5).join('\n');
+    return lines.length > 500 ? `…${lines.slice(-500)}` : lines;
+}
+
 ;// CONCATENATED MODULE: ./src/engine/prepare.ts
 // Decides, before anything is written, what an attempt will do with each step: create its record, keep it,
 // invalidate it (changed fingerprint or changed dependency), or leave it done. Item lists are expanded here,
@@ -8395,6 +7844,11 @@ var engine_shard = __nccwpck_require__(20914);
 
 
 
+
+/** Runs a step's items command through the one spawner, bounded by the step's timeout. */
+function itemsRunner(step) {
+    return (command, cwd, env) => runItemsCommand(command, { cwd, env, timeoutMs: step.timeoutMs });
+}
 function describeSource(src) {
     switch (src.kind) {
         case 'list':
@@ -8456,7 +7910,7 @@ async function prepare(plan, state, opts = {}) {
     for (const step of order) {
         const fp = await fingerprintStep(plan, step);
         const rec = state.steps.get(step.id);
-        const mode = shard ? (0,engine_shard/* shardModeOf */.nZ)(step) : undefined;
+        const mode = shard ? (0,plan_space/* shardModeOf */.nZ)(step) : undefined;
         // Chunks sized by time: recorded on the step's record, which then measures its done chunks.
         const adaptive = step.batch?.adaptive ? { adaptive: true } : {};
         let view = rec
@@ -8494,7 +7948,7 @@ async function prepare(plan, state, opts = {}) {
             else if (shard && mode) {
                 // `shards:` is not part of the fingerprint: a changed one moves this shard's part, done work kept.
                 const whole = rec.sharding ?? { from: rec.from, to: rec.to };
-                const [from, to] = (0,engine_shard/* partOf */.BU)(whole.from, whole.to, mode, shard);
+                const [from, to] = (0,plan_space/* partOf */.BU)(whole.from, whole.to, mode, shard);
                 const moved = rec.sharding?.mode !== mode || rec.from !== from || rec.to !== to;
                 if (moved || sizeWhy !== undefined) {
                     const why = [
@@ -8593,7 +8047,7 @@ async function prepare(plan, state, opts = {}) {
         }
         if (mode === 'first' && shard && shard.index > 0) {
             action = 'skip';
-            why = `shards: first: runs on shard 0 only (this is shard ${(0,engine_shard/* shardLabel */.$_)(shard)})`;
+            why = `shards: first: runs on shard 0 only (this is shard ${(0,plan_space/* shardLabel */.$_)(shard)})`;
         }
         if (step.approval && action !== 'skip' && !(0,journal_state/* approvalOf */.xf)(state, step.id))
             why = `${why ? `${why}; ` : ''}waits for approval (checkpoint approve ${step.id})`;
@@ -8611,7 +8065,7 @@ async function prepare(plan, state, opts = {}) {
             cur?.items &&
             step.batch?.space.kind === 'items' &&
             step.batch.space.source.kind !== 'list') {
-            const now = await expandItems(step.batch.space.source, plan.dir, (0,engine_env/* scrubEnv */.L)({ ...env, ...step.env })).catch((err) => (err instanceof Error ? err : new Error(String(err))));
+            const now = await expandItems(step.batch.space.source, plan.dir, (0,engine_env/* scrubEnv */.L)({ ...env, ...step.env }), itemsRunner(step)).catch((err) => (err instanceof Error ? err : new Error(String(err))));
             if (now instanceof Error)
                 pi.itemsDrift = `items source cannot be read now: ${now.message}`;
             else if ((0,checkpoint/* itemsHash */.BZ)(now) !== cur.items.sha256) {
@@ -8660,7 +8114,7 @@ function shardSpace(space, mode, shard) {
     if (!shard || !mode)
         return space;
     const whole = space.range;
-    const [from, to] = (0,engine_shard/* partOf */.BU)(whole.from, whole.to, mode, shard);
+    const [from, to] = (0,plan_space/* partOf */.BU)(whole.from, whole.to, mode, shard);
     return {
         ...space,
         range: { from, to, size: whole.size },
@@ -8689,7 +8143,7 @@ async function spaceOf(plan, step, keepFrom, expand, env) {
     let list;
     try {
         // Items commands are user commands too: the runner's secrets never reach them.
-        list = await expandItems(b.space.source, plan.dir, (0,engine_env/* scrubEnv */.L)({ ...env, ...step.env }));
+        list = await expandItems(b.space.source, plan.dir, (0,engine_env/* scrubEnv */.L)({ ...env, ...step.env }), itemsRunner(step));
     }
     catch (err) {
         if (err instanceof errors/* ItemsError */.P) {
@@ -8709,35 +8163,386 @@ async function spaceOf(plan, step, keepFrom, expand, env) {
 
 /***/ }),
 
-/***/ 90531:
+/***/ 83916:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   A7: () => (/* binding */ UnitProcess),
-/* harmony export */   _o: () => (/* binding */ MAX_TIMER_MS),
-/* harmony export */   dk: () => (/* binding */ resolveProgram),
-/* harmony export */   i8: () => (/* binding */ signalGroup),
-/* harmony export */   xq: () => (/* binding */ groupAlive)
+/* harmony export */   A: () => (/* binding */ EXIT_INCOMPLETE),
+/* harmony export */   CA: () => (/* binding */ errorCode),
+/* harmony export */   Ij: () => (/* binding */ EXIT_OK),
+/* harmony export */   Ko: () => (/* binding */ StoppedError),
+/* harmony export */   L8: () => (/* binding */ classify),
+/* harmony export */   Ri: () => (/* binding */ EXIT_USAGE),
+/* harmony export */   eb: () => (/* binding */ UsageError),
+/* harmony export */   hj: () => (/* binding */ EXIT_FAILED),
+/* harmony export */   jg: () => (/* binding */ CheckpointError),
+/* harmony export */   z6: () => (/* binding */ writeFix)
 /* harmony export */ });
-/* unused harmony export spawnDirect */
-/* harmony import */ var node_child_process__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(31421);
-/* harmony import */ var node_child_process__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_child_process__WEBPACK_IMPORTED_MODULE_0__);
+// One base for the errors the program expects, each carrying its exit code: a plan or usage error exits 2,
+// a run that cannot go on for now (a live lease, a stop before anything ran) 75, a damaged or unwritable
+// checkpoint 1. Their messages are complete (the thing, the value, the fix) and shown as they are, without
+// a stack. Anything else is an internal error. The lowest layer: it imports nothing of the program.
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+const EXIT_INCOMPLETE = 75;
+class CheckpointError extends Error {
+}
+/** A bad command line or input: exit 2, nothing touched. */
+class UsageError extends CheckpointError {
+    name = 'UsageError';
+    exitCode = EXIT_USAGE;
+}
+/** Nothing ran, and the command can simply be run again (a signal during set-up): exit 75. */
+class StoppedError extends CheckpointError {
+    name = 'StoppedError';
+    exitCode = EXIT_INCOMPLETE;
+}
+/** Error code of a Node system error (ENOENT, EEXIST...), or undefined for anything else. */
+function errorCode(error) {
+    if (typeof error === 'object' && error !== null && 'code' in error) {
+        const code = error.code;
+        return typeof code === 'string' ? code : undefined;
+    }
+    return undefined;
+}
+/** What to do about a failed write, by error code; undefined for codes that are not about the disk. */
+const WRITE_FIXES = {
+    ENOSPC: 'The disk is full: free disk space',
+    EDQUOT: 'The disk quota is exhausted: free space or raise the quota',
+    EFBIG: 'The file size limit was reached (see `ulimit -f`): raise it',
+    EROFS: 'The filesystem is read-only: put the checkpoint directory (--dir) on a writable filesystem',
+    EACCES: 'Permission denied: make the checkpoint directory writable by this user',
+    EPERM: 'Permission denied: make the checkpoint directory writable by this user',
+    EIO: 'The disk reported an I/O error: check the disk',
+};
+function writeFix(code) {
+    return code === undefined ? undefined : WRITE_FIXES[code];
+}
+/** Exit code and message for an error; only unexpected errors show a stack (with CHECKPOINT_DEBUG=1). */
+function classify(err, debug = false) {
+    if (err instanceof CheckpointError)
+        return { code: err.exitCode, message: err.message };
+    const e = err instanceof Error ? err : new Error(String(err));
+    const stack = debug && e.stack ? `\n${e.stack}` : '';
+    // A full disk, a size limit or a read-only folder met outside the checkpoint's own writers is the
+    // environment, not a bug: say what to do rather than "please report it".
+    const fix = writeFix(errorCode(err));
+    if (fix)
+        return { code: EXIT_FAILED, message: `${e.message}. ${fix} and run the command again.${stack}` };
+    return {
+        code: EXIT_FAILED,
+        message: `internal error: ${e.message}${stack || ' (set CHECKPOINT_DEBUG=1 for details; please report it)'}`,
+    };
+}
+
+
+/***/ }),
+
+/***/ 19971:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Em: () => (/* binding */ findMarked),
+/* harmony export */   c7: () => (/* binding */ Markers),
+/* harmony export */   fY: () => (/* binding */ isMarkerOfRun),
+/* harmony export */   oK: () => (/* binding */ TRACKING_VAR),
+/* harmony export */   w$: () => (/* binding */ signalAll),
+/* harmony export */   we: () => (/* binding */ markerOf)
+/* harmony export */ });
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(77598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(73024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(76760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _journal_lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(17680);
-/* harmony import */ var _unit_env_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(27784);
-// The one place that spawns unit processes: own process group, environment, output capture, timeouts and
-// group-wide signals. Everything else asks this module.
+// Every process the engine starts carries a marker in its environment, CHECKPOINT_TRACKING_ID, and so does
+// everything those processes start, also what leaves the unit's process group (`setsid`, a double fork, a
+// daemon): the environment is inherited where process groups are not. It is how the GitHub runner finds a
+// job's strays (RUNNER_TRACKING_ID). A marker is `<run id>.<attempt>.<random>.<n>`: unique per unit start,
+// and prefixed by the run, so a marker read back from a checkpoint can only ever name processes of that
+// run's own units.
+
+
+const TRACKING_VAR = 'CHECKPOINT_TRACKING_ID';
+/** Hands out the markers of one engine's units. */
+class Markers {
+    prefix;
+    #n = 0;
+    constructor(runId, attempt) {
+        this.prefix = `${runId}.${attempt}.${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(4).toString('hex')}`;
+    }
+    next() {
+        this.#n += 1;
+        return `${this.prefix}.${this.#n}`;
+    }
+}
+/** Whether `marker` is one this run's engine could have handed out (a checkpoint's value is checked). */
+function isMarkerOfRun(marker, runId) {
+    return (typeof marker === 'string' &&
+        marker.length < 512 &&
+        marker.startsWith(`${runId}.`) &&
+        /^[A-Za-z0-9._-]+$/.test(marker));
+}
+const NEEDLE = Buffer.from(`${TRACKING_VAR}=`);
+/** The marker in one process's environment, if it has one (and /proc lets us read it). */
+function markerOf(pid) {
+    let env;
+    try {
+        env = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(`/proc/${pid}/environ`);
+    }
+    catch {
+        return undefined;
+    }
+    let at = env.indexOf(NEEDLE);
+    // Only at the start of an entry: `X_CHECKPOINT_TRACKING_ID=` is another variable.
+    while (at > 0 && env[at - 1] !== 0)
+        at = env.indexOf(NEEDLE, at + 1);
+    if (at < 0)
+        return undefined;
+    const from = at + NEEDLE.length;
+    const end = env.indexOf(0, from);
+    return env.subarray(from, end < 0 ? env.length : end).toString('utf8');
+}
+/**
+ * The pids of live processes whose marker `matches`, never this process. Linux reads /proc; where there is
+ * no /proc (macOS) nothing is found, and only process groups are signalled (docs/reliability.md).
+ */
+function findMarked(matches) {
+    let entries;
+    try {
+        entries = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readdirSync)('/proc');
+    }
+    catch {
+        return [];
+    }
+    const out = [];
+    for (const e of entries) {
+        const c = e.charCodeAt(0);
+        if (c < 48 || c > 57)
+            continue;
+        const pid = Number(e);
+        if (!Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid)
+            continue;
+        const m = markerOf(pid);
+        if (m !== undefined && matches(m))
+            out.push(pid);
+    }
+    return out;
+}
+/** Signals each process; one that is gone already is not an error. */
+function signalAll(pids, signal) {
+    for (const pid of pids) {
+        if (pid <= 1 || pid === process.pid)
+            continue;
+        try {
+            process.kill(pid, signal);
+        }
+        catch {
+            // Gone meanwhile.
+        }
+    }
+}
+
+
+/***/ }),
+
+/***/ 67879:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  _o: () => (/* binding */ MAX_TIMER_MS),
+  TE: () => (/* binding */ ManagedProcess),
+  xq: () => (/* binding */ groupAlive),
+  dk: () => (/* binding */ resolveProgram),
+  i8: () => (/* binding */ signalGroup),
+  um: () => (/* binding */ stopAll)
+});
+
+// UNUSED EXPORTS: DRAIN_MS
+
+// EXTERNAL MODULE: external "node:child_process"
+var external_node_child_process_ = __nccwpck_require__(31421);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(73024);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(76760);
+// EXTERNAL MODULE: ./src/journal/lock.ts
+var lock = __nccwpck_require__(17680);
+// EXTERNAL MODULE: ./src/exec/marker.ts
+var exec_marker = __nccwpck_require__(19971);
+// EXTERNAL MODULE: external "node:string_decoder"
+var external_node_string_decoder_ = __nccwpck_require__(46193);
+;// CONCATENATED MODULE: ./src/exec/output.ts
+// A process's output, bounded however much it prints and whatever bytes they are: lines for the live view
+// (decoded as UTF-8 across chunk boundaries, each at most MAX_LINE characters) and the kept tail of raw
+// bytes for logs and error messages (at most `limit` bytes). Both are linear in the output: nothing is
+// joined and split again per chunk, so a 100 MB line costs what 100 MB of short lines cost.
+
+/** Longest line handed to the live view; the rest of a longer line is dropped with a mark. */
+const MAX_LINE = 16 * 1024;
+/** Splits one stream into lines. A line longer than `maxLine` is cut there and its rest skipped. */
+class LineSplitter {
+    #decoder = new external_node_string_decoder_.StringDecoder('utf8');
+    #onLine;
+    #maxLine;
+    #partial = '';
+    /** The current line was already cut: skip to its newline. */
+    #skipping = false;
+    constructor(onLine, maxLine = MAX_LINE) {
+        this.#onLine = onLine;
+        this.#maxLine = maxLine;
+    }
+    push(chunk) {
+        this.#take(this.#decoder.write(chunk));
+    }
+    /** The stream ended: its last line, even without a newline. */
+    end() {
+        this.#take(this.#decoder.end());
+        if (this.#partial !== '' && !this.#skipping)
+            this.#onLine(this.#partial);
+        this.#partial = '';
+        this.#skipping = false;
+    }
+    #take(text) {
+        let from = 0;
+        for (;;) {
+            const nl = text.indexOf('\n', from);
+            if (nl < 0)
+                break;
+            if (!this.#skipping)
+                this.#onLine(this.#bounded(this.#partial + text.slice(from, nl)));
+            this.#partial = '';
+            this.#skipping = false;
+            from = nl + 1;
+        }
+        if (from >= text.length || this.#skipping)
+            return;
+        // Only up to the cap is kept of a line without its newline yet, so memory stays bounded.
+        this.#partial += text.slice(from, from + this.#maxLine + 1 - this.#partial.length);
+        if (this.#partial.length > this.#maxLine) {
+            this.#onLine(this.#bounded(this.#partial));
+            this.#partial = '';
+            this.#skipping = true;
+        }
+    }
+    #bounded(line) {
+        return line.length > this.#maxLine ? `${line.slice(0, this.#maxLine)} …[line cut]` : line;
+    }
+}
+/**
+ * The last `limit` bytes of a process's output, both streams, as whole lines per stream where it can: the
+ * two pipes are read in no fixed order, so a chunk that ends mid-line waits for its stream's newline, or
+ * the tail would splice the other stream's line into it. A pending partial line longer than the limit goes
+ * in as it is (it would be cut anyway), which keeps memory bounded for output without newlines.
+ */
+class Tail {
+    #chunks = [];
+    #bytes = 0;
+    #limit;
+    #pending = { stdout: [], stderr: [] };
+    #pendingBytes = { stdout: 0, stderr: 0 };
+    constructor(limit) {
+        this.#limit = limit;
+    }
+    push(chunk, stream) {
+        const nl = chunk.lastIndexOf(0x0a);
+        if (nl < 0) {
+            this.#hold(stream, chunk);
+            if (this.#pendingBytes[stream] > this.#limit)
+                this.#flush(stream);
+            return;
+        }
+        this.#flush(stream);
+        this.#add(chunk.subarray(0, nl + 1));
+        if (nl + 1 < chunk.length)
+            this.#hold(stream, chunk.subarray(nl + 1));
+    }
+    /** Both streams ended: their last partial lines go in, kept apart by a newline. */
+    end() {
+        const both = this.#pendingBytes.stdout > 0 && this.#pendingBytes.stderr > 0;
+        this.#flush('stdout');
+        if (both)
+            this.#add(Buffer.from('\n'));
+        this.#flush('stderr');
+    }
+    /** The kept bytes as they were printed (for the log file). */
+    bytes() {
+        const all = Buffer.concat(this.#chunks);
+        let start = Math.max(0, all.length - this.#limit);
+        // Cut at a character's start, not inside a multi-byte UTF-8 sequence.
+        for (let i = 0; i < 3 && start < all.length && ((all[start] ?? 0) & 0xc0) === 0x80; i++)
+            start += 1;
+        return all.subarray(start);
+    }
+    /** The kept bytes decoded for messages (invalid bytes become U+FFFD). */
+    toString() {
+        return this.bytes().toString('utf8');
+    }
+    get empty() {
+        return this.#bytes === 0 && this.#pendingBytes.stdout === 0 && this.#pendingBytes.stderr === 0;
+    }
+    #hold(stream, b) {
+        this.#pending[stream].push(b);
+        this.#pendingBytes[stream] += b.length;
+    }
+    #flush(stream) {
+        for (const b of this.#pending[stream])
+            this.#add(b);
+        this.#pending[stream] = [];
+        this.#pendingBytes[stream] = 0;
+    }
+    #add(b) {
+        if (b.length === 0)
+            return;
+        // A chunk bigger than the limit keeps only its end (and replaces everything before it).
+        if (b.length >= this.#limit) {
+            this.#chunks = [Buffer.from(b.subarray(b.length - this.#limit))];
+            this.#bytes = this.#limit;
+            return;
+        }
+        this.#chunks.push(b);
+        this.#bytes += b.length;
+        while (this.#chunks.length > 1 && this.#bytes - (this.#chunks[0]?.length ?? 0) >= this.#limit) {
+            this.#bytes -= this.#chunks.shift()?.length ?? 0;
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/exec/process.ts
+// The one place that starts processes: units, the items command, throttle checks and rollback commands.
+// Each is a real process in its own process group (its `$$`, `$PPID` and /proc/self are its own, as with
+// `bash -c` in a terminal), carries a marker in its environment (marker.ts), has its output bounded
+// (output.ts), its timeout, and ends with its exit status, which is all the engine learns from it: no byte
+// it prints is read as an instruction.
+//
+// Escaped processes: a unit may leave a daemon that keeps its stdout open. Once the unit's own process has
+// exited, its output is waited for at most DRAIN_MS, then the pipes are closed: nothing another process
+// holds can keep a unit (or the engine) from ending. When the engine ends a unit (stop, time budget,
+// timeout), it signals the unit's process group and every process carrying the unit's marker, also those
+// outside the group, and the unit's end waits until they are gone or SIGKILLed after the grace.
+
 
 
 
 
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long output is still read after the process itself exited (what a left daemon may hold open). */
+const DRAIN_MS = 500;
+/** Markers for processes started outside an engine's units (items commands, rollbacks). */
+const adHoc = new exec_marker/* Markers */.c7('checkpoint', process.pid);
+/** Processes started here that have not ended: `stopAll` ends them (a signal during set-up). */
+const live = new Set();
+/** Ends every process started here and not yet exited (SIGTERM, SIGKILL after the grace). */
+function stopAll(graceMs) {
+    for (const p of live)
+        p.terminate(graceMs, 'stop');
+}
 /** Sends a signal to a whole process group; a group that is already gone is not an error. */
 function signalGroup(pgid, signal) {
+    if (!Number.isSafeInteger(pgid) || pgid <= 1)
+        return false;
     try {
         process.kill(-pgid, signal);
         return true;
@@ -8747,34 +8552,14 @@ function signalGroup(pgid, signal) {
     }
 }
 function groupAlive(pgid) {
+    if (!Number.isSafeInteger(pgid) || pgid <= 1)
+        return false;
     try {
         process.kill(-pgid, 0);
         return true;
     }
     catch (err) {
         return err.code === 'EPERM';
-    }
-}
-class Tail {
-    #chunks = [];
-    #bytes = 0;
-    #limit;
-    constructor(limit) {
-        this.#limit = limit;
-    }
-    push(b) {
-        this.#chunks.push(b);
-        this.#bytes += b.length;
-        while (this.#bytes - (this.#chunks[0]?.length ?? 0) >= this.#limit && this.#chunks.length > 1) {
-            this.#bytes -= this.#chunks.shift()?.length ?? 0;
-        }
-    }
-    toString() {
-        const all = Buffer.concat(this.#chunks);
-        return all.subarray(Math.max(0, all.length - this.#limit)).toString('utf8');
-    }
-    get empty() {
-        return this.#bytes === 0;
     }
 }
 /**
@@ -8784,13 +8569,13 @@ class Tail {
 function resolveProgram(name, pathVar) {
     if (name.includes('/'))
         return name;
-    for (const dir of (pathVar ?? '').split(node_path__WEBPACK_IMPORTED_MODULE_2__.delimiter)) {
+    for (const dir of (pathVar ?? '').split(external_node_path_.delimiter)) {
         if (!dir)
             continue;
-        const candidate = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, name);
+        const candidate = (0,external_node_path_.join)(dir, name);
         try {
-            (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.accessSync)(candidate, node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.X_OK);
-            if ((0,node_fs__WEBPACK_IMPORTED_MODULE_1__.statSync)(candidate).isFile())
+            (0,external_node_fs_.accessSync)(candidate, external_node_fs_.constants.X_OK);
+            if ((0,external_node_fs_.statSync)(candidate).isFile())
                 return candidate;
         }
         catch {
@@ -8799,131 +8584,58 @@ function resolveProgram(name, pathVar) {
     }
     return name;
 }
-/** Starts a unit with Node's spawn, detached: the child leads a new process group. */
-function spawnDirect(opts) {
-    const [cmd, ...args] = opts.argv;
-    // detached: the child becomes the leader of a new process group, so signals reach everything it starts.
-    const child = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawn)(cmd ?? 'sh', args, {
-        cwd: opts.cwd,
-        env: (0,_unit_env_js__WEBPACK_IMPORTED_MODULE_4__/* .envObject */ .F)(opts.env),
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let sink = () => { };
-    child.stdout?.on('data', (c) => sink(c, 'stdout'));
-    child.stderr?.on('data', (c) => sink(c, 'stderr'));
-    const exited = new Promise((resolve) => {
-        let settled = false;
-        const finish = (exit) => {
-            if (settled)
-                return;
-            settled = true;
-            // Background children may keep the pipes open after the shell exits; don't let them hold the unit.
-            const drain = setTimeout(() => {
-                child.stdout?.destroy();
-                child.stderr?.destroy();
-                resolve(exit);
-            }, 50);
-            let open = 2;
-            const closed = () => {
-                open -= 1;
-                if (open === 0) {
-                    clearTimeout(drain);
-                    resolve(exit);
-                }
-            };
-            if (child.stdout?.readableEnded ?? true)
-                closed();
-            else
-                child.stdout?.once('close', closed);
-            if (child.stderr?.readableEnded ?? true)
-                closed();
-            else
-                child.stderr?.once('close', closed);
-        };
-        child.once('error', (err) => finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) }));
-        child.once('exit', (code, signal) => finish({ code, signal }));
-    });
-    return {
-        pid: child.pid,
-        setOutput: (fn) => {
-            sink = fn;
-        },
-        exited,
-    };
-}
-class UnitProcess {
+class ManagedProcess {
     pid;
     startTime;
+    marker;
     exited;
+    #child;
     #tail;
     #started = performance.now();
     #endedBy;
     #timeoutTimer;
-    #done = false;
-    constructor(opts, backend = spawnDirect(opts)) {
-        this.pid = backend.pid;
-        this.startTime = this.pid === undefined ? undefined : (0,_journal_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .processStartTime */ .X0)(this.pid);
-        const onLine = opts.onLine;
-        const partial = { stdout: '', stderr: '' };
-        // stdout and stderr are separate pipes read in no fixed order, so the log takes whole lines only:
-        // a chunk that ends mid-line waits for its stream's next newline, or the tail would splice the
-        // other stream's line into it. A partial line past the tail's size goes in as it is (it would be
-        // cut anyway), which keeps memory bounded by unit output without newlines.
-        const tailLimit = opts.tailBytes ?? 64 * 1024;
-        this.#tail = new Tail(tailLimit);
-        const pendingLine = { stdout: [], stderr: [] };
-        const pendingBytes = { stdout: 0, stderr: 0 };
-        const toTail = (chunk, stream) => {
-            const nl = chunk.lastIndexOf(0x0a);
-            if (nl < 0) {
-                pendingLine[stream].push(chunk);
-                pendingBytes[stream] += chunk.length;
-                if (pendingBytes[stream] <= tailLimit)
-                    return;
-                flushLine(stream);
-                return;
-            }
-            flushLine(stream);
-            this.#tail.push(chunk.subarray(0, nl + 1));
-            if (nl + 1 < chunk.length) {
-                const rest = chunk.subarray(nl + 1);
-                pendingLine[stream].push(rest);
-                pendingBytes[stream] = rest.length;
-            }
-        };
-        const flushLine = (stream) => {
-            for (const b of pendingLine[stream])
-                this.#tail.push(b);
-            pendingLine[stream] = [];
-            pendingBytes[stream] = 0;
-        };
-        backend.setOutput((chunk, stream) => {
-            toTail(chunk, stream);
-            if (!onLine)
-                return;
-            const lines = (partial[stream] + chunk.toString('utf8')).split('\n');
-            partial[stream] = lines.pop() ?? '';
-            for (const l of lines)
-                onLine(l, stream);
+    /** Resolves once an ending the engine began is over: group and marked processes gone, or SIGKILLed. */
+    #ending;
+    #exited = false;
+    constructor(opts) {
+        this.marker = opts.marker ?? adHoc.next();
+        const [cmd, ...args] = opts.argv;
+        // detached: the child leads a new process group, so signals reach everything it starts in it.
+        this.#child = (0,external_node_child_process_.spawn)(cmd ?? 'sh', args, {
+            cwd: opts.cwd,
+            env: { ...opts.env, [exec_marker/* TRACKING_VAR */.oK]: this.marker },
+            detached: true,
+            stdio: ['ignore', 'pipe', 'pipe'],
         });
-        this.exited = backend.exited.then((exit) => {
-            this.#done = true;
-            // The timeout timer is moot now, but a pending SIGKILL still has to reach group members that
-            // ignored the SIGTERM after the leader exited.
+        this.pid = this.#child.pid;
+        this.startTime = this.pid === undefined ? undefined : (0,lock/* processStartTime */.X0)(this.pid);
+        this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
+        const onLine = opts.onLine;
+        const splitter = (stream) => onLine
+            ? new LineSplitter((l) => {
+                const cut = l.endsWith(' …[line cut]');
+                onLine(l, stream, cut);
+            }, opts.maxLine)
+            : undefined;
+        const lines = { stdout: splitter('stdout'), stderr: splitter('stderr') };
+        const take = (stream) => (c) => {
+            this.#tail.push(c, stream);
+            lines[stream]?.push(c);
+        };
+        this.#child.stdout?.on('data', take('stdout'));
+        this.#child.stderr?.on('data', take('stderr'));
+        if (this.pid !== undefined)
+            live.add(this);
+        this.exited = this.#watchExit(opts).then(async (exit) => {
+            this.#exited = true;
             if (this.#timeoutTimer)
                 clearTimeout(this.#timeoutTimer);
-            // Both streams may end mid-line; the newline between them keeps the two last lines apart.
-            const both = pendingBytes.stdout > 0 && pendingBytes.stderr > 0;
-            flushLine('stdout');
-            if (both)
-                this.#tail.push(Buffer.from('\n'));
-            flushLine('stderr');
-            if (onLine) {
-                for (const stream of ['stdout', 'stderr'])
-                    if (partial[stream])
-                        onLine(partial[stream], stream);
-            }
+            this.#tail.end();
+            lines.stdout?.end();
+            lines.stderr?.end();
+            // An ending the engine began is over only once what the unit left behind is gone too.
+            await this.#ending;
+            live.delete(this);
             const result = { ...exit, ms: Math.round(performance.now() - this.#started) };
             if (this.#endedBy)
                 result.endedBy = this.#endedBy;
@@ -8932,35 +8644,91 @@ class UnitProcess {
         // setTimeout fires at once past 2^31-1 ms (~24.8 days); a longer timeout is as good as none.
         if (opts.timeoutMs !== undefined && opts.timeoutMs < MAX_TIMER_MS && this.pid !== undefined) {
             this.#timeoutTimer = setTimeout(() => {
-                this.#endedBy = 'timeout';
-                this.terminate(opts.timeoutGraceMs ?? 10_000);
+                this.terminate(opts.timeoutGraceMs ?? 10_000, 'timeout');
             }, opts.timeoutMs);
         }
     }
-    /** SIGTERM to the group now, SIGKILL after the grace (0 = SIGKILL at once). */
-    terminate(graceMs, reason = this.#endedBy ?? 'stop') {
-        if (this.#done || this.pid === undefined)
+    #watchExit(opts) {
+        const child = this.#child;
+        return new Promise((resolve) => {
+            let settled = false;
+            const finish = (exit) => {
+                if (settled)
+                    return;
+                settled = true;
+                // Processes the unit left may hold its pipes open: its end does not wait for them.
+                const drain = setTimeout(() => {
+                    child.stdout?.destroy();
+                    child.stderr?.destroy();
+                    resolve(exit);
+                }, DRAIN_MS);
+                let open = 2;
+                const closed = () => {
+                    open -= 1;
+                    if (open === 0) {
+                        clearTimeout(drain);
+                        resolve(exit);
+                    }
+                };
+                for (const s of [child.stdout, child.stderr]) {
+                    if (!s || s.readableEnded || s.destroyed)
+                        closed();
+                    else
+                        s.once('close', closed);
+                }
+            };
+            child.once('error', (err) => finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) }));
+            child.once('exit', (code, signal) => finish({ code, signal }));
+        });
+    }
+    /**
+     * Ends the process and all it started: SIGTERM to its group and to every process with its marker now,
+     * SIGKILL to whatever is left of them after the grace (0 = SIGKILL at once).
+     */
+    terminate(graceMs, reason = 'stop') {
+        if (this.pid === undefined)
+            return;
+        if (this.#exited && !this.#ending)
             return;
         this.#endedBy ??= reason;
         const pid = this.pid;
+        const marker = this.marker;
+        const marked = () => (0,exec_marker/* findMarked */.Em)((m) => m === marker);
+        const kill = (signal) => {
+            signalGroup(pid, signal);
+            (0,exec_marker/* signalAll */.w$)(marked(), signal);
+        };
         if (graceMs <= 0) {
-            signalGroup(pid, 'SIGKILL');
+            kill('SIGKILL');
+            this.#ending ??= Promise.resolve();
             return;
         }
-        signalGroup(pid, 'SIGTERM');
-        // SIGKILL whatever is left of the group at the end of the grace; stop watching once it is empty.
-        const killAt = Date.now() + graceMs;
-        const watch = setInterval(() => {
-            if (!groupAlive(pid))
-                clearInterval(watch);
-            else if (Date.now() >= killAt) {
-                signalGroup(pid, 'SIGKILL');
-                clearInterval(watch);
-            }
-        }, 50);
+        if (this.#ending)
+            return;
+        kill('SIGTERM');
+        const killAt = performance.now() + graceMs;
+        this.#ending = new Promise((resolve) => {
+            const watch = setInterval(() => {
+                const left = marked();
+                if (!groupAlive(pid) && left.length === 0) {
+                    clearInterval(watch);
+                    resolve();
+                }
+                else if (performance.now() >= killAt) {
+                    clearInterval(watch);
+                    kill('SIGKILL');
+                    resolve();
+                }
+            }, 50);
+        });
     }
+    /** The output's tail, decoded for messages. */
     tail() {
         return this.#tail.toString();
+    }
+    /** The output's tail as printed, for the log file. */
+    tailBytes() {
+        return this.#tail.bytes();
     }
     get hasOutput() {
         return !this.#tail.empty;
@@ -8971,105 +8739,6 @@ function describeSpawnError(err, opts) {
         return `could not start "${opts.argv[0]}" in ${opts.cwd}: the program or the working directory does not exist; check \`shell\` and \`working-directory\``;
     }
     return `could not start "${opts.argv[0]}": ${err.message}`;
-}
-
-
-/***/ }),
-
-/***/ 20914:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   $_: () => (/* binding */ shardLabel),
-/* harmony export */   BU: () => (/* binding */ partOf),
-/* harmony export */   PG: () => (/* binding */ parseShardText),
-/* harmony export */   nZ: () => (/* binding */ shardModeOf)
-/* harmony export */ });
-/* unused harmony exports sameShard, shardPart, unitsOf */
-function shardLabel(s) {
-    return `${s.index}/${s.total}`;
-}
-/** `I/N` with 0 <= I < N; undefined when the text is not that. */
-function parseShardText(text) {
-    const m = /^(\d+)\/(\d+)$/.exec(text.trim());
-    if (!m)
-        return undefined;
-    const index = Number(m[1]);
-    const total = Number(m[2]);
-    if (!Number.isSafeInteger(index) || !Number.isSafeInteger(total) || total < 1 || index >= total)
-        return undefined;
-    return { index, total };
-}
-function sameShard(a, b) {
-    return a === undefined || b === undefined ? a === b : a.index === b.index && a.total === b.total;
-}
-/** `⌊i·len/N⌋` without losing precision for spaces past 2^53 / N. */
-function cut(i, len, total) {
-    if (i === 0)
-        return 0;
-    if (i === total)
-        return len;
-    const exact = i * len;
-    if (Number.isSafeInteger(exact))
-        return Math.floor(exact / total);
-    return Number((BigInt(i) * BigInt(len)) / BigInt(total));
-}
-/** Part `index` of `total` of the half-open space [from, to): contiguous, possibly empty. */
-function shardPart(from, to, shard) {
-    const len = Math.max(0, to - from);
-    return [from + cut(shard.index, len, shard.total), from + cut(shard.index + 1, len, shard.total)];
-}
-function shardModeOf(step) {
-    if (step.shards === 'first')
-        return 'first';
-    return step.batch ? 'split' : 'every';
-}
-/** This shard's part of a step's whole space [from, to) under `mode`. */
-function partOf(from, to, mode, shard) {
-    if (mode === 'split')
-        return shardPart(from, to, shard);
-    if (mode === 'first' && shard.index > 0)
-        return [from, from];
-    return [from, to];
-}
-/** The units (chunks of `size`) of the half-open part [from, to), as the engine hands them out. */
-function unitsOf(from, to, size) {
-    const out = [];
-    for (let s = from; s < to; s += size)
-        out.push([s, Math.min(s + size, to)]);
-    return out;
-}
-
-
-/***/ }),
-
-/***/ 27784:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   F: () => (/* binding */ envObject),
-/* harmony export */   i: () => (/* binding */ UnitEnv)
-/* harmony export */ });
-// A unit's environment in two parts: the step's fixed part (the engine's environment, the plan's and the
-// step's variables, the run's CHECKPOINT_* values), built once per step, and the handful of variables that
-// differ from one unit to the next. A launcher turns the fixed part into request text once per step instead
-// of diffing and quoting ~50 variables for every unit; Node's own spawn merges the two.
-class UnitEnv {
-    /** Shared by every unit of a step: never modified after construction. */
-    fixed;
-    /** This unit's own variables (CHECKPOINT_TRY, CHECKPOINT_BATCH_*, ...); they win over `fixed`. */
-    own;
-    constructor(fixed, own) {
-        this.fixed = fixed;
-        this.own = own;
-    }
-    toObject() {
-        return { ...this.fixed, ...this.own };
-    }
-}
-/** The whole environment, whichever way it was given. */
-function envObject(env) {
-    return env instanceof UnitEnv ? env.toObject() : env;
 }
 
 
@@ -9090,10 +8759,11 @@ function envObject(env) {
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(76760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _fsutil_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(91268);
-/* harmony import */ var _journal_file_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(97162);
-/* harmony import */ var _snapshot_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(58123);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(49226);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(83916);
+/* harmony import */ var _fsutil_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(91268);
+/* harmony import */ var _journal_file_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(97162);
+/* harmony import */ var _snapshot_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(58123);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(49226);
 // One run's checkpoint directory: loads snapshot + journal into the model, records events durably, and keeps
 // the side files (markers, frozen item lists, outputs.json) in step with the model.
 
@@ -9103,8 +8773,10 @@ function envObject(env) {
 
 
 
-class CheckpointCorruptError extends Error {
+
+class CheckpointCorruptError extends _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .CheckpointError */ .jg {
     name = 'CheckpointCorruptError';
+    exitCode = _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .EXIT_FAILED */ .hj;
 }
 /** Compact the journal into the snapshot once it holds this many bytes. */
 const COMPACT_BYTES = 8 * 1024 * 1024;
@@ -9145,7 +8817,7 @@ class Checkpoint {
     }
     /** A model for a run that does not exist yet; nothing is written until `openForWrite`. */
     static blank(root, runId, planName, shard) {
-        const state = (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .emptyState */ .p$)(runId, planName);
+        const state = (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .emptyState */ .p$)(runId, planName);
         if (shard)
             state.shard = { index: shard.index, total: shard.total };
         return new Checkpoint(root, runDirOf(root, runId), state, {
@@ -9169,7 +8841,7 @@ class Checkpoint {
             await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rename)(path, `${path}.damaged-${stamp}`);
             kept.push(`${path}.damaged-${stamp}`);
         }
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_3__/* .fsyncDir */ .t_)(dir);
+        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .fsyncDir */ .t_)(dir);
         return { ckpt: Checkpoint.blank(root, runId, planName), kept };
     }
     static async exists(root, runId) {
@@ -9182,24 +8854,24 @@ class Checkpoint {
      * state under it (`read`), or this is a new run (`blank`), so the model in memory is the one on disk.
      */
     async openForWrite() {
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_3__/* .ensureDir */ .A0)(this.root);
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_3__/* .ensureDir */ .A0)(this.dir);
+        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDir */ .A0)(this.root);
+        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDir */ .A0)(this.dir);
         for (const sub of ['steps', 'state', 'logs', 'items', 'tmp'])
-            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_3__/* .ensureDir */ .A0)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, sub));
+            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDir */ .A0)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, sub));
         if (this.#validBytes !== undefined) {
             if (this.loadReport.tornTail)
-                await (0,_journal_file_js__WEBPACK_IMPORTED_MODULE_4__/* .truncateTo */ .cU)(this.journalPath, this.#validBytes);
+                await (0,_journal_file_js__WEBPACK_IMPORTED_MODULE_5__/* .truncateTo */ .cU)(this.journalPath, this.#validBytes);
         }
         else if (await Checkpoint.exists(this.root, this.runId)) {
             throw new Error(`internal: ${this.dir} exists but was not read before opening it for writing`);
         }
         else {
             // A brand-new run: the snapshot exists from the start so `runs`/`status` can always read the name.
-            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_3__/* .writeFileAtomic */ .Zf)(this.snapshotPath, (0,_snapshot_js__WEBPACK_IMPORTED_MODULE_5__/* .serializeSnapshot */ .DP)(this.state));
+            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)(this.snapshotPath, (0,_snapshot_js__WEBPACK_IMPORTED_MODULE_6__/* .serializeSnapshot */ .DP)(this.state));
         }
-        this.#journal = await _journal_file_js__WEBPACK_IMPORTED_MODULE_4__/* .JournalWriter */ .Zx.open(this.journalPath);
+        this.#journal = await _journal_file_js__WEBPACK_IMPORTED_MODULE_5__/* .JournalWriter */ .Zx.open(this.journalPath);
         this.#journalBytesAtOpen = (await statOrUndefined(this.journalPath))?.size ?? 0;
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_3__/* .writeFileAtomic */ .Zf)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.root, 'latest'), `${this.runId}\n`);
+        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.root, 'latest'), `${this.runId}\n`);
     }
     #stamp(ev) {
         return { ...ev, seq: this.state.seq + 1, t: Date.now() };
@@ -9210,14 +8882,14 @@ class Checkpoint {
      */
     async record(ev, onWritten) {
         const s = this.#stamp(ev);
-        (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .applyEvent */ .Z8)(this.state, s);
+        (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .applyEvent */ .Z8)(this.state, s);
         this.#touch(ev);
         await this.#writer().append(s, onWritten);
     }
     /** Applies and writes the event; it becomes durable with the next `record` or `flush`. */
     recordLater(ev) {
         const s = this.#stamp(ev);
-        (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .applyEvent */ .Z8)(this.state, s);
+        (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .applyEvent */ .Z8)(this.state, s);
         this.#touch(ev);
         this.#writer().appendLater(s);
     }
@@ -9248,11 +8920,11 @@ class Checkpoint {
      */
     async compact(force = false) {
         await this.flush();
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_3__/* .writeFileAtomic */ .Zf)(this.snapshotPath, (0,_snapshot_js__WEBPACK_IMPORTED_MODULE_5__/* .serializeSnapshot */ .DP)(this.state));
+        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)(this.snapshotPath, (0,_snapshot_js__WEBPACK_IMPORTED_MODULE_6__/* .serializeSnapshot */ .DP)(this.state));
         if (force || this.journalBytes > COMPACT_BYTES) {
             await this.#journal?.close();
-            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_3__/* .writeFileAtomic */ .Zf)(this.journalPath, '');
-            this.#journal = await _journal_file_js__WEBPACK_IMPORTED_MODULE_4__/* .JournalWriter */ .Zx.open(this.journalPath);
+            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)(this.journalPath, '');
+            this.#journal = await _journal_file_js__WEBPACK_IMPORTED_MODULE_5__/* .JournalWriter */ .Zx.open(this.journalPath);
             this.#journalBytesAtOpen = 0;
         }
     }
@@ -9279,16 +8951,16 @@ class Checkpoint {
             for (const [id, rec] of this.state.steps)
                 if (Object.keys(rec.outputs).length > 0)
                     all[id] = rec.outputs;
-            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_3__/* .writeFileAtomic */ .Zf)(this.outputsPath(), `${JSON.stringify(all, null, 2)}\n`);
+            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)(this.outputsPath(), `${JSON.stringify(all, null, 2)}\n`);
             this.#outputsDirty = false;
         }
         return this.outputsPath();
     }
     async writeItems(step, items) {
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_3__/* .writeFileAtomic */ .Zf)(this.itemsPath(step), `${JSON.stringify(items)}\n`);
+        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)(this.itemsPath(step), `${JSON.stringify(items)}\n`);
     }
     async readItems(step) {
-        const text = await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileIfExists */ .QD)(this.itemsPath(step));
+        const text = await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .readFileIfExists */ .QD)(this.itemsPath(step));
         const rec = this.state.steps.get(step);
         if (text === undefined) {
             throw new CheckpointCorruptError(`${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.relative)(process.cwd(), this.itemsPath(step))}: the frozen item list of step "${step}" is missing; run \`checkpoint reset ${step}\` to expand it again`);
@@ -9312,7 +8984,7 @@ class Checkpoint {
             `FINGERPRINT=${rec.fingerprint.hash}`,
             '',
         ].join('\n');
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_3__/* .writeFileAtomic */ .Zf)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, 'steps', `${step}.complete`), text);
+        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, 'steps', `${step}.complete`), text);
     }
     async removeMarker(step) {
         await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.unlink)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, 'steps', `${step}.complete`)).catch(() => undefined);
@@ -9323,7 +8995,7 @@ class Checkpoint {
             .filter((f) => f.endsWith('.complete'))
             .map((f) => f.slice(0, -'.complete'.length)));
         for (const [id, rec] of this.state.steps) {
-            const complete = (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .isStepComplete */ .EX)(rec) && rec.completedAt !== undefined;
+            const complete = (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .isStepComplete */ .EX)(rec) && rec.completedAt !== undefined;
             if (complete && !present.has(id))
                 await this.writeMarker(id);
             if (!complete && present.has(id))
@@ -9351,18 +9023,18 @@ async function loadState(dir, runId) {
     const journalPath = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, 'journal.ndjson');
     const shown = (p) => (0,node_path__WEBPACK_IMPORTED_MODULE_2__.relative)(process.cwd(), p) || p;
     const report = { tornTail: false, eventsReplayed: 0 };
-    const journal = await (0,_journal_file_js__WEBPACK_IMPORTED_MODULE_4__/* .readJournal */ .a0)(journalPath);
+    const journal = await (0,_journal_file_js__WEBPACK_IMPORTED_MODULE_5__/* .readJournal */ .a0)(journalPath);
     report.tornTail = journal.tornTail;
     const events = journal.events;
     let state;
-    const text = await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_3__/* .readFileIfExists */ .QD)(snapPath);
+    const text = await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .readFileIfExists */ .QD)(snapPath);
     if (text !== undefined) {
         try {
-            state = (0,_snapshot_js__WEBPACK_IMPORTED_MODULE_5__/* .parseSnapshot */ .E$)(text, shown(snapPath));
+            state = (0,_snapshot_js__WEBPACK_IMPORTED_MODULE_6__/* .parseSnapshot */ .E$)(text, shown(snapPath));
         }
         catch (err) {
             // A newer program's snapshot is not damage: its journal may hold events this one would misread.
-            if (!(err instanceof _snapshot_js__WEBPACK_IMPORTED_MODULE_5__/* .SnapshotError */ .JC) || err instanceof _snapshot_js__WEBPACK_IMPORTED_MODULE_5__/* .SnapshotVersionError */ .lJ)
+            if (!(err instanceof _snapshot_js__WEBPACK_IMPORTED_MODULE_6__/* .SnapshotError */ .JC) || err instanceof _snapshot_js__WEBPACK_IMPORTED_MODULE_6__/* .SnapshotVersionError */ .lJ)
                 throw err;
             // The journal can stand in for the snapshot only when it still holds the run's whole history.
             if (events.length > 0 && events[0]?.seq === 1) {
@@ -9382,7 +9054,7 @@ async function loadState(dir, runId) {
             '`checkpoint reset --all` (or `checkpoint run --new`).');
     }
     if (!state)
-        state = (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .emptyState */ .p$)(runId, '');
+        state = (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .emptyState */ .p$)(runId, '');
     let expected = state.seq + 1;
     for (const ev of events) {
         if (ev.seq <= state.seq)
@@ -9390,7 +9062,7 @@ async function loadState(dir, runId) {
         if (ev.seq !== expected) {
             throw new CheckpointCorruptError(`${shown(journalPath)}: event ${ev.seq} follows ${expected - 1} (a gap); restore the previous checkpoint entry or run \`checkpoint reset --all\``);
         }
-        (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .applyEvent */ .Z8)(state, ev);
+        (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .applyEvent */ .Z8)(state, ev);
         expected += 1;
         report.eventsReplayed += 1;
     }
@@ -9405,14 +9077,14 @@ async function loadState(dir, runId) {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   A0: () => (/* binding */ ensureDir),
-/* harmony export */   CA: () => (/* binding */ errorCode),
+/* harmony export */   CA: () => (/* reexport safe */ _errors_js__WEBPACK_IMPORTED_MODULE_3__.CA),
 /* harmony export */   EZ: () => (/* binding */ tempPath),
 /* harmony export */   QD: () => (/* binding */ readFileIfExists),
 /* harmony export */   Uv: () => (/* binding */ CheckpointWriteError),
 /* harmony export */   Zf: () => (/* binding */ writeFileAtomic),
 /* harmony export */   rE: () => (/* binding */ FILE_MODE),
 /* harmony export */   t_: () => (/* binding */ fsyncDir),
-/* harmony export */   z6: () => (/* binding */ writeFix)
+/* harmony export */   z6: () => (/* reexport safe */ _errors_js__WEBPACK_IMPORTED_MODULE_3__.z6)
 /* harmony export */ });
 /* unused harmony export DIR_MODE */
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(77598);
@@ -9421,6 +9093,7 @@ async function loadState(dir, runId) {
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(76760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(83916);
 // Small durable-file helpers. Every update to the checkpoint directory is either append-then-fsync (the
 // journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
 
@@ -9428,40 +9101,22 @@ async function loadState(dir, runId) {
 
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
-/** Error code of a Node system error (ENOENT, EEXIST...), or undefined for anything else. */
-function errorCode(error) {
-    if (typeof error === 'object' && error !== null && 'code' in error) {
-        const code = error.code;
-        return typeof code === 'string' ? code : undefined;
-    }
-    return undefined;
-}
-/** What to do about a failed write, by error code; undefined for codes that are not about the disk. */
-const WRITE_FIXES = {
-    ENOSPC: 'The disk is full: free disk space',
-    EDQUOT: 'The disk quota is exhausted: free space or raise the quota',
-    EFBIG: 'The file size limit was reached (see `ulimit -f`): raise it',
-    EROFS: 'The filesystem is read-only: put the checkpoint directory (--dir) on a writable filesystem',
-    EACCES: 'Permission denied: make the checkpoint directory writable by this user',
-    EPERM: 'Permission denied: make the checkpoint directory writable by this user',
-    EIO: 'The disk reported an I/O error: check the disk',
-};
-function writeFix(code) {
-    return code === undefined ? undefined : WRITE_FIXES[code];
-}
+
+
 /**
  * Replacing a file of the checkpoint failed. Node's own error for a failed write() or fsync() names no file,
  * so this one does, with the cause and what to do.
  */
-class CheckpointWriteError extends Error {
+class CheckpointWriteError extends _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .CheckpointError */ .jg {
     name = 'CheckpointWriteError';
+    exitCode = _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .EXIT_FAILED */ .hj;
     path;
     /** The OS error code (ENOSPC, EFBIG, EACCES...), when there was one; errorCode() reads it too. */
     code;
     constructor(path, cause) {
-        const code = errorCode(cause);
+        const code = (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .errorCode */ .CA)(cause);
         const detail = cause instanceof Error ? cause.message : String(cause);
-        super(`could not write ${path}: ${code ?? 'error'} (${detail}). ${writeFix(code) ?? 'Fix the cause above'} ` +
+        super(`could not write ${path}: ${code ?? 'error'} (${detail}). ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .writeFix */ .z6)(code) ?? 'Fix the cause above'} ` +
             'and run the command again; work recorded before this point is kept.', { cause });
         this.path = path;
         this.code = code;
@@ -9496,7 +9151,7 @@ async function fsyncDir(path) {
     }
     catch (error) {
         // Some platforms and filesystems refuse to open or fsync directories; the rename is still atomic there.
-        const code = errorCode(error);
+        const code = (0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .errorCode */ .CA)(error);
         if (code !== 'EISDIR' &&
             code !== 'EINVAL' &&
             code !== 'EPERM' &&
@@ -9546,7 +9201,7 @@ async function readFileIfExists(path) {
         return await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.readFile)(path, 'utf8');
     }
     catch (error) {
-        if (errorCode(error) === 'ENOENT')
+        if ((0,_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .errorCode */ .CA)(error) === 'ENOENT')
             return undefined;
         throw error;
     }
@@ -10022,13 +9677,12 @@ function describe(value) {
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
   Zi: () => (/* binding */ JournalCorruptError),
-  dt: () => (/* binding */ JournalWriteError),
   Zx: () => (/* binding */ JournalWriter),
   a0: () => (/* binding */ readJournal),
   cU: () => (/* binding */ truncateTo)
 });
 
-// UNUSED EXPORTS: decodeLine, encodeLine
+// UNUSED EXPORTS: JournalWriteError, decodeLine, encodeLine
 
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(51455);
@@ -10036,6 +9690,8 @@ var promises_ = __nccwpck_require__(51455);
 var external_node_path_ = __nccwpck_require__(76760);
 // EXTERNAL MODULE: external "node:perf_hooks"
 var external_node_perf_hooks_ = __nccwpck_require__(643);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(83916);
 ;// CONCATENATED MODULE: ./src/journal/crc32.ts
 // CRC-32 (IEEE 802.3, the zlib/PNG polynomial), table-driven. node:zlib's crc32() only exists from
 // Node 22.2 / 20.15 and we must run on every Node 20, so this is the portable copy.
@@ -10072,6 +9728,7 @@ var fsutil = __nccwpck_require__(91268);
 // is written and fdatasync'd; lines are written as they come, and each fdatasync covers every line written
 // before it started. A sync that only callers already released on write (`onWritten`) wait for starts at
 // most every SYNC_SPACING_MS.
+
 
 
 
@@ -10139,8 +9796,9 @@ function decodeLine(line) {
     return value;
 }
 /** Writing or syncing the journal failed; nothing from the failed batch was acknowledged. */
-class JournalWriteError extends Error {
+class JournalWriteError extends errors/* CheckpointError */.jg {
     name = 'JournalWriteError';
+    exitCode = errors/* EXIT_FAILED */.hj;
     path;
     /** The OS error code (ENOSPC, EFBIG, EROFS, EBADF...), when there was one. */
     code;
@@ -10155,8 +9813,9 @@ class JournalWriteError extends Error {
     }
 }
 /** A line in the middle of the journal is damaged (intact lines follow it, so it is not a torn write). */
-class JournalCorruptError extends Error {
+class JournalCorruptError extends errors/* CheckpointError */.jg {
     name = 'JournalCorruptError';
+    exitCode = errors/* EXIT_FAILED */.hj;
     path;
     /** 1-based number of the first damaged line. */
     line;
@@ -10539,10 +10198,9 @@ async function truncateTo(path, bytes) {
 /* harmony export */   X0: () => (/* binding */ processStartTime),
 /* harmony export */   ZZ: () => (/* binding */ acquireLease),
 /* harmony export */   by: () => (/* binding */ LockedError),
-/* harmony export */   fk: () => (/* binding */ inspectLease),
-/* harmony export */   jW: () => (/* binding */ isProcessAlive)
+/* harmony export */   fk: () => (/* binding */ inspectLease)
 /* harmony export */ });
-/* unused harmony exports LOCK_FILE, readLease */
+/* unused harmony exports LOCK_FILE, isProcessAlive, readLease */
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(77598);
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(73024);
@@ -10553,7 +10211,8 @@ async function truncateTo(path, bytes) {
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_3__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(76760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_4___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_4__);
-/* harmony import */ var _fsutil_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(91268);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(83916);
+/* harmony import */ var _fsutil_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(91268);
 // The run's lease: `<runDir>/lock` says which process on which host is working on this checkpoint. It is a
 // lease, not a plain lock file: it is void once its holder's process is gone (same host) or its heartbeat
 // is older than the TTL (any host, e.g. a lock restored from a cache saved on another runner).
@@ -10570,6 +10229,7 @@ async function truncateTo(path, bytes) {
 
 
 
+
 const LOCK_FILE = 'lock';
 const GUARD_FILE = 'lock.takeover';
 /** An unparsable lock younger than this may be in the middle of being written by a foreign tool: respect it. */
@@ -10578,8 +10238,9 @@ const UNPARSABLE_GRACE_MS = 5_000;
 const GUARD_STALE_MS = 10_000;
 /** How long acquireLease keeps retrying while other contenders create, replace or guard the lock. */
 const ACQUIRE_PATIENCE_MS = GUARD_STALE_MS + 10_000;
-class LockedError extends Error {
+class LockedError extends _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .CheckpointError */ .jg {
     name = 'LockedError';
+    exitCode = _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .EXIT_INCOMPLETE */ .A;
     /** The live holder; undefined when the lock file could not be parsed (and is too young to be judged stale). */
     holder;
     lockPath;
@@ -10627,7 +10288,7 @@ function isProcessAlive(pid, startTime) {
     }
     catch (error) {
         // EPERM: it exists but belongs to another user.
-        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_5__/* .errorCode */ .CA)(error) !== 'EPERM')
+        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .errorCode */ .CA)(error) !== 'EPERM')
             return false;
     }
     const stat = readProcStat(pid);
@@ -10678,7 +10339,7 @@ async function readLockFile(path) {
         return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
     }
     catch (error) {
-        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_5__/* .errorCode */ .CA)(error) === 'ENOENT')
+        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .errorCode */ .CA)(error) === 'ENOENT')
             return undefined;
         throw error;
     }
@@ -10748,7 +10409,7 @@ async function tryLink(from, to) {
         return true;
     }
     catch (error) {
-        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_5__/* .errorCode */ .CA)(error) === 'EEXIST')
+        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .errorCode */ .CA)(error) === 'EEXIST')
             return false;
         throw error;
     }
@@ -10766,7 +10427,7 @@ async function removeIfSame(path, expected, nonce) {
         await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.rename)(path, aside);
     }
     catch (error) {
-        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_5__/* .errorCode */ .CA)(error) === 'ENOENT')
+        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .errorCode */ .CA)(error) === 'ENOENT')
             return false;
         throw error;
     }
@@ -10783,8 +10444,8 @@ async function removeIfSame(path, expected, nonce) {
 /** Takes the takeover guard (returns its identity), clearing a guard abandoned by a contender that died. */
 async function takeGuard(guardPath, nonce) {
     const text = JSON.stringify({ pid: process.pid, host: (0,node_os__WEBPACK_IMPORTED_MODULE_3__.hostname)(), nonce });
-    const tmp = (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_5__/* .tempPath */ .EZ)(guardPath);
-    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.writeFile)(tmp, text, { mode: _fsutil_js__WEBPACK_IMPORTED_MODULE_5__/* .FILE_MODE */ .rE, flag: 'wx' });
+    const tmp = (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .tempPath */ .EZ)(guardPath);
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.writeFile)(tmp, text, { mode: _fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .FILE_MODE */ .rE, flag: 'wx' });
     try {
         if (await tryLink(tmp, guardPath))
             return `text:${text}`;
@@ -10808,7 +10469,7 @@ async function acquireLease(runDir, info, opts = {}) {
     if (!(ttlMs > 0) || !(heartbeatMs > 0)) {
         throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
     }
-    await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_5__/* .ensureDir */ .A0)(runDir);
+    await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .ensureDir */ .A0)(runDir);
     const lockPath = (0,node_path__WEBPACK_IMPORTED_MODULE_4__.join)(runDir, LOCK_FILE);
     const guardPath = (0,node_path__WEBPACK_IMPORTED_MODULE_4__.join)(runDir, GUARD_FILE);
     const nonce = (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(12).toString('hex');
@@ -10825,8 +10486,8 @@ async function acquireLease(runDir, info, opts = {}) {
     if (startTime !== undefined)
         record.startTime = startTime;
     let tookOver;
-    const tmp = (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_5__/* .tempPath */ .EZ)(lockPath);
-    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.writeFile)(tmp, `${JSON.stringify(record)}\n`, { mode: _fsutil_js__WEBPACK_IMPORTED_MODULE_5__/* .FILE_MODE */ .rE, flag: 'wx' });
+    const tmp = (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .tempPath */ .EZ)(lockPath);
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.writeFile)(tmp, `${JSON.stringify(record)}\n`, { mode: _fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .FILE_MODE */ .rE, flag: 'wx' });
     const giveUpAt = Date.now() + ACQUIRE_PATIENCE_MS;
     try {
         while (Date.now() < giveUpAt) {
@@ -10901,9 +10562,9 @@ function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLo
                 return;
             }
             const next = { ...record, heartbeat: Date.now() };
-            const tmp = (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_5__/* .tempPath */ .EZ)(lockPath);
+            const tmp = (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .tempPath */ .EZ)(lockPath);
             // No fsync: a heartbeat lost in a power cut only makes the lease look older, which is harmless.
-            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.writeFile)(tmp, `${JSON.stringify(next)}\n`, { mode: _fsutil_js__WEBPACK_IMPORTED_MODULE_5__/* .FILE_MODE */ .rE, flag: 'wx' });
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.writeFile)(tmp, `${JSON.stringify(next)}\n`, { mode: _fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .FILE_MODE */ .rE, flag: 'wx' });
             if (stopped) {
                 await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.unlink)(tmp).catch(() => undefined);
                 return;
@@ -11135,17 +10796,20 @@ async function listRunIds(root) {
 /* unused harmony export stringifyReadable */
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(77598);
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var zod__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9691);
-/* harmony import */ var _intervals_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(84041);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(49226);
+/* harmony import */ var zod__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9691);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(83916);
+/* harmony import */ var _intervals_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(84041);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(49226);
 // checkpoint.json: the whole model as human-readable JSON with a checksum over its content. Interval lists
 // are printed one per line so a million fragments stay greppable without a line per number.
 
 
 
 
-class SnapshotError extends Error {
+
+class SnapshotError extends _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .CheckpointError */ .jg {
     name = 'SnapshotError';
+    exitCode = _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .EXIT_FAILED */ .hj;
 }
 /** Written by a newer program: refused, never rebuilt from the journal (which that program wrote too). */
 class SnapshotVersionError extends SnapshotError {
@@ -11153,100 +10817,101 @@ class SnapshotVersionError extends SnapshotError {
 }
 // Flat [s0, e0, s1, e1, ...]: a million fragments parse as one array, not a million; IntervalSet.fromFlat
 // validates them (zod per element would double the load time).
-const intervals = zod__WEBPACK_IMPORTED_MODULE_3__/* .custom */ .IeY((v) => Array.isArray(v), 'expected a flat array of interval bounds');
-const fingerprint = zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
-    hash: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
-    parts: zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
-        run: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
-        shell: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
-        env: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
-        workingDirectory: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
-        batch: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
-        inputs: zod__WEBPACK_IMPORTED_MODULE_3__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(), zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP()),
+const intervals = zod__WEBPACK_IMPORTED_MODULE_4__/* .custom */ .IeY((v) => Array.isArray(v), 'expected a flat array of interval bounds');
+const fingerprint = zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({
+    hash: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(),
+    parts: zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({
+        run: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(),
+        shell: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(),
+        env: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(),
+        workingDirectory: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(),
+        batch: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(),
+        inputs: zod__WEBPACK_IMPORTED_MODULE_4__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(), zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP()),
     }),
 });
-const stepSchema = zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
+const stepSchema = zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({
     fingerprint,
-    from: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-    to: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-    size: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().positive(),
-    items: zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({ count: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nonnegative(), sha256: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(), source: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP() })
+    from: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+    to: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+    size: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int().positive(),
+    items: zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({ count: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int().nonnegative(), sha256: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(), source: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP() })
         .optional(),
-    sharding: zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({ from: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(), to: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(), mode: zod__WEBPACK_IMPORTED_MODULE_3__/* ["enum"] */ .k5n(['split', 'every', 'first']) })
+    sharding: zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({ from: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(), to: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(), mode: zod__WEBPACK_IMPORTED_MODULE_4__/* ["enum"] */ .k5n(['split', 'every', 'first']) })
         .optional(),
-    adaptive: zod__WEBPACK_IMPORTED_MODULE_3__/* .boolean */ .zMY().optional(),
-    pace: zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
-        items: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().nonnegative(),
-        ms: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().nonnegative(),
-        lastSize: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nonnegative(),
-        lastMs: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().nonnegative(),
-        chunks: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nonnegative(),
+    adaptive: zod__WEBPACK_IMPORTED_MODULE_4__/* .boolean */ .zMY().optional(),
+    pace: zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({
+        items: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().nonnegative(),
+        ms: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().nonnegative(),
+        lastSize: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int().nonnegative(),
+        lastMs: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().nonnegative(),
+        chunks: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int().nonnegative(),
     })
         .optional(),
-    unitsTotal: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nonnegative(),
-    unitsDone: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nonnegative(),
+    unitsTotal: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int().nonnegative(),
+    unitsDone: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int().nonnegative(),
     done: intervals,
     interrupted: intervals,
-    failed: zod__WEBPACK_IMPORTED_MODULE_3__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
-        start: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-        end: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-        index: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-        exit: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nullable(),
-        signal: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP().nullable(),
-        tries: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-        reason: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
-        attempt: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-        t: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig(),
+    failed: zod__WEBPACK_IMPORTED_MODULE_4__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({
+        start: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+        end: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+        index: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+        exit: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int().nullable(),
+        signal: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP().nullable(),
+        tries: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+        reason: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(),
+        attempt: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+        t: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig(),
     })),
-    running: zod__WEBPACK_IMPORTED_MODULE_3__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
-        start: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-        end: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-        index: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-        attempt: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-        try: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-        t: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig(),
-        pid: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().optional(),
-        startTime: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().optional(),
-        host: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP().optional(),
+    running: zod__WEBPACK_IMPORTED_MODULE_4__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({
+        start: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+        end: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+        index: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+        attempt: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+        try: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+        t: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig(),
+        pid: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int().optional(),
+        startTime: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().optional(),
+        host: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP().optional(),
+        marker: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP().optional(),
     })),
-    outputs: zod__WEBPACK_IMPORTED_MODULE_3__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(), zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP()),
-    durations: zod__WEBPACK_IMPORTED_MODULE_3__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig()),
-    timeMs: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig(),
-    completedAt: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().optional(),
-    reason: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
-    throttle: zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
-        held: zod__WEBPACK_IMPORTED_MODULE_3__/* .boolean */ .zMY(),
-        reason: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP().optional(),
-        since: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().optional(),
-        count: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-        heldMs: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig(),
+    outputs: zod__WEBPACK_IMPORTED_MODULE_4__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(), zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP()),
+    durations: zod__WEBPACK_IMPORTED_MODULE_4__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig()),
+    timeMs: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig(),
+    completedAt: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().optional(),
+    reason: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(),
+    throttle: zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({
+        held: zod__WEBPACK_IMPORTED_MODULE_4__/* .boolean */ .zMY(),
+        reason: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP().optional(),
+        since: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().optional(),
+        count: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+        heldMs: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig(),
     })
         .optional(),
 });
-const snapshotSchema = zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
-    format: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-    runId: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
-    planName: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
-    createdAt: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig(),
-    updatedAt: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig(),
-    seq: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nonnegative(),
-    attempts: zod__WEBPACK_IMPORTED_MODULE_3__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({
-        attempt: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-        pid: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
-        host: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
-        resumed: zod__WEBPACK_IMPORTED_MODULE_3__/* .boolean */ .zMY(),
-        startedAt: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig(),
-        endedAt: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().optional(),
-        exit: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().optional(),
-        reason: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP().optional(),
-        unitsDone: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int(),
+const snapshotSchema = zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({
+    format: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+    runId: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(),
+    planName: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(),
+    createdAt: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig(),
+    updatedAt: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig(),
+    seq: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int().nonnegative(),
+    attempts: zod__WEBPACK_IMPORTED_MODULE_4__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({
+        attempt: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+        pid: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
+        host: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(),
+        resumed: zod__WEBPACK_IMPORTED_MODULE_4__/* .boolean */ .zMY(),
+        startedAt: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig(),
+        endedAt: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().optional(),
+        exit: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int().optional(),
+        reason: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP().optional(),
+        unitsDone: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int(),
     })),
-    steps: zod__WEBPACK_IMPORTED_MODULE_3__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(), stepSchema),
-    approvals: zod__WEBPACK_IMPORTED_MODULE_3__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(), zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({ by: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(), at: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig() })).optional(),
-    shard: zod__WEBPACK_IMPORTED_MODULE_3__/* .object */ .Ikc({ index: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().nonnegative(), total: zod__WEBPACK_IMPORTED_MODULE_3__/* .number */ .aig().int().positive() })
+    steps: zod__WEBPACK_IMPORTED_MODULE_4__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(), stepSchema),
+    approvals: zod__WEBPACK_IMPORTED_MODULE_4__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(), zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({ by: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(), at: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig() })).optional(),
+    shard: zod__WEBPACK_IMPORTED_MODULE_4__/* .object */ .Ikc({ index: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int().nonnegative(), total: zod__WEBPACK_IMPORTED_MODULE_4__/* .number */ .aig().int().positive() })
         .refine((s) => s.index < s.total, 'expected index < total')
         .optional(),
-    checksum: zod__WEBPACK_IMPORTED_MODULE_3__/* .string */ .YjP(),
+    checksum: zod__WEBPACK_IMPORTED_MODULE_4__/* .string */ .YjP(),
 });
 function stepToJson(rec) {
     const out = {
@@ -11303,7 +10968,7 @@ function stringifyReadable(value, indent = '') {
 }
 function flatIntervals(v, file, where) {
     try {
-        return _intervals_js__WEBPACK_IMPORTED_MODULE_1__/* .IntervalSet */ .m.fromFlat(v);
+        return _intervals_js__WEBPACK_IMPORTED_MODULE_2__/* .IntervalSet */ .m.fromFlat(v);
     }
     catch (err) {
         throw new SnapshotError(`${file}: ${where}: ${err.message}`);
@@ -11315,7 +10980,7 @@ function checksumOf(body) {
 /** The checksum covers the document printed without its `checksum` key. */
 function serializeSnapshot(state) {
     const doc = {
-        format: _state_js__WEBPACK_IMPORTED_MODULE_2__/* .FORMAT_VERSION */ .Hp,
+        format: _state_js__WEBPACK_IMPORTED_MODULE_3__/* .FORMAT_VERSION */ .Hp,
         runId: state.runId,
         planName: state.planName,
         createdAt: state.createdAt,
@@ -11341,8 +11006,8 @@ function parseSnapshot(text, file) {
     if (raw === null || typeof raw !== 'object')
         throw new SnapshotError(`${file}: expected a JSON object`);
     const fmt = raw.format;
-    if (typeof fmt === 'number' && fmt > _state_js__WEBPACK_IMPORTED_MODULE_2__/* .FORMAT_VERSION */ .Hp) {
-        throw new SnapshotVersionError(`${file}: checkpoint format ${fmt} is newer than this program reads (${_state_js__WEBPACK_IMPORTED_MODULE_2__/* .FORMAT_VERSION */ .Hp}); upgrade checkpoint-action`);
+    if (typeof fmt === 'number' && fmt > _state_js__WEBPACK_IMPORTED_MODULE_3__/* .FORMAT_VERSION */ .Hp) {
+        throw new SnapshotVersionError(`${file}: checkpoint format ${fmt} is newer than this program reads (${_state_js__WEBPACK_IMPORTED_MODULE_3__/* .FORMAT_VERSION */ .Hp}); upgrade checkpoint-action`);
     }
     // The checksum is the last key, written after the body was hashed: cut it off and hash the text as read.
     const marker = text.lastIndexOf(',\n  "checksum": "');
@@ -11432,6 +11097,8 @@ function throttleRecord(t) {
 /* harmony export */ });
 /* harmony import */ var _intervals_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(84041);
 /* harmony import */ var _pace_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(26368);
+// The checkpoint's in-memory model and the one function that changes it (`applyEvent`). The snapshot
+// (checkpoint.json) is this model serialised; the journal is the list of events applied since.
 
 
 const FORMAT_VERSION = 1;
@@ -11609,6 +11276,8 @@ function applyEvent(state, ev) {
                 if (e.startTime !== undefined)
                     r.startTime = e.startTime;
                 r.host = e.host;
+                if (e.marker !== undefined)
+                    r.marker = e.marker;
             }
             return;
         }
@@ -11834,11 +11503,14 @@ function pair(big, bigUnit, small, smallUnit, pad) {
 /* harmony export */   P: () => (/* binding */ ItemsError),
 /* harmony export */   W: () => (/* binding */ PlanError)
 /* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83916);
 // Named errors of the plan layer. Both are fatal for a run (exit 2 for a PlanError); their messages are
 // complete and meant to be shown to the user as they are, without a stack.
+
 /** A problem with the plan file. One problem per line; every line starts with the plan's file name. */
-class PlanError extends Error {
+class PlanError extends _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .CheckpointError */ .jg {
     name = 'PlanError';
+    exitCode = _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .EXIT_USAGE */ .Ri;
     /** The individual problems, one per line of `message`. */
     problems;
     constructor(problems) {
@@ -11851,8 +11523,9 @@ class PlanError extends Error {
  * Expanding a batch step's `items` source failed (missing file, failing command). The plan layer does not
  * know which step asked, so the caller adds that context.
  */
-class ItemsError extends Error {
+class ItemsError extends _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .CheckpointError */ .jg {
     name = 'ItemsError';
+    exitCode = _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .EXIT_USAGE */ .Ri;
 }
 
 
@@ -13119,6 +12792,73 @@ function normalise(data, file, opts) {
 
 /***/ }),
 
+/***/ 77037:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $_: () => (/* binding */ shardLabel),
+/* harmony export */   BU: () => (/* binding */ partOf),
+/* harmony export */   PG: () => (/* binding */ parseShardText),
+/* harmony export */   nZ: () => (/* binding */ shardModeOf)
+/* harmony export */ });
+/* unused harmony exports sameShard, shardPart, unitsOf */
+function shardLabel(s) {
+    return `${s.index}/${s.total}`;
+}
+/** `I/N` with 0 <= I < N; undefined when the text is not that. */
+function parseShardText(text) {
+    const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+    if (!m)
+        return undefined;
+    const index = Number(m[1]);
+    const total = Number(m[2]);
+    if (!Number.isSafeInteger(index) || !Number.isSafeInteger(total) || total < 1 || index >= total)
+        return undefined;
+    return { index, total };
+}
+function sameShard(a, b) {
+    return a === undefined || b === undefined ? a === b : a.index === b.index && a.total === b.total;
+}
+/** `⌊i·len/N⌋` without losing precision for spaces past 2^53 / N. */
+function cut(i, len, total) {
+    if (i === 0)
+        return 0;
+    if (i === total)
+        return len;
+    const exact = i * len;
+    if (Number.isSafeInteger(exact))
+        return Math.floor(exact / total);
+    return Number((BigInt(i) * BigInt(len)) / BigInt(total));
+}
+/** Part `index` of `total` of the half-open space [from, to): contiguous, possibly empty. */
+function shardPart(from, to, shard) {
+    const len = Math.max(0, to - from);
+    return [from + cut(shard.index, len, shard.total), from + cut(shard.index + 1, len, shard.total)];
+}
+function shardModeOf(step) {
+    if (step.shards === 'first')
+        return 'first';
+    return step.batch ? 'split' : 'every';
+}
+/** This shard's part of a step's whole space [from, to) under `mode`. */
+function partOf(from, to, mode, shard) {
+    if (mode === 'split')
+        return shardPart(from, to, shard);
+    if (mode === 'first' && shard.index > 0)
+        return [from, from];
+    return [from, to];
+}
+/** The units (chunks of `size`) of the half-open part [from, to), as the engine hands them out. */
+function unitsOf(from, to, size) {
+    const out = [];
+    for (let s = from; s < to; s += size)
+        out.push([s, Math.min(s + size, to)]);
+    return out;
+}
+
+
+/***/ }),
+
 /***/ 87688:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -13143,584 +12883,6 @@ function colorEnabled(stream, env = process.env) {
     if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0')
         return true;
     return stream.isTTY === true;
-}
-
-
-/***/ }),
-
-/***/ 1897:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Ay: () => (/* binding */ renderReportMarkdown),
-/* harmony export */   Uv: () => (/* binding */ renderReportText),
-/* harmony export */   g6: () => (/* binding */ readShardLogTails),
-/* harmony export */   lp: () => (/* binding */ gatherShards)
-/* harmony export */ });
-/* unused harmony exports reportExitCode, reportJson */
-/* harmony import */ var _engine_shard_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(20914);
-/* harmony import */ var _journal_intervals_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(84041);
-/* harmony import */ var _journal_state_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(49226);
-/* harmony import */ var _plan_duration_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(72983);
-/* harmony import */ var _stats_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(68621);
-/* harmony import */ var _summary_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(57994);
-// `checkpoint report` and the action's `command: report`: several shards' checkpoints gathered into one
-// report. Per step and per shard: units done, failed and remaining, ETA and failed ranges; across shards: is
-// the union of the done work exactly the whole, and was no range done on two shards. Gathering and rendering
-// are pure; the callers read the checkpoints (from directories, or restored from the store) and the logs.
-
-
-
-
-
-
-const MAX_LISTED = 100;
-function units(total, done, failed) {
-    return { total, done, failed, remaining: Math.max(0, total - done) };
-}
-function addUnits(a, b) {
-    return units(a.total + b.total, a.done + b.done, a.failed + b.failed);
-}
-function fmt([s, e]) {
-    return `[${s}, ${e})`;
-}
-function listRanges(list, max = 5) {
-    const shown = list.slice(0, max).map(fmt);
-    if (list.length > max)
-        shown.push(`… ${list.length - max} more`);
-    return shown.join(', ');
-}
-/** The pieces of [s, e) that `set` covers. */
-function coveredPieces(set, s, e) {
-    const out = [];
-    let cur = s;
-    for (const [gs, ge] of set.gaps(s, e)) {
-        if (gs > cur)
-            out.push([cur, gs]);
-        cur = ge;
-    }
-    if (cur < e)
-        out.push([cur, e]);
-    return out;
-}
-function shardOf(ckpt) {
-    return ckpt.state.shard;
-}
-/** How a step is shared: from the first shard that recorded it, else from the plan. */
-function shapeOf(recs, step, total) {
-    for (const rec of recs) {
-        if (!rec)
-            continue;
-        const span = rec.sharding ? rec.sharding.to - rec.sharding.from : rec.to - rec.from;
-        const batch = step
-            ? step.batch !== undefined
-            : rec.sharding?.mode === 'split' || rec.size > 1 || rec.items !== undefined || span > 1;
-        if (rec.sharding)
-            return { whole: [rec.sharding.from, rec.sharding.to], mode: rec.sharding.mode, size: rec.size, batch };
-        // An unsharded run (N = 1): its space is the whole.
-        return { whole: [rec.from, rec.to], mode: batch ? 'split' : 'every', size: rec.size, batch };
-    }
-    if (!step)
-        return undefined;
-    const mode = step.shards === 'first' && total > 1 ? 'first' : step.batch ? 'split' : 'every';
-    const b = step.batch;
-    if (!b)
-        return { whole: [0, 1], mode, size: 1, batch: false };
-    if (b.space.kind === 'range')
-        return { whole: [b.space.from, b.space.to], mode, size: b.size, batch: true };
-    if (b.space.source.kind === 'list')
-        return { whole: [0, b.space.source.items.length], mode, size: b.size, batch: true };
-    return { whole: null, mode, size: b.size, batch: true };
-}
-function aggregateState(cells, complete) {
-    if (complete)
-        return 'done';
-    const states = cells.map((c) => c.state);
-    if (states.includes('failed'))
-        return 'failed';
-    if (states.includes('running'))
-        return 'running';
-    if (states.includes('interrupted'))
-        return 'interrupted';
-    if (cells.some((c) => c.units.done > 0))
-        return 'partial';
-    if (states.every((s) => s === 'missing'))
-        return 'missing';
-    return 'pending';
-}
-/**
- * Gathers the shards' checkpoints into one report. Consistency errors (the report is then not complete):
- * checkpoints of different plans or shard counts, two checkpoints for one shard, a shard whose recorded part
- * is not its part of the step, work done outside a shard's part, a range done on two shards, item lists
- * that differ between shards.
- */
-function gatherShards(o) {
-    const errors = [];
-    const warnings = [...(o.warnings ?? [])];
-    const sources = o.sources;
-    const names = [...new Set(sources.map((s) => s.ckpt.state.planName))];
-    if (names.length > 1)
-        errors.push(`the checkpoints belong to different plans (${sources.map((s) => `${s.source}: "${s.ckpt.state.planName}"`).join(', ')}); report the shards of one plan`);
-    const planName = names[0] ?? o.plan?.name ?? '';
-    const plan = o.plan && o.plan.name === planName ? o.plan : undefined;
-    // N: given, else what the checkpoints recorded (an unsharded run is the one shard of 1).
-    const totals = [...new Set(sources.map((s) => shardOf(s.ckpt)?.total ?? 1))];
-    const unsharded = sources.filter((s) => shardOf(s.ckpt) === undefined);
-    if (unsharded.length > 0 && (sources.length > 1 || (o.total !== undefined && o.total > 1)))
-        errors.push(`${unsharded.map((s) => `${s.source} (run ${s.ckpt.runId})`).join(', ')} ${unsharded.length === 1 ? 'is' : 'are'} not sharded (run without --shard); report only the checkpoints of \`checkpoint run --shard I/N\` runs`);
-    const total = o.total ?? Math.max(1, ...totals);
-    const wrongTotal = sources.filter((s) => {
-        const sh = shardOf(s.ckpt);
-        return sh !== undefined && sh.total !== total;
-    });
-    if (wrongTotal.length > 0)
-        errors.push(`the shard counts differ: ${sources.map((s) => `${s.source} is shard ${shardOf(s.ckpt) ? (0,_engine_shard_js__WEBPACK_IMPORTED_MODULE_5__/* .shardLabel */ .$_)(shardOf(s.ckpt)) : '(none)'}`).join(', ')}; every shard must be run with the same N`);
-    const byIndex = new Map();
-    for (const s of sources) {
-        const sh = shardOf(s.ckpt) ?? { index: 0, total: 1 };
-        if (sh.total !== total)
-            continue;
-        const prev = byIndex.get(sh.index);
-        if (prev) {
-            errors.push(`shard ${(0,_engine_shard_js__WEBPACK_IMPORTED_MODULE_5__/* .shardLabel */ .$_)(sh)} was given twice (${prev.source}, run ${prev.ckpt.runId}, and ${s.source}, run ${s.ckpt.runId}); pass one checkpoint per shard`);
-            continue;
-        }
-        byIndex.set(sh.index, s);
-    }
-    // Steps: the plan's, in its order; else every step any shard recorded, in first-seen order.
-    const ids = plan ? plan.steps.map((s) => s.id) : [];
-    if (!plan)
-        for (const s of sources)
-            for (const id of s.ckpt.state.steps.keys())
-                if (!ids.includes(id))
-                    ids.push(id);
-    const stepById = new Map(plan?.steps.map((s) => [s.id, s]) ?? []);
-    const steps = [];
-    for (const id of ids) {
-        const step = stepById.get(id);
-        const recs = Array.from({ length: total }, (_, i) => byIndex.get(i)?.ckpt.state.steps.get(id));
-        const shape = shapeOf(recs, step, total) ?? { whole: null, mode: 'split', size: 1, batch: false };
-        const parallel = step?.batch ? (step.batch.order === 'sequential' ? 1 : step.batch.parallel) : 1;
-        const cells = [];
-        const union = new _journal_intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m();
-        let itemsHash;
-        let definition;
-        for (let i = 0; i < total; i++) {
-            const rec = recs[i];
-            const shard = { index: i, total };
-            const part = shape.whole
-                ? (0,_engine_shard_js__WEBPACK_IMPORTED_MODULE_5__/* .partOf */ .BU)(shape.whole[0], shape.whole[1], shape.mode, shard)
-                : null;
-            if (!rec) {
-                const n = part ? Math.ceil((part[1] - part[0]) / shape.size) : 0;
-                cells.push({
-                    index: i,
-                    state: byIndex.has(i) ? 'pending' : 'missing',
-                    part,
-                    units: units(n, 0, 0),
-                    etaMs: n === 0 ? 0 : undefined,
-                    done: [],
-                    interrupted: [],
-                    failed: [],
-                });
-                continue;
-            }
-            const where = `step ${id} on shard ${(0,_engine_shard_js__WEBPACK_IMPORTED_MODULE_5__/* .shardLabel */ .$_)(shard)}`;
-            const recWhole = rec.sharding ? [rec.sharding.from, rec.sharding.to] : [rec.from, rec.to];
-            const recMode = rec.sharding?.mode ?? shape.mode;
-            if (shape.whole &&
-                (recWhole[0] !== shape.whole[0] ||
-                    recWhole[1] !== shape.whole[1] ||
-                    recMode !== shape.mode ||
-                    rec.size !== shape.size)) {
-                errors.push(`${where}: recorded the space ${fmt(recWhole)} (${recMode}, size ${rec.size}) but another shard recorded ${fmt(shape.whole)} (${shape.mode}, size ${shape.size}); the shards ran different plans — run them all from one commit (checkpoint run --new on each)`);
-            }
-            else if (part && (rec.from !== part[0] || rec.to !== part[1])) {
-                errors.push(`${where}: its part is ${fmt([rec.from, rec.to])}, but shard ${(0,_engine_shard_js__WEBPACK_IMPORTED_MODULE_5__/* .shardLabel */ .$_)(shard)} of ${fmt(shape.whole)} is ${fmt(part)}; run that shard again with --new`);
-            }
-            if (!definition)
-                definition = { hash: rec.fingerprint.hash, index: i };
-            else if (definition.hash !== rec.fingerprint.hash)
-                warnings.push(`step ${id}: shards ${definition.index} and ${i} ran different definitions of it (fingerprint ${definition.hash} and ${rec.fingerprint.hash}); run every shard from the same commit`);
-            if (rec.items) {
-                if (!itemsHash)
-                    itemsHash = { sha: rec.items.sha256, index: i };
-                else if (itemsHash.sha !== rec.items.sha256)
-                    errors.push(`step ${id}: shards ${itemsHash.index} and ${i} froze different item lists (${rec.items.source}); an item index means a different item on each — make the list the same on every shard and start over with --new`);
-            }
-            const outside = [...rec.done.intervals()].flatMap(([s, e]) => {
-                if (rec.to <= rec.from)
-                    return [[s, e]];
-                const out = [];
-                if (s < rec.from)
-                    out.push([s, Math.min(e, rec.from)]);
-                if (e > rec.to)
-                    out.push([Math.max(s, rec.to), e]);
-                return out;
-            });
-            if (outside.length > 0)
-                errors.push(`${where}: work outside its part ${fmt([rec.from, rec.to])} is recorded done: ${listRanges(outside)}`);
-            const stats = (0,_stats_js__WEBPACK_IMPORTED_MODULE_3__/* .stepStats */ .Ch)(id, step?.name ?? id, rec, parallel, shape.batch);
-            // A sharded step that every shard runs is done on each; the others are shared out, never done twice.
-            if (shape.mode !== 'every') {
-                for (const [s, e] of rec.done.intervals()) {
-                    const twice = coveredPieces(union, s, e);
-                    if (twice.length > 0) {
-                        const others = cells
-                            .filter((c) => c.done.some(([cs, ce]) => twice.some(([ts, te]) => cs < te && ts < ce)))
-                            .map((c) => c.index);
-                        errors.push(`step ${id}: ${listRanges(twice)} done on shard ${i} and on shard ${others.join(', ') || '?'} (done twice)`);
-                    }
-                    union.add(s, e);
-                }
-            }
-            cells.push({
-                index: i,
-                state: stats.status,
-                part: [rec.from, rec.to],
-                units: units(stats.unitsTotal, stats.unitsDone, stats.unitsFailed),
-                etaMs: stats.etaMs,
-                done: stats.done,
-                interrupted: stats.interrupted,
-                failed: stats.failed,
-                stats,
-            });
-        }
-        let complete;
-        let remaining = [];
-        if (shape.mode === 'every') {
-            complete = recs.every((r) => r !== undefined && (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_1__/* .isStepComplete */ .EX)(r));
-        }
-        else if (shape.whole) {
-            // Split: the union of the shards' done work is the whole. First: shard 0 did it all (and recorded it).
-            remaining = [...union.gaps(shape.whole[0], shape.whole[1])].slice(0, MAX_LISTED);
-            complete = remaining.length === 0;
-            if (shape.mode === 'first')
-                complete = complete && recs[0] !== undefined && (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_1__/* .isStepComplete */ .EX)(recs[0]);
-        }
-        else
-            complete = false;
-        const stepUnits = cells.reduce((a, c) => addUnits(a, c.units), units(0, 0, 0));
-        const etas = cells.map((c) => c.etaMs);
-        steps.push({
-            id,
-            name: step?.name ?? id,
-            mode: shape.mode,
-            batch: shape.batch,
-            whole: shape.whole,
-            state: aggregateState(cells, complete),
-            complete,
-            units: stepUnits,
-            // Shards run at once: the step is done when its slowest shard is.
-            etaMs: complete
-                ? 0
-                : etas.some((e) => e === undefined)
-                    ? undefined
-                    : Math.max(0, ...etas),
-            remaining,
-            shards: cells,
-        });
-    }
-    const shards = [];
-    for (let i = 0; i < total; i++) {
-        const src = byIndex.get(i);
-        const cells = steps.map((s) => s.shards[i]);
-        const u = cells.reduce((a, c) => addUnits(a, c.units), units(0, 0, 0));
-        const etas = cells.map((c) => c.etaMs);
-        // Steps of one shard mostly run one after another: its ETA is the sum of theirs.
-        const eta = etas.some((e) => e === undefined)
-            ? undefined
-            : etas.reduce((a, b) => a + (b ?? 0), 0);
-        const complete = src !== undefined && cells.length > 0 && cells.every((c) => c.state === 'done');
-        shards.push({
-            index: i,
-            present: src !== undefined,
-            source: src?.source ?? null,
-            runId: src?.ckpt.runId ?? null,
-            complete,
-            units: u,
-            etaMs: complete ? 0 : eta,
-            attempts: src?.ckpt.state.attempts.length ?? 0,
-            updatedAt: src?.ckpt.state.updatedAt,
-        });
-    }
-    const missing = shards.filter((s) => !s.present).map((s) => s.index);
-    if (missing.length > 0 && sources.length > 0)
-        warnings.push(`no checkpoint for shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i}/${total}`).join(', ')}: ${missing.length > 1 ? 'their' : 'its'} work counts as remaining`);
-    const allUnits = shards.reduce((a, s) => addUnits(a, s.units), units(0, 0, 0));
-    const shardEtas = shards.map((s) => s.etaMs);
-    const consistent = errors.length === 0;
-    const complete = consistent && missing.length === 0 && steps.length > 0 && steps.every((s) => s.complete);
-    return {
-        plan: planName,
-        total,
-        complete,
-        consistent,
-        errors,
-        warnings,
-        units: allUnits,
-        etaMs: complete
-            ? 0
-            : shardEtas.some((e) => e === undefined)
-                ? undefined
-                : Math.max(0, ...shardEtas),
-        shards,
-        steps,
-    };
-}
-/** Exit code of `checkpoint report`: 0 complete, 1 inconsistent or failed units, 75 incomplete. */
-function reportExitCode(r) {
-    if (!r.consistent || r.units.failed > 0)
-        return 1;
-    return r.complete ? 0 : 75;
-}
-// ---------------------------------------------------------------------------------------------------------
-// JSON (docs/cli.md#report---json): fields are only ever added.
-const seconds = (ms) => (ms === undefined ? null : Math.round(ms / 1000));
-function reportJson(r) {
-    return {
-        format: 1,
-        plan: r.plan,
-        total: r.total,
-        complete: r.complete,
-        consistent: r.consistent,
-        errors: r.errors,
-        warnings: r.warnings,
-        units: r.units,
-        etaSeconds: seconds(r.etaMs),
-        shards: r.shards.map((s) => ({
-            index: s.index,
-            shard: `${s.index}/${r.total}`,
-            present: s.present,
-            source: s.source,
-            runId: s.runId,
-            complete: s.complete,
-            units: s.units,
-            etaSeconds: seconds(s.etaMs),
-            attempts: s.attempts,
-            updatedAt: s.updatedAt === undefined ? null : new Date(s.updatedAt).toISOString(),
-        })),
-        steps: r.steps.map((s) => ({
-            id: s.id,
-            name: s.name,
-            mode: s.mode,
-            whole: s.whole,
-            state: s.state,
-            complete: s.complete,
-            units: s.units,
-            etaSeconds: seconds(s.etaMs),
-            remaining: s.remaining,
-            shards: s.shards.map((c) => ({
-                index: c.index,
-                state: c.state,
-                part: c.part,
-                units: c.units,
-                etaSeconds: seconds(c.etaMs),
-                done: c.done,
-                interrupted: c.interrupted,
-                failed: c.failed,
-            })),
-        })),
-    };
-}
-// ---------------------------------------------------------------------------------------------------------
-// Text (stdout of `checkpoint report`)
-function pct(u) {
-    return u.total === 0 ? 100 : Math.floor((u.done / u.total) * 100);
-}
-function outcomeWord(r) {
-    if (!r.consistent)
-        return 'inconsistent';
-    if (r.complete)
-        return 'complete';
-    return r.units.failed > 0 ? 'failed' : 'incomplete';
-}
-function renderReportText(r) {
-    const out = [];
-    const eta = !r.complete && r.etaMs !== undefined ? ` · ETA ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(r.etaMs)}` : '';
-    out.push(`plan ${r.plan} · ${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .plural */ .LS)(r.total, 'shard')} · ${outcomeWord(r)} · ${r.units.done}/${r.units.total} units (${pct(r.units)}%)${r.units.failed ? ` · ${r.units.failed} failed` : ''}${eta}`);
-    for (const e of r.errors)
-        out.push(`error: ${e}`);
-    for (const w of r.warnings)
-        out.push(`warning: ${w}`);
-    out.push('');
-    for (const s of r.shards) {
-        const label = `shard ${s.index}/${r.total}`;
-        if (!s.present) {
-            out.push(`  ${label}  missing     ${s.units.total} units remaining`);
-            continue;
-        }
-        const state = s.complete ? 'complete' : s.units.failed > 0 ? 'failed' : 'incomplete';
-        const sEta = !s.complete && s.etaMs !== undefined ? `  ETA ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(s.etaMs)}` : '';
-        out.push(`  ${label}  ${state.padEnd(10)}  ${s.units.done}/${s.units.total} units${s.units.failed ? ` ✗${s.units.failed}` : ''}${sEta}  run ${s.runId} (${s.source})`);
-    }
-    out.push('');
-    const width = Math.max(4, ...r.steps.map((s) => s.id.length));
-    out.push(`  ${'step'.padEnd(width)}  ${'shards'.padEnd(6)}  ${'state'.padEnd(11)} ${'units'.padStart(13)}  eta`);
-    for (const s of r.steps) {
-        const mode = s.mode === 'split' ? 'split' : s.mode === 'first' ? 'first' : 'all';
-        const u = `${s.units.done}/${s.units.total}${s.units.failed ? ` ✗${s.units.failed}` : ''}`;
-        const e = s.complete ? '' : s.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(s.etaMs);
-        out.push(`  ${s.id.padEnd(width)}  ${mode.padEnd(6)}  ${s.state.padEnd(11)} ${u.padStart(13)}  ${e}`);
-        if (s.complete && r.total > 1 && s.mode !== 'split')
-            continue;
-        for (const c of s.shards) {
-            if (s.complete && c.failed.length === 0)
-                continue;
-            const cu = `${c.units.done}/${c.units.total}${c.units.failed ? ` ✗${c.units.failed}` : ''}`;
-            const ce = c.state === 'done' ? '' : c.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(c.etaMs);
-            const part = c.part && s.mode === 'split' ? `part ${fmt(c.part)}` : '';
-            out.push(`  ${' '.repeat(width)}  ${`${c.index}/${r.total}`.padEnd(6)}  ${c.state.padEnd(11)} ${cu.padStart(13)}  ${[ce, part].filter(Boolean).join('  ')}`.trimEnd());
-            for (const f of (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .failedRanges */ .iZ)({ id: s.id, failed: c.failed }).slice(0, 5))
-                out.push(`  ${' '.repeat(width)}    failed ${fmt([f.start, f.end])}: ${f.reason} after ${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .plural */ .LS)(f.tries, 'try', 'tries')}`);
-        }
-        if (!s.complete && s.remaining.length > 0 && s.mode !== 'every')
-            out.push(`  ${' '.repeat(width)}  not done on any shard: ${listRanges(s.remaining)}`);
-    }
-    return `${out.join('\n')}\n`;
-}
-// ---------------------------------------------------------------------------------------------------------
-// Markdown (the job summary)
-/** Log tails of the first unit of every failed range, per shard: `shard → logKey → tail`. */
-async function readShardLogTails(r, sources) {
-    const out = new Map();
-    let budget = 50;
-    for (const src of sources) {
-        const index = src.ckpt.state.shard?.index ?? 0;
-        if (r.shards[index]?.source !== src.source)
-            continue;
-        const steps = r.steps.flatMap((s) => {
-            const stats = s.shards[index]?.stats;
-            return stats && stats.failed.length > 0 ? [stats] : [];
-        });
-        if (steps.length === 0 || budget <= 0)
-            continue;
-        const stats = {
-            runId: src.ckpt.runId,
-            plan: r.plan,
-            complete: false,
-            unitsTotal: 0,
-            unitsDone: 0,
-            unitsFailed: 0,
-            unitsRemaining: 0,
-            etaMs: undefined,
-            steps,
-        };
-        const tails = await (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .readLogTails */ .my)(src.ckpt, stats, { maxLogs: budget });
-        budget -= tails.size;
-        out.set(index, tails);
-    }
-    return out;
-}
-const MD_LIMIT = 1_000_000;
-function iconOf(state) {
-    return state === 'missing' ? '❔' : _summary_js__WEBPACK_IMPORTED_MODULE_4__/* .STATE_ICON */ .S7[state];
-}
-function renderReportMarkdown(r, opts = {}) {
-    const maxBytes = opts.maxBytes ?? MD_LIMIT;
-    const plan = (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeMarkdown */ .FV)(r.plan);
-    const word = outcomeWord(r);
-    const icon = word === 'complete' ? '✅' : word === 'incomplete' ? '⏸️' : '❌';
-    const head = [`## ${icon} ${plan}: ${word} across ${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .plural */ .LS)(r.total, 'shard')}`, ''];
-    const present = r.shards.filter((s) => s.present).length;
-    const eta = !r.complete && r.etaMs !== undefined ? ` · ETA ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(r.etaMs)}` : '';
-    head.push(`${r.units.done} of ${r.units.total} units done (${pct(r.units)}%)${r.units.failed ? `, ${r.units.failed} failed` : ''} · checkpoints of ${present} of ${r.total} shards${eta}.`);
-    if (r.complete)
-        head.push('', 'The union of the shards’ done work is the whole of every step, and no range was done twice.');
-    if (r.errors.length > 0) {
-        head.push('', '> [!CAUTION]', '> The shards do not add up:');
-        for (const e of r.errors)
-            head.push(`> - ${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(e)}`);
-    }
-    const warn = (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .warningBlock */ .gV)(r.warnings);
-    if (warn.length > 0)
-        head.push('', ...warn);
-    const shardRows = [
-        '',
-        '### Shards',
-        '',
-        '| Shard | Run | State | Done | Failed | Remaining | Attempts | ETA |',
-        '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |',
-    ];
-    for (const s of r.shards) {
-        const state = !s.present
-            ? 'missing'
-            : s.complete
-                ? 'done'
-                : s.units.failed > 0
-                    ? 'failed'
-                    : 'partial';
-        const e = s.complete ? '—' : s.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(s.etaMs);
-        shardRows.push(`| ${s.index}/${r.total} | ${s.runId ? (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .inlineCode */ .ti)(s.runId) : '—'} | ${iconOf(state)} ${state === 'done' ? 'complete' : state} | ${s.units.done} / ${s.units.total} | ${s.units.failed} | ${s.units.remaining} | ${s.attempts} | ${e} |`);
-    }
-    const stepRows = [
-        '',
-        '### Steps by shard',
-        '',
-        '| Step | Shard | State | Done | Failed | Remaining | ETA | Failed ranges |',
-        '| --- | --- | --- | ---: | ---: | ---: | ---: | --- |',
-    ];
-    let used = Buffer.byteLength(head.join('\n')) + Buffer.byteLength(shardRows.join('\n')) + 2000;
-    let left = 0;
-    for (const s of r.steps) {
-        const name = s.name !== s.id ? `${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(s.name)} (${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(s.id)})` : (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(s.id);
-        const mode = s.mode === 'split' ? 'split' : s.mode === 'first' ? 'shards: first' : 'every shard';
-        const e = s.complete ? '—' : s.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(s.etaMs);
-        const rows = [
-            `| **${name}** | ${mode} | ${iconOf(s.state)} ${s.state} | ${s.units.done} / ${s.units.total} | ${s.units.failed} | ${s.units.remaining} | ${e} | ${s.remaining.length && !s.complete && s.mode !== 'every' ? `not done anywhere: ${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(listRanges(s.remaining, 3))}` : ''} |`,
-        ];
-        for (const c of s.shards) {
-            const ce = c.state === 'done' ? '—' : c.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(c.etaMs);
-            const failed = (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .failedRanges */ .iZ)({ id: s.id, failed: c.failed });
-            const fr = failed.length
-                ? (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(`${listRanges(failed.map((f) => [f.start, f.end]), 3)}: ${failed[0]?.reason ?? ''}`)
-                : '';
-            rows.push(`|  | ${c.index}/${r.total}${c.part ? ` ${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .escapeCell */ .kq)(fmt(c.part))}` : ''} | ${iconOf(c.state)} ${c.state} | ${c.units.done} / ${c.units.total} | ${c.units.failed} | ${c.units.remaining} | ${ce} | ${fr} |`);
-        }
-        const cost = Buffer.byteLength(rows.join('\n')) + 1;
-        if (used + cost > maxBytes) {
-            left += 1;
-            continue;
-        }
-        used += cost;
-        stepRows.push(...rows);
-    }
-    if (left > 0)
-        stepRows.push('', `_${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .plural */ .LS)(left, 'more step')} not shown (summary size limit)._`);
-    const sections = [];
-    let cut = 0;
-    for (const s of r.steps) {
-        for (const c of s.shards) {
-            if (!c.stats)
-                continue;
-            for (const range of (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .failedRanges */ .iZ)(c.stats)) {
-                const tail = opts.logs?.get(c.index)?.get((0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .logKey */ .Up)(s.id, range.index));
-                const section = (0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .failedSection */ .H0)({ ...c.stats, id: `${s.id} · shard ${c.index}/${r.total}` }, range, tail, 20, sections.length === 0);
-                const cost = Buffer.byteLength(section) + 2;
-                if (sections.length >= MAX_LISTED || used + cost > maxBytes) {
-                    cut += 1;
-                    continue;
-                }
-                used += cost;
-                sections.push(section);
-            }
-        }
-    }
-    const failedText = sections.length + cut > 0
-        ? [
-            '',
-            '### Failed units',
-            '',
-            sections.join('\n\n'),
-            ...(cut > 0
-                ? [
-                    '',
-                    `_${(0,_summary_js__WEBPACK_IMPORTED_MODULE_4__/* .plural */ .LS)(cut, 'more failed range')} not shown; \`checkpoint report --json\` lists them all._`,
-                ]
-                : []),
-        ]
-        : [];
-    return `${[...head, ...shardRows, ...stepRows, ...failedText].join('\n')}\n`;
 }
 
 
@@ -14353,6 +13515,82 @@ function renderSummary(input) {
 
 /***/ }),
 
+/***/ 14875:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   I5: () => (/* binding */ rootOf),
+/* harmony export */   SP: () => (/* binding */ shown),
+/* harmony export */   VH: () => (/* binding */ requirePlan),
+/* harmony export */   Yy: () => (/* binding */ optionalPlan),
+/* harmony export */   eb: () => (/* reexport safe */ _errors_js__WEBPACK_IMPORTED_MODULE_1__.eb),
+/* harmony export */   nv: () => (/* binding */ resolveRunId),
+/* harmony export */   pw: () => (/* binding */ planPath)
+/* harmony export */ });
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(83916);
+/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(14625);
+/* harmony import */ var _journal_runs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(98045);
+/* harmony import */ var _plan_errors_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(99516);
+/* harmony import */ var _plan_load_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(75638);
+// What every command needs first: the plan (or a clear exit 2), the checkpoint root, and the run to act on.
+
+
+
+
+
+
+
+function planPath(opts) {
+    return (0,node_path__WEBPACK_IMPORTED_MODULE_0__.resolve)(opts.file);
+}
+/** `--dir`, else `.checkpoints/` beside the plan file (in the plan's folder, when it is loaded). */
+function rootOf(opts, plan) {
+    if (opts.dir)
+        return (0,node_path__WEBPACK_IMPORTED_MODULE_0__.isAbsolute)(opts.dir) ? opts.dir : (0,node_path__WEBPACK_IMPORTED_MODULE_0__.resolve)(opts.dir);
+    return (0,node_path__WEBPACK_IMPORTED_MODULE_0__.resolve)(plan?.dir ?? (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)(planPath(opts)), '.checkpoints');
+}
+function shown(p) {
+    const r = (0,node_path__WEBPACK_IMPORTED_MODULE_0__.relative)(process.cwd(), p);
+    return r === '' ? '.' : r.startsWith('..') && r.length > p.length ? p : r;
+}
+async function requirePlan(opts) {
+    return (0,_plan_load_js__WEBPACK_IMPORTED_MODULE_5__/* .loadPlan */ .Yq)(planPath(opts));
+}
+/** The plan when it loads; undefined when the file is absent (status and runs work from the checkpoint alone). */
+async function optionalPlan(opts) {
+    try {
+        return await (0,_plan_load_js__WEBPACK_IMPORTED_MODULE_5__/* .loadPlan */ .Yq)(planPath(opts));
+    }
+    catch (err) {
+        if (err instanceof _plan_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .PlanError */ .W && /file not found/.test(err.message))
+            return undefined;
+        throw err;
+    }
+}
+/** `--run ID`, else `latest`, else the newest run folder. */
+async function resolveRunId(root, runOpt) {
+    if (runOpt) {
+        if (!(await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_2__/* .Checkpoint */ .F9.exists(root, runOpt))) {
+            const known = await (0,_journal_runs_js__WEBPACK_IMPORTED_MODULE_3__/* .listRunIds */ .g$)(root);
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UsageError */ .eb(`--run: no run "${runOpt}" in ${shown(root)}${known.length ? `; known runs: ${known.slice(-5).join(', ')}` : ''}`);
+        }
+        return runOpt;
+    }
+    const latest = await (0,_journal_runs_js__WEBPACK_IMPORTED_MODULE_3__/* .readLatest */ .Eg)(root);
+    if (latest && (await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_2__/* .Checkpoint */ .F9.exists(root, latest)))
+        return latest;
+    const ids = await (0,_journal_runs_js__WEBPACK_IMPORTED_MODULE_3__/* .listRunIds */ .g$)(root);
+    const last = ids[ids.length - 1];
+    if (!last)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UsageError */ .eb(`no runs in ${shown(root)} yet; start one with \`checkpoint run\``);
+    return last;
+}
+
+
+/***/ }),
+
 /***/ 44639:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -14772,14 +14010,17 @@ async function installPaths(unpacked, workspace) {
 /* harmony export */   SQ: () => (/* binding */ EntryUnusable),
 /* harmony export */   by: () => (/* binding */ NoStore)
 /* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(83916);
 // Where checkpoint bundles live between attempts. The action only ever asks a Store for the newest bundle
 // under a key prefix and to keep a new one; how and where is the store's business.
+
 /**
  * A store that could not do what was asked: an outage, a refused write, a throttled request. Never fatal:
  * the local checkpoint is intact, and the job's result is decided by its work, so callers log a warning.
  */
-class StoreError extends Error {
+class StoreError extends _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .CheckpointError */ .jg {
     name = 'StoreError';
+    exitCode = _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .EXIT_FAILED */ .hj;
 }
 /**
  * The store found the entry but could not fetch it whole (the download broke off, came back truncated or
@@ -15160,4273 +14401,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
-
-/***/ }),
-
-/***/ 18909:
-/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
-
-const { Argument } = __nccwpck_require__(49154);
-const { Command } = __nccwpck_require__(34348);
-const { CommanderError, InvalidArgumentError } = __nccwpck_require__(41135);
-const { Help } = __nccwpck_require__(79754);
-const { Option } = __nccwpck_require__(45240);
-
-exports.DM = new Command();
-
-exports.gu = (name) => new Command(name);
-exports.Ww = (flags, description) => new Option(flags, description);
-exports.er = (name, description) => new Argument(name, description);
-
-/**
- * Expose classes
- */
-
-exports.uB = Command;
-exports.c$ = Option;
-exports.ef = Argument;
-exports._V = Help;
-
-exports.b7 = CommanderError;
-exports.Di = InvalidArgumentError;
-exports.a2 = InvalidArgumentError; // Deprecated
-
-
-/***/ }),
-
-/***/ 49154:
-/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
-
-const { InvalidArgumentError } = __nccwpck_require__(41135);
-
-class Argument {
-  /**
-   * Initialize a new command argument with the given name and description.
-   * The default is that the argument is required, and you can explicitly
-   * indicate this with <> around the name. Put [] around the name for an optional argument.
-   *
-   * @param {string} name
-   * @param {string} [description]
-   */
-
-  constructor(name, description) {
-    this.description = description || '';
-    this.variadic = false;
-    this.parseArg = undefined;
-    this.defaultValue = undefined;
-    this.defaultValueDescription = undefined;
-    this.argChoices = undefined;
-
-    switch (name[0]) {
-      case '<': // e.g. <required>
-        this.required = true;
-        this._name = name.slice(1, -1);
-        break;
-      case '[': // e.g. [optional]
-        this.required = false;
-        this._name = name.slice(1, -1);
-        break;
-      default:
-        this.required = true;
-        this._name = name;
-        break;
-    }
-
-    if (this._name.endsWith('...')) {
-      this.variadic = true;
-      this._name = this._name.slice(0, -3);
-    }
-  }
-
-  /**
-   * Return argument name.
-   *
-   * @return {string}
-   */
-
-  name() {
-    return this._name;
-  }
-
-  /**
-   * @package
-   */
-
-  _collectValue(value, previous) {
-    if (previous === this.defaultValue || !Array.isArray(previous)) {
-      return [value];
-    }
-
-    previous.push(value);
-    return previous;
-  }
-
-  /**
-   * Set the default value, and optionally supply the description to be displayed in the help.
-   *
-   * @param {*} value
-   * @param {string} [description]
-   * @return {Argument}
-   */
-
-  default(value, description) {
-    this.defaultValue = value;
-    this.defaultValueDescription = description;
-    return this;
-  }
-
-  /**
-   * Set the custom handler for processing CLI command arguments into argument values.
-   *
-   * @param {Function} [fn]
-   * @return {Argument}
-   */
-
-  argParser(fn) {
-    this.parseArg = fn;
-    return this;
-  }
-
-  /**
-   * Only allow argument value to be one of choices.
-   *
-   * @param {string[]} values
-   * @return {Argument}
-   */
-
-  choices(values) {
-    this.argChoices = values.slice();
-    this.parseArg = (arg, previous) => {
-      if (!this.argChoices.includes(arg)) {
-        throw new InvalidArgumentError(
-          `Allowed choices are ${this.argChoices.join(', ')}.`,
-        );
-      }
-      if (this.variadic) {
-        return this._collectValue(arg, previous);
-      }
-      return arg;
-    };
-    return this;
-  }
-
-  /**
-   * Make argument required.
-   *
-   * @returns {Argument}
-   */
-  argRequired() {
-    this.required = true;
-    return this;
-  }
-
-  /**
-   * Make argument optional.
-   *
-   * @returns {Argument}
-   */
-  argOptional() {
-    this.required = false;
-    return this;
-  }
-}
-
-/**
- * Takes an argument and returns its human readable equivalent for help usage.
- *
- * @param {Argument} arg
- * @return {string}
- * @private
- */
-
-function humanReadableArgName(arg) {
-  const nameOutput = arg.name() + (arg.variadic === true ? '...' : '');
-
-  return arg.required ? '<' + nameOutput + '>' : '[' + nameOutput + ']';
-}
-
-exports.Argument = Argument;
-exports.humanReadableArgName = humanReadableArgName;
-
-
-/***/ }),
-
-/***/ 34348:
-/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
-
-const EventEmitter = (__nccwpck_require__(78474).EventEmitter);
-const childProcess = __nccwpck_require__(31421);
-const path = __nccwpck_require__(76760);
-const fs = __nccwpck_require__(73024);
-const process = __nccwpck_require__(1708);
-
-const { Argument, humanReadableArgName } = __nccwpck_require__(49154);
-const { CommanderError } = __nccwpck_require__(41135);
-const { Help, stripColor } = __nccwpck_require__(79754);
-const { Option, DualOptions } = __nccwpck_require__(45240);
-const { suggestSimilar } = __nccwpck_require__(65030);
-
-class Command extends EventEmitter {
-  /**
-   * Initialize a new `Command`.
-   *
-   * @param {string} [name]
-   */
-
-  constructor(name) {
-    super();
-    /** @type {Command[]} */
-    this.commands = [];
-    /** @type {Option[]} */
-    this.options = [];
-    this.parent = null;
-    this._allowUnknownOption = false;
-    this._allowExcessArguments = false;
-    /** @type {Argument[]} */
-    this.registeredArguments = [];
-    this._args = this.registeredArguments; // deprecated old name
-    /** @type {string[]} */
-    this.args = []; // cli args with options removed
-    this.rawArgs = [];
-    this.processedArgs = []; // like .args but after custom processing and collecting variadic
-    this._scriptPath = null;
-    this._name = name || '';
-    this._optionValues = {};
-    this._optionValueSources = {}; // default, env, cli etc
-    this._storeOptionsAsProperties = false;
-    this._actionHandler = null;
-    this._executableHandler = false;
-    this._executableFile = null; // custom name for executable
-    this._executableDir = null; // custom search directory for subcommands
-    this._defaultCommandName = null;
-    this._exitCallback = null;
-    this._aliases = [];
-    this._combineFlagAndOptionalValue = true;
-    this._description = '';
-    this._summary = '';
-    this._argsDescription = undefined; // legacy
-    this._enablePositionalOptions = false;
-    this._passThroughOptions = false;
-    this._lifeCycleHooks = {}; // a hash of arrays
-    /** @type {(boolean | string)} */
-    this._showHelpAfterError = false;
-    this._showSuggestionAfterError = true;
-    this._savedState = null; // used in save/restoreStateBeforeParse
-
-    // see configureOutput() for docs
-    this._outputConfiguration = {
-      writeOut: (str) => process.stdout.write(str),
-      writeErr: (str) => process.stderr.write(str),
-      outputError: (str, write) => write(str),
-      getOutHelpWidth: () =>
-        process.stdout.isTTY ? process.stdout.columns : undefined,
-      getErrHelpWidth: () =>
-        process.stderr.isTTY ? process.stderr.columns : undefined,
-      getOutHasColors: () =>
-        useColor() ?? (process.stdout.isTTY && process.stdout.hasColors?.()),
-      getErrHasColors: () =>
-        useColor() ?? (process.stderr.isTTY && process.stderr.hasColors?.()),
-      stripColor: (str) => stripColor(str),
-    };
-
-    this._hidden = false;
-    /** @type {(Option | null | undefined)} */
-    this._helpOption = undefined; // Lazy created on demand. May be null if help option is disabled.
-    this._addImplicitHelpCommand = undefined; // undecided whether true or false yet, not inherited
-    /** @type {Command} */
-    this._helpCommand = undefined; // lazy initialised, inherited
-    this._helpConfiguration = {};
-    /** @type {string | undefined} */
-    this._helpGroupHeading = undefined; // soft initialised when added to parent
-    /** @type {string | undefined} */
-    this._defaultCommandGroup = undefined;
-    /** @type {string | undefined} */
-    this._defaultOptionGroup = undefined;
-  }
-
-  /**
-   * Copy settings that are useful to have in common across root command and subcommands.
-   *
-   * (Used internally when adding a command using `.command()` so subcommands inherit parent settings.)
-   *
-   * @param {Command} sourceCommand
-   * @return {Command} `this` command for chaining
-   */
-  copyInheritedSettings(sourceCommand) {
-    this._outputConfiguration = sourceCommand._outputConfiguration;
-    this._helpOption = sourceCommand._helpOption;
-    this._helpCommand = sourceCommand._helpCommand;
-    this._helpConfiguration = sourceCommand._helpConfiguration;
-    this._exitCallback = sourceCommand._exitCallback;
-    this._storeOptionsAsProperties = sourceCommand._storeOptionsAsProperties;
-    this._combineFlagAndOptionalValue =
-      sourceCommand._combineFlagAndOptionalValue;
-    this._allowExcessArguments = sourceCommand._allowExcessArguments;
-    this._enablePositionalOptions = sourceCommand._enablePositionalOptions;
-    this._showHelpAfterError = sourceCommand._showHelpAfterError;
-    this._showSuggestionAfterError = sourceCommand._showSuggestionAfterError;
-
-    return this;
-  }
-
-  /**
-   * @returns {Command[]}
-   * @private
-   */
-
-  _getCommandAndAncestors() {
-    const result = [];
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    for (let command = this; command; command = command.parent) {
-      result.push(command);
-    }
-    return result;
-  }
-
-  /**
-   * Define a command.
-   *
-   * There are two styles of command: pay attention to where to put the description.
-   *
-   * @example
-   * // Command implemented using action handler (description is supplied separately to `.command`)
-   * program
-   *   .command('clone <source> [destination]')
-   *   .description('clone a repository into a newly created directory')
-   *   .action((source, destination) => {
-   *     console.log('clone command called');
-   *   });
-   *
-   * // Command implemented using separate executable file (description is second parameter to `.command`)
-   * program
-   *   .command('start <service>', 'start named service')
-   *   .command('stop [service]', 'stop named service, or all if no name supplied');
-   *
-   * @param {string} nameAndArgs - command name and arguments, args are `<required>` or `[optional]` and last may also be `variadic...`
-   * @param {(object | string)} [actionOptsOrExecDesc] - configuration options (for action), or description (for executable)
-   * @param {object} [execOpts] - configuration options (for executable)
-   * @return {Command} returns new command for action handler, or `this` for executable command
-   */
-
-  command(nameAndArgs, actionOptsOrExecDesc, execOpts) {
-    let desc = actionOptsOrExecDesc;
-    let opts = execOpts;
-    if (typeof desc === 'object' && desc !== null) {
-      opts = desc;
-      desc = null;
-    }
-    opts = opts || {};
-    const [, name, args] = nameAndArgs.match(/([^ ]+) *(.*)/);
-
-    const cmd = this.createCommand(name);
-    if (desc) {
-      cmd.description(desc);
-      cmd._executableHandler = true;
-    }
-    if (opts.isDefault) this._defaultCommandName = cmd._name;
-    cmd._hidden = !!(opts.noHelp || opts.hidden); // noHelp is deprecated old name for hidden
-    cmd._executableFile = opts.executableFile || null; // Custom name for executable file, set missing to null to match constructor
-    if (args) cmd.arguments(args);
-    this._registerCommand(cmd);
-    cmd.parent = this;
-    cmd.copyInheritedSettings(this);
-
-    if (desc) return this;
-    return cmd;
-  }
-
-  /**
-   * Factory routine to create a new unattached command.
-   *
-   * See .command() for creating an attached subcommand, which uses this routine to
-   * create the command. You can override createCommand to customise subcommands.
-   *
-   * @param {string} [name]
-   * @return {Command} new command
-   */
-
-  createCommand(name) {
-    return new Command(name);
-  }
-
-  /**
-   * You can customise the help with a subclass of Help by overriding createHelp,
-   * or by overriding Help properties using configureHelp().
-   *
-   * @return {Help}
-   */
-
-  createHelp() {
-    return Object.assign(new Help(), this.configureHelp());
-  }
-
-  /**
-   * You can customise the help by overriding Help properties using configureHelp(),
-   * or with a subclass of Help by overriding createHelp().
-   *
-   * @param {object} [configuration] - configuration options
-   * @return {(Command | object)} `this` command for chaining, or stored configuration
-   */
-
-  configureHelp(configuration) {
-    if (configuration === undefined) return this._helpConfiguration;
-
-    this._helpConfiguration = configuration;
-    return this;
-  }
-
-  /**
-   * The default output goes to stdout and stderr. You can customise this for special
-   * applications. You can also customise the display of errors by overriding outputError.
-   *
-   * The configuration properties are all functions:
-   *
-   *     // change how output being written, defaults to stdout and stderr
-   *     writeOut(str)
-   *     writeErr(str)
-   *     // change how output being written for errors, defaults to writeErr
-   *     outputError(str, write) // used for displaying errors and not used for displaying help
-   *     // specify width for wrapping help
-   *     getOutHelpWidth()
-   *     getErrHelpWidth()
-   *     // color support, currently only used with Help
-   *     getOutHasColors()
-   *     getErrHasColors()
-   *     stripColor() // used to remove ANSI escape codes if output does not have colors
-   *
-   * @param {object} [configuration] - configuration options
-   * @return {(Command | object)} `this` command for chaining, or stored configuration
-   */
-
-  configureOutput(configuration) {
-    if (configuration === undefined) return this._outputConfiguration;
-
-    this._outputConfiguration = {
-      ...this._outputConfiguration,
-      ...configuration,
-    };
-    return this;
-  }
-
-  /**
-   * Display the help or a custom message after an error occurs.
-   *
-   * @param {(boolean|string)} [displayHelp]
-   * @return {Command} `this` command for chaining
-   */
-  showHelpAfterError(displayHelp = true) {
-    if (typeof displayHelp !== 'string') displayHelp = !!displayHelp;
-    this._showHelpAfterError = displayHelp;
-    return this;
-  }
-
-  /**
-   * Display suggestion of similar commands for unknown commands, or options for unknown options.
-   *
-   * @param {boolean} [displaySuggestion]
-   * @return {Command} `this` command for chaining
-   */
-  showSuggestionAfterError(displaySuggestion = true) {
-    this._showSuggestionAfterError = !!displaySuggestion;
-    return this;
-  }
-
-  /**
-   * Add a prepared subcommand.
-   *
-   * See .command() for creating an attached subcommand which inherits settings from its parent.
-   *
-   * @param {Command} cmd - new subcommand
-   * @param {object} [opts] - configuration options
-   * @return {Command} `this` command for chaining
-   */
-
-  addCommand(cmd, opts) {
-    if (!cmd._name) {
-      throw new Error(`Command passed to .addCommand() must have a name
-- specify the name in Command constructor or using .name()`);
-    }
-
-    opts = opts || {};
-    if (opts.isDefault) this._defaultCommandName = cmd._name;
-    if (opts.noHelp || opts.hidden) cmd._hidden = true; // modifying passed command due to existing implementation
-
-    this._registerCommand(cmd);
-    cmd.parent = this;
-    cmd._checkForBrokenPassThrough();
-
-    return this;
-  }
-
-  /**
-   * Factory routine to create a new unattached argument.
-   *
-   * See .argument() for creating an attached argument, which uses this routine to
-   * create the argument. You can override createArgument to return a custom argument.
-   *
-   * @param {string} name
-   * @param {string} [description]
-   * @return {Argument} new argument
-   */
-
-  createArgument(name, description) {
-    return new Argument(name, description);
-  }
-
-  /**
-   * Define argument syntax for command.
-   *
-   * The default is that the argument is required, and you can explicitly
-   * indicate this with <> around the name. Put [] around the name for an optional argument.
-   *
-   * @example
-   * program.argument('<input-file>');
-   * program.argument('[output-file]');
-   *
-   * @param {string} name
-   * @param {string} [description]
-   * @param {(Function|*)} [parseArg] - custom argument processing function or default value
-   * @param {*} [defaultValue]
-   * @return {Command} `this` command for chaining
-   */
-  argument(name, description, parseArg, defaultValue) {
-    const argument = this.createArgument(name, description);
-    if (typeof parseArg === 'function') {
-      argument.default(defaultValue).argParser(parseArg);
-    } else {
-      argument.default(parseArg);
-    }
-    this.addArgument(argument);
-    return this;
-  }
-
-  /**
-   * Define argument syntax for command, adding multiple at once (without descriptions).
-   *
-   * See also .argument().
-   *
-   * @example
-   * program.arguments('<cmd> [env]');
-   *
-   * @param {string} names
-   * @return {Command} `this` command for chaining
-   */
-
-  arguments(names) {
-    names
-      .trim()
-      .split(/ +/)
-      .forEach((detail) => {
-        this.argument(detail);
-      });
-    return this;
-  }
-
-  /**
-   * Define argument syntax for command, adding a prepared argument.
-   *
-   * @param {Argument} argument
-   * @return {Command} `this` command for chaining
-   */
-  addArgument(argument) {
-    const previousArgument = this.registeredArguments.slice(-1)[0];
-    if (previousArgument?.variadic) {
-      throw new Error(
-        `only the last argument can be variadic '${previousArgument.name()}'`,
-      );
-    }
-    if (
-      argument.required &&
-      argument.defaultValue !== undefined &&
-      argument.parseArg === undefined
-    ) {
-      throw new Error(
-        `a default value for a required argument is never used: '${argument.name()}'`,
-      );
-    }
-    this.registeredArguments.push(argument);
-    return this;
-  }
-
-  /**
-   * Customise or override default help command. By default a help command is automatically added if your command has subcommands.
-   *
-   * @example
-   *    program.helpCommand('help [cmd]');
-   *    program.helpCommand('help [cmd]', 'show help');
-   *    program.helpCommand(false); // suppress default help command
-   *    program.helpCommand(true); // add help command even if no subcommands
-   *
-   * @param {string|boolean} enableOrNameAndArgs - enable with custom name and/or arguments, or boolean to override whether added
-   * @param {string} [description] - custom description
-   * @return {Command} `this` command for chaining
-   */
-
-  helpCommand(enableOrNameAndArgs, description) {
-    if (typeof enableOrNameAndArgs === 'boolean') {
-      this._addImplicitHelpCommand = enableOrNameAndArgs;
-      if (enableOrNameAndArgs && this._defaultCommandGroup) {
-        // make the command to store the group
-        this._initCommandGroup(this._getHelpCommand());
-      }
-      return this;
-    }
-
-    const nameAndArgs = enableOrNameAndArgs ?? 'help [command]';
-    const [, helpName, helpArgs] = nameAndArgs.match(/([^ ]+) *(.*)/);
-    const helpDescription = description ?? 'display help for command';
-
-    const helpCommand = this.createCommand(helpName);
-    helpCommand.helpOption(false);
-    if (helpArgs) helpCommand.arguments(helpArgs);
-    if (helpDescription) helpCommand.description(helpDescription);
-
-    this._addImplicitHelpCommand = true;
-    this._helpCommand = helpCommand;
-    // init group unless lazy create
-    if (enableOrNameAndArgs || description) this._initCommandGroup(helpCommand);
-
-    return this;
-  }
-
-  /**
-   * Add prepared custom help command.
-   *
-   * @param {(Command|string|boolean)} helpCommand - custom help command, or deprecated enableOrNameAndArgs as for `.helpCommand()`
-   * @param {string} [deprecatedDescription] - deprecated custom description used with custom name only
-   * @return {Command} `this` command for chaining
-   */
-  addHelpCommand(helpCommand, deprecatedDescription) {
-    // If not passed an object, call through to helpCommand for backwards compatibility,
-    // as addHelpCommand was originally used like helpCommand is now.
-    if (typeof helpCommand !== 'object') {
-      this.helpCommand(helpCommand, deprecatedDescription);
-      return this;
-    }
-
-    this._addImplicitHelpCommand = true;
-    this._helpCommand = helpCommand;
-    this._initCommandGroup(helpCommand);
-    return this;
-  }
-
-  /**
-   * Lazy create help command.
-   *
-   * @return {(Command|null)}
-   * @package
-   */
-  _getHelpCommand() {
-    const hasImplicitHelpCommand =
-      this._addImplicitHelpCommand ??
-      (this.commands.length &&
-        !this._actionHandler &&
-        !this._findCommand('help'));
-
-    if (hasImplicitHelpCommand) {
-      if (this._helpCommand === undefined) {
-        this.helpCommand(undefined, undefined); // use default name and description
-      }
-      return this._helpCommand;
-    }
-    return null;
-  }
-
-  /**
-   * Add hook for life cycle event.
-   *
-   * @param {string} event
-   * @param {Function} listener
-   * @return {Command} `this` command for chaining
-   */
-
-  hook(event, listener) {
-    const allowedValues = ['preSubcommand', 'preAction', 'postAction'];
-    if (!allowedValues.includes(event)) {
-      throw new Error(`Unexpected value for event passed to hook : '${event}'.
-Expecting one of '${allowedValues.join("', '")}'`);
-    }
-    if (this._lifeCycleHooks[event]) {
-      this._lifeCycleHooks[event].push(listener);
-    } else {
-      this._lifeCycleHooks[event] = [listener];
-    }
-    return this;
-  }
-
-  /**
-   * Register callback to use as replacement for calling process.exit.
-   *
-   * @param {Function} [fn] optional callback which will be passed a CommanderError, defaults to throwing
-   * @return {Command} `this` command for chaining
-   */
-
-  exitOverride(fn) {
-    if (fn) {
-      this._exitCallback = fn;
-    } else {
-      this._exitCallback = (err) => {
-        if (err.code !== 'commander.executeSubCommandAsync') {
-          throw err;
-        } else {
-          // Async callback from spawn events, not useful to throw.
-        }
-      };
-    }
-    return this;
-  }
-
-  /**
-   * Call process.exit, and _exitCallback if defined.
-   *
-   * @param {number} exitCode exit code for using with process.exit
-   * @param {string} code an id string representing the error
-   * @param {string} message human-readable description of the error
-   * @return never
-   * @private
-   */
-
-  _exit(exitCode, code, message) {
-    if (this._exitCallback) {
-      this._exitCallback(new CommanderError(exitCode, code, message));
-      // Expecting this line is not reached.
-    }
-    process.exit(exitCode);
-  }
-
-  /**
-   * Register callback `fn` for the command.
-   *
-   * @example
-   * program
-   *   .command('serve')
-   *   .description('start service')
-   *   .action(function() {
-   *      // do work here
-   *   });
-   *
-   * @param {Function} fn
-   * @return {Command} `this` command for chaining
-   */
-
-  action(fn) {
-    const listener = (args) => {
-      // The .action callback takes an extra parameter which is the command or options.
-      const expectedArgsCount = this.registeredArguments.length;
-      const actionArgs = args.slice(0, expectedArgsCount);
-      if (this._storeOptionsAsProperties) {
-        actionArgs[expectedArgsCount] = this; // backwards compatible "options"
-      } else {
-        actionArgs[expectedArgsCount] = this.opts();
-      }
-      actionArgs.push(this);
-
-      return fn.apply(this, actionArgs);
-    };
-    this._actionHandler = listener;
-    return this;
-  }
-
-  /**
-   * Factory routine to create a new unattached option.
-   *
-   * See .option() for creating an attached option, which uses this routine to
-   * create the option. You can override createOption to return a custom option.
-   *
-   * @param {string} flags
-   * @param {string} [description]
-   * @return {Option} new option
-   */
-
-  createOption(flags, description) {
-    return new Option(flags, description);
-  }
-
-  /**
-   * Wrap parseArgs to catch 'commander.invalidArgument'.
-   *
-   * @param {(Option | Argument)} target
-   * @param {string} value
-   * @param {*} previous
-   * @param {string} invalidArgumentMessage
-   * @private
-   */
-
-  _callParseArg(target, value, previous, invalidArgumentMessage) {
-    try {
-      return target.parseArg(value, previous);
-    } catch (err) {
-      if (err.code === 'commander.invalidArgument') {
-        const message = `${invalidArgumentMessage} ${err.message}`;
-        this.error(message, { exitCode: err.exitCode, code: err.code });
-      }
-      throw err;
-    }
-  }
-
-  /**
-   * Check for option flag conflicts.
-   * Register option if no conflicts found, or throw on conflict.
-   *
-   * @param {Option} option
-   * @private
-   */
-
-  _registerOption(option) {
-    const matchingOption =
-      (option.short && this._findOption(option.short)) ||
-      (option.long && this._findOption(option.long));
-    if (matchingOption) {
-      const matchingFlag =
-        option.long && this._findOption(option.long)
-          ? option.long
-          : option.short;
-      throw new Error(`Cannot add option '${option.flags}'${this._name && ` to command '${this._name}'`} due to conflicting flag '${matchingFlag}'
--  already used by option '${matchingOption.flags}'`);
-    }
-
-    this._initOptionGroup(option);
-    this.options.push(option);
-  }
-
-  /**
-   * Check for command name and alias conflicts with existing commands.
-   * Register command if no conflicts found, or throw on conflict.
-   *
-   * @param {Command} command
-   * @private
-   */
-
-  _registerCommand(command) {
-    const knownBy = (cmd) => {
-      return [cmd.name()].concat(cmd.aliases());
-    };
-
-    const alreadyUsed = knownBy(command).find((name) =>
-      this._findCommand(name),
-    );
-    if (alreadyUsed) {
-      const existingCmd = knownBy(this._findCommand(alreadyUsed)).join('|');
-      const newCmd = knownBy(command).join('|');
-      throw new Error(
-        `cannot add command '${newCmd}' as already have command '${existingCmd}'`,
-      );
-    }
-
-    this._initCommandGroup(command);
-    this.commands.push(command);
-  }
-
-  /**
-   * Add an option.
-   *
-   * @param {Option} option
-   * @return {Command} `this` command for chaining
-   */
-  addOption(option) {
-    this._registerOption(option);
-
-    const oname = option.name();
-    const name = option.attributeName();
-
-    // store default value
-    if (option.negate) {
-      // --no-foo is special and defaults foo to true, unless a --foo option is already defined
-      const positiveLongFlag = option.long.replace(/^--no-/, '--');
-      if (!this._findOption(positiveLongFlag)) {
-        this.setOptionValueWithSource(
-          name,
-          option.defaultValue === undefined ? true : option.defaultValue,
-          'default',
-        );
-      }
-    } else if (option.defaultValue !== undefined) {
-      this.setOptionValueWithSource(name, option.defaultValue, 'default');
-    }
-
-    // handler for cli and env supplied values
-    const handleOptionValue = (val, invalidValueMessage, valueSource) => {
-      // val is null for optional option used without an optional-argument.
-      // val is undefined for boolean and negated option.
-      if (val == null && option.presetArg !== undefined) {
-        val = option.presetArg;
-      }
-
-      // custom processing
-      const oldValue = this.getOptionValue(name);
-      if (val !== null && option.parseArg) {
-        val = this._callParseArg(option, val, oldValue, invalidValueMessage);
-      } else if (val !== null && option.variadic) {
-        val = option._collectValue(val, oldValue);
-      }
-
-      // Fill-in appropriate missing values. Long winded but easy to follow.
-      if (val == null) {
-        if (option.negate) {
-          val = false;
-        } else if (option.isBoolean() || option.optional) {
-          val = true;
-        } else {
-          val = ''; // not normal, parseArg might have failed or be a mock function for testing
-        }
-      }
-      this.setOptionValueWithSource(name, val, valueSource);
-    };
-
-    this.on('option:' + oname, (val) => {
-      const invalidValueMessage = `error: option '${option.flags}' argument '${val}' is invalid.`;
-      handleOptionValue(val, invalidValueMessage, 'cli');
-    });
-
-    if (option.envVar) {
-      this.on('optionEnv:' + oname, (val) => {
-        const invalidValueMessage = `error: option '${option.flags}' value '${val}' from env '${option.envVar}' is invalid.`;
-        handleOptionValue(val, invalidValueMessage, 'env');
-      });
-    }
-
-    return this;
-  }
-
-  /**
-   * Internal implementation shared by .option() and .requiredOption()
-   *
-   * @return {Command} `this` command for chaining
-   * @private
-   */
-  _optionEx(config, flags, description, fn, defaultValue) {
-    if (typeof flags === 'object' && flags instanceof Option) {
-      throw new Error(
-        'To add an Option object use addOption() instead of option() or requiredOption()',
-      );
-    }
-    const option = this.createOption(flags, description);
-    option.makeOptionMandatory(!!config.mandatory);
-    if (typeof fn === 'function') {
-      option.default(defaultValue).argParser(fn);
-    } else if (fn instanceof RegExp) {
-      // deprecated
-      const regex = fn;
-      fn = (val, def) => {
-        const m = regex.exec(val);
-        return m ? m[0] : def;
-      };
-      option.default(defaultValue).argParser(fn);
-    } else {
-      option.default(fn);
-    }
-
-    return this.addOption(option);
-  }
-
-  /**
-   * Define option with `flags`, `description`, and optional argument parsing function or `defaultValue` or both.
-   *
-   * The `flags` string contains the short and/or long flags, separated by comma, a pipe or space. A required
-   * option-argument is indicated by `<>` and an optional option-argument by `[]`.
-   *
-   * See the README for more details, and see also addOption() and requiredOption().
-   *
-   * @example
-   * program
-   *     .option('-p, --pepper', 'add pepper')
-   *     .option('--pt, --pizza-type <TYPE>', 'type of pizza') // required option-argument
-   *     .option('-c, --cheese [CHEESE]', 'add extra cheese', 'mozzarella') // optional option-argument with default
-   *     .option('-t, --tip <VALUE>', 'add tip to purchase cost', parseFloat) // custom parse function
-   *
-   * @param {string} flags
-   * @param {string} [description]
-   * @param {(Function|*)} [parseArg] - custom option processing function or default value
-   * @param {*} [defaultValue]
-   * @return {Command} `this` command for chaining
-   */
-
-  option(flags, description, parseArg, defaultValue) {
-    return this._optionEx({}, flags, description, parseArg, defaultValue);
-  }
-
-  /**
-   * Add a required option which must have a value after parsing. This usually means
-   * the option must be specified on the command line. (Otherwise the same as .option().)
-   *
-   * The `flags` string contains the short and/or long flags, separated by comma, a pipe or space.
-   *
-   * @param {string} flags
-   * @param {string} [description]
-   * @param {(Function|*)} [parseArg] - custom option processing function or default value
-   * @param {*} [defaultValue]
-   * @return {Command} `this` command for chaining
-   */
-
-  requiredOption(flags, description, parseArg, defaultValue) {
-    return this._optionEx(
-      { mandatory: true },
-      flags,
-      description,
-      parseArg,
-      defaultValue,
-    );
-  }
-
-  /**
-   * Alter parsing of short flags with optional values.
-   *
-   * @example
-   * // for `.option('-f,--flag [value]'):
-   * program.combineFlagAndOptionalValue(true);  // `-f80` is treated like `--flag=80`, this is the default behaviour
-   * program.combineFlagAndOptionalValue(false) // `-fb` is treated like `-f -b`
-   *
-   * @param {boolean} [combine] - if `true` or omitted, an optional value can be specified directly after the flag.
-   * @return {Command} `this` command for chaining
-   */
-  combineFlagAndOptionalValue(combine = true) {
-    this._combineFlagAndOptionalValue = !!combine;
-    return this;
-  }
-
-  /**
-   * Allow unknown options on the command line.
-   *
-   * @param {boolean} [allowUnknown] - if `true` or omitted, no error will be thrown for unknown options.
-   * @return {Command} `this` command for chaining
-   */
-  allowUnknownOption(allowUnknown = true) {
-    this._allowUnknownOption = !!allowUnknown;
-    return this;
-  }
-
-  /**
-   * Allow excess command-arguments on the command line. Pass false to make excess arguments an error.
-   *
-   * @param {boolean} [allowExcess] - if `true` or omitted, no error will be thrown for excess arguments.
-   * @return {Command} `this` command for chaining
-   */
-  allowExcessArguments(allowExcess = true) {
-    this._allowExcessArguments = !!allowExcess;
-    return this;
-  }
-
-  /**
-   * Enable positional options. Positional means global options are specified before subcommands which lets
-   * subcommands reuse the same option names, and also enables subcommands to turn on passThroughOptions.
-   * The default behaviour is non-positional and global options may appear anywhere on the command line.
-   *
-   * @param {boolean} [positional]
-   * @return {Command} `this` command for chaining
-   */
-  enablePositionalOptions(positional = true) {
-    this._enablePositionalOptions = !!positional;
-    return this;
-  }
-
-  /**
-   * Pass through options that come after command-arguments rather than treat them as command-options,
-   * so actual command-options come before command-arguments. Turning this on for a subcommand requires
-   * positional options to have been enabled on the program (parent commands).
-   * The default behaviour is non-positional and options may appear before or after command-arguments.
-   *
-   * @param {boolean} [passThrough] for unknown options.
-   * @return {Command} `this` command for chaining
-   */
-  passThroughOptions(passThrough = true) {
-    this._passThroughOptions = !!passThrough;
-    this._checkForBrokenPassThrough();
-    return this;
-  }
-
-  /**
-   * @private
-   */
-
-  _checkForBrokenPassThrough() {
-    if (
-      this.parent &&
-      this._passThroughOptions &&
-      !this.parent._enablePositionalOptions
-    ) {
-      throw new Error(
-        `passThroughOptions cannot be used for '${this._name}' without turning on enablePositionalOptions for parent command(s)`,
-      );
-    }
-  }
-
-  /**
-   * Whether to store option values as properties on command object,
-   * or store separately (specify false). In both cases the option values can be accessed using .opts().
-   *
-   * @param {boolean} [storeAsProperties=true]
-   * @return {Command} `this` command for chaining
-   */
-
-  storeOptionsAsProperties(storeAsProperties = true) {
-    if (this.options.length) {
-      throw new Error('call .storeOptionsAsProperties() before adding options');
-    }
-    if (Object.keys(this._optionValues).length) {
-      throw new Error(
-        'call .storeOptionsAsProperties() before setting option values',
-      );
-    }
-    this._storeOptionsAsProperties = !!storeAsProperties;
-    return this;
-  }
-
-  /**
-   * Retrieve option value.
-   *
-   * @param {string} key
-   * @return {object} value
-   */
-
-  getOptionValue(key) {
-    if (this._storeOptionsAsProperties) {
-      return this[key];
-    }
-    return this._optionValues[key];
-  }
-
-  /**
-   * Store option value.
-   *
-   * @param {string} key
-   * @param {object} value
-   * @return {Command} `this` command for chaining
-   */
-
-  setOptionValue(key, value) {
-    return this.setOptionValueWithSource(key, value, undefined);
-  }
-
-  /**
-   * Store option value and where the value came from.
-   *
-   * @param {string} key
-   * @param {object} value
-   * @param {string} source - expected values are default/config/env/cli/implied
-   * @return {Command} `this` command for chaining
-   */
-
-  setOptionValueWithSource(key, value, source) {
-    if (this._storeOptionsAsProperties) {
-      this[key] = value;
-    } else {
-      this._optionValues[key] = value;
-    }
-    this._optionValueSources[key] = source;
-    return this;
-  }
-
-  /**
-   * Get source of option value.
-   * Expected values are default | config | env | cli | implied
-   *
-   * @param {string} key
-   * @return {string}
-   */
-
-  getOptionValueSource(key) {
-    return this._optionValueSources[key];
-  }
-
-  /**
-   * Get source of option value. See also .optsWithGlobals().
-   * Expected values are default | config | env | cli | implied
-   *
-   * @param {string} key
-   * @return {string}
-   */
-
-  getOptionValueSourceWithGlobals(key) {
-    // global overwrites local, like optsWithGlobals
-    let source;
-    this._getCommandAndAncestors().forEach((cmd) => {
-      if (cmd.getOptionValueSource(key) !== undefined) {
-        source = cmd.getOptionValueSource(key);
-      }
-    });
-    return source;
-  }
-
-  /**
-   * Get user arguments from implied or explicit arguments.
-   * Side-effects: set _scriptPath if args included script. Used for default program name, and subcommand searches.
-   *
-   * @private
-   */
-
-  _prepareUserArgs(argv, parseOptions) {
-    if (argv !== undefined && !Array.isArray(argv)) {
-      throw new Error('first parameter to parse must be array or undefined');
-    }
-    parseOptions = parseOptions || {};
-
-    // auto-detect argument conventions if nothing supplied
-    if (argv === undefined && parseOptions.from === undefined) {
-      if (process.versions?.electron) {
-        parseOptions.from = 'electron';
-      }
-      // check node specific options for scenarios where user CLI args follow executable without scriptname
-      const execArgv = process.execArgv ?? [];
-      if (
-        execArgv.includes('-e') ||
-        execArgv.includes('--eval') ||
-        execArgv.includes('-p') ||
-        execArgv.includes('--print')
-      ) {
-        parseOptions.from = 'eval'; // internal usage, not documented
-      }
-    }
-
-    // default to using process.argv
-    if (argv === undefined) {
-      argv = process.argv;
-    }
-    this.rawArgs = argv.slice();
-
-    // extract the user args and scriptPath
-    let userArgs;
-    switch (parseOptions.from) {
-      case undefined:
-      case 'node':
-        this._scriptPath = argv[1];
-        userArgs = argv.slice(2);
-        break;
-      case 'electron':
-        // @ts-ignore: because defaultApp is an unknown property
-        if (process.defaultApp) {
-          this._scriptPath = argv[1];
-          userArgs = argv.slice(2);
-        } else {
-          userArgs = argv.slice(1);
-        }
-        break;
-      case 'user':
-        userArgs = argv.slice(0);
-        break;
-      case 'eval':
-        userArgs = argv.slice(1);
-        break;
-      default:
-        throw new Error(
-          `unexpected parse option { from: '${parseOptions.from}' }`,
-        );
-    }
-
-    // Find default name for program from arguments.
-    if (!this._name && this._scriptPath)
-      this.nameFromFilename(this._scriptPath);
-    this._name = this._name || 'program';
-
-    return userArgs;
-  }
-
-  /**
-   * Parse `argv`, setting options and invoking commands when defined.
-   *
-   * Use parseAsync instead of parse if any of your action handlers are async.
-   *
-   * Call with no parameters to parse `process.argv`. Detects Electron and special node options like `node --eval`. Easy mode!
-   *
-   * Or call with an array of strings to parse, and optionally where the user arguments start by specifying where the arguments are `from`:
-   * - `'node'`: default, `argv[0]` is the application and `argv[1]` is the script being run, with user arguments after that
-   * - `'electron'`: `argv[0]` is the application and `argv[1]` varies depending on whether the electron application is packaged
-   * - `'user'`: just user arguments
-   *
-   * @example
-   * program.parse(); // parse process.argv and auto-detect electron and special node flags
-   * program.parse(process.argv); // assume argv[0] is app and argv[1] is script
-   * program.parse(my-args, { from: 'user' }); // just user supplied arguments, nothing special about argv[0]
-   *
-   * @param {string[]} [argv] - optional, defaults to process.argv
-   * @param {object} [parseOptions] - optionally specify style of options with from: node/user/electron
-   * @param {string} [parseOptions.from] - where the args are from: 'node', 'user', 'electron'
-   * @return {Command} `this` command for chaining
-   */
-
-  parse(argv, parseOptions) {
-    this._prepareForParse();
-    const userArgs = this._prepareUserArgs(argv, parseOptions);
-    this._parseCommand([], userArgs);
-
-    return this;
-  }
-
-  /**
-   * Parse `argv`, setting options and invoking commands when defined.
-   *
-   * Call with no parameters to parse `process.argv`. Detects Electron and special node options like `node --eval`. Easy mode!
-   *
-   * Or call with an array of strings to parse, and optionally where the user arguments start by specifying where the arguments are `from`:
-   * - `'node'`: default, `argv[0]` is the application and `argv[1]` is the script being run, with user arguments after that
-   * - `'electron'`: `argv[0]` is the application and `argv[1]` varies depending on whether the electron application is packaged
-   * - `'user'`: just user arguments
-   *
-   * @example
-   * await program.parseAsync(); // parse process.argv and auto-detect electron and special node flags
-   * await program.parseAsync(process.argv); // assume argv[0] is app and argv[1] is script
-   * await program.parseAsync(my-args, { from: 'user' }); // just user supplied arguments, nothing special about argv[0]
-   *
-   * @param {string[]} [argv]
-   * @param {object} [parseOptions]
-   * @param {string} parseOptions.from - where the args are from: 'node', 'user', 'electron'
-   * @return {Promise}
-   */
-
-  async parseAsync(argv, parseOptions) {
-    this._prepareForParse();
-    const userArgs = this._prepareUserArgs(argv, parseOptions);
-    await this._parseCommand([], userArgs);
-
-    return this;
-  }
-
-  _prepareForParse() {
-    if (this._savedState === null) {
-      this.saveStateBeforeParse();
-    } else {
-      this.restoreStateBeforeParse();
-    }
-  }
-
-  /**
-   * Called the first time parse is called to save state and allow a restore before subsequent calls to parse.
-   * Not usually called directly, but available for subclasses to save their custom state.
-   *
-   * This is called in a lazy way. Only commands used in parsing chain will have state saved.
-   */
-  saveStateBeforeParse() {
-    this._savedState = {
-      // name is stable if supplied by author, but may be unspecified for root command and deduced during parsing
-      _name: this._name,
-      // option values before parse have default values (including false for negated options)
-      // shallow clones
-      _optionValues: { ...this._optionValues },
-      _optionValueSources: { ...this._optionValueSources },
-    };
-  }
-
-  /**
-   * Restore state before parse for calls after the first.
-   * Not usually called directly, but available for subclasses to save their custom state.
-   *
-   * This is called in a lazy way. Only commands used in parsing chain will have state restored.
-   */
-  restoreStateBeforeParse() {
-    if (this._storeOptionsAsProperties)
-      throw new Error(`Can not call parse again when storeOptionsAsProperties is true.
-- either make a new Command for each call to parse, or stop storing options as properties`);
-
-    // clear state from _prepareUserArgs
-    this._name = this._savedState._name;
-    this._scriptPath = null;
-    this.rawArgs = [];
-    // clear state from setOptionValueWithSource
-    this._optionValues = { ...this._savedState._optionValues };
-    this._optionValueSources = { ...this._savedState._optionValueSources };
-    // clear state from _parseCommand
-    this.args = [];
-    // clear state from _processArguments
-    this.processedArgs = [];
-  }
-
-  /**
-   * Throw if expected executable is missing. Add lots of help for author.
-   *
-   * @param {string} executableFile
-   * @param {string} executableDir
-   * @param {string} subcommandName
-   */
-  _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-    if (fs.existsSync(executableFile)) return;
-
-    const executableDirMessage = executableDir
-      ? `searched for local subcommand relative to directory '${executableDir}'`
-      : 'no directory for search for local subcommand, use .executableDir() to supply a custom directory';
-    const executableMissing = `'${executableFile}' does not exist
- - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
- - if the default executable name is not suitable, use the executableFile option to supply a custom name or path
- - ${executableDirMessage}`;
-    throw new Error(executableMissing);
-  }
-
-  /**
-   * Execute a sub-command executable.
-   *
-   * @private
-   */
-
-  _executeSubCommand(subcommand, args) {
-    args = args.slice();
-    let launchWithNode = false; // Use node for source targets so do not need to get permissions correct, and on Windows.
-    const sourceExt = ['.js', '.ts', '.tsx', '.mjs', '.cjs'];
-
-    function findFile(baseDir, baseName) {
-      // Look for specified file
-      const localBin = path.resolve(baseDir, baseName);
-      if (fs.existsSync(localBin)) return localBin;
-
-      // Stop looking if candidate already has an expected extension.
-      if (sourceExt.includes(path.extname(baseName))) return undefined;
-
-      // Try all the extensions.
-      const foundExt = sourceExt.find((ext) =>
-        fs.existsSync(`${localBin}${ext}`),
-      );
-      if (foundExt) return `${localBin}${foundExt}`;
-
-      return undefined;
-    }
-
-    // Not checking for help first. Unlikely to have mandatory and executable, and can't robustly test for help flags in external command.
-    this._checkForMissingMandatoryOptions();
-    this._checkForConflictingOptions();
-
-    // executableFile and executableDir might be full path, or just a name
-    let executableFile =
-      subcommand._executableFile || `${this._name}-${subcommand._name}`;
-    let executableDir = this._executableDir || '';
-    if (this._scriptPath) {
-      let resolvedScriptPath; // resolve possible symlink for installed npm binary
-      try {
-        resolvedScriptPath = fs.realpathSync(this._scriptPath);
-      } catch {
-        resolvedScriptPath = this._scriptPath;
-      }
-      executableDir = path.resolve(
-        path.dirname(resolvedScriptPath),
-        executableDir,
-      );
-    }
-
-    // Look for a local file in preference to a command in PATH.
-    if (executableDir) {
-      let localFile = findFile(executableDir, executableFile);
-
-      // Legacy search using prefix of script name instead of command name
-      if (!localFile && !subcommand._executableFile && this._scriptPath) {
-        const legacyName = path.basename(
-          this._scriptPath,
-          path.extname(this._scriptPath),
-        );
-        if (legacyName !== this._name) {
-          localFile = findFile(
-            executableDir,
-            `${legacyName}-${subcommand._name}`,
-          );
-        }
-      }
-      executableFile = localFile || executableFile;
-    }
-
-    launchWithNode = sourceExt.includes(path.extname(executableFile));
-
-    let proc;
-    if (process.platform !== 'win32') {
-      if (launchWithNode) {
-        args.unshift(executableFile);
-        // add executable arguments to spawn
-        args = incrementNodeInspectorPort(process.execArgv).concat(args);
-
-        proc = childProcess.spawn(process.argv[0], args, { stdio: 'inherit' });
-      } else {
-        proc = childProcess.spawn(executableFile, args, { stdio: 'inherit' });
-      }
-    } else {
-      this._checkForMissingExecutable(
-        executableFile,
-        executableDir,
-        subcommand._name,
-      );
-      args.unshift(executableFile);
-      // add executable arguments to spawn
-      args = incrementNodeInspectorPort(process.execArgv).concat(args);
-      proc = childProcess.spawn(process.execPath, args, { stdio: 'inherit' });
-    }
-
-    if (!proc.killed) {
-      // testing mainly to avoid leak warnings during unit tests with mocked spawn
-      const signals = ['SIGUSR1', 'SIGUSR2', 'SIGTERM', 'SIGINT', 'SIGHUP'];
-      signals.forEach((signal) => {
-        process.on(signal, () => {
-          if (proc.killed === false && proc.exitCode === null) {
-            // @ts-ignore because signals not typed to known strings
-            proc.kill(signal);
-          }
-        });
-      });
-    }
-
-    // By default terminate process when spawned process terminates.
-    const exitCallback = this._exitCallback;
-    proc.on('close', (code) => {
-      code = code ?? 1; // code is null if spawned process terminated due to a signal
-      if (!exitCallback) {
-        process.exit(code);
-      } else {
-        exitCallback(
-          new CommanderError(
-            code,
-            'commander.executeSubCommandAsync',
-            '(close)',
-          ),
-        );
-      }
-    });
-    proc.on('error', (err) => {
-      // @ts-ignore: because err.code is an unknown property
-      if (err.code === 'ENOENT') {
-        this._checkForMissingExecutable(
-          executableFile,
-          executableDir,
-          subcommand._name,
-        );
-        // @ts-ignore: because err.code is an unknown property
-      } else if (err.code === 'EACCES') {
-        throw new Error(`'${executableFile}' not executable`);
-      }
-      if (!exitCallback) {
-        process.exit(1);
-      } else {
-        const wrappedError = new CommanderError(
-          1,
-          'commander.executeSubCommandAsync',
-          '(error)',
-        );
-        wrappedError.nestedError = err;
-        exitCallback(wrappedError);
-      }
-    });
-
-    // Store the reference to the child process
-    this.runningCommand = proc;
-  }
-
-  /**
-   * @private
-   */
-
-  _dispatchSubcommand(commandName, operands, unknown) {
-    const subCommand = this._findCommand(commandName);
-    if (!subCommand) this.help({ error: true });
-
-    subCommand._prepareForParse();
-    let promiseChain;
-    promiseChain = this._chainOrCallSubCommandHook(
-      promiseChain,
-      subCommand,
-      'preSubcommand',
-    );
-    promiseChain = this._chainOrCall(promiseChain, () => {
-      if (subCommand._executableHandler) {
-        this._executeSubCommand(subCommand, operands.concat(unknown));
-      } else {
-        return subCommand._parseCommand(operands, unknown);
-      }
-    });
-    return promiseChain;
-  }
-
-  /**
-   * Invoke help directly if possible, or dispatch if necessary.
-   * e.g. help foo
-   *
-   * @private
-   */
-
-  _dispatchHelpCommand(subcommandName) {
-    if (!subcommandName) {
-      this.help();
-    }
-    const subCommand = this._findCommand(subcommandName);
-    if (subCommand && !subCommand._executableHandler) {
-      subCommand.help();
-    }
-
-    // Fallback to parsing the help flag to invoke the help.
-    return this._dispatchSubcommand(
-      subcommandName,
-      [],
-      [this._getHelpOption()?.long ?? this._getHelpOption()?.short ?? '--help'],
-    );
-  }
-
-  /**
-   * Check this.args against expected this.registeredArguments.
-   *
-   * @private
-   */
-
-  _checkNumberOfArguments() {
-    // too few
-    this.registeredArguments.forEach((arg, i) => {
-      if (arg.required && this.args[i] == null) {
-        this.missingArgument(arg.name());
-      }
-    });
-    // too many
-    if (
-      this.registeredArguments.length > 0 &&
-      this.registeredArguments[this.registeredArguments.length - 1].variadic
-    ) {
-      return;
-    }
-    if (this.args.length > this.registeredArguments.length) {
-      this._excessArguments(this.args);
-    }
-  }
-
-  /**
-   * Process this.args using this.registeredArguments and save as this.processedArgs!
-   *
-   * @private
-   */
-
-  _processArguments() {
-    const myParseArg = (argument, value, previous) => {
-      // Extra processing for nice error message on parsing failure.
-      let parsedValue = value;
-      if (value !== null && argument.parseArg) {
-        const invalidValueMessage = `error: command-argument value '${value}' is invalid for argument '${argument.name()}'.`;
-        parsedValue = this._callParseArg(
-          argument,
-          value,
-          previous,
-          invalidValueMessage,
-        );
-      }
-      return parsedValue;
-    };
-
-    this._checkNumberOfArguments();
-
-    const processedArgs = [];
-    this.registeredArguments.forEach((declaredArg, index) => {
-      let value = declaredArg.defaultValue;
-      if (declaredArg.variadic) {
-        // Collect together remaining arguments for passing together as an array.
-        if (index < this.args.length) {
-          value = this.args.slice(index);
-          if (declaredArg.parseArg) {
-            value = value.reduce((processed, v) => {
-              return myParseArg(declaredArg, v, processed);
-            }, declaredArg.defaultValue);
-          }
-        } else if (value === undefined) {
-          value = [];
-        }
-      } else if (index < this.args.length) {
-        value = this.args[index];
-        if (declaredArg.parseArg) {
-          value = myParseArg(declaredArg, value, declaredArg.defaultValue);
-        }
-      }
-      processedArgs[index] = value;
-    });
-    this.processedArgs = processedArgs;
-  }
-
-  /**
-   * Once we have a promise we chain, but call synchronously until then.
-   *
-   * @param {(Promise|undefined)} promise
-   * @param {Function} fn
-   * @return {(Promise|undefined)}
-   * @private
-   */
-
-  _chainOrCall(promise, fn) {
-    // thenable
-    if (promise?.then && typeof promise.then === 'function') {
-      // already have a promise, chain callback
-      return promise.then(() => fn());
-    }
-    // callback might return a promise
-    return fn();
-  }
-
-  /**
-   *
-   * @param {(Promise|undefined)} promise
-   * @param {string} event
-   * @return {(Promise|undefined)}
-   * @private
-   */
-
-  _chainOrCallHooks(promise, event) {
-    let result = promise;
-    const hooks = [];
-    this._getCommandAndAncestors()
-      .reverse()
-      .filter((cmd) => cmd._lifeCycleHooks[event] !== undefined)
-      .forEach((hookedCommand) => {
-        hookedCommand._lifeCycleHooks[event].forEach((callback) => {
-          hooks.push({ hookedCommand, callback });
-        });
-      });
-    if (event === 'postAction') {
-      hooks.reverse();
-    }
-
-    hooks.forEach((hookDetail) => {
-      result = this._chainOrCall(result, () => {
-        return hookDetail.callback(hookDetail.hookedCommand, this);
-      });
-    });
-    return result;
-  }
-
-  /**
-   *
-   * @param {(Promise|undefined)} promise
-   * @param {Command} subCommand
-   * @param {string} event
-   * @return {(Promise|undefined)}
-   * @private
-   */
-
-  _chainOrCallSubCommandHook(promise, subCommand, event) {
-    let result = promise;
-    if (this._lifeCycleHooks[event] !== undefined) {
-      this._lifeCycleHooks[event].forEach((hook) => {
-        result = this._chainOrCall(result, () => {
-          return hook(this, subCommand);
-        });
-      });
-    }
-    return result;
-  }
-
-  /**
-   * Process arguments in context of this command.
-   * Returns action result, in case it is a promise.
-   *
-   * @private
-   */
-
-  _parseCommand(operands, unknown) {
-    const parsed = this.parseOptions(unknown);
-    this._parseOptionsEnv(); // after cli, so parseArg not called on both cli and env
-    this._parseOptionsImplied();
-    operands = operands.concat(parsed.operands);
-    unknown = parsed.unknown;
-    this.args = operands.concat(unknown);
-
-    if (operands && this._findCommand(operands[0])) {
-      return this._dispatchSubcommand(operands[0], operands.slice(1), unknown);
-    }
-    if (
-      this._getHelpCommand() &&
-      operands[0] === this._getHelpCommand().name()
-    ) {
-      return this._dispatchHelpCommand(operands[1]);
-    }
-    if (this._defaultCommandName) {
-      this._outputHelpIfRequested(unknown); // Run the help for default command from parent rather than passing to default command
-      return this._dispatchSubcommand(
-        this._defaultCommandName,
-        operands,
-        unknown,
-      );
-    }
-    if (
-      this.commands.length &&
-      this.args.length === 0 &&
-      !this._actionHandler &&
-      !this._defaultCommandName
-    ) {
-      // probably missing subcommand and no handler, user needs help (and exit)
-      this.help({ error: true });
-    }
-
-    this._outputHelpIfRequested(parsed.unknown);
-    this._checkForMissingMandatoryOptions();
-    this._checkForConflictingOptions();
-
-    // We do not always call this check to avoid masking a "better" error, like unknown command.
-    const checkForUnknownOptions = () => {
-      if (parsed.unknown.length > 0) {
-        this.unknownOption(parsed.unknown[0]);
-      }
-    };
-
-    const commandEvent = `command:${this.name()}`;
-    if (this._actionHandler) {
-      checkForUnknownOptions();
-      this._processArguments();
-
-      let promiseChain;
-      promiseChain = this._chainOrCallHooks(promiseChain, 'preAction');
-      promiseChain = this._chainOrCall(promiseChain, () =>
-        this._actionHandler(this.processedArgs),
-      );
-      if (this.parent) {
-        promiseChain = this._chainOrCall(promiseChain, () => {
-          this.parent.emit(commandEvent, operands, unknown); // legacy
-        });
-      }
-      promiseChain = this._chainOrCallHooks(promiseChain, 'postAction');
-      return promiseChain;
-    }
-    if (this.parent?.listenerCount(commandEvent)) {
-      checkForUnknownOptions();
-      this._processArguments();
-      this.parent.emit(commandEvent, operands, unknown); // legacy
-    } else if (operands.length) {
-      if (this._findCommand('*')) {
-        // legacy default command
-        return this._dispatchSubcommand('*', operands, unknown);
-      }
-      if (this.listenerCount('command:*')) {
-        // skip option check, emit event for possible misspelling suggestion
-        this.emit('command:*', operands, unknown);
-      } else if (this.commands.length) {
-        this.unknownCommand();
-      } else {
-        checkForUnknownOptions();
-        this._processArguments();
-      }
-    } else if (this.commands.length) {
-      checkForUnknownOptions();
-      // This command has subcommands and nothing hooked up at this level, so display help (and exit).
-      this.help({ error: true });
-    } else {
-      checkForUnknownOptions();
-      this._processArguments();
-      // fall through for caller to handle after calling .parse()
-    }
-  }
-
-  /**
-   * Find matching command.
-   *
-   * @private
-   * @return {Command | undefined}
-   */
-  _findCommand(name) {
-    if (!name) return undefined;
-    return this.commands.find(
-      (cmd) => cmd._name === name || cmd._aliases.includes(name),
-    );
-  }
-
-  /**
-   * Return an option matching `arg` if any.
-   *
-   * @param {string} arg
-   * @return {Option}
-   * @package
-   */
-
-  _findOption(arg) {
-    return this.options.find((option) => option.is(arg));
-  }
-
-  /**
-   * Display an error message if a mandatory option does not have a value.
-   * Called after checking for help flags in leaf subcommand.
-   *
-   * @private
-   */
-
-  _checkForMissingMandatoryOptions() {
-    // Walk up hierarchy so can call in subcommand after checking for displaying help.
-    this._getCommandAndAncestors().forEach((cmd) => {
-      cmd.options.forEach((anOption) => {
-        if (
-          anOption.mandatory &&
-          cmd.getOptionValue(anOption.attributeName()) === undefined
-        ) {
-          cmd.missingMandatoryOptionValue(anOption);
-        }
-      });
-    });
-  }
-
-  /**
-   * Display an error message if conflicting options are used together in this.
-   *
-   * @private
-   */
-  _checkForConflictingLocalOptions() {
-    const definedNonDefaultOptions = this.options.filter((option) => {
-      const optionKey = option.attributeName();
-      if (this.getOptionValue(optionKey) === undefined) {
-        return false;
-      }
-      return this.getOptionValueSource(optionKey) !== 'default';
-    });
-
-    const optionsWithConflicting = definedNonDefaultOptions.filter(
-      (option) => option.conflictsWith.length > 0,
-    );
-
-    optionsWithConflicting.forEach((option) => {
-      const conflictingAndDefined = definedNonDefaultOptions.find((defined) =>
-        option.conflictsWith.includes(defined.attributeName()),
-      );
-      if (conflictingAndDefined) {
-        this._conflictingOption(option, conflictingAndDefined);
-      }
-    });
-  }
-
-  /**
-   * Display an error message if conflicting options are used together.
-   * Called after checking for help flags in leaf subcommand.
-   *
-   * @private
-   */
-  _checkForConflictingOptions() {
-    // Walk up hierarchy so can call in subcommand after checking for displaying help.
-    this._getCommandAndAncestors().forEach((cmd) => {
-      cmd._checkForConflictingLocalOptions();
-    });
-  }
-
-  /**
-   * Parse options from `argv` removing known options,
-   * and return argv split into operands and unknown arguments.
-   *
-   * Side effects: modifies command by storing options. Does not reset state if called again.
-   *
-   * Examples:
-   *
-   *     argv => operands, unknown
-   *     --known kkk op => [op], []
-   *     op --known kkk => [op], []
-   *     sub --unknown uuu op => [sub], [--unknown uuu op]
-   *     sub -- --unknown uuu op => [sub --unknown uuu op], []
-   *
-   * @param {string[]} args
-   * @return {{operands: string[], unknown: string[]}}
-   */
-
-  parseOptions(args) {
-    const operands = []; // operands, not options or values
-    const unknown = []; // first unknown option and remaining unknown args
-    let dest = operands;
-
-    function maybeOption(arg) {
-      return arg.length > 1 && arg[0] === '-';
-    }
-
-    const negativeNumberArg = (arg) => {
-      // return false if not a negative number
-      if (!/^-(\d+|\d*\.\d+)(e[+-]?\d+)?$/.test(arg)) return false;
-      // negative number is ok unless digit used as an option in command hierarchy
-      return !this._getCommandAndAncestors().some((cmd) =>
-        cmd.options
-          .map((opt) => opt.short)
-          .some((short) => /^-\d$/.test(short)),
-      );
-    };
-
-    // parse options
-    let activeVariadicOption = null;
-    let activeGroup = null; // working through group of short options, like -abc
-    let i = 0;
-    while (i < args.length || activeGroup) {
-      const arg = activeGroup ?? args[i++];
-      activeGroup = null;
-
-      // literal
-      if (arg === '--') {
-        if (dest === unknown) dest.push(arg);
-        dest.push(...args.slice(i));
-        break;
-      }
-
-      if (
-        activeVariadicOption &&
-        (!maybeOption(arg) || negativeNumberArg(arg))
-      ) {
-        this.emit(`option:${activeVariadicOption.name()}`, arg);
-        continue;
-      }
-      activeVariadicOption = null;
-
-      if (maybeOption(arg)) {
-        const option = this._findOption(arg);
-        // recognised option, call listener to assign value with possible custom processing
-        if (option) {
-          if (option.required) {
-            const value = args[i++];
-            if (value === undefined) this.optionMissingArgument(option);
-            this.emit(`option:${option.name()}`, value);
-          } else if (option.optional) {
-            let value = null;
-            // historical behaviour is optional value is following arg unless an option
-            if (
-              i < args.length &&
-              (!maybeOption(args[i]) || negativeNumberArg(args[i]))
-            ) {
-              value = args[i++];
-            }
-            this.emit(`option:${option.name()}`, value);
-          } else {
-            // boolean flag
-            this.emit(`option:${option.name()}`);
-          }
-          activeVariadicOption = option.variadic ? option : null;
-          continue;
-        }
-      }
-
-      // Look for combo options following single dash, eat first one if known.
-      if (arg.length > 2 && arg[0] === '-' && arg[1] !== '-') {
-        const option = this._findOption(`-${arg[1]}`);
-        if (option) {
-          if (
-            option.required ||
-            (option.optional && this._combineFlagAndOptionalValue)
-          ) {
-            // option with value following in same argument
-            this.emit(`option:${option.name()}`, arg.slice(2));
-          } else {
-            // boolean option
-            this.emit(`option:${option.name()}`);
-            // remove the processed option and keep processing group
-            activeGroup = `-${arg.slice(2)}`;
-          }
-          continue;
-        }
-      }
-
-      // Look for known long flag with value, like --foo=bar
-      if (/^--[^=]+=/.test(arg)) {
-        const index = arg.indexOf('=');
-        const option = this._findOption(arg.slice(0, index));
-        if (option && (option.required || option.optional)) {
-          this.emit(`option:${option.name()}`, arg.slice(index + 1));
-          continue;
-        }
-      }
-
-      // Not a recognised option by this command.
-      // Might be a command-argument, or subcommand option, or unknown option, or help command or option.
-
-      // An unknown option means further arguments also classified as unknown so can be reprocessed by subcommands.
-      // A negative number in a leaf command is not an unknown option.
-      if (
-        dest === operands &&
-        maybeOption(arg) &&
-        !(this.commands.length === 0 && negativeNumberArg(arg))
-      ) {
-        dest = unknown;
-      }
-
-      // If using positionalOptions, stop processing our options at subcommand.
-      if (
-        (this._enablePositionalOptions || this._passThroughOptions) &&
-        operands.length === 0 &&
-        unknown.length === 0
-      ) {
-        if (this._findCommand(arg)) {
-          operands.push(arg);
-          unknown.push(...args.slice(i));
-          break;
-        } else if (
-          this._getHelpCommand() &&
-          arg === this._getHelpCommand().name()
-        ) {
-          operands.push(arg, ...args.slice(i));
-          break;
-        } else if (this._defaultCommandName) {
-          unknown.push(arg, ...args.slice(i));
-          break;
-        }
-      }
-
-      // If using passThroughOptions, stop processing options at first command-argument.
-      if (this._passThroughOptions) {
-        dest.push(arg, ...args.slice(i));
-        break;
-      }
-
-      // add arg
-      dest.push(arg);
-    }
-
-    return { operands, unknown };
-  }
-
-  /**
-   * Return an object containing local option values as key-value pairs.
-   *
-   * @return {object}
-   */
-  opts() {
-    if (this._storeOptionsAsProperties) {
-      // Preserve original behaviour so backwards compatible when still using properties
-      const result = {};
-      const len = this.options.length;
-
-      for (let i = 0; i < len; i++) {
-        const key = this.options[i].attributeName();
-        result[key] =
-          key === this._versionOptionName ? this._version : this[key];
-      }
-      return result;
-    }
-
-    return this._optionValues;
-  }
-
-  /**
-   * Return an object containing merged local and global option values as key-value pairs.
-   *
-   * @return {object}
-   */
-  optsWithGlobals() {
-    // globals overwrite locals
-    return this._getCommandAndAncestors().reduce(
-      (combinedOptions, cmd) => Object.assign(combinedOptions, cmd.opts()),
-      {},
-    );
-  }
-
-  /**
-   * Display error message and exit (or call exitOverride).
-   *
-   * @param {string} message
-   * @param {object} [errorOptions]
-   * @param {string} [errorOptions.code] - an id string representing the error
-   * @param {number} [errorOptions.exitCode] - used with process.exit
-   */
-  error(message, errorOptions) {
-    // output handling
-    this._outputConfiguration.outputError(
-      `${message}\n`,
-      this._outputConfiguration.writeErr,
-    );
-    if (typeof this._showHelpAfterError === 'string') {
-      this._outputConfiguration.writeErr(`${this._showHelpAfterError}\n`);
-    } else if (this._showHelpAfterError) {
-      this._outputConfiguration.writeErr('\n');
-      this.outputHelp({ error: true });
-    }
-
-    // exit handling
-    const config = errorOptions || {};
-    const exitCode = config.exitCode || 1;
-    const code = config.code || 'commander.error';
-    this._exit(exitCode, code, message);
-  }
-
-  /**
-   * Apply any option related environment variables, if option does
-   * not have a value from cli or client code.
-   *
-   * @private
-   */
-  _parseOptionsEnv() {
-    this.options.forEach((option) => {
-      if (option.envVar && option.envVar in process.env) {
-        const optionKey = option.attributeName();
-        // Priority check. Do not overwrite cli or options from unknown source (client-code).
-        if (
-          this.getOptionValue(optionKey) === undefined ||
-          ['default', 'config', 'env'].includes(
-            this.getOptionValueSource(optionKey),
-          )
-        ) {
-          if (option.required || option.optional) {
-            // option can take a value
-            // keep very simple, optional always takes value
-            this.emit(`optionEnv:${option.name()}`, process.env[option.envVar]);
-          } else {
-            // boolean
-            // keep very simple, only care that envVar defined and not the value
-            this.emit(`optionEnv:${option.name()}`);
-          }
-        }
-      }
-    });
-  }
-
-  /**
-   * Apply any implied option values, if option is undefined or default value.
-   *
-   * @private
-   */
-  _parseOptionsImplied() {
-    const dualHelper = new DualOptions(this.options);
-    const hasCustomOptionValue = (optionKey) => {
-      return (
-        this.getOptionValue(optionKey) !== undefined &&
-        !['default', 'implied'].includes(this.getOptionValueSource(optionKey))
-      );
-    };
-    this.options
-      .filter(
-        (option) =>
-          option.implied !== undefined &&
-          hasCustomOptionValue(option.attributeName()) &&
-          dualHelper.valueFromOption(
-            this.getOptionValue(option.attributeName()),
-            option,
-          ),
-      )
-      .forEach((option) => {
-        Object.keys(option.implied)
-          .filter((impliedKey) => !hasCustomOptionValue(impliedKey))
-          .forEach((impliedKey) => {
-            this.setOptionValueWithSource(
-              impliedKey,
-              option.implied[impliedKey],
-              'implied',
-            );
-          });
-      });
-  }
-
-  /**
-   * Argument `name` is missing.
-   *
-   * @param {string} name
-   * @private
-   */
-
-  missingArgument(name) {
-    const message = `error: missing required argument '${name}'`;
-    this.error(message, { code: 'commander.missingArgument' });
-  }
-
-  /**
-   * `Option` is missing an argument.
-   *
-   * @param {Option} option
-   * @private
-   */
-
-  optionMissingArgument(option) {
-    const message = `error: option '${option.flags}' argument missing`;
-    this.error(message, { code: 'commander.optionMissingArgument' });
-  }
-
-  /**
-   * `Option` does not have a value, and is a mandatory option.
-   *
-   * @param {Option} option
-   * @private
-   */
-
-  missingMandatoryOptionValue(option) {
-    const message = `error: required option '${option.flags}' not specified`;
-    this.error(message, { code: 'commander.missingMandatoryOptionValue' });
-  }
-
-  /**
-   * `Option` conflicts with another option.
-   *
-   * @param {Option} option
-   * @param {Option} conflictingOption
-   * @private
-   */
-  _conflictingOption(option, conflictingOption) {
-    // The calling code does not know whether a negated option is the source of the
-    // value, so do some work to take an educated guess.
-    const findBestOptionFromValue = (option) => {
-      const optionKey = option.attributeName();
-      const optionValue = this.getOptionValue(optionKey);
-      const negativeOption = this.options.find(
-        (target) => target.negate && optionKey === target.attributeName(),
-      );
-      const positiveOption = this.options.find(
-        (target) => !target.negate && optionKey === target.attributeName(),
-      );
-      if (
-        negativeOption &&
-        ((negativeOption.presetArg === undefined && optionValue === false) ||
-          (negativeOption.presetArg !== undefined &&
-            optionValue === negativeOption.presetArg))
-      ) {
-        return negativeOption;
-      }
-      return positiveOption || option;
-    };
-
-    const getErrorMessage = (option) => {
-      const bestOption = findBestOptionFromValue(option);
-      const optionKey = bestOption.attributeName();
-      const source = this.getOptionValueSource(optionKey);
-      if (source === 'env') {
-        return `environment variable '${bestOption.envVar}'`;
-      }
-      return `option '${bestOption.flags}'`;
-    };
-
-    const message = `error: ${getErrorMessage(option)} cannot be used with ${getErrorMessage(conflictingOption)}`;
-    this.error(message, { code: 'commander.conflictingOption' });
-  }
-
-  /**
-   * Unknown option `flag`.
-   *
-   * @param {string} flag
-   * @private
-   */
-
-  unknownOption(flag) {
-    if (this._allowUnknownOption) return;
-    let suggestion = '';
-
-    if (flag.startsWith('--') && this._showSuggestionAfterError) {
-      // Looping to pick up the global options too
-      let candidateFlags = [];
-      // eslint-disable-next-line @typescript-eslint/no-this-alias
-      let command = this;
-      do {
-        const moreFlags = command
-          .createHelp()
-          .visibleOptions(command)
-          .filter((option) => option.long)
-          .map((option) => option.long);
-        candidateFlags = candidateFlags.concat(moreFlags);
-        command = command.parent;
-      } while (command && !command._enablePositionalOptions);
-      suggestion = suggestSimilar(flag, candidateFlags);
-    }
-
-    const message = `error: unknown option '${flag}'${suggestion}`;
-    this.error(message, { code: 'commander.unknownOption' });
-  }
-
-  /**
-   * Excess arguments, more than expected.
-   *
-   * @param {string[]} receivedArgs
-   * @private
-   */
-
-  _excessArguments(receivedArgs) {
-    if (this._allowExcessArguments) return;
-
-    const expected = this.registeredArguments.length;
-    const s = expected === 1 ? '' : 's';
-    const forSubcommand = this.parent ? ` for '${this.name()}'` : '';
-    const message = `error: too many arguments${forSubcommand}. Expected ${expected} argument${s} but got ${receivedArgs.length}.`;
-    this.error(message, { code: 'commander.excessArguments' });
-  }
-
-  /**
-   * Unknown command.
-   *
-   * @private
-   */
-
-  unknownCommand() {
-    const unknownName = this.args[0];
-    let suggestion = '';
-
-    if (this._showSuggestionAfterError) {
-      const candidateNames = [];
-      this.createHelp()
-        .visibleCommands(this)
-        .forEach((command) => {
-          candidateNames.push(command.name());
-          // just visible alias
-          if (command.alias()) candidateNames.push(command.alias());
-        });
-      suggestion = suggestSimilar(unknownName, candidateNames);
-    }
-
-    const message = `error: unknown command '${unknownName}'${suggestion}`;
-    this.error(message, { code: 'commander.unknownCommand' });
-  }
-
-  /**
-   * Get or set the program version.
-   *
-   * This method auto-registers the "-V, --version" option which will print the version number.
-   *
-   * You can optionally supply the flags and description to override the defaults.
-   *
-   * @param {string} [str]
-   * @param {string} [flags]
-   * @param {string} [description]
-   * @return {(this | string | undefined)} `this` command for chaining, or version string if no arguments
-   */
-
-  version(str, flags, description) {
-    if (str === undefined) return this._version;
-    this._version = str;
-    flags = flags || '-V, --version';
-    description = description || 'output the version number';
-    const versionOption = this.createOption(flags, description);
-    this._versionOptionName = versionOption.attributeName();
-    this._registerOption(versionOption);
-
-    this.on('option:' + versionOption.name(), () => {
-      this._outputConfiguration.writeOut(`${str}\n`);
-      this._exit(0, 'commander.version', str);
-    });
-    return this;
-  }
-
-  /**
-   * Set the description.
-   *
-   * @param {string} [str]
-   * @param {object} [argsDescription]
-   * @return {(string|Command)}
-   */
-  description(str, argsDescription) {
-    if (str === undefined && argsDescription === undefined)
-      return this._description;
-    this._description = str;
-    if (argsDescription) {
-      this._argsDescription = argsDescription;
-    }
-    return this;
-  }
-
-  /**
-   * Set the summary. Used when listed as subcommand of parent.
-   *
-   * @param {string} [str]
-   * @return {(string|Command)}
-   */
-  summary(str) {
-    if (str === undefined) return this._summary;
-    this._summary = str;
-    return this;
-  }
-
-  /**
-   * Set an alias for the command.
-   *
-   * You may call more than once to add multiple aliases. Only the first alias is shown in the auto-generated help.
-   *
-   * @param {string} [alias]
-   * @return {(string|Command)}
-   */
-
-  alias(alias) {
-    if (alias === undefined) return this._aliases[0]; // just return first, for backwards compatibility
-
-    /** @type {Command} */
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    let command = this;
-    if (
-      this.commands.length !== 0 &&
-      this.commands[this.commands.length - 1]._executableHandler
-    ) {
-      // assume adding alias for last added executable subcommand, rather than this
-      command = this.commands[this.commands.length - 1];
-    }
-
-    if (alias === command._name)
-      throw new Error("Command alias can't be the same as its name");
-    const matchingCommand = this.parent?._findCommand(alias);
-    if (matchingCommand) {
-      // c.f. _registerCommand
-      const existingCmd = [matchingCommand.name()]
-        .concat(matchingCommand.aliases())
-        .join('|');
-      throw new Error(
-        `cannot add alias '${alias}' to command '${this.name()}' as already have command '${existingCmd}'`,
-      );
-    }
-
-    command._aliases.push(alias);
-    return this;
-  }
-
-  /**
-   * Set aliases for the command.
-   *
-   * Only the first alias is shown in the auto-generated help.
-   *
-   * @param {string[]} [aliases]
-   * @return {(string[]|Command)}
-   */
-
-  aliases(aliases) {
-    // Getter for the array of aliases is the main reason for having aliases() in addition to alias().
-    if (aliases === undefined) return this._aliases;
-
-    aliases.forEach((alias) => this.alias(alias));
-    return this;
-  }
-
-  /**
-   * Set / get the command usage `str`.
-   *
-   * @param {string} [str]
-   * @return {(string|Command)}
-   */
-
-  usage(str) {
-    if (str === undefined) {
-      if (this._usage) return this._usage;
-
-      const args = this.registeredArguments.map((arg) => {
-        return humanReadableArgName(arg);
-      });
-      return []
-        .concat(
-          this.options.length || this._helpOption !== null ? '[options]' : [],
-          this.commands.length ? '[command]' : [],
-          this.registeredArguments.length ? args : [],
-        )
-        .join(' ');
-    }
-
-    this._usage = str;
-    return this;
-  }
-
-  /**
-   * Get or set the name of the command.
-   *
-   * @param {string} [str]
-   * @return {(string|Command)}
-   */
-
-  name(str) {
-    if (str === undefined) return this._name;
-    this._name = str;
-    return this;
-  }
-
-  /**
-   * Set/get the help group heading for this subcommand in parent command's help.
-   *
-   * @param {string} [heading]
-   * @return {Command | string}
-   */
-
-  helpGroup(heading) {
-    if (heading === undefined) return this._helpGroupHeading ?? '';
-    this._helpGroupHeading = heading;
-    return this;
-  }
-
-  /**
-   * Set/get the default help group heading for subcommands added to this command.
-   * (This does not override a group set directly on the subcommand using .helpGroup().)
-   *
-   * @example
-   * program.commandsGroup('Development Commands:);
-   * program.command('watch')...
-   * program.command('lint')...
-   * ...
-   *
-   * @param {string} [heading]
-   * @returns {Command | string}
-   */
-  commandsGroup(heading) {
-    if (heading === undefined) return this._defaultCommandGroup ?? '';
-    this._defaultCommandGroup = heading;
-    return this;
-  }
-
-  /**
-   * Set/get the default help group heading for options added to this command.
-   * (This does not override a group set directly on the option using .helpGroup().)
-   *
-   * @example
-   * program
-   *   .optionsGroup('Development Options:')
-   *   .option('-d, --debug', 'output extra debugging')
-   *   .option('-p, --profile', 'output profiling information')
-   *
-   * @param {string} [heading]
-   * @returns {Command | string}
-   */
-  optionsGroup(heading) {
-    if (heading === undefined) return this._defaultOptionGroup ?? '';
-    this._defaultOptionGroup = heading;
-    return this;
-  }
-
-  /**
-   * @param {Option} option
-   * @private
-   */
-  _initOptionGroup(option) {
-    if (this._defaultOptionGroup && !option.helpGroupHeading)
-      option.helpGroup(this._defaultOptionGroup);
-  }
-
-  /**
-   * @param {Command} cmd
-   * @private
-   */
-  _initCommandGroup(cmd) {
-    if (this._defaultCommandGroup && !cmd.helpGroup())
-      cmd.helpGroup(this._defaultCommandGroup);
-  }
-
-  /**
-   * Set the name of the command from script filename, such as process.argv[1],
-   * or require.main.filename, or __filename.
-   *
-   * (Used internally and public although not documented in README.)
-   *
-   * @example
-   * program.nameFromFilename(require.main.filename);
-   *
-   * @param {string} filename
-   * @return {Command}
-   */
-
-  nameFromFilename(filename) {
-    this._name = path.basename(filename, path.extname(filename));
-
-    return this;
-  }
-
-  /**
-   * Get or set the directory for searching for executable subcommands of this command.
-   *
-   * @example
-   * program.executableDir(__dirname);
-   * // or
-   * program.executableDir('subcommands');
-   *
-   * @param {string} [path]
-   * @return {(string|null|Command)}
-   */
-
-  executableDir(path) {
-    if (path === undefined) return this._executableDir;
-    this._executableDir = path;
-    return this;
-  }
-
-  /**
-   * Return program help documentation.
-   *
-   * @param {{ error: boolean }} [contextOptions] - pass {error:true} to wrap for stderr instead of stdout
-   * @return {string}
-   */
-
-  helpInformation(contextOptions) {
-    const helper = this.createHelp();
-    const context = this._getOutputContext(contextOptions);
-    helper.prepareContext({
-      error: context.error,
-      helpWidth: context.helpWidth,
-      outputHasColors: context.hasColors,
-    });
-    const text = helper.formatHelp(this, helper);
-    if (context.hasColors) return text;
-    return this._outputConfiguration.stripColor(text);
-  }
-
-  /**
-   * @typedef HelpContext
-   * @type {object}
-   * @property {boolean} error
-   * @property {number} helpWidth
-   * @property {boolean} hasColors
-   * @property {function} write - includes stripColor if needed
-   *
-   * @returns {HelpContext}
-   * @private
-   */
-
-  _getOutputContext(contextOptions) {
-    contextOptions = contextOptions || {};
-    const error = !!contextOptions.error;
-    let baseWrite;
-    let hasColors;
-    let helpWidth;
-    if (error) {
-      baseWrite = (str) => this._outputConfiguration.writeErr(str);
-      hasColors = this._outputConfiguration.getErrHasColors();
-      helpWidth = this._outputConfiguration.getErrHelpWidth();
-    } else {
-      baseWrite = (str) => this._outputConfiguration.writeOut(str);
-      hasColors = this._outputConfiguration.getOutHasColors();
-      helpWidth = this._outputConfiguration.getOutHelpWidth();
-    }
-    const write = (str) => {
-      if (!hasColors) str = this._outputConfiguration.stripColor(str);
-      return baseWrite(str);
-    };
-    return { error, write, hasColors, helpWidth };
-  }
-
-  /**
-   * Output help information for this command.
-   *
-   * Outputs built-in help, and custom text added using `.addHelpText()`.
-   *
-   * @param {{ error: boolean } | Function} [contextOptions] - pass {error:true} to write to stderr instead of stdout
-   */
-
-  outputHelp(contextOptions) {
-    let deprecatedCallback;
-    if (typeof contextOptions === 'function') {
-      deprecatedCallback = contextOptions;
-      contextOptions = undefined;
-    }
-
-    const outputContext = this._getOutputContext(contextOptions);
-    /** @type {HelpTextEventContext} */
-    const eventContext = {
-      error: outputContext.error,
-      write: outputContext.write,
-      command: this,
-    };
-
-    this._getCommandAndAncestors()
-      .reverse()
-      .forEach((command) => command.emit('beforeAllHelp', eventContext));
-    this.emit('beforeHelp', eventContext);
-
-    let helpInformation = this.helpInformation({ error: outputContext.error });
-    if (deprecatedCallback) {
-      helpInformation = deprecatedCallback(helpInformation);
-      if (
-        typeof helpInformation !== 'string' &&
-        !Buffer.isBuffer(helpInformation)
-      ) {
-        throw new Error('outputHelp callback must return a string or a Buffer');
-      }
-    }
-    outputContext.write(helpInformation);
-
-    if (this._getHelpOption()?.long) {
-      this.emit(this._getHelpOption().long); // deprecated
-    }
-    this.emit('afterHelp', eventContext);
-    this._getCommandAndAncestors().forEach((command) =>
-      command.emit('afterAllHelp', eventContext),
-    );
-  }
-
-  /**
-   * You can pass in flags and a description to customise the built-in help option.
-   * Pass in false to disable the built-in help option.
-   *
-   * @example
-   * program.helpOption('-?, --help' 'show help'); // customise
-   * program.helpOption(false); // disable
-   *
-   * @param {(string | boolean)} flags
-   * @param {string} [description]
-   * @return {Command} `this` command for chaining
-   */
-
-  helpOption(flags, description) {
-    // Support enabling/disabling built-in help option.
-    if (typeof flags === 'boolean') {
-      if (flags) {
-        if (this._helpOption === null) this._helpOption = undefined; // reenable
-        if (this._defaultOptionGroup) {
-          // make the option to store the group
-          this._initOptionGroup(this._getHelpOption());
-        }
-      } else {
-        this._helpOption = null; // disable
-      }
-      return this;
-    }
-
-    // Customise flags and description.
-    this._helpOption = this.createOption(
-      flags ?? '-h, --help',
-      description ?? 'display help for command',
-    );
-    // init group unless lazy create
-    if (flags || description) this._initOptionGroup(this._helpOption);
-
-    return this;
-  }
-
-  /**
-   * Lazy create help option.
-   * Returns null if has been disabled with .helpOption(false).
-   *
-   * @returns {(Option | null)} the help option
-   * @package
-   */
-  _getHelpOption() {
-    // Lazy create help option on demand.
-    if (this._helpOption === undefined) {
-      this.helpOption(undefined, undefined);
-    }
-    return this._helpOption;
-  }
-
-  /**
-   * Supply your own option to use for the built-in help option.
-   * This is an alternative to using helpOption() to customise the flags and description etc.
-   *
-   * @param {Option} option
-   * @return {Command} `this` command for chaining
-   */
-  addHelpOption(option) {
-    this._helpOption = option;
-    this._initOptionGroup(option);
-    return this;
-  }
-
-  /**
-   * Output help information and exit.
-   *
-   * Outputs built-in help, and custom text added using `.addHelpText()`.
-   *
-   * @param {{ error: boolean }} [contextOptions] - pass {error:true} to write to stderr instead of stdout
-   */
-
-  help(contextOptions) {
-    this.outputHelp(contextOptions);
-    let exitCode = Number(process.exitCode ?? 0); // process.exitCode does allow a string or an integer, but we prefer just a number
-    if (
-      exitCode === 0 &&
-      contextOptions &&
-      typeof contextOptions !== 'function' &&
-      contextOptions.error
-    ) {
-      exitCode = 1;
-    }
-    // message: do not have all displayed text available so only passing placeholder.
-    this._exit(exitCode, 'commander.help', '(outputHelp)');
-  }
-
-  /**
-   * // Do a little typing to coordinate emit and listener for the help text events.
-   * @typedef HelpTextEventContext
-   * @type {object}
-   * @property {boolean} error
-   * @property {Command} command
-   * @property {function} write
-   */
-
-  /**
-   * Add additional text to be displayed with the built-in help.
-   *
-   * Position is 'before' or 'after' to affect just this command,
-   * and 'beforeAll' or 'afterAll' to affect this command and all its subcommands.
-   *
-   * @param {string} position - before or after built-in help
-   * @param {(string | Function)} text - string to add, or a function returning a string
-   * @return {Command} `this` command for chaining
-   */
-
-  addHelpText(position, text) {
-    const allowedValues = ['beforeAll', 'before', 'after', 'afterAll'];
-    if (!allowedValues.includes(position)) {
-      throw new Error(`Unexpected value for position to addHelpText.
-Expecting one of '${allowedValues.join("', '")}'`);
-    }
-
-    const helpEvent = `${position}Help`;
-    this.on(helpEvent, (/** @type {HelpTextEventContext} */ context) => {
-      let helpStr;
-      if (typeof text === 'function') {
-        helpStr = text({ error: context.error, command: context.command });
-      } else {
-        helpStr = text;
-      }
-      // Ignore falsy value when nothing to output.
-      if (helpStr) {
-        context.write(`${helpStr}\n`);
-      }
-    });
-    return this;
-  }
-
-  /**
-   * Output help information if help flags specified
-   *
-   * @param {Array} args - array of options to search for help flags
-   * @private
-   */
-
-  _outputHelpIfRequested(args) {
-    const helpOption = this._getHelpOption();
-    const helpRequested = helpOption && args.find((arg) => helpOption.is(arg));
-    if (helpRequested) {
-      this.outputHelp();
-      // (Do not have all displayed text available so only passing placeholder.)
-      this._exit(0, 'commander.helpDisplayed', '(outputHelp)');
-    }
-  }
-}
-
-/**
- * Scan arguments and increment port number for inspect calls (to avoid conflicts when spawning new command).
- *
- * @param {string[]} args - array of arguments from node.execArgv
- * @returns {string[]}
- * @private
- */
-
-function incrementNodeInspectorPort(args) {
-  // Testing for these options:
-  //  --inspect[=[host:]port]
-  //  --inspect-brk[=[host:]port]
-  //  --inspect-port=[host:]port
-  return args.map((arg) => {
-    if (!arg.startsWith('--inspect')) {
-      return arg;
-    }
-    let debugOption;
-    let debugHost = '127.0.0.1';
-    let debugPort = '9229';
-    let match;
-    if ((match = arg.match(/^(--inspect(-brk)?)$/)) !== null) {
-      // e.g. --inspect
-      debugOption = match[1];
-    } else if (
-      (match = arg.match(/^(--inspect(-brk|-port)?)=([^:]+)$/)) !== null
-    ) {
-      debugOption = match[1];
-      if (/^\d+$/.test(match[3])) {
-        // e.g. --inspect=1234
-        debugPort = match[3];
-      } else {
-        // e.g. --inspect=localhost
-        debugHost = match[3];
-      }
-    } else if (
-      (match = arg.match(/^(--inspect(-brk|-port)?)=([^:]+):(\d+)$/)) !== null
-    ) {
-      // e.g. --inspect=localhost:1234
-      debugOption = match[1];
-      debugHost = match[3];
-      debugPort = match[4];
-    }
-
-    if (debugOption && debugPort !== '0') {
-      return `${debugOption}=${debugHost}:${parseInt(debugPort) + 1}`;
-    }
-    return arg;
-  });
-}
-
-/**
- * @returns {boolean | undefined}
- * @package
- */
-function useColor() {
-  // Test for common conventions.
-  // NB: the observed behaviour is in combination with how author adds color! For example:
-  //   - we do not test NODE_DISABLE_COLORS, but util:styletext does
-  //   - we do test NO_COLOR, but Chalk does not
-  //
-  // References:
-  // https://no-color.org
-  // https://bixense.com/clicolors/
-  // https://github.com/nodejs/node/blob/0a00217a5f67ef4a22384cfc80eb6dd9a917fdc1/lib/internal/tty.js#L109
-  // https://github.com/chalk/supports-color/blob/c214314a14bcb174b12b3014b2b0a8de375029ae/index.js#L33
-  // (https://force-color.org recent web page from 2023, does not match major javascript implementations)
-
-  if (
-    process.env.NO_COLOR ||
-    process.env.FORCE_COLOR === '0' ||
-    process.env.FORCE_COLOR === 'false'
-  )
-    return false;
-  if (process.env.FORCE_COLOR || process.env.CLICOLOR_FORCE !== undefined)
-    return true;
-  return undefined;
-}
-
-exports.Command = Command;
-exports.useColor = useColor; // exporting for tests
-
-
-/***/ }),
-
-/***/ 41135:
-/***/ ((__unused_webpack_module, exports) => {
-
-/**
- * CommanderError class
- */
-class CommanderError extends Error {
-  /**
-   * Constructs the CommanderError class
-   * @param {number} exitCode suggested exit code which could be used with process.exit
-   * @param {string} code an id string representing the error
-   * @param {string} message human-readable description of the error
-   */
-  constructor(exitCode, code, message) {
-    super(message);
-    // properly capture stack trace in Node.js
-    Error.captureStackTrace(this, this.constructor);
-    this.name = this.constructor.name;
-    this.code = code;
-    this.exitCode = exitCode;
-    this.nestedError = undefined;
-  }
-}
-
-/**
- * InvalidArgumentError class
- */
-class InvalidArgumentError extends CommanderError {
-  /**
-   * Constructs the InvalidArgumentError class
-   * @param {string} [message] explanation of why argument is invalid
-   */
-  constructor(message) {
-    super(1, 'commander.invalidArgument', message);
-    // properly capture stack trace in Node.js
-    Error.captureStackTrace(this, this.constructor);
-    this.name = this.constructor.name;
-  }
-}
-
-exports.CommanderError = CommanderError;
-exports.InvalidArgumentError = InvalidArgumentError;
-
-
-/***/ }),
-
-/***/ 79754:
-/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
-
-const { humanReadableArgName } = __nccwpck_require__(49154);
-
-/**
- * TypeScript import types for JSDoc, used by Visual Studio Code IntelliSense and `npm run typescript-checkJS`
- * https://www.typescriptlang.org/docs/handbook/jsdoc-supported-types.html#import-types
- * @typedef { import("./argument.js").Argument } Argument
- * @typedef { import("./command.js").Command } Command
- * @typedef { import("./option.js").Option } Option
- */
-
-// Although this is a class, methods are static in style to allow override using subclass or just functions.
-class Help {
-  constructor() {
-    this.helpWidth = undefined;
-    this.minWidthToWrap = 40;
-    this.sortSubcommands = false;
-    this.sortOptions = false;
-    this.showGlobalOptions = false;
-  }
-
-  /**
-   * prepareContext is called by Commander after applying overrides from `Command.configureHelp()`
-   * and just before calling `formatHelp()`.
-   *
-   * Commander just uses the helpWidth and the rest is provided for optional use by more complex subclasses.
-   *
-   * @param {{ error?: boolean, helpWidth?: number, outputHasColors?: boolean }} contextOptions
-   */
-  prepareContext(contextOptions) {
-    this.helpWidth = this.helpWidth ?? contextOptions.helpWidth ?? 80;
-  }
-
-  /**
-   * Get an array of the visible subcommands. Includes a placeholder for the implicit help command, if there is one.
-   *
-   * @param {Command} cmd
-   * @returns {Command[]}
-   */
-
-  visibleCommands(cmd) {
-    const visibleCommands = cmd.commands.filter((cmd) => !cmd._hidden);
-    const helpCommand = cmd._getHelpCommand();
-    if (helpCommand && !helpCommand._hidden) {
-      visibleCommands.push(helpCommand);
-    }
-    if (this.sortSubcommands) {
-      visibleCommands.sort((a, b) => {
-        // @ts-ignore: because overloaded return type
-        return a.name().localeCompare(b.name());
-      });
-    }
-    return visibleCommands;
-  }
-
-  /**
-   * Compare options for sort.
-   *
-   * @param {Option} a
-   * @param {Option} b
-   * @returns {number}
-   */
-  compareOptions(a, b) {
-    const getSortKey = (option) => {
-      // WYSIWYG for order displayed in help. Short used for comparison if present. No special handling for negated.
-      return option.short
-        ? option.short.replace(/^-/, '')
-        : option.long.replace(/^--/, '');
-    };
-    return getSortKey(a).localeCompare(getSortKey(b));
-  }
-
-  /**
-   * Get an array of the visible options. Includes a placeholder for the implicit help option, if there is one.
-   *
-   * @param {Command} cmd
-   * @returns {Option[]}
-   */
-
-  visibleOptions(cmd) {
-    const visibleOptions = cmd.options.filter((option) => !option.hidden);
-    // Built-in help option.
-    const helpOption = cmd._getHelpOption();
-    if (helpOption && !helpOption.hidden) {
-      // Automatically hide conflicting flags. Bit dubious but a historical behaviour that is convenient for single-command programs.
-      const removeShort = helpOption.short && cmd._findOption(helpOption.short);
-      const removeLong = helpOption.long && cmd._findOption(helpOption.long);
-      if (!removeShort && !removeLong) {
-        visibleOptions.push(helpOption); // no changes needed
-      } else if (helpOption.long && !removeLong) {
-        visibleOptions.push(
-          cmd.createOption(helpOption.long, helpOption.description),
-        );
-      } else if (helpOption.short && !removeShort) {
-        visibleOptions.push(
-          cmd.createOption(helpOption.short, helpOption.description),
-        );
-      }
-    }
-    if (this.sortOptions) {
-      visibleOptions.sort(this.compareOptions);
-    }
-    return visibleOptions;
-  }
-
-  /**
-   * Get an array of the visible global options. (Not including help.)
-   *
-   * @param {Command} cmd
-   * @returns {Option[]}
-   */
-
-  visibleGlobalOptions(cmd) {
-    if (!this.showGlobalOptions) return [];
-
-    const globalOptions = [];
-    for (
-      let ancestorCmd = cmd.parent;
-      ancestorCmd;
-      ancestorCmd = ancestorCmd.parent
-    ) {
-      const visibleOptions = ancestorCmd.options.filter(
-        (option) => !option.hidden,
-      );
-      globalOptions.push(...visibleOptions);
-    }
-    if (this.sortOptions) {
-      globalOptions.sort(this.compareOptions);
-    }
-    return globalOptions;
-  }
-
-  /**
-   * Get an array of the arguments if any have a description.
-   *
-   * @param {Command} cmd
-   * @returns {Argument[]}
-   */
-
-  visibleArguments(cmd) {
-    // Side effect! Apply the legacy descriptions before the arguments are displayed.
-    if (cmd._argsDescription) {
-      cmd.registeredArguments.forEach((argument) => {
-        argument.description =
-          argument.description || cmd._argsDescription[argument.name()] || '';
-      });
-    }
-
-    // If there are any arguments with a description then return all the arguments.
-    if (cmd.registeredArguments.find((argument) => argument.description)) {
-      return cmd.registeredArguments;
-    }
-    return [];
-  }
-
-  /**
-   * Get the command term to show in the list of subcommands.
-   *
-   * @param {Command} cmd
-   * @returns {string}
-   */
-
-  subcommandTerm(cmd) {
-    // Legacy. Ignores custom usage string, and nested commands.
-    const args = cmd.registeredArguments
-      .map((arg) => humanReadableArgName(arg))
-      .join(' ');
-    return (
-      cmd._name +
-      (cmd._aliases[0] ? '|' + cmd._aliases[0] : '') +
-      (cmd.options.length ? ' [options]' : '') + // simplistic check for non-help option
-      (args ? ' ' + args : '')
-    );
-  }
-
-  /**
-   * Get the option term to show in the list of options.
-   *
-   * @param {Option} option
-   * @returns {string}
-   */
-
-  optionTerm(option) {
-    return option.flags;
-  }
-
-  /**
-   * Get the argument term to show in the list of arguments.
-   *
-   * @param {Argument} argument
-   * @returns {string}
-   */
-
-  argumentTerm(argument) {
-    return argument.name();
-  }
-
-  /**
-   * Get the longest command term length.
-   *
-   * @param {Command} cmd
-   * @param {Help} helper
-   * @returns {number}
-   */
-
-  longestSubcommandTermLength(cmd, helper) {
-    return helper.visibleCommands(cmd).reduce((max, command) => {
-      return Math.max(
-        max,
-        this.displayWidth(
-          helper.styleSubcommandTerm(helper.subcommandTerm(command)),
-        ),
-      );
-    }, 0);
-  }
-
-  /**
-   * Get the longest option term length.
-   *
-   * @param {Command} cmd
-   * @param {Help} helper
-   * @returns {number}
-   */
-
-  longestOptionTermLength(cmd, helper) {
-    return helper.visibleOptions(cmd).reduce((max, option) => {
-      return Math.max(
-        max,
-        this.displayWidth(helper.styleOptionTerm(helper.optionTerm(option))),
-      );
-    }, 0);
-  }
-
-  /**
-   * Get the longest global option term length.
-   *
-   * @param {Command} cmd
-   * @param {Help} helper
-   * @returns {number}
-   */
-
-  longestGlobalOptionTermLength(cmd, helper) {
-    return helper.visibleGlobalOptions(cmd).reduce((max, option) => {
-      return Math.max(
-        max,
-        this.displayWidth(helper.styleOptionTerm(helper.optionTerm(option))),
-      );
-    }, 0);
-  }
-
-  /**
-   * Get the longest argument term length.
-   *
-   * @param {Command} cmd
-   * @param {Help} helper
-   * @returns {number}
-   */
-
-  longestArgumentTermLength(cmd, helper) {
-    return helper.visibleArguments(cmd).reduce((max, argument) => {
-      return Math.max(
-        max,
-        this.displayWidth(
-          helper.styleArgumentTerm(helper.argumentTerm(argument)),
-        ),
-      );
-    }, 0);
-  }
-
-  /**
-   * Get the command usage to be displayed at the top of the built-in help.
-   *
-   * @param {Command} cmd
-   * @returns {string}
-   */
-
-  commandUsage(cmd) {
-    // Usage
-    let cmdName = cmd._name;
-    if (cmd._aliases[0]) {
-      cmdName = cmdName + '|' + cmd._aliases[0];
-    }
-    let ancestorCmdNames = '';
-    for (
-      let ancestorCmd = cmd.parent;
-      ancestorCmd;
-      ancestorCmd = ancestorCmd.parent
-    ) {
-      ancestorCmdNames = ancestorCmd.name() + ' ' + ancestorCmdNames;
-    }
-    return ancestorCmdNames + cmdName + ' ' + cmd.usage();
-  }
-
-  /**
-   * Get the description for the command.
-   *
-   * @param {Command} cmd
-   * @returns {string}
-   */
-
-  commandDescription(cmd) {
-    // @ts-ignore: because overloaded return type
-    return cmd.description();
-  }
-
-  /**
-   * Get the subcommand summary to show in the list of subcommands.
-   * (Fallback to description for backwards compatibility.)
-   *
-   * @param {Command} cmd
-   * @returns {string}
-   */
-
-  subcommandDescription(cmd) {
-    // @ts-ignore: because overloaded return type
-    return cmd.summary() || cmd.description();
-  }
-
-  /**
-   * Get the option description to show in the list of options.
-   *
-   * @param {Option} option
-   * @return {string}
-   */
-
-  optionDescription(option) {
-    const extraInfo = [];
-
-    if (option.argChoices) {
-      extraInfo.push(
-        // use stringify to match the display of the default value
-        `choices: ${option.argChoices.map((choice) => JSON.stringify(choice)).join(', ')}`,
-      );
-    }
-    if (option.defaultValue !== undefined) {
-      // default for boolean and negated more for programmer than end user,
-      // but show true/false for boolean option as may be for hand-rolled env or config processing.
-      const showDefault =
-        option.required ||
-        option.optional ||
-        (option.isBoolean() && typeof option.defaultValue === 'boolean');
-      if (showDefault) {
-        extraInfo.push(
-          `default: ${option.defaultValueDescription || JSON.stringify(option.defaultValue)}`,
-        );
-      }
-    }
-    // preset for boolean and negated are more for programmer than end user
-    if (option.presetArg !== undefined && option.optional) {
-      extraInfo.push(`preset: ${JSON.stringify(option.presetArg)}`);
-    }
-    if (option.envVar !== undefined) {
-      extraInfo.push(`env: ${option.envVar}`);
-    }
-    if (extraInfo.length > 0) {
-      const extraDescription = `(${extraInfo.join(', ')})`;
-      if (option.description) {
-        return `${option.description} ${extraDescription}`;
-      }
-      return extraDescription;
-    }
-
-    return option.description;
-  }
-
-  /**
-   * Get the argument description to show in the list of arguments.
-   *
-   * @param {Argument} argument
-   * @return {string}
-   */
-
-  argumentDescription(argument) {
-    const extraInfo = [];
-    if (argument.argChoices) {
-      extraInfo.push(
-        // use stringify to match the display of the default value
-        `choices: ${argument.argChoices.map((choice) => JSON.stringify(choice)).join(', ')}`,
-      );
-    }
-    if (argument.defaultValue !== undefined) {
-      extraInfo.push(
-        `default: ${argument.defaultValueDescription || JSON.stringify(argument.defaultValue)}`,
-      );
-    }
-    if (extraInfo.length > 0) {
-      const extraDescription = `(${extraInfo.join(', ')})`;
-      if (argument.description) {
-        return `${argument.description} ${extraDescription}`;
-      }
-      return extraDescription;
-    }
-    return argument.description;
-  }
-
-  /**
-   * Format a list of items, given a heading and an array of formatted items.
-   *
-   * @param {string} heading
-   * @param {string[]} items
-   * @param {Help} helper
-   * @returns string[]
-   */
-  formatItemList(heading, items, helper) {
-    if (items.length === 0) return [];
-
-    return [helper.styleTitle(heading), ...items, ''];
-  }
-
-  /**
-   * Group items by their help group heading.
-   *
-   * @param {Command[] | Option[]} unsortedItems
-   * @param {Command[] | Option[]} visibleItems
-   * @param {Function} getGroup
-   * @returns {Map<string, Command[] | Option[]>}
-   */
-  groupItems(unsortedItems, visibleItems, getGroup) {
-    const result = new Map();
-    // Add groups in order of appearance in unsortedItems.
-    unsortedItems.forEach((item) => {
-      const group = getGroup(item);
-      if (!result.has(group)) result.set(group, []);
-    });
-    // Add items in order of appearance in visibleItems.
-    visibleItems.forEach((item) => {
-      const group = getGroup(item);
-      if (!result.has(group)) {
-        result.set(group, []);
-      }
-      result.get(group).push(item);
-    });
-    return result;
-  }
-
-  /**
-   * Generate the built-in help text.
-   *
-   * @param {Command} cmd
-   * @param {Help} helper
-   * @returns {string}
-   */
-
-  formatHelp(cmd, helper) {
-    const termWidth = helper.padWidth(cmd, helper);
-    const helpWidth = helper.helpWidth ?? 80; // in case prepareContext() was not called
-
-    function callFormatItem(term, description) {
-      return helper.formatItem(term, termWidth, description, helper);
-    }
-
-    // Usage
-    let output = [
-      `${helper.styleTitle('Usage:')} ${helper.styleUsage(helper.commandUsage(cmd))}`,
-      '',
-    ];
-
-    // Description
-    const commandDescription = helper.commandDescription(cmd);
-    if (commandDescription.length > 0) {
-      output = output.concat([
-        helper.boxWrap(
-          helper.styleCommandDescription(commandDescription),
-          helpWidth,
-        ),
-        '',
-      ]);
-    }
-
-    // Arguments
-    const argumentList = helper.visibleArguments(cmd).map((argument) => {
-      return callFormatItem(
-        helper.styleArgumentTerm(helper.argumentTerm(argument)),
-        helper.styleArgumentDescription(helper.argumentDescription(argument)),
-      );
-    });
-    output = output.concat(
-      this.formatItemList('Arguments:', argumentList, helper),
-    );
-
-    // Options
-    const optionGroups = this.groupItems(
-      cmd.options,
-      helper.visibleOptions(cmd),
-      (option) => option.helpGroupHeading ?? 'Options:',
-    );
-    optionGroups.forEach((options, group) => {
-      const optionList = options.map((option) => {
-        return callFormatItem(
-          helper.styleOptionTerm(helper.optionTerm(option)),
-          helper.styleOptionDescription(helper.optionDescription(option)),
-        );
-      });
-      output = output.concat(this.formatItemList(group, optionList, helper));
-    });
-
-    if (helper.showGlobalOptions) {
-      const globalOptionList = helper
-        .visibleGlobalOptions(cmd)
-        .map((option) => {
-          return callFormatItem(
-            helper.styleOptionTerm(helper.optionTerm(option)),
-            helper.styleOptionDescription(helper.optionDescription(option)),
-          );
-        });
-      output = output.concat(
-        this.formatItemList('Global Options:', globalOptionList, helper),
-      );
-    }
-
-    // Commands
-    const commandGroups = this.groupItems(
-      cmd.commands,
-      helper.visibleCommands(cmd),
-      (sub) => sub.helpGroup() || 'Commands:',
-    );
-    commandGroups.forEach((commands, group) => {
-      const commandList = commands.map((sub) => {
-        return callFormatItem(
-          helper.styleSubcommandTerm(helper.subcommandTerm(sub)),
-          helper.styleSubcommandDescription(helper.subcommandDescription(sub)),
-        );
-      });
-      output = output.concat(this.formatItemList(group, commandList, helper));
-    });
-
-    return output.join('\n');
-  }
-
-  /**
-   * Return display width of string, ignoring ANSI escape sequences. Used in padding and wrapping calculations.
-   *
-   * @param {string} str
-   * @returns {number}
-   */
-  displayWidth(str) {
-    return stripColor(str).length;
-  }
-
-  /**
-   * Style the title for displaying in the help. Called with 'Usage:', 'Options:', etc.
-   *
-   * @param {string} str
-   * @returns {string}
-   */
-  styleTitle(str) {
-    return str;
-  }
-
-  styleUsage(str) {
-    // Usage has lots of parts the user might like to color separately! Assume default usage string which is formed like:
-    //    command subcommand [options] [command] <foo> [bar]
-    return str
-      .split(' ')
-      .map((word) => {
-        if (word === '[options]') return this.styleOptionText(word);
-        if (word === '[command]') return this.styleSubcommandText(word);
-        if (word[0] === '[' || word[0] === '<')
-          return this.styleArgumentText(word);
-        return this.styleCommandText(word); // Restrict to initial words?
-      })
-      .join(' ');
-  }
-  styleCommandDescription(str) {
-    return this.styleDescriptionText(str);
-  }
-  styleOptionDescription(str) {
-    return this.styleDescriptionText(str);
-  }
-  styleSubcommandDescription(str) {
-    return this.styleDescriptionText(str);
-  }
-  styleArgumentDescription(str) {
-    return this.styleDescriptionText(str);
-  }
-  styleDescriptionText(str) {
-    return str;
-  }
-  styleOptionTerm(str) {
-    return this.styleOptionText(str);
-  }
-  styleSubcommandTerm(str) {
-    // This is very like usage with lots of parts! Assume default string which is formed like:
-    //    subcommand [options] <foo> [bar]
-    return str
-      .split(' ')
-      .map((word) => {
-        if (word === '[options]') return this.styleOptionText(word);
-        if (word[0] === '[' || word[0] === '<')
-          return this.styleArgumentText(word);
-        return this.styleSubcommandText(word); // Restrict to initial words?
-      })
-      .join(' ');
-  }
-  styleArgumentTerm(str) {
-    return this.styleArgumentText(str);
-  }
-  styleOptionText(str) {
-    return str;
-  }
-  styleArgumentText(str) {
-    return str;
-  }
-  styleSubcommandText(str) {
-    return str;
-  }
-  styleCommandText(str) {
-    return str;
-  }
-
-  /**
-   * Calculate the pad width from the maximum term length.
-   *
-   * @param {Command} cmd
-   * @param {Help} helper
-   * @returns {number}
-   */
-
-  padWidth(cmd, helper) {
-    return Math.max(
-      helper.longestOptionTermLength(cmd, helper),
-      helper.longestGlobalOptionTermLength(cmd, helper),
-      helper.longestSubcommandTermLength(cmd, helper),
-      helper.longestArgumentTermLength(cmd, helper),
-    );
-  }
-
-  /**
-   * Detect manually wrapped and indented strings by checking for line break followed by whitespace.
-   *
-   * @param {string} str
-   * @returns {boolean}
-   */
-  preformatted(str) {
-    return /\n[^\S\r\n]/.test(str);
-  }
-
-  /**
-   * Format the "item", which consists of a term and description. Pad the term and wrap the description, indenting the following lines.
-   *
-   * So "TTT", 5, "DDD DDDD DD DDD" might be formatted for this.helpWidth=17 like so:
-   *   TTT  DDD DDDD
-   *        DD DDD
-   *
-   * @param {string} term
-   * @param {number} termWidth
-   * @param {string} description
-   * @param {Help} helper
-   * @returns {string}
-   */
-  formatItem(term, termWidth, description, helper) {
-    const itemIndent = 2;
-    const itemIndentStr = ' '.repeat(itemIndent);
-    if (!description) return itemIndentStr + term;
-
-    // Pad the term out to a consistent width, so descriptions are aligned.
-    const paddedTerm = term.padEnd(
-      termWidth + term.length - helper.displayWidth(term),
-    );
-
-    // Format the description.
-    const spacerWidth = 2; // between term and description
-    const helpWidth = this.helpWidth ?? 80; // in case prepareContext() was not called
-    const remainingWidth = helpWidth - termWidth - spacerWidth - itemIndent;
-    let formattedDescription;
-    if (
-      remainingWidth < this.minWidthToWrap ||
-      helper.preformatted(description)
-    ) {
-      formattedDescription = description;
-    } else {
-      const wrappedDescription = helper.boxWrap(description, remainingWidth);
-      formattedDescription = wrappedDescription.replace(
-        /\n/g,
-        '\n' + ' '.repeat(termWidth + spacerWidth),
-      );
-    }
-
-    // Construct and overall indent.
-    return (
-      itemIndentStr +
-      paddedTerm +
-      ' '.repeat(spacerWidth) +
-      formattedDescription.replace(/\n/g, `\n${itemIndentStr}`)
-    );
-  }
-
-  /**
-   * Wrap a string at whitespace, preserving existing line breaks.
-   * Wrapping is skipped if the width is less than `minWidthToWrap`.
-   *
-   * @param {string} str
-   * @param {number} width
-   * @returns {string}
-   */
-  boxWrap(str, width) {
-    if (width < this.minWidthToWrap) return str;
-
-    const rawLines = str.split(/\r\n|\n/);
-    // split up text by whitespace
-    const chunkPattern = /[\s]*[^\s]+/g;
-    const wrappedLines = [];
-    rawLines.forEach((line) => {
-      const chunks = line.match(chunkPattern);
-      if (chunks === null) {
-        wrappedLines.push('');
-        return;
-      }
-
-      let sumChunks = [chunks.shift()];
-      let sumWidth = this.displayWidth(sumChunks[0]);
-      chunks.forEach((chunk) => {
-        const visibleWidth = this.displayWidth(chunk);
-        // Accumulate chunks while they fit into width.
-        if (sumWidth + visibleWidth <= width) {
-          sumChunks.push(chunk);
-          sumWidth += visibleWidth;
-          return;
-        }
-        wrappedLines.push(sumChunks.join(''));
-
-        const nextChunk = chunk.trimStart(); // trim space at line break
-        sumChunks = [nextChunk];
-        sumWidth = this.displayWidth(nextChunk);
-      });
-      wrappedLines.push(sumChunks.join(''));
-    });
-
-    return wrappedLines.join('\n');
-  }
-}
-
-/**
- * Strip style ANSI escape sequences from the string. In particular, SGR (Select Graphic Rendition) codes.
- *
- * @param {string} str
- * @returns {string}
- * @package
- */
-
-function stripColor(str) {
-  // eslint-disable-next-line no-control-regex
-  const sgrPattern = /\x1b\[\d*(;\d*)*m/g;
-  return str.replace(sgrPattern, '');
-}
-
-exports.Help = Help;
-exports.stripColor = stripColor;
-
-
-/***/ }),
-
-/***/ 45240:
-/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
-
-const { InvalidArgumentError } = __nccwpck_require__(41135);
-
-class Option {
-  /**
-   * Initialize a new `Option` with the given `flags` and `description`.
-   *
-   * @param {string} flags
-   * @param {string} [description]
-   */
-
-  constructor(flags, description) {
-    this.flags = flags;
-    this.description = description || '';
-
-    this.required = flags.includes('<'); // A value must be supplied when the option is specified.
-    this.optional = flags.includes('['); // A value is optional when the option is specified.
-    // variadic test ignores <value,...> et al which might be used to describe custom splitting of single argument
-    this.variadic = /\w\.\.\.[>\]]$/.test(flags); // The option can take multiple values.
-    this.mandatory = false; // The option must have a value after parsing, which usually means it must be specified on command line.
-    const optionFlags = splitOptionFlags(flags);
-    this.short = optionFlags.shortFlag; // May be a short flag, undefined, or even a long flag (if option has two long flags).
-    this.long = optionFlags.longFlag;
-    this.negate = false;
-    if (this.long) {
-      this.negate = this.long.startsWith('--no-');
-    }
-    this.defaultValue = undefined;
-    this.defaultValueDescription = undefined;
-    this.presetArg = undefined;
-    this.envVar = undefined;
-    this.parseArg = undefined;
-    this.hidden = false;
-    this.argChoices = undefined;
-    this.conflictsWith = [];
-    this.implied = undefined;
-    this.helpGroupHeading = undefined; // soft initialised when option added to command
-  }
-
-  /**
-   * Set the default value, and optionally supply the description to be displayed in the help.
-   *
-   * @param {*} value
-   * @param {string} [description]
-   * @return {Option}
-   */
-
-  default(value, description) {
-    this.defaultValue = value;
-    this.defaultValueDescription = description;
-    return this;
-  }
-
-  /**
-   * Preset to use when option used without option-argument, especially optional but also boolean and negated.
-   * The custom processing (parseArg) is called.
-   *
-   * @example
-   * new Option('--color').default('GREYSCALE').preset('RGB');
-   * new Option('--donate [amount]').preset('20').argParser(parseFloat);
-   *
-   * @param {*} arg
-   * @return {Option}
-   */
-
-  preset(arg) {
-    this.presetArg = arg;
-    return this;
-  }
-
-  /**
-   * Add option name(s) that conflict with this option.
-   * An error will be displayed if conflicting options are found during parsing.
-   *
-   * @example
-   * new Option('--rgb').conflicts('cmyk');
-   * new Option('--js').conflicts(['ts', 'jsx']);
-   *
-   * @param {(string | string[])} names
-   * @return {Option}
-   */
-
-  conflicts(names) {
-    this.conflictsWith = this.conflictsWith.concat(names);
-    return this;
-  }
-
-  /**
-   * Specify implied option values for when this option is set and the implied options are not.
-   *
-   * The custom processing (parseArg) is not called on the implied values.
-   *
-   * @example
-   * program
-   *   .addOption(new Option('--log', 'write logging information to file'))
-   *   .addOption(new Option('--trace', 'log extra details').implies({ log: 'trace.txt' }));
-   *
-   * @param {object} impliedOptionValues
-   * @return {Option}
-   */
-  implies(impliedOptionValues) {
-    let newImplied = impliedOptionValues;
-    if (typeof impliedOptionValues === 'string') {
-      // string is not documented, but easy mistake and we can do what user probably intended.
-      newImplied = { [impliedOptionValues]: true };
-    }
-    this.implied = Object.assign(this.implied || {}, newImplied);
-    return this;
-  }
-
-  /**
-   * Set environment variable to check for option value.
-   *
-   * An environment variable is only used if when processed the current option value is
-   * undefined, or the source of the current value is 'default' or 'config' or 'env'.
-   *
-   * @param {string} name
-   * @return {Option}
-   */
-
-  env(name) {
-    this.envVar = name;
-    return this;
-  }
-
-  /**
-   * Set the custom handler for processing CLI option arguments into option values.
-   *
-   * @param {Function} [fn]
-   * @return {Option}
-   */
-
-  argParser(fn) {
-    this.parseArg = fn;
-    return this;
-  }
-
-  /**
-   * Whether the option is mandatory and must have a value after parsing.
-   *
-   * @param {boolean} [mandatory=true]
-   * @return {Option}
-   */
-
-  makeOptionMandatory(mandatory = true) {
-    this.mandatory = !!mandatory;
-    return this;
-  }
-
-  /**
-   * Hide option in help.
-   *
-   * @param {boolean} [hide=true]
-   * @return {Option}
-   */
-
-  hideHelp(hide = true) {
-    this.hidden = !!hide;
-    return this;
-  }
-
-  /**
-   * @package
-   */
-
-  _collectValue(value, previous) {
-    if (previous === this.defaultValue || !Array.isArray(previous)) {
-      return [value];
-    }
-
-    previous.push(value);
-    return previous;
-  }
-
-  /**
-   * Only allow option value to be one of choices.
-   *
-   * @param {string[]} values
-   * @return {Option}
-   */
-
-  choices(values) {
-    this.argChoices = values.slice();
-    this.parseArg = (arg, previous) => {
-      if (!this.argChoices.includes(arg)) {
-        throw new InvalidArgumentError(
-          `Allowed choices are ${this.argChoices.join(', ')}.`,
-        );
-      }
-      if (this.variadic) {
-        return this._collectValue(arg, previous);
-      }
-      return arg;
-    };
-    return this;
-  }
-
-  /**
-   * Return option name.
-   *
-   * @return {string}
-   */
-
-  name() {
-    if (this.long) {
-      return this.long.replace(/^--/, '');
-    }
-    return this.short.replace(/^-/, '');
-  }
-
-  /**
-   * Return option name, in a camelcase format that can be used
-   * as an object attribute key.
-   *
-   * @return {string}
-   */
-
-  attributeName() {
-    if (this.negate) {
-      return camelcase(this.name().replace(/^no-/, ''));
-    }
-    return camelcase(this.name());
-  }
-
-  /**
-   * Set the help group heading.
-   *
-   * @param {string} heading
-   * @return {Option}
-   */
-  helpGroup(heading) {
-    this.helpGroupHeading = heading;
-    return this;
-  }
-
-  /**
-   * Check if `arg` matches the short or long flag.
-   *
-   * @param {string} arg
-   * @return {boolean}
-   * @package
-   */
-
-  is(arg) {
-    return this.short === arg || this.long === arg;
-  }
-
-  /**
-   * Return whether a boolean option.
-   *
-   * Options are one of boolean, negated, required argument, or optional argument.
-   *
-   * @return {boolean}
-   * @package
-   */
-
-  isBoolean() {
-    return !this.required && !this.optional && !this.negate;
-  }
-}
-
-/**
- * This class is to make it easier to work with dual options, without changing the existing
- * implementation. We support separate dual options for separate positive and negative options,
- * like `--build` and `--no-build`, which share a single option value. This works nicely for some
- * use cases, but is tricky for others where we want separate behaviours despite
- * the single shared option value.
- */
-class DualOptions {
-  /**
-   * @param {Option[]} options
-   */
-  constructor(options) {
-    this.positiveOptions = new Map();
-    this.negativeOptions = new Map();
-    this.dualOptions = new Set();
-    options.forEach((option) => {
-      if (option.negate) {
-        this.negativeOptions.set(option.attributeName(), option);
-      } else {
-        this.positiveOptions.set(option.attributeName(), option);
-      }
-    });
-    this.negativeOptions.forEach((value, key) => {
-      if (this.positiveOptions.has(key)) {
-        this.dualOptions.add(key);
-      }
-    });
-  }
-
-  /**
-   * Did the value come from the option, and not from possible matching dual option?
-   *
-   * @param {*} value
-   * @param {Option} option
-   * @returns {boolean}
-   */
-  valueFromOption(value, option) {
-    const optionKey = option.attributeName();
-    if (!this.dualOptions.has(optionKey)) return true;
-
-    // Use the value to deduce if (probably) came from the option.
-    const preset = this.negativeOptions.get(optionKey).presetArg;
-    const negativeValue = preset !== undefined ? preset : false;
-    return option.negate === (negativeValue === value);
-  }
-}
-
-/**
- * Convert string from kebab-case to camelCase.
- *
- * @param {string} str
- * @return {string}
- * @private
- */
-
-function camelcase(str) {
-  return str.split('-').reduce((str, word) => {
-    return str + word[0].toUpperCase() + word.slice(1);
-  });
-}
-
-/**
- * Split the short and long flag out of something like '-m,--mixed <value>'
- *
- * @private
- */
-
-function splitOptionFlags(flags) {
-  let shortFlag;
-  let longFlag;
-  // short flag, single dash and single character
-  const shortFlagExp = /^-[^-]$/;
-  // long flag, double dash and at least one character
-  const longFlagExp = /^--[^-]/;
-
-  const flagParts = flags.split(/[ |,]+/).concat('guard');
-  // Normal is short and/or long.
-  if (shortFlagExp.test(flagParts[0])) shortFlag = flagParts.shift();
-  if (longFlagExp.test(flagParts[0])) longFlag = flagParts.shift();
-  // Long then short. Rarely used but fine.
-  if (!shortFlag && shortFlagExp.test(flagParts[0]))
-    shortFlag = flagParts.shift();
-  // Allow two long flags, like '--ws, --workspace'
-  // This is the supported way to have a shortish option flag.
-  if (!shortFlag && longFlagExp.test(flagParts[0])) {
-    shortFlag = longFlag;
-    longFlag = flagParts.shift();
-  }
-
-  // Check for unprocessed flag. Fail noisily rather than silently ignore.
-  if (flagParts[0].startsWith('-')) {
-    const unsupportedFlag = flagParts[0];
-    const baseError = `option creation failed due to '${unsupportedFlag}' in option flags '${flags}'`;
-    if (/^-[^-][^-]/.test(unsupportedFlag))
-      throw new Error(
-        `${baseError}
-- a short flag is a single dash and a single character
-  - either use a single dash and a single character (for a short flag)
-  - or use a double dash for a long option (and can have two, like '--ws, --workspace')`,
-      );
-    if (shortFlagExp.test(unsupportedFlag))
-      throw new Error(`${baseError}
-- too many short flags`);
-    if (longFlagExp.test(unsupportedFlag))
-      throw new Error(`${baseError}
-- too many long flags`);
-
-    throw new Error(`${baseError}
-- unrecognised flag format`);
-  }
-  if (shortFlag === undefined && longFlag === undefined)
-    throw new Error(
-      `option creation failed due to no flags found in '${flags}'.`,
-    );
-
-  return { shortFlag, longFlag };
-}
-
-exports.Option = Option;
-exports.DualOptions = DualOptions;
-
-
-/***/ }),
-
-/***/ 65030:
-/***/ ((__unused_webpack_module, exports) => {
-
-const maxDistance = 3;
-
-function editDistance(a, b) {
-  // https://en.wikipedia.org/wiki/Damerau–Levenshtein_distance
-  // Calculating optimal string alignment distance, no substring is edited more than once.
-  // (Simple implementation.)
-
-  // Quick early exit, return worst case.
-  if (Math.abs(a.length - b.length) > maxDistance)
-    return Math.max(a.length, b.length);
-
-  // distance between prefix substrings of a and b
-  const d = [];
-
-  // pure deletions turn a into empty string
-  for (let i = 0; i <= a.length; i++) {
-    d[i] = [i];
-  }
-  // pure insertions turn empty string into b
-  for (let j = 0; j <= b.length; j++) {
-    d[0][j] = j;
-  }
-
-  // fill matrix
-  for (let j = 1; j <= b.length; j++) {
-    for (let i = 1; i <= a.length; i++) {
-      let cost = 1;
-      if (a[i - 1] === b[j - 1]) {
-        cost = 0;
-      } else {
-        cost = 1;
-      }
-      d[i][j] = Math.min(
-        d[i - 1][j] + 1, // deletion
-        d[i][j - 1] + 1, // insertion
-        d[i - 1][j - 1] + cost, // substitution
-      );
-      // transposition
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-
-  return d[a.length][b.length];
-}
-
-/**
- * Find close matches, restricted to same number of edits.
- *
- * @param {string} word
- * @param {string[]} candidates
- * @returns {string}
- */
-
-function suggestSimilar(word, candidates) {
-  if (!candidates || candidates.length === 0) return '';
-  // remove possible duplicates
-  candidates = Array.from(new Set(candidates));
-
-  const searchingOptions = word.startsWith('--');
-  if (searchingOptions) {
-    word = word.slice(2);
-    candidates = candidates.map((candidate) => candidate.slice(2));
-  }
-
-  let similar = [];
-  let bestDistance = maxDistance;
-  const minSimilarity = 0.4;
-  candidates.forEach((candidate) => {
-    if (candidate.length <= 1) return; // no one character guesses
-
-    const distance = editDistance(word, candidate);
-    const length = Math.max(word.length, candidate.length);
-    const similarity = (length - distance) / length;
-    if (similarity > minSimilarity) {
-      if (distance < bestDistance) {
-        // better edit distance, throw away previous worse matches
-        bestDistance = distance;
-        similar = [candidate];
-      } else if (distance === bestDistance) {
-        similar.push(candidate);
-      }
-    }
-  });
-
-  similar.sort((a, b) => a.localeCompare(b));
-  if (searchingOptions) {
-    similar = similar.map((candidate) => `--${candidate}`);
-  }
-
-  if (similar.length > 1) {
-    return `\n(Did you mean one of ${similar.join(', ')}?)`;
-  }
-  if (similar.length === 1) {
-    return `\n(Did you mean ${similar[0]}?)`;
-  }
-  return '';
-}
-
-exports.suggestSimilar = suggestSimilar;
-
 
 /***/ }),
 
@@ -37850,212 +32824,416 @@ var promises_ = __nccwpck_require__(51455);
 var external_node_path_ = __nccwpck_require__(76760);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(38815);
-// EXTERNAL MODULE: ./node_modules/commander/index.js
-var commander = __nccwpck_require__(18909);
-;// CONCATENATED MODULE: ./node_modules/commander/esm.mjs
-
-
-// wrapper to provide named exports for ESM.
-const {
-  /* program */ "DM": program,
-  /* createCommand */ "gu": createCommand,
-  /* createArgument */ "er": createArgument,
-  /* createOption */ "Ww": createOption,
-  /* CommanderError */ "b7": esm_CommanderError,
-  /* InvalidArgumentError */ "Di": InvalidArgumentError,
-  /* InvalidOptionArgumentError */ "a2": InvalidOptionArgumentError, // deprecated old name
-  /* Command */ "uB": esm_Command,
-  /* Argument */ "ef": Argument,
-  /* Option */ "c$": esm_Option,
-  /* Help */ "_V": Help,
-} = commander;
-
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(73024);
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(83916);
+// EXTERNAL MODULE: ./src/journal/checkpoint.ts
+var checkpoint = __nccwpck_require__(14625);
+// EXTERNAL MODULE: ./src/plan/load.ts + 1 modules
+var load = __nccwpck_require__(75638);
+// EXTERNAL MODULE: ./src/plan/space.ts
+var space = __nccwpck_require__(77037);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(48161);
-// EXTERNAL MODULE: ./src/journal/fsutil.ts
-var fsutil = __nccwpck_require__(91268);
-// EXTERNAL MODULE: ./src/journal/intervals.ts
-var intervals = __nccwpck_require__(84041);
+;// CONCATENATED MODULE: ./src/engine/clock.ts
+// Budgets, timeouts, retry delays and rates are measured on the monotonic clock: NTP steps, a suspended VM
+// or a skewed host move the wall clock, not this one. Wall-clock times are for display (and for the
+// CHECKPOINT_DEADLINE a command reads), converted once from the monotonic deadline.
+/** Milliseconds on the monotonic clock (an arbitrary origin; only differences mean anything). */
+function monoNow() {
+    return performance.now();
+}
+/** The Unix time (ms) that monotonic time `mono` corresponds to, by the wall clock as it reads now. */
+function wallOf(mono) {
+    return Date.now() + (mono - monoNow());
+}
+
+// EXTERNAL MODULE: ./src/engine/prepare.ts + 6 modules
+var prepare = __nccwpck_require__(42713);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(73024);
+// EXTERNAL MODULE: ./src/exec/marker.ts
+var marker = __nccwpck_require__(19971);
+// EXTERNAL MODULE: ./src/exec/process.ts + 1 modules
+var exec_process = __nccwpck_require__(67879);
+// EXTERNAL MODULE: external "node:child_process"
+var external_node_child_process_ = __nccwpck_require__(31421);
+;// CONCATENATED MODULE: ./src/exec/watcher.ts
+// An engine killed with SIGKILL cannot end its units, and a unit whose `spawned` record had not reached the
+// journal cannot be found by the next run. So each engine starts one watcher: a small bash that reads, on
+// its own stdin (a pipe from the engine, nothing a unit can write to), which units run now: `+N PGID` when
+// unit N started, `-N` when its end is recorded, `bye` when the engine ends normally. When its stdin reaches
+// end-of-file without `bye` — the engine is gone, however it died — it ends the units still running:
+// SIGTERM to their groups and to every process carrying their markers (also those that left the group),
+// SIGKILL to what is left 3 s later. Daemons of units that finished are not in its list and are left alone.
+
+
+
+const SCRIPT = `
+trap '' INT TERM HUP PIPE
+declare -A live
+while IFS=' ' read -r op n pg; do
+  case $op in
+    +) live[$n]=$pg ;;
+    -) unset "live[$n]" ;;
+    bye) exit 0 ;;
+  esac
+done
+[ \${#live[@]} -eq 0 ] && exit 0
+marked() {
+  local pats=() n f
+  for n in "\${!live[@]}"; do pats+=(-e "$1=$2.$n"); done
+  while IFS= read -r f; do f=\${f#/proc/}; printf '%s\\n' "\${f%/environ}"; done \\
+    < <(grep -lzxF "\${pats[@]}" /proc/[0-9]*/environ 2>/dev/null)
+}
+end() {
+  for n in "\${!live[@]}"; do kill -"$1" -- "-\${live[$n]}" 2>/dev/null; done
+  for p in $(marked "$2" "$3"); do kill -"$1" "$p" 2>/dev/null; done
+}
+end TERM "$1" "$2"
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do
+  alive=
+  for n in "\${!live[@]}"; do kill -0 -- "-\${live[$n]}" 2>/dev/null && alive=1; done
+  [ -z "$alive" ] && [ -z "$(marked "$1" "$2")" ] && exit 0
+  sleep 0.1
+done
+end KILL "$1" "$2"
+`;
+class Watcher {
+    #child;
+    #prefix;
+    #closed = false;
+    /** `prefix`: the engine's marker prefix (units' markers are `<prefix>.<n>`). */
+    constructor(prefix, env) {
+        this.#prefix = `${prefix}.`;
+        const bash = (0,exec_process/* resolveProgram */.dk)('bash', env.PATH);
+        const own = { ...env };
+        delete own[marker/* TRACKING_VAR */.oK];
+        try {
+            this.#child = (0,external_node_child_process_.spawn)(bash, ['-c', SCRIPT, 'checkpoint-watcher', marker/* TRACKING_VAR */.oK, prefix], {
+                env: own,
+                cwd: '/',
+                // Its own group: a Ctrl-C to the terminal's foreground group reaches the engine, not the watcher.
+                detached: true,
+                stdio: ['pipe', 'ignore', 'ignore'],
+            });
+            this.#child.on('error', () => undefined);
+            this.#child.stdin?.on('error', () => undefined);
+            // The engine never waits for it.
+            this.#child.unref();
+        }
+        catch {
+            this.#child = undefined;
+        }
+    }
+    /** A unit started: `marker` is one of this engine's (`<prefix>.<n>`), `pgid` its process group. */
+    started(marker, pgid) {
+        this.#send(`+ ${this.#n(marker)} ${pgid}\n`);
+    }
+    /** A unit's end is recorded: what it left running is the user's from now on. */
+    ended(marker) {
+        this.#send(`- ${this.#n(marker)}\n`);
+    }
+    #n(marker) {
+        return marker.startsWith(this.#prefix) ? marker.slice(this.#prefix.length) : marker;
+    }
+    /** The engine ends normally: the watcher exits without ending anything. */
+    close() {
+        if (this.#closed)
+            return;
+        this.#send('bye\n');
+        this.#closed = true;
+        this.#child?.stdin?.end();
+    }
+    #send(line) {
+        if (this.#closed)
+            return;
+        this.#child?.stdin?.write(line);
+    }
+}
+
 // EXTERNAL MODULE: ./src/journal/state.ts
 var state = __nccwpck_require__(49226);
 // EXTERNAL MODULE: ./src/plan/duration.ts
 var duration = __nccwpck_require__(72983);
 // EXTERNAL MODULE: ./src/engine/chunking.ts
 var chunking = __nccwpck_require__(93303);
+;// CONCATENATED MODULE: ./src/engine/budget.ts
+
+
+
+/** Undefined: the unit fits (or nothing predicts it yet); else why it would not end in time. */
+function wouldOverrun(step, rec, u, now, deadline) {
+    if (deadline === undefined)
+        return undefined;
+    const left = Math.max(0, deadline - now);
+    if (step.batch?.adaptive) {
+        // Chunks sized by time: a chunk's estimate is its size at the step's measured rate. The chunk was already
+        // cut to the time left, so only a chunk of `min` (or a retry, which keeps its range) can be too long.
+        const est = (0,chunking/* estimateMs */.z6)(rec.pace, u.end - u.start);
+        if (est === undefined || (0,chunking/* fitsRemaining */.n_)(est, deadline - now))
+            return undefined;
+        return `a chunk of ${u.end - u.start} would take about ${(0,duration/* formatDuration */.a)(Math.round(est))}, more than fits in the time budget (${(0,duration/* formatDuration */.a)(left)} left, less a margin of ${(0,duration/* formatDuration */.a)(left - (0,chunking/* usableMs */.PT)(left))})`;
+    }
+    const est = (0,state/* p90 */.mz)(rec.durations);
+    if (est === undefined || now + est <= deadline)
+        return undefined;
+    return `p90 ${(0,duration/* formatDuration */.a)(est)} would end after the time budget (${(0,duration/* formatDuration */.a)(left)} left)`;
+}
+
 // EXTERNAL MODULE: ./src/engine/env.ts
 var env = __nccwpck_require__(98725);
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(31421);
-// EXTERNAL MODULE: ./src/engine/process.ts
-var engine_process = __nccwpck_require__(90531);
-;// CONCATENATED MODULE: ./src/engine/forked-shell.ts
-// Starting `bash` costs about a millisecond of CPU per unit (exec, dynamic linking, importing the
-// environment), most of what a no-op unit costs. A launcher is itself a bash that has paid that once: for a
-// plain `bash [-e] [-o pipefail] ... -c COMMAND` it can fork a subshell, make it look like a freshly started
-// `bash -c` (the unit's environment, options, $0, no launcher variables, functions or traps) and `eval` the
-// command there, instead of exec'ing a new bash. That is a "forked shell" start; anything this module cannot
-// vouch for gets a fresh shell as before ("exec" start). docs/plan.md lists what differs for a unit.
+// EXTERNAL MODULE: ./src/journal/lock.ts
+var lock = __nccwpck_require__(17680);
+;// CONCATENATED MODULE: ./src/engine/orphans.ts
+// A run killed with SIGKILL may leave its units running (its watcher normally ends them; a watcher killed
+// too, or a host that went down, leaves them). Before their work is handed out again, the next run on the
+// same host ends them. A checkpoint is evidence, not orders: a pid read from it is signalled only once it
+// is proven one of this run's units (the host, the process start time and the unit's marker in its
+// environment, never pid 1 or our own group), and the processes a unit left outside its group are found by
+// that marker alone (exec/marker.ts), which only this run's units carry.
 
 
 
-/**
- * `set -o` names a forked shell applies itself; any other option means a fresh shell. Not xtrace and verbose:
- * they would also print the subshell's own last steps, which a fresh shell does not have.
- */
-const SET_O = new Set(['errexit', 'pipefail', 'nounset', 'noglob', 'noclobber', 'allexport']);
-/** Single-letter options `set` takes like bash's command line does (the same, minus -x and -v). */
-const SET_LETTERS = new Set(['e', 'u', 'f', 'C', 'a']);
-// Variables bash treats specially when it starts (reads them to set options, runs files, imports functions,
-// or sets them itself and ignores the environment): a unit whose environment has one gets a fresh shell.
-const STARTUP = new Set([
-    'BASH_ENV',
-    'ENV',
-    'SHELLOPTS',
-    'BASHOPTS',
-    'POSIXLY_CORRECT',
-    'POSIX_PEDANTIC',
-    'IFS',
-    'PS4',
-    'UID',
-    'EUID',
-    'PPID',
-    'BASHPID',
-    'BASH_ARGV0',
-    'BASH_SUBSHELL',
-    'BASH_EXECUTION_STRING',
-    'BASH_XTRACEFD',
-    'BASH_COMPAT',
-    'BASH_LOADABLES_PATH',
-    'RANDOM',
-    'SRANDOM',
-    'SECONDS',
-    'LINENO',
-    'HISTCMD',
-    'EPOCHSECONDS',
-    'EPOCHREALTIME',
-    'GROUPS',
-    'FUNCNAME',
-    'DIRSTACK',
-    'OPTIND',
-    'OPTERR',
-    'OPTARG',
-]);
-// What a forked shell cannot reproduce: `$$` and `PPID` are the launcher's, `$-` lacks `c`. A command that
-// names them itself gets a fresh shell. (Code it sources is not looked at: docs/plan.md says so.)
-const NEEDS_OWN_PROCESS = /\$\$|\$\{[#!]?\$\}|\$\{?PPID\b|\$-|\$\{-\}/;
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Parses `bash OPTIONS -c` (the shell's argv without the command); undefined: not one a fork can mimic. */
-function setArgsOf(prefix) {
-    if ((0,external_node_path_.basename)(prefix[0] ?? '') !== 'bash' || prefix[prefix.length - 1] !== '-c')
-        return undefined;
-    const words = ['+m'];
-    for (let i = 1; i < prefix.length - 1; i++) {
-        const arg = prefix[i] ?? '';
-        if (arg === '--noprofile' || arg === '--norc')
-            continue; // what a non-interactive `bash -c` does anyway
-        if (!/^-[A-Za-z]+$/.test(arg))
-            return undefined;
-        for (const letter of arg.slice(1)) {
-            if (letter === 'o') {
-                i += 1;
-                const name = prefix[i];
-                if (name === undefined || i >= prefix.length - 1 || !SET_O.has(name))
-                    return undefined;
-                words.push('-o', name);
+
+
+
+/** This process's group and its ancestors: never signalled, whatever a checkpoint says. */
+function protectedPids() {
+    const out = new Set([process.pid]);
+    let pid = process.pid;
+    for (let i = 0; i < 64 && pid > 1; i++) {
+        let stat;
+        try {
+            stat = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+        }
+        catch {
+            break;
+        }
+        // Fields after the command name (which may hold spaces and parentheses): state ppid pgrp ...
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (pid === process.pid)
+            out.add(Number(f[2]));
+        pid = Number(f[1]);
+        out.add(pid);
+    }
+    return out;
+}
+/** Whether the group led by `unit.pid` is provably the unit's. */
+function provablyOurs(unit, host) {
+    const pid = unit.pid;
+    if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid)
+        return false;
+    if (unit.host !== host || unit.startTime === undefined || unit.marker === undefined)
+        return false;
+    if (protectedPids().has(pid))
+        return false;
+    return (0,lock/* processStartTime */.X0)(pid) === unit.startTime && (0,marker/* markerOf */.we)(pid) === unit.marker;
+}
+async function endOrphans(ckpt, notice) {
+    const host = (0,external_node_os_.hostname)();
+    const orphans = (0,state/* orphanedUnits */.b5)(ckpt.state);
+    const markers = new Set();
+    for (const { unit } of orphans)
+        if (unit.host === host && (0,marker/* isMarkerOfRun */.fY)(unit.marker, ckpt.runId))
+            markers.add(unit.marker);
+    const marked = markers.size > 0 ? (0,marker/* findMarked */.Em)((m) => markers.has(m)) : [];
+    const byMarker = new Map();
+    for (const pid of marked) {
+        const m = (0,marker/* markerOf */.we)(pid);
+        if (m !== undefined)
+            byMarker.set(m, [...(byMarker.get(m) ?? []), pid]);
+    }
+    let ended = 0;
+    const groups = [];
+    for (const { step, unit } of orphans) {
+        const pids = unit.marker !== undefined ? (byMarker.get(unit.marker) ?? []) : [];
+        const group = provablyOurs(unit, host) ? unit.pid : undefined;
+        if (group !== undefined)
+            (0,exec_process/* signalGroup */.i8)(group, 'SIGKILL');
+        (0,marker/* signalAll */.w$)(pids, 'SIGKILL');
+        if (group !== undefined || pids.length > 0) {
+            notice(`ended unit ${step} [${unit.start}, ${unit.end}) left running by attempt ${unit.attempt} (${group !== undefined ? `pid ${group}` : `${pids.length} process(es) it started`})`);
+            if (group !== undefined)
+                groups.push(group);
+            ended += 1;
+        }
+        ckpt.recordLater({
+            type: 'interrupt',
+            step,
+            start: unit.start,
+            end: unit.end,
+            index: unit.index,
+            ms: 0,
+            reason: `attempt ${unit.attempt} ended while it ran`,
+        });
+    }
+    // SIGKILL is asynchronous: wait until the groups and marked processes are gone (or 5 s).
+    const until = performance.now() + 5000;
+    const alive = () => groups.some((g) => (0,exec_process/* groupAlive */.xq)(g)) || (markers.size > 0 && (0,marker/* findMarked */.Em)((m) => markers.has(m)).length > 0);
+    while (ended > 0 && alive() && performance.now() < until) {
+        await new Promise((r) => setTimeout(r, 20));
+    }
+    return ended;
+}
+
+;// CONCATENATED MODULE: ./src/engine/outputs.ts
+// CHECKPOINT_OUTPUT files use GITHUB_OUTPUT's syntax: `key=value` lines and `key<<DELIM` heredocs.
+
+class OutputSyntaxError extends errors/* CheckpointError */.jg {
+    name = 'OutputSyntaxError';
+    exitCode = errors/* EXIT_FAILED */.hj;
+}
+function parseOutputFile(text, file) {
+    const out = {};
+    const lines = text.split(/\r?\n/);
+    for (let i = 0; i < lines.length; i++) {
+        const line = lines[i] ?? '';
+        if (line.trim() === '')
+            continue;
+        const heredoc = /^([^=<\s][^=<]*?)<<(.+)$/.exec(line);
+        if (heredoc) {
+            const key = heredoc[1];
+            const delim = heredoc[2];
+            const body = [];
+            let j = i + 1;
+            for (; j < lines.length && lines[j] !== delim; j++)
+                body.push(lines[j] ?? '');
+            if (j >= lines.length) {
+                throw new OutputSyntaxError(`${file}:${i + 1}: output "${key}" opens a heredoc with delimiter "${delim}" that is never closed; end it with a line holding only ${delim}`);
             }
-            else if (SET_LETTERS.has(letter))
-                words.push(`-${letter}`);
-            else
-                return undefined;
+            out[key] = body.join('\n');
+            i = j;
+            continue;
+        }
+        const eq = line.indexOf('=');
+        if (eq <= 0) {
+            throw new OutputSyntaxError(`${file}:${i + 1}: expected key=value or key<<DELIMITER, got ${JSON.stringify(line.slice(0, 60))}`);
+        }
+        out[line.slice(0, eq)] = line.slice(eq + 1);
+    }
+    return out;
+}
+
+// EXTERNAL MODULE: ./src/journal/fsutil.ts
+var fsutil = __nccwpck_require__(91268);
+;// CONCATENATED MODULE: ./src/engine/recorder.ts
+// From a unit's process end to what the journal says of it. A unit's record comes from its exit status and
+// nothing else (DESIGN §3): `classifyExit` is that rule, pure. The rest keeps what the checkpoint carries
+// bounded however many units run: `done` records share a write and an fsync with the others of their
+// event-loop turn, and a kept log is written only for a unit that failed, timed out or was interrupted, at
+// most LOGS_PER_STEP per step (the summary shows the first failed ranges; successful units' output went to
+// the live log as it came).
+
+
+
+
+/** Exit code of a unit that stopped itself at a safe point (DESIGN §3, cooperative units). */
+const EXIT_YIELDED = 75;
+/** Kept logs per step: the folder stays small whatever a step's failures come to. */
+const LOGS_PER_STEP = 100;
+/** What a process end means for its unit: by its exit status and who ended it, never by its output. */
+function classifyExit(exit, timeoutMs) {
+    if (exit.spawnError)
+        return { kind: 'failed', reason: exit.spawnError, cause: 'spawn' };
+    if (exit.endedBy === 'stop')
+        return { kind: 'interrupted' };
+    if (exit.endedBy === 'timeout')
+        return { kind: 'failed', reason: `timed out after ${(0,duration/* formatDuration */.a)(timeoutMs ?? 0)}`, cause: 'timeout' };
+    if (exit.code === 0)
+        return { kind: 'done' };
+    if (exit.code === EXIT_YIELDED)
+        return { kind: 'yielded' };
+    if (exit.signal)
+        return { kind: 'failed', reason: `killed by ${exit.signal}`, cause: 'signal' };
+    return { kind: 'failed', reason: `exit code ${exit.code}`, cause: 'exit' };
+}
+class Recorder {
+    #ckpt;
+    /** `done` records of the current event-loop turn, and when they are durable. */
+    #doneBatch;
+    /** Kept logs per step (counted once from disk, then as they are written). */
+    #logs = new Map();
+    constructor(ckpt) {
+        this.#ckpt = ckpt;
+    }
+    /**
+     * Records a `done` with the others of its event-loop turn: one write and one fsync for all, and no line
+     * in the journal before its fsync (the same promise as `record`). Resolves once durable; `onWritten` runs
+     * once the line is written (a SIGKILL from then on does not lose it).
+     */
+    done(ev, onWritten) {
+        let batch = this.#doneBatch;
+        if (!batch) {
+            const events = [];
+            const durable = new Promise((resolve) => setImmediate(resolve)).then(async () => {
+                this.#doneBatch = undefined;
+                await Promise.all(events.map((e) => this.#ckpt.record(e.ev, e.onWritten)));
+            });
+            batch = { events, durable };
+            this.#doneBatch = batch;
+        }
+        batch.events.push({ ev, onWritten });
+        return batch.durable;
+    }
+    /** Keeps the tail of a unit that did not succeed (within the step's cap). */
+    async keepLog(step, index, bytes) {
+        if (bytes.length === 0)
+            return;
+        const kept = await this.#kept(step);
+        if (!kept.has(index) && kept.size >= LOGS_PER_STEP)
+            return;
+        const path = this.#ckpt.logPath(step, index);
+        try {
+            await (0,promises_.mkdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
+            // A link where the log should be would write elsewhere: the checkpoint's files are never links.
+            const st = await (0,promises_.lstat)(path).catch(() => undefined);
+            if (st?.isSymbolicLink())
+                await (0,promises_.rm)(path);
+            await (0,promises_.writeFile)(path, bytes, { mode: 0o600 });
+            kept.add(index);
+        }
+        catch (err) {
+            // Node's error for a failed write() names no file.
+            throw new fsutil/* CheckpointWriteError */.Uv(path, err);
         }
     }
-    return words.join(' ');
+    /** A unit that succeeded after a failed try: its old log no longer describes it. */
+    async dropLog(step, index) {
+        const kept = await this.#kept(step);
+        if (!kept.has(index))
+            return;
+        kept.delete(index);
+        await (0,promises_.rm)(this.#ckpt.logPath(step, index), { force: true });
+    }
+    #kept(step) {
+        let kept = this.#logs.get(step);
+        if (!kept) {
+            kept = (0,promises_.readdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step))
+                .catch(() => [])
+                .then((files) => {
+                const set = new Set();
+                for (const f of files) {
+                    const n = Number(f.replace(/\.log$/, ''));
+                    if (f.endsWith('.log') && Number.isSafeInteger(n))
+                        set.add(n);
+                }
+                return set;
+            });
+            this.#logs.set(step, kept);
+        }
+        return kept;
+    }
 }
-/** Variables bash sets itself in the launcher (and `_`, after every command): never taken from it as they are. */
-const BASH_SETS = ['PWD', 'OLDPWD', 'SHLVL', '_'];
+
+;// CONCATENATED MODULE: ./src/engine/retry.ts
 /**
- * What turns the launcher's environment `base` into `env`: NAME=value to export and names to unset, leaving
- * out the names in `skip`, which the caller handles itself.
+ * Delay before try `nextTry` (2 = the first retry): exponential, capped, with "equal jitter" (half fixed,
+ * half random) so units failing together don't retry in lockstep yet never retry instantly.
  */
-function envDelta(env, base, skip) {
-    const set = [];
-    const unset = [];
-    for (const [k, v] of Object.entries(env))
-        if (v !== undefined && base[k] !== v && !skip.includes(k))
-            set.push(`${k}=${v}`);
-    for (const k of Object.keys(base))
-        if (env[k] === undefined && !skip.includes(k))
-            unset.push(k);
-    return { set, unset };
-}
-/** Where `bash` is found on `path` (undefined: nowhere). */
-function whichBash(path) {
-    const found = (0,engine_process/* resolveProgram */.dk)('bash', path);
-    return found === 'bash' ? undefined : found;
-}
-function sameFile(a, b) {
-    if (a === b)
-        return true;
-    try {
-        const x = (0,external_node_fs_.statSync)(a);
-        const y = (0,external_node_fs_.statSync)(b);
-        return x.ino === y.ino && x.dev === y.dev;
-    }
-    catch {
-        return false;
-    }
-}
-function isDirectory(path) {
-    try {
-        return (0,external_node_fs_.statSync)(path).isDirectory();
-    }
-    catch {
-        return false;
-    }
-}
-/** bash's rule for the SHLVL a new shell sets: one more than a numeric value it was given, else 1. */
-function nextShellLevel(value) {
-    const n = /^\s*-?\d+\s*$/.test(value ?? '') ? Number.parseInt(value ?? '0', 10) : 0;
-    if (n < 0)
-        return '0';
-    return n + 1 >= 1000 ? '1' : String(n + 1);
-}
-/**
- * How the launcher whose own environment is `launcherEnv` starts units of `argv` (the shell's argv and the
- * command) with the step's environment `env`. `mode`: CHECKPOINT_LAUNCHER (`exec` turns forked shells off).
- */
-function shellStart(argv, env, launcherEnv, mode) {
-    if (mode === 'exec')
-        return { kind: 'exec', why: 'CHECKPOINT_LAUNCHER=exec' };
-    const command = argv[argv.length - 1] ?? '';
-    const setArgs = setArgsOf(argv.slice(0, -1));
-    if (setArgs === undefined)
-        return { kind: 'exec', why: 'the shell is not `bash [options] -c`' };
-    if (NEEDS_OWN_PROCESS.test(command))
-        return { kind: 'exec', why: 'the command uses $$, PPID or $-' };
-    const names = [...Object.keys(env), ...Object.keys(launcherEnv)];
-    const odd = names.find((k) => !IDENT.test(k) || k.startsWith('__') || k.startsWith('BASH_FUNC_') || STARTUP.has(k));
-    if (odd !== undefined)
-        return { kind: 'exec', why: `the environment has ${odd}, which bash reads when it starts` };
-    // The launcher runs the bash its PATH finds; the unit's must be that one.
-    const own = whichBash(launcherEnv.PATH);
-    const shell = argv[0] === 'bash' ? (env.PATH === launcherEnv.PATH ? own : whichBash(env.PATH)) : argv[0];
-    if (own === undefined || shell === undefined || !sameFile(shell, own))
-        return { kind: 'exec', why: `the shell ${argv[0]} is not the launcher's bash (${own})` };
-    const { set, unset } = envDelta(env, launcherEnv, BASH_SETS);
-    // A new bash sets PWD itself (the subshell's `cd` does), keeps an OLDPWD that names a directory and
-    // otherwise exports OLDPWD without a value, and counts SHLVL up.
-    const oldpwd = env.OLDPWD;
-    if (oldpwd !== undefined && isDirectory(oldpwd))
-        set.push(`OLDPWD=${oldpwd}`);
-    else {
-        unset.push('OLDPWD');
-        set.push('OLDPWD');
-    }
-    set.push(`SHLVL=${nextShellLevel(env.SHLVL)}`);
-    return { kind: 'fork', argv0: argv[0] ?? 'bash', setArgs, command, set, unset };
+function retryDelayMs(policy, nextTry, random = Math.random) {
+    const exp = policy.delayMs * policy.backoff ** Math.max(0, nextTry - 2);
+    const capped = Math.min(policy.maxDelayMs, exp);
+    return Math.round(capped / 2 + random() * (capped / 2));
 }
 
 ;// CONCATENATED MODULE: ./src/engine/slot-file.ts
@@ -38098,832 +33276,150 @@ class SlotFile {
     }
 }
 
-// EXTERNAL MODULE: ./src/engine/unit-env.ts
-var unit_env = __nccwpck_require__(27784);
-;// CONCATENATED MODULE: ./src/engine/launcher.ts
-// Starting a process from Node costs milliseconds of blocked event loop (fork of a big process, then a wait
-// for exec), which capped a plan of short units at a fifth of xargs' rate. A launcher is a small, long-lived
-// bash that forks units for us: Node writes the unit's request to a file (`slot-N.launch`: its own variables;
-// the step's cwd, argv and environment go to `slot-N.launch.step`, written and read only when they change:
-// parsing them took a tenth of a millisecond per unit) and one byte to the launcher; the launcher starts the
-// unit in its own process group (job control, `set -m`), reports its pid and exit status, and passes its
-// output through on stdout/stderr, closed by an end marker so nothing is misattributed. One launcher runs
-// one unit at a time; the pool holds one per concurrently running unit. A plain `bash -c` unit is not even
-// exec'd: its forked subshell of the launcher becomes that bash (a forked shell, see forked-shell.ts), which
-// saves bash's start-up, about a millisecond of CPU per unit.
-//
-// Pipelining: while a unit runs, the engine may already hand its launcher the next request (`q`). The
-// launcher starts it the moment the running unit exits 0, without waiting for a round trip through the
-// engine; that round trip, not CPU, was most of the time per unit for short units. Revoking is race-free:
-// the launcher answers every request with exactly one of `S pid` (started), `X request` (could not read it)
-// or `R` (not started), and it starts a queued request only if
-//   - the unit before it exited 0 (after a failure the engine decides: it may have exceeded max-failures),
-//   - no `c` (revoke) from the engine is waiting when it looks, and
-//   - the clock is not past the request's start-by time (`__by`, the time budget's last useful start).
-// So a revoked request either never starts, or started before the revoke was read and the engine learns
-// its pid from `S` like any other start. The launcher's writes double as a check that the engine is alive:
-// a launcher whose engine is gone (SIGKILL) gets EPIPE and exits instead of starting a queued unit.
+;// CONCATENATED MODULE: ./src/engine/throttle.ts
 
 
-
-
-
-
-/** Starts the launcher's own lines in a unit stream: NUL never occurs in text output. */
-const PREFIX = '\0checkpoint-';
-/** After PREFIX: the end of a unit's output on this stream. */
-const END = 'unit-end\n';
-/** After PREFIX, on stdout only: events up to the newline. */
-const EVENTS = 'ev ';
-/** Longer than any event line: a NUL-started line this long without a newline is unit output. */
-const MAX_EVENT_LINE = 256;
-// fd 3 carries one byte per command: `r` start the request now (sent to an idle launcher), `q` start it
-// when the running unit has ended (see above), `c` revoke the queued request (ignored once it started).
-// Events travel in-band on stdout, between units' output, as `\0checkpoint-ev ...` lines: `S <pid>`
-// started, `X <pid> <why>` / `X request` could not start, `R` not started, `E <status>` ended. The `E` of a
-// unit goes with the next queued unit's `S` or `R`, or at once when nothing is queued; events on one line
-// are separated by `;` (bash flushes its output at each newline, so this is one write). In-band, they need
-// no redirection: \`printf >&3\` saves, redirects and restores fd 1 around the write, ten system calls.
-// Units write to fd 1 and fd 4 (their stderr) and read /dev/null (fd 0); the launcher's own stderr, where
-// job control prints its notices, is discarded. A PIPE handler (an ignored signal would be inherited by
-// units) turns a write to a vanished engine into an error the loop acts on.
-const SCRIPT = `
-shopt -s execfail
-trap : PIPE
-# The engine gone (SIGKILL) while a unit runs: nothing else would end the unit, whose \`spawned\` record may
-# not have reached the journal for the next run to find it. fd 5 is a socket the engine never writes to; a
-# watcher reads end-of-file from it when the engine's end closes, however the engine ended, and signals
-# the launcher (USR1 ends \`wait\` at once), which ends its unit's group: SIGTERM, SIGKILL 3 s later.
-__gone() {
-  local __j __i
-  __j=$(jobs -p)
-  if [ -n "$__j" ]; then
-    kill -TERM -- $(printf -- '-%s ' $__j) 2>/dev/null
-    for __i in {1..30}; do
-      kill -0 -- $(printf -- '-%s ' $__j) 2>/dev/null || exit 0
-      sleep 0.1
-    done
-    kill -KILL -- $(printf -- '-%s ' $__j) 2>/dev/null
-  fi
-  exit 0
-}
-trap __gone USR1
-(
-  trap - USR1
-  exec 0</dev/null 1>/dev/null 2>/dev/null 3<&- 4<&-
-  read -r -u 5 _
-  # Only while the launcher is still this watcher's parent: its pid may belong to another process later.
-  read -r __s < "/proc/$BASHPID/stat" || exit
-  set -- \${__s##*) }
-  [ "$2" = "$$" ] && kill -USR1 "$$"
-) &
-exec 5<&-
-set -m
-__have=
-__st=0
-__ev=
-while :; do
-  if [ -n "$__ev" ] && ! read -t 0 -u 3; then printf '\\0checkpoint-ev %s\\n' "\${__ev%;}" || exit; __ev=; fi
-  IFS= read -r -N 1 -u 3 __m || break
-  case $__m in
-  q)
-    # Only a revoke can follow a queued request before it is answered.
-    if [ "$__st" != 0 ]; then __m=c
-    elif read -t 0 -u 3; then IFS= read -r -N 1 -u 3 __m || exit
-    fi
-    if [ "$__m" = c ]; then
-      printf '\\0checkpoint-ev %sR\\n' "$__ev" || exit
-      __ev=
-      continue
-    fi ;;
-  r) ;;
-  *) continue ;;
-  esac
-  __by=
-  # The step's part (cwd, argv, its environment) is read again only when the request names another one.
-  if . "$__req" && { [ "$__tpl" = "$__have" ] || { . "$__step" && __have=$__tpl; }; }; then
-    if [ -n "$__by" ]; then
-      __now=\${EPOCHREALTIME/[.,]/}
-      if [ -z "$__now" ] || [ "$__now" -gt "$__by" ]; then
-        printf '\\0checkpoint-ev %sR\\n' "$__ev" || exit
-        __ev=
-        continue
-      fi
-    fi
-    (
-      # One builtin call each, not a loop: this runs for every unit. cd's complaint goes to the
-      # launcher's discarded stderr. cd first: it sets PWD and OLDPWD, which the unit then gets as its
-      # environment says (the physical path, as a new bash would find with getcwd).
-      cd -P -- "$__cwd" || { printf '\\0checkpoint-ev X %d cwd\\n' "$BASHPID"; exit 127; }
-      if [ -z "$__fork" ]; then
-        [ \${#__unset[@]} -eq 0 ] || unset -v "\${__unset[@]}"
-        [ \${#__env[@]} -eq 0 ] || export "\${__env[@]}"
-        [ \${#__own[@]} -eq 0 ] || export "\${__own[@]}"
-        exec "\${__argv[@]}" 2>&4 3>&- 4>&-
-        printf '\\0checkpoint-ev X %d exec\\n' "$BASHPID"
-        exit 127
-      fi
-      # A forked shell (forked-shell.ts): this subshell becomes the unit's \`bash -c\`. Nothing of the
-      # launcher stays: its variables (all named __*), function, traps (still listed by \`trap\` in a
-      # subshell) and shell option go; the unit's set options come last, so they judge only its command.
-      exec 2>&4 3>&- 4>&-
-      [ \${#__unset[@]} -eq 0 ] || unset -v "\${__unset[@]}"
-      BASH_EXECUTION_STRING=\${__argv[-1]}
-      BASH_ARGV0=\${__argv[0]}
-      set -- "$__fork" "\${__env[@]}" "\${__own[@]}"
-      unset -v "\${!__@}"
-      unset -f __gone
-      trap - PIPE USR1
-      shopt -u execfail
-      BASH_SUBSHELL=0
-      [ $# -eq 1 ] || export "\${@:2}"
-      set $1 --
-      # The command runs from a trap: a trap's code is numbered from line 1, as \`bash -c\` numbers its
-      # command (LINENO, error messages), where a plain eval here would continue this script's numbering.
-      # Where USR2 was ignored when the launcher started, it cannot be trapped: then a plain eval.
-      trap 'trap - USR2; eval "$BASH_EXECUTION_STRING"; exit $?' USR2
-      kill -USR2 $BASHPID
-      eval "$BASH_EXECUTION_STRING"
-    ) &
-    __pid=$!
-    # No engine to record it: end it rather than leave a unit running that nobody knows of.
-    printf '\\0checkpoint-ev %sS %d\\n' "$__ev" "$__pid" || { kill -KILL -- "-$__pid"; exit; }
-    __ev=
-    wait "$__pid"
-    __st=$?
-  else
-    printf '\\0checkpoint-ev %sX request\\n' "$__ev" || exit
-    __ev=
-    __st=127
-  fi
-  printf '\\0checkpoint-unit-end\\n' || exit
-  printf '\\0checkpoint-unit-end\\n' >&4 || exit
-  __ev="E $__st;"
-done
-`;
-/** Bash ANSI-C quoting: safe for any byte string without NUL (which neither argv nor env can hold). */
-function bashQuote(s) {
-    // Most values need no escapes: one test instead of a character loop.
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
-    if (!/[\\'\x00-\x1f\x7f]/.test(s))
-        return `$'${s}'`;
-    let out = "$'";
-    for (const ch of s) {
-        const c = ch.codePointAt(0) ?? 0;
-        if (ch === '\\')
-            out += '\\\\';
-        else if (ch === "'")
-            out += "\\'";
-        else if (c < 0x20 || c === 0x7f)
-            out += `\\x${c.toString(16).padStart(2, '0')}`;
-        else
-            out += ch;
-    }
-    return `${out}'`;
-}
-function signalName(n) {
-    for (const [name, num] of Object.entries(external_node_os_.constants.signals))
-        if (num === n)
-            return name;
-    return null;
-}
-/**
- * Splits one launcher stream into per-unit output by the end marker, taking out the launcher's event lines
- * (stdout only: `onEvents` given). Exported for its tests.
- */
-class Demux {
-    /** The start of a line that may be ours, cut by the end of the previous chunk. */
-    #carry;
-    onData;
-    onEnd;
-    onEvents;
-    constructor(onData, onEnd, onEvents) {
-        this.onData = onData;
-        this.onEnd = onEnd;
-        this.onEvents = onEvents;
-    }
-    push(chunk) {
-        const buf = this.#carry ? Buffer.concat([this.#carry, chunk]) : chunk;
-        this.#carry = undefined;
-        let pos = 0;
-        let from = 0;
-        for (;;) {
-            const i = buf.indexOf(0, from);
-            if (i < 0)
-                break;
-            const line = this.#line(buf, i);
-            if (line === 'no') {
-                from = i + 1;
-                continue;
-            }
-            // The output before a launcher line belongs to the unit that line ends (or runs).
-            if (i > pos)
-                this.onData(buf.subarray(pos, i));
-            if (line === 'cut') {
-                // Possibly ours, cut by the chunk's end: decided with the next chunk.
-                this.#carry = Buffer.from(buf.subarray(i));
-                return;
-            }
-            if (line.events === undefined)
-                this.onEnd();
-            else
-                this.onEvents?.(line.events);
-            pos = i + line.length;
-            from = pos;
-        }
-        if (buf.length > pos)
-            this.onData(pos === 0 ? buf : buf.subarray(pos));
-    }
-    /** What starts at `i` (a NUL): a launcher line (its length, and its events), none, or one cut short. */
-    #line(buf, i) {
-        // Our lines are ASCII: latin1 maps each byte to one character.
-        const head = buf.toString('latin1', i, Math.min(buf.length, i + PREFIX.length + END.length));
-        if (head === PREFIX + END)
-            return { length: head.length };
-        if (this.onEvents && head.startsWith(PREFIX + EVENTS)) {
-            const nl = buf.indexOf(10, i);
-            if (nl >= 0 && nl - i <= MAX_EVENT_LINE) {
-                const events = buf.toString('latin1', i + PREFIX.length + EVENTS.length, nl);
-                return { length: nl + 1 - i, events };
-            }
-            return nl < 0 && buf.length - i <= MAX_EVENT_LINE ? 'cut' : 'no';
-        }
-        // A line cut short is a prefix of ours that reaches the end of the chunk.
-        if (i + head.length < buf.length)
-            return 'no';
-        const cut = (PREFIX + END).startsWith(head) || (this.onEvents !== undefined && (PREFIX + EVENTS).startsWith(head));
-        return cut ? 'cut' : 'no';
-    }
-}
-/** One request from being written until its three ends (stdout marker, stderr marker, `E`) arrived. */
-class Request {
-    opts;
-    /** Sent as `q`, behind a running unit. */
-    queued;
-    started;
-    exited;
-    /** Called when the unit ahead of it exited 0: from then on the launcher starts it unless revoked in time. */
-    onPromote;
-    /** `S`, `X request` or `R` arrived. */
-    settled = false;
-    pid;
-    failed;
-    status;
-    outEnded = false;
-    errEnded = false;
-    evEnded = false;
-    revokeSent = false;
-    #settle;
-    #finish;
-    #buffered = [];
-    #sink = (c, s) => this.#buffered?.push([c, s]);
-    constructor(opts, queued, onPromote) {
-        this.opts = opts;
-        this.queued = queued;
-        this.onPromote = onPromote;
-        this.started = new Promise((r) => {
-            this.#settle = r;
-        });
-        this.exited = new Promise((r) => {
-            this.#finish = r;
-        });
-    }
-    output(chunk, stream) {
-        this.#sink(chunk, stream);
-    }
-    get done() {
-        return this.outEnded && this.errEnded && this.evEnded;
-    }
-    /** It started (or could not: pid undefined); output and the exit follow. */
-    start(pid) {
-        if (this.settled)
-            return;
-        this.settled = true;
-        this.pid = pid;
-        this.#settle({
-            pid,
-            setOutput: (fn) => {
-                for (const [c, s] of this.#buffered ?? [])
-                    fn(c, s);
-                this.#buffered = undefined;
-                this.#sink = fn;
-            },
-            exited: this.exited,
-        });
-    }
-    /** The launcher did not start it. */
-    drop() {
-        this.settled = true;
-        this.#settle(undefined);
-    }
-    finish(exit) {
-        this.start(undefined);
-        this.#finish(exit);
-    }
-}
-class Launcher {
-    #child;
-    /** The launcher's fd 3: commands. */
-    #commands;
-    /** The launcher's fd 5: held open, never written, for as long as this process lives. */
-    #alive;
-    #req;
-    #step;
-    #templates;
-    /** CHECKPOINT_LAUNCHER (`exec`: no forked shells). */
-    #mode;
-    /** The step part the launcher was last sent (it keeps it loaded), numbered per launcher. */
-    #tpl;
-    #tplCount = 0;
-    /** Requests written and not yet ended, in the order the launcher handles them. */
-    #units = [];
-    #dead = false;
-    constructor(env, reqPath, templates, mode) {
-        this.#mode = mode;
-        this.#req = new SlotFile(reqPath);
-        this.#step = new SlotFile(`${reqPath}.step`);
-        this.#templates = templates;
-        // Detached: its own session, so a terminal's Ctrl-C reaches the engine (which stops units itself), not
-        // the launchers. fd 0 is /dev/null, which units inherit; commands come on fd 3 (a socket Node writes to).
-        // The paths go in the script, not as arguments: those would show in a forked shell's BASH_ARGV.
-        const script = `__req=${bashQuote(reqPath)} __step=${bashQuote(this.#step.path)}${SCRIPT}`;
-        this.#child = (0,external_node_child_process_.spawn)('bash', ['-c', script, 'checkpoint-launcher'], {
-            env,
-            detached: true,
-            // fd 5: never written; the launcher's watcher sees it close when this process ends (see SCRIPT).
-            stdio: ['ignore', 'pipe', 'ignore', 'pipe', 'pipe', 'pipe'],
-        });
-        // Node types the extra stdio entries as either direction; a 'pipe' at fd 3 is a duplex socket.
-        this.#commands = (this.#child.stdio[3] ?? undefined);
-        // Each stream is read in order: its output belongs to the first request whose marker it has not sent.
-        const out = new Demux((c) => this.#units.find((u) => !u.outEnded)?.output(c, 'stdout'), () => this.#streamEnded('outEnded'), (text) => this.#onEvents(text));
-        const err = new Demux((c) => this.#units.find((u) => !u.errEnded)?.output(c, 'stderr'), () => this.#streamEnded('errEnded'));
-        this.#child.stdout?.on('data', (c) => out.push(c));
-        this.#child.stdio[4]?.on('data', (c) => err.push(c));
-        // Node types stdio as a tuple of five; the sixth entry exists because stdio above asks for it.
-        this.#alive = this.#child.stdio[5] ?? undefined;
-        for (const s of [this.#child.stdout, this.#child.stdio[4], this.#commands, this.#alive])
-            s?.on('error', () => { });
-        this.#child.once('error', (e) => this.#die(e.message));
-        this.#child.once('exit', (code, sig) => this.#die(sig ? `signal ${sig}` : `exit ${code}`));
-    }
-    get dead() {
-        return this.#dead;
-    }
-    /** A request may be queued: the launcher runs a unit whose end it has not reported, and nothing else waits. */
-    get canQueue() {
-        const last = this.#units[this.#units.length - 1];
-        return !this.#dead && last !== undefined && last.settled && last.pid !== undefined && !last.evEnded;
-    }
-    #die(why) {
-        if (this.#dead)
-            return;
-        this.#dead = true;
-        const left = this.#units.splice(0);
-        for (const r of left)
-            r.finish({ code: null, signal: null, spawnError: `the unit launcher ended unexpectedly (${why})` });
-    }
-    #onEvents(line) {
-        for (const ev of line.split(';'))
-            if (ev)
-                this.#onEvent(ev);
-    }
-    #onEvent(line) {
-        // Events speak of the first request not ended yet, except `X` from a unit's own process (by pid).
-        const r = this.#units.find((u) => !u.evEnded);
-        if (!r)
-            return;
-        const [kind, arg, why] = line.split(' ');
-        if (kind === 'S')
-            r.start(Number(arg));
-        else if (kind === 'R') {
-            this.#units.splice(this.#units.indexOf(r), 1);
-            // Only a queued request may go unstarted; the engine awaits a start for any other.
-            if (r.queued)
-                r.drop();
-            else
-                r.finish({ code: null, signal: null, spawnError: 'the unit launcher did not start it' });
-        }
-        else if (kind === 'X') {
-            if (arg === 'request') {
-                r.failed = 'request';
-                r.start(undefined);
-            }
-            else {
-                // The unit's process may report before its launcher's `S` for it (and before the `E` of the one
-                // ahead of it) arrived: a pid nobody has yet belongs to the request still waiting for its `S`.
-                const pid = Number(arg);
-                const owner = this.#units.find((u) => u.pid === pid) ?? this.#units.find((u) => !u.settled);
-                if (owner)
-                    owner.failed = why ?? 'start';
-            }
-        }
-        else if (kind === 'E') {
-            r.status = Number(arg);
-            r.evEnded = true;
-            const next = this.#units[this.#units.indexOf(r) + 1];
-            if (next?.queued && !next.settled && r.status === 0)
-                next.onPromote?.();
-            this.#maybeFinish(r);
-        }
-    }
-    #streamEnded(which) {
-        const r = this.#units.find((u) => !u[which]);
-        if (!r)
-            return;
-        r[which] = true;
-        this.#maybeFinish(r);
-    }
-    /** The unit is over when its three ends arrived. */
-    #maybeFinish(r) {
-        if (!r.done)
-            return;
-        this.#units.splice(this.#units.indexOf(r), 1);
-        const st = r.status ?? 127;
-        if (r.failed) {
-            const what = r.failed === 'cwd'
-                ? 'the working directory does not exist'
-                : r.failed === 'request'
-                    ? 'the launcher could not read its request'
-                    : 'the program was not found';
-            r.finish({
-                code: null,
-                signal: null,
-                spawnError: `could not start "${r.opts.argv[0]}" in ${r.opts.cwd}: ${what}; check \`shell\` and \`working-directory\``,
-            });
-        }
-        else if (st > 128 && signalName(st - 128)) {
-            r.finish({ code: null, signal: signalName(st - 128) });
-        }
-        else
-            r.finish({ code: st, signal: null });
-    }
-    #send(r, startBy, base) {
-        // The request files are rewritten only here, and only once the previous request was answered (`S`, `X`
-        // or `R`): the launcher reads them between reading the message byte and answering, never later.
-        const env = r.opts.env instanceof unit_env/* UnitEnv */.i ? r.opts.env : new unit_env/* UnitEnv */.i(r.opts.env, {});
-        let t = this.#tpl;
-        if (!t || t.fixed !== env.fixed || t.cwd !== r.opts.cwd || !sameArgv(t.argv, r.opts.argv)) {
-            this.#step.set(stepText(r.opts, env.fixed, base, this.#mode, this.#templates));
-            this.#tplCount += 1;
-            t = { fixed: env.fixed, argv: r.opts.argv, cwd: r.opts.cwd, id: this.#tplCount };
-            this.#tpl = t;
-        }
-        this.#req.set(requestText(t.id, env.own, startBy));
-        if (this.#dead) {
-            r.finish({ code: null, signal: null, spawnError: 'the unit launcher is not running' });
-            return;
-        }
-        this.#units.push(r);
-        this.#commands?.write(r.queued ? 'q' : 'r');
-    }
-    /** Starts a unit now; the launcher must be idle (nothing queued, the last unit's `E` seen). */
-    start(opts, base) {
-        const r = new Request(opts, false);
-        this.#send(r, undefined, base);
-        return r.started;
-    }
-    /** Queues a unit behind the running one (`canQueue` must be true). `startBy`: Unix time in µs. */
-    queue(opts, base, startBy, onPromote) {
-        const r = new Request(opts, true, onPromote);
-        this.#send(r, startBy, base);
-        return {
-            started: r.started,
-            revoke: () => {
-                if (r.settled || r.revokeSent || this.#dead)
-                    return;
-                r.revokeSent = true;
-                this.#commands?.write('c');
-            },
-        };
-    }
-    close() {
-        this.#commands?.end();
-        this.#alive?.destroy();
-        this.#req.close();
-        this.#step.close();
-    }
-}
-/** Only the difference to the launcher's own environment travels; bash's own variables are pinned back. */
-function envDiff(env, base) {
-    const { set, unset } = envDelta(env, base, BASH_SETS);
-    for (const k of BASH_SETS) {
-        const v = env[k];
-        if (v !== undefined)
-            set.push(`${k}=${v}`);
-        else
-            unset.push(k);
-    }
-    return { set, unset };
-}
-function sameArgv(a, b) {
-    return a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
-}
-/** The step part of a request (`slot-N.launch.step`): `__cwd`, `__argv`, `__fork`, `__unset` and `__env`. */
-function stepText(opts, fixed, base, mode, cache) {
-    const hit = cache.get(fixed);
-    if (hit && hit.cwd === opts.cwd && sameArgv(hit.argv, opts.argv))
-        return hit.text;
-    const start = shellStart(opts.argv, fixed, base, mode);
-    const { set, unset } = start.kind === 'fork' ? start : envDiff(fixed, base);
-    const text = [
-        `__cwd=${bashQuote(opts.cwd)}`,
-        `__argv=(${opts.argv.map(bashQuote).join(' ')})`,
-        // Always set: the launcher keeps the last step part's variables.
-        `__fork=${start.kind === 'fork' ? bashQuote(start.setArgs) : ''}`,
-        `__unset=(${unset.map(bashQuote).join(' ')})`,
-        `__env=(${set.map(bashQuote).join(' ')})`,
-        '',
-    ].join('\n');
-    cache.set(fixed, { argv: opts.argv, cwd: opts.cwd, text });
-    return text;
-}
-/** The unit part of a request (`slot-N.launch`): which step part, its own variables, its start-by time. */
-function requestText(tpl, own, startBy) {
-    let text = `__tpl=${tpl}\n__own=(`;
-    for (const [k, v] of Object.entries(own))
-        text += ` ${bashQuote(`${k}=${v}`)}`;
-    text += ')\n';
-    if (startBy !== undefined)
-        text += `__by=${Math.floor(startBy)}\n`;
-    return text;
-}
-/** Whether the bash at a path is recent enough for a launcher, asked once per process. */
-const bashVersionOk = new Map();
-/** One launcher per slot (a unit running at once), created on demand and replaced if it dies. */
-class LauncherPool {
-    #env;
-    #dir;
-    #bySlot = new Map();
-    #templates = new WeakMap();
-    #mode;
-    /** `mode`: CHECKPOINT_LAUNCHER of the run (`exec`: every unit gets a fresh shell). */
-    constructor(env, tmpDir, mode) {
-        this.#env = env;
-        this.#dir = tmpDir;
-        this.#mode = mode;
-    }
-    /**
-     * A launcher needs bash 5 or later on PATH (it uses `read -N`, EPOCHREALTIME, BASH_ARGV0); without it (say,
-     * macOS's own bash 3.2 first on PATH) units are spawned directly.
-     */
-    static available(env) {
-        if (process.platform === 'win32' || env.CHECKPOINT_LAUNCHER === '0')
-            return false;
-        const bash = whichBash(env.PATH);
-        if (bash === undefined)
-            return false;
-        let ok = bashVersionOk.get(bash);
-        if (ok === undefined) {
-            // stdin from /dev/null: a bash whose stdin is a socket (Node's pipes are) and whose SHLVL is unset
-            // thinks rshd started it and sources ~/.bashrc, which on a CI runner may take a tenth of a second.
-            // biome-ignore lint/suspicious/noTemplateCurlyInString: bash code, not a JS template
-            const r = (0,external_node_child_process_.spawnSync)(bash, ['-c', 'echo "${BASH_VERSINFO[0]}"'], {
-                env,
-                encoding: 'utf8',
-                stdio: ['ignore', 'pipe', 'ignore'],
-                timeout: 10_000,
-            });
-            ok = r.status === 0 && Number(r.stdout.trim()) >= 5;
-            bashVersionOk.set(bash, ok);
-        }
-        return ok;
-    }
-    start(opts, slot) {
-        let l = this.#bySlot.get(slot);
-        if (!l || l.dead) {
-            l = new Launcher(this.#env, (0,external_node_path_.join)(this.#dir, `slot-${slot}.launch`), this.#templates, this.#mode);
-            this.#bySlot.set(slot, l);
-        }
-        return l.start(opts, this.#env);
-    }
-    /** Whether `queue` may hand this slot's launcher a request now. */
-    canQueue(slot) {
-        return this.#bySlot.get(slot)?.canQueue === true;
-    }
-    /**
-     * Hands the slot's launcher the request to start when its running unit exits 0 (`canQueue` first).
-     * `startBy` (Unix time, µs): not started later than this. `onPromote`: the unit ahead exited 0, so the
-     * launcher is starting this one now unless a revoke reaches it first.
-     */
-    queue(opts, slot, startBy, onPromote) {
-        const l = this.#bySlot.get(slot);
-        if (!l?.canQueue)
-            throw new Error(`internal: the launcher of slot ${slot} cannot take a queued request`);
-        return l.queue(opts, this.#env, startBy, onPromote);
-    }
-    close() {
-        for (const l of this.#bySlot.values())
-            l.close();
-        this.#bySlot.clear();
-    }
-}
-
-// EXTERNAL MODULE: ./src/journal/lock.ts
-var lock = __nccwpck_require__(17680);
-;// CONCATENATED MODULE: ./src/engine/orphans.ts
-// A run killed with SIGKILL leaves its units running. Before their work is handed out again, the next run on
-// the same host ends them — identified by the process group recorded at spawn and the process start time, so
-// a pid the kernel has since reused for something else is never signalled.
-
-
-
-
-async function endOrphans(ckpt, notice) {
-    const host = (0,external_node_os_.hostname)();
-    let ended = 0;
-    const waits = [];
-    for (const { step, unit } of (0,state/* orphanedUnits */.b5)(ckpt.state)) {
-        const pid = unit.pid;
-        if (pid !== undefined && unit.host === host && unit.startTime !== undefined) {
-            const now = (0,lock/* processStartTime */.X0)(pid);
-            if (now === unit.startTime && (0,engine_process/* signalGroup */.i8)(pid, 'SIGKILL')) {
-                notice(`ended unit ${step} [${unit.start}, ${unit.end}) left running by attempt ${unit.attempt} (pid ${pid})`);
-                waits.push(pid);
-                ended += 1;
-            }
-        }
-        ckpt.recordLater({
-            type: 'interrupt',
-            step,
-            start: unit.start,
-            end: unit.end,
-            index: unit.index,
-            ms: 0,
-            reason: `attempt ${unit.attempt} ended while it ran`,
-        });
-    }
-    // SIGKILL is asynchronous; the group is gone once the kernel has reaped or re-parented every member.
-    const until = Date.now() + 5000;
-    while (waits.some((pid) => (0,engine_process/* groupAlive */.xq)(pid) && (0,lock/* isProcessAlive */.jW)(pid)) && Date.now() < until) {
-        await new Promise((r) => setTimeout(r, 20));
-    }
-    return ended;
-}
-
-;// CONCATENATED MODULE: ./src/engine/outputs.ts
-// CHECKPOINT_OUTPUT files use GITHUB_OUTPUT's syntax: `key=value` lines and `key<<DELIM` heredocs.
-class OutputSyntaxError extends Error {
-    name = 'OutputSyntaxError';
-}
-function parseOutputFile(text, file) {
-    const out = {};
-    const lines = text.split(/\r?\n/);
-    for (let i = 0; i < lines.length; i++) {
-        const line = lines[i] ?? '';
-        if (line.trim() === '')
-            continue;
-        const heredoc = /^([^=<\s][^=<]*?)<<(.+)$/.exec(line);
-        if (heredoc) {
-            const key = heredoc[1];
-            const delim = heredoc[2];
-            const body = [];
-            let j = i + 1;
-            for (; j < lines.length && lines[j] !== delim; j++)
-                body.push(lines[j] ?? '');
-            if (j >= lines.length) {
-                throw new OutputSyntaxError(`${file}:${i + 1}: output "${key}" opens a heredoc with delimiter "${delim}" that is never closed; end it with a line holding only ${delim}`);
-            }
-            out[key] = body.join('\n');
-            i = j;
-            continue;
-        }
-        const eq = line.indexOf('=');
-        if (eq <= 0) {
-            throw new OutputSyntaxError(`${file}:${i + 1}: expected key=value or key<<DELIMITER, got ${JSON.stringify(line.slice(0, 60))}`);
-        }
-        out[line.slice(0, eq)] = line.slice(eq + 1);
-    }
-    return out;
-}
-
-// EXTERNAL MODULE: ./src/engine/prepare.ts + 5 modules
-var engine_prepare = __nccwpck_require__(58761);
-;// CONCATENATED MODULE: ./src/engine/retry.ts
-/**
- * Delay before try `nextTry` (2 = the first retry): exponential, capped, with "equal jitter" (half fixed,
- * half random) so units failing together don't retry in lockstep yet never retry instantly.
- */
-function retryDelayMs(policy, nextTry, random = Math.random) {
-    const exp = policy.delayMs * policy.backoff ** Math.max(0, nextTry - 2);
-    const capped = Math.min(policy.maxDelayMs, exp);
-    return Math.round(capped / 2 + random() * (capped / 2));
-}
-
-;// CONCATENATED MODULE: ./src/engine/scheduler.ts
-// The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
-// transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const scheduler_EXIT_USAGE = 2;
-const EXIT_INCOMPLETE = 75;
-/** Ranges bigger than this get no CHECKPOINT_ITEMS_FILE: writing millions of numbers per unit helps nobody. */
-const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
-// A unit's `done` record waits one turn of the event loop (setImmediate) to be written together with those
-// of the units whose ends arrived in the same turn; their fsyncs are grouped by the journal writer. Short
-// pipelined units end every fraction of a millisecond and got a write and an fsync each. The slot waits for
-// the write (not the fsync) before it takes a new request, so the wait is kept to one turn (it was a 2 ms
-// timer); the unit its launcher queued behind this one already runs.
-/** Read once: `os.hostname()` is a system call, and the spawned record of every unit carries it. */
-const HOST = (0,external_node_os_.hostname)();
-/** Variables each unit sets for itself; taken out of the step's fixed environment (a nested run has them). */
-const UNIT_VARS = [
-    'CHECKPOINT_TRY',
-    'CHECKPOINT_OUTPUT',
-    'CHECKPOINT_BATCH_INDEX',
-    'CHECKPOINT_BATCH_START',
-    'CHECKPOINT_BATCH_END',
-    'CHECKPOINT_ITEMS_FILE',
-    'CHECKPOINT_ITEM',
-];
 /** A throttle check that hangs holds units back no longer than this; it then counts as failed. */
 const THROTTLE_CHECK_TIMEOUT_MS = 60_000;
-/** One selected step's bookkeeping for this attempt. */
-class StepRun {
+class Throttle {
+    #step;
+    #spec;
+    #hooks;
+    /** Monotonic ms: the last check passed, and holds until then. */
+    #okUntil = 0;
+    /** Monotonic ms: the last check failed; the next runs then. */
+    #blockedUntil = 0;
+    #proc;
+    /** Why units are held back, while they are (recorded in the journal on each change). */
+    #held;
+    constructor(step, spec, hooks) {
+        this.#step = step;
+        this.#spec = spec;
+        this.#hooks = hooks;
+    }
+    get held() {
+        return this.#held !== undefined;
+    }
+    /** When to ask again, while a failed check holds units back (and none runs). */
+    get wakeAt() {
+        return this.#proc ? Number.POSITIVE_INFINITY : this.#blockedUntil;
+    }
+    /** Whether a unit may start now; starts a check when one is due. */
+    open(now) {
+        if (this.#okUntil > now)
+            return true;
+        if (this.#proc || this.#blockedUntil > now)
+            return false;
+        const proc = this.#hooks.spawn(this.#spec.command);
+        this.#proc = proc;
+        this.#hooks.track(proc.exited.then((exit) => this.#checked(proc, exit)));
+        return false;
+    }
+    terminate(graceMs) {
+        this.#proc?.terminate(graceMs, 'stop');
+    }
+    async #checked(proc, exit) {
+        this.#proc = undefined;
+        const at = monoNow();
+        const spec = this.#spec;
+        if (exit.code === 0 && !exit.spawnError) {
+            this.#okUntil = at + spec.everyMs;
+            if (this.#held !== undefined) {
+                this.#held = undefined;
+                await this.#hooks.record(false);
+                this.#hooks.notice(`${this.#step}: throttle check passes: starting units again`);
+            }
+            return;
+        }
+        if (exit.endedBy === 'stop')
+            return;
+        this.#blockedUntil = at + spec.backoffMs;
+        const why = exit.spawnError
+            ? exit.spawnError
+            : exit.endedBy === 'timeout'
+                ? `timed out after ${(0,duration/* formatDuration */.a)(THROTTLE_CHECK_TIMEOUT_MS)}`
+                : exit.signal
+                    ? `killed by ${exit.signal}`
+                    : `exit code ${exit.code}`;
+        const said = lastLine(proc.tail());
+        const reason = `throttled: ${spec.command}: ${why}${said ? ` (${said})` : ''}`;
+        if (reason !== this.#held) {
+            this.#held = reason;
+            await this.#hooks.record(true, reason);
+        }
+        this.#hooks.notice(`${this.#step}: ${reason}; no new unit starts, checking again in ${(0,duration/* formatDuration */.a)(spec.backoffMs)}`);
+    }
+}
+/** The last non-empty line of a command's output, shortened for one log line. */
+function lastLine(text) {
+    const lines = text.split('\n').filter((l) => l.trim() !== '');
+    const l = (lines[lines.length - 1] ?? '').trim();
+    return l.length > 200 ? `${l.slice(0, 197)}...` : l;
+}
+
+// EXTERNAL MODULE: ./src/journal/intervals.ts
+var intervals = __nccwpck_require__(84041);
+;// CONCATENATED MODULE: ./src/engine/work-queue.ts
+// Which unit of a step starts next: the queue policy, with no processes, files or clocks of its own (the
+// caller passes `now`, on the monotonic clock), so it is tested on its own (test/engine/work-queue.test.ts).
+//
+// - Failed and interrupted units of earlier attempts go first, then new units from the step's grid in
+//   order; a unit never spans two chunks of the grid.
+// - A retry waits for its backoff (`notBefore`); it keeps its unit's exact [start, end).
+// - `order: sequential`: one unit at a time, the lowest pending one, and none after a unit failed for good.
+// - `max-failures`: once more units failed for good than it allows, nothing more starts.
+// - The time budget's predictive stop: `holdBack` hands a unit back and nothing more starts.
+// - Chunks sized by time: each new chunk is sized by `chunking.ts` from the step's measured pace.
+
+
+
+class WorkQueue {
     step;
-    #ckpt;
+    #rec;
     /** Work done before now plus every unit handed out in this attempt; only grows. */
-    taken = new intervals/* IntervalSet */.m();
-    cursor;
-    retryQueue = [];
-    tries = new Map();
-    /** Units started and not yet recorded as ended (the step is complete only at 0). */
-    running = 0;
-    /** Unit processes alive (bounded by `parallel`). */
-    active = 0;
-    failedFinal = 0;
-    failedFinalStarts = new Set();
-    stoppedByFailures = false;
-    budgetBlocked = false;
-    completedThisAttempt = false;
-    /** `approval: true` and not approved: no unit of it starts in this attempt (reported once). */
-    awaitingApproval = false;
-    ranThisAttempt = false;
-    state = 'waiting';
-    items;
-    /** argv and the fixed part of the environment, the same for every unit of this attempt (built on first use). */
-    template;
-    throttle;
-    /** The time budget's deadline (Unix ms), if any: chunks sized by time are cut to fit before it. */
-    deadline;
+    #taken;
+    #cursor;
+    #retryQueue = [];
+    /** Tries of units in flight or waiting for a retry in this attempt; forgotten at a unit's end. */
+    #tries = new Map();
     /** Chunks sized by time: interrupted work of earlier attempts, handed out first, in chunks sized anew. */
     #resume;
-    constructor(step, ckpt) {
+    /** Units handed out and not yet ended (`order: sequential` hands out one at a time). */
+    #inFlight = 0;
+    /** Units that failed for good in this attempt (starts, for `order: sequential`). */
+    #failedFinal = new Set();
+    #stoppedByFailures = false;
+    #heldForBudget = false;
+    /** The time budget's deadline on the monotonic clock: chunks sized by time are cut to fit before it. */
+    deadline;
+    constructor(step, rec) {
         this.step = step;
-        this.#ckpt = ckpt;
-        const rec = this.rec;
-        this.cursor = rec.from;
-        this.taken = rec.done.clone();
-        // Failed and interrupted units of earlier attempts go first.
-        const first = [];
-        for (const f of [...rec.failed.values()].sort((a, b) => a.start - b.start)) {
-            first.push({ step: step.id, start: f.start, end: f.end, index: f.index, notBefore: 0 });
-            this.taken.add(f.start, f.end);
+        this.#rec = rec;
+        const r = rec();
+        this.#cursor = r.from;
+        this.#taken = r.done.clone();
+        for (const f of [...r.failed.values()].sort((a, b) => a.start - b.start)) {
+            this.#retryQueue.push({ step: step.id, start: f.start, end: f.end, index: f.index, notBefore: 0 });
+            this.#taken.add(f.start, f.end);
         }
-        for (const [s, e] of rec.interrupted.intervals()) {
+        for (const [s, e] of r.interrupted.intervals()) {
             if (step.batch?.adaptive) {
                 this.#resume ??= new intervals/* IntervalSet */.m();
                 this.#resume.add(s, e);
                 continue;
             }
             for (const u of this.cut(s, e)) {
-                first.push({ ...u, notBefore: 0 });
-                this.taken.add(u.start, u.end);
+                this.#retryQueue.push({ ...u, notBefore: 0 });
+                this.#taken.add(u.start, u.end);
             }
         }
-        this.retryQueue = first;
-        if (step.batch?.throttle)
-            this.throttle = { okUntil: 0, blockedUntil: 0, proc: undefined, held: undefined };
     }
-    get rec() {
-        const r = this.#ckpt.state.steps.get(this.step.id);
-        if (!r)
-            throw new Error(`internal: step ${this.step.id} has no record`);
-        return r;
+    get #sequential() {
+        return this.step.batch?.order === 'sequential';
     }
+    /** Most units of the step at once. */
     get parallel() {
-        return this.step.batch ? (this.step.batch.order === 'sequential' ? 1 : this.step.batch.parallel) : 1;
-    }
-    get complete() {
-        return (0,state/* isStepComplete */.EX)(this.rec) && this.running === 0;
+        return this.step.batch ? (this.#sequential ? 1 : this.step.batch.parallel) : 1;
     }
     get maxFailures() {
         const mf = this.step.batch?.maxFailures;
@@ -38931,11 +33427,30 @@ class StepRun {
             return 0;
         if (mf.kind === 'count')
             return mf.count;
-        return Math.floor((mf.percent / 100) * (0,state/* unitCount */.q3)(this.rec));
+        return Math.floor((mf.percent / 100) * (0,state/* unitCount */.q3)(this.#rec()));
+    }
+    get failedFinal() {
+        return this.#failedFinal.size;
+    }
+    get stoppedByFailures() {
+        return this.#stoppedByFailures;
+    }
+    get heldForBudget() {
+        return this.#heldForBudget;
+    }
+    /** Units that would start if limits allowed (now or after a retry's backoff). */
+    get hasQueued() {
+        if (this.#stoppedByFailures || this.#heldForBudget)
+            return false;
+        return this.#retryQueue.length > 0 || this.#taken.firstGap(this.#cursor, this.#rec().to) !== undefined;
+    }
+    /** A retry waits for its backoff (and may yet start in this attempt). */
+    waitingRetry(now) {
+        return this.#retryQueue.some((q) => Number.isFinite(q.notBefore) && q.notBefore > now);
     }
     /** Grid-aligned units covering [s, e): a unit never spans two chunks of the step's grid. */
     *cut(s, e) {
-        const { from, size } = this.rec;
+        const { from, size } = this.#rec();
         let p = s;
         while (p < e) {
             const index = Math.floor((p - from) / size);
@@ -38944,54 +33459,123 @@ class StepRun {
             p = end;
         }
     }
-    /** The unit at the start of [s, e) (what `cut` yields first, without a generator per unit). */
-    #unitAt(s, e) {
-        const { from, size } = this.rec;
-        const index = Math.floor((s - from) / size);
-        return { step: this.step.id, start: s, end: Math.min(from + (index + 1) * size, e), index };
-    }
     /** The next unit to start now, or the time to look again, or nothing left in this attempt. */
     next(now) {
-        if (this.stoppedByFailures)
+        if (this.#stoppedByFailures || this.#heldForBudget)
             return undefined;
-        if (this.step.batch?.order === 'sequential')
-            return this.#nextSequential(now);
+        const u = this.#sequential ? this.#nextSequential(now) : this.#nextAny(now);
+        if (u && !('wakeAt' in u))
+            this.#inFlight += 1;
+        return u;
+    }
+    /** Counts a try of `u`, which the caller starts now; returns its 1-based number in this attempt. */
+    startTry(u) {
+        const n = (this.#tries.get(u.start) ?? 0) + 1;
+        this.#tries.set(u.start, n);
+        return n;
+    }
+    /** `u` ended done: its bookkeeping is dropped. */
+    done(u) {
+        this.#tries.delete(u.start);
+        this.#inFlight -= 1;
+    }
+    /** `u` failed and runs again at `notBefore` (monotonic ms). */
+    retry(u, notBefore) {
+        this.#inFlight -= 1;
+        this.#retryQueue.push({ ...u, notBefore });
+    }
+    /** `u` yielded (exit 75): it runs again without using a try, at once or (stopping) in the next attempt. */
+    yielded(u, again) {
+        const n = this.#tries.get(u.start) ?? 1;
+        this.#tries.set(u.start, n - 1);
+        this.#inFlight -= 1;
+        this.#retryQueue.push({ ...u, notBefore: again ? 0 : Number.POSITIVE_INFINITY });
+    }
+    /** `u` was interrupted (stop): pending for the next attempt. */
+    interrupted(u) {
+        this.#tries.delete(u.start);
+        this.#inFlight -= 1;
+        this.#retryQueue.push({ ...u, notBefore: Number.POSITIVE_INFINITY });
+    }
+    /** `u` failed for good. Returns true when this failure is the one past `max-failures`. */
+    failed(u) {
+        this.#tries.delete(u.start);
+        this.#inFlight -= 1;
+        this.#failedFinal.add(u.start);
+        if (this.#failedFinal.size > this.maxFailures && !this.#stoppedByFailures) {
+            this.#stoppedByFailures = true;
+            return true;
+        }
+        return false;
+    }
+    /**
+     * A unit handed out that never started goes back, its try unused: to the front of the queue, as it was;
+     * with chunks sized by time, a new chunk (not a retry) goes back to the pending work instead, to be sized
+     * anew (the time left may be shorter by now).
+     */
+    giveBack(u) {
+        this.#inFlight -= 1;
+        const retry = (this.#tries.get(u.start) ?? 0) > 0 || this.#rec().failed.has(u.start);
+        if (!this.step.batch?.adaptive || retry) {
+            this.#retryQueue.unshift({ ...u, notBefore: 0 });
+            return;
+        }
+        this.#taken.remove(u.start, u.end);
+        if (u.start < this.#cursor)
+            this.#cursor = u.start;
+    }
+    /** The time budget's predictive stop: `u` goes back for the next attempt and nothing more starts. */
+    holdBack(u) {
+        this.#inFlight -= 1;
+        this.#retryQueue.push({ ...u, notBefore: Number.POSITIVE_INFINITY });
+        const first = !this.#heldForBudget;
+        this.#heldForBudget = true;
+        return first;
+    }
+    #nextAny(now) {
         let wakeAt = Number.POSITIVE_INFINITY;
-        for (let i = 0; i < this.retryQueue.length; i++) {
-            const q = this.retryQueue[i];
+        for (let i = 0; i < this.#retryQueue.length; i++) {
+            const q = this.#retryQueue[i];
             if (q.notBefore <= now) {
-                this.retryQueue.splice(i, 1);
+                this.#retryQueue.splice(i, 1);
                 // A plain unit: its fields are spread into journal records.
                 return { step: q.step, start: q.start, end: q.end, index: q.index };
             }
             wakeAt = Math.min(wakeAt, q.notBefore);
         }
+        const rec = this.#rec();
         if (this.step.batch?.adaptive) {
             const chunk = this.#nextChunk(now);
             if (chunk)
                 return chunk;
             return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
         }
-        const gap = this.taken.firstGap(this.cursor, this.rec.to);
+        const gap = this.#taken.firstGap(this.#cursor, rec.to);
         if (gap) {
             const u = this.#unitAt(gap[0], gap[1]);
-            this.taken.add(u.start, u.end);
-            this.cursor = u.end;
+            this.#taken.add(u.start, u.end);
+            this.#cursor = u.end;
             return u;
         }
-        this.cursor = this.rec.to;
+        this.#cursor = rec.to;
         return Number.isFinite(wakeAt) ? { wakeAt } : undefined;
+    }
+    /** The unit at the start of [s, e) (what `cut` yields first, without a generator per unit). */
+    #unitAt(s, e) {
+        const { from, size } = this.#rec();
+        const index = Math.floor((s - from) / size);
+        return { step: this.step.id, start: s, end: Math.min(from + (index + 1) * size, e), index };
     }
     /**
      * Chunks sized by time (chunking.ts): the next chunk from the first pending gap, interrupted work of
      * earlier attempts first. A retry never comes here: it keeps its unit's exact [start, end).
      */
     #nextChunk(now) {
-        const rec = this.rec;
+        const rec = this.#rec();
         let gap;
         if (this.#resume) {
             for (const [s, e] of this.#resume.intervals()) {
-                gap = this.taken.firstGap(s, e);
+                gap = this.#taken.firstGap(s, e);
                 if (gap)
                     break;
             }
@@ -38999,20 +33583,20 @@ class StepRun {
                 this.#resume = undefined;
         }
         const resumed = gap !== undefined;
-        gap ??= this.taken.firstGap(this.cursor, rec.to);
+        gap ??= this.#taken.firstGap(this.#cursor, rec.to);
         if (!gap) {
-            this.cursor = rec.to;
+            this.#cursor = rec.to;
             return undefined;
         }
         const u = this.#chunkAt(gap[0], gap[1], now);
-        this.taken.add(u.start, u.end);
+        this.#taken.add(u.start, u.end);
         if (!resumed)
-            this.cursor = u.end;
+            this.#cursor = u.end;
         return u;
     }
     /** A chunk sized by time starting at `s`, within [s, e); its index is its first cell of the `min` grid. */
     #chunkAt(s, e, now) {
-        const rec = this.rec;
+        const rec = this.#rec();
         const adaptive = this.step.batch?.adaptive;
         const size = adaptive
             ? (0,chunking/* nextChunkSize */.KW)({
@@ -39025,66 +33609,118 @@ class StepRun {
         return { step: this.step.id, start: s, end: s + size, index: Math.floor((s - rec.from) / rec.size) };
     }
     #nextSequential(now) {
-        if (this.running > 0)
+        if (this.#inFlight > 0)
             return undefined;
-        const rec = this.rec;
+        const rec = this.#rec();
         const gap = rec.done.firstGap(rec.from, rec.to);
         if (!gap)
             return undefined;
-        if (this.step.batch?.adaptive)
-            return this.#nextSequentialChunk(gap, now);
-        const u = this.#unitAt(gap[0], gap[1]);
-        if (this.failedFinalStarts.has(u.start))
+        const [s, e] = gap;
+        if (this.step.batch?.adaptive) {
+            if (this.#failedFinal.has(s))
+                return undefined;
+            const q = this.#retryQueue.findIndex((x) => x.start === s);
+            if (q >= 0) {
+                const item = this.#retryQueue[q];
+                if (item.notBefore > now)
+                    return Number.isFinite(item.notBefore) ? { wakeAt: item.notBefore } : undefined;
+                this.#retryQueue.splice(q, 1);
+                return { step: item.step, start: item.start, end: item.end, index: item.index };
+            }
+            // A new chunk stops where a unit waiting for its retry begins.
+            let end = e;
+            for (const x of this.#retryQueue)
+                if (x.start > s && x.start < end)
+                    end = x.start;
+            return this.#chunkAt(s, end, now);
+        }
+        const u = this.#unitAt(s, e);
+        if (this.#failedFinal.has(u.start))
             return undefined;
-        const q = this.retryQueue.findIndex((x) => x.start === u.start);
+        const q = this.#retryQueue.findIndex((x) => x.start === u.start);
         if (q >= 0) {
-            const item = this.retryQueue[q];
+            const item = this.#retryQueue[q];
             if (item.notBefore > now)
-                return { wakeAt: item.notBefore };
-            this.retryQueue.splice(q, 1);
+                return Number.isFinite(item.notBefore) ? { wakeAt: item.notBefore } : undefined;
+            this.#retryQueue.splice(q, 1);
         }
         return u;
     }
-    /** `order: sequential` with chunks sized by time: a retry keeps its exact range; else a new chunk. */
-    #nextSequentialChunk(gap, now) {
-        const [s, e] = gap;
-        if (this.failedFinalStarts.has(s))
-            return undefined;
-        const q = this.retryQueue.findIndex((x) => x.start === s);
-        if (q >= 0) {
-            const item = this.retryQueue[q];
-            if (item.notBefore > now)
-                return { wakeAt: item.notBefore };
-            this.retryQueue.splice(q, 1);
-            return { step: item.step, start: item.start, end: item.end, index: item.index };
-        }
-        // A new chunk stops where a unit waiting for its retry begins.
-        let end = e;
-        for (const x of this.retryQueue)
-            if (x.start > s && x.start < end)
-                end = x.start;
-        return this.#chunkAt(s, end, now);
+}
+
+;// CONCATENATED MODULE: ./src/engine/scheduler.ts
+// The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
+// transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget. Which unit
+// comes next is the work queue's (work-queue.ts), whether it fits the budget budget.ts's, what a process end
+// means recorder.ts's, the throttle throttle.ts's; processes are started by src/exec. This file is the pump
+// that ties them together.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Ranges bigger than this get no CHECKPOINT_ITEMS_FILE: writing millions of numbers per unit helps nobody. */
+const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
+/** Read once: `os.hostname()` is a system call, and the spawned record of every unit carries it. */
+const HOST = (0,external_node_os_.hostname)();
+/** Variables each unit sets for itself; taken out of the step's fixed environment (a nested run has them). */
+const UNIT_VARS = [
+    'CHECKPOINT_TRY',
+    'CHECKPOINT_OUTPUT',
+    'CHECKPOINT_BATCH_INDEX',
+    'CHECKPOINT_BATCH_START',
+    'CHECKPOINT_BATCH_END',
+    'CHECKPOINT_ITEMS_FILE',
+    'CHECKPOINT_ITEM',
+];
+/** One selected step in this attempt: its queue and what of it runs now. */
+class StepRun {
+    step;
+    queue;
+    #ckpt;
+    /** Units started and not yet recorded as ended (the step is complete only at 0). */
+    running = 0;
+    /** Units holding a place in the limits (bounded by `parallel`): from start until their end is written. */
+    active = 0;
+    completedThisAttempt = false;
+    /** `approval: true` and not approved: no unit of it starts in this attempt (reported once). */
+    awaitingApproval = false;
+    ranThisAttempt = false;
+    state = 'waiting';
+    items;
+    /** argv and the fixed part of the environment, the same for every unit of this attempt (built on first use). */
+    template;
+    throttle;
+    constructor(step, ckpt) {
+        this.step = step;
+        this.#ckpt = ckpt;
+        this.queue = new WorkQueue(step, () => this.rec);
     }
-    requeue(u, notBefore) {
-        this.retryQueue.push({ ...u, notBefore });
+    get rec() {
+        const r = this.#ckpt.state.steps.get(this.step.id);
+        if (!r)
+            throw new Error(`internal: step ${this.step.id} has no record`);
+        return r;
     }
-    /**
-     * A unit handed out that never started goes back, its try unused: to the front of the queue, as it was;
-     * with chunks sized by time, a new chunk (not a retry) goes back to the pending work instead, to be sized
-     * anew (the time left may be shorter by now).
-     */
-    giveBack(u) {
-        const retry = (this.tries.get(u.start) ?? 0) > 0 || this.rec.failed.has(u.start);
-        if (!this.step.batch?.adaptive || retry) {
-            this.requeue(u, 0);
-            return;
-        }
-        this.taken.remove(u.start, u.end);
-        if (u.start < this.cursor)
-            this.cursor = u.start;
-    }
-    get hasQueued() {
-        return this.retryQueue.length > 0 || this.taken.firstGap(this.cursor, this.rec.to) !== undefined;
+    get complete() {
+        return (0,state/* isStepComplete */.EX)(this.rec) && this.running === 0;
     }
 }
 class Engine {
@@ -39095,6 +33731,7 @@ class Engine {
     #runs = new Map();
     #live = new Set();
     #pending = new Set();
+    #recorder;
     #stopping;
     #wakeTimer;
     #deadlineTimer;
@@ -39104,24 +33741,24 @@ class Engine {
     #yieldedLeft = false;
     #fatal;
     #baseEnv = {};
-    #pool;
+    #markers;
+    #watcher;
     #slots = [];
     #freeSlots = [];
     #programs = new Map();
     #concurrency;
-    /** `done` records of the current event-loop turn, and when they are durable. */
-    #doneBatch;
     constructor(plan, ckpt, prep, opts = {}) {
         this.#plan = plan;
         this.#ckpt = ckpt;
         this.#prep = prep;
         this.#opts = opts;
         this.#concurrency = Math.max(1, opts.concurrency ?? plan.concurrency);
+        this.#recorder = new Recorder(ckpt);
     }
     get attempt() {
         return this.#attempt;
     }
-    /** Stops starting units and ends running ones: SIGTERM to each group, SIGKILL after the grace. */
+    /** Stops starting units and ends running ones: SIGTERM to each unit and what it started, SIGKILL after the grace. */
     stop(reason, graceMs = this.#opts.stopGraceMs ?? 3000) {
         if (this.#stopping && graceMs >= this.#stopping.graceMs)
             return;
@@ -39130,17 +33767,11 @@ class Engine {
             type: 'notice',
             message: `stopping (${reason}): ending ${this.#live.size} running unit(s)`,
         });
-        // Revoked before any unit is signalled: a unit that exits 0 on SIGTERM must not let its launcher start
-        // the request queued behind it, so the revoke is in the launcher's input before that unit can end.
-        this.#revokeQueued();
         for (const l of this.#live)
             l.proc?.terminate(graceMs, 'stop');
         for (const r of this.#runs.values())
-            r.throttle?.proc?.terminate(graceMs, 'stop');
+            r.throttle?.terminate(graceMs);
         this.#pump();
-    }
-    #stopInfo() {
-        return this.#stopping;
     }
     #emit(ev) {
         this.#opts.onEvent?.(ev);
@@ -39156,7 +33787,7 @@ class Engine {
             attempt: this.#attempt,
             plan: this.#plan.name,
             pid: process.pid,
-            host: (0,external_node_os_.hostname)(),
+            host: HOST,
             resumed: this.#resumed,
             ...(state.shard ? { shard: state.shard } : {}),
         });
@@ -39172,46 +33803,50 @@ class Engine {
         await ckpt.flush();
         await ckpt.syncMarkers();
         this.#baseEnv = (0,env/* scrubEnv */.L)(this.#opts.env ?? process.env);
-        if (this.#opts.launcher !== false && LauncherPool.available(this.#baseEnv)) {
-            // The launchers' own environment: the base without our variables, which each unit sets for itself.
-            const launcherEnv = Object.fromEntries(Object.entries(this.#baseEnv).filter(([k]) => !k.startsWith('CHECKPOINT_')));
-            this.#pool = new LauncherPool(launcherEnv, (0,external_node_path_.join)(ckpt.dir, 'tmp'), this.#baseEnv.CHECKPOINT_LAUNCHER);
-        }
+        // A nested run's own marker is its parent unit's: its units get their own.
+        delete this.#baseEnv[marker/* TRACKING_VAR */.oK];
+        this.#markers = new marker/* Markers */.c7(ckpt.runId, this.#attempt);
+        this.#watcher = new Watcher(this.#markers.prefix, this.#baseEnv);
         // Dependency order, so one pass of the pump settles a chain of steps that are already done.
         const selected = new Set(this.#prep.selected.map((s) => s.id));
-        for (const step of (0,engine_prepare/* topoOrder */.LI)(this.#plan).filter((s) => selected.has(s.id))) {
+        const deadline = this.#opts.deadline;
+        for (const step of (0,prepare/* topoOrder */.LI)(this.#plan).filter((s) => selected.has(s.id))) {
             const run = new StepRun(step, ckpt);
-            run.deadline = this.#opts.deadline;
+            run.queue.deadline = deadline;
             if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
                 run.items = await ckpt.readItems(step.id);
+            if (step.batch?.throttle)
+                run.throttle = this.#throttleOf(run, step.batch.throttle);
             this.#runs.set(step.id, run);
             await (0,promises_.mkdir)(ckpt.stateDir(step.id), { recursive: true, mode: 0o700 });
         }
-        const deadline = this.#opts.deadline;
-        if (deadline !== undefined && deadline - Date.now() < engine_process/* MAX_TIMER_MS */._o) {
-            const ms = Math.max(0, deadline - Date.now());
-            this.#deadlineTimer = setTimeout(() => this.stop(`time budget reached`, this.#opts.deadlineGraceMs ?? 10_000), ms);
+        if (deadline !== undefined && deadline - monoNow() < exec_process/* MAX_TIMER_MS */._o) {
+            this.#deadlineTimer = setTimeout(() => this.stop(`time budget reached`, this.#opts.deadlineGraceMs ?? 10_000), Math.max(0, deadline - monoNow()));
         }
-        await new Promise((resolve) => {
-            this.#finish = resolve;
-            this.#pump();
-        });
-        await Promise.all([...this.#pending]);
-        this.#pool?.close();
-        for (const slot of this.#slots)
-            for (const f of slot.scratch)
-                f.items?.close();
-        if (this.#deadlineTimer)
-            clearTimeout(this.#deadlineTimer);
-        if (this.#wakeTimer)
-            clearTimeout(this.#wakeTimer);
+        try {
+            await new Promise((resolve) => {
+                this.#finish = resolve;
+                this.#pump();
+            });
+            await Promise.all([...this.#pending]);
+        }
+        finally {
+            // Every unit's end is recorded (or recording failed and everything was ended): nothing to watch.
+            this.#watcher.close();
+            for (const slot of this.#slots)
+                slot.items?.close();
+            if (this.#deadlineTimer)
+                clearTimeout(this.#deadlineTimer);
+            if (this.#wakeTimer)
+                clearTimeout(this.#wakeTimer);
+        }
         const result = this.#result();
         // After a failed journal write nothing more can be recorded; the error is the result.
         if (this.#fatal)
             throw this.#fatal;
         // Time held back by a throttle is counted per attempt: an attempt that ends held closes its span.
         for (const run of this.#runs.values())
-            if (run.throttle?.held !== undefined)
+            if (run.throttle?.held)
                 ckpt.recordLater({ type: 'throttle', step: run.step.id, held: false, reason: 'the attempt ended' });
         ckpt.recordLater({
             type: 'attempt-end',
@@ -39250,9 +33885,11 @@ class Engine {
         }
         return 'yes';
     }
-    #totalRunning() {
-        return this.#live.size;
-    }
+    /**
+     * THE PUMP: starts every unit the limits allow (plan `concurrency`, step `parallel`, dependencies,
+     * approvals, the throttle, the time budget) and settles steps; runs again whenever a unit ends, a step's
+     * record is written, or a retry's backoff or a throttle's wait is over.
+     */
     #pump() {
         if (this.#wakeTimer) {
             clearTimeout(this.#wakeTimer);
@@ -39260,11 +33897,8 @@ class Engine {
         }
         if (this.#finish === undefined)
             return;
-        const now = Date.now();
+        const now = monoNow();
         let wakeAt = Number.POSITIVE_INFINITY;
-        // A step earlier in dependency order that waits for a slot: later steps queue nothing ahead, so they
-        // don't keep slots it would otherwise get.
-        let starvedBefore = false;
         for (const run of this.#runs.values()) {
             if (run.completedThisAttempt || run.state === 'failed' || run.state === 'blocked')
                 continue;
@@ -39299,30 +33933,30 @@ class Engine {
                 }
                 continue;
             }
-            if (run.throttle && this.#wouldStart(run) && !this.#throttleOpen(run, run.throttle, now)) {
-                if (!run.throttle.proc)
-                    wakeAt = Math.min(wakeAt, run.throttle.blockedUntil);
+            if (run.throttle && this.#wouldStart(run) && !run.throttle.open(now)) {
+                wakeAt = Math.min(wakeAt, run.throttle.wakeAt);
                 this.#settleStep(run);
                 continue;
             }
-            while (!this.#stopping && this.#totalRunning() < this.#concurrency && run.active < run.parallel) {
-                const nx = run.next(now);
+            while (!this.#stopping && this.#live.size < this.#concurrency && run.active < run.queue.parallel) {
+                const nx = run.queue.next(now);
                 if (nx === undefined)
                     break;
                 if ('wakeAt' in nx) {
                     wakeAt = Math.min(wakeAt, nx.wakeAt);
                     break;
                 }
-                if (!this.#fitsBudget(run, nx, now))
+                const overrun = wouldOverrun(run.step, run.rec, nx, now, this.#opts.deadline);
+                if (overrun !== undefined) {
+                    if (run.queue.holdBack(nx))
+                        this.#emit({ type: 'notice', message: `${run.step.id}: not starting more units: ${overrun}` });
                     break;
+                }
                 this.#startUnit(run, nx);
             }
-            if (!starvedBefore)
-                wakeAt = Math.min(wakeAt, this.#queueAhead(run, now));
-            starvedBefore ||= this.#starved(run);
             this.#settleStep(run);
         }
-        if (this.#totalRunning() === 0 && this.#pending.size === 0) {
+        if (this.#live.size === 0 && this.#pending.size === 0) {
             const canProgress = !this.#stopping &&
                 Number.isFinite(wakeAt) &&
                 [...this.#runs.values()].some((r) => r.state !== 'failed' && r.state !== 'blocked');
@@ -39334,111 +33968,36 @@ class Engine {
             }
         }
         if (Number.isFinite(wakeAt) && !this.#stopping) {
-            this.#wakeTimer = setTimeout(() => this.#pump(), Math.min(engine_process/* MAX_TIMER_MS */._o, Math.max(0, wakeAt - Date.now())));
+            this.#wakeTimer = setTimeout(() => this.#pump(), Math.min(exec_process/* MAX_TIMER_MS */._o, Math.max(0, wakeAt - monoNow())));
         }
     }
     /** Whether `run` has room and work for a unit now (before its throttle is asked). */
     #wouldStart(run) {
         return (!this.#stopping &&
-            this.#totalRunning() < this.#concurrency &&
-            run.active < run.parallel &&
-            !run.stoppedByFailures &&
-            !run.budgetBlocked &&
-            run.hasQueued);
+            this.#live.size < this.#concurrency &&
+            run.active < run.queue.parallel &&
+            run.queue.hasQueued);
     }
-    /**
-     * THE THROTTLE (`batch.throttle`): units of the step start only while its check passes. A passing check
-     * holds for `every`; a failing one holds units back for `backoff`, then the check runs again. The check
-     * runs only when a unit could start, with the plan's shell in the step's directory and environment.
-     */
-    #throttleOpen(run, t, now) {
-        if (t.okUntil > now)
-            return true;
-        if (t.proc || t.blockedUntil > now)
-            return false;
-        const spec = run.step.batch?.throttle;
-        if (!spec)
-            return true;
-        const tpl = this.#template(run);
-        const proc = new engine_process/* UnitProcess */.A7({
-            argv: [...this.#shellArgv(run.step), spec.command],
-            cwd: run.step.workingDirectory,
-            env: tpl.env,
-            timeoutMs: THROTTLE_CHECK_TIMEOUT_MS,
-            timeoutGraceMs: 3000,
-            tailBytes: 2048,
+    #throttleOf(run, spec) {
+        return new Throttle(run.step.id, spec, {
+            spawn: (command) => new exec_process/* ManagedProcess */.TE({
+                argv: [...this.#shellArgv(run.step), command],
+                cwd: run.step.workingDirectory,
+                env: this.#template(run).env,
+                marker: this.#markers?.next(),
+                timeoutMs: THROTTLE_CHECK_TIMEOUT_MS,
+                timeoutGraceMs: 3000,
+                tailBytes: 2048,
+            }),
+            record: (held, reason) => this.#ckpt.record({
+                type: 'throttle',
+                step: run.step.id,
+                held,
+                ...(reason !== undefined ? { reason } : {}),
+            }),
+            notice: (message) => this.#emit({ type: 'notice', message }),
+            track: (p) => this.#track(p),
         });
-        t.proc = proc;
-        this.#track(proc.exited.then(async (exit) => {
-            t.proc = undefined;
-            const at = Date.now();
-            if (exit.code === 0 && !exit.spawnError) {
-                t.okUntil = at + spec.everyMs;
-                if (t.held !== undefined) {
-                    t.held = undefined;
-                    await this.#ckpt.record({ type: 'throttle', step: run.step.id, held: false });
-                    this.#emit({
-                        type: 'notice',
-                        message: `${run.step.id}: throttle check passes: starting units again`,
-                    });
-                }
-                return;
-            }
-            if (exit.endedBy === 'stop')
-                return;
-            t.blockedUntil = at + spec.backoffMs;
-            const why = exit.spawnError
-                ? exit.spawnError
-                : exit.endedBy === 'timeout'
-                    ? `timed out after ${(0,duration/* formatDuration */.a)(THROTTLE_CHECK_TIMEOUT_MS)}`
-                    : exit.signal
-                        ? `killed by ${exit.signal}`
-                        : `exit code ${exit.code}`;
-            const said = lastLine(proc.tail());
-            const reason = `throttled: ${spec.command}: ${why}${said ? ` (${said})` : ''}`;
-            if (reason !== t.held) {
-                t.held = reason;
-                await this.#ckpt.record({ type: 'throttle', step: run.step.id, held: true, reason });
-            }
-            this.#emit({
-                type: 'notice',
-                message: `${run.step.id}: ${reason}; no new unit starts, checking again in ${(0,duration/* formatDuration */.a)(spec.backoffMs)}`,
-            });
-        }));
-        return false;
-    }
-    /** Predictive stop: skip a unit whose p90 duration would run past the deadline. */
-    #fitsBudget(run, u, now) {
-        const deadline = this.#opts.deadline;
-        if (deadline === undefined)
-            return true;
-        if (run.step.batch?.adaptive)
-            return this.#chunkFitsBudget(run, u, now, deadline);
-        const est = (0,state/* p90 */.mz)(run.rec.durations);
-        if (est === undefined || now + est <= deadline)
-            return true;
-        return this.#holdBackForBudget(run, u, () => `p90 ${(0,duration/* formatDuration */.a)(est)} would end after the time budget (${(0,duration/* formatDuration */.a)(Math.max(0, deadline - now))} left)`);
-    }
-    /** Hands `u` back (pending for the next attempt) and stops the step starting more; says why once. */
-    #holdBackForBudget(run, u, why) {
-        run.requeue(u, Number.POSITIVE_INFINITY);
-        if (!run.budgetBlocked) {
-            run.budgetBlocked = true;
-            this.#revokeQueued(run);
-            this.#emit({ type: 'notice', message: `${run.step.id}: not starting more units: ${why()}` });
-        }
-        return false;
-    }
-    /**
-     * The predictive stop for chunks sized by time: a chunk's estimate is its size at the step's measured rate
-     * (chunking.ts). The chunk was already cut to the time left, so only a chunk of `min` (or a retry, which
-     * keeps its range) can be too long; then the step starts no more units, as with the p90.
-     */
-    #chunkFitsBudget(run, u, now, deadline) {
-        const est = (0,chunking/* estimateMs */.z6)(run.rec.pace, u.end - u.start);
-        if (est === undefined || (0,chunking/* fitsRemaining */.n_)(est, deadline - now))
-            return true;
-        return this.#holdBackForBudget(run, u, () => `a chunk of ${u.end - u.start} would take about ${(0,duration/* formatDuration */.a)(Math.round(est))}, more than fits in the time budget (${(0,duration/* formatDuration */.a)(Math.max(0, deadline - now))} left, less a margin of ${(0,duration/* formatDuration */.a)(Math.max(0, deadline - now) - (0,chunking/* usableMs */.PT)(deadline - now))})`);
     }
     /** After a unit ends or a step runs dry: decide whether the step is failed/stopped for this attempt. */
     #settleStep(run) {
@@ -39448,17 +34007,17 @@ class Engine {
             this.#completeStep(run);
             return;
         }
-        const now = Date.now();
-        const waitingRetry = run.retryQueue.some((q) => Number.isFinite(q.notBefore) && q.notBefore > now);
-        const moreToStart = !run.stoppedByFailures && run.hasQueued && !run.budgetBlocked;
-        if (run.failedFinal > 0 && !waitingRetry && (!moreToStart || this.#stopping)) {
+        const q = run.queue;
+        const waitingRetry = q.waitingRetry(monoNow());
+        const moreToStart = q.hasQueued;
+        if (q.failedFinal > 0 && !waitingRetry && (!moreToStart || this.#stopping)) {
             if (run.state !== 'failed') {
                 run.state = 'failed';
                 this.#emit({
                     type: 'step-state',
                     step: run.step.id,
                     state: 'failed',
-                    detail: `${run.failedFinal} unit(s) failed`,
+                    detail: `${q.failedFinal} unit(s) failed`,
                 });
             }
         }
@@ -39512,8 +34071,9 @@ class Engine {
         env.CHECKPOINT_RUN_ID = this.#ckpt.runId;
         env.CHECKPOINT_STEP = run.step.id;
         env.CHECKPOINT_RESUMED = this.#resumed ? 'true' : 'false';
-        if (this.#opts.deadline !== undefined)
-            env.CHECKPOINT_DEADLINE = String(Math.floor(this.#opts.deadline / 1000));
+        const deadline = this.#opts.deadline;
+        if (deadline !== undefined)
+            env.CHECKPOINT_DEADLINE = String(Math.floor(wallOf(deadline) / 1000));
         else
             delete env.CHECKPOINT_DEADLINE;
         env.CHECKPOINT_STATE_DIR = this.#ckpt.stateDir(run.step.id);
@@ -39523,64 +34083,41 @@ class Engine {
         run.template = { argv: [...this.#shellArgv(run.step), run.step.run], env };
         return run.template;
     }
-    #ownEnv(run, u, tryNo, scratch, items) {
-        const own = { CHECKPOINT_TRY: String(tryNo), CHECKPOINT_OUTPUT: scratch.out };
+    /** The unit's whole environment: the step's fixed part and its own variables. */
+    #unitEnv(run, u, tryNo, slot, items) {
+        const env = { ...this.#template(run).env };
+        env.CHECKPOINT_TRY = String(tryNo);
+        env.CHECKPOINT_OUTPUT = slot.out;
         const batch = run.step.batch;
         if (batch) {
-            own.CHECKPOINT_BATCH_INDEX = String(u.index);
-            own.CHECKPOINT_BATCH_START = String(u.start);
-            own.CHECKPOINT_BATCH_END = String(u.end);
+            env.CHECKPOINT_BATCH_INDEX = String(u.index);
+            env.CHECKPOINT_BATCH_START = String(u.start);
+            env.CHECKPOINT_BATCH_END = String(u.end);
             if (items)
-                own.CHECKPOINT_ITEMS_FILE = scratch.itemsPath;
+                env.CHECKPOINT_ITEMS_FILE = slot.itemsPath;
             if (batch.size === 1 && !batch.adaptive)
-                own.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
+                env.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
         }
-        return own;
+        return env;
     }
-    /** Takes the slot's next scratch files for `u` and writes its CHECKPOINT_ITEMS_FILE. */
-    #claimScratch(slot, run, u) {
-        const scratch = slot.scratch[slot.phase];
-        slot.phase = slot.phase === 0 ? 1 : 0;
+    /** Writes the unit's CHECKPOINT_ITEMS_FILE into its slot; false when the unit gets none. */
+    #writeItemsFile(slot, run, u) {
         if (!run.step.batch || (!run.items && u.end - u.start > MAX_ITEMS_FILE_NUMBERS))
-            return { scratch, items: false };
+            return false;
         const lines = [];
         for (let i = u.start; i < u.end; i++)
             lines.push(run.items ? (run.items[i] ?? '') : String(i));
-        scratch.items ??= new SlotFile(scratch.itemsPath);
-        scratch.items.set(`${lines.join('\n')}\n`);
-        return { scratch, items: true };
+        slot.items ??= new SlotFile(slot.itemsPath);
+        slot.items.set(`${lines.join('\n')}\n`);
+        return true;
     }
-    #spawnOptions(live, tryNo, claim) {
-        const { run, unit: u } = live;
-        const step = run.step;
-        const t = this.#template(run);
-        const opts = {
-            argv: t.argv,
-            cwd: step.workingDirectory,
-            env: new unit_env/* UnitEnv */.i(t.env, this.#ownEnv(run, u, tryNo, claim.scratch, claim.items)),
-            timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
-        };
-        if (step.timeoutMs !== undefined)
-            opts.timeoutMs = step.timeoutMs;
-        const onOutput = this.#opts.onOutput;
-        const label = step.batch ? `${step.id}#${u.index}` : step.id;
-        if (onOutput)
-            opts.onLine = (line, stream) => onOutput(label, line, stream);
-        return opts;
-    }
-    /** Counts a try of `u` (the caller starts it). */
-    #nextTry(run, u) {
-        const tryNo = (run.tries.get(u.start) ?? 0) + 1;
-        run.tries.set(u.start, tryNo);
+    #startUnit(run, u) {
+        const tryNo = run.queue.startTry(u);
         run.ranThisAttempt = true;
         if (run.state !== 'running') {
             run.state = 'running';
             this.#emit({ type: 'step-state', step: run.step.id, state: 'running' });
         }
-        return tryNo;
-    }
-    #startUnit(run, u) {
-        const tryNo = this.#nextTry(run, u);
         run.running += 1;
         run.active += 1;
         const live = { unit: u, run, slot: this.#takeSlot(), proc: undefined };
@@ -39595,254 +34132,24 @@ class Engine {
             return this.#plan.shell.argv;
         let resolved = this.#programs.get(prog);
         if (resolved === undefined) {
-            resolved = (0,engine_process/* resolveProgram */.dk)(prog, this.#baseEnv.PATH);
+            resolved = (0,exec_process/* resolveProgram */.dk)(prog, this.#baseEnv.PATH);
             this.#programs.set(prog, resolved);
         }
         return [resolved, ...rest];
     }
-    /** A free slot (numbered 0, 1, ...: the number names its launcher and scratch files), now held once more. */
+    /** A free slot (numbered 0, 1, ...: the number names its scratch files). */
     #takeSlot() {
-        let slot = this.#freeSlots.pop();
-        if (!slot) {
-            const id = this.#slots.length;
-            const scratch = (phase) => {
-                const base = (0,external_node_path_.join)(this.#ckpt.dir, 'tmp', `slot-${id}.${phase}`);
-                return { out: `${base}.out`, itemsPath: `${base}.items`, items: undefined };
-            };
-            slot = {
-                id,
-                users: 0,
-                phase: 0,
-                scratch: [scratch(0), scratch(1)],
-                current: undefined,
-                queued: undefined,
-            };
-            this.#slots.push(slot);
-        }
-        slot.users += 1;
+        const free = this.#freeSlots.pop();
+        if (free)
+            return free;
+        const id = this.#slots.length;
+        const base = (0,external_node_path_.join)(this.#ckpt.dir, 'tmp', `slot-${id}`);
+        const slot = { id, out: `${base}.out`, itemsPath: `${base}.items`, items: undefined };
+        this.#slots.push(slot);
         return slot;
     }
-    #releaseSlot(slot) {
-        slot.users -= 1;
-        if (slot.users === 0)
-            this.#freeSlots.push(slot);
-    }
-    /** A unit the engine starts itself: recorded running, then handed to a launcher (or spawned). */
+    /** A unit from its `start` record to its recorded end; frees its place in the limits and its slot. */
     async #runUnit(live, tryNo) {
-        const { run, unit: u, slot } = live;
-        const ckpt = this.#ckpt;
-        let handedOver = false;
-        try {
-            const claim = this.#claimScratch(slot, run, u);
-            await ckpt.writeOutputsFile();
-            // Recorded running before the process exists; durable with the next group commit.
-            ckpt.recordLater({ type: 'start', ...u, try: tryNo, attempt: this.#attempt });
-            if (this.#stopping) {
-                ckpt.recordLater({ type: 'interrupt', ...u, ms: 0, reason: this.#stopping.reason });
-                run.requeue(u, 0);
-                return;
-            }
-            this.#emit({ type: 'unit-start', unit: u, try: tryNo });
-            const opts = this.#spawnOptions(live, tryNo, claim);
-            const backend = this.#pool ? await this.#pool.start(opts, slot.id) : undefined;
-            handedOver = true;
-            await this.#supervise(live, tryNo, opts, backend, claim.scratch.out);
-        }
-        finally {
-            if (!handedOver) {
-                this.#live.delete(live);
-                run.active -= 1;
-                this.#releaseSlot(slot);
-                run.running -= 1;
-            }
-        }
-    }
-    /**
-     * THE PIPELINING RULE (launcher.ts has the protocol). The next unit of a step is queued behind a running
-     * unit of the same step, in its slot, only when
-     *   - units start through launchers (not with CHECKPOINT_LAUNCHER=0 or without bash),
-     *   - the run is not stopping (signal, time budget reached, lost lease, journal failure),
-     *   - the step is a batch with independent units: never for `order: sequential`, whose next unit
-     *     depends on the previous one's recorded end,
-     *   - the step has no throttle (each of its units asks the throttle when it starts),
-     *   - the step has not stopped for max-failures and is not held back by the time budget's prediction,
-     *   - no step earlier in dependency order waits for a slot (`#starved`), and the slot's running unit is
-     *     its only holder (the unit before it is fully recorded, so the alternate scratch files are free).
-     * The unit is one `next()` hands out now: a retry only once its backoff has passed. Its request carries
-     * the last start time at which it still fits the budget (deadline minus the step's p90) and the launcher
-     * starts it only if the running unit exits 0 — after a failure the engine decides, as without
-     * pipelining. A stop, max-failures or the budget revokes queued requests; a request the launcher had
-     * already started is a started unit like any other (recorded, and ended if the run is stopping).
-     */
-    #mayQueueAhead(run) {
-        return (this.#pool !== undefined &&
-            !this.#stopping &&
-            run.step.batch !== undefined &&
-            run.step.batch.order !== 'sequential' &&
-            // A queued unit would start without asking the throttle; throttled steps start each unit themselves.
-            run.step.batch.throttle === undefined &&
-            !run.stoppedByFailures &&
-            !run.budgetBlocked);
-    }
-    /** A step that could start a unit but every slot is taken. */
-    #starved(run) {
-        return (!this.#stopping &&
-            run.active < run.parallel &&
-            this.#totalRunning() >= this.#concurrency &&
-            !run.stoppedByFailures &&
-            !run.budgetBlocked &&
-            run.hasQueued);
-    }
-    /** Queues the next unit of `run` behind each of its running units that has none; returns a wake-up time. */
-    #queueAhead(run, now) {
-        const pool = this.#pool;
-        if (!pool || !this.#mayQueueAhead(run))
-            return Number.POSITIVE_INFINITY;
-        for (const slot of this.#slots) {
-            if (slot.current?.run !== run || slot.queued || slot.users !== 1 || !pool.canQueue(slot.id))
-                continue;
-            let startBy = this.#startBy(run, now);
-            if (startBy === false)
-                break;
-            const nx = run.next(now);
-            if (nx === undefined)
-                break;
-            if ('wakeAt' in nx)
-                return nx.wakeAt;
-            if (run.step.batch?.adaptive) {
-                // A chunk's last useful start depends on its size.
-                startBy = this.#chunkStartBy(run, nx);
-                if (startBy !== undefined && startBy <= now * 1000) {
-                    run.giveBack(nx);
-                    break;
-                }
-            }
-            this.#queueUnit(run, nx, slot, startBy, pool);
-        }
-        return Number.POSITIVE_INFINITY;
-    }
-    /**
-     * The latest start (Unix µs) at which a unit of `run` still ends within the budget; false: queue nothing
-     * now — none fits, or the step has no finished unit to predict from yet (the engine starts those itself,
-     * judging each with the durations known by then).
-     */
-    #startBy(run, now) {
-        const deadline = this.#opts.deadline;
-        if (deadline === undefined)
-            return undefined;
-        if (run.step.batch?.adaptive) {
-            // Chunks sized by time: whether a chunk of `min` still fits (each chunk then gets its own, below).
-            const est = (0,chunking/* estimateMs */.z6)(run.rec.pace, run.rec.size);
-            if (est === undefined || (0,chunking/* latestStart */.GZ)(deadline, est) <= now)
-                return false;
-            return (0,chunking/* latestStart */.GZ)(deadline, est) * 1000;
-        }
-        const est = (0,state/* p90 */.mz)(run.rec.durations);
-        if (est === undefined || deadline - est <= now)
-            return false;
-        return (deadline - est) * 1000;
-    }
-    /** Chunks sized by time: the latest start (Unix µs) at which chunk `u` still fits the budget. */
-    #chunkStartBy(run, u) {
-        const deadline = this.#opts.deadline;
-        const est = (0,chunking/* estimateMs */.z6)(run.rec.pace, u.end - u.start);
-        if (deadline === undefined || est === undefined)
-            return undefined;
-        return (0,chunking/* latestStart */.GZ)(deadline, est) * 1000;
-    }
-    /** A longer p90 moves the last useful start earlier: queued units now past it are taken back. */
-    #recheckBudget(run) {
-        const deadline = this.#opts.deadline;
-        if (deadline === undefined)
-            return;
-        const by = (deadline - ((0,state/* p90 */.mz)(run.rec.durations) ?? 0)) * 1000;
-        for (const slot of this.#slots) {
-            const q = slot.queued;
-            if (q?.live.run !== run || q.startBy === undefined)
-                continue;
-            // Chunks sized by time: a slower rate moves each queued chunk's last useful start by its own size.
-            const chunkBy = run.step.batch?.adaptive ? this.#chunkStartBy(run, q.live.unit) : undefined;
-            if (q.startBy > (chunkBy ?? by))
-                q.handoff?.revoke();
-        }
-    }
-    /**
-     * Hands `u` to the launcher of `slot`, behind its running unit. No outputs.json rewrite first (unlike
-     * `#runUnit`): the step already runs, so the file holds every output its units may rely on, those of the
-     * steps it needs.
-     */
-    #queueUnit(run, u, slot, startBy, pool) {
-        const tryNo = this.#nextTry(run, u);
-        run.running += 1;
-        slot.users += 1;
-        const q = {
-            live: { unit: u, run, slot, proc: undefined },
-            tryNo,
-            startBy,
-            counted: false,
-            handoff: undefined,
-        };
-        try {
-            const claim = this.#claimScratch(slot, run, u);
-            const opts = this.#spawnOptions(q.live, tryNo, claim);
-            q.handoff = pool.queue(opts, slot.id, startBy, () => this.#countQueued(q));
-            slot.queued = q;
-            this.#track(this.#runQueued(q, opts, claim.scratch.out));
-        }
-        catch (err) {
-            this.#giveBack(q);
-            this.#track(Promise.reject(err));
-        }
-    }
-    /** The unit ahead exited 0: the launcher is starting this one, so it takes its place in the limits. */
-    #countQueued(q) {
-        if (q.counted)
-            return;
-        q.counted = true;
-        this.#live.add(q.live);
-        q.live.run.active += 1;
-    }
-    /** A queued unit that never started goes back to the front of its step's queue, its try unused. */
-    #giveBack(q) {
-        const { run, unit: u, slot } = q.live;
-        if (slot.queued === q)
-            slot.queued = undefined;
-        if (q.counted) {
-            this.#live.delete(q.live);
-            run.active -= 1;
-        }
-        this.#releaseSlot(slot);
-        if (run.tries.get(u.start) === q.tryNo)
-            run.tries.set(u.start, q.tryNo - 1);
-        run.giveBack(u);
-        run.running -= 1;
-    }
-    /** Takes back the requests queued behind running units (of one step, or all). */
-    #revokeQueued(run) {
-        for (const slot of this.#slots)
-            if (!run || slot.queued?.live.run === run)
-                slot.queued?.handoff?.revoke();
-    }
-    /**
-     * A queued unit is recorded running only once the launcher reports it started: it may never start.
-     * Until then it holds a place in its slot and, once the unit ahead exited 0, in the limits.
-     */
-    async #runQueued(q, opts, outFile) {
-        const { unit: u, slot } = q.live;
-        const backend = await q.handoff?.started;
-        if (slot.queued === q)
-            slot.queued = undefined;
-        if (!backend) {
-            this.#giveBack(q);
-            return;
-        }
-        this.#countQueued(q);
-        this.#ckpt.recordLater({ type: 'start', ...u, try: q.tryNo, attempt: this.#attempt });
-        this.#emit({ type: 'unit-start', unit: u, try: q.tryNo });
-        await this.#supervise(q.live, q.tryNo, opts, backend, outFile);
-    }
-    /** A started unit, from its process to its recorded end; frees its place in the limits and its slot. */
-    async #supervise(live, tryNo, opts, backend, outFile) {
         const { run, unit: u, slot } = live;
         const ckpt = this.#ckpt;
         let vacated = false;
@@ -39854,33 +34161,43 @@ class Engine {
             vacated = true;
             this.#live.delete(live);
             run.active -= 1;
-            this.#releaseSlot(slot);
+            this.#freeSlots.push(slot);
         };
+        let marker;
         try {
-            const proc = new engine_process/* UnitProcess */.A7(opts, backend);
-            live.proc = proc;
-            slot.current = live;
-            // A stop may have begun while the process was being set up.
-            const stopping = this.#stopInfo();
-            if (stopping)
-                proc.terminate(stopping.graceMs, 'stop');
-            if (proc.pid !== undefined) {
-                const ev = { type: 'spawned', ...u, pid: proc.pid, host: HOST };
-                ckpt.recordLater(proc.startTime === undefined ? ev : { ...ev, startTime: proc.startTime });
+            const items = this.#writeItemsFile(slot, run, u);
+            await ckpt.writeOutputsFile();
+            // Recorded running before the process exists; durable with the next group commit.
+            ckpt.recordLater({ type: 'start', ...u, try: tryNo, attempt: this.#attempt });
+            if (this.#stopping) {
+                ckpt.recordLater({ type: 'interrupt', ...u, ms: 0, reason: this.#stopping.reason });
+                run.queue.interrupted(u);
+                return;
             }
-            // The next unit can be queued behind this one now, unless the one before still holds the slot (its
-            // release pumps then).
-            if (slot.users === 1 && this.#mayQueueAhead(run))
-                this.#pump();
+            this.#emit({ type: 'unit-start', unit: u, try: tryNo });
+            marker = this.#markers?.next();
+            const opts = this.#spawnOptions(run, u, tryNo, slot, items, marker);
+            const proc = new exec_process/* ManagedProcess */.TE(opts);
+            live.proc = proc;
+            if (proc.pid !== undefined) {
+                if (marker !== undefined)
+                    this.#watcher?.started(marker, proc.pid);
+                ckpt.recordLater({
+                    type: 'spawned',
+                    ...u,
+                    pid: proc.pid,
+                    host: HOST,
+                    ...(proc.startTime !== undefined ? { startTime: proc.startTime } : {}),
+                    marker: proc.marker,
+                });
+            }
             const exit = await proc.exited;
-            if (slot.current === live)
-                slot.current = undefined;
             // Outputs are taken before the slot (and its scratch files) goes to the next unit.
-            const outText = takeFile(outFile);
+            const outText = takeFile(slot.out);
             // A success frees the slot for the next unit once its `done` line is written, before the fsync: a
-            // SIGKILL from then on does not lose it, so a kill redoes at most the units holding slots (one per
-            // slot, and the unit its launcher started behind it). A failure frees it only after its record: it
-            // may exceed max-failures, and no unit may start before that is known.
+            // SIGKILL from then on does not lose it, so a kill redoes at most the units holding slots. A failure
+            // frees it only after its record: it may exceed max-failures, and no unit may start before that is
+            // known.
             const onDoneWritten = () => {
                 vacate();
                 this.#pump();
@@ -39888,23 +34205,39 @@ class Engine {
             await this.#recordExit(run, u, tryNo, exit, proc, outText, onDoneWritten);
         }
         finally {
-            if (slot.current === live)
-                slot.current = undefined;
+            if (marker !== undefined)
+                this.#watcher?.ended(marker);
             if (!vacated) {
-                takeFile(outFile);
+                takeFile(slot.out);
                 vacate();
             }
             // Released only now, after the unit's end is durable: a step is complete only when nothing is in flight.
             run.running -= 1;
         }
     }
+    #spawnOptions(run, u, tryNo, slot, items, marker) {
+        const step = run.step;
+        const opts = {
+            argv: this.#template(run).argv,
+            cwd: step.workingDirectory,
+            env: this.#unitEnv(run, u, tryNo, slot, items),
+            timeoutGraceMs: this.#opts.timeoutGraceMs ?? 10_000,
+        };
+        if (marker !== undefined)
+            opts.marker = marker;
+        if (step.timeoutMs !== undefined)
+            opts.timeoutMs = step.timeoutMs;
+        const onOutput = this.#opts.onOutput;
+        const label = step.batch ? `${step.id}#${u.index}` : step.id;
+        if (onOutput)
+            opts.onLine = (line, stream) => onOutput(label, line, stream);
+        return opts;
+    }
     async #recordExit(run, u, tryNo, exit, proc, outText, onDoneWritten) {
         const ckpt = this.#ckpt;
         const step = run.step;
-        const tail = proc.tail();
-        if (proc.hasOutput)
-            await this.#writeLog(step.id, u.index, tail);
-        if (exit.code === 0 && !exit.spawnError) {
+        const verdict = classifyExit(exit, step.timeoutMs);
+        if (verdict.kind === 'done') {
             let outputs;
             try {
                 if (outText !== undefined && outText.length > 0) {
@@ -39914,22 +34247,33 @@ class Engine {
             catch (err) {
                 if (!(err instanceof OutputSyntaxError))
                     throw err;
-                return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, tail);
+                await this.#recorder.keepLog(step.id, u.index, proc.tailBytes());
+                return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, proc.tail());
             }
-            await this.#recordDone({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) }, onDoneWritten);
-            // A longer p90 may take back units queued with the old one.
-            this.#recheckBudget(run);
+            await this.#recorder.dropLog(step.id, u.index);
+            await this.#recorder.done({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) }, onDoneWritten);
+            run.queue.done(u);
             this.#emit({ type: 'unit-end', unit: u, result: 'done', ms: exit.ms });
             return;
         }
-        if (exit.endedBy === 'stop') {
+        if (verdict.kind === 'yielded') {
+            ckpt.recordLater({ type: 'yield', ...u, ms: exit.ms });
+            // A yield is progress, not a failure: run it again now (no try used) unless the run is stopping.
+            run.queue.yielded(u, !this.#stopping);
+            if (this.#stopping)
+                this.#yieldedLeft = true;
+            this.#emit({ type: 'unit-end', unit: u, result: 'yielded', ms: exit.ms });
+            return;
+        }
+        await this.#recorder.keepLog(step.id, u.index, proc.tailBytes());
+        if (verdict.kind === 'interrupted') {
             await ckpt.record({
                 type: 'interrupt',
                 ...u,
                 ms: exit.ms,
                 reason: this.#stopping?.reason ?? 'stopped',
             });
-            run.requeue(u, Number.POSITIVE_INFINITY);
+            run.queue.interrupted(u);
             this.#emit({
                 type: 'unit-end',
                 unit: u,
@@ -39939,45 +34283,7 @@ class Engine {
             });
             return;
         }
-        if (exit.code === EXIT_INCOMPLETE && !exit.endedBy) {
-            ckpt.recordLater({ type: 'yield', ...u, ms: exit.ms });
-            // A yield is progress, not a failure: run it again now (no try used) unless the run is stopping.
-            run.tries.set(u.start, tryNo - 1);
-            run.requeue(u, this.#stopping ? Number.POSITIVE_INFINITY : 0);
-            if (this.#stopping)
-                this.#yieldedLeft = true;
-            this.#emit({ type: 'unit-end', unit: u, result: 'yielded', ms: exit.ms });
-            return;
-        }
-        let reason;
-        if (exit.spawnError)
-            reason = exit.spawnError;
-        else if (exit.endedBy === 'timeout')
-            reason = `timed out after ${(0,duration/* formatDuration */.a)(step.timeoutMs ?? 0)}`;
-        else if (exit.signal)
-            reason = `killed by ${exit.signal}`;
-        else
-            reason = `exit code ${exit.code}`;
-        await this.#recordFailure(run, u, tryNo, exit, reason, tail);
-    }
-    /**
-     * Records a `done` with the others of its commit window: one write and one fsync for all, and no line in
-     * the journal before its fsync (the same promise as `record`). Resolves once durable.
-     */
-    #recordDone(ev, onWritten) {
-        let batch = this.#doneBatch;
-        if (!batch) {
-            const events = [];
-            const durable = new Promise((resolve) => setImmediate(resolve)).then(async () => {
-                this.#doneBatch = undefined;
-                // Appended in one tick: the journal writes them together and fsyncs them together.
-                await Promise.all(events.map((e) => this.#ckpt.record(e.ev, e.onWritten)));
-            });
-            batch = { events, durable };
-            this.#doneBatch = batch;
-        }
-        batch.events.push({ ev, onWritten });
-        return batch.durable;
+        await this.#recordFailure(run, u, tryNo, exit, verdict.reason, proc.tail());
     }
     async #recordFailure(run, u, tryNo, exit, reason, tail) {
         const step = run.step;
@@ -39996,7 +34302,7 @@ class Engine {
         });
         if (!final) {
             const delay = retryDelayMs(step.retry, tryNo + 1, this.#opts.random);
-            run.requeue(u, Date.now() + delay);
+            run.queue.retry(u, monoNow() + delay);
             this.#emit({
                 type: 'unit-end',
                 unit: u,
@@ -40009,17 +34315,11 @@ class Engine {
             });
             return;
         }
-        run.failedFinal += 1;
-        run.failedFinalStarts.add(u.start);
-        if (run.failedFinal > run.maxFailures && !run.stoppedByFailures) {
-            run.stoppedByFailures = true;
-            this.#revokeQueued(run);
-            if (step.batch)
-                this.#emit({
-                    type: 'notice',
-                    message: `${step.id}: ${run.failedFinal} unit(s) failed, more than max-failures (${run.maxFailures}); not starting more units of this step`,
-                });
-        }
+        if (run.queue.failed(u) && step.batch)
+            this.#emit({
+                type: 'notice',
+                message: `${step.id}: ${run.queue.failedFinal} unit(s) failed, more than max-failures (${run.queue.maxFailures}); not starting more units of this step`,
+            });
         this.#emit({
             type: 'unit-end',
             unit: u,
@@ -40030,17 +34330,6 @@ class Engine {
             exit: exit.code,
             signal: exit.signal,
         });
-    }
-    async #writeLog(step, index, tail) {
-        const path = this.#ckpt.logPath(step, index);
-        try {
-            await (0,promises_.mkdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
-            await (0,promises_.writeFile)(path, tail, { mode: 0o600 });
-        }
-        catch (err) {
-            // Node's error for a failed write() names no file.
-            throw new fsutil/* CheckpointWriteError */.Uv(path, err);
-        }
     }
     #result() {
         let stepsDone = 0;
@@ -40053,8 +34342,8 @@ class Engine {
             const total = (0,state/* unitCount */.q3)(rec);
             unitsTotal += total;
             unitsDone += Math.min(total, rec.unitsDone);
-            unitsFailed += run.failedFinal;
-            if (run.failedFinal > 0)
+            unitsFailed += run.queue.failedFinal;
+            if (run.queue.failedFinal > 0)
                 anyFailed = true;
             if ((0,state/* isStepComplete */.EX)(rec) && (run.completedThisAttempt || !run.step.always))
                 stepsDone += 1;
@@ -40067,23 +34356,25 @@ class Engine {
         let exitCode;
         let reason;
         if (this.#fatal) {
-            exitCode = EXIT_FAILED;
+            exitCode = errors/* EXIT_FAILED */.hj;
             reason = this.#fatal.message;
         }
         else if (anyFailed) {
-            exitCode = EXIT_FAILED;
-            const failedSteps = [...this.#runs.values()].filter((r) => r.failedFinal > 0).map((r) => r.step.id);
+            exitCode = errors/* EXIT_FAILED */.hj;
+            const failedSteps = [...this.#runs.values()]
+                .filter((r) => r.queue.failedFinal > 0)
+                .map((r) => r.step.id);
             reason = `${unitsFailed} unit(s) failed in ${failedSteps.join(', ')}`;
         }
         else if (complete) {
-            exitCode = EXIT_OK;
+            exitCode = errors/* EXIT_OK */.Ij;
             reason = 'complete';
         }
         else {
-            exitCode = EXIT_INCOMPLETE;
+            exitCode = errors/* EXIT_INCOMPLETE */.A;
             if (this.#stopping)
                 reason = `stopped early: ${this.#stopping.reason}`;
-            else if ([...this.#runs.values()].some((r) => r.budgetBlocked))
+            else if ([...this.#runs.values()].some((r) => r.queue.heldForBudget))
                 reason = 'stopped early: the next units would not finish within the time budget';
             else if (this.#yieldedLeft)
                 reason = 'stopped early: a unit yielded';
@@ -40108,12 +34399,6 @@ class Engine {
     }
 }
 /** Reads and removes a unit's CHECKPOINT_OUTPUT file; undefined when the unit wrote none. */
-/** The last non-empty line of a command's output, shortened for one log line. */
-function lastLine(text) {
-    const lines = text.split('\n').filter((l) => l.trim() !== '');
-    const l = (lines[lines.length - 1] ?? '').trim();
-    return l.length > 200 ? `${l.slice(0, 197)}...` : l;
-}
 function takeFile(path) {
     // Most units write no outputs: a stat that doesn't throw is cheaper than a failed open's exception.
     if (!(0,external_node_fs_.statSync)(path, { throwIfNoEntry: false }))
@@ -40128,24 +34413,48 @@ function takeFile(path) {
     }
 }
 
-// EXTERNAL MODULE: ./src/journal/checkpoint.ts
-var checkpoint = __nccwpck_require__(14625);
-// EXTERNAL MODULE: ./src/journal/journal-file.ts + 1 modules
-var journal_file = __nccwpck_require__(97162);
-// EXTERNAL MODULE: ./src/journal/snapshot.ts
-var snapshot = __nccwpck_require__(58123);
-// EXTERNAL MODULE: ./src/plan/errors.ts
-var errors = __nccwpck_require__(99516);
-// EXTERNAL MODULE: ./src/cli/context.ts
-var context = __nccwpck_require__(85217);
-// EXTERNAL MODULE: ./src/engine/shard.ts
-var engine_shard = __nccwpck_require__(20914);
 // EXTERNAL MODULE: ./src/journal/runs.ts
 var runs = __nccwpck_require__(98045);
-// EXTERNAL MODULE: ./src/plan/load.ts + 1 modules
-var load = __nccwpck_require__(75638);
 // EXTERNAL MODULE: ./src/report/colors.ts
 var colors = __nccwpck_require__(87688);
+;// CONCATENATED MODULE: ./src/report/explain.ts
+// What `checkpoint explain` and `run --dry-run` print: for every step, whether it will run and why.
+
+function printExplain(out, plan, prep, runLabel) {
+    out.write(`plan ${plan.name} (${plan.steps.length} steps), run ${runLabel}\n`);
+    const selected = new Set(prep.selected.map((s) => s.id));
+    const width = Math.max(...plan.steps.map((s) => s.id.length));
+    for (const step of plan.steps) {
+        const i = prep.info.get(step.id);
+        if (!i)
+            continue;
+        const verb = !selected.has(step.id)
+            ? 'skip'
+            : i.action === 'skip'
+                ? 'skip'
+                : i.action === 'partial'
+                    ? 'resume'
+                    : 'run';
+        const why = !selected.has(step.id) ? 'not selected by --only' : i.why;
+        const units = step.batch ? ` [${i.unitsDone}/${i.unitsTotal} units]` : '';
+        const needs = step.needs.length ? ` after ${step.needs.join(', ')}` : '';
+        out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
+        if (i.itemsDrift)
+            out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
+        if (i.chunks)
+            out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
+    }
+}
+/** How the step's chunks will be sized, e.g. `chunks sized by time: target 200ms (min 10, max 1000); next chunk 190 from the rate of 12 done chunks (950/s)`. */
+function explainChunks(ch) {
+    const bounds = `min ${ch.min}${ch.max !== null ? `, max ${ch.max}` : ''}`;
+    const target = ch.targetMs !== null ? (0,duration/* formatDuration */.a)(ch.targetMs) : '?';
+    const next = ch.measured > 0
+        ? `next chunk ${ch.nextSize} from the rate of ${ch.measured} done chunk(s) (${ch.ratePerSecond}/s)`
+        : `first chunk ${ch.min}, then sized from the measured rate`;
+    return `chunks sized by time: target ${target} (${bounds}); ${next}; a time budget cuts chunks to fit`;
+}
+
 ;// CONCATENATED MODULE: ./src/report/progress.ts
 // What `checkpoint run` prints while it works: on a terminal a live block (one line per step: bar,
 // done/total, rate, ETA) under the units' output; elsewhere (CI logs) plain timestamped lines, at most one
@@ -40357,6 +34666,369 @@ class Progress {
     }
 }
 
+// EXTERNAL MODULE: ./src/session/context.ts
+var context = __nccwpck_require__(14875);
+;// CONCATENATED MODULE: ./src/session/shard.ts
+
+
+/** `I/N` with 0 <= I < N (matrix `strategy.job-index` / `strategy.job-total`). */
+function parseShard(text) {
+    const shard = (0,space/* parseShardText */.PG)(text);
+    if (!shard)
+        throw new context/* UsageError */.eb(`--shard: expected I/N with 0 <= I < N (e.g. 0/4), got "${text}"`);
+    return shard;
+}
+/**
+ * A run is bound to the shard it was started with: resuming it as another shard (or unsharded) would do
+ * another shard's work or the whole step. Refused before anything is written, naming both and the way out.
+ */
+function checkRunShard(runId, recorded, requested) {
+    if (recorded === undefined && requested === undefined)
+        return;
+    if (recorded && requested && recorded.index === requested.index && recorded.total === requested.total)
+        return;
+    if (recorded === undefined && requested) {
+        throw new context/* UsageError */.eb(`--shard ${(0,space/* shardLabel */.$_)(requested)}: run ${runId} is not sharded (it was started without --shard); ` +
+            `run without --shard to resume it, or add --new to start a fresh run as shard ${(0,space/* shardLabel */.$_)(requested)}`);
+    }
+    const rec = recorded;
+    if (requested === undefined) {
+        throw new context/* UsageError */.eb(`run ${runId} is shard ${(0,space/* shardLabel */.$_)(rec)}, but no --shard was given; ` +
+            `pass --shard ${(0,space/* shardLabel */.$_)(rec)} to resume it, or --new to start a fresh, unsharded run`);
+    }
+    throw new context/* UsageError */.eb(`--shard ${(0,space/* shardLabel */.$_)(requested)}: run ${runId} is shard ${(0,space/* shardLabel */.$_)(rec)}; ` +
+        `pass --shard ${(0,space/* shardLabel */.$_)(rec)} to resume it, or add --new to start a fresh run as shard ${(0,space/* shardLabel */.$_)(requested)}`);
+}
+
+;// CONCATENATED MODULE: ./src/session/run.ts
+// One run, from options to outcome, for the CLI and the action alike: pick or create the run, take its
+// lease, prepare, run the engine, and stop cleanly on SIGINT/SIGTERM (exit 75 within 5 s, a second SIGINT
+// skips the grace). It returns what happened; callers print or publish it.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+function parseConcurrency(v) {
+    if (v === undefined)
+        return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1)
+        throw new context/* UsageError */.eb(`--concurrency: expected a positive integer, got "${v}"`);
+    return n;
+}
+function parseBudget(v) {
+    if (v === undefined)
+        return undefined;
+    try {
+        const ms = (0,duration/* parseDuration */.E)(v);
+        if (ms <= 0)
+            throw new Error('must be more than zero');
+        return ms;
+    }
+    catch (err) {
+        throw new context/* UsageError */.eb(`--time-budget: ${err.message}`);
+    }
+}
+function planComplete(plan, ckpt) {
+    return plan.steps.every((s) => {
+        const rec = ckpt.state.steps.get(s.id);
+        return rec !== undefined && (0,state/* isStepComplete */.EX)(rec);
+    });
+}
+/**
+ * A complete run with nothing invalidated: every step done, the last attempt closed (events past the
+ * snapshot mean it was cut off, and it is finished rather than declared done), and no step to run again
+ * (a changed fingerprint or a step added to the plan runs in this same run).
+ */
+function isNoop(plan, ckpt, prep) {
+    const closed = ckpt.loadReport.eventsReplayed === 0;
+    return closed && planComplete(plan, ckpt) && [...prep.info.values()].every((i) => i.action === 'skip');
+}
+/** The result a complete run reports when it is run again. */
+function completeResult(plan, ckpt) {
+    let unitsDone = 0;
+    for (const s of plan.steps) {
+        const rec = ckpt.state.steps.get(s.id);
+        if (rec)
+            unitsDone += (0,state/* unitCount */.q3)(rec);
+    }
+    return {
+        exitCode: errors/* EXIT_OK */.Ij,
+        reason: 'complete',
+        complete: true,
+        resumed: true,
+        stepsDone: plan.steps.length,
+        stepsRemaining: 0,
+        unitsDone,
+        unitsRemaining: 0,
+        unitsFailed: 0,
+        attempt: ckpt.state.attempts[ckpt.state.attempts.length - 1]?.attempt ?? 0,
+    };
+}
+/** Under the checkpoint root: the lease held while a new run is created (not a valid run id: never listed). */
+const CREATING = '.creating';
+/**
+ * The lease for creating a run. Its holder lets go within milliseconds (it only creates the run), so a
+ * contender waits for it rather than being refused with the name of a process that is not the run's holder.
+ */
+async function acquireCreating(root, id) {
+    const until = Date.now() + 10_000;
+    for (;;) {
+        try {
+            return await (0,lock/* acquireLease */.ZZ)((0,external_node_path_.join)(root, CREATING), { runId: id, attempt: 0 });
+        }
+        catch (err) {
+            if (!(err instanceof lock/* LockedError */.by) || Date.now() > until)
+                throw err;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+    }
+}
+/** The environment of a sharded run's units: which shard they belong to (removed for unsharded runs). */
+function shardEnv(env, shard) {
+    const out = { ...env };
+    delete out.CHECKPOINT_SHARD_INDEX;
+    delete out.CHECKPOINT_SHARD_TOTAL;
+    if (shard) {
+        out.CHECKPOINT_SHARD_INDEX = String(shard.index);
+        out.CHECKPOINT_SHARD_TOTAL = String(shard.total);
+    }
+    return out;
+}
+/**
+ * `--run ID`, `--new`, or the latest unfinished run of this plan; otherwise a fresh run (named after the
+ * shard with `--shard`: `<name>-shardIofN-<time>`).
+ */
+async function chooseRun(plan, root, opts) {
+    if (opts.run !== undefined) {
+        if (!(0,runs/* isValidRunId */.LU)(opts.run)) {
+            throw new context/* UsageError */.eb(`--run: "${opts.run}" is not a valid run id; use letters, digits, ".", "_" and "-"`);
+        }
+        return { id: opts.run, existing: await checkpoint/* Checkpoint */.F9.exists(root, opts.run) };
+    }
+    if (!opts.new) {
+        // The latest run of this plan, complete or not: a complete one is a no-op unless the plan changed
+        // (DESIGN §3, complete runs), so a cron job over a finished migration does nothing.
+        const latest = await (0,runs/* readLatest */.Eg)(root);
+        if (latest && (await checkpoint/* Checkpoint */.F9.exists(root, latest))) {
+            const ck = await checkpoint/* Checkpoint */.F9.read(root, latest);
+            if (ck.state.planName === plan.name)
+                return { id: latest, existing: true, read: ck };
+        }
+    }
+    const tag = opts.shard ? `shard${opts.shard.index}of${opts.shard.total}` : undefined;
+    return { id: await (0,runs/* newRunId */.F$)(root, plan.name, new Date(), tag), existing: false };
+}
+/** `checkpoint run`, returning what happened instead of only an exit code. */
+async function executeRun(opts, io, hooks = {}) {
+    const concurrency = parseConcurrency(opts.concurrency);
+    const plan = await (0,load/* loadPlan */.Yq)((0,context/* planPath */.pw)(opts), concurrency === undefined ? {} : { concurrency });
+    const root = (0,context/* rootOf */.I5)(opts, plan);
+    const budgetMs = parseBudget(opts.timeBudget);
+    // On the monotonic clock: a wall clock that jumps mid-run moves no budget decision (engine/clock.ts).
+    const deadline = budgetMs === undefined ? undefined : monoNow() + budgetMs;
+    const shard = opts.shard !== undefined ? parseShard(opts.shard) : undefined;
+    for (const id of opts.only ?? []) {
+        if (!plan.steps.some((s) => s.id === id)) {
+            throw new context/* UsageError */.eb(`--only: no step "${id}" in ${(0,context/* shown */.SP)(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
+        }
+    }
+    const chosen = await chooseRun(plan, root, {
+        ...(opts.run !== undefined ? { run: opts.run } : {}),
+        ...(opts.new ? { new: true } : {}),
+        ...(shard ? { shard } : {}),
+    });
+    const { existing, read } = chosen;
+    let id = chosen.id;
+    // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
+    let engine;
+    let early;
+    let sigints = 0;
+    let signal;
+    const outcome = (exitCode, result) => ({
+        exitCode,
+        plan,
+        root,
+        runId: id,
+        ...(result ? { result } : {}),
+        ...(signal ? { signal } : {}),
+    });
+    const onSignal = (sig) => {
+        signal ??= sig;
+        if (sig === 'SIGINT')
+            sigints += 1;
+        if (!engine) {
+            // Set-up normally ends in milliseconds; a hanging items command is ended (it is started by the one
+            // spawner, in its own group), set-up then fails, the lease is let go and the command exits 75.
+            early = sig;
+            (0,exec_process/* stopAll */.um)(sigints >= 2 ? 0 : 3000);
+            return;
+        }
+        if (sig === 'SIGINT' && sigints >= 2)
+            engine.stop('second SIGINT: no grace', 0);
+        else
+            engine.stop(`received ${sig}`);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let lease;
+    try {
+        let ckpt;
+        let prep;
+        if (existing) {
+            if (!opts.dryRun)
+                lease = await (0,lock/* acquireLease */.ZZ)(`${root}/${id}`, { runId: id, attempt: 0 });
+            // A dry run reuses the read made to choose the run; a real one reads again under the lease.
+            ckpt = opts.dryRun && read ? read : await checkpoint/* Checkpoint */.F9.read(root, id);
+            if (ckpt.state.planName !== '' && ckpt.state.planName !== plan.name) {
+                throw new context/* UsageError */.eb(`--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`);
+            }
+            checkRunShard(id, ckpt.state.shard, shard);
+            prep = await (0,prepare/* prepare */.iA)(plan, ckpt.state, {
+                only: opts.only ?? [],
+                env: io.env,
+                checkDrift: opts.dryRun === true,
+            });
+        }
+        else {
+            ckpt = checkpoint/* Checkpoint */.F9.blank(root, id, plan.name, shard);
+            prep = await (0,prepare/* prepare */.iA)(plan, ckpt.state, {
+                only: opts.only ?? [],
+                env: io.env,
+                checkDrift: opts.dryRun === true,
+            });
+        }
+        if (existing && isNoop(plan, ckpt, prep)) {
+            const line = `run ${id} of plan ${plan.name} is complete: nothing to do (\`checkpoint run --new\` starts a fresh run)`;
+            if (opts.dryRun)
+                io.out.write(`${line}\n`);
+            else
+                io.out.write(`${io.out.isTTY === true && io.env.CI !== 'true' ? '' : `${new Date().toISOString()} `}${line}\n`);
+            return outcome(errors/* EXIT_OK */.Ij, completeResult(plan, ckpt));
+        }
+        if (opts.dryRun) {
+            printExplain(io.out, plan, prep, existing ? id : `${id} (new)`);
+            return outcome(errors/* EXIT_OK */.Ij);
+        }
+        let creating;
+        if (!lease) {
+            await (0,fsutil/* ensureDir */.A0)(root);
+            if (!opts.new && opts.run === undefined) {
+                // Runs started together on a fresh folder must agree on one run: creating one is serialised by a
+                // lease on the root, and whoever comes second joins (or is refused by) the run the first created.
+                creating = await acquireCreating(root, id);
+                const latest = await (0,runs/* readLatest */.Eg)(root);
+                if (latest && latest !== id && (await checkpoint/* Checkpoint */.F9.exists(root, latest))) {
+                    const other = await checkpoint/* Checkpoint */.F9.read(root, latest);
+                    if (other.state.planName === plan.name) {
+                        checkRunShard(latest, other.state.shard, shard);
+                        lease = await (0,lock/* acquireLease */.ZZ)(`${root}/${latest}`, { runId: latest, attempt: 0 });
+                        id = latest;
+                        ckpt = await checkpoint/* Checkpoint */.F9.read(root, id);
+                        prep = await (0,prepare/* prepare */.iA)(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+                    }
+                }
+            }
+        }
+        if (!lease) {
+            await (0,fsutil/* ensureDir */.A0)(`${root}/${id}`);
+            lease = await (0,lock/* acquireLease */.ZZ)(`${root}/${id}`, { runId: id, attempt: 0 });
+            if (await checkpoint/* Checkpoint */.F9.exists(root, id)) {
+                // Another run started with the same id in the same second and has finished: continue from it.
+                ckpt = await checkpoint/* Checkpoint */.F9.read(root, id);
+                checkRunShard(id, ckpt.state.shard, shard);
+                prep = await (0,prepare/* prepare */.iA)(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+            }
+        }
+        try {
+            await ckpt.openForWrite();
+        }
+        finally {
+            await creating?.release();
+        }
+        if (early) {
+            io.err.write(`checkpoint: received ${early} before starting; nothing ran\n`);
+            return outcome(errors/* EXIT_INCOMPLETE */.A);
+        }
+        // Past here a signal stops the engine; set-up is over.
+        const tty = io.out.isTTY === true && io.env.CI !== 'true';
+        const progress = new Progress(plan, ckpt, prep.selected.map((s) => s.id), { tty, color: (0,colors/* colorEnabled */.X)(io.out, io.env), out: io.out });
+        const report = ckpt.loadReport;
+        if (report.rebuiltFrom)
+            progress.line(`warning: ${report.rebuiltFrom}`);
+        if (report.tornTail)
+            progress.line('note: ignored a torn last line in the journal (the run before was cut off mid-write)');
+        progress.line(`${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name}${shard ? ` as shard ${(0,space/* shardLabel */.$_)(shard)}` : ''} in ${(0,context/* shown */.SP)(ckpt.dir)} (host ${(0,external_node_os_.hostname)()})`);
+        engine = new Engine(plan, ckpt, prep, {
+            concurrency,
+            deadline,
+            env: shardEnv(io.env, shard),
+            onEvent: (ev) => {
+                progress.event(ev);
+                hooks.onEvent?.(ev);
+            },
+            onOutput: (label, line, stream) => progress.output(label, line, stream),
+        });
+        const lost = (reason) => engine?.stop(`lease lost: ${reason}`, 0);
+        lease.onLost(lost);
+        hooks.onEngine?.(ckpt, engine, plan);
+        progress.start();
+        let result;
+        try {
+            result = await engine.run();
+        }
+        catch (err) {
+            progress.stop();
+            // The engine's error (say, a failed journal write) is the one to report, not a second one from closing.
+            await ckpt.close().catch(() => undefined);
+            throw err;
+        }
+        progress.stop();
+        await ckpt.close();
+        progress.line(`${result.exitCode === errors/* EXIT_OK */.Ij ? 'complete' : result.reason}: ${result.unitsDone} of ${result.unitsDone + result.unitsRemaining} units done` +
+            `${result.unitsFailed ? `, ${result.unitsFailed} failed` : ''} (attempt ${result.attempt}, exit ${result.exitCode})`);
+        const waiting = result.waitingForApproval ?? [];
+        if (result.exitCode === errors/* EXIT_INCOMPLETE */.A && waiting.length === 0)
+            progress.line(`resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${shard ? ` --shard ${(0,space/* shardLabel */.$_)(shard)}` : ''}`);
+        if (waiting.length > 0) {
+            // The last line names the steps and the way on, for the CLI and for the action's log.
+            const where = `${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${opts.dir !== undefined ? ` --dir ${opts.dir}` : ''}`;
+            progress.line(`approve with: checkpoint approve ${waiting.join(' ')}${where}, then run again: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${shard ? ` --shard ${(0,space/* shardLabel */.$_)(shard)}` : ''} (GitHub Action: run the workflow again with the input \`approve: ${waiting.join(', ')}\`)`);
+        }
+        return outcome(result.exitCode, result);
+    }
+    catch (err) {
+        // A signal during set-up ends what set-up started (an items command); whatever that made fail, the
+        // command stopped because it was asked to, and nothing ran.
+        if (early && !engine)
+            throw new errors/* StoppedError */.Ko(`received ${early} during set-up; nothing ran (run the same command again)`);
+        throw err;
+    }
+    finally {
+        // Released before the handlers go: a signal while the lease is let go must not kill the process (exit
+        // 130 after it printed "exit 75").
+        await lease?.release();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/trace/config.ts
 // Whether a run is traced, and where its spans go: decided from the environment (OTLP over HTTP) and the
 // `--trace FILE` flag (OTLP JSON lines). Reads no OpenTelemetry package: untraced runs never load one.
@@ -40432,7 +35104,7 @@ function openTraceFile(file) {
     }
 }
 /** Undefined when tracing is off (nothing loaded, nothing to do). */
-async function trace_startTracing(io, opts = {}) {
+async function startTracing(io, opts = {}) {
     const startedAt = performance.timeOrigin + performance.now();
     const warn = opts.warn ?? ((m) => io.err.write(`checkpoint: warning: ${m}\n`));
     const { settings, warnings } = traceConfig(io.env, opts.file);
@@ -40456,695 +35128,6 @@ async function trace_startTracing(io, opts = {}) {
             (0,external_node_fs_.closeSync)(fd);
         warn(`traces are off: the OpenTelemetry packages did not load (${err.message}); the run goes on without them`);
         return undefined;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/cli/shard.ts
-
-
-/** `I/N` with 0 <= I < N (matrix `strategy.job-index` / `strategy.job-total`). */
-function parseShard(text) {
-    const shard = (0,engine_shard/* parseShardText */.PG)(text);
-    if (!shard)
-        throw new context/* UsageError */.eb(`--shard: expected I/N with 0 <= I < N (e.g. 0/4), got "${text}"`);
-    return shard;
-}
-/**
- * A run is bound to the shard it was started with: resuming it as another shard (or unsharded) would do
- * another shard's work or the whole step. Refused before anything is written, naming both and the way out.
- */
-function checkRunShard(runId, recorded, requested) {
-    if (recorded === undefined && requested === undefined)
-        return;
-    if (recorded && requested && recorded.index === requested.index && recorded.total === requested.total)
-        return;
-    if (recorded === undefined && requested) {
-        throw new context/* UsageError */.eb(`--shard ${(0,engine_shard/* shardLabel */.$_)(requested)}: run ${runId} is not sharded (it was started without --shard); ` +
-            `run without --shard to resume it, or add --new to start a fresh run as shard ${(0,engine_shard/* shardLabel */.$_)(requested)}`);
-    }
-    const rec = recorded;
-    if (requested === undefined) {
-        throw new context/* UsageError */.eb(`run ${runId} is shard ${(0,engine_shard/* shardLabel */.$_)(rec)}, but no --shard was given; ` +
-            `pass --shard ${(0,engine_shard/* shardLabel */.$_)(rec)} to resume it, or --new to start a fresh, unsharded run`);
-    }
-    throw new context/* UsageError */.eb(`--shard ${(0,engine_shard/* shardLabel */.$_)(requested)}: run ${runId} is shard ${(0,engine_shard/* shardLabel */.$_)(rec)}; ` +
-        `pass --shard ${(0,engine_shard/* shardLabel */.$_)(rec)} to resume it, or add --new to start a fresh run as shard ${(0,engine_shard/* shardLabel */.$_)(requested)}`);
-}
-
-;// CONCATENATED MODULE: ./src/cli/run.ts
-// `checkpoint run`: pick or create the run, take its lease, prepare, run the engine, and stop cleanly on
-// SIGINT/SIGTERM (exit 75 within 5 s, a second SIGINT skips the grace).
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-function parseConcurrency(v) {
-    if (v === undefined)
-        return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1)
-        throw new context/* UsageError */.eb(`--concurrency: expected a positive integer, got "${v}"`);
-    return n;
-}
-function parseBudget(v) {
-    if (v === undefined)
-        return undefined;
-    try {
-        const ms = (0,duration/* parseDuration */.E)(v);
-        if (ms <= 0)
-            throw new Error('must be more than zero');
-        return ms;
-    }
-    catch (err) {
-        throw new context/* UsageError */.eb(`--time-budget: ${err.message}`);
-    }
-}
-function planComplete(plan, ckpt) {
-    return plan.steps.every((s) => {
-        const rec = ckpt.state.steps.get(s.id);
-        return rec !== undefined && (0,state/* isStepComplete */.EX)(rec);
-    });
-}
-/** Under the checkpoint root: the lease held while a new run is created (not a valid run id: never listed). */
-const CREATING = '.creating';
-/**
- * The lease for creating a run. Its holder lets go within milliseconds (it only creates the run), so a
- * contender waits for it rather than being refused with the name of a process that is not the run's holder.
- */
-async function acquireCreating(root, id) {
-    const until = Date.now() + 10_000;
-    for (;;) {
-        try {
-            return await (0,lock/* acquireLease */.ZZ)((0,external_node_path_.join)(root, CREATING), { runId: id, attempt: 0 });
-        }
-        catch (err) {
-            if (!(err instanceof lock/* LockedError */.by) || Date.now() > until)
-                throw err;
-            await new Promise((resolve) => setTimeout(resolve, 20));
-        }
-    }
-}
-/** The environment of a sharded run's units: which shard they belong to (removed for unsharded runs). */
-function shardEnv(env, shard) {
-    const out = { ...env };
-    delete out.CHECKPOINT_SHARD_INDEX;
-    delete out.CHECKPOINT_SHARD_TOTAL;
-    if (shard) {
-        out.CHECKPOINT_SHARD_INDEX = String(shard.index);
-        out.CHECKPOINT_SHARD_TOTAL = String(shard.total);
-    }
-    return out;
-}
-/**
- * `--run ID`, `--new`, or the latest unfinished run of this plan; otherwise a fresh run (named after the
- * shard with `--shard`: `<name>-shardIofN-<time>`).
- */
-async function run_chooseRun(plan, root, opts) {
-    if (opts.run !== undefined) {
-        if (!(0,runs/* isValidRunId */.LU)(opts.run)) {
-            throw new context/* UsageError */.eb(`--run: "${opts.run}" is not a valid run id; use letters, digits, ".", "_" and "-"`);
-        }
-        return { id: opts.run, existing: await checkpoint/* Checkpoint */.F9.exists(root, opts.run) };
-    }
-    if (!opts.new) {
-        const latest = await (0,runs/* readLatest */.Eg)(root);
-        if (latest && (await checkpoint/* Checkpoint */.F9.exists(root, latest))) {
-            const ck = await checkpoint/* Checkpoint */.F9.read(root, latest);
-            // Events past the snapshot: the last attempt did not close (its final writes failed, or it was
-            // killed), so even with every unit done it did not end as complete — finish it, never start over.
-            const closed = ck.loadReport.eventsReplayed === 0;
-            if (ck.state.planName === plan.name && (!planComplete(plan, ck) || !closed))
-                return { id: latest, existing: true, read: ck };
-        }
-    }
-    const tag = opts.shard ? `shard${opts.shard.index}of${opts.shard.total}` : undefined;
-    return { id: await (0,runs/* newRunId */.F$)(root, plan.name, new Date(), tag), existing: false };
-}
-async function run_runCommand(opts, io) {
-    // Traced when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or --trace says so; a dry run starts no engine.
-    const tracing = opts.dryRun
-        ? undefined
-        : await startTracing(io, {
-            ...(opts.trace !== undefined ? { file: opts.trace } : {}),
-            exitWhenStuck: true,
-        });
-    if (!tracing)
-        return (await executeRun(opts, io)).exitCode;
-    return (await tracing.around((hooks) => executeRun(opts, io, hooks))).exitCode;
-}
-/** `checkpoint run`, returning what happened instead of only an exit code. */
-async function executeRun(opts, io, hooks = {}) {
-    const concurrency = parseConcurrency(opts.concurrency);
-    const plan = await (0,load/* loadPlan */.Yq)((0,context/* planPath */.pw)(opts), concurrency === undefined ? {} : { concurrency });
-    const root = (0,context/* rootOf */.I5)(opts, plan);
-    const budgetMs = parseBudget(opts.timeBudget);
-    const startedAt = Date.now();
-    const deadline = budgetMs === undefined ? undefined : startedAt + budgetMs;
-    const shard = opts.shard !== undefined ? parseShard(opts.shard) : undefined;
-    for (const id of opts.only ?? []) {
-        if (!plan.steps.some((s) => s.id === id)) {
-            throw new context/* UsageError */.eb(`--only: no step "${id}" in ${(0,context/* shown */.SP)(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
-        }
-    }
-    const chosen = await run_chooseRun(plan, root, {
-        ...(opts.run !== undefined ? { run: opts.run } : {}),
-        ...(opts.new ? { new: true } : {}),
-        ...(shard ? { shard } : {}),
-    });
-    const { existing, read } = chosen;
-    let id = chosen.id;
-    // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
-    let engine;
-    let early;
-    let sigints = 0;
-    let signal;
-    const outcome = (exitCode, result) => ({
-        exitCode,
-        plan,
-        root,
-        runId: id,
-        ...(result ? { result } : {}),
-        ...(signal ? { signal } : {}),
-    });
-    const onSignal = (sig) => {
-        signal ??= sig;
-        if (sig === 'SIGINT')
-            sigints += 1;
-        if (!engine) {
-            early = sig;
-            // Set-up normally ends in milliseconds; if it is stuck (a hanging items command, a dead mount), a
-            // signal must still end the command, and nothing has run yet.
-            setTimeout(() => {
-                io.err.write(`checkpoint: received ${sig} during set-up; nothing ran\n`);
-                process.exit(EXIT_INCOMPLETE);
-            }, 3000).unref();
-            return;
-        }
-        if (sig === 'SIGINT' && sigints >= 2)
-            engine.stop('second SIGINT: no grace', 0);
-        else
-            engine.stop(`received ${sig}`);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    let lease;
-    try {
-        let ckpt;
-        let prep;
-        if (existing) {
-            if (!opts.dryRun)
-                lease = await (0,lock/* acquireLease */.ZZ)(`${root}/${id}`, { runId: id, attempt: 0 });
-            // A dry run reuses the read made to choose the run; a real one reads again under the lease.
-            ckpt = opts.dryRun && read ? read : await checkpoint/* Checkpoint */.F9.read(root, id);
-            if (ckpt.state.planName !== '' && ckpt.state.planName !== plan.name) {
-                throw new context/* UsageError */.eb(`--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`);
-            }
-            checkRunShard(id, ckpt.state.shard, shard);
-            prep = await (0,engine_prepare/* prepare */.iA)(plan, ckpt.state, {
-                only: opts.only ?? [],
-                env: io.env,
-                checkDrift: opts.dryRun === true,
-            });
-        }
-        else {
-            ckpt = checkpoint/* Checkpoint */.F9.blank(root, id, plan.name, shard);
-            prep = await (0,engine_prepare/* prepare */.iA)(plan, ckpt.state, {
-                only: opts.only ?? [],
-                env: io.env,
-                checkDrift: opts.dryRun === true,
-            });
-        }
-        if (opts.dryRun) {
-            printExplain(io.out, plan, prep, existing ? id : `${id} (new)`);
-            return outcome(EXIT_OK);
-        }
-        let creating;
-        if (!lease) {
-            await (0,fsutil/* ensureDir */.A0)(root);
-            if (!opts.new && opts.run === undefined) {
-                // Runs started together on a fresh folder must agree on one run: creating one is serialised by a
-                // lease on the root, and whoever comes second joins (or is refused by) the run the first created.
-                creating = await acquireCreating(root, id);
-                const latest = await (0,runs/* readLatest */.Eg)(root);
-                if (latest && latest !== id && (await checkpoint/* Checkpoint */.F9.exists(root, latest))) {
-                    const other = await checkpoint/* Checkpoint */.F9.read(root, latest);
-                    if (other.state.planName === plan.name && !planComplete(plan, other)) {
-                        checkRunShard(latest, other.state.shard, shard);
-                        lease = await (0,lock/* acquireLease */.ZZ)(`${root}/${latest}`, { runId: latest, attempt: 0 });
-                        id = latest;
-                        ckpt = await checkpoint/* Checkpoint */.F9.read(root, id);
-                        prep = await (0,engine_prepare/* prepare */.iA)(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
-                    }
-                }
-            }
-        }
-        if (!lease) {
-            await (0,fsutil/* ensureDir */.A0)(`${root}/${id}`);
-            lease = await (0,lock/* acquireLease */.ZZ)(`${root}/${id}`, { runId: id, attempt: 0 });
-            if (await checkpoint/* Checkpoint */.F9.exists(root, id)) {
-                // Another run started with the same id in the same second and has finished: continue from it.
-                ckpt = await checkpoint/* Checkpoint */.F9.read(root, id);
-                checkRunShard(id, ckpt.state.shard, shard);
-                prep = await (0,engine_prepare/* prepare */.iA)(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
-            }
-        }
-        try {
-            await ckpt.openForWrite();
-        }
-        finally {
-            await creating?.release();
-        }
-        if (early) {
-            io.err.write(`checkpoint: received ${early} before starting; nothing ran\n`);
-            return outcome(EXIT_INCOMPLETE);
-        }
-        const tty = io.out.isTTY === true && io.env.CI !== 'true';
-        const progress = new Progress(plan, ckpt, prep.selected.map((s) => s.id), { tty, color: (0,colors/* colorEnabled */.X)(io.out, io.env), out: io.out });
-        const report = ckpt.loadReport;
-        if (report.rebuiltFrom)
-            progress.line(`warning: ${report.rebuiltFrom}`);
-        if (report.tornTail)
-            progress.line('note: ignored a torn last line in the journal (the run before was cut off mid-write)');
-        progress.line(`${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name}${shard ? ` as shard ${(0,engine_shard/* shardLabel */.$_)(shard)}` : ''} in ${(0,context/* shown */.SP)(ckpt.dir)} (host ${(0,external_node_os_.hostname)()})`);
-        engine = new Engine(plan, ckpt, prep, {
-            concurrency,
-            deadline,
-            env: shardEnv(io.env, shard),
-            onEvent: (ev) => {
-                progress.event(ev);
-                hooks.onEvent?.(ev);
-            },
-            onOutput: (label, line, stream) => progress.output(label, line, stream),
-        });
-        const lost = (reason) => engine?.stop(`lease lost: ${reason}`, 0);
-        lease.onLost(lost);
-        hooks.onEngine?.(ckpt, engine, plan);
-        progress.start();
-        let result;
-        try {
-            result = await engine.run();
-        }
-        catch (err) {
-            progress.stop();
-            // The engine's error (say, a failed journal write) is the one to report, not a second one from closing.
-            await ckpt.close().catch(() => undefined);
-            throw err;
-        }
-        progress.stop();
-        await ckpt.close();
-        progress.line(`${result.exitCode === EXIT_OK ? 'complete' : result.reason}: ${result.unitsDone} of ${result.unitsDone + result.unitsRemaining} units done` +
-            `${result.unitsFailed ? `, ${result.unitsFailed} failed` : ''} (attempt ${result.attempt}, exit ${result.exitCode})`);
-        const waiting = result.waitingForApproval ?? [];
-        if (result.exitCode === EXIT_INCOMPLETE && waiting.length === 0)
-            progress.line(`resume with: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${shard ? ` --shard ${(0,engine_shard/* shardLabel */.$_)(shard)}` : ''}`);
-        if (waiting.length > 0) {
-            // The last line names the steps and the way on, for the CLI and for the action's log.
-            const where = `${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${opts.dir !== undefined ? ` --dir ${opts.dir}` : ''}`;
-            progress.line(`approve with: checkpoint approve ${waiting.join(' ')}${where}, then run again: checkpoint run${opts.file !== 'checkpoint.yml' ? ` -f ${opts.file}` : ''}${shard ? ` --shard ${(0,engine_shard/* shardLabel */.$_)(shard)}` : ''} (GitHub Action: run the workflow again with the input \`approve: ${waiting.join(', ')}\`)`);
-        }
-        return outcome(result.exitCode, result);
-    }
-    finally {
-        // Released before the handlers go: a signal while the lease is let go must not kill the process (exit
-        // 130 after it printed "exit 75").
-        await lease?.release();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/cli/explain.ts
-// `checkpoint explain` and `run --dry-run`: for every step, whether it will run and why.
-
-
-
-
-
-function printExplain(out, plan, prep, runLabel) {
-    out.write(`plan ${plan.name} (${plan.steps.length} steps), run ${runLabel}\n`);
-    const selected = new Set(prep.selected.map((s) => s.id));
-    const width = Math.max(...plan.steps.map((s) => s.id.length));
-    for (const step of plan.steps) {
-        const i = prep.info.get(step.id);
-        if (!i)
-            continue;
-        const verb = !selected.has(step.id)
-            ? 'skip'
-            : i.action === 'skip'
-                ? 'skip'
-                : i.action === 'partial'
-                    ? 'resume'
-                    : 'run';
-        const why = !selected.has(step.id) ? 'not selected by --only' : i.why;
-        const units = step.batch ? ` [${i.unitsDone}/${i.unitsTotal} units]` : '';
-        const needs = step.needs.length ? ` after ${step.needs.join(', ')}` : '';
-        out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
-        if (i.itemsDrift)
-            out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
-        if (i.chunks)
-            out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
-    }
-}
-async function explain_explainCommand(opts, io) {
-    const plan = await requirePlan(opts);
-    const root = rootOf(opts, plan);
-    // The run that `checkpoint run` would pick, so explain and run never disagree.
-    const { id, existing } = await chooseRun(plan, root, opts.run === undefined ? {} : { run: opts.run });
-    const ckpt = existing ? await Checkpoint.read(root, id) : Checkpoint.blank(root, id, plan.name);
-    const label = existing ? id : `${id} (new: the latest run is complete or absent)`;
-    const prep = await prepare(plan, ckpt.state, { env: io.env, checkDrift: true });
-    printExplain(io.out, plan, prep, label);
-    return 0;
-}
-/** How the step's chunks will be sized, e.g. `chunks sized by time: target 200ms (min 10, max 1000); next chunk 190 from the rate of 12 done chunks (950/s)`. */
-function explainChunks(ch) {
-    const bounds = `min ${ch.min}${ch.max !== null ? `, max ${ch.max}` : ''}`;
-    const target = ch.targetMs !== null ? (0,duration/* formatDuration */.a)(ch.targetMs) : '?';
-    const next = ch.measured > 0
-        ? `next chunk ${ch.nextSize} from the rate of ${ch.measured} done chunk(s) (${ch.ratePerSecond}/s)`
-        : `first chunk ${ch.min}, then sized from the measured rate`;
-    return `chunks sized by time: target ${target} (${bounds}); ${next}; a time budget cuts chunks to fit`;
-}
-
-// EXTERNAL MODULE: ./src/cli/manage.ts
-var manage = __nccwpck_require__(45363);
-// EXTERNAL MODULE: ./src/report/shards.ts
-var shards = __nccwpck_require__(1897);
-;// CONCATENATED MODULE: ./src/cli/report.ts
-// `checkpoint report DIR... [--dir DIR]... [--json | --markdown]`: gathers the checkpoints of the shards of
-// a `--shard I/N` run (one per directory) into one report. Each DIR is a checkpoint directory (its `latest`
-// run is taken) or a run folder (the one holding checkpoint.json). Exit 0 complete, 1 inconsistent or failed
-// units, 75 incomplete, 2 usage errors.
-
-
-
-
-
-
-async function isDir(p) {
-    return (await stat(p).catch(() => undefined))?.isDirectory() === true;
-}
-/** A run folder (checkpoint.json or journal.ndjson inside) or a checkpoint directory (its latest run). */
-async function openShardDir(dir) {
-    const abs = resolve(dir);
-    if (!(await isDir(abs)))
-        throw new UsageError(`report: ${dir}: no such directory; pass each shard's checkpoint directory (its --dir) or run folder`);
-    const root = dirname(abs);
-    const id = basename(abs);
-    if (isValidRunId(id) && (await Checkpoint.exists(root, id)))
-        return { source: dir, ckpt: await Checkpoint.read(root, id) };
-    let runId;
-    try {
-        runId = await resolveRunId(abs, undefined);
-    }
-    catch (err) {
-        if (!(err instanceof UsageError))
-            throw err;
-        throw new UsageError(`report: ${dir} is neither a checkpoint directory (with runs in it) nor a run folder (with checkpoint.json); pass the --dir each shard ran with`);
-    }
-    return { source: dir, ckpt: await Checkpoint.read(abs, runId) };
-}
-async function report_reportCommand(dirs, opts, io) {
-    const all = [...dirs, ...(opts.dir ?? [])];
-    if (all.length === 0)
-        throw new UsageError('report: name the shards’ checkpoint directories, e.g. `checkpoint report shard0/.checkpoints shard1/.checkpoints` (or --dir A --dir B)');
-    if (opts.json && opts.markdown)
-        throw new UsageError('report: use one of --json and --markdown');
-    const plan = await optionalPlan({ file: opts.file });
-    const sources = [];
-    for (const d of all)
-        sources.push(await openShardDir(d));
-    const report = gatherShards({ sources, ...(plan ? { plan } : {}) });
-    if (opts.json)
-        io.out.write(`${JSON.stringify(reportJson(report), null, 2)}\n`);
-    else if (opts.markdown)
-        io.out.write(renderReportMarkdown(report, { logs: await readShardLogTails(report, sources) }));
-    else
-        io.out.write(renderReportText(report));
-    if (!opts.json && !opts.markdown && report.errors.length > 0)
-        io.err.write(`checkpoint: report: the shards do not add up (${report.errors.length} error(s) above)\n`);
-    return reportExitCode(report);
-}
-
-// EXTERNAL MODULE: ./src/report/stats.ts
-var report_stats = __nccwpck_require__(68621);
-;// CONCATENATED MODULE: ./src/cli/runs.ts
-// `checkpoint runs` and `checkpoint prune`.
-
-
-
-
-
-
-
-async function runs_runsCommand(opts, io) {
-    const plan = await optionalPlan(opts).catch(() => undefined);
-    const root = rootOf(opts, plan);
-    const latest = await readLatest(root);
-    const rows = [];
-    for (const id of await listRunIds(root)) {
-        try {
-            const ck = await Checkpoint.read(root, id);
-            const st = runStats(ck, plan && plan.name === ck.state.planName ? plan : undefined);
-            rows.push({
-                id,
-                plan: ck.state.planName,
-                latest: id === latest,
-                complete: st.complete,
-                attempts: ck.state.attempts.length,
-                units: { done: st.unitsDone, total: st.unitsTotal, failed: st.unitsFailed },
-                updatedAt: new Date(ck.state.updatedAt).toISOString(),
-                error: null,
-            });
-        }
-        catch (err) {
-            rows.push({
-                id,
-                plan: '?',
-                latest: id === latest,
-                complete: false,
-                attempts: 0,
-                units: { done: 0, total: 0, failed: 0 },
-                updatedAt: '',
-                error: err.message,
-            });
-        }
-    }
-    if (opts.json) {
-        io.out.write(`${JSON.stringify(rows, null, 2)}\n`);
-        return 0;
-    }
-    if (rows.length === 0) {
-        io.out.write(`no runs in ${shown(root)}\n`);
-        return 0;
-    }
-    for (const r of rows) {
-        const state = r.error ? `unreadable: ${r.error}` : r.complete ? 'complete' : 'incomplete';
-        io.out.write(`${r.latest ? '*' : ' '} ${r.id}  ${r.plan}  ${state}  ${r.units.done}/${r.units.total} units  ${r.attempts} attempt(s)  ${r.updatedAt}\n`);
-    }
-    return 0;
-}
-async function runs_pruneCommand(opts, io) {
-    const root = rootOf(opts, await optionalPlan(opts).catch(() => undefined));
-    let olderMs;
-    if (opts.olderThan !== undefined) {
-        try {
-            olderMs = parseDuration(opts.olderThan);
-        }
-        catch (err) {
-            throw new UsageError(`--older-than: ${err.message}`);
-        }
-    }
-    let keep;
-    if (opts.keep !== undefined) {
-        keep = Number(opts.keep);
-        if (!Number.isInteger(keep) || keep < 0)
-            throw new UsageError(`--keep: expected a whole number >= 0, got "${opts.keep}"`);
-    }
-    if (olderMs === undefined && keep === undefined)
-        olderMs = parseDuration('7d');
-    const runs = [];
-    for (const id of await listRunIds(root)) {
-        const ck = await Checkpoint.read(root, id).catch(() => undefined);
-        runs.push({ id, updatedAt: ck?.state.updatedAt ?? 0 });
-    }
-    runs.sort((a, b) => b.updatedAt - a.updatedAt);
-    const now = Date.now();
-    let removed = 0;
-    for (const [i, r] of runs.entries()) {
-        const tooOld = olderMs !== undefined && now - r.updatedAt > olderMs;
-        const beyondKeep = keep !== undefined && i >= keep;
-        if (!(tooOld || beyondKeep))
-            continue;
-        const lease = await inspectLease(`${root}/${r.id}`).catch(() => undefined);
-        if (lease && !lease.stale) {
-            io.out.write(`kept ${r.id}: in use by pid ${lease.holder?.pid ?? '?'} on ${lease.holder?.host ?? '?'}\n`);
-            continue;
-        }
-        if (!opts.dryRun)
-            await rm(`${root}/${r.id}`, { recursive: true, force: true });
-        io.out.write(`${opts.dryRun ? 'would remove' : 'removed'} ${r.id}\n`);
-        removed += 1;
-    }
-    io.out.write(`${removed} run(s) ${opts.dryRun ? 'would be ' : ''}removed, ${runs.length - removed} kept\n`);
-    return 0;
-}
-
-// EXTERNAL MODULE: ./src/cli/status.ts
-var cli_status = __nccwpck_require__(83058);
-;// CONCATENATED MODULE: ./src/cli/main.ts
-// The `checkpoint` program: argument parsing and the mapping from named errors to exit codes. Commands live
-// in their own modules and return an exit code; nothing here knows how a command works.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-// Replaced by scripts/build.mjs with package.json's version.
-const version = '0.1.0';
-/** Exit code and message for an error; only unexpected errors show a stack (with CHECKPOINT_DEBUG=1). */
-function classify(err, debug = false) {
-    if (err instanceof errors/* PlanError */.W || err instanceof errors/* ItemsError */.P || err instanceof context/* UsageError */.eb)
-        return { code: scheduler_EXIT_USAGE, message: err.message };
-    if (err instanceof lock/* LockedError */.by)
-        return { code: EXIT_INCOMPLETE, message: err.message };
-    if (err instanceof checkpoint/* CheckpointCorruptError */.qd ||
-        err instanceof journal_file/* JournalCorruptError */.Zi ||
-        err instanceof snapshot/* SnapshotError */.JC ||
-        err instanceof journal_file/* JournalWriteError */.dt ||
-        err instanceof fsutil/* CheckpointWriteError */.Uv) {
-        return { code: EXIT_FAILED, message: err.message };
-    }
-    const e = err instanceof Error ? err : new Error(String(err));
-    // A full disk, a size limit or a read-only folder met outside the checkpoint's own writers is the
-    // environment, not a bug: say what to do rather than "please report it".
-    const stack = debug && e.stack ? `\n${e.stack}` : '';
-    const fix = (0,fsutil/* writeFix */.z6)((0,fsutil/* errorCode */.CA)(err));
-    if (fix)
-        return { code: EXIT_FAILED, message: `${e.message}. ${fix} and run the command again.${stack}` };
-    return {
-        code: EXIT_FAILED,
-        message: `internal error: ${e.message}${stack || ' (set CHECKPOINT_DEBUG=1 for details; please report it)'}`,
-    };
-}
-function common(cmd) {
-    return cmd
-        .option('-f, --file <path>', 'the plan file', 'checkpoint.yml')
-        .option('--dir <path>', 'the checkpoint directory (default: .checkpoints beside the plan)');
-}
-const collect = (v, prev = []) => [...prev, ...v.split(',').filter(Boolean)];
-async function main(argv, io) {
-    let code = 0;
-    const program = new Command('checkpoint')
-        .description('Resumable step runner: records finished steps and chunks, re-runs only what is incomplete.')
-        .version(version)
-        .exitOverride()
-        .configureOutput({
-        writeOut: (s) => io.out.write(s),
-        writeErr: (s) => io.err.write(s),
-    })
-        .showSuggestionAfterError(true);
-    const act = (fn) => async (...args) => {
-        code = await fn(...args);
-    };
-    common(program.command('run'))
-        .description('run the plan, resuming the latest unfinished run')
-        .option('--run <id>', 'resume (or create) this run')
-        .option('--new', 'start a fresh run')
-        .option('--time-budget <duration>', 'stop before this much time has passed (e.g. 5h30m); exit 75')
-        .option('--concurrency <n>', 'most units at once (overrides the plan)')
-        .option('--only <step...>', 'run only these steps (and what they need that is not done)', collect)
-        .option('--shard <I/N>', 'this job runs part I of N of every batch step')
-        .option('--dry-run', 'print what would run and exit')
-        .option('--trace <file>', 'append OpenTelemetry spans of the run to this file (OTLP JSON lines)')
-        .action(act((o) => runCommand(o, io)));
-    common(program.command('status'))
-        .description('steps, states, done/failed ranges, progress and ETA')
-        .option('--run <id>', 'the run to show (default: latest)')
-        .option('--json', 'machine-readable output (see docs/cli.md)')
-        .action(act((o) => statusCommand(o, io)));
-    common(program.command('explain'))
-        .description('what would run and why')
-        .option('--run <id>', 'explain against this run (default: latest)')
-        .action(act((o) => explainCommand(o, io)));
-    common(program.command('reset'))
-        .description('make work pending again (and its dependents)')
-        .argument('[steps...]', 'steps to reset')
-        .option('--all', 'every step')
-        .option('--failed', 'only failed units, with fresh tries')
-        .option('--run <id>', 'the run (default: latest)')
-        .action(act((steps, o) => resetCommand(steps, o, io)));
-    common(program.command('mark-done'))
-        .description('accept steps as done (manual intervention)')
-        .argument('<steps...>', 'steps to mark done')
-        .option('--run <id>', 'the run (default: latest)')
-        .action(act((steps, o) => markDoneCommand(steps, o, io)));
-    common(program.command('approve'))
-        .description('approve steps with `approval: true` so the next run starts them (manual intervention)')
-        .argument('<steps...>', 'steps to approve')
-        .option('--by <name>', 'who approves (default: $GITHUB_ACTOR, else $USER)')
-        .option('--run <id>', 'the run (default: latest)')
-        .action(act((steps, o) => approveCommand(steps, o, io)));
-    common(program.command('rollback'))
-        .description('run the rollback commands of done steps, newest first')
-        .option('--to <step>', 'stop after rolling back this step')
-        .option('--run <id>', 'the run (default: latest)')
-        .action(act((o) => rollbackCommand(o, io)));
-    program
-        .command('report')
-        .description("gather the checkpoints of a --shard run's shards into one report")
-        .argument('[dirs...]', "each shard's checkpoint directory (its --dir) or run folder")
-        .option('-f, --file <path>', 'the plan file (for step names and order; optional)', 'checkpoint.yml')
-        .option('--dir <path>', 'a shard checkpoint directory or run folder (repeatable)', (v, prev = []) => [...prev, v])
-        .option('--json', 'machine-readable output (see docs/cli.md)')
-        .option('--markdown', 'GitHub-flavoured Markdown (for $GITHUB_STEP_SUMMARY)')
-        .action(act((dirs, o) => reportCommand(dirs, o, io)));
-    common(program.command('runs'))
-        .description('list runs in the checkpoint directory')
-        .option('--json', 'machine-readable output')
-        .action(act((o) => runsCommand(o, io)));
-    common(program.command('prune'))
-        .description('delete old runs')
-        .addOption(new Option('--older-than <duration>', 'remove runs not updated for this long (default 7d)'))
-        .option('--keep <n>', 'keep the newest N runs')
-        .option('--dry-run', 'only print what would be removed')
-        .action(act((o) => pruneCommand(o, io)));
-    try {
-        await program.parseAsync(argv, { from: 'user' });
-        return code;
-    }
-    catch (err) {
-        if (err instanceof CommanderError) {
-            // --help and --version end here too, with exit code 0.
-            return err.exitCode === 0 ? 0 : EXIT_USAGE;
-        }
-        const { code: c, message } = classify(err, io.env.CHECKPOINT_DEBUG === '1');
-        io.err.write(`checkpoint: ${message}\n`);
-        return c;
     }
 }
 
@@ -41289,6 +35272,8 @@ function annotationsFor(stats, logs, opts = {}) {
     return out;
 }
 
+// EXTERNAL MODULE: ./src/report/stats.ts
+var report_stats = __nccwpck_require__(68621);
 // EXTERNAL MODULE: ./src/action/runner-commands.ts
 var runner_commands = __nccwpck_require__(9673);
 ;// CONCATENATED MODULE: ./src/action/secrets.ts
@@ -41443,7 +35428,6 @@ var action_sync = __nccwpck_require__(95627);
 
 
 
-
 /** When this step's process started: the time budget counts from here, restore included. */
 const STARTED_AT = Date.now() - Math.round(process.uptime() * 1000);
 /** A plan written inline with the `run` input: one step, run in the workspace. */
@@ -41504,14 +35488,14 @@ async function setUp(state) {
         plan = await (0,load/* loadPlan */.Yq)(planFile, inputs.concurrency !== undefined ? { concurrency: inputs.concurrency } : {});
     }
     catch (err) {
-        const { code, message } = classify(err);
+        const { code, message } = (0,errors/* classify */.L8)(err);
         runner_commands.setFailed(message);
         process.exitCode = code;
         return undefined;
     }
     if (inputs.approve.length > 0) {
         // Checked against the plan before anything is restored: an unknown step is an input error.
-        const { checkApprovable } = await Promise.resolve(/* import() */).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
+        const { checkApprovable } = await __nccwpck_require__.e(/* import() */ 363).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
         try {
             checkApprovable(plan, inputs.approve, 'input `approve`');
         }
@@ -41575,7 +35559,7 @@ async function runEngine(ctx) {
     let timer;
     let engineCkpt;
     // Spans of the run when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (src/trace); a dead collector warns.
-    const tracing = await trace_startTracing(ctx.io, { warn: (m) => runner_commands.warning(m) });
+    const tracing = await startTracing(ctx.io, { warn: (m) => runner_commands.warning(m) });
     try {
         const hooks = {
             onEngine: (ckpt) => {
@@ -41619,15 +35603,15 @@ async function runEngine(ctx) {
 async function resetSteps(ctx) {
     if (ctx.inputs.reset.length === 0 || !(await checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId)))
         return;
-    const { resetCommand } = await Promise.resolve(/* import() */).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
+    const { resetCommand } = await __nccwpck_require__.e(/* import() */ 363).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
     await resetCommand(ctx.inputs.reset, { file: ctx.planFile, dir: ctx.root, run: ctx.runId }, ctx.io);
 }
 /** The `approve` input: recorded after the restore (reset first), before the engine, by GITHUB_ACTOR. */
 async function approveSteps(ctx) {
     if (ctx.inputs.approve.length === 0)
         return;
-    const { approveInRun } = await Promise.resolve(/* import() */).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
-    const shard = ctx.inputs.shard !== undefined ? (0,engine_shard/* parseShardText */.PG)(ctx.inputs.shard) : undefined;
+    const { approveInRun } = await __nccwpck_require__.e(/* import() */ 363).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
+    const shard = ctx.inputs.shard !== undefined ? (0,space/* parseShardText */.PG)(ctx.inputs.shard) : undefined;
     await approveInRun({
         plan: ctx.plan,
         root: ctx.root,
@@ -41641,18 +35625,18 @@ async function otherCommand(ctx) {
     const opts = { file: ctx.planFile, dir: ctx.root, run: ctx.runId };
     if (!(await checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId))) {
         runner_commands.info(`no checkpoint for key ${ctx.key} yet: nothing to ${ctx.inputs.command}`);
-        return EXIT_OK;
+        return errors/* EXIT_OK */.Ij;
     }
     if (ctx.inputs.command === 'status') {
-        const { statusCommand } = await Promise.resolve(/* import() */).then(__nccwpck_require__.bind(__nccwpck_require__, 83058));
+        const { statusCommand } = await __nccwpck_require__.e(/* import() */ 58).then(__nccwpck_require__.bind(__nccwpck_require__, 83058));
         return statusCommand(opts, ctx.io);
     }
     if (ctx.inputs.command === 'rollback') {
-        const { rollbackCommand } = await Promise.resolve(/* import() */).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
+        const { rollbackCommand } = await __nccwpck_require__.e(/* import() */ 363).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
         return rollbackCommand(opts, ctx.io);
     }
     // `report`: the summary and outputs below are the report of this job's checkpoint.
-    return EXIT_OK;
+    return errors/* EXIT_OK */.Ij;
 }
 /**
  * For `on-incomplete: dispatch`, counts the continuation in the checkpoint before the final save, so the
@@ -41715,19 +35699,19 @@ function waitingForApproval(ctx, remaining, steps) {
 /** The main step; never throws: whatever goes wrong ends as a failed step with its message. */
 async function run(state = new action_state/* CoreStateProvider */.q(runner_commands)) {
     try {
-        await main_run_main(state);
+        await main(state);
     }
     catch (err) {
         runner_commands.setFailed(`checkpoint-action: ${err.stack ?? String(err)}`);
     }
 }
-async function main_run_main(state) {
+async function main(state) {
     const ctx = await setUp(state);
     if (!ctx)
         return;
     if (ctx.inputs.command === 'report' && ctx.inputs.shards !== undefined) {
         // The final job of a sharded matrix: every shard's checkpoint, not this job's own.
-        const { reportShards } = await __nccwpck_require__.e(/* import() */ 17).then(__nccwpck_require__.bind(__nccwpck_require__, 38017));
+        const { reportShards } = await __nccwpck_require__.e(/* import() */ 596).then(__nccwpck_require__.bind(__nccwpck_require__, 68596));
         await reportShards(ctx);
         state.set('main-ended', 'true');
         return;
@@ -41748,7 +35732,7 @@ async function main_run_main(state) {
         }
     }
     catch (err) {
-        const { code, message } = classify(err);
+        const { code, message } = (0,errors/* classify */.L8)(err);
         runner_commands.setFailed(message);
         exitCode = code;
     }
@@ -41757,14 +35741,14 @@ async function main_run_main(state) {
         // fit; post runs next and saves what main could not.
         runner_commands.warning(`stopped by ${outcome.signal}; the post step saves the checkpoint`);
         await setRunOutputs(ctx, restored.source !== 'none', await readRun(ctx)).catch(() => undefined);
-        process.exitCode = EXIT_FAILED;
+        process.exitCode = errors/* EXIT_FAILED */.hj;
         return;
     }
     // Stopped only because steps wait for approval: a continuation would stop at the same place.
     const awaiting = outcome?.result?.reason.startsWith('waiting for approval')
         ? (outcome.result.waitingForApproval ?? [])
         : [];
-    const continuation = exitCode === EXIT_INCOMPLETE && ctx.inputs.onIncomplete === 'dispatch' && awaiting.length === 0
+    const continuation = exitCode === errors/* EXIT_INCOMPLETE */.A && ctx.inputs.onIncomplete === 'dispatch' && awaiting.length === 0
         ? await countContinuation(ctx)
         : undefined;
     // Read once: the save, the outputs and the report all describe the same finished state.
@@ -41775,14 +35759,14 @@ async function main_run_main(state) {
     const stats = await setRunOutputs(ctx, restored.source !== 'none', ckpt);
     await publishReport(ctx, outcome?.result, restored, ckpt);
     state.set('main-ended', 'true');
-    if (exitCode === EXIT_OK || ctx.inputs.command !== 'run') {
-        if (exitCode !== EXIT_OK && !process.exitCode)
-            process.exitCode = exitCode === EXIT_INCOMPLETE ? 1 : exitCode;
+    if (exitCode === errors/* EXIT_OK */.Ij || ctx.inputs.command !== 'run') {
+        if (exitCode !== errors/* EXIT_OK */.Ij && !process.exitCode)
+            process.exitCode = exitCode === errors/* EXIT_INCOMPLETE */.A ? 1 : exitCode;
         return;
     }
-    if (exitCode === EXIT_INCOMPLETE && awaiting.length > 0)
+    if (exitCode === errors/* EXIT_INCOMPLETE */.A && awaiting.length > 0)
         waitingForApproval(ctx, stats?.unitsRemaining ?? 0, awaiting);
-    else if (exitCode === EXIT_INCOMPLETE)
+    else if (exitCode === errors/* EXIT_INCOMPLETE */.A)
         await onIncomplete(ctx, stats?.unitsRemaining ?? 0, continuation);
     else if (!process.exitCode)
         runner_commands.setFailed(outcome?.result?.reason ?? `the run failed (exit ${exitCode})`);

@@ -3609,24 +3609,128 @@ __nccwpck_require__.d(runner_commands_namespaceObject, {
   warning: () => (warning)
 });
 
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(73024);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(48161);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(77598);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(73024);
-// EXTERNAL MODULE: external "node:fs/promises"
-var promises_ = __nccwpck_require__(51455);
+;// CONCATENATED MODULE: ./src/exec/marker.ts
+// Every process the engine starts carries a marker in its environment, CHECKPOINT_TRACKING_ID, and so does
+// everything those processes start, also what leaves the unit's process group (`setsid`, a double fork, a
+// daemon): the environment is inherited where process groups are not. It is how the GitHub runner finds a
+// job's strays (RUNNER_TRACKING_ID). A marker is `<run id>.<attempt>.<random>.<n>`: unique per unit start,
+// and prefixed by the run, so a marker read back from a checkpoint can only ever name processes of that
+// run's own units.
+
+
+const marker_TRACKING_VAR = 'CHECKPOINT_TRACKING_ID';
+/** Hands out the markers of one engine's units. */
+class Markers {
+    prefix;
+    #n = 0;
+    constructor(runId, attempt) {
+        this.prefix = `${runId}.${attempt}.${(0,external_node_crypto_.randomBytes)(4).toString('hex')}`;
+    }
+    next() {
+        this.#n += 1;
+        return `${this.prefix}.${this.#n}`;
+    }
+}
+/** Whether `marker` is one this run's engine could have handed out (a checkpoint's value is checked). */
+function isMarkerOfRun(marker, runId) {
+    return (typeof marker === 'string' &&
+        marker.length < 512 &&
+        marker.startsWith(`${runId}.`) &&
+        /^[A-Za-z0-9._-]+$/.test(marker));
+}
+const NEEDLE = Buffer.from(`${marker_TRACKING_VAR}=`);
+/** The marker in one process's environment, if it has one (and /proc lets us read it). */
+function markerOf(pid) {
+    let env;
+    try {
+        env = (0,external_node_fs_.readFileSync)(`/proc/${pid}/environ`);
+    }
+    catch {
+        return undefined;
+    }
+    let at = env.indexOf(NEEDLE);
+    // Only at the start of an entry: `X_CHECKPOINT_TRACKING_ID=` is another variable.
+    while (at > 0 && env[at - 1] !== 0)
+        at = env.indexOf(NEEDLE, at + 1);
+    if (at < 0)
+        return undefined;
+    const from = at + NEEDLE.length;
+    const end = env.indexOf(0, from);
+    return env.subarray(from, end < 0 ? env.length : end).toString('utf8');
+}
+/**
+ * The pids of live processes whose marker `matches`, never this process. Linux reads /proc; where there is
+ * no /proc (macOS) nothing is found, and only process groups are signalled (docs/reliability.md).
+ */
+function marker_findMarked(matches) {
+    let entries;
+    try {
+        entries = (0,external_node_fs_.readdirSync)('/proc');
+    }
+    catch {
+        return [];
+    }
+    const out = [];
+    for (const e of entries) {
+        const c = e.charCodeAt(0);
+        if (c < 48 || c > 57)
+            continue;
+        const pid = Number(e);
+        if (!Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid)
+            continue;
+        const m = markerOf(pid);
+        if (m !== undefined && matches(m))
+            out.push(pid);
+    }
+    return out;
+}
+/** Signals each process; one that is gone already is not an error. */
+function marker_signalAll(pids, signal) {
+    for (const pid of pids) {
+        if (pid <= 1 || pid === process.pid)
+            continue;
+        try {
+            process.kill(pid, signal);
+        }
+        catch {
+            // Gone meanwhile.
+        }
+    }
+}
+
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(76760);
-;// CONCATENATED MODULE: ./src/journal/fsutil.ts
-// Small durable-file helpers. Every update to the checkpoint directory is either append-then-fsync (the
-// journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
-
-
-
-const DIR_MODE = 0o700;
-const FILE_MODE = 0o600;
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __nccwpck_require__(51455);
+;// CONCATENATED MODULE: ./src/errors.ts
+// One base for the errors the program expects, each carrying its exit code: a plan or usage error exits 2,
+// a run that cannot go on for now (a live lease, a stop before anything ran) 75, a damaged or unwritable
+// checkpoint 1. Their messages are complete (the thing, the value, the fix) and shown as they are, without
+// a stack. Anything else is an internal error. The lowest layer: it imports nothing of the program.
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+const EXIT_INCOMPLETE = 75;
+class CheckpointError extends Error {
+}
+/** A bad command line or input: exit 2, nothing touched. */
+class UsageError extends (/* unused pure expression or super */ null && (CheckpointError)) {
+    name = 'UsageError';
+    exitCode = EXIT_USAGE;
+}
+/** Nothing ran, and the command can simply be run again (a signal during set-up): exit 75. */
+class StoppedError extends (/* unused pure expression or super */ null && (CheckpointError)) {
+    name = 'StoppedError';
+    exitCode = EXIT_INCOMPLETE;
+}
 /** Error code of a Node system error (ENOENT, EEXIST...), or undefined for anything else. */
 function errorCode(error) {
     if (typeof error === 'object' && error !== null && 'code' in error) {
@@ -3648,12 +3752,40 @@ const WRITE_FIXES = {
 function writeFix(code) {
     return code === undefined ? undefined : WRITE_FIXES[code];
 }
+/** Exit code and message for an error; only unexpected errors show a stack (with CHECKPOINT_DEBUG=1). */
+function classify(err, debug = false) {
+    if (err instanceof CheckpointError)
+        return { code: err.exitCode, message: err.message };
+    const e = err instanceof Error ? err : new Error(String(err));
+    const stack = debug && e.stack ? `\n${e.stack}` : '';
+    // A full disk, a size limit or a read-only folder met outside the checkpoint's own writers is the
+    // environment, not a bug: say what to do rather than "please report it".
+    const fix = writeFix(errorCode(err));
+    if (fix)
+        return { code: EXIT_FAILED, message: `${e.message}. ${fix} and run the command again.${stack}` };
+    return {
+        code: EXIT_FAILED,
+        message: `internal error: ${e.message}${stack || ' (set CHECKPOINT_DEBUG=1 for details; please report it)'}`,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/journal/fsutil.ts
+// Small durable-file helpers. Every update to the checkpoint directory is either append-then-fsync (the
+// journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
+
+
+
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+
+
 /**
  * Replacing a file of the checkpoint failed. Node's own error for a failed write() or fsync() names no file,
  * so this one does, with the cause and what to do.
  */
-class CheckpointWriteError extends Error {
+class CheckpointWriteError extends CheckpointError {
     name = 'CheckpointWriteError';
+    exitCode = EXIT_FAILED;
     path;
     /** The OS error code (ENOSPC, EFBIG, EACCES...), when there was one; errorCode() reads it too. */
     code;
@@ -3768,6 +3900,7 @@ async function fsutil_readFileIfExists(path) {
 
 
 
+
 const LOCK_FILE = 'lock';
 const GUARD_FILE = 'lock.takeover';
 /** An unparsable lock younger than this may be in the middle of being written by a foreign tool: respect it. */
@@ -3776,8 +3909,9 @@ const UNPARSABLE_GRACE_MS = 5_000;
 const GUARD_STALE_MS = 10_000;
 /** How long acquireLease keeps retrying while other contenders create, replace or guard the lock. */
 const ACQUIRE_PATIENCE_MS = GUARD_STALE_MS + 10_000;
-class LockedError extends Error {
+class LockedError extends CheckpointError {
     name = 'LockedError';
+    exitCode = EXIT_INCOMPLETE;
     /** The live holder; undefined when the lock file could not be parsed (and is too young to be judged stale). */
     holder;
     lockPath;
@@ -4199,6 +4333,376 @@ async function inspectLease(runDir, opts = {}) {
         stale: verdict.stale,
         reason: verdict.reason,
     };
+}
+
+// EXTERNAL MODULE: external "node:string_decoder"
+var external_node_string_decoder_ = __nccwpck_require__(46193);
+;// CONCATENATED MODULE: ./src/exec/output.ts
+// A process's output, bounded however much it prints and whatever bytes they are: lines for the live view
+// (decoded as UTF-8 across chunk boundaries, each at most MAX_LINE characters) and the kept tail of raw
+// bytes for logs and error messages (at most `limit` bytes). Both are linear in the output: nothing is
+// joined and split again per chunk, so a 100 MB line costs what 100 MB of short lines cost.
+
+/** Longest line handed to the live view; the rest of a longer line is dropped with a mark. */
+const MAX_LINE = (/* unused pure expression or super */ null && (16 * 1024));
+/** Splits one stream into lines. A line longer than `maxLine` is cut there and its rest skipped. */
+class output_LineSplitter {
+    #decoder = new StringDecoder('utf8');
+    #onLine;
+    #maxLine;
+    #partial = '';
+    /** The current line was already cut: skip to its newline. */
+    #skipping = false;
+    constructor(onLine, maxLine = MAX_LINE) {
+        this.#onLine = onLine;
+        this.#maxLine = maxLine;
+    }
+    push(chunk) {
+        this.#take(this.#decoder.write(chunk));
+    }
+    /** The stream ended: its last line, even without a newline. */
+    end() {
+        this.#take(this.#decoder.end());
+        if (this.#partial !== '' && !this.#skipping)
+            this.#onLine(this.#partial);
+        this.#partial = '';
+        this.#skipping = false;
+    }
+    #take(text) {
+        let from = 0;
+        for (;;) {
+            const nl = text.indexOf('\n', from);
+            if (nl < 0)
+                break;
+            if (!this.#skipping)
+                this.#onLine(this.#bounded(this.#partial + text.slice(from, nl)));
+            this.#partial = '';
+            this.#skipping = false;
+            from = nl + 1;
+        }
+        if (from >= text.length || this.#skipping)
+            return;
+        // Only up to the cap is kept of a line without its newline yet, so memory stays bounded.
+        this.#partial += text.slice(from, from + this.#maxLine + 1 - this.#partial.length);
+        if (this.#partial.length > this.#maxLine) {
+            this.#onLine(this.#bounded(this.#partial));
+            this.#partial = '';
+            this.#skipping = true;
+        }
+    }
+    #bounded(line) {
+        return line.length > this.#maxLine ? `${line.slice(0, this.#maxLine)} …[line cut]` : line;
+    }
+}
+/**
+ * The last `limit` bytes of a process's output, both streams, as whole lines per stream where it can: the
+ * two pipes are read in no fixed order, so a chunk that ends mid-line waits for its stream's newline, or
+ * the tail would splice the other stream's line into it. A pending partial line longer than the limit goes
+ * in as it is (it would be cut anyway), which keeps memory bounded for output without newlines.
+ */
+class output_Tail {
+    #chunks = [];
+    #bytes = 0;
+    #limit;
+    #pending = { stdout: [], stderr: [] };
+    #pendingBytes = { stdout: 0, stderr: 0 };
+    constructor(limit) {
+        this.#limit = limit;
+    }
+    push(chunk, stream) {
+        const nl = chunk.lastIndexOf(0x0a);
+        if (nl < 0) {
+            this.#hold(stream, chunk);
+            if (this.#pendingBytes[stream] > this.#limit)
+                this.#flush(stream);
+            return;
+        }
+        this.#flush(stream);
+        this.#add(chunk.subarray(0, nl + 1));
+        if (nl + 1 < chunk.length)
+            this.#hold(stream, chunk.subarray(nl + 1));
+    }
+    /** Both streams ended: their last partial lines go in, kept apart by a newline. */
+    end() {
+        const both = this.#pendingBytes.stdout > 0 && this.#pendingBytes.stderr > 0;
+        this.#flush('stdout');
+        if (both)
+            this.#add(Buffer.from('\n'));
+        this.#flush('stderr');
+    }
+    /** The kept bytes as they were printed (for the log file). */
+    bytes() {
+        const all = Buffer.concat(this.#chunks);
+        let start = Math.max(0, all.length - this.#limit);
+        // Cut at a character's start, not inside a multi-byte UTF-8 sequence.
+        for (let i = 0; i < 3 && start < all.length && ((all[start] ?? 0) & 0xc0) === 0x80; i++)
+            start += 1;
+        return all.subarray(start);
+    }
+    /** The kept bytes decoded for messages (invalid bytes become U+FFFD). */
+    toString() {
+        return this.bytes().toString('utf8');
+    }
+    get empty() {
+        return this.#bytes === 0 && this.#pendingBytes.stdout === 0 && this.#pendingBytes.stderr === 0;
+    }
+    #hold(stream, b) {
+        this.#pending[stream].push(b);
+        this.#pendingBytes[stream] += b.length;
+    }
+    #flush(stream) {
+        for (const b of this.#pending[stream])
+            this.#add(b);
+        this.#pending[stream] = [];
+        this.#pendingBytes[stream] = 0;
+    }
+    #add(b) {
+        if (b.length === 0)
+            return;
+        // A chunk bigger than the limit keeps only its end (and replaces everything before it).
+        if (b.length >= this.#limit) {
+            this.#chunks = [Buffer.from(b.subarray(b.length - this.#limit))];
+            this.#bytes = this.#limit;
+            return;
+        }
+        this.#chunks.push(b);
+        this.#bytes += b.length;
+        while (this.#chunks.length > 1 && this.#bytes - (this.#chunks[0]?.length ?? 0) >= this.#limit) {
+            this.#bytes -= this.#chunks.shift()?.length ?? 0;
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/exec/process.ts
+// The one place that starts processes: units, the items command, throttle checks and rollback commands.
+// Each is a real process in its own process group (its `$$`, `$PPID` and /proc/self are its own, as with
+// `bash -c` in a terminal), carries a marker in its environment (marker.ts), has its output bounded
+// (output.ts), its timeout, and ends with its exit status, which is all the engine learns from it: no byte
+// it prints is read as an instruction.
+//
+// Escaped processes: a unit may leave a daemon that keeps its stdout open. Once the unit's own process has
+// exited, its output is waited for at most DRAIN_MS, then the pipes are closed: nothing another process
+// holds can keep a unit (or the engine) from ending. When the engine ends a unit (stop, time budget,
+// timeout), it signals the unit's process group and every process carrying the unit's marker, also those
+// outside the group, and the unit's end waits until they are gone or SIGKILLed after the grace.
+
+
+
+
+
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long output is still read after the process itself exited (what a left daemon may hold open). */
+const DRAIN_MS = 500;
+/** Markers for processes started outside an engine's units (items commands, rollbacks). */
+const adHoc = new Markers('checkpoint', process.pid);
+/** Processes started here that have not ended: `stopAll` ends them (a signal during set-up). */
+const live = new Set();
+/** Ends every process started here and not yet exited (SIGTERM, SIGKILL after the grace). */
+function stopAll(graceMs) {
+    for (const p of live)
+        p.terminate(graceMs, 'stop');
+}
+/** Sends a signal to a whole process group; a group that is already gone is not an error. */
+function signalGroup(pgid, signal) {
+    if (!Number.isSafeInteger(pgid) || pgid <= 1)
+        return false;
+    try {
+        process.kill(-pgid, signal);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+function groupAlive(pgid) {
+    if (!Number.isSafeInteger(pgid) || pgid <= 1)
+        return false;
+    try {
+        process.kill(-pgid, 0);
+        return true;
+    }
+    catch (err) {
+        return err.code === 'EPERM';
+    }
+}
+/**
+ * The absolute path of a program as a PATH search would find it, so each of thousands of unit starts skips
+ * the search (a failed stat per PATH entry); the name itself when not found (the start then reports it).
+ */
+function resolveProgram(name, pathVar) {
+    if (name.includes('/'))
+        return name;
+    for (const dir of (pathVar ?? '').split(delimiter)) {
+        if (!dir)
+            continue;
+        const candidate = join(dir, name);
+        try {
+            accessSync(candidate, constants.X_OK);
+            if (statSync(candidate).isFile())
+                return candidate;
+        }
+        catch {
+            // not here
+        }
+    }
+    return name;
+}
+class ManagedProcess {
+    pid;
+    startTime;
+    marker;
+    exited;
+    #child;
+    #tail;
+    #started = performance.now();
+    #endedBy;
+    #timeoutTimer;
+    /** Resolves once an ending the engine began is over: group and marked processes gone, or SIGKILLed. */
+    #ending;
+    #exited = false;
+    constructor(opts) {
+        this.marker = opts.marker ?? adHoc.next();
+        const [cmd, ...args] = opts.argv;
+        // detached: the child leads a new process group, so signals reach everything it starts in it.
+        this.#child = spawn(cmd ?? 'sh', args, {
+            cwd: opts.cwd,
+            env: { ...opts.env, [TRACKING_VAR]: this.marker },
+            detached: true,
+            stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        this.pid = this.#child.pid;
+        this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
+        this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
+        const onLine = opts.onLine;
+        const splitter = (stream) => onLine
+            ? new LineSplitter((l) => {
+                const cut = l.endsWith(' …[line cut]');
+                onLine(l, stream, cut);
+            }, opts.maxLine)
+            : undefined;
+        const lines = { stdout: splitter('stdout'), stderr: splitter('stderr') };
+        const take = (stream) => (c) => {
+            this.#tail.push(c, stream);
+            lines[stream]?.push(c);
+        };
+        this.#child.stdout?.on('data', take('stdout'));
+        this.#child.stderr?.on('data', take('stderr'));
+        if (this.pid !== undefined)
+            live.add(this);
+        this.exited = this.#watchExit(opts).then(async (exit) => {
+            this.#exited = true;
+            if (this.#timeoutTimer)
+                clearTimeout(this.#timeoutTimer);
+            this.#tail.end();
+            lines.stdout?.end();
+            lines.stderr?.end();
+            // An ending the engine began is over only once what the unit left behind is gone too.
+            await this.#ending;
+            live.delete(this);
+            const result = { ...exit, ms: Math.round(performance.now() - this.#started) };
+            if (this.#endedBy)
+                result.endedBy = this.#endedBy;
+            return result;
+        });
+        // setTimeout fires at once past 2^31-1 ms (~24.8 days); a longer timeout is as good as none.
+        if (opts.timeoutMs !== undefined && opts.timeoutMs < MAX_TIMER_MS && this.pid !== undefined) {
+            this.#timeoutTimer = setTimeout(() => {
+                this.terminate(opts.timeoutGraceMs ?? 10_000, 'timeout');
+            }, opts.timeoutMs);
+        }
+    }
+    #watchExit(opts) {
+        const child = this.#child;
+        return new Promise((resolve) => {
+            let settled = false;
+            const finish = (exit) => {
+                if (settled)
+                    return;
+                settled = true;
+                // Processes the unit left may hold its pipes open: its end does not wait for them.
+                const drain = setTimeout(() => {
+                    child.stdout?.destroy();
+                    child.stderr?.destroy();
+                    resolve(exit);
+                }, DRAIN_MS);
+                let open = 2;
+                const closed = () => {
+                    open -= 1;
+                    if (open === 0) {
+                        clearTimeout(drain);
+                        resolve(exit);
+                    }
+                };
+                for (const s of [child.stdout, child.stderr]) {
+                    if (!s || s.readableEnded || s.destroyed)
+                        closed();
+                    else
+                        s.once('close', closed);
+                }
+            };
+            child.once('error', (err) => finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) }));
+            child.once('exit', (code, signal) => finish({ code, signal }));
+        });
+    }
+    /**
+     * Ends the process and all it started: SIGTERM to its group and to every process with its marker now,
+     * SIGKILL to whatever is left of them after the grace (0 = SIGKILL at once).
+     */
+    terminate(graceMs, reason = 'stop') {
+        if (this.pid === undefined)
+            return;
+        if (this.#exited && !this.#ending)
+            return;
+        this.#endedBy ??= reason;
+        const pid = this.pid;
+        const marker = this.marker;
+        const marked = () => findMarked((m) => m === marker);
+        const kill = (signal) => {
+            signalGroup(pid, signal);
+            signalAll(marked(), signal);
+        };
+        if (graceMs <= 0) {
+            kill('SIGKILL');
+            this.#ending ??= Promise.resolve();
+            return;
+        }
+        if (this.#ending)
+            return;
+        kill('SIGTERM');
+        const killAt = performance.now() + graceMs;
+        this.#ending = new Promise((resolve) => {
+            const watch = setInterval(() => {
+                const left = marked();
+                if (!groupAlive(pid) && left.length === 0) {
+                    clearInterval(watch);
+                    resolve();
+                }
+                else if (performance.now() >= killAt) {
+                    clearInterval(watch);
+                    kill('SIGKILL');
+                    resolve();
+                }
+            }, 50);
+        });
+    }
+    /** The output's tail, decoded for messages. */
+    tail() {
+        return this.#tail.toString();
+    }
+    /** The output's tail as printed, for the log file. */
+    tailBytes() {
+        return this.#tail.bytes();
+    }
+    get hasOutput() {
+        return !this.#tail.empty;
+    }
+}
+function describeSpawnError(err, opts) {
+    if (err.code === 'ENOENT') {
+        return `could not start "${opts.argv[0]}" in ${opts.cwd}: the program or the working directory does not exist; check \`shell\` and \`working-directory\``;
+    }
+    return `could not start "${opts.argv[0]}": ${err.message}`;
 }
 
 ;// CONCATENATED MODULE: ./src/journal/intervals.ts
@@ -4683,6 +5187,8 @@ function paceRate(pace) {
 }
 
 ;// CONCATENATED MODULE: ./src/journal/state.ts
+// The checkpoint's in-memory model and the one function that changes it (`applyEvent`). The snapshot
+// (checkpoint.json) is this model serialised; the journal is the list of events applied since.
 
 
 const FORMAT_VERSION = 1;
@@ -4860,6 +5366,8 @@ function applyEvent(state, ev) {
                 if (e.startTime !== undefined)
                     r.startTime = e.startTime;
                 r.host = e.host;
+                if (e.marker !== undefined)
+                    r.marker = e.marker;
             }
             return;
         }
@@ -4977,275 +5485,78 @@ function p90(values) {
     return sorted[Math.max(0, i)];
 }
 
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: ./src/engine/process.ts
-// The one place that spawns unit processes: own process group, environment, output capture, timeouts and
-// group-wide signals. Everything else asks this module.
+;// CONCATENATED MODULE: ./src/engine/orphans.ts
+// A run killed with SIGKILL may leave its units running (its watcher normally ends them; a watcher killed
+// too, or a host that went down, leaves them). Before their work is handed out again, the next run on the
+// same host ends them. A checkpoint is evidence, not orders: a pid read from it is signalled only once it
+// is proven one of this run's units (the host, the process start time and the unit's marker in its
+// environment, never pid 1 or our own group), and the processes a unit left outside its group are found by
+// that marker alone (exec/marker.ts), which only this run's units carry.
 
 
 
 
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
-/** Sends a signal to a whole process group; a group that is already gone is not an error. */
-function signalGroup(pgid, signal) {
-    try {
-        process.kill(-pgid, signal);
-        return true;
-    }
-    catch {
-        return false;
-    }
-}
-function groupAlive(pgid) {
-    try {
-        process.kill(-pgid, 0);
-        return true;
-    }
-    catch (err) {
-        return err.code === 'EPERM';
-    }
-}
-class Tail {
-    #chunks = [];
-    #bytes = 0;
-    #limit;
-    constructor(limit) {
-        this.#limit = limit;
-    }
-    push(b) {
-        this.#chunks.push(b);
-        this.#bytes += b.length;
-        while (this.#bytes - (this.#chunks[0]?.length ?? 0) >= this.#limit && this.#chunks.length > 1) {
-            this.#bytes -= this.#chunks.shift()?.length ?? 0;
-        }
-    }
-    toString() {
-        const all = Buffer.concat(this.#chunks);
-        return all.subarray(Math.max(0, all.length - this.#limit)).toString('utf8');
-    }
-    get empty() {
-        return this.#bytes === 0;
-    }
-}
-/**
- * The absolute path of a program as a PATH search would find it, so each of thousands of unit starts skips
- * the search (a failed stat per PATH entry); the name itself when not found (the start then reports it).
- */
-function resolveProgram(name, pathVar) {
-    if (name.includes('/'))
-        return name;
-    for (const dir of (pathVar ?? '').split(delimiter)) {
-        if (!dir)
-            continue;
-        const candidate = join(dir, name);
+
+/** This process's group and its ancestors: never signalled, whatever a checkpoint says. */
+function protectedPids() {
+    const out = new Set([process.pid]);
+    let pid = process.pid;
+    for (let i = 0; i < 64 && pid > 1; i++) {
+        let stat;
         try {
-            accessSync(candidate, constants.X_OK);
-            if (statSync(candidate).isFile())
-                return candidate;
+            stat = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
         }
         catch {
-            // not here
+            break;
         }
+        // Fields after the command name (which may hold spaces and parentheses): state ppid pgrp ...
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (pid === process.pid)
+            out.add(Number(f[2]));
+        pid = Number(f[1]);
+        out.add(pid);
     }
-    return name;
+    return out;
 }
-/** Starts a unit with Node's spawn, detached: the child leads a new process group. */
-function spawnDirect(opts) {
-    const [cmd, ...args] = opts.argv;
-    // detached: the child becomes the leader of a new process group, so signals reach everything it starts.
-    const child = spawn(cmd ?? 'sh', args, {
-        cwd: opts.cwd,
-        env: envObject(opts.env),
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let sink = () => { };
-    child.stdout?.on('data', (c) => sink(c, 'stdout'));
-    child.stderr?.on('data', (c) => sink(c, 'stderr'));
-    const exited = new Promise((resolve) => {
-        let settled = false;
-        const finish = (exit) => {
-            if (settled)
-                return;
-            settled = true;
-            // Background children may keep the pipes open after the shell exits; don't let them hold the unit.
-            const drain = setTimeout(() => {
-                child.stdout?.destroy();
-                child.stderr?.destroy();
-                resolve(exit);
-            }, 50);
-            let open = 2;
-            const closed = () => {
-                open -= 1;
-                if (open === 0) {
-                    clearTimeout(drain);
-                    resolve(exit);
-                }
-            };
-            if (child.stdout?.readableEnded ?? true)
-                closed();
-            else
-                child.stdout?.once('close', closed);
-            if (child.stderr?.readableEnded ?? true)
-                closed();
-            else
-                child.stderr?.once('close', closed);
-        };
-        child.once('error', (err) => finish({ code: null, signal: null, spawnError: describeSpawnError(err, opts) }));
-        child.once('exit', (code, signal) => finish({ code, signal }));
-    });
-    return {
-        pid: child.pid,
-        setOutput: (fn) => {
-            sink = fn;
-        },
-        exited,
-    };
+/** Whether the group led by `unit.pid` is provably the unit's. */
+function provablyOurs(unit, host) {
+    const pid = unit.pid;
+    if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid)
+        return false;
+    if (unit.host !== host || unit.startTime === undefined || unit.marker === undefined)
+        return false;
+    if (protectedPids().has(pid))
+        return false;
+    return lock_processStartTime(pid) === unit.startTime && markerOf(pid) === unit.marker;
 }
-class UnitProcess {
-    pid;
-    startTime;
-    exited;
-    #tail;
-    #started = performance.now();
-    #endedBy;
-    #timeoutTimer;
-    #done = false;
-    constructor(opts, backend = spawnDirect(opts)) {
-        this.pid = backend.pid;
-        this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
-        const onLine = opts.onLine;
-        const partial = { stdout: '', stderr: '' };
-        // stdout and stderr are separate pipes read in no fixed order, so the log takes whole lines only:
-        // a chunk that ends mid-line waits for its stream's next newline, or the tail would splice the
-        // other stream's line into it. A partial line past the tail's size goes in as it is (it would be
-        // cut anyway), which keeps memory bounded by unit output without newlines.
-        const tailLimit = opts.tailBytes ?? 64 * 1024;
-        this.#tail = new Tail(tailLimit);
-        const pendingLine = { stdout: [], stderr: [] };
-        const pendingBytes = { stdout: 0, stderr: 0 };
-        const toTail = (chunk, stream) => {
-            const nl = chunk.lastIndexOf(0x0a);
-            if (nl < 0) {
-                pendingLine[stream].push(chunk);
-                pendingBytes[stream] += chunk.length;
-                if (pendingBytes[stream] <= tailLimit)
-                    return;
-                flushLine(stream);
-                return;
-            }
-            flushLine(stream);
-            this.#tail.push(chunk.subarray(0, nl + 1));
-            if (nl + 1 < chunk.length) {
-                const rest = chunk.subarray(nl + 1);
-                pendingLine[stream].push(rest);
-                pendingBytes[stream] = rest.length;
-            }
-        };
-        const flushLine = (stream) => {
-            for (const b of pendingLine[stream])
-                this.#tail.push(b);
-            pendingLine[stream] = [];
-            pendingBytes[stream] = 0;
-        };
-        backend.setOutput((chunk, stream) => {
-            toTail(chunk, stream);
-            if (!onLine)
-                return;
-            const lines = (partial[stream] + chunk.toString('utf8')).split('\n');
-            partial[stream] = lines.pop() ?? '';
-            for (const l of lines)
-                onLine(l, stream);
-        });
-        this.exited = backend.exited.then((exit) => {
-            this.#done = true;
-            // The timeout timer is moot now, but a pending SIGKILL still has to reach group members that
-            // ignored the SIGTERM after the leader exited.
-            if (this.#timeoutTimer)
-                clearTimeout(this.#timeoutTimer);
-            // Both streams may end mid-line; the newline between them keeps the two last lines apart.
-            const both = pendingBytes.stdout > 0 && pendingBytes.stderr > 0;
-            flushLine('stdout');
-            if (both)
-                this.#tail.push(Buffer.from('\n'));
-            flushLine('stderr');
-            if (onLine) {
-                for (const stream of ['stdout', 'stderr'])
-                    if (partial[stream])
-                        onLine(partial[stream], stream);
-            }
-            const result = { ...exit, ms: Math.round(performance.now() - this.#started) };
-            if (this.#endedBy)
-                result.endedBy = this.#endedBy;
-            return result;
-        });
-        // setTimeout fires at once past 2^31-1 ms (~24.8 days); a longer timeout is as good as none.
-        if (opts.timeoutMs !== undefined && opts.timeoutMs < MAX_TIMER_MS && this.pid !== undefined) {
-            this.#timeoutTimer = setTimeout(() => {
-                this.#endedBy = 'timeout';
-                this.terminate(opts.timeoutGraceMs ?? 10_000);
-            }, opts.timeoutMs);
-        }
-    }
-    /** SIGTERM to the group now, SIGKILL after the grace (0 = SIGKILL at once). */
-    terminate(graceMs, reason = this.#endedBy ?? 'stop') {
-        if (this.#done || this.pid === undefined)
-            return;
-        this.#endedBy ??= reason;
-        const pid = this.pid;
-        if (graceMs <= 0) {
-            signalGroup(pid, 'SIGKILL');
-            return;
-        }
-        signalGroup(pid, 'SIGTERM');
-        // SIGKILL whatever is left of the group at the end of the grace; stop watching once it is empty.
-        const killAt = Date.now() + graceMs;
-        const watch = setInterval(() => {
-            if (!groupAlive(pid))
-                clearInterval(watch);
-            else if (Date.now() >= killAt) {
-                signalGroup(pid, 'SIGKILL');
-                clearInterval(watch);
-            }
-        }, 50);
-    }
-    tail() {
-        return this.#tail.toString();
-    }
-    get hasOutput() {
-        return !this.#tail.empty;
-    }
-}
-function describeSpawnError(err, opts) {
-    if (err.code === 'ENOENT') {
-        return `could not start "${opts.argv[0]}" in ${opts.cwd}: the program or the working directory does not exist; check \`shell\` and \`working-directory\``;
-    }
-    return `could not start "${opts.argv[0]}": ${err.message}`;
-}
-
-;// CONCATENATED MODULE: ./src/engine/orphans.ts
-// A run killed with SIGKILL leaves its units running. Before their work is handed out again, the next run on
-// the same host ends them — identified by the process group recorded at spawn and the process start time, so
-// a pid the kernel has since reused for something else is never signalled.
-
-
-
-
 async function endOrphans(ckpt, notice) {
     const host = (0,external_node_os_.hostname)();
+    const orphans = orphanedUnits(ckpt.state);
+    const markers = new Set();
+    for (const { unit } of orphans)
+        if (unit.host === host && isMarkerOfRun(unit.marker, ckpt.runId))
+            markers.add(unit.marker);
+    const marked = markers.size > 0 ? marker_findMarked((m) => markers.has(m)) : [];
+    const byMarker = new Map();
+    for (const pid of marked) {
+        const m = markerOf(pid);
+        if (m !== undefined)
+            byMarker.set(m, [...(byMarker.get(m) ?? []), pid]);
+    }
     let ended = 0;
-    const waits = [];
-    for (const { step, unit } of orphanedUnits(ckpt.state)) {
-        const pid = unit.pid;
-        if (pid !== undefined && unit.host === host && unit.startTime !== undefined) {
-            const now = lock_processStartTime(pid);
-            if (now === unit.startTime && signalGroup(pid, 'SIGKILL')) {
-                notice(`ended unit ${step} [${unit.start}, ${unit.end}) left running by attempt ${unit.attempt} (pid ${pid})`);
-                waits.push(pid);
-                ended += 1;
-            }
+    const groups = [];
+    for (const { step, unit } of orphans) {
+        const pids = unit.marker !== undefined ? (byMarker.get(unit.marker) ?? []) : [];
+        const group = provablyOurs(unit, host) ? unit.pid : undefined;
+        if (group !== undefined)
+            signalGroup(group, 'SIGKILL');
+        marker_signalAll(pids, 'SIGKILL');
+        if (group !== undefined || pids.length > 0) {
+            notice(`ended unit ${step} [${unit.start}, ${unit.end}) left running by attempt ${unit.attempt} (${group !== undefined ? `pid ${group}` : `${pids.length} process(es) it started`})`);
+            if (group !== undefined)
+                groups.push(group);
+            ended += 1;
         }
         ckpt.recordLater({
             type: 'interrupt',
@@ -5257,9 +5568,10 @@ async function endOrphans(ckpt, notice) {
             reason: `attempt ${unit.attempt} ended while it ran`,
         });
     }
-    // SIGKILL is asynchronous; the group is gone once the kernel has reaped or re-parented every member.
-    const until = Date.now() + 5000;
-    while (waits.some((pid) => groupAlive(pid) && isProcessAlive(pid)) && Date.now() < until) {
+    // SIGKILL is asynchronous: wait until the groups and marked processes are gone (or 5 s).
+    const until = performance.now() + 5000;
+    const alive = () => groups.some((g) => groupAlive(g)) || (markers.size > 0 && marker_findMarked((m) => markers.has(m)).length > 0);
+    while (ended > 0 && alive() && performance.now() < until) {
         await new Promise((r) => setTimeout(r, 20));
     }
     return ended;
@@ -5301,6 +5613,7 @@ function crc32(data) {
 // is written and fdatasync'd; lines are written as they come, and each fdatasync covers every line written
 // before it started. A sync that only callers already released on write (`onWritten`) wait for starts at
 // most every SYNC_SPACING_MS.
+
 
 
 
@@ -5368,8 +5681,9 @@ function decodeLine(line) {
     return value;
 }
 /** Writing or syncing the journal failed; nothing from the failed batch was acknowledged. */
-class JournalWriteError extends Error {
+class JournalWriteError extends CheckpointError {
     name = 'JournalWriteError';
+    exitCode = EXIT_FAILED;
     path;
     /** The OS error code (ENOSPC, EFBIG, EROFS, EBADF...), when there was one. */
     code;
@@ -5384,8 +5698,9 @@ class JournalWriteError extends Error {
     }
 }
 /** A line in the middle of the journal is damaged (intact lines follow it, so it is not a torn write). */
-class JournalCorruptError extends Error {
+class JournalCorruptError extends CheckpointError {
     name = 'JournalCorruptError';
+    exitCode = EXIT_FAILED;
     path;
     /** 1-based number of the first damaged line. */
     line;
@@ -15300,8 +15615,10 @@ function preprocess(fn, schema) {
 
 
 
-class SnapshotError extends Error {
+
+class SnapshotError extends CheckpointError {
     name = 'SnapshotError';
+    exitCode = EXIT_FAILED;
 }
 /** Written by a newer program: refused, never rebuilt from the journal (which that program wrote too). */
 class SnapshotVersionError extends SnapshotError {
@@ -15364,6 +15681,7 @@ const stepSchema = object({
         pid: schemas_number().int().optional(),
         startTime: schemas_number().optional(),
         host: schemas_string().optional(),
+        marker: schemas_string().optional(),
     })),
     outputs: record(schemas_string(), schemas_string()),
     durations: array(schemas_number()),
@@ -15579,8 +15897,10 @@ function throttleRecord(t) {
 
 
 
-class CheckpointCorruptError extends Error {
+
+class CheckpointCorruptError extends CheckpointError {
     name = 'CheckpointCorruptError';
+    exitCode = EXIT_FAILED;
 }
 /** Compact the journal into the snapshot once it holds this many bytes. */
 const COMPACT_BYTES = 8 * 1024 * 1024;
@@ -16055,11 +16375,13 @@ function pair(big, bigUnit, small, smallUnit, pad) {
 
 
 
+
 const COMMANDS = ['run', 'status', 'rollback', 'report'];
 const STORES = ['cache', 'artifact', 'none'];
 const ON_INCOMPLETE = ['fail', 'success', 'dispatch'];
-class InputError extends Error {
+class InputError extends CheckpointError {
     name = 'InputError';
+    exitCode = EXIT_USAGE;
 }
 function oneOf(name, value, allowed) {
     if (allowed.includes(value))
@@ -16696,12 +17018,14 @@ async function installPaths(unpacked, workspace) {
 ;// CONCATENATED MODULE: ./src/stores/store.ts
 // Where checkpoint bundles live between attempts. The action only ever asks a Store for the newest bundle
 // under a key prefix and to keep a new one; how and where is the store's business.
+
 /**
  * A store that could not do what was asked: an outage, a refused write, a throttled request. Never fatal:
  * the local checkpoint is intact, and the job's result is decided by its work, so callers log a warning.
  */
-class StoreError extends Error {
+class StoreError extends CheckpointError {
     name = 'StoreError';
+    exitCode = EXIT_FAILED;
 }
 /**
  * The store found the entry but could not fetch it whole (the download broke off, came back truncated or

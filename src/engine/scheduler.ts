@@ -182,6 +182,7 @@ export class Engine {
   readonly #freeSlots: Slot[] = [];
   readonly #programs = new Map<string, string>();
   readonly #concurrency: number;
+  readonly #startedMono = monoNow();
 
   constructor(plan: Plan, ckpt: Checkpoint, prep: Preparation, opts: EngineOptions = {}) {
     this.#plan = plan;
@@ -287,6 +288,7 @@ export class Engine {
       attempt: this.#attempt,
       exit: result.exitCode,
       reason: result.reason,
+      ms: Math.round(monoNow() - this.#startedMono),
     });
     await ckpt.writeOutputsFile();
     await ckpt.compact();

@@ -58,6 +58,8 @@ export interface AttemptEndEvent {
   attempt: number;
   exit: number;
   reason: string;
+  /** How long the attempt took on the monotonic clock (a wall clock that jumped does not shorten it). */
+  ms?: number;
 }
 
 interface UnitBase {

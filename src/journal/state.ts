@@ -220,7 +220,8 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
     case 'attempt-end': {
       const a = state.attempts.find((x) => x.attempt === e.attempt);
       if (a) {
-        a.endedAt = e.t;
+        // The attempt's length as measured, not the wall clock's difference (which may even be negative).
+        a.endedAt = e.ms !== undefined && Number.isFinite(e.ms) && e.ms >= 0 ? a.startedAt + e.ms : e.t;
         a.exit = e.exit;
         a.reason = e.reason;
       }

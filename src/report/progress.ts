@@ -35,13 +35,17 @@ export class Progress {
   readonly #steps = new Map<string, StepLive>();
   #drawn = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** Durations, rates and ETAs: the monotonic clock (a wall clock that jumps moves none of them). */
   readonly #now: () => number;
+  /** The timestamps printed on plain lines. */
+  readonly #wall: () => number;
 
   constructor(plan: Plan, ckpt: Checkpoint, steps: readonly string[], opts: ProgressOptions) {
     this.#ckpt = ckpt;
     this.#opts = opts;
     this.#c = makeColors(opts.color);
-    this.#now = opts.now ?? Date.now;
+    this.#now = opts.now ?? (() => performance.now());
+    this.#wall = opts.now ?? Date.now;
     for (const id of steps) {
       const s = plan.steps.find((x) => x.id === id);
       this.#steps.set(id, {
@@ -79,7 +83,7 @@ export class Progress {
       this.#write(`${text}\n`);
       this.#redraw();
     } else {
-      this.#write(`${new Date(this.#now()).toISOString()} ${text}\n`);
+      this.#write(`${new Date(this.#wall()).toISOString()} ${text}\n`);
     }
   }
 
