@@ -312,7 +312,7 @@ concurrency: 4
 steps:
   - id: w
     run: echo "unit $CHECKPOINT_BATCH_INDEX says hello"
-    batch: { range: { from: 0, to: 2000 }, parallel: 4 }
+    batch: { range: { from: 0, to: 600 }, parallel: 4 }
 `);
     expect((await runCli(['run'], { cwd: p.dir })).code).toBe(0);
     const { files, bytes } = filesUnder(runFolder(p));

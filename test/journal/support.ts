@@ -10,8 +10,16 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
-const SRC = fileURLToPath(new URL('../../src/journal/', import.meta.url));
-const MODULES = ['crc32', 'fsutil', 'intervals', 'journal-file', 'lock'];
+const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
+/** Paths under src/, without `.ts`: the journal's low-level modules and what they import. */
+const MODULES = [
+  'errors',
+  'journal/crc32',
+  'journal/fsutil',
+  'journal/intervals',
+  'journal/journal-file',
+  'journal/lock',
+];
 
 export async function makeTempDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `ckpt-${prefix}-`));
@@ -21,7 +29,7 @@ export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
-/** Transpiles src/journal's low-level modules into `<dir>/journal/*.js`; returns `dir`. */
+/** Transpiles src/journal's low-level modules (and src/errors.ts) into `<dir>/...js`; returns `dir`. */
 export async function compileJournalModules(dir: string): Promise<string> {
   await mkdir(join(dir, 'journal'), { recursive: true });
   await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
@@ -31,7 +39,7 @@ export async function compileJournalModules(dir: string): Promise<string> {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
       fileName: `${name}.ts`,
     });
-    await writeFile(join(dir, 'journal', `${name}.js`), out.outputText);
+    await writeFile(join(dir, `${name}.js`), out.outputText);
   }
   return dir;
 }
