@@ -3,6 +3,7 @@
 import type { ChunkInfo } from '../engine/chunking.js';
 import type { Preparation } from '../engine/prepare.js';
 import { prepare } from '../engine/prepare.js';
+import { describeRetry } from '../engine/retry.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { formatDuration } from '../plan/duration.js';
 import type { Plan } from '../plan/types.js';
@@ -34,6 +35,8 @@ export function printExplain(
     out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
     if (i.itemsDrift) out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
     if (i.chunks) out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
+    const retry = describeRetry(step.retry);
+    if (retry && verb !== 'skip') out.write(`         ${' '.repeat(width)}note: ${retry}\n`);
   }
 }
 

@@ -25,7 +25,7 @@ import {
   type UnitExit,
   UnitProcess,
 } from './process.js';
-import { retryDelayMs } from './retry.js';
+import { failureHint, failureOf, mayRetry, retryDelayMs } from './retry.js';
 import { SlotFile } from './slot-file.js';
 import { UnitEnv } from './unit-env.js';
 
@@ -1322,9 +1322,19 @@ export class Engine {
     tail: string,
   ): Promise<void> {
     const step = run.step;
-    const final = tryNo >= step.retry.attempts || this.#stopping !== undefined;
+    const failure = failureOf(exit);
+    const verdict = mayRetry(step.retry.on, failure);
+    const hint = failureHint(failure, {
+      command: step.run,
+      workingDirectory: step.workingDirectoryRel,
+      path: this.#template(run).env.PATH,
+      tail,
+    });
+    if (hint) reason = `${reason}: ${hint}`;
+    const refused = !verdict.retry && tryNo < step.retry.attempts;
+    const final = tryNo >= step.retry.attempts || this.#stopping !== undefined || refused;
     const cmd = step.batch ? `${step.id} [${u.start}, ${u.end})` : step.id;
-    const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts})`;
+    const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts}${refused ? `; not retried: ${verdict.why}` : ''})`;
     await this.#ckpt.record({
       type: 'fail',
       ...u,

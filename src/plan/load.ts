@@ -347,6 +347,8 @@ function resolveRetry(...layers: (RawRetry | undefined)[]): RetryPolicy {
     if ('delay' in layer && layer.delay !== undefined) policy.delayMs = layer.delay;
     if ('backoff' in layer && layer.backoff !== undefined) policy.backoff = layer.backoff;
     if ('max-delay' in layer && layer['max-delay'] !== undefined) policy.maxDelayMs = layer['max-delay'];
+    // A step's `on` replaces the default's whole list: `on: [timeout]` on a step means only timeouts.
+    if ('on' in layer && layer.on !== undefined) policy.on = layer.on;
   }
   return policy;
 }
