@@ -522,7 +522,15 @@ describe('parsePlan: checks across steps', () => {
       problems(
         `version: 1\nsteps:\n  - { id: a, run: x, needs: [c] }\n  - { id: b, run: x }\n  - { id: c, run: x }\n`,
       ),
-    ).toEqual(['checkpoint.yml: steps: needs form a cycle: a -> b -> c -> a']);
+    ).toEqual([
+      'checkpoint.yml: steps: needs form a cycle: a -> b -> c -> a; b needs a and c needs b by default (the step before it); to break the cycle, give b or c needs: [] (or the steps it really needs), or remove c from the needs of a',
+    ]);
+    // The issue's plan: only build's needs were written.
+    expect(
+      problems(`version: 1\nsteps:\n  - { id: build, run: x, needs: [test] }\n  - { id: test, run: x }\n`),
+    ).toEqual([
+      'checkpoint.yml: steps: needs form a cycle: build -> test -> build; test needs build by default (the step before it); to break the cycle, give test needs: [] (or the steps it really needs), or remove test from the needs of build',
+    ]);
     expect(
       problems(`
 version: 1
@@ -534,8 +542,8 @@ steps:
   - { id: e, run: x, needs: [d] }
 `),
     ).toEqual([
-      'checkpoint.yml: steps: needs form a cycle: a -> b -> a',
-      'checkpoint.yml: steps: needs form a cycle: d -> e -> d',
+      'checkpoint.yml: steps: needs form a cycle: a -> b -> a; to break the cycle, remove a from the needs of b, or remove b from the needs of a',
+      'checkpoint.yml: steps: needs form a cycle: d -> e -> d; to break the cycle, remove d from the needs of e, or remove e from the needs of d',
     ]);
   });
 
