@@ -231,6 +231,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
         only: opts.only ?? [],
         env: io.env,
         checkDrift: opts.dryRun === true,
+        frozenItems: (step) => ckpt.readItems(step),
       });
     } else {
       ckpt = Checkpoint.blank(root, id, plan.name, shard);

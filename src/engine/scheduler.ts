@@ -11,6 +11,7 @@ import { IntervalSet } from '../journal/intervals.js';
 import { approvalOf, isStepComplete, p90, type StepRecord, unitCount } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
 import type { Plan, Step } from '../plan/types.js';
+import { describeUnitItems } from '../report/items.js';
 import { estimateMs, fitsRemaining, latestStart, nextChunkSize, usableMs } from './chunking.js';
 import { scrubEnv } from './env.js';
 import { type Handoff, LauncherPool } from './launcher.js';
@@ -1333,7 +1334,7 @@ export class Engine {
     if (hint) reason = `${reason}: ${hint}`;
     const refused = !verdict.retry && tryNo < step.retry.attempts;
     const final = tryNo >= step.retry.attempts || this.#stopping !== undefined || refused;
-    const cmd = step.batch ? `${step.id} [${u.start}, ${u.end})` : step.id;
+    const cmd = describeUnitItems(step, u, run.items);
     const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts}${refused ? `; not retried: ${verdict.why}` : ''})`;
     await this.#ckpt.record({
       type: 'fail',
