@@ -83,6 +83,7 @@ const stepSchema = z.object({
   durations: z.array(z.number()),
   timeMs: z.number(),
   completedAt: z.number().optional(),
+  lastDoneAt: z.number().optional(),
   reason: z.string(),
   throttle: z
     .object({
@@ -147,6 +148,7 @@ function stepToJson(rec: StepRecord): z.infer<typeof stepSchema> {
   if (rec.adaptive) out.adaptive = true;
   if (rec.pace) out.pace = { ...rec.pace };
   if (rec.completedAt !== undefined) out.completedAt = rec.completedAt;
+  if (rec.lastDoneAt !== undefined) out.lastDoneAt = rec.lastDoneAt;
   if (rec.throttle) out.throttle = { ...rec.throttle };
   return out;
 }
@@ -251,6 +253,7 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
     if (s.adaptive) rec.adaptive = true;
     if (s.pace) rec.pace = s.pace;
     if (s.completedAt !== undefined) rec.completedAt = s.completedAt;
+    if (s.lastDoneAt !== undefined) rec.lastDoneAt = s.lastDoneAt;
     if (s.throttle) rec.throttle = throttleRecord(s.throttle);
     steps.set(id, rec);
   }
