@@ -157,20 +157,12 @@ export function failureOf(exit: {
 }
 
 /**
- * The step's retry policy for `explain`, e.g. `retry: up to 3 tries, on [3, timeout]`; undefined for the
- * default of one try.
+ * The step's `retry.on` for `explain`, e.g. `retry: up to 3 tries, on [3, timeout] only`; undefined without
+ * `on` (the default needs no note on every step).
  */
 export function describeRetry(policy: RetryPolicy): string | undefined {
-  if (policy.attempts <= 1) {
-    return policy.on === undefined
-      ? undefined
-      : `retry: on ${formatRetryOn(policy.on)} has no effect with attempts: 1`;
-  }
-  const on =
-    policy.on === undefined
-      ? 'on every failure but exit codes 126 and 127'
-      : policy.on.includes('any')
-        ? 'on any failure'
-        : `on ${formatRetryOn(policy.on)} only`;
+  if (policy.on === undefined) return undefined;
+  if (policy.attempts <= 1) return `retry: on ${formatRetryOn(policy.on)} has no effect with attempts: 1`;
+  const on = policy.on.includes('any') ? 'on any failure' : `on ${formatRetryOn(policy.on)} only`;
   return `retry: up to ${policy.attempts} tries, ${on}`;
 }
