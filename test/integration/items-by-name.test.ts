@@ -107,6 +107,19 @@ steps:
     expect((await runCli(['status'], { cwd: p.dir })).stdout).toContain(`note: ${note}`);
   });
 
+  it('a unit that yields is named by its item', async () => {
+    const p = await project(`version: 1
+steps:
+  - id: y
+    run: 'if [ "$CHECKPOINT_ITEM" = beta ] && [ ! -f "$CHECKPOINT_STATE_DIR/once" ]; then touch "$CHECKPOINT_STATE_DIR/once"; exit 75; fi'
+    batch:
+      items: [alpha, beta]
+`);
+    const r = await runCli(['run'], { cwd: p.dir });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/⏸ y \[1, 2\) beta yielded; it runs again/);
+  });
+
   it('an item source that gives nothing is a warning in the log, status and status --json', async () => {
     const p = await project(`version: 1
 steps:
