@@ -52,7 +52,7 @@ export function mayRetry(on: readonly RetryCondition[] | undefined, failure: Fai
     if (failure.kind === 'exit' && (failure.code === NOT_EXECUTABLE || failure.code === NOT_FOUND)) {
       return {
         retry: false,
-        why: `a retry cannot fix exit code ${failure.code} (retry.on: [${failure.code}] retries it anyway)`,
+        why: `no retry fixes exit code ${failure.code}; retry.on: [${failure.code}] retries it anyway`,
       };
     }
     return { retry: true };
@@ -134,7 +134,7 @@ export function failureHint(failure: Failure, ctx: HintContext): string | undefi
     if (said?.what === 'bad interpreter')
       return `the interpreter of ${name} (${said.interpreter ?? '?'}) does not exist; fix its #! line`;
     if (said?.what === 'Is a directory') return `${name} is a directory, not a program${where}`;
-    return `${name} is not executable${where}; run chmod +x ${quoteArg(name)} (and commit the mode: git update-index --chmod=+x)`;
+    return `${name} is not executable${where}; run chmod +x ${quoteArg(name)} (and git update-index --chmod=+x ${quoteArg(name)} to commit that)`;
   }
   const name = said?.name ?? (looksLikePath(first) ? first : undefined);
   if (name !== undefined && looksLikePath(name)) return `${name} does not exist${where}`;

@@ -20,7 +20,7 @@ describe('mayRetry', () => {
     for (const code of [126, 127]) {
       const v = mayRetry(undefined, exit(code));
       expect(v.retry).toBe(false);
-      expect(v.why).toBe(`a retry cannot fix exit code ${code} (retry.on: [${code}] retries it anyway)`);
+      expect(v.why).toBe(`no retry fixes exit code ${code}; retry.on: [${code}] retries it anyway`);
     }
   });
 
@@ -68,11 +68,11 @@ describe('failureHint', () => {
 
   it('126: chmod +x, naming the script the shell complained about or the command started with', () => {
     expect(failureHint(exit(126), ctx({ tail: 'bash: line 1: ./migrate.sh: Permission denied\n' }))).toBe(
-      './migrate.sh is not executable; run chmod +x ./migrate.sh (and commit the mode: git update-index --chmod=+x)',
+      './migrate.sh is not executable; run chmod +x ./migrate.sh (and git update-index --chmod=+x ./migrate.sh to commit that)',
     );
     // No output: the command's first word, when it is a path.
     expect(failureHint(exit(126), ctx({ command: 'scripts/load.sh 1 2', workingDirectory: 'db' }))).toBe(
-      'scripts/load.sh is not executable (in working-directory db); run chmod +x scripts/load.sh (and commit the mode: git update-index --chmod=+x)',
+      'scripts/load.sh is not executable (in working-directory db); run chmod +x scripts/load.sh (and git update-index --chmod=+x scripts/load.sh to commit that)',
     );
     // A script inside the command: dash's wording.
     expect(

@@ -26,7 +26,7 @@ steps:
     const r = await runCli(['run'], { cwd: p.dir });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(
-      /migrate: exit code 126: \.\/migrate\.sh is not executable; run chmod \+x \.\/migrate\.sh .*\(try 1 of 3; not retried: a retry cannot fix exit code 126/,
+      /migrate: exit code 126: \.\/migrate\.sh is not executable; run chmod \+x \.\/migrate\.sh .*\(try 1 of 3; not retried: no retry fixes exit code 126; retry\.on: \[126\] retries it anyway\)/,
     );
     expect(r.stdout).not.toMatch(/try 2 of 3/);
     const s = await status(p);
