@@ -128,6 +128,10 @@ steps:
     batch:
       items: { glob: "logs/*.log" }
 `);
+    const explain = await runCli(['explain'], { cwd: p.dir });
+    expect(explain.stdout).toMatch(
+      /run +compress \[0\/0 units\]: new\n +warning: the items source \(glob logs\/\*\.log\) gives no items: the step has nothing to do\n/,
+    );
     const r = await runCli(['run'], { cwd: p.dir });
     expect(r.code).toBe(0);
     const warning =

@@ -1,6 +1,9 @@
 // `checkpoint rollback` through the real CLI: the order in which real rollback commands run, `--to`, and
 // steps without a rollback command.
 import { describe, expect, it } from 'vitest';
+import { rollbackOrder } from '../../src/cli/manage.js';
+import { applyEvent, emptyState } from '../../src/journal/state.js';
+import { parsePlan } from '../../src/plan/load.js';
 import { readLines, runCli, status, useProjects } from '../support/cli.js';
 
 const project = useProjects();
@@ -81,5 +84,59 @@ describe('checkpoint rollback', () => {
     expect(await undos(p.effects)).toEqual([]);
     const s = await status(p);
     expect(s.steps.map((x) => x.state)).toEqual(['done', 'done', 'failed', 'failed', 'pending']);
+  });
+});
+
+describe('rollbackOrder', () => {
+  const plan = parsePlan(
+    'version: 1\nsteps:\n  - { id: a, run: x }\n  - { id: b, run: x }\n  - { id: c, run: x, needs: [] }\n  - { id: d, run: x, needs: [b] }\n',
+    '/tmp/p/checkpoint.yml',
+  );
+  const fp = {
+    hash: 'h',
+    parts: { run: 'r', shell: 's', env: 'e', workingDirectory: 'w', batch: 'b', inputs: {} },
+  };
+  /** Steps marked done at the given times (ms), in that order. */
+  function state(done: Array<[string, number]>) {
+    const st = emptyState('r', 'p');
+    let seq = 0;
+    for (const [step, t] of done) {
+      applyEvent(st, {
+        type: 'step-init',
+        step,
+        fingerprint: fp,
+        from: 0,
+        to: 1,
+        size: 1,
+        reason: 'new',
+        seq: ++seq,
+        t,
+      });
+      applyEvent(st, { type: 'mark-done', step, seq: ++seq, t });
+    }
+    return st;
+  }
+
+  it('newest done work first, but never before a step that depends on it', () => {
+    // d needs b needs a; c is independent. a was done last, yet its dependents go first.
+    const st = state([
+      ['b', 10],
+      ['d', 20],
+      ['c', 30],
+      ['a', 40],
+    ]);
+    expect(rollbackOrder(plan, st).map((s) => s.id)).toEqual(['c', 'd', 'b', 'a']);
+  });
+
+  it('a checkpoint without lastDoneAt falls back to completedAt; steps with neither go last, later ones first', () => {
+    const st = state([
+      ['a', 10],
+      ['b', 20],
+      ['c', 30],
+    ]);
+    for (const id of ['a', 'b', 'c']) delete st.steps.get(id)?.lastDoneAt;
+    const c = st.steps.get('c');
+    if (c) delete c.completedAt;
+    expect(rollbackOrder(plan, st).map((s) => s.id)).toEqual(['b', 'a', 'c']);
   });
 });
