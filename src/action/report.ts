@@ -4,6 +4,7 @@ import { appendFile } from 'node:fs/promises';
 import type { RunResult } from '../engine/scheduler.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { annotationsFor } from '../report/annotations.js';
+import { loadFrozenItems } from '../report/items.js';
 import { type RunStats, runStats } from '../report/stats.js';
 import { readLogTails, renderSummary } from '../report/summary.js';
 import type { MainContext } from './main-run.js';
@@ -50,7 +51,7 @@ export async function publishReport(
   ckpt: Checkpoint | undefined,
 ): Promise<void> {
   if (!ckpt) return;
-  const stats = runStats(ckpt, ctx.plan);
+  const stats = runStats(ckpt, ctx.plan, false, await loadFrozenItems(ckpt));
   const logs = await readLogTails(ckpt, stats);
   const secrets = secretValues(ctx.plan, ckpt.state);
   maskSecrets(secrets);

@@ -6,6 +6,7 @@ import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { Checkpoint } from '../journal/checkpoint.js';
+import { loadFrozenItems } from '../report/items.js';
 import {
   gatherShards,
   readShardLogTails,
@@ -146,7 +147,8 @@ export async function reportShards(ctx: MainContext): Promise<void> {
     warnings.push(...sync.warnings);
     if (!(await Checkpoint.exists(ctx.root, key))) continue;
     try {
-      sources.push({ source: restored.entry ?? key, ckpt: await Checkpoint.read(ctx.root, key) });
+      const ckpt = await Checkpoint.read(ctx.root, key);
+      sources.push({ source: restored.entry ?? key, ckpt, frozen: await loadFrozenItems(ckpt) });
     } catch (err) {
       const message = `the checkpoint of ${key} could not be read: ${(err as Error).message}`;
       warnings.push(message);

@@ -13,7 +13,11 @@ export async function explainCommand(opts: CommonOptions & { run?: string }, io:
   const { id, existing } = await chooseRun(plan, root, opts.run === undefined ? {} : { run: opts.run });
   const ckpt = existing ? await Checkpoint.read(root, id) : Checkpoint.blank(root, id, plan.name);
   const label = existing ? id : `${id} (new: the latest run is complete or absent)`;
-  const prep = await prepare(plan, ckpt.state, { env: io.env, checkDrift: true });
+  const prep = await prepare(plan, ckpt.state, {
+    env: io.env,
+    checkDrift: true,
+    frozenItems: (step) => ckpt.readItems(step),
+  });
   printExplain(io.out, plan, prep, label);
   return 0;
 }

@@ -10,10 +10,10 @@ import { ensureDir } from '../journal/fsutil.js';
 import { JournalCorruptError } from '../journal/journal-file.js';
 import { acquireLease } from '../journal/lock.js';
 import { SnapshotError, SnapshotVersionError } from '../journal/snapshot.js';
-import { approvalOf, isStepComplete } from '../journal/state.js';
+import { approvalOf, type CheckpointState, isStepComplete } from '../journal/state.js';
 import type { Shard } from '../plan/space.js';
 import { shardLabel } from '../plan/space.js';
-import type { Plan } from '../plan/types.js';
+import type { Plan, Step } from '../plan/types.js';
 import {
   type CommonOptions,
   requirePlan,
@@ -181,15 +181,24 @@ export async function rollbackCommand(
 ): Promise<number> {
   return withRun(opts, async (plan, ckpt) => {
     if (opts.to) checkSteps(plan, [opts.to], '--to');
-    const done = plan.steps
-      .map((s) => ({ s, rec: ckpt.state.steps.get(s.id) }))
-      .filter(({ rec }) => rec !== undefined && (isStepComplete(rec) || rec.unitsDone > 0))
-      .sort(
-        (a, b) => (b.rec?.completedAt ?? b.rec?.timeMs ?? 0) - (a.rec?.completedAt ?? a.rec?.timeMs ?? 0),
+    const order = rollbackOrder(plan, ckpt.state);
+    if (order.length === 0) {
+      io.out.write('nothing to roll back: no step has done work\n');
+      return 0;
+    }
+    const to = opts.to;
+    if (to !== undefined && !order.some((s) => s.id === to)) {
+      throw new UsageError(
+        `rollback --to ${to}: step "${to}" has no done work, so there is nothing to roll back to; steps with done work, newest first: ${order.map((s) => s.id).join(', ')}`,
       );
+    }
+    const todo = to === undefined ? order : order.slice(0, order.findIndex((s) => s.id === to) + 1);
+    io.out.write(
+      `rolling back ${todo.length} step(s), dependents first, then newest done work first: ${todo.map((s) => s.id).join(', ')}\n`,
+    );
     let ran = 0;
     let undone = 0;
-    for (const { s } of done) {
+    for (const s of todo) {
       if (s.rollback) {
         io.out.write(`rollback ${s.id}: ${s.rollback.split('\n')[0]}\n`);
         const proc = new ManagedProcess({
@@ -213,6 +222,10 @@ export async function rollbackCommand(
           return 1;
         }
         ran += 1;
+      } else {
+        io.out.write(
+          `rollback ${s.id}: no rollback command; its work is pending again (nothing outside the checkpoint was undone)\n`,
+        );
       }
       await ckpt.record({
         type: 'reset',
@@ -223,11 +236,48 @@ export async function rollbackCommand(
       });
       await ckpt.clearStepFiles(s.id);
       undone += 1;
-      if (opts.to === s.id) break;
     }
     io.out.write(`rolled back ${undone} step(s), ${ran} rollback command(s) run\n`);
     return 0;
   });
+}
+
+/**
+ * The steps with done work in the order `rollback` undoes them: a step only after every step that depends
+ * on it (directly or through steps with no done work), and among those free to go, the one whose work was
+ * done last first. The time is that of the step's last done unit (`lastDoneAt`); a checkpoint written
+ * before that was recorded has only `completedAt`, and a step with neither counts as oldest.
+ */
+export function rollbackOrder(plan: Plan, state: CheckpointState): Step[] {
+  const left = new Map<string, { step: Step; at: number }>();
+  for (const step of plan.steps) {
+    const rec = state.steps.get(step.id);
+    if (!rec || !(isStepComplete(rec) || rec.unitsDone > 0)) continue;
+    left.set(step.id, { step, at: rec.lastDoneAt ?? rec.completedAt ?? Number.NEGATIVE_INFINITY });
+  }
+  // Dependents (transitive) of each step with done work, among the steps with done work.
+  const waitsFor = new Map<string, Set<string>>();
+  for (const id of left.keys()) {
+    const deps = dependentsOf(plan, [id]);
+    deps.delete(id);
+    waitsFor.set(id, new Set([...deps].filter((d) => left.has(d))));
+  }
+  const out: Step[] = [];
+  while (left.size > 0) {
+    let best: { step: Step; at: number } | undefined;
+    for (const [id, entry] of left) {
+      const blocked = [...(waitsFor.get(id) ?? [])].some((d) => left.has(d));
+      if (blocked) continue;
+      // Ties (same millisecond, or no time at all): the step later in the plan first.
+      if (!best || entry.at > best.at || (entry.at === best.at && entry.step.index > best.step.index))
+        best = entry;
+    }
+    // Needs are acyclic (the plan loader refuses cycles), so some step is always free to go.
+    if (!best) break;
+    out.push(best.step);
+    left.delete(best.step.id);
+  }
+  return out;
 }
 
 /** Who approves when `--by` is not given: the GitHub actor, else the local user. */

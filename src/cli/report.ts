@@ -6,6 +6,7 @@ import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { isValidRunId } from '../journal/runs.js';
+import { loadFrozenItems } from '../report/items.js';
 import {
   gatherShards,
   readShardLogTails,
@@ -38,8 +39,10 @@ export async function openShardDir(dir: string): Promise<ShardSource> {
     );
   const root = dirname(abs);
   const id = basename(abs);
-  if (isValidRunId(id) && (await Checkpoint.exists(root, id)))
-    return { source: dir, ckpt: await Checkpoint.read(root, id) };
+  if (isValidRunId(id) && (await Checkpoint.exists(root, id))) {
+    const ckpt = await Checkpoint.read(root, id);
+    return { source: dir, ckpt, frozen: await loadFrozenItems(ckpt) };
+  }
   let runId: string;
   try {
     runId = await resolveRunId(abs, undefined);
@@ -49,7 +52,8 @@ export async function openShardDir(dir: string): Promise<ShardSource> {
       `report: ${dir} is neither a checkpoint directory (with runs in it) nor a run folder (with checkpoint.json); pass the --dir each shard ran with`,
     );
   }
-  return { source: dir, ckpt: await Checkpoint.read(abs, runId) };
+  const ckpt = await Checkpoint.read(abs, runId);
+  return { source: dir, ckpt, frozen: await loadFrozenItems(ckpt) };
 }
 
 export async function reportCommand(dirs: string[], opts: ReportOptions, io: Io): Promise<number> {

@@ -7,6 +7,7 @@ import { inspectLease } from '../journal/lock.js';
 import { formatDuration } from '../plan/duration.js';
 import { shardLabel } from '../plan/space.js';
 import { colorEnabled, makeColors } from '../report/colors.js';
+import { describeItems, itemsDriftNote, loadFrozenItems } from '../report/items.js';
 import { runStats, type StepStats } from '../report/stats.js';
 import { type CommonOptions, optionalPlan, resolveRunId, rootOf, shown } from '../session/context.js';
 import type { Io } from '../session/io.js';
@@ -39,8 +40,21 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
     const adaptive = samePlan?.steps.find((st) => st.id === id)?.batch?.adaptive;
     return rec?.adaptive ? chunkInfo(rec, adaptive) : null;
   };
-  const stats = runStats(ckpt, samePlan, lease !== undefined);
+  const frozen = await loadFrozenItems(ckpt, samePlan ? 'all' : 'named');
+  const stats = runStats(ckpt, samePlan, lease !== undefined, frozen);
   const state = ckpt.state;
+  // A frozen list whose file or glob gives other items now, by name. Command sources are checked by
+  // `explain` only: status runs no user command.
+  const drift = new Map<string, string>();
+  for (const step of samePlan?.steps ?? []) {
+    const rec = state.steps.get(step.id);
+    const kind = step.batch?.space.kind === 'items' ? step.batch.space.source.kind : undefined;
+    if (!samePlan || !rec?.items || (kind !== 'file' && kind !== 'glob')) continue;
+    const note = await itemsDriftNote(samePlan, step, frozen.get(step.id), rec.items, io.env, () =>
+      Promise.reject(new Error('status runs no items command')),
+    );
+    if (note) drift.set(step.id, note);
+  }
   if (opts.json) {
     const doc = {
       format: 1,
@@ -84,9 +98,12 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
         timeSeconds: Math.round(s.timeMs) / 1000,
         etaSeconds: s.etaMs === undefined ? null : Math.round(s.etaMs / 1000),
         done: s.done,
-        failed: s.failed,
+        failed: s.failed.map((f) => ({ ...f, items: f.items ?? null })),
         interrupted: s.interrupted,
+        interruptedUnits: s.interruptedUnits.map((u) => ({ ...u, items: u.items ?? null })),
         items: s.items ?? null,
+        itemsChanged: drift.get(s.id) ?? null,
+        warnings: s.warnings,
         sharding: state.steps.get(s.id)?.sharding ?? null,
         chunks: chunks(s.id),
         approval: s.approval
@@ -156,11 +173,27 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
     }
     if (s.batch && s.status !== 'done' && s.done.length > 0) io.out.write(`    done: ${ranges(s.done)}\n`);
     for (const f of s.failed.slice(0, 5)) {
-      io.out.write(`    ${c.red('failed')} [${f.start}, ${f.end}): ${f.reason} after ${f.tries} tries\n`);
+      const items = f.items && f.items.count > 0 ? ` ${describeItems(f.items)}` : '';
+      io.out.write(
+        `    ${c.red('failed')} [${f.start}, ${f.end})${items}: ${f.reason} after ${f.tries} tries\n`,
+      );
     }
     if (s.failed.length > 5)
       io.out.write(`    … ${s.failed.length - 5} more failed units (status --json lists all)\n`);
-    if (s.interrupted.length > 0) io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
+    if (s.interrupted.length > 0) {
+      const named = s.interruptedUnits.filter((u) => u.items && u.items.count > 0);
+      if (named.length === 0) io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
+      else {
+        const parts = named
+          .slice(0, 6)
+          .map((u) => `[${u.start}, ${u.end}) ${u.items ? describeItems(u.items) : ''}`);
+        if (named.length > 6) parts.push(`… ${named.length - 6} more`);
+        io.out.write(`    interrupted: ${parts.join('; ')}\n`);
+      }
+    }
+    for (const w of s.warnings) io.out.write(`    ${c.yellow('warning:')} ${w}\n`);
+    const changed = drift.get(s.id);
+    if (changed) io.out.write(`    note: ${changed}\n`);
     const ch = chunks(s.id);
     if (ch) io.out.write(`    ${describeChunks(ch)}\n`);
     if (s.approval?.approved)

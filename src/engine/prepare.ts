@@ -12,6 +12,7 @@ import { expandItems, type ItemsCommandRunner } from '../plan/items.js';
 import { displayFile } from '../plan/load.js';
 import { partOf, type Shard, type Sharding, type ShardMode, shardLabel, shardModeOf } from '../plan/space.js';
 import type { ItemsSource, Plan, Step } from '../plan/types.js';
+import { itemsDriftNote } from '../report/items.js';
 import { type ChunkInfo, chunkInfo } from './chunking.js';
 import { scrubEnv } from './env.js';
 import { runItemsCommand } from './items-command.js';
@@ -98,6 +99,8 @@ export interface PrepareOptions {
   expand?: boolean;
   /** Re-expand frozen item sources and report a change (`explain`, `run --dry-run`). */
   checkDrift?: boolean;
+  /** The frozen list of a step, so that a changed source is told by name (`checkDrift`). */
+  frozenItems?: (step: string) => Promise<readonly string[]>;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -255,22 +258,10 @@ export async function prepare(
       unitsDone: done,
     };
     if (step.batch?.adaptive) pi.chunks = chunkInfo(cur ?? { size: view.size }, step.batch.adaptive);
-    if (
-      opts.checkDrift &&
-      cur?.items &&
-      step.batch?.space.kind === 'items' &&
-      step.batch.space.source.kind !== 'list'
-    ) {
-      const now = await expandItems(
-        step.batch.space.source,
-        plan.dir,
-        scrubEnv({ ...env, ...step.env }),
-        itemsRunner(step),
-      ).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
-      if (now instanceof Error) pi.itemsDrift = `items source cannot be read now: ${now.message}`;
-      else if (itemsHash(now) !== cur.items.sha256) {
-        pi.itemsDrift = `items source changed since it was frozen (${cur.items.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
-      }
+    if (opts.checkDrift && cur?.items) {
+      const frozen = await opts.frozenItems?.(step.id).catch(() => undefined);
+      const note = await itemsDriftNote(plan, step, frozen, cur.items, env, itemsRunner(step));
+      if (note) pi.itemsDrift = note;
     }
     info.set(step.id, pi);
   }

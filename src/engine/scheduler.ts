@@ -21,6 +21,7 @@ import type { Checkpoint } from '../journal/checkpoint.js';
 import { approvalOf, isStepComplete, type StepRecord, unitCount } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
 import type { Plan, Step } from '../plan/types.js';
+import { describeUnitItems } from '../report/items.js';
 import { wouldOverrun } from './budget.js';
 import { monoNow, wallOf } from './clock.js';
 import { scrubEnv } from './env.js';
@@ -28,7 +29,7 @@ import { endOrphans } from './orphans.js';
 import { OutputSyntaxError, parseOutputFile } from './outputs.js';
 import { type Preparation, topoOrder } from './prepare.js';
 import { classifyExit, Recorder } from './recorder.js';
-import { retryDelayMs } from './retry.js';
+import { failureHint, failureOf, mayRetry, retryDelayMs } from './retry.js';
 import { SlotFile } from './slot-file.js';
 import { THROTTLE_CHECK_TIMEOUT_MS, Throttle } from './throttle.js';
 import { type Unit, WorkQueue } from './work-queue.js';
@@ -745,9 +746,19 @@ export class Engine {
     tail: string,
   ): Promise<void> {
     const step = run.step;
-    const final = tryNo >= step.retry.attempts || this.#stopping !== undefined;
-    const cmd = step.batch ? `${step.id} [${u.start}, ${u.end})` : step.id;
-    const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts})`;
+    const failure = failureOf(exit);
+    const verdict = mayRetry(step.retry.on, failure);
+    const hint = failureHint(failure, {
+      command: step.run,
+      workingDirectory: step.workingDirectoryRel,
+      path: this.#template(run).env.PATH,
+      tail,
+    });
+    if (hint) reason = `${reason}: ${hint}`;
+    const refused = !verdict.retry && tryNo < step.retry.attempts;
+    const final = tryNo >= step.retry.attempts || this.#stopping !== undefined || refused;
+    const cmd = describeUnitItems(step, u, run.items);
+    const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts}${refused ? `; not retried: ${verdict.why}` : ''})`;
     await this.#ckpt.record({
       type: 'fail',
       ...u,

@@ -87,6 +87,7 @@ const stepSchema = z.object({
   durations: z.array(z.number()),
   timeMs: z.number(),
   completedAt: z.number().optional(),
+  lastDoneAt: z.number().optional(),
   reason: z.string(),
   throttle: z
     .object({
@@ -151,6 +152,7 @@ function stepToJson(rec: StepRecord): z.infer<typeof stepSchema> {
   if (rec.adaptive) out.adaptive = true;
   if (rec.pace) out.pace = { ...rec.pace };
   if (rec.completedAt !== undefined) out.completedAt = rec.completedAt;
+  if (rec.lastDoneAt !== undefined) out.lastDoneAt = rec.lastDoneAt;
   if (rec.throttle) out.throttle = { ...rec.throttle };
   return out;
 }
@@ -255,6 +257,7 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
     if (s.adaptive) rec.adaptive = true;
     if (s.pace) rec.pace = s.pace;
     if (s.completedAt !== undefined) rec.completedAt = s.completedAt;
+    if (s.lastDoneAt !== undefined) rec.lastDoneAt = s.lastDoneAt;
     if (s.throttle) rec.throttle = throttleRecord(s.throttle);
     steps.set(id, rec);
   }

@@ -60,6 +60,8 @@ export interface StepRecord {
   timeMs: number;
   unitsDone: number;
   completedAt?: number;
+  /** When a unit of the step was last recorded done (or the step marked done): `rollback` goes newest first. */
+  lastDoneAt?: number;
   reason: string;
   /** `batch.throttle` history: held back now (since, why), how often and how long across attempts. */
   throttle?: ThrottleRecord;
@@ -301,6 +303,7 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
         if (a) a.unitsDone += n;
       }
       rec.timeMs += e.ms;
+      rec.lastDoneAt = e.t;
       pushDuration(rec, e.ms);
       if (rec.adaptive) rec.pace = updatePace(rec.pace, e.end - e.start, e.ms);
       if (e.outputs) Object.assign(rec.outputs, e.outputs);
@@ -347,6 +350,7 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
         rec.outputs = {};
         rec.unitsDone = 0;
         rec.completedAt = undefined;
+        delete rec.lastDoneAt;
         rec.reason = e.reason;
       }
       return;
@@ -373,6 +377,7 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
       if (rec.to > rec.from) rec.done.add(rec.from, rec.to);
       rec.unitsDone = unitCount(rec);
       rec.completedAt = e.t;
+      rec.lastDoneAt = e.t;
       return;
   }
 }

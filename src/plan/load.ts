@@ -229,12 +229,44 @@ function checkSteps(raw: unknown, shown: string): string[] {
 
   // With duplicate ids the graph is ambiguous; the user fixes those first.
   if (!duplicates) {
+    const byId = new Map<string, StepView>();
+    for (const s of steps) if (s.id !== undefined) byId.set(s.id, s);
     for (const cycle of findCycles(steps)) {
-      const names = cycle.map((id) => (STEP_ID_PATTERN.test(id) ? id : JSON.stringify(id)));
-      problems.push(`${shown}: steps: needs form a cycle: ${names.join(' -> ')}`);
+      problems.push(`${shown}: steps: needs form a cycle: ${describeCycle(cycle, byId)}`);
     }
   }
   return problems;
+}
+
+const stepName = (id: string) => (STEP_ID_PATTERN.test(id) ? id : JSON.stringify(id));
+
+function orList(names: string[]): string {
+  return names.length <= 1 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
+}
+
+/**
+ * `build -> test -> build; test needs build by default (the step before it); to break the cycle, give test
+ * needs: [] (or the steps it really needs), or remove test from the needs of build`. The needs a step has by
+ * default are named as such: the user wrote only the others, and may not see why the cycle is there.
+ */
+function describeCycle(cycle: string[], byId: Map<string, StepView>): string {
+  const implicit: Array<[string, string]> = [];
+  const explicit: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < cycle.length; i++) {
+    const need = cycle[i] as string;
+    const dependent = cycle[i + 1] as string;
+    (byId.get(dependent)?.needs === undefined ? implicit : explicit).push([dependent, need]);
+  }
+  let text = cycle.map(stepName).join(' -> ');
+  const fixes: string[] = [];
+  if (implicit.length > 0) {
+    const said = implicit.map(([d, n]) => `${stepName(d)} needs ${stepName(n)}`);
+    const and = said.length === 1 ? said[0] : `${said.slice(0, -1).join(', ')} and ${said.at(-1)}`;
+    text += `; ${and} by default (the step before it)`;
+    fixes.push(`give ${orList(implicit.map(([d]) => stepName(d)))} needs: [] (or the steps it really needs)`);
+  }
+  for (const [d, n] of explicit) fixes.push(`remove ${stepName(n)} from the needs of ${stepName(d)}`);
+  return `${text}; to break the cycle, ${fixes.join(', or ')}`;
 }
 
 /**
@@ -347,6 +379,8 @@ function resolveRetry(...layers: (RawRetry | undefined)[]): RetryPolicy {
     if ('delay' in layer && layer.delay !== undefined) policy.delayMs = layer.delay;
     if ('backoff' in layer && layer.backoff !== undefined) policy.backoff = layer.backoff;
     if ('max-delay' in layer && layer['max-delay'] !== undefined) policy.maxDelayMs = layer['max-delay'];
+    // A step's `on` replaces the default's whole list: `on: [timeout]` on a step means only timeouts.
+    if ('on' in layer && layer.on !== undefined) policy.on = layer.on;
   }
   return policy;
 }

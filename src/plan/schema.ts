@@ -11,7 +11,7 @@
 
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
-import type { ItemsSource, MaxFailures } from './types.js';
+import type { ItemsSource, MaxFailures, RetryCondition } from './types.js';
 
 export const STEP_ID_PATTERN = /^[a-z0-9][a-z0-9_-]*$/;
 const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -174,6 +174,72 @@ const envMap = z
 // ---------------------------------------------------------------------------------------------------------
 // retry
 
+const RETRY_ON_EXPECTED = 'expected an exit code from 1 to 255, timeout, signal or any';
+const RETRY_ON_FIX = 'e.g. on: [1, timeout]';
+const RETRY_ON_WORDS = ['timeout', 'signal', 'any'] as const;
+const RETRY_ON_ITEM = {
+  anyOf: [
+    { type: 'integer', minimum: 1, maximum: 255 },
+    { type: 'string', enum: [...RETRY_ON_WORDS] },
+  ],
+};
+
+function retryCondition(v: unknown): RetryCondition | Rejected {
+  if (typeof v === 'number') {
+    if (v === 0) return new Rejected(expecting(RETRY_ON_EXPECTED, 'exit code 0 is success, not a failure'));
+    if (Number.isInteger(v) && v >= 1 && v <= 255) return v;
+    return new Rejected(expecting(RETRY_ON_EXPECTED, 'exit codes are whole numbers from 1 to 255'));
+  }
+  if (typeof v === 'string') {
+    const word = RETRY_ON_WORDS.find((w) => w === v);
+    if (word) return word;
+    // `on: ["3"]`: YAML read a quoted number as text.
+    if (/^\s*\d+\s*$/.test(v))
+      return new Rejected(expecting(RETRY_ON_EXPECTED, `write ${v.trim()} without quotes`));
+    const close = didYouMean(v, RETRY_ON_WORDS, {
+      timeouts: 'timeout',
+      signals: 'signal',
+      all: 'any',
+      killed: 'signal',
+    });
+    if (close) return new Rejected(expecting(RETRY_ON_EXPECTED, `did you mean ${close}?`));
+  }
+  return new Rejected(expecting(RETRY_ON_EXPECTED, RETRY_ON_FIX));
+}
+
+/** `on: [1, timeout]`; a single value is read as a list of one (`on: timeout`). */
+const retryOnSchema = z
+  .unknown()
+  .transform((v, ctx): RetryCondition[] | undefined => {
+    if (v === undefined) return undefined;
+    const list = Array.isArray(v) ? v : [v];
+    if (list.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: expecting('expected at least one failure to retry', 'to never retry, write attempts: 1'),
+        input: v,
+      });
+      return z.NEVER;
+    }
+    const out: RetryCondition[] = [];
+    let ok = true;
+    for (const [i, item] of list.entries()) {
+      const c = retryCondition(item);
+      if (c instanceof Rejected) {
+        ok = false;
+        ctx.addIssue({
+          code: 'custom',
+          ...(Array.isArray(v) ? { path: [i] } : {}),
+          message: c.message,
+          input: item,
+        });
+      } else if (!out.includes(c)) out.push(c);
+    }
+    return ok ? out : z.NEVER;
+  })
+  .meta({ anyOf: [RETRY_ON_ITEM, { type: 'array', items: RETRY_ON_ITEM, minItems: 1 }] })
+  .optional();
+
 const retryObjectSchema = z.strictObject(
   {
     attempts: positiveInt('expected a positive number of tries (1 = no retry)')
@@ -199,12 +265,17 @@ const retryObjectSchema = z.strictObject(
       default: '1m',
       examples: ['30s'],
     }),
+    on: retryOnSchema.meta({
+      description:
+        'What a retry may fix: exit codes (1-255), timeout (the unit ran past its timeout), signal (ended by a signal the engine did not send) or any. Default: every failure except exit codes 126 and 127 (not executable, not found), which fail at once with a hint.',
+      examples: [[1, 'timeout'], ['any']],
+    }),
   },
   { error: 'expected a mapping' },
 );
 
 const RETRY_EXPECTED =
-  'expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay}';
+  'expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay, on}';
 const retrySchema = z
   .union([positiveInt(RETRY_EXPECTED), retryObjectSchema], { error: RETRY_EXPECTED })
   .transform((v) => (typeof v === 'number' ? { attempts: v } : v))
@@ -216,8 +287,8 @@ const onChangeSchema = z.enum(['rerun', 'keep'], { error: 'expected rerun or kee
 const ON_CHANGE_DESCRIPTION =
   'What a changed fingerprint does to completed work: rerun (all of it runs again, and so does the work of the steps depending on it) or keep (done units stay done).';
 const RETRY_DESCRIPTION =
-  'How often a failing unit is tried: a number of tries, or {attempts, delay, backoff, max-delay}.';
-const RETRY_EXAMPLES = [3, { attempts: 3, delay: '2s', backoff: 2, 'max-delay': '1m' }];
+  'How often a failing unit is tried, and on which failures: a number of tries, or {attempts, delay, backoff, max-delay, on}.';
+const RETRY_EXAMPLES = [3, { attempts: 3, delay: '2s', backoff: 2, 'max-delay': '1m', on: [1, 'timeout'] }];
 const TIMEOUT_EXAMPLES = ['30m', '90s', '1h30m'];
 
 // ---------------------------------------------------------------------------------------------------------
@@ -716,6 +787,18 @@ const ALLOWED_KEYS: Record<string, readonly string[]> = {
   'steps[].batch.items': Object.keys(itemsObjectShape.shape),
 };
 
+/** nick-fields/retry says `retry_on`, GitLab `exit_codes`, Buildkite `exit_status`. */
+const RETRY_ALIASES: Record<string, string> = {
+  tries: 'attempts',
+  max: 'attempts',
+  count: 'attempts',
+  factor: 'backoff',
+  'retry-on': 'on',
+  'exit-codes': 'on',
+  'exit-status': 'on',
+  when: 'on',
+};
+
 /** Names people reach for from other tools, mapped to ours; used only for "did you mean". */
 const KEY_ALIASES: Record<string, Record<string, string>> = {
   '': {
@@ -770,8 +853,8 @@ const KEY_ALIASES: Record<string, Record<string, string>> = {
     'max-size': 'max',
   },
   'steps[].batch.items': { path: 'file', pattern: 'glob', cmd: 'command', run: 'command' },
-  'defaults.retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
-  'steps[].retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
+  'defaults.retry': RETRY_ALIASES,
+  'steps[].retry': RETRY_ALIASES,
 };
 
 /** What to do about a missing required key, by path pattern. */

@@ -7,7 +7,15 @@ export interface RetryPolicy {
   delayMs: number;
   backoff: number;
   maxDelayMs: number;
+  /**
+   * `retry.on`: the failures a retry may fix. Absent: the default, every failure but exit codes 126 and 127
+   * (src/engine/retry.ts decides).
+   */
+  on?: readonly RetryCondition[];
 }
+
+/** One entry of `retry.on`: an exit code (1–255), `timeout`, `signal` (not sent by the engine) or `any`. */
+export type RetryCondition = number | 'timeout' | 'signal' | 'any';
 
 export type ItemsSource =
   | { kind: 'list'; items: string[] }

@@ -71,7 +71,7 @@ export function annotationsFor(stats: RunStats, logs?: LogTails, opts: Annotatio
   const all = stats.steps.flatMap((s) => failedRanges(s).map((r) => ({ step: s, range: r })));
   const shown = all.length > max ? all.slice(0, max - 1) : all;
   const out: Annotation[] = shown.map(({ step, range }) => {
-    const where = rangeLabel(step, range.start, range.end);
+    const where = rangeLabel(step, range.start, range.end, range.items);
     const title = where ? `step ${step.id}, ${where} failed` : `step ${step.id} failed`;
     const log = logs?.get(logKey(step.id, range.index));
     const tail = log ? log.lines.slice(-logLines) : [];

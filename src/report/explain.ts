@@ -2,6 +2,8 @@
 
 import type { ChunkInfo } from '../engine/chunking.js';
 import type { Preparation } from '../engine/prepare.js';
+import { describeSource } from '../engine/prepare.js';
+import { describeRetry } from '../engine/retry.js';
 import { formatDuration } from '../plan/duration.js';
 import type { Plan } from '../plan/types.js';
 
@@ -30,6 +32,12 @@ export function printExplain(
     out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
     if (i.itemsDrift) out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
     if (i.chunks) out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
+    if (step.batch?.space.kind === 'items' && i.unitsTotal === 0)
+      out.write(
+        `         ${' '.repeat(width)}warning: the items source (${describeSource(step.batch.space.source)}) gives no items: the step has nothing to do\n`,
+      );
+    const retry = describeRetry(step.retry);
+    if (retry && verb !== 'skip') out.write(`         ${' '.repeat(width)}note: ${retry}\n`);
   }
 }
 

@@ -2,12 +2,14 @@
 // done/total, rate, ETA) under the units' output; elsewhere (CI logs) plain timestamped lines, at most one
 // progress line per step every few seconds, plus a line for each finished, failed or retried unit.
 
+import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import type { EngineEvent } from '../engine/scheduler.js';
 import type { Checkpoint } from '../journal/checkpoint.js';
 import { unitCount } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
 import type { Plan } from '../plan/types.js';
 import { type Colors, makeColors } from './colors.js';
+import { describeUnitItems, emptyItemsWarning } from './items.js';
 
 export interface ProgressOptions {
   tty: boolean;
@@ -39,6 +41,10 @@ export class Progress {
   readonly #now: () => number;
   /** The timestamps printed on plain lines. */
   readonly #wall: () => number;
+  /** Batch steps, whose units are named by range (and items). */
+  readonly #batch = new Set<string>();
+  readonly #items = new Map<string, readonly string[] | undefined>();
+  readonly #warnedEmpty = new Set<string>();
 
   constructor(plan: Plan, ckpt: Checkpoint, steps: readonly string[], opts: ProgressOptions) {
     this.#ckpt = ckpt;
@@ -48,6 +54,7 @@ export class Progress {
     this.#wall = opts.now ?? Date.now;
     for (const id of steps) {
       const s = plan.steps.find((x) => x.id === id);
+      if (s?.batch) this.#batch.add(id);
       this.#steps.set(id, {
         id,
         name: s?.name ?? id,
@@ -112,6 +119,7 @@ export class Progress {
         }
         if (ev.state === 'done' && ev.detail) this.line(`${c.green('✓')} ${s.id}: ${ev.detail}`);
         else if (ev.state === 'done') this.line(`${c.green('✓')} ${s.id} done${this.#stepSummary(s)}`);
+        if (ev.state === 'running' || ev.state === 'done') this.#warnEmpty(s.id);
         if (ev.state === 'failed') this.line(`${c.red('✗')} ${s.id} failed: ${ev.detail ?? ''}`);
         if (ev.state === 'blocked') this.line(`${c.yellow('-')} ${s.id} not run: ${ev.detail ?? ''}`);
         if (ev.state === 'waiting' && ev.detail) this.line(`${c.yellow('⏸')} ${s.id} ${ev.detail}`);
@@ -125,8 +133,11 @@ export class Progress {
             for (const l of tail) this.#write(`    ${l}\n`);
           }
         }
-        if (ev.result === 'yielded')
-          this.line(`${c.cyan('⏸')} ${ev.unit.step}#${ev.unit.index} yielded; it runs again`);
+        if (ev.result === 'yielded') {
+          const step = { id: ev.unit.step, batch: this.#batch.has(ev.unit.step) || undefined };
+          const unit = describeUnitItems(step, ev.unit, this.#itemsOf(ev.unit.step));
+          this.line(`${c.cyan('⏸')} ${unit} yielded; it runs again`);
+        }
         return;
       case 'notice':
         this.line(ev.message);
@@ -134,6 +145,41 @@ export class Progress {
       case 'unit-start':
         return;
     }
+  }
+
+  /** An item source that gave nothing: said once, when the step starts or (having no units) completes. */
+  #warnEmpty(id: string): void {
+    const rec = this.#ckpt.state.steps.get(id);
+    if (!rec?.items || rec.items.count > 0 || this.#warnedEmpty.has(id)) return;
+    this.#warnedEmpty.add(id);
+    this.line(`${this.#c.yellow('warning:')} ${emptyItemsWarning(id, rec.items.source)}`);
+  }
+
+  /**
+   * The step's frozen item list, read once when a unit of it is first named. Synchronous: a yield line is
+   * rare and the list is one small JSON file per step (the engine checked its checksum when it loaded it).
+   */
+  #itemsOf(id: string): readonly string[] | undefined {
+    if (this.#items.has(id)) return this.#items.get(id);
+    let list: readonly string[] | undefined;
+    if (this.#ckpt.state.steps.get(id)?.items) {
+      try {
+        // Not through a symlink, as every file of a run folder (DESIGN §4).
+        const fd = openSync(this.#ckpt.itemsPath(id), constants.O_RDONLY | constants.O_NOFOLLOW);
+        let text: string;
+        try {
+          text = readFileSync(fd, 'utf8');
+        } finally {
+          closeSync(fd);
+        }
+        const parsed: unknown = JSON.parse(text);
+        if (Array.isArray(parsed) && parsed.every((i) => typeof i === 'string')) list = parsed;
+      } catch {
+        // Shown by index instead.
+      }
+    }
+    this.#items.set(id, list);
+    return list;
   }
 
   #stepSummary(s: StepLive): string {

@@ -9,6 +9,7 @@ import { isStepComplete, type StepRecord } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
 import { partOf, type Shard, type ShardMode, shardLabel } from '../plan/space.js';
 import type { Plan, Step } from '../plan/types.js';
+import { describeItems, type FrozenItems } from './items.js';
 import { type StepStats, type StepStatus, stepStats } from './stats.js';
 import {
   escapeCell,
@@ -28,6 +29,8 @@ import {
 export interface ShardSource {
   source: string;
   ckpt: Checkpoint;
+  /** The shard's frozen item lists (`loadFrozenItems`), so that failed units are named by their items. */
+  frozen?: FrozenItems;
 }
 
 export type CellState = StepStatus | 'missing';
@@ -312,7 +315,8 @@ export function gatherShards(o: GatherOptions): ShardReport {
         errors.push(
           `${where}: work outside its part ${fmt([rec.from, rec.to])} is recorded done: ${listRanges(outside)}`,
         );
-      const stats = stepStats(id, step?.name ?? id, rec, parallel, shape.batch);
+      const frozen = byIndex.get(i)?.frozen?.get(id);
+      const stats = stepStats(id, step?.name ?? id, rec, parallel, shape.batch, false, 0, frozen);
       // A sharded step that every shard runs is done on each; the others are shared out, never done twice.
       if (shape.mode !== 'every') {
         for (const [s, e] of rec.done.intervals()) {
@@ -535,7 +539,7 @@ export function renderReportText(r: ShardReport): string {
       );
       for (const f of failedRanges({ id: s.id, failed: c.failed }).slice(0, 5))
         out.push(
-          `  ${' '.repeat(width)}    failed ${fmt([f.start, f.end])}: ${f.reason} after ${plural(f.tries, 'try', 'tries')}`,
+          `  ${' '.repeat(width)}    failed ${fmt([f.start, f.end])}${f.items && f.items.count > 0 ? ` ${describeItems(f.items)}` : ''}: ${f.reason} after ${plural(f.tries, 'try', 'tries')}`,
         );
     }
     if (!s.complete && s.remaining.length > 0 && s.mode !== 'every')

@@ -10,6 +10,7 @@ import {
   unitCount,
 } from '../journal/state.js';
 import type { Plan, Step } from '../plan/types.js';
+import { emptyItemsWarning, type FrozenItems, type UnitItems, unitItems } from './items.js';
 
 /** `waiting`: `approval: true`, not approved, and every step it needs is done: the run stops before it. */
 export type StepStatus = 'done' | 'pending' | 'running' | 'partial' | 'failed' | 'interrupted' | 'waiting';
@@ -33,6 +34,8 @@ export interface StepStats {
   etaMs: number | undefined;
   done: Array<[number, number]>;
   interrupted: Array<[number, number]>;
+  /** `interrupted` with the items of each range named (when the frozen list was given). */
+  interruptedUnits: Array<{ start: number; end: number; items?: UnitItems }>;
   failed: Array<{
     start: number;
     end: number;
@@ -40,8 +43,12 @@ export interface StepStats {
     exit: number | null;
     reason: string;
     tries: number;
+    /** The unit's items, the first ten, for a step over an item list (when the frozen list was given). */
+    items?: UnitItems;
   }>;
   items?: { count: number; source: string };
+  /** Things worth a reader's attention that did not fail the step, e.g. an item source that gave nothing. */
+  warnings: string[];
   outputs: Record<string, string>;
   completedAt?: number;
   parallel: number;
@@ -69,6 +76,7 @@ export function stepStats(
   batch: boolean,
   live = false,
   planned = 0,
+  frozen?: readonly string[],
 ): StepStats {
   if (!rec) {
     return {
@@ -83,7 +91,9 @@ export function stepStats(
       etaMs: undefined,
       done: [],
       interrupted: [],
+      interruptedUnits: [],
       failed: [],
+      warnings: [],
       outputs: {},
       parallel,
       batch,
@@ -117,14 +127,23 @@ export function stepStats(
     etaMs: remaining === 0 ? 0 : mean === undefined ? undefined : (mean * remaining) / Math.max(1, parallel),
     done: rec.done.toJSON(),
     interrupted: rec.interrupted.toJSON(),
-    failed: [...rec.failed.values()].map((f) => ({
-      start: f.start,
-      end: f.end,
-      index: f.index,
-      exit: f.exit,
-      reason: f.reason,
-      tries: f.tries,
-    })),
+    interruptedUnits: rec.interrupted.toJSON().map(([start, end]) => {
+      const items = unitItems(frozen, start, end);
+      return items ? { start, end, items } : { start, end };
+    }),
+    failed: [...rec.failed.values()].map((f) => {
+      const items = unitItems(frozen, f.start, f.end);
+      return {
+        start: f.start,
+        end: f.end,
+        index: f.index,
+        exit: f.exit,
+        reason: f.reason,
+        tries: f.tries,
+        ...(items ? { items } : {}),
+      };
+    }),
+    warnings: rec.items && rec.items.count === 0 ? [emptyItemsWarning(id, rec.items.source)] : [],
     outputs: rec.outputs,
     parallel,
     batch,
@@ -141,7 +160,12 @@ export function stepStats(
 }
 
 /** Stats for every step of the plan (in plan order), or of the checkpoint alone when the plan is unknown. */
-export function allStepStats(state: CheckpointState, plan: Plan | undefined, live = false): StepStats[] {
+export function allStepStats(
+  state: CheckpointState,
+  plan: Plan | undefined,
+  live = false,
+  frozen?: FrozenItems,
+): StepStats[] {
   if (plan) {
     return plan.steps.map((s) =>
       withApproval(
@@ -155,12 +179,13 @@ export function allStepStats(state: CheckpointState, plan: Plan | undefined, liv
           s.batch !== undefined,
           live,
           plannedUnits(s),
+          frozen?.get(s.id),
         ),
       ),
     );
   }
   return [...state.steps].map(([id, rec]) => {
-    const st = stepStats(id, id, rec, 1, unitCount(rec) > 1, live);
+    const st = stepStats(id, id, rec, 1, unitCount(rec) > 1, live, 0, frozen?.get(id));
     const a = approvalOf(state, id);
     if (a) st.approval = { required: true, approved: true, by: a.by, at: a.at };
     return st;
@@ -196,8 +221,14 @@ export interface RunStats {
   steps: StepStats[];
 }
 
-export function runStats(ckpt: Checkpoint, plan: Plan | undefined, live = false): RunStats {
-  const steps = allStepStats(ckpt.state, plan, live);
+/** `frozen`: the frozen item lists (`loadFrozenItems`), so that units of item lists are named. */
+export function runStats(
+  ckpt: Checkpoint,
+  plan: Plan | undefined,
+  live = false,
+  frozen?: FrozenItems,
+): RunStats {
+  const steps = allStepStats(ckpt.state, plan, live, frozen);
   const sum = (f: (s: StepStats) => number) => steps.reduce((a, s) => a + f(s), 0);
   const etas = steps.map((s) => s.etaMs);
   return {

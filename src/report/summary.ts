@@ -6,6 +6,7 @@ import { open } from 'node:fs/promises';
 import type { Checkpoint } from '../journal/checkpoint.js';
 import type { AttemptRecord, CheckpointState } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
+import { describeItems, ITEMS_LISTED, type UnitItems } from './items.js';
 import type { RunStats, StepStats, StepStatus } from './stats.js';
 
 /** GitHub refuses a step summary above 1 MiB (and then shows nothing at all). */
@@ -173,6 +174,8 @@ export interface FailedRange {
   reason: string;
   /** Most tries any unit of the range had. */
   tries: number;
+  /** The range's items (the first ten and the count), for a step over an item list whose list was read. */
+  items?: UnitItems;
 }
 
 /**
@@ -188,6 +191,12 @@ export function failedRanges(step: Pick<StepStats, 'id' | 'failed'>): FailedRang
       last.end = f.end;
       last.units += 1;
       last.tries = Math.max(last.tries, f.tries);
+      if (last.items && f.items) {
+        last.items = {
+          count: last.items.count + f.items.count,
+          first: [...last.items.first, ...f.items.first].slice(0, ITEMS_LISTED),
+        };
+      }
       continue;
     }
     out.push({
@@ -199,6 +208,7 @@ export function failedRanges(step: Pick<StepStats, 'id' | 'failed'>): FailedRang
       exit: f.exit,
       reason: f.reason,
       tries: f.tries,
+      ...(f.items ? { items: f.items } : {}),
     });
   }
   return out;
@@ -208,10 +218,17 @@ export function failedRanges(step: Pick<StepStats, 'id' | 'failed'>): FailedRang
  * What the range covers, in the user's terms (inclusive, as people say "rows 40000–49999"), or '' for a
  * plain step, which is one unit.
  */
-export function rangeLabel(step: Pick<StepStats, 'batch' | 'items'>, start: number, end: number): string {
+export function rangeLabel(
+  step: Pick<StepStats, 'batch' | 'items'>,
+  start: number,
+  end: number,
+  items?: UnitItems,
+): string {
   if (!step.batch) return '';
   const noun = step.items ? 'item' : 'unit';
-  return end - start <= 1 ? `${noun} ${start}` : `${noun}s ${start}–${end - 1}`;
+  const where = end - start <= 1 ? `${noun} ${start}` : `${noun}s ${start}–${end - 1}`;
+  // Items by name (DESIGN §2): `item 39 (data/b.csv)`, `items 0–9 (a.csv, b.csv, c.csv and 7 more)`.
+  return items && items.count > 0 ? `${where} (${describeItems(items)})` : where;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -381,7 +398,7 @@ export function failedSection(
     lines: tail.lines.slice(-maxLines),
     omitted: tail.omitted + Math.max(0, tail.lines.length - maxLines),
   };
-  const where = rangeLabel(step, range.start, range.end);
+  const where = rangeLabel(step, range.start, range.end, range.items);
   const summary = [
     `❌ ${escapeHtml(step.id)}`,
     where && `${escapeHtml(where)}${chunkNote(range)}`,
@@ -472,7 +489,10 @@ export function renderSummary(input: SummaryInput): string {
   const maxBytes = input.maxBytes ?? DEFAULT_MAX_BYTES;
   const outcome = outcomeOf(input);
   const head = [...headline(input, outcome), '', metaLine(input)];
-  const warnings = warningBlock(input.warnings ?? []);
+  const warnings = warningBlock([
+    ...(input.warnings ?? []),
+    ...input.stats.steps.flatMap((s) => s.warnings ?? []),
+  ]);
   if (warnings.length > 0) head.push('', ...warnings);
   const headText = `${head.join('\n')}\n`;
 

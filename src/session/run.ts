@@ -241,10 +241,12 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
         );
       }
       checkRunShard(id, ckpt.state.shard, shard);
+      const opened = ckpt;
       prep = await prepare(plan, ckpt.state, {
         only: opts.only ?? [],
         env: io.env,
         checkDrift: opts.dryRun === true,
+        frozenItems: (step) => opened.readItems(step),
       });
     } else {
       ckpt = Checkpoint.blank(root, id, plan.name, shard);

@@ -269,6 +269,21 @@ describe('patterns that stand in for the loader checks', () => {
       { numRuns: 2000 },
     );
   });
+
+  it('retry.on: the schema accepts what the loader accepts', () => {
+    const entry = fc.oneof(
+      fc.integer({ min: -2, max: 300 }),
+      fc.double({ noNaN: true, noDefaultInfinity: true, min: -2, max: 300 }),
+      fc.constantFrom('timeout', 'signal', 'any', 'Timeout', '3', '', 'oom', null, true),
+    );
+    fc.assert(
+      fc.property(fc.oneof(entry, fc.array(entry, { maxLength: 4 })), (value) => {
+        const v = verdicts((s) => (s.retry = { attempts: 2, on: value }));
+        expect(v.schema, `retry.on: ${JSON.stringify(value)}`).toBe(v.loader);
+      }),
+      { numRuns: 1000 },
+    );
+  });
 });
 
 describe('docs/plan.md', () => {

@@ -274,7 +274,7 @@ describe('parsePlan: error messages', () => {
     );
     expect(problems(oneStep('    depends_on: [x]\n'))[0]).toMatch(/\(did you mean "needs"\?\)$/);
     expect(problems(oneStep('    retry: { atempts: 3 }\n'))).toEqual([
-      'checkpoint.yml: steps[0].retry.atempts: unknown key; allowed keys: attempts, delay, backoff, max-delay (did you mean "attempts"?)',
+      'checkpoint.yml: steps[0].retry.atempts: unknown key; allowed keys: attempts, delay, backoff, max-delay, on (did you mean "attempts"?)',
     ]);
     expect(problems(`verison: 1\n${oneStep('').replace('version: 1\n', '')}`)).toEqual([
       'checkpoint.yml: version: required; add "version: 1" at the top of the file',
@@ -334,7 +334,7 @@ steps:
       'checkpoint.yml: steps[0].id: expected an id of lowercase letters, digits, - and _, starting with a letter or digit, got "Build"; try "build"',
       'checkpoint.yml: steps[0].timeout: expected a duration above zero, like 90s or 10m, got 0',
       'checkpoint.yml: steps[1].run: expected a shell command (a non-empty string), got ""',
-      'checkpoint.yml: steps[1].retry: expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay}, got "3"',
+      'checkpoint.yml: steps[1].retry: expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay, on}, got "3"',
       'checkpoint.yml: steps[1].always: expected true or false, got "yes"',
       'checkpoint.yml: steps[1].on-change: expected rerun or keep, got "maybe"',
       'checkpoint.yml: steps[2].batch.size: expected a positive integer, got 0',
@@ -382,7 +382,46 @@ steps:
       'checkpoint.yml: steps[0].retry.backoff: expected a number >= 1 (the factor between delays), got 0.5',
     ]);
     expect(problems(oneStep('    retry: 0\n'))).toEqual([
-      'checkpoint.yml: steps[0].retry: expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay}, got 0',
+      'checkpoint.yml: steps[0].retry: expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay, on}, got 0',
+    ]);
+  });
+
+  it('reads retry.on: a list or one value; a step replaces the default list', () => {
+    const p = plan(`
+version: 1
+defaults:
+  retry: { attempts: 3, on: [1, timeout] }
+steps:
+  - { id: a, run: x }
+  - { id: b, run: x, retry: { on: signal } }
+  - { id: c, run: x, retry: { on: [any, 3, 3] } }
+  - { id: d, run: x, retry: 2 }
+`);
+    const [a, b, c, d] = p.steps;
+    expect(a?.retry.on).toEqual([1, 'timeout']);
+    expect(b?.retry).toEqual({ attempts: 3, delayMs: 1_000, backoff: 2, maxDelayMs: 60_000, on: ['signal'] });
+    expect(c?.retry.on).toEqual(['any', 3]);
+    expect(d?.retry).toMatchObject({ attempts: 2, on: [1, 'timeout'] });
+    expect(plan(oneStep('    retry: 3\n')).steps[0]?.retry.on).toBeUndefined();
+  });
+
+  it('checks retry.on with the path of each bad entry and the fix', () => {
+    expect(problems(oneStep('    retry: { attempts: 2, on: [0, 256, 1.5, "3", timeouts, oom] }\n'))).toEqual([
+      'checkpoint.yml: steps[0].retry.on[0]: expected an exit code from 1 to 255, timeout, signal or any, got 0; exit code 0 is success, not a failure',
+      'checkpoint.yml: steps[0].retry.on[1]: expected an exit code from 1 to 255, timeout, signal or any, got 256; exit codes are whole numbers from 1 to 255',
+      'checkpoint.yml: steps[0].retry.on[2]: expected an exit code from 1 to 255, timeout, signal or any, got 1.5; exit codes are whole numbers from 1 to 255',
+      'checkpoint.yml: steps[0].retry.on[3]: expected an exit code from 1 to 255, timeout, signal or any, got "3"; write 3 without quotes',
+      'checkpoint.yml: steps[0].retry.on[4]: expected an exit code from 1 to 255, timeout, signal or any, got "timeouts"; did you mean timeout?',
+      'checkpoint.yml: steps[0].retry.on[5]: expected an exit code from 1 to 255, timeout, signal or any, got "oom"; e.g. on: [1, timeout]',
+    ]);
+    expect(problems(oneStep('    retry: { on: [] }\n'))).toEqual([
+      'checkpoint.yml: steps[0].retry.on: expected at least one failure to retry, got []; to never retry, write attempts: 1',
+    ]);
+    expect(problems(oneStep('    retry: { on: { code: 1 } }\n'))).toEqual([
+      'checkpoint.yml: steps[0].retry.on: expected an exit code from 1 to 255, timeout, signal or any, got {"code":1}; e.g. on: [1, timeout]',
+    ]);
+    expect(problems(oneStep('    retry: { attempts: 2, retry_on: [1] }\n'))).toEqual([
+      'checkpoint.yml: steps[0].retry.retry_on: unknown key; allowed keys: attempts, delay, backoff, max-delay, on (did you mean "on"?)',
     ]);
   });
 
@@ -483,7 +522,15 @@ describe('parsePlan: checks across steps', () => {
       problems(
         `version: 1\nsteps:\n  - { id: a, run: x, needs: [c] }\n  - { id: b, run: x }\n  - { id: c, run: x }\n`,
       ),
-    ).toEqual(['checkpoint.yml: steps: needs form a cycle: a -> b -> c -> a']);
+    ).toEqual([
+      'checkpoint.yml: steps: needs form a cycle: a -> b -> c -> a; b needs a and c needs b by default (the step before it); to break the cycle, give b or c needs: [] (or the steps it really needs), or remove c from the needs of a',
+    ]);
+    // The issue's plan: only build's needs were written.
+    expect(
+      problems(`version: 1\nsteps:\n  - { id: build, run: x, needs: [test] }\n  - { id: test, run: x }\n`),
+    ).toEqual([
+      'checkpoint.yml: steps: needs form a cycle: build -> test -> build; test needs build by default (the step before it); to break the cycle, give test needs: [] (or the steps it really needs), or remove test from the needs of build',
+    ]);
     expect(
       problems(`
 version: 1
@@ -495,8 +542,8 @@ steps:
   - { id: e, run: x, needs: [d] }
 `),
     ).toEqual([
-      'checkpoint.yml: steps: needs form a cycle: a -> b -> a',
-      'checkpoint.yml: steps: needs form a cycle: d -> e -> d',
+      'checkpoint.yml: steps: needs form a cycle: a -> b -> a; to break the cycle, remove a from the needs of b, or remove b from the needs of a',
+      'checkpoint.yml: steps: needs form a cycle: d -> e -> d; to break the cycle, remove d from the needs of e, or remove e from the needs of d',
     ]);
   });
 
