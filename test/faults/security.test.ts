@@ -620,7 +620,7 @@ ${dump('batch$CHECKPOINT_BATCH_INDEX$CHECKPOINT_LAUNCHER')
     const dir = await fresh('nobody');
     await writeFile(
       join(dir, 'checkpoint.yml'),
-      `version: 1\nname: nobody\nsteps:\n  - id: look\n    run: |\n      gp=$(awk '{print $4}' /proc/$PPID/stat)\n      tr '\\0' '\\n' < /proc/$gp/environ > "${dir}/grandparent" 2>/dev/null || echo unreadable > "${dir}/grandparent"\n      tr '\\0' '\\n' < /proc/$PPID/environ > "${dir}/parent" 2>/dev/null || true\n      env > "${dir}/env"\n`,
+      `version: 1\nname: nobody\nsteps:\n  - id: look\n    run: |\n      gp=$(awk '{print $4}' /proc/$PPID/stat)\n      tr '\\0' '\\n' < /proc/$gp/environ > "${dir}/grandparent" 2>/dev/null || echo unreadable > "${dir}/grandparent"\n      tr '\\0' '\\n' < /proc/$PPID/environ > "${dir}/parent" 2>/dev/null || true\n      cat /proc/$PPID/comm > "${dir}/parentcomm"\n      env > "${dir}/env"\n`,
     );
     await chmod(dir, 0o777);
     await chmod(base, 0o755);
@@ -653,8 +653,15 @@ ${dump('batch$CHECKPOINT_BATCH_INDEX$CHECKPOINT_LAUNCHER')
       'secrets in a unit run as an unprivileged user',
       !SECRET_NAMES.some((s) => unit.includes(`${s}=`)),
     );
-    attack('secrets in the launcher (unprivileged)', !SECRET_NAMES.some((s) => parent.includes(`${s}=`)));
-    const engine = await readFile(join(dir, 'grandparent'), 'utf8');
+    // A unit's parent is the engine itself (every unit is a fresh bash it starts): its environment is the
+    // documented same-user exposure below, not a process of ours that should have been scrubbed.
+    const parentIsEngine = (await readFile(join(dir, 'parentcomm'), 'utf8')).trim() !== 'bash';
+    if (!parentIsEngine)
+      attack(
+        'secrets in a shell between engine and unit (unprivileged)',
+        !SECRET_NAMES.some((s) => parent.includes(`${s}=`)),
+      );
+    const engine = parentIsEngine ? parent : await readFile(join(dir, 'grandparent'), 'utf8');
     if (engine.includes(SECRETS.ACTIONS_RUNTIME_TOKEN as string)) {
       exposures.push('confirmed as uid 65534: same-user /proc/<engine>/environ is readable');
       figures.exposures += 1;
