@@ -4,14 +4,27 @@ import { createHash } from 'node:crypto';
 import { readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Shard } from '../engine/shard.js';
+import { CheckpointCorruptError, CheckpointDamageError } from './damage.js';
 import type { CheckpointEvent, Stamped } from './events.js';
 import { ensureDir, fsyncDir, readFileIfExists, writeFileAtomic } from './fsutil.js';
 import { JournalWriter, readJournal, truncateTo } from './journal-file.js';
 import { parseSnapshot, SnapshotError, SnapshotVersionError, serializeSnapshot } from './snapshot.js';
-import { applyEvent, type CheckpointState, emptyState, isStepComplete } from './state.js';
+import { applyEvent, type CheckpointState, emptyState, isStepComplete, type StepRecord } from './state.js';
+import { checkEvent, checkEventInState } from './validate.js';
 
-export class CheckpointCorruptError extends Error {
-  override name = 'CheckpointCorruptError';
+export { CheckpointCorruptError, CheckpointDamageError } from './damage.js';
+
+/** Where a step record's space was last set: the snapshot, or the journal line that (re)defined it. */
+export interface RecordOrigin {
+  file: string;
+  line?: number;
+}
+
+const origins = new WeakMap<StepRecord, RecordOrigin>();
+
+/** Where `rec` was read from, for a message about it (undefined for a record made in this process). */
+export function recordOrigin(rec: StepRecord): RecordOrigin | undefined {
+  return origins.get(rec);
 }
 
 /** Compact the journal into the snapshot once it holds this many bytes. */
@@ -238,17 +251,21 @@ export class Checkpoint {
   async readItems(step: string): Promise<string[]> {
     const text = await readFileIfExists(this.itemsPath(step));
     const rec = this.state.steps.get(step);
-    if (text === undefined) {
+    const where = relative(process.cwd(), this.itemsPath(step));
+    const refuse = (why: string): never => {
       throw new CheckpointCorruptError(
-        `${relative(process.cwd(), this.itemsPath(step))}: the frozen item list of step "${step}" is missing; run \`checkpoint reset ${step}\` to expand it again`,
+        `${where}: the frozen item list of step "${step}" ${why}; run \`checkpoint reset ${step}\` to expand it again`,
       );
-    }
-    if (rec?.items && itemsHash(JSON.parse(text) as string[]) !== rec.items.sha256) {
-      throw new CheckpointCorruptError(
-        `${relative(process.cwd(), this.itemsPath(step))}: the frozen item list of step "${step}" does not match its checksum; run \`checkpoint reset ${step}\` to expand it again`,
-      );
-    }
-    return JSON.parse(text) as string[];
+    };
+    if (text === undefined) return refuse('is missing');
+    if (rec?.items && itemsHash(parseItems(text) ?? []) !== rec.items.sha256)
+      return refuse('does not match its checksum');
+    const items = parseItems(text);
+    if (items === undefined) return refuse('is not a JSON list of strings');
+    // The count is a field of its own in the record: a list of another length would hand out units past it.
+    if (rec?.items && items.length !== rec.items.count)
+      return refuse(`holds ${items.length} items, but its record says ${rec.items.count}`);
+    return items;
   }
 
   /** steps/<id>.complete, readable by shell scripts (`. steps/build.complete`). */
@@ -288,6 +305,15 @@ export class Checkpoint {
   async clearStepFiles(step: string): Promise<void> {
     await this.removeMarker(step);
     await rm(join(this.dir, 'items', `${step}.json`), { force: true });
+  }
+}
+
+function parseItems(text: string): string[] | undefined {
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -342,15 +368,27 @@ async function loadState(
     );
   }
   if (!state) state = emptyState(runId, '');
+  else for (const rec of state.steps.values()) origins.set(rec, { file: snapPath });
   let expected = state.seq + 1;
-  for (const ev of events) {
+  for (let i = 0; i < events.length; i++) {
+    const ev = events[i] as Stamped;
+    const line = journal.lines[i];
+    const invalid = checkEvent(ev as unknown as Record<string, unknown>);
+    if (invalid !== undefined) throw new CheckpointDamageError(journalPath, line, invalid);
+    // Lines the snapshot already holds are not applied, so only their form is checked.
     if (ev.seq <= state.seq) continue;
+    const problem = checkEventInState(state, ev);
+    if (problem !== undefined) throw new CheckpointDamageError(journalPath, line, problem);
     if (ev.seq !== expected) {
       throw new CheckpointCorruptError(
         `${shown(journalPath)}: event ${ev.seq} follows ${expected - 1} (a gap); restore the previous checkpoint entry or run \`checkpoint reset --all\``,
       );
     }
     applyEvent(state, ev);
+    if (ev.type === 'step-init' || ev.type === 'step-redefine') {
+      const rec = state.steps.get(ev.step);
+      if (rec) origins.set(rec, line === undefined ? { file: journalPath } : { file: journalPath, line });
+    }
     expected += 1;
     report.eventsReplayed += 1;
   }

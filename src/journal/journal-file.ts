@@ -386,6 +386,8 @@ export class JournalWriter {
 
 export interface JournalContents {
   events: Record<string, unknown>[];
+  /** The 1-based line number of each event, for messages about a damaged record. */
+  lines: number[];
   /** True when the file ends with an incomplete or damaged line, which was ignored. */
   tornTail: boolean;
   /** Byte offset just after the last good line: truncate to this before appending again. */
@@ -416,10 +418,11 @@ export async function readJournal(path: string): Promise<JournalContents> {
   try {
     fh = await open(path, 'r');
   } catch (error) {
-    if (errorCode(error) === 'ENOENT') return { events: [], tornTail: false, validBytes: 0 };
+    if (errorCode(error) === 'ENOENT') return { events: [], lines: [], tornTail: false, validBytes: 0 };
     throw error;
   }
   const events: Record<string, unknown>[] = [];
+  const lines: number[] = [];
   let validBytes = 0;
   let lineNumber = 0;
   let firstBadLine: number | undefined;
@@ -455,6 +458,7 @@ export async function readJournal(path: string): Promise<JournalContents> {
         } else {
           if (firstBadLine !== undefined) throw new JournalCorruptError(path, firstBadLine);
           events.push(event);
+          lines.push(lineNumber);
           validBytes = fileOffset + newline + 1;
         }
         start = newline + 1;
@@ -470,7 +474,7 @@ export async function readJournal(path: string): Promise<JournalContents> {
   } finally {
     await fh.close();
   }
-  return { events, tornTail: firstBadLine !== undefined || partialLength > 0, validBytes };
+  return { events, lines, tornTail: firstBadLine !== undefined || partialLength > 0, validBytes };
 }
 
 /** Truncates the file at `path` to `bytes` and fsyncs it (used to cut a torn tail before appending). */

@@ -3,7 +3,14 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { IntervalSet } from './intervals.js';
-import { type CheckpointState, FORMAT_VERSION, type StepRecord, type ThrottleRecord } from './state.js';
+import {
+  type CheckpointState,
+  FORMAT_VERSION,
+  type StepRecord,
+  type ThrottleRecord,
+  unitCount,
+} from './state.js';
+import { checkStepRecord } from './validate.js';
 
 export class SnapshotError extends Error {
   override name = 'SnapshotError';
@@ -252,6 +259,13 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
     if (s.pace) rec.pace = s.pace;
     if (s.completedAt !== undefined) rec.completedAt = s.completedAt;
     if (s.throttle) rec.throttle = throttleRecord(s.throttle);
+    // Evidence, not orders: the record must make sense on its own before anything reads it.
+    const problem = checkStepRecord(id, rec);
+    if (problem) throw new SnapshotError(`${file}: ${problem}`);
+    if (s.unitsTotal !== unitCount(rec))
+      throw new SnapshotError(
+        `${file}: step "${id}": unitsTotal is ${s.unitsTotal}, but its space holds ${unitCount(rec)} units`,
+      );
     steps.set(id, rec);
   }
   const state: CheckpointState = {
