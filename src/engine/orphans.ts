@@ -1,21 +1,21 @@
 // A run killed with SIGKILL leaves its units running. Before their work is handed out again, the next run on
-// the same host ends them — identified by the process group recorded at spawn and the process start time, so
-// a pid the kernel has since reused for something else is never signalled.
-import { hostname } from 'node:os';
+// the same host ends them — only those proven to be its units (host, start time and the unit's marker in the
+// process's environment: src/exec/ownership.ts), so neither a reused pid nor a forged record is signalled.
+
+import { provablyOurs } from '../exec/ownership.js';
 import type { Checkpoint } from '../journal/checkpoint.js';
-import { isProcessAlive, processStartTime } from '../journal/lock.js';
+import { isProcessAlive } from '../journal/lock.js';
 import { orphanedUnits } from '../journal/state.js';
 import { groupAlive, signalGroup } from './process.js';
 
 export async function endOrphans(ckpt: Checkpoint, notice: (message: string) => void): Promise<number> {
-  const host = hostname();
   let ended = 0;
   const waits: number[] = [];
   for (const { step, unit } of orphanedUnits(ckpt.state)) {
     const pid = unit.pid;
-    if (pid !== undefined && unit.host === host && unit.startTime !== undefined) {
-      const now = processStartTime(pid);
-      if (now === unit.startTime && signalGroup(pid, 'SIGKILL')) {
+    // The checkpoint's word is not enough: host, start time and the unit's marker must all be proven.
+    if (pid !== undefined && provablyOurs(unit)) {
+      if (signalGroup(pid, 'SIGKILL')) {
         notice(
           `ended unit ${step} [${unit.start}, ${unit.end}) left running by attempt ${unit.attempt} (pid ${pid})`,
         );

@@ -1,9 +1,12 @@
 // The engine: runs the selected steps' units as a DAG under plan-wide and per-step limits, records every
 // transition in the checkpoint, and stops cleanly on a signal, a lost lease or the time budget.
+
+import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync, unlinkSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { TRACKING_VAR } from '../exec/ownership.js';
 import type { Checkpoint } from '../journal/checkpoint.js';
 import type { UnitDoneEvent } from '../journal/events.js';
 import { CheckpointWriteError } from '../journal/fsutil.js';
@@ -55,6 +58,7 @@ const UNIT_VARS = [
   'CHECKPOINT_BATCH_END',
   'CHECKPOINT_ITEMS_FILE',
   'CHECKPOINT_ITEM',
+  TRACKING_VAR,
 ];
 
 export interface Unit {
@@ -420,6 +424,8 @@ export class Engine {
   #finish: (() => void) | undefined;
   #attempt = 0;
   #resumed = false;
+  /** Marks this attempt's unit processes (CHECKPOINT_TRACKING_ID=<it>-<step>-<start>: exec/ownership.ts). */
+  readonly #tracking = randomBytes(8).toString('hex');
   #yieldedLeft = false;
   #fatal: Error | undefined;
   #baseEnv: NodeJS.ProcessEnv = {};
@@ -854,7 +860,11 @@ export class Engine {
   }
 
   #ownEnv(run: StepRun, u: Unit, tryNo: number, scratch: Scratch, items: boolean): Record<string, string> {
-    const own: Record<string, string> = { CHECKPOINT_TRY: String(tryNo), CHECKPOINT_OUTPUT: scratch.out };
+    const own: Record<string, string> = {
+      CHECKPOINT_TRY: String(tryNo),
+      CHECKPOINT_OUTPUT: scratch.out,
+      [TRACKING_VAR]: this.#markerOf(u),
+    };
     const batch = run.step.batch;
     if (batch) {
       own.CHECKPOINT_BATCH_INDEX = String(u.index);
@@ -865,6 +875,10 @@ export class Engine {
         own.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
     }
     return own;
+  }
+
+  #markerOf(u: Unit): string {
+    return `${this.#tracking}-${u.step}-${u.start}`;
   }
 
   /** Takes the slot's next scratch files for `u` and writes its CHECKPOINT_ITEMS_FILE. */
@@ -1197,7 +1211,7 @@ export class Engine {
       const stopping = this.#stopInfo();
       if (stopping) proc.terminate(stopping.graceMs, 'stop');
       if (proc.pid !== undefined) {
-        const ev = { type: 'spawned' as const, ...u, pid: proc.pid, host: HOST };
+        const ev = { type: 'spawned' as const, ...u, pid: proc.pid, host: HOST, marker: this.#markerOf(u) };
         ckpt.recordLater(proc.startTime === undefined ? ev : { ...ev, startTime: proc.startTime });
       }
       // The next unit can be queued behind this one now, unless the one before still holds the slot (its

@@ -84,6 +84,7 @@ const stepSchema = z.object({
       pid: z.number().int().optional(),
       startTime: z.number().optional(),
       host: z.string().optional(),
+      marker: z.string().optional(),
     }),
   ),
   outputs: z.record(z.string(), z.string()),

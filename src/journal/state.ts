@@ -32,6 +32,8 @@ export interface RunningUnit {
   pid?: number;
   startTime?: number;
   host?: string;
+  /** CHECKPOINT_TRACKING_ID of the unit's process (see UnitSpawnedEvent). */
+  marker?: string;
 }
 
 export interface StepRecord {
@@ -282,6 +284,7 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
         r.pid = e.pid;
         if (e.startTime !== undefined) r.startTime = e.startTime;
         r.host = e.host;
+        if (e.marker !== undefined) r.marker = e.marker;
       }
       return;
     }
