@@ -6,7 +6,14 @@ import { join, relative } from 'node:path';
 import type { Shard } from '../engine/shard.js';
 import { CheckpointCorruptError, CheckpointDamageError } from './damage.js';
 import type { CheckpointEvent, Stamped } from './events.js';
-import { ensureDir, fsyncDir, readFileIfExists, writeFileAtomic } from './fsutil.js';
+import {
+  ensureDir,
+  ensureRealDir,
+  fsyncDir,
+  readFileNoFollow,
+  refuseLink,
+  writeFileAtomic,
+} from './fsutil.js';
 import { JournalWriter, readJournal, truncateTo } from './journal-file.js';
 import { parseSnapshot, SnapshotError, SnapshotVersionError, serializeSnapshot } from './snapshot.js';
 import { applyEvent, type CheckpointState, emptyState, isStepComplete, type StepRecord } from './state.js';
@@ -26,6 +33,9 @@ const origins = new WeakMap<StepRecord, RecordOrigin>();
 export function recordOrigin(rec: StepRecord): RecordOrigin | undefined {
   return origins.get(rec);
 }
+
+/** The folders of a run folder (DESIGN §4), created by openForWrite. */
+export const RUN_SUBDIRS = ['steps', 'state', 'logs', 'items', 'tmp'] as const;
 
 /** Compact the journal into the snapshot once it holds this many bytes. */
 const COMPACT_BYTES = 8 * 1024 * 1024;
@@ -133,8 +143,18 @@ export class Checkpoint {
    */
   async openForWrite(): Promise<void> {
     await ensureDir(this.root);
-    await ensureDir(this.dir);
-    for (const sub of ['steps', 'state', 'logs', 'items', 'tmp']) await ensureDir(join(this.dir, sub));
+    await ensureRealDir(this.dir);
+    // Nothing inside a run folder is a link (DESIGN §4): its folders, their entries one level down (a
+    // step's state and log folders, the slot files) and the files the runner replaces or units read.
+    for (const sub of RUN_SUBDIRS) {
+      const path = join(this.dir, sub);
+      await ensureRealDir(path);
+      for (const entry of await readdir(path, { withFileTypes: true }))
+        if (entry.isSymbolicLink()) await refuseLink(join(path, entry.name));
+    }
+    for (const name of ['checkpoint.json', 'journal.ndjson', 'outputs.json'])
+      await refuseLink(join(this.dir, name));
+    await refuseLink(join(this.root, 'latest'));
     if (this.#validBytes !== undefined) {
       if (this.loadReport.tornTail) await truncateTo(this.journalPath, this.#validBytes);
     } else if (await Checkpoint.exists(this.root, this.runId)) {
@@ -249,7 +269,7 @@ export class Checkpoint {
   }
 
   async readItems(step: string): Promise<string[]> {
-    const text = await readFileIfExists(this.itemsPath(step));
+    const text = await readFileNoFollow(this.itemsPath(step));
     const rec = this.state.steps.get(step);
     const where = relative(process.cwd(), this.itemsPath(step));
     const refuse = (why: string): never => {
@@ -341,7 +361,7 @@ async function loadState(
   report.tornTail = journal.tornTail;
   const events = journal.events as unknown as Stamped[];
   let state: CheckpointState | undefined;
-  const text = await readFileIfExists(snapPath);
+  const text = await readFileNoFollow(snapPath);
   if (text !== undefined) {
     try {
       state = parseSnapshot(text, shown(snapPath));

@@ -6,11 +6,10 @@
 // most every SYNC_SPACING_MS.
 
 import type { FileHandle } from 'node:fs/promises';
-import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { crc32 } from './crc32.js';
-import { errorCode, FILE_MODE, fsyncDir, writeFix } from './fsutil.js';
+import { CheckpointLinkError, errorCode, FILE_MODE, fsyncDir, openNoFollow, writeFix } from './fsutil.js';
 
 /**
  * The least time between the starts of two fdatasyncs for lines whose callers do not wait on them (a unit's
@@ -168,8 +167,9 @@ export class JournalWriter {
   ): Promise<JournalWriter> {
     let fh: FileHandle;
     try {
-      fh = await open(path, 'a', FILE_MODE);
+      fh = await openNoFollow(path, 'a', FILE_MODE);
     } catch (error) {
+      if (error instanceof CheckpointLinkError) throw error;
       throw new JournalWriteError(path, error);
     }
     try {
@@ -416,7 +416,7 @@ function holdsRecord(text: string): boolean {
 export async function readJournal(path: string): Promise<JournalContents> {
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    fh = await openNoFollow(path, 'r');
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return { events: [], lines: [], tornTail: false, validBytes: 0 };
     throw error;
@@ -479,7 +479,7 @@ export async function readJournal(path: string): Promise<JournalContents> {
 
 /** Truncates the file at `path` to `bytes` and fsyncs it (used to cut a torn tail before appending). */
 export async function truncateTo(path: string, bytes: number): Promise<void> {
-  const fh = await open(path, 'r+');
+  const fh = await openNoFollow(path, 'r+');
   try {
     await fh.truncate(bytes);
     await fh.sync();

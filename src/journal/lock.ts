@@ -11,10 +11,10 @@
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { link, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isAbsolute, join, relative } from 'node:path';
-import { ensureDir, errorCode, FILE_MODE, tempPath } from './fsutil.js';
+import { ensureDir, errorCode, FILE_MODE, openNoFollow, tempPath } from './fsutil.js';
 
 export const LOCK_FILE = 'lock';
 const GUARD_FILE = 'lock.takeover';
@@ -162,8 +162,14 @@ interface LockFileState {
 
 async function readLockFile(path: string): Promise<LockFileState | undefined> {
   try {
-    const [text, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
-    return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
+    // Not through a link: a lock is a file the runner made (DESIGN §4, no symlinks in a run folder).
+    const handle = await openNoFollow(path, 'r');
+    try {
+      const [text, info] = await Promise.all([handle.readFile('utf8'), handle.stat()]);
+      return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return undefined;
     throw error;

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
 const SRC = fileURLToPath(new URL('../../src/journal/', import.meta.url));
-const MODULES = ['crc32', 'fsutil', 'intervals', 'journal-file', 'lock'];
+const MODULES = ['crc32', 'damage', 'fsutil', 'intervals', 'journal-file', 'lock'];
 
 export async function makeTempDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `ckpt-${prefix}-`));
