@@ -284,7 +284,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
       }
     }
     try {
-      await ckpt.openForWrite();
+      await ckpt.openForWrite(lease ? { lease } : {});
     } finally {
       await creating?.release();
     }

@@ -15,6 +15,7 @@ import {
   writeFileAtomic,
 } from './fsutil.js';
 import { JournalWriter, readJournal, truncateTo } from './journal-file.js';
+import type { Lease } from './lock.js';
 import { parseSnapshot, SnapshotError, SnapshotVersionError, serializeSnapshot } from './snapshot.js';
 import { applyEvent, type CheckpointState, emptyState, isStepComplete, type StepRecord } from './state.js';
 import { checkEvent, checkEventInState } from './validate.js';
@@ -60,6 +61,7 @@ export class Checkpoint {
   #journal: JournalWriter | undefined;
   #journalBytesAtOpen = 0;
   #outputsDirty = true;
+  #fence: (() => void) | undefined;
   /** Where the journal's valid part ends, when it was read from disk (a torn tail is cut there). */
   #validBytes: number | undefined;
 
@@ -141,7 +143,14 @@ export class Checkpoint {
    * Creates the folders, cuts a torn journal tail, opens the journal. The caller holds the lease and read the
    * state under it (`read`), or this is a new run (`blank`), so the model in memory is the one on disk.
    */
-  async openForWrite(): Promise<void> {
+  /**
+   * Fencing (DESIGN §4: a process that lost its lease writes nothing more): with `lease`, every write of
+   * this checkpoint (journal lines, compaction, outputs.json, markers, item lists) first asks the lease
+   * whether it is still held, and is refused with LeaseLostError otherwise.
+   */
+  async openForWrite(opts: { lease?: Pick<Lease, 'assertHeld'> } = {}): Promise<void> {
+    const lease = opts.lease;
+    if (lease) this.#fence = () => lease.assertHeld();
     await ensureDir(this.root);
     await ensureRealDir(this.dir);
     // Nothing inside a run folder is a link (DESIGN §4): its folders, their entries one level down (a
@@ -163,9 +172,18 @@ export class Checkpoint {
       // A brand-new run: the snapshot exists from the start so `runs`/`status` can always read the name.
       await writeFileAtomic(this.snapshotPath, serializeSnapshot(this.state));
     }
-    this.#journal = await JournalWriter.open(this.journalPath);
+    this.#journal = await JournalWriter.open(this.journalPath, this.#fenceOption());
     this.#journalBytesAtOpen = (await statOrUndefined(this.journalPath))?.size ?? 0;
     await writeFileAtomic(join(this.root, 'latest'), `${this.runId}\n`);
+  }
+
+  #fenceOption(): { fence?: () => void } {
+    return this.#fence ? { fence: this.#fence } : {};
+  }
+
+  /** Before any write but the journal's (which fences its own): throws once the lease is lost. */
+  #fenced(): void {
+    this.#fence?.();
   }
 
   #stamp(ev: CheckpointEvent): Stamped {
@@ -222,11 +240,13 @@ export class Checkpoint {
    */
   async compact(force = false): Promise<void> {
     await this.flush();
+    this.#fenced();
     await writeFileAtomic(this.snapshotPath, serializeSnapshot(this.state));
     if (force || this.journalBytes > COMPACT_BYTES) {
+      this.#fenced();
       await this.#journal?.close();
       await writeFileAtomic(this.journalPath, '');
-      this.#journal = await JournalWriter.open(this.journalPath);
+      this.#journal = await JournalWriter.open(this.journalPath, this.#fenceOption());
       this.#journalBytesAtOpen = 0;
     }
   }
@@ -258,6 +278,7 @@ export class Checkpoint {
       const all: Record<string, Record<string, string>> = {};
       for (const [id, rec] of this.state.steps)
         if (Object.keys(rec.outputs).length > 0) all[id] = rec.outputs;
+      this.#fenced();
       await writeFileAtomic(this.outputsPath(), `${JSON.stringify(all, null, 2)}\n`);
       this.#outputsDirty = false;
     }
@@ -265,6 +286,7 @@ export class Checkpoint {
   }
 
   async writeItems(step: string, items: readonly string[]): Promise<void> {
+    this.#fenced();
     await writeFileAtomic(this.itemsPath(step), `${JSON.stringify(items)}\n`);
   }
 
@@ -301,10 +323,12 @@ export class Checkpoint {
       `FINGERPRINT=${rec.fingerprint.hash}`,
       '',
     ].join('\n');
+    this.#fenced();
     await writeFileAtomic(join(this.dir, 'steps', `${step}.complete`), text);
   }
 
   async removeMarker(step: string): Promise<void> {
+    this.#fenced();
     await unlink(join(this.dir, 'steps', `${step}.complete`)).catch(() => undefined);
   }
 
@@ -323,6 +347,7 @@ export class Checkpoint {
   }
 
   async clearStepFiles(step: string): Promise<void> {
+    this.#fenced();
     await this.removeMarker(step);
     await rm(join(this.dir, 'items', `${step}.json`), { force: true });
   }

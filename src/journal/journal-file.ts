@@ -76,9 +76,13 @@ export class JournalWriteError extends Error {
     const code = errorCode(cause);
     const detail = cause instanceof Error ? cause.message : String(cause);
     const fix = writeFix(code) ?? 'Fix the cause above';
+    // Fenced (the lease was lost): nothing is wrong with the disk, and running again is not the fix.
+    const fenced = cause instanceof Error && cause.name === 'LeaseLostError';
     super(
-      `could not write the checkpoint journal ${path}: ${code ?? 'error'} (${detail}). ` +
-        `${fix} and run \`checkpoint run\` again; work recorded before this point is kept.`,
+      fenced
+        ? `did not write the checkpoint journal ${path}: ${detail}.`
+        : `could not write the checkpoint journal ${path}: ${code ?? 'error'} (${detail}). ` +
+            `${fix} and run \`checkpoint run\` again; work recorded before this point is kept.`,
       { cause },
     );
     this.path = path;
@@ -148,6 +152,8 @@ export class JournalWriter {
   #syncs = 0;
   #error: JournalWriteError | undefined;
   #closing: Promise<void> | undefined;
+  /** Throws when this process may no longer write (its lease was lost): checked before every write. */
+  #fence: (() => void) | undefined;
 
   private constructor(path: string, fh: FileHandle, initialSize: number, syncSpacingMs: number) {
     this.path = path;
@@ -163,7 +169,7 @@ export class JournalWriter {
    */
   static async open(
     path: string,
-    { syncSpacingMs = SYNC_SPACING_MS }: { syncSpacingMs?: number } = {},
+    { syncSpacingMs = SYNC_SPACING_MS, fence }: { syncSpacingMs?: number; fence?: () => void } = {},
   ): Promise<JournalWriter> {
     let fh: FileHandle;
     try {
@@ -176,7 +182,9 @@ export class JournalWriter {
       const { size } = await fh.stat();
       // Make the file's directory entry durable, in case we just created it.
       await fsyncDir(dirname(path));
-      return new JournalWriter(path, fh, size, syncSpacingMs);
+      const writer = new JournalWriter(path, fh, size, syncSpacingMs);
+      writer.#fence = fence;
+      return writer;
     } catch (error) {
       await fh.close().catch(() => undefined);
       throw new JournalWriteError(path, error);
@@ -297,7 +305,12 @@ export class JournalWriter {
     let text = '';
     for (const entry of batch) text += entry.line;
     const sizeBefore = this.size;
+    // Fencing: a process that lost the run's lease writes nothing more (lock.ts, assertHeld) — not even the
+    // truncation below, which would cut the new holder's lines.
+    let fenced = text.length > 0;
     try {
+      if (text.length > 0) this.#fence?.();
+      fenced = false;
       if (text.length > 0) {
         const buffer = Buffer.from(text, 'utf8');
         let offset = 0;
@@ -315,7 +328,7 @@ export class JournalWriter {
       // Cut off whatever part of this batch reached the file, so nothing we are about to reject stays
       // behind (best effort: if that fails too, readJournal treats a partial last line as a torn tail).
       // Lines written before this batch stay: their waiters get the outcome of their own fdatasync.
-      await this.#fh.truncate(sizeBefore).catch(() => undefined);
+      if (!fenced) await this.#fh.truncate(sizeBefore).catch(() => undefined);
       const rejected = [...batch, ...this.#queue];
       this.#queue = [];
       for (const entry of rejected) entry.waiter?.reject(this.#error);
