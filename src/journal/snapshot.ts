@@ -220,7 +220,7 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
   const fmt = (raw as { format?: unknown }).format;
   if (typeof fmt === 'number' && fmt > FORMAT_VERSION) {
     throw new SnapshotVersionError(
-      `${file}: checkpoint format ${fmt} is newer than this program reads (${FORMAT_VERSION}); upgrade checkpoint-action`,
+      `${file}: checkpoint format ${fmt} is newer than this program reads (${FORMAT_VERSION}); upgrade checkpoint-action, or start a new run with \`checkpoint run --new\``,
     );
   }
   // The checksum is the last key, written after the body was hashed: cut it off and hash the text as read.
