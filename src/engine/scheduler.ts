@@ -3,14 +3,15 @@
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync, unlinkSync } from 'node:fs';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { TRACKING_VAR } from '../exec/ownership.js';
-import type { Checkpoint } from '../journal/checkpoint.js';
+import { type Checkpoint, CheckpointCorruptError } from '../journal/checkpoint.js';
 import type { UnitDoneEvent } from '../journal/events.js';
 import { CheckpointWriteError } from '../journal/fsutil.js';
 import { IntervalSet } from '../journal/intervals.js';
+import { LockedError } from '../journal/lock.js';
 import { approvalOf, isStepComplete, p90, type StepRecord, unitCount } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
 import type { Plan, Step } from '../plan/types.js';
@@ -515,7 +516,7 @@ export class Engine {
       if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
         run.items = await ckpt.readItems(step.id);
       this.#runs.set(step.id, run);
-      await mkdir(ckpt.stateDir(step.id), { recursive: true, mode: 0o700 });
+      await ckpt.ensureStateDir(step.id);
     }
     const deadline = this.#opts.deadline;
     if (deadline !== undefined && deadline - Date.now() < MAX_TIMER_MS) {
@@ -1390,9 +1391,10 @@ export class Engine {
   async #writeLog(step: string, index: number, tail: string): Promise<void> {
     const path = this.#ckpt.logPath(step, index);
     try {
-      await mkdir(join(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
-      await writeFile(path, tail, { mode: 0o600 });
+      // No links followed below the run folder (DESIGN §4); fenced by the lease like every checkpoint write.
+      await this.#ckpt.writeLog(step, index, tail);
     } catch (err) {
+      if (err instanceof CheckpointCorruptError || err instanceof LockedError) throw err;
       // Node's error for a failed write() names no file.
       throw new CheckpointWriteError(path, err);
     }

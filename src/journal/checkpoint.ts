@@ -8,8 +8,10 @@ import { CheckpointCorruptError, CheckpointDamageError } from './damage.js';
 import type { CheckpointEvent, Stamped } from './events.js';
 import {
   ensureDir,
+  ensureDirUnder,
   ensureRealDir,
   fsyncDir,
+  openNoFollow,
   readFileNoFollow,
   refuseLink,
   writeFileAtomic,
@@ -262,6 +264,28 @@ export class Checkpoint {
 
   logPath(step: string, index: number): string {
     return join(this.dir, 'logs', step, `${index}.log`);
+  }
+
+  /** Creates `state/<step>` (0700), refusing a link anywhere below the run folder; returns its path. */
+  async ensureStateDir(step: string): Promise<string> {
+    this.#fenced();
+    return ensureDirUnder(this.dir, join('state', step));
+  }
+
+  /**
+   * Replaces `logs/<step>/<index>.log` with `text` (0600): the folder is created without following links
+   * and the file is opened with O_NOFOLLOW, so a link planted there is refused (CheckpointLinkError), not
+   * written through. Not atomic: a log is the tail of a unit's output, and a torn one is harmless.
+   */
+  async writeLog(step: string, index: number, text: string): Promise<void> {
+    this.#fenced();
+    await ensureDirUnder(this.dir, join('logs', step));
+    const handle = await openNoFollow(this.logPath(step, index), 'w');
+    try {
+      await handle.writeFile(text);
+    } finally {
+      await handle.close();
+    }
   }
 
   outputsPath(): string {

@@ -252,6 +252,36 @@ describe('links inside a run folder', () => {
     expect(await readdir(outside)).toEqual([]);
   });
 
+  it('a unit log planted as a link is not written through', async () => {
+    const dir = join(scratch, 'logs-link');
+    await mkdir(dir);
+    await writeFile(
+      join(dir, 'checkpoint.yml'),
+      `version: 1
+name: logs
+steps:
+  - id: w
+    run: |
+      echo "output of $CHECKPOINT_BATCH_INDEX"
+      if [ -e fail-now ]; then exit 3; fi
+    batch: { range: { from: 0, to: 2 }, size: 1 }
+`,
+    );
+    await writeFile(join(dir, 'fail-now'), '');
+    expect((await runCli(['run', '--run', 'l'], { cwd: dir })).code).toBe(1);
+    await rm(join(dir, 'fail-now'));
+    const outside = join(dir, 'outside.txt');
+    await writeFile(outside, 'untouched\n');
+    const log = join(dir, '.checkpoints', 'l', 'logs', 'w', '1.log');
+    await rm(log, { force: true });
+    await symlink(outside, log);
+    const r = await runCli(['run', '--run', 'l'], { cwd: dir });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/logs\/w\/1\.log is a symbolic link/);
+    expect(r.stderr).not.toContain('internal error');
+    expect(await readFile(outside, 'utf8')).toBe('untouched\n');
+  });
+
   it('journal.ndjson and checkpoint.json as links: named errors on read', async () => {
     const c = await copy();
     const elsewhere = join(c.dir, 'elsewhere.ndjson');
