@@ -506,6 +506,8 @@ export class Engine {
       const launcherEnv = Object.fromEntries(
         Object.entries(this.#baseEnv).filter(([k]) => !k.startsWith('CHECKPOINT_')),
       );
+      // A forked-shell unit's /proc/<pid>/environ is its launcher's: the launcher carries the attempt's marker.
+      launcherEnv[TRACKING_VAR] = this.#tracking;
       this.#pool = new LauncherPool(launcherEnv, join(ckpt.dir, 'tmp'), this.#baseEnv.CHECKPOINT_LAUNCHER);
     }
     // Dependency order, so one pass of the pump settles a chain of steps that are already done.

@@ -4,8 +4,10 @@
 //  - it runs on this host, and its start time (/proc/<pid>/stat field 22) is the one recorded at spawn;
 //  - its environment (/proc/<pid>/environ, fixed at exec) holds CHECKPOINT_TRACKING_ID=<the recorded
 //    marker>, which the engine gives every unit (as the GitHub runner finds a job's strays by
-//    RUNNER_TRACKING_ID). A forger who knows a pid and start time still cannot put the marker into a
-//    foreign process's environment; a record without a marker (older checkpoints) is never ours;
+//    RUNNER_TRACKING_ID). The marker is `<attempt id>-<step>-<start>`; a unit forked from a launcher shows
+//    the launcher's environment block, which holds the attempt id alone, and that counts too (a process
+//    of that attempt). A forger who knows a pid and start time still cannot put the marker into a foreign
+//    process's environment; a record without a marker (older checkpoints) is never ours;
 //  - it leads its own process group (units are spawned detached; the group is what gets signalled);
 //  - and it is none of: pid 0 or 1, this process, this process's group, an ancestor of this process.
 // Linux only (/proc); elsewhere nothing is provably ours and nothing is signalled.
@@ -66,7 +68,11 @@ function environHas(pid: number, name: string, value: string): boolean | undefin
     return undefined;
   }
   const want = `${name}=${value}`;
-  for (const entry of env.toString('utf8').split('\0')) if (entry === want) return true;
+  // A unit started as a forked shell of a launcher shows the launcher's environment block, which carries
+  // the attempt's part of the marker (`<attempt id>-<step>-<start>` → `<attempt id>`).
+  const dash = value.indexOf('-');
+  const attempt = dash > 0 ? `${name}=${value.slice(0, dash)}` : undefined;
+  for (const entry of env.toString('utf8').split('\0')) if (entry === want || entry === attempt) return true;
   return false;
 }
 

@@ -48,6 +48,13 @@ describe.runIf(process.platform === 'linux')('provablyOurs', () => {
     expect(provablyOurs({ pid: p.pid, host, startTime: p.startTime, marker: 'abc-work-7' })).toBe(true);
   });
 
+  it("is true for a forked launcher unit, whose environment holds the attempt's part of the marker", async () => {
+    const p = await sleeper({ [TRACKING_VAR]: 'abc' });
+    expect(provablyOurs({ pid: p.pid, host, startTime: p.startTime, marker: 'abc-work-7' })).toBe(true);
+    expect(provablyOurs({ pid: p.pid, host, startTime: p.startTime, marker: 'abd-work-7' })).toBe(false);
+    expect(provablyOurs({ pid: p.pid, host, startTime: p.startTime, marker: 'ab' })).toBe(false);
+  });
+
   it('is false without the marker, with another marker, or with none recorded', async () => {
     const bare = await sleeper();
     expect(provablyOurs({ pid: bare.pid, host, startTime: bare.startTime, marker: 'abc-work-7' })).toBe(

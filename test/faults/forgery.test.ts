@@ -9,8 +9,9 @@
 // outside [0, total].
 //
 // Thousands of cases are judged in-process through the real load path (validateCheckpoint: the journal and
-// snapshot readers, then the plan check; then prepare, as `run` does). A few hundred go through the real CLI
-// (`checkpoint run`, then `checkpoint status --json`), whose units record what they ran.
+// snapshot readers, then the plan check; then prepare, as `run` does) and the counts `status` shows
+// (allStepStats). A sample goes through the real CLI (`checkpoint run`), whose units record what they ran:
+// on the shared 2-core machine a CLI case costs 1-2 s, so 80 keep the campaign near three minutes.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -36,9 +37,9 @@ import { recordFigures } from './figures.js';
 
 /** FORGERY_SCALE=0.1 for a quick look while working on the journal; the campaign runs at 1. */
 const SCALE = Number(process.env.FORGERY_SCALE ?? 1);
-const IN_PROCESS_JOURNAL = Math.ceil(2400 * SCALE);
-const IN_PROCESS_SNAPSHOT = Math.ceil(1200 * SCALE);
-const CLI_CASES = Math.ceil(100 * SCALE);
+const IN_PROCESS_JOURNAL = Math.ceil(2000 * SCALE);
+const IN_PROCESS_SNAPSHOT = Math.ceil(1000 * SCALE);
+const CLI_CASES = Math.ceil(80 * SCALE);
 const CLI_PARALLEL = 2;
 
 const PLAN = `version: 1
@@ -607,21 +608,6 @@ async function judgeCli(what: string, dir: string): Promise<void> {
     if (r.code !== 1 || !named)
       bad.push(`exit ${r.code} without a named damage error: ${r.stderr.slice(0, 300)}`);
     else tally.refused += 1;
-  } else if (tally.cli % 3 === 0) {
-    // Counts are judged in-process for every case; status, a CLI run of its own, for a third of these.
-    const st = await runCli(['status', '--json'], { cwd: dir });
-    if (st.code !== 0) bad.push(`status after a good run failed: ${st.stderr.slice(0, 200)}`);
-    else {
-      const json = JSON.parse(st.stdout) as {
-        steps: Array<{ id: string; units: { total: number; done: number } }>;
-      };
-      for (const s of json.steps) {
-        const space = SPACE[s.id];
-        const want = space ? Math.ceil((space.to - space.from) / space.size) : 1;
-        if (s.units.total !== want || s.units.done < 0 || s.units.done > s.units.total)
-          bad.push(`status ${s.id}: ${s.units.done}/${s.units.total}`);
-      }
-    }
   }
   if (r.code === 0 && bad.length === 0) tally.harmless += 1;
   if (bad.length > 0) obeyed(`${what}: ${bad.join('; ')}`);
