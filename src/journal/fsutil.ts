@@ -2,7 +2,7 @@
 // journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
 
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, openSync } from 'node:fs';
 import { chmod, lstat, mkdir, open, readFile, readlink, rename, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { CheckpointCorruptError, shownPath } from './damage.js';
@@ -162,6 +162,13 @@ export class CheckpointLinkError extends CheckpointCorruptError {
 }
 
 const NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
+const FLAG_BITS = {
+  r: fsConstants.O_RDONLY,
+  'r+': fsConstants.O_RDWR,
+  a: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND,
+  w: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC,
+  wx: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL,
+} as const;
 
 /** Throws CheckpointLinkError when `path` is a symbolic link; a missing path is fine. */
 export async function refuseLink(path: string): Promise<void> {
@@ -222,19 +229,25 @@ export async function ensureDirUnder(base: string, rel: string): Promise<string>
  * CheckpointLinkError. `flags` as for fs.open ('r', 'a', 'w', 'wx', 'r+').
  */
 export async function openNoFollow(path: string, flags: 'r' | 'r+' | 'a' | 'w' | 'wx', mode = FILE_MODE) {
-  const c = fsConstants;
-  const bits = {
-    r: c.O_RDONLY,
-    'r+': c.O_RDWR,
-    a: c.O_WRONLY | c.O_CREAT | c.O_APPEND,
-    w: c.O_WRONLY | c.O_CREAT | c.O_TRUNC,
-    wx: c.O_WRONLY | c.O_CREAT | c.O_EXCL,
-  }[flags];
   try {
-    return await open(path, bits | NOFOLLOW, mode);
+    return await open(path, FLAG_BITS[flags] | NOFOLLOW, mode);
   } catch (error) {
     if (errorCode(error) === 'ELOOP')
       throw new CheckpointLinkError(path, `is a symbolic link (to ${await linkTarget(path)})`);
+    throw error;
+  }
+}
+
+/** openNoFollow, synchronously, for writers that keep a descriptor (the engine's slot files): returns the fd. */
+export function openNoFollowSync(
+  path: string,
+  flags: 'r' | 'r+' | 'a' | 'w' | 'wx',
+  mode = FILE_MODE,
+): number {
+  try {
+    return openSync(path, FLAG_BITS[flags] | NOFOLLOW, mode);
+  } catch (error) {
+    if (errorCode(error) === 'ELOOP') throw new CheckpointLinkError(path, 'is a symbolic link');
     throw error;
   }
 }
