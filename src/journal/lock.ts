@@ -36,7 +36,7 @@ import {
 import { link, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isAbsolute, join, relative } from 'node:path';
-import { ensureDir, errorCode, FILE_MODE, openNoFollow, tempPath } from './fsutil.js';
+import { ensureDir, errorCode, FILE_MODE, openNoFollow, refuseLink, tempPath } from './fsutil.js';
 
 export const LOCK_FILE = 'lock';
 const GUARD_FILE = 'lock.takeover';
@@ -379,6 +379,8 @@ export async function acquireLease(
     throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
   }
   await ensureDir(runDir);
+  // A run folder that is a link would put the lock (and then the checkpoint) elsewhere (DESIGN §4).
+  await refuseLink(runDir);
   const lockPath = join(runDir, LOCK_FILE);
   const guardPath = join(runDir, GUARD_FILE);
   const nonce = randomBytes(12).toString('hex');

@@ -282,6 +282,19 @@ steps:
     expect(await readFile(outside, 'utf8')).toBe('untouched\n');
   });
 
+  it('a run folder that is a link: refused before its lock is written', async () => {
+    const c = await copy();
+    const elsewhere = join(c.dir, 'elsewhere');
+    await cp(c.run, elsewhere, { recursive: true });
+    await rm(c.run, { recursive: true });
+    await symlink(elsewhere, c.run);
+    const r = await runCli(['run', '--run', RUN], { cwd: c.dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${RUN} is a symbolic link`);
+    expect(await readdir(elsewhere)).not.toContain('lock');
+    expect(await readFile(join(c.dir, 'effects.log'), 'utf8').catch(() => '')).toBe('');
+  });
+
   it('journal.ndjson and checkpoint.json as links: named errors on read', async () => {
     const c = await copy();
     const elsewhere = join(c.dir, 'elsewhere.ndjson');
