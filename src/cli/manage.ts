@@ -76,7 +76,7 @@ async function withRun<T>(
       ckpt = fresh.ckpt;
       startedOver = { damage: err.message, kept: fresh.kept };
     }
-    await ckpt.openForWrite();
+    await ckpt.openForWrite({ lease });
     try {
       return await fn(plan, ckpt, startedOver);
     } finally {
@@ -373,7 +373,7 @@ export async function approveInRun(
     const ckpt = exists
       ? await Checkpoint.read(o.root, o.runId)
       : Checkpoint.blank(o.root, o.runId, o.plan.name, o.shard);
-    await ckpt.openForWrite();
+    await ckpt.openForWrite({ lease });
     try {
       await recordApprovals(ckpt, o.ids, o.by, io);
     } finally {

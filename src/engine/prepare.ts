@@ -4,6 +4,7 @@
 
 import { itemsHash } from '../journal/checkpoint.js';
 import type { CheckpointEvent, ItemsInfo } from '../journal/events.js';
+import { checkAgainstPlan } from '../journal/plan-check.js';
 import type { CheckpointState, StepRecord } from '../journal/state.js';
 import { approvalOf, isStepComplete } from '../journal/state.js';
 import { ItemsError } from '../plan/errors.js';
@@ -124,6 +125,8 @@ export async function prepare(
   for (const step of order) {
     const fp = await fingerprintStep(plan, step);
     const rec = state.steps.get(step.id);
+    // The plan defines the step's space; a record that says otherwise with the same fingerprint is damage.
+    if (rec) checkAgainstPlan(plan, step, rec, fp);
     const mode = shard ? shardModeOf(step) : undefined;
     // Chunks sized by time: recorded on the step's record, which then measures its done chunks.
     const adaptive = step.batch?.adaptive ? { adaptive: true as const } : {};

@@ -4,12 +4,13 @@
 // event-loop turn, and a kept log is written only for a unit that failed, timed out or was interrupted, at
 // most LOGS_PER_STEP per step (the summary shows the first failed ranges; successful units' output went to
 // the live log as it came).
-import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProcessExit } from '../exec/process.js';
-import type { Checkpoint } from '../journal/checkpoint.js';
+import { type Checkpoint, CheckpointCorruptError } from '../journal/checkpoint.js';
 import type { UnitDoneEvent } from '../journal/events.js';
 import { CheckpointWriteError } from '../journal/fsutil.js';
+import { LockedError } from '../journal/lock.js';
 import { formatDuration } from '../plan/duration.js';
 
 /** Exit code of a unit that stopped itself at a safe point (DESIGN §3, cooperative units). */
@@ -74,13 +75,11 @@ export class Recorder {
     if (!kept.has(index) && kept.size >= LOGS_PER_STEP) return;
     const path = this.#ckpt.logPath(step, index);
     try {
-      await mkdir(join(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
-      // A link where the log should be would write elsewhere: the checkpoint's files are never links.
-      const st = await lstat(path).catch(() => undefined);
-      if (st?.isSymbolicLink()) await rm(path);
-      await writeFile(path, bytes, { mode: 0o600 });
+      // No links followed below the run folder (DESIGN §4); fenced by the lease like every checkpoint write.
+      await this.#ckpt.writeLog(step, index, bytes);
       kept.add(index);
     } catch (err) {
+      if (err instanceof CheckpointCorruptError || err instanceof LockedError) throw err;
       // Node's error for a failed write() names no file.
       throw new CheckpointWriteError(path, err);
     }

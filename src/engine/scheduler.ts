@@ -4,7 +4,7 @@
 // means recorder.ts's, the throttle throttle.ts's; processes are started by src/exec. This file is the pump
 // that ties them together.
 import { readFileSync, statSync, unlinkSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK } from '../errors.js';
@@ -52,6 +52,7 @@ const UNIT_VARS = [
   'CHECKPOINT_BATCH_END',
   'CHECKPOINT_ITEMS_FILE',
   'CHECKPOINT_ITEM',
+  TRACKING_VAR,
 ];
 
 export type EngineEvent =
@@ -256,7 +257,7 @@ export class Engine {
         run.items = await ckpt.readItems(step.id);
       if (step.batch?.throttle) run.throttle = this.#throttleOf(run, step.batch.throttle);
       this.#runs.set(step.id, run);
-      await mkdir(ckpt.stateDir(step.id), { recursive: true, mode: 0o700 });
+      await ckpt.ensureStateDir(step.id);
     }
     if (deadline !== undefined && deadline - monoNow() < MAX_TIMER_MS) {
       this.#deadlineTimer = setTimeout(

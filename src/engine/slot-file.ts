@@ -1,7 +1,8 @@
 // A scratch file rewritten for every unit that runs in one slot: overwriting a kept descriptor costs one or
 // two system calls, where creating and deleting a file per unit cost a path lookup, an inode and a journal
 // entry each — measurable when units take a millisecond.
-import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, writeSync } from 'node:fs';
+import { openNoFollowSync } from '../journal/fsutil.js';
 
 export class SlotFile {
   readonly path: string;
@@ -11,7 +12,8 @@ export class SlotFile {
 
   constructor(path: string) {
     this.path = path;
-    this.#fd = openSync(path, 'w', 0o600);
+    // A link planted where the scratch file goes is refused, not written through (DESIGN §4).
+    this.#fd = openNoFollowSync(path, 'w');
   }
 
   set(data: string): void {

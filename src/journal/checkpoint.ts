@@ -4,18 +4,42 @@
 import { createHash } from 'node:crypto';
 import { readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { CheckpointError, EXIT_FAILED } from '../errors.js';
 import type { Shard } from '../plan/space.js';
+import { CheckpointCorruptError, CheckpointDamageError } from './damage.js';
 import type { CheckpointEvent, Stamped } from './events.js';
-import { ensureDir, fsyncDir, readFileIfExists, writeFileAtomic } from './fsutil.js';
+import {
+  ensureDir,
+  ensureDirUnder,
+  ensureRealDir,
+  fsyncDir,
+  openNoFollow,
+  readFileNoFollow,
+  refuseLink,
+  writeFileAtomic,
+} from './fsutil.js';
 import { JournalWriter, readJournal, truncateTo } from './journal-file.js';
+import type { Lease } from './lock.js';
 import { parseSnapshot, SnapshotError, SnapshotVersionError, serializeSnapshot } from './snapshot.js';
-import { applyEvent, type CheckpointState, emptyState, isStepComplete } from './state.js';
+import { applyEvent, type CheckpointState, emptyState, isStepComplete, type StepRecord } from './state.js';
+import { checkEvent, checkEventInState } from './validate.js';
 
-export class CheckpointCorruptError extends CheckpointError {
-  override name = 'CheckpointCorruptError';
-  readonly exitCode = EXIT_FAILED;
+export { CheckpointCorruptError, CheckpointDamageError } from './damage.js';
+
+/** Where a step record's space was last set: the snapshot, or the journal line that (re)defined it. */
+export interface RecordOrigin {
+  file: string;
+  line?: number;
 }
+
+const origins = new WeakMap<StepRecord, RecordOrigin>();
+
+/** Where `rec` was read from, for a message about it (undefined for a record made in this process). */
+export function recordOrigin(rec: StepRecord): RecordOrigin | undefined {
+  return origins.get(rec);
+}
+
+/** The folders of a run folder (DESIGN §4), created by openForWrite. */
+export const RUN_SUBDIRS = ['steps', 'state', 'logs', 'items', 'tmp'] as const;
 
 /** Compact the journal into the snapshot once it holds this many bytes. */
 const COMPACT_BYTES = 8 * 1024 * 1024;
@@ -40,6 +64,7 @@ export class Checkpoint {
   #journal: JournalWriter | undefined;
   #journalBytesAtOpen = 0;
   #outputsDirty = true;
+  #fence: (() => void) | undefined;
   /** Where the journal's valid part ends, when it was read from disk (a torn tail is cut there). */
   #validBytes: number | undefined;
 
@@ -121,10 +146,27 @@ export class Checkpoint {
    * Creates the folders, cuts a torn journal tail, opens the journal. The caller holds the lease and read the
    * state under it (`read`), or this is a new run (`blank`), so the model in memory is the one on disk.
    */
-  async openForWrite(): Promise<void> {
+  /**
+   * Fencing (DESIGN §4: a process that lost its lease writes nothing more): with `lease`, every write of
+   * this checkpoint (journal lines, compaction, outputs.json, markers, item lists) first asks the lease
+   * whether it is still held, and is refused with LeaseLostError otherwise.
+   */
+  async openForWrite(opts: { lease?: Pick<Lease, 'assertHeld'> } = {}): Promise<void> {
+    const lease = opts.lease;
+    if (lease) this.#fence = () => lease.assertHeld();
     await ensureDir(this.root);
-    await ensureDir(this.dir);
-    for (const sub of ['steps', 'state', 'logs', 'items', 'tmp']) await ensureDir(join(this.dir, sub));
+    await ensureRealDir(this.dir);
+    // Nothing inside a run folder is a link (DESIGN §4): its folders, their entries one level down (a
+    // step's state and log folders, the slot files) and the files the runner replaces or units read.
+    for (const sub of RUN_SUBDIRS) {
+      const path = join(this.dir, sub);
+      await ensureRealDir(path);
+      for (const entry of await readdir(path, { withFileTypes: true }))
+        if (entry.isSymbolicLink()) await refuseLink(join(path, entry.name));
+    }
+    for (const name of ['checkpoint.json', 'journal.ndjson', 'outputs.json'])
+      await refuseLink(join(this.dir, name));
+    await refuseLink(join(this.root, 'latest'));
     if (this.#validBytes !== undefined) {
       if (this.loadReport.tornTail) await truncateTo(this.journalPath, this.#validBytes);
     } else if (await Checkpoint.exists(this.root, this.runId)) {
@@ -133,9 +175,18 @@ export class Checkpoint {
       // A brand-new run: the snapshot exists from the start so `runs`/`status` can always read the name.
       await writeFileAtomic(this.snapshotPath, serializeSnapshot(this.state));
     }
-    this.#journal = await JournalWriter.open(this.journalPath);
+    this.#journal = await JournalWriter.open(this.journalPath, this.#fenceOption());
     this.#journalBytesAtOpen = (await statOrUndefined(this.journalPath))?.size ?? 0;
     await writeFileAtomic(join(this.root, 'latest'), `${this.runId}\n`);
+  }
+
+  #fenceOption(): { fence?: () => void } {
+    return this.#fence ? { fence: this.#fence } : {};
+  }
+
+  /** Before any write but the journal's (which fences its own): throws once the lease is lost. */
+  #fenced(): void {
+    this.#fence?.();
   }
 
   #stamp(ev: CheckpointEvent): Stamped {
@@ -192,11 +243,13 @@ export class Checkpoint {
    */
   async compact(force = false): Promise<void> {
     await this.flush();
+    this.#fenced();
     await writeFileAtomic(this.snapshotPath, serializeSnapshot(this.state));
     if (force || this.journalBytes > COMPACT_BYTES) {
+      this.#fenced();
       await this.#journal?.close();
       await writeFileAtomic(this.journalPath, '');
-      this.#journal = await JournalWriter.open(this.journalPath);
+      this.#journal = await JournalWriter.open(this.journalPath, this.#fenceOption());
       this.#journalBytesAtOpen = 0;
     }
   }
@@ -214,6 +267,28 @@ export class Checkpoint {
     return join(this.dir, 'logs', step, `${index}.log`);
   }
 
+  /** Creates `state/<step>` (0700), refusing a link anywhere below the run folder; returns its path. */
+  async ensureStateDir(step: string): Promise<string> {
+    this.#fenced();
+    return ensureDirUnder(this.dir, join('state', step));
+  }
+
+  /**
+   * Replaces `logs/<step>/<index>.log` with `text` (0600): the folder is created without following links
+   * and the file is opened with O_NOFOLLOW, so a link planted there is refused (CheckpointLinkError), not
+   * written through. Not atomic: a log is the tail of a unit's output, and a torn one is harmless.
+   */
+  async writeLog(step: string, index: number, text: string | Buffer): Promise<void> {
+    this.#fenced();
+    await ensureDirUnder(this.dir, join('logs', step));
+    const handle = await openNoFollow(this.logPath(step, index), 'w');
+    try {
+      await handle.writeFile(text);
+    } finally {
+      await handle.close();
+    }
+  }
+
   outputsPath(): string {
     return join(this.dir, 'outputs.json');
   }
@@ -228,6 +303,7 @@ export class Checkpoint {
       const all: Record<string, Record<string, string>> = {};
       for (const [id, rec] of this.state.steps)
         if (Object.keys(rec.outputs).length > 0) all[id] = rec.outputs;
+      this.#fenced();
       await writeFileAtomic(this.outputsPath(), `${JSON.stringify(all, null, 2)}\n`);
       this.#outputsDirty = false;
     }
@@ -235,23 +311,28 @@ export class Checkpoint {
   }
 
   async writeItems(step: string, items: readonly string[]): Promise<void> {
+    this.#fenced();
     await writeFileAtomic(this.itemsPath(step), `${JSON.stringify(items)}\n`);
   }
 
   async readItems(step: string): Promise<string[]> {
-    const text = await readFileIfExists(this.itemsPath(step));
+    const text = await readFileNoFollow(this.itemsPath(step));
     const rec = this.state.steps.get(step);
-    if (text === undefined) {
+    const where = relative(process.cwd(), this.itemsPath(step));
+    const refuse = (why: string): never => {
       throw new CheckpointCorruptError(
-        `${relative(process.cwd(), this.itemsPath(step))}: the frozen item list of step "${step}" is missing; run \`checkpoint reset ${step}\` to expand it again`,
+        `${where}: the frozen item list of step "${step}" ${why}; run \`checkpoint reset ${step}\` to expand it again`,
       );
-    }
-    if (rec?.items && itemsHash(JSON.parse(text) as string[]) !== rec.items.sha256) {
-      throw new CheckpointCorruptError(
-        `${relative(process.cwd(), this.itemsPath(step))}: the frozen item list of step "${step}" does not match its checksum; run \`checkpoint reset ${step}\` to expand it again`,
-      );
-    }
-    return JSON.parse(text) as string[];
+    };
+    if (text === undefined) return refuse('is missing');
+    if (rec?.items && itemsHash(parseItems(text) ?? []) !== rec.items.sha256)
+      return refuse('does not match its checksum');
+    const items = parseItems(text);
+    if (items === undefined) return refuse('is not a JSON list of strings');
+    // The count is a field of its own in the record: a list of another length would hand out units past it.
+    if (rec?.items && items.length !== rec.items.count)
+      return refuse(`holds ${items.length} items, but its record says ${rec.items.count}`);
+    return items;
   }
 
   /** steps/<id>.complete, readable by shell scripts (`. steps/build.complete`). */
@@ -267,10 +348,12 @@ export class Checkpoint {
       `FINGERPRINT=${rec.fingerprint.hash}`,
       '',
     ].join('\n');
+    this.#fenced();
     await writeFileAtomic(join(this.dir, 'steps', `${step}.complete`), text);
   }
 
   async removeMarker(step: string): Promise<void> {
+    this.#fenced();
     await unlink(join(this.dir, 'steps', `${step}.complete`)).catch(() => undefined);
   }
 
@@ -289,8 +372,18 @@ export class Checkpoint {
   }
 
   async clearStepFiles(step: string): Promise<void> {
+    this.#fenced();
     await this.removeMarker(step);
     await rm(join(this.dir, 'items', `${step}.json`), { force: true });
+  }
+}
+
+function parseItems(text: string): string[] | undefined {
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -318,7 +411,7 @@ async function loadState(
   report.tornTail = journal.tornTail;
   const events = journal.events as unknown as Stamped[];
   let state: CheckpointState | undefined;
-  const text = await readFileIfExists(snapPath);
+  const text = await readFileNoFollow(snapPath);
   if (text !== undefined) {
     try {
       state = parseSnapshot(text, shown(snapPath));
@@ -345,15 +438,27 @@ async function loadState(
     );
   }
   if (!state) state = emptyState(runId, '');
+  else for (const rec of state.steps.values()) origins.set(rec, { file: snapPath });
   let expected = state.seq + 1;
-  for (const ev of events) {
+  for (let i = 0; i < events.length; i++) {
+    const ev = events[i] as Stamped;
+    const line = journal.lines[i];
+    const invalid = checkEvent(ev as unknown as Record<string, unknown>);
+    if (invalid !== undefined) throw new CheckpointDamageError(journalPath, line, invalid);
+    // Lines the snapshot already holds are not applied, so only their form is checked.
     if (ev.seq <= state.seq) continue;
+    const problem = checkEventInState(state, ev);
+    if (problem !== undefined) throw new CheckpointDamageError(journalPath, line, problem);
     if (ev.seq !== expected) {
       throw new CheckpointCorruptError(
         `${shown(journalPath)}: event ${ev.seq} follows ${expected - 1} (a gap); restore the previous checkpoint entry or run \`checkpoint reset --all\``,
       );
     }
     applyEvent(state, ev);
+    if (ev.type === 'step-init' || ev.type === 'step-redefine') {
+      const rec = state.steps.get(ev.step);
+      if (rec) origins.set(rec, line === undefined ? { file: journalPath } : { file: journalPath, line });
+    }
     expected += 1;
     report.eventsReplayed += 1;
   }

@@ -81,7 +81,10 @@ export interface UnitSpawnedEvent extends UnitBase {
   /** Process start time (clock ticks since boot, /proc/PID/stat field 22) so a reused pid is never killed. */
   startTime?: number;
   host: string;
-  /** The unit's CHECKPOINT_TRACKING_ID (src/exec/marker.ts): finds what it started, also outside its group. */
+  /**
+   * The value of CHECKPOINT_TRACKING_ID in the unit's environment: only a process carrying it is ever
+   * signalled as this run's orphan (src/exec/ownership.ts). Absent in older checkpoints: never signalled.
+   */
   marker?: string;
 }
 

@@ -2,8 +2,10 @@
 // journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
 
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { constants as fsConstants, openSync } from 'node:fs';
+import { chmod, lstat, mkdir, open, readFile, readlink, rename, unlink } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { CheckpointCorruptError, shownPath } from './damage.js';
 
 export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;
@@ -115,5 +117,134 @@ export async function readFileIfExists(path: string): Promise<string | undefined
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return undefined;
     throw error;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------
+// No symlinks inside a run folder (DESIGN §4). A checkpoint folder may come from a cache entry or a disk
+// others write to: a link where `logs`, `state`, `steps`, `tmp`, `items` or a file of the checkpoint should
+// be would make the runner write (or units read) outside it. Folders are created one level at a time and
+// checked with lstat; files are opened with O_NOFOLLOW; replacing a file by rename() replaces a link at
+// its name rather than following it. A link found is damage, named, and nothing goes through it.
+
+/** A symbolic link (or something else that is no plain file or folder) where the checkpoint keeps its own. */
+export class CheckpointLinkError extends CheckpointCorruptError {
+  override name = 'CheckpointLinkError';
+  readonly path: string;
+
+  constructor(path: string, what: string) {
+    super(
+      `${shownPath(path)} ${what}, where the checkpoint keeps its own files and folders; nothing is read or ` +
+        'written through it. Remove it (`rm`) if it is not meant to be there, or start a new run with ' +
+        '`checkpoint run --new`.',
+    );
+    this.path = path;
+  }
+}
+
+const NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
+const FLAG_BITS = {
+  r: fsConstants.O_RDONLY,
+  'r+': fsConstants.O_RDWR,
+  a: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND,
+  w: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC,
+  wx: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL,
+} as const;
+
+/** Throws CheckpointLinkError when `path` is a symbolic link; a missing path is fine. */
+export async function refuseLink(path: string): Promise<void> {
+  let info: Awaited<ReturnType<typeof lstat>>;
+  try {
+    info = await lstat(path);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return;
+    throw error;
+  }
+  if (info.isSymbolicLink())
+    throw new CheckpointLinkError(path, `is a symbolic link (to ${await linkTarget(path)})`);
+}
+
+async function linkTarget(path: string): Promise<string> {
+  try {
+    return await readlink(path);
+  } catch {
+    return 'somewhere';
+  }
+}
+
+/**
+ * Creates the folder `path` (mode 0700) if missing, its parent being there already, and checks that what is
+ * there is a real folder, not a link. For the folders of a run folder.
+ */
+export async function ensureRealDir(path: string): Promise<void> {
+  try {
+    await mkdir(path, { mode: DIR_MODE });
+    await chmod(path, DIR_MODE);
+  } catch (error) {
+    if (errorCode(error) !== 'EEXIST') throw error;
+  }
+  const info = await lstat(path);
+  if (info.isSymbolicLink())
+    throw new CheckpointLinkError(path, `is a symbolic link (to ${await linkTarget(path)})`);
+  if (!info.isDirectory()) throw new CheckpointLinkError(path, 'is not a folder');
+}
+
+/**
+ * `base/rel` as a real folder: every component below `base` is created (0700) or checked not to be a link.
+ * `rel` must stay below `base` (no `..`, not absolute). For the engine's `state/<step>` and `logs/<step>`.
+ */
+export async function ensureDirUnder(base: string, rel: string): Promise<string> {
+  const parts = rel.split(/[\\/]+/).filter((p) => p !== '' && p !== '.');
+  if (parts.some((p) => p === '..') || isAbsolute(rel))
+    throw new RangeError(`ensureDirUnder: "${rel}" does not stay below ${base}`);
+  let current = base;
+  for (const part of parts) {
+    current = join(current, part);
+    await ensureRealDir(current);
+  }
+  return current;
+}
+
+/**
+ * Opens a file of the checkpoint without following a link at its name (O_NOFOLLOW): a link there throws
+ * CheckpointLinkError. `flags` as for fs.open ('r', 'a', 'w', 'wx', 'r+').
+ */
+export async function openNoFollow(path: string, flags: 'r' | 'r+' | 'a' | 'w' | 'wx', mode = FILE_MODE) {
+  try {
+    return await open(path, FLAG_BITS[flags] | NOFOLLOW, mode);
+  } catch (error) {
+    if (errorCode(error) === 'ELOOP')
+      throw new CheckpointLinkError(path, `is a symbolic link (to ${await linkTarget(path)})`);
+    throw error;
+  }
+}
+
+/** openNoFollow, synchronously, for writers that keep a descriptor (the engine's slot files): returns the fd. */
+export function openNoFollowSync(
+  path: string,
+  flags: 'r' | 'r+' | 'a' | 'w' | 'wx',
+  mode = FILE_MODE,
+): number {
+  try {
+    return openSync(path, FLAG_BITS[flags] | NOFOLLOW, mode);
+  } catch (error) {
+    if (errorCode(error) === 'ELOOP') throw new CheckpointLinkError(path, 'is a symbolic link');
+    throw error;
+  }
+}
+
+/** The file's UTF-8 content, or undefined when it does not exist; a link at its name throws CheckpointLinkError. */
+export async function readFileNoFollow(path: string): Promise<string | undefined> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await openNoFollow(path, 'r');
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
   }
 }

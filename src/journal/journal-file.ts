@@ -6,12 +6,11 @@
 // most every SYNC_SPACING_MS.
 
 import type { FileHandle } from 'node:fs/promises';
-import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CheckpointError, EXIT_FAILED } from '../errors.js';
 import { crc32 } from './crc32.js';
-import { errorCode, FILE_MODE, fsyncDir, writeFix } from './fsutil.js';
+import { CheckpointLinkError, errorCode, FILE_MODE, fsyncDir, openNoFollow, writeFix } from './fsutil.js';
 
 /**
  * The least time between the starts of two fdatasyncs for lines whose callers do not wait on them (a unit's
@@ -79,9 +78,13 @@ export class JournalWriteError extends CheckpointError {
     const code = errorCode(cause);
     const detail = cause instanceof Error ? cause.message : String(cause);
     const fix = writeFix(code) ?? 'Fix the cause above';
+    // Fenced (the lease was lost): nothing is wrong with the disk, and running again is not the fix.
+    const fenced = cause instanceof Error && cause.name === 'LeaseLostError';
     super(
-      `could not write the checkpoint journal ${path}: ${code ?? 'error'} (${detail}). ` +
-        `${fix} and run \`checkpoint run\` again; work recorded before this point is kept.`,
+      fenced
+        ? `did not write the checkpoint journal ${path}: ${detail}.`
+        : `could not write the checkpoint journal ${path}: ${code ?? 'error'} (${detail}). ` +
+            `${fix} and run \`checkpoint run\` again; work recorded before this point is kept.`,
       { cause },
     );
     this.path = path;
@@ -152,6 +155,8 @@ export class JournalWriter {
   #syncs = 0;
   #error: JournalWriteError | undefined;
   #closing: Promise<void> | undefined;
+  /** Throws when this process may no longer write (its lease was lost): checked before every write. */
+  #fence: (() => void) | undefined;
 
   private constructor(path: string, fh: FileHandle, initialSize: number, syncSpacingMs: number) {
     this.path = path;
@@ -167,19 +172,22 @@ export class JournalWriter {
    */
   static async open(
     path: string,
-    { syncSpacingMs = SYNC_SPACING_MS }: { syncSpacingMs?: number } = {},
+    { syncSpacingMs = SYNC_SPACING_MS, fence }: { syncSpacingMs?: number; fence?: () => void } = {},
   ): Promise<JournalWriter> {
     let fh: FileHandle;
     try {
-      fh = await open(path, 'a', FILE_MODE);
+      fh = await openNoFollow(path, 'a', FILE_MODE);
     } catch (error) {
+      if (error instanceof CheckpointLinkError) throw error;
       throw new JournalWriteError(path, error);
     }
     try {
       const { size } = await fh.stat();
       // Make the file's directory entry durable, in case we just created it.
       await fsyncDir(dirname(path));
-      return new JournalWriter(path, fh, size, syncSpacingMs);
+      const writer = new JournalWriter(path, fh, size, syncSpacingMs);
+      writer.#fence = fence;
+      return writer;
     } catch (error) {
       await fh.close().catch(() => undefined);
       throw new JournalWriteError(path, error);
@@ -300,7 +308,12 @@ export class JournalWriter {
     let text = '';
     for (const entry of batch) text += entry.line;
     const sizeBefore = this.size;
+    // Fencing: a process that lost the run's lease writes nothing more (lock.ts, assertHeld) — not even the
+    // truncation below, which would cut the new holder's lines.
+    let fenced = text.length > 0;
     try {
+      if (text.length > 0) this.#fence?.();
+      fenced = false;
       if (text.length > 0) {
         const buffer = Buffer.from(text, 'utf8');
         let offset = 0;
@@ -318,7 +331,7 @@ export class JournalWriter {
       // Cut off whatever part of this batch reached the file, so nothing we are about to reject stays
       // behind (best effort: if that fails too, readJournal treats a partial last line as a torn tail).
       // Lines written before this batch stay: their waiters get the outcome of their own fdatasync.
-      await this.#fh.truncate(sizeBefore).catch(() => undefined);
+      if (!fenced) await this.#fh.truncate(sizeBefore).catch(() => undefined);
       const rejected = [...batch, ...this.#queue];
       this.#queue = [];
       for (const entry of rejected) entry.waiter?.reject(this.#error);
@@ -389,6 +402,8 @@ export class JournalWriter {
 
 export interface JournalContents {
   events: Record<string, unknown>[];
+  /** The 1-based line number of each event, for messages about a damaged record. */
+  lines: number[];
   /** True when the file ends with an incomplete or damaged line, which was ignored. */
   tornTail: boolean;
   /** Byte offset just after the last good line: truncate to this before appending again. */
@@ -417,12 +432,13 @@ function holdsRecord(text: string): boolean {
 export async function readJournal(path: string): Promise<JournalContents> {
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    fh = await openNoFollow(path, 'r');
   } catch (error) {
-    if (errorCode(error) === 'ENOENT') return { events: [], tornTail: false, validBytes: 0 };
+    if (errorCode(error) === 'ENOENT') return { events: [], lines: [], tornTail: false, validBytes: 0 };
     throw error;
   }
   const events: Record<string, unknown>[] = [];
+  const lines: number[] = [];
   let validBytes = 0;
   let lineNumber = 0;
   let firstBadLine: number | undefined;
@@ -458,6 +474,7 @@ export async function readJournal(path: string): Promise<JournalContents> {
         } else {
           if (firstBadLine !== undefined) throw new JournalCorruptError(path, firstBadLine);
           events.push(event);
+          lines.push(lineNumber);
           validBytes = fileOffset + newline + 1;
         }
         start = newline + 1;
@@ -473,12 +490,12 @@ export async function readJournal(path: string): Promise<JournalContents> {
   } finally {
     await fh.close();
   }
-  return { events, tornTail: firstBadLine !== undefined || partialLength > 0, validBytes };
+  return { events, lines, tornTail: firstBadLine !== undefined || partialLength > 0, validBytes };
 }
 
 /** Truncates the file at `path` to `bytes` and fsyncs it (used to cut a torn tail before appending). */
 export async function truncateTo(path: string, bytes: number): Promise<void> {
-  const fh = await open(path, 'r+');
+  const fh = await openNoFollow(path, 'r+');
   try {
     await fh.truncate(bytes);
     await fh.sync();

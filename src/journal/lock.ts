@@ -6,16 +6,38 @@
 // EEXIST if any lock exists). Replacing a stale lock is serialised by a short-lived `lock.takeover` guard
 // (created the same way), so that several contenders judging the same stale lock cannot each remove
 // the lock another one has just installed. Whoever holds the guard moves the stale lock aside with
-// rename(), checks it moved the lock it judged (same nonce), and links its own; if it moved a different
-// one it links that back.
+// rename(), checks it moved the lock it judged (same nonce and heartbeat), and links its own; if it moved
+// a different one, or the holder beat meanwhile, it links that back.
+//
+// A live holder on this host (its pid alive with the recorded start time) is never taken over, whatever
+// its heartbeat says: heartbeats judge holders on other hosts only, whose processes cannot be seen (clock
+// skew or a stalled process must not hand a live run's checkpoint to a second writer).
+//
+// Heartbeat and takeover are atomic against each other by construction: the heartbeat opens `lock`,
+// checks the nonce in that very file, rewrites it in place (same inode, same length) and then checks that
+// the name `lock` still is that inode. A takeover replaces the inode (rename aside, link a new file), so a
+// heartbeat can only ever write into its own lease's file, never over a new holder's; and a holder whose
+// inode was moved away learns it at that check. Fencing: the checkpoint writer asks `assertHeld()` before
+// every write; once the lease is lost it throws, and when the last verified heartbeat is older than half
+// the TTL (the process was stalled: SIGSTOP, a frozen VM) it verifies the lock file first, synchronously,
+// so a stalled writer that wakes up after a takeover writes nothing.
 
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { link, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import {
+  closeSync,
+  constants as fsConstants,
+  fstatSync,
+  ftruncateSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  writeSync,
+} from 'node:fs';
+import { link, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isAbsolute, join, relative } from 'node:path';
 import { CheckpointError, EXIT_INCOMPLETE } from '../errors.js';
-import { ensureDir, errorCode, FILE_MODE, tempPath } from './fsutil.js';
+import { ensureDir, errorCode, FILE_MODE, openNoFollow, refuseLink, tempPath } from './fsutil.js';
 
 export const LOCK_FILE = 'lock';
 const GUARD_FILE = 'lock.takeover';
@@ -48,6 +70,8 @@ export interface LeaseOptions {
   heartbeatMs?: number;
   /** Called (once) when the lease turns out to be lost: replaced by another process, or not refreshable. */
   onLost?: (reason: string) => void;
+  /** The host recorded in the lease (default: this host's name). Tests stand in for another runner with it. */
+  host?: string;
 }
 
 export interface Lease {
@@ -58,6 +82,11 @@ export interface Lease {
   release(): Promise<void>;
   stopHeartbeat(): void;
   /**
+   * Fencing: throws LeaseLostError unless this process still holds the lease. Cheap while heartbeats keep
+   * it fresh; after a stall it reads the lock file first (synchronously). Call it before every write.
+   */
+  assertHeld(): void;
+  /**
    * Adds a listener called (once) when the lease is lost; same as the `onLost` option. Registered after
    * the loss, it is called on the next microtask.
    */
@@ -65,7 +94,7 @@ export interface Lease {
 }
 
 export class LockedError extends CheckpointError {
-  override readonly name = 'LockedError';
+  override readonly name: string = 'LockedError';
   readonly exitCode = EXIT_INCOMPLETE;
   /** The live holder; undefined when the lock file could not be parsed (and is too young to be judged stale). */
   readonly holder: LeaseRecord | undefined;
@@ -75,6 +104,23 @@ export class LockedError extends CheckpointError {
     super(message);
     this.lockPath = lockPath;
     this.holder = holder;
+  }
+}
+
+/**
+ * A write was refused because this process no longer holds the run's lease (fencing). A LockedError: the
+ * checkpoint is another process's now.
+ */
+export class LeaseLostError extends LockedError {
+  override readonly name: string = 'LeaseLostError';
+
+  constructor(lockPath: string, reason: string) {
+    super(
+      `this process no longer holds the lease on ${lockPath} (${reason}), so it writes nothing more to the ` +
+        'checkpoint; the process that holds it now carries the run on',
+      lockPath,
+      undefined,
+    );
   }
 }
 
@@ -164,17 +210,26 @@ interface LockFileState {
 
 async function readLockFile(path: string): Promise<LockFileState | undefined> {
   try {
-    const [text, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
-    return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
+    // Not through a link: a lock is a file the runner made (DESIGN §4, no symlinks in a run folder).
+    const handle = await openNoFollow(path, 'r');
+    try {
+      const [text, info] = await Promise.all([handle.readFile('utf8'), handle.stat()]);
+      return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return undefined;
     throw error;
   }
 }
 
-/** What identifies one version of a lock file across a rename: its nonce, or its text if unparsable. */
+/**
+ * What identifies one version of a lock file across a rename: its nonce and heartbeat (a holder that beat
+ * after it was judged is not the one judged), or its text if unparsable.
+ */
 function identity(state: LockFileState): string {
-  return state.record ? `nonce:${state.record.nonce}` : `text:${state.text}`;
+  return state.record ? `nonce:${state.record.nonce}@${state.record.heartbeat}` : `text:${state.text}`;
 }
 
 interface Verdict {
@@ -202,6 +257,9 @@ function judge(state: LockFileState, ttlMs: number, now: number): Verdict {
           reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
         };
       }
+      // The holder is alive and is the process that took the lease: its heartbeat does not matter (a
+      // clock set differently or a stalled process makes it look old; it is not).
+      if (current !== undefined) return { stale: false, reason: 'alive' };
     }
   }
   const ttl = record.ttlMs ?? ttlMs;
@@ -323,12 +381,14 @@ export async function acquireLease(
     throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
   }
   await ensureDir(runDir);
+  // A run folder that is a link would put the lock (and then the checkpoint) elsewhere (DESIGN §4).
+  await refuseLink(runDir);
   const lockPath = join(runDir, LOCK_FILE);
   const guardPath = join(runDir, GUARD_FILE);
   const nonce = randomBytes(12).toString('hex');
   const record: LeaseRecord = {
     pid: process.pid,
-    host: hostname(),
+    host: opts.host ?? hostname(),
     runId: info.runId,
     attempt: info.attempt,
     heartbeat: Date.now(),
@@ -393,56 +453,70 @@ function startLease(
   onLost: ((reason: string) => void) | undefined,
 ): Lease {
   let timer: NodeJS.Timeout | undefined;
-  let tick: Promise<void> | undefined;
   let stopped = false;
-  let lastBeat = record.heartbeat;
+  let released = false;
+  /** When the lock file was last seen to be ours (Date.now()). */
+  let lastVerified = record.heartbeat;
   let lostReason: string | undefined;
   const listeners: ((reason: string) => void)[] = onLost ? [onLost] : [];
 
   const lose = (reason: string): void => {
-    if (stopped) return;
+    if (lostReason !== undefined) return;
     stop();
     lostReason = reason;
     for (const listener of listeners) listener(reason);
   };
 
-  const beat = async (): Promise<void> => {
+  // Synchronous on purpose: assertHeld() calls it on the write path after a stall, and a few small local
+  // file operations every few seconds cost less than the bookkeeping of doing them asynchronously.
+  const beat = (): void => {
+    if (lostReason !== undefined || released) return;
+    let fd: number;
     try {
-      const current = await readLockFile(lockPath);
-      if (stopped) return;
-      if (current === undefined) {
-        lose(`the lock file ${lockPath} was removed by another process`);
-        return;
-      }
-      if (current.record?.nonce !== record.nonce) {
-        const by = current.record
-          ? `pid ${current.record.pid} on host ${current.record.host}`
-          : 'another process';
+      fd = openSync(lockPath, fsConstants.O_RDWR | (fsConstants.O_NOFOLLOW ?? 0));
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') lose(`the lock file ${lockPath} was removed by another process`);
+      else trouble(error);
+      return;
+    }
+    try {
+      const text = readFileSync(fd, 'utf8');
+      const current = parseRecord(text);
+      if (current?.nonce !== record.nonce) {
+        const by = current ? `pid ${current.pid} on host ${current.host}` : 'another process';
         lose(`the lease on ${lockPath} was taken over by ${by}`);
         return;
       }
       const next: LeaseRecord = { ...record, heartbeat: Date.now() };
-      const tmp = tempPath(lockPath);
-      // No fsync: a heartbeat lost in a power cut only makes the lease look older, which is harmless.
-      await writeFile(tmp, `${JSON.stringify(next)}\n`, { mode: FILE_MODE, flag: 'wx' });
-      if (stopped) {
-        await unlink(tmp).catch(() => undefined);
+      const bytes = Buffer.from(`${JSON.stringify(next)}\n`);
+      // In place, into the inode just checked: never over a new holder's file. No fsync: a heartbeat lost
+      // in a power cut only makes the lease look older, which is harmless.
+      writeSync(fd, bytes, 0, bytes.length, 0);
+      if (bytes.length < Buffer.byteLength(text)) ftruncateSync(fd, bytes.length);
+      const mine = fstatSync(fd);
+      let there: ReturnType<typeof lstatSync> | undefined;
+      try {
+        there = lstatSync(lockPath);
+      } catch (error) {
+        if (errorCode(error) !== 'ENOENT') throw error;
+      }
+      if (there === undefined || there.ino !== mine.ino || there.dev !== mine.dev) {
+        lose(`the lease on ${lockPath} was taken over while it was being refreshed`);
         return;
       }
-      try {
-        await rename(tmp, lockPath);
-      } catch (error) {
-        await unlink(tmp).catch(() => undefined);
-        throw error;
-      }
-      lastBeat = next.heartbeat;
       record.heartbeat = next.heartbeat;
+      lastVerified = next.heartbeat;
     } catch (error) {
-      // Transient trouble (disk full...) is retried on the next tick; give up once the lease has expired.
-      if (Date.now() - lastBeat > ttlMs) {
-        lose(`could not refresh the lease on ${lockPath} for ${formatAge(ttlMs)}: ${String(error)}`);
-      }
+      trouble(error);
+    } finally {
+      closeSync(fd);
     }
+  };
+
+  // Transient trouble (disk full...) is retried on the next tick; give up once the lease has expired.
+  const trouble = (error: unknown): void => {
+    if (Date.now() - lastVerified > ttlMs)
+      lose(`could not refresh the lease on ${lockPath} for ${formatAge(ttlMs)}: ${String(error)}`);
   };
 
   const stop = (): void => {
@@ -452,10 +526,7 @@ function startLease(
   };
 
   timer = setInterval(() => {
-    if (tick !== undefined) return;
-    tick = beat().finally(() => {
-      tick = undefined;
-    });
+    if (!stopped) beat();
   }, heartbeatMs);
   timer.unref();
 
@@ -466,6 +537,16 @@ function startLease(
     info: record,
     tookOver,
     stopHeartbeat: stop,
+    assertHeld(): void {
+      if (released) throw new LeaseLostError(lockPath, 'it was released');
+      // Younger than half the TTL: no contender can have judged it stale yet, even with some clock skew.
+      if (lostReason === undefined && Date.now() - lastVerified > ttlMs / 2) {
+        beat();
+        if (lostReason === undefined && Date.now() - lastVerified > ttlMs / 2)
+          lose(`the lease on ${lockPath} could not be verified`);
+      }
+      if (lostReason !== undefined) throw new LeaseLostError(lockPath, lostReason);
+    },
     onLost(listener: (reason: string) => void): void {
       const reason = lostReason;
       if (reason === undefined) listeners.push(listener);
@@ -473,12 +554,12 @@ function startLease(
     },
     async release(): Promise<void> {
       stop();
-      await tick;
+      released = true;
       // Best effort: a lock that cannot be removed (a read-only or full disk, the very fault that may have
       // ended the run) expires by itself once this process is gone, and failing here would hide that fault.
       try {
         const current = await readLockFile(lockPath);
-        if (current?.record?.nonce === record.nonce) await unlink(lockPath);
+        if (lostReason === undefined && current?.record?.nonce === record.nonce) await unlink(lockPath);
       } catch {
         // See above.
       }

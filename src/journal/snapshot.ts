@@ -5,7 +5,14 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CheckpointError, EXIT_FAILED } from '../errors.js';
 import { IntervalSet } from './intervals.js';
-import { type CheckpointState, FORMAT_VERSION, type StepRecord, type ThrottleRecord } from './state.js';
+import {
+  type CheckpointState,
+  FORMAT_VERSION,
+  type StepRecord,
+  type ThrottleRecord,
+  unitCount,
+} from './state.js';
+import { checkStepRecord } from './validate.js';
 
 export class SnapshotError extends CheckpointError {
   override name = 'SnapshotError';
@@ -218,7 +225,7 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
   const fmt = (raw as { format?: unknown }).format;
   if (typeof fmt === 'number' && fmt > FORMAT_VERSION) {
     throw new SnapshotVersionError(
-      `${file}: checkpoint format ${fmt} is newer than this program reads (${FORMAT_VERSION}); upgrade checkpoint-action`,
+      `${file}: checkpoint format ${fmt} is newer than this program reads (${FORMAT_VERSION}); upgrade checkpoint-action, or start a new run with \`checkpoint run --new\``,
     );
   }
   // The checksum is the last key, written after the body was hashed: cut it off and hash the text as read.
@@ -259,6 +266,13 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
     if (s.completedAt !== undefined) rec.completedAt = s.completedAt;
     if (s.lastDoneAt !== undefined) rec.lastDoneAt = s.lastDoneAt;
     if (s.throttle) rec.throttle = throttleRecord(s.throttle);
+    // Evidence, not orders: the record must make sense on its own before anything reads it.
+    const problem = checkStepRecord(id, rec);
+    if (problem) throw new SnapshotError(`${file}: ${problem}`);
+    if (s.unitsTotal !== unitCount(rec))
+      throw new SnapshotError(
+        `${file}: step "${id}": unitsTotal is ${s.unitsTotal}, but its space holds ${unitCount(rec)} units`,
+      );
     steps.set(id, rec);
   }
   const state: CheckpointState = {

@@ -33,6 +33,7 @@ export interface RunningUnit {
   pid?: number;
   startTime?: number;
   host?: string;
+  /** CHECKPOINT_TRACKING_ID of the unit's process (see UnitSpawnedEvent). */
   marker?: string;
 }
 
@@ -250,6 +251,7 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
         delete rec.pace;
       }
       rec.reason = e.reason;
+      fitToSpace(rec);
       rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
       return;
     }
@@ -298,9 +300,11 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
         // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
         const n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
         rec.done.add(e.start, e.end);
-        rec.unitsDone += n;
+        // Two pieces of one cell (an interrupted unit cut anew) are two ends: never count past the total.
+        const room = Math.max(0, unitCount(rec) - rec.unitsDone);
+        rec.unitsDone += Math.min(n, room);
         const a = state.attempts[state.attempts.length - 1];
-        if (a) a.unitsDone += n;
+        if (a) a.unitsDone += Math.min(n, room);
       }
       rec.timeMs += e.ms;
       rec.lastDoneAt = e.t;
@@ -333,7 +337,8 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
     case 'interrupt':
       rec.running.delete(e.start);
       rec.timeMs += e.ms;
-      rec.interrupted.add(e.start, e.end);
+      // A unit left running before its step was redefined may lie outside the space it has now.
+      rec.interrupted.add(Math.max(e.start, rec.from), Math.min(e.end, rec.to));
       return;
     case 'step-complete':
       rec.completedAt = e.t;
@@ -380,6 +385,37 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
       rec.lastDoneAt = e.t;
       return;
   }
+}
+
+/**
+ * After a redefinition (`on-change: keep`, a changed shard or chunk size) the record's work must lie in its
+ * new space and on its new grid: done and interrupted ranges are cut to the space, a failed unit that no
+ * longer fits the grid becomes interrupted work (cut anew when handed out), and the done count follows.
+ * Units still recorded running stay (they may be ended as orphans, and their interrupt is clipped).
+ */
+function fitToSpace(rec: StepRecord): void {
+  const clip = (set: IntervalSet): IntervalSet => {
+    const out = new IntervalSet();
+    for (const [s, e] of set.intervals()) out.add(Math.max(s, rec.from), Math.min(e, rec.to));
+    return out;
+  };
+  const doneBefore = rec.done.size;
+  rec.done = clip(rec.done);
+  rec.interrupted = clip(rec.interrupted);
+  for (const [start, f] of rec.failed) {
+    const cell = Math.floor((f.start - rec.from) / rec.size);
+    const fits =
+      f.start >= rec.from &&
+      f.end <= rec.to &&
+      f.index === cell &&
+      (rec.adaptive === true || f.end <= rec.from + (cell + 1) * rec.size);
+    if (fits) continue;
+    rec.failed.delete(start);
+    rec.interrupted.add(Math.max(f.start, rec.from), Math.min(f.end, rec.to));
+  }
+  const total = unitCount(rec);
+  if (rec.done.size !== doneBefore) rec.unitsDone = countDoneUnits(rec);
+  rec.unitsDone = Math.max(0, Math.min(total, rec.unitsDone));
 }
 
 /**

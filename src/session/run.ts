@@ -11,7 +11,7 @@ import { stopAll } from '../exec/process.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { ensureDir } from '../journal/fsutil.js';
 import { acquireLease, type Lease, LockedError } from '../journal/lock.js';
-import { isValidRunId, newRunId, readLatest } from '../journal/runs.js';
+import { isValidRunId, newRunId, resolveLatest } from '../journal/runs.js';
 import { isStepComplete, unitCount } from '../journal/state.js';
 import { parseDuration } from '../plan/duration.js';
 import { loadPlan } from '../plan/load.js';
@@ -134,7 +134,7 @@ export async function chooseRun(
   plan: Plan,
   root: string,
   opts: Pick<RunCliOptions, 'run' | 'new'> & { shard?: Shard },
-): Promise<{ id: string; existing: boolean; read?: Checkpoint }> {
+): Promise<{ id: string; existing: boolean; read?: Checkpoint; warning?: string }> {
   if (opts.run !== undefined) {
     if (!isValidRunId(opts.run)) {
       throw new UsageError(
@@ -143,17 +143,26 @@ export async function chooseRun(
     }
     return { id: opts.run, existing: await Checkpoint.exists(root, opts.run) };
   }
+  // A damaged `latest` is warned about and replaced by the newest run of this plan, never a silent start-over.
+  let warning: string | undefined;
   if (!opts.new) {
     // The latest run of this plan, complete or not: a complete one is a no-op unless the plan changed
     // (DESIGN §3, complete runs), so a cron job over a finished migration does nothing.
-    const latest = await readLatest(root);
+    const found = await resolveLatest(root, plan.name);
+    warning = found.warning;
+    const latest = found.runId;
     if (latest && (await Checkpoint.exists(root, latest))) {
       const ck = await Checkpoint.read(root, latest);
-      if (ck.state.planName === plan.name) return { id: latest, existing: true, read: ck };
+      if (ck.state.planName === plan.name)
+        return { id: latest, existing: true, read: ck, ...(warning ? { warning } : {}) };
     }
   }
   const tag = opts.shard ? `shard${opts.shard.index}of${opts.shard.total}` : undefined;
-  return { id: await newRunId(root, plan.name, new Date(), tag), existing: false };
+  return {
+    id: await newRunId(root, plan.name, new Date(), tag),
+    existing: false,
+    ...(warning ? { warning } : {}),
+  };
 }
 
 /** What a run came to, for callers that do more than exit with its code (the action). */
@@ -197,6 +206,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
     ...(shard ? { shard } : {}),
   });
   const { existing, read } = chosen;
+  if (chosen.warning) io.err.write(`checkpoint: warning: ${chosen.warning}\n`);
   let id = chosen.id;
 
   // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
@@ -276,7 +286,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
         // Runs started together on a fresh folder must agree on one run: creating one is serialised by a
         // lease on the root, and whoever comes second joins (or is refused by) the run the first created.
         creating = await acquireCreating(root, id);
-        const latest = await readLatest(root);
+        const latest = (await resolveLatest(root, plan.name)).runId;
         if (latest && latest !== id && (await Checkpoint.exists(root, latest))) {
           const other = await Checkpoint.read(root, latest);
           if (other.state.planName === plan.name) {
@@ -300,7 +310,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
       }
     }
     try {
-      await ckpt.openForWrite();
+      await ckpt.openForWrite(lease ? { lease } : {});
     } finally {
       await creating?.release();
     }

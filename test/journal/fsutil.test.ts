@@ -1,10 +1,21 @@
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { crc32 } from '../../src/journal/crc32.js';
-import { ensureDir, readFileIfExists, writeFileAtomic } from '../../src/journal/fsutil.js';
+import {
+  CheckpointLinkError,
+  ensureDir,
+  ensureDirUnder,
+  openNoFollow,
+  openNoFollowSync,
+  readFileIfExists,
+  readFileNoFollow,
+  refuseLink,
+  writeFileAtomic,
+} from '../../src/journal/fsutil.js';
 import { makeTempDir, removeDir } from './support.js';
 
 describe('crc32', () => {
@@ -73,5 +84,45 @@ describe('fsutil', () => {
     expect(await readFileIfExists(join(dir, 'missing'))).toBeUndefined();
     await writeFile(join(dir, 'here'), 'héllo');
     expect(await readFileIfExists(join(dir, 'here'))).toBe('héllo');
+  });
+});
+
+describe('no links inside a run folder', () => {
+  it('ensureDirUnder creates real folders and refuses a link at any level', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ckpt-links-'));
+    try {
+      const outside = join(dir, 'outside');
+      await mkdir(outside);
+      const run = join(dir, 'run');
+      await mkdir(run);
+      expect(await ensureDirUnder(run, 'state/a')).toBe(join(run, 'state', 'a'));
+      expect((await lstat(join(run, 'state', 'a'))).isDirectory()).toBe(true);
+      await symlink(outside, join(run, 'logs'));
+      await expect(ensureDirUnder(run, 'logs/a')).rejects.toBeInstanceOf(CheckpointLinkError);
+      await symlink(outside, join(run, 'state', 'b'));
+      await expect(ensureDirUnder(run, 'state/b')).rejects.toThrow(/state\/b is a symbolic link/);
+      await expect(ensureDirUnder(run, '../x')).rejects.toBeInstanceOf(RangeError);
+      expect(await readdir(outside)).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('openNoFollow, openNoFollowSync and readFileNoFollow refuse a link at the name', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ckpt-links-'));
+    try {
+      const target = join(dir, 'target');
+      await writeFile(target, 'outside\n');
+      const link = join(dir, 'outputs.json');
+      await symlink(target, link);
+      await expect(openNoFollow(link, 'w')).rejects.toBeInstanceOf(CheckpointLinkError);
+      expect(() => openNoFollowSync(link, 'w')).toThrow(CheckpointLinkError);
+      await expect(readFileNoFollow(link)).rejects.toBeInstanceOf(CheckpointLinkError);
+      await expect(refuseLink(link)).rejects.toThrow(/outputs\.json is a symbolic link/);
+      expect(await readFile(target, 'utf8')).toBe('outside\n');
+      expect(await readFileNoFollow(join(dir, 'missing'))).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -257,6 +257,7 @@ describe('readJournal', () => {
   it('reads a missing file as empty', async () => {
     expect(await readJournal(join(dir, 'nope.ndjson'))).toEqual({
       events: [],
+      lines: [],
       tornTail: false,
       validBytes: 0,
     });
@@ -271,7 +272,12 @@ describe('readJournal', () => {
       expect(journal.validBytes).toBe(lastStart);
     }
     await writeFile(path, full);
-    expect(await readJournal(path)).toEqual({ events, tornTail: false, validBytes: full.length });
+    expect(await readJournal(path)).toEqual({
+      events,
+      lines: [1, 2, 3],
+      tornTail: false,
+      validBytes: full.length,
+    });
   });
 
   it('treats a complete last line with a bad checksum (or trailing junk) as a torn tail', async () => {
@@ -282,11 +288,17 @@ describe('readJournal', () => {
     await writeFile(path, damaged);
     expect(await readJournal(path)).toEqual({
       events: events.slice(0, 2),
+      lines: [1, 2],
       tornTail: true,
       validBytes: lastStart,
     });
     await writeFile(path, Buffer.concat([full, Buffer.alloc(300)])); // zero-filled blocks after a power cut
-    expect(await readJournal(path)).toEqual({ events, tornTail: true, validBytes: full.length });
+    expect(await readJournal(path)).toEqual({
+      events,
+      lines: [1, 2, 3],
+      tornTail: true,
+      validBytes: full.length,
+    });
   });
 
   it('throws JournalCorruptError for a damaged line followed by intact ones', async () => {
@@ -324,6 +336,7 @@ describe('readJournal', () => {
     await writer.close();
     expect(await readJournal(path)).toEqual({
       events: [...events.slice(0, 2), { seq: 3, again: true }],
+      lines: [1, 2, 3],
       tornTail: false,
       validBytes: (await stat(path)).size,
     });

@@ -15,6 +15,7 @@ const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 const MODULES = [
   'errors',
   'journal/crc32',
+  'journal/damage',
   'journal/fsutil',
   'journal/intervals',
   'journal/journal-file',
