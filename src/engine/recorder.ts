@@ -4,12 +4,12 @@
 // event-loop turn, and a kept log is written only for a unit that failed, timed out or was interrupted, at
 // most LOGS_PER_STEP per step (the summary shows the first failed ranges; successful units' output went to
 // the live log as it came).
-import { readdir, rm } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProcessExit } from '../exec/process.js';
 import { type Checkpoint, CheckpointCorruptError } from '../journal/checkpoint.js';
 import type { UnitDoneEvent } from '../journal/events.js';
-import { CheckpointWriteError } from '../journal/fsutil.js';
+import { CheckpointLinkError, CheckpointWriteError } from '../journal/fsutil.js';
 import { LockedError } from '../journal/lock.js';
 import { formatDuration } from '../plan/duration.js';
 
@@ -90,7 +90,11 @@ export class Recorder {
     const kept = await this.#kept(step);
     if (!kept.has(index)) return;
     kept.delete(index);
-    await rm(this.#ckpt.logPath(step, index), { force: true });
+    const path = this.#ckpt.logPath(step, index);
+    // A link where the log was is damage, named; never a file of ours silently removed or followed.
+    if ((await lstat(path).catch(() => undefined))?.isSymbolicLink())
+      throw new CheckpointLinkError(path, 'is a symbolic link');
+    await rm(path, { force: true });
   }
 
   #kept(step: string): Promise<Set<number>> {

@@ -65,10 +65,11 @@ steps:
     const s = await status(p);
     expect(s.complete).toBe(true);
     expect(s.units).toEqual({ total: 7, done: 7, failed: 0, remaining: 0 });
-    // A second run finds the latest run complete and starts a fresh one.
+    // A second run finds the latest run complete: a no-op in that same run (`--new` starts a fresh one).
     const again = await runCli(['run'], { cwd: p.dir });
     expect(again.code).toBe(0);
-    expect((await readdir(root)).filter((n) => n !== 'latest' && !n.startsWith('.')).length).toBe(2);
+    expect(again.stdout).toMatch(/is complete: nothing to do/);
+    expect((await readdir(root)).filter((n) => n !== 'latest' && !n.startsWith('.')).length).toBe(1);
   });
 
   it('retries with backoff, then succeeds; CHECKPOINT_TRY counts the tries', async () => {
