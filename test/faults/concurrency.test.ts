@@ -25,6 +25,7 @@ import {
   waitFor,
 } from '../support/cli.js';
 import { recordFigures } from './figures.js';
+import { waitWhileRunning } from './support/harness.js';
 import { CLI_ENV, killAllIn, orphansIn } from './support/procs.js';
 
 const UNITS = 6;
@@ -105,7 +106,12 @@ async function runId(p: Project): Promise<string> {
 async function killedHolder(): Promise<{ p: Project; id: string; pid: number }> {
   const p = await project();
   const holder = start(p);
-  await waitFor(async () => (await readLines(p.effects)).length > 0 || undefined, 30_000, 'a unit to start');
+  await waitWhileRunning(
+    holder,
+    async () => (await readLines(p.effects)).length > 0 || undefined,
+    30_000,
+    'a unit to start',
+  );
   holder.child.kill('SIGKILL');
   await holder.result;
   // The SIGKILLed run's launchers see it gone and end its units (SIGTERM, SIGKILL 3 s later). Once they
@@ -253,7 +259,8 @@ describe('concurrency', () => {
       const before = (await readLines(p.effects)).length;
       const r = start(p);
       try {
-        await waitFor(
+        await waitWhileRunning(
+          r,
           async () => (await readLines(p.effects)).length > before || undefined,
           30_000,
           `${what}: units`,

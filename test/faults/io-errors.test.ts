@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Checkpoint } from '../../src/journal/checkpoint.js';
-import { type Project, tempProject, waitFor } from '../support/cli.js';
+import { type Project, tempProject } from '../support/cli.js';
 import { recordFigures } from './figures.js';
 import {
   allUnits,
@@ -24,6 +24,7 @@ import {
   hasStackTrace,
   runCliWith,
   spawnCli,
+  waitWhileRunning,
 } from './support/harness.js';
 
 // `prep` prints PREP_OUTPUT bytes (a log that can outgrow a size limit); `names` freezes a list whose size
@@ -185,7 +186,9 @@ async function runFault(f: Fault): Promise<void> {
     });
     let undo: (() => Promise<void>) | undefined;
     if (f.inject) {
-      const runDir = await waitFor(
+      // Gated units wait for `go`: a run that ends before the moment (the fault's set-up broke it) says why.
+      const runDir = await waitWhileRunning(
+        run,
         async () => {
           const id = (await readFile(join(root, 'latest'), 'utf8').catch(() => '')).trim();
           if (!id) return undefined;

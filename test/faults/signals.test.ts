@@ -17,9 +17,9 @@ import {
   type StatusJson,
   startCli,
   tempProject,
-  waitFor,
 } from '../support/cli.js';
 import { recordFigures } from './figures.js';
+import { waitWhileRunning } from './support/harness.js';
 import { CLI_ENV, killAllIn, orphansIn, pool } from './support/procs.js';
 
 type Kind = 'ignores-term' | 'children' | 'mid-write';
@@ -95,7 +95,9 @@ async function scenario(kind: Kind, seq: Sequence, projects: Project[]): Promise
   void run.result.then(() => {
     exited = true;
   });
-  await waitFor(
+  // The units then wait for the signal: a run that ended before they were ready can never get there.
+  await waitWhileRunning(
+    run,
     async () =>
       (await readLines(p.effects)).filter((l) => l.startsWith('ready')).length >= PARALLEL || undefined,
     60_000,

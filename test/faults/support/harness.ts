@@ -1,5 +1,6 @@
-// Shared by the fault campaigns: spawning the CLI under a fault (a file size limit, another user), reading
-// which units a checkpoint or the effects file says ran, and judging an error message.
+// Shared by the fault campaigns: spawning the CLI under a fault (a file size limit, another user), waiting on
+// what a running CLI does, reading which units a checkpoint or the effects file says ran, and judging an
+// error message.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chown, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -51,6 +52,50 @@ export function spawnCli(args: string[], opts: FaultSpawn): FaultRun {
     child.on('close', (code, signal) => res({ code, signal, stdout, stderr }));
   });
   return { child, result, output: () => stdout + stderr };
+}
+
+/** A started CLI, as test/support/cli.ts's startCli or spawnCli above return it. */
+export interface RunningCli {
+  result: Promise<CliResult>;
+  output(): string;
+}
+
+/** The last `max` characters of a run's output, for a message. */
+function tailOf(text: string, max = 4000): string {
+  return text.length <= max ? text : `…${text.slice(-max)}`;
+}
+
+/**
+ * Polls `fn` (every 25 ms, like test/support/cli.ts's waitFor) for something the running CLI `run` will
+ * do, and gives up at once, with its exit and output, when the run ends first: what a run has not done by
+ * its end never comes, and waiting out the timeout then only hid why (a torn-files set-up once waited 180 s
+ * for a unit that had already run in an earlier attempt). `fn` is asked once more after the end is known,
+ * so an event that came just before the exit is never missed.
+ */
+export async function waitWhileRunning<T>(
+  run: RunningCli,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  let ended: CliResult | undefined;
+  void run.result.then((r) => {
+    ended = r;
+  });
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const endedBefore = ended;
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (endedBefore)
+      throw new Error(
+        `the run ended (exit ${endedBefore.code}, signal ${endedBefore.signal}) before ${what}:\n` +
+          tailOf(run.output()),
+      );
+    if (Date.now() > until)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}:\n${tailOf(run.output())}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 export function runCliWith(args: string[], opts: FaultSpawn): Promise<CliResult> {
@@ -131,6 +176,24 @@ export async function chownTree(dir: string, user: { uid: number; gid: number })
     if (e.isDirectory()) await chownTree(p, user);
     else await chown(p, user.uid, user.gid);
   }
+}
+
+/**
+ * The events of a journal a run is still writing: whole lines only (a reader may see the start of a line
+ * whose write is under way), parsed independently of the reader under test; none while it does not exist.
+ */
+export async function liveJournalEvents<E extends object>(path: string): Promise<E[]> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  const out: E[] = [];
+  for (const line of text.slice(0, text.lastIndexOf('\n') + 1).split('\n')) {
+    if (line === '') continue;
+    try {
+      out.push(JSON.parse(line) as E);
+    } catch {
+      // Damage is the reader's business; this only watches a run's progress.
+    }
+  }
+  return out;
 }
 
 export async function readRunId(projectDir: string): Promise<string> {
