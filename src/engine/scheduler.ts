@@ -760,6 +760,9 @@ export class Engine {
     const final = tryNo >= step.retry.attempts || this.#stopping !== undefined || refused;
     const cmd = describeUnitItems(step, u, run.items);
     const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts}${refused ? `; not retried: ${verdict.why}` : ''})`;
+    // A final failure stops the step at once when it passes max-failures, before its record is durable: the
+    // pump runs while the record is written, and must not start units the failure rules out.
+    const pastMaxFailures = final ? run.queue.failed(u) : false;
     await this.#ckpt.record({
       type: 'fail',
       ...u,
@@ -785,7 +788,7 @@ export class Engine {
       });
       return;
     }
-    if (run.queue.failed(u) && step.batch)
+    if (pastMaxFailures && step.batch)
       this.#emit({
         type: 'notice',
         message: `${step.id}: ${run.queue.failedFinal} unit(s) failed, more than max-failures (${run.queue.maxFailures}); not starting more units of this step`,
