@@ -253,8 +253,9 @@ export class Engine {
     for (const step of topoOrder(this.#plan).filter((s) => selected.has(s.id))) {
       const run = new StepRun(step, ckpt);
       run.queue.deadline = deadline;
+      // A list expanded by this attempt is used as it is; only a list frozen earlier is read back.
       if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
-        run.items = await ckpt.readItems(step.id);
+        run.items = this.#prep.items.get(step.id) ?? (await ckpt.readItems(step.id));
       if (step.batch?.throttle) run.throttle = this.#throttleOf(run, step.batch.throttle);
       this.#runs.set(step.id, run);
       await ckpt.ensureStateDir(step.id);
@@ -697,8 +698,7 @@ export class Engine {
         }
       } catch (err) {
         if (!(err instanceof OutputSyntaxError)) throw err;
-        await this.#recorder.keepLog(step.id, u.index, proc.tailBytes());
-        return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, proc.tail());
+        return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, proc);
       }
       await this.#recorder.dropLog(step.id, u.index);
       await this.#recorder.done(
@@ -717,8 +717,8 @@ export class Engine {
       this.#emit({ type: 'unit-end', unit: u, result: 'yielded', ms: exit.ms });
       return;
     }
-    await this.#recorder.keepLog(step.id, u.index, proc.tailBytes());
     if (verdict.kind === 'interrupted') {
+      await this.#recorder.keepLog(step.id, u.index, proc.tailBytes());
       await ckpt.record({
         type: 'interrupt',
         ...u,
@@ -735,7 +735,7 @@ export class Engine {
       });
       return;
     }
-    await this.#recordFailure(run, u, tryNo, exit, verdict.reason, proc.tail());
+    await this.#recordFailure(run, u, tryNo, exit, verdict.reason, proc);
   }
 
   async #recordFailure(
@@ -744,9 +744,10 @@ export class Engine {
     tryNo: number,
     exit: ProcessExit,
     reason: string,
-    tail: string,
+    proc: ManagedProcess,
   ): Promise<void> {
     const step = run.step;
+    const tail = proc.tail();
     const failure = failureOf(exit);
     const verdict = mayRetry(step.retry.on, failure);
     const hint = failureHint(failure, {
@@ -763,6 +764,7 @@ export class Engine {
     // A final failure stops the step at once when it passes max-failures, before its record is durable: the
     // pump runs while the record is written, and must not start units the failure rules out.
     const pastMaxFailures = final ? run.queue.failed(u) : false;
+    await this.#recorder.keepLog(step.id, u.index, proc.tailBytes());
     await this.#ckpt.record({
       type: 'fail',
       ...u,
