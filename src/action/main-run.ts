@@ -3,6 +3,7 @@
 // the job the way `on-incomplete` says.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as core from '@actions/core';
 import { stringify } from 'yaml';
 import { classify } from '../cli/main.js';
 import { executeRun, type Io, type RunHooks, type RunOutcome } from '../cli/run.js';
@@ -17,7 +18,6 @@ import { dispatchWorkflow, readContinuations, writeContinuations } from './conti
 import { InputError, type Inputs, readInputs } from './inputs.js';
 import { baseKey } from './keys.js';
 import { publishReport, readRun, setRunOutputs } from './report.js';
-import * as core from './runner-commands.js';
 import { maskSecrets, secretValues } from './secrets.js';
 import { CoreStateProvider, type StateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
@@ -74,7 +74,7 @@ async function setUp(state: StateProvider): Promise<Context | undefined> {
   const cfg = readConfig();
   let inputs: Inputs;
   try {
-    inputs = readInputs((n) => core.getInput(n), { workspace: cfg.workspace });
+    inputs = readInputs((n) => core.getInput(n, { trimWhitespace: false }), { workspace: cfg.workspace });
     if (inputs.onIncomplete === 'dispatch' && inputs.key === undefined)
       throw new InputError(
         'input `on-incomplete: dispatch` continues in a new workflow run, which finds the checkpoint only through an explicit `key`; set `key` (for example `key: nightly-backfill`)',

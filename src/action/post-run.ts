@@ -1,12 +1,12 @@
 // The action's post step (runs always, also after a cancel or timeout): end any unit process group that
 // outlived main, then save the checkpoint if main could not (it was cancelled, timed out or crashed).
 
+import * as core from '@actions/core';
 import { endOrphans } from '../engine/orphans.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { acquireLease, LockedError } from '../journal/lock.js';
 import { readConfig } from './config.js';
 import { InputError, type Inputs, readInputs } from './inputs.js';
-import * as core from './runner-commands.js';
 import { CoreStateProvider, type StateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
 import { CheckpointSync } from './sync.js';
@@ -58,7 +58,7 @@ async function post(state: StateProvider): Promise<void> {
   const cfg = readConfig();
   let inputs: Inputs;
   try {
-    inputs = readInputs((n) => core.getInput(n), { workspace: cfg.workspace });
+    inputs = readInputs((n) => core.getInput(n, { trimWhitespace: false }), { workspace: cfg.workspace });
   } catch (err) {
     // Main read the same inputs successfully, so this cannot normally happen; say so rather than crash.
     if (!(err instanceof InputError)) throw err;
