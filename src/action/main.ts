@@ -1,3 +1,5 @@
 import { run } from './main-run.js';
+import { refuseUnsupportedPlatform } from './platform.js';
 
+refuseUnsupportedPlatform();
 void run();

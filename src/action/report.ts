@@ -44,9 +44,9 @@ export async function setRunOutputs(
 
 /** Job summary and annotations for the run as it stands now. */
 export async function publishReport(
-  ctx: MainContext,
+  ctx: Pick<MainContext, 'plan' | 'cfg' | 'runId'> & { sync: Pick<MainContext['sync'], 'warnings'> },
   result: RunResult | undefined,
-  restored: RestoreOutcome,
+  restored: Pick<RestoreOutcome, 'source'>,
   ckpt: Checkpoint | undefined,
 ): Promise<void> {
   if (!ckpt) return;

@@ -4,7 +4,8 @@
 // it) the run's own list is asked; with an explicit `key` that outlives runs, the repository's list is.
 import { join } from 'node:path';
 import { ARCHIVE, MANIFEST } from './bundle.js';
-import { EntryUnusable, type Store, StoreError } from './store.js';
+import { rest } from './rest.js';
+import { EntryUnusable, isEntryOf, type Store, StoreError } from './store.js';
 import { DEFAULT_IDLE_MS, withIdleTimeout } from './watchdog.js';
 
 type ArtifactModule = typeof import('@actions/artifact');
@@ -20,6 +21,8 @@ export interface ArtifactStoreOptions {
   retentionDays?: number;
   /** How long a connection to the service may stay silent before it is given up (see watchdog.ts). */
   idleTimeoutMs?: number;
+  /** Aborts the REST listing (main's SIGINT). */
+  signal?: AbortSignal;
 }
 
 interface Listed {
@@ -65,15 +68,16 @@ export class ArtifactStore implements Store {
     // GitHub lists a repository's artifacts newest first; ten pages of 100 reach far enough back for a
     // checkpoint that is saved every few minutes, without walking a big repository's whole history.
     for (let page = 1; page <= 10; page++) {
-      const url = `${this.#o.apiUrl.replace(/\/$/, '')}/repos/${this.#o.repository}/actions/artifacts?per_page=100&page=${page}`;
-      const res = await fetch(url, {
-        headers: {
-          authorization: `Bearer ${this.#o.token}`,
-          accept: 'application/vnd.github+json',
-          'x-github-api-version': '2022-11-28',
+      const res = await rest(
+        {
+          apiUrl: this.#o.apiUrl,
+          token: this.#o.token,
+          repository: this.#o.repository,
+          ...(this.#o.signal ? { signal: this.#o.signal } : {}),
         },
-      });
-      if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+        'GET',
+        `/actions/artifacts?per_page=100&page=${page}`,
+      );
       const body = (await res.json()) as { artifacts?: RestArtifact[] };
       const list = body.artifacts ?? [];
       for (const a of list) {
@@ -128,7 +132,7 @@ export class ArtifactStore implements Store {
       // Newest by creation time; equal times (one-second resolution) fall back to the higher id. Entries
       // already refused are passed over, so a bad newest entry leaves the one before it usable.
       newest = list
-        .filter((a) => !refused.has(a.name))
+        .filter((a) => isEntryOf(prefix, a.name) && !refused.has(a.name))
         .sort((a, b) => b.createdAt - a.createdAt || b.id - a.id)[0];
     } catch (err) {
       throw new StoreError(`artifact list failed: ${(err as Error).message}`, { cause: err });

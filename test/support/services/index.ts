@@ -15,7 +15,7 @@ import { type Azurite, startAzurite } from './azurite.js';
 import { type BlobProxy, startBlobProxy } from './blob-proxy.js';
 import { type CacheService, createCacheService } from './cache-service.js';
 import { type HttpService, startHttpService } from './http.js';
-import { makeRuntimeToken } from './token.js';
+import { cacheScopes, makeRuntimeToken } from './token.js';
 
 export type { ArtifactRecord, ArtifactService, RunRef } from './artifact-service.js';
 export type { Azurite } from './azurite.js';
@@ -103,7 +103,7 @@ export async function startServices(opts: ServicesOptions = {}): Promise<Service
     const blobProxy = await startBlobProxy(azurite.url);
     closers.push(() => blobProxy.close());
     let apiUrl = '';
-    const cache = createCacheService(azurite, { blobProxy });
+    const cache = createCacheService(azurite, { blobProxy, repository: full, githubToken });
     const artifact = createArtifactService(azurite, {
       repository: full,
       githubToken,
@@ -115,7 +115,7 @@ export async function startServices(opts: ServicesOptions = {}): Promise<Service
     // ACTIONS_CACHE_SERVICE_V2 nothing should call them, and if something does it shows in unhandled().
     const results: HttpService = await startHttpService([cache.handler, artifact.twirpHandler]);
     closers.push(() => results.close());
-    const api: HttpService = await startHttpService([artifact.restHandler]);
+    const api: HttpService = await startHttpService([artifact.restHandler, cache.restHandler]);
     closers.push(() => api.close());
     apiUrl = api.url;
 
@@ -123,7 +123,7 @@ export async function startServices(opts: ServicesOptions = {}): Promise<Service
       const ref: RunRef = { ...defaults, ...run };
       const ids = artifact.registerRun(ref);
       return {
-        ACTIONS_RUNTIME_TOKEN: makeRuntimeToken(ids, full),
+        ACTIONS_RUNTIME_TOKEN: makeRuntimeToken(ids, full, cacheScopes(ref.ref ?? 'refs/heads/main')),
         ACTIONS_RESULTS_URL: `${results.url}/`,
         ACTIONS_CACHE_URL: `${results.url}/legacy-cache/`,
         ACTIONS_CACHE_SERVICE_V2: 'true',
@@ -134,6 +134,7 @@ export async function startServices(opts: ServicesOptions = {}): Promise<Service
         GITHUB_REPOSITORY: full,
         GITHUB_RUN_ID: String(ref.runId),
         GITHUB_RUN_ATTEMPT: String(ref.runAttempt),
+        GITHUB_REF: ref.ref ?? 'refs/heads/main',
         RUNNER_TEMP: runnerTemp,
       };
     };
