@@ -67,8 +67,11 @@ export interface RestoreOutcome {
 export const MAX_CANDIDATES = 3;
 /** Entries of a key kept after a successful save: the newest, and one before it should it be damaged. */
 export const KEEP_ENTRIES = 2;
-/** A throttled save waits for its `Retry-After` only this long (a periodic save comes again anyway). */
-const MAX_THROTTLE_WAIT_MS = 60_000;
+/**
+ * A throttled save waits for its `Retry-After` only this long; a longer wait is left to the next periodic
+ * save (or post), so the end of main is not held up.
+ */
+const MAX_THROTTLE_WAIT_MS = 30_000;
 
 /** The bundle folder, relative to the workspace the same way every time (the cache hashes the path). */
 export function bundleDir(workspace: string): string {

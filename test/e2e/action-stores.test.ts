@@ -194,6 +194,12 @@ describe('the action when the store misbehaves (built dist, as the runner runs i
     // Attempt 1's units are not run again: only what attempt 2 did after attempt 1's save and what was left.
     const again = (await s.started()).slice(startedBefore);
     for (const u of afterFirst) expect(again).not.toContain(u);
+    // Pruned after attempt 3's save: the run keeps its newest two checkpoint artifacts.
+    const kept = services.artifact
+      .artifacts()
+      .filter((a) => a.finalizedAt && !a.deleted && a.name.startsWith(`checkpoint-v1-ci-build-${runId}-`));
+    expect(kept).toHaveLength(2);
+    expect(r3.main.stdout).toMatch(/deleted \d+ older entr(y|ies) of key ci-build-/);
   }, 240_000);
 
   it('explicit key + signing-key: an unsigned entry planted under a newer run id is refused and the older run’s entry resumes', async () => {
@@ -289,6 +295,71 @@ describe('the action when the store misbehaves (built dist, as the runner runs i
     expect(left).toHaveLength(2);
     expect(left).toContain(/saved checkpoint as (\S+)/.exec(ok.main.stdout)?.[1]);
   }, 120_000);
+});
+
+describe('the Azure SDK download path (signed URLs on *.blob.core.windows.net, resolved to Azurite)', () => {
+  /** Two saved entries of one run: attempt 1's, then attempt 2's (the newest). */
+  async function twoEntries(name: string) {
+    const s = await scenario(name);
+    const runId = nextRun++;
+    const inputs = { 'time-budget': '2s', 'on-incomplete': 'success' };
+    const r1 = await (await s.job({ runId, attempt: 1, inputs })).run();
+    const r2 = await (await s.job({ runId, attempt: 2, inputs })).run();
+    const saved = (r: typeof r1) =>
+      [...r.main.stdout.matchAll(/saved checkpoint as (\S+)/g)].map((m) => m[1] ?? '');
+    return {
+      s,
+      runId,
+      older: saved(r1).at(-1) ?? '',
+      newest: saved(r2).at(-1) ?? '',
+      afterTwo: await s.ended(),
+    };
+  }
+
+  it('a slow download (late, then trickling) on the SDK path still restores', async () => {
+    const { s, runId, newest } = await twoEntries('azure-slow');
+    services.cache.setAzureHost(true);
+    services.cache.setEntryFault(newest, 'slow');
+    const before = services.blobProxy.requests().length;
+    let r3: Awaited<ReturnType<Job['run']>>;
+    try {
+      r3 = await (await s.job({ runId, attempt: 3, env: services.azureEnv() })).run();
+    } finally {
+      services.cache.setAzureHost(false);
+      services.cache.setEntryFault(newest, 'none');
+    }
+    expect(r3.main.code, r3.main.stdout).toBe(0);
+    expect(r3.main.stdout).toContain(`restored ${newest}`);
+    expect(r3.main.outputs).toMatchObject({ resumed: 'true', complete: 'true' });
+    // The Azure SDK's way: the blob's properties first, then ranged GETs (the plain client GETs it whole).
+    const seen = services.blobProxy.requests().slice(before);
+    expect(seen).toContain('HEAD');
+    expect(seen.some((r) => /^GET bytes=0-\d+$/.test(r))).toBe(true);
+  }, 120_000);
+
+  it('a download cut off on the SDK path (retried by the SDK) makes restore use the entry before it', async () => {
+    const { s, runId, older, newest, afterTwo } = await twoEntries('azure-cut');
+    expect(older).not.toBe('');
+    services.cache.setAzureHost(true);
+    services.cache.setEntryFault(newest, 'cut');
+    let r3: Awaited<ReturnType<Job['run']>>;
+    try {
+      r3 = await (await s.job({ runId, attempt: 3, env: services.azureEnv() })).run();
+    } finally {
+      services.cache.setAzureHost(false);
+      services.cache.setEntryFault(newest, 'none');
+    }
+    expect(r3.main.code, r3.main.stdout).toBe(0);
+    expect(r3.main.warnings.join('\n')).toMatch(
+      new RegExp(`cache restore of ${newest} failed: .*; trying the entry before it`),
+    );
+    expect(r3.main.stdout).toContain(`restored ${older}`);
+    expect(r3.main.outputs).toMatchObject({ resumed: 'true', complete: 'true' });
+    expect(services.blobProxy.broken()).toContain('cut download');
+    // Every unit ends up done.
+    expect([...new Set(await s.ended())].length).toBe(UNITS);
+    expect(afterTwo.length).toBeGreaterThan(0);
+  }, 180_000);
 });
 
 describe('messages that say what really happened', () => {

@@ -363,7 +363,7 @@ steps:
     const failed = await (await s.job({ runId: nextRun++, inputs: { 'time-budget': '1s' } })).run();
     expect(failed.main.code).toBe(1);
     expect(failed.main.errors.join('\n')).toMatch(
-      /incomplete: \d+ units remain; the checkpoint is saved under key .*re-run the job/,
+      /incomplete: \d+ units remain; the checkpoint is saved as checkpoint-v1-\S+ in the cache store: re-run the job/,
     );
     expect(failed.main.outputs.complete).toBe('false');
 

@@ -48,9 +48,10 @@
 // (`cache.tgz`); the method is hashed into the entry version, so a zstd save is invisible to a gzip restore.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Azurite } from './azurite.js';
-import type { BlobProxy } from './blob-proxy.js';
+import { AZURE_BLOB_SUFFIX, type BlobProxy } from './blob-proxy.js';
 import {
   applyTransportFault,
+  type BlobFault,
   type FaultMode,
   FaultSwitch,
   type Handler,
@@ -120,6 +121,14 @@ export interface CacheService {
   throttleRest(count: number, retryAfterSecs: number): void;
   /** REST requests received, as `VERB path?query`. */
   restRequests(): string[];
+  /**
+   * Hands out download URLs on `<account>.blob.core.windows.net` (port kept), as github.com does, so that
+   * @actions/cache takes its Azure SDK path (ranged segments, retries, segment timeout). The process
+   * downloading must resolve that host to 127.0.0.1 (services.azureEnv()).
+   */
+  setAzureHost(on: boolean): void;
+  /** Every download of the entry `key` suffers `mode` (through the blob proxy); `none` lifts it. */
+  setEntryFault(key: string, mode: BlobFault | 'none'): void;
 }
 
 function isCacheMethod(m: string): m is CacheMethod {
@@ -227,6 +236,16 @@ export function createCacheService(
     return undefined;
   }
 
+  let azureHost = false;
+  const entryFaults = new Map<string, BlobFault>();
+  /** `http://127.0.0.1:P/<account>/<container>/<blob>?sas` → `http://<account>.blob.core.windows.net:P/<container>/<blob>?sas`. */
+  const onAzureHost = (sasUrl: string): string => {
+    if (!azureHost) return sasUrl;
+    const u = new URL(sasUrl);
+    const [, account, ...rest] = u.pathname.split('/');
+    return `http://${account}${AZURE_BLOB_SUFFIX}:${u.port}/${rest.join('/')}${u.search}`;
+  };
+
   function download(body: Record<string, unknown>, res: ServerResponse, route: Route, scopes: CacheScope[]) {
     const key = str(body, 'key');
     const version = str(body, 'version');
@@ -237,9 +256,12 @@ export function createCacheService(
     const hit = lookup(key, restoreKeys, version, scopes);
     // A miss is `ok: false` in a 200, not an error: the library turns it into `undefined`.
     if (!hit) return sendJson(res, 200, { ok: false });
+    const own = entryFaults.get(hit.key);
+    const proxy = opts.blobProxy;
+    const via: Route = own && proxy ? (u) => proxy.route(u, own) : route;
     sendJson(res, 200, {
       ok: true,
-      signed_download_url: route(azurite.sasUrl(container, hit.blob, 'r')),
+      signed_download_url: via(onAzureHost(azurite.sasUrl(container, hit.blob, 'r'))),
       matched_key: hit.key,
     });
   }
@@ -367,6 +389,13 @@ export function createCacheService(
       throttle = { count, secs };
     },
     restRequests: () => [...restLog],
+    setAzureHost(on) {
+      azureHost = on;
+    },
+    setEntryFault(key, mode) {
+      if (mode === 'none') entryFaults.delete(key);
+      else entryFaults.set(key, mode);
+    },
     entries: () => entries.map((e) => ({ ...e })),
     setFault(mode, only) {
       if (only === 'save') faults.set(mode, CACHE_SAVE_METHODS);

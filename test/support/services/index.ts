@@ -7,7 +7,7 @@
 //   try { await cache.saveCache([dir], key); } finally { restore(); }
 //   expect(services.cache.entries()).toHaveLength(1);
 //   await services.stop();
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ArtifactService, createArtifactService, type RunRef } from './artifact-service.js';
@@ -56,6 +56,11 @@ export interface Services {
   resultsUrl: string;
   /** GITHUB_API_URL. */
   apiUrl: string;
+  /**
+   * For a process that downloads from `*.blob.core.windows.net` URLs (cache.setAzureHost): NODE_OPTIONS that
+   * resolve that host to 127.0.0.1, where Azurite (or the blob proxy) listens.
+   */
+  azureEnv(): Record<string, string>;
   /** Requests no fake handled, e.g. a library calling the v1 cache API; should stay empty. */
   unhandled(): string[];
   /** Idempotent; stops Azurite even if a server fails to close. */
@@ -139,8 +144,29 @@ export async function startServices(opts: ServicesOptions = {}): Promise<Service
       };
     };
 
+    // Loaded with --import into the process under test: only the Azure blob host is answered, and with the
+    // loopback address; every other name resolves as usual.
+    const dnsPreload = join(runnerTemp, 'azure-blob-dns.mjs');
+    await writeFile(
+      dnsPreload,
+      [
+        "import dns from 'node:dns';",
+        'const lookup = dns.lookup;',
+        'dns.lookup = function (host, opts, cb) {',
+        "  if (typeof host === 'string' && host.endsWith('.blob.core.windows.net')) {",
+        "    if (typeof opts === 'function') { cb = opts; opts = {}; }",
+        "    if (opts && opts.all) return process.nextTick(cb, null, [{ address: '127.0.0.1', family: 4 }]);",
+        "    return process.nextTick(cb, null, '127.0.0.1', 4);",
+        '  }',
+        '  return lookup.apply(this, arguments);',
+        '};',
+        '',
+      ].join('\n'),
+    );
+
     return {
       env: envFor(),
+      azureEnv: () => ({ NODE_OPTIONS: `--import=file://${dnsPreload}` }),
       envFor,
       githubToken,
       repository: { owner, repo, full },
