@@ -2,4 +2,5 @@ import { refuseUnsupportedPlatform } from './platform.js';
 import { run } from './post-run.js';
 
 refuseUnsupportedPlatform();
-void run();
+// As in main.ts: an open connection left by a store library must not keep the step alive.
+void run().then(() => process.exit());
