@@ -16,6 +16,8 @@ export interface RunnerConfig {
   apiUrl: string;
   /** GITHUB_ACTOR: who started the workflow run (the approver of the `approve` input); '' when unset. */
   actor?: string;
+  /** RUNNER_ENVIRONMENT says `self-hosted`: the workspace may outlive the job. */
+  selfHosted: boolean;
   /** The runner's job-level token variables are present (a real or emulated runner, not a laptop). */
   summaryFile?: string;
 }
@@ -34,6 +36,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RunnerConfig {
     ref: env.GITHUB_REF || '',
     apiUrl: env.GITHUB_API_URL || 'https://api.github.com',
     actor: env.GITHUB_ACTOR || '',
+    selfHosted: env.RUNNER_ENVIRONMENT === 'self-hosted',
   };
   if (env.GITHUB_STEP_SUMMARY) cfg.summaryFile = env.GITHUB_STEP_SUMMARY;
   return cfg;

@@ -35,6 +35,8 @@ export interface Inputs {
   /** Step ids with `approval: true` to approve before the engine runs (checked against the plan in main). */
   approve: string[];
   maxContinuations: number;
+  /** `store: artifact`: days GitHub keeps each saved artifact (1 to 90); undefined: the repository's setting. */
+  retentionDays?: number;
   command: (typeof COMMANDS)[number];
   githubToken: string;
 }
@@ -96,6 +98,7 @@ export const INPUT_DEFAULTS = {
   reset: '',
   approve: '',
   'max-continuations': '10',
+  'retention-days': '',
   command: 'run',
   'github-token': '',
 } as const;
@@ -170,6 +173,14 @@ function schema(ctx: InputContext, command: string) {
     reset: field(words),
     approve: field(words),
     'max-continuations': field((v) => integer('max-continuations', v || '10', 0)),
+    'retention-days': optional((v) => {
+      const n = integer('retention-days', v, 1);
+      if (n > 90)
+        throw new InputError(
+          `input \`retention-days\`: GitHub keeps artifacts at most 90 days (less when the repository says so), got "${v}"`,
+        );
+      return n;
+    }),
     command: field((v) => oneOf('command', v || 'run', COMMANDS)),
     'github-token': field((v) => v),
   });
@@ -214,5 +225,6 @@ export function readInputs(get: (name: string) => string, ctx: InputContext): In
     else inputs.shard = v.shard;
   }
   if (v['signing-key'] !== undefined) inputs.signingKey = v['signing-key'];
+  if (v['retention-days'] !== undefined) inputs.retentionDays = v['retention-days'];
   return inputs;
 }

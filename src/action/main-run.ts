@@ -1,8 +1,9 @@
 // The action's main step: read inputs, restore the newest checkpoint for the key, run the engine (saving
 // every `save-every` while progress changes), save once more, write the job summary and outputs, and end
 // the job the way `on-incomplete` says.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as core from '@actions/core';
 import { stringify } from 'yaml';
 import { classify, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK } from '../errors.js';
 import { Checkpoint } from '../journal/checkpoint.js';
@@ -15,8 +16,8 @@ import { type RunnerConfig, readConfig } from './config.js';
 import { dispatchWorkflow, readContinuations, writeContinuations } from './continuation.js';
 import { InputError, type Inputs, readInputs } from './inputs.js';
 import { baseKey } from './keys.js';
+import { actionLog, StepGroups } from './log-groups.js';
 import { publishReport, readRun, setRunOutputs } from './report.js';
-import * as core from './runner-commands.js';
 import { maskSecrets, secretValues } from './secrets.js';
 import { CoreStateProvider, type StateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
@@ -69,11 +70,24 @@ interface Context {
   io: Io;
 }
 
-async function setUp(state: StateProvider): Promise<Context | undefined> {
+/** The `file` input names a plan that is not there: the action's words, not the CLI's `-f PATH`. */
+async function missingPlan(inputs: Inputs, cfg: RunnerConfig): Promise<string | undefined> {
+  if (inputs.run !== undefined) return undefined;
+  const st = await stat(inputs.file).catch(() => undefined);
+  if (st?.isFile()) return undefined;
+  const shown = inputs.file.startsWith(`${cfg.workspace}/`)
+    ? inputs.file.slice(cfg.workspace.length + 1)
+    : inputs.file;
+  return st
+    ? `input \`file\`: ${shown} is a directory, not a plan file; set \`file\` to the plan's path (for example \`file: ${shown}/checkpoint.yml\`)`
+    : `input \`file\`: ${shown} was not found in the workspace (${cfg.workspace}); check the repository out first (actions/checkout), add the plan there, or set \`file\` to its path, or write a one-step plan inline with \`run\``;
+}
+
+async function setUp(state: StateProvider, signal: AbortSignal): Promise<Context | undefined> {
   const cfg = readConfig();
   let inputs: Inputs;
   try {
-    inputs = readInputs((n) => core.getInput(n), { workspace: cfg.workspace });
+    inputs = readInputs((n) => core.getInput(n, { trimWhitespace: false }), { workspace: cfg.workspace });
     if (inputs.onIncomplete === 'dispatch' && inputs.key === undefined)
       throw new InputError(
         'input `on-incomplete: dispatch` continues in a new workflow run, which finds the checkpoint only through an explicit `key`; set `key` (for example `key: nightly-backfill`)',
@@ -84,6 +98,15 @@ async function setUp(state: StateProvider): Promise<Context | undefined> {
     return undefined;
   }
   if (inputs.signingKey) core.setSecret(inputs.signingKey);
+  if (inputs.signingKey && inputs.store === 'none')
+    core.warning(
+      'input `signing-key` has no effect with `store: none`: nothing is saved to a store, so nothing is signed or checked; remove it, or set `store: cache` or `store: artifact`',
+    );
+  const missing = await missingPlan(inputs, cfg);
+  if (missing) {
+    core.setFailed(missing);
+    return undefined;
+  }
   const key = baseKey({
     ...(inputs.key !== undefined ? { key: inputs.key } : {}),
     workflow: cfg.workflow,
@@ -122,7 +145,7 @@ async function setUp(state: StateProvider): Promise<Context | undefined> {
   state.set('key', key);
   state.set('plan-name', plan.name);
   state.set('plan-file', planFile);
-  const store = makeStore(inputs, cfg);
+  const store = makeStore(inputs, cfg, signal);
   const sync = new CheckpointSync({
     store,
     key,
@@ -136,35 +159,17 @@ async function setUp(state: StateProvider): Promise<Context | undefined> {
     ghRunId: cfg.runId,
     attempt: cfg.runAttempt,
     state,
-    log: { info: (m) => core.info(m), warning: (m) => core.warning(m) },
+    log: { info: (m) => core.info(m), warning: (m) => core.warning(m), notice: (m) => core.notice(m) },
+    selfHosted: cfg.selfHosted,
+    signal,
   });
-  const io: Io = { out: process.stdout, err: process.stdout, env: unitEnvironment(process.env) };
+  const log = actionLog(process.stdout);
+  const io: Io = { out: log, err: log, env: unitEnvironment(process.env) };
   return { inputs, cfg, plan, planFile, key, root, runId, state, sync, io };
 }
 
-/** One collapsible log group per step; when steps overlap, lines keep their `[step]` prefix inside it. */
-function stepGroups() {
-  let open: string | undefined;
-  return {
-    onState(step: string, s: string) {
-      if (s === 'running' && open !== step) {
-        if (open !== undefined) core.endGroup();
-        core.startGroup(`step ${step}`);
-        open = step;
-      } else if (s !== 'running' && s !== 'waiting' && open === step) {
-        core.endGroup();
-        open = undefined;
-      }
-    },
-    close() {
-      if (open !== undefined) core.endGroup();
-      open = undefined;
-    },
-  };
-}
-
 async function runEngine(ctx: Context): Promise<RunOutcome> {
-  const groups = stepGroups();
+  const groups = new StepGroups(core);
   let timer: NodeJS.Timeout | undefined;
   let engineCkpt: Checkpoint | undefined;
   // Spans of the run when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (src/trace); a dead collector warns.
@@ -265,11 +270,26 @@ async function countContinuation(ctx: Context): Promise<number | undefined> {
   return done + 1;
 }
 
+/** What a re-run of the job will find, as true as the saves allow. */
+function nextAttemptText(ctx: Context, progress: number | undefined): string {
+  const where = ctx.sync.whereText(progress);
+  if (ctx.inputs.store === 'none')
+    return ctx.cfg.selfHosted
+      ? `the checkpoint is ${where}: re-run the job on this runner to continue`
+      : `the checkpoint is ${where}, so a re-run starts over; set \`store: cache\` (or \`artifact\`) to continue on the next attempt`;
+  const st = ctx.sync.status(progress);
+  if (st.upToDate) return `the checkpoint is ${where}: re-run the job (Re-run failed jobs) to continue`;
+  if (st.entry)
+    return `the checkpoint is ${where} (the last save failed; see the warnings): a re-run continues from it and repeats what came after`;
+  return `the checkpoint is ${where} (see the warnings): a re-run starts over`;
+}
+
 /** Ends the job for an incomplete run as `on-incomplete` says. */
 async function onIncomplete(
   ctx: Context,
   remaining: number,
   continuation: number | undefined,
+  progress: number | undefined,
 ): Promise<void> {
   const left = `${remaining} units remain`;
   if (ctx.inputs.onIncomplete === 'success') {
@@ -277,9 +297,7 @@ async function onIncomplete(
     return;
   }
   if (ctx.inputs.onIncomplete === 'fail') {
-    core.setFailed(
-      `incomplete: ${left}; the checkpoint is saved under key ${ctx.key}: re-run the job (Re-run failed jobs) to continue`,
-    );
+    core.setFailed(`incomplete: ${left}; ${nextAttemptText(ctx, progress)}`);
     return;
   }
   if (continuation === undefined) {
@@ -325,17 +343,76 @@ function waitingForApproval(ctx: Context, remaining: number, steps: string[]): v
   core.setFailed(`incomplete: ${remaining} units remain; ${how}`);
 }
 
-/** The main step; never throws: whatever goes wrong ends as a failed step with its message. */
-export async function run(state: StateProvider = new CoreStateProvider(core)): Promise<void> {
-  try {
-    await main(state);
-  } catch (err) {
-    core.setFailed(`checkpoint-action: ${(err as Error).stack ?? String(err)}`);
+/**
+ * The runner's cancel is SIGINT, then SIGTERM 7.5 s later, then SIGKILL. Main leaves in time whatever a
+ * store is doing: outside the engine it leaves at once (the checkpoint's records are durable as they are
+ * written; an in-flight save is abandoned, its entry left unfinished under a name no save reuses); inside it,
+ * the engine stops and records its units (it promises 5 s), main sets the outputs and leaves, and if the
+ * engine has not returned by LEAVE_MS main leaves anyway. The post step saves and writes the summary.
+ */
+const LEAVE_MS = 6_500;
+
+class Cancel {
+  readonly controller = new AbortController();
+  /** What main is doing, for the message should a signal arrive. */
+  phase: 'setting up' | 'restoring' | 'running' | 'saving' = 'setting up';
+  readonly #onSignal = (sig: NodeJS.Signals) => this.#signal(sig);
+
+  constructor() {
+    process.on('SIGINT', this.#onSignal);
+    process.on('SIGTERM', this.#onSignal);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  #signal(sig: NodeJS.Signals): void {
+    const first = !this.controller.signal.aborted;
+    if (first) this.controller.abort(new Error(`received ${sig}`));
+    if (this.phase === 'running') {
+      // The engine has its own handler and stops; main leaves from its signal path once it has.
+      if (first)
+        setTimeout(
+          () => leave(`stopped by ${sig}; the run did not stop within ${LEAVE_MS / 1000} s`),
+          LEAVE_MS,
+        ).unref();
+      return;
+    }
+    leave(`stopped by ${sig} while ${this.phase}`);
+  }
+
+  dispose(): void {
+    process.off('SIGINT', this.#onSignal);
+    process.off('SIGTERM', this.#onSignal);
   }
 }
 
-async function main(state: StateProvider): Promise<void> {
-  const ctx = await setUp(state);
+/** Ends main now; open connections (a hung save) would otherwise keep Node alive past the runner's SIGTERM. */
+function leave(why: string): never {
+  core.warning(`${why}; the post step saves the checkpoint and writes the job summary`);
+  // stdout is a pipe on a runner, written synchronously on Linux: nothing printed above is lost.
+  process.exit(EXIT_FAILED);
+}
+
+/** The main step; never throws: whatever goes wrong ends as a failed step with its message. */
+export async function run(state: StateProvider = new CoreStateProvider(core)): Promise<void> {
+  const cancel = new Cancel();
+  try {
+    await main(state, cancel);
+  } catch (err) {
+    core.setFailed(`checkpoint-action: ${(err as Error).stack ?? String(err)}`);
+  } finally {
+    cancel.dispose();
+  }
+  if (cancel.signal.aborted) {
+    // Cancelled: the outputs are set; nothing of main's is worth more time than the runner allows.
+    process.exit(process.exitCode ?? EXIT_FAILED);
+  }
+}
+
+async function main(state: StateProvider, cancel: Cancel): Promise<void> {
+  const ctx = await setUp(state, cancel.signal);
   if (!ctx) return;
   if (ctx.inputs.command === 'report' && ctx.inputs.shards !== undefined) {
     // The final job of a sharded matrix: every shard's checkpoint, not this job's own.
@@ -344,7 +421,9 @@ async function main(state: StateProvider): Promise<void> {
     state.set('main-ended', 'true');
     return;
   }
+  cancel.phase = 'restoring';
   const restored = await ctx.sync.restore();
+  state.set('resumed', String(restored.source !== 'none'));
   core.info(
     `checkpoint ${ctx.runId}: ${restored.source === 'store' ? `restored from ${restored.entry}` : restored.source === 'local' ? 'continuing the local checkpoint' : 'fresh start'} (${restored.ms} ms)`,
   );
@@ -352,10 +431,12 @@ async function main(state: StateProvider): Promise<void> {
   let outcome: RunOutcome | undefined;
   try {
     if (ctx.inputs.command === 'run') {
+      cancel.phase = 'running';
       await resetSteps(ctx);
       await approveSteps(ctx);
       outcome = await runEngine(ctx);
       exitCode = outcome.exitCode;
+      cancel.phase = 'saving';
     } else {
       exitCode = await otherCommand(ctx);
     }
@@ -364,10 +445,13 @@ async function main(state: StateProvider): Promise<void> {
     core.setFailed(message);
     exitCode = code;
   }
-  if (outcome?.signal) {
+  cancel.phase = 'saving';
+  if (outcome?.signal || cancel.signal.aborted) {
     // Cancelled or timed out: the runner kills this process 7.5 s after its SIGINT, and a save may not
-    // fit; post runs next and saves what main could not.
-    core.warning(`stopped by ${outcome.signal}; the post step saves the checkpoint`);
+    // fit; post runs next, saves what main could not and writes the summary.
+    core.warning(
+      `stopped by ${outcome?.signal ?? 'a signal'}; the post step saves the checkpoint and writes the job summary`,
+    );
     await setRunOutputs(ctx, restored.source !== 'none', await readRun(ctx)).catch(() => undefined);
     process.exitCode = EXIT_FAILED;
     return;
@@ -387,6 +471,7 @@ async function main(state: StateProvider): Promise<void> {
     await ctx.sync.save(seq, 'end of main', continuation !== undefined);
   const stats = await setRunOutputs(ctx, restored.source !== 'none', ckpt);
   await publishReport(ctx, outcome?.result, restored, ckpt);
+  state.set('summary-written', 'true');
   state.set('main-ended', 'true');
   if (exitCode === EXIT_OK || ctx.inputs.command !== 'run') {
     if (exitCode !== EXIT_OK && !process.exitCode)
@@ -395,7 +480,8 @@ async function main(state: StateProvider): Promise<void> {
   }
   if (exitCode === EXIT_INCOMPLETE && awaiting.length > 0)
     waitingForApproval(ctx, stats?.unitsRemaining ?? 0, awaiting);
-  else if (exitCode === EXIT_INCOMPLETE) await onIncomplete(ctx, stats?.unitsRemaining ?? 0, continuation);
+  else if (exitCode === EXIT_INCOMPLETE)
+    await onIncomplete(ctx, stats?.unitsRemaining ?? 0, continuation, seq);
   else if (!process.exitCode) core.setFailed(outcome?.result?.reason ?? `the run failed (exit ${exitCode})`);
 }
 

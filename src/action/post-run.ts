@@ -1,12 +1,14 @@
 // The action's post step (runs always, also after a cancel or timeout): end any unit process group that
 // outlived main, then save the checkpoint if main could not (it was cancelled, timed out or crashed).
 
+import * as core from '@actions/core';
 import { endOrphans } from '../engine/orphans.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { acquireLease, LockedError } from '../journal/lock.js';
-import { readConfig } from './config.js';
+import { loadPlan } from '../plan/load.js';
+import { type RunnerConfig, readConfig } from './config.js';
 import { InputError, type Inputs, readInputs } from './inputs.js';
-import * as core from './runner-commands.js';
+import { publishReport } from './report.js';
 import { CoreStateProvider, type StateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
 import { CheckpointSync } from './sync.js';
@@ -58,7 +60,7 @@ async function post(state: StateProvider): Promise<void> {
   const cfg = readConfig();
   let inputs: Inputs;
   try {
-    inputs = readInputs((n) => core.getInput(n), { workspace: cfg.workspace });
+    inputs = readInputs((n) => core.getInput(n, { trimWhitespace: false }), { workspace: cfg.workspace });
   } catch (err) {
     // Main read the same inputs successfully, so this cannot normally happen; say so rather than crash.
     if (!(err instanceof InputError)) throw err;
@@ -69,6 +71,7 @@ async function post(state: StateProvider): Promise<void> {
   if (progress === undefined) return;
   const sync = new CheckpointSync({
     store: makeStore(inputs, cfg),
+    selfHosted: cfg.selfHosted,
     key: state.get('key'),
     root,
     runId,
@@ -80,15 +83,50 @@ async function post(state: StateProvider): Promise<void> {
     ghRunId: cfg.runId,
     attempt: cfg.runAttempt,
     state,
-    log: { info: (m) => core.info(m), warning: (m) => core.warning(m) },
+    log: { info: (m) => core.info(m), warning: (m) => core.warning(m), notice: (m) => core.notice(m) },
   });
   if (!sync.changedSince(progress)) {
     core.info(
       state.get('main-ended') === 'true'
         ? 'main saved the checkpoint; nothing left to save'
-        : 'the checkpoint is already saved',
+        : `nothing left to save: the checkpoint is ${sync.whereText(progress)}`,
     );
-    return;
+  } else {
+    await sync.save(progress, state.get('main-ended') === 'true' ? 'post' : 'post, after main was stopped');
   }
-  await sync.save(progress, state.get('main-ended') === 'true' ? 'post' : 'post, after main was stopped');
+  if (state.get('summary-written') !== 'true') await summaryForMain(state, cfg, runId, root, sync, progress);
+}
+
+/**
+ * The job summary main could not write (cancelled, timed out, crashed): the attempt a reader most wants to
+ * understand. Written from the checkpoint as post left it, with the store's warnings of both steps' saves.
+ */
+async function summaryForMain(
+  state: StateProvider,
+  cfg: RunnerConfig,
+  runId: string,
+  root: string,
+  sync: CheckpointSync,
+  progress: number,
+): Promise<void> {
+  if (!cfg.summaryFile) return;
+  const planFile = state.get('plan-file');
+  if (!planFile) return;
+  try {
+    const plan = await loadPlan(planFile);
+    const ckpt = await Checkpoint.read(root, runId);
+    const warnings = [
+      'main did not finish (cancelled, timed out or crashed); this summary is written by the post step',
+      ...sync.warnings,
+      `the checkpoint is ${sync.whereText(progress)}`,
+    ];
+    await publishReport(
+      { plan, cfg, runId, sync: { warnings } },
+      undefined,
+      { source: state.get('resumed') === 'true' ? 'store' : 'none' },
+      ckpt,
+    );
+  } catch (err) {
+    core.warning(`post: the job summary could not be written: ${(err as Error).message}`);
+  }
 }

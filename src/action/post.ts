@@ -1,3 +1,6 @@
+import { refuseUnsupportedPlatform } from './platform.js';
 import { run } from './post-run.js';
 
-void run();
+refuseUnsupportedPlatform();
+// As in main.ts: an open connection left by a store library must not keep the step alive.
+void run().then(() => process.exit());

@@ -1,6 +1,7 @@
 // What the action tells the job: outputs (on every path), the job summary, and error annotations for
 // failed units.
 import { appendFile } from 'node:fs/promises';
+import * as core from '@actions/core';
 import type { RunResult } from '../engine/scheduler.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { annotationsFor } from '../report/annotations.js';
@@ -8,7 +9,6 @@ import { loadFrozenItems } from '../report/items.js';
 import { type RunStats, runStats } from '../report/stats.js';
 import { readLogTails, renderSummary } from '../report/summary.js';
 import type { MainContext } from './main-run.js';
-import * as core from './runner-commands.js';
 import { maskSecrets, redact, secretValues } from './secrets.js';
 import type { RestoreOutcome } from './sync.js';
 
@@ -45,9 +45,9 @@ export async function setRunOutputs(
 
 /** Job summary and annotations for the run as it stands now. */
 export async function publishReport(
-  ctx: MainContext,
+  ctx: Pick<MainContext, 'plan' | 'cfg' | 'runId'> & { sync: Pick<MainContext['sync'], 'warnings'> },
   result: RunResult | undefined,
-  restored: RestoreOutcome,
+  restored: Pick<RestoreOutcome, 'source'>,
   ckpt: Checkpoint | undefined,
 ): Promise<void> {
   if (!ckpt) return;
@@ -67,7 +67,8 @@ export async function publishReport(
     warnings: ctx.sync.warnings,
     logs,
   });
-  // Appended directly: core.summary buffers and would need its own size bookkeeping on top of ours. The
+  // Appended directly to the file config.ts read: core.summary keeps the first GITHUB_STEP_SUMMARY it sees
+  // for the life of the process (main and its tests run several jobs in one process) and buffers. The
   // summary is a file, not the log: the runner's masking does not reach it, so secret values go here.
   await appendFile(ctx.cfg.summaryFile, `${redact(markdown, secrets)}\n`);
 }

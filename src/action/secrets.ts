@@ -1,9 +1,10 @@
 // Outputs a plan marks secret (`secret-outputs`) reach the job as the `outputs` output and may be printed by
 // later units; the runner masks a value in the log only once it has been told about it (`::add-mask::`).
 // The action tells it as soon as a value exists: restored from an earlier attempt, or recorded by a unit.
+
+import * as core from '@actions/core';
 import type { CheckpointState } from '../journal/state.js';
 import type { Plan } from '../plan/types.js';
-import * as core from './runner-commands.js';
 
 /** Values registered in this process: each is announced once. */
 const announced = new Set<string>();

@@ -4,6 +4,7 @@
 // done work is the whole of every step, and no range was done twice).
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as core from '@actions/core';
 import { parse } from 'yaml';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { loadFrozenItems } from '../report/items.js';
@@ -19,7 +20,6 @@ import type { RunnerConfig } from './config.js';
 import { InputError } from './inputs.js';
 import { shardKeys } from './keys.js';
 import type { MainContext } from './main-run.js';
-import * as core from './runner-commands.js';
 import { MemoryStateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
 import { CheckpointSync } from './sync.js';

@@ -19,6 +19,14 @@ export type StateName =
   | 'save-seq'
   /** The checkpoint's event sequence at the last successful save: post saves only when it moved on. */
   | 'saved-progress'
+  /** The name of the newest entry saved for this job (what messages may say the checkpoint is saved as). */
+  | 'saved-entry'
+  /** `said` once the notice about pruning without `actions: write` was given (once per job). */
+  | 'prune-notice'
+  /** `true` when main restored earlier progress (the summary post may write says so). */
+  | 'resumed'
+  /** `true` once main wrote the job summary (post writes it when main could not). */
+  | 'summary-written'
   /** `true` once main ended normally (post then only saves if something is left unsaved). */
   | 'main-ended';
 

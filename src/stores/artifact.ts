@@ -4,7 +4,8 @@
 // it) the run's own list is asked; with an explicit `key` that outlives runs, the repository's list is.
 import { join } from 'node:path';
 import { ARCHIVE, MANIFEST } from './bundle.js';
-import { EntryUnusable, type Store, StoreError } from './store.js';
+import { RestError, type RestOptions, rest } from './rest.js';
+import { EntryUnusable, isEntryOf, type PruneOutcome, type Store, StoreError } from './store.js';
 import { DEFAULT_IDLE_MS, withIdleTimeout } from './watchdog.js';
 
 type ArtifactModule = typeof import('@actions/artifact');
@@ -20,6 +21,8 @@ export interface ArtifactStoreOptions {
   retentionDays?: number;
   /** How long a connection to the service may stay silent before it is given up (see watchdog.ts). */
   idleTimeoutMs?: number;
+  /** Aborts the REST listing (main's SIGINT). */
+  signal?: AbortSignal;
 }
 
 interface Listed {
@@ -65,15 +68,7 @@ export class ArtifactStore implements Store {
     // GitHub lists a repository's artifacts newest first; ten pages of 100 reach far enough back for a
     // checkpoint that is saved every few minutes, without walking a big repository's whole history.
     for (let page = 1; page <= 10; page++) {
-      const url = `${this.#o.apiUrl.replace(/\/$/, '')}/repos/${this.#o.repository}/actions/artifacts?per_page=100&page=${page}`;
-      const res = await fetch(url, {
-        headers: {
-          authorization: `Bearer ${this.#o.token}`,
-          accept: 'application/vnd.github+json',
-          'x-github-api-version': '2022-11-28',
-        },
-      });
-      if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+      const res = await rest(this.#rest(), 'GET', `/actions/artifacts?per_page=100&page=${page}`);
       const body = (await res.json()) as { artifacts?: RestArtifact[] };
       const list = body.artifacts ?? [];
       for (const a of list) {
@@ -128,7 +123,7 @@ export class ArtifactStore implements Store {
       // Newest by creation time; equal times (one-second resolution) fall back to the higher id. Entries
       // already refused are passed over, so a bad newest entry leaves the one before it usable.
       newest = list
-        .filter((a) => !refused.has(a.name))
+        .filter((a) => isEntryOf(prefix, a.name) && !refused.has(a.name))
         .sort((a, b) => b.createdAt - a.createdAt || b.id - a.id)[0];
     } catch (err) {
       throw new StoreError(`artifact list failed: ${(err as Error).message}`, { cause: err });
@@ -157,6 +152,59 @@ export class ArtifactStore implements Store {
       );
     }
     return { name: newest.name };
+  }
+
+  #rest(): RestOptions {
+    return {
+      apiUrl: this.#o.apiUrl,
+      token: this.#o.token,
+      repository: this.#o.repository,
+      ...(this.#o.signal ? { signal: this.#o.signal } : {}),
+    };
+  }
+
+  /**
+   * Deletes this key's artifacts older than the newest `keep` (the run's own for the per-run key, the
+   * repository's for an explicit one), through the REST API: it needs `actions: write`.
+   */
+  async prune(prefix: string, keep: number): Promise<PruneOutcome> {
+    if (!this.#o.token) return { deleted: 0, kept: 0, denied: true };
+    let listed: Listed[];
+    try {
+      if (this.#o.scope === 'repository') listed = await this.#repositoryArtifacts(prefix);
+      else {
+        const res = await rest(this.#rest(), 'GET', `/actions/runs/${this.#o.runId}/artifacts?per_page=100`);
+        const body = (await res.json()) as { artifacts?: RestArtifact[] };
+        listed = (body.artifacts ?? []).map((a) => ({
+          id: a.id,
+          name: a.name,
+          createdAt: a.created_at ? Date.parse(a.created_at) : 0,
+          runId: this.#o.runId,
+        }));
+      }
+    } catch (err) {
+      if (err instanceof RestError && err.denied) return { deleted: 0, kept: 0, denied: true };
+      throw new StoreError(`listing the artifacts of ${prefix}* failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const old = listed
+      .filter((a) => isEntryOf(prefix, a.name))
+      .sort((a, b) => b.createdAt - a.createdAt || b.id - a.id)
+      .slice(keep);
+    let deleted = 0;
+    for (const [i, a] of old.entries()) {
+      try {
+        await rest(this.#rest(), 'DELETE', `/actions/artifacts/${a.id}`);
+        deleted += 1;
+      } catch (err) {
+        if (err instanceof RestError && err.denied) return { deleted, kept: old.length - i, denied: true };
+        throw new StoreError(`deleting the artifact ${a.name} failed: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    }
+    return { deleted, kept: 0, denied: false };
   }
 
   async save(name: string, dir: string): Promise<void> {

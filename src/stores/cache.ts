@@ -2,37 +2,64 @@
 // the action's cold start matters). Entries are immutable, so every save gets a new key and restore asks for
 // the newest key under the prefix.
 import { relative } from 'node:path';
-import { EntryUnusable, type Store, StoreError } from './store.js';
+import { type CacheListing, deleteCache, listCaches, RestError, type RestOptions } from './rest.js';
+import {
+  EntryUnusable,
+  isEntryOf,
+  type PruneOutcome,
+  type Store,
+  StoreError,
+  StoreThrottled,
+} from './store.js';
 import { DEFAULT_IDLE_MS, withIdleTimeout } from './watchdog.js';
 
 type CacheModule = typeof import('@actions/cache');
 
+/** What the library printed while one call ran, read back from its log lines. */
+interface Watched<T> {
+  result: T;
+  /** `::warning` messages, decoded. */
+  warnings: string[];
+  /** The entry it found ("Cache hit for: K"), the only way to learn which entry a failed download was. */
+  hit?: string;
+  /**
+   * Why a reservation failed. The library tells every failed CreateCacheEntry (a duplicate, a 500, a
+   * refused connection, a 429) the same way in the log ("another job may be creating this cache"); the
+   * real error is only on its `::debug` line, which the runner shows only with debug logging on.
+   */
+  reserveCause?: string;
+  /** Seconds the service asked to wait ("your rate limit will reset in N seconds"). */
+  rateLimitSecs?: number;
+}
+
 /**
  * @actions/cache never throws for service trouble: restoreCache warns and returns undefined (which reads like
  * a miss), saveCache logs and returns -1. To tell an outage from a miss, and to carry the reason into the job
- * summary, the `::warning` lines the library prints while it runs are collected (and still printed). So is
- * the entry it found ("Cache hit for: K"), the only way to learn which entry a failed download was.
+ * summary, the lines the library prints while it runs are read (and still printed).
  */
-async function watchingWarnings<T>(
-  fn: () => Promise<T>,
-): Promise<{ result: T; warnings: string[]; hit?: string }> {
-  const warnings: string[] = [];
-  let hit: string | undefined;
+async function watchingWarnings<T>(fn: () => Promise<T>): Promise<Watched<T>> {
+  const out: Omit<Watched<T>, 'result'> = { warnings: [] };
   const write = process.stdout.write;
   const patched = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]): boolean {
     const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : '';
     for (const line of text.split('\n')) {
-      if (line.startsWith('::warning'))
-        warnings.push(line.slice(line.indexOf('::', 2) + 2).replace(/%0A/g, ' '));
-      hit = /^Cache hit for(?: restore-key)?: (\S+)$/.exec(line)?.[1] ?? hit;
+      if (line.startsWith('::warning')) {
+        const message = line.slice(line.indexOf('::', 2) + 2).replace(/%0A/g, ' ');
+        out.warnings.push(message);
+        const secs = /rate limit will reset in (\d+) seconds/.exec(message)?.[1];
+        if (secs !== undefined) out.rateLimitSecs = Number(secs);
+      }
+      const cause = /^::debug::Failed to reserve cache: (.*)$/.exec(line)?.[1];
+      if (cause !== undefined) out.reserveCause = cause.replace(/%0A/g, ' ').replace(/%25/g, '%');
+      const hit = /^Cache hit for(?: restore-key)?: (\S+)$/.exec(line)?.[1];
+      if (hit !== undefined) out.hit = hit;
     }
     // The rest are write's own optional arguments (encoding, callback), passed through untouched.
     return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
   };
   process.stdout.write = patched as typeof process.stdout.write;
   try {
-    const result = await fn();
-    return hit === undefined ? { result, warnings } : { result, warnings, hit };
+    return { result: await fn(), ...out };
   } finally {
     process.stdout.write = write;
   }
@@ -75,14 +102,27 @@ export function olderKeys(prefix: string, refused: ReadonlySet<string>): string[
 export interface CacheStoreOptions {
   /** How long a connection to the service may stay silent before it is given up (see watchdog.ts). */
   idleTimeoutMs?: number;
+  /**
+   * The job's token and where to use it: the cache REST API lists a key's entries across workflow runs (a
+   * restore past refused entries) and deletes old ones (pruning). Without it, restore reaches only the
+   * entries of the refused entry's own run, and nothing is pruned.
+   */
+  rest?: RestOptions;
+  /** GITHUB_REF: pruning deletes only this ref's entries (other branches' entries are theirs). */
+  ref?: string;
 }
+
+/** How many refused entries' successors one lookup asks for (the library's limit is 10 keys). */
+const LOOKUP_KEYS = MAX_KEYS;
 
 export class CacheStore implements Store {
   readonly kind = 'cache' as const;
   #lib: CacheModule | undefined;
   readonly #idleMs: number;
+  readonly #o: CacheStoreOptions;
 
   constructor(o: CacheStoreOptions = {}) {
+    this.#o = o;
     this.#idleMs = o.idleTimeoutMs ?? DEFAULT_IDLE_MS;
   }
 
@@ -96,6 +136,32 @@ export class CacheStore implements Store {
     return [relative(process.cwd(), dir) || '.'];
   }
 
+  forbids(op: 'read' | 'write'): string | undefined {
+    const mode = process.env.ACTIONS_CACHE_MODE;
+    if (cacheModeAllows(mode, op)) return undefined;
+    return `the runner set ACTIONS_CACHE_MODE=${mode}, which does not permit cache ${op === 'read' ? 'reads' : 'writes'}`;
+  }
+
+  /**
+   * After a refusal: older entries under `prefix` not yet refused, newest first. The REST API lists the
+   * key's entries of every workflow run (an explicit key outlives runs, and a newer run's entry may be the
+   * refused one); without a token, or when the listing fails, only the refused entry's own run is reachable.
+   */
+  async #candidates(prefix: string, refused: ReadonlySet<string>): Promise<string[]> {
+    if (this.#o.rest?.token) {
+      try {
+        const listed = await listCaches(this.#o.rest, prefix);
+        const names = [...new Set(listed.map((c) => c.key))].filter(
+          (k) => isEntryOf(prefix, k) && !refused.has(k),
+        );
+        return names.slice(0, LOOKUP_KEYS);
+      } catch {
+        // Listing is a way to reach further back, not a condition for restoring: fall back to the names.
+      }
+    }
+    return olderKeys(prefix, refused);
+  }
+
   async restore(prefix: string, dir: string, refused: ReadonlySet<string> = new Set()) {
     const cache = await this.#cache();
     if (!cache.isFeatureAvailable())
@@ -103,27 +169,24 @@ export class CacheStore implements Store {
         'the cache service is not available to this job (no ACTIONS_RESULTS_URL / ACTIONS_CACHE_URL)',
       );
     // No entry is ever called exactly `prefix`, so [prefix] asks for "the newest entry whose key starts
-    // with it"; after a refusal, the older candidates are asked for instead.
-    const [first, ...rest] = refused.size === 0 ? [prefix] : olderKeys(prefix, refused);
+    // with it"; after a refusal, the older candidates are asked for instead (in order: the first visible
+    // one wins, so an entry of a branch this job cannot read is passed over).
+    const [first, ...rest] = refused.size === 0 ? [prefix] : await this.#candidates(prefix, refused);
     if (first === undefined) return undefined;
-    let key: string | undefined;
-    let warnings: string[];
-    let hit: string | undefined;
+    let w: Watched<string | undefined>;
     let timedOut: boolean;
     try {
-      ({
-        result: { result: key, warnings, hit },
-        timedOut,
-      } = await withIdleTimeout(this.#idleMs, () =>
+      ({ result: w, timedOut } = await withIdleTimeout(this.#idleMs, () =>
         watchingWarnings(() => cache.restoreCache(this.#paths(dir), first, rest.length ? rest : [first])),
       ));
     } catch (err) {
       throw new StoreError(`cache restore failed: ${(err as Error).message}`, { cause: err });
     }
-    if (key === undefined && warnings.length > 0) {
-      const why = `${warnings.join('; ')}${this.#silence(timedOut)}`;
+    const key = w.result;
+    if (key === undefined && w.warnings.length > 0) {
+      const why = `${w.warnings.join('; ')}${this.#silence(timedOut)}`;
       // Found, then lost on the way (cut, truncated, not extractable): the entries before it may be whole.
-      if (hit !== undefined) throw new EntryUnusable(hit, `cache restore of ${hit} failed: ${why}`);
+      if (w.hit !== undefined) throw new EntryUnusable(w.hit, `cache restore of ${w.hit} failed: ${why}`);
       throw new StoreError(`cache restore failed: ${why}`);
     }
     // A refused entry found again (a name the candidates could not tell apart) is no candidate.
@@ -136,29 +199,58 @@ export class CacheStore implements Store {
       throw new StoreError(
         'the cache service is not available to this job (no ACTIONS_RESULTS_URL / ACTIONS_CACHE_URL)',
       );
-    if (!cacheModeAllows(process.env.ACTIONS_CACHE_MODE, 'write'))
-      throw new StoreError(
-        `cache save of ${name} skipped: ACTIONS_CACHE_MODE=${process.env.ACTIONS_CACHE_MODE} does not permit writes; the checkpoint stays in the local directory only`,
-      );
-    let id: number;
-    let warnings: string[];
+    const forbidden = this.forbids('write');
+    if (forbidden) throw new StoreError(`cache save of ${name} skipped: ${forbidden}`);
+    let w: Watched<number>;
     let timedOut: boolean;
     try {
-      ({
-        result: { result: id, warnings },
-        timedOut,
-      } = await withIdleTimeout(this.#idleMs, () =>
+      ({ result: w, timedOut } = await withIdleTimeout(this.#idleMs, () =>
         watchingWarnings(() => cache.saveCache(this.#paths(dir), name)),
       ));
     } catch (err) {
       throw new StoreError(`cache save of ${name} failed: ${(err as Error).message}`, { cause: err });
     }
-    // saveCache logs its own reason (a warning, or only an info line for a throttled or refused reservation)
-    // and returns -1 when the service refused or failed the save.
-    if (id === -1)
-      throw new StoreError(
-        `cache save of ${name} failed${warnings.length > 0 ? `: ${warnings.join('; ')}` : timedOut ? '' : ' (the service refused the entry; see the lines above)'}${this.#silence(timedOut)}`,
-      );
+    if (w.result !== -1) return;
+    // saveCache returned -1: refused or failed. Its own words for a failed reservation are the same for every
+    // cause, so the cause is named from its debug line.
+    const said = [...w.warnings];
+    if (w.reserveCause !== undefined) said.push(`the reservation failed: ${w.reserveCause}`);
+    const why = `${said.length > 0 ? `: ${said.join('; ')}` : ''}${this.#silence(timedOut)}`;
+    if (w.rateLimitSecs !== undefined || /\b429\b|RateLimitError/.test(w.reserveCause ?? ''))
+      throw new StoreThrottled(`cache save of ${name} was throttled${why}`, (w.rateLimitSecs ?? 60) * 1000);
+    throw new StoreError(`cache save of ${name} failed${why || ' (the library gave no reason)'}`);
+  }
+
+  async prune(prefix: string, keep: number): Promise<PruneOutcome> {
+    const restOpts = this.#o.rest;
+    if (!restOpts?.token) return { deleted: 0, kept: 0, denied: true };
+    let listed: CacheListing[];
+    try {
+      listed = await listCaches(restOpts, prefix);
+    } catch (err) {
+      if (err instanceof RestError && err.denied) return { deleted: 0, kept: 0, denied: true };
+      throw new StoreError(`listing the cache entries of ${prefix}* failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    // Only this ref's entries: another branch's entries of the same key are that branch's checkpoint.
+    const mine = listed.filter(
+      (c) => isEntryOf(prefix, c.key) && (this.#o.ref === undefined || c.ref === this.#o.ref),
+    );
+    const old = mine.slice(keep);
+    let deleted = 0;
+    for (const [i, c] of old.entries()) {
+      try {
+        await deleteCache(restOpts, c.id);
+        deleted += 1;
+      } catch (err) {
+        if (err instanceof RestError && err.denied) return { deleted, kept: old.length - i, denied: true };
+        throw new StoreError(`deleting the cache entry ${c.key} failed: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    }
+    return { deleted, kept: 0, denied: false };
   }
 
   #silence(timedOut: boolean): string {

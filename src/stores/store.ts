@@ -20,6 +20,28 @@ export interface Store {
   restore(prefix: string, dir: string, refused?: ReadonlySet<string>): Promise<RestoredEntry | undefined>;
   /** Keeps the bundle in `dir` as a new, immutable entry called `name`. Throws StoreError on failure. */
   save(name: string, dir: string): Promise<void>;
+  /**
+   * Why the runner forbids this job to read or write the store (ACTIONS_CACHE_MODE), as a sentence; undefined
+   * when it may.
+   */
+  forbids?(op: 'read' | 'write'): string | undefined;
+  /**
+   * Deletes the entries under `prefix` older than the newest `keep`. `denied` when the token may not delete
+   * (the caller says once how to allow it). Throws StoreError when the store could not be asked.
+   */
+  prune?(prefix: string, keep: number): Promise<PruneOutcome>;
+}
+
+export interface PruneOutcome {
+  deleted: number;
+  /** Entries left that the token may not delete (0 unless `denied`). */
+  kept: number;
+  denied: boolean;
+}
+
+/** `name` is one of the entries `<prefix><run_id>-<attempt>-<seq>`, not of a key that merely starts alike. */
+export function isEntryOf(prefix: string, name: string): boolean {
+  return name.startsWith(prefix) && /^\d+-\d+-\d+$/.test(name.slice(prefix.length));
 }
 
 /**
@@ -29,6 +51,16 @@ export interface Store {
 export class StoreError extends CheckpointError {
   override name = 'StoreError';
   readonly exitCode = EXIT_FAILED;
+}
+
+/** The store asked to be left alone for a while (HTTP 429 with `Retry-After`). */
+export class StoreThrottled extends StoreError {
+  override name = 'StoreThrottled';
+  readonly retryAfterMs: number;
+  constructor(message: string, retryAfterMs: number, options?: ErrorOptions) {
+    super(message, options);
+    this.retryAfterMs = retryAfterMs;
+  }
 }
 
 /**

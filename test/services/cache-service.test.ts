@@ -34,7 +34,9 @@ afterEach(async () => {
  * A job's workspace: GITHUB_WORKSPACE plus the runner env of `run`. The checkpoint directory's absolute path
  * is what the library hashes into the entry version, so a "fresh machine" is the same path emptied.
  */
-async function job(run: { runId?: number; runAttempt?: number } = {}): Promise<{ ws: string; dir: string }> {
+async function job(
+  run: { runId?: number; runAttempt?: number; ref?: string } = {},
+): Promise<{ ws: string; dir: string }> {
   const ws = await mkdtemp(join(tmpdir(), 'cache-ws-'));
   cleanups.push(ws);
   restoreEnv?.();
@@ -255,4 +257,74 @@ describe('cache service with the real @actions/cache', () => {
     ]);
     expect(log.errors()).toEqual([]);
   }, 120_000);
+
+  it("scopes entries per ref from the token's `ac` claim: own ref, then the default branch, never a sibling", async () => {
+    const fresh = async (ref: string, runId: number) => {
+      const j = await job({ runId, ref });
+      // The same absolute path on every machine: the library hashes it into the entry's version.
+      return { ...j, dir: join(tmpdir(), 'scoped-ckpt') };
+    };
+    const onMain = await fresh('refs/heads/main', 61);
+    await writeTree(onMain.dir, 'main');
+    expect((await withCoreLog(() => cache.saveCache([onMain.dir], 'scoped-61'))).result).toBeGreaterThan(0);
+    const onA = await fresh('refs/heads/feature-a', 62);
+    await writeTree(onA.dir, 'feature-a');
+    expect((await withCoreLog(() => cache.saveCache([onA.dir], 'scoped-62'))).result).toBeGreaterThan(0);
+    expect(services.cache.entries().map((e) => [e.key, e.scope])).toEqual(
+      expect.arrayContaining([
+        ['scoped-61', 'refs/heads/main'],
+        ['scoped-62', 'refs/heads/feature-a'],
+      ]),
+    );
+
+    const lookFrom = async (ref: string) => {
+      const j = await fresh(ref, 70);
+      await rm(j.dir, { recursive: true, force: true });
+      const hit = (await withCoreLog(() => cache.restoreCache([j.dir], 'scoped-', ['scoped-']))).result;
+      await rm(j.dir, { recursive: true, force: true });
+      return hit;
+    };
+    // feature-a sees its own newer entry first; feature-b only main's; main never feature-a's.
+    expect(await lookFrom('refs/heads/feature-a')).toBe('scoped-62');
+    expect(await lookFrom('refs/heads/feature-b')).toBe('scoped-61');
+    expect(await lookFrom('refs/heads/main')).toBe('scoped-61');
+    // The same key may exist once per scope, but never twice in one.
+    const again = await fresh('refs/heads/feature-b', 63);
+    await writeTree(again.dir, 'feature-b');
+    expect((await withCoreLog(() => cache.saveCache([again.dir], 'scoped-61'))).result).toBeGreaterThan(0);
+    const dup = await withCoreLog(() => cache.saveCache([again.dir], 'scoped-61'));
+    expect(dup.result).toBe(-1);
+  });
+
+  it('the cache REST API lists by key prefix and ref, and deletes only with `actions: write`', async () => {
+    const { dir } = await job({ runId: 80 });
+    await writeTree(dir, 'rest');
+    for (const k of ['rest-k-80-1-1', 'rest-k-80-1-2', 'rest-kx-80-1-1'])
+      expect((await withCoreLog(() => cache.saveCache([dir], k))).result).toBeGreaterThan(0);
+    const api = (method: string, path: string) =>
+      fetch(`${services.apiUrl}/repos/${services.repository.full}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${services.githubToken}` },
+      });
+    const listed = (await (await api('GET', '/actions/caches?key=rest-k-')).json()) as {
+      actions_caches: Array<{ id: number; key: string; ref: string; created_at: string }>;
+    };
+    expect(listed.actions_caches.map((c) => c.key)).toEqual(['rest-k-80-1-2', 'rest-k-80-1-1']);
+    expect(listed.actions_caches[0]?.ref).toBe('refs/heads/main');
+    // Whole seconds, as GitHub's timestamps.
+    expect(listed.actions_caches[0]?.created_at).toMatch(/:\d\d\.000Z$/);
+    const id = listed.actions_caches[1]?.id ?? 0;
+    services.cache.setRestPermission('read');
+    try {
+      expect((await api('DELETE', `/actions/caches/${id}`)).status).toBe(403);
+    } finally {
+      services.cache.setRestPermission('write');
+    }
+    expect((await api('DELETE', `/actions/caches/${id}`)).status).toBe(204);
+    expect(services.cache.entries().some((e) => e.id === id)).toBe(false);
+    services.cache.throttleRest(1, 7);
+    const throttled = await api('GET', '/actions/caches?key=rest-k-');
+    expect(throttled.status).toBe(429);
+    expect(throttled.headers.get('retry-after')).toBe('7');
+  });
 });

@@ -92,6 +92,8 @@ export interface RunRef {
   runAttempt: number;
   /** Jobs of one attempt get different job backend ids. */
   job?: string;
+  /** GITHUB_REF of the run (the cache scope its token writes); default `refs/heads/main`. */
+  ref?: string;
   /**
    * The repository the run's code came from, when not this one: a `pull_request` run from a fork. Its
    * artifacts still belong to this repository's runs (and show in its list), with this head repository id.
@@ -136,6 +138,11 @@ export interface ArtifactService {
   count(method: ArtifactMethod): number;
   resetCounts(): void;
   clear(): void;
+  /**
+   * Damages the stored zip of the newest artifact called `name` (its first local header is overwritten), so
+   * every download of it fails to unzip, as a blob damaged at rest would.
+   */
+  damage(name: string): Promise<void>;
 }
 
 export interface ArtifactServiceOptions {
@@ -244,7 +251,8 @@ export function createArtifactService(azurite: Azurite, opts: ArtifactServiceOpt
       ...(run?.headRepositoryId !== undefined ? { headRepositoryId: run.headRepositoryId } : {}),
       blob,
       mimeType,
-      createdAt: new Date(),
+      // GitHub's timestamps have whole seconds: saves within one second tie, and only the id orders them.
+      createdAt: new Date(Math.floor(Date.now() / 1000) * 1000),
       expiresAt,
       deleted: false,
     });
@@ -515,6 +523,16 @@ export function createArtifactService(azurite: Azurite, opts: ArtifactServiceOpt
     resetCounts: () => counter.reset(),
     clear() {
       records = [];
+    },
+    async damage(name) {
+      const r = records.filter((x) => visible(x) && x.name === name).sort((a, b) => b.id - a.id)[0];
+      if (!r) throw new Error(`no artifact called ${name} to damage`);
+      const blob = azurite.client.getContainerClient(container).getBlockBlobClient(r.blob);
+      const zip = await blob.downloadToBuffer();
+      // The first local file header: a streaming unzip (the library's) finds no valid signature and fails,
+      // as it does for a zip damaged anywhere it reads before the first file's data.
+      zip.fill(0x5a, 0, Math.min(zip.length, 30));
+      await blob.uploadData(zip, { blobHTTPHeaders: { blobContentType: r.mimeType ?? 'application/zip' } });
     },
   };
 }

@@ -25,15 +25,27 @@ export interface BlobProxy {
   route(sasUrl: string, mode: BlobFault): string;
   /** Transfers the proxy broke, by mode and direction, e.g. `cut upload`. */
   broken(): string[];
+  /** Requests for faulted blobs, as `METHOD range` (`x-ms-range` / `range`, '' when whole). */
+  requests(): string[];
   close(): Promise<void>;
 }
+
+/** github.com's blob host: @actions/cache downloads from it with the Azure SDK (see cache-service.ts). */
+export const AZURE_BLOB_SUFFIX = '.blob.core.windows.net';
 
 function forwardHeaders(h: IncomingHttpHeaders, host: string): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(h)) if (v !== undefined && k !== 'host') out[k] = v;
-  out.host = host;
+  // A production-style host names the account (Azurite reads it from the first label): keep it.
+  const asked = h.host ?? '';
+  out.host = asked.split(':')[0]?.endsWith(AZURE_BLOB_SUFFIX) ? asked : host;
   return out;
 }
+
+/** How `slow` answers: late, then in small pieces with pauses, never silent for as long as a watchdog. */
+const SLOW_FIRST_MS = 1_500;
+const SLOW_PIECES = 8;
+const SLOW_GAP_MS = 150;
 
 export async function startBlobProxy(azuriteUrl: string): Promise<BlobProxy> {
   const upstream = new URL(azuriteUrl);
@@ -60,9 +72,12 @@ export async function startBlobProxy(azuriteUrl: string): Promise<BlobProxy> {
     req.pipe(up);
   };
 
+  const seen: string[] = [];
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0] ?? '';
     const mode = faults.get(path);
+    if (mode !== undefined)
+      seen.push(`${req.method} ${String(req.headers['x-ms-range'] ?? req.headers.range ?? '')}`.trim());
     const upload = req.method === 'PUT';
     if (mode === 'cut' && upload) {
       const declared = Number(req.headers['content-length'] ?? 0);
@@ -86,6 +101,21 @@ export async function startBlobProxy(azuriteUrl: string): Promise<BlobProxy> {
           const headers = { ...upRes.headers };
           delete headers['content-md5'];
           broken.push(`${mode} download`);
+          if (mode === 'slow') {
+            const size = Math.ceil(body.length / SLOW_PIECES) || 1;
+            let at = 0;
+            const next = () => {
+              if (at >= body.length) return void res.end();
+              res.write(body.subarray(at, at + size));
+              at += size;
+              setTimeout(next, SLOW_GAP_MS);
+            };
+            setTimeout(() => {
+              res.writeHead(upRes.statusCode ?? 200, headers);
+              next();
+            }, SLOW_FIRST_MS);
+            return;
+          }
           if (mode === 'truncate') {
             res.writeHead(upRes.statusCode ?? 200, { ...headers, 'content-length': String(half.length) });
             res.end(half);
@@ -112,9 +142,13 @@ export async function startBlobProxy(azuriteUrl: string): Promise<BlobProxy> {
     route(sasUrl, mode) {
       const u = new URL(sasUrl);
       faults.set(u.pathname, mode);
+      // A URL on the Azure host stays on it (only the port changes), so the Azure SDK path still runs.
+      if (u.hostname.endsWith(AZURE_BLOB_SUFFIX))
+        return `http://${u.hostname}:${port}${u.pathname}${u.search}`;
       return `${origin}${u.pathname}${u.search}`;
     },
     broken: () => [...broken],
+    requests: () => [...seen],
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

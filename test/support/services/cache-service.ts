@@ -48,9 +48,10 @@
 // (`cache.tgz`); the method is hashed into the entry version, so a zstd save is invisible to a gzip restore.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Azurite } from './azurite.js';
-import type { BlobProxy } from './blob-proxy.js';
+import { AZURE_BLOB_SUFFIX, type BlobProxy } from './blob-proxy.js';
 import {
   applyTransportFault,
+  type BlobFault,
   type FaultMode,
   FaultSwitch,
   type Handler,
@@ -64,7 +65,7 @@ import {
   str,
   twirpError,
 } from './http.js';
-import { parseRuntimeToken } from './token.js';
+import { type CacheScope, parseRuntimeToken, tokenScopes } from './token.js';
 
 export const CACHE_TWIRP_SERVICE = 'github.actions.results.api.v1.CacheService';
 export const CACHE_METHODS = [
@@ -94,6 +95,8 @@ export interface CacheEntry {
   sizeBytes?: number;
   /** The workflow run backend id from the caller's runtime token. */
   runBackendId?: string;
+  /** The ref it was saved under: the first writable scope of the saving token's `ac` claim. */
+  scope: string;
 }
 
 export interface CacheService {
@@ -110,6 +113,22 @@ export interface CacheService {
   resetCounts(): void;
   /** Forgets every entry (blobs stay in Azurite, unreachable). */
   clear(): void;
+  /** The cache REST API (list and delete by the GitHub token); mount it on the GITHUB_API_URL server. */
+  restHandler: Handler;
+  /** What the GitHub token may do with the REST API: `write` (`actions: write`), `read`, or `none`. */
+  setRestPermission(p: 'write' | 'read' | 'none'): void;
+  /** The next `count` REST requests answer 429 with `Retry-After: retryAfterSecs`. */
+  throttleRest(count: number, retryAfterSecs: number): void;
+  /** REST requests received, as `VERB path?query`. */
+  restRequests(): string[];
+  /**
+   * Hands out download URLs on `<account>.blob.core.windows.net` (port kept), as github.com does, so that
+   * @actions/cache takes its Azure SDK path (ranged segments, retries, segment timeout). The process
+   * downloading must resolve that host to 127.0.0.1 (services.azureEnv()).
+   */
+  setAzureHost(on: boolean): void;
+  /** Every download of the entry `key` suffers `mode` (through the blob proxy); `none` lifts it. */
+  setEntryFault(key: string, mode: BlobFault | 'none'): void;
 }
 
 function isCacheMethod(m: string): m is CacheMethod {
@@ -119,6 +138,9 @@ function isCacheMethod(m: string): m is CacheMethod {
 export function createCacheService(
   azurite: Azurite,
   opts: {
+    /** `owner/name` and the token the REST API takes (both needed for restHandler to answer). */
+    repository?: string;
+    githubToken?: string;
     container?: string;
     /** Where `cut` / `truncate` send the blob transfers; without it they shape the Twirp reply instead. */
     blobProxy?: BlobProxy;
@@ -141,18 +163,24 @@ export function createCacheService(
     res: ServerResponse,
     runBackendId: string | undefined,
     route: Route,
+    scopes: CacheScope[],
   ) {
     const key = str(body, 'key');
     const version = str(body, 'version');
     if (!key || !version) return twirpError(res, 400, 'invalid_argument', 'key and version are required');
-    // Pending (unfinalized) entries block the key too: another job "may be creating this cache".
-    if (entries.some((e) => e.key === key && e.version === version)) {
+    // Saved under the token's first writable scope (the job's own ref); a token without one (read-only,
+    // such as pull_request_target's) is refused the way github.com refuses it.
+    const scope = scopes.find((s) => (s.Permission & 2) !== 0)?.Scope;
+    if (scope === undefined) return sendJson(res, 200, { ok: false, message: WRITE_DENIED_MESSAGE });
+    // Entries are immutable: a second create of key+version+scope is a conflict, pending ones included
+    // (another job "may be creating this cache").
+    if (entries.some((e) => e.key === key && e.version === version && e.scope === scope)) {
       return twirpError(res, 409, 'already_exists', DUPLICATE_ENTRY_MESSAGE);
     }
     await azurite.ensureContainer(container);
     const id = nextId++;
     const blob = `entries/${id}`;
-    entries.push({ id, key, version, blob, createdAt: new Date(), runBackendId });
+    entries.push({ id, key, version, blob, createdAt: new Date(), runBackendId, scope });
     sendJson(res, 200, { ok: true, signed_upload_url: route(azurite.sasUrl(container, blob, 'cw')) });
   }
 
@@ -184,30 +212,56 @@ export function createCacheService(
     sendJson(res, 200, { ok: true, entry_id: String(entry.id) });
   }
 
-  function lookup(key: string, restoreKeys: string[], version: string): CacheEntry | undefined {
-    // Newest first: ids grow with creation, and two entries can share a millisecond.
-    const usable = entries.filter((e) => e.finalizedAt && e.version === version).sort((a, b) => b.id - a.id);
-    // github.com: exact key, then prefix of key, then each restore key in order (exact before prefix).
-    const exact = usable.find((e) => e.key === key);
-    if (exact) return exact;
-    for (const k of [key, ...restoreKeys]) {
-      const hit = usable.find((e) => e.key === k) ?? usable.find((e) => e.key.startsWith(k));
-      if (hit) return hit;
+  function lookup(
+    key: string,
+    restoreKeys: string[],
+    version: string,
+    scopes: CacheScope[],
+  ): CacheEntry | undefined {
+    // Each readable scope in the token's order (the job's ref, then the base and default branches): an
+    // entry of another branch is never found, one of the default branch only when the ref has none.
+    for (const scope of scopes.filter((s) => (s.Permission & 1) !== 0)) {
+      // Newest first: ids grow with creation, and two entries can share a millisecond.
+      const usable = entries
+        .filter((e) => e.finalizedAt && e.version === version && e.scope === scope.Scope)
+        .sort((a, b) => b.id - a.id);
+      // github.com: exact key, then prefix of key, then each restore key in order (exact before prefix).
+      const exact = usable.find((e) => e.key === key);
+      if (exact) return exact;
+      for (const k of [key, ...restoreKeys]) {
+        const hit = usable.find((e) => e.key === k) ?? usable.find((e) => e.key.startsWith(k));
+        if (hit) return hit;
+      }
     }
     return undefined;
   }
 
-  function download(body: Record<string, unknown>, res: ServerResponse, route: Route) {
+  let azureHost = false;
+  const entryFaults = new Map<string, BlobFault>();
+  /** `http://127.0.0.1:P/<account>/<container>/<blob>?sas` → `http://<account>.blob.core.windows.net:P/<container>/<blob>?sas`. */
+  const onAzureHost = (sasUrl: string): string => {
+    if (!azureHost) return sasUrl;
+    const u = new URL(sasUrl);
+    const [, account, ...rest] = u.pathname.split('/');
+    return `http://${account}${AZURE_BLOB_SUFFIX}:${u.port}/${rest.join('/')}${u.search}`;
+  };
+
+  function download(body: Record<string, unknown>, res: ServerResponse, route: Route, scopes: CacheScope[]) {
     const key = str(body, 'key');
     const version = str(body, 'version');
     const raw = body.restore_keys;
     const restoreKeys = Array.isArray(raw) ? raw.filter((k): k is string => typeof k === 'string') : [];
-    const hit = lookup(key, restoreKeys, version);
+    if (!scopes.some((s) => (s.Permission & 1) !== 0))
+      return twirpError(res, 403, 'permission_denied', READ_DENIED_MESSAGE);
+    const hit = lookup(key, restoreKeys, version, scopes);
     // A miss is `ok: false` in a 200, not an error: the library turns it into `undefined`.
     if (!hit) return sendJson(res, 200, { ok: false });
+    const own = entryFaults.get(hit.key);
+    const proxy = opts.blobProxy;
+    const via: Route = own && proxy ? (u) => proxy.route(u, own) : route;
     sendJson(res, 200, {
       ok: true,
-      signed_download_url: route(azurite.sasUrl(container, hit.blob, 'r')),
+      signed_download_url: via(onAzureHost(azurite.sasUrl(container, hit.blob, 'r'))),
       matched_key: hit.key,
     });
   }
@@ -236,25 +290,112 @@ export function createCacheService(
       twirpError(res, 401, 'unauthenticated', 'missing or malformed runtime token');
       return true;
     }
+    const scopes = tokenScopes(req.headers.authorization);
     switch (method) {
       case 'CreateCacheEntry':
         if (fault === 'write-denied') sendJson(res, 200, { ok: false, message: WRITE_DENIED_MESSAGE });
-        else await create(body, res, ids.workflowRunBackendId, route);
+        else await create(body, res, ids.workflowRunBackendId, route, scopes);
         break;
       case 'FinalizeCacheEntryUpload':
         await finalize(body, res);
         break;
       case 'GetCacheEntryDownloadURL':
         if (fault === 'read-denied') twirpError(res, 403, 'permission_denied', READ_DENIED_MESSAGE);
-        else download(body, res, route);
+        else download(body, res, route, scopes);
         break;
     }
+    return true;
+  };
+
+  // ---- REST: GET/DELETE /repos/{owner}/{repo}/actions/caches[/{id}] with the GitHub token ----
+  let restPermission: 'write' | 'read' | 'none' = 'write';
+  let throttle = { count: 0, secs: 0 };
+  const restLog: string[] = [];
+  const restRe = /^\/repos\/([^/]+)\/([^/]+)\/actions\/caches(?:\/(\d+))?$/;
+
+  function restEntry(e: CacheEntry) {
+    return {
+      id: e.id,
+      ref: e.scope,
+      key: e.key,
+      version: e.version,
+      // Whole seconds, as GitHub's timestamps.
+      last_accessed_at: new Date(Math.floor(e.createdAt.getTime() / 1000) * 1000).toISOString(),
+      created_at: new Date(Math.floor(e.createdAt.getTime() / 1000) * 1000).toISOString(),
+      size_in_bytes: e.sizeBytes ?? 0,
+    };
+  }
+
+  const restHandler: Handler = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://api.invalid');
+    const m = restRe.exec(url.pathname);
+    if (!m || (req.method !== 'GET' && req.method !== 'DELETE')) return false;
+    restLog.push(`${req.method} ${url.pathname}${url.search}`);
+    const fail = (status: number, message: string): true => {
+      sendJson(res, status, { message, documentation_url: 'https://docs.github.com/rest/actions/cache' });
+      return true;
+    };
+    if (throttle.count > 0) {
+      throttle.count -= 1;
+      res.writeHead(429, { 'retry-after': String(throttle.secs), 'content-type': 'application/json' });
+      res.end(JSON.stringify({ message: 'API rate limit exceeded' }));
+      return true;
+    }
+    const auth = /^(?:token|Bearer) (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (!opts.githubToken || auth !== opts.githubToken) return fail(401, 'Bad credentials');
+    if (`${m[1]}/${m[2]}`.toLowerCase() !== (opts.repository ?? '').toLowerCase())
+      return fail(404, 'Not Found');
+    if (restPermission === 'none' || (req.method === 'DELETE' && restPermission !== 'write'))
+      return fail(403, 'Resource not accessible by integration');
+    const key = url.searchParams.get('key');
+    const ref = url.searchParams.get('ref');
+    if (req.method === 'DELETE') {
+      const id = m[3] === undefined ? undefined : Number(m[3]);
+      const gone = entries.filter((e) =>
+        id !== undefined ? e.id === id : e.key === key && (ref === null || e.scope === ref),
+      );
+      if (gone.length === 0) return fail(404, 'Not Found');
+      entries = entries.filter((e) => !gone.includes(e));
+      if (id !== undefined) {
+        res.writeHead(204);
+        res.end();
+      } else sendJson(res, 200, { total_count: gone.length, actions_caches: gone.map(restEntry) });
+      return true;
+    }
+    // GET: `key` is a key or a prefix of keys; newest first unless asked otherwise.
+    const perPage = Math.min(Number(url.searchParams.get('per_page') ?? 30) || 30, 100);
+    const page = Math.max(Number(url.searchParams.get('page') ?? 1) || 1, 1);
+    const asc = url.searchParams.get('direction') === 'asc';
+    const all = entries
+      .filter(
+        (e) => e.finalizedAt && (key === null || e.key.startsWith(key)) && (ref === null || e.scope === ref),
+      )
+      .sort((a, b) => (asc ? a.id - b.id : b.id - a.id));
+    sendJson(res, 200, {
+      total_count: all.length,
+      actions_caches: all.slice((page - 1) * perPage, page * perPage).map(restEntry),
+    });
     return true;
   };
 
   return {
     container,
     handler,
+    restHandler,
+    setRestPermission(p) {
+      restPermission = p;
+    },
+    throttleRest(count, secs) {
+      throttle = { count, secs };
+    },
+    restRequests: () => [...restLog],
+    setAzureHost(on) {
+      azureHost = on;
+    },
+    setEntryFault(key, mode) {
+      if (mode === 'none') entryFaults.delete(key);
+      else entryFaults.set(key, mode);
+    },
     entries: () => entries.map((e) => ({ ...e })),
     setFault(mode, only) {
       if (only === 'save') faults.set(mode, CACHE_SAVE_METHODS);

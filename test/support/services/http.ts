@@ -31,12 +31,14 @@ export type FaultMode =
   | 'read-denied'
   | 'hang'
   | 'cut'
-  | 'truncate';
+  | 'truncate'
+  /** A blob download that answers late and trickles (still moving, never silent for long). */
+  | 'slow';
 
 /** The modes that act on a blob transfer when the method hands out a blob URL. */
-export type BlobFault = 'cut' | 'truncate';
+export type BlobFault = 'cut' | 'truncate' | 'slow';
 export function isBlobFault(mode: FaultMode): mode is BlobFault {
-  return mode === 'cut' || mode === 'truncate';
+  return mode === 'cut' || mode === 'truncate' || mode === 'slow';
 }
 
 /** Faults switchable while a test runs: one mode for every method, overridable per method. */

@@ -7,7 +7,7 @@
 //   try { await cache.saveCache([dir], key); } finally { restore(); }
 //   expect(services.cache.entries()).toHaveLength(1);
 //   await services.stop();
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ArtifactService, createArtifactService, type RunRef } from './artifact-service.js';
@@ -15,7 +15,7 @@ import { type Azurite, startAzurite } from './azurite.js';
 import { type BlobProxy, startBlobProxy } from './blob-proxy.js';
 import { type CacheService, createCacheService } from './cache-service.js';
 import { type HttpService, startHttpService } from './http.js';
-import { makeRuntimeToken } from './token.js';
+import { cacheScopes, makeRuntimeToken } from './token.js';
 
 export type { ArtifactRecord, ArtifactService, RunRef } from './artifact-service.js';
 export type { Azurite } from './azurite.js';
@@ -56,6 +56,11 @@ export interface Services {
   resultsUrl: string;
   /** GITHUB_API_URL. */
   apiUrl: string;
+  /**
+   * For a process that downloads from `*.blob.core.windows.net` URLs (cache.setAzureHost): NODE_OPTIONS that
+   * resolve that host to 127.0.0.1, where Azurite (or the blob proxy) listens.
+   */
+  azureEnv(): Record<string, string>;
   /** Requests no fake handled, e.g. a library calling the v1 cache API; should stay empty. */
   unhandled(): string[];
   /** Idempotent; stops Azurite even if a server fails to close. */
@@ -103,7 +108,7 @@ export async function startServices(opts: ServicesOptions = {}): Promise<Service
     const blobProxy = await startBlobProxy(azurite.url);
     closers.push(() => blobProxy.close());
     let apiUrl = '';
-    const cache = createCacheService(azurite, { blobProxy });
+    const cache = createCacheService(azurite, { blobProxy, repository: full, githubToken });
     const artifact = createArtifactService(azurite, {
       repository: full,
       githubToken,
@@ -115,7 +120,7 @@ export async function startServices(opts: ServicesOptions = {}): Promise<Service
     // ACTIONS_CACHE_SERVICE_V2 nothing should call them, and if something does it shows in unhandled().
     const results: HttpService = await startHttpService([cache.handler, artifact.twirpHandler]);
     closers.push(() => results.close());
-    const api: HttpService = await startHttpService([artifact.restHandler]);
+    const api: HttpService = await startHttpService([artifact.restHandler, cache.restHandler]);
     closers.push(() => api.close());
     apiUrl = api.url;
 
@@ -123,7 +128,7 @@ export async function startServices(opts: ServicesOptions = {}): Promise<Service
       const ref: RunRef = { ...defaults, ...run };
       const ids = artifact.registerRun(ref);
       return {
-        ACTIONS_RUNTIME_TOKEN: makeRuntimeToken(ids, full),
+        ACTIONS_RUNTIME_TOKEN: makeRuntimeToken(ids, full, cacheScopes(ref.ref ?? 'refs/heads/main')),
         ACTIONS_RESULTS_URL: `${results.url}/`,
         ACTIONS_CACHE_URL: `${results.url}/legacy-cache/`,
         ACTIONS_CACHE_SERVICE_V2: 'true',
@@ -134,12 +139,34 @@ export async function startServices(opts: ServicesOptions = {}): Promise<Service
         GITHUB_REPOSITORY: full,
         GITHUB_RUN_ID: String(ref.runId),
         GITHUB_RUN_ATTEMPT: String(ref.runAttempt),
+        GITHUB_REF: ref.ref ?? 'refs/heads/main',
         RUNNER_TEMP: runnerTemp,
       };
     };
 
+    // Loaded with --import into the process under test: only the Azure blob host is answered, and with the
+    // loopback address; every other name resolves as usual.
+    const dnsPreload = join(runnerTemp, 'azure-blob-dns.mjs');
+    await writeFile(
+      dnsPreload,
+      [
+        "import dns from 'node:dns';",
+        'const lookup = dns.lookup;',
+        'dns.lookup = function (host, opts, cb) {',
+        "  if (typeof host === 'string' && host.endsWith('.blob.core.windows.net')) {",
+        "    if (typeof opts === 'function') { cb = opts; opts = {}; }",
+        "    if (opts && opts.all) return process.nextTick(cb, null, [{ address: '127.0.0.1', family: 4 }]);",
+        "    return process.nextTick(cb, null, '127.0.0.1', 4);",
+        '  }',
+        '  return lookup.apply(this, arguments);',
+        '};',
+        '',
+      ].join('\n'),
+    );
+
     return {
       env: envFor(),
+      azureEnv: () => ({ NODE_OPTIONS: `--import=file://${dnsPreload}` }),
       envFor,
       githubToken,
       repository: { owner, repo, full },

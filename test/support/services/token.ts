@@ -18,13 +18,35 @@ export function backendId(...parts: Array<string | number>): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-export function makeRuntimeToken(ids: BackendIds, repository: string): string {
+/** A cache scope of the token's `ac` claim; Permission 1 = read, 2 = write, 3 = both. */
+export interface CacheScope {
+  Scope: string;
+  Permission: number;
+}
+
+/**
+ * The `ac` claim GitHub gives a job: its own ref read/write, then the default branch read-only (and for a
+ * pull request the base branch, read-only). Entries are saved under the first writable scope and found in
+ * the readable ones, in order.
+ */
+export function cacheScopes(ref: string, defaultBranch = 'refs/heads/main', baseRef?: string): CacheScope[] {
+  const scopes: CacheScope[] = [{ Scope: ref, Permission: 3 }];
+  for (const other of [baseRef, defaultBranch])
+    if (other && !scopes.some((s) => s.Scope === other)) scopes.push({ Scope: other, Permission: 1 });
+  return scopes;
+}
+
+export function makeRuntimeToken(
+  ids: BackendIds,
+  repository: string,
+  scopes: CacheScope[] = cacheScopes('refs/heads/main'),
+): string {
   const now = Math.floor(Date.now() / 1000);
   const payload = {
     nameid: 'dddddddd-dddd-dddd-dddd-dddddddddddd',
     scp: `Actions.ExampleScope Actions.Results:${ids.workflowRunBackendId}:${ids.workflowJobRunBackendId}`,
-    // The real token also carries the cache scopes (`ac`); nothing client-side reads them.
-    ac: JSON.stringify([{ Scope: 'refs/heads/main', Permission: 3 }]),
+    // The cache scopes: nothing client-side reads them; the cache service scopes entries by them.
+    ac: JSON.stringify(scopes),
     repository,
     iss: 'vstoken.actions.githubusercontent.com',
     aud: 'vso:local-test-services',
@@ -54,4 +76,22 @@ export function parseRuntimeToken(authorization: string | undefined): BackendIds
       return { workflowRunBackendId: run, workflowJobRunBackendId: job };
   }
   return undefined;
+}
+
+/** The cache scopes a bearer token carries (the `ac` claim); [] when it has none. */
+export function tokenScopes(authorization: string | undefined): CacheScope[] {
+  const payloadPart = /^Bearer (\S+)$/.exec(authorization ?? '')?.[1]?.split('.')[1];
+  if (!payloadPart) return [];
+  try {
+    const payload = JSON.parse(Buffer.from(payloadPart, 'base64url').toString('utf8')) as { ac?: unknown };
+    const ac = typeof payload.ac === 'string' ? (JSON.parse(payload.ac) as unknown) : [];
+    return Array.isArray(ac)
+      ? ac.filter(
+          (s): s is CacheScope =>
+            typeof s === 'object' && s !== null && typeof (s as CacheScope).Scope === 'string',
+        )
+      : [];
+  } catch {
+    return [];
+  }
 }
