@@ -202,6 +202,12 @@ function verdict(ok) {
 // ------------------------------------------------------------------------------------ engine modules
 // The engine's own snapshot code (Node 24 strips the types; the resolver maps `./x.js` imports to `x.ts`).
 
+if (!process.features.typescript) {
+  console.error(
+    `bench: Node ${process.version} does not run TypeScript (src/journal/snapshot.ts); use Node 24: \`npm run bench:engine\` runs the one in node_modules/.bin`,
+  );
+  process.exit(1);
+}
 register('../test/support/ts-resolve.mjs', import.meta.url);
 const { parseSnapshot, serializeSnapshot } = await import('../src/journal/snapshot.ts');
 const { IntervalSet } = await import('../src/journal/intervals.ts');
