@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 // The benchmark chart in the docs (README's Performance section, docs/getting-started.md): a hand-written SVG
-// drawn from the results of `bench/run.mjs` (bench/results/latest.json), in two panels:
+// drawn from the results of `bench/run.mjs` (bench/results/latest.json), in four panels:
 //
-//   1. throughput of no-op units, 2 at a time: `checkpoint run` (journal on disk, and on tmpfs), `xargs -P2`
-//      (nothing recorded: the floor) and GNU `parallel --joblog` — units/s, higher is better;
-//   2. resume planning on a checkpoint of 1,000,000 done units: `checkpoint status` and `checkpoint run
+//   1. throughput of 5,000 no-op units, 2 at a time: `checkpoint run` (journal on disk, and on tmpfs),
+//      `xargs -P2` (nothing recorded: the floor) and GNU `parallel --joblog`, every unit a fresh
+//      `bash -eo pipefail -c true` — units/s, higher is better;
+//   2. 240 units of `sleep 0.05`, 4 at a time: `checkpoint run` and `xargs -P4` — units/s;
+//   3. memory: peak RSS of the checkpoint process during a short attempt over a 10,000,000-unit range and over a
+//      2,000,000-item list — MB, lower is better, with the 150 MB target;
+//   4. resume planning on a checkpoint of 1,000,000 done units: `checkpoint status` and `checkpoint run
 //      --dry-run`, contiguous and fragmented — seconds, lower is better, with the 1 s target.
 //
 // bench/run.mjs calls `writeBenchChart` at its end. Run on its own to redraw from saved results without
@@ -123,7 +127,7 @@ export function renderBenchChart(results) {
   const tRows = [
     {
       label: 'checkpoint run',
-      sub: 'journal on disk, forked shells',
+      sub: 'journal on disk',
       key: 'ckDisk',
       color: COLORS.checkpoint,
       extra: (v) => ` (${vs(v)})`,
@@ -134,13 +138,6 @@ export function renderBenchChart(results) {
       key: 'ckTmpfs',
       color: COLORS.checkpointAlt,
       extra: () => '',
-    },
-    {
-      label: 'checkpoint run',
-      sub: 'CHECKPOINT_LAUNCHER=exec: new bash per unit',
-      key: 'ckExec',
-      color: COLORS.checkpointAlt,
-      extra: (v) => ` (${vs(v)})`,
     },
     {
       label: `xargs -P${par}`,
@@ -167,6 +164,44 @@ export function renderBenchChart(results) {
     };
   });
   const tMax = niceMax(Math.max(1, ...tRows.map((r) => r.value ?? 0)));
+
+  const sl = results.sleep ?? {};
+  const slRate = (k) => sl.rows?.[k]?.unitsPerSec ?? undefined;
+  const slX = slRate('xargs');
+  const sRows = [
+    { label: 'checkpoint run', sub: 'journal on disk', key: 'ck', color: COLORS.checkpoint },
+    { label: `xargs -P${sl.parallel ?? 4}`, sub: 'nothing recorded', key: 'xargs', color: COLORS.other },
+  ].map((r) => {
+    const v = slRate(r.key);
+    return {
+      label: r.label,
+      sub: r.sub,
+      value: v,
+      color: r.color,
+      text:
+        v === undefined
+          ? 'not measured'
+          : `${int(v)}/s${r.key === 'ck' && slX ? ` (${(v / slX).toFixed(2)}× xargs)` : ''}`,
+    };
+  });
+  const sMax = niceMax(Math.max(1, ...sRows.map((r) => r.value ?? 0)));
+
+  const mem = results.memory ?? {};
+  const mRows = [
+    { key: 'range', label: '10,000,000-unit range', sub: 'size 1, units `true`' },
+    { key: 'items', label: '2,000,000-item list', sub: 'items: { command: "seq 2000000" }' },
+  ].map((r) => {
+    const v = mem[r.key]?.peakMB ?? undefined;
+    return {
+      label: r.label,
+      sub: r.sub,
+      value: v,
+      color: COLORS.checkpoint,
+      text: v === undefined ? 'not measured' : `${v.toFixed(1)} MB`,
+    };
+  });
+  const memTarget = results.targets?.memoryMB ?? 150;
+  const mMax = niceMax(Math.max(memTarget * 1.1, ...mRows.map((r) => r.value ?? 0)));
 
   const variants = results.resume?.variants ?? {};
   const rRows = [];
@@ -202,6 +237,33 @@ export function renderBenchChart(results) {
   });
   parts.push(...p1.svg);
   y += p1.height + 14;
+  if (sRows.some((r) => r.value !== undefined)) {
+    const p = panel({
+      y,
+      title: `Sleeping units: ${int(sl.units ?? 240)} × sleep 0.05, ${sl.parallel ?? 4} at a time`,
+      note: 'units per second (median wall time; higher is better). The same command for both.',
+      rows: sRows,
+      axisMax: sMax.max,
+      tick: sMax.step,
+      fmtTick: (v) => int(v),
+    });
+    parts.push(...p.svg);
+    y += p.height + 14;
+  }
+  if (mRows.some((r) => r.value !== undefined)) {
+    const p = panel({
+      y,
+      title: 'Memory: a short attempt over a huge space',
+      note: 'peak RSS of the checkpoint process (VmHWM at exit; lower is better), attempt stopped by --time-budget',
+      rows: mRows,
+      axisMax: mMax.max,
+      tick: mMax.step,
+      fmtTick: (v) => `${int(v)} MB`,
+      target: { value: memTarget, label: `target < ${memTarget} MB` },
+    });
+    parts.push(...p.svg);
+    y += p.height + 14;
+  }
   if (rRows.length > 0) {
     const p2 = panel({
       y,
@@ -224,12 +286,12 @@ export function renderBenchChart(results) {
     results.gnuParallel ?? 'no GNU parallel',
     date,
     `commit ${results.commit ?? '?'}`,
-    'npm run bench',
+    'npm run bench:engine',
   ].join(' · ');
   const H = y + 34;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="-apple-system, BlinkMacSystemFont, 'Segoe UI', 'Noto Sans', Helvetica, Arial, sans-serif">`,
-    `<title>${esc(`checkpoint benchmark: ${int(units)} no-op units vs xargs and GNU parallel; resume planning on 1,000,000 done units`)}</title>`,
+    `<title>${esc(`checkpoint benchmark: ${int(units)} no-op units vs xargs and GNU parallel; sleeping units vs xargs; memory over huge spaces; resume planning on 1,000,000 done units`)}</title>`,
     `<rect width="${W}" height="${H}" rx="6" fill="#ffffff" stroke="${COLORS.grid}"/>`,
     `<text x="24" y="34" font-size="18" font-weight="700" fill="${COLORS.text}">checkpoint benchmark</text>`,
     ...parts,

@@ -1,30 +1,43 @@
 #!/usr/bin/env node
-// Benchmark of the built `checkpoint` CLI (dist/cli/index.js), measured in one run on this machine.
+// Benchmark of the built `checkpoint` CLI (dist/cli/), measured in one run on this machine, against the
+// targets of issue 11. Every unit of every tool is a fresh `bash -eo pipefail -c CMD` (the engine starts each
+// unit so, in its own process group; xargs and GNU parallel exec the same command line per unit).
 //
-//   1. Throughput: 5,000 no-op units (`true` through `bash -eo pipefail -c`), 2 at a time, for
+//   1. Throughput: 5,000 no-op units (`true`), 2 at a time, for
 //      a. `checkpoint run` with its checkpoint directory on disk,
-//      b. `xargs -P2` (the floor: nothing recorded),
+//      b. `xargs -P2` running `bash -eo pipefail -c true` (the floor: nothing recorded),
 //      c. GNU parallel `-j2 --joblog` (installed with apt-get when missing),
 //      d. `checkpoint run` with its checkpoint directory on tmpfs (/dev/shm), where fsync costs ~nothing;
-//         the CLI has no "journal off" switch, so (a - d) / d is the cost of durable journaling,
-//      e. `checkpoint run` with CHECKPOINT_LAUNCHER=exec: a new bash exec'd for every unit, as xargs and
-//         GNU parallel do. By default (a) a launcher runs each unit in a forked subshell of itself made to
-//         look like a fresh `bash -c` (src/engine/forked-shell.ts), which saves bash's start-up per unit;
-//         (e) shows what the engine costs when it starts shells the same way the other two do.
-//   2. Resume planning on checkpoints holding 1,000,000 done units (one contiguous interval, and 1,000,000
-//      one-unit intervals): `checkpoint status` and `checkpoint run --dry-run`.
+//         the CLI has no "journal off" switch, so (a - d) / d is the cost of durable journaling.
+//      Targets: a ≥ 0.8 × b, a > 1 × c, (a - d) / d < 10 %.
+//   2. 240 units of `sleep 0.05`, 4 at a time: `checkpoint run` vs `xargs -P4` on the same commands (≥ 0.95 ×).
+//   3. Memory: peak RSS of the checkpoint process during a short attempt (stopped by --time-budget) over a
+//      10,000,000-unit range (size 1, units `true`) and over a 2,000,000-item `items: { command: "seq
+//      2000000" }` list: each < 150 MB. The figure is VmHWM from /proc/self/status, read by an `--import`ed
+//      hook in the CLI's own process on its 'exit' event (so just before it exits); /proc/<pid>/status is
+//      also polled every 100 ms as a cross-check (latest.json). Then `checkpoint status` on each: < 0.5 s.
+//   4. The checkpoint folder of a finished run whose units all print a line: < 100 files and < 5 MB.
+//      a. real: a run of 20,000 printing units (fewer when 1a says it would take over ~120 s here; the row
+//         says how many), run to the end by the engine;
+//      b. synthetic: a 1,000,000-unit plan whose checkpoint is made done (below), then finished by a real
+//         `checkpoint run` (which has nothing left to run and completes the run).
+//      The engine keeps no per-unit files: logs only of failed, timed-out or interrupted units, at most
+//      LOGS_PER_STEP per step (src/engine/recorder.ts); successful units' output goes to the live log only.
+//   5. Resume planning on checkpoints holding 1,000,000 done units (one contiguous interval, and 1,000,000
+//      one-unit intervals): `checkpoint status` and `checkpoint run --dry-run`: < 1 s.
 //
 // Big checkpoints are made from a real one: a tiny real run of the same plan (stopped by --time-budget)
 // creates the run with the engine's own step fingerprint; the bench then reads its checkpoint.json with the
 // engine's own snapshot module (src/journal/snapshot.ts, loaded through the test resolver), replaces the done
 // intervals, and writes it back with the same module. Every generated checkpoint is read back through
-// `checkpoint status --json`. The CLI bundle is copied once at start, so a concurrent rebuild of dist/
-// cannot change or break it mid-run.
+// `checkpoint status --json`. The CLI bundle (dist/cli/, all its chunks) is copied once at start, so a
+// concurrent rebuild of dist/ cannot change or break it mid-run.
 //
 // Writes bench/results/latest.json, latest.md and throughput.svg, and the docs' chart docs/images/bench.svg
-// (bench/chart.mjs). Usage: `npm run bench` (BENCH_FULL=1: three rounds of the 5,000-unit runs whatever the
-// time they take; BENCH_UNITS=N: a quicker smoke run with N units instead of 5,000; BENCH_CLI=path/index.js:
-// bench that build instead of dist/cli).
+// (bench/chart.mjs). Usage: `npm run bench:engine` (~10-15 min on a busy 2-core machine). Knobs: BENCH_FULL=1:
+// three rounds of the 5,000-unit runs whatever the time they take; BENCH_UNITS=N: N units instead of 5,000
+// in section 1; BENCH_FOLDER_UNITS=N: N printing units in 4a (no scaling down); BENCH_CLI=path/index.js:
+// bench that build (its folder) instead of dist/cli.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -33,7 +46,7 @@ import { register } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
@@ -46,17 +59,34 @@ const DIST_CLI = process.env.BENCH_CLI
 const UNITS = Number(process.env.BENCH_UNITS) || 5000;
 const PARALLEL = 2;
 const REPEATS = 3;
-/** Time allowed for the 5,000-unit section before it stops adding rounds (the whole bench aims at ~3 min). */
-const THROUGHPUT_BUDGET_MS = 120_000;
+/** Time allowed for section 1 before it stops adding rounds (the whole bench aims at ≤ 15 min). */
+const THROUGHPUT_BUDGET_MS = 240_000;
 const FULL = process.env.BENCH_FULL === '1';
+const SLEEP_UNITS = 240;
+const SLEEP_PARALLEL = 4;
+const MEM_RANGE = 10_000_000;
+const MEM_ITEMS = 2_000_000;
+/** The short attempts of section 3: stopped by their own time budget, or by SIGINT after MEM_GUARD_MS. */
+const MEM_BUDGET = '5s';
+const MEM_GUARD_MS = 120_000;
+const FOLDER_UNITS_MAX = 20_000;
+const FOLDER_UNITS_FIXED = Number(process.env.BENCH_FOLDER_UNITS) || undefined;
+/** Section 4a is scaled down (not below 5,000 units) when 1a's rate says it would take longer than this. */
+const FOLDER_RUN_AIM_MS = 120_000;
+const FOLDER_SYNTH = 1_000_000;
 const RESUME_DONE = 1_000_000;
 const RESUME_RANGE = 2_000_000;
 const TMPFS_MAGIC = 0x01021994;
 
 const TARGETS = {
-  vsParallel: 3,
-  vsXargs: 0.5,
+  vsXargs: 0.8,
+  vsParallel: 1,
   journalOverheadPct: 10,
+  sleepVsXargs: 0.95,
+  memoryMB: 150,
+  statusSeconds: 0.5,
+  folderFiles: 100,
+  folderMB: 5,
   resumeSeconds: 1,
 };
 
@@ -169,12 +199,19 @@ function verdict(ok) {
   return ok === undefined ? 'n/a' : ok ? 'PASS' : 'MISS';
 }
 
-// ------------------------------------------------------------------------------------ snapshot serialiser
+// ------------------------------------------------------------------------------------ engine modules
 // The engine's own snapshot code (Node 24 strips the types; the resolver maps `./x.js` imports to `x.ts`).
 
+if (!process.features.typescript) {
+  console.error(
+    `bench: Node ${process.version} does not run TypeScript (src/journal/snapshot.ts); use Node 24: \`npm run bench:engine\` runs the one in node_modules/.bin`,
+  );
+  process.exit(1);
+}
 register('../test/support/ts-resolve.mjs', import.meta.url);
 const { parseSnapshot, serializeSnapshot } = await import('../src/journal/snapshot.ts');
 const { IntervalSet } = await import('../src/journal/intervals.ts');
+const { LOGS_PER_STEP } = await import('../src/engine/recorder.ts');
 
 // ------------------------------------------------------------------------------------------------ set-up
 
@@ -194,13 +231,32 @@ const shmBase = fs.existsSync('/dev/shm') && fsType('/dev/shm') === 'tmpfs' ? '/
 const SHM = shmBase ? fs.mkdtempSync(path.join(shmBase, 'checkpoint-bench-')) : undefined;
 
 // One consistent copy of the CLI bundle for the whole run (dist/ may be rebuilt by someone else meanwhile).
+// The bundle is split into chunks (NNN.index.js) loaded on demand: the whole folder is copied.
 const CLI_DIR = path.join(WORK, 'cli');
 fs.mkdirSync(CLI_DIR);
-fs.copyFileSync(DIST_CLI, path.join(CLI_DIR, 'index.js'));
-fs.copyFileSync(path.join(path.dirname(DIST_CLI), 'package.json'), path.join(CLI_DIR, 'package.json'));
-const CLI = path.join(CLI_DIR, 'index.js');
-const cliSha = createHash('sha256').update(fs.readFileSync(CLI)).digest('hex').slice(0, 16);
+const hash = createHash('sha256');
+for (const f of fs.readdirSync(path.dirname(DIST_CLI)).sort()) {
+  const from = path.join(path.dirname(DIST_CLI), f);
+  if (!fs.statSync(from).isFile()) continue;
+  fs.copyFileSync(from, path.join(CLI_DIR, f));
+  if (f.endsWith('.js')) hash.update(f).update(fs.readFileSync(from));
+}
+const CLI = path.join(CLI_DIR, path.basename(DIST_CLI));
+const cliSha = hash.digest('hex').slice(0, 16);
 const NODE = process.execPath;
+
+// The memory hook (section 3): the CLI's own process writes its /proc/self/status on 'exit'.
+const HWM_DIR = path.join(WORK, 'hwm');
+fs.mkdirSync(HWM_DIR);
+const HWM_HOOK = path.join(WORK, 'hwm-hook.mjs');
+fs.writeFileSync(
+  HWM_HOOK,
+  [
+    "import { readFileSync, writeFileSync } from 'node:fs';",
+    `process.on('exit', () => { try { writeFileSync(${JSON.stringify(HWM_DIR)} + '/' + process.pid, readFileSync('/proc/self/status', 'utf8')); } catch {} });`,
+    '',
+  ].join('\n'),
+);
 
 function cleanup() {
   for (const d of [WORK, SHM, diskRoot]) if (d) fs.rmSync(d, { recursive: true, force: true });
@@ -225,7 +281,9 @@ const machine = {
   diskDir: `${diskRoot} (${fsType(diskRoot)})`,
   tmpfsDir: SHM ? `${SHM} (${fsType(SHM)})` : 'none',
 };
+const uptimeAtStart = sh('uptime').stdout.trim();
 log(`node ${process.version}, ${machine.cpus} CPUs, CLI ${path.relative(REPO, DIST_CLI)} sha256:${cliSha}`);
+log(`uptime: ${uptimeAtStart}`);
 
 // --------------------------------------------------------------------------------------- GNU parallel
 
@@ -254,27 +312,32 @@ function ensureGnuParallel() {
   return { error: `apt-get install -y parallel failed: ${tail(`${r.stdout ?? ''}${r.stderr ?? ''}`, 4)}` };
 }
 
-// ------------------------------------------------------------------------------------ 1. throughput
+// ------------------------------------------------------------------------------------ plans and checks
 
-const NOOP_PLAN = path.join(WORK, 'noop', 'checkpoint.yml');
-fs.mkdirSync(path.dirname(NOOP_PLAN));
-fs.writeFileSync(
-  NOOP_PLAN,
-  [
-    'version: 1',
-    'name: bench-noop',
-    'shell: bash',
-    `concurrency: ${PARALLEL}`,
-    'steps:',
-    '  - id: noop',
-    '    run: "true"',
-    '    batch:',
-    `      range: { from: 0, to: ${UNITS} }`,
-    '      size: 1',
-    `      parallel: ${PARALLEL}`,
-    '',
-  ].join('\n'),
-);
+function writePlan(name, { run, range, items, parallel = PARALLEL }) {
+  const file = path.join(WORK, name, 'checkpoint.yml');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(
+    file,
+    [
+      'version: 1',
+      `name: bench-${name}`,
+      'shell: bash',
+      `concurrency: ${parallel}`,
+      'steps:',
+      '  - id: work',
+      `    run: ${JSON.stringify(run)}`,
+      '    batch:',
+      range !== undefined
+        ? `      range: { from: 0, to: ${range} }`
+        : `      items: { command: ${JSON.stringify(items)} }`,
+      '      size: 1',
+      `      parallel: ${parallel}`,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
 
 async function cliJson(args) {
   const r = await timed(NODE, [CLI, ...args], { captureStdout: true });
@@ -285,34 +348,70 @@ async function cliJson(args) {
   }
 }
 
-let dirCounter = 0;
-async function measureCheckpoint(base, env = process.env) {
-  dirCounter += 1;
-  const dir = path.join(base, `ck-${dirCounter}`);
-  const args = [CLI, 'run', '-f', NOOP_PLAN, '--dir', dir];
-  const r = await timed(NODE, args, { env });
+const shownArgs = (args) => args.map((a) => (a === CLI ? 'dist/cli/index.js' : a));
+
+/** Runs `checkpoint run` to the end and checks with `status --json` that every unit is done. */
+async function runToEnd(plan, dir, units, { env = process.env, captureStdout = false } = {}) {
+  const args = [CLI, 'run', '-f', plan, '--dir', dir];
+  const r = await timed(NODE, args, { env, captureStdout });
   const sample = { ms: r.ms, cpuMs: r.cpuMs, code: r.code };
   if (r.code !== 0) {
-    sample.error = describeRun(
-      'node',
-      args.map((a) => (a === CLI ? 'dist/cli/index.js' : a)),
-      r,
-    );
-  } else {
-    const { doc } = await cliJson(['status', '-f', NOOP_PLAN, '--dir', dir, '--json']);
-    const done = doc?.units?.done;
-    if (done !== UNITS || doc?.complete !== true) {
-      sample.error = `checkpoint run exited 0 but \`status --json\` reports ${done} of ${UNITS} units done (complete: ${doc?.complete})`;
-    }
-    const runDir = path.join(dir, fs.readFileSync(path.join(dir, 'latest'), 'utf8').trim());
-    sample.journalBytes = fs.statSync(path.join(runDir, 'journal.ndjson')).size;
+    sample.error = describeRun('node', shownArgs(args), r);
+    return { sample, r };
   }
+  const { doc } = await cliJson(['status', '-f', plan, '--dir', dir, '--json']);
+  const done = doc?.units?.done;
+  if (done !== units || doc?.complete !== true) {
+    sample.error = `checkpoint run exited 0 but \`status --json\` reports ${done} of ${units} units done (complete: ${doc?.complete})`;
+  }
+  return { sample, r };
+}
+
+function latestRunDir(dir) {
+  return path.join(dir, fs.readFileSync(path.join(dir, 'latest'), 'utf8').trim());
+}
+
+/** Every file under `dir` (recursively, links not followed) and their bytes, with the folders that hold them. */
+function countFolder(dir) {
+  let files = 0;
+  let bytes = 0;
+  const byFolder = {};
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else {
+        files += 1;
+        const size = fs.lstatSync(p).size;
+        bytes += size;
+        // The run's folder is named after its id: shown as <run> so that the rows read the same every time.
+        const rel = (path.relative(dir, d) || '.').replace(/^[^/]+-\d{8}-\d{6}(?=\/|$)/, '<run>');
+        byFolder[rel] ??= { files: 0, bytes: 0 };
+        byFolder[rel].files += 1;
+        byFolder[rel].bytes += size;
+      }
+    }
+  };
+  walk(dir);
+  return { files, bytes, byFolder };
+}
+
+// ------------------------------------------------------------------------------------ 1. throughput
+
+const NOOP_PLAN = writePlan('noop', { run: 'true', range: UNITS });
+
+let dirCounter = 0;
+async function measureCheckpoint(base, plan = NOOP_PLAN, units = UNITS) {
+  dirCounter += 1;
+  const dir = path.join(base, `ck-${dirCounter}`);
+  const { sample } = await runToEnd(plan, dir, units);
+  if (!sample.error) sample.journalBytes = fs.statSync(path.join(latestRunDir(dir), 'journal.ndjson')).size;
   fs.rmSync(dir, { recursive: true, force: true });
   return sample;
 }
 
-async function measureXargs() {
-  const script = `seq 0 ${UNITS - 1} | xargs -P${PARALLEL} -I{} bash -eo pipefail -c true`;
+async function measureXargs(units = UNITS, parallel = PARALLEL, command = 'true') {
+  const script = `seq 0 ${units - 1} | xargs -P${parallel} -I{} bash -eo pipefail -c ${JSON.stringify(command)}`;
   const r = await timed('bash', ['-c', script]);
   return {
     ms: r.ms,
@@ -338,12 +437,46 @@ async function measureParallel() {
   return sample;
 }
 
+function summarize(row, units) {
+  const good = row.samples.filter((s) => !s.error);
+  for (const s of row.samples) if (s.error) problems.push(`${row.label}: ${s.error}`);
+  row.n = good.length;
+  row.medianMs = median(good.map((s) => s.ms));
+  row.unitsPerSec = row.medianMs === undefined ? undefined : units / (row.medianMs / 1000);
+  row.cpuMs = median(good.map((s) => s.cpuMs).filter((c) => c !== undefined));
+  const jb = good.map((s) => s.journalBytes).filter((b) => b !== undefined);
+  if (jb.length) row.journalBytes = median(jb);
+}
+
+/** Runs each runner once per round, in order, so that drift in machine load hits every row alike. */
+async function rounds(rows, runners, { budgetMs, label }) {
+  const t0 = performance.now();
+  let n = 0;
+  let lastRoundMs = 0;
+  while (n < REPEATS) {
+    if (n > 0 && budgetMs !== undefined && !FULL && performance.now() - t0 + lastRoundMs > budgetMs) break;
+    const r0 = performance.now();
+    for (const [key, fn] of runners) {
+      const row = rows[key];
+      if (row.skipped) continue;
+      log(`${label} round ${n + 1}: ${row.label}`);
+      const loadBefore = os.loadavg()[0];
+      const s = await fn();
+      s.load1Before = Number(loadBefore.toFixed(2));
+      row.samples.push(s);
+      log(`  ${fmtSec(s.ms)}${s.error ? ` FAILED: ${s.error}` : ''}`);
+    }
+    lastRoundMs = performance.now() - r0;
+    n += 1;
+  }
+  return { rounds: n, lastRoundMs };
+}
+
 const throughputRows = {
   ckDisk: { label: 'checkpoint run, journal on disk', samples: [] },
+  xargs: { label: `xargs -P${PARALLEL} bash -eo pipefail -c true (floor)`, samples: [] },
+  parallel: { label: `GNU parallel -j${PARALLEL} --joblog bash -eo pipefail -c true`, samples: [] },
   ckTmpfs: { label: 'checkpoint run, journal on tmpfs (fsync ~free)', samples: [] },
-  ckExec: { label: 'checkpoint run, CHECKPOINT_LAUNCHER=exec (a new bash per unit)', samples: [] },
-  xargs: { label: `xargs -P${PARALLEL} (floor)`, samples: [] },
-  parallel: { label: `GNU parallel -j${PARALLEL} --joblog`, samples: [] },
 };
 
 const gnu = ensureGnuParallel();
@@ -356,101 +489,203 @@ if (!SHM) {
   problems.push('journal-on-tmpfs row skipped: /dev/shm is not a tmpfs');
 }
 
-const runners = [
-  // The two checkpoint runs back to back, so that drift in machine load hits both sides of (a - d) / d alike.
-  ['ckDisk', () => measureCheckpoint(diskRoot)],
-  ['ckTmpfs', () => measureCheckpoint(SHM)],
-  ['ckExec', () => measureCheckpoint(diskRoot, { ...process.env, CHECKPOINT_LAUNCHER: 'exec' })],
-  ['xargs', measureXargs],
-  ['parallel', measureParallel],
-];
-
 const loadAtStart = os.loadavg();
 const t1 = performance.now();
-let rounds = 0;
-let lastRoundMs = 0;
-while (rounds < REPEATS) {
-  const elapsed = performance.now() - t1;
-  if (rounds > 0 && !FULL && elapsed + lastRoundMs > THROUGHPUT_BUDGET_MS) break;
-  const r0 = performance.now();
-  for (const [key, fn] of runners) {
-    const row = throughputRows[key];
-    if (row.skipped) continue;
-    log(`round ${rounds + 1}: ${row.label} (${UNITS} units)`);
-    const loadBefore = os.loadavg()[0];
-    const s = await fn();
-    s.load1Before = Number(loadBefore.toFixed(2));
-    row.samples.push(s);
-    log(`  ${fmtSec(s.ms)}${s.error ? ` FAILED: ${s.error}` : ''}`);
-  }
-  lastRoundMs = performance.now() - r0;
-  rounds += 1;
-}
-// xargs is cheap: top it up to three samples even when the slow rows ran once.
-while (throughputRows.xargs.samples.length < REPEATS) throughputRows.xargs.samples.push(await measureXargs());
-if (rounds < REPEATS) {
+const r1 = await rounds(
+  throughputRows,
+  [
+    // The two checkpoint runs back to back, so that drift in machine load hits both sides of (a - d) / d alike.
+    ['ckDisk', () => measureCheckpoint(diskRoot)],
+    ['ckTmpfs', () => measureCheckpoint(SHM)],
+    ['xargs', () => measureXargs()],
+    ['parallel', measureParallel],
+  ],
+  { budgetMs: THROUGHPUT_BUDGET_MS, label: `throughput (${UNITS} units)` },
+);
+if (r1.rounds < REPEATS) {
   notes.push(
-    `the 5,000-unit runs of checkpoint and GNU parallel ran ${rounds === 1 ? 'once each' : `${rounds} times each`} ` +
-      `(a round took ${fmtSec(lastRoundMs)}; 3 rounds would not fit the ~3 min budget; BENCH_FULL=1 forces 3); ` +
-      `xargs ran ${throughputRows.xargs.samples.length} times`,
+    `the ${UNITS.toLocaleString('en-US')}-unit runs of section 1 ran ${r1.rounds === 1 ? 'once each' : `${r1.rounds} times each`} ` +
+      `(a round took ${fmtSec(r1.lastRoundMs)}; ${REPEATS} rounds would not fit the section's ${THROUGHPUT_BUDGET_MS / 60_000} min budget; BENCH_FULL=1 forces ${REPEATS})`,
   );
 }
-
-for (const row of Object.values(throughputRows)) {
-  const good = row.samples.filter((s) => !s.error);
-  for (const s of row.samples) if (s.error) problems.push(`${row.label}: ${s.error}`);
-  row.n = good.length;
-  row.medianMs = median(good.map((s) => s.ms));
-  row.unitsPerSec = row.medianMs === undefined ? undefined : UNITS / (row.medianMs / 1000);
-  row.cpuMs = median(good.map((s) => s.cpuMs).filter((c) => c !== undefined));
-  const jb = good.map((s) => s.journalBytes).filter((b) => b !== undefined);
-  if (jb.length) row.journalBytes = median(jb);
-}
+for (const row of Object.values(throughputRows)) summarize(row, UNITS);
 
 const ratio = (a, b) => (a === undefined || b === undefined ? undefined : a / b);
 const vsParallel = ratio(throughputRows.ckDisk.unitsPerSec, throughputRows.parallel.unitsPerSec);
 const vsXargs = ratio(throughputRows.ckDisk.unitsPerSec, throughputRows.xargs.unitsPerSec);
-const execVsParallel = ratio(throughputRows.ckExec.unitsPerSec, throughputRows.parallel.unitsPerSec);
-const execVsXargs = ratio(throughputRows.ckExec.unitsPerSec, throughputRows.xargs.unitsPerSec);
 const overheadPct =
   throughputRows.ckDisk.medianMs === undefined || throughputRows.ckTmpfs.medianMs === undefined
     ? undefined
     : ((throughputRows.ckDisk.medianMs - throughputRows.ckTmpfs.medianMs) / throughputRows.ckTmpfs.medianMs) *
       100;
+const section1Ms = performance.now() - t1;
 
-// ---------------------------------------------------------------------------------- 2. resume planning
+// ------------------------------------------------------------------------------- 2. sleeping units
 
-const RESUME_DIR = path.join(WORK, 'resume');
-const BIG_PLAN = path.join(RESUME_DIR, 'checkpoint.yml');
-fs.mkdirSync(RESUME_DIR);
-fs.writeFileSync(
-  BIG_PLAN,
+const SLEEP_PLAN = writePlan('sleep', { run: 'sleep 0.05', range: SLEEP_UNITS, parallel: SLEEP_PARALLEL });
+const sleepRows = {
+  ck: { label: 'checkpoint run, journal on disk', samples: [] },
+  xargs: { label: `xargs -P${SLEEP_PARALLEL} bash -eo pipefail -c 'sleep 0.05'`, samples: [] },
+};
+const t2 = performance.now();
+await rounds(
+  sleepRows,
   [
-    'version: 1',
-    'name: bench-resume',
-    'shell: bash',
-    `concurrency: ${PARALLEL}`,
-    'steps:',
-    '  - id: work',
-    '    run: sleep 5',
-    '    batch:',
-    `      range: { from: 0, to: ${RESUME_RANGE} }`,
-    '      size: 1',
-    `      parallel: ${PARALLEL}`,
-    '',
-  ].join('\n'),
+    ['ck', () => measureCheckpoint(diskRoot, SLEEP_PLAN, SLEEP_UNITS)],
+    ['xargs', () => measureXargs(SLEEP_UNITS, SLEEP_PARALLEL, 'sleep 0.05')],
+  ],
+  { label: `sleep 0.05 (${SLEEP_UNITS} units)` },
 );
+for (const row of Object.values(sleepRows)) summarize(row, SLEEP_UNITS);
+const sleepVsXargs = ratio(sleepRows.ck.unitsPerSec, sleepRows.xargs.unitsPerSec);
+const section2Ms = performance.now() - t2;
 
-const resumeRows = [];
-const resume = { variants: {} };
+// ---------------------------------------------------------------------------------------- 3. memory
 
-async function seedRun() {
-  const dir = path.join(RESUME_DIR, 'seed');
-  const args = [CLI, 'run', '-f', BIG_PLAN, '--dir', dir, '--time-budget', '1s'];
+const statusKB = (text, key) => {
+  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text ?? '');
+  return m ? Number(m[1]) : undefined;
+};
+
+/**
+ * A short attempt of `plan` (its own --time-budget stops it; SIGINT after MEM_GUARD_MS if it does not):
+ * the CLI runs as the direct child, with the exit hook that saves its /proc/self/status; its status file
+ * is also polled every 100 ms.
+ */
+function measurePeak(plan, dir) {
+  const args = [
+    '--import',
+    pathToFileURL(HWM_HOOK).href,
+    CLI,
+    'run',
+    '-f',
+    plan,
+    '--dir',
+    dir,
+    '--time-budget',
+    MEM_BUDGET,
+  ];
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const child = spawn(NODE, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out = (out + d).slice(-20_000);
+    });
+    child.stderr.on('data', (d) => {
+      err = (err + d).slice(-20_000);
+    });
+    let polledHwm = 0;
+    let polledRss = 0;
+    const poll = setInterval(() => {
+      try {
+        const s = fs.readFileSync(`/proc/${child.pid}/status`, 'utf8');
+        polledHwm = Math.max(polledHwm, statusKB(s, 'VmHWM') ?? 0);
+        polledRss = Math.max(polledRss, statusKB(s, 'VmRSS') ?? 0);
+      } catch {}
+    }, 100);
+    let guarded = false;
+    const guard = setTimeout(() => {
+      guarded = true;
+      child.kill('SIGINT');
+      setTimeout(() => child.kill('SIGKILL'), 20_000).unref();
+    }, MEM_GUARD_MS);
+    child.on('close', (code, signal) => {
+      const ms = performance.now() - t0;
+      clearInterval(poll);
+      clearTimeout(guard);
+      let hook;
+      try {
+        hook = fs.readFileSync(path.join(HWM_DIR, String(child.pid)), 'utf8');
+      } catch {}
+      resolve({
+        ms,
+        code,
+        signal,
+        guarded,
+        hwmKB: statusKB(hook, 'VmHWM'),
+        rssAtExitKB: statusKB(hook, 'VmRSS'),
+        polledHwmKB: polledHwm || undefined,
+        polledRssMaxKB: polledRss || undefined,
+        stdoutTail: tail(out, 4),
+        stderrTail: tail(err, 4),
+        args: ['node', ...shownArgs(args).slice(2)],
+      });
+    });
+  });
+}
+
+async function timeStatus(plan, dir, total) {
+  const { r, doc } = await cliJson(['status', '-f', plan, '--dir', dir, '--json']);
+  if (r.code !== 0 || doc?.units?.total !== total) {
+    throw new Error(
+      `\`checkpoint status --json\` did not show ${total} units (exit ${r.code}, units ${JSON.stringify(doc?.units)}); stderr: ${tail(r.stderr, 4)}`,
+    );
+  }
+  const samples = [];
+  const cpu = [];
+  for (let i = 0; i < REPEATS; i++) {
+    const s = await timed(NODE, [CLI, 'status', '-f', plan, '--dir', dir]);
+    if (s.code !== 0)
+      throw new Error(describeRun('node', ['dist/cli/index.js', 'status', '-f', plan, '--dir', dir], s));
+    samples.push(s.ms);
+    if (s.cpuMs !== undefined) cpu.push(s.cpuMs);
+  }
+  return { samplesMs: samples, medianMs: median(samples), cpuMs: median(cpu), unitsDone: doc.units.done };
+}
+
+const memory = {};
+const t3 = performance.now();
+for (const [key, shape, plan, total] of [
+  [
+    'range',
+    `${MEM_RANGE.toLocaleString('en-US')}-unit range (size 1, units \`true\`)`,
+    writePlan('mem-range', { run: 'true', range: MEM_RANGE }),
+    MEM_RANGE,
+  ],
+  [
+    'items',
+    `${MEM_ITEMS.toLocaleString('en-US')}-item list, items: { command: "seq ${MEM_ITEMS}" }`,
+    writePlan('mem-items', { run: 'true', items: `seq ${MEM_ITEMS}` }),
+    MEM_ITEMS,
+  ],
+]) {
+  const dir = path.join(diskRoot, `mem-${key}`);
+  log(`memory: a --time-budget ${MEM_BUDGET} attempt over a ${shape}`);
+  const m = await measurePeak(plan, dir);
+  memory[key] = { shape, ...m };
+  log(
+    `  exit ${m.code ?? m.signal} after ${fmtSec(m.ms)}; VmHWM at exit ${m.hwmKB ?? '?'} kB (polled: VmHWM ${m.polledHwmKB ?? '?'} kB, VmRSS max ${m.polledRssMaxKB ?? '?'} kB)`,
+  );
+  if (m.code !== 75) {
+    problems.push(
+      `memory (${key}): the attempt was expected to stop at its time budget with exit 75, got ${m.code ?? m.signal}${m.guarded ? ` (SIGINT by the bench after ${MEM_GUARD_MS / 1000} s)` : ''}; stderr:\n${m.stderrTail}`,
+    );
+  }
+  if (m.hwmKB === undefined)
+    problems.push(`memory (${key}): the exit hook wrote no /proc/self/status (exit ${m.code ?? m.signal})`);
+  try {
+    memory[key].status = await timeStatus(plan, dir, total);
+    log(
+      `  status: ${memory[key].status.samplesMs.map(fmtSec).join(', ')} (${memory[key].status.unitsDone} units done)`,
+    );
+  } catch (err) {
+    problems.push(`status after the ${key} attempt: ${err.message}`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+const section3Ms = performance.now() - t3;
+
+// ------------------------------------------------------------------ synthetic checkpoints (4b and 5)
+
+/** A tiny real run of `plan` stopped by its time budget: the run, with the engine's own step fingerprint. */
+async function seedRun(plan, dir) {
+  const args = [CLI, 'run', '-f', plan, '--dir', dir, '--time-budget', '1s'];
   const r = await timed(NODE, args);
   if (r.code !== 75) {
     throw new Error(
-      `the seed run was expected to stop at its time budget with exit 75: ${describeRun('node', ['dist/cli/index.js', ...args.slice(1)], r)}`,
+      `the seed run was expected to stop at its time budget with exit 75: ${describeRun('node', shownArgs(args), r)}`,
     );
   }
   const runId = fs.readFileSync(path.join(dir, 'latest'), 'utf8').trim();
@@ -464,8 +699,8 @@ async function seedRun() {
   return { runId, runDir, text, lastSeq, seedMs: r.ms };
 }
 
-function writeBigCheckpoint(seed, name, done) {
-  const root = path.join(RESUME_DIR, name);
+/** A copy of the seed's run whose step "work" has `done` (flat intervals) done and nothing else pending. */
+function writeBigCheckpoint(seed, root, done, unitsDone) {
   const runDir = path.join(root, seed.runId);
   fs.mkdirSync(root, { recursive: true, mode: 0o700 });
   fs.cpSync(seed.runDir, runDir, { recursive: true });
@@ -474,7 +709,7 @@ function writeBigCheckpoint(seed, name, done) {
   const state = parseSnapshot(seed.text, 'seed checkpoint.json');
   const step = state.steps.get('work');
   step.done = IntervalSet.fromFlat(done);
-  step.unitsDone = RESUME_DONE;
+  step.unitsDone = unitsDone;
   step.interrupted = new IntervalSet();
   step.running.clear();
   step.failed.clear();
@@ -485,6 +720,61 @@ function writeBigCheckpoint(seed, name, done) {
   fs.writeFileSync(path.join(runDir, 'journal.ndjson'), '', { mode: 0o600 });
   return { root, runId: seed.runId, snapshotBytes: Buffer.byteLength(text), intervals: done.length / 2 };
 }
+
+// ----------------------------------------------------------------------------- 4. checkpoint folder
+
+const PRINT = 'echo "unit $CHECKPOINT_BATCH_INDEX printed a line"';
+const folder = {};
+const t4 = performance.now();
+try {
+  // 4a: a real run, to the end.
+  let n = FOLDER_UNITS_FIXED ?? FOLDER_UNITS_MAX;
+  const rate = throughputRows.ckDisk.unitsPerSec;
+  if (!FOLDER_UNITS_FIXED && rate !== undefined && (n / rate) * 1000 > FOLDER_RUN_AIM_MS) {
+    n = Math.max(5000, Math.floor((rate * FOLDER_RUN_AIM_MS) / 1000 / 1000) * 1000);
+    notes.push(
+      `4a ran ${n.toLocaleString('en-US')} printing units, not ${FOLDER_UNITS_MAX.toLocaleString('en-US')}: at 1a's ${fmtRate(rate)} the full run would take over ${FOLDER_RUN_AIM_MS / 1000} s here`,
+    );
+  }
+  const plan = writePlan('folder-real', { run: PRINT, range: n });
+  const dir = path.join(diskRoot, 'folder-real');
+  log(`checkpoint folder: a real run of ${n} printing units`);
+  const { sample, r } = await runToEnd(plan, dir, n, { captureStdout: true });
+  if (sample.error) throw new Error(`4a: ${sample.error}`);
+  const printed = (r.stdout.match(/printed a line/g) ?? []).length;
+  if (printed < n) throw new Error(`4a: the run's output holds ${printed} of the ${n} units' lines`);
+  folder.real = { units: n, ms: sample.ms, cpuMs: sample.cpuMs, linesPrinted: printed, ...countFolder(dir) };
+  log(`  ${fmtSec(sample.ms)}; ${folder.real.files} files, ${fmtBytes(folder.real.bytes)}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+} catch (err) {
+  problems.push(`checkpoint folder (real run): ${err.message}`);
+  log(`checkpoint folder (real run) FAILED: ${err.message}`);
+}
+try {
+  // 4b: synthetic 1M done, then finished by a real `checkpoint run`.
+  const plan = writePlan('folder-synth', { run: PRINT, range: FOLDER_SYNTH });
+  log(
+    `checkpoint folder: a synthetic ${FOLDER_SYNTH} done units (seed run, 1 s budget), finished by checkpoint run`,
+  );
+  const seed = await seedRun(plan, path.join(WORK, 'folder-seed'));
+  const ck = writeBigCheckpoint(seed, path.join(diskRoot, 'folder-synth'), [0, FOLDER_SYNTH], FOLDER_SYNTH);
+  const { sample } = await runToEnd(plan, ck.root, FOLDER_SYNTH);
+  if (sample.error) throw new Error(`4b: finishing the synthetic checkpoint: ${sample.error}`);
+  folder.synthetic = { units: FOLDER_SYNTH, finishMs: sample.ms, ...countFolder(ck.root) };
+  log(`  ${folder.synthetic.files} files, ${fmtBytes(folder.synthetic.bytes)}`);
+  fs.rmSync(ck.root, { recursive: true, force: true });
+} catch (err) {
+  problems.push(`checkpoint folder (synthetic 1M): ${err.message}`);
+  log(`checkpoint folder (synthetic) FAILED: ${err.message}`);
+}
+const section4Ms = performance.now() - t4;
+
+// ---------------------------------------------------------------------------------- 5. resume planning
+
+const RESUME_DIR = path.join(WORK, 'resume');
+const BIG_PLAN = writePlan('resume', { run: 'sleep 5', range: RESUME_RANGE });
+const resumeRows = [];
+const resume = { variants: {} };
 
 async function measureResume(variantName, ck) {
   const common = ['-f', BIG_PLAN, '--dir', ck.root];
@@ -528,10 +818,10 @@ async function measureResume(variantName, ck) {
   return out;
 }
 
-const t2 = performance.now();
+const t5 = performance.now();
 try {
   log('resume planning: seed run (stops at its 1 s time budget, exit 75)');
-  const seed = await seedRun();
+  const seed = await seedRun(BIG_PLAN, path.join(RESUME_DIR, 'seed'));
   resume.seedRunMs = seed.seedMs;
   const variants = [
     ['contiguous', `[0,${RESUME_DONE}]`, () => [0, RESUME_DONE]],
@@ -544,7 +834,7 @@ try {
   ];
   for (const [name, shape, make] of variants) {
     log(`resume planning: ${name} checkpoint (${shape})`);
-    const ck = writeBigCheckpoint(seed, name, make());
+    const ck = writeBigCheckpoint(seed, path.join(RESUME_DIR, name), make(), RESUME_DONE);
     const m = await measureResume(name, ck);
     resume.variants[name] = { shape, snapshotBytes: ck.snapshotBytes, intervals: ck.intervals, ...m };
     for (const cmd of ['status', 'run --dry-run']) {
@@ -561,49 +851,49 @@ try {
   problems.push(`resume planning: ${err.message}`);
   log(`resume planning FAILED: ${err.message}`);
 }
-const resumeSectionMs = performance.now() - t2;
+const section5Ms = performance.now() - t5;
 
 // ------------------------------------------------------------------------------------------------- report
 
 const ratioText = (r) => (r === undefined ? 'n/a' : `${r.toFixed(2)}x`);
+const mb = (kB) => (kB === undefined ? undefined : (kB * 1024) / 1e6);
 const rowsOut = [];
-for (const [key, tag] of [
+const measured = (row, units, parallel, what) => ({
+  what: `${row.label}: ${units.toLocaleString('en-US')} ${what}, ${parallel} at a time`,
+  value: row.skipped
+    ? `skipped: ${row.skipped}`
+    : row.medianMs === undefined
+      ? 'failed (see problems)'
+      : `${fmtSec(row.medianMs)} · ${fmtRate(row.unitsPerSec)}`,
+  target: '',
+  result: '',
+  n: row.n ?? 0,
+  cpu: row.cpuMs,
+  perUnit: units,
+});
+for (const [key, id] of [
   ['ckDisk', '1a'],
   ['xargs', '1b'],
   ['parallel', '1c'],
   ['ckTmpfs', '1d'],
-  ['ckExec', '1h'],
 ]) {
-  const row = throughputRows[key];
-  rowsOut.push({
-    id: tag,
-    what: `${row.label}: ${UNITS.toLocaleString('en-US')} no-op units, ${PARALLEL} at a time`,
-    value: row.skipped
-      ? `skipped: ${row.skipped}`
-      : row.medianMs === undefined
-        ? 'failed (see problems)'
-        : `${fmtSec(row.medianMs)} · ${fmtRate(row.unitsPerSec)}`,
-    target: '',
-    result: '',
-    n: row.n ?? 0,
-    cpu: row.cpuMs,
-  });
+  rowsOut.push({ id, ...measured(throughputRows[key], UNITS, PARALLEL, 'no-op units') });
 }
 rowsOut.push(
   {
     id: '1e',
-    what: 'checkpoint (1a) throughput vs GNU parallel (1c)',
-    value: ratioText(vsParallel),
-    target: `>= ${TARGETS.vsParallel}x`,
-    result: verdict(vsParallel === undefined ? undefined : vsParallel >= TARGETS.vsParallel),
-    n: '',
-  },
-  {
-    id: '1f',
     what: 'checkpoint (1a) throughput vs xargs (1b)',
     value: ratioText(vsXargs),
     target: `>= ${TARGETS.vsXargs}x`,
     result: verdict(vsXargs === undefined ? undefined : vsXargs >= TARGETS.vsXargs),
+    n: '',
+  },
+  {
+    id: '1f',
+    what: 'checkpoint (1a) throughput vs GNU parallel (1c)',
+    value: ratioText(vsParallel),
+    target: `> ${TARGETS.vsParallel}x`,
+    result: verdict(vsParallel === undefined ? undefined : vsParallel > TARGETS.vsParallel),
     n: '',
   },
   {
@@ -614,26 +904,104 @@ rowsOut.push(
     result: verdict(overheadPct === undefined ? undefined : overheadPct < TARGETS.journalOverheadPct),
     n: '',
   },
+);
+rowsOut.push(
+  { id: '2a', ...measured(sleepRows.ck, SLEEP_UNITS, SLEEP_PARALLEL, 'units of `sleep 0.05`') },
+  { id: '2b', ...measured(sleepRows.xargs, SLEEP_UNITS, SLEEP_PARALLEL, 'units of `sleep 0.05`') },
   {
-    id: '1i',
-    what: 'checkpoint with a new bash per unit (1h) vs GNU parallel (1c), for comparison',
-    value: ratioText(execVsParallel),
-    target: '',
-    result: '',
-    n: '',
-  },
-  {
-    id: '1j',
-    what: 'checkpoint with a new bash per unit (1h) vs xargs (1b), for comparison',
-    value: ratioText(execVsXargs),
-    target: '',
-    result: '',
+    id: '2c',
+    what: 'checkpoint (2a) throughput vs xargs (2b), sleeping units',
+    value: ratioText(sleepVsXargs),
+    target: `>= ${TARGETS.sleepVsXargs}x`,
+    result: verdict(sleepVsXargs === undefined ? undefined : sleepVsXargs >= TARGETS.sleepVsXargs),
     n: '',
   },
 );
+[
+  ['range', '3a', '3b'],
+  ['items', '3c', '3d'],
+].forEach(([key, idMem, idStatus]) => {
+  const m = memory[key];
+  const peak = mb(m?.hwmKB);
+  rowsOut.push({
+    id: idMem,
+    what: `peak RSS (VmHWM at exit) of \`checkpoint run --time-budget ${MEM_BUDGET}\` over a ${m?.shape ?? key}`,
+    value:
+      peak === undefined
+        ? 'failed (see problems)'
+        : `${peak.toFixed(1)} MB (VmHWM ${m.hwmKB.toLocaleString('en-US')} kB; attempt ${fmtSec(m.ms)}, exit ${m.code ?? m.signal}${m.status ? `, ${m.status.unitsDone.toLocaleString('en-US')} units done` : ''})`,
+    target: `< ${TARGETS.memoryMB} MB`,
+    result: verdict(peak === undefined ? undefined : peak < TARGETS.memoryMB),
+    n: m ? 1 : 0,
+  });
+  const s = m?.status;
+  rowsOut.push({
+    id: idStatus,
+    what: `\`checkpoint status\` after the attempt of ${idMem}`,
+    value: s ? fmtSec(s.medianMs) : 'failed (see problems)',
+    target: `< ${TARGETS.statusSeconds} s`,
+    result: verdict(s ? s.medianMs < TARGETS.statusSeconds * 1000 : undefined),
+    n: s ? s.samplesMs.length : 0,
+    cpu: s?.cpuMs,
+  });
+});
+const folderRow = (id, f, what) => {
+  const ok = f ? f.files < TARGETS.folderFiles && f.bytes < TARGETS.folderMB * 1e6 : undefined;
+  return {
+    id,
+    what,
+    value: f
+      ? `${f.files} files, ${fmtBytes(f.bytes)} (${Object.entries(f.byFolder)
+          .map(([d, v]) => `${d}: ${v.files}`)
+          .join(', ')})`
+      : 'failed (see problems)',
+    target: `< ${TARGETS.folderFiles} files and < ${TARGETS.folderMB} MB`,
+    result: verdict(ok),
+    n: f ? 1 : 0,
+  };
+};
+rowsOut.push(
+  folderRow(
+    '4a',
+    folder.real,
+    `REAL: checkpoint folder after a finished run of ${(folder.real?.units ?? FOLDER_UNITS_MAX).toLocaleString('en-US')} units that each print a line${folder.real ? ` (run took ${fmtSec(folder.real.ms)})` : ''}`,
+  ),
+  folderRow(
+    '4b',
+    folder.synthetic,
+    `SYNTHETIC: checkpoint folder of a ${FOLDER_SYNTH.toLocaleString('en-US')}-unit printing plan made done from a 1 s seed run, then finished by \`checkpoint run\``,
+  ),
+);
+// 4c is derived, not measured: how big the journal of a finished run may be, from 1a's bytes per unit and the
+// engine's compaction threshold (read from its source, so that this row follows it).
+const compactBytes = (() => {
+  const m = /const COMPACT_BYTES = ([\d\s*_]+);/.exec(
+    fs.readFileSync(path.join(REPO, 'src', 'journal', 'checkpoint.ts'), 'utf8'),
+  );
+  return m ? m[1].split('*').reduce((a, b) => a * Number(b.trim().replaceAll('_', '')), 1) : undefined;
+})();
+const journalPerUnit =
+  throughputRows.ckDisk.journalBytes === undefined ? undefined : throughputRows.ckDisk.journalBytes / UNITS;
+folder.journal = { bytesPerUnit: journalPerUnit ?? null, compactBytes: compactBytes ?? null };
+rowsOut.push({
+  id: '4c',
+  what: 'DERIVED (not measured): the journal a finished run may keep. The engine compacts it into checkpoint.json only at the end of an attempt and only when it holds over COMPACT_BYTES (src/journal/checkpoint.ts); 1a gives the bytes per unit',
+  value:
+    journalPerUnit === undefined || compactBytes === undefined
+      ? 'n/a'
+      : `${journalPerUnit.toFixed(0)} B/unit; a finished run keeps up to ${fmtBytes(compactBytes)} of journal (${Math.ceil((TARGETS.folderMB * 1e6) / journalPerUnit).toLocaleString('en-US')}–${Math.floor(compactBytes / journalPerUnit).toLocaleString('en-US')} units recorded since it was last compacted leave over ${TARGETS.folderMB} MB); within one attempt it grows without a cap: 1,000,000 units ≈ ${fmtBytes(journalPerUnit * 1e6)} on disk until the attempt ends`,
+  target: `< ${TARGETS.folderMB} MB whatever the run`,
+  result:
+    journalPerUnit === undefined || compactBytes === undefined
+      ? 'n/a'
+      : compactBytes < TARGETS.folderMB * 1e6
+        ? 'PASS (derived)'
+        : 'MISS (derived)',
+  n: '',
+});
 resumeRows.forEach((r, i) => {
   rowsOut.push({
-    id: `2${String.fromCharCode(97 + i)}`,
+    id: `5${String.fromCharCode(97 + i)}`,
     what: r.label,
     value: fmtSec(r.medianMs),
     target: `< ${TARGETS.resumeSeconds} s`,
@@ -644,7 +1012,7 @@ resumeRows.forEach((r, i) => {
 });
 if (resumeRows.length === 0) {
   rowsOut.push({
-    id: '2',
+    id: '5',
     what: 'resume planning on 1M done units',
     value: 'failed (see problems)',
     target: `< ${TARGETS.resumeSeconds} s`,
@@ -654,41 +1022,68 @@ if (resumeRows.length === 0) {
 }
 
 const esc = (s) => String(s).replaceAll('|', '\\|');
+const cpuCell = (r) =>
+  r.cpu === undefined
+    ? ''
+    : `${fmtSec(r.cpu)}${r.perUnit ? ` (${(r.cpu / r.perUnit).toFixed(2)} ms/unit)` : ''}`;
 const table = [
   '| # | measurement | median wall time / value | CPU user+sys (median) | n | target | result |',
   '|---|---|---|---|---|---|---|',
   ...rowsOut.map(
     (r) =>
-      `| ${r.id} | ${esc(r.what)} | ${esc(r.value)} | ${r.cpu === undefined ? '' : `${fmtSec(r.cpu)}${r.id.startsWith('1') ? ` (${(r.cpu / UNITS).toFixed(2)} ms/unit)` : ''}`} | ${r.n} | ${esc(r.target)} | ${r.result} |`,
+      `| ${r.id} | ${esc(r.what)} | ${esc(r.value)} | ${cpuCell(r)} | ${r.n} | ${esc(r.target)} | ${r.result} |`,
   ),
 ].join('\n');
 
 const totalMs = performance.now() - t1;
 const loadAtEnd = os.loadavg();
+const uptimeAtEnd = sh('uptime').stdout.trim();
 const busiest = Math.max(loadAtStart[0], loadAtEnd[0], loadAtEnd[1]);
-const loadText = `load average (1 min) ${loadAtStart[0].toFixed(2)} at start, ${loadAtEnd[0].toFixed(2)} at end (5 min: ${loadAtEnd[1].toFixed(2)}) on ${machine.cpus} CPUs`;
+const loadText = `load average (1 min) ${loadAtStart[0].toFixed(2)} at start, ${loadAtEnd[0].toFixed(2)} at end (5 min: ${loadAtEnd[1].toFixed(2)}, 15 min: ${loadAtEnd[2].toFixed(2)}) on ${machine.cpus} CPUs`;
 if (busiest > machine.cpus * 0.75) {
   notes.push(
-    `the machine was busy (${loadText}): other processes competed for the CPUs, so wall times and especially the small differences (journal overhead) are noisy`,
+    `the machine was busy (${loadText}; \`uptime\` at start: "${uptimeAtStart}", at end: "${uptimeAtEnd}"): other processes competed for the CPUs, so wall times, the ratios and especially the small differences (journal overhead) are noisy; the CPU column is less affected`,
   );
 }
 const header = [
   `checkpoint bench — ${new Date().toISOString()} — commit ${gitCommit}${gitDirty ? ' (src/ has uncommitted changes)' : ''}, CLI bundle sha256:${cliSha}`,
   `machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memGiB} GiB, ${machine.kernel}, Node ${machine.node}, ${machine.bash}`,
   `${loadText}`,
+  `uptime at start: ${uptimeAtStart}`,
+  `uptime at end: ${uptimeAtEnd}`,
   `on-disk dirs: ${machine.diskDir}; tmpfs dirs: ${machine.tmpfsDir}; GNU parallel: ${gnu.version ?? 'none'}${gnu.installed ? ' (installed by this run)' : ''}`,
 ].join('\n');
 const footer = [
   ...notes.map((n) => `note: ${n}`),
+  'note: every unit of every row is a fresh `bash -eo pipefail -c CMD`: the engine spawns one per unit in its own process group (src/exec/process.ts); xargs and GNU parallel exec the same command line.',
   'note: CPU = user+sys of the command and every process it waited for (bash `times`), so it counts the units too; it is much less affected by other load than wall time.',
   'note: wall times include Node start-up of the CLI (~0.1 s); stdout to /dev/null (not a TTY).',
-  'note: every row runs `true` through bash with `-eo pipefail`. xargs, GNU parallel and 1h exec a new `bash -eo pipefail -c true` per unit; 1a and 1d use forked shells (the default: a subshell of a launcher bash, made to look like a fresh `bash -c`, evaluates the command; see docs/plan.md).',
   'note: "journal off" is approximated by putting the checkpoint dir on tmpfs, where fsync is nearly free; the CLI has no switch to turn the journal off.',
+  `note: memory (3a, 3c) is the checkpoint process's own peak RSS, VmHWM of /proc/self/status read by a hook (\`node --import\`) on its 'exit' event, just before it exits; MB = 10^6 bytes. The attempts are short (stopped by \`--time-budget ${MEM_BUDGET}\`): they measure what the engine holds for a huge space, not the cost of running every unit. /proc/<pid>/status polled every 100 ms agrees: range VmHWM ${memory.range?.polledHwmKB ?? '?'} kB (VmRSS max ${memory.range?.polledRssMaxKB ?? '?'} kB), items VmHWM ${memory.items?.polledHwmKB ?? '?'} kB (VmRSS max ${memory.items?.polledRssMaxKB ?? '?'} kB).`,
+  `note: 4a is a real run to the end; 4b is synthetic: its 1,000,000 done units were written into the checkpoint with the engine's snapshot module (only the seed run's units ran), then a real \`checkpoint run\` found nothing left and completed the run. Neither keeps per-unit files: the engine keeps a log only for a failed, timed-out or interrupted unit, at most ${LOGS_PER_STEP} per step (LOGS_PER_STEP, src/engine/recorder.ts); a successful unit's output goes only to the live log, so the folder does not grow with the number of units.`,
   ...problems.map((p) => `PROBLEM: ${p}`),
-  `bench time: ${fmtSec(totalMs)} (throughput ${fmtSec(t2 - t1)}, resume planning ${fmtSec(resumeSectionMs)})`,
+  `bench time: ${fmtSec(totalMs)} (1 throughput ${fmtSec(section1Ms)}, 2 sleeping units ${fmtSec(section2Ms)}, 3 memory ${fmtSec(section3Ms)}, 4 folder ${fmtSec(section4Ms)}, 5 resume planning ${fmtSec(section5Ms)})`,
 ].join('\n');
 
 console.log(`${header}\n\n${table}\n\n${footer}`);
+
+const rowJson = (rows, units) =>
+  Object.fromEntries(
+    Object.entries(rows).map(([k, r]) => [
+      k,
+      {
+        label: r.label,
+        units,
+        skipped: r.skipped ?? null,
+        n: r.n,
+        medianMs: r.medianMs ?? null,
+        cpuMs: r.cpuMs ?? null,
+        unitsPerSec: r.unitsPerSec ?? null,
+        journalBytes: r.journalBytes ?? null,
+        samples: r.samples,
+      },
+    ]),
+  );
 
 fs.mkdirSync(RESULTS, { recursive: true });
 fs.writeFileSync(
@@ -704,32 +1099,24 @@ fs.writeFileSync(
       srcDirty: gitDirty,
       cliSha256: cliSha,
       machine,
+      uptime: { start: uptimeAtStart, end: uptimeAtEnd },
       gnuParallel: gnu.version ?? null,
       units: UNITS,
       parallel: PARALLEL,
-      rounds,
+      rounds: r1.rounds,
       targets: TARGETS,
-      throughput: Object.fromEntries(
-        Object.entries(throughputRows).map(([k, r]) => [
-          k,
-          {
-            label: r.label,
-            skipped: r.skipped ?? null,
-            n: r.n,
-            medianMs: r.medianMs ?? null,
-            unitsPerSec: r.unitsPerSec ?? null,
-            journalBytes: r.journalBytes ?? null,
-            samples: r.samples,
-          },
-        ]),
-      ),
+      throughput: rowJson(throughputRows, UNITS),
+      sleep: { units: SLEEP_UNITS, parallel: SLEEP_PARALLEL, rows: rowJson(sleepRows, SLEEP_UNITS) },
       ratios: {
-        checkpointVsParallel: vsParallel ?? null,
         checkpointVsXargs: vsXargs ?? null,
-        execVsParallel: execVsParallel ?? null,
-        execVsXargs: execVsXargs ?? null,
+        checkpointVsParallel: vsParallel ?? null,
         journalOverheadPct: overheadPct ?? null,
+        sleepVsXargs: sleepVsXargs ?? null,
       },
+      memory: Object.fromEntries(
+        Object.entries(memory).map(([k, m]) => [k, { ...m, peakMB: mb(m.hwmKB) ?? null }]),
+      ),
+      folder: { logsPerStep: LOGS_PER_STEP, ...folder },
       resume,
       rows: rowsOut,
       notes,
@@ -745,7 +1132,6 @@ fs.writeFileSync(
 // Hand-written SVG bar chart of units/s.
 const bars = [
   ['checkpoint run', throughputRows.ckDisk.unitsPerSec, '#3b6fd4'],
-  ['checkpoint, exec per unit', throughputRows.ckExec.unitsPerSec, '#8aa6e0'],
   [`xargs -P${PARALLEL}`, throughputRows.xargs.unitsPerSec, '#7a7a7a'],
   [`GNU parallel -j${PARALLEL}`, throughputRows.parallel.unitsPerSec, '#d48a3b'],
 ].filter(([, v]) => v !== undefined);
@@ -777,13 +1163,6 @@ const svg = [
   '',
 ].join('\n');
 fs.writeFileSync(path.join(RESULTS, 'throughput.svg'), svg);
-// Keep the generated files as `biome check` wants them (the repository lints everything under bench/).
-const biome = path.join(REPO, 'node_modules', '.bin', 'biome');
-if (fs.existsSync(biome)) {
-  const files = ['latest.json', 'latest.md', 'throughput.svg'].map((f) => path.join(RESULTS, f));
-  const f = spawnSync(biome, ['format', '--write', ...files], { encoding: 'utf8' });
-  if (f.status !== 0) log(`biome format of bench/results failed: ${tail(`${f.stdout}${f.stderr}`, 4)}`);
-}
 log(`wrote ${path.relative(REPO, RESULTS)}/latest.json, latest.md, throughput.svg`);
 // The chart in the docs (README's Performance section, docs/getting-started.md), from the same results.
 const { writeBenchChart } = await import('./chart.mjs');
