@@ -15705,7 +15705,7 @@ class StoppedError extends CheckpointError {
     exitCode = EXIT_INCOMPLETE;
 }
 /** Error code of a Node system error (ENOENT, EEXIST...), or undefined for anything else. */
-function errorCode(error) {
+function errors_errorCode(error) {
     if (typeof error === 'object' && error !== null && 'code' in error) {
         const code = error.code;
         return typeof code === 'string' ? code : undefined;
@@ -15733,7 +15733,7 @@ function classify(err, debug = false) {
     const stack = debug && e.stack ? `\n${e.stack}` : '';
     // A full disk, a size limit or a read-only folder met outside the checkpoint's own writers is the
     // environment, not a bug: say what to do rather than "please report it".
-    const fix = writeFix(errorCode(err));
+    const fix = writeFix(errors_errorCode(err));
     if (fix)
         return { code: EXIT_FAILED, message: `${e.message}. ${fix} and run the command again.${stack}` };
     return {
@@ -15749,9 +15749,62 @@ const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.ur
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
+;// CONCATENATED MODULE: ./src/journal/damage.ts
+// The errors for a checkpoint that cannot be trusted. A checkpoint comes back from a cache, an artifact or a
+// disk that other jobs, tools and people can write to: what it says is evidence, never orders. A record
+// that fails its checks is damage, reported with where it is and the way out, and never acted on.
+
+
+/** What every damage message ends with: how to get going again. */
+const WAY_OUT = 'Start this run over with `checkpoint reset --all`, or start a new run with `checkpoint run --new` ' +
+    '(in the action: the checkpoint entry saved before this one is restored instead)';
+class CheckpointCorruptError extends CheckpointError {
+    name = 'CheckpointCorruptError';
+    exitCode = EXIT_FAILED;
+}
+/**
+ * One record of the checkpoint fails its schema or the plan. `where` is the file as shown (with `:line` for
+ * a journal line), `what` the field, its value and what was expected.
+ */
+class CheckpointDamageError extends CheckpointCorruptError {
+    name = 'CheckpointDamageError';
+    /** The file, as given (absolute or relative). */
+    file;
+    /** 1-based journal line, when the record is one. */
+    line;
+    detail;
+    constructor(file, line, detail) {
+        super(`${shownPath(file)}${line !== undefined ? `:${line}` : ''}: ${detail}. This record is damage (a forged or ` +
+            `corrupted checkpoint) and is not acted on. ${WAY_OUT}.`);
+        this.file = file;
+        this.line = line;
+        this.detail = detail;
+    }
+}
+/** `path` relative to the working directory when it is below it, else as given. */
+function shownPath(path) {
+    const rel = (0,external_node_path_.relative)(process.cwd(), path);
+    return rel !== '' && !rel.startsWith('..') ? rel : path;
+}
+/** A value for a message: JSON when it can be, cut short when long (a forged value can be anything). */
+function showValue(value) {
+    let text;
+    try {
+        text = value === undefined ? 'nothing' : (JSON.stringify(value) ?? String(value));
+    }
+    catch {
+        text = String(value);
+    }
+    return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
 ;// CONCATENATED MODULE: ./src/journal/fsutil.ts
 // Small durable-file helpers. Every update to the checkpoint directory is either append-then-fsync (the
 // journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
+
+
 
 
 
@@ -15770,7 +15823,7 @@ class CheckpointWriteError extends CheckpointError {
     /** The OS error code (ENOSPC, EFBIG, EACCES...), when there was one; errorCode() reads it too. */
     code;
     constructor(path, cause) {
-        const code = errorCode(cause);
+        const code = errors_errorCode(cause);
         const detail = cause instanceof Error ? cause.message : String(cause);
         super(`could not write ${path}: ${code ?? 'error'} (${detail}). ${writeFix(code) ?? 'Fix the cause above'} ` +
             'and run the command again; work recorded before this point is kept.', { cause });
@@ -15807,7 +15860,7 @@ async function fsyncDir(path) {
     }
     catch (error) {
         // Some platforms and filesystems refuse to open or fsync directories; the rename is still atomic there.
-        const code = errorCode(error);
+        const code = errors_errorCode(error);
         if (code !== 'EISDIR' &&
             code !== 'EINVAL' &&
             code !== 'EPERM' &&
@@ -15854,12 +15907,136 @@ async function writeFileAtomic(path, data) {
 /** The file's UTF-8 content, or undefined when it does not exist. */
 async function readFileIfExists(path) {
     try {
-        return await (0,promises_namespaceObject.readFile)(path, 'utf8');
+        return await readFile(path, 'utf8');
     }
     catch (error) {
         if (errorCode(error) === 'ENOENT')
             return undefined;
         throw error;
+    }
+}
+// ------------------------------------------------------------------------------------------------------
+// No symlinks inside a run folder (DESIGN §4). A checkpoint folder may come from a cache entry or a disk
+// others write to: a link where `logs`, `state`, `steps`, `tmp`, `items` or a file of the checkpoint should
+// be would make the runner write (or units read) outside it. Folders are created one level at a time and
+// checked with lstat; files are opened with O_NOFOLLOW; replacing a file by rename() replaces a link at
+// its name rather than following it. A link found is damage, named, and nothing goes through it.
+/** A symbolic link (or something else that is no plain file or folder) where the checkpoint keeps its own. */
+class CheckpointLinkError extends CheckpointCorruptError {
+    name = 'CheckpointLinkError';
+    path;
+    constructor(path, what) {
+        super(`${shownPath(path)} ${what}, where the checkpoint keeps its own files and folders; nothing is read or ` +
+            'written through it. Remove it (`rm`) if it is not meant to be there, or start a new run with ' +
+            '`checkpoint run --new`.');
+        this.path = path;
+    }
+}
+const NOFOLLOW = external_node_fs_.constants.O_NOFOLLOW ?? 0;
+const FLAG_BITS = {
+    r: external_node_fs_.constants.O_RDONLY,
+    'r+': external_node_fs_.constants.O_RDWR,
+    a: external_node_fs_.constants.O_WRONLY | external_node_fs_.constants.O_CREAT | external_node_fs_.constants.O_APPEND,
+    w: external_node_fs_.constants.O_WRONLY | external_node_fs_.constants.O_CREAT | external_node_fs_.constants.O_TRUNC,
+    wx: external_node_fs_.constants.O_WRONLY | external_node_fs_.constants.O_CREAT | external_node_fs_.constants.O_EXCL,
+};
+/** Throws CheckpointLinkError when `path` is a symbolic link; a missing path is fine. */
+async function refuseLink(path) {
+    let info;
+    try {
+        info = await (0,promises_namespaceObject.lstat)(path);
+    }
+    catch (error) {
+        if (errors_errorCode(error) === 'ENOENT')
+            return;
+        throw error;
+    }
+    if (info.isSymbolicLink())
+        throw new CheckpointLinkError(path, `is a symbolic link (to ${await linkTarget(path)})`);
+}
+async function linkTarget(path) {
+    try {
+        return await (0,promises_namespaceObject.readlink)(path);
+    }
+    catch {
+        return 'somewhere';
+    }
+}
+/**
+ * Creates the folder `path` (mode 0700) if missing, its parent being there already, and checks that what is
+ * there is a real folder, not a link. For the folders of a run folder.
+ */
+async function ensureRealDir(path) {
+    try {
+        await (0,promises_namespaceObject.mkdir)(path, { mode: DIR_MODE });
+        await (0,promises_namespaceObject.chmod)(path, DIR_MODE);
+    }
+    catch (error) {
+        if (errors_errorCode(error) !== 'EEXIST')
+            throw error;
+    }
+    const info = await (0,promises_namespaceObject.lstat)(path);
+    if (info.isSymbolicLink())
+        throw new CheckpointLinkError(path, `is a symbolic link (to ${await linkTarget(path)})`);
+    if (!info.isDirectory())
+        throw new CheckpointLinkError(path, 'is not a folder');
+}
+/**
+ * `base/rel` as a real folder: every component below `base` is created (0700) or checked not to be a link.
+ * `rel` must stay below `base` (no `..`, not absolute). For the engine's `state/<step>` and `logs/<step>`.
+ */
+async function ensureDirUnder(base, rel) {
+    const parts = rel.split(/[\\/]+/).filter((p) => p !== '' && p !== '.');
+    if (parts.some((p) => p === '..') || (0,external_node_path_.isAbsolute)(rel))
+        throw new RangeError(`ensureDirUnder: "${rel}" does not stay below ${base}`);
+    let current = base;
+    for (const part of parts) {
+        current = (0,external_node_path_.join)(current, part);
+        await ensureRealDir(current);
+    }
+    return current;
+}
+/**
+ * Opens a file of the checkpoint without following a link at its name (O_NOFOLLOW): a link there throws
+ * CheckpointLinkError. `flags` as for fs.open ('r', 'a', 'w', 'wx', 'r+').
+ */
+async function openNoFollow(path, flags, mode = FILE_MODE) {
+    try {
+        return await (0,promises_namespaceObject.open)(path, FLAG_BITS[flags] | NOFOLLOW, mode);
+    }
+    catch (error) {
+        if (errors_errorCode(error) === 'ELOOP')
+            throw new CheckpointLinkError(path, `is a symbolic link (to ${await linkTarget(path)})`);
+        throw error;
+    }
+}
+/** openNoFollow, synchronously, for writers that keep a descriptor (the engine's slot files): returns the fd. */
+function openNoFollowSync(path, flags, mode = FILE_MODE) {
+    try {
+        return (0,external_node_fs_.openSync)(path, FLAG_BITS[flags] | NOFOLLOW, mode);
+    }
+    catch (error) {
+        if (errors_errorCode(error) === 'ELOOP')
+            throw new CheckpointLinkError(path, 'is a symbolic link');
+        throw error;
+    }
+}
+/** The file's UTF-8 content, or undefined when it does not exist; a link at its name throws CheckpointLinkError. */
+async function readFileNoFollow(path) {
+    let handle;
+    try {
+        handle = await openNoFollow(path, 'r');
+    }
+    catch (error) {
+        if (errors_errorCode(error) === 'ENOENT')
+            return undefined;
+        throw error;
+    }
+    try {
+        return await handle.readFile('utf8');
+    }
+    finally {
+        await handle.close();
     }
 }
 
@@ -15899,7 +16076,6 @@ function crc32(data) {
 // is written and fdatasync'd; lines are written as they come, and each fdatasync covers every line written
 // before it started. A sync that only callers already released on write (`onWritten`) wait for starts at
 // most every SYNC_SPACING_MS.
-
 
 
 
@@ -15974,11 +16150,15 @@ class JournalWriteError extends CheckpointError {
     /** The OS error code (ENOSPC, EFBIG, EROFS, EBADF...), when there was one. */
     code;
     constructor(path, cause) {
-        const code = errorCode(cause);
+        const code = errors_errorCode(cause);
         const detail = cause instanceof Error ? cause.message : String(cause);
         const fix = writeFix(code) ?? 'Fix the cause above';
-        super(`could not write the checkpoint journal ${path}: ${code ?? 'error'} (${detail}). ` +
-            `${fix} and run \`checkpoint run\` again; work recorded before this point is kept.`, { cause });
+        // Fenced (the lease was lost): nothing is wrong with the disk, and running again is not the fix.
+        const fenced = cause instanceof Error && cause.name === 'LeaseLostError';
+        super(fenced
+            ? `did not write the checkpoint journal ${path}: ${detail}.`
+            : `could not write the checkpoint journal ${path}: ${code ?? 'error'} (${detail}). ` +
+                `${fix} and run \`checkpoint run\` again; work recorded before this point is kept.`, { cause });
         this.path = path;
         this.code = code;
     }
@@ -16021,6 +16201,8 @@ class JournalWriter {
     #syncs = 0;
     #error;
     #closing;
+    /** Throws when this process may no longer write (its lease was lost): checked before every write. */
+    #fence;
     constructor(path, fh, initialSize, syncSpacingMs) {
         this.path = path;
         this.#syncSpacingMs = syncSpacingMs;
@@ -16032,19 +16214,23 @@ class JournalWriter {
      * Opens (creating with mode 0600) `path` for appending. A torn tail must already have been cut off
      * (readJournal → truncateTo), otherwise the first new line would be glued to it.
      */
-    static async open(path, { syncSpacingMs = SYNC_SPACING_MS } = {}) {
+    static async open(path, { syncSpacingMs = SYNC_SPACING_MS, fence } = {}) {
         let fh;
         try {
-            fh = await (0,promises_namespaceObject.open)(path, 'a', FILE_MODE);
+            fh = await openNoFollow(path, 'a', FILE_MODE);
         }
         catch (error) {
+            if (error instanceof CheckpointLinkError)
+                throw error;
             throw new JournalWriteError(path, error);
         }
         try {
             const { size } = await fh.stat();
             // Make the file's directory entry durable, in case we just created it.
             await fsyncDir((0,external_node_path_.dirname)(path));
-            return new JournalWriter(path, fh, size, syncSpacingMs);
+            const writer = new JournalWriter(path, fh, size, syncSpacingMs);
+            writer.#fence = fence;
+            return writer;
         }
         catch (error) {
             await fh.close().catch(() => undefined);
@@ -16164,7 +16350,13 @@ class JournalWriter {
         for (const entry of batch)
             text += entry.line;
         const sizeBefore = this.size;
+        // Fencing: a process that lost the run's lease writes nothing more (lock.ts, assertHeld) — not even the
+        // truncation below, which would cut the new holder's lines.
+        let fenced = text.length > 0;
         try {
+            if (text.length > 0)
+                this.#fence?.();
+            fenced = false;
             if (text.length > 0) {
                 const buffer = Buffer.from(text, 'utf8');
                 let offset = 0;
@@ -16184,7 +16376,8 @@ class JournalWriter {
             // Cut off whatever part of this batch reached the file, so nothing we are about to reject stays
             // behind (best effort: if that fails too, readJournal treats a partial last line as a torn tail).
             // Lines written before this batch stay: their waiters get the outcome of their own fdatasync.
-            await this.#fh.truncate(sizeBefore).catch(() => undefined);
+            if (!fenced)
+                await this.#fh.truncate(sizeBefore).catch(() => undefined);
             const rejected = [...batch, ...this.#queue];
             this.#queue = [];
             for (const entry of rejected)
@@ -16281,14 +16474,15 @@ function holdsRecord(text) {
 async function readJournal(path) {
     let fh;
     try {
-        fh = await (0,promises_namespaceObject.open)(path, 'r');
+        fh = await openNoFollow(path, 'r');
     }
     catch (error) {
-        if (errorCode(error) === 'ENOENT')
-            return { events: [], tornTail: false, validBytes: 0 };
+        if (errors_errorCode(error) === 'ENOENT')
+            return { events: [], lines: [], tornTail: false, validBytes: 0 };
         throw error;
     }
     const events = [];
+    const lines = [];
     let validBytes = 0;
     let lineNumber = 0;
     let firstBadLine;
@@ -16329,6 +16523,7 @@ async function readJournal(path) {
                     if (firstBadLine !== undefined)
                         throw new JournalCorruptError(path, firstBadLine);
                     events.push(event);
+                    lines.push(lineNumber);
                     validBytes = fileOffset + newline + 1;
                 }
                 start = newline + 1;
@@ -16345,11 +16540,11 @@ async function readJournal(path) {
     finally {
         await fh.close();
     }
-    return { events, tornTail: firstBadLine !== undefined || partialLength > 0, validBytes };
+    return { events, lines, tornTail: firstBadLine !== undefined || partialLength > 0, validBytes };
 }
 /** Truncates the file at `path` to `bytes` and fsyncs it (used to cut a torn tail before appending). */
 async function truncateTo(path, bytes) {
-    const fh = await (0,promises_namespaceObject.open)(path, 'r+');
+    const fh = await openNoFollow(path, 'r+');
     try {
         await fh.truncate(bytes);
         await fh.sync();
@@ -26485,7 +26680,8 @@ function applyEvent(state, ev) {
         case 'attempt-end': {
             const a = state.attempts.find((x) => x.attempt === e.attempt);
             if (a) {
-                a.endedAt = e.t;
+                // The attempt's length as measured, not the wall clock's difference (which may even be negative).
+                a.endedAt = e.ms !== undefined && Number.isFinite(e.ms) && e.ms >= 0 ? a.startedAt + e.ms : e.t;
                 a.exit = e.exit;
                 a.reason = e.reason;
             }
@@ -26515,6 +26711,7 @@ function applyEvent(state, ev) {
                 delete rec.pace;
             }
             rec.reason = e.reason;
+            fitToSpace(rec);
             rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
             return;
         }
@@ -26568,12 +26765,15 @@ function applyEvent(state, ev) {
                 // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
                 const n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
                 rec.done.add(e.start, e.end);
-                rec.unitsDone += n;
+                // Two pieces of one cell (an interrupted unit cut anew) are two ends: never count past the total.
+                const room = Math.max(0, unitCount(rec) - rec.unitsDone);
+                rec.unitsDone += Math.min(n, room);
                 const a = state.attempts[state.attempts.length - 1];
                 if (a)
-                    a.unitsDone += n;
+                    a.unitsDone += Math.min(n, room);
             }
             rec.timeMs += e.ms;
+            rec.lastDoneAt = e.t;
             pushDuration(rec, e.ms);
             if (rec.adaptive)
                 rec.pace = updatePace(rec.pace, e.end - e.start, e.ms);
@@ -26605,7 +26805,8 @@ function applyEvent(state, ev) {
         case 'interrupt':
             rec.running.delete(e.start);
             rec.timeMs += e.ms;
-            rec.interrupted.add(e.start, e.end);
+            // A unit left running before its step was redefined may lie outside the space it has now.
+            rec.interrupted.add(Math.max(e.start, rec.from), Math.min(e.end, rec.to));
             return;
         case 'step-complete':
             rec.completedAt = e.t;
@@ -26622,6 +26823,7 @@ function applyEvent(state, ev) {
                 rec.outputs = {};
                 rec.unitsDone = 0;
                 rec.completedAt = undefined;
+                delete rec.lastDoneAt;
                 rec.reason = e.reason;
             }
             return;
@@ -26652,8 +26854,41 @@ function applyEvent(state, ev) {
                 rec.done.add(rec.from, rec.to);
             rec.unitsDone = unitCount(rec);
             rec.completedAt = e.t;
+            rec.lastDoneAt = e.t;
             return;
     }
+}
+/**
+ * After a redefinition (`on-change: keep`, a changed shard or chunk size) the record's work must lie in its
+ * new space and on its new grid: done and interrupted ranges are cut to the space, a failed unit that no
+ * longer fits the grid becomes interrupted work (cut anew when handed out), and the done count follows.
+ * Units still recorded running stay (they may be ended as orphans, and their interrupt is clipped).
+ */
+function fitToSpace(rec) {
+    const clip = (set) => {
+        const out = new IntervalSet();
+        for (const [s, e] of set.intervals())
+            out.add(Math.max(s, rec.from), Math.min(e, rec.to));
+        return out;
+    };
+    const doneBefore = rec.done.size;
+    rec.done = clip(rec.done);
+    rec.interrupted = clip(rec.interrupted);
+    for (const [start, f] of rec.failed) {
+        const cell = Math.floor((f.start - rec.from) / rec.size);
+        const fits = f.start >= rec.from &&
+            f.end <= rec.to &&
+            f.index === cell &&
+            (rec.adaptive === true || f.end <= rec.from + (cell + 1) * rec.size);
+        if (fits)
+            continue;
+        rec.failed.delete(start);
+        rec.interrupted.add(Math.max(f.start, rec.from), Math.min(f.end, rec.to));
+    }
+    const total = unitCount(rec);
+    if (rec.done.size !== doneBefore)
+        rec.unitsDone = countDoneUnits(rec);
+    rec.unitsDone = Math.max(0, Math.min(total, rec.unitsDone));
 }
 /**
  * Running units survive in the model only when an attempt died without recording their end. Loading turns
@@ -26674,9 +26909,204 @@ function p90(values) {
     return sorted[Math.max(0, i)];
 }
 
+;// CONCATENATED MODULE: ./src/journal/validate.ts
+// Checks on what is read back from a checkpoint, before any of it is applied to the model (DESIGN §4: a
+// checkpoint is evidence, never orders). Three layers:
+//  - `checkEvent`: one journal line against the event schema (types, whole safe integers, known type);
+//  - `checkEventInState`: the event against the model it is about to change (a unit's range inside its
+//    step's space and on its grid, a space that is not inverted);
+//  - `checkStepRecord`: a step's record (from the snapshot or rebuilt) on its own, and `checkAgainstPlan`
+//    (plan-check.ts): its space against the one the plan defines.
+// A check returns the problem as text, or undefined; the caller turns it into a CheckpointDamageError naming
+// the file and line. The checks are written out by hand rather than with zod: a journal holds up to 8 MiB of
+// lines, read at every start, and these cost a few property reads per line.
+
+const isInt = (v) => Number.isSafeInteger(v);
+const isNat = (v) => Number.isSafeInteger(v) && v >= 0;
+const isPos = (v) => Number.isSafeInteger(v) && v > 0;
+const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
+const isNonNegNum = (v) => isNum(v) && v >= 0;
+const isStr = (v) => typeof v === 'string';
+const isBool = (v) => typeof v === 'boolean';
+const isTrue = (v) => v === true;
+const isObj = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
+const validate_nullable = (c) => (v) => v === null || c(v);
+const isStrRecord = (v) => isObj(v) && Object.values(v).every((x) => typeof x === 'string');
+const isFingerprint = (v) => {
+    if (!isObj(v) || typeof v.hash !== 'string' || !isObj(v.parts))
+        return false;
+    const p = v.parts;
+    return (['run', 'shell', 'env', 'workingDirectory', 'batch'].every((k) => typeof p[k] === 'string') &&
+        isStrRecord(p.inputs));
+};
+const isItems = (v) => isObj(v) && isNat(v.count) && typeof v.sha256 === 'string' && typeof v.source === 'string';
+const isSharding = (v) => isObj(v) &&
+    isInt(v.from) &&
+    isInt(v.to) &&
+    v.from <= v.to &&
+    (v.mode === 'split' || v.mode === 'every' || v.mode === 'first');
+const isShard = (v) => isObj(v) && isNat(v.index) && isPos(v.total) && v.index < v.total;
+const UNIT = { step: isStr, start: isInt, end: isInt, index: isNat };
+const SPACE = {
+    step: isStr,
+    fingerprint: isFingerprint,
+    from: isInt,
+    to: isInt,
+    size: isPos,
+    'sharding?': isSharding,
+    'adaptive?': isTrue,
+    reason: isStr,
+};
+const SPECS = {
+    'step-init': { ...SPACE, 'items?': isItems },
+    'step-redefine': SPACE,
+    attempt: {
+        attempt: isNat,
+        plan: isStr,
+        pid: isInt,
+        host: isStr,
+        resumed: isBool,
+        'shard?': isShard,
+    },
+    'attempt-end': { attempt: isNat, exit: isInt, reason: isStr },
+    start: { ...UNIT, try: isNat, attempt: isNat },
+    spawned: { ...UNIT, pid: isInt, 'startTime?': isNat, host: isStr, 'marker?': isStr },
+    done: { ...UNIT, ms: isNonNegNum, 'outputs?': isStrRecord },
+    fail: {
+        ...UNIT,
+        try: isNat,
+        ms: isNonNegNum,
+        exit: validate_nullable(isInt),
+        signal: validate_nullable(isStr),
+        final: isBool,
+        reason: isStr,
+    },
+    yield: { ...UNIT, ms: isNonNegNum },
+    interrupt: { ...UNIT, ms: isNonNegNum, reason: isStr },
+    'step-complete': { step: isStr },
+    reset: { step: isStr, failedOnly: isBool, reason: isStr, 'forget?': isBool },
+    throttle: { step: isStr, held: isBool, 'reason?': isStr },
+    'mark-done': { step: isStr },
+    approve: { step: isStr, by: isStr },
+};
+function checkSpec(value, spec) {
+    for (const [key, check] of Object.entries(spec)) {
+        const optional = key.endsWith('?');
+        const name = optional ? key.slice(0, -1) : key;
+        const v = value[name];
+        if (v === undefined && optional)
+            continue;
+        if (!check(v))
+            return `field \`${name}\` is ${showValue(v)}`;
+    }
+    return undefined;
+}
+/** A journal line's event against the schema; the problem, or undefined when it is a valid event. */
+function checkEvent(value) {
+    const spec = typeof value.type === 'string' ? SPECS[value.type] : undefined;
+    if (spec === undefined)
+        return `unknown event type ${showValue(value.type)}`;
+    if (!isPos(value.seq))
+        return `field \`seq\` is ${showValue(value.seq)}`;
+    if (!isNum(value.t))
+        return `field \`t\` is ${showValue(value.t)}`;
+    const problem = checkSpec(value, spec);
+    return problem === undefined ? undefined : `${value.type} event: ${problem}`;
+}
+/**
+ * A unit [start, end) with `index` against its step's space: inside [from, to), not empty, and on the
+ * step's grid (its index is the grid cell it starts in; a fixed-size unit never runs past that cell). This
+ * is what the scheduler hands out (`cut`, `#unitAt`, `#chunkAt`), so anything else was not written by it.
+ */
+function checkUnit(rec, start, end, index) {
+    if (!(start < end))
+        return `unit [${start}, ${end}) is empty or inverted`;
+    if (start < rec.from || end > rec.to)
+        return `unit [${start}, ${end}) lies outside its step's space [${rec.from}, ${rec.to})`;
+    const cell = Math.floor((start - rec.from) / rec.size);
+    if (index !== cell)
+        return `unit [${start}, ${end}) has index ${index}, not ${cell} (chunks of ${rec.size})`;
+    if (!rec.adaptive && end > rec.from + (cell + 1) * rec.size)
+        return `unit [${start}, ${end}) is larger than the step's chunks of ${rec.size}`;
+    return undefined;
+}
+/** A step's space: whole safe integers, not inverted, this shard's part inside the whole. */
+function checkSpace(s) {
+    if (!isInt(s.from) || !isInt(s.to) || !isPos(s.size))
+        return `its space [${showValue(s.from)}, ${showValue(s.to)}) in chunks of ${showValue(s.size)} is not made of whole numbers`;
+    if (!(s.from <= s.to))
+        return `its space [${s.from}, ${s.to}) is inverted`;
+    if (s.sharding && (s.from < s.sharding.from || s.to > s.sharding.to))
+        return `its shard's part [${s.from}, ${s.to}) lies outside the whole space [${s.sharding.from}, ${s.sharding.to})`;
+    if (s.items) {
+        const whole = s.sharding ?? s;
+        if (whole.from !== 0 || whole.to !== s.items.count)
+            return `its space [${whole.from}, ${whole.to}) does not match its ${s.items.count} frozen items`;
+    }
+    return undefined;
+}
+/**
+ * An event against the model it is about to change. Events about a step that has no record are ignored by
+ * applyEvent (a removed step's history), so they need no range. An `interrupt` may lie outside the space:
+ * it ends a unit left running before the step was redefined, and applyEvent clips it to the space.
+ */
+function checkEventInState(state, ev) {
+    switch (ev.type) {
+        case 'step-init':
+        case 'step-redefine': {
+            const problem = checkSpace(ev);
+            return problem && `${ev.type} of step "${ev.step}": ${problem}`;
+        }
+        case 'start':
+        case 'spawned':
+        case 'done':
+        case 'fail':
+        case 'yield': {
+            const rec = state.steps.get(ev.step);
+            if (!rec)
+                return undefined;
+            const problem = checkUnit(rec, ev.start, ev.end, ev.index);
+            return problem && `${ev.type} event of step "${ev.step}": ${problem}`;
+        }
+        case 'interrupt':
+            return ev.start < ev.end ? undefined : `interrupt event: unit [${ev.start}, ${ev.end}) is empty`;
+        default:
+            return undefined;
+    }
+}
+/** A step's record as a whole (read from the snapshot): its space, its ranges and its counts. */
+function checkStepRecord(id, rec) {
+    const where = `step "${id}"`;
+    const space = checkSpace(rec);
+    if (space)
+        return `${where}: ${space}`;
+    for (const [name, set] of [
+        ['done', rec.done],
+        ['interrupted', rec.interrupted],
+    ]) {
+        const min = set.min;
+        const max = set.max;
+        if (min !== undefined && max !== undefined && (min < rec.from || max > rec.to))
+            return `${where}: ${name} ranges [${min}, ${max}) reach outside its space [${rec.from}, ${rec.to})`;
+    }
+    for (const f of rec.failed.values()) {
+        const problem = checkUnit(rec, f.start, f.end, f.index);
+        if (problem)
+            return `${where}: failed ${problem}`;
+    }
+    for (const r of rec.running.values())
+        if (!(r.start < r.end))
+            return `${where}: running unit [${r.start}, ${r.end}) is empty`;
+    const total = Math.ceil((rec.to - rec.from) / rec.size);
+    if (rec.unitsDone > total)
+        return `${where}: ${rec.unitsDone} units done of ${total}`;
+    return undefined;
+}
+
 ;// CONCATENATED MODULE: ./src/journal/snapshot.ts
 // checkpoint.json: the whole model as human-readable JSON with a checksum over its content. Interval lists
 // are printed one per line so a million fragments stay greppable without a line per number.
+
 
 
 
@@ -26753,6 +27183,7 @@ const stepSchema = object({
     durations: array(schemas_number()),
     timeMs: schemas_number(),
     completedAt: schemas_number().optional(),
+    lastDoneAt: schemas_number().optional(),
     reason: schemas_string(),
     throttle: object({
         held: schemas_boolean(),
@@ -26815,6 +27246,8 @@ function stepToJson(rec) {
         out.pace = { ...rec.pace };
     if (rec.completedAt !== undefined)
         out.completedAt = rec.completedAt;
+    if (rec.lastDoneAt !== undefined)
+        out.lastDoneAt = rec.lastDoneAt;
     if (rec.throttle)
         out.throttle = { ...rec.throttle };
     return out;
@@ -26882,7 +27315,7 @@ function parseSnapshot(text, file) {
         throw new SnapshotError(`${file}: expected a JSON object`);
     const fmt = raw.format;
     if (typeof fmt === 'number' && fmt > FORMAT_VERSION) {
-        throw new SnapshotVersionError(`${file}: checkpoint format ${fmt} is newer than this program reads (${FORMAT_VERSION}); upgrade checkpoint-action`);
+        throw new SnapshotVersionError(`${file}: checkpoint format ${fmt} is newer than this program reads (${FORMAT_VERSION}); upgrade checkpoint-action, or start a new run with \`checkpoint run --new\``);
     }
     // The checksum is the last key, written after the body was hashed: cut it off and hash the text as read.
     const marker = text.lastIndexOf(',\n  "checksum": "');
@@ -26923,8 +27356,16 @@ function parseSnapshot(text, file) {
             rec.pace = s.pace;
         if (s.completedAt !== undefined)
             rec.completedAt = s.completedAt;
+        if (s.lastDoneAt !== undefined)
+            rec.lastDoneAt = s.lastDoneAt;
         if (s.throttle)
             rec.throttle = throttleRecord(s.throttle);
+        // Evidence, not orders: the record must make sense on its own before anything reads it.
+        const problem = checkStepRecord(id, rec);
+        if (problem)
+            throw new SnapshotError(`${file}: ${problem}`);
+        if (s.unitsTotal !== unitCount(rec))
+            throw new SnapshotError(`${file}: step "${id}": unitsTotal is ${s.unitsTotal}, but its space holds ${unitCount(rec)} units`);
         steps.set(id, rec);
     }
     const state = {
@@ -26964,10 +27405,15 @@ function throttleRecord(t) {
 
 
 
-class CheckpointCorruptError extends CheckpointError {
-    name = 'CheckpointCorruptError';
-    exitCode = EXIT_FAILED;
+
+
+const origins = new WeakMap();
+/** Where `rec` was read from, for a message about it (undefined for a record made in this process). */
+function recordOrigin(rec) {
+    return origins.get(rec);
 }
+/** The folders of a run folder (DESIGN §4), created by openForWrite. */
+const RUN_SUBDIRS = ['steps', 'state', 'logs', 'items', 'tmp'];
 /** Compact the journal into the snapshot once it holds this many bytes. */
 const COMPACT_BYTES = 8 * 1024 * 1024;
 function runDirOf(root, runId) {
@@ -26981,6 +27427,7 @@ class checkpoint_Checkpoint {
     #journal;
     #journalBytesAtOpen = 0;
     #outputsDirty = true;
+    #fence;
     /** Where the journal's valid part ends, when it was read from disk (a torn tail is cut there). */
     #validBytes;
     constructor(root, dir, state, report, validBytes) {
@@ -27043,11 +27490,29 @@ class checkpoint_Checkpoint {
      * Creates the folders, cuts a torn journal tail, opens the journal. The caller holds the lease and read the
      * state under it (`read`), or this is a new run (`blank`), so the model in memory is the one on disk.
      */
-    async openForWrite() {
+    /**
+     * Fencing (DESIGN §4: a process that lost its lease writes nothing more): with `lease`, every write of
+     * this checkpoint (journal lines, compaction, outputs.json, markers, item lists) first asks the lease
+     * whether it is still held, and is refused with LeaseLostError otherwise.
+     */
+    async openForWrite(opts = {}) {
+        const lease = opts.lease;
+        if (lease)
+            this.#fence = () => lease.assertHeld();
         await fsutil_ensureDir(this.root);
-        await fsutil_ensureDir(this.dir);
-        for (const sub of ['steps', 'state', 'logs', 'items', 'tmp'])
-            await fsutil_ensureDir((0,external_node_path_.join)(this.dir, sub));
+        await ensureRealDir(this.dir);
+        // Nothing inside a run folder is a link (DESIGN §4): its folders, their entries one level down (a
+        // step's state and log folders, the slot files) and the files the runner replaces or units read.
+        for (const sub of RUN_SUBDIRS) {
+            const path = (0,external_node_path_.join)(this.dir, sub);
+            await ensureRealDir(path);
+            for (const entry of await (0,promises_namespaceObject.readdir)(path, { withFileTypes: true }))
+                if (entry.isSymbolicLink())
+                    await refuseLink((0,external_node_path_.join)(path, entry.name));
+        }
+        for (const name of ['checkpoint.json', 'journal.ndjson', 'outputs.json'])
+            await refuseLink((0,external_node_path_.join)(this.dir, name));
+        await refuseLink((0,external_node_path_.join)(this.root, 'latest'));
         if (this.#validBytes !== undefined) {
             if (this.loadReport.tornTail)
                 await truncateTo(this.journalPath, this.#validBytes);
@@ -27059,9 +27524,16 @@ class checkpoint_Checkpoint {
             // A brand-new run: the snapshot exists from the start so `runs`/`status` can always read the name.
             await writeFileAtomic(this.snapshotPath, serializeSnapshot(this.state));
         }
-        this.#journal = await JournalWriter.open(this.journalPath);
+        this.#journal = await JournalWriter.open(this.journalPath, this.#fenceOption());
         this.#journalBytesAtOpen = (await statOrUndefined(this.journalPath))?.size ?? 0;
         await writeFileAtomic((0,external_node_path_.join)(this.root, 'latest'), `${this.runId}\n`);
+    }
+    #fenceOption() {
+        return this.#fence ? { fence: this.#fence } : {};
+    }
+    /** Before any write but the journal's (which fences its own): throws once the lease is lost. */
+    #fenced() {
+        this.#fence?.();
     }
     #stamp(ev) {
         return { ...ev, seq: this.state.seq + 1, t: Date.now() };
@@ -27110,11 +27582,13 @@ class checkpoint_Checkpoint {
      */
     async compact(force = false) {
         await this.flush();
+        this.#fenced();
         await writeFileAtomic(this.snapshotPath, serializeSnapshot(this.state));
         if (force || this.journalBytes > COMPACT_BYTES) {
+            this.#fenced();
             await this.#journal?.close();
             await writeFileAtomic(this.journalPath, '');
-            this.#journal = await JournalWriter.open(this.journalPath);
+            this.#journal = await JournalWriter.open(this.journalPath, this.#fenceOption());
             this.#journalBytesAtOpen = 0;
         }
     }
@@ -27127,6 +27601,27 @@ class checkpoint_Checkpoint {
     }
     logPath(step, index) {
         return (0,external_node_path_.join)(this.dir, 'logs', step, `${index}.log`);
+    }
+    /** Creates `state/<step>` (0700), refusing a link anywhere below the run folder; returns its path. */
+    async ensureStateDir(step) {
+        this.#fenced();
+        return ensureDirUnder(this.dir, (0,external_node_path_.join)('state', step));
+    }
+    /**
+     * Replaces `logs/<step>/<index>.log` with `text` (0600): the folder is created without following links
+     * and the file is opened with O_NOFOLLOW, so a link planted there is refused (CheckpointLinkError), not
+     * written through. Not atomic: a log is the tail of a unit's output, and a torn one is harmless.
+     */
+    async writeLog(step, index, text) {
+        this.#fenced();
+        await ensureDirUnder(this.dir, (0,external_node_path_.join)('logs', step));
+        const handle = await openNoFollow(this.logPath(step, index), 'w');
+        try {
+            await handle.writeFile(text);
+        }
+        finally {
+            await handle.close();
+        }
     }
     outputsPath() {
         return (0,external_node_path_.join)(this.dir, 'outputs.json');
@@ -27141,24 +27636,37 @@ class checkpoint_Checkpoint {
             for (const [id, rec] of this.state.steps)
                 if (Object.keys(rec.outputs).length > 0)
                     all[id] = rec.outputs;
+            this.#fenced();
             await writeFileAtomic(this.outputsPath(), `${JSON.stringify(all, null, 2)}\n`);
             this.#outputsDirty = false;
         }
         return this.outputsPath();
     }
     async writeItems(step, items) {
+        this.#fenced();
         await writeFileAtomic(this.itemsPath(step), `${JSON.stringify(items)}\n`);
     }
     async readItems(step) {
-        const text = await readFileIfExists(this.itemsPath(step));
+        const text = await readFileNoFollow(this.itemsPath(step));
         const rec = this.state.steps.get(step);
-        if (text === undefined) {
-            throw new CheckpointCorruptError(`${(0,external_node_path_.relative)(process.cwd(), this.itemsPath(step))}: the frozen item list of step "${step}" is missing; run \`checkpoint reset ${step}\` to expand it again`);
-        }
-        if (rec?.items && itemsHash(JSON.parse(text)) !== rec.items.sha256) {
-            throw new CheckpointCorruptError(`${(0,external_node_path_.relative)(process.cwd(), this.itemsPath(step))}: the frozen item list of step "${step}" does not match its checksum; run \`checkpoint reset ${step}\` to expand it again`);
-        }
-        return JSON.parse(text);
+        const where = (0,external_node_path_.relative)(process.cwd(), this.itemsPath(step));
+        const refuse = (why) => {
+            throw new CheckpointCorruptError(`${where}: the frozen item list of step "${step}" ${why}; run \`checkpoint reset ${step}\` to expand it again`);
+        };
+        if (text === undefined)
+            return refuse('is missing');
+        // Parsed once: a list of millions of items is held once, not once per check.
+        const items = parseItems(text);
+        if (items === undefined)
+            return refuse('is not a JSON list of strings');
+        // The file is the list's JSON as writeItems wrote it: its text hashes like the list (no second copy).
+        const json = text.endsWith('\n') ? text.slice(0, -1) : text;
+        if (rec?.items && sha256(json) !== rec.items.sha256 && itemsHash(items) !== rec.items.sha256)
+            return refuse('does not match its checksum');
+        // The count is a field of its own in the record: a list of another length would hand out units past it.
+        if (rec?.items && items.length !== rec.items.count)
+            return refuse(`holds ${items.length} items, but its record says ${rec.items.count}`);
+        return items;
     }
     /** steps/<id>.complete, readable by shell scripts (`. steps/build.complete`). */
     async writeMarker(step, exitCode = 0) {
@@ -27174,9 +27682,11 @@ class checkpoint_Checkpoint {
             `FINGERPRINT=${rec.fingerprint.hash}`,
             '',
         ].join('\n');
+        this.#fenced();
         await writeFileAtomic((0,external_node_path_.join)(this.dir, 'steps', `${step}.complete`), text);
     }
     async removeMarker(step) {
+        this.#fenced();
         await (0,promises_namespaceObject.unlink)((0,external_node_path_.join)(this.dir, 'steps', `${step}.complete`)).catch(() => undefined);
     }
     /** Makes markers agree with the model (after a reset, an invalidation, or a crash between the two). */
@@ -27193,12 +27703,25 @@ class checkpoint_Checkpoint {
         }
     }
     async clearStepFiles(step) {
+        this.#fenced();
         await this.removeMarker(step);
         await (0,promises_namespaceObject.rm)((0,external_node_path_.join)(this.dir, 'items', `${step}.json`), { force: true });
     }
 }
+function parseItems(text) {
+    try {
+        const v = JSON.parse(text);
+        return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
 function itemsHash(items) {
-    return (0,external_node_crypto_namespaceObject.createHash)('sha256').update(JSON.stringify(items)).digest('hex');
+    return sha256(JSON.stringify(items));
+}
+function sha256(text) {
+    return (0,external_node_crypto_namespaceObject.createHash)('sha256').update(text).digest('hex');
 }
 async function statOrUndefined(path) {
     try {
@@ -27217,7 +27740,7 @@ async function loadState(dir, runId) {
     report.tornTail = journal.tornTail;
     const events = journal.events;
     let state;
-    const text = await readFileIfExists(snapPath);
+    const text = await readFileNoFollow(snapPath);
     if (text !== undefined) {
         try {
             state = parseSnapshot(text, shown(snapPath));
@@ -27245,47 +27768,37 @@ async function loadState(dir, runId) {
     }
     if (!state)
         state = emptyState(runId, '');
+    else
+        for (const rec of state.steps.values())
+            origins.set(rec, { file: snapPath });
     let expected = state.seq + 1;
-    for (const ev of events) {
+    for (let i = 0; i < events.length; i++) {
+        const ev = events[i];
+        const line = journal.lines[i];
+        const invalid = checkEvent(ev);
+        if (invalid !== undefined)
+            throw new CheckpointDamageError(journalPath, line, invalid);
+        // Lines the snapshot already holds are not applied, so only their form is checked.
         if (ev.seq <= state.seq)
             continue;
+        const problem = checkEventInState(state, ev);
+        if (problem !== undefined)
+            throw new CheckpointDamageError(journalPath, line, problem);
         if (ev.seq !== expected) {
             throw new CheckpointCorruptError(`${shown(journalPath)}: event ${ev.seq} follows ${expected - 1} (a gap); restore the previous checkpoint entry or run \`checkpoint reset --all\``);
         }
         applyEvent(state, ev);
+        if (ev.type === 'step-init' || ev.type === 'step-redefine') {
+            const rec = state.steps.get(ev.step);
+            if (rec)
+                origins.set(rec, line === undefined ? { file: journalPath } : { file: journalPath, line });
+        }
         expected += 1;
         report.eventsReplayed += 1;
     }
     return { state, report, validBytes: journal.validBytes };
 }
 
-;// CONCATENATED MODULE: ./src/plan/errors.ts
-// Named errors of the plan layer. Both are fatal for a run (exit 2 for a PlanError); their messages are
-// complete and meant to be shown to the user as they are, without a stack.
-
-/** A problem with the plan file. One problem per line; every line starts with the plan's file name. */
-class PlanError extends CheckpointError {
-    name = 'PlanError';
-    exitCode = EXIT_USAGE;
-    /** The individual problems, one per line of `message`. */
-    problems;
-    constructor(problems) {
-        const list = typeof problems === 'string' ? [problems] : [...problems];
-        super(list.join('\n'));
-        this.problems = list;
-    }
-}
-/**
- * Expanding a batch step's `items` source failed (missing file, failing command). The plan layer does not
- * know which step asked, so the caller adds that context.
- */
-class ItemsError extends CheckpointError {
-    name = 'ItemsError';
-    exitCode = EXIT_USAGE;
-}
-
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
 var external_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_fs_, 2);
@@ -28249,7 +28762,7 @@ async function hashInputs(plan, step) {
     return out;
 }
 /** Computes a step's fingerprint, reading the files its `inputs` match. */
-async function fingerprintStep(plan, step) {
+async function fingerprint_fingerprintStep(plan, step) {
     const inputs = await hashInputs(plan, step);
     const parts = {
         run: fingerprint_short(step.run),
@@ -28310,79 +28823,36 @@ function diffFingerprints(old, now) {
     return reasons;
 }
 
-;// CONCATENATED MODULE: ./src/plan/items.ts
-// Expansion of a batch step's `items` source into the list of items. The engine does this once per step
-// and freezes the result into the checkpoint (DESIGN §2), so this runs rarely and may be slow.
-
-
-
-
-
-function splitLines(text) {
-    return text
-        .split('\n')
-        .map((line) => line.replace(/\r$/, ''))
-        .filter((line) => line.trim() !== '');
-}
-/**
- * The items of a source, in a stable order: a list as written (numbers stringified); a file's non-empty
- * lines; a glob's matching files relative to `planDir`, sorted; a command's non-empty stdout lines (run
- * with `bash -eo pipefail -c` in `planDir` with `env`). Throws ItemsError for a missing file or a failing
- * command.
- */
-async function expandItems(source, planDir, env, runCommand) {
-    switch (source.kind) {
-        case 'list':
-            return source.items.map(String);
-        case 'file':
-            return textItems(splitLines(await readItemsFile(source.file, planDir)), `items file ${JSON.stringify(source.file)}`);
-        case 'glob': {
-            const files = await glob(source.glob, { cwd: planDir, onlyFiles: true });
-            // Code-point order, not locale order: the list must be identical on every machine.
-            return textItems(files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), `items glob ${JSON.stringify(source.glob)}`);
-        }
-        case 'command':
-            return textItems(await runCommand(source.command, planDir, env), `items command "${shortCommand(source.command)}"`);
-    }
-}
-/**
- * Items reach a unit as an environment variable (CHECKPOINT_ITEM) and as one line of CHECKPOINT_ITEMS_FILE,
- * so they must be text without NUL bytes (which no environment can hold: the launcher would cut the item
- * short, a direct spawn would fail) and without line breaks (a file name from a glob may have one).
- */
-function textItems(items, what) {
-    for (const [i, item] of items.entries()) {
-        const bad = item.includes('\0') ? 'a NUL byte' : /[\r\n]/.test(item) ? 'a line break' : undefined;
-        if (bad)
-            throw new ItemsError(`${what} gave an item with ${bad} (item ${i + 1}: ${JSON.stringify(item.length > 40 ? `${item.slice(0, 39)}…` : item)}); items must be text, one per line`);
-    }
-    return items;
-}
-async function readItemsFile(file, planDir) {
-    try {
-        return await (0,promises_namespaceObject.readFile)(external_node_path_default().resolve(planDir, file), 'utf8');
-    }
-    catch (err) {
-        const code = err?.code;
-        if (code === 'ENOENT') {
-            throw new ItemsError(`items file ${JSON.stringify(file)} not found (relative to ${planDir})`);
-        }
-        throw new ItemsError(`items file ${JSON.stringify(file)} cannot be read (${code ?? String(err)})`, {
-            cause: err,
-        });
-    }
-}
-/** A command as one short line, for messages. */
-function shortCommand(command) {
-    const oneLine = command.trim().replace(/\s*\n\s*/g, '; ');
-    return oneLine.length > 80 ? `${oneLine.slice(0, 79)}…` : oneLine;
-}
-
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(8161);
 var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
+;// CONCATENATED MODULE: ./src/plan/errors.ts
+// Named errors of the plan layer. Both are fatal for a run (exit 2 for a PlanError); their messages are
+// complete and meant to be shown to the user as they are, without a stack.
+
+/** A problem with the plan file. One problem per line; every line starts with the plan's file name. */
+class PlanError extends CheckpointError {
+    name = 'PlanError';
+    exitCode = EXIT_USAGE;
+    /** The individual problems, one per line of `message`. */
+    problems;
+    constructor(problems) {
+        const list = typeof problems === 'string' ? [problems] : [...problems];
+        super(list.join('\n'));
+        this.problems = list;
+    }
+}
+/**
+ * Expanding a batch step's `items` source failed (missing file, failing command). The plan layer does not
+ * know which step asked, so the caller adds that context.
+ */
+class ItemsError extends CheckpointError {
+    name = 'ItemsError';
+    exitCode = EXIT_USAGE;
+}
+
 ;// CONCATENATED MODULE: ./src/plan/duration.ts
 // Durations as users write them in plans and flags (`90s`, `10m`, `1h30m`, `2d`, `500ms`) and as the
 // program prints them back (`3m05s`).
@@ -28628,6 +29098,75 @@ const envMap = unknown()
     .optional();
 // ---------------------------------------------------------------------------------------------------------
 // retry
+const RETRY_ON_EXPECTED = 'expected an exit code from 1 to 255, timeout, signal or any';
+const RETRY_ON_FIX = 'e.g. on: [1, timeout]';
+const RETRY_ON_WORDS = ['timeout', 'signal', 'any'];
+const RETRY_ON_ITEM = {
+    anyOf: [
+        { type: 'integer', minimum: 1, maximum: 255 },
+        { type: 'string', enum: [...RETRY_ON_WORDS] },
+    ],
+};
+function retryCondition(v) {
+    if (typeof v === 'number') {
+        if (v === 0)
+            return new Rejected(expecting(RETRY_ON_EXPECTED, 'exit code 0 is success, not a failure'));
+        if (Number.isInteger(v) && v >= 1 && v <= 255)
+            return v;
+        return new Rejected(expecting(RETRY_ON_EXPECTED, 'exit codes are whole numbers from 1 to 255'));
+    }
+    if (typeof v === 'string') {
+        const word = RETRY_ON_WORDS.find((w) => w === v);
+        if (word)
+            return word;
+        // `on: ["3"]`: YAML read a quoted number as text.
+        if (/^\s*\d+\s*$/.test(v))
+            return new Rejected(expecting(RETRY_ON_EXPECTED, `write ${v.trim()} without quotes`));
+        const close = didYouMean(v, RETRY_ON_WORDS, {
+            timeouts: 'timeout',
+            signals: 'signal',
+            all: 'any',
+            killed: 'signal',
+        });
+        if (close)
+            return new Rejected(expecting(RETRY_ON_EXPECTED, `did you mean ${close}?`));
+    }
+    return new Rejected(expecting(RETRY_ON_EXPECTED, RETRY_ON_FIX));
+}
+/** `on: [1, timeout]`; a single value is read as a list of one (`on: timeout`). */
+const retryOnSchema = unknown()
+    .transform((v, ctx) => {
+    if (v === undefined)
+        return undefined;
+    const list = Array.isArray(v) ? v : [v];
+    if (list.length === 0) {
+        ctx.addIssue({
+            code: 'custom',
+            message: expecting('expected at least one failure to retry', 'to never retry, write attempts: 1'),
+            input: v,
+        });
+        return NEVER;
+    }
+    const out = [];
+    let ok = true;
+    for (const [i, item] of list.entries()) {
+        const c = retryCondition(item);
+        if (c instanceof Rejected) {
+            ok = false;
+            ctx.addIssue({
+                code: 'custom',
+                ...(Array.isArray(v) ? { path: [i] } : {}),
+                message: c.message,
+                input: item,
+            });
+        }
+        else if (!out.includes(c))
+            out.push(c);
+    }
+    return ok ? out : NEVER;
+})
+    .meta({ anyOf: [RETRY_ON_ITEM, { type: 'array', items: RETRY_ON_ITEM, minItems: 1 }] })
+    .optional();
 const retryObjectSchema = strictObject({
     attempts: positiveInt('expected a positive number of tries (1 = no retry)')
         .optional()
@@ -28650,15 +29189,19 @@ const retryObjectSchema = strictObject({
         default: '1m',
         examples: ['30s'],
     }),
+    on: retryOnSchema.meta({
+        description: 'What a retry may fix: exit codes (1-255), timeout (the unit ran past its timeout), signal (ended by a signal the engine did not send) or any. Default: every failure except exit codes 126 and 127 (not executable, not found), which fail at once with a hint.',
+        examples: [[1, 'timeout'], ['any']],
+    }),
 }, { error: 'expected a mapping' });
-const RETRY_EXPECTED = 'expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay}';
+const RETRY_EXPECTED = 'expected a number of tries like 3, or a mapping {attempts, delay, backoff, max-delay, on}';
 const retrySchema = union([positiveInt(RETRY_EXPECTED), retryObjectSchema], { error: RETRY_EXPECTED })
     .transform((v) => (typeof v === 'number' ? { attempts: v } : v))
     .optional();
 const onChangeSchema = schemas_enum(['rerun', 'keep'], { error: 'expected rerun or keep' }).optional();
 const ON_CHANGE_DESCRIPTION = 'What a changed fingerprint does to completed work: rerun (all of it runs again, and so does the work of the steps depending on it) or keep (done units stay done).';
-const RETRY_DESCRIPTION = 'How often a failing unit is tried: a number of tries, or {attempts, delay, backoff, max-delay}.';
-const RETRY_EXAMPLES = [3, { attempts: 3, delay: '2s', backoff: 2, 'max-delay': '1m' }];
+const RETRY_DESCRIPTION = 'How often a failing unit is tried, and on which failures: a number of tries, or {attempts, delay, backoff, max-delay, on}.';
+const RETRY_EXAMPLES = [3, { attempts: 3, delay: '2s', backoff: 2, 'max-delay': '1m', on: [1, 'timeout'] }];
 const TIMEOUT_EXAMPLES = ['30m', '90s', '1h30m'];
 // ---------------------------------------------------------------------------------------------------------
 // batch
@@ -29042,6 +29585,17 @@ const ALLOWED_KEYS = {
     'steps[].batch.range': Object.keys(rangeSchema.shape),
     'steps[].batch.items': Object.keys(itemsObjectShape.shape),
 };
+/** nick-fields/retry says `retry_on`, GitLab `exit_codes`, Buildkite `exit_status`. */
+const RETRY_ALIASES = {
+    tries: 'attempts',
+    max: 'attempts',
+    count: 'attempts',
+    factor: 'backoff',
+    'retry-on': 'on',
+    'exit-codes': 'on',
+    'exit-status': 'on',
+    when: 'on',
+};
 /** Names people reach for from other tools, mapped to ours; used only for "did you mean". */
 const KEY_ALIASES = {
     '': {
@@ -29096,8 +29650,8 @@ const KEY_ALIASES = {
         'max-size': 'max',
     },
     'steps[].batch.items': { path: 'file', pattern: 'glob', cmd: 'command', run: 'command' },
-    'defaults.retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
-    'steps[].retry': { tries: 'attempts', max: 'attempts', count: 'attempts', factor: 'backoff' },
+    'defaults.retry': RETRY_ALIASES,
+    'steps[].retry': RETRY_ALIASES,
 };
 /** What to do about a missing required key, by path pattern. */
 const REQUIRED_HINTS = {
@@ -29132,7 +29686,7 @@ function formatPath(path) {
     return out;
 }
 /** The value as JSON, at most 60 characters. Never throws (YAML aliases can build cyclic values). */
-function showValue(value) {
+function schema_showValue(value) {
     let s;
     if (value === undefined)
         s = 'nothing';
@@ -29262,7 +29816,7 @@ function formatIssues(issues, raw, file) {
             line(path, hint ? `required; ${hint}` : 'required');
         }
         else if (expected.startsWith('expected')) {
-            line(path, `${expected}, got ${showValue(value)}${fix ? `; ${fix}` : ''}`);
+            line(path, `${expected}, got ${schema_showValue(value)}${fix ? `; ${fix}` : ''}`);
         }
         else {
             line(path, fix ? `${expected}; ${fix}` : expected);
@@ -29498,12 +30052,44 @@ function checkSteps(raw, shown) {
     }
     // With duplicate ids the graph is ambiguous; the user fixes those first.
     if (!duplicates) {
+        const byId = new Map();
+        for (const s of steps)
+            if (s.id !== undefined)
+                byId.set(s.id, s);
         for (const cycle of findCycles(steps)) {
-            const names = cycle.map((id) => (STEP_ID_PATTERN.test(id) ? id : JSON.stringify(id)));
-            problems.push(`${shown}: steps: needs form a cycle: ${names.join(' -> ')}`);
+            problems.push(`${shown}: steps: needs form a cycle: ${describeCycle(cycle, byId)}`);
         }
     }
     return problems;
+}
+const stepName = (id) => (STEP_ID_PATTERN.test(id) ? id : JSON.stringify(id));
+function orList(names) {
+    return names.length <= 1 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
+}
+/**
+ * `build -> test -> build; test needs build by default (the step before it); to break the cycle, give test
+ * needs: [] (or the steps it really needs), or remove test from the needs of build`. The needs a step has by
+ * default are named as such: the user wrote only the others, and may not see why the cycle is there.
+ */
+function describeCycle(cycle, byId) {
+    const implicit = [];
+    const explicit = [];
+    for (let i = 0; i + 1 < cycle.length; i++) {
+        const need = cycle[i];
+        const dependent = cycle[i + 1];
+        (byId.get(dependent)?.needs === undefined ? implicit : explicit).push([dependent, need]);
+    }
+    let text = cycle.map(stepName).join(' -> ');
+    const fixes = [];
+    if (implicit.length > 0) {
+        const said = implicit.map(([d, n]) => `${stepName(d)} needs ${stepName(n)}`);
+        const and = said.length === 1 ? said[0] : `${said.slice(0, -1).join(', ')} and ${said.at(-1)}`;
+        text += `; ${and} by default (the step before it)`;
+        fixes.push(`give ${orList(implicit.map(([d]) => stepName(d)))} needs: [] (or the steps it really needs)`);
+    }
+    for (const [d, n] of explicit)
+        fixes.push(`remove ${stepName(n)} from the needs of ${stepName(d)}`);
+    return `${text}; to break the cycle, ${fixes.join(', or ')}`;
 }
 /**
  * Cycles among the steps' needs (one per strongly connected component), each written in run order
@@ -29624,6 +30210,9 @@ function resolveRetry(...layers) {
             policy.backoff = layer.backoff;
         if ('max-delay' in layer && layer['max-delay'] !== undefined)
             policy.maxDelayMs = layer['max-delay'];
+        // A step's `on` replaces the default's whole list: `on: [timeout]` on a step means only timeouts.
+        if ('on' in layer && layer.on !== undefined)
+            policy.on = layer.on;
     }
     return policy;
 }
@@ -29700,6 +30289,136 @@ function normalise(data, file, opts) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/journal/plan-check.ts
+
+
+
+
+/** The whole space of `step` as the plan defines it; for items, the length of the frozen list. */
+function planSpace(step, rec) {
+    const b = step.batch;
+    if (!b)
+        return { from: 0, to: 1, size: 1 };
+    if (b.space.kind === 'range')
+        return { from: b.space.from, to: b.space.to, size: b.size };
+    if (!rec.items)
+        return 'it is an items step, but its record has no frozen item list';
+    return { from: 0, to: rec.items.count, size: b.size };
+}
+/**
+ * Throws CheckpointDamageError when the record of `step` does not describe the plan's space although its
+ * fingerprint says nothing changed. `fp` is the step's fingerprint now (prepare computes it anyway).
+ */
+function checkAgainstPlan(plan, step, rec, fp) {
+    if (rec.fingerprint.hash !== fp.hash)
+        return;
+    const origin = recordOrigin(rec);
+    const fail = (detail) => {
+        throw new CheckpointDamageError(origin?.file ?? 'checkpoint', origin?.line, `step "${step.id}": ${detail}`);
+    };
+    const space = planSpace(step, rec);
+    if (typeof space === 'string') {
+        fail(space);
+        return;
+    }
+    const whole = rec.sharding ?? { from: rec.from, to: rec.to };
+    // Chunks sized by time: `size` is `min`, outside the fingerprint; prepare records a changed one.
+    const sizeOk = step.batch?.adaptive !== undefined || rec.size === space.size;
+    if (whole.from !== space.from || whole.to !== space.to || !sizeOk) {
+        fail(`its record says the space [${whole.from}, ${whole.to}) in chunks of ${rec.size}, but ` +
+            `${displayFile(plan.file)} defines [${space.from}, ${space.to}) in chunks of ${space.size} ` +
+            'and the step is unchanged (same fingerprint)');
+    }
+    if (!rec.sharding && (rec.from !== whole.from || rec.to !== whole.to))
+        fail('inconsistent space');
+}
+/**
+ * Reads run `runId` under `root` and checks every record against `plan`: the journal line by line and the
+ * snapshot (Checkpoint.read), each step's space against the plan, and the frozen item lists against their
+ * records. Throws CheckpointDamageError (or another CheckpointCorruptError) naming the file; returns the
+ * checkpoint read. For callers that must vet a checkpoint before anything runs (a restored bundle).
+ */
+async function validateCheckpoint(root, runId, plan) {
+    const ckpt = await Checkpoint.read(root, runId);
+    for (const step of plan.steps) {
+        const rec = ckpt.state.steps.get(step.id);
+        if (!rec)
+            continue;
+        checkAgainstPlan(plan, step, rec, await fingerprintStep(plan, step));
+        if (step.batch?.space.kind === 'items' && rec.items && rec.to > rec.from)
+            await ckpt.readItems(step.id);
+    }
+    return ckpt;
+}
+
+;// CONCATENATED MODULE: ./src/plan/items.ts
+// Expansion of a batch step's `items` source into the list of items. The engine does this once per step
+// and freezes the result into the checkpoint (DESIGN §2), so this runs rarely and may be slow.
+
+
+
+
+
+function splitLines(text) {
+    return text
+        .split('\n')
+        .map((line) => line.replace(/\r$/, ''))
+        .filter((line) => line.trim() !== '');
+}
+/**
+ * The items of a source, in a stable order: a list as written (numbers stringified); a file's non-empty
+ * lines; a glob's matching files relative to `planDir`, sorted; a command's non-empty stdout lines (run
+ * with `bash -eo pipefail -c` in `planDir` with `env`). Throws ItemsError for a missing file or a failing
+ * command.
+ */
+async function expandItems(source, planDir, env, runCommand) {
+    switch (source.kind) {
+        case 'list':
+            return source.items.map(String);
+        case 'file':
+            return textItems(splitLines(await readItemsFile(source.file, planDir)), `items file ${JSON.stringify(source.file)}`);
+        case 'glob': {
+            const files = await glob(source.glob, { cwd: planDir, onlyFiles: true });
+            // Code-point order, not locale order: the list must be identical on every machine.
+            return textItems(files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), `items glob ${JSON.stringify(source.glob)}`);
+        }
+        case 'command':
+            return textItems(await runCommand(source.command, planDir, env), `items command "${shortCommand(source.command)}"`);
+    }
+}
+/**
+ * Items reach a unit as an environment variable (CHECKPOINT_ITEM) and as one line of CHECKPOINT_ITEMS_FILE,
+ * so they must be text without NUL bytes (which no environment can hold: the launcher would cut the item
+ * short, a direct spawn would fail) and without line breaks (a file name from a glob may have one).
+ */
+function textItems(items, what) {
+    for (const [i, item] of items.entries()) {
+        const bad = item.includes('\0') ? 'a NUL byte' : /[\r\n]/.test(item) ? 'a line break' : undefined;
+        if (bad)
+            throw new ItemsError(`${what} gave an item with ${bad} (item ${i + 1}: ${JSON.stringify(item.length > 40 ? `${item.slice(0, 39)}…` : item)}); items must be text, one per line`);
+    }
+    return items;
+}
+async function readItemsFile(file, planDir) {
+    try {
+        return await (0,promises_namespaceObject.readFile)(external_node_path_default().resolve(planDir, file), 'utf8');
+    }
+    catch (err) {
+        const code = err?.code;
+        if (code === 'ENOENT') {
+            throw new ItemsError(`items file ${JSON.stringify(file)} not found (relative to ${planDir})`);
+        }
+        throw new ItemsError(`items file ${JSON.stringify(file)} cannot be read (${code ?? String(err)})`, {
+            cause: err,
+        });
+    }
+}
+/** A command as one short line, for messages. */
+function shortCommand(command) {
+    const oneLine = command.trim().replace(/\s*\n\s*/g, '; ');
+    return oneLine.length > 80 ? `${oneLine.slice(0, 79)}…` : oneLine;
+}
+
 ;// CONCATENATED MODULE: ./src/plan/space.ts
 function shardLabel(s) {
     return `${s.index}/${s.total}`;
@@ -29753,6 +30472,164 @@ function unitsOf(from, to, size) {
     for (let s = from; s < to; s += size)
         out.push([s, Math.min(s + size, to)]);
     return out;
+}
+
+;// CONCATENATED MODULE: ./src/engine/env.ts
+// The environment a unit sees: the engine's own, minus the runner's secrets, plus the plan's and ours.
+/**
+ * Variables that let a process talk to the runner's services as the job. User commands never need them and
+ * must not be able to read them (DESIGN §6, Security).
+ */
+const SECRET_NAMES = new Set([
+    'ACTIONS_RUNTIME_TOKEN',
+    'ACTIONS_RESULTS_URL',
+    'ACTIONS_CACHE_URL',
+    'ACTIONS_RUNTIME_URL',
+]);
+const SECRET_PREFIXES = ['ACTIONS_ID_TOKEN_REQUEST_'];
+function isRunnerSecret(name) {
+    return SECRET_NAMES.has(name) || SECRET_PREFIXES.some((p) => name.startsWith(p));
+}
+function scrubEnv(env) {
+    const out = {};
+    for (const [k, v] of Object.entries(env))
+        if (v !== undefined && !isRunnerSecret(k))
+            out[k] = v;
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/report/items.ts
+// Items by name (DESIGN §2): wherever a unit of an item list is shown, its items are named, the first few and
+// then a count, not only its index range. Pure formatters, plus one loader of the frozen lists that the
+// callers of `runStats` run first (as they run `readLogTails` before rendering a summary).
+
+
+
+/** Items named in one line (log lines, status, the summary) before the rest are counted. */
+const ITEMS_IN_LINE = 3;
+/** Items named in `status --json` per unit, and per side of a changed item list. */
+const ITEMS_LISTED = 10;
+/** An item as shown in a list: quoted when it could be misread (empty, padded, or holding `, `). */
+function showItem(item) {
+    return item === '' || item !== item.trim() || item.includes(', ') || item.startsWith('"')
+        ? JSON.stringify(item)
+        : item;
+}
+/**
+ * `a.csv, b.csv, c.csv and 7 more`; `total` is the count when `names` holds only the first few. At most
+ * `max` names are shown.
+ */
+function nameItems(names, total = names.length, max = ITEMS_IN_LINE) {
+    const shown = names.slice(0, Math.min(max, total)).map(showItem);
+    const more = total - shown.length;
+    if (shown.length === 0)
+        return more > 0 ? `${more} items` : 'no items';
+    return more > 0 ? `${shown.join(', ')} and ${more} more` : shown.join(', ');
+}
+/** The items of [start, end) of a frozen list, the first `max` of them; undefined without a list. */
+function unitItems(items, start, end, max = ITEMS_LISTED) {
+    if (items === undefined)
+        return undefined;
+    const from = Math.max(0, start);
+    const to = Math.min(items.length, end);
+    const count = Math.max(0, to - from);
+    return { count, first: items.slice(from, from + Math.min(count, max)) };
+}
+/**
+ * A unit as log lines show it: `import [39, 40) data/b.csv`, `import [0, 10) a.csv, b.csv, c.csv and 7
+ * more`; `backfill [400, 500)` for a range; the step id for a plain step.
+ */
+function describeUnitItems(step, unit, items) {
+    if (!step.batch)
+        return step.id;
+    const where = `${step.id} [${unit.start}, ${unit.end})`;
+    const u = unitItems(items, unit.start, unit.end, ITEMS_IN_LINE);
+    return u && u.count > 0 ? `${where} ${nameItems(u.first, u.count)}` : where;
+}
+/** A UnitItems in one line: `data/b.csv`, `a.csv, b.csv, c.csv and 7 more`. */
+function describeItems(u, max = ITEMS_IN_LINE) {
+    return nameItems(u.first, u.count, max);
+}
+/** What changed between a frozen list and the source's items now; undefined when nothing did. */
+function itemsChange(frozen, now, max = ITEMS_LISTED) {
+    const before = new Set(frozen);
+    const after = new Set(now);
+    const added = now.filter((i) => !before.has(i));
+    const removed = frozen.filter((i) => !after.has(i));
+    const reordered = added.length === 0 &&
+        removed.length === 0 &&
+        (frozen.length !== now.length || frozen.some((item, i) => now[i] !== item));
+    if (added.length === 0 && removed.length === 0 && !reordered)
+        return undefined;
+    return {
+        added: added.slice(0, max),
+        addedCount: added.length,
+        removed: removed.slice(0, max),
+        removedCount: removed.length,
+        reordered,
+    };
+}
+/**
+ * `items source changed since it was frozen: 2 added (d.csv, e.csv), 1 removed (a.csv); the frozen list is
+ * used until \`checkpoint reset import\``.
+ */
+function describeItemsChange(step, change, max = ITEMS_LISTED) {
+    const parts = [];
+    if (change.addedCount > 0)
+        parts.push(`${change.addedCount} added (${nameItems(change.added, change.addedCount, max)})`);
+    if (change.removedCount > 0)
+        parts.push(`${change.removedCount} removed (${nameItems(change.removed, change.removedCount, max)})`);
+    if (parts.length === 0)
+        parts.push('the same items in another order');
+    return `items source changed since it was frozen: ${parts.join(', ')}; the frozen list is used until \`checkpoint reset ${step}\``;
+}
+/** An item source that gave nothing: the step completes with no unit run, which is rarely what was meant. */
+function emptyItemsWarning(step, source) {
+    return `${step}: the items source (${source}) gave no items, so the step has nothing to do; check the source, or \`checkpoint reset ${step}\` to expand it again`;
+}
+/**
+ * The frozen item lists of the steps whose units are named (failed, interrupted or running units), read
+ * from the checkpoint. A list that cannot be read is left out: its units are shown by index, and the
+ * damage is reported by whoever runs the step.
+ */
+async function loadFrozenItems(ckpt, which = 'named') {
+    const out = new Map();
+    for (const [id, rec] of ckpt.state.steps) {
+        if (!rec.items || rec.items.count === 0)
+            continue;
+        const named = rec.failed.size > 0 || rec.interrupted.count > 0 || rec.running.size > 0;
+        if (which === 'named' && !named)
+            continue;
+        try {
+            out.set(id, await ckpt.readItems(id));
+        }
+        catch {
+            // Shown by index instead.
+        }
+    }
+    return out;
+}
+/**
+ * Whether a step's item source still gives the frozen list, for `explain` and `status`: a note naming the
+ * items added and removed, `items source cannot be read now: ...`, or undefined when nothing changed.
+ * `frozen` undefined (the list file could not be read): the change is told by counts only.
+ */
+async function itemsDriftNote(plan, step, frozen, info, env, runCommand) {
+    if (step.batch?.space.kind !== 'items' || step.batch.space.source.kind === 'list')
+        return undefined;
+    let now;
+    try {
+        now = await expandItems(step.batch.space.source, plan.dir, scrubEnv({ ...env, ...step.env }), runCommand);
+    }
+    catch (err) {
+        return `items source cannot be read now: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    if (itemsHash(now) === info.sha256)
+        return undefined;
+    if (frozen === undefined)
+        return `items source changed since it was frozen (${info.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
+    const change = itemsChange(frozen, now);
+    return change ? describeItemsChange(step.id, change) : undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/engine/chunking.ts
@@ -29828,30 +30705,6 @@ function chunkInfo(rec, size) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/engine/env.ts
-// The environment a unit sees: the engine's own, minus the runner's secrets, plus the plan's and ours.
-/**
- * Variables that let a process talk to the runner's services as the job. User commands never need them and
- * must not be able to read them (DESIGN §6, Security).
- */
-const SECRET_NAMES = new Set([
-    'ACTIONS_RUNTIME_TOKEN',
-    'ACTIONS_RESULTS_URL',
-    'ACTIONS_CACHE_URL',
-    'ACTIONS_RUNTIME_URL',
-]);
-const SECRET_PREFIXES = ['ACTIONS_ID_TOKEN_REQUEST_'];
-function isRunnerSecret(name) {
-    return SECRET_NAMES.has(name) || SECRET_PREFIXES.some((p) => name.startsWith(p));
-}
-function scrubEnv(env) {
-    const out = {};
-    for (const [k, v] of Object.entries(env))
-        if (v !== undefined && !isRunnerSecret(k))
-            out[k] = v;
-    return out;
-}
-
 // EXTERNAL MODULE: external "node:child_process"
 var external_node_child_process_ = __nccwpck_require__(1421);
 ;// CONCATENATED MODULE: ./src/journal/lock.ts
@@ -29863,8 +30716,21 @@ var external_node_child_process_ = __nccwpck_require__(1421);
 // EEXIST if any lock exists). Replacing a stale lock is serialised by a short-lived `lock.takeover` guard
 // (created the same way), so that several contenders judging the same stale lock cannot each remove
 // the lock another one has just installed. Whoever holds the guard moves the stale lock aside with
-// rename(), checks it moved the lock it judged (same nonce), and links its own; if it moved a different
-// one it links that back.
+// rename(), checks it moved the lock it judged (same nonce and heartbeat), and links its own; if it moved
+// a different one, or the holder beat meanwhile, it links that back.
+//
+// A live holder on this host (its pid alive with the recorded start time) is never taken over, whatever
+// its heartbeat says: heartbeats judge holders on other hosts only, whose processes cannot be seen (clock
+// skew or a stalled process must not hand a live run's checkpoint to a second writer).
+//
+// Heartbeat and takeover are atomic against each other by construction: the heartbeat opens `lock`,
+// checks the nonce in that very file, rewrites it in place (same inode, same length) and then checks that
+// the name `lock` still is that inode. A takeover replaces the inode (rename aside, link a new file), so a
+// heartbeat can only ever write into its own lease's file, never over a new holder's; and a holder whose
+// inode was moved away learns it at that check. Fencing: the checkpoint writer asks `assertHeld()` before
+// every write; once the lease is lost it throws, and when the last verified heartbeat is older than half
+// the TTL (the process was stalled: SIGSTOP, a frozen VM) it verifies the lock file first, synchronously,
+// so a stalled writer that wakes up after a takeover writes nothing.
 
 
 
@@ -29890,6 +30756,17 @@ class LockedError extends CheckpointError {
         super(message);
         this.lockPath = lockPath;
         this.holder = holder;
+    }
+}
+/**
+ * A write was refused because this process no longer holds the run's lease (fencing). A LockedError: the
+ * checkpoint is another process's now.
+ */
+class LeaseLostError extends LockedError {
+    name = 'LeaseLostError';
+    constructor(lockPath, reason) {
+        super(`this process no longer holds the lease on ${lockPath} (${reason}), so it writes nothing more to the ` +
+            'checkpoint; the process that holds it now carries the run on', lockPath, undefined);
     }
 }
 const DEFAULT_TTL_MS = 30_000;
@@ -29930,7 +30807,7 @@ function isProcessAlive(pid, startTime) {
     }
     catch (error) {
         // EPERM: it exists but belongs to another user.
-        if (errorCode(error) !== 'EPERM')
+        if (errors_errorCode(error) !== 'EPERM')
             return false;
     }
     const stat = readProcStat(pid);
@@ -29977,18 +30854,28 @@ function parseRecord(text) {
 }
 async function readLockFile(path) {
     try {
-        const [text, info] = await Promise.all([(0,promises_namespaceObject.readFile)(path, 'utf8'), (0,promises_namespaceObject.stat)(path)]);
-        return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
+        // Not through a link: a lock is a file the runner made (DESIGN §4, no symlinks in a run folder).
+        const handle = await openNoFollow(path, 'r');
+        try {
+            const [text, info] = await Promise.all([handle.readFile('utf8'), handle.stat()]);
+            return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
+        }
+        finally {
+            await handle.close();
+        }
     }
     catch (error) {
-        if (errorCode(error) === 'ENOENT')
+        if (errors_errorCode(error) === 'ENOENT')
             return undefined;
         throw error;
     }
 }
-/** What identifies one version of a lock file across a rename: its nonce, or its text if unparsable. */
+/**
+ * What identifies one version of a lock file across a rename: its nonce and heartbeat (a holder that beat
+ * after it was judged is not the one judged), or its text if unparsable.
+ */
 function identity(state) {
-    return state.record ? `nonce:${state.record.nonce}` : `text:${state.text}`;
+    return state.record ? `nonce:${state.record.nonce}@${state.record.heartbeat}` : `text:${state.text}`;
 }
 function judge(state, ttlMs, now) {
     const record = state.record;
@@ -30010,6 +30897,10 @@ function judge(state, ttlMs, now) {
                     reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
                 };
             }
+            // The holder is alive and is the process that took the lease: its heartbeat does not matter (a
+            // clock set differently or a stalled process makes it look old; it is not).
+            if (current !== undefined)
+                return { stale: false, reason: 'alive' };
         }
     }
     const ttl = record.ttlMs ?? ttlMs;
@@ -30051,7 +30942,7 @@ async function tryLink(from, to) {
         return true;
     }
     catch (error) {
-        if (errorCode(error) === 'EEXIST')
+        if (errors_errorCode(error) === 'EEXIST')
             return false;
         throw error;
     }
@@ -30069,7 +30960,7 @@ async function removeIfSame(path, expected, nonce) {
         await (0,promises_namespaceObject.rename)(path, aside);
     }
     catch (error) {
-        if (errorCode(error) === 'ENOENT')
+        if (errors_errorCode(error) === 'ENOENT')
             return false;
         throw error;
     }
@@ -30112,12 +31003,14 @@ async function lock_acquireLease(runDir, info, opts = {}) {
         throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
     }
     await fsutil_ensureDir(runDir);
+    // A run folder that is a link would put the lock (and then the checkpoint) elsewhere (DESIGN §4).
+    await refuseLink(runDir);
     const lockPath = (0,external_node_path_.join)(runDir, LOCK_FILE);
     const guardPath = (0,external_node_path_.join)(runDir, GUARD_FILE);
     const nonce = (0,external_node_crypto_namespaceObject.randomBytes)(12).toString('hex');
     const record = {
         pid: process.pid,
-        host: (0,external_node_os_.hostname)(),
+        host: opts.host ?? (0,external_node_os_.hostname)(),
         runId: info.runId,
         attempt: info.attempt,
         heartbeat: Date.now(),
@@ -30174,59 +31067,78 @@ async function lock_acquireLease(runDir, info, opts = {}) {
 }
 function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLost) {
     let timer;
-    let tick;
     let stopped = false;
-    let lastBeat = record.heartbeat;
+    let released = false;
+    /** When the lock file was last seen to be ours (Date.now()). */
+    let lastVerified = record.heartbeat;
     let lostReason;
     const listeners = onLost ? [onLost] : [];
     const lose = (reason) => {
-        if (stopped)
+        if (lostReason !== undefined)
             return;
         stop();
         lostReason = reason;
         for (const listener of listeners)
             listener(reason);
     };
-    const beat = async () => {
+    // Synchronous on purpose: assertHeld() calls it on the write path after a stall, and a few small local
+    // file operations every few seconds cost less than the bookkeeping of doing them asynchronously.
+    const beat = () => {
+        if (lostReason !== undefined || released)
+            return;
+        let fd;
         try {
-            const current = await readLockFile(lockPath);
-            if (stopped)
-                return;
-            if (current === undefined) {
+            fd = (0,external_node_fs_.openSync)(lockPath, external_node_fs_.constants.O_RDWR | (external_node_fs_.constants.O_NOFOLLOW ?? 0));
+        }
+        catch (error) {
+            if (errors_errorCode(error) === 'ENOENT')
                 lose(`the lock file ${lockPath} was removed by another process`);
-                return;
-            }
-            if (current.record?.nonce !== record.nonce) {
-                const by = current.record
-                    ? `pid ${current.record.pid} on host ${current.record.host}`
-                    : 'another process';
+            else
+                trouble(error);
+            return;
+        }
+        try {
+            const text = (0,external_node_fs_.readFileSync)(fd, 'utf8');
+            const current = parseRecord(text);
+            if (current?.nonce !== record.nonce) {
+                const by = current ? `pid ${current.pid} on host ${current.host}` : 'another process';
                 lose(`the lease on ${lockPath} was taken over by ${by}`);
                 return;
             }
             const next = { ...record, heartbeat: Date.now() };
-            const tmp = tempPath(lockPath);
-            // No fsync: a heartbeat lost in a power cut only makes the lease look older, which is harmless.
-            await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(next)}\n`, { mode: FILE_MODE, flag: 'wx' });
-            if (stopped) {
-                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-                return;
-            }
+            const bytes = Buffer.from(`${JSON.stringify(next)}\n`);
+            // In place, into the inode just checked: never over a new holder's file. No fsync: a heartbeat lost
+            // in a power cut only makes the lease look older, which is harmless.
+            (0,external_node_fs_.writeSync)(fd, bytes, 0, bytes.length, 0);
+            if (bytes.length < Buffer.byteLength(text))
+                (0,external_node_fs_.ftruncateSync)(fd, bytes.length);
+            const mine = (0,external_node_fs_.fstatSync)(fd);
+            let there;
             try {
-                await (0,promises_namespaceObject.rename)(tmp, lockPath);
+                there = (0,external_node_fs_.lstatSync)(lockPath);
             }
             catch (error) {
-                await (0,promises_namespaceObject.unlink)(tmp).catch(() => undefined);
-                throw error;
+                if (errors_errorCode(error) !== 'ENOENT')
+                    throw error;
             }
-            lastBeat = next.heartbeat;
+            if (there === undefined || there.ino !== mine.ino || there.dev !== mine.dev) {
+                lose(`the lease on ${lockPath} was taken over while it was being refreshed`);
+                return;
+            }
             record.heartbeat = next.heartbeat;
+            lastVerified = next.heartbeat;
         }
         catch (error) {
-            // Transient trouble (disk full...) is retried on the next tick; give up once the lease has expired.
-            if (Date.now() - lastBeat > ttlMs) {
-                lose(`could not refresh the lease on ${lockPath} for ${formatAge(ttlMs)}: ${String(error)}`);
-            }
+            trouble(error);
         }
+        finally {
+            (0,external_node_fs_.closeSync)(fd);
+        }
+    };
+    // Transient trouble (disk full...) is retried on the next tick; give up once the lease has expired.
+    const trouble = (error) => {
+        if (Date.now() - lastVerified > ttlMs)
+            lose(`could not refresh the lease on ${lockPath} for ${formatAge(ttlMs)}: ${String(error)}`);
     };
     const stop = () => {
         stopped = true;
@@ -30235,11 +31147,8 @@ function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLo
         timer = undefined;
     };
     timer = setInterval(() => {
-        if (tick !== undefined)
-            return;
-        tick = beat().finally(() => {
-            tick = undefined;
-        });
+        if (!stopped)
+            beat();
     }, heartbeatMs);
     timer.unref();
     // Best effort: remove temp and aside files that crashed contenders left behind.
@@ -30248,6 +31157,18 @@ function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLo
         info: record,
         tookOver,
         stopHeartbeat: stop,
+        assertHeld() {
+            if (released)
+                throw new LeaseLostError(lockPath, 'it was released');
+            // Younger than half the TTL: no contender can have judged it stale yet, even with some clock skew.
+            if (lostReason === undefined && Date.now() - lastVerified > ttlMs / 2) {
+                beat();
+                if (lostReason === undefined && Date.now() - lastVerified > ttlMs / 2)
+                    lose(`the lease on ${lockPath} could not be verified`);
+            }
+            if (lostReason !== undefined)
+                throw new LeaseLostError(lockPath, lostReason);
+        },
         onLost(listener) {
             const reason = lostReason;
             if (reason === undefined)
@@ -30257,12 +31178,12 @@ function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLo
         },
         async release() {
             stop();
-            await tick;
+            released = true;
             // Best effort: a lock that cannot be removed (a read-only or full disk, the very fault that may have
             // ended the run) expires by itself once this process is gone, and failing here would hide that fault.
             try {
                 const current = await readLockFile(lockPath);
-                if (current?.record?.nonce === record.nonce)
+                if (lostReason === undefined && current?.record?.nonce === record.nonce)
                     await (0,promises_namespaceObject.unlink)(lockPath);
             }
             catch {
@@ -30835,6 +31756,8 @@ function lastLines(text) {
 
 
 
+
+
 /** Runs a step's items command through the one spawner, bounded by the step's timeout. */
 function itemsRunner(step) {
     return (command, cwd, env) => runItemsCommand(command, { cwd, env, timeoutMs: step.timeoutMs });
@@ -30898,8 +31821,11 @@ async function prepare(plan, state, opts = {}) {
     // A sharded run does its part of every step; the shard is the run's, so every command agrees on it.
     const shard = state.shard;
     for (const step of order) {
-        const fp = await fingerprintStep(plan, step);
+        const fp = await fingerprint_fingerprintStep(plan, step);
         const rec = state.steps.get(step.id);
+        // The plan defines the step's space; a record that says otherwise with the same fingerprint is damage.
+        if (rec)
+            checkAgainstPlan(plan, step, rec, fp);
         const mode = shard ? shardModeOf(step) : undefined;
         // Chunks sized by time: recorded on the step's record, which then measures its done chunks.
         const adaptive = step.batch?.adaptive ? { adaptive: true } : {};
@@ -31051,16 +31977,11 @@ async function prepare(plan, state, opts = {}) {
         };
         if (step.batch?.adaptive)
             pi.chunks = chunkInfo(cur ?? { size: view.size }, step.batch.adaptive);
-        if (opts.checkDrift &&
-            cur?.items &&
-            step.batch?.space.kind === 'items' &&
-            step.batch.space.source.kind !== 'list') {
-            const now = await expandItems(step.batch.space.source, plan.dir, scrubEnv({ ...env, ...step.env }), itemsRunner(step)).catch((err) => (err instanceof Error ? err : new Error(String(err))));
-            if (now instanceof Error)
-                pi.itemsDrift = `items source cannot be read now: ${now.message}`;
-            else if (itemsHash(now) !== cur.items.sha256) {
-                pi.itemsDrift = `items source changed since it was frozen (${cur.items.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
-            }
+        if (opts.checkDrift && cur?.items) {
+            const frozen = await opts.frozenItems?.(step.id).catch(() => undefined);
+            const note = await itemsDriftNote(plan, step, frozen, cur.items, env, itemsRunner(step));
+            if (note)
+                pi.itemsDrift = note;
         }
         info.set(step.id, pi);
     }
@@ -31150,8 +32071,141 @@ async function spaceOf(plan, step, keepFrom, expand, env) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/engine/retry.ts
+// Retries: may a failed try be tried again (`retry.on`), what a failure no retry can fix should tell the
+// user, and how long to wait before the next try. Pure: the scheduler passes in what the process did.
+/**
+ * Delay before try `nextTry` (2 = the first retry): exponential, capped, with "equal jitter" (half fixed,
+ * half random) so units failing together don't retry in lockstep yet never retry instantly.
+ */
+function retryDelayMs(policy, nextTry, random = Math.random) {
+    const exp = policy.delayMs * policy.backoff ** Math.max(0, nextTry - 2);
+    const capped = Math.min(policy.maxDelayMs, exp);
+    return Math.round(capped / 2 + random() * (capped / 2));
+}
+/** The exit codes a shell uses for "found but not executable" and "not found": no retry changes either. */
+const NOT_EXECUTABLE = 126;
+const NOT_FOUND = 127;
+/** `[3, timeout]`, as the plan writes it. */
+function formatRetryOn(on) {
+    return `[${on.join(', ')}]`;
+}
+/**
+ * May `failure` be retried under `retry.on` (`on`; undefined: the default)? This says nothing of the tries
+ * left: the caller counts those. The default retries every failure except exit codes 126 and 127, which
+ * mean the command is not executable or not found: the same command fails the same way on every try.
+ */
+function mayRetry(on, failure) {
+    if (on === undefined) {
+        if (failure.kind === 'exit' && (failure.code === NOT_EXECUTABLE || failure.code === NOT_FOUND)) {
+            return {
+                retry: false,
+                why: `no retry fixes exit code ${failure.code}; retry.on: [${failure.code}] retries it anyway`,
+            };
+        }
+        return { retry: true };
+    }
+    if (on.includes('any'))
+        return { retry: true };
+    // A start failure is the engine's or the machine's, not one of the outcomes `on` can name; only `any` and
+    // the default retry it.
+    const retry = failure.kind === 'exit'
+        ? on.includes(failure.code)
+        : failure.kind === 'timeout'
+            ? on.includes('timeout')
+            : failure.kind === 'signal'
+                ? on.includes('signal')
+                : false;
+    if (retry)
+        return { retry };
+    const what = failure.kind === 'exit'
+        ? `exit code ${failure.code}`
+        : failure.kind === 'timeout'
+            ? 'a timeout'
+            : failure.kind === 'signal'
+                ? `a signal (${failure.signal})`
+                : 'a failure to start';
+    return { retry: false, why: `${what} is not in retry.on ${formatRetryOn(on)}` };
+}
+// bash: `bash: line 1: ./migrate.sh: Permission denied`, `./a.sh: line 3: jq: command not found`;
+// dash: `sh: 1: ./migrate.sh: Permission denied`, `sh: 1: jq: not found`.
+const SHELL_COMPLAINT = /: ([^:\n]+): (Permission denied|Is a directory|command not found|not found|No such file or directory)\s*$/;
+// bash: `bash: line 1: ./a.py: /usr/bin/python9: bad interpreter: No such file or directory` (exit 126).
+const BAD_INTERPRETER = /: ([^:\n]+): ([^:\n]+): bad interpreter: /;
+function complaint(tail) {
+    const lines = tail.split('\n');
+    for (let i = lines.length - 1; i >= 0; i--) {
+        const line = (lines[i] ?? '').replace(/\r$/, '');
+        const bad = BAD_INTERPRETER.exec(line);
+        if (bad)
+            return { name: (bad[1] ?? '').trim(), what: 'bad interpreter', interpreter: bad[2]?.trim() };
+        const m = SHELL_COMPLAINT.exec(line);
+        if (m)
+            return { name: (m[1] ?? '').trim(), what: m[2] ?? '' };
+    }
+    return undefined;
+}
+const looksLikePath = (word) => word.includes('/');
+function quoteArg(word) {
+    return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
+/**
+ * What to do about exit code 126 (not executable) or 127 (not found), naming the program: the one the
+ * shell complained about in the output, else the command's first word. Undefined for any other failure.
+ */
+function failureHint(failure, ctx) {
+    if (failure.kind !== 'exit')
+        return undefined;
+    if (failure.code !== NOT_EXECUTABLE && failure.code !== NOT_FOUND)
+        return undefined;
+    const said = complaint(ctx.tail);
+    const first = ctx.command.trim().split(/\s+/)[0] ?? '';
+    const where = ctx.workingDirectory === '.' ? '' : ` (in working-directory ${ctx.workingDirectory})`;
+    if (failure.code === NOT_EXECUTABLE) {
+        const name = said?.name ?? (looksLikePath(first) ? first : undefined);
+        if (name === undefined)
+            return 'a program the command ran is not executable; make it so with chmod +x';
+        if (said?.what === 'bad interpreter')
+            return `the interpreter of ${name} (${said.interpreter ?? '?'}) does not exist; fix its #! line`;
+        if (said?.what === 'Is a directory')
+            return `${name} is a directory, not a program${where}`;
+        return `${name} is not executable${where}; run chmod +x ${quoteArg(name)} (and git update-index --chmod=+x ${quoteArg(name)} to commit that)`;
+    }
+    const name = said?.name ?? (looksLikePath(first) ? first : undefined);
+    if (name !== undefined && looksLikePath(name))
+        return `${name} does not exist${where}`;
+    const shownPath = ctx.path === undefined || ctx.path === '' ? '(PATH was not set)' : ctx.path;
+    return `${name === undefined ? 'a program the command ran' : name} was not found on the PATH the unit saw: ${shownPath}`;
+}
+/** A failed try's end as `retry.on` sees it. */
+function failureOf(exit) {
+    if (exit.spawnError !== undefined)
+        return { kind: 'start' };
+    if (exit.endedBy === 'timeout')
+        return { kind: 'timeout' };
+    if (exit.code !== null)
+        return { kind: 'exit', code: exit.code };
+    if (exit.signal !== null)
+        return { kind: 'signal', signal: exit.signal };
+    return { kind: 'start' };
+}
+/**
+ * The step's `retry.on` for `explain`, e.g. `retry: up to 3 tries, on [3, timeout] only`; undefined without
+ * `on` (the default needs no note on every step).
+ */
+function describeRetry(policy) {
+    if (policy.on === undefined)
+        return undefined;
+    if (policy.attempts <= 1)
+        return `retry: on ${formatRetryOn(policy.on)} has no effect with attempts: 1`;
+    const on = policy.on.includes('any') ? 'on any failure' : `on ${formatRetryOn(policy.on)} only`;
+    return `retry: up to ${policy.attempts} tries, ${on}`;
+}
+
 ;// CONCATENATED MODULE: ./src/report/explain.ts
 // What `checkpoint explain` and `run --dry-run` print: for every step, whether it will run and why.
+
+
 
 function printExplain(out, plan, prep, runLabel) {
     out.write(`plan ${plan.name} (${plan.steps.length} steps), run ${runLabel}\n`);
@@ -31176,6 +32230,11 @@ function printExplain(out, plan, prep, runLabel) {
             out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
         if (i.chunks)
             out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
+        if (step.batch?.space.kind === 'items' && i.unitsTotal === 0)
+            out.write(`         ${' '.repeat(width)}warning: the items source (${describeSource(step.batch.space.source)}) gives no items: the step has nothing to do\n`);
+        const retry = describeRetry(step.retry);
+        if (retry && verb !== 'skip')
+            out.write(`         ${' '.repeat(width)}note: ${retry}\n`);
     }
 }
 /** How the step's chunks will be sized, e.g. `chunks sized by time: target 200ms (min 10, max 1000); next chunk 190 from the rate of 12 done chunks (950/s)`. */
@@ -31194,14 +32253,79 @@ function explainChunks(ch) {
 
 
 
+
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 function isValidRunId(id) {
     return RUN_ID.test(id) && id !== 'latest' && !id.includes('..');
 }
 async function readLatest(root) {
-    const text = await readFileIfExists((0,external_node_path_.join)(root, 'latest'));
+    // Damaged (a link, unreadable): as if absent; `resolveLatest` is the one that says so.
+    const text = await readFileNoFollow((0,external_node_path_.join)(root, 'latest')).catch(() => undefined);
     const id = text?.trim();
     return id && isValidRunId(id) ? id : undefined;
+}
+/**
+ * `latest`, checked: it must be a plain run id (no `/`, no `..`, no NUL, not empty) naming a run folder of
+ * `root` that holds a checkpoint. Anything else is damage, never a reason to start over silently: the
+ * newest run of `planName` found by scanning the folders is taken instead, with a warning; when run
+ * folders exist but none of them can be read as a run of this plan, CheckpointCorruptError names the way
+ * out. No `latest` and no runs: a first run.
+ */
+async function resolveLatest(root, planName) {
+    const path = (0,external_node_path_.join)(root, 'latest');
+    let text;
+    let problem;
+    try {
+        text = await readFileNoFollow(path);
+    }
+    catch (err) {
+        problem =
+            err instanceof CheckpointLinkError
+                ? 'is a symbolic link'
+                : `cannot be read (${errors_errorCode(err) ?? String(err)})`;
+    }
+    const ids = await listRunIds(root);
+    if (text === undefined && problem === undefined) {
+        if (ids.length === 0)
+            return { runId: undefined };
+        problem = 'is missing';
+    }
+    if (problem === undefined && text !== undefined) {
+        const id = text.trim();
+        if (!isPlainId(id))
+            problem = `holds ${showValue(text)}, which is not a run id`;
+        else if (!ids.includes(id))
+            problem = `names ${showValue(id)}, which is not a run folder of ${shownPath(root)}`;
+        else
+            return { runId: id };
+    }
+    // Damaged: the newest run of this plan (by its last update) is the one `latest` would have named.
+    let best;
+    let unreadable = 0;
+    for (const id of ids) {
+        try {
+            const ck = await checkpoint_Checkpoint.read(root, id);
+            if (ck.state.planName !== planName)
+                continue;
+            if (!best || ck.state.updatedAt >= best.at)
+                best = { id, at: ck.state.updatedAt };
+        }
+        catch {
+            unreadable += 1;
+        }
+    }
+    const head = `${shownPath(path)} ${problem}`;
+    if (best)
+        return { runId: best.id, warning: `${head}; taking the newest run of plan "${planName}", ${best.id}` };
+    if (unreadable > 0) {
+        throw new CheckpointCorruptError(`${head}, and none of the ${ids.length} run folder(s) in ${shownPath(root)} can be read as a run of plan ` +
+            `"${planName}". Name the run to resume with \`checkpoint run --run ID\`, or start a new run with \`checkpoint run --new\`.`);
+    }
+    return { runId: undefined, warning: `${head}; no run of plan "${planName}" is there, so a new run starts` };
+}
+/** A run id `latest` may hold: a name in this folder, nothing that leads out of it. */
+function isPlainId(id) {
+    return id !== '' && !id.includes('/') && !id.includes('\0') && !id.includes('..') && isValidRunId(id);
 }
 function stamp(d) {
     const p = (n) => String(n).padStart(2, '0');
@@ -31434,51 +32558,104 @@ function wouldOverrun(step, rec, u, now, deadline) {
     return `p90 ${duration_formatDuration(est)} would end after the time budget (${duration_formatDuration(left)} left)`;
 }
 
-;// CONCATENATED MODULE: ./src/engine/orphans.ts
-// A run killed with SIGKILL may leave its units running (its watcher normally ends them; a watcher killed
-// too, or a host that went down, leaves them). Before their work is handed out again, the next run on the
-// same host ends them. A checkpoint is evidence, not orders: a pid read from it is signalled only once it
-// is proven one of this run's units (the host, the process start time and the unit's marker in its
-// environment, never pid 1 or our own group), and the processes a unit left outside its group are found by
-// that marker alone (exec/marker.ts), which only this run's units carry.
+;// CONCATENATED MODULE: ./src/exec/ownership.ts
+// Whether a process named by a checkpoint may be signalled. A pid read back from a checkpoint is a claim, not
+// a fact: the checkpoint may be forged (a cache entry another job wrote) or stale (the pid was reused). So a
+// process is signalled only once it is proven to be one of this run's units:
+//  - it runs on this host, and its start time (/proc/<pid>/stat field 22) is the one recorded at spawn;
+//  - its environment (/proc/<pid>/environ, fixed at exec) holds CHECKPOINT_TRACKING_ID=<the recorded
+//    marker>, which the engine gives every unit (marker.ts; as the GitHub runner finds a job's strays by
+//    RUNNER_TRACKING_ID). A forger who knows a pid and start time still cannot put the marker into a
+//    foreign process's environment; a record without a marker (older checkpoints) is never ours;
+//  - it leads its own process group (units are spawned detached; the group is what gets signalled);
+//  - and it is none of: pid 0 or 1, this process, this process's group, an ancestor of this process.
+// Linux only (/proc); elsewhere nothing is provably ours and nothing is signalled.
 
 
 
 
-
-
-/** This process's group and its ancestors: never signalled, whatever a checkpoint says. */
-function protectedPids() {
-    const out = new Set([process.pid]);
-    let pid = process.pid;
-    for (let i = 0; i < 64 && pid > 1; i++) {
-        let stat;
-        try {
-            stat = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
-        }
-        catch {
-            break;
-        }
-        // Fields after the command name (which may hold spaces and parentheses): state ppid pgrp ...
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (pid === process.pid)
-            out.add(Number(f[2]));
-        pid = Number(f[1]);
+function procStat(pid) {
+    let text;
+    try {
+        text = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+    }
+    catch {
+        return undefined;
+    }
+    // "pid (comm) state ppid pgrp ..." — comm may hold spaces and parentheses: split after the last ')'.
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const stat = { state: f[0] ?? '', ppid: Number(f[1]), pgrp: Number(f[2]), startTime: Number(f[19]) };
+    if (![stat.ppid, stat.pgrp, stat.startTime].every(Number.isSafeInteger))
+        return undefined;
+    return stat;
+}
+/** The pids of this process's ancestors (its parent, the parent's parent, ... up to pid 1). */
+function ancestors() {
+    const out = new Set();
+    let pid = process.ppid;
+    while (pid > 0 && !out.has(pid)) {
         out.add(pid);
+        const stat = procStat(pid);
+        if (!stat)
+            break;
+        pid = stat.ppid;
     }
     return out;
 }
-/** Whether the group led by `unit.pid` is provably the unit's. */
-function provablyOurs(unit, host) {
-    const pid = unit.pid;
-    if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid)
-        return false;
-    if (unit.host !== host || unit.startTime === undefined || unit.marker === undefined)
-        return false;
-    if (protectedPids().has(pid))
-        return false;
-    return processStartTime(pid) === unit.startTime && markerOf(pid) === unit.marker;
+/**
+ * Why the process a checkpoint names is not provably one of this run's units, or undefined when it is
+ * (then, and only then, it may be signalled — its process group, which it leads).
+ */
+function whyNotOurs(claim) {
+    const { pid, marker } = claim;
+    if (process.platform !== 'linux')
+        return 'process ownership can only be proven on Linux';
+    if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 1)
+        return `pid ${String(pid)} is never signalled`;
+    if (pid === process.pid)
+        return `pid ${pid} is this process`;
+    if (claim.host !== (0,external_node_os_.hostname)())
+        return `it ran on host ${String(claim.host)}, not this one`;
+    if (claim.startTime === undefined)
+        return 'no start time was recorded';
+    if (marker === undefined || marker === '')
+        return `no ${TRACKING_VAR} was recorded`;
+    const stat = procStat(pid);
+    if (!stat || stat.state === 'Z' || stat.state === 'X')
+        return `process ${pid} is gone`;
+    if (stat.startTime !== claim.startTime)
+        return `pid ${pid} now belongs to another process (start time)`;
+    if (stat.pgrp !== pid)
+        return `process ${pid} does not lead its own process group`;
+    const self = procStat('self');
+    if (!self || self.pgrp === pid)
+        return `process group ${pid} is this process's own`;
+    if (ancestors().has(pid))
+        return `process ${pid} is an ancestor of this process`;
+    const has = markerOf(pid);
+    if (has === undefined)
+        return `process ${pid} does not carry this unit's ${TRACKING_VAR} (it has none, or its environment cannot be read)`;
+    if (has !== marker)
+        return `process ${pid} does not carry this unit's ${TRACKING_VAR}`;
+    return undefined;
 }
+/** True only when the process a checkpoint names is proven to be one of this run's units (see above). */
+function provablyOurs(claim) {
+    return whyNotOurs(claim) === undefined;
+}
+
+;// CONCATENATED MODULE: ./src/engine/orphans.ts
+// A run killed with SIGKILL may leave its units running (its watcher normally ends them; a watcher killed
+// too, or a host that went down, leaves them). Before their work is handed out again, the next run on the
+// same host ends them. A checkpoint is evidence, not orders: a recorded process group is signalled only
+// once its leader is proven to be the unit (src/exec/ownership.ts: host, start time and the unit's marker
+// in its environment; never pid 1, this process, its group or an ancestor), and the processes a unit left
+// outside its group are found by that marker alone (exec/marker.ts), which only this run's units carry.
+
+
+
+
+
 async function endOrphans(ckpt, notice) {
     const host = (0,external_node_os_.hostname)();
     const orphans = orphanedUnits(ckpt.state);
@@ -31486,18 +32663,18 @@ async function endOrphans(ckpt, notice) {
     for (const { unit } of orphans)
         if (unit.host === host && isMarkerOfRun(unit.marker, ckpt.runId))
             markers.add(unit.marker);
-    const marked = markers.size > 0 ? findMarked((m) => markers.has(m)) : [];
     const byMarker = new Map();
-    for (const pid of marked) {
-        const m = markerOf(pid);
-        if (m !== undefined)
-            byMarker.set(m, [...(byMarker.get(m) ?? []), pid]);
-    }
+    if (markers.size > 0)
+        for (const pid of findMarked((m) => markers.has(m))) {
+            const m = markerOf(pid);
+            if (m !== undefined)
+                byMarker.set(m, [...(byMarker.get(m) ?? []), pid]);
+        }
     let ended = 0;
     const groups = [];
     for (const { step, unit } of orphans) {
-        const pids = unit.marker !== undefined ? (byMarker.get(unit.marker) ?? []) : [];
-        const group = provablyOurs(unit, host) ? unit.pid : undefined;
+        const pids = unit.marker !== undefined && markers.has(unit.marker) ? (byMarker.get(unit.marker) ?? []) : [];
+        const group = unit.pid !== undefined && provablyOurs(unit) ? unit.pid : undefined;
         if (group !== undefined)
             signalGroup(group, 'SIGKILL');
         signalAll(pids, 'SIGKILL');
@@ -31575,6 +32752,8 @@ function parseOutputFile(text, file) {
 
 
 
+
+
 /** Exit code of a unit that stopped itself at a safe point (DESIGN §3, cooperative units). */
 const EXIT_YIELDED = 75;
 /** Kept logs per step: the folder stays small whatever a step's failures come to. */
@@ -31632,15 +32811,13 @@ class Recorder {
             return;
         const path = this.#ckpt.logPath(step, index);
         try {
-            await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(this.#ckpt.dir, 'logs', step), { recursive: true, mode: 0o700 });
-            // A link where the log should be would write elsewhere: the checkpoint's files are never links.
-            const st = await (0,promises_namespaceObject.lstat)(path).catch(() => undefined);
-            if (st?.isSymbolicLink())
-                await (0,promises_namespaceObject.rm)(path);
-            await (0,promises_namespaceObject.writeFile)(path, bytes, { mode: 0o600 });
+            // No links followed below the run folder (DESIGN §4); fenced by the lease like every checkpoint write.
+            await this.#ckpt.writeLog(step, index, bytes);
             kept.add(index);
         }
         catch (err) {
+            if (err instanceof CheckpointCorruptError || err instanceof LockedError)
+                throw err;
             // Node's error for a failed write() names no file.
             throw new CheckpointWriteError(path, err);
         }
@@ -31651,7 +32828,11 @@ class Recorder {
         if (!kept.has(index))
             return;
         kept.delete(index);
-        await (0,promises_namespaceObject.rm)(this.#ckpt.logPath(step, index), { force: true });
+        const path = this.#ckpt.logPath(step, index);
+        // A link where the log was is damage, named; never a file of ours silently removed or followed.
+        if ((await (0,promises_namespaceObject.lstat)(path).catch(() => undefined))?.isSymbolicLink())
+            throw new CheckpointLinkError(path, 'is a symbolic link');
+        await (0,promises_namespaceObject.rm)(path, { force: true });
     }
     #kept(step) {
         let kept = this.#logs.get(step);
@@ -31673,21 +32854,11 @@ class Recorder {
     }
 }
 
-;// CONCATENATED MODULE: ./src/engine/retry.ts
-/**
- * Delay before try `nextTry` (2 = the first retry): exponential, capped, with "equal jitter" (half fixed,
- * half random) so units failing together don't retry in lockstep yet never retry instantly.
- */
-function retryDelayMs(policy, nextTry, random = Math.random) {
-    const exp = policy.delayMs * policy.backoff ** Math.max(0, nextTry - 2);
-    const capped = Math.min(policy.maxDelayMs, exp);
-    return Math.round(capped / 2 + random() * (capped / 2));
-}
-
 ;// CONCATENATED MODULE: ./src/engine/slot-file.ts
 // A scratch file rewritten for every unit that runs in one slot: overwriting a kept descriptor costs one or
 // two system calls, where creating and deleting a file per unit cost a path lookup, an inode and a journal
 // entry each — measurable when units take a millisecond.
+
 
 class SlotFile {
     path;
@@ -31696,7 +32867,8 @@ class SlotFile {
     #length = 0;
     constructor(path) {
         this.path = path;
-        this.#fd = (0,external_node_fs_.openSync)(path, 'w', 0o600);
+        // A link planted where the scratch file goes is refused, not written through (DESIGN §4).
+        this.#fd = openNoFollowSync(path, 'w');
     }
     set(data) {
         // Overwrite in place, then cut only if the text got shorter: most texts are as long as the last one, and
@@ -32122,6 +33294,7 @@ class WorkQueue {
 
 
 
+
 /** Ranges bigger than this get no CHECKPOINT_ITEMS_FILE: writing millions of numbers per unit helps nobody. */
 const MAX_ITEMS_FILE_NUMBERS = 1_000_000;
 /** Read once: `os.hostname()` is a system call, and the spawned record of every unit carries it. */
@@ -32135,6 +33308,7 @@ const UNIT_VARS = [
     'CHECKPOINT_BATCH_END',
     'CHECKPOINT_ITEMS_FILE',
     'CHECKPOINT_ITEM',
+    TRACKING_VAR,
 ];
 /** One selected step in this attempt: its queue and what of it runs now. */
 class StepRun {
@@ -32193,6 +33367,7 @@ class Engine {
     #freeSlots = [];
     #programs = new Map();
     #concurrency;
+    #startedMono = monoNow();
     constructor(plan, ckpt, prep, opts = {}) {
         this.#plan = plan;
         this.#ckpt = ckpt;
@@ -32259,12 +33434,13 @@ class Engine {
         for (const step of topoOrder(this.#plan).filter((s) => selected.has(s.id))) {
             const run = new StepRun(step, ckpt);
             run.queue.deadline = deadline;
+            // A list expanded by this attempt is used as it is; only a list frozen earlier is read back.
             if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
-                run.items = await ckpt.readItems(step.id);
+                run.items = this.#prep.items.get(step.id) ?? (await ckpt.readItems(step.id));
             if (step.batch?.throttle)
                 run.throttle = this.#throttleOf(run, step.batch.throttle);
             this.#runs.set(step.id, run);
-            await (0,promises_namespaceObject.mkdir)(ckpt.stateDir(step.id), { recursive: true, mode: 0o700 });
+            await ckpt.ensureStateDir(step.id);
         }
         if (deadline !== undefined && deadline - monoNow() < MAX_TIMER_MS) {
             this.#deadlineTimer = setTimeout(() => this.stop(`time budget reached`, this.#opts.deadlineGraceMs ?? 10_000), Math.max(0, deadline - monoNow()));
@@ -32299,6 +33475,7 @@ class Engine {
             attempt: this.#attempt,
             exit: result.exitCode,
             reason: result.reason,
+            ms: Math.round(monoNow() - this.#startedMono),
         });
         await ckpt.writeOutputsFile();
         await ckpt.compact();
@@ -32693,8 +33870,7 @@ class Engine {
             catch (err) {
                 if (!(err instanceof OutputSyntaxError))
                     throw err;
-                await this.#recorder.keepLog(step.id, u.index, proc.tailBytes());
-                return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, proc.tail());
+                return this.#recordFailure(run, u, tryNo, { ...exit, code: 1 }, err.message, proc);
             }
             await this.#recorder.dropLog(step.id, u.index);
             await this.#recorder.done({ type: 'done', ...u, ms: exit.ms, ...(outputs ? { outputs } : {}) }, onDoneWritten);
@@ -32711,8 +33887,8 @@ class Engine {
             this.#emit({ type: 'unit-end', unit: u, result: 'yielded', ms: exit.ms });
             return;
         }
-        await this.#recorder.keepLog(step.id, u.index, proc.tailBytes());
         if (verdict.kind === 'interrupted') {
+            await this.#recorder.keepLog(step.id, u.index, proc.tailBytes());
             await ckpt.record({
                 type: 'interrupt',
                 ...u,
@@ -32729,13 +33905,29 @@ class Engine {
             });
             return;
         }
-        await this.#recordFailure(run, u, tryNo, exit, verdict.reason, proc.tail());
+        await this.#recordFailure(run, u, tryNo, exit, verdict.reason, proc);
     }
-    async #recordFailure(run, u, tryNo, exit, reason, tail) {
+    async #recordFailure(run, u, tryNo, exit, reason, proc) {
         const step = run.step;
-        const final = tryNo >= step.retry.attempts || this.#stopping !== undefined;
-        const cmd = step.batch ? `${step.id} [${u.start}, ${u.end})` : step.id;
-        const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts})`;
+        const tail = proc.tail();
+        const failure = failureOf(exit);
+        const verdict = mayRetry(step.retry.on, failure);
+        const hint = failureHint(failure, {
+            command: step.run,
+            workingDirectory: step.workingDirectoryRel,
+            path: this.#template(run).env.PATH,
+            tail,
+        });
+        if (hint)
+            reason = `${reason}: ${hint}`;
+        const refused = !verdict.retry && tryNo < step.retry.attempts;
+        const final = tryNo >= step.retry.attempts || this.#stopping !== undefined || refused;
+        const cmd = describeUnitItems(step, u, run.items);
+        const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts}${refused ? `; not retried: ${verdict.why}` : ''})`;
+        // A final failure stops the step at once when it passes max-failures, before its record is durable: the
+        // pump runs while the record is written, and must not start units the failure rules out.
+        const pastMaxFailures = final ? run.queue.failed(u) : false;
+        await this.#recorder.keepLog(step.id, u.index, proc.tailBytes());
         await this.#ckpt.record({
             type: 'fail',
             ...u,
@@ -32761,7 +33953,7 @@ class Engine {
             });
             return;
         }
-        if (run.queue.failed(u) && step.batch)
+        if (pastMaxFailures && step.batch)
             this.#emit({
                 type: 'notice',
                 message: `${step.id}: ${run.queue.failedFinal} unit(s) failed, more than max-failures (${run.queue.maxFailures}); not starting more units of this step`,
@@ -32886,6 +34078,8 @@ function colorEnabled(stream, env = process.env) {
 
 
 
+
+
 class Progress {
     #ckpt;
     #opts;
@@ -32893,14 +34087,24 @@ class Progress {
     #steps = new Map();
     #drawn = 0;
     #timer;
+    /** Durations, rates and ETAs: the monotonic clock (a wall clock that jumps moves none of them). */
     #now;
+    /** The timestamps printed on plain lines. */
+    #wall;
+    /** Batch steps, whose units are named by range (and items). */
+    #batch = new Set();
+    #items = new Map();
+    #warnedEmpty = new Set();
     constructor(plan, ckpt, steps, opts) {
         this.#ckpt = ckpt;
         this.#opts = opts;
         this.#c = makeColors(opts.color);
-        this.#now = opts.now ?? Date.now;
+        this.#now = opts.now ?? (() => performance.now());
+        this.#wall = opts.now ?? Date.now;
         for (const id of steps) {
             const s = plan.steps.find((x) => x.id === id);
+            if (s?.batch)
+                this.#batch.add(id);
             this.#steps.set(id, {
                 id,
                 name: s?.name ?? id,
@@ -32936,7 +34140,7 @@ class Progress {
             this.#redraw();
         }
         else {
-            this.#write(`${new Date(this.#now()).toISOString()} ${text}\n`);
+            this.#write(`${new Date(this.#wall()).toISOString()} ${text}\n`);
         }
     }
     output(label, line, stream) {
@@ -32967,6 +34171,8 @@ class Progress {
                     this.line(`${c.green('✓')} ${s.id}: ${ev.detail}`);
                 else if (ev.state === 'done')
                     this.line(`${c.green('✓')} ${s.id} done${this.#stepSummary(s)}`);
+                if (ev.state === 'running' || ev.state === 'done')
+                    this.#warnEmpty(s.id);
                 if (ev.state === 'failed')
                     this.line(`${c.red('✗')} ${s.id} failed: ${ev.detail ?? ''}`);
                 if (ev.state === 'blocked')
@@ -32984,8 +34190,11 @@ class Progress {
                             this.#write(`    ${l}\n`);
                     }
                 }
-                if (ev.result === 'yielded')
-                    this.line(`${c.cyan('⏸')} ${ev.unit.step}#${ev.unit.index} yielded; it runs again`);
+                if (ev.result === 'yielded') {
+                    const step = { id: ev.unit.step, batch: this.#batch.has(ev.unit.step) || undefined };
+                    const unit = describeUnitItems(step, ev.unit, this.#itemsOf(ev.unit.step));
+                    this.line(`${c.cyan('⏸')} ${unit} yielded; it runs again`);
+                }
                 return;
             case 'notice':
                 this.line(ev.message);
@@ -32993,6 +34202,44 @@ class Progress {
             case 'unit-start':
                 return;
         }
+    }
+    /** An item source that gave nothing: said once, when the step starts or (having no units) completes. */
+    #warnEmpty(id) {
+        const rec = this.#ckpt.state.steps.get(id);
+        if (!rec?.items || rec.items.count > 0 || this.#warnedEmpty.has(id))
+            return;
+        this.#warnedEmpty.add(id);
+        this.line(`${this.#c.yellow('warning:')} ${emptyItemsWarning(id, rec.items.source)}`);
+    }
+    /**
+     * The step's frozen item list, read once when a unit of it is first named. Synchronous: a yield line is
+     * rare and the list is one small JSON file per step (the engine checked its checksum when it loaded it).
+     */
+    #itemsOf(id) {
+        if (this.#items.has(id))
+            return this.#items.get(id);
+        let list;
+        if (this.#ckpt.state.steps.get(id)?.items) {
+            try {
+                // Not through a symlink, as every file of a run folder (DESIGN §4).
+                const fd = (0,external_node_fs_.openSync)(this.#ckpt.itemsPath(id), external_node_fs_.constants.O_RDONLY | external_node_fs_.constants.O_NOFOLLOW);
+                let text;
+                try {
+                    text = (0,external_node_fs_.readFileSync)(fd, 'utf8');
+                }
+                finally {
+                    (0,external_node_fs_.closeSync)(fd);
+                }
+                const parsed = JSON.parse(text);
+                if (Array.isArray(parsed) && parsed.every((i) => typeof i === 'string'))
+                    list = parsed;
+            }
+            catch {
+                // Shown by index instead.
+            }
+        }
+        this.#items.set(id, list);
+        return list;
     }
     #stepSummary(s) {
         const rec = this.#ckpt.state.steps.get(s.id);
@@ -33244,18 +34491,26 @@ async function chooseRun(plan, root, opts) {
         }
         return { id: opts.run, existing: await checkpoint_Checkpoint.exists(root, opts.run) };
     }
+    // A damaged `latest` is warned about and replaced by the newest run of this plan, never a silent start-over.
+    let warning;
     if (!opts.new) {
         // The latest run of this plan, complete or not: a complete one is a no-op unless the plan changed
         // (DESIGN §3, complete runs), so a cron job over a finished migration does nothing.
-        const latest = await readLatest(root);
+        const found = await resolveLatest(root, plan.name);
+        warning = found.warning;
+        const latest = found.runId;
         if (latest && (await checkpoint_Checkpoint.exists(root, latest))) {
             const ck = await checkpoint_Checkpoint.read(root, latest);
             if (ck.state.planName === plan.name)
-                return { id: latest, existing: true, read: ck };
+                return { id: latest, existing: true, read: ck, ...(warning ? { warning } : {}) };
         }
     }
     const tag = opts.shard ? `shard${opts.shard.index}of${opts.shard.total}` : undefined;
-    return { id: await newRunId(root, plan.name, new Date(), tag), existing: false };
+    return {
+        id: await newRunId(root, plan.name, new Date(), tag),
+        existing: false,
+        ...(warning ? { warning } : {}),
+    };
 }
 /** `checkpoint run`, returning what happened instead of only an exit code. */
 async function executeRun(opts, io, hooks = {}) {
@@ -33277,6 +34532,8 @@ async function executeRun(opts, io, hooks = {}) {
         ...(shard ? { shard } : {}),
     });
     const { existing, read } = chosen;
+    if (chosen.warning)
+        io.err.write(`checkpoint: warning: ${chosen.warning}\n`);
     let id = chosen.id;
     // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
     let engine;
@@ -33322,10 +34579,12 @@ async function executeRun(opts, io, hooks = {}) {
                 throw new UsageError(`--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`);
             }
             checkRunShard(id, ckpt.state.shard, shard);
+            const opened = ckpt;
             prep = await prepare(plan, ckpt.state, {
                 only: opts.only ?? [],
                 env: io.env,
                 checkDrift: opts.dryRun === true,
+                frozenItems: (step) => opened.readItems(step),
             });
         }
         else {
@@ -33355,7 +34614,7 @@ async function executeRun(opts, io, hooks = {}) {
                 // Runs started together on a fresh folder must agree on one run: creating one is serialised by a
                 // lease on the root, and whoever comes second joins (or is refused by) the run the first created.
                 creating = await acquireCreating(root, id);
-                const latest = await readLatest(root);
+                const latest = (await resolveLatest(root, plan.name)).runId;
                 if (latest && latest !== id && (await checkpoint_Checkpoint.exists(root, latest))) {
                     const other = await checkpoint_Checkpoint.read(root, latest);
                     if (other.state.planName === plan.name) {
@@ -33379,7 +34638,7 @@ async function executeRun(opts, io, hooks = {}) {
             }
         }
         try {
-            await ckpt.openForWrite();
+            await ckpt.openForWrite(lease ? { lease } : {});
         }
         finally {
             await creating?.release();
@@ -33465,7 +34724,11 @@ async function explainCommand(opts, io) {
     const { id, existing } = await chooseRun(plan, root, opts.run === undefined ? {} : { run: opts.run });
     const ckpt = existing ? await checkpoint_Checkpoint.read(root, id) : checkpoint_Checkpoint.blank(root, id, plan.name);
     const label = existing ? id : `${id} (new: the latest run is complete or absent)`;
-    const prep = await prepare(plan, ckpt.state, { env: io.env, checkDrift: true });
+    const prep = await prepare(plan, ckpt.state, {
+        env: io.env,
+        checkDrift: true,
+        frozenItems: (step) => ckpt.readItems(step),
+    });
     printExplain(io.out, plan, prep, label);
     return 0;
 }
@@ -33517,7 +34780,7 @@ async function withRun(opts, fn) {
             ckpt = fresh.ckpt;
             startedOver = { damage: err.message, kept: fresh.kept };
         }
-        await ckpt.openForWrite();
+        await ckpt.openForWrite({ lease });
         try {
             return await fn(plan, ckpt, startedOver);
         }
@@ -33612,13 +34875,20 @@ async function rollbackCommand(opts, io) {
     return withRun(opts, async (plan, ckpt) => {
         if (opts.to)
             manage_checkSteps(plan, [opts.to], '--to');
-        const done = plan.steps
-            .map((s) => ({ s, rec: ckpt.state.steps.get(s.id) }))
-            .filter(({ rec }) => rec !== undefined && (isStepComplete(rec) || rec.unitsDone > 0))
-            .sort((a, b) => (b.rec?.completedAt ?? b.rec?.timeMs ?? 0) - (a.rec?.completedAt ?? a.rec?.timeMs ?? 0));
+        const order = rollbackOrder(plan, ckpt.state);
+        if (order.length === 0) {
+            io.out.write('nothing to roll back: no step has done work\n');
+            return 0;
+        }
+        const to = opts.to;
+        if (to !== undefined && !order.some((s) => s.id === to)) {
+            throw new UsageError(`rollback --to ${to}: step "${to}" has no done work, so there is nothing to roll back to; steps with done work, newest first: ${order.map((s) => s.id).join(', ')}`);
+        }
+        const todo = to === undefined ? order : order.slice(0, order.findIndex((s) => s.id === to) + 1);
+        io.out.write(`rolling back ${todo.length} step(s), dependents first, then newest done work first: ${todo.map((s) => s.id).join(', ')}\n`);
         let ran = 0;
         let undone = 0;
-        for (const { s } of done) {
+        for (const s of todo) {
             if (s.rollback) {
                 io.out.write(`rollback ${s.id}: ${s.rollback.split('\n')[0]}\n`);
                 const proc = new ManagedProcess({
@@ -33641,6 +34911,9 @@ async function rollbackCommand(opts, io) {
                 }
                 ran += 1;
             }
+            else {
+                io.out.write(`rollback ${s.id}: no rollback command; its work is pending again (nothing outside the checkpoint was undone)\n`);
+            }
             await ckpt.record({
                 type: 'reset',
                 step: s.id,
@@ -33650,12 +34923,50 @@ async function rollbackCommand(opts, io) {
             });
             await ckpt.clearStepFiles(s.id);
             undone += 1;
-            if (opts.to === s.id)
-                break;
         }
         io.out.write(`rolled back ${undone} step(s), ${ran} rollback command(s) run\n`);
         return 0;
     });
+}
+/**
+ * The steps with done work in the order `rollback` undoes them: a step only after every step that depends
+ * on it (directly or through steps with no done work), and among those free to go, the one whose work was
+ * done last first. The time is that of the step's last done unit (`lastDoneAt`); a checkpoint written
+ * before that was recorded has only `completedAt`, and a step with neither counts as oldest.
+ */
+function rollbackOrder(plan, state) {
+    const left = new Map();
+    for (const step of plan.steps) {
+        const rec = state.steps.get(step.id);
+        if (!rec || !(isStepComplete(rec) || rec.unitsDone > 0))
+            continue;
+        left.set(step.id, { step, at: rec.lastDoneAt ?? rec.completedAt ?? Number.NEGATIVE_INFINITY });
+    }
+    // Dependents (transitive) of each step with done work, among the steps with done work.
+    const waitsFor = new Map();
+    for (const id of left.keys()) {
+        const deps = dependentsOf(plan, [id]);
+        deps.delete(id);
+        waitsFor.set(id, new Set([...deps].filter((d) => left.has(d))));
+    }
+    const out = [];
+    while (left.size > 0) {
+        let best;
+        for (const [id, entry] of left) {
+            const blocked = [...(waitsFor.get(id) ?? [])].some((d) => left.has(d));
+            if (blocked)
+                continue;
+            // Ties (same millisecond, or no time at all): the step later in the plan first.
+            if (!best || entry.at > best.at || (entry.at === best.at && entry.step.index > best.step.index))
+                best = entry;
+        }
+        // Needs are acyclic (the plan loader refuses cycles), so some step is always free to go.
+        if (!best)
+            break;
+        out.push(best.step);
+        left.delete(best.step.id);
+    }
+    return out;
 }
 /** Who approves when `--by` is not given: the GitHub actor, else the local user. */
 function defaultApprover(env) {
@@ -33733,7 +35044,7 @@ async function approveInRun(o, io) {
         const ckpt = exists
             ? await Checkpoint.read(o.root, o.runId)
             : Checkpoint.blank(o.root, o.runId, o.plan.name, o.shard);
-        await ckpt.openForWrite();
+        await ckpt.openForWrite({ lease });
         try {
             await recordApprovals(ckpt, o.ids, o.by, io);
         }
@@ -33750,6 +35061,7 @@ async function approveInRun(o, io) {
 ;// CONCATENATED MODULE: ./src/report/stats.ts
 
 
+
 /** Units a step will have before its record exists: known for plain steps, ranges and inline lists. */
 function plannedUnits(step) {
     const b = step.batch;
@@ -33761,7 +35073,7 @@ function plannedUnits(step) {
         return Math.ceil(b.space.source.items.length / b.size);
     return 0;
 }
-function stepStats(id, name, rec, parallel, batch, live = false, planned = 0) {
+function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, frozen) {
     if (!rec) {
         return {
             id,
@@ -33775,7 +35087,9 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0) {
             etaMs: undefined,
             done: [],
             interrupted: [],
+            interruptedUnits: [],
             failed: [],
+            warnings: [],
             outputs: {},
             parallel,
             batch,
@@ -33815,14 +35129,23 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0) {
         etaMs: remaining === 0 ? 0 : mean === undefined ? undefined : (mean * remaining) / Math.max(1, parallel),
         done: rec.done.toJSON(),
         interrupted: rec.interrupted.toJSON(),
-        failed: [...rec.failed.values()].map((f) => ({
-            start: f.start,
-            end: f.end,
-            index: f.index,
-            exit: f.exit,
-            reason: f.reason,
-            tries: f.tries,
-        })),
+        interruptedUnits: rec.interrupted.toJSON().map(([start, end]) => {
+            const items = unitItems(frozen, start, end);
+            return items ? { start, end, items } : { start, end };
+        }),
+        failed: [...rec.failed.values()].map((f) => {
+            const items = unitItems(frozen, f.start, f.end);
+            return {
+                start: f.start,
+                end: f.end,
+                index: f.index,
+                exit: f.exit,
+                reason: f.reason,
+                tries: f.tries,
+                ...(items ? { items } : {}),
+            };
+        }),
+        warnings: rec.items && rec.items.count === 0 ? [emptyItemsWarning(id, rec.items.source)] : [],
         outputs: rec.outputs,
         parallel,
         batch,
@@ -33840,12 +35163,12 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0) {
     return s;
 }
 /** Stats for every step of the plan (in plan order), or of the checkpoint alone when the plan is unknown. */
-function allStepStats(state, plan, live = false) {
+function allStepStats(state, plan, live = false, frozen) {
     if (plan) {
-        return plan.steps.map((s) => withApproval(state, s, stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s))));
+        return plan.steps.map((s) => withApproval(state, s, stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s), frozen?.get(s.id))));
     }
     return [...state.steps].map(([id, rec]) => {
-        const st = stepStats(id, id, rec, 1, unitCount(rec) > 1, live);
+        const st = stepStats(id, id, rec, 1, unitCount(rec) > 1, live, 0, frozen?.get(id));
         const a = approvalOf(state, id);
         if (a)
             st.approval = { required: true, approved: true, by: a.by, at: a.at };
@@ -33870,8 +35193,9 @@ function withApproval(state, step, st) {
         st.status = 'waiting';
     return st;
 }
-function runStats(ckpt, plan, live = false) {
-    const steps = allStepStats(ckpt.state, plan, live);
+/** `frozen`: the frozen item lists (`loadFrozenItems`), so that units of item lists are named. */
+function runStats(ckpt, plan, live = false, frozen) {
+    const steps = allStepStats(ckpt.state, plan, live, frozen);
     const sum = (f) => steps.reduce((a, s) => a + f(s), 0);
     const etas = steps.map((s) => s.etaMs);
     return {
@@ -33893,6 +35217,7 @@ function runStats(ckpt, plan, live = false) {
 // stats. Rendering is pure; the only I/O is `readLogTails`, which the caller runs first, so the action, the
 // `report` command and the tests all feed the same function. No @actions/core here: the action writes the
 // string itself.
+
 
 
 /** GitHub refuses a step summary above 1 MiB (and then shows nothing at all). */
@@ -34028,6 +35353,12 @@ function failedRanges(step) {
             last.end = f.end;
             last.units += 1;
             last.tries = Math.max(last.tries, f.tries);
+            if (last.items && f.items) {
+                last.items = {
+                    count: last.items.count + f.items.count,
+                    first: [...last.items.first, ...f.items.first].slice(0, ITEMS_LISTED),
+                };
+            }
             continue;
         }
         out.push({
@@ -34039,6 +35370,7 @@ function failedRanges(step) {
             exit: f.exit,
             reason: f.reason,
             tries: f.tries,
+            ...(f.items ? { items: f.items } : {}),
         });
     }
     return out;
@@ -34047,11 +35379,13 @@ function failedRanges(step) {
  * What the range covers, in the user's terms (inclusive, as people say "rows 40000–49999"), or '' for a
  * plain step, which is one unit.
  */
-function rangeLabel(step, start, end) {
+function rangeLabel(step, start, end, items) {
     if (!step.batch)
         return '';
     const noun = step.items ? 'item' : 'unit';
-    return end - start <= 1 ? `${noun} ${start}` : `${noun}s ${start}–${end - 1}`;
+    const where = end - start <= 1 ? `${noun} ${start}` : `${noun}s ${start}–${end - 1}`;
+    // Items by name (DESIGN §2): `item 39 (data/b.csv)`, `items 0–9 (a.csv, b.csv, c.csv and 7 more)`.
+    return items && items.count > 0 ? `${where} (${describeItems(items)})` : where;
 }
 const STATE_ICON = {
     done: '✅',
@@ -34172,7 +35506,7 @@ function failedSection(step, range, tail, maxLines, open) {
         lines: tail.lines.slice(-maxLines),
         omitted: tail.omitted + Math.max(0, tail.lines.length - maxLines),
     };
-    const where = rangeLabel(step, range.start, range.end);
+    const where = rangeLabel(step, range.start, range.end, range.items);
     const summary = [
         `❌ ${escapeHtml(step.id)}`,
         where && `${escapeHtml(where)}${chunkNote(range)}`,
@@ -34261,7 +35595,10 @@ function renderSummary(input) {
     const maxBytes = input.maxBytes ?? DEFAULT_MAX_BYTES;
     const outcome = outcomeOf(input);
     const head = [...headline(input, outcome), '', metaLine(input)];
-    const warnings = warningBlock(input.warnings ?? []);
+    const warnings = warningBlock([
+        ...(input.warnings ?? []),
+        ...input.stats.steps.flatMap((s) => s.warnings ?? []),
+    ]);
     if (warnings.length > 0)
         head.push('', ...warnings);
     const headText = `${head.join('\n')}\n`;
@@ -34344,6 +35681,7 @@ function renderSummary(input) {
 // report. Per step and per shard: units done, failed and remaining, ETA and failed ranges; across shards: is
 // the union of the done work exactly the whole, and was no range done on two shards. Gathering and rendering
 // are pure; the callers read the checkpoints (from directories, or restored from the store) and the logs.
+
 
 
 
@@ -34536,7 +35874,8 @@ function gatherShards(o) {
             });
             if (outside.length > 0)
                 errors.push(`${where}: work outside its part ${fmt([rec.from, rec.to])} is recorded done: ${listRanges(outside)}`);
-            const stats = stepStats(id, step?.name ?? id, rec, parallel, shape.batch);
+            const frozen = byIndex.get(i)?.frozen?.get(id);
+            const stats = stepStats(id, step?.name ?? id, rec, parallel, shape.batch, false, 0, frozen);
             // A sharded step that every shard runs is done on each; the others are shared out, never done twice.
             if (shape.mode !== 'every') {
                 for (const [s, e] of rec.done.intervals()) {
@@ -34748,7 +36087,7 @@ function renderReportText(r) {
             const part = c.part && s.mode === 'split' ? `part ${fmt(c.part)}` : '';
             out.push(`  ${' '.repeat(width)}  ${`${c.index}/${r.total}`.padEnd(6)}  ${c.state.padEnd(11)} ${cu.padStart(13)}  ${[ce, part].filter(Boolean).join('  ')}`.trimEnd());
             for (const f of failedRanges({ id: s.id, failed: c.failed }).slice(0, 5))
-                out.push(`  ${' '.repeat(width)}    failed ${fmt([f.start, f.end])}: ${f.reason} after ${plural(f.tries, 'try', 'tries')}`);
+                out.push(`  ${' '.repeat(width)}    failed ${fmt([f.start, f.end])}${f.items && f.items.count > 0 ? ` ${describeItems(f.items)}` : ''}: ${f.reason} after ${plural(f.tries, 'try', 'tries')}`);
         }
         if (!s.complete && s.remaining.length > 0 && s.mode !== 'every')
             out.push(`  ${' '.repeat(width)}  not done on any shard: ${listRanges(s.remaining)}`);
@@ -34910,6 +36249,7 @@ function renderReportMarkdown(r, opts = {}) {
 
 
 
+
 async function isDir(p) {
     return (await (0,promises_namespaceObject.stat)(p).catch(() => undefined))?.isDirectory() === true;
 }
@@ -34920,8 +36260,10 @@ async function openShardDir(dir) {
         throw new UsageError(`report: ${dir}: no such directory; pass each shard's checkpoint directory (its --dir) or run folder`);
     const root = (0,external_node_path_.dirname)(abs);
     const id = (0,external_node_path_.basename)(abs);
-    if (isValidRunId(id) && (await checkpoint_Checkpoint.exists(root, id)))
-        return { source: dir, ckpt: await checkpoint_Checkpoint.read(root, id) };
+    if (isValidRunId(id) && (await checkpoint_Checkpoint.exists(root, id))) {
+        const ckpt = await checkpoint_Checkpoint.read(root, id);
+        return { source: dir, ckpt, frozen: await loadFrozenItems(ckpt) };
+    }
     let runId;
     try {
         runId = await resolveRunId(abs, undefined);
@@ -34931,7 +36273,8 @@ async function openShardDir(dir) {
             throw err;
         throw new UsageError(`report: ${dir} is neither a checkpoint directory (with runs in it) nor a run folder (with checkpoint.json); pass the --dir each shard ran with`);
     }
-    return { source: dir, ckpt: await checkpoint_Checkpoint.read(abs, runId) };
+    const ckpt = await checkpoint_Checkpoint.read(abs, runId);
+    return { source: dir, ckpt, frozen: await loadFrozenItems(ckpt) };
 }
 async function reportCommand(dirs, opts, io) {
     const all = [...dirs, ...(opts.dir ?? [])];
@@ -35187,6 +36530,7 @@ async function pruneCommand(opts, io) {
 
 
 
+
 /** Half-open like everywhere else: `[0, 400)`. */
 function ranges(list, max = 6) {
     const parts = list.slice(0, max).map(([s, e]) => `[${s}, ${e})`);
@@ -35210,8 +36554,21 @@ async function statusCommand(opts, io) {
         const adaptive = samePlan?.steps.find((st) => st.id === id)?.batch?.adaptive;
         return rec?.adaptive ? chunkInfo(rec, adaptive) : null;
     };
-    const stats = runStats(ckpt, samePlan, lease !== undefined);
+    const frozen = await loadFrozenItems(ckpt, samePlan ? 'all' : 'named');
+    const stats = runStats(ckpt, samePlan, lease !== undefined, frozen);
     const state = ckpt.state;
+    // A frozen list whose file or glob gives other items now, by name. Command sources are checked by
+    // `explain` only: status runs no user command.
+    const drift = new Map();
+    for (const step of samePlan?.steps ?? []) {
+        const rec = state.steps.get(step.id);
+        const kind = step.batch?.space.kind === 'items' ? step.batch.space.source.kind : undefined;
+        if (!samePlan || !rec?.items || (kind !== 'file' && kind !== 'glob'))
+            continue;
+        const note = await itemsDriftNote(samePlan, step, frozen.get(step.id), rec.items, io.env, () => Promise.reject(new Error('status runs no items command')));
+        if (note)
+            drift.set(step.id, note);
+    }
     if (opts.json) {
         const doc = {
             format: 1,
@@ -35255,9 +36612,12 @@ async function statusCommand(opts, io) {
                 timeSeconds: Math.round(s.timeMs) / 1000,
                 etaSeconds: s.etaMs === undefined ? null : Math.round(s.etaMs / 1000),
                 done: s.done,
-                failed: s.failed,
+                failed: s.failed.map((f) => ({ ...f, items: f.items ?? null })),
                 interrupted: s.interrupted,
+                interruptedUnits: s.interruptedUnits.map((u) => ({ ...u, items: u.items ?? null })),
                 items: s.items ?? null,
+                itemsChanged: drift.get(s.id) ?? null,
+                warnings: s.warnings,
                 sharding: state.steps.get(s.id)?.sharding ?? null,
                 chunks: chunks(s.id),
                 approval: s.approval
@@ -35320,12 +36680,29 @@ async function statusCommand(opts, io) {
         if (s.batch && s.status !== 'done' && s.done.length > 0)
             io.out.write(`    done: ${ranges(s.done)}\n`);
         for (const f of s.failed.slice(0, 5)) {
-            io.out.write(`    ${c.red('failed')} [${f.start}, ${f.end}): ${f.reason} after ${f.tries} tries\n`);
+            const items = f.items && f.items.count > 0 ? ` ${describeItems(f.items)}` : '';
+            io.out.write(`    ${c.red('failed')} [${f.start}, ${f.end})${items}: ${f.reason} after ${f.tries} tries\n`);
         }
         if (s.failed.length > 5)
             io.out.write(`    … ${s.failed.length - 5} more failed units (status --json lists all)\n`);
-        if (s.interrupted.length > 0)
-            io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
+        if (s.interrupted.length > 0) {
+            const named = s.interruptedUnits.filter((u) => u.items && u.items.count > 0);
+            if (named.length === 0)
+                io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
+            else {
+                const parts = named
+                    .slice(0, 6)
+                    .map((u) => `[${u.start}, ${u.end}) ${u.items ? describeItems(u.items) : ''}`);
+                if (named.length > 6)
+                    parts.push(`… ${named.length - 6} more`);
+                io.out.write(`    interrupted: ${parts.join('; ')}\n`);
+            }
+        }
+        for (const w of s.warnings)
+            io.out.write(`    ${c.yellow('warning:')} ${w}\n`);
+        const changed = drift.get(s.id);
+        if (changed)
+            io.out.write(`    note: ${changed}\n`);
         const ch = chunks(s.id);
         if (ch)
             io.out.write(`    ${describeChunks(ch)}\n`);
@@ -35506,5 +36883,10 @@ function onStreamError(e) {
 
 ;// CONCATENATED MODULE: ./src/cli/index.ts
 
+// Units run as POSIX process groups; on Windows nothing would work, so say so at once (exit 2, usage).
+if (process.platform === 'win32') {
+    process.stderr.write('checkpoint: Windows is not supported; run it on Linux (or macOS), e.g. in WSL\n');
+    process.exit(2);
+}
 start();
 

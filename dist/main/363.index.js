@@ -11,11 +11,11 @@ export const modules = {
 /* harmony export */   resetCommand: () => (/* binding */ resetCommand),
 /* harmony export */   rollbackCommand: () => (/* binding */ rollbackCommand)
 /* harmony export */ });
-/* unused harmony exports markDoneCommand, defaultApprover, approvalIds, approveCommand */
+/* unused harmony exports markDoneCommand, rollbackOrder, defaultApprover, approvalIds, approveCommand */
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(51455);
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__webpack_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _engine_env_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(98725);
-/* harmony import */ var _engine_prepare_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(42713);
+/* harmony import */ var _engine_prepare_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(81269);
 /* harmony import */ var _exec_process_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(67879);
 /* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(14625);
 /* harmony import */ var _journal_fsutil_js__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(91268);
@@ -70,7 +70,7 @@ async function withRun(opts, fn) {
             ckpt = fresh.ckpt;
             startedOver = { damage: err.message, kept: fresh.kept };
         }
-        await ckpt.openForWrite();
+        await ckpt.openForWrite({ lease });
         try {
             return await fn(plan, ckpt, startedOver);
         }
@@ -165,13 +165,20 @@ async function rollbackCommand(opts, io) {
     return withRun(opts, async (plan, ckpt) => {
         if (opts.to)
             checkSteps(plan, [opts.to], '--to');
-        const done = plan.steps
-            .map((s) => ({ s, rec: ckpt.state.steps.get(s.id) }))
-            .filter(({ rec }) => rec !== undefined && ((0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .isStepComplete */ .EX)(rec) || rec.unitsDone > 0))
-            .sort((a, b) => (b.rec?.completedAt ?? b.rec?.timeMs ?? 0) - (a.rec?.completedAt ?? a.rec?.timeMs ?? 0));
+        const order = rollbackOrder(plan, ckpt.state);
+        if (order.length === 0) {
+            io.out.write('nothing to roll back: no step has done work\n');
+            return 0;
+        }
+        const to = opts.to;
+        if (to !== undefined && !order.some((s) => s.id === to)) {
+            throw new _session_context_js__WEBPACK_IMPORTED_MODULE_10__/* .UsageError */ .eb(`rollback --to ${to}: step "${to}" has no done work, so there is nothing to roll back to; steps with done work, newest first: ${order.map((s) => s.id).join(', ')}`);
+        }
+        const todo = to === undefined ? order : order.slice(0, order.findIndex((s) => s.id === to) + 1);
+        io.out.write(`rolling back ${todo.length} step(s), dependents first, then newest done work first: ${todo.map((s) => s.id).join(', ')}\n`);
         let ran = 0;
         let undone = 0;
-        for (const { s } of done) {
+        for (const s of todo) {
             if (s.rollback) {
                 io.out.write(`rollback ${s.id}: ${s.rollback.split('\n')[0]}\n`);
                 const proc = new _exec_process_js__WEBPACK_IMPORTED_MODULE_3__/* .ManagedProcess */ .TE({
@@ -194,6 +201,9 @@ async function rollbackCommand(opts, io) {
                 }
                 ran += 1;
             }
+            else {
+                io.out.write(`rollback ${s.id}: no rollback command; its work is pending again (nothing outside the checkpoint was undone)\n`);
+            }
             await ckpt.record({
                 type: 'reset',
                 step: s.id,
@@ -203,12 +213,50 @@ async function rollbackCommand(opts, io) {
             });
             await ckpt.clearStepFiles(s.id);
             undone += 1;
-            if (opts.to === s.id)
-                break;
         }
         io.out.write(`rolled back ${undone} step(s), ${ran} rollback command(s) run\n`);
         return 0;
     });
+}
+/**
+ * The steps with done work in the order `rollback` undoes them: a step only after every step that depends
+ * on it (directly or through steps with no done work), and among those free to go, the one whose work was
+ * done last first. The time is that of the step's last done unit (`lastDoneAt`); a checkpoint written
+ * before that was recorded has only `completedAt`, and a step with neither counts as oldest.
+ */
+function rollbackOrder(plan, state) {
+    const left = new Map();
+    for (const step of plan.steps) {
+        const rec = state.steps.get(step.id);
+        if (!rec || !((0,_journal_state_js__WEBPACK_IMPORTED_MODULE_9__/* .isStepComplete */ .EX)(rec) || rec.unitsDone > 0))
+            continue;
+        left.set(step.id, { step, at: rec.lastDoneAt ?? rec.completedAt ?? Number.NEGATIVE_INFINITY });
+    }
+    // Dependents (transitive) of each step with done work, among the steps with done work.
+    const waitsFor = new Map();
+    for (const id of left.keys()) {
+        const deps = (0,_engine_prepare_js__WEBPACK_IMPORTED_MODULE_2__/* .dependentsOf */ .yk)(plan, [id]);
+        deps.delete(id);
+        waitsFor.set(id, new Set([...deps].filter((d) => left.has(d))));
+    }
+    const out = [];
+    while (left.size > 0) {
+        let best;
+        for (const [id, entry] of left) {
+            const blocked = [...(waitsFor.get(id) ?? [])].some((d) => left.has(d));
+            if (blocked)
+                continue;
+            // Ties (same millisecond, or no time at all): the step later in the plan first.
+            if (!best || entry.at > best.at || (entry.at === best.at && entry.step.index > best.step.index))
+                best = entry;
+        }
+        // Needs are acyclic (the plan loader refuses cycles), so some step is always free to go.
+        if (!best)
+            break;
+        out.push(best.step);
+        left.delete(best.step.id);
+    }
+    return out;
 }
 /** Who approves when `--by` is not given: the GitHub actor, else the local user. */
 function defaultApprover(env) {
@@ -286,7 +334,7 @@ async function approveInRun(o, io) {
         const ckpt = exists
             ? await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__/* .Checkpoint */ .F9.read(o.root, o.runId)
             : _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_4__/* .Checkpoint */ .F9.blank(o.root, o.runId, o.plan.name, o.shard);
-        await ckpt.openForWrite();
+        await ckpt.openForWrite({ lease });
         try {
             await recordApprovals(ckpt, o.ids, o.by, io);
         }

@@ -8,16 +8,18 @@ export const modules = {
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   statusCommand: () => (/* binding */ statusCommand)
 /* harmony export */ });
-/* harmony import */ var _engine_chunking_js__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(93303);
+/* harmony import */ var _engine_chunking_js__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(93303);
 /* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(14625);
 /* harmony import */ var _journal_lock_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(17680);
 /* harmony import */ var _plan_duration_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(72983);
-/* harmony import */ var _plan_space_js__WEBPACK_IMPORTED_MODULE_7__ = __webpack_require__(77037);
-/* harmony import */ var _report_colors_js__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(87688);
-/* harmony import */ var _report_stats_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(68621);
-/* harmony import */ var _session_context_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(14875);
+/* harmony import */ var _plan_space_js__WEBPACK_IMPORTED_MODULE_8__ = __webpack_require__(77037);
+/* harmony import */ var _report_colors_js__WEBPACK_IMPORTED_MODULE_7__ = __webpack_require__(87688);
+/* harmony import */ var _report_items_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(8134);
+/* harmony import */ var _report_stats_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(68621);
+/* harmony import */ var _session_context_js__WEBPACK_IMPORTED_MODULE_5__ = __webpack_require__(14875);
 // `checkpoint status [--run ID] [--json]`: where a run stands. The JSON shape is documented in
 // docs/cli.md and kept stable: fields are only ever added.
+
 
 
 
@@ -34,9 +36,9 @@ function ranges(list, max = 6) {
     return parts.join(', ');
 }
 async function statusCommand(opts, io) {
-    const plan = await (0,_session_context_js__WEBPACK_IMPORTED_MODULE_4__/* .optionalPlan */ .Yy)(opts);
-    const root = (0,_session_context_js__WEBPACK_IMPORTED_MODULE_4__/* .rootOf */ .I5)(opts, plan);
-    const id = await (0,_session_context_js__WEBPACK_IMPORTED_MODULE_4__/* .resolveRunId */ .nv)(root, opts.run);
+    const plan = await (0,_session_context_js__WEBPACK_IMPORTED_MODULE_5__/* .optionalPlan */ .Yy)(opts);
+    const root = (0,_session_context_js__WEBPACK_IMPORTED_MODULE_5__/* .rootOf */ .I5)(opts, plan);
+    const id = await (0,_session_context_js__WEBPACK_IMPORTED_MODULE_5__/* .resolveRunId */ .nv)(root, opts.run);
     const ckpt = await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__/* .Checkpoint */ .F9.read(root, id);
     // Only a live lease counts: a lock left by a killed run is not "locked".
     const inspected = await (0,_journal_lock_js__WEBPACK_IMPORTED_MODULE_1__/* .inspectLease */ .fk)(ckpt.dir).catch(() => undefined);
@@ -47,10 +49,23 @@ async function statusCommand(opts, io) {
     const chunks = (id) => {
         const rec = ckpt.state.steps.get(id);
         const adaptive = samePlan?.steps.find((st) => st.id === id)?.batch?.adaptive;
-        return rec?.adaptive ? (0,_engine_chunking_js__WEBPACK_IMPORTED_MODULE_5__/* .chunkInfo */ .cQ)(rec, adaptive) : null;
+        return rec?.adaptive ? (0,_engine_chunking_js__WEBPACK_IMPORTED_MODULE_6__/* .chunkInfo */ .cQ)(rec, adaptive) : null;
     };
-    const stats = (0,_report_stats_js__WEBPACK_IMPORTED_MODULE_3__/* .runStats */ .HN)(ckpt, samePlan, lease !== undefined);
+    const frozen = await (0,_report_items_js__WEBPACK_IMPORTED_MODULE_3__/* .loadFrozenItems */ .NE)(ckpt, samePlan ? 'all' : 'named');
+    const stats = (0,_report_stats_js__WEBPACK_IMPORTED_MODULE_4__/* .runStats */ .HN)(ckpt, samePlan, lease !== undefined, frozen);
     const state = ckpt.state;
+    // A frozen list whose file or glob gives other items now, by name. Command sources are checked by
+    // `explain` only: status runs no user command.
+    const drift = new Map();
+    for (const step of samePlan?.steps ?? []) {
+        const rec = state.steps.get(step.id);
+        const kind = step.batch?.space.kind === 'items' ? step.batch.space.source.kind : undefined;
+        if (!samePlan || !rec?.items || (kind !== 'file' && kind !== 'glob'))
+            continue;
+        const note = await (0,_report_items_js__WEBPACK_IMPORTED_MODULE_3__/* .itemsDriftNote */ .KX)(samePlan, step, frozen.get(step.id), rec.items, io.env, () => Promise.reject(new Error('status runs no items command')));
+        if (note)
+            drift.set(step.id, note);
+    }
     if (opts.json) {
         const doc = {
             format: 1,
@@ -94,9 +109,12 @@ async function statusCommand(opts, io) {
                 timeSeconds: Math.round(s.timeMs) / 1000,
                 etaSeconds: s.etaMs === undefined ? null : Math.round(s.etaMs / 1000),
                 done: s.done,
-                failed: s.failed,
+                failed: s.failed.map((f) => ({ ...f, items: f.items ?? null })),
                 interrupted: s.interrupted,
+                interruptedUnits: s.interruptedUnits.map((u) => ({ ...u, items: u.items ?? null })),
                 items: s.items ?? null,
+                itemsChanged: drift.get(s.id) ?? null,
+                warnings: s.warnings,
                 sharding: state.steps.get(s.id)?.sharding ?? null,
                 chunks: chunks(s.id),
                 approval: s.approval
@@ -124,12 +142,12 @@ async function statusCommand(opts, io) {
         io.out.write(`${JSON.stringify(doc, null, 2)}\n`);
         return 0;
     }
-    const c = (0,_report_colors_js__WEBPACK_IMPORTED_MODULE_6__/* .makeColors */ .Z)((0,_report_colors_js__WEBPACK_IMPORTED_MODULE_6__/* .colorEnabled */ .X)(io.out, io.env));
+    const c = (0,_report_colors_js__WEBPACK_IMPORTED_MODULE_7__/* .makeColors */ .Z)((0,_report_colors_js__WEBPACK_IMPORTED_MODULE_7__/* .colorEnabled */ .X)(io.out, io.env));
     const pct = stats.unitsTotal ? Math.floor((stats.unitsDone / stats.unitsTotal) * 100) : 100;
-    io.out.write(`${c.bold(`run ${stats.runId}`)} · plan ${stats.plan}${state.shard ? ` · shard ${(0,_plan_space_js__WEBPACK_IMPORTED_MODULE_7__/* .shardLabel */ .$_)(state.shard)}` : ''} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
+    io.out.write(`${c.bold(`run ${stats.runId}`)} · plan ${stats.plan}${state.shard ? ` · shard ${(0,_plan_space_js__WEBPACK_IMPORTED_MODULE_8__/* .shardLabel */ .$_)(state.shard)}` : ''} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
         `${stats.unitsDone}/${stats.unitsTotal} units (${pct}%)` +
         `${stats.etaMs && !stats.complete ? ` · ETA ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .formatDuration */ .a)(stats.etaMs)}` : ''}\n`);
-    io.out.write(`  ${(0,_session_context_js__WEBPACK_IMPORTED_MODULE_4__/* .shown */ .SP)(ckpt.dir)} · ${state.attempts.length} attempt(s)`);
+    io.out.write(`  ${(0,_session_context_js__WEBPACK_IMPORTED_MODULE_5__/* .shown */ .SP)(ckpt.dir)} · ${state.attempts.length} attempt(s)`);
     if (lease)
         io.out.write(` · ${c.yellow(`locked by pid ${lease.pid} on ${lease.host}`)}`);
     io.out.write('\n\n');
@@ -159,12 +177,29 @@ async function statusCommand(opts, io) {
         if (s.batch && s.status !== 'done' && s.done.length > 0)
             io.out.write(`    done: ${ranges(s.done)}\n`);
         for (const f of s.failed.slice(0, 5)) {
-            io.out.write(`    ${c.red('failed')} [${f.start}, ${f.end}): ${f.reason} after ${f.tries} tries\n`);
+            const items = f.items && f.items.count > 0 ? ` ${(0,_report_items_js__WEBPACK_IMPORTED_MODULE_3__/* .describeItems */ .w9)(f.items)}` : '';
+            io.out.write(`    ${c.red('failed')} [${f.start}, ${f.end})${items}: ${f.reason} after ${f.tries} tries\n`);
         }
         if (s.failed.length > 5)
             io.out.write(`    … ${s.failed.length - 5} more failed units (status --json lists all)\n`);
-        if (s.interrupted.length > 0)
-            io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
+        if (s.interrupted.length > 0) {
+            const named = s.interruptedUnits.filter((u) => u.items && u.items.count > 0);
+            if (named.length === 0)
+                io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
+            else {
+                const parts = named
+                    .slice(0, 6)
+                    .map((u) => `[${u.start}, ${u.end}) ${u.items ? (0,_report_items_js__WEBPACK_IMPORTED_MODULE_3__/* .describeItems */ .w9)(u.items) : ''}`);
+                if (named.length > 6)
+                    parts.push(`… ${named.length - 6} more`);
+                io.out.write(`    interrupted: ${parts.join('; ')}\n`);
+            }
+        }
+        for (const w of s.warnings)
+            io.out.write(`    ${c.yellow('warning:')} ${w}\n`);
+        const changed = drift.get(s.id);
+        if (changed)
+            io.out.write(`    note: ${changed}\n`);
         const ch = chunks(s.id);
         if (ch)
             io.out.write(`    ${describeChunks(ch)}\n`);

@@ -17,10 +17,14 @@ __webpack_require__.d(__webpack_exports__, {
 var promises_ = __webpack_require__(51455);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __webpack_require__(76760);
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 7 modules
+var core = __webpack_require__(33838);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __webpack_require__(38815);
 // EXTERNAL MODULE: ./src/journal/checkpoint.ts
 var checkpoint = __webpack_require__(14625);
+// EXTERNAL MODULE: ./src/report/items.ts
+var items = __webpack_require__(8134);
 // EXTERNAL MODULE: ./src/journal/intervals.ts
 var intervals = __webpack_require__(84041);
 // EXTERNAL MODULE: ./src/journal/state.ts
@@ -38,6 +42,7 @@ var summary = __webpack_require__(57994);
 // report. Per step and per shard: units done, failed and remaining, ETA and failed ranges; across shards: is
 // the union of the done work exactly the whole, and was no range done on two shards. Gathering and rendering
 // are pure; the callers read the checkpoints (from directories, or restored from the store) and the logs.
+
 
 
 
@@ -230,7 +235,8 @@ function gatherShards(o) {
             });
             if (outside.length > 0)
                 errors.push(`${where}: work outside its part ${fmt([rec.from, rec.to])} is recorded done: ${listRanges(outside)}`);
-            const stats = (0,report_stats/* stepStats */.Ch)(id, step?.name ?? id, rec, parallel, shape.batch);
+            const frozen = byIndex.get(i)?.frozen?.get(id);
+            const stats = (0,report_stats/* stepStats */.Ch)(id, step?.name ?? id, rec, parallel, shape.batch, false, 0, frozen);
             // A sharded step that every shard runs is done on each; the others are shared out, never done twice.
             if (shape.mode !== 'every') {
                 for (const [s, e] of rec.done.intervals()) {
@@ -442,7 +448,7 @@ function renderReportText(r) {
             const part = c.part && s.mode === 'split' ? `part ${fmt(c.part)}` : '';
             out.push(`  ${' '.repeat(width)}  ${`${c.index}/${r.total}`.padEnd(6)}  ${c.state.padEnd(11)} ${cu.padStart(13)}  ${[ce, part].filter(Boolean).join('  ')}`.trimEnd());
             for (const f of (0,summary/* failedRanges */.iZ)({ id: s.id, failed: c.failed }).slice(0, 5))
-                out.push(`  ${' '.repeat(width)}    failed ${fmt([f.start, f.end])}: ${f.reason} after ${(0,summary/* plural */.LS)(f.tries, 'try', 'tries')}`);
+                out.push(`  ${' '.repeat(width)}    failed ${fmt([f.start, f.end])}${f.items && f.items.count > 0 ? ` ${(0,items/* describeItems */.w9)(f.items)}` : ''}: ${f.reason} after ${(0,summary/* plural */.LS)(f.tries, 'try', 'tries')}`);
         }
         if (!s.complete && s.remaining.length > 0 && s.mode !== 'every')
             out.push(`  ${' '.repeat(width)}  not done on any shard: ${listRanges(s.remaining)}`);
@@ -597,12 +603,10 @@ function renderReportMarkdown(r, opts = {}) {
 var inputs = __webpack_require__(81729);
 // EXTERNAL MODULE: ./src/action/keys.ts
 var action_keys = __webpack_require__(86764);
-// EXTERNAL MODULE: ./src/action/runner-commands.ts
-var runner_commands = __webpack_require__(9673);
 // EXTERNAL MODULE: ./src/action/state.ts
 var action_state = __webpack_require__(33175);
-// EXTERNAL MODULE: ./src/action/store-factory.ts + 3 modules
-var store_factory = __webpack_require__(47656);
+// EXTERNAL MODULE: ./src/action/store-factory.ts + 4 modules
+var store_factory = __webpack_require__(50645);
 // EXTERNAL MODULE: ./src/action/sync.ts
 var action_sync = __webpack_require__(95627);
 ;// CONCATENATED MODULE: ./src/action/shard-report.ts
@@ -610,6 +614,7 @@ var action_sync = __webpack_require__(95627);
 // newest checkpoint from the store (one key per shard, the keys the matrix jobs saved under), gathers them
 // into one report, writes it to the job summary and sets the outputs (`complete`: the union of the shards'
 // done work is the whole of every step, and no range was done twice).
+
 
 
 
@@ -678,18 +683,18 @@ function setReportOutputs(report, keys) {
             }
         }
     }
-    runner_commands.setOutput('complete', String(report.complete));
-    runner_commands.setOutput('resumed', String(report.shards.some((s) => s.present)));
-    runner_commands.setOutput('run-id', report.shards
+    core.setOutput('complete', String(report.complete));
+    core.setOutput('resumed', String(report.shards.some((s) => s.present)));
+    core.setOutput('run-id', report.shards
         .map((s) => s.runId)
         .filter((id) => id !== null)
         .join(','));
-    runner_commands.setOutput('steps-done', String(done));
-    runner_commands.setOutput('steps-remaining', String(report.steps.length - done));
-    runner_commands.setOutput('units-done', String(report.units.done));
-    runner_commands.setOutput('units-remaining', String(report.units.remaining));
-    runner_commands.setOutput('outputs', JSON.stringify(outputs));
-    runner_commands.setOutput('checkpoint-key', keys.join(','));
+    core.setOutput('steps-done', String(done));
+    core.setOutput('steps-remaining', String(report.steps.length - done));
+    core.setOutput('units-done', String(report.units.done));
+    core.setOutput('units-remaining', String(report.units.remaining));
+    core.setOutput('outputs', JSON.stringify(outputs));
+    core.setOutput('checkpoint-key', keys.join(','));
 }
 /** The report job; failures end as a failed step with their message (never a throw). */
 async function reportShards(ctx) {
@@ -707,7 +712,7 @@ async function reportShards(ctx) {
     catch (err) {
         if (!(err instanceof inputs/* InputError */.dz))
             throw err;
-        runner_commands.setFailed(err.message);
+        core.setFailed(err.message);
         return;
     }
     const store = (0,store_factory/* makeStore */.y)(ctx.inputs, ctx.cfg);
@@ -729,38 +734,39 @@ async function reportShards(ctx) {
             ghRunId: ctx.cfg.runId,
             attempt: ctx.cfg.runAttempt,
             state: new action_state/* MemoryStateProvider */.i(),
-            log: { info: (m) => runner_commands.info(m), warning: (m) => runner_commands.warning(m) },
+            log: { info: (m) => core.info(m), warning: (m) => core.warning(m) },
         });
         const restored = await sync.restore();
         warnings.push(...sync.warnings);
         if (!(await checkpoint/* Checkpoint */.F9.exists(ctx.root, key)))
             continue;
         try {
-            sources.push({ source: restored.entry ?? key, ckpt: await checkpoint/* Checkpoint */.F9.read(ctx.root, key) });
+            const ckpt = await checkpoint/* Checkpoint */.F9.read(ctx.root, key);
+            sources.push({ source: restored.entry ?? key, ckpt, frozen: await (0,items/* loadFrozenItems */.NE)(ckpt) });
         }
         catch (err) {
             const message = `the checkpoint of ${key} could not be read: ${err.message}`;
             warnings.push(message);
-            runner_commands.warning(message);
+            core.warning(message);
         }
     }
     const report = gatherShards({ sources, plan: ctx.plan, total, warnings });
-    runner_commands.info(renderReportText(report).trimEnd());
+    core.info(renderReportText(report).trimEnd());
     setReportOutputs(report, keys);
     if (ctx.cfg.summaryFile) {
         const logs = await readShardLogTails(report, sources);
         await (0,promises_.appendFile)(ctx.cfg.summaryFile, `${renderReportMarkdown(report, { logs })}\n`);
     }
     for (const e of report.errors)
-        runner_commands.error(e, { title: 'checkpoint report: the shards do not add up' });
+        core.error(e, { title: 'checkpoint report: the shards do not add up' });
     if (!report.consistent) {
-        runner_commands.setFailed(`the shards do not add up (${report.errors.length} error(s)): ${report.errors[0]}${report.errors.length > 1 ? ' …' : ''}`);
+        core.setFailed(`the shards do not add up (${report.errors.length} error(s)): ${report.errors[0]}${report.errors.length > 1 ? ' …' : ''}`);
     }
     else if (!report.complete) {
-        runner_commands.info(`incomplete: ${report.units.remaining} units remain across ${report.total} shards (${report.shards.filter((s) => !s.present).length} without a checkpoint); complete=false`);
+        core.info(`incomplete: ${report.units.remaining} units remain across ${report.total} shards (${report.shards.filter((s) => !s.present).length} without a checkpoint); complete=false`);
     }
     else {
-        runner_commands.info(`complete: all ${report.units.total} units of ${report.total} shards are done`);
+        core.info(`complete: all ${report.units.total} units of ${report.total} shards are done`);
     }
 }
 
