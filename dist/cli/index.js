@@ -15742,10 +15742,34 @@ function classify(err, debug = false) {
     };
 }
 
-;// CONCATENATED MODULE: external "node:crypto"
-const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: ./src/engine/env.ts
+// The environment a unit sees: the engine's own, minus the runner's secrets, plus the plan's and ours.
+/**
+ * Variables that let a process talk to the runner's services as the job. User commands never need them and
+ * must not be able to read them (DESIGN §6, Security).
+ */
+const SECRET_NAMES = new Set([
+    'ACTIONS_RUNTIME_TOKEN',
+    'ACTIONS_RESULTS_URL',
+    'ACTIONS_CACHE_URL',
+    'ACTIONS_RUNTIME_URL',
+]);
+const SECRET_PREFIXES = ['ACTIONS_ID_TOKEN_REQUEST_'];
+function isRunnerSecret(name) {
+    return SECRET_NAMES.has(name) || SECRET_PREFIXES.some((p) => name.startsWith(p));
+}
+function scrubEnv(env) {
+    const out = {};
+    for (const [k, v] of Object.entries(env))
+        if (v !== undefined && !isRunnerSecret(k))
+            out[k] = v;
+    return out;
+}
+
+;// CONCATENATED MODULE: external "node:crypto"
+const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
@@ -30474,30 +30498,6 @@ function unitsOf(from, to, size) {
     return out;
 }
 
-;// CONCATENATED MODULE: ./src/engine/env.ts
-// The environment a unit sees: the engine's own, minus the runner's secrets, plus the plan's and ours.
-/**
- * Variables that let a process talk to the runner's services as the job. User commands never need them and
- * must not be able to read them (DESIGN §6, Security).
- */
-const SECRET_NAMES = new Set([
-    'ACTIONS_RUNTIME_TOKEN',
-    'ACTIONS_RESULTS_URL',
-    'ACTIONS_CACHE_URL',
-    'ACTIONS_RUNTIME_URL',
-]);
-const SECRET_PREFIXES = ['ACTIONS_ID_TOKEN_REQUEST_'];
-function isRunnerSecret(name) {
-    return SECRET_NAMES.has(name) || SECRET_PREFIXES.some((p) => name.startsWith(p));
-}
-function scrubEnv(env) {
-    const out = {};
-    for (const [k, v] of Object.entries(env))
-        if (v !== undefined && !isRunnerSecret(k))
-            out[k] = v;
-    return out;
-}
-
 ;// CONCATENATED MODULE: ./src/report/items.ts
 // Items by name (DESIGN §2): wherever a unit of an item list is shown, its items are named, the first few and
 // then a count, not only its index range. Pure formatters, plus one loader of the frozen lists that the
@@ -32071,182 +32071,6 @@ async function spaceOf(plan, step, keepFrom, expand, env) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/engine/retry.ts
-// Retries: may a failed try be tried again (`retry.on`), what a failure no retry can fix should tell the
-// user, and how long to wait before the next try. Pure: the scheduler passes in what the process did.
-/**
- * Delay before try `nextTry` (2 = the first retry): exponential, capped, with "equal jitter" (half fixed,
- * half random) so units failing together don't retry in lockstep yet never retry instantly.
- */
-function retryDelayMs(policy, nextTry, random = Math.random) {
-    const exp = policy.delayMs * policy.backoff ** Math.max(0, nextTry - 2);
-    const capped = Math.min(policy.maxDelayMs, exp);
-    return Math.round(capped / 2 + random() * (capped / 2));
-}
-/** The exit codes a shell uses for "found but not executable" and "not found": no retry changes either. */
-const NOT_EXECUTABLE = 126;
-const NOT_FOUND = 127;
-/** `[3, timeout]`, as the plan writes it. */
-function formatRetryOn(on) {
-    return `[${on.join(', ')}]`;
-}
-/**
- * May `failure` be retried under `retry.on` (`on`; undefined: the default)? This says nothing of the tries
- * left: the caller counts those. The default retries every failure except exit codes 126 and 127, which
- * mean the command is not executable or not found: the same command fails the same way on every try.
- */
-function mayRetry(on, failure) {
-    if (on === undefined) {
-        if (failure.kind === 'exit' && (failure.code === NOT_EXECUTABLE || failure.code === NOT_FOUND)) {
-            return {
-                retry: false,
-                why: `no retry fixes exit code ${failure.code}; retry.on: [${failure.code}] retries it anyway`,
-            };
-        }
-        return { retry: true };
-    }
-    if (on.includes('any'))
-        return { retry: true };
-    // A start failure is the engine's or the machine's, not one of the outcomes `on` can name; only `any` and
-    // the default retry it.
-    const retry = failure.kind === 'exit'
-        ? on.includes(failure.code)
-        : failure.kind === 'timeout'
-            ? on.includes('timeout')
-            : failure.kind === 'signal'
-                ? on.includes('signal')
-                : false;
-    if (retry)
-        return { retry };
-    const what = failure.kind === 'exit'
-        ? `exit code ${failure.code}`
-        : failure.kind === 'timeout'
-            ? 'a timeout'
-            : failure.kind === 'signal'
-                ? `a signal (${failure.signal})`
-                : 'a failure to start';
-    return { retry: false, why: `${what} is not in retry.on ${formatRetryOn(on)}` };
-}
-// bash: `bash: line 1: ./migrate.sh: Permission denied`, `./a.sh: line 3: jq: command not found`;
-// dash: `sh: 1: ./migrate.sh: Permission denied`, `sh: 1: jq: not found`.
-const SHELL_COMPLAINT = /: ([^:\n]+): (Permission denied|Is a directory|command not found|not found|No such file or directory)\s*$/;
-// bash: `bash: line 1: ./a.py: /usr/bin/python9: bad interpreter: No such file or directory` (exit 126).
-const BAD_INTERPRETER = /: ([^:\n]+): ([^:\n]+): bad interpreter: /;
-function complaint(tail) {
-    const lines = tail.split('\n');
-    for (let i = lines.length - 1; i >= 0; i--) {
-        const line = (lines[i] ?? '').replace(/\r$/, '');
-        const bad = BAD_INTERPRETER.exec(line);
-        if (bad)
-            return { name: (bad[1] ?? '').trim(), what: 'bad interpreter', interpreter: bad[2]?.trim() };
-        const m = SHELL_COMPLAINT.exec(line);
-        if (m)
-            return { name: (m[1] ?? '').trim(), what: m[2] ?? '' };
-    }
-    return undefined;
-}
-const looksLikePath = (word) => word.includes('/');
-function quoteArg(word) {
-    return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
-}
-/**
- * What to do about exit code 126 (not executable) or 127 (not found), naming the program: the one the
- * shell complained about in the output, else the command's first word. Undefined for any other failure.
- */
-function failureHint(failure, ctx) {
-    if (failure.kind !== 'exit')
-        return undefined;
-    if (failure.code !== NOT_EXECUTABLE && failure.code !== NOT_FOUND)
-        return undefined;
-    const said = complaint(ctx.tail);
-    const first = ctx.command.trim().split(/\s+/)[0] ?? '';
-    const where = ctx.workingDirectory === '.' ? '' : ` (in working-directory ${ctx.workingDirectory})`;
-    if (failure.code === NOT_EXECUTABLE) {
-        const name = said?.name ?? (looksLikePath(first) ? first : undefined);
-        if (name === undefined)
-            return 'a program the command ran is not executable; make it so with chmod +x';
-        if (said?.what === 'bad interpreter')
-            return `the interpreter of ${name} (${said.interpreter ?? '?'}) does not exist; fix its #! line`;
-        if (said?.what === 'Is a directory')
-            return `${name} is a directory, not a program${where}`;
-        return `${name} is not executable${where}; run chmod +x ${quoteArg(name)} (and git update-index --chmod=+x ${quoteArg(name)} to commit that)`;
-    }
-    const name = said?.name ?? (looksLikePath(first) ? first : undefined);
-    if (name !== undefined && looksLikePath(name))
-        return `${name} does not exist${where}`;
-    const shownPath = ctx.path === undefined || ctx.path === '' ? '(PATH was not set)' : ctx.path;
-    return `${name === undefined ? 'a program the command ran' : name} was not found on the PATH the unit saw: ${shownPath}`;
-}
-/** A failed try's end as `retry.on` sees it. */
-function failureOf(exit) {
-    if (exit.spawnError !== undefined)
-        return { kind: 'start' };
-    if (exit.endedBy === 'timeout')
-        return { kind: 'timeout' };
-    if (exit.code !== null)
-        return { kind: 'exit', code: exit.code };
-    if (exit.signal !== null)
-        return { kind: 'signal', signal: exit.signal };
-    return { kind: 'start' };
-}
-/**
- * The step's `retry.on` for `explain`, e.g. `retry: up to 3 tries, on [3, timeout] only`; undefined without
- * `on` (the default needs no note on every step).
- */
-function describeRetry(policy) {
-    if (policy.on === undefined)
-        return undefined;
-    if (policy.attempts <= 1)
-        return `retry: on ${formatRetryOn(policy.on)} has no effect with attempts: 1`;
-    const on = policy.on.includes('any') ? 'on any failure' : `on ${formatRetryOn(policy.on)} only`;
-    return `retry: up to ${policy.attempts} tries, ${on}`;
-}
-
-;// CONCATENATED MODULE: ./src/report/explain.ts
-// What `checkpoint explain` and `run --dry-run` print: for every step, whether it will run and why.
-
-
-
-function printExplain(out, plan, prep, runLabel) {
-    out.write(`plan ${plan.name} (${plan.steps.length} steps), run ${runLabel}\n`);
-    const selected = new Set(prep.selected.map((s) => s.id));
-    const width = Math.max(...plan.steps.map((s) => s.id.length));
-    for (const step of plan.steps) {
-        const i = prep.info.get(step.id);
-        if (!i)
-            continue;
-        const verb = !selected.has(step.id)
-            ? 'skip'
-            : i.action === 'skip'
-                ? 'skip'
-                : i.action === 'partial'
-                    ? 'resume'
-                    : 'run';
-        const why = !selected.has(step.id) ? 'not selected by --only' : i.why;
-        const units = step.batch ? ` [${i.unitsDone}/${i.unitsTotal} units]` : '';
-        const needs = step.needs.length ? ` after ${step.needs.join(', ')}` : '';
-        out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
-        if (i.itemsDrift)
-            out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
-        if (i.chunks)
-            out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
-        if (step.batch?.space.kind === 'items' && i.unitsTotal === 0)
-            out.write(`         ${' '.repeat(width)}warning: the items source (${describeSource(step.batch.space.source)}) gives no items: the step has nothing to do\n`);
-        const retry = describeRetry(step.retry);
-        if (retry && verb !== 'skip')
-            out.write(`         ${' '.repeat(width)}note: ${retry}\n`);
-    }
-}
-/** How the step's chunks will be sized, e.g. `chunks sized by time: target 200ms (min 10, max 1000); next chunk 190 from the rate of 12 done chunks (950/s)`. */
-function explainChunks(ch) {
-    const bounds = `min ${ch.min}${ch.max !== null ? `, max ${ch.max}` : ''}`;
-    const target = ch.targetMs !== null ? duration_formatDuration(ch.targetMs) : '?';
-    const next = ch.measured > 0
-        ? `next chunk ${ch.nextSize} from the rate of ${ch.measured} done chunk(s) (${ch.ratePerSecond}/s)`
-        : `first chunk ${ch.min}, then sized from the measured rate`;
-    return `chunks sized by time: target ${target} (${bounds}); ${next}; a time budget cuts chunks to fit`;
-}
-
 ;// CONCATENATED MODULE: ./src/journal/runs.ts
 // The checkpoint root: one folder per run, plus `latest` naming the most recent one.
 
@@ -32426,6 +32250,899 @@ async function resolveRunId(root, runOpt) {
     if (!last)
         throw new UsageError(`no runs in ${shown(root)} yet; start one with \`checkpoint run\``);
     return last;
+}
+
+;// CONCATENATED MODULE: ./src/session/manage.ts
+// Commands that change a checkpoint by hand: reset, mark-done, rollback, approve. Each takes the run's lease
+// first.
+
+
+
+
+
+
+
+
+
+
+
+
+function manage_checkSteps(plan, ids, flag) {
+    for (const id of ids) {
+        if (!plan.steps.some((s) => s.id === id)) {
+            throw new UsageError(`${flag}: no step "${id}" in ${shown(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
+        }
+    }
+}
+/** The checkpoint cannot be read because it is damaged (not because a newer program wrote it). */
+function isDamage(err) {
+    return (err instanceof CheckpointCorruptError ||
+        err instanceof JournalCorruptError ||
+        (err instanceof SnapshotError && !(err instanceof SnapshotVersionError)));
+}
+async function withRun(opts, fn) {
+    const plan = await requirePlan(opts);
+    opts.check?.(plan);
+    const root = rootOf(opts, plan);
+    const id = await resolveRunId(root, opts.run);
+    const lease = await lock_acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
+    try {
+        let ckpt;
+        let startedOver;
+        try {
+            ckpt = await checkpoint_Checkpoint.read(root, id);
+        }
+        catch (err) {
+            if (!opts.startOverIfDamaged || !isDamage(err))
+                throw err;
+            const fresh = await checkpoint_Checkpoint.startOver(root, id, plan.name);
+            ckpt = fresh.ckpt;
+            startedOver = { damage: err.message, kept: fresh.kept };
+        }
+        await ckpt.openForWrite({ lease });
+        try {
+            return await fn(plan, ckpt, startedOver);
+        }
+        finally {
+            await ckpt.compact();
+            await ckpt.close();
+        }
+    }
+    finally {
+        await lease.release();
+    }
+}
+async function resetCommand(steps, opts, io) {
+    if (!opts.all && steps.length === 0 && !opts.failed) {
+        throw new UsageError('reset: name the steps to reset, or pass --all (or --failed for failed units only)');
+    }
+    const startOverIfDamaged = opts.all === true && !opts.failed;
+    return withRun({ ...opts, startOverIfDamaged }, async (plan, ckpt, startedOver) => {
+        manage_checkSteps(plan, steps, 'reset');
+        if (startedOver) {
+            // The records went with the damaged files: so do the side files of every step.
+            for (const s of plan.steps) {
+                await ckpt.clearStepFiles(s.id);
+                await (0,promises_namespaceObject.rm)(ckpt.stateDir(s.id), { recursive: true, force: true });
+            }
+            io.err.write(`checkpoint: ${startedOver.damage}\n`);
+            io.out.write(`reset --all: run ${ckpt.runId} starts over, every step is pending again; the damaged files are kept as ${startedOver.kept.map(shown).join(', ')}\n`);
+            return 0;
+        }
+        const named = opts.all || steps.length === 0 ? plan.steps.map((s) => s.id) : steps;
+        const targets = opts.failed ? new Set(named) : dependentsOf(plan, named);
+        let n = 0;
+        // The whole record goes: the next run starts the step afresh (items expanded again, approval taken back).
+        const forget = (id) => ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset' });
+        for (const id of plan.steps.map((s) => s.id)) {
+            if (!targets.has(id))
+                continue;
+            const rec = ckpt.state.steps.get(id);
+            // No record but an approval (given before the step was first prepared): the reset takes it back.
+            if (!rec && !opts.failed && approvalOf(ckpt.state, id)) {
+                await forget(id);
+                io.out.write(`reset ${id}: its approval is taken back\n`);
+                n += 1;
+                continue;
+            }
+            if (!rec)
+                continue;
+            if (opts.failed) {
+                const failed = rec.failed.size;
+                if (failed === 0)
+                    continue;
+                await ckpt.record({ type: 'reset', step: id, failedOnly: true, reason: 'checkpoint reset --failed' });
+                io.out.write(`reset ${id}: ${failed} failed unit(s) are pending again with fresh tries\n`);
+            }
+            else {
+                const approved = approvalOf(ckpt.state, id) !== undefined;
+                await forget(id);
+                await ckpt.clearStepFiles(id);
+                await (0,promises_namespaceObject.rm)(ckpt.stateDir(id), { recursive: true, force: true });
+                io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`);
+            }
+            n += 1;
+        }
+        if (n === 0)
+            io.out.write('nothing to reset\n');
+        return 0;
+    });
+}
+async function markDoneCommand(steps, opts, io) {
+    if (steps.length === 0)
+        throw new UsageError('mark-done: name at least one step, e.g. `checkpoint mark-done schema`');
+    return withRun(opts, async (plan, ckpt) => {
+        manage_checkSteps(plan, steps, 'mark-done');
+        const prep = await prepare(plan, ckpt.state, { env: io.env });
+        for (const ev of prep.events) {
+            if (ev.type === 'step-init' && steps.includes(ev.step) && !ckpt.state.steps.has(ev.step)) {
+                await ckpt.record(ev);
+                const list = prep.items.get(ev.step);
+                if (list)
+                    await ckpt.writeItems(ev.step, list);
+            }
+        }
+        for (const id of steps) {
+            await ckpt.record({ type: 'mark-done', step: id });
+            await ckpt.writeMarker(id);
+            io.out.write(`marked ${id} done (by hand)\n`);
+        }
+        return 0;
+    });
+}
+async function rollbackCommand(opts, io) {
+    return withRun(opts, async (plan, ckpt) => {
+        if (opts.to)
+            manage_checkSteps(plan, [opts.to], '--to');
+        const order = rollbackOrder(plan, ckpt.state);
+        if (order.length === 0) {
+            io.out.write('nothing to roll back: no step has done work\n');
+            return 0;
+        }
+        const to = opts.to;
+        if (to !== undefined && !order.some((s) => s.id === to)) {
+            throw new UsageError(`rollback --to ${to}: step "${to}" has no done work, so there is nothing to roll back to; steps with done work, newest first: ${order.map((s) => s.id).join(', ')}`);
+        }
+        const todo = to === undefined ? order : order.slice(0, order.findIndex((s) => s.id === to) + 1);
+        io.out.write(`rolling back ${todo.length} step(s), dependents first, then newest done work first: ${todo.map((s) => s.id).join(', ')}\n`);
+        let ran = 0;
+        let undone = 0;
+        for (const s of todo) {
+            if (s.rollback) {
+                io.out.write(`rollback ${s.id}: ${s.rollback.split('\n')[0]}\n`);
+                const proc = new ManagedProcess({
+                    argv: [...plan.shell.argv, s.rollback],
+                    cwd: s.workingDirectory,
+                    env: {
+                        ...scrubEnv(io.env),
+                        ...s.env,
+                        CHECKPOINT_RUN_ID: ckpt.runId,
+                        CHECKPOINT_STEP: s.id,
+                        CHECKPOINT_STATE_DIR: ckpt.stateDir(s.id),
+                        CHECKPOINT_OUTPUTS: ckpt.outputsPath(),
+                    },
+                    onLine: (line) => io.out.write(`[${s.id} rollback] ${line}\n`),
+                });
+                const exit = await proc.exited;
+                if (exit.code !== 0) {
+                    io.err.write(`rollback of ${s.id} failed (${exit.spawnError ?? `exit code ${exit.code ?? exit.signal}`}); later steps were rolled back, ${s.id} and earlier ones were not. Fix it and run \`checkpoint rollback\` again.\n`);
+                    return 1;
+                }
+                ran += 1;
+            }
+            else {
+                io.out.write(`rollback ${s.id}: no rollback command; its work is pending again (nothing outside the checkpoint was undone)\n`);
+            }
+            await ckpt.record({
+                type: 'reset',
+                step: s.id,
+                failedOnly: false,
+                forget: true,
+                reason: 'rolled back',
+            });
+            await ckpt.clearStepFiles(s.id);
+            undone += 1;
+        }
+        io.out.write(`rolled back ${undone} step(s), ${ran} rollback command(s) run\n`);
+        return 0;
+    });
+}
+/**
+ * The steps with done work in the order `rollback` undoes them: a step only after every step that depends
+ * on it (directly or through steps with no done work), and among those free to go, the one whose work was
+ * done last first. The time is that of the step's last done unit (`lastDoneAt`); a checkpoint written
+ * before that was recorded has only `completedAt`, and a step with neither counts as oldest.
+ */
+function rollbackOrder(plan, state) {
+    const left = new Map();
+    for (const step of plan.steps) {
+        const rec = state.steps.get(step.id);
+        if (!rec || !(isStepComplete(rec) || rec.unitsDone > 0))
+            continue;
+        left.set(step.id, { step, at: rec.lastDoneAt ?? rec.completedAt ?? Number.NEGATIVE_INFINITY });
+    }
+    // Dependents (transitive) of each step with done work, among the steps with done work.
+    const waitsFor = new Map();
+    for (const id of left.keys()) {
+        const deps = dependentsOf(plan, [id]);
+        deps.delete(id);
+        waitsFor.set(id, new Set([...deps].filter((d) => left.has(d))));
+    }
+    const out = [];
+    while (left.size > 0) {
+        let best;
+        for (const [id, entry] of left) {
+            const blocked = [...(waitsFor.get(id) ?? [])].some((d) => left.has(d));
+            if (blocked)
+                continue;
+            // Ties (same millisecond, or no time at all): the step later in the plan first.
+            if (!best || entry.at > best.at || (entry.at === best.at && entry.step.index > best.step.index))
+                best = entry;
+        }
+        // Needs are acyclic (the plan loader refuses cycles), so some step is always free to go.
+        if (!best)
+            break;
+        out.push(best.step);
+        left.delete(best.step.id);
+    }
+    return out;
+}
+/** Who approves when `--by` is not given: the GitHub actor, else the local user. */
+function defaultApprover(env) {
+    return env.GITHUB_ACTOR?.trim() || env.USER?.trim() || env.USERNAME?.trim() || 'unknown';
+}
+/** `approve b,c d` and `approve: "b, c"`: step ids split on commas and white space. */
+function approvalIds(args) {
+    return [...new Set(args.flatMap((a) => a.split(/[\s,]+/)).filter((a) => a !== ''))];
+}
+/**
+ * Every id names a step of the plan with `approval: true`; otherwise a usage error naming the step and the
+ * fix. `where` starts the message: `approve` for the command, ``input `approve` `` for the action.
+ */
+function checkApprovable(plan, ids, where) {
+    const gated = plan.steps.filter((s) => s.approval).map((s) => s.id);
+    const which = gated.length > 0
+        ? `steps that wait for approval: ${gated.join(', ')}`
+        : 'no step of this plan has `approval: true`';
+    for (const id of ids) {
+        const step = plan.steps.find((s) => s.id === id);
+        if (!step) {
+            throw new UsageError(`${where}: no step "${id}" in ${shown(plan.file)}; ${which} (all steps: ${plan.steps.map((s) => s.id).join(', ')})`);
+        }
+        if (!step.approval) {
+            throw new UsageError(`${where}: step "${id}" does not wait for approval; add \`approval: true\` to it in ${shown(plan.file)} to make it a manual intervention point (${which})`);
+        }
+    }
+}
+/** Records an `approve` event for each step and says so; approving again replaces who and when. */
+async function recordApprovals(ckpt, ids, by, io) {
+    for (const id of ids) {
+        const before = approvalOf(ckpt.state, id);
+        await ckpt.record({ type: 'approve', step: id, by });
+        const rec = ckpt.state.steps.get(id);
+        const done = rec !== undefined && isStepComplete(rec) ? ' (it is done already)' : '';
+        const again = before
+            ? `; it was approved before by ${before.by} at ${new Date(before.at).toISOString()}`
+            : '';
+        io.out.write(`approved ${id} (by ${by})${done}${again}\n`);
+    }
+}
+async function approveCommand(steps, opts, io) {
+    const ids = approvalIds(steps);
+    if (ids.length === 0)
+        throw new UsageError('approve: name at least one step, e.g. `checkpoint approve deploy`');
+    if (opts.by !== undefined && opts.by.trim() === '')
+        throw new UsageError('--by: expected a name, e.g. `--by alice`');
+    const by = opts.by?.trim() || defaultApprover(io.env);
+    const check = (plan) => checkApprovable(plan, ids, 'approve');
+    return withRun({ ...opts, check }, async (_plan, ckpt) => {
+        await recordApprovals(ckpt, ids, by, io);
+        const again = [
+            'checkpoint run',
+            opts.file !== 'checkpoint.yml' ? `-f ${opts.file}` : '',
+            opts.dir !== undefined ? `--dir ${opts.dir}` : '',
+            opts.run !== undefined ? `--run ${ckpt.runId}` : '',
+            // A sharded run resumes only with its own shard.
+            ckpt.state.shard ? `--shard ${shardLabel(ckpt.state.shard)}` : '',
+        ].filter(Boolean);
+        io.out.write(`run again to continue: ${again.join(' ')}\n`);
+        return 0;
+    });
+}
+/**
+ * The action's `approve` input: records the approvals in the run `runId` (after the restore, before the
+ * engine), creating the run when there is no checkpoint yet, so a first run can be approved up front.
+ * The ids are checked with `checkApprovable` first.
+ */
+async function approveInRun(o, io) {
+    const dir = `${o.root}/${o.runId}`;
+    await ensureDir(o.root);
+    const lease = await acquireLease(dir, { runId: o.runId, attempt: 0 });
+    try {
+        const exists = await Checkpoint.exists(o.root, o.runId);
+        const ckpt = exists
+            ? await Checkpoint.read(o.root, o.runId)
+            : Checkpoint.blank(o.root, o.runId, o.plan.name, o.shard);
+        await ckpt.openForWrite({ lease });
+        try {
+            await recordApprovals(ckpt, o.ids, o.by, io);
+        }
+        finally {
+            await ckpt.compact();
+            await ckpt.close();
+        }
+    }
+    finally {
+        await lease.release();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/report/colors.ts
+function makeColors(enabled) {
+    const wrap = (open, close) => (s) => enabled ? `\x1b[${open}m${s}\x1b[${close}m` : s;
+    return {
+        red: wrap(31, 39),
+        green: wrap(32, 39),
+        yellow: wrap(33, 39),
+        cyan: wrap(36, 39),
+        dim: wrap(2, 22),
+        bold: wrap(1, 22),
+    };
+}
+function colorEnabled(stream, env = process.env) {
+    if (env.NO_COLOR !== undefined && env.NO_COLOR !== '')
+        return false;
+    if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0')
+        return true;
+    return stream.isTTY === true;
+}
+
+;// CONCATENATED MODULE: ./src/report/stats.ts
+
+
+
+/** Units a step will have before its record exists: known for plain steps, ranges and inline lists. */
+function plannedUnits(step) {
+    const b = step.batch;
+    if (!b)
+        return 1;
+    if (b.space.kind === 'range')
+        return Math.ceil((b.space.to - b.space.from) / b.size);
+    if (b.space.source.kind === 'list')
+        return Math.ceil(b.space.source.items.length / b.size);
+    return 0;
+}
+function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, frozen) {
+    if (!rec) {
+        return {
+            id,
+            name,
+            status: 'pending',
+            unitsTotal: planned,
+            unitsDone: 0,
+            unitsFailed: 0,
+            unitsRemaining: planned,
+            timeMs: 0,
+            etaMs: undefined,
+            done: [],
+            interrupted: [],
+            interruptedUnits: [],
+            failed: [],
+            warnings: [],
+            outputs: {},
+            parallel,
+            batch,
+        };
+    }
+    const total = unitCount(rec);
+    const done = Math.min(total, countDoneUnits(rec));
+    const complete = isStepComplete(rec);
+    let status;
+    if (complete)
+        status = 'done';
+    else if (rec.running.size > 0)
+        status = live ? 'running' : 'interrupted';
+    else if (rec.failed.size > 0)
+        status = 'failed';
+    else if (rec.interrupted.count > 0)
+        status = 'interrupted';
+    else if (done > 0)
+        status = 'partial';
+    else
+        status = 'pending';
+    const remaining = total - done;
+    let mean = rec.durations.length > 0 ? rec.durations.reduce((a, b) => a + b, 0) / rec.durations.length : undefined;
+    // Chunks sized by time: done chunks are of any size; the time per grid cell comes from the measured rate.
+    const rate = rec.adaptive ? paceRate(rec.pace) : undefined;
+    if (rate !== undefined)
+        mean = rec.size / rate;
+    const s = {
+        id,
+        name,
+        status,
+        unitsTotal: total,
+        unitsDone: done,
+        unitsFailed: rec.failed.size,
+        unitsRemaining: remaining,
+        timeMs: rec.timeMs,
+        etaMs: remaining === 0 ? 0 : mean === undefined ? undefined : (mean * remaining) / Math.max(1, parallel),
+        done: rec.done.toJSON(),
+        interrupted: rec.interrupted.toJSON(),
+        interruptedUnits: rec.interrupted.toJSON().map(([start, end]) => {
+            const items = unitItems(frozen, start, end);
+            return items ? { start, end, items } : { start, end };
+        }),
+        failed: [...rec.failed.values()].map((f) => {
+            const items = unitItems(frozen, f.start, f.end);
+            return {
+                start: f.start,
+                end: f.end,
+                index: f.index,
+                exit: f.exit,
+                reason: f.reason,
+                tries: f.tries,
+                ...(items ? { items } : {}),
+            };
+        }),
+        warnings: rec.items && rec.items.count === 0 ? [emptyItemsWarning(id, rec.items.source)] : [],
+        outputs: rec.outputs,
+        parallel,
+        batch,
+    };
+    if (rec.items)
+        s.items = { count: rec.items.count, source: rec.items.source };
+    if (rec.completedAt !== undefined)
+        s.completedAt = rec.completedAt;
+    if (rec.throttle) {
+        const t = rec.throttle;
+        // A hold still open counts up to now only while this process watches it (`live`).
+        const open = t.held && live && t.since !== undefined ? Date.now() - t.since : 0;
+        s.throttle = { held: t.held, reason: t.reason, count: t.count, heldMs: t.heldMs + open };
+    }
+    return s;
+}
+/** Stats for every step of the plan (in plan order), or of the checkpoint alone when the plan is unknown. */
+function allStepStats(state, plan, live = false, frozen) {
+    if (plan) {
+        return plan.steps.map((s) => withApproval(state, s, stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s), frozen?.get(s.id))));
+    }
+    return [...state.steps].map(([id, rec]) => {
+        const st = stepStats(id, id, rec, 1, unitCount(rec) > 1, live, 0, frozen?.get(id));
+        const a = approvalOf(state, id);
+        if (a)
+            st.approval = { required: true, approved: true, by: a.by, at: a.at };
+        return st;
+    });
+}
+/** `approval: true`: who approved it, or — unapproved, not done and its needs done — `waiting`. */
+function withApproval(state, step, st) {
+    if (!step.approval)
+        return st;
+    const a = approvalOf(state, step.id);
+    if (a) {
+        st.approval = { required: true, approved: true, by: a.by, at: a.at };
+        return st;
+    }
+    st.approval = { required: true, approved: false };
+    const needsDone = step.needs.every((d) => {
+        const rec = state.steps.get(d);
+        return rec !== undefined && isStepComplete(rec);
+    });
+    if (needsDone && st.status !== 'done' && st.status !== 'running')
+        st.status = 'waiting';
+    return st;
+}
+/** `frozen`: the frozen item lists (`loadFrozenItems`), so that units of item lists are named. */
+function runStats(ckpt, plan, live = false, frozen) {
+    const steps = allStepStats(ckpt.state, plan, live, frozen);
+    const sum = (f) => steps.reduce((a, s) => a + f(s), 0);
+    const etas = steps.map((s) => s.etaMs);
+    return {
+        runId: ckpt.runId,
+        plan: ckpt.state.planName,
+        complete: steps.length > 0 && steps.every((s) => s.status === 'done'),
+        unitsTotal: sum((s) => s.unitsTotal),
+        unitsDone: sum((s) => s.unitsDone),
+        unitsFailed: sum((s) => s.unitsFailed),
+        unitsRemaining: sum((s) => s.unitsRemaining),
+        // Steps mostly run one after another, so the run's ETA is the sum of theirs.
+        etaMs: etas.some((e) => e === undefined) ? undefined : etas.reduce((a, b) => a + (b ?? 0), 0),
+        steps,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/session/status.ts
+// `checkpoint status [--run ID] [--json]`: where a run stands. The JSON shape is documented in
+// docs/cli.md and kept stable: fields are only ever added.
+
+
+
+
+
+
+
+
+
+/** Half-open like everywhere else: `[0, 400)`. */
+function ranges(list, max = 6) {
+    const parts = list.slice(0, max).map(([s, e]) => `[${s}, ${e})`);
+    if (list.length > max)
+        parts.push(`… ${list.length - max} more`);
+    return parts.join(', ');
+}
+async function statusCommand(opts, io) {
+    const plan = await optionalPlan(opts);
+    const root = rootOf(opts, plan);
+    const id = await resolveRunId(root, opts.run);
+    const ckpt = await checkpoint_Checkpoint.read(root, id);
+    // Only a live lease counts: a lock left by a killed run is not "locked".
+    const inspected = await inspectLease(ckpt.dir).catch(() => undefined);
+    const lease = inspected && !inspected.stale ? inspected.holder : undefined;
+    // A plan with another name is not this checkpoint's plan: show the checkpoint alone.
+    const samePlan = plan && plan.name === ckpt.state.planName ? plan : undefined;
+    // Chunks sized by time: the last chunk, the rate, and (with the plan) the target and the next size.
+    const chunks = (id) => {
+        const rec = ckpt.state.steps.get(id);
+        const adaptive = samePlan?.steps.find((st) => st.id === id)?.batch?.adaptive;
+        return rec?.adaptive ? chunkInfo(rec, adaptive) : null;
+    };
+    const frozen = await loadFrozenItems(ckpt, samePlan ? 'all' : 'named');
+    const stats = runStats(ckpt, samePlan, lease !== undefined, frozen);
+    const state = ckpt.state;
+    // A frozen list whose file or glob gives other items now, by name. Command sources are checked by
+    // `explain` only: status runs no user command.
+    const drift = new Map();
+    for (const step of samePlan?.steps ?? []) {
+        const rec = state.steps.get(step.id);
+        const kind = step.batch?.space.kind === 'items' ? step.batch.space.source.kind : undefined;
+        if (!samePlan || !rec?.items || (kind !== 'file' && kind !== 'glob'))
+            continue;
+        const note = await itemsDriftNote(samePlan, step, frozen.get(step.id), rec.items, io.env, () => Promise.reject(new Error('status runs no items command')));
+        if (note)
+            drift.set(step.id, note);
+    }
+    if (opts.json) {
+        const doc = {
+            format: 1,
+            runId: stats.runId,
+            plan: stats.plan,
+            dir: ckpt.dir,
+            complete: stats.complete,
+            shard: state.shard ? { index: state.shard.index, total: state.shard.total } : null,
+            createdAt: new Date(state.createdAt).toISOString(),
+            updatedAt: new Date(state.updatedAt).toISOString(),
+            units: {
+                total: stats.unitsTotal,
+                done: stats.unitsDone,
+                failed: stats.unitsFailed,
+                remaining: stats.unitsRemaining,
+            },
+            etaSeconds: stats.etaMs === undefined ? null : Math.round(stats.etaMs / 1000),
+            lock: lease
+                ? {
+                    pid: lease.pid,
+                    host: lease.host,
+                    attempt: lease.attempt,
+                    heartbeat: new Date(lease.heartbeat).toISOString(),
+                }
+                : null,
+            attempts: state.attempts.map((a) => ({
+                attempt: a.attempt,
+                host: a.host,
+                pid: a.pid,
+                startedAt: new Date(a.startedAt).toISOString(),
+                endedAt: a.endedAt === undefined ? null : new Date(a.endedAt).toISOString(),
+                exit: a.exit ?? null,
+                reason: a.reason ?? null,
+                unitsDone: a.unitsDone,
+            })),
+            steps: stats.steps.map((s) => ({
+                id: s.id,
+                name: s.name,
+                state: s.status,
+                units: { total: s.unitsTotal, done: s.unitsDone, failed: s.unitsFailed, remaining: s.unitsRemaining },
+                timeSeconds: Math.round(s.timeMs) / 1000,
+                etaSeconds: s.etaMs === undefined ? null : Math.round(s.etaMs / 1000),
+                done: s.done,
+                failed: s.failed.map((f) => ({ ...f, items: f.items ?? null })),
+                interrupted: s.interrupted,
+                interruptedUnits: s.interruptedUnits.map((u) => ({ ...u, items: u.items ?? null })),
+                items: s.items ?? null,
+                itemsChanged: drift.get(s.id) ?? null,
+                warnings: s.warnings,
+                sharding: state.steps.get(s.id)?.sharding ?? null,
+                chunks: chunks(s.id),
+                approval: s.approval
+                    ? s.approval.approved
+                        ? {
+                            required: true,
+                            approved: true,
+                            by: s.approval.by,
+                            at: new Date(s.approval.at).toISOString(),
+                        }
+                        : { required: true, approved: false }
+                    : null,
+                throttle: s.throttle
+                    ? {
+                        held: s.throttle.held,
+                        reason: s.throttle.reason ?? null,
+                        times: s.throttle.count,
+                        heldSeconds: Math.round(s.throttle.heldMs) / 1000,
+                    }
+                    : null,
+                outputs: s.outputs,
+                completedAt: s.completedAt === undefined ? null : new Date(s.completedAt).toISOString(),
+            })),
+        };
+        io.out.write(`${JSON.stringify(doc, null, 2)}\n`);
+        return 0;
+    }
+    const c = makeColors(colorEnabled(io.out, io.env));
+    const pct = stats.unitsTotal ? Math.floor((stats.unitsDone / stats.unitsTotal) * 100) : 100;
+    io.out.write(`${c.bold(`run ${stats.runId}`)} · plan ${stats.plan}${state.shard ? ` · shard ${shardLabel(state.shard)}` : ''} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
+        `${stats.unitsDone}/${stats.unitsTotal} units (${pct}%)` +
+        `${stats.etaMs && !stats.complete ? ` · ETA ${duration_formatDuration(stats.etaMs)}` : ''}\n`);
+    io.out.write(`  ${shown(ckpt.dir)} · ${state.attempts.length} attempt(s)`);
+    if (lease)
+        io.out.write(` · ${c.yellow(`locked by pid ${lease.pid} on ${lease.host}`)}`);
+    io.out.write('\n\n');
+    const width = Math.max(4, ...stats.steps.map((s) => s.id.length));
+    const mark = (s) => ({
+        done: c.green('✓'),
+        failed: c.red('✗'),
+        running: c.cyan('›'),
+        interrupted: c.yellow('!'),
+        partial: c.yellow('…'),
+        waiting: c.yellow('⏸'),
+        pending: ' ',
+    })[s.status];
+    io.out.write(`  ${'step'.padEnd(width)}  ${'state'.padEnd(11)} ${'units'.padStart(15)}  ${'time'.padStart(7)}  eta\n`);
+    for (const s of stats.steps) {
+        const units = `${s.unitsDone}/${s.unitsTotal}${s.unitsFailed ? ` ✗${s.unitsFailed}` : ''}`;
+        const eta = s.status === 'done' ? '' : s.etaMs === undefined ? '?' : duration_formatDuration(s.etaMs);
+        io.out.write(`${mark(s)} ${s.id.padEnd(width)}  ${s.status.padEnd(11)} ${units.padStart(15)}  ${duration_formatDuration(s.timeMs).padStart(7)}  ${eta}\n`);
+        const sharding = state.steps.get(s.id)?.sharding;
+        if (sharding?.mode === 'first' && state.shard && state.shard.index > 0)
+            io.out.write(`    shards: first: runs on shard 0 only\n`);
+        else if (sharding?.mode === 'split' && s.status !== 'done') {
+            const rec = state.steps.get(s.id);
+            if (rec)
+                io.out.write(`    this shard's part: [${rec.from}, ${rec.to}) of [${sharding.from}, ${sharding.to})\n`);
+        }
+        if (s.batch && s.status !== 'done' && s.done.length > 0)
+            io.out.write(`    done: ${ranges(s.done)}\n`);
+        for (const f of s.failed.slice(0, 5)) {
+            const items = f.items && f.items.count > 0 ? ` ${describeItems(f.items)}` : '';
+            io.out.write(`    ${c.red('failed')} [${f.start}, ${f.end})${items}: ${f.reason} after ${f.tries} tries\n`);
+        }
+        if (s.failed.length > 5)
+            io.out.write(`    … ${s.failed.length - 5} more failed units (status --json lists all)\n`);
+        if (s.interrupted.length > 0) {
+            const named = s.interruptedUnits.filter((u) => u.items && u.items.count > 0);
+            if (named.length === 0)
+                io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
+            else {
+                const parts = named
+                    .slice(0, 6)
+                    .map((u) => `[${u.start}, ${u.end}) ${u.items ? describeItems(u.items) : ''}`);
+                if (named.length > 6)
+                    parts.push(`… ${named.length - 6} more`);
+                io.out.write(`    interrupted: ${parts.join('; ')}\n`);
+            }
+        }
+        for (const w of s.warnings)
+            io.out.write(`    ${c.yellow('warning:')} ${w}\n`);
+        const changed = drift.get(s.id);
+        if (changed)
+            io.out.write(`    note: ${changed}\n`);
+        const ch = chunks(s.id);
+        if (ch)
+            io.out.write(`    ${describeChunks(ch)}\n`);
+        if (s.approval?.approved)
+            io.out.write(`    approved by ${s.approval.by} at ${new Date(s.approval.at).toISOString()}\n`);
+        else if (s.approval && s.status === 'waiting')
+            io.out.write(`    ${c.yellow('waiting for approval')} (checkpoint approve ${s.id})\n`);
+        else if (s.approval && s.status !== 'done')
+            io.out.write(`    needs approval before it starts (checkpoint approve ${s.id})\n`);
+        if (s.throttle && (s.throttle.held || s.throttle.count > 0)) {
+            const t = s.throttle;
+            io.out.write(`    ${t.held ? c.yellow('throttled') : 'throttle'}: held back ${t.count} time(s), ${duration_formatDuration(t.heldMs)} in all` +
+                `${t.reason ? `; last: ${t.reason}` : ''}\n`);
+        }
+    }
+    return 0;
+}
+/** `chunks sized by time: last 2000 in 190ms (10526/s), next 2100, target 200ms, min 100, max 100000`. */
+function describeChunks(ch) {
+    const parts = [];
+    if (ch.lastSize !== null)
+        parts.push(`last ${ch.lastSize} in ${duration_formatDuration(ch.lastMs ?? 0)}${ch.ratePerSecond !== null ? ` (${ch.ratePerSecond}/s)` : ''}`);
+    else
+        parts.push('none done yet');
+    if (ch.nextSize !== null)
+        parts.push(`next ${ch.nextSize}`);
+    if (ch.targetMs !== null)
+        parts.push(`target ${duration_formatDuration(ch.targetMs)}`);
+    parts.push(`min ${ch.min}`);
+    if (ch.max !== null)
+        parts.push(`max ${ch.max}`);
+    return `chunks sized by time: ${parts.join(', ')}`;
+}
+
+;// CONCATENATED MODULE: ./src/engine/retry.ts
+// Retries: may a failed try be tried again (`retry.on`), what a failure no retry can fix should tell the
+// user, and how long to wait before the next try. Pure: the scheduler passes in what the process did.
+/**
+ * Delay before try `nextTry` (2 = the first retry): exponential, capped, with "equal jitter" (half fixed,
+ * half random) so units failing together don't retry in lockstep yet never retry instantly.
+ */
+function retryDelayMs(policy, nextTry, random = Math.random) {
+    const exp = policy.delayMs * policy.backoff ** Math.max(0, nextTry - 2);
+    const capped = Math.min(policy.maxDelayMs, exp);
+    return Math.round(capped / 2 + random() * (capped / 2));
+}
+/** The exit codes a shell uses for "found but not executable" and "not found": no retry changes either. */
+const NOT_EXECUTABLE = 126;
+const NOT_FOUND = 127;
+/** `[3, timeout]`, as the plan writes it. */
+function formatRetryOn(on) {
+    return `[${on.join(', ')}]`;
+}
+/**
+ * May `failure` be retried under `retry.on` (`on`; undefined: the default)? This says nothing of the tries
+ * left: the caller counts those. The default retries every failure except exit codes 126 and 127, which
+ * mean the command is not executable or not found: the same command fails the same way on every try.
+ */
+function mayRetry(on, failure) {
+    if (on === undefined) {
+        if (failure.kind === 'exit' && (failure.code === NOT_EXECUTABLE || failure.code === NOT_FOUND)) {
+            return {
+                retry: false,
+                why: `no retry fixes exit code ${failure.code}; retry.on: [${failure.code}] retries it anyway`,
+            };
+        }
+        return { retry: true };
+    }
+    if (on.includes('any'))
+        return { retry: true };
+    // A start failure is the engine's or the machine's, not one of the outcomes `on` can name; only `any` and
+    // the default retry it.
+    const retry = failure.kind === 'exit'
+        ? on.includes(failure.code)
+        : failure.kind === 'timeout'
+            ? on.includes('timeout')
+            : failure.kind === 'signal'
+                ? on.includes('signal')
+                : false;
+    if (retry)
+        return { retry };
+    const what = failure.kind === 'exit'
+        ? `exit code ${failure.code}`
+        : failure.kind === 'timeout'
+            ? 'a timeout'
+            : failure.kind === 'signal'
+                ? `a signal (${failure.signal})`
+                : 'a failure to start';
+    return { retry: false, why: `${what} is not in retry.on ${formatRetryOn(on)}` };
+}
+// bash: `bash: line 1: ./migrate.sh: Permission denied`, `./a.sh: line 3: jq: command not found`;
+// dash: `sh: 1: ./migrate.sh: Permission denied`, `sh: 1: jq: not found`.
+const SHELL_COMPLAINT = /: ([^:\n]+): (Permission denied|Is a directory|command not found|not found|No such file or directory)\s*$/;
+// bash: `bash: line 1: ./a.py: /usr/bin/python9: bad interpreter: No such file or directory` (exit 126).
+const BAD_INTERPRETER = /: ([^:\n]+): ([^:\n]+): bad interpreter: /;
+function complaint(tail) {
+    const lines = tail.split('\n');
+    for (let i = lines.length - 1; i >= 0; i--) {
+        const line = (lines[i] ?? '').replace(/\r$/, '');
+        const bad = BAD_INTERPRETER.exec(line);
+        if (bad)
+            return { name: (bad[1] ?? '').trim(), what: 'bad interpreter', interpreter: bad[2]?.trim() };
+        const m = SHELL_COMPLAINT.exec(line);
+        if (m)
+            return { name: (m[1] ?? '').trim(), what: m[2] ?? '' };
+    }
+    return undefined;
+}
+const looksLikePath = (word) => word.includes('/');
+function quoteArg(word) {
+    return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
+/**
+ * What to do about exit code 126 (not executable) or 127 (not found), naming the program: the one the
+ * shell complained about in the output, else the command's first word. Undefined for any other failure.
+ */
+function failureHint(failure, ctx) {
+    if (failure.kind !== 'exit')
+        return undefined;
+    if (failure.code !== NOT_EXECUTABLE && failure.code !== NOT_FOUND)
+        return undefined;
+    const said = complaint(ctx.tail);
+    const first = ctx.command.trim().split(/\s+/)[0] ?? '';
+    const where = ctx.workingDirectory === '.' ? '' : ` (in working-directory ${ctx.workingDirectory})`;
+    if (failure.code === NOT_EXECUTABLE) {
+        const name = said?.name ?? (looksLikePath(first) ? first : undefined);
+        if (name === undefined)
+            return 'a program the command ran is not executable; make it so with chmod +x';
+        if (said?.what === 'bad interpreter')
+            return `the interpreter of ${name} (${said.interpreter ?? '?'}) does not exist; fix its #! line`;
+        if (said?.what === 'Is a directory')
+            return `${name} is a directory, not a program${where}`;
+        return `${name} is not executable${where}; run chmod +x ${quoteArg(name)} (and git update-index --chmod=+x ${quoteArg(name)} to commit that)`;
+    }
+    const name = said?.name ?? (looksLikePath(first) ? first : undefined);
+    if (name !== undefined && looksLikePath(name))
+        return `${name} does not exist${where}`;
+    const shownPath = ctx.path === undefined || ctx.path === '' ? '(PATH was not set)' : ctx.path;
+    return `${name === undefined ? 'a program the command ran' : name} was not found on the PATH the unit saw: ${shownPath}`;
+}
+/** A failed try's end as `retry.on` sees it. */
+function failureOf(exit) {
+    if (exit.spawnError !== undefined)
+        return { kind: 'start' };
+    if (exit.endedBy === 'timeout')
+        return { kind: 'timeout' };
+    if (exit.code !== null)
+        return { kind: 'exit', code: exit.code };
+    if (exit.signal !== null)
+        return { kind: 'signal', signal: exit.signal };
+    return { kind: 'start' };
+}
+/**
+ * The step's `retry.on` for `explain`, e.g. `retry: up to 3 tries, on [3, timeout] only`; undefined without
+ * `on` (the default needs no note on every step).
+ */
+function describeRetry(policy) {
+    if (policy.on === undefined)
+        return undefined;
+    if (policy.attempts <= 1)
+        return `retry: on ${formatRetryOn(policy.on)} has no effect with attempts: 1`;
+    const on = policy.on.includes('any') ? 'on any failure' : `on ${formatRetryOn(policy.on)} only`;
+    return `retry: up to ${policy.attempts} tries, ${on}`;
+}
+
+;// CONCATENATED MODULE: ./src/report/explain.ts
+// What `checkpoint explain` and `run --dry-run` print: for every step, whether it will run and why.
+
+
+
+function printExplain(out, plan, prep, runLabel) {
+    out.write(`plan ${plan.name} (${plan.steps.length} steps), run ${runLabel}\n`);
+    const selected = new Set(prep.selected.map((s) => s.id));
+    const width = Math.max(...plan.steps.map((s) => s.id.length));
+    for (const step of plan.steps) {
+        const i = prep.info.get(step.id);
+        if (!i)
+            continue;
+        const verb = !selected.has(step.id)
+            ? 'skip'
+            : i.action === 'skip'
+                ? 'skip'
+                : i.action === 'partial'
+                    ? 'resume'
+                    : 'run';
+        const why = !selected.has(step.id) ? 'not selected by --only' : i.why;
+        const units = step.batch ? ` [${i.unitsDone}/${i.unitsTotal} units]` : '';
+        const needs = step.needs.length ? ` after ${step.needs.join(', ')}` : '';
+        out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
+        if (i.itemsDrift)
+            out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
+        if (i.chunks)
+            out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
+        if (step.batch?.space.kind === 'items' && i.unitsTotal === 0)
+            out.write(`         ${' '.repeat(width)}warning: the items source (${describeSource(step.batch.space.source)}) gives no items: the step has nothing to do\n`);
+        const retry = describeRetry(step.retry);
+        if (retry && verb !== 'skip')
+            out.write(`         ${' '.repeat(width)}note: ${retry}\n`);
+    }
+}
+/** How the step's chunks will be sized, e.g. `chunks sized by time: target 200ms (min 10, max 1000); next chunk 190 from the rate of 12 done chunks (950/s)`. */
+function explainChunks(ch) {
+    const bounds = `min ${ch.min}${ch.max !== null ? `, max ${ch.max}` : ''}`;
+    const target = ch.targetMs !== null ? duration_formatDuration(ch.targetMs) : '?';
+    const next = ch.measured > 0
+        ? `next chunk ${ch.nextSize} from the rate of ${ch.measured} done chunk(s) (${ch.ratePerSecond}/s)`
+        : `first chunk ${ch.min}, then sized from the measured rate`;
+    return `chunks sized by time: target ${target} (${bounds}); ${next}; a time budget cuts chunks to fit`;
 }
 
 ;// CONCATENATED MODULE: ./src/engine/clock.ts
@@ -34051,26 +34768,6 @@ function takeFile(path) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/report/colors.ts
-function makeColors(enabled) {
-    const wrap = (open, close) => (s) => enabled ? `\x1b[${open}m${s}\x1b[${close}m` : s;
-    return {
-        red: wrap(31, 39),
-        green: wrap(32, 39),
-        yellow: wrap(33, 39),
-        cyan: wrap(36, 39),
-        dim: wrap(2, 22),
-        bold: wrap(1, 22),
-    };
-}
-function colorEnabled(stream, env = process.env) {
-    if (env.NO_COLOR !== undefined && env.NO_COLOR !== '')
-        return false;
-    if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0')
-        return true;
-    return stream.isTTY === true;
-}
-
 ;// CONCATENATED MODULE: ./src/report/progress.ts
 // What `checkpoint run` prints while it works: on a terminal a live block (one line per step: bar,
 // done/total, rate, ETA) under the units' output; elsewhere (CI logs) plain timestamped lines, at most one
@@ -34731,485 +35428,6 @@ async function explainCommand(opts, io) {
     });
     printExplain(io.out, plan, prep, label);
     return 0;
-}
-
-;// CONCATENATED MODULE: ./src/cli/manage.ts
-// Commands that change a checkpoint by hand: reset, mark-done, rollback, approve. Each takes the run's lease
-// first.
-
-
-
-
-
-
-
-
-
-
-
-
-function manage_checkSteps(plan, ids, flag) {
-    for (const id of ids) {
-        if (!plan.steps.some((s) => s.id === id)) {
-            throw new UsageError(`${flag}: no step "${id}" in ${shown(plan.file)}; steps: ${plan.steps.map((s) => s.id).join(', ')}`);
-        }
-    }
-}
-/** The checkpoint cannot be read because it is damaged (not because a newer program wrote it). */
-function isDamage(err) {
-    return (err instanceof CheckpointCorruptError ||
-        err instanceof JournalCorruptError ||
-        (err instanceof SnapshotError && !(err instanceof SnapshotVersionError)));
-}
-async function withRun(opts, fn) {
-    const plan = await requirePlan(opts);
-    opts.check?.(plan);
-    const root = rootOf(opts, plan);
-    const id = await resolveRunId(root, opts.run);
-    const lease = await lock_acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
-    try {
-        let ckpt;
-        let startedOver;
-        try {
-            ckpt = await checkpoint_Checkpoint.read(root, id);
-        }
-        catch (err) {
-            if (!opts.startOverIfDamaged || !isDamage(err))
-                throw err;
-            const fresh = await checkpoint_Checkpoint.startOver(root, id, plan.name);
-            ckpt = fresh.ckpt;
-            startedOver = { damage: err.message, kept: fresh.kept };
-        }
-        await ckpt.openForWrite({ lease });
-        try {
-            return await fn(plan, ckpt, startedOver);
-        }
-        finally {
-            await ckpt.compact();
-            await ckpt.close();
-        }
-    }
-    finally {
-        await lease.release();
-    }
-}
-async function resetCommand(steps, opts, io) {
-    if (!opts.all && steps.length === 0 && !opts.failed) {
-        throw new UsageError('reset: name the steps to reset, or pass --all (or --failed for failed units only)');
-    }
-    const startOverIfDamaged = opts.all === true && !opts.failed;
-    return withRun({ ...opts, startOverIfDamaged }, async (plan, ckpt, startedOver) => {
-        manage_checkSteps(plan, steps, 'reset');
-        if (startedOver) {
-            // The records went with the damaged files: so do the side files of every step.
-            for (const s of plan.steps) {
-                await ckpt.clearStepFiles(s.id);
-                await (0,promises_namespaceObject.rm)(ckpt.stateDir(s.id), { recursive: true, force: true });
-            }
-            io.err.write(`checkpoint: ${startedOver.damage}\n`);
-            io.out.write(`reset --all: run ${ckpt.runId} starts over, every step is pending again; the damaged files are kept as ${startedOver.kept.map(shown).join(', ')}\n`);
-            return 0;
-        }
-        const named = opts.all || steps.length === 0 ? plan.steps.map((s) => s.id) : steps;
-        const targets = opts.failed ? new Set(named) : dependentsOf(plan, named);
-        let n = 0;
-        // The whole record goes: the next run starts the step afresh (items expanded again, approval taken back).
-        const forget = (id) => ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset' });
-        for (const id of plan.steps.map((s) => s.id)) {
-            if (!targets.has(id))
-                continue;
-            const rec = ckpt.state.steps.get(id);
-            // No record but an approval (given before the step was first prepared): the reset takes it back.
-            if (!rec && !opts.failed && approvalOf(ckpt.state, id)) {
-                await forget(id);
-                io.out.write(`reset ${id}: its approval is taken back\n`);
-                n += 1;
-                continue;
-            }
-            if (!rec)
-                continue;
-            if (opts.failed) {
-                const failed = rec.failed.size;
-                if (failed === 0)
-                    continue;
-                await ckpt.record({ type: 'reset', step: id, failedOnly: true, reason: 'checkpoint reset --failed' });
-                io.out.write(`reset ${id}: ${failed} failed unit(s) are pending again with fresh tries\n`);
-            }
-            else {
-                const approved = approvalOf(ckpt.state, id) !== undefined;
-                await forget(id);
-                await ckpt.clearStepFiles(id);
-                await (0,promises_namespaceObject.rm)(ckpt.stateDir(id), { recursive: true, force: true });
-                io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`);
-            }
-            n += 1;
-        }
-        if (n === 0)
-            io.out.write('nothing to reset\n');
-        return 0;
-    });
-}
-async function markDoneCommand(steps, opts, io) {
-    if (steps.length === 0)
-        throw new UsageError('mark-done: name at least one step, e.g. `checkpoint mark-done schema`');
-    return withRun(opts, async (plan, ckpt) => {
-        manage_checkSteps(plan, steps, 'mark-done');
-        const prep = await prepare(plan, ckpt.state, { env: io.env });
-        for (const ev of prep.events) {
-            if (ev.type === 'step-init' && steps.includes(ev.step) && !ckpt.state.steps.has(ev.step)) {
-                await ckpt.record(ev);
-                const list = prep.items.get(ev.step);
-                if (list)
-                    await ckpt.writeItems(ev.step, list);
-            }
-        }
-        for (const id of steps) {
-            await ckpt.record({ type: 'mark-done', step: id });
-            await ckpt.writeMarker(id);
-            io.out.write(`marked ${id} done (by hand)\n`);
-        }
-        return 0;
-    });
-}
-async function rollbackCommand(opts, io) {
-    return withRun(opts, async (plan, ckpt) => {
-        if (opts.to)
-            manage_checkSteps(plan, [opts.to], '--to');
-        const order = rollbackOrder(plan, ckpt.state);
-        if (order.length === 0) {
-            io.out.write('nothing to roll back: no step has done work\n');
-            return 0;
-        }
-        const to = opts.to;
-        if (to !== undefined && !order.some((s) => s.id === to)) {
-            throw new UsageError(`rollback --to ${to}: step "${to}" has no done work, so there is nothing to roll back to; steps with done work, newest first: ${order.map((s) => s.id).join(', ')}`);
-        }
-        const todo = to === undefined ? order : order.slice(0, order.findIndex((s) => s.id === to) + 1);
-        io.out.write(`rolling back ${todo.length} step(s), dependents first, then newest done work first: ${todo.map((s) => s.id).join(', ')}\n`);
-        let ran = 0;
-        let undone = 0;
-        for (const s of todo) {
-            if (s.rollback) {
-                io.out.write(`rollback ${s.id}: ${s.rollback.split('\n')[0]}\n`);
-                const proc = new ManagedProcess({
-                    argv: [...plan.shell.argv, s.rollback],
-                    cwd: s.workingDirectory,
-                    env: {
-                        ...scrubEnv(io.env),
-                        ...s.env,
-                        CHECKPOINT_RUN_ID: ckpt.runId,
-                        CHECKPOINT_STEP: s.id,
-                        CHECKPOINT_STATE_DIR: ckpt.stateDir(s.id),
-                        CHECKPOINT_OUTPUTS: ckpt.outputsPath(),
-                    },
-                    onLine: (line) => io.out.write(`[${s.id} rollback] ${line}\n`),
-                });
-                const exit = await proc.exited;
-                if (exit.code !== 0) {
-                    io.err.write(`rollback of ${s.id} failed (${exit.spawnError ?? `exit code ${exit.code ?? exit.signal}`}); later steps were rolled back, ${s.id} and earlier ones were not. Fix it and run \`checkpoint rollback\` again.\n`);
-                    return 1;
-                }
-                ran += 1;
-            }
-            else {
-                io.out.write(`rollback ${s.id}: no rollback command; its work is pending again (nothing outside the checkpoint was undone)\n`);
-            }
-            await ckpt.record({
-                type: 'reset',
-                step: s.id,
-                failedOnly: false,
-                forget: true,
-                reason: 'rolled back',
-            });
-            await ckpt.clearStepFiles(s.id);
-            undone += 1;
-        }
-        io.out.write(`rolled back ${undone} step(s), ${ran} rollback command(s) run\n`);
-        return 0;
-    });
-}
-/**
- * The steps with done work in the order `rollback` undoes them: a step only after every step that depends
- * on it (directly or through steps with no done work), and among those free to go, the one whose work was
- * done last first. The time is that of the step's last done unit (`lastDoneAt`); a checkpoint written
- * before that was recorded has only `completedAt`, and a step with neither counts as oldest.
- */
-function rollbackOrder(plan, state) {
-    const left = new Map();
-    for (const step of plan.steps) {
-        const rec = state.steps.get(step.id);
-        if (!rec || !(isStepComplete(rec) || rec.unitsDone > 0))
-            continue;
-        left.set(step.id, { step, at: rec.lastDoneAt ?? rec.completedAt ?? Number.NEGATIVE_INFINITY });
-    }
-    // Dependents (transitive) of each step with done work, among the steps with done work.
-    const waitsFor = new Map();
-    for (const id of left.keys()) {
-        const deps = dependentsOf(plan, [id]);
-        deps.delete(id);
-        waitsFor.set(id, new Set([...deps].filter((d) => left.has(d))));
-    }
-    const out = [];
-    while (left.size > 0) {
-        let best;
-        for (const [id, entry] of left) {
-            const blocked = [...(waitsFor.get(id) ?? [])].some((d) => left.has(d));
-            if (blocked)
-                continue;
-            // Ties (same millisecond, or no time at all): the step later in the plan first.
-            if (!best || entry.at > best.at || (entry.at === best.at && entry.step.index > best.step.index))
-                best = entry;
-        }
-        // Needs are acyclic (the plan loader refuses cycles), so some step is always free to go.
-        if (!best)
-            break;
-        out.push(best.step);
-        left.delete(best.step.id);
-    }
-    return out;
-}
-/** Who approves when `--by` is not given: the GitHub actor, else the local user. */
-function defaultApprover(env) {
-    return env.GITHUB_ACTOR?.trim() || env.USER?.trim() || env.USERNAME?.trim() || 'unknown';
-}
-/** `approve b,c d` and `approve: "b, c"`: step ids split on commas and white space. */
-function approvalIds(args) {
-    return [...new Set(args.flatMap((a) => a.split(/[\s,]+/)).filter((a) => a !== ''))];
-}
-/**
- * Every id names a step of the plan with `approval: true`; otherwise a usage error naming the step and the
- * fix. `where` starts the message: `approve` for the command, ``input `approve` `` for the action.
- */
-function checkApprovable(plan, ids, where) {
-    const gated = plan.steps.filter((s) => s.approval).map((s) => s.id);
-    const which = gated.length > 0
-        ? `steps that wait for approval: ${gated.join(', ')}`
-        : 'no step of this plan has `approval: true`';
-    for (const id of ids) {
-        const step = plan.steps.find((s) => s.id === id);
-        if (!step) {
-            throw new UsageError(`${where}: no step "${id}" in ${shown(plan.file)}; ${which} (all steps: ${plan.steps.map((s) => s.id).join(', ')})`);
-        }
-        if (!step.approval) {
-            throw new UsageError(`${where}: step "${id}" does not wait for approval; add \`approval: true\` to it in ${shown(plan.file)} to make it a manual intervention point (${which})`);
-        }
-    }
-}
-/** Records an `approve` event for each step and says so; approving again replaces who and when. */
-async function recordApprovals(ckpt, ids, by, io) {
-    for (const id of ids) {
-        const before = approvalOf(ckpt.state, id);
-        await ckpt.record({ type: 'approve', step: id, by });
-        const rec = ckpt.state.steps.get(id);
-        const done = rec !== undefined && isStepComplete(rec) ? ' (it is done already)' : '';
-        const again = before
-            ? `; it was approved before by ${before.by} at ${new Date(before.at).toISOString()}`
-            : '';
-        io.out.write(`approved ${id} (by ${by})${done}${again}\n`);
-    }
-}
-async function approveCommand(steps, opts, io) {
-    const ids = approvalIds(steps);
-    if (ids.length === 0)
-        throw new UsageError('approve: name at least one step, e.g. `checkpoint approve deploy`');
-    if (opts.by !== undefined && opts.by.trim() === '')
-        throw new UsageError('--by: expected a name, e.g. `--by alice`');
-    const by = opts.by?.trim() || defaultApprover(io.env);
-    const check = (plan) => checkApprovable(plan, ids, 'approve');
-    return withRun({ ...opts, check }, async (_plan, ckpt) => {
-        await recordApprovals(ckpt, ids, by, io);
-        const again = [
-            'checkpoint run',
-            opts.file !== 'checkpoint.yml' ? `-f ${opts.file}` : '',
-            opts.dir !== undefined ? `--dir ${opts.dir}` : '',
-            opts.run !== undefined ? `--run ${ckpt.runId}` : '',
-            // A sharded run resumes only with its own shard.
-            ckpt.state.shard ? `--shard ${shardLabel(ckpt.state.shard)}` : '',
-        ].filter(Boolean);
-        io.out.write(`run again to continue: ${again.join(' ')}\n`);
-        return 0;
-    });
-}
-/**
- * The action's `approve` input: records the approvals in the run `runId` (after the restore, before the
- * engine), creating the run when there is no checkpoint yet, so a first run can be approved up front.
- * The ids are checked with `checkApprovable` first.
- */
-async function approveInRun(o, io) {
-    const dir = `${o.root}/${o.runId}`;
-    await ensureDir(o.root);
-    const lease = await acquireLease(dir, { runId: o.runId, attempt: 0 });
-    try {
-        const exists = await Checkpoint.exists(o.root, o.runId);
-        const ckpt = exists
-            ? await Checkpoint.read(o.root, o.runId)
-            : Checkpoint.blank(o.root, o.runId, o.plan.name, o.shard);
-        await ckpt.openForWrite({ lease });
-        try {
-            await recordApprovals(ckpt, o.ids, o.by, io);
-        }
-        finally {
-            await ckpt.compact();
-            await ckpt.close();
-        }
-    }
-    finally {
-        await lease.release();
-    }
-}
-
-;// CONCATENATED MODULE: ./src/report/stats.ts
-
-
-
-/** Units a step will have before its record exists: known for plain steps, ranges and inline lists. */
-function plannedUnits(step) {
-    const b = step.batch;
-    if (!b)
-        return 1;
-    if (b.space.kind === 'range')
-        return Math.ceil((b.space.to - b.space.from) / b.size);
-    if (b.space.source.kind === 'list')
-        return Math.ceil(b.space.source.items.length / b.size);
-    return 0;
-}
-function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, frozen) {
-    if (!rec) {
-        return {
-            id,
-            name,
-            status: 'pending',
-            unitsTotal: planned,
-            unitsDone: 0,
-            unitsFailed: 0,
-            unitsRemaining: planned,
-            timeMs: 0,
-            etaMs: undefined,
-            done: [],
-            interrupted: [],
-            interruptedUnits: [],
-            failed: [],
-            warnings: [],
-            outputs: {},
-            parallel,
-            batch,
-        };
-    }
-    const total = unitCount(rec);
-    const done = Math.min(total, countDoneUnits(rec));
-    const complete = isStepComplete(rec);
-    let status;
-    if (complete)
-        status = 'done';
-    else if (rec.running.size > 0)
-        status = live ? 'running' : 'interrupted';
-    else if (rec.failed.size > 0)
-        status = 'failed';
-    else if (rec.interrupted.count > 0)
-        status = 'interrupted';
-    else if (done > 0)
-        status = 'partial';
-    else
-        status = 'pending';
-    const remaining = total - done;
-    let mean = rec.durations.length > 0 ? rec.durations.reduce((a, b) => a + b, 0) / rec.durations.length : undefined;
-    // Chunks sized by time: done chunks are of any size; the time per grid cell comes from the measured rate.
-    const rate = rec.adaptive ? paceRate(rec.pace) : undefined;
-    if (rate !== undefined)
-        mean = rec.size / rate;
-    const s = {
-        id,
-        name,
-        status,
-        unitsTotal: total,
-        unitsDone: done,
-        unitsFailed: rec.failed.size,
-        unitsRemaining: remaining,
-        timeMs: rec.timeMs,
-        etaMs: remaining === 0 ? 0 : mean === undefined ? undefined : (mean * remaining) / Math.max(1, parallel),
-        done: rec.done.toJSON(),
-        interrupted: rec.interrupted.toJSON(),
-        interruptedUnits: rec.interrupted.toJSON().map(([start, end]) => {
-            const items = unitItems(frozen, start, end);
-            return items ? { start, end, items } : { start, end };
-        }),
-        failed: [...rec.failed.values()].map((f) => {
-            const items = unitItems(frozen, f.start, f.end);
-            return {
-                start: f.start,
-                end: f.end,
-                index: f.index,
-                exit: f.exit,
-                reason: f.reason,
-                tries: f.tries,
-                ...(items ? { items } : {}),
-            };
-        }),
-        warnings: rec.items && rec.items.count === 0 ? [emptyItemsWarning(id, rec.items.source)] : [],
-        outputs: rec.outputs,
-        parallel,
-        batch,
-    };
-    if (rec.items)
-        s.items = { count: rec.items.count, source: rec.items.source };
-    if (rec.completedAt !== undefined)
-        s.completedAt = rec.completedAt;
-    if (rec.throttle) {
-        const t = rec.throttle;
-        // A hold still open counts up to now only while this process watches it (`live`).
-        const open = t.held && live && t.since !== undefined ? Date.now() - t.since : 0;
-        s.throttle = { held: t.held, reason: t.reason, count: t.count, heldMs: t.heldMs + open };
-    }
-    return s;
-}
-/** Stats for every step of the plan (in plan order), or of the checkpoint alone when the plan is unknown. */
-function allStepStats(state, plan, live = false, frozen) {
-    if (plan) {
-        return plan.steps.map((s) => withApproval(state, s, stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s), frozen?.get(s.id))));
-    }
-    return [...state.steps].map(([id, rec]) => {
-        const st = stepStats(id, id, rec, 1, unitCount(rec) > 1, live, 0, frozen?.get(id));
-        const a = approvalOf(state, id);
-        if (a)
-            st.approval = { required: true, approved: true, by: a.by, at: a.at };
-        return st;
-    });
-}
-/** `approval: true`: who approved it, or — unapproved, not done and its needs done — `waiting`. */
-function withApproval(state, step, st) {
-    if (!step.approval)
-        return st;
-    const a = approvalOf(state, step.id);
-    if (a) {
-        st.approval = { required: true, approved: true, by: a.by, at: a.at };
-        return st;
-    }
-    st.approval = { required: true, approved: false };
-    const needsDone = step.needs.every((d) => {
-        const rec = state.steps.get(d);
-        return rec !== undefined && isStepComplete(rec);
-    });
-    if (needsDone && st.status !== 'done' && st.status !== 'running')
-        st.status = 'waiting';
-    return st;
-}
-/** `frozen`: the frozen item lists (`loadFrozenItems`), so that units of item lists are named. */
-function runStats(ckpt, plan, live = false, frozen) {
-    const steps = allStepStats(ckpt.state, plan, live, frozen);
-    const sum = (f) => steps.reduce((a, s) => a + f(s), 0);
-    const etas = steps.map((s) => s.etaMs);
-    return {
-        runId: ckpt.runId,
-        plan: ckpt.state.planName,
-        complete: steps.length > 0 && steps.every((s) => s.status === 'done'),
-        unitsTotal: sum((s) => s.unitsTotal),
-        unitsDone: sum((s) => s.unitsDone),
-        unitsFailed: sum((s) => s.unitsFailed),
-        unitsRemaining: sum((s) => s.unitsRemaining),
-        // Steps mostly run one after another, so the run's ETA is the sum of theirs.
-        etaMs: etas.some((e) => e === undefined) ? undefined : etas.reduce((a, b) => a + (b ?? 0), 0),
-        steps,
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/report/summary.ts
@@ -36517,224 +36735,6 @@ async function pruneCommand(opts, io) {
     }
     io.out.write(`${removed} run(s) ${opts.dryRun ? 'would be ' : ''}removed, ${runs.length - removed} kept\n`);
     return 0;
-}
-
-;// CONCATENATED MODULE: ./src/cli/status.ts
-// `checkpoint status [--run ID] [--json]`: where a run stands. The JSON shape is documented in
-// docs/cli.md and kept stable: fields are only ever added.
-
-
-
-
-
-
-
-
-
-/** Half-open like everywhere else: `[0, 400)`. */
-function ranges(list, max = 6) {
-    const parts = list.slice(0, max).map(([s, e]) => `[${s}, ${e})`);
-    if (list.length > max)
-        parts.push(`… ${list.length - max} more`);
-    return parts.join(', ');
-}
-async function statusCommand(opts, io) {
-    const plan = await optionalPlan(opts);
-    const root = rootOf(opts, plan);
-    const id = await resolveRunId(root, opts.run);
-    const ckpt = await checkpoint_Checkpoint.read(root, id);
-    // Only a live lease counts: a lock left by a killed run is not "locked".
-    const inspected = await inspectLease(ckpt.dir).catch(() => undefined);
-    const lease = inspected && !inspected.stale ? inspected.holder : undefined;
-    // A plan with another name is not this checkpoint's plan: show the checkpoint alone.
-    const samePlan = plan && plan.name === ckpt.state.planName ? plan : undefined;
-    // Chunks sized by time: the last chunk, the rate, and (with the plan) the target and the next size.
-    const chunks = (id) => {
-        const rec = ckpt.state.steps.get(id);
-        const adaptive = samePlan?.steps.find((st) => st.id === id)?.batch?.adaptive;
-        return rec?.adaptive ? chunkInfo(rec, adaptive) : null;
-    };
-    const frozen = await loadFrozenItems(ckpt, samePlan ? 'all' : 'named');
-    const stats = runStats(ckpt, samePlan, lease !== undefined, frozen);
-    const state = ckpt.state;
-    // A frozen list whose file or glob gives other items now, by name. Command sources are checked by
-    // `explain` only: status runs no user command.
-    const drift = new Map();
-    for (const step of samePlan?.steps ?? []) {
-        const rec = state.steps.get(step.id);
-        const kind = step.batch?.space.kind === 'items' ? step.batch.space.source.kind : undefined;
-        if (!samePlan || !rec?.items || (kind !== 'file' && kind !== 'glob'))
-            continue;
-        const note = await itemsDriftNote(samePlan, step, frozen.get(step.id), rec.items, io.env, () => Promise.reject(new Error('status runs no items command')));
-        if (note)
-            drift.set(step.id, note);
-    }
-    if (opts.json) {
-        const doc = {
-            format: 1,
-            runId: stats.runId,
-            plan: stats.plan,
-            dir: ckpt.dir,
-            complete: stats.complete,
-            shard: state.shard ? { index: state.shard.index, total: state.shard.total } : null,
-            createdAt: new Date(state.createdAt).toISOString(),
-            updatedAt: new Date(state.updatedAt).toISOString(),
-            units: {
-                total: stats.unitsTotal,
-                done: stats.unitsDone,
-                failed: stats.unitsFailed,
-                remaining: stats.unitsRemaining,
-            },
-            etaSeconds: stats.etaMs === undefined ? null : Math.round(stats.etaMs / 1000),
-            lock: lease
-                ? {
-                    pid: lease.pid,
-                    host: lease.host,
-                    attempt: lease.attempt,
-                    heartbeat: new Date(lease.heartbeat).toISOString(),
-                }
-                : null,
-            attempts: state.attempts.map((a) => ({
-                attempt: a.attempt,
-                host: a.host,
-                pid: a.pid,
-                startedAt: new Date(a.startedAt).toISOString(),
-                endedAt: a.endedAt === undefined ? null : new Date(a.endedAt).toISOString(),
-                exit: a.exit ?? null,
-                reason: a.reason ?? null,
-                unitsDone: a.unitsDone,
-            })),
-            steps: stats.steps.map((s) => ({
-                id: s.id,
-                name: s.name,
-                state: s.status,
-                units: { total: s.unitsTotal, done: s.unitsDone, failed: s.unitsFailed, remaining: s.unitsRemaining },
-                timeSeconds: Math.round(s.timeMs) / 1000,
-                etaSeconds: s.etaMs === undefined ? null : Math.round(s.etaMs / 1000),
-                done: s.done,
-                failed: s.failed.map((f) => ({ ...f, items: f.items ?? null })),
-                interrupted: s.interrupted,
-                interruptedUnits: s.interruptedUnits.map((u) => ({ ...u, items: u.items ?? null })),
-                items: s.items ?? null,
-                itemsChanged: drift.get(s.id) ?? null,
-                warnings: s.warnings,
-                sharding: state.steps.get(s.id)?.sharding ?? null,
-                chunks: chunks(s.id),
-                approval: s.approval
-                    ? s.approval.approved
-                        ? {
-                            required: true,
-                            approved: true,
-                            by: s.approval.by,
-                            at: new Date(s.approval.at).toISOString(),
-                        }
-                        : { required: true, approved: false }
-                    : null,
-                throttle: s.throttle
-                    ? {
-                        held: s.throttle.held,
-                        reason: s.throttle.reason ?? null,
-                        times: s.throttle.count,
-                        heldSeconds: Math.round(s.throttle.heldMs) / 1000,
-                    }
-                    : null,
-                outputs: s.outputs,
-                completedAt: s.completedAt === undefined ? null : new Date(s.completedAt).toISOString(),
-            })),
-        };
-        io.out.write(`${JSON.stringify(doc, null, 2)}\n`);
-        return 0;
-    }
-    const c = makeColors(colorEnabled(io.out, io.env));
-    const pct = stats.unitsTotal ? Math.floor((stats.unitsDone / stats.unitsTotal) * 100) : 100;
-    io.out.write(`${c.bold(`run ${stats.runId}`)} · plan ${stats.plan}${state.shard ? ` · shard ${shardLabel(state.shard)}` : ''} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
-        `${stats.unitsDone}/${stats.unitsTotal} units (${pct}%)` +
-        `${stats.etaMs && !stats.complete ? ` · ETA ${duration_formatDuration(stats.etaMs)}` : ''}\n`);
-    io.out.write(`  ${shown(ckpt.dir)} · ${state.attempts.length} attempt(s)`);
-    if (lease)
-        io.out.write(` · ${c.yellow(`locked by pid ${lease.pid} on ${lease.host}`)}`);
-    io.out.write('\n\n');
-    const width = Math.max(4, ...stats.steps.map((s) => s.id.length));
-    const mark = (s) => ({
-        done: c.green('✓'),
-        failed: c.red('✗'),
-        running: c.cyan('›'),
-        interrupted: c.yellow('!'),
-        partial: c.yellow('…'),
-        waiting: c.yellow('⏸'),
-        pending: ' ',
-    })[s.status];
-    io.out.write(`  ${'step'.padEnd(width)}  ${'state'.padEnd(11)} ${'units'.padStart(15)}  ${'time'.padStart(7)}  eta\n`);
-    for (const s of stats.steps) {
-        const units = `${s.unitsDone}/${s.unitsTotal}${s.unitsFailed ? ` ✗${s.unitsFailed}` : ''}`;
-        const eta = s.status === 'done' ? '' : s.etaMs === undefined ? '?' : duration_formatDuration(s.etaMs);
-        io.out.write(`${mark(s)} ${s.id.padEnd(width)}  ${s.status.padEnd(11)} ${units.padStart(15)}  ${duration_formatDuration(s.timeMs).padStart(7)}  ${eta}\n`);
-        const sharding = state.steps.get(s.id)?.sharding;
-        if (sharding?.mode === 'first' && state.shard && state.shard.index > 0)
-            io.out.write(`    shards: first: runs on shard 0 only\n`);
-        else if (sharding?.mode === 'split' && s.status !== 'done') {
-            const rec = state.steps.get(s.id);
-            if (rec)
-                io.out.write(`    this shard's part: [${rec.from}, ${rec.to}) of [${sharding.from}, ${sharding.to})\n`);
-        }
-        if (s.batch && s.status !== 'done' && s.done.length > 0)
-            io.out.write(`    done: ${ranges(s.done)}\n`);
-        for (const f of s.failed.slice(0, 5)) {
-            const items = f.items && f.items.count > 0 ? ` ${describeItems(f.items)}` : '';
-            io.out.write(`    ${c.red('failed')} [${f.start}, ${f.end})${items}: ${f.reason} after ${f.tries} tries\n`);
-        }
-        if (s.failed.length > 5)
-            io.out.write(`    … ${s.failed.length - 5} more failed units (status --json lists all)\n`);
-        if (s.interrupted.length > 0) {
-            const named = s.interruptedUnits.filter((u) => u.items && u.items.count > 0);
-            if (named.length === 0)
-                io.out.write(`    interrupted: ${ranges(s.interrupted)}\n`);
-            else {
-                const parts = named
-                    .slice(0, 6)
-                    .map((u) => `[${u.start}, ${u.end}) ${u.items ? describeItems(u.items) : ''}`);
-                if (named.length > 6)
-                    parts.push(`… ${named.length - 6} more`);
-                io.out.write(`    interrupted: ${parts.join('; ')}\n`);
-            }
-        }
-        for (const w of s.warnings)
-            io.out.write(`    ${c.yellow('warning:')} ${w}\n`);
-        const changed = drift.get(s.id);
-        if (changed)
-            io.out.write(`    note: ${changed}\n`);
-        const ch = chunks(s.id);
-        if (ch)
-            io.out.write(`    ${describeChunks(ch)}\n`);
-        if (s.approval?.approved)
-            io.out.write(`    approved by ${s.approval.by} at ${new Date(s.approval.at).toISOString()}\n`);
-        else if (s.approval && s.status === 'waiting')
-            io.out.write(`    ${c.yellow('waiting for approval')} (checkpoint approve ${s.id})\n`);
-        else if (s.approval && s.status !== 'done')
-            io.out.write(`    needs approval before it starts (checkpoint approve ${s.id})\n`);
-        if (s.throttle && (s.throttle.held || s.throttle.count > 0)) {
-            const t = s.throttle;
-            io.out.write(`    ${t.held ? c.yellow('throttled') : 'throttle'}: held back ${t.count} time(s), ${duration_formatDuration(t.heldMs)} in all` +
-                `${t.reason ? `; last: ${t.reason}` : ''}\n`);
-        }
-    }
-    return 0;
-}
-/** `chunks sized by time: last 2000 in 190ms (10526/s), next 2100, target 200ms, min 100, max 100000`. */
-function describeChunks(ch) {
-    const parts = [];
-    if (ch.lastSize !== null)
-        parts.push(`last ${ch.lastSize} in ${duration_formatDuration(ch.lastMs ?? 0)}${ch.ratePerSecond !== null ? ` (${ch.ratePerSecond}/s)` : ''}`);
-    else
-        parts.push('none done yet');
-    if (ch.nextSize !== null)
-        parts.push(`next ${ch.nextSize}`);
-    if (ch.targetMs !== null)
-        parts.push(`target ${duration_formatDuration(ch.targetMs)}`);
-    parts.push(`min ${ch.min}`);
-    if (ch.max !== null)
-        parts.push(`max ${ch.max}`);
-    return `chunks sized by time: ${parts.join(', ')}`;
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts

@@ -68712,7 +68712,7 @@ async function setUp(state, signal) {
     }
     if (inputs.approve.length > 0) {
         // Checked against the plan before anything is restored: an unknown step is an input error.
-        const { checkApprovable } = await __nccwpck_require__.e(/* import() */ 363).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
+        const { checkApprovable } = await __nccwpck_require__.e(/* import() */ 765).then(__nccwpck_require__.bind(__nccwpck_require__, 50765));
         try {
             checkApprovable(plan, inputs.approve, 'input `approve`');
         }
@@ -68800,14 +68800,14 @@ async function runEngine(ctx) {
 async function resetSteps(ctx) {
     if (ctx.inputs.reset.length === 0 || !(await checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId)))
         return;
-    const { resetCommand } = await __nccwpck_require__.e(/* import() */ 363).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
+    const { resetCommand } = await __nccwpck_require__.e(/* import() */ 765).then(__nccwpck_require__.bind(__nccwpck_require__, 50765));
     await resetCommand(ctx.inputs.reset, { file: ctx.planFile, dir: ctx.root, run: ctx.runId }, ctx.io);
 }
 /** The `approve` input: recorded after the restore (reset first), before the engine, by GITHUB_ACTOR. */
 async function approveSteps(ctx) {
     if (ctx.inputs.approve.length === 0)
         return;
-    const { approveInRun } = await __nccwpck_require__.e(/* import() */ 363).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
+    const { approveInRun } = await __nccwpck_require__.e(/* import() */ 765).then(__nccwpck_require__.bind(__nccwpck_require__, 50765));
     const shard = ctx.inputs.shard !== undefined ? (0,space/* parseShardText */.PG)(ctx.inputs.shard) : undefined;
     await approveInRun({
         plan: ctx.plan,
@@ -68825,11 +68825,11 @@ async function otherCommand(ctx) {
         return errors/* EXIT_OK */.Ij;
     }
     if (ctx.inputs.command === 'status') {
-        const { statusCommand } = await __nccwpck_require__.e(/* import() */ 58).then(__nccwpck_require__.bind(__nccwpck_require__, 83058));
+        const { statusCommand } = await __nccwpck_require__.e(/* import() */ 780).then(__nccwpck_require__.bind(__nccwpck_require__, 67780));
         return statusCommand(opts, ctx.io);
     }
     if (ctx.inputs.command === 'rollback') {
-        const { rollbackCommand } = await __nccwpck_require__.e(/* import() */ 363).then(__nccwpck_require__.bind(__nccwpck_require__, 45363));
+        const { rollbackCommand } = await __nccwpck_require__.e(/* import() */ 765).then(__nccwpck_require__.bind(__nccwpck_require__, 50765));
         return rollbackCommand(opts, ctx.io);
     }
     // `report`: the summary and outputs below are the report of this job's checkpoint.

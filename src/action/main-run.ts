@@ -129,7 +129,7 @@ async function setUp(state: StateProvider, signal: AbortSignal): Promise<Context
   }
   if (inputs.approve.length > 0) {
     // Checked against the plan before anything is restored: an unknown step is an input error.
-    const { checkApprovable } = await import('../cli/manage.js');
+    const { checkApprovable } = await import('../session/manage.js');
     try {
       checkApprovable(plan, inputs.approve, 'input `approve`');
     } catch (err) {
@@ -218,14 +218,14 @@ async function runEngine(ctx: Context): Promise<RunOutcome> {
 
 async function resetSteps(ctx: Context): Promise<void> {
   if (ctx.inputs.reset.length === 0 || !(await Checkpoint.exists(ctx.root, ctx.runId))) return;
-  const { resetCommand } = await import('../cli/manage.js');
+  const { resetCommand } = await import('../session/manage.js');
   await resetCommand(ctx.inputs.reset, { file: ctx.planFile, dir: ctx.root, run: ctx.runId }, ctx.io);
 }
 
 /** The `approve` input: recorded after the restore (reset first), before the engine, by GITHUB_ACTOR. */
 async function approveSteps(ctx: Context): Promise<void> {
   if (ctx.inputs.approve.length === 0) return;
-  const { approveInRun } = await import('../cli/manage.js');
+  const { approveInRun } = await import('../session/manage.js');
   const shard = ctx.inputs.shard !== undefined ? parseShardText(ctx.inputs.shard) : undefined;
   await approveInRun(
     {
@@ -247,11 +247,11 @@ async function otherCommand(ctx: Context): Promise<number> {
     return EXIT_OK;
   }
   if (ctx.inputs.command === 'status') {
-    const { statusCommand } = await import('../cli/status.js');
+    const { statusCommand } = await import('../session/status.js');
     return statusCommand(opts, ctx.io);
   }
   if (ctx.inputs.command === 'rollback') {
-    const { rollbackCommand } = await import('../cli/manage.js');
+    const { rollbackCommand } = await import('../session/manage.js');
     return rollbackCommand(opts, ctx.io);
   }
   // `report`: the summary and outputs below are the report of this job's checkpoint.

@@ -2,12 +2,12 @@
 // in their own modules and return an exit code; nothing here knows how a command works.
 import { Command, CommanderError, Option } from 'commander';
 import { classify, EXIT_USAGE } from '../errors.js';
+import { approveCommand, markDoneCommand, resetCommand, rollbackCommand } from '../session/manage.js';
+import { statusCommand } from '../session/status.js';
 import { explainCommand } from './explain.js';
-import { approveCommand, markDoneCommand, resetCommand, rollbackCommand } from './manage.js';
 import { reportCommand } from './report.js';
 import { type Io, runCommand } from './run.js';
 import { pruneCommand, runsCommand } from './runs.js';
-import { statusCommand } from './status.js';
 
 // Replaced by scripts/build.mjs with package.json's version.
 const version = '__CHECKPOINT_VERSION__';

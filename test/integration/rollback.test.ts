@@ -1,9 +1,9 @@
 // `checkpoint rollback` through the real CLI: the order in which real rollback commands run, `--to`, and
 // steps without a rollback command.
 import { describe, expect, it } from 'vitest';
-import { rollbackOrder } from '../../src/cli/manage.js';
 import { applyEvent, emptyState } from '../../src/journal/state.js';
 import { parsePlan } from '../../src/plan/load.js';
+import { rollbackOrder } from '../../src/session/manage.js';
 import { readLines, runCli, status, useProjects } from '../support/cli.js';
 
 const project = useProjects();

@@ -9,8 +9,8 @@ import { shardLabel } from '../plan/space.js';
 import { colorEnabled, makeColors } from '../report/colors.js';
 import { describeItems, itemsDriftNote, loadFrozenItems } from '../report/items.js';
 import { runStats, type StepStats } from '../report/stats.js';
-import { type CommonOptions, optionalPlan, resolveRunId, rootOf, shown } from '../session/context.js';
-import type { Io } from '../session/io.js';
+import { type CommonOptions, optionalPlan, resolveRunId, rootOf, shown } from './context.js';
+import type { Io } from './io.js';
 
 export interface StatusOptions extends CommonOptions {
   run?: string;

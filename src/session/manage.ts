@@ -14,15 +14,8 @@ import { approvalOf, type CheckpointState, isStepComplete } from '../journal/sta
 import type { Shard } from '../plan/space.js';
 import { shardLabel } from '../plan/space.js';
 import type { Plan, Step } from '../plan/types.js';
-import {
-  type CommonOptions,
-  requirePlan,
-  resolveRunId,
-  rootOf,
-  shown,
-  UsageError,
-} from '../session/context.js';
-import type { Io } from '../session/io.js';
+import { type CommonOptions, requirePlan, resolveRunId, rootOf, shown, UsageError } from './context.js';
+import type { Io } from './io.js';
 
 function checkSteps(plan: Plan, ids: string[], flag: string): void {
   for (const id of ids) {
