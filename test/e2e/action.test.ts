@@ -8,7 +8,7 @@ import * as cache from '@actions/cache';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Checkpoint } from '../../src/journal/checkpoint.js';
 import { packBundle } from '../../src/stores/bundle.js';
-import { waitFor } from '../support/cli.js';
+import { waitFor, watcherOf } from '../support/cli.js';
 import { Job } from '../support/runner.js';
 import { type Services, setEnv, startServices, withCoreLog } from '../support/services/index.js';
 
@@ -285,10 +285,13 @@ describe('the action, end to end', () => {
   });
 
   it('main killed outright: post ends the unit process groups it left running, then saves', async () => {
-    // Units started without a launcher: nothing but post can end them (with launchers, see the next test).
+    // The engine's watcher is stopped first (as if it died with main): then nothing but post can end them
+    // (with the watcher, see the next test).
     const s = await scenario('killed');
-    const job = await s.job({ runId: nextRun++, plan: LONG_UNITS, env: { CHECKPOINT_LAUNCHER: '0' } });
+    const job = await s.job({ runId: nextRun++, plan: LONG_UNITS });
     const main = await job.start('main');
+    const watcher = await waitFor(() => watcherOf(main.child.pid ?? -1), 30_000);
+    process.kill(watcher, 'SIGSTOP');
     await waitFor(
       async () => (await effectsText(s)).split('\n').filter((l) => l.startsWith('pid ')).length === 2,
       30_000,
@@ -307,6 +310,7 @@ describe('the action, end to end', () => {
     await main.result;
     expect(pids.every(alive)).toBe(true);
     const post = await (await job.start('post')).result;
+    process.kill(watcher, 'SIGKILL');
     expect(post.code, post.stdout).toBe(0);
     expect(post.stdout).toMatch(/ended 2 unit process group\(s\) left running by main/);
     expect(post.stdout).toMatch(/saved checkpoint as checkpoint-v1-/);
@@ -342,7 +346,7 @@ steps:
     expect(main.errors.join('\n')).not.toContain('tok-4f9a2c71e');
   });
 
-  it('main killed outright: the launchers end their units at once, and post saves', async () => {
+  it('main killed outright: its watcher ends the units at once, and post saves', async () => {
     const s = await scenario('killed-launchers');
     const job = await s.job({ runId: nextRun++, plan: LONG_UNITS });
     const main = await job.start('main');
@@ -351,7 +355,7 @@ steps:
     const pids = (await pidLines()).map((l) => Number(l.slice(4)));
     main.child.kill('SIGKILL');
     await main.result;
-    // No post needed for that: each launcher sees its engine gone and ends its unit's process group.
+    // No post needed for that: the watcher sees its engine gone and ends the units and what they started.
     await waitFor(async () => !pids.some(alive), 10_000);
     const post = await (await job.start('post')).result;
     expect(post.code, post.stdout).toBe(0);

@@ -14,6 +14,7 @@ import {
   status,
   useProjects,
   waitFor,
+  watcherOf,
 } from '../support/cli.js';
 
 const project = useProjects();
@@ -258,21 +259,6 @@ steps:
     expect(next.output()).toMatch(/ended unit w \[0, 1\) left running by attempt 1/);
   });
 });
-
-function watcherOf(parent: number): number | undefined {
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (cmd.includes('checkpoint-watcher') && ppid === parent) return Number(e);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return undefined;
-}
 
 describe('bounded output and state', () => {
   it('a 100 MB line and 20 MB of random bytes: bounded engine memory, a log of at most 64 KiB', async () => {

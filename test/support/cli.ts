@@ -1,6 +1,6 @@
 // Runs the `checkpoint` CLI from src/ as a real child process (Node 24 strips the types), in temp projects.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -177,4 +177,20 @@ export function useProjects(): (yaml: string) => Promise<Project> {
     projects.push(p);
     return p;
   };
+}
+
+/** The engine's watcher (src/exec/watcher.ts): the bash named checkpoint-watcher whose parent is `engine`. */
+export function watcherOf(engine: number): number | undefined {
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (cmd.includes('checkpoint-watcher') && ppid === engine) return Number(e);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return undefined;
 }
