@@ -34981,6 +34981,7 @@ class CheckpointSync {
                 try {
                     const unpacked = await (0,_stores_bundle_js__WEBPACK_IMPORTED_MODULE_5__/* .unpackBundle */ .zq)(dir, stage, {
                         planName: this.#o.planName,
+                        ...(this.#o.plan !== undefined ? { plan: this.#o.plan } : {}),
                         ...(this.#o.signingKey !== undefined ? { signingKey: this.#o.signingKey } : {}),
                     });
                     if (unpacked.manifest.key !== key || unpacked.manifest.runId !== this.#o.runId)
@@ -35289,7 +35290,7 @@ function scrubEnv(env) {
 
 /***/ }),
 
-/***/ 81269:
+/***/ 45268:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -35305,220 +35306,18 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./src/journal/checkpoint.ts
 var checkpoint = __nccwpck_require__(14625);
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(77598);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(73024);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(76760);
-var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
-// EXTERNAL MODULE: ./node_modules/tinyglobby/dist/index.mjs + 2 modules
-var dist = __nccwpck_require__(60925);
-;// CONCATENATED MODULE: ./src/plan/fingerprint.ts
-// A step's fingerprint: what its completed work depends on (DESIGN §3). Each part is hashed on its own so
-// that `explain` can say which part changed, not just that something did.
-
-
-
-
-/** Bumped when what goes into a part changes, so old checkpoints see a change instead of a false match. */
-const FORMAT = 'fp1';
-const HASH_CHARS = 16;
-/** Files hashed at once: enough to hide latency, few enough to stay clear of the fd limit. */
-const FILE_CONCURRENCY = 16;
-function fingerprint_short(text) {
-    return (0,external_node_crypto_.createHash)('sha256').update(FORMAT).update('\0').update(text).digest('hex').slice(0, HASH_CHARS);
-}
-function hashFile(file) {
-    return new Promise((resolve, reject) => {
-        const hash = (0,external_node_crypto_.createHash)('sha256');
-        (0,external_node_fs_.createReadStream)(file)
-            .on('error', reject)
-            .on('data', (chunk) => hash.update(chunk))
-            .on('end', () => resolve(hash.digest('hex').slice(0, HASH_CHARS)));
-    });
-}
-/**
- * What defines the units of a batch step: the space and the chunk size. `parallel`, `order` and
- * `max-failures` only change how units are scheduled, so changing them keeps completed work.
- * Chunks sized by time (`size: { target, min, max }`) differ from attempt to attempt anyway, so a command
- * that runs under it takes any [start, end): only the space and the fact of sizing by time count, and
- * changing `target`, `min` or `max` keeps completed work (done work is kept as intervals).
- */
-function batchIdentity(batch) {
-    if (batch === undefined)
-        return null;
-    const { space } = batch;
-    const size = batch.adaptive ? 'by-time' : batch.size;
-    if (space.kind === 'range')
-        return { range: [space.from, space.to], size };
-    return { items: space.source, size };
-}
-function sortedEntries(record) {
-    return Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-}
-/** `db/`, `./db` and `db` are the same directory and must not count as a change. */
-function normaliseDir(rel) {
-    const posix = rel.replaceAll('\\', '/');
-    const normalised = external_node_path_default().posix.normalize(posix).replace(/\/+$/, '');
-    return normalised === '' ? '.' : normalised;
-}
-async function hashInputs(plan, step) {
-    if (step.inputs.length === 0)
-        return {};
-    // One call with every pattern, so that negated patterns (`!**/*.tmp`) apply to the others. A bare
-    // directory (`sql`) means everything under it.
-    const files = await (0,dist/* glob */.TI)(step.inputs, { cwd: plan.dir, onlyFiles: true });
-    const unique = [...new Set(files)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const hashes = new Array(unique.length);
-    let next = 0;
-    const worker = async () => {
-        while (next < unique.length) {
-            const i = next++;
-            hashes[i] = await hashFile(external_node_path_default().resolve(plan.dir, unique[i]));
-        }
-    };
-    await Promise.all(Array.from({ length: Math.min(FILE_CONCURRENCY, unique.length) }, worker));
-    const out = {};
-    unique.forEach((file, i) => {
-        out[file] = hashes[i];
-    });
-    return out;
-}
-/** Computes a step's fingerprint, reading the files its `inputs` match. */
-async function fingerprint_fingerprintStep(plan, step) {
-    const inputs = await hashInputs(plan, step);
-    const parts = {
-        run: fingerprint_short(step.run),
-        shell: fingerprint_short(JSON.stringify(plan.shell.argv)),
-        env: fingerprint_short(JSON.stringify(sortedEntries(step.env))),
-        workingDirectory: fingerprint_short(normaliseDir(step.workingDirectoryRel)),
-        batch: fingerprint_short(JSON.stringify(batchIdentity(step.batch))),
-        inputs,
-    };
-    const hash = fingerprint_short(JSON.stringify([
-        parts.run,
-        parts.shell,
-        parts.env,
-        parts.workingDirectory,
-        parts.batch,
-        sortedEntries(inputs),
-    ]));
-    return { hash, parts };
-}
-/**
- * Why two fingerprints differ, as short reasons for `explain`: `run`, `shell`, `env`, `working-directory`,
- * `batch`, `inputs sql/a.sql` (changed), `inputs +sql/new.sql` (added), `inputs -sql/old.sql` (removed).
- * Empty when the hashes are equal. Tolerates an `old` read from an older or damaged checkpoint.
- */
-function diffFingerprints(old, now) {
-    if (old.hash === now.hash)
-        return [];
-    const before = old.parts ?? {};
-    const after = now.parts;
-    const reasons = [];
-    if (before.run !== after.run)
-        reasons.push('run');
-    if (before.shell !== after.shell)
-        reasons.push('shell');
-    if (before.env !== after.env)
-        reasons.push('env');
-    if (before.workingDirectory !== after.workingDirectory)
-        reasons.push('working-directory');
-    if (before.batch !== after.batch)
-        reasons.push('batch');
-    const oldInputs = before.inputs ?? {};
-    const files = [...new Set([...Object.keys(oldInputs), ...Object.keys(after.inputs)])].sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
-    for (const file of files) {
-        const was = Object.hasOwn(oldInputs, file) ? oldInputs[file] : undefined;
-        const is = Object.hasOwn(after.inputs, file) ? after.inputs[file] : undefined;
-        if (was === is)
-            continue;
-        if (was === undefined)
-            reasons.push(`inputs +${file}`);
-        else if (is === undefined)
-            reasons.push(`inputs -${file}`);
-        else
-            reasons.push(`inputs ${file}`);
-    }
-    // Same parts but a different hash: the fingerprint format itself changed between versions.
-    if (reasons.length === 0)
-        reasons.push('definition');
-    return reasons;
-}
-
-// EXTERNAL MODULE: ./src/plan/load.ts + 1 modules
-var load = __nccwpck_require__(75638);
-// EXTERNAL MODULE: ./src/journal/damage.ts
-var damage = __nccwpck_require__(96162);
-;// CONCATENATED MODULE: ./src/journal/plan-check.ts
-
-
-
-
-/** The whole space of `step` as the plan defines it; for items, the length of the frozen list. */
-function planSpace(step, rec) {
-    const b = step.batch;
-    if (!b)
-        return { from: 0, to: 1, size: 1 };
-    if (b.space.kind === 'range')
-        return { from: b.space.from, to: b.space.to, size: b.size };
-    if (!rec.items)
-        return 'it is an items step, but its record has no frozen item list';
-    return { from: 0, to: rec.items.count, size: b.size };
-}
-/**
- * Throws CheckpointDamageError when the record of `step` does not describe the plan's space although its
- * fingerprint says nothing changed. `fp` is the step's fingerprint now (prepare computes it anyway).
- */
-function checkAgainstPlan(plan, step, rec, fp) {
-    if (rec.fingerprint.hash !== fp.hash)
-        return;
-    const origin = (0,checkpoint/* recordOrigin */.MY)(rec);
-    const fail = (detail) => {
-        throw new damage/* CheckpointDamageError */.QL(origin?.file ?? 'checkpoint', origin?.line, `step "${step.id}": ${detail}`);
-    };
-    const space = planSpace(step, rec);
-    if (typeof space === 'string') {
-        fail(space);
-        return;
-    }
-    const whole = rec.sharding ?? { from: rec.from, to: rec.to };
-    // Chunks sized by time: `size` is `min`, outside the fingerprint; prepare records a changed one.
-    const sizeOk = step.batch?.adaptive !== undefined || rec.size === space.size;
-    if (whole.from !== space.from || whole.to !== space.to || !sizeOk) {
-        fail(`its record says the space [${whole.from}, ${whole.to}) in chunks of ${rec.size}, but ` +
-            `${(0,load/* displayFile */.He)(plan.file)} defines [${space.from}, ${space.to}) in chunks of ${space.size} ` +
-            'and the step is unchanged (same fingerprint)');
-    }
-    if (!rec.sharding && (rec.from !== whole.from || rec.to !== whole.to))
-        fail('inconsistent space');
-}
-/**
- * Reads run `runId` under `root` and checks every record against `plan`: the journal line by line and the
- * snapshot (Checkpoint.read), each step's space against the plan, and the frozen item lists against their
- * records. Throws CheckpointDamageError (or another CheckpointCorruptError) naming the file; returns the
- * checkpoint read. For callers that must vet a checkpoint before anything runs (a restored bundle).
- */
-async function validateCheckpoint(root, runId, plan) {
-    const ckpt = await Checkpoint.read(root, runId);
-    for (const step of plan.steps) {
-        const rec = ckpt.state.steps.get(step.id);
-        if (!rec)
-            continue;
-        checkAgainstPlan(plan, step, rec, await fingerprintStep(plan, step));
-        if (step.batch?.space.kind === 'items' && rec.items && rec.to > rec.from)
-            await ckpt.readItems(step.id);
-    }
-    return ckpt;
-}
-
+// EXTERNAL MODULE: ./src/journal/plan-check.ts
+var plan_check = __nccwpck_require__(90401);
 // EXTERNAL MODULE: ./src/journal/state.ts
 var journal_state = __nccwpck_require__(49226);
 // EXTERNAL MODULE: ./src/plan/errors.ts
 var errors = __nccwpck_require__(99516);
+// EXTERNAL MODULE: ./src/plan/fingerprint.ts
+var fingerprint = __nccwpck_require__(71731);
 // EXTERNAL MODULE: ./src/plan/items.ts
 var items = __nccwpck_require__(47607);
+// EXTERNAL MODULE: ./src/plan/load.ts + 1 modules
+var load = __nccwpck_require__(75638);
 // EXTERNAL MODULE: ./src/plan/space.ts
 var plan_space = __nccwpck_require__(77037);
 // EXTERNAL MODULE: ./src/report/items.ts
@@ -35666,11 +35465,11 @@ async function prepare(plan, state, opts = {}) {
     // A sharded run does its part of every step; the shard is the run's, so every command agrees on it.
     const shard = state.shard;
     for (const step of order) {
-        const fp = await fingerprint_fingerprintStep(plan, step);
+        const fp = await (0,fingerprint/* fingerprintStep */.$)(plan, step);
         const rec = state.steps.get(step.id);
         // The plan defines the step's space; a record that says otherwise with the same fingerprint is damage.
         if (rec)
-            checkAgainstPlan(plan, step, rec, fp);
+            (0,plan_check/* checkAgainstPlan */.$)(plan, step, rec, fp);
         const mode = shard ? (0,plan_space/* shardModeOf */.nZ)(step) : undefined;
         // Chunks sized by time: recorded on the step's record, which then measures its done chunks.
         const adaptive = step.batch?.adaptive ? { adaptive: true } : {};
@@ -35681,7 +35480,7 @@ async function prepare(plan, state, opts = {}) {
         if (!rec)
             reason = 'new';
         else if (rec.fingerprint.hash !== fp.hash) {
-            const diff = diffFingerprints(rec.fingerprint, fp);
+            const diff = (0,fingerprint/* diffFingerprints */.d)(rec.fingerprint, fp);
             const why = `fingerprint changed: ${diff.join('; ') || 'definition'}`;
             if (step.onChange === 'rerun')
                 reason = why;
@@ -38847,6 +38646,81 @@ function paceRate(pace) {
 
 /***/ }),
 
+/***/ 90401:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $: () => (/* binding */ checkAgainstPlan)
+/* harmony export */ });
+/* unused harmony export validateCheckpoint */
+/* harmony import */ var _plan_fingerprint_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71731);
+/* harmony import */ var _plan_load_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(75638);
+/* harmony import */ var _checkpoint_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(14625);
+/* harmony import */ var _damage_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(96162);
+
+
+
+
+/** The whole space of `step` as the plan defines it; for items, the length of the frozen list. */
+function planSpace(step, rec) {
+    const b = step.batch;
+    if (!b)
+        return { from: 0, to: 1, size: 1 };
+    if (b.space.kind === 'range')
+        return { from: b.space.from, to: b.space.to, size: b.size };
+    if (!rec.items)
+        return 'it is an items step, but its record has no frozen item list';
+    return { from: 0, to: rec.items.count, size: b.size };
+}
+/**
+ * Throws CheckpointDamageError when the record of `step` does not describe the plan's space although its
+ * fingerprint says nothing changed. `fp` is the step's fingerprint now (prepare computes it anyway).
+ */
+function checkAgainstPlan(plan, step, rec, fp) {
+    if (rec.fingerprint.hash !== fp.hash)
+        return;
+    const origin = (0,_checkpoint_js__WEBPACK_IMPORTED_MODULE_2__/* .recordOrigin */ .MY)(rec);
+    const fail = (detail) => {
+        throw new _damage_js__WEBPACK_IMPORTED_MODULE_3__/* .CheckpointDamageError */ .QL(origin?.file ?? 'checkpoint', origin?.line, `step "${step.id}": ${detail}`);
+    };
+    const space = planSpace(step, rec);
+    if (typeof space === 'string') {
+        fail(space);
+        return;
+    }
+    const whole = rec.sharding ?? { from: rec.from, to: rec.to };
+    // Chunks sized by time: `size` is `min`, outside the fingerprint; prepare records a changed one.
+    const sizeOk = step.batch?.adaptive !== undefined || rec.size === space.size;
+    if (whole.from !== space.from || whole.to !== space.to || !sizeOk) {
+        fail(`its record says the space [${whole.from}, ${whole.to}) in chunks of ${rec.size}, but ` +
+            `${(0,_plan_load_js__WEBPACK_IMPORTED_MODULE_1__/* .displayFile */ .He)(plan.file)} defines [${space.from}, ${space.to}) in chunks of ${space.size} ` +
+            'and the step is unchanged (same fingerprint)');
+    }
+    if (!rec.sharding && (rec.from !== whole.from || rec.to !== whole.to))
+        fail('inconsistent space');
+}
+/**
+ * Reads run `runId` under `root` and checks every record against `plan`: the journal line by line and the
+ * snapshot (Checkpoint.read), each step's space against the plan, and the frozen item lists against their
+ * records. Throws CheckpointDamageError (or another CheckpointCorruptError) naming the file; returns the
+ * checkpoint read. For callers that must vet a checkpoint before anything runs (a restored bundle).
+ */
+async function validateCheckpoint(root, runId, plan) {
+    const ckpt = await Checkpoint.read(root, runId);
+    for (const step of plan.steps) {
+        const rec = ckpt.state.steps.get(step.id);
+        if (!rec)
+            continue;
+        checkAgainstPlan(plan, step, rec, await fingerprintStep(plan, step));
+        if (step.batch?.space.kind === 'items' && rec.items && rec.to > rec.from)
+            await ckpt.readItems(step.id);
+    }
+    return ckpt;
+}
+
+
+/***/ }),
+
 /***/ 98045:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -39993,6 +39867,155 @@ class PlanError extends _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .CheckpointErr
 class ItemsError extends _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .CheckpointError */ .jg {
     name = 'ItemsError';
     exitCode = _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .EXIT_USAGE */ .Ri;
+}
+
+
+/***/ }),
+
+/***/ 71731:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $: () => (/* binding */ fingerprintStep),
+/* harmony export */   d: () => (/* binding */ diffFingerprints)
+/* harmony export */ });
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(77598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(73024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(76760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var tinyglobby__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(60925);
+// A step's fingerprint: what its completed work depends on (DESIGN §3). Each part is hashed on its own so
+// that `explain` can say which part changed, not just that something did.
+
+
+
+
+/** Bumped when what goes into a part changes, so old checkpoints see a change instead of a false match. */
+const FORMAT = 'fp1';
+const HASH_CHARS = 16;
+/** Files hashed at once: enough to hide latency, few enough to stay clear of the fd limit. */
+const FILE_CONCURRENCY = 16;
+function short(text) {
+    return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(FORMAT).update('\0').update(text).digest('hex').slice(0, HASH_CHARS);
+}
+function hashFile(file) {
+    return new Promise((resolve, reject) => {
+        const hash = (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256');
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.createReadStream)(file)
+            .on('error', reject)
+            .on('data', (chunk) => hash.update(chunk))
+            .on('end', () => resolve(hash.digest('hex').slice(0, HASH_CHARS)));
+    });
+}
+/**
+ * What defines the units of a batch step: the space and the chunk size. `parallel`, `order` and
+ * `max-failures` only change how units are scheduled, so changing them keeps completed work.
+ * Chunks sized by time (`size: { target, min, max }`) differ from attempt to attempt anyway, so a command
+ * that runs under it takes any [start, end): only the space and the fact of sizing by time count, and
+ * changing `target`, `min` or `max` keeps completed work (done work is kept as intervals).
+ */
+function batchIdentity(batch) {
+    if (batch === undefined)
+        return null;
+    const { space } = batch;
+    const size = batch.adaptive ? 'by-time' : batch.size;
+    if (space.kind === 'range')
+        return { range: [space.from, space.to], size };
+    return { items: space.source, size };
+}
+function sortedEntries(record) {
+    return Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+/** `db/`, `./db` and `db` are the same directory and must not count as a change. */
+function normaliseDir(rel) {
+    const posix = rel.replaceAll('\\', '/');
+    const normalised = node_path__WEBPACK_IMPORTED_MODULE_2___default().posix.normalize(posix).replace(/\/+$/, '');
+    return normalised === '' ? '.' : normalised;
+}
+async function hashInputs(plan, step) {
+    if (step.inputs.length === 0)
+        return {};
+    // One call with every pattern, so that negated patterns (`!**/*.tmp`) apply to the others. A bare
+    // directory (`sql`) means everything under it.
+    const files = await (0,tinyglobby__WEBPACK_IMPORTED_MODULE_3__/* .glob */ .TI)(step.inputs, { cwd: plan.dir, onlyFiles: true });
+    const unique = [...new Set(files)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const hashes = new Array(unique.length);
+    let next = 0;
+    const worker = async () => {
+        while (next < unique.length) {
+            const i = next++;
+            hashes[i] = await hashFile(node_path__WEBPACK_IMPORTED_MODULE_2___default().resolve(plan.dir, unique[i]));
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(FILE_CONCURRENCY, unique.length) }, worker));
+    const out = {};
+    unique.forEach((file, i) => {
+        out[file] = hashes[i];
+    });
+    return out;
+}
+/** Computes a step's fingerprint, reading the files its `inputs` match. */
+async function fingerprintStep(plan, step) {
+    const inputs = await hashInputs(plan, step);
+    const parts = {
+        run: short(step.run),
+        shell: short(JSON.stringify(plan.shell.argv)),
+        env: short(JSON.stringify(sortedEntries(step.env))),
+        workingDirectory: short(normaliseDir(step.workingDirectoryRel)),
+        batch: short(JSON.stringify(batchIdentity(step.batch))),
+        inputs,
+    };
+    const hash = short(JSON.stringify([
+        parts.run,
+        parts.shell,
+        parts.env,
+        parts.workingDirectory,
+        parts.batch,
+        sortedEntries(inputs),
+    ]));
+    return { hash, parts };
+}
+/**
+ * Why two fingerprints differ, as short reasons for `explain`: `run`, `shell`, `env`, `working-directory`,
+ * `batch`, `inputs sql/a.sql` (changed), `inputs +sql/new.sql` (added), `inputs -sql/old.sql` (removed).
+ * Empty when the hashes are equal. Tolerates an `old` read from an older or damaged checkpoint.
+ */
+function diffFingerprints(old, now) {
+    if (old.hash === now.hash)
+        return [];
+    const before = old.parts ?? {};
+    const after = now.parts;
+    const reasons = [];
+    if (before.run !== after.run)
+        reasons.push('run');
+    if (before.shell !== after.shell)
+        reasons.push('shell');
+    if (before.env !== after.env)
+        reasons.push('env');
+    if (before.workingDirectory !== after.workingDirectory)
+        reasons.push('working-directory');
+    if (before.batch !== after.batch)
+        reasons.push('batch');
+    const oldInputs = before.inputs ?? {};
+    const files = [...new Set([...Object.keys(oldInputs), ...Object.keys(after.inputs)])].sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
+    for (const file of files) {
+        const was = Object.hasOwn(oldInputs, file) ? oldInputs[file] : undefined;
+        const is = Object.hasOwn(after.inputs, file) ? after.inputs[file] : undefined;
+        if (was === is)
+            continue;
+        if (was === undefined)
+            reasons.push(`inputs +${file}`);
+        else if (is === undefined)
+            reasons.push(`inputs -${file}`);
+        else
+            reasons.push(`inputs ${file}`);
+    }
+    // Same parts but a different hash: the fingerprint format itself changed between versions.
+    if (reasons.length === 0)
+        reasons.push('definition');
+    return reasons;
 }
 
 
@@ -42477,14 +42500,20 @@ var schemas = __nccwpck_require__(9691);
 var journal_checkpoint = __nccwpck_require__(14625);
 // EXTERNAL MODULE: ./src/journal/fsutil.ts
 var fsutil = __nccwpck_require__(91268);
+// EXTERNAL MODULE: ./src/journal/plan-check.ts
+var plan_check = __nccwpck_require__(90401);
 // EXTERNAL MODULE: ./src/journal/runs.ts
 var runs = __nccwpck_require__(98045);
+// EXTERNAL MODULE: ./src/plan/fingerprint.ts
+var fingerprint = __nccwpck_require__(71731);
 ;// CONCATENATED MODULE: ./src/stores/bundle.ts
 // A checkpoint travels between attempts as a bundle: a folder holding `checkpoint.tar.gz` (the run's
 // directory, plus the extra `paths`) and `bundle.json` (what it is, its sha256, and an HMAC when a signing
 // key is set). Stores move the folder; only this module packs and unpacks it, and nothing is written to
 // the checkpoint root until the whole archive has been checked: a bundle that fails any check is refused
 // as a unit, so the run starts fresh (with a warning) instead of from half a checkpoint.
+
+
 
 
 
@@ -42757,7 +42786,23 @@ async function unpackBundle(src, stage, o) {
     if (checkpoint.state.planName !== '' && checkpoint.state.planName !== o.planName)
         throw new BundleRejected(`its checkpoint belongs to plan "${checkpoint.state.planName}", not "${o.planName}"`);
     await checkFrozenItems(checkpoint);
+    if (o.plan)
+        await checkAgainstThePlan(checkpoint, o.plan);
     return { manifest, runDir, pathsDir, checkpoint };
+}
+/** Each step record against the plan's definition of its space: a record that fails is a refused entry. */
+async function checkAgainstThePlan(checkpoint, plan) {
+    for (const step of plan.steps) {
+        const rec = checkpoint.state.steps.get(step.id);
+        if (!rec)
+            continue;
+        try {
+            (0,plan_check/* checkAgainstPlan */.$)(plan, step, rec, await (0,fingerprint/* fingerprintStep */.$)(plan, step));
+        }
+        catch (err) {
+            throw new BundleRejected(`its checkpoint does not fit the plan: ${err.message}`);
+        }
+    }
 }
 /**
  * The engine takes a frozen item list as it finds it once its checksum matches, and a list that is not one
@@ -65691,8 +65736,8 @@ function wallOf(mono) {
     return Date.now() + (mono - monoNow());
 }
 
-// EXTERNAL MODULE: ./src/engine/prepare.ts + 3 modules
-var prepare = __nccwpck_require__(81269);
+// EXTERNAL MODULE: ./src/engine/prepare.ts + 1 modules
+var prepare = __nccwpck_require__(45268);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(73024);
 // EXTERNAL MODULE: ./src/exec/marker.ts
@@ -68736,6 +68781,7 @@ async function setUp(state, signal) {
         root,
         runId,
         planName: plan.name,
+        plan,
         workspace: cfg.workspace,
         temp: cfg.temp,
         paths: inputs.paths,

@@ -152,6 +152,7 @@ async function setUp(state: StateProvider, signal: AbortSignal): Promise<Context
     root,
     runId,
     planName: plan.name,
+    plan,
     workspace: cfg.workspace,
     temp: cfg.temp,
     paths: inputs.paths,

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { errorCode } from '../journal/fsutil.js';
+import type { Plan } from '../plan/types.js';
 import { BundleRejected, installPaths, installRun, packBundle, unpackBundle } from '../stores/bundle.js';
 import { EntryUnusable, type Store, StoreError, StoreThrottled } from '../stores/store.js';
 import { entryName, entryPrefix } from './keys.js';
@@ -24,6 +25,8 @@ export interface SyncOptions {
   root: string;
   runId: string;
   planName: string;
+  /** The plan that will run: a restored checkpoint must fit it (post, which runs nothing, has none). */
+  plan?: Plan;
   workspace: string;
   temp: string;
   paths: string[];
@@ -182,6 +185,7 @@ export class CheckpointSync {
         try {
           const unpacked = await unpackBundle(dir, stage, {
             planName: this.#o.planName,
+            ...(this.#o.plan !== undefined ? { plan: this.#o.plan } : {}),
             ...(this.#o.signingKey !== undefined ? { signingKey: this.#o.signingKey } : {}),
           });
           if (unpacked.manifest.key !== key || unpacked.manifest.runId !== this.#o.runId)

@@ -3,6 +3,7 @@
 // key is set). Stores move the folder; only this module packs and unpacks it, and nothing is written to
 // the checkpoint root until the whole archive has been checked: a bundle that fails any check is refused
 // as a unit, so the run starts fresh (with a warning) instead of from half a checkpoint.
+
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -13,7 +14,10 @@ import * as tar from 'tar-stream';
 import { z } from 'zod';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { ensureDir, errorCode, writeFileAtomic } from '../journal/fsutil.js';
+import { checkAgainstPlan } from '../journal/plan-check.js';
 import { isValidRunId } from '../journal/runs.js';
+import { fingerprintStep } from '../plan/fingerprint.js';
+import type { Plan } from '../plan/types.js';
 
 export const ARCHIVE = 'checkpoint.tar.gz';
 export const MANIFEST = 'bundle.json';
@@ -184,6 +188,12 @@ export async function packBundle(dest: string, o: PackOptions): Promise<Manifest
 export interface CheckOptions {
   planName: string;
   signingKey?: string;
+  /**
+   * The plan the restored checkpoint will run: every step record is checked against it (its space, chunk
+   * size and counts, as `checkpoint run` checks a local one), so a forged but well-checksummed entry is
+   * refused here and the entry before it is tried, before anything runs.
+   */
+  plan?: Plan;
 }
 
 /** Reads and checks `bundle.json` and the archive's digest (and HMAC): anything wrong is a BundleRejected. */
@@ -308,7 +318,21 @@ export async function unpackBundle(src: string, stage: string, o: CheckOptions):
       `its checkpoint belongs to plan "${checkpoint.state.planName}", not "${o.planName}"`,
     );
   await checkFrozenItems(checkpoint);
+  if (o.plan) await checkAgainstThePlan(checkpoint, o.plan);
   return { manifest, runDir, pathsDir, checkpoint };
+}
+
+/** Each step record against the plan's definition of its space: a record that fails is a refused entry. */
+async function checkAgainstThePlan(checkpoint: Checkpoint, plan: Plan): Promise<void> {
+  for (const step of plan.steps) {
+    const rec = checkpoint.state.steps.get(step.id);
+    if (!rec) continue;
+    try {
+      checkAgainstPlan(plan, step, rec, await fingerprintStep(plan, step));
+    } catch (err) {
+      throw new BundleRejected(`its checkpoint does not fit the plan: ${(err as Error).message}`);
+    }
+  }
 }
 
 /**

@@ -8,6 +8,8 @@ import { createGzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { Checkpoint } from '../../src/journal/checkpoint.js';
+import { encodeLine } from '../../src/journal/journal-file.js';
+import { loadPlan } from '../../src/plan/load.js';
 import {
   ARCHIVE,
   BundleRejected,
@@ -119,6 +121,34 @@ describe('checkpoint bundles', () => {
     const placed = await installPaths(unpacked, fresh.dir);
     expect(placed).toEqual(['out/deep/f.txt']);
     expect(await readFile(join(fresh.dir, 'out', 'deep', 'f.txt'), 'utf8')).toBe('payload');
+  });
+
+  it('a checkpoint that does not fit the plan is refused on restore, however well it is checksummed', async () => {
+    const run = await finishedRun();
+    // A CRC-valid line that widens step b's space with its own fingerprint: the plan says [0, 20).
+    const rec = (await Checkpoint.read(run.root, run.runId)).state.steps.get('b');
+    const journal = join(run.root, run.runId, 'journal.ndjson');
+    const forged = { type: 'step-init', step: 'b', fingerprint: rec?.fingerprint, from: 0, to: 40, size: 5 };
+    await writeFile(
+      journal,
+      (await readFile(journal, 'utf8')) +
+        encodeLine({ seq: run.seq + 1, t: Date.now(), ...forged, reason: 'forged' }),
+    );
+    const bundle = join(run.dir, 'bundle');
+    await packBundle(bundle, {
+      root: run.root,
+      runId: run.runId,
+      planName: 'bundled',
+      seq: run.seq + 1,
+      key: 'k',
+    });
+    const plan = await loadPlan(join(run.dir, 'checkpoint.yml'));
+    const refused = await unpackBundle(bundle, join(run.dir, 's1'), { planName: 'bundled', plan }).catch(
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(BundleRejected);
+    expect(String(refused)).toMatch(/does not fit the plan/);
+    expect(String(refused)).toMatch(/journal\.ndjson:\d+/);
   });
 
   it('with a signing key: accepts its own signature, refuses a missing, wrong or tampered one', async () => {
