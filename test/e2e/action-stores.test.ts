@@ -2,11 +2,13 @@
 // the stores answer badly: a save that hangs while the job is cancelled, a damaged artifact zip, a planted
 // entry under a newer run id, entries of other branches, old entries piling up, and messages that must say
 // what really happened to the checkpoint. Attempts are judged by what the units did (an effects file).
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as cache from '@actions/cache';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Checkpoint } from '../../src/journal/checkpoint.js';
+import { encodeLine } from '../../src/journal/journal-file.js';
 import { packBundle } from '../../src/stores/bundle.js';
 import { waitFor } from '../support/cli.js';
 import { Job } from '../support/runner.js';
@@ -244,6 +246,62 @@ describe('the action when the store misbehaves (built dist, as the runner runs i
     const again = (await s.started()).slice(afterFirst.length);
     for (const u of afterFirst)
       expect(again, `${r3.main.stdout}\n${r3.main.warnings.join('\n')}`).not.toContain(u);
+  }, 120_000);
+
+  it('no signing-key: a planted entry whose checkpoint is well checksummed but does not fit the plan is refused, and the one before it resumes', async () => {
+    const s = await scenario('forged');
+    const key = `forged-${nextRun}`;
+    const inputs = {
+      key,
+      'github-token': services.githubToken,
+      'time-budget': '2s',
+      'on-incomplete': 'success',
+    };
+    const run1 = nextRun++;
+    const r1 = await (await s.job({ runId: run1, inputs })).run();
+    expect(r1.main.code, r1.main.stdout).toBe(0);
+    expect(r1.main.outputs.complete).toBe('false');
+    const afterFirst = await s.ended();
+
+    // A copy of the genuine checkpoint with one CRC-valid line appended: the step's space widened under its
+    // own fingerprint, which would hand out units the plan does not have.
+    const run2 = nextRun++;
+    const ws = join(base, `forged-ws-${run2}`);
+    const root = join(ws, 'ckpt');
+    await mkdir(ws, { recursive: true });
+    await cp(r1.main.state.root ?? '', root, { recursive: true });
+    const genuine = await Checkpoint.read(root, key);
+    const journal = join(root, key, 'journal.ndjson');
+    const forged = {
+      seq: genuine.state.seq + 1,
+      t: Date.now(),
+      type: 'step-init',
+      step: 'chunks',
+      fingerprint: genuine.state.steps.get('chunks')?.fingerprint,
+      from: 0,
+      to: 1_000_000,
+      size: 1,
+      reason: 'forged',
+    };
+    await writeFile(journal, (await readFile(journal, 'utf8')) + encodeLine(forged));
+    await packBundle(join(ws, '.checkpoint-action', 'bundle'), {
+      root,
+      runId: key,
+      planName: 'stores',
+      seq: genuine.state.seq + 1,
+      key,
+    });
+    await plantEntry(ws, run2, 1, `checkpoint-v1-${key}-${run2}-1-1`);
+
+    const r3 = await (await s.job({ runId: nextRun++, inputs: { ...inputs, 'time-budget': '' } })).run();
+    expect(r3.main.code, r3.main.stdout).toBe(0);
+    expect(r3.main.warnings.join('\n')).toMatch(/does not fit the plan.*trying the entry before it/s);
+    expect(r3.main.stdout).toMatch(new RegExp(`restored checkpoint-v1-${key}-${run1}-1-\\d+`));
+    expect(r3.main.outputs).toMatchObject({ resumed: 'true', complete: 'true' });
+    const again = (await s.started()).slice(afterFirst.length);
+    for (const u of afterFirst)
+      expect(again, `${r3.main.stdout}\n${r3.main.warnings.join('\n')}`).not.toContain(u);
+    expect(Math.max(...(await s.started()))).toBeLessThan(UNITS);
   }, 120_000);
 
   it('an explicit key resumes across branches only where GitHub would: from the default branch, never from a sibling', async () => {
