@@ -33161,8 +33161,9 @@ function wallOf(mono) {
 ;// CONCATENATED MODULE: ./src/exec/watcher.ts
 // An engine killed with SIGKILL cannot end its units, and a unit whose `spawned` record had not reached the
 // journal cannot be found by the next run. So each engine starts one watcher: a small bash that reads, on
-// its own stdin (a pipe from the engine, nothing a unit can write to), which units run now: `+N PGID` when
-// unit N started, `-N` when its end is recorded, `bye` when the engine ends normally. When its stdin reaches
+// its own stdin (a pipe from the engine, nothing a unit can write to), which units run now: `+ N` before
+// unit N is spawned, `= N PGID` once it runs, `- N` when its end is recorded, `bye` when the engine ends
+// normally. When its stdin reaches
 // end-of-file without `bye` — the engine is gone, however it died — it ends the units still running:
 // SIGTERM to their groups and to every process carrying their markers (also those that left the group),
 // SIGKILL to what is left 3 s later. Daemons of units that finished are not in its list and are left alone.
@@ -33174,7 +33175,8 @@ trap '' INT TERM HUP PIPE
 declare -A live
 while IFS=' ' read -r op n pg; do
   case $op in
-    +) live[$n]=$pg ;;
+    +) live[$n]=\${pg:-0} ;;
+    =) live[$n]=$pg ;;
     -) unset "live[$n]" ;;
     bye) exit 0 ;;
   esac
@@ -33187,13 +33189,13 @@ marked() {
     < <(grep -lzxF "\${pats[@]}" /proc/[0-9]*/environ 2>/dev/null)
 }
 end() {
-  for n in "\${!live[@]}"; do kill -"$1" -- "-\${live[$n]}" 2>/dev/null; done
+  for n in "\${!live[@]}"; do [ "\${live[$n]}" -gt 1 ] && kill -"$1" -- "-\${live[$n]}" 2>/dev/null; done
   for p in $(marked "$2" "$3"); do kill -"$1" "$p" 2>/dev/null; done
 }
 end TERM "$1" "$2"
 for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do
   alive=
-  for n in "\${!live[@]}"; do kill -0 -- "-\${live[$n]}" 2>/dev/null && alive=1; done
+  for n in "\${!live[@]}"; do [ "\${live[$n]}" -gt 1 ] && kill -0 -- "-\${live[$n]}" 2>/dev/null && alive=1; done
   [ -z "$alive" ] && [ -z "$(marked "$1" "$2")" ] && exit 0
   sleep 0.1
 done
@@ -33226,9 +33228,17 @@ class Watcher {
             this.#child = undefined;
         }
     }
-    /** A unit started: `marker` is one of this engine's (`<prefix>.<n>`), `pgid` its process group. */
+    /**
+     * A unit is about to start: `marker` is one of this engine's (`<prefix>.<n>`). Told before the process
+     * exists, so an engine killed right after the spawn still leaves the watcher knowing of it (it then finds
+     * it by its marker).
+     */
+    starting(marker) {
+        this.#send(`+ ${this.#n(marker)}\n`);
+    }
+    /** The unit's process exists and leads process group `pgid`. */
     started(marker, pgid) {
-        this.#send(`+ ${this.#n(marker)} ${pgid}\n`);
+        this.#send(`= ${this.#n(marker)} ${pgid}\n`);
     }
     /** A unit's end is recorded: what it left running is the user's from now on. */
     ended(marker) {
@@ -34517,6 +34527,8 @@ class Engine {
             this.#emit({ type: 'unit-start', unit: u, try: tryNo });
             marker = this.#markers?.next();
             const opts = this.#spawnOptions(run, u, tryNo, slot, items, marker);
+            if (marker !== undefined)
+                this.#watcher?.starting(marker);
             const proc = new ManagedProcess(opts);
             live.proc = proc;
             if (proc.pid !== undefined) {

@@ -619,6 +619,7 @@ export class Engine {
       this.#emit({ type: 'unit-start', unit: u, try: tryNo });
       marker = this.#markers?.next();
       const opts = this.#spawnOptions(run, u, tryNo, slot, items, marker);
+      if (marker !== undefined) this.#watcher?.starting(marker);
       const proc = new ManagedProcess(opts);
       live.proc = proc;
       if (proc.pid !== undefined) {

@@ -27,7 +27,8 @@ import {
   waitWhileRunning,
 } from './support/harness.js';
 
-// `prep` prints PREP_OUTPUT bytes (a log that can outgrow a size limit); `names` freezes a list whose size
+// `prep` prints PREP_OUTPUT bytes (with PREP_FAIL its first try fails, so that output becomes a kept log that
+// can outgrow a size limit); `names` freezes a list whose size
 // ITEM_PAD sets; work units print a line (a log file each) unless QUIET is set, and from GATE_FROM on wait
 // for a `go` file, so a fault can be put in place mid-run (with GATE_REPORT, the last unit waits instead).
 const PLAN = `version: 1
@@ -38,6 +39,8 @@ steps:
     run: |
       echo "prep 0" >> effects.log
       head -c "\${PREP_OUTPUT:-10}" /dev/zero | tr '\\0' p; echo
+      # PREP_FAIL: its first try fails, so its log is kept (a unit that succeeds keeps none).
+      if [ -n "\${PREP_FAIL:-}" ] && [ "$(grep -c '^prep' effects.log)" -le 1 ]; then exit 1; fi
   - id: work
     needs: [prep]
     run: |
@@ -295,10 +298,10 @@ const ulimitFaults: Fault[] = [
     cause: /EFBIG/,
   },
   {
-    // The journal holds ~1.8 KiB when the first unit's 6 KB log is written.
+    // The journal holds ~1.8 KiB when the failed first unit's 6 KB log is written.
     name: 'ulimit -f 4: a unit log larger than the limit',
     fileLimitKb: 4,
-    env: { PREP_OUTPUT: '6000' },
+    env: { PREP_OUTPUT: '6000', PREP_FAIL: '1' },
     file: /logs\/prep\/0\.log/,
     cause: /EFBIG/,
   },
