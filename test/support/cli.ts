@@ -34,7 +34,8 @@ export async function tempProject(planYaml: string, prefix = 'ckpt-'): Promise<P
     dir,
     plan,
     effects: join(dir, 'effects.log'),
-    cleanup: () => rm(dir, { recursive: true, force: true }),
+    // Retried: a unit the engine has just SIGKILLed may still be going away (and its files with it).
+    cleanup: () => rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }),
   };
 }
 
