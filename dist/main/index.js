@@ -35801,6 +35801,7 @@ function classify(err, debug = false) {
 /* harmony export */   Em: () => (/* binding */ findMarked),
 /* harmony export */   c7: () => (/* binding */ Markers),
 /* harmony export */   fY: () => (/* binding */ isMarkerOfRun),
+/* harmony export */   it: () => (/* binding */ findMarkedWith),
 /* harmony export */   oK: () => (/* binding */ TRACKING_VAR),
 /* harmony export */   w$: () => (/* binding */ signalAll),
 /* harmony export */   we: () => (/* binding */ markerOf)
@@ -35862,6 +35863,10 @@ function markerOf(pid) {
  * no /proc (macOS) nothing is found, and only process groups are signalled (docs/reliability.md).
  */
 function findMarked(matches) {
+    return findMarkedWith(matches).map(([pid]) => pid);
+}
+/** As findMarked, with each process's marker. */
+function findMarkedWith(matches) {
     let entries;
     try {
         entries = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readdirSync)('/proc');
@@ -35879,7 +35884,7 @@ function findMarked(matches) {
             continue;
         const m = markerOf(pid);
         if (m !== undefined && matches(m))
-            out.push(pid);
+            out.push([pid, m]);
     }
     return out;
 }
@@ -35944,6 +35949,7 @@ class LineSplitter {
     #partial = '';
     /** The current line was already cut: skip to its newline. */
     #skipping = false;
+    /** `onLine(line, cut)`: `cut` when the line was longer than `maxLine` and ends with the cut mark. */
     constructor(onLine, maxLine = MAX_LINE) {
         this.#onLine = onLine;
         this.#maxLine = maxLine;
@@ -35955,7 +35961,7 @@ class LineSplitter {
     end() {
         this.#take(this.#decoder.end());
         if (this.#partial !== '' && !this.#skipping)
-            this.#onLine(this.#partial);
+            this.#onLine(this.#partial, false);
         this.#partial = '';
         this.#skipping = false;
     }
@@ -35966,7 +35972,7 @@ class LineSplitter {
             if (nl < 0)
                 break;
             if (!this.#skipping)
-                this.#onLine(this.#bounded(this.#partial + text.slice(from, nl)));
+                this.#emit(this.#partial + text.slice(from, nl));
             this.#partial = '';
             this.#skipping = false;
             from = nl + 1;
@@ -35976,13 +35982,16 @@ class LineSplitter {
         // Only up to the cap is kept of a line without its newline yet, so memory stays bounded.
         this.#partial += text.slice(from, from + this.#maxLine + 1 - this.#partial.length);
         if (this.#partial.length > this.#maxLine) {
-            this.#onLine(this.#bounded(this.#partial));
+            this.#emit(this.#partial);
             this.#partial = '';
             this.#skipping = true;
         }
     }
-    #bounded(line) {
-        return line.length > this.#maxLine ? `${line.slice(0, this.#maxLine)} …[line cut]` : line;
+    #emit(line) {
+        if (line.length > this.#maxLine)
+            this.#onLine(`${line.slice(0, this.#maxLine)} …[line cut]`, true);
+        else
+            this.#onLine(line, false);
     }
 }
 /**
@@ -36166,12 +36175,7 @@ class ManagedProcess {
         this.startTime = this.pid === undefined ? undefined : (0,lock/* processStartTime */.X0)(this.pid);
         this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
         const onLine = opts.onLine;
-        const splitter = (stream) => onLine
-            ? new LineSplitter((l) => {
-                const cut = l.endsWith(' …[line cut]');
-                onLine(l, stream, cut);
-            }, opts.maxLine)
-            : undefined;
+        const splitter = (stream) => onLine ? new LineSplitter((l, cut) => onLine(l, stream, cut), opts.maxLine) : undefined;
         const lines = { stdout: splitter('stdout'), stderr: splitter('stderr') };
         const take = (stream) => (c) => {
             this.#tail.push(c, stream);
@@ -65990,11 +65994,9 @@ async function endOrphans(ckpt, notice) {
             markers.add(unit.marker);
     const byMarker = new Map();
     if (markers.size > 0)
-        for (const pid of (0,exec_marker/* findMarked */.Em)((m) => markers.has(m))) {
-            const m = (0,exec_marker/* markerOf */.we)(pid);
-            if (m !== undefined)
-                byMarker.set(m, [...(byMarker.get(m) ?? []), pid]);
-        }
+        // One pass over /proc for all of them; each process's marker comes with it.
+        for (const [pid, m] of (0,exec_marker/* findMarkedWith */.it)((x) => markers.has(x)))
+            byMarker.set(m, [...(byMarker.get(m) ?? []), pid]);
     let ended = 0;
     const groups = [];
     for (const { step, unit } of orphans) {

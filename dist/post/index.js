@@ -46199,6 +46199,10 @@ function markerOf(pid) {
  * no /proc (macOS) nothing is found, and only process groups are signalled (docs/reliability.md).
  */
 function marker_findMarked(matches) {
+    return findMarkedWith(matches).map(([pid]) => pid);
+}
+/** As findMarked, with each process's marker. */
+function findMarkedWith(matches) {
     let entries;
     try {
         entries = (0,external_node_fs_.readdirSync)('/proc');
@@ -46216,7 +46220,7 @@ function marker_findMarked(matches) {
             continue;
         const m = markerOf(pid);
         if (m !== undefined && matches(m))
-            out.push(pid);
+            out.push([pid, m]);
     }
     return out;
 }
@@ -47213,6 +47217,7 @@ class output_LineSplitter {
     #partial = '';
     /** The current line was already cut: skip to its newline. */
     #skipping = false;
+    /** `onLine(line, cut)`: `cut` when the line was longer than `maxLine` and ends with the cut mark. */
     constructor(onLine, maxLine = MAX_LINE) {
         this.#onLine = onLine;
         this.#maxLine = maxLine;
@@ -47224,7 +47229,7 @@ class output_LineSplitter {
     end() {
         this.#take(this.#decoder.end());
         if (this.#partial !== '' && !this.#skipping)
-            this.#onLine(this.#partial);
+            this.#onLine(this.#partial, false);
         this.#partial = '';
         this.#skipping = false;
     }
@@ -47235,7 +47240,7 @@ class output_LineSplitter {
             if (nl < 0)
                 break;
             if (!this.#skipping)
-                this.#onLine(this.#bounded(this.#partial + text.slice(from, nl)));
+                this.#emit(this.#partial + text.slice(from, nl));
             this.#partial = '';
             this.#skipping = false;
             from = nl + 1;
@@ -47245,13 +47250,16 @@ class output_LineSplitter {
         // Only up to the cap is kept of a line without its newline yet, so memory stays bounded.
         this.#partial += text.slice(from, from + this.#maxLine + 1 - this.#partial.length);
         if (this.#partial.length > this.#maxLine) {
-            this.#onLine(this.#bounded(this.#partial));
+            this.#emit(this.#partial);
             this.#partial = '';
             this.#skipping = true;
         }
     }
-    #bounded(line) {
-        return line.length > this.#maxLine ? `${line.slice(0, this.#maxLine)} …[line cut]` : line;
+    #emit(line) {
+        if (line.length > this.#maxLine)
+            this.#onLine(`${line.slice(0, this.#maxLine)} …[line cut]`, true);
+        else
+            this.#onLine(line, false);
     }
 }
 /**
@@ -47435,12 +47443,7 @@ class ManagedProcess {
         this.startTime = this.pid === undefined ? undefined : processStartTime(this.pid);
         this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
         const onLine = opts.onLine;
-        const splitter = (stream) => onLine
-            ? new LineSplitter((l) => {
-                const cut = l.endsWith(' …[line cut]');
-                onLine(l, stream, cut);
-            }, opts.maxLine)
-            : undefined;
+        const splitter = (stream) => onLine ? new LineSplitter((l, cut) => onLine(l, stream, cut), opts.maxLine) : undefined;
         const lines = { stdout: splitter('stdout'), stderr: splitter('stderr') };
         const take = (stream) => (c) => {
             this.#tail.push(c, stream);
@@ -48406,11 +48409,9 @@ async function endOrphans(ckpt, notice) {
             markers.add(unit.marker);
     const byMarker = new Map();
     if (markers.size > 0)
-        for (const pid of marker_findMarked((m) => markers.has(m))) {
-            const m = markerOf(pid);
-            if (m !== undefined)
-                byMarker.set(m, [...(byMarker.get(m) ?? []), pid]);
-        }
+        // One pass over /proc for all of them; each process's marker comes with it.
+        for (const [pid, m] of findMarkedWith((x) => markers.has(x)))
+            byMarker.set(m, [...(byMarker.get(m) ?? []), pid]);
     let ended = 0;
     const groups = [];
     for (const { step, unit } of orphans) {

@@ -5,7 +5,7 @@
 // in its environment; never pid 1, this process, its group or an ancestor), and the processes a unit left
 // outside its group are found by that marker alone (exec/marker.ts), which only this run's units carry.
 import { hostname } from 'node:os';
-import { findMarked, isMarkerOfRun, markerOf, signalAll } from '../exec/marker.js';
+import { findMarked, findMarkedWith, isMarkerOfRun, signalAll } from '../exec/marker.js';
 import { provablyOurs } from '../exec/ownership.js';
 import { groupAlive, signalGroup } from '../exec/process.js';
 import type { Checkpoint } from '../journal/checkpoint.js';
@@ -19,10 +19,9 @@ export async function endOrphans(ckpt: Checkpoint, notice: (message: string) => 
     if (unit.host === host && isMarkerOfRun(unit.marker, ckpt.runId)) markers.add(unit.marker);
   const byMarker = new Map<string, number[]>();
   if (markers.size > 0)
-    for (const pid of findMarked((m) => markers.has(m))) {
-      const m = markerOf(pid);
-      if (m !== undefined) byMarker.set(m, [...(byMarker.get(m) ?? []), pid]);
-    }
+    // One pass over /proc for all of them; each process's marker comes with it.
+    for (const [pid, m] of findMarkedWith((x) => markers.has(x)))
+      byMarker.set(m, [...(byMarker.get(m) ?? []), pid]);
   let ended = 0;
   const groups: number[] = [];
   for (const { step, unit } of orphans) {

@@ -58,20 +58,25 @@ export function markerOf(pid: number): string | undefined {
  * no /proc (macOS) nothing is found, and only process groups are signalled (docs/reliability.md).
  */
 export function findMarked(matches: (marker: string) => boolean): number[] {
+  return findMarkedWith(matches).map(([pid]) => pid);
+}
+
+/** As findMarked, with each process's marker. */
+export function findMarkedWith(matches: (marker: string) => boolean): Array<[pid: number, marker: string]> {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
     return [];
   }
-  const out: number[] = [];
+  const out: Array<[number, string]> = [];
   for (const e of entries) {
     const c = e.charCodeAt(0);
     if (c < 48 || c > 57) continue;
     const pid = Number(e);
     if (!Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid) continue;
     const m = markerOf(pid);
-    if (m !== undefined && matches(m)) out.push(pid);
+    if (m !== undefined && matches(m)) out.push([pid, m]);
   }
   return out;
 }

@@ -12,13 +12,14 @@ export type Stream = 'stdout' | 'stderr';
 /** Splits one stream into lines. A line longer than `maxLine` is cut there and its rest skipped. */
 export class LineSplitter {
   readonly #decoder = new StringDecoder('utf8');
-  readonly #onLine: (line: string) => void;
+  readonly #onLine: (line: string, cut: boolean) => void;
   readonly #maxLine: number;
   #partial = '';
   /** The current line was already cut: skip to its newline. */
   #skipping = false;
 
-  constructor(onLine: (line: string) => void, maxLine = MAX_LINE) {
+  /** `onLine(line, cut)`: `cut` when the line was longer than `maxLine` and ends with the cut mark. */
+  constructor(onLine: (line: string, cut: boolean) => void, maxLine = MAX_LINE) {
     this.#onLine = onLine;
     this.#maxLine = maxLine;
   }
@@ -30,7 +31,7 @@ export class LineSplitter {
   /** The stream ended: its last line, even without a newline. */
   end(): void {
     this.#take(this.#decoder.end());
-    if (this.#partial !== '' && !this.#skipping) this.#onLine(this.#partial);
+    if (this.#partial !== '' && !this.#skipping) this.#onLine(this.#partial, false);
     this.#partial = '';
     this.#skipping = false;
   }
@@ -40,7 +41,7 @@ export class LineSplitter {
     for (;;) {
       const nl = text.indexOf('\n', from);
       if (nl < 0) break;
-      if (!this.#skipping) this.#onLine(this.#bounded(this.#partial + text.slice(from, nl)));
+      if (!this.#skipping) this.#emit(this.#partial + text.slice(from, nl));
       this.#partial = '';
       this.#skipping = false;
       from = nl + 1;
@@ -49,14 +50,15 @@ export class LineSplitter {
     // Only up to the cap is kept of a line without its newline yet, so memory stays bounded.
     this.#partial += text.slice(from, from + this.#maxLine + 1 - this.#partial.length);
     if (this.#partial.length > this.#maxLine) {
-      this.#onLine(this.#bounded(this.#partial));
+      this.#emit(this.#partial);
       this.#partial = '';
       this.#skipping = true;
     }
   }
 
-  #bounded(line: string): string {
-    return line.length > this.#maxLine ? `${line.slice(0, this.#maxLine)} …[line cut]` : line;
+  #emit(line: string): void {
+    if (line.length > this.#maxLine) this.#onLine(`${line.slice(0, this.#maxLine)} …[line cut]`, true);
+    else this.#onLine(line, false);
   }
 }
 

@@ -128,12 +128,7 @@ export class ManagedProcess {
     this.#tail = new Tail(opts.tailBytes ?? 64 * 1024);
     const onLine = opts.onLine;
     const splitter = (stream: Stream) =>
-      onLine
-        ? new LineSplitter((l) => {
-            const cut = l.endsWith(' …[line cut]');
-            onLine(l, stream, cut);
-          }, opts.maxLine)
-        : undefined;
+      onLine ? new LineSplitter((l, cut) => onLine(l, stream, cut), opts.maxLine) : undefined;
     const lines = { stdout: splitter('stdout'), stderr: splitter('stderr') };
     const take = (stream: Stream) => (c: Buffer) => {
       this.#tail.push(c, stream);
