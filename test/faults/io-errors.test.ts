@@ -382,9 +382,10 @@ describe('io-errors', () => {
         name: 'tmpfs full mid-run',
         root: () => tmpfsRoot(512),
         env: { QUIET: '1' },
-        // The first write to need a new block fails: a step's marker, or the journal crossing into a new
-        // page (which of the two is a matter of timing; both must be reported the same way).
-        file: /journal\.ndjson|steps\/work\.complete/,
+        // The first write to need a new block fails: a step's marker, the journal crossing into a new
+        // page, or the outputs file rewritten after a unit (which of them is a matter of timing; each must
+        // be reported the same way, naming its file).
+        file: /journal\.ndjson|steps\/work\.complete|outputs\.json|checkpoint\.json/,
         cause: /ENOSPC/,
         inject: async (_p, runDir) => {
           const filler = join(runDir, '..', 'filler');
