@@ -27438,8 +27438,13 @@ function recordOrigin(rec) {
 }
 /** The folders of a run folder (DESIGN §4), created by openForWrite. */
 const RUN_SUBDIRS = ['steps', 'state', 'logs', 'items', 'tmp'];
-/** Compact the journal into the snapshot once it holds this many bytes. */
-const COMPACT_BYTES = 8 * 1024 * 1024;
+/**
+ * The journal is folded into the snapshot and started afresh once it holds this many bytes: at the end of an
+ * attempt, and during one (rotation), so a run folder stays small however many units an attempt records
+ * (466 bytes a unit: about 9,000 units a rotation). Below it the journal keeps the whole history, from which
+ * a damaged snapshot can be rebuilt.
+ */
+const COMPACT_BYTES = 4 * 1024 * 1024;
 function runDirOf(root, runId) {
     return (0,external_node_path_.join)(root, runId);
 }
@@ -27450,6 +27455,14 @@ class checkpoint_Checkpoint {
     loadReport;
     #journal;
     #journalBytesAtOpen = 0;
+    /** Journal bytes past which it rotates during an attempt (never less than the last snapshot's size). */
+    #rotateAt = COMPACT_BYTES;
+    #compactBytes = COMPACT_BYTES;
+    /** Set while the journal rotates: what is recorded meanwhile waits here for the new journal. */
+    #held;
+    #rotation;
+    /** A rotation that failed: nothing more can be recorded, and every later write reports it. */
+    #rotationError;
     #outputsDirty = true;
     #fence;
     /** Where the journal's valid part ends, when it was read from disk (a torn tail is cut there). */
@@ -27523,6 +27536,8 @@ class checkpoint_Checkpoint {
         const lease = opts.lease;
         if (lease)
             this.#fence = () => lease.assertHeld();
+        if (opts.compactBytes !== undefined)
+            this.#compactBytes = this.#rotateAt = opts.compactBytes;
         await fsutil_ensureDir(this.root);
         await ensureRealDir(this.dir);
         // Nothing inside a run folder is a link (DESIGN §4): its folders, their entries one level down (a
@@ -27567,17 +27582,84 @@ class checkpoint_Checkpoint {
      * `onWritten`: the line is written (it survives a SIGKILL of this process), before the fsync.
      */
     async record(ev, onWritten) {
+        const writer = this.#writer();
+        if (this.#rotationError !== undefined)
+            throw this.#rotationError;
         const s = this.#stamp(ev);
         applyEvent(this.state, s);
         this.#touch(ev);
-        await this.#writer().append(s, onWritten);
+        const held = this.#held;
+        if (held) {
+            await new Promise((resolve, reject) => held.push({ event: s, waiter: { resolve, reject, onWritten } }));
+            return;
+        }
+        const durable = writer.append(s, onWritten);
+        this.#rotateIfLarge();
+        await durable;
     }
     /** Applies and writes the event; it becomes durable with the next `record` or `flush`. */
     recordLater(ev) {
+        const writer = this.#writer();
+        // As the journal writer after a write error: the error surfaces through record(), flush() and close().
+        if (this.#rotationError !== undefined)
+            return;
         const s = this.#stamp(ev);
         applyEvent(this.state, s);
         this.#touch(ev);
-        this.#writer().appendLater(s);
+        if (this.#held)
+            this.#held.push({ event: s });
+        else {
+            writer.appendLater(s);
+            this.#rotateIfLarge();
+        }
+    }
+    #rotateIfLarge() {
+        if (this.#rotation || this.journalBytes <= this.#rotateAt)
+            return;
+        this.#rotation = this.#rotate().finally(() => {
+            this.#rotation = undefined;
+        });
+        // Its failure is reported by the next record, flush or close (#rotationError), not as an unhandled one.
+        this.#rotation.catch(() => undefined);
+    }
+    /**
+     * Folds the journal into the snapshot during an attempt. The snapshot is taken at once, in the same turn
+     * as the decision, so it holds every event recorded so far; what is recorded from then on is held and
+     * goes to the new journal. A crash at any point leaves a readable pair: the old snapshot with the whole
+     * old journal, the new snapshot with the old journal (its lines are all at or below the snapshot's seq,
+     * and replay skips them), or the new snapshot with the new journal. Held events are not written until the
+     * new journal is open, so a `record` that waits on one resolves only once it is durable there.
+     */
+    async #rotate() {
+        const text = serializeSnapshot(this.state);
+        const held = [];
+        this.#held = held;
+        try {
+            await this.#writer().close();
+            this.#fenced();
+            await writeFileAtomic(this.snapshotPath, text);
+            this.#fenced();
+            await writeFileAtomic(this.journalPath, '');
+            this.#journal = await JournalWriter.open(this.journalPath, this.#fenceOption());
+            this.#journalBytesAtOpen = 0;
+            // Rewriting a snapshot costs its size: the journal grows at least as much before the next one.
+            this.#rotateAt = Math.max(this.#compactBytes, Buffer.byteLength(text));
+        }
+        catch (error) {
+            this.#rotationError = error;
+            this.#held = undefined;
+            for (const h of held)
+                h.waiter?.reject(error);
+            throw error;
+        }
+        this.#held = undefined;
+        const journal = this.#journal;
+        for (const h of held) {
+            if (!h.waiter)
+                journal.appendLater(h.event);
+            else
+                journal.append(h.event, h.waiter.onWritten).then(h.waiter.resolve, h.waiter.reject);
+        }
     }
     #touch(ev) {
         if (ev.type === 'done' && ev.outputs)
@@ -27595,6 +27677,9 @@ class checkpoint_Checkpoint {
         return this.#journal;
     }
     async flush() {
+        await this.#rotation?.catch(() => undefined);
+        if (this.#rotationError !== undefined)
+            throw this.#rotationError;
         await this.#journal?.flush();
     }
     get journalBytes() {
@@ -27608,7 +27693,7 @@ class checkpoint_Checkpoint {
         await this.flush();
         this.#fenced();
         await writeFileAtomic(this.snapshotPath, serializeSnapshot(this.state));
-        if (force || this.journalBytes > COMPACT_BYTES) {
+        if (force || this.journalBytes > this.#compactBytes) {
             this.#fenced();
             await this.#journal?.close();
             await writeFileAtomic(this.journalPath, '');
@@ -27617,8 +27702,11 @@ class checkpoint_Checkpoint {
         }
     }
     async close() {
+        await this.#rotation?.catch(() => undefined);
         await this.#journal?.close();
         this.#journal = undefined;
+        if (this.#rotationError !== undefined)
+            throw this.#rotationError;
     }
     stateDir(step) {
         return (0,external_node_path_.join)(this.dir, 'state', step);
