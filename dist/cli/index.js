@@ -16064,6 +16064,114 @@ async function readFileNoFollow(path) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/journal/item-list.ts
+// A frozen item list read without building it: `items/<step>.json` is the list's JSON as the engine wrote
+// it (`JSON.stringify(items)`), so its text hashes like the list, and the places of its strings are found
+// by one scan. `status`, `report` and the checks on a restored checkpoint name a few units' items or only
+// verify the list; for two million items that is a scan of the text instead of two million strings
+// (`JSON.parse` of such a list took 0.7 s and ~150 MB). An item is decoded when it is asked for.
+/** Thrown by `slice` when a string of the list is not valid JSON (the text was not the engine's). */
+class ItemListSyntaxError extends Error {
+}
+class IndexedItems {
+    #text;
+    /** Item k's JSON string (quotes included) is text[bounds[2k], bounds[2k + 1]). */
+    #bounds;
+    length;
+    constructor(text, bounds, length) {
+        this.#text = text;
+        this.#bounds = bounds;
+        this.length = length;
+    }
+    slice(start = 0, end = this.length) {
+        const from = clampIndex(start, this.length);
+        const to = clampIndex(end, this.length);
+        const out = [];
+        for (let k = from; k < to; k += 1) {
+            const a = this.#bounds[2 * k];
+            const b = this.#bounds[2 * k + 1];
+            const raw = this.#text.slice(a + 1, b - 1);
+            // No escape and no raw control character (which JSON forbids): the text is the item.
+            if (!raw.includes('\\') && !CONTROL.test(raw)) {
+                out.push(raw);
+                continue;
+            }
+            try {
+                out.push(JSON.parse(this.#text.slice(a, b)));
+            }
+            catch {
+                throw new ItemListSyntaxError(`item ${k} is not a valid JSON string`);
+            }
+        }
+        return out;
+    }
+}
+function clampIndex(i, length) {
+    const n = Math.trunc(i);
+    if (n < 0)
+        return Math.max(0, length + n);
+    return Math.min(n, length);
+}
+// biome-ignore lint/suspicious/noControlCharactersInRegex: JSON strings may not hold them raw.
+const CONTROL = /[\u0000-\u001f]/;
+const isSpace = (c) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+function skipSpace(text, i) {
+    let j = i;
+    while (j < text.length && isSpace(text.charCodeAt(j)))
+        j += 1;
+    return j;
+}
+/**
+ * Indexes the JSON list of strings `text`; undefined when it is not one (a structure other than
+ * `[ "…", "…" ]`). Strings are delimited, not decoded: a string holding a raw control character or a bad
+ * escape is found only when `slice` reaches it (ItemListSyntaxError). The engine's own lists never hold one;
+ * a list whose text hashes like its record is the engine's.
+ */
+function indexItemList(text) {
+    let i = skipSpace(text, 0);
+    if (text.charCodeAt(i) !== 0x5b)
+        return undefined;
+    i = skipSpace(text, i + 1);
+    let bounds = new Uint32Array(1024);
+    let n = 0;
+    if (text.charCodeAt(i) === 0x5d)
+        return skipSpace(text, i + 1) === text.length ? new IndexedItems(text, bounds, 0) : undefined;
+    for (;;) {
+        if (text.charCodeAt(i) !== 0x22)
+            return undefined;
+        const open = i;
+        // The closing quote is the first one not escaped: preceded by an even number of backslashes.
+        let close = text.indexOf('"', open + 1);
+        for (;;) {
+            if (close < 0)
+                return undefined;
+            let slashes = 0;
+            while (text.charCodeAt(close - 1 - slashes) === 0x5c)
+                slashes += 1;
+            if (slashes % 2 === 0)
+                break;
+            close = text.indexOf('"', close + 1);
+        }
+        if (2 * n + 2 > bounds.length) {
+            const grown = new Uint32Array(bounds.length * 2);
+            grown.set(bounds);
+            bounds = grown;
+        }
+        bounds[2 * n] = open;
+        bounds[2 * n + 1] = close + 1;
+        n += 1;
+        i = skipSpace(text, close + 1);
+        const c = text.charCodeAt(i);
+        if (c === 0x2c) {
+            i = skipSpace(text, i + 1);
+            continue;
+        }
+        if (c === 0x5d && skipSpace(text, i + 1) === text.length)
+            return new IndexedItems(text, bounds, n);
+        return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: external "node:perf_hooks"
 const external_node_perf_hooks_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:perf_hooks");
 ;// CONCATENATED MODULE: ./src/journal/crc32.ts
@@ -27431,6 +27539,7 @@ function throttleRecord(t) {
 
 
 
+
 const origins = new WeakMap();
 /** Where `rec` was read from, for a message about it (undefined for a record made in this process). */
 function recordOrigin(rec) {
@@ -27758,13 +27867,46 @@ class checkpoint_Checkpoint {
         this.#fenced();
         await writeFileAtomic(this.itemsPath(step), `${JSON.stringify(items)}\n`);
     }
+    #refuseItems(step, why) {
+        const where = (0,external_node_path_.relative)(process.cwd(), this.itemsPath(step));
+        throw new CheckpointCorruptError(`${where}: the frozen item list of step "${step}" ${why}; run \`checkpoint reset ${step}\` to expand it again`);
+    }
+    /**
+     * The frozen list checked as `readItems` checks it, for readers that name a few units' items or only
+     * verify it: when the file is the engine's own text (it hashes like its record), it is indexed, not
+     * parsed (item-list.ts), and an item is decoded only when asked for.
+     */
+    async readItemList(step) {
+        const text = await readFileNoFollow(this.itemsPath(step));
+        const rec = this.state.steps.get(step);
+        if (text === undefined)
+            return this.#refuseItems(step, 'is missing');
+        const json = text.endsWith('\n') ? text.slice(0, -1) : text;
+        if (!rec?.items || sha256(json) !== rec.items.sha256)
+            return this.readItems(step);
+        const list = indexItemList(text);
+        if (list === undefined)
+            return this.#refuseItems(step, 'is not a JSON list of strings');
+        if (list.length !== rec.items.count)
+            return this.#refuseItems(step, `holds ${list.length} items, but its record says ${rec.items.count}`);
+        return {
+            length: list.length,
+            slice: (start, end) => {
+                try {
+                    return list.slice(start, end);
+                }
+                catch (err) {
+                    if (err instanceof ItemListSyntaxError)
+                        return this.#refuseItems(step, `is not a JSON list of strings (${err.message})`);
+                    throw err;
+                }
+            },
+        };
+    }
     async readItems(step) {
         const text = await readFileNoFollow(this.itemsPath(step));
         const rec = this.state.steps.get(step);
-        const where = (0,external_node_path_.relative)(process.cwd(), this.itemsPath(step));
-        const refuse = (why) => {
-            throw new CheckpointCorruptError(`${where}: the frozen item list of step "${step}" ${why}; run \`checkpoint reset ${step}\` to expand it again`);
-        };
+        const refuse = (why) => this.#refuseItems(step, why);
         if (text === undefined)
             return refuse('is missing');
         // Parsed once: a list of millions of items is held once, not once per check.
@@ -27829,8 +27971,22 @@ function parseItems(text) {
         return undefined;
     }
 }
+/**
+ * sha256 of `JSON.stringify(items)`, the text writeItems writes, hashed in pieces of about 64 KiB: a list of
+ * millions of items is not turned into one more string of its whole size just to be hashed.
+ */
 function itemsHash(items) {
-    return sha256(JSON.stringify(items));
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    let piece = '[';
+    for (let i = 0; i < items.length; i += 1) {
+        piece += (i > 0 ? ',' : '') + JSON.stringify(items[i]);
+        if (piece.length >= 65536) {
+            hash.update(piece);
+            piece = '';
+        }
+    }
+    hash.update(`${piece}]`);
+    return hash.digest('hex');
 }
 function sha256(text) {
     return (0,external_node_crypto_namespaceObject.createHash)('sha256').update(text).digest('hex');
@@ -30458,7 +30614,7 @@ async function validateCheckpoint(root, runId, plan) {
             continue;
         checkAgainstPlan(plan, step, rec, await fingerprintStep(plan, step));
         if (step.batch?.space.kind === 'items' && rec.items && rec.to > rec.from)
-            await ckpt.readItems(step.id);
+            await ckpt.readItemList(step.id);
     }
     return ckpt;
 }
@@ -30689,7 +30845,7 @@ async function loadFrozenItems(ckpt, which = 'named') {
         if (which === 'named' && !named)
             continue;
         try {
-            out.set(id, await ckpt.readItems(id));
+            out.set(id, await ckpt.readItemList(id));
         }
         catch {
             // Shown by index instead.
@@ -30716,7 +30872,8 @@ async function itemsDriftNote(plan, step, frozen, info, env, runCommand) {
         return undefined;
     if (frozen === undefined)
         return `items source changed since it was frozen (${info.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
-    const change = itemsChange(frozen, now);
+    // Built whole only now that it differs: what was added and removed is told by name.
+    const change = itemsChange(frozen.slice(), now);
     return change ? describeItemsChange(step.id, change) : undefined;
 }
 
@@ -34140,6 +34297,7 @@ class StepRun {
     awaitingApproval = false;
     ranThisAttempt = false;
     state = 'waiting';
+    /** Indexed, not parsed, when read back (item-list.ts): a unit decodes only its own items. */
     items;
     /** argv and the fixed part of the environment, the same for every unit of this attempt (built on first use). */
     template;
@@ -34252,7 +34410,7 @@ class Engine {
             run.queue.deadline = deadline;
             // A list expanded by this attempt is used as it is; only a list frozen earlier is read back.
             if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
-                run.items = this.#prep.items.get(step.id) ?? (await ckpt.readItems(step.id));
+                run.items = this.#prep.items.get(step.id) ?? (await ckpt.readItemList(step.id));
             if (step.batch?.throttle)
                 run.throttle = this.#throttleOf(run, step.batch.throttle);
             this.#runs.set(step.id, run);
@@ -34535,7 +34693,7 @@ class Engine {
             if (items)
                 env.CHECKPOINT_ITEMS_FILE = slot.itemsPath;
             if (batch.size === 1 && !batch.adaptive)
-                env.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
+                env.CHECKPOINT_ITEM = run.items ? (run.items.slice(u.start, u.start + 1)[0] ?? '') : String(u.start);
         }
         return env;
     }
@@ -34543,9 +34701,10 @@ class Engine {
     #writeItemsFile(slot, run, u) {
         if (!run.step.batch || (!run.items && u.end - u.start > MAX_ITEMS_FILE_NUMBERS))
             return false;
-        const lines = [];
-        for (let i = u.start; i < u.end; i++)
-            lines.push(run.items ? (run.items[i] ?? '') : String(i));
+        const lines = run.items ? run.items.slice(u.start, u.end) : [];
+        if (!run.items)
+            for (let i = u.start; i < u.end; i++)
+                lines.push(String(i));
         slot.items ??= new SlotFile(slot.itemsPath);
         slot.items.set(`${lines.join('\n')}\n`);
         return true;
@@ -35603,7 +35762,7 @@ function logKey(step, index) {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching terminal control characters is the point
 const ANSI = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-_]/g;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: as above
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+const summary_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
 /** The last `maxLines` lines of a unit's output, as a reader would have seen them on a terminal. */
 function tailLines(text, maxLines = DEFAULT_LOG_LINES) {
     const all = text.replace(/\r\n/g, '\n').split('\n');
@@ -35613,7 +35772,7 @@ function tailLines(text, maxLines = DEFAULT_LOG_LINES) {
     const lines = all.slice(start).map((raw) => {
         // A progress bar redraws its line with \r: what stayed on screen is the last redraw.
         const shown = raw.slice(raw.lastIndexOf('\r') + 1);
-        const clean = shown.replace(ANSI, '').replace(CONTROL, '');
+        const clean = shown.replace(ANSI, '').replace(summary_CONTROL, '');
         return clean.length > MAX_LINE_CHARS ? `${clean.slice(0, MAX_LINE_CHARS)}…` : clean;
     });
     return { lines, omitted: start };

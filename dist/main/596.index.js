@@ -21,8 +21,8 @@ var external_node_path_ = __webpack_require__(76760);
 var core = __webpack_require__(33838);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __webpack_require__(38815);
-// EXTERNAL MODULE: ./src/journal/checkpoint.ts
-var checkpoint = __webpack_require__(14625);
+// EXTERNAL MODULE: ./src/journal/checkpoint.ts + 1 modules
+var checkpoint = __webpack_require__(2550);
 // EXTERNAL MODULE: ./src/report/items.ts
 var items = __webpack_require__(8134);
 // EXTERNAL MODULE: ./src/journal/intervals.ts

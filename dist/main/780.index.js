@@ -9,7 +9,7 @@ export const modules = {
 /* harmony export */   statusCommand: () => (/* binding */ statusCommand)
 /* harmony export */ });
 /* harmony import */ var _engine_chunking_js__WEBPACK_IMPORTED_MODULE_6__ = __webpack_require__(93303);
-/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(14625);
+/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(2550);
 /* harmony import */ var _journal_lock_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(17680);
 /* harmony import */ var _plan_duration_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(72983);
 /* harmony import */ var _plan_space_js__WEBPACK_IMPORTED_MODULE_8__ = __webpack_require__(77037);

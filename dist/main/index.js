@@ -34852,7 +34852,7 @@ function makeStore(inputs, cfg, signal) {
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var node_perf_hooks__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(643);
 /* harmony import */ var node_perf_hooks__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_perf_hooks__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(14625);
+/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2550);
 /* harmony import */ var _journal_fsutil_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(91268);
 /* harmony import */ var _stores_bundle_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(44639);
 /* harmony import */ var _stores_store_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(34703);
@@ -35304,8 +35304,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // UNUSED EXPORTS: selectSteps
 
-// EXTERNAL MODULE: ./src/journal/checkpoint.ts
-var checkpoint = __nccwpck_require__(14625);
+// EXTERNAL MODULE: ./src/journal/checkpoint.ts + 1 modules
+var checkpoint = __nccwpck_require__(2550);
 // EXTERNAL MODULE: ./src/journal/plan-check.ts
 var plan_check = __nccwpck_require__(90401);
 // EXTERNAL MODULE: ./src/journal/state.ts
@@ -36303,30 +36303,150 @@ function describeSpawnError(err, opts) {
 
 /***/ }),
 
-/***/ 14625:
+/***/ 2550:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   BZ: () => (/* binding */ itemsHash),
-/* harmony export */   F9: () => (/* binding */ Checkpoint),
-/* harmony export */   MY: () => (/* binding */ recordOrigin),
-/* harmony export */   qd: () => (/* reexport safe */ _damage_js__WEBPACK_IMPORTED_MODULE_3__.qd)
-/* harmony export */ });
-/* unused harmony exports RUN_SUBDIRS, COMPACT_BYTES, runDirOf */
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(77598);
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(51455);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(76760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _damage_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(96162);
-/* harmony import */ var _fsutil_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(91268);
-/* harmony import */ var _journal_file_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(97162);
-/* harmony import */ var _snapshot_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(58123);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(49226);
-/* harmony import */ var _validate_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(15921);
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  F9: () => (/* binding */ Checkpoint),
+  qd: () => (/* reexport */ damage/* CheckpointCorruptError */.qd),
+  BZ: () => (/* binding */ itemsHash),
+  MY: () => (/* binding */ recordOrigin)
+});
+
+// UNUSED EXPORTS: COMPACT_BYTES, CheckpointDamageError, RUN_SUBDIRS, runDirOf
+
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(77598);
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __nccwpck_require__(51455);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(76760);
+// EXTERNAL MODULE: ./src/journal/damage.ts
+var damage = __nccwpck_require__(96162);
+// EXTERNAL MODULE: ./src/journal/fsutil.ts
+var fsutil = __nccwpck_require__(91268);
+;// CONCATENATED MODULE: ./src/journal/item-list.ts
+// A frozen item list read without building it: `items/<step>.json` is the list's JSON as the engine wrote
+// it (`JSON.stringify(items)`), so its text hashes like the list, and the places of its strings are found
+// by one scan. `status`, `report` and the checks on a restored checkpoint name a few units' items or only
+// verify the list; for two million items that is a scan of the text instead of two million strings
+// (`JSON.parse` of such a list took 0.7 s and ~150 MB). An item is decoded when it is asked for.
+/** Thrown by `slice` when a string of the list is not valid JSON (the text was not the engine's). */
+class ItemListSyntaxError extends Error {
+}
+class IndexedItems {
+    #text;
+    /** Item k's JSON string (quotes included) is text[bounds[2k], bounds[2k + 1]). */
+    #bounds;
+    length;
+    constructor(text, bounds, length) {
+        this.#text = text;
+        this.#bounds = bounds;
+        this.length = length;
+    }
+    slice(start = 0, end = this.length) {
+        const from = clampIndex(start, this.length);
+        const to = clampIndex(end, this.length);
+        const out = [];
+        for (let k = from; k < to; k += 1) {
+            const a = this.#bounds[2 * k];
+            const b = this.#bounds[2 * k + 1];
+            const raw = this.#text.slice(a + 1, b - 1);
+            // No escape and no raw control character (which JSON forbids): the text is the item.
+            if (!raw.includes('\\') && !CONTROL.test(raw)) {
+                out.push(raw);
+                continue;
+            }
+            try {
+                out.push(JSON.parse(this.#text.slice(a, b)));
+            }
+            catch {
+                throw new ItemListSyntaxError(`item ${k} is not a valid JSON string`);
+            }
+        }
+        return out;
+    }
+}
+function clampIndex(i, length) {
+    const n = Math.trunc(i);
+    if (n < 0)
+        return Math.max(0, length + n);
+    return Math.min(n, length);
+}
+// biome-ignore lint/suspicious/noControlCharactersInRegex: JSON strings may not hold them raw.
+const CONTROL = /[\u0000-\u001f]/;
+const isSpace = (c) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+function skipSpace(text, i) {
+    let j = i;
+    while (j < text.length && isSpace(text.charCodeAt(j)))
+        j += 1;
+    return j;
+}
+/**
+ * Indexes the JSON list of strings `text`; undefined when it is not one (a structure other than
+ * `[ "…", "…" ]`). Strings are delimited, not decoded: a string holding a raw control character or a bad
+ * escape is found only when `slice` reaches it (ItemListSyntaxError). The engine's own lists never hold one;
+ * a list whose text hashes like its record is the engine's.
+ */
+function indexItemList(text) {
+    let i = skipSpace(text, 0);
+    if (text.charCodeAt(i) !== 0x5b)
+        return undefined;
+    i = skipSpace(text, i + 1);
+    let bounds = new Uint32Array(1024);
+    let n = 0;
+    if (text.charCodeAt(i) === 0x5d)
+        return skipSpace(text, i + 1) === text.length ? new IndexedItems(text, bounds, 0) : undefined;
+    for (;;) {
+        if (text.charCodeAt(i) !== 0x22)
+            return undefined;
+        const open = i;
+        // The closing quote is the first one not escaped: preceded by an even number of backslashes.
+        let close = text.indexOf('"', open + 1);
+        for (;;) {
+            if (close < 0)
+                return undefined;
+            let slashes = 0;
+            while (text.charCodeAt(close - 1 - slashes) === 0x5c)
+                slashes += 1;
+            if (slashes % 2 === 0)
+                break;
+            close = text.indexOf('"', close + 1);
+        }
+        if (2 * n + 2 > bounds.length) {
+            const grown = new Uint32Array(bounds.length * 2);
+            grown.set(bounds);
+            bounds = grown;
+        }
+        bounds[2 * n] = open;
+        bounds[2 * n + 1] = close + 1;
+        n += 1;
+        i = skipSpace(text, close + 1);
+        const c = text.charCodeAt(i);
+        if (c === 0x2c) {
+            i = skipSpace(text, i + 1);
+            continue;
+        }
+        if (c === 0x5d && skipSpace(text, i + 1) === text.length)
+            return new IndexedItems(text, bounds, n);
+        return undefined;
+    }
+}
+
+// EXTERNAL MODULE: ./src/journal/journal-file.ts + 1 modules
+var journal_file = __nccwpck_require__(97162);
+// EXTERNAL MODULE: ./src/journal/snapshot.ts
+var snapshot = __nccwpck_require__(58123);
+// EXTERNAL MODULE: ./src/journal/state.ts
+var journal_state = __nccwpck_require__(49226);
+// EXTERNAL MODULE: ./src/journal/validate.ts
+var validate = __nccwpck_require__(15921);
+;// CONCATENATED MODULE: ./src/journal/checkpoint.ts
 // One run's checkpoint directory: loads snapshot + journal into the model, records events durably, and keeps
 // the side files (markers, frozen item lists, outputs.json) in step with the model.
+
 
 
 
@@ -36352,7 +36472,7 @@ const RUN_SUBDIRS = ['steps', 'state', 'logs', 'items', 'tmp'];
  */
 const COMPACT_BYTES = 4 * 1024 * 1024;
 function runDirOf(root, runId) {
-    return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(root, runId);
+    return (0,external_node_path_.join)(root, runId);
 }
 class Checkpoint {
     root;
@@ -36384,10 +36504,10 @@ class Checkpoint {
         return this.state.runId;
     }
     get journalPath() {
-        return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, 'journal.ndjson');
+        return (0,external_node_path_.join)(this.dir, 'journal.ndjson');
     }
     get snapshotPath() {
-        return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, 'checkpoint.json');
+        return (0,external_node_path_.join)(this.dir, 'checkpoint.json');
     }
     /** Reads a run without changing anything on disk (status, explain, runs). */
     static async read(root, runId) {
@@ -36397,7 +36517,7 @@ class Checkpoint {
     }
     /** A model for a run that does not exist yet; nothing is written until `openForWrite`. */
     static blank(root, runId, planName, shard) {
-        const state = (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .emptyState */ .p$)(runId, planName);
+        const state = (0,journal_state/* emptyState */.p$)(runId, planName);
         if (shard)
             state.shard = { index: shard.index, total: shard.total };
         return new Checkpoint(root, runDirOf(root, runId), state, {
@@ -36415,19 +36535,19 @@ class Checkpoint {
         const stamp = new Date().toISOString().replace(/[:.]/g, '-');
         const kept = [];
         for (const name of ['journal.ndjson', 'checkpoint.json']) {
-            const path = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, name);
+            const path = (0,external_node_path_.join)(dir, name);
             if ((await statOrUndefined(path)) === undefined)
                 continue;
-            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rename)(path, `${path}.damaged-${stamp}`);
+            await (0,promises_.rename)(path, `${path}.damaged-${stamp}`);
             kept.push(`${path}.damaged-${stamp}`);
         }
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .fsyncDir */ .t_)(dir);
+        await (0,fsutil/* fsyncDir */.t_)(dir);
         return { ckpt: Checkpoint.blank(root, runId, planName), kept };
     }
     static async exists(root, runId) {
         const dir = runDirOf(root, runId);
-        return ((await statOrUndefined((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, 'checkpoint.json'))) !== undefined ||
-            (await statOrUndefined((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, 'journal.ndjson'))) !== undefined);
+        return ((await statOrUndefined((0,external_node_path_.join)(dir, 'checkpoint.json'))) !== undefined ||
+            (await statOrUndefined((0,external_node_path_.join)(dir, 'journal.ndjson'))) !== undefined);
     }
     /**
      * Creates the folders, cuts a torn journal tail, opens the journal. The caller holds the lease and read the
@@ -36444,34 +36564,34 @@ class Checkpoint {
             this.#fence = () => lease.assertHeld();
         if (opts.compactBytes !== undefined)
             this.#compactBytes = this.#rotateAt = opts.compactBytes;
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDir */ .A0)(this.root);
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureRealDir */ .q5)(this.dir);
+        await (0,fsutil/* ensureDir */.A0)(this.root);
+        await (0,fsutil/* ensureRealDir */.q5)(this.dir);
         // Nothing inside a run folder is a link (DESIGN §4): its folders, their entries one level down (a
         // step's state and log folders, the slot files) and the files the runner replaces or units read.
         for (const sub of RUN_SUBDIRS) {
-            const path = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, sub);
-            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureRealDir */ .q5)(path);
-            for (const entry of await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.readdir)(path, { withFileTypes: true }))
+            const path = (0,external_node_path_.join)(this.dir, sub);
+            await (0,fsutil/* ensureRealDir */.q5)(path);
+            for (const entry of await (0,promises_.readdir)(path, { withFileTypes: true }))
                 if (entry.isSymbolicLink())
-                    await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .refuseLink */ .VQ)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(path, entry.name));
+                    await (0,fsutil/* refuseLink */.VQ)((0,external_node_path_.join)(path, entry.name));
         }
         for (const name of ['checkpoint.json', 'journal.ndjson', 'outputs.json'])
-            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .refuseLink */ .VQ)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, name));
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .refuseLink */ .VQ)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.root, 'latest'));
+            await (0,fsutil/* refuseLink */.VQ)((0,external_node_path_.join)(this.dir, name));
+        await (0,fsutil/* refuseLink */.VQ)((0,external_node_path_.join)(this.root, 'latest'));
         if (this.#validBytes !== undefined) {
             if (this.loadReport.tornTail)
-                await (0,_journal_file_js__WEBPACK_IMPORTED_MODULE_5__/* .truncateTo */ .cU)(this.journalPath, this.#validBytes);
+                await (0,journal_file/* truncateTo */.cU)(this.journalPath, this.#validBytes);
         }
         else if (await Checkpoint.exists(this.root, this.runId)) {
             throw new Error(`internal: ${this.dir} exists but was not read before opening it for writing`);
         }
         else {
             // A brand-new run: the snapshot exists from the start so `runs`/`status` can always read the name.
-            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)(this.snapshotPath, (0,_snapshot_js__WEBPACK_IMPORTED_MODULE_6__/* .serializeSnapshot */ .DP)(this.state));
+            await (0,fsutil/* writeFileAtomic */.Zf)(this.snapshotPath, (0,snapshot/* serializeSnapshot */.DP)(this.state));
         }
-        this.#journal = await _journal_file_js__WEBPACK_IMPORTED_MODULE_5__/* .JournalWriter */ .Zx.open(this.journalPath, this.#fenceOption());
+        this.#journal = await journal_file/* JournalWriter */.Zx.open(this.journalPath, this.#fenceOption());
         this.#journalBytesAtOpen = (await statOrUndefined(this.journalPath))?.size ?? 0;
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.root, 'latest'), `${this.runId}\n`);
+        await (0,fsutil/* writeFileAtomic */.Zf)((0,external_node_path_.join)(this.root, 'latest'), `${this.runId}\n`);
     }
     #fenceOption() {
         return this.#fence ? { fence: this.#fence } : {};
@@ -36492,7 +36612,7 @@ class Checkpoint {
         if (this.#rotationError !== undefined)
             throw this.#rotationError;
         const s = this.#stamp(ev);
-        (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .applyEvent */ .Z8)(this.state, s);
+        (0,journal_state/* applyEvent */.Z8)(this.state, s);
         this.#touch(ev);
         const held = this.#held;
         if (held) {
@@ -36510,7 +36630,7 @@ class Checkpoint {
         if (this.#rotationError !== undefined)
             return;
         const s = this.#stamp(ev);
-        (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .applyEvent */ .Z8)(this.state, s);
+        (0,journal_state/* applyEvent */.Z8)(this.state, s);
         this.#touch(ev);
         if (this.#held)
             this.#held.push({ event: s });
@@ -36537,16 +36657,16 @@ class Checkpoint {
      * new journal is open, so a `record` that waits on one resolves only once it is durable there.
      */
     async #rotate() {
-        const text = (0,_snapshot_js__WEBPACK_IMPORTED_MODULE_6__/* .serializeSnapshot */ .DP)(this.state);
+        const text = (0,snapshot/* serializeSnapshot */.DP)(this.state);
         const held = [];
         this.#held = held;
         try {
             await this.#writer().close();
             this.#fenced();
-            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)(this.snapshotPath, text);
+            await (0,fsutil/* writeFileAtomic */.Zf)(this.snapshotPath, text);
             this.#fenced();
-            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)(this.journalPath, '');
-            this.#journal = await _journal_file_js__WEBPACK_IMPORTED_MODULE_5__/* .JournalWriter */ .Zx.open(this.journalPath, this.#fenceOption());
+            await (0,fsutil/* writeFileAtomic */.Zf)(this.journalPath, '');
+            this.#journal = await journal_file/* JournalWriter */.Zx.open(this.journalPath, this.#fenceOption());
             this.#journalBytesAtOpen = 0;
             // Rewriting a snapshot costs its size: the journal grows at least as much before the next one.
             this.#rotateAt = Math.max(this.#compactBytes, Buffer.byteLength(text));
@@ -36598,12 +36718,12 @@ class Checkpoint {
     async compact(force = false) {
         await this.flush();
         this.#fenced();
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)(this.snapshotPath, (0,_snapshot_js__WEBPACK_IMPORTED_MODULE_6__/* .serializeSnapshot */ .DP)(this.state));
+        await (0,fsutil/* writeFileAtomic */.Zf)(this.snapshotPath, (0,snapshot/* serializeSnapshot */.DP)(this.state));
         if (force || this.journalBytes > this.#compactBytes) {
             this.#fenced();
             await this.#journal?.close();
-            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)(this.journalPath, '');
-            this.#journal = await _journal_file_js__WEBPACK_IMPORTED_MODULE_5__/* .JournalWriter */ .Zx.open(this.journalPath, this.#fenceOption());
+            await (0,fsutil/* writeFileAtomic */.Zf)(this.journalPath, '');
+            this.#journal = await journal_file/* JournalWriter */.Zx.open(this.journalPath, this.#fenceOption());
             this.#journalBytesAtOpen = 0;
         }
     }
@@ -36615,15 +36735,15 @@ class Checkpoint {
             throw this.#rotationError;
     }
     stateDir(step) {
-        return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, 'state', step);
+        return (0,external_node_path_.join)(this.dir, 'state', step);
     }
     logPath(step, index) {
-        return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, 'logs', step, `${index}.log`);
+        return (0,external_node_path_.join)(this.dir, 'logs', step, `${index}.log`);
     }
     /** Creates `state/<step>` (0700), refusing a link anywhere below the run folder; returns its path. */
     async ensureStateDir(step) {
         this.#fenced();
-        return (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirUnder */ ._6)(this.dir, (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)('state', step));
+        return (0,fsutil/* ensureDirUnder */._6)(this.dir, (0,external_node_path_.join)('state', step));
     }
     /**
      * Replaces `logs/<step>/<index>.log` with `text` (0600): the folder is created without following links
@@ -36632,8 +36752,8 @@ class Checkpoint {
      */
     async writeLog(step, index, text) {
         this.#fenced();
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .ensureDirUnder */ ._6)(this.dir, (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)('logs', step));
-        const handle = await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .openNoFollow */ .zm)(this.logPath(step, index), 'w');
+        await (0,fsutil/* ensureDirUnder */._6)(this.dir, (0,external_node_path_.join)('logs', step));
+        const handle = await (0,fsutil/* openNoFollow */.zm)(this.logPath(step, index), 'w');
         try {
             await handle.writeFile(text);
         }
@@ -36642,10 +36762,10 @@ class Checkpoint {
         }
     }
     outputsPath() {
-        return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, 'outputs.json');
+        return (0,external_node_path_.join)(this.dir, 'outputs.json');
     }
     itemsPath(step) {
-        return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, 'items', `${step}.json`);
+        return (0,external_node_path_.join)(this.dir, 'items', `${step}.json`);
     }
     /** Rewrites outputs.json when a step's outputs changed since the last write. */
     async writeOutputsFile() {
@@ -36655,22 +36775,55 @@ class Checkpoint {
                 if (Object.keys(rec.outputs).length > 0)
                     all[id] = rec.outputs;
             this.#fenced();
-            await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)(this.outputsPath(), `${JSON.stringify(all, null, 2)}\n`);
+            await (0,fsutil/* writeFileAtomic */.Zf)(this.outputsPath(), `${JSON.stringify(all, null, 2)}\n`);
             this.#outputsDirty = false;
         }
         return this.outputsPath();
     }
     async writeItems(step, items) {
         this.#fenced();
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)(this.itemsPath(step), `${JSON.stringify(items)}\n`);
+        await (0,fsutil/* writeFileAtomic */.Zf)(this.itemsPath(step), `${JSON.stringify(items)}\n`);
+    }
+    #refuseItems(step, why) {
+        const where = (0,external_node_path_.relative)(process.cwd(), this.itemsPath(step));
+        throw new damage/* CheckpointCorruptError */.qd(`${where}: the frozen item list of step "${step}" ${why}; run \`checkpoint reset ${step}\` to expand it again`);
+    }
+    /**
+     * The frozen list checked as `readItems` checks it, for readers that name a few units' items or only
+     * verify it: when the file is the engine's own text (it hashes like its record), it is indexed, not
+     * parsed (item-list.ts), and an item is decoded only when asked for.
+     */
+    async readItemList(step) {
+        const text = await (0,fsutil/* readFileNoFollow */.tk)(this.itemsPath(step));
+        const rec = this.state.steps.get(step);
+        if (text === undefined)
+            return this.#refuseItems(step, 'is missing');
+        const json = text.endsWith('\n') ? text.slice(0, -1) : text;
+        if (!rec?.items || sha256(json) !== rec.items.sha256)
+            return this.readItems(step);
+        const list = indexItemList(text);
+        if (list === undefined)
+            return this.#refuseItems(step, 'is not a JSON list of strings');
+        if (list.length !== rec.items.count)
+            return this.#refuseItems(step, `holds ${list.length} items, but its record says ${rec.items.count}`);
+        return {
+            length: list.length,
+            slice: (start, end) => {
+                try {
+                    return list.slice(start, end);
+                }
+                catch (err) {
+                    if (err instanceof ItemListSyntaxError)
+                        return this.#refuseItems(step, `is not a JSON list of strings (${err.message})`);
+                    throw err;
+                }
+            },
+        };
     }
     async readItems(step) {
-        const text = await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .readFileNoFollow */ .tk)(this.itemsPath(step));
+        const text = await (0,fsutil/* readFileNoFollow */.tk)(this.itemsPath(step));
         const rec = this.state.steps.get(step);
-        const where = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.relative)(process.cwd(), this.itemsPath(step));
-        const refuse = (why) => {
-            throw new _damage_js__WEBPACK_IMPORTED_MODULE_3__/* .CheckpointCorruptError */ .qd(`${where}: the frozen item list of step "${step}" ${why}; run \`checkpoint reset ${step}\` to expand it again`);
-        };
+        const refuse = (why) => this.#refuseItems(step, why);
         if (text === undefined)
             return refuse('is missing');
         // Parsed once: a list of millions of items is held once, not once per check.
@@ -36701,19 +36854,19 @@ class Checkpoint {
             '',
         ].join('\n');
         this.#fenced();
-        await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .writeFileAtomic */ .Zf)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, 'steps', `${step}.complete`), text);
+        await (0,fsutil/* writeFileAtomic */.Zf)((0,external_node_path_.join)(this.dir, 'steps', `${step}.complete`), text);
     }
     async removeMarker(step) {
         this.#fenced();
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.unlink)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, 'steps', `${step}.complete`)).catch(() => undefined);
+        await (0,promises_.unlink)((0,external_node_path_.join)(this.dir, 'steps', `${step}.complete`)).catch(() => undefined);
     }
     /** Makes markers agree with the model (after a reset, an invalidation, or a crash between the two). */
     async syncMarkers() {
-        const present = new Set((await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.readdir)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, 'steps')).catch(() => []))
+        const present = new Set((await (0,promises_.readdir)((0,external_node_path_.join)(this.dir, 'steps')).catch(() => []))
             .filter((f) => f.endsWith('.complete'))
             .map((f) => f.slice(0, -'.complete'.length)));
         for (const [id, rec] of this.state.steps) {
-            const complete = (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .isStepComplete */ .EX)(rec) && rec.completedAt !== undefined;
+            const complete = (0,journal_state/* isStepComplete */.EX)(rec) && rec.completedAt !== undefined;
             if (complete && !present.has(id))
                 await this.writeMarker(id);
             if (!complete && present.has(id))
@@ -36723,7 +36876,7 @@ class Checkpoint {
     async clearStepFiles(step) {
         this.#fenced();
         await this.removeMarker(step);
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(this.dir, 'items', `${step}.json`), { force: true });
+        await (0,promises_.rm)((0,external_node_path_.join)(this.dir, 'items', `${step}.json`), { force: true });
     }
 }
 function parseItems(text) {
@@ -36735,44 +36888,58 @@ function parseItems(text) {
         return undefined;
     }
 }
+/**
+ * sha256 of `JSON.stringify(items)`, the text writeItems writes, hashed in pieces of about 64 KiB: a list of
+ * millions of items is not turned into one more string of its whole size just to be hashed.
+ */
 function itemsHash(items) {
-    return sha256(JSON.stringify(items));
+    const hash = (0,external_node_crypto_.createHash)('sha256');
+    let piece = '[';
+    for (let i = 0; i < items.length; i += 1) {
+        piece += (i > 0 ? ',' : '') + JSON.stringify(items[i]);
+        if (piece.length >= 65536) {
+            hash.update(piece);
+            piece = '';
+        }
+    }
+    hash.update(`${piece}]`);
+    return hash.digest('hex');
 }
 function sha256(text) {
-    return (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(text).digest('hex');
+    return (0,external_node_crypto_.createHash)('sha256').update(text).digest('hex');
 }
 async function statOrUndefined(path) {
     try {
-        return await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.stat)(path);
+        return await (0,promises_.stat)(path);
     }
     catch {
         return undefined;
     }
 }
 async function loadState(dir, runId) {
-    const snapPath = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, 'checkpoint.json');
-    const journalPath = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, 'journal.ndjson');
-    const shown = (p) => (0,node_path__WEBPACK_IMPORTED_MODULE_2__.relative)(process.cwd(), p) || p;
+    const snapPath = (0,external_node_path_.join)(dir, 'checkpoint.json');
+    const journalPath = (0,external_node_path_.join)(dir, 'journal.ndjson');
+    const shown = (p) => (0,external_node_path_.relative)(process.cwd(), p) || p;
     const report = { tornTail: false, eventsReplayed: 0 };
-    const journal = await (0,_journal_file_js__WEBPACK_IMPORTED_MODULE_5__/* .readJournal */ .a0)(journalPath);
+    const journal = await (0,journal_file/* readJournal */.a0)(journalPath);
     report.tornTail = journal.tornTail;
     const events = journal.events;
     let state;
-    const text = await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_4__/* .readFileNoFollow */ .tk)(snapPath);
+    const text = await (0,fsutil/* readFileNoFollow */.tk)(snapPath);
     if (text !== undefined) {
         try {
-            state = (0,_snapshot_js__WEBPACK_IMPORTED_MODULE_6__/* .parseSnapshot */ .E$)(text, shown(snapPath));
+            state = (0,snapshot/* parseSnapshot */.E$)(text, shown(snapPath));
         }
         catch (err) {
             // A newer program's snapshot is not damage: its journal may hold events this one would misread.
-            if (!(err instanceof _snapshot_js__WEBPACK_IMPORTED_MODULE_6__/* .SnapshotError */ .JC) || err instanceof _snapshot_js__WEBPACK_IMPORTED_MODULE_6__/* .SnapshotVersionError */ .lJ)
+            if (!(err instanceof snapshot/* SnapshotError */.JC) || err instanceof snapshot/* SnapshotVersionError */.lJ)
                 throw err;
             // The journal can stand in for the snapshot only when it still holds the run's whole history.
             if (events.length > 0 && events[0]?.seq === 1) {
                 report.rebuiltFrom = `${err.message}; rebuilt from ${shown(journalPath)}`;
             }
             else {
-                throw new _damage_js__WEBPACK_IMPORTED_MODULE_3__/* .CheckpointCorruptError */ .qd(`${err.message}. The journal no longer holds the whole history, so it cannot be rebuilt. ` +
+                throw new damage/* CheckpointCorruptError */.qd(`${err.message}. The journal no longer holds the whole history, so it cannot be rebuilt. ` +
                     `Restore the previous checkpoint entry, or start over with \`checkpoint reset --all\` (or \`checkpoint run --new\`).`);
             }
         }
@@ -36780,12 +36947,12 @@ async function loadState(dir, runId) {
     else if (events[0]?.seq !== 1 && (events.length > 0 || (await statOrUndefined(journalPath)))) {
         // A run's snapshot is written before its journal is created, so a journal without one is the remains of
         // a lost snapshot; an empty journal is what compaction leaves, with all progress in that snapshot.
-        throw new _damage_js__WEBPACK_IMPORTED_MODULE_3__/* .CheckpointCorruptError */ .qd(`${shown(snapPath)} is missing and ${shown(journalPath)} ${events.length > 0 ? 'does not start at the beginning of the run' : 'holds no events (its history was compacted into the missing snapshot)'}, ` +
+        throw new damage/* CheckpointCorruptError */.qd(`${shown(snapPath)} is missing and ${shown(journalPath)} ${events.length > 0 ? 'does not start at the beginning of the run' : 'holds no events (its history was compacted into the missing snapshot)'}, ` +
             'so the progress of the run cannot be rebuilt. Restore the previous checkpoint entry, or start over with ' +
             '`checkpoint reset --all` (or `checkpoint run --new`).');
     }
     if (!state)
-        state = (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .emptyState */ .p$)(runId, '');
+        state = (0,journal_state/* emptyState */.p$)(runId, '');
     else
         for (const rec of state.steps.values())
             origins.set(rec, { file: snapPath });
@@ -36793,19 +36960,19 @@ async function loadState(dir, runId) {
     for (let i = 0; i < events.length; i++) {
         const ev = events[i];
         const line = journal.lines[i];
-        const invalid = (0,_validate_js__WEBPACK_IMPORTED_MODULE_8__/* .checkEvent */ .XT)(ev);
+        const invalid = (0,validate/* checkEvent */.XT)(ev);
         if (invalid !== undefined)
-            throw new _damage_js__WEBPACK_IMPORTED_MODULE_3__/* .CheckpointDamageError */ .QL(journalPath, line, invalid);
+            throw new damage/* CheckpointDamageError */.QL(journalPath, line, invalid);
         // Lines the snapshot already holds are not applied, so only their form is checked.
         if (ev.seq <= state.seq)
             continue;
-        const problem = (0,_validate_js__WEBPACK_IMPORTED_MODULE_8__/* .checkEventInState */ .NZ)(state, ev);
+        const problem = (0,validate/* checkEventInState */.NZ)(state, ev);
         if (problem !== undefined)
-            throw new _damage_js__WEBPACK_IMPORTED_MODULE_3__/* .CheckpointDamageError */ .QL(journalPath, line, problem);
+            throw new damage/* CheckpointDamageError */.QL(journalPath, line, problem);
         if (ev.seq !== expected) {
-            throw new _damage_js__WEBPACK_IMPORTED_MODULE_3__/* .CheckpointCorruptError */ .qd(`${shown(journalPath)}: event ${ev.seq} follows ${expected - 1} (a gap); restore the previous checkpoint entry or run \`checkpoint reset --all\``);
+            throw new damage/* CheckpointCorruptError */.qd(`${shown(journalPath)}: event ${ev.seq} follows ${expected - 1} (a gap); restore the previous checkpoint entry or run \`checkpoint reset --all\``);
         }
-        (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .applyEvent */ .Z8)(state, ev);
+        (0,journal_state/* applyEvent */.Z8)(state, ev);
         if (ev.type === 'step-init' || ev.type === 'step-redefine') {
             const rec = state.steps.get(ev.step);
             if (rec)
@@ -38747,7 +38914,7 @@ function paceRate(pace) {
 /* unused harmony export validateCheckpoint */
 /* harmony import */ var _plan_fingerprint_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71731);
 /* harmony import */ var _plan_load_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(75638);
-/* harmony import */ var _checkpoint_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(14625);
+/* harmony import */ var _checkpoint_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2550);
 /* harmony import */ var _damage_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(96162);
 
 
@@ -38805,7 +38972,7 @@ async function validateCheckpoint(root, runId, plan) {
             continue;
         checkAgainstPlan(plan, step, rec, await fingerprintStep(plan, step));
         if (step.batch?.space.kind === 'items' && rec.items && rec.to > rec.from)
-            await ckpt.readItems(step.id);
+            await ckpt.readItemList(step.id);
     }
     return ckpt;
 }
@@ -38827,7 +38994,7 @@ async function validateCheckpoint(root, runId, plan) {
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(76760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _checkpoint_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(14625);
+/* harmony import */ var _checkpoint_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2550);
 /* harmony import */ var _damage_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(96162);
 /* harmony import */ var _fsutil_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(91268);
 // The checkpoint root: one folder per run, plus `latest` naming the most recent one.
@@ -41686,7 +41853,7 @@ function colorEnabled(stream, env = process.env) {
 /* harmony export */ });
 /* unused harmony exports ITEMS_IN_LINE, nameItems, itemsChange, describeItemsChange */
 /* harmony import */ var _engine_env_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(98725);
-/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(14625);
+/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2550);
 /* harmony import */ var _plan_items_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(47607);
 // Items by name (DESIGN §2): wherever a unit of an item list is shown, its items are named, the first few and
 // then a count, not only its index range. Pure formatters, plus one loader of the frozen lists that the
@@ -41790,7 +41957,7 @@ async function loadFrozenItems(ckpt, which = 'named') {
         if (which === 'named' && !named)
             continue;
         try {
-            out.set(id, await ckpt.readItems(id));
+            out.set(id, await ckpt.readItemList(id));
         }
         catch {
             // Shown by index instead.
@@ -41817,7 +41984,8 @@ async function itemsDriftNote(plan, step, frozen, info, env, runCommand) {
         return undefined;
     if (frozen === undefined)
         return `items source changed since it was frozen (${info.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
-    const change = itemsChange(frozen, now);
+    // Built whole only now that it differs: what was added and removed is told by name.
+    const change = itemsChange(frozen.slice(), now);
     return change ? describeItemsChange(step.id, change) : undefined;
 }
 
@@ -42494,7 +42662,7 @@ function renderSummary(input) {
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(83916);
-/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(14625);
+/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2550);
 /* harmony import */ var _journal_runs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(98045);
 /* harmony import */ var _plan_errors_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(99516);
 /* harmony import */ var _plan_load_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(75638);
@@ -42588,8 +42756,8 @@ var external_node_zlib_ = __nccwpck_require__(38522);
 var tar_stream = __nccwpck_require__(56118);
 // EXTERNAL MODULE: ./node_modules/zod/v4/classic/schemas.js + 15 modules
 var schemas = __nccwpck_require__(9691);
-// EXTERNAL MODULE: ./src/journal/checkpoint.ts
-var journal_checkpoint = __nccwpck_require__(14625);
+// EXTERNAL MODULE: ./src/journal/checkpoint.ts + 1 modules
+var journal_checkpoint = __nccwpck_require__(2550);
 // EXTERNAL MODULE: ./src/journal/fsutil.ts
 var fsutil = __nccwpck_require__(91268);
 // EXTERNAL MODULE: ./src/journal/plan-check.ts
@@ -65807,8 +65975,8 @@ var main_core = __nccwpck_require__(33838);
 var dist = __nccwpck_require__(38815);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(83916);
-// EXTERNAL MODULE: ./src/journal/checkpoint.ts
-var checkpoint = __nccwpck_require__(14625);
+// EXTERNAL MODULE: ./src/journal/checkpoint.ts + 1 modules
+var checkpoint = __nccwpck_require__(2550);
 // EXTERNAL MODULE: ./src/plan/load.ts + 1 modules
 var load = __nccwpck_require__(75638);
 // EXTERNAL MODULE: ./src/plan/space.ts
@@ -66876,6 +67044,7 @@ class StepRun {
     awaitingApproval = false;
     ranThisAttempt = false;
     state = 'waiting';
+    /** Indexed, not parsed, when read back (item-list.ts): a unit decodes only its own items. */
     items;
     /** argv and the fixed part of the environment, the same for every unit of this attempt (built on first use). */
     template;
@@ -66988,7 +67157,7 @@ class Engine {
             run.queue.deadline = deadline;
             // A list expanded by this attempt is used as it is; only a list frozen earlier is read back.
             if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
-                run.items = this.#prep.items.get(step.id) ?? (await ckpt.readItems(step.id));
+                run.items = this.#prep.items.get(step.id) ?? (await ckpt.readItemList(step.id));
             if (step.batch?.throttle)
                 run.throttle = this.#throttleOf(run, step.batch.throttle);
             this.#runs.set(step.id, run);
@@ -67271,7 +67440,7 @@ class Engine {
             if (items)
                 env.CHECKPOINT_ITEMS_FILE = slot.itemsPath;
             if (batch.size === 1 && !batch.adaptive)
-                env.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
+                env.CHECKPOINT_ITEM = run.items ? (run.items.slice(u.start, u.start + 1)[0] ?? '') : String(u.start);
         }
         return env;
     }
@@ -67279,9 +67448,10 @@ class Engine {
     #writeItemsFile(slot, run, u) {
         if (!run.step.batch || (!run.items && u.end - u.start > MAX_ITEMS_FILE_NUMBERS))
             return false;
-        const lines = [];
-        for (let i = u.start; i < u.end; i++)
-            lines.push(run.items ? (run.items[i] ?? '') : String(i));
+        const lines = run.items ? run.items.slice(u.start, u.end) : [];
+        if (!run.items)
+            for (let i = u.start; i < u.end; i++)
+                lines.push(String(i));
         slot.items ??= new SlotFile(slot.itemsPath);
         slot.items.set(`${lines.join('\n')}\n`);
         return true;

@@ -18,6 +18,7 @@ import {
 } from '../exec/process.js';
 import { Watcher } from '../exec/watcher.js';
 import type { Checkpoint } from '../journal/checkpoint.js';
+import type { ItemList } from '../journal/item-list.js';
 import { approvalOf, isStepComplete, type StepRecord, unitCount } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
 import type { Plan, Step } from '../plan/types.js';
@@ -122,7 +123,8 @@ class StepRun {
   awaitingApproval = false;
   ranThisAttempt = false;
   state: StepRunState = 'waiting';
-  items: string[] | undefined;
+  /** Indexed, not parsed, when read back (item-list.ts): a unit decodes only its own items. */
+  items: ItemList | undefined;
   /** argv and the fixed part of the environment, the same for every unit of this attempt (built on first use). */
   template: { argv: string[]; env: NodeJS.ProcessEnv } | undefined;
   throttle: Throttle | undefined;
@@ -255,7 +257,7 @@ export class Engine {
       run.queue.deadline = deadline;
       // A list expanded by this attempt is used as it is; only a list frozen earlier is read back.
       if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
-        run.items = this.#prep.items.get(step.id) ?? (await ckpt.readItems(step.id));
+        run.items = this.#prep.items.get(step.id) ?? (await ckpt.readItemList(step.id));
       if (step.batch?.throttle) run.throttle = this.#throttleOf(run, step.batch.throttle);
       this.#runs.set(step.id, run);
       await ckpt.ensureStateDir(step.id);
@@ -538,7 +540,7 @@ export class Engine {
       env.CHECKPOINT_BATCH_END = String(u.end);
       if (items) env.CHECKPOINT_ITEMS_FILE = slot.itemsPath;
       if (batch.size === 1 && !batch.adaptive)
-        env.CHECKPOINT_ITEM = run.items ? (run.items[u.start] ?? '') : String(u.start);
+        env.CHECKPOINT_ITEM = run.items ? (run.items.slice(u.start, u.start + 1)[0] ?? '') : String(u.start);
     }
     return env;
   }
@@ -546,8 +548,8 @@ export class Engine {
   /** Writes the unit's CHECKPOINT_ITEMS_FILE into its slot; false when the unit gets none. */
   #writeItemsFile(slot: Slot, run: StepRun, u: Unit): boolean {
     if (!run.step.batch || (!run.items && u.end - u.start > MAX_ITEMS_FILE_NUMBERS)) return false;
-    const lines: string[] = [];
-    for (let i = u.start; i < u.end; i++) lines.push(run.items ? (run.items[i] ?? '') : String(i));
+    const lines: string[] = run.items ? run.items.slice(u.start, u.end) : [];
+    if (!run.items) for (let i = u.start; i < u.end; i++) lines.push(String(i));
     slot.items ??= new SlotFile(slot.itemsPath);
     slot.items.set(`${lines.join('\n')}\n`);
     return true;

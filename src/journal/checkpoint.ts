@@ -17,6 +17,7 @@ import {
   refuseLink,
   writeFileAtomic,
 } from './fsutil.js';
+import { type ItemList, ItemListSyntaxError, indexItemList } from './item-list.js';
 import { JournalWriter, readJournal, truncateTo } from './journal-file.js';
 import type { Lease } from './lock.js';
 import { parseSnapshot, SnapshotError, SnapshotVersionError, serializeSnapshot } from './snapshot.js';
@@ -409,15 +410,46 @@ export class Checkpoint {
     await writeFileAtomic(this.itemsPath(step), `${JSON.stringify(items)}\n`);
   }
 
+  #refuseItems(step: string, why: string): never {
+    const where = relative(process.cwd(), this.itemsPath(step));
+    throw new CheckpointCorruptError(
+      `${where}: the frozen item list of step "${step}" ${why}; run \`checkpoint reset ${step}\` to expand it again`,
+    );
+  }
+
+  /**
+   * The frozen list checked as `readItems` checks it, for readers that name a few units' items or only
+   * verify it: when the file is the engine's own text (it hashes like its record), it is indexed, not
+   * parsed (item-list.ts), and an item is decoded only when asked for.
+   */
+  async readItemList(step: string): Promise<ItemList> {
+    const text = await readFileNoFollow(this.itemsPath(step));
+    const rec = this.state.steps.get(step);
+    if (text === undefined) return this.#refuseItems(step, 'is missing');
+    const json = text.endsWith('\n') ? text.slice(0, -1) : text;
+    if (!rec?.items || sha256(json) !== rec.items.sha256) return this.readItems(step);
+    const list = indexItemList(text);
+    if (list === undefined) return this.#refuseItems(step, 'is not a JSON list of strings');
+    if (list.length !== rec.items.count)
+      return this.#refuseItems(step, `holds ${list.length} items, but its record says ${rec.items.count}`);
+    return {
+      length: list.length,
+      slice: (start?: number, end?: number) => {
+        try {
+          return list.slice(start, end);
+        } catch (err) {
+          if (err instanceof ItemListSyntaxError)
+            return this.#refuseItems(step, `is not a JSON list of strings (${err.message})`);
+          throw err;
+        }
+      },
+    };
+  }
+
   async readItems(step: string): Promise<string[]> {
     const text = await readFileNoFollow(this.itemsPath(step));
     const rec = this.state.steps.get(step);
-    const where = relative(process.cwd(), this.itemsPath(step));
-    const refuse = (why: string): never => {
-      throw new CheckpointCorruptError(
-        `${where}: the frozen item list of step "${step}" ${why}; run \`checkpoint reset ${step}\` to expand it again`,
-      );
-    };
+    const refuse = (why: string): never => this.#refuseItems(step, why);
     if (text === undefined) return refuse('is missing');
     // Parsed once: a list of millions of items is held once, not once per check.
     const items = parseItems(text);
@@ -484,8 +516,22 @@ function parseItems(text: string): string[] | undefined {
   }
 }
 
+/**
+ * sha256 of `JSON.stringify(items)`, the text writeItems writes, hashed in pieces of about 64 KiB: a list of
+ * millions of items is not turned into one more string of its whole size just to be hashed.
+ */
 export function itemsHash(items: readonly string[]): string {
-  return sha256(JSON.stringify(items));
+  const hash = createHash('sha256');
+  let piece = '[';
+  for (let i = 0; i < items.length; i += 1) {
+    piece += (i > 0 ? ',' : '') + JSON.stringify(items[i]);
+    if (piece.length >= 65536) {
+      hash.update(piece);
+      piece = '';
+    }
+  }
+  hash.update(`${piece}]`);
+  return hash.digest('hex');
 }
 
 function sha256(text: string): string {

@@ -5,6 +5,7 @@
 import { scrubEnv } from '../engine/env.js';
 import { type Checkpoint, itemsHash } from '../journal/checkpoint.js';
 import type { ItemsInfo } from '../journal/events.js';
+import type { ItemList } from '../journal/item-list.js';
 import { expandItems, type ItemsCommandRunner } from '../plan/items.js';
 import type { Plan, Step } from '../plan/types.js';
 
@@ -20,7 +21,7 @@ export interface UnitItems {
 }
 
 /** Frozen item lists by step id, as `loadFrozenItems` reads them. */
-export type FrozenItems = ReadonlyMap<string, readonly string[]>;
+export type FrozenItems = ReadonlyMap<string, ItemList>;
 
 /** An item as shown in a list: quoted when it could be misread (empty, padded, or holding `, `). */
 function showItem(item: string): string {
@@ -42,7 +43,7 @@ export function nameItems(names: readonly string[], total = names.length, max = 
 
 /** The items of [start, end) of a frozen list, the first `max` of them; undefined without a list. */
 export function unitItems(
-  items: readonly string[] | undefined,
+  items: ItemList | undefined,
   start: number,
   end: number,
   max = ITEMS_LISTED,
@@ -61,7 +62,7 @@ export function unitItems(
 export function describeUnitItems(
   step: { id: string; batch?: unknown },
   unit: { start: number; end: number },
-  items: readonly string[] | undefined,
+  items: ItemList | undefined,
 ): string {
   if (!step.batch) return step.id;
   const where = `${step.id} [${unit.start}, ${unit.end})`;
@@ -137,16 +138,16 @@ export function emptyItemsWarning(step: string, source: string): string {
  * damage is reported by whoever runs the step.
  */
 export async function loadFrozenItems(
-  ckpt: Pick<Checkpoint, 'state' | 'readItems'>,
+  ckpt: Pick<Checkpoint, 'state' | 'readItemList'>,
   which: 'named' | 'all' = 'named',
-): Promise<Map<string, readonly string[]>> {
-  const out = new Map<string, readonly string[]>();
+): Promise<Map<string, ItemList>> {
+  const out = new Map<string, ItemList>();
   for (const [id, rec] of ckpt.state.steps) {
     if (!rec.items || rec.items.count === 0) continue;
     const named = rec.failed.size > 0 || rec.interrupted.count > 0 || rec.running.size > 0;
     if (which === 'named' && !named) continue;
     try {
-      out.set(id, await ckpt.readItems(id));
+      out.set(id, await ckpt.readItemList(id));
     } catch {
       // Shown by index instead.
     }
@@ -162,7 +163,7 @@ export async function loadFrozenItems(
 export async function itemsDriftNote(
   plan: Pick<Plan, 'dir'>,
   step: Step,
-  frozen: readonly string[] | undefined,
+  frozen: ItemList | undefined,
   info: ItemsInfo,
   env: NodeJS.ProcessEnv,
   runCommand: ItemsCommandRunner,
@@ -177,6 +178,7 @@ export async function itemsDriftNote(
   if (itemsHash(now) === info.sha256) return undefined;
   if (frozen === undefined)
     return `items source changed since it was frozen (${info.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
-  const change = itemsChange(frozen, now);
+  // Built whole only now that it differs: what was added and removed is told by name.
+  const change = itemsChange(frozen.slice(), now);
   return change ? describeItemsChange(step.id, change) : undefined;
 }

@@ -1,5 +1,6 @@
 // Per-step figures shared by `status`, the live progress view and (later) the job summary.
 import type { Checkpoint } from '../journal/checkpoint.js';
+import type { ItemList } from '../journal/item-list.js';
 import { paceRate } from '../journal/pace.js';
 import {
   approvalOf,
@@ -76,7 +77,7 @@ export function stepStats(
   batch: boolean,
   live = false,
   planned = 0,
-  frozen?: readonly string[],
+  frozen?: ItemList,
 ): StepStats {
   if (!rec) {
     return {

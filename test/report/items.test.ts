@@ -136,7 +136,7 @@ describe('the summary, annotations and the shard report name failed units by the
     const root = join(dir, '.checkpoints');
     const ckpt = await Checkpoint.read(root, (await readLatest(root)) as string);
     const frozen = await loadFrozenItems(ckpt);
-    expect(frozen.get('load')).toEqual(['data/a.csv', 'data/b.csv', 'data/c.csv', 'data/d.csv']);
+    expect(frozen.get('load')?.slice()).toEqual(['data/a.csv', 'data/b.csv', 'data/c.csv', 'data/d.csv']);
     const stats = runStats(ckpt, plan, false, frozen);
     const load = stats.steps.find((s) => s.id === 'load');
     if (!load) throw new Error('no step load');
