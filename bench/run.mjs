@@ -749,7 +749,9 @@ try {
       // not created yet, or a file replaced between readdir and lstat
     }
   }, 100);
-  const { sample, r } = await runToEnd(plan, dir, n, { captureStdout: true }).finally(() => clearInterval(poll));
+  const { sample, r } = await runToEnd(plan, dir, n, { captureStdout: true }).finally(() =>
+    clearInterval(poll),
+  );
   folder.peak = peak;
   if (sample.error) throw new Error(`4a: ${sample.error}`);
   const printed = (r.stdout.match(/printed a line/g) ?? []).length;
@@ -1007,7 +1009,12 @@ rowsOut.push({
             : `; ${journalPerUnit.toFixed(0)} B of journal a unit, so a rotation every ~${Math.floor(compactBytes / journalPerUnit).toLocaleString('en-US')} units (COMPACT_BYTES ${fmtBytes(compactBytes)})`
         }`,
   target: `< ${TARGETS.folderMB} MB whatever the run`,
-  result: folder.peak === undefined ? 'n/a' : peakOk && (compactBytes ?? Infinity) < TARGETS.folderMB * 1e6 ? 'PASS' : 'MISS',
+  result:
+    folder.peak === undefined
+      ? 'n/a'
+      : peakOk && (compactBytes ?? Infinity) < TARGETS.folderMB * 1e6
+        ? 'PASS'
+        : 'MISS',
   n: 1,
 });
 resumeRows.forEach((r, i) => {

@@ -64,7 +64,8 @@ export async function validateCheckpoint(root: string, runId: string, plan: Plan
     const rec = ckpt.state.steps.get(step.id);
     if (!rec) continue;
     checkAgainstPlan(plan, step, rec, await fingerprintStep(plan, step));
-    if (step.batch?.space.kind === 'items' && rec.items && rec.to > rec.from) await ckpt.readItemList(step.id);
+    if (step.batch?.space.kind === 'items' && rec.items && rec.to > rec.from)
+      await ckpt.readItemList(step.id);
   }
   return ckpt;
 }
