@@ -331,14 +331,6 @@ const itemSchema = leaf((v) => {
 
 const itemsObjectShape = z.strictObject(
   {
-    list: z
-      .array(itemSchema, { error: 'expected a list of items (single-line strings or numbers)' })
-      .optional()
-      .meta({
-        description:
-          'The items as written (single-line strings or numbers): the mapping form of `items: [a, b]`, which can take `refresh: true`.',
-        examples: [['a', 'b', 'c']],
-      }),
     file: text('expected a file path relative to the plan file')
       .optional()
       .meta({
@@ -360,6 +352,14 @@ const itemsObjectShape = z.strictObject(
           "The command's stdout lines are the items (blank lines skipped); runs with bash -eo pipefail -c in the plan file's directory.",
         examples: ["psql -Atc 'select id from shards'"],
       }),
+    list: z
+      .array(itemSchema, { error: 'expected a list of items (single-line strings or numbers)' })
+      .optional()
+      .meta({
+        description:
+          'The items as written (single-line strings or numbers): the mapping form of `items: [a, b]`, which can take `refresh: true`.',
+        examples: [['a', 'b', 'c']],
+      }),
     refresh: bool.optional().meta({
       description:
         'true: every attempt expands the source again. Items not yet in the frozen list are appended (the indices of the others never change) and run once; done items never run again; items that left the source before they ran are shown as gone and not run; a source that gives nothing is allowed. With `list`, the list in the plan is the source.',
@@ -370,17 +370,17 @@ const itemsObjectShape = z.strictObject(
 
 const itemsObjectSchema = itemsObjectShape
   .superRefine((o, ctx) => {
-    const given = (['list', 'file', 'glob', 'command'] as const).filter((k) => o[k] !== undefined);
+    const given = (['file', 'glob', 'command', 'list'] as const).filter((k) => o[k] !== undefined);
     if (given.length !== 1) {
       ctx.addIssue({
         code: 'custom',
         message:
           given.length === 0
             ? expecting(
-                'expected exactly one of list, file, glob or command',
+                'expected exactly one of file, glob, command or list',
                 'e.g. items: { file: ids.txt } or items: { glob: "data/*.csv", refresh: true }',
               )
-            : `use only one of list, file, glob or command, not ${given.join(' and ')}`,
+            : `use only one of file, glob, command or list, not ${given.join(' and ')}`,
       });
     }
   })
@@ -402,7 +402,7 @@ const itemsObjectSchema = itemsObjectShape
   });
 
 const ITEMS_EXPECTED =
-  'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}, {list: [...]} (each may add refresh: true)';
+  'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}';
 const itemsSchema = z.union(
   [
     z
