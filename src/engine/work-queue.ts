@@ -65,9 +65,12 @@ export class WorkQueue {
         this.#resume.add(s, e);
         continue;
       }
-      for (const u of this.cut(s, e)) {
-        this.#retryQueue.push({ ...u, notBefore: 0 });
-        this.#taken.add(u.start, u.end);
+      // A failed unit whose retry was interrupted is recorded both ways: it is queued once, as the retry.
+      for (const [gs, ge] of [...this.#taken.gaps(s, e)]) {
+        for (const u of this.cut(gs, ge)) {
+          this.#retryQueue.push({ ...u, notBefore: 0 });
+          this.#taken.add(u.start, u.end);
+        }
       }
     }
   }

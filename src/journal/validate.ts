@@ -250,6 +250,8 @@ export function checkStepRecord(id: string, rec: StepRecord): string | undefined
     if (min !== undefined && max !== undefined && (min < rec.from || max > rec.to))
       return `${where}: ${name} ranges [${min}, ${max}) reach outside its space [${rec.from}, ${rec.to})`;
   }
+  for (const [s, e] of rec.gone?.intervals() ?? [])
+    if (rec.done.overlaps(s, e)) return `${where}: gone items [${s}, ${e}) include done ones`;
   for (const f of rec.failed.values()) {
     const problem = checkUnit(rec, f.start, f.end, f.index);
     if (problem) return `${where}: failed ${problem}`;
