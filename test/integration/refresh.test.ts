@@ -210,6 +210,29 @@ steps:
     );
   });
 
+  it('an attempt cut off between writing the longer list and recording it: the next one appends again', async () => {
+    const p = await project(`version: 1
+steps:
+  - id: import
+    run: 'echo "$CHECKPOINT_ITEM" >> "$EFFECTS"'
+    batch:
+      items: { glob: "data/*.csv", refresh: true }
+`);
+    const env = { EFFECTS: p.effects };
+    await touch(p, 'a.csv', 'b.csv');
+    expect((await runCli(['run'], { cwd: p.dir, env })).code).toBe(0);
+    await touch(p, 'c.csv');
+    // What a refresh writes before its items-refresh line (docs/format.md): the list with c appended.
+    const file = join(p.dir, '.checkpoints', await latest(p), 'items', 'import.json');
+    await writeFile(file, `${JSON.stringify(['data/a.csv', 'data/b.csv', 'data/c.csv'])}\n`);
+    const s = await json(p);
+    expect(s.steps[0]?.items?.count).toBe(2);
+    const r = await runCli(['run'], { cwd: p.dir, env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('import: refresh: 1 new item(s) appended (data/c.csv)');
+    expect((await readLines(p.effects)).sort()).toEqual(['data/a.csv', 'data/b.csv', 'data/c.csv']);
+  });
+
   describe('a forged items-refresh line is damage, and nothing runs', () => {
     async function ranOnce(): Promise<{ p: Project; env: Record<string, string>; run: string }> {
       const p = await project(`version: 1
