@@ -3,20 +3,21 @@
 // so a failing items command is reported like a plan error and the checkpoint stays untouched.
 
 import { itemsHash } from '../journal/checkpoint.js';
-import type { CheckpointEvent, ItemsInfo } from '../journal/events.js';
+import type { CheckpointEvent, ItemsInfo, ItemsRefreshEvent } from '../journal/events.js';
 import { checkAgainstPlan } from '../journal/plan-check.js';
 import type { CheckpointState, StepRecord } from '../journal/state.js';
-import { approvalOf, isStepComplete } from '../journal/state.js';
-import { ItemsError } from '../plan/errors.js';
+import { applyEvent, approvalOf, emptyState, isStepComplete } from '../journal/state.js';
+import { ItemsError, PlanError } from '../plan/errors.js';
 import { diffFingerprints, type Fingerprint, fingerprintStep } from '../plan/fingerprint.js';
 import { expandItems, type ItemsCommandRunner } from '../plan/items.js';
 import { displayFile } from '../plan/load.js';
 import { partOf, type Shard, type Sharding, type ShardMode, shardLabel, shardModeOf } from '../plan/space.js';
 import type { ItemsSource, Plan, Step } from '../plan/types.js';
-import { itemsDriftNote } from '../report/items.js';
+import { ITEMS_IN_LINE, itemsDriftNote, nameItems } from '../report/items.js';
 import { type ChunkInfo, chunkInfo } from './chunking.js';
 import { scrubEnv } from './env.js';
 import { runItemsCommand } from './items-command.js';
+import { itemsOfRanges, refreshItems, sameRanges } from './refresh.js';
 
 export interface StepPlanInfo {
   step: Step;
@@ -28,6 +29,8 @@ export interface StepPlanInfo {
   unitsDone: number;
   /** Item source changed since the list was frozen (informational; `checkpoint reset STEP` re-expands). */
   itemsDrift?: string;
+  /** `refresh: true`: what this attempt's expansion appends and which items are gone (log, `explain`). */
+  refresh?: string;
   /** Chunks sized by time: the target and what was measured (for `explain`). */
   chunks?: ChunkInfo;
 }
@@ -100,7 +103,10 @@ export interface PrepareOptions {
   expand?: boolean;
   /** Re-expand frozen item sources and report a change (`explain`, `run --dry-run`). */
   checkDrift?: boolean;
-  /** The frozen list of a step, so that a changed source is told by name (`checkDrift`). */
+  /**
+   * The frozen list of a step, so that a changed source is told by name (`checkDrift`). Also what lets
+   * `refresh: true` sources be expanded again and appended to: without it (`reset`, `mark-done`) they are not.
+   */
   frozenItems?: (step: string) => Promise<readonly string[]>;
   env?: NodeJS.ProcessEnv;
 }
@@ -128,6 +134,14 @@ export async function prepare(
     // The plan defines the step's space; a record that says otherwise with the same fingerprint is damage.
     if (rec) checkAgainstPlan(plan, step, rec, fp);
     const mode = shard ? shardModeOf(step) : undefined;
+    const source = step.batch?.space.kind === 'items' ? step.batch.space.source : undefined;
+    if (source?.refresh && shard && mode === 'split') {
+      // Each shard's part is a cut of the whole list: a longer list moves every cut, so done items would
+      // change shards and run twice.
+      throw new PlanError(
+        `${displayFile(plan.file)}: steps[${step.index}].batch.items.refresh: a list that refreshes cannot be split among shards (--shard ${shardLabel(shard)}); add "shards: first" to step "${step.id}" so that shard 0 runs it whole, or run it without --shard`,
+      );
+    }
     // Chunks sized by time: recorded on the step's record, which then measures its done chunks.
     const adaptive = step.batch?.adaptive ? { adaptive: true as const } : {};
     let view: { from: number; to: number; size: number; rec: StepRecord | undefined; note?: string } = rec
@@ -222,11 +236,26 @@ export async function prepare(
     } else {
       records.set(step.id, rec);
     }
+    let refreshNote: string | undefined;
+    if (reason === undefined && rec && source && !(mode === 'first' && shard && shard.index > 0)) {
+      const r = await refreshOf(plan, step, source, rec, opts, env);
+      refreshNote = r?.note;
+      if (r?.event) {
+        events.push(r.event);
+        if (r.list) items.set(step.id, r.list);
+        // The record as it will be once the refresh is applied.
+        const after = withEvent(step.id, view.rec ?? rec, r.event);
+        view = { ...view, to: after.to, rec: after };
+      }
+    }
     // What the step will look like once the events above are applied.
     const cur = view.rec;
     const total = Math.ceil((view.to - view.from) / view.size);
     const done = cur ? Math.min(total, cur.unitsDone) : 0;
-    const complete = cur !== undefined && (view.to <= view.from || cur.done.covers(view.from, view.to));
+    const complete =
+      cur !== undefined &&
+      (view.to <= view.from ||
+        (cur.gone && !cur.gone.isEmpty ? isStepComplete(cur) : cur.done.covers(view.from, view.to)));
     let action: StepPlanInfo['action'] = 'run';
     let why = view.note ?? '';
     if (cur && complete) {
@@ -261,7 +290,9 @@ export async function prepare(
       unitsDone: done,
     };
     if (step.batch?.adaptive) pi.chunks = chunkInfo(cur ?? { size: view.size }, step.batch.adaptive);
-    if (opts.checkDrift && cur?.items) {
+    if (refreshNote) pi.refresh = refreshNote;
+    // A list that refreshes follows its source: what changed is the refresh note, not drift.
+    if (opts.checkDrift && cur?.items && !source?.refresh) {
       const frozen = await opts.frozenItems?.(step.id).catch(() => undefined);
       const note = await itemsDriftNote(plan, step, frozen, cur.items, env, itemsRunner(step));
       if (note) pi.itemsDrift = note;
@@ -349,21 +380,120 @@ async function spaceOf(
     const range = { from: 0, to: 0, size: b.size };
     return { range, ...range };
   }
-  let list: string[];
+  const list = await expandStep(plan, step, b.space.source, env);
+  const range = { from: 0, to: list.length, size: b.size };
+  return {
+    range,
+    ...range,
+    list,
+    items: {
+      count: list.length,
+      sha256: itemsHash(list),
+      source: describeSource(b.space.source),
+      ...(b.space.source.refresh ? { refresh: true as const } : {}),
+    },
+  };
+}
+
+/** A step's items as its source gives them now; a failing source is reported like a plan error. */
+async function expandStep(
+  plan: Plan,
+  step: Step,
+  source: ItemsSource,
+  env: NodeJS.ProcessEnv,
+): Promise<string[]> {
   try {
     // Items commands are user commands too: the runner's secrets never reach them.
-    list = await expandItems(b.space.source, plan.dir, scrubEnv({ ...env, ...step.env }), itemsRunner(step));
+    return await expandItems(source, plan.dir, scrubEnv({ ...env, ...step.env }), itemsRunner(step));
   } catch (err) {
     if (err instanceof ItemsError) {
       throw new ItemsError(`${displayFile(plan.file)}: steps[${step.index}].batch.items: ${err.message}`);
     }
     throw err;
   }
-  const range = { from: 0, to: list.length, size: b.size };
-  return {
-    range,
-    ...range,
-    list,
-    items: { count: list.length, sha256: itemsHash(list), source: describeSource(b.space.source) },
+}
+
+/**
+ * `refresh: true` on a kept record: the source expanded again, the new items appended and the gone ones
+ * found (refresh.ts), as an `items-refresh` event when anything changed, and a note naming them. A plan
+ * that dropped `refresh` gets an event that keeps the list and gives its gone items back. Explain and dry
+ * runs (`checkDrift`) report a source or a list that cannot be read as a note instead of failing.
+ */
+async function refreshOf(
+  plan: Plan,
+  step: Step,
+  source: ItemsSource,
+  rec: StepRecord,
+  opts: PrepareOptions,
+  env: NodeJS.ProcessEnv,
+): Promise<{ event?: ItemsRefreshEvent; list?: string[]; note?: string } | undefined> {
+  const info = rec.items;
+  if (!info || !opts.frozenItems) return undefined;
+  if (!source.refresh) {
+    if (!info.refresh && (!rec.gone || rec.gone.isEmpty)) return undefined;
+    const back = rec.gone?.size ?? 0;
+    return {
+      event: {
+        type: 'items-refresh',
+        step: step.id,
+        count: info.count,
+        sha256: info.sha256,
+        gone: [],
+        refresh: false,
+      },
+      ...(back > 0
+        ? { note: `refresh is off: the frozen list is kept, and its ${back} gone item(s) are pending again` }
+        : {}),
+    };
+  }
+  let frozen: readonly string[];
+  let now: string[];
+  try {
+    frozen = await opts.frozenItems(step.id);
+    now = await expandStep(plan, step, source, env);
+  } catch (err) {
+    if (!opts.checkDrift) throw err;
+    return {
+      note: `refresh: cannot expand the items now: ${err instanceof Error ? err.message : String(err)}`,
+    };
+  }
+  const r = refreshItems(frozen, now, rec.done);
+  const changed = r.added.length > 0 || !sameRanges(r.gone, rec.gone?.toJSON() ?? []) || !info.refresh;
+  const parts: string[] = [];
+  if (r.added.length > 0) parts.push(`${r.added.length} new item(s) appended (${nameItems(r.added)})`);
+  if (r.goneCount > 0) {
+    const names = itemsOfRanges(frozen, r.gone, ITEMS_IN_LINE);
+    parts.push(
+      `${r.goneCount} gone (${nameItems(names, r.goneCount)}): left the source before they ran, not run`,
+    );
+  }
+  const note = parts.length > 0 ? `refresh: ${parts.join('; ')}` : undefined;
+  if (!changed) return note ? { note } : undefined;
+  const event: ItemsRefreshEvent = {
+    type: 'items-refresh',
+    step: step.id,
+    count: r.list.length,
+    sha256: r.added.length > 0 ? itemsHash(r.list) : info.sha256,
+    gone: r.gone,
+    refresh: true,
   };
+  return { event, ...(r.added.length > 0 ? { list: r.list } : {}), ...(note ? { note } : {}) };
+}
+
+/** A copy of `rec` with `ev` applied: what `explain` and the unit counts see before the engine records it. */
+function withEvent(id: string, rec: StepRecord, ev: CheckpointEvent): StepRecord {
+  const copy: StepRecord = {
+    ...rec,
+    done: rec.done.clone(),
+    interrupted: rec.interrupted.clone(),
+    failed: new Map(rec.failed),
+    running: new Map(rec.running),
+  };
+  if (rec.gone) copy.gone = rec.gone.clone();
+  if (rec.items) copy.items = { ...rec.items };
+  if (rec.sharding) copy.sharding = { ...rec.sharding };
+  const scratch = emptyState('', '');
+  scratch.steps.set(id, copy);
+  applyEvent(scratch, { ...ev, seq: 1, t: Date.now() });
+  return copy;
 }

@@ -2,14 +2,15 @@
 // caller passes `now`, on the monotonic clock), so it is tested on its own (test/engine/work-queue.test.ts).
 //
 // - Failed and interrupted units of earlier attempts go first, then new units from the step's grid in
-//   order; a unit never spans two chunks of the grid.
+//   order; a unit never spans two chunks of the grid, and holds no done or gone item (a piece of a cell is
+//   a unit of its own, with the cell's index).
 // - A retry waits for its backoff (`notBefore`); it keeps its unit's exact [start, end).
 // - `order: sequential`: one unit at a time, the lowest pending one, and none after a unit failed for good.
 // - `max-failures`: once more units failed for good than it allows, nothing more starts.
 // - The time budget's predictive stop: `holdBack` hands a unit back and nothing more starts.
 // - Chunks sized by time: each new chunk is sized by `chunking.ts` from the step's measured pace.
 import { IntervalSet } from '../journal/intervals.js';
-import { type StepRecord, unitCount } from '../journal/state.js';
+import { firstPendingGap, type StepRecord, unitCount } from '../journal/state.js';
 import type { Step } from '../plan/types.js';
 import { nextChunkSize } from './chunking.js';
 
@@ -52,6 +53,8 @@ export class WorkQueue {
     const r = rec();
     this.#cursor = r.from;
     this.#taken = r.done.clone();
+    // `refresh: true`: items gone from the source go to no unit; a unit is cut around them, as around done work.
+    for (const [s, e] of r.gone?.intervals() ?? []) this.#taken.add(s, e);
     for (const f of [...r.failed.values()].sort((a, b) => a.start - b.start)) {
       this.#retryQueue.push({ step: step.id, start: f.start, end: f.end, index: f.index, notBefore: 0 });
       this.#taken.add(f.start, f.end);
@@ -62,9 +65,12 @@ export class WorkQueue {
         this.#resume.add(s, e);
         continue;
       }
-      for (const u of this.cut(s, e)) {
-        this.#retryQueue.push({ ...u, notBefore: 0 });
-        this.#taken.add(u.start, u.end);
+      // A failed unit whose retry was interrupted is recorded both ways: it is queued once, as the retry.
+      for (const [gs, ge] of [...this.#taken.gaps(s, e)]) {
+        for (const u of this.cut(gs, ge)) {
+          this.#retryQueue.push({ ...u, notBefore: 0 });
+          this.#taken.add(u.start, u.end);
+        }
       }
     }
   }
@@ -278,7 +284,7 @@ export class WorkQueue {
   #nextSequential(now: number): Next {
     if (this.#inFlight > 0) return undefined;
     const rec = this.#rec();
-    const gap = rec.done.firstGap(rec.from, rec.to);
+    const gap = firstPendingGap(rec, rec.from, rec.to);
     if (!gap) return undefined;
     const [s, e] = gap;
     if (this.step.batch?.adaptive) {

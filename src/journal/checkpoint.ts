@@ -456,6 +456,14 @@ export class Checkpoint {
     if (items === undefined) return refuse('is not a JSON list of strings');
     // The file is the list's JSON as writeItems wrote it: its text hashes like the list (no second copy).
     const json = text.endsWith('\n') ? text.slice(0, -1) : text;
+    // A list that refreshes is written longer before the `items-refresh` that records it (engine/scheduler.ts):
+    // an attempt cut off in between leaves a file whose first `count` items are the recorded list, and the
+    // next attempt appends the rest again. (Its first attempt with `refresh` may be the one cut off, so the
+    // record need not say `refresh` yet.)
+    if (rec?.items && items.length > rec.items.count) {
+      const head = items.slice(0, rec.items.count);
+      if (itemsHash(head) === rec.items.sha256) return head;
+    }
     if (rec?.items && sha256(json) !== rec.items.sha256 && itemsHash(items) !== rec.items.sha256)
       return refuse('does not match its checksum');
     // The count is a field of its own in the record: a list of another length would hand out units past it.

@@ -9,6 +9,23 @@ export interface ItemsInfo {
   sha256: string;
   /** Where the list came from, for `status`/`explain`: `file ids.txt`, `glob data/*.csv`, ... */
   source: string;
+  /** `refresh: true`: the list is expanded again at every attempt and may grow (`items-refresh`). */
+  refresh?: true;
+}
+
+/**
+ * `refresh: true`: the source was expanded again at the start of an attempt. The frozen list is now `count`
+ * items long (it only grows: new items are appended) with this `sha256`; `gone` are the index ranges of
+ * items that left the source before they were done, in full (not a change): they are handed to no unit.
+ * `refresh: false` (the plan dropped `refresh`): the list stays as it is and nothing is gone any more.
+ */
+export interface ItemsRefreshEvent {
+  type: 'items-refresh';
+  step: string;
+  count: number;
+  sha256: string;
+  gone: Array<[number, number]>;
+  refresh: boolean;
 }
 
 export interface StepInitEvent {
@@ -167,6 +184,7 @@ export type CheckpointEvent =
   | StepCompleteEvent
   | ResetEvent
   | MarkDoneEvent
-  | ApproveEvent;
+  | ApproveEvent
+  | ItemsRefreshEvent;
 
 export type Stamped<E extends CheckpointEvent = CheckpointEvent> = E & { seq: number; t: number };

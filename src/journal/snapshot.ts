@@ -44,8 +44,15 @@ const stepSchema = z.object({
   to: z.number().int(),
   size: z.number().int().positive(),
   items: z
-    .object({ count: z.number().int().nonnegative(), sha256: z.string(), source: z.string() })
+    .object({
+      count: z.number().int().nonnegative(),
+      sha256: z.string(),
+      source: z.string(),
+      refresh: z.literal(true).optional(),
+    })
     .optional(),
+  /** `refresh: true`: items that left the source before they were done. */
+  gone: intervals.optional(),
   sharding: z
     .object({ from: z.number().int(), to: z.number().int(), mode: z.enum(['split', 'every', 'first']) })
     .optional(),
@@ -155,6 +162,7 @@ function stepToJson(rec: StepRecord): z.infer<typeof stepSchema> {
     reason: rec.reason,
   };
   if (rec.items) out.items = rec.items;
+  if (rec.gone && !rec.gone.isEmpty) out.gone = rec.gone.toFlat();
   if (rec.sharding) out.sharding = rec.sharding;
   if (rec.adaptive) out.adaptive = true;
   if (rec.pace) out.pace = { ...rec.pace };
@@ -259,7 +267,11 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
       unitsDone: s.unitsDone,
       reason: s.reason,
     };
-    if (s.items) rec.items = s.items;
+    if (s.items) {
+      const { refresh, ...items } = s.items;
+      rec.items = refresh ? { ...items, refresh } : items;
+    }
+    if (s.gone !== undefined) rec.gone = flatIntervals(s.gone, file, `steps.${id}.gone`);
     if (s.sharding) rec.sharding = s.sharding;
     if (s.adaptive) rec.adaptive = true;
     if (s.pace) rec.pace = s.pace;

@@ -3,7 +3,7 @@
 
 import type { Fingerprint } from '../plan/fingerprint.js';
 import type { Shard, Sharding } from '../plan/space.js';
-import type { CheckpointEvent, ItemsInfo, Stamped } from './events.js';
+import type { CheckpointEvent, ItemsInfo, ItemsRefreshEvent, Stamped } from './events.js';
 import { IntervalSet } from './intervals.js';
 import { type Pace, updatePace } from './pace.js';
 
@@ -54,6 +54,11 @@ export interface StepRecord {
   failed: Map<number, FailedUnit>;
   /** Units that were running when an attempt stopped or died. Pending. */
   interrupted: IntervalSet;
+  /**
+   * `refresh: true`: items that left the source before they were done (never overlapping `done`). They are
+   * handed to no unit, and count as settled: a step is complete when every item is done or gone.
+   */
+  gone?: IntervalSet;
   running: Map<number, RunningUnit>;
   outputs: Record<string, string>;
   durations: number[];
@@ -132,7 +137,35 @@ export function unitCount(rec: Pick<StepRecord, 'from' | 'to' | 'size'>): number
 }
 
 export function isStepComplete(rec: StepRecord): boolean {
-  return rec.to <= rec.from || rec.done.covers(rec.from, rec.to);
+  if (rec.to <= rec.from) return true;
+  if (!rec.gone || rec.gone.isEmpty) return rec.done.covers(rec.from, rec.to);
+  return settledIn(rec, rec.from, rec.to);
+}
+
+/** Every item of [s, e) is done or gone. */
+function settledIn(rec: StepRecord, s: number, e: number): boolean {
+  for (const gap of rec.done.gaps(s, e)) if (!rec.gone?.covers(gap[0], gap[1])) return false;
+  return true;
+}
+
+/**
+ * The first pending piece of [from, to) at or after `after`: not done and not gone (`refresh: true`). What
+ * `order: sequential` starts next.
+ */
+export function firstPendingGap(
+  rec: Pick<StepRecord, 'done' | 'gone'>,
+  from: number,
+  to: number,
+  after = from,
+): [number, number] | undefined {
+  let p = Math.max(from, after);
+  for (;;) {
+    const gap = rec.done.firstGap(from, to, p);
+    if (!gap || !rec.gone || rec.gone.isEmpty) return gap;
+    const open = rec.gone.firstGap(gap[0], gap[1]);
+    if (open) return open;
+    p = gap[1];
+  }
 }
 
 function newRecord(
@@ -178,11 +211,19 @@ function cellsIn(rec: StepRecord, s: number, e: number): number {
   return Math.max(0, lastEnd - first);
 }
 
-/** Units counted from intervals: a unit is done when its whole range is. */
+/**
+ * Units counted from intervals: a unit is done when its whole range is. Gone items (`refresh: true`) count
+ * as settled, so a unit whose items are all done or gone is done.
+ */
 export function countDoneUnits(rec: StepRecord): number {
-  if (rec.size === 1) return rec.done.size;
+  let settled = rec.done;
+  if (rec.gone && !rec.gone.isEmpty) {
+    settled = rec.done.clone();
+    for (const [s, e] of rec.gone.intervals()) settled.add(s, e);
+  }
+  if (rec.size === 1) return settled.size;
   let n = 0;
-  for (const [s, e] of rec.done.intervals()) {
+  for (const [s, e] of settled.intervals()) {
     // Whole grid cells inside [s, e).
     const first = Math.ceil((s - rec.from) / rec.size);
     const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
@@ -298,8 +339,14 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
       rec.interrupted.remove(e.start, e.end);
       if (!rec.done.covers(e.start, e.end)) {
         // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
-        const n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
+        let n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
         rec.done.add(e.start, e.end);
+        // A list that refreshes has pieces of cells (the rest of a cell done before the list grew, items
+        // around gone ones): a fixed-size unit counts when it settles its whole cell, and only then.
+        if (rec.items?.refresh && !rec.adaptive) {
+          const cs = rec.from + e.index * rec.size;
+          n = settledIn(rec, cs, Math.min(cs + rec.size, rec.to)) ? 1 : 0;
+        }
         // Two pieces of one cell (an interrupted unit cut anew) are two ends: never count past the total.
         const room = Math.max(0, unitCount(rec) - rec.unitsDone);
         rec.unitsDone += Math.min(n, room);
@@ -379,12 +426,46 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
     case 'mark-done':
       rec.failed.clear();
       rec.interrupted = new IntervalSet();
+      delete rec.gone;
       if (rec.to > rec.from) rec.done.add(rec.from, rec.to);
       rec.unitsDone = unitCount(rec);
       rec.completedAt = e.t;
       rec.lastDoneAt = e.t;
       return;
+    case 'items-refresh':
+      applyRefresh(rec, e);
+      return;
   }
+}
+
+/**
+ * `items-refresh`: the list grew to `count` (appended at the end, so every recorded range keeps its
+ * meaning) and `gone` replaces the gone set. Pending work is cut around gone items: interrupted ranges lose
+ * them, and a failed unit holding one becomes interrupted work of what is left (cut anew when handed out),
+ * so no unit ever gets a gone item. A list that grew is pending again; the done count follows the grid.
+ */
+function applyRefresh(rec: StepRecord, e: Stamped<ItemsRefreshEvent>): void {
+  rec.items = {
+    count: e.count,
+    sha256: e.sha256,
+    source: rec.items?.source ?? '',
+    ...(e.refresh ? { refresh: true as const } : {}),
+  };
+  // Validated: unsharded, or the whole of a `shards: first` step on shard 0 (its part is the whole).
+  if (rec.sharding) rec.sharding = { ...rec.sharding, to: e.count };
+  rec.to = e.count;
+  const gone = IntervalSet.from(e.gone);
+  if (gone.isEmpty) delete rec.gone;
+  else rec.gone = gone;
+  for (const [start, f] of rec.failed) {
+    if (!gone.overlaps(f.start, f.end)) continue;
+    rec.failed.delete(start);
+    rec.interrupted.add(f.start, f.end);
+  }
+  for (const [s, end] of gone.intervals()) rec.interrupted.remove(s, end);
+  rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+  // Completion is the scheduler's to record (`step-complete`, the marker); a list that grew is open again.
+  if (!isStepComplete(rec)) rec.completedAt = undefined;
 }
 
 /**

@@ -39,7 +39,22 @@ const isFingerprint: Check = (v) => {
   );
 };
 const isItems: Check = (v) =>
-  isObj(v) && isNat(v.count) && typeof v.sha256 === 'string' && typeof v.source === 'string';
+  isObj(v) &&
+  isNat(v.count) &&
+  typeof v.sha256 === 'string' &&
+  typeof v.source === 'string' &&
+  (v.refresh === undefined || v.refresh === true);
+/** Index ranges [s, e), each non-empty, in order and apart (as IntervalSet.toJSON writes them). */
+const isRanges: Check = (v) => {
+  if (!Array.isArray(v)) return false;
+  let last = Number.NEGATIVE_INFINITY;
+  for (const r of v) {
+    if (!Array.isArray(r) || r.length !== 2 || !isNat(r[0]) || !isNat(r[1])) return false;
+    if (!((r[0] as number) < (r[1] as number)) || (r[0] as number) <= last) return false;
+    last = r[1] as number;
+  }
+  return true;
+};
 const isSharding: Check = (v) =>
   isObj(v) &&
   isInt(v.from) &&
@@ -95,6 +110,7 @@ const SPECS: Record<string, Spec> = {
   throttle: { step: isStr, held: isBool, 'reason?': isStr },
   'mark-done': { step: isStr },
   approve: { step: isStr, by: isStr },
+  'items-refresh': { step: isStr, count: isNat, sha256: isStr, gone: isRanges, refresh: isBool },
 };
 
 function checkSpec(value: Record<string, unknown>, spec: Spec): string | undefined {
@@ -181,9 +197,41 @@ export function checkEventInState(state: CheckpointState, ev: Stamped): string |
     }
     case 'interrupt':
       return ev.start < ev.end ? undefined : `interrupt event: unit [${ev.start}, ${ev.end}) is empty`;
+    case 'items-refresh': {
+      const rec = state.steps.get(ev.step);
+      if (!rec) return undefined;
+      const problem = checkRefresh(rec, ev);
+      return problem && `items-refresh event of step "${ev.step}": ${problem}`;
+    }
     default:
       return undefined;
   }
+}
+
+/**
+ * A refresh only appends (the indices of frozen items never change), to the whole list of an unsharded step
+ * (or of a `shards: first` step on the shard that runs it), and never calls a done item gone. That the
+ * list on disk is the one the event describes is checked where it is read (Checkpoint.readItems).
+ */
+function checkRefresh(
+  rec: StepRecord,
+  ev: { count: number; sha256: string; gone: Array<[number, number]> },
+): string | undefined {
+  if (!rec.items) return 'its step has no frozen item list';
+  if (ev.count < rec.items.count)
+    return `the frozen list shrinks from ${rec.items.count} to ${ev.count} items (a refresh only appends)`;
+  if (ev.count === rec.items.count && ev.sha256 !== rec.items.sha256)
+    return `the frozen list of ${ev.count} items changes without growing (a refresh only appends)`;
+  if (
+    rec.sharding &&
+    (rec.sharding.mode === 'split' || rec.from !== rec.sharding.from || rec.to !== rec.sharding.to)
+  )
+    return `it refreshes a shard's part [${rec.from}, ${rec.to}) (only unsharded steps and shards: first refresh)`;
+  for (const [s, e] of ev.gone) {
+    if (e > ev.count) return `gone items [${s}, ${e}) reach past its ${ev.count} items`;
+    if (rec.done.overlaps(s, e)) return `gone items [${s}, ${e}) include done ones`;
+  }
+  return undefined;
 }
 
 /** A step's record as a whole (read from the snapshot): its space, its ranges and its counts. */
@@ -194,12 +242,16 @@ export function checkStepRecord(id: string, rec: StepRecord): string | undefined
   for (const [name, set] of [
     ['done', rec.done],
     ['interrupted', rec.interrupted],
+    ['gone', rec.gone],
   ] as const) {
+    if (!set) continue;
     const min = set.min;
     const max = set.max;
     if (min !== undefined && max !== undefined && (min < rec.from || max > rec.to))
       return `${where}: ${name} ranges [${min}, ${max}) reach outside its space [${rec.from}, ${rec.to})`;
   }
+  for (const [s, e] of rec.gone?.intervals() ?? [])
+    if (rec.done.overlaps(s, e)) return `${where}: gone items [${s}, ${e}) include done ones`;
   for (const f of rec.failed.values()) {
     const problem = checkUnit(rec, f.start, f.end, f.index);
     if (problem) return `${where}: failed ${problem}`;

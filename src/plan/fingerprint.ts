@@ -53,7 +53,13 @@ function batchIdentity(batch: BatchSpec | undefined): unknown {
   const { space } = batch;
   const size = batch.adaptive ? 'by-time' : batch.size;
   if (space.kind === 'range') return { range: [space.from, space.to], size };
-  return { items: space.source, size };
+  // `refresh: true`: what the source gives changes from attempt to attempt by design, and each change is
+  // appended to the frozen list (engine/refresh.ts), so only the source's definition counts. The flag itself
+  // is left out too: turning it on keeps the work done, as it only says how the list may grow. An inline
+  // list's definition is its items, so with `refresh` it counts as a list and nothing more.
+  const { refresh, ...source } = space.source;
+  if (refresh && source.kind === 'list') return { items: { kind: 'list', refresh: true }, size };
+  return { items: source, size };
 }
 
 function sortedEntries(record: Record<string, string>): [string, string][] {

@@ -352,32 +352,54 @@ const itemsObjectShape = z.strictObject(
           "The command's stdout lines are the items (blank lines skipped); runs with bash -eo pipefail -c in the plan file's directory.",
         examples: ["psql -Atc 'select id from shards'"],
       }),
+    list: z
+      .array(itemSchema, { error: 'expected a list of items (single-line strings or numbers)' })
+      .optional()
+      .meta({
+        description:
+          'The items as written (single-line strings or numbers): the mapping form of `items: [a, b]`, which can take `refresh: true`.',
+        examples: [['a', 'b', 'c']],
+      }),
+    refresh: bool.optional().meta({
+      description:
+        'true: every attempt expands the source again. Items not yet in the frozen list are appended (the indices of the others never change) and run once; done items never run again; items that left the source before they ran are shown as gone and not run; a source that gives nothing is allowed. With `list`, the list in the plan is the source.',
+    }),
   },
   { error: 'expected a mapping' },
 );
 
 const itemsObjectSchema = itemsObjectShape
   .superRefine((o, ctx) => {
-    const given = (['file', 'glob', 'command'] as const).filter((k) => o[k] !== undefined);
+    const given = (['file', 'glob', 'command', 'list'] as const).filter((k) => o[k] !== undefined);
     if (given.length !== 1) {
       ctx.addIssue({
         code: 'custom',
         message:
           given.length === 0
             ? expecting(
-                'expected exactly one of file, glob or command',
-                'e.g. items: { file: ids.txt } or items: { glob: "data/*.csv" }',
+                'expected exactly one of file, glob, command or list',
+                'e.g. items: { file: ids.txt } or items: { glob: "data/*.csv", refresh: true }',
               )
-            : `use only one of file, glob or command, not ${given.join(' and ')}`,
+            : `use only one of file, glob, command or list, not ${given.join(' and ')}`,
       });
     }
   })
   .transform((o): ItemsSource => {
-    if (o.file !== undefined) return { kind: 'file', file: o.file };
-    if (o.glob !== undefined) return { kind: 'glob', glob: o.glob };
-    return { kind: 'command', command: o.command ?? '' };
+    // `refresh: false` is the default: left out, so the source (and its fingerprint) is as without it.
+    const refresh = o.refresh === true ? { refresh: true as const } : {};
+    if (o.list !== undefined) return { kind: 'list', items: o.list.map((i) => i ?? ''), ...refresh };
+    if (o.file !== undefined) return { kind: 'file', file: o.file, ...refresh };
+    if (o.glob !== undefined) return { kind: 'glob', glob: o.glob, ...refresh };
+    return { kind: 'command', command: o.command ?? '', ...refresh };
   })
-  .meta({ oneOf: [{ required: ['file'] }, { required: ['glob'] }, { required: ['command'] }] });
+  .meta({
+    oneOf: [
+      { required: ['list'] },
+      { required: ['file'] },
+      { required: ['glob'] },
+      { required: ['command'] },
+    ],
+  });
 
 const ITEMS_EXPECTED =
   'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}';
@@ -522,8 +544,13 @@ const batchSchema = z
       }),
       items: itemsSchema.optional().meta({
         description:
-          'A list of items (single-line strings or numbers), or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}; expanded once and frozen into the checkpoint.',
-        examples: [['a', 'b', 'c'], { file: 'ids.txt' }, { glob: 'data/*.csv' }],
+          'A list of items (single-line strings or numbers), or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}, {list: [...]}; expanded once and frozen into the checkpoint, or with `refresh: true` expanded again at every attempt (new items appended).',
+        examples: [
+          ['a', 'b', 'c'],
+          { file: 'ids.txt' },
+          { glob: 'data/*.csv' },
+          { glob: 'inbox/*.json', refresh: true },
+        ],
       }),
       size: sizeSchema.optional().meta({
         description:

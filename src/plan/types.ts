@@ -17,11 +17,16 @@ export interface RetryPolicy {
 /** One entry of `retry.on`: an exit code (1–255), `timeout`, `signal` (not sent by the engine) or `any`. */
 export type RetryCondition = number | 'timeout' | 'signal' | 'any';
 
-export type ItemsSource =
+/**
+ * `refresh: true` (DESIGN §2): every attempt expands the source again and appends the items not yet in the
+ * frozen list (src/engine/refresh.ts). An inline list's source is the plan's own text.
+ */
+export type ItemsSource = (
   | { kind: 'list'; items: string[] }
   | { kind: 'file'; file: string }
   | { kind: 'glob'; glob: string }
-  | { kind: 'command'; command: string };
+  | { kind: 'command'; command: string }
+) & { refresh?: true };
 
 export type BatchSpace = { kind: 'range'; from: number; to: number } | { kind: 'items'; source: ItemsSource };
 

@@ -31,8 +31,10 @@ export function printExplain(
     const needs = step.needs.length ? ` after ${step.needs.join(', ')}` : '';
     out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
     if (i.itemsDrift) out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
+    if (i.refresh) out.write(`         ${' '.repeat(width)}note: ${i.refresh}\n`);
     if (i.chunks) out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
-    if (step.batch?.space.kind === 'items' && i.unitsTotal === 0)
+    // A list that refreshes may be empty for now (its items come later).
+    if (step.batch?.space.kind === 'items' && !step.batch.space.source.refresh && i.unitsTotal === 0)
       out.write(
         `         ${' '.repeat(width)}warning: the items source (${describeSource(step.batch.space.source)}) gives no items: the step has nothing to do\n`,
       );

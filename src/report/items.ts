@@ -144,7 +144,11 @@ export async function loadFrozenItems(
   const out = new Map<string, ItemList>();
   for (const [id, rec] of ckpt.state.steps) {
     if (!rec.items || rec.items.count === 0) continue;
-    const named = rec.failed.size > 0 || rec.interrupted.count > 0 || rec.running.size > 0;
+    const named =
+      rec.failed.size > 0 ||
+      rec.interrupted.count > 0 ||
+      rec.running.size > 0 ||
+      (rec.gone?.isEmpty ?? true) === false;
     if (which === 'named' && !named) continue;
     try {
       out.set(id, await ckpt.readItemList(id));

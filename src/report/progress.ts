@@ -117,6 +117,10 @@ export class Progress {
           s.startedAt = this.#now();
           s.doneAtStart = this.#ckpt.state.steps.get(ev.step)?.unitsDone ?? 0;
         }
+        // Done without a unit started: none ran now, whatever the attempt's first records changed in the
+        // counts (a refresh counts a unit whose items are all gone as settled).
+        if (ev.state === 'done' && s.startedAt === undefined)
+          s.doneAtStart = this.#ckpt.state.steps.get(ev.step)?.unitsDone ?? 0;
         if (ev.state === 'done' && ev.detail) this.line(`${c.green('✓')} ${s.id}: ${ev.detail}`);
         else if (ev.state === 'done') this.line(`${c.green('✓')} ${s.id} done${this.#stepSummary(s)}`);
         if (ev.state === 'running' || ev.state === 'done') this.#warnEmpty(s.id);
@@ -150,7 +154,7 @@ export class Progress {
   /** An item source that gave nothing: said once, when the step starts or (having no units) completes. */
   #warnEmpty(id: string): void {
     const rec = this.#ckpt.state.steps.get(id);
-    if (!rec?.items || rec.items.count > 0 || this.#warnedEmpty.has(id)) return;
+    if (!rec?.items || rec.items.count > 0 || rec.items.refresh || this.#warnedEmpty.has(id)) return;
     this.#warnedEmpty.add(id);
     this.line(`${this.#c.yellow('warning:')} ${emptyItemsWarning(id, rec.items.source)}`);
   }

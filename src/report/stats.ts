@@ -1,4 +1,6 @@
 // Per-step figures shared by `status`, the live progress view and (later) the job summary.
+
+import { itemsOfRanges } from '../engine/refresh.js';
 import type { Checkpoint } from '../journal/checkpoint.js';
 import type { ItemList } from '../journal/item-list.js';
 import { paceRate } from '../journal/pace.js';
@@ -11,7 +13,7 @@ import {
   unitCount,
 } from '../journal/state.js';
 import type { Plan, Step } from '../plan/types.js';
-import { emptyItemsWarning, type FrozenItems, type UnitItems, unitItems } from './items.js';
+import { emptyItemsWarning, type FrozenItems, ITEMS_LISTED, type UnitItems, unitItems } from './items.js';
 
 /** `waiting`: `approval: true`, not approved, and every step it needs is done: the run stops before it. */
 export type StepStatus = 'done' | 'pending' | 'running' | 'partial' | 'failed' | 'interrupted' | 'waiting';
@@ -48,6 +50,11 @@ export interface StepStats {
     items?: UnitItems;
   }>;
   items?: { count: number; source: string };
+  /**
+   * `refresh: true`: items that left the source before they ran (not run), with the first ten named when
+   * the frozen list was given.
+   */
+  gone?: { count: number; ranges: Array<[number, number]>; first: string[] };
   /** Things worth a reader's attention that did not fail the step, e.g. an item source that gave nothing. */
   warnings: string[];
   outputs: Record<string, string>;
@@ -144,12 +151,24 @@ export function stepStats(
         ...(items ? { items } : {}),
       };
     }),
-    warnings: rec.items && rec.items.count === 0 ? [emptyItemsWarning(id, rec.items.source)] : [],
+    // A list that refreshes may well be empty for now: its items come later.
+    warnings:
+      rec.items && rec.items.count === 0 && !rec.items.refresh
+        ? [emptyItemsWarning(id, rec.items.source)]
+        : [],
     outputs: rec.outputs,
     parallel,
     batch,
   };
   if (rec.items) s.items = { count: rec.items.count, source: rec.items.source };
+  if (rec.gone && !rec.gone.isEmpty) {
+    const ranges = rec.gone.toJSON();
+    s.gone = {
+      count: rec.gone.size,
+      ranges,
+      first: frozen ? itemsOfRanges(frozen, ranges, ITEMS_LISTED) : [],
+    };
+  }
   if (rec.completedAt !== undefined) s.completedAt = rec.completedAt;
   if (rec.throttle) {
     const t = rec.throttle;

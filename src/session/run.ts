@@ -294,7 +294,12 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
             lease = await acquireLease(`${root}/${latest}`, { runId: latest, attempt: 0 });
             id = latest;
             ckpt = await Checkpoint.read(root, id);
-            prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+            const joined = ckpt;
+            prep = await prepare(plan, ckpt.state, {
+              only: opts.only ?? [],
+              env: io.env,
+              frozenItems: (step) => joined.readItems(step),
+            });
           }
         }
       }
@@ -306,7 +311,12 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
         // Another run started with the same id in the same second and has finished: continue from it.
         ckpt = await Checkpoint.read(root, id);
         checkRunShard(id, ckpt.state.shard, shard);
-        prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+        const joined = ckpt;
+        prep = await prepare(plan, ckpt.state, {
+          only: opts.only ?? [],
+          env: io.env,
+          frozenItems: (step) => joined.readItems(step),
+        });
       }
     }
     try {
@@ -333,6 +343,11 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
     progress.line(
       `${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name}${shard ? ` as shard ${shardLabel(shard)}` : ''} in ${shown(ckpt.dir)} (host ${hostname()})`,
     );
+    // `refresh: true`: what this attempt appended to each list and which items are gone, by name.
+    for (const step of prep.selected) {
+      const note = prep.info.get(step.id)?.refresh;
+      if (note) progress.line(`${step.id}: ${note}`);
+    }
     engine = new Engine(plan, ckpt, prep, {
       concurrency,
       deadline,

@@ -7,7 +7,7 @@ import { inspectLease } from '../journal/lock.js';
 import { formatDuration } from '../plan/duration.js';
 import { shardLabel } from '../plan/space.js';
 import { colorEnabled, makeColors } from '../report/colors.js';
-import { describeItems, itemsDriftNote, loadFrozenItems } from '../report/items.js';
+import { describeItems, itemsDriftNote, loadFrozenItems, nameItems } from '../report/items.js';
 import { runStats, type StepStats } from '../report/stats.js';
 import { type CommonOptions, optionalPlan, resolveRunId, rootOf, shown } from './context.js';
 import type { Io } from './io.js';
@@ -50,6 +50,8 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
     const rec = state.steps.get(step.id);
     const kind = step.batch?.space.kind === 'items' ? step.batch.space.source.kind : undefined;
     if (!samePlan || !rec?.items || (kind !== 'file' && kind !== 'glob')) continue;
+    // A list that refreshes follows its source at every attempt: a difference now is not drift.
+    if (step.batch?.space.kind === 'items' && step.batch.space.source.refresh) continue;
     const note = await itemsDriftNote(samePlan, step, frozen.get(step.id), rec.items, io.env, () =>
       Promise.reject(new Error('status runs no items command')),
     );
@@ -102,6 +104,7 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
         interrupted: s.interrupted,
         interruptedUnits: s.interruptedUnits.map((u) => ({ ...u, items: u.items ?? null })),
         items: s.items ?? null,
+        gone: s.gone ?? null,
         itemsChanged: drift.get(s.id) ?? null,
         warnings: s.warnings,
         sharding: state.steps.get(s.id)?.sharding ?? null,
@@ -192,6 +195,7 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
       }
     }
     for (const w of s.warnings) io.out.write(`    ${c.yellow('warning:')} ${w}\n`);
+    if (s.gone) io.out.write(`    ${c.yellow('gone:')} ${describeGone(s.gone)}\n`);
     const changed = drift.get(s.id);
     if (changed) io.out.write(`    note: ${changed}\n`);
     const ch = chunks(s.id);
@@ -211,6 +215,12 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
     }
   }
   return 0;
+}
+
+/** `2 items (data/c.csv, data/d.csv) left the source before they ran; not run` (`refresh: true`). */
+function describeGone(g: NonNullable<StepStats['gone']>): string {
+  const names = g.first.length > 0 ? ` (${nameItems(g.first, g.count)})` : ` ${ranges(g.ranges)}`;
+  return `${g.count} item(s)${names} left the source before they ran; not run`;
 }
 
 /** `chunks sized by time: last 2000 in 190ms (10526/s), next 2100, target 200ms, min 100, max 100000`. */

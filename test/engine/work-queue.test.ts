@@ -156,4 +156,17 @@ describe('the work queue', () => {
     // same first unit comes back: the queue itself holds no per-unit state after `done`.
     expect(take(q).start).toBe(0);
   });
+
+  it('a failed unit whose retry was interrupted is queued once in the next attempt, not twice', () => {
+    const unit = { step: 'w', start: 2, end: 4, index: 1 };
+    const q = queue(step(), [
+      { type: 'start', ...unit, try: 1, attempt: 1 },
+      { type: 'fail', ...unit, try: 1, ms: 1, exit: 1, signal: null, final: true, reason: 'exit code 1' },
+      { type: 'start', ...unit, try: 1, attempt: 2 },
+      { type: 'interrupt', ...unit, ms: 1, reason: 'stop' },
+    ]);
+    const starts: number[] = [];
+    for (let u = q.next(0); u && !('wakeAt' in u); u = q.next(0)) starts.push(u.start);
+    expect(starts).toEqual([2, 0, 4, 6, 8]);
+  });
 });

@@ -51,6 +51,21 @@ async function fp(over: Partial<typeof BASE> = {}): Promise<Fingerprint> {
 }
 
 describe('fingerprintStep', () => {
+  it('refresh: the flag is not part of it, and a refreshing inline list counts as a list, not its items', async () => {
+    const glob = await fp({ batch: '{ items: { glob: "data/*.csv" } }' });
+    expect((await fp({ batch: '{ items: { glob: "data/*.csv", refresh: true } }' })).hash).toBe(glob.hash);
+    expect((await fp({ batch: '{ items: { glob: "data/*.txt", refresh: true } }' })).hash).not.toBe(
+      glob.hash,
+    );
+    // The mapping form of a list is the list, until it refreshes.
+    expect((await fp({ batch: '{ items: { list: [a, b] } }' })).hash).toBe(
+      (await fp({ batch: '{ items: [a, b] }' })).hash,
+    );
+    expect((await fp({ batch: '{ items: { list: [a, b], refresh: true } }' })).hash).toBe(
+      (await fp({ batch: '{ items: { list: [a, b, c], refresh: true } }' })).hash,
+    );
+  });
+
   it('hashes each part to 16 hex characters and lists the matched input files', async () => {
     const f = await fp();
     expect(f.hash).toMatch(/^[0-9a-f]{16}$/);

@@ -357,10 +357,10 @@ steps:
       'checkpoint.yml: steps[0].batch.range.from: expected an integer, got 0.5',
     );
     expect(batch('{ items: { file: a, command: b } }')).toBe(
-      'checkpoint.yml: steps[0].batch.items: use only one of file, glob or command, not file and command',
+      'checkpoint.yml: steps[0].batch.items: use only one of file, glob, command or list, not file and command',
     );
     expect(batch('{ items: { fiel: a } }')).toBe(
-      'checkpoint.yml: steps[0].batch.items.fiel: unknown key; allowed keys: file, glob, command (did you mean "file"?)',
+      'checkpoint.yml: steps[0].batch.items.fiel: unknown key; allowed keys: file, glob, command, list, refresh (did you mean "file"?)',
     );
     expect(batch('{ items: ids.txt }')).toBe(
       'checkpoint.yml: steps[0].batch.items: expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}, got "ids.txt"',
