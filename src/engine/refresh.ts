@@ -11,6 +11,7 @@
 //   full at every refresh, so an item that comes back to the source before it ran is pending again.
 // - A done item is never gone and never runs again, in the source or not.
 import type { IntervalSet } from '../journal/intervals.js';
+import type { ItemList } from '../journal/item-list.js';
 
 export interface Refreshed {
   /** The frozen list after the refresh: the old one, then `added`. */
@@ -61,13 +62,13 @@ export function sameRanges(
 
 /** The items of `ranges` of `list`, the first `max` of them. */
 export function itemsOfRanges(
-  list: readonly string[],
+  list: ItemList,
   ranges: Iterable<readonly [number, number]>,
   max: number,
 ): string[] {
   const out: string[] = [];
   for (const [s, e] of ranges) {
-    for (let i = s; i < e && out.length < max; i++) out.push(list[i] ?? '');
+    out.push(...list.slice(s, Math.min(e, s + max - out.length)));
     if (out.length >= max) break;
   }
   return out;
