@@ -71,7 +71,7 @@ export function checkUnitSelection(
   if (!step) return; // checkSteps names it
   if (!step.batch) {
     throw new UsageError(
-      `${where}: step "${id}" is not a batch step, so it has no units; ${cmd === 'reset' ? 'reset' : 'mark'} the whole step${cmd === 'reset' ? '' : ' done'} with \`checkpoint ${cmd} ${id}\``,
+      `${where}: step "${id}" is not a batch step, so it has no units; ${cmd === 'reset' ? 'reset' : 'mark'} the whole step${cmd === 'reset' ? '' : ' done'} with ${where.startsWith('input') ? `\`reset: ${id}\`` : `\`checkpoint ${cmd} ${id}\``}`,
     );
   }
   if (sel.items && step.batch.space.kind === 'range') {
