@@ -4,7 +4,9 @@
 // as they were.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { resetCommand } from '../../src/session/manage.js';
 import { type Project, readLines, runCli, status, useProjects } from '../support/cli.js';
 
 const project = useProjects();
@@ -265,5 +267,48 @@ steps:
       /mark-done --unit: the record of step "fill" is out of date \(fingerprint changed: run\).*run it first \(`checkpoint run`\), or mark done the whole step \(`checkpoint mark-done fill`\)/,
     );
     expect(await checkpointBytes(dir)).toEqual(before);
+  });
+
+  it("the action's reset: STEP:X is an item name of an item list first, else a chunk index; a range step's only an index", async () => {
+    const p = await project(`version: 1
+name: either
+concurrency: 1
+steps:
+  - id: ids
+    run: 'echo "ids $CHECKPOINT_ITEM" >> effects.log'
+    batch: { items: [7, 3, 5, 9] }
+  - id: fill
+    needs: []
+    run: 'echo "fill $CHECKPOINT_BATCH_INDEX" >> effects.log'
+    batch: { range: { from: 0, to: 30 }, size: 10 }
+`);
+    expect((await runCli(['run'], { cwd: p.dir })).code).toBe(0);
+    await writeFile(p.effects, '');
+    let out = '';
+    const sink = new PassThrough();
+    sink.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const io = { out: sink, err: new PassThrough(), env: { GITHUB_ACTOR: 'octocat' } };
+    const opts = { file: p.plan, dir: join(p.dir, '.checkpoints') };
+    // `3` is an item of `ids` (its unit 1); `0` is not, so it is unit 0; `fill:1` is unit 1.
+    expect(await resetCommand(['ids'], { ...opts, either: ['3', '0'] }, io)).toBe(0);
+    expect(await resetCommand(['fill'], { ...opts, either: ['1'] }, io)).toBe(0);
+    expect(out).toMatch(/reset ids units 0-1 \[0, 2\) \(7, 3\): pending again \(by octocat\)/);
+    expect(out).toMatch(/reset fill unit 1 \[10, 20\): pending again \(by octocat\)/);
+    const dir = await runDir(p);
+    const before = await checkpointBytes(dir);
+    await expect(resetCommand(['fill'], { ...opts, either: ['data/a.csv'] }, io)).rejects.toThrow(
+      /input `reset`: "fill:data\/a\.csv": step "fill" is a range step, so what follows the colon is a chunk index: `fill:3`, `fill:3-5`/,
+    );
+    await expect(resetCommand(['ids'], { ...opts, either: ['8'] }, io)).rejects.toThrow(
+      /input `reset`: step "ids" has units 0 to 3 .*, so "ids:8" is outside it/,
+    );
+    await expect(resetCommand(['ids'], { ...opts, either: ['x'] }, io)).rejects.toThrow(
+      /input `reset`: no item "ids:x" in the item list of step "ids"/,
+    );
+    expect(await checkpointBytes(dir)).toEqual(before);
+    expect((await runCli(['run'], { cwd: p.dir })).code).toBe(0);
+    expect(await readLines(p.effects)).toEqual(['ids 7', 'ids 3', 'fill 1']);
   });
 });
