@@ -78,6 +78,41 @@ function words(value: string): string[] {
     .filter((w) => w !== '');
 }
 
+/** The `reset` input, parsed: whole steps, and per step the units named as `STEP:UNIT` or `STEP:ITEM`. */
+export interface ResetEntries {
+  steps: string[];
+  /** Step id → what followed the colon, in order: a unit index or range, or an item name. */
+  units: Map<string, string[]>;
+}
+
+/**
+ * `reset: import` (the step and its dependents), `import:3`, `import:3-5` / `import:3..5` (chunk indices,
+ * both ends included) and `import:data/a.csv` (the unit holding that item). A step id never holds a colon,
+ * so the first one splits: an item may hold more (`s3://b/k`). Whether `3` is an index or an item name is
+ * told against the plan and the frozen list when it is applied (an item list: an item of that name first,
+ * else an index; a range step: an index only).
+ */
+export function parseResetEntries(entries: readonly string[]): ResetEntries {
+  const out: ResetEntries = { steps: [], units: new Map() };
+  for (const entry of entries) {
+    const colon = entry.indexOf(':');
+    if (colon < 0) {
+      if (!out.steps.includes(entry)) out.steps.push(entry);
+      continue;
+    }
+    const step = entry.slice(0, colon);
+    const unit = entry.slice(colon + 1);
+    if (step === '' || unit === '')
+      throw new InputError(
+        `input \`reset\`: "${entry}" names ${step === '' ? 'no step' : 'no unit'}; write STEP (the step and its dependents), STEP:UNIT (\`import:3\`, \`import:3-5\`) or STEP:ITEM (\`import:data/a.csv\`)`,
+      );
+    const list = out.units.get(step) ?? [];
+    if (!list.includes(unit)) list.push(unit);
+    out.units.set(step, list);
+  }
+  return out;
+}
+
 export interface InputContext {
   workspace: string;
 }
@@ -170,7 +205,11 @@ function schema(ctx: InputContext, command: string) {
       }),
     ),
     'signing-key': optional((v) => v),
-    reset: field(words),
+    reset: field((v) => {
+      const entries = words(v);
+      parseResetEntries(entries);
+      return entries;
+    }),
     approve: field(words),
     'max-continuations': field((v) => integer('max-continuations', v || '10', 0)),
     'retention-days': optional((v) => {

@@ -14,7 +14,7 @@ import { executeRun, type Io, type RunHooks, type RunOutcome } from '../session/
 import { startTracing } from '../trace/index.js';
 import { type RunnerConfig, readConfig } from './config.js';
 import { dispatchWorkflow, readContinuations, writeContinuations } from './continuation.js';
-import { InputError, type Inputs, readInputs } from './inputs.js';
+import { InputError, type Inputs, parseResetEntries, readInputs } from './inputs.js';
 import { baseKey } from './keys.js';
 import { actionLog, StepGroups } from './log-groups.js';
 import { publishReport, readRun, setRunOutputs } from './report.js';
@@ -220,7 +220,11 @@ async function runEngine(ctx: Context): Promise<RunOutcome> {
 async function resetSteps(ctx: Context): Promise<void> {
   if (ctx.inputs.reset.length === 0 || !(await Checkpoint.exists(ctx.root, ctx.runId))) return;
   const { resetCommand } = await import('../session/manage.js');
-  await resetCommand(ctx.inputs.reset, { file: ctx.planFile, dir: ctx.root, run: ctx.runId }, ctx.io);
+  const opts = { file: ctx.planFile, dir: ctx.root, run: ctx.runId };
+  const entries = parseResetEntries(ctx.inputs.reset);
+  if (entries.steps.length > 0) await resetCommand(entries.steps, opts, ctx.io);
+  // `STEP:UNIT` / `STEP:ITEM`: those units of the step pending again (and its dependents), one step at a time.
+  for (const [step, either] of entries.units) await resetCommand([step], { ...opts, either }, ctx.io);
 }
 
 /** The `approve` input: recorded after the restore (reset first), before the engine, by GITHUB_ACTOR. */

@@ -61,16 +61,30 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .action(act((o: Parameters<typeof explainCommand>[0]) => explainCommand(o, io)));
 
   common(program.command('reset'))
-    .description('make work pending again (and its dependents)')
+    .description('make work pending again (and its dependents); --unit/--item: only some units of one step')
     .argument('[steps...]', 'steps to reset')
     .option('--all', 'every step')
     .option('--failed', 'only failed units, with fresh tries')
+    .option(
+      '--unit <n...>',
+      'only these chunk indices of the one named batch step: 3, 3,5, 3-7 or 3..7',
+      collect,
+    )
+    .option('--item <name...>', 'only the units holding these items of the one named item-list step')
+    .option('--by <name>', 'who resets (recorded; default: $GITHUB_ACTOR, else $USER)')
     .option('--run <id>', 'the run (default: latest)')
     .action(act((steps: string[], o: Parameters<typeof resetCommand>[1]) => resetCommand(steps, o, io)));
 
   common(program.command('mark-done'))
-    .description('accept steps as done (manual intervention)')
+    .description('accept steps, or some units of one step, as done (manual intervention)')
     .argument('<steps...>', 'steps to mark done')
+    .option(
+      '--unit <n...>',
+      'only these chunk indices of the one named batch step: 3, 3,5, 3-7 or 3..7',
+      collect,
+    )
+    .option('--item <name...>', 'only the units holding these items of the one named item-list step')
+    .option('--by <name>', 'who marks them (recorded; default: $GITHUB_ACTOR, else $USER)')
     .option('--run <id>', 'the run (default: latest)')
     .action(
       act((steps: string[], o: Parameters<typeof markDoneCommand>[1]) => markDoneCommand(steps, o, io)),

@@ -146,6 +146,13 @@ export interface ResetEvent {
   reason: string;
   /** Drop the record entirely (`checkpoint reset`): the next run starts the step afresh and re-expands items. */
   forget?: boolean;
+  /**
+   * `checkpoint reset STEP --unit N / --item NAME`: only these ranges of the step's space (whole units, in
+   * order, disjoint) are made pending again; the rest of its work stays. Absent: the whole step.
+   */
+  ranges?: Array<[number, number]>;
+  /** Who reset it by hand (`--by`, else $GITHUB_ACTOR, else $USER); absent for resets the engine makes. */
+  by?: string;
 }
 
 /** `batch.throttle`: units of the step were held back (`held`, with the check's answer) or start again. */
@@ -156,9 +163,14 @@ export interface ThrottleEvent {
   reason?: string;
 }
 
+/** `checkpoint mark-done`: work accepted as done by hand (time: `t`). */
 export interface MarkDoneEvent {
   type: 'mark-done';
   step: string;
+  /** `--unit N / --item NAME`: only these ranges (whole units, in order, disjoint); absent: the whole step. */
+  ranges?: Array<[number, number]>;
+  /** Who marked it: `--by`, else $GITHUB_ACTOR, else $USER; absent in checkpoints written before it was. */
+  by?: string;
 }
 
 /** `checkpoint approve` / the action's `approve` input: a step with `approval: true` may start (time: `t`). */

@@ -112,6 +112,11 @@ const stepSchema = z.object({
       heldMs: z.number(),
     })
     .optional(),
+  manual: z
+    .array(
+      z.object({ start: z.number().int(), end: z.number().int(), by: z.string().optional(), at: z.number() }),
+    )
+    .optional(),
 });
 const snapshotSchema = z.object({
   format: z.number().int(),
@@ -169,6 +174,7 @@ function stepToJson(rec: StepRecord): z.infer<typeof stepSchema> {
   if (rec.completedAt !== undefined) out.completedAt = rec.completedAt;
   if (rec.lastDoneAt !== undefined) out.lastDoneAt = rec.lastDoneAt;
   if (rec.throttle) out.throttle = { ...rec.throttle };
+  if (rec.manual && rec.manual.length > 0) out.manual = rec.manual.map((m) => ({ ...m }));
   return out;
 }
 
@@ -278,6 +284,12 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
     if (s.completedAt !== undefined) rec.completedAt = s.completedAt;
     if (s.lastDoneAt !== undefined) rec.lastDoneAt = s.lastDoneAt;
     if (s.throttle) rec.throttle = throttleRecord(s.throttle);
+    if (s.manual && s.manual.length > 0)
+      rec.manual = s.manual.map((m) =>
+        m.by === undefined
+          ? { start: m.start, end: m.end, at: m.at }
+          : { start: m.start, end: m.end, by: m.by, at: m.at },
+      );
     // Evidence, not orders: the record must make sense on its own before anything reads it.
     const problem = checkStepRecord(id, rec);
     if (problem) throw new SnapshotError(`${file}: ${problem}`);

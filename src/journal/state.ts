@@ -71,6 +71,19 @@ export interface StepRecord {
   reason: string;
   /** `batch.throttle` history: held back now (since, why), how often and how long across attempts. */
   throttle?: ThrottleRecord;
+  /**
+   * Done work that no unit ran: ranges accepted by `checkpoint mark-done` (who, when), in the order marked.
+   * Only what was not done already counts; a reset of the range (or of the step) takes it out again.
+   */
+  manual?: ManualMark[];
+}
+
+/** A range of a step's space marked done by hand: by whom (absent in older checkpoints) and when (Unix ms). */
+export interface ManualMark {
+  start: number;
+  end: number;
+  by?: string;
+  at: number;
 }
 
 export interface ThrottleRecord {
@@ -232,6 +245,40 @@ export function countDoneUnits(rec: StepRecord): number {
   return n;
 }
 
+/** Takes [s, e) out of the step's hand-marked ranges (reset, or a unit that ran there after all). */
+function unmark(rec: StepRecord, s: number, e: number): void {
+  if (!rec.manual) return;
+  const out: ManualMark[] = [];
+  for (const m of rec.manual) {
+    if (m.end <= s || m.start >= e) out.push(m);
+    else {
+      if (m.start < s) out.push({ ...m, end: s });
+      if (m.end > e) out.push({ ...m, start: e });
+    }
+  }
+  if (out.length > 0) rec.manual = out;
+  else delete rec.manual;
+}
+
+/** The ranges of an event cut to the step's space (a plain or empty step has [from, to) as its one unit). */
+function rangesIn(
+  rec: StepRecord,
+  ranges: ReadonlyArray<readonly [number, number]>,
+): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const [s, e] of ranges) {
+    const a = Math.max(s, rec.from);
+    const b = Math.min(e, rec.to);
+    if (a < b) out.push([a, b]);
+  }
+  return out;
+}
+
+/** Failed units that start in [s, e) are dropped (done by hand, or pending again with fresh tries). */
+function dropFailed(rec: StepRecord, s: number, e: number): void {
+  for (const start of rec.failed.keys()) if (start >= s && start < e) rec.failed.delete(start);
+}
+
 function pushDuration(rec: StepRecord, ms: number): void {
   rec.durations.push(ms);
   if (rec.durations.length > DURATION_SAMPLES)
@@ -337,6 +384,7 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
       rec.running.delete(e.start);
       rec.failed.delete(e.start);
       rec.interrupted.remove(e.start, e.end);
+      unmark(rec, e.start, e.end);
       if (!rec.done.covers(e.start, e.end)) {
         // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
         let n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
@@ -395,8 +443,21 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
         state.steps.delete(e.step);
         return;
       }
+      if (e.ranges && !e.failedOnly) {
+        // `reset --unit`: only these units are pending again, with fresh tries; the rest of the work stays.
+        for (const [s, end] of rangesIn(rec, e.ranges)) {
+          rec.done.remove(s, end);
+          dropFailed(rec, s, end);
+          unmark(rec, s, end);
+        }
+        rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+        if (!isStepComplete(rec)) rec.completedAt = undefined;
+        if (rec.done.isEmpty) delete rec.lastDoneAt;
+        return;
+      }
       rec.failed.clear();
       if (!e.failedOnly) {
+        delete rec.manual;
         rec.done = new IntervalSet();
         rec.interrupted = new IntervalSet();
         rec.outputs = {};
@@ -423,19 +484,40 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
       }
       return;
     }
-    case 'mark-done':
-      rec.failed.clear();
-      rec.interrupted = new IntervalSet();
-      delete rec.gone;
-      if (rec.to > rec.from) rec.done.add(rec.from, rec.to);
-      rec.unitsDone = unitCount(rec);
-      rec.completedAt = e.t;
+    case 'mark-done': {
+      const whole = e.ranges === undefined;
+      const ranges = rangesIn(rec, e.ranges ?? [[rec.from, rec.to]]);
+      for (const [s, end] of ranges) {
+        // What ran stays work that ran: only the parts not done yet are marked as done by hand.
+        const marks = [...rec.done.gaps(s, end)].map(([gs, ge]) => manualMark(gs, ge, e));
+        if (marks.length > 0) rec.manual = [...(rec.manual ?? []), ...marks];
+        rec.done.add(s, end);
+        rec.interrupted.remove(s, end);
+        // A done item is never gone (refresh: true).
+        rec.gone?.remove(s, end);
+        dropFailed(rec, s, end);
+      }
+      if (rec.gone?.isEmpty) delete rec.gone;
+      if (whole) {
+        rec.failed.clear();
+        rec.interrupted = new IntervalSet();
+        rec.unitsDone = unitCount(rec);
+        rec.completedAt = e.t;
+      } else {
+        rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+        if (isStepComplete(rec)) rec.completedAt = rec.completedAt ?? e.t;
+      }
       rec.lastDoneAt = e.t;
       return;
+    }
     case 'items-refresh':
       applyRefresh(rec, e);
       return;
   }
+}
+
+function manualMark(start: number, end: number, e: { by?: string; t: number }): ManualMark {
+  return e.by === undefined ? { start, end, at: e.t } : { start, end, by: e.by, at: e.t };
 }
 
 /**
@@ -483,6 +565,13 @@ function fitToSpace(rec: StepRecord): void {
   const doneBefore = rec.done.size;
   rec.done = clip(rec.done);
   rec.interrupted = clip(rec.interrupted);
+  if (rec.manual) {
+    const kept = rec.manual
+      .map((m) => ({ ...m, start: Math.max(m.start, rec.from), end: Math.min(m.end, rec.to) }))
+      .filter((m) => m.start < m.end);
+    if (kept.length > 0) rec.manual = kept;
+    else delete rec.manual;
+  }
   for (const [start, f] of rec.failed) {
     const cell = Math.floor((f.start - rec.from) / rec.size);
     const fits =

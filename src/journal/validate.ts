@@ -61,6 +61,18 @@ const isSharding: Check = (v) =>
   isInt(v.to) &&
   (v.from as number) <= (v.to as number) &&
   (v.mode === 'split' || v.mode === 'every' || v.mode === 'first');
+/** `[[start, end], ...]`: whole safe integers, each range not empty, in order and disjoint. */
+const isRanges: Check = (v) => {
+  if (!Array.isArray(v) || v.length === 0) return false;
+  let prev = Number.NEGATIVE_INFINITY;
+  for (const r of v) {
+    if (!Array.isArray(r) || r.length !== 2 || !isInt(r[0]) || !isInt(r[1])) return false;
+    const [s, e] = r as [number, number];
+    if (!(s < e) || s < prev) return false;
+    prev = e;
+  }
+  return true;
+};
 const isShard: Check = (v) =>
   isObj(v) && isNat(v.index) && isPos(v.total) && (v.index as number) < (v.total as number);
 
@@ -106,9 +118,16 @@ const SPECS: Record<string, Spec> = {
   yield: { ...UNIT, ms: isNonNegNum },
   interrupt: { ...UNIT, ms: isNonNegNum, reason: isStr },
   'step-complete': { step: isStr },
-  reset: { step: isStr, failedOnly: isBool, reason: isStr, 'forget?': isBool },
+  reset: {
+    step: isStr,
+    failedOnly: isBool,
+    reason: isStr,
+    'forget?': isBool,
+    'ranges?': isRanges,
+    'by?': isStr,
+  },
   throttle: { step: isStr, held: isBool, 'reason?': isStr },
-  'mark-done': { step: isStr },
+  'mark-done': { step: isStr, 'ranges?': isRanges, 'by?': isStr },
   approve: { step: isStr, by: isStr },
   'items-refresh': { step: isStr, count: isNat, sha256: isStr, gone: isRanges, refresh: isBool },
 };
@@ -156,6 +175,24 @@ export function checkUnit(
   return undefined;
 }
 
+/**
+ * Ranges of a step's space marked done or reset by hand: whole units of the step, inside its space. The
+ * command cuts them on the grid (`--unit N` is cell N, `--item` the cells holding the items), and so
+ * must they lie.
+ */
+export function checkUnitRanges(
+  rec: Pick<StepRecord, 'from' | 'to' | 'size'>,
+  ranges: ReadonlyArray<readonly [number, number]>,
+): string | undefined {
+  for (const [s, e] of ranges) {
+    if (s < rec.from || e > rec.to)
+      return `range [${s}, ${e}) lies outside its step's space [${rec.from}, ${rec.to})`;
+    if ((s - rec.from) % rec.size !== 0 || (e !== rec.to && (e - rec.from) % rec.size !== 0))
+      return `range [${s}, ${e}) is not made of whole units (chunks of ${rec.size} from ${rec.from})`;
+  }
+  return undefined;
+}
+
 /** A step's space: whole safe integers, not inverted, this shard's part inside the whole. */
 export function checkSpace(
   s: Pick<StepRecord, 'from' | 'to' | 'size' | 'sharding' | 'items'>,
@@ -193,6 +230,15 @@ export function checkEventInState(state: CheckpointState, ev: Stamped): string |
       const rec = state.steps.get(ev.step);
       if (!rec) return undefined;
       const problem = checkUnit(rec, ev.start, ev.end, ev.index);
+      return problem && `${ev.type} event of step "${ev.step}": ${problem}`;
+    }
+    case 'mark-done':
+    case 'reset': {
+      if (ev.type === 'reset' && ev.ranges && (ev.failedOnly || ev.forget))
+        return `reset event of step "${ev.step}": \`ranges\` with \`${ev.failedOnly ? 'failedOnly' : 'forget'}\``;
+      const rec = state.steps.get(ev.step);
+      if (!rec || !ev.ranges) return undefined;
+      const problem = checkUnitRanges(rec, ev.ranges);
       return problem && `${ev.type} event of step "${ev.step}": ${problem}`;
     }
     case 'interrupt':
@@ -255,6 +301,12 @@ export function checkStepRecord(id: string, rec: StepRecord): string | undefined
   for (const f of rec.failed.values()) {
     const problem = checkUnit(rec, f.start, f.end, f.index);
     if (problem) return `${where}: failed ${problem}`;
+  }
+  for (const m of rec.manual ?? []) {
+    if (!isInt(m.start) || !isInt(m.end) || !(m.start < m.end) || m.start < rec.from || m.end > rec.to)
+      return `${where}: range [${m.start}, ${m.end}) marked done by hand is not inside its space [${rec.from}, ${rec.to})`;
+    if (!rec.done.covers(m.start, m.end))
+      return `${where}: range [${m.start}, ${m.end}) is marked done by hand but is not done`;
   }
   for (const r of rec.running.values())
     if (!(r.start < r.end)) return `${where}: running unit [${r.start}, ${r.end}) is empty`;

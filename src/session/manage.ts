@@ -16,6 +16,13 @@ import { shardLabel } from '../plan/space.js';
 import type { Plan, Step } from '../plan/types.js';
 import { type CommonOptions, requirePlan, resolveRunId, rootOf, shown, UsageError } from './context.js';
 import type { Io } from './io.js';
+import {
+  checkUnitSelection,
+  describeTarget,
+  resolveUnits,
+  type UnitSelection,
+  type UnitTarget,
+} from './units.js';
 
 function checkSteps(plan: Plan, ids: string[], flag: string): void {
   for (const id of ids) {
@@ -50,6 +57,8 @@ async function withRun<T>(
     startOverIfDamaged?: boolean;
     /** Checks the arguments against the plan before the lease is taken (a usage error wins over a lock). */
     check?: (plan: Plan) => void;
+    /** Checks against the checkpoint as read, before it is opened for writing: a refusal leaves it as it was. */
+    inspect?: (plan: Plan, ckpt: Checkpoint) => Promise<void>;
   },
   fn: (plan: Plan, ckpt: Checkpoint, startedOver?: StartedOver) => Promise<T>,
 ): Promise<T> {
@@ -69,6 +78,7 @@ async function withRun<T>(
       ckpt = fresh.ckpt;
       startedOver = { damage: err.message, kept: fresh.kept };
     }
+    await opts.inspect?.(plan, ckpt);
     await ckpt.openForWrite({ lease });
     try {
       return await fn(plan, ckpt, startedOver);
@@ -81,11 +91,136 @@ async function withRun<T>(
   }
 }
 
-export async function resetCommand(
-  steps: string[],
-  opts: CommonOptions & { run?: string; all?: boolean; failed?: boolean },
+/** `--unit` / `--item` (and the action's `STEP:X`), with `--by`. */
+export interface UnitOptions {
+  unit?: string[];
+  item?: string[];
+  /** The action's `reset: STEP:X` entries of one step: an item name, else a unit index. */
+  either?: string[];
+  by?: string;
+}
+
+function selectionOf(opts: UnitOptions): UnitSelection | undefined {
+  if (opts.unit !== undefined && opts.item !== undefined)
+    throw new UsageError(
+      '--unit and --item: give one of them (units by chunk index, or by the items they hold)',
+    );
+  if (opts.unit !== undefined) return { units: opts.unit };
+  if (opts.item !== undefined) return { items: opts.item };
+  if (opts.either !== undefined) return { either: opts.either };
+  return undefined;
+}
+
+/** How errors name what was given: `reset --unit`, `mark-done --item`, the action's ``input `reset` ``. */
+function labelOf(cmd: 'mark-done' | 'reset', sel: UnitSelection): string {
+  return sel.units ? `${cmd} --unit` : sel.items ? `${cmd} --item` : 'input `reset`';
+}
+
+function byOf(opts: UnitOptions, io: Io): string {
+  if (opts.by !== undefined && opts.by.trim() === '')
+    throw new UsageError('--by: expected a name, e.g. `--by alice`');
+  return opts.by?.trim() || defaultApprover(io.env);
+}
+
+/**
+ * A step made pending whole (its record, marker, frozen list and state folder dropped), as `reset STEP`
+ * does; `dependent`: it is reset because a step it depends on was. False when it had nothing to reset.
+ */
+async function resetWhole(
+  ckpt: Checkpoint,
+  id: string,
+  dependent: boolean,
+  by: string,
+  io: Io,
+): Promise<boolean> {
+  const forget = () =>
+    ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset', by });
+  const rec = ckpt.state.steps.get(id);
+  // No record but an approval (given before the step was first prepared): the reset takes it back.
+  if (!rec && approvalOf(ckpt.state, id)) {
+    await forget();
+    io.out.write(`reset ${id}: its approval is taken back\n`);
+    return true;
+  }
+  if (!rec) return false;
+  const approved = approvalOf(ckpt.state, id) !== undefined;
+  await forget();
+  await ckpt.clearStepFiles(id);
+  await rm(ckpt.stateDir(id), { recursive: true, force: true });
+  io.out.write(
+    `reset ${id}${dependent ? ' (depends on a reset step)' : ''}: all its work is pending again${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`,
+  );
+  return true;
+}
+
+/** `reset STEP --unit N..` / `--item NAME..`: those units pending again, the step's dependents whole. */
+async function resetUnits(
+  step: string,
+  sel: UnitSelection,
+  opts: CommonOptions & { run?: string } & UnitOptions,
   io: Io,
 ): Promise<number> {
+  const where = labelOf('reset', sel);
+  const by = byOf(opts, io);
+  let target: UnitTarget | undefined;
+  return withRun(
+    {
+      ...opts,
+      check: (plan) => {
+        checkSteps(plan, [step], 'reset');
+        checkUnitSelection(plan, 'reset', [step], sel, where);
+      },
+      inspect: async (plan, ckpt) => {
+        target = await resolveUnits(plan, ckpt, 'reset', step, sel, where, io.env);
+      },
+    },
+    async (plan, ckpt) => {
+      const t = target as UnitTarget;
+      const rec = ckpt.state.steps.get(step);
+      if (!rec) io.out.write(`reset ${step} ${describeTarget(t)}: pending already (the step has not run)\n`);
+      else {
+        const approved = approvalOf(ckpt.state, step) !== undefined;
+        const had = t.ranges.some(
+          ([s, e]) => rec.done.overlaps(s, e) || [...rec.failed.keys()].some((f) => f >= s && f < e),
+        );
+        await ckpt.record({
+          type: 'reset',
+          step,
+          failedOnly: false,
+          reason: `checkpoint reset ${where}`,
+          ranges: t.ranges,
+          by,
+        });
+        if (!isStepComplete(rec)) await ckpt.removeMarker(step);
+        io.out.write(
+          `reset ${step} ${describeTarget(t)}: ${had ? 'pending again' : 'pending already'} (by ${by}); the rest of its work stays${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`,
+        );
+      }
+      const deps = dependentsOf(plan, [step]);
+      for (const id of plan.steps.map((s) => s.id))
+        if (id !== step && deps.has(id)) await resetWhole(ckpt, id, true, by, io);
+      return 0;
+    },
+  );
+}
+
+export async function resetCommand(
+  steps: string[],
+  opts: CommonOptions & { run?: string; all?: boolean; failed?: boolean } & UnitOptions,
+  io: Io,
+): Promise<number> {
+  const sel = selectionOf(opts);
+  if (sel) {
+    if (opts.all || opts.failed)
+      throw new UsageError(
+        `${labelOf('reset', sel)}: not with ${opts.all ? '--all' : '--failed'}; name one step and its units, e.g. \`checkpoint reset STEP --unit 3\``,
+      );
+    if (steps.length !== 1)
+      throw new UsageError(
+        `${labelOf('reset', sel)}: name exactly one step (the units are that step's), got ${steps.length === 0 ? 'none' : steps.join(', ')}; e.g. \`checkpoint reset STEP --unit 3\``,
+      );
+    return resetUnits(steps[0] as string, sel, opts, io);
+  }
   if (!opts.all && steps.length === 0 && !opts.failed) {
     throw new UsageError('reset: name the steps to reset, or pass --all (or --failed for failed units only)');
   }
@@ -107,48 +242,86 @@ export async function resetCommand(
     const named = opts.all || steps.length === 0 ? plan.steps.map((s) => s.id) : steps;
     const targets = opts.failed ? new Set(named) : dependentsOf(plan, named);
     let n = 0;
-    // The whole record goes: the next run starts the step afresh (items expanded again, approval taken back).
-    const forget = (id: string) =>
-      ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset' });
+    const by = byOf(opts, io);
+    // Each named step and its dependents go whole: the next run starts them afresh (items expanded again).
     for (const id of plan.steps.map((s) => s.id)) {
       if (!targets.has(id)) continue;
-      const rec = ckpt.state.steps.get(id);
-      // No record but an approval (given before the step was first prepared): the reset takes it back.
-      if (!rec && !opts.failed && approvalOf(ckpt.state, id)) {
-        await forget(id);
-        io.out.write(`reset ${id}: its approval is taken back\n`);
-        n += 1;
-        continue;
-      }
-      if (!rec) continue;
       if (opts.failed) {
-        const failed = rec.failed.size;
+        const failed = ckpt.state.steps.get(id)?.failed.size ?? 0;
         if (failed === 0) continue;
-        await ckpt.record({ type: 'reset', step: id, failedOnly: true, reason: 'checkpoint reset --failed' });
+        await ckpt.record({
+          type: 'reset',
+          step: id,
+          failedOnly: true,
+          reason: 'checkpoint reset --failed',
+          by,
+        });
         io.out.write(`reset ${id}: ${failed} failed unit(s) are pending again with fresh tries\n`);
-      } else {
-        const approved = approvalOf(ckpt.state, id) !== undefined;
-        await forget(id);
-        await ckpt.clearStepFiles(id);
-        await rm(ckpt.stateDir(id), { recursive: true, force: true });
-        io.out.write(
-          `reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`,
-        );
-      }
-      n += 1;
+        n += 1;
+      } else if (await resetWhole(ckpt, id, !named.includes(id), by, io)) n += 1;
     }
     if (n === 0) io.out.write('nothing to reset\n');
     return 0;
   });
 }
 
+/** `mark-done STEP --unit N..` / `--item NAME..`: those units done by hand; nothing else changes. */
+async function markUnitsDone(
+  step: string,
+  sel: UnitSelection,
+  opts: CommonOptions & { run?: string } & UnitOptions,
+  io: Io,
+): Promise<number> {
+  const where = labelOf('mark-done', sel);
+  const by = byOf(opts, io);
+  let target: UnitTarget | undefined;
+  return withRun(
+    {
+      ...opts,
+      check: (plan) => {
+        checkSteps(plan, [step], 'mark-done');
+        checkUnitSelection(plan, 'mark-done', [step], sel, where);
+      },
+      inspect: async (plan, ckpt) => {
+        target = await resolveUnits(plan, ckpt, 'mark-done', step, sel, where, io.env);
+      },
+    },
+    async (_plan, ckpt) => {
+      const t = target as UnitTarget;
+      if (t.init) {
+        await ckpt.record(t.init.event);
+        if (t.init.items) await ckpt.writeItems(step, t.init.items);
+      }
+      const rec = ckpt.state.steps.get(step);
+      const already = rec ? t.ranges.every(([s, e]) => rec.done.covers(s, e)) : false;
+      await ckpt.record({ type: 'mark-done', step, ranges: t.ranges, by });
+      const after = ckpt.state.steps.get(step);
+      const complete = after !== undefined && isStepComplete(after);
+      if (complete) await ckpt.writeMarker(step);
+      io.out.write(
+        `marked ${step} ${describeTarget(t)} done (by hand, by ${by})${already ? '; they were done already' : ''}${complete ? `; ${step} is complete` : ''}\n`,
+      );
+      return 0;
+    },
+  );
+}
+
 export async function markDoneCommand(
   steps: string[],
-  opts: CommonOptions & { run?: string },
+  opts: CommonOptions & { run?: string } & UnitOptions,
   io: Io,
 ): Promise<number> {
   if (steps.length === 0)
     throw new UsageError('mark-done: name at least one step, e.g. `checkpoint mark-done schema`');
+  const sel = selectionOf(opts);
+  if (sel) {
+    if (steps.length !== 1)
+      throw new UsageError(
+        `${labelOf('mark-done', sel)}: name exactly one step (the units are that step's), got ${steps.join(', ')}; e.g. \`checkpoint mark-done ${steps[0]} ${sel.items ? '--item NAME' : '--unit 3'}\``,
+      );
+    return markUnitsDone(steps[0] as string, sel, opts, io);
+  }
+  const by = byOf(opts, io);
   return withRun(opts, async (plan, ckpt) => {
     checkSteps(plan, steps, 'mark-done');
     const prep = await prepare(plan, ckpt.state, { env: io.env });
@@ -160,9 +333,9 @@ export async function markDoneCommand(
       }
     }
     for (const id of steps) {
-      await ckpt.record({ type: 'mark-done', step: id });
+      await ckpt.record({ type: 'mark-done', step: id, by });
       await ckpt.writeMarker(id);
-      io.out.write(`marked ${id} done (by hand)\n`);
+      io.out.write(`marked ${id} done (by hand, by ${by})\n`);
     }
     return 0;
   });

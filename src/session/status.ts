@@ -4,10 +4,18 @@
 import { type ChunkInfo, chunkInfo } from '../engine/chunking.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { inspectLease } from '../journal/lock.js';
+import type { ManualMark } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
 import { shardLabel } from '../plan/space.js';
 import { colorEnabled, makeColors } from '../report/colors.js';
-import { describeItems, itemsDriftNote, loadFrozenItems, nameItems } from '../report/items.js';
+import {
+  describeItems,
+  itemsDriftNote,
+  loadFrozenItems,
+  nameItems,
+  type UnitItems,
+  unitItems,
+} from '../report/items.js';
 import { runStats, type StepStats } from '../report/stats.js';
 import { type CommonOptions, optionalPlan, resolveRunId, rootOf, shown } from './context.js';
 import type { Io } from './io.js';
@@ -41,6 +49,12 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
     return rec?.adaptive ? chunkInfo(rec, adaptive) : null;
   };
   const frozen = await loadFrozenItems(ckpt, samePlan ? 'all' : 'named');
+  // Units marked done by hand are named by their items too, with or without the plan.
+  for (const [id, rec] of ckpt.state.steps) {
+    if (!rec.manual || !rec.items || rec.items.count === 0 || frozen.has(id)) continue;
+    const list = await ckpt.readItems(id).catch(() => undefined);
+    if (list) frozen.set(id, list);
+  }
   const stats = runStats(ckpt, samePlan, lease !== undefined, frozen);
   const state = ckpt.state;
   // A frozen list whose file or glob gives other items now, by name. Command sources are checked by
@@ -57,6 +71,9 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
     );
     if (note) drift.set(step.id, note);
   }
+  // Done work that no unit ran (`checkpoint mark-done`), so it is told apart from work that ran.
+  const manualOf = (id: string): ManualMark[] => state.steps.get(id)?.manual ?? [];
+  const itemsOf = (id: string, start: number, end: number) => unitItems(frozen.get(id), start, end);
   if (opts.json) {
     const doc = {
       format: 1,
@@ -127,6 +144,13 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
               heldSeconds: Math.round(s.throttle.heldMs) / 1000,
             }
           : null,
+        manual: manualOf(s.id).map((m) => ({
+          start: m.start,
+          end: m.end,
+          by: m.by ?? null,
+          at: new Date(m.at).toISOString(),
+          items: itemsOf(s.id, m.start, m.end) ?? null,
+        })),
         outputs: s.outputs,
         completedAt: s.completedAt === undefined ? null : new Date(s.completedAt).toISOString(),
       })),
@@ -194,6 +218,8 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
         io.out.write(`    interrupted: ${parts.join('; ')}\n`);
       }
     }
+    for (const line of manualLines(manualOf(s.id), s.batch, (a, b) => itemsOf(s.id, a, b)))
+      io.out.write(`    ${line}\n`);
     for (const w of s.warnings) io.out.write(`    ${c.yellow('warning:')} ${w}\n`);
     if (s.gone) io.out.write(`    ${c.yellow('gone:')} ${describeGone(s.gone)}\n`);
     const changed = drift.get(s.id);
@@ -221,6 +247,37 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
 function describeGone(g: NonNullable<StepStats['gone']>): string {
   const names = g.first.length > 0 ? ` (${nameItems(g.first, g.count)})` : ` ${ranges(g.ranges)}`;
   return `${g.count} item(s)${names} left the source before they ran; not run`;
+}
+
+/**
+ * `marked done by hand by alice at 2026-…: [20, 30), [50, 60)`: one line per mark (who and when), its
+ * ranges (with their items, for an item list); a plain step's line has no ranges.
+ */
+function manualLines(
+  marks: readonly ManualMark[],
+  batch: boolean,
+  items: (start: number, end: number) => UnitItems | undefined,
+): string[] {
+  const groups: Array<{ by: string | undefined; at: number; ranges: Array<[number, number]> }> = [];
+  for (const m of marks) {
+    const last = groups[groups.length - 1];
+    if (last && last.by === m.by && last.at === m.at) last.ranges.push([m.start, m.end]);
+    else groups.push({ by: m.by, at: m.at, ranges: [[m.start, m.end]] });
+  }
+  const max = 5;
+  const lines = groups.slice(0, max).map((g) => {
+    const head = `marked done by hand${g.by !== undefined ? ` by ${g.by}` : ''} at ${new Date(g.at).toISOString()}`;
+    if (!batch) return head;
+    const parts = g.ranges.slice(0, 6).map(([s, e]) => {
+      const u = items(s, e);
+      return `[${s}, ${e})${u && u.count > 0 ? ` ${describeItems(u)}` : ''}`;
+    });
+    if (g.ranges.length > 6) parts.push(`… ${g.ranges.length - 6} more`);
+    return `${head}: ${parts.join(', ')}`;
+  });
+  if (groups.length > max)
+    lines.push(`… ${groups.length - max} more marks by hand (status --json lists all)`);
+  return lines;
 }
 
 /** `chunks sized by time: last 2000 in 190ms (10526/s), next 2100, target 200ms, min 100, max 100000`. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { INPUT_DEFAULTS, InputError, readInputs } from '../../src/action/inputs.js';
+import { INPUT_DEFAULTS, InputError, parseResetEntries, readInputs } from '../../src/action/inputs.js';
 import { baseKey, entryName, entryPrefix } from '../../src/action/keys.js';
 
 const ws = '/home/runner/work/repo/repo';
@@ -78,6 +78,42 @@ describe('action inputs', () => {
   ])('refuses %j with a message naming the input, value and fix', (given, message) => {
     expect(() => read(given)).toThrow(InputError);
     expect(() => read(given)).toThrow(message);
+  });
+
+  it('reset: STEP, STEP:UNIT and STEP:ITEM entries (the first colon splits; an item may hold more)', () => {
+    const i = read({
+      reset: 'report\nimport:3, import:3-5 import:data/a.csv\nfill:2..4 s3:s3://b/k import:3',
+    });
+    expect(i.reset).toEqual([
+      'report',
+      'import:3',
+      'import:3-5',
+      'import:data/a.csv',
+      'fill:2..4',
+      's3:s3://b/k',
+      'import:3',
+    ]);
+    const e = parseResetEntries(i.reset);
+    expect(e.steps).toEqual(['report']);
+    // One entry per step, in order, each value once: whether `3` is an index or an item is told later,
+    // against the plan and the frozen list.
+    expect([...e.units]).toEqual([
+      ['import', ['3', '3-5', 'data/a.csv']],
+      ['fill', ['2..4']],
+      ['s3', ['s3://b/k']],
+    ]);
+    expect(parseResetEntries([])).toEqual({ steps: [], units: new Map() });
+  });
+
+  it.each([
+    [
+      'import:',
+      /input `reset`: "import:" names no unit; write STEP .*STEP:UNIT \(`import:3`, `import:3-5`\) or STEP:ITEM/,
+    ],
+    [':3', /input `reset`: ":3" names no step/],
+  ])('reset: refuses %j', (reset, message) => {
+    expect(() => read({ reset })).toThrow(InputError);
+    expect(() => read({ reset })).toThrow(message);
   });
 
   it('reports every bad input at once', () => {

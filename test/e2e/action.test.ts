@@ -217,6 +217,52 @@ describe('the action, end to end', () => {
     );
   });
 
+  it('reset: STEP:UNIT and STEP:ITEM run only those units again (and the dependents), by GITHUB_ACTOR', async () => {
+    const s = await scenario('reset-units');
+    const plan = `version: 1
+name: units
+steps:
+  - id: chunks
+    run: echo "chunk $CHECKPOINT_BATCH_INDEX" >> "$EFFECTS"
+    batch: { range: { from: 0, to: 6 }, size: 1 }
+  - id: files
+    needs: []
+    run: echo "file $CHECKPOINT_ITEM" >> "$EFFECTS"
+    batch: { items: [a.csv, b.csv, c.csv] }
+  - id: report
+    needs: [chunks]
+    run: echo report >> "$EFFECTS"
+`;
+    const common = { store: 'cache', 'github-token': services.githubToken, key: `units-${nextRun}` };
+    const r1 = await (await s.job({ runId: nextRun++, inputs: common, plan })).run();
+    expect(r1.main.code, r1.main.stdout).toBe(0);
+    const before = await effectsText(s);
+    const r2 = await (
+      await s.job({
+        runId: nextRun++,
+        inputs: { ...common, reset: 'chunks:3-4, files:b.csv' },
+        plan,
+        env: { GITHUB_ACTOR: 'octocat' },
+      })
+    ).run();
+    expect(r2.main.code, r2.main.stdout).toBe(0);
+    expect(r2.main.stdout).toMatch(/reset chunks units 3-4 \[3, 5\): pending again \(by octocat\)/);
+    expect(r2.main.stdout).toMatch(/reset report \(depends on a reset step\)/);
+    expect(r2.main.outputs).toMatchObject({ complete: 'true', resumed: 'true' });
+    const again = (await effectsText(s)).slice(before.length).split('\n').filter(Boolean).sort();
+    expect(again).toEqual(['chunk 3', 'chunk 4', 'file b.csv', 'report']);
+    // A unit outside the step fails the job before anything runs, naming the entry.
+    const mark = await effectsText(s);
+    const r3 = await (
+      await s.job({ runId: nextRun++, inputs: { ...common, reset: 'chunks:9' }, plan })
+    ).run();
+    expect(r3.main.code).not.toBe(0);
+    expect(r3.main.errors.join('\n')).toMatch(
+      /input `reset`: step "chunks" has units 0 to 5 .*"chunks:9" is outside it/,
+    );
+    expect(await effectsText(s)).toBe(mark);
+  });
+
   it('a cache outage during save is a warning: the job passes, and post saves once the service is back', async () => {
     const s = await scenario('outage');
     const job = await s.job({ runId: nextRun++ });

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Checkpoint } from '../../src/journal/checkpoint.js';
+import { CheckpointDamageError } from '../../src/journal/damage.js';
 import type { CheckpointEvent } from '../../src/journal/events.js';
 import { readJournal } from '../../src/journal/journal-file.js';
 import { countDoneUnits, unitCount } from '../../src/journal/state.js';
@@ -123,5 +124,97 @@ describe('checks', () => {
         t: 1,
       }),
     ).toMatch(/marker/);
+  });
+});
+
+describe('marks by hand (unit-level mark-done and reset)', () => {
+  const base: CheckpointEvent[] = [
+    { type: 'attempt', attempt: 1, plan: 'p', pid: 10, host: 'h', resumed: false },
+    { type: 'step-init', step: 'w', fingerprint: fp('a'), from: 0, to: 20, size: 4, reason: 'new' },
+    { type: 'start', ...unit(0, 4, 0), try: 1, attempt: 1 },
+    { type: 'done', ...unit(0, 4, 0), ms: 5 },
+  ];
+
+  async function written(events: CheckpointEvent[]): Promise<void> {
+    const ckpt = Checkpoint.blank(root, 'r1', 'p');
+    await ckpt.openForWrite();
+    for (const ev of [...base, ...events]) await ckpt.record(ev);
+    await ckpt.close();
+  }
+
+  it('what the commands write replays: marks with who and when, resets cut them, old events still read', async () => {
+    await written([
+      // Written before marks had ranges and `by`: the whole step.
+      { type: 'mark-done', step: 'w' },
+      {
+        type: 'reset',
+        step: 'w',
+        failedOnly: false,
+        reason: 'checkpoint reset --unit',
+        ranges: [[4, 20]],
+        by: 'al',
+      },
+      {
+        type: 'mark-done',
+        step: 'w',
+        ranges: [
+          [0, 8],
+          [16, 20],
+        ],
+        by: 'bo',
+      },
+      { type: 'reset', step: 'w', failedOnly: false, reason: 'checkpoint reset --unit', ranges: [[4, 8]] },
+    ]);
+    const back = await Checkpoint.read(root, 'r1');
+    const rec = back.state.steps.get('w');
+    expect(rec?.done.toJSON()).toEqual([
+      [0, 4],
+      [16, 20],
+    ]);
+    // [0, 4) ran; [4, 8) was reset again; [16, 20) is by hand.
+    expect(rec?.manual?.map((m) => [m.start, m.end, m.by])).toEqual([[16, 20, 'bo']]);
+    expect(rec?.unitsDone).toBe(2);
+    expect(rec?.completedAt).toBeUndefined();
+    // Through a compacted snapshot, the same.
+    await back.openForWrite();
+    await back.compact(true);
+    await back.close();
+    const snap = (await Checkpoint.read(root, 'r1')).state.steps.get('w');
+    expect(snap?.manual).toEqual(rec?.manual);
+    expect(snap?.done.toJSON()).toEqual(rec?.done.toJSON());
+  });
+
+  it.each([
+    [[[20, 24]], /mark-done event of step "w": range \[20, 24\) lies outside its step's space \[0, 20\)/],
+    [[[-4, 0]], /lies outside its step's space/],
+    [[[2, 6]], /range \[2, 6\) is not made of whole units \(chunks of 4 from 0\)/],
+    [[[8, 4]], /mark-done event: field `ranges`/],
+    [
+      [
+        [0, 4],
+        [2, 8],
+      ],
+      /mark-done event: field `ranges`/,
+    ],
+    [[[0, 1e300]], /mark-done event: field `ranges`/],
+    [[], /mark-done event: field `ranges`/],
+  ])('a forged mark-done of %j is refused as damage', async (ranges, message) => {
+    await written([{ type: 'mark-done', step: 'w', ranges: ranges as Array<[number, number]>, by: 'x' }]);
+    const read = Checkpoint.read(root, 'r1');
+    await expect(read).rejects.toThrow(CheckpointDamageError);
+    await expect(Checkpoint.read(root, 'r1')).rejects.toThrow(message);
+  });
+
+  it('a forged reset with ranges outside the space, or with forget, is refused as damage', async () => {
+    await written([{ type: 'reset', step: 'w', failedOnly: false, reason: 'x', ranges: [[0, 400]] }]);
+    await expect(Checkpoint.read(root, 'r1')).rejects.toThrow(
+      /reset event of step "w": range \[0, 400\) lies outside/,
+    );
+    await removeDir(root);
+    root = await makeTempDir('validate');
+    await written([
+      { type: 'reset', step: 'w', failedOnly: false, forget: true, reason: 'x', ranges: [[0, 4]] },
+    ]);
+    await expect(Checkpoint.read(root, 'r1')).rejects.toThrow(/`ranges` with `forget`/);
   });
 });
