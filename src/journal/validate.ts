@@ -45,7 +45,7 @@ const isItems: Check = (v) =>
   typeof v.source === 'string' &&
   (v.refresh === undefined || v.refresh === true);
 /** Index ranges [s, e), each non-empty, in order and apart (as IntervalSet.toJSON writes them). */
-const isRanges: Check = (v) => {
+const isIndexRanges: Check = (v) => {
   if (!Array.isArray(v)) return false;
   let last = Number.NEGATIVE_INFINITY;
   for (const r of v) {
@@ -62,7 +62,7 @@ const isSharding: Check = (v) =>
   (v.from as number) <= (v.to as number) &&
   (v.mode === 'split' || v.mode === 'every' || v.mode === 'first');
 /** `[[start, end], ...]`: whole safe integers, each range not empty, in order and disjoint. */
-const isRanges: Check = (v) => {
+const isUnitRanges: Check = (v) => {
   if (!Array.isArray(v) || v.length === 0) return false;
   let prev = Number.NEGATIVE_INFINITY;
   for (const r of v) {
@@ -123,13 +123,13 @@ const SPECS: Record<string, Spec> = {
     failedOnly: isBool,
     reason: isStr,
     'forget?': isBool,
-    'ranges?': isRanges,
+    'ranges?': isUnitRanges,
     'by?': isStr,
   },
   throttle: { step: isStr, held: isBool, 'reason?': isStr },
-  'mark-done': { step: isStr, 'ranges?': isRanges, 'by?': isStr },
+  'mark-done': { step: isStr, 'ranges?': isUnitRanges, 'by?': isStr },
   approve: { step: isStr, by: isStr },
-  'items-refresh': { step: isStr, count: isNat, sha256: isStr, gone: isRanges, refresh: isBool },
+  'items-refresh': { step: isStr, count: isNat, sha256: isStr, gone: isIndexRanges, refresh: isBool },
 };
 
 function checkSpec(value: Record<string, unknown>, spec: Spec): string | undefined {
