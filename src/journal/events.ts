@@ -162,6 +162,8 @@ export interface MergeEvent {
   run: string;
   total: number;
   runs: string[];
+  /** When the merge was written (Unix ms): with `run`, which merge (a campaign's merges share a run id). */
+  at?: number;
 }
 
 /** Done work carried over by a merge (half-open ranges inside the step's space), with the step's outputs. */

@@ -266,7 +266,7 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
       return;
     }
     case 'merge':
-      state.merge = { run: e.run, total: e.total, runs: [...e.runs], at: e.t };
+      state.merge = { run: e.run, total: e.total, runs: [...e.runs], at: e.at ?? e.t };
       return;
     case 'approve':
       if (!state.approvals) state.approvals = new Map();

@@ -108,7 +108,7 @@ const SPECS: Record<string, Spec> = {
   throttle: { step: isStr, held: isBool, 'reason?': isStr },
   'mark-done': { step: isStr },
   approve: { step: isStr, by: isStr },
-  merge: { run: isStr, total: isPos, runs: (v) => Array.isArray(v) && v.every(isStr) },
+  merge: { run: isStr, total: isPos, runs: (v) => Array.isArray(v) && v.every(isStr), 'at?': isNum },
   'merge-done': { step: isStr, done: isSpans, 'outputs?': isStrRecord },
 };
 

@@ -10,11 +10,16 @@ import type { CheckpointEvent } from '../journal/events.js';
 import { ensureDir } from '../journal/fsutil.js';
 import { type Interval, IntervalSet } from '../journal/intervals.js';
 import { acquireLease } from '../journal/lock.js';
-import { type CheckpointState, isStepComplete, type StepRecord } from '../journal/state.js';
+import { type CheckpointState, isStepComplete, type MergeRecord, type StepRecord } from '../journal/state.js';
 import { partOf, remainderCuts, type Shard, type Sharding, shardLabel, shardModeOf } from '../plan/space.js';
 import type { Plan } from '../plan/types.js';
 import type { ShardReport, ShardSource } from '../report/shards.js';
 import { UsageError } from './context.js';
+
+/** The same merge: a campaign's merges share the merged run's id (the action's key), so the time tells. */
+export function sameMerge(a: MergeRecord | undefined, b: MergeRecord | undefined): boolean {
+  return a !== undefined && b !== undefined && a.run === b.run && a.at === b.at;
+}
 
 /** The merge's own record is its run: a run that is a merge and not yet bound to a shard. */
 export function isUnboundMerge(state: CheckpointState): boolean {
@@ -113,6 +118,7 @@ export async function writeMerge(
       run: runId,
       total: report.total,
       runs: Array.from({ length: report.total }, (_, i) => bySource.get(i)?.ckpt.runId ?? ''),
+      at: Date.now(),
     },
   ];
   const items = new Map<string, string[]>();
@@ -209,7 +215,9 @@ export interface Seed {
 export async function seedFromMerge(merged: Checkpoint, plan: Plan, shard: Shard): Promise<Seed> {
   const m = merged.state.merge;
   if (!m) throw new Error(`internal: run ${merged.runId} is not a merge`);
-  const events: CheckpointEvent[] = [{ type: 'merge', run: m.run, total: m.total, runs: [...m.runs] }];
+  const events: CheckpointEvent[] = [
+    { type: 'merge', run: m.run, total: m.total, runs: [...m.runs], at: m.at },
+  ];
   const items = new Map<string, string[]>();
   const parts: Seed['parts'] = [];
   for (const step of plan.steps) {

@@ -61,6 +61,15 @@ describe('matrices that change size', () => {
     // Round 1: 4 shards; units holding a multiple of 11 fail (one or more in every shard's part).
     const r1 = await round(p.dir, 'a', 4, { EFFECTS: p.effects, FAIL_EVERY: '11' });
     for (const r of r1) expect(r.code, r.stdout + r.stderr).toBe(1);
+    // Refused, exit 2 and nothing written: a shard missing, a shard given twice.
+    const missing = await runCli(['report', 'a0', 'a1', 'a2', '--merge', 'bad'], { cwd: p.dir });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/cannot be merged, nothing was written:[\s\S]*no checkpoint for shard 3\/4/);
+    const twice = await runCli(['report', 'a0', 'a0', 'a2', 'a3', '--merge', 'bad'], { cwd: p.dir });
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/shard 0\/4 was given twice/);
+    expect(await readdir(p.dir)).not.toContain('bad');
+
     const rep1 = await runCli(['report', ...dirs('a', 4), '--merge', 'm1'], { cwd: p.dir });
     expect(rep1.code, rep1.stdout + rep1.stderr).toBe(1); // failed units: the report's own code
     expect(rep1.stderr).toMatch(/merged 4 shards into run grow-merged-\S+ in m1/);
