@@ -64,7 +64,9 @@ describe('matrices that change size', () => {
     // Refused, exit 2 and nothing written: a shard missing, a shard given twice.
     const missing = await runCli(['report', 'a0', 'a1', 'a2', '--merge', 'bad'], { cwd: p.dir });
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/cannot be merged, nothing was written:[\s\S]*no checkpoint for shard 3\/4/);
+    expect(missing.stderr).toMatch(
+      /cannot be merged, nothing was written:[\s\S]*no checkpoint for shard 3\/4/,
+    );
     const twice = await runCli(['report', 'a0', 'a0', 'a2', 'a3', '--merge', 'bad'], { cwd: p.dir });
     expect(twice.code).toBe(2);
     expect(twice.stderr).toMatch(/shard 0\/4 was given twice/);
