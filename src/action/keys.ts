@@ -32,6 +32,14 @@ export function shardKeys(
   return Array.from({ length: total }, (_, i) => baseKey({ ...o, shard: `${i}/${total}` }));
 }
 
+/**
+ * The campaign's merged checkpoint (`command: report`): the key without the shard, plus `-merged`. Not the
+ * bare key: restore goes by prefix, and `checkpoint-v1-<key>-` would also find every shard's entries.
+ */
+export function mergedKey(o: { key?: string; workflow: string; job: string; runId: number }): string {
+  return `${baseKey(o)}-merged`;
+}
+
 export function entryPrefix(key: string): string {
   return `checkpoint-v1-${key}-`;
 }

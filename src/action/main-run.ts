@@ -1,7 +1,7 @@
 // The action's main step: read inputs, restore the newest checkpoint for the key, run the engine (saving
 // every `save-every` while progress changes), save once more, write the job summary and outputs, and end
 // the job the way `on-incomplete` says.
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as core from '@actions/core';
 import { stringify } from 'yaml';
@@ -10,16 +10,17 @@ import { Checkpoint } from '../journal/checkpoint.js';
 import { loadPlan } from '../plan/load.js';
 import { parseShardText } from '../plan/space.js';
 import type { Plan } from '../plan/types.js';
+import { isUnboundMerge, sameMerge } from '../session/merge.js';
 import { executeRun, type Io, type RunHooks, type RunOutcome } from '../session/run.js';
 import { startTracing } from '../trace/index.js';
 import { type RunnerConfig, readConfig } from './config.js';
 import { dispatchWorkflow, readContinuations, writeContinuations } from './continuation.js';
 import { InputError, type Inputs, parseResetEntries, readInputs } from './inputs.js';
-import { baseKey } from './keys.js';
+import { baseKey, mergedKey } from './keys.js';
 import { actionLog, StepGroups } from './log-groups.js';
 import { publishReport, readRun, setRunOutputs } from './report.js';
 import { maskSecrets, secretValues } from './secrets.js';
-import { CoreStateProvider, type StateProvider } from './state.js';
+import { CoreStateProvider, MemoryStateProvider, type StateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
 import { CheckpointSync } from './sync.js';
 
@@ -169,7 +170,64 @@ async function setUp(state: StateProvider, signal: AbortSignal): Promise<Context
   return { inputs, cfg, plan, planFile, key, root, runId, state, sync, io };
 }
 
-async function runEngine(ctx: Context): Promise<RunOutcome> {
+/**
+ * A shard of a matrix whose size changed (DESIGN §7): with no checkpoint of its own, or only one from a
+ * matrix before the last merge, it starts from the campaign's merged checkpoint (`<key>-merged`, saved by
+ * `command: report`). Returns the merged run's id to start from, or nothing (resume as usual).
+ */
+async function restoreMerge(ctx: Context): Promise<string | undefined> {
+  if (ctx.inputs.shard === undefined || ctx.inputs.command !== 'run' || ctx.inputs.store === 'none') return;
+  const key = mergedKey({
+    ...(ctx.inputs.key !== undefined ? { key: ctx.inputs.key } : {}),
+    workflow: ctx.cfg.workflow,
+    job: ctx.cfg.job,
+    runId: ctx.cfg.runId,
+  });
+  const sync = new CheckpointSync({
+    store: makeStore(ctx.inputs, ctx.cfg),
+    key,
+    root: ctx.root,
+    runId: key,
+    planName: ctx.plan.name,
+    plan: ctx.plan,
+    workspace: ctx.cfg.workspace,
+    temp: ctx.cfg.temp,
+    paths: [],
+    runOnly: true,
+    ...(ctx.inputs.signingKey !== undefined ? { signingKey: ctx.inputs.signingKey } : {}),
+    ghRunId: ctx.cfg.runId,
+    attempt: ctx.cfg.runAttempt,
+    // Its own state: the shard's save sequence and saved entry are not the merge's.
+    state: new MemoryStateProvider(),
+    log: { info: (m) => core.info(m), warning: (m) => core.warning(m) },
+  });
+  await sync.restore();
+  if (!(await Checkpoint.exists(ctx.root, key))) return;
+  const merged = await Checkpoint.read(ctx.root, key);
+  const m = merged.state.merge;
+  if (!m || !isUnboundMerge(merged.state)) return;
+  if (await Checkpoint.exists(ctx.root, ctx.runId)) {
+    const own = await Checkpoint.read(ctx.root, ctx.runId);
+    if (sameMerge(own.state.merge, m)) return;
+    if (own.state.updatedAt > m.at) {
+      core.warning(
+        `checkpoint ${ctx.runId} is newer than the campaign's merged checkpoint ${key} and did not start from it; resuming it (run \`command: report\` over this matrix to merge it)`,
+      );
+      return;
+    }
+    // A matrix of this size ran before the last merge: its work is in the merge, its part is not ours now.
+    core.info(
+      `checkpoint ${ctx.runId} is older than the merge ${key} that holds its work; starting from the merge`,
+    );
+    await rm(join(ctx.root, ctx.runId), { recursive: true, force: true });
+  }
+  core.info(
+    `shard ${ctx.inputs.shard} starts from the campaign's merged checkpoint ${key} (${m.total} shards merged): its part of what remains`,
+  );
+  return key;
+}
+
+async function runEngine(ctx: Context, seedFrom?: string): Promise<RunOutcome> {
   const groups = new StepGroups(core);
   let timer: NodeJS.Timeout | undefined;
   let engineCkpt: Checkpoint | undefined;
@@ -206,6 +264,7 @@ async function runEngine(ctx: Context): Promise<RunOutcome> {
             : {}),
           ...(ctx.inputs.concurrency !== undefined ? { concurrency: String(ctx.inputs.concurrency) } : {}),
           ...(ctx.inputs.shard !== undefined ? { shard: ctx.inputs.shard } : {}),
+          ...(seedFrom !== undefined ? { seedFrom } : {}),
         },
         ctx.io,
         h,
@@ -428,7 +487,9 @@ async function main(state: StateProvider, cancel: Cancel): Promise<void> {
   }
   cancel.phase = 'restoring';
   const restored = await ctx.sync.restore();
-  state.set('resumed', String(restored.source !== 'none'));
+  const seedFrom = await restoreMerge(ctx);
+  const resumed = restored.source !== 'none' || seedFrom !== undefined;
+  state.set('resumed', String(resumed));
   core.info(
     `checkpoint ${ctx.runId}: ${restored.source === 'store' ? `restored from ${restored.entry}` : restored.source === 'local' ? 'continuing the local checkpoint' : 'fresh start'} (${restored.ms} ms)`,
   );
@@ -439,7 +500,7 @@ async function main(state: StateProvider, cancel: Cancel): Promise<void> {
       cancel.phase = 'running';
       await resetSteps(ctx);
       await approveSteps(ctx);
-      outcome = await runEngine(ctx);
+      outcome = await runEngine(ctx, seedFrom);
       exitCode = outcome.exitCode;
       cancel.phase = 'saving';
     } else {
@@ -457,7 +518,7 @@ async function main(state: StateProvider, cancel: Cancel): Promise<void> {
     core.warning(
       `stopped by ${outcome?.signal ?? 'a signal'}; the post step saves the checkpoint and writes the job summary`,
     );
-    await setRunOutputs(ctx, restored.source !== 'none', await readRun(ctx)).catch(() => undefined);
+    await setRunOutputs(ctx, resumed, await readRun(ctx)).catch(() => undefined);
     process.exitCode = EXIT_FAILED;
     return;
   }
@@ -474,7 +535,7 @@ async function main(state: StateProvider, cancel: Cancel): Promise<void> {
   const seq = ckpt?.state.seq;
   if (seq !== undefined && ctx.inputs.command !== 'status')
     await ctx.sync.save(seq, 'end of main', continuation !== undefined);
-  const stats = await setRunOutputs(ctx, restored.source !== 'none', ckpt);
+  const stats = await setRunOutputs(ctx, resumed, ckpt);
   await publishReport(ctx, outcome?.result, restored, ckpt);
   state.set('summary-written', 'true');
   state.set('main-ended', 'true');

@@ -1,8 +1,10 @@
 // `command: report` with `shard: N` (or `*/N`): the final job of a sharded matrix. Restores every shard's
 // newest checkpoint from the store (one key per shard, the keys the matrix jobs saved under), gathers them
 // into one report, writes it to the job summary and sets the outputs (`complete`: the union of the shards'
-// done work is the whole of every step, and no range was done twice).
-import { appendFile, readFile } from 'node:fs/promises';
+// done work is the whole of every step, and no range was done twice). When the shards add up, it also saves
+// their done work merged into one checkpoint under `<key>-merged` (src/session/merge.ts): a later matrix of
+// any size starts from it (main-run.ts restores it for a shard whose own key has no entry).
+import { appendFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as core from '@actions/core';
 import { parse } from 'yaml';
@@ -16,9 +18,10 @@ import {
   type ShardReport,
   type ShardSource,
 } from '../report/shards.js';
+import { mergeProblems, writeMerge } from '../session/merge.js';
 import type { RunnerConfig } from './config.js';
 import { InputError } from './inputs.js';
-import { shardKeys } from './keys.js';
+import { mergedKey, shardKeys } from './keys.js';
 import type { MainContext } from './main-run.js';
 import { MemoryStateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
@@ -103,20 +106,71 @@ function setReportOutputs(report: ShardReport, keys: string[]): void {
   core.setOutput('checkpoint-key', keys.join(','));
 }
 
+/**
+ * The shards' done work as one checkpoint under `<key>-merged`, for a matrix of another size to start from.
+ * Shards that do not add up (or a shard without a checkpoint) are not merged: a warning says why, and the
+ * merged entry saved before, if any, stays the newest.
+ */
+async function saveMerge(
+  ctx: MainContext,
+  report: ShardReport,
+  sources: ShardSource[],
+  key: string,
+  store: ReturnType<typeof makeStore>,
+): Promise<void> {
+  if (store.kind === 'none' || sources.length === 0) return;
+  const problems = mergeProblems(report, sources);
+  if (problems.length > 0) {
+    core.warning(
+      `the shards were not merged, so a matrix of another size cannot start from them yet (${problems.length} problem(s)): ${problems[0]}${problems.length > 1 ? ' …' : ''}`,
+    );
+    return;
+  }
+  // The folder is this job's own output: a self-hosted runner may keep one from an earlier report.
+  await rm(join(ctx.root, key), { recursive: true, force: true });
+  const result = await writeMerge(report, sources, ctx.root, key);
+  for (const note of result.notes) core.info(`merge: ${note}`);
+  const sync = new CheckpointSync({
+    store,
+    key,
+    root: ctx.root,
+    runId: key,
+    planName: ctx.plan.name,
+    workspace: ctx.cfg.workspace,
+    temp: ctx.cfg.temp,
+    paths: [],
+    ...(ctx.inputs.signingKey !== undefined ? { signingKey: ctx.inputs.signingKey } : {}),
+    ghRunId: ctx.cfg.runId,
+    attempt: ctx.cfg.runAttempt,
+    state: new MemoryStateProvider(),
+    log: { info: (m) => core.info(m), warning: (m) => core.warning(m) },
+  });
+  const seq = (await Checkpoint.read(ctx.root, key)).state.seq;
+  const done = result.steps.reduce((n, s) => n + s.done, 0);
+  const units = result.steps.reduce((n, s) => n + s.units, 0);
+  if (await sync.save(seq, 'merge of the shards'))
+    core.info(
+      `merged ${result.total} shards (${done}/${units} units done) and saved them under key ${key}: a matrix of any size with this key starts from there`,
+    );
+}
+
 /** The report job; failures end as a failed step with their message (never a throw). */
 export async function reportShards(ctx: MainContext): Promise<void> {
   const total = ctx.inputs.shards as number;
   let keys: string[];
+  let merged: string;
   try {
     if (ctx.inputs.run !== undefined)
       throw new InputError(
         'input `run`: `command: report` gathers the shards of a plan file; give the matrix job’s `file` instead of `run`',
       );
     const base = { workflow: ctx.cfg.workflow, job: ctx.cfg.job, runId: ctx.cfg.runId };
-    keys =
+    const campaign =
       ctx.inputs.key !== undefined
-        ? shardKeys({ ...base, key: ctx.inputs.key }, total)
-        : shardKeys({ ...base, job: await matrixJobOf(ctx.cfg) }, total);
+        ? { ...base, key: ctx.inputs.key }
+        : { ...base, job: await matrixJobOf(ctx.cfg) };
+    keys = shardKeys(campaign, total);
+    merged = mergedKey(campaign);
   } catch (err) {
     if (!(err instanceof InputError)) throw err;
     core.setFailed(err.message);
@@ -157,6 +211,7 @@ export async function reportShards(ctx: MainContext): Promise<void> {
   }
   const report = gatherShards({ sources, plan: ctx.plan, total, warnings });
   core.info(renderReportText(report).trimEnd());
+  await saveMerge(ctx, report, sources, merged, store);
   setReportOutputs(report, keys);
   if (ctx.cfg.summaryFile) {
     const logs = await readShardLogTails(report, sources);

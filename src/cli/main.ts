@@ -115,6 +115,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
     )
     .option('--json', 'machine-readable output (see docs/cli.md)')
     .option('--markdown', 'GitHub-flavoured Markdown (for $GITHUB_STEP_SUMMARY)')
+    .option(
+      '--merge <dir>',
+      'also write the union of the shards’ done work as one checkpoint in this directory (any shard count resumes it)',
+    )
     .action(act((dirs: string[], o: Parameters<typeof reportCommand>[1]) => reportCommand(dirs, o, io)));
 
   common(program.command('runs'))

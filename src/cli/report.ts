@@ -1,11 +1,12 @@
 // `checkpoint report DIR... [--dir DIR]... [--json | --markdown]`: gathers the checkpoints of the shards of
 // a `--shard I/N` run (one per directory) into one report. Each DIR is a checkpoint directory (its `latest`
 // run is taken) or a run folder (the one holding checkpoint.json). Exit 0 complete, 1 inconsistent or failed
-// units, 75 incomplete, 2 usage errors.
+// units, 75 incomplete, 2 usage errors. `--merge DIR` also writes the shards' done work as one checkpoint
+// in DIR (src/session/merge.ts); a merge that is refused exits 2 and writes nothing.
 import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { Checkpoint } from '../journal/checkpoint.js';
-import { isValidRunId } from '../journal/runs.js';
+import { isValidRunId, newRunId } from '../journal/runs.js';
 import { loadFrozenItems } from '../report/items.js';
 import {
   gatherShards,
@@ -18,12 +19,14 @@ import {
 } from '../report/shards.js';
 import { optionalPlan, resolveRunId, UsageError } from '../session/context.js';
 import type { Io } from '../session/io.js';
+import { writeMerge } from '../session/merge.js';
 
 export interface ReportOptions {
   file: string;
   dir?: string[];
   json?: boolean;
   markdown?: boolean;
+  merge?: string;
 }
 
 async function isDir(p: string): Promise<boolean> {
@@ -73,5 +76,17 @@ export async function reportCommand(dirs: string[], opts: ReportOptions, io: Io)
   else io.out.write(renderReportText(report));
   if (!opts.json && !opts.markdown && report.errors.length > 0)
     io.err.write(`checkpoint: report: the shards do not add up (${report.errors.length} error(s) above)\n`);
+  if (opts.merge !== undefined) {
+    const root = resolve(opts.merge);
+    const runId = await newRunId(root, report.plan, new Date(), 'merged');
+    const merged = await writeMerge(report, sources, root, runId);
+    const done = merged.steps.reduce((n, s) => n + s.done, 0);
+    const units = merged.steps.reduce((n, s) => n + s.units, 0);
+    for (const note of merged.notes) io.err.write(`checkpoint: report --merge: note: ${note}\n`);
+    io.err.write(
+      `checkpoint: merged ${merged.total} shards into run ${merged.runId} in ${opts.merge} (${done}/${units} units done); ` +
+        `\`checkpoint run --shard I/M\` over a copy of that directory starts from it, with any M\n`,
+    );
+  }
   return reportExitCode(report);
 }

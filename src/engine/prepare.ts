@@ -11,7 +11,15 @@ import { ItemsError, PlanError } from '../plan/errors.js';
 import { diffFingerprints, type Fingerprint, fingerprintStep } from '../plan/fingerprint.js';
 import { expandItems, type ItemsCommandRunner } from '../plan/items.js';
 import { displayFile } from '../plan/load.js';
-import { partOf, type Shard, type Sharding, type ShardMode, shardLabel, shardModeOf } from '../plan/space.js';
+import {
+  partOf,
+  recordedPart,
+  type Shard,
+  type Sharding,
+  type ShardMode,
+  shardLabel,
+  shardModeOf,
+} from '../plan/space.js';
 import type { ItemsSource, Plan, Step } from '../plan/types.js';
 import { ITEMS_IN_LINE, itemsDriftNote, nameItems } from '../report/items.js';
 import { type ChunkInfo, chunkInfo } from './chunking.js';
@@ -154,7 +162,7 @@ export async function prepare(
       const why = `fingerprint changed: ${diff.join('; ') || 'definition'}`;
       if (step.onChange === 'rerun') reason = why;
       else {
-        const space = shardSpace(await spaceOf(plan, step, rec, false, env), mode, shard);
+        const space = shardSpace(await spaceOf(plan, step, rec, false, env), mode, shard, rec.sharding);
         view = { ...space.range, rec, note: `${why}; done units kept (on-change: keep)` };
         events.push({
           type: 'step-redefine',
@@ -174,8 +182,9 @@ export async function prepare(
       if (changedDep && step.onChange === 'rerun') reason = `dependency ${changedDep} will run again`;
       else if (shard && mode) {
         // `shards:` is not part of the fingerprint: a changed one moves this shard's part, done work kept.
-        const whole = rec.sharding ?? { from: rec.from, to: rec.to };
-        const [from, to] = partOf(whole.from, whole.to, mode, shard);
+        const whole = rec.sharding ?? { from: rec.from, to: rec.to, mode };
+        // A run started from a merged checkpoint keeps the part cut from what remained (its `cuts`).
+        const [from, to] = recordedPart(whole, mode, shard);
         const moved = rec.sharding?.mode !== mode || rec.from !== from || rec.to !== to;
         if (moved || sizeWhy !== undefined) {
           const why = [
@@ -184,7 +193,11 @@ export async function prepare(
           ]
             .filter((w) => w !== undefined)
             .join('; ');
-          const sharding: Sharding = { from: whole.from, to: whole.to, mode };
+          const sharding: Sharding = { ...whole, mode };
+          if (!whole.cuts || whole.mode !== mode) {
+            delete sharding.cuts;
+            delete sharding.merge;
+          }
           events.push({
             type: 'step-redefine',
             step: step.id,
@@ -339,16 +352,25 @@ function shardSpace<S extends Space & { from: number; to: number; size: number }
   space: S,
   mode: ShardMode | undefined,
   shard: Shard | undefined,
+  recorded?: Sharding,
 ): S & { sharding?: Sharding } {
   if (!shard || !mode) return space;
   const whole = space.range;
-  const [from, to] = partOf(whole.from, whole.to, mode, shard);
+  // A part cut from what a merge left stays that part while the whole is the same.
+  const kept =
+    recorded?.cuts && recorded.from === whole.from && recorded.to === whole.to ? recorded : undefined;
+  const sharding: Sharding = kept ? { ...kept, mode } : { from: whole.from, to: whole.to, mode };
+  const [from, to] = kept ? recordedPart(sharding, mode, shard) : partOf(whole.from, whole.to, mode, shard);
+  if (kept && kept.mode !== mode) {
+    delete sharding.cuts;
+    delete sharding.merge;
+  }
   return {
     ...space,
     range: { from, to, size: whole.size },
     from,
     to,
-    sharding: { from: whole.from, to: whole.to, mode },
+    sharding,
   };
 }
 

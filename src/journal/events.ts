@@ -181,7 +181,31 @@ export interface ApproveEvent {
   by: string;
 }
 
+/**
+ * `checkpoint report --merge`: this run holds (or, in a run started from one, started from) the union of the
+ * done work of the `total` shards named by their run ids in `runs` (index order; `""` for none); `run` is
+ * the merged run's id.
+ */
+export interface MergeEvent {
+  type: 'merge';
+  run: string;
+  total: number;
+  runs: string[];
+  /** When the merge was written (Unix ms): with `run`, which merge (a campaign's merges share a run id). */
+  at?: number;
+}
+
+/** Done work carried over by a merge (half-open ranges inside the step's space), with the step's outputs. */
+export interface MergeDoneEvent {
+  type: 'merge-done';
+  step: string;
+  done: Array<[number, number]>;
+  outputs?: Record<string, string>;
+}
+
 export type CheckpointEvent =
+  | MergeEvent
+  | MergeDoneEvent
   | ThrottleEvent
   | StepInitEvent
   | StepRedefineEvent

@@ -54,7 +54,13 @@ const stepSchema = z.object({
   /** `refresh: true`: items that left the source before they were done. */
   gone: intervals.optional(),
   sharding: z
-    .object({ from: z.number().int(), to: z.number().int(), mode: z.enum(['split', 'every', 'first']) })
+    .object({
+      from: z.number().int(),
+      to: z.number().int(),
+      mode: z.enum(['split', 'every', 'first']),
+      merge: z.string().optional(),
+      cuts: z.array(z.number().int()).min(2).optional(),
+    })
     .optional(),
   adaptive: z.boolean().optional(),
   pace: z
@@ -140,6 +146,14 @@ const snapshotSchema = z.object({
   ),
   steps: z.record(z.string(), stepSchema),
   approvals: z.record(z.string(), z.object({ by: z.string(), at: z.number() })).optional(),
+  merge: z
+    .object({
+      run: z.string(),
+      total: z.number().int().positive(),
+      runs: z.array(z.string()),
+      at: z.number(),
+    })
+    .optional(),
   shard: z
     .object({ index: z.number().int().nonnegative(), total: z.number().int().positive() })
     .refine((s) => s.index < s.total, 'expected index < total')
@@ -220,6 +234,7 @@ export function serializeSnapshot(state: CheckpointState): string {
     seq: state.seq,
     attempts: state.attempts,
     ...(state.shard ? { shard: state.shard } : {}),
+    ...(state.merge ? { merge: state.merge } : {}),
     ...(state.approvals?.size ? { approvals: Object.fromEntries(state.approvals) } : {}),
     steps: Object.fromEntries([...state.steps].map(([id, rec]) => [id, stepToJson(rec)])),
   };
@@ -310,6 +325,7 @@ export function parseSnapshot(text: string, file: string): CheckpointState {
     steps,
   };
   if (doc.shard) state.shard = doc.shard;
+  if (doc.merge) state.merge = { ...doc.merge, runs: [...doc.merge.runs] };
   if (doc.approvals && Object.keys(doc.approvals).length > 0)
     state.approvals = new Map(Object.entries(doc.approvals).map(([id, a]) => [id, { by: a.by, at: a.at }]));
   return state;

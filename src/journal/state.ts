@@ -117,8 +117,18 @@ export interface CheckpointState {
   steps: Map<string, StepRecord>;
   /** `--shard I/N`: the shard this run does; a run is never resumed as another shard or unsharded. */
   shard?: Shard;
+  /** The run is a merge of shards' checkpoints, or was started from one (`merge` event). */
+  merge?: MergeRecord;
   /** Steps with `approval: true` that were approved (`approve` events), until a reset or rollback clears them. */
   approvals?: Map<string, Approval>;
+}
+
+/** Which merge a run is or came from: the merged run's id and the shards it gathered (run ids by index). */
+export interface MergeRecord {
+  run: string;
+  total: number;
+  runs: string[];
+  at: number;
 }
 
 /** Who approved a step and when (Unix ms). */
@@ -343,6 +353,9 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
       rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
       return;
     }
+    case 'merge':
+      state.merge = { run: e.run, total: e.total, runs: [...e.runs], at: e.at ?? e.t };
+      return;
     case 'approve':
       if (!state.approvals) state.approvals = new Map();
       state.approvals.set(e.step, { by: e.by, at: e.t });
@@ -482,6 +495,22 @@ export function applyEvent(state: CheckpointState, ev: Stamped): void {
         t.held = false;
         delete t.since;
       }
+      return;
+    }
+    case 'merge-done': {
+      for (const [s, end] of e.done) {
+        const a = Math.max(s, rec.from);
+        const b = Math.min(end, rec.to);
+        if (a < b) {
+          rec.done.add(a, b);
+          rec.failed.delete(a);
+          rec.interrupted.remove(a, b);
+        }
+      }
+      rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+      if (e.done.length > 0) rec.lastDoneAt = e.t;
+      if (e.outputs) Object.assign(rec.outputs, e.outputs);
+      if (isStepComplete(rec)) rec.completedAt ??= e.t;
       return;
     }
     case 'mark-done': {

@@ -55,12 +55,22 @@ const isIndexRanges: Check = (v) => {
   }
   return true;
 };
+/** Cut points of a split after a merge: from `from` to `to`, never decreasing. */
+const isCuts = (v: unknown, from: number, to: number): boolean =>
+  Array.isArray(v) &&
+  v.length >= 2 &&
+  v.every(isInt) &&
+  v[0] === from &&
+  v[v.length - 1] === to &&
+  v.every((c, i) => i === 0 || (v[i - 1] as number) <= (c as number));
 const isSharding: Check = (v) =>
   isObj(v) &&
   isInt(v.from) &&
   isInt(v.to) &&
   (v.from as number) <= (v.to as number) &&
-  (v.mode === 'split' || v.mode === 'every' || v.mode === 'first');
+  (v.mode === 'split' || v.mode === 'every' || v.mode === 'first') &&
+  (v.merge === undefined || isStr(v.merge)) &&
+  (v.cuts === undefined || isCuts(v.cuts, v.from as number, v.to as number));
 /** `[[start, end], ...]`: whole safe integers, each range not empty, in order and disjoint. */
 const isUnitRanges: Check = (v) => {
   if (!Array.isArray(v) || v.length === 0) return false;
@@ -73,6 +83,9 @@ const isUnitRanges: Check = (v) => {
   }
   return true;
 };
+const isSpans: Check = (v) =>
+  Array.isArray(v) &&
+  v.every((x) => Array.isArray(x) && x.length === 2 && isInt(x[0]) && isInt(x[1]) && x[0] < x[1]);
 const isShard: Check = (v) =>
   isObj(v) && isNat(v.index) && isPos(v.total) && (v.index as number) < (v.total as number);
 
@@ -130,6 +143,8 @@ const SPECS: Record<string, Spec> = {
   'mark-done': { step: isStr, 'ranges?': isUnitRanges, 'by?': isStr },
   approve: { step: isStr, by: isStr },
   'items-refresh': { step: isStr, count: isNat, sha256: isStr, gone: isIndexRanges, refresh: isBool },
+  merge: { run: isStr, total: isPos, runs: (v) => Array.isArray(v) && v.every(isStr), 'at?': isNum },
+  'merge-done': { step: isStr, done: isSpans, 'outputs?': isStrRecord },
 };
 
 function checkSpec(value: Record<string, unknown>, spec: Spec): string | undefined {
@@ -248,6 +263,15 @@ export function checkEventInState(state: CheckpointState, ev: Stamped): string |
       if (!rec) return undefined;
       const problem = checkRefresh(rec, ev);
       return problem && `items-refresh event of step "${ev.step}": ${problem}`;
+    }
+    case 'merge-done': {
+      const rec = state.steps.get(ev.step);
+      if (!rec) return undefined;
+      const out = ev.done.find(([s, e]) => s < rec.from || e > rec.to);
+      return (
+        out &&
+        `merge-done event of step "${ev.step}": [${out[0]}, ${out[1]}) lies outside its space [${rec.from}, ${rec.to})`
+      );
     }
     default:
       return undefined;

@@ -24,6 +24,12 @@ export interface Sharding {
   from: number;
   to: number;
   mode: ShardMode;
+  /**
+   * A run started from a merged checkpoint (`checkpoint report --merge`): the merged run's id, and the cut
+   * points of the split of what remained (`remainderCuts`): part i is [cuts[i], cuts[i+1]).
+   */
+  merge?: string;
+  cuts?: number[];
 }
 
 export function shardLabel(s: Shard): string {
@@ -58,6 +64,100 @@ function cut(i: number, len: number, total: number): number {
 export function shardPart(from: number, to: number, shard: Shard): [number, number] {
   const len = Math.max(0, to - from);
   return [from + cut(shard.index, len, shard.total), from + cut(shard.index + 1, len, shard.total)];
+}
+
+/** A step's done work, as sorted, disjoint half-open intervals (what `IntervalSet.intervals()` yields). */
+export type Spans = ReadonlyArray<readonly [number, number]>;
+
+/** `done` clipped to [from, to), sorted and merged: the input need not be tidy. */
+function tidy(from: number, to: number, done: Spans): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  const sorted = done
+    .map(([s, e]): [number, number] => [Math.max(s, from), Math.min(e, to)])
+    .filter(([s, e]) => s < e)
+    .sort((a, b) => a[0] - b[0]);
+  for (const [s, e] of sorted) {
+    const last = out[out.length - 1];
+    if (last && s <= last[1]) last[1] = Math.max(last[1], e);
+    else out.push([s, e]);
+  }
+  return out;
+}
+
+/** The pieces of [from, to) that `done` does not cover. */
+export function remainderOf(from: number, to: number, done: Spans): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let cur = from;
+  for (const [s, e] of tidy(from, to, done)) {
+    if (s > cur) out.push([cur, s]);
+    cur = e;
+  }
+  if (cur < to) out.push([cur, to]);
+  return out;
+}
+
+/**
+ * Re-sharding after a merge (DESIGN §7): the cut points `[from = c0 ≤ c1 ≤ … ≤ cM = to]` that split what
+ * remains of [from, to) (the whole minus `done`) among `total` shards as `shardPart` splits a fresh space:
+ * part k holds the remaining positions of rank ⌊k·R/M⌋ to ⌊(k+1)·R/M⌋ (R remaining in all). Each part is
+ * one contiguous range of the whole, so a shard's record keeps its usual shape (`from`/`to` its part, the
+ * merged done work inside it recorded done); a cut sits on a remaining position, so done work before it
+ * belongs to the part before. Everything done: the plain split (there is nothing left to share). Every
+ * shard computes this from the same merged checkpoint, so the parts agree without talking to each other.
+ */
+export function remainderCuts(from: number, to: number, done: Spans, total: number): number[] {
+  const rest = remainderOf(from, to, done);
+  const remaining = rest.reduce((n, [s, e]) => n + (e - s), 0);
+  const cuts = [from];
+  if (remaining === 0) {
+    for (let k = 1; k < total; k++) cuts.push(shardPart(from, to, { index: k, total })[0]);
+  } else {
+    let piece = 0;
+    let before = 0;
+    for (let k = 1; k < total; k++) {
+      const rank = cut(k, remaining, total);
+      for (;;) {
+        const [s, e] = rest[piece] as [number, number];
+        if (rank < before + (e - s)) {
+          cuts.push(s + (rank - before));
+          break;
+        }
+        before += e - s;
+        piece += 1;
+      }
+    }
+  }
+  if (total >= 1) cuts.push(to);
+  return cuts;
+}
+
+export interface RemainderPart {
+  /** The shard's contiguous part of the whole, half-open: done work inside it is inherited. */
+  range: [number, number];
+  /** What remains inside it: the shard's part of what remains. */
+  todo: Array<[number, number]>;
+}
+
+/** Every shard's part of what remains of [from, to) after `done` (see `remainderCuts`). */
+export function remainderSplit(from: number, to: number, done: Spans, total: number): RemainderPart[] {
+  const cuts = remainderCuts(from, to, done, total);
+  const out: RemainderPart[] = [];
+  for (let i = 0; i < total; i++) {
+    const range: [number, number] = [cuts[i] as number, cuts[i + 1] as number];
+    out.push({ range, todo: remainderOf(range[0], range[1], done) });
+  }
+  return out;
+}
+
+/**
+ * This shard's part of a step's whole space as recorded: the cut points of a run started from a merged
+ * checkpoint when they fit this shard count and mode, else the plain split (`partOf`).
+ */
+export function recordedPart(sharding: Sharding, mode: ShardMode, shard: Shard): [number, number] {
+  const c = sharding.cuts;
+  if (c && sharding.mode === mode && c.length === shard.total + 1)
+    return [c[shard.index] as number, c[shard.index + 1] as number];
+  return partOf(sharding.from, sharding.to, mode, shard);
 }
 
 export function shardModeOf(step: Pick<Step, 'batch' | 'shards'>): ShardMode {

@@ -7,7 +7,7 @@ import type { Checkpoint } from '../journal/checkpoint.js';
 import { type Interval, IntervalSet } from '../journal/intervals.js';
 import { isStepComplete, type StepRecord } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
-import { partOf, type Shard, type ShardMode, shardLabel } from '../plan/space.js';
+import { partOf, recordedPart, type Shard, type ShardMode, shardLabel } from '../plan/space.js';
 import type { Plan, Step } from '../plan/types.js';
 import { describeItems, type FrozenItems } from './items.js';
 import { type StepStats, type StepStatus, stepStats } from './stats.js';
@@ -86,6 +86,8 @@ export interface ShardSummary {
 
 export interface ShardReport {
   plan: string;
+  /** The shards started from a merged checkpoint (`report --merge`): its run id and the shards it held. */
+  merge?: { run: string; total: number };
   /** N: how many shards the work is split into. */
   total: number;
   complete: boolean;
@@ -149,6 +151,8 @@ interface StepShape {
   mode: ShardMode;
   size: number;
   batch: boolean;
+  /** Shards started from a merge: the cut points of the split of what remained (`remainderCuts`). */
+  cuts?: number[];
 }
 
 /** How a step is shared: from the first shard that recorded it, else from the plan. */
@@ -164,7 +168,13 @@ function shapeOf(
       ? step.batch !== undefined
       : rec.sharding?.mode === 'split' || rec.size > 1 || rec.items !== undefined || span > 1;
     if (rec.sharding)
-      return { whole: [rec.sharding.from, rec.sharding.to], mode: rec.sharding.mode, size: rec.size, batch };
+      return {
+        whole: [rec.sharding.from, rec.sharding.to],
+        mode: rec.sharding.mode,
+        size: rec.size,
+        batch,
+        ...(rec.sharding.cuts ? { cuts: rec.sharding.cuts } : {}),
+      };
     // An unsharded run (N = 1): its space is the whole.
     return { whole: [rec.from, rec.to], mode: batch ? 'split' : 'every', size: rec.size, batch };
   }
@@ -224,6 +234,15 @@ export function gatherShards(o: GatherOptions): ShardReport {
       `the shard counts differ: ${sources.map((s) => `${s.source} is shard ${shardOf(s.ckpt) ? shardLabel(shardOf(s.ckpt) as Shard) : '(none)'}`).join(', ')}; every shard must be run with the same N`,
     );
 
+  // Shards started from a merged checkpoint must all have started from the same one: their parts are cut
+  // from what that merge left.
+  const merges = [...new Set(sources.map((s) => s.ckpt.state.merge?.run ?? ''))];
+  if (merges.length > 1)
+    errors.push(
+      `the shards started from different checkpoints (${sources.map((s) => `${s.source}: ${s.ckpt.state.merge ? `merge ${s.ckpt.state.merge.run}` : 'a fresh start'}`).join(', ')}); every shard of a matrix must start from the same merge (or none)`,
+    );
+  const mergeInfo = sources.find((s) => s.ckpt.state.merge)?.ckpt.state.merge;
+
   const byIndex = new Map<number, ShardSource>();
   for (const s of sources) {
     const sh = shardOf(s.ckpt) ?? { index: 0, total: 1 };
@@ -258,7 +277,13 @@ export function gatherShards(o: GatherOptions): ShardReport {
       const rec = recs[i];
       const shard = { index: i, total };
       const part: Interval | null = shape.whole
-        ? partOf(shape.whole[0], shape.whole[1], shape.mode, shard)
+        ? shape.cuts
+          ? recordedPart(
+              { from: shape.whole[0], to: shape.whole[1], mode: shape.mode, cuts: shape.cuts },
+              shape.mode,
+              shard,
+            )
+          : partOf(shape.whole[0], shape.whole[1], shape.mode, shard)
         : null;
       if (!rec) {
         const n = part ? Math.ceil((part[1] - part[0]) / shape.size) : 0;
@@ -286,6 +311,14 @@ export function gatherShards(o: GatherOptions): ShardReport {
       ) {
         errors.push(
           `${where}: recorded the space ${fmt(recWhole as Interval)} (${recMode}, size ${rec.size}) but another shard recorded ${fmt(shape.whole)} (${shape.mode}, size ${shape.size}); the shards ran different plans — run them all from one commit (checkpoint run --new on each)`,
+        );
+      } else if (
+        shape.cuts &&
+        (rec.sharding?.cuts?.length !== shape.cuts.length ||
+          rec.sharding.cuts.some((c, k) => c !== shape.cuts?.[k]))
+      ) {
+        errors.push(
+          `${where}: split what the merge left at ${JSON.stringify(rec.sharding?.cuts ?? null)}, but another shard at ${JSON.stringify(shape.cuts)}; every shard must start from the same merged checkpoint with the same N`,
         );
       } else if (part && (rec.from !== part[0] || rec.to !== part[1])) {
         errors.push(
@@ -410,6 +443,7 @@ export function gatherShards(o: GatherOptions): ShardReport {
   const complete = consistent && missing.length === 0 && steps.length > 0 && steps.every((s) => s.complete);
   return {
     plan: planName,
+    ...(mergeInfo ? { merge: { run: mergeInfo.run, total: mergeInfo.total } } : {}),
     total,
     complete,
     consistent,
@@ -481,6 +515,7 @@ export function reportJson(r: ShardReport): unknown {
         failed: c.failed,
       })),
     })),
+    merge: r.merge ?? null,
   };
 }
 
@@ -503,6 +538,10 @@ export function renderReportText(r: ShardReport): string {
   out.push(
     `plan ${r.plan} · ${plural(r.total, 'shard')} · ${outcomeWord(r)} · ${r.units.done}/${r.units.total} units (${pct(r.units)}%)${r.units.failed ? ` · ${r.units.failed} failed` : ''}${eta}`,
   );
+  if (r.merge)
+    out.push(
+      `started from merge ${r.merge.run} of ${plural(r.merge.total, 'shard')}: each shard's part is cut from what it left, and its merged work counts as done`,
+    );
   for (const e of r.errors) out.push(`error: ${e}`);
   for (const w of r.warnings) out.push(`warning: ${w}`);
   out.push('');
@@ -606,6 +645,11 @@ export function renderReportMarkdown(r: ShardReport, opts: MarkdownOptions = {})
   head.push(
     `${r.units.done} of ${r.units.total} units done (${pct(r.units)}%)${r.units.failed ? `, ${r.units.failed} failed` : ''} · checkpoints of ${present} of ${r.total} shards${eta}.`,
   );
+  if (r.merge)
+    head.push(
+      '',
+      `Started from merge ${inlineCode(r.merge.run)} of ${plural(r.merge.total, 'shard')}: each shard’s part is cut from what it left.`,
+    );
   if (r.complete)
     head.push(
       '',

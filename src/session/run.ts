@@ -12,7 +12,7 @@ import { Checkpoint } from '../journal/checkpoint.js';
 import { ensureDir } from '../journal/fsutil.js';
 import { acquireLease, type Lease, LockedError } from '../journal/lock.js';
 import { isValidRunId, newRunId, resolveLatest } from '../journal/runs.js';
-import { isStepComplete, unitCount } from '../journal/state.js';
+import { applyEvent, emptyState, isStepComplete, unitCount } from '../journal/state.js';
 import { parseDuration } from '../plan/duration.js';
 import { loadPlan } from '../plan/load.js';
 import { shardLabel } from '../plan/space.js';
@@ -22,6 +22,7 @@ import { printExplain } from '../report/explain.js';
 import { Progress } from '../report/progress.js';
 import { type CommonOptions, planPath, rootOf, shown, UsageError } from './context.js';
 import type { Io } from './io.js';
+import { isUnboundMerge, type Seed, seedFromMerge } from './merge.js';
 import { checkRunShard, parseShard, type Shard } from './shard.js';
 
 export type { Io } from './io.js';
@@ -36,6 +37,11 @@ export interface RunCliOptions extends CommonOptions {
   dryRun?: boolean;
   /** `--trace FILE`: append the run's spans to FILE as OTLP JSON lines (src/trace). */
   trace?: string;
+  /**
+   * A merged run in the directory (`checkpoint report --merge`) that a sharded `run` that does not exist yet
+   * starts from (the action: the campaign's merged entry, restored when the shard's own key had none).
+   */
+  seedFrom?: string;
 }
 
 function parseConcurrency(v: string | undefined): number | undefined {
@@ -165,6 +171,28 @@ export async function chooseRun(
   };
 }
 
+/**
+ * `prepare` over the run as it will be once the seed's events are applied; the seed's events and item lists
+ * go first in the preparation, so the engine writes them through the journal like the attempt's own.
+ */
+async function seededPrepare(
+  plan: Plan,
+  ckpt: Checkpoint,
+  seed: Seed,
+  opts: Parameters<typeof prepare>[2],
+): Promise<Preparation> {
+  const scratch = emptyState(ckpt.runId, plan.name);
+  if (ckpt.state.shard) scratch.shard = { ...ckpt.state.shard };
+  const t = Date.now();
+  seed.events.forEach((ev, i) => {
+    applyEvent(scratch, { ...ev, seq: i + 1, t });
+  });
+  const prep = await prepare(plan, scratch, opts);
+  prep.events.unshift(...seed.events);
+  for (const [id, list] of seed.items) if (!prep.items.has(id)) prep.items.set(id, list);
+  return prep;
+}
+
 /** What a run came to, for callers that do more than exit with its code (the action). */
 export interface RunOutcome {
   exitCode: number;
@@ -205,9 +233,29 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
     ...(opts.new ? { new: true } : {}),
     ...(shard ? { shard } : {}),
   });
-  const { existing, read } = chosen;
+  let { existing } = chosen;
+  const { read } = chosen;
   if (chosen.warning) io.err.write(`checkpoint: warning: ${chosen.warning}\n`);
   let id = chosen.id;
+  // A sharded run over a merged checkpoint starts a run of its own from it (its part of what remains).
+  let merged: Checkpoint | undefined;
+  if (shard && existing) {
+    const ck = read ?? (await Checkpoint.read(root, id));
+    if (ck.state.planName === plan.name && isUnboundMerge(ck.state)) {
+      merged = ck;
+      existing = false;
+      id = await newRunId(root, plan.name, new Date(), `shard${shard.index}of${shard.total}`);
+    }
+  } else if (
+    shard &&
+    !existing &&
+    opts.seedFrom !== undefined &&
+    (await Checkpoint.exists(root, opts.seedFrom))
+  ) {
+    const ck = await Checkpoint.read(root, opts.seedFrom);
+    if (ck.state.planName === plan.name && isUnboundMerge(ck.state)) merged = ck;
+  }
+  let seed: Seed | undefined;
 
   // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
   let engine: Engine | undefined;
@@ -250,7 +298,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
           `--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`,
         );
       }
-      checkRunShard(id, ckpt.state.shard, shard);
+      checkRunShard(id, ckpt.state.shard, shard, ckpt.state.merge?.run);
       const opened = ckpt;
       prep = await prepare(plan, ckpt.state, {
         only: opts.only ?? [],
@@ -260,11 +308,19 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
       });
     } else {
       ckpt = Checkpoint.blank(root, id, plan.name, shard);
-      prep = await prepare(plan, ckpt.state, {
-        only: opts.only ?? [],
-        env: io.env,
-        checkDrift: opts.dryRun === true,
-      });
+      if (merged && shard) {
+        seed = await seedFromMerge(merged, plan, shard);
+        prep = await seededPrepare(plan, ckpt, seed, {
+          only: opts.only ?? [],
+          env: io.env,
+          checkDrift: opts.dryRun === true,
+        });
+      } else
+        prep = await prepare(plan, ckpt.state, {
+          only: opts.only ?? [],
+          env: io.env,
+          checkDrift: opts.dryRun === true,
+        });
     }
     if (existing && isNoop(plan, ckpt, prep)) {
       const line = `run ${id} of plan ${plan.name} is complete: nothing to do (\`checkpoint run --new\` starts a fresh run)`;
@@ -289,7 +345,8 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
         const latest = (await resolveLatest(root, plan.name)).runId;
         if (latest && latest !== id && (await Checkpoint.exists(root, latest))) {
           const other = await Checkpoint.read(root, latest);
-          if (other.state.planName === plan.name) {
+          // A merge stays as it is: every shard starts its own run from it.
+          if (other.state.planName === plan.name && !(shard && isUnboundMerge(other.state))) {
             checkRunShard(latest, other.state.shard, shard);
             lease = await acquireLease(`${root}/${latest}`, { runId: latest, attempt: 0 });
             id = latest;
@@ -310,7 +367,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
       if (await Checkpoint.exists(root, id)) {
         // Another run started with the same id in the same second and has finished: continue from it.
         ckpt = await Checkpoint.read(root, id);
-        checkRunShard(id, ckpt.state.shard, shard);
+        checkRunShard(id, ckpt.state.shard, shard, ckpt.state.merge?.run);
         const joined = ckpt;
         prep = await prepare(plan, ckpt.state, {
           only: opts.only ?? [],
@@ -343,6 +400,10 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
     progress.line(
       `${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name}${shard ? ` as shard ${shardLabel(shard)}` : ''} in ${shown(ckpt.dir)} (host ${hostname()})`,
     );
+    if (seed && merged?.state.merge)
+      progress.line(
+        `from merge ${merged.runId} of ${merged.state.merge.total} shards: ${seed.parts.map((p) => `${p.step} part [${p.part[0]}, ${p.part[1]}) with ${p.todo} left`).join('; ') || 'no batch step left to share'}`,
+      );
     // `refresh: true`: what this attempt appended to each list and which items are gone, by name.
     for (const step of prep.selected) {
       const note = prep.info.get(step.id)?.refresh;

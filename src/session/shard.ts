@@ -18,6 +18,8 @@ export function checkRunShard(
   runId: string,
   recorded: Shard | undefined,
   requested: Shard | undefined,
+  /** The merged run this run started from, if any: starting again from it is the way to another shard. */
+  mergeRun?: string,
 ): void {
   if (recorded === undefined && requested === undefined) return;
   if (recorded && requested && recorded.index === requested.index && recorded.total === requested.total)
@@ -35,8 +37,12 @@ export function checkRunShard(
         `pass --shard ${shardLabel(rec)} to resume it, or --new to start a fresh, unsharded run`,
     );
   }
+  const fromMerge =
+    mergeRun !== undefined && mergeRun !== runId
+      ? `, or --run ${mergeRun} to start shard ${shardLabel(requested)} from the merge it came from`
+      : '';
   throw new UsageError(
     `--shard ${shardLabel(requested)}: run ${runId} is shard ${shardLabel(rec)}; ` +
-      `pass --shard ${shardLabel(rec)} to resume it, or add --new to start a fresh run as shard ${shardLabel(requested)}`,
+      `pass --shard ${shardLabel(rec)} to resume it, or add --new to start a fresh run as shard ${shardLabel(requested)}${fromMerge}`,
   );
 }

@@ -73,9 +73,9 @@ async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function workspace(name: string): Promise<string> {
+async function workspace(name: string, plan = PLAN): Promise<string> {
   const ws = await mkdtemp(join(base, `${name}-`));
-  await writeFile(join(ws, 'checkpoint.yml'), PLAN);
+  await writeFile(join(ws, 'checkpoint.yml'), plan);
   await mkdir(join(ws, '.github', 'workflows'), { recursive: true });
   await writeFile(join(ws, '.github', 'workflows', 'ci.yml'), WORKFLOW);
   return ws;
@@ -133,8 +133,9 @@ async function reportJob(
   runId: number,
   inputs: Record<string, string>,
   env: Record<string, string> = {},
+  plan = PLAN,
 ): Promise<ReportResult> {
-  const ws = await workspace('report');
+  const ws = await workspace('report', plan);
   const files = { out: join(ws, '.out'), summary: join(ws, '.summary'), state: join(ws, '.state') };
   for (const f of Object.values(files)) await writeFile(f, '');
   const vars: Record<string, string | undefined> = {
@@ -307,6 +308,79 @@ describe('command: report over a sharded matrix', () => {
       /input `shard`: expected I\/N .*got "\*\/3"; `N` and `\*\/N` are for `command: report`/,
     );
   }, 60_000);
+});
+
+// Units holding a multiple of FAIL_EVERY fail (no retries): a shard gets partway, deterministically.
+const GROW = `version: 1
+name: grow
+steps:
+  - id: once
+    shards: first
+    run: echo "once" >> "$EFFECTS"
+  - id: nums
+    run: |
+      if [ -n "$FAIL_EVERY" ] && [ $(( (CHECKPOINT_BATCH_END - 1) / FAIL_EVERY )) -gt $(( (CHECKPOINT_BATCH_START - 1) / FAIL_EVERY )) ]; then exit 1; fi
+      echo "nums $CHECKPOINT_SHARD_TOTAL $CHECKPOINT_BATCH_START $CHECKPOINT_BATCH_END" >> "$EFFECTS"
+    batch: { range: { from: 1, to: 41 }, size: 2, parallel: 2 }
+`;
+
+describe('a matrix that grows between two runs', () => {
+  it('2 shards partway, `command: report` saves `<key>-merged`, 3 shards of a later run start from it and finish: each number once', async () => {
+    const first = nextRun++;
+    const key = `grow-${first}`;
+    const effects = join(base, `effects-${first}`);
+    for (const i of [0, 1]) {
+      const r = await reportJob(
+        first,
+        { shard: `${i}/2`, key },
+        { GITHUB_JOB: 'backfill', EFFECTS: effects, FAIL_EVERY: '7' },
+        GROW,
+      );
+      expect(r.stdout).toMatch(new RegExp(`saved checkpoint as checkpoint-v1-${key}-shard${i}of2-`));
+    }
+    const merge = await reportJob(first, { command: 'report', shard: '*/2', key }, {}, GROW);
+    expect(merge.outputs).toMatchObject({ complete: 'false' });
+    expect(merge.stdout).toMatch(
+      new RegExp(`merged 2 shards \\(\\d+/21 units done\\) and saved them under key ${key}-merged`),
+    );
+    expect(merge.stdout).toMatch(new RegExp(`saved checkpoint as checkpoint-v1-${key}-merged-`));
+
+    // A later workflow run with 3 jobs: no shard key of theirs has an entry, so each starts from the merge.
+    const second = nextRun++;
+    for (const i of [0, 1, 2]) {
+      const r = await reportJob(
+        second,
+        { shard: `${i}/3`, key },
+        { GITHUB_JOB: 'backfill', EFFECTS: effects },
+        GROW,
+      );
+      expect(r.exitCode, r.stdout).toBe(0);
+      expect(r.stdout).toMatch(
+        new RegExp(
+          `shard ${i}/3 starts from the campaign's merged checkpoint ${key}-merged \\(2 shards merged\\)`,
+        ),
+      );
+      expect(r.outputs).toMatchObject({ complete: 'true', resumed: 'true' });
+    }
+    const report = await reportJob(second, { command: 'report', shard: '*/3', key }, {}, GROW);
+    expect(report.exitCode, report.stdout).toBe(0);
+    expect(report.errors).toEqual([]);
+    expect(report.outputs).toMatchObject({ complete: 'true', 'units-remaining': '0' });
+    expect(report.summary).toMatch(/Started from merge `grow-\d+-merged` of 2 shards/);
+
+    const lines = (await readFile(effects, 'utf8')).split('\n');
+    expect(lines.filter((l) => l === 'once')).toHaveLength(1);
+    const count = new Map<number, number>();
+    const totals = new Set<string>();
+    for (const l of lines.filter((x) => x.startsWith('nums '))) {
+      const [, total, s, e] = l.split(' ') as [string, string, string, string];
+      totals.add(total);
+      for (let x = Number(s); x < Number(e); x++) count.set(x, (count.get(x) ?? 0) + 1);
+    }
+    expect(totals).toEqual(new Set(['2', '3']));
+    expect([...count.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    for (const [x, c] of count) expect(c, `number ${x} done ${c} times`).toBe(1);
+  }, 180_000);
 });
 
 describe('the shard input and the shard keys', () => {

@@ -135,6 +135,7 @@ describe('gatherShards', () => {
       'etaSeconds',
       'shards',
       'steps',
+      'merge',
     ]);
     const shards = doc.shards as Array<Record<string, unknown>>;
     expect(shards[1]).toMatchObject({
