@@ -26730,7 +26730,34 @@ function unitCount(rec) {
     return Math.ceil((rec.to - rec.from) / rec.size);
 }
 function isStepComplete(rec) {
-    return rec.to <= rec.from || rec.done.covers(rec.from, rec.to);
+    if (rec.to <= rec.from)
+        return true;
+    if (!rec.gone || rec.gone.isEmpty)
+        return rec.done.covers(rec.from, rec.to);
+    return settledIn(rec, rec.from, rec.to);
+}
+/** Every item of [s, e) is done or gone. */
+function settledIn(rec, s, e) {
+    for (const gap of rec.done.gaps(s, e))
+        if (!rec.gone?.covers(gap[0], gap[1]))
+            return false;
+    return true;
+}
+/**
+ * The first pending piece of [from, to) at or after `after`: not done and not gone (`refresh: true`). What
+ * `order: sequential` starts next.
+ */
+function firstPendingGap(rec, from, to, after = from) {
+    let p = Math.max(from, after);
+    for (;;) {
+        const gap = rec.done.firstGap(from, to, p);
+        if (!gap || !rec.gone || rec.gone.isEmpty)
+            return gap;
+        const open = rec.gone.firstGap(gap[0], gap[1]);
+        if (open)
+            return open;
+        p = gap[1];
+    }
 }
 function newRecord(e, reason) {
     const rec = {
@@ -26765,12 +26792,21 @@ function cellsIn(rec, s, e) {
     const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
     return Math.max(0, lastEnd - first);
 }
-/** Units counted from intervals: a unit is done when its whole range is. */
+/**
+ * Units counted from intervals: a unit is done when its whole range is. Gone items (`refresh: true`) count
+ * as settled, so a unit whose items are all done or gone is done.
+ */
 function countDoneUnits(rec) {
+    let settled = rec.done;
+    if (rec.gone && !rec.gone.isEmpty) {
+        settled = rec.done.clone();
+        for (const [s, e] of rec.gone.intervals())
+            settled.add(s, e);
+    }
     if (rec.size === 1)
-        return rec.done.size;
+        return settled.size;
     let n = 0;
-    for (const [s, e] of rec.done.intervals()) {
+    for (const [s, e] of settled.intervals()) {
         // Whole grid cells inside [s, e).
         const first = Math.ceil((s - rec.from) / rec.size);
         const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
@@ -26778,6 +26814,43 @@ function countDoneUnits(rec) {
             n += lastEnd - first;
     }
     return n;
+}
+/** Takes [s, e) out of the step's hand-marked ranges (reset, or a unit that ran there after all). */
+function unmark(rec, s, e) {
+    if (!rec.manual)
+        return;
+    const out = [];
+    for (const m of rec.manual) {
+        if (m.end <= s || m.start >= e)
+            out.push(m);
+        else {
+            if (m.start < s)
+                out.push({ ...m, end: s });
+            if (m.end > e)
+                out.push({ ...m, start: e });
+        }
+    }
+    if (out.length > 0)
+        rec.manual = out;
+    else
+        delete rec.manual;
+}
+/** The ranges of an event cut to the step's space (a plain or empty step has [from, to) as its one unit). */
+function rangesIn(rec, ranges) {
+    const out = [];
+    for (const [s, e] of ranges) {
+        const a = Math.max(s, rec.from);
+        const b = Math.min(e, rec.to);
+        if (a < b)
+            out.push([a, b]);
+    }
+    return out;
+}
+/** Failed units that start in [s, e) are dropped (done by hand, or pending again with fresh tries). */
+function dropFailed(rec, s, e) {
+    for (const start of rec.failed.keys())
+        if (start >= s && start < e)
+            rec.failed.delete(start);
 }
 function pushDuration(rec, ms) {
     rec.durations.push(ms);
@@ -26847,6 +26920,9 @@ function applyEvent(state, ev) {
             rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
             return;
         }
+        case 'merge':
+            state.merge = { run: e.run, total: e.total, runs: [...e.runs], at: e.at ?? e.t };
+            return;
         case 'approve':
             if (!state.approvals)
                 state.approvals = new Map();
@@ -26893,10 +26969,17 @@ function applyEvent(state, ev) {
             rec.running.delete(e.start);
             rec.failed.delete(e.start);
             rec.interrupted.remove(e.start, e.end);
+            unmark(rec, e.start, e.end);
             if (!rec.done.covers(e.start, e.end)) {
                 // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
-                const n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
+                let n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
                 rec.done.add(e.start, e.end);
+                // A list that refreshes has pieces of cells (the rest of a cell done before the list grew, items
+                // around gone ones): a fixed-size unit counts when it settles its whole cell, and only then.
+                if (rec.items?.refresh && !rec.adaptive) {
+                    const cs = rec.from + e.index * rec.size;
+                    n = settledIn(rec, cs, Math.min(cs + rec.size, rec.to)) ? 1 : 0;
+                }
                 // Two pieces of one cell (an interrupted unit cut anew) are two ends: never count past the total.
                 const room = Math.max(0, unitCount(rec) - rec.unitsDone);
                 rec.unitsDone += Math.min(n, room);
@@ -26948,8 +27031,23 @@ function applyEvent(state, ev) {
                 state.steps.delete(e.step);
                 return;
             }
+            if (e.ranges && !e.failedOnly) {
+                // `reset --unit`: only these units are pending again, with fresh tries; the rest of the work stays.
+                for (const [s, end] of rangesIn(rec, e.ranges)) {
+                    rec.done.remove(s, end);
+                    dropFailed(rec, s, end);
+                    unmark(rec, s, end);
+                }
+                rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+                if (!isStepComplete(rec))
+                    rec.completedAt = undefined;
+                if (rec.done.isEmpty)
+                    delete rec.lastDoneAt;
+                return;
+            }
             rec.failed.clear();
             if (!e.failedOnly) {
+                delete rec.manual;
                 rec.done = new IntervalSet();
                 rec.interrupted = new IntervalSet();
                 rec.outputs = {};
@@ -26979,16 +27077,97 @@ function applyEvent(state, ev) {
             }
             return;
         }
-        case 'mark-done':
-            rec.failed.clear();
-            rec.interrupted = new IntervalSet();
-            if (rec.to > rec.from)
-                rec.done.add(rec.from, rec.to);
-            rec.unitsDone = unitCount(rec);
-            rec.completedAt = e.t;
+        case 'merge-done': {
+            for (const [s, end] of e.done) {
+                const a = Math.max(s, rec.from);
+                const b = Math.min(end, rec.to);
+                if (a < b) {
+                    rec.done.add(a, b);
+                    rec.failed.delete(a);
+                    rec.interrupted.remove(a, b);
+                }
+            }
+            rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+            if (e.done.length > 0)
+                rec.lastDoneAt = e.t;
+            if (e.outputs)
+                Object.assign(rec.outputs, e.outputs);
+            if (isStepComplete(rec))
+                rec.completedAt ??= e.t;
+            return;
+        }
+        case 'mark-done': {
+            const whole = e.ranges === undefined;
+            const ranges = rangesIn(rec, e.ranges ?? [[rec.from, rec.to]]);
+            for (const [s, end] of ranges) {
+                // What ran stays work that ran: only the parts not done yet are marked as done by hand.
+                const marks = [...rec.done.gaps(s, end)].map(([gs, ge]) => manualMark(gs, ge, e));
+                if (marks.length > 0)
+                    rec.manual = [...(rec.manual ?? []), ...marks];
+                rec.done.add(s, end);
+                rec.interrupted.remove(s, end);
+                // A done item is never gone (refresh: true).
+                rec.gone?.remove(s, end);
+                dropFailed(rec, s, end);
+            }
+            if (rec.gone?.isEmpty)
+                delete rec.gone;
+            if (whole) {
+                rec.failed.clear();
+                rec.interrupted = new IntervalSet();
+                rec.unitsDone = unitCount(rec);
+                rec.completedAt = e.t;
+            }
+            else {
+                rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+                if (isStepComplete(rec))
+                    rec.completedAt = rec.completedAt ?? e.t;
+            }
             rec.lastDoneAt = e.t;
             return;
+        }
+        case 'items-refresh':
+            applyRefresh(rec, e);
+            return;
     }
+}
+function manualMark(start, end, e) {
+    return e.by === undefined ? { start, end, at: e.t } : { start, end, by: e.by, at: e.t };
+}
+/**
+ * `items-refresh`: the list grew to `count` (appended at the end, so every recorded range keeps its
+ * meaning) and `gone` replaces the gone set. Pending work is cut around gone items: interrupted ranges lose
+ * them, and a failed unit holding one becomes interrupted work of what is left (cut anew when handed out),
+ * so no unit ever gets a gone item. A list that grew is pending again; the done count follows the grid.
+ */
+function applyRefresh(rec, e) {
+    rec.items = {
+        count: e.count,
+        sha256: e.sha256,
+        source: rec.items?.source ?? '',
+        ...(e.refresh ? { refresh: true } : {}),
+    };
+    // Validated: unsharded, or the whole of a `shards: first` step on shard 0 (its part is the whole).
+    if (rec.sharding)
+        rec.sharding = { ...rec.sharding, to: e.count };
+    rec.to = e.count;
+    const gone = IntervalSet.from(e.gone);
+    if (gone.isEmpty)
+        delete rec.gone;
+    else
+        rec.gone = gone;
+    for (const [start, f] of rec.failed) {
+        if (!gone.overlaps(f.start, f.end))
+            continue;
+        rec.failed.delete(start);
+        rec.interrupted.add(f.start, f.end);
+    }
+    for (const [s, end] of gone.intervals())
+        rec.interrupted.remove(s, end);
+    rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+    // Completion is the scheduler's to record (`step-complete`, the marker); a list that grew is open again.
+    if (!isStepComplete(rec))
+        rec.completedAt = undefined;
 }
 /**
  * After a redefinition (`on-change: keep`, a changed shard or chunk size) the record's work must lie in its
@@ -27006,6 +27185,15 @@ function fitToSpace(rec) {
     const doneBefore = rec.done.size;
     rec.done = clip(rec.done);
     rec.interrupted = clip(rec.interrupted);
+    if (rec.manual) {
+        const kept = rec.manual
+            .map((m) => ({ ...m, start: Math.max(m.start, rec.from), end: Math.min(m.end, rec.to) }))
+            .filter((m) => m.start < m.end);
+        if (kept.length > 0)
+            rec.manual = kept;
+        else
+            delete rec.manual;
+    }
     for (const [start, f] of rec.failed) {
         const cell = Math.floor((f.start - rec.from) / rec.size);
         const fits = f.start >= rec.from &&
@@ -27071,12 +27259,56 @@ const isFingerprint = (v) => {
     return (['run', 'shell', 'env', 'workingDirectory', 'batch'].every((k) => typeof p[k] === 'string') &&
         isStrRecord(p.inputs));
 };
-const isItems = (v) => isObj(v) && isNat(v.count) && typeof v.sha256 === 'string' && typeof v.source === 'string';
+const isItems = (v) => isObj(v) &&
+    isNat(v.count) &&
+    typeof v.sha256 === 'string' &&
+    typeof v.source === 'string' &&
+    (v.refresh === undefined || v.refresh === true);
+/** Index ranges [s, e), each non-empty, in order and apart (as IntervalSet.toJSON writes them). */
+const isIndexRanges = (v) => {
+    if (!Array.isArray(v))
+        return false;
+    let last = Number.NEGATIVE_INFINITY;
+    for (const r of v) {
+        if (!Array.isArray(r) || r.length !== 2 || !isNat(r[0]) || !isNat(r[1]))
+            return false;
+        if (!(r[0] < r[1]) || r[0] <= last)
+            return false;
+        last = r[1];
+    }
+    return true;
+};
+/** Cut points of a split after a merge: from `from` to `to`, never decreasing. */
+const isCuts = (v, from, to) => Array.isArray(v) &&
+    v.length >= 2 &&
+    v.every(isInt) &&
+    v[0] === from &&
+    v[v.length - 1] === to &&
+    v.every((c, i) => i === 0 || v[i - 1] <= c);
 const isSharding = (v) => isObj(v) &&
     isInt(v.from) &&
     isInt(v.to) &&
     v.from <= v.to &&
-    (v.mode === 'split' || v.mode === 'every' || v.mode === 'first');
+    (v.mode === 'split' || v.mode === 'every' || v.mode === 'first') &&
+    (v.merge === undefined || isStr(v.merge)) &&
+    (v.cuts === undefined || isCuts(v.cuts, v.from, v.to));
+/** `[[start, end], ...]`: whole safe integers, each range not empty, in order and disjoint. */
+const isUnitRanges = (v) => {
+    if (!Array.isArray(v) || v.length === 0)
+        return false;
+    let prev = Number.NEGATIVE_INFINITY;
+    for (const r of v) {
+        if (!Array.isArray(r) || r.length !== 2 || !isInt(r[0]) || !isInt(r[1]))
+            return false;
+        const [s, e] = r;
+        if (!(s < e) || s < prev)
+            return false;
+        prev = e;
+    }
+    return true;
+};
+const isSpans = (v) => Array.isArray(v) &&
+    v.every((x) => Array.isArray(x) && x.length === 2 && isInt(x[0]) && isInt(x[1]) && x[0] < x[1]);
 const isShard = (v) => isObj(v) && isNat(v.index) && isPos(v.total) && v.index < v.total;
 const UNIT = { step: isStr, start: isInt, end: isInt, index: isNat };
 const SPACE = {
@@ -27116,10 +27348,20 @@ const SPECS = {
     yield: { ...UNIT, ms: isNonNegNum },
     interrupt: { ...UNIT, ms: isNonNegNum, reason: isStr },
     'step-complete': { step: isStr },
-    reset: { step: isStr, failedOnly: isBool, reason: isStr, 'forget?': isBool },
+    reset: {
+        step: isStr,
+        failedOnly: isBool,
+        reason: isStr,
+        'forget?': isBool,
+        'ranges?': isUnitRanges,
+        'by?': isStr,
+    },
     throttle: { step: isStr, held: isBool, 'reason?': isStr },
-    'mark-done': { step: isStr },
+    'mark-done': { step: isStr, 'ranges?': isUnitRanges, 'by?': isStr },
     approve: { step: isStr, by: isStr },
+    'items-refresh': { step: isStr, count: isNat, sha256: isStr, gone: isIndexRanges, refresh: isBool },
+    merge: { run: isStr, total: isPos, runs: (v) => Array.isArray(v) && v.every(isStr), 'at?': isNum },
+    'merge-done': { step: isStr, done: isSpans, 'outputs?': isStrRecord },
 };
 function checkSpec(value, spec) {
     for (const [key, check] of Object.entries(spec)) {
@@ -27162,6 +27404,20 @@ function checkUnit(rec, start, end, index) {
         return `unit [${start}, ${end}) is larger than the step's chunks of ${rec.size}`;
     return undefined;
 }
+/**
+ * Ranges of a step's space marked done or reset by hand: whole units of the step, inside its space. The
+ * command cuts them on the grid (`--unit N` is cell N, `--item` the cells holding the items), and so
+ * must they lie.
+ */
+function checkUnitRanges(rec, ranges) {
+    for (const [s, e] of ranges) {
+        if (s < rec.from || e > rec.to)
+            return `range [${s}, ${e}) lies outside its step's space [${rec.from}, ${rec.to})`;
+        if ((s - rec.from) % rec.size !== 0 || (e !== rec.to && (e - rec.from) % rec.size !== 0))
+            return `range [${s}, ${e}) is not made of whole units (chunks of ${rec.size} from ${rec.from})`;
+    }
+    return undefined;
+}
 /** A step's space: whole safe integers, not inverted, this shard's part inside the whole. */
 function checkSpace(s) {
     if (!isInt(s.from) || !isInt(s.to) || !isPos(s.size))
@@ -27200,11 +27456,59 @@ function checkEventInState(state, ev) {
             const problem = checkUnit(rec, ev.start, ev.end, ev.index);
             return problem && `${ev.type} event of step "${ev.step}": ${problem}`;
         }
+        case 'mark-done':
+        case 'reset': {
+            if (ev.type === 'reset' && ev.ranges && (ev.failedOnly || ev.forget))
+                return `reset event of step "${ev.step}": \`ranges\` with \`${ev.failedOnly ? 'failedOnly' : 'forget'}\``;
+            const rec = state.steps.get(ev.step);
+            if (!rec || !ev.ranges)
+                return undefined;
+            const problem = checkUnitRanges(rec, ev.ranges);
+            return problem && `${ev.type} event of step "${ev.step}": ${problem}`;
+        }
         case 'interrupt':
             return ev.start < ev.end ? undefined : `interrupt event: unit [${ev.start}, ${ev.end}) is empty`;
+        case 'items-refresh': {
+            const rec = state.steps.get(ev.step);
+            if (!rec)
+                return undefined;
+            const problem = checkRefresh(rec, ev);
+            return problem && `items-refresh event of step "${ev.step}": ${problem}`;
+        }
+        case 'merge-done': {
+            const rec = state.steps.get(ev.step);
+            if (!rec)
+                return undefined;
+            const out = ev.done.find(([s, e]) => s < rec.from || e > rec.to);
+            return (out &&
+                `merge-done event of step "${ev.step}": [${out[0]}, ${out[1]}) lies outside its space [${rec.from}, ${rec.to})`);
+        }
         default:
             return undefined;
     }
+}
+/**
+ * A refresh only appends (the indices of frozen items never change), to the whole list of an unsharded step
+ * (or of a `shards: first` step on the shard that runs it), and never calls a done item gone. That the
+ * list on disk is the one the event describes is checked where it is read (Checkpoint.readItems).
+ */
+function checkRefresh(rec, ev) {
+    if (!rec.items)
+        return 'its step has no frozen item list';
+    if (ev.count < rec.items.count)
+        return `the frozen list shrinks from ${rec.items.count} to ${ev.count} items (a refresh only appends)`;
+    if (ev.count === rec.items.count && ev.sha256 !== rec.items.sha256)
+        return `the frozen list of ${ev.count} items changes without growing (a refresh only appends)`;
+    if (rec.sharding &&
+        (rec.sharding.mode === 'split' || rec.from !== rec.sharding.from || rec.to !== rec.sharding.to))
+        return `it refreshes a shard's part [${rec.from}, ${rec.to}) (only unsharded steps and shards: first refresh)`;
+    for (const [s, e] of ev.gone) {
+        if (e > ev.count)
+            return `gone items [${s}, ${e}) reach past its ${ev.count} items`;
+        if (rec.done.overlaps(s, e))
+            return `gone items [${s}, ${e}) include done ones`;
+    }
+    return undefined;
 }
 /** A step's record as a whole (read from the snapshot): its space, its ranges and its counts. */
 function checkStepRecord(id, rec) {
@@ -27215,16 +27519,28 @@ function checkStepRecord(id, rec) {
     for (const [name, set] of [
         ['done', rec.done],
         ['interrupted', rec.interrupted],
+        ['gone', rec.gone],
     ]) {
+        if (!set)
+            continue;
         const min = set.min;
         const max = set.max;
         if (min !== undefined && max !== undefined && (min < rec.from || max > rec.to))
             return `${where}: ${name} ranges [${min}, ${max}) reach outside its space [${rec.from}, ${rec.to})`;
     }
+    for (const [s, e] of rec.gone?.intervals() ?? [])
+        if (rec.done.overlaps(s, e))
+            return `${where}: gone items [${s}, ${e}) include done ones`;
     for (const f of rec.failed.values()) {
         const problem = checkUnit(rec, f.start, f.end, f.index);
         if (problem)
             return `${where}: failed ${problem}`;
+    }
+    for (const m of rec.manual ?? []) {
+        if (!isInt(m.start) || !isInt(m.end) || !(m.start < m.end) || m.start < rec.from || m.end > rec.to)
+            return `${where}: range [${m.start}, ${m.end}) marked done by hand is not inside its space [${rec.from}, ${rec.to})`;
+        if (!rec.done.covers(m.start, m.end))
+            return `${where}: range [${m.start}, ${m.end}) is marked done by hand but is not done`;
     }
     for (const r of rec.running.values())
         if (!(r.start < r.end))
@@ -27271,9 +27587,22 @@ const stepSchema = object({
     from: schemas_number().int(),
     to: schemas_number().int(),
     size: schemas_number().int().positive(),
-    items: object({ count: schemas_number().int().nonnegative(), sha256: schemas_string(), source: schemas_string() })
+    items: object({
+        count: schemas_number().int().nonnegative(),
+        sha256: schemas_string(),
+        source: schemas_string(),
+        refresh: literal(true).optional(),
+    })
         .optional(),
-    sharding: object({ from: schemas_number().int(), to: schemas_number().int(), mode: schemas_enum(['split', 'every', 'first']) })
+    /** `refresh: true`: items that left the source before they were done. */
+    gone: intervals.optional(),
+    sharding: object({
+        from: schemas_number().int(),
+        to: schemas_number().int(),
+        mode: schemas_enum(['split', 'every', 'first']),
+        merge: schemas_string().optional(),
+        cuts: array(schemas_number().int()).min(2).optional(),
+    })
         .optional(),
     adaptive: schemas_boolean().optional(),
     pace: object({
@@ -27325,6 +27654,8 @@ const stepSchema = object({
         heldMs: schemas_number(),
     })
         .optional(),
+    manual: array(object({ start: schemas_number().int(), end: schemas_number().int(), by: schemas_string().optional(), at: schemas_number() }))
+        .optional(),
 });
 const snapshotSchema = object({
     format: schemas_number().int(),
@@ -27346,6 +27677,13 @@ const snapshotSchema = object({
     })),
     steps: record(schemas_string(), stepSchema),
     approvals: record(schemas_string(), object({ by: schemas_string(), at: schemas_number() })).optional(),
+    merge: object({
+        run: schemas_string(),
+        total: schemas_number().int().positive(),
+        runs: array(schemas_string()),
+        at: schemas_number(),
+    })
+        .optional(),
     shard: object({ index: schemas_number().int().nonnegative(), total: schemas_number().int().positive() })
         .refine((s) => s.index < s.total, 'expected index < total')
         .optional(),
@@ -27370,6 +27708,8 @@ function stepToJson(rec) {
     };
     if (rec.items)
         out.items = rec.items;
+    if (rec.gone && !rec.gone.isEmpty)
+        out.gone = rec.gone.toFlat();
     if (rec.sharding)
         out.sharding = rec.sharding;
     if (rec.adaptive)
@@ -27382,6 +27722,8 @@ function stepToJson(rec) {
         out.lastDoneAt = rec.lastDoneAt;
     if (rec.throttle)
         out.throttle = { ...rec.throttle };
+    if (rec.manual && rec.manual.length > 0)
+        out.manual = rec.manual.map((m) => ({ ...m }));
     return out;
 }
 /** Pretty JSON, except that arrays of scalars (and of scalar pairs) stay on one line. */
@@ -27428,6 +27770,7 @@ function serializeSnapshot(state) {
         seq: state.seq,
         attempts: state.attempts,
         ...(state.shard ? { shard: state.shard } : {}),
+        ...(state.merge ? { merge: state.merge } : {}),
         ...(state.approvals?.size ? { approvals: Object.fromEntries(state.approvals) } : {}),
         steps: Object.fromEntries([...state.steps].map(([id, rec]) => [id, stepToJson(rec)])),
     };
@@ -27478,8 +27821,12 @@ function parseSnapshot(text, file) {
             unitsDone: s.unitsDone,
             reason: s.reason,
         };
-        if (s.items)
-            rec.items = s.items;
+        if (s.items) {
+            const { refresh, ...items } = s.items;
+            rec.items = refresh ? { ...items, refresh } : items;
+        }
+        if (s.gone !== undefined)
+            rec.gone = flatIntervals(s.gone, file, `steps.${id}.gone`);
         if (s.sharding)
             rec.sharding = s.sharding;
         if (s.adaptive)
@@ -27492,6 +27839,10 @@ function parseSnapshot(text, file) {
             rec.lastDoneAt = s.lastDoneAt;
         if (s.throttle)
             rec.throttle = throttleRecord(s.throttle);
+        if (s.manual && s.manual.length > 0)
+            rec.manual = s.manual.map((m) => m.by === undefined
+                ? { start: m.start, end: m.end, at: m.at }
+                : { start: m.start, end: m.end, by: m.by, at: m.at });
         // Evidence, not orders: the record must make sense on its own before anything reads it.
         const problem = checkStepRecord(id, rec);
         if (problem)
@@ -27512,6 +27863,8 @@ function parseSnapshot(text, file) {
     };
     if (doc.shard)
         state.shard = doc.shard;
+    if (doc.merge)
+        state.merge = { ...doc.merge, runs: [...doc.merge.runs] };
     if (doc.approvals && Object.keys(doc.approvals).length > 0)
         state.approvals = new Map(Object.entries(doc.approvals).map(([id, a]) => [id, { by: a.by, at: a.at }]));
     return state;
@@ -27915,6 +28268,15 @@ class checkpoint_Checkpoint {
             return refuse('is not a JSON list of strings');
         // The file is the list's JSON as writeItems wrote it: its text hashes like the list (no second copy).
         const json = text.endsWith('\n') ? text.slice(0, -1) : text;
+        // A list that refreshes is written longer before the `items-refresh` that records it (engine/scheduler.ts):
+        // an attempt cut off in between leaves a file whose first `count` items are the recorded list, and the
+        // next attempt appends the rest again. (Its first attempt with `refresh` may be the one cut off, so the
+        // record need not say `refresh` yet.)
+        if (rec?.items && items.length > rec.items.count) {
+            const head = items.slice(0, rec.items.count);
+            if (itemsHash(head) === rec.items.sha256)
+                return head;
+        }
         if (rec?.items && sha256(json) !== rec.items.sha256 && itemsHash(items) !== rec.items.sha256)
             return refuse('does not match its checksum');
         // The count is a field of its own in the record: a list of another length would hand out units past it.
@@ -28996,7 +29358,14 @@ function batchIdentity(batch) {
     const size = batch.adaptive ? 'by-time' : batch.size;
     if (space.kind === 'range')
         return { range: [space.from, space.to], size };
-    return { items: space.source, size };
+    // `refresh: true`: what the source gives changes from attempt to attempt by design, and each change is
+    // appended to the frozen list (engine/refresh.ts), so only the source's definition counts. The flag itself
+    // is left out too: turning it on keeps the work done, as it only says how the list may grow. An inline
+    // list's definition is its items, so with `refresh` it counts as a list and nothing more.
+    const { refresh, ...source } = space.source;
+    if (refresh && source.kind === 'list')
+        return { items: { kind: 'list', refresh: true }, size };
+    return { items: source, size };
 }
 function sortedEntries(record) {
     return Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -29522,27 +29891,47 @@ const itemsObjectShape = strictObject({
         description: "The command's stdout lines are the items (blank lines skipped); runs with bash -eo pipefail -c in the plan file's directory.",
         examples: ["psql -Atc 'select id from shards'"],
     }),
+    list: array(itemSchema, { error: 'expected a list of items (single-line strings or numbers)' })
+        .optional()
+        .meta({
+        description: 'The items as written (single-line strings or numbers): the mapping form of `items: [a, b]`, which can take `refresh: true`.',
+        examples: [['a', 'b', 'c']],
+    }),
+    refresh: bool.optional().meta({
+        description: 'true: every attempt expands the source again. Items not yet in the frozen list are appended (the indices of the others never change) and run once; done items never run again; items that left the source before they ran are shown as gone and not run; a source that gives nothing is allowed. With `list`, the list in the plan is the source.',
+    }),
 }, { error: 'expected a mapping' });
 const itemsObjectSchema = itemsObjectShape
     .superRefine((o, ctx) => {
-    const given = ['file', 'glob', 'command'].filter((k) => o[k] !== undefined);
+    const given = ['file', 'glob', 'command', 'list'].filter((k) => o[k] !== undefined);
     if (given.length !== 1) {
         ctx.addIssue({
             code: 'custom',
             message: given.length === 0
-                ? expecting('expected exactly one of file, glob or command', 'e.g. items: { file: ids.txt } or items: { glob: "data/*.csv" }')
-                : `use only one of file, glob or command, not ${given.join(' and ')}`,
+                ? expecting('expected exactly one of file, glob, command or list', 'e.g. items: { file: ids.txt } or items: { glob: "data/*.csv", refresh: true }')
+                : `use only one of file, glob, command or list, not ${given.join(' and ')}`,
         });
     }
 })
     .transform((o) => {
+    // `refresh: false` is the default: left out, so the source (and its fingerprint) is as without it.
+    const refresh = o.refresh === true ? { refresh: true } : {};
+    if (o.list !== undefined)
+        return { kind: 'list', items: o.list.map((i) => i ?? ''), ...refresh };
     if (o.file !== undefined)
-        return { kind: 'file', file: o.file };
+        return { kind: 'file', file: o.file, ...refresh };
     if (o.glob !== undefined)
-        return { kind: 'glob', glob: o.glob };
-    return { kind: 'command', command: o.command ?? '' };
+        return { kind: 'glob', glob: o.glob, ...refresh };
+    return { kind: 'command', command: o.command ?? '', ...refresh };
 })
-    .meta({ oneOf: [{ required: ['file'] }, { required: ['glob'] }, { required: ['command'] }] });
+    .meta({
+    oneOf: [
+        { required: ['list'] },
+        { required: ['file'] },
+        { required: ['glob'] },
+        { required: ['command'] },
+    ],
+});
 const ITEMS_EXPECTED = 'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}';
 const itemsSchema = union([
     array(itemSchema, { error: ITEMS_EXPECTED })
@@ -29655,8 +30044,13 @@ const batchSchema = strictObject({
         examples: [{ from: 0, to: 40000000 }],
     }),
     items: itemsSchema.optional().meta({
-        description: 'A list of items (single-line strings or numbers), or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}; expanded once and frozen into the checkpoint.',
-        examples: [['a', 'b', 'c'], { file: 'ids.txt' }, { glob: 'data/*.csv' }],
+        description: 'A list of items (single-line strings or numbers), or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}, {list: [...]}; expanded once and frozen into the checkpoint, or with `refresh: true` expanded again at every attempt (new items appended).',
+        examples: [
+            ['a', 'b', 'c'],
+            { file: 'ids.txt' },
+            { glob: 'data/*.csv' },
+            { glob: 'inbox/*.json', refresh: true },
+        ],
     }),
     size: sizeSchema.optional().meta({
         description: 'Numbers or items per unit; or {target, min, max}: chunks sized so that each takes about `target`.',
@@ -30721,6 +31115,92 @@ function shardPart(from, to, shard) {
     const len = Math.max(0, to - from);
     return [from + cut(shard.index, len, shard.total), from + cut(shard.index + 1, len, shard.total)];
 }
+/** `done` clipped to [from, to), sorted and merged: the input need not be tidy. */
+function tidy(from, to, done) {
+    const out = [];
+    const sorted = done
+        .map(([s, e]) => [Math.max(s, from), Math.min(e, to)])
+        .filter(([s, e]) => s < e)
+        .sort((a, b) => a[0] - b[0]);
+    for (const [s, e] of sorted) {
+        const last = out[out.length - 1];
+        if (last && s <= last[1])
+            last[1] = Math.max(last[1], e);
+        else
+            out.push([s, e]);
+    }
+    return out;
+}
+/** The pieces of [from, to) that `done` does not cover. */
+function remainderOf(from, to, done) {
+    const out = [];
+    let cur = from;
+    for (const [s, e] of tidy(from, to, done)) {
+        if (s > cur)
+            out.push([cur, s]);
+        cur = e;
+    }
+    if (cur < to)
+        out.push([cur, to]);
+    return out;
+}
+/**
+ * Re-sharding after a merge (DESIGN §7): the cut points `[from = c0 ≤ c1 ≤ … ≤ cM = to]` that split what
+ * remains of [from, to) (the whole minus `done`) among `total` shards as `shardPart` splits a fresh space:
+ * part k holds the remaining positions of rank ⌊k·R/M⌋ to ⌊(k+1)·R/M⌋ (R remaining in all). Each part is
+ * one contiguous range of the whole, so a shard's record keeps its usual shape (`from`/`to` its part, the
+ * merged done work inside it recorded done); a cut sits on a remaining position, so done work before it
+ * belongs to the part before. Everything done: the plain split (there is nothing left to share). Every
+ * shard computes this from the same merged checkpoint, so the parts agree without talking to each other.
+ */
+function remainderCuts(from, to, done, total) {
+    const rest = remainderOf(from, to, done);
+    const remaining = rest.reduce((n, [s, e]) => n + (e - s), 0);
+    const cuts = [from];
+    if (remaining === 0) {
+        for (let k = 1; k < total; k++)
+            cuts.push(shardPart(from, to, { index: k, total })[0]);
+    }
+    else {
+        let piece = 0;
+        let before = 0;
+        for (let k = 1; k < total; k++) {
+            const rank = cut(k, remaining, total);
+            for (;;) {
+                const [s, e] = rest[piece];
+                if (rank < before + (e - s)) {
+                    cuts.push(s + (rank - before));
+                    break;
+                }
+                before += e - s;
+                piece += 1;
+            }
+        }
+    }
+    if (total >= 1)
+        cuts.push(to);
+    return cuts;
+}
+/** Every shard's part of what remains of [from, to) after `done` (see `remainderCuts`). */
+function remainderSplit(from, to, done, total) {
+    const cuts = remainderCuts(from, to, done, total);
+    const out = [];
+    for (let i = 0; i < total; i++) {
+        const range = [cuts[i], cuts[i + 1]];
+        out.push({ range, todo: remainderOf(range[0], range[1], done) });
+    }
+    return out;
+}
+/**
+ * This shard's part of a step's whole space as recorded: the cut points of a run started from a merged
+ * checkpoint when they fit this shard count and mode, else the plain split (`partOf`).
+ */
+function recordedPart(sharding, mode, shard) {
+    const c = sharding.cuts;
+    if (c && sharding.mode === mode && c.length === shard.total + 1)
+        return [c[shard.index], c[shard.index + 1]];
+    return partOf(sharding.from, sharding.to, mode, shard);
+}
 function shardModeOf(step) {
     if (step.shards === 'first')
         return 'first';
@@ -30841,7 +31321,10 @@ async function loadFrozenItems(ckpt, which = 'named') {
     for (const [id, rec] of ckpt.state.steps) {
         if (!rec.items || rec.items.count === 0)
             continue;
-        const named = rec.failed.size > 0 || rec.interrupted.count > 0 || rec.running.size > 0;
+        const named = rec.failed.size > 0 ||
+            rec.interrupted.count > 0 ||
+            rec.running.size > 0 ||
+            (rec.gone?.isEmpty ?? true) === false;
         if (which === 'named' && !named)
             continue;
         try {
@@ -31990,10 +32473,54 @@ function lastLines(text) {
     return lines.length > 500 ? `…${lines.slice(-500)}` : lines;
 }
 
+;// CONCATENATED MODULE: ./src/engine/refresh.ts
+function refreshItems(frozen, now, done) {
+    const known = new Set(frozen);
+    const added = [];
+    for (const item of now) {
+        if (known.has(item))
+            continue;
+        known.add(item);
+        added.push(item);
+    }
+    const present = new Set(now);
+    const gone = [];
+    let goneCount = 0;
+    // Only the items not done can be gone: the gaps of `done` are few next to the items when much is done.
+    for (const [s, e] of done.gaps(0, frozen.length)) {
+        for (let i = s; i < e; i++) {
+            if (present.has(frozen[i]))
+                continue;
+            goneCount += 1;
+            const last = gone[gone.length - 1];
+            if (last && last[1] === i)
+                last[1] = i + 1;
+            else
+                gone.push([i, i + 1]);
+        }
+    }
+    return { list: added.length > 0 ? [...frozen, ...added] : [...frozen], added, gone, goneCount };
+}
+/** Whether two lists of ranges are the same. */
+function sameRanges(a, b) {
+    return a.length === b.length && a.every(([s, e], i) => b[i]?.[0] === s && b[i]?.[1] === e);
+}
+/** The items of `ranges` of `list`, the first `max` of them. */
+function itemsOfRanges(list, ranges, max) {
+    const out = [];
+    for (const [s, e] of ranges) {
+        out.push(...list.slice(s, Math.min(e, s + max - out.length)));
+        if (out.length >= max)
+            break;
+    }
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./src/engine/prepare.ts
 // Decides, before anything is written, what an attempt will do with each step: create its record, keep it,
 // invalidate it (changed fingerprint or changed dependency), or leave it done. Item lists are expanded here,
 // so a failing items command is reported like a plan error and the checkpoint stays untouched.
+
 
 
 
@@ -32075,6 +32602,12 @@ async function prepare(plan, state, opts = {}) {
         if (rec)
             checkAgainstPlan(plan, step, rec, fp);
         const mode = shard ? shardModeOf(step) : undefined;
+        const source = step.batch?.space.kind === 'items' ? step.batch.space.source : undefined;
+        if (source?.refresh && shard && mode === 'split') {
+            // Each shard's part is a cut of the whole list: a longer list moves every cut, so done items would
+            // change shards and run twice.
+            throw new PlanError(`${displayFile(plan.file)}: steps[${step.index}].batch.items.refresh: a list that refreshes cannot be split among shards (--shard ${shardLabel(shard)}); add "shards: first" to step "${step.id}" so that shard 0 runs it whole, or run it without --shard`);
+        }
         // Chunks sized by time: recorded on the step's record, which then measures its done chunks.
         const adaptive = step.batch?.adaptive ? { adaptive: true } : {};
         let view = rec
@@ -32089,7 +32622,7 @@ async function prepare(plan, state, opts = {}) {
             if (step.onChange === 'rerun')
                 reason = why;
             else {
-                const space = shardSpace(await spaceOf(plan, step, rec, false, env), mode, shard);
+                const space = shardSpace(await spaceOf(plan, step, rec, false, env), mode, shard, rec.sharding);
                 view = { ...space.range, rec, note: `${why}; done units kept (on-change: keep)` };
                 events.push({
                     type: 'step-redefine',
@@ -32111,8 +32644,9 @@ async function prepare(plan, state, opts = {}) {
                 reason = `dependency ${changedDep} will run again`;
             else if (shard && mode) {
                 // `shards:` is not part of the fingerprint: a changed one moves this shard's part, done work kept.
-                const whole = rec.sharding ?? { from: rec.from, to: rec.to };
-                const [from, to] = partOf(whole.from, whole.to, mode, shard);
+                const whole = rec.sharding ?? { from: rec.from, to: rec.to, mode };
+                // A run started from a merged checkpoint keeps the part cut from what remained (its `cuts`).
+                const [from, to] = recordedPart(whole, mode, shard);
                 const moved = rec.sharding?.mode !== mode || rec.from !== from || rec.to !== to;
                 if (moved || sizeWhy !== undefined) {
                     const why = [
@@ -32121,7 +32655,11 @@ async function prepare(plan, state, opts = {}) {
                     ]
                         .filter((w) => w !== undefined)
                         .join('; ');
-                    const sharding = { from: whole.from, to: whole.to, mode };
+                    const sharding = { ...whole, mode };
+                    if (!whole.cuts || whole.mode !== mode) {
+                        delete sharding.cuts;
+                        delete sharding.merge;
+                    }
                     events.push({
                         type: 'step-redefine',
                         step: step.id,
@@ -32179,11 +32717,26 @@ async function prepare(plan, state, opts = {}) {
         else {
             records.set(step.id, rec);
         }
+        let refreshNote;
+        if (reason === undefined && rec && source && !(mode === 'first' && shard && shard.index > 0)) {
+            const r = await refreshOf(plan, step, source, rec, opts, env);
+            refreshNote = r?.note;
+            if (r?.event) {
+                events.push(r.event);
+                if (r.list)
+                    items.set(step.id, r.list);
+                // The record as it will be once the refresh is applied.
+                const after = withEvent(step.id, view.rec ?? rec, r.event);
+                view = { ...view, to: after.to, rec: after };
+            }
+        }
         // What the step will look like once the events above are applied.
         const cur = view.rec;
         const total = Math.ceil((view.to - view.from) / view.size);
         const done = cur ? Math.min(total, cur.unitsDone) : 0;
-        const complete = cur !== undefined && (view.to <= view.from || cur.done.covers(view.from, view.to));
+        const complete = cur !== undefined &&
+            (view.to <= view.from ||
+                (cur.gone && !cur.gone.isEmpty ? isStepComplete(cur) : cur.done.covers(view.from, view.to)));
         let action = 'run';
         let why = view.note ?? '';
         if (cur && complete) {
@@ -32225,7 +32778,10 @@ async function prepare(plan, state, opts = {}) {
         };
         if (step.batch?.adaptive)
             pi.chunks = chunkInfo(cur ?? { size: view.size }, step.batch.adaptive);
-        if (opts.checkDrift && cur?.items) {
+        if (refreshNote)
+            pi.refresh = refreshNote;
+        // A list that refreshes follows its source: what changed is the refresh note, not drift.
+        if (opts.checkDrift && cur?.items && !source?.refresh) {
             const frozen = await opts.frozenItems?.(step.id).catch(() => undefined);
             const note = await itemsDriftNote(plan, step, frozen, cur.items, env, itemsRunner(step));
             if (note)
@@ -32269,17 +32825,24 @@ function shardsWord(mode) {
     return mode === undefined ? 'unsharded' : mode === 'first' ? 'first' : 'all';
 }
 /** This shard's part of a step's space: `range` becomes the part, `sharding` keeps the whole. */
-function shardSpace(space, mode, shard) {
+function shardSpace(space, mode, shard, recorded) {
     if (!shard || !mode)
         return space;
     const whole = space.range;
-    const [from, to] = partOf(whole.from, whole.to, mode, shard);
+    // A part cut from what a merge left stays that part while the whole is the same.
+    const kept = recorded?.cuts && recorded.from === whole.from && recorded.to === whole.to ? recorded : undefined;
+    const sharding = kept ? { ...kept, mode } : { from: whole.from, to: whole.to, mode };
+    const [from, to] = kept ? recordedPart(sharding, mode, shard) : partOf(whole.from, whole.to, mode, shard);
+    if (kept && kept.mode !== mode) {
+        delete sharding.cuts;
+        delete sharding.merge;
+    }
     return {
         ...space,
         range: { from, to, size: whole.size },
         from,
         to,
-        sharding: { from: whole.from, to: whole.to, mode },
+        sharding,
     };
 }
 async function spaceOf(plan, step, keepFrom, expand, env) {
@@ -32299,10 +32862,25 @@ async function spaceOf(plan, step, keepFrom, expand, env) {
         const range = { from: 0, to: 0, size: b.size };
         return { range, ...range };
     }
-    let list;
+    const list = await expandStep(plan, step, b.space.source, env);
+    const range = { from: 0, to: list.length, size: b.size };
+    return {
+        range,
+        ...range,
+        list,
+        items: {
+            count: list.length,
+            sha256: itemsHash(list),
+            source: describeSource(b.space.source),
+            ...(b.space.source.refresh ? { refresh: true } : {}),
+        },
+    };
+}
+/** A step's items as its source gives them now; a failing source is reported like a plan error. */
+async function expandStep(plan, step, source, env) {
     try {
         // Items commands are user commands too: the runner's secrets never reach them.
-        list = await expandItems(b.space.source, plan.dir, scrubEnv({ ...env, ...step.env }), itemsRunner(step));
+        return await expandItems(source, plan.dir, scrubEnv({ ...env, ...step.env }), itemsRunner(step));
     }
     catch (err) {
         if (err instanceof ItemsError) {
@@ -32310,13 +32888,89 @@ async function spaceOf(plan, step, keepFrom, expand, env) {
         }
         throw err;
     }
-    const range = { from: 0, to: list.length, size: b.size };
-    return {
-        range,
-        ...range,
-        list,
-        items: { count: list.length, sha256: itemsHash(list), source: describeSource(b.space.source) },
+}
+/**
+ * `refresh: true` on a kept record: the source expanded again, the new items appended and the gone ones
+ * found (refresh.ts), as an `items-refresh` event when anything changed, and a note naming them. A plan
+ * that dropped `refresh` gets an event that keeps the list and gives its gone items back. Explain and dry
+ * runs (`checkDrift`) report a source or a list that cannot be read as a note instead of failing.
+ */
+async function refreshOf(plan, step, source, rec, opts, env) {
+    const info = rec.items;
+    if (!info || !opts.frozenItems)
+        return undefined;
+    if (!source.refresh) {
+        if (!info.refresh && (!rec.gone || rec.gone.isEmpty))
+            return undefined;
+        const back = rec.gone?.size ?? 0;
+        return {
+            event: {
+                type: 'items-refresh',
+                step: step.id,
+                count: info.count,
+                sha256: info.sha256,
+                gone: [],
+                refresh: false,
+            },
+            ...(back > 0
+                ? { note: `refresh is off: the frozen list is kept, and its ${back} gone item(s) are pending again` }
+                : {}),
+        };
+    }
+    let frozen;
+    let now;
+    try {
+        frozen = await opts.frozenItems(step.id);
+        now = await expandStep(plan, step, source, env);
+    }
+    catch (err) {
+        if (!opts.checkDrift)
+            throw err;
+        return {
+            note: `refresh: cannot expand the items now: ${err instanceof Error ? err.message : String(err)}`,
+        };
+    }
+    const r = refreshItems(frozen, now, rec.done);
+    const changed = r.added.length > 0 || !sameRanges(r.gone, rec.gone?.toJSON() ?? []) || !info.refresh;
+    const parts = [];
+    if (r.added.length > 0)
+        parts.push(`${r.added.length} new item(s) appended (${nameItems(r.added)})`);
+    if (r.goneCount > 0) {
+        const names = itemsOfRanges(frozen, r.gone, ITEMS_IN_LINE);
+        parts.push(`${r.goneCount} gone (${nameItems(names, r.goneCount)}): left the source before they ran, not run`);
+    }
+    const note = parts.length > 0 ? `refresh: ${parts.join('; ')}` : undefined;
+    if (!changed)
+        return note ? { note } : undefined;
+    const event = {
+        type: 'items-refresh',
+        step: step.id,
+        count: r.list.length,
+        sha256: r.added.length > 0 ? itemsHash(r.list) : info.sha256,
+        gone: r.gone,
+        refresh: true,
     };
+    return { event, ...(r.added.length > 0 ? { list: r.list } : {}), ...(note ? { note } : {}) };
+}
+/** A copy of `rec` with `ev` applied: what `explain` and the unit counts see before the engine records it. */
+function withEvent(id, rec, ev) {
+    const copy = {
+        ...rec,
+        done: rec.done.clone(),
+        interrupted: rec.interrupted.clone(),
+        failed: new Map(rec.failed),
+        running: new Map(rec.running),
+    };
+    if (rec.gone)
+        copy.gone = rec.gone.clone();
+    if (rec.items)
+        copy.items = { ...rec.items };
+    if (rec.sharding)
+        copy.sharding = { ...rec.sharding };
+    const scratch = emptyState('', '');
+    scratch.steps.set(id, copy);
+    applyEvent(scratch, { ...ev, seq: 1, t: Date.now() });
+    return copy;
 }
 
 ;// CONCATENATED MODULE: ./src/journal/runs.ts
@@ -32500,9 +33154,184 @@ async function resolveRunId(root, runOpt) {
     return last;
 }
 
+;// CONCATENATED MODULE: ./src/session/units.ts
+// Unit-level intervention (DESIGN §5): `mark-done STEP --unit N.. | --item NAME..`, `reset STEP --unit ..`
+// and the action's `reset: STEP:UNIT` / `STEP:ITEM`. Turns what the user named into whole units of the
+// step's space as its record (or, before the step first ran, the plan) defines it, or a usage error that
+// names the step, the value and the fix. Nothing here writes: the caller records what comes back.
+
+
+
+
+const UNIT_RE = /^(\d+)(?:(?:-|\.\.)(\d+))?$/;
+const UNIT_EXAMPLE = '`--unit 3`, `--unit 3,5` or `--unit 3-7` (also `3..7`; both ends included)';
+/** `3`, `3,5`, `3-7`, `3..7` (inclusive) as index pairs; undefined when the text is not that. */
+function parseUnitText(text) {
+    const out = [];
+    for (const part of text.split(',')) {
+        const m = UNIT_RE.exec(part.trim());
+        if (!m)
+            return undefined;
+        const a = Number(m[1]);
+        const b = m[2] === undefined ? a : Number(m[2]);
+        if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || b < a)
+            return undefined;
+        out.push([a, b]);
+    }
+    return out.length > 0 ? out : undefined;
+}
+/**
+ * The checks that need only the plan (before the lease is taken): one step, a batch step, and for
+ * `--unit`, index syntax; `--item` only on an item list.
+ */
+function checkUnitSelection(plan, cmd, steps, sel, where) {
+    if (steps.length !== 1) {
+        throw new UsageError(`${where}: name exactly one step (the units are that step's), got ${steps.length === 0 ? 'none' : steps.join(', ')}; e.g. \`checkpoint ${cmd} ${plan.steps.find((s) => s.batch)?.id ?? 'STEP'} --unit 3\``);
+    }
+    const id = steps[0];
+    const step = plan.steps.find((s) => s.id === id);
+    if (!step)
+        return; // checkSteps names it
+    if (!step.batch) {
+        throw new UsageError(`${where}: step "${id}" is not a batch step, so it has no units; ${cmd === 'reset' ? 'reset' : 'mark'} the whole step${cmd === 'reset' ? '' : ' done'} with ${where.startsWith('input') ? `\`reset: ${id}\`` : `\`checkpoint ${cmd} ${id}\``}`);
+    }
+    if (sel.items && step.batch.space.kind === 'range') {
+        throw new UsageError(`${where}: step "${id}" is a range step ([${step.batch.space.from}, ${step.batch.space.to}) in chunks of ${step.batch.size}), not an item list; name its units by chunk index instead, e.g. \`checkpoint ${cmd} ${id} --unit 0\``);
+    }
+    for (const u of sel.units ?? []) {
+        if (!parseUnitText(u))
+            throw new UsageError(`${where}: "${u}" is not a unit index of step "${id}"; give ${UNIT_EXAMPLE}`);
+    }
+    if (step.batch.space.kind === 'range') {
+        for (const x of sel.either ?? []) {
+            if (!parseUnitText(x))
+                throw new UsageError(`${where}: "${id}:${x}": step "${id}" is a range step, so what follows the colon is a chunk index: \`${id}:3\`, \`${id}:3-5\``);
+        }
+    }
+}
+/**
+ * Resolves the selection against the checkpoint (read, not yet open for writing): errors leave it as it
+ * was. A step without a record is prepared from the plan (its item list expanded) so its units exist.
+ */
+async function resolveUnits(plan, ckpt, cmd, id, sel, where, env) {
+    const step = plan.steps.find((s) => s.id === id);
+    const rec = ckpt.state.steps.get(id);
+    // What a run would do with the step now: a record it would replace holds marks the next run drops.
+    const prep = await prepare(plan, ckpt.state, { env, expand: rec === undefined });
+    const init = prep.events.find((e) => e.type === 'step-init' && e.step === id);
+    if (rec && init) {
+        throw new UsageError(`${where}: the record of step "${id}" is out of date (${init.reason}), so the next run starts the step afresh and would not keep unit marks; run it first (\`checkpoint run\`), or ${cmd === 'reset' ? 'reset' : 'mark done'} the whole step (\`checkpoint ${cmd} ${id}\`)`);
+    }
+    const space = rec ?? init;
+    const isList = step.batch?.space.kind === 'items';
+    const total = Math.max(0, Math.ceil((space.to - space.from) / space.size));
+    const part = space.sharding?.mode === 'split' ? " (this shard's part)" : '';
+    const spaceText = `${total} chunk(s) of ${space.size} over [${space.from}, ${space.to})${part}`;
+    if (total === 0) {
+        throw new UsageError(`${where}: step "${id}" has no units (${spaceText}${isList ? '; its item list is empty' : ''}); there is nothing to ${cmd}`);
+    }
+    // The frozen list: the record's (checked against its checksum), or the one the step would be made with.
+    const items = isList ? (rec ? await ckpt.readItems(id) : prep.items.get(id)) : undefined;
+    const cells = new IntervalSet();
+    const addIndices = (text, shownAs) => {
+        for (const [a, b] of parseUnitText(text) ?? []) {
+            if (b >= total) {
+                throw new UsageError(`${where}: step "${id}" has units 0 to ${total - 1} (${spaceText}), so ${shownAs} is outside it; give an index from 0 to ${total - 1} (\`checkpoint status\` shows the step's done and failed ranges)`);
+            }
+            cells.add(a, b + 1);
+        }
+    };
+    const positions = items ? itemPositions(items) : undefined;
+    const addItem = (name, shownAs) => {
+        const at = positions?.get(name);
+        if (!at)
+            return false;
+        const here = at.filter((i) => i >= space.from && i < space.to);
+        if (here.length === 0) {
+            throw new UsageError(`${where}: item ${shownAs} of step "${id}" is in another shard's part (item ${at[0]}; this shard's part is [${space.from}, ${space.to})); name it in that shard's run`);
+        }
+        for (const i of here) {
+            const cell = Math.floor((i - space.from) / space.size);
+            cells.add(cell, cell + 1);
+        }
+        return true;
+    };
+    const unknownItem = (shownAs) => {
+        const list = items ?? [];
+        throw new UsageError(`${where}: no item ${shownAs} in the item list of step "${id}" (${list.length} items${rec?.items ? `, ${rec.items.source}` : ''}: ${nameItems(list, list.length)}); give a name as the list holds it (\`checkpoint status --json\` names the items of failed units), or \`checkpoint reset ${id}\` to expand the list again`);
+    };
+    for (const u of sel.units ?? [])
+        addIndices(u, `"${u}"`);
+    for (const name of sel.items ?? [])
+        if (!addItem(name, JSON.stringify(name)))
+            unknownItem(JSON.stringify(name));
+    for (const x of sel.either ?? []) {
+        const shownAs = `"${id}:${x}"`;
+        if (addItem(x, shownAs))
+            continue;
+        if (parseUnitText(x))
+            addIndices(x, shownAs);
+        else
+            unknownItem(shownAs);
+    }
+    const ranges = [];
+    for (const [a, b] of cells.intervals()) {
+        const s = space.from + a * space.size;
+        const e = Math.min(space.to, space.from + b * space.size);
+        const last = ranges[ranges.length - 1];
+        if (last && last[1] === s)
+            last[1] = e;
+        else
+            ranges.push([s, e]);
+    }
+    const target = {
+        step,
+        space: { from: space.from, to: space.to, size: space.size },
+        ranges,
+        indices: cells.toString(),
+    };
+    if (items)
+        target.items = items;
+    if (!rec && init) {
+        const list = prep.items.get(id);
+        target.init = list ? { event: init, items: list } : { event: init };
+    }
+    return target;
+}
+function itemPositions(items) {
+    const out = new Map();
+    items.forEach((item, i) => {
+        const at = out.get(item);
+        if (at)
+            at.push(i);
+        else
+            out.set(item, [i]);
+    });
+    return out;
+}
+/** `unit 3` / `units 3, 5-7`, with the items of an item list: `unit 0 (data/a.csv)`. */
+function describeTarget(t) {
+    const several = /[,-]/.test(t.indices);
+    const shownRanges = t.ranges.slice(0, 3).map(([s, e]) => `[${s}, ${e})`);
+    if (t.ranges.length > 3)
+        shownRanges.push(`… ${t.ranges.length - 3} more`);
+    const head = `${several ? 'units' : 'unit'} ${t.indices} ${shownRanges.join(', ')}`;
+    if (!t.items)
+        return head;
+    const names = [];
+    let count = 0;
+    for (const [s, e] of t.ranges) {
+        count += Math.min(e, t.items.length) - s;
+        if (names.length < 3)
+            names.push(...t.items.slice(s, Math.min(e, s + 3)));
+    }
+    return `${head} (${nameItems(names, count)})`;
+}
+
 ;// CONCATENATED MODULE: ./src/session/manage.ts
 // Commands that change a checkpoint by hand: reset, mark-done, rollback, approve. Each takes the run's lease
 // first.
+
 
 
 
@@ -32547,6 +33376,7 @@ async function withRun(opts, fn) {
             ckpt = fresh.ckpt;
             startedOver = { damage: err.message, kept: fresh.kept };
         }
+        await opts.inspect?.(plan, ckpt);
         await ckpt.openForWrite({ lease });
         try {
             return await fn(plan, ckpt, startedOver);
@@ -32560,7 +33390,98 @@ async function withRun(opts, fn) {
         await lease.release();
     }
 }
+function selectionOf(opts) {
+    if (opts.unit !== undefined && opts.item !== undefined)
+        throw new UsageError('--unit and --item: give one of them (units by chunk index, or by the items they hold)');
+    if (opts.unit !== undefined)
+        return { units: opts.unit };
+    if (opts.item !== undefined)
+        return { items: opts.item };
+    if (opts.either !== undefined)
+        return { either: opts.either };
+    return undefined;
+}
+/** How errors name what was given: `reset --unit`, `mark-done --item`, the action's ``input `reset` ``. */
+function labelOf(cmd, sel) {
+    return sel.units ? `${cmd} --unit` : sel.items ? `${cmd} --item` : 'input `reset`';
+}
+function byOf(opts, io) {
+    if (opts.by !== undefined && opts.by.trim() === '')
+        throw new UsageError('--by: expected a name, e.g. `--by alice`');
+    return opts.by?.trim() || defaultApprover(io.env);
+}
+/**
+ * A step made pending whole (its record, marker, frozen list and state folder dropped), as `reset STEP`
+ * does; `dependent`: it is reset because a step it depends on was. False when it had nothing to reset.
+ */
+async function resetWhole(ckpt, id, dependent, by, io) {
+    const forget = () => ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset', by });
+    const rec = ckpt.state.steps.get(id);
+    // No record but an approval (given before the step was first prepared): the reset takes it back.
+    if (!rec && approvalOf(ckpt.state, id)) {
+        await forget();
+        io.out.write(`reset ${id}: its approval is taken back\n`);
+        return true;
+    }
+    if (!rec)
+        return false;
+    const approved = approvalOf(ckpt.state, id) !== undefined;
+    await forget();
+    await ckpt.clearStepFiles(id);
+    await (0,promises_namespaceObject.rm)(ckpt.stateDir(id), { recursive: true, force: true });
+    io.out.write(`reset ${id}${dependent ? ' (depends on a reset step)' : ''}: all its work is pending again${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`);
+    return true;
+}
+/** `reset STEP --unit N..` / `--item NAME..`: those units pending again, the step's dependents whole. */
+async function resetUnits(step, sel, opts, io) {
+    const where = labelOf('reset', sel);
+    const by = byOf(opts, io);
+    let target;
+    return withRun({
+        ...opts,
+        check: (plan) => {
+            manage_checkSteps(plan, [step], 'reset');
+            checkUnitSelection(plan, 'reset', [step], sel, where);
+        },
+        inspect: async (plan, ckpt) => {
+            target = await resolveUnits(plan, ckpt, 'reset', step, sel, where, io.env);
+        },
+    }, async (plan, ckpt) => {
+        const t = target;
+        const rec = ckpt.state.steps.get(step);
+        if (!rec)
+            io.out.write(`reset ${step} ${describeTarget(t)}: pending already (the step has not run)\n`);
+        else {
+            const approved = approvalOf(ckpt.state, step) !== undefined;
+            const had = t.ranges.some(([s, e]) => rec.done.overlaps(s, e) || [...rec.failed.keys()].some((f) => f >= s && f < e));
+            await ckpt.record({
+                type: 'reset',
+                step,
+                failedOnly: false,
+                reason: `checkpoint reset ${where}`,
+                ranges: t.ranges,
+                by,
+            });
+            if (!isStepComplete(rec))
+                await ckpt.removeMarker(step);
+            io.out.write(`reset ${step} ${describeTarget(t)}: ${had ? 'pending again' : 'pending already'} (by ${by}); the rest of its work stays${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`);
+        }
+        const deps = dependentsOf(plan, [step]);
+        for (const id of plan.steps.map((s) => s.id))
+            if (id !== step && deps.has(id))
+                await resetWhole(ckpt, id, true, by, io);
+        return 0;
+    });
+}
 async function resetCommand(steps, opts, io) {
+    const sel = selectionOf(opts);
+    if (sel) {
+        if (opts.all || opts.failed)
+            throw new UsageError(`${labelOf('reset', sel)}: not with ${opts.all ? '--all' : '--failed'}; name one step and its units, e.g. \`checkpoint reset STEP --unit 3\``);
+        if (steps.length !== 1)
+            throw new UsageError(`${labelOf('reset', sel)}: name exactly one step (the units are that step's), got ${steps.length === 0 ? 'none' : steps.join(', ')}; e.g. \`checkpoint reset STEP --unit 3\``);
+        return resetUnits(steps[0], sel, opts, io);
+    }
     if (!opts.all && steps.length === 0 && !opts.failed) {
         throw new UsageError('reset: name the steps to reset, or pass --all (or --failed for failed units only)');
     }
@@ -32580,45 +33501,75 @@ async function resetCommand(steps, opts, io) {
         const named = opts.all || steps.length === 0 ? plan.steps.map((s) => s.id) : steps;
         const targets = opts.failed ? new Set(named) : dependentsOf(plan, named);
         let n = 0;
-        // The whole record goes: the next run starts the step afresh (items expanded again, approval taken back).
-        const forget = (id) => ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset' });
+        const by = byOf(opts, io);
+        // Each named step and its dependents go whole: the next run starts them afresh (items expanded again).
         for (const id of plan.steps.map((s) => s.id)) {
             if (!targets.has(id))
                 continue;
-            const rec = ckpt.state.steps.get(id);
-            // No record but an approval (given before the step was first prepared): the reset takes it back.
-            if (!rec && !opts.failed && approvalOf(ckpt.state, id)) {
-                await forget(id);
-                io.out.write(`reset ${id}: its approval is taken back\n`);
-                n += 1;
-                continue;
-            }
-            if (!rec)
-                continue;
             if (opts.failed) {
-                const failed = rec.failed.size;
+                const failed = ckpt.state.steps.get(id)?.failed.size ?? 0;
                 if (failed === 0)
                     continue;
-                await ckpt.record({ type: 'reset', step: id, failedOnly: true, reason: 'checkpoint reset --failed' });
+                await ckpt.record({
+                    type: 'reset',
+                    step: id,
+                    failedOnly: true,
+                    reason: 'checkpoint reset --failed',
+                    by,
+                });
                 io.out.write(`reset ${id}: ${failed} failed unit(s) are pending again with fresh tries\n`);
+                n += 1;
             }
-            else {
-                const approved = approvalOf(ckpt.state, id) !== undefined;
-                await forget(id);
-                await ckpt.clearStepFiles(id);
-                await (0,promises_namespaceObject.rm)(ckpt.stateDir(id), { recursive: true, force: true });
-                io.out.write(`reset ${id}${named.includes(id) ? '' : ' (depends on a reset step)'}: all its work is pending again${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`);
-            }
-            n += 1;
+            else if (await resetWhole(ckpt, id, !named.includes(id), by, io))
+                n += 1;
         }
         if (n === 0)
             io.out.write('nothing to reset\n');
         return 0;
     });
 }
+/** `mark-done STEP --unit N..` / `--item NAME..`: those units done by hand; nothing else changes. */
+async function markUnitsDone(step, sel, opts, io) {
+    const where = labelOf('mark-done', sel);
+    const by = byOf(opts, io);
+    let target;
+    return withRun({
+        ...opts,
+        check: (plan) => {
+            manage_checkSteps(plan, [step], 'mark-done');
+            checkUnitSelection(plan, 'mark-done', [step], sel, where);
+        },
+        inspect: async (plan, ckpt) => {
+            target = await resolveUnits(plan, ckpt, 'mark-done', step, sel, where, io.env);
+        },
+    }, async (_plan, ckpt) => {
+        const t = target;
+        if (t.init) {
+            await ckpt.record(t.init.event);
+            if (t.init.items)
+                await ckpt.writeItems(step, t.init.items);
+        }
+        const rec = ckpt.state.steps.get(step);
+        const already = rec ? t.ranges.every(([s, e]) => rec.done.covers(s, e)) : false;
+        await ckpt.record({ type: 'mark-done', step, ranges: t.ranges, by });
+        const after = ckpt.state.steps.get(step);
+        const complete = after !== undefined && isStepComplete(after);
+        if (complete)
+            await ckpt.writeMarker(step);
+        io.out.write(`marked ${step} ${describeTarget(t)} done (by hand, by ${by})${already ? '; they were done already' : ''}${complete ? `; ${step} is complete` : ''}\n`);
+        return 0;
+    });
+}
 async function markDoneCommand(steps, opts, io) {
     if (steps.length === 0)
         throw new UsageError('mark-done: name at least one step, e.g. `checkpoint mark-done schema`');
+    const sel = selectionOf(opts);
+    if (sel) {
+        if (steps.length !== 1)
+            throw new UsageError(`${labelOf('mark-done', sel)}: name exactly one step (the units are that step's), got ${steps.join(', ')}; e.g. \`checkpoint mark-done ${steps[0]} ${sel.items ? '--item NAME' : '--unit 3'}\``);
+        return markUnitsDone(steps[0], sel, opts, io);
+    }
+    const by = byOf(opts, io);
     return withRun(opts, async (plan, ckpt) => {
         manage_checkSteps(plan, steps, 'mark-done');
         const prep = await prepare(plan, ckpt.state, { env: io.env });
@@ -32631,9 +33582,9 @@ async function markDoneCommand(steps, opts, io) {
             }
         }
         for (const id of steps) {
-            await ckpt.record({ type: 'mark-done', step: id });
+            await ckpt.record({ type: 'mark-done', step: id, by });
             await ckpt.writeMarker(id);
-            io.out.write(`marked ${id} done (by hand)\n`);
+            io.out.write(`marked ${id} done (by hand, by ${by})\n`);
         }
         return 0;
     });
@@ -32846,6 +33797,8 @@ function colorEnabled(stream, env = process.env) {
 }
 
 ;// CONCATENATED MODULE: ./src/report/stats.ts
+// Per-step figures shared by `status`, the live progress view and (later) the job summary.
+
 
 
 
@@ -32932,13 +33885,24 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, fr
                 ...(items ? { items } : {}),
             };
         }),
-        warnings: rec.items && rec.items.count === 0 ? [emptyItemsWarning(id, rec.items.source)] : [],
+        // A list that refreshes may well be empty for now: its items come later.
+        warnings: rec.items && rec.items.count === 0 && !rec.items.refresh
+            ? [emptyItemsWarning(id, rec.items.source)]
+            : [],
         outputs: rec.outputs,
         parallel,
         batch,
     };
     if (rec.items)
         s.items = { count: rec.items.count, source: rec.items.source };
+    if (rec.gone && !rec.gone.isEmpty) {
+        const ranges = rec.gone.toJSON();
+        s.gone = {
+            count: rec.gone.size,
+            ranges,
+            first: frozen ? itemsOfRanges(frozen, ranges, ITEMS_LISTED) : [],
+        };
+    }
     if (rec.completedAt !== undefined)
         s.completedAt = rec.completedAt;
     if (rec.throttle) {
@@ -33035,6 +33999,14 @@ async function statusCommand(opts, io) {
         return rec?.adaptive ? chunkInfo(rec, adaptive) : null;
     };
     const frozen = await loadFrozenItems(ckpt, samePlan ? 'all' : 'named');
+    // Units marked done by hand are named by their items too, with or without the plan.
+    for (const [id, rec] of ckpt.state.steps) {
+        if (!rec.manual || !rec.items || rec.items.count === 0 || frozen.has(id))
+            continue;
+        const list = await ckpt.readItems(id).catch(() => undefined);
+        if (list)
+            frozen.set(id, list);
+    }
     const stats = runStats(ckpt, samePlan, lease !== undefined, frozen);
     const state = ckpt.state;
     // A frozen list whose file or glob gives other items now, by name. Command sources are checked by
@@ -33045,10 +34017,16 @@ async function statusCommand(opts, io) {
         const kind = step.batch?.space.kind === 'items' ? step.batch.space.source.kind : undefined;
         if (!samePlan || !rec?.items || (kind !== 'file' && kind !== 'glob'))
             continue;
+        // A list that refreshes follows its source at every attempt: a difference now is not drift.
+        if (step.batch?.space.kind === 'items' && step.batch.space.source.refresh)
+            continue;
         const note = await itemsDriftNote(samePlan, step, frozen.get(step.id), rec.items, io.env, () => Promise.reject(new Error('status runs no items command')));
         if (note)
             drift.set(step.id, note);
     }
+    // Done work that no unit ran (`checkpoint mark-done`), so it is told apart from work that ran.
+    const manualOf = (id) => state.steps.get(id)?.manual ?? [];
+    const itemsOf = (id, start, end) => unitItems(frozen.get(id), start, end);
     if (opts.json) {
         const doc = {
             format: 1,
@@ -33096,6 +34074,7 @@ async function statusCommand(opts, io) {
                 interrupted: s.interrupted,
                 interruptedUnits: s.interruptedUnits.map((u) => ({ ...u, items: u.items ?? null })),
                 items: s.items ?? null,
+                gone: s.gone ?? null,
                 itemsChanged: drift.get(s.id) ?? null,
                 warnings: s.warnings,
                 sharding: state.steps.get(s.id)?.sharding ?? null,
@@ -33118,6 +34097,13 @@ async function statusCommand(opts, io) {
                         heldSeconds: Math.round(s.throttle.heldMs) / 1000,
                     }
                     : null,
+                manual: manualOf(s.id).map((m) => ({
+                    start: m.start,
+                    end: m.end,
+                    by: m.by ?? null,
+                    at: new Date(m.at).toISOString(),
+                    items: itemsOf(s.id, m.start, m.end) ?? null,
+                })),
                 outputs: s.outputs,
                 completedAt: s.completedAt === undefined ? null : new Date(s.completedAt).toISOString(),
             })),
@@ -33178,8 +34164,12 @@ async function statusCommand(opts, io) {
                 io.out.write(`    interrupted: ${parts.join('; ')}\n`);
             }
         }
+        for (const line of manualLines(manualOf(s.id), s.batch, (a, b) => itemsOf(s.id, a, b)))
+            io.out.write(`    ${line}\n`);
         for (const w of s.warnings)
             io.out.write(`    ${c.yellow('warning:')} ${w}\n`);
+        if (s.gone)
+            io.out.write(`    ${c.yellow('gone:')} ${describeGone(s.gone)}\n`);
         const changed = drift.get(s.id);
         if (changed)
             io.out.write(`    note: ${changed}\n`);
@@ -33199,6 +34189,41 @@ async function statusCommand(opts, io) {
         }
     }
     return 0;
+}
+/** `2 items (data/c.csv, data/d.csv) left the source before they ran; not run` (`refresh: true`). */
+function describeGone(g) {
+    const names = g.first.length > 0 ? ` (${nameItems(g.first, g.count)})` : ` ${ranges(g.ranges)}`;
+    return `${g.count} item(s)${names} left the source before they ran; not run`;
+}
+/**
+ * `marked done by hand by alice at 2026-…: [20, 30), [50, 60)`: one line per mark (who and when), its
+ * ranges (with their items, for an item list); a plain step's line has no ranges.
+ */
+function manualLines(marks, batch, items) {
+    const groups = [];
+    for (const m of marks) {
+        const last = groups[groups.length - 1];
+        if (last && last.by === m.by && last.at === m.at)
+            last.ranges.push([m.start, m.end]);
+        else
+            groups.push({ by: m.by, at: m.at, ranges: [[m.start, m.end]] });
+    }
+    const max = 5;
+    const lines = groups.slice(0, max).map((g) => {
+        const head = `marked done by hand${g.by !== undefined ? ` by ${g.by}` : ''} at ${new Date(g.at).toISOString()}`;
+        if (!batch)
+            return head;
+        const parts = g.ranges.slice(0, 6).map(([s, e]) => {
+            const u = items(s, e);
+            return `[${s}, ${e})${u && u.count > 0 ? ` ${describeItems(u)}` : ''}`;
+        });
+        if (g.ranges.length > 6)
+            parts.push(`… ${g.ranges.length - 6} more`);
+        return `${head}: ${parts.join(', ')}`;
+    });
+    if (groups.length > max)
+        lines.push(`… ${groups.length - max} more marks by hand (status --json lists all)`);
+    return lines;
 }
 /** `chunks sized by time: last 2000 in 190ms (10526/s), next 2100, target 200ms, min 100, max 100000`. */
 function describeChunks(ch) {
@@ -33374,9 +34399,12 @@ function printExplain(out, plan, prep, runLabel) {
         out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
         if (i.itemsDrift)
             out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
+        if (i.refresh)
+            out.write(`         ${' '.repeat(width)}note: ${i.refresh}\n`);
         if (i.chunks)
             out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
-        if (step.batch?.space.kind === 'items' && i.unitsTotal === 0)
+        // A list that refreshes may be empty for now (its items come later).
+        if (step.batch?.space.kind === 'items' && !step.batch.space.source.refresh && i.unitsTotal === 0)
             out.write(`         ${' '.repeat(width)}warning: the items source (${describeSource(step.batch.space.source)}) gives no items: the step has nothing to do\n`);
         const retry = describeRetry(step.retry);
         if (retry && verb !== 'skip')
@@ -33955,7 +34983,8 @@ function lastLine(text) {
 // caller passes `now`, on the monotonic clock), so it is tested on its own (test/engine/work-queue.test.ts).
 //
 // - Failed and interrupted units of earlier attempts go first, then new units from the step's grid in
-//   order; a unit never spans two chunks of the grid.
+//   order; a unit never spans two chunks of the grid, and holds no done or gone item (a piece of a cell is
+//   a unit of its own, with the cell's index).
 // - A retry waits for its backoff (`notBefore`); it keeps its unit's exact [start, end).
 // - `order: sequential`: one unit at a time, the lowest pending one, and none after a unit failed for good.
 // - `max-failures`: once more units failed for good than it allows, nothing more starts.
@@ -33989,6 +35018,9 @@ class WorkQueue {
         const r = rec();
         this.#cursor = r.from;
         this.#taken = r.done.clone();
+        // `refresh: true`: items gone from the source go to no unit; a unit is cut around them, as around done work.
+        for (const [s, e] of r.gone?.intervals() ?? [])
+            this.#taken.add(s, e);
         for (const f of [...r.failed.values()].sort((a, b) => a.start - b.start)) {
             this.#retryQueue.push({ step: step.id, start: f.start, end: f.end, index: f.index, notBefore: 0 });
             this.#taken.add(f.start, f.end);
@@ -33999,9 +35031,12 @@ class WorkQueue {
                 this.#resume.add(s, e);
                 continue;
             }
-            for (const u of this.cut(s, e)) {
-                this.#retryQueue.push({ ...u, notBefore: 0 });
-                this.#taken.add(u.start, u.end);
+            // A failed unit whose retry was interrupted is recorded both ways: it is queued once, as the retry.
+            for (const [gs, ge] of [...this.#taken.gaps(s, e)]) {
+                for (const u of this.cut(gs, ge)) {
+                    this.#retryQueue.push({ ...u, notBefore: 0 });
+                    this.#taken.add(u.start, u.end);
+                }
             }
         }
     }
@@ -34203,7 +35238,7 @@ class WorkQueue {
         if (this.#inFlight > 0)
             return undefined;
         const rec = this.#rec();
-        const gap = rec.done.firstGap(rec.from, rec.to);
+        const gap = firstPendingGap(rec, rec.from, rec.to);
         if (!gap)
             return undefined;
         const [s, e] = gap;
@@ -35124,6 +36159,10 @@ class Progress {
                     s.startedAt = this.#now();
                     s.doneAtStart = this.#ckpt.state.steps.get(ev.step)?.unitsDone ?? 0;
                 }
+                // Done without a unit started: none ran now, whatever the attempt's first records changed in the
+                // counts (a refresh counts a unit whose items are all gone as settled).
+                if (ev.state === 'done' && s.startedAt === undefined)
+                    s.doneAtStart = this.#ckpt.state.steps.get(ev.step)?.unitsDone ?? 0;
                 if (ev.state === 'done' && ev.detail)
                     this.line(`${c.green('✓')} ${s.id}: ${ev.detail}`);
                 else if (ev.state === 'done')
@@ -35163,7 +36202,7 @@ class Progress {
     /** An item source that gave nothing: said once, when the step starts or (having no units) completes. */
     #warnEmpty(id) {
         const rec = this.#ckpt.state.steps.get(id);
-        if (!rec?.items || rec.items.count > 0 || this.#warnedEmpty.has(id))
+        if (!rec?.items || rec.items.count > 0 || rec.items.refresh || this.#warnedEmpty.has(id))
             return;
         this.#warnedEmpty.add(id);
         this.line(`${this.#c.yellow('warning:')} ${emptyItemsWarning(id, rec.items.source)}`);
@@ -35294,6 +36333,228 @@ class Progress {
     }
 }
 
+;// CONCATENATED MODULE: ./src/session/merge.ts
+// Matrices that change size (DESIGN §7). `checkpoint report --merge DIR` (and the action's `command:
+// report`) writes the union of the shards' done work as one run folder: an ordinary unsharded run, written
+// through the journal like any other (a `merge` event naming the shards, then per step a `step-init` of the
+// whole space and a `merge-done` with the done work and outputs). A later `checkpoint run --shard I/M` over a
+// directory whose latest run is that merge starts a run of its own from it: each step's part is cut from what
+// remained (`remainderCuts`, the same on every shard), and the merged work inside the part is inherited.
+
+
+
+
+
+
+
+/** The same merge: a campaign's merges share the merged run's id (the action's key), so the time tells. */
+function sameMerge(a, b) {
+    return a !== undefined && b !== undefined && a.run === b.run && a.at === b.at;
+}
+/** The merge's own record is its run: a run that is a merge and not yet bound to a shard. */
+function isUnboundMerge(state) {
+    return state.merge !== undefined && state.merge.run === state.runId && state.shard === undefined;
+}
+function fmt([s, e]) {
+    return `[${s}, ${e})`;
+}
+/**
+ * Why these shards cannot be merged, or nothing. The report's consistency errors (overlapping done work,
+ * other plans or shard counts, parts that are not the shard's), a missing shard (its work, if any, would be
+ * done again), and one step run with different definitions on different shards.
+ */
+function mergeProblems(report, sources) {
+    const problems = [...report.errors];
+    const missing = report.shards.filter((s) => !s.present).map((s) => `${s.index}/${report.total}`);
+    if (missing.length > 0)
+        problems.push(`no checkpoint for shard${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: work it may have done would be done again; pass every shard's checkpoint directory (or run the missing shard with the same N first)`);
+    for (const step of report.steps) {
+        const recs = sources.flatMap((s) => {
+            const rec = s.ckpt.state.steps.get(step.id);
+            return rec ? [{ source: s.source, rec }] : [];
+        });
+        const hashes = [...new Set(recs.map((r) => r.rec.fingerprint.hash))];
+        if (hashes.length > 1)
+            problems.push(`step ${step.id}: the shards ran different definitions of it (${recs.map((r) => `${r.source}: ${r.rec.fingerprint.hash.slice(0, 12)}`).join(', ')}); run every shard from the same commit before merging`);
+    }
+    return problems;
+}
+/** The merged work of one step: split steps the union, `first` shard 0's, `every` whole when done on all. */
+function mergedDone(report, stepIdx, bySource) {
+    const step = report.steps[stepIdx];
+    const out = new IntervalSet();
+    const recs = step.shards.map((c) => bySource.get(c.index)?.ckpt.state.steps.get(step.id));
+    if (step.mode === 'every') {
+        if (step.whole &&
+            recs.every((r) => r !== undefined && isStepComplete(r)) &&
+            step.whole[1] > step.whole[0])
+            out.add(step.whole[0], step.whole[1]);
+        return out;
+    }
+    const from = step.mode === 'first' ? recs.slice(0, 1) : recs;
+    for (const r of from)
+        for (const [s, e] of r?.done.intervals() ?? [])
+            out.add(s, e);
+    return out;
+}
+/**
+ * Writes the merged checkpoint of the gathered shards as run `runId` in `root` (which must not hold that run
+ * yet). Throws a UsageError (exit 2, nothing written) when `mergeProblems` finds any.
+ */
+async function writeMerge(report, sources, root, runId) {
+    const problems = mergeProblems(report, sources);
+    if (problems.length > 0)
+        throw new UsageError(`report --merge: the shards cannot be merged, nothing was written:\n  - ${problems.join('\n  - ')}`);
+    if (await checkpoint_Checkpoint.exists(root, runId))
+        throw new UsageError(`report --merge: run ${runId} already exists in ${root}; merge into another directory`);
+    const bySource = new Map();
+    for (const s of sources)
+        bySource.set(s.ckpt.state.shard?.index ?? 0, s);
+    const notes = [];
+    const events = [
+        {
+            type: 'merge',
+            run: runId,
+            total: report.total,
+            runs: Array.from({ length: report.total }, (_, i) => bySource.get(i)?.ckpt.runId ?? ''),
+            at: Date.now(),
+        },
+    ];
+    const items = new Map();
+    const steps = [];
+    for (let i = 0; i < report.steps.length; i++) {
+        const step = report.steps[i];
+        // The first shard that recorded the step gives its definition (all agree: mergeProblems).
+        let first;
+        for (const c of step.shards) {
+            const src = bySource.get(c.index);
+            const rec = src?.ckpt.state.steps.get(step.id);
+            if (src && rec) {
+                first = { rec, src };
+                break;
+            }
+        }
+        if (!first || !step.whole)
+            continue;
+        const { rec } = first;
+        if (rec.items) {
+            // Every shard froze the same list (the report checks the hashes): one copy is the merge's.
+            items.set(step.id, await first.src.ckpt.readItems(step.id));
+        }
+        const done = mergedDone(report, i, bySource);
+        const outputs = {};
+        for (const c of step.mode === 'split' ? step.shards : step.shards.slice(0, 1)) {
+            const o = bySource.get(c.index)?.ckpt.state.steps.get(step.id)?.outputs ?? {};
+            for (const [k, v] of Object.entries(o))
+                outputs[k] ??= v;
+        }
+        const failed = step.shards.reduce((n, c) => n + c.failed.length, 0);
+        const running = step.shards.reduce((n, c) => n + (bySource.get(c.index)?.ckpt.state.steps.get(step.id)?.running.size ?? 0), 0);
+        if (failed > 0)
+            notes.push(`step ${step.id}: ${failed} failed unit(s) count as not done; they are tried afresh`);
+        if (running > 0)
+            notes.push(`step ${step.id}: ${running} unit(s) were still recorded running (a shard was cut off); they count as not done and run again — make sure no shard of the old matrix is still running`);
+        events.push({
+            type: 'step-init',
+            step: step.id,
+            fingerprint: rec.fingerprint,
+            from: step.whole[0],
+            to: step.whole[1],
+            size: rec.size,
+            ...(rec.items ? { items: rec.items } : {}),
+            ...(rec.adaptive ? { adaptive: true } : {}),
+            reason: `merged from ${report.total} shards`,
+        });
+        const spans = [...done.intervals()].map(([s, e]) => [s, e]);
+        events.push({
+            type: 'merge-done',
+            step: step.id,
+            done: spans,
+            ...(Object.keys(outputs).length > 0 ? { outputs } : {}),
+        });
+        const units = Math.ceil((step.whole[1] - step.whole[0]) / rec.size);
+        steps.push({ id: step.id, units, done: 0 });
+    }
+    const ckpt = checkpoint_Checkpoint.blank(root, runId, report.plan);
+    await fsutil_ensureDir(`${root}/${runId}`);
+    const lease = await lock_acquireLease(`${root}/${runId}`, { runId, attempt: 0 });
+    try {
+        await ckpt.openForWrite({ lease });
+        for (const [id, list] of items)
+            await ckpt.writeItems(id, list);
+        for (const ev of events)
+            ckpt.recordLater(ev);
+        await ckpt.flush();
+        await ckpt.syncMarkers();
+        await ckpt.writeOutputsFile();
+        await ckpt.compact();
+        await ckpt.close();
+    }
+    finally {
+        await lease.release();
+    }
+    for (const s of steps)
+        s.done = ckpt.state.steps.get(s.id)?.unitsDone ?? 0;
+    return { runId, dir: ckpt.dir, total: report.total, steps, notes };
+}
+/**
+ * The start of shard `shard`'s run from the merged run `merged`: the merge named, and per step of the plan
+ * that the merge holds, this shard's part (split steps: cut from what remained, `remainderCuts`; others as
+ * for any sharded run) with the merged done work inside it and the step's outputs.
+ */
+async function seedFromMerge(merged, plan, shard) {
+    const m = merged.state.merge;
+    if (!m)
+        throw new Error(`internal: run ${merged.runId} is not a merge`);
+    const events = [
+        { type: 'merge', run: m.run, total: m.total, runs: [...m.runs], at: m.at },
+    ];
+    const items = new Map();
+    const parts = [];
+    for (const step of plan.steps) {
+        const rec = merged.state.steps.get(step.id);
+        if (!rec)
+            continue;
+        const mode = shardModeOf(step);
+        const done = [...rec.done.intervals()];
+        const sharding = { from: rec.from, to: rec.to, mode, merge: m.run };
+        let part;
+        if (mode === 'split') {
+            sharding.cuts = remainderCuts(rec.from, rec.to, done, shard.total);
+            part = [sharding.cuts[shard.index], sharding.cuts[shard.index + 1]];
+        }
+        else
+            part = partOf(rec.from, rec.to, mode, shard);
+        if (rec.items)
+            items.set(step.id, await merged.readItems(step.id));
+        const mine = done
+            .map(([s, e]) => [Math.max(s, part[0]), Math.min(e, part[1])])
+            .filter(([s, e]) => s < e);
+        const todo = part[1] - part[0] - mine.reduce((n, [s, e]) => n + (e - s), 0);
+        if (mode === 'split')
+            parts.push({ step: step.id, part, todo });
+        events.push({
+            type: 'step-init',
+            step: step.id,
+            fingerprint: rec.fingerprint,
+            from: part[0],
+            to: part[1],
+            size: rec.size,
+            ...(rec.items ? { items: rec.items } : {}),
+            sharding,
+            ...(rec.adaptive ? { adaptive: true } : {}),
+            reason: `from merge ${m.run} (shard ${shardLabel(shard)}: part ${fmt(part)}, ${todo} left in it)`,
+        });
+        events.push({
+            type: 'merge-done',
+            step: step.id,
+            done: mine,
+            ...(Object.keys(rec.outputs).length > 0 ? { outputs: { ...rec.outputs } } : {}),
+        });
+    }
+    return { events, items, parts };
+}
+
 ;// CONCATENATED MODULE: ./src/session/shard.ts
 
 
@@ -35308,7 +36569,9 @@ function parseShard(text) {
  * A run is bound to the shard it was started with: resuming it as another shard (or unsharded) would do
  * another shard's work or the whole step. Refused before anything is written, naming both and the way out.
  */
-function checkRunShard(runId, recorded, requested) {
+function checkRunShard(runId, recorded, requested, 
+/** The merged run this run started from, if any: starting again from it is the way to another shard. */
+mergeRun) {
     if (recorded === undefined && requested === undefined)
         return;
     if (recorded && requested && recorded.index === requested.index && recorded.total === requested.total)
@@ -35322,14 +36585,18 @@ function checkRunShard(runId, recorded, requested) {
         throw new UsageError(`run ${runId} is shard ${shardLabel(rec)}, but no --shard was given; ` +
             `pass --shard ${shardLabel(rec)} to resume it, or --new to start a fresh, unsharded run`);
     }
+    const fromMerge = mergeRun !== undefined && mergeRun !== runId
+        ? `, or --run ${mergeRun} to start shard ${shardLabel(requested)} from the merge it came from`
+        : '';
     throw new UsageError(`--shard ${shardLabel(requested)}: run ${runId} is shard ${shardLabel(rec)}; ` +
-        `pass --shard ${shardLabel(rec)} to resume it, or add --new to start a fresh run as shard ${shardLabel(requested)}`);
+        `pass --shard ${shardLabel(rec)} to resume it, or add --new to start a fresh run as shard ${shardLabel(requested)}${fromMerge}`);
 }
 
 ;// CONCATENATED MODULE: ./src/session/run.ts
 // One run, from options to outcome, for the CLI and the action alike: pick or create the run, take its
 // lease, prepare, run the engine, and stop cleanly on SIGINT/SIGTERM (exit 75 within 5 s, a second SIGINT
 // skips the grace). It returns what happened; callers print or publish it.
+
 
 
 
@@ -35469,6 +36736,25 @@ async function chooseRun(plan, root, opts) {
         ...(warning ? { warning } : {}),
     };
 }
+/**
+ * `prepare` over the run as it will be once the seed's events are applied; the seed's events and item lists
+ * go first in the preparation, so the engine writes them through the journal like the attempt's own.
+ */
+async function seededPrepare(plan, ckpt, seed, opts) {
+    const scratch = emptyState(ckpt.runId, plan.name);
+    if (ckpt.state.shard)
+        scratch.shard = { ...ckpt.state.shard };
+    const t = Date.now();
+    seed.events.forEach((ev, i) => {
+        applyEvent(scratch, { ...ev, seq: i + 1, t });
+    });
+    const prep = await prepare(plan, scratch, opts);
+    prep.events.unshift(...seed.events);
+    for (const [id, list] of seed.items)
+        if (!prep.items.has(id))
+            prep.items.set(id, list);
+    return prep;
+}
 /** `checkpoint run`, returning what happened instead of only an exit code. */
 async function executeRun(opts, io, hooks = {}) {
     const concurrency = parseConcurrency(opts.concurrency);
@@ -35488,10 +36774,30 @@ async function executeRun(opts, io, hooks = {}) {
         ...(opts.new ? { new: true } : {}),
         ...(shard ? { shard } : {}),
     });
-    const { existing, read } = chosen;
+    let { existing } = chosen;
+    const { read } = chosen;
     if (chosen.warning)
         io.err.write(`checkpoint: warning: ${chosen.warning}\n`);
     let id = chosen.id;
+    // A sharded run over a merged checkpoint starts a run of its own from it (its part of what remains).
+    let merged;
+    if (shard && existing) {
+        const ck = read ?? (await checkpoint_Checkpoint.read(root, id));
+        if (ck.state.planName === plan.name && isUnboundMerge(ck.state)) {
+            merged = ck;
+            existing = false;
+            id = await newRunId(root, plan.name, new Date(), `shard${shard.index}of${shard.total}`);
+        }
+    }
+    else if (shard &&
+        !existing &&
+        opts.seedFrom !== undefined &&
+        (await checkpoint_Checkpoint.exists(root, opts.seedFrom))) {
+        const ck = await checkpoint_Checkpoint.read(root, opts.seedFrom);
+        if (ck.state.planName === plan.name && isUnboundMerge(ck.state))
+            merged = ck;
+    }
+    let seed;
     // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
     let engine;
     let early;
@@ -35535,7 +36841,7 @@ async function executeRun(opts, io, hooks = {}) {
             if (ckpt.state.planName !== '' && ckpt.state.planName !== plan.name) {
                 throw new UsageError(`--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`);
             }
-            checkRunShard(id, ckpt.state.shard, shard);
+            checkRunShard(id, ckpt.state.shard, shard, ckpt.state.merge?.run);
             const opened = ckpt;
             prep = await prepare(plan, ckpt.state, {
                 only: opts.only ?? [],
@@ -35546,11 +36852,20 @@ async function executeRun(opts, io, hooks = {}) {
         }
         else {
             ckpt = checkpoint_Checkpoint.blank(root, id, plan.name, shard);
-            prep = await prepare(plan, ckpt.state, {
-                only: opts.only ?? [],
-                env: io.env,
-                checkDrift: opts.dryRun === true,
-            });
+            if (merged && shard) {
+                seed = await seedFromMerge(merged, plan, shard);
+                prep = await seededPrepare(plan, ckpt, seed, {
+                    only: opts.only ?? [],
+                    env: io.env,
+                    checkDrift: opts.dryRun === true,
+                });
+            }
+            else
+                prep = await prepare(plan, ckpt.state, {
+                    only: opts.only ?? [],
+                    env: io.env,
+                    checkDrift: opts.dryRun === true,
+                });
         }
         if (existing && isNoop(plan, ckpt, prep)) {
             const line = `run ${id} of plan ${plan.name} is complete: nothing to do (\`checkpoint run --new\` starts a fresh run)`;
@@ -35574,12 +36889,18 @@ async function executeRun(opts, io, hooks = {}) {
                 const latest = (await resolveLatest(root, plan.name)).runId;
                 if (latest && latest !== id && (await checkpoint_Checkpoint.exists(root, latest))) {
                     const other = await checkpoint_Checkpoint.read(root, latest);
-                    if (other.state.planName === plan.name) {
+                    // A merge stays as it is: every shard starts its own run from it.
+                    if (other.state.planName === plan.name && !(shard && isUnboundMerge(other.state))) {
                         checkRunShard(latest, other.state.shard, shard);
                         lease = await lock_acquireLease(`${root}/${latest}`, { runId: latest, attempt: 0 });
                         id = latest;
                         ckpt = await checkpoint_Checkpoint.read(root, id);
-                        prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+                        const joined = ckpt;
+                        prep = await prepare(plan, ckpt.state, {
+                            only: opts.only ?? [],
+                            env: io.env,
+                            frozenItems: (step) => joined.readItems(step),
+                        });
                     }
                 }
             }
@@ -35590,8 +36911,13 @@ async function executeRun(opts, io, hooks = {}) {
             if (await checkpoint_Checkpoint.exists(root, id)) {
                 // Another run started with the same id in the same second and has finished: continue from it.
                 ckpt = await checkpoint_Checkpoint.read(root, id);
-                checkRunShard(id, ckpt.state.shard, shard);
-                prep = await prepare(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+                checkRunShard(id, ckpt.state.shard, shard, ckpt.state.merge?.run);
+                const joined = ckpt;
+                prep = await prepare(plan, ckpt.state, {
+                    only: opts.only ?? [],
+                    env: io.env,
+                    frozenItems: (step) => joined.readItems(step),
+                });
             }
         }
         try {
@@ -35613,6 +36939,14 @@ async function executeRun(opts, io, hooks = {}) {
         if (report.tornTail)
             progress.line('note: ignored a torn last line in the journal (the run before was cut off mid-write)');
         progress.line(`${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name}${shard ? ` as shard ${shardLabel(shard)}` : ''} in ${shown(ckpt.dir)} (host ${(0,external_node_os_.hostname)()})`);
+        if (seed && merged?.state.merge)
+            progress.line(`from merge ${merged.runId} of ${merged.state.merge.total} shards: ${seed.parts.map((p) => `${p.step} part [${p.part[0]}, ${p.part[1]}) with ${p.todo} left`).join('; ') || 'no batch step left to share'}`);
+        // `refresh: true`: what this attempt appended to each list and which items are gone, by name.
+        for (const step of prep.selected) {
+            const note = prep.info.get(step.id)?.refresh;
+            if (note)
+                progress.line(`${step.id}: ${note}`);
+        }
         engine = new Engine(plan, ckpt, prep, {
             concurrency,
             deadline,
@@ -36173,11 +37507,11 @@ function units(total, done, failed) {
 function addUnits(a, b) {
     return units(a.total + b.total, a.done + b.done, a.failed + b.failed);
 }
-function fmt([s, e]) {
+function shards_fmt([s, e]) {
     return `[${s}, ${e})`;
 }
 function listRanges(list, max = 5) {
-    const shown = list.slice(0, max).map(fmt);
+    const shown = list.slice(0, max).map(shards_fmt);
     if (list.length > max)
         shown.push(`… ${list.length - max} more`);
     return shown.join(', ');
@@ -36208,7 +37542,13 @@ function shapeOf(recs, step, total) {
             ? step.batch !== undefined
             : rec.sharding?.mode === 'split' || rec.size > 1 || rec.items !== undefined || span > 1;
         if (rec.sharding)
-            return { whole: [rec.sharding.from, rec.sharding.to], mode: rec.sharding.mode, size: rec.size, batch };
+            return {
+                whole: [rec.sharding.from, rec.sharding.to],
+                mode: rec.sharding.mode,
+                size: rec.size,
+                batch,
+                ...(rec.sharding.cuts ? { cuts: rec.sharding.cuts } : {}),
+            };
         // An unsharded run (N = 1): its space is the whole.
         return { whole: [rec.from, rec.to], mode: batch ? 'split' : 'every', size: rec.size, batch };
     }
@@ -36267,6 +37607,12 @@ function gatherShards(o) {
     });
     if (wrongTotal.length > 0)
         errors.push(`the shard counts differ: ${sources.map((s) => `${s.source} is shard ${shardOf(s.ckpt) ? shardLabel(shardOf(s.ckpt)) : '(none)'}`).join(', ')}; every shard must be run with the same N`);
+    // Shards started from a merged checkpoint must all have started from the same one: their parts are cut
+    // from what that merge left.
+    const merges = [...new Set(sources.map((s) => s.ckpt.state.merge?.run ?? ''))];
+    if (merges.length > 1)
+        errors.push(`the shards started from different checkpoints (${sources.map((s) => `${s.source}: ${s.ckpt.state.merge ? `merge ${s.ckpt.state.merge.run}` : 'a fresh start'}`).join(', ')}); every shard of a matrix must start from the same merge (or none)`);
+    const mergeInfo = sources.find((s) => s.ckpt.state.merge)?.ckpt.state.merge;
     const byIndex = new Map();
     for (const s of sources) {
         const sh = shardOf(s.ckpt) ?? { index: 0, total: 1 };
@@ -36301,7 +37647,9 @@ function gatherShards(o) {
             const rec = recs[i];
             const shard = { index: i, total };
             const part = shape.whole
-                ? partOf(shape.whole[0], shape.whole[1], shape.mode, shard)
+                ? shape.cuts
+                    ? recordedPart({ from: shape.whole[0], to: shape.whole[1], mode: shape.mode, cuts: shape.cuts }, shape.mode, shard)
+                    : partOf(shape.whole[0], shape.whole[1], shape.mode, shard)
                 : null;
             if (!rec) {
                 const n = part ? Math.ceil((part[1] - part[0]) / shape.size) : 0;
@@ -36325,10 +37673,15 @@ function gatherShards(o) {
                     recWhole[1] !== shape.whole[1] ||
                     recMode !== shape.mode ||
                     rec.size !== shape.size)) {
-                errors.push(`${where}: recorded the space ${fmt(recWhole)} (${recMode}, size ${rec.size}) but another shard recorded ${fmt(shape.whole)} (${shape.mode}, size ${shape.size}); the shards ran different plans — run them all from one commit (checkpoint run --new on each)`);
+                errors.push(`${where}: recorded the space ${shards_fmt(recWhole)} (${recMode}, size ${rec.size}) but another shard recorded ${shards_fmt(shape.whole)} (${shape.mode}, size ${shape.size}); the shards ran different plans — run them all from one commit (checkpoint run --new on each)`);
+            }
+            else if (shape.cuts &&
+                (rec.sharding?.cuts?.length !== shape.cuts.length ||
+                    rec.sharding.cuts.some((c, k) => c !== shape.cuts?.[k]))) {
+                errors.push(`${where}: split what the merge left at ${JSON.stringify(rec.sharding?.cuts ?? null)}, but another shard at ${JSON.stringify(shape.cuts)}; every shard must start from the same merged checkpoint with the same N`);
             }
             else if (part && (rec.from !== part[0] || rec.to !== part[1])) {
-                errors.push(`${where}: its part is ${fmt([rec.from, rec.to])}, but shard ${shardLabel(shard)} of ${fmt(shape.whole)} is ${fmt(part)}; run that shard again with --new`);
+                errors.push(`${where}: its part is ${shards_fmt([rec.from, rec.to])}, but shard ${shardLabel(shard)} of ${shards_fmt(shape.whole)} is ${shards_fmt(part)}; run that shard again with --new`);
             }
             if (!definition)
                 definition = { hash: rec.fingerprint.hash, index: i };
@@ -36351,7 +37704,7 @@ function gatherShards(o) {
                 return out;
             });
             if (outside.length > 0)
-                errors.push(`${where}: work outside its part ${fmt([rec.from, rec.to])} is recorded done: ${listRanges(outside)}`);
+                errors.push(`${where}: work outside its part ${shards_fmt([rec.from, rec.to])} is recorded done: ${listRanges(outside)}`);
             const frozen = byIndex.get(i)?.frozen?.get(id);
             const stats = stepStats(id, step?.name ?? id, rec, parallel, shape.batch, false, 0, frozen);
             // A sharded step that every shard runs is done on each; the others are shared out, never done twice.
@@ -36446,6 +37799,7 @@ function gatherShards(o) {
     const complete = consistent && missing.length === 0 && steps.length > 0 && steps.every((s) => s.complete);
     return {
         plan: planName,
+        ...(mergeInfo ? { merge: { run: mergeInfo.run, total: mergeInfo.total } } : {}),
         total,
         complete,
         consistent,
@@ -36514,6 +37868,7 @@ function reportJson(r) {
                 failed: c.failed,
             })),
         })),
+        merge: r.merge ?? null,
     };
 }
 // ---------------------------------------------------------------------------------------------------------
@@ -36532,6 +37887,8 @@ function renderReportText(r) {
     const out = [];
     const eta = !r.complete && r.etaMs !== undefined ? ` · ETA ${duration_formatDuration(r.etaMs)}` : '';
     out.push(`plan ${r.plan} · ${plural(r.total, 'shard')} · ${outcomeWord(r)} · ${r.units.done}/${r.units.total} units (${shards_pct(r.units)}%)${r.units.failed ? ` · ${r.units.failed} failed` : ''}${eta}`);
+    if (r.merge)
+        out.push(`started from merge ${r.merge.run} of ${plural(r.merge.total, 'shard')}: each shard's part is cut from what it left, and its merged work counts as done`);
     for (const e of r.errors)
         out.push(`error: ${e}`);
     for (const w of r.warnings)
@@ -36562,10 +37919,10 @@ function renderReportText(r) {
                 continue;
             const cu = `${c.units.done}/${c.units.total}${c.units.failed ? ` ✗${c.units.failed}` : ''}`;
             const ce = c.state === 'done' ? '' : c.etaMs === undefined ? '?' : duration_formatDuration(c.etaMs);
-            const part = c.part && s.mode === 'split' ? `part ${fmt(c.part)}` : '';
+            const part = c.part && s.mode === 'split' ? `part ${shards_fmt(c.part)}` : '';
             out.push(`  ${' '.repeat(width)}  ${`${c.index}/${r.total}`.padEnd(6)}  ${c.state.padEnd(11)} ${cu.padStart(13)}  ${[ce, part].filter(Boolean).join('  ')}`.trimEnd());
             for (const f of failedRanges({ id: s.id, failed: c.failed }).slice(0, 5))
-                out.push(`  ${' '.repeat(width)}    failed ${fmt([f.start, f.end])}${f.items && f.items.count > 0 ? ` ${describeItems(f.items)}` : ''}: ${f.reason} after ${plural(f.tries, 'try', 'tries')}`);
+                out.push(`  ${' '.repeat(width)}    failed ${shards_fmt([f.start, f.end])}${f.items && f.items.count > 0 ? ` ${describeItems(f.items)}` : ''}: ${f.reason} after ${plural(f.tries, 'try', 'tries')}`);
         }
         if (!s.complete && s.remaining.length > 0 && s.mode !== 'every')
             out.push(`  ${' '.repeat(width)}  not done on any shard: ${listRanges(s.remaining)}`);
@@ -36618,6 +37975,8 @@ function renderReportMarkdown(r, opts = {}) {
     const present = r.shards.filter((s) => s.present).length;
     const eta = !r.complete && r.etaMs !== undefined ? ` · ETA ${duration_formatDuration(r.etaMs)}` : '';
     head.push(`${r.units.done} of ${r.units.total} units done (${shards_pct(r.units)}%)${r.units.failed ? `, ${r.units.failed} failed` : ''} · checkpoints of ${present} of ${r.total} shards${eta}.`);
+    if (r.merge)
+        head.push('', `Started from merge ${inlineCode(r.merge.run)} of ${plural(r.merge.total, 'shard')}: each shard’s part is cut from what it left.`);
     if (r.complete)
         head.push('', 'The union of the shards’ done work is the whole of every step, and no range was done twice.');
     if (r.errors.length > 0) {
@@ -36668,7 +38027,7 @@ function renderReportMarkdown(r, opts = {}) {
             const fr = failed.length
                 ? escapeCell(`${listRanges(failed.map((f) => [f.start, f.end]), 3)}: ${failed[0]?.reason ?? ''}`)
                 : '';
-            rows.push(`|  | ${c.index}/${r.total}${c.part ? ` ${escapeCell(fmt(c.part))}` : ''} | ${iconOf(c.state)} ${c.state} | ${c.units.done} / ${c.units.total} | ${c.units.failed} | ${c.units.remaining} | ${ce} | ${fr} |`);
+            rows.push(`|  | ${c.index}/${r.total}${c.part ? ` ${escapeCell(shards_fmt(c.part))}` : ''} | ${iconOf(c.state)} ${c.state} | ${c.units.done} / ${c.units.total} | ${c.units.failed} | ${c.units.remaining} | ${ce} | ${fr} |`);
         }
         const cost = Buffer.byteLength(rows.join('\n')) + 1;
         if (used + cost > maxBytes) {
@@ -36720,7 +38079,9 @@ function renderReportMarkdown(r, opts = {}) {
 // `checkpoint report DIR... [--dir DIR]... [--json | --markdown]`: gathers the checkpoints of the shards of
 // a `--shard I/N` run (one per directory) into one report. Each DIR is a checkpoint directory (its `latest`
 // run is taken) or a run folder (the one holding checkpoint.json). Exit 0 complete, 1 inconsistent or failed
-// units, 75 incomplete, 2 usage errors.
+// units, 75 incomplete, 2 usage errors. `--merge DIR` also writes the shards' done work as one checkpoint
+// in DIR (src/session/merge.ts); a merge that is refused exits 2 and writes nothing.
+
 
 
 
@@ -36773,6 +38134,17 @@ async function reportCommand(dirs, opts, io) {
         io.out.write(renderReportText(report));
     if (!opts.json && !opts.markdown && report.errors.length > 0)
         io.err.write(`checkpoint: report: the shards do not add up (${report.errors.length} error(s) above)\n`);
+    if (opts.merge !== undefined) {
+        const root = (0,external_node_path_.resolve)(opts.merge);
+        const runId = await newRunId(root, report.plan, new Date(), 'merged');
+        const merged = await writeMerge(report, sources, root, runId);
+        const done = merged.steps.reduce((n, s) => n + s.done, 0);
+        const units = merged.steps.reduce((n, s) => n + s.units, 0);
+        for (const note of merged.notes)
+            io.err.write(`checkpoint: report --merge: note: ${note}\n`);
+        io.err.write(`checkpoint: merged ${merged.total} shards into run ${merged.runId} in ${opts.merge} (${done}/${units} units done); ` +
+            `\`checkpoint run --shard I/M\` over a copy of that directory starts from it, with any M\n`);
+    }
     return reportExitCode(report);
 }
 
@@ -37051,15 +38423,21 @@ async function main(argv, io) {
         .option('--run <id>', 'explain against this run (default: latest)')
         .action(act((o) => explainCommand(o, io)));
     common(program.command('reset'))
-        .description('make work pending again (and its dependents)')
+        .description('make work pending again (and its dependents); --unit/--item: only some units of one step')
         .argument('[steps...]', 'steps to reset')
         .option('--all', 'every step')
         .option('--failed', 'only failed units, with fresh tries')
+        .option('--unit <n...>', 'only these chunk indices of the one named batch step: 3, 3,5, 3-7 or 3..7', collect)
+        .option('--item <name...>', 'only the units holding these items of the one named item-list step')
+        .option('--by <name>', 'who resets (recorded; default: $GITHUB_ACTOR, else $USER)')
         .option('--run <id>', 'the run (default: latest)')
         .action(act((steps, o) => resetCommand(steps, o, io)));
     common(program.command('mark-done'))
-        .description('accept steps as done (manual intervention)')
+        .description('accept steps, or some units of one step, as done (manual intervention)')
         .argument('<steps...>', 'steps to mark done')
+        .option('--unit <n...>', 'only these chunk indices of the one named batch step: 3, 3,5, 3-7 or 3..7', collect)
+        .option('--item <name...>', 'only the units holding these items of the one named item-list step')
+        .option('--by <name>', 'who marks them (recorded; default: $GITHUB_ACTOR, else $USER)')
         .option('--run <id>', 'the run (default: latest)')
         .action(act((steps, o) => markDoneCommand(steps, o, io)));
     common(program.command('approve'))
@@ -37081,6 +38459,7 @@ async function main(argv, io) {
         .option('--dir <path>', 'a shard checkpoint directory or run folder (repeatable)', (v, prev = []) => [...prev, v])
         .option('--json', 'machine-readable output (see docs/cli.md)')
         .option('--markdown', 'GitHub-flavoured Markdown (for $GITHUB_STEP_SUMMARY)')
+        .option('--merge <dir>', 'also write the union of the shards’ done work as one checkpoint in this directory (any shard count resumes it)')
         .action(act((dirs, o) => reportCommand(dirs, o, io)));
     common(program.command('runs'))
         .description('list runs in the checkpoint directory')

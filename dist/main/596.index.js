@@ -91,7 +91,13 @@ function shapeOf(recs, step, total) {
             ? step.batch !== undefined
             : rec.sharding?.mode === 'split' || rec.size > 1 || rec.items !== undefined || span > 1;
         if (rec.sharding)
-            return { whole: [rec.sharding.from, rec.sharding.to], mode: rec.sharding.mode, size: rec.size, batch };
+            return {
+                whole: [rec.sharding.from, rec.sharding.to],
+                mode: rec.sharding.mode,
+                size: rec.size,
+                batch,
+                ...(rec.sharding.cuts ? { cuts: rec.sharding.cuts } : {}),
+            };
         // An unsharded run (N = 1): its space is the whole.
         return { whole: [rec.from, rec.to], mode: batch ? 'split' : 'every', size: rec.size, batch };
     }
@@ -150,6 +156,12 @@ function gatherShards(o) {
     });
     if (wrongTotal.length > 0)
         errors.push(`the shard counts differ: ${sources.map((s) => `${s.source} is shard ${shardOf(s.ckpt) ? (0,space/* shardLabel */.$_)(shardOf(s.ckpt)) : '(none)'}`).join(', ')}; every shard must be run with the same N`);
+    // Shards started from a merged checkpoint must all have started from the same one: their parts are cut
+    // from what that merge left.
+    const merges = [...new Set(sources.map((s) => s.ckpt.state.merge?.run ?? ''))];
+    if (merges.length > 1)
+        errors.push(`the shards started from different checkpoints (${sources.map((s) => `${s.source}: ${s.ckpt.state.merge ? `merge ${s.ckpt.state.merge.run}` : 'a fresh start'}`).join(', ')}); every shard of a matrix must start from the same merge (or none)`);
+    const mergeInfo = sources.find((s) => s.ckpt.state.merge)?.ckpt.state.merge;
     const byIndex = new Map();
     for (const s of sources) {
         const sh = shardOf(s.ckpt) ?? { index: 0, total: 1 };
@@ -184,7 +196,9 @@ function gatherShards(o) {
             const rec = recs[i];
             const shard = { index: i, total };
             const part = shape.whole
-                ? (0,space/* partOf */.BU)(shape.whole[0], shape.whole[1], shape.mode, shard)
+                ? shape.cuts
+                    ? (0,space/* recordedPart */.gL)({ from: shape.whole[0], to: shape.whole[1], mode: shape.mode, cuts: shape.cuts }, shape.mode, shard)
+                    : (0,space/* partOf */.BU)(shape.whole[0], shape.whole[1], shape.mode, shard)
                 : null;
             if (!rec) {
                 const n = part ? Math.ceil((part[1] - part[0]) / shape.size) : 0;
@@ -209,6 +223,11 @@ function gatherShards(o) {
                     recMode !== shape.mode ||
                     rec.size !== shape.size)) {
                 errors.push(`${where}: recorded the space ${fmt(recWhole)} (${recMode}, size ${rec.size}) but another shard recorded ${fmt(shape.whole)} (${shape.mode}, size ${shape.size}); the shards ran different plans — run them all from one commit (checkpoint run --new on each)`);
+            }
+            else if (shape.cuts &&
+                (rec.sharding?.cuts?.length !== shape.cuts.length ||
+                    rec.sharding.cuts.some((c, k) => c !== shape.cuts?.[k]))) {
+                errors.push(`${where}: split what the merge left at ${JSON.stringify(rec.sharding?.cuts ?? null)}, but another shard at ${JSON.stringify(shape.cuts)}; every shard must start from the same merged checkpoint with the same N`);
             }
             else if (part && (rec.from !== part[0] || rec.to !== part[1])) {
                 errors.push(`${where}: its part is ${fmt([rec.from, rec.to])}, but shard ${(0,space/* shardLabel */.$_)(shard)} of ${fmt(shape.whole)} is ${fmt(part)}; run that shard again with --new`);
@@ -329,6 +348,7 @@ function gatherShards(o) {
     const complete = consistent && missing.length === 0 && steps.length > 0 && steps.every((s) => s.complete);
     return {
         plan: planName,
+        ...(mergeInfo ? { merge: { run: mergeInfo.run, total: mergeInfo.total } } : {}),
         total,
         complete,
         consistent,
@@ -397,6 +417,7 @@ function reportJson(r) {
                 failed: c.failed,
             })),
         })),
+        merge: r.merge ?? null,
     };
 }
 // ---------------------------------------------------------------------------------------------------------
@@ -415,6 +436,8 @@ function renderReportText(r) {
     const out = [];
     const eta = !r.complete && r.etaMs !== undefined ? ` · ETA ${(0,duration/* formatDuration */.a)(r.etaMs)}` : '';
     out.push(`plan ${r.plan} · ${(0,summary/* plural */.LS)(r.total, 'shard')} · ${outcomeWord(r)} · ${r.units.done}/${r.units.total} units (${pct(r.units)}%)${r.units.failed ? ` · ${r.units.failed} failed` : ''}${eta}`);
+    if (r.merge)
+        out.push(`started from merge ${r.merge.run} of ${(0,summary/* plural */.LS)(r.merge.total, 'shard')}: each shard's part is cut from what it left, and its merged work counts as done`);
     for (const e of r.errors)
         out.push(`error: ${e}`);
     for (const w of r.warnings)
@@ -501,6 +524,8 @@ function renderReportMarkdown(r, opts = {}) {
     const present = r.shards.filter((s) => s.present).length;
     const eta = !r.complete && r.etaMs !== undefined ? ` · ETA ${(0,duration/* formatDuration */.a)(r.etaMs)}` : '';
     head.push(`${r.units.done} of ${r.units.total} units done (${pct(r.units)}%)${r.units.failed ? `, ${r.units.failed} failed` : ''} · checkpoints of ${present} of ${r.total} shards${eta}.`);
+    if (r.merge)
+        head.push('', `Started from merge ${(0,summary/* inlineCode */.ti)(r.merge.run)} of ${(0,summary/* plural */.LS)(r.merge.total, 'shard')}: each shard’s part is cut from what it left.`);
     if (r.complete)
         head.push('', 'The union of the shards’ done work is the whole of every step, and no range was done twice.');
     if (r.errors.length > 0) {
@@ -599,6 +624,8 @@ function renderReportMarkdown(r, opts = {}) {
     return `${[...head, ...shardRows, ...stepRows, ...failedText].join('\n')}\n`;
 }
 
+// EXTERNAL MODULE: ./src/session/merge.ts
+var merge = __webpack_require__(61008);
 // EXTERNAL MODULE: ./src/action/inputs.ts
 var inputs = __webpack_require__(81729);
 // EXTERNAL MODULE: ./src/action/keys.ts
@@ -613,7 +640,10 @@ var action_sync = __webpack_require__(95627);
 // `command: report` with `shard: N` (or `*/N`): the final job of a sharded matrix. Restores every shard's
 // newest checkpoint from the store (one key per shard, the keys the matrix jobs saved under), gathers them
 // into one report, writes it to the job summary and sets the outputs (`complete`: the union of the shards'
-// done work is the whole of every step, and no range was done twice).
+// done work is the whole of every step, and no range was done twice). When the shards add up, it also saves
+// their done work merged into one checkpoint under `<key>-merged` (src/session/merge.ts): a later matrix of
+// any size starts from it (main-run.ts restores it for a shard whose own key has no entry).
+
 
 
 
@@ -696,18 +726,59 @@ function setReportOutputs(report, keys) {
     core.setOutput('outputs', JSON.stringify(outputs));
     core.setOutput('checkpoint-key', keys.join(','));
 }
+/**
+ * The shards' done work as one checkpoint under `<key>-merged`, for a matrix of another size to start from.
+ * Shards that do not add up (or a shard without a checkpoint) are not merged: a warning says why, and the
+ * merged entry saved before, if any, stays the newest.
+ */
+async function saveMerge(ctx, report, sources, key, store) {
+    if (store.kind === 'none' || sources.length === 0)
+        return;
+    const problems = (0,merge/* mergeProblems */.nC)(report, sources);
+    if (problems.length > 0) {
+        core.warning(`the shards were not merged, so a matrix of another size cannot start from them yet (${problems.length} problem(s)): ${problems[0]}${problems.length > 1 ? ' …' : ''}`);
+        return;
+    }
+    // The folder is this job's own output: a self-hosted runner may keep one from an earlier report.
+    await (0,promises_.rm)((0,external_node_path_.join)(ctx.root, key), { recursive: true, force: true });
+    const result = await (0,merge/* writeMerge */.Q5)(report, sources, ctx.root, key);
+    for (const note of result.notes)
+        core.info(`merge: ${note}`);
+    const sync = new action_sync/* CheckpointSync */.Ir({
+        store,
+        key,
+        root: ctx.root,
+        runId: key,
+        planName: ctx.plan.name,
+        workspace: ctx.cfg.workspace,
+        temp: ctx.cfg.temp,
+        paths: [],
+        ...(ctx.inputs.signingKey !== undefined ? { signingKey: ctx.inputs.signingKey } : {}),
+        ghRunId: ctx.cfg.runId,
+        attempt: ctx.cfg.runAttempt,
+        state: new action_state/* MemoryStateProvider */.i(),
+        log: { info: (m) => core.info(m), warning: (m) => core.warning(m) },
+    });
+    const seq = (await checkpoint/* Checkpoint */.F9.read(ctx.root, key)).state.seq;
+    const done = result.steps.reduce((n, s) => n + s.done, 0);
+    const units = result.steps.reduce((n, s) => n + s.units, 0);
+    if (await sync.save(seq, 'merge of the shards'))
+        core.info(`merged ${result.total} shards (${done}/${units} units done) and saved them under key ${key}: a matrix of any size with this key starts from there`);
+}
 /** The report job; failures end as a failed step with their message (never a throw). */
 async function reportShards(ctx) {
     const total = ctx.inputs.shards;
     let keys;
+    let merged;
     try {
         if (ctx.inputs.run !== undefined)
             throw new inputs/* InputError */.dz('input `run`: `command: report` gathers the shards of a plan file; give the matrix job’s `file` instead of `run`');
         const base = { workflow: ctx.cfg.workflow, job: ctx.cfg.job, runId: ctx.cfg.runId };
-        keys =
-            ctx.inputs.key !== undefined
-                ? (0,action_keys/* shardKeys */.vM)({ ...base, key: ctx.inputs.key }, total)
-                : (0,action_keys/* shardKeys */.vM)({ ...base, job: await matrixJobOf(ctx.cfg) }, total);
+        const campaign = ctx.inputs.key !== undefined
+            ? { ...base, key: ctx.inputs.key }
+            : { ...base, job: await matrixJobOf(ctx.cfg) };
+        keys = (0,action_keys/* shardKeys */.vM)(campaign, total);
+        merged = (0,action_keys/* mergedKey */.Qr)(campaign);
     }
     catch (err) {
         if (!(err instanceof inputs/* InputError */.dz))
@@ -752,6 +823,7 @@ async function reportShards(ctx) {
     }
     const report = gatherShards({ sources, plan: ctx.plan, total, warnings });
     core.info(renderReportText(report).trimEnd());
+    await saveMerge(ctx, report, sources, merged, store);
     setReportOutputs(report, keys);
     if (ctx.cfg.summaryFile) {
         const logs = await readShardLogTails(report, sources);

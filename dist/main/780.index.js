@@ -52,6 +52,14 @@ async function statusCommand(opts, io) {
         return rec?.adaptive ? (0,_engine_chunking_js__WEBPACK_IMPORTED_MODULE_6__/* .chunkInfo */ .cQ)(rec, adaptive) : null;
     };
     const frozen = await (0,_report_items_js__WEBPACK_IMPORTED_MODULE_3__/* .loadFrozenItems */ .NE)(ckpt, samePlan ? 'all' : 'named');
+    // Units marked done by hand are named by their items too, with or without the plan.
+    for (const [id, rec] of ckpt.state.steps) {
+        if (!rec.manual || !rec.items || rec.items.count === 0 || frozen.has(id))
+            continue;
+        const list = await ckpt.readItems(id).catch(() => undefined);
+        if (list)
+            frozen.set(id, list);
+    }
     const stats = (0,_report_stats_js__WEBPACK_IMPORTED_MODULE_4__/* .runStats */ .HN)(ckpt, samePlan, lease !== undefined, frozen);
     const state = ckpt.state;
     // A frozen list whose file or glob gives other items now, by name. Command sources are checked by
@@ -62,10 +70,16 @@ async function statusCommand(opts, io) {
         const kind = step.batch?.space.kind === 'items' ? step.batch.space.source.kind : undefined;
         if (!samePlan || !rec?.items || (kind !== 'file' && kind !== 'glob'))
             continue;
+        // A list that refreshes follows its source at every attempt: a difference now is not drift.
+        if (step.batch?.space.kind === 'items' && step.batch.space.source.refresh)
+            continue;
         const note = await (0,_report_items_js__WEBPACK_IMPORTED_MODULE_3__/* .itemsDriftNote */ .KX)(samePlan, step, frozen.get(step.id), rec.items, io.env, () => Promise.reject(new Error('status runs no items command')));
         if (note)
             drift.set(step.id, note);
     }
+    // Done work that no unit ran (`checkpoint mark-done`), so it is told apart from work that ran.
+    const manualOf = (id) => state.steps.get(id)?.manual ?? [];
+    const itemsOf = (id, start, end) => (0,_report_items_js__WEBPACK_IMPORTED_MODULE_3__/* .unitItems */ .n1)(frozen.get(id), start, end);
     if (opts.json) {
         const doc = {
             format: 1,
@@ -113,6 +127,7 @@ async function statusCommand(opts, io) {
                 interrupted: s.interrupted,
                 interruptedUnits: s.interruptedUnits.map((u) => ({ ...u, items: u.items ?? null })),
                 items: s.items ?? null,
+                gone: s.gone ?? null,
                 itemsChanged: drift.get(s.id) ?? null,
                 warnings: s.warnings,
                 sharding: state.steps.get(s.id)?.sharding ?? null,
@@ -135,6 +150,13 @@ async function statusCommand(opts, io) {
                         heldSeconds: Math.round(s.throttle.heldMs) / 1000,
                     }
                     : null,
+                manual: manualOf(s.id).map((m) => ({
+                    start: m.start,
+                    end: m.end,
+                    by: m.by ?? null,
+                    at: new Date(m.at).toISOString(),
+                    items: itemsOf(s.id, m.start, m.end) ?? null,
+                })),
                 outputs: s.outputs,
                 completedAt: s.completedAt === undefined ? null : new Date(s.completedAt).toISOString(),
             })),
@@ -195,8 +217,12 @@ async function statusCommand(opts, io) {
                 io.out.write(`    interrupted: ${parts.join('; ')}\n`);
             }
         }
+        for (const line of manualLines(manualOf(s.id), s.batch, (a, b) => itemsOf(s.id, a, b)))
+            io.out.write(`    ${line}\n`);
         for (const w of s.warnings)
             io.out.write(`    ${c.yellow('warning:')} ${w}\n`);
+        if (s.gone)
+            io.out.write(`    ${c.yellow('gone:')} ${describeGone(s.gone)}\n`);
         const changed = drift.get(s.id);
         if (changed)
             io.out.write(`    note: ${changed}\n`);
@@ -216,6 +242,41 @@ async function statusCommand(opts, io) {
         }
     }
     return 0;
+}
+/** `2 items (data/c.csv, data/d.csv) left the source before they ran; not run` (`refresh: true`). */
+function describeGone(g) {
+    const names = g.first.length > 0 ? ` (${(0,_report_items_js__WEBPACK_IMPORTED_MODULE_3__/* .nameItems */ .O1)(g.first, g.count)})` : ` ${ranges(g.ranges)}`;
+    return `${g.count} item(s)${names} left the source before they ran; not run`;
+}
+/**
+ * `marked done by hand by alice at 2026-…: [20, 30), [50, 60)`: one line per mark (who and when), its
+ * ranges (with their items, for an item list); a plain step's line has no ranges.
+ */
+function manualLines(marks, batch, items) {
+    const groups = [];
+    for (const m of marks) {
+        const last = groups[groups.length - 1];
+        if (last && last.by === m.by && last.at === m.at)
+            last.ranges.push([m.start, m.end]);
+        else
+            groups.push({ by: m.by, at: m.at, ranges: [[m.start, m.end]] });
+    }
+    const max = 5;
+    const lines = groups.slice(0, max).map((g) => {
+        const head = `marked done by hand${g.by !== undefined ? ` by ${g.by}` : ''} at ${new Date(g.at).toISOString()}`;
+        if (!batch)
+            return head;
+        const parts = g.ranges.slice(0, 6).map(([s, e]) => {
+            const u = items(s, e);
+            return `[${s}, ${e})${u && u.count > 0 ? ` ${(0,_report_items_js__WEBPACK_IMPORTED_MODULE_3__/* .describeItems */ .w9)(u)}` : ''}`;
+        });
+        if (g.ranges.length > 6)
+            parts.push(`… ${g.ranges.length - 6} more`);
+        return `${head}: ${parts.join(', ')}`;
+    });
+    if (groups.length > max)
+        lines.push(`… ${groups.length - max} more marks by hand (status --json lists all)`);
+    return lines;
 }
 /** `chunks sized by time: last 2000 in 190ms (10526/s), next 2100, target 200ms, min 100, max 100000`. */
 function describeChunks(ch) {

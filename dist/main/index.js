@@ -33928,6 +33928,7 @@ module.exports = {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Ko: () => (/* binding */ readInputs),
+/* harmony export */   R: () => (/* binding */ parseResetEntries),
 /* harmony export */   dz: () => (/* binding */ InputError)
 /* harmony export */ });
 /* unused harmony exports COMMANDS, STORES, ON_INCOMPLETE, INPUT_DEFAULTS */
@@ -33982,6 +33983,33 @@ function words(value) {
         .split(/[\s,]+/)
         .map((w) => w.trim())
         .filter((w) => w !== '');
+}
+/**
+ * `reset: import` (the step and its dependents), `import:3`, `import:3-5` / `import:3..5` (chunk indices,
+ * both ends included) and `import:data/a.csv` (the unit holding that item). A step id never holds a colon,
+ * so the first one splits: an item may hold more (`s3://b/k`). Whether `3` is an index or an item name is
+ * told against the plan and the frozen list when it is applied (an item list: an item of that name first,
+ * else an index; a range step: an index only).
+ */
+function parseResetEntries(entries) {
+    const out = { steps: [], units: new Map() };
+    for (const entry of entries) {
+        const colon = entry.indexOf(':');
+        if (colon < 0) {
+            if (!out.steps.includes(entry))
+                out.steps.push(entry);
+            continue;
+        }
+        const step = entry.slice(0, colon);
+        const unit = entry.slice(colon + 1);
+        if (step === '' || unit === '')
+            throw new InputError(`input \`reset\`: "${entry}" names ${step === '' ? 'no step' : 'no unit'}; write STEP (the step and its dependents), STEP:UNIT (\`import:3\`, \`import:3-5\`) or STEP:ITEM (\`import:data/a.csv\`)`);
+        const list = out.units.get(step) ?? [];
+        if (!list.includes(unit))
+            list.push(unit);
+        out.units.set(step, list);
+    }
+    return out;
 }
 /** Every input the action declares, with the default action.yml gives it. */
 const INPUT_DEFAULTS = {
@@ -34056,7 +34084,11 @@ function schema(ctx, command) {
             return abs;
         })),
         'signing-key': optional((v) => v),
-        reset: field(words),
+        reset: field((v) => {
+            const entries = words(v);
+            parseResetEntries(entries);
+            return entries;
+        }),
         approve: field(words),
         'max-continuations': field((v) => integer('max-continuations', v || '10', 0)),
         'retention-days': optional((v) => {
@@ -34132,6 +34164,7 @@ function readInputs(get, ctx) {
 /* harmony export */   B3: () => (/* binding */ entryPrefix),
 /* harmony export */   H_: () => (/* binding */ baseKey),
 /* harmony export */   MB: () => (/* binding */ entryName),
+/* harmony export */   Qr: () => (/* binding */ mergedKey),
 /* harmony export */   vM: () => (/* binding */ shardKeys)
 /* harmony export */ });
 // Cache keys and artifact names. Entries are immutable, so each save is a new entry
@@ -34154,6 +34187,13 @@ function baseKey(o) {
 /** The keys of the N shards of a matrix job (what each shard's `baseKey` was), for `command: report`. */
 function shardKeys(o, total) {
     return Array.from({ length: total }, (_, i) => baseKey({ ...o, shard: `${i}/${total}` }));
+}
+/**
+ * The campaign's merged checkpoint (`command: report`): the key without the shard, plus `-merged`. Not the
+ * bare key: restore goes by prefix, and `checkpoint-v1-<key>-` would also find every shard's entries.
+ */
+function mergedKey(o) {
+    return `${baseKey(o)}-merged`;
 }
 function entryPrefix(key) {
     return `checkpoint-v1-${key}-`;
@@ -35386,10 +35426,13 @@ function lastLines(text) {
     return lines.length > 500 ? `…${lines.slice(-500)}` : lines;
 }
 
+// EXTERNAL MODULE: ./src/engine/refresh.ts
+var refresh = __nccwpck_require__(4101);
 ;// CONCATENATED MODULE: ./src/engine/prepare.ts
 // Decides, before anything is written, what an attempt will do with each step: create its record, keep it,
 // invalidate it (changed fingerprint or changed dependency), or leave it done. Item lists are expanded here,
 // so a failing items command is reported like a plan error and the checkpoint stays untouched.
+
 
 
 
@@ -35471,6 +35514,12 @@ async function prepare(plan, state, opts = {}) {
         if (rec)
             (0,plan_check/* checkAgainstPlan */.$)(plan, step, rec, fp);
         const mode = shard ? (0,plan_space/* shardModeOf */.nZ)(step) : undefined;
+        const source = step.batch?.space.kind === 'items' ? step.batch.space.source : undefined;
+        if (source?.refresh && shard && mode === 'split') {
+            // Each shard's part is a cut of the whole list: a longer list moves every cut, so done items would
+            // change shards and run twice.
+            throw new errors/* PlanError */.W(`${(0,load/* displayFile */.He)(plan.file)}: steps[${step.index}].batch.items.refresh: a list that refreshes cannot be split among shards (--shard ${(0,plan_space/* shardLabel */.$_)(shard)}); add "shards: first" to step "${step.id}" so that shard 0 runs it whole, or run it without --shard`);
+        }
         // Chunks sized by time: recorded on the step's record, which then measures its done chunks.
         const adaptive = step.batch?.adaptive ? { adaptive: true } : {};
         let view = rec
@@ -35485,7 +35534,7 @@ async function prepare(plan, state, opts = {}) {
             if (step.onChange === 'rerun')
                 reason = why;
             else {
-                const space = shardSpace(await spaceOf(plan, step, rec, false, env), mode, shard);
+                const space = shardSpace(await spaceOf(plan, step, rec, false, env), mode, shard, rec.sharding);
                 view = { ...space.range, rec, note: `${why}; done units kept (on-change: keep)` };
                 events.push({
                     type: 'step-redefine',
@@ -35507,8 +35556,9 @@ async function prepare(plan, state, opts = {}) {
                 reason = `dependency ${changedDep} will run again`;
             else if (shard && mode) {
                 // `shards:` is not part of the fingerprint: a changed one moves this shard's part, done work kept.
-                const whole = rec.sharding ?? { from: rec.from, to: rec.to };
-                const [from, to] = (0,plan_space/* partOf */.BU)(whole.from, whole.to, mode, shard);
+                const whole = rec.sharding ?? { from: rec.from, to: rec.to, mode };
+                // A run started from a merged checkpoint keeps the part cut from what remained (its `cuts`).
+                const [from, to] = (0,plan_space/* recordedPart */.gL)(whole, mode, shard);
                 const moved = rec.sharding?.mode !== mode || rec.from !== from || rec.to !== to;
                 if (moved || sizeWhy !== undefined) {
                     const why = [
@@ -35517,7 +35567,11 @@ async function prepare(plan, state, opts = {}) {
                     ]
                         .filter((w) => w !== undefined)
                         .join('; ');
-                    const sharding = { from: whole.from, to: whole.to, mode };
+                    const sharding = { ...whole, mode };
+                    if (!whole.cuts || whole.mode !== mode) {
+                        delete sharding.cuts;
+                        delete sharding.merge;
+                    }
                     events.push({
                         type: 'step-redefine',
                         step: step.id,
@@ -35575,11 +35629,26 @@ async function prepare(plan, state, opts = {}) {
         else {
             records.set(step.id, rec);
         }
+        let refreshNote;
+        if (reason === undefined && rec && source && !(mode === 'first' && shard && shard.index > 0)) {
+            const r = await refreshOf(plan, step, source, rec, opts, env);
+            refreshNote = r?.note;
+            if (r?.event) {
+                events.push(r.event);
+                if (r.list)
+                    items.set(step.id, r.list);
+                // The record as it will be once the refresh is applied.
+                const after = withEvent(step.id, view.rec ?? rec, r.event);
+                view = { ...view, to: after.to, rec: after };
+            }
+        }
         // What the step will look like once the events above are applied.
         const cur = view.rec;
         const total = Math.ceil((view.to - view.from) / view.size);
         const done = cur ? Math.min(total, cur.unitsDone) : 0;
-        const complete = cur !== undefined && (view.to <= view.from || cur.done.covers(view.from, view.to));
+        const complete = cur !== undefined &&
+            (view.to <= view.from ||
+                (cur.gone && !cur.gone.isEmpty ? (0,journal_state/* isStepComplete */.EX)(cur) : cur.done.covers(view.from, view.to)));
         let action = 'run';
         let why = view.note ?? '';
         if (cur && complete) {
@@ -35621,7 +35690,10 @@ async function prepare(plan, state, opts = {}) {
         };
         if (step.batch?.adaptive)
             pi.chunks = (0,chunking/* chunkInfo */.cQ)(cur ?? { size: view.size }, step.batch.adaptive);
-        if (opts.checkDrift && cur?.items) {
+        if (refreshNote)
+            pi.refresh = refreshNote;
+        // A list that refreshes follows its source: what changed is the refresh note, not drift.
+        if (opts.checkDrift && cur?.items && !source?.refresh) {
             const frozen = await opts.frozenItems?.(step.id).catch(() => undefined);
             const note = await (0,report_items/* itemsDriftNote */.KX)(plan, step, frozen, cur.items, env, itemsRunner(step));
             if (note)
@@ -35665,17 +35737,24 @@ function shardsWord(mode) {
     return mode === undefined ? 'unsharded' : mode === 'first' ? 'first' : 'all';
 }
 /** This shard's part of a step's space: `range` becomes the part, `sharding` keeps the whole. */
-function shardSpace(space, mode, shard) {
+function shardSpace(space, mode, shard, recorded) {
     if (!shard || !mode)
         return space;
     const whole = space.range;
-    const [from, to] = (0,plan_space/* partOf */.BU)(whole.from, whole.to, mode, shard);
+    // A part cut from what a merge left stays that part while the whole is the same.
+    const kept = recorded?.cuts && recorded.from === whole.from && recorded.to === whole.to ? recorded : undefined;
+    const sharding = kept ? { ...kept, mode } : { from: whole.from, to: whole.to, mode };
+    const [from, to] = kept ? (0,plan_space/* recordedPart */.gL)(sharding, mode, shard) : (0,plan_space/* partOf */.BU)(whole.from, whole.to, mode, shard);
+    if (kept && kept.mode !== mode) {
+        delete sharding.cuts;
+        delete sharding.merge;
+    }
     return {
         ...space,
         range: { from, to, size: whole.size },
         from,
         to,
-        sharding: { from: whole.from, to: whole.to, mode },
+        sharding,
     };
 }
 async function spaceOf(plan, step, keepFrom, expand, env) {
@@ -35695,10 +35774,25 @@ async function spaceOf(plan, step, keepFrom, expand, env) {
         const range = { from: 0, to: 0, size: b.size };
         return { range, ...range };
     }
-    let list;
+    const list = await expandStep(plan, step, b.space.source, env);
+    const range = { from: 0, to: list.length, size: b.size };
+    return {
+        range,
+        ...range,
+        list,
+        items: {
+            count: list.length,
+            sha256: (0,checkpoint/* itemsHash */.BZ)(list),
+            source: describeSource(b.space.source),
+            ...(b.space.source.refresh ? { refresh: true } : {}),
+        },
+    };
+}
+/** A step's items as its source gives them now; a failing source is reported like a plan error. */
+async function expandStep(plan, step, source, env) {
     try {
         // Items commands are user commands too: the runner's secrets never reach them.
-        list = await (0,items/* expandItems */.nE)(b.space.source, plan.dir, (0,engine_env/* scrubEnv */.L)({ ...env, ...step.env }), itemsRunner(step));
+        return await (0,items/* expandItems */.nE)(source, plan.dir, (0,engine_env/* scrubEnv */.L)({ ...env, ...step.env }), itemsRunner(step));
     }
     catch (err) {
         if (err instanceof errors/* ItemsError */.P) {
@@ -35706,13 +35800,142 @@ async function spaceOf(plan, step, keepFrom, expand, env) {
         }
         throw err;
     }
-    const range = { from: 0, to: list.length, size: b.size };
-    return {
-        range,
-        ...range,
-        list,
-        items: { count: list.length, sha256: (0,checkpoint/* itemsHash */.BZ)(list), source: describeSource(b.space.source) },
+}
+/**
+ * `refresh: true` on a kept record: the source expanded again, the new items appended and the gone ones
+ * found (refresh.ts), as an `items-refresh` event when anything changed, and a note naming them. A plan
+ * that dropped `refresh` gets an event that keeps the list and gives its gone items back. Explain and dry
+ * runs (`checkDrift`) report a source or a list that cannot be read as a note instead of failing.
+ */
+async function refreshOf(plan, step, source, rec, opts, env) {
+    const info = rec.items;
+    if (!info || !opts.frozenItems)
+        return undefined;
+    if (!source.refresh) {
+        if (!info.refresh && (!rec.gone || rec.gone.isEmpty))
+            return undefined;
+        const back = rec.gone?.size ?? 0;
+        return {
+            event: {
+                type: 'items-refresh',
+                step: step.id,
+                count: info.count,
+                sha256: info.sha256,
+                gone: [],
+                refresh: false,
+            },
+            ...(back > 0
+                ? { note: `refresh is off: the frozen list is kept, and its ${back} gone item(s) are pending again` }
+                : {}),
+        };
+    }
+    let frozen;
+    let now;
+    try {
+        frozen = await opts.frozenItems(step.id);
+        now = await expandStep(plan, step, source, env);
+    }
+    catch (err) {
+        if (!opts.checkDrift)
+            throw err;
+        return {
+            note: `refresh: cannot expand the items now: ${err instanceof Error ? err.message : String(err)}`,
+        };
+    }
+    const r = (0,refresh/* refreshItems */.Q9)(frozen, now, rec.done);
+    const changed = r.added.length > 0 || !(0,refresh/* sameRanges */.VQ)(r.gone, rec.gone?.toJSON() ?? []) || !info.refresh;
+    const parts = [];
+    if (r.added.length > 0)
+        parts.push(`${r.added.length} new item(s) appended (${(0,report_items/* nameItems */.O1)(r.added)})`);
+    if (r.goneCount > 0) {
+        const names = (0,refresh/* itemsOfRanges */.eu)(frozen, r.gone, report_items/* ITEMS_IN_LINE */.O5);
+        parts.push(`${r.goneCount} gone (${(0,report_items/* nameItems */.O1)(names, r.goneCount)}): left the source before they ran, not run`);
+    }
+    const note = parts.length > 0 ? `refresh: ${parts.join('; ')}` : undefined;
+    if (!changed)
+        return note ? { note } : undefined;
+    const event = {
+        type: 'items-refresh',
+        step: step.id,
+        count: r.list.length,
+        sha256: r.added.length > 0 ? (0,checkpoint/* itemsHash */.BZ)(r.list) : info.sha256,
+        gone: r.gone,
+        refresh: true,
     };
+    return { event, ...(r.added.length > 0 ? { list: r.list } : {}), ...(note ? { note } : {}) };
+}
+/** A copy of `rec` with `ev` applied: what `explain` and the unit counts see before the engine records it. */
+function withEvent(id, rec, ev) {
+    const copy = {
+        ...rec,
+        done: rec.done.clone(),
+        interrupted: rec.interrupted.clone(),
+        failed: new Map(rec.failed),
+        running: new Map(rec.running),
+    };
+    if (rec.gone)
+        copy.gone = rec.gone.clone();
+    if (rec.items)
+        copy.items = { ...rec.items };
+    if (rec.sharding)
+        copy.sharding = { ...rec.sharding };
+    const scratch = (0,journal_state/* emptyState */.p$)('', '');
+    scratch.steps.set(id, copy);
+    (0,journal_state/* applyEvent */.Z8)(scratch, { ...ev, seq: 1, t: Date.now() });
+    return copy;
+}
+
+
+/***/ }),
+
+/***/ 4101:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Q9: () => (/* binding */ refreshItems),
+/* harmony export */   VQ: () => (/* binding */ sameRanges),
+/* harmony export */   eu: () => (/* binding */ itemsOfRanges)
+/* harmony export */ });
+function refreshItems(frozen, now, done) {
+    const known = new Set(frozen);
+    const added = [];
+    for (const item of now) {
+        if (known.has(item))
+            continue;
+        known.add(item);
+        added.push(item);
+    }
+    const present = new Set(now);
+    const gone = [];
+    let goneCount = 0;
+    // Only the items not done can be gone: the gaps of `done` are few next to the items when much is done.
+    for (const [s, e] of done.gaps(0, frozen.length)) {
+        for (let i = s; i < e; i++) {
+            if (present.has(frozen[i]))
+                continue;
+            goneCount += 1;
+            const last = gone[gone.length - 1];
+            if (last && last[1] === i)
+                last[1] = i + 1;
+            else
+                gone.push([i, i + 1]);
+        }
+    }
+    return { list: added.length > 0 ? [...frozen, ...added] : [...frozen], added, gone, goneCount };
+}
+/** Whether two lists of ranges are the same. */
+function sameRanges(a, b) {
+    return a.length === b.length && a.every(([s, e], i) => b[i]?.[0] === s && b[i]?.[1] === e);
+}
+/** The items of `ranges` of `list`, the first `max` of them. */
+function itemsOfRanges(list, ranges, max) {
+    const out = [];
+    for (const [s, e] of ranges) {
+        out.push(...list.slice(s, Math.min(e, s + max - out.length)));
+        if (out.length >= max)
+            break;
+    }
+    return out;
 }
 
 
@@ -36832,6 +37055,15 @@ class Checkpoint {
             return refuse('is not a JSON list of strings');
         // The file is the list's JSON as writeItems wrote it: its text hashes like the list (no second copy).
         const json = text.endsWith('\n') ? text.slice(0, -1) : text;
+        // A list that refreshes is written longer before the `items-refresh` that records it (engine/scheduler.ts):
+        // an attempt cut off in between leaves a file whose first `count` items are the recorded list, and the
+        // next attempt appends the rest again. (Its first attempt with `refresh` may be the one cut off, so the
+        // record need not say `refresh` yet.)
+        if (rec?.items && items.length > rec.items.count) {
+            const head = items.slice(0, rec.items.count);
+            if (itemsHash(head) === rec.items.sha256)
+                return head;
+        }
         if (rec?.items && sha256(json) !== rec.items.sha256 && itemsHash(items) !== rec.items.sha256)
             return refuse('does not match its checksum');
         // The count is a field of its own in the record: a list of another length would hand out units past it.
@@ -39177,9 +39409,22 @@ const stepSchema = zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({
     from: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int(),
     to: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int(),
     size: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int().positive(),
-    items: zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({ count: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int().nonnegative(), sha256: zod__WEBPACK_IMPORTED_MODULE_5__/* .string */ .YjP(), source: zod__WEBPACK_IMPORTED_MODULE_5__/* .string */ .YjP() })
+    items: zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({
+        count: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int().nonnegative(),
+        sha256: zod__WEBPACK_IMPORTED_MODULE_5__/* .string */ .YjP(),
+        source: zod__WEBPACK_IMPORTED_MODULE_5__/* .string */ .YjP(),
+        refresh: zod__WEBPACK_IMPORTED_MODULE_5__/* .literal */ .euz(true).optional(),
+    })
         .optional(),
-    sharding: zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({ from: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int(), to: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int(), mode: zod__WEBPACK_IMPORTED_MODULE_5__/* ["enum"] */ .k5n(['split', 'every', 'first']) })
+    /** `refresh: true`: items that left the source before they were done. */
+    gone: intervals.optional(),
+    sharding: zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({
+        from: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int(),
+        to: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int(),
+        mode: zod__WEBPACK_IMPORTED_MODULE_5__/* ["enum"] */ .k5n(['split', 'every', 'first']),
+        merge: zod__WEBPACK_IMPORTED_MODULE_5__/* .string */ .YjP().optional(),
+        cuts: zod__WEBPACK_IMPORTED_MODULE_5__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int()).min(2).optional(),
+    })
         .optional(),
     adaptive: zod__WEBPACK_IMPORTED_MODULE_5__/* .boolean */ .zMY().optional(),
     pace: zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({
@@ -39231,6 +39476,8 @@ const stepSchema = zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({
         heldMs: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig(),
     })
         .optional(),
+    manual: zod__WEBPACK_IMPORTED_MODULE_5__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({ start: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int(), end: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int(), by: zod__WEBPACK_IMPORTED_MODULE_5__/* .string */ .YjP().optional(), at: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig() }))
+        .optional(),
 });
 const snapshotSchema = zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({
     format: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int(),
@@ -39252,6 +39499,13 @@ const snapshotSchema = zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({
     })),
     steps: zod__WEBPACK_IMPORTED_MODULE_5__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_5__/* .string */ .YjP(), stepSchema),
     approvals: zod__WEBPACK_IMPORTED_MODULE_5__/* .record */ .g1P(zod__WEBPACK_IMPORTED_MODULE_5__/* .string */ .YjP(), zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({ by: zod__WEBPACK_IMPORTED_MODULE_5__/* .string */ .YjP(), at: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig() })).optional(),
+    merge: zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({
+        run: zod__WEBPACK_IMPORTED_MODULE_5__/* .string */ .YjP(),
+        total: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int().positive(),
+        runs: zod__WEBPACK_IMPORTED_MODULE_5__/* .array */ .YOg(zod__WEBPACK_IMPORTED_MODULE_5__/* .string */ .YjP()),
+        at: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig(),
+    })
+        .optional(),
     shard: zod__WEBPACK_IMPORTED_MODULE_5__/* .object */ .Ikc({ index: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int().nonnegative(), total: zod__WEBPACK_IMPORTED_MODULE_5__/* .number */ .aig().int().positive() })
         .refine((s) => s.index < s.total, 'expected index < total')
         .optional(),
@@ -39276,6 +39530,8 @@ function stepToJson(rec) {
     };
     if (rec.items)
         out.items = rec.items;
+    if (rec.gone && !rec.gone.isEmpty)
+        out.gone = rec.gone.toFlat();
     if (rec.sharding)
         out.sharding = rec.sharding;
     if (rec.adaptive)
@@ -39288,6 +39544,8 @@ function stepToJson(rec) {
         out.lastDoneAt = rec.lastDoneAt;
     if (rec.throttle)
         out.throttle = { ...rec.throttle };
+    if (rec.manual && rec.manual.length > 0)
+        out.manual = rec.manual.map((m) => ({ ...m }));
     return out;
 }
 /** Pretty JSON, except that arrays of scalars (and of scalar pairs) stay on one line. */
@@ -39334,6 +39592,7 @@ function serializeSnapshot(state) {
         seq: state.seq,
         attempts: state.attempts,
         ...(state.shard ? { shard: state.shard } : {}),
+        ...(state.merge ? { merge: state.merge } : {}),
         ...(state.approvals?.size ? { approvals: Object.fromEntries(state.approvals) } : {}),
         steps: Object.fromEntries([...state.steps].map(([id, rec]) => [id, stepToJson(rec)])),
     };
@@ -39384,8 +39643,12 @@ function parseSnapshot(text, file) {
             unitsDone: s.unitsDone,
             reason: s.reason,
         };
-        if (s.items)
-            rec.items = s.items;
+        if (s.items) {
+            const { refresh, ...items } = s.items;
+            rec.items = refresh ? { ...items, refresh } : items;
+        }
+        if (s.gone !== undefined)
+            rec.gone = flatIntervals(s.gone, file, `steps.${id}.gone`);
         if (s.sharding)
             rec.sharding = s.sharding;
         if (s.adaptive)
@@ -39398,6 +39661,10 @@ function parseSnapshot(text, file) {
             rec.lastDoneAt = s.lastDoneAt;
         if (s.throttle)
             rec.throttle = throttleRecord(s.throttle);
+        if (s.manual && s.manual.length > 0)
+            rec.manual = s.manual.map((m) => m.by === undefined
+                ? { start: m.start, end: m.end, at: m.at }
+                : { start: m.start, end: m.end, by: m.by, at: m.at });
         // Evidence, not orders: the record must make sense on its own before anything reads it.
         const problem = (0,_validate_js__WEBPACK_IMPORTED_MODULE_4__/* .checkStepRecord */ .iQ)(id, rec);
         if (problem)
@@ -39418,6 +39685,8 @@ function parseSnapshot(text, file) {
     };
     if (doc.shard)
         state.shard = doc.shard;
+    if (doc.merge)
+        state.merge = { ...doc.merge, runs: [...doc.merge.runs] };
     if (doc.approvals && Object.keys(doc.approvals).length > 0)
         state.approvals = new Map(Object.entries(doc.approvals).map(([id, a]) => [id, { by: a.by, at: a.at }]));
     return state;
@@ -39444,6 +39713,7 @@ function throttleRecord(t) {
 /* harmony export */   Rr: () => (/* binding */ countDoneUnits),
 /* harmony export */   Z8: () => (/* binding */ applyEvent),
 /* harmony export */   b5: () => (/* binding */ orphanedUnits),
+/* harmony export */   kh: () => (/* binding */ firstPendingGap),
 /* harmony export */   mz: () => (/* binding */ p90),
 /* harmony export */   p$: () => (/* binding */ emptyState),
 /* harmony export */   q3: () => (/* binding */ unitCount),
@@ -39478,7 +39748,34 @@ function unitCount(rec) {
     return Math.ceil((rec.to - rec.from) / rec.size);
 }
 function isStepComplete(rec) {
-    return rec.to <= rec.from || rec.done.covers(rec.from, rec.to);
+    if (rec.to <= rec.from)
+        return true;
+    if (!rec.gone || rec.gone.isEmpty)
+        return rec.done.covers(rec.from, rec.to);
+    return settledIn(rec, rec.from, rec.to);
+}
+/** Every item of [s, e) is done or gone. */
+function settledIn(rec, s, e) {
+    for (const gap of rec.done.gaps(s, e))
+        if (!rec.gone?.covers(gap[0], gap[1]))
+            return false;
+    return true;
+}
+/**
+ * The first pending piece of [from, to) at or after `after`: not done and not gone (`refresh: true`). What
+ * `order: sequential` starts next.
+ */
+function firstPendingGap(rec, from, to, after = from) {
+    let p = Math.max(from, after);
+    for (;;) {
+        const gap = rec.done.firstGap(from, to, p);
+        if (!gap || !rec.gone || rec.gone.isEmpty)
+            return gap;
+        const open = rec.gone.firstGap(gap[0], gap[1]);
+        if (open)
+            return open;
+        p = gap[1];
+    }
 }
 function newRecord(e, reason) {
     const rec = {
@@ -39513,12 +39810,21 @@ function cellsIn(rec, s, e) {
     const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
     return Math.max(0, lastEnd - first);
 }
-/** Units counted from intervals: a unit is done when its whole range is. */
+/**
+ * Units counted from intervals: a unit is done when its whole range is. Gone items (`refresh: true`) count
+ * as settled, so a unit whose items are all done or gone is done.
+ */
 function countDoneUnits(rec) {
+    let settled = rec.done;
+    if (rec.gone && !rec.gone.isEmpty) {
+        settled = rec.done.clone();
+        for (const [s, e] of rec.gone.intervals())
+            settled.add(s, e);
+    }
     if (rec.size === 1)
-        return rec.done.size;
+        return settled.size;
     let n = 0;
-    for (const [s, e] of rec.done.intervals()) {
+    for (const [s, e] of settled.intervals()) {
         // Whole grid cells inside [s, e).
         const first = Math.ceil((s - rec.from) / rec.size);
         const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
@@ -39526,6 +39832,43 @@ function countDoneUnits(rec) {
             n += lastEnd - first;
     }
     return n;
+}
+/** Takes [s, e) out of the step's hand-marked ranges (reset, or a unit that ran there after all). */
+function unmark(rec, s, e) {
+    if (!rec.manual)
+        return;
+    const out = [];
+    for (const m of rec.manual) {
+        if (m.end <= s || m.start >= e)
+            out.push(m);
+        else {
+            if (m.start < s)
+                out.push({ ...m, end: s });
+            if (m.end > e)
+                out.push({ ...m, start: e });
+        }
+    }
+    if (out.length > 0)
+        rec.manual = out;
+    else
+        delete rec.manual;
+}
+/** The ranges of an event cut to the step's space (a plain or empty step has [from, to) as its one unit). */
+function rangesIn(rec, ranges) {
+    const out = [];
+    for (const [s, e] of ranges) {
+        const a = Math.max(s, rec.from);
+        const b = Math.min(e, rec.to);
+        if (a < b)
+            out.push([a, b]);
+    }
+    return out;
+}
+/** Failed units that start in [s, e) are dropped (done by hand, or pending again with fresh tries). */
+function dropFailed(rec, s, e) {
+    for (const start of rec.failed.keys())
+        if (start >= s && start < e)
+            rec.failed.delete(start);
 }
 function pushDuration(rec, ms) {
     rec.durations.push(ms);
@@ -39595,6 +39938,9 @@ function applyEvent(state, ev) {
             rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
             return;
         }
+        case 'merge':
+            state.merge = { run: e.run, total: e.total, runs: [...e.runs], at: e.at ?? e.t };
+            return;
         case 'approve':
             if (!state.approvals)
                 state.approvals = new Map();
@@ -39641,10 +39987,17 @@ function applyEvent(state, ev) {
             rec.running.delete(e.start);
             rec.failed.delete(e.start);
             rec.interrupted.remove(e.start, e.end);
+            unmark(rec, e.start, e.end);
             if (!rec.done.covers(e.start, e.end)) {
                 // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
-                const n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
+                let n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
                 rec.done.add(e.start, e.end);
+                // A list that refreshes has pieces of cells (the rest of a cell done before the list grew, items
+                // around gone ones): a fixed-size unit counts when it settles its whole cell, and only then.
+                if (rec.items?.refresh && !rec.adaptive) {
+                    const cs = rec.from + e.index * rec.size;
+                    n = settledIn(rec, cs, Math.min(cs + rec.size, rec.to)) ? 1 : 0;
+                }
                 // Two pieces of one cell (an interrupted unit cut anew) are two ends: never count past the total.
                 const room = Math.max(0, unitCount(rec) - rec.unitsDone);
                 rec.unitsDone += Math.min(n, room);
@@ -39696,8 +40049,23 @@ function applyEvent(state, ev) {
                 state.steps.delete(e.step);
                 return;
             }
+            if (e.ranges && !e.failedOnly) {
+                // `reset --unit`: only these units are pending again, with fresh tries; the rest of the work stays.
+                for (const [s, end] of rangesIn(rec, e.ranges)) {
+                    rec.done.remove(s, end);
+                    dropFailed(rec, s, end);
+                    unmark(rec, s, end);
+                }
+                rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+                if (!isStepComplete(rec))
+                    rec.completedAt = undefined;
+                if (rec.done.isEmpty)
+                    delete rec.lastDoneAt;
+                return;
+            }
             rec.failed.clear();
             if (!e.failedOnly) {
+                delete rec.manual;
                 rec.done = new _intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m();
                 rec.interrupted = new _intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m();
                 rec.outputs = {};
@@ -39727,16 +40095,97 @@ function applyEvent(state, ev) {
             }
             return;
         }
-        case 'mark-done':
-            rec.failed.clear();
-            rec.interrupted = new _intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m();
-            if (rec.to > rec.from)
-                rec.done.add(rec.from, rec.to);
-            rec.unitsDone = unitCount(rec);
-            rec.completedAt = e.t;
+        case 'merge-done': {
+            for (const [s, end] of e.done) {
+                const a = Math.max(s, rec.from);
+                const b = Math.min(end, rec.to);
+                if (a < b) {
+                    rec.done.add(a, b);
+                    rec.failed.delete(a);
+                    rec.interrupted.remove(a, b);
+                }
+            }
+            rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+            if (e.done.length > 0)
+                rec.lastDoneAt = e.t;
+            if (e.outputs)
+                Object.assign(rec.outputs, e.outputs);
+            if (isStepComplete(rec))
+                rec.completedAt ??= e.t;
+            return;
+        }
+        case 'mark-done': {
+            const whole = e.ranges === undefined;
+            const ranges = rangesIn(rec, e.ranges ?? [[rec.from, rec.to]]);
+            for (const [s, end] of ranges) {
+                // What ran stays work that ran: only the parts not done yet are marked as done by hand.
+                const marks = [...rec.done.gaps(s, end)].map(([gs, ge]) => manualMark(gs, ge, e));
+                if (marks.length > 0)
+                    rec.manual = [...(rec.manual ?? []), ...marks];
+                rec.done.add(s, end);
+                rec.interrupted.remove(s, end);
+                // A done item is never gone (refresh: true).
+                rec.gone?.remove(s, end);
+                dropFailed(rec, s, end);
+            }
+            if (rec.gone?.isEmpty)
+                delete rec.gone;
+            if (whole) {
+                rec.failed.clear();
+                rec.interrupted = new _intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m();
+                rec.unitsDone = unitCount(rec);
+                rec.completedAt = e.t;
+            }
+            else {
+                rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+                if (isStepComplete(rec))
+                    rec.completedAt = rec.completedAt ?? e.t;
+            }
             rec.lastDoneAt = e.t;
             return;
+        }
+        case 'items-refresh':
+            applyRefresh(rec, e);
+            return;
     }
+}
+function manualMark(start, end, e) {
+    return e.by === undefined ? { start, end, at: e.t } : { start, end, by: e.by, at: e.t };
+}
+/**
+ * `items-refresh`: the list grew to `count` (appended at the end, so every recorded range keeps its
+ * meaning) and `gone` replaces the gone set. Pending work is cut around gone items: interrupted ranges lose
+ * them, and a failed unit holding one becomes interrupted work of what is left (cut anew when handed out),
+ * so no unit ever gets a gone item. A list that grew is pending again; the done count follows the grid.
+ */
+function applyRefresh(rec, e) {
+    rec.items = {
+        count: e.count,
+        sha256: e.sha256,
+        source: rec.items?.source ?? '',
+        ...(e.refresh ? { refresh: true } : {}),
+    };
+    // Validated: unsharded, or the whole of a `shards: first` step on shard 0 (its part is the whole).
+    if (rec.sharding)
+        rec.sharding = { ...rec.sharding, to: e.count };
+    rec.to = e.count;
+    const gone = _intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m.from(e.gone);
+    if (gone.isEmpty)
+        delete rec.gone;
+    else
+        rec.gone = gone;
+    for (const [start, f] of rec.failed) {
+        if (!gone.overlaps(f.start, f.end))
+            continue;
+        rec.failed.delete(start);
+        rec.interrupted.add(f.start, f.end);
+    }
+    for (const [s, end] of gone.intervals())
+        rec.interrupted.remove(s, end);
+    rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+    // Completion is the scheduler's to record (`step-complete`, the marker); a list that grew is open again.
+    if (!isStepComplete(rec))
+        rec.completedAt = undefined;
 }
 /**
  * After a redefinition (`on-change: keep`, a changed shard or chunk size) the record's work must lie in its
@@ -39754,6 +40203,15 @@ function fitToSpace(rec) {
     const doneBefore = rec.done.size;
     rec.done = clip(rec.done);
     rec.interrupted = clip(rec.interrupted);
+    if (rec.manual) {
+        const kept = rec.manual
+            .map((m) => ({ ...m, start: Math.max(m.start, rec.from), end: Math.min(m.end, rec.to) }))
+            .filter((m) => m.start < m.end);
+        if (kept.length > 0)
+            rec.manual = kept;
+        else
+            delete rec.manual;
+    }
     for (const [start, f] of rec.failed) {
         const cell = Math.floor((f.start - rec.from) / rec.size);
         const fits = f.start >= rec.from &&
@@ -39800,7 +40258,7 @@ function p90(values) {
 /* harmony export */   XT: () => (/* binding */ checkEvent),
 /* harmony export */   iQ: () => (/* binding */ checkStepRecord)
 /* harmony export */ });
-/* unused harmony exports checkUnit, checkSpace */
+/* unused harmony exports checkUnit, checkUnitRanges, checkSpace */
 /* harmony import */ var _damage_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(96162);
 // Checks on what is read back from a checkpoint, before any of it is applied to the model (DESIGN §4: a
 // checkpoint is evidence, never orders). Three layers:
@@ -39831,12 +40289,56 @@ const isFingerprint = (v) => {
     return (['run', 'shell', 'env', 'workingDirectory', 'batch'].every((k) => typeof p[k] === 'string') &&
         isStrRecord(p.inputs));
 };
-const isItems = (v) => isObj(v) && isNat(v.count) && typeof v.sha256 === 'string' && typeof v.source === 'string';
+const isItems = (v) => isObj(v) &&
+    isNat(v.count) &&
+    typeof v.sha256 === 'string' &&
+    typeof v.source === 'string' &&
+    (v.refresh === undefined || v.refresh === true);
+/** Index ranges [s, e), each non-empty, in order and apart (as IntervalSet.toJSON writes them). */
+const isIndexRanges = (v) => {
+    if (!Array.isArray(v))
+        return false;
+    let last = Number.NEGATIVE_INFINITY;
+    for (const r of v) {
+        if (!Array.isArray(r) || r.length !== 2 || !isNat(r[0]) || !isNat(r[1]))
+            return false;
+        if (!(r[0] < r[1]) || r[0] <= last)
+            return false;
+        last = r[1];
+    }
+    return true;
+};
+/** Cut points of a split after a merge: from `from` to `to`, never decreasing. */
+const isCuts = (v, from, to) => Array.isArray(v) &&
+    v.length >= 2 &&
+    v.every(isInt) &&
+    v[0] === from &&
+    v[v.length - 1] === to &&
+    v.every((c, i) => i === 0 || v[i - 1] <= c);
 const isSharding = (v) => isObj(v) &&
     isInt(v.from) &&
     isInt(v.to) &&
     v.from <= v.to &&
-    (v.mode === 'split' || v.mode === 'every' || v.mode === 'first');
+    (v.mode === 'split' || v.mode === 'every' || v.mode === 'first') &&
+    (v.merge === undefined || isStr(v.merge)) &&
+    (v.cuts === undefined || isCuts(v.cuts, v.from, v.to));
+/** `[[start, end], ...]`: whole safe integers, each range not empty, in order and disjoint. */
+const isUnitRanges = (v) => {
+    if (!Array.isArray(v) || v.length === 0)
+        return false;
+    let prev = Number.NEGATIVE_INFINITY;
+    for (const r of v) {
+        if (!Array.isArray(r) || r.length !== 2 || !isInt(r[0]) || !isInt(r[1]))
+            return false;
+        const [s, e] = r;
+        if (!(s < e) || s < prev)
+            return false;
+        prev = e;
+    }
+    return true;
+};
+const isSpans = (v) => Array.isArray(v) &&
+    v.every((x) => Array.isArray(x) && x.length === 2 && isInt(x[0]) && isInt(x[1]) && x[0] < x[1]);
 const isShard = (v) => isObj(v) && isNat(v.index) && isPos(v.total) && v.index < v.total;
 const UNIT = { step: isStr, start: isInt, end: isInt, index: isNat };
 const SPACE = {
@@ -39876,10 +40378,20 @@ const SPECS = {
     yield: { ...UNIT, ms: isNonNegNum },
     interrupt: { ...UNIT, ms: isNonNegNum, reason: isStr },
     'step-complete': { step: isStr },
-    reset: { step: isStr, failedOnly: isBool, reason: isStr, 'forget?': isBool },
+    reset: {
+        step: isStr,
+        failedOnly: isBool,
+        reason: isStr,
+        'forget?': isBool,
+        'ranges?': isUnitRanges,
+        'by?': isStr,
+    },
     throttle: { step: isStr, held: isBool, 'reason?': isStr },
-    'mark-done': { step: isStr },
+    'mark-done': { step: isStr, 'ranges?': isUnitRanges, 'by?': isStr },
     approve: { step: isStr, by: isStr },
+    'items-refresh': { step: isStr, count: isNat, sha256: isStr, gone: isIndexRanges, refresh: isBool },
+    merge: { run: isStr, total: isPos, runs: (v) => Array.isArray(v) && v.every(isStr), 'at?': isNum },
+    'merge-done': { step: isStr, done: isSpans, 'outputs?': isStrRecord },
 };
 function checkSpec(value, spec) {
     for (const [key, check] of Object.entries(spec)) {
@@ -39922,6 +40434,20 @@ function checkUnit(rec, start, end, index) {
         return `unit [${start}, ${end}) is larger than the step's chunks of ${rec.size}`;
     return undefined;
 }
+/**
+ * Ranges of a step's space marked done or reset by hand: whole units of the step, inside its space. The
+ * command cuts them on the grid (`--unit N` is cell N, `--item` the cells holding the items), and so
+ * must they lie.
+ */
+function checkUnitRanges(rec, ranges) {
+    for (const [s, e] of ranges) {
+        if (s < rec.from || e > rec.to)
+            return `range [${s}, ${e}) lies outside its step's space [${rec.from}, ${rec.to})`;
+        if ((s - rec.from) % rec.size !== 0 || (e !== rec.to && (e - rec.from) % rec.size !== 0))
+            return `range [${s}, ${e}) is not made of whole units (chunks of ${rec.size} from ${rec.from})`;
+    }
+    return undefined;
+}
 /** A step's space: whole safe integers, not inverted, this shard's part inside the whole. */
 function checkSpace(s) {
     if (!isInt(s.from) || !isInt(s.to) || !isPos(s.size))
@@ -39960,11 +40486,59 @@ function checkEventInState(state, ev) {
             const problem = checkUnit(rec, ev.start, ev.end, ev.index);
             return problem && `${ev.type} event of step "${ev.step}": ${problem}`;
         }
+        case 'mark-done':
+        case 'reset': {
+            if (ev.type === 'reset' && ev.ranges && (ev.failedOnly || ev.forget))
+                return `reset event of step "${ev.step}": \`ranges\` with \`${ev.failedOnly ? 'failedOnly' : 'forget'}\``;
+            const rec = state.steps.get(ev.step);
+            if (!rec || !ev.ranges)
+                return undefined;
+            const problem = checkUnitRanges(rec, ev.ranges);
+            return problem && `${ev.type} event of step "${ev.step}": ${problem}`;
+        }
         case 'interrupt':
             return ev.start < ev.end ? undefined : `interrupt event: unit [${ev.start}, ${ev.end}) is empty`;
+        case 'items-refresh': {
+            const rec = state.steps.get(ev.step);
+            if (!rec)
+                return undefined;
+            const problem = checkRefresh(rec, ev);
+            return problem && `items-refresh event of step "${ev.step}": ${problem}`;
+        }
+        case 'merge-done': {
+            const rec = state.steps.get(ev.step);
+            if (!rec)
+                return undefined;
+            const out = ev.done.find(([s, e]) => s < rec.from || e > rec.to);
+            return (out &&
+                `merge-done event of step "${ev.step}": [${out[0]}, ${out[1]}) lies outside its space [${rec.from}, ${rec.to})`);
+        }
         default:
             return undefined;
     }
+}
+/**
+ * A refresh only appends (the indices of frozen items never change), to the whole list of an unsharded step
+ * (or of a `shards: first` step on the shard that runs it), and never calls a done item gone. That the
+ * list on disk is the one the event describes is checked where it is read (Checkpoint.readItems).
+ */
+function checkRefresh(rec, ev) {
+    if (!rec.items)
+        return 'its step has no frozen item list';
+    if (ev.count < rec.items.count)
+        return `the frozen list shrinks from ${rec.items.count} to ${ev.count} items (a refresh only appends)`;
+    if (ev.count === rec.items.count && ev.sha256 !== rec.items.sha256)
+        return `the frozen list of ${ev.count} items changes without growing (a refresh only appends)`;
+    if (rec.sharding &&
+        (rec.sharding.mode === 'split' || rec.from !== rec.sharding.from || rec.to !== rec.sharding.to))
+        return `it refreshes a shard's part [${rec.from}, ${rec.to}) (only unsharded steps and shards: first refresh)`;
+    for (const [s, e] of ev.gone) {
+        if (e > ev.count)
+            return `gone items [${s}, ${e}) reach past its ${ev.count} items`;
+        if (rec.done.overlaps(s, e))
+            return `gone items [${s}, ${e}) include done ones`;
+    }
+    return undefined;
 }
 /** A step's record as a whole (read from the snapshot): its space, its ranges and its counts. */
 function checkStepRecord(id, rec) {
@@ -39975,16 +40549,28 @@ function checkStepRecord(id, rec) {
     for (const [name, set] of [
         ['done', rec.done],
         ['interrupted', rec.interrupted],
+        ['gone', rec.gone],
     ]) {
+        if (!set)
+            continue;
         const min = set.min;
         const max = set.max;
         if (min !== undefined && max !== undefined && (min < rec.from || max > rec.to))
             return `${where}: ${name} ranges [${min}, ${max}) reach outside its space [${rec.from}, ${rec.to})`;
     }
+    for (const [s, e] of rec.gone?.intervals() ?? [])
+        if (rec.done.overlaps(s, e))
+            return `${where}: gone items [${s}, ${e}) include done ones`;
     for (const f of rec.failed.values()) {
         const problem = checkUnit(rec, f.start, f.end, f.index);
         if (problem)
             return `${where}: failed ${problem}`;
+    }
+    for (const m of rec.manual ?? []) {
+        if (!isInt(m.start) || !isInt(m.end) || !(m.start < m.end) || m.start < rec.from || m.end > rec.to)
+            return `${where}: range [${m.start}, ${m.end}) marked done by hand is not inside its space [${rec.from}, ${rec.to})`;
+        if (!rec.done.covers(m.start, m.end))
+            return `${where}: range [${m.start}, ${m.end}) is marked done by hand but is not done`;
     }
     for (const r of rec.running.values())
         if (!(r.start < r.end))
@@ -40182,7 +40768,14 @@ function batchIdentity(batch) {
     const size = batch.adaptive ? 'by-time' : batch.size;
     if (space.kind === 'range')
         return { range: [space.from, space.to], size };
-    return { items: space.source, size };
+    // `refresh: true`: what the source gives changes from attempt to attempt by design, and each change is
+    // appended to the frozen list (engine/refresh.ts), so only the source's definition counts. The flag itself
+    // is left out too: turning it on keeps the work done, as it only says how the list may grow. An inline
+    // list's definition is its items, so with `refresh` it counts as a list and nothing more.
+    const { refresh, ...source } = space.source;
+    if (refresh && source.kind === 'list')
+        return { items: { kind: 'list', refresh: true }, size };
+    return { items: source, size };
 }
 function sortedEntries(record) {
     return Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -40705,27 +41298,47 @@ const itemsObjectShape = schemas/* strictObject */.rej({
         description: "The command's stdout lines are the items (blank lines skipped); runs with bash -eo pipefail -c in the plan file's directory.",
         examples: ["psql -Atc 'select id from shards'"],
     }),
+    list: schemas/* array */.YOg(itemSchema, { error: 'expected a list of items (single-line strings or numbers)' })
+        .optional()
+        .meta({
+        description: 'The items as written (single-line strings or numbers): the mapping form of `items: [a, b]`, which can take `refresh: true`.',
+        examples: [['a', 'b', 'c']],
+    }),
+    refresh: bool.optional().meta({
+        description: 'true: every attempt expands the source again. Items not yet in the frozen list are appended (the indices of the others never change) and run once; done items never run again; items that left the source before they ran are shown as gone and not run; a source that gives nothing is allowed. With `list`, the list in the plan is the source.',
+    }),
 }, { error: 'expected a mapping' });
 const itemsObjectSchema = itemsObjectShape
     .superRefine((o, ctx) => {
-    const given = ['file', 'glob', 'command'].filter((k) => o[k] !== undefined);
+    const given = ['file', 'glob', 'command', 'list'].filter((k) => o[k] !== undefined);
     if (given.length !== 1) {
         ctx.addIssue({
             code: 'custom',
             message: given.length === 0
-                ? expecting('expected exactly one of file, glob or command', 'e.g. items: { file: ids.txt } or items: { glob: "data/*.csv" }')
-                : `use only one of file, glob or command, not ${given.join(' and ')}`,
+                ? expecting('expected exactly one of file, glob, command or list', 'e.g. items: { file: ids.txt } or items: { glob: "data/*.csv", refresh: true }')
+                : `use only one of file, glob, command or list, not ${given.join(' and ')}`,
         });
     }
 })
     .transform((o) => {
+    // `refresh: false` is the default: left out, so the source (and its fingerprint) is as without it.
+    const refresh = o.refresh === true ? { refresh: true } : {};
+    if (o.list !== undefined)
+        return { kind: 'list', items: o.list.map((i) => i ?? ''), ...refresh };
     if (o.file !== undefined)
-        return { kind: 'file', file: o.file };
+        return { kind: 'file', file: o.file, ...refresh };
     if (o.glob !== undefined)
-        return { kind: 'glob', glob: o.glob };
-    return { kind: 'command', command: o.command ?? '' };
+        return { kind: 'glob', glob: o.glob, ...refresh };
+    return { kind: 'command', command: o.command ?? '', ...refresh };
 })
-    .meta({ oneOf: [{ required: ['file'] }, { required: ['glob'] }, { required: ['command'] }] });
+    .meta({
+    oneOf: [
+        { required: ['list'] },
+        { required: ['file'] },
+        { required: ['glob'] },
+        { required: ['command'] },
+    ],
+});
 const ITEMS_EXPECTED = 'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}';
 const itemsSchema = schemas/* union */.KCZ([
     schemas/* array */.YOg(itemSchema, { error: ITEMS_EXPECTED })
@@ -40838,8 +41451,13 @@ const batchSchema = schemas/* strictObject */.rej({
         examples: [{ from: 0, to: 40000000 }],
     }),
     items: itemsSchema.optional().meta({
-        description: 'A list of items (single-line strings or numbers), or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}; expanded once and frozen into the checkpoint.',
-        examples: [['a', 'b', 'c'], { file: 'ids.txt' }, { glob: 'data/*.csv' }],
+        description: 'A list of items (single-line strings or numbers), or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}, {list: [...]}; expanded once and frozen into the checkpoint, or with `refresh: true` expanded again at every attempt (new items appended).',
+        examples: [
+            ['a', 'b', 'c'],
+            { file: 'ids.txt' },
+            { glob: 'data/*.csv' },
+            { glob: 'inbox/*.json', refresh: true },
+        ],
     }),
     size: sizeSchema.optional().meta({
         description: 'Numbers or items per unit; or {target, min, max}: chunks sized so that each takes about `target`.',
@@ -41750,9 +42368,11 @@ function normalise(data, file, opts) {
 /* harmony export */   $_: () => (/* binding */ shardLabel),
 /* harmony export */   BU: () => (/* binding */ partOf),
 /* harmony export */   PG: () => (/* binding */ parseShardText),
-/* harmony export */   nZ: () => (/* binding */ shardModeOf)
+/* harmony export */   gL: () => (/* binding */ recordedPart),
+/* harmony export */   nZ: () => (/* binding */ shardModeOf),
+/* harmony export */   tW: () => (/* binding */ remainderCuts)
 /* harmony export */ });
-/* unused harmony exports sameShard, shardPart, unitsOf */
+/* unused harmony exports sameShard, shardPart, remainderOf, remainderSplit, unitsOf */
 function shardLabel(s) {
     return `${s.index}/${s.total}`;
 }
@@ -41785,6 +42405,92 @@ function cut(i, len, total) {
 function shardPart(from, to, shard) {
     const len = Math.max(0, to - from);
     return [from + cut(shard.index, len, shard.total), from + cut(shard.index + 1, len, shard.total)];
+}
+/** `done` clipped to [from, to), sorted and merged: the input need not be tidy. */
+function tidy(from, to, done) {
+    const out = [];
+    const sorted = done
+        .map(([s, e]) => [Math.max(s, from), Math.min(e, to)])
+        .filter(([s, e]) => s < e)
+        .sort((a, b) => a[0] - b[0]);
+    for (const [s, e] of sorted) {
+        const last = out[out.length - 1];
+        if (last && s <= last[1])
+            last[1] = Math.max(last[1], e);
+        else
+            out.push([s, e]);
+    }
+    return out;
+}
+/** The pieces of [from, to) that `done` does not cover. */
+function remainderOf(from, to, done) {
+    const out = [];
+    let cur = from;
+    for (const [s, e] of tidy(from, to, done)) {
+        if (s > cur)
+            out.push([cur, s]);
+        cur = e;
+    }
+    if (cur < to)
+        out.push([cur, to]);
+    return out;
+}
+/**
+ * Re-sharding after a merge (DESIGN §7): the cut points `[from = c0 ≤ c1 ≤ … ≤ cM = to]` that split what
+ * remains of [from, to) (the whole minus `done`) among `total` shards as `shardPart` splits a fresh space:
+ * part k holds the remaining positions of rank ⌊k·R/M⌋ to ⌊(k+1)·R/M⌋ (R remaining in all). Each part is
+ * one contiguous range of the whole, so a shard's record keeps its usual shape (`from`/`to` its part, the
+ * merged done work inside it recorded done); a cut sits on a remaining position, so done work before it
+ * belongs to the part before. Everything done: the plain split (there is nothing left to share). Every
+ * shard computes this from the same merged checkpoint, so the parts agree without talking to each other.
+ */
+function remainderCuts(from, to, done, total) {
+    const rest = remainderOf(from, to, done);
+    const remaining = rest.reduce((n, [s, e]) => n + (e - s), 0);
+    const cuts = [from];
+    if (remaining === 0) {
+        for (let k = 1; k < total; k++)
+            cuts.push(shardPart(from, to, { index: k, total })[0]);
+    }
+    else {
+        let piece = 0;
+        let before = 0;
+        for (let k = 1; k < total; k++) {
+            const rank = cut(k, remaining, total);
+            for (;;) {
+                const [s, e] = rest[piece];
+                if (rank < before + (e - s)) {
+                    cuts.push(s + (rank - before));
+                    break;
+                }
+                before += e - s;
+                piece += 1;
+            }
+        }
+    }
+    if (total >= 1)
+        cuts.push(to);
+    return cuts;
+}
+/** Every shard's part of what remains of [from, to) after `done` (see `remainderCuts`). */
+function remainderSplit(from, to, done, total) {
+    const cuts = remainderCuts(from, to, done, total);
+    const out = [];
+    for (let i = 0; i < total; i++) {
+        const range = [cuts[i], cuts[i + 1]];
+        out.push({ range, todo: remainderOf(range[0], range[1], done) });
+    }
+    return out;
+}
+/**
+ * This shard's part of a step's whole space as recorded: the cut points of a run started from a merged
+ * checkpoint when they fit this shard count and mode, else the plain split (`partOf`).
+ */
+function recordedPart(sharding, mode, shard) {
+    const c = sharding.cuts;
+    if (c && sharding.mode === mode && c.length === shard.total + 1)
+        return [c[shard.index], c[shard.index + 1]];
+    return partOf(sharding.from, sharding.to, mode, shard);
 }
 function shardModeOf(step) {
     if (step.shards === 'first')
@@ -41846,12 +42552,14 @@ function colorEnabled(stream, env = process.env) {
 /* harmony export */   $X: () => (/* binding */ ITEMS_LISTED),
 /* harmony export */   KX: () => (/* binding */ itemsDriftNote),
 /* harmony export */   NE: () => (/* binding */ loadFrozenItems),
+/* harmony export */   O1: () => (/* binding */ nameItems),
+/* harmony export */   O5: () => (/* binding */ ITEMS_IN_LINE),
 /* harmony export */   WB: () => (/* binding */ emptyItemsWarning),
 /* harmony export */   kA: () => (/* binding */ describeUnitItems),
 /* harmony export */   n1: () => (/* binding */ unitItems),
 /* harmony export */   w9: () => (/* binding */ describeItems)
 /* harmony export */ });
-/* unused harmony exports ITEMS_IN_LINE, nameItems, itemsChange, describeItemsChange */
+/* unused harmony exports itemsChange, describeItemsChange */
 /* harmony import */ var _engine_env_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(98725);
 /* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2550);
 /* harmony import */ var _plan_items_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(47607);
@@ -41953,7 +42661,10 @@ async function loadFrozenItems(ckpt, which = 'named') {
     for (const [id, rec] of ckpt.state.steps) {
         if (!rec.items || rec.items.count === 0)
             continue;
-        const named = rec.failed.size > 0 || rec.interrupted.count > 0 || rec.running.size > 0;
+        const named = rec.failed.size > 0 ||
+            rec.interrupted.count > 0 ||
+            rec.running.size > 0 ||
+            (rec.gone?.isEmpty ?? true) === false;
         if (which === 'named' && !named)
             continue;
         try {
@@ -42000,9 +42711,12 @@ async function itemsDriftNote(plan, step, frozen, info, env, runCommand) {
 /* harmony export */   HN: () => (/* binding */ runStats)
 /* harmony export */ });
 /* unused harmony exports plannedUnits, allStepStats */
+/* harmony import */ var _engine_refresh_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4101);
 /* harmony import */ var _journal_pace_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(26368);
 /* harmony import */ var _journal_state_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(49226);
 /* harmony import */ var _items_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8134);
+// Per-step figures shared by `status`, the live progress view and (later) the job summary.
+
 
 
 
@@ -42089,13 +42803,24 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, fr
                 ...(items ? { items } : {}),
             };
         }),
-        warnings: rec.items && rec.items.count === 0 ? [(0,_items_js__WEBPACK_IMPORTED_MODULE_1__/* .emptyItemsWarning */ .WB)(id, rec.items.source)] : [],
+        // A list that refreshes may well be empty for now: its items come later.
+        warnings: rec.items && rec.items.count === 0 && !rec.items.refresh
+            ? [(0,_items_js__WEBPACK_IMPORTED_MODULE_1__/* .emptyItemsWarning */ .WB)(id, rec.items.source)]
+            : [],
         outputs: rec.outputs,
         parallel,
         batch,
     };
     if (rec.items)
         s.items = { count: rec.items.count, source: rec.items.source };
+    if (rec.gone && !rec.gone.isEmpty) {
+        const ranges = rec.gone.toJSON();
+        s.gone = {
+            count: rec.gone.size,
+            ranges,
+            first: frozen ? (0,_engine_refresh_js__WEBPACK_IMPORTED_MODULE_3__/* .itemsOfRanges */ .eu)(frozen, ranges, _items_js__WEBPACK_IMPORTED_MODULE_1__/* .ITEMS_LISTED */ .$X) : [],
+        };
+    }
     if (rec.completedAt !== undefined)
         s.completedAt = rec.completedAt;
     if (rec.throttle) {
@@ -42718,6 +43443,247 @@ async function resolveRunId(root, runOpt) {
     if (!last)
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UsageError */ .eb(`no runs in ${shown(root)} yet; start one with \`checkpoint run\``);
     return last;
+}
+
+
+/***/ }),
+
+/***/ 61008:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Q5: () => (/* binding */ writeMerge),
+/* harmony export */   Sc: () => (/* binding */ seedFromMerge),
+/* harmony export */   _l: () => (/* binding */ isUnboundMerge),
+/* harmony export */   n1: () => (/* binding */ sameMerge),
+/* harmony export */   nC: () => (/* binding */ mergeProblems)
+/* harmony export */ });
+/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2550);
+/* harmony import */ var _journal_fsutil_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(91268);
+/* harmony import */ var _journal_intervals_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(84041);
+/* harmony import */ var _journal_lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(17680);
+/* harmony import */ var _journal_state_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(49226);
+/* harmony import */ var _plan_space_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(77037);
+/* harmony import */ var _context_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(14875);
+// Matrices that change size (DESIGN §7). `checkpoint report --merge DIR` (and the action's `command:
+// report`) writes the union of the shards' done work as one run folder: an ordinary unsharded run, written
+// through the journal like any other (a `merge` event naming the shards, then per step a `step-init` of the
+// whole space and a `merge-done` with the done work and outputs). A later `checkpoint run --shard I/M` over a
+// directory whose latest run is that merge starts a run of its own from it: each step's part is cut from what
+// remained (`remainderCuts`, the same on every shard), and the merged work inside the part is inherited.
+
+
+
+
+
+
+
+/** The same merge: a campaign's merges share the merged run's id (the action's key), so the time tells. */
+function sameMerge(a, b) {
+    return a !== undefined && b !== undefined && a.run === b.run && a.at === b.at;
+}
+/** The merge's own record is its run: a run that is a merge and not yet bound to a shard. */
+function isUnboundMerge(state) {
+    return state.merge !== undefined && state.merge.run === state.runId && state.shard === undefined;
+}
+function fmt([s, e]) {
+    return `[${s}, ${e})`;
+}
+/**
+ * Why these shards cannot be merged, or nothing. The report's consistency errors (overlapping done work,
+ * other plans or shard counts, parts that are not the shard's), a missing shard (its work, if any, would be
+ * done again), and one step run with different definitions on different shards.
+ */
+function mergeProblems(report, sources) {
+    const problems = [...report.errors];
+    const missing = report.shards.filter((s) => !s.present).map((s) => `${s.index}/${report.total}`);
+    if (missing.length > 0)
+        problems.push(`no checkpoint for shard${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: work it may have done would be done again; pass every shard's checkpoint directory (or run the missing shard with the same N first)`);
+    for (const step of report.steps) {
+        const recs = sources.flatMap((s) => {
+            const rec = s.ckpt.state.steps.get(step.id);
+            return rec ? [{ source: s.source, rec }] : [];
+        });
+        const hashes = [...new Set(recs.map((r) => r.rec.fingerprint.hash))];
+        if (hashes.length > 1)
+            problems.push(`step ${step.id}: the shards ran different definitions of it (${recs.map((r) => `${r.source}: ${r.rec.fingerprint.hash.slice(0, 12)}`).join(', ')}); run every shard from the same commit before merging`);
+    }
+    return problems;
+}
+/** The merged work of one step: split steps the union, `first` shard 0's, `every` whole when done on all. */
+function mergedDone(report, stepIdx, bySource) {
+    const step = report.steps[stepIdx];
+    const out = new _journal_intervals_js__WEBPACK_IMPORTED_MODULE_2__/* .IntervalSet */ .m();
+    const recs = step.shards.map((c) => bySource.get(c.index)?.ckpt.state.steps.get(step.id));
+    if (step.mode === 'every') {
+        if (step.whole &&
+            recs.every((r) => r !== undefined && (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_4__/* .isStepComplete */ .EX)(r)) &&
+            step.whole[1] > step.whole[0])
+            out.add(step.whole[0], step.whole[1]);
+        return out;
+    }
+    const from = step.mode === 'first' ? recs.slice(0, 1) : recs;
+    for (const r of from)
+        for (const [s, e] of r?.done.intervals() ?? [])
+            out.add(s, e);
+    return out;
+}
+/**
+ * Writes the merged checkpoint of the gathered shards as run `runId` in `root` (which must not hold that run
+ * yet). Throws a UsageError (exit 2, nothing written) when `mergeProblems` finds any.
+ */
+async function writeMerge(report, sources, root, runId) {
+    const problems = mergeProblems(report, sources);
+    if (problems.length > 0)
+        throw new _context_js__WEBPACK_IMPORTED_MODULE_5__/* .UsageError */ .eb(`report --merge: the shards cannot be merged, nothing was written:\n  - ${problems.join('\n  - ')}`);
+    if (await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__/* .Checkpoint */ .F9.exists(root, runId))
+        throw new _context_js__WEBPACK_IMPORTED_MODULE_5__/* .UsageError */ .eb(`report --merge: run ${runId} already exists in ${root}; merge into another directory`);
+    const bySource = new Map();
+    for (const s of sources)
+        bySource.set(s.ckpt.state.shard?.index ?? 0, s);
+    const notes = [];
+    const events = [
+        {
+            type: 'merge',
+            run: runId,
+            total: report.total,
+            runs: Array.from({ length: report.total }, (_, i) => bySource.get(i)?.ckpt.runId ?? ''),
+            at: Date.now(),
+        },
+    ];
+    const items = new Map();
+    const steps = [];
+    for (let i = 0; i < report.steps.length; i++) {
+        const step = report.steps[i];
+        // The first shard that recorded the step gives its definition (all agree: mergeProblems).
+        let first;
+        for (const c of step.shards) {
+            const src = bySource.get(c.index);
+            const rec = src?.ckpt.state.steps.get(step.id);
+            if (src && rec) {
+                first = { rec, src };
+                break;
+            }
+        }
+        if (!first || !step.whole)
+            continue;
+        const { rec } = first;
+        if (rec.items) {
+            // Every shard froze the same list (the report checks the hashes): one copy is the merge's.
+            items.set(step.id, await first.src.ckpt.readItems(step.id));
+        }
+        const done = mergedDone(report, i, bySource);
+        const outputs = {};
+        for (const c of step.mode === 'split' ? step.shards : step.shards.slice(0, 1)) {
+            const o = bySource.get(c.index)?.ckpt.state.steps.get(step.id)?.outputs ?? {};
+            for (const [k, v] of Object.entries(o))
+                outputs[k] ??= v;
+        }
+        const failed = step.shards.reduce((n, c) => n + c.failed.length, 0);
+        const running = step.shards.reduce((n, c) => n + (bySource.get(c.index)?.ckpt.state.steps.get(step.id)?.running.size ?? 0), 0);
+        if (failed > 0)
+            notes.push(`step ${step.id}: ${failed} failed unit(s) count as not done; they are tried afresh`);
+        if (running > 0)
+            notes.push(`step ${step.id}: ${running} unit(s) were still recorded running (a shard was cut off); they count as not done and run again — make sure no shard of the old matrix is still running`);
+        events.push({
+            type: 'step-init',
+            step: step.id,
+            fingerprint: rec.fingerprint,
+            from: step.whole[0],
+            to: step.whole[1],
+            size: rec.size,
+            ...(rec.items ? { items: rec.items } : {}),
+            ...(rec.adaptive ? { adaptive: true } : {}),
+            reason: `merged from ${report.total} shards`,
+        });
+        const spans = [...done.intervals()].map(([s, e]) => [s, e]);
+        events.push({
+            type: 'merge-done',
+            step: step.id,
+            done: spans,
+            ...(Object.keys(outputs).length > 0 ? { outputs } : {}),
+        });
+        const units = Math.ceil((step.whole[1] - step.whole[0]) / rec.size);
+        steps.push({ id: step.id, units, done: 0 });
+    }
+    const ckpt = _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__/* .Checkpoint */ .F9.blank(root, runId, report.plan);
+    await (0,_journal_fsutil_js__WEBPACK_IMPORTED_MODULE_1__/* .ensureDir */ .A0)(`${root}/${runId}`);
+    const lease = await (0,_journal_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .acquireLease */ .ZZ)(`${root}/${runId}`, { runId, attempt: 0 });
+    try {
+        await ckpt.openForWrite({ lease });
+        for (const [id, list] of items)
+            await ckpt.writeItems(id, list);
+        for (const ev of events)
+            ckpt.recordLater(ev);
+        await ckpt.flush();
+        await ckpt.syncMarkers();
+        await ckpt.writeOutputsFile();
+        await ckpt.compact();
+        await ckpt.close();
+    }
+    finally {
+        await lease.release();
+    }
+    for (const s of steps)
+        s.done = ckpt.state.steps.get(s.id)?.unitsDone ?? 0;
+    return { runId, dir: ckpt.dir, total: report.total, steps, notes };
+}
+/**
+ * The start of shard `shard`'s run from the merged run `merged`: the merge named, and per step of the plan
+ * that the merge holds, this shard's part (split steps: cut from what remained, `remainderCuts`; others as
+ * for any sharded run) with the merged done work inside it and the step's outputs.
+ */
+async function seedFromMerge(merged, plan, shard) {
+    const m = merged.state.merge;
+    if (!m)
+        throw new Error(`internal: run ${merged.runId} is not a merge`);
+    const events = [
+        { type: 'merge', run: m.run, total: m.total, runs: [...m.runs], at: m.at },
+    ];
+    const items = new Map();
+    const parts = [];
+    for (const step of plan.steps) {
+        const rec = merged.state.steps.get(step.id);
+        if (!rec)
+            continue;
+        const mode = (0,_plan_space_js__WEBPACK_IMPORTED_MODULE_6__/* .shardModeOf */ .nZ)(step);
+        const done = [...rec.done.intervals()];
+        const sharding = { from: rec.from, to: rec.to, mode, merge: m.run };
+        let part;
+        if (mode === 'split') {
+            sharding.cuts = (0,_plan_space_js__WEBPACK_IMPORTED_MODULE_6__/* .remainderCuts */ .tW)(rec.from, rec.to, done, shard.total);
+            part = [sharding.cuts[shard.index], sharding.cuts[shard.index + 1]];
+        }
+        else
+            part = (0,_plan_space_js__WEBPACK_IMPORTED_MODULE_6__/* .partOf */ .BU)(rec.from, rec.to, mode, shard);
+        if (rec.items)
+            items.set(step.id, await merged.readItems(step.id));
+        const mine = done
+            .map(([s, e]) => [Math.max(s, part[0]), Math.min(e, part[1])])
+            .filter(([s, e]) => s < e);
+        const todo = part[1] - part[0] - mine.reduce((n, [s, e]) => n + (e - s), 0);
+        if (mode === 'split')
+            parts.push({ step: step.id, part, todo });
+        events.push({
+            type: 'step-init',
+            step: step.id,
+            fingerprint: rec.fingerprint,
+            from: part[0],
+            to: part[1],
+            size: rec.size,
+            ...(rec.items ? { items: rec.items } : {}),
+            sharding,
+            ...(rec.adaptive ? { adaptive: true } : {}),
+            reason: `from merge ${m.run} (shard ${(0,_plan_space_js__WEBPACK_IMPORTED_MODULE_6__/* .shardLabel */ .$_)(shard)}: part ${fmt(part)}, ${todo} left in it)`,
+        });
+        events.push({
+            type: 'merge-done',
+            step: step.id,
+            done: mine,
+            ...(Object.keys(rec.outputs).length > 0 ? { outputs: { ...rec.outputs } } : {}),
+        });
+    }
+    return { events, items, parts };
 }
 
 
@@ -65981,6 +66947,8 @@ var checkpoint = __nccwpck_require__(2550);
 var load = __nccwpck_require__(75638);
 // EXTERNAL MODULE: ./src/plan/space.ts
 var space = __nccwpck_require__(77037);
+// EXTERNAL MODULE: ./src/session/merge.ts
+var merge = __nccwpck_require__(61008);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(48161);
 ;// CONCATENATED MODULE: ./src/engine/clock.ts
@@ -66702,7 +67670,8 @@ var intervals = __nccwpck_require__(84041);
 // caller passes `now`, on the monotonic clock), so it is tested on its own (test/engine/work-queue.test.ts).
 //
 // - Failed and interrupted units of earlier attempts go first, then new units from the step's grid in
-//   order; a unit never spans two chunks of the grid.
+//   order; a unit never spans two chunks of the grid, and holds no done or gone item (a piece of a cell is
+//   a unit of its own, with the cell's index).
 // - A retry waits for its backoff (`notBefore`); it keeps its unit's exact [start, end).
 // - `order: sequential`: one unit at a time, the lowest pending one, and none after a unit failed for good.
 // - `max-failures`: once more units failed for good than it allows, nothing more starts.
@@ -66736,6 +67705,9 @@ class WorkQueue {
         const r = rec();
         this.#cursor = r.from;
         this.#taken = r.done.clone();
+        // `refresh: true`: items gone from the source go to no unit; a unit is cut around them, as around done work.
+        for (const [s, e] of r.gone?.intervals() ?? [])
+            this.#taken.add(s, e);
         for (const f of [...r.failed.values()].sort((a, b) => a.start - b.start)) {
             this.#retryQueue.push({ step: step.id, start: f.start, end: f.end, index: f.index, notBefore: 0 });
             this.#taken.add(f.start, f.end);
@@ -66746,9 +67718,12 @@ class WorkQueue {
                 this.#resume.add(s, e);
                 continue;
             }
-            for (const u of this.cut(s, e)) {
-                this.#retryQueue.push({ ...u, notBefore: 0 });
-                this.#taken.add(u.start, u.end);
+            // A failed unit whose retry was interrupted is recorded both ways: it is queued once, as the retry.
+            for (const [gs, ge] of [...this.#taken.gaps(s, e)]) {
+                for (const u of this.cut(gs, ge)) {
+                    this.#retryQueue.push({ ...u, notBefore: 0 });
+                    this.#taken.add(u.start, u.end);
+                }
             }
         }
     }
@@ -66950,7 +67925,7 @@ class WorkQueue {
         if (this.#inFlight > 0)
             return undefined;
         const rec = this.#rec();
-        const gap = rec.done.firstGap(rec.from, rec.to);
+        const gap = (0,state/* firstPendingGap */.kh)(rec, rec.from, rec.to);
         if (!gap)
             return undefined;
         const [s, e] = gap;
@@ -67805,9 +68780,12 @@ function printExplain(out, plan, prep, runLabel) {
         out.write(`  ${verb.padEnd(6)} ${step.id.padEnd(width)}${units}${needs}${why ? `: ${why}` : ''}\n`);
         if (i.itemsDrift)
             out.write(`         ${' '.repeat(width)}note: ${i.itemsDrift}\n`);
+        if (i.refresh)
+            out.write(`         ${' '.repeat(width)}note: ${i.refresh}\n`);
         if (i.chunks)
             out.write(`         ${' '.repeat(width)}note: ${explainChunks(i.chunks)}\n`);
-        if (step.batch?.space.kind === 'items' && i.unitsTotal === 0)
+        // A list that refreshes may be empty for now (its items come later).
+        if (step.batch?.space.kind === 'items' && !step.batch.space.source.refresh && i.unitsTotal === 0)
             out.write(`         ${' '.repeat(width)}warning: the items source (${(0,prepare/* describeSource */.B6)(step.batch.space.source)}) gives no items: the step has nothing to do\n`);
         const retry = describeRetry(step.retry);
         if (retry && verb !== 'skip')
@@ -67920,6 +68898,10 @@ class Progress {
                     s.startedAt = this.#now();
                     s.doneAtStart = this.#ckpt.state.steps.get(ev.step)?.unitsDone ?? 0;
                 }
+                // Done without a unit started: none ran now, whatever the attempt's first records changed in the
+                // counts (a refresh counts a unit whose items are all gone as settled).
+                if (ev.state === 'done' && s.startedAt === undefined)
+                    s.doneAtStart = this.#ckpt.state.steps.get(ev.step)?.unitsDone ?? 0;
                 if (ev.state === 'done' && ev.detail)
                     this.line(`${c.green('✓')} ${s.id}: ${ev.detail}`);
                 else if (ev.state === 'done')
@@ -67959,7 +68941,7 @@ class Progress {
     /** An item source that gave nothing: said once, when the step starts or (having no units) completes. */
     #warnEmpty(id) {
         const rec = this.#ckpt.state.steps.get(id);
-        if (!rec?.items || rec.items.count > 0 || this.#warnedEmpty.has(id))
+        if (!rec?.items || rec.items.count > 0 || rec.items.refresh || this.#warnedEmpty.has(id))
             return;
         this.#warnedEmpty.add(id);
         this.line(`${this.#c.yellow('warning:')} ${(0,items/* emptyItemsWarning */.WB)(id, rec.items.source)}`);
@@ -68106,7 +69088,9 @@ function parseShard(text) {
  * A run is bound to the shard it was started with: resuming it as another shard (or unsharded) would do
  * another shard's work or the whole step. Refused before anything is written, naming both and the way out.
  */
-function checkRunShard(runId, recorded, requested) {
+function checkRunShard(runId, recorded, requested, 
+/** The merged run this run started from, if any: starting again from it is the way to another shard. */
+mergeRun) {
     if (recorded === undefined && requested === undefined)
         return;
     if (recorded && requested && recorded.index === requested.index && recorded.total === requested.total)
@@ -68120,14 +69104,18 @@ function checkRunShard(runId, recorded, requested) {
         throw new context/* UsageError */.eb(`run ${runId} is shard ${(0,space/* shardLabel */.$_)(rec)}, but no --shard was given; ` +
             `pass --shard ${(0,space/* shardLabel */.$_)(rec)} to resume it, or --new to start a fresh, unsharded run`);
     }
+    const fromMerge = mergeRun !== undefined && mergeRun !== runId
+        ? `, or --run ${mergeRun} to start shard ${(0,space/* shardLabel */.$_)(requested)} from the merge it came from`
+        : '';
     throw new context/* UsageError */.eb(`--shard ${(0,space/* shardLabel */.$_)(requested)}: run ${runId} is shard ${(0,space/* shardLabel */.$_)(rec)}; ` +
-        `pass --shard ${(0,space/* shardLabel */.$_)(rec)} to resume it, or add --new to start a fresh run as shard ${(0,space/* shardLabel */.$_)(requested)}`);
+        `pass --shard ${(0,space/* shardLabel */.$_)(rec)} to resume it, or add --new to start a fresh run as shard ${(0,space/* shardLabel */.$_)(requested)}${fromMerge}`);
 }
 
 ;// CONCATENATED MODULE: ./src/session/run.ts
 // One run, from options to outcome, for the CLI and the action alike: pick or create the run, take its
 // lease, prepare, run the engine, and stop cleanly on SIGINT/SIGTERM (exit 75 within 5 s, a second SIGINT
 // skips the grace). It returns what happened; callers print or publish it.
+
 
 
 
@@ -68267,6 +69255,25 @@ async function chooseRun(plan, root, opts) {
         ...(warning ? { warning } : {}),
     };
 }
+/**
+ * `prepare` over the run as it will be once the seed's events are applied; the seed's events and item lists
+ * go first in the preparation, so the engine writes them through the journal like the attempt's own.
+ */
+async function seededPrepare(plan, ckpt, seed, opts) {
+    const scratch = (0,state/* emptyState */.p$)(ckpt.runId, plan.name);
+    if (ckpt.state.shard)
+        scratch.shard = { ...ckpt.state.shard };
+    const t = Date.now();
+    seed.events.forEach((ev, i) => {
+        (0,state/* applyEvent */.Z8)(scratch, { ...ev, seq: i + 1, t });
+    });
+    const prep = await (0,prepare/* prepare */.iA)(plan, scratch, opts);
+    prep.events.unshift(...seed.events);
+    for (const [id, list] of seed.items)
+        if (!prep.items.has(id))
+            prep.items.set(id, list);
+    return prep;
+}
 /** `checkpoint run`, returning what happened instead of only an exit code. */
 async function executeRun(opts, io, hooks = {}) {
     const concurrency = parseConcurrency(opts.concurrency);
@@ -68286,10 +69293,30 @@ async function executeRun(opts, io, hooks = {}) {
         ...(opts.new ? { new: true } : {}),
         ...(shard ? { shard } : {}),
     });
-    const { existing, read } = chosen;
+    let { existing } = chosen;
+    const { read } = chosen;
     if (chosen.warning)
         io.err.write(`checkpoint: warning: ${chosen.warning}\n`);
     let id = chosen.id;
+    // A sharded run over a merged checkpoint starts a run of its own from it (its part of what remains).
+    let merged;
+    if (shard && existing) {
+        const ck = read ?? (await checkpoint/* Checkpoint */.F9.read(root, id));
+        if (ck.state.planName === plan.name && (0,merge/* isUnboundMerge */._l)(ck.state)) {
+            merged = ck;
+            existing = false;
+            id = await (0,runs/* newRunId */.F$)(root, plan.name, new Date(), `shard${shard.index}of${shard.total}`);
+        }
+    }
+    else if (shard &&
+        !existing &&
+        opts.seedFrom !== undefined &&
+        (await checkpoint/* Checkpoint */.F9.exists(root, opts.seedFrom))) {
+        const ck = await checkpoint/* Checkpoint */.F9.read(root, opts.seedFrom);
+        if (ck.state.planName === plan.name && (0,merge/* isUnboundMerge */._l)(ck.state))
+            merged = ck;
+    }
+    let seed;
     // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
     let engine;
     let early;
@@ -68333,7 +69360,7 @@ async function executeRun(opts, io, hooks = {}) {
             if (ckpt.state.planName !== '' && ckpt.state.planName !== plan.name) {
                 throw new context/* UsageError */.eb(`--run ${id}: that run belongs to plan "${ckpt.state.planName}", not "${plan.name}"; pick another run or use --new`);
             }
-            checkRunShard(id, ckpt.state.shard, shard);
+            checkRunShard(id, ckpt.state.shard, shard, ckpt.state.merge?.run);
             const opened = ckpt;
             prep = await (0,prepare/* prepare */.iA)(plan, ckpt.state, {
                 only: opts.only ?? [],
@@ -68344,11 +69371,20 @@ async function executeRun(opts, io, hooks = {}) {
         }
         else {
             ckpt = checkpoint/* Checkpoint */.F9.blank(root, id, plan.name, shard);
-            prep = await (0,prepare/* prepare */.iA)(plan, ckpt.state, {
-                only: opts.only ?? [],
-                env: io.env,
-                checkDrift: opts.dryRun === true,
-            });
+            if (merged && shard) {
+                seed = await (0,merge/* seedFromMerge */.Sc)(merged, plan, shard);
+                prep = await seededPrepare(plan, ckpt, seed, {
+                    only: opts.only ?? [],
+                    env: io.env,
+                    checkDrift: opts.dryRun === true,
+                });
+            }
+            else
+                prep = await (0,prepare/* prepare */.iA)(plan, ckpt.state, {
+                    only: opts.only ?? [],
+                    env: io.env,
+                    checkDrift: opts.dryRun === true,
+                });
         }
         if (existing && isNoop(plan, ckpt, prep)) {
             const line = `run ${id} of plan ${plan.name} is complete: nothing to do (\`checkpoint run --new\` starts a fresh run)`;
@@ -68372,12 +69408,18 @@ async function executeRun(opts, io, hooks = {}) {
                 const latest = (await (0,runs/* resolveLatest */.iK)(root, plan.name)).runId;
                 if (latest && latest !== id && (await checkpoint/* Checkpoint */.F9.exists(root, latest))) {
                     const other = await checkpoint/* Checkpoint */.F9.read(root, latest);
-                    if (other.state.planName === plan.name) {
+                    // A merge stays as it is: every shard starts its own run from it.
+                    if (other.state.planName === plan.name && !(shard && (0,merge/* isUnboundMerge */._l)(other.state))) {
                         checkRunShard(latest, other.state.shard, shard);
                         lease = await (0,lock/* acquireLease */.ZZ)(`${root}/${latest}`, { runId: latest, attempt: 0 });
                         id = latest;
                         ckpt = await checkpoint/* Checkpoint */.F9.read(root, id);
-                        prep = await (0,prepare/* prepare */.iA)(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+                        const joined = ckpt;
+                        prep = await (0,prepare/* prepare */.iA)(plan, ckpt.state, {
+                            only: opts.only ?? [],
+                            env: io.env,
+                            frozenItems: (step) => joined.readItems(step),
+                        });
                     }
                 }
             }
@@ -68388,8 +69430,13 @@ async function executeRun(opts, io, hooks = {}) {
             if (await checkpoint/* Checkpoint */.F9.exists(root, id)) {
                 // Another run started with the same id in the same second and has finished: continue from it.
                 ckpt = await checkpoint/* Checkpoint */.F9.read(root, id);
-                checkRunShard(id, ckpt.state.shard, shard);
-                prep = await (0,prepare/* prepare */.iA)(plan, ckpt.state, { only: opts.only ?? [], env: io.env });
+                checkRunShard(id, ckpt.state.shard, shard, ckpt.state.merge?.run);
+                const joined = ckpt;
+                prep = await (0,prepare/* prepare */.iA)(plan, ckpt.state, {
+                    only: opts.only ?? [],
+                    env: io.env,
+                    frozenItems: (step) => joined.readItems(step),
+                });
             }
         }
         try {
@@ -68411,6 +69458,14 @@ async function executeRun(opts, io, hooks = {}) {
         if (report.tornTail)
             progress.line('note: ignored a torn last line in the journal (the run before was cut off mid-write)');
         progress.line(`${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name}${shard ? ` as shard ${(0,space/* shardLabel */.$_)(shard)}` : ''} in ${(0,context/* shown */.SP)(ckpt.dir)} (host ${(0,external_node_os_.hostname)()})`);
+        if (seed && merged?.state.merge)
+            progress.line(`from merge ${merged.runId} of ${merged.state.merge.total} shards: ${seed.parts.map((p) => `${p.step} part [${p.part[0]}, ${p.part[1]}) with ${p.todo} left`).join('; ') || 'no batch step left to share'}`);
+        // `refresh: true`: what this attempt appended to each list and which items are gone, by name.
+        for (const step of prep.selected) {
+            const note = prep.info.get(step.id)?.refresh;
+            if (note)
+                progress.line(`${step.id}: ${note}`);
+        }
         engine = new Engine(plan, ckpt, prep, {
             concurrency,
             deadline,
@@ -68941,6 +69996,7 @@ var action_sync = __nccwpck_require__(95627);
 
 
 
+
 /** When this step's process started: the time budget counts from here, restore included. */
 const STARTED_AT = Date.now() - Math.round(process.uptime() * 1000);
 /** A plan written inline with the `run` input: one step, run in the workspace. */
@@ -69029,7 +70085,7 @@ async function setUp(state, signal) {
     }
     if (inputs.approve.length > 0) {
         // Checked against the plan before anything is restored: an unknown step is an input error.
-        const { checkApprovable } = await __nccwpck_require__.e(/* import() */ 765).then(__nccwpck_require__.bind(__nccwpck_require__, 50765));
+        const { checkApprovable } = await __nccwpck_require__.e(/* import() */ 527).then(__nccwpck_require__.bind(__nccwpck_require__, 44527));
         try {
             checkApprovable(plan, inputs.approve, 'input `approve`');
         }
@@ -69069,7 +70125,61 @@ async function setUp(state, signal) {
     const io = { out: log, err: log, env: unitEnvironment(process.env) };
     return { inputs, cfg, plan, planFile, key, root, runId, state, sync, io };
 }
-async function runEngine(ctx) {
+/**
+ * A shard of a matrix whose size changed (DESIGN §7): with no checkpoint of its own, or only one from a
+ * matrix before the last merge, it starts from the campaign's merged checkpoint (`<key>-merged`, saved by
+ * `command: report`). Returns the merged run's id to start from, or nothing (resume as usual).
+ */
+async function restoreMerge(ctx) {
+    if (ctx.inputs.shard === undefined || ctx.inputs.command !== 'run' || ctx.inputs.store === 'none')
+        return;
+    const key = (0,keys/* mergedKey */.Qr)({
+        ...(ctx.inputs.key !== undefined ? { key: ctx.inputs.key } : {}),
+        workflow: ctx.cfg.workflow,
+        job: ctx.cfg.job,
+        runId: ctx.cfg.runId,
+    });
+    const sync = new action_sync/* CheckpointSync */.Ir({
+        store: (0,store_factory/* makeStore */.y)(ctx.inputs, ctx.cfg),
+        key,
+        root: ctx.root,
+        runId: key,
+        planName: ctx.plan.name,
+        plan: ctx.plan,
+        workspace: ctx.cfg.workspace,
+        temp: ctx.cfg.temp,
+        paths: [],
+        runOnly: true,
+        ...(ctx.inputs.signingKey !== undefined ? { signingKey: ctx.inputs.signingKey } : {}),
+        ghRunId: ctx.cfg.runId,
+        attempt: ctx.cfg.runAttempt,
+        // Its own state: the shard's save sequence and saved entry are not the merge's.
+        state: new action_state/* MemoryStateProvider */.i(),
+        log: { info: (m) => main_core.info(m), warning: (m) => main_core.warning(m) },
+    });
+    await sync.restore();
+    if (!(await checkpoint/* Checkpoint */.F9.exists(ctx.root, key)))
+        return;
+    const merged = await checkpoint/* Checkpoint */.F9.read(ctx.root, key);
+    const m = merged.state.merge;
+    if (!m || !(0,merge/* isUnboundMerge */._l)(merged.state))
+        return;
+    if (await checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId)) {
+        const own = await checkpoint/* Checkpoint */.F9.read(ctx.root, ctx.runId);
+        if ((0,merge/* sameMerge */.n1)(own.state.merge, m))
+            return;
+        if (own.state.updatedAt > m.at) {
+            main_core.warning(`checkpoint ${ctx.runId} is newer than the campaign's merged checkpoint ${key} and did not start from it; resuming it (run \`command: report\` over this matrix to merge it)`);
+            return;
+        }
+        // A matrix of this size ran before the last merge: its work is in the merge, its part is not ours now.
+        main_core.info(`checkpoint ${ctx.runId} is older than the merge ${key} that holds its work; starting from the merge`);
+        await (0,promises_.rm)((0,external_node_path_.join)(ctx.root, ctx.runId), { recursive: true, force: true });
+    }
+    main_core.info(`shard ${ctx.inputs.shard} starts from the campaign's merged checkpoint ${key} (${m.total} shards merged): its part of what remains`);
+    return key;
+}
+async function runEngine(ctx, seedFrom) {
     const groups = new StepGroups(main_core);
     let timer;
     let engineCkpt;
@@ -69106,6 +70216,7 @@ async function runEngine(ctx) {
                 : {}),
             ...(ctx.inputs.concurrency !== undefined ? { concurrency: String(ctx.inputs.concurrency) } : {}),
             ...(ctx.inputs.shard !== undefined ? { shard: ctx.inputs.shard } : {}),
+            ...(seedFrom !== undefined ? { seedFrom } : {}),
         }, ctx.io, h);
         return await (tracing ? tracing.around(run, hooks) : run(hooks));
     }
@@ -69118,14 +70229,20 @@ async function runEngine(ctx) {
 async function resetSteps(ctx) {
     if (ctx.inputs.reset.length === 0 || !(await checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId)))
         return;
-    const { resetCommand } = await __nccwpck_require__.e(/* import() */ 765).then(__nccwpck_require__.bind(__nccwpck_require__, 50765));
-    await resetCommand(ctx.inputs.reset, { file: ctx.planFile, dir: ctx.root, run: ctx.runId }, ctx.io);
+    const { resetCommand } = await __nccwpck_require__.e(/* import() */ 527).then(__nccwpck_require__.bind(__nccwpck_require__, 44527));
+    const opts = { file: ctx.planFile, dir: ctx.root, run: ctx.runId };
+    const entries = (0,action_inputs/* parseResetEntries */.R)(ctx.inputs.reset);
+    if (entries.steps.length > 0)
+        await resetCommand(entries.steps, opts, ctx.io);
+    // `STEP:UNIT` / `STEP:ITEM`: those units of the step pending again (and its dependents), one step at a time.
+    for (const [step, either] of entries.units)
+        await resetCommand([step], { ...opts, either }, ctx.io);
 }
 /** The `approve` input: recorded after the restore (reset first), before the engine, by GITHUB_ACTOR. */
 async function approveSteps(ctx) {
     if (ctx.inputs.approve.length === 0)
         return;
-    const { approveInRun } = await __nccwpck_require__.e(/* import() */ 765).then(__nccwpck_require__.bind(__nccwpck_require__, 50765));
+    const { approveInRun } = await __nccwpck_require__.e(/* import() */ 527).then(__nccwpck_require__.bind(__nccwpck_require__, 44527));
     const shard = ctx.inputs.shard !== undefined ? (0,space/* parseShardText */.PG)(ctx.inputs.shard) : undefined;
     await approveInRun({
         plan: ctx.plan,
@@ -69147,7 +70264,7 @@ async function otherCommand(ctx) {
         return statusCommand(opts, ctx.io);
     }
     if (ctx.inputs.command === 'rollback') {
-        const { rollbackCommand } = await __nccwpck_require__.e(/* import() */ 765).then(__nccwpck_require__.bind(__nccwpck_require__, 50765));
+        const { rollbackCommand } = await __nccwpck_require__.e(/* import() */ 527).then(__nccwpck_require__.bind(__nccwpck_require__, 44527));
         return rollbackCommand(opts, ctx.io);
     }
     // `report`: the summary and outputs below are the report of this job's checkpoint.
@@ -69298,7 +70415,9 @@ async function main(state, cancel) {
     }
     cancel.phase = 'restoring';
     const restored = await ctx.sync.restore();
-    state.set('resumed', String(restored.source !== 'none'));
+    const seedFrom = await restoreMerge(ctx);
+    const resumed = restored.source !== 'none' || seedFrom !== undefined;
+    state.set('resumed', String(resumed));
     main_core.info(`checkpoint ${ctx.runId}: ${restored.source === 'store' ? `restored from ${restored.entry}` : restored.source === 'local' ? 'continuing the local checkpoint' : 'fresh start'} (${restored.ms} ms)`);
     let exitCode;
     let outcome;
@@ -69307,7 +70426,7 @@ async function main(state, cancel) {
             cancel.phase = 'running';
             await resetSteps(ctx);
             await approveSteps(ctx);
-            outcome = await runEngine(ctx);
+            outcome = await runEngine(ctx, seedFrom);
             exitCode = outcome.exitCode;
             cancel.phase = 'saving';
         }
@@ -69325,7 +70444,7 @@ async function main(state, cancel) {
         // Cancelled or timed out: the runner kills this process 7.5 s after its SIGINT, and a save may not
         // fit; post runs next, saves what main could not and writes the summary.
         main_core.warning(`stopped by ${outcome?.signal ?? 'a signal'}; the post step saves the checkpoint and writes the job summary`);
-        await setRunOutputs(ctx, restored.source !== 'none', await readRun(ctx)).catch(() => undefined);
+        await setRunOutputs(ctx, resumed, await readRun(ctx)).catch(() => undefined);
         process.exitCode = errors/* EXIT_FAILED */.hj;
         return;
     }
@@ -69341,7 +70460,7 @@ async function main(state, cancel) {
     const seq = ckpt?.state.seq;
     if (seq !== undefined && ctx.inputs.command !== 'status')
         await ctx.sync.save(seq, 'end of main', continuation !== undefined);
-    const stats = await setRunOutputs(ctx, restored.source !== 'none', ckpt);
+    const stats = await setRunOutputs(ctx, resumed, ckpt);
     await publishReport(ctx, outcome?.result, restored, ckpt);
     state.set('summary-written', 'true');
     state.set('main-ended', 'true');

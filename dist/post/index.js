@@ -48077,7 +48077,34 @@ function unitCount(rec) {
     return Math.ceil((rec.to - rec.from) / rec.size);
 }
 function isStepComplete(rec) {
-    return rec.to <= rec.from || rec.done.covers(rec.from, rec.to);
+    if (rec.to <= rec.from)
+        return true;
+    if (!rec.gone || rec.gone.isEmpty)
+        return rec.done.covers(rec.from, rec.to);
+    return settledIn(rec, rec.from, rec.to);
+}
+/** Every item of [s, e) is done or gone. */
+function settledIn(rec, s, e) {
+    for (const gap of rec.done.gaps(s, e))
+        if (!rec.gone?.covers(gap[0], gap[1]))
+            return false;
+    return true;
+}
+/**
+ * The first pending piece of [from, to) at or after `after`: not done and not gone (`refresh: true`). What
+ * `order: sequential` starts next.
+ */
+function firstPendingGap(rec, from, to, after = from) {
+    let p = Math.max(from, after);
+    for (;;) {
+        const gap = rec.done.firstGap(from, to, p);
+        if (!gap || !rec.gone || rec.gone.isEmpty)
+            return gap;
+        const open = rec.gone.firstGap(gap[0], gap[1]);
+        if (open)
+            return open;
+        p = gap[1];
+    }
 }
 function newRecord(e, reason) {
     const rec = {
@@ -48112,12 +48139,21 @@ function cellsIn(rec, s, e) {
     const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
     return Math.max(0, lastEnd - first);
 }
-/** Units counted from intervals: a unit is done when its whole range is. */
+/**
+ * Units counted from intervals: a unit is done when its whole range is. Gone items (`refresh: true`) count
+ * as settled, so a unit whose items are all done or gone is done.
+ */
 function countDoneUnits(rec) {
+    let settled = rec.done;
+    if (rec.gone && !rec.gone.isEmpty) {
+        settled = rec.done.clone();
+        for (const [s, e] of rec.gone.intervals())
+            settled.add(s, e);
+    }
     if (rec.size === 1)
-        return rec.done.size;
+        return settled.size;
     let n = 0;
-    for (const [s, e] of rec.done.intervals()) {
+    for (const [s, e] of settled.intervals()) {
         // Whole grid cells inside [s, e).
         const first = Math.ceil((s - rec.from) / rec.size);
         const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
@@ -48125,6 +48161,43 @@ function countDoneUnits(rec) {
             n += lastEnd - first;
     }
     return n;
+}
+/** Takes [s, e) out of the step's hand-marked ranges (reset, or a unit that ran there after all). */
+function unmark(rec, s, e) {
+    if (!rec.manual)
+        return;
+    const out = [];
+    for (const m of rec.manual) {
+        if (m.end <= s || m.start >= e)
+            out.push(m);
+        else {
+            if (m.start < s)
+                out.push({ ...m, end: s });
+            if (m.end > e)
+                out.push({ ...m, start: e });
+        }
+    }
+    if (out.length > 0)
+        rec.manual = out;
+    else
+        delete rec.manual;
+}
+/** The ranges of an event cut to the step's space (a plain or empty step has [from, to) as its one unit). */
+function rangesIn(rec, ranges) {
+    const out = [];
+    for (const [s, e] of ranges) {
+        const a = Math.max(s, rec.from);
+        const b = Math.min(e, rec.to);
+        if (a < b)
+            out.push([a, b]);
+    }
+    return out;
+}
+/** Failed units that start in [s, e) are dropped (done by hand, or pending again with fresh tries). */
+function dropFailed(rec, s, e) {
+    for (const start of rec.failed.keys())
+        if (start >= s && start < e)
+            rec.failed.delete(start);
 }
 function pushDuration(rec, ms) {
     rec.durations.push(ms);
@@ -48194,6 +48267,9 @@ function applyEvent(state, ev) {
             rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
             return;
         }
+        case 'merge':
+            state.merge = { run: e.run, total: e.total, runs: [...e.runs], at: e.at ?? e.t };
+            return;
         case 'approve':
             if (!state.approvals)
                 state.approvals = new Map();
@@ -48240,10 +48316,17 @@ function applyEvent(state, ev) {
             rec.running.delete(e.start);
             rec.failed.delete(e.start);
             rec.interrupted.remove(e.start, e.end);
+            unmark(rec, e.start, e.end);
             if (!rec.done.covers(e.start, e.end)) {
                 // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
-                const n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
+                let n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
                 rec.done.add(e.start, e.end);
+                // A list that refreshes has pieces of cells (the rest of a cell done before the list grew, items
+                // around gone ones): a fixed-size unit counts when it settles its whole cell, and only then.
+                if (rec.items?.refresh && !rec.adaptive) {
+                    const cs = rec.from + e.index * rec.size;
+                    n = settledIn(rec, cs, Math.min(cs + rec.size, rec.to)) ? 1 : 0;
+                }
                 // Two pieces of one cell (an interrupted unit cut anew) are two ends: never count past the total.
                 const room = Math.max(0, unitCount(rec) - rec.unitsDone);
                 rec.unitsDone += Math.min(n, room);
@@ -48295,8 +48378,23 @@ function applyEvent(state, ev) {
                 state.steps.delete(e.step);
                 return;
             }
+            if (e.ranges && !e.failedOnly) {
+                // `reset --unit`: only these units are pending again, with fresh tries; the rest of the work stays.
+                for (const [s, end] of rangesIn(rec, e.ranges)) {
+                    rec.done.remove(s, end);
+                    dropFailed(rec, s, end);
+                    unmark(rec, s, end);
+                }
+                rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+                if (!isStepComplete(rec))
+                    rec.completedAt = undefined;
+                if (rec.done.isEmpty)
+                    delete rec.lastDoneAt;
+                return;
+            }
             rec.failed.clear();
             if (!e.failedOnly) {
+                delete rec.manual;
                 rec.done = new IntervalSet();
                 rec.interrupted = new IntervalSet();
                 rec.outputs = {};
@@ -48326,16 +48424,97 @@ function applyEvent(state, ev) {
             }
             return;
         }
-        case 'mark-done':
-            rec.failed.clear();
-            rec.interrupted = new IntervalSet();
-            if (rec.to > rec.from)
-                rec.done.add(rec.from, rec.to);
-            rec.unitsDone = unitCount(rec);
-            rec.completedAt = e.t;
+        case 'merge-done': {
+            for (const [s, end] of e.done) {
+                const a = Math.max(s, rec.from);
+                const b = Math.min(end, rec.to);
+                if (a < b) {
+                    rec.done.add(a, b);
+                    rec.failed.delete(a);
+                    rec.interrupted.remove(a, b);
+                }
+            }
+            rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+            if (e.done.length > 0)
+                rec.lastDoneAt = e.t;
+            if (e.outputs)
+                Object.assign(rec.outputs, e.outputs);
+            if (isStepComplete(rec))
+                rec.completedAt ??= e.t;
+            return;
+        }
+        case 'mark-done': {
+            const whole = e.ranges === undefined;
+            const ranges = rangesIn(rec, e.ranges ?? [[rec.from, rec.to]]);
+            for (const [s, end] of ranges) {
+                // What ran stays work that ran: only the parts not done yet are marked as done by hand.
+                const marks = [...rec.done.gaps(s, end)].map(([gs, ge]) => manualMark(gs, ge, e));
+                if (marks.length > 0)
+                    rec.manual = [...(rec.manual ?? []), ...marks];
+                rec.done.add(s, end);
+                rec.interrupted.remove(s, end);
+                // A done item is never gone (refresh: true).
+                rec.gone?.remove(s, end);
+                dropFailed(rec, s, end);
+            }
+            if (rec.gone?.isEmpty)
+                delete rec.gone;
+            if (whole) {
+                rec.failed.clear();
+                rec.interrupted = new IntervalSet();
+                rec.unitsDone = unitCount(rec);
+                rec.completedAt = e.t;
+            }
+            else {
+                rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+                if (isStepComplete(rec))
+                    rec.completedAt = rec.completedAt ?? e.t;
+            }
             rec.lastDoneAt = e.t;
             return;
+        }
+        case 'items-refresh':
+            applyRefresh(rec, e);
+            return;
     }
+}
+function manualMark(start, end, e) {
+    return e.by === undefined ? { start, end, at: e.t } : { start, end, by: e.by, at: e.t };
+}
+/**
+ * `items-refresh`: the list grew to `count` (appended at the end, so every recorded range keeps its
+ * meaning) and `gone` replaces the gone set. Pending work is cut around gone items: interrupted ranges lose
+ * them, and a failed unit holding one becomes interrupted work of what is left (cut anew when handed out),
+ * so no unit ever gets a gone item. A list that grew is pending again; the done count follows the grid.
+ */
+function applyRefresh(rec, e) {
+    rec.items = {
+        count: e.count,
+        sha256: e.sha256,
+        source: rec.items?.source ?? '',
+        ...(e.refresh ? { refresh: true } : {}),
+    };
+    // Validated: unsharded, or the whole of a `shards: first` step on shard 0 (its part is the whole).
+    if (rec.sharding)
+        rec.sharding = { ...rec.sharding, to: e.count };
+    rec.to = e.count;
+    const gone = IntervalSet.from(e.gone);
+    if (gone.isEmpty)
+        delete rec.gone;
+    else
+        rec.gone = gone;
+    for (const [start, f] of rec.failed) {
+        if (!gone.overlaps(f.start, f.end))
+            continue;
+        rec.failed.delete(start);
+        rec.interrupted.add(f.start, f.end);
+    }
+    for (const [s, end] of gone.intervals())
+        rec.interrupted.remove(s, end);
+    rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+    // Completion is the scheduler's to record (`step-complete`, the marker); a list that grew is open again.
+    if (!isStepComplete(rec))
+        rec.completedAt = undefined;
 }
 /**
  * After a redefinition (`on-change: keep`, a changed shard or chunk size) the record's work must lie in its
@@ -48353,6 +48532,15 @@ function fitToSpace(rec) {
     const doneBefore = rec.done.size;
     rec.done = clip(rec.done);
     rec.interrupted = clip(rec.interrupted);
+    if (rec.manual) {
+        const kept = rec.manual
+            .map((m) => ({ ...m, start: Math.max(m.start, rec.from), end: Math.min(m.end, rec.to) }))
+            .filter((m) => m.start < m.end);
+        if (kept.length > 0)
+            rec.manual = kept;
+        else
+            delete rec.manual;
+    }
     for (const [start, f] of rec.failed) {
         const cell = Math.floor((f.start - rec.from) / rec.size);
         const fits = f.start >= rec.from &&
@@ -58632,12 +58820,56 @@ const isFingerprint = (v) => {
     return (['run', 'shell', 'env', 'workingDirectory', 'batch'].every((k) => typeof p[k] === 'string') &&
         isStrRecord(p.inputs));
 };
-const isItems = (v) => isObj(v) && isNat(v.count) && typeof v.sha256 === 'string' && typeof v.source === 'string';
+const isItems = (v) => isObj(v) &&
+    isNat(v.count) &&
+    typeof v.sha256 === 'string' &&
+    typeof v.source === 'string' &&
+    (v.refresh === undefined || v.refresh === true);
+/** Index ranges [s, e), each non-empty, in order and apart (as IntervalSet.toJSON writes them). */
+const isIndexRanges = (v) => {
+    if (!Array.isArray(v))
+        return false;
+    let last = Number.NEGATIVE_INFINITY;
+    for (const r of v) {
+        if (!Array.isArray(r) || r.length !== 2 || !isNat(r[0]) || !isNat(r[1]))
+            return false;
+        if (!(r[0] < r[1]) || r[0] <= last)
+            return false;
+        last = r[1];
+    }
+    return true;
+};
+/** Cut points of a split after a merge: from `from` to `to`, never decreasing. */
+const isCuts = (v, from, to) => Array.isArray(v) &&
+    v.length >= 2 &&
+    v.every(isInt) &&
+    v[0] === from &&
+    v[v.length - 1] === to &&
+    v.every((c, i) => i === 0 || v[i - 1] <= c);
 const isSharding = (v) => isObj(v) &&
     isInt(v.from) &&
     isInt(v.to) &&
     v.from <= v.to &&
-    (v.mode === 'split' || v.mode === 'every' || v.mode === 'first');
+    (v.mode === 'split' || v.mode === 'every' || v.mode === 'first') &&
+    (v.merge === undefined || isStr(v.merge)) &&
+    (v.cuts === undefined || isCuts(v.cuts, v.from, v.to));
+/** `[[start, end], ...]`: whole safe integers, each range not empty, in order and disjoint. */
+const isUnitRanges = (v) => {
+    if (!Array.isArray(v) || v.length === 0)
+        return false;
+    let prev = Number.NEGATIVE_INFINITY;
+    for (const r of v) {
+        if (!Array.isArray(r) || r.length !== 2 || !isInt(r[0]) || !isInt(r[1]))
+            return false;
+        const [s, e] = r;
+        if (!(s < e) || s < prev)
+            return false;
+        prev = e;
+    }
+    return true;
+};
+const isSpans = (v) => Array.isArray(v) &&
+    v.every((x) => Array.isArray(x) && x.length === 2 && isInt(x[0]) && isInt(x[1]) && x[0] < x[1]);
 const isShard = (v) => isObj(v) && isNat(v.index) && isPos(v.total) && v.index < v.total;
 const UNIT = { step: isStr, start: isInt, end: isInt, index: isNat };
 const SPACE = {
@@ -58677,10 +58909,20 @@ const SPECS = {
     yield: { ...UNIT, ms: isNonNegNum },
     interrupt: { ...UNIT, ms: isNonNegNum, reason: isStr },
     'step-complete': { step: isStr },
-    reset: { step: isStr, failedOnly: isBool, reason: isStr, 'forget?': isBool },
+    reset: {
+        step: isStr,
+        failedOnly: isBool,
+        reason: isStr,
+        'forget?': isBool,
+        'ranges?': isUnitRanges,
+        'by?': isStr,
+    },
     throttle: { step: isStr, held: isBool, 'reason?': isStr },
-    'mark-done': { step: isStr },
+    'mark-done': { step: isStr, 'ranges?': isUnitRanges, 'by?': isStr },
     approve: { step: isStr, by: isStr },
+    'items-refresh': { step: isStr, count: isNat, sha256: isStr, gone: isIndexRanges, refresh: isBool },
+    merge: { run: isStr, total: isPos, runs: (v) => Array.isArray(v) && v.every(isStr), 'at?': isNum },
+    'merge-done': { step: isStr, done: isSpans, 'outputs?': isStrRecord },
 };
 function checkSpec(value, spec) {
     for (const [key, check] of Object.entries(spec)) {
@@ -58723,6 +58965,20 @@ function checkUnit(rec, start, end, index) {
         return `unit [${start}, ${end}) is larger than the step's chunks of ${rec.size}`;
     return undefined;
 }
+/**
+ * Ranges of a step's space marked done or reset by hand: whole units of the step, inside its space. The
+ * command cuts them on the grid (`--unit N` is cell N, `--item` the cells holding the items), and so
+ * must they lie.
+ */
+function checkUnitRanges(rec, ranges) {
+    for (const [s, e] of ranges) {
+        if (s < rec.from || e > rec.to)
+            return `range [${s}, ${e}) lies outside its step's space [${rec.from}, ${rec.to})`;
+        if ((s - rec.from) % rec.size !== 0 || (e !== rec.to && (e - rec.from) % rec.size !== 0))
+            return `range [${s}, ${e}) is not made of whole units (chunks of ${rec.size} from ${rec.from})`;
+    }
+    return undefined;
+}
 /** A step's space: whole safe integers, not inverted, this shard's part inside the whole. */
 function checkSpace(s) {
     if (!isInt(s.from) || !isInt(s.to) || !isPos(s.size))
@@ -58761,11 +59017,59 @@ function checkEventInState(state, ev) {
             const problem = checkUnit(rec, ev.start, ev.end, ev.index);
             return problem && `${ev.type} event of step "${ev.step}": ${problem}`;
         }
+        case 'mark-done':
+        case 'reset': {
+            if (ev.type === 'reset' && ev.ranges && (ev.failedOnly || ev.forget))
+                return `reset event of step "${ev.step}": \`ranges\` with \`${ev.failedOnly ? 'failedOnly' : 'forget'}\``;
+            const rec = state.steps.get(ev.step);
+            if (!rec || !ev.ranges)
+                return undefined;
+            const problem = checkUnitRanges(rec, ev.ranges);
+            return problem && `${ev.type} event of step "${ev.step}": ${problem}`;
+        }
         case 'interrupt':
             return ev.start < ev.end ? undefined : `interrupt event: unit [${ev.start}, ${ev.end}) is empty`;
+        case 'items-refresh': {
+            const rec = state.steps.get(ev.step);
+            if (!rec)
+                return undefined;
+            const problem = checkRefresh(rec, ev);
+            return problem && `items-refresh event of step "${ev.step}": ${problem}`;
+        }
+        case 'merge-done': {
+            const rec = state.steps.get(ev.step);
+            if (!rec)
+                return undefined;
+            const out = ev.done.find(([s, e]) => s < rec.from || e > rec.to);
+            return (out &&
+                `merge-done event of step "${ev.step}": [${out[0]}, ${out[1]}) lies outside its space [${rec.from}, ${rec.to})`);
+        }
         default:
             return undefined;
     }
+}
+/**
+ * A refresh only appends (the indices of frozen items never change), to the whole list of an unsharded step
+ * (or of a `shards: first` step on the shard that runs it), and never calls a done item gone. That the
+ * list on disk is the one the event describes is checked where it is read (Checkpoint.readItems).
+ */
+function checkRefresh(rec, ev) {
+    if (!rec.items)
+        return 'its step has no frozen item list';
+    if (ev.count < rec.items.count)
+        return `the frozen list shrinks from ${rec.items.count} to ${ev.count} items (a refresh only appends)`;
+    if (ev.count === rec.items.count && ev.sha256 !== rec.items.sha256)
+        return `the frozen list of ${ev.count} items changes without growing (a refresh only appends)`;
+    if (rec.sharding &&
+        (rec.sharding.mode === 'split' || rec.from !== rec.sharding.from || rec.to !== rec.sharding.to))
+        return `it refreshes a shard's part [${rec.from}, ${rec.to}) (only unsharded steps and shards: first refresh)`;
+    for (const [s, e] of ev.gone) {
+        if (e > ev.count)
+            return `gone items [${s}, ${e}) reach past its ${ev.count} items`;
+        if (rec.done.overlaps(s, e))
+            return `gone items [${s}, ${e}) include done ones`;
+    }
+    return undefined;
 }
 /** A step's record as a whole (read from the snapshot): its space, its ranges and its counts. */
 function checkStepRecord(id, rec) {
@@ -58776,16 +59080,28 @@ function checkStepRecord(id, rec) {
     for (const [name, set] of [
         ['done', rec.done],
         ['interrupted', rec.interrupted],
+        ['gone', rec.gone],
     ]) {
+        if (!set)
+            continue;
         const min = set.min;
         const max = set.max;
         if (min !== undefined && max !== undefined && (min < rec.from || max > rec.to))
             return `${where}: ${name} ranges [${min}, ${max}) reach outside its space [${rec.from}, ${rec.to})`;
     }
+    for (const [s, e] of rec.gone?.intervals() ?? [])
+        if (rec.done.overlaps(s, e))
+            return `${where}: gone items [${s}, ${e}) include done ones`;
     for (const f of rec.failed.values()) {
         const problem = checkUnit(rec, f.start, f.end, f.index);
         if (problem)
             return `${where}: failed ${problem}`;
+    }
+    for (const m of rec.manual ?? []) {
+        if (!isInt(m.start) || !isInt(m.end) || !(m.start < m.end) || m.start < rec.from || m.end > rec.to)
+            return `${where}: range [${m.start}, ${m.end}) marked done by hand is not inside its space [${rec.from}, ${rec.to})`;
+        if (!rec.done.covers(m.start, m.end))
+            return `${where}: range [${m.start}, ${m.end}) is marked done by hand but is not done`;
     }
     for (const r of rec.running.values())
         if (!(r.start < r.end))
@@ -58832,9 +59148,22 @@ const stepSchema = object({
     from: schemas_number().int(),
     to: schemas_number().int(),
     size: schemas_number().int().positive(),
-    items: object({ count: schemas_number().int().nonnegative(), sha256: schemas_string(), source: schemas_string() })
+    items: object({
+        count: schemas_number().int().nonnegative(),
+        sha256: schemas_string(),
+        source: schemas_string(),
+        refresh: literal(true).optional(),
+    })
         .optional(),
-    sharding: object({ from: schemas_number().int(), to: schemas_number().int(), mode: schemas_enum(['split', 'every', 'first']) })
+    /** `refresh: true`: items that left the source before they were done. */
+    gone: intervals.optional(),
+    sharding: object({
+        from: schemas_number().int(),
+        to: schemas_number().int(),
+        mode: schemas_enum(['split', 'every', 'first']),
+        merge: schemas_string().optional(),
+        cuts: array(schemas_number().int()).min(2).optional(),
+    })
         .optional(),
     adaptive: schemas_boolean().optional(),
     pace: object({
@@ -58886,6 +59215,8 @@ const stepSchema = object({
         heldMs: schemas_number(),
     })
         .optional(),
+    manual: array(object({ start: schemas_number().int(), end: schemas_number().int(), by: schemas_string().optional(), at: schemas_number() }))
+        .optional(),
 });
 const snapshotSchema = object({
     format: schemas_number().int(),
@@ -58907,6 +59238,13 @@ const snapshotSchema = object({
     })),
     steps: record(schemas_string(), stepSchema),
     approvals: record(schemas_string(), object({ by: schemas_string(), at: schemas_number() })).optional(),
+    merge: object({
+        run: schemas_string(),
+        total: schemas_number().int().positive(),
+        runs: array(schemas_string()),
+        at: schemas_number(),
+    })
+        .optional(),
     shard: object({ index: schemas_number().int().nonnegative(), total: schemas_number().int().positive() })
         .refine((s) => s.index < s.total, 'expected index < total')
         .optional(),
@@ -58931,6 +59269,8 @@ function stepToJson(rec) {
     };
     if (rec.items)
         out.items = rec.items;
+    if (rec.gone && !rec.gone.isEmpty)
+        out.gone = rec.gone.toFlat();
     if (rec.sharding)
         out.sharding = rec.sharding;
     if (rec.adaptive)
@@ -58943,6 +59283,8 @@ function stepToJson(rec) {
         out.lastDoneAt = rec.lastDoneAt;
     if (rec.throttle)
         out.throttle = { ...rec.throttle };
+    if (rec.manual && rec.manual.length > 0)
+        out.manual = rec.manual.map((m) => ({ ...m }));
     return out;
 }
 /** Pretty JSON, except that arrays of scalars (and of scalar pairs) stay on one line. */
@@ -58989,6 +59331,7 @@ function serializeSnapshot(state) {
         seq: state.seq,
         attempts: state.attempts,
         ...(state.shard ? { shard: state.shard } : {}),
+        ...(state.merge ? { merge: state.merge } : {}),
         ...(state.approvals?.size ? { approvals: Object.fromEntries(state.approvals) } : {}),
         steps: Object.fromEntries([...state.steps].map(([id, rec]) => [id, stepToJson(rec)])),
     };
@@ -59039,8 +59382,12 @@ function parseSnapshot(text, file) {
             unitsDone: s.unitsDone,
             reason: s.reason,
         };
-        if (s.items)
-            rec.items = s.items;
+        if (s.items) {
+            const { refresh, ...items } = s.items;
+            rec.items = refresh ? { ...items, refresh } : items;
+        }
+        if (s.gone !== undefined)
+            rec.gone = flatIntervals(s.gone, file, `steps.${id}.gone`);
         if (s.sharding)
             rec.sharding = s.sharding;
         if (s.adaptive)
@@ -59053,6 +59400,10 @@ function parseSnapshot(text, file) {
             rec.lastDoneAt = s.lastDoneAt;
         if (s.throttle)
             rec.throttle = throttleRecord(s.throttle);
+        if (s.manual && s.manual.length > 0)
+            rec.manual = s.manual.map((m) => m.by === undefined
+                ? { start: m.start, end: m.end, at: m.at }
+                : { start: m.start, end: m.end, by: m.by, at: m.at });
         // Evidence, not orders: the record must make sense on its own before anything reads it.
         const problem = checkStepRecord(id, rec);
         if (problem)
@@ -59073,6 +59424,8 @@ function parseSnapshot(text, file) {
     };
     if (doc.shard)
         state.shard = doc.shard;
+    if (doc.merge)
+        state.merge = { ...doc.merge, runs: [...doc.merge.runs] };
     if (doc.approvals && Object.keys(doc.approvals).length > 0)
         state.approvals = new Map(Object.entries(doc.approvals).map(([id, a]) => [id, { by: a.by, at: a.at }]));
     return state;
@@ -59476,6 +59829,15 @@ class checkpoint_Checkpoint {
             return refuse('is not a JSON list of strings');
         // The file is the list's JSON as writeItems wrote it: its text hashes like the list (no second copy).
         const json = text.endsWith('\n') ? text.slice(0, -1) : text;
+        // A list that refreshes is written longer before the `items-refresh` that records it (engine/scheduler.ts):
+        // an attempt cut off in between leaves a file whose first `count` items are the recorded list, and the
+        // next attempt appends the rest again. (Its first attempt with `refresh` may be the one cut off, so the
+        // record need not say `refresh` yet.)
+        if (rec?.items && items.length > rec.items.count) {
+            const head = items.slice(0, rec.items.count);
+            if (checkpoint_itemsHash(head) === rec.items.sha256)
+                return head;
+        }
         if (rec?.items && sha256(json) !== rec.items.sha256 && checkpoint_itemsHash(items) !== rec.items.sha256)
             return refuse('does not match its checksum');
         // The count is a field of its own in the record: a list of another length would hand out units past it.
@@ -60056,27 +60418,47 @@ const itemsObjectShape = strictObject({
         description: "The command's stdout lines are the items (blank lines skipped); runs with bash -eo pipefail -c in the plan file's directory.",
         examples: ["psql -Atc 'select id from shards'"],
     }),
+    list: array(itemSchema, { error: 'expected a list of items (single-line strings or numbers)' })
+        .optional()
+        .meta({
+        description: 'The items as written (single-line strings or numbers): the mapping form of `items: [a, b]`, which can take `refresh: true`.',
+        examples: [['a', 'b', 'c']],
+    }),
+    refresh: bool.optional().meta({
+        description: 'true: every attempt expands the source again. Items not yet in the frozen list are appended (the indices of the others never change) and run once; done items never run again; items that left the source before they ran are shown as gone and not run; a source that gives nothing is allowed. With `list`, the list in the plan is the source.',
+    }),
 }, { error: 'expected a mapping' });
 const itemsObjectSchema = itemsObjectShape
     .superRefine((o, ctx) => {
-    const given = ['file', 'glob', 'command'].filter((k) => o[k] !== undefined);
+    const given = ['file', 'glob', 'command', 'list'].filter((k) => o[k] !== undefined);
     if (given.length !== 1) {
         ctx.addIssue({
             code: 'custom',
             message: given.length === 0
-                ? expecting('expected exactly one of file, glob or command', 'e.g. items: { file: ids.txt } or items: { glob: "data/*.csv" }')
-                : `use only one of file, glob or command, not ${given.join(' and ')}`,
+                ? expecting('expected exactly one of file, glob, command or list', 'e.g. items: { file: ids.txt } or items: { glob: "data/*.csv", refresh: true }')
+                : `use only one of file, glob, command or list, not ${given.join(' and ')}`,
         });
     }
 })
     .transform((o) => {
+    // `refresh: false` is the default: left out, so the source (and its fingerprint) is as without it.
+    const refresh = o.refresh === true ? { refresh: true } : {};
+    if (o.list !== undefined)
+        return { kind: 'list', items: o.list.map((i) => i ?? ''), ...refresh };
     if (o.file !== undefined)
-        return { kind: 'file', file: o.file };
+        return { kind: 'file', file: o.file, ...refresh };
     if (o.glob !== undefined)
-        return { kind: 'glob', glob: o.glob };
-    return { kind: 'command', command: o.command ?? '' };
+        return { kind: 'glob', glob: o.glob, ...refresh };
+    return { kind: 'command', command: o.command ?? '', ...refresh };
 })
-    .meta({ oneOf: [{ required: ['file'] }, { required: ['glob'] }, { required: ['command'] }] });
+    .meta({
+    oneOf: [
+        { required: ['list'] },
+        { required: ['file'] },
+        { required: ['glob'] },
+        { required: ['command'] },
+    ],
+});
 const ITEMS_EXPECTED = 'expected a list of items, or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}';
 const itemsSchema = union([
     array(itemSchema, { error: ITEMS_EXPECTED })
@@ -60189,8 +60571,13 @@ const batchSchema = strictObject({
         examples: [{ from: 0, to: 40000000 }],
     }),
     items: itemsSchema.optional().meta({
-        description: 'A list of items (single-line strings or numbers), or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}; expanded once and frozen into the checkpoint.',
-        examples: [['a', 'b', 'c'], { file: 'ids.txt' }, { glob: 'data/*.csv' }],
+        description: 'A list of items (single-line strings or numbers), or one of {file: PATH}, {glob: PATTERN}, {command: COMMAND}, {list: [...]}; expanded once and frozen into the checkpoint, or with `refresh: true` expanded again at every attempt (new items appended).',
+        examples: [
+            ['a', 'b', 'c'],
+            { file: 'ids.txt' },
+            { glob: 'data/*.csv' },
+            { glob: 'inbox/*.json', refresh: true },
+        ],
     }),
     size: sizeSchema.optional().meta({
         description: 'Numbers or items per unit; or {target, min, max}: chunks sized so that each takes about `target`.',
@@ -61287,6 +61674,33 @@ function words(value) {
         .map((w) => w.trim())
         .filter((w) => w !== '');
 }
+/**
+ * `reset: import` (the step and its dependents), `import:3`, `import:3-5` / `import:3..5` (chunk indices,
+ * both ends included) and `import:data/a.csv` (the unit holding that item). A step id never holds a colon,
+ * so the first one splits: an item may hold more (`s3://b/k`). Whether `3` is an index or an item name is
+ * told against the plan and the frozen list when it is applied (an item list: an item of that name first,
+ * else an index; a range step: an index only).
+ */
+function parseResetEntries(entries) {
+    const out = { steps: [], units: new Map() };
+    for (const entry of entries) {
+        const colon = entry.indexOf(':');
+        if (colon < 0) {
+            if (!out.steps.includes(entry))
+                out.steps.push(entry);
+            continue;
+        }
+        const step = entry.slice(0, colon);
+        const unit = entry.slice(colon + 1);
+        if (step === '' || unit === '')
+            throw new InputError(`input \`reset\`: "${entry}" names ${step === '' ? 'no step' : 'no unit'}; write STEP (the step and its dependents), STEP:UNIT (\`import:3\`, \`import:3-5\`) or STEP:ITEM (\`import:data/a.csv\`)`);
+        const list = out.units.get(step) ?? [];
+        if (!list.includes(unit))
+            list.push(unit);
+        out.units.set(step, list);
+    }
+    return out;
+}
 /** Every input the action declares, with the default action.yml gives it. */
 const INPUT_DEFAULTS = {
     file: 'checkpoint.yml',
@@ -61360,7 +61774,11 @@ function schema(ctx, command) {
             return abs;
         })),
         'signing-key': inputs_optional((v) => v),
-        reset: field(words),
+        reset: field((v) => {
+            const entries = words(v);
+            parseResetEntries(entries);
+            return entries;
+        }),
         approve: field(words),
         'max-continuations': field((v) => inputs_integer('max-continuations', v || '10', 0)),
         'retention-days': inputs_optional((v) => {
@@ -61617,7 +62035,10 @@ async function loadFrozenItems(ckpt, which = 'named') {
     for (const [id, rec] of ckpt.state.steps) {
         if (!rec.items || rec.items.count === 0)
             continue;
-        const named = rec.failed.size > 0 || rec.interrupted.count > 0 || rec.running.size > 0;
+        const named = rec.failed.size > 0 ||
+            rec.interrupted.count > 0 ||
+            rec.running.size > 0 ||
+            (rec.gone?.isEmpty ?? true) === false;
         if (which === 'named' && !named)
             continue;
         try {
@@ -62177,7 +62598,52 @@ function annotationsFor(stats, logs, opts = {}) {
     return out;
 }
 
+;// CONCATENATED MODULE: ./src/engine/refresh.ts
+function refreshItems(frozen, now, done) {
+    const known = new Set(frozen);
+    const added = [];
+    for (const item of now) {
+        if (known.has(item))
+            continue;
+        known.add(item);
+        added.push(item);
+    }
+    const present = new Set(now);
+    const gone = [];
+    let goneCount = 0;
+    // Only the items not done can be gone: the gaps of `done` are few next to the items when much is done.
+    for (const [s, e] of done.gaps(0, frozen.length)) {
+        for (let i = s; i < e; i++) {
+            if (present.has(frozen[i]))
+                continue;
+            goneCount += 1;
+            const last = gone[gone.length - 1];
+            if (last && last[1] === i)
+                last[1] = i + 1;
+            else
+                gone.push([i, i + 1]);
+        }
+    }
+    return { list: added.length > 0 ? [...frozen, ...added] : [...frozen], added, gone, goneCount };
+}
+/** Whether two lists of ranges are the same. */
+function sameRanges(a, b) {
+    return a.length === b.length && a.every(([s, e], i) => b[i]?.[0] === s && b[i]?.[1] === e);
+}
+/** The items of `ranges` of `list`, the first `max` of them. */
+function itemsOfRanges(list, ranges, max) {
+    const out = [];
+    for (const [s, e] of ranges) {
+        out.push(...list.slice(s, Math.min(e, s + max - out.length)));
+        if (out.length >= max)
+            break;
+    }
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./src/report/stats.ts
+// Per-step figures shared by `status`, the live progress view and (later) the job summary.
+
 
 
 
@@ -62264,13 +62730,24 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, fr
                 ...(items ? { items } : {}),
             };
         }),
-        warnings: rec.items && rec.items.count === 0 ? [emptyItemsWarning(id, rec.items.source)] : [],
+        // A list that refreshes may well be empty for now: its items come later.
+        warnings: rec.items && rec.items.count === 0 && !rec.items.refresh
+            ? [emptyItemsWarning(id, rec.items.source)]
+            : [],
         outputs: rec.outputs,
         parallel,
         batch,
     };
     if (rec.items)
         s.items = { count: rec.items.count, source: rec.items.source };
+    if (rec.gone && !rec.gone.isEmpty) {
+        const ranges = rec.gone.toJSON();
+        s.gone = {
+            count: rec.gone.size,
+            ranges,
+            first: frozen ? itemsOfRanges(frozen, ranges, ITEMS_LISTED) : [],
+        };
+    }
     if (rec.completedAt !== undefined)
         s.completedAt = rec.completedAt;
     if (rec.throttle) {
@@ -63420,7 +63897,14 @@ function batchIdentity(batch) {
     const size = batch.adaptive ? 'by-time' : batch.size;
     if (space.kind === 'range')
         return { range: [space.from, space.to], size };
-    return { items: space.source, size };
+    // `refresh: true`: what the source gives changes from attempt to attempt by design, and each change is
+    // appended to the frozen list (engine/refresh.ts), so only the source's definition counts. The flag itself
+    // is left out too: turning it on keeps the work done, as it only says how the list may grow. An inline
+    // list's definition is its items, so with `refresh` it counts as a list and nothing more.
+    const { refresh, ...source } = space.source;
+    if (refresh && source.kind === 'list')
+        return { items: { kind: 'list', refresh: true }, size };
+    return { items: source, size };
 }
 function sortedEntries(record) {
     return Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -64653,6 +65137,13 @@ function baseKey(o) {
 /** The keys of the N shards of a matrix job (what each shard's `baseKey` was), for `command: report`. */
 function shardKeys(o, total) {
     return Array.from({ length: total }, (_, i) => baseKey({ ...o, shard: `${i}/${total}` }));
+}
+/**
+ * The campaign's merged checkpoint (`command: report`): the key without the shard, plus `-merged`. Not the
+ * bare key: restore goes by prefix, and `checkpoint-v1-<key>-` would also find every shard's entries.
+ */
+function mergedKey(o) {
+    return `${baseKey(o)}-merged`;
 }
 function entryPrefix(key) {
     return `checkpoint-v1-${key}-`;
