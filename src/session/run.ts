@@ -461,7 +461,20 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
     // Released before the handlers go: a signal while the lease is let go must not kill the process (exit
     // 130 after it printed "exit 75").
     await lease?.release();
+    // The run is over and only reporting and the exit are left: a late Ctrl-C or SIGTERM must not kill
+    // the process by its signal (exit 130 for a run that ended 0 or 75). Without a listener Node gives the
+    // signal back to its default action at once, so the no-op goes on before onSignal goes off. Only when
+    // nobody else listens (the CLI): a caller with its own handlers (the action's main) decides itself.
+    if (process.listenerCount('SIGINT') === 1) ignoreLateSignals();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+const ignore = () => {};
+
+function ignoreLateSignals(): void {
+  if (process.listeners('SIGINT').includes(ignore)) return;
+  process.on('SIGINT', ignore);
+  process.on('SIGTERM', ignore);
 }
