@@ -9,8 +9,8 @@
 // concurrency); at the end every unit has run to its end, the checkpoint loads, and no unit process of any
 // attempt is alive (a SIGKILLed run leaves its units running; the next run must end them).
 //
-// Snapshot compaction: the journal is only cut past 8 MiB (no knob to lower it), far beyond what a
-// campaign of this length writes, so the snapshot writes hit are the ones every attempt makes when it ends
+// Snapshot compaction: the journal is only cut past 4 MiB (COMPACT_BYTES; test/journal/rotation.test.ts
+// kills writers mid-rotation with a smaller one), far beyond what a campaign of this length writes, so the snapshot writes hit are the ones every attempt makes when it ends
 // (the near-the-end kills) and when a run is created (the start-up kills on a new project).
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -33,11 +33,10 @@ const CONCURRENCY = 3;
 /** Every n-th kill is also judged through `checkpoint status --json` (the rest in-process, same reader). */
 const STATUS_EVERY = 8;
 /**
- * Units in flight: with pipelining, each of the CONCURRENCY slots holds at most the unit whose end is being
- * written and the unit its launcher started the moment that one exited (engine/scheduler.ts, #supervise). A
- * kill redoes at most those.
+ * Units in flight: a slot is freed only once its unit's end is written (engine/scheduler.ts, #runUnit), and
+ * no unit is started ahead of a slot, so a kill redoes at most the units holding the CONCURRENCY slots.
  */
-const IN_FLIGHT = 2 * CONCURRENCY;
+const IN_FLIGHT = CONCURRENCY;
 
 // Every unit: `start <step> <index> <pid> <round>` on entry, `end <step> <index>` on exit. A few `work` units
 // hang the first time they run (while rounds are being killed), so there are long-lived unit processes for
