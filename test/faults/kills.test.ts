@@ -364,8 +364,8 @@ describe('kills', () => {
         `orphaned units ended by resumes ${tally.orphansEndedByResume}; kills that left a lease for the resume to take over ${tally.takeovers}; ` +
         `${tally.statusChecks} kills also judged through status --json` +
         `; most units running at one kill ${tally.maxRunningAtKill}, exited but not yet journaled ` +
-        `${tally.maxExitedUnrecorded} (in flight: ${CONCURRENCY} running, plus per slot the unit whose end was ` +
-        `being written)` +
+        `${tally.maxExitedUnrecorded} (a slot holds its unit until its end is written: at most ${CONCURRENCY} ` +
+        `in flight, running or exited)` +
         (findings.length > 0 ? `. First findings: ${findings.slice(0, 3).join(' | ')}` : ''),
     );
   });
