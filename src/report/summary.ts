@@ -369,8 +369,9 @@ function stepCell(s: StepStats): string {
 }
 
 /**
- * Steps that cannot start before a person acts: those that need (directly or through others) a failed
- * step or one waiting for approval. Steps come in plan order, so a step's needs are decided before it.
+ * Steps held behind others: those that need (directly or through others) a failed step, which must pass
+ * on a later attempt first, or one waiting for approval. Steps come in plan order, so a step's needs are
+ * decided before it.
  */
 function blockedSteps(steps: readonly StepStats[]): Set<string> {
   const status = new Map(steps.map((s) => [s.id, s.status]));
