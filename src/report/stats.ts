@@ -55,6 +55,13 @@ export interface StepStats {
    * the frozen list was given.
    */
   gone?: { count: number; ranges: Array<[number, number]>; first: string[] };
+  /**
+   * Ranges marked done by hand (`checkpoint mark-done`): who (absent in older checkpoints) and when, with
+   * their items named when the frozen list was given. Absent when no unit was.
+   */
+  manual?: Array<{ start: number; end: number; by?: string; at: number; items?: UnitItems }>;
+  /** The steps it needs, when the plan is known: what a step left pending is waiting on. */
+  needs?: string[];
   /** Things worth a reader's attention that did not fail the step, e.g. an item source that gave nothing. */
   warnings: string[];
   outputs: Record<string, string>;
@@ -169,6 +176,12 @@ export function stepStats(
       first: frozen ? itemsOfRanges(frozen, ranges, ITEMS_LISTED) : [],
     };
   }
+  if (rec.manual && rec.manual.length > 0) {
+    s.manual = rec.manual.map((m) => {
+      const items = unitItems(frozen, m.start, m.end);
+      return { ...m, ...(items ? { items } : {}) };
+    });
+  }
   if (rec.completedAt !== undefined) s.completedAt = rec.completedAt;
   if (rec.throttle) {
     const t = rec.throttle;
@@ -187,8 +200,8 @@ export function allStepStats(
   frozen?: FrozenItems,
 ): StepStats[] {
   if (plan) {
-    return plan.steps.map((s) =>
-      withApproval(
+    return plan.steps.map((s) => {
+      const st = withApproval(
         state,
         s,
         stepStats(
@@ -201,8 +214,10 @@ export function allStepStats(
           plannedUnits(s),
           frozen?.get(s.id),
         ),
-      ),
-    );
+      );
+      st.needs = [...s.needs];
+      return st;
+    });
   }
   return [...state.steps].map(([id, rec]) => {
     const st = stepStats(id, id, rec, 1, unitCount(rec) > 1, live, 0, frozen?.get(id));

@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises';
 import type { Checkpoint } from '../journal/checkpoint.js';
 import type { AttemptRecord, CheckpointState } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
-import { describeItems, ITEMS_LISTED, type UnitItems } from './items.js';
+import { describeItems, ITEMS_LISTED, nameItems, type UnitItems } from './items.js';
 import type { RunStats, StepStats, StepStatus } from './stats.js';
 
 /** GitHub refuses a step summary above 1 MiB (and then shows nothing at all). */
@@ -323,11 +323,17 @@ function headline(input: SummaryInput, outcome: Outcome): string[] {
   } else {
     const left = stats.steps.filter((s) => s.status !== 'done');
     lines.push(`## ⏸️ ${plan}: incomplete`);
-    const eta = stats.etaMs === undefined ? '' : ` · ETA ${formatDuration(stats.etaMs)}`;
+    // The run's ETA is a finish time only when every step left can finish at its pace: a failed unit
+    // needs a retry that may fail again, an approval needs a person, and what needs either waits on them.
+    const stuck = stats.steps.some((s) => s.status === 'failed' || s.status === 'waiting');
+    const eta =
+      stats.etaMs === undefined || stats.etaMs <= 0 || stuck ? '' : ` · ETA ${formatDuration(stats.etaMs)}`;
+    // "Left" is every unit not done, failed ones included, as `status --json` counts `remaining`.
+    const failedNote = stats.unitsFailed > 0 ? ` (${stats.unitsFailed} of them failed)` : '';
     lines.push(
       '',
       `${stats.unitsDone} of ${stats.unitsTotal} units done (${pct(stats.unitsDone, stats.unitsTotal)}%); ` +
-        `${stats.unitsRemaining} left in ${listSteps(left, (s) => s.unitsRemaining)}${eta}. ` +
+        `${stats.unitsRemaining} left${failedNote} in ${listSteps(left, (s) => s.unitsRemaining)}${eta}. ` +
         'The next attempt resumes from here.',
     );
   }
@@ -362,8 +368,34 @@ function stepCell(s: StepStats): string {
   return s.name && s.name !== s.id ? `${escapeCell(s.name)} (${escapeCell(s.id)})` : escapeCell(s.id);
 }
 
-function stepRow(s: StepStats): string {
-  const eta = s.status === 'done' ? '—' : s.etaMs === undefined ? '?' : formatDuration(s.etaMs);
+/**
+ * Steps held behind others: those that need (directly or through others) a failed step, which must pass
+ * on a later attempt first, or one waiting for approval. Steps come in plan order, so a step's needs are
+ * decided before it.
+ */
+function blockedSteps(steps: readonly StepStats[]): Set<string> {
+  const status = new Map(steps.map((s) => [s.id, s.status]));
+  const blocked = new Set<string>();
+  for (const s of steps) {
+    if (s.status === 'done') continue;
+    const stuck = (d: string) => status.get(d) === 'failed' || status.get(d) === 'waiting' || blocked.has(d);
+    if ((s.needs ?? []).some(stuck)) blocked.add(s.id);
+  }
+  return blocked;
+}
+
+/**
+ * The time a step needs to finish at its pace so far, or `—` when no pace can tell it: done (nothing left),
+ * failed (its failed units run again only on a next attempt, and whether they pass is not a matter of pace),
+ * waiting for approval (a person decides when), or blocked behind a step that is one of these. `?`: not
+ * known yet (no unit has finished).
+ */
+function etaCell(s: StepStats, blocked: boolean): string {
+  if (s.status === 'done' || s.status === 'failed' || s.status === 'waiting' || blocked) return '—';
+  return s.etaMs === undefined ? '?' : formatDuration(s.etaMs);
+}
+
+function stepRow(s: StepStats, blocked: boolean): string {
   const cells = [
     stepCell(s),
     `${STATE_ICON[s.status]} ${s.status === 'waiting' ? 'waiting for approval' : s.status}`,
@@ -371,15 +403,71 @@ function stepRow(s: StepStats): string {
     String(s.unitsFailed),
     String(s.unitsRemaining),
     formatDuration(s.timeMs),
-    eta,
+    etaCell(s, blocked),
   ];
   return `| ${cells.join(' | ')} |`;
 }
 
+// Remaining is every unit not done, failed ones included: the figure `status --json` (`remaining`) and the
+// `units-remaining` output give, so the three never disagree; the header says so.
 const TABLE_HEAD = [
-  '| Step | State | Done | Failed | Remaining | Time | ETA |',
+  '| Step | State | Done | Failed | Remaining (incl. failed) | Time | ETA |',
   '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
 ];
+
+const MAX_MARKS_SHOWN = 5;
+const MAX_RANGES_SHOWN = 6;
+const GONE_NAMED = 5;
+
+/**
+ * `✍️ **import**: marked done by hand by alice at 2026-…Z: items 20–29 (a.csv, …), unit 50`: one line per
+ * mark (who and when), as `status` prints them, at most five a step; a plain step's line has no ranges.
+ */
+function manualLines(s: StepStats): string[] {
+  const marks = s.manual ?? [];
+  const groups: Array<{ by: string | undefined; at: number; ranges: NonNullable<StepStats['manual']> }> = [];
+  for (const m of marks) {
+    const last = groups[groups.length - 1];
+    if (last && last.by === m.by && last.at === m.at) last.ranges.push(m);
+    else groups.push({ by: m.by, at: m.at, ranges: [m] });
+  }
+  const lines = groups.slice(0, MAX_MARKS_SHOWN).map((g) => {
+    const who = g.by !== undefined ? ` by ${escapeCell(g.by)}` : '';
+    const head = `✍️ **${escapeCell(s.id)}**: marked done by hand${who} at ${new Date(g.at).toISOString()}`;
+    if (!s.batch) return head;
+    const parts = g.ranges
+      .slice(0, MAX_RANGES_SHOWN)
+      .map((m) => escapeCell(rangeLabel(s, m.start, m.end, m.items)));
+    if (g.ranges.length > MAX_RANGES_SHOWN) parts.push(`${g.ranges.length - MAX_RANGES_SHOWN} more ranges`);
+    return `${head}: ${parts.join(', ')}`;
+  });
+  if (groups.length > MAX_MARKS_SHOWN)
+    lines.push(
+      `✍️ **${escapeCell(s.id)}**: ${plural(groups.length - MAX_MARKS_SHOWN, 'more mark')} by hand ` +
+        '(`checkpoint status --json` lists them all)',
+    );
+  return lines;
+}
+
+/** `refresh: true`: the items that left the source before they ran, named (the first few) or by index. */
+function goneLine(s: StepStats): string | undefined {
+  const g = s.gone;
+  if (!g || g.count === 0) return undefined;
+  const which =
+    g.first.length > 0
+      ? nameItems(g.first, g.count, GONE_NAMED)
+      : g.ranges
+          .slice(0, MAX_RANGES_SHOWN)
+          .map(([a, b]) => (b - a <= 1 ? `item ${a}` : `items ${a}–${b - 1}`))
+          .concat(
+            g.ranges.length > MAX_RANGES_SHOWN ? [`${g.ranges.length - MAX_RANGES_SHOWN} more ranges`] : [],
+          )
+          .join(', ');
+  return (
+    `🗑️ **${escapeCell(s.id)}**: ${plural(g.count, 'item')} left the source before ${g.count === 1 ? 'it' : 'they'} ` +
+    `ran and will not run: ${escapeCell(which)}`
+  );
+}
 
 /** Which chunks a range is, when the numbers alone do not say it (chunks of more than one number). */
 function chunkNote(range: FailedRange): string {
@@ -429,16 +517,71 @@ function ganttText(text: string, max: number): string {
   return clean.length > max ? `${clean.slice(0, max - 3).trimEnd()}...` : clean;
 }
 
-function attemptEnd(a: AttemptRecord, next: AttemptRecord | undefined, now: number) {
+/**
+ * Ticks of the timeline's axis, finest first: the first that puts at most MAX_TICKS ticks on the span of
+ * the attempts is used, with a format that tells its ticks apart (`%H:%M` alone labels every tick of a
+ * 20-second run `17:28`). Mermaid's gantt takes `tickInterval` as `<n><unit>`, unit millisecond, second
+ * (Mermaid 10.5 on), minute, hour, day, week or month, and `axisFormat` as a d3-time-format string,
+ * rendered in the reader's time zone. A Mermaid that does not know the interval ignores it and picks its
+ * own ticks: the format still shows seconds where they matter.
+ */
+const AXIS_TICKS: ReadonlyArray<{ ms: number; interval: string; format: string }> = [
+  ...[1, 2, 5, 10, 15, 30].map((n) => ({ ms: n * 1000, interval: `${n}second`, format: '%H:%M:%S' })),
+  ...[1, 2, 5, 10, 15, 30].map((n) => ({ ms: n * 60_000, interval: `${n}minute`, format: '%H:%M' })),
+  ...[1, 2, 3, 6].map((n) => ({ ms: n * 3_600_000, interval: `${n}hour`, format: '%H:%M' })),
+  ...[1, 2].map((n) => ({ ms: n * 86_400_000, interval: `${n}day`, format: '%b %d' })),
+  { ms: 7 * 86_400_000, interval: '1week', format: '%b %d' },
+  ...[1, 3, 6, 12].map((n) => ({ ms: n * 30 * 86_400_000, interval: `${n}month`, format: '%b %Y' })),
+];
+/** Eight labels of at most 12 characters fit side by side in the width GitHub gives a diagram. */
+const MAX_TICKS = 8;
+const DAY_MS = 86_400_000;
+
+/** `tickInterval` and `axisFormat` for attempts spread over `spanMs`. */
+export function timelineAxis(spanMs: number): { tickInterval: string; axisFormat: string } {
+  const pick =
+    AXIS_TICKS.find((t) => spanMs / t.ms <= MAX_TICKS) ??
+    (AXIS_TICKS[AXIS_TICKS.length - 1] as (typeof AXIS_TICKS)[number]);
+  // Hour ticks over more than a day repeat their times: the day tells them apart.
+  const format = pick.format === '%H:%M' && spanMs > DAY_MS ? '%b %d %H:%M' : pick.format;
+  return { tickInterval: pick.interval, axisFormat: format };
+}
+
+interface AttemptEnd {
+  end: number;
+  /** One word or two for the bar: the bar's text must fit beside a bar of any width. */
+  word: string;
+  /** The whole story, for the list under the chart. */
+  how: string;
+  tag: string;
+}
+
+function attemptEnd(a: AttemptRecord, next: AttemptRecord | undefined, now: number): AttemptEnd {
   if (a.endedAt !== undefined) {
-    const how = a.exit === 0 ? 'complete' : `exit ${a.exit}, ${a.reason ?? 'no reason recorded'}`;
+    const word =
+      a.exit === 0 ? 'done' : a.exit === 1 ? 'failed' : a.exit === 75 ? 'stopped' : `exit ${a.exit}`;
+    const how = `exit ${a.exit}: ${a.reason ?? 'no reason recorded'}`;
     const tag = a.exit === 0 ? 'done, ' : a.exit === 1 ? 'crit, ' : '';
-    return { end: a.endedAt, how, tag };
+    return { end: a.endedAt, word, how, tag };
   }
   // No end recorded: killed, cancelled or crashed; the next attempt's start bounds it.
-  if (next) return { end: next.startedAt, how: 'no end recorded (killed or cancelled)', tag: 'crit, ' };
-  return { end: Math.max(now, a.startedAt), how: 'running or no end recorded', tag: 'active, ' };
+  if (next)
+    return {
+      end: next.startedAt,
+      word: 'cut off',
+      how: `no end recorded (killed, cancelled or crashed) before attempt ${next.attempt} started`,
+      tag: 'crit, ',
+    };
+  return {
+    end: Math.max(now, a.startedAt),
+    word: 'no end yet',
+    how: 'no end recorded yet (still running, or stopped without recording it)',
+    tag: 'active, ',
+  };
 }
+
+/** Reasons are engine messages; one pathological reason must not take the list's room. */
+const MAX_REASON_CHARS = 200;
 
 function timeline(state: CheckpointState, now: number): string[] {
   const attempts = state.attempts;
@@ -446,17 +589,26 @@ function timeline(state: CheckpointState, now: number): string[] {
   const shown = attempts.slice(-MAX_TIMELINE_ATTEMPTS);
   const first = shown[0] as AttemptRecord;
   const rows: string[] = [];
+  const notes: string[] = [];
   let lastEnd = first.startedAt;
   for (let i = 0; i < shown.length; i++) {
     const a = shown[i] as AttemptRecord;
-    const { end, how, tag } = attemptEnd(a, shown[i + 1], now);
+    const { end, word, how, tag } = attemptEnd(a, shown[i + 1], now);
     // A zero-length bar is drawn as nothing at all.
     const stop = Math.max(end, a.startedAt + 1000);
     lastEnd = Math.max(lastEnd, stop);
-    const label = `Attempt ${a.attempt}${a.resumed ? ' (resumed)' : ''} - ${ganttText(how, 60)} - ${plural(a.unitsDone, 'unit')} done`;
-    rows.push(`    ${label} :${tag}a${a.attempt}, ${a.startedAt}, ${stop}`);
+    // Short, so that a bar too narrow for its text shows it beside the bar on its own row, clear of the
+    // others; the why is in the list under the chart.
+    const label = `Attempt ${a.attempt} ${word}, ${plural(a.unitsDone, 'unit')}`;
+    rows.push(`    ${ganttText(label, 40)} :${tag}a${a.attempt}, ${a.startedAt}, ${stop}`);
+    const took = a.endedAt !== undefined ? `, ${formatDuration(Math.max(0, a.endedAt - a.startedAt))}` : '';
+    const cut = how.length > MAX_REASON_CHARS ? `${how.slice(0, MAX_REASON_CHARS)}…` : how;
+    notes.push(
+      `- Attempt ${a.attempt} (${a.resumed ? 'resumed' : 'fresh start'}${took}): ${escapeMarkdown(cut)}; ` +
+        `${plural(a.unitsDone, 'unit')} done.`,
+    );
   }
-  const multiDay = lastEnd - first.startedAt > 86_400_000;
+  const axis = timelineAxis(lastEnd - first.startedAt);
   const lines = [
     '### Timeline',
     '',
@@ -464,11 +616,14 @@ function timeline(state: CheckpointState, now: number): string[] {
     'gantt',
     `    title ${plural(attempts.length, 'attempt')}`,
     '    dateFormat x',
-    `    axisFormat ${multiDay ? '%m-%d %H:%M' : '%H:%M'}`,
+    `    axisFormat ${axis.axisFormat}`,
+    `    tickInterval ${axis.tickInterval}`,
     '    todayMarker off',
     '    section Attempts',
     ...rows,
     '```',
+    '',
+    ...notes,
   ];
   if (attempts.length > shown.length)
     lines.push('', `_${attempts.length - shown.length} earlier attempts are not shown._`);
@@ -509,8 +664,10 @@ export function renderSummary(input: SummaryInput): string {
   const tableLines = ['', '### Steps', '', ...TABLE_HEAD];
   used += bytes(`${tableLines.join('\n')}\n`);
   let rowsLeft = 0;
+  const blocked = blockedSteps(stats.steps);
   for (let i = 0; i < stats.steps.length; i++) {
-    const row = stepRow(stats.steps[i] as StepStats);
+    const step = stats.steps[i] as StepStats;
+    const row = stepRow(step, blocked.has(step.id));
     if (used + bytes(row) + 1 > maxBytes) {
       rowsLeft = stats.steps.length - i;
       break;
@@ -519,6 +676,31 @@ export function renderSummary(input: SummaryInput): string {
     used += bytes(row) + 1;
   }
   if (rowsLeft > 0) tableLines.push('', `_${plural(rowsLeft, 'more step')} not shown (summary size limit)._`);
+  if (stats.steps.some((s) => etaCell(s, blocked.has(s.id)) === '—' && s.status !== 'done'))
+    tableLines.push(
+      '',
+      '_ETA: time to finish at the pace so far; — when no pace can tell: the step failed (its failed units ' +
+        'run again on the next attempt), waits for approval, or needs a step that did either._',
+    );
+  // Done work that no unit ran, and items that went away before running: what `status` says of them.
+  let notesLeft = 0;
+  for (const st of stats.steps) {
+    const gone = goneLine(st);
+    for (const line of [...manualLines(st), ...(gone ? [gone] : [])]) {
+      if (notesLeft > 0 || used + bytes(line) + 2 > maxBytes) {
+        notesLeft += 1;
+        continue;
+      }
+      tableLines.push('', line);
+      used += bytes(line) + 2;
+    }
+  }
+  if (notesLeft > 0)
+    tableLines.push(
+      '',
+      `_${plural(notesLeft, 'more line')} on marks by hand and gone items not shown (summary size limit); ` +
+        '`checkpoint status` shows them._',
+    );
   // `batch.throttle`: why units did not start, said once per step (a few short lines at most).
   for (const st of stats.steps) {
     const t = st.throttle;

@@ -4,11 +4,13 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runCommand } from '../../src/cli/run.js';
 import { Checkpoint } from '../../src/journal/checkpoint.js';
 import { readLatest } from '../../src/journal/runs.js';
+import { formatDuration } from '../../src/plan/duration.js';
 import { loadPlan } from '../../src/plan/load.js';
+import { loadFrozenItems } from '../../src/report/items.js';
 import { runStats } from '../../src/report/stats.js';
 import {
   escapeCell,
@@ -19,9 +21,11 @@ import {
   SUMMARY_LIMIT_BYTES,
   tailLines,
 } from '../../src/report/summary.js';
+import { markDoneCommand } from '../../src/session/manage.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
@@ -47,7 +51,8 @@ async function load(dir: string) {
   const id = await readLatest(root);
   if (!id) throw new Error('no run recorded');
   const ckpt = await Checkpoint.read(root, id);
-  const stats = runStats(ckpt, plan);
+  // As the action does: the frozen item lists, so that units of item lists are named.
+  const stats = runStats(ckpt, plan, false, await loadFrozenItems(ckpt));
   const logs = await readLogTails(ckpt, stats);
   return { ckpt, stats, logs };
 }
@@ -106,16 +111,20 @@ describe('renderSummary on a real run', () => {
     expect(md).toContain('> [!WARNING]\n> - cache save failed: 503 &#124; &lt;service unavailable&gt;');
 
     const table = section(md, 'Steps').split('\n');
-    expect(table).toContain('| Step | State | Done | Failed | Remaining | Time | ETA |');
+    expect(table).toContain('| Step | State | Done | Failed | Remaining (incl. failed) | Time | ETA |');
     const importRow = table.find((l) => l.includes('(import)'));
+    // A failed step has no ETA: its failed unit runs again only on a next attempt.
     expect(importRow).toMatch(
-      /^\| Import rows &#124; &lt;b&gt;bold&lt;\/b&gt; \(import\) \| ❌ failed \| 4 \/ 5 \| 1 \| 1 \| \S+ \| \S+ \|$/,
+      /^\| Import rows &#124; &lt;b&gt;bold&lt;\/b&gt; \(import\) \| ❌ failed \| 4 \/ 5 \| 1 \| 1 \| \S+ \| — \|$/,
     );
     expect(table.find((l) => l.startsWith('| setup '))).toMatch(
       /^\| setup \| ✅ done \| 1 \/ 1 \| 0 \| 0 \| .* \| — \|$/,
     );
-    expect(table.find((l) => l.startsWith('| report '))).toMatch(
-      /^\| report \| ⏸️ pending \| 0 \/ 1 \| 0 \| 1 \|/,
+    // `report` needs the failed step: it cannot start before someone fixes it, so no ETA either.
+    expect(table).toContain('| report | ⏸️ pending | 0 / 1 | 0 | 1 | 0ms | — |');
+    expect(table).toContain(
+      '_ETA: time to finish at the pace so far; — when no pace can tell: the step failed (its failed units ' +
+        'run again on the next attempt), waits for approval, or needs a step that did either._',
     );
     // Every row has the header's 7 cells: no unescaped pipe split one.
     for (const row of table.filter((l) => l.startsWith('|'))) expect(row.split('|').length - 2).toBe(7);
@@ -142,11 +151,24 @@ describe('renderSummary on a real run', () => {
     expect(timeline).toContain('```mermaid\ngantt\n');
     expect(timeline).toContain('    dateFormat x\n');
     const a1 = ckpt.state.attempts[0];
-    expect(timeline).toMatch(
-      new RegExp(
-        `    Attempt 1 - exit 1, 1 unit\\(s\\) failed in import - 5 units done :crit, a1, ${a1?.startedAt}, \\d+\\n`,
-      ),
+    expect(timeline).toContain(
+      `    Attempt 1 failed, 5 units :crit, a1, ${a1?.startedAt}, ${Math.max(a1?.endedAt ?? 0, (a1?.startedAt ?? 0) + 1000)}\n`,
     );
+    expect(timeline).toContain(
+      `- Attempt 1 (fresh start, ${formatDuration((a1?.endedAt ?? 0) - (a1?.startedAt ?? 0))}): exit 1: 1 unit(s) failed in import; 5 units done.`,
+    );
+    // The headline of a later attempt stopped by its budget: the failed unit is in what is left, and said
+    // to be; no ETA, since the failed unit needs a retry and `report` waits on it.
+    const stopped = renderSummary({
+      state: ckpt.state,
+      stats,
+      exitCode: 75,
+      reason: 'stopped early: time budget reached',
+    });
+    expect(stopped).toContain(
+      '5 of 7 units done (71%); 2 left (1 of them failed) in import (1), report (1). The next attempt resumes from here.',
+    );
+    expect(stopped).not.toContain('· ETA');
     expect(Buffer.byteLength(md)).toBeLessThan(SUMMARY_LIMIT_BYTES);
   });
 
@@ -163,8 +185,9 @@ describe('renderSummary on a real run', () => {
     expect(md).not.toContain('[!WARNING]');
     const timeline = section(md, 'Timeline');
     expect(timeline).toContain('title 2 attempts');
-    expect(timeline).toMatch(/Attempt 1 - exit 1, .* :crit, a1, /);
-    expect(timeline).toMatch(/Attempt 2 \(resumed\) - complete - 2 units done :done, a2, /);
+    expect(timeline).toMatch(/\n {4}Attempt 1 failed, 5 units :crit, a1, \d+, \d+\n/);
+    expect(timeline).toMatch(/\n {4}Attempt 2 done, 2 units :done, a2, \d+, \d+\n/);
+    expect(timeline).toMatch(/\n- Attempt 2 \(resumed, \d+ms\): exit 0: complete; 2 units done\.\n/);
   });
 
   it('an incomplete run says what is left', async () => {
@@ -299,12 +322,330 @@ describe('renderSummary timeline', () => {
     const gantt = md.slice(md.indexOf('```mermaid'));
     const rows = gantt.split('\n').filter((l) => l.startsWith('    Attempt'));
     expect(rows).toEqual([
-      `    Attempt 1 - no end recorded (killed or cancelled) - 0 units done :crit, a1, ${a1?.startedAt}, ${Math.max(a2?.startedAt ?? 0, (a1?.startedAt ?? 0) + 1000)}`,
-      `    Attempt 2 (resumed) - exit 75, stopped early - time budget reached - 0 units done :a2, ${a2?.startedAt}, ${Math.max(a2?.endedAt ?? 0, (a2?.startedAt ?? 0) + 1000)}`,
-      `    Attempt 3 (resumed) - running or no end recorded - 0 units done :active, a3, ${a3?.startedAt}, ${now}`,
+      `    Attempt 1 cut off, 0 units :crit, a1, ${a1?.startedAt}, ${Math.max(a2?.startedAt ?? 0, (a1?.startedAt ?? 0) + 1000)}`,
+      `    Attempt 2 stopped, 0 units :a2, ${a2?.startedAt}, ${Math.max(a2?.endedAt ?? 0, (a2?.startedAt ?? 0) + 1000)}`,
+      `    Attempt 3 no end yet, 0 units :active, a3, ${a3?.startedAt}, ${now}`,
     ]);
+    const took = formatDuration((a2?.endedAt ?? 0) - (a2?.startedAt ?? 0));
+    expect(md).toContain(
+      '- Attempt 1 (fresh start): no end recorded (killed, cancelled or crashed) before attempt 2 started; 0 units done.\n' +
+        `- Attempt 2 (resumed, ${took}): exit 75: stopped early: time budget reached; 0 units done.\n` +
+        '- Attempt 3 (resumed): no end recorded yet (still running, or stopped without recording it); 0 units done.\n',
+    );
     expect(gantt).toContain('title 3 attempts');
     expect(md).toContain('attempt 3 (resumed)');
+  });
+});
+
+/** Journal times are `Date.now()`: a clock set by the test puts the events exactly where it wants them. */
+function setClock(ms: number): void {
+  vi.useFakeTimers({ toFake: ['Date'] });
+  vi.setSystemTime(ms);
+}
+
+/** Two attempts over `spanMs`: the first stopped by its budget half-way, the second completes the run. */
+async function attemptsOver(spanMs: number) {
+  const root = join(await tempDir(), '.checkpoints');
+  const t0 = Date.UTC(2026, 2, 14, 17, 28, 3);
+  setClock(t0);
+  const ckpt = Checkpoint.blank(root, 'span', 'p');
+  await ckpt.openForWrite();
+  await ckpt.record({ type: 'attempt', attempt: 1, plan: 'p', pid: 1, host: 'h', resumed: false });
+  setClock(t0 + spanMs / 2);
+  await ckpt.record({
+    type: 'attempt-end',
+    attempt: 1,
+    exit: 75,
+    reason: 'stopped early: time budget reached',
+  });
+  await ckpt.record({ type: 'attempt', attempt: 2, plan: 'p', pid: 2, host: 'h', resumed: true });
+  setClock(t0 + spanMs);
+  await ckpt.record({ type: 'attempt-end', attempt: 2, exit: 0, reason: 'complete' });
+  await ckpt.close();
+  vi.useRealTimers();
+  const read = await Checkpoint.read(root, 'span');
+  return { t0, state: read.state, stats: runStats(read, undefined) };
+}
+
+/**
+ * The labels Mermaid draws: d3 puts a tick at every multiple of the interval in the span and formats it with
+ * `axisFormat` (UTC here; the reader's zone on GitHub, which shifts all labels alike).
+ */
+function tickLabels(axisFormat: string, tickInterval: string, from: number, to: number): string[] {
+  const m = /^(\d+)(second|minute|hour|day)$/.exec(tickInterval);
+  if (!m) throw new Error(`unexpected tick interval ${tickInterval}`);
+  const unit = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000 }[m[2] as 'second'];
+  const step = Number(m[1]) * unit;
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const two = (n: number) => String(n).padStart(2, '0');
+  const out: string[] = [];
+  for (let t = Math.ceil(from / step) * step; t <= to; t += step) {
+    const d = new Date(t);
+    out.push(
+      axisFormat.replace(/%([HMSbd])/g, (_, c: string) =>
+        c === 'H'
+          ? two(d.getUTCHours())
+          : c === 'M'
+            ? two(d.getUTCMinutes())
+            : c === 'S'
+              ? two(d.getUTCSeconds())
+              : c === 'b'
+                ? (months[d.getUTCMonth()] as string)
+                : two(d.getUTCDate()),
+      ),
+    );
+  }
+  return out;
+}
+
+describe('renderSummary timeline axis', () => {
+  const cases: Array<[string, number, string, string]> = [
+    ['20 s', 20_000, '%H:%M:%S', '5second'],
+    ['40 min', 40 * 60_000, '%H:%M', '5minute'],
+    ['3 h', 3 * 3_600_000, '%H:%M', '30minute'],
+    ['30 h', 30 * 3_600_000, '%b %d %H:%M', '6hour'],
+    ['3 days', 3 * 86_400_000, '%b %d', '1day'],
+  ];
+  for (const [name, span, format, interval] of cases) {
+    it(`a run over ${name}: ticks every ${interval}, each labelled apart, short bar texts`, async () => {
+      const { t0, state, stats } = await attemptsOver(span);
+      const md = renderSummary({ state, stats, now: t0 + span });
+      const gantt = section(md, 'Timeline');
+      expect(gantt).toContain(
+        `    axisFormat ${format}\n    tickInterval ${interval}\n    todayMarker off\n`,
+      );
+      const labels = tickLabels(format, interval, t0, t0 + span);
+      // Enough ticks to read the time off, few enough to sit side by side, and no two alike.
+      expect(labels.length).toBeGreaterThanOrEqual(2);
+      expect(labels.length).toBeLessThanOrEqual(8);
+      expect(new Set(labels).size).toBe(labels.length);
+      const half = t0 + span / 2;
+      expect(gantt).toContain(
+        '    section Attempts\n' +
+          `    Attempt 1 stopped, 0 units :a1, ${t0}, ${half}\n` +
+          `    Attempt 2 done, 0 units :done, a2, ${half}, ${t0 + span}\n` +
+          '```\n\n' +
+          `- Attempt 1 (fresh start, ${formatDuration(span / 2)}): exit 75: stopped early: time budget reached; 0 units done.\n` +
+          `- Attempt 2 (resumed, ${formatDuration(span / 2)}): exit 0: complete; 0 units done.\n`,
+      );
+    });
+  }
+
+  it('the old axis labelled every tick of a 20 s run alike', () => {
+    // What the issue saw: `%H:%M` over 20 s with Mermaid's own ticks (every 2 s): `17:28 17:28 …`.
+    const t0 = Date.UTC(2026, 2, 14, 17, 28, 3);
+    expect(new Set(tickLabels('%H:%M', '2second', t0, t0 + 20_000))).toEqual(new Set(['17:28']));
+  });
+});
+
+/** One step of five units, two done in 1 s each; `failOne` makes the third a final failure. */
+async function partialRun(failOne: boolean) {
+  const root = join(await tempDir(), '.checkpoints');
+  const ckpt = Checkpoint.blank(root, 'eta-run', 'eta');
+  await ckpt.openForWrite();
+  const fp = {
+    hash: 'h',
+    parts: { run: 'r', shell: 's', env: 'e', workingDirectory: 'w', batch: 'b', inputs: {} },
+  };
+  ckpt.recordLater({ type: 'attempt', attempt: 1, plan: 'eta', pid: 1, host: 'h', resumed: false });
+  ckpt.recordLater({
+    type: 'step-init',
+    step: 'load',
+    fingerprint: fp,
+    from: 0,
+    to: 5,
+    size: 1,
+    reason: 'new',
+  });
+  for (let i = 0; i < (failOne ? 3 : 2); i++) {
+    const u = { step: 'load', start: i, end: i + 1, index: i };
+    ckpt.recordLater({ type: 'start', ...u, try: 1, attempt: 1 });
+    if (i < 2) ckpt.recordLater({ type: 'done', ...u, ms: 1000 });
+    else
+      ckpt.recordLater({
+        type: 'fail',
+        ...u,
+        try: 1,
+        ms: 1000,
+        exit: 1,
+        signal: null,
+        final: true,
+        reason: 'exit code 1',
+      });
+  }
+  ckpt.recordLater({
+    type: 'attempt-end',
+    attempt: 1,
+    exit: 75,
+    reason: 'stopped early: time budget reached',
+  });
+  await ckpt.flush();
+  await ckpt.close();
+  const read = await Checkpoint.read(root, 'eta-run');
+  return { state: read.state, stats: runStats(read, undefined) };
+}
+
+describe('renderSummary ETA', () => {
+  it('an incomplete run on pace has an ETA, in the headline and on the step', async () => {
+    const { state, stats } = await partialRun(false);
+    const md = renderSummary({
+      state,
+      stats,
+      exitCode: 75,
+      reason: 'stopped early: time budget reached',
+      now: 0,
+    });
+    expect(md).toContain(
+      '2 of 5 units done (40%); 3 left in load · ETA 3s. The next attempt resumes from here.',
+    );
+    expect(md).toContain('| load | ⏳ partial | 2 / 5 | 0 | 3 | 2s | 3s |');
+    expect(md).not.toContain('_ETA:');
+  });
+
+  it('a failed unit takes the ETA away: from the step and from the headline', async () => {
+    const { state, stats } = await partialRun(true);
+    // The stats still estimate the time of the units left; the summary does not present it as a finish.
+    expect(stats.etaMs).toBe(3000);
+    const md = renderSummary({
+      state,
+      stats,
+      exitCode: 75,
+      reason: 'stopped early: time budget reached',
+      now: 0,
+    });
+    expect(md).toContain(
+      '2 of 5 units done (40%); 3 left (1 of them failed) in load. The next attempt resumes from here.',
+    );
+    expect(md).not.toContain('· ETA');
+    expect(md).toContain('| load | ❌ failed | 2 / 5 | 1 | 3 | 3s | — |');
+  });
+
+  it('a step waiting for approval, and the step that needs it, have no ETA', async () => {
+    const dir = await tempDir();
+    await writeFile(
+      join(dir, 'checkpoint.yml'),
+      `version: 1
+name: gated
+steps:
+  - id: build
+    run: "true"
+  - id: deploy
+    approval: true
+    run: "true"
+  - id: notify
+    run: "true"
+`,
+    );
+    const code = await run(dir);
+    const { ckpt, stats } = await load(dir);
+    const md = renderSummary({ state: ckpt.state, stats, exitCode: code, now: ckpt.state.updatedAt });
+    expect(md).toContain('| deploy | ✋ waiting for approval | 0 / 1 | 0 | 1 | 0ms | — |');
+    expect(md).toContain('| notify | ⏸️ pending | 0 / 1 | 0 | 1 | 0ms | — |');
+    expect(md).toContain('1 of 3 units done (33%); 2 left in deploy (1), notify (1). The next attempt');
+    expect(md).toContain('waits for approval, or needs a step that did either._');
+  });
+});
+
+describe('renderSummary: marks by hand and gone items, as status shows them', () => {
+  it('a range step and a plain step marked done by hand: who and when, per mark', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'checkpoint.yml'), FAILING_PLAN);
+    expect(await run(dir)).toBe(1);
+    const sink = new PassThrough();
+    sink.resume();
+    const io = { out: sink, err: sink, env: { ...process.env, GITHUB_ACTOR: '' } };
+    const file = join(dir, 'checkpoint.yml');
+    expect(await markDoneCommand(['import'], { file, unit: ['2'], by: 'alice <a|b>' }, io)).toBe(0);
+    expect(await markDoneCommand(['report'], { file, by: 'bob' }, io)).toBe(0);
+    const { ckpt, stats } = await load(dir);
+    const at = (id: string) => new Date(ckpt.state.steps.get(id)?.manual?.[0]?.at ?? 0).toISOString();
+    const md = renderSummary({ state: ckpt.state, stats, exitCode: 0, now: ckpt.state.updatedAt });
+    expect(md).toContain(
+      `\n\n✍️ **import**: marked done by hand by alice &lt;a&#124;b&gt; at ${at('import')}: units 20–29\n`,
+    );
+    expect(md).toContain(`\n\n✍️ **report**: marked done by hand by bob at ${at('report')}\n`);
+    expect(md.startsWith('## ✅ nightly-import: complete\n')).toBe(true);
+  });
+
+  it('at most five marks a step, then a count', async () => {
+    const dir = await tempDir();
+    await writeFile(
+      join(dir, 'checkpoint.yml'),
+      `version: 1
+name: marks
+steps:
+  - id: prep
+    run: "true"
+  - id: fill
+    run: "true"
+    batch: { range: { from: 0, to: 100 }, size: 10 }
+`,
+    );
+    const sink = new PassThrough();
+    sink.resume();
+    const io = { out: sink, err: sink, env: { ...process.env, GITHUB_ACTOR: '' } };
+    // A run that leaves `fill` pending: marks by hand need a run to record them in.
+    expect(await run(dir, {}, ['prep'])).toBe(0);
+    const t0 = Date.UTC(2026, 2, 14, 9, 0, 0);
+    for (let i = 0; i < 7; i++) {
+      setClock(t0 + i * 60_000);
+      const file = join(dir, 'checkpoint.yml');
+      expect(await markDoneCommand(['fill'], { file, unit: [String(i)], by: `user${i}` }, io)).toBe(0);
+    }
+    vi.useRealTimers();
+    const { ckpt, stats } = await load(dir);
+    const md = renderSummary({ state: ckpt.state, stats, now: t0 });
+    const lines = md.split('\n').filter((l) => l.startsWith('✍️'));
+    expect(lines).toEqual([
+      '✍️ **fill**: marked done by hand by user0 at 2026-03-14T09:00:00.000Z: units 0–9',
+      '✍️ **fill**: marked done by hand by user1 at 2026-03-14T09:01:00.000Z: units 10–19',
+      '✍️ **fill**: marked done by hand by user2 at 2026-03-14T09:02:00.000Z: units 20–29',
+      '✍️ **fill**: marked done by hand by user3 at 2026-03-14T09:03:00.000Z: units 30–39',
+      '✍️ **fill**: marked done by hand by user4 at 2026-03-14T09:04:00.000Z: units 40–49',
+      '✍️ **fill**: 2 more marks by hand (`checkpoint status --json` lists them all)',
+    ]);
+    // Under a tight budget the lines give way to a note; the summary stays within the budget.
+    const maxBytes = Buffer.byteLength(md) + 300;
+    const cut = renderSummary({ state: ckpt.state, stats, now: t0, maxBytes });
+    expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(maxBytes);
+    expect(cut).toMatch(
+      /\n_\d more lines? on marks by hand and gone items not shown \(summary size limit\); `checkpoint status` shows them\._\n/,
+    );
+  });
+
+  it('items by name: one marked done by hand, one that left its refresh source before it ran', async () => {
+    const dir = await tempDir();
+    await writeFile(
+      join(dir, 'checkpoint.yml'),
+      `version: 1
+name: files
+steps:
+  - id: import
+    run: '[ "$CHECKPOINT_ITEM" != data/c.csv ] && [ "$CHECKPOINT_ITEM" != data/d.csv ]'
+    batch:
+      items: { glob: "data/*.csv", refresh: true }
+      size: 1
+      max-failures: 5
+`,
+    );
+    await mkdir(join(dir, 'data'));
+    for (const n of ['a', 'b', 'c', 'd']) await writeFile(join(dir, 'data', `${n}.csv`), `${n}\n`);
+    expect(await run(dir)).toBe(1);
+    // c goes away before it ever ran; d is accepted by hand.
+    await rm(join(dir, 'data', 'c.csv'));
+    const sink = new PassThrough();
+    sink.resume();
+    const io = { out: sink, err: sink, env: { ...process.env, GITHUB_ACTOR: '' } };
+    const file = join(dir, 'checkpoint.yml');
+    expect(await markDoneCommand(['import'], { file, item: ['data/d.csv'], by: 'carol' }, io)).toBe(0);
+    expect(await run(dir)).toBe(0);
+    const { ckpt, stats } = await load(dir);
+    const at = new Date(ckpt.state.steps.get('import')?.manual?.[0]?.at ?? 0).toISOString();
+    const md = renderSummary({ state: ckpt.state, stats, exitCode: 0, now: ckpt.state.updatedAt });
+    expect(md).toContain(`\n\n✍️ **import**: marked done by hand by carol at ${at}: item 3 (data/d.csv)\n`);
+    expect(md).toContain(
+      '\n\n🗑️ **import**: 1 item left the source before it ran and will not run: data/c.csv\n',
+    );
   });
 });
 
