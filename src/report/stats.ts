@@ -279,3 +279,28 @@ export function runStats(
     steps,
   };
 }
+
+/**
+ * Steps held behind others: those that need (directly or through others) a failed step, which must pass
+ * on a later attempt first, or one waiting for approval. Steps come in plan order, so a step's needs are
+ * decided before it.
+ */
+export function blockedSteps(steps: readonly StepStats[]): Set<string> {
+  const status = new Map(steps.map((s) => [s.id, s.status]));
+  const blocked = new Set<string>();
+  for (const s of steps) {
+    if (s.status === 'done') continue;
+    const stuck = (d: string) => status.get(d) === 'failed' || status.get(d) === 'waiting' || blocked.has(d);
+    if ((s.needs ?? []).some(stuck)) blocked.add(s.id);
+  }
+  return blocked;
+}
+
+/**
+ * No pace can tell when the step finishes: failed (its failed units run again only on a next attempt, and
+ * whether they pass is not a matter of pace), waiting for approval (a person decides when), or blocked
+ * behind a step that is one of these. The summary and `status` show no ETA for it.
+ */
+export function etaUnknowable(s: StepStats, blocked: boolean): boolean {
+  return s.status === 'failed' || s.status === 'waiting' || blocked;
+}

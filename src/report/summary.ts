@@ -7,7 +7,7 @@ import type { Checkpoint } from '../journal/checkpoint.js';
 import type { AttemptRecord, CheckpointState } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
 import { describeItems, ITEMS_LISTED, nameItems, type UnitItems } from './items.js';
-import type { RunStats, StepStats, StepStatus } from './stats.js';
+import { blockedSteps, etaUnknowable, type RunStats, type StepStats, type StepStatus } from './stats.js';
 
 /** GitHub refuses a step summary above 1 MiB (and then shows nothing at all). */
 export const SUMMARY_LIMIT_BYTES = 1024 * 1024;
@@ -325,7 +325,7 @@ function headline(input: SummaryInput, outcome: Outcome): string[] {
     lines.push(`## ⏸️ ${plan}: incomplete`);
     // The run's ETA is a finish time only when every step left can finish at its pace: a failed unit
     // needs a retry that may fail again, an approval needs a person, and what needs either waits on them.
-    const stuck = stats.steps.some((s) => s.status === 'failed' || s.status === 'waiting');
+    const stuck = stats.steps.some((s) => etaUnknowable(s, false));
     const eta =
       stats.etaMs === undefined || stats.etaMs <= 0 || stuck ? '' : ` · ETA ${formatDuration(stats.etaMs)}`;
     // "Left" is every unit not done, failed ones included, as `status --json` counts `remaining`.
@@ -368,30 +368,9 @@ function stepCell(s: StepStats): string {
   return s.name && s.name !== s.id ? `${escapeCell(s.name)} (${escapeCell(s.id)})` : escapeCell(s.id);
 }
 
-/**
- * Steps held behind others: those that need (directly or through others) a failed step, which must pass
- * on a later attempt first, or one waiting for approval. Steps come in plan order, so a step's needs are
- * decided before it.
- */
-function blockedSteps(steps: readonly StepStats[]): Set<string> {
-  const status = new Map(steps.map((s) => [s.id, s.status]));
-  const blocked = new Set<string>();
-  for (const s of steps) {
-    if (s.status === 'done') continue;
-    const stuck = (d: string) => status.get(d) === 'failed' || status.get(d) === 'waiting' || blocked.has(d);
-    if ((s.needs ?? []).some(stuck)) blocked.add(s.id);
-  }
-  return blocked;
-}
-
-/**
- * The time a step needs to finish at its pace so far, or `—` when no pace can tell it: done (nothing left),
- * failed (its failed units run again only on a next attempt, and whether they pass is not a matter of pace),
- * waiting for approval (a person decides when), or blocked behind a step that is one of these. `?`: not
- * known yet (no unit has finished).
- */
+/** The ETA cell: `—` where no pace can tell it (stats.ts `etaUnknowable`), `?` before any unit finished. */
 function etaCell(s: StepStats, blocked: boolean): string {
-  if (s.status === 'done' || s.status === 'failed' || s.status === 'waiting' || blocked) return '—';
+  if (s.status === 'done' || etaUnknowable(s, blocked)) return '—';
   return s.etaMs === undefined ? '?' : formatDuration(s.etaMs);
 }
 

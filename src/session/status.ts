@@ -16,7 +16,7 @@ import {
   type UnitItems,
   unitItems,
 } from '../report/items.js';
-import { runStats, type StepStats } from '../report/stats.js';
+import { blockedSteps, etaUnknowable, runStats, type StepStats } from '../report/stats.js';
 import { type CommonOptions, optionalPlan, resolveRunId, rootOf, shown } from './context.js';
 import type { Io } from './io.js';
 
@@ -159,11 +159,13 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
     return 0;
   }
   const c = makeColors(colorEnabled(io.out, io.env));
+  const blocked = blockedSteps(stats.steps);
+  const stuck = stats.steps.some((s) => etaUnknowable(s, false));
   const pct = stats.unitsTotal ? Math.floor((stats.unitsDone / stats.unitsTotal) * 100) : 100;
   io.out.write(
     `${c.bold(`run ${stats.runId}`)} · plan ${stats.plan}${state.shard ? ` · shard ${shardLabel(state.shard)}` : ''} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
       `${stats.unitsDone}/${stats.unitsTotal} units (${pct}%)` +
-      `${stats.etaMs && !stats.complete ? ` · ETA ${formatDuration(stats.etaMs)}` : ''}\n`,
+      `${stats.etaMs && !stats.complete && !stuck ? ` · ETA ${formatDuration(stats.etaMs)}` : ''}\n`,
   );
   io.out.write(`  ${shown(ckpt.dir)} · ${state.attempts.length} attempt(s)`);
   if (lease) io.out.write(` · ${c.yellow(`locked by pid ${lease.pid} on ${lease.host}`)}`);
@@ -184,7 +186,15 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
   );
   for (const s of stats.steps) {
     const units = `${s.unitsDone}/${s.unitsTotal}${s.unitsFailed ? ` ✗${s.unitsFailed}` : ''}`;
-    const eta = s.status === 'done' ? '' : s.etaMs === undefined ? '?' : formatDuration(s.etaMs);
+    // No ETA where no pace can tell it (a failed step, an approval, what waits on them), as in the summary.
+    const eta =
+      s.status === 'done'
+        ? ''
+        : etaUnknowable(s, blocked.has(s.id))
+          ? '—'
+          : s.etaMs === undefined
+            ? '?'
+            : formatDuration(s.etaMs);
     io.out.write(
       `${mark(s)} ${s.id.padEnd(width)}  ${s.status.padEnd(11)} ${units.padStart(15)}  ${formatDuration(s.timeMs).padStart(7)}  ${eta}\n`,
     );
