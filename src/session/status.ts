@@ -4,8 +4,10 @@
 import { type ChunkInfo, chunkInfo } from '../engine/chunking.js';
 import { Checkpoint } from '../journal/checkpoint.js';
 import { inspectLease } from '../journal/lock.js';
+import { checkAgainstPlan } from '../journal/plan-check.js';
 import type { ManualMark } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
+import { fingerprintStep } from '../plan/fingerprint.js';
 import { shardLabel } from '../plan/space.js';
 import { colorEnabled, makeColors } from '../report/colors.js';
 import {
@@ -42,6 +44,13 @@ export async function statusCommand(opts: StatusOptions, io: Io): Promise<number
   const lease = inspected && !inspected.stale ? inspected.holder : undefined;
   // A plan with another name is not this checkpoint's plan: show the checkpoint alone.
   const samePlan = plan && plan.name === ckpt.state.planName ? plan : undefined;
+  // A record that does not describe the plan's space although its step is unchanged is damage (DESIGN §4):
+  // status says so, as `run` would, instead of counting forged work.
+  if (samePlan)
+    for (const step of samePlan.steps) {
+      const rec = ckpt.state.steps.get(step.id);
+      if (rec) checkAgainstPlan(samePlan, step, rec, await fingerprintStep(samePlan, step));
+    }
   // Chunks sized by time: the last chunk, the rate, and (with the plan) the target and the next size.
   const chunks = (id: string): ChunkInfo | null => {
     const rec = ckpt.state.steps.get(id);

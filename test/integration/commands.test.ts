@@ -3,6 +3,7 @@ import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { encodeLine } from '../../src/journal/journal-file.js';
 import { readLines, runCli, status, useProjects } from '../support/cli.js';
 
 const project = useProjects();
@@ -44,6 +45,31 @@ describe('commands', () => {
     expect(fill?.failed).toEqual([
       expect.objectContaining({ start: 20, end: 30, index: 2, reason: 'exit code 1', tries: 1 }),
     ]);
+  });
+
+  it('status refuses, naming the line, a well-checksummed record whose space is not the plan’s', async () => {
+    const p = await project(plan);
+    expect((await runCli(['run'], { cwd: p.dir })).code).toBe(1);
+    const dir = join(
+      p.dir,
+      '.checkpoints',
+      (await readFile(join(p.dir, '.checkpoints', 'latest'), 'utf8')).trim(),
+    );
+    const journal = join(dir, 'journal.ndjson');
+    const lines = (await readFile(journal, 'utf8')).trim().split('\n');
+    // The step's own record, with its fingerprint, claiming twice the plan's range: as an attacker who read
+    // docs/format.md would write it, CRC and all.
+    const init = lines.map((l) => JSON.parse(l)).find((e) => e.type === 'step-init' && e.step === 'fill');
+    const seq = Math.max(...lines.map((l) => JSON.parse(l).seq)) + 1;
+    const { crc: _crc, ...forged } = { ...init, to: 80, seq, t: Date.now(), reason: 'forged' };
+    await writeFile(journal, `${lines.join('\n')}\n${encodeLine(forged)}`);
+    const before = await readFile(journal, 'utf8');
+    const r = await runCli(['status'], { cwd: p.dir });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`journal\\.ndjson:${lines.length + 1}`));
+    expect(r.stderr).toMatch(/\[0, 80\).*defines \[0, 40\)/);
+    expect(r.stdout).not.toMatch(/units/);
+    expect(await readFile(journal, 'utf8')).toBe(before);
   });
 
   it('explain says what will run and why; run --dry-run runs nothing', async () => {
