@@ -10,7 +10,7 @@ import { Checkpoint } from '../journal/checkpoint.js';
 import { loadPlan } from '../plan/load.js';
 import { parseShardText } from '../plan/space.js';
 import type { Plan } from '../plan/types.js';
-import { isUnboundMerge, sameMerge } from '../session/merge.js';
+import { isUnboundMerge, sameMerge, seedLine, startFromMerge } from '../session/merge.js';
 import { executeRun, type Io, type RunHooks, type RunOutcome } from '../session/run.js';
 import { startTracing } from '../trace/index.js';
 import { type RunnerConfig, readConfig } from './config.js';
@@ -205,7 +205,7 @@ async function restoreMerge(ctx: Context): Promise<string | undefined> {
   if (!(await Checkpoint.exists(ctx.root, key))) return;
   const merged = await Checkpoint.read(ctx.root, key);
   const m = merged.state.merge;
-  if (!m || !isUnboundMerge(merged.state)) return;
+  if (!m || !isUnboundMerge(merged.state) || merged.state.planName !== ctx.plan.name) return;
   if (await Checkpoint.exists(ctx.root, ctx.runId)) {
     const own = await Checkpoint.read(ctx.root, ctx.runId);
     if (sameMerge(own.state.merge, m)) return;
@@ -227,7 +227,7 @@ async function restoreMerge(ctx: Context): Promise<string | undefined> {
   return key;
 }
 
-async function runEngine(ctx: Context, seedFrom?: string): Promise<RunOutcome> {
+async function runEngine(ctx: Context): Promise<RunOutcome> {
   const groups = new StepGroups(core);
   let timer: NodeJS.Timeout | undefined;
   let engineCkpt: Checkpoint | undefined;
@@ -264,7 +264,6 @@ async function runEngine(ctx: Context, seedFrom?: string): Promise<RunOutcome> {
             : {}),
           ...(ctx.inputs.concurrency !== undefined ? { concurrency: String(ctx.inputs.concurrency) } : {}),
           ...(ctx.inputs.shard !== undefined ? { shard: ctx.inputs.shard } : {}),
-          ...(seedFrom !== undefined ? { seedFrom } : {}),
         },
         ctx.io,
         h,
@@ -274,6 +273,18 @@ async function runEngine(ctx: Context, seedFrom?: string): Promise<RunOutcome> {
     if (timer) clearInterval(timer);
     groups.close();
   }
+}
+
+/**
+ * The shard's run, started from the merged run `seedFrom` (restoreMerge) before `reset` and `approve` apply:
+ * they act on the seeded run as on any restored one (a blank run made first would not start from the merge).
+ */
+async function seedShard(ctx: Context, seedFrom: string): Promise<void> {
+  const shard = ctx.inputs.shard !== undefined ? parseShardText(ctx.inputs.shard) : undefined;
+  if (!shard) return;
+  const merged = await Checkpoint.read(ctx.root, seedFrom);
+  const seed = await startFromMerge(merged, ctx.plan, shard, ctx.root, ctx.runId);
+  core.info(`checkpoint ${ctx.runId}: ${seedLine(seed)}`);
 }
 
 async function resetSteps(ctx: Context): Promise<void> {
@@ -498,9 +509,10 @@ async function main(state: StateProvider, cancel: Cancel): Promise<void> {
   try {
     if (ctx.inputs.command === 'run') {
       cancel.phase = 'running';
+      if (seedFrom !== undefined) await seedShard(ctx, seedFrom);
       await resetSteps(ctx);
       await approveSteps(ctx);
-      outcome = await runEngine(ctx, seedFrom);
+      outcome = await runEngine(ctx);
       exitCode = outcome.exitCode;
       cancel.phase = 'saving';
     } else {

@@ -222,9 +222,10 @@ export class Engine {
     const ckpt = this.#ckpt;
     const state = ckpt.state;
     // Resumed: this attempt starts from recorded progress, not from nothing.
-    this.#resumed = [...state.steps.values()].some(
-      (r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0,
-    );
+    // A run started from a merge continues the campaign's earlier work, even where its own part has none.
+    this.#resumed =
+      state.merge !== undefined ||
+      [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0);
     this.#attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
     ckpt.recordLater({
       type: 'attempt',

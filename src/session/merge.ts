@@ -199,6 +199,8 @@ export async function writeMerge(
 }
 
 export interface Seed {
+  /** The merged run the shard starts from and how many shards it gathered. */
+  from: { run: string; total: number };
   /** Events that start the shard's run from the merge, before the attempt's own. */
   events: CheckpointEvent[];
   /** Frozen item lists the run inherits (step id → items). */
@@ -256,5 +258,60 @@ export async function seedFromMerge(merged: Checkpoint, plan: Plan, shard: Shard
       ...(Object.keys(rec.outputs).length > 0 ? { outputs: { ...rec.outputs } } : {}),
     });
   }
-  return { events, items, parts };
+  return { events, items, parts, from: { run: merged.runId, total: m.total } };
+}
+
+/** The log line of a shard run started from a merge: each split step's part and what is left in it. */
+export function seedLine(seed: Seed): string {
+  const parts = seed.parts.map((p) => `${p.step} part [${p.part[0]}, ${p.part[1]}) with ${p.todo} left`);
+  return `from merge ${seed.from.run} of ${seed.from.total} shards: ${parts.join('; ') || 'no batch step left to share'}`;
+}
+
+/**
+ * Writes the seed into `ckpt` (a blank shard run, open for writing under its lease) before anything else
+ * touches the run: the run then exists with the merged work in it, so what comes next (the action's
+ * `reset` and `approve` inputs, the engine's attempt) finds it as it finds any run it resumes, and the
+ * attempt knows it continues earlier work. The snapshot goes first: it holds the shard (the journal names it
+ * only in an attempt), so a run cut off here is still bound to its shard and holds the seed or nothing of it.
+ */
+export async function applySeed(ckpt: Checkpoint, seed: Seed): Promise<void> {
+  await ckpt.compact();
+  // The frozen lists go to disk before the records that point at them.
+  for (const [id, list] of seed.items) await ckpt.writeItems(id, list);
+  for (const ev of seed.events) ckpt.recordLater(ev);
+  await ckpt.flush();
+  await ckpt.syncMarkers();
+  await ckpt.writeOutputsFile();
+  await ckpt.compact();
+}
+
+/**
+ * A new run `runId` of shard `shard` in `root`, started from the merged run `merged` (the action: before its
+ * `reset` and `approve` inputs apply, so they apply to the seeded run). Returns the seed, for the log.
+ */
+export async function startFromMerge(
+  merged: Checkpoint,
+  plan: Plan,
+  shard: Shard,
+  root: string,
+  runId: string,
+): Promise<Seed> {
+  const dir = `${root}/${runId}`;
+  await ensureDir(dir);
+  const lease = await acquireLease(dir, { runId, attempt: 0 });
+  try {
+    if (await Checkpoint.exists(root, runId))
+      throw new Error(`internal: run ${runId} exists already; it cannot start from merge ${merged.runId}`);
+    const seed = await seedFromMerge(merged, plan, shard);
+    const ckpt = Checkpoint.blank(root, runId, plan.name, shard);
+    await ckpt.openForWrite({ lease });
+    try {
+      await applySeed(ckpt, seed);
+    } finally {
+      await ckpt.close();
+    }
+    return seed;
+  } finally {
+    await lease.release();
+  }
 }

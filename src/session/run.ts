@@ -22,7 +22,7 @@ import { printExplain } from '../report/explain.js';
 import { Progress } from '../report/progress.js';
 import { type CommonOptions, planPath, rootOf, shown, UsageError } from './context.js';
 import type { Io } from './io.js';
-import { isUnboundMerge, type Seed, seedFromMerge } from './merge.js';
+import { applySeed, isUnboundMerge, type Seed, seedFromMerge, seedLine } from './merge.js';
 import { checkRunShard, parseShard, type Shard } from './shard.js';
 
 export type { Io } from './io.js';
@@ -37,11 +37,6 @@ export interface RunCliOptions extends CommonOptions {
   dryRun?: boolean;
   /** `--trace FILE`: append the run's spans to FILE as OTLP JSON lines (src/trace). */
   trace?: string;
-  /**
-   * A merged run in the directory (`checkpoint report --merge`) that a sharded `run` that does not exist yet
-   * starts from (the action: the campaign's merged entry, restored when the shard's own key had none).
-   */
-  seedFrom?: string;
 }
 
 function parseConcurrency(v: string | undefined): number | undefined {
@@ -172,8 +167,8 @@ export async function chooseRun(
 }
 
 /**
- * `prepare` over the run as it will be once the seed's events are applied; the seed's events and item lists
- * go first in the preparation, so the engine writes them through the journal like the attempt's own.
+ * `prepare` over the run as it will be once the seed is written (`applySeed`, right after the run is opened:
+ * before the attempt, which then starts from the merged work like any resumed attempt).
  */
 async function seededPrepare(
   plan: Plan,
@@ -187,10 +182,7 @@ async function seededPrepare(
   seed.events.forEach((ev, i) => {
     applyEvent(scratch, { ...ev, seq: i + 1, t });
   });
-  const prep = await prepare(plan, scratch, opts);
-  prep.events.unshift(...seed.events);
-  for (const [id, list] of seed.items) if (!prep.items.has(id)) prep.items.set(id, list);
-  return prep;
+  return prepare(plan, scratch, opts);
 }
 
 /** What a run came to, for callers that do more than exit with its code (the action). */
@@ -246,14 +238,6 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
       existing = false;
       id = await newRunId(root, plan.name, new Date(), `shard${shard.index}of${shard.total}`);
     }
-  } else if (
-    shard &&
-    !existing &&
-    opts.seedFrom !== undefined &&
-    (await Checkpoint.exists(root, opts.seedFrom))
-  ) {
-    const ck = await Checkpoint.read(root, opts.seedFrom);
-    if (ck.state.planName === plan.name && isUnboundMerge(ck.state)) merged = ck;
   }
   let seed: Seed | undefined;
 
@@ -350,6 +334,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
             checkRunShard(latest, other.state.shard, shard);
             lease = await acquireLease(`${root}/${latest}`, { runId: latest, attempt: 0 });
             id = latest;
+            seed = undefined;
             ckpt = await Checkpoint.read(root, id);
             const joined = ckpt;
             prep = await prepare(plan, ckpt.state, {
@@ -366,6 +351,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
       lease = await acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
       if (await Checkpoint.exists(root, id)) {
         // Another run started with the same id in the same second and has finished: continue from it.
+        seed = undefined;
         ckpt = await Checkpoint.read(root, id);
         checkRunShard(id, ckpt.state.shard, shard, ckpt.state.merge?.run);
         const joined = ckpt;
@@ -378,6 +364,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
     }
     try {
       await ckpt.openForWrite(lease ? { lease } : {});
+      if (seed) await applySeed(ckpt, seed);
     } finally {
       await creating?.release();
     }
@@ -400,10 +387,7 @@ export async function executeRun(opts: RunCliOptions, io: Io, hooks: RunHooks = 
     progress.line(
       `${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name}${shard ? ` as shard ${shardLabel(shard)}` : ''} in ${shown(ckpt.dir)} (host ${hostname()})`,
     );
-    if (seed && merged?.state.merge)
-      progress.line(
-        `from merge ${merged.runId} of ${merged.state.merge.total} shards: ${seed.parts.map((p) => `${p.step} part [${p.part[0]}, ${p.part[1]}) with ${p.todo} left`).join('; ') || 'no batch step left to share'}`,
-      );
+    if (seed) progress.line(seedLine(seed));
     // `refresh: true`: what this attempt appended to each list and which items are gone, by name.
     for (const step of prep.selected) {
       const note = prep.info.get(step.id)?.refresh;

@@ -89,9 +89,9 @@ export class RunTrace {
     const state = ckpt.state;
     // The engine's own rules for these two; the run's result confirms them at the end.
     const attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
-    const resumed = [...state.steps.values()].some(
-      (r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0,
-    );
+    const resumed =
+      state.merge !== undefined ||
+      [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0);
     for (const r of state.steps.values()) this.#doneBefore += r.unitsDone;
     this.#attempt = this.#tracer.startSpan(`run ${plan.name}`, {
       startTime: this.#startedAt,

@@ -126,6 +126,7 @@ interface ReportResult {
   errors: string[];
   warnings: string[];
   stdout: string;
+  workspace: string;
 }
 
 /** A job in a fresh workspace: main as the runner starts it (inputs, env and files), in process. */
@@ -171,6 +172,7 @@ async function reportJob(
     errors: log.errors(),
     warnings: log.warnings(),
     stdout: log.lines.join('\n'),
+    workspace: ws,
   };
 }
 
@@ -378,6 +380,77 @@ describe('a matrix that grows between two runs', () => {
       for (let x = Number(s); x < Number(e); x++) count.set(x, (count.get(x) ?? 0) + 1);
     }
     expect(totals).toEqual(new Set(['2', '3']));
+    expect([...count.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    for (const [x, c] of count) expect(c, `number ${x} done ${c} times`).toBe(1);
+  }, 180_000);
+});
+
+const GATED = `version: 1
+name: gated
+steps:
+  - id: once
+    shards: first
+    run: echo "once $CHECKPOINT_SHARD_INDEX/$CHECKPOINT_SHARD_TOTAL" >> "$EFFECTS"
+  - id: nums
+    needs: []
+    run: |
+      if [ -n "$FAIL_EVERY" ] && [ $(( (CHECKPOINT_BATCH_END - 1) / FAIL_EVERY )) -gt $(( (CHECKPOINT_BATCH_START - 1) / FAIL_EVERY )) ]; then exit 1; fi
+      echo "nums $CHECKPOINT_SHARD_TOTAL $CHECKPOINT_BATCH_START $CHECKPOINT_BATCH_END" >> "$EFFECTS"
+    batch: { range: { from: 1, to: 41 }, size: 2, parallel: 2 }
+  - id: gate
+    needs: [nums]
+    approval: true
+    run: echo "gate $CHECKPOINT_SHARD_INDEX/$CHECKPOINT_SHARD_TOTAL" >> "$EFFECTS"
+`;
+
+describe('approve and reset on a shard that starts from the merge', () => {
+  it('apply to the run seeded from the merge: nothing merged runs again but what is reset', async () => {
+    const first = nextRun++;
+    const key = `gated-${first}`;
+    const effects = join(base, `effects-${first}`);
+    for (const i of [0, 1]) {
+      const r = await reportJob(
+        first,
+        { shard: `${i}/2`, key },
+        { GITHUB_JOB: 'backfill', EFFECTS: effects, FAIL_EVERY: '7' },
+        GATED,
+      );
+      expect(r.exitCode, r.stdout).not.toBe(0);
+    }
+    const merge = await reportJob(first, { command: 'report', shard: '*/2', key }, {}, GATED);
+    expect(merge.stdout).toMatch(new RegExp(`saved checkpoint as checkpoint-v1-${key}-merged-`));
+
+    const second = nextRun++;
+    for (const i of [0, 1, 2]) {
+      const r = await reportJob(
+        second,
+        { shard: `${i}/3`, key, approve: 'gate', ...(i === 0 ? { reset: 'once' } : {}) },
+        { GITHUB_JOB: 'backfill', EFFECTS: effects, GITHUB_ACTOR: 'octocat' },
+        GATED,
+      );
+      expect(r.exitCode, r.stdout).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`shard ${i}/3 starts from the campaign's merged checkpoint`));
+      expect(r.stdout).toMatch(
+        /from merge gated-\d+-merged of 2 shards: nums part \[\d+, \d+\) with \d+ left/,
+      );
+      expect(r.outputs).toMatchObject({ complete: 'true', resumed: 'true' });
+      const ck = await Checkpoint.read(join(r.workspace, '.checkpoints'), `${key}-shard${i}of3`);
+      expect(ck.state.merge?.run).toBe(`${key}-merged`);
+      expect(ck.state.approvals?.get('gate')?.by).toBe('octocat');
+    }
+    const report = await reportJob(second, { command: 'report', shard: '*/3', key }, {}, GATED);
+    expect(report.exitCode, report.stdout).toBe(0);
+    expect(report.outputs).toMatchObject({ complete: 'true', 'units-remaining': '0' });
+
+    const lines = (await readFile(effects, 'utf8')).split('\n');
+    // `once` ran on the first matrix's shard 0 and again where it was reset: the new matrix's shard 0.
+    expect(lines.filter((l) => l.startsWith('once '))).toEqual(['once 0/2', 'once 0/3']);
+    expect(lines.filter((l) => l.startsWith('gate ')).sort()).toEqual(['gate 0/3', 'gate 1/3', 'gate 2/3']);
+    const count = new Map<number, number>();
+    for (const l of lines.filter((x) => x.startsWith('nums '))) {
+      const [, , s, e] = l.split(' ') as [string, string, string, string];
+      for (let x = Number(s); x < Number(e); x++) count.set(x, (count.get(x) ?? 0) + 1);
+    }
     expect([...count.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
     for (const [x, c] of count) expect(c, `number ${x} done ${c} times`).toBe(1);
   }, 180_000);

@@ -2,10 +2,10 @@
 // point fail, so each stops with a known part of its work done), `report --merge` writes one checkpoint,
 // 8 shards start from copies of it and again get partway, a second merge, then 3 shards finish. Judged by
 // the units' effects: every position of the range and every item was done exactly once across all rounds.
-import { cp, readdir } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readLines, runCli, useProjects } from '../support/cli.js';
+import { pidAlive, readLines, runCli, startCli, type status, useProjects, waitFor } from '../support/cli.js';
 
 const project = useProjects();
 
@@ -149,4 +149,95 @@ describe('matrices that change size', () => {
     expect(finals.filter((l) => l.endsWith('/3')).sort()).toEqual(['final 0/3', 'final 1/3', 'final 2/3']);
     expect(finals.filter((l) => !l.endsWith('/3') && !l.endsWith('/8'))).toEqual([]);
   });
+});
+
+// One step of 30 units, one at a time. HANG=n: unit n records its pid and waits to be killed (its work never
+// ends), so the shard's checkpoint holds it recorded running. Every unit writes whether it was told it
+// resumes (CHECKPOINT_RESUMED) and, once its work is done, an end line.
+const KILL_PLAN = `version: 1
+name: killed
+steps:
+  - id: work
+    run: |
+      echo "start $CHECKPOINT_SHARD_TOTAL $CHECKPOINT_BATCH_START $CHECKPOINT_RESUMED" >> "$EFFECTS"
+      if [ "$CHECKPOINT_BATCH_START" = "$HANG" ]; then echo $$ > "$PIDS/$CHECKPOINT_BATCH_START"; exec sleep 600; fi
+      echo "end $CHECKPOINT_SHARD_TOTAL $CHECKPOINT_BATCH_START" >> "$EFFECTS"
+    batch: { range: { from: 0, to: 30 }, size: 1, parallel: 1 }
+`;
+
+describe('a shard SIGKILLed before the merge', () => {
+  it('its done units never run again, its running unit runs once in the new matrix, and every new shard is told it resumes', async () => {
+    const p = await project(KILL_PLAN);
+    const pids = join(p.dir, 'pids');
+    await mkdir(pids);
+    const env = { EFFECTS: p.effects, PIDS: pids };
+    // Old shard 0 does all of its part [0, 15).
+    const a0 = await runCli(['run', '--shard', '0/2', '--dir', 'a0'], { cwd: p.dir, env });
+    expect(a0.code, a0.stdout + a0.stderr).toBe(0);
+    // Old shard 1: units 15 and 16 done and recorded, 17 running when its engine is SIGKILLed.
+    const a1 = startCli(['run', '--shard', '1/2', '--dir', 'a1'], {
+      cwd: p.dir,
+      env: { ...env, HANG: '17' },
+    });
+    const pidFile = join(pids, '17');
+    const unit = await waitFor(
+      async () => Number((await readFile(pidFile, 'utf8').catch(() => '')).trim()) || undefined,
+      30_000,
+      'unit 17 to start',
+    );
+    const recorded = await waitFor(
+      async () => {
+        const st = await runCli(['status', '--dir', 'a1', '--json'], { cwd: p.dir }).then((r) =>
+          r.code === 0 ? (JSON.parse(r.stdout) as Awaited<ReturnType<typeof status>>) : undefined,
+        );
+        const work = st?.steps.find((s) => s.id === 'work');
+        return work && work.units.done === 2 ? work : undefined;
+      },
+      30_000,
+      'units 15 and 16 recorded done',
+    );
+    expect(recorded.done).toEqual([[15, 17]]);
+    a1.child.kill('SIGKILL');
+    expect((await a1.result).signal).toBe('SIGKILL');
+    // The killed engine's watcher ends its unit: no shard of the old matrix runs when the merge is made.
+    await waitFor(() => !pidAlive(unit), 30_000, 'the killed engine’s unit to be ended by its watcher');
+
+    const merge = await runCli(['report', 'a0', 'a1', '--merge', 'm'], { cwd: p.dir });
+    expect(merge.stderr, merge.stdout + merge.stderr).toMatch(/merged 2 shards into run killed-merged-/);
+    expect(merge.stderr).toMatch(
+      /step work: 1 unit\(s\) were still recorded running .* they count as not done/,
+    );
+    const m = JSON.parse((await runCli(['status', '--dir', 'm', '--json'], { cwd: p.dir })).stdout);
+    expect(m.steps[0].done).toEqual([[0, 17]]);
+
+    // 3 shards from copies of the merge: what remains (17..29) is cut 4/4/5; parts 1 and 2 hold no done work.
+    const r = await Promise.all(
+      [0, 1, 2].map(async (i) => {
+        await cp(join(p.dir, 'm'), join(p.dir, `c${i}`), { recursive: true });
+        return runCli(['run', '--shard', `${i}/3`, '--dir', `c${i}`], { cwd: p.dir, env });
+      }),
+    );
+    for (const x of r) expect(x.code, x.stdout + x.stderr).toBe(0);
+    expect(r[0]?.stdout).toMatch(/from merge killed-merged-\S+ of 2 shards: work part \[0, 21\) with 4 left/);
+    expect(r[1]?.stdout).toMatch(/work part \[21, 25\) with 4 left/);
+    const rep = await runCli(['report', 'c0', 'c1', 'c2', '--json'], { cwd: p.dir });
+    expect(rep.code, rep.stdout + rep.stderr).toBe(0);
+    expect(JSON.parse(rep.stdout)).toMatchObject({ total: 3, complete: true, consistent: true, errors: [] });
+
+    const lines = await readLines(p.effects);
+    const starts = (total: string) =>
+      lines.filter((l) => l.startsWith(`start ${total} `)).map((l) => l.split(' ').slice(2));
+    const ends = lines.filter((l) => l.startsWith('end ')).map((l) => Number(l.split(' ')[2]));
+    // Nothing lost, nothing done twice: every unit's work ended exactly once across both matrices.
+    expect([...ends].sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    // Recorded done before the kill: never started again. The killed unit: started once more, in the new matrix.
+    const newStarts = starts('3').map(([n]) => Number(n));
+    expect([...newStarts].sort((a, b) => a - b)).toEqual(Array.from({ length: 13 }, (_, i) => 17 + i));
+    const oldStarts = starts('2').map(([n]) => Number(n));
+    expect([...oldStarts].sort((a, b) => a - b)).toEqual(Array.from({ length: 18 }, (_, i) => i));
+    // The old matrix started fresh; every unit of the new one continues the campaign's work, also on the
+    // shards whose part holds none of it.
+    expect(new Set(starts('2').map(([, resumed]) => resumed))).toEqual(new Set(['false']));
+    expect(new Set(starts('3').map(([, resumed]) => resumed))).toEqual(new Set(['true']));
+  }, 120_000);
 });
