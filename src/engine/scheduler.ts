@@ -19,7 +19,7 @@ import {
 import { Watcher } from '../exec/watcher.js';
 import type { Checkpoint } from '../journal/checkpoint.js';
 import type { ItemList } from '../journal/item-list.js';
-import { approvalOf, isStepComplete, type StepRecord, unitCount } from '../journal/state.js';
+import { approvalOf, isResumed, isStepComplete, type StepRecord, unitCount } from '../journal/state.js';
 import { formatDuration } from '../plan/duration.js';
 import type { Plan, Step } from '../plan/types.js';
 import { describeUnitItems } from '../report/items.js';
@@ -221,11 +221,7 @@ export class Engine {
   async run(): Promise<RunResult> {
     const ckpt = this.#ckpt;
     const state = ckpt.state;
-    // Resumed: this attempt starts from recorded progress, not from nothing.
-    // A run started from a merge continues the campaign's earlier work, even where its own part has none.
-    this.#resumed =
-      state.merge !== undefined ||
-      [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0);
+    this.#resumed = isResumed(state);
     this.#attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
     ckpt.recordLater({
       type: 'attempt',

@@ -633,3 +633,15 @@ export function p90(values: readonly number[]): number | undefined {
   const i = Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1);
   return sorted[Math.max(0, i)];
 }
+
+/**
+ * Whether an attempt over `state` resumes (CHECKPOINT_RESUMED, the trace's `resumed`): it starts from
+ * recorded progress, not from nothing. A run started from a merge continues the campaign's earlier work,
+ * even where its own part has none.
+ */
+export function isResumed(state: CheckpointState): boolean {
+  return (
+    state.merge !== undefined ||
+    [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0)
+  );
+}

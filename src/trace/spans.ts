@@ -11,6 +11,7 @@ import {
 } from '@opentelemetry/api';
 import type { EngineEvent, RunResult, Unit } from '../engine/scheduler.js';
 import type { Checkpoint } from '../journal/checkpoint.js';
+import { isResumed } from '../journal/state.js';
 import type { Plan, Step } from '../plan/types.js';
 import type { RunOutcome } from '../session/run.js';
 import * as A from './attributes.js';
@@ -89,9 +90,7 @@ export class RunTrace {
     const state = ckpt.state;
     // The engine's own rules for these two; the run's result confirms them at the end.
     const attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
-    const resumed =
-      state.merge !== undefined ||
-      [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0);
+    const resumed = isResumed(state);
     for (const r of state.steps.values()) this.#doneBefore += r.unitsDone;
     this.#attempt = this.#tracer.startSpan(`run ${plan.name}`, {
       startTime: this.#startedAt,
