@@ -2,7 +2,7 @@ export const id = 819;
 export const ids = [819];
 export const modules = {
 
-/***/ 9750:
+/***/ 29750:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -12,8 +12,8 @@ export const modules = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ContextAPI = void 0;
-const NoopContextManager_1 = __webpack_require__(9522);
-const global_utils_1 = __webpack_require__(9923);
+const NoopContextManager_1 = __webpack_require__(99522);
+const global_utils_1 = __webpack_require__(39923);
 const diag_1 = __webpack_require__(1230);
 const API_NAME = 'context';
 const NOOP_CONTEXT_MANAGER = new NoopContextManager_1.NoopContextManager();
@@ -90,10 +90,10 @@ exports.ContextAPI = ContextAPI;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DiagAPI = void 0;
-const ComponentLogger_1 = __webpack_require__(7723);
-const logLevelLogger_1 = __webpack_require__(3514);
+const ComponentLogger_1 = __webpack_require__(37723);
+const logLevelLogger_1 = __webpack_require__(83514);
 const types_1 = __webpack_require__(2573);
-const global_utils_1 = __webpack_require__(9923);
+const global_utils_1 = __webpack_require__(39923);
 const API_NAME = 'diag';
 /**
  * Singleton object which represents the entry point to the OpenTelemetry internal
@@ -170,7 +170,7 @@ exports.DiagAPI = DiagAPI;
 
 /***/ }),
 
-/***/ 8692:
+/***/ 18692:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -180,8 +180,8 @@ exports.DiagAPI = DiagAPI;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MetricsAPI = void 0;
-const NoopMeterProvider_1 = __webpack_require__(2896);
-const global_utils_1 = __webpack_require__(9923);
+const NoopMeterProvider_1 = __webpack_require__(12896);
+const global_utils_1 = __webpack_require__(39923);
 const diag_1 = __webpack_require__(1230);
 const API_NAME = 'metrics';
 /**
@@ -236,11 +236,11 @@ exports.MetricsAPI = MetricsAPI;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.PropagationAPI = void 0;
-const global_utils_1 = __webpack_require__(9923);
-const NoopTextMapPropagator_1 = __webpack_require__(4353);
-const TextMapPropagator_1 = __webpack_require__(7865);
-const context_helpers_1 = __webpack_require__(52);
-const utils_1 = __webpack_require__(8558);
+const global_utils_1 = __webpack_require__(39923);
+const NoopTextMapPropagator_1 = __webpack_require__(54353);
+const TextMapPropagator_1 = __webpack_require__(77865);
+const context_helpers_1 = __webpack_require__(30052);
+const utils_1 = __webpack_require__(38558);
 const diag_1 = __webpack_require__(1230);
 const API_NAME = 'propagation';
 const NOOP_TEXT_MAP_PROPAGATOR = new NoopTextMapPropagator_1.NoopTextMapPropagator();
@@ -312,7 +312,7 @@ exports.PropagationAPI = PropagationAPI;
 
 /***/ }),
 
-/***/ 4508:
+/***/ 24508:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -322,10 +322,10 @@ exports.PropagationAPI = PropagationAPI;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TraceAPI = void 0;
-const global_utils_1 = __webpack_require__(9923);
-const ProxyTracerProvider_1 = __webpack_require__(312);
-const spancontext_utils_1 = __webpack_require__(639);
-const context_utils_1 = __webpack_require__(2771);
+const global_utils_1 = __webpack_require__(39923);
+const ProxyTracerProvider_1 = __webpack_require__(20312);
+const spancontext_utils_1 = __webpack_require__(60639);
+const context_utils_1 = __webpack_require__(52771);
 const diag_1 = __webpack_require__(1230);
 const API_NAME = 'trace';
 /**
@@ -388,7 +388,7 @@ exports.TraceAPI = TraceAPI;
 
 /***/ }),
 
-/***/ 52:
+/***/ 30052:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -398,8 +398,8 @@ exports.TraceAPI = TraceAPI;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.deleteBaggage = exports.setBaggage = exports.getActiveBaggage = exports.getBaggage = void 0;
-const context_1 = __webpack_require__(9750);
-const context_2 = __webpack_require__(7977);
+const context_1 = __webpack_require__(29750);
+const context_2 = __webpack_require__(37977);
 /**
  * Baggage key
  */
@@ -446,7 +446,7 @@ exports.deleteBaggage = deleteBaggage;
 
 /***/ }),
 
-/***/ 3274:
+/***/ 33274:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -514,7 +514,7 @@ exports.baggageEntryMetadataSymbol = Symbol('BaggageEntryMetadata');
 
 /***/ }),
 
-/***/ 8558:
+/***/ 38558:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -525,7 +525,7 @@ exports.baggageEntryMetadataSymbol = Symbol('BaggageEntryMetadata');
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.baggageEntryMetadataFromString = exports.createBaggage = void 0;
 const diag_1 = __webpack_require__(1230);
-const baggage_impl_1 = __webpack_require__(3274);
+const baggage_impl_1 = __webpack_require__(33274);
 const symbol_1 = __webpack_require__(3997);
 const diag = diag_1.DiagAPI.instance();
 /**
@@ -561,7 +561,7 @@ exports.baggageEntryMetadataFromString = baggageEntryMetadataFromString;
 
 /***/ }),
 
-/***/ 244:
+/***/ 70244:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -573,7 +573,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.context = void 0;
 // Split module-level variable definition into separate files to allow
 // tree-shaking on each api instance.
-const context_1 = __webpack_require__(9750);
+const context_1 = __webpack_require__(29750);
 /**
  * Entrypoint for context API
  * @since 1.0.0
@@ -583,7 +583,7 @@ exports.context = context_1.ContextAPI.getInstance();
 
 /***/ }),
 
-/***/ 9522:
+/***/ 99522:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -593,7 +593,7 @@ exports.context = context_1.ContextAPI.getInstance();
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.NoopContextManager = void 0;
-const context_1 = __webpack_require__(7977);
+const context_1 = __webpack_require__(37977);
 class NoopContextManager {
     active() {
         return context_1.ROOT_CONTEXT;
@@ -616,7 +616,7 @@ exports.NoopContextManager = NoopContextManager;
 
 /***/ }),
 
-/***/ 7977:
+/***/ 37977:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -674,7 +674,7 @@ exports.ROOT_CONTEXT = new BaseContext();
 
 /***/ }),
 
-/***/ 1414:
+/***/ 11414:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -700,7 +700,7 @@ exports.diag = diag_1.DiagAPI.instance();
 
 /***/ }),
 
-/***/ 7723:
+/***/ 37723:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -710,7 +710,7 @@ exports.diag = diag_1.DiagAPI.instance();
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DiagComponentLogger = void 0;
-const global_utils_1 = __webpack_require__(9923);
+const global_utils_1 = __webpack_require__(39923);
 /**
  * Component Logger which is meant to be used as part of any component which
  * will add automatically additional namespace in front of the log message.
@@ -753,7 +753,7 @@ function logProxy(funcName, namespace, args) {
 
 /***/ }),
 
-/***/ 6769:
+/***/ 66769:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -832,7 +832,7 @@ exports.DiagConsoleLogger = DiagConsoleLogger;
 
 /***/ }),
 
-/***/ 3514:
+/***/ 83514:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -911,7 +911,7 @@ var DiagLogLevel;
 
 /***/ }),
 
-/***/ 3914:
+/***/ 63914:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -921,60 +921,60 @@ var DiagLogLevel;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.trace = exports.propagation = exports.metrics = exports.diag = exports.context = exports.INVALID_SPAN_CONTEXT = exports.INVALID_TRACEID = exports.INVALID_SPANID = exports.isValidSpanId = exports.isValidTraceId = exports.isSpanContextValid = exports.createTraceState = exports.TraceFlags = exports.SpanStatusCode = exports.SpanKind = exports.SamplingDecision = exports.ProxyTracerProvider = exports.ProxyTracer = exports.defaultTextMapSetter = exports.defaultTextMapGetter = exports.ValueType = exports.createNoopMeter = exports.DiagLogLevel = exports.DiagConsoleLogger = exports.ROOT_CONTEXT = exports.createContextKey = exports.baggageEntryMetadataFromString = void 0;
-var utils_1 = __webpack_require__(8558);
+var utils_1 = __webpack_require__(38558);
 Object.defineProperty(exports, "baggageEntryMetadataFromString", ({ enumerable: true, get: function () { return utils_1.baggageEntryMetadataFromString; } }));
 // Context APIs
-var context_1 = __webpack_require__(7977);
+var context_1 = __webpack_require__(37977);
 Object.defineProperty(exports, "createContextKey", ({ enumerable: true, get: function () { return context_1.createContextKey; } }));
 Object.defineProperty(exports, "ROOT_CONTEXT", ({ enumerable: true, get: function () { return context_1.ROOT_CONTEXT; } }));
 // Diag APIs
-var consoleLogger_1 = __webpack_require__(6769);
+var consoleLogger_1 = __webpack_require__(66769);
 Object.defineProperty(exports, "DiagConsoleLogger", ({ enumerable: true, get: function () { return consoleLogger_1.DiagConsoleLogger; } }));
 var types_1 = __webpack_require__(2573);
 Object.defineProperty(exports, "DiagLogLevel", ({ enumerable: true, get: function () { return types_1.DiagLogLevel; } }));
 // Metrics APIs
 var NoopMeter_1 = __webpack_require__(7017);
 Object.defineProperty(exports, "createNoopMeter", ({ enumerable: true, get: function () { return NoopMeter_1.createNoopMeter; } }));
-var Metric_1 = __webpack_require__(3814);
+var Metric_1 = __webpack_require__(73814);
 Object.defineProperty(exports, "ValueType", ({ enumerable: true, get: function () { return Metric_1.ValueType; } }));
 // Propagation APIs
-var TextMapPropagator_1 = __webpack_require__(7865);
+var TextMapPropagator_1 = __webpack_require__(77865);
 Object.defineProperty(exports, "defaultTextMapGetter", ({ enumerable: true, get: function () { return TextMapPropagator_1.defaultTextMapGetter; } }));
 Object.defineProperty(exports, "defaultTextMapSetter", ({ enumerable: true, get: function () { return TextMapPropagator_1.defaultTextMapSetter; } }));
 var ProxyTracer_1 = __webpack_require__(4833);
 Object.defineProperty(exports, "ProxyTracer", ({ enumerable: true, get: function () { return ProxyTracer_1.ProxyTracer; } }));
 // TODO: Remove ProxyTracerProvider export in the next major version.
-var ProxyTracerProvider_1 = __webpack_require__(312);
+var ProxyTracerProvider_1 = __webpack_require__(20312);
 Object.defineProperty(exports, "ProxyTracerProvider", ({ enumerable: true, get: function () { return ProxyTracerProvider_1.ProxyTracerProvider; } }));
-var SamplingResult_1 = __webpack_require__(434);
+var SamplingResult_1 = __webpack_require__(80434);
 Object.defineProperty(exports, "SamplingDecision", ({ enumerable: true, get: function () { return SamplingResult_1.SamplingDecision; } }));
-var span_kind_1 = __webpack_require__(2347);
+var span_kind_1 = __webpack_require__(42347);
 Object.defineProperty(exports, "SpanKind", ({ enumerable: true, get: function () { return span_kind_1.SpanKind; } }));
-var status_1 = __webpack_require__(1524);
+var status_1 = __webpack_require__(61524);
 Object.defineProperty(exports, "SpanStatusCode", ({ enumerable: true, get: function () { return status_1.SpanStatusCode; } }));
-var trace_flags_1 = __webpack_require__(7221);
+var trace_flags_1 = __webpack_require__(47221);
 Object.defineProperty(exports, "TraceFlags", ({ enumerable: true, get: function () { return trace_flags_1.TraceFlags; } }));
-var utils_2 = __webpack_require__(969);
+var utils_2 = __webpack_require__(90969);
 Object.defineProperty(exports, "createTraceState", ({ enumerable: true, get: function () { return utils_2.createTraceState; } }));
-var spancontext_utils_1 = __webpack_require__(639);
+var spancontext_utils_1 = __webpack_require__(60639);
 Object.defineProperty(exports, "isSpanContextValid", ({ enumerable: true, get: function () { return spancontext_utils_1.isSpanContextValid; } }));
 Object.defineProperty(exports, "isValidTraceId", ({ enumerable: true, get: function () { return spancontext_utils_1.isValidTraceId; } }));
 Object.defineProperty(exports, "isValidSpanId", ({ enumerable: true, get: function () { return spancontext_utils_1.isValidSpanId; } }));
-var invalid_span_constants_1 = __webpack_require__(7088);
+var invalid_span_constants_1 = __webpack_require__(57088);
 Object.defineProperty(exports, "INVALID_SPANID", ({ enumerable: true, get: function () { return invalid_span_constants_1.INVALID_SPANID; } }));
 Object.defineProperty(exports, "INVALID_TRACEID", ({ enumerable: true, get: function () { return invalid_span_constants_1.INVALID_TRACEID; } }));
 Object.defineProperty(exports, "INVALID_SPAN_CONTEXT", ({ enumerable: true, get: function () { return invalid_span_constants_1.INVALID_SPAN_CONTEXT; } }));
 // Split module-level variable definition into separate files to allow
 // tree-shaking on each api instance.
-const context_api_1 = __webpack_require__(244);
+const context_api_1 = __webpack_require__(70244);
 Object.defineProperty(exports, "context", ({ enumerable: true, get: function () { return context_api_1.context; } }));
-const diag_api_1 = __webpack_require__(1414);
+const diag_api_1 = __webpack_require__(11414);
 Object.defineProperty(exports, "diag", ({ enumerable: true, get: function () { return diag_api_1.diag; } }));
-const metrics_api_1 = __webpack_require__(4434);
+const metrics_api_1 = __webpack_require__(24434);
 Object.defineProperty(exports, "metrics", ({ enumerable: true, get: function () { return metrics_api_1.metrics; } }));
-const propagation_api_1 = __webpack_require__(6389);
+const propagation_api_1 = __webpack_require__(16389);
 Object.defineProperty(exports, "propagation", ({ enumerable: true, get: function () { return propagation_api_1.propagation; } }));
-const trace_api_1 = __webpack_require__(6542);
+const trace_api_1 = __webpack_require__(56542);
 Object.defineProperty(exports, "trace", ({ enumerable: true, get: function () { return trace_api_1.trace; } }));
 // Default export.
 exports["default"] = {
@@ -988,7 +988,7 @@ exports["default"] = {
 
 /***/ }),
 
-/***/ 9923:
+/***/ 39923:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -998,8 +998,8 @@ exports["default"] = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.unregisterGlobal = exports.getGlobal = exports.registerGlobal = void 0;
-const version_1 = __webpack_require__(9390);
-const semver_1 = __webpack_require__(5088);
+const version_1 = __webpack_require__(59390);
+const semver_1 = __webpack_require__(45088);
 const major = version_1.VERSION.split('.')[0];
 const GLOBAL_OPENTELEMETRY_API_KEY = Symbol.for(`opentelemetry.js.api.${major}`);
 const _global = (typeof globalThis === 'object'
@@ -1054,7 +1054,7 @@ exports.unregisterGlobal = unregisterGlobal;
 
 /***/ }),
 
-/***/ 5088:
+/***/ 45088:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -1064,7 +1064,7 @@ exports.unregisterGlobal = unregisterGlobal;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.isCompatible = exports._makeCompatibilityCheck = void 0;
-const version_1 = __webpack_require__(9390);
+const version_1 = __webpack_require__(59390);
 const re = /^(\d+)\.(\d+)\.(\d+)(-(.+))?$/;
 /**
  * Create a function to test an API version to see if it is compatible with the provided ownVersion.
@@ -1171,7 +1171,7 @@ exports.isCompatible = _makeCompatibilityCheck(version_1.VERSION);
 
 /***/ }),
 
-/***/ 4434:
+/***/ 24434:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -1183,7 +1183,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.metrics = void 0;
 // Split module-level variable definition into separate files to allow
 // tree-shaking on each api instance.
-const metrics_1 = __webpack_require__(8692);
+const metrics_1 = __webpack_require__(18692);
 /**
  * Entrypoint for metrics API
  *
@@ -1194,7 +1194,7 @@ exports.metrics = metrics_1.MetricsAPI.getInstance();
 
 /***/ }),
 
-/***/ 3814:
+/***/ 73814:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -1342,7 +1342,7 @@ exports.createNoopMeter = createNoopMeter;
 
 /***/ }),
 
-/***/ 2896:
+/***/ 12896:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -1368,7 +1368,7 @@ exports.NOOP_METER_PROVIDER = new NoopMeterProvider();
 
 /***/ }),
 
-/***/ 6389:
+/***/ 16389:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -1391,7 +1391,7 @@ exports.propagation = propagation_1.PropagationAPI.getInstance();
 
 /***/ }),
 
-/***/ 4353:
+/***/ 54353:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -1420,7 +1420,7 @@ exports.NoopTextMapPropagator = NoopTextMapPropagator;
 
 /***/ }),
 
-/***/ 7865:
+/***/ 77865:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -1462,7 +1462,7 @@ exports.defaultTextMapSetter = {
 
 /***/ }),
 
-/***/ 6542:
+/***/ 56542:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -1474,7 +1474,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.trace = void 0;
 // Split module-level variable definition into separate files to allow
 // tree-shaking on each api instance.
-const trace_1 = __webpack_require__(4508);
+const trace_1 = __webpack_require__(24508);
 /**
  * Entrypoint for trace API
  *
@@ -1485,7 +1485,7 @@ exports.trace = trace_1.TraceAPI.getInstance();
 
 /***/ }),
 
-/***/ 7168:
+/***/ 47168:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -1495,7 +1495,7 @@ exports.trace = trace_1.TraceAPI.getInstance();
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.NonRecordingSpan = void 0;
-const invalid_span_constants_1 = __webpack_require__(7088);
+const invalid_span_constants_1 = __webpack_require__(57088);
 /**
  * The NonRecordingSpan is the default {@link Span} that is used when no Span
  * implementation is available. All operations are no-op including context
@@ -1559,10 +1559,10 @@ exports.NonRecordingSpan = NonRecordingSpan;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.NoopTracer = void 0;
-const context_1 = __webpack_require__(9750);
-const context_utils_1 = __webpack_require__(2771);
-const NonRecordingSpan_1 = __webpack_require__(7168);
-const spancontext_utils_1 = __webpack_require__(639);
+const context_1 = __webpack_require__(29750);
+const context_utils_1 = __webpack_require__(52771);
+const NonRecordingSpan_1 = __webpack_require__(47168);
+const spancontext_utils_1 = __webpack_require__(60639);
 const contextApi = context_1.ContextAPI.getInstance();
 /**
  * No-op implementations of {@link Tracer}.
@@ -1623,7 +1623,7 @@ function isSpanContext(spanContext) {
 
 /***/ }),
 
-/***/ 4602:
+/***/ 94602:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -1702,7 +1702,7 @@ exports.ProxyTracer = ProxyTracer;
 
 /***/ }),
 
-/***/ 312:
+/***/ 20312:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -1713,7 +1713,7 @@ exports.ProxyTracer = ProxyTracer;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ProxyTracerProvider = void 0;
 const ProxyTracer_1 = __webpack_require__(4833);
-const NoopTracerProvider_1 = __webpack_require__(4602);
+const NoopTracerProvider_1 = __webpack_require__(94602);
 const NOOP_TRACER_PROVIDER = new NoopTracerProvider_1.NoopTracerProvider();
 /**
  * Tracer provider which provides {@link ProxyTracer}s.
@@ -1754,7 +1754,7 @@ exports.ProxyTracerProvider = ProxyTracerProvider;
 
 /***/ }),
 
-/***/ 434:
+/***/ 80434:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -1793,7 +1793,7 @@ var SamplingDecision;
 
 /***/ }),
 
-/***/ 2771:
+/***/ 52771:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -1803,9 +1803,9 @@ var SamplingDecision;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.getSpanContext = exports.setSpanContext = exports.deleteSpan = exports.setSpan = exports.getActiveSpan = exports.getSpan = void 0;
-const context_1 = __webpack_require__(7977);
-const NonRecordingSpan_1 = __webpack_require__(7168);
-const context_2 = __webpack_require__(9750);
+const context_1 = __webpack_require__(37977);
+const NonRecordingSpan_1 = __webpack_require__(47168);
+const context_2 = __webpack_require__(29750);
 /**
  * span key
  */
@@ -1870,7 +1870,7 @@ exports.getSpanContext = getSpanContext;
 
 /***/ }),
 
-/***/ 7903:
+/***/ 77903:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -1880,7 +1880,7 @@ exports.getSpanContext = getSpanContext;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TraceStateImpl = void 0;
-const tracestate_validators_1 = __webpack_require__(5618);
+const tracestate_validators_1 = __webpack_require__(95618);
 const MAX_TRACE_STATE_ITEMS = 32;
 const MAX_TRACE_STATE_LEN = 512;
 const LIST_MEMBERS_SEPARATOR = ',';
@@ -1970,7 +1970,7 @@ exports.TraceStateImpl = TraceStateImpl;
 
 /***/ }),
 
-/***/ 5618:
+/***/ 95618:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -2011,7 +2011,7 @@ exports.validateValue = validateValue;
 
 /***/ }),
 
-/***/ 969:
+/***/ 90969:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -2021,7 +2021,7 @@ exports.validateValue = validateValue;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.createTraceState = void 0;
-const tracestate_impl_1 = __webpack_require__(7903);
+const tracestate_impl_1 = __webpack_require__(77903);
 /**
  * @since 1.1.0
  */
@@ -2033,7 +2033,7 @@ exports.createTraceState = createTraceState;
 
 /***/ }),
 
-/***/ 7088:
+/***/ 57088:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -2043,7 +2043,7 @@ exports.createTraceState = createTraceState;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.INVALID_SPAN_CONTEXT = exports.INVALID_TRACEID = exports.INVALID_SPANID = void 0;
-const trace_flags_1 = __webpack_require__(7221);
+const trace_flags_1 = __webpack_require__(47221);
 /**
  * @since 1.0.0
  */
@@ -2064,7 +2064,7 @@ exports.INVALID_SPAN_CONTEXT = {
 
 /***/ }),
 
-/***/ 2347:
+/***/ 42347:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -2108,7 +2108,7 @@ var SpanKind;
 
 /***/ }),
 
-/***/ 639:
+/***/ 60639:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -2118,8 +2118,8 @@ exports.wrapSpanContext = exports.isSpanContextValid = exports.isValidSpanId = e
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const invalid_span_constants_1 = __webpack_require__(7088);
-const NonRecordingSpan_1 = __webpack_require__(7168);
+const invalid_span_constants_1 = __webpack_require__(57088);
+const NonRecordingSpan_1 = __webpack_require__(47168);
 // Valid characters (0-9, a-f, A-F) are marked as 1.
 const isHex = new Uint8Array([
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -2180,7 +2180,7 @@ exports.wrapSpanContext = wrapSpanContext;
 
 /***/ }),
 
-/***/ 1524:
+/***/ 61524:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -2215,7 +2215,7 @@ var SpanStatusCode;
 
 /***/ }),
 
-/***/ 7221:
+/***/ 47221:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -2239,7 +2239,7 @@ var TraceFlags;
 
 /***/ }),
 
-/***/ 9390:
+/***/ 59390:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -2255,7 +2255,7 @@ exports.VERSION = '1.9.1';
 
 /***/ }),
 
-/***/ 6004:
+/***/ 86004:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 var __webpack_unused_export__;
@@ -2266,13 +2266,13 @@ var __webpack_unused_export__;
  */
 __webpack_unused_export__ = ({ value: true });
 exports.Q = void 0;
-var platform_1 = __webpack_require__(498);
+var platform_1 = __webpack_require__(80498);
 Object.defineProperty(exports, "Q", ({ enumerable: true, get: function () { return platform_1.OTLPTraceExporter; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 498:
+/***/ 80498:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -2282,13 +2282,13 @@ Object.defineProperty(exports, "Q", ({ enumerable: true, get: function () { retu
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.OTLPTraceExporter = void 0;
-var node_1 = __webpack_require__(9295);
+var node_1 = __webpack_require__(99295);
 Object.defineProperty(exports, "OTLPTraceExporter", ({ enumerable: true, get: function () { return node_1.OTLPTraceExporter; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 1050:
+/***/ 91050:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -2298,10 +2298,10 @@ Object.defineProperty(exports, "OTLPTraceExporter", ({ enumerable: true, get: fu
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.OTLPTraceExporter = void 0;
-const otlp_exporter_base_1 = __webpack_require__(6909);
-const otlp_transformer_1 = __webpack_require__(9107);
-const node_http_1 = __webpack_require__(2207);
-const semconv_1 = __webpack_require__(2877);
+const otlp_exporter_base_1 = __webpack_require__(66909);
+const otlp_transformer_1 = __webpack_require__(69107);
+const node_http_1 = __webpack_require__(52207);
+const semconv_1 = __webpack_require__(92877);
 /**
  * Collector Trace Exporter for Node
  */
@@ -2317,7 +2317,7 @@ exports.OTLPTraceExporter = OTLPTraceExporter;
 
 /***/ }),
 
-/***/ 9295:
+/***/ 99295:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -2327,13 +2327,13 @@ exports.OTLPTraceExporter = OTLPTraceExporter;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.OTLPTraceExporter = void 0;
-var OTLPTraceExporter_1 = __webpack_require__(1050);
+var OTLPTraceExporter_1 = __webpack_require__(91050);
 Object.defineProperty(exports, "OTLPTraceExporter", ({ enumerable: true, get: function () { return OTLPTraceExporter_1.OTLPTraceExporter; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 2877:
+/***/ 92877:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -2360,7 +2360,7 @@ exports.OTEL_COMPONENT_TYPE_VALUE_OTLP_HTTP_SPAN_EXPORTER = 'otlp_http_span_expo
 
 /***/ }),
 
-/***/ 7472:
+/***/ 5091:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -2370,10 +2370,10 @@ exports.OTEL_COMPONENT_TYPE_VALUE_OTLP_HTTP_SPAN_EXPORTER = 'otlp_http_span_expo
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ExporterMetrics = void 0;
-const api_1 = __webpack_require__(3914);
-const core_1 = __webpack_require__(4300);
-const semconv_1 = __webpack_require__(6072);
-const version_1 = __webpack_require__(9461);
+const api_1 = __webpack_require__(63914);
+const core_1 = __webpack_require__(54300);
+const semconv_1 = __webpack_require__(76072);
+const version_1 = __webpack_require__(49461);
 const componentCounter = new Map();
 /**
  * Generates `otel.sdk.exporter.*` metrics.
@@ -2474,7 +2474,7 @@ exports.ExporterMetrics = ExporterMetrics;
 
 /***/ }),
 
-/***/ 2970:
+/***/ 22970:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -2512,7 +2512,7 @@ exports.OTLPExporterBase = OTLPExporterBase;
 
 /***/ }),
 
-/***/ 7064:
+/***/ 77064:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -2561,7 +2561,7 @@ exports.createBoundedQueueExportPromiseHandler = createBoundedQueueExportPromise
 
 /***/ }),
 
-/***/ 7259:
+/***/ 27259:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -2571,7 +2571,7 @@ exports.createBoundedQueueExportPromiseHandler = createBoundedQueueExportPromise
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.convertLegacyHeaders = void 0;
-const shared_configuration_1 = __webpack_require__(4636);
+const shared_configuration_1 = __webpack_require__(34636);
 function convertLegacyHeaders(config) {
     if (typeof config.headers === 'function') {
         return config.headers;
@@ -2583,17 +2583,17 @@ exports.convertLegacyHeaders = convertLegacyHeaders;
 
 /***/ }),
 
-/***/ 5038:
+/***/ 85038:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.convertLegacyHttpOptions = void 0;
-const api_1 = __webpack_require__(3914);
-const otlp_node_http_configuration_1 = __webpack_require__(9472);
-const index_node_http_1 = __webpack_require__(2207);
-const otlp_node_http_env_configuration_1 = __webpack_require__(6494);
-const convert_legacy_http_options_1 = __webpack_require__(7259);
+const api_1 = __webpack_require__(63914);
+const otlp_node_http_configuration_1 = __webpack_require__(49472);
+const index_node_http_1 = __webpack_require__(52207);
+const otlp_node_http_env_configuration_1 = __webpack_require__(26494);
+const convert_legacy_http_options_1 = __webpack_require__(27259);
 function convertLegacyAgentOptions(config) {
     if (typeof config.httpAgentOptions === 'function') {
         return config.httpAgentOptions;
@@ -2636,7 +2636,7 @@ exports.convertLegacyHttpOptions = convertLegacyHttpOptions;
 
 /***/ }),
 
-/***/ 4125:
+/***/ 54125:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -2665,8 +2665,8 @@ var CompressionAlgorithm;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.getHttpConfigurationDefaults = exports.mergeOtlpHttpConfigurationWithDefaults = void 0;
-const shared_configuration_1 = __webpack_require__(4636);
-const util_1 = __webpack_require__(2653);
+const shared_configuration_1 = __webpack_require__(34636);
+const util_1 = __webpack_require__(52653);
 function mergeHeaders(userProvidedHeaders, fallbackHeaders, defaultHeaders) {
     return async () => {
         const requiredHeaders = {
@@ -2725,7 +2725,7 @@ exports.getHttpConfigurationDefaults = getHttpConfigurationDefaults;
 
 /***/ }),
 
-/***/ 9472:
+/***/ 49472:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -2735,7 +2735,7 @@ const otlp_http_configuration_1 = __webpack_require__(5081);
 function httpAgentFactoryFromOptions(options) {
     return async (protocol) => {
         const isInsecure = protocol === 'http:';
-        const module = isInsecure ? Promise.resolve(/* import() */).then(__webpack_require__.t.bind(__webpack_require__, 8611, 23)) : Promise.resolve(/* import() */).then(__webpack_require__.t.bind(__webpack_require__, 5692, 23));
+        const module = isInsecure ? Promise.resolve(/* import() */).then(__webpack_require__.t.bind(__webpack_require__, 58611, 23)) : Promise.resolve(/* import() */).then(__webpack_require__.t.bind(__webpack_require__, 65692, 23));
         const { Agent } = await module;
         if (isInsecure) {
             // eslint-disable-next-line @typescript-eslint/no-unused-vars -- these props should not be used in agent options
@@ -2772,7 +2772,7 @@ exports.getNodeHttpConfigurationDefaults = getNodeHttpConfigurationDefaults;
 
 /***/ }),
 
-/***/ 6494:
+/***/ 26494:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -2782,13 +2782,13 @@ exports.getNodeHttpConfigurationFromEnvironment = void 0;
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const fs = __webpack_require__(9896);
-const path = __webpack_require__(6928);
-const core_1 = __webpack_require__(4300);
-const api_1 = __webpack_require__(3914);
-const shared_env_configuration_1 = __webpack_require__(4394);
-const shared_configuration_1 = __webpack_require__(4636);
-const otlp_node_http_configuration_1 = __webpack_require__(9472);
+const fs = __webpack_require__(79896);
+const path = __webpack_require__(16928);
+const core_1 = __webpack_require__(54300);
+const api_1 = __webpack_require__(63914);
+const shared_env_configuration_1 = __webpack_require__(44394);
+const shared_configuration_1 = __webpack_require__(34636);
+const otlp_node_http_configuration_1 = __webpack_require__(49472);
 function getStaticHeadersFromEnv(signalIdentifier) {
     const signalSpecificRawHeaders = (0, core_1.getStringFromEnv)(`OTEL_EXPORTER_OTLP_${signalIdentifier}_HEADERS`);
     const nonSignalSpecificRawHeaders = (0, core_1.getStringFromEnv)('OTEL_EXPORTER_OTLP_HEADERS');
@@ -2901,7 +2901,7 @@ exports.getNodeHttpConfigurationFromEnvironment = getNodeHttpConfigurationFromEn
 
 /***/ }),
 
-/***/ 4636:
+/***/ 34636:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -2956,7 +2956,7 @@ exports.getSharedConfigurationDefaults = getSharedConfigurationDefaults;
 
 /***/ }),
 
-/***/ 4394:
+/***/ 44394:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -2966,8 +2966,8 @@ exports.getSharedConfigurationFromEnvironment = void 0;
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const core_1 = __webpack_require__(4300);
-const api_1 = __webpack_require__(3914);
+const core_1 = __webpack_require__(54300);
+const api_1 = __webpack_require__(63914);
 function parseAndValidateTimeoutFromEnv(timeoutEnvVar) {
     const envTimeout = (0, core_1.getNumberFromEnv)(timeoutEnvVar);
     if (envTimeout != null) {
@@ -3007,7 +3007,7 @@ exports.getSharedConfigurationFromEnvironment = getSharedConfigurationFromEnviro
 
 /***/ }),
 
-/***/ 2207:
+/***/ 52207:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -3017,20 +3017,20 @@ exports.getSharedConfigurationFromEnvironment = getSharedConfigurationFromEnviro
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.convertLegacyHttpOptions = exports.getSharedConfigurationFromEnvironment = exports.createOtlpHttpExporterMetrics = exports.createOtlpHttpExportDelegate = exports.httpAgentFactoryFromOptions = void 0;
-var otlp_node_http_configuration_1 = __webpack_require__(9472);
+var otlp_node_http_configuration_1 = __webpack_require__(49472);
 Object.defineProperty(exports, "httpAgentFactoryFromOptions", ({ enumerable: true, get: function () { return otlp_node_http_configuration_1.httpAgentFactoryFromOptions; } }));
-var otlp_http_export_delegate_1 = __webpack_require__(1704);
+var otlp_http_export_delegate_1 = __webpack_require__(91704);
 Object.defineProperty(exports, "createOtlpHttpExportDelegate", ({ enumerable: true, get: function () { return otlp_http_export_delegate_1.createOtlpHttpExportDelegate; } }));
 Object.defineProperty(exports, "createOtlpHttpExporterMetrics", ({ enumerable: true, get: function () { return otlp_http_export_delegate_1.createOtlpHttpExporterMetrics; } }));
-var shared_env_configuration_1 = __webpack_require__(4394);
+var shared_env_configuration_1 = __webpack_require__(44394);
 Object.defineProperty(exports, "getSharedConfigurationFromEnvironment", ({ enumerable: true, get: function () { return shared_env_configuration_1.getSharedConfigurationFromEnvironment; } }));
-var convert_legacy_node_http_options_1 = __webpack_require__(5038);
+var convert_legacy_node_http_options_1 = __webpack_require__(85038);
 Object.defineProperty(exports, "convertLegacyHttpOptions", ({ enumerable: true, get: function () { return convert_legacy_node_http_options_1.convertLegacyHttpOptions; } }));
 //# sourceMappingURL=index-node-http.js.map
 
 /***/ }),
 
-/***/ 6909:
+/***/ 66909:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -3040,24 +3040,24 @@ Object.defineProperty(exports, "convertLegacyHttpOptions", ({ enumerable: true, 
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ExporterMetrics = exports.createOtlpNetworkExportDelegate = exports.CompressionAlgorithm = exports.getSharedConfigurationDefaults = exports.mergeOtlpSharedConfigurationWithDefaults = exports.OTLPExporterError = exports.OTLPExporterBase = void 0;
-var OTLPExporterBase_1 = __webpack_require__(2970);
+var OTLPExporterBase_1 = __webpack_require__(22970);
 Object.defineProperty(exports, "OTLPExporterBase", ({ enumerable: true, get: function () { return OTLPExporterBase_1.OTLPExporterBase; } }));
-var types_1 = __webpack_require__(5860);
+var types_1 = __webpack_require__(65860);
 Object.defineProperty(exports, "OTLPExporterError", ({ enumerable: true, get: function () { return types_1.OTLPExporterError; } }));
-var shared_configuration_1 = __webpack_require__(4636);
+var shared_configuration_1 = __webpack_require__(34636);
 Object.defineProperty(exports, "mergeOtlpSharedConfigurationWithDefaults", ({ enumerable: true, get: function () { return shared_configuration_1.mergeOtlpSharedConfigurationWithDefaults; } }));
 Object.defineProperty(exports, "getSharedConfigurationDefaults", ({ enumerable: true, get: function () { return shared_configuration_1.getSharedConfigurationDefaults; } }));
-var legacy_node_configuration_1 = __webpack_require__(4125);
+var legacy_node_configuration_1 = __webpack_require__(54125);
 Object.defineProperty(exports, "CompressionAlgorithm", ({ enumerable: true, get: function () { return legacy_node_configuration_1.CompressionAlgorithm; } }));
-var otlp_network_export_delegate_1 = __webpack_require__(494);
+var otlp_network_export_delegate_1 = __webpack_require__(80494);
 Object.defineProperty(exports, "createOtlpNetworkExportDelegate", ({ enumerable: true, get: function () { return otlp_network_export_delegate_1.createOtlpNetworkExportDelegate; } }));
-var ExporterMetrics_1 = __webpack_require__(7472);
+var ExporterMetrics_1 = __webpack_require__(5091);
 Object.defineProperty(exports, "ExporterMetrics", ({ enumerable: true, get: function () { return ExporterMetrics_1.ExporterMetrics; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 8175:
+/***/ 38175:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -3094,7 +3094,7 @@ exports.parseRetryAfterToMills = parseRetryAfterToMills;
 
 /***/ }),
 
-/***/ 7391:
+/***/ 57391:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -3104,7 +3104,7 @@ exports.createLoggingPartialSuccessResponseHandler = void 0;
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 function isPartialSuccessResponse(response) {
     return Object.prototype.hasOwnProperty.call(response, 'partialSuccess');
 }
@@ -3141,10 +3141,10 @@ exports.createLoggingPartialSuccessResponseHandler = createLoggingPartialSuccess
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.createOtlpExportDelegate = void 0;
-const core_1 = __webpack_require__(4300);
-const types_1 = __webpack_require__(5860);
-const logging_response_handler_1 = __webpack_require__(7391);
-const api_1 = __webpack_require__(3914);
+const core_1 = __webpack_require__(54300);
+const types_1 = __webpack_require__(65860);
+const logging_response_handler_1 = __webpack_require__(57391);
+const api_1 = __webpack_require__(63914);
 class OTLPExportDelegate {
     _metrics;
     _diagLogger;
@@ -3255,7 +3255,7 @@ exports.createOtlpExportDelegate = createOtlpExportDelegate;
 
 /***/ }),
 
-/***/ 1704:
+/***/ 91704:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -3266,12 +3266,12 @@ exports.createOtlpExportDelegate = createOtlpExportDelegate;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.createOtlpHttpExportDelegate = exports.createOtlpHttpExporterMetrics = void 0;
 const otlp_export_delegate_1 = __webpack_require__(5013);
-const http_exporter_transport_1 = __webpack_require__(949);
-const bounded_queue_export_promise_handler_1 = __webpack_require__(7064);
-const retrying_transport_1 = __webpack_require__(991);
-const types_1 = __webpack_require__(5860);
-const semconv_1 = __webpack_require__(6072);
-const ExporterMetrics_1 = __webpack_require__(7472);
+const http_exporter_transport_1 = __webpack_require__(90949);
+const bounded_queue_export_promise_handler_1 = __webpack_require__(77064);
+const retrying_transport_1 = __webpack_require__(40991);
+const types_1 = __webpack_require__(65860);
+const semconv_1 = __webpack_require__(76072);
+const ExporterMetrics_1 = __webpack_require__(5091);
 function createOtlpHttpExporterMetrics(metricsComponentType, exporterMetricsHelper, url, meterProvider) {
     return new ExporterMetrics_1.ExporterMetrics({
         componentType: metricsComponentType,
@@ -3309,7 +3309,7 @@ exports.createOtlpHttpExportDelegate = createOtlpHttpExportDelegate;
 
 /***/ }),
 
-/***/ 494:
+/***/ 80494:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -3319,7 +3319,7 @@ exports.createOtlpHttpExportDelegate = createOtlpHttpExportDelegate;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.createOtlpNetworkExportDelegate = void 0;
-const bounded_queue_export_promise_handler_1 = __webpack_require__(7064);
+const bounded_queue_export_promise_handler_1 = __webpack_require__(77064);
 const otlp_export_delegate_1 = __webpack_require__(5013);
 function createOtlpNetworkExportDelegate(options, serializer, metrics, transport) {
     return (0, otlp_export_delegate_1.createOtlpExportDelegate)({
@@ -3334,7 +3334,7 @@ exports.createOtlpNetworkExportDelegate = createOtlpNetworkExportDelegate;
 
 /***/ }),
 
-/***/ 991:
+/***/ 40991:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -3344,7 +3344,7 @@ exports.createOtlpNetworkExportDelegate = createOtlpNetworkExportDelegate;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.createRetryingTransport = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const MAX_ATTEMPTS = 5;
 const INITIAL_BACKOFF = 1000;
 const MAX_BACKOFF = 5000;
@@ -3414,7 +3414,7 @@ exports.createRetryingTransport = createRetryingTransport;
 
 /***/ }),
 
-/***/ 6072:
+/***/ 76072:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -3523,7 +3523,7 @@ exports.ATTR_ERROR_TYPE = 'error.type';
 
 /***/ }),
 
-/***/ 949:
+/***/ 90949:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -3533,7 +3533,7 @@ exports.ATTR_ERROR_TYPE = 'error.type';
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.createHttpExporterTransport = void 0;
-const http_transport_utils_1 = __webpack_require__(271);
+const http_transport_utils_1 = __webpack_require__(20271);
 class HttpExporterTransport {
     _utils = null;
     _parameters;
@@ -3562,7 +3562,7 @@ class HttpExporterTransport {
     }
 }
 async function requestFunctionFactory(protocol) {
-    const module = protocol === 'http:' ? Promise.resolve(/* import() */).then(__webpack_require__.t.bind(__webpack_require__, 8611, 23)) : Promise.resolve(/* import() */).then(__webpack_require__.t.bind(__webpack_require__, 5692, 23));
+    const module = protocol === 'http:' ? Promise.resolve(/* import() */).then(__webpack_require__.t.bind(__webpack_require__, 58611, 23)) : Promise.resolve(/* import() */).then(__webpack_require__.t.bind(__webpack_require__, 65692, 23));
     const { request } = await module;
     return request;
 }
@@ -3574,17 +3574,17 @@ exports.createHttpExporterTransport = createHttpExporterTransport;
 
 /***/ }),
 
-/***/ 271:
+/***/ 20271:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.compressAndSend = exports.sendWithHttp = exports.MAX_RESPONSE_BODY_SIZE = void 0;
-const zlib = __webpack_require__(3106);
+const zlib = __webpack_require__(43106);
 const stream_1 = __webpack_require__(2203);
-const is_export_retryable_1 = __webpack_require__(8175);
-const types_1 = __webpack_require__(5860);
-const version_1 = __webpack_require__(9461);
+const is_export_retryable_1 = __webpack_require__(38175);
+const types_1 = __webpack_require__(65860);
+const version_1 = __webpack_require__(49461);
 const DEFAULT_USER_AGENT = `OTel-OTLP-Exporter-JavaScript/${version_1.VERSION}`;
 /**
  * Maximum response body size (4 MB) that the HTTP transport will read.
@@ -3752,7 +3752,7 @@ function isHttpTransportNetworkErrorRetryable(error) {
 
 /***/ }),
 
-/***/ 5860:
+/***/ 65860:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -3780,7 +3780,7 @@ exports.OTLPExporterError = OTLPExporterError;
 
 /***/ }),
 
-/***/ 2653:
+/***/ 52653:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -3790,7 +3790,7 @@ exports.OTLPExporterError = OTLPExporterError;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.validateAndNormalizeHeaders = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 /**
  * Parses headers from config leaving only those that have defined values
  * @param partialHeaders
@@ -3812,7 +3812,7 @@ exports.validateAndNormalizeHeaders = validateAndNormalizeHeaders;
 
 /***/ }),
 
-/***/ 9461:
+/***/ 49461:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -3828,7 +3828,7 @@ exports.VERSION = '0.223.1';
 
 /***/ }),
 
-/***/ 2089:
+/***/ 12089:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -3847,7 +3847,7 @@ var ExportResultCode;
 
 /***/ }),
 
-/***/ 2000:
+/***/ 22000:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -3872,7 +3872,7 @@ exports.BAGGAGE_MAX_TOTAL_LENGTH = 8192;
 
 /***/ }),
 
-/***/ 7156:
+/***/ 87156:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -3882,10 +3882,10 @@ exports.BAGGAGE_MAX_TOTAL_LENGTH = 8192;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.W3CBaggagePropagator = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(4100);
-const constants_1 = __webpack_require__(2000);
-const utils_1 = __webpack_require__(7444);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(64100);
+const constants_1 = __webpack_require__(22000);
+const utils_1 = __webpack_require__(77444);
 /**
  * Propagates {@link Baggage} through Context format propagation.
  *
@@ -3937,14 +3937,14 @@ exports.W3CBaggagePropagator = W3CBaggagePropagator;
 
 /***/ }),
 
-/***/ 7444:
+/***/ 77444:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.parseKeyPairsIntoRecord = exports.parseBaggageHeaderString = exports.parsePairKeyValue = exports.getKeyPairs = exports.serializeKeyPairs = void 0;
-const api_1 = __webpack_require__(3914);
-const constants_1 = __webpack_require__(2000);
+const api_1 = __webpack_require__(63914);
+const constants_1 = __webpack_require__(22000);
 function serializeKeyPairs(keyPairs) {
     return keyPairs.reduce((hValue, current) => {
         const value = `${hValue}${hValue !== '' ? constants_1.BAGGAGE_ITEMS_SEPARATOR : ''}${current}`;
@@ -4049,7 +4049,7 @@ exports.parseKeyPairsIntoRecord = parseKeyPairsIntoRecord;
 
 /***/ }),
 
-/***/ 385:
+/***/ 50385:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -4105,7 +4105,7 @@ exports.AnchoredClock = AnchoredClock;
 
 /***/ }),
 
-/***/ 1875:
+/***/ 91875:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -4115,7 +4115,7 @@ exports.AnchoredClock = AnchoredClock;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.isAttributeValue = exports.isAttributeKey = exports.sanitizeAttributes = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 function sanitizeAttributes(attributes) {
     const out = {};
     if (typeof attributes !== 'object' || attributes == null) {
@@ -4193,7 +4193,7 @@ function isValidPrimitiveAttributeValueType(valType) {
 
 /***/ }),
 
-/***/ 5203:
+/***/ 35203:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -4203,7 +4203,7 @@ function isValidPrimitiveAttributeValueType(valType) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.globalErrorHandler = exports.setGlobalErrorHandler = void 0;
-const logging_error_handler_1 = __webpack_require__(3675);
+const logging_error_handler_1 = __webpack_require__(23675);
 /** The global error handler delegate */
 let delegateHandler = (0, logging_error_handler_1.loggingErrorHandler)();
 /**
@@ -4229,7 +4229,7 @@ exports.globalErrorHandler = globalErrorHandler;
 
 /***/ }),
 
-/***/ 6473:
+/***/ 36473:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -4247,7 +4247,7 @@ exports._globalThis = globalThis;
 
 /***/ }),
 
-/***/ 3675:
+/***/ 23675:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -4257,7 +4257,7 @@ exports._globalThis = globalThis;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.loggingErrorHandler = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 /**
  * Returns a function that logs an error using the provided logger, or a
  * console logger if one was not provided.
@@ -4305,7 +4305,7 @@ function flattenException(ex) {
 
 /***/ }),
 
-/***/ 5091:
+/***/ 45091:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -4315,7 +4315,7 @@ function flattenException(ex) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.addHrTimes = exports.isTimeInput = exports.isTimeInputHrTime = exports.hrTimeToSeconds = exports.hrTimeToMilliseconds = exports.hrTimeToMicroseconds = exports.hrTimeToNanoseconds = exports.hrTimeToTimeStamp = exports.hrTimeDuration = exports.timeInputToHrTime = exports.hrTime = exports.getTimeOrigin = exports.millisToHrTime = void 0;
-const platform_1 = __webpack_require__(7610);
+const platform_1 = __webpack_require__(77610);
 const NANOSECOND_DIGITS = 9;
 const NANOSECOND_DIGITS_IN_MILLIS = 6;
 const MILLISECONDS_TO_NANOSECONDS = Math.pow(10, NANOSECOND_DIGITS_IN_MILLIS);
@@ -4491,7 +4491,7 @@ exports.addHrTimes = addHrTimes;
 
 /***/ }),
 
-/***/ 3762:
+/***/ 33762:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -4515,7 +4515,7 @@ exports.unrefTimer = unrefTimer;
 
 /***/ }),
 
-/***/ 4300:
+/***/ 54300:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -4526,19 +4526,19 @@ exports.unrefTimer = unrefTimer;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.diagLogLevelFromString = exports.BindOnceFuture = exports.urlMatches = exports.isUrlIgnored = exports.callWithTimeout = exports.TimeoutError = exports.merge = exports.TraceState = exports.unsuppressTracing = exports.suppressTracing = exports.isTracingSuppressed = exports.setRPCMetadata = exports.getRPCMetadata = exports.deleteRPCMetadata = exports.RPCType = exports.parseTraceParent = exports.W3CTraceContextPropagator = exports.TRACE_STATE_HEADER = exports.TRACE_PARENT_HEADER = exports.CompositePropagator = exports.otperformance = exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = exports._globalThis = exports.SDK_INFO = exports.parseKeyPairsIntoRecord = exports.ExportResultCode = exports.unrefTimer = exports.timeInputToHrTime = exports.millisToHrTime = exports.isTimeInputHrTime = exports.isTimeInput = exports.hrTimeToTimeStamp = exports.hrTimeToSeconds = exports.hrTimeToNanoseconds = exports.hrTimeToMilliseconds = exports.hrTimeToMicroseconds = exports.hrTimeDuration = exports.hrTime = exports.getTimeOrigin = exports.addHrTimes = exports.loggingErrorHandler = exports.setGlobalErrorHandler = exports.globalErrorHandler = exports.sanitizeAttributes = exports.isAttributeValue = exports.AnchoredClock = exports.W3CBaggagePropagator = void 0;
 exports.internal = void 0;
-var W3CBaggagePropagator_1 = __webpack_require__(7156);
+var W3CBaggagePropagator_1 = __webpack_require__(87156);
 Object.defineProperty(exports, "W3CBaggagePropagator", ({ enumerable: true, get: function () { return W3CBaggagePropagator_1.W3CBaggagePropagator; } }));
-var anchored_clock_1 = __webpack_require__(385);
+var anchored_clock_1 = __webpack_require__(50385);
 Object.defineProperty(exports, "AnchoredClock", ({ enumerable: true, get: function () { return anchored_clock_1.AnchoredClock; } }));
-var attributes_1 = __webpack_require__(1875);
+var attributes_1 = __webpack_require__(91875);
 Object.defineProperty(exports, "isAttributeValue", ({ enumerable: true, get: function () { return attributes_1.isAttributeValue; } }));
 Object.defineProperty(exports, "sanitizeAttributes", ({ enumerable: true, get: function () { return attributes_1.sanitizeAttributes; } }));
-var global_error_handler_1 = __webpack_require__(5203);
+var global_error_handler_1 = __webpack_require__(35203);
 Object.defineProperty(exports, "globalErrorHandler", ({ enumerable: true, get: function () { return global_error_handler_1.globalErrorHandler; } }));
 Object.defineProperty(exports, "setGlobalErrorHandler", ({ enumerable: true, get: function () { return global_error_handler_1.setGlobalErrorHandler; } }));
-var logging_error_handler_1 = __webpack_require__(3675);
+var logging_error_handler_1 = __webpack_require__(23675);
 Object.defineProperty(exports, "loggingErrorHandler", ({ enumerable: true, get: function () { return logging_error_handler_1.loggingErrorHandler; } }));
-var time_1 = __webpack_require__(5091);
+var time_1 = __webpack_require__(45091);
 Object.defineProperty(exports, "addHrTimes", ({ enumerable: true, get: function () { return time_1.addHrTimes; } }));
 Object.defineProperty(exports, "getTimeOrigin", ({ enumerable: true, get: function () { return time_1.getTimeOrigin; } }));
 Object.defineProperty(exports, "hrTime", ({ enumerable: true, get: function () { return time_1.hrTime; } }));
@@ -4552,13 +4552,13 @@ Object.defineProperty(exports, "isTimeInput", ({ enumerable: true, get: function
 Object.defineProperty(exports, "isTimeInputHrTime", ({ enumerable: true, get: function () { return time_1.isTimeInputHrTime; } }));
 Object.defineProperty(exports, "millisToHrTime", ({ enumerable: true, get: function () { return time_1.millisToHrTime; } }));
 Object.defineProperty(exports, "timeInputToHrTime", ({ enumerable: true, get: function () { return time_1.timeInputToHrTime; } }));
-var timer_util_1 = __webpack_require__(3762);
+var timer_util_1 = __webpack_require__(33762);
 Object.defineProperty(exports, "unrefTimer", ({ enumerable: true, get: function () { return timer_util_1.unrefTimer; } }));
-var ExportResult_1 = __webpack_require__(2089);
+var ExportResult_1 = __webpack_require__(12089);
 Object.defineProperty(exports, "ExportResultCode", ({ enumerable: true, get: function () { return ExportResult_1.ExportResultCode; } }));
-var utils_1 = __webpack_require__(7444);
+var utils_1 = __webpack_require__(77444);
 Object.defineProperty(exports, "parseKeyPairsIntoRecord", ({ enumerable: true, get: function () { return utils_1.parseKeyPairsIntoRecord; } }));
-var platform_1 = __webpack_require__(7610);
+var platform_1 = __webpack_require__(77610);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return platform_1.SDK_INFO; } }));
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return platform_1._globalThis; } }));
 Object.defineProperty(exports, "getStringFromEnv", ({ enumerable: true, get: function () { return platform_1.getStringFromEnv; } }));
@@ -4566,37 +4566,37 @@ Object.defineProperty(exports, "getBooleanFromEnv", ({ enumerable: true, get: fu
 Object.defineProperty(exports, "getNumberFromEnv", ({ enumerable: true, get: function () { return platform_1.getNumberFromEnv; } }));
 Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get: function () { return platform_1.getStringListFromEnv; } }));
 Object.defineProperty(exports, "otperformance", ({ enumerable: true, get: function () { return platform_1.otperformance; } }));
-var composite_1 = __webpack_require__(9814);
+var composite_1 = __webpack_require__(89814);
 Object.defineProperty(exports, "CompositePropagator", ({ enumerable: true, get: function () { return composite_1.CompositePropagator; } }));
 var W3CTraceContextPropagator_1 = __webpack_require__(3736);
 Object.defineProperty(exports, "TRACE_PARENT_HEADER", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.TRACE_PARENT_HEADER; } }));
 Object.defineProperty(exports, "TRACE_STATE_HEADER", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.TRACE_STATE_HEADER; } }));
 Object.defineProperty(exports, "W3CTraceContextPropagator", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.W3CTraceContextPropagator; } }));
 Object.defineProperty(exports, "parseTraceParent", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.parseTraceParent; } }));
-var rpc_metadata_1 = __webpack_require__(8799);
+var rpc_metadata_1 = __webpack_require__(48799);
 Object.defineProperty(exports, "RPCType", ({ enumerable: true, get: function () { return rpc_metadata_1.RPCType; } }));
 Object.defineProperty(exports, "deleteRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.deleteRPCMetadata; } }));
 Object.defineProperty(exports, "getRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.getRPCMetadata; } }));
 Object.defineProperty(exports, "setRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.setRPCMetadata; } }));
-var suppress_tracing_1 = __webpack_require__(4100);
+var suppress_tracing_1 = __webpack_require__(64100);
 Object.defineProperty(exports, "isTracingSuppressed", ({ enumerable: true, get: function () { return suppress_tracing_1.isTracingSuppressed; } }));
 Object.defineProperty(exports, "suppressTracing", ({ enumerable: true, get: function () { return suppress_tracing_1.suppressTracing; } }));
 Object.defineProperty(exports, "unsuppressTracing", ({ enumerable: true, get: function () { return suppress_tracing_1.unsuppressTracing; } }));
-var TraceState_1 = __webpack_require__(9898);
+var TraceState_1 = __webpack_require__(19898);
 Object.defineProperty(exports, "TraceState", ({ enumerable: true, get: function () { return TraceState_1.TraceState; } }));
-var merge_1 = __webpack_require__(502);
+var merge_1 = __webpack_require__(80502);
 Object.defineProperty(exports, "merge", ({ enumerable: true, get: function () { return merge_1.merge; } }));
-var timeout_1 = __webpack_require__(7301);
+var timeout_1 = __webpack_require__(47301);
 Object.defineProperty(exports, "TimeoutError", ({ enumerable: true, get: function () { return timeout_1.TimeoutError; } }));
 Object.defineProperty(exports, "callWithTimeout", ({ enumerable: true, get: function () { return timeout_1.callWithTimeout; } }));
-var url_1 = __webpack_require__(9655);
+var url_1 = __webpack_require__(79655);
 Object.defineProperty(exports, "isUrlIgnored", ({ enumerable: true, get: function () { return url_1.isUrlIgnored; } }));
 Object.defineProperty(exports, "urlMatches", ({ enumerable: true, get: function () { return url_1.urlMatches; } }));
-var callback_1 = __webpack_require__(543);
+var callback_1 = __webpack_require__(50543);
 Object.defineProperty(exports, "BindOnceFuture", ({ enumerable: true, get: function () { return callback_1.BindOnceFuture; } }));
-var configuration_1 = __webpack_require__(2220);
+var configuration_1 = __webpack_require__(32220);
 Object.defineProperty(exports, "diagLogLevelFromString", ({ enumerable: true, get: function () { return configuration_1.diagLogLevelFromString; } }));
-const exporter_1 = __webpack_require__(8275);
+const exporter_1 = __webpack_require__(48275);
 exports.internal = {
     _export: exporter_1._export,
 };
@@ -4604,7 +4604,7 @@ exports.internal = {
 
 /***/ }),
 
-/***/ 8275:
+/***/ 48275:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -4614,8 +4614,8 @@ exports.internal = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports._export = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(4100);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(64100);
 /**
  * @internal
  * Shared functionality used by Exporters while exporting data, including suppression of Traces.
@@ -4633,7 +4633,7 @@ exports._export = _export;
 
 /***/ }),
 
-/***/ 9205:
+/***/ 89205:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -4674,7 +4674,7 @@ exports.validateValue = validateValue;
 
 /***/ }),
 
-/***/ 7610:
+/***/ 77610:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -4684,7 +4684,7 @@ exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getStringFromE
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-var node_1 = __webpack_require__(2903);
+var node_1 = __webpack_require__(42903);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return node_1.SDK_INFO; } }));
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return node_1._globalThis; } }));
 Object.defineProperty(exports, "otperformance", ({ enumerable: true, get: function () { return node_1.otperformance; } }));
@@ -4696,7 +4696,7 @@ Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get:
 
 /***/ }),
 
-/***/ 1182:
+/***/ 31182:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -4706,8 +4706,8 @@ Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get:
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.getStringListFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = exports.getNumberFromEnv = void 0;
-const api_1 = __webpack_require__(3914);
-const util_1 = __webpack_require__(9023);
+const api_1 = __webpack_require__(63914);
+const util_1 = __webpack_require__(39023);
 /**
  * Retrieves a number from an environment variable.
  * - Returns `undefined` if the environment variable is empty, unset, contains only whitespace, or is not a number.
@@ -4795,7 +4795,7 @@ exports.getStringListFromEnv = getStringListFromEnv;
 
 /***/ }),
 
-/***/ 2903:
+/***/ 42903:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -4805,14 +4805,14 @@ exports.getStringListFromEnv = getStringListFromEnv;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.otperformance = exports.SDK_INFO = exports._globalThis = exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = void 0;
-var environment_1 = __webpack_require__(1182);
+var environment_1 = __webpack_require__(31182);
 Object.defineProperty(exports, "getStringFromEnv", ({ enumerable: true, get: function () { return environment_1.getStringFromEnv; } }));
 Object.defineProperty(exports, "getBooleanFromEnv", ({ enumerable: true, get: function () { return environment_1.getBooleanFromEnv; } }));
 Object.defineProperty(exports, "getNumberFromEnv", ({ enumerable: true, get: function () { return environment_1.getNumberFromEnv; } }));
 Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get: function () { return environment_1.getStringListFromEnv; } }));
-var globalThis_1 = __webpack_require__(6473);
+var globalThis_1 = __webpack_require__(36473);
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return globalThis_1._globalThis; } }));
-var sdk_info_1 = __webpack_require__(2016);
+var sdk_info_1 = __webpack_require__(62016);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return sdk_info_1.SDK_INFO; } }));
 /**
  * @deprecated Use performance directly.
@@ -4822,7 +4822,7 @@ exports.otperformance = performance;
 
 /***/ }),
 
-/***/ 2016:
+/***/ 62016:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -4832,8 +4832,8 @@ exports.otperformance = performance;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SDK_INFO = void 0;
-const version_1 = __webpack_require__(1856);
-const semantic_conventions_1 = __webpack_require__(1085);
+const version_1 = __webpack_require__(31856);
+const semantic_conventions_1 = __webpack_require__(31085);
 const semconv_1 = __webpack_require__(5109);
 /** Constants describing the SDK in use */
 exports.SDK_INFO = {
@@ -4846,7 +4846,7 @@ exports.SDK_INFO = {
 
 /***/ }),
 
-/***/ 9814:
+/***/ 89814:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -4856,7 +4856,7 @@ exports.SDK_INFO = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CompositePropagator = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 /** Combines multiple propagators into a single propagator. */
 class CompositePropagator {
     _propagators;
@@ -4954,7 +4954,7 @@ exports.ATTR_PROCESS_RUNTIME_NAME = 'process.runtime.name';
 
 /***/ }),
 
-/***/ 9898:
+/***/ 19898:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -4964,7 +4964,7 @@ exports.ATTR_PROCESS_RUNTIME_NAME = 'process.runtime.name';
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TraceState = void 0;
-const validators_1 = __webpack_require__(9205);
+const validators_1 = __webpack_require__(89205);
 const MAX_TRACE_STATE_ITEMS = 32;
 const MAX_TRACE_STATE_LEN = 512;
 const LIST_MEMBERS_SEPARATOR = ',';
@@ -5112,9 +5112,9 @@ exports.TraceState = TraceState;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.W3CTraceContextPropagator = exports.parseTraceParent = exports.TRACE_STATE_HEADER = exports.TRACE_PARENT_HEADER = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(4100);
-const TraceState_1 = __webpack_require__(9898);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(64100);
+const TraceState_1 = __webpack_require__(19898);
 exports.TRACE_PARENT_HEADER = 'traceparent';
 exports.TRACE_STATE_HEADER = 'tracestate';
 const VERSION = '00';
@@ -5201,7 +5201,7 @@ exports.W3CTraceContextPropagator = W3CTraceContextPropagator;
 
 /***/ }),
 
-/***/ 8799:
+/***/ 48799:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -5211,7 +5211,7 @@ exports.W3CTraceContextPropagator = W3CTraceContextPropagator;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.getRPCMetadata = exports.deleteRPCMetadata = exports.setRPCMetadata = exports.RPCType = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const RPC_METADATA_KEY = (0, api_1.createContextKey)('OpenTelemetry SDK Context Key RPC_METADATA');
 var RPCType;
 (function (RPCType) {
@@ -5233,7 +5233,7 @@ exports.getRPCMetadata = getRPCMetadata;
 
 /***/ }),
 
-/***/ 4100:
+/***/ 64100:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -5243,7 +5243,7 @@ exports.getRPCMetadata = getRPCMetadata;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.isTracingSuppressed = exports.unsuppressTracing = exports.suppressTracing = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const SUPPRESS_TRACING_KEY = (0, api_1.createContextKey)('OpenTelemetry SDK Context Key SUPPRESS_TRACING');
 function suppressTracing(context) {
     return context.setValue(SUPPRESS_TRACING_KEY, true);
@@ -5261,7 +5261,7 @@ exports.isTracingSuppressed = isTracingSuppressed;
 
 /***/ }),
 
-/***/ 543:
+/***/ 50543:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -5271,7 +5271,7 @@ exports.isTracingSuppressed = isTracingSuppressed;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.BindOnceFuture = void 0;
-const promise_1 = __webpack_require__(9579);
+const promise_1 = __webpack_require__(69579);
 /**
  * Bind the callback and only invoke the callback once regardless how many times `BindOnceFuture.call` is invoked.
  */
@@ -5308,7 +5308,7 @@ exports.BindOnceFuture = BindOnceFuture;
 
 /***/ }),
 
-/***/ 2220:
+/***/ 32220:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -5318,7 +5318,7 @@ exports.diagLogLevelFromString = void 0;
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const logLevelMap = {
     ALL: api_1.DiagLogLevel.ALL,
     VERBOSE: api_1.DiagLogLevel.VERBOSE,
@@ -5349,7 +5349,7 @@ exports.diagLogLevelFromString = diagLogLevelFromString;
 
 /***/ }),
 
-/***/ 479:
+/***/ 70479:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -5501,7 +5501,7 @@ function objectToString(value) {
 
 /***/ }),
 
-/***/ 502:
+/***/ 80502:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -5512,7 +5512,7 @@ function objectToString(value) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.merge = void 0;
 /* eslint-disable @typescript-eslint/no-explicit-any */
-const lodash_merge_1 = __webpack_require__(479);
+const lodash_merge_1 = __webpack_require__(70479);
 const MAX_LEVEL = 20;
 /**
  * Merges objects together
@@ -5668,7 +5668,7 @@ function shouldMerge(one, two) {
 
 /***/ }),
 
-/***/ 9579:
+/***/ 69579:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -5703,7 +5703,7 @@ exports.Deferred = Deferred;
 
 /***/ }),
 
-/***/ 7301:
+/***/ 47301:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -5754,7 +5754,7 @@ exports.callWithTimeout = callWithTimeout;
 
 /***/ }),
 
-/***/ 9655:
+/***/ 79655:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -5794,7 +5794,7 @@ exports.isUrlIgnored = isUrlIgnored;
 
 /***/ }),
 
-/***/ 1856:
+/***/ 31856:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -5810,7 +5810,7 @@ exports.VERSION = '2.12.1';
 
 /***/ }),
 
-/***/ 100:
+/***/ 50100:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -5847,7 +5847,7 @@ exports.hexToBinary = hexToBinary;
 
 /***/ }),
 
-/***/ 9308:
+/***/ 19308:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -5925,7 +5925,7 @@ exports.toAnyValue = toAnyValue;
 
 /***/ }),
 
-/***/ 549:
+/***/ 60549:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -6149,7 +6149,7 @@ exports.writeResource = writeResource;
 
 /***/ }),
 
-/***/ 1828:
+/***/ 81828:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -6254,7 +6254,7 @@ exports.ProtobufReader = ProtobufReader;
 
 /***/ }),
 
-/***/ 5537:
+/***/ 85537:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -6264,7 +6264,7 @@ exports.ProtobufReader = ProtobufReader;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ProtobufSizeEstimator = void 0;
-const utils_1 = __webpack_require__(4368);
+const utils_1 = __webpack_require__(54368);
 /**
  * Calculate UTF-8 byte length without encoding
  * @param str valid UTF-16 string
@@ -6352,8 +6352,8 @@ exports.ProtobufWriter = exports.GROWING_BUFFER_DEBUG_MESSAGE = void 0;
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const api_1 = __webpack_require__(3914);
-const utils_1 = __webpack_require__(4368);
+const api_1 = __webpack_require__(63914);
+const utils_1 = __webpack_require__(54368);
 exports.GROWING_BUFFER_DEBUG_MESSAGE = 'ProtobufWriter: estimated size was too small, growing buffer.';
 /**
  * bytes reserved for length in length-delimited fields
@@ -6626,7 +6626,7 @@ exports.ProtobufWriter = ProtobufWriter;
 
 /***/ }),
 
-/***/ 4368:
+/***/ 54368:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -6667,7 +6667,7 @@ exports.estimateVarintSize = estimateVarintSize;
 
 /***/ }),
 
-/***/ 6052:
+/***/ 66052:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -6677,8 +6677,8 @@ exports.estimateVarintSize = estimateVarintSize;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.JSON_ENCODER = exports.PROTOBUF_ENCODER = exports.encodeAsString = exports.encodeAsLongBits = exports.toLongBits = exports.hrTimeToNanos = void 0;
-const core_1 = __webpack_require__(998);
-const hex_to_binary_1 = __webpack_require__(100);
+const core_1 = __webpack_require__(20998);
+const hex_to_binary_1 = __webpack_require__(50100);
 function hrTimeToNanos(hrTime) {
     const NANOSECONDS = BigInt(1000000000);
     return (BigInt(Math.trunc(hrTime[0])) * NANOSECONDS + BigInt(Math.trunc(hrTime[1])));
@@ -6744,7 +6744,7 @@ exports.JSON_ENCODER = {
 
 /***/ }),
 
-/***/ 9107:
+/***/ 69107:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -6754,29 +6754,29 @@ exports.JSON_ENCODER = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.JsonTraceSerializer = exports.JsonMetricsSerializer = exports.JsonLogsSerializer = exports.ProtobufTraceSerializer = exports.ProtobufMetricsSerializer = exports.ProtobufLogsSerializer = exports.LogsExporterMetricsHelper = exports.TraceExporterMetricsHelper = exports.MetricsExporterMetricsHelper = void 0;
-var metrics_1 = __webpack_require__(2805);
+var metrics_1 = __webpack_require__(32805);
 Object.defineProperty(exports, "MetricsExporterMetricsHelper", ({ enumerable: true, get: function () { return metrics_1.MetricsExporterMetricsHelper; } }));
-var trace_1 = __webpack_require__(3417);
+var trace_1 = __webpack_require__(13417);
 Object.defineProperty(exports, "TraceExporterMetricsHelper", ({ enumerable: true, get: function () { return trace_1.TraceExporterMetricsHelper; } }));
-var logs_1 = __webpack_require__(2455);
+var logs_1 = __webpack_require__(42455);
 Object.defineProperty(exports, "LogsExporterMetricsHelper", ({ enumerable: true, get: function () { return logs_1.LogsExporterMetricsHelper; } }));
-var protobuf_1 = __webpack_require__(6687);
+var protobuf_1 = __webpack_require__(96687);
 Object.defineProperty(exports, "ProtobufLogsSerializer", ({ enumerable: true, get: function () { return protobuf_1.ProtobufLogsSerializer; } }));
-var protobuf_2 = __webpack_require__(3193);
+var protobuf_2 = __webpack_require__(63193);
 Object.defineProperty(exports, "ProtobufMetricsSerializer", ({ enumerable: true, get: function () { return protobuf_2.ProtobufMetricsSerializer; } }));
 var protobuf_3 = __webpack_require__(6085);
 Object.defineProperty(exports, "ProtobufTraceSerializer", ({ enumerable: true, get: function () { return protobuf_3.ProtobufTraceSerializer; } }));
-var json_1 = __webpack_require__(4770);
+var json_1 = __webpack_require__(34770);
 Object.defineProperty(exports, "JsonLogsSerializer", ({ enumerable: true, get: function () { return json_1.JsonLogsSerializer; } }));
-var json_2 = __webpack_require__(9952);
+var json_2 = __webpack_require__(59952);
 Object.defineProperty(exports, "JsonMetricsSerializer", ({ enumerable: true, get: function () { return json_2.JsonMetricsSerializer; } }));
-var json_3 = __webpack_require__(2900);
+var json_3 = __webpack_require__(42900);
 Object.defineProperty(exports, "JsonTraceSerializer", ({ enumerable: true, get: function () { return json_3.JsonTraceSerializer; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 2455:
+/***/ 42455:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -6807,7 +6807,7 @@ exports.LogsExporterMetricsHelper = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.createExportLogsServiceRequest = void 0;
-const internal_1 = __webpack_require__(9308);
+const internal_1 = __webpack_require__(19308);
 function createExportLogsServiceRequest(logRecords, encoder) {
     return {
         resourceLogs: logRecordsToResourceLogs(logRecords, encoder),
@@ -6871,7 +6871,7 @@ function toSeverityNumber(severityNumber) {
 
 /***/ }),
 
-/***/ 4770:
+/***/ 34770:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -6882,21 +6882,21 @@ function toSeverityNumber(severityNumber) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.JsonLogsSerializer = void 0;
 // IMPORTANT: exports added here are public
-var logs_1 = __webpack_require__(4087);
+var logs_1 = __webpack_require__(94087);
 Object.defineProperty(exports, "JsonLogsSerializer", ({ enumerable: true, get: function () { return logs_1.JsonLogsSerializer; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 4087:
+/***/ 94087:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.JsonLogsSerializer = void 0;
 const internal_1 = __webpack_require__(3886);
-const utils_1 = __webpack_require__(6052);
-const api_1 = __webpack_require__(3914);
+const utils_1 = __webpack_require__(66052);
+const api_1 = __webpack_require__(63914);
 /**
  * @experimental this serializer may receive breaking changes in minor versions, pin this package's version when using this constant
  */
@@ -6924,7 +6924,7 @@ exports.JsonLogsSerializer = {
 
 /***/ }),
 
-/***/ 6687:
+/***/ 96687:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -6934,23 +6934,23 @@ exports.JsonLogsSerializer = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ProtobufLogsSerializer = void 0;
-var logs_1 = __webpack_require__(6260);
+var logs_1 = __webpack_require__(36260);
 Object.defineProperty(exports, "ProtobufLogsSerializer", ({ enumerable: true, get: function () { return logs_1.ProtobufLogsSerializer; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 1253:
+/***/ 41253:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.serializeLogsExportRequest = void 0;
 const protobuf_writer_1 = __webpack_require__(4912);
-const hex_to_binary_1 = __webpack_require__(100);
-const api_logs_1 = __webpack_require__(5633);
-const common_serializer_1 = __webpack_require__(549);
-const protobuf_size_estimator_1 = __webpack_require__(5537);
+const hex_to_binary_1 = __webpack_require__(50100);
+const api_logs_1 = __webpack_require__(55633);
+const common_serializer_1 = __webpack_require__(60549);
+const protobuf_size_estimator_1 = __webpack_require__(85537);
 /**
  * Serialize a single LogRecord directly from ReadableLogRecord
  */
@@ -7098,7 +7098,7 @@ exports.serializeLogsExportRequest = serializeLogsExportRequest;
 
 /***/ }),
 
-/***/ 6260:
+/***/ 36260:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -7108,7 +7108,7 @@ exports.serializeLogsExportRequest = serializeLogsExportRequest;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ProtobufLogsSerializer = void 0;
-const logs_serializer_1 = __webpack_require__(1253);
+const logs_serializer_1 = __webpack_require__(41253);
 const response_deserializer_1 = __webpack_require__(1394);
 /**
  * @experimental this serializer may receive breaking changes in minor versions, pin this package's version when using this constant
@@ -7135,7 +7135,7 @@ exports.ProtobufLogsSerializer = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.deserializeExportLogsServiceResponse = void 0;
-const protobuf_reader_1 = __webpack_require__(1828);
+const protobuf_reader_1 = __webpack_require__(81828);
 /**
  * Parse an ExportLogsPartialSuccess embedded message from raw bytes.
  *
@@ -7210,7 +7210,7 @@ exports.deserializeExportLogsServiceResponse = deserializeExportLogsServiceRespo
 
 /***/ }),
 
-/***/ 2805:
+/***/ 32805:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -7236,7 +7236,7 @@ exports.MetricsExporterMetricsHelper = {
 
 /***/ }),
 
-/***/ 8224:
+/***/ 48224:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -7317,7 +7317,7 @@ var EAggregationTemporality;
 
 /***/ }),
 
-/***/ 9520:
+/***/ 29520:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -7327,10 +7327,10 @@ exports.createExportMetricsServiceRequest = exports.toMetric = exports.toScopeMe
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const api_1 = __webpack_require__(3914);
-const sdk_metrics_1 = __webpack_require__(9174);
-const internal_types_1 = __webpack_require__(8224);
-const internal_1 = __webpack_require__(9308);
+const api_1 = __webpack_require__(63914);
+const sdk_metrics_1 = __webpack_require__(89174);
+const internal_types_1 = __webpack_require__(48224);
+const internal_1 = __webpack_require__(19308);
 function toResourceMetrics(resourceMetrics, encoder) {
     const processedResource = (0, internal_1.createResource)(resourceMetrics.resource, encoder);
     return {
@@ -7463,7 +7463,7 @@ exports.createExportMetricsServiceRequest = createExportMetricsServiceRequest;
 
 /***/ }),
 
-/***/ 9952:
+/***/ 59952:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -7474,21 +7474,21 @@ exports.createExportMetricsServiceRequest = createExportMetricsServiceRequest;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.JsonMetricsSerializer = void 0;
 // IMPORTANT: exports added here are public
-var metrics_1 = __webpack_require__(6817);
+var metrics_1 = __webpack_require__(36817);
 Object.defineProperty(exports, "JsonMetricsSerializer", ({ enumerable: true, get: function () { return metrics_1.JsonMetricsSerializer; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 6817:
+/***/ 36817:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.JsonMetricsSerializer = void 0;
-const internal_1 = __webpack_require__(9520);
-const utils_1 = __webpack_require__(6052);
-const api_1 = __webpack_require__(3914);
+const internal_1 = __webpack_require__(29520);
+const utils_1 = __webpack_require__(66052);
+const api_1 = __webpack_require__(63914);
 exports.JsonMetricsSerializer = {
     serializeRequest: (arg) => {
         const request = (0, internal_1.createExportMetricsServiceRequest)([arg], utils_1.JSON_ENCODER);
@@ -7513,7 +7513,7 @@ exports.JsonMetricsSerializer = {
 
 /***/ }),
 
-/***/ 3193:
+/***/ 63193:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -7524,13 +7524,13 @@ exports.JsonMetricsSerializer = {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ProtobufMetricsSerializer = void 0;
 // IMPORTANT: exports added here are public
-var metrics_1 = __webpack_require__(788);
+var metrics_1 = __webpack_require__(50788);
 Object.defineProperty(exports, "ProtobufMetricsSerializer", ({ enumerable: true, get: function () { return metrics_1.ProtobufMetricsSerializer; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 7573:
+/***/ 17573:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -7540,10 +7540,10 @@ exports.serializeMetricsExportRequest = void 0;
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const api_1 = __webpack_require__(3914);
-const sdk_metrics_1 = __webpack_require__(9174);
-const common_serializer_1 = __webpack_require__(549);
-const protobuf_size_estimator_1 = __webpack_require__(5537);
+const api_1 = __webpack_require__(63914);
+const sdk_metrics_1 = __webpack_require__(89174);
+const common_serializer_1 = __webpack_require__(60549);
+const protobuf_size_estimator_1 = __webpack_require__(85537);
 const protobuf_writer_1 = __webpack_require__(4912);
 /**
  * Serialize a NumberDataPoint directly from SDK DataPoint<number>
@@ -7953,7 +7953,7 @@ exports.serializeMetricsExportRequest = serializeMetricsExportRequest;
 
 /***/ }),
 
-/***/ 788:
+/***/ 50788:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -7963,8 +7963,8 @@ exports.serializeMetricsExportRequest = serializeMetricsExportRequest;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ProtobufMetricsSerializer = void 0;
-const metrics_serializer_1 = __webpack_require__(7573);
-const response_deserializer_1 = __webpack_require__(6548);
+const metrics_serializer_1 = __webpack_require__(17573);
+const response_deserializer_1 = __webpack_require__(16548);
 /*
  * @experimental this serializer may receive breaking changes in minor versions, pin this package's version when using this constant
  */
@@ -7980,7 +7980,7 @@ exports.ProtobufMetricsSerializer = {
 
 /***/ }),
 
-/***/ 6548:
+/***/ 16548:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -7990,7 +7990,7 @@ exports.ProtobufMetricsSerializer = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.deserializeExportMetricsServiceResponse = void 0;
-const protobuf_reader_1 = __webpack_require__(1828);
+const protobuf_reader_1 = __webpack_require__(81828);
 /**
  * Parse an ExportMetricsPartialSuccess embedded message from raw bytes.
  *
@@ -8059,7 +8059,7 @@ exports.deserializeExportMetricsServiceResponse = deserializeExportMetricsServic
 
 /***/ }),
 
-/***/ 3417:
+/***/ 13417:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -8077,13 +8077,13 @@ exports.TraceExporterMetricsHelper = {
 
 /***/ }),
 
-/***/ 4796:
+/***/ 74796:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.createExportTraceServiceRequest = exports.toOtlpSpanEvent = exports.toOtlpLink = exports.sdkSpanToOtlpSpan = void 0;
-const internal_1 = __webpack_require__(9308);
+const internal_1 = __webpack_require__(19308);
 // Span flags constants matching the OTLP specification
 const SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK = 0x100;
 const SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK = 0x200;
@@ -8214,7 +8214,7 @@ function spanRecordsToResourceSpans(readableSpans, encoder) {
 
 /***/ }),
 
-/***/ 2900:
+/***/ 42900:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -8225,21 +8225,21 @@ function spanRecordsToResourceSpans(readableSpans, encoder) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.JsonTraceSerializer = void 0;
 // IMPORTANT: exports added here are public
-var trace_1 = __webpack_require__(6765);
+var trace_1 = __webpack_require__(76765);
 Object.defineProperty(exports, "JsonTraceSerializer", ({ enumerable: true, get: function () { return trace_1.JsonTraceSerializer; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 6765:
+/***/ 76765:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.JsonTraceSerializer = void 0;
-const internal_1 = __webpack_require__(4796);
-const utils_1 = __webpack_require__(6052);
-const api_1 = __webpack_require__(3914);
+const internal_1 = __webpack_require__(74796);
+const utils_1 = __webpack_require__(66052);
+const api_1 = __webpack_require__(63914);
 exports.JsonTraceSerializer = {
     serializeRequest: (arg) => {
         const request = (0, internal_1.createExportTraceServiceRequest)(arg, utils_1.JSON_ENCODER);
@@ -8275,13 +8275,13 @@ exports.JsonTraceSerializer = {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ProtobufTraceSerializer = void 0;
 // IMPORTANT: exports added here are public
-var trace_1 = __webpack_require__(2816);
+var trace_1 = __webpack_require__(32816);
 Object.defineProperty(exports, "ProtobufTraceSerializer", ({ enumerable: true, get: function () { return trace_1.ProtobufTraceSerializer; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 9992:
+/***/ 39992:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -8291,7 +8291,7 @@ Object.defineProperty(exports, "ProtobufTraceSerializer", ({ enumerable: true, g
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.deserializeExportTraceServiceResponse = void 0;
-const protobuf_reader_1 = __webpack_require__(1828);
+const protobuf_reader_1 = __webpack_require__(81828);
 /**
  * Parse an ExportTracePartialSuccess embedded message from raw bytes.
  *
@@ -8360,16 +8360,16 @@ exports.deserializeExportTraceServiceResponse = deserializeExportTraceServiceRes
 
 /***/ }),
 
-/***/ 8329:
+/***/ 78329:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.serializeTraceExportRequest = void 0;
 const protobuf_writer_1 = __webpack_require__(4912);
-const hex_to_binary_1 = __webpack_require__(100);
-const common_serializer_1 = __webpack_require__(549);
-const protobuf_size_estimator_1 = __webpack_require__(5537);
+const hex_to_binary_1 = __webpack_require__(50100);
+const common_serializer_1 = __webpack_require__(60549);
+const protobuf_size_estimator_1 = __webpack_require__(85537);
 // Span flags constants matching the OTLP specification
 const SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK = 0x100;
 const SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK = 0x200;
@@ -8649,7 +8649,7 @@ exports.serializeTraceExportRequest = serializeTraceExportRequest;
 
 /***/ }),
 
-/***/ 2816:
+/***/ 32816:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -8659,8 +8659,8 @@ exports.serializeTraceExportRequest = serializeTraceExportRequest;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ProtobufTraceSerializer = void 0;
-const trace_serializer_1 = __webpack_require__(8329);
-const response_deserializer_1 = __webpack_require__(9992);
+const trace_serializer_1 = __webpack_require__(78329);
+const response_deserializer_1 = __webpack_require__(39992);
 exports.ProtobufTraceSerializer = {
     serializeRequest: (arg) => {
         return (0, trace_serializer_1.serializeTraceExportRequest)(arg);
@@ -8673,7 +8673,7 @@ exports.ProtobufTraceSerializer = {
 
 /***/ }),
 
-/***/ 149:
+/***/ 30149:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -8702,7 +8702,7 @@ exports.createNoopLogger = createNoopLogger;
 
 /***/ }),
 
-/***/ 6476:
+/***/ 26476:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -8712,7 +8712,7 @@ exports.createNoopLogger = createNoopLogger;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.NOOP_LOGGER_PROVIDER = exports.NoopLoggerProvider = void 0;
-const NoopLogger_1 = __webpack_require__(149);
+const NoopLogger_1 = __webpack_require__(30149);
 class NoopLoggerProvider {
     getLogger(_name, _version, _options) {
         return new NoopLogger_1.NoopLogger();
@@ -8724,7 +8724,7 @@ exports.NOOP_LOGGER_PROVIDER = new NoopLoggerProvider();
 
 /***/ }),
 
-/***/ 7373:
+/***/ 57373:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -8734,7 +8734,7 @@ exports.NOOP_LOGGER_PROVIDER = new NoopLoggerProvider();
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ProxyLogger = void 0;
-const NoopLogger_1 = __webpack_require__(149);
+const NoopLogger_1 = __webpack_require__(30149);
 class ProxyLogger {
     constructor(provider, name, version, options) {
         this._provider = provider;
@@ -8774,7 +8774,7 @@ exports.ProxyLogger = ProxyLogger;
 
 /***/ }),
 
-/***/ 7188:
+/***/ 17188:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -8784,8 +8784,8 @@ exports.ProxyLogger = ProxyLogger;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ProxyLoggerProvider = void 0;
-const NoopLoggerProvider_1 = __webpack_require__(6476);
-const ProxyLogger_1 = __webpack_require__(7373);
+const NoopLoggerProvider_1 = __webpack_require__(26476);
+const ProxyLogger_1 = __webpack_require__(57373);
 class ProxyLoggerProvider {
     getLogger(name, version, options) {
         var _a;
@@ -8820,7 +8820,7 @@ exports.ProxyLoggerProvider = ProxyLoggerProvider;
 
 /***/ }),
 
-/***/ 5095:
+/***/ 45095:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -8830,9 +8830,9 @@ exports.ProxyLoggerProvider = ProxyLoggerProvider;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.LogsAPI = void 0;
-const global_utils_1 = __webpack_require__(9928);
-const NoopLoggerProvider_1 = __webpack_require__(6476);
-const ProxyLoggerProvider_1 = __webpack_require__(7188);
+const global_utils_1 = __webpack_require__(79928);
+const NoopLoggerProvider_1 = __webpack_require__(26476);
+const ProxyLoggerProvider_1 = __webpack_require__(17188);
 class LogsAPI {
     constructor() {
         this._proxyLoggerProvider = new ProxyLoggerProvider_1.ProxyLoggerProvider();
@@ -8887,7 +8887,7 @@ exports.LogsAPI = LogsAPI;
 
 /***/ }),
 
-/***/ 5633:
+/***/ 55633:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -8897,17 +8897,17 @@ exports.LogsAPI = LogsAPI;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.logs = exports.createNoopLogger = exports.SeverityNumber = void 0;
-var LogRecord_1 = __webpack_require__(5112);
+var LogRecord_1 = __webpack_require__(25112);
 Object.defineProperty(exports, "SeverityNumber", ({ enumerable: true, get: function () { return LogRecord_1.SeverityNumber; } }));
-var NoopLogger_1 = __webpack_require__(149);
+var NoopLogger_1 = __webpack_require__(30149);
 Object.defineProperty(exports, "createNoopLogger", ({ enumerable: true, get: function () { return NoopLogger_1.createNoopLogger; } }));
-const logs_1 = __webpack_require__(5095);
+const logs_1 = __webpack_require__(45095);
 exports.logs = logs_1.LogsAPI.getInstance();
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 9928:
+/***/ 79928:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -8943,7 +8943,7 @@ exports.API_BACKWARDS_COMPATIBILITY_VERSION = 1;
 
 /***/ }),
 
-/***/ 5112:
+/***/ 25112:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -8985,7 +8985,7 @@ var SeverityNumber;
 
 /***/ }),
 
-/***/ 4795:
+/***/ 54795:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -9004,7 +9004,7 @@ var ExportResultCode;
 
 /***/ }),
 
-/***/ 5914:
+/***/ 35914:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -9029,7 +9029,7 @@ exports.BAGGAGE_MAX_TOTAL_LENGTH = 8192;
 
 /***/ }),
 
-/***/ 3362:
+/***/ 23362:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -9039,10 +9039,10 @@ exports.BAGGAGE_MAX_TOTAL_LENGTH = 8192;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.W3CBaggagePropagator = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(9274);
-const constants_1 = __webpack_require__(5914);
-const utils_1 = __webpack_require__(5202);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(19274);
+const constants_1 = __webpack_require__(35914);
+const utils_1 = __webpack_require__(65202);
 /**
  * Propagates {@link Baggage} through Context format propagation.
  *
@@ -9094,14 +9094,14 @@ exports.W3CBaggagePropagator = W3CBaggagePropagator;
 
 /***/ }),
 
-/***/ 5202:
+/***/ 65202:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.parseKeyPairsIntoRecord = exports.parseBaggageHeaderString = exports.parsePairKeyValue = exports.getKeyPairs = exports.serializeKeyPairs = void 0;
-const api_1 = __webpack_require__(3914);
-const constants_1 = __webpack_require__(5914);
+const api_1 = __webpack_require__(63914);
+const constants_1 = __webpack_require__(35914);
 function serializeKeyPairs(keyPairs) {
     return keyPairs.reduce((hValue, current) => {
         const value = `${hValue}${hValue !== '' ? constants_1.BAGGAGE_ITEMS_SEPARATOR : ''}${current}`;
@@ -9262,7 +9262,7 @@ exports.AnchoredClock = AnchoredClock;
 
 /***/ }),
 
-/***/ 9553:
+/***/ 49553:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -9272,7 +9272,7 @@ exports.AnchoredClock = AnchoredClock;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.isAttributeValue = exports.isAttributeKey = exports.sanitizeAttributes = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 function sanitizeAttributes(attributes) {
     const out = {};
     if (typeof attributes !== 'object' || attributes == null) {
@@ -9350,7 +9350,7 @@ function isValidPrimitiveAttributeValueType(valType) {
 
 /***/ }),
 
-/***/ 2417:
+/***/ 92417:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -9360,7 +9360,7 @@ function isValidPrimitiveAttributeValueType(valType) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.globalErrorHandler = exports.setGlobalErrorHandler = void 0;
-const logging_error_handler_1 = __webpack_require__(2917);
+const logging_error_handler_1 = __webpack_require__(42917);
 /** The global error handler delegate */
 let delegateHandler = (0, logging_error_handler_1.loggingErrorHandler)();
 /**
@@ -9386,7 +9386,7 @@ exports.globalErrorHandler = globalErrorHandler;
 
 /***/ }),
 
-/***/ 1083:
+/***/ 51083:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -9404,7 +9404,7 @@ exports._globalThis = globalThis;
 
 /***/ }),
 
-/***/ 2917:
+/***/ 42917:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -9414,7 +9414,7 @@ exports._globalThis = globalThis;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.loggingErrorHandler = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 /**
  * Returns a function that logs an error using the provided logger, or a
  * console logger if one was not provided.
@@ -9462,7 +9462,7 @@ function flattenException(ex) {
 
 /***/ }),
 
-/***/ 4965:
+/***/ 94965:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -9472,7 +9472,7 @@ function flattenException(ex) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.addHrTimes = exports.isTimeInput = exports.isTimeInputHrTime = exports.hrTimeToSeconds = exports.hrTimeToMilliseconds = exports.hrTimeToMicroseconds = exports.hrTimeToNanoseconds = exports.hrTimeToTimeStamp = exports.hrTimeDuration = exports.timeInputToHrTime = exports.hrTime = exports.getTimeOrigin = exports.millisToHrTime = void 0;
-const platform_1 = __webpack_require__(9584);
+const platform_1 = __webpack_require__(39584);
 const NANOSECOND_DIGITS = 9;
 const NANOSECOND_DIGITS_IN_MILLIS = 6;
 const MILLISECONDS_TO_NANOSECONDS = Math.pow(10, NANOSECOND_DIGITS_IN_MILLIS);
@@ -9672,7 +9672,7 @@ exports.unrefTimer = unrefTimer;
 
 /***/ }),
 
-/***/ 998:
+/***/ 20998:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -9683,19 +9683,19 @@ exports.unrefTimer = unrefTimer;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.diagLogLevelFromString = exports.BindOnceFuture = exports.urlMatches = exports.isUrlIgnored = exports.callWithTimeout = exports.TimeoutError = exports.merge = exports.TraceState = exports.unsuppressTracing = exports.suppressTracing = exports.isTracingSuppressed = exports.setRPCMetadata = exports.getRPCMetadata = exports.deleteRPCMetadata = exports.RPCType = exports.parseTraceParent = exports.W3CTraceContextPropagator = exports.TRACE_STATE_HEADER = exports.TRACE_PARENT_HEADER = exports.CompositePropagator = exports.otperformance = exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = exports._globalThis = exports.SDK_INFO = exports.parseKeyPairsIntoRecord = exports.ExportResultCode = exports.unrefTimer = exports.timeInputToHrTime = exports.millisToHrTime = exports.isTimeInputHrTime = exports.isTimeInput = exports.hrTimeToTimeStamp = exports.hrTimeToSeconds = exports.hrTimeToNanoseconds = exports.hrTimeToMilliseconds = exports.hrTimeToMicroseconds = exports.hrTimeDuration = exports.hrTime = exports.getTimeOrigin = exports.addHrTimes = exports.loggingErrorHandler = exports.setGlobalErrorHandler = exports.globalErrorHandler = exports.sanitizeAttributes = exports.isAttributeValue = exports.AnchoredClock = exports.W3CBaggagePropagator = void 0;
 exports.internal = void 0;
-var W3CBaggagePropagator_1 = __webpack_require__(3362);
+var W3CBaggagePropagator_1 = __webpack_require__(23362);
 Object.defineProperty(exports, "W3CBaggagePropagator", ({ enumerable: true, get: function () { return W3CBaggagePropagator_1.W3CBaggagePropagator; } }));
 var anchored_clock_1 = __webpack_require__(2555);
 Object.defineProperty(exports, "AnchoredClock", ({ enumerable: true, get: function () { return anchored_clock_1.AnchoredClock; } }));
-var attributes_1 = __webpack_require__(9553);
+var attributes_1 = __webpack_require__(49553);
 Object.defineProperty(exports, "isAttributeValue", ({ enumerable: true, get: function () { return attributes_1.isAttributeValue; } }));
 Object.defineProperty(exports, "sanitizeAttributes", ({ enumerable: true, get: function () { return attributes_1.sanitizeAttributes; } }));
-var global_error_handler_1 = __webpack_require__(2417);
+var global_error_handler_1 = __webpack_require__(92417);
 Object.defineProperty(exports, "globalErrorHandler", ({ enumerable: true, get: function () { return global_error_handler_1.globalErrorHandler; } }));
 Object.defineProperty(exports, "setGlobalErrorHandler", ({ enumerable: true, get: function () { return global_error_handler_1.setGlobalErrorHandler; } }));
-var logging_error_handler_1 = __webpack_require__(2917);
+var logging_error_handler_1 = __webpack_require__(42917);
 Object.defineProperty(exports, "loggingErrorHandler", ({ enumerable: true, get: function () { return logging_error_handler_1.loggingErrorHandler; } }));
-var time_1 = __webpack_require__(4965);
+var time_1 = __webpack_require__(94965);
 Object.defineProperty(exports, "addHrTimes", ({ enumerable: true, get: function () { return time_1.addHrTimes; } }));
 Object.defineProperty(exports, "getTimeOrigin", ({ enumerable: true, get: function () { return time_1.getTimeOrigin; } }));
 Object.defineProperty(exports, "hrTime", ({ enumerable: true, get: function () { return time_1.hrTime; } }));
@@ -9711,11 +9711,11 @@ Object.defineProperty(exports, "millisToHrTime", ({ enumerable: true, get: funct
 Object.defineProperty(exports, "timeInputToHrTime", ({ enumerable: true, get: function () { return time_1.timeInputToHrTime; } }));
 var timer_util_1 = __webpack_require__(8824);
 Object.defineProperty(exports, "unrefTimer", ({ enumerable: true, get: function () { return timer_util_1.unrefTimer; } }));
-var ExportResult_1 = __webpack_require__(4795);
+var ExportResult_1 = __webpack_require__(54795);
 Object.defineProperty(exports, "ExportResultCode", ({ enumerable: true, get: function () { return ExportResult_1.ExportResultCode; } }));
-var utils_1 = __webpack_require__(5202);
+var utils_1 = __webpack_require__(65202);
 Object.defineProperty(exports, "parseKeyPairsIntoRecord", ({ enumerable: true, get: function () { return utils_1.parseKeyPairsIntoRecord; } }));
-var platform_1 = __webpack_require__(9584);
+var platform_1 = __webpack_require__(39584);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return platform_1.SDK_INFO; } }));
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return platform_1._globalThis; } }));
 Object.defineProperty(exports, "getStringFromEnv", ({ enumerable: true, get: function () { return platform_1.getStringFromEnv; } }));
@@ -9723,9 +9723,9 @@ Object.defineProperty(exports, "getBooleanFromEnv", ({ enumerable: true, get: fu
 Object.defineProperty(exports, "getNumberFromEnv", ({ enumerable: true, get: function () { return platform_1.getNumberFromEnv; } }));
 Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get: function () { return platform_1.getStringListFromEnv; } }));
 Object.defineProperty(exports, "otperformance", ({ enumerable: true, get: function () { return platform_1.otperformance; } }));
-var composite_1 = __webpack_require__(4492);
+var composite_1 = __webpack_require__(24492);
 Object.defineProperty(exports, "CompositePropagator", ({ enumerable: true, get: function () { return composite_1.CompositePropagator; } }));
-var W3CTraceContextPropagator_1 = __webpack_require__(1406);
+var W3CTraceContextPropagator_1 = __webpack_require__(11406);
 Object.defineProperty(exports, "TRACE_PARENT_HEADER", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.TRACE_PARENT_HEADER; } }));
 Object.defineProperty(exports, "TRACE_STATE_HEADER", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.TRACE_STATE_HEADER; } }));
 Object.defineProperty(exports, "W3CTraceContextPropagator", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.W3CTraceContextPropagator; } }));
@@ -9735,25 +9735,25 @@ Object.defineProperty(exports, "RPCType", ({ enumerable: true, get: function () 
 Object.defineProperty(exports, "deleteRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.deleteRPCMetadata; } }));
 Object.defineProperty(exports, "getRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.getRPCMetadata; } }));
 Object.defineProperty(exports, "setRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.setRPCMetadata; } }));
-var suppress_tracing_1 = __webpack_require__(9274);
+var suppress_tracing_1 = __webpack_require__(19274);
 Object.defineProperty(exports, "isTracingSuppressed", ({ enumerable: true, get: function () { return suppress_tracing_1.isTracingSuppressed; } }));
 Object.defineProperty(exports, "suppressTracing", ({ enumerable: true, get: function () { return suppress_tracing_1.suppressTracing; } }));
 Object.defineProperty(exports, "unsuppressTracing", ({ enumerable: true, get: function () { return suppress_tracing_1.unsuppressTracing; } }));
-var TraceState_1 = __webpack_require__(3852);
+var TraceState_1 = __webpack_require__(63852);
 Object.defineProperty(exports, "TraceState", ({ enumerable: true, get: function () { return TraceState_1.TraceState; } }));
-var merge_1 = __webpack_require__(6028);
+var merge_1 = __webpack_require__(76028);
 Object.defineProperty(exports, "merge", ({ enumerable: true, get: function () { return merge_1.merge; } }));
-var timeout_1 = __webpack_require__(1951);
+var timeout_1 = __webpack_require__(51951);
 Object.defineProperty(exports, "TimeoutError", ({ enumerable: true, get: function () { return timeout_1.TimeoutError; } }));
 Object.defineProperty(exports, "callWithTimeout", ({ enumerable: true, get: function () { return timeout_1.callWithTimeout; } }));
-var url_1 = __webpack_require__(6734);
+var url_1 = __webpack_require__(24353);
 Object.defineProperty(exports, "isUrlIgnored", ({ enumerable: true, get: function () { return url_1.isUrlIgnored; } }));
 Object.defineProperty(exports, "urlMatches", ({ enumerable: true, get: function () { return url_1.urlMatches; } }));
-var callback_1 = __webpack_require__(6545);
+var callback_1 = __webpack_require__(26545);
 Object.defineProperty(exports, "BindOnceFuture", ({ enumerable: true, get: function () { return callback_1.BindOnceFuture; } }));
 var configuration_1 = __webpack_require__(2474);
 Object.defineProperty(exports, "diagLogLevelFromString", ({ enumerable: true, get: function () { return configuration_1.diagLogLevelFromString; } }));
-const exporter_1 = __webpack_require__(693);
+const exporter_1 = __webpack_require__(90693);
 exports.internal = {
     _export: exporter_1._export,
 };
@@ -9761,7 +9761,7 @@ exports.internal = {
 
 /***/ }),
 
-/***/ 693:
+/***/ 90693:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -9771,8 +9771,8 @@ exports.internal = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports._export = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(9274);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(19274);
 /**
  * @internal
  * Shared functionality used by Exporters while exporting data, including suppression of Traces.
@@ -9790,7 +9790,7 @@ exports._export = _export;
 
 /***/ }),
 
-/***/ 9019:
+/***/ 89019:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -9831,7 +9831,7 @@ exports.validateValue = validateValue;
 
 /***/ }),
 
-/***/ 9584:
+/***/ 39584:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -9841,7 +9841,7 @@ exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getStringFromE
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-var node_1 = __webpack_require__(6253);
+var node_1 = __webpack_require__(16253);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return node_1.SDK_INFO; } }));
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return node_1._globalThis; } }));
 Object.defineProperty(exports, "otperformance", ({ enumerable: true, get: function () { return node_1.otperformance; } }));
@@ -9853,7 +9853,7 @@ Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get:
 
 /***/ }),
 
-/***/ 9576:
+/***/ 99576:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -9863,8 +9863,8 @@ Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get:
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.getStringListFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = exports.getNumberFromEnv = void 0;
-const api_1 = __webpack_require__(3914);
-const util_1 = __webpack_require__(9023);
+const api_1 = __webpack_require__(63914);
+const util_1 = __webpack_require__(39023);
 /**
  * Retrieves a number from an environment variable.
  * - Returns `undefined` if the environment variable is empty, unset, contains only whitespace, or is not a number.
@@ -9952,7 +9952,7 @@ exports.getStringListFromEnv = getStringListFromEnv;
 
 /***/ }),
 
-/***/ 6253:
+/***/ 16253:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -9962,14 +9962,14 @@ exports.getStringListFromEnv = getStringListFromEnv;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.otperformance = exports.SDK_INFO = exports._globalThis = exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = void 0;
-var environment_1 = __webpack_require__(9576);
+var environment_1 = __webpack_require__(99576);
 Object.defineProperty(exports, "getStringFromEnv", ({ enumerable: true, get: function () { return environment_1.getStringFromEnv; } }));
 Object.defineProperty(exports, "getBooleanFromEnv", ({ enumerable: true, get: function () { return environment_1.getBooleanFromEnv; } }));
 Object.defineProperty(exports, "getNumberFromEnv", ({ enumerable: true, get: function () { return environment_1.getNumberFromEnv; } }));
 Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get: function () { return environment_1.getStringListFromEnv; } }));
-var globalThis_1 = __webpack_require__(1083);
+var globalThis_1 = __webpack_require__(51083);
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return globalThis_1._globalThis; } }));
-var sdk_info_1 = __webpack_require__(7378);
+var sdk_info_1 = __webpack_require__(37378);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return sdk_info_1.SDK_INFO; } }));
 /**
  * @deprecated Use performance directly.
@@ -9979,7 +9979,7 @@ exports.otperformance = performance;
 
 /***/ }),
 
-/***/ 7378:
+/***/ 37378:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -9989,9 +9989,9 @@ exports.otperformance = performance;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SDK_INFO = void 0;
-const version_1 = __webpack_require__(3874);
-const semantic_conventions_1 = __webpack_require__(1085);
-const semconv_1 = __webpack_require__(895);
+const version_1 = __webpack_require__(53874);
+const semantic_conventions_1 = __webpack_require__(31085);
+const semconv_1 = __webpack_require__(40895);
 /** Constants describing the SDK in use */
 exports.SDK_INFO = {
     [semantic_conventions_1.ATTR_TELEMETRY_SDK_NAME]: 'opentelemetry',
@@ -10003,7 +10003,7 @@ exports.SDK_INFO = {
 
 /***/ }),
 
-/***/ 4492:
+/***/ 24492:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -10013,7 +10013,7 @@ exports.SDK_INFO = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CompositePropagator = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 /** Combines multiple propagators into a single propagator. */
 class CompositePropagator {
     _propagators;
@@ -10084,7 +10084,7 @@ exports.CompositePropagator = CompositePropagator;
 
 /***/ }),
 
-/***/ 895:
+/***/ 40895:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10111,7 +10111,7 @@ exports.ATTR_PROCESS_RUNTIME_NAME = 'process.runtime.name';
 
 /***/ }),
 
-/***/ 3852:
+/***/ 63852:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -10121,7 +10121,7 @@ exports.ATTR_PROCESS_RUNTIME_NAME = 'process.runtime.name';
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TraceState = void 0;
-const validators_1 = __webpack_require__(9019);
+const validators_1 = __webpack_require__(89019);
 const MAX_TRACE_STATE_ITEMS = 32;
 const MAX_TRACE_STATE_LEN = 512;
 const LIST_MEMBERS_SEPARATOR = ',';
@@ -10259,7 +10259,7 @@ exports.TraceState = TraceState;
 
 /***/ }),
 
-/***/ 1406:
+/***/ 11406:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -10269,9 +10269,9 @@ exports.TraceState = TraceState;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.W3CTraceContextPropagator = exports.parseTraceParent = exports.TRACE_STATE_HEADER = exports.TRACE_PARENT_HEADER = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(9274);
-const TraceState_1 = __webpack_require__(3852);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(19274);
+const TraceState_1 = __webpack_require__(63852);
 exports.TRACE_PARENT_HEADER = 'traceparent';
 exports.TRACE_STATE_HEADER = 'tracestate';
 const VERSION = '00';
@@ -10368,7 +10368,7 @@ exports.W3CTraceContextPropagator = W3CTraceContextPropagator;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.getRPCMetadata = exports.deleteRPCMetadata = exports.setRPCMetadata = exports.RPCType = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const RPC_METADATA_KEY = (0, api_1.createContextKey)('OpenTelemetry SDK Context Key RPC_METADATA');
 var RPCType;
 (function (RPCType) {
@@ -10390,7 +10390,7 @@ exports.getRPCMetadata = getRPCMetadata;
 
 /***/ }),
 
-/***/ 9274:
+/***/ 19274:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -10400,7 +10400,7 @@ exports.getRPCMetadata = getRPCMetadata;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.isTracingSuppressed = exports.unsuppressTracing = exports.suppressTracing = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const SUPPRESS_TRACING_KEY = (0, api_1.createContextKey)('OpenTelemetry SDK Context Key SUPPRESS_TRACING');
 function suppressTracing(context) {
     return context.setValue(SUPPRESS_TRACING_KEY, true);
@@ -10418,7 +10418,7 @@ exports.isTracingSuppressed = isTracingSuppressed;
 
 /***/ }),
 
-/***/ 6545:
+/***/ 26545:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -10428,7 +10428,7 @@ exports.isTracingSuppressed = isTracingSuppressed;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.BindOnceFuture = void 0;
-const promise_1 = __webpack_require__(2357);
+const promise_1 = __webpack_require__(42357);
 /**
  * Bind the callback and only invoke the callback once regardless how many times `BindOnceFuture.call` is invoked.
  */
@@ -10475,7 +10475,7 @@ exports.diagLogLevelFromString = void 0;
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const logLevelMap = {
     ALL: api_1.DiagLogLevel.ALL,
     VERBOSE: api_1.DiagLogLevel.VERBOSE,
@@ -10506,7 +10506,7 @@ exports.diagLogLevelFromString = diagLogLevelFromString;
 
 /***/ }),
 
-/***/ 1061:
+/***/ 41061:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10658,7 +10658,7 @@ function objectToString(value) {
 
 /***/ }),
 
-/***/ 6028:
+/***/ 76028:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -10669,7 +10669,7 @@ function objectToString(value) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.merge = void 0;
 /* eslint-disable @typescript-eslint/no-explicit-any */
-const lodash_merge_1 = __webpack_require__(1061);
+const lodash_merge_1 = __webpack_require__(41061);
 const MAX_LEVEL = 20;
 /**
  * Merges objects together
@@ -10825,7 +10825,7 @@ function shouldMerge(one, two) {
 
 /***/ }),
 
-/***/ 2357:
+/***/ 42357:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10860,7 +10860,7 @@ exports.Deferred = Deferred;
 
 /***/ }),
 
-/***/ 1951:
+/***/ 51951:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10911,7 +10911,7 @@ exports.callWithTimeout = callWithTimeout;
 
 /***/ }),
 
-/***/ 6734:
+/***/ 24353:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10951,7 +10951,7 @@ exports.isUrlIgnored = isUrlIgnored;
 
 /***/ }),
 
-/***/ 3874:
+/***/ 53874:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10967,7 +10967,7 @@ exports.VERSION = '2.12.1';
 
 /***/ }),
 
-/***/ 6785:
+/***/ 96785:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -10977,11 +10977,11 @@ exports.VERSION = '2.12.1';
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.defaultResource = exports.emptyResource = exports.resourceFromDetectedResource = exports.resourceFromAttributes = void 0;
-const api_1 = __webpack_require__(3914);
-const core_1 = __webpack_require__(522);
-const semantic_conventions_1 = __webpack_require__(1085);
-const default_service_name_1 = __webpack_require__(7062);
-const utils_1 = __webpack_require__(9322);
+const api_1 = __webpack_require__(63914);
+const core_1 = __webpack_require__(60522);
+const semantic_conventions_1 = __webpack_require__(31085);
+const default_service_name_1 = __webpack_require__(37062);
+const utils_1 = __webpack_require__(39322);
 class ResourceImpl {
     _rawAttributes;
     _asyncAttributesPending = false;
@@ -11129,7 +11129,7 @@ function mergeSchemaUrl(old, updating) {
 
 /***/ }),
 
-/***/ 7062:
+/***/ 37062:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -11167,7 +11167,7 @@ exports._clearDefaultServiceNameCache = _clearDefaultServiceNameCache;
 
 /***/ }),
 
-/***/ 3504:
+/***/ 43504:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -11177,8 +11177,8 @@ exports._clearDefaultServiceNameCache = _clearDefaultServiceNameCache;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.detectResources = void 0;
-const api_1 = __webpack_require__(3914);
-const ResourceImpl_1 = __webpack_require__(6785);
+const api_1 = __webpack_require__(63914);
+const ResourceImpl_1 = __webpack_require__(96785);
 /**
  * Runs all resource detectors and returns the results merged into a single Resource.
  *
@@ -11203,7 +11203,7 @@ exports.detectResources = detectResources;
 
 /***/ }),
 
-/***/ 930:
+/***/ 60930:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -11213,9 +11213,9 @@ exports.detectResources = detectResources;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.envDetector = void 0;
-const api_1 = __webpack_require__(3914);
-const semantic_conventions_1 = __webpack_require__(1085);
-const core_1 = __webpack_require__(522);
+const api_1 = __webpack_require__(63914);
+const semantic_conventions_1 = __webpack_require__(31085);
+const core_1 = __webpack_require__(60522);
 /**
  * EnvDetector can be used to detect the presence of and create a Resource
  * from the OTEL_RESOURCE_ATTRIBUTES environment variable.
@@ -11337,7 +11337,7 @@ exports.noopDetector = new NoopDetector();
 
 /***/ }),
 
-/***/ 8463:
+/***/ 68463:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -11347,9 +11347,9 @@ exports.noopDetector = new NoopDetector();
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.noopDetector = exports.serviceInstanceIdDetector = exports.processDetector = exports.osDetector = exports.hostDetector = exports.envDetector = void 0;
-var EnvDetector_1 = __webpack_require__(930);
+var EnvDetector_1 = __webpack_require__(60930);
 Object.defineProperty(exports, "envDetector", ({ enumerable: true, get: function () { return EnvDetector_1.envDetector; } }));
-var platform_1 = __webpack_require__(7875);
+var platform_1 = __webpack_require__(27875);
 Object.defineProperty(exports, "hostDetector", ({ enumerable: true, get: function () { return platform_1.hostDetector; } }));
 Object.defineProperty(exports, "osDetector", ({ enumerable: true, get: function () { return platform_1.osDetector; } }));
 Object.defineProperty(exports, "processDetector", ({ enumerable: true, get: function () { return platform_1.processDetector; } }));
@@ -11360,7 +11360,7 @@ Object.defineProperty(exports, "noopDetector", ({ enumerable: true, get: functio
 
 /***/ }),
 
-/***/ 7875:
+/***/ 27875:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -11370,7 +11370,7 @@ exports.serviceInstanceIdDetector = exports.processDetector = exports.osDetector
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-var node_1 = __webpack_require__(6700);
+var node_1 = __webpack_require__(66700);
 Object.defineProperty(exports, "hostDetector", ({ enumerable: true, get: function () { return node_1.hostDetector; } }));
 Object.defineProperty(exports, "osDetector", ({ enumerable: true, get: function () { return node_1.osDetector; } }));
 Object.defineProperty(exports, "processDetector", ({ enumerable: true, get: function () { return node_1.processDetector; } }));
@@ -11379,7 +11379,7 @@ Object.defineProperty(exports, "serviceInstanceIdDetector", ({ enumerable: true,
 
 /***/ }),
 
-/***/ 2018:
+/***/ 62018:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -11389,10 +11389,10 @@ Object.defineProperty(exports, "serviceInstanceIdDetector", ({ enumerable: true,
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.hostDetector = void 0;
-const semconv_1 = __webpack_require__(2946);
-const os_1 = __webpack_require__(857);
-const getMachineId_1 = __webpack_require__(7634);
-const utils_1 = __webpack_require__(6517);
+const semconv_1 = __webpack_require__(92946);
+const os_1 = __webpack_require__(70857);
+const getMachineId_1 = __webpack_require__(47634);
+const utils_1 = __webpack_require__(36517);
 /**
  * HostDetector detects the resources related to the host current process is
  * running on. Currently only non-cloud-based attributes are included.
@@ -11412,7 +11412,7 @@ exports.hostDetector = new HostDetector();
 
 /***/ }),
 
-/***/ 954:
+/***/ 80954:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -11422,9 +11422,9 @@ exports.hostDetector = new HostDetector();
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.osDetector = void 0;
-const semconv_1 = __webpack_require__(2946);
-const os_1 = __webpack_require__(857);
-const utils_1 = __webpack_require__(6517);
+const semconv_1 = __webpack_require__(92946);
+const os_1 = __webpack_require__(70857);
+const utils_1 = __webpack_require__(36517);
 /**
  * OSDetector detects the resources related to the operating system (OS) on
  * which the process represented by this resource is running.
@@ -11443,7 +11443,7 @@ exports.osDetector = new OSDetector();
 
 /***/ }),
 
-/***/ 7535:
+/***/ 77535:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -11453,9 +11453,9 @@ exports.osDetector = new OSDetector();
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.processDetector = void 0;
-const api_1 = __webpack_require__(3914);
-const semconv_1 = __webpack_require__(2946);
-const os = __webpack_require__(857);
+const api_1 = __webpack_require__(63914);
+const semconv_1 = __webpack_require__(92946);
+const os = __webpack_require__(70857);
 /**
  * ProcessDetector will be used to detect the resources related current process running
  * and being instrumented from the NodeJS Process module.
@@ -11493,7 +11493,7 @@ exports.processDetector = new ProcessDetector();
 
 /***/ }),
 
-/***/ 8599:
+/***/ 38599:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -11503,8 +11503,8 @@ exports.processDetector = new ProcessDetector();
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.serviceInstanceIdDetector = void 0;
-const semconv_1 = __webpack_require__(2946);
-const crypto_1 = __webpack_require__(6982);
+const semconv_1 = __webpack_require__(92946);
+const crypto_1 = __webpack_require__(76982);
 /**
  * ServiceInstanceIdDetector detects the resources related to the service instance ID.
  */
@@ -11530,7 +11530,7 @@ exports.serviceInstanceIdDetector = new ServiceInstanceIdDetector();
 
 /***/ }),
 
-/***/ 6700:
+/***/ 66700:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -11540,19 +11540,19 @@ exports.serviceInstanceIdDetector = new ServiceInstanceIdDetector();
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.serviceInstanceIdDetector = exports.processDetector = exports.osDetector = exports.hostDetector = void 0;
-var HostDetector_1 = __webpack_require__(2018);
+var HostDetector_1 = __webpack_require__(62018);
 Object.defineProperty(exports, "hostDetector", ({ enumerable: true, get: function () { return HostDetector_1.hostDetector; } }));
-var OSDetector_1 = __webpack_require__(954);
+var OSDetector_1 = __webpack_require__(80954);
 Object.defineProperty(exports, "osDetector", ({ enumerable: true, get: function () { return OSDetector_1.osDetector; } }));
-var ProcessDetector_1 = __webpack_require__(7535);
+var ProcessDetector_1 = __webpack_require__(77535);
 Object.defineProperty(exports, "processDetector", ({ enumerable: true, get: function () { return ProcessDetector_1.processDetector; } }));
-var ServiceInstanceIdDetector_1 = __webpack_require__(8599);
+var ServiceInstanceIdDetector_1 = __webpack_require__(38599);
 Object.defineProperty(exports, "serviceInstanceIdDetector", ({ enumerable: true, get: function () { return ServiceInstanceIdDetector_1.serviceInstanceIdDetector; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 7634:
+/***/ 47634:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -11568,21 +11568,21 @@ async function getMachineId() {
     if (!getMachineIdImpl) {
         switch (process.platform) {
             case 'darwin':
-                getMachineIdImpl = (await __webpack_require__.e(/* import() */ 272).then(__webpack_require__.bind(__webpack_require__, 7272)))
+                getMachineIdImpl = (await __webpack_require__.e(/* import() */ 272).then(__webpack_require__.bind(__webpack_require__, 37272)))
                     .getMachineId;
                 break;
             case 'linux':
-                getMachineIdImpl = (await __webpack_require__.e(/* import() */ 421).then(__webpack_require__.bind(__webpack_require__, 421)))
+                getMachineIdImpl = (await __webpack_require__.e(/* import() */ 421).then(__webpack_require__.bind(__webpack_require__, 10421)))
                     .getMachineId;
                 break;
             case 'freebsd':
-                getMachineIdImpl = (await __webpack_require__.e(/* import() */ 878).then(__webpack_require__.bind(__webpack_require__, 878))).getMachineId;
+                getMachineIdImpl = (await __webpack_require__.e(/* import() */ 878).then(__webpack_require__.bind(__webpack_require__, 30878))).getMachineId;
                 break;
             case 'win32':
-                getMachineIdImpl = (await __webpack_require__.e(/* import() */ 13).then(__webpack_require__.bind(__webpack_require__, 13))).getMachineId;
+                getMachineIdImpl = (await __webpack_require__.e(/* import() */ 13).then(__webpack_require__.bind(__webpack_require__, 80013))).getMachineId;
                 break;
             default:
-                getMachineIdImpl = (await __webpack_require__.e(/* import() */ 320).then(__webpack_require__.bind(__webpack_require__, 4320)))
+                getMachineIdImpl = (await __webpack_require__.e(/* import() */ 320).then(__webpack_require__.bind(__webpack_require__, 74320)))
                     .getMachineId;
                 break;
         }
@@ -11594,7 +11594,7 @@ exports.getMachineId = getMachineId;
 
 /***/ }),
 
-/***/ 6517:
+/***/ 36517:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -11636,7 +11636,7 @@ exports.normalizeType = normalizeType;
 
 /***/ }),
 
-/***/ 5647:
+/***/ 75647:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -11646,25 +11646,25 @@ exports.normalizeType = normalizeType;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.defaultServiceName = exports.emptyResource = exports.defaultResource = exports.resourceFromAttributes = exports.serviceInstanceIdDetector = exports.processDetector = exports.osDetector = exports.hostDetector = exports.envDetector = exports.detectResources = void 0;
-var detect_resources_1 = __webpack_require__(3504);
+var detect_resources_1 = __webpack_require__(43504);
 Object.defineProperty(exports, "detectResources", ({ enumerable: true, get: function () { return detect_resources_1.detectResources; } }));
-var detectors_1 = __webpack_require__(8463);
+var detectors_1 = __webpack_require__(68463);
 Object.defineProperty(exports, "envDetector", ({ enumerable: true, get: function () { return detectors_1.envDetector; } }));
 Object.defineProperty(exports, "hostDetector", ({ enumerable: true, get: function () { return detectors_1.hostDetector; } }));
 Object.defineProperty(exports, "osDetector", ({ enumerable: true, get: function () { return detectors_1.osDetector; } }));
 Object.defineProperty(exports, "processDetector", ({ enumerable: true, get: function () { return detectors_1.processDetector; } }));
 Object.defineProperty(exports, "serviceInstanceIdDetector", ({ enumerable: true, get: function () { return detectors_1.serviceInstanceIdDetector; } }));
-var ResourceImpl_1 = __webpack_require__(6785);
+var ResourceImpl_1 = __webpack_require__(96785);
 Object.defineProperty(exports, "resourceFromAttributes", ({ enumerable: true, get: function () { return ResourceImpl_1.resourceFromAttributes; } }));
 Object.defineProperty(exports, "defaultResource", ({ enumerable: true, get: function () { return ResourceImpl_1.defaultResource; } }));
 Object.defineProperty(exports, "emptyResource", ({ enumerable: true, get: function () { return ResourceImpl_1.emptyResource; } }));
-var default_service_name_1 = __webpack_require__(7062);
+var default_service_name_1 = __webpack_require__(37062);
 Object.defineProperty(exports, "defaultServiceName", ({ enumerable: true, get: function () { return default_service_name_1.defaultServiceName; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 2946:
+/***/ 92946:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -11994,7 +11994,7 @@ exports.ATTR_WEBENGINE_VERSION = 'webengine.version';
 
 /***/ }),
 
-/***/ 9322:
+/***/ 39322:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -12014,7 +12014,7 @@ exports.isPromiseLike = isPromiseLike;
 
 /***/ }),
 
-/***/ 4695:
+/***/ 64695:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -12033,7 +12033,7 @@ var ExportResultCode;
 
 /***/ }),
 
-/***/ 6342:
+/***/ 46342:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -12058,7 +12058,7 @@ exports.BAGGAGE_MAX_TOTAL_LENGTH = 8192;
 
 /***/ }),
 
-/***/ 4614:
+/***/ 34614:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -12068,10 +12068,10 @@ exports.BAGGAGE_MAX_TOTAL_LENGTH = 8192;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.W3CBaggagePropagator = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(3702);
-const constants_1 = __webpack_require__(6342);
-const utils_1 = __webpack_require__(6622);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(73702);
+const constants_1 = __webpack_require__(46342);
+const utils_1 = __webpack_require__(26622);
 /**
  * Propagates {@link Baggage} through Context format propagation.
  *
@@ -12123,14 +12123,14 @@ exports.W3CBaggagePropagator = W3CBaggagePropagator;
 
 /***/ }),
 
-/***/ 6622:
+/***/ 26622:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.parseKeyPairsIntoRecord = exports.parseBaggageHeaderString = exports.parsePairKeyValue = exports.getKeyPairs = exports.serializeKeyPairs = void 0;
-const api_1 = __webpack_require__(3914);
-const constants_1 = __webpack_require__(6342);
+const api_1 = __webpack_require__(63914);
+const constants_1 = __webpack_require__(46342);
 function serializeKeyPairs(keyPairs) {
     return keyPairs.reduce((hValue, current) => {
         const value = `${hValue}${hValue !== '' ? constants_1.BAGGAGE_ITEMS_SEPARATOR : ''}${current}`;
@@ -12235,7 +12235,7 @@ exports.parseKeyPairsIntoRecord = parseKeyPairsIntoRecord;
 
 /***/ }),
 
-/***/ 815:
+/***/ 40815:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -12291,7 +12291,7 @@ exports.AnchoredClock = AnchoredClock;
 
 /***/ }),
 
-/***/ 8069:
+/***/ 78069:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -12301,7 +12301,7 @@ exports.AnchoredClock = AnchoredClock;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.isAttributeValue = exports.isAttributeKey = exports.sanitizeAttributes = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 function sanitizeAttributes(attributes) {
     const out = {};
     if (typeof attributes !== 'object' || attributes == null) {
@@ -12379,7 +12379,7 @@ function isValidPrimitiveAttributeValueType(valType) {
 
 /***/ }),
 
-/***/ 7229:
+/***/ 37229:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -12389,7 +12389,7 @@ function isValidPrimitiveAttributeValueType(valType) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.globalErrorHandler = exports.setGlobalErrorHandler = void 0;
-const logging_error_handler_1 = __webpack_require__(9433);
+const logging_error_handler_1 = __webpack_require__(59433);
 /** The global error handler delegate */
 let delegateHandler = (0, logging_error_handler_1.loggingErrorHandler)();
 /**
@@ -12415,7 +12415,7 @@ exports.globalErrorHandler = globalErrorHandler;
 
 /***/ }),
 
-/***/ 4223:
+/***/ 74223:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -12433,7 +12433,7 @@ exports._globalThis = globalThis;
 
 /***/ }),
 
-/***/ 9433:
+/***/ 59433:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -12443,7 +12443,7 @@ exports._globalThis = globalThis;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.loggingErrorHandler = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 /**
  * Returns a function that logs an error using the provided logger, or a
  * console logger if one was not provided.
@@ -12491,7 +12491,7 @@ function flattenException(ex) {
 
 /***/ }),
 
-/***/ 6249:
+/***/ 16249:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -12501,7 +12501,7 @@ function flattenException(ex) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.addHrTimes = exports.isTimeInput = exports.isTimeInputHrTime = exports.hrTimeToSeconds = exports.hrTimeToMilliseconds = exports.hrTimeToMicroseconds = exports.hrTimeToNanoseconds = exports.hrTimeToTimeStamp = exports.hrTimeDuration = exports.timeInputToHrTime = exports.hrTime = exports.getTimeOrigin = exports.millisToHrTime = void 0;
-const platform_1 = __webpack_require__(1788);
+const platform_1 = __webpack_require__(51788);
 const NANOSECOND_DIGITS = 9;
 const NANOSECOND_DIGITS_IN_MILLIS = 6;
 const MILLISECONDS_TO_NANOSECONDS = Math.pow(10, NANOSECOND_DIGITS_IN_MILLIS);
@@ -12677,7 +12677,7 @@ exports.addHrTimes = addHrTimes;
 
 /***/ }),
 
-/***/ 796:
+/***/ 40796:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -12701,7 +12701,7 @@ exports.unrefTimer = unrefTimer;
 
 /***/ }),
 
-/***/ 522:
+/***/ 60522:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -12712,19 +12712,19 @@ exports.unrefTimer = unrefTimer;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.diagLogLevelFromString = exports.BindOnceFuture = exports.urlMatches = exports.isUrlIgnored = exports.callWithTimeout = exports.TimeoutError = exports.merge = exports.TraceState = exports.unsuppressTracing = exports.suppressTracing = exports.isTracingSuppressed = exports.setRPCMetadata = exports.getRPCMetadata = exports.deleteRPCMetadata = exports.RPCType = exports.parseTraceParent = exports.W3CTraceContextPropagator = exports.TRACE_STATE_HEADER = exports.TRACE_PARENT_HEADER = exports.CompositePropagator = exports.otperformance = exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = exports._globalThis = exports.SDK_INFO = exports.parseKeyPairsIntoRecord = exports.ExportResultCode = exports.unrefTimer = exports.timeInputToHrTime = exports.millisToHrTime = exports.isTimeInputHrTime = exports.isTimeInput = exports.hrTimeToTimeStamp = exports.hrTimeToSeconds = exports.hrTimeToNanoseconds = exports.hrTimeToMilliseconds = exports.hrTimeToMicroseconds = exports.hrTimeDuration = exports.hrTime = exports.getTimeOrigin = exports.addHrTimes = exports.loggingErrorHandler = exports.setGlobalErrorHandler = exports.globalErrorHandler = exports.sanitizeAttributes = exports.isAttributeValue = exports.AnchoredClock = exports.W3CBaggagePropagator = void 0;
 exports.internal = void 0;
-var W3CBaggagePropagator_1 = __webpack_require__(4614);
+var W3CBaggagePropagator_1 = __webpack_require__(34614);
 Object.defineProperty(exports, "W3CBaggagePropagator", ({ enumerable: true, get: function () { return W3CBaggagePropagator_1.W3CBaggagePropagator; } }));
-var anchored_clock_1 = __webpack_require__(815);
+var anchored_clock_1 = __webpack_require__(40815);
 Object.defineProperty(exports, "AnchoredClock", ({ enumerable: true, get: function () { return anchored_clock_1.AnchoredClock; } }));
-var attributes_1 = __webpack_require__(8069);
+var attributes_1 = __webpack_require__(78069);
 Object.defineProperty(exports, "isAttributeValue", ({ enumerable: true, get: function () { return attributes_1.isAttributeValue; } }));
 Object.defineProperty(exports, "sanitizeAttributes", ({ enumerable: true, get: function () { return attributes_1.sanitizeAttributes; } }));
-var global_error_handler_1 = __webpack_require__(7229);
+var global_error_handler_1 = __webpack_require__(37229);
 Object.defineProperty(exports, "globalErrorHandler", ({ enumerable: true, get: function () { return global_error_handler_1.globalErrorHandler; } }));
 Object.defineProperty(exports, "setGlobalErrorHandler", ({ enumerable: true, get: function () { return global_error_handler_1.setGlobalErrorHandler; } }));
-var logging_error_handler_1 = __webpack_require__(9433);
+var logging_error_handler_1 = __webpack_require__(59433);
 Object.defineProperty(exports, "loggingErrorHandler", ({ enumerable: true, get: function () { return logging_error_handler_1.loggingErrorHandler; } }));
-var time_1 = __webpack_require__(6249);
+var time_1 = __webpack_require__(16249);
 Object.defineProperty(exports, "addHrTimes", ({ enumerable: true, get: function () { return time_1.addHrTimes; } }));
 Object.defineProperty(exports, "getTimeOrigin", ({ enumerable: true, get: function () { return time_1.getTimeOrigin; } }));
 Object.defineProperty(exports, "hrTime", ({ enumerable: true, get: function () { return time_1.hrTime; } }));
@@ -12738,13 +12738,13 @@ Object.defineProperty(exports, "isTimeInput", ({ enumerable: true, get: function
 Object.defineProperty(exports, "isTimeInputHrTime", ({ enumerable: true, get: function () { return time_1.isTimeInputHrTime; } }));
 Object.defineProperty(exports, "millisToHrTime", ({ enumerable: true, get: function () { return time_1.millisToHrTime; } }));
 Object.defineProperty(exports, "timeInputToHrTime", ({ enumerable: true, get: function () { return time_1.timeInputToHrTime; } }));
-var timer_util_1 = __webpack_require__(796);
+var timer_util_1 = __webpack_require__(40796);
 Object.defineProperty(exports, "unrefTimer", ({ enumerable: true, get: function () { return timer_util_1.unrefTimer; } }));
-var ExportResult_1 = __webpack_require__(4695);
+var ExportResult_1 = __webpack_require__(64695);
 Object.defineProperty(exports, "ExportResultCode", ({ enumerable: true, get: function () { return ExportResult_1.ExportResultCode; } }));
-var utils_1 = __webpack_require__(6622);
+var utils_1 = __webpack_require__(26622);
 Object.defineProperty(exports, "parseKeyPairsIntoRecord", ({ enumerable: true, get: function () { return utils_1.parseKeyPairsIntoRecord; } }));
-var platform_1 = __webpack_require__(1788);
+var platform_1 = __webpack_require__(51788);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return platform_1.SDK_INFO; } }));
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return platform_1._globalThis; } }));
 Object.defineProperty(exports, "getStringFromEnv", ({ enumerable: true, get: function () { return platform_1.getStringFromEnv; } }));
@@ -12752,37 +12752,37 @@ Object.defineProperty(exports, "getBooleanFromEnv", ({ enumerable: true, get: fu
 Object.defineProperty(exports, "getNumberFromEnv", ({ enumerable: true, get: function () { return platform_1.getNumberFromEnv; } }));
 Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get: function () { return platform_1.getStringListFromEnv; } }));
 Object.defineProperty(exports, "otperformance", ({ enumerable: true, get: function () { return platform_1.otperformance; } }));
-var composite_1 = __webpack_require__(4512);
+var composite_1 = __webpack_require__(34512);
 Object.defineProperty(exports, "CompositePropagator", ({ enumerable: true, get: function () { return composite_1.CompositePropagator; } }));
-var W3CTraceContextPropagator_1 = __webpack_require__(7746);
+var W3CTraceContextPropagator_1 = __webpack_require__(47746);
 Object.defineProperty(exports, "TRACE_PARENT_HEADER", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.TRACE_PARENT_HEADER; } }));
 Object.defineProperty(exports, "TRACE_STATE_HEADER", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.TRACE_STATE_HEADER; } }));
 Object.defineProperty(exports, "W3CTraceContextPropagator", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.W3CTraceContextPropagator; } }));
 Object.defineProperty(exports, "parseTraceParent", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.parseTraceParent; } }));
-var rpc_metadata_1 = __webpack_require__(7105);
+var rpc_metadata_1 = __webpack_require__(27105);
 Object.defineProperty(exports, "RPCType", ({ enumerable: true, get: function () { return rpc_metadata_1.RPCType; } }));
 Object.defineProperty(exports, "deleteRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.deleteRPCMetadata; } }));
 Object.defineProperty(exports, "getRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.getRPCMetadata; } }));
 Object.defineProperty(exports, "setRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.setRPCMetadata; } }));
-var suppress_tracing_1 = __webpack_require__(3702);
+var suppress_tracing_1 = __webpack_require__(73702);
 Object.defineProperty(exports, "isTracingSuppressed", ({ enumerable: true, get: function () { return suppress_tracing_1.isTracingSuppressed; } }));
 Object.defineProperty(exports, "suppressTracing", ({ enumerable: true, get: function () { return suppress_tracing_1.suppressTracing; } }));
 Object.defineProperty(exports, "unsuppressTracing", ({ enumerable: true, get: function () { return suppress_tracing_1.unsuppressTracing; } }));
-var TraceState_1 = __webpack_require__(5552);
+var TraceState_1 = __webpack_require__(65552);
 Object.defineProperty(exports, "TraceState", ({ enumerable: true, get: function () { return TraceState_1.TraceState; } }));
-var merge_1 = __webpack_require__(264);
+var merge_1 = __webpack_require__(40264);
 Object.defineProperty(exports, "merge", ({ enumerable: true, get: function () { return merge_1.merge; } }));
-var timeout_1 = __webpack_require__(4347);
+var timeout_1 = __webpack_require__(24347);
 Object.defineProperty(exports, "TimeoutError", ({ enumerable: true, get: function () { return timeout_1.TimeoutError; } }));
 Object.defineProperty(exports, "callWithTimeout", ({ enumerable: true, get: function () { return timeout_1.callWithTimeout; } }));
-var url_1 = __webpack_require__(1469);
+var url_1 = __webpack_require__(91469);
 Object.defineProperty(exports, "isUrlIgnored", ({ enumerable: true, get: function () { return url_1.isUrlIgnored; } }));
 Object.defineProperty(exports, "urlMatches", ({ enumerable: true, get: function () { return url_1.urlMatches; } }));
-var callback_1 = __webpack_require__(4565);
+var callback_1 = __webpack_require__(94565);
 Object.defineProperty(exports, "BindOnceFuture", ({ enumerable: true, get: function () { return callback_1.BindOnceFuture; } }));
-var configuration_1 = __webpack_require__(6550);
+var configuration_1 = __webpack_require__(96550);
 Object.defineProperty(exports, "diagLogLevelFromString", ({ enumerable: true, get: function () { return configuration_1.diagLogLevelFromString; } }));
-const exporter_1 = __webpack_require__(2977);
+const exporter_1 = __webpack_require__(72977);
 exports.internal = {
     _export: exporter_1._export,
 };
@@ -12790,7 +12790,7 @@ exports.internal = {
 
 /***/ }),
 
-/***/ 2977:
+/***/ 72977:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -12800,8 +12800,8 @@ exports.internal = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports._export = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(3702);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(73702);
 /**
  * @internal
  * Shared functionality used by Exporters while exporting data, including suppression of Traces.
@@ -12819,7 +12819,7 @@ exports._export = _export;
 
 /***/ }),
 
-/***/ 3039:
+/***/ 73039:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -12860,7 +12860,7 @@ exports.validateValue = validateValue;
 
 /***/ }),
 
-/***/ 1788:
+/***/ 51788:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -12870,7 +12870,7 @@ exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getStringFromE
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-var node_1 = __webpack_require__(6953);
+var node_1 = __webpack_require__(56953);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return node_1.SDK_INFO; } }));
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return node_1._globalThis; } }));
 Object.defineProperty(exports, "otperformance", ({ enumerable: true, get: function () { return node_1.otperformance; } }));
@@ -12882,7 +12882,7 @@ Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get:
 
 /***/ }),
 
-/***/ 4775:
+/***/ 97156:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -12892,8 +12892,8 @@ Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get:
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.getStringListFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = exports.getNumberFromEnv = void 0;
-const api_1 = __webpack_require__(3914);
-const util_1 = __webpack_require__(9023);
+const api_1 = __webpack_require__(63914);
+const util_1 = __webpack_require__(39023);
 /**
  * Retrieves a number from an environment variable.
  * - Returns `undefined` if the environment variable is empty, unset, contains only whitespace, or is not a number.
@@ -12981,7 +12981,7 @@ exports.getStringListFromEnv = getStringListFromEnv;
 
 /***/ }),
 
-/***/ 6953:
+/***/ 56953:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -12991,14 +12991,14 @@ exports.getStringListFromEnv = getStringListFromEnv;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.otperformance = exports.SDK_INFO = exports._globalThis = exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = void 0;
-var environment_1 = __webpack_require__(4775);
+var environment_1 = __webpack_require__(97156);
 Object.defineProperty(exports, "getStringFromEnv", ({ enumerable: true, get: function () { return environment_1.getStringFromEnv; } }));
 Object.defineProperty(exports, "getBooleanFromEnv", ({ enumerable: true, get: function () { return environment_1.getBooleanFromEnv; } }));
 Object.defineProperty(exports, "getNumberFromEnv", ({ enumerable: true, get: function () { return environment_1.getNumberFromEnv; } }));
 Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get: function () { return environment_1.getStringListFromEnv; } }));
-var globalThis_1 = __webpack_require__(4223);
+var globalThis_1 = __webpack_require__(74223);
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return globalThis_1._globalThis; } }));
-var sdk_info_1 = __webpack_require__(6182);
+var sdk_info_1 = __webpack_require__(26182);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return sdk_info_1.SDK_INFO; } }));
 /**
  * @deprecated Use performance directly.
@@ -13008,7 +13008,7 @@ exports.otperformance = performance;
 
 /***/ }),
 
-/***/ 6182:
+/***/ 26182:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -13018,9 +13018,9 @@ exports.otperformance = performance;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SDK_INFO = void 0;
-const version_1 = __webpack_require__(3198);
-const semantic_conventions_1 = __webpack_require__(1085);
-const semconv_1 = __webpack_require__(7555);
+const version_1 = __webpack_require__(83198);
+const semantic_conventions_1 = __webpack_require__(31085);
+const semconv_1 = __webpack_require__(97555);
 /** Constants describing the SDK in use */
 exports.SDK_INFO = {
     [semantic_conventions_1.ATTR_TELEMETRY_SDK_NAME]: 'opentelemetry',
@@ -13032,7 +13032,7 @@ exports.SDK_INFO = {
 
 /***/ }),
 
-/***/ 4512:
+/***/ 34512:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -13042,7 +13042,7 @@ exports.SDK_INFO = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CompositePropagator = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 /** Combines multiple propagators into a single propagator. */
 class CompositePropagator {
     _propagators;
@@ -13113,7 +13113,7 @@ exports.CompositePropagator = CompositePropagator;
 
 /***/ }),
 
-/***/ 7555:
+/***/ 97555:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13140,7 +13140,7 @@ exports.ATTR_PROCESS_RUNTIME_NAME = 'process.runtime.name';
 
 /***/ }),
 
-/***/ 5552:
+/***/ 65552:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -13150,7 +13150,7 @@ exports.ATTR_PROCESS_RUNTIME_NAME = 'process.runtime.name';
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TraceState = void 0;
-const validators_1 = __webpack_require__(3039);
+const validators_1 = __webpack_require__(73039);
 const MAX_TRACE_STATE_ITEMS = 32;
 const MAX_TRACE_STATE_LEN = 512;
 const LIST_MEMBERS_SEPARATOR = ',';
@@ -13288,7 +13288,7 @@ exports.TraceState = TraceState;
 
 /***/ }),
 
-/***/ 7746:
+/***/ 47746:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -13298,9 +13298,9 @@ exports.TraceState = TraceState;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.W3CTraceContextPropagator = exports.parseTraceParent = exports.TRACE_STATE_HEADER = exports.TRACE_PARENT_HEADER = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(3702);
-const TraceState_1 = __webpack_require__(5552);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(73702);
+const TraceState_1 = __webpack_require__(65552);
 exports.TRACE_PARENT_HEADER = 'traceparent';
 exports.TRACE_STATE_HEADER = 'tracestate';
 const VERSION = '00';
@@ -13387,7 +13387,7 @@ exports.W3CTraceContextPropagator = W3CTraceContextPropagator;
 
 /***/ }),
 
-/***/ 7105:
+/***/ 27105:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -13397,7 +13397,7 @@ exports.W3CTraceContextPropagator = W3CTraceContextPropagator;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.getRPCMetadata = exports.deleteRPCMetadata = exports.setRPCMetadata = exports.RPCType = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const RPC_METADATA_KEY = (0, api_1.createContextKey)('OpenTelemetry SDK Context Key RPC_METADATA');
 var RPCType;
 (function (RPCType) {
@@ -13419,7 +13419,7 @@ exports.getRPCMetadata = getRPCMetadata;
 
 /***/ }),
 
-/***/ 3702:
+/***/ 73702:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -13429,7 +13429,7 @@ exports.getRPCMetadata = getRPCMetadata;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.isTracingSuppressed = exports.unsuppressTracing = exports.suppressTracing = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const SUPPRESS_TRACING_KEY = (0, api_1.createContextKey)('OpenTelemetry SDK Context Key SUPPRESS_TRACING');
 function suppressTracing(context) {
     return context.setValue(SUPPRESS_TRACING_KEY, true);
@@ -13447,7 +13447,7 @@ exports.isTracingSuppressed = isTracingSuppressed;
 
 /***/ }),
 
-/***/ 4565:
+/***/ 94565:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -13457,7 +13457,7 @@ exports.isTracingSuppressed = isTracingSuppressed;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.BindOnceFuture = void 0;
-const promise_1 = __webpack_require__(3241);
+const promise_1 = __webpack_require__(63241);
 /**
  * Bind the callback and only invoke the callback once regardless how many times `BindOnceFuture.call` is invoked.
  */
@@ -13494,7 +13494,7 @@ exports.BindOnceFuture = BindOnceFuture;
 
 /***/ }),
 
-/***/ 6550:
+/***/ 96550:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -13504,7 +13504,7 @@ exports.diagLogLevelFromString = void 0;
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const logLevelMap = {
     ALL: api_1.DiagLogLevel.ALL,
     VERBOSE: api_1.DiagLogLevel.VERBOSE,
@@ -13535,7 +13535,7 @@ exports.diagLogLevelFromString = diagLogLevelFromString;
 
 /***/ }),
 
-/***/ 3641:
+/***/ 43641:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13687,7 +13687,7 @@ function objectToString(value) {
 
 /***/ }),
 
-/***/ 264:
+/***/ 40264:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -13698,7 +13698,7 @@ function objectToString(value) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.merge = void 0;
 /* eslint-disable @typescript-eslint/no-explicit-any */
-const lodash_merge_1 = __webpack_require__(3641);
+const lodash_merge_1 = __webpack_require__(43641);
 const MAX_LEVEL = 20;
 /**
  * Merges objects together
@@ -13854,7 +13854,7 @@ function shouldMerge(one, two) {
 
 /***/ }),
 
-/***/ 3241:
+/***/ 63241:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13889,7 +13889,7 @@ exports.Deferred = Deferred;
 
 /***/ }),
 
-/***/ 4347:
+/***/ 24347:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13940,7 +13940,7 @@ exports.callWithTimeout = callWithTimeout;
 
 /***/ }),
 
-/***/ 1469:
+/***/ 91469:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13980,7 +13980,7 @@ exports.isUrlIgnored = isUrlIgnored;
 
 /***/ }),
 
-/***/ 3198:
+/***/ 83198:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13996,7 +13996,7 @@ exports.VERSION = '2.12.1';
 
 /***/ }),
 
-/***/ 7596:
+/***/ 77596:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -14006,8 +14006,8 @@ exports.VERSION = '2.12.1';
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.isValidName = exports.isDescriptorCompatibleWith = exports.createInstrumentDescriptorWithView = exports.createInstrumentDescriptor = void 0;
-const api_1 = __webpack_require__(3914);
-const utils_1 = __webpack_require__(4743);
+const api_1 = __webpack_require__(63914);
+const utils_1 = __webpack_require__(34743);
 function createInstrumentDescriptor(name, type, options) {
     if (!isValidName(name)) {
         api_1.diag.warn(`Invalid metric name: "${name}". The metric name should be a ASCII string with a length no greater than 255 characters.`);
@@ -14052,7 +14052,7 @@ exports.isValidName = isValidName;
 
 /***/ }),
 
-/***/ 4824:
+/***/ 94824:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -14062,7 +14062,7 @@ exports.isValidName = isValidName;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.isObservableInstrument = exports.ObservableUpDownCounterInstrument = exports.ObservableGaugeInstrument = exports.ObservableCounterInstrument = exports.ObservableInstrument = exports.HistogramInstrument = exports.GaugeInstrument = exports.CounterInstrument = exports.UpDownCounterInstrument = exports.SyncInstrument = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 class SyncInstrument {
     _writableMetricStorage;
     _descriptor;
@@ -14186,7 +14186,7 @@ exports.isObservableInstrument = isObservableInstrument;
 
 /***/ }),
 
-/***/ 7947:
+/***/ 17947:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -14196,9 +14196,9 @@ exports.isObservableInstrument = isObservableInstrument;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Meter = void 0;
-const InstrumentDescriptor_1 = __webpack_require__(7596);
-const Instruments_1 = __webpack_require__(4824);
-const MetricData_1 = __webpack_require__(7909);
+const InstrumentDescriptor_1 = __webpack_require__(77596);
+const Instruments_1 = __webpack_require__(94824);
+const MetricData_1 = __webpack_require__(77909);
 /**
  * This class implements the {@link IMeter} interface.
  */
@@ -14281,7 +14281,7 @@ exports.Meter = Meter;
 
 /***/ }),
 
-/***/ 762:
+/***/ 70762:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -14291,12 +14291,12 @@ exports.Meter = Meter;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MeterProvider = void 0;
-const api_1 = __webpack_require__(3914);
-const resources_1 = __webpack_require__(5647);
-const MetricReader_1 = __webpack_require__(7398);
-const MeterProviderSharedState_1 = __webpack_require__(5936);
-const MetricCollector_1 = __webpack_require__(6587);
-const View_1 = __webpack_require__(1037);
+const api_1 = __webpack_require__(63914);
+const resources_1 = __webpack_require__(75647);
+const MetricReader_1 = __webpack_require__(27398);
+const MeterProviderSharedState_1 = __webpack_require__(45936);
+const MetricCollector_1 = __webpack_require__(66587);
+const View_1 = __webpack_require__(21037);
 /**
  * This class implements the {@link MeterProvider} interface.
  */
@@ -14373,7 +14373,7 @@ exports.MeterProvider = MeterProvider;
 
 /***/ }),
 
-/***/ 1504:
+/***/ 61504:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -14383,9 +14383,9 @@ exports.MeterProvider = MeterProvider;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.BatchObservableResultImpl = exports.ObservableResultImpl = void 0;
-const api_1 = __webpack_require__(3914);
-const HashMap_1 = __webpack_require__(7478);
-const Instruments_1 = __webpack_require__(4824);
+const api_1 = __webpack_require__(63914);
+const HashMap_1 = __webpack_require__(17478);
+const Instruments_1 = __webpack_require__(94824);
 /**
  * The class implements {@link ObservableResult} interface.
  */
@@ -14461,7 +14461,7 @@ exports.BatchObservableResultImpl = BatchObservableResultImpl;
 
 /***/ }),
 
-/***/ 6901:
+/***/ 96901:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -14471,7 +14471,7 @@ exports.BatchObservableResultImpl = BatchObservableResultImpl;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DropAggregator = void 0;
-const types_1 = __webpack_require__(6599);
+const types_1 = __webpack_require__(26599);
 /** Basic aggregator for None which keeps no recorded value. */
 class DropAggregator {
     kind = types_1.AggregatorKind.DROP;
@@ -14493,7 +14493,7 @@ exports.DropAggregator = DropAggregator;
 
 /***/ }),
 
-/***/ 7483:
+/***/ 67483:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -14503,12 +14503,12 @@ exports.DropAggregator = DropAggregator;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ExponentialHistogramAggregator = exports.ExponentialHistogramAccumulation = void 0;
-const types_1 = __webpack_require__(6599);
-const MetricData_1 = __webpack_require__(7909);
-const api_1 = __webpack_require__(3914);
-const Buckets_1 = __webpack_require__(5546);
-const getMapping_1 = __webpack_require__(7512);
-const util_1 = __webpack_require__(2661);
+const types_1 = __webpack_require__(26599);
+const MetricData_1 = __webpack_require__(77909);
+const api_1 = __webpack_require__(63914);
+const Buckets_1 = __webpack_require__(95546);
+const getMapping_1 = __webpack_require__(17512);
+const util_1 = __webpack_require__(82661);
 // HighLow is a utility class used for computing a common scale for
 // two exponential histogram accumulations
 class HighLow {
@@ -14968,7 +14968,7 @@ exports.ExponentialHistogramAggregator = ExponentialHistogramAggregator;
 
 /***/ }),
 
-/***/ 1832:
+/***/ 51832:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -14978,9 +14978,9 @@ exports.ExponentialHistogramAggregator = ExponentialHistogramAggregator;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.HistogramAggregator = exports.HistogramAccumulation = void 0;
-const types_1 = __webpack_require__(6599);
-const MetricData_1 = __webpack_require__(7909);
-const utils_1 = __webpack_require__(4743);
+const types_1 = __webpack_require__(26599);
+const MetricData_1 = __webpack_require__(77909);
+const utils_1 = __webpack_require__(34743);
 function createNewEmptyCheckpoint(boundaries) {
     const counts = boundaries.map(() => 0);
     counts.push(0);
@@ -15150,7 +15150,7 @@ exports.HistogramAggregator = HistogramAggregator;
 
 /***/ }),
 
-/***/ 5967:
+/***/ 45967:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -15160,9 +15160,9 @@ exports.HistogramAggregator = HistogramAggregator;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.LastValueAggregator = exports.LastValueAccumulation = void 0;
-const types_1 = __webpack_require__(6599);
+const types_1 = __webpack_require__(26599);
 const core_1 = __webpack_require__(7429);
-const MetricData_1 = __webpack_require__(7909);
+const MetricData_1 = __webpack_require__(77909);
 class LastValueAccumulation {
     startTime;
     _current;
@@ -15238,7 +15238,7 @@ exports.LastValueAggregator = LastValueAggregator;
 
 /***/ }),
 
-/***/ 2305:
+/***/ 92305:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -15248,8 +15248,8 @@ exports.LastValueAggregator = LastValueAggregator;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SumAggregator = exports.SumAccumulation = void 0;
-const types_1 = __webpack_require__(6599);
-const MetricData_1 = __webpack_require__(7909);
+const types_1 = __webpack_require__(26599);
+const MetricData_1 = __webpack_require__(77909);
 class SumAccumulation {
     startTime;
     monotonic;
@@ -15334,7 +15334,7 @@ exports.SumAggregator = SumAggregator;
 
 /***/ }),
 
-/***/ 5546:
+/***/ 95546:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -15606,7 +15606,7 @@ class BucketsBacking {
 
 /***/ }),
 
-/***/ 7791:
+/***/ 67791:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -15616,9 +15616,9 @@ exports.ExponentMapping = void 0;
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const ieee754 = __webpack_require__(6820);
-const util = __webpack_require__(2661);
-const types_1 = __webpack_require__(3965);
+const ieee754 = __webpack_require__(96820);
+const util = __webpack_require__(82661);
+const types_1 = __webpack_require__(83965);
 /**
  * ExponentMapping implements exponential mapping functions for
  * scales <=0. For scales > 0 LogarithmMapping should be used.
@@ -15686,7 +15686,7 @@ exports.ExponentMapping = ExponentMapping;
 
 /***/ }),
 
-/***/ 2933:
+/***/ 82933:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -15696,9 +15696,9 @@ exports.LogarithmMapping = void 0;
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const ieee754 = __webpack_require__(6820);
-const util = __webpack_require__(2661);
-const types_1 = __webpack_require__(3965);
+const ieee754 = __webpack_require__(96820);
+const util = __webpack_require__(82661);
+const types_1 = __webpack_require__(83965);
 /**
  * LogarithmMapping implements exponential mapping functions for scale > 0.
  * For scales <= 0 the exponent mapping should be used.
@@ -15779,7 +15779,7 @@ exports.LogarithmMapping = LogarithmMapping;
 
 /***/ }),
 
-/***/ 7512:
+/***/ 17512:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -15789,9 +15789,9 @@ exports.getMapping = void 0;
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const ExponentMapping_1 = __webpack_require__(7791);
-const LogarithmMapping_1 = __webpack_require__(2933);
-const types_1 = __webpack_require__(3965);
+const ExponentMapping_1 = __webpack_require__(67791);
+const LogarithmMapping_1 = __webpack_require__(82933);
+const types_1 = __webpack_require__(83965);
 const MIN_SCALE = -10;
 const MAX_SCALE = 20;
 const PREBUILT_MAPPINGS = Array.from({ length: 31 }, (_, i) => {
@@ -15819,7 +15819,7 @@ exports.getMapping = getMapping;
 
 /***/ }),
 
-/***/ 6820:
+/***/ 96820:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -15909,7 +15909,7 @@ exports.isPowerOfTwo = isPowerOfTwo;
 
 /***/ }),
 
-/***/ 3965:
+/***/ 83965:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -15926,7 +15926,7 @@ exports.MappingError = MappingError;
 
 /***/ }),
 
-/***/ 2661:
+/***/ 82661:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -15994,25 +15994,25 @@ exports.nextGreaterSquare = nextGreaterSquare;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SumAggregator = exports.SumAccumulation = exports.LastValueAggregator = exports.LastValueAccumulation = exports.ExponentialHistogramAggregator = exports.ExponentialHistogramAccumulation = exports.HistogramAggregator = exports.HistogramAccumulation = exports.DropAggregator = void 0;
-var Drop_1 = __webpack_require__(6901);
+var Drop_1 = __webpack_require__(96901);
 Object.defineProperty(exports, "DropAggregator", ({ enumerable: true, get: function () { return Drop_1.DropAggregator; } }));
-var Histogram_1 = __webpack_require__(1832);
+var Histogram_1 = __webpack_require__(51832);
 Object.defineProperty(exports, "HistogramAccumulation", ({ enumerable: true, get: function () { return Histogram_1.HistogramAccumulation; } }));
 Object.defineProperty(exports, "HistogramAggregator", ({ enumerable: true, get: function () { return Histogram_1.HistogramAggregator; } }));
-var ExponentialHistogram_1 = __webpack_require__(7483);
+var ExponentialHistogram_1 = __webpack_require__(67483);
 Object.defineProperty(exports, "ExponentialHistogramAccumulation", ({ enumerable: true, get: function () { return ExponentialHistogram_1.ExponentialHistogramAccumulation; } }));
 Object.defineProperty(exports, "ExponentialHistogramAggregator", ({ enumerable: true, get: function () { return ExponentialHistogram_1.ExponentialHistogramAggregator; } }));
-var LastValue_1 = __webpack_require__(5967);
+var LastValue_1 = __webpack_require__(45967);
 Object.defineProperty(exports, "LastValueAccumulation", ({ enumerable: true, get: function () { return LastValue_1.LastValueAccumulation; } }));
 Object.defineProperty(exports, "LastValueAggregator", ({ enumerable: true, get: function () { return LastValue_1.LastValueAggregator; } }));
-var Sum_1 = __webpack_require__(2305);
+var Sum_1 = __webpack_require__(92305);
 Object.defineProperty(exports, "SumAccumulation", ({ enumerable: true, get: function () { return Sum_1.SumAccumulation; } }));
 Object.defineProperty(exports, "SumAggregator", ({ enumerable: true, get: function () { return Sum_1.SumAggregator; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 6599:
+/***/ 26599:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -16035,7 +16035,7 @@ var AggregatorKind;
 
 /***/ }),
 
-/***/ 2634:
+/***/ 22634:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -16045,8 +16045,8 @@ var AggregatorKind;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DEFAULT_AGGREGATION_TEMPORALITY_SELECTOR = exports.DEFAULT_AGGREGATION_SELECTOR = void 0;
-const AggregationTemporality_1 = __webpack_require__(3861);
-const AggregationOption_1 = __webpack_require__(4729);
+const AggregationTemporality_1 = __webpack_require__(73861);
+const AggregationOption_1 = __webpack_require__(34729);
 const DEFAULT_AGGREGATION_SELECTOR = _instrumentType => {
     return {
         type: AggregationOption_1.AggregationType.DEFAULT,
@@ -16059,7 +16059,7 @@ exports.DEFAULT_AGGREGATION_TEMPORALITY_SELECTOR = DEFAULT_AGGREGATION_TEMPORALI
 
 /***/ }),
 
-/***/ 3861:
+/***/ 73861:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -16081,14 +16081,14 @@ var AggregationTemporality;
 
 /***/ }),
 
-/***/ 1669:
+/***/ 41669:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ConsoleMetricExporter = void 0;
 const core_1 = __webpack_require__(7429);
-const AggregationSelector_1 = __webpack_require__(2634);
+const AggregationSelector_1 = __webpack_require__(22634);
 /**
  * This is an implementation of {@link PushMetricExporter} that prints metrics to the
  * console. This class can be used for diagnostic purposes.
@@ -16139,7 +16139,7 @@ exports.ConsoleMetricExporter = ConsoleMetricExporter;
 
 /***/ }),
 
-/***/ 6664:
+/***/ 46664:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -16200,7 +16200,7 @@ exports.InMemoryMetricExporter = InMemoryMetricExporter;
 
 /***/ }),
 
-/***/ 7909:
+/***/ 77909:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -16255,7 +16255,7 @@ var DataPointType;
 
 /***/ }),
 
-/***/ 8550:
+/***/ 38550:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -16343,7 +16343,7 @@ exports.splitMetricData = splitMetricData;
 
 /***/ }),
 
-/***/ 7398:
+/***/ 27398:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -16353,11 +16353,11 @@ exports.splitMetricData = splitMetricData;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MetricReader = void 0;
-const api = __webpack_require__(3914);
-const utils_1 = __webpack_require__(4743);
-const AggregationSelector_1 = __webpack_require__(2634);
+const api = __webpack_require__(63914);
+const utils_1 = __webpack_require__(34743);
+const AggregationSelector_1 = __webpack_require__(22634);
 const MetricReaderMetrics_1 = __webpack_require__(5281);
-const version_1 = __webpack_require__(7698);
+const version_1 = __webpack_require__(77698);
 const core_1 = __webpack_require__(7429);
 /**
  * A registered reader of metrics that, when linked to a {@link MetricProducer}, offers global
@@ -16502,7 +16502,7 @@ exports.MetricReader = MetricReader;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MetricReaderMetrics = void 0;
-const semconv_1 = __webpack_require__(5439);
+const semconv_1 = __webpack_require__(75439);
 const componentCounter = new Map();
 /**
  * Generates `otel.sdk.metric_reader.*` self-observability metrics.
@@ -16538,7 +16538,7 @@ exports.MetricReaderMetrics = MetricReaderMetrics;
 
 /***/ }),
 
-/***/ 7611:
+/***/ 97611:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -16548,13 +16548,13 @@ exports.MetricReaderMetrics = MetricReaderMetrics;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.PeriodicExportingMetricReader = void 0;
-const api = __webpack_require__(3914);
+const api = __webpack_require__(63914);
 const core_1 = __webpack_require__(7429);
-const MetricReader_1 = __webpack_require__(7398);
-const utils_1 = __webpack_require__(4743);
-const MetricData_1 = __webpack_require__(7909);
-const MetricDataSplitter_1 = __webpack_require__(8550);
-const semconv_1 = __webpack_require__(5439);
+const MetricReader_1 = __webpack_require__(27398);
+const utils_1 = __webpack_require__(34743);
+const MetricData_1 = __webpack_require__(77909);
+const MetricDataSplitter_1 = __webpack_require__(38550);
+const semconv_1 = __webpack_require__(75439);
 /**
  * {@link MetricReader} which collects metrics based on a user-configurable time interval, and passes the metrics to
  * the configured {@link PushMetricExporter}
@@ -16748,7 +16748,7 @@ exports.PeriodicExportingMetricReader = PeriodicExportingMetricReader;
 
 /***/ }),
 
-/***/ 9174:
+/***/ 89174:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -16758,33 +16758,33 @@ exports.PeriodicExportingMetricReader = PeriodicExportingMetricReader;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TimeoutError = exports.createDenyListAttributesProcessor = exports.createAllowListAttributesProcessor = exports.AggregationType = exports.MeterProvider = exports.ConsoleMetricExporter = exports.InMemoryMetricExporter = exports.PeriodicExportingMetricReader = exports.MetricReader = exports.InstrumentType = exports.DataPointType = exports.AggregationTemporality = void 0;
-var AggregationTemporality_1 = __webpack_require__(3861);
+var AggregationTemporality_1 = __webpack_require__(73861);
 Object.defineProperty(exports, "AggregationTemporality", ({ enumerable: true, get: function () { return AggregationTemporality_1.AggregationTemporality; } }));
-var MetricData_1 = __webpack_require__(7909);
+var MetricData_1 = __webpack_require__(77909);
 Object.defineProperty(exports, "DataPointType", ({ enumerable: true, get: function () { return MetricData_1.DataPointType; } }));
 Object.defineProperty(exports, "InstrumentType", ({ enumerable: true, get: function () { return MetricData_1.InstrumentType; } }));
-var MetricReader_1 = __webpack_require__(7398);
+var MetricReader_1 = __webpack_require__(27398);
 Object.defineProperty(exports, "MetricReader", ({ enumerable: true, get: function () { return MetricReader_1.MetricReader; } }));
-var PeriodicExportingMetricReader_1 = __webpack_require__(7611);
+var PeriodicExportingMetricReader_1 = __webpack_require__(97611);
 Object.defineProperty(exports, "PeriodicExportingMetricReader", ({ enumerable: true, get: function () { return PeriodicExportingMetricReader_1.PeriodicExportingMetricReader; } }));
-var InMemoryMetricExporter_1 = __webpack_require__(6664);
+var InMemoryMetricExporter_1 = __webpack_require__(46664);
 Object.defineProperty(exports, "InMemoryMetricExporter", ({ enumerable: true, get: function () { return InMemoryMetricExporter_1.InMemoryMetricExporter; } }));
-var ConsoleMetricExporter_1 = __webpack_require__(1669);
+var ConsoleMetricExporter_1 = __webpack_require__(41669);
 Object.defineProperty(exports, "ConsoleMetricExporter", ({ enumerable: true, get: function () { return ConsoleMetricExporter_1.ConsoleMetricExporter; } }));
-var MeterProvider_1 = __webpack_require__(762);
+var MeterProvider_1 = __webpack_require__(70762);
 Object.defineProperty(exports, "MeterProvider", ({ enumerable: true, get: function () { return MeterProvider_1.MeterProvider; } }));
-var AggregationOption_1 = __webpack_require__(4729);
+var AggregationOption_1 = __webpack_require__(34729);
 Object.defineProperty(exports, "AggregationType", ({ enumerable: true, get: function () { return AggregationOption_1.AggregationType; } }));
-var AttributesProcessor_1 = __webpack_require__(4433);
+var AttributesProcessor_1 = __webpack_require__(14433);
 Object.defineProperty(exports, "createAllowListAttributesProcessor", ({ enumerable: true, get: function () { return AttributesProcessor_1.createAllowListAttributesProcessor; } }));
 Object.defineProperty(exports, "createDenyListAttributesProcessor", ({ enumerable: true, get: function () { return AttributesProcessor_1.createDenyListAttributesProcessor; } }));
-var utils_1 = __webpack_require__(4743);
+var utils_1 = __webpack_require__(34743);
 Object.defineProperty(exports, "TimeoutError", ({ enumerable: true, get: function () { return utils_1.TimeoutError; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 5439:
+/***/ 75439:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -16884,7 +16884,7 @@ exports.ATTR_ERROR_TYPE = 'error.type';
 
 /***/ }),
 
-/***/ 5639:
+/***/ 45639:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -16894,10 +16894,10 @@ exports.ATTR_ERROR_TYPE = 'error.type';
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.AsyncMetricStorage = void 0;
-const MetricStorage_1 = __webpack_require__(4789);
-const DeltaMetricProcessor_1 = __webpack_require__(5340);
-const TemporalMetricProcessor_1 = __webpack_require__(9938);
-const HashMap_1 = __webpack_require__(7478);
+const MetricStorage_1 = __webpack_require__(44789);
+const DeltaMetricProcessor_1 = __webpack_require__(25340);
+const TemporalMetricProcessor_1 = __webpack_require__(29938);
+const HashMap_1 = __webpack_require__(17478);
 /**
  * Internal interface.
  *
@@ -16943,7 +16943,7 @@ exports.AsyncMetricStorage = AsyncMetricStorage;
 
 /***/ }),
 
-/***/ 5340:
+/***/ 25340:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -16954,8 +16954,8 @@ exports.AsyncMetricStorage = AsyncMetricStorage;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DeltaMetricProcessor = void 0;
 const core_1 = __webpack_require__(7429);
-const utils_1 = __webpack_require__(4743);
-const HashMap_1 = __webpack_require__(7478);
+const utils_1 = __webpack_require__(34743);
+const HashMap_1 = __webpack_require__(17478);
 /**
  * Internal interface.
  *
@@ -17042,7 +17042,7 @@ exports.DeltaMetricProcessor = DeltaMetricProcessor;
 
 /***/ }),
 
-/***/ 7478:
+/***/ 17478:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -17052,7 +17052,7 @@ exports.DeltaMetricProcessor = DeltaMetricProcessor;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.AttributeHashMap = exports.HashMap = void 0;
-const utils_1 = __webpack_require__(4743);
+const utils_1 = __webpack_require__(34743);
 class HashMap {
     _valueMap = new Map();
     _keyMap = new Map();
@@ -17119,7 +17119,7 @@ exports.AttributeHashMap = AttributeHashMap;
 
 /***/ }),
 
-/***/ 5936:
+/***/ 45936:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -17129,10 +17129,10 @@ exports.AttributeHashMap = AttributeHashMap;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MeterProviderSharedState = void 0;
-const utils_1 = __webpack_require__(4743);
-const ViewRegistry_1 = __webpack_require__(1218);
+const utils_1 = __webpack_require__(34743);
+const ViewRegistry_1 = __webpack_require__(41218);
 const MeterSharedState_1 = __webpack_require__(6519);
-const AggregationOption_1 = __webpack_require__(4729);
+const AggregationOption_1 = __webpack_require__(34729);
 /**
  * An internal record for shared meter provider states.
  */
@@ -17179,12 +17179,12 @@ exports.MeterProviderSharedState = MeterProviderSharedState;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MeterSharedState = void 0;
-const InstrumentDescriptor_1 = __webpack_require__(7596);
-const Meter_1 = __webpack_require__(7947);
-const AsyncMetricStorage_1 = __webpack_require__(5639);
+const InstrumentDescriptor_1 = __webpack_require__(77596);
+const Meter_1 = __webpack_require__(17947);
+const AsyncMetricStorage_1 = __webpack_require__(45639);
 const MetricStorageRegistry_1 = __webpack_require__(9386);
-const MultiWritableMetricStorage_1 = __webpack_require__(8844);
-const ObservableRegistry_1 = __webpack_require__(772);
+const MultiWritableMetricStorage_1 = __webpack_require__(28844);
+const ObservableRegistry_1 = __webpack_require__(20772);
 const SyncMetricStorage_1 = __webpack_require__(4208);
 /**
  * An internal record for shared meter provider states.
@@ -17284,7 +17284,7 @@ exports.MeterSharedState = MeterSharedState;
 
 /***/ }),
 
-/***/ 6587:
+/***/ 66587:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -17362,7 +17362,7 @@ exports.MetricCollector = MetricCollector;
 
 /***/ }),
 
-/***/ 4789:
+/***/ 44789:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -17372,7 +17372,7 @@ exports.MetricCollector = MetricCollector;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MetricStorage = void 0;
-const InstrumentDescriptor_1 = __webpack_require__(7596);
+const InstrumentDescriptor_1 = __webpack_require__(77596);
 /**
  * Internal interface.
  *
@@ -17410,9 +17410,9 @@ exports.MetricStorage = MetricStorage;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MetricStorageRegistry = void 0;
-const InstrumentDescriptor_1 = __webpack_require__(7596);
-const api = __webpack_require__(3914);
-const RegistrationConflicts_1 = __webpack_require__(9026);
+const InstrumentDescriptor_1 = __webpack_require__(77596);
+const api = __webpack_require__(63914);
+const RegistrationConflicts_1 = __webpack_require__(79026);
 /**
  * Internal class for storing {@link MetricStorage}
  */
@@ -17507,7 +17507,7 @@ exports.MetricStorageRegistry = MetricStorageRegistry;
 
 /***/ }),
 
-/***/ 8844:
+/***/ 28844:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -17517,7 +17517,7 @@ exports.MetricStorageRegistry = MetricStorageRegistry;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MultiMetricStorage = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 /**
  * Internal interface.
  */
@@ -17543,7 +17543,7 @@ exports.MultiMetricStorage = MultiMetricStorage;
 
 /***/ }),
 
-/***/ 772:
+/***/ 20772:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -17553,10 +17553,10 @@ exports.MultiMetricStorage = MultiMetricStorage;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ObservableRegistry = void 0;
-const api_1 = __webpack_require__(3914);
-const Instruments_1 = __webpack_require__(4824);
-const ObservableResult_1 = __webpack_require__(1504);
-const utils_1 = __webpack_require__(4743);
+const api_1 = __webpack_require__(63914);
+const Instruments_1 = __webpack_require__(94824);
+const ObservableResult_1 = __webpack_require__(61504);
+const utils_1 = __webpack_require__(34743);
 /**
  * An internal interface for managing ObservableCallbacks.
  *
@@ -17676,10 +17676,10 @@ exports.ObservableRegistry = ObservableRegistry;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SyncMetricStorage = void 0;
-const api_1 = __webpack_require__(3914);
-const MetricStorage_1 = __webpack_require__(4789);
-const DeltaMetricProcessor_1 = __webpack_require__(5340);
-const TemporalMetricProcessor_1 = __webpack_require__(9938);
+const api_1 = __webpack_require__(63914);
+const MetricStorage_1 = __webpack_require__(44789);
+const DeltaMetricProcessor_1 = __webpack_require__(25340);
+const TemporalMetricProcessor_1 = __webpack_require__(29938);
 /**
  * Internal interface.
  *
@@ -17721,7 +17721,7 @@ exports.SyncMetricStorage = SyncMetricStorage;
 
 /***/ }),
 
-/***/ 9938:
+/***/ 29938:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -17731,8 +17731,8 @@ exports.SyncMetricStorage = SyncMetricStorage;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TemporalMetricProcessor = void 0;
-const AggregationTemporality_1 = __webpack_require__(3861);
-const HashMap_1 = __webpack_require__(7478);
+const AggregationTemporality_1 = __webpack_require__(73861);
+const HashMap_1 = __webpack_require__(17478);
 /**
  * Internal interface.
  *
@@ -17870,7 +17870,7 @@ function AttributesMapToAccumulationRecords(map) {
 
 /***/ }),
 
-/***/ 4743:
+/***/ 34743:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -17981,7 +17981,7 @@ exports.equalsCaseInsensitive = equalsCaseInsensitive;
 
 /***/ }),
 
-/***/ 7698:
+/***/ 77698:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -17997,7 +17997,7 @@ exports.VERSION = '2.12.1';
 
 /***/ }),
 
-/***/ 8424:
+/***/ 18424:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -18007,9 +18007,9 @@ exports.VERSION = '2.12.1';
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DEFAULT_AGGREGATION = exports.EXPONENTIAL_HISTOGRAM_AGGREGATION = exports.HISTOGRAM_AGGREGATION = exports.LAST_VALUE_AGGREGATION = exports.SUM_AGGREGATION = exports.DROP_AGGREGATION = exports.DefaultAggregation = exports.ExponentialHistogramAggregation = exports.ExplicitBucketHistogramAggregation = exports.HistogramAggregation = exports.LastValueAggregation = exports.SumAggregation = exports.DropAggregation = void 0;
-const api = __webpack_require__(3914);
+const api = __webpack_require__(63914);
 const aggregator_1 = __webpack_require__(7114);
-const MetricData_1 = __webpack_require__(7909);
+const MetricData_1 = __webpack_require__(77909);
 /**
  * The default drop aggregation.
  */
@@ -18148,13 +18148,13 @@ exports.DEFAULT_AGGREGATION = new DefaultAggregation();
 
 /***/ }),
 
-/***/ 4729:
+/***/ 34729:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.toAggregation = exports.AggregationType = void 0;
-const Aggregation_1 = __webpack_require__(8424);
+const Aggregation_1 = __webpack_require__(18424);
 var AggregationType;
 (function (AggregationType) {
     AggregationType[AggregationType["DEFAULT"] = 0] = "DEFAULT";
@@ -18196,7 +18196,7 @@ exports.toAggregation = toAggregation;
 
 /***/ }),
 
-/***/ 4433:
+/***/ 14433:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -18296,7 +18296,7 @@ const NOOP = new NoopAttributesProcessor();
 
 /***/ }),
 
-/***/ 1260:
+/***/ 21260:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -18306,7 +18306,7 @@ const NOOP = new NoopAttributesProcessor();
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.InstrumentSelector = void 0;
-const Predicate_1 = __webpack_require__(763);
+const Predicate_1 = __webpack_require__(50763);
 class InstrumentSelector {
     _nameFilter;
     _type;
@@ -18331,7 +18331,7 @@ exports.InstrumentSelector = InstrumentSelector;
 
 /***/ }),
 
-/***/ 4874:
+/***/ 14874:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -18341,7 +18341,7 @@ exports.InstrumentSelector = InstrumentSelector;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MeterSelector = void 0;
-const Predicate_1 = __webpack_require__(763);
+const Predicate_1 = __webpack_require__(50763);
 class MeterSelector {
     _nameFilter;
     _versionFilter;
@@ -18369,7 +18369,7 @@ exports.MeterSelector = MeterSelector;
 
 /***/ }),
 
-/***/ 763:
+/***/ 50763:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -18435,7 +18435,7 @@ exports.ExactPredicate = ExactPredicate;
 
 /***/ }),
 
-/***/ 9026:
+/***/ 79026:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -18515,7 +18515,7 @@ exports.getConflictResolutionRecipe = getConflictResolutionRecipe;
 
 /***/ }),
 
-/***/ 1037:
+/***/ 21037:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -18525,11 +18525,11 @@ exports.getConflictResolutionRecipe = getConflictResolutionRecipe;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.View = void 0;
-const Predicate_1 = __webpack_require__(763);
-const AttributesProcessor_1 = __webpack_require__(4433);
-const InstrumentSelector_1 = __webpack_require__(1260);
-const MeterSelector_1 = __webpack_require__(4874);
-const AggregationOption_1 = __webpack_require__(4729);
+const Predicate_1 = __webpack_require__(50763);
+const AttributesProcessor_1 = __webpack_require__(14433);
+const InstrumentSelector_1 = __webpack_require__(21260);
+const MeterSelector_1 = __webpack_require__(14874);
+const AggregationOption_1 = __webpack_require__(34729);
 function isSelectorNotProvided(options) {
     return (options.instrumentName == null &&
         options.instrumentType == null &&
@@ -18649,7 +18649,7 @@ exports.View = View;
 
 /***/ }),
 
-/***/ 1218:
+/***/ 41218:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -18690,7 +18690,7 @@ exports.ViewRegistry = ViewRegistry;
 
 /***/ }),
 
-/***/ 4902:
+/***/ 44902:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -18709,7 +18709,7 @@ var ExportResultCode;
 
 /***/ }),
 
-/***/ 5361:
+/***/ 65361:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -18734,7 +18734,7 @@ exports.BAGGAGE_MAX_TOTAL_LENGTH = 8192;
 
 /***/ }),
 
-/***/ 2819:
+/***/ 62819:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -18744,10 +18744,10 @@ exports.BAGGAGE_MAX_TOTAL_LENGTH = 8192;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.W3CBaggagePropagator = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(9411);
-const constants_1 = __webpack_require__(5361);
-const utils_1 = __webpack_require__(9973);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(19411);
+const constants_1 = __webpack_require__(65361);
+const utils_1 = __webpack_require__(99973);
 /**
  * Propagates {@link Baggage} through Context format propagation.
  *
@@ -18799,14 +18799,14 @@ exports.W3CBaggagePropagator = W3CBaggagePropagator;
 
 /***/ }),
 
-/***/ 9973:
+/***/ 99973:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.parseKeyPairsIntoRecord = exports.parseBaggageHeaderString = exports.parsePairKeyValue = exports.getKeyPairs = exports.serializeKeyPairs = void 0;
-const api_1 = __webpack_require__(3914);
-const constants_1 = __webpack_require__(5361);
+const api_1 = __webpack_require__(63914);
+const constants_1 = __webpack_require__(65361);
 function serializeKeyPairs(keyPairs) {
     return keyPairs.reduce((hValue, current) => {
         const value = `${hValue}${hValue !== '' ? constants_1.BAGGAGE_ITEMS_SEPARATOR : ''}${current}`;
@@ -18977,7 +18977,7 @@ exports.AnchoredClock = AnchoredClock;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.isAttributeValue = exports.isAttributeKey = exports.sanitizeAttributes = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 function sanitizeAttributes(attributes) {
     const out = {};
     if (typeof attributes !== 'object' || attributes == null) {
@@ -19055,7 +19055,7 @@ function isValidPrimitiveAttributeValueType(valType) {
 
 /***/ }),
 
-/***/ 2586:
+/***/ 62586:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -19065,7 +19065,7 @@ function isValidPrimitiveAttributeValueType(valType) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.globalErrorHandler = exports.setGlobalErrorHandler = void 0;
-const logging_error_handler_1 = __webpack_require__(6568);
+const logging_error_handler_1 = __webpack_require__(46568);
 /** The global error handler delegate */
 let delegateHandler = (0, logging_error_handler_1.loggingErrorHandler)();
 /**
@@ -19091,7 +19091,7 @@ exports.globalErrorHandler = globalErrorHandler;
 
 /***/ }),
 
-/***/ 5780:
+/***/ 35780:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -19109,7 +19109,7 @@ exports._globalThis = globalThis;
 
 /***/ }),
 
-/***/ 6568:
+/***/ 46568:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -19119,7 +19119,7 @@ exports._globalThis = globalThis;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.loggingErrorHandler = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 /**
  * Returns a function that logs an error using the provided logger, or a
  * console logger if one was not provided.
@@ -19167,7 +19167,7 @@ function flattenException(ex) {
 
 /***/ }),
 
-/***/ 6738:
+/***/ 46738:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -19177,7 +19177,7 @@ function flattenException(ex) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.addHrTimes = exports.isTimeInput = exports.isTimeInputHrTime = exports.hrTimeToSeconds = exports.hrTimeToMilliseconds = exports.hrTimeToMicroseconds = exports.hrTimeToNanoseconds = exports.hrTimeToTimeStamp = exports.hrTimeDuration = exports.timeInputToHrTime = exports.hrTime = exports.getTimeOrigin = exports.millisToHrTime = void 0;
-const platform_1 = __webpack_require__(7477);
+const platform_1 = __webpack_require__(67477);
 const NANOSECOND_DIGITS = 9;
 const NANOSECOND_DIGITS_IN_MILLIS = 6;
 const MILLISECONDS_TO_NANOSECONDS = Math.pow(10, NANOSECOND_DIGITS_IN_MILLIS);
@@ -19353,7 +19353,7 @@ exports.addHrTimes = addHrTimes;
 
 /***/ }),
 
-/***/ 4119:
+/***/ 24119:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -19388,19 +19388,19 @@ exports.unrefTimer = unrefTimer;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.diagLogLevelFromString = exports.BindOnceFuture = exports.urlMatches = exports.isUrlIgnored = exports.callWithTimeout = exports.TimeoutError = exports.merge = exports.TraceState = exports.unsuppressTracing = exports.suppressTracing = exports.isTracingSuppressed = exports.setRPCMetadata = exports.getRPCMetadata = exports.deleteRPCMetadata = exports.RPCType = exports.parseTraceParent = exports.W3CTraceContextPropagator = exports.TRACE_STATE_HEADER = exports.TRACE_PARENT_HEADER = exports.CompositePropagator = exports.otperformance = exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = exports._globalThis = exports.SDK_INFO = exports.parseKeyPairsIntoRecord = exports.ExportResultCode = exports.unrefTimer = exports.timeInputToHrTime = exports.millisToHrTime = exports.isTimeInputHrTime = exports.isTimeInput = exports.hrTimeToTimeStamp = exports.hrTimeToSeconds = exports.hrTimeToNanoseconds = exports.hrTimeToMilliseconds = exports.hrTimeToMicroseconds = exports.hrTimeDuration = exports.hrTime = exports.getTimeOrigin = exports.addHrTimes = exports.loggingErrorHandler = exports.setGlobalErrorHandler = exports.globalErrorHandler = exports.sanitizeAttributes = exports.isAttributeValue = exports.AnchoredClock = exports.W3CBaggagePropagator = void 0;
 exports.internal = void 0;
-var W3CBaggagePropagator_1 = __webpack_require__(2819);
+var W3CBaggagePropagator_1 = __webpack_require__(62819);
 Object.defineProperty(exports, "W3CBaggagePropagator", ({ enumerable: true, get: function () { return W3CBaggagePropagator_1.W3CBaggagePropagator; } }));
 var anchored_clock_1 = __webpack_require__(3776);
 Object.defineProperty(exports, "AnchoredClock", ({ enumerable: true, get: function () { return anchored_clock_1.AnchoredClock; } }));
 var attributes_1 = __webpack_require__(7170);
 Object.defineProperty(exports, "isAttributeValue", ({ enumerable: true, get: function () { return attributes_1.isAttributeValue; } }));
 Object.defineProperty(exports, "sanitizeAttributes", ({ enumerable: true, get: function () { return attributes_1.sanitizeAttributes; } }));
-var global_error_handler_1 = __webpack_require__(2586);
+var global_error_handler_1 = __webpack_require__(62586);
 Object.defineProperty(exports, "globalErrorHandler", ({ enumerable: true, get: function () { return global_error_handler_1.globalErrorHandler; } }));
 Object.defineProperty(exports, "setGlobalErrorHandler", ({ enumerable: true, get: function () { return global_error_handler_1.setGlobalErrorHandler; } }));
-var logging_error_handler_1 = __webpack_require__(6568);
+var logging_error_handler_1 = __webpack_require__(46568);
 Object.defineProperty(exports, "loggingErrorHandler", ({ enumerable: true, get: function () { return logging_error_handler_1.loggingErrorHandler; } }));
-var time_1 = __webpack_require__(6738);
+var time_1 = __webpack_require__(46738);
 Object.defineProperty(exports, "addHrTimes", ({ enumerable: true, get: function () { return time_1.addHrTimes; } }));
 Object.defineProperty(exports, "getTimeOrigin", ({ enumerable: true, get: function () { return time_1.getTimeOrigin; } }));
 Object.defineProperty(exports, "hrTime", ({ enumerable: true, get: function () { return time_1.hrTime; } }));
@@ -19414,13 +19414,13 @@ Object.defineProperty(exports, "isTimeInput", ({ enumerable: true, get: function
 Object.defineProperty(exports, "isTimeInputHrTime", ({ enumerable: true, get: function () { return time_1.isTimeInputHrTime; } }));
 Object.defineProperty(exports, "millisToHrTime", ({ enumerable: true, get: function () { return time_1.millisToHrTime; } }));
 Object.defineProperty(exports, "timeInputToHrTime", ({ enumerable: true, get: function () { return time_1.timeInputToHrTime; } }));
-var timer_util_1 = __webpack_require__(4119);
+var timer_util_1 = __webpack_require__(24119);
 Object.defineProperty(exports, "unrefTimer", ({ enumerable: true, get: function () { return timer_util_1.unrefTimer; } }));
-var ExportResult_1 = __webpack_require__(4902);
+var ExportResult_1 = __webpack_require__(44902);
 Object.defineProperty(exports, "ExportResultCode", ({ enumerable: true, get: function () { return ExportResult_1.ExportResultCode; } }));
-var utils_1 = __webpack_require__(9973);
+var utils_1 = __webpack_require__(99973);
 Object.defineProperty(exports, "parseKeyPairsIntoRecord", ({ enumerable: true, get: function () { return utils_1.parseKeyPairsIntoRecord; } }));
-var platform_1 = __webpack_require__(7477);
+var platform_1 = __webpack_require__(67477);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return platform_1.SDK_INFO; } }));
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return platform_1._globalThis; } }));
 Object.defineProperty(exports, "getStringFromEnv", ({ enumerable: true, get: function () { return platform_1.getStringFromEnv; } }));
@@ -19430,33 +19430,33 @@ Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get:
 Object.defineProperty(exports, "otperformance", ({ enumerable: true, get: function () { return platform_1.otperformance; } }));
 var composite_1 = __webpack_require__(7991);
 Object.defineProperty(exports, "CompositePropagator", ({ enumerable: true, get: function () { return composite_1.CompositePropagator; } }));
-var W3CTraceContextPropagator_1 = __webpack_require__(8553);
+var W3CTraceContextPropagator_1 = __webpack_require__(18553);
 Object.defineProperty(exports, "TRACE_PARENT_HEADER", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.TRACE_PARENT_HEADER; } }));
 Object.defineProperty(exports, "TRACE_STATE_HEADER", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.TRACE_STATE_HEADER; } }));
 Object.defineProperty(exports, "W3CTraceContextPropagator", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.W3CTraceContextPropagator; } }));
 Object.defineProperty(exports, "parseTraceParent", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.parseTraceParent; } }));
-var rpc_metadata_1 = __webpack_require__(9216);
+var rpc_metadata_1 = __webpack_require__(99216);
 Object.defineProperty(exports, "RPCType", ({ enumerable: true, get: function () { return rpc_metadata_1.RPCType; } }));
 Object.defineProperty(exports, "deleteRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.deleteRPCMetadata; } }));
 Object.defineProperty(exports, "getRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.getRPCMetadata; } }));
 Object.defineProperty(exports, "setRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.setRPCMetadata; } }));
-var suppress_tracing_1 = __webpack_require__(9411);
+var suppress_tracing_1 = __webpack_require__(19411);
 Object.defineProperty(exports, "isTracingSuppressed", ({ enumerable: true, get: function () { return suppress_tracing_1.isTracingSuppressed; } }));
 Object.defineProperty(exports, "suppressTracing", ({ enumerable: true, get: function () { return suppress_tracing_1.suppressTracing; } }));
 Object.defineProperty(exports, "unsuppressTracing", ({ enumerable: true, get: function () { return suppress_tracing_1.unsuppressTracing; } }));
-var TraceState_1 = __webpack_require__(9441);
+var TraceState_1 = __webpack_require__(79441);
 Object.defineProperty(exports, "TraceState", ({ enumerable: true, get: function () { return TraceState_1.TraceState; } }));
-var merge_1 = __webpack_require__(5031);
+var merge_1 = __webpack_require__(95031);
 Object.defineProperty(exports, "merge", ({ enumerable: true, get: function () { return merge_1.merge; } }));
-var timeout_1 = __webpack_require__(1100);
+var timeout_1 = __webpack_require__(91100);
 Object.defineProperty(exports, "TimeoutError", ({ enumerable: true, get: function () { return timeout_1.TimeoutError; } }));
 Object.defineProperty(exports, "callWithTimeout", ({ enumerable: true, get: function () { return timeout_1.callWithTimeout; } }));
-var url_1 = __webpack_require__(5566);
+var url_1 = __webpack_require__(25566);
 Object.defineProperty(exports, "isUrlIgnored", ({ enumerable: true, get: function () { return url_1.isUrlIgnored; } }));
 Object.defineProperty(exports, "urlMatches", ({ enumerable: true, get: function () { return url_1.urlMatches; } }));
-var callback_1 = __webpack_require__(8676);
+var callback_1 = __webpack_require__(38676);
 Object.defineProperty(exports, "BindOnceFuture", ({ enumerable: true, get: function () { return callback_1.BindOnceFuture; } }));
-var configuration_1 = __webpack_require__(4249);
+var configuration_1 = __webpack_require__(64249);
 Object.defineProperty(exports, "diagLogLevelFromString", ({ enumerable: true, get: function () { return configuration_1.diagLogLevelFromString; } }));
 const exporter_1 = __webpack_require__(2734);
 exports.internal = {
@@ -19476,8 +19476,8 @@ exports.internal = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports._export = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(9411);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(19411);
 /**
  * @internal
  * Shared functionality used by Exporters while exporting data, including suppression of Traces.
@@ -19536,7 +19536,7 @@ exports.validateValue = validateValue;
 
 /***/ }),
 
-/***/ 7477:
+/***/ 67477:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -19546,7 +19546,7 @@ exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getStringFromE
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-var node_1 = __webpack_require__(2294);
+var node_1 = __webpack_require__(32294);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return node_1.SDK_INFO; } }));
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return node_1._globalThis; } }));
 Object.defineProperty(exports, "otperformance", ({ enumerable: true, get: function () { return node_1.otperformance; } }));
@@ -19558,7 +19558,7 @@ Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get:
 
 /***/ }),
 
-/***/ 6679:
+/***/ 16679:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -19568,8 +19568,8 @@ Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get:
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.getStringListFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = exports.getNumberFromEnv = void 0;
-const api_1 = __webpack_require__(3914);
-const util_1 = __webpack_require__(9023);
+const api_1 = __webpack_require__(63914);
+const util_1 = __webpack_require__(39023);
 /**
  * Retrieves a number from an environment variable.
  * - Returns `undefined` if the environment variable is empty, unset, contains only whitespace, or is not a number.
@@ -19657,7 +19657,7 @@ exports.getStringListFromEnv = getStringListFromEnv;
 
 /***/ }),
 
-/***/ 2294:
+/***/ 32294:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -19667,14 +19667,14 @@ exports.getStringListFromEnv = getStringListFromEnv;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.otperformance = exports.SDK_INFO = exports._globalThis = exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = void 0;
-var environment_1 = __webpack_require__(6679);
+var environment_1 = __webpack_require__(16679);
 Object.defineProperty(exports, "getStringFromEnv", ({ enumerable: true, get: function () { return environment_1.getStringFromEnv; } }));
 Object.defineProperty(exports, "getBooleanFromEnv", ({ enumerable: true, get: function () { return environment_1.getBooleanFromEnv; } }));
 Object.defineProperty(exports, "getNumberFromEnv", ({ enumerable: true, get: function () { return environment_1.getNumberFromEnv; } }));
 Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get: function () { return environment_1.getStringListFromEnv; } }));
-var globalThis_1 = __webpack_require__(5780);
+var globalThis_1 = __webpack_require__(35780);
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return globalThis_1._globalThis; } }));
-var sdk_info_1 = __webpack_require__(4831);
+var sdk_info_1 = __webpack_require__(64831);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return sdk_info_1.SDK_INFO; } }));
 /**
  * @deprecated Use performance directly.
@@ -19684,7 +19684,7 @@ exports.otperformance = performance;
 
 /***/ }),
 
-/***/ 4831:
+/***/ 64831:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -19694,9 +19694,9 @@ exports.otperformance = performance;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SDK_INFO = void 0;
-const version_1 = __webpack_require__(9885);
-const semantic_conventions_1 = __webpack_require__(1085);
-const semconv_1 = __webpack_require__(1552);
+const version_1 = __webpack_require__(69885);
+const semantic_conventions_1 = __webpack_require__(31085);
+const semconv_1 = __webpack_require__(61552);
 /** Constants describing the SDK in use */
 exports.SDK_INFO = {
     [semantic_conventions_1.ATTR_TELEMETRY_SDK_NAME]: 'opentelemetry',
@@ -19718,7 +19718,7 @@ exports.SDK_INFO = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CompositePropagator = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 /** Combines multiple propagators into a single propagator. */
 class CompositePropagator {
     _propagators;
@@ -19789,7 +19789,7 @@ exports.CompositePropagator = CompositePropagator;
 
 /***/ }),
 
-/***/ 1552:
+/***/ 61552:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -19816,7 +19816,7 @@ exports.ATTR_PROCESS_RUNTIME_NAME = 'process.runtime.name';
 
 /***/ }),
 
-/***/ 9441:
+/***/ 79441:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -19964,7 +19964,7 @@ exports.TraceState = TraceState;
 
 /***/ }),
 
-/***/ 8553:
+/***/ 18553:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -19974,9 +19974,9 @@ exports.TraceState = TraceState;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.W3CTraceContextPropagator = exports.parseTraceParent = exports.TRACE_STATE_HEADER = exports.TRACE_PARENT_HEADER = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(9411);
-const TraceState_1 = __webpack_require__(9441);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(19411);
+const TraceState_1 = __webpack_require__(79441);
 exports.TRACE_PARENT_HEADER = 'traceparent';
 exports.TRACE_STATE_HEADER = 'tracestate';
 const VERSION = '00';
@@ -20063,7 +20063,7 @@ exports.W3CTraceContextPropagator = W3CTraceContextPropagator;
 
 /***/ }),
 
-/***/ 9216:
+/***/ 99216:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -20073,7 +20073,7 @@ exports.W3CTraceContextPropagator = W3CTraceContextPropagator;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.getRPCMetadata = exports.deleteRPCMetadata = exports.setRPCMetadata = exports.RPCType = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const RPC_METADATA_KEY = (0, api_1.createContextKey)('OpenTelemetry SDK Context Key RPC_METADATA');
 var RPCType;
 (function (RPCType) {
@@ -20095,7 +20095,7 @@ exports.getRPCMetadata = getRPCMetadata;
 
 /***/ }),
 
-/***/ 9411:
+/***/ 19411:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -20105,7 +20105,7 @@ exports.getRPCMetadata = getRPCMetadata;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.isTracingSuppressed = exports.unsuppressTracing = exports.suppressTracing = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const SUPPRESS_TRACING_KEY = (0, api_1.createContextKey)('OpenTelemetry SDK Context Key SUPPRESS_TRACING');
 function suppressTracing(context) {
     return context.setValue(SUPPRESS_TRACING_KEY, true);
@@ -20123,7 +20123,7 @@ exports.isTracingSuppressed = isTracingSuppressed;
 
 /***/ }),
 
-/***/ 8676:
+/***/ 38676:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -20133,7 +20133,7 @@ exports.isTracingSuppressed = isTracingSuppressed;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.BindOnceFuture = void 0;
-const promise_1 = __webpack_require__(4774);
+const promise_1 = __webpack_require__(14774);
 /**
  * Bind the callback and only invoke the callback once regardless how many times `BindOnceFuture.call` is invoked.
  */
@@ -20170,7 +20170,7 @@ exports.BindOnceFuture = BindOnceFuture;
 
 /***/ }),
 
-/***/ 4249:
+/***/ 64249:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -20180,7 +20180,7 @@ exports.diagLogLevelFromString = void 0;
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const logLevelMap = {
     ALL: api_1.DiagLogLevel.ALL,
     VERBOSE: api_1.DiagLogLevel.VERBOSE,
@@ -20211,7 +20211,7 @@ exports.diagLogLevelFromString = diagLogLevelFromString;
 
 /***/ }),
 
-/***/ 424:
+/***/ 80424:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -20363,7 +20363,7 @@ function objectToString(value) {
 
 /***/ }),
 
-/***/ 5031:
+/***/ 95031:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -20374,7 +20374,7 @@ function objectToString(value) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.merge = void 0;
 /* eslint-disable @typescript-eslint/no-explicit-any */
-const lodash_merge_1 = __webpack_require__(424);
+const lodash_merge_1 = __webpack_require__(80424);
 const MAX_LEVEL = 20;
 /**
  * Merges objects together
@@ -20530,7 +20530,7 @@ function shouldMerge(one, two) {
 
 /***/ }),
 
-/***/ 4774:
+/***/ 14774:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -20565,7 +20565,7 @@ exports.Deferred = Deferred;
 
 /***/ }),
 
-/***/ 1100:
+/***/ 91100:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -20616,7 +20616,7 @@ exports.callWithTimeout = callWithTimeout;
 
 /***/ }),
 
-/***/ 5566:
+/***/ 25566:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -20656,7 +20656,7 @@ exports.isUrlIgnored = isUrlIgnored;
 
 /***/ }),
 
-/***/ 9885:
+/***/ 69885:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -20672,7 +20672,7 @@ exports.VERSION = '2.12.1';
 
 /***/ }),
 
-/***/ 7254:
+/***/ 77254:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -20682,10 +20682,10 @@ exports.VERSION = '2.12.1';
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.BasicTracerProvider = void 0;
-const core_1 = __webpack_require__(4203);
-const config_1 = __webpack_require__(9884);
-const utility_1 = __webpack_require__(9228);
-const sdk_trace_1 = __webpack_require__(9344);
+const core_1 = __webpack_require__(24203);
+const config_1 = __webpack_require__(29884);
+const utility_1 = __webpack_require__(29228);
+const sdk_trace_1 = __webpack_require__(59344);
 /**
  * A TracerProvider implementation that reads configuration defaults from
  * OTEL_* environment variables per
@@ -20703,7 +20703,7 @@ exports.BasicTracerProvider = BasicTracerProvider;
 
 /***/ }),
 
-/***/ 8462:
+/***/ 98462:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -20713,8 +20713,8 @@ exports.BasicTracerProvider = BasicTracerProvider;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.BatchSpanProcessor = void 0;
-const core_1 = __webpack_require__(4203);
-const sdk_trace_1 = __webpack_require__(9344);
+const core_1 = __webpack_require__(24203);
+const sdk_trace_1 = __webpack_require__(59344);
 /**
  * A BatchSpanProcessor that applies `OTEL_*` environment variable fallbacks per
  * https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/
@@ -20746,7 +20746,7 @@ exports.BatchSpanProcessor = BatchSpanProcessor;
 
 /***/ }),
 
-/***/ 6162:
+/***/ 46162:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -20756,7 +20756,7 @@ exports.BatchSpanProcessor = BatchSpanProcessor;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SimpleSpanProcessor = void 0;
-const sdk_trace_1 = __webpack_require__(9344);
+const sdk_trace_1 = __webpack_require__(59344);
 /**
  * A SimpleSpanProcessor with the old constructor call signature that
  * takes just a single exporter argument. This version does not support
@@ -20772,7 +20772,7 @@ exports.SimpleSpanProcessor = SimpleSpanProcessor;
 
 /***/ }),
 
-/***/ 9884:
+/***/ 29884:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -20782,9 +20782,9 @@ exports.SimpleSpanProcessor = SimpleSpanProcessor;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.buildSamplerFromEnv = exports.loadDefaultConfig = void 0;
-const api_1 = __webpack_require__(3914);
-const core_1 = __webpack_require__(4203);
-const sdk_trace_1 = __webpack_require__(9344);
+const api_1 = __webpack_require__(63914);
+const core_1 = __webpack_require__(24203);
+const sdk_trace_1 = __webpack_require__(59344);
 var TracesSamplerValues;
 (function (TracesSamplerValues) {
     TracesSamplerValues["AlwaysOff"] = "always_off";
@@ -20871,7 +20871,7 @@ function getSamplerProbabilityFromEnv() {
 
 /***/ }),
 
-/***/ 9644:
+/***/ 19644:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 var __webpack_unused_export__;
@@ -20882,13 +20882,13 @@ var __webpack_unused_export__;
  */
 __webpack_unused_export__ = ({ value: true });
 __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = exports.J = exports.l = void 0;
-var BasicTracerProvider_shim_1 = __webpack_require__(7254);
+var BasicTracerProvider_shim_1 = __webpack_require__(77254);
 Object.defineProperty(exports, "l", ({ enumerable: true, get: function () { return BasicTracerProvider_shim_1.BasicTracerProvider; } }));
-var BatchSpanProcessor_shim_1 = __webpack_require__(8462);
+var BatchSpanProcessor_shim_1 = __webpack_require__(98462);
 Object.defineProperty(exports, "J", ({ enumerable: true, get: function () { return BatchSpanProcessor_shim_1.BatchSpanProcessor; } }));
-var SimpleSpanProcessor_shim_1 = __webpack_require__(6162);
+var SimpleSpanProcessor_shim_1 = __webpack_require__(46162);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return SimpleSpanProcessor_shim_1.SimpleSpanProcessor; } });
-var sdk_trace_1 = __webpack_require__(9344);
+var sdk_trace_1 = __webpack_require__(59344);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return sdk_trace_1.ConsoleSpanExporter; } });
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return sdk_trace_1.RandomIdGenerator; } });
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return sdk_trace_1.InMemorySpanExporter; } });
@@ -20902,7 +20902,7 @@ __webpack_unused_export__ = ({ enumerable: true, get: function () { return sdk_t
 
 /***/ }),
 
-/***/ 9228:
+/***/ 29228:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -20912,7 +20912,7 @@ __webpack_unused_export__ = ({ enumerable: true, get: function () { return sdk_t
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.reconfigureLimits = exports.DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT = exports.DEFAULT_ATTRIBUTE_COUNT_LIMIT = void 0;
-const core_1 = __webpack_require__(4203);
+const core_1 = __webpack_require__(24203);
 exports.DEFAULT_ATTRIBUTE_COUNT_LIMIT = 128;
 exports.DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT = Infinity;
 /**
@@ -20947,7 +20947,7 @@ exports.reconfigureLimits = reconfigureLimits;
 
 /***/ }),
 
-/***/ 7404:
+/***/ 97404:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -20966,7 +20966,7 @@ var ExportResultCode;
 
 /***/ }),
 
-/***/ 671:
+/***/ 30671:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -20991,7 +20991,7 @@ exports.BAGGAGE_MAX_TOTAL_LENGTH = 8192;
 
 /***/ }),
 
-/***/ 8765:
+/***/ 88765:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -21001,10 +21001,10 @@ exports.BAGGAGE_MAX_TOTAL_LENGTH = 8192;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.W3CBaggagePropagator = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(9925);
-const constants_1 = __webpack_require__(671);
-const utils_1 = __webpack_require__(1103);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(29925);
+const constants_1 = __webpack_require__(30671);
+const utils_1 = __webpack_require__(61103);
 /**
  * Propagates {@link Baggage} through Context format propagation.
  *
@@ -21056,14 +21056,14 @@ exports.W3CBaggagePropagator = W3CBaggagePropagator;
 
 /***/ }),
 
-/***/ 1103:
+/***/ 61103:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.parseKeyPairsIntoRecord = exports.parseBaggageHeaderString = exports.parsePairKeyValue = exports.getKeyPairs = exports.serializeKeyPairs = void 0;
-const api_1 = __webpack_require__(3914);
-const constants_1 = __webpack_require__(671);
+const api_1 = __webpack_require__(63914);
+const constants_1 = __webpack_require__(30671);
 function serializeKeyPairs(keyPairs) {
     return keyPairs.reduce((hValue, current) => {
         const value = `${hValue}${hValue !== '' ? constants_1.BAGGAGE_ITEMS_SEPARATOR : ''}${current}`;
@@ -21168,7 +21168,7 @@ exports.parseKeyPairsIntoRecord = parseKeyPairsIntoRecord;
 
 /***/ }),
 
-/***/ 1726:
+/***/ 91726:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -21224,7 +21224,7 @@ exports.AnchoredClock = AnchoredClock;
 
 /***/ }),
 
-/***/ 3740:
+/***/ 83740:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -21234,7 +21234,7 @@ exports.AnchoredClock = AnchoredClock;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.isAttributeValue = exports.isAttributeKey = exports.sanitizeAttributes = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 function sanitizeAttributes(attributes) {
     const out = {};
     if (typeof attributes !== 'object' || attributes == null) {
@@ -21312,7 +21312,7 @@ function isValidPrimitiveAttributeValueType(valType) {
 
 /***/ }),
 
-/***/ 6036:
+/***/ 36036:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -21322,7 +21322,7 @@ function isValidPrimitiveAttributeValueType(valType) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.globalErrorHandler = exports.setGlobalErrorHandler = void 0;
-const logging_error_handler_1 = __webpack_require__(1694);
+const logging_error_handler_1 = __webpack_require__(31694);
 /** The global error handler delegate */
 let delegateHandler = (0, logging_error_handler_1.loggingErrorHandler)();
 /**
@@ -21348,7 +21348,7 @@ exports.globalErrorHandler = globalErrorHandler;
 
 /***/ }),
 
-/***/ 8730:
+/***/ 58730:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -21366,7 +21366,7 @@ exports._globalThis = globalThis;
 
 /***/ }),
 
-/***/ 1694:
+/***/ 31694:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -21376,7 +21376,7 @@ exports._globalThis = globalThis;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.loggingErrorHandler = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 /**
  * Returns a function that logs an error using the provided logger, or a
  * console logger if one was not provided.
@@ -21424,7 +21424,7 @@ function flattenException(ex) {
 
 /***/ }),
 
-/***/ 4528:
+/***/ 74528:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -21434,7 +21434,7 @@ function flattenException(ex) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.addHrTimes = exports.isTimeInput = exports.isTimeInputHrTime = exports.hrTimeToSeconds = exports.hrTimeToMilliseconds = exports.hrTimeToMicroseconds = exports.hrTimeToNanoseconds = exports.hrTimeToTimeStamp = exports.hrTimeDuration = exports.timeInputToHrTime = exports.hrTime = exports.getTimeOrigin = exports.millisToHrTime = void 0;
-const platform_1 = __webpack_require__(5255);
+const platform_1 = __webpack_require__(45255);
 const NANOSECOND_DIGITS = 9;
 const NANOSECOND_DIGITS_IN_MILLIS = 6;
 const MILLISECONDS_TO_NANOSECONDS = Math.pow(10, NANOSECOND_DIGITS_IN_MILLIS);
@@ -21610,7 +21610,7 @@ exports.addHrTimes = addHrTimes;
 
 /***/ }),
 
-/***/ 9281:
+/***/ 59281:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -21634,7 +21634,7 @@ exports.unrefTimer = unrefTimer;
 
 /***/ }),
 
-/***/ 4203:
+/***/ 24203:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -21645,19 +21645,19 @@ exports.unrefTimer = unrefTimer;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.diagLogLevelFromString = exports.BindOnceFuture = exports.urlMatches = exports.isUrlIgnored = exports.callWithTimeout = exports.TimeoutError = exports.merge = exports.TraceState = exports.unsuppressTracing = exports.suppressTracing = exports.isTracingSuppressed = exports.setRPCMetadata = exports.getRPCMetadata = exports.deleteRPCMetadata = exports.RPCType = exports.parseTraceParent = exports.W3CTraceContextPropagator = exports.TRACE_STATE_HEADER = exports.TRACE_PARENT_HEADER = exports.CompositePropagator = exports.otperformance = exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = exports._globalThis = exports.SDK_INFO = exports.parseKeyPairsIntoRecord = exports.ExportResultCode = exports.unrefTimer = exports.timeInputToHrTime = exports.millisToHrTime = exports.isTimeInputHrTime = exports.isTimeInput = exports.hrTimeToTimeStamp = exports.hrTimeToSeconds = exports.hrTimeToNanoseconds = exports.hrTimeToMilliseconds = exports.hrTimeToMicroseconds = exports.hrTimeDuration = exports.hrTime = exports.getTimeOrigin = exports.addHrTimes = exports.loggingErrorHandler = exports.setGlobalErrorHandler = exports.globalErrorHandler = exports.sanitizeAttributes = exports.isAttributeValue = exports.AnchoredClock = exports.W3CBaggagePropagator = void 0;
 exports.internal = void 0;
-var W3CBaggagePropagator_1 = __webpack_require__(8765);
+var W3CBaggagePropagator_1 = __webpack_require__(88765);
 Object.defineProperty(exports, "W3CBaggagePropagator", ({ enumerable: true, get: function () { return W3CBaggagePropagator_1.W3CBaggagePropagator; } }));
-var anchored_clock_1 = __webpack_require__(1726);
+var anchored_clock_1 = __webpack_require__(91726);
 Object.defineProperty(exports, "AnchoredClock", ({ enumerable: true, get: function () { return anchored_clock_1.AnchoredClock; } }));
-var attributes_1 = __webpack_require__(3740);
+var attributes_1 = __webpack_require__(83740);
 Object.defineProperty(exports, "isAttributeValue", ({ enumerable: true, get: function () { return attributes_1.isAttributeValue; } }));
 Object.defineProperty(exports, "sanitizeAttributes", ({ enumerable: true, get: function () { return attributes_1.sanitizeAttributes; } }));
-var global_error_handler_1 = __webpack_require__(6036);
+var global_error_handler_1 = __webpack_require__(36036);
 Object.defineProperty(exports, "globalErrorHandler", ({ enumerable: true, get: function () { return global_error_handler_1.globalErrorHandler; } }));
 Object.defineProperty(exports, "setGlobalErrorHandler", ({ enumerable: true, get: function () { return global_error_handler_1.setGlobalErrorHandler; } }));
-var logging_error_handler_1 = __webpack_require__(1694);
+var logging_error_handler_1 = __webpack_require__(31694);
 Object.defineProperty(exports, "loggingErrorHandler", ({ enumerable: true, get: function () { return logging_error_handler_1.loggingErrorHandler; } }));
-var time_1 = __webpack_require__(4528);
+var time_1 = __webpack_require__(74528);
 Object.defineProperty(exports, "addHrTimes", ({ enumerable: true, get: function () { return time_1.addHrTimes; } }));
 Object.defineProperty(exports, "getTimeOrigin", ({ enumerable: true, get: function () { return time_1.getTimeOrigin; } }));
 Object.defineProperty(exports, "hrTime", ({ enumerable: true, get: function () { return time_1.hrTime; } }));
@@ -21671,13 +21671,13 @@ Object.defineProperty(exports, "isTimeInput", ({ enumerable: true, get: function
 Object.defineProperty(exports, "isTimeInputHrTime", ({ enumerable: true, get: function () { return time_1.isTimeInputHrTime; } }));
 Object.defineProperty(exports, "millisToHrTime", ({ enumerable: true, get: function () { return time_1.millisToHrTime; } }));
 Object.defineProperty(exports, "timeInputToHrTime", ({ enumerable: true, get: function () { return time_1.timeInputToHrTime; } }));
-var timer_util_1 = __webpack_require__(9281);
+var timer_util_1 = __webpack_require__(59281);
 Object.defineProperty(exports, "unrefTimer", ({ enumerable: true, get: function () { return timer_util_1.unrefTimer; } }));
-var ExportResult_1 = __webpack_require__(7404);
+var ExportResult_1 = __webpack_require__(97404);
 Object.defineProperty(exports, "ExportResultCode", ({ enumerable: true, get: function () { return ExportResult_1.ExportResultCode; } }));
-var utils_1 = __webpack_require__(1103);
+var utils_1 = __webpack_require__(61103);
 Object.defineProperty(exports, "parseKeyPairsIntoRecord", ({ enumerable: true, get: function () { return utils_1.parseKeyPairsIntoRecord; } }));
-var platform_1 = __webpack_require__(5255);
+var platform_1 = __webpack_require__(45255);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return platform_1.SDK_INFO; } }));
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return platform_1._globalThis; } }));
 Object.defineProperty(exports, "getStringFromEnv", ({ enumerable: true, get: function () { return platform_1.getStringFromEnv; } }));
@@ -21687,35 +21687,35 @@ Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get:
 Object.defineProperty(exports, "otperformance", ({ enumerable: true, get: function () { return platform_1.otperformance; } }));
 var composite_1 = __webpack_require__(4361);
 Object.defineProperty(exports, "CompositePropagator", ({ enumerable: true, get: function () { return composite_1.CompositePropagator; } }));
-var W3CTraceContextPropagator_1 = __webpack_require__(8123);
+var W3CTraceContextPropagator_1 = __webpack_require__(78123);
 Object.defineProperty(exports, "TRACE_PARENT_HEADER", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.TRACE_PARENT_HEADER; } }));
 Object.defineProperty(exports, "TRACE_STATE_HEADER", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.TRACE_STATE_HEADER; } }));
 Object.defineProperty(exports, "W3CTraceContextPropagator", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.W3CTraceContextPropagator; } }));
 Object.defineProperty(exports, "parseTraceParent", ({ enumerable: true, get: function () { return W3CTraceContextPropagator_1.parseTraceParent; } }));
-var rpc_metadata_1 = __webpack_require__(5250);
+var rpc_metadata_1 = __webpack_require__(75250);
 Object.defineProperty(exports, "RPCType", ({ enumerable: true, get: function () { return rpc_metadata_1.RPCType; } }));
 Object.defineProperty(exports, "deleteRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.deleteRPCMetadata; } }));
 Object.defineProperty(exports, "getRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.getRPCMetadata; } }));
 Object.defineProperty(exports, "setRPCMetadata", ({ enumerable: true, get: function () { return rpc_metadata_1.setRPCMetadata; } }));
-var suppress_tracing_1 = __webpack_require__(9925);
+var suppress_tracing_1 = __webpack_require__(29925);
 Object.defineProperty(exports, "isTracingSuppressed", ({ enumerable: true, get: function () { return suppress_tracing_1.isTracingSuppressed; } }));
 Object.defineProperty(exports, "suppressTracing", ({ enumerable: true, get: function () { return suppress_tracing_1.suppressTracing; } }));
 Object.defineProperty(exports, "unsuppressTracing", ({ enumerable: true, get: function () { return suppress_tracing_1.unsuppressTracing; } }));
-var TraceState_1 = __webpack_require__(6983);
+var TraceState_1 = __webpack_require__(66983);
 Object.defineProperty(exports, "TraceState", ({ enumerable: true, get: function () { return TraceState_1.TraceState; } }));
-var merge_1 = __webpack_require__(6657);
+var merge_1 = __webpack_require__(56657);
 Object.defineProperty(exports, "merge", ({ enumerable: true, get: function () { return merge_1.merge; } }));
-var timeout_1 = __webpack_require__(2794);
+var timeout_1 = __webpack_require__(92794);
 Object.defineProperty(exports, "TimeoutError", ({ enumerable: true, get: function () { return timeout_1.TimeoutError; } }));
 Object.defineProperty(exports, "callWithTimeout", ({ enumerable: true, get: function () { return timeout_1.callWithTimeout; } }));
-var url_1 = __webpack_require__(3332);
+var url_1 = __webpack_require__(23332);
 Object.defineProperty(exports, "isUrlIgnored", ({ enumerable: true, get: function () { return url_1.isUrlIgnored; } }));
 Object.defineProperty(exports, "urlMatches", ({ enumerable: true, get: function () { return url_1.urlMatches; } }));
-var callback_1 = __webpack_require__(7882);
+var callback_1 = __webpack_require__(27882);
 Object.defineProperty(exports, "BindOnceFuture", ({ enumerable: true, get: function () { return callback_1.BindOnceFuture; } }));
-var configuration_1 = __webpack_require__(4819);
+var configuration_1 = __webpack_require__(74819);
 Object.defineProperty(exports, "diagLogLevelFromString", ({ enumerable: true, get: function () { return configuration_1.diagLogLevelFromString; } }));
-const exporter_1 = __webpack_require__(4332);
+const exporter_1 = __webpack_require__(44332);
 exports.internal = {
     _export: exporter_1._export,
 };
@@ -21723,7 +21723,7 @@ exports.internal = {
 
 /***/ }),
 
-/***/ 4332:
+/***/ 44332:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -21733,8 +21733,8 @@ exports.internal = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports._export = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(9925);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(29925);
 /**
  * @internal
  * Shared functionality used by Exporters while exporting data, including suppression of Traces.
@@ -21752,7 +21752,7 @@ exports._export = _export;
 
 /***/ }),
 
-/***/ 9482:
+/***/ 39482:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -21793,7 +21793,7 @@ exports.validateValue = validateValue;
 
 /***/ }),
 
-/***/ 5255:
+/***/ 45255:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -21803,7 +21803,7 @@ exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getStringFromE
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-var node_1 = __webpack_require__(9088);
+var node_1 = __webpack_require__(39088);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return node_1.SDK_INFO; } }));
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return node_1._globalThis; } }));
 Object.defineProperty(exports, "otperformance", ({ enumerable: true, get: function () { return node_1.otperformance; } }));
@@ -21815,7 +21815,7 @@ Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get:
 
 /***/ }),
 
-/***/ 3373:
+/***/ 83373:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -21825,8 +21825,8 @@ Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get:
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.getStringListFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = exports.getNumberFromEnv = void 0;
-const api_1 = __webpack_require__(3914);
-const util_1 = __webpack_require__(9023);
+const api_1 = __webpack_require__(63914);
+const util_1 = __webpack_require__(39023);
 /**
  * Retrieves a number from an environment variable.
  * - Returns `undefined` if the environment variable is empty, unset, contains only whitespace, or is not a number.
@@ -21914,7 +21914,7 @@ exports.getStringListFromEnv = getStringListFromEnv;
 
 /***/ }),
 
-/***/ 9088:
+/***/ 39088:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -21924,12 +21924,12 @@ exports.getStringListFromEnv = getStringListFromEnv;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.otperformance = exports.SDK_INFO = exports._globalThis = exports.getStringListFromEnv = exports.getNumberFromEnv = exports.getBooleanFromEnv = exports.getStringFromEnv = void 0;
-var environment_1 = __webpack_require__(3373);
+var environment_1 = __webpack_require__(83373);
 Object.defineProperty(exports, "getStringFromEnv", ({ enumerable: true, get: function () { return environment_1.getStringFromEnv; } }));
 Object.defineProperty(exports, "getBooleanFromEnv", ({ enumerable: true, get: function () { return environment_1.getBooleanFromEnv; } }));
 Object.defineProperty(exports, "getNumberFromEnv", ({ enumerable: true, get: function () { return environment_1.getNumberFromEnv; } }));
 Object.defineProperty(exports, "getStringListFromEnv", ({ enumerable: true, get: function () { return environment_1.getStringListFromEnv; } }));
-var globalThis_1 = __webpack_require__(8730);
+var globalThis_1 = __webpack_require__(58730);
 Object.defineProperty(exports, "_globalThis", ({ enumerable: true, get: function () { return globalThis_1._globalThis; } }));
 var sdk_info_1 = __webpack_require__(2981);
 Object.defineProperty(exports, "SDK_INFO", ({ enumerable: true, get: function () { return sdk_info_1.SDK_INFO; } }));
@@ -21951,8 +21951,8 @@ exports.otperformance = performance;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SDK_INFO = void 0;
-const version_1 = __webpack_require__(6723);
-const semantic_conventions_1 = __webpack_require__(1085);
+const version_1 = __webpack_require__(86723);
+const semantic_conventions_1 = __webpack_require__(31085);
 const semconv_1 = __webpack_require__(5358);
 /** Constants describing the SDK in use */
 exports.SDK_INFO = {
@@ -21975,7 +21975,7 @@ exports.SDK_INFO = {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.CompositePropagator = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 /** Combines multiple propagators into a single propagator. */
 class CompositePropagator {
     _propagators;
@@ -22073,7 +22073,7 @@ exports.ATTR_PROCESS_RUNTIME_NAME = 'process.runtime.name';
 
 /***/ }),
 
-/***/ 6983:
+/***/ 66983:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -22083,7 +22083,7 @@ exports.ATTR_PROCESS_RUNTIME_NAME = 'process.runtime.name';
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TraceState = void 0;
-const validators_1 = __webpack_require__(9482);
+const validators_1 = __webpack_require__(39482);
 const MAX_TRACE_STATE_ITEMS = 32;
 const MAX_TRACE_STATE_LEN = 512;
 const LIST_MEMBERS_SEPARATOR = ',';
@@ -22221,7 +22221,7 @@ exports.TraceState = TraceState;
 
 /***/ }),
 
-/***/ 8123:
+/***/ 78123:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -22231,9 +22231,9 @@ exports.TraceState = TraceState;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.W3CTraceContextPropagator = exports.parseTraceParent = exports.TRACE_STATE_HEADER = exports.TRACE_PARENT_HEADER = void 0;
-const api_1 = __webpack_require__(3914);
-const suppress_tracing_1 = __webpack_require__(9925);
-const TraceState_1 = __webpack_require__(6983);
+const api_1 = __webpack_require__(63914);
+const suppress_tracing_1 = __webpack_require__(29925);
+const TraceState_1 = __webpack_require__(66983);
 exports.TRACE_PARENT_HEADER = 'traceparent';
 exports.TRACE_STATE_HEADER = 'tracestate';
 const VERSION = '00';
@@ -22320,7 +22320,7 @@ exports.W3CTraceContextPropagator = W3CTraceContextPropagator;
 
 /***/ }),
 
-/***/ 5250:
+/***/ 75250:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -22330,7 +22330,7 @@ exports.W3CTraceContextPropagator = W3CTraceContextPropagator;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.getRPCMetadata = exports.deleteRPCMetadata = exports.setRPCMetadata = exports.RPCType = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const RPC_METADATA_KEY = (0, api_1.createContextKey)('OpenTelemetry SDK Context Key RPC_METADATA');
 var RPCType;
 (function (RPCType) {
@@ -22352,7 +22352,7 @@ exports.getRPCMetadata = getRPCMetadata;
 
 /***/ }),
 
-/***/ 9925:
+/***/ 29925:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -22362,7 +22362,7 @@ exports.getRPCMetadata = getRPCMetadata;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.isTracingSuppressed = exports.unsuppressTracing = exports.suppressTracing = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const SUPPRESS_TRACING_KEY = (0, api_1.createContextKey)('OpenTelemetry SDK Context Key SUPPRESS_TRACING');
 function suppressTracing(context) {
     return context.setValue(SUPPRESS_TRACING_KEY, true);
@@ -22380,7 +22380,7 @@ exports.isTracingSuppressed = isTracingSuppressed;
 
 /***/ }),
 
-/***/ 7882:
+/***/ 27882:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -22390,7 +22390,7 @@ exports.isTracingSuppressed = isTracingSuppressed;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.BindOnceFuture = void 0;
-const promise_1 = __webpack_require__(220);
+const promise_1 = __webpack_require__(80220);
 /**
  * Bind the callback and only invoke the callback once regardless how many times `BindOnceFuture.call` is invoked.
  */
@@ -22427,7 +22427,7 @@ exports.BindOnceFuture = BindOnceFuture;
 
 /***/ }),
 
-/***/ 4819:
+/***/ 74819:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -22437,7 +22437,7 @@ exports.diagLogLevelFromString = void 0;
  * Copyright The OpenTelemetry Authors
  * SPDX-License-Identifier: Apache-2.0
  */
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 const logLevelMap = {
     ALL: api_1.DiagLogLevel.ALL,
     VERBOSE: api_1.DiagLogLevel.VERBOSE,
@@ -22468,7 +22468,7 @@ exports.diagLogLevelFromString = diagLogLevelFromString;
 
 /***/ }),
 
-/***/ 322:
+/***/ 30322:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -22620,7 +22620,7 @@ function objectToString(value) {
 
 /***/ }),
 
-/***/ 6657:
+/***/ 56657:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -22631,7 +22631,7 @@ function objectToString(value) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.merge = void 0;
 /* eslint-disable @typescript-eslint/no-explicit-any */
-const lodash_merge_1 = __webpack_require__(322);
+const lodash_merge_1 = __webpack_require__(30322);
 const MAX_LEVEL = 20;
 /**
  * Merges objects together
@@ -22787,7 +22787,7 @@ function shouldMerge(one, two) {
 
 /***/ }),
 
-/***/ 220:
+/***/ 80220:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -22822,7 +22822,7 @@ exports.Deferred = Deferred;
 
 /***/ }),
 
-/***/ 2794:
+/***/ 92794:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -22873,7 +22873,7 @@ exports.callWithTimeout = callWithTimeout;
 
 /***/ }),
 
-/***/ 3332:
+/***/ 23332:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -22913,7 +22913,7 @@ exports.isUrlIgnored = isUrlIgnored;
 
 /***/ }),
 
-/***/ 6723:
+/***/ 86723:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -22929,7 +22929,7 @@ exports.VERSION = '2.12.1';
 
 /***/ }),
 
-/***/ 7169:
+/***/ 37169:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -22939,7 +22939,7 @@ exports.VERSION = '2.12.1';
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MultiSpanProcessor = void 0;
-const core_1 = __webpack_require__(4203);
+const core_1 = __webpack_require__(24203);
 /**
  * Implementation of the {@link SpanProcessor} that simply forwards all
  * received events to a list of {@link SpanProcessor}s.
@@ -22999,7 +22999,7 @@ exports.MultiSpanProcessor = MultiSpanProcessor;
 
 /***/ }),
 
-/***/ 9570:
+/***/ 64332:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -23035,7 +23035,7 @@ var SamplingDecision;
 
 /***/ }),
 
-/***/ 9394:
+/***/ 99394:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -23045,11 +23045,11 @@ var SamplingDecision;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SpanImpl = void 0;
-const api_1 = __webpack_require__(3914);
-const core_1 = __webpack_require__(4203);
-const semantic_conventions_1 = __webpack_require__(1085);
-const enums_1 = __webpack_require__(8010);
-const inspect_1 = __webpack_require__(6596);
+const api_1 = __webpack_require__(63914);
+const core_1 = __webpack_require__(24203);
+const semantic_conventions_1 = __webpack_require__(31085);
+const enums_1 = __webpack_require__(48010);
+const inspect_1 = __webpack_require__(56596);
 /**
  * This class represents a span.
  */
@@ -23452,7 +23452,7 @@ exports.SpanImpl = SpanImpl;
 
 /***/ }),
 
-/***/ 4030:
+/***/ 14030:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -23462,7 +23462,7 @@ exports.SpanImpl = SpanImpl;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.StackContextManager = void 0;
-const api_1 = __webpack_require__(3914);
+const api_1 = __webpack_require__(63914);
 /**
  * StackContextManager can track context for synchronous code (the call
  * "stack"). It does not track context for asynchronous code (Promises,
@@ -23567,7 +23567,7 @@ exports.StackContextManager = StackContextManager;
 
 /***/ }),
 
-/***/ 8363:
+/***/ 28363:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -23577,12 +23577,12 @@ exports.StackContextManager = StackContextManager;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Tracer = void 0;
-const api = __webpack_require__(3914);
-const core_1 = __webpack_require__(4203);
-const Span_1 = __webpack_require__(9394);
-const TracerMetrics_1 = __webpack_require__(9810);
-const version_1 = __webpack_require__(5116);
-const inspect_1 = __webpack_require__(6596);
+const api = __webpack_require__(63914);
+const core_1 = __webpack_require__(24203);
+const Span_1 = __webpack_require__(99394);
+const TracerMetrics_1 = __webpack_require__(89810);
+const version_1 = __webpack_require__(85116);
+const inspect_1 = __webpack_require__(56596);
 /**
  * This class represents a basic tracer.
  */
@@ -23717,14 +23717,14 @@ exports.Tracer = Tracer;
 
 /***/ }),
 
-/***/ 9810:
+/***/ 89810:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TracerMetrics = void 0;
-const Sampler_1 = __webpack_require__(9570);
-const semconv_1 = __webpack_require__(5417);
+const Sampler_1 = __webpack_require__(64332);
+const semconv_1 = __webpack_require__(15417);
 /**
  * Generates `otel.sdk.span.*` metrics.
  * https://opentelemetry.io/docs/specs/semconv/otel/sdk-metrics/#span-metrics
@@ -23784,7 +23784,7 @@ function samplingDecisionToString(decision) {
 
 /***/ }),
 
-/***/ 3578:
+/***/ 83578:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -23794,14 +23794,14 @@ function samplingDecisionToString(decision) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TracerProvider = void 0;
-const api_1 = __webpack_require__(3914);
-const resources_1 = __webpack_require__(5647);
-const Tracer_1 = __webpack_require__(8363);
-const MultiSpanProcessor_1 = __webpack_require__(7169);
-const ParentBasedSampler_1 = __webpack_require__(8298);
-const AlwaysOnSampler_1 = __webpack_require__(4980);
-const platform_1 = __webpack_require__(5062);
-const inspect_1 = __webpack_require__(6596);
+const api_1 = __webpack_require__(63914);
+const resources_1 = __webpack_require__(75647);
+const Tracer_1 = __webpack_require__(28363);
+const MultiSpanProcessor_1 = __webpack_require__(37169);
+const ParentBasedSampler_1 = __webpack_require__(68298);
+const AlwaysOnSampler_1 = __webpack_require__(32599);
+const platform_1 = __webpack_require__(55062);
+const inspect_1 = __webpack_require__(56596);
 var ForceFlushState;
 (function (ForceFlushState) {
     ForceFlushState[ForceFlushState["resolved"] = 0] = "resolved";
@@ -23910,7 +23910,7 @@ exports.TracerProvider = TracerProvider;
 
 /***/ }),
 
-/***/ 8010:
+/***/ 48010:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -23926,7 +23926,7 @@ exports.ExceptionEventName = 'exception';
 
 /***/ }),
 
-/***/ 3694:
+/***/ 83694:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -23936,10 +23936,10 @@ exports.ExceptionEventName = 'exception';
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.BatchSpanProcessorBase = void 0;
-const api_1 = __webpack_require__(3914);
-const core_1 = __webpack_require__(4203);
-const SpanProcessorMetrics_1 = __webpack_require__(4910);
-const semconv_1 = __webpack_require__(5417);
+const api_1 = __webpack_require__(63914);
+const core_1 = __webpack_require__(24203);
+const SpanProcessorMetrics_1 = __webpack_require__(84910);
+const semconv_1 = __webpack_require__(15417);
 /**
  * Implementation of the {@link SpanProcessor} that batches spans exported by
  * the SDK then pushes them to the exporter pipeline.
@@ -24145,7 +24145,7 @@ exports.BatchSpanProcessorBase = BatchSpanProcessorBase;
 
 /***/ }),
 
-/***/ 9227:
+/***/ 89227:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -24155,7 +24155,7 @@ exports.BatchSpanProcessorBase = BatchSpanProcessorBase;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ConsoleSpanExporter = void 0;
-const core_1 = __webpack_require__(4203);
+const core_1 = __webpack_require__(24203);
 /**
  * This is implementation of {@link SpanExporter} that prints spans to the
  * console. This class can be used for diagnostic purposes.
@@ -24238,7 +24238,7 @@ exports.ConsoleSpanExporter = ConsoleSpanExporter;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.InMemorySpanExporter = void 0;
-const core_1 = __webpack_require__(4203);
+const core_1 = __webpack_require__(24203);
 /**
  * This class can be used for testing purposes. It stores the exported spans
  * in a list in memory that can be retrieved using the `getFinishedSpans()`
@@ -24283,7 +24283,7 @@ exports.InMemorySpanExporter = InMemorySpanExporter;
 
 /***/ }),
 
-/***/ 7719:
+/***/ 87719:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -24309,7 +24309,7 @@ exports.NoopSpanProcessor = NoopSpanProcessor;
 
 /***/ }),
 
-/***/ 4477:
+/***/ 44477:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -24319,10 +24319,10 @@ exports.NoopSpanProcessor = NoopSpanProcessor;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SimpleSpanProcessor = void 0;
-const api_1 = __webpack_require__(3914);
-const core_1 = __webpack_require__(4203);
-const SpanProcessorMetrics_1 = __webpack_require__(4910);
-const semconv_1 = __webpack_require__(5417);
+const api_1 = __webpack_require__(63914);
+const core_1 = __webpack_require__(24203);
+const SpanProcessorMetrics_1 = __webpack_require__(84910);
+const semconv_1 = __webpack_require__(15417);
 /**
  * An implementation of the {@link SpanProcessor} that converts the {@link Span}
  * to {@link ReadableSpan} and passes it to the configured exporter.
@@ -24405,7 +24405,7 @@ exports.SimpleSpanProcessor = SimpleSpanProcessor;
 
 /***/ }),
 
-/***/ 4910:
+/***/ 84910:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -24415,8 +24415,8 @@ exports.SimpleSpanProcessor = SimpleSpanProcessor;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SpanProcessorMetrics = void 0;
-const semantic_conventions_1 = __webpack_require__(1085);
-const semconv_1 = __webpack_require__(5417);
+const semantic_conventions_1 = __webpack_require__(31085);
+const semconv_1 = __webpack_require__(15417);
 const componentCounter = new Map();
 class SpanProcessorMetrics {
     processedSpans;
@@ -24479,7 +24479,7 @@ exports.SpanProcessorMetrics = SpanProcessorMetrics;
 
 /***/ }),
 
-/***/ 9344:
+/***/ 59344:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -24489,38 +24489,38 @@ exports.SpanProcessorMetrics = SpanProcessorMetrics;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SamplingDecision = exports.TraceIdRatioBasedSampler = exports.ParentBasedSampler = exports.createAlwaysRecordSampler = exports.AlwaysOnSampler = exports.AlwaysOffSampler = exports.NoopSpanProcessor = exports.SimpleSpanProcessor = exports.InMemorySpanExporter = exports.ConsoleSpanExporter = exports.RandomIdGenerator = exports.BatchSpanProcessor = exports.TracerProvider = exports.StackContextManager = void 0;
-var StackContextManager_1 = __webpack_require__(4030);
+var StackContextManager_1 = __webpack_require__(14030);
 Object.defineProperty(exports, "StackContextManager", ({ enumerable: true, get: function () { return StackContextManager_1.StackContextManager; } }));
-var TracerProvider_1 = __webpack_require__(3578);
+var TracerProvider_1 = __webpack_require__(83578);
 Object.defineProperty(exports, "TracerProvider", ({ enumerable: true, get: function () { return TracerProvider_1.TracerProvider; } }));
-var platform_1 = __webpack_require__(5062);
+var platform_1 = __webpack_require__(55062);
 Object.defineProperty(exports, "BatchSpanProcessor", ({ enumerable: true, get: function () { return platform_1.BatchSpanProcessor; } }));
 Object.defineProperty(exports, "RandomIdGenerator", ({ enumerable: true, get: function () { return platform_1.RandomIdGenerator; } }));
-var ConsoleSpanExporter_1 = __webpack_require__(9227);
+var ConsoleSpanExporter_1 = __webpack_require__(89227);
 Object.defineProperty(exports, "ConsoleSpanExporter", ({ enumerable: true, get: function () { return ConsoleSpanExporter_1.ConsoleSpanExporter; } }));
 var InMemorySpanExporter_1 = __webpack_require__(6214);
 Object.defineProperty(exports, "InMemorySpanExporter", ({ enumerable: true, get: function () { return InMemorySpanExporter_1.InMemorySpanExporter; } }));
-var SimpleSpanProcessor_1 = __webpack_require__(4477);
+var SimpleSpanProcessor_1 = __webpack_require__(44477);
 Object.defineProperty(exports, "SimpleSpanProcessor", ({ enumerable: true, get: function () { return SimpleSpanProcessor_1.SimpleSpanProcessor; } }));
-var NoopSpanProcessor_1 = __webpack_require__(7719);
+var NoopSpanProcessor_1 = __webpack_require__(87719);
 Object.defineProperty(exports, "NoopSpanProcessor", ({ enumerable: true, get: function () { return NoopSpanProcessor_1.NoopSpanProcessor; } }));
-var AlwaysOffSampler_1 = __webpack_require__(2953);
+var AlwaysOffSampler_1 = __webpack_require__(92953);
 Object.defineProperty(exports, "AlwaysOffSampler", ({ enumerable: true, get: function () { return AlwaysOffSampler_1.AlwaysOffSampler; } }));
-var AlwaysOnSampler_1 = __webpack_require__(4980);
+var AlwaysOnSampler_1 = __webpack_require__(32599);
 Object.defineProperty(exports, "AlwaysOnSampler", ({ enumerable: true, get: function () { return AlwaysOnSampler_1.AlwaysOnSampler; } }));
-var AlwaysRecordSampler_1 = __webpack_require__(6515);
+var AlwaysRecordSampler_1 = __webpack_require__(86515);
 Object.defineProperty(exports, "createAlwaysRecordSampler", ({ enumerable: true, get: function () { return AlwaysRecordSampler_1.createAlwaysRecordSampler; } }));
-var ParentBasedSampler_1 = __webpack_require__(8298);
+var ParentBasedSampler_1 = __webpack_require__(68298);
 Object.defineProperty(exports, "ParentBasedSampler", ({ enumerable: true, get: function () { return ParentBasedSampler_1.ParentBasedSampler; } }));
-var TraceIdRatioBasedSampler_1 = __webpack_require__(1281);
+var TraceIdRatioBasedSampler_1 = __webpack_require__(21281);
 Object.defineProperty(exports, "TraceIdRatioBasedSampler", ({ enumerable: true, get: function () { return TraceIdRatioBasedSampler_1.TraceIdRatioBasedSampler; } }));
-var Sampler_1 = __webpack_require__(9570);
+var Sampler_1 = __webpack_require__(64332);
 Object.defineProperty(exports, "SamplingDecision", ({ enumerable: true, get: function () { return Sampler_1.SamplingDecision; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 6596:
+/***/ 56596:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -24584,7 +24584,7 @@ exports.formatInspect = formatInspect;
 
 /***/ }),
 
-/***/ 5062:
+/***/ 55062:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -24594,14 +24594,14 @@ exports.formatInspect = formatInspect;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.RandomIdGenerator = exports.BatchSpanProcessor = void 0;
-var node_1 = __webpack_require__(5187);
+var node_1 = __webpack_require__(45187);
 Object.defineProperty(exports, "BatchSpanProcessor", ({ enumerable: true, get: function () { return node_1.BatchSpanProcessor; } }));
 Object.defineProperty(exports, "RandomIdGenerator", ({ enumerable: true, get: function () { return node_1.RandomIdGenerator; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 6756:
+/***/ 76756:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -24650,7 +24650,7 @@ function getIdGenerator(bytes) {
 
 /***/ }),
 
-/***/ 7648:
+/***/ 57648:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -24660,7 +24660,7 @@ function getIdGenerator(bytes) {
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.BatchSpanProcessor = void 0;
-const BatchSpanProcessorBase_1 = __webpack_require__(3694);
+const BatchSpanProcessorBase_1 = __webpack_require__(83694);
 class BatchSpanProcessor extends BatchSpanProcessorBase_1.BatchSpanProcessorBase {
     onShutdown() { }
 }
@@ -24669,7 +24669,7 @@ exports.BatchSpanProcessor = BatchSpanProcessor;
 
 /***/ }),
 
-/***/ 5187:
+/***/ 45187:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -24679,15 +24679,15 @@ exports.BatchSpanProcessor = BatchSpanProcessor;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.RandomIdGenerator = exports.BatchSpanProcessor = void 0;
-var BatchSpanProcessor_1 = __webpack_require__(7648);
+var BatchSpanProcessor_1 = __webpack_require__(57648);
 Object.defineProperty(exports, "BatchSpanProcessor", ({ enumerable: true, get: function () { return BatchSpanProcessor_1.BatchSpanProcessor; } }));
-var RandomIdGenerator_1 = __webpack_require__(6756);
+var RandomIdGenerator_1 = __webpack_require__(76756);
 Object.defineProperty(exports, "RandomIdGenerator", ({ enumerable: true, get: function () { return RandomIdGenerator_1.RandomIdGenerator; } }));
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 2953:
+/***/ 92953:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -24697,7 +24697,7 @@ Object.defineProperty(exports, "RandomIdGenerator", ({ enumerable: true, get: fu
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.AlwaysOffSampler = void 0;
-const Sampler_1 = __webpack_require__(9570);
+const Sampler_1 = __webpack_require__(64332);
 /** Sampler that samples no traces. */
 class AlwaysOffSampler {
     shouldSample() {
@@ -24714,7 +24714,7 @@ exports.AlwaysOffSampler = AlwaysOffSampler;
 
 /***/ }),
 
-/***/ 4980:
+/***/ 32599:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -24724,7 +24724,7 @@ exports.AlwaysOffSampler = AlwaysOffSampler;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.AlwaysOnSampler = void 0;
-const Sampler_1 = __webpack_require__(9570);
+const Sampler_1 = __webpack_require__(64332);
 /** Sampler that samples all traces. */
 class AlwaysOnSampler {
     shouldSample() {
@@ -24741,7 +24741,7 @@ exports.AlwaysOnSampler = AlwaysOnSampler;
 
 /***/ }),
 
-/***/ 6515:
+/***/ 86515:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -24751,7 +24751,7 @@ exports.AlwaysOnSampler = AlwaysOnSampler;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.createAlwaysRecordSampler = void 0;
-const Sampler_1 = __webpack_require__(9570);
+const Sampler_1 = __webpack_require__(64332);
 /**
  * Creates a sampler that wraps a delegate and upgrades NOT_RECORD decisions to
  * RECORD, ensuring all spans are recorded without affecting the sampling rate.
@@ -24782,7 +24782,7 @@ exports.createAlwaysRecordSampler = createAlwaysRecordSampler;
 
 /***/ }),
 
-/***/ 8298:
+/***/ 68298:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -24792,10 +24792,10 @@ exports.createAlwaysRecordSampler = createAlwaysRecordSampler;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.ParentBasedSampler = void 0;
-const api_1 = __webpack_require__(3914);
-const core_1 = __webpack_require__(4203);
-const AlwaysOffSampler_1 = __webpack_require__(2953);
-const AlwaysOnSampler_1 = __webpack_require__(4980);
+const api_1 = __webpack_require__(63914);
+const core_1 = __webpack_require__(24203);
+const AlwaysOffSampler_1 = __webpack_require__(92953);
+const AlwaysOnSampler_1 = __webpack_require__(32599);
 /**
  * A composite sampler that either respects the parent span's sampling decision
  * or delegates to `delegateSampler` for root spans.
@@ -24846,7 +24846,7 @@ exports.ParentBasedSampler = ParentBasedSampler;
 
 /***/ }),
 
-/***/ 1281:
+/***/ 21281:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -24856,8 +24856,8 @@ exports.ParentBasedSampler = ParentBasedSampler;
  */
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TraceIdRatioBasedSampler = void 0;
-const api_1 = __webpack_require__(3914);
-const Sampler_1 = __webpack_require__(9570);
+const api_1 = __webpack_require__(63914);
+const Sampler_1 = __webpack_require__(64332);
 /** Sampler that samples a given fraction of traces based of trace id deterministically. */
 class TraceIdRatioBasedSampler {
     _ratio;
@@ -24902,7 +24902,7 @@ exports.TraceIdRatioBasedSampler = TraceIdRatioBasedSampler;
 
 /***/ }),
 
-/***/ 5417:
+/***/ 15417:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -25023,7 +25023,7 @@ exports.OTEL_COMPONENT_TYPE_VALUE_SIMPLE_SPAN_PROCESSOR = 'simple_span_processor
 
 /***/ }),
 
-/***/ 5116:
+/***/ 85116:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -25039,15 +25039,15 @@ exports.VERSION = '2.12.1';
 
 /***/ }),
 
-/***/ 1085:
+/***/ 31085:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 Object.defineProperty(exports, Symbol.toStringTag, { value: "Module" });
-const require_SemanticAttributes = __webpack_require__(4934);
-const require_SemanticResourceAttributes = __webpack_require__(1053);
-const require_stable_attributes = __webpack_require__(6110);
-const require_stable_metrics = __webpack_require__(5024);
-const require_stable_events = __webpack_require__(8710);
+const require_SemanticAttributes = __webpack_require__(34934);
+const require_SemanticResourceAttributes = __webpack_require__(31053);
+const require_stable_attributes = __webpack_require__(76110);
+const require_stable_metrics = __webpack_require__(75024);
+const require_stable_events = __webpack_require__(58710);
 exports.ASPNETCORE_DIAGNOSTICS_EXCEPTION_RESULT_VALUE_ABORTED = require_stable_attributes.ASPNETCORE_DIAGNOSTICS_EXCEPTION_RESULT_VALUE_ABORTED;
 exports.ASPNETCORE_DIAGNOSTICS_EXCEPTION_RESULT_VALUE_HANDLED = require_stable_attributes.ASPNETCORE_DIAGNOSTICS_EXCEPTION_RESULT_VALUE_HANDLED;
 exports.ASPNETCORE_DIAGNOSTICS_EXCEPTION_RESULT_VALUE_SKIPPED = require_stable_attributes.ASPNETCORE_DIAGNOSTICS_EXCEPTION_RESULT_VALUE_SKIPPED;
@@ -25716,7 +25716,7 @@ exports.TelemetrySdkLanguageValues = require_SemanticResourceAttributes.Telemetr
 
 /***/ }),
 
-/***/ 6806:
+/***/ 86806:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/internal/utils.ts
@@ -25742,10 +25742,10 @@ exports.createConstMap = createConstMap;
 
 /***/ }),
 
-/***/ 1053:
+/***/ 31053:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
-const require_utils = __webpack_require__(6806);
+const require_utils = __webpack_require__(86806);
 //#region src/resource/SemanticResourceAttributes.ts
 const TMP_CLOUD_PROVIDER = "cloud.provider";
 const TMP_CLOUD_ACCOUNT_ID = "cloud.account.id";
@@ -27074,7 +27074,7 @@ exports.TelemetrySdkLanguageValues = TelemetrySdkLanguageValues;
 
 /***/ }),
 
-/***/ 6110:
+/***/ 76110:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/stable_attributes.ts
@@ -29118,7 +29118,7 @@ exports.TELEMETRY_SDK_LANGUAGE_VALUE_WEBJS = TELEMETRY_SDK_LANGUAGE_VALUE_WEBJS;
 
 /***/ }),
 
-/***/ 8710:
+/***/ 58710:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/stable_events.ts
@@ -29133,7 +29133,7 @@ exports.EVENT_EXCEPTION = EVENT_EXCEPTION;
 
 /***/ }),
 
-/***/ 5024:
+/***/ 75024:
 /***/ ((__unused_webpack_module, exports) => {
 
 //#region src/stable_metrics.ts
@@ -29517,10 +29517,10 @@ exports.METRIC_SIGNALR_SERVER_CONNECTION_DURATION = METRIC_SIGNALR_SERVER_CONNEC
 
 /***/ }),
 
-/***/ 4934:
+/***/ 34934:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
-const require_utils = __webpack_require__(6806);
+const require_utils = __webpack_require__(86806);
 //#region src/trace/SemanticAttributes.ts
 const TMP_AWS_LAMBDA_INVOKED_ARN = "aws.lambda.invoked_arn";
 const TMP_DB_SYSTEM = "db.system";
@@ -32031,7 +32031,7 @@ exports.SemanticAttributes = SemanticAttributes;
 
 /***/ }),
 
-/***/ 2123:
+/***/ 42123:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __webpack_require__) => {
 
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {

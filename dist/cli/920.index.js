@@ -2,7 +2,7 @@ export const id = 920;
 export const ids = [920];
 export const modules = {
 
-/***/ 920:
+/***/ 90920:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 
@@ -14,19 +14,19 @@ __webpack_require__.d(__webpack_exports__, {
 // UNUSED EXPORTS: FLUSH_WAIT_MS, FLUSH_WAIT_SIGNALLED_MS, describeError
 
 // EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __webpack_require__(8161);
+var external_node_os_ = __webpack_require__(48161);
 // EXTERNAL MODULE: ./node_modules/@opentelemetry/exporter-trace-otlp-http/build/src/index.js
-var src = __webpack_require__(6004);
+var src = __webpack_require__(86004);
 // EXTERNAL MODULE: ./node_modules/@opentelemetry/resources/build/src/index.js
-var build_src = __webpack_require__(5647);
+var build_src = __webpack_require__(75647);
 // EXTERNAL MODULE: ./node_modules/@opentelemetry/sdk-trace-base/build/src/index-shim.js
-var index_shim = __webpack_require__(9644);
+var index_shim = __webpack_require__(19644);
 // EXTERNAL MODULE: ./node_modules/@opentelemetry/semantic-conventions/dist/stable_attributes.mjs
-var stable_attributes = __webpack_require__(2123);
+var stable_attributes = __webpack_require__(42123);
 // EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __webpack_require__(3024);
+var external_node_fs_ = __webpack_require__(73024);
 // EXTERNAL MODULE: ./node_modules/@opentelemetry/otlp-transformer/build/src/index.js
-var otlp_transformer_build_src = __webpack_require__(9107);
+var otlp_transformer_build_src = __webpack_require__(69107);
 ;// CONCATENATED MODULE: ./src/trace/file-exporter.ts
 // `--trace FILE`: each batch of finished spans becomes one line of the file, an OTLP
 // ExportTraceServiceRequest in OTLP/JSON — the very bytes the OTLP/HTTP exporter would POST (the SDK's own
@@ -74,7 +74,9 @@ class OtlpJsonFileExporter {
 }
 
 // EXTERNAL MODULE: ./node_modules/@opentelemetry/api/build/src/index.js
-var api_build_src = __webpack_require__(3914);
+var api_build_src = __webpack_require__(63914);
+// EXTERNAL MODULE: ./src/journal/state.ts
+var journal_state = __webpack_require__(49226);
 ;// CONCATENATED MODULE: ./src/trace/attributes.ts
 // The names of the span attributes a traced run sets (documented in README.md, "Traces"). A user's queries
 // and dashboards depend on them: change none without saying so in the docs.
@@ -116,6 +118,7 @@ const UNIT_RETRYING = 'checkpoint.unit.retrying';
 // The spans of one run attempt, built from the engine's event stream only (the engine knows nothing of
 // tracing): the attempt is the root, each step a child of it, each try of a unit a child of its step. Times
 // are taken when the events arrive; a unit ends at its start plus the process's own run time.
+
 
 
 /** Wall-clock milliseconds with sub-millisecond precision (OpenTelemetry takes it as an epoch time). */
@@ -180,7 +183,7 @@ class RunTrace {
         const state = ckpt.state;
         // The engine's own rules for these two; the run's result confirms them at the end.
         const attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
-        const resumed = [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0);
+        const resumed = (0,journal_state/* isResumed */.Kx)(state);
         for (const r of state.steps.values())
             this.#doneBefore += r.unitsDone;
         this.#attempt = this.#tracer.startSpan(`run ${plan.name}`, {

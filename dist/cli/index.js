@@ -2,13 +2,13 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 4006:
+/***/ 14006:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const pico = __nccwpck_require__(8016);
-const utils = __nccwpck_require__(4059);
+const pico = __nccwpck_require__(98016);
+const utils = __nccwpck_require__(64059);
 
 function picomatch(glob, options, returnState = false) {
   // default to os.platform()
@@ -217,13 +217,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8265:
+/***/ 78265:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const constants = __nccwpck_require__(5595);
-const utils = __nccwpck_require__(4059);
+const utils = __nccwpck_require__(64059);
 
 /**
  * Constants
@@ -1649,14 +1649,14 @@ module.exports = parse;
 
 /***/ }),
 
-/***/ 8016:
+/***/ 98016:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const scan = __nccwpck_require__(1781);
-const parse = __nccwpck_require__(8265);
-const utils = __nccwpck_require__(4059);
+const scan = __nccwpck_require__(31781);
+const parse = __nccwpck_require__(78265);
+const utils = __nccwpck_require__(64059);
 const constants = __nccwpck_require__(5595);
 const isObject = val => val && typeof val === 'object' && !Array.isArray(val);
 
@@ -2017,12 +2017,12 @@ module.exports = picomatch;
 
 /***/ }),
 
-/***/ 1781:
+/***/ 31781:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const utils = __nccwpck_require__(4059);
+const utils = __nccwpck_require__(64059);
 const {
   CHAR_ASTERISK,             /* * */
   CHAR_AT,                   /* @ */
@@ -2427,7 +2427,7 @@ module.exports = scan;
 
 /***/ }),
 
-/***/ 4059:
+/***/ 64059:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 /*global navigator*/
@@ -2506,77 +2506,1132 @@ exports.basename = (path, { windows } = {}) => {
 
 /***/ }),
 
-/***/ 181:
+/***/ 84041:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   m: () => (/* binding */ IntervalSet)
+/* harmony export */ });
+// A set of integers kept as sorted, disjoint, merged half-open intervals [start, end).
+//
+// Completed work is recorded here: a million contiguous done units is one interval, and even a
+// pathological every-other pattern (500,000 fragments) costs flat number arrays, not an object per
+// fragment.
+//
+// Layout: the intervals, in order, are cut into blocks; each block is a flat number[]
+// [s0, e0, s1, e1, ...] of at most MAX_BLOCK numbers, never empty, with s0 < e0 < s1 < e1 < ... across
+// all blocks (strict: adjacent intervals are merged, so e_i < s_{i+1}). A lookup is a binary search over
+// the blocks (by their first start or last end) and then inside one block. Blocks bound the cost of an
+// edit in the middle: one flat array would make filling the gaps of a 500,000-fragment set (a retry of
+// every other unit) shift half a million numbers per unit, a minute of blocked event loop in total.
+// Units finish in roughly ascending order, so add() has an O(1) fast path at the end.
+/** Numbers (2 per interval) per block; a block that grows past it is split in two. */
+const MAX_BLOCK = 1024;
+/** A block shrunk below this is merged into a neighbour when they fit together. */
+const MIN_BLOCK = MAX_BLOCK / 4;
+function checkInt(name, value) {
+    if (!Number.isSafeInteger(value)) {
+        throw new RangeError(`IntervalSet: expected \`${name}\` to be a safe integer, got \`${String(value)}\``);
+    }
+}
+/** In a flat block, the first interval whose end is >= x (> x when strict). */
+function blockIndexByEnd(d, x, strict) {
+    let lo = 0;
+    let hi = d.length >> 1;
+    while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const end = d[2 * mid + 1];
+        if (strict ? end > x : end >= x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+/** In a flat block, the first interval whose start is > x (>= x when inclusive). */
+function blockIndexByStart(d, x, inclusive) {
+    let lo = 0;
+    let hi = d.length >> 1;
+    while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const start = d[2 * mid];
+        if (inclusive ? start >= x : start > x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+class IntervalSet {
+    #blocks = [];
+    #size = 0;
+    #count = 0;
+    /** Total count of integers covered. */
+    get size() {
+        return this.#size;
+    }
+    /** Number of disjoint intervals. */
+    get count() {
+        return this.#count;
+    }
+    get isEmpty() {
+        return this.#count === 0;
+    }
+    /** Smallest covered integer, or undefined when empty. */
+    get min() {
+        return this.#blocks[0]?.[0];
+    }
+    /** One past the largest covered integer, or undefined when empty. */
+    get max() {
+        const last = this.#blocks[this.#blocks.length - 1];
+        return last?.[last.length - 1];
+    }
+    /** Position of the first interval whose end is >= x (> x when strict). */
+    #posByEnd(x, strict) {
+        const blocks = this.#blocks;
+        let lo = 0;
+        let hi = blocks.length;
+        while (lo < hi) {
+            const mid = (lo + hi) >>> 1;
+            const block = blocks[mid];
+            const end = block[block.length - 1];
+            if (strict ? end > x : end >= x)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        const block = blocks[lo];
+        return { b: lo, k: block === undefined ? 0 : blockIndexByEnd(block, x, strict) };
+    }
+    /** Position of the first interval whose start is > x (>= x when inclusive). */
+    #posByStart(x, inclusive) {
+        const blocks = this.#blocks;
+        let lo = 0;
+        let hi = blocks.length;
+        while (lo < hi) {
+            const mid = (lo + hi) >>> 1;
+            const start = blocks[mid][0];
+            if (inclusive ? start >= x : start > x)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        // The answer is in the block before `lo` (whose first start qualifies not), or is `lo`'s first interval.
+        const prev = blocks[lo - 1];
+        if (prev === undefined)
+            return { b: lo, k: 0 };
+        const k = blockIndexByStart(prev, x, inclusive);
+        return k === prev.length >> 1 ? { b: lo, k: 0 } : { b: lo - 1, k };
+    }
+    #startAt(p) {
+        return this.#blocks[p.b][2 * p.k];
+    }
+    #endAt(p) {
+        return this.#blocks[p.b][2 * p.k + 1];
+    }
+    /** End of the interval just before position `p` (which must not be the first). */
+    #endBefore(p) {
+        if (p.k > 0)
+            return this.#blocks[p.b][2 * p.k - 1];
+        const prev = this.#blocks[p.b - 1];
+        return prev[prev.length - 1];
+    }
+    /** Replaces the intervals from position p (inclusive) to q (exclusive) with `items` (flat, sorted). */
+    #splice(p, q, items) {
+        const blocks = this.#blocks;
+        let removedSize = 0;
+        let removedCount = 0;
+        for (let b = p.b, k = p.k; b < q.b || (b === q.b && k < q.k);) {
+            const block = blocks[b];
+            if (2 * k >= block.length) {
+                b++;
+                k = 0;
+                continue;
+            }
+            removedSize += block[2 * k + 1] - block[2 * k];
+            removedCount++;
+            k++;
+        }
+        let addedSize = 0;
+        for (let i = 0; i < items.length; i += 2)
+            addedSize += items[i + 1] - items[i];
+        this.#size += addedSize - removedSize;
+        this.#count += items.length / 2 - removedCount;
+        if (p.b === blocks.length) {
+            // Insertion at the very end (p === q).
+            const last = blocks[blocks.length - 1];
+            if (last !== undefined && last.length + items.length <= MAX_BLOCK)
+                last.push(...items);
+            else if (items.length > 0)
+                blocks.push(items.slice());
+            return;
+        }
+        const head = blocks[p.b];
+        if (p.b === q.b) {
+            head.splice(2 * p.k, 2 * (q.k - p.k), ...items);
+            this.#rebalance(p.b);
+            return;
+        }
+        head.length = 2 * p.k;
+        head.push(...items);
+        const tail = blocks[q.b];
+        if (tail !== undefined && q.k > 0)
+            tail.splice(0, 2 * q.k);
+        blocks.splice(p.b + 1, q.b - p.b - 1);
+        if (tail !== undefined)
+            this.#rebalance(p.b + 1);
+        this.#rebalance(p.b);
+    }
+    /** Keeps block `b` non-empty, at most MAX_BLOCK long, and merges it with a neighbour when small. */
+    #rebalance(b) {
+        const blocks = this.#blocks;
+        const block = blocks[b];
+        if (block === undefined)
+            return;
+        if (block.length === 0) {
+            blocks.splice(b, 1);
+        }
+        else if (block.length > MAX_BLOCK) {
+            const half = (block.length >> 2) << 1;
+            blocks.splice(b, 1, block.slice(0, half), block.slice(half));
+        }
+        else if (block.length < MIN_BLOCK) {
+            const next = blocks[b + 1];
+            const prev = blocks[b - 1];
+            if (next !== undefined && block.length + next.length <= MAX_BLOCK) {
+                block.push(...next);
+                blocks.splice(b + 1, 1);
+            }
+            else if (prev !== undefined && prev.length + block.length <= MAX_BLOCK) {
+                prev.push(...block);
+                blocks.splice(b, 1);
+            }
+        }
+    }
+    /** Adds [start, end). Overlapping and adjacent intervals merge. An empty range is a no-op. */
+    add(start, end) {
+        checkInt('start', start);
+        checkInt('end', end);
+        if (start >= end)
+            return this;
+        const blocks = this.#blocks;
+        const last = blocks[blocks.length - 1];
+        // Fast paths: appending past, touching or overlapping the last interval.
+        if (last === undefined) {
+            blocks.push([start, end]);
+            this.#size += end - start;
+            this.#count++;
+            return this;
+        }
+        const n = last.length;
+        const lastEnd = last[n - 1];
+        if (start > lastEnd) {
+            if (n < MAX_BLOCK)
+                last.push(start, end);
+            else
+                blocks.push([start, end]);
+            this.#size += end - start;
+            this.#count++;
+            return this;
+        }
+        if (start >= last[n - 2]) {
+            if (end > lastEnd) {
+                last[n - 1] = end;
+                this.#size += end - lastEnd;
+            }
+            return this;
+        }
+        // General case: the intervals from p to q (exclusive) touch or overlap [start, end) and merge with it.
+        const p = this.#posByEnd(start, false);
+        const q = this.#posByStart(end, false);
+        if (p.b === q.b && p.k === q.k) {
+            this.#splice(p, q, [start, end]);
+        }
+        else {
+            this.#splice(p, q, [Math.min(start, this.#startAt(p)), Math.max(end, this.#endBefore(q))]);
+        }
+        return this;
+    }
+    /** Removes [start, end) from the set, splitting an interval when needed. */
+    remove(start, end) {
+        checkInt('start', start);
+        checkInt('end', end);
+        if (start >= end)
+            return this;
+        // The intervals from p to q (exclusive) strictly overlap [start, end).
+        const p = this.#posByEnd(start, true);
+        const q = this.#posByStart(end, true);
+        if (p.b > q.b || (p.b === q.b && p.k >= q.k))
+            return this;
+        const firstStart = this.#startAt(p);
+        const lastEnd = this.#endBefore(q);
+        const keep = [];
+        if (firstStart < start)
+            keep.push(firstStart, start);
+        if (lastEnd > end)
+            keep.push(end, lastEnd);
+        this.#splice(p, q, keep);
+        return this;
+    }
+    clear() {
+        this.#blocks = [];
+        this.#size = 0;
+        this.#count = 0;
+        return this;
+    }
+    has(x) {
+        const p = this.#posByEnd(x, true);
+        return p.b < this.#blocks.length && this.#startAt(p) <= x;
+    }
+    /** True when every integer of [start, end) is in the set (vacuously true for an empty range). */
+    covers(start, end) {
+        if (start >= end)
+            return true;
+        const p = this.#posByEnd(start, true);
+        return p.b < this.#blocks.length && this.#startAt(p) <= start && this.#endAt(p) >= end;
+    }
+    /** True when some integer of [start, end) is in the set. */
+    overlaps(start, end) {
+        if (start >= end)
+            return false;
+        const p = this.#posByEnd(start, true);
+        return p.b < this.#blocks.length && this.#startAt(p) < end;
+    }
+    /** The intervals from the first one ending after `x` on, in order. */
+    *#from(x) {
+        const blocks = this.#blocks;
+        const p = this.#posByEnd(x, true);
+        for (let b = p.b, k = p.k; b < blocks.length; b++, k = 0) {
+            const block = blocks[b];
+            for (; 2 * k < block.length; k++)
+                yield [block[2 * k], block[2 * k + 1]];
+        }
+    }
+    /** Number of integers of [start, end) in the set. */
+    coveredIn(start, end) {
+        if (start >= end)
+            return 0;
+        let total = 0;
+        for (const [s, e] of this.#from(start)) {
+            if (s >= end)
+                break;
+            total += Math.min(end, e) - Math.max(start, s);
+        }
+        return total;
+    }
+    *intervals() {
+        for (const block of this.#blocks) {
+            for (let k = 0; k < block.length; k += 2)
+                yield [block[k], block[k + 1]];
+        }
+    }
+    /** The uncovered pieces of [from, to), in ascending order. */
+    *gaps(from, to) {
+        if (from >= to)
+            return;
+        let cur = from;
+        for (const [s, e] of this.#from(from)) {
+            if (s >= to)
+                break;
+            if (s > cur)
+                yield [cur, s];
+            cur = e;
+            if (cur >= to)
+                return;
+        }
+        if (cur < to)
+            yield [cur, to];
+    }
+    /**
+     * The first uncovered piece of [from, to) that starts at or after `after` (default `from`), clipped to
+     * begin no earlier than `after`; undefined when everything there is covered. The scheduler uses
+     * `after` as a cursor to find the next pending unit without rescanning the finished prefix.
+     */
+    firstGap(from, to, after = from) {
+        const start = Math.max(from, after);
+        for (const gap of this.gaps(start, to))
+            return gap;
+        return undefined;
+    }
+    clone() {
+        const copy = new IntervalSet();
+        copy.#blocks = this.#blocks.map((block) => block.slice());
+        copy.#size = this.#size;
+        copy.#count = this.#count;
+        return copy;
+    }
+    equals(other) {
+        if (this.#count !== other.#count || this.#size !== other.#size)
+            return false;
+        const theirs = other.intervals();
+        for (const [s, e] of this.intervals()) {
+            const next = theirs.next();
+            if (next.done || next.value[0] !== s || next.value[1] !== e)
+                return false;
+        }
+        return true;
+    }
+    toJSON() {
+        return [...this.intervals()];
+    }
+    /** "0-99, 150, 200-299" (inclusive ends), for messages and status output. */
+    toString() {
+        const parts = [];
+        for (const [s, e] of this.intervals())
+            parts.push(e - s === 1 ? `${s}` : `${s}-${e - 1}`);
+        return parts.join(', ');
+    }
+    /**
+     * Parses the output of toJSON(). Intervals must be [start, end) pairs of safe integers with start < end,
+     * sorted and not overlapping; adjacent intervals are accepted and merged.
+     */
+    static fromJSON(value) {
+        if (!Array.isArray(value)) {
+            throw new Error(`invalid interval list: expected an array of [start, end] pairs, got ${describe(value)}`);
+        }
+        const set = new IntervalSet();
+        let prevEnd;
+        for (let i = 0; i < value.length; i++) {
+            const pair = value[i];
+            if (!Array.isArray(pair) || pair.length !== 2) {
+                throw new Error(`invalid interval list: entry ${i} must be a [start, end] pair, got ${describe(pair)}`);
+            }
+            const [s, e] = pair;
+            if (!Number.isSafeInteger(s) || !Number.isSafeInteger(e)) {
+                throw new Error(`invalid interval list: entry ${i} must hold two integers, got ${describe(pair)}`);
+            }
+            const start = s;
+            const end = e;
+            if (start >= end) {
+                throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] is empty or reversed (start must be < end)`);
+            }
+            if (prevEnd !== undefined && start < prevEnd) {
+                throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] overlaps or precedes the previous one, which ends at ${prevEnd}; entries must be sorted and disjoint`);
+            }
+            // Sorted input always takes add()'s append fast path; an adjacent entry merges into the previous one.
+            set.add(start, end);
+            prevEnd = end;
+        }
+        return set;
+    }
+    /** `[s0, e0, s1, e1, ...]`: the compact form the snapshot stores (one array, not an array per interval). */
+    toFlat() {
+        const out = [];
+        for (const block of this.#blocks)
+            for (const x of block)
+                out.push(x);
+        return out;
+    }
+    /** The inverse of `toFlat`, validated: sorted, disjoint, non-empty integer intervals. */
+    static fromFlat(value) {
+        if (!Array.isArray(value) || value.length % 2 !== 0) {
+            throw new Error(`invalid interval list: expected a flat array of start, end pairs, got ${describe(value)}`);
+        }
+        const set = new IntervalSet();
+        let prevEnd = Number.NEGATIVE_INFINITY;
+        for (let i = 0; i < value.length; i += 2) {
+            const start = value[i];
+            const end = value[i + 1];
+            if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) {
+                throw new Error(`invalid interval list: pair ${i / 2} must hold two integers, got ${describe([start, end])}`);
+            }
+            const s = start;
+            const e = end;
+            if (s >= e || s < prevEnd) {
+                throw new Error(`invalid interval list: pair ${i / 2} [${s}, ${e}] is empty, reversed, or not after the previous one (ends at ${prevEnd})`);
+            }
+            set.add(s, e);
+            prevEnd = e;
+        }
+        return set;
+    }
+    static from(intervals) {
+        const set = new IntervalSet();
+        for (const [s, e] of intervals)
+            set.add(s, e);
+        return set;
+    }
+}
+function describe(value) {
+    let text;
+    try {
+        text = JSON.stringify(value) ?? String(value);
+    }
+    catch {
+        text = String(value);
+    }
+    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+
+/***/ }),
+
+/***/ 26368:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   KU: () => (/* binding */ paceRate),
+/* harmony export */   Vt: () => (/* binding */ updatePace)
+/* harmony export */ });
+/* unused harmony export PACE_WEIGHT */
+// How fast a step with chunks sized by time (`batch.size: { target, min, max }`) gets through its items,
+// kept in its checkpoint record so that a resumed attempt sizes its first chunks from what earlier attempts
+// measured. Like pt-online-schema-change's --chunk-time: an exponentially weighted average of the items and
+// of the time of the finished chunks, whose ratio is the rate. A ratio of weighted sums (rather than a
+// weighted mean of per-chunk rates) lets a big chunk count for more than a tiny one.
+/** Weight of the history against each new chunk (pt-online-schema-change uses the same). */
+const PACE_WEIGHT = 0.75;
+/** `pace` with one more done chunk of `size` items that took `ms`. */
+function updatePace(pace, size, ms) {
+    // A chunk never takes less than a millisecond: a 0 would make an infinite rate.
+    const t = Math.max(1, ms);
+    if (!pace)
+        return { items: size, ms: t, lastSize: size, lastMs: ms, chunks: 1 };
+    return {
+        items: pace.items * PACE_WEIGHT + size,
+        ms: pace.ms * PACE_WEIGHT + t,
+        lastSize: size,
+        lastMs: ms,
+        chunks: pace.chunks + 1,
+    };
+}
+/** Items per millisecond; undefined before the first done chunk. */
+function paceRate(pace) {
+    if (!pace || !(pace.ms > 0) || !(pace.items > 0))
+        return undefined;
+    return pace.items / pace.ms;
+}
+
+
+/***/ }),
+
+/***/ 49226:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   EX: () => (/* binding */ isStepComplete),
+/* harmony export */   Hp: () => (/* binding */ FORMAT_VERSION),
+/* harmony export */   Kx: () => (/* binding */ isResumed),
+/* harmony export */   Rr: () => (/* binding */ countDoneUnits),
+/* harmony export */   Z8: () => (/* binding */ applyEvent),
+/* harmony export */   b5: () => (/* binding */ orphanedUnits),
+/* harmony export */   kh: () => (/* binding */ firstPendingGap),
+/* harmony export */   mz: () => (/* binding */ p90),
+/* harmony export */   p$: () => (/* binding */ emptyState),
+/* harmony export */   q3: () => (/* binding */ unitCount),
+/* harmony export */   xf: () => (/* binding */ approvalOf)
+/* harmony export */ });
+/* harmony import */ var _intervals_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(84041);
+/* harmony import */ var _pace_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(26368);
+// The checkpoint's in-memory model and the one function that changes it (`applyEvent`). The snapshot
+// (checkpoint.json) is this model serialised; the journal is the list of events applied since.
+
+
+const FORMAT_VERSION = 1;
+/** Durations kept per step for the p90 estimate: recent ones matter most and the snapshot stays small. */
+const DURATION_SAMPLES = 256;
+/** The approval recorded for `step`, if any. */
+function approvalOf(state, step) {
+    return state.approvals?.get(step);
+}
+function emptyState(runId, planName, now = Date.now()) {
+    return {
+        format: FORMAT_VERSION,
+        runId,
+        planName,
+        createdAt: now,
+        updatedAt: now,
+        seq: 0,
+        attempts: [],
+        steps: new Map(),
+    };
+}
+function unitCount(rec) {
+    return Math.ceil((rec.to - rec.from) / rec.size);
+}
+function isStepComplete(rec) {
+    if (rec.to <= rec.from)
+        return true;
+    if (!rec.gone || rec.gone.isEmpty)
+        return rec.done.covers(rec.from, rec.to);
+    return settledIn(rec, rec.from, rec.to);
+}
+/** Every item of [s, e) is done or gone. */
+function settledIn(rec, s, e) {
+    for (const gap of rec.done.gaps(s, e))
+        if (!rec.gone?.covers(gap[0], gap[1]))
+            return false;
+    return true;
+}
+/**
+ * The first pending piece of [from, to) at or after `after`: not done and not gone (`refresh: true`). What
+ * `order: sequential` starts next.
+ */
+function firstPendingGap(rec, from, to, after = from) {
+    let p = Math.max(from, after);
+    for (;;) {
+        const gap = rec.done.firstGap(from, to, p);
+        if (!gap || !rec.gone || rec.gone.isEmpty)
+            return gap;
+        const open = rec.gone.firstGap(gap[0], gap[1]);
+        if (open)
+            return open;
+        p = gap[1];
+    }
+}
+function newRecord(e, reason) {
+    const rec = {
+        fingerprint: e.fingerprint,
+        from: e.from,
+        to: e.to,
+        size: e.size,
+        done: new _intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m(),
+        failed: new Map(),
+        interrupted: new _intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m(),
+        running: new Map(),
+        outputs: {},
+        durations: [],
+        timeMs: 0,
+        unitsDone: 0,
+        reason,
+    };
+    if (e.items)
+        rec.items = e.items;
+    if (e.sharding)
+        rec.sharding = { ...e.sharding };
+    if (e.adaptive)
+        rec.adaptive = true;
+    return rec;
+}
+/**
+ * Grid cells (units of `size`) wholly inside [s, e); the last cell ends at `to`. A done chunk sized by time
+ * counts as the cells it covers, so that unit counts and progress stay in one measure.
+ */
+function cellsIn(rec, s, e) {
+    const first = Math.ceil((s - rec.from) / rec.size);
+    const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
+    return Math.max(0, lastEnd - first);
+}
+/**
+ * Units counted from intervals: a unit is done when its whole range is. Gone items (`refresh: true`) count
+ * as settled, so a unit whose items are all done or gone is done.
+ */
+function countDoneUnits(rec) {
+    let settled = rec.done;
+    if (rec.gone && !rec.gone.isEmpty) {
+        settled = rec.done.clone();
+        for (const [s, e] of rec.gone.intervals())
+            settled.add(s, e);
+    }
+    if (rec.size === 1)
+        return settled.size;
+    let n = 0;
+    for (const [s, e] of settled.intervals()) {
+        // Whole grid cells inside [s, e).
+        const first = Math.ceil((s - rec.from) / rec.size);
+        const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
+        if (lastEnd > first)
+            n += lastEnd - first;
+    }
+    return n;
+}
+/** Takes [s, e) out of the step's hand-marked ranges (reset, or a unit that ran there after all). */
+function unmark(rec, s, e) {
+    if (!rec.manual)
+        return;
+    const out = [];
+    for (const m of rec.manual) {
+        if (m.end <= s || m.start >= e)
+            out.push(m);
+        else {
+            if (m.start < s)
+                out.push({ ...m, end: s });
+            if (m.end > e)
+                out.push({ ...m, start: e });
+        }
+    }
+    if (out.length > 0)
+        rec.manual = out;
+    else
+        delete rec.manual;
+}
+/** The ranges of an event cut to the step's space (a plain or empty step has [from, to) as its one unit). */
+function rangesIn(rec, ranges) {
+    const out = [];
+    for (const [s, e] of ranges) {
+        const a = Math.max(s, rec.from);
+        const b = Math.min(e, rec.to);
+        if (a < b)
+            out.push([a, b]);
+    }
+    return out;
+}
+/** Failed units that start in [s, e) are dropped (done by hand, or pending again with fresh tries). */
+function dropFailed(rec, s, e) {
+    for (const start of rec.failed.keys())
+        if (start >= s && start < e)
+            rec.failed.delete(start);
+}
+function pushDuration(rec, ms) {
+    rec.durations.push(ms);
+    if (rec.durations.length > DURATION_SAMPLES)
+        rec.durations.splice(0, rec.durations.length - DURATION_SAMPLES);
+}
+/**
+ * Applies one event. Unknown steps are ignored rather than fatal: a journal may name a step that a later
+ * plan removed, and losing that history is harmless.
+ */
+function applyEvent(state, ev) {
+    state.seq = ev.seq;
+    state.updatedAt = ev.t;
+    const e = ev;
+    switch (e.type) {
+        case 'attempt':
+            if (state.planName === '')
+                state.planName = e.plan;
+            if (e.shard && !state.shard)
+                state.shard = { index: e.shard.index, total: e.shard.total };
+            if (state.attempts.length === 0 && state.seq === ev.seq && state.createdAt > ev.t)
+                state.createdAt = ev.t;
+            state.attempts.push({
+                attempt: e.attempt,
+                pid: e.pid,
+                host: e.host,
+                resumed: e.resumed,
+                startedAt: e.t,
+                unitsDone: 0,
+            });
+            return;
+        case 'attempt-end': {
+            const a = state.attempts.find((x) => x.attempt === e.attempt);
+            if (a) {
+                // The attempt's length as measured, not the wall clock's difference (which may even be negative).
+                a.endedAt = e.ms !== undefined && Number.isFinite(e.ms) && e.ms >= 0 ? a.startedAt + e.ms : e.t;
+                a.exit = e.exit;
+                a.reason = e.reason;
+            }
+            return;
+        }
+        case 'step-init':
+            state.steps.set(e.step, newRecord(e, e.reason));
+            return;
+        case 'step-redefine': {
+            const rec = state.steps.get(e.step);
+            if (!rec) {
+                state.steps.set(e.step, newRecord(e, e.reason));
+                return;
+            }
+            rec.fingerprint = e.fingerprint;
+            rec.from = e.from;
+            rec.to = e.to;
+            rec.size = e.size;
+            if (e.sharding)
+                rec.sharding = { ...e.sharding };
+            else
+                delete rec.sharding;
+            if (e.adaptive)
+                rec.adaptive = true;
+            else {
+                delete rec.adaptive;
+                delete rec.pace;
+            }
+            rec.reason = e.reason;
+            fitToSpace(rec);
+            rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
+            return;
+        }
+        case 'merge':
+            state.merge = { run: e.run, total: e.total, runs: [...e.runs], at: e.at ?? e.t };
+            return;
+        case 'approve':
+            if (!state.approvals)
+                state.approvals = new Map();
+            state.approvals.set(e.step, { by: e.by, at: e.t });
+            return;
+        case 'reset':
+            // Throwing the step's work away by hand (`checkpoint reset`, rollback) also takes back its approval;
+            // `--failed` and the reset of `always` steps at each attempt do not. Cleared before the record lookup:
+            // a step approved before its record existed has none.
+            if (!e.failedOnly && e.reason !== 'always')
+                state.approvals?.delete(e.step);
+            break;
+        default:
+            break;
+    }
+    const rec = state.steps.get(e.step);
+    if (!rec)
+        return;
+    switch (e.type) {
+        case 'start':
+            rec.running.set(e.start, {
+                start: e.start,
+                end: e.end,
+                index: e.index,
+                attempt: e.attempt,
+                try: e.try,
+                t: e.t,
+            });
+            rec.interrupted.remove(e.start, e.end);
+            return;
+        case 'spawned': {
+            const r = rec.running.get(e.start);
+            if (r) {
+                r.pid = e.pid;
+                if (e.startTime !== undefined)
+                    r.startTime = e.startTime;
+                r.host = e.host;
+                if (e.marker !== undefined)
+                    r.marker = e.marker;
+            }
+            return;
+        }
+        case 'done': {
+            rec.running.delete(e.start);
+            rec.failed.delete(e.start);
+            rec.interrupted.remove(e.start, e.end);
+            unmark(rec, e.start, e.end);
+            if (!rec.done.covers(e.start, e.end)) {
+                // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
+                let n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
+                rec.done.add(e.start, e.end);
+                // A list that refreshes has pieces of cells (the rest of a cell done before the list grew, items
+                // around gone ones): a fixed-size unit counts when it settles its whole cell, and only then.
+                if (rec.items?.refresh && !rec.adaptive) {
+                    const cs = rec.from + e.index * rec.size;
+                    n = settledIn(rec, cs, Math.min(cs + rec.size, rec.to)) ? 1 : 0;
+                }
+                // Two pieces of one cell (an interrupted unit cut anew) are two ends: never count past the total.
+                const room = Math.max(0, unitCount(rec) - rec.unitsDone);
+                rec.unitsDone += Math.min(n, room);
+                const a = state.attempts[state.attempts.length - 1];
+                if (a)
+                    a.unitsDone += Math.min(n, room);
+            }
+            rec.timeMs += e.ms;
+            rec.lastDoneAt = e.t;
+            pushDuration(rec, e.ms);
+            if (rec.adaptive)
+                rec.pace = (0,_pace_js__WEBPACK_IMPORTED_MODULE_1__/* .updatePace */ .Vt)(rec.pace, e.end - e.start, e.ms);
+            if (e.outputs)
+                Object.assign(rec.outputs, e.outputs);
+            return;
+        }
+        case 'fail': {
+            rec.running.delete(e.start);
+            rec.timeMs += e.ms;
+            const prev = rec.failed.get(e.start);
+            rec.failed.set(e.start, {
+                start: e.start,
+                end: e.end,
+                index: e.index,
+                exit: e.exit,
+                signal: e.signal,
+                tries: (prev?.tries ?? 0) + 1,
+                reason: e.reason,
+                attempt: state.attempts[state.attempts.length - 1]?.attempt ?? 0,
+                t: e.t,
+            });
+            return;
+        }
+        case 'yield':
+            rec.running.delete(e.start);
+            rec.timeMs += e.ms;
+            return;
+        case 'interrupt':
+            rec.running.delete(e.start);
+            rec.timeMs += e.ms;
+            // A unit left running before its step was redefined may lie outside the space it has now.
+            rec.interrupted.add(Math.max(e.start, rec.from), Math.min(e.end, rec.to));
+            return;
+        case 'step-complete':
+            rec.completedAt = e.t;
+            return;
+        case 'reset':
+            if (e.forget) {
+                state.steps.delete(e.step);
+                return;
+            }
+            if (e.ranges && !e.failedOnly) {
+                // `reset --unit`: only these units are pending again, with fresh tries; the rest of the work stays.
+                for (const [s, end] of rangesIn(rec, e.ranges)) {
+                    rec.done.remove(s, end);
+                    dropFailed(rec, s, end);
+                    unmark(rec, s, end);
+                }
+                rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+                if (!isStepComplete(rec))
+                    rec.completedAt = undefined;
+                if (rec.done.isEmpty)
+                    delete rec.lastDoneAt;
+                return;
+            }
+            rec.failed.clear();
+            if (!e.failedOnly) {
+                delete rec.manual;
+                rec.done = new _intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m();
+                rec.interrupted = new _intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m();
+                rec.outputs = {};
+                rec.unitsDone = 0;
+                rec.completedAt = undefined;
+                delete rec.lastDoneAt;
+                rec.reason = e.reason;
+            }
+            return;
+        case 'throttle': {
+            if (!rec.throttle)
+                rec.throttle = { held: false, count: 0, heldMs: 0 };
+            const t = rec.throttle;
+            if (e.held) {
+                if (!t.held) {
+                    t.count += 1;
+                    t.since = e.t;
+                }
+                t.held = true;
+                if (e.reason !== undefined)
+                    t.reason = e.reason;
+            }
+            else if (t.held) {
+                t.heldMs += Math.max(0, e.t - (t.since ?? e.t));
+                t.held = false;
+                delete t.since;
+            }
+            return;
+        }
+        case 'merge-done': {
+            for (const [s, end] of e.done) {
+                const a = Math.max(s, rec.from);
+                const b = Math.min(end, rec.to);
+                if (a < b) {
+                    rec.done.add(a, b);
+                    rec.failed.delete(a);
+                    rec.interrupted.remove(a, b);
+                }
+            }
+            rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+            if (e.done.length > 0)
+                rec.lastDoneAt = e.t;
+            if (e.outputs)
+                Object.assign(rec.outputs, e.outputs);
+            if (isStepComplete(rec))
+                rec.completedAt ??= e.t;
+            return;
+        }
+        case 'mark-done': {
+            const whole = e.ranges === undefined;
+            const ranges = rangesIn(rec, e.ranges ?? [[rec.from, rec.to]]);
+            for (const [s, end] of ranges) {
+                // What ran stays work that ran: only the parts not done yet are marked as done by hand.
+                const marks = [...rec.done.gaps(s, end)].map(([gs, ge]) => manualMark(gs, ge, e));
+                if (marks.length > 0)
+                    rec.manual = [...(rec.manual ?? []), ...marks];
+                rec.done.add(s, end);
+                rec.interrupted.remove(s, end);
+                // A done item is never gone (refresh: true).
+                rec.gone?.remove(s, end);
+                dropFailed(rec, s, end);
+            }
+            if (rec.gone?.isEmpty)
+                delete rec.gone;
+            if (whole) {
+                rec.failed.clear();
+                rec.interrupted = new _intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m();
+                rec.unitsDone = unitCount(rec);
+                rec.completedAt = e.t;
+            }
+            else {
+                rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+                if (isStepComplete(rec))
+                    rec.completedAt = rec.completedAt ?? e.t;
+            }
+            rec.lastDoneAt = e.t;
+            return;
+        }
+        case 'items-refresh':
+            applyRefresh(rec, e);
+            return;
+    }
+}
+function manualMark(start, end, e) {
+    return e.by === undefined ? { start, end, at: e.t } : { start, end, by: e.by, at: e.t };
+}
+/**
+ * `items-refresh`: the list grew to `count` (appended at the end, so every recorded range keeps its
+ * meaning) and `gone` replaces the gone set. Pending work is cut around gone items: interrupted ranges lose
+ * them, and a failed unit holding one becomes interrupted work of what is left (cut anew when handed out),
+ * so no unit ever gets a gone item. A list that grew is pending again; the done count follows the grid.
+ */
+function applyRefresh(rec, e) {
+    rec.items = {
+        count: e.count,
+        sha256: e.sha256,
+        source: rec.items?.source ?? '',
+        ...(e.refresh ? { refresh: true } : {}),
+    };
+    // Validated: unsharded, or the whole of a `shards: first` step on shard 0 (its part is the whole).
+    if (rec.sharding)
+        rec.sharding = { ...rec.sharding, to: e.count };
+    rec.to = e.count;
+    const gone = _intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m.from(e.gone);
+    if (gone.isEmpty)
+        delete rec.gone;
+    else
+        rec.gone = gone;
+    for (const [start, f] of rec.failed) {
+        if (!gone.overlaps(f.start, f.end))
+            continue;
+        rec.failed.delete(start);
+        rec.interrupted.add(f.start, f.end);
+    }
+    for (const [s, end] of gone.intervals())
+        rec.interrupted.remove(s, end);
+    rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
+    // Completion is the scheduler's to record (`step-complete`, the marker); a list that grew is open again.
+    if (!isStepComplete(rec))
+        rec.completedAt = undefined;
+}
+/**
+ * After a redefinition (`on-change: keep`, a changed shard or chunk size) the record's work must lie in its
+ * new space and on its new grid: done and interrupted ranges are cut to the space, a failed unit that no
+ * longer fits the grid becomes interrupted work (cut anew when handed out), and the done count follows.
+ * Units still recorded running stay (they may be ended as orphans, and their interrupt is clipped).
+ */
+function fitToSpace(rec) {
+    const clip = (set) => {
+        const out = new _intervals_js__WEBPACK_IMPORTED_MODULE_0__/* .IntervalSet */ .m();
+        for (const [s, e] of set.intervals())
+            out.add(Math.max(s, rec.from), Math.min(e, rec.to));
+        return out;
+    };
+    const doneBefore = rec.done.size;
+    rec.done = clip(rec.done);
+    rec.interrupted = clip(rec.interrupted);
+    if (rec.manual) {
+        const kept = rec.manual
+            .map((m) => ({ ...m, start: Math.max(m.start, rec.from), end: Math.min(m.end, rec.to) }))
+            .filter((m) => m.start < m.end);
+        if (kept.length > 0)
+            rec.manual = kept;
+        else
+            delete rec.manual;
+    }
+    for (const [start, f] of rec.failed) {
+        const cell = Math.floor((f.start - rec.from) / rec.size);
+        const fits = f.start >= rec.from &&
+            f.end <= rec.to &&
+            f.index === cell &&
+            (rec.adaptive === true || f.end <= rec.from + (cell + 1) * rec.size);
+        if (fits)
+            continue;
+        rec.failed.delete(start);
+        rec.interrupted.add(Math.max(f.start, rec.from), Math.min(f.end, rec.to));
+    }
+    const total = unitCount(rec);
+    if (rec.done.size !== doneBefore)
+        rec.unitsDone = countDoneUnits(rec);
+    rec.unitsDone = Math.max(0, Math.min(total, rec.unitsDone));
+}
+/**
+ * Running units survive in the model only when an attempt died without recording their end. Loading turns
+ * them into interrupted units; the engine first ends any such process still alive (see engine/orphans.ts).
+ */
+function orphanedUnits(state) {
+    const out = [];
+    for (const [step, rec] of state.steps)
+        for (const unit of rec.running.values())
+            out.push({ step, unit });
+    return out;
+}
+function p90(values) {
+    if (values.length === 0)
+        return undefined;
+    const sorted = [...values].sort((a, b) => a - b);
+    const i = Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1);
+    return sorted[Math.max(0, i)];
+}
+/**
+ * Whether an attempt over `state` resumes (CHECKPOINT_RESUMED, the trace's `resumed`): it starts from
+ * recorded progress, not from nothing. A run started from a merge continues the campaign's earlier work,
+ * even where its own part has none.
+ */
+function isResumed(state) {
+    return (state.merge !== undefined ||
+        [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0));
+}
+
+
+/***/ }),
+
+/***/ 20181:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("buffer");
 
 /***/ }),
 
-/***/ 5317:
+/***/ 35317:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("child_process");
 
 /***/ }),
 
-/***/ 6982:
+/***/ 76982:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("crypto");
 
 /***/ }),
 
-/***/ 9896:
+/***/ 79896:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("fs");
 
 /***/ }),
 
-/***/ 8611:
+/***/ 58611:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("http");
 
 /***/ }),
 
-/***/ 5692:
+/***/ 65692:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("https");
 
 /***/ }),
 
-/***/ 1421:
+/***/ 31421:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 
 /***/ }),
 
-/***/ 8474:
+/***/ 78474:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:events");
 
 /***/ }),
 
-/***/ 3024:
+/***/ 73024:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 
 /***/ }),
 
-/***/ 8161:
+/***/ 48161:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 
 /***/ }),
 
-/***/ 6760:
+/***/ 76760:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
@@ -2590,14 +3645,14 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:process
 
 /***/ }),
 
-/***/ 857:
+/***/ 70857:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
 
 /***/ }),
 
-/***/ 6928:
+/***/ 16928:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("path");
@@ -2618,28 +3673,28 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("stream");
 
 /***/ }),
 
-/***/ 9023:
+/***/ 39023:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
-/***/ 3106:
+/***/ 43106:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
 
 /***/ }),
 
-/***/ 8909:
+/***/ 18909:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { Argument } = __nccwpck_require__(9154);
-const { Command } = __nccwpck_require__(4348);
-const { CommanderError, InvalidArgumentError } = __nccwpck_require__(1135);
-const { Help } = __nccwpck_require__(9754);
-const { Option } = __nccwpck_require__(5240);
+const { Argument } = __nccwpck_require__(49154);
+const { Command } = __nccwpck_require__(34348);
+const { CommanderError, InvalidArgumentError } = __nccwpck_require__(41135);
+const { Help } = __nccwpck_require__(79754);
+const { Option } = __nccwpck_require__(45240);
 
 exports.DM = new Command();
 
@@ -2663,10 +3718,10 @@ exports.a2 = InvalidArgumentError; // Deprecated
 
 /***/ }),
 
-/***/ 9154:
+/***/ 49154:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { InvalidArgumentError } = __nccwpck_require__(1135);
+const { InvalidArgumentError } = __nccwpck_require__(41135);
 
 class Argument {
   /**
@@ -2820,20 +3875,20 @@ exports.humanReadableArgName = humanReadableArgName;
 
 /***/ }),
 
-/***/ 4348:
+/***/ 34348:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const EventEmitter = (__nccwpck_require__(8474).EventEmitter);
-const childProcess = __nccwpck_require__(1421);
-const path = __nccwpck_require__(6760);
-const fs = __nccwpck_require__(3024);
+const EventEmitter = (__nccwpck_require__(78474).EventEmitter);
+const childProcess = __nccwpck_require__(31421);
+const path = __nccwpck_require__(76760);
+const fs = __nccwpck_require__(73024);
 const process = __nccwpck_require__(1708);
 
-const { Argument, humanReadableArgName } = __nccwpck_require__(9154);
-const { CommanderError } = __nccwpck_require__(1135);
-const { Help, stripColor } = __nccwpck_require__(9754);
-const { Option, DualOptions } = __nccwpck_require__(5240);
-const { suggestSimilar } = __nccwpck_require__(5030);
+const { Argument, humanReadableArgName } = __nccwpck_require__(49154);
+const { CommanderError } = __nccwpck_require__(41135);
+const { Help, stripColor } = __nccwpck_require__(79754);
+const { Option, DualOptions } = __nccwpck_require__(45240);
+const { suggestSimilar } = __nccwpck_require__(65030);
 
 class Command extends EventEmitter {
   /**
@@ -5604,7 +6659,7 @@ exports.useColor = useColor; // exporting for tests
 
 /***/ }),
 
-/***/ 1135:
+/***/ 41135:
 /***/ ((__unused_webpack_module, exports) => {
 
 /**
@@ -5650,10 +6705,10 @@ exports.InvalidArgumentError = InvalidArgumentError;
 
 /***/ }),
 
-/***/ 9754:
+/***/ 79754:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { humanReadableArgName } = __nccwpck_require__(9154);
+const { humanReadableArgName } = __nccwpck_require__(49154);
 
 /**
  * TypeScript import types for JSDoc, used by Visual Studio Code IntelliSense and `npm run typescript-checkJS`
@@ -6404,10 +7459,10 @@ exports.stripColor = stripColor;
 
 /***/ }),
 
-/***/ 5240:
+/***/ 45240:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { InvalidArgumentError } = __nccwpck_require__(1135);
+const { InvalidArgumentError } = __nccwpck_require__(41135);
 
 class Option {
   /**
@@ -6791,7 +7846,7 @@ exports.DualOptions = DualOptions;
 
 /***/ }),
 
-/***/ 5030:
+/***/ 65030:
 /***/ ((__unused_webpack_module, exports) => {
 
 const maxDistance = 3;
@@ -6899,18 +7954,18 @@ exports.suggestSimilar = suggestSimilar;
 
 /***/ }),
 
-/***/ 7349:
+/***/ 57349:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var resolveBlockMap = __nccwpck_require__(7103);
-var resolveBlockSeq = __nccwpck_require__(334);
-var resolveFlowCollection = __nccwpck_require__(3142);
+var identity = __nccwpck_require__(41127);
+var Scalar = __nccwpck_require__(63301);
+var YAMLMap = __nccwpck_require__(84454);
+var YAMLSeq = __nccwpck_require__(92223);
+var resolveBlockMap = __nccwpck_require__(87103);
+var resolveBlockSeq = __nccwpck_require__(90334);
+var resolveFlowCollection = __nccwpck_require__(13142);
 
 function resolveCollection(CN, ctx, token, onError, tagName, tag) {
     const coll = token.type === 'block-map'
@@ -6996,15 +8051,15 @@ exports.composeCollection = composeCollection;
 
 /***/ }),
 
-/***/ 3683:
+/***/ 23683:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
 var Document = __nccwpck_require__(3021);
-var composeNode = __nccwpck_require__(5937);
-var resolveEnd = __nccwpck_require__(7788);
-var resolveProps = __nccwpck_require__(4631);
+var composeNode = __nccwpck_require__(45937);
+var resolveEnd = __nccwpck_require__(17788);
+var resolveProps = __nccwpck_require__(34631);
 
 function composeDoc(options, directives, { offset, start, value, end }, onError) {
     const opts = Object.assign({ _directives: directives }, options);
@@ -7048,17 +8103,17 @@ exports.composeDoc = composeDoc;
 
 /***/ }),
 
-/***/ 5937:
+/***/ 45937:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
 var Alias = __nccwpck_require__(4065);
-var identity = __nccwpck_require__(1127);
-var composeCollection = __nccwpck_require__(7349);
+var identity = __nccwpck_require__(41127);
+var composeCollection = __nccwpck_require__(57349);
 var composeScalar = __nccwpck_require__(5413);
-var resolveEnd = __nccwpck_require__(7788);
-var utilEmptyScalarPosition = __nccwpck_require__(2599);
+var resolveEnd = __nccwpck_require__(17788);
+var utilEmptyScalarPosition = __nccwpck_require__(22599);
 
 const CN = { composeNode, composeEmptyNode };
 function composeNode(ctx, token, props, onError) {
@@ -7172,10 +8227,10 @@ exports.composeNode = composeNode;
 
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var resolveBlockScalar = __nccwpck_require__(8913);
-var resolveFlowScalar = __nccwpck_require__(6842);
+var identity = __nccwpck_require__(41127);
+var Scalar = __nccwpck_require__(63301);
+var resolveBlockScalar = __nccwpck_require__(48913);
+var resolveFlowScalar = __nccwpck_require__(76842);
 
 function composeScalar(ctx, token, tagToken, onError) {
     const { value, type, comment, range } = token.type === 'block-scalar'
@@ -7262,18 +8317,18 @@ exports.composeScalar = composeScalar;
 
 /***/ }),
 
-/***/ 9984:
+/***/ 89984:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
 var node_process = __nccwpck_require__(932);
-var directives = __nccwpck_require__(1342);
+var directives = __nccwpck_require__(61342);
 var Document = __nccwpck_require__(3021);
-var errors = __nccwpck_require__(1464);
-var identity = __nccwpck_require__(1127);
-var composeDoc = __nccwpck_require__(3683);
-var resolveEnd = __nccwpck_require__(7788);
+var errors = __nccwpck_require__(91464);
+var identity = __nccwpck_require__(41127);
+var composeDoc = __nccwpck_require__(23683);
+var resolveEnd = __nccwpck_require__(17788);
 
 function getErrorPos(src) {
     if (typeof src === 'number')
@@ -7493,17 +8548,17 @@ exports.Composer = Composer;
 
 /***/ }),
 
-/***/ 7103:
+/***/ 87103:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Pair = __nccwpck_require__(7165);
-var YAMLMap = __nccwpck_require__(4454);
-var resolveProps = __nccwpck_require__(4631);
+var Pair = __nccwpck_require__(57165);
+var YAMLMap = __nccwpck_require__(84454);
+var resolveProps = __nccwpck_require__(34631);
 var utilContainsNewline = __nccwpck_require__(9499);
-var utilFlowIndentCheck = __nccwpck_require__(4051);
-var utilMapIncludes = __nccwpck_require__(1187);
+var utilFlowIndentCheck = __nccwpck_require__(74051);
+var utilMapIncludes = __nccwpck_require__(81187);
 
 const startColMsg = 'All mapping items must start at the same column';
 function resolveBlockMap({ composeNode, composeEmptyNode }, ctx, bm, onError, tag) {
@@ -7617,12 +8672,12 @@ exports.resolveBlockMap = resolveBlockMap;
 
 /***/ }),
 
-/***/ 8913:
+/***/ 48913:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(63301);
 
 function resolveBlockScalar(ctx, scalar, onError) {
     const start = scalar.offset;
@@ -7824,14 +8879,14 @@ exports.resolveBlockScalar = resolveBlockScalar;
 
 /***/ }),
 
-/***/ 334:
+/***/ 90334:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var YAMLSeq = __nccwpck_require__(2223);
-var resolveProps = __nccwpck_require__(4631);
-var utilFlowIndentCheck = __nccwpck_require__(4051);
+var YAMLSeq = __nccwpck_require__(92223);
+var resolveProps = __nccwpck_require__(34631);
+var utilFlowIndentCheck = __nccwpck_require__(74051);
 
 function resolveBlockSeq({ composeNode, composeEmptyNode }, ctx, bs, onError, tag) {
     const NodeClass = tag?.nodeClass ?? YAMLSeq.YAMLSeq;
@@ -7882,7 +8937,7 @@ exports.resolveBlockSeq = resolveBlockSeq;
 
 /***/ }),
 
-/***/ 7788:
+/***/ 17788:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -7928,19 +8983,19 @@ exports.resolveEnd = resolveEnd;
 
 /***/ }),
 
-/***/ 3142:
+/***/ 13142:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var resolveEnd = __nccwpck_require__(7788);
-var resolveProps = __nccwpck_require__(4631);
+var identity = __nccwpck_require__(41127);
+var Pair = __nccwpck_require__(57165);
+var YAMLMap = __nccwpck_require__(84454);
+var YAMLSeq = __nccwpck_require__(92223);
+var resolveEnd = __nccwpck_require__(17788);
+var resolveProps = __nccwpck_require__(34631);
 var utilContainsNewline = __nccwpck_require__(9499);
-var utilMapIncludes = __nccwpck_require__(1187);
+var utilMapIncludes = __nccwpck_require__(81187);
 
 const blockMsg = 'Block collections are not allowed within flow collections';
 const isBlock = (token) => token && (token.type === 'block-map' || token.type === 'block-seq');
@@ -8144,13 +9199,13 @@ exports.resolveFlowCollection = resolveFlowCollection;
 
 /***/ }),
 
-/***/ 6842:
+/***/ 76842:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var resolveEnd = __nccwpck_require__(7788);
+var Scalar = __nccwpck_require__(63301);
+var resolveEnd = __nccwpck_require__(17788);
 
 function resolveFlowScalar(scalar, strict, onError) {
     const { offset, type, source, end } = scalar;
@@ -8379,7 +9434,7 @@ exports.resolveFlowScalar = resolveFlowScalar;
 
 /***/ }),
 
-/***/ 4631:
+/***/ 34631:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -8577,7 +9632,7 @@ exports.containsNewline = containsNewline;
 
 /***/ }),
 
-/***/ 2599:
+/***/ 22599:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -8612,7 +9667,7 @@ exports.emptyScalarPosition = emptyScalarPosition;
 
 /***/ }),
 
-/***/ 4051:
+/***/ 74051:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -8636,12 +9691,12 @@ exports.flowIndentCheck = flowIndentCheck;
 
 /***/ }),
 
-/***/ 1187:
+/***/ 81187:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(41127);
 
 function mapIncludes(ctx, items, search) {
     const { uniqueKeys } = ctx.options;
@@ -8664,16 +9719,16 @@ exports.mapIncludes = mapIncludes;
 
 
 var Alias = __nccwpck_require__(4065);
-var Collection = __nccwpck_require__(101);
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var toJS = __nccwpck_require__(4043);
-var Schema = __nccwpck_require__(5840);
+var Collection = __nccwpck_require__(40101);
+var identity = __nccwpck_require__(41127);
+var Pair = __nccwpck_require__(57165);
+var toJS = __nccwpck_require__(74043);
+var Schema = __nccwpck_require__(45840);
 var stringifyDocument = __nccwpck_require__(6829);
-var anchors = __nccwpck_require__(1596);
-var applyReviver = __nccwpck_require__(3661);
-var createNode = __nccwpck_require__(2404);
-var directives = __nccwpck_require__(1342);
+var anchors = __nccwpck_require__(71596);
+var applyReviver = __nccwpck_require__(83661);
+var createNode = __nccwpck_require__(42404);
+var directives = __nccwpck_require__(61342);
 
 class Document {
     constructor(value, replacer, options) {
@@ -9002,13 +10057,13 @@ exports.Document = Document;
 
 /***/ }),
 
-/***/ 1596:
+/***/ 71596:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var visit = __nccwpck_require__(204);
+var identity = __nccwpck_require__(41127);
+var visit = __nccwpck_require__(10204);
 
 /**
  * Verify that the input string is a valid anchor.
@@ -9085,7 +10140,7 @@ exports.findNewAnchor = findNewAnchor;
 
 /***/ }),
 
-/***/ 3661:
+/***/ 83661:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -9149,14 +10204,14 @@ exports.applyReviver = applyReviver;
 
 /***/ }),
 
-/***/ 2404:
+/***/ 42404:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
 var Alias = __nccwpck_require__(4065);
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
+var identity = __nccwpck_require__(41127);
+var Scalar = __nccwpck_require__(63301);
 
 const defaultTagPrefix = 'tag:yaml.org,2002:';
 function findTagObject(value, tagName, tags) {
@@ -9246,13 +10301,13 @@ exports.createNode = createNode;
 
 /***/ }),
 
-/***/ 1342:
+/***/ 61342:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var visit = __nccwpck_require__(204);
+var identity = __nccwpck_require__(41127);
+var visit = __nccwpck_require__(10204);
 
 const escapeChars = {
     '!': '%21',
@@ -9431,7 +10486,7 @@ exports.Directives = Directives;
 
 /***/ }),
 
-/***/ 1464:
+/***/ 91464:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -9500,28 +10555,28 @@ exports.prettifyError = prettifyError;
 
 /***/ }),
 
-/***/ 8815:
+/***/ 38815:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
 
 
-var composer = __nccwpck_require__(9984);
+var composer = __nccwpck_require__(89984);
 var Document = __nccwpck_require__(3021);
-var Schema = __nccwpck_require__(5840);
-var errors = __nccwpck_require__(1464);
+var Schema = __nccwpck_require__(45840);
+var errors = __nccwpck_require__(91464);
 var Alias = __nccwpck_require__(4065);
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var Scalar = __nccwpck_require__(3301);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
+var identity = __nccwpck_require__(41127);
+var Pair = __nccwpck_require__(57165);
+var Scalar = __nccwpck_require__(63301);
+var YAMLMap = __nccwpck_require__(84454);
+var YAMLSeq = __nccwpck_require__(92223);
 var cst = __nccwpck_require__(3461);
-var lexer = __nccwpck_require__(361);
-var lineCounter = __nccwpck_require__(6628);
+var lexer = __nccwpck_require__(40361);
+var lineCounter = __nccwpck_require__(66628);
 var parser = __nccwpck_require__(3456);
-var publicApi = __nccwpck_require__(4047);
-var visit = __nccwpck_require__(204);
+var publicApi = __nccwpck_require__(84047);
+var visit = __nccwpck_require__(10204);
 
 
 
@@ -9558,7 +10613,7 @@ __webpack_unused_export__ = visit.visitAsync;
 
 /***/ }),
 
-/***/ 7249:
+/***/ 57249:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -9589,11 +10644,11 @@ exports.warn = warn;
 
 
 
-var anchors = __nccwpck_require__(1596);
-var visit = __nccwpck_require__(204);
-var identity = __nccwpck_require__(1127);
-var Node = __nccwpck_require__(6673);
-var toJS = __nccwpck_require__(4043);
+var anchors = __nccwpck_require__(71596);
+var visit = __nccwpck_require__(10204);
+var identity = __nccwpck_require__(41127);
+var Node = __nccwpck_require__(66673);
+var toJS = __nccwpck_require__(74043);
 
 class Alias extends Node.NodeBase {
     constructor(source) {
@@ -9711,14 +10766,14 @@ exports.Alias = Alias;
 
 /***/ }),
 
-/***/ 101:
+/***/ 40101:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var createNode = __nccwpck_require__(2404);
-var identity = __nccwpck_require__(1127);
-var Node = __nccwpck_require__(6673);
+var createNode = __nccwpck_require__(42404);
+var identity = __nccwpck_require__(41127);
+var Node = __nccwpck_require__(66673);
 
 function collectionFromPath(schema, path, value) {
     let v = value;
@@ -9869,14 +10924,14 @@ exports.isEmptyPath = isEmptyPath;
 
 /***/ }),
 
-/***/ 6673:
+/***/ 66673:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var applyReviver = __nccwpck_require__(3661);
-var identity = __nccwpck_require__(1127);
-var toJS = __nccwpck_require__(4043);
+var applyReviver = __nccwpck_require__(83661);
+var identity = __nccwpck_require__(41127);
+var toJS = __nccwpck_require__(74043);
 
 class NodeBase {
     constructor(type) {
@@ -9916,15 +10971,15 @@ exports.NodeBase = NodeBase;
 
 /***/ }),
 
-/***/ 7165:
+/***/ 57165:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var createNode = __nccwpck_require__(2404);
-var stringifyPair = __nccwpck_require__(9748);
-var addPairToJSMap = __nccwpck_require__(7104);
-var identity = __nccwpck_require__(1127);
+var createNode = __nccwpck_require__(42404);
+var stringifyPair = __nccwpck_require__(59748);
+var addPairToJSMap = __nccwpck_require__(97104);
+var identity = __nccwpck_require__(41127);
 
 function createPair(key, value, ctx) {
     const k = createNode.createNode(key, undefined, ctx);
@@ -9962,14 +11017,14 @@ exports.createPair = createPair;
 
 /***/ }),
 
-/***/ 3301:
+/***/ 63301:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Node = __nccwpck_require__(6673);
-var toJS = __nccwpck_require__(4043);
+var identity = __nccwpck_require__(41127);
+var Node = __nccwpck_require__(66673);
+var toJS = __nccwpck_require__(74043);
 
 const isScalarValue = (value) => !value || (typeof value !== 'function' && typeof value !== 'object');
 class Scalar extends Node.NodeBase {
@@ -9996,17 +11051,17 @@ exports.isScalarValue = isScalarValue;
 
 /***/ }),
 
-/***/ 4454:
+/***/ 84454:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyCollection = __nccwpck_require__(1212);
-var addPairToJSMap = __nccwpck_require__(7104);
-var Collection = __nccwpck_require__(101);
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var Scalar = __nccwpck_require__(3301);
+var stringifyCollection = __nccwpck_require__(61212);
+var addPairToJSMap = __nccwpck_require__(97104);
+var Collection = __nccwpck_require__(40101);
+var identity = __nccwpck_require__(41127);
+var Pair = __nccwpck_require__(57165);
+var Scalar = __nccwpck_require__(63301);
 
 function findPair(items, key) {
     const k = identity.isScalar(key) ? key.value : key;
@@ -10150,17 +11205,17 @@ exports.findPair = findPair;
 
 /***/ }),
 
-/***/ 2223:
+/***/ 92223:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var createNode = __nccwpck_require__(2404);
-var stringifyCollection = __nccwpck_require__(1212);
-var Collection = __nccwpck_require__(101);
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var toJS = __nccwpck_require__(4043);
+var createNode = __nccwpck_require__(42404);
+var stringifyCollection = __nccwpck_require__(61212);
+var Collection = __nccwpck_require__(40101);
+var identity = __nccwpck_require__(41127);
+var Scalar = __nccwpck_require__(63301);
+var toJS = __nccwpck_require__(74043);
 
 class YAMLSeq extends Collection.Collection {
     static get tagName() {
@@ -10272,16 +11327,16 @@ exports.YAMLSeq = YAMLSeq;
 
 /***/ }),
 
-/***/ 7104:
+/***/ 97104:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var log = __nccwpck_require__(7249);
-var merge = __nccwpck_require__(452);
+var log = __nccwpck_require__(57249);
+var merge = __nccwpck_require__(90452);
 var stringify = __nccwpck_require__(2148);
-var identity = __nccwpck_require__(1127);
-var toJS = __nccwpck_require__(4043);
+var identity = __nccwpck_require__(41127);
+var toJS = __nccwpck_require__(74043);
 
 function addPairToJSMap(ctx, map, { key, value }) {
     if (identity.isNode(key) && key.addToJSMap)
@@ -10344,7 +11399,7 @@ exports.addPairToJSMap = addPairToJSMap;
 
 /***/ }),
 
-/***/ 1127:
+/***/ 41127:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10404,12 +11459,12 @@ exports.isSeq = isSeq;
 
 /***/ }),
 
-/***/ 4043:
+/***/ 74043:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(41127);
 
 /**
  * Recursively convert any node or its contents to native JavaScript
@@ -10450,15 +11505,15 @@ exports.toJS = toJS;
 
 /***/ }),
 
-/***/ 110:
+/***/ 60110:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var resolveBlockScalar = __nccwpck_require__(8913);
-var resolveFlowScalar = __nccwpck_require__(6842);
-var errors = __nccwpck_require__(1464);
-var stringifyString = __nccwpck_require__(3069);
+var resolveBlockScalar = __nccwpck_require__(48913);
+var resolveFlowScalar = __nccwpck_require__(76842);
+var errors = __nccwpck_require__(91464);
+var stringifyString = __nccwpck_require__(83069);
 
 function resolveAsScalar(token, strict = true, onError) {
     if (token) {
@@ -10675,7 +11730,7 @@ exports.setScalarValue = setScalarValue;
 
 /***/ }),
 
-/***/ 1733:
+/***/ 91733:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10745,7 +11800,7 @@ exports.stringify = stringify;
 
 /***/ }),
 
-/***/ 7715:
+/***/ 97715:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10856,9 +11911,9 @@ exports.visit = visit;
 
 
 
-var cstScalar = __nccwpck_require__(110);
-var cstStringify = __nccwpck_require__(1733);
-var cstVisit = __nccwpck_require__(7715);
+var cstScalar = __nccwpck_require__(60110);
+var cstStringify = __nccwpck_require__(91733);
+var cstVisit = __nccwpck_require__(97715);
 
 /** The byte order mark */
 const BOM = '\u{FEFF}';
@@ -10970,7 +12025,7 @@ exports.tokenType = tokenType;
 
 /***/ }),
 
-/***/ 361:
+/***/ 40361:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -11700,7 +12755,7 @@ exports.Lexer = Lexer;
 
 /***/ }),
 
-/***/ 6628:
+/***/ 66628:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -11755,7 +12810,7 @@ exports.LineCounter = LineCounter;
 
 var node_process = __nccwpck_require__(932);
 var cst = __nccwpck_require__(3461);
-var lexer = __nccwpck_require__(361);
+var lexer = __nccwpck_require__(40361);
 
 function includesToken(list, type) {
     for (let i = 0; i < list.length; ++i)
@@ -12735,17 +13790,17 @@ exports.Parser = Parser;
 
 /***/ }),
 
-/***/ 4047:
+/***/ 84047:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var composer = __nccwpck_require__(9984);
+var composer = __nccwpck_require__(89984);
 var Document = __nccwpck_require__(3021);
-var errors = __nccwpck_require__(1464);
-var log = __nccwpck_require__(7249);
-var identity = __nccwpck_require__(1127);
-var lineCounter = __nccwpck_require__(6628);
+var errors = __nccwpck_require__(91464);
+var log = __nccwpck_require__(57249);
+var identity = __nccwpck_require__(41127);
+var lineCounter = __nccwpck_require__(66628);
 var parser = __nccwpck_require__(3456);
 
 function parseOptions(options) {
@@ -12849,16 +13904,16 @@ exports.stringify = stringify;
 
 /***/ }),
 
-/***/ 5840:
+/***/ 45840:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var map = __nccwpck_require__(7451);
+var identity = __nccwpck_require__(41127);
+var map = __nccwpck_require__(47451);
 var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var tags = __nccwpck_require__(18);
+var string = __nccwpck_require__(66464);
+var tags = __nccwpck_require__(90018);
 
 const sortMapEntriesByKey = (a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 class Schema {
@@ -12895,13 +13950,13 @@ exports.Schema = Schema;
 
 /***/ }),
 
-/***/ 7451:
+/***/ 47451:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var YAMLMap = __nccwpck_require__(4454);
+var identity = __nccwpck_require__(41127);
+var YAMLMap = __nccwpck_require__(84454);
 
 const map = {
     collection: 'map',
@@ -12921,12 +13976,12 @@ exports.map = map;
 
 /***/ }),
 
-/***/ 3632:
+/***/ 73632:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(63301);
 
 const nullTag = {
     identify: value => value == null,
@@ -12950,8 +14005,8 @@ exports.nullTag = nullTag;
 
 
 
-var identity = __nccwpck_require__(1127);
-var YAMLSeq = __nccwpck_require__(2223);
+var identity = __nccwpck_require__(41127);
+var YAMLSeq = __nccwpck_require__(92223);
 
 const seq = {
     collection: 'seq',
@@ -12971,12 +14026,12 @@ exports.seq = seq;
 
 /***/ }),
 
-/***/ 6464:
+/***/ 66464:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyString = __nccwpck_require__(3069);
+var stringifyString = __nccwpck_require__(83069);
 
 const string = {
     identify: value => typeof value === 'string',
@@ -12994,12 +14049,12 @@ exports.string = string;
 
 /***/ }),
 
-/***/ 3959:
+/***/ 73959:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(63301);
 
 const boolTag = {
     identify: value => typeof value === 'boolean',
@@ -13022,13 +14077,13 @@ exports.boolTag = boolTag;
 
 /***/ }),
 
-/***/ 8405:
+/***/ 38405:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var stringifyNumber = __nccwpck_require__(8689);
+var Scalar = __nccwpck_require__(63301);
+var stringifyNumber = __nccwpck_require__(28689);
 
 const floatNaN = {
     identify: value => typeof value === 'number',
@@ -13076,12 +14131,12 @@ exports.floatNaN = floatNaN;
 
 /***/ }),
 
-/***/ 9874:
+/***/ 59874:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyNumber = __nccwpck_require__(8689);
+var stringifyNumber = __nccwpck_require__(28689);
 
 const intIdentify = (value) => typeof value === 'bigint' || Number.isInteger(value);
 const intResolve = (str, offset, radix, { intAsBigInt }) => (intAsBigInt ? BigInt(str) : parseInt(str.substring(offset), radix));
@@ -13125,18 +14180,18 @@ exports.intOct = intOct;
 
 /***/ }),
 
-/***/ 896:
+/***/ 70896:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var map = __nccwpck_require__(7451);
-var _null = __nccwpck_require__(3632);
+var map = __nccwpck_require__(47451);
+var _null = __nccwpck_require__(73632);
 var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var bool = __nccwpck_require__(3959);
-var float = __nccwpck_require__(8405);
-var int = __nccwpck_require__(9874);
+var string = __nccwpck_require__(66464);
+var bool = __nccwpck_require__(73959);
+var float = __nccwpck_require__(38405);
+var int = __nccwpck_require__(59874);
 
 const schema = [
     map.map,
@@ -13157,13 +14212,13 @@ exports.schema = schema;
 
 /***/ }),
 
-/***/ 3559:
+/***/ 33559:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var map = __nccwpck_require__(7451);
+var Scalar = __nccwpck_require__(63301);
+var map = __nccwpck_require__(47451);
 var seq = __nccwpck_require__(1706);
 
 function intIdentify(value) {
@@ -13228,27 +14283,27 @@ exports.schema = schema;
 
 /***/ }),
 
-/***/ 18:
+/***/ 90018:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var map = __nccwpck_require__(7451);
-var _null = __nccwpck_require__(3632);
+var map = __nccwpck_require__(47451);
+var _null = __nccwpck_require__(73632);
 var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var bool = __nccwpck_require__(3959);
-var float = __nccwpck_require__(8405);
-var int = __nccwpck_require__(9874);
-var schema = __nccwpck_require__(896);
-var schema$1 = __nccwpck_require__(3559);
-var binary = __nccwpck_require__(6083);
-var merge = __nccwpck_require__(452);
-var omap = __nccwpck_require__(303);
-var pairs = __nccwpck_require__(8385);
-var schema$2 = __nccwpck_require__(5913);
-var set = __nccwpck_require__(1528);
-var timestamp = __nccwpck_require__(6752);
+var string = __nccwpck_require__(66464);
+var bool = __nccwpck_require__(73959);
+var float = __nccwpck_require__(38405);
+var int = __nccwpck_require__(59874);
+var schema = __nccwpck_require__(70896);
+var schema$1 = __nccwpck_require__(33559);
+var binary = __nccwpck_require__(56083);
+var merge = __nccwpck_require__(90452);
+var omap = __nccwpck_require__(50303);
+var pairs = __nccwpck_require__(18385);
+var schema$2 = __nccwpck_require__(35913);
+var set = __nccwpck_require__(81528);
+var timestamp = __nccwpck_require__(46752);
 
 const schemas = new Map([
     ['core', schema.schema],
@@ -13334,14 +14389,14 @@ exports.getTags = getTags;
 
 /***/ }),
 
-/***/ 6083:
+/***/ 56083:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var node_buffer = __nccwpck_require__(181);
-var Scalar = __nccwpck_require__(3301);
-var stringifyString = __nccwpck_require__(3069);
+var node_buffer = __nccwpck_require__(20181);
+var Scalar = __nccwpck_require__(63301);
+var stringifyString = __nccwpck_require__(83069);
 
 const binary = {
     identify: value => value instanceof Uint8Array, // Buffer inherits from Uint8Array
@@ -13411,12 +14466,12 @@ exports.binary = binary;
 
 /***/ }),
 
-/***/ 8398:
+/***/ 88398:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(63301);
 
 function boolStringify({ value, source }, ctx) {
     const boolObj = value ? trueTag : falseTag;
@@ -13447,13 +14502,13 @@ exports.trueTag = trueTag;
 
 /***/ }),
 
-/***/ 5782:
+/***/ 35782:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var stringifyNumber = __nccwpck_require__(8689);
+var Scalar = __nccwpck_require__(63301);
+var stringifyNumber = __nccwpck_require__(28689);
 
 const floatNaN = {
     identify: value => typeof value === 'number',
@@ -13504,12 +14559,12 @@ exports.floatNaN = floatNaN;
 
 /***/ }),
 
-/***/ 873:
+/***/ 10873:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyNumber = __nccwpck_require__(8689);
+var stringifyNumber = __nccwpck_require__(28689);
 
 const intIdentify = (value) => typeof value === 'bigint' || Number.isInteger(value);
 function intResolve(str, offset, radix, { intAsBigInt }) {
@@ -13587,13 +14642,13 @@ exports.intOct = intOct;
 
 /***/ }),
 
-/***/ 452:
+/***/ 90452:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
+var identity = __nccwpck_require__(41127);
+var Scalar = __nccwpck_require__(63301);
 
 // If the value associated with a merge key is a single mapping node, each of
 // its key/value pairs is inserted into the current mapping, unless the key
@@ -13665,16 +14720,16 @@ exports.merge = merge;
 
 /***/ }),
 
-/***/ 303:
+/***/ 50303:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var toJS = __nccwpck_require__(4043);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var pairs = __nccwpck_require__(8385);
+var identity = __nccwpck_require__(41127);
+var toJS = __nccwpck_require__(74043);
+var YAMLMap = __nccwpck_require__(84454);
+var YAMLSeq = __nccwpck_require__(92223);
+var pairs = __nccwpck_require__(18385);
 
 class YAMLOMap extends YAMLSeq.YAMLSeq {
     constructor() {
@@ -13749,15 +14804,15 @@ exports.omap = omap;
 
 /***/ }),
 
-/***/ 8385:
+/***/ 18385:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var Scalar = __nccwpck_require__(3301);
-var YAMLSeq = __nccwpck_require__(2223);
+var identity = __nccwpck_require__(41127);
+var Pair = __nccwpck_require__(57165);
+var Scalar = __nccwpck_require__(63301);
+var YAMLSeq = __nccwpck_require__(92223);
 
 function resolvePairs(seq, onError) {
     if (identity.isSeq(seq)) {
@@ -13838,24 +14893,24 @@ exports.resolvePairs = resolvePairs;
 
 /***/ }),
 
-/***/ 5913:
+/***/ 35913:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var map = __nccwpck_require__(7451);
-var _null = __nccwpck_require__(3632);
+var map = __nccwpck_require__(47451);
+var _null = __nccwpck_require__(73632);
 var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var binary = __nccwpck_require__(6083);
-var bool = __nccwpck_require__(8398);
-var float = __nccwpck_require__(5782);
-var int = __nccwpck_require__(873);
-var merge = __nccwpck_require__(452);
-var omap = __nccwpck_require__(303);
-var pairs = __nccwpck_require__(8385);
-var set = __nccwpck_require__(1528);
-var timestamp = __nccwpck_require__(6752);
+var string = __nccwpck_require__(66464);
+var binary = __nccwpck_require__(56083);
+var bool = __nccwpck_require__(88398);
+var float = __nccwpck_require__(35782);
+var int = __nccwpck_require__(10873);
+var merge = __nccwpck_require__(90452);
+var omap = __nccwpck_require__(50303);
+var pairs = __nccwpck_require__(18385);
+var set = __nccwpck_require__(81528);
+var timestamp = __nccwpck_require__(46752);
 
 const schema = [
     map.map,
@@ -13886,14 +14941,14 @@ exports.schema = schema;
 
 /***/ }),
 
-/***/ 1528:
+/***/ 81528:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var YAMLMap = __nccwpck_require__(4454);
+var identity = __nccwpck_require__(41127);
+var Pair = __nccwpck_require__(57165);
+var YAMLMap = __nccwpck_require__(84454);
 
 class YAMLSet extends YAMLMap.YAMLMap {
     constructor(schema) {
@@ -13989,12 +15044,12 @@ exports.set = set;
 
 /***/ }),
 
-/***/ 6752:
+/***/ 46752:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyNumber = __nccwpck_require__(8689);
+var stringifyNumber = __nccwpck_require__(28689);
 
 /** Internal types handle bigint as number, because TS can't figure it out. */
 function parseSexagesimal(str, asBigInt) {
@@ -14101,7 +15156,7 @@ exports.timestamp = timestamp;
 
 /***/ }),
 
-/***/ 4475:
+/***/ 34475:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -14264,10 +15319,10 @@ exports.foldFlowLines = foldFlowLines;
 
 
 
-var anchors = __nccwpck_require__(1596);
-var identity = __nccwpck_require__(1127);
-var stringifyComment = __nccwpck_require__(9799);
-var stringifyString = __nccwpck_require__(3069);
+var anchors = __nccwpck_require__(71596);
+var identity = __nccwpck_require__(41127);
+var stringifyComment = __nccwpck_require__(59799);
+var stringifyString = __nccwpck_require__(83069);
 
 function createStringifyContext(doc, options) {
     const opt = Object.assign({
@@ -14398,14 +15453,14 @@ exports.stringify = stringify;
 
 /***/ }),
 
-/***/ 1212:
+/***/ 61212:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(41127);
 var stringify = __nccwpck_require__(2148);
-var stringifyComment = __nccwpck_require__(9799);
+var stringifyComment = __nccwpck_require__(59799);
 
 function stringifyCollection(collection, ctx, options) {
     const flow = ctx.inFlow ?? collection.flow;
@@ -14560,7 +15615,7 @@ exports.stringifyCollection = stringifyCollection;
 
 /***/ }),
 
-/***/ 9799:
+/***/ 59799:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -14596,9 +15651,9 @@ exports.stringifyComment = stringifyComment;
 
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(41127);
 var stringify = __nccwpck_require__(2148);
-var stringifyComment = __nccwpck_require__(9799);
+var stringifyComment = __nccwpck_require__(59799);
 
 function stringifyDocument(doc, options) {
     const lines = [];
@@ -14685,7 +15740,7 @@ exports.stringifyDocument = stringifyDocument;
 
 /***/ }),
 
-/***/ 8689:
+/***/ 28689:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -14719,15 +15774,15 @@ exports.stringifyNumber = stringifyNumber;
 
 /***/ }),
 
-/***/ 9748:
+/***/ 59748:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
+var identity = __nccwpck_require__(41127);
+var Scalar = __nccwpck_require__(63301);
 var stringify = __nccwpck_require__(2148);
-var stringifyComment = __nccwpck_require__(9799);
+var stringifyComment = __nccwpck_require__(59799);
 
 function stringifyPair({ key, value }, ctx, onComment, onChompKeep) {
     const { allNullValues, doc, indent, indentStep, options: { commentString, indentSeq, simpleKeys } } = ctx;
@@ -14878,13 +15933,13 @@ exports.stringifyPair = stringifyPair;
 
 /***/ }),
 
-/***/ 3069:
+/***/ 83069:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var foldFlowLines = __nccwpck_require__(4475);
+var Scalar = __nccwpck_require__(63301);
+var foldFlowLines = __nccwpck_require__(34475);
 
 const getFoldOptions = (ctx, isBlock) => ({
     indentAtStart: isBlock ? ctx.indent.length : ctx.indentAtStart,
@@ -15223,12 +16278,12 @@ exports.stringifyString = stringifyString;
 
 /***/ }),
 
-/***/ 204:
+/***/ 10204:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(41127);
 
 const BREAK = Symbol('break visit');
 const SKIP = Symbol('skip children');
@@ -15664,7 +16719,7 @@ exports.visitAsync = visitAsync;
 var __webpack_exports__ = {};
 
 // EXTERNAL MODULE: ./node_modules/commander/index.js
-var commander = __nccwpck_require__(8909);
+var commander = __nccwpck_require__(18909);
 ;// CONCATENATED MODULE: ./node_modules/commander/esm.mjs
 
 
@@ -15771,7 +16826,7 @@ function scrubEnv(env) {
 ;// CONCATENATED MODULE: external "node:crypto"
 const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 // EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
+var external_node_path_ = __nccwpck_require__(76760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
 ;// CONCATENATED MODULE: ./src/journal/damage.ts
 // The errors for a checkpoint that cannot be trusted. A checkpoint comes back from a cache, an artifact or a
@@ -15823,7 +16878,7 @@ function showValue(value) {
 }
 
 // EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
+var external_node_fs_ = __nccwpck_require__(73024);
 ;// CONCATENATED MODULE: ./src/journal/fsutil.ts
 // Small durable-file helpers. Every update to the checkpoint directory is either append-then-fsync (the
 // journal) or write-temp, fsync, rename, fsync-the-directory (everything else, via writeFileAtomic).
@@ -26221,1014 +27276,10 @@ function preprocess(fn, schema) {
     });
 }
 
-;// CONCATENATED MODULE: ./src/journal/intervals.ts
-// A set of integers kept as sorted, disjoint, merged half-open intervals [start, end).
-//
-// Completed work is recorded here: a million contiguous done units is one interval, and even a
-// pathological every-other pattern (500,000 fragments) costs flat number arrays, not an object per
-// fragment.
-//
-// Layout: the intervals, in order, are cut into blocks; each block is a flat number[]
-// [s0, e0, s1, e1, ...] of at most MAX_BLOCK numbers, never empty, with s0 < e0 < s1 < e1 < ... across
-// all blocks (strict: adjacent intervals are merged, so e_i < s_{i+1}). A lookup is a binary search over
-// the blocks (by their first start or last end) and then inside one block. Blocks bound the cost of an
-// edit in the middle: one flat array would make filling the gaps of a 500,000-fragment set (a retry of
-// every other unit) shift half a million numbers per unit, a minute of blocked event loop in total.
-// Units finish in roughly ascending order, so add() has an O(1) fast path at the end.
-/** Numbers (2 per interval) per block; a block that grows past it is split in two. */
-const MAX_BLOCK = 1024;
-/** A block shrunk below this is merged into a neighbour when they fit together. */
-const MIN_BLOCK = MAX_BLOCK / 4;
-function checkInt(name, value) {
-    if (!Number.isSafeInteger(value)) {
-        throw new RangeError(`IntervalSet: expected \`${name}\` to be a safe integer, got \`${String(value)}\``);
-    }
-}
-/** In a flat block, the first interval whose end is >= x (> x when strict). */
-function blockIndexByEnd(d, x, strict) {
-    let lo = 0;
-    let hi = d.length >> 1;
-    while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        const end = d[2 * mid + 1];
-        if (strict ? end > x : end >= x)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
-}
-/** In a flat block, the first interval whose start is > x (>= x when inclusive). */
-function blockIndexByStart(d, x, inclusive) {
-    let lo = 0;
-    let hi = d.length >> 1;
-    while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        const start = d[2 * mid];
-        if (inclusive ? start >= x : start > x)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
-}
-class IntervalSet {
-    #blocks = [];
-    #size = 0;
-    #count = 0;
-    /** Total count of integers covered. */
-    get size() {
-        return this.#size;
-    }
-    /** Number of disjoint intervals. */
-    get count() {
-        return this.#count;
-    }
-    get isEmpty() {
-        return this.#count === 0;
-    }
-    /** Smallest covered integer, or undefined when empty. */
-    get min() {
-        return this.#blocks[0]?.[0];
-    }
-    /** One past the largest covered integer, or undefined when empty. */
-    get max() {
-        const last = this.#blocks[this.#blocks.length - 1];
-        return last?.[last.length - 1];
-    }
-    /** Position of the first interval whose end is >= x (> x when strict). */
-    #posByEnd(x, strict) {
-        const blocks = this.#blocks;
-        let lo = 0;
-        let hi = blocks.length;
-        while (lo < hi) {
-            const mid = (lo + hi) >>> 1;
-            const block = blocks[mid];
-            const end = block[block.length - 1];
-            if (strict ? end > x : end >= x)
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        const block = blocks[lo];
-        return { b: lo, k: block === undefined ? 0 : blockIndexByEnd(block, x, strict) };
-    }
-    /** Position of the first interval whose start is > x (>= x when inclusive). */
-    #posByStart(x, inclusive) {
-        const blocks = this.#blocks;
-        let lo = 0;
-        let hi = blocks.length;
-        while (lo < hi) {
-            const mid = (lo + hi) >>> 1;
-            const start = blocks[mid][0];
-            if (inclusive ? start >= x : start > x)
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        // The answer is in the block before `lo` (whose first start qualifies not), or is `lo`'s first interval.
-        const prev = blocks[lo - 1];
-        if (prev === undefined)
-            return { b: lo, k: 0 };
-        const k = blockIndexByStart(prev, x, inclusive);
-        return k === prev.length >> 1 ? { b: lo, k: 0 } : { b: lo - 1, k };
-    }
-    #startAt(p) {
-        return this.#blocks[p.b][2 * p.k];
-    }
-    #endAt(p) {
-        return this.#blocks[p.b][2 * p.k + 1];
-    }
-    /** End of the interval just before position `p` (which must not be the first). */
-    #endBefore(p) {
-        if (p.k > 0)
-            return this.#blocks[p.b][2 * p.k - 1];
-        const prev = this.#blocks[p.b - 1];
-        return prev[prev.length - 1];
-    }
-    /** Replaces the intervals from position p (inclusive) to q (exclusive) with `items` (flat, sorted). */
-    #splice(p, q, items) {
-        const blocks = this.#blocks;
-        let removedSize = 0;
-        let removedCount = 0;
-        for (let b = p.b, k = p.k; b < q.b || (b === q.b && k < q.k);) {
-            const block = blocks[b];
-            if (2 * k >= block.length) {
-                b++;
-                k = 0;
-                continue;
-            }
-            removedSize += block[2 * k + 1] - block[2 * k];
-            removedCount++;
-            k++;
-        }
-        let addedSize = 0;
-        for (let i = 0; i < items.length; i += 2)
-            addedSize += items[i + 1] - items[i];
-        this.#size += addedSize - removedSize;
-        this.#count += items.length / 2 - removedCount;
-        if (p.b === blocks.length) {
-            // Insertion at the very end (p === q).
-            const last = blocks[blocks.length - 1];
-            if (last !== undefined && last.length + items.length <= MAX_BLOCK)
-                last.push(...items);
-            else if (items.length > 0)
-                blocks.push(items.slice());
-            return;
-        }
-        const head = blocks[p.b];
-        if (p.b === q.b) {
-            head.splice(2 * p.k, 2 * (q.k - p.k), ...items);
-            this.#rebalance(p.b);
-            return;
-        }
-        head.length = 2 * p.k;
-        head.push(...items);
-        const tail = blocks[q.b];
-        if (tail !== undefined && q.k > 0)
-            tail.splice(0, 2 * q.k);
-        blocks.splice(p.b + 1, q.b - p.b - 1);
-        if (tail !== undefined)
-            this.#rebalance(p.b + 1);
-        this.#rebalance(p.b);
-    }
-    /** Keeps block `b` non-empty, at most MAX_BLOCK long, and merges it with a neighbour when small. */
-    #rebalance(b) {
-        const blocks = this.#blocks;
-        const block = blocks[b];
-        if (block === undefined)
-            return;
-        if (block.length === 0) {
-            blocks.splice(b, 1);
-        }
-        else if (block.length > MAX_BLOCK) {
-            const half = (block.length >> 2) << 1;
-            blocks.splice(b, 1, block.slice(0, half), block.slice(half));
-        }
-        else if (block.length < MIN_BLOCK) {
-            const next = blocks[b + 1];
-            const prev = blocks[b - 1];
-            if (next !== undefined && block.length + next.length <= MAX_BLOCK) {
-                block.push(...next);
-                blocks.splice(b + 1, 1);
-            }
-            else if (prev !== undefined && prev.length + block.length <= MAX_BLOCK) {
-                prev.push(...block);
-                blocks.splice(b, 1);
-            }
-        }
-    }
-    /** Adds [start, end). Overlapping and adjacent intervals merge. An empty range is a no-op. */
-    add(start, end) {
-        checkInt('start', start);
-        checkInt('end', end);
-        if (start >= end)
-            return this;
-        const blocks = this.#blocks;
-        const last = blocks[blocks.length - 1];
-        // Fast paths: appending past, touching or overlapping the last interval.
-        if (last === undefined) {
-            blocks.push([start, end]);
-            this.#size += end - start;
-            this.#count++;
-            return this;
-        }
-        const n = last.length;
-        const lastEnd = last[n - 1];
-        if (start > lastEnd) {
-            if (n < MAX_BLOCK)
-                last.push(start, end);
-            else
-                blocks.push([start, end]);
-            this.#size += end - start;
-            this.#count++;
-            return this;
-        }
-        if (start >= last[n - 2]) {
-            if (end > lastEnd) {
-                last[n - 1] = end;
-                this.#size += end - lastEnd;
-            }
-            return this;
-        }
-        // General case: the intervals from p to q (exclusive) touch or overlap [start, end) and merge with it.
-        const p = this.#posByEnd(start, false);
-        const q = this.#posByStart(end, false);
-        if (p.b === q.b && p.k === q.k) {
-            this.#splice(p, q, [start, end]);
-        }
-        else {
-            this.#splice(p, q, [Math.min(start, this.#startAt(p)), Math.max(end, this.#endBefore(q))]);
-        }
-        return this;
-    }
-    /** Removes [start, end) from the set, splitting an interval when needed. */
-    remove(start, end) {
-        checkInt('start', start);
-        checkInt('end', end);
-        if (start >= end)
-            return this;
-        // The intervals from p to q (exclusive) strictly overlap [start, end).
-        const p = this.#posByEnd(start, true);
-        const q = this.#posByStart(end, true);
-        if (p.b > q.b || (p.b === q.b && p.k >= q.k))
-            return this;
-        const firstStart = this.#startAt(p);
-        const lastEnd = this.#endBefore(q);
-        const keep = [];
-        if (firstStart < start)
-            keep.push(firstStart, start);
-        if (lastEnd > end)
-            keep.push(end, lastEnd);
-        this.#splice(p, q, keep);
-        return this;
-    }
-    clear() {
-        this.#blocks = [];
-        this.#size = 0;
-        this.#count = 0;
-        return this;
-    }
-    has(x) {
-        const p = this.#posByEnd(x, true);
-        return p.b < this.#blocks.length && this.#startAt(p) <= x;
-    }
-    /** True when every integer of [start, end) is in the set (vacuously true for an empty range). */
-    covers(start, end) {
-        if (start >= end)
-            return true;
-        const p = this.#posByEnd(start, true);
-        return p.b < this.#blocks.length && this.#startAt(p) <= start && this.#endAt(p) >= end;
-    }
-    /** True when some integer of [start, end) is in the set. */
-    overlaps(start, end) {
-        if (start >= end)
-            return false;
-        const p = this.#posByEnd(start, true);
-        return p.b < this.#blocks.length && this.#startAt(p) < end;
-    }
-    /** The intervals from the first one ending after `x` on, in order. */
-    *#from(x) {
-        const blocks = this.#blocks;
-        const p = this.#posByEnd(x, true);
-        for (let b = p.b, k = p.k; b < blocks.length; b++, k = 0) {
-            const block = blocks[b];
-            for (; 2 * k < block.length; k++)
-                yield [block[2 * k], block[2 * k + 1]];
-        }
-    }
-    /** Number of integers of [start, end) in the set. */
-    coveredIn(start, end) {
-        if (start >= end)
-            return 0;
-        let total = 0;
-        for (const [s, e] of this.#from(start)) {
-            if (s >= end)
-                break;
-            total += Math.min(end, e) - Math.max(start, s);
-        }
-        return total;
-    }
-    *intervals() {
-        for (const block of this.#blocks) {
-            for (let k = 0; k < block.length; k += 2)
-                yield [block[k], block[k + 1]];
-        }
-    }
-    /** The uncovered pieces of [from, to), in ascending order. */
-    *gaps(from, to) {
-        if (from >= to)
-            return;
-        let cur = from;
-        for (const [s, e] of this.#from(from)) {
-            if (s >= to)
-                break;
-            if (s > cur)
-                yield [cur, s];
-            cur = e;
-            if (cur >= to)
-                return;
-        }
-        if (cur < to)
-            yield [cur, to];
-    }
-    /**
-     * The first uncovered piece of [from, to) that starts at or after `after` (default `from`), clipped to
-     * begin no earlier than `after`; undefined when everything there is covered. The scheduler uses
-     * `after` as a cursor to find the next pending unit without rescanning the finished prefix.
-     */
-    firstGap(from, to, after = from) {
-        const start = Math.max(from, after);
-        for (const gap of this.gaps(start, to))
-            return gap;
-        return undefined;
-    }
-    clone() {
-        const copy = new IntervalSet();
-        copy.#blocks = this.#blocks.map((block) => block.slice());
-        copy.#size = this.#size;
-        copy.#count = this.#count;
-        return copy;
-    }
-    equals(other) {
-        if (this.#count !== other.#count || this.#size !== other.#size)
-            return false;
-        const theirs = other.intervals();
-        for (const [s, e] of this.intervals()) {
-            const next = theirs.next();
-            if (next.done || next.value[0] !== s || next.value[1] !== e)
-                return false;
-        }
-        return true;
-    }
-    toJSON() {
-        return [...this.intervals()];
-    }
-    /** "0-99, 150, 200-299" (inclusive ends), for messages and status output. */
-    toString() {
-        const parts = [];
-        for (const [s, e] of this.intervals())
-            parts.push(e - s === 1 ? `${s}` : `${s}-${e - 1}`);
-        return parts.join(', ');
-    }
-    /**
-     * Parses the output of toJSON(). Intervals must be [start, end) pairs of safe integers with start < end,
-     * sorted and not overlapping; adjacent intervals are accepted and merged.
-     */
-    static fromJSON(value) {
-        if (!Array.isArray(value)) {
-            throw new Error(`invalid interval list: expected an array of [start, end] pairs, got ${intervals_describe(value)}`);
-        }
-        const set = new IntervalSet();
-        let prevEnd;
-        for (let i = 0; i < value.length; i++) {
-            const pair = value[i];
-            if (!Array.isArray(pair) || pair.length !== 2) {
-                throw new Error(`invalid interval list: entry ${i} must be a [start, end] pair, got ${intervals_describe(pair)}`);
-            }
-            const [s, e] = pair;
-            if (!Number.isSafeInteger(s) || !Number.isSafeInteger(e)) {
-                throw new Error(`invalid interval list: entry ${i} must hold two integers, got ${intervals_describe(pair)}`);
-            }
-            const start = s;
-            const end = e;
-            if (start >= end) {
-                throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] is empty or reversed (start must be < end)`);
-            }
-            if (prevEnd !== undefined && start < prevEnd) {
-                throw new Error(`invalid interval list: entry ${i} [${start}, ${end}] overlaps or precedes the previous one, which ends at ${prevEnd}; entries must be sorted and disjoint`);
-            }
-            // Sorted input always takes add()'s append fast path; an adjacent entry merges into the previous one.
-            set.add(start, end);
-            prevEnd = end;
-        }
-        return set;
-    }
-    /** `[s0, e0, s1, e1, ...]`: the compact form the snapshot stores (one array, not an array per interval). */
-    toFlat() {
-        const out = [];
-        for (const block of this.#blocks)
-            for (const x of block)
-                out.push(x);
-        return out;
-    }
-    /** The inverse of `toFlat`, validated: sorted, disjoint, non-empty integer intervals. */
-    static fromFlat(value) {
-        if (!Array.isArray(value) || value.length % 2 !== 0) {
-            throw new Error(`invalid interval list: expected a flat array of start, end pairs, got ${intervals_describe(value)}`);
-        }
-        const set = new IntervalSet();
-        let prevEnd = Number.NEGATIVE_INFINITY;
-        for (let i = 0; i < value.length; i += 2) {
-            const start = value[i];
-            const end = value[i + 1];
-            if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) {
-                throw new Error(`invalid interval list: pair ${i / 2} must hold two integers, got ${intervals_describe([start, end])}`);
-            }
-            const s = start;
-            const e = end;
-            if (s >= e || s < prevEnd) {
-                throw new Error(`invalid interval list: pair ${i / 2} [${s}, ${e}] is empty, reversed, or not after the previous one (ends at ${prevEnd})`);
-            }
-            set.add(s, e);
-            prevEnd = e;
-        }
-        return set;
-    }
-    static from(intervals) {
-        const set = new IntervalSet();
-        for (const [s, e] of intervals)
-            set.add(s, e);
-        return set;
-    }
-}
-function intervals_describe(value) {
-    let text;
-    try {
-        text = JSON.stringify(value) ?? String(value);
-    }
-    catch {
-        text = String(value);
-    }
-    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
-;// CONCATENATED MODULE: ./src/journal/pace.ts
-// How fast a step with chunks sized by time (`batch.size: { target, min, max }`) gets through its items,
-// kept in its checkpoint record so that a resumed attempt sizes its first chunks from what earlier attempts
-// measured. Like pt-online-schema-change's --chunk-time: an exponentially weighted average of the items and
-// of the time of the finished chunks, whose ratio is the rate. A ratio of weighted sums (rather than a
-// weighted mean of per-chunk rates) lets a big chunk count for more than a tiny one.
-/** Weight of the history against each new chunk (pt-online-schema-change uses the same). */
-const PACE_WEIGHT = 0.75;
-/** `pace` with one more done chunk of `size` items that took `ms`. */
-function updatePace(pace, size, ms) {
-    // A chunk never takes less than a millisecond: a 0 would make an infinite rate.
-    const t = Math.max(1, ms);
-    if (!pace)
-        return { items: size, ms: t, lastSize: size, lastMs: ms, chunks: 1 };
-    return {
-        items: pace.items * PACE_WEIGHT + size,
-        ms: pace.ms * PACE_WEIGHT + t,
-        lastSize: size,
-        lastMs: ms,
-        chunks: pace.chunks + 1,
-    };
-}
-/** Items per millisecond; undefined before the first done chunk. */
-function paceRate(pace) {
-    if (!pace || !(pace.ms > 0) || !(pace.items > 0))
-        return undefined;
-    return pace.items / pace.ms;
-}
-
-;// CONCATENATED MODULE: ./src/journal/state.ts
-// The checkpoint's in-memory model and the one function that changes it (`applyEvent`). The snapshot
-// (checkpoint.json) is this model serialised; the journal is the list of events applied since.
-
-
-const FORMAT_VERSION = 1;
-/** Durations kept per step for the p90 estimate: recent ones matter most and the snapshot stays small. */
-const DURATION_SAMPLES = 256;
-/** The approval recorded for `step`, if any. */
-function approvalOf(state, step) {
-    return state.approvals?.get(step);
-}
-function emptyState(runId, planName, now = Date.now()) {
-    return {
-        format: FORMAT_VERSION,
-        runId,
-        planName,
-        createdAt: now,
-        updatedAt: now,
-        seq: 0,
-        attempts: [],
-        steps: new Map(),
-    };
-}
-function unitCount(rec) {
-    return Math.ceil((rec.to - rec.from) / rec.size);
-}
-function isStepComplete(rec) {
-    if (rec.to <= rec.from)
-        return true;
-    if (!rec.gone || rec.gone.isEmpty)
-        return rec.done.covers(rec.from, rec.to);
-    return settledIn(rec, rec.from, rec.to);
-}
-/** Every item of [s, e) is done or gone. */
-function settledIn(rec, s, e) {
-    for (const gap of rec.done.gaps(s, e))
-        if (!rec.gone?.covers(gap[0], gap[1]))
-            return false;
-    return true;
-}
-/**
- * The first pending piece of [from, to) at or after `after`: not done and not gone (`refresh: true`). What
- * `order: sequential` starts next.
- */
-function firstPendingGap(rec, from, to, after = from) {
-    let p = Math.max(from, after);
-    for (;;) {
-        const gap = rec.done.firstGap(from, to, p);
-        if (!gap || !rec.gone || rec.gone.isEmpty)
-            return gap;
-        const open = rec.gone.firstGap(gap[0], gap[1]);
-        if (open)
-            return open;
-        p = gap[1];
-    }
-}
-function newRecord(e, reason) {
-    const rec = {
-        fingerprint: e.fingerprint,
-        from: e.from,
-        to: e.to,
-        size: e.size,
-        done: new IntervalSet(),
-        failed: new Map(),
-        interrupted: new IntervalSet(),
-        running: new Map(),
-        outputs: {},
-        durations: [],
-        timeMs: 0,
-        unitsDone: 0,
-        reason,
-    };
-    if (e.items)
-        rec.items = e.items;
-    if (e.sharding)
-        rec.sharding = { ...e.sharding };
-    if (e.adaptive)
-        rec.adaptive = true;
-    return rec;
-}
-/**
- * Grid cells (units of `size`) wholly inside [s, e); the last cell ends at `to`. A done chunk sized by time
- * counts as the cells it covers, so that unit counts and progress stay in one measure.
- */
-function cellsIn(rec, s, e) {
-    const first = Math.ceil((s - rec.from) / rec.size);
-    const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
-    return Math.max(0, lastEnd - first);
-}
-/**
- * Units counted from intervals: a unit is done when its whole range is. Gone items (`refresh: true`) count
- * as settled, so a unit whose items are all done or gone is done.
- */
-function countDoneUnits(rec) {
-    let settled = rec.done;
-    if (rec.gone && !rec.gone.isEmpty) {
-        settled = rec.done.clone();
-        for (const [s, e] of rec.gone.intervals())
-            settled.add(s, e);
-    }
-    if (rec.size === 1)
-        return settled.size;
-    let n = 0;
-    for (const [s, e] of settled.intervals()) {
-        // Whole grid cells inside [s, e).
-        const first = Math.ceil((s - rec.from) / rec.size);
-        const lastEnd = e >= rec.to ? unitCount(rec) : Math.floor((e - rec.from) / rec.size);
-        if (lastEnd > first)
-            n += lastEnd - first;
-    }
-    return n;
-}
-/** Takes [s, e) out of the step's hand-marked ranges (reset, or a unit that ran there after all). */
-function unmark(rec, s, e) {
-    if (!rec.manual)
-        return;
-    const out = [];
-    for (const m of rec.manual) {
-        if (m.end <= s || m.start >= e)
-            out.push(m);
-        else {
-            if (m.start < s)
-                out.push({ ...m, end: s });
-            if (m.end > e)
-                out.push({ ...m, start: e });
-        }
-    }
-    if (out.length > 0)
-        rec.manual = out;
-    else
-        delete rec.manual;
-}
-/** The ranges of an event cut to the step's space (a plain or empty step has [from, to) as its one unit). */
-function rangesIn(rec, ranges) {
-    const out = [];
-    for (const [s, e] of ranges) {
-        const a = Math.max(s, rec.from);
-        const b = Math.min(e, rec.to);
-        if (a < b)
-            out.push([a, b]);
-    }
-    return out;
-}
-/** Failed units that start in [s, e) are dropped (done by hand, or pending again with fresh tries). */
-function dropFailed(rec, s, e) {
-    for (const start of rec.failed.keys())
-        if (start >= s && start < e)
-            rec.failed.delete(start);
-}
-function pushDuration(rec, ms) {
-    rec.durations.push(ms);
-    if (rec.durations.length > DURATION_SAMPLES)
-        rec.durations.splice(0, rec.durations.length - DURATION_SAMPLES);
-}
-/**
- * Applies one event. Unknown steps are ignored rather than fatal: a journal may name a step that a later
- * plan removed, and losing that history is harmless.
- */
-function applyEvent(state, ev) {
-    state.seq = ev.seq;
-    state.updatedAt = ev.t;
-    const e = ev;
-    switch (e.type) {
-        case 'attempt':
-            if (state.planName === '')
-                state.planName = e.plan;
-            if (e.shard && !state.shard)
-                state.shard = { index: e.shard.index, total: e.shard.total };
-            if (state.attempts.length === 0 && state.seq === ev.seq && state.createdAt > ev.t)
-                state.createdAt = ev.t;
-            state.attempts.push({
-                attempt: e.attempt,
-                pid: e.pid,
-                host: e.host,
-                resumed: e.resumed,
-                startedAt: e.t,
-                unitsDone: 0,
-            });
-            return;
-        case 'attempt-end': {
-            const a = state.attempts.find((x) => x.attempt === e.attempt);
-            if (a) {
-                // The attempt's length as measured, not the wall clock's difference (which may even be negative).
-                a.endedAt = e.ms !== undefined && Number.isFinite(e.ms) && e.ms >= 0 ? a.startedAt + e.ms : e.t;
-                a.exit = e.exit;
-                a.reason = e.reason;
-            }
-            return;
-        }
-        case 'step-init':
-            state.steps.set(e.step, newRecord(e, e.reason));
-            return;
-        case 'step-redefine': {
-            const rec = state.steps.get(e.step);
-            if (!rec) {
-                state.steps.set(e.step, newRecord(e, e.reason));
-                return;
-            }
-            rec.fingerprint = e.fingerprint;
-            rec.from = e.from;
-            rec.to = e.to;
-            rec.size = e.size;
-            if (e.sharding)
-                rec.sharding = { ...e.sharding };
-            else
-                delete rec.sharding;
-            if (e.adaptive)
-                rec.adaptive = true;
-            else {
-                delete rec.adaptive;
-                delete rec.pace;
-            }
-            rec.reason = e.reason;
-            fitToSpace(rec);
-            rec.completedAt = isStepComplete(rec) ? (rec.completedAt ?? e.t) : undefined;
-            return;
-        }
-        case 'merge':
-            state.merge = { run: e.run, total: e.total, runs: [...e.runs], at: e.at ?? e.t };
-            return;
-        case 'approve':
-            if (!state.approvals)
-                state.approvals = new Map();
-            state.approvals.set(e.step, { by: e.by, at: e.t });
-            return;
-        case 'reset':
-            // Throwing the step's work away by hand (`checkpoint reset`, rollback) also takes back its approval;
-            // `--failed` and the reset of `always` steps at each attempt do not. Cleared before the record lookup:
-            // a step approved before its record existed has none.
-            if (!e.failedOnly && e.reason !== 'always')
-                state.approvals?.delete(e.step);
-            break;
-        default:
-            break;
-    }
-    const rec = state.steps.get(e.step);
-    if (!rec)
-        return;
-    switch (e.type) {
-        case 'start':
-            rec.running.set(e.start, {
-                start: e.start,
-                end: e.end,
-                index: e.index,
-                attempt: e.attempt,
-                try: e.try,
-                t: e.t,
-            });
-            rec.interrupted.remove(e.start, e.end);
-            return;
-        case 'spawned': {
-            const r = rec.running.get(e.start);
-            if (r) {
-                r.pid = e.pid;
-                if (e.startTime !== undefined)
-                    r.startTime = e.startTime;
-                r.host = e.host;
-                if (e.marker !== undefined)
-                    r.marker = e.marker;
-            }
-            return;
-        }
-        case 'done': {
-            rec.running.delete(e.start);
-            rec.failed.delete(e.start);
-            rec.interrupted.remove(e.start, e.end);
-            unmark(rec, e.start, e.end);
-            if (!rec.done.covers(e.start, e.end)) {
-                // A chunk sized by time counts as the grid cells it covers (at least one, as any unit does).
-                let n = rec.adaptive ? Math.max(1, cellsIn(rec, e.start, e.end)) : 1;
-                rec.done.add(e.start, e.end);
-                // A list that refreshes has pieces of cells (the rest of a cell done before the list grew, items
-                // around gone ones): a fixed-size unit counts when it settles its whole cell, and only then.
-                if (rec.items?.refresh && !rec.adaptive) {
-                    const cs = rec.from + e.index * rec.size;
-                    n = settledIn(rec, cs, Math.min(cs + rec.size, rec.to)) ? 1 : 0;
-                }
-                // Two pieces of one cell (an interrupted unit cut anew) are two ends: never count past the total.
-                const room = Math.max(0, unitCount(rec) - rec.unitsDone);
-                rec.unitsDone += Math.min(n, room);
-                const a = state.attempts[state.attempts.length - 1];
-                if (a)
-                    a.unitsDone += Math.min(n, room);
-            }
-            rec.timeMs += e.ms;
-            rec.lastDoneAt = e.t;
-            pushDuration(rec, e.ms);
-            if (rec.adaptive)
-                rec.pace = updatePace(rec.pace, e.end - e.start, e.ms);
-            if (e.outputs)
-                Object.assign(rec.outputs, e.outputs);
-            return;
-        }
-        case 'fail': {
-            rec.running.delete(e.start);
-            rec.timeMs += e.ms;
-            const prev = rec.failed.get(e.start);
-            rec.failed.set(e.start, {
-                start: e.start,
-                end: e.end,
-                index: e.index,
-                exit: e.exit,
-                signal: e.signal,
-                tries: (prev?.tries ?? 0) + 1,
-                reason: e.reason,
-                attempt: state.attempts[state.attempts.length - 1]?.attempt ?? 0,
-                t: e.t,
-            });
-            return;
-        }
-        case 'yield':
-            rec.running.delete(e.start);
-            rec.timeMs += e.ms;
-            return;
-        case 'interrupt':
-            rec.running.delete(e.start);
-            rec.timeMs += e.ms;
-            // A unit left running before its step was redefined may lie outside the space it has now.
-            rec.interrupted.add(Math.max(e.start, rec.from), Math.min(e.end, rec.to));
-            return;
-        case 'step-complete':
-            rec.completedAt = e.t;
-            return;
-        case 'reset':
-            if (e.forget) {
-                state.steps.delete(e.step);
-                return;
-            }
-            if (e.ranges && !e.failedOnly) {
-                // `reset --unit`: only these units are pending again, with fresh tries; the rest of the work stays.
-                for (const [s, end] of rangesIn(rec, e.ranges)) {
-                    rec.done.remove(s, end);
-                    dropFailed(rec, s, end);
-                    unmark(rec, s, end);
-                }
-                rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
-                if (!isStepComplete(rec))
-                    rec.completedAt = undefined;
-                if (rec.done.isEmpty)
-                    delete rec.lastDoneAt;
-                return;
-            }
-            rec.failed.clear();
-            if (!e.failedOnly) {
-                delete rec.manual;
-                rec.done = new IntervalSet();
-                rec.interrupted = new IntervalSet();
-                rec.outputs = {};
-                rec.unitsDone = 0;
-                rec.completedAt = undefined;
-                delete rec.lastDoneAt;
-                rec.reason = e.reason;
-            }
-            return;
-        case 'throttle': {
-            if (!rec.throttle)
-                rec.throttle = { held: false, count: 0, heldMs: 0 };
-            const t = rec.throttle;
-            if (e.held) {
-                if (!t.held) {
-                    t.count += 1;
-                    t.since = e.t;
-                }
-                t.held = true;
-                if (e.reason !== undefined)
-                    t.reason = e.reason;
-            }
-            else if (t.held) {
-                t.heldMs += Math.max(0, e.t - (t.since ?? e.t));
-                t.held = false;
-                delete t.since;
-            }
-            return;
-        }
-        case 'merge-done': {
-            for (const [s, end] of e.done) {
-                const a = Math.max(s, rec.from);
-                const b = Math.min(end, rec.to);
-                if (a < b) {
-                    rec.done.add(a, b);
-                    rec.failed.delete(a);
-                    rec.interrupted.remove(a, b);
-                }
-            }
-            rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
-            if (e.done.length > 0)
-                rec.lastDoneAt = e.t;
-            if (e.outputs)
-                Object.assign(rec.outputs, e.outputs);
-            if (isStepComplete(rec))
-                rec.completedAt ??= e.t;
-            return;
-        }
-        case 'mark-done': {
-            const whole = e.ranges === undefined;
-            const ranges = rangesIn(rec, e.ranges ?? [[rec.from, rec.to]]);
-            for (const [s, end] of ranges) {
-                // What ran stays work that ran: only the parts not done yet are marked as done by hand.
-                const marks = [...rec.done.gaps(s, end)].map(([gs, ge]) => manualMark(gs, ge, e));
-                if (marks.length > 0)
-                    rec.manual = [...(rec.manual ?? []), ...marks];
-                rec.done.add(s, end);
-                rec.interrupted.remove(s, end);
-                // A done item is never gone (refresh: true).
-                rec.gone?.remove(s, end);
-                dropFailed(rec, s, end);
-            }
-            if (rec.gone?.isEmpty)
-                delete rec.gone;
-            if (whole) {
-                rec.failed.clear();
-                rec.interrupted = new IntervalSet();
-                rec.unitsDone = unitCount(rec);
-                rec.completedAt = e.t;
-            }
-            else {
-                rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
-                if (isStepComplete(rec))
-                    rec.completedAt = rec.completedAt ?? e.t;
-            }
-            rec.lastDoneAt = e.t;
-            return;
-        }
-        case 'items-refresh':
-            applyRefresh(rec, e);
-            return;
-    }
-}
-function manualMark(start, end, e) {
-    return e.by === undefined ? { start, end, at: e.t } : { start, end, by: e.by, at: e.t };
-}
-/**
- * `items-refresh`: the list grew to `count` (appended at the end, so every recorded range keeps its
- * meaning) and `gone` replaces the gone set. Pending work is cut around gone items: interrupted ranges lose
- * them, and a failed unit holding one becomes interrupted work of what is left (cut anew when handed out),
- * so no unit ever gets a gone item. A list that grew is pending again; the done count follows the grid.
- */
-function applyRefresh(rec, e) {
-    rec.items = {
-        count: e.count,
-        sha256: e.sha256,
-        source: rec.items?.source ?? '',
-        ...(e.refresh ? { refresh: true } : {}),
-    };
-    // Validated: unsharded, or the whole of a `shards: first` step on shard 0 (its part is the whole).
-    if (rec.sharding)
-        rec.sharding = { ...rec.sharding, to: e.count };
-    rec.to = e.count;
-    const gone = IntervalSet.from(e.gone);
-    if (gone.isEmpty)
-        delete rec.gone;
-    else
-        rec.gone = gone;
-    for (const [start, f] of rec.failed) {
-        if (!gone.overlaps(f.start, f.end))
-            continue;
-        rec.failed.delete(start);
-        rec.interrupted.add(f.start, f.end);
-    }
-    for (const [s, end] of gone.intervals())
-        rec.interrupted.remove(s, end);
-    rec.unitsDone = Math.min(unitCount(rec), countDoneUnits(rec));
-    // Completion is the scheduler's to record (`step-complete`, the marker); a list that grew is open again.
-    if (!isStepComplete(rec))
-        rec.completedAt = undefined;
-}
-/**
- * After a redefinition (`on-change: keep`, a changed shard or chunk size) the record's work must lie in its
- * new space and on its new grid: done and interrupted ranges are cut to the space, a failed unit that no
- * longer fits the grid becomes interrupted work (cut anew when handed out), and the done count follows.
- * Units still recorded running stay (they may be ended as orphans, and their interrupt is clipped).
- */
-function fitToSpace(rec) {
-    const clip = (set) => {
-        const out = new IntervalSet();
-        for (const [s, e] of set.intervals())
-            out.add(Math.max(s, rec.from), Math.min(e, rec.to));
-        return out;
-    };
-    const doneBefore = rec.done.size;
-    rec.done = clip(rec.done);
-    rec.interrupted = clip(rec.interrupted);
-    if (rec.manual) {
-        const kept = rec.manual
-            .map((m) => ({ ...m, start: Math.max(m.start, rec.from), end: Math.min(m.end, rec.to) }))
-            .filter((m) => m.start < m.end);
-        if (kept.length > 0)
-            rec.manual = kept;
-        else
-            delete rec.manual;
-    }
-    for (const [start, f] of rec.failed) {
-        const cell = Math.floor((f.start - rec.from) / rec.size);
-        const fits = f.start >= rec.from &&
-            f.end <= rec.to &&
-            f.index === cell &&
-            (rec.adaptive === true || f.end <= rec.from + (cell + 1) * rec.size);
-        if (fits)
-            continue;
-        rec.failed.delete(start);
-        rec.interrupted.add(Math.max(f.start, rec.from), Math.min(f.end, rec.to));
-    }
-    const total = unitCount(rec);
-    if (rec.done.size !== doneBefore)
-        rec.unitsDone = countDoneUnits(rec);
-    rec.unitsDone = Math.max(0, Math.min(total, rec.unitsDone));
-}
-/**
- * Running units survive in the model only when an attempt died without recording their end. Loading turns
- * them into interrupted units; the engine first ends any such process still alive (see engine/orphans.ts).
- */
-function orphanedUnits(state) {
-    const out = [];
-    for (const [step, rec] of state.steps)
-        for (const unit of rec.running.values())
-            out.push({ step, unit });
-    return out;
-}
-function p90(values) {
-    if (values.length === 0)
-        return undefined;
-    const sorted = [...values].sort((a, b) => a - b);
-    const i = Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1);
-    return sorted[Math.max(0, i)];
-}
-
+// EXTERNAL MODULE: ./src/journal/intervals.ts
+var intervals = __nccwpck_require__(84041);
+// EXTERNAL MODULE: ./src/journal/state.ts
+var journal_state = __nccwpck_require__(49226);
 ;// CONCATENATED MODULE: ./src/journal/validate.ts
 // Checks on what is read back from a checkpoint, before any of it is applied to the model (DESIGN §4: a
 // checkpoint is evidence, never orders). Three layers:
@@ -27570,7 +27621,7 @@ class SnapshotVersionError extends SnapshotError {
 }
 // Flat [s0, e0, s1, e1, ...]: a million fragments parse as one array, not a million; IntervalSet.fromFlat
 // validates them (zod per element would double the load time).
-const intervals = custom((v) => Array.isArray(v), 'expected a flat array of interval bounds');
+const snapshot_intervals = custom((v) => Array.isArray(v), 'expected a flat array of interval bounds');
 const fingerprint = object({
     hash: schemas_string(),
     parts: object({
@@ -27595,7 +27646,7 @@ const stepSchema = object({
     })
         .optional(),
     /** `refresh: true`: items that left the source before they were done. */
-    gone: intervals.optional(),
+    gone: snapshot_intervals.optional(),
     sharding: object({
         from: schemas_number().int(),
         to: schemas_number().int(),
@@ -27615,8 +27666,8 @@ const stepSchema = object({
         .optional(),
     unitsTotal: schemas_number().int().nonnegative(),
     unitsDone: schemas_number().int().nonnegative(),
-    done: intervals,
-    interrupted: intervals,
+    done: snapshot_intervals,
+    interrupted: snapshot_intervals,
     failed: array(object({
         start: schemas_number().int(),
         end: schemas_number().int(),
@@ -27750,7 +27801,7 @@ function stringifyReadable(value, indent = '') {
 }
 function flatIntervals(v, file, where) {
     try {
-        return IntervalSet.fromFlat(v);
+        return intervals/* IntervalSet */.m.fromFlat(v);
     }
     catch (err) {
         throw new SnapshotError(`${file}: ${where}: ${err.message}`);
@@ -27762,7 +27813,7 @@ function checksumOf(body) {
 /** The checksum covers the document printed without its `checksum` key. */
 function serializeSnapshot(state) {
     const doc = {
-        format: FORMAT_VERSION,
+        format: journal_state/* FORMAT_VERSION */.Hp,
         runId: state.runId,
         planName: state.planName,
         createdAt: state.createdAt,
@@ -27789,8 +27840,8 @@ function parseSnapshot(text, file) {
     if (raw === null || typeof raw !== 'object')
         throw new SnapshotError(`${file}: expected a JSON object`);
     const fmt = raw.format;
-    if (typeof fmt === 'number' && fmt > FORMAT_VERSION) {
-        throw new SnapshotVersionError(`${file}: checkpoint format ${fmt} is newer than this program reads (${FORMAT_VERSION}); upgrade checkpoint-action, or start a new run with \`checkpoint run --new\``);
+    if (typeof fmt === 'number' && fmt > journal_state/* FORMAT_VERSION */.Hp) {
+        throw new SnapshotVersionError(`${file}: checkpoint format ${fmt} is newer than this program reads (${journal_state/* FORMAT_VERSION */.Hp}); upgrade checkpoint-action, or start a new run with \`checkpoint run --new\``);
     }
     // The checksum is the last key, written after the body was hashed: cut it off and hash the text as read.
     const marker = text.lastIndexOf(',\n  "checksum": "');
@@ -27847,8 +27898,8 @@ function parseSnapshot(text, file) {
         const problem = checkStepRecord(id, rec);
         if (problem)
             throw new SnapshotError(`${file}: ${problem}`);
-        if (s.unitsTotal !== unitCount(rec))
-            throw new SnapshotError(`${file}: step "${id}": unitsTotal is ${s.unitsTotal}, but its space holds ${unitCount(rec)} units`);
+        if (s.unitsTotal !== (0,journal_state/* unitCount */.q3)(rec))
+            throw new SnapshotError(`${file}: step "${id}": unitsTotal is ${s.unitsTotal}, but its space holds ${(0,journal_state/* unitCount */.q3)(rec)} units`);
         steps.set(id, rec);
     }
     const state = {
@@ -27953,7 +28004,7 @@ class checkpoint_Checkpoint {
     }
     /** A model for a run that does not exist yet; nothing is written until `openForWrite`. */
     static blank(root, runId, planName, shard) {
-        const state = emptyState(runId, planName);
+        const state = (0,journal_state/* emptyState */.p$)(runId, planName);
         if (shard)
             state.shard = { index: shard.index, total: shard.total };
         return new checkpoint_Checkpoint(root, runDirOf(root, runId), state, {
@@ -28048,7 +28099,7 @@ class checkpoint_Checkpoint {
         if (this.#rotationError !== undefined)
             throw this.#rotationError;
         const s = this.#stamp(ev);
-        applyEvent(this.state, s);
+        (0,journal_state/* applyEvent */.Z8)(this.state, s);
         this.#touch(ev);
         const held = this.#held;
         if (held) {
@@ -28066,7 +28117,7 @@ class checkpoint_Checkpoint {
         if (this.#rotationError !== undefined)
             return;
         const s = this.#stamp(ev);
-        applyEvent(this.state, s);
+        (0,journal_state/* applyEvent */.Z8)(this.state, s);
         this.#touch(ev);
         if (this.#held)
             this.#held.push({ event: s });
@@ -28216,9 +28267,16 @@ class checkpoint_Checkpoint {
         }
         return this.outputsPath();
     }
+    /**
+     * Freezes `items` into `items/<step>.json`; returns the list indexed over the text written, so that a
+     * caller can let the array of millions of strings go (item-list.ts: a far smaller heap, and so far faster
+     * forks of this process for every unit).
+     */
     async writeItems(step, items) {
         this.#fenced();
-        await writeFileAtomic(this.itemsPath(step), `${JSON.stringify(items)}\n`);
+        const text = JSON.stringify(items);
+        await writeFileAtomic(this.itemsPath(step), `${text}\n`);
+        return indexItemList(text) ?? items;
     }
     #refuseItems(step, why) {
         const where = (0,external_node_path_.relative)(process.cwd(), this.itemsPath(step));
@@ -28311,7 +28369,7 @@ class checkpoint_Checkpoint {
             .filter((f) => f.endsWith('.complete'))
             .map((f) => f.slice(0, -'.complete'.length)));
         for (const [id, rec] of this.state.steps) {
-            const complete = isStepComplete(rec) && rec.completedAt !== undefined;
+            const complete = (0,journal_state/* isStepComplete */.EX)(rec) && rec.completedAt !== undefined;
             if (complete && !present.has(id))
                 await this.writeMarker(id);
             if (!complete && present.has(id))
@@ -28397,7 +28455,7 @@ async function loadState(dir, runId) {
             '`checkpoint reset --all` (or `checkpoint run --new`).');
     }
     if (!state)
-        state = emptyState(runId, '');
+        state = (0,journal_state/* emptyState */.p$)(runId, '');
     else
         for (const rec of state.steps.values())
             origins.set(rec, { file: snapPath });
@@ -28417,7 +28475,7 @@ async function loadState(dir, runId) {
         if (ev.seq !== expected) {
             throw new CheckpointCorruptError(`${shown(journalPath)}: event ${ev.seq} follows ${expected - 1} (a gap); restore the previous checkpoint entry or run \`checkpoint reset --all\``);
         }
-        applyEvent(state, ev);
+        (0,journal_state/* applyEvent */.Z8)(state, ev);
         if (ev.type === 'step-init' || ev.type === 'step-redefine') {
             const rec = state.steps.get(ev.step);
             if (rec)
@@ -28430,10 +28488,10 @@ async function loadState(dir, runId) {
 }
 
 // EXTERNAL MODULE: external "fs"
-var external_fs_ = __nccwpck_require__(9896);
+var external_fs_ = __nccwpck_require__(79896);
 var external_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_fs_, 2);
 // EXTERNAL MODULE: external "path"
-var external_path_ = __nccwpck_require__(6928);
+var external_path_ = __nccwpck_require__(16928);
 ;// CONCATENATED MODULE: external "url"
 const external_url_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("url");
 ;// CONCATENATED MODULE: external "module"
@@ -29010,7 +29068,7 @@ var Builder = class {
 //#endregion
 
 // EXTERNAL MODULE: ./node_modules/picomatch/index.js
-var picomatch = __nccwpck_require__(4006);
+var picomatch = __nccwpck_require__(14006);
 ;// CONCATENATED MODULE: ./node_modules/tinyglobby/dist/index.mjs
 
 
@@ -29461,10 +29519,10 @@ function diffFingerprints(old, now) {
 }
 
 // EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
+var external_node_os_ = __nccwpck_require__(48161);
 var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
+var dist = __nccwpck_require__(38815);
 ;// CONCATENATED MODULE: ./src/plan/errors.ts
 // Named errors of the plan layer. Both are fatal for a run (exit 2 for a PlanError); their messages are
 // complete and meant to be shown to the user as they are, without a stack.
@@ -31243,7 +31301,7 @@ function showItem(item) {
  * `a.csv, b.csv, c.csv and 7 more`; `total` is the count when `names` holds only the first few. At most
  * `max` names are shown.
  */
-function nameItems(names, total = names.length, max = ITEMS_IN_LINE) {
+function items_nameItems(names, total = names.length, max = ITEMS_IN_LINE) {
     const shown = names.slice(0, Math.min(max, total)).map(showItem);
     const more = total - shown.length;
     if (shown.length === 0)
@@ -31268,11 +31326,11 @@ function describeUnitItems(step, unit, items) {
         return step.id;
     const where = `${step.id} [${unit.start}, ${unit.end})`;
     const u = unitItems(items, unit.start, unit.end, ITEMS_IN_LINE);
-    return u && u.count > 0 ? `${where} ${nameItems(u.first, u.count)}` : where;
+    return u && u.count > 0 ? `${where} ${items_nameItems(u.first, u.count)}` : where;
 }
 /** A UnitItems in one line: `data/b.csv`, `a.csv, b.csv, c.csv and 7 more`. */
 function describeItems(u, max = ITEMS_IN_LINE) {
-    return nameItems(u.first, u.count, max);
+    return items_nameItems(u.first, u.count, max);
 }
 /** What changed between a frozen list and the source's items now; undefined when nothing did. */
 function itemsChange(frozen, now, max = ITEMS_LISTED) {
@@ -31300,9 +31358,9 @@ function itemsChange(frozen, now, max = ITEMS_LISTED) {
 function describeItemsChange(step, change, max = ITEMS_LISTED) {
     const parts = [];
     if (change.addedCount > 0)
-        parts.push(`${change.addedCount} added (${nameItems(change.added, change.addedCount, max)})`);
+        parts.push(`${change.addedCount} added (${items_nameItems(change.added, change.addedCount, max)})`);
     if (change.removedCount > 0)
-        parts.push(`${change.removedCount} removed (${nameItems(change.removed, change.removedCount, max)})`);
+        parts.push(`${change.removedCount} removed (${items_nameItems(change.removed, change.removedCount, max)})`);
     if (parts.length === 0)
         parts.push('the same items in another order');
     return `items source changed since it was frozen: ${parts.join(', ')}; the frozen list is used until \`checkpoint reset ${step}\``;
@@ -31360,6 +31418,8 @@ async function itemsDriftNote(plan, step, frozen, info, env, runCommand) {
     return change ? describeItemsChange(step.id, change) : undefined;
 }
 
+// EXTERNAL MODULE: ./src/journal/pace.ts
+var journal_pace = __nccwpck_require__(26368);
 ;// CONCATENATED MODULE: ./src/engine/chunking.ts
 
 /** The most a chunk grows over the last finished one. */
@@ -31381,7 +31441,7 @@ function largestChunk(size) {
  * last chunk, in whole multiples of `min` within [min, max]. `min` before anything was measured.
  */
 function wantedChunk(size, pace) {
-    const rate = paceRate(pace);
+    const rate = (0,journal_pace/* paceRate */.KU)(pace);
     if (rate === undefined || !pace)
         return size.min;
     let want = rate * size.targetMs;
@@ -31397,7 +31457,7 @@ function clampToGrid(size, want) {
 function nextChunkSize(input) {
     const { size, pace, room, remainingMs } = input;
     let chunk = wantedChunk(size, pace);
-    const rate = paceRate(pace);
+    const rate = (0,journal_pace/* paceRate */.KU)(pace);
     if (remainingMs !== undefined && rate !== undefined) {
         const fits = rate * usableMs(remainingMs);
         if (fits < chunk)
@@ -31407,7 +31467,7 @@ function nextChunkSize(input) {
 }
 /** How long `items` will take at the measured pace, ms; undefined before anything was measured. */
 function estimateMs(pace, items) {
-    const rate = paceRate(pace);
+    const rate = (0,journal_pace/* paceRate */.KU)(pace);
     return rate === undefined ? undefined : items / rate;
 }
 /** Whether a chunk estimated at `estMs` may start with `remainingMs` left (keeping the margin). */
@@ -31420,7 +31480,7 @@ function latestStart(deadline, estMs) {
     return deadline - Math.max(estMs / BUDGET_SHARE, estMs + MIN_MARGIN_MS);
 }
 function chunkInfo(rec, size) {
-    const rate = paceRate(rec.pace);
+    const rate = (0,journal_pace/* paceRate */.KU)(rec.pace);
     return {
         targetMs: size ? size.targetMs : null,
         min: size ? size.min : rec.size,
@@ -31434,7 +31494,7 @@ function chunkInfo(rec, size) {
 }
 
 // EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(1421);
+var external_node_child_process_ = __nccwpck_require__(31421);
 ;// CONCATENATED MODULE: ./src/journal/lock.ts
 // The run's lease: `<runDir>/lock` says which process on which host is working on this checkpoint. It is a
 // lease, not a plain lock file: it is void once its holder's process is gone (same host) or its heartbeat
@@ -32736,7 +32796,7 @@ async function prepare(plan, state, opts = {}) {
         const done = cur ? Math.min(total, cur.unitsDone) : 0;
         const complete = cur !== undefined &&
             (view.to <= view.from ||
-                (cur.gone && !cur.gone.isEmpty ? isStepComplete(cur) : cur.done.covers(view.from, view.to)));
+                (cur.gone && !cur.gone.isEmpty ? (0,journal_state/* isStepComplete */.EX)(cur) : cur.done.covers(view.from, view.to)));
         let action = 'run';
         let why = view.note ?? '';
         if (cur && complete) {
@@ -32766,7 +32826,7 @@ async function prepare(plan, state, opts = {}) {
             action = 'skip';
             why = `shards: first: runs on shard 0 only (this is shard ${shardLabel(shard)})`;
         }
-        if (step.approval && action !== 'skip' && !approvalOf(state, step.id))
+        if (step.approval && action !== 'skip' && !(0,journal_state/* approvalOf */.xf)(state, step.id))
             why = `${why ? `${why}; ` : ''}waits for approval (checkpoint approve ${step.id})`;
         const pi = {
             step,
@@ -32792,7 +32852,7 @@ async function prepare(plan, state, opts = {}) {
     // Always steps run again each attempt: their done work is made pending, their dependents stay done.
     for (const step of order) {
         const rec = records.get(step.id);
-        if (step.always && rec && (isStepComplete(rec) || rec.unitsDone > 0)) {
+        if (step.always && rec && ((0,journal_state/* isStepComplete */.EX)(rec) || rec.unitsDone > 0)) {
             events.push({ type: 'reset', step: step.id, failedOnly: false, reason: 'always' });
         }
     }
@@ -32934,10 +32994,10 @@ async function refreshOf(plan, step, source, rec, opts, env) {
     const changed = r.added.length > 0 || !sameRanges(r.gone, rec.gone?.toJSON() ?? []) || !info.refresh;
     const parts = [];
     if (r.added.length > 0)
-        parts.push(`${r.added.length} new item(s) appended (${nameItems(r.added)})`);
+        parts.push(`${r.added.length} new item(s) appended (${items_nameItems(r.added)})`);
     if (r.goneCount > 0) {
         const names = itemsOfRanges(frozen, r.gone, ITEMS_IN_LINE);
-        parts.push(`${r.goneCount} gone (${nameItems(names, r.goneCount)}): left the source before they ran, not run`);
+        parts.push(`${r.goneCount} gone (${items_nameItems(names, r.goneCount)}): left the source before they ran, not run`);
     }
     const note = parts.length > 0 ? `refresh: ${parts.join('; ')}` : undefined;
     if (!changed)
@@ -32967,9 +33027,9 @@ function withEvent(id, rec, ev) {
         copy.items = { ...rec.items };
     if (rec.sharding)
         copy.sharding = { ...rec.sharding };
-    const scratch = emptyState('', '');
+    const scratch = (0,journal_state/* emptyState */.p$)('', '');
     scratch.steps.set(id, copy);
-    applyEvent(scratch, { ...ev, seq: 1, t: Date.now() });
+    (0,journal_state/* applyEvent */.Z8)(scratch, { ...ev, seq: 1, t: Date.now() });
     return copy;
 }
 
@@ -33232,7 +33292,7 @@ async function resolveUnits(plan, ckpt, cmd, id, sel, where, env) {
     }
     // The frozen list: the record's (checked against its checksum), or the one the step would be made with.
     const items = isList ? (rec ? await ckpt.readItems(id) : prep.items.get(id)) : undefined;
-    const cells = new IntervalSet();
+    const cells = new intervals/* IntervalSet */.m();
     const addIndices = (text, shownAs) => {
         for (const [a, b] of parseUnitText(text) ?? []) {
             if (b >= total) {
@@ -33258,7 +33318,7 @@ async function resolveUnits(plan, ckpt, cmd, id, sel, where, env) {
     };
     const unknownItem = (shownAs) => {
         const list = items ?? [];
-        throw new UsageError(`${where}: no item ${shownAs} in the item list of step "${id}" (${list.length} items${rec?.items ? `, ${rec.items.source}` : ''}: ${nameItems(list, list.length)}); give a name as the list holds it (\`checkpoint status --json\` names the items of failed units), or \`checkpoint reset ${id}\` to expand the list again`);
+        throw new UsageError(`${where}: no item ${shownAs} in the item list of step "${id}" (${list.length} items${rec?.items ? `, ${rec.items.source}` : ''}: ${items_nameItems(list, list.length)}); give a name as the list holds it (\`checkpoint status --json\` names the items of failed units), or \`checkpoint reset ${id}\` to expand the list again`);
     };
     for (const u of sel.units ?? [])
         addIndices(u, `"${u}"`);
@@ -33325,7 +33385,7 @@ function describeTarget(t) {
         if (names.length < 3)
             names.push(...t.items.slice(s, Math.min(e, s + 3)));
     }
-    return `${head} (${nameItems(names, count)})`;
+    return `${head} (${items_nameItems(names, count)})`;
 }
 
 ;// CONCATENATED MODULE: ./src/session/manage.ts
@@ -33418,14 +33478,14 @@ async function resetWhole(ckpt, id, dependent, by, io) {
     const forget = () => ckpt.record({ type: 'reset', step: id, failedOnly: false, forget: true, reason: 'checkpoint reset', by });
     const rec = ckpt.state.steps.get(id);
     // No record but an approval (given before the step was first prepared): the reset takes it back.
-    if (!rec && approvalOf(ckpt.state, id)) {
+    if (!rec && (0,journal_state/* approvalOf */.xf)(ckpt.state, id)) {
         await forget();
         io.out.write(`reset ${id}: its approval is taken back\n`);
         return true;
     }
     if (!rec)
         return false;
-    const approved = approvalOf(ckpt.state, id) !== undefined;
+    const approved = (0,journal_state/* approvalOf */.xf)(ckpt.state, id) !== undefined;
     await forget();
     await ckpt.clearStepFiles(id);
     await (0,promises_namespaceObject.rm)(ckpt.stateDir(id), { recursive: true, force: true });
@@ -33452,7 +33512,7 @@ async function resetUnits(step, sel, opts, io) {
         if (!rec)
             io.out.write(`reset ${step} ${describeTarget(t)}: pending already (the step has not run)\n`);
         else {
-            const approved = approvalOf(ckpt.state, step) !== undefined;
+            const approved = (0,journal_state/* approvalOf */.xf)(ckpt.state, step) !== undefined;
             const had = t.ranges.some(([s, e]) => rec.done.overlaps(s, e) || [...rec.failed.keys()].some((f) => f >= s && f < e));
             await ckpt.record({
                 type: 'reset',
@@ -33462,7 +33522,7 @@ async function resetUnits(step, sel, opts, io) {
                 ranges: t.ranges,
                 by,
             });
-            if (!isStepComplete(rec))
+            if (!(0,journal_state/* isStepComplete */.EX)(rec))
                 await ckpt.removeMarker(step);
             io.out.write(`reset ${step} ${describeTarget(t)}: ${had ? 'pending again' : 'pending already'} (by ${by}); the rest of its work stays${approved ? '; its approval is taken back (approve it again before it runs)' : ''}\n`);
         }
@@ -33553,7 +33613,7 @@ async function markUnitsDone(step, sel, opts, io) {
         const already = rec ? t.ranges.every(([s, e]) => rec.done.covers(s, e)) : false;
         await ckpt.record({ type: 'mark-done', step, ranges: t.ranges, by });
         const after = ckpt.state.steps.get(step);
-        const complete = after !== undefined && isStepComplete(after);
+        const complete = after !== undefined && (0,journal_state/* isStepComplete */.EX)(after);
         if (complete)
             await ckpt.writeMarker(step);
         io.out.write(`marked ${step} ${describeTarget(t)} done (by hand, by ${by})${already ? '; they were done already' : ''}${complete ? `; ${step} is complete` : ''}\n`);
@@ -33656,7 +33716,7 @@ function rollbackOrder(plan, state) {
     const left = new Map();
     for (const step of plan.steps) {
         const rec = state.steps.get(step.id);
-        if (!rec || !(isStepComplete(rec) || rec.unitsDone > 0))
+        if (!rec || !((0,journal_state/* isStepComplete */.EX)(rec) || rec.unitsDone > 0))
             continue;
         left.set(step.id, { step, at: rec.lastDoneAt ?? rec.completedAt ?? Number.NEGATIVE_INFINITY });
     }
@@ -33716,10 +33776,10 @@ function checkApprovable(plan, ids, where) {
 /** Records an `approve` event for each step and says so; approving again replaces who and when. */
 async function recordApprovals(ckpt, ids, by, io) {
     for (const id of ids) {
-        const before = approvalOf(ckpt.state, id);
+        const before = (0,journal_state/* approvalOf */.xf)(ckpt.state, id);
         await ckpt.record({ type: 'approve', step: id, by });
         const rec = ckpt.state.steps.get(id);
-        const done = rec !== undefined && isStepComplete(rec) ? ' (it is done already)' : '';
+        const done = rec !== undefined && (0,journal_state/* isStepComplete */.EX)(rec) ? ' (it is done already)' : '';
         const again = before
             ? `; it was approved before by ${before.by} at ${new Date(before.at).toISOString()}`
             : '';
@@ -33835,9 +33895,9 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, fr
             batch,
         };
     }
-    const total = unitCount(rec);
-    const done = Math.min(total, countDoneUnits(rec));
-    const complete = isStepComplete(rec);
+    const total = (0,journal_state/* unitCount */.q3)(rec);
+    const done = Math.min(total, (0,journal_state/* countDoneUnits */.Rr)(rec));
+    const complete = (0,journal_state/* isStepComplete */.EX)(rec);
     let status;
     if (complete)
         status = 'done';
@@ -33854,7 +33914,7 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, fr
     const remaining = total - done;
     let mean = rec.durations.length > 0 ? rec.durations.reduce((a, b) => a + b, 0) / rec.durations.length : undefined;
     // Chunks sized by time: done chunks are of any size; the time per grid cell comes from the measured rate.
-    const rate = rec.adaptive ? paceRate(rec.pace) : undefined;
+    const rate = rec.adaptive ? (0,journal_pace/* paceRate */.KU)(rec.pace) : undefined;
     if (rate !== undefined)
         mean = rec.size / rate;
     const s = {
@@ -33903,6 +33963,12 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, fr
             first: frozen ? itemsOfRanges(frozen, ranges, ITEMS_LISTED) : [],
         };
     }
+    if (rec.manual && rec.manual.length > 0) {
+        s.manual = rec.manual.map((m) => {
+            const items = unitItems(frozen, m.start, m.end);
+            return { ...m, ...(items ? { items } : {}) };
+        });
+    }
     if (rec.completedAt !== undefined)
         s.completedAt = rec.completedAt;
     if (rec.throttle) {
@@ -33916,11 +33982,15 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, fr
 /** Stats for every step of the plan (in plan order), or of the checkpoint alone when the plan is unknown. */
 function allStepStats(state, plan, live = false, frozen) {
     if (plan) {
-        return plan.steps.map((s) => withApproval(state, s, stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s), frozen?.get(s.id))));
+        return plan.steps.map((s) => {
+            const st = withApproval(state, s, stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s), frozen?.get(s.id)));
+            st.needs = [...s.needs];
+            return st;
+        });
     }
     return [...state.steps].map(([id, rec]) => {
-        const st = stepStats(id, id, rec, 1, unitCount(rec) > 1, live, 0, frozen?.get(id));
-        const a = approvalOf(state, id);
+        const st = stepStats(id, id, rec, 1, (0,journal_state/* unitCount */.q3)(rec) > 1, live, 0, frozen?.get(id));
+        const a = (0,journal_state/* approvalOf */.xf)(state, id);
         if (a)
             st.approval = { required: true, approved: true, by: a.by, at: a.at };
         return st;
@@ -33930,7 +34000,7 @@ function allStepStats(state, plan, live = false, frozen) {
 function withApproval(state, step, st) {
     if (!step.approval)
         return st;
-    const a = approvalOf(state, step.id);
+    const a = (0,journal_state/* approvalOf */.xf)(state, step.id);
     if (a) {
         st.approval = { required: true, approved: true, by: a.by, at: a.at };
         return st;
@@ -33938,7 +34008,7 @@ function withApproval(state, step, st) {
     st.approval = { required: true, approved: false };
     const needsDone = step.needs.every((d) => {
         const rec = state.steps.get(d);
-        return rec !== undefined && isStepComplete(rec);
+        return rec !== undefined && (0,journal_state/* isStepComplete */.EX)(rec);
     });
     if (needsDone && st.status !== 'done' && st.status !== 'running')
         st.status = 'waiting';
@@ -33962,10 +34032,37 @@ function runStats(ckpt, plan, live = false, frozen) {
         steps,
     };
 }
+/**
+ * Steps held behind others: those that need (directly or through others) a failed step, which must pass
+ * on a later attempt first, or one waiting for approval. Steps come in plan order, so a step's needs are
+ * decided before it.
+ */
+function stats_blockedSteps(steps) {
+    const status = new Map(steps.map((s) => [s.id, s.status]));
+    const blocked = new Set();
+    for (const s of steps) {
+        if (s.status === 'done')
+            continue;
+        const stuck = (d) => status.get(d) === 'failed' || status.get(d) === 'waiting' || blocked.has(d);
+        if ((s.needs ?? []).some(stuck))
+            blocked.add(s.id);
+    }
+    return blocked;
+}
+/**
+ * No pace can tell when the step finishes: failed (its failed units run again only on a next attempt, and
+ * whether they pass is not a matter of pace), waiting for approval (a person decides when), or blocked
+ * behind a step that is one of these. The summary and `status` show no ETA for it.
+ */
+function stats_etaUnknowable(s, blocked) {
+    return s.status === 'failed' || s.status === 'waiting' || blocked;
+}
 
 ;// CONCATENATED MODULE: ./src/session/status.ts
 // `checkpoint status [--run ID] [--json]`: where a run stands. The JSON shape is documented in
 // docs/cli.md and kept stable: fields are only ever added.
+
+
 
 
 
@@ -33992,6 +34089,14 @@ async function statusCommand(opts, io) {
     const lease = inspected && !inspected.stale ? inspected.holder : undefined;
     // A plan with another name is not this checkpoint's plan: show the checkpoint alone.
     const samePlan = plan && plan.name === ckpt.state.planName ? plan : undefined;
+    // A record that does not describe the plan's space although its step is unchanged is damage (DESIGN §4):
+    // status says so, as `run` would, instead of counting forged work.
+    if (samePlan)
+        for (const step of samePlan.steps) {
+            const rec = ckpt.state.steps.get(step.id);
+            if (rec)
+                checkAgainstPlan(samePlan, step, rec, await fingerprint_fingerprintStep(samePlan, step));
+        }
     // Chunks sized by time: the last chunk, the rate, and (with the plan) the target and the next size.
     const chunks = (id) => {
         const rec = ckpt.state.steps.get(id);
@@ -34112,10 +34217,12 @@ async function statusCommand(opts, io) {
         return 0;
     }
     const c = makeColors(colorEnabled(io.out, io.env));
+    const blocked = stats_blockedSteps(stats.steps);
+    const stuck = stats.steps.some((s) => stats_etaUnknowable(s, false));
     const pct = stats.unitsTotal ? Math.floor((stats.unitsDone / stats.unitsTotal) * 100) : 100;
     io.out.write(`${c.bold(`run ${stats.runId}`)} · plan ${stats.plan}${state.shard ? ` · shard ${shardLabel(state.shard)}` : ''} · ${stats.complete ? c.green('complete') : 'incomplete'} · ` +
         `${stats.unitsDone}/${stats.unitsTotal} units (${pct}%)` +
-        `${stats.etaMs && !stats.complete ? ` · ETA ${duration_formatDuration(stats.etaMs)}` : ''}\n`);
+        `${stats.etaMs && !stats.complete && !stuck ? ` · ETA ${duration_formatDuration(stats.etaMs)}` : ''}\n`);
     io.out.write(`  ${shown(ckpt.dir)} · ${state.attempts.length} attempt(s)`);
     if (lease)
         io.out.write(` · ${c.yellow(`locked by pid ${lease.pid} on ${lease.host}`)}`);
@@ -34133,7 +34240,14 @@ async function statusCommand(opts, io) {
     io.out.write(`  ${'step'.padEnd(width)}  ${'state'.padEnd(11)} ${'units'.padStart(15)}  ${'time'.padStart(7)}  eta\n`);
     for (const s of stats.steps) {
         const units = `${s.unitsDone}/${s.unitsTotal}${s.unitsFailed ? ` ✗${s.unitsFailed}` : ''}`;
-        const eta = s.status === 'done' ? '' : s.etaMs === undefined ? '?' : duration_formatDuration(s.etaMs);
+        // No ETA where no pace can tell it (a failed step, an approval, what waits on them), as in the summary.
+        const eta = s.status === 'done'
+            ? ''
+            : stats_etaUnknowable(s, blocked.has(s.id))
+                ? '—'
+                : s.etaMs === undefined
+                    ? '?'
+                    : duration_formatDuration(s.etaMs);
         io.out.write(`${mark(s)} ${s.id.padEnd(width)}  ${s.status.padEnd(11)} ${units.padStart(15)}  ${duration_formatDuration(s.timeMs).padStart(7)}  ${eta}\n`);
         const sharding = state.steps.get(s.id)?.sharding;
         if (sharding?.mode === 'first' && state.shard && state.shard.index > 0)
@@ -34192,7 +34306,7 @@ async function statusCommand(opts, io) {
 }
 /** `2 items (data/c.csv, data/d.csv) left the source before they ran; not run` (`refresh: true`). */
 function describeGone(g) {
-    const names = g.first.length > 0 ? ` (${nameItems(g.first, g.count)})` : ` ${ranges(g.ranges)}`;
+    const names = g.first.length > 0 ? ` (${items_nameItems(g.first, g.count)})` : ` ${ranges(g.ranges)}`;
     return `${g.count} item(s)${names} left the source before they ran; not run`;
 }
 /**
@@ -34555,7 +34669,7 @@ function wouldOverrun(step, rec, u, now, deadline) {
             return undefined;
         return `a chunk of ${u.end - u.start} would take about ${duration_formatDuration(Math.round(est))}, more than fits in the time budget (${duration_formatDuration(left)} left, less a margin of ${duration_formatDuration(left - usableMs(left))})`;
     }
-    const est = p90(rec.durations);
+    const est = (0,journal_state/* p90 */.mz)(rec.durations);
     if (est === undefined || now + est <= deadline)
         return undefined;
     return `p90 ${duration_formatDuration(est)} would end after the time budget (${duration_formatDuration(left)} left)`;
@@ -34661,7 +34775,7 @@ function provablyOurs(claim) {
 
 async function endOrphans(ckpt, notice) {
     const host = (0,external_node_os_.hostname)();
-    const orphans = orphanedUnits(ckpt.state);
+    const orphans = (0,journal_state/* orphanedUnits */.b5)(ckpt.state);
     const markers = new Set();
     for (const { unit } of orphans)
         if (unit.host === host && isMarkerOfRun(unit.marker, ckpt.runId))
@@ -35027,7 +35141,7 @@ class WorkQueue {
         }
         for (const [s, e] of r.interrupted.intervals()) {
             if (step.batch?.adaptive) {
-                this.#resume ??= new IntervalSet();
+                this.#resume ??= new intervals/* IntervalSet */.m();
                 this.#resume.add(s, e);
                 continue;
             }
@@ -35053,7 +35167,7 @@ class WorkQueue {
             return 0;
         if (mf.kind === 'count')
             return mf.count;
-        return Math.floor((mf.percent / 100) * unitCount(this.#rec()));
+        return Math.floor((mf.percent / 100) * (0,journal_state/* unitCount */.q3)(this.#rec()));
     }
     get failedFinal() {
         return this.#failedFinal.size;
@@ -35238,7 +35352,7 @@ class WorkQueue {
         if (this.#inFlight > 0)
             return undefined;
         const rec = this.#rec();
-        const gap = firstPendingGap(rec, rec.from, rec.to);
+        const gap = (0,journal_state/* firstPendingGap */.kh)(rec, rec.from, rec.to);
         if (!gap)
             return undefined;
         const [s, e] = gap;
@@ -35349,7 +35463,7 @@ class StepRun {
         return r;
     }
     get complete() {
-        return isStepComplete(this.rec) && this.running === 0;
+        return (0,journal_state/* isStepComplete */.EX)(this.rec) && this.running === 0;
     }
 }
 class Engine {
@@ -35409,8 +35523,7 @@ class Engine {
     async run() {
         const ckpt = this.#ckpt;
         const state = ckpt.state;
-        // Resumed: this attempt starts from recorded progress, not from nothing.
-        this.#resumed = [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0);
+        this.#resumed = (0,journal_state/* isResumed */.Kx)(state);
         this.#attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
         ckpt.recordLater({
             type: 'attempt',
@@ -35425,8 +35538,11 @@ class Engine {
             await ckpt.clearStepFiles(id);
         // The frozen lists go to disk before the records that point at them: a run cut off (or failing to
         // write) in between then leaves no record whose list is missing, and the next run expands again.
+        // The lists are used from then on as indexed over the text written (item-list.ts), not as arrays.
+        const frozen = new Map();
         for (const [id, list] of this.#prep.items)
-            await ckpt.writeItems(id, list);
+            frozen.set(id, await ckpt.writeItems(id, list));
+        this.#prep.items.clear();
         for (const ev of this.#prep.events)
             ckpt.recordLater(ev);
         await this.#endOrphans();
@@ -35445,7 +35561,7 @@ class Engine {
             run.queue.deadline = deadline;
             // A list expanded by this attempt is used as it is; only a list frozen earlier is read back.
             if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
-                run.items = this.#prep.items.get(step.id) ?? (await ckpt.readItemList(step.id));
+                run.items = frozen.get(step.id) ?? (await ckpt.readItemList(step.id));
             if (step.batch?.throttle)
                 run.throttle = this.#throttleOf(run, step.batch.throttle);
             this.#runs.set(step.id, run);
@@ -35505,7 +35621,7 @@ class Engine {
             if (!dep) {
                 // Not selected (`--only`): it must already be complete.
                 const rec = this.#ckpt.state.steps.get(d);
-                if (!rec || !isStepComplete(rec))
+                if (!rec || !(0,journal_state/* isStepComplete */.EX)(rec))
                     return 'never';
                 continue;
             }
@@ -35553,7 +35669,7 @@ class Engine {
             }
             // A manual intervention point: nothing of it starts until it is approved; its dependents wait with it
             // and independent steps go on. Approvals are recorded between attempts (under the lease), never now.
-            if (run.step.approval && !approvalOf(this.#ckpt.state, run.step.id)) {
+            if (run.step.approval && !(0,journal_state/* approvalOf */.xf)(this.#ckpt.state, run.step.id)) {
                 if (!run.awaitingApproval) {
                     run.awaitingApproval = true;
                     this.#emit({
@@ -35989,13 +36105,13 @@ class Engine {
         let anyFailed = false;
         for (const run of this.#runs.values()) {
             const rec = run.rec;
-            const total = unitCount(rec);
+            const total = (0,journal_state/* unitCount */.q3)(rec);
             unitsTotal += total;
             unitsDone += Math.min(total, rec.unitsDone);
             unitsFailed += run.queue.failedFinal;
             if (run.queue.failedFinal > 0)
                 anyFailed = true;
-            if (isStepComplete(rec) && (run.completedThisAttempt || !run.step.always))
+            if ((0,journal_state/* isStepComplete */.EX)(rec) && (run.completedThisAttempt || !run.step.always))
                 stepsDone += 1;
         }
         const stepsTotal = this.#runs.size;
@@ -36241,7 +36357,7 @@ class Progress {
         const rec = this.#ckpt.state.steps.get(s.id);
         if (!rec)
             return '';
-        const total = unitCount(rec);
+        const total = (0,journal_state/* unitCount */.q3)(rec);
         const ran = rec.unitsDone - s.doneAtStart;
         const took = s.startedAt === undefined ? '' : ` in ${duration_formatDuration(this.#now() - s.startedAt)}`;
         return total > 1 ? ` (${ran} of ${total} units run now${took})` : took;
@@ -36250,7 +36366,7 @@ class Progress {
         const rec = this.#ckpt.state.steps.get(s.id);
         if (!rec)
             return { done: 0, total: 0 };
-        const total = unitCount(rec);
+        const total = (0,journal_state/* unitCount */.q3)(rec);
         const done = Math.min(total, rec.unitsDone);
         const out = { done, total };
         if (s.startedAt !== undefined) {
@@ -36382,11 +36498,11 @@ function mergeProblems(report, sources) {
 /** The merged work of one step: split steps the union, `first` shard 0's, `every` whole when done on all. */
 function mergedDone(report, stepIdx, bySource) {
     const step = report.steps[stepIdx];
-    const out = new IntervalSet();
+    const out = new intervals/* IntervalSet */.m();
     const recs = step.shards.map((c) => bySource.get(c.index)?.ckpt.state.steps.get(step.id));
     if (step.mode === 'every') {
         if (step.whole &&
-            recs.every((r) => r !== undefined && isStepComplete(r)) &&
+            recs.every((r) => r !== undefined && (0,journal_state/* isStepComplete */.EX)(r)) &&
             step.whole[1] > step.whole[0])
             out.add(step.whole[0], step.whole[1]);
         return out;
@@ -36552,7 +36668,57 @@ async function seedFromMerge(merged, plan, shard) {
             ...(Object.keys(rec.outputs).length > 0 ? { outputs: { ...rec.outputs } } : {}),
         });
     }
-    return { events, items, parts };
+    return { events, items, parts, from: { run: merged.runId, total: m.total } };
+}
+/** The log line of a shard run started from a merge: each split step's part and what is left in it. */
+function seedLine(seed) {
+    const parts = seed.parts.map((p) => `${p.step} part [${p.part[0]}, ${p.part[1]}) with ${p.todo} left`);
+    return `from merge ${seed.from.run} of ${seed.from.total} shards: ${parts.join('; ') || 'no batch step left to share'}`;
+}
+/**
+ * Writes the seed into `ckpt` (a blank shard run, open for writing under its lease) before anything else
+ * touches the run: the run then exists with the merged work in it, so what comes next (the action's
+ * `reset` and `approve` inputs, the engine's attempt) finds it as it finds any run it resumes, and the
+ * attempt knows it continues earlier work. The snapshot goes first: it holds the shard (the journal names it
+ * only in an attempt), so a run cut off here is still bound to its shard and holds the seed or nothing of it.
+ */
+async function applySeed(ckpt, seed) {
+    await ckpt.compact();
+    // The frozen lists go to disk before the records that point at them.
+    for (const [id, list] of seed.items)
+        await ckpt.writeItems(id, list);
+    for (const ev of seed.events)
+        ckpt.recordLater(ev);
+    await ckpt.flush();
+    await ckpt.syncMarkers();
+    await ckpt.writeOutputsFile();
+    await ckpt.compact();
+}
+/**
+ * A new run `runId` of shard `shard` in `root`, started from the merged run `merged` (the action: before its
+ * `reset` and `approve` inputs apply, so they apply to the seeded run). Returns the seed, for the log.
+ */
+async function startFromMerge(merged, plan, shard, root, runId) {
+    const dir = `${root}/${runId}`;
+    await ensureDir(dir);
+    const lease = await acquireLease(dir, { runId, attempt: 0 });
+    try {
+        if (await Checkpoint.exists(root, runId))
+            throw new Error(`internal: run ${runId} exists already; it cannot start from merge ${merged.runId}`);
+        const seed = await seedFromMerge(merged, plan, shard);
+        const ckpt = Checkpoint.blank(root, runId, plan.name, shard);
+        await ckpt.openForWrite({ lease });
+        try {
+            await applySeed(ckpt, seed);
+        }
+        finally {
+            await ckpt.close();
+        }
+        return seed;
+    }
+    finally {
+        await lease.release();
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/session/shard.ts
@@ -36641,7 +36807,7 @@ function parseBudget(v) {
 function planComplete(plan, ckpt) {
     return plan.steps.every((s) => {
         const rec = ckpt.state.steps.get(s.id);
-        return rec !== undefined && isStepComplete(rec);
+        return rec !== undefined && (0,journal_state/* isStepComplete */.EX)(rec);
     });
 }
 /**
@@ -36659,7 +36825,7 @@ function completeResult(plan, ckpt) {
     for (const s of plan.steps) {
         const rec = ckpt.state.steps.get(s.id);
         if (rec)
-            unitsDone += unitCount(rec);
+            unitsDone += (0,journal_state/* unitCount */.q3)(rec);
     }
     return {
         exitCode: EXIT_OK,
@@ -36737,23 +36903,18 @@ async function chooseRun(plan, root, opts) {
     };
 }
 /**
- * `prepare` over the run as it will be once the seed's events are applied; the seed's events and item lists
- * go first in the preparation, so the engine writes them through the journal like the attempt's own.
+ * `prepare` over the run as it will be once the seed is written (`applySeed`, right after the run is opened:
+ * before the attempt, which then starts from the merged work like any resumed attempt).
  */
 async function seededPrepare(plan, ckpt, seed, opts) {
-    const scratch = emptyState(ckpt.runId, plan.name);
+    const scratch = (0,journal_state/* emptyState */.p$)(ckpt.runId, plan.name);
     if (ckpt.state.shard)
         scratch.shard = { ...ckpt.state.shard };
     const t = Date.now();
     seed.events.forEach((ev, i) => {
-        applyEvent(scratch, { ...ev, seq: i + 1, t });
+        (0,journal_state/* applyEvent */.Z8)(scratch, { ...ev, seq: i + 1, t });
     });
-    const prep = await prepare(plan, scratch, opts);
-    prep.events.unshift(...seed.events);
-    for (const [id, list] of seed.items)
-        if (!prep.items.has(id))
-            prep.items.set(id, list);
-    return prep;
+    return prepare(plan, scratch, opts);
 }
 /** `checkpoint run`, returning what happened instead of only an exit code. */
 async function executeRun(opts, io, hooks = {}) {
@@ -36788,14 +36949,6 @@ async function executeRun(opts, io, hooks = {}) {
             existing = false;
             id = await newRunId(root, plan.name, new Date(), `shard${shard.index}of${shard.total}`);
         }
-    }
-    else if (shard &&
-        !existing &&
-        opts.seedFrom !== undefined &&
-        (await checkpoint_Checkpoint.exists(root, opts.seedFrom))) {
-        const ck = await checkpoint_Checkpoint.read(root, opts.seedFrom);
-        if (ck.state.planName === plan.name && isUnboundMerge(ck.state))
-            merged = ck;
     }
     let seed;
     // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
@@ -36894,6 +37047,7 @@ async function executeRun(opts, io, hooks = {}) {
                         checkRunShard(latest, other.state.shard, shard);
                         lease = await lock_acquireLease(`${root}/${latest}`, { runId: latest, attempt: 0 });
                         id = latest;
+                        seed = undefined;
                         ckpt = await checkpoint_Checkpoint.read(root, id);
                         const joined = ckpt;
                         prep = await prepare(plan, ckpt.state, {
@@ -36910,6 +37064,7 @@ async function executeRun(opts, io, hooks = {}) {
             lease = await lock_acquireLease(`${root}/${id}`, { runId: id, attempt: 0 });
             if (await checkpoint_Checkpoint.exists(root, id)) {
                 // Another run started with the same id in the same second and has finished: continue from it.
+                seed = undefined;
                 ckpt = await checkpoint_Checkpoint.read(root, id);
                 checkRunShard(id, ckpt.state.shard, shard, ckpt.state.merge?.run);
                 const joined = ckpt;
@@ -36922,6 +37077,8 @@ async function executeRun(opts, io, hooks = {}) {
         }
         try {
             await ckpt.openForWrite(lease ? { lease } : {});
+            if (seed)
+                await applySeed(ckpt, seed);
         }
         finally {
             await creating?.release();
@@ -36939,8 +37096,8 @@ async function executeRun(opts, io, hooks = {}) {
         if (report.tornTail)
             progress.line('note: ignored a torn last line in the journal (the run before was cut off mid-write)');
         progress.line(`${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name}${shard ? ` as shard ${shardLabel(shard)}` : ''} in ${shown(ckpt.dir)} (host ${(0,external_node_os_.hostname)()})`);
-        if (seed && merged?.state.merge)
-            progress.line(`from merge ${merged.runId} of ${merged.state.merge.total} shards: ${seed.parts.map((p) => `${p.step} part [${p.part[0]}, ${p.part[1]}) with ${p.todo} left`).join('; ') || 'no batch step left to share'}`);
+        if (seed)
+            progress.line(seedLine(seed));
         // `refresh: true`: what this attempt appended to each list and which items are gone, by name.
         for (const step of prep.selected) {
             const note = prep.info.get(step.id)?.refresh;
@@ -36996,9 +37153,22 @@ async function executeRun(opts, io, hooks = {}) {
         // Released before the handlers go: a signal while the lease is let go must not kill the process (exit
         // 130 after it printed "exit 75").
         await lease?.release();
+        // The run is over and only reporting and the exit are left: a late Ctrl-C or SIGTERM must not kill
+        // the process by its signal (exit 130 for a run that ended 0 or 75). Without a listener Node gives the
+        // signal back to its default action at once, so the no-op goes on before onSignal goes off. Only when
+        // nobody else listens (the CLI): a caller with its own handlers (the action's main) decides itself.
+        if (process.listenerCount('SIGINT') === 1)
+            ignoreLateSignals();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
     }
+}
+const ignore = () => { };
+function ignoreLateSignals() {
+    if (process.listeners('SIGINT').includes(ignore))
+        return;
+    process.on('SIGINT', ignore);
+    process.on('SIGTERM', ignore);
 }
 
 ;// CONCATENATED MODULE: ./src/cli/explain.ts
@@ -37029,6 +37199,7 @@ async function explainCommand(opts, io) {
 // stats. Rendering is pure; the only I/O is `readLogTails`, which the caller runs first, so the action, the
 // `report` command and the tests all feed the same function. No @actions/core here: the action writes the
 // string itself.
+
 
 
 
@@ -37251,9 +37422,14 @@ function headline(input, outcome) {
     else {
         const left = stats.steps.filter((s) => s.status !== 'done');
         lines.push(`## ⏸️ ${plan}: incomplete`);
-        const eta = stats.etaMs === undefined ? '' : ` · ETA ${formatDuration(stats.etaMs)}`;
+        // The run's ETA is a finish time only when every step left can finish at its pace: a failed unit
+        // needs a retry that may fail again, an approval needs a person, and what needs either waits on them.
+        const stuck = stats.steps.some((s) => etaUnknowable(s, false));
+        const eta = stats.etaMs === undefined || stats.etaMs <= 0 || stuck ? '' : ` · ETA ${formatDuration(stats.etaMs)}`;
+        // "Left" is every unit not done, failed ones included, as `status --json` counts `remaining`.
+        const failedNote = stats.unitsFailed > 0 ? ` (${stats.unitsFailed} of them failed)` : '';
         lines.push('', `${stats.unitsDone} of ${stats.unitsTotal} units done (${pct(stats.unitsDone, stats.unitsTotal)}%); ` +
-            `${stats.unitsRemaining} left in ${listSteps(left, (s) => s.unitsRemaining)}${eta}. ` +
+            `${stats.unitsRemaining} left${failedNote} in ${listSteps(left, (s) => s.unitsRemaining)}${eta}. ` +
             'The next attempt resumes from here.');
     }
     // A failed run's reason repeats the sentence above unless no unit failed (a fatal error).
@@ -37290,8 +37466,13 @@ function warningBlock(warnings) {
 function stepCell(s) {
     return s.name && s.name !== s.id ? `${escapeCell(s.name)} (${escapeCell(s.id)})` : escapeCell(s.id);
 }
-function stepRow(s) {
-    const eta = s.status === 'done' ? '—' : s.etaMs === undefined ? '?' : formatDuration(s.etaMs);
+/** The ETA cell: `—` where no pace can tell it (stats.ts `etaUnknowable`), `?` before any unit finished. */
+function etaCell(s, blocked) {
+    if (s.status === 'done' || etaUnknowable(s, blocked))
+        return '—';
+    return s.etaMs === undefined ? '?' : formatDuration(s.etaMs);
+}
+function stepRow(s, blocked) {
     const cells = [
         stepCell(s),
         `${STATE_ICON[s.status]} ${s.status === 'waiting' ? 'waiting for approval' : s.status}`,
@@ -37299,14 +37480,65 @@ function stepRow(s) {
         String(s.unitsFailed),
         String(s.unitsRemaining),
         formatDuration(s.timeMs),
-        eta,
+        etaCell(s, blocked),
     ];
     return `| ${cells.join(' | ')} |`;
 }
+// Remaining is every unit not done, failed ones included: the figure `status --json` (`remaining`) and the
+// `units-remaining` output give, so the three never disagree; the header says so.
 const TABLE_HEAD = (/* unused pure expression or super */ null && ([
-    '| Step | State | Done | Failed | Remaining | Time | ETA |',
+    '| Step | State | Done | Failed | Remaining (incl. failed) | Time | ETA |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
 ]));
+const MAX_MARKS_SHOWN = 5;
+const MAX_RANGES_SHOWN = 6;
+const GONE_NAMED = 5;
+/**
+ * `✍️ **import**: marked done by hand by alice at 2026-…Z: items 20–29 (a.csv, …), unit 50`: one line per
+ * mark (who and when), as `status` prints them, at most five a step; a plain step's line has no ranges.
+ */
+function summary_manualLines(s) {
+    const marks = s.manual ?? [];
+    const groups = [];
+    for (const m of marks) {
+        const last = groups[groups.length - 1];
+        if (last && last.by === m.by && last.at === m.at)
+            last.ranges.push(m);
+        else
+            groups.push({ by: m.by, at: m.at, ranges: [m] });
+    }
+    const lines = groups.slice(0, MAX_MARKS_SHOWN).map((g) => {
+        const who = g.by !== undefined ? ` by ${escapeCell(g.by)}` : '';
+        const head = `✍️ **${escapeCell(s.id)}**: marked done by hand${who} at ${new Date(g.at).toISOString()}`;
+        if (!s.batch)
+            return head;
+        const parts = g.ranges
+            .slice(0, MAX_RANGES_SHOWN)
+            .map((m) => escapeCell(rangeLabel(s, m.start, m.end, m.items)));
+        if (g.ranges.length > MAX_RANGES_SHOWN)
+            parts.push(`${g.ranges.length - MAX_RANGES_SHOWN} more ranges`);
+        return `${head}: ${parts.join(', ')}`;
+    });
+    if (groups.length > MAX_MARKS_SHOWN)
+        lines.push(`✍️ **${escapeCell(s.id)}**: ${plural(groups.length - MAX_MARKS_SHOWN, 'more mark')} by hand ` +
+            '(`checkpoint status --json` lists them all)');
+    return lines;
+}
+/** `refresh: true`: the items that left the source before they ran, named (the first few) or by index. */
+function goneLine(s) {
+    const g = s.gone;
+    if (!g || g.count === 0)
+        return undefined;
+    const which = g.first.length > 0
+        ? nameItems(g.first, g.count, GONE_NAMED)
+        : g.ranges
+            .slice(0, MAX_RANGES_SHOWN)
+            .map(([a, b]) => (b - a <= 1 ? `item ${a}` : `items ${a}–${b - 1}`))
+            .concat(g.ranges.length > MAX_RANGES_SHOWN ? [`${g.ranges.length - MAX_RANGES_SHOWN} more ranges`] : [])
+            .join(', ');
+    return (`🗑️ **${escapeCell(s.id)}**: ${plural(g.count, 'item')} left the source before ${g.count === 1 ? 'it' : 'they'} ` +
+        `ran and will not run: ${escapeCell(which)}`);
+}
 /** Which chunks a range is, when the numbers alone do not say it (chunks of more than one number). */
 function chunkNote(range) {
     if (range.units > 1)
@@ -37348,17 +37580,57 @@ function ganttText(text, max) {
         .trim();
     return clean.length > max ? `${clean.slice(0, max - 3).trimEnd()}...` : clean;
 }
+/**
+ * Ticks of the timeline's axis, finest first: the first that puts at most MAX_TICKS ticks on the span of
+ * the attempts is used, with a format that tells its ticks apart (`%H:%M` alone labels every tick of a
+ * 20-second run `17:28`). Mermaid's gantt takes `tickInterval` as `<n><unit>`, unit millisecond, second
+ * (Mermaid 10.5 on), minute, hour, day, week or month, and `axisFormat` as a d3-time-format string,
+ * rendered in the reader's time zone. A Mermaid that does not know the interval ignores it and picks its
+ * own ticks: the format still shows seconds where they matter.
+ */
+const AXIS_TICKS = [
+    ...[1, 2, 5, 10, 15, 30].map((n) => ({ ms: n * 1000, interval: `${n}second`, format: '%H:%M:%S' })),
+    ...[1, 2, 5, 10, 15, 30].map((n) => ({ ms: n * 60_000, interval: `${n}minute`, format: '%H:%M' })),
+    ...[1, 2, 3, 6].map((n) => ({ ms: n * 3_600_000, interval: `${n}hour`, format: '%H:%M' })),
+    ...[1, 2].map((n) => ({ ms: n * 86_400_000, interval: `${n}day`, format: '%b %d' })),
+    { ms: 7 * 86_400_000, interval: '1week', format: '%b %d' },
+    ...[1, 3, 6, 12].map((n) => ({ ms: n * 30 * 86_400_000, interval: `${n}month`, format: '%b %Y' })),
+];
+/** Eight labels of at most 12 characters fit side by side in the width GitHub gives a diagram. */
+const MAX_TICKS = 8;
+const DAY_MS = 86_400_000;
+/** `tickInterval` and `axisFormat` for attempts spread over `spanMs`. */
+function timelineAxis(spanMs) {
+    const pick = AXIS_TICKS.find((t) => spanMs / t.ms <= MAX_TICKS) ??
+        AXIS_TICKS[AXIS_TICKS.length - 1];
+    // Hour ticks over more than a day repeat their times: the day tells them apart.
+    const format = pick.format === '%H:%M' && spanMs > DAY_MS ? '%b %d %H:%M' : pick.format;
+    return { tickInterval: pick.interval, axisFormat: format };
+}
 function attemptEnd(a, next, now) {
     if (a.endedAt !== undefined) {
-        const how = a.exit === 0 ? 'complete' : `exit ${a.exit}, ${a.reason ?? 'no reason recorded'}`;
+        const word = a.exit === 0 ? 'done' : a.exit === 1 ? 'failed' : a.exit === 75 ? 'stopped' : `exit ${a.exit}`;
+        const how = `exit ${a.exit}: ${a.reason ?? 'no reason recorded'}`;
         const tag = a.exit === 0 ? 'done, ' : a.exit === 1 ? 'crit, ' : '';
-        return { end: a.endedAt, how, tag };
+        return { end: a.endedAt, word, how, tag };
     }
     // No end recorded: killed, cancelled or crashed; the next attempt's start bounds it.
     if (next)
-        return { end: next.startedAt, how: 'no end recorded (killed or cancelled)', tag: 'crit, ' };
-    return { end: Math.max(now, a.startedAt), how: 'running or no end recorded', tag: 'active, ' };
+        return {
+            end: next.startedAt,
+            word: 'cut off',
+            how: `no end recorded (killed, cancelled or crashed) before attempt ${next.attempt} started`,
+            tag: 'crit, ',
+        };
+    return {
+        end: Math.max(now, a.startedAt),
+        word: 'no end yet',
+        how: 'no end recorded yet (still running, or stopped without recording it)',
+        tag: 'active, ',
+    };
 }
+/** Reasons are engine messages; one pathological reason must not take the list's room. */
+const MAX_REASON_CHARS = 200;
 function timeline(state, now) {
     const attempts = state.attempts;
     if (attempts.length === 0)
@@ -37366,17 +37638,24 @@ function timeline(state, now) {
     const shown = attempts.slice(-MAX_TIMELINE_ATTEMPTS);
     const first = shown[0];
     const rows = [];
+    const notes = [];
     let lastEnd = first.startedAt;
     for (let i = 0; i < shown.length; i++) {
         const a = shown[i];
-        const { end, how, tag } = attemptEnd(a, shown[i + 1], now);
+        const { end, word, how, tag } = attemptEnd(a, shown[i + 1], now);
         // A zero-length bar is drawn as nothing at all.
         const stop = Math.max(end, a.startedAt + 1000);
         lastEnd = Math.max(lastEnd, stop);
-        const label = `Attempt ${a.attempt}${a.resumed ? ' (resumed)' : ''} - ${ganttText(how, 60)} - ${plural(a.unitsDone, 'unit')} done`;
-        rows.push(`    ${label} :${tag}a${a.attempt}, ${a.startedAt}, ${stop}`);
+        // Short, so that a bar too narrow for its text shows it beside the bar on its own row, clear of the
+        // others; the why is in the list under the chart.
+        const label = `Attempt ${a.attempt} ${word}, ${plural(a.unitsDone, 'unit')}`;
+        rows.push(`    ${ganttText(label, 40)} :${tag}a${a.attempt}, ${a.startedAt}, ${stop}`);
+        const took = a.endedAt !== undefined ? `, ${formatDuration(Math.max(0, a.endedAt - a.startedAt))}` : '';
+        const cut = how.length > MAX_REASON_CHARS ? `${how.slice(0, MAX_REASON_CHARS)}…` : how;
+        notes.push(`- Attempt ${a.attempt} (${a.resumed ? 'resumed' : 'fresh start'}${took}): ${escapeMarkdown(cut)}; ` +
+            `${plural(a.unitsDone, 'unit')} done.`);
     }
-    const multiDay = lastEnd - first.startedAt > 86_400_000;
+    const axis = timelineAxis(lastEnd - first.startedAt);
     const lines = [
         '### Timeline',
         '',
@@ -37384,11 +37663,14 @@ function timeline(state, now) {
         'gantt',
         `    title ${plural(attempts.length, 'attempt')}`,
         '    dateFormat x',
-        `    axisFormat ${multiDay ? '%m-%d %H:%M' : '%H:%M'}`,
+        `    axisFormat ${axis.axisFormat}`,
+        `    tickInterval ${axis.tickInterval}`,
         '    todayMarker off',
         '    section Attempts',
         ...rows,
         '```',
+        '',
+        ...notes,
     ];
     if (attempts.length > shown.length)
         lines.push('', `_${attempts.length - shown.length} earlier attempts are not shown._`);
@@ -37425,8 +37707,10 @@ function renderSummary(input) {
     const tableLines = ['', '### Steps', '', ...TABLE_HEAD];
     used += bytes(`${tableLines.join('\n')}\n`);
     let rowsLeft = 0;
+    const blocked = blockedSteps(stats.steps);
     for (let i = 0; i < stats.steps.length; i++) {
-        const row = stepRow(stats.steps[i]);
+        const step = stats.steps[i];
+        const row = stepRow(step, blocked.has(step.id));
         if (used + bytes(row) + 1 > maxBytes) {
             rowsLeft = stats.steps.length - i;
             break;
@@ -37436,6 +37720,25 @@ function renderSummary(input) {
     }
     if (rowsLeft > 0)
         tableLines.push('', `_${plural(rowsLeft, 'more step')} not shown (summary size limit)._`);
+    if (stats.steps.some((s) => etaCell(s, blocked.has(s.id)) === '—' && s.status !== 'done'))
+        tableLines.push('', '_ETA: time to finish at the pace so far; — when no pace can tell: the step failed (its failed units ' +
+            'run again on the next attempt), waits for approval, or needs a step that did either._');
+    // Done work that no unit ran, and items that went away before running: what `status` says of them.
+    let notesLeft = 0;
+    for (const st of stats.steps) {
+        const gone = goneLine(st);
+        for (const line of [...summary_manualLines(st), ...(gone ? [gone] : [])]) {
+            if (notesLeft > 0 || used + bytes(line) + 2 > maxBytes) {
+                notesLeft += 1;
+                continue;
+            }
+            tableLines.push('', line);
+            used += bytes(line) + 2;
+        }
+    }
+    if (notesLeft > 0)
+        tableLines.push('', `_${plural(notesLeft, 'more line')} on marks by hand and gone items not shown (summary size limit); ` +
+            '`checkpoint status` shows them._');
     // `batch.throttle`: why units did not start, said once per step (a few short lines at most).
     for (const st of stats.steps) {
         const t = st.throttle;
@@ -37640,7 +37943,7 @@ function gatherShards(o) {
         const shape = shapeOf(recs, step, total) ?? { whole: null, mode: 'split', size: 1, batch: false };
         const parallel = step?.batch ? (step.batch.order === 'sequential' ? 1 : step.batch.parallel) : 1;
         const cells = [];
-        const union = new IntervalSet();
+        const union = new intervals/* IntervalSet */.m();
         let itemsHash;
         let definition;
         for (let i = 0; i < total; i++) {
@@ -37735,14 +38038,14 @@ function gatherShards(o) {
         let complete;
         let remaining = [];
         if (shape.mode === 'every') {
-            complete = recs.every((r) => r !== undefined && isStepComplete(r));
+            complete = recs.every((r) => r !== undefined && (0,journal_state/* isStepComplete */.EX)(r));
         }
         else if (shape.whole) {
             // Split: the union of the shards' done work is the whole. First: shard 0 did it all (and recorded it).
             remaining = [...union.gaps(shape.whole[0], shape.whole[1])].slice(0, MAX_LISTED);
             complete = remaining.length === 0;
             if (shape.mode === 'first')
-                complete = complete && recs[0] !== undefined && isStepComplete(recs[0]);
+                complete = complete && recs[0] !== undefined && (0,journal_state/* isStepComplete */.EX)(recs[0]);
         }
         else
             complete = false;
@@ -38233,7 +38536,7 @@ async function startTracing(io, opts = {}) {
         return undefined;
     const fd = settings.file !== undefined ? openTraceFile(settings.file) : undefined;
     try {
-        const { createTracing } = await Promise.all(/* import() */[__nccwpck_require__.e(819), __nccwpck_require__.e(920)]).then(__nccwpck_require__.bind(__nccwpck_require__, 920));
+        const { createTracing } = await Promise.all(/* import() */[__nccwpck_require__.e(819), __nccwpck_require__.e(920)]).then(__nccwpck_require__.bind(__nccwpck_require__, 90920));
         return createTracing(settings, {
             ...(fd !== undefined ? { fd } : {}),
             warn,

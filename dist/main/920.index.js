@@ -75,6 +75,8 @@ class OtlpJsonFileExporter {
 
 // EXTERNAL MODULE: ./node_modules/@opentelemetry/api/build/src/index.js
 var api_build_src = __webpack_require__(63914);
+// EXTERNAL MODULE: ./src/journal/state.ts
+var journal_state = __webpack_require__(49226);
 ;// CONCATENATED MODULE: ./src/trace/attributes.ts
 // The names of the span attributes a traced run sets (documented in README.md, "Traces"). A user's queries
 // and dashboards depend on them: change none without saying so in the docs.
@@ -116,6 +118,7 @@ const UNIT_RETRYING = 'checkpoint.unit.retrying';
 // The spans of one run attempt, built from the engine's event stream only (the engine knows nothing of
 // tracing): the attempt is the root, each step a child of it, each try of a unit a child of its step. Times
 // are taken when the events arrive; a unit ends at its start plus the process's own run time.
+
 
 
 /** Wall-clock milliseconds with sub-millisecond precision (OpenTelemetry takes it as an epoch time). */
@@ -180,7 +183,7 @@ class RunTrace {
         const state = ckpt.state;
         // The engine's own rules for these two; the run's result confirms them at the end.
         const attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
-        const resumed = [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0);
+        const resumed = (0,journal_state/* isResumed */.Kx)(state);
         for (const r of state.steps.values())
             this.#doneBefore += r.unitsDone;
         this.#attempt = this.#tracer.startSpan(`run ${plan.name}`, {

@@ -37003,9 +37003,16 @@ class Checkpoint {
         }
         return this.outputsPath();
     }
+    /**
+     * Freezes `items` into `items/<step>.json`; returns the list indexed over the text written, so that a
+     * caller can let the array of millions of strings go (item-list.ts: a far smaller heap, and so far faster
+     * forks of this process for every unit).
+     */
     async writeItems(step, items) {
         this.#fenced();
-        await (0,fsutil/* writeFileAtomic */.Zf)(this.itemsPath(step), `${JSON.stringify(items)}\n`);
+        const text = JSON.stringify(items);
+        await (0,fsutil/* writeFileAtomic */.Zf)(this.itemsPath(step), `${text}\n`);
+        return indexItemList(text) ?? items;
     }
     #refuseItems(step, why) {
         const where = (0,external_node_path_.relative)(process.cwd(), this.itemsPath(step));
@@ -39710,6 +39717,7 @@ function throttleRecord(t) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   EX: () => (/* binding */ isStepComplete),
 /* harmony export */   Hp: () => (/* binding */ FORMAT_VERSION),
+/* harmony export */   Kx: () => (/* binding */ isResumed),
 /* harmony export */   Rr: () => (/* binding */ countDoneUnits),
 /* harmony export */   Z8: () => (/* binding */ applyEvent),
 /* harmony export */   b5: () => (/* binding */ orphanedUnits),
@@ -40245,6 +40253,15 @@ function p90(values) {
     const sorted = [...values].sort((a, b) => a - b);
     const i = Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1);
     return sorted[Math.max(0, i)];
+}
+/**
+ * Whether an attempt over `state` resumes (CHECKPOINT_RESUMED, the trace's `resumed`): it starts from
+ * recorded progress, not from nothing. A run started from a merge continues the campaign's earlier work,
+ * even where its own part has none.
+ */
+function isResumed(state) {
+    return (state.merge !== undefined ||
+        [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0));
 }
 
 
@@ -42708,7 +42725,9 @@ async function itemsDriftNote(plan, step, frozen, info, env, runCommand) {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Ch: () => (/* binding */ stepStats),
-/* harmony export */   HN: () => (/* binding */ runStats)
+/* harmony export */   HN: () => (/* binding */ runStats),
+/* harmony export */   eD: () => (/* binding */ blockedSteps),
+/* harmony export */   fy: () => (/* binding */ etaUnknowable)
 /* harmony export */ });
 /* unused harmony exports plannedUnits, allStepStats */
 /* harmony import */ var _engine_refresh_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4101);
@@ -42821,6 +42840,12 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, fr
             first: frozen ? (0,_engine_refresh_js__WEBPACK_IMPORTED_MODULE_3__/* .itemsOfRanges */ .eu)(frozen, ranges, _items_js__WEBPACK_IMPORTED_MODULE_1__/* .ITEMS_LISTED */ .$X) : [],
         };
     }
+    if (rec.manual && rec.manual.length > 0) {
+        s.manual = rec.manual.map((m) => {
+            const items = (0,_items_js__WEBPACK_IMPORTED_MODULE_1__/* .unitItems */ .n1)(frozen, m.start, m.end);
+            return { ...m, ...(items ? { items } : {}) };
+        });
+    }
     if (rec.completedAt !== undefined)
         s.completedAt = rec.completedAt;
     if (rec.throttle) {
@@ -42834,7 +42859,11 @@ function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, fr
 /** Stats for every step of the plan (in plan order), or of the checkpoint alone when the plan is unknown. */
 function allStepStats(state, plan, live = false, frozen) {
     if (plan) {
-        return plan.steps.map((s) => withApproval(state, s, stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s), frozen?.get(s.id))));
+        return plan.steps.map((s) => {
+            const st = withApproval(state, s, stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s), frozen?.get(s.id)));
+            st.needs = [...s.needs];
+            return st;
+        });
     }
     return [...state.steps].map(([id, rec]) => {
         const st = stepStats(id, id, rec, 1, (0,_journal_state_js__WEBPACK_IMPORTED_MODULE_0__/* .unitCount */ .q3)(rec) > 1, live, 0, frozen?.get(id));
@@ -42880,6 +42909,31 @@ function runStats(ckpt, plan, live = false, frozen) {
         steps,
     };
 }
+/**
+ * Steps held behind others: those that need (directly or through others) a failed step, which must pass
+ * on a later attempt first, or one waiting for approval. Steps come in plan order, so a step's needs are
+ * decided before it.
+ */
+function blockedSteps(steps) {
+    const status = new Map(steps.map((s) => [s.id, s.status]));
+    const blocked = new Set();
+    for (const s of steps) {
+        if (s.status === 'done')
+            continue;
+        const stuck = (d) => status.get(d) === 'failed' || status.get(d) === 'waiting' || blocked.has(d);
+        if ((s.needs ?? []).some(stuck))
+            blocked.add(s.id);
+    }
+    return blocked;
+}
+/**
+ * No pace can tell when the step finishes: failed (its failed units run again only on a next attempt, and
+ * whether they pass is not a matter of pace), waiting for approval (a person decides when), or blocked
+ * behind a step that is one of these. The summary and `status` show no ETA for it.
+ */
+function etaUnknowable(s, blocked) {
+    return s.status === 'failed' || s.status === 'waiting' || blocked;
+}
 
 
 /***/ }),
@@ -42901,15 +42955,17 @@ function runStats(ckpt, plan, live = false, frozen) {
 /* harmony export */   my: () => (/* binding */ readLogTails),
 /* harmony export */   ti: () => (/* binding */ inlineCode)
 /* harmony export */ });
-/* unused harmony exports SUMMARY_LIMIT_BYTES, escapeHtml, fencedBlock, tailLines */
+/* unused harmony exports SUMMARY_LIMIT_BYTES, escapeHtml, fencedBlock, tailLines, timelineAxis */
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(51455);
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var _plan_duration_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(72983);
 /* harmony import */ var _items_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8134);
+/* harmony import */ var _stats_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(68621);
 // The job summary (GITHUB_STEP_SUMMARY): GitHub-flavoured Markdown built from a run's checkpoint and its
 // stats. Rendering is pure; the only I/O is `readLogTails`, which the caller runs first, so the action, the
 // `report` command and the tests all feed the same function. No @actions/core here: the action writes the
 // string itself.
+
 
 
 
@@ -43132,9 +43188,14 @@ function headline(input, outcome) {
     else {
         const left = stats.steps.filter((s) => s.status !== 'done');
         lines.push(`## ⏸️ ${plan}: incomplete`);
-        const eta = stats.etaMs === undefined ? '' : ` · ETA ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_1__/* .formatDuration */ .a)(stats.etaMs)}`;
+        // The run's ETA is a finish time only when every step left can finish at its pace: a failed unit
+        // needs a retry that may fail again, an approval needs a person, and what needs either waits on them.
+        const stuck = stats.steps.some((s) => (0,_stats_js__WEBPACK_IMPORTED_MODULE_3__/* .etaUnknowable */ .fy)(s, false));
+        const eta = stats.etaMs === undefined || stats.etaMs <= 0 || stuck ? '' : ` · ETA ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_1__/* .formatDuration */ .a)(stats.etaMs)}`;
+        // "Left" is every unit not done, failed ones included, as `status --json` counts `remaining`.
+        const failedNote = stats.unitsFailed > 0 ? ` (${stats.unitsFailed} of them failed)` : '';
         lines.push('', `${stats.unitsDone} of ${stats.unitsTotal} units done (${pct(stats.unitsDone, stats.unitsTotal)}%); ` +
-            `${stats.unitsRemaining} left in ${listSteps(left, (s) => s.unitsRemaining)}${eta}. ` +
+            `${stats.unitsRemaining} left${failedNote} in ${listSteps(left, (s) => s.unitsRemaining)}${eta}. ` +
             'The next attempt resumes from here.');
     }
     // A failed run's reason repeats the sentence above unless no unit failed (a fatal error).
@@ -43171,8 +43232,13 @@ function warningBlock(warnings) {
 function stepCell(s) {
     return s.name && s.name !== s.id ? `${escapeCell(s.name)} (${escapeCell(s.id)})` : escapeCell(s.id);
 }
-function stepRow(s) {
-    const eta = s.status === 'done' ? '—' : s.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_1__/* .formatDuration */ .a)(s.etaMs);
+/** The ETA cell: `—` where no pace can tell it (stats.ts `etaUnknowable`), `?` before any unit finished. */
+function etaCell(s, blocked) {
+    if (s.status === 'done' || (0,_stats_js__WEBPACK_IMPORTED_MODULE_3__/* .etaUnknowable */ .fy)(s, blocked))
+        return '—';
+    return s.etaMs === undefined ? '?' : (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_1__/* .formatDuration */ .a)(s.etaMs);
+}
+function stepRow(s, blocked) {
     const cells = [
         stepCell(s),
         `${STATE_ICON[s.status]} ${s.status === 'waiting' ? 'waiting for approval' : s.status}`,
@@ -43180,14 +43246,65 @@ function stepRow(s) {
         String(s.unitsFailed),
         String(s.unitsRemaining),
         (0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_1__/* .formatDuration */ .a)(s.timeMs),
-        eta,
+        etaCell(s, blocked),
     ];
     return `| ${cells.join(' | ')} |`;
 }
+// Remaining is every unit not done, failed ones included: the figure `status --json` (`remaining`) and the
+// `units-remaining` output give, so the three never disagree; the header says so.
 const TABLE_HEAD = [
-    '| Step | State | Done | Failed | Remaining | Time | ETA |',
+    '| Step | State | Done | Failed | Remaining (incl. failed) | Time | ETA |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
 ];
+const MAX_MARKS_SHOWN = 5;
+const MAX_RANGES_SHOWN = 6;
+const GONE_NAMED = 5;
+/**
+ * `✍️ **import**: marked done by hand by alice at 2026-…Z: items 20–29 (a.csv, …), unit 50`: one line per
+ * mark (who and when), as `status` prints them, at most five a step; a plain step's line has no ranges.
+ */
+function manualLines(s) {
+    const marks = s.manual ?? [];
+    const groups = [];
+    for (const m of marks) {
+        const last = groups[groups.length - 1];
+        if (last && last.by === m.by && last.at === m.at)
+            last.ranges.push(m);
+        else
+            groups.push({ by: m.by, at: m.at, ranges: [m] });
+    }
+    const lines = groups.slice(0, MAX_MARKS_SHOWN).map((g) => {
+        const who = g.by !== undefined ? ` by ${escapeCell(g.by)}` : '';
+        const head = `✍️ **${escapeCell(s.id)}**: marked done by hand${who} at ${new Date(g.at).toISOString()}`;
+        if (!s.batch)
+            return head;
+        const parts = g.ranges
+            .slice(0, MAX_RANGES_SHOWN)
+            .map((m) => escapeCell(rangeLabel(s, m.start, m.end, m.items)));
+        if (g.ranges.length > MAX_RANGES_SHOWN)
+            parts.push(`${g.ranges.length - MAX_RANGES_SHOWN} more ranges`);
+        return `${head}: ${parts.join(', ')}`;
+    });
+    if (groups.length > MAX_MARKS_SHOWN)
+        lines.push(`✍️ **${escapeCell(s.id)}**: ${plural(groups.length - MAX_MARKS_SHOWN, 'more mark')} by hand ` +
+            '(`checkpoint status --json` lists them all)');
+    return lines;
+}
+/** `refresh: true`: the items that left the source before they ran, named (the first few) or by index. */
+function goneLine(s) {
+    const g = s.gone;
+    if (!g || g.count === 0)
+        return undefined;
+    const which = g.first.length > 0
+        ? (0,_items_js__WEBPACK_IMPORTED_MODULE_2__/* .nameItems */ .O1)(g.first, g.count, GONE_NAMED)
+        : g.ranges
+            .slice(0, MAX_RANGES_SHOWN)
+            .map(([a, b]) => (b - a <= 1 ? `item ${a}` : `items ${a}–${b - 1}`))
+            .concat(g.ranges.length > MAX_RANGES_SHOWN ? [`${g.ranges.length - MAX_RANGES_SHOWN} more ranges`] : [])
+            .join(', ');
+    return (`🗑️ **${escapeCell(s.id)}**: ${plural(g.count, 'item')} left the source before ${g.count === 1 ? 'it' : 'they'} ` +
+        `ran and will not run: ${escapeCell(which)}`);
+}
 /** Which chunks a range is, when the numbers alone do not say it (chunks of more than one number). */
 function chunkNote(range) {
     if (range.units > 1)
@@ -43229,17 +43346,57 @@ function ganttText(text, max) {
         .trim();
     return clean.length > max ? `${clean.slice(0, max - 3).trimEnd()}...` : clean;
 }
+/**
+ * Ticks of the timeline's axis, finest first: the first that puts at most MAX_TICKS ticks on the span of
+ * the attempts is used, with a format that tells its ticks apart (`%H:%M` alone labels every tick of a
+ * 20-second run `17:28`). Mermaid's gantt takes `tickInterval` as `<n><unit>`, unit millisecond, second
+ * (Mermaid 10.5 on), minute, hour, day, week or month, and `axisFormat` as a d3-time-format string,
+ * rendered in the reader's time zone. A Mermaid that does not know the interval ignores it and picks its
+ * own ticks: the format still shows seconds where they matter.
+ */
+const AXIS_TICKS = [
+    ...[1, 2, 5, 10, 15, 30].map((n) => ({ ms: n * 1000, interval: `${n}second`, format: '%H:%M:%S' })),
+    ...[1, 2, 5, 10, 15, 30].map((n) => ({ ms: n * 60_000, interval: `${n}minute`, format: '%H:%M' })),
+    ...[1, 2, 3, 6].map((n) => ({ ms: n * 3_600_000, interval: `${n}hour`, format: '%H:%M' })),
+    ...[1, 2].map((n) => ({ ms: n * 86_400_000, interval: `${n}day`, format: '%b %d' })),
+    { ms: 7 * 86_400_000, interval: '1week', format: '%b %d' },
+    ...[1, 3, 6, 12].map((n) => ({ ms: n * 30 * 86_400_000, interval: `${n}month`, format: '%b %Y' })),
+];
+/** Eight labels of at most 12 characters fit side by side in the width GitHub gives a diagram. */
+const MAX_TICKS = 8;
+const DAY_MS = 86_400_000;
+/** `tickInterval` and `axisFormat` for attempts spread over `spanMs`. */
+function timelineAxis(spanMs) {
+    const pick = AXIS_TICKS.find((t) => spanMs / t.ms <= MAX_TICKS) ??
+        AXIS_TICKS[AXIS_TICKS.length - 1];
+    // Hour ticks over more than a day repeat their times: the day tells them apart.
+    const format = pick.format === '%H:%M' && spanMs > DAY_MS ? '%b %d %H:%M' : pick.format;
+    return { tickInterval: pick.interval, axisFormat: format };
+}
 function attemptEnd(a, next, now) {
     if (a.endedAt !== undefined) {
-        const how = a.exit === 0 ? 'complete' : `exit ${a.exit}, ${a.reason ?? 'no reason recorded'}`;
+        const word = a.exit === 0 ? 'done' : a.exit === 1 ? 'failed' : a.exit === 75 ? 'stopped' : `exit ${a.exit}`;
+        const how = `exit ${a.exit}: ${a.reason ?? 'no reason recorded'}`;
         const tag = a.exit === 0 ? 'done, ' : a.exit === 1 ? 'crit, ' : '';
-        return { end: a.endedAt, how, tag };
+        return { end: a.endedAt, word, how, tag };
     }
     // No end recorded: killed, cancelled or crashed; the next attempt's start bounds it.
     if (next)
-        return { end: next.startedAt, how: 'no end recorded (killed or cancelled)', tag: 'crit, ' };
-    return { end: Math.max(now, a.startedAt), how: 'running or no end recorded', tag: 'active, ' };
+        return {
+            end: next.startedAt,
+            word: 'cut off',
+            how: `no end recorded (killed, cancelled or crashed) before attempt ${next.attempt} started`,
+            tag: 'crit, ',
+        };
+    return {
+        end: Math.max(now, a.startedAt),
+        word: 'no end yet',
+        how: 'no end recorded yet (still running, or stopped without recording it)',
+        tag: 'active, ',
+    };
 }
+/** Reasons are engine messages; one pathological reason must not take the list's room. */
+const MAX_REASON_CHARS = 200;
 function timeline(state, now) {
     const attempts = state.attempts;
     if (attempts.length === 0)
@@ -43247,17 +43404,24 @@ function timeline(state, now) {
     const shown = attempts.slice(-MAX_TIMELINE_ATTEMPTS);
     const first = shown[0];
     const rows = [];
+    const notes = [];
     let lastEnd = first.startedAt;
     for (let i = 0; i < shown.length; i++) {
         const a = shown[i];
-        const { end, how, tag } = attemptEnd(a, shown[i + 1], now);
+        const { end, word, how, tag } = attemptEnd(a, shown[i + 1], now);
         // A zero-length bar is drawn as nothing at all.
         const stop = Math.max(end, a.startedAt + 1000);
         lastEnd = Math.max(lastEnd, stop);
-        const label = `Attempt ${a.attempt}${a.resumed ? ' (resumed)' : ''} - ${ganttText(how, 60)} - ${plural(a.unitsDone, 'unit')} done`;
-        rows.push(`    ${label} :${tag}a${a.attempt}, ${a.startedAt}, ${stop}`);
+        // Short, so that a bar too narrow for its text shows it beside the bar on its own row, clear of the
+        // others; the why is in the list under the chart.
+        const label = `Attempt ${a.attempt} ${word}, ${plural(a.unitsDone, 'unit')}`;
+        rows.push(`    ${ganttText(label, 40)} :${tag}a${a.attempt}, ${a.startedAt}, ${stop}`);
+        const took = a.endedAt !== undefined ? `, ${(0,_plan_duration_js__WEBPACK_IMPORTED_MODULE_1__/* .formatDuration */ .a)(Math.max(0, a.endedAt - a.startedAt))}` : '';
+        const cut = how.length > MAX_REASON_CHARS ? `${how.slice(0, MAX_REASON_CHARS)}…` : how;
+        notes.push(`- Attempt ${a.attempt} (${a.resumed ? 'resumed' : 'fresh start'}${took}): ${escapeMarkdown(cut)}; ` +
+            `${plural(a.unitsDone, 'unit')} done.`);
     }
-    const multiDay = lastEnd - first.startedAt > 86_400_000;
+    const axis = timelineAxis(lastEnd - first.startedAt);
     const lines = [
         '### Timeline',
         '',
@@ -43265,11 +43429,14 @@ function timeline(state, now) {
         'gantt',
         `    title ${plural(attempts.length, 'attempt')}`,
         '    dateFormat x',
-        `    axisFormat ${multiDay ? '%m-%d %H:%M' : '%H:%M'}`,
+        `    axisFormat ${axis.axisFormat}`,
+        `    tickInterval ${axis.tickInterval}`,
         '    todayMarker off',
         '    section Attempts',
         ...rows,
         '```',
+        '',
+        ...notes,
     ];
     if (attempts.length > shown.length)
         lines.push('', `_${attempts.length - shown.length} earlier attempts are not shown._`);
@@ -43306,8 +43473,10 @@ function renderSummary(input) {
     const tableLines = ['', '### Steps', '', ...TABLE_HEAD];
     used += bytes(`${tableLines.join('\n')}\n`);
     let rowsLeft = 0;
+    const blocked = (0,_stats_js__WEBPACK_IMPORTED_MODULE_3__/* .blockedSteps */ .eD)(stats.steps);
     for (let i = 0; i < stats.steps.length; i++) {
-        const row = stepRow(stats.steps[i]);
+        const step = stats.steps[i];
+        const row = stepRow(step, blocked.has(step.id));
         if (used + bytes(row) + 1 > maxBytes) {
             rowsLeft = stats.steps.length - i;
             break;
@@ -43317,6 +43486,25 @@ function renderSummary(input) {
     }
     if (rowsLeft > 0)
         tableLines.push('', `_${plural(rowsLeft, 'more step')} not shown (summary size limit)._`);
+    if (stats.steps.some((s) => etaCell(s, blocked.has(s.id)) === '—' && s.status !== 'done'))
+        tableLines.push('', '_ETA: time to finish at the pace so far; — when no pace can tell: the step failed (its failed units ' +
+            'run again on the next attempt), waits for approval, or needs a step that did either._');
+    // Done work that no unit ran, and items that went away before running: what `status` says of them.
+    let notesLeft = 0;
+    for (const st of stats.steps) {
+        const gone = goneLine(st);
+        for (const line of [...manualLines(st), ...(gone ? [gone] : [])]) {
+            if (notesLeft > 0 || used + bytes(line) + 2 > maxBytes) {
+                notesLeft += 1;
+                continue;
+            }
+            tableLines.push('', line);
+            used += bytes(line) + 2;
+        }
+    }
+    if (notesLeft > 0)
+        tableLines.push('', `_${plural(notesLeft, 'more line')} on marks by hand and gone items not shown (summary size limit); ` +
+            '`checkpoint status` shows them._');
     // `batch.throttle`: why units did not start, said once per step (a few short lines at most).
     for (const st of stats.steps) {
         const t = st.throttle;
@@ -43454,9 +43642,12 @@ async function resolveRunId(root, runOpt) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Q5: () => (/* binding */ writeMerge),
 /* harmony export */   Sc: () => (/* binding */ seedFromMerge),
+/* harmony export */   ZO: () => (/* binding */ startFromMerge),
 /* harmony export */   _l: () => (/* binding */ isUnboundMerge),
+/* harmony export */   ke: () => (/* binding */ applySeed),
 /* harmony export */   n1: () => (/* binding */ sameMerge),
-/* harmony export */   nC: () => (/* binding */ mergeProblems)
+/* harmony export */   nC: () => (/* binding */ mergeProblems),
+/* harmony export */   os: () => (/* binding */ seedLine)
 /* harmony export */ });
 /* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2550);
 /* harmony import */ var _journal_fsutil_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(91268);
@@ -43683,7 +43874,57 @@ async function seedFromMerge(merged, plan, shard) {
             ...(Object.keys(rec.outputs).length > 0 ? { outputs: { ...rec.outputs } } : {}),
         });
     }
-    return { events, items, parts };
+    return { events, items, parts, from: { run: merged.runId, total: m.total } };
+}
+/** The log line of a shard run started from a merge: each split step's part and what is left in it. */
+function seedLine(seed) {
+    const parts = seed.parts.map((p) => `${p.step} part [${p.part[0]}, ${p.part[1]}) with ${p.todo} left`);
+    return `from merge ${seed.from.run} of ${seed.from.total} shards: ${parts.join('; ') || 'no batch step left to share'}`;
+}
+/**
+ * Writes the seed into `ckpt` (a blank shard run, open for writing under its lease) before anything else
+ * touches the run: the run then exists with the merged work in it, so what comes next (the action's
+ * `reset` and `approve` inputs, the engine's attempt) finds it as it finds any run it resumes, and the
+ * attempt knows it continues earlier work. The snapshot goes first: it holds the shard (the journal names it
+ * only in an attempt), so a run cut off here is still bound to its shard and holds the seed or nothing of it.
+ */
+async function applySeed(ckpt, seed) {
+    await ckpt.compact();
+    // The frozen lists go to disk before the records that point at them.
+    for (const [id, list] of seed.items)
+        await ckpt.writeItems(id, list);
+    for (const ev of seed.events)
+        ckpt.recordLater(ev);
+    await ckpt.flush();
+    await ckpt.syncMarkers();
+    await ckpt.writeOutputsFile();
+    await ckpt.compact();
+}
+/**
+ * A new run `runId` of shard `shard` in `root`, started from the merged run `merged` (the action: before its
+ * `reset` and `approve` inputs apply, so they apply to the seeded run). Returns the seed, for the log.
+ */
+async function startFromMerge(merged, plan, shard, root, runId) {
+    const dir = `${root}/${runId}`;
+    await (0,_journal_fsutil_js__WEBPACK_IMPORTED_MODULE_1__/* .ensureDir */ .A0)(dir);
+    const lease = await (0,_journal_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .acquireLease */ .ZZ)(dir, { runId, attempt: 0 });
+    try {
+        if (await _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__/* .Checkpoint */ .F9.exists(root, runId))
+            throw new Error(`internal: run ${runId} exists already; it cannot start from merge ${merged.runId}`);
+        const seed = await seedFromMerge(merged, plan, shard);
+        const ckpt = _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__/* .Checkpoint */ .F9.blank(root, runId, plan.name, shard);
+        await ckpt.openForWrite({ lease });
+        try {
+            await applySeed(ckpt, seed);
+        }
+        finally {
+            await ckpt.close();
+        }
+        return seed;
+    }
+    finally {
+        await lease.release();
+    }
 }
 
 
@@ -67079,7 +67320,7 @@ class Watcher {
 }
 
 // EXTERNAL MODULE: ./src/journal/state.ts
-var state = __nccwpck_require__(49226);
+var journal_state = __nccwpck_require__(49226);
 // EXTERNAL MODULE: ./src/plan/duration.ts
 var duration = __nccwpck_require__(72983);
 // EXTERNAL MODULE: ./src/report/items.ts
@@ -67103,7 +67344,7 @@ function wouldOverrun(step, rec, u, now, deadline) {
             return undefined;
         return `a chunk of ${u.end - u.start} would take about ${(0,duration/* formatDuration */.a)(Math.round(est))}, more than fits in the time budget (${(0,duration/* formatDuration */.a)(left)} left, less a margin of ${(0,duration/* formatDuration */.a)(left - (0,chunking/* usableMs */.PT)(left))})`;
     }
-    const est = (0,state/* p90 */.mz)(rec.durations);
+    const est = (0,journal_state/* p90 */.mz)(rec.durations);
     if (est === undefined || now + est <= deadline)
         return undefined;
     return `p90 ${(0,duration/* formatDuration */.a)(est)} would end after the time budget (${(0,duration/* formatDuration */.a)(left)} left)`;
@@ -67211,7 +67452,7 @@ function provablyOurs(claim) {
 
 async function endOrphans(ckpt, notice) {
     const host = (0,external_node_os_.hostname)();
-    const orphans = (0,state/* orphanedUnits */.b5)(ckpt.state);
+    const orphans = (0,journal_state/* orphanedUnits */.b5)(ckpt.state);
     const markers = new Set();
     for (const { unit } of orphans)
         if (unit.host === host && (0,exec_marker/* isMarkerOfRun */.fY)(unit.marker, ckpt.runId))
@@ -67740,7 +67981,7 @@ class WorkQueue {
             return 0;
         if (mf.kind === 'count')
             return mf.count;
-        return Math.floor((mf.percent / 100) * (0,state/* unitCount */.q3)(this.#rec()));
+        return Math.floor((mf.percent / 100) * (0,journal_state/* unitCount */.q3)(this.#rec()));
     }
     get failedFinal() {
         return this.#failedFinal.size;
@@ -67925,7 +68166,7 @@ class WorkQueue {
         if (this.#inFlight > 0)
             return undefined;
         const rec = this.#rec();
-        const gap = (0,state/* firstPendingGap */.kh)(rec, rec.from, rec.to);
+        const gap = (0,journal_state/* firstPendingGap */.kh)(rec, rec.from, rec.to);
         if (!gap)
             return undefined;
         const [s, e] = gap;
@@ -68036,7 +68277,7 @@ class StepRun {
         return r;
     }
     get complete() {
-        return (0,state/* isStepComplete */.EX)(this.rec) && this.running === 0;
+        return (0,journal_state/* isStepComplete */.EX)(this.rec) && this.running === 0;
     }
 }
 class Engine {
@@ -68096,8 +68337,7 @@ class Engine {
     async run() {
         const ckpt = this.#ckpt;
         const state = ckpt.state;
-        // Resumed: this attempt starts from recorded progress, not from nothing.
-        this.#resumed = [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0);
+        this.#resumed = (0,journal_state/* isResumed */.Kx)(state);
         this.#attempt = (state.attempts[state.attempts.length - 1]?.attempt ?? 0) + 1;
         ckpt.recordLater({
             type: 'attempt',
@@ -68112,8 +68352,11 @@ class Engine {
             await ckpt.clearStepFiles(id);
         // The frozen lists go to disk before the records that point at them: a run cut off (or failing to
         // write) in between then leaves no record whose list is missing, and the next run expands again.
+        // The lists are used from then on as indexed over the text written (item-list.ts), not as arrays.
+        const frozen = new Map();
         for (const [id, list] of this.#prep.items)
-            await ckpt.writeItems(id, list);
+            frozen.set(id, await ckpt.writeItems(id, list));
+        this.#prep.items.clear();
         for (const ev of this.#prep.events)
             ckpt.recordLater(ev);
         await this.#endOrphans();
@@ -68132,7 +68375,7 @@ class Engine {
             run.queue.deadline = deadline;
             // A list expanded by this attempt is used as it is; only a list frozen earlier is read back.
             if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
-                run.items = this.#prep.items.get(step.id) ?? (await ckpt.readItemList(step.id));
+                run.items = frozen.get(step.id) ?? (await ckpt.readItemList(step.id));
             if (step.batch?.throttle)
                 run.throttle = this.#throttleOf(run, step.batch.throttle);
             this.#runs.set(step.id, run);
@@ -68192,7 +68435,7 @@ class Engine {
             if (!dep) {
                 // Not selected (`--only`): it must already be complete.
                 const rec = this.#ckpt.state.steps.get(d);
-                if (!rec || !(0,state/* isStepComplete */.EX)(rec))
+                if (!rec || !(0,journal_state/* isStepComplete */.EX)(rec))
                     return 'never';
                 continue;
             }
@@ -68240,7 +68483,7 @@ class Engine {
             }
             // A manual intervention point: nothing of it starts until it is approved; its dependents wait with it
             // and independent steps go on. Approvals are recorded between attempts (under the lease), never now.
-            if (run.step.approval && !(0,state/* approvalOf */.xf)(this.#ckpt.state, run.step.id)) {
+            if (run.step.approval && !(0,journal_state/* approvalOf */.xf)(this.#ckpt.state, run.step.id)) {
                 if (!run.awaitingApproval) {
                     run.awaitingApproval = true;
                     this.#emit({
@@ -68676,13 +68919,13 @@ class Engine {
         let anyFailed = false;
         for (const run of this.#runs.values()) {
             const rec = run.rec;
-            const total = (0,state/* unitCount */.q3)(rec);
+            const total = (0,journal_state/* unitCount */.q3)(rec);
             unitsTotal += total;
             unitsDone += Math.min(total, rec.unitsDone);
             unitsFailed += run.queue.failedFinal;
             if (run.queue.failedFinal > 0)
                 anyFailed = true;
-            if ((0,state/* isStepComplete */.EX)(rec) && (run.completedThisAttempt || !run.step.always))
+            if ((0,journal_state/* isStepComplete */.EX)(rec) && (run.completedThisAttempt || !run.step.always))
                 stepsDone += 1;
         }
         const stepsTotal = this.#runs.size;
@@ -68980,7 +69223,7 @@ class Progress {
         const rec = this.#ckpt.state.steps.get(s.id);
         if (!rec)
             return '';
-        const total = (0,state/* unitCount */.q3)(rec);
+        const total = (0,journal_state/* unitCount */.q3)(rec);
         const ran = rec.unitsDone - s.doneAtStart;
         const took = s.startedAt === undefined ? '' : ` in ${(0,duration/* formatDuration */.a)(this.#now() - s.startedAt)}`;
         return total > 1 ? ` (${ran} of ${total} units run now${took})` : took;
@@ -68989,7 +69232,7 @@ class Progress {
         const rec = this.#ckpt.state.steps.get(s.id);
         if (!rec)
             return { done: 0, total: 0 };
-        const total = (0,state/* unitCount */.q3)(rec);
+        const total = (0,journal_state/* unitCount */.q3)(rec);
         const done = Math.min(total, rec.unitsDone);
         const out = { done, total };
         if (s.startedAt !== undefined) {
@@ -69160,7 +69403,7 @@ function parseBudget(v) {
 function planComplete(plan, ckpt) {
     return plan.steps.every((s) => {
         const rec = ckpt.state.steps.get(s.id);
-        return rec !== undefined && (0,state/* isStepComplete */.EX)(rec);
+        return rec !== undefined && (0,journal_state/* isStepComplete */.EX)(rec);
     });
 }
 /**
@@ -69178,7 +69421,7 @@ function completeResult(plan, ckpt) {
     for (const s of plan.steps) {
         const rec = ckpt.state.steps.get(s.id);
         if (rec)
-            unitsDone += (0,state/* unitCount */.q3)(rec);
+            unitsDone += (0,journal_state/* unitCount */.q3)(rec);
     }
     return {
         exitCode: errors/* EXIT_OK */.Ij,
@@ -69256,23 +69499,18 @@ async function chooseRun(plan, root, opts) {
     };
 }
 /**
- * `prepare` over the run as it will be once the seed's events are applied; the seed's events and item lists
- * go first in the preparation, so the engine writes them through the journal like the attempt's own.
+ * `prepare` over the run as it will be once the seed is written (`applySeed`, right after the run is opened:
+ * before the attempt, which then starts from the merged work like any resumed attempt).
  */
 async function seededPrepare(plan, ckpt, seed, opts) {
-    const scratch = (0,state/* emptyState */.p$)(ckpt.runId, plan.name);
+    const scratch = (0,journal_state/* emptyState */.p$)(ckpt.runId, plan.name);
     if (ckpt.state.shard)
         scratch.shard = { ...ckpt.state.shard };
     const t = Date.now();
     seed.events.forEach((ev, i) => {
-        (0,state/* applyEvent */.Z8)(scratch, { ...ev, seq: i + 1, t });
+        (0,journal_state/* applyEvent */.Z8)(scratch, { ...ev, seq: i + 1, t });
     });
-    const prep = await (0,prepare/* prepare */.iA)(plan, scratch, opts);
-    prep.events.unshift(...seed.events);
-    for (const [id, list] of seed.items)
-        if (!prep.items.has(id))
-            prep.items.set(id, list);
-    return prep;
+    return (0,prepare/* prepare */.iA)(plan, scratch, opts);
 }
 /** `checkpoint run`, returning what happened instead of only an exit code. */
 async function executeRun(opts, io, hooks = {}) {
@@ -69307,14 +69545,6 @@ async function executeRun(opts, io, hooks = {}) {
             existing = false;
             id = await (0,runs/* newRunId */.F$)(root, plan.name, new Date(), `shard${shard.index}of${shard.total}`);
         }
-    }
-    else if (shard &&
-        !existing &&
-        opts.seedFrom !== undefined &&
-        (await checkpoint/* Checkpoint */.F9.exists(root, opts.seedFrom))) {
-        const ck = await checkpoint/* Checkpoint */.F9.read(root, opts.seedFrom);
-        if (ck.state.planName === plan.name && (0,merge/* isUnboundMerge */._l)(ck.state))
-            merged = ck;
     }
     let seed;
     // Signals that arrive before the engine exists end the command with 75 once set-up is undone.
@@ -69413,6 +69643,7 @@ async function executeRun(opts, io, hooks = {}) {
                         checkRunShard(latest, other.state.shard, shard);
                         lease = await (0,lock/* acquireLease */.ZZ)(`${root}/${latest}`, { runId: latest, attempt: 0 });
                         id = latest;
+                        seed = undefined;
                         ckpt = await checkpoint/* Checkpoint */.F9.read(root, id);
                         const joined = ckpt;
                         prep = await (0,prepare/* prepare */.iA)(plan, ckpt.state, {
@@ -69429,6 +69660,7 @@ async function executeRun(opts, io, hooks = {}) {
             lease = await (0,lock/* acquireLease */.ZZ)(`${root}/${id}`, { runId: id, attempt: 0 });
             if (await checkpoint/* Checkpoint */.F9.exists(root, id)) {
                 // Another run started with the same id in the same second and has finished: continue from it.
+                seed = undefined;
                 ckpt = await checkpoint/* Checkpoint */.F9.read(root, id);
                 checkRunShard(id, ckpt.state.shard, shard, ckpt.state.merge?.run);
                 const joined = ckpt;
@@ -69441,6 +69673,8 @@ async function executeRun(opts, io, hooks = {}) {
         }
         try {
             await ckpt.openForWrite(lease ? { lease } : {});
+            if (seed)
+                await (0,merge/* applySeed */.ke)(ckpt, seed);
         }
         finally {
             await creating?.release();
@@ -69458,8 +69692,8 @@ async function executeRun(opts, io, hooks = {}) {
         if (report.tornTail)
             progress.line('note: ignored a torn last line in the journal (the run before was cut off mid-write)');
         progress.line(`${existing ? 'resuming' : 'starting'} run ${id} of plan ${plan.name}${shard ? ` as shard ${(0,space/* shardLabel */.$_)(shard)}` : ''} in ${(0,context/* shown */.SP)(ckpt.dir)} (host ${(0,external_node_os_.hostname)()})`);
-        if (seed && merged?.state.merge)
-            progress.line(`from merge ${merged.runId} of ${merged.state.merge.total} shards: ${seed.parts.map((p) => `${p.step} part [${p.part[0]}, ${p.part[1]}) with ${p.todo} left`).join('; ') || 'no batch step left to share'}`);
+        if (seed)
+            progress.line((0,merge/* seedLine */.os)(seed));
         // `refresh: true`: what this attempt appended to each list and which items are gone, by name.
         for (const step of prep.selected) {
             const note = prep.info.get(step.id)?.refresh;
@@ -69515,9 +69749,22 @@ async function executeRun(opts, io, hooks = {}) {
         // Released before the handlers go: a signal while the lease is let go must not kill the process (exit
         // 130 after it printed "exit 75").
         await lease?.release();
+        // The run is over and only reporting and the exit are left: a late Ctrl-C or SIGTERM must not kill
+        // the process by its signal (exit 130 for a run that ended 0 or 75). Without a listener Node gives the
+        // signal back to its default action at once, so the no-op goes on before onSignal goes off. Only when
+        // nobody else listens (the CLI): a caller with its own handlers (the action's main) decides itself.
+        if (process.listenerCount('SIGINT') === 1)
+            ignoreLateSignals();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
     }
+}
+const ignore = () => { };
+function ignoreLateSignals() {
+    if (process.listeners('SIGINT').includes(ignore))
+        return;
+    process.on('SIGINT', ignore);
+    process.on('SIGTERM', ignore);
 }
 
 ;// CONCATENATED MODULE: ./src/trace/config.ts
@@ -70162,7 +70409,7 @@ async function restoreMerge(ctx) {
         return;
     const merged = await checkpoint/* Checkpoint */.F9.read(ctx.root, key);
     const m = merged.state.merge;
-    if (!m || !(0,merge/* isUnboundMerge */._l)(merged.state))
+    if (!m || !(0,merge/* isUnboundMerge */._l)(merged.state) || merged.state.planName !== ctx.plan.name)
         return;
     if (await checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId)) {
         const own = await checkpoint/* Checkpoint */.F9.read(ctx.root, ctx.runId);
@@ -70179,7 +70426,7 @@ async function restoreMerge(ctx) {
     main_core.info(`shard ${ctx.inputs.shard} starts from the campaign's merged checkpoint ${key} (${m.total} shards merged): its part of what remains`);
     return key;
 }
-async function runEngine(ctx, seedFrom) {
+async function runEngine(ctx) {
     const groups = new StepGroups(main_core);
     let timer;
     let engineCkpt;
@@ -70216,7 +70463,6 @@ async function runEngine(ctx, seedFrom) {
                 : {}),
             ...(ctx.inputs.concurrency !== undefined ? { concurrency: String(ctx.inputs.concurrency) } : {}),
             ...(ctx.inputs.shard !== undefined ? { shard: ctx.inputs.shard } : {}),
-            ...(seedFrom !== undefined ? { seedFrom } : {}),
         }, ctx.io, h);
         return await (tracing ? tracing.around(run, hooks) : run(hooks));
     }
@@ -70225,6 +70471,18 @@ async function runEngine(ctx, seedFrom) {
             clearInterval(timer);
         groups.close();
     }
+}
+/**
+ * The shard's run, started from the merged run `seedFrom` (restoreMerge) before `reset` and `approve` apply:
+ * they act on the seeded run as on any restored one (a blank run made first would not start from the merge).
+ */
+async function seedShard(ctx, seedFrom) {
+    const shard = ctx.inputs.shard !== undefined ? (0,space/* parseShardText */.PG)(ctx.inputs.shard) : undefined;
+    if (!shard)
+        return;
+    const merged = await checkpoint/* Checkpoint */.F9.read(ctx.root, seedFrom);
+    const seed = await (0,merge/* startFromMerge */.ZO)(merged, ctx.plan, shard, ctx.root, ctx.runId);
+    main_core.info(`checkpoint ${ctx.runId}: ${(0,merge/* seedLine */.os)(seed)}`);
 }
 async function resetSteps(ctx) {
     if (ctx.inputs.reset.length === 0 || !(await checkpoint/* Checkpoint */.F9.exists(ctx.root, ctx.runId)))
@@ -70424,9 +70682,11 @@ async function main(state, cancel) {
     try {
         if (ctx.inputs.command === 'run') {
             cancel.phase = 'running';
+            if (seedFrom !== undefined)
+                await seedShard(ctx, seedFrom);
             await resetSteps(ctx);
             await approveSteps(ctx);
-            outcome = await runEngine(ctx, seedFrom);
+            outcome = await runEngine(ctx);
             exitCode = outcome.exitCode;
             cancel.phase = 'saving';
         }

@@ -48575,6 +48575,15 @@ function p90(values) {
     const i = Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1);
     return sorted[Math.max(0, i)];
 }
+/**
+ * Whether an attempt over `state` resumes (CHECKPOINT_RESUMED, the trace's `resumed`): it starts from
+ * recorded progress, not from nothing. A run started from a merge continues the campaign's earlier work,
+ * even where its own part has none.
+ */
+function isResumed(state) {
+    return (state.merge !== undefined ||
+        [...state.steps.values()].some((r) => r.unitsDone > 0 || r.failed.size > 0 || r.interrupted.count > 0));
+}
 
 ;// CONCATENATED MODULE: ./src/engine/orphans.ts
 // A run killed with SIGKILL may leave its units running (its watcher normally ends them; a watcher killed
@@ -59777,9 +59786,16 @@ class checkpoint_Checkpoint {
         }
         return this.outputsPath();
     }
+    /**
+     * Freezes `items` into `items/<step>.json`; returns the list indexed over the text written, so that a
+     * caller can let the array of millions of strings go (item-list.ts: a far smaller heap, and so far faster
+     * forks of this process for every unit).
+     */
     async writeItems(step, items) {
         this.#fenced();
-        await writeFileAtomic(this.itemsPath(step), `${JSON.stringify(items)}\n`);
+        const text = JSON.stringify(items);
+        await writeFileAtomic(this.itemsPath(step), `${text}\n`);
+        return indexItemList(text) ?? items;
     }
     #refuseItems(step, why) {
         const where = (0,external_node_path_.relative)(process.cwd(), this.itemsPath(step));
@@ -62074,11 +62090,257 @@ async function itemsDriftNote(plan, step, frozen, info, env, runCommand) {
     return change ? describeItemsChange(step.id, change) : undefined;
 }
 
+;// CONCATENATED MODULE: ./src/engine/refresh.ts
+function refreshItems(frozen, now, done) {
+    const known = new Set(frozen);
+    const added = [];
+    for (const item of now) {
+        if (known.has(item))
+            continue;
+        known.add(item);
+        added.push(item);
+    }
+    const present = new Set(now);
+    const gone = [];
+    let goneCount = 0;
+    // Only the items not done can be gone: the gaps of `done` are few next to the items when much is done.
+    for (const [s, e] of done.gaps(0, frozen.length)) {
+        for (let i = s; i < e; i++) {
+            if (present.has(frozen[i]))
+                continue;
+            goneCount += 1;
+            const last = gone[gone.length - 1];
+            if (last && last[1] === i)
+                last[1] = i + 1;
+            else
+                gone.push([i, i + 1]);
+        }
+    }
+    return { list: added.length > 0 ? [...frozen, ...added] : [...frozen], added, gone, goneCount };
+}
+/** Whether two lists of ranges are the same. */
+function sameRanges(a, b) {
+    return a.length === b.length && a.every(([s, e], i) => b[i]?.[0] === s && b[i]?.[1] === e);
+}
+/** The items of `ranges` of `list`, the first `max` of them. */
+function itemsOfRanges(list, ranges, max) {
+    const out = [];
+    for (const [s, e] of ranges) {
+        out.push(...list.slice(s, Math.min(e, s + max - out.length)));
+        if (out.length >= max)
+            break;
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/report/stats.ts
+// Per-step figures shared by `status`, the live progress view and (later) the job summary.
+
+
+
+
+/** Units a step will have before its record exists: known for plain steps, ranges and inline lists. */
+function plannedUnits(step) {
+    const b = step.batch;
+    if (!b)
+        return 1;
+    if (b.space.kind === 'range')
+        return Math.ceil((b.space.to - b.space.from) / b.size);
+    if (b.space.source.kind === 'list')
+        return Math.ceil(b.space.source.items.length / b.size);
+    return 0;
+}
+function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, frozen) {
+    if (!rec) {
+        return {
+            id,
+            name,
+            status: 'pending',
+            unitsTotal: planned,
+            unitsDone: 0,
+            unitsFailed: 0,
+            unitsRemaining: planned,
+            timeMs: 0,
+            etaMs: undefined,
+            done: [],
+            interrupted: [],
+            interruptedUnits: [],
+            failed: [],
+            warnings: [],
+            outputs: {},
+            parallel,
+            batch,
+        };
+    }
+    const total = unitCount(rec);
+    const done = Math.min(total, countDoneUnits(rec));
+    const complete = isStepComplete(rec);
+    let status;
+    if (complete)
+        status = 'done';
+    else if (rec.running.size > 0)
+        status = live ? 'running' : 'interrupted';
+    else if (rec.failed.size > 0)
+        status = 'failed';
+    else if (rec.interrupted.count > 0)
+        status = 'interrupted';
+    else if (done > 0)
+        status = 'partial';
+    else
+        status = 'pending';
+    const remaining = total - done;
+    let mean = rec.durations.length > 0 ? rec.durations.reduce((a, b) => a + b, 0) / rec.durations.length : undefined;
+    // Chunks sized by time: done chunks are of any size; the time per grid cell comes from the measured rate.
+    const rate = rec.adaptive ? paceRate(rec.pace) : undefined;
+    if (rate !== undefined)
+        mean = rec.size / rate;
+    const s = {
+        id,
+        name,
+        status,
+        unitsTotal: total,
+        unitsDone: done,
+        unitsFailed: rec.failed.size,
+        unitsRemaining: remaining,
+        timeMs: rec.timeMs,
+        etaMs: remaining === 0 ? 0 : mean === undefined ? undefined : (mean * remaining) / Math.max(1, parallel),
+        done: rec.done.toJSON(),
+        interrupted: rec.interrupted.toJSON(),
+        interruptedUnits: rec.interrupted.toJSON().map(([start, end]) => {
+            const items = unitItems(frozen, start, end);
+            return items ? { start, end, items } : { start, end };
+        }),
+        failed: [...rec.failed.values()].map((f) => {
+            const items = unitItems(frozen, f.start, f.end);
+            return {
+                start: f.start,
+                end: f.end,
+                index: f.index,
+                exit: f.exit,
+                reason: f.reason,
+                tries: f.tries,
+                ...(items ? { items } : {}),
+            };
+        }),
+        // A list that refreshes may well be empty for now: its items come later.
+        warnings: rec.items && rec.items.count === 0 && !rec.items.refresh
+            ? [emptyItemsWarning(id, rec.items.source)]
+            : [],
+        outputs: rec.outputs,
+        parallel,
+        batch,
+    };
+    if (rec.items)
+        s.items = { count: rec.items.count, source: rec.items.source };
+    if (rec.gone && !rec.gone.isEmpty) {
+        const ranges = rec.gone.toJSON();
+        s.gone = {
+            count: rec.gone.size,
+            ranges,
+            first: frozen ? itemsOfRanges(frozen, ranges, ITEMS_LISTED) : [],
+        };
+    }
+    if (rec.manual && rec.manual.length > 0) {
+        s.manual = rec.manual.map((m) => {
+            const items = unitItems(frozen, m.start, m.end);
+            return { ...m, ...(items ? { items } : {}) };
+        });
+    }
+    if (rec.completedAt !== undefined)
+        s.completedAt = rec.completedAt;
+    if (rec.throttle) {
+        const t = rec.throttle;
+        // A hold still open counts up to now only while this process watches it (`live`).
+        const open = t.held && live && t.since !== undefined ? Date.now() - t.since : 0;
+        s.throttle = { held: t.held, reason: t.reason, count: t.count, heldMs: t.heldMs + open };
+    }
+    return s;
+}
+/** Stats for every step of the plan (in plan order), or of the checkpoint alone when the plan is unknown. */
+function allStepStats(state, plan, live = false, frozen) {
+    if (plan) {
+        return plan.steps.map((s) => {
+            const st = withApproval(state, s, stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s), frozen?.get(s.id)));
+            st.needs = [...s.needs];
+            return st;
+        });
+    }
+    return [...state.steps].map(([id, rec]) => {
+        const st = stepStats(id, id, rec, 1, unitCount(rec) > 1, live, 0, frozen?.get(id));
+        const a = approvalOf(state, id);
+        if (a)
+            st.approval = { required: true, approved: true, by: a.by, at: a.at };
+        return st;
+    });
+}
+/** `approval: true`: who approved it, or — unapproved, not done and its needs done — `waiting`. */
+function withApproval(state, step, st) {
+    if (!step.approval)
+        return st;
+    const a = approvalOf(state, step.id);
+    if (a) {
+        st.approval = { required: true, approved: true, by: a.by, at: a.at };
+        return st;
+    }
+    st.approval = { required: true, approved: false };
+    const needsDone = step.needs.every((d) => {
+        const rec = state.steps.get(d);
+        return rec !== undefined && isStepComplete(rec);
+    });
+    if (needsDone && st.status !== 'done' && st.status !== 'running')
+        st.status = 'waiting';
+    return st;
+}
+/** `frozen`: the frozen item lists (`loadFrozenItems`), so that units of item lists are named. */
+function stats_runStats(ckpt, plan, live = false, frozen) {
+    const steps = allStepStats(ckpt.state, plan, live, frozen);
+    const sum = (f) => steps.reduce((a, s) => a + f(s), 0);
+    const etas = steps.map((s) => s.etaMs);
+    return {
+        runId: ckpt.runId,
+        plan: ckpt.state.planName,
+        complete: steps.length > 0 && steps.every((s) => s.status === 'done'),
+        unitsTotal: sum((s) => s.unitsTotal),
+        unitsDone: sum((s) => s.unitsDone),
+        unitsFailed: sum((s) => s.unitsFailed),
+        unitsRemaining: sum((s) => s.unitsRemaining),
+        // Steps mostly run one after another, so the run's ETA is the sum of theirs.
+        etaMs: etas.some((e) => e === undefined) ? undefined : etas.reduce((a, b) => a + (b ?? 0), 0),
+        steps,
+    };
+}
+/**
+ * Steps held behind others: those that need (directly or through others) a failed step, which must pass
+ * on a later attempt first, or one waiting for approval. Steps come in plan order, so a step's needs are
+ * decided before it.
+ */
+function blockedSteps(steps) {
+    const status = new Map(steps.map((s) => [s.id, s.status]));
+    const blocked = new Set();
+    for (const s of steps) {
+        if (s.status === 'done')
+            continue;
+        const stuck = (d) => status.get(d) === 'failed' || status.get(d) === 'waiting' || blocked.has(d);
+        if ((s.needs ?? []).some(stuck))
+            blocked.add(s.id);
+    }
+    return blocked;
+}
+/**
+ * No pace can tell when the step finishes: failed (its failed units run again only on a next attempt, and
+ * whether they pass is not a matter of pace), waiting for approval (a person decides when), or blocked
+ * behind a step that is one of these. The summary and `status` show no ETA for it.
+ */
+function etaUnknowable(s, blocked) {
+    return s.status === 'failed' || s.status === 'waiting' || blocked;
+}
+
 ;// CONCATENATED MODULE: ./src/report/summary.ts
 // The job summary (GITHUB_STEP_SUMMARY): GitHub-flavoured Markdown built from a run's checkpoint and its
 // stats. Rendering is pure; the only I/O is `readLogTails`, which the caller runs first, so the action, the
 // `report` command and the tests all feed the same function. No @actions/core here: the action writes the
 // string itself.
+
 
 
 
@@ -62301,9 +62563,14 @@ function headline(input, outcome) {
     else {
         const left = stats.steps.filter((s) => s.status !== 'done');
         lines.push(`## ⏸️ ${plan}: incomplete`);
-        const eta = stats.etaMs === undefined ? '' : ` · ETA ${formatDuration(stats.etaMs)}`;
+        // The run's ETA is a finish time only when every step left can finish at its pace: a failed unit
+        // needs a retry that may fail again, an approval needs a person, and what needs either waits on them.
+        const stuck = stats.steps.some((s) => etaUnknowable(s, false));
+        const eta = stats.etaMs === undefined || stats.etaMs <= 0 || stuck ? '' : ` · ETA ${formatDuration(stats.etaMs)}`;
+        // "Left" is every unit not done, failed ones included, as `status --json` counts `remaining`.
+        const failedNote = stats.unitsFailed > 0 ? ` (${stats.unitsFailed} of them failed)` : '';
         lines.push('', `${stats.unitsDone} of ${stats.unitsTotal} units done (${pct(stats.unitsDone, stats.unitsTotal)}%); ` +
-            `${stats.unitsRemaining} left in ${listSteps(left, (s) => s.unitsRemaining)}${eta}. ` +
+            `${stats.unitsRemaining} left${failedNote} in ${listSteps(left, (s) => s.unitsRemaining)}${eta}. ` +
             'The next attempt resumes from here.');
     }
     // A failed run's reason repeats the sentence above unless no unit failed (a fatal error).
@@ -62340,8 +62607,13 @@ function warningBlock(warnings) {
 function stepCell(s) {
     return s.name && s.name !== s.id ? `${escapeCell(s.name)} (${escapeCell(s.id)})` : escapeCell(s.id);
 }
-function stepRow(s) {
-    const eta = s.status === 'done' ? '—' : s.etaMs === undefined ? '?' : formatDuration(s.etaMs);
+/** The ETA cell: `—` where no pace can tell it (stats.ts `etaUnknowable`), `?` before any unit finished. */
+function etaCell(s, blocked) {
+    if (s.status === 'done' || etaUnknowable(s, blocked))
+        return '—';
+    return s.etaMs === undefined ? '?' : formatDuration(s.etaMs);
+}
+function stepRow(s, blocked) {
     const cells = [
         stepCell(s),
         `${STATE_ICON[s.status]} ${s.status === 'waiting' ? 'waiting for approval' : s.status}`,
@@ -62349,14 +62621,65 @@ function stepRow(s) {
         String(s.unitsFailed),
         String(s.unitsRemaining),
         formatDuration(s.timeMs),
-        eta,
+        etaCell(s, blocked),
     ];
     return `| ${cells.join(' | ')} |`;
 }
+// Remaining is every unit not done, failed ones included: the figure `status --json` (`remaining`) and the
+// `units-remaining` output give, so the three never disagree; the header says so.
 const TABLE_HEAD = [
-    '| Step | State | Done | Failed | Remaining | Time | ETA |',
+    '| Step | State | Done | Failed | Remaining (incl. failed) | Time | ETA |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
 ];
+const MAX_MARKS_SHOWN = 5;
+const MAX_RANGES_SHOWN = 6;
+const GONE_NAMED = 5;
+/**
+ * `✍️ **import**: marked done by hand by alice at 2026-…Z: items 20–29 (a.csv, …), unit 50`: one line per
+ * mark (who and when), as `status` prints them, at most five a step; a plain step's line has no ranges.
+ */
+function manualLines(s) {
+    const marks = s.manual ?? [];
+    const groups = [];
+    for (const m of marks) {
+        const last = groups[groups.length - 1];
+        if (last && last.by === m.by && last.at === m.at)
+            last.ranges.push(m);
+        else
+            groups.push({ by: m.by, at: m.at, ranges: [m] });
+    }
+    const lines = groups.slice(0, MAX_MARKS_SHOWN).map((g) => {
+        const who = g.by !== undefined ? ` by ${escapeCell(g.by)}` : '';
+        const head = `✍️ **${escapeCell(s.id)}**: marked done by hand${who} at ${new Date(g.at).toISOString()}`;
+        if (!s.batch)
+            return head;
+        const parts = g.ranges
+            .slice(0, MAX_RANGES_SHOWN)
+            .map((m) => escapeCell(rangeLabel(s, m.start, m.end, m.items)));
+        if (g.ranges.length > MAX_RANGES_SHOWN)
+            parts.push(`${g.ranges.length - MAX_RANGES_SHOWN} more ranges`);
+        return `${head}: ${parts.join(', ')}`;
+    });
+    if (groups.length > MAX_MARKS_SHOWN)
+        lines.push(`✍️ **${escapeCell(s.id)}**: ${plural(groups.length - MAX_MARKS_SHOWN, 'more mark')} by hand ` +
+            '(`checkpoint status --json` lists them all)');
+    return lines;
+}
+/** `refresh: true`: the items that left the source before they ran, named (the first few) or by index. */
+function goneLine(s) {
+    const g = s.gone;
+    if (!g || g.count === 0)
+        return undefined;
+    const which = g.first.length > 0
+        ? nameItems(g.first, g.count, GONE_NAMED)
+        : g.ranges
+            .slice(0, MAX_RANGES_SHOWN)
+            .map(([a, b]) => (b - a <= 1 ? `item ${a}` : `items ${a}–${b - 1}`))
+            .concat(g.ranges.length > MAX_RANGES_SHOWN ? [`${g.ranges.length - MAX_RANGES_SHOWN} more ranges`] : [])
+            .join(', ');
+    return (`🗑️ **${escapeCell(s.id)}**: ${plural(g.count, 'item')} left the source before ${g.count === 1 ? 'it' : 'they'} ` +
+        `ran and will not run: ${escapeCell(which)}`);
+}
 /** Which chunks a range is, when the numbers alone do not say it (chunks of more than one number). */
 function chunkNote(range) {
     if (range.units > 1)
@@ -62398,17 +62721,57 @@ function ganttText(text, max) {
         .trim();
     return clean.length > max ? `${clean.slice(0, max - 3).trimEnd()}...` : clean;
 }
+/**
+ * Ticks of the timeline's axis, finest first: the first that puts at most MAX_TICKS ticks on the span of
+ * the attempts is used, with a format that tells its ticks apart (`%H:%M` alone labels every tick of a
+ * 20-second run `17:28`). Mermaid's gantt takes `tickInterval` as `<n><unit>`, unit millisecond, second
+ * (Mermaid 10.5 on), minute, hour, day, week or month, and `axisFormat` as a d3-time-format string,
+ * rendered in the reader's time zone. A Mermaid that does not know the interval ignores it and picks its
+ * own ticks: the format still shows seconds where they matter.
+ */
+const AXIS_TICKS = [
+    ...[1, 2, 5, 10, 15, 30].map((n) => ({ ms: n * 1000, interval: `${n}second`, format: '%H:%M:%S' })),
+    ...[1, 2, 5, 10, 15, 30].map((n) => ({ ms: n * 60_000, interval: `${n}minute`, format: '%H:%M' })),
+    ...[1, 2, 3, 6].map((n) => ({ ms: n * 3_600_000, interval: `${n}hour`, format: '%H:%M' })),
+    ...[1, 2].map((n) => ({ ms: n * 86_400_000, interval: `${n}day`, format: '%b %d' })),
+    { ms: 7 * 86_400_000, interval: '1week', format: '%b %d' },
+    ...[1, 3, 6, 12].map((n) => ({ ms: n * 30 * 86_400_000, interval: `${n}month`, format: '%b %Y' })),
+];
+/** Eight labels of at most 12 characters fit side by side in the width GitHub gives a diagram. */
+const MAX_TICKS = 8;
+const DAY_MS = 86_400_000;
+/** `tickInterval` and `axisFormat` for attempts spread over `spanMs`. */
+function timelineAxis(spanMs) {
+    const pick = AXIS_TICKS.find((t) => spanMs / t.ms <= MAX_TICKS) ??
+        AXIS_TICKS[AXIS_TICKS.length - 1];
+    // Hour ticks over more than a day repeat their times: the day tells them apart.
+    const format = pick.format === '%H:%M' && spanMs > DAY_MS ? '%b %d %H:%M' : pick.format;
+    return { tickInterval: pick.interval, axisFormat: format };
+}
 function attemptEnd(a, next, now) {
     if (a.endedAt !== undefined) {
-        const how = a.exit === 0 ? 'complete' : `exit ${a.exit}, ${a.reason ?? 'no reason recorded'}`;
+        const word = a.exit === 0 ? 'done' : a.exit === 1 ? 'failed' : a.exit === 75 ? 'stopped' : `exit ${a.exit}`;
+        const how = `exit ${a.exit}: ${a.reason ?? 'no reason recorded'}`;
         const tag = a.exit === 0 ? 'done, ' : a.exit === 1 ? 'crit, ' : '';
-        return { end: a.endedAt, how, tag };
+        return { end: a.endedAt, word, how, tag };
     }
     // No end recorded: killed, cancelled or crashed; the next attempt's start bounds it.
     if (next)
-        return { end: next.startedAt, how: 'no end recorded (killed or cancelled)', tag: 'crit, ' };
-    return { end: Math.max(now, a.startedAt), how: 'running or no end recorded', tag: 'active, ' };
+        return {
+            end: next.startedAt,
+            word: 'cut off',
+            how: `no end recorded (killed, cancelled or crashed) before attempt ${next.attempt} started`,
+            tag: 'crit, ',
+        };
+    return {
+        end: Math.max(now, a.startedAt),
+        word: 'no end yet',
+        how: 'no end recorded yet (still running, or stopped without recording it)',
+        tag: 'active, ',
+    };
 }
+/** Reasons are engine messages; one pathological reason must not take the list's room. */
+const MAX_REASON_CHARS = 200;
 function timeline(state, now) {
     const attempts = state.attempts;
     if (attempts.length === 0)
@@ -62416,17 +62779,24 @@ function timeline(state, now) {
     const shown = attempts.slice(-MAX_TIMELINE_ATTEMPTS);
     const first = shown[0];
     const rows = [];
+    const notes = [];
     let lastEnd = first.startedAt;
     for (let i = 0; i < shown.length; i++) {
         const a = shown[i];
-        const { end, how, tag } = attemptEnd(a, shown[i + 1], now);
+        const { end, word, how, tag } = attemptEnd(a, shown[i + 1], now);
         // A zero-length bar is drawn as nothing at all.
         const stop = Math.max(end, a.startedAt + 1000);
         lastEnd = Math.max(lastEnd, stop);
-        const label = `Attempt ${a.attempt}${a.resumed ? ' (resumed)' : ''} - ${ganttText(how, 60)} - ${plural(a.unitsDone, 'unit')} done`;
-        rows.push(`    ${label} :${tag}a${a.attempt}, ${a.startedAt}, ${stop}`);
+        // Short, so that a bar too narrow for its text shows it beside the bar on its own row, clear of the
+        // others; the why is in the list under the chart.
+        const label = `Attempt ${a.attempt} ${word}, ${plural(a.unitsDone, 'unit')}`;
+        rows.push(`    ${ganttText(label, 40)} :${tag}a${a.attempt}, ${a.startedAt}, ${stop}`);
+        const took = a.endedAt !== undefined ? `, ${formatDuration(Math.max(0, a.endedAt - a.startedAt))}` : '';
+        const cut = how.length > MAX_REASON_CHARS ? `${how.slice(0, MAX_REASON_CHARS)}…` : how;
+        notes.push(`- Attempt ${a.attempt} (${a.resumed ? 'resumed' : 'fresh start'}${took}): ${escapeMarkdown(cut)}; ` +
+            `${plural(a.unitsDone, 'unit')} done.`);
     }
-    const multiDay = lastEnd - first.startedAt > 86_400_000;
+    const axis = timelineAxis(lastEnd - first.startedAt);
     const lines = [
         '### Timeline',
         '',
@@ -62434,11 +62804,14 @@ function timeline(state, now) {
         'gantt',
         `    title ${plural(attempts.length, 'attempt')}`,
         '    dateFormat x',
-        `    axisFormat ${multiDay ? '%m-%d %H:%M' : '%H:%M'}`,
+        `    axisFormat ${axis.axisFormat}`,
+        `    tickInterval ${axis.tickInterval}`,
         '    todayMarker off',
         '    section Attempts',
         ...rows,
         '```',
+        '',
+        ...notes,
     ];
     if (attempts.length > shown.length)
         lines.push('', `_${attempts.length - shown.length} earlier attempts are not shown._`);
@@ -62475,8 +62848,10 @@ function renderSummary(input) {
     const tableLines = ['', '### Steps', '', ...TABLE_HEAD];
     used += bytes(`${tableLines.join('\n')}\n`);
     let rowsLeft = 0;
+    const blocked = blockedSteps(stats.steps);
     for (let i = 0; i < stats.steps.length; i++) {
-        const row = stepRow(stats.steps[i]);
+        const step = stats.steps[i];
+        const row = stepRow(step, blocked.has(step.id));
         if (used + bytes(row) + 1 > maxBytes) {
             rowsLeft = stats.steps.length - i;
             break;
@@ -62486,6 +62861,25 @@ function renderSummary(input) {
     }
     if (rowsLeft > 0)
         tableLines.push('', `_${plural(rowsLeft, 'more step')} not shown (summary size limit)._`);
+    if (stats.steps.some((s) => etaCell(s, blocked.has(s.id)) === '—' && s.status !== 'done'))
+        tableLines.push('', '_ETA: time to finish at the pace so far; — when no pace can tell: the step failed (its failed units ' +
+            'run again on the next attempt), waits for approval, or needs a step that did either._');
+    // Done work that no unit ran, and items that went away before running: what `status` says of them.
+    let notesLeft = 0;
+    for (const st of stats.steps) {
+        const gone = goneLine(st);
+        for (const line of [...manualLines(st), ...(gone ? [gone] : [])]) {
+            if (notesLeft > 0 || used + bytes(line) + 2 > maxBytes) {
+                notesLeft += 1;
+                continue;
+            }
+            tableLines.push('', line);
+            used += bytes(line) + 2;
+        }
+    }
+    if (notesLeft > 0)
+        tableLines.push('', `_${plural(notesLeft, 'more line')} on marks by hand and gone items not shown (summary size limit); ` +
+            '`checkpoint status` shows them._');
     // `batch.throttle`: why units did not start, said once per step (a few short lines at most).
     for (const st of stats.steps) {
         const t = st.throttle;
@@ -62596,216 +62990,6 @@ function annotationsFor(stats, logs, opts = {}) {
         out.push({ title, message, properties: props(title) });
     }
     return out;
-}
-
-;// CONCATENATED MODULE: ./src/engine/refresh.ts
-function refreshItems(frozen, now, done) {
-    const known = new Set(frozen);
-    const added = [];
-    for (const item of now) {
-        if (known.has(item))
-            continue;
-        known.add(item);
-        added.push(item);
-    }
-    const present = new Set(now);
-    const gone = [];
-    let goneCount = 0;
-    // Only the items not done can be gone: the gaps of `done` are few next to the items when much is done.
-    for (const [s, e] of done.gaps(0, frozen.length)) {
-        for (let i = s; i < e; i++) {
-            if (present.has(frozen[i]))
-                continue;
-            goneCount += 1;
-            const last = gone[gone.length - 1];
-            if (last && last[1] === i)
-                last[1] = i + 1;
-            else
-                gone.push([i, i + 1]);
-        }
-    }
-    return { list: added.length > 0 ? [...frozen, ...added] : [...frozen], added, gone, goneCount };
-}
-/** Whether two lists of ranges are the same. */
-function sameRanges(a, b) {
-    return a.length === b.length && a.every(([s, e], i) => b[i]?.[0] === s && b[i]?.[1] === e);
-}
-/** The items of `ranges` of `list`, the first `max` of them. */
-function itemsOfRanges(list, ranges, max) {
-    const out = [];
-    for (const [s, e] of ranges) {
-        out.push(...list.slice(s, Math.min(e, s + max - out.length)));
-        if (out.length >= max)
-            break;
-    }
-    return out;
-}
-
-;// CONCATENATED MODULE: ./src/report/stats.ts
-// Per-step figures shared by `status`, the live progress view and (later) the job summary.
-
-
-
-
-/** Units a step will have before its record exists: known for plain steps, ranges and inline lists. */
-function plannedUnits(step) {
-    const b = step.batch;
-    if (!b)
-        return 1;
-    if (b.space.kind === 'range')
-        return Math.ceil((b.space.to - b.space.from) / b.size);
-    if (b.space.source.kind === 'list')
-        return Math.ceil(b.space.source.items.length / b.size);
-    return 0;
-}
-function stepStats(id, name, rec, parallel, batch, live = false, planned = 0, frozen) {
-    if (!rec) {
-        return {
-            id,
-            name,
-            status: 'pending',
-            unitsTotal: planned,
-            unitsDone: 0,
-            unitsFailed: 0,
-            unitsRemaining: planned,
-            timeMs: 0,
-            etaMs: undefined,
-            done: [],
-            interrupted: [],
-            interruptedUnits: [],
-            failed: [],
-            warnings: [],
-            outputs: {},
-            parallel,
-            batch,
-        };
-    }
-    const total = unitCount(rec);
-    const done = Math.min(total, countDoneUnits(rec));
-    const complete = isStepComplete(rec);
-    let status;
-    if (complete)
-        status = 'done';
-    else if (rec.running.size > 0)
-        status = live ? 'running' : 'interrupted';
-    else if (rec.failed.size > 0)
-        status = 'failed';
-    else if (rec.interrupted.count > 0)
-        status = 'interrupted';
-    else if (done > 0)
-        status = 'partial';
-    else
-        status = 'pending';
-    const remaining = total - done;
-    let mean = rec.durations.length > 0 ? rec.durations.reduce((a, b) => a + b, 0) / rec.durations.length : undefined;
-    // Chunks sized by time: done chunks are of any size; the time per grid cell comes from the measured rate.
-    const rate = rec.adaptive ? paceRate(rec.pace) : undefined;
-    if (rate !== undefined)
-        mean = rec.size / rate;
-    const s = {
-        id,
-        name,
-        status,
-        unitsTotal: total,
-        unitsDone: done,
-        unitsFailed: rec.failed.size,
-        unitsRemaining: remaining,
-        timeMs: rec.timeMs,
-        etaMs: remaining === 0 ? 0 : mean === undefined ? undefined : (mean * remaining) / Math.max(1, parallel),
-        done: rec.done.toJSON(),
-        interrupted: rec.interrupted.toJSON(),
-        interruptedUnits: rec.interrupted.toJSON().map(([start, end]) => {
-            const items = unitItems(frozen, start, end);
-            return items ? { start, end, items } : { start, end };
-        }),
-        failed: [...rec.failed.values()].map((f) => {
-            const items = unitItems(frozen, f.start, f.end);
-            return {
-                start: f.start,
-                end: f.end,
-                index: f.index,
-                exit: f.exit,
-                reason: f.reason,
-                tries: f.tries,
-                ...(items ? { items } : {}),
-            };
-        }),
-        // A list that refreshes may well be empty for now: its items come later.
-        warnings: rec.items && rec.items.count === 0 && !rec.items.refresh
-            ? [emptyItemsWarning(id, rec.items.source)]
-            : [],
-        outputs: rec.outputs,
-        parallel,
-        batch,
-    };
-    if (rec.items)
-        s.items = { count: rec.items.count, source: rec.items.source };
-    if (rec.gone && !rec.gone.isEmpty) {
-        const ranges = rec.gone.toJSON();
-        s.gone = {
-            count: rec.gone.size,
-            ranges,
-            first: frozen ? itemsOfRanges(frozen, ranges, ITEMS_LISTED) : [],
-        };
-    }
-    if (rec.completedAt !== undefined)
-        s.completedAt = rec.completedAt;
-    if (rec.throttle) {
-        const t = rec.throttle;
-        // A hold still open counts up to now only while this process watches it (`live`).
-        const open = t.held && live && t.since !== undefined ? Date.now() - t.since : 0;
-        s.throttle = { held: t.held, reason: t.reason, count: t.count, heldMs: t.heldMs + open };
-    }
-    return s;
-}
-/** Stats for every step of the plan (in plan order), or of the checkpoint alone when the plan is unknown. */
-function allStepStats(state, plan, live = false, frozen) {
-    if (plan) {
-        return plan.steps.map((s) => withApproval(state, s, stepStats(s.id, s.name, state.steps.get(s.id), s.batch ? (s.batch.order === 'sequential' ? 1 : s.batch.parallel) : 1, s.batch !== undefined, live, plannedUnits(s), frozen?.get(s.id))));
-    }
-    return [...state.steps].map(([id, rec]) => {
-        const st = stepStats(id, id, rec, 1, unitCount(rec) > 1, live, 0, frozen?.get(id));
-        const a = approvalOf(state, id);
-        if (a)
-            st.approval = { required: true, approved: true, by: a.by, at: a.at };
-        return st;
-    });
-}
-/** `approval: true`: who approved it, or — unapproved, not done and its needs done — `waiting`. */
-function withApproval(state, step, st) {
-    if (!step.approval)
-        return st;
-    const a = approvalOf(state, step.id);
-    if (a) {
-        st.approval = { required: true, approved: true, by: a.by, at: a.at };
-        return st;
-    }
-    st.approval = { required: true, approved: false };
-    const needsDone = step.needs.every((d) => {
-        const rec = state.steps.get(d);
-        return rec !== undefined && isStepComplete(rec);
-    });
-    if (needsDone && st.status !== 'done' && st.status !== 'running')
-        st.status = 'waiting';
-    return st;
-}
-/** `frozen`: the frozen item lists (`loadFrozenItems`), so that units of item lists are named. */
-function stats_runStats(ckpt, plan, live = false, frozen) {
-    const steps = allStepStats(ckpt.state, plan, live, frozen);
-    const sum = (f) => steps.reduce((a, s) => a + f(s), 0);
-    const etas = steps.map((s) => s.etaMs);
-    return {
-        runId: ckpt.runId,
-        plan: ckpt.state.planName,
-        complete: steps.length > 0 && steps.every((s) => s.status === 'done'),
-        unitsTotal: sum((s) => s.unitsTotal),
-        unitsDone: sum((s) => s.unitsDone),
-        unitsFailed: sum((s) => s.unitsFailed),
-        unitsRemaining: sum((s) => s.unitsRemaining),
-        // Steps mostly run one after another, so the run's ETA is the sum of theirs.
-        etaMs: etas.some((e) => e === undefined) ? undefined : etas.reduce((a, b) => a + (b ?? 0), 0),
-        steps,
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/action/secrets.ts

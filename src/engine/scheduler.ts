@@ -235,7 +235,10 @@ export class Engine {
     for (const id of this.#prep.replaced) await ckpt.clearStepFiles(id);
     // The frozen lists go to disk before the records that point at them: a run cut off (or failing to
     // write) in between then leaves no record whose list is missing, and the next run expands again.
-    for (const [id, list] of this.#prep.items) await ckpt.writeItems(id, list);
+    // The lists are used from then on as indexed over the text written (item-list.ts), not as arrays.
+    const frozen = new Map<string, ItemList>();
+    for (const [id, list] of this.#prep.items) frozen.set(id, await ckpt.writeItems(id, list));
+    this.#prep.items.clear();
     for (const ev of this.#prep.events) ckpt.recordLater(ev);
     await this.#endOrphans();
     await ckpt.flush();
@@ -254,7 +257,7 @@ export class Engine {
       run.queue.deadline = deadline;
       // A list expanded by this attempt is used as it is; only a list frozen earlier is read back.
       if (step.batch?.space.kind === 'items' && run.rec.to > run.rec.from)
-        run.items = this.#prep.items.get(step.id) ?? (await ckpt.readItemList(step.id));
+        run.items = frozen.get(step.id) ?? (await ckpt.readItemList(step.id));
       if (step.batch?.throttle) run.throttle = this.#throttleOf(run, step.batch.throttle);
       this.#runs.set(step.id, run);
       await ckpt.ensureStateDir(step.id);
