@@ -192,6 +192,22 @@ export function markerFromListing(withEnv: string, argv: string, name: string): 
   return found;
 }
 
+/**
+ * Both listings (`commands` and `environment`, see psArgs) → the marker of every process that shows one; a
+ * process in only one of them (started or ended in between) is left out.
+ */
+export function markersFromListings(plain: string, withEnv: string, name: string): Map<number, string> {
+  const argv = parsePsCommands(plain);
+  const out = new Map<number, string>();
+  for (const [pid, text] of parsePsCommands(withEnv)) {
+    const a = argv.get(pid);
+    if (a === undefined) continue;
+    const m = markerFromListing(text, a, name);
+    if (m !== undefined) out.set(pid, m);
+  }
+  return out;
+}
+
 // ---- running ps --------------------------------------------------------------------------------------
 
 /** How long one `ps` may take before it is killed (and nothing is proven). */
@@ -285,14 +301,7 @@ export function psMarkers(name: string): Map<number, string> | undefined {
   if (plain === undefined) return undefined;
   const withEnv = runPs(psArgs('environment'));
   if (withEnv === undefined) return undefined;
-  const argv = parsePsCommands(plain);
-  const out = new Map<number, string>();
-  for (const [pid, text] of parsePsCommands(withEnv)) {
-    const a = argv.get(pid);
-    if (a === undefined) continue;
-    const m = markerFromListing(text, a, name);
-    if (m !== undefined) out.set(pid, m);
-  }
+  const out = markersFromListings(plain, withEnv, name);
   markerSnap = { at: performance.now(), value: out };
   return out;
 }
