@@ -2,7 +2,10 @@
 // CHECKPOINT_TRACKING_ID in the environment. Linux reads /proc (exact, cheap). Where /proc is not there
 // (macOS; a Linux container with /proc hidden) the same facts come from `ps`, which is slower and coarser:
 //  - one `ps` call lists every process (`-A`), so a whole ownership check or orphan pass costs one or three
-//    calls, and a snapshot is reused for FRESH_MS (a unit being ended polls every 50 ms);
+//    calls: a listing serves every question asked in the same turn of the event loop (several units being
+//    ended poll in the same timer phase), and is forgotten at the next turn, so a process started since is
+//    never missed by a later look (a listing kept for a fixed time hid a unit's fresh daemon from its own
+//    ending);
 //  - each call is bounded (PS_TIMEOUT_MS, then SIGKILL) and synchronous, as its callers are; it happens only
 //    in orphan passes, the action's post, the ending of a unit and lease checks, never per unit start;
 //  - a call that fails (no `ps`, a `ps` that itself needs /proc, a timeout) means "cannot prove": callers
@@ -212,8 +215,6 @@ export function markersFromListings(plain: string, withEnv: string, name: string
 
 /** How long one `ps` may take before it is killed (and nothing is proven). */
 export const PS_TIMEOUT_MS = 5_000;
-/** How long a listing is reused: a unit being ended polls every 50 ms, and several may be ended at once. */
-const FRESH_MS = 100;
 
 export type PsFlavour = 'bsd' | 'procps';
 
@@ -272,29 +273,30 @@ function runPs(args: string[]): string | undefined {
   }
 }
 
-interface Snapshot<T> {
-  at: number;
-  value: T;
-}
-let tableSnap: Snapshot<Map<number, ProcRow>> | undefined;
-let markerSnap: Snapshot<Map<number, string>> | undefined;
+let tableSnap: Map<number, ProcRow> | undefined;
+let markerSnap: Map<number, string> | undefined;
+let forgetting = false;
 
-function fresh<T>(s: Snapshot<T> | undefined): s is Snapshot<T> {
-  return s !== undefined && performance.now() - s.at < FRESH_MS;
+/** Keeps listings until the event loop's next turn. */
+function keepThisTurn(): void {
+  if (forgetting) return;
+  forgetting = true;
+  setImmediate(forgetPsListings).unref();
 }
 
 /** Every process, from `ps`; undefined when ps fails. */
 export function psTable(): Map<number, ProcRow> | undefined {
-  if (fresh(tableSnap)) return tableSnap.value;
+  if (tableSnap) return tableSnap;
   const text = runPs(psArgs('table'));
   if (text === undefined) return undefined;
-  tableSnap = { at: performance.now(), value: parsePsTable(text) };
-  return tableSnap.value;
+  tableSnap = parsePsTable(text);
+  keepThisTurn();
+  return tableSnap;
 }
 
 /** The marker (of variable `name`) of every process that shows one, from `ps`; undefined when ps fails. */
 export function psMarkers(name: string): Map<number, string> | undefined {
-  if (fresh(markerSnap)) return markerSnap.value;
+  if (markerSnap) return markerSnap;
   // Without the environment first: a process started in between is then missing from the prefix listing
   // and is left out, never read without its prefix cut.
   const plain = runPs(psArgs('commands'));
@@ -302,14 +304,16 @@ export function psMarkers(name: string): Map<number, string> | undefined {
   const withEnv = runPs(psArgs('environment'));
   if (withEnv === undefined) return undefined;
   const out = markersFromListings(plain, withEnv, name);
-  markerSnap = { at: performance.now(), value: out };
+  markerSnap = out;
+  keepThisTurn();
   return out;
 }
 
-/** Forgets the listings (a test that starts processes and asks again at once). */
+/** Forgets the listings: the next question lists again. */
 export function forgetPsListings(): void {
   tableSnap = undefined;
   markerSnap = undefined;
+  forgetting = false;
 }
 
 // ---- one view over both sources ----------------------------------------------------------------------
