@@ -6,8 +6,9 @@
 //    ended poll in the same timer phase), and is forgotten at the next turn, so a process started since is
 //    never missed by a later look (a listing kept for a fixed time hid a unit's fresh daemon from its own
 //    ending);
-//  - each call is bounded (PS_TIMEOUT_MS, then SIGKILL) and synchronous, as its callers are; it happens only
-//    in orphan passes, the action's post, the ending of a unit and lease checks, never per unit start;
+//  - each call is bounded (PS_TIMEOUT_MS, then SIGKILL; after a failure ps is left alone for RETRY_AFTER_MS)
+//    and synchronous, as its callers are; it happens only in orphan passes, the action's post, the ending
+//    of a unit and lease checks, never per unit start;
 //  - a call that fails (no `ps`, a `ps` that itself needs /proc, a timeout) means "cannot prove": callers
 //    signal nothing they cannot prove, and `psProblem()` says why for their note.
 //
@@ -214,7 +215,12 @@ export function markersFromListings(plain: string, withEnv: string, name: string
 // ---- running ps --------------------------------------------------------------------------------------
 
 /** How long one `ps` may take before it is killed (and nothing is proven). */
-export const PS_TIMEOUT_MS = 5_000;
+export const PS_TIMEOUT_MS = 2_000;
+/**
+ * After a failure, how long `ps` is not asked again: a unit being ended polls every 50 ms, and a `ps` that
+ * hangs must not hold the engine's 5 s stop for its timeout on every poll. Meanwhile nothing is proven.
+ */
+const RETRY_AFTER_MS = 10_000;
 
 export type PsFlavour = 'bsd' | 'procps';
 
@@ -235,6 +241,7 @@ export function psArgs(
 }
 
 let problem: string | undefined;
+let failedAt = Number.NEGATIVE_INFINITY;
 
 /** Why the last `ps` failed, for a note; undefined once one succeeded. */
 export function psProblem(): string | undefined {
@@ -243,6 +250,7 @@ export function psProblem(): string | undefined {
 
 /** Runs `ps`, bounded; undefined (and psProblem set) when it fails. */
 function runPs(args: string[]): string | undefined {
+  if (performance.now() - failedAt < RETRY_AFTER_MS) return undefined;
   try {
     const out = execFileSync('ps', args, {
       // A fixed locale and zone make `lstart` parseable; COLUMNS and the rest of ours are left out.
@@ -269,6 +277,7 @@ function runPs(args: string[]): string | undefined {
           ? `\`ps\` did not answer within ${PS_TIMEOUT_MS / 1000} s`
           : `\`ps ${args.join(' ')}\` failed${e.status != null ? ` (exit ${e.status})` : ''}${said ? `: ${said}` : ''}`;
     problem = `/proc is not readable here and ${how}`;
+    failedAt = performance.now();
     return undefined;
   }
 }

@@ -154,9 +154,9 @@ export function isProcessAlive(pid: number, startTime?: number): boolean {
     // EPERM: it exists but belongs to another user.
     if (errorCode(error) !== 'EPERM') return false;
   }
-  const row = processSource().kind === 'proc' ? procRow(pid) : rowOf(pid);
-  // Gone between kill(0) and the read, or unknown (ps failed): kill(0) said it exists.
-  if (!row) return row === undefined ? processSource().kind === 'ps' : true;
+  const row = rowOf(pid);
+  // Unreadable, gone between kill(0) and the read, or unknown (ps failed): kill(0) said it exists.
+  if (!row) return true;
   if (row.state === 'Z' || row.state === 'X') return false;
   return compareStarts(startTime, row.start) !== 'other';
 }
