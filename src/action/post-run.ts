@@ -29,7 +29,11 @@ async function endSurvivors(root: string, runId: string): Promise<number | undef
     const ckpt = await Checkpoint.read(root, runId);
     await ckpt.openForWrite();
     try {
-      const ended = await endOrphans(ckpt, (m) => core.info(m));
+      const ended = await endOrphans(
+        ckpt,
+        (m) => core.info(m),
+        (m) => core.warning(m),
+      );
       if (ended > 0) core.info(`ended ${ended} unit process group(s) left running by main`);
       await ckpt.compact();
     } finally {

@@ -4,14 +4,20 @@
 // once its leader is proven to be the unit (src/exec/ownership.ts: host, start time and the unit's marker
 // in its environment; never pid 1, this process, its group or an ancestor), and the processes a unit left
 // outside its group are found by that marker alone (exec/marker.ts), which only this run's units carry.
+// Without /proc (macOS) both come from `ps` (exec/ps.ts); when that fails nothing is proven, nothing is
+// signalled, and `warn` says so: the units are still recorded interrupted and run again.
 import { hostname } from 'node:os';
-import { findMarked, findMarkedWith, isMarkerOfRun, signalAll } from '../exec/marker.js';
+import { findMarked, findMarkedWith, isMarkerOfRun, markerSearchProblem, signalAll } from '../exec/marker.js';
 import { provablyOurs } from '../exec/ownership.js';
 import { groupAlive, signalGroup } from '../exec/process.js';
 import type { Checkpoint } from '../journal/checkpoint.js';
 import { orphanedUnits } from '../journal/state.js';
 
-export async function endOrphans(ckpt: Checkpoint, notice: (message: string) => void): Promise<number> {
+export async function endOrphans(
+  ckpt: Checkpoint,
+  notice: (message: string) => void,
+  warn: (message: string) => void = notice,
+): Promise<number> {
   const host = hostname();
   const orphans = orphanedUnits(ckpt.state);
   const markers = new Set<string>();
@@ -19,9 +25,14 @@ export async function endOrphans(ckpt: Checkpoint, notice: (message: string) => 
     if (unit.host === host && isMarkerOfRun(unit.marker, ckpt.runId)) markers.add(unit.marker);
   const byMarker = new Map<string, number[]>();
   if (markers.size > 0)
-    // One pass over /proc for all of them; each process's marker comes with it.
+    // One pass over /proc (or one ps listing) for all of them; each process's marker comes with it.
     for (const [pid, m] of findMarkedWith((x) => markers.has(x)))
       byMarker.set(m, [...(byMarker.get(m) ?? []), pid]);
+  const blind = markers.size > 0 ? markerSearchProblem() : undefined;
+  if (blind !== undefined)
+    warn(
+      `could not look for processes left running by ${markers.size} unit(s) of an earlier attempt: ${blind}; none of them was signalled (only what can be proven ours is), so any still running keep running alongside the units run again`,
+    );
   let ended = 0;
   const groups: number[] = [];
   for (const { step, unit } of orphans) {

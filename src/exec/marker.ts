@@ -6,6 +6,7 @@
 // run's own units.
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { processSource, psMarkers, psProblem } from './ps.js';
 
 export const TRACKING_VAR = 'CHECKPOINT_TRACKING_ID';
 
@@ -36,8 +37,8 @@ export function isMarkerOfRun(marker: unknown, runId: string): marker is string 
 
 const NEEDLE = Buffer.from(`${TRACKING_VAR}=`);
 
-/** The marker in one process's environment, if it has one (and /proc lets us read it). */
-export function markerOf(pid: number): string | undefined {
+/** The marker in /proc/<pid>/environ (fixed at exec), if it has one and it can be read. */
+function procMarker(pid: number): string | undefined {
   let env: Buffer;
   try {
     env = readFileSync(`/proc/${pid}/environ`);
@@ -54,29 +55,60 @@ export function markerOf(pid: number): string | undefined {
 }
 
 /**
- * The pids of live processes whose marker `matches`, never this process. Linux reads /proc; where there is
- * no /proc (macOS) nothing is found, and only process groups are signalled (docs/reliability.md).
+ * The marker in one process's environment, if it has one: /proc where it is there, else `ps` (ps.ts); undefined
+ * also when neither can tell.
+ */
+export function markerOf(pid: number): string | undefined {
+  const source = processSource();
+  if (source.kind === 'proc') return procMarker(pid);
+  if (source.kind === 'none') return undefined;
+  return psMarkers(TRACKING_VAR)?.get(pid);
+}
+
+/**
+ * The pids of live processes whose marker `matches`, never pid 0, 1 or this process. Linux reads /proc;
+ * without /proc (macOS) one `ps` listing; when that fails nothing is found (psProblem says why), and only
+ * process groups the engine started itself are signalled.
  */
 export function findMarked(matches: (marker: string) => boolean): number[] {
   return findMarkedWith(matches).map(([pid]) => pid);
 }
 
+let searchProblem: string | undefined;
+
+/** Why the last findMarked/findMarkedWith could not look at all (then it found nothing); undefined if it could. */
+export function markerSearchProblem(): string | undefined {
+  return searchProblem;
+}
+
 /** As findMarked, with each process's marker. */
 export function findMarkedWith(matches: (marker: string) => boolean): Array<[pid: number, marker: string]> {
+  const out: Array<[number, string]> = [];
+  const keep = (pid: number, m: string | undefined) => {
+    if (!Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid) return;
+    if (m !== undefined && matches(m)) out.push([pid, m]);
+  };
+  const source = processSource();
+  searchProblem = source.kind === 'none' ? source.why : undefined;
+  if (source.kind === 'ps') {
+    const all = psMarkers(TRACKING_VAR);
+    if (all === undefined) searchProblem = psProblem() ?? '`ps` gave no answer';
+    for (const [pid, m] of all ?? []) keep(pid, m);
+    return out;
+  }
+  if (source.kind === 'none') return out;
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
-    return [];
+    return out;
   }
-  const out: Array<[number, string]> = [];
   for (const e of entries) {
     const c = e.charCodeAt(0);
     if (c < 48 || c > 57) continue;
     const pid = Number(e);
     if (!Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid) continue;
-    const m = markerOf(pid);
-    if (m !== undefined && matches(m)) out.push([pid, m]);
+    keep(pid, procMarker(pid));
   }
   return out;
 }

@@ -8,10 +8,12 @@
 //    foreign process's environment; a record without a marker (older checkpoints) is never ours;
 //  - it leads its own process group (units are spawned detached; the group is what gets signalled);
 //  - and it is none of: pid 0 or 1, this process, this process's group, an ancestor of this process.
-// Linux only (/proc); elsewhere nothing is provably ours and nothing is signalled.
-import { readFileSync } from 'node:fs';
+// Where there is no /proc (macOS) the same facts come from `ps` (ps.ts): a start time from ps is a wall time
+// to the second, recorded as such, and never compared with a /proc one; a ps that fails proves nothing. Either
+// way, what cannot be proven is not signalled.
 import { hostname } from 'node:os';
 import { markerOf, TRACKING_VAR } from './marker.js';
+import { compareStarts, describeStart, processSource, psProblem, rowOf, startKind } from './ps.js';
 
 export { TRACKING_VAR } from './marker.js';
 
@@ -23,36 +25,16 @@ export interface ProcessClaim {
   marker?: string | undefined;
 }
 
-interface ProcStat {
-  state: string;
-  ppid: number;
-  pgrp: number;
-  startTime: number;
-}
-
-function procStat(pid: number | 'self'): ProcStat | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // "pid (comm) state ppid pgrp ..." — comm may hold spaces and parentheses: split after the last ')'.
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const stat = { state: f[0] ?? '', ppid: Number(f[1]), pgrp: Number(f[2]), startTime: Number(f[19]) };
-  if (![stat.ppid, stat.pgrp, stat.startTime].every(Number.isSafeInteger)) return undefined;
-  return stat;
-}
-
-/** The pids of this process's ancestors (its parent, the parent's parent, ... up to pid 1). */
-function ancestors(): Set<number> {
+/** The pids of this process's ancestors (its parent, the parent's parent, ... up to pid 1); null: unknown. */
+function ancestors(): Set<number> | null {
   const out = new Set<number>();
   let pid = process.ppid;
   while (pid > 0 && !out.has(pid)) {
     out.add(pid);
-    const stat = procStat(pid);
-    if (!stat) break;
-    pid = stat.ppid;
+    const row = rowOf(pid);
+    if (row === null) return null;
+    if (!row) break;
+    pid = row.ppid;
   }
   return out;
 }
@@ -63,23 +45,34 @@ function ancestors(): Set<number> {
  */
 export function whyNotOurs(claim: ProcessClaim): string | undefined {
   const { pid, marker } = claim;
-  if (process.platform !== 'linux') return 'process ownership can only be proven on Linux';
+  const source = processSource();
+  if (source.kind === 'none') return `process ownership cannot be proven here: ${source.why}`;
   if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 1)
     return `pid ${String(pid)} is never signalled`;
   if (pid === process.pid) return `pid ${pid} is this process`;
   if (claim.host !== hostname()) return `it ran on host ${String(claim.host)}, not this one`;
   if (claim.startTime === undefined) return 'no start time was recorded';
   if (marker === undefined || marker === '') return `no ${TRACKING_VAR} was recorded`;
-  const stat = procStat(pid);
-  if (!stat || stat.state === 'Z' || stat.state === 'X') return `process ${pid} is gone`;
-  if (stat.startTime !== claim.startTime) return `pid ${pid} now belongs to another process (start time)`;
-  if (stat.pgrp !== pid) return `process ${pid} does not lead its own process group`;
-  const self = procStat('self');
-  if (!self || self.pgrp === pid) return `process group ${pid} is this process's own`;
-  if (ancestors().has(pid)) return `process ${pid} is an ancestor of this process`;
+  const cannot = () => `process ${pid} cannot be checked: ${psProblem() ?? 'ps gave no answer'}`;
+  const row = rowOf(pid);
+  if (row === null) return cannot();
+  if (!row || row.state === 'Z' || row.state === 'X') return `process ${pid} is gone`;
+  const same = compareStarts(claim.startTime, row.start);
+  if (same === 'other') return `pid ${pid} now belongs to another process (start time)`;
+  if (same === 'unknown')
+    return startKind(claim.startTime) === startKind(row.start)
+      ? `pid ${pid} started at ${describeStart(row.start)}, not at the recorded ${describeStart(claim.startTime)}`
+      : `its start time was recorded as ${describeStart(claim.startTime)}, which cannot be compared with ${describeStart(row.start)} read now`;
+  if (row.pgid !== pid) return `process ${pid} does not lead its own process group`;
+  const self = rowOf('self');
+  if (self === null) return cannot();
+  if (!self || self.pgid === pid) return `process group ${pid} is this process's own`;
+  const up = ancestors();
+  if (up === null) return cannot();
+  if (up.has(pid)) return `process ${pid} is an ancestor of this process`;
   const has = markerOf(pid);
   if (has === undefined)
-    return `process ${pid} does not carry this unit's ${TRACKING_VAR} (it has none, or its environment cannot be read)`;
+    return `process ${pid} does not carry this unit's ${TRACKING_VAR} (it has none, or its environment cannot be read${source.kind === 'ps' && psProblem() ? `: ${psProblem()}` : ''})`;
   if (has !== marker) return `process ${pid} does not carry this unit's ${TRACKING_VAR}`;
   return undefined;
 }

@@ -37,6 +37,7 @@ import { link, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises
 import { hostname } from 'node:os';
 import { isAbsolute, join, relative } from 'node:path';
 import { CheckpointError, EXIT_INCOMPLETE } from '../errors.js';
+import { compareStarts, processSource, procRow, rowOf } from '../exec/ps.js';
 import { ensureDir, errorCode, FILE_MODE, openNoFollow, refuseLink, tempPath } from './fsutil.js';
 
 export const LOCK_FILE = 'lock';
@@ -53,7 +54,7 @@ export interface LeaseRecord {
   host: string;
   runId: string;
   attempt: number;
-  /** Start time of the holder process (/proc/<pid>/stat field 22, clock ticks since boot), to detect pid reuse. */
+  /** Start time of the holder process (clock ticks from /proc, or ps's wall time: exec/ps.ts), to detect pid reuse. */
   startTime?: number;
   /** Last heartbeat, ms since the epoch. */
   heartbeat: number;
@@ -127,32 +128,23 @@ export class LeaseLostError extends LockedError {
 const DEFAULT_TTL_MS = 30_000;
 const DEFAULT_HEARTBEAT_MS = 5_000;
 
-/** Start time of process `pid` in clock ticks since boot (Linux /proc), or undefined where unavailable. */
-export function processStartTime(pid: number): number | undefined {
-  const stat = readProcStat(pid);
-  return stat?.startTime;
-}
-
-function readProcStat(pid: number): { state: string; startTime: number } | undefined {
-  if (process.platform !== 'linux') return undefined;
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // "pid (comm) state ppid ..." — comm may contain spaces and parentheses, so split after the last ')'.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
-  const state = fields[0];
-  const startTime = Number(fields[19]);
-  if (state === undefined || !Number.isSafeInteger(startTime)) return undefined;
-  return { state, startTime };
+/**
+ * Start time of process `pid`, as recorded in leases and `spawned` records: /proc's clock ticks since boot.
+ * Where there is no /proc, undefined, unless `ps` is allowed (a lease: once per run), then ps's wall time
+ * to the second, stored so that its kind shows (exec/ps.ts: a start time of the other kind proves nothing).
+ * Units start by the thousand, so their records never pay for a `ps` call; they are found by their marker.
+ */
+export function processStartTime(pid: number, opts: { ps?: boolean } = {}): number | undefined {
+  const source = processSource();
+  if (source.kind === 'proc') return procRow(pid)?.start;
+  if (source.kind === 'none' || opts.ps !== true) return undefined;
+  return rowOf(pid)?.start;
 }
 
 /**
  * Whether process `pid` exists on this host (a zombie counts as gone). With `startTime`, a process whose
- * start time differs (the pid was reused) counts as gone too.
+ * start time proves it is another one (the pid was reused) counts as gone too; one whose start time cannot
+ * be compared (another kind, or ps failing) counts as alive.
  */
 export function isProcessAlive(pid: number, startTime?: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
@@ -162,10 +154,11 @@ export function isProcessAlive(pid: number, startTime?: number): boolean {
     // EPERM: it exists but belongs to another user.
     if (errorCode(error) !== 'EPERM') return false;
   }
-  const stat = readProcStat(pid);
-  if (stat === undefined) return true;
-  if (stat.state === 'Z' || stat.state === 'X') return false;
-  return startTime === undefined || stat.startTime === startTime;
+  const row = rowOf(pid);
+  // Unreadable, gone between kill(0) and the read, or unknown (ps failed): kill(0) said it exists.
+  if (!row) return true;
+  if (row.state === 'Z' || row.state === 'X') return false;
+  return compareStarts(startTime, row.start) !== 'other';
 }
 
 function parseRecord(text: string): LeaseRecord | undefined {
@@ -250,16 +243,17 @@ function judge(state: LockFileState, ttlMs: number, now: number): Verdict {
       return { stale: true, reason: `process ${record.pid} on this host is gone` };
     }
     if (record.startTime !== undefined) {
-      const current = processStartTime(record.pid);
-      if (current !== undefined && current !== record.startTime) {
+      const same = compareStarts(record.startTime, processStartTime(record.pid, { ps: true }));
+      if (same === 'other') {
         return {
           stale: true,
           reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
         };
       }
       // The holder is alive and is the process that took the lease: its heartbeat does not matter (a
-      // clock set differently or a stalled process makes it look old; it is not).
-      if (current !== undefined) return { stale: false, reason: 'alive' };
+      // clock set differently or a stalled process makes it look old; it is not). A start time that cannot
+      // be compared (ps's wall time after a clock change, ps failing) leaves it to the heartbeat.
+      if (same === 'same') return { stale: false, reason: 'alive' };
     }
   }
   const ttl = record.ttlMs ?? ttlMs;
@@ -395,7 +389,7 @@ export async function acquireLease(
     ttlMs,
     nonce,
   };
-  const startTime = processStartTime(process.pid);
+  const startTime = processStartTime(process.pid, { ps: true });
   if (startTime !== undefined) record.startTime = startTime;
 
   let tookOver: Lease['tookOver'];

@@ -14,6 +14,7 @@ const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 /** Paths under src/, without `.ts`: the journal's low-level modules and what they import. */
 const MODULES = [
   'errors',
+  'exec/ps',
   'journal/crc32',
   'journal/damage',
   'journal/fsutil',
@@ -32,7 +33,7 @@ export async function removeDir(dir: string): Promise<void> {
 
 /** Transpiles src/journal's low-level modules (and src/errors.ts) into `<dir>/...js`; returns `dir`. */
 export async function compileJournalModules(dir: string): Promise<string> {
-  await mkdir(join(dir, 'journal'), { recursive: true });
+  for (const sub of ['journal', 'exec']) await mkdir(join(dir, sub), { recursive: true });
   await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
   for (const name of MODULES) {
     const source = await readFile(join(SRC, `${name}.ts`), 'utf8');
