@@ -36023,6 +36023,7 @@ function classify(err, debug = false) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Em: () => (/* binding */ findMarked),
 /* harmony export */   c7: () => (/* binding */ Markers),
+/* harmony export */   ej: () => (/* binding */ markerSearchProblem),
 /* harmony export */   fY: () => (/* binding */ isMarkerOfRun),
 /* harmony export */   it: () => (/* binding */ findMarkedWith),
 /* harmony export */   oK: () => (/* binding */ TRACKING_VAR),
@@ -36033,12 +36034,14 @@ function classify(err, debug = false) {
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(73024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _ps_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6944);
 // Every process the engine starts carries a marker in its environment, CHECKPOINT_TRACKING_ID, and so does
 // everything those processes start, also what leaves the unit's process group (`setsid`, a double fork, a
 // daemon): the environment is inherited where process groups are not. It is how the GitHub runner finds a
 // job's strays (RUNNER_TRACKING_ID). A marker is `<run id>.<attempt>.<random>.<n>`: unique per unit start,
 // and prefixed by the run, so a marker read back from a checkpoint can only ever name processes of that
 // run's own units.
+
 
 
 const TRACKING_VAR = 'CHECKPOINT_TRACKING_ID';
@@ -36062,8 +36065,8 @@ function isMarkerOfRun(marker, runId) {
         /^[A-Za-z0-9._-]+$/.test(marker));
 }
 const NEEDLE = Buffer.from(`${TRACKING_VAR}=`);
-/** The marker in one process's environment, if it has one (and /proc lets us read it). */
-function markerOf(pid) {
+/** The marker in /proc/<pid>/environ (fixed at exec), if it has one and it can be read. */
+function procMarker(pid) {
     let env;
     try {
         env = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(`/proc/${pid}/environ`);
@@ -36082,22 +36085,58 @@ function markerOf(pid) {
     return env.subarray(from, end < 0 ? env.length : end).toString('utf8');
 }
 /**
- * The pids of live processes whose marker `matches`, never this process. Linux reads /proc; where there is
- * no /proc (macOS) nothing is found, and only process groups are signalled (docs/reliability.md).
+ * The marker in one process's environment, if it has one: /proc where it is there, else `ps` (ps.ts); undefined
+ * also when neither can tell.
+ */
+function markerOf(pid) {
+    const source = (0,_ps_js__WEBPACK_IMPORTED_MODULE_2__/* .processSource */ .d7)();
+    if (source.kind === 'proc')
+        return procMarker(pid);
+    if (source.kind === 'none')
+        return undefined;
+    return (0,_ps_js__WEBPACK_IMPORTED_MODULE_2__/* .psMarkers */ .rU)(TRACKING_VAR)?.get(pid);
+}
+/**
+ * The pids of live processes whose marker `matches`, never pid 0, 1 or this process. Linux reads /proc;
+ * without /proc (macOS) one `ps` listing; when that fails nothing is found (psProblem says why), and only
+ * process groups the engine started itself are signalled.
  */
 function findMarked(matches) {
     return findMarkedWith(matches).map(([pid]) => pid);
 }
+let searchProblem;
+/** Why the last findMarked/findMarkedWith could not look at all (then it found nothing); undefined if it could. */
+function markerSearchProblem() {
+    return searchProblem;
+}
 /** As findMarked, with each process's marker. */
 function findMarkedWith(matches) {
+    const out = [];
+    const keep = (pid, m) => {
+        if (!Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid)
+            return;
+        if (m !== undefined && matches(m))
+            out.push([pid, m]);
+    };
+    const source = (0,_ps_js__WEBPACK_IMPORTED_MODULE_2__/* .processSource */ .d7)();
+    searchProblem = source.kind === 'none' ? source.why : undefined;
+    if (source.kind === 'ps') {
+        const all = (0,_ps_js__WEBPACK_IMPORTED_MODULE_2__/* .psMarkers */ .rU)(TRACKING_VAR);
+        if (all === undefined)
+            searchProblem = (0,_ps_js__WEBPACK_IMPORTED_MODULE_2__/* .psProblem */ .Tc)() ?? '`ps` gave no answer';
+        for (const [pid, m] of all ?? [])
+            keep(pid, m);
+        return out;
+    }
+    if (source.kind === 'none')
+        return out;
     let entries;
     try {
         entries = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readdirSync)('/proc');
     }
     catch {
-        return [];
+        return out;
     }
-    const out = [];
     for (const e of entries) {
         const c = e.charCodeAt(0);
         if (c < 48 || c > 57)
@@ -36105,9 +36144,7 @@ function findMarkedWith(matches) {
         const pid = Number(e);
         if (!Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid)
             continue;
-        const m = markerOf(pid);
-        if (m !== undefined && matches(m))
-            out.push([pid, m]);
+        keep(pid, procMarker(pid));
     }
     return out;
 }
@@ -36521,6 +36558,337 @@ function describeSpawnError(err, opts) {
         return `could not start "${opts.argv[0]}" in ${opts.cwd}: the program or the working directory does not exist; check \`shell\` and \`working-directory\``;
     }
     return `could not start "${opts.argv[0]}": ${err.message}`;
+}
+
+
+/***/ }),
+
+/***/ 6944:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   OB: () => (/* binding */ rowOf),
+/* harmony export */   Tc: () => (/* binding */ psProblem),
+/* harmony export */   bB: () => (/* binding */ compareStarts),
+/* harmony export */   d7: () => (/* binding */ processSource),
+/* harmony export */   ig: () => (/* binding */ describeStart),
+/* harmony export */   jr: () => (/* binding */ startKind),
+/* harmony export */   rU: () => (/* binding */ psMarkers),
+/* harmony export */   tF: () => (/* binding */ procRow)
+/* harmony export */ });
+/* unused harmony exports WALL_BASE, wallStart, procAvailable, parseLstart, parsePsTable, parsePsCommands, markerFromListing, markersFromListings, PS_TIMEOUT_MS, psFlavour, psArgs, psTable, forgetPsListings */
+/* harmony import */ var node_child_process__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(31421);
+/* harmony import */ var node_child_process__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_child_process__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(73024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+// What the engine knows about other processes: start time, process group, parent, state, and the
+// CHECKPOINT_TRACKING_ID in the environment. Linux reads /proc (exact, cheap). Where /proc is not there
+// (macOS; a Linux container with /proc hidden) the same facts come from `ps`, which is slower and coarser:
+//  - one `ps` call lists every process (`-A`), so a whole ownership check or orphan pass costs one or three
+//    calls: a listing serves every question asked in the same turn of the event loop (several units being
+//    ended poll in the same timer phase), and is forgotten at the next turn, so a process started since is
+//    never missed by a later look (a listing kept for a fixed time hid a unit's fresh daemon from its own
+//    ending);
+//  - each call is bounded (PS_TIMEOUT_MS, then SIGKILL; after a failure ps is left alone for RETRY_AFTER_MS)
+//    and synchronous, as its callers are; it happens only in orphan passes, the action's post, the ending
+//    of a unit and lease checks, never per unit start;
+//  - a call that fails (no `ps`, a `ps` that itself needs /proc, a timeout) means "cannot prove": callers
+//    signal nothing they cannot prove, and `psProblem()` says why for their note.
+//
+// Start times. /proc gives clock ticks since boot (stat field 22); `ps` gives a wall time to the second
+// (`lstart`). The two never compare, so a recorded start time says which it is: ticks are stored as they are
+// (every checkpoint and lease written before ps was used holds ticks), a wall time as WALL_BASE + Unix seconds,
+// far above any tick count (2^52 ticks at 100 Hz is over a million years of uptime). A start time of the
+// other kind proves nothing, in either direction. A wall time can also move when the clock is set (procps
+// derives it from the boot time, which follows the clock), so a differing wall time never proves that a pid
+// was reused either: only equal start times of one kind, or differing tick counts, are facts.
+//
+// The environment through `ps`. macOS `ps -E` appends the environment the process was started with (its
+// own user's processes, or any as root) after its arguments, procps `ps e` likewise, both joined with
+// spaces. A marker is read only from what follows the process's arguments (the same listing without the
+// environment is the prefix that is cut off), so no argument can pose as a marker, and only as a whole
+// space-separated word: a process whose environment shows two different markers is nobody's.
+
+
+/** Wall start times (ps `lstart`, seconds) are stored above this; tick counts (/proc) below. */
+const WALL_BASE = 2 ** 52;
+function startKind(start) {
+    return start >= WALL_BASE ? 'wall' : 'ticks';
+}
+function wallStart(unixSeconds) {
+    return WALL_BASE + unixSeconds;
+}
+/** A recorded start time for messages: "clock tick 123 since boot" or "2025-01-06T12:34:56Z (ps)". */
+function describeStart(start) {
+    if (startKind(start) === 'ticks')
+        return `clock tick ${start} after boot (/proc)`;
+    return `${new Date((start - WALL_BASE) * 1000).toISOString().replace('.000', '')} (ps)`;
+}
+/**
+ * Whether a recorded start time and the one read now name the same process: `same` only for equal values
+ * of one kind; `other` only for differing tick counts (a pid reused); anything else is `unknown`.
+ */
+function compareStarts(recorded, current) {
+    if (recorded === undefined || current === undefined)
+        return 'unknown';
+    if (startKind(recorded) !== startKind(current))
+        return 'unknown';
+    if (recorded === current)
+        return 'same';
+    return startKind(current) === 'ticks' ? 'other' : 'unknown';
+}
+// ---- /proc -------------------------------------------------------------------------------------------
+let procChecked;
+/** Whether /proc can be read here (decided once per process: /proc/self/stat is readable). */
+function procAvailable() {
+    if (procChecked === undefined) {
+        try {
+            procChecked = process.platform !== 'win32' && (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)('/proc/self/stat', 'utf8').length > 0;
+        }
+        catch {
+            procChecked = false;
+        }
+    }
+    return procChecked;
+}
+/** /proc/<pid>/stat, or undefined when the process is gone (or /proc cannot be read). */
+function procRow(pid) {
+    let text;
+    try {
+        text = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+    }
+    catch {
+        return undefined;
+    }
+    // "pid (comm) state ppid pgrp ..." — comm may hold spaces and parentheses: split after the last ')'.
+    // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const row = {
+        pid: Number(text.slice(0, text.indexOf(' '))),
+        state: f[0] ?? '',
+        ppid: Number(f[1]),
+        pgid: Number(f[2]),
+        start: Number(f[19]),
+    };
+    if (row.state === '' || ![row.pid, row.ppid, row.pgid, row.start].every(Number.isSafeInteger))
+        return undefined;
+    return row;
+}
+// ---- ps output ---------------------------------------------------------------------------------------
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+/**
+ * `lstart` as printed with LC_ALL=C and TZ=UTC0 ("Mon Jan  6 12:34:56 2025": C's `%c`, which macOS uses,
+ * and procps's "%a %b %e %H:%M:%S %Y" are the same) → Unix seconds; undefined for anything else.
+ */
+function parseLstart(text) {
+    const m = /^[A-Z][a-z]{2} ([A-Z][a-z]{2}) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/.exec(text.trim());
+    if (!m)
+        return undefined;
+    const month = MONTHS.indexOf(m[1]);
+    if (month < 0)
+        return undefined;
+    const [day, h, min, s, y] = [m[2], m[3], m[4], m[5], m[6]].map(Number);
+    const ms = Date.UTC(y, month, day, h, min, s);
+    const back = new Date(ms);
+    // Date.UTC rolls "Feb 31" over into March: such a date was not printed by ps.
+    if (back.getUTCDate() !== day ||
+        back.getUTCHours() !== h ||
+        back.getUTCMinutes() !== min ||
+        back.getUTCSeconds() !== s)
+        return undefined;
+    return ms / 1000;
+}
+const TABLE_LINE = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+([A-Z][a-z]{2} [A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2} \d{4})\s*$/;
+/**
+ * The output of `ps -A -o pid=,pgid=,ppid=,stat=,lstart=` → rows by pid. A line that does not parse is
+ * left out (that process is then unknown, so nothing about it is proven).
+ */
+function parsePsTable(text) {
+    const out = new Map();
+    for (const line of text.split('\n')) {
+        const m = TABLE_LINE.exec(line);
+        if (!m)
+            continue;
+        const seconds = parseLstart(m[5]);
+        const [pid, pgid, ppid] = [m[1], m[2], m[3]].map(Number);
+        if (seconds === undefined || ![pid, pgid, ppid].every(Number.isSafeInteger))
+            continue;
+        out.set(pid, { pid, pgid, ppid, state: m[4].charAt(0), start: wallStart(seconds) });
+    }
+    return out;
+}
+/** The output of `ps -A -ww -o pid=,command=` (with or without the environment) → command text by pid. */
+function parsePsCommands(text) {
+    const out = new Map();
+    for (const line of text.split('\n')) {
+        const m = /^\s*(\d+) (.*)$/.exec(line);
+        if (!m)
+            continue;
+        const pid = Number(m[1]);
+        if (Number.isSafeInteger(pid))
+            out.set(pid, m[2]);
+    }
+    return out;
+}
+/**
+ * The marker in one process's listing: `withEnv` is its command with the environment, `argv` the same
+ * without. Undefined when the listings disagree (its arguments changed in between), when the environment
+ * part has no marker, or when it shows two different ones.
+ */
+function markerFromListing(withEnv, argv, name) {
+    if (!withEnv.startsWith(argv))
+        return undefined;
+    const env = withEnv.slice(argv.length);
+    if (env !== '' && !env.startsWith(' '))
+        return undefined;
+    let found;
+    const key = `${name}=`;
+    for (const word of env.split(' ')) {
+        if (!word.startsWith(key))
+            continue;
+        const value = word.slice(key.length);
+        if (found !== undefined && found !== value)
+            return undefined;
+        found = value;
+    }
+    return found;
+}
+/**
+ * Both listings (`commands` and `environment`, see psArgs) → the marker of every process that shows one; a
+ * process in only one of them (started or ended in between) is left out.
+ */
+function markersFromListings(plain, withEnv, name) {
+    const argv = parsePsCommands(plain);
+    const out = new Map();
+    for (const [pid, text] of parsePsCommands(withEnv)) {
+        const a = argv.get(pid);
+        if (a === undefined)
+            continue;
+        const m = markerFromListing(text, a, name);
+        if (m !== undefined)
+            out.set(pid, m);
+    }
+    return out;
+}
+// ---- running ps --------------------------------------------------------------------------------------
+/** How long one `ps` may take before it is killed (and nothing is proven). */
+const PS_TIMEOUT_MS = 2_000;
+/**
+ * After a failure, how long `ps` is not asked again: a unit being ended polls every 50 ms, and a `ps` that
+ * hangs must not hold the engine's 5 s stop for its timeout on every poll. Meanwhile nothing is proven.
+ */
+const RETRY_AFTER_MS = 10_000;
+/** macOS (and the BSDs) spell "with the environment" `-E`; procps spells it `e` (its `-e` is `-A`). */
+function psFlavour(platform = process.platform) {
+    return platform === 'linux' ? 'procps' : 'bsd';
+}
+/** The arguments of each listing: the table, and the commands with or without the environment. */
+function psArgs(what, flavour = psFlavour()) {
+    if (what === 'table')
+        return ['-A', '-o', 'pid=,pgid=,ppid=,stat=,lstart='];
+    // -ww: never cut at a terminal width (BSD ps cuts at 79 columns when it cannot tell one).
+    const env = what === 'environment' ? [flavour === 'bsd' ? '-E' : 'e'] : [];
+    return ['-A', ...env, '-ww', '-o', 'pid=,command='];
+}
+let problem;
+let failedAt = Number.NEGATIVE_INFINITY;
+/** Why the last `ps` failed, for a note; undefined once one succeeded. */
+function psProblem() {
+    return problem;
+}
+/** Runs `ps`, bounded; undefined (and psProblem set) when it fails. */
+function runPs(args) {
+    if (performance.now() - failedAt < RETRY_AFTER_MS)
+        return undefined;
+    try {
+        const out = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.execFileSync)('ps', args, {
+            // A fixed locale and zone make `lstart` parseable; COLUMNS and the rest of ours are left out.
+            env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', TZ: 'UTC0' },
+            stdio: ['ignore', 'pipe', 'pipe'],
+            timeout: PS_TIMEOUT_MS,
+            killSignal: 'SIGKILL',
+            maxBuffer: 256 * 1024 * 1024,
+            encoding: 'utf8',
+        });
+        problem = undefined;
+        return out;
+    }
+    catch (err) {
+        const e = err;
+        const said = typeof e.stderr === 'string' ? e.stderr.trim().split('\n')[0] : '';
+        const how = e.code === 'ENOENT'
+            ? 'there is no `ps` on PATH'
+            : e.signal
+                ? `\`ps\` did not answer within ${PS_TIMEOUT_MS / 1000} s`
+                : `\`ps ${args.join(' ')}\` failed${e.status != null ? ` (exit ${e.status})` : ''}${said ? `: ${said}` : ''}`;
+        problem = `/proc is not readable here and ${how}`;
+        failedAt = performance.now();
+        return undefined;
+    }
+}
+let tableSnap;
+let markerSnap;
+let forgetting = false;
+/** Keeps listings until the event loop's next turn. */
+function keepThisTurn() {
+    if (forgetting)
+        return;
+    forgetting = true;
+    setImmediate(forgetPsListings).unref();
+}
+/** Every process, from `ps`; undefined when ps fails. */
+function psTable() {
+    if (tableSnap)
+        return tableSnap;
+    const text = runPs(psArgs('table'));
+    if (text === undefined)
+        return undefined;
+    tableSnap = parsePsTable(text);
+    keepThisTurn();
+    return tableSnap;
+}
+/** The marker (of variable `name`) of every process that shows one, from `ps`; undefined when ps fails. */
+function psMarkers(name) {
+    if (markerSnap)
+        return markerSnap;
+    // Without the environment first: a process started in between is then missing from the prefix listing
+    // and is left out, never read without its prefix cut.
+    const plain = runPs(psArgs('commands'));
+    if (plain === undefined)
+        return undefined;
+    const withEnv = runPs(psArgs('environment'));
+    if (withEnv === undefined)
+        return undefined;
+    const out = markersFromListings(plain, withEnv, name);
+    markerSnap = out;
+    keepThisTurn();
+    return out;
+}
+/** Forgets the listings: the next question lists again. */
+function forgetPsListings() {
+    tableSnap = undefined;
+    markerSnap = undefined;
+    forgetting = false;
+}
+function processSource() {
+    if (process.platform === 'win32')
+        return { kind: 'none', why: 'processes cannot be inspected on Windows' };
+    return procAvailable() ? { kind: 'proc' } : { kind: 'ps' };
+}
+/**
+ * One process's row from whichever source this host has. `undefined`: no such process; `null`: it cannot be
+ * told (ps failed; psProblem says why).
+ */
+function rowOf(pid) {
+    const source = processSource();
+    if (source.kind === 'proc')
+        return procRow(pid);
+    if (source.kind === 'none')
+        return null;
+    const table = psTable();
+    if (table === undefined)
+        return null;
+    return table.get(pid === 'self' ? process.pid : pid);
 }
 
 
@@ -38582,7 +38950,8 @@ async function truncateTo(path, bytes) {
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(76760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_4___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_4__);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(83916);
-/* harmony import */ var _fsutil_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(91268);
+/* harmony import */ var _exec_ps_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(6944);
+/* harmony import */ var _fsutil_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(91268);
 // The run's lease: `<runDir>/lock` says which process on which host is working on this checkpoint. It is a
 // lease, not a plain lock file: it is void once its holder's process is gone (same host) or its heartbeat
 // is older than the TTL (any host, e.g. a lock restored from a cache saved on another runner).
@@ -38606,6 +38975,7 @@ async function truncateTo(path, bytes) {
 // every write; once the lease is lost it throws, and when the last verified heartbeat is older than half
 // the TTL (the process was stalled: SIGSTOP, a frozen VM) it verifies the lock file first, synchronously,
 // so a stalled writer that wakes up after a takeover writes nothing.
+
 
 
 
@@ -38646,33 +39016,24 @@ class LeaseLostError extends LockedError {
 }
 const DEFAULT_TTL_MS = 30_000;
 const DEFAULT_HEARTBEAT_MS = 5_000;
-/** Start time of process `pid` in clock ticks since boot (Linux /proc), or undefined where unavailable. */
-function processStartTime(pid) {
-    const stat = readProcStat(pid);
-    return stat?.startTime;
-}
-function readProcStat(pid) {
-    if (process.platform !== 'linux')
+/**
+ * Start time of process `pid`, as recorded in leases and `spawned` records: /proc's clock ticks since boot.
+ * Where there is no /proc, undefined, unless `ps` is allowed (a lease: once per run), then ps's wall time
+ * to the second, stored so that its kind shows (exec/ps.ts: a start time of the other kind proves nothing).
+ * Units start by the thousand, so their records never pay for a `ps` call; they are found by their marker.
+ */
+function processStartTime(pid, opts = {}) {
+    const source = (0,_exec_ps_js__WEBPACK_IMPORTED_MODULE_6__/* .processSource */ .d7)();
+    if (source.kind === 'proc')
+        return (0,_exec_ps_js__WEBPACK_IMPORTED_MODULE_6__/* .procRow */ .tF)(pid)?.start;
+    if (source.kind === 'none' || opts.ps !== true)
         return undefined;
-    let text;
-    try {
-        text = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(`/proc/${pid}/stat`, 'utf8');
-    }
-    catch {
-        return undefined;
-    }
-    // "pid (comm) state ppid ..." — comm may contain spaces and parentheses, so split after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
-    const state = fields[0];
-    const startTime = Number(fields[19]);
-    if (state === undefined || !Number.isSafeInteger(startTime))
-        return undefined;
-    return { state, startTime };
+    return (0,_exec_ps_js__WEBPACK_IMPORTED_MODULE_6__/* .rowOf */ .OB)(pid)?.start;
 }
 /**
  * Whether process `pid` exists on this host (a zombie counts as gone). With `startTime`, a process whose
- * start time differs (the pid was reused) counts as gone too.
+ * start time proves it is another one (the pid was reused) counts as gone too; one whose start time cannot
+ * be compared (another kind, or ps failing) counts as alive.
  */
 function isProcessAlive(pid, startTime) {
     if (!Number.isSafeInteger(pid) || pid <= 0)
@@ -38682,15 +39043,16 @@ function isProcessAlive(pid, startTime) {
     }
     catch (error) {
         // EPERM: it exists but belongs to another user.
-        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .errorCode */ .CA)(error) !== 'EPERM')
+        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_7__/* .errorCode */ .CA)(error) !== 'EPERM')
             return false;
     }
-    const stat = readProcStat(pid);
-    if (stat === undefined)
+    const row = (0,_exec_ps_js__WEBPACK_IMPORTED_MODULE_6__/* .rowOf */ .OB)(pid);
+    // Unreadable, gone between kill(0) and the read, or unknown (ps failed): kill(0) said it exists.
+    if (!row)
         return true;
-    if (stat.state === 'Z' || stat.state === 'X')
+    if (row.state === 'Z' || row.state === 'X')
         return false;
-    return startTime === undefined || stat.startTime === startTime;
+    return (0,_exec_ps_js__WEBPACK_IMPORTED_MODULE_6__/* .compareStarts */ .bB)(startTime, row.start) !== 'other';
 }
 function parseRecord(text) {
     let value;
@@ -38730,7 +39092,7 @@ function parseRecord(text) {
 async function readLockFile(path) {
     try {
         // Not through a link: a lock is a file the runner made (DESIGN §4, no symlinks in a run folder).
-        const handle = await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .openNoFollow */ .zm)(path, 'r');
+        const handle = await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_7__/* .openNoFollow */ .zm)(path, 'r');
         try {
             const [text, info] = await Promise.all([handle.readFile('utf8'), handle.stat()]);
             return { text, record: parseRecord(text), mtimeMs: info.mtimeMs };
@@ -38740,7 +39102,7 @@ async function readLockFile(path) {
         }
     }
     catch (error) {
-        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .errorCode */ .CA)(error) === 'ENOENT')
+        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_7__/* .errorCode */ .CA)(error) === 'ENOENT')
             return undefined;
         throw error;
     }
@@ -38765,16 +39127,17 @@ function judge(state, ttlMs, now) {
             return { stale: true, reason: `process ${record.pid} on this host is gone` };
         }
         if (record.startTime !== undefined) {
-            const current = processStartTime(record.pid);
-            if (current !== undefined && current !== record.startTime) {
+            const same = (0,_exec_ps_js__WEBPACK_IMPORTED_MODULE_6__/* .compareStarts */ .bB)(record.startTime, processStartTime(record.pid, { ps: true }));
+            if (same === 'other') {
                 return {
                     stale: true,
                     reason: `process ${record.pid} is gone (its pid now belongs to another process)`,
                 };
             }
             // The holder is alive and is the process that took the lease: its heartbeat does not matter (a
-            // clock set differently or a stalled process makes it look old; it is not).
-            if (current !== undefined)
+            // clock set differently or a stalled process makes it look old; it is not). A start time that cannot
+            // be compared (ps's wall time after a clock change, ps failing) leaves it to the heartbeat.
+            if (same === 'same')
                 return { stale: false, reason: 'alive' };
         }
     }
@@ -38817,7 +39180,7 @@ async function tryLink(from, to) {
         return true;
     }
     catch (error) {
-        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .errorCode */ .CA)(error) === 'EEXIST')
+        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_7__/* .errorCode */ .CA)(error) === 'EEXIST')
             return false;
         throw error;
     }
@@ -38835,7 +39198,7 @@ async function removeIfSame(path, expected, nonce) {
         await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.rename)(path, aside);
     }
     catch (error) {
-        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .errorCode */ .CA)(error) === 'ENOENT')
+        if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_7__/* .errorCode */ .CA)(error) === 'ENOENT')
             return false;
         throw error;
     }
@@ -38852,8 +39215,8 @@ async function removeIfSame(path, expected, nonce) {
 /** Takes the takeover guard (returns its identity), clearing a guard abandoned by a contender that died. */
 async function takeGuard(guardPath, nonce) {
     const text = JSON.stringify({ pid: process.pid, host: (0,node_os__WEBPACK_IMPORTED_MODULE_3__.hostname)(), nonce });
-    const tmp = (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .tempPath */ .EZ)(guardPath);
-    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.writeFile)(tmp, text, { mode: _fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .FILE_MODE */ .rE, flag: 'wx' });
+    const tmp = (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_7__/* .tempPath */ .EZ)(guardPath);
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.writeFile)(tmp, text, { mode: _fsutil_js__WEBPACK_IMPORTED_MODULE_7__/* .FILE_MODE */ .rE, flag: 'wx' });
     try {
         if (await tryLink(tmp, guardPath))
             return `text:${text}`;
@@ -38877,9 +39240,9 @@ async function acquireLease(runDir, info, opts = {}) {
     if (!(ttlMs > 0) || !(heartbeatMs > 0)) {
         throw new RangeError(`acquireLease: ttlMs and heartbeatMs must be > 0, got ${ttlMs} and ${heartbeatMs}`);
     }
-    await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .ensureDir */ .A0)(runDir);
+    await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_7__/* .ensureDir */ .A0)(runDir);
     // A run folder that is a link would put the lock (and then the checkpoint) elsewhere (DESIGN §4).
-    await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .refuseLink */ .VQ)(runDir);
+    await (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_7__/* .refuseLink */ .VQ)(runDir);
     const lockPath = (0,node_path__WEBPACK_IMPORTED_MODULE_4__.join)(runDir, LOCK_FILE);
     const guardPath = (0,node_path__WEBPACK_IMPORTED_MODULE_4__.join)(runDir, GUARD_FILE);
     const nonce = (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(12).toString('hex');
@@ -38892,12 +39255,12 @@ async function acquireLease(runDir, info, opts = {}) {
         ttlMs,
         nonce,
     };
-    const startTime = processStartTime(process.pid);
+    const startTime = processStartTime(process.pid, { ps: true });
     if (startTime !== undefined)
         record.startTime = startTime;
     let tookOver;
-    const tmp = (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .tempPath */ .EZ)(lockPath);
-    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.writeFile)(tmp, `${JSON.stringify(record)}\n`, { mode: _fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .FILE_MODE */ .rE, flag: 'wx' });
+    const tmp = (0,_fsutil_js__WEBPACK_IMPORTED_MODULE_7__/* .tempPath */ .EZ)(lockPath);
+    await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.writeFile)(tmp, `${JSON.stringify(record)}\n`, { mode: _fsutil_js__WEBPACK_IMPORTED_MODULE_7__/* .FILE_MODE */ .rE, flag: 'wx' });
     const giveUpAt = Date.now() + ACQUIRE_PATIENCE_MS;
     try {
         while (Date.now() < giveUpAt) {
@@ -38966,7 +39329,7 @@ function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLo
             fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.openSync)(lockPath, node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_RDWR | (node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.O_NOFOLLOW ?? 0));
         }
         catch (error) {
-            if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .errorCode */ .CA)(error) === 'ENOENT')
+            if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_7__/* .errorCode */ .CA)(error) === 'ENOENT')
                 lose(`the lock file ${lockPath} was removed by another process`);
             else
                 trouble(error);
@@ -38993,7 +39356,7 @@ function startLease(runDir, lockPath, record, tookOver, ttlMs, heartbeatMs, onLo
                 there = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.lstatSync)(lockPath);
             }
             catch (error) {
-                if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_6__/* .errorCode */ .CA)(error) !== 'ENOENT')
+                if ((0,_fsutil_js__WEBPACK_IMPORTED_MODULE_7__/* .errorCode */ .CA)(error) !== 'ENOENT')
                     throw error;
             }
             if (there === undefined || there.ino !== mine.ino || there.dev !== mine.dev) {
@@ -67352,6 +67715,8 @@ function wouldOverrun(step, rec, u, now, deadline) {
 
 // EXTERNAL MODULE: ./src/engine/env.ts
 var env = __nccwpck_require__(98725);
+// EXTERNAL MODULE: ./src/exec/ps.ts
+var ps = __nccwpck_require__(6944);
 ;// CONCATENATED MODULE: ./src/exec/ownership.ts
 // Whether a process named by a checkpoint may be signalled. A pid read back from a checkpoint is a claim, not
 // a fact: the checkpoint may be forged (a cache entry another job wrote) or stale (the pid was reused). So a
@@ -67363,36 +67728,25 @@ var env = __nccwpck_require__(98725);
 //    foreign process's environment; a record without a marker (older checkpoints) is never ours;
 //  - it leads its own process group (units are spawned detached; the group is what gets signalled);
 //  - and it is none of: pid 0 or 1, this process, this process's group, an ancestor of this process.
-// Linux only (/proc); elsewhere nothing is provably ours and nothing is signalled.
+// Where there is no /proc (macOS) the same facts come from `ps` (ps.ts): a start time from ps is a wall time
+// to the second, recorded as such, and never compared with a /proc one; a ps that fails proves nothing. Either
+// way, what cannot be proven is not signalled.
 
 
 
 
-function procStat(pid) {
-    let text;
-    try {
-        text = (0,external_node_fs_.readFileSync)(`/proc/${pid}/stat`, 'utf8');
-    }
-    catch {
-        return undefined;
-    }
-    // "pid (comm) state ppid pgrp ..." — comm may hold spaces and parentheses: split after the last ')'.
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    const stat = { state: f[0] ?? '', ppid: Number(f[1]), pgrp: Number(f[2]), startTime: Number(f[19]) };
-    if (![stat.ppid, stat.pgrp, stat.startTime].every(Number.isSafeInteger))
-        return undefined;
-    return stat;
-}
-/** The pids of this process's ancestors (its parent, the parent's parent, ... up to pid 1). */
+/** The pids of this process's ancestors (its parent, the parent's parent, ... up to pid 1); null: unknown. */
 function ancestors() {
     const out = new Set();
     let pid = process.ppid;
     while (pid > 0 && !out.has(pid)) {
         out.add(pid);
-        const stat = procStat(pid);
-        if (!stat)
+        const row = (0,ps/* rowOf */.OB)(pid);
+        if (row === null)
+            return null;
+        if (!row)
             break;
-        pid = stat.ppid;
+        pid = row.ppid;
     }
     return out;
 }
@@ -67402,8 +67756,9 @@ function ancestors() {
  */
 function whyNotOurs(claim) {
     const { pid, marker } = claim;
-    if (process.platform !== 'linux')
-        return 'process ownership can only be proven on Linux';
+    const source = (0,ps/* processSource */.d7)();
+    if (source.kind === 'none')
+        return `process ownership cannot be proven here: ${source.why}`;
     if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 1)
         return `pid ${String(pid)} is never signalled`;
     if (pid === process.pid)
@@ -67414,21 +67769,34 @@ function whyNotOurs(claim) {
         return 'no start time was recorded';
     if (marker === undefined || marker === '')
         return `no ${exec_marker/* TRACKING_VAR */.oK} was recorded`;
-    const stat = procStat(pid);
-    if (!stat || stat.state === 'Z' || stat.state === 'X')
+    const cannot = () => `process ${pid} cannot be checked: ${(0,ps/* psProblem */.Tc)() ?? 'ps gave no answer'}`;
+    const row = (0,ps/* rowOf */.OB)(pid);
+    if (row === null)
+        return cannot();
+    if (!row || row.state === 'Z' || row.state === 'X')
         return `process ${pid} is gone`;
-    if (stat.startTime !== claim.startTime)
+    const same = (0,ps/* compareStarts */.bB)(claim.startTime, row.start);
+    if (same === 'other')
         return `pid ${pid} now belongs to another process (start time)`;
-    if (stat.pgrp !== pid)
+    if (same === 'unknown')
+        return (0,ps/* startKind */.jr)(claim.startTime) === (0,ps/* startKind */.jr)(row.start)
+            ? `pid ${pid} started at ${(0,ps/* describeStart */.ig)(row.start)}, not at the recorded ${(0,ps/* describeStart */.ig)(claim.startTime)}`
+            : `its start time was recorded as ${(0,ps/* describeStart */.ig)(claim.startTime)}, which cannot be compared with ${(0,ps/* describeStart */.ig)(row.start)} read now`;
+    if (row.pgid !== pid)
         return `process ${pid} does not lead its own process group`;
-    const self = procStat('self');
-    if (!self || self.pgrp === pid)
+    const self = (0,ps/* rowOf */.OB)('self');
+    if (self === null)
+        return cannot();
+    if (!self || self.pgid === pid)
         return `process group ${pid} is this process's own`;
-    if (ancestors().has(pid))
+    const up = ancestors();
+    if (up === null)
+        return cannot();
+    if (up.has(pid))
         return `process ${pid} is an ancestor of this process`;
     const has = (0,exec_marker/* markerOf */.we)(pid);
     if (has === undefined)
-        return `process ${pid} does not carry this unit's ${exec_marker/* TRACKING_VAR */.oK} (it has none, or its environment cannot be read)`;
+        return `process ${pid} does not carry this unit's ${exec_marker/* TRACKING_VAR */.oK} (it has none, or its environment cannot be read${source.kind === 'ps' && (0,ps/* psProblem */.Tc)() ? `: ${(0,ps/* psProblem */.Tc)()}` : ''})`;
     if (has !== marker)
         return `process ${pid} does not carry this unit's ${exec_marker/* TRACKING_VAR */.oK}`;
     return undefined;
@@ -67445,12 +67813,14 @@ function provablyOurs(claim) {
 // once its leader is proven to be the unit (src/exec/ownership.ts: host, start time and the unit's marker
 // in its environment; never pid 1, this process, its group or an ancestor), and the processes a unit left
 // outside its group are found by that marker alone (exec/marker.ts), which only this run's units carry.
+// Without /proc (macOS) both come from `ps` (exec/ps.ts); when that fails nothing is proven, nothing is
+// signalled, and `warn` says so: the units are still recorded interrupted and run again.
 
 
 
 
 
-async function endOrphans(ckpt, notice) {
+async function endOrphans(ckpt, notice, warn = notice) {
     const host = (0,external_node_os_.hostname)();
     const orphans = (0,journal_state/* orphanedUnits */.b5)(ckpt.state);
     const markers = new Set();
@@ -67459,9 +67829,12 @@ async function endOrphans(ckpt, notice) {
             markers.add(unit.marker);
     const byMarker = new Map();
     if (markers.size > 0)
-        // One pass over /proc for all of them; each process's marker comes with it.
+        // One pass over /proc (or one ps listing) for all of them; each process's marker comes with it.
         for (const [pid, m] of (0,exec_marker/* findMarkedWith */.it)((x) => markers.has(x)))
             byMarker.set(m, [...(byMarker.get(m) ?? []), pid]);
+    const blind = markers.size > 0 ? (0,exec_marker/* markerSearchProblem */.ej)() : undefined;
+    if (blind !== undefined)
+        warn(`could not look for processes left running by ${markers.size} unit(s) of an earlier attempt: ${blind}; none of them was signalled (only what can be proven ours is), so any still running keep running alongside the units run again`);
     let ended = 0;
     const groups = [];
     for (const { step, unit } of orphans) {
