@@ -630,8 +630,8 @@ var merge = __webpack_require__(61008);
 var inputs = __webpack_require__(81729);
 // EXTERNAL MODULE: ./src/action/keys.ts
 var action_keys = __webpack_require__(86764);
-// EXTERNAL MODULE: ./src/action/state.ts
-var action_state = __webpack_require__(33175);
+// EXTERNAL MODULE: ./src/action/log-groups.ts
+var log_groups = __webpack_require__(67941);
 // EXTERNAL MODULE: ./src/action/store-factory.ts + 4 modules
 var store_factory = __webpack_require__(50645);
 // EXTERNAL MODULE: ./src/action/sync.ts
@@ -744,21 +744,7 @@ async function saveMerge(ctx, report, sources, key, store) {
     const result = await (0,merge/* writeMerge */.Q5)(report, sources, ctx.root, key);
     for (const note of result.notes)
         core.info(`merge: ${note}`);
-    const sync = new action_sync/* CheckpointSync */.Ir({
-        store,
-        key,
-        root: ctx.root,
-        runId: key,
-        planName: ctx.plan.name,
-        workspace: ctx.cfg.workspace,
-        temp: ctx.cfg.temp,
-        paths: [],
-        ...(ctx.inputs.signingKey !== undefined ? { signingKey: ctx.inputs.signingKey } : {}),
-        ghRunId: ctx.cfg.runId,
-        attempt: ctx.cfg.runAttempt,
-        state: new action_state/* MemoryStateProvider */.i(),
-        log: { info: (m) => core.info(m), warning: (m) => core.warning(m) },
-    });
+    const sync = (0,action_sync/* keySync */.L8)(ctx, store, key, log_groups/* coreLog */.uu);
     const seq = (await checkpoint/* Checkpoint */.F9.read(ctx.root, key)).state.seq;
     const done = result.steps.reduce((n, s) => n + s.done, 0);
     const units = result.steps.reduce((n, s) => n + s.units, 0);
@@ -791,22 +777,7 @@ async function reportShards(ctx) {
     const warnings = [];
     // One at a time: a restore stages its bundle in one fixed folder of the workspace.
     for (const key of keys) {
-        const sync = new action_sync/* CheckpointSync */.Ir({
-            store,
-            key,
-            root: ctx.root,
-            runId: key,
-            planName: ctx.plan.name,
-            workspace: ctx.cfg.workspace,
-            temp: ctx.cfg.temp,
-            paths: [],
-            runOnly: true,
-            ...(ctx.inputs.signingKey !== undefined ? { signingKey: ctx.inputs.signingKey } : {}),
-            ghRunId: ctx.cfg.runId,
-            attempt: ctx.cfg.runAttempt,
-            state: new action_state/* MemoryStateProvider */.i(),
-            log: { info: (m) => core.info(m), warning: (m) => core.warning(m) },
-        });
+        const sync = (0,action_sync/* keySync */.L8)(ctx, store, key, log_groups/* coreLog */.uu, { runOnly: true });
         const restored = await sync.restore();
         warnings.push(...sync.warnings);
         if (!(await checkpoint/* Checkpoint */.F9.exists(ctx.root, key)))

@@ -34205,6 +34205,96 @@ function entryName(key, runId, attempt, seq) {
 
 /***/ }),
 
+/***/ 67941:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Zx: () => (/* binding */ actionLog),
+/* harmony export */   uu: () => (/* binding */ coreLog),
+/* harmony export */   zw: () => (/* binding */ StepGroups)
+/* harmony export */ });
+/* harmony import */ var node_stream__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(57075);
+/* harmony import */ var node_stream__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_stream__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(33838);
+// The action's log: a collapsible group per step, but only for a step that runs alone. GitHub's groups
+// cannot nest or interleave, so while steps overlap no group is open and every line keeps its `[step]`
+// prefix (the engine's printer adds it); a group is opened when a step starts while no other runs. Lines of
+// the CLI's own advice (`resume with: checkpoint run …`) are dropped: the action says what to do instead.
+
+
+class StepGroups {
+    #sink;
+    #running = new Set();
+    #open;
+    constructor(sink) {
+        this.#sink = sink;
+    }
+    /** The open group's step, if any. */
+    get open() {
+        return this.#open;
+    }
+    onState(step, state) {
+        if (state === 'running') {
+            if (this.#running.has(step))
+                return;
+            this.#running.add(step);
+            if (this.#running.size === 1) {
+                this.#sink.startGroup(`step ${step}`);
+                this.#open = step;
+            }
+            else {
+                // Another step joins the one grouped: from here on lines of both are told apart by their prefix.
+                this.close();
+            }
+            return;
+        }
+        // `waiting` is a step between its units (a throttle, a dependency of its next chunk): still under way.
+        if (state === 'waiting')
+            return;
+        this.#running.delete(step);
+        if (this.#open === step)
+            this.close();
+    }
+    close() {
+        if (this.#open === undefined)
+            return;
+        this.#sink.endGroup();
+        this.#open = undefined;
+    }
+}
+/** CLI advice the engine's printer adds after a run; the action's own messages replace it. */
+const CLI_ADVICE = /^(?:\d{4}-\d\d-\d\dT[\d:.]+Z )?(?:resume with: checkpoint run\b|approve with: checkpoint approve\b)/;
+/** `out` without the CLI's advice lines; whole lines pass through at once. */
+function actionLog(out) {
+    let pending = '';
+    return new node_stream__WEBPACK_IMPORTED_MODULE_0__.Writable({
+        write(chunk, _enc, done) {
+            pending += chunk.toString();
+            const lines = pending.split('\n');
+            pending = lines.pop() ?? '';
+            const kept = lines.filter((l) => !CLI_ADVICE.test(l));
+            if (kept.length > 0)
+                out.write(`${kept.join('\n')}\n`);
+            done();
+        },
+        final(done) {
+            if (pending !== '' && !CLI_ADVICE.test(pending))
+                out.write(pending);
+            pending = '';
+            done();
+        },
+    });
+}
+/** A store's and a sync's messages, as the toolkit's annotations and log lines. */
+const coreLog = {
+    info: (m) => _actions_core__WEBPACK_IMPORTED_MODULE_1__.info(m),
+    warning: (m) => _actions_core__WEBPACK_IMPORTED_MODULE_1__.warning(m),
+    notice: (m) => _actions_core__WEBPACK_IMPORTED_MODULE_1__.notice(m),
+};
+
+
+/***/ }),
+
 /***/ 33175:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -34883,7 +34973,8 @@ function makeStore(inputs, cfg, signal) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Ir: () => (/* binding */ CheckpointSync)
+/* harmony export */   Ir: () => (/* binding */ CheckpointSync),
+/* harmony export */   L8: () => (/* binding */ keySync)
 /* harmony export */ });
 /* unused harmony exports MAX_CANDIDATES, KEEP_ENTRIES, bundleDir */
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(51455);
@@ -34897,9 +34988,11 @@ function makeStore(inputs, cfg, signal) {
 /* harmony import */ var _stores_bundle_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(44639);
 /* harmony import */ var _stores_store_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(34703);
 /* harmony import */ var _keys_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(86764);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(33175);
 // Moves the checkpoint between the local directory and the store: restore at the start of main, saves
 // while the run goes on and at its end, and post's save when main could not. Store trouble is a warning
 // (collected for the job summary); the local checkpoint is never touched by a failed save or a refused bundle.
+
 
 
 
@@ -35204,6 +35297,29 @@ function abortableSleep(ms, signal) {
             resolve();
         }
         signal?.addEventListener('abort', done, { once: true });
+    });
+}
+/**
+ * A CheckpointSync for one key of the campaign (a shard's, the merge's), with a state of its own: its save
+ * sequence and saved entry are not those of the job's own run.
+ */
+function keySync(ctx, store, key, log, opts = {}) {
+    return new CheckpointSync({
+        store,
+        key,
+        root: ctx.root,
+        runId: key,
+        planName: ctx.plan.name,
+        ...(opts.plan ? { plan: opts.plan } : {}),
+        workspace: ctx.cfg.workspace,
+        temp: ctx.cfg.temp,
+        paths: [],
+        ...(opts.runOnly ? { runOnly: true } : {}),
+        ...(ctx.inputs.signingKey !== undefined ? { signingKey: ctx.inputs.signingKey } : {}),
+        ghRunId: ctx.cfg.runId,
+        attempt: ctx.cfg.runAttempt,
+        state: new _state_js__WEBPACK_IMPORTED_MODULE_8__/* .MemoryStateProvider */ .i(),
+        log,
     });
 }
 
@@ -47756,7 +47872,7 @@ var YAMLSeq = __nccwpck_require__(92223);
 var cst = __nccwpck_require__(3461);
 var lexer = __nccwpck_require__(40361);
 var lineCounter = __nccwpck_require__(66628);
-var parser = __nccwpck_require__(81075);
+var parser = __nccwpck_require__(3456);
 var publicApi = __nccwpck_require__(84047);
 var visit = __nccwpck_require__(10204);
 
@@ -49985,7 +50101,7 @@ exports.LineCounter = LineCounter;
 
 /***/ }),
 
-/***/ 81075:
+/***/ 3456:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -50983,7 +51099,7 @@ var errors = __nccwpck_require__(91464);
 var log = __nccwpck_require__(57249);
 var identity = __nccwpck_require__(41127);
 var lineCounter = __nccwpck_require__(66628);
-var parser = __nccwpck_require__(81075);
+var parser = __nccwpck_require__(3456);
 
 function parseOptions(options) {
     const prettyErrors = options.prettyErrors !== false;
@@ -70322,78 +70438,8 @@ async function dispatchWorkflow(o) {
 var action_inputs = __nccwpck_require__(81729);
 // EXTERNAL MODULE: ./src/action/keys.ts
 var keys = __nccwpck_require__(86764);
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(57075);
-;// CONCATENATED MODULE: ./src/action/log-groups.ts
-// The action's log: a collapsible group per step, but only for a step that runs alone. GitHub's groups
-// cannot nest or interleave, so while steps overlap no group is open and every line keeps its `[step]`
-// prefix (the engine's printer adds it); a group is opened when a step starts while no other runs. Lines of
-// the CLI's own advice (`resume with: checkpoint run …`) are dropped: the action says what to do instead.
-
-class StepGroups {
-    #sink;
-    #running = new Set();
-    #open;
-    constructor(sink) {
-        this.#sink = sink;
-    }
-    /** The open group's step, if any. */
-    get open() {
-        return this.#open;
-    }
-    onState(step, state) {
-        if (state === 'running') {
-            if (this.#running.has(step))
-                return;
-            this.#running.add(step);
-            if (this.#running.size === 1) {
-                this.#sink.startGroup(`step ${step}`);
-                this.#open = step;
-            }
-            else {
-                // Another step joins the one grouped: from here on lines of both are told apart by their prefix.
-                this.close();
-            }
-            return;
-        }
-        // `waiting` is a step between its units (a throttle, a dependency of its next chunk): still under way.
-        if (state === 'waiting')
-            return;
-        this.#running.delete(step);
-        if (this.#open === step)
-            this.close();
-    }
-    close() {
-        if (this.#open === undefined)
-            return;
-        this.#sink.endGroup();
-        this.#open = undefined;
-    }
-}
-/** CLI advice the engine's printer adds after a run; the action's own messages replace it. */
-const CLI_ADVICE = /^(?:\d{4}-\d\d-\d\dT[\d:.]+Z )?(?:resume with: checkpoint run\b|approve with: checkpoint approve\b)/;
-/** `out` without the CLI's advice lines; whole lines pass through at once. */
-function actionLog(out) {
-    let pending = '';
-    return new external_node_stream_.Writable({
-        write(chunk, _enc, done) {
-            pending += chunk.toString();
-            const lines = pending.split('\n');
-            pending = lines.pop() ?? '';
-            const kept = lines.filter((l) => !CLI_ADVICE.test(l));
-            if (kept.length > 0)
-                out.write(`${kept.join('\n')}\n`);
-            done();
-        },
-        final(done) {
-            if (pending !== '' && !CLI_ADVICE.test(pending))
-                out.write(pending);
-            pending = '';
-            done();
-        },
-    });
-}
-
+// EXTERNAL MODULE: ./src/action/log-groups.ts
+var log_groups = __nccwpck_require__(67941);
 // EXTERNAL MODULE: ./src/report/summary.ts
 var summary = __nccwpck_require__(57994);
 ;// CONCATENATED MODULE: ./src/report/annotations.ts
@@ -70737,11 +70783,11 @@ async function setUp(state, signal) {
         ghRunId: cfg.runId,
         attempt: cfg.runAttempt,
         state,
-        log: { info: (m) => main_core.info(m), warning: (m) => main_core.warning(m), notice: (m) => main_core.notice(m) },
+        log: log_groups/* coreLog */.uu,
         selfHosted: cfg.selfHosted,
         signal,
     });
-    const log = actionLog(process.stdout);
+    const log = (0,log_groups/* actionLog */.Zx)(process.stdout);
     const io = { out: log, err: log, env: unitEnvironment(process.env) };
     return { inputs, cfg, plan, planFile, key, root, runId, state, sync, io };
 }
@@ -70759,24 +70805,8 @@ async function restoreMerge(ctx) {
         job: ctx.cfg.job,
         runId: ctx.cfg.runId,
     });
-    const sync = new action_sync/* CheckpointSync */.Ir({
-        store: (0,store_factory/* makeStore */.y)(ctx.inputs, ctx.cfg),
-        key,
-        root: ctx.root,
-        runId: key,
-        planName: ctx.plan.name,
-        plan: ctx.plan,
-        workspace: ctx.cfg.workspace,
-        temp: ctx.cfg.temp,
-        paths: [],
-        runOnly: true,
-        ...(ctx.inputs.signingKey !== undefined ? { signingKey: ctx.inputs.signingKey } : {}),
-        ghRunId: ctx.cfg.runId,
-        attempt: ctx.cfg.runAttempt,
-        // Its own state: the shard's save sequence and saved entry are not the merge's.
-        state: new action_state/* MemoryStateProvider */.i(),
-        log: { info: (m) => main_core.info(m), warning: (m) => main_core.warning(m) },
-    });
+    // Its own state: the shard's save sequence and saved entry are not the merge's.
+    const sync = (0,action_sync/* keySync */.L8)(ctx, (0,store_factory/* makeStore */.y)(ctx.inputs, ctx.cfg), key, log_groups/* coreLog */.uu, { runOnly: true, plan: ctx.plan });
     await sync.restore();
     if (!(await checkpoint/* Checkpoint */.F9.exists(ctx.root, key)))
         return;
@@ -70800,7 +70830,7 @@ async function restoreMerge(ctx) {
     return key;
 }
 async function runEngine(ctx) {
-    const groups = new StepGroups(main_core);
+    const groups = new log_groups/* StepGroups */.zw(main_core);
     let timer;
     let engineCkpt;
     // Spans of the run when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (src/trace); a dead collector warns.

@@ -62208,6 +62208,85 @@ function readInputs(get, ctx) {
     return inputs;
 }
 
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(57075);
+;// CONCATENATED MODULE: ./src/action/log-groups.ts
+// The action's log: a collapsible group per step, but only for a step that runs alone. GitHub's groups
+// cannot nest or interleave, so while steps overlap no group is open and every line keeps its `[step]`
+// prefix (the engine's printer adds it); a group is opened when a step starts while no other runs. Lines of
+// the CLI's own advice (`resume with: checkpoint run …`) are dropped: the action says what to do instead.
+
+
+class StepGroups {
+    #sink;
+    #running = new Set();
+    #open;
+    constructor(sink) {
+        this.#sink = sink;
+    }
+    /** The open group's step, if any. */
+    get open() {
+        return this.#open;
+    }
+    onState(step, state) {
+        if (state === 'running') {
+            if (this.#running.has(step))
+                return;
+            this.#running.add(step);
+            if (this.#running.size === 1) {
+                this.#sink.startGroup(`step ${step}`);
+                this.#open = step;
+            }
+            else {
+                // Another step joins the one grouped: from here on lines of both are told apart by their prefix.
+                this.close();
+            }
+            return;
+        }
+        // `waiting` is a step between its units (a throttle, a dependency of its next chunk): still under way.
+        if (state === 'waiting')
+            return;
+        this.#running.delete(step);
+        if (this.#open === step)
+            this.close();
+    }
+    close() {
+        if (this.#open === undefined)
+            return;
+        this.#sink.endGroup();
+        this.#open = undefined;
+    }
+}
+/** CLI advice the engine's printer adds after a run; the action's own messages replace it. */
+const CLI_ADVICE = /^(?:\d{4}-\d\d-\d\dT[\d:.]+Z )?(?:resume with: checkpoint run\b|approve with: checkpoint approve\b)/;
+/** `out` without the CLI's advice lines; whole lines pass through at once. */
+function actionLog(out) {
+    let pending = '';
+    return new Writable({
+        write(chunk, _enc, done) {
+            pending += chunk.toString();
+            const lines = pending.split('\n');
+            pending = lines.pop() ?? '';
+            const kept = lines.filter((l) => !CLI_ADVICE.test(l));
+            if (kept.length > 0)
+                out.write(`${kept.join('\n')}\n`);
+            done();
+        },
+        final(done) {
+            if (pending !== '' && !CLI_ADVICE.test(pending))
+                out.write(pending);
+            pending = '';
+            done();
+        },
+    });
+}
+/** A store's and a sync's messages, as the toolkit's annotations and log lines. */
+const coreLog = {
+    info: (m) => lib_core.info(m),
+    warning: (m) => lib_core.warning(m),
+    notice: (m) => lib_core.notice(m),
+};
+
 ;// CONCATENATED MODULE: ./src/engine/env.ts
 // The environment a unit sees: the engine's own, minus the runner's secrets, plus the plan's and ours.
 /**
@@ -63484,7 +63563,7 @@ class CoreStateProvider {
     }
 }
 /** For tests and for running main's logic outside a runner. */
-class MemoryStateProvider {
+class state_MemoryStateProvider {
     values = new Map();
     set(name, value) {
         this.values.set(name, value);
@@ -65696,6 +65775,7 @@ function entryName(key, runId, attempt, seq) {
 
 
 
+
 /**
  * Entries downloaded at most by one restore: the newest and, when it is refused, the ones before it. Counted
  * in entries, never in seconds: a damaged artifact takes @actions/artifact 5 tries 5 s apart to give up on,
@@ -65994,10 +66074,34 @@ function abortableSleep(ms, signal) {
         signal?.addEventListener('abort', done, { once: true });
     });
 }
+/**
+ * A CheckpointSync for one key of the campaign (a shard's, the merge's), with a state of its own: its save
+ * sequence and saved entry are not those of the job's own run.
+ */
+function keySync(ctx, store, key, log, opts = {}) {
+    return new CheckpointSync({
+        store,
+        key,
+        root: ctx.root,
+        runId: key,
+        planName: ctx.plan.name,
+        ...(opts.plan ? { plan: opts.plan } : {}),
+        workspace: ctx.cfg.workspace,
+        temp: ctx.cfg.temp,
+        paths: [],
+        ...(opts.runOnly ? { runOnly: true } : {}),
+        ...(ctx.inputs.signingKey !== undefined ? { signingKey: ctx.inputs.signingKey } : {}),
+        ghRunId: ctx.cfg.runId,
+        attempt: ctx.cfg.runAttempt,
+        state: new MemoryStateProvider(),
+        log,
+    });
+}
 
 ;// CONCATENATED MODULE: ./src/action/post-run.ts
 // The action's post step (runs always, also after a cancel or timeout): end any unit process group that
 // outlived main, then save the checkpoint if main could not (it was cancelled, timed out or crashed).
+
 
 
 
@@ -66087,7 +66191,7 @@ async function post(state) {
         ghRunId: cfg.runId,
         attempt: cfg.runAttempt,
         state,
-        log: { info: (m) => lib_core.info(m), warning: (m) => lib_core.warning(m), notice: (m) => lib_core.notice(m) },
+        log: coreLog,
     });
     if (!sync.changedSince(progress)) {
         lib_core.info(state.get('main-ended') === 'true'

@@ -2,7 +2,9 @@
 // cannot nest or interleave, so while steps overlap no group is open and every line keeps its `[step]`
 // prefix (the engine's printer adds it); a group is opened when a step starts while no other runs. Lines of
 // the CLI's own advice (`resume with: checkpoint run …`) are dropped: the action says what to do instead.
+
 import { Writable } from 'node:stream';
+import * as core from '@actions/core';
 
 export interface GroupSink {
   startGroup(name: string): void;
@@ -72,3 +74,10 @@ export function actionLog(out: NodeJS.WritableStream): Writable {
     },
   });
 }
+
+/** A store's and a sync's messages, as the toolkit's annotations and log lines. */
+export const coreLog = {
+  info: (m: string) => core.info(m),
+  warning: (m: string) => core.warning(m),
+  notice: (m: string) => core.notice(m),
+};

@@ -17,12 +17,12 @@ import { type RunnerConfig, readConfig } from './config.js';
 import { dispatchWorkflow, readContinuations, writeContinuations } from './continuation.js';
 import { InputError, type Inputs, parseResetEntries, readInputs } from './inputs.js';
 import { baseKey, mergedKey } from './keys.js';
-import { actionLog, StepGroups } from './log-groups.js';
+import { actionLog, coreLog, StepGroups } from './log-groups.js';
 import { publishReport, readRun, setRunOutputs } from './report.js';
 import { maskSecrets, secretValues } from './secrets.js';
-import { CoreStateProvider, MemoryStateProvider, type StateProvider } from './state.js';
+import { CoreStateProvider, type StateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
-import { CheckpointSync } from './sync.js';
+import { CheckpointSync, keySync } from './sync.js';
 
 /** When this step's process started: the time budget counts from here, restore included. */
 const STARTED_AT = Date.now() - Math.round(process.uptime() * 1000);
@@ -161,7 +161,7 @@ async function setUp(state: StateProvider, signal: AbortSignal): Promise<Context
     ghRunId: cfg.runId,
     attempt: cfg.runAttempt,
     state,
-    log: { info: (m) => core.info(m), warning: (m) => core.warning(m), notice: (m) => core.notice(m) },
+    log: coreLog,
     selfHosted: cfg.selfHosted,
     signal,
   });
@@ -183,24 +183,8 @@ async function restoreMerge(ctx: Context): Promise<string | undefined> {
     job: ctx.cfg.job,
     runId: ctx.cfg.runId,
   });
-  const sync = new CheckpointSync({
-    store: makeStore(ctx.inputs, ctx.cfg),
-    key,
-    root: ctx.root,
-    runId: key,
-    planName: ctx.plan.name,
-    plan: ctx.plan,
-    workspace: ctx.cfg.workspace,
-    temp: ctx.cfg.temp,
-    paths: [],
-    runOnly: true,
-    ...(ctx.inputs.signingKey !== undefined ? { signingKey: ctx.inputs.signingKey } : {}),
-    ghRunId: ctx.cfg.runId,
-    attempt: ctx.cfg.runAttempt,
-    // Its own state: the shard's save sequence and saved entry are not the merge's.
-    state: new MemoryStateProvider(),
-    log: { info: (m) => core.info(m), warning: (m) => core.warning(m) },
-  });
+  // Its own state: the shard's save sequence and saved entry are not the merge's.
+  const sync = keySync(ctx, makeStore(ctx.inputs, ctx.cfg), key, coreLog, { runOnly: true, plan: ctx.plan });
   await sync.restore();
   if (!(await Checkpoint.exists(ctx.root, key))) return;
   const merged = await Checkpoint.read(ctx.root, key);

@@ -8,6 +8,7 @@ import { acquireLease, LockedError } from '../journal/lock.js';
 import { loadPlan } from '../plan/load.js';
 import { type RunnerConfig, readConfig } from './config.js';
 import { InputError, type Inputs, readInputs } from './inputs.js';
+import { coreLog } from './log-groups.js';
 import { publishReport } from './report.js';
 import { CoreStateProvider, type StateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
@@ -87,7 +88,7 @@ async function post(state: StateProvider): Promise<void> {
     ghRunId: cfg.runId,
     attempt: cfg.runAttempt,
     state,
-    log: { info: (m) => core.info(m), warning: (m) => core.warning(m), notice: (m) => core.notice(m) },
+    log: coreLog,
   });
   if (!sync.changedSince(progress)) {
     core.info(

@@ -22,10 +22,10 @@ import { mergeProblems, writeMerge } from '../session/merge.js';
 import type { RunnerConfig } from './config.js';
 import { InputError } from './inputs.js';
 import { mergedKey, shardKeys } from './keys.js';
+import { coreLog } from './log-groups.js';
 import type { MainContext } from './main-run.js';
-import { MemoryStateProvider } from './state.js';
 import { makeStore } from './store-factory.js';
-import { CheckpointSync } from './sync.js';
+import { keySync } from './sync.js';
 
 const KEY_FIX =
   'set the same `key` in the matrix job and in this job (for example `key: backfill-$' +
@@ -130,21 +130,7 @@ async function saveMerge(
   await rm(join(ctx.root, key), { recursive: true, force: true });
   const result = await writeMerge(report, sources, ctx.root, key);
   for (const note of result.notes) core.info(`merge: ${note}`);
-  const sync = new CheckpointSync({
-    store,
-    key,
-    root: ctx.root,
-    runId: key,
-    planName: ctx.plan.name,
-    workspace: ctx.cfg.workspace,
-    temp: ctx.cfg.temp,
-    paths: [],
-    ...(ctx.inputs.signingKey !== undefined ? { signingKey: ctx.inputs.signingKey } : {}),
-    ghRunId: ctx.cfg.runId,
-    attempt: ctx.cfg.runAttempt,
-    state: new MemoryStateProvider(),
-    log: { info: (m) => core.info(m), warning: (m) => core.warning(m) },
-  });
+  const sync = keySync(ctx, store, key, coreLog);
   const seq = (await Checkpoint.read(ctx.root, key)).state.seq;
   const done = result.steps.reduce((n, s) => n + s.done, 0);
   const units = result.steps.reduce((n, s) => n + s.units, 0);
@@ -181,22 +167,7 @@ export async function reportShards(ctx: MainContext): Promise<void> {
   const warnings: string[] = [];
   // One at a time: a restore stages its bundle in one fixed folder of the workspace.
   for (const key of keys) {
-    const sync = new CheckpointSync({
-      store,
-      key,
-      root: ctx.root,
-      runId: key,
-      planName: ctx.plan.name,
-      workspace: ctx.cfg.workspace,
-      temp: ctx.cfg.temp,
-      paths: [],
-      runOnly: true,
-      ...(ctx.inputs.signingKey !== undefined ? { signingKey: ctx.inputs.signingKey } : {}),
-      ghRunId: ctx.cfg.runId,
-      attempt: ctx.cfg.runAttempt,
-      state: new MemoryStateProvider(),
-      log: { info: (m) => core.info(m), warning: (m) => core.warning(m) },
-    });
+    const sync = keySync(ctx, store, key, coreLog, { runOnly: true });
     const restored = await sync.restore();
     warnings.push(...sync.warnings);
     if (!(await Checkpoint.exists(ctx.root, key))) continue;

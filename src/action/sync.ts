@@ -10,7 +10,8 @@ import type { Plan } from '../plan/types.js';
 import { BundleRejected, installPaths, installRun, packBundle, unpackBundle } from '../stores/bundle.js';
 import { EntryUnusable, type Store, StoreError, StoreThrottled } from '../stores/store.js';
 import { entryName, entryPrefix } from './keys.js';
-import type { StateProvider } from './state.js';
+import type { MainContext } from './main-run.js';
+import { MemoryStateProvider, type StateProvider } from './state.js';
 
 export interface SyncLog {
   info(message: string): void;
@@ -370,5 +371,35 @@ function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
       resolve();
     }
     signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * A CheckpointSync for one key of the campaign (a shard's, the merge's), with a state of its own: its save
+ * sequence and saved entry are not those of the job's own run.
+ */
+export function keySync(
+  ctx: Pick<MainContext, 'root' | 'plan' | 'cfg' | 'inputs'>,
+  store: Store,
+  key: string,
+  log: { info(message: string): void; warning(message: string): void },
+  opts: { runOnly?: boolean; plan?: Plan } = {},
+): CheckpointSync {
+  return new CheckpointSync({
+    store,
+    key,
+    root: ctx.root,
+    runId: key,
+    planName: ctx.plan.name,
+    ...(opts.plan ? { plan: opts.plan } : {}),
+    workspace: ctx.cfg.workspace,
+    temp: ctx.cfg.temp,
+    paths: [],
+    ...(opts.runOnly ? { runOnly: true } : {}),
+    ...(ctx.inputs.signingKey !== undefined ? { signingKey: ctx.inputs.signingKey } : {}),
+    ghRunId: ctx.cfg.runId,
+    attempt: ctx.cfg.runAttempt,
+    state: new MemoryStateProvider(),
+    log,
   });
 }
