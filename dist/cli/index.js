@@ -31280,144 +31280,6 @@ function unitsOf(from, to, size) {
     return out;
 }
 
-;// CONCATENATED MODULE: ./src/report/items.ts
-// Items by name (DESIGN §2): wherever a unit of an item list is shown, its items are named, the first few and
-// then a count, not only its index range. Pure formatters, plus one loader of the frozen lists that the
-// callers of `runStats` run first (as they run `readLogTails` before rendering a summary).
-
-
-
-/** Items named in one line (log lines, status, the summary) before the rest are counted. */
-const ITEMS_IN_LINE = 3;
-/** Items named in `status --json` per unit, and per side of a changed item list. */
-const ITEMS_LISTED = 10;
-/** An item as shown in a list: quoted when it could be misread (empty, padded, or holding `, `). */
-function showItem(item) {
-    return item === '' || item !== item.trim() || item.includes(', ') || item.startsWith('"')
-        ? JSON.stringify(item)
-        : item;
-}
-/**
- * `a.csv, b.csv, c.csv and 7 more`; `total` is the count when `names` holds only the first few. At most
- * `max` names are shown.
- */
-function items_nameItems(names, total = names.length, max = ITEMS_IN_LINE) {
-    const shown = names.slice(0, Math.min(max, total)).map(showItem);
-    const more = total - shown.length;
-    if (shown.length === 0)
-        return more > 0 ? `${more} items` : 'no items';
-    return more > 0 ? `${shown.join(', ')} and ${more} more` : shown.join(', ');
-}
-/** The items of [start, end) of a frozen list, the first `max` of them; undefined without a list. */
-function unitItems(items, start, end, max = ITEMS_LISTED) {
-    if (items === undefined)
-        return undefined;
-    const from = Math.max(0, start);
-    const to = Math.min(items.length, end);
-    const count = Math.max(0, to - from);
-    return { count, first: items.slice(from, from + Math.min(count, max)) };
-}
-/**
- * A unit as log lines show it: `import [39, 40) data/b.csv`, `import [0, 10) a.csv, b.csv, c.csv and 7
- * more`; `backfill [400, 500)` for a range; the step id for a plain step.
- */
-function describeUnitItems(step, unit, items) {
-    if (!step.batch)
-        return step.id;
-    const where = `${step.id} [${unit.start}, ${unit.end})`;
-    const u = unitItems(items, unit.start, unit.end, ITEMS_IN_LINE);
-    return u && u.count > 0 ? `${where} ${items_nameItems(u.first, u.count)}` : where;
-}
-/** A UnitItems in one line: `data/b.csv`, `a.csv, b.csv, c.csv and 7 more`. */
-function describeItems(u, max = ITEMS_IN_LINE) {
-    return items_nameItems(u.first, u.count, max);
-}
-/** What changed between a frozen list and the source's items now; undefined when nothing did. */
-function itemsChange(frozen, now, max = ITEMS_LISTED) {
-    const before = new Set(frozen);
-    const after = new Set(now);
-    const added = now.filter((i) => !before.has(i));
-    const removed = frozen.filter((i) => !after.has(i));
-    const reordered = added.length === 0 &&
-        removed.length === 0 &&
-        (frozen.length !== now.length || frozen.some((item, i) => now[i] !== item));
-    if (added.length === 0 && removed.length === 0 && !reordered)
-        return undefined;
-    return {
-        added: added.slice(0, max),
-        addedCount: added.length,
-        removed: removed.slice(0, max),
-        removedCount: removed.length,
-        reordered,
-    };
-}
-/**
- * `items source changed since it was frozen: 2 added (d.csv, e.csv), 1 removed (a.csv); the frozen list is
- * used until \`checkpoint reset import\``.
- */
-function describeItemsChange(step, change, max = ITEMS_LISTED) {
-    const parts = [];
-    if (change.addedCount > 0)
-        parts.push(`${change.addedCount} added (${items_nameItems(change.added, change.addedCount, max)})`);
-    if (change.removedCount > 0)
-        parts.push(`${change.removedCount} removed (${items_nameItems(change.removed, change.removedCount, max)})`);
-    if (parts.length === 0)
-        parts.push('the same items in another order');
-    return `items source changed since it was frozen: ${parts.join(', ')}; the frozen list is used until \`checkpoint reset ${step}\``;
-}
-/** An item source that gave nothing: the step completes with no unit run, which is rarely what was meant. */
-function emptyItemsWarning(step, source) {
-    return `${step}: the items source (${source}) gave no items, so the step has nothing to do; check the source, or \`checkpoint reset ${step}\` to expand it again`;
-}
-/**
- * The frozen item lists of the steps whose units are named (failed, interrupted or running units), read
- * from the checkpoint. A list that cannot be read is left out: its units are shown by index, and the
- * damage is reported by whoever runs the step.
- */
-async function loadFrozenItems(ckpt, which = 'named') {
-    const out = new Map();
-    for (const [id, rec] of ckpt.state.steps) {
-        if (!rec.items || rec.items.count === 0)
-            continue;
-        const named = rec.failed.size > 0 ||
-            rec.interrupted.count > 0 ||
-            rec.running.size > 0 ||
-            (rec.gone?.isEmpty ?? true) === false;
-        if (which === 'named' && !named)
-            continue;
-        try {
-            out.set(id, await ckpt.readItemList(id));
-        }
-        catch {
-            // Shown by index instead.
-        }
-    }
-    return out;
-}
-/**
- * Whether a step's item source still gives the frozen list, for `explain` and `status`: a note naming the
- * items added and removed, `items source cannot be read now: ...`, or undefined when nothing changed.
- * `frozen` undefined (the list file could not be read): the change is told by counts only.
- */
-async function itemsDriftNote(plan, step, frozen, info, env, runCommand) {
-    if (step.batch?.space.kind !== 'items' || step.batch.space.source.kind === 'list')
-        return undefined;
-    let now;
-    try {
-        now = await expandItems(step.batch.space.source, plan.dir, scrubEnv({ ...env, ...step.env }), runCommand);
-    }
-    catch (err) {
-        return `items source cannot be read now: ${err instanceof Error ? err.message : String(err)}`;
-    }
-    if (itemsHash(now) === info.sha256)
-        return undefined;
-    if (frozen === undefined)
-        return `items source changed since it was frozen (${info.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
-    // Built whole only now that it differs: what was added and removed is told by name.
-    const change = itemsChange(frozen.slice(), now);
-    return change ? describeItemsChange(step.id, change) : undefined;
-}
-
 // EXTERNAL MODULE: ./src/journal/pace.ts
 var journal_pace = __nccwpck_require__(26368);
 ;// CONCATENATED MODULE: ./src/engine/chunking.ts
@@ -31491,6 +31353,120 @@ function chunkInfo(rec, size) {
         nextSize: size ? wantedChunk(size, rec.pace) : null,
         measured: rec.pace?.chunks ?? 0,
     };
+}
+
+;// CONCATENATED MODULE: ./src/engine/item-names.ts
+// Items of item lists as people read them: a unit's items named (the first few, then a count), a frozen
+// list against its source now (added and removed, by name), the warning for a source that gave nothing.
+// Pure formatters, plus the check of a source against its frozen list; the engine's log lines, status,
+// the summary and reports all use them (report/items.ts adds the loader of frozen lists).
+
+
+
+/** Items named in one line (log lines, status, the summary) before the rest are counted. */
+const ITEMS_IN_LINE = 3;
+/** Items named in `status --json` per unit, and per side of a changed item list. */
+const ITEMS_LISTED = 10;
+/** An item as shown in a list: quoted when it could be misread (empty, padded, or holding `, `). */
+function showItem(item) {
+    return item === '' || item !== item.trim() || item.includes(', ') || item.startsWith('"')
+        ? JSON.stringify(item)
+        : item;
+}
+/**
+ * `a.csv, b.csv, c.csv and 7 more`; `total` is the count when `names` holds only the first few. At most
+ * `max` names are shown.
+ */
+function item_names_nameItems(names, total = names.length, max = ITEMS_IN_LINE) {
+    const shown = names.slice(0, Math.min(max, total)).map(showItem);
+    const more = total - shown.length;
+    if (shown.length === 0)
+        return more > 0 ? `${more} items` : 'no items';
+    return more > 0 ? `${shown.join(', ')} and ${more} more` : shown.join(', ');
+}
+/** The items of [start, end) of a frozen list, the first `max` of them; undefined without a list. */
+function unitItems(items, start, end, max = ITEMS_LISTED) {
+    if (items === undefined)
+        return undefined;
+    const from = Math.max(0, start);
+    const to = Math.min(items.length, end);
+    const count = Math.max(0, to - from);
+    return { count, first: items.slice(from, from + Math.min(count, max)) };
+}
+/**
+ * A unit as log lines show it: `import [39, 40) data/b.csv`, `import [0, 10) a.csv, b.csv, c.csv and 7
+ * more`; `backfill [400, 500)` for a range; the step id for a plain step.
+ */
+function describeUnitItems(step, unit, items) {
+    if (!step.batch)
+        return step.id;
+    const where = `${step.id} [${unit.start}, ${unit.end})`;
+    const u = unitItems(items, unit.start, unit.end, ITEMS_IN_LINE);
+    return u && u.count > 0 ? `${where} ${item_names_nameItems(u.first, u.count)}` : where;
+}
+/** A UnitItems in one line: `data/b.csv`, `a.csv, b.csv, c.csv and 7 more`. */
+function describeItems(u, max = ITEMS_IN_LINE) {
+    return item_names_nameItems(u.first, u.count, max);
+}
+/** What changed between a frozen list and the source's items now; undefined when nothing did. */
+function itemsChange(frozen, now, max = ITEMS_LISTED) {
+    const before = new Set(frozen);
+    const after = new Set(now);
+    const added = now.filter((i) => !before.has(i));
+    const removed = frozen.filter((i) => !after.has(i));
+    const reordered = added.length === 0 &&
+        removed.length === 0 &&
+        (frozen.length !== now.length || frozen.some((item, i) => now[i] !== item));
+    if (added.length === 0 && removed.length === 0 && !reordered)
+        return undefined;
+    return {
+        added: added.slice(0, max),
+        addedCount: added.length,
+        removed: removed.slice(0, max),
+        removedCount: removed.length,
+        reordered,
+    };
+}
+/**
+ * `items source changed since it was frozen: 2 added (d.csv, e.csv), 1 removed (a.csv); the frozen list is
+ * used until \`checkpoint reset import\``.
+ */
+function describeItemsChange(step, change, max = ITEMS_LISTED) {
+    const parts = [];
+    if (change.addedCount > 0)
+        parts.push(`${change.addedCount} added (${item_names_nameItems(change.added, change.addedCount, max)})`);
+    if (change.removedCount > 0)
+        parts.push(`${change.removedCount} removed (${item_names_nameItems(change.removed, change.removedCount, max)})`);
+    if (parts.length === 0)
+        parts.push('the same items in another order');
+    return `items source changed since it was frozen: ${parts.join(', ')}; the frozen list is used until \`checkpoint reset ${step}\``;
+}
+/** An item source that gave nothing: the step completes with no unit run, which is rarely what was meant. */
+function emptyItemsWarning(step, source) {
+    return `${step}: the items source (${source}) gave no items, so the step has nothing to do; check the source, or \`checkpoint reset ${step}\` to expand it again`;
+}
+/**
+ * Whether a step's item source still gives the frozen list, for `explain` and `status`: a note naming the
+ * items added and removed, `items source cannot be read now: ...`, or undefined when nothing changed.
+ * `frozen` undefined (the list file could not be read): the change is told by counts only.
+ */
+async function itemsDriftNote(plan, step, frozen, info, env, runCommand) {
+    if (step.batch?.space.kind !== 'items' || step.batch.space.source.kind === 'list')
+        return undefined;
+    let now;
+    try {
+        now = await expandItems(step.batch.space.source, plan.dir, scrubEnv({ ...env, ...step.env }), runCommand);
+    }
+    catch (err) {
+        return `items source cannot be read now: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    if (itemsHash(now) === info.sha256)
+        return undefined;
+    if (frozen === undefined)
+        return `items source changed since it was frozen (${info.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
+    // Built whole only now that it differs: what was added and removed is told by name.
+    const change = itemsChange(frozen.slice(), now);
+    return change ? describeItemsChange(step.id, change) : undefined;
 }
 
 // EXTERNAL MODULE: external "node:child_process"
@@ -33334,10 +33310,10 @@ async function refreshOf(plan, step, source, rec, opts, env) {
     const changed = r.added.length > 0 || !sameRanges(r.gone, rec.gone?.toJSON() ?? []) || !info.refresh;
     const parts = [];
     if (r.added.length > 0)
-        parts.push(`${r.added.length} new item(s) appended (${items_nameItems(r.added)})`);
+        parts.push(`${r.added.length} new item(s) appended (${item_names_nameItems(r.added)})`);
     if (r.goneCount > 0) {
         const names = itemsOfRanges(frozen, r.gone, ITEMS_IN_LINE);
-        parts.push(`${r.goneCount} gone (${items_nameItems(names, r.goneCount)}): left the source before they ran, not run`);
+        parts.push(`${r.goneCount} gone (${item_names_nameItems(names, r.goneCount)}): left the source before they ran, not run`);
     }
     const note = parts.length > 0 ? `refresh: ${parts.join('; ')}` : undefined;
     if (!changed)
@@ -33554,6 +33530,34 @@ async function resolveRunId(root, runOpt) {
     return last;
 }
 
+;// CONCATENATED MODULE: ./src/report/items.ts
+
+/**
+ * The frozen item lists of the steps whose units are named (failed, interrupted or running units), read
+ * from the checkpoint. A list that cannot be read is left out: its units are shown by index, and the
+ * damage is reported by whoever runs the step.
+ */
+async function loadFrozenItems(ckpt, which = 'named') {
+    const out = new Map();
+    for (const [id, rec] of ckpt.state.steps) {
+        if (!rec.items || rec.items.count === 0)
+            continue;
+        const named = rec.failed.size > 0 ||
+            rec.interrupted.count > 0 ||
+            rec.running.size > 0 ||
+            (rec.gone?.isEmpty ?? true) === false;
+        if (which === 'named' && !named)
+            continue;
+        try {
+            out.set(id, await ckpt.readItemList(id));
+        }
+        catch {
+            // Shown by index instead.
+        }
+    }
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./src/session/units.ts
 // Unit-level intervention (DESIGN §5): `mark-done STEP --unit N.. | --item NAME..`, `reset STEP --unit ..`
 // and the action's `reset: STEP:UNIT` / `STEP:ITEM`. Turns what the user named into whole units of the
@@ -33658,7 +33662,7 @@ async function resolveUnits(plan, ckpt, cmd, id, sel, where, env) {
     };
     const unknownItem = (shownAs) => {
         const list = items ?? [];
-        throw new UsageError(`${where}: no item ${shownAs} in the item list of step "${id}" (${list.length} items${rec?.items ? `, ${rec.items.source}` : ''}: ${items_nameItems(list, list.length)}); give a name as the list holds it (\`checkpoint status --json\` names the items of failed units), or \`checkpoint reset ${id}\` to expand the list again`);
+        throw new UsageError(`${where}: no item ${shownAs} in the item list of step "${id}" (${list.length} items${rec?.items ? `, ${rec.items.source}` : ''}: ${item_names_nameItems(list, list.length)}); give a name as the list holds it (\`checkpoint status --json\` names the items of failed units), or \`checkpoint reset ${id}\` to expand the list again`);
     };
     for (const u of sel.units ?? [])
         addIndices(u, `"${u}"`);
@@ -33725,7 +33729,7 @@ function describeTarget(t) {
         if (names.length < 3)
             names.push(...t.items.slice(s, Math.min(e, s + 3)));
     }
-    return `${head} (${items_nameItems(names, count)})`;
+    return `${head} (${item_names_nameItems(names, count)})`;
 }
 
 ;// CONCATENATED MODULE: ./src/session/manage.ts
@@ -34646,7 +34650,7 @@ async function statusCommand(opts, io) {
 }
 /** `2 items (data/c.csv, data/d.csv) left the source before they ran; not run` (`refresh: true`). */
 function describeGone(g) {
-    const names = g.first.length > 0 ? ` (${items_nameItems(g.first, g.count)})` : ` ${ranges(g.ranges)}`;
+    const names = g.first.length > 0 ? ` (${item_names_nameItems(g.first, g.count)})` : ` ${ranges(g.ranges)}`;
     return `${g.count} item(s)${names} left the source before they ran; not run`;
 }
 /**

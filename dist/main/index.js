@@ -35446,6 +35446,139 @@ function scrubEnv(env) {
 
 /***/ }),
 
+/***/ 51010:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $X: () => (/* binding */ ITEMS_LISTED),
+/* harmony export */   KX: () => (/* binding */ itemsDriftNote),
+/* harmony export */   O1: () => (/* binding */ nameItems),
+/* harmony export */   O5: () => (/* binding */ ITEMS_IN_LINE),
+/* harmony export */   WB: () => (/* binding */ emptyItemsWarning),
+/* harmony export */   kA: () => (/* binding */ describeUnitItems),
+/* harmony export */   n1: () => (/* binding */ unitItems),
+/* harmony export */   w9: () => (/* binding */ describeItems)
+/* harmony export */ });
+/* unused harmony exports itemsChange, describeItemsChange */
+/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2550);
+/* harmony import */ var _plan_items_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(47607);
+/* harmony import */ var _env_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(98725);
+// Items of item lists as people read them: a unit's items named (the first few, then a count), a frozen
+// list against its source now (added and removed, by name), the warning for a source that gave nothing.
+// Pure formatters, plus the check of a source against its frozen list; the engine's log lines, status,
+// the summary and reports all use them (report/items.ts adds the loader of frozen lists).
+
+
+
+/** Items named in one line (log lines, status, the summary) before the rest are counted. */
+const ITEMS_IN_LINE = 3;
+/** Items named in `status --json` per unit, and per side of a changed item list. */
+const ITEMS_LISTED = 10;
+/** An item as shown in a list: quoted when it could be misread (empty, padded, or holding `, `). */
+function showItem(item) {
+    return item === '' || item !== item.trim() || item.includes(', ') || item.startsWith('"')
+        ? JSON.stringify(item)
+        : item;
+}
+/**
+ * `a.csv, b.csv, c.csv and 7 more`; `total` is the count when `names` holds only the first few. At most
+ * `max` names are shown.
+ */
+function nameItems(names, total = names.length, max = ITEMS_IN_LINE) {
+    const shown = names.slice(0, Math.min(max, total)).map(showItem);
+    const more = total - shown.length;
+    if (shown.length === 0)
+        return more > 0 ? `${more} items` : 'no items';
+    return more > 0 ? `${shown.join(', ')} and ${more} more` : shown.join(', ');
+}
+/** The items of [start, end) of a frozen list, the first `max` of them; undefined without a list. */
+function unitItems(items, start, end, max = ITEMS_LISTED) {
+    if (items === undefined)
+        return undefined;
+    const from = Math.max(0, start);
+    const to = Math.min(items.length, end);
+    const count = Math.max(0, to - from);
+    return { count, first: items.slice(from, from + Math.min(count, max)) };
+}
+/**
+ * A unit as log lines show it: `import [39, 40) data/b.csv`, `import [0, 10) a.csv, b.csv, c.csv and 7
+ * more`; `backfill [400, 500)` for a range; the step id for a plain step.
+ */
+function describeUnitItems(step, unit, items) {
+    if (!step.batch)
+        return step.id;
+    const where = `${step.id} [${unit.start}, ${unit.end})`;
+    const u = unitItems(items, unit.start, unit.end, ITEMS_IN_LINE);
+    return u && u.count > 0 ? `${where} ${nameItems(u.first, u.count)}` : where;
+}
+/** A UnitItems in one line: `data/b.csv`, `a.csv, b.csv, c.csv and 7 more`. */
+function describeItems(u, max = ITEMS_IN_LINE) {
+    return nameItems(u.first, u.count, max);
+}
+/** What changed between a frozen list and the source's items now; undefined when nothing did. */
+function itemsChange(frozen, now, max = ITEMS_LISTED) {
+    const before = new Set(frozen);
+    const after = new Set(now);
+    const added = now.filter((i) => !before.has(i));
+    const removed = frozen.filter((i) => !after.has(i));
+    const reordered = added.length === 0 &&
+        removed.length === 0 &&
+        (frozen.length !== now.length || frozen.some((item, i) => now[i] !== item));
+    if (added.length === 0 && removed.length === 0 && !reordered)
+        return undefined;
+    return {
+        added: added.slice(0, max),
+        addedCount: added.length,
+        removed: removed.slice(0, max),
+        removedCount: removed.length,
+        reordered,
+    };
+}
+/**
+ * `items source changed since it was frozen: 2 added (d.csv, e.csv), 1 removed (a.csv); the frozen list is
+ * used until \`checkpoint reset import\``.
+ */
+function describeItemsChange(step, change, max = ITEMS_LISTED) {
+    const parts = [];
+    if (change.addedCount > 0)
+        parts.push(`${change.addedCount} added (${nameItems(change.added, change.addedCount, max)})`);
+    if (change.removedCount > 0)
+        parts.push(`${change.removedCount} removed (${nameItems(change.removed, change.removedCount, max)})`);
+    if (parts.length === 0)
+        parts.push('the same items in another order');
+    return `items source changed since it was frozen: ${parts.join(', ')}; the frozen list is used until \`checkpoint reset ${step}\``;
+}
+/** An item source that gave nothing: the step completes with no unit run, which is rarely what was meant. */
+function emptyItemsWarning(step, source) {
+    return `${step}: the items source (${source}) gave no items, so the step has nothing to do; check the source, or \`checkpoint reset ${step}\` to expand it again`;
+}
+/**
+ * Whether a step's item source still gives the frozen list, for `explain` and `status`: a note naming the
+ * items added and removed, `items source cannot be read now: ...`, or undefined when nothing changed.
+ * `frozen` undefined (the list file could not be read): the change is told by counts only.
+ */
+async function itemsDriftNote(plan, step, frozen, info, env, runCommand) {
+    if (step.batch?.space.kind !== 'items' || step.batch.space.source.kind === 'list')
+        return undefined;
+    let now;
+    try {
+        now = await (0,_plan_items_js__WEBPACK_IMPORTED_MODULE_1__/* .expandItems */ .nE)(step.batch.space.source, plan.dir, (0,_env_js__WEBPACK_IMPORTED_MODULE_2__/* .scrubEnv */ .L)({ ...env, ...step.env }), runCommand);
+    }
+    catch (err) {
+        return `items source cannot be read now: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    if ((0,_journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_0__/* .itemsHash */ .BZ)(now) === info.sha256)
+        return undefined;
+    if (frozen === undefined)
+        return `items source changed since it was frozen (${info.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
+    // Built whole only now that it differs: what was added and removed is told by name.
+    const change = itemsChange(frozen.slice(), now);
+    return change ? describeItemsChange(step.id, change) : undefined;
+}
+
+
+/***/ }),
+
 /***/ 45268:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -35476,12 +35609,12 @@ var items = __nccwpck_require__(47607);
 var load = __nccwpck_require__(75638);
 // EXTERNAL MODULE: ./src/plan/space.ts
 var plan_space = __nccwpck_require__(77037);
-// EXTERNAL MODULE: ./src/report/items.ts
-var report_items = __nccwpck_require__(8134);
 // EXTERNAL MODULE: ./src/engine/chunking.ts
 var chunking = __nccwpck_require__(93303);
 // EXTERNAL MODULE: ./src/engine/env.ts
 var engine_env = __nccwpck_require__(98725);
+// EXTERNAL MODULE: ./src/engine/item-names.ts
+var item_names = __nccwpck_require__(51010);
 // EXTERNAL MODULE: ./src/exec/process.ts + 1 modules
 var exec_process = __nccwpck_require__(67879);
 // EXTERNAL MODULE: ./src/plan/duration.ts
@@ -35811,7 +35944,7 @@ async function prepare(plan, state, opts = {}) {
         // A list that refreshes follows its source: what changed is the refresh note, not drift.
         if (opts.checkDrift && cur?.items && !source?.refresh) {
             const frozen = await opts.frozenItems?.(step.id).catch(() => undefined);
-            const note = await (0,report_items/* itemsDriftNote */.KX)(plan, step, frozen, cur.items, env, itemsRunner(step));
+            const note = await (0,item_names/* itemsDriftNote */.KX)(plan, step, frozen, cur.items, env, itemsRunner(step));
             if (note)
                 pi.itemsDrift = note;
         }
@@ -35962,10 +36095,10 @@ async function refreshOf(plan, step, source, rec, opts, env) {
     const changed = r.added.length > 0 || !(0,refresh/* sameRanges */.VQ)(r.gone, rec.gone?.toJSON() ?? []) || !info.refresh;
     const parts = [];
     if (r.added.length > 0)
-        parts.push(`${r.added.length} new item(s) appended (${(0,report_items/* nameItems */.O1)(r.added)})`);
+        parts.push(`${r.added.length} new item(s) appended (${(0,item_names/* nameItems */.O1)(r.added)})`);
     if (r.goneCount > 0) {
-        const names = (0,refresh/* itemsOfRanges */.eu)(frozen, r.gone, report_items/* ITEMS_IN_LINE */.O5);
-        parts.push(`${r.goneCount} gone (${(0,report_items/* nameItems */.O1)(names, r.goneCount)}): left the source before they ran, not run`);
+        const names = (0,refresh/* itemsOfRanges */.eu)(frozen, r.gone, item_names/* ITEMS_IN_LINE */.O5);
+        parts.push(`${r.goneCount} gone (${(0,item_names/* nameItems */.O1)(names, r.goneCount)}): left the source before they ran, not run`);
     }
     const note = parts.length > 0 ? `refresh: ${parts.join('; ')}` : undefined;
     if (!changed)
@@ -43045,108 +43178,17 @@ function colorEnabled(stream, env = process.env) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   $X: () => (/* binding */ ITEMS_LISTED),
-/* harmony export */   KX: () => (/* binding */ itemsDriftNote),
+/* harmony export */   $X: () => (/* reexport safe */ _engine_item_names_js__WEBPACK_IMPORTED_MODULE_0__.$X),
+/* harmony export */   KX: () => (/* reexport safe */ _engine_item_names_js__WEBPACK_IMPORTED_MODULE_0__.KX),
 /* harmony export */   NE: () => (/* binding */ loadFrozenItems),
-/* harmony export */   O1: () => (/* binding */ nameItems),
-/* harmony export */   O5: () => (/* binding */ ITEMS_IN_LINE),
-/* harmony export */   WB: () => (/* binding */ emptyItemsWarning),
-/* harmony export */   kA: () => (/* binding */ describeUnitItems),
-/* harmony export */   n1: () => (/* binding */ unitItems),
-/* harmony export */   w9: () => (/* binding */ describeItems)
+/* harmony export */   O1: () => (/* reexport safe */ _engine_item_names_js__WEBPACK_IMPORTED_MODULE_0__.O1),
+/* harmony export */   WB: () => (/* reexport safe */ _engine_item_names_js__WEBPACK_IMPORTED_MODULE_0__.WB),
+/* harmony export */   kA: () => (/* reexport safe */ _engine_item_names_js__WEBPACK_IMPORTED_MODULE_0__.kA),
+/* harmony export */   n1: () => (/* reexport safe */ _engine_item_names_js__WEBPACK_IMPORTED_MODULE_0__.n1),
+/* harmony export */   w9: () => (/* reexport safe */ _engine_item_names_js__WEBPACK_IMPORTED_MODULE_0__.w9)
 /* harmony export */ });
-/* unused harmony exports itemsChange, describeItemsChange */
-/* harmony import */ var _engine_env_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(98725);
-/* harmony import */ var _journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2550);
-/* harmony import */ var _plan_items_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(47607);
-// Items by name (DESIGN §2): wherever a unit of an item list is shown, its items are named, the first few and
-// then a count, not only its index range. Pure formatters, plus one loader of the frozen lists that the
-// callers of `runStats` run first (as they run `readLogTails` before rendering a summary).
+/* harmony import */ var _engine_item_names_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(51010);
 
-
-
-/** Items named in one line (log lines, status, the summary) before the rest are counted. */
-const ITEMS_IN_LINE = 3;
-/** Items named in `status --json` per unit, and per side of a changed item list. */
-const ITEMS_LISTED = 10;
-/** An item as shown in a list: quoted when it could be misread (empty, padded, or holding `, `). */
-function showItem(item) {
-    return item === '' || item !== item.trim() || item.includes(', ') || item.startsWith('"')
-        ? JSON.stringify(item)
-        : item;
-}
-/**
- * `a.csv, b.csv, c.csv and 7 more`; `total` is the count when `names` holds only the first few. At most
- * `max` names are shown.
- */
-function nameItems(names, total = names.length, max = ITEMS_IN_LINE) {
-    const shown = names.slice(0, Math.min(max, total)).map(showItem);
-    const more = total - shown.length;
-    if (shown.length === 0)
-        return more > 0 ? `${more} items` : 'no items';
-    return more > 0 ? `${shown.join(', ')} and ${more} more` : shown.join(', ');
-}
-/** The items of [start, end) of a frozen list, the first `max` of them; undefined without a list. */
-function unitItems(items, start, end, max = ITEMS_LISTED) {
-    if (items === undefined)
-        return undefined;
-    const from = Math.max(0, start);
-    const to = Math.min(items.length, end);
-    const count = Math.max(0, to - from);
-    return { count, first: items.slice(from, from + Math.min(count, max)) };
-}
-/**
- * A unit as log lines show it: `import [39, 40) data/b.csv`, `import [0, 10) a.csv, b.csv, c.csv and 7
- * more`; `backfill [400, 500)` for a range; the step id for a plain step.
- */
-function describeUnitItems(step, unit, items) {
-    if (!step.batch)
-        return step.id;
-    const where = `${step.id} [${unit.start}, ${unit.end})`;
-    const u = unitItems(items, unit.start, unit.end, ITEMS_IN_LINE);
-    return u && u.count > 0 ? `${where} ${nameItems(u.first, u.count)}` : where;
-}
-/** A UnitItems in one line: `data/b.csv`, `a.csv, b.csv, c.csv and 7 more`. */
-function describeItems(u, max = ITEMS_IN_LINE) {
-    return nameItems(u.first, u.count, max);
-}
-/** What changed between a frozen list and the source's items now; undefined when nothing did. */
-function itemsChange(frozen, now, max = ITEMS_LISTED) {
-    const before = new Set(frozen);
-    const after = new Set(now);
-    const added = now.filter((i) => !before.has(i));
-    const removed = frozen.filter((i) => !after.has(i));
-    const reordered = added.length === 0 &&
-        removed.length === 0 &&
-        (frozen.length !== now.length || frozen.some((item, i) => now[i] !== item));
-    if (added.length === 0 && removed.length === 0 && !reordered)
-        return undefined;
-    return {
-        added: added.slice(0, max),
-        addedCount: added.length,
-        removed: removed.slice(0, max),
-        removedCount: removed.length,
-        reordered,
-    };
-}
-/**
- * `items source changed since it was frozen: 2 added (d.csv, e.csv), 1 removed (a.csv); the frozen list is
- * used until \`checkpoint reset import\``.
- */
-function describeItemsChange(step, change, max = ITEMS_LISTED) {
-    const parts = [];
-    if (change.addedCount > 0)
-        parts.push(`${change.addedCount} added (${nameItems(change.added, change.addedCount, max)})`);
-    if (change.removedCount > 0)
-        parts.push(`${change.removedCount} removed (${nameItems(change.removed, change.removedCount, max)})`);
-    if (parts.length === 0)
-        parts.push('the same items in another order');
-    return `items source changed since it was frozen: ${parts.join(', ')}; the frozen list is used until \`checkpoint reset ${step}\``;
-}
-/** An item source that gave nothing: the step completes with no unit run, which is rarely what was meant. */
-function emptyItemsWarning(step, source) {
-    return `${step}: the items source (${source}) gave no items, so the step has nothing to do; check the source, or \`checkpoint reset ${step}\` to expand it again`;
-}
 /**
  * The frozen item lists of the steps whose units are named (failed, interrupted or running units), read
  * from the checkpoint. A list that cannot be read is left out: its units are shown by index, and the
@@ -43171,29 +43213,6 @@ async function loadFrozenItems(ckpt, which = 'named') {
         }
     }
     return out;
-}
-/**
- * Whether a step's item source still gives the frozen list, for `explain` and `status`: a note naming the
- * items added and removed, `items source cannot be read now: ...`, or undefined when nothing changed.
- * `frozen` undefined (the list file could not be read): the change is told by counts only.
- */
-async function itemsDriftNote(plan, step, frozen, info, env, runCommand) {
-    if (step.batch?.space.kind !== 'items' || step.batch.space.source.kind === 'list')
-        return undefined;
-    let now;
-    try {
-        now = await (0,_plan_items_js__WEBPACK_IMPORTED_MODULE_2__/* .expandItems */ .nE)(step.batch.space.source, plan.dir, (0,_engine_env_js__WEBPACK_IMPORTED_MODULE_0__/* .scrubEnv */ .L)({ ...env, ...step.env }), runCommand);
-    }
-    catch (err) {
-        return `items source cannot be read now: ${err instanceof Error ? err.message : String(err)}`;
-    }
-    if ((0,_journal_checkpoint_js__WEBPACK_IMPORTED_MODULE_1__/* .itemsHash */ .BZ)(now) === info.sha256)
-        return undefined;
-    if (frozen === undefined)
-        return `items source changed since it was frozen (${info.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
-    // Built whole only now that it differs: what was added and removed is told by name.
-    const change = itemsChange(frozen.slice(), now);
-    return change ? describeItemsChange(step.id, change) : undefined;
 }
 
 
@@ -67802,8 +67821,6 @@ class Watcher {
 var journal_state = __nccwpck_require__(49226);
 // EXTERNAL MODULE: ./src/plan/duration.ts
 var duration = __nccwpck_require__(72983);
-// EXTERNAL MODULE: ./src/report/items.ts
-var items = __nccwpck_require__(8134);
 // EXTERNAL MODULE: ./src/engine/chunking.ts
 var chunking = __nccwpck_require__(93303);
 ;// CONCATENATED MODULE: ./src/engine/budget.ts
@@ -67831,6 +67848,8 @@ function wouldOverrun(step, rec, u, now, deadline) {
 
 // EXTERNAL MODULE: ./src/engine/env.ts
 var env = __nccwpck_require__(98725);
+// EXTERNAL MODULE: ./src/engine/item-names.ts
+var item_names = __nccwpck_require__(51010);
 // EXTERNAL MODULE: ./src/exec/ps.ts
 var ps = __nccwpck_require__(6944);
 ;// CONCATENATED MODULE: ./src/exec/ownership.ts
@@ -69353,7 +69372,7 @@ class Engine {
             reason = `${reason}: ${hint}`;
         const refused = !verdict.retry && tryNo < step.retry.attempts;
         const final = tryNo >= step.retry.attempts || this.#stopping !== undefined || refused;
-        const cmd = (0,items/* describeUnitItems */.kA)(step, u, run.items);
+        const cmd = (0,item_names/* describeUnitItems */.kA)(step, u, run.items);
         const detail = `${cmd}: ${reason} (try ${tryNo} of ${step.retry.attempts}${refused ? `; not retried: ${verdict.why}` : ''})`;
         // A final failure stops the step at once when it passes max-failures, before its record is durable: the
         // pump runs while the record is written, and must not start units the failure rules out.
@@ -69534,6 +69553,8 @@ function explainChunks(ch) {
     return `chunks sized by time: target ${target} (${bounds}); ${next}; a time budget cuts chunks to fit`;
 }
 
+// EXTERNAL MODULE: ./src/report/items.ts
+var items = __nccwpck_require__(8134);
 ;// CONCATENATED MODULE: ./src/report/progress.ts
 // What `checkpoint run` prints while it works: on a terminal a live block (one line per step: bar,
 // done/total, rate, ETA) under the units' output; elsewhere (CI logs) plain timestamped lines, at most one

@@ -62287,30 +62287,6 @@ const coreLog = {
     notice: (m) => lib_core.notice(m),
 };
 
-;// CONCATENATED MODULE: ./src/engine/env.ts
-// The environment a unit sees: the engine's own, minus the runner's secrets, plus the plan's and ours.
-/**
- * Variables that let a process talk to the runner's services as the job. User commands never need them and
- * must not be able to read them (DESIGN §6, Security).
- */
-const SECRET_NAMES = new Set([
-    'ACTIONS_RUNTIME_TOKEN',
-    'ACTIONS_RESULTS_URL',
-    'ACTIONS_CACHE_URL',
-    'ACTIONS_RUNTIME_URL',
-]);
-const SECRET_PREFIXES = (/* unused pure expression or super */ null && (['ACTIONS_ID_TOKEN_REQUEST_']));
-function isRunnerSecret(name) {
-    return SECRET_NAMES.has(name) || SECRET_PREFIXES.some((p) => name.startsWith(p));
-}
-function env_scrubEnv(env) {
-    const out = {};
-    for (const [k, v] of Object.entries(env))
-        if (v !== undefined && !isRunnerSecret(k))
-            out[k] = v;
-    return out;
-}
-
 ;// CONCATENATED MODULE: ./src/plan/items.ts
 // Expansion of a batch step's `items` source into the list of items. The engine does this once per step
 // and freezes the result into the checkpoint (DESIGN §2), so this runs rarely and may be slow.
@@ -62379,10 +62355,35 @@ function shortCommand(command) {
     return oneLine.length > 80 ? `${oneLine.slice(0, 79)}…` : oneLine;
 }
 
-;// CONCATENATED MODULE: ./src/report/items.ts
-// Items by name (DESIGN §2): wherever a unit of an item list is shown, its items are named, the first few and
-// then a count, not only its index range. Pure formatters, plus one loader of the frozen lists that the
-// callers of `runStats` run first (as they run `readLogTails` before rendering a summary).
+;// CONCATENATED MODULE: ./src/engine/env.ts
+// The environment a unit sees: the engine's own, minus the runner's secrets, plus the plan's and ours.
+/**
+ * Variables that let a process talk to the runner's services as the job. User commands never need them and
+ * must not be able to read them (DESIGN §6, Security).
+ */
+const SECRET_NAMES = new Set([
+    'ACTIONS_RUNTIME_TOKEN',
+    'ACTIONS_RESULTS_URL',
+    'ACTIONS_CACHE_URL',
+    'ACTIONS_RUNTIME_URL',
+]);
+const SECRET_PREFIXES = (/* unused pure expression or super */ null && (['ACTIONS_ID_TOKEN_REQUEST_']));
+function isRunnerSecret(name) {
+    return SECRET_NAMES.has(name) || SECRET_PREFIXES.some((p) => name.startsWith(p));
+}
+function env_scrubEnv(env) {
+    const out = {};
+    for (const [k, v] of Object.entries(env))
+        if (v !== undefined && !isRunnerSecret(k))
+            out[k] = v;
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/engine/item-names.ts
+// Items of item lists as people read them: a unit's items named (the first few, then a count), a frozen
+// list against its source now (added and removed, by name), the warning for a source that gave nothing.
+// Pure formatters, plus the check of a source against its frozen list; the engine's log lines, status,
+// the summary and reports all use them (report/items.ts adds the loader of frozen lists).
 
 
 
@@ -62469,6 +62470,32 @@ function emptyItemsWarning(step, source) {
     return `${step}: the items source (${source}) gave no items, so the step has nothing to do; check the source, or \`checkpoint reset ${step}\` to expand it again`;
 }
 /**
+ * Whether a step's item source still gives the frozen list, for `explain` and `status`: a note naming the
+ * items added and removed, `items source cannot be read now: ...`, or undefined when nothing changed.
+ * `frozen` undefined (the list file could not be read): the change is told by counts only.
+ */
+async function itemsDriftNote(plan, step, frozen, info, env, runCommand) {
+    if (step.batch?.space.kind !== 'items' || step.batch.space.source.kind === 'list')
+        return undefined;
+    let now;
+    try {
+        now = await expandItems(step.batch.space.source, plan.dir, scrubEnv({ ...env, ...step.env }), runCommand);
+    }
+    catch (err) {
+        return `items source cannot be read now: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    if (itemsHash(now) === info.sha256)
+        return undefined;
+    if (frozen === undefined)
+        return `items source changed since it was frozen (${info.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
+    // Built whole only now that it differs: what was added and removed is told by name.
+    const change = itemsChange(frozen.slice(), now);
+    return change ? describeItemsChange(step.id, change) : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/report/items.ts
+
+/**
  * The frozen item lists of the steps whose units are named (failed, interrupted or running units), read
  * from the checkpoint. A list that cannot be read is left out: its units are shown by index, and the
  * damage is reported by whoever runs the step.
@@ -62492,29 +62519,6 @@ async function loadFrozenItems(ckpt, which = 'named') {
         }
     }
     return out;
-}
-/**
- * Whether a step's item source still gives the frozen list, for `explain` and `status`: a note naming the
- * items added and removed, `items source cannot be read now: ...`, or undefined when nothing changed.
- * `frozen` undefined (the list file could not be read): the change is told by counts only.
- */
-async function itemsDriftNote(plan, step, frozen, info, env, runCommand) {
-    if (step.batch?.space.kind !== 'items' || step.batch.space.source.kind === 'list')
-        return undefined;
-    let now;
-    try {
-        now = await expandItems(step.batch.space.source, plan.dir, scrubEnv({ ...env, ...step.env }), runCommand);
-    }
-    catch (err) {
-        return `items source cannot be read now: ${err instanceof Error ? err.message : String(err)}`;
-    }
-    if (itemsHash(now) === info.sha256)
-        return undefined;
-    if (frozen === undefined)
-        return `items source changed since it was frozen (${info.count} → ${now.length} items); the frozen list is used until \`checkpoint reset ${step.id}\``;
-    // Built whole only now that it differs: what was added and removed is told by name.
-    const change = itemsChange(frozen.slice(), now);
-    return change ? describeItemsChange(step.id, change) : undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/engine/refresh.ts

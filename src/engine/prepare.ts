@@ -21,9 +21,9 @@ import {
   shardModeOf,
 } from '../plan/space.js';
 import type { ItemsSource, Plan, Step } from '../plan/types.js';
-import { ITEMS_IN_LINE, itemsDriftNote, nameItems } from '../report/items.js';
 import { type ChunkInfo, chunkInfo } from './chunking.js';
 import { scrubEnv } from './env.js';
+import { ITEMS_IN_LINE, itemsDriftNote, nameItems } from './item-names.js';
 import { runItemsCommand } from './items-command.js';
 import { itemsOfRanges, refreshItems, sameRanges } from './refresh.js';
 
