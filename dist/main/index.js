@@ -68066,12 +68066,15 @@ const LOGS_PER_STEP = 100;
 function classifyExit(exit, timeoutMs) {
     if (exit.spawnError)
         return { kind: 'failed', reason: exit.spawnError, cause: 'spawn' };
-    if (exit.endedBy === 'stop')
-        return { kind: 'interrupted' };
     if (exit.endedBy === 'timeout')
         return { kind: 'failed', reason: `timed out after ${(0,duration/* formatDuration */.a)(timeoutMs ?? 0)}`, cause: 'timeout' };
+    // Exit 0 is done even when the engine had asked the unit to stop: it finished (it was on its last line, or
+    // it ignores SIGTERM), and running it again would repeat finished work. Only a unit the stop ended
+    // otherwise is interrupted. (A unit past its timeout has failed by the plan's own rule, whatever it exits.)
     if (exit.code === 0)
         return { kind: 'done' };
+    if (exit.endedBy === 'stop')
+        return { kind: 'interrupted' };
     if (exit.code === EXIT_YIELDED)
         return { kind: 'yielded' };
     if (exit.signal)

@@ -75,6 +75,38 @@ steps:
     expect(pidAlive(pid)).toBe(false);
   });
 
+  it('a unit that finishes with exit 0 after the stop is recorded done, and the next run does not repeat it', async () => {
+    const p = await project(`version: 1
+steps:
+  - id: last-line
+    run: |
+      trap '' TERM
+      echo "$CHECKPOINT_BATCH_INDEX" >> started
+      while [ ! -f go ]; do sleep 0.05; done
+      echo "end $CHECKPOINT_BATCH_INDEX" >> effects.log
+    batch: { range: { from: 0, to: 3 }, parallel: 2 }
+`);
+    const run = startCli(['run'], { cwd: p.dir });
+    await waitFor(
+      async () => ((await readLines(join(p.dir, 'started'))).length >= 2 ? true : undefined),
+      30_000,
+      'two units to start',
+    );
+    run.child.kill('SIGINT');
+    await run.waitForOutput(/stopping \(received SIGINT\)/);
+    // The units ignore SIGTERM and finish their work within the grace, with exit 0; the third never starts.
+    await writeFile(join(p.dir, 'go'), '');
+    const r = await run.result;
+    expect(r.code, r.stdout + r.stderr).toBe(75);
+    const ended = await readLines(p.effects);
+    expect(ended.sort()).toEqual(['end 0', 'end 1']);
+    const s = await status(p);
+    expect(s.steps[0]?.done).toEqual([[0, 2]]);
+    const again = await runCli(['run'], { cwd: p.dir });
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect((await readLines(p.effects)).sort()).toEqual(['end 0', 'end 1', 'end 2']);
+  });
+
   it('SIGTERM behaves like SIGINT', async () => {
     const p = await project(`version: 1
 steps:
